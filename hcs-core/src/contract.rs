@@ -1,0 +1,158 @@
+//! The static contract every annotated function publishes, and the type-erased call into it.
+
+use serde::Serialize;
+use serde::ser::SerializeStruct;
+
+use crate::error::InvokeError;
+use crate::memory::{MemoryType, Stack};
+use crate::params::{ParamMap, ParamSpec};
+use crate::special::{SpecialData, SpecialInputSpec, SpecialInputs, SpecialOutputSpec};
+
+/// Where a function was declared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SourceLocation {
+    /// Source file, as `file!()` gives it.
+    pub file: &'static str,
+    /// Line of the `fn` item.
+    pub line: u32,
+    /// Column of the `fn` item.
+    pub column: u32,
+}
+
+/// What a call returns: the stack and the special outputs in declaration order.
+#[derive(Debug)]
+pub struct InvokeOutput {
+    /// The output stack.
+    pub stack: Stack,
+    /// One value per declared special output, in declaration order, with its key.
+    pub special_outputs: Vec<(&'static str, SpecialData)>,
+}
+
+/// The type-erased call generated for every annotated function.
+pub type Invoker = fn(Stack, &ParamMap, &SpecialInputs) -> Result<InvokeOutput, InvokeError>;
+
+/// Everything the pipeline compiler knows about a function, fixed at build time by the attributes.
+#[derive(Clone, Copy, Debug)]
+pub struct FunctionContract {
+    /// Registry name: the function's identifier.
+    pub name: &'static str,
+    /// `module_path!()` where it was declared.
+    pub module_path: &'static str,
+    /// The crate that declared it.
+    pub crate_name: &'static str,
+    /// Memory type of the stack it takes.
+    pub input_memory: MemoryType,
+    /// Memory type of the stack it returns.
+    pub output_memory: MemoryType,
+    /// Special inputs, in declaration order.
+    pub special_inputs: &'static [SpecialInputSpec],
+    /// Special outputs, in declaration order (the order of the returned tuple).
+    pub special_outputs: &'static [SpecialOutputSpec],
+    /// Whether the next step reads the pipeline's original input instead of this step's output.
+    pub chain_breaker: bool,
+    /// Tunable parameters, in signature order.
+    pub params: &'static [ParamSpec],
+    /// First paragraph of the doc comment.
+    pub doc: &'static str,
+    /// Where it was declared.
+    pub location: SourceLocation,
+    /// The type-erased call.
+    pub invoke: Invoker,
+}
+
+impl FunctionContract {
+    /// Look up a parameter by name.
+    pub fn param(&self, name: &str) -> Option<&ParamSpec> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// Look up a special output by key.
+    pub fn special_output(&self, key: &str) -> Option<&SpecialOutputSpec> {
+        self.special_outputs.iter().find(|s| s.key == key)
+    }
+
+    /// The full Rust path of the function.
+    pub fn path(&self) -> String {
+        format!("{}::{}", self.module_path, self.name)
+    }
+
+    /// Call the function through its erased form.
+    pub fn call(
+        &self,
+        stack: Stack,
+        params: &ParamMap,
+        special_inputs: &SpecialInputs,
+    ) -> Result<InvokeOutput, InvokeError> {
+        (self.invoke)(stack, params, special_inputs)
+    }
+}
+
+/// JSON form used by `hcs functions --json`: the full contract minus the function pointers
+/// (defaults are rendered as values).
+impl Serialize for FunctionContract {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Param<'a> {
+            name: &'a str,
+            rust_type: &'a str,
+            #[serde(rename = "type")]
+            ty: &'a crate::params::ParamType,
+            required: bool,
+            default: Option<crate::params::ParamValue>,
+            doc: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Input<'a> {
+            key: &'a str,
+            rust_type: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Output<'a> {
+            key: &'a str,
+            rust_type: &'a str,
+            materializer: Option<&'a str>,
+        }
+        let params: Vec<Param<'_>> = self
+            .params
+            .iter()
+            .map(|p| Param {
+                name: p.name,
+                rust_type: p.rust_type,
+                ty: &p.ty,
+                required: p.is_required(),
+                default: p.default.map(|d| d()),
+                doc: p.doc,
+            })
+            .collect();
+        let inputs: Vec<Input<'_>> = self
+            .special_inputs
+            .iter()
+            .map(|s| Input {
+                key: s.key,
+                rust_type: s.rust_type,
+            })
+            .collect();
+        let outputs: Vec<Output<'_>> = self
+            .special_outputs
+            .iter()
+            .map(|s| Output {
+                key: s.key,
+                rust_type: s.rust_type,
+                materializer: s.materializer.map(|m| m.name),
+            })
+            .collect();
+        let mut st = serializer.serialize_struct("FunctionContract", 11)?;
+        st.serialize_field("name", self.name)?;
+        st.serialize_field("module_path", self.module_path)?;
+        st.serialize_field("crate", self.crate_name)?;
+        st.serialize_field("input_memory", &self.input_memory)?;
+        st.serialize_field("output_memory", &self.output_memory)?;
+        st.serialize_field("special_inputs", &inputs)?;
+        st.serialize_field("special_outputs", &outputs)?;
+        st.serialize_field("chain_breaker", &self.chain_breaker)?;
+        st.serialize_field("params", &params)?;
+        st.serialize_field("doc", self.doc)?;
+        st.serialize_field("location", &self.location)?;
+        st.end()
+    }
+}

@@ -1,0 +1,141 @@
+//! Error types of hcs-core.
+
+use crate::contract::SourceLocation;
+use crate::memory::MemoryType;
+
+/// A parameter value that does not fit the parameter's type.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParamError {
+    /// The value has the wrong kind.
+    #[error("expected {expected}, found {found}")]
+    WrongType {
+        /// What the parameter accepts.
+        expected: String,
+        /// The value given.
+        found: String,
+    },
+    /// The value has the right kind but is out of range.
+    #[error("{value} is out of range: expected {expected}")]
+    OutOfRange {
+        /// The value given.
+        value: String,
+        /// What the parameter accepts.
+        expected: String,
+    },
+}
+
+/// A failure while calling a function through its erased invoker.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The stack handed to the function has another memory type (a planning bug: the compiler
+    /// inserts conversions).
+    #[error("function `{function}` takes a {expected} stack, but was given a {found} stack")]
+    WrongMemoryType {
+        /// The function.
+        function: &'static str,
+        /// Its input memory type.
+        expected: MemoryType,
+        /// The stack's memory type.
+        found: MemoryType,
+    },
+    /// A required parameter has no value.
+    #[error("function `{function}` needs parameter `{param}`, which has no default")]
+    MissingParam {
+        /// The function.
+        function: &'static str,
+        /// The parameter.
+        param: &'static str,
+    },
+    /// A parameter value does not fit its type.
+    #[error("function `{function}`, parameter `{param}`: {source}")]
+    BadParam {
+        /// The function.
+        function: &'static str,
+        /// The parameter.
+        param: String,
+        /// What is wrong with the value.
+        source: ParamError,
+    },
+    /// A parameter the function does not have.
+    #[error("function `{function}` has no parameter `{param}`")]
+    UnknownParam {
+        /// The function.
+        function: &'static str,
+        /// The parameter given.
+        param: String,
+    },
+    /// A declared special input was not provided.
+    #[error("function `{function}` needs special input `{key}`, but none was provided")]
+    MissingSpecialInput {
+        /// The function.
+        function: &'static str,
+        /// The key.
+        key: &'static str,
+    },
+    /// A special input has another type than the function declares.
+    #[error(
+        "function `{function}`: special input `{key}` should be `{expected}`, but is `{found}`"
+    )]
+    SpecialInputType {
+        /// The function.
+        function: &'static str,
+        /// The key.
+        key: &'static str,
+        /// The declared type.
+        expected: &'static str,
+        /// The provided type.
+        found: &'static str,
+    },
+    /// The function itself returned an error.
+    #[error("function `{function}` failed: {source}")]
+    Function {
+        /// The function.
+        function: &'static str,
+        /// Its error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// A failure while writing a special output to storage.
+#[derive(Debug, thiserror::Error)]
+pub enum MaterializeError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] hcs_vfs::VfsError),
+    /// The value could not be encoded.
+    #[error("cannot encode special output: {0}")]
+    Encode(String),
+}
+
+/// A problem with the set of registered functions.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// Two functions registered under the same name for the same input memory type.
+    #[error(
+        "function `{name}` is registered twice for memory type {memory}: `{first_path}` ({first}) and `{second_path}` ({second}); rename one of them"
+    )]
+    Duplicate {
+        /// The shared name.
+        name: &'static str,
+        /// The shared input memory type.
+        memory: MemoryType,
+        /// Full path of the first registration.
+        first_path: String,
+        /// Where the first was declared.
+        first: Location,
+        /// Full path of the second registration.
+        second_path: String,
+        /// Where the second was declared.
+        second: Location,
+    },
+}
+
+/// A source location that prints as `file:line:column`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location(pub SourceLocation);
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.0.file, self.0.line, self.0.column)
+    }
+}

@@ -1,0 +1,25 @@
+//! hcs-core: the runtime behind the hcs attributes.
+//!
+//! Data flows one way: an attribute (`hcs-macros`) generates a static [`FunctionContract`] and a
+//! type-erased invoker; `linkme` gathers the contracts of every linked crate into
+//! [`registry::FUNCTIONS`]; the [`Registry`] indexes them by name and memory type for the
+//! pipeline compiler. See ARCHITECTURE.md at the repository root.
+#![deny(missing_docs)]
+
+pub mod contract;
+pub mod error;
+pub mod memory;
+pub mod params;
+pub mod registry;
+pub mod special;
+
+pub use contract::{FunctionContract, InvokeOutput, Invoker, SourceLocation};
+pub use error::{InvokeError, MaterializeError, ParamError, RegistryError};
+pub use memory::{CudaStack, MemoryType, NdarrayStack, Stack, TorchStack};
+pub use params::{ParamMap, ParamSpec, ParamType, ParamValue, PipelineParam};
+pub use registry::Registry;
+pub use special::{MaterializeResult, MaterializeTarget, SpecialData, SpecialInputs, SpecialValue};
+
+/// Items the generated code refers to. Not a public API: names and signatures change freely.
+#[doc(hidden)]
+pub mod __private;

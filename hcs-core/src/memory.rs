@@ -1,0 +1,177 @@
+//! Memory types and the stack each one hands to a function.
+//!
+//! One decision for every memory type (see ARCHITECTURE.md, "Stacks and dtypes"):
+//! a function receives a 3-D stack `[planes, y, x]` of `f32` holding the *raw* sample values of the
+//! input (a u16 pixel of 1234 arrives as 1234.0, never rescaled), and returns a stack of the same
+//! kind. Writers convert back to the plate's storage dtype by rounding and clamping to its range —
+//! the same rule for every backend.
+
+use std::fmt;
+
+use ndarray::Array3;
+
+use crate::error::InvokeError;
+
+/// Where a function's stack lives and which library it is expressed in.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryType {
+    /// `ndarray::Array3<f32>` in host memory.
+    Ndarray,
+    /// `tch::Tensor` of shape `[N, Y, X]`, f32, on the device the plan assigns (feature `torch`).
+    Torch,
+    /// A cudarc device buffer with its shape and stream (feature `cuda`).
+    Cuda,
+}
+
+impl MemoryType {
+    /// Every memory type, in a stable order.
+    pub const ALL: [MemoryType; 3] = [MemoryType::Ndarray, MemoryType::Torch, MemoryType::Cuda];
+
+    /// The name used in attributes and pipeline files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            MemoryType::Ndarray => "ndarray",
+            MemoryType::Torch => "torch",
+            MemoryType::Cuda => "cuda",
+        }
+    }
+
+    /// Whether the stack lives on a GPU (or may: torch can run on CPU too).
+    pub const fn is_gpu_capable(self) -> bool {
+        !matches!(self, MemoryType::Ndarray)
+    }
+}
+
+impl fmt::Display for MemoryType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The stack an `#[memory(ndarray)]` function receives: `[planes, y, x]`, f32, raw sample values.
+pub type NdarrayStack = Array3<f32>;
+
+/// The stack an `#[memory(torch)]` function receives.
+///
+/// With the `torch` feature off this is an uninhabited placeholder, so code naming it still
+/// type-checks and the only error is the one that names the missing feature.
+#[cfg(not(feature = "torch"))]
+#[derive(Debug)]
+pub enum TorchStack {}
+
+/// The stack an `#[memory(cuda)]` function receives.
+///
+/// With the `cuda` feature off this is an uninhabited placeholder, so code naming it still
+/// type-checks and the only error is the one that names the missing feature.
+#[cfg(not(feature = "cuda"))]
+#[derive(Debug)]
+pub enum CudaStack {}
+
+/// A stack of any memory type, as it travels between steps.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Stack {
+    /// Host ndarray stack.
+    Ndarray(NdarrayStack),
+}
+
+impl Stack {
+    /// The memory type of this stack.
+    pub fn memory_type(&self) -> MemoryType {
+        match self {
+            Stack::Ndarray(_) => MemoryType::Ndarray,
+        }
+    }
+
+    /// Number of planes in the stack.
+    pub fn planes(&self) -> usize {
+        match self {
+            Stack::Ndarray(a) => a.shape()[0],
+        }
+    }
+}
+
+/// Implemented by the one type an `#[memory(ndarray)]` function takes and returns.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not the stack type of `#[memory(ndarray)]`",
+    label = "expected `ndarray::Array3<f32>` here",
+    note = "an ndarray function takes and returns `ndarray::Array3<f32>` with axes [planes, y, x] (alias `hcs::NdarrayStack`)"
+)]
+pub trait NdarrayStackType: Sized {
+    /// Take the stack out of the erased form.
+    fn from_stack(stack: Stack, function: &'static str) -> Result<Self, InvokeError>;
+    /// Put the stack into the erased form.
+    fn into_stack(self) -> Stack;
+}
+
+impl NdarrayStackType for NdarrayStack {
+    fn from_stack(stack: Stack, function: &'static str) -> Result<Self, InvokeError> {
+        #[allow(unreachable_patterns)] // more variants exist with the torch / cuda features
+        match stack {
+            Stack::Ndarray(a) => Ok(a),
+            other => Err(InvokeError::WrongMemoryType {
+                function,
+                expected: MemoryType::Ndarray,
+                found: other.memory_type(),
+            }),
+        }
+    }
+
+    fn into_stack(self) -> Stack {
+        Stack::Ndarray(self)
+    }
+}
+
+/// Implemented by the one type an `#[memory(torch)]` function takes and returns.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not the stack type of `#[memory(torch)]`",
+    label = "expected `tch::Tensor` here",
+    note = "a torch function takes and returns a `tch::Tensor` of shape [N, Y, X], f32 (alias `hcs::TorchStack`)"
+)]
+pub trait TorchStackType: Sized {
+    /// Take the stack out of the erased form.
+    fn from_stack(stack: Stack, function: &'static str) -> Result<Self, InvokeError>;
+    /// Put the stack into the erased form.
+    fn into_stack(self) -> Stack;
+}
+
+/// Implemented by the one type an `#[memory(cuda)]` function takes and returns.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not the stack type of `#[memory(cuda)]`",
+    label = "expected `hcs::CudaStack` here",
+    note = "a cuda function takes and returns `hcs::CudaStack` (device buffer + shape + stream)"
+)]
+pub trait CudaStackType: Sized {
+    /// Take the stack out of the erased form.
+    fn from_stack(stack: Stack, function: &'static str) -> Result<Self, InvokeError>;
+    /// Put the stack into the erased form.
+    fn into_stack(self) -> Stack;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ndarray_stack_round_trips_through_the_erased_form() {
+        let a = Array3::<f32>::from_shape_fn((2, 3, 4), |(p, y, x)| (p * 100 + y * 10 + x) as f32);
+        let erased = a.clone().into_stack();
+        assert_eq!(erased.memory_type(), MemoryType::Ndarray);
+        assert_eq!(erased.planes(), 2);
+        let back = NdarrayStack::from_stack(erased, "f").expect("same memory type");
+        assert_eq!(back, a);
+    }
+
+    #[test]
+    fn memory_type_names_match_attribute_spelling() {
+        let names: Vec<_> = MemoryType::ALL.iter().map(|m| m.name()).collect();
+        assert_eq!(names, ["ndarray", "torch", "cuda"]);
+        assert_eq!(
+            serde_json::to_string(&MemoryType::Torch).ok().as_deref(),
+            Some("\"torch\"")
+        );
+    }
+}

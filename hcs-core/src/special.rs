@@ -1,0 +1,237 @@
+//! Special inputs and outputs: values besides the image stack that flow between steps of a well
+//! (tile positions, cell counts, masks), and the materializers that write them to storage.
+
+use std::any::{Any, TypeId};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{InvokeError, MaterializeError};
+
+/// A value that can be a special output or input: owned, thread-safe, and serializable, so it can
+/// be kept per well, handed to a later step, checkpointed for resume, and materialized.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot travel between steps as special data",
+    label = "not storable as special data",
+    note = "special outputs and inputs must be `Send + Sync + 'static` and implement `serde::Serialize + serde::de::DeserializeOwned`, so they can be stored per well, checkpointed and materialized"
+)]
+pub trait SpecialValue: Any + Send + Sync + Serialize + DeserializeOwned {}
+
+impl<T: Any + Send + Sync + Serialize + DeserializeOwned> SpecialValue for T {}
+
+/// A special value of any type, shared cheaply between the producer's output and its consumers.
+#[derive(Clone)]
+pub struct SpecialData {
+    value: Arc<dyn Any + Send + Sync>,
+    type_name: &'static str,
+}
+
+impl SpecialData {
+    /// Wrap a value.
+    pub fn new<T: SpecialValue>(value: T) -> Self {
+        Self {
+            value: Arc::new(value),
+            type_name: std::any::type_name::<T>(),
+        }
+    }
+
+    /// Borrow the value as `T`, or `None` if it has another type.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        self.value.downcast_ref::<T>()
+    }
+
+    /// The Rust type name of the value.
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+
+    /// The `TypeId` of the value.
+    pub fn type_id(&self) -> TypeId {
+        (*self.value).type_id()
+    }
+
+    /// Borrow the value as `dyn Any`.
+    pub fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        &*self.value
+    }
+}
+
+impl fmt::Debug for SpecialData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpecialData")
+            .field("type", &self.type_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The special inputs handed to one function call, by key.
+#[derive(Clone, Debug, Default)]
+pub struct SpecialInputs {
+    values: BTreeMap<String, SpecialData>,
+}
+
+impl SpecialInputs {
+    /// No special inputs.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add (or replace) the value for `key`.
+    pub fn insert(&mut self, key: impl Into<String>, value: SpecialData) {
+        self.values.insert(key.into(), value);
+    }
+
+    /// Borrow the value for `key` as `T`, with an error naming the function, the key and the types.
+    pub fn get<T: Any>(
+        &self,
+        function: &'static str,
+        key: &'static str,
+    ) -> Result<&T, InvokeError> {
+        let data = self
+            .values
+            .get(key)
+            .ok_or(InvokeError::MissingSpecialInput { function, key })?;
+        data.downcast_ref::<T>()
+            .ok_or_else(|| InvokeError::SpecialInputType {
+                function,
+                key,
+                expected: std::any::type_name::<T>(),
+                found: data.type_name(),
+            })
+    }
+}
+
+/// Where a materializer writes: a results directory and a file stem (`<well>_<key>`).
+#[derive(Clone, Debug)]
+pub struct MaterializeTarget {
+    dir: PathBuf,
+    stem: String,
+}
+
+impl MaterializeTarget {
+    /// A target writing `<dir>/<stem><suffix>` files.
+    pub fn new(dir: impl Into<PathBuf>, stem: impl Into<String>) -> Self {
+        Self {
+            dir: dir.into(),
+            stem: stem.into(),
+        }
+    }
+
+    /// The results directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file stem, e.g. `A01_positions`.
+    pub fn stem(&self) -> &str {
+        &self.stem
+    }
+
+    /// Atomically write `<dir>/<stem><suffix>` (e.g. suffix `.csv`) and return its path.
+    pub fn write(&self, suffix: &str, bytes: &[u8]) -> Result<PathBuf, MaterializeError> {
+        let path = self.dir.join(format!("{}{suffix}", self.stem));
+        hcs_vfs::atomic::write_atomic(&path, bytes)?;
+        Ok(path)
+    }
+}
+
+/// What a materializer returns: the paths it wrote.
+pub type MaterializeResult = Result<Vec<PathBuf>, MaterializeError>;
+
+/// Implemented by functions usable as materializers of a special output of type `T`:
+/// `fn(&T, &MaterializeTarget) -> Result<Vec<PathBuf>, MaterializeError>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a materializer for special output type `{T}`",
+    label = "wrong materializer signature",
+    note = "a materializer is `fn(&{T}, &hcs::MaterializeTarget) -> Result<Vec<std::path::PathBuf>, hcs::MaterializeError>`"
+)]
+pub trait MaterializerFn<T> {
+    /// Run the materializer.
+    fn materialize(&self, value: &T, target: &MaterializeTarget) -> MaterializeResult;
+}
+
+impl<T, F> MaterializerFn<T> for F
+where
+    F: Fn(&T, &MaterializeTarget) -> MaterializeResult,
+{
+    fn materialize(&self, value: &T, target: &MaterializeTarget) -> MaterializeResult {
+        self(value, target)
+    }
+}
+
+/// A materializer with its value type erased, as stored in a contract.
+pub type ErasedMaterializer = fn(&SpecialData, &MaterializeTarget) -> MaterializeResult;
+
+/// A special input a function declares.
+#[derive(Clone, Copy, Debug)]
+pub struct SpecialInputSpec {
+    /// The key (also the parameter name).
+    pub key: &'static str,
+    /// The value type as written in the signature.
+    pub rust_type: &'static str,
+    /// The value's `TypeId`, to match producers and consumers.
+    pub type_id: fn() -> TypeId,
+}
+
+/// A special output a function declares, in declaration order.
+#[derive(Clone, Copy, Debug)]
+pub struct SpecialOutputSpec {
+    /// The key.
+    pub key: &'static str,
+    /// The value type as written in the signature.
+    pub rust_type: &'static str,
+    /// The value's `TypeId`, to match producers and consumers.
+    pub type_id: fn() -> TypeId,
+    /// The materializer, if declared: its name and its erased form.
+    pub materializer: Option<MaterializerSpec>,
+}
+
+/// A materializer attached to a special output.
+#[derive(Clone, Copy, Debug)]
+pub struct MaterializerSpec {
+    /// The path of the materializer as written in the attribute.
+    pub name: &'static str,
+    /// The materializer with its value type erased.
+    pub run: ErasedMaterializer,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_inputs_report_missing_keys_and_wrong_types() {
+        let mut inputs = SpecialInputs::new();
+        inputs.insert("positions", SpecialData::new(vec![(1.0f64, 2.0f64)]));
+        let got: &Vec<(f64, f64)> = inputs.get("assemble", "positions").expect("present");
+        assert_eq!(got, &vec![(1.0, 2.0)]);
+
+        let missing = inputs.get::<u32>("assemble", "grid").expect_err("absent");
+        assert_eq!(
+            missing.to_string(),
+            "function `assemble` needs special input `grid`, but none was provided"
+        );
+
+        let wrong = inputs
+            .get::<u32>("assemble", "positions")
+            .expect_err("wrong type");
+        assert!(
+            wrong.to_string().contains("alloc::vec::Vec<(f64, f64)>"),
+            "{wrong}"
+        );
+    }
+
+    #[test]
+    fn materialize_target_writes_stem_plus_suffix() {
+        let dir = std::env::temp_dir().join(format!("hcs-mat-{}", std::process::id()));
+        let target = MaterializeTarget::new(&dir, "A01_positions");
+        let path = target.write(".csv", b"x,y\n").expect("write");
+        assert_eq!(path, dir.join("A01_positions.csv"));
+        assert_eq!(std::fs::read(&path).expect("read back"), b"x,y\n");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

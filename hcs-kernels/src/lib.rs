@@ -1,0 +1,10 @@
+//! The processing functions scientists put in their pipelines, each annotated with its contract.
+//!
+//! CPU implementations take and return `ndarray::Array3<f32>` `[planes, y, x]` holding raw sample
+//! values (see ARCHITECTURE.md, "Stacks and dtypes"). They are parallel over planes or rows with
+//! rayon.
+#![deny(missing_docs)]
+
+pub mod composite;
+pub mod normalize;
+pub mod projection;

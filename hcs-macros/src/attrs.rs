@@ -1,0 +1,265 @@
+//! Parsing the hcs attributes: the invoked one and the siblings it absorbs.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Attribute, Ident, Meta, Path, Token};
+
+/// The four hcs attributes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AttrKind {
+    Memory,
+    SpecialOutputs,
+    SpecialInputs,
+    ChainBreaker,
+}
+
+impl AttrKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AttrKind::Memory => "memory",
+            AttrKind::SpecialOutputs => "special_outputs",
+            AttrKind::SpecialInputs => "special_inputs",
+            AttrKind::ChainBreaker => "chain_breaker",
+        }
+    }
+
+    /// Recognise a sibling attribute by the last segment of its path (`memory`, `hcs::memory`).
+    pub fn of(attr: &Attribute) -> Option<AttrKind> {
+        let last = attr.path().segments.last()?.ident.to_string();
+        [
+            AttrKind::Memory,
+            AttrKind::SpecialOutputs,
+            AttrKind::SpecialInputs,
+            AttrKind::ChainBreaker,
+        ]
+        .into_iter()
+        .find(|k| k.name() == last)
+    }
+}
+
+/// A memory type as spelled in `#[memory(..)]`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Memory {
+    Ndarray,
+    Torch,
+    Cuda,
+}
+
+const MEMORY_NAMES: [&str; 3] = ["ndarray", "torch", "cuda"];
+
+impl Memory {
+    fn parse(ident: &Ident) -> syn::Result<Memory> {
+        match ident.to_string().as_str() {
+            "ndarray" => Ok(Memory::Ndarray),
+            "torch" => Ok(Memory::Torch),
+            "cuda" => Ok(Memory::Cuda),
+            other => {
+                let closest = MEMORY_NAMES
+                    .iter()
+                    .map(|n| (strsim::damerau_levenshtein(other, n), *n))
+                    .min()
+                    .filter(|(d, _)| *d <= 2);
+                let hint = match closest {
+                    Some((_, n)) => format!("did you mean `{n}`? "),
+                    None => String::new(),
+                };
+                Err(syn::Error::new(
+                    ident.span(),
+                    format!(
+                        "unknown memory type `{other}`; {hint}expected one of: `ndarray`, `torch`, `cuda`"
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// The declared input and output memory types.
+#[derive(Clone, Copy, Debug)]
+pub struct MemorySpec {
+    pub input: Memory,
+    pub output: Memory,
+}
+
+/// One `key` or `key = materializer` entry of `#[special_outputs(..)]`.
+pub struct OutputDecl {
+    pub key: Ident,
+    pub materializer: Option<Path>,
+}
+
+/// Everything the hcs attributes on one function say.
+#[derive(Default)]
+pub struct Declared {
+    /// `Some` when a valid `#[memory]` was found.
+    pub memory: Option<MemorySpec>,
+    /// Whether a `#[memory]` attribute was present at all (valid or not).
+    pub memory_present: bool,
+    pub outputs: Vec<OutputDecl>,
+    pub inputs: Vec<Ident>,
+    pub chain_breaker: bool,
+    /// The first non-memory hcs attribute, for "needs #[memory]" errors.
+    pub first_other: Option<(AttrKind, Span)>,
+}
+
+/// Collects errors so every problem is reported at once.
+#[derive(Default)]
+pub struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(e) => e.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub fn spanned(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, message));
+    }
+
+    pub fn at(&mut self, span: Span, message: impl std::fmt::Display) {
+        self.push(syn::Error::new(span, message));
+    }
+
+    pub fn take(self) -> Option<syn::Error> {
+        self.0
+    }
+}
+
+impl Declared {
+    /// Record one attribute (the invoked one, given as `kind` + `tokens`, or a sibling).
+    pub fn add(&mut self, kind: AttrKind, tokens: TokenStream, span: Span, errors: &mut Errors) {
+        if kind != AttrKind::Memory && self.first_other.is_none() {
+            self.first_other = Some((kind, span));
+        }
+        let result = match kind {
+            AttrKind::Memory => {
+                self.memory_present = true;
+                parse_memory.parse2(tokens).map(|m| self.memory = Some(m))
+            }
+            AttrKind::SpecialOutputs => {
+                parse_outputs.parse2(tokens).map(|o| self.outputs.extend(o))
+            }
+            AttrKind::SpecialInputs => Punctuated::<Ident, Token![,]>::parse_terminated
+                .parse2(tokens)
+                .map(|i| self.inputs.extend(i)),
+            AttrKind::ChainBreaker => {
+                if tokens.is_empty() {
+                    self.chain_breaker = true;
+                    Ok(())
+                } else {
+                    Err(syn::Error::new_spanned(
+                        tokens,
+                        "#[chain_breaker] takes no arguments: it only marks that the next step reads the pipeline's original input",
+                    ))
+                }
+            }
+        };
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+
+    /// Record a sibling attribute found on the item.
+    pub fn add_sibling(&mut self, kind: AttrKind, attr: &Attribute, errors: &mut Errors) {
+        let tokens = match &attr.meta {
+            Meta::Path(_) => TokenStream::new(),
+            Meta::List(list) => list.tokens.clone(),
+            Meta::NameValue(nv) => {
+                errors.spanned(
+                    nv,
+                    format!(
+                        "write `#[{}(..)]`, not `#[{} = ..]`",
+                        kind.name(),
+                        kind.name()
+                    ),
+                );
+                return;
+            }
+        };
+        if kind == AttrKind::ChainBreaker {
+            if let Meta::List(list) = &attr.meta {
+                errors.spanned(
+                    list,
+                    "#[chain_breaker] takes no arguments: it only marks that the next step reads the pipeline's original input",
+                );
+                return;
+            }
+        }
+        self.add(kind, tokens, attr.span(), errors);
+    }
+}
+
+fn parse_memory(input: ParseStream<'_>) -> syn::Result<MemorySpec> {
+    if input.is_empty() {
+        return Err(input.error(
+            "#[memory(..)] needs a memory type: `ndarray`, `torch`, `cuda`, or `input = .., output = ..`",
+        ));
+    }
+    if input.peek2(Token![=]) {
+        let mut input_mem = None;
+        let mut output_mem = None;
+        let entries = Punctuated::<(Ident, Ident), Token![,]>::parse_terminated_with(input, |s| {
+            let k: Ident = s.parse()?;
+            s.parse::<Token![=]>()?;
+            Ok((k, s.parse()?))
+        })?;
+        for (k, v) in entries {
+            let slot = match k.to_string().as_str() {
+                "input" => &mut input_mem,
+                "output" => &mut output_mem,
+                other => {
+                    return Err(syn::Error::new(
+                        k.span(),
+                        format!(
+                            "unknown key `{other}` in #[memory(..)]; expected `input` and/or `output`"
+                        ),
+                    ));
+                }
+            };
+            if slot.is_some() {
+                return Err(syn::Error::new(
+                    k.span(),
+                    format!("`{k}` is given twice in #[memory(..)]"),
+                ));
+            }
+            *slot = Some(Memory::parse(&v)?);
+        }
+        let (input, output) = match (input_mem, output_mem) {
+            (Some(i), Some(o)) => (i, o),
+            (Some(i), None) => (i, i),
+            (None, Some(o)) => (o, o),
+            (None, None) => {
+                return Err(input.error("#[memory(..)] needs `input = ..` or `output = ..`"));
+            }
+        };
+        return Ok(MemorySpec { input, output });
+    }
+    let ident: Ident = input.parse()?;
+    let mem = Memory::parse(&ident)?;
+    if !input.is_empty() {
+        return Err(input.error(
+            "#[memory(..)] takes one memory type, or `input = .., output = ..` when they differ",
+        ));
+    }
+    Ok(MemorySpec {
+        input: mem,
+        output: mem,
+    })
+}
+
+fn parse_outputs(input: ParseStream<'_>) -> syn::Result<Vec<OutputDecl>> {
+    let entries = Punctuated::<OutputDecl, Token![,]>::parse_terminated_with(input, |s| {
+        let key: Ident = s.parse()?;
+        let materializer = if s.peek(Token![=]) {
+            s.parse::<Token![=]>()?;
+            Some(s.parse::<Path>()?)
+        } else {
+            None
+        };
+        Ok(OutputDecl { key, materializer })
+    })?;
+    Ok(entries.into_iter().collect())
+}

@@ -1,0 +1,50 @@
+//! Attributes that declare the contract of an hcs processing function.
+//!
+//! Put `#[memory(..)]` on a free `fn` (plus, as needed, `#[special_outputs(..)]`,
+//! `#[special_inputs(..)]`, `#[chain_breaker]`, in any order). The function is emitted unchanged;
+//! beside it the macro generates a static `FunctionContract`, a type-erased invoker, a `linkme`
+//! registration, and a same-name module holding `FUNC`, the handle Rust pipelines use.
+//!
+//! Whichever attribute rustc expands first absorbs its siblings, so the order does not matter and
+//! the contract is generated exactly once. Every problem found is reported at once, on the user's
+//! tokens, and the function is still emitted so no "cannot find function" errors follow.
+//!
+//! Use these through the `hcs` facade (`use hcs::prelude::*;`); see the `hcs` crate docs.
+#![deny(missing_docs)]
+
+use proc_macro::TokenStream;
+
+mod attrs;
+mod expand;
+mod runtime_path;
+mod signature;
+mod type_text;
+
+use attrs::AttrKind;
+
+/// Declare the memory type of a function's stack: `#[memory(ndarray)]`, `#[memory(torch)]`,
+/// `#[memory(cuda)]`, or `#[memory(input = torch, output = ndarray)]`.
+#[proc_macro_attribute]
+pub fn memory(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(AttrKind::Memory, attr.into(), item.into()).into()
+}
+
+/// Declare special outputs, returned after the stack in declaration order:
+/// `#[special_outputs(positions, cell_counts = write_cell_counts_csv)]`.
+#[proc_macro_attribute]
+pub fn special_outputs(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(AttrKind::SpecialOutputs, attr.into(), item.into()).into()
+}
+
+/// Declare special inputs; each arrives as the parameter of the same name:
+/// `#[special_inputs(positions)]`.
+#[proc_macro_attribute]
+pub fn special_inputs(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(AttrKind::SpecialInputs, attr.into(), item.into()).into()
+}
+
+/// Make the next step read the pipeline's original input instead of this step's output.
+#[proc_macro_attribute]
+pub fn chain_breaker(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(AttrKind::ChainBreaker, attr.into(), item.into()).into()
+}

@@ -1,0 +1,314 @@
+//! Reading a function signature: the stack argument, tunable parameters, special inputs, and the
+//! return value (stack + special outputs, optionally inside a `Result`).
+
+use syn::{Expr, FnArg, Ident, ItemFn, LitStr, Pat, ReturnType, Type};
+
+use crate::attrs::{Declared, Errors};
+
+/// A tunable parameter.
+pub struct Param {
+    pub ident: Ident,
+    pub ty: Type,
+    pub default: Option<Expr>,
+    pub doc: String,
+}
+
+/// How a special input is passed.
+pub struct SpecialArg {
+    pub ident: Ident,
+    /// The value type (`T` for both `&T` and `T`).
+    pub value_ty: Type,
+    pub by_ref: bool,
+}
+
+/// One argument, in signature order.
+pub enum Arg {
+    Param(Param),
+    Special(SpecialArg),
+}
+
+/// The return value.
+pub struct Returns {
+    /// Whether the function returns `Result<_, _>`.
+    pub fallible: bool,
+    /// The stack type (the whole Ok type, or its first element when there are special outputs).
+    pub stack: Type,
+    /// The special output types, matching the declared keys by position.
+    pub outputs: Vec<Type>,
+}
+
+/// The analysed signature.
+pub struct Signature {
+    pub stack_ty: Type,
+    pub args: Vec<Arg>,
+    pub returns: Option<Returns>,
+}
+
+/// Check the item's shape and read its signature. Strips `#[param(..)]` from the arguments.
+pub fn analyse(item: &mut ItemFn, declared: &Declared, errors: &mut Errors) -> Option<Signature> {
+    let sig = &item.sig;
+    let mut shape_ok = true;
+    if let Some(a) = &sig.asyncness {
+        errors.spanned(a, "an `async fn` cannot be a pipeline function: hcs calls functions synchronously on its worker pool; make it a plain `fn`");
+        shape_ok = false;
+    }
+    if let Some(u) = &sig.unsafety {
+        errors.spanned(u, "an `unsafe fn` cannot be a pipeline function: the pipeline cannot uphold its safety contract");
+        shape_ok = false;
+    }
+    if let Some(abi) = &sig.abi {
+        errors.spanned(abi, "a pipeline function must use the Rust ABI");
+        shape_ok = false;
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.spanned(
+            &sig.generics,
+            "a pipeline function cannot be generic: the registry needs one concrete signature per name; write one function per type",
+        );
+        shape_ok = false;
+    }
+    if let Some(v) = &sig.variadic {
+        errors.spanned(v, "a pipeline function cannot be variadic");
+        shape_ok = false;
+    }
+    if let Some(FnArg::Receiver(r)) = sig.inputs.first() {
+        errors.spanned(
+            r,
+            "a method with `self` cannot be a pipeline function: hcs functions are free `fn`s, stateless between calls; move it out of the `impl` block",
+        );
+        return None;
+    }
+
+    // Duplicate keys.
+    check_duplicates(
+        declared.outputs.iter().map(|o| &o.key),
+        "special output",
+        errors,
+    );
+    check_duplicates(declared.inputs.iter(), "special input", errors);
+
+    let mut inputs = item.sig.inputs.iter_mut();
+    let Some(FnArg::Typed(stack)) = inputs.next() else {
+        errors.spanned(
+            &item.sig.ident,
+            "a pipeline function takes the image stack as its first argument, e.g. `stack: ndarray::Array3<f32>`",
+        );
+        return None;
+    };
+    if let Some(attr) = take_param_attr(&mut stack.attrs) {
+        errors.spanned(
+            attr,
+            "#[param] belongs on tunable parameters, not on the image stack",
+        );
+    }
+    let stack_ty = (*stack.ty).clone();
+
+    let mut args = Vec::new();
+    let mut seen_inputs = Vec::new();
+    for arg in inputs {
+        let FnArg::Typed(arg) = arg else { continue };
+        let param_attr = take_param_attr(&mut arg.attrs);
+        let Pat::Ident(pat) = &*arg.pat else {
+            errors.spanned(
+                &arg.pat,
+                "pipeline parameters need a plain name (it is their key in pipeline files)",
+            );
+            shape_ok = false;
+            continue;
+        };
+        let ident = pat.ident.clone();
+        if declared.inputs.contains(&ident) {
+            if let Some(attr) = &param_attr {
+                errors.spanned(
+                    attr,
+                    format!(
+                        "`{ident}` is a special input; #[param] is only for tunable parameters"
+                    ),
+                );
+            }
+            seen_inputs.push(ident.clone());
+            let (value_ty, by_ref) = match &*arg.ty {
+                Type::Reference(r) if r.mutability.is_none() => ((*r.elem).clone(), true),
+                Type::Reference(r) => {
+                    errors.spanned(r, "a special input is shared between consumers: take it as `&T` or `T`, not `&mut T`");
+                    ((*r.elem).clone(), true)
+                }
+                other => (other.clone(), false),
+            };
+            args.push(Arg::Special(SpecialArg {
+                ident,
+                value_ty,
+                by_ref,
+            }));
+        } else {
+            let (default, doc) = match param_attr {
+                Some(attr) => parse_param_attr(&attr, errors),
+                None => (None, String::new()),
+            };
+            args.push(Arg::Param(Param {
+                ident,
+                ty: (*arg.ty).clone(),
+                default,
+                doc,
+            }));
+        }
+    }
+    for key in &declared.inputs {
+        if !seen_inputs.contains(key) {
+            let names: Vec<String> = args
+                .iter()
+                .filter_map(|a| match a {
+                    Arg::Param(p) => Some(p.ident.to_string()),
+                    Arg::Special(_) => None,
+                })
+                .collect();
+            let hint = names
+                .iter()
+                .map(|n| (strsim::damerau_levenshtein(&key.to_string(), n), n))
+                .min()
+                .filter(|(d, _)| *d <= 2)
+                .map(|(_, n)| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
+            errors.spanned(
+                key,
+                format!(
+                    "#[special_inputs({key})]: the function has no parameter `{key}` (a special input arrives as the parameter of the same name){hint}"
+                ),
+            );
+        }
+    }
+
+    let returns = analyse_return(&item.sig.output, item.sig.paren_token.span.close(), declared, errors);
+    if !shape_ok {
+        return None;
+    }
+    Some(Signature {
+        stack_ty,
+        args,
+        returns,
+    })
+}
+
+fn check_duplicates<'a>(keys: impl Iterator<Item = &'a Ident>, what: &str, errors: &mut Errors) {
+    let mut seen: Vec<&Ident> = Vec::new();
+    for key in keys {
+        if seen.contains(&key) {
+            errors.spanned(
+                key,
+                format!("{what} `{key}` is declared twice; each key names one value"),
+            );
+        } else {
+            seen.push(key);
+        }
+    }
+}
+
+fn analyse_return(
+    output: &ReturnType,
+    close_paren: proc_macro2::Span,
+    declared: &Declared,
+    errors: &mut Errors,
+) -> Option<Returns> {
+    let ReturnType::Type(_, ty) = output else {
+        errors.at(
+            close_paren,
+            "a pipeline function must return its output stack (e.g. `-> ndarray::Array3<f32>`)",
+        );
+        return None;
+    };
+    let (fallible, ok_ty) = match result_ok_type(ty) {
+        Some(ok) => (true, ok),
+        None => (false, (**ty).clone()),
+    };
+    let k = declared.outputs.len();
+    if k == 0 {
+        return Some(Returns {
+            fallible,
+            stack: ok_ty,
+            outputs: Vec::new(),
+        });
+    }
+    let keys: Vec<String> = declared.outputs.iter().map(|o| o.key.to_string()).collect();
+    let expected = format!(
+        "({})",
+        std::iter::once("stack".to_owned())
+            .chain(keys.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    match &ok_ty {
+        Type::Tuple(t) if t.elems.len() == k + 1 => {
+            let mut elems = t.elems.iter().cloned();
+            let stack = elems.next()?;
+            Some(Returns {
+                fallible,
+                stack,
+                outputs: elems.collect(),
+            })
+        }
+        Type::Tuple(t) => {
+            errors.spanned(
+                &ok_ty,
+                format!(
+                    "#[special_outputs({})] declares {k} special output(s), so the function must return a {}-tuple `{expected}`; this tuple has {} element(s)",
+                    keys.join(", "),
+                    k + 1,
+                    t.elems.len()
+                ),
+            );
+            None
+        }
+        other => {
+            errors.spanned(
+                other,
+                format!(
+                    "#[special_outputs({})] declares {k} special output(s), so the function must return a tuple `{expected}`",
+                    keys.join(", ")
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `Result<T, E>` / `Result<T>` (any path ending in `Result`) → `T`.
+fn result_ok_type(ty: &Type) -> Option<Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        syn::GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+fn take_param_attr(attrs: &mut Vec<syn::Attribute>) -> Option<syn::Attribute> {
+    let pos = attrs.iter().position(|a| a.path().is_ident("param"))?;
+    Some(attrs.remove(pos))
+}
+
+fn parse_param_attr(attr: &syn::Attribute, errors: &mut Errors) -> (Option<Expr>, String) {
+    let mut default = None;
+    let mut doc = String::new();
+    let result = attr.parse_nested_meta(|meta| {
+        if meta.path.is_ident("default") {
+            default = Some(meta.value()?.parse::<Expr>()?);
+            Ok(())
+        } else if meta.path.is_ident("doc") {
+            doc = meta.value()?.parse::<LitStr>()?.value();
+            Ok(())
+        } else {
+            Err(meta
+                .error("unknown #[param] key; expected `default = <value>` and/or `doc = \"..\"`"))
+        }
+    });
+    if let Err(e) = result {
+        errors.push(e);
+    }
+    (default, doc)
+}

@@ -1,0 +1,66 @@
+//! Atomic file writes: write a temporary file in the target's directory, flush it to disk, then
+//! rename it over the target. Readers see the old file or the whole new one, never a part.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::VfsError;
+
+/// Atomically replace `path` with `bytes`, creating parent directories as needed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VfsError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or(VfsError::BadPath {
+        path: path.to_path_buf(),
+        reason: "has no file name",
+    })?;
+    fs::create_dir_all(parent).map_err(|e| VfsError::io(parent, e))?;
+    let tmp = parent.join(format!(
+        ".{}.tmp-{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        VfsError::io(path, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_whole_file_and_leaves_no_temporaries() {
+        let dir = std::env::temp_dir().join(format!("hcs-atomic-{}", std::process::id()));
+        let path = dir.join("sub").join("a.txt");
+        write_atomic(&path, b"first").expect("first write");
+        write_atomic(&path, b"second").expect("second write");
+        assert_eq!(fs::read(&path).expect("read"), b"second");
+        let names: Vec<_> = fs::read_dir(dir.join("sub"))
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.txt")]);
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn a_path_without_file_name_is_an_error_not_a_panic() {
+        let err = write_atomic(Path::new("/"), b"x").expect_err("root has no file name");
+        assert!(err.to_string().contains("has no file name"), "{err}");
+    }
+}

@@ -1,0 +1,8 @@
+//! hcs-vfs: where hcs reads and writes. Every write goes through [`atomic`], so a crash never
+//! leaves a file that looks complete but is not.
+#![deny(missing_docs)]
+
+pub mod atomic;
+mod error;
+
+pub use error::VfsError;

@@ -1,0 +1,53 @@
+//! # hcs — high-content-screening pipelines in Rust
+//!
+//! Processing functions declare their contracts with attributes that rustc checks; every
+//! annotated function of every linked crate lands in one [`Registry`].
+//!
+//! ```
+//! use hcs::prelude::*;
+//!
+//! /// Multiply every pixel by a gain.
+//! #[memory(ndarray)]
+//! pub fn gain(stack: NdarrayStack, #[param(default = 2.0, doc = "multiplier")] factor: f32) -> NdarrayStack {
+//!     stack * factor
+//! }
+//!
+//! // The function is still plain Rust...
+//! let out = gain(ndarray::Array3::ones((1, 2, 2)), 3.0);
+//! assert_eq!(out[[0, 1, 1]], 3.0);
+//! // ...and its contract is registered.
+//! let contract = hcs::Registry::global().get("gain", hcs::MemoryType::Ndarray).unwrap();
+//! assert_eq!(contract.params[0].name, "factor");
+//! assert_eq!(gain::FUNC.doc, "Multiply every pixel by a gain.");
+//! ```
+#![deny(missing_docs)]
+
+pub use hcs_core::params::parse_choice;
+pub use hcs_core::{CudaStack, TorchStack};
+pub use hcs_core::{
+    FunctionContract, InvokeError, InvokeOutput, MaterializeError, MaterializeResult,
+    MaterializeTarget, MemoryType, NdarrayStack, ParamError, ParamMap, ParamSpec, ParamType,
+    ParamValue, PipelineParam, Registry, RegistryError, SpecialData, SpecialInputs, SpecialValue,
+    Stack,
+};
+pub use hcs_macros::{chain_breaker, memory, special_inputs, special_outputs};
+
+/// The runtime crate (contracts, registry, compiler, executor).
+pub use hcs_core as core_runtime;
+/// The processing functions shipped with hcs. Re-exported so their registrations are linked into
+/// every binary that uses this crate.
+pub use hcs_kernels as kernels;
+/// Storage backends.
+pub use hcs_vfs as vfs;
+
+#[doc(hidden)]
+pub use hcs_core::__private;
+
+/// Everything needed to write a processing function: `use hcs::prelude::*;`.
+pub mod prelude {
+    pub use hcs_core::{
+        CudaStack, MaterializeError, MaterializeResult, MaterializeTarget, NdarrayStack,
+        PipelineParam, TorchStack,
+    };
+    pub use hcs_macros::{chain_breaker, memory, special_inputs, special_outputs};
+}

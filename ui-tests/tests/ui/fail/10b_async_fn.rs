@@ -1,0 +1,8 @@
+use hcs::prelude::*;
+
+#[memory(ndarray)]
+pub async fn fetch(stack: NdarrayStack) -> NdarrayStack {
+    stack
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use hcs::prelude::*;
+
+#[memory(ndarray)]
+pub struct Tophat {
+    pub radius: usize,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use hcs::prelude::*;
+
+#[memory(ndarray)]
+#[chain_breaker(restart)]
+pub fn restart(stack: NdarrayStack) -> NdarrayStack {
+    stack
+}
+
+fn main() {}

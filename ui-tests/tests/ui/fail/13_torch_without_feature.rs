@@ -1,0 +1,8 @@
+use hcs::prelude::*;
+
+#[memory(torch)]
+pub fn tophat(stack: TorchStack) -> TorchStack {
+    stack
+}
+
+fn main() {}
