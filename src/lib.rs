@@ -22,6 +22,11 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cli;
+
+// Lets generated code name `::hcs::__private` inside this crate too.
+extern crate self as hcs;
+
 pub use hcs_core::params::parse_choice;
 pub use hcs_core::{CudaStack, TorchStack};
 pub use hcs_core::{

@@ -6,6 +6,9 @@
 //! pipeline compiler. See ARCHITECTURE.md at the repository root.
 #![deny(missing_docs)]
 
+// Lets generated code name `::hcs_core::__private` inside this crate too.
+extern crate self as hcs_core;
+
 pub mod contract;
 pub mod error;
 pub mod memory;

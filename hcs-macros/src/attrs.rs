@@ -179,14 +179,12 @@ impl Declared {
                 return;
             }
         };
-        if kind == AttrKind::ChainBreaker {
-            if let Meta::List(list) = &attr.meta {
-                errors.spanned(
-                    list,
-                    "#[chain_breaker] takes no arguments: it only marks that the next step reads the pipeline's original input",
-                );
-                return;
-            }
+        if let (AttrKind::ChainBreaker, Meta::List(list)) = (kind, &attr.meta) {
+            errors.spanned(
+                list,
+                "#[chain_breaker] takes no arguments: it only marks that the next step reads the pipeline's original input",
+            );
+            return;
         }
         self.add(kind, tokens, attr.span(), errors);
     }

@@ -44,16 +44,14 @@ pub fn expand(kind: AttrKind, attr: TokenStream, item: TokenStream) -> TokenStre
         }
         None => true,
     });
-    if !declared.memory_present {
-        if let Some((other, span)) = declared.first_other {
-            errors.at(
-                span,
-                format!(
-                    "#[{}] needs #[memory(..)] on the same function to declare the stack it takes and returns, e.g. #[memory(ndarray)]",
-                    other.name()
-                ),
-            );
-        }
+    if let (false, Some((other, span))) = (declared.memory_present, declared.first_other) {
+        errors.at(
+            span,
+            format!(
+                "#[{}] needs #[memory(..)] on the same function to declare the stack it takes and returns, e.g. #[memory(ndarray)]",
+                other.name()
+            ),
+        );
     }
     let sig = signature::analyse(&mut func, &declared, &mut errors);
     let rt = match runtime_path() {
@@ -107,26 +105,22 @@ fn strip_hcs_attrs(item: &mut Item) {
 
 /// First paragraph of the doc comment, on one line.
 fn doc_summary(attrs: &[syn::Attribute]) -> String {
-    let mut lines = Vec::new();
-    for attr in attrs {
-        if !attr.path().is_ident("doc") {
-            continue;
-        }
-        if let syn::Meta::NameValue(nv) = &attr.meta {
-            if let syn::Expr::Lit(syn::ExprLit {
+    let doc_lines = attrs.iter().filter_map(|attr| match &attr.meta {
+        syn::Meta::NameValue(nv) if nv.path.is_ident("doc") => match &nv.value {
+            syn::Expr::Lit(syn::ExprLit {
                 lit: syn::Lit::Str(s),
                 ..
-            }) = &nv.value
-            {
-                let line = s.value().trim().to_owned();
-                if line.is_empty() {
-                    if lines.is_empty() {
-                        continue;
-                    }
-                    break;
-                }
-                lines.push(line);
-            }
+            }) => Some(s.value().trim().to_owned()),
+            _ => None,
+        },
+        _ => None,
+    });
+    let mut lines = Vec::new();
+    for line in doc_lines {
+        match (line.is_empty(), lines.is_empty()) {
+            (true, true) => continue,
+            (true, false) => break,
+            (false, _) => lines.push(line),
         }
     }
     lines.join(" ")
@@ -145,7 +139,10 @@ fn default_expr(expr: &syn::Expr, ty: &syn::Type) -> TokenStream {
     // `default = "max"` for a `String` parameter reads naturally; convert the literal.
     let is_string = matches!(ty, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "String"));
     match expr {
-        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(_), .. }) if is_string => {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(_),
+            ..
+        }) if is_string => {
             quote_spanned!(expr.span()=> ::std::string::String::from(#expr))
         }
         _ => quote!(#expr),
@@ -155,7 +152,13 @@ fn default_expr(expr: &syn::Expr, ty: &syn::Type) -> TokenStream {
 /// Everything is generated inside the `CONTRACT` initializer (the invoker, defaults and
 /// materializers are closures there), so rustc type-checks it as one body and reports a failed
 /// bound on the user's type once, not once per use.
-fn generate(func: &ItemFn, declared: &Declared, memory: MemorySpec, sig: Signature, rt: &TokenStream) -> TokenStream {
+fn generate(
+    func: &ItemFn,
+    declared: &Declared,
+    memory: MemorySpec,
+    sig: Signature,
+    rt: &TokenStream,
+) -> TokenStream {
     let name = &func.sig.ident;
     let name_str = name.to_string();
     let vis = &func.vis;
@@ -163,7 +166,9 @@ fn generate(func: &ItemFn, declared: &Declared, memory: MemorySpec, sig: Signatu
     let (in_trait, in_variant) = memory_items(memory.input, rt);
     let (out_trait, out_variant) = memory_items(memory.output, rt);
     let stack_ty = &sig.stack_ty;
-    let Some(returns) = sig.returns else { return quote!(#func) };
+    let Some(returns) = sig.returns else {
+        return quote!(#func);
+    };
     let ret_stack = &returns.stack;
 
     let mut probes = Vec::new();
@@ -220,9 +225,12 @@ fn generate(func: &ItemFn, declared: &Declared, memory: MemorySpec, sig: Signatu
                         let #ident: #vt = ::core::clone::Clone::clone(__specials.get::<#vt>(NAME, #key)?);
                     });
                 }
-                input_specs.push((key.clone(), quote! {
-                    #rt::SpecialInputSpec { key: #key, rust_type: #ty_text, type_id: #type_id }
-                }));
+                input_specs.push((
+                    key.clone(),
+                    quote! {
+                        #rt::SpecialInputSpec { key: #key, rust_type: #ty_text, type_id: #type_id }
+                    },
+                ));
                 call_args.push(quote!(#ident));
             }
         }
@@ -231,7 +239,12 @@ fn generate(func: &ItemFn, declared: &Declared, memory: MemorySpec, sig: Signatu
     let input_specs: Vec<TokenStream> = declared
         .inputs
         .iter()
-        .filter_map(|k| input_specs.iter().find(|(key, _)| *key == k.to_string()).map(|(_, t)| t.clone()))
+        .filter_map(|k| {
+            input_specs
+                .iter()
+                .find(|(key, _)| k == key)
+                .map(|(_, t)| t.clone())
+        })
         .collect();
 
     let mut output_specs = Vec::new();
@@ -287,7 +300,9 @@ fn generate(func: &ItemFn, declared: &Declared, memory: MemorySpec, sig: Signatu
     let location = quote_spanned! {name.span()=>
         #rt::SourceLocation { file: ::core::file!(), line: ::core::line!(), column: ::core::column!() }
     };
-    let handle_doc = format!("Contract handle of the function `{name_str}`: `{name_str}::FUNC` in Rust pipelines.");
+    let handle_doc = format!(
+        "Contract handle of the function `{name_str}`: `{name_str}::FUNC` in Rust pipelines."
+    );
 
     let generated = quote! {
         #[doc = #handle_doc]

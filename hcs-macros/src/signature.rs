@@ -178,7 +178,12 @@ pub fn analyse(item: &mut ItemFn, declared: &Declared, errors: &mut Errors) -> O
         }
     }
 
-    let returns = analyse_return(&item.sig.output, item.sig.paren_token.span.close(), declared, errors);
+    let returns = analyse_return(
+        &item.sig.output,
+        item.sig.paren_token.span.close(),
+        declared,
+        errors,
+    );
     if !shape_ok {
         return None;
     }

@@ -2,18 +2,19 @@
 
 use std::fmt::Write as _;
 
-use hcs::{FunctionContract, Registry};
+use crate::{FunctionContract, Registry};
 
 /// Options of `hcs functions`.
 #[derive(clap::Args)]
 pub struct Args {
     /// Print every contract as JSON (parameter schemas, special I/O, source locations).
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// Only functions whose name contains this text.
-    filter: Option<String>,
+    pub filter: Option<String>,
 }
 
+/// List the registry.
 pub fn run(args: &Args) -> Result<(), String> {
     let registry = Registry::global();
     let contracts: Vec<&FunctionContract> = registry
@@ -46,8 +47,8 @@ fn table(contracts: &[&FunctionContract]) -> String {
         .max(4);
     let _ = writeln!(
         out,
-        "{:<name_w$}  {:<15}  {:<24}  {}",
-        "NAME", "MEMORY", "SPECIAL I/O", "PARAMETERS"
+        "{:<name_w$}  {:<15}  {:<24}  PARAMETERS",
+        "NAME", "MEMORY", "SPECIAL I/O"
     );
     for c in contracts {
         let memory = if c.input_memory == c.output_memory {

@@ -1,0 +1,92 @@
+//! Registry behaviour on hand-built contracts (no macros: hcs-core is tested on its own).
+
+use hcs_core::{
+    FunctionContract, InvokeError, InvokeOutput, MemoryType, ParamMap, Registry, RegistryError,
+    SourceLocation, SpecialInputs, Stack,
+};
+
+fn passthrough(stack: Stack, _: &ParamMap, _: &SpecialInputs) -> Result<InvokeOutput, InvokeError> {
+    Ok(InvokeOutput {
+        stack,
+        special_outputs: Vec::new(),
+    })
+}
+
+const fn contract(
+    name: &'static str,
+    module_path: &'static str,
+    memory: MemoryType,
+    line: u32,
+) -> FunctionContract {
+    FunctionContract {
+        name,
+        module_path,
+        crate_name: "test",
+        input_memory: memory,
+        output_memory: memory,
+        special_inputs: &[],
+        special_outputs: &[],
+        chain_breaker: false,
+        params: &[],
+        doc: "",
+        location: SourceLocation {
+            file: "src/lib.rs",
+            line,
+            column: 8,
+        },
+        invoke: passthrough,
+    }
+}
+
+static TOPHAT_CPU: FunctionContract = contract("tophat", "a::cpu", MemoryType::Ndarray, 10);
+static TOPHAT_TORCH: FunctionContract = contract("tophat", "a::gpu", MemoryType::Torch, 20);
+static TOPHAT_AGAIN: FunctionContract = contract("tophat", "b::cpu", MemoryType::Ndarray, 30);
+static BLUR: FunctionContract = contract("gaussian_filter", "a::cpu", MemoryType::Ndarray, 40);
+
+#[test]
+fn one_name_holds_one_variant_per_memory_type() {
+    let r = Registry::from_contracts([&TOPHAT_TORCH, &BLUR, &TOPHAT_CPU]);
+    assert!(r.check().is_ok());
+    assert_eq!(r.len(), 3);
+    assert_eq!(r.variants("tophat").len(), 2);
+    assert_eq!(
+        r.get("tophat", MemoryType::Torch).map(|c| c.module_path),
+        Some("a::gpu")
+    );
+    assert!(r.get("tophat", MemoryType::Cuda).is_none());
+    // Listing is sorted by name, whatever the link order.
+    let names: Vec<_> = r.iter().map(|c| c.name).collect();
+    assert_eq!(names, ["gaussian_filter", "tophat", "tophat"]);
+}
+
+#[test]
+fn duplicate_registration_is_reported_with_both_locations() {
+    let r = Registry::from_contracts([&TOPHAT_AGAIN, &TOPHAT_CPU]);
+    let problems = r.check().expect_err("duplicate");
+    assert_eq!(problems.len(), 1);
+    assert!(matches!(
+        problems[0],
+        RegistryError::Duplicate {
+            name: "tophat",
+            memory: MemoryType::Ndarray,
+            ..
+        }
+    ));
+    assert_eq!(
+        problems[0].to_string(),
+        "function `tophat` is registered twice for memory type ndarray: `a::cpu::tophat` (src/lib.rs:10:8) and `b::cpu::tophat` (src/lib.rs:30:8); rename one of them"
+    );
+    // The first registration (in sorted order) stays usable.
+    assert_eq!(
+        r.get("tophat", MemoryType::Ndarray).map(|c| c.module_path),
+        Some("a::cpu")
+    );
+}
+
+#[test]
+fn unknown_names_get_a_suggestion() {
+    let r = Registry::from_contracts([&TOPHAT_CPU, &BLUR]);
+    assert_eq!(r.suggest("tophta"), Some("tophat"));
+    assert_eq!(r.suggest("gaussian_filtr"), Some("gaussian_filter"));
+    assert_eq!(r.suggest("segment_nuclei"), None);
+}
