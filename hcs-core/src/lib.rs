@@ -11,10 +11,13 @@ extern crate self as hcs_core;
 
 pub mod contract;
 pub mod error;
+pub mod formats;
 pub mod memory;
 pub mod params;
+pub mod plate;
 pub mod registry;
 pub mod special;
+pub mod synth;
 
 pub use contract::{FunctionContract, InvokeOutput, Invoker, SourceLocation};
 pub use error::{InvokeError, MaterializeError, ParamError, RegistryError};

@@ -19,6 +19,66 @@ pub enum VfsError {
         /// Why it is rejected.
         reason: &'static str,
     },
+    /// Nothing stored at this path.
+    #[error("{path}: not found in the {backend} backend")]
+    NotFound {
+        /// The path.
+        path: PathBuf,
+        /// The backend asked.
+        backend: &'static str,
+    },
+    /// The file does not start with a TIFF signature.
+    #[error("{path}: not a TIFF file (no TIFF signature)")]
+    NotTiff {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file ends before the data its header describes.
+    #[error("{path}: truncated TIFF (the file ends before the image data its header describes)")]
+    TruncatedTiff {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The TIFF structure is invalid.
+    #[error("{path}: corrupt TIFF: {message}")]
+    CorruptTiff {
+        /// The path.
+        path: PathBuf,
+        /// What the decoder found.
+        message: String,
+    },
+    /// A valid TIFF of a kind hcs does not read.
+    #[error("{path}: unsupported TIFF: {what}")]
+    UnsupportedTiff {
+        /// The path.
+        path: PathBuf,
+        /// What is unsupported.
+        what: String,
+    },
+    /// The header claims an image larger than the configured limit.
+    #[error(
+        "{path}: the header claims a {width}×{height} image, above the limit of {max_pixels} pixels"
+    )]
+    ImageTooLarge {
+        /// The path.
+        path: PathBuf,
+        /// Claimed width.
+        width: u32,
+        /// Claimed height.
+        height: u32,
+        /// The limit.
+        max_pixels: u64,
+    },
+    /// The stored data has another kind than requested (e.g. bytes where a plane was expected).
+    #[error("{path}: holds {found}, expected {expected}")]
+    WrongKind {
+        /// The path.
+        path: PathBuf,
+        /// What was requested.
+        expected: &'static str,
+        /// What is stored.
+        found: &'static str,
+    },
 }
 
 impl VfsError {

@@ -4,5 +4,8 @@
 
 pub mod atomic;
 mod error;
+pub mod plane;
+pub mod tiff;
 
 pub use error::VfsError;
+pub use plane::{Dtype, PlaneData};

@@ -1,0 +1,105 @@
+//! Microscope formats: detect a plate's format, read its metadata, and build its component
+//! index. Reading never writes inside the input plate.
+
+pub mod htd;
+pub mod imagexpress;
+
+use std::path::{Path, PathBuf};
+
+use crate::plate::{FormatKind, IndexError, Plate};
+
+/// A plate that cannot be read, naming the file and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// The directory does not exist or is not a directory.
+    #[error("{0}: not a directory")]
+    NotADirectory(PathBuf),
+    /// No known format's marker files were found.
+    #[error(
+        "{0}: no plate format recognised (looked for an ImageXpress .HTD, an Opera Phenix Images/Index.xml, and hcs's metadata file)"
+    )]
+    Unrecognised(PathBuf),
+    /// The format's metadata file is missing.
+    #[error("{path}: {format} plate has no {what}")]
+    MissingMetadata {
+        /// The plate root.
+        path: PathBuf,
+        /// The format asked for.
+        format: &'static str,
+        /// What is missing.
+        what: &'static str,
+    },
+    /// The metadata file cannot be parsed.
+    #[error("{path}: {message}")]
+    BadMetadata {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A directory entry cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The images do not form a consistent index.
+    #[error("{path}: {source}")]
+    Index {
+        /// The plate root.
+        path: PathBuf,
+        /// The problem.
+        source: IndexError,
+    },
+    /// An image file cannot be read.
+    #[error(transparent)]
+    Image(#[from] hcs_vfs::VfsError),
+}
+
+impl FormatError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        FormatError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Which format a plate directory holds.
+pub fn detect(root: &Path) -> Result<FormatKind, FormatError> {
+    if !root.is_dir() {
+        return Err(FormatError::NotADirectory(root.to_path_buf()));
+    }
+    if htd::find_htd(root)?.is_some() {
+        return Ok(FormatKind::Imagexpress);
+    }
+    Err(FormatError::Unrecognised(root.to_path_buf()))
+}
+
+/// Open a plate, detecting its format unless one is given.
+pub fn open_plate(root: &Path, format: Option<FormatKind>) -> Result<Plate, FormatError> {
+    let format = match format {
+        Some(f) => f,
+        None => detect(root)?,
+    };
+    match format {
+        FormatKind::Imagexpress => imagexpress::read(root),
+        FormatKind::OperaPhenix | FormatKind::Hcs => Err(FormatError::MissingMetadata {
+            path: root.to_path_buf(),
+            format: format.name(),
+            what: "reader in this build",
+        }),
+    }
+}
+
+/// The entries of a directory, sorted by name, with errors naming the directory.
+pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, FormatError> {
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(|e| FormatError::io(dir, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| FormatError::io(dir, e))?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    Ok(entries)
+}

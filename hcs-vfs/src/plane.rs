@@ -1,0 +1,141 @@
+//! Image planes as stored, and the one dtype policy of hcs.
+//!
+//! Functions see `f32` planes holding the raw sample values (a u16 of 1234 is 1234.0 — never
+//! rescaled). On writing back, values are rounded to the nearest integer and clamped to the range
+//! of the storage dtype (NaN becomes 0). Every backend uses [`PlaneData::from_f32`], so a plate
+//! written as TIFF and as OME-Zarr holds identical numbers.
+
+use ndarray::Array2;
+
+/// A sample type hcs stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dtype {
+    /// 8-bit unsigned.
+    U8,
+    /// 16-bit unsigned (what most HCS cameras write).
+    U16,
+    /// 32-bit float.
+    F32,
+}
+
+impl Dtype {
+    /// Bytes per sample.
+    pub const fn size(self) -> usize {
+        match self {
+            Dtype::U8 => 1,
+            Dtype::U16 => 2,
+            Dtype::F32 => 4,
+        }
+    }
+
+    /// The name used in metadata (`uint8`, `uint16`, `float32`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Dtype::U8 => "uint8",
+            Dtype::U16 => "uint16",
+            Dtype::F32 => "float32",
+        }
+    }
+
+    /// Parse a metadata name.
+    pub fn from_name(name: &str) -> Option<Dtype> {
+        match name {
+            "uint8" => Some(Dtype::U8),
+            "uint16" => Some(Dtype::U16),
+            "float32" => Some(Dtype::F32),
+            _ => None,
+        }
+    }
+}
+
+/// One 2-D plane `[y, x]` in its storage dtype.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PlaneData {
+    /// 8-bit samples.
+    U8(Array2<u8>),
+    /// 16-bit samples.
+    U16(Array2<u16>),
+    /// Float samples.
+    F32(Array2<f32>),
+}
+
+impl PlaneData {
+    /// The storage dtype.
+    pub fn dtype(&self) -> Dtype {
+        match self {
+            PlaneData::U8(_) => Dtype::U8,
+            PlaneData::U16(_) => Dtype::U16,
+            PlaneData::F32(_) => Dtype::F32,
+        }
+    }
+
+    /// `(height, width)`.
+    pub fn dim(&self) -> (usize, usize) {
+        match self {
+            PlaneData::U8(a) => a.dim(),
+            PlaneData::U16(a) => a.dim(),
+            PlaneData::F32(a) => a.dim(),
+        }
+    }
+
+    /// The raw sample values as f32 (no rescaling).
+    pub fn to_f32(&self) -> Array2<f32> {
+        match self {
+            PlaneData::U8(a) => a.mapv(f32::from),
+            PlaneData::U16(a) => a.mapv(f32::from),
+            PlaneData::F32(a) => a.clone(),
+        }
+    }
+
+    /// Convert f32 values to `dtype`: round to nearest, clamp to the dtype's range, NaN → 0.
+    pub fn from_f32(values: &Array2<f32>, dtype: Dtype) -> PlaneData {
+        match dtype {
+            Dtype::U8 => PlaneData::U8(values.mapv(|v| to_int(v, 255.0) as u8)),
+            Dtype::U16 => PlaneData::U16(values.mapv(|v| to_int(v, 65535.0) as u16)),
+            Dtype::F32 => PlaneData::F32(values.clone()),
+        }
+    }
+
+    /// The samples as little-endian bytes in row-major order.
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        match self {
+            PlaneData::U8(a) => a.iter().copied().collect(),
+            PlaneData::U16(a) => a.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            PlaneData::F32(a) => a.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+}
+
+fn to_int(v: f32, max: f32) -> f32 {
+    if v.is_nan() {
+        0.0
+    } else {
+        v.round().clamp(0.0, max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn writing_back_rounds_and_clamps_the_same_way_for_every_dtype() {
+        let v = array![[-3.0f32, 0.4, 0.5, 1.6], [254.6, 300.0, 70000.0, f32::NAN]];
+        assert_eq!(
+            PlaneData::from_f32(&v, Dtype::U8),
+            PlaneData::U8(array![[0, 0, 1, 2], [255, 255, 255, 0]])
+        );
+        assert_eq!(
+            PlaneData::from_f32(&v, Dtype::U16),
+            PlaneData::U16(array![[0, 0, 1, 2], [255, 300, 65535, 0]])
+        );
+    }
+
+    #[test]
+    fn reading_keeps_raw_values() {
+        let p = PlaneData::U16(array![[0, 1234, 65535]]);
+        assert_eq!(p.to_f32(), array![[0.0, 1234.0, 65535.0]]);
+        assert_eq!(PlaneData::from_f32(&p.to_f32(), Dtype::U16), p);
+    }
+}
