@@ -14,7 +14,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod demo;
 pub mod functions;
+pub mod synth;
 
 /// High-content-screening pipelines: contracts checked by rustc, plans checked before any pixel moves.
 #[derive(Parser)]
@@ -26,15 +28,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Synthesize a plate and run a pipeline over it, end to end, on built-in defaults.
+    Demo(demo::Args),
     /// List every registered processing function and its contract.
     Functions(functions::Args),
+    /// Write a seeded synthetic plate with ground-truth tile positions.
+    Synth(synth::Args),
 }
 
 /// Parse the process arguments and run the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(&args),
         Command::Functions(args) => functions::run(&args),
+        Command::Synth(args) => synth::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
