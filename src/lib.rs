@@ -16,7 +16,7 @@
 //! let out = gain(ndarray::Array3::ones((1, 2, 2)), 3.0);
 //! assert_eq!(out[[0, 1, 1]], 3.0);
 //! // ...and its contract is registered.
-//! let contract = hcs::Registry::global().get("gain", hcs::MemoryType::Ndarray).unwrap();
+//! let contract = hcs::Registry::global().get("gain", hcs::MemoryType::Ndarray).expect("registered");
 //! assert_eq!(contract.params[0].name, "factor");
 //! assert_eq!(gain::FUNC.doc, "Multiply every pixel by a gain.");
 //! ```

@@ -56,17 +56,17 @@ pub type NdarrayStack = Array3<f32>;
 
 /// The stack an `#[memory(torch)]` function receives.
 ///
-/// With the `torch` feature off this is an uninhabited placeholder, so code naming it still
-/// type-checks and the only error is the one that names the missing feature.
-#[cfg(not(feature = "torch"))]
+/// Until the torch backend is linked this is an uninhabited placeholder: code naming it still
+/// type-checks, and `#[memory(torch)]` without the `torch` feature gives one error naming the
+/// feature.
 #[derive(Debug)]
 pub enum TorchStack {}
 
 /// The stack an `#[memory(cuda)]` function receives.
 ///
-/// With the `cuda` feature off this is an uninhabited placeholder, so code naming it still
-/// type-checks and the only error is the one that names the missing feature.
-#[cfg(not(feature = "cuda"))]
+/// Until the cuda backend is linked this is an uninhabited placeholder: code naming it still
+/// type-checks, and `#[memory(cuda)]` without the `cuda` feature gives one error naming the
+/// feature.
 #[derive(Debug)]
 pub enum CudaStack {}
 
