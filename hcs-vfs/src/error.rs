@@ -69,6 +69,14 @@ pub enum VfsError {
         /// The limit.
         max_pixels: u64,
     },
+    /// A Zarr store or its OME metadata is invalid or cannot be written.
+    #[error("{path}: zarr: {message}")]
+    Zarr {
+        /// The path.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// The stored data has another kind than requested (e.g. bytes where a plane was expected).
     #[error("{path}: holds {found}, expected {expected}")]
     WrongKind {

@@ -4,6 +4,7 @@
 
 pub mod atomic;
 mod error;
+pub mod omezarr;
 pub mod plane;
 pub mod tiff;
 

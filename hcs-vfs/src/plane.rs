@@ -8,13 +8,16 @@
 use ndarray::Array2;
 
 /// A sample type hcs stores.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Dtype {
     /// 8-bit unsigned.
+    #[serde(rename = "uint8")]
     U8,
     /// 16-bit unsigned (what most HCS cameras write).
+    #[serde(rename = "uint16")]
     U16,
     /// 32-bit float.
+    #[serde(rename = "float32")]
     F32,
 }
 

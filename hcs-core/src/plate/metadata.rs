@@ -52,28 +52,6 @@ pub struct PlateMetadata {
     /// Tile shape `(height, width)` of the first image, if read.
     pub tile_shape: Option<(usize, usize)>,
     /// Storage dtype of the first image, if read.
-    #[serde(with = "dtype_name", default)]
+    #[serde(default)]
     pub dtype: Option<Dtype>,
-}
-
-mod dtype_name {
-    use hcs_vfs::Dtype;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<Dtype>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(d.name()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dtype>, D::Error> {
-        let name: Option<String> = Option::deserialize(d)?;
-        match name {
-            None => Ok(None),
-            Some(n) => Dtype::from_name(&n)
-                .map(Some)
-                .ok_or_else(|| serde::de::Error::custom(format!("unknown dtype `{n}`"))),
-        }
-    }
 }

@@ -1,0 +1,339 @@
+//! Writing an OME-Zarr plate, one well at a time.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ndarray::IxDyn;
+use zarrs::array::{Array, ArrayBuilder, ArrayMetadataV2, data_type};
+use zarrs::filesystem::FilesystemStore;
+
+use super::metadata;
+use super::{NgffVersion, PlateLayout, ZarrCodec};
+use crate::VfsError;
+use crate::atomic::write_atomic;
+use crate::plane::{Dtype, PlaneData};
+
+pub(crate) fn zarr_err(path: &Path, e: impl std::fmt::Display) -> VfsError {
+    VfsError::Zarr {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+fn write_json(dir: &Path, files: Vec<(&'static str, serde_json::Value)>) -> Result<(), VfsError> {
+    for (name, value) in files {
+        let bytes = serde_json::to_vec_pretty(&value).map_err(|e| zarr_err(dir, e))?;
+        write_atomic(&dir.join(name), &bytes)?;
+    }
+    Ok(())
+}
+
+/// The group file that marks a finished group.
+fn group_marker(version: NgffVersion) -> &'static str {
+    match version {
+        NgffVersion::V05 => "zarr.json",
+        NgffVersion::V04 => ".zattrs",
+    }
+}
+
+/// Writes an OME-Zarr HCS plate. Wells may be written concurrently (from threads or from
+/// separate processes): each owns its directory, and only [`OmeZarrPlateWriter::finalize`]
+/// writes plate metadata listing them.
+#[derive(Debug)]
+pub struct OmeZarrPlateWriter {
+    root: PathBuf,
+    layout: PlateLayout,
+}
+
+impl OmeZarrPlateWriter {
+    /// Prepare the plate directory (row groups and plate metadata listing the wells already
+    /// complete — none for a new plate).
+    pub fn create(root: &Path, layout: PlateLayout) -> Result<Self, VfsError> {
+        if layout.channels.is_empty()
+            || layout.z_planes == 0
+            || layout.fields == 0
+            || layout.timepoints == 0
+        {
+            return Err(zarr_err(
+                root,
+                "a plate needs at least one channel, z-plane, field and timepoint",
+            ));
+        }
+        if layout.plane_shape.0 == 0 || layout.plane_shape.1 == 0 {
+            return Err(zarr_err(root, "empty plane shape"));
+        }
+        std::fs::create_dir_all(root).map_err(|e| VfsError::io(root, e))?;
+        let writer = Self {
+            root: root.to_path_buf(),
+            layout,
+        };
+        let mut rows: Vec<&String> = writer.layout.wells.iter().map(|(r, _)| r).collect();
+        rows.dedup();
+        for row in rows {
+            let dir = writer.root.join(row);
+            if !dir.join(group_marker(writer.layout.version)).exists() {
+                write_json(
+                    &dir,
+                    metadata::group_files(writer.layout.version, serde_json::json!({})),
+                )?;
+            }
+        }
+        writer.finalize()?;
+        Ok(writer)
+    }
+
+    /// The plate layout.
+    pub fn layout(&self) -> &PlateLayout {
+        &self.layout
+    }
+
+    /// The plate directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn well_dir(&self, row: &str, col: u32) -> PathBuf {
+        self.root.join(row).join(col.to_string())
+    }
+
+    /// Whether a well was completely written (by this or an earlier run).
+    pub fn is_well_complete(&self, row: &str, col: u32) -> bool {
+        self.well_dir(row, col)
+            .join(group_marker(self.layout.version))
+            .is_file()
+    }
+
+    /// Start writing a well into a temporary directory.
+    pub fn open_well(&self, row: &str, col: u32) -> Result<WellWriter, VfsError> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        if !self.layout.wells.iter().any(|(r, c)| r == row && *c == col) {
+            return Err(zarr_err(
+                &self.root,
+                format!("well {row}{col:02} is not in the plate layout"),
+            ));
+        }
+        let final_dir = self.well_dir(row, col);
+        let tmp_dir = self.root.join(row).join(format!(
+            ".{col}.partial-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&tmp_dir).map_err(|e| VfsError::io(&tmp_dir, e))?;
+        let mut writer = WellWriter {
+            final_dir,
+            tmp_dir,
+            layout: self.layout.clone(),
+            arrays: Vec::new(),
+            finished: false,
+        };
+        writer.prepare()?;
+        Ok(writer)
+    }
+
+    /// (Re)write the plate metadata listing every complete well. Run once after all wells
+    /// (for a cluster run: by the finalize job).
+    pub fn finalize(&self) -> Result<(), VfsError> {
+        let present: Vec<(String, u32)> = self
+            .layout
+            .wells
+            .iter()
+            .filter(|(r, c)| self.is_well_complete(r, *c))
+            .cloned()
+            .collect();
+        write_json(
+            &self.root,
+            metadata::group_files(self.layout.version, metadata::plate(&self.layout, &present)),
+        )
+    }
+}
+
+/// Writes one well; nothing is visible at the well's path until [`WellWriter::finish`].
+pub struct WellWriter {
+    final_dir: PathBuf,
+    tmp_dir: PathBuf,
+    layout: PlateLayout,
+    arrays: Vec<Array<FilesystemStore>>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for WellWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WellWriter")
+            .field("final_dir", &self.final_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The inner chunk edge: the largest divisor of `n` in 128..=512, else `n` (shards must be a
+/// multiple of their inner chunks).
+fn inner_chunk(n: usize) -> usize {
+    if n <= 512 {
+        return n;
+    }
+    (128..=512).rev().find(|d| n % d == 0).unwrap_or(n)
+}
+
+impl WellWriter {
+    fn prepare(&mut self) -> Result<(), VfsError> {
+        let layout = &self.layout;
+        write_json(
+            &self.tmp_dir,
+            metadata::group_files(layout.version, metadata::well(layout)),
+        )?;
+        let store =
+            Arc::new(FilesystemStore::new(&self.tmp_dir).map_err(|e| zarr_err(&self.tmp_dir, e))?);
+        let shape = layout.array_shape();
+        let (h, w) = layout.plane_shape;
+        let mut chunk: Vec<u64> = vec![1; shape.len()];
+        let n = chunk.len();
+        chunk[n - 2] = h as u64;
+        chunk[n - 1] = w as u64;
+        for field in 0..layout.fields {
+            let image_dir = self.tmp_dir.join(field.to_string());
+            write_json(
+                &image_dir,
+                metadata::group_files(layout.version, metadata::image(layout, field)),
+            )?;
+            let path = format!("/{field}/0");
+            let array = match layout.version {
+                NgffVersion::V05 => {
+                    let mut inner = chunk.clone();
+                    inner[n - 2] = inner_chunk(h) as u64;
+                    inner[n - 1] = inner_chunk(w) as u64;
+                    let mut names: Vec<&str> = Vec::new();
+                    if layout.has_t() {
+                        names.push("t");
+                    }
+                    names.extend(["c", "z", "y", "x"]);
+                    let (dt, fill): (_, zarrs::array::FillValue) = match layout.dtype {
+                        Dtype::U8 => (data_type::uint8(), 0u8.into()),
+                        Dtype::U16 => (data_type::uint16(), 0u16.into()),
+                        Dtype::F32 => (data_type::float32(), 0f32.into()),
+                    };
+                    let mut builder = ArrayBuilder::new(shape.clone(), chunk.clone(), dt, fill);
+                    builder.subchunk_shape(inner).dimension_names(Some(names));
+                    if let ZarrCodec::Zstd(level) = layout.codec {
+                        builder.bytes_to_bytes_codecs(vec![Arc::new(
+                            zarrs::array::codec::ZstdCodec::new(level, false),
+                        )]);
+                    }
+                    builder
+                        .build(store.clone(), &path)
+                        .map_err(|e| zarr_err(&image_dir, e))?
+                }
+                NgffVersion::V04 => {
+                    let dtype = match layout.dtype {
+                        Dtype::U8 => "|u1",
+                        Dtype::U16 => "<u2",
+                        Dtype::F32 => "<f4",
+                    };
+                    let compressor = match layout.codec {
+                        ZarrCodec::Zstd(level) => {
+                            serde_json::json!({ "id": "zstd", "level": level })
+                        }
+                        ZarrCodec::None => serde_json::Value::Null,
+                    };
+                    let meta: ArrayMetadataV2 = serde_json::from_value(serde_json::json!({
+                        "zarr_format": 2, "shape": shape, "chunks": chunk, "dtype": dtype,
+                        "compressor": compressor, "fill_value": 0, "order": "C", "filters": null,
+                        "dimension_separator": "/",
+                    }))
+                    .map_err(|e| zarr_err(&image_dir, e))?;
+                    Array::new_with_metadata(store.clone(), &path, meta.into())
+                        .map_err(|e| zarr_err(&image_dir, e))?
+                }
+            };
+            array
+                .store_metadata()
+                .map_err(|e| zarr_err(&image_dir, e))?;
+            self.arrays.push(array);
+        }
+        Ok(())
+    }
+
+    /// Write one plane: `field`, `t`, `c`, `z` 0-based. The plane must have the layout's shape
+    /// and dtype.
+    pub fn write_plane(
+        &self,
+        field: u32,
+        t: u32,
+        c: u32,
+        z: u32,
+        plane: &PlaneData,
+    ) -> Result<(), VfsError> {
+        let layout = &self.layout;
+        let bad = |m: String| zarr_err(&self.final_dir, m);
+        let array = self
+            .arrays
+            .get(field as usize)
+            .ok_or_else(|| bad(format!("field {field} out of range")))?;
+        if t >= layout.timepoints || c as usize >= layout.channels.len() || z >= layout.z_planes {
+            return Err(bad(format!("plane t={t} c={c} z={z} outside the layout")));
+        }
+        if plane.dim() != layout.plane_shape || plane.dtype() != layout.dtype {
+            return Err(bad(format!(
+                "plane is {:?} {}, the plate holds {:?} {}",
+                plane.dim(),
+                plane.dtype().name(),
+                layout.plane_shape,
+                layout.dtype.name()
+            )));
+        }
+        let index = layout.plane_index(t, c, z);
+        let chunk_index: Vec<u64> = index.clone();
+        let (h, w) = plane.dim();
+        let mut shape = vec![1usize; index.len()];
+        let n = shape.len();
+        shape[n - 2] = h;
+        shape[n - 1] = w;
+        let err = |e: zarrs::array::ArrayError| zarr_err(&self.final_dir, e);
+        let reshape = |e: ndarray::ShapeError| zarr_err(&self.final_dir, e);
+        match plane {
+            PlaneData::U8(a) => array
+                .store_chunk(
+                    &chunk_index,
+                    a.clone()
+                        .into_shape_with_order(IxDyn(&shape))
+                        .map_err(reshape)?,
+                )
+                .map_err(err),
+            PlaneData::U16(a) => array
+                .store_chunk(
+                    &chunk_index,
+                    a.clone()
+                        .into_shape_with_order(IxDyn(&shape))
+                        .map_err(reshape)?,
+                )
+                .map_err(err),
+            PlaneData::F32(a) => array
+                .store_chunk(
+                    &chunk_index,
+                    a.clone()
+                        .into_shape_with_order(IxDyn(&shape))
+                        .map_err(reshape)?,
+                )
+                .map_err(err),
+        }
+    }
+
+    /// Publish the well: rename the temporary directory into place (replacing an older copy).
+    pub fn finish(mut self) -> Result<(), VfsError> {
+        if self.final_dir.exists() {
+            std::fs::remove_dir_all(&self.final_dir)
+                .map_err(|e| VfsError::io(&self.final_dir, e))?;
+        }
+        std::fs::rename(&self.tmp_dir, &self.final_dir)
+            .map_err(|e| VfsError::io(&self.final_dir, e))?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for WellWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = std::fs::remove_dir_all(&self.tmp_dir);
+        }
+    }
+}
