@@ -171,7 +171,7 @@ fn inner_chunk(n: usize) -> usize {
     if n <= 512 {
         return n;
     }
-    (128..=512).rev().find(|d| n % d == 0).unwrap_or(n)
+    (128..=512).rev().find(|d| n.is_multiple_of(*d)).unwrap_or(n)
 }
 
 impl WellWriter {
