@@ -30,10 +30,9 @@ extern crate self as hcs;
 pub use hcs_core::params::parse_choice;
 pub use hcs_core::{CudaStack, TorchStack};
 pub use hcs_core::{
-    FunctionContract, InvokeError, InvokeOutput, MaterializeError, MaterializeResult,
-    MaterializeTarget, MemoryType, NdarrayStack, ParamError, ParamMap, ParamSpec, ParamType,
-    ParamValue, PipelineParam, Registry, RegistryError, SpecialData, SpecialInputs, SpecialValue,
-    Stack,
+    FunctionContract, InvokeError, InvokeOutput, MaterializeError, MaterializeResult, MaterializeTarget, MemoryType,
+    NdarrayStack, ParamError, ParamMap, ParamSpec, ParamType, ParamValue, PipelineParam, Registry, RegistryError,
+    SpecialData, SpecialInputs, SpecialValue, Stack,
 };
 pub use hcs_macros::{chain_breaker, memory, special_inputs, special_outputs};
 
@@ -51,8 +50,7 @@ pub use hcs_core::__private;
 /// Everything needed to write a processing function: `use hcs::prelude::*;`.
 pub mod prelude {
     pub use hcs_core::{
-        CudaStack, MaterializeError, MaterializeResult, MaterializeTarget, NdarrayStack,
-        PipelineParam, TorchStack,
+        CudaStack, MaterializeError, MaterializeResult, MaterializeTarget, NdarrayStack, PipelineParam, TorchStack,
     };
     pub use hcs_macros::{chain_breaker, memory, special_inputs, special_outputs};
 }

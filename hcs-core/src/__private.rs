@@ -10,8 +10,8 @@ pub use crate::memory::{CudaStackType, MemoryType, NdarrayStackType, Stack, Torc
 pub use crate::params::{ParamMap, ParamSpec, ParamValue, PipelineParam};
 pub use crate::registry::FUNCTIONS;
 pub use crate::special::{
-    MaterializeResult, MaterializeTarget, MaterializerFn, MaterializerSpec, SpecialData,
-    SpecialInputSpec, SpecialInputs, SpecialOutputSpec, SpecialValue,
+    MaterializeResult, MaterializeTarget, MaterializerFn, MaterializerSpec, SpecialData, SpecialInputSpec,
+    SpecialInputs, SpecialOutputSpec, SpecialValue,
 };
 
 /// Compile-time probe: `T` is the stack type of `#[memory(ndarray)]`.
@@ -41,18 +41,11 @@ pub fn param<T: PipelineParam>(
     name: &'static str,
     default: Option<fn() -> ParamValue>,
 ) -> Result<T, InvokeError> {
-    let bad = |source| InvokeError::BadParam {
-        function,
-        param: name.to_owned(),
-        source,
-    };
+    let bad = |source| InvokeError::BadParam { function, param: name.to_owned(), source };
     match (params.get(name), default) {
         (Some(value), _) => T::from_value(value).map_err(bad),
         (None, Some(default)) => T::from_value(&default()).map_err(bad),
-        (None, None) => Err(InvokeError::MissingParam {
-            function,
-            param: name,
-        }),
+        (None, None) => Err(InvokeError::MissingParam { function, param: name }),
     }
 }
 
@@ -63,10 +56,7 @@ pub fn reject_unknown_params(
     known: &[&'static str],
 ) -> Result<(), InvokeError> {
     match params.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(unknown) => Err(InvokeError::UnknownParam {
-            function,
-            param: unknown.clone(),
-        }),
+        Some(unknown) => Err(InvokeError::UnknownParam { function, param: unknown.clone() }),
         None => Ok(()),
     }
 }
@@ -76,10 +66,7 @@ pub fn function_error<E>(function: &'static str, error: E) -> InvokeError
 where
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    InvokeError::Function {
-        function,
-        source: error.into(),
-    }
+    InvokeError::Function { function, source: error.into() }
 }
 
 /// Run a typed materializer on erased data.

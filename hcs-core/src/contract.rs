@@ -124,22 +124,12 @@ impl Serialize for FunctionContract {
                 doc: p.doc,
             })
             .collect();
-        let inputs: Vec<Input<'_>> = self
-            .special_inputs
-            .iter()
-            .map(|s| Input {
-                key: s.key,
-                rust_type: s.rust_type,
-            })
-            .collect();
+        let inputs: Vec<Input<'_>> =
+            self.special_inputs.iter().map(|s| Input { key: s.key, rust_type: s.rust_type }).collect();
         let outputs: Vec<Output<'_>> = self
             .special_outputs
             .iter()
-            .map(|s| Output {
-                key: s.key,
-                rust_type: s.rust_type,
-                materializer: s.materializer.map(|m| m.name),
-            })
+            .map(|s| Output { key: s.key, rust_type: s.rust_type, materializer: s.materializer.map(|m| m.name) })
             .collect();
         let mut st = serializer.serialize_struct("FunctionContract", 11)?;
         st.serialize_field("name", self.name)?;

@@ -73,9 +73,7 @@ pub enum InvokeError {
         key: &'static str,
     },
     /// A special input has another type than the function declares.
-    #[error(
-        "function `{function}`: special input `{key}` should be `{expected}`, but is `{found}`"
-    )]
+    #[error("function `{function}`: special input `{key}` should be `{expected}`, but is `{found}`")]
     SpecialInputType {
         /// The function.
         function: &'static str,

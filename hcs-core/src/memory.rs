@@ -13,9 +13,7 @@ use ndarray::Array3;
 use crate::error::InvokeError;
 
 /// Where a function's stack lives and which library it is expressed in.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MemoryType {
     /// `ndarray::Array3<f32>` in host memory.
@@ -169,9 +167,6 @@ mod tests {
     fn memory_type_names_match_attribute_spelling() {
         let names: Vec<_> = MemoryType::ALL.iter().map(|m| m.name()).collect();
         assert_eq!(names, ["ndarray", "torch", "cuda"]);
-        assert_eq!(
-            serde_json::to_string(&MemoryType::Torch).ok().as_deref(),
-            Some("\"torch\"")
-        );
+        assert_eq!(serde_json::to_string(&MemoryType::Torch).ok().as_deref(), Some("\"torch\""));
     }
 }

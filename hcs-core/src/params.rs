@@ -124,10 +124,7 @@ pub trait PipelineParam: Sized {
 }
 
 fn mismatch(expected: ParamType, found: &ParamValue) -> ParamError {
-    ParamError::WrongType {
-        expected: expected.to_string(),
-        found: found.to_string(),
-    }
+    ParamError::WrongType { expected: expected.to_string(), found: found.to_string() }
 }
 
 impl PipelineParam for bool {
@@ -281,10 +278,7 @@ pub fn check_value(ty: &ParamType, value: &ParamValue) -> Result<(), ParamError>
         (ParamType::Bool, ParamValue::Bool(_)) => true,
         (ParamType::Int { min, max }, ParamValue::Int(i)) => {
             if i < min || i > max {
-                return Err(ParamError::OutOfRange {
-                    value: value.to_string(),
-                    expected: ty.to_string(),
-                });
+                return Err(ParamError::OutOfRange { value: value.to_string(), expected: ty.to_string() });
             }
             true
         }
@@ -298,11 +292,7 @@ pub fn check_value(ty: &ParamType, value: &ParamValue) -> Result<(), ParamError>
         (ParamType::Optional { of }, other) => return check_value(of, other),
         _ => false,
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(mismatch(*ty, value))
-    }
+    if ok { Ok(()) } else { Err(mismatch(*ty, value)) }
 }
 
 #[cfg(test)]
@@ -320,35 +310,22 @@ mod tests {
     #[test]
     fn floats_accept_integers_but_strings_do_not() {
         assert_eq!(f64::from_value(&ParamValue::Int(3)).ok(), Some(3.0));
-        let err =
-            f64::from_value(&ParamValue::Str("3".into())).expect_err("string is not a number");
+        let err = f64::from_value(&ParamValue::Str("3".into())).expect_err("string is not a number");
         assert_eq!(err.to_string(), "expected number, found \"3\"");
     }
 
     #[test]
     fn nested_types_describe_themselves() {
-        assert_eq!(
-            <Option<Vec<f32>>>::TYPE.to_string(),
-            "optional list of number"
-        );
+        assert_eq!(<Option<Vec<f32>>>::TYPE.to_string(), "optional list of number");
         let v = vec![1.5f32, 2.0].to_value();
         assert_eq!(<Vec<f32>>::from_value(&v).ok(), Some(vec![1.5, 2.0]));
-        assert!(
-            check_value(
-                &<Vec<f32>>::TYPE,
-                &ParamValue::List(vec![ParamValue::Bool(true)])
-            )
-            .is_err()
-        );
+        assert!(check_value(&<Vec<f32>>::TYPE, &ParamValue::List(vec![ParamValue::Bool(true)])).is_err());
     }
 
     #[test]
     fn choices_parse_only_listed_spellings() {
         const OPTS: &[&str] = &["max", "mean"];
-        assert_eq!(
-            parse_choice(&ParamValue::Str("mean".into()), OPTS, &[0, 1]).ok(),
-            Some(1)
-        );
+        assert_eq!(parse_choice(&ParamValue::Str("mean".into()), OPTS, &[0, 1]).ok(), Some(1));
         assert!(parse_choice(&ParamValue::Str("median".into()), OPTS, &[0, 1]).is_err());
     }
 }

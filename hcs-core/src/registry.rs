@@ -34,27 +34,14 @@ impl Registry {
 
     /// Build a registry from any set of contracts (used by [`Registry::global`] and by tests).
     /// Duplicates (same name and input memory type) are kept out and recorded as problems.
-    pub fn from_contracts(
-        contracts: impl IntoIterator<Item = &'static FunctionContract>,
-    ) -> Registry {
+    pub fn from_contracts(contracts: impl IntoIterator<Item = &'static FunctionContract>) -> Registry {
         let mut all: Vec<&'static FunctionContract> = contracts.into_iter().collect();
         // Link order is unspecified: sort so listings, lookups and duplicate reports are stable.
-        all.sort_by_key(|c| {
-            (
-                c.name,
-                c.input_memory,
-                c.module_path,
-                c.location.file,
-                c.location.line,
-            )
-        });
+        all.sort_by_key(|c| (c.name, c.input_memory, c.module_path, c.location.file, c.location.line));
         let mut registry = Registry::default();
         for contract in all {
             let variants = registry.by_name.entry(contract.name).or_default();
-            match variants
-                .iter()
-                .find(|v| v.input_memory == contract.input_memory)
-            {
+            match variants.iter().find(|v| v.input_memory == contract.input_memory) {
                 Some(first) => registry.problems.push(RegistryError::Duplicate {
                     name: contract.name,
                     memory: contract.input_memory,
@@ -76,11 +63,7 @@ impl Registry {
 
     /// `Ok` when no function is registered twice, else every duplicate.
     pub fn check(&self) -> Result<(), Vec<RegistryError>> {
-        if self.problems.is_empty() {
-            Ok(())
-        } else {
-            Err(self.problems.clone())
-        }
+        if self.problems.is_empty() { Ok(()) } else { Err(self.problems.clone()) }
     }
 
     /// All contracts, sorted by name then memory type.
@@ -105,10 +88,7 @@ impl Registry {
 
     /// The variant of `name` that takes `memory`.
     pub fn get(&self, name: &str, memory: MemoryType) -> Option<&'static FunctionContract> {
-        self.variants(name)
-            .iter()
-            .copied()
-            .find(|c| c.input_memory == memory)
+        self.variants(name).iter().copied().find(|c| c.input_memory == memory)
     }
 
     /// The registered name closest to `name`, for "did you mean" hints.

@@ -33,10 +33,7 @@ pub struct SpecialData {
 impl SpecialData {
     /// Wrap a value.
     pub fn new<T: SpecialValue>(value: T) -> Self {
-        Self {
-            value: Arc::new(value),
-            type_name: std::any::type_name::<T>(),
-        }
+        Self { value: Arc::new(value), type_name: std::any::type_name::<T>() }
     }
 
     /// Borrow the value as `T`, or `None` if it has another type.
@@ -62,9 +59,7 @@ impl SpecialData {
 
 impl fmt::Debug for SpecialData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SpecialData")
-            .field("type", &self.type_name)
-            .finish_non_exhaustive()
+        f.debug_struct("SpecialData").field("type", &self.type_name).finish_non_exhaustive()
     }
 }
 
@@ -86,22 +81,14 @@ impl SpecialInputs {
     }
 
     /// Borrow the value for `key` as `T`, with an error naming the function, the key and the types.
-    pub fn get<T: Any>(
-        &self,
-        function: &'static str,
-        key: &'static str,
-    ) -> Result<&T, InvokeError> {
-        let data = self
-            .values
-            .get(key)
-            .ok_or(InvokeError::MissingSpecialInput { function, key })?;
-        data.downcast_ref::<T>()
-            .ok_or_else(|| InvokeError::SpecialInputType {
-                function,
-                key,
-                expected: std::any::type_name::<T>(),
-                found: data.type_name(),
-            })
+    pub fn get<T: Any>(&self, function: &'static str, key: &'static str) -> Result<&T, InvokeError> {
+        let data = self.values.get(key).ok_or(InvokeError::MissingSpecialInput { function, key })?;
+        data.downcast_ref::<T>().ok_or_else(|| InvokeError::SpecialInputType {
+            function,
+            key,
+            expected: std::any::type_name::<T>(),
+            found: data.type_name(),
+        })
     }
 }
 
@@ -115,10 +102,7 @@ pub struct MaterializeTarget {
 impl MaterializeTarget {
     /// A target writing `<dir>/<stem><suffix>` files.
     pub fn new(dir: impl Into<PathBuf>, stem: impl Into<String>) -> Self {
-        Self {
-            dir: dir.into(),
-            stem: stem.into(),
-        }
+        Self { dir: dir.into(), stem: stem.into() }
     }
 
     /// The results directory.
@@ -211,18 +195,10 @@ mod tests {
         assert_eq!(got, &vec![(1.0, 2.0)]);
 
         let missing = inputs.get::<u32>("assemble", "grid").expect_err("absent");
-        assert_eq!(
-            missing.to_string(),
-            "function `assemble` needs special input `grid`, but none was provided"
-        );
+        assert_eq!(missing.to_string(), "function `assemble` needs special input `grid`, but none was provided");
 
-        let wrong = inputs
-            .get::<u32>("assemble", "positions")
-            .expect_err("wrong type");
-        assert!(
-            wrong.to_string().contains("alloc::vec::Vec<(f64, f64)>"),
-            "{wrong}"
-        );
+        let wrong = inputs.get::<u32>("assemble", "positions").expect_err("wrong type");
+        assert!(wrong.to_string().contains("alloc::vec::Vec<(f64, f64)>"), "{wrong}");
     }
 
     #[test]

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use hcs_core::formats::{FormatError, detect, open_plate};
 use hcs_core::plate::{Component, FormatKind, ImageKey, IndexError};
 use hcs_core::synth::{Scene, SynthConfig, render_tile, synthesize, tile_positions};
-use hcs_vfs::tiff::{TiffLimits, read_tiff};
 
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("hcs-ix-{}-{name}", std::process::id()));
@@ -16,10 +15,7 @@ fn tmp(name: &str) -> PathBuf {
 
 fn small() -> SynthConfig {
     SynthConfig {
-        wells: ["A01", "B03"]
-            .iter()
-            .map(|w| w.parse().expect("well"))
-            .collect(),
+        wells: ["A01", "B03"].iter().map(|w| w.parse().expect("well")).collect(),
         grid: (2, 3),
         tile: 64,
         channels: 2,
@@ -39,12 +35,7 @@ fn synthetic_imagexpress_plate_round_trips_exactly() {
 
     assert_eq!(plate.metadata.grid, Some((2, 3)));
     assert_eq!(plate.metadata.tile_shape, Some((64, 64)));
-    let names: Vec<_> = plate
-        .metadata
-        .channels
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
+    let names: Vec<_> = plate.metadata.channels.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["DAPI", "FITC"]);
     assert_eq!(plate.index.len(), 2 * 6 * 2 * 3 * 2);
     assert_eq!(plate.index.values(Component::Timepoint), [1, 2]);
@@ -52,31 +43,13 @@ fn synthetic_imagexpress_plate_round_trips_exactly() {
     for well in &config.wells {
         let scene = Scene::generate(&config, *well);
         let tiles = tile_positions(&config, *well);
-        assert_eq!(
-            truth
-                .positions
-                .iter()
-                .find(|(w, _)| w == well)
-                .map(|(_, p)| p),
-            Some(&tiles)
-        );
+        assert_eq!(truth.positions.iter().find(|(w, _)| w == well).map(|(_, p)| p), Some(&tiles));
         for tile in &tiles {
             for (t, z, c) in [(1, 1, 1), (2, 3, 2), (1, 2, 2)] {
-                let key = ImageKey {
-                    well: *well,
-                    timepoint: t,
-                    site: tile.site,
-                    channel: c,
-                    z,
-                };
+                let key = ImageKey { well: *well, timepoint: t, site: tile.site, channel: c, z };
                 let plane = plate.index.get(&key).expect("indexed");
-                let loaded =
-                    read_tiff(&plate.root.join(&plane.path), TiffLimits::default()).expect("load");
-                assert_eq!(
-                    loaded,
-                    vec![render_tile(&config, &scene, *well, tile, t, z, c)],
-                    "{key}"
-                );
+                let loaded = plane.load(&plate.root).expect("load");
+                assert_eq!(loaded, render_tile(&config, &scene, *well, tile, t, z, c), "{key}");
             }
         }
     }
@@ -87,38 +60,11 @@ fn synthetic_imagexpress_plate_round_trips_exactly() {
 fn the_same_seed_gives_the_same_plate_and_another_seed_does_not() {
     let config = small();
     let well = config.wells[0];
-    let a = render_tile(
-        &config,
-        &Scene::generate(&config, well),
-        well,
-        &tile_positions(&config, well)[4],
-        1,
-        2,
-        1,
-    );
-    let b = render_tile(
-        &config,
-        &Scene::generate(&config, well),
-        well,
-        &tile_positions(&config, well)[4],
-        1,
-        2,
-        1,
-    );
+    let a = render_tile(&config, &Scene::generate(&config, well), well, &tile_positions(&config, well)[4], 1, 2, 1);
+    let b = render_tile(&config, &Scene::generate(&config, well), well, &tile_positions(&config, well)[4], 1, 2, 1);
     assert_eq!(a, b);
-    let other = SynthConfig {
-        seed: 7,
-        ..config.clone()
-    };
-    let c = render_tile(
-        &other,
-        &Scene::generate(&other, well),
-        well,
-        &tile_positions(&other, well)[4],
-        1,
-        2,
-        1,
-    );
+    let other = SynthConfig { seed: 7, ..config.clone() };
+    let c = render_tile(&other, &Scene::generate(&other, well), well, &tile_positions(&other, well)[4], 1, 2, 1);
     assert_ne!(a, c);
     // Jitter is sub-pixel and bounded.
     let tiles = tile_positions(&config, well);
@@ -132,40 +78,24 @@ fn the_same_seed_gives_the_same_plate_and_another_seed_does_not() {
 #[test]
 fn ragged_and_duplicated_plates_are_reported_precisely() {
     let dir = tmp("ragged");
-    let config = SynthConfig {
-        timepoints: 1,
-        ..small()
-    };
+    let config = SynthConfig { timepoints: 1, ..small() };
     synthesize(&config, &dir).expect("synthesize");
     std::fs::remove_file(dir.join("TimePoint_1/ZStep_2/B03_s4_w2.tif")).expect("remove one image");
     let err = open_plate(&dir, None).expect_err("ragged");
     match &err {
-        FormatError::Index {
-            source: IndexError::Ragged { missing, .. },
-            ..
-        } => {
+        FormatError::Index { source: IndexError::Ragged { missing, .. }, .. } => {
             assert_eq!(missing.len(), 1);
             assert_eq!(missing[0].to_string(), "B03 site 4 channel 2 z 2 t 1");
         }
         other => panic!("expected ragged, got {other}"),
     }
-    assert!(
-        err.to_string()
-            .contains("well B03 lacks 1 of 36 images (site 4 channel 2 z 2 t 1)"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("well B03 lacks 1 of 36 images (site 4 channel 2 z 2 t 1)"), "{err}");
 
     // Same components twice: once in a ZStep folder, once with an explicit _z in the name.
-    std::fs::copy(
-        dir.join("TimePoint_1/ZStep_1/A01_s1_w1.tif"),
-        dir.join("TimePoint_1/ZStep_2/B03_s4_w2.tif"),
-    )
-    .expect("restore");
-    std::fs::copy(
-        dir.join("TimePoint_1/ZStep_1/A01_s1_w1.tif"),
-        dir.join("TimePoint_1/A01_s1_w1_z1.tif"),
-    )
-    .expect("dup");
+    std::fs::copy(dir.join("TimePoint_1/ZStep_1/A01_s1_w1.tif"), dir.join("TimePoint_1/ZStep_2/B03_s4_w2.tif"))
+        .expect("restore");
+    std::fs::copy(dir.join("TimePoint_1/ZStep_1/A01_s1_w1.tif"), dir.join("TimePoint_1/A01_s1_w1_z1.tif"))
+        .expect("dup");
     let err = open_plate(&dir, None).expect_err("duplicate");
     assert!(
         err.to_string().contains("A01 site 1 channel 1 z 1 t 1 appears twice: TimePoint_1/A01_s1_w1_z1.tif and TimePoint_1/ZStep_1/A01_s1_w1.tif"),
@@ -181,10 +111,7 @@ fn unreadable_htd_and_missing_plate_are_typed_errors() {
     std::fs::write(dir.join("plate.HTD"), [0u8, 159, 146, 150, 255, 0, 1]).expect("write");
     let err = open_plate(&dir, None).expect_err("bad htd");
     assert!(matches!(err, FormatError::BadMetadata { .. }), "{err}");
-    assert!(
-        err.to_string().contains("plate.HTD: unreadable HTD"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("plate.HTD: unreadable HTD"), "{err}");
 
     let err = open_plate(&dir.join("does-not-exist"), None).expect_err("missing");
     assert!(matches!(err, FormatError::NotADirectory(_)), "{err}");
@@ -194,12 +121,7 @@ fn unreadable_htd_and_missing_plate_are_typed_errors() {
 #[test]
 fn symlink_loops_do_not_hang_the_scan() {
     let dir = tmp("loop");
-    let config = SynthConfig {
-        wells: vec!["A01".parse().expect("well")],
-        timepoints: 1,
-        z_planes: 1,
-        ..small()
-    };
+    let config = SynthConfig { wells: vec!["A01".parse().expect("well")], timepoints: 1, z_planes: 1, ..small() };
     synthesize(&config, &dir).expect("synthesize");
     std::os::unix::fs::symlink(&dir, dir.join("TimePoint_1").join("loop")).expect("symlink");
     std::os::unix::fs::symlink(&dir, dir.join("TimePoint_2")).expect("symlink");

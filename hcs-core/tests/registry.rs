@@ -1,23 +1,15 @@
 //! Registry behaviour on hand-built contracts (no macros: hcs-core is tested on its own).
 
 use hcs_core::{
-    FunctionContract, InvokeError, InvokeOutput, MemoryType, ParamMap, Registry, RegistryError,
-    SourceLocation, SpecialInputs, Stack,
+    FunctionContract, InvokeError, InvokeOutput, MemoryType, ParamMap, Registry, RegistryError, SourceLocation,
+    SpecialInputs, Stack,
 };
 
 fn passthrough(stack: Stack, _: &ParamMap, _: &SpecialInputs) -> Result<InvokeOutput, InvokeError> {
-    Ok(InvokeOutput {
-        stack,
-        special_outputs: Vec::new(),
-    })
+    Ok(InvokeOutput { stack, special_outputs: Vec::new() })
 }
 
-const fn contract(
-    name: &'static str,
-    module_path: &'static str,
-    memory: MemoryType,
-    line: u32,
-) -> FunctionContract {
+const fn contract(name: &'static str, module_path: &'static str, memory: MemoryType, line: u32) -> FunctionContract {
     FunctionContract {
         name,
         module_path,
@@ -29,11 +21,7 @@ const fn contract(
         chain_breaker: false,
         params: &[],
         doc: "",
-        location: SourceLocation {
-            file: "src/lib.rs",
-            line,
-            column: 8,
-        },
+        location: SourceLocation { file: "src/lib.rs", line, column: 8 },
         invoke: passthrough,
     }
 }
@@ -49,10 +37,7 @@ fn one_name_holds_one_variant_per_memory_type() {
     assert!(r.check().is_ok());
     assert_eq!(r.len(), 3);
     assert_eq!(r.variants("tophat").len(), 2);
-    assert_eq!(
-        r.get("tophat", MemoryType::Torch).map(|c| c.module_path),
-        Some("a::gpu")
-    );
+    assert_eq!(r.get("tophat", MemoryType::Torch).map(|c| c.module_path), Some("a::gpu"));
     assert!(r.get("tophat", MemoryType::Cuda).is_none());
     // Listing is sorted by name, whatever the link order.
     let names: Vec<_> = r.iter().map(|c| c.name).collect();
@@ -64,23 +49,13 @@ fn duplicate_registration_is_reported_with_both_locations() {
     let r = Registry::from_contracts([&TOPHAT_AGAIN, &TOPHAT_CPU]);
     let problems = r.check().expect_err("duplicate");
     assert_eq!(problems.len(), 1);
-    assert!(matches!(
-        problems[0],
-        RegistryError::Duplicate {
-            name: "tophat",
-            memory: MemoryType::Ndarray,
-            ..
-        }
-    ));
+    assert!(matches!(problems[0], RegistryError::Duplicate { name: "tophat", memory: MemoryType::Ndarray, .. }));
     assert_eq!(
         problems[0].to_string(),
         "function `tophat` is registered twice for memory type ndarray: `a::cpu::tophat` (src/lib.rs:10:8) and `b::cpu::tophat` (src/lib.rs:30:8); rename one of them"
     );
     // The first registration (in sorted order) stays usable.
-    assert_eq!(
-        r.get("tophat", MemoryType::Ndarray).map(|c| c.module_path),
-        Some("a::cpu")
-    );
+    assert_eq!(r.get("tophat", MemoryType::Ndarray).map(|c| c.module_path), Some("a::cpu"));
 }
 
 #[test]

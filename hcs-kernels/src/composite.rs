@@ -11,29 +11,19 @@ use ndarray::{Axis, Zip};
 #[memory(ndarray)]
 pub fn create_composite(
     stack: NdarrayStack,
-    #[param(default = None, doc = "per-plane weights; equal when omitted")] weights: Option<
-        Vec<f32>,
-    >,
+    #[param(default = None, doc = "per-plane weights; equal when omitted")] weights: Option<Vec<f32>>,
 ) -> NdarrayStack {
     let (n, h, w) = stack.dim();
     let raw: Vec<f64> = match weights {
-        Some(ws) => (0..n)
-            .map(|i| ws.get(i).copied().map_or(0.0, f64::from))
-            .collect(),
+        Some(ws) => (0..n).map(|i| ws.get(i).copied().map_or(0.0, f64::from)).collect(),
         None => vec![1.0; n],
     };
     let total: f64 = raw.iter().sum();
-    let norm: Vec<f64> = if total > 0.0 {
-        raw.iter().map(|w| w / total).collect()
-    } else {
-        vec![0.0; n]
-    };
+    let norm: Vec<f64> = if total > 0.0 { raw.iter().map(|w| w / total).collect() } else { vec![0.0; n] };
     let mut acc = ndarray::Array2::<f64>::zeros((h, w));
     for (plane, &wt) in stack.axis_iter(Axis(0)).zip(&norm) {
         if wt != 0.0 {
-            Zip::from(&mut acc)
-                .and(&plane)
-                .par_for_each(|a, &v| *a += f64::from(v) * wt);
+            Zip::from(&mut acc).and(&plane).par_for_each(|a, &v| *a += f64::from(v) * wt);
         }
     }
     acc.mapv(|v| v as f32).insert_axis(Axis(0))
@@ -48,9 +38,6 @@ mod tests {
     fn equal_weights_give_the_mean_and_weights_are_normalized() {
         let s = array![[[0.0, 10.0]], [[20.0, 30.0]]];
         assert_eq!(create_composite(s.clone(), None), array![[[10.0, 20.0]]]);
-        assert_eq!(
-            create_composite(s, Some(vec![3.0, 1.0])),
-            array![[[5.0, 15.0]]]
-        );
+        assert_eq!(create_composite(s, Some(vec![3.0, 1.0])), array![[[5.0, 15.0]]]);
     }
 }

@@ -43,15 +43,12 @@ pub fn percentile_normalize(
     #[param(default = 0.0, doc = "value the lower percentile maps to")] target_min: f32,
     #[param(default = 65535.0, doc = "value the upper percentile maps to")] target_max: f32,
 ) -> NdarrayStack {
-    stack
-        .axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .for_each(|plane| {
-            let mut values: Vec<f32> = plane.iter().copied().collect();
-            let p_lo = percentile(&mut values, low_percentile);
-            let p_hi = percentile(&mut values, high_percentile);
-            stretch(plane, p_lo, p_hi, target_min, target_max);
-        });
+    stack.axis_iter_mut(Axis(0)).into_par_iter().for_each(|plane| {
+        let mut values: Vec<f32> = plane.iter().copied().collect();
+        let p_lo = percentile(&mut values, low_percentile);
+        let p_hi = percentile(&mut values, high_percentile);
+        stretch(plane, p_lo, p_hi, target_min, target_max);
+    });
     stack
 }
 
@@ -69,10 +66,7 @@ pub fn stack_percentile_normalize(
     let p_lo = percentile(&mut values, low_percentile);
     let p_hi = percentile(&mut values, high_percentile);
     drop(values);
-    stack
-        .axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .for_each(|plane| stretch(plane, p_lo, p_hi, target_min, target_max));
+    stack.axis_iter_mut(Axis(0)).into_par_iter().for_each(|plane| stretch(plane, p_lo, p_hi, target_min, target_max));
     stack
 }
 

@@ -19,9 +19,7 @@ impl ProjectionMethod {
 }
 
 impl PipelineParam for ProjectionMethod {
-    const TYPE: ParamType = ParamType::Choice {
-        options: Self::NAMES,
-    };
+    const TYPE: ParamType = ParamType::Choice { options: Self::NAMES };
     fn from_value(value: &ParamValue) -> Result<Self, ParamError> {
         hcs_core::params::parse_choice(value, Self::NAMES, Self::VALUES)
     }
@@ -37,9 +35,7 @@ pub fn max_projection(stack: NdarrayStack) -> NdarrayStack {
     let (_, h, w) = stack.dim();
     let mut out = ndarray::Array2::<f32>::from_elem((h, w), f32::NEG_INFINITY);
     for plane in stack.axis_iter(Axis(0)) {
-        Zip::from(&mut out)
-            .and(&plane)
-            .par_for_each(|o, &v| *o = o.max(v));
+        Zip::from(&mut out).and(&plane).par_for_each(|o, &v| *o = o.max(v));
     }
     if stack.dim().0 == 0 {
         out.fill(0.0);
@@ -53,9 +49,7 @@ pub fn mean_projection(stack: NdarrayStack) -> NdarrayStack {
     let (n, h, w) = stack.dim();
     let mut sum = ndarray::Array2::<f64>::zeros((h, w));
     for plane in stack.axis_iter(Axis(0)) {
-        Zip::from(&mut sum)
-            .and(&plane)
-            .par_for_each(|s, &v| *s += f64::from(v));
+        Zip::from(&mut sum).and(&plane).par_for_each(|s, &v| *s += f64::from(v));
     }
     let n = n.max(1) as f64;
     sum.mapv(|s| (s / n) as f32).insert_axis(Axis(0))
@@ -65,8 +59,7 @@ pub fn mean_projection(stack: NdarrayStack) -> NdarrayStack {
 #[memory(ndarray)]
 pub fn create_projection(
     stack: NdarrayStack,
-    #[param(default = ProjectionMethod::Max, doc = "max_projection | mean_projection")]
-    method: ProjectionMethod,
+    #[param(default = ProjectionMethod::Max, doc = "max_projection | mean_projection")] method: ProjectionMethod,
 ) -> NdarrayStack {
     match method {
         ProjectionMethod::Max => max_projection(stack),
@@ -91,14 +84,8 @@ mod tests {
 
     #[test]
     fn create_projection_dispatches_on_method() {
-        assert_eq!(
-            create_projection(stack(), ProjectionMethod::Mean),
-            mean_projection(stack())
-        );
+        assert_eq!(create_projection(stack(), ProjectionMethod::Mean), mean_projection(stack()));
         let v = ProjectionMethod::Mean.to_value();
-        assert_eq!(
-            ProjectionMethod::from_value(&v).ok(),
-            Some(ProjectionMethod::Mean)
-        );
+        assert_eq!(ProjectionMethod::from_value(&v).ok(), Some(ProjectionMethod::Mean));
     }
 }

@@ -28,14 +28,9 @@ impl AttrKind {
     /// Recognise a sibling attribute by the last segment of its path (`memory`, `hcs::memory`).
     pub fn of(attr: &Attribute) -> Option<AttrKind> {
         let last = attr.path().segments.last()?.ident.to_string();
-        [
-            AttrKind::Memory,
-            AttrKind::SpecialOutputs,
-            AttrKind::SpecialInputs,
-            AttrKind::ChainBreaker,
-        ]
-        .into_iter()
-        .find(|k| k.name() == last)
+        [AttrKind::Memory, AttrKind::SpecialOutputs, AttrKind::SpecialInputs, AttrKind::ChainBreaker]
+            .into_iter()
+            .find(|k| k.name() == last)
     }
 }
 
@@ -67,9 +62,7 @@ impl Memory {
                 };
                 Err(syn::Error::new(
                     ident.span(),
-                    format!(
-                        "unknown memory type `{other}`; {hint}expected one of: `ndarray`, `torch`, `cuda`"
-                    ),
+                    format!("unknown memory type `{other}`; {hint}expected one of: `ndarray`, `torch`, `cuda`"),
                 ))
             }
         }
@@ -139,12 +132,10 @@ impl Declared {
                 self.memory_present = true;
                 parse_memory.parse2(tokens).map(|m| self.memory = Some(m))
             }
-            AttrKind::SpecialOutputs => {
-                parse_outputs.parse2(tokens).map(|o| self.outputs.extend(o))
+            AttrKind::SpecialOutputs => parse_outputs.parse2(tokens).map(|o| self.outputs.extend(o)),
+            AttrKind::SpecialInputs => {
+                Punctuated::<Ident, Token![,]>::parse_terminated.parse2(tokens).map(|i| self.inputs.extend(i))
             }
-            AttrKind::SpecialInputs => Punctuated::<Ident, Token![,]>::parse_terminated
-                .parse2(tokens)
-                .map(|i| self.inputs.extend(i)),
             AttrKind::ChainBreaker => {
                 if tokens.is_empty() {
                     self.chain_breaker = true;
@@ -168,14 +159,7 @@ impl Declared {
             Meta::Path(_) => TokenStream::new(),
             Meta::List(list) => list.tokens.clone(),
             Meta::NameValue(nv) => {
-                errors.spanned(
-                    nv,
-                    format!(
-                        "write `#[{}(..)]`, not `#[{} = ..]`",
-                        kind.name(),
-                        kind.name()
-                    ),
-                );
+                errors.spanned(nv, format!("write `#[{}(..)]`, not `#[{} = ..]`", kind.name(), kind.name()));
                 return;
             }
         };
@@ -192,9 +176,9 @@ impl Declared {
 
 fn parse_memory(input: ParseStream<'_>) -> syn::Result<MemorySpec> {
     if input.is_empty() {
-        return Err(input.error(
-            "#[memory(..)] needs a memory type: `ndarray`, `torch`, `cuda`, or `input = .., output = ..`",
-        ));
+        return Err(
+            input.error("#[memory(..)] needs a memory type: `ndarray`, `torch`, `cuda`, or `input = .., output = ..`")
+        );
     }
     if input.peek2(Token![=]) {
         let mut input_mem = None;
@@ -211,17 +195,12 @@ fn parse_memory(input: ParseStream<'_>) -> syn::Result<MemorySpec> {
                 other => {
                     return Err(syn::Error::new(
                         k.span(),
-                        format!(
-                            "unknown key `{other}` in #[memory(..)]; expected `input` and/or `output`"
-                        ),
+                        format!("unknown key `{other}` in #[memory(..)]; expected `input` and/or `output`"),
                     ));
                 }
             };
             if slot.is_some() {
-                return Err(syn::Error::new(
-                    k.span(),
-                    format!("`{k}` is given twice in #[memory(..)]"),
-                ));
+                return Err(syn::Error::new(k.span(), format!("`{k}` is given twice in #[memory(..)]")));
             }
             *slot = Some(Memory::parse(&v)?);
         }
@@ -238,14 +217,9 @@ fn parse_memory(input: ParseStream<'_>) -> syn::Result<MemorySpec> {
     let ident: Ident = input.parse()?;
     let mem = Memory::parse(&ident)?;
     if !input.is_empty() {
-        return Err(input.error(
-            "#[memory(..)] takes one memory type, or `input = .., output = ..` when they differ",
-        ));
+        return Err(input.error("#[memory(..)] takes one memory type, or `input = .., output = ..` when they differ"));
     }
-    Ok(MemorySpec {
-        input: mem,
-        output: mem,
-    })
+    Ok(MemorySpec { input: mem, output: mem })
 }
 
 fn parse_outputs(input: ParseStream<'_>) -> syn::Result<Vec<OutputDecl>> {

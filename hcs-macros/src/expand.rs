@@ -107,10 +107,7 @@ fn strip_hcs_attrs(item: &mut Item) {
 fn doc_summary(attrs: &[syn::Attribute]) -> String {
     let doc_lines = attrs.iter().filter_map(|attr| match &attr.meta {
         syn::Meta::NameValue(nv) if nv.path.is_ident("doc") => match &nv.value {
-            syn::Expr::Lit(syn::ExprLit {
-                lit: syn::Lit::Str(s),
-                ..
-            }) => Some(s.value().trim().to_owned()),
+            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => Some(s.value().trim().to_owned()),
             _ => None,
         },
         _ => None,
@@ -139,10 +136,7 @@ fn default_expr(expr: &syn::Expr, ty: &syn::Type) -> TokenStream {
     // `default = "max"` for a `String` parameter reads naturally; convert the literal.
     let is_string = matches!(ty, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "String"));
     match expr {
-        syn::Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Str(_),
-            ..
-        }) if is_string => {
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(_), .. }) if is_string => {
             quote_spanned!(expr.span()=> ::std::string::String::from(#expr))
         }
         _ => quote!(#expr),
@@ -152,13 +146,7 @@ fn default_expr(expr: &syn::Expr, ty: &syn::Type) -> TokenStream {
 /// Everything is generated inside the `CONTRACT` initializer (the invoker, defaults and
 /// materializers are closures there), so rustc type-checks it as one body and reports a failed
 /// bound on the user's type once, not once per use.
-fn generate(
-    func: &ItemFn,
-    declared: &Declared,
-    memory: MemorySpec,
-    sig: Signature,
-    rt: &TokenStream,
-) -> TokenStream {
+fn generate(func: &ItemFn, declared: &Declared, memory: MemorySpec, sig: Signature, rt: &TokenStream) -> TokenStream {
     let name = &func.sig.ident;
     let name_str = name.to_string();
     let vis = &func.vis;
@@ -239,12 +227,7 @@ fn generate(
     let input_specs: Vec<TokenStream> = declared
         .inputs
         .iter()
-        .filter_map(|k| {
-            input_specs
-                .iter()
-                .find(|(key, _)| k == key)
-                .map(|(_, t)| t.clone())
-        })
+        .filter_map(|k| input_specs.iter().find(|(key, _)| k == key).map(|(_, t)| t.clone()))
         .collect();
 
     let mut output_specs = Vec::new();
@@ -300,9 +283,7 @@ fn generate(
     let location = quote_spanned! {name.span()=>
         #rt::SourceLocation { file: ::core::file!(), line: ::core::line!(), column: ::core::column!() }
     };
-    let handle_doc = format!(
-        "Contract handle of the function `{name_str}`: `{name_str}::FUNC` in Rust pipelines."
-    );
+    let handle_doc = format!("Contract handle of the function `{name_str}`: `{name_str}::FUNC` in Rust pipelines.");
 
     let generated = quote! {
         #[doc = #handle_doc]

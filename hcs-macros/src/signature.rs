@@ -53,7 +53,8 @@ pub fn analyse(item: &mut ItemFn, declared: &Declared, errors: &mut Errors) -> O
         shape_ok = false;
     }
     if let Some(u) = &sig.unsafety {
-        errors.spanned(u, "an `unsafe fn` cannot be a pipeline function: the pipeline cannot uphold its safety contract");
+        errors
+            .spanned(u, "an `unsafe fn` cannot be a pipeline function: the pipeline cannot uphold its safety contract");
         shape_ok = false;
     }
     if let Some(abi) = &sig.abi {
@@ -80,11 +81,7 @@ pub fn analyse(item: &mut ItemFn, declared: &Declared, errors: &mut Errors) -> O
     }
 
     // Duplicate keys.
-    check_duplicates(
-        declared.outputs.iter().map(|o| &o.key),
-        "special output",
-        errors,
-    );
+    check_duplicates(declared.outputs.iter().map(|o| &o.key), "special output", errors);
     check_duplicates(declared.inputs.iter(), "special input", errors);
 
     let mut inputs = item.sig.inputs.iter_mut();
@@ -96,10 +93,7 @@ pub fn analyse(item: &mut ItemFn, declared: &Declared, errors: &mut Errors) -> O
         return None;
     };
     if let Some(attr) = take_param_attr(&mut stack.attrs) {
-        errors.spanned(
-            attr,
-            "#[param] belongs on tunable parameters, not on the image stack",
-        );
+        errors.spanned(attr, "#[param] belongs on tunable parameters, not on the image stack");
     }
     let stack_ty = (*stack.ty).clone();
 
@@ -109,48 +103,34 @@ pub fn analyse(item: &mut ItemFn, declared: &Declared, errors: &mut Errors) -> O
         let FnArg::Typed(arg) = arg else { continue };
         let param_attr = take_param_attr(&mut arg.attrs);
         let Pat::Ident(pat) = &*arg.pat else {
-            errors.spanned(
-                &arg.pat,
-                "pipeline parameters need a plain name (it is their key in pipeline files)",
-            );
+            errors.spanned(&arg.pat, "pipeline parameters need a plain name (it is their key in pipeline files)");
             shape_ok = false;
             continue;
         };
         let ident = pat.ident.clone();
         if declared.inputs.contains(&ident) {
             if let Some(attr) = &param_attr {
-                errors.spanned(
-                    attr,
-                    format!(
-                        "`{ident}` is a special input; #[param] is only for tunable parameters"
-                    ),
-                );
+                errors.spanned(attr, format!("`{ident}` is a special input; #[param] is only for tunable parameters"));
             }
             seen_inputs.push(ident.clone());
             let (value_ty, by_ref) = match &*arg.ty {
                 Type::Reference(r) if r.mutability.is_none() => ((*r.elem).clone(), true),
                 Type::Reference(r) => {
-                    errors.spanned(r, "a special input is shared between consumers: take it as `&T` or `T`, not `&mut T`");
+                    errors.spanned(
+                        r,
+                        "a special input is shared between consumers: take it as `&T` or `T`, not `&mut T`",
+                    );
                     ((*r.elem).clone(), true)
                 }
                 other => (other.clone(), false),
             };
-            args.push(Arg::Special(SpecialArg {
-                ident,
-                value_ty,
-                by_ref,
-            }));
+            args.push(Arg::Special(SpecialArg { ident, value_ty, by_ref }));
         } else {
             let (default, doc) = match param_attr {
                 Some(attr) => parse_param_attr(&attr, errors),
                 None => (None, String::new()),
             };
-            args.push(Arg::Param(Param {
-                ident,
-                ty: (*arg.ty).clone(),
-                default,
-                doc,
-            }));
+            args.push(Arg::Param(Param { ident, ty: (*arg.ty).clone(), default, doc }));
         }
     }
     for key in &declared.inputs {
@@ -178,30 +158,18 @@ pub fn analyse(item: &mut ItemFn, declared: &Declared, errors: &mut Errors) -> O
         }
     }
 
-    let returns = analyse_return(
-        &item.sig.output,
-        item.sig.paren_token.span.close(),
-        declared,
-        errors,
-    );
+    let returns = analyse_return(&item.sig.output, item.sig.paren_token.span.close(), declared, errors);
     if !shape_ok {
         return None;
     }
-    Some(Signature {
-        stack_ty,
-        args,
-        returns,
-    })
+    Some(Signature { stack_ty, args, returns })
 }
 
 fn check_duplicates<'a>(keys: impl Iterator<Item = &'a Ident>, what: &str, errors: &mut Errors) {
     let mut seen: Vec<&Ident> = Vec::new();
     for key in keys {
         if seen.contains(&key) {
-            errors.spanned(
-                key,
-                format!("{what} `{key}` is declared twice; each key names one value"),
-            );
+            errors.spanned(key, format!("{what} `{key}` is declared twice; each key names one value"));
         } else {
             seen.push(key);
         }
@@ -215,10 +183,7 @@ fn analyse_return(
     errors: &mut Errors,
 ) -> Option<Returns> {
     let ReturnType::Type(_, ty) = output else {
-        errors.at(
-            close_paren,
-            "a pipeline function must return its output stack (e.g. `-> ndarray::Array3<f32>`)",
-        );
+        errors.at(close_paren, "a pipeline function must return its output stack (e.g. `-> ndarray::Array3<f32>`)");
         return None;
     };
     let (fallible, ok_ty) = match result_ok_type(ty) {
@@ -227,29 +192,16 @@ fn analyse_return(
     };
     let k = declared.outputs.len();
     if k == 0 {
-        return Some(Returns {
-            fallible,
-            stack: ok_ty,
-            outputs: Vec::new(),
-        });
+        return Some(Returns { fallible, stack: ok_ty, outputs: Vec::new() });
     }
     let keys: Vec<String> = declared.outputs.iter().map(|o| o.key.to_string()).collect();
-    let expected = format!(
-        "({})",
-        std::iter::once("stack".to_owned())
-            .chain(keys.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let expected =
+        format!("({})", std::iter::once("stack".to_owned()).chain(keys.iter().cloned()).collect::<Vec<_>>().join(", "));
     match &ok_ty {
         Type::Tuple(t) if t.elems.len() == k + 1 => {
             let mut elems = t.elems.iter().cloned();
             let stack = elems.next()?;
-            Some(Returns {
-                fallible,
-                stack,
-                outputs: elems.collect(),
-            })
+            Some(Returns { fallible, stack, outputs: elems.collect() })
         }
         Type::Tuple(t) => {
             errors.spanned(
@@ -308,8 +260,7 @@ fn parse_param_attr(attr: &syn::Attribute, errors: &mut Errors) -> (Option<Expr>
             doc = meta.value()?.parse::<LitStr>()?.value();
             Ok(())
         } else {
-            Err(meta
-                .error("unknown #[param] key; expected `default = <value>` and/or `doc = \"..\"`"))
+            Err(meta.error("unknown #[param] key; expected `default = <value>` and/or `doc = \"..\"`"))
         }
     });
     if let Err(e) = result {

@@ -30,13 +30,8 @@ mod tests {
     fn renders_types_compactly() {
         let ty: syn::Type = syn::parse_str("Vec < ( f64 , f64 ) >").expect("type");
         assert_eq!(type_text(&ty), "Vec<(f64, f64)>");
-        let ty: syn::Type =
-            syn::parse_str("& std :: collections :: BTreeMap < String , Vec < u8 > >")
-                .expect("type");
-        assert_eq!(
-            type_text(&ty),
-            "&std::collections::BTreeMap<String, Vec<u8>>"
-        );
+        let ty: syn::Type = syn::parse_str("& std :: collections :: BTreeMap < String , Vec < u8 > >").expect("type");
+        assert_eq!(type_text(&ty), "&std::collections::BTreeMap<String, Vec<u8>>");
         let ty: syn::Type = syn::parse_str("ndarray::Array3<f32>").expect("type");
         assert_eq!(type_text(&ty), "ndarray::Array3<f32>");
     }

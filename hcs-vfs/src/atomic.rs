@@ -11,14 +11,8 @@ use crate::VfsError;
 /// Atomically replace `path` with `bytes`, creating parent directories as needed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VfsError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or(VfsError::BadPath {
-        path: path.to_path_buf(),
-        reason: "has no file name",
-    })?;
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or(VfsError::BadPath { path: path.to_path_buf(), reason: "has no file name" })?;
     fs::create_dir_all(parent).map_err(|e| VfsError::io(parent, e))?;
     let tmp = parent.join(format!(
         ".{}.tmp-{}-{}",
@@ -49,11 +43,7 @@ mod tests {
         write_atomic(&path, b"first").expect("first write");
         write_atomic(&path, b"second").expect("second write");
         assert_eq!(fs::read(&path).expect("read"), b"second");
-        let names: Vec<_> = fs::read_dir(dir.join("sub"))
-            .expect("list")
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(dir.join("sub")).expect("list").flatten().map(|e| e.file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.txt")]);
         fs::remove_dir_all(&dir).expect("cleanup");
     }

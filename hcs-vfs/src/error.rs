@@ -56,9 +56,7 @@ pub enum VfsError {
         what: String,
     },
     /// The header claims an image larger than the configured limit.
-    #[error(
-        "{path}: the header claims a {width}×{height} image, above the limit of {max_pixels} pixels"
-    )]
+    #[error("{path}: the header claims a {width}×{height} image, above the limit of {max_pixels} pixels")]
     ImageTooLarge {
         /// The path.
         path: PathBuf,
@@ -91,9 +89,6 @@ pub enum VfsError {
 
 impl VfsError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        VfsError::Io {
-            path: path.into(),
-            source,
-        }
+        VfsError::Io { path: path.into(), source }
     }
 }

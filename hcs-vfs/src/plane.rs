@@ -110,11 +110,7 @@ impl PlaneData {
 }
 
 fn to_int(v: f32, max: f32) -> f32 {
-    if v.is_nan() {
-        0.0
-    } else {
-        v.round().clamp(0.0, max)
-    }
+    if v.is_nan() { 0.0 } else { v.round().clamp(0.0, max) }
 }
 
 #[cfg(test)]
@@ -125,14 +121,8 @@ mod tests {
     #[test]
     fn writing_back_rounds_and_clamps_the_same_way_for_every_dtype() {
         let v = array![[-3.0f32, 0.4, 0.5, 1.6], [254.6, 300.0, 70000.0, f32::NAN]];
-        assert_eq!(
-            PlaneData::from_f32(&v, Dtype::U8),
-            PlaneData::U8(array![[0, 0, 1, 2], [255, 255, 255, 0]])
-        );
-        assert_eq!(
-            PlaneData::from_f32(&v, Dtype::U16),
-            PlaneData::U16(array![[0, 0, 1, 2], [255, 300, 65535, 0]])
-        );
+        assert_eq!(PlaneData::from_f32(&v, Dtype::U8), PlaneData::U8(array![[0, 0, 1, 2], [255, 255, 255, 0]]));
+        assert_eq!(PlaneData::from_f32(&v, Dtype::U16), PlaneData::U16(array![[0, 0, 1, 2], [255, 300, 65535, 0]]));
     }
 
     #[test]

@@ -39,10 +39,7 @@ pub struct TiffLimits {
 impl Default for TiffLimits {
     fn default() -> Self {
         // 2^31 pixels: a 46 000² mosaic; far above any camera tile, far below a hostile header.
-        Self {
-            max_pixels: 1 << 31,
-            max_pages: 100_000,
-        }
+        Self { max_pixels: 1 << 31, max_pages: 100_000 }
     }
 }
 
@@ -53,43 +50,28 @@ pub fn read_tiff(path: &Path, limits: TiffLimits) -> Result<Vec<PlaneData>, VfsE
 }
 
 /// Decode TIFF bytes; `path` is only used in errors.
-pub fn decode_tiff(
-    bytes: &[u8],
-    path: &Path,
-    limits: TiffLimits,
-) -> Result<Vec<PlaneData>, VfsError> {
+pub fn decode_tiff(bytes: &[u8], path: &Path, limits: TiffLimits) -> Result<Vec<PlaneData>, VfsError> {
     if !(bytes.starts_with(b"II*\0")
         || bytes.starts_with(b"MM\0*")
         || bytes.starts_with(b"II+\0")
         || bytes.starts_with(b"MM\0+"))
     {
-        return Err(VfsError::NotTiff {
-            path: path.to_path_buf(),
-        });
+        return Err(VfsError::NotTiff { path: path.to_path_buf() });
     }
     let file_len = bytes.len() as u64;
-    let result =
-        std::panic::catch_unwind(|| decode_pages(Cursor::new(bytes), path, limits, file_len));
+    let result = std::panic::catch_unwind(|| decode_pages(Cursor::new(bytes), path, limits, file_len));
     match result {
         Ok(r) => r,
-        Err(_) => Err(VfsError::CorruptTiff {
-            path: path.to_path_buf(),
-            message: "the decoder failed".into(),
-        }),
+        Err(_) => Err(VfsError::CorruptTiff { path: path.to_path_buf(), message: "the decoder failed".into() }),
     }
 }
 
 fn corrupt(path: &Path, e: impl std::fmt::Display) -> VfsError {
     let message = e.to_string();
     if message.contains("failed to fill whole buffer") || message.contains("UnexpectedEof") {
-        VfsError::TruncatedTiff {
-            path: path.to_path_buf(),
-        }
+        VfsError::TruncatedTiff { path: path.to_path_buf() }
     } else {
-        VfsError::CorruptTiff {
-            path: path.to_path_buf(),
-            message,
-        }
+        VfsError::CorruptTiff { path: path.to_path_buf(), message }
     }
 }
 
@@ -100,11 +82,8 @@ fn decode_pages<R: Read + Seek>(
     file_len: u64,
 ) -> Result<Vec<PlaneData>, VfsError> {
     let mut decoder_limits = Limits::default();
-    decoder_limits.decoding_buffer_size =
-        usize::try_from(limits.max_pixels.saturating_mul(4)).unwrap_or(usize::MAX);
-    let mut decoder = Decoder::new(reader)
-        .map_err(|e| corrupt(path, e))?
-        .with_limits(decoder_limits);
+    decoder_limits.decoding_buffer_size = usize::try_from(limits.max_pixels.saturating_mul(4)).unwrap_or(usize::MAX);
+    let mut decoder = Decoder::new(reader).map_err(|e| corrupt(path, e))?.with_limits(decoder_limits);
     let mut pages = Vec::new();
     loop {
         let (w, h) = decoder.dimensions().map_err(|e| corrupt(path, e))?;
@@ -125,21 +104,15 @@ fn decode_pages<R: Read + Seek>(
             other => {
                 return Err(VfsError::UnsupportedTiff {
                     path: path.to_path_buf(),
-                    what: format!(
-                        "{other:?} samples (hcs reads 8/16-bit unsigned and 32-bit float grey)"
-                    ),
+                    what: format!("{other:?} samples (hcs reads 8/16-bit unsigned and 32-bit float grey)"),
                 });
             }
         };
-        let compression: u16 = decoder
-            .find_tag_unsigned(tiff::tags::Tag::Compression)
-            .map_err(|e| corrupt(path, e))?
-            .unwrap_or(1);
+        let compression: u16 =
+            decoder.find_tag_unsigned(tiff::tags::Tag::Compression).map_err(|e| corrupt(path, e))?.unwrap_or(1);
         if compression == 1 && pixels * bytes_per_sample > file_len {
             // An uncompressed image cannot hold more bytes than the file: truncated or lying header.
-            return Err(VfsError::TruncatedTiff {
-                path: path.to_path_buf(),
-            });
+            return Err(VfsError::TruncatedTiff { path: path.to_path_buf() });
         }
         let data = decoder.read_image().map_err(|e| corrupt(path, e))?;
         let shape = (h as usize, w as usize);
@@ -187,16 +160,10 @@ fn result_kind(r: &DecodingResult) -> &'static str {
 }
 
 /// Encode planes as one (multi-page) TIFF in memory.
-pub fn encode_tiff(
-    planes: &[PlaneData],
-    compression: TiffCompression,
-    path: &Path,
-) -> Result<Vec<u8>, VfsError> {
+pub fn encode_tiff(planes: &[PlaneData], compression: TiffCompression, path: &Path) -> Result<Vec<u8>, VfsError> {
     let mut out = Cursor::new(Vec::new());
-    let err = |e: tiff::TiffError| VfsError::CorruptTiff {
-        path: path.to_path_buf(),
-        message: format!("encoding: {e}"),
-    };
+    let err =
+        |e: tiff::TiffError| VfsError::CorruptTiff { path: path.to_path_buf(), message: format!("encoding: {e}") };
     {
         let mut encoder = TiffEncoder::new(&mut out).map_err(err)?;
         if compression == TiffCompression::Deflate {
@@ -219,15 +186,11 @@ pub fn encode_tiff(
                 })?,
             );
             match plane {
-                PlaneData::U8(a) => encoder
-                    .write_image::<colortype::Gray8>(w, h, &contiguous(a))
-                    .map_err(err)?,
-                PlaneData::U16(a) => encoder
-                    .write_image::<colortype::Gray16>(w, h, &contiguous(a))
-                    .map_err(err)?,
-                PlaneData::F32(a) => encoder
-                    .write_image::<colortype::Gray32Float>(w, h, &contiguous(a))
-                    .map_err(err)?,
+                PlaneData::U8(a) => encoder.write_image::<colortype::Gray8>(w, h, &contiguous(a)).map_err(err)?,
+                PlaneData::U16(a) => encoder.write_image::<colortype::Gray16>(w, h, &contiguous(a)).map_err(err)?,
+                PlaneData::F32(a) => {
+                    encoder.write_image::<colortype::Gray32Float>(w, h, &contiguous(a)).map_err(err)?
+                }
             }
         }
     }
@@ -242,11 +205,7 @@ fn contiguous<T: Copy>(a: &Array2<T>) -> std::borrow::Cow<'_, [T]> {
 }
 
 /// Atomically write planes as one (multi-page) TIFF file.
-pub fn write_tiff(
-    path: &Path,
-    planes: &[PlaneData],
-    compression: TiffCompression,
-) -> Result<(), VfsError> {
+pub fn write_tiff(path: &Path, planes: &[PlaneData], compression: TiffCompression) -> Result<(), VfsError> {
     let bytes = encode_tiff(planes, compression, path)?;
     write_atomic(path, &bytes)
 }
@@ -269,29 +228,18 @@ mod tests {
     #[test]
     fn every_dtype_round_trips_exactly_single_and_multi_page() {
         for compression in [TiffCompression::None, TiffCompression::Deflate] {
-            let planes = vec![
-                PlaneData::U16(ramp(5, 7)),
-                PlaneData::U16(ramp(5, 7).mapv(|v| v / 2)),
-            ];
+            let planes = vec![PlaneData::U16(ramp(5, 7)), PlaneData::U16(ramp(5, 7).mapv(|v| v / 2))];
             let path = tmp(&format!("multi-{compression:?}.tif"));
             write_tiff(&path, &planes, compression).expect("write");
-            assert_eq!(
-                read_tiff(&path, TiffLimits::default()).expect("read"),
-                planes
-            );
+            assert_eq!(read_tiff(&path, TiffLimits::default()).expect("read"), planes);
 
             for plane in [
                 PlaneData::U8(Array2::from_shape_fn((3, 4), |(y, x)| (y * 4 + x) as u8)),
-                PlaneData::F32(Array2::from_shape_fn((3, 4), |(y, x)| {
-                    y as f32 - x as f32 * 0.5
-                })),
+                PlaneData::F32(Array2::from_shape_fn((3, 4), |(y, x)| y as f32 - x as f32 * 0.5)),
             ] {
                 let path = tmp(&format!("single-{:?}-{compression:?}.tif", plane.dtype()));
                 write_tiff(&path, std::slice::from_ref(&plane), compression).expect("write");
-                assert_eq!(
-                    read_tiff(&path, TiffLimits::default()).expect("read"),
-                    vec![plane]
-                );
+                assert_eq!(read_tiff(&path, TiffLimits::default()).expect("read"), vec![plane]);
             }
         }
     }
@@ -307,20 +255,13 @@ mod tests {
 
     #[test]
     fn truncated_files_are_reported_not_padded() {
-        let bytes = encode_tiff(
-            &[PlaneData::U16(ramp(64, 64))],
-            TiffCompression::None,
-            Path::new("x"),
-        )
-        .expect("encode");
+        let bytes =
+            encode_tiff(&[PlaneData::U16(ramp(64, 64))], TiffCompression::None, Path::new("x")).expect("encode");
         for cut in [bytes.len() / 2, bytes.len() - 10, 12] {
             let err = decode_tiff(&bytes[..cut], Path::new("cut.tif"), TiffLimits::default())
                 .expect_err("truncated must fail");
             assert!(
-                matches!(
-                    err,
-                    VfsError::TruncatedTiff { .. } | VfsError::CorruptTiff { .. }
-                ),
+                matches!(err, VfsError::TruncatedTiff { .. } | VfsError::CorruptTiff { .. }),
                 "cut at {cut}: {err}"
             );
         }
@@ -329,12 +270,8 @@ mod tests {
     #[test]
     fn a_header_claiming_a_huge_image_is_rejected_before_allocating() {
         // A valid 1×1 u16 TIFF whose ImageWidth/ImageLength are patched to 100 000.
-        let mut bytes = encode_tiff(
-            &[PlaneData::U16(ramp(1, 1))],
-            TiffCompression::None,
-            Path::new("x"),
-        )
-        .expect("encode");
+        let mut bytes =
+            encode_tiff(&[PlaneData::U16(ramp(1, 1))], TiffCompression::None, Path::new("x")).expect("encode");
         let ifd = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
         let count = u16::from_le_bytes([bytes[ifd], bytes[ifd + 1]]) as usize;
         for i in 0..count {
@@ -349,11 +286,7 @@ mod tests {
                 }
             }
         }
-        let err = decode_tiff(&bytes, Path::new("huge.tif"), TiffLimits::default())
-            .expect_err("too large");
-        assert!(
-            matches!(err, VfsError::ImageTooLarge { width: 100_000, .. }),
-            "{err}"
-        );
+        let err = decode_tiff(&bytes, Path::new("huge.tif"), TiffLimits::default()).expect_err("too large");
+        assert!(matches!(err, VfsError::ImageTooLarge { width: 100_000, .. }), "{err}");
     }
 }

@@ -15,26 +15,17 @@ fn repo() -> PathBuf {
 }
 
 fn python() -> PathBuf {
-    let status = Command::new("bash")
-        .arg(repo().join("scripts/setup-python.sh"))
-        .status()
-        .expect("run setup-python.sh");
+    let status =
+        Command::new("bash").arg(repo().join("scripts/setup-python.sh")).status().expect("run setup-python.sh");
     assert!(status.success(), "scripts/setup-python.sh failed");
     repo().join(".venv-py/bin/python")
 }
 
 fn plane(seed: u32, shape: (usize, usize)) -> PlaneData {
-    PlaneData::U16(Array2::from_shape_fn(shape, |(y, x)| {
-        ((seed as usize * 7919 + y * 31 + x * 17) % 65536) as u16
-    }))
+    PlaneData::U16(Array2::from_shape_fn(shape, |(y, x)| ((seed as usize * 7919 + y * 31 + x * 17) % 65536) as u16))
 }
 
-fn write_plate(
-    root: &Path,
-    version: NgffVersion,
-    timepoints: u32,
-    shape: (usize, usize),
-) -> Vec<(String, PlaneData)> {
+fn write_plate(root: &Path, version: NgffVersion, timepoints: u32, shape: (usize, usize)) -> Vec<(String, PlaneData)> {
     let _ = std::fs::remove_dir_all(root);
     let layout = PlateLayout {
         name: "python-check".into(),
@@ -77,26 +68,15 @@ fn check(python: &Path, root: &Path, version: &str, expected: &[(String, PlaneDa
         .args(["--version", version])
         .output()
         .expect("run check_omezarr.py");
-    assert!(
-        out.status.success(),
-        "validation failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "validation failed: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(report["wells"], serde_json::json!(["A/1", "C/12"]));
-    assert_eq!(
-        report["planes"].as_object().map(|m| m.len()),
-        Some(expected.len())
-    );
+    assert_eq!(report["planes"].as_object().map(|m| m.len()), Some(expected.len()));
     for (key, plane) in expected {
         let got = &report["planes"][key];
         assert_eq!(got["dtype"], "uint16", "{key}");
         let digest = format!("{:x}", Sha256::digest(plane.to_le_bytes()));
-        assert_eq!(
-            got["sha256"],
-            serde_json::json!(digest),
-            "{key}: zarr-python read different values"
-        );
+        assert_eq!(got["sha256"], serde_json::json!(digest), "{key}: zarr-python read different values");
     }
 }
 
@@ -114,14 +94,7 @@ fn hcs_plates_validate_and_read_back_identically_in_python() {
 
     // The completeness check catches a listed but missing field (ome-zarr-models alone does not).
     std::fs::remove_dir_all(root.join("C/12/1")).expect("remove a field");
-    let out = Command::new(&python)
-        .arg(repo().join("scripts/check_omezarr.py"))
-        .arg(&root)
-        .output()
-        .expect("run");
-    assert!(
-        !out.status.success(),
-        "a missing field must fail validation"
-    );
+    let out = Command::new(&python).arg(repo().join("scripts/check_omezarr.py")).arg(&root).output().expect("run");
+    assert!(!out.status.success(), "a missing field must fail validation");
     std::fs::remove_dir_all(&base).expect("cleanup");
 }

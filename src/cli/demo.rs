@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::core_runtime::formats::open_plate;
 use crate::core_runtime::plate::{Component, ImageKey, Plate, WellId};
-use crate::vfs::tiff::{TiffCompression, TiffLimits, read_tiff, write_tiff};
+use crate::vfs::tiff::{TiffCompression, write_tiff};
 use crate::vfs::{Dtype, PlaneData};
 use crate::{MemoryType, ParamMap, ParamValue, Registry, SpecialInputs, Stack};
 
@@ -41,21 +41,13 @@ struct DemoStep {
 }
 
 const STEPS: [DemoStep; 3] = [
-    DemoStep {
-        function: "max_projection",
-        params: &[],
-        over: Component::Z,
-    },
+    DemoStep { function: "max_projection", params: &[], over: Component::Z },
     DemoStep {
         function: "stack_percentile_normalize",
         params: &[("low_percentile", 0.5), ("high_percentile", 99.5)],
         over: Component::Channel,
     },
-    DemoStep {
-        function: "create_composite",
-        params: &[],
-        over: Component::Channel,
-    },
+    DemoStep { function: "create_composite", params: &[], over: Component::Channel },
 ];
 
 /// Run the demo.
@@ -87,12 +79,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let index_time = started.elapsed();
 
     let registry = Registry::global();
-    registry.check().map_err(|p| {
-        p.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
-    })?;
+    registry.check().map_err(|p| p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
     for step in &STEPS {
         if registry.get(step.function, MemoryType::Ndarray).is_none() {
             return Err(format!("function `{}` is not registered", step.function));
@@ -120,10 +107,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     bar.finish_and_clear();
     let run_time = started.elapsed();
 
-    let bytes_in: u64 = plate
-        .index
+    let bytes_in: u64 = crate::core_runtime::synth::image_paths(&config, &plate.root)
         .iter()
-        .filter_map(|(_, p)| std::fs::metadata(plate.root.join(&p.path)).ok())
+        .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
     println!(
@@ -132,20 +118,11 @@ pub fn run(args: &Args) -> Result<(), String> {
         sites.len(),
         args.tile
     );
-    println!(
-        "  plate       {}  ({} images, {:.1} MB)",
-        plate.root.display(),
-        plate.index.len(),
-        bytes_in as f64 / 1e6
-    );
+    println!("  plate       {}  ({} images, {:.1} MB)", plate.root.display(), plate.index.len(), bytes_in as f64 / 1e6);
     println!(
         "  pipeline    max_projection over z → stack_percentile_normalize(0.5, 99.5) over channels → create_composite"
     );
-    println!(
-        "  results     {}  ({} composite TIFFs)",
-        results.display(),
-        outputs.len()
-    );
+    println!("  results     {}  ({} composite TIFFs)", results.display(), outputs.len());
     println!("  synthesize  {:>8.2} s", synth_time.as_secs_f64());
     println!("  index       {:>8.2} s", index_time.as_secs_f64());
     println!(
@@ -156,10 +133,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     );
     if let Ok(t) = timings.lock() {
         for (name, d) in t.iter() {
-            println!(
-                "    {name:<28} {:>8.2} s (summed over threads)",
-                d.as_secs_f64()
-            );
+            println!("    {name:<28} {:>8.2} s (summed over threads)", d.as_secs_f64());
         }
     }
     println!("  total       {:>8.2} s", total.elapsed().as_secs_f64());
@@ -186,18 +160,7 @@ fn run_site(
         let started = Instant::now();
         let planes = zs
             .iter()
-            .map(|&z| {
-                load(
-                    plate,
-                    &ImageKey {
-                        well,
-                        timepoint: 1,
-                        site,
-                        channel,
-                        z,
-                    },
-                )
-            })
+            .map(|&z| load(plate, &ImageKey { well, timepoint: 1, site, channel, z }))
             .collect::<Result<Vec<_>, _>>()?;
         time("read", started.elapsed());
         let out = call(&STEPS[0], stack(&planes)?, &time)?;
@@ -210,9 +173,7 @@ fn run_site(
         current = call(step, current, &time)?;
     }
     let started = Instant::now();
-    let path = results
-        .join(well.to_string())
-        .join(format!("{well}_s{site}_composite.tif"));
+    let path = results.join(well.to_string()).join(format!("{well}_s{site}_composite.tif"));
     let plane = PlaneData::from_f32(&current.index_axis(Axis(0), 0).to_owned(), Dtype::U16);
     write_tiff(&path, &[plane], TiffCompression::None).map_err(|e| e.to_string())?;
     time("write", started.elapsed());
@@ -220,16 +181,8 @@ fn run_site(
 }
 
 fn load(plate: &Plate, key: &ImageKey) -> Result<ndarray::Array2<f32>, String> {
-    let plane = plate
-        .index
-        .get(key)
-        .ok_or_else(|| format!("{key}: not in the plate"))?;
-    let pages = read_tiff(&plate.root.join(&plane.path), TiffLimits::default())
-        .map_err(|e| e.to_string())?;
-    pages
-        .get(plane.page as usize)
-        .map(PlaneData::to_f32)
-        .ok_or_else(|| format!("{key}: page {} missing", plane.page))
+    let plane = plate.index.get(key).ok_or_else(|| format!("{key}: not in the plate"))?;
+    plane.load(&plate.root).map(|p| p.to_f32()).map_err(|e| e.to_string())
 }
 
 fn stack(planes: &[ndarray::Array2<f32>]) -> Result<Array3<f32>, String> {
@@ -237,31 +190,17 @@ fn stack(planes: &[ndarray::Array2<f32>]) -> Result<Array3<f32>, String> {
     ndarray::stack(Axis(0), &views).map_err(|e| format!("planes of different sizes: {e}"))
 }
 
-fn call(
-    step: &DemoStep,
-    input: Array3<f32>,
-    time: &dyn Fn(&'static str, Duration),
-) -> Result<Array3<f32>, String> {
+fn call(step: &DemoStep, input: Array3<f32>, time: &dyn Fn(&'static str, Duration)) -> Result<Array3<f32>, String> {
     let contract = Registry::global()
         .get(step.function, MemoryType::Ndarray)
         .ok_or_else(|| format!("function `{}` is not registered", step.function))?;
-    let params: ParamMap = step
-        .params
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), ParamValue::Float(*v)))
-        .collect();
+    let params: ParamMap = step.params.iter().map(|(k, v)| ((*k).to_owned(), ParamValue::Float(*v))).collect();
     let started = Instant::now();
-    let out = contract
-        .call(Stack::Ndarray(input), &params, &SpecialInputs::new())
-        .map_err(|e| e.to_string())?;
+    let out = contract.call(Stack::Ndarray(input), &params, &SpecialInputs::new()).map_err(|e| e.to_string())?;
     time(step.function, started.elapsed());
     match out.stack {
         Stack::Ndarray(a) => Ok(a),
         #[allow(unreachable_patterns)]
-        other => Err(format!(
-            "`{}` returned a {} stack",
-            step.function,
-            other.memory_type()
-        )),
+        other => Err(format!("`{}` returned a {} stack", step.function, other.memory_type())),
     }
 }

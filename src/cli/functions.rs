@@ -17,10 +17,8 @@ pub struct Args {
 /// List the registry.
 pub fn run(args: &Args) -> Result<(), String> {
     let registry = Registry::global();
-    let contracts: Vec<&FunctionContract> = registry
-        .iter()
-        .filter(|c| args.filter.as_deref().is_none_or(|f| c.name.contains(f)))
-        .collect();
+    let contracts: Vec<&FunctionContract> =
+        registry.iter().filter(|c| args.filter.as_deref().is_none_or(|f| c.name.contains(f))).collect();
     if args.json {
         let json = serde_json::to_string_pretty(&contracts).map_err(|e| e.to_string())?;
         println!("{json}");
@@ -29,38 +27,21 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     match registry.check() {
         Ok(()) => Ok(()),
-        Err(problems) => Err(problems
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")),
+        Err(problems) => Err(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")),
     }
 }
 
 fn table(contracts: &[&FunctionContract]) -> String {
     let mut out = String::new();
-    let name_w = contracts
-        .iter()
-        .map(|c| c.name.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    let _ = writeln!(
-        out,
-        "{:<name_w$}  {:<15}  {:<24}  PARAMETERS",
-        "NAME", "MEMORY", "SPECIAL I/O"
-    );
+    let name_w = contracts.iter().map(|c| c.name.len()).max().unwrap_or(4).max(4);
+    let _ = writeln!(out, "{:<name_w$}  {:<15}  {:<24}  PARAMETERS", "NAME", "MEMORY", "SPECIAL I/O");
     for c in contracts {
         let memory = if c.input_memory == c.output_memory {
             c.input_memory.to_string()
         } else {
             format!("{}->{}", c.input_memory, c.output_memory)
         };
-        let mut special: Vec<String> = c
-            .special_inputs
-            .iter()
-            .map(|s| format!("<{}", s.key))
-            .collect();
+        let mut special: Vec<String> = c.special_inputs.iter().map(|s| format!("<{}", s.key)).collect();
         special.extend(c.special_outputs.iter().map(|s| format!(">{}", s.key)));
         if c.chain_breaker {
             special.push("chain-breaker".to_owned());
@@ -73,14 +54,7 @@ fn table(contracts: &[&FunctionContract]) -> String {
                 None => p.name.to_owned(),
             })
             .collect();
-        let _ = writeln!(
-            out,
-            "{:<name_w$}  {:<15}  {:<24}  {}",
-            c.name,
-            memory,
-            special.join(" "),
-            params.join(", ")
-        );
+        let _ = writeln!(out, "{:<name_w$}  {:<15}  {:<24}  {}", c.name, memory, special.join(" "), params.join(", "));
     }
     let _ = writeln!(out, "{} function(s)", contracts.len());
     out

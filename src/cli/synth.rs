@@ -57,16 +57,15 @@ pub struct Args {
 pub enum Format {
     /// ImageXpress (`.HTD`, `TimePoint_N/ZStep_N/A01_s1_w1.tif`).
     Imagexpress,
+    /// Opera Phenix (`Images/Index.xml`, `r01c01f01p01-ch1sk1fk1fl1.tiff`).
+    OperaPhenix,
 }
 
 impl Args {
     /// The synthesizer configuration these options describe.
     pub fn config(&self) -> Result<SynthConfig, String> {
-        let wells = self
-            .wells
-            .iter()
-            .map(|w| w.parse::<WellId>().map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let wells =
+            self.wells.iter().map(|w| w.parse::<WellId>().map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
         let grid = match self.grid.as_slice() {
             [r, c] => (*r, *c),
             _ => return Err("--grid takes two numbers: ROWS COLS".into()),
@@ -86,6 +85,7 @@ impl Args {
             falloff: self.falloff,
             format: match self.format {
                 Format::Imagexpress => SynthFormat::Imagexpress,
+                Format::OperaPhenix => SynthFormat::OperaPhenix,
             },
         })
     }

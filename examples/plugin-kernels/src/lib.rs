@@ -38,9 +38,6 @@ pub fn invert(
 #[memory(ndarray)]
 #[special_outputs(plane_stats = write_plane_stats_csv)]
 pub fn measure_planes(stack: NdarrayStack) -> (NdarrayStack, PlaneStats) {
-    let means = stack
-        .outer_iter()
-        .map(|p| p.mean().map_or(0.0, f64::from))
-        .collect();
+    let means = stack.outer_iter().map(|p| p.mean().map_or(0.0, f64::from)).collect();
     (stack, PlaneStats { means })
 }

@@ -13,27 +13,18 @@ pub fn find_htd(root: &Path) -> Result<Option<PathBuf>, FormatError> {
         .map(|e| e.path())
         .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("htd")))
         .collect();
-    found.sort_by_key(|p| {
-        !p.file_name()
-            .is_some_and(|n| n.to_string_lossy().to_lowercase().contains("plate"))
-    });
+    found.sort_by_key(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().to_lowercase().contains("plate")));
     Ok(found.into_iter().next())
 }
 
 /// Decode HTD bytes tolerantly.
 pub fn decode_text(bytes: &[u8]) -> String {
     if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
-        let units: Vec<u16> = rest
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
+        let units: Vec<u16> = rest.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
         return String::from_utf16_lossy(&units);
     }
     if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
-        let units: Vec<u16> = rest
-            .chunks_exact(2)
-            .map(|c| u16::from_be_bytes([c[0], c[1]]))
-            .collect();
+        let units: Vec<u16> = rest.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
         return String::from_utf16_lossy(&units);
     }
     let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
@@ -94,16 +85,8 @@ mod tests {
         assert_eq!(utf8.get("WaveName1").map(String::as_str), Some("DAPI"));
 
         let latin1: Vec<u8> = text.chars().map(|c| c as u32 as u8).collect();
-        assert!(
-            std::str::from_utf8(&latin1).is_err(),
-            "µ makes this invalid UTF-8"
-        );
-        assert_eq!(
-            parse(&decode_text(&latin1))
-                .get("WaveName2")
-                .map(String::as_str),
-            Some("FITC µ")
-        );
+        assert!(std::str::from_utf8(&latin1).is_err(), "µ makes this invalid UTF-8");
+        assert_eq!(parse(&decode_text(&latin1)).get("WaveName2").map(String::as_str), Some("FITC µ"));
 
         let mut utf16 = vec![0xFF, 0xFE];
         utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));

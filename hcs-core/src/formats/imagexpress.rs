@@ -7,19 +7,15 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::{FormatError, htd, sorted_entries};
-use crate::plate::{
-    ChannelInfo, ComponentIndex, FormatKind, ImageKey, PlaneRef, Plate, PlateMetadata, WellId,
-};
+use crate::plate::{ChannelInfo, ComponentIndex, FormatKind, ImageKey, PlaneRef, Plate, PlateMetadata, WellId};
 
 static NAME: LazyLock<Option<Regex>> = LazyLock::new(|| {
     // The well is upper case (so a prefix like `A01_` cannot make `s3` a well); s/w/z and the
     // extension in any case.
     Regex::new(r"^(?:.*?_)?([A-Z]{1,2}\d{1,3})(?:_[sS](\d+))?(?:_[wW](\d+))?(?:_[zZ](\d+))?\.(?i:tif|tiff)$").ok()
 });
-static TIMEPOINT_DIR: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"(?i)^TimePoint[_-]?(\d+)$").ok());
-static ZSTEP_DIR: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"(?i)^ZStep[_-]?(\d+)$").ok());
+static TIMEPOINT_DIR: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"(?i)^TimePoint[_-]?(\d+)$").ok());
+static ZSTEP_DIR: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"(?i)^ZStep[_-]?(\d+)$").ok());
 
 /// The components an ImageXpress file name carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +38,7 @@ pub fn parse_name(name: &str) -> Option<ParsedName> {
     let caps = NAME.as_ref()?.captures(name)?;
     let well: WellId = caps.get(1)?.as_str().parse().ok()?;
     let num = |i: usize| caps.get(i).and_then(|m| m.as_str().parse::<u32>().ok());
-    Some(ParsedName {
-        well,
-        site: num(2),
-        channel: num(3),
-        z: num(4),
-    })
+    Some(ParsedName { well, site: num(2), channel: num(3), z: num(4) })
 }
 
 fn dir_number(re: &LazyLock<Option<Regex>>, name: &str) -> Option<u32> {
@@ -63,10 +54,7 @@ pub fn read(root: &Path) -> Result<Plate, FormatError> {
     })?;
     let htd = htd::read(&htd_path)?;
     let num = |k: &str| htd.get(k).and_then(|v| v.trim().parse::<u32>().ok());
-    let grid = match (
-        num("YSites").or(num("SiteRows")),
-        num("XSites").or(num("SiteColumns")),
-    ) {
+    let grid = match (num("YSites").or(num("SiteRows")), num("XSites").or(num("SiteColumns"))) {
         (Some(r), Some(c)) if r > 0 && c > 0 => Some((r, c)),
         _ => None,
     };
@@ -100,47 +88,26 @@ pub fn read(root: &Path) -> Result<Plate, FormatError> {
             push_image(root, &path, *t, None, &mut entries);
         }
     }
-    let index = ComponentIndex::build(entries).map_err(|source| FormatError::Index {
-        path: root.to_path_buf(),
-        source,
-    })?;
+    let index =
+        ComponentIndex::build(entries).map_err(|source| FormatError::Index { path: root.to_path_buf(), source })?;
     if index.is_empty() {
         return Err(FormatError::Index {
             path: root.to_path_buf(),
             source: crate::plate::IndexError::Empty(root.to_path_buf()),
         });
     }
-    index
-        .check_complete()
-        .map_err(|source| FormatError::Index {
-            path: root.to_path_buf(),
-            source,
-        })?;
+    index.check_complete().map_err(|source| FormatError::Index { path: root.to_path_buf(), source })?;
 
     let channels = index
         .values(crate::plate::Component::Channel)
         .into_iter()
         .map(|c| ChannelInfo {
             index: c,
-            name: htd
-                .get(&format!("WaveName{c}"))
-                .cloned()
-                .unwrap_or_else(|| format!("w{c}")),
+            name: htd.get(&format!("WaveName{c}")).cloned().unwrap_or_else(|| format!("w{c}")),
         })
         .collect();
-    let first = index.iter().next().map(|(_, p)| root.join(&p.path));
-    let (tile_shape, dtype) = match &first {
-        Some(path) => {
-            let pages = hcs_vfs::tiff::read_tiff(path, hcs_vfs::tiff::TiffLimits::default())?;
-            pages
-                .first()
-                .map_or((None, None), |p| (Some(p.dim()), Some(p.dtype())))
-        }
-        None => (None, None),
-    };
-    let name = htd_path
-        .file_stem()
-        .map_or_else(|| "plate".to_owned(), |s| s.to_string_lossy().into_owned());
+    let (tile_shape, dtype) = super::first_plane_shape(root, &index)?;
+    let name = htd_path.file_stem().map_or_else(|| "plate".to_owned(), |s| s.to_string_lossy().into_owned());
     Ok(Plate {
         root: root.to_path_buf(),
         metadata: PlateMetadata {
@@ -156,13 +123,7 @@ pub fn read(root: &Path) -> Result<Plate, FormatError> {
     })
 }
 
-fn push_image(
-    root: &Path,
-    path: &Path,
-    t: u32,
-    z_dir: Option<u32>,
-    out: &mut Vec<(ImageKey, PlaneRef)>,
-) {
+fn push_image(root: &Path, path: &Path, t: u32, z_dir: Option<u32>, out: &mut Vec<(ImageKey, PlaneRef)>) {
     let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return;
     };
@@ -182,13 +143,7 @@ fn push_image(
         channel: parsed.channel.unwrap_or(1),
         z: z_dir.or(parsed.z).unwrap_or(1),
     };
-    out.push((
-        key,
-        PlaneRef {
-            path: rel.to_path_buf(),
-            page: 0,
-        },
-    ));
+    out.push((key, PlaneRef::file(rel)));
 }
 
 #[cfg(test)]
@@ -198,15 +153,9 @@ mod tests {
     #[test]
     fn names_with_optional_parts_and_thumbnails() {
         let p = parse_name("A01_s3_w2.tif").expect("parses");
-        assert_eq!(
-            (p.well.to_string(), p.site, p.channel, p.z),
-            ("A01".into(), Some(3), Some(2), None)
-        );
+        assert_eq!((p.well.to_string(), p.site, p.channel, p.z), ("A01".into(), Some(3), Some(2), None));
         let p = parse_name("Plate1_B12_s001_w1_z005.TIFF").expect("parses");
-        assert_eq!(
-            (p.well.to_string(), p.site, p.channel, p.z),
-            ("B12".into(), Some(1), Some(1), Some(5))
-        );
+        assert_eq!((p.well.to_string(), p.site, p.channel, p.z), ("B12".into(), Some(1), Some(1), Some(5)));
         let p = parse_name("C04.tif").expect("parses");
         assert_eq!((p.site, p.channel), (None, None));
         assert!(parse_name("A01_s1_w1_thumb1234.tif").is_none());

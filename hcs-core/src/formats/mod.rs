@@ -3,6 +3,7 @@
 
 pub mod htd;
 pub mod imagexpress;
+pub mod opera_phenix;
 
 use std::path::{Path, PathBuf};
 
@@ -60,10 +61,7 @@ pub enum FormatError {
 
 impl FormatError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        FormatError::Io {
-            path: path.into(),
-            source,
-        }
+        FormatError::Io { path: path.into(), source }
     }
 }
 
@@ -74,6 +72,9 @@ pub fn detect(root: &Path) -> Result<FormatKind, FormatError> {
     }
     if htd::find_htd(root)?.is_some() {
         return Ok(FormatKind::Imagexpress);
+    }
+    if opera_phenix::find_index(root).is_some() {
+        return Ok(FormatKind::OperaPhenix);
     }
     Err(FormatError::Unrecognised(root.to_path_buf()))
 }
@@ -86,7 +87,8 @@ pub fn open_plate(root: &Path, format: Option<FormatKind>) -> Result<Plate, Form
     };
     match format {
         FormatKind::Imagexpress => imagexpress::read(root),
-        FormatKind::OperaPhenix | FormatKind::Hcs => Err(FormatError::MissingMetadata {
+        FormatKind::OperaPhenix => opera_phenix::read(root),
+        FormatKind::Hcs => Err(FormatError::MissingMetadata {
             path: root.to_path_buf(),
             format: format.name(),
             what: "reader in this build",
@@ -102,4 +104,18 @@ pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, Forma
         .map_err(|e| FormatError::io(dir, e))?;
     entries.sort_by_key(std::fs::DirEntry::file_name);
     Ok(entries)
+}
+
+/// Shape and dtype of the first plane of an index (read once, to describe the plate).
+pub(crate) fn first_plane_shape(
+    root: &Path,
+    index: &crate::plate::ComponentIndex,
+) -> Result<(Option<(usize, usize)>, Option<hcs_vfs::Dtype>), FormatError> {
+    match index.iter().next() {
+        Some((_, plane)) => {
+            let p = plane.load(root)?;
+            Ok((Some(p.dim()), Some(p.dtype())))
+        }
+        None => Ok((None, None)),
+    }
 }

@@ -9,13 +9,72 @@ use serde::{Deserialize, Serialize};
 
 use super::well::{Component, ImageKey, WellId};
 
-/// Where one plane is stored: a path relative to the plate root and a page of that file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlaneRef {
-    /// Path relative to the plate root.
-    pub path: PathBuf,
-    /// Page within a multi-page file (0 for single-page files).
-    pub page: u32,
+/// Where one plane is stored, relative to the plate root.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PlaneRef {
+    /// A page of an image file.
+    File {
+        /// Path relative to the plate root.
+        path: PathBuf,
+        /// Page within a multi-page file (0 for single-page files).
+        page: u32,
+    },
+    /// A plane of an OME-Zarr plate.
+    Zarr {
+        /// The OME-Zarr store, relative to the plate root.
+        store: PathBuf,
+        /// Well path inside the store (`A/1`).
+        well: String,
+        /// Field (0-based).
+        field: u32,
+        /// Time index (0-based).
+        t: u32,
+        /// Channel index (0-based).
+        c: u32,
+        /// Z index (0-based).
+        z: u32,
+    },
+}
+
+impl PlaneRef {
+    /// A single-page file.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        PlaneRef::File { path: path.into(), page: 0 }
+    }
+
+    /// A short description for messages (`TimePoint_1/A01_s1_w1.tif`, `plate.ome.zarr/A/1/0 [t0 c1 z0]`).
+    pub fn describe(&self) -> String {
+        match self {
+            PlaneRef::File { path, page: 0 } => path.display().to_string(),
+            PlaneRef::File { path, page } => format!("{} page {page}", path.display()),
+            PlaneRef::Zarr { store, well, field, t, c, z } => {
+                format!("{}/{well}/{field} [t{t} c{c} z{z}]", store.display())
+            }
+        }
+    }
+
+    /// Read the plane (`root` is the plate root).
+    pub fn load(&self, root: &std::path::Path) -> Result<hcs_vfs::PlaneData, hcs_vfs::VfsError> {
+        match self {
+            PlaneRef::File { path, page } => {
+                let full = root.join(path);
+                let mut pages = hcs_vfs::tiff::read_tiff(&full, hcs_vfs::tiff::TiffLimits::default())?;
+                let n = pages.len();
+                if (*page as usize) < n {
+                    Ok(pages.swap_remove(*page as usize))
+                } else {
+                    Err(hcs_vfs::VfsError::CorruptTiff {
+                        path: full,
+                        message: format!("page {page} requested, the file has {n}"),
+                    })
+                }
+            }
+            PlaneRef::Zarr { store, well, field, t, c, z } => {
+                hcs_vfs::omezarr::read_plane(&root.join(store), well, *field, *t, *c, *z)
+            }
+        }
+    }
 }
 
 /// A plate whose images do not form a consistent index.
@@ -52,23 +111,17 @@ pub struct ComponentIndex {
 
 impl ComponentIndex {
     /// Build an index; two entries for one key are an error naming both files.
-    pub fn build(
-        entries: impl IntoIterator<Item = (ImageKey, PlaneRef)>,
-    ) -> Result<Self, IndexError> {
+    pub fn build(entries: impl IntoIterator<Item = (ImageKey, PlaneRef)>) -> Result<Self, IndexError> {
         let mut map = BTreeMap::new();
         for (key, plane) in entries {
             if let Some(first) = map.get(&key) {
                 let first: &PlaneRef = first;
-                let (a, b) = if first.path <= plane.path {
-                    (first.path.clone(), plane.path)
+                let (a, b) = if *first <= plane {
+                    (first.describe(), plane.describe())
                 } else {
-                    (plane.path, first.path.clone())
+                    (plane.describe(), first.describe())
                 };
-                return Err(IndexError::Duplicate {
-                    key,
-                    first: a,
-                    second: b,
-                });
+                return Err(IndexError::Duplicate { key, first: a.into(), second: b.into() });
             }
             map.insert(key, plane);
         }
@@ -97,20 +150,8 @@ impl ComponentIndex {
 
     /// Every plane of one well, in order (a range scan, not a filter over the plate).
     pub fn well(&self, well: WellId) -> impl Iterator<Item = (&ImageKey, &PlaneRef)> {
-        let lo = ImageKey {
-            well,
-            timepoint: 0,
-            site: 0,
-            channel: 0,
-            z: 0,
-        };
-        let hi = ImageKey {
-            well,
-            timepoint: u32::MAX,
-            site: u32::MAX,
-            channel: u32::MAX,
-            z: u32::MAX,
-        };
+        let lo = ImageKey { well, timepoint: 0, site: 0, channel: 0, z: 0 };
+        let hi = ImageKey { well, timepoint: u32::MAX, site: u32::MAX, channel: u32::MAX, z: u32::MAX };
         self.entries.range(lo..=hi)
     }
 
@@ -139,13 +180,7 @@ impl ComponentIndex {
                 for &site in &sites {
                     for &channel in &channels {
                         for &z in &zs {
-                            let key = ImageKey {
-                                well,
-                                timepoint,
-                                site,
-                                channel,
-                                z,
-                            };
+                            let key = ImageKey { well, timepoint, site, channel, z };
                             if !self.entries.contains_key(&key) {
                                 missing.push(key);
                             }
@@ -167,20 +202,12 @@ impl ComponentIndex {
             if i > 0 {
                 summary.push_str("; ");
             }
-            let _ = write!(
-                summary,
-                "well {well} lacks {} of {per_well} images (",
-                keys.len()
-            );
+            let _ = write!(summary, "well {well} lacks {} of {per_well} images (", keys.len());
             for (j, k) in keys.iter().take(3).enumerate() {
                 if j > 0 {
                     summary.push_str(", ");
                 }
-                let _ = write!(
-                    summary,
-                    "site {} channel {} z {} t {}",
-                    k.site, k.channel, k.z, k.timepoint
-                );
+                let _ = write!(summary, "site {} channel {} z {} t {}", k.site, k.channel, k.z, k.timepoint);
             }
             if keys.len() > 3 {
                 let _ = write!(summary, ", …");
@@ -196,20 +223,11 @@ mod tests {
     use super::*;
 
     fn key(well: &str, site: u32, channel: u32, z: u32) -> ImageKey {
-        ImageKey {
-            well: well.parse().expect("well"),
-            timepoint: 1,
-            site,
-            channel,
-            z,
-        }
+        ImageKey { well: well.parse().expect("well"), timepoint: 1, site, channel, z }
     }
 
     fn plane(name: &str) -> PlaneRef {
-        PlaneRef {
-            path: PathBuf::from(name),
-            page: 0,
-        }
+        PlaneRef::file(name)
     }
 
     #[test]
@@ -221,24 +239,15 @@ mod tests {
         ])
         .expect("index");
         assert_eq!(idx.values(Component::Channel), [1, 2, 10]);
-        let order: Vec<_> = idx
-            .iter()
-            .map(|(_, p)| p.path.to_string_lossy().into_owned())
-            .collect();
+        let order: Vec<_> = idx.iter().map(|(_, p)| p.describe()).collect();
         assert_eq!(order, ["w1", "w2", "w10"]);
     }
 
     #[test]
     fn duplicates_name_both_files() {
-        let err = ComponentIndex::build([
-            (key("A01", 1, 1, 1), plane("b.tif")),
-            (key("A01", 1, 1, 1), plane("a.tif")),
-        ])
-        .expect_err("duplicate");
-        assert_eq!(
-            err.to_string(),
-            "A01 site 1 channel 1 z 1 t 1 appears twice: a.tif and b.tif"
-        );
+        let err = ComponentIndex::build([(key("A01", 1, 1, 1), plane("b.tif")), (key("A01", 1, 1, 1), plane("a.tif"))])
+            .expect_err("duplicate");
+        assert_eq!(err.to_string(), "A01 site 1 channel 1 z 1 t 1 appears twice: a.tif and b.tif");
     }
 
     #[test]
@@ -248,20 +257,14 @@ mod tests {
             for site in 1..=2 {
                 for ch in 1..=2 {
                     if !(well == "B02" && site == 2 && ch == 2) {
-                        entries.push((
-                            key(well, site, ch, 1),
-                            plane(&format!("{well}_{site}_{ch}")),
-                        ));
+                        entries.push((key(well, site, ch, 1), plane(&format!("{well}_{site}_{ch}"))));
                     }
                 }
             }
         }
         let idx = ComponentIndex::build(entries).expect("index");
         let err = idx.check_complete().expect_err("ragged");
-        assert_eq!(
-            err.to_string(),
-            "ragged plate: well B02 lacks 1 of 4 images (site 2 channel 2 z 1 t 1)"
-        );
+        assert_eq!(err.to_string(), "ragged plate: well B02 lacks 1 of 4 images (site 2 channel 2 z 1 t 1)");
         assert_eq!(idx.well("B02".parse().expect("well")).count(), 3);
     }
 }

@@ -18,9 +18,7 @@ pub struct WellId {
 
 /// A well name that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{0}` is not a well name (expected a row letter and a column number, like A01, P24 or AF48)"
-)]
+#[error("`{0}` is not a well name (expected a row letter and a column number, like A01, P24 or AF48)")]
 pub struct WellParseError(pub String);
 
 impl WellId {
@@ -65,16 +63,10 @@ impl FromStr for WellId {
         }
         let split = upper.find(|ch: char| ch.is_ascii_digit()).ok_or_else(bad)?;
         let (letters, digits) = upper.split_at(split);
-        if letters.is_empty()
-            || letters.len() > 2
-            || !letters.chars().all(|c| c.is_ascii_uppercase())
-        {
+        if letters.is_empty() || letters.len() > 2 || !letters.chars().all(|c| c.is_ascii_uppercase()) {
             return Err(bad());
         }
-        let row = letters
-            .bytes()
-            .fold(0u32, |acc, b| acc * 26 + u32::from(b - b'A' + 1))
-            - 1;
+        let row = letters.bytes().fold(0u32, |acc, b| acc * 26 + u32::from(b - b'A' + 1)) - 1;
         let col: u16 = digits.parse().map_err(|_| bad())?;
         if col == 0 {
             return Err(bad());
@@ -115,13 +107,8 @@ pub enum Component {
 
 impl Component {
     /// Every component.
-    pub const ALL: [Component; 5] = [
-        Component::Well,
-        Component::Site,
-        Component::Channel,
-        Component::Z,
-        Component::Timepoint,
-    ];
+    pub const ALL: [Component; 5] =
+        [Component::Well, Component::Site, Component::Channel, Component::Z, Component::Timepoint];
 
     /// The name used in pipeline files.
     pub const fn name(self) -> &'static str {
@@ -177,11 +164,7 @@ impl ImageKey {
 
 impl fmt::Display for ImageKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} site {} channel {} z {} t {}",
-            self.well, self.site, self.channel, self.z, self.timepoint
-        )
+        write!(f, "{} site {} channel {} z {} t {}", self.well, self.site, self.channel, self.z, self.timepoint)
     }
 }
 
@@ -210,10 +193,8 @@ mod tests {
 
     #[test]
     fn wells_sort_row_major_and_naturally() {
-        let mut ws: Vec<WellId> = ["B01", "A10", "A02", "AA01", "Z01"]
-            .iter()
-            .map(|s| s.parse().expect("well"))
-            .collect();
+        let mut ws: Vec<WellId> =
+            ["B01", "A10", "A02", "AA01", "Z01"].iter().map(|s| s.parse().expect("well")).collect();
         ws.sort();
         let names: Vec<String> = ws.iter().map(ToString::to_string).collect();
         assert_eq!(names, ["A02", "A10", "B01", "Z01", "AA01"]);

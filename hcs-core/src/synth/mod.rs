@@ -8,6 +8,7 @@
 
 mod scene;
 mod write_imagexpress;
+mod write_opera;
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,9 @@ pub use scene::{Scene, render_tile};
 pub enum SynthFormat {
     /// ImageXpress: `.HTD` + `TimePoint_N/ZStep_N/A01_s1_w1.tif`.
     Imagexpress,
+    /// Opera Phenix: `Images/Index.xml` + `Images/r01c01f01p01-ch1sk1fk1fl1.tiff`, fields in
+    /// serpentine acquisition order.
+    OperaPhenix,
 }
 
 /// What to synthesize. Defaults mirror the peer's integration data.
@@ -59,10 +63,7 @@ pub struct SynthConfig {
 impl Default for SynthConfig {
     fn default() -> Self {
         Self {
-            wells: ["A01", "D02", "B03", "B06"]
-                .iter()
-                .filter_map(|w| w.parse().ok())
-                .collect(),
+            wells: ["A01", "D02", "B03", "B06"].iter().filter_map(|w| w.parse().ok()).collect(),
             grid: (3, 3),
             tile: 256,
             overlap: 0.1,
@@ -135,10 +136,8 @@ pub const GROUND_TRUTH_FILE: &str = "hcs_ground_truth.json";
 /// z-plane and timepoint, as a stage revisits the same position).
 pub fn tile_positions(config: &SynthConfig, well: WellId) -> Vec<TilePosition> {
     use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(scene::mix(
-        config.seed,
-        &[u64::from(well.row), u64::from(well.col), 1],
-    ));
+    let mut rng =
+        rand_chacha::ChaCha8Rng::seed_from_u64(scene::mix(config.seed, &[u64::from(well.row), u64::from(well.col), 1]));
     let (rows, cols) = config.grid;
     let step = config.step();
     let margin = config.margin();
@@ -146,11 +145,7 @@ pub fn tile_positions(config: &SynthConfig, well: WellId) -> Vec<TilePosition> {
     for row in 0..rows {
         for col in 0..cols {
             let mut jitter = || {
-                if config.jitter_px > 0.0 {
-                    rng.random_range(-config.jitter_px..=config.jitter_px)
-                } else {
-                    0.0
-                }
+                if config.jitter_px > 0.0 { rng.random_range(-config.jitter_px..=config.jitter_px) } else { 0.0 }
             };
             let (jx, jy) = (jitter(), jitter());
             out.push(TilePosition {
@@ -192,16 +187,9 @@ fn validate(config: &SynthConfig) -> Result<(), SynthError> {
 /// [`GROUND_TRUTH_FILE`] in `out`).
 pub fn synthesize(config: &SynthConfig, out: &Path) -> Result<GroundTruth, SynthError> {
     validate(config)?;
-    let scenes: Vec<(WellId, Scene)> = config
-        .wells
-        .iter()
-        .map(|&w| (w, Scene::generate(config, w)))
-        .collect();
-    let positions: Vec<(WellId, Vec<TilePosition>)> = config
-        .wells
-        .iter()
-        .map(|&w| (w, tile_positions(config, w)))
-        .collect();
+    let scenes: Vec<(WellId, Scene)> = config.wells.iter().map(|&w| (w, Scene::generate(config, w))).collect();
+    let positions: Vec<(WellId, Vec<TilePosition>)> =
+        config.wells.iter().map(|&w| (w, tile_positions(config, w))).collect();
 
     let mut jobs = Vec::new();
     for ((well, scene), (_, tiles)) in scenes.iter().zip(&positions) {
@@ -217,18 +205,17 @@ pub fn synthesize(config: &SynthConfig, out: &Path) -> Result<GroundTruth, Synth
     }
     match config.format {
         SynthFormat::Imagexpress => write_imagexpress::write_htd(config, out)?,
+        SynthFormat::OperaPhenix => write_opera::write_index(config, out, &positions)?,
     }
-    jobs.par_iter()
-        .try_for_each(|&(well, scene, tile, t, z, c)| -> Result<(), SynthError> {
-            let plane = render_tile(config, scene, well, tile, t, z, c);
-            let path = match config.format {
-                SynthFormat::Imagexpress => {
-                    write_imagexpress::image_path(config, out, well, tile.site, t, z, c)
-                }
-            };
-            hcs_vfs::tiff::write_tiff(&path, &[plane], hcs_vfs::tiff::TiffCompression::None)?;
-            Ok(())
-        })?;
+    jobs.par_iter().try_for_each(|&(well, scene, tile, t, z, c)| -> Result<(), SynthError> {
+        let plane = render_tile(config, scene, well, tile, t, z, c);
+        let path = match config.format {
+            SynthFormat::Imagexpress => write_imagexpress::image_path(config, out, well, tile.site, t, z, c),
+            SynthFormat::OperaPhenix => write_opera::image_path(config, out, well, tile, t, z, c),
+        };
+        hcs_vfs::tiff::write_tiff(&path, &[plane], hcs_vfs::tiff::TiffCompression::None)?;
+        Ok(())
+    })?;
     let truth = GroundTruth {
         config: config.clone(),
         positions,
@@ -249,14 +236,15 @@ pub fn read_ground_truth(plate: &Path) -> Option<GroundTruth> {
 pub fn image_paths(config: &SynthConfig, out: &Path) -> Vec<PathBuf> {
     let mut paths = Vec::new();
     for &well in &config.wells {
-        for site in 1..=config.grid.0 * config.grid.1 {
+        for tile in tile_positions(config, well) {
             for t in 1..=config.timepoints {
                 for z in 1..=config.z_planes {
                     for c in 1..=config.channels {
                         paths.push(match config.format {
                             SynthFormat::Imagexpress => {
-                                write_imagexpress::image_path(config, out, well, site, t, z, c)
+                                write_imagexpress::image_path(config, out, well, tile.site, t, z, c)
                             }
+                            SynthFormat::OperaPhenix => write_opera::image_path(config, out, well, &tile, t, z, c),
                         });
                     }
                 }

@@ -48,10 +48,7 @@ pub struct Scene {
 impl Scene {
     /// Generate the scene of `well`.
     pub fn generate(config: &SynthConfig, well: WellId) -> Scene {
-        let mut rng = ChaCha8Rng::seed_from_u64(mix(
-            config.seed,
-            &[u64::from(well.row), u64::from(well.col), 2],
-        ));
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(config.seed, &[u64::from(well.row), u64::from(well.col), 2]));
         let (rows, cols) = config.grid;
         let margin = config.margin();
         let w = 2.0 * margin + f64::from(cols - 1) * config.step() + config.tile as f64;
@@ -69,15 +66,9 @@ impl Scene {
                 (rng.random_range(0.8..2.0), 1.0)
             };
             let amp = if is_cell {
-                [
-                    rng.random_range(12_000.0..25_000.0),
-                    rng.random_range(4_000.0..10_000.0),
-                ]
+                [rng.random_range(12_000.0..25_000.0), rng.random_range(4_000.0..10_000.0)]
             } else {
-                [
-                    rng.random_range(300.0..1_500.0),
-                    rng.random_range(300.0..1_500.0),
-                ]
+                [rng.random_range(300.0..1_500.0), rng.random_range(300.0..1_500.0)]
             };
             blobs.push(Blob {
                 x: rng.random_range(0.0..w),
@@ -113,11 +104,7 @@ pub fn render_tile(
     let n = config.tile;
     // Defocus: the middle plane is in focus.
     let center = f64::from(config.z_planes - 1) / 2.0;
-    let zf = if center > 0.0 {
-        1.0 - (f64::from(z - 1) - center).abs() / center
-    } else {
-        1.0
-    };
+    let zf = if center > 0.0 { 1.0 - (f64::from(z - 1) - center).abs() / center } else { 1.0 };
     let defocus = 0.5 + 1.5 * (1.0 - zf);
     let brightness = 0.3 + 0.7 * zf;
     let ci = usize::from(c >= 2);
@@ -155,15 +142,7 @@ pub fn render_tile(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(mix(
         config.seed,
-        &[
-            u64::from(well.row),
-            u64::from(well.col),
-            u64::from(tile.site),
-            u64::from(t),
-            u64::from(z),
-            u64::from(c),
-            3,
-        ],
+        &[u64::from(well.row), u64::from(well.col), u64::from(tile.site), u64::from(t), u64::from(z), u64::from(c), 3],
     ));
     let noise = Normal::new(0.0, config.noise.max(0.0)).ok();
     let half = (n as f64 - 1.0) / 2.0;

@@ -10,15 +10,7 @@ use crate::plate::WellId;
 pub const PLATE_NAME: &str = "synthetic_plate";
 
 /// `TimePoint_{t}/[ZStep_{z}/]{well}_s{site}_w{c}.tif`.
-pub fn image_path(
-    config: &SynthConfig,
-    out: &Path,
-    well: WellId,
-    site: u32,
-    t: u32,
-    z: u32,
-    c: u32,
-) -> PathBuf {
+pub fn image_path(config: &SynthConfig, out: &Path, well: WellId, site: u32, t: u32, z: u32, c: u32) -> PathBuf {
     let mut p = out.join(format!("TimePoint_{t}"));
     if config.z_planes > 1 {
         p.push(format!("ZStep_{z}"));
@@ -34,15 +26,9 @@ pub fn write_htd(config: &SynthConfig, out: &Path) -> Result<(), hcs_vfs::VfsErr
         let _ = write!(htd, "\"{k}\", {v}\r\n");
     };
     line("HTSInfoFile", "Version 1.0");
-    line(
-        "Description",
-        &format!("\"hcs synthetic plate, seed {}\"", config.seed),
-    );
+    line("Description", &format!("\"hcs synthetic plate, seed {}\"", config.seed));
     line("TimePoints", &config.timepoints.to_string());
-    line(
-        "ZSeries",
-        if config.z_planes > 1 { "TRUE" } else { "FALSE" },
-    );
+    line("ZSeries", if config.z_planes > 1 { "TRUE" } else { "FALSE" });
     line("ZSteps", &config.z_planes.to_string());
     line("XSites", &config.grid.1.to_string());
     line("YSites", &config.grid.0.to_string());

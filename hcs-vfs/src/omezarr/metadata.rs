@@ -54,9 +54,7 @@ pub fn plate(layout: &PlateLayout, present: &[(String, u32)]) -> Value {
 
 /// The well attributes.
 pub fn well(layout: &PlateLayout) -> Value {
-    let images: Vec<Value> = (0..layout.fields)
-        .map(|f| json!({ "path": f.to_string(), "acquisition": 0 }))
-        .collect();
+    let images: Vec<Value> = (0..layout.fields).map(|f| json!({ "path": f.to_string(), "acquisition": 0 })).collect();
     match layout.version {
         NgffVersion::V04 => json!({ "well": { "images": images, "version": "0.4" } }),
         NgffVersion::V05 => json!({ "ome": { "version": "0.5", "well": { "images": images } } }),
@@ -89,9 +87,7 @@ pub fn image(layout: &PlateLayout, field: u32) -> Value {
             crate::plane::Dtype::U16 => 65535.0,
             crate::plane::Dtype::F32 => 1.0,
         },
-        [
-            "0000FF", "00FF00", "FF0000", "FF00FF", "00FFFF", "FFFF00", "FFFFFF",
-        ],
+        ["0000FF", "00FF00", "FF0000", "FF00FF", "00FFFF", "FFFF00", "FFFFFF"],
     );
     let channels: Vec<Value> = layout
         .channels
@@ -127,13 +123,9 @@ pub fn image(layout: &PlateLayout, field: u32) -> Value {
 /// The group document(s) to write for a group with `attributes`: (file name, JSON).
 pub fn group_files(version: NgffVersion, attributes: Value) -> Vec<(&'static str, Value)> {
     match version {
-        NgffVersion::V05 => vec![(
-            "zarr.json",
-            json!({ "zarr_format": 3, "node_type": "group", "attributes": attributes }),
-        )],
-        NgffVersion::V04 => vec![
-            (".zgroup", json!({ "zarr_format": 2 })),
-            (".zattrs", attributes),
-        ],
+        NgffVersion::V05 => {
+            vec![("zarr.json", json!({ "zarr_format": 3, "node_type": "group", "attributes": attributes }))]
+        }
+        NgffVersion::V04 => vec![(".zgroup", json!({ "zarr_format": 2 })), (".zattrs", attributes)],
     }
 }

@@ -88,12 +88,7 @@ impl PlateLayout {
         if self.has_t() {
             shape.push(u64::from(self.timepoints));
         }
-        shape.extend([
-            self.channels.len() as u64,
-            u64::from(self.z_planes),
-            h as u64,
-            w as u64,
-        ]);
+        shape.extend([self.channels.len() as u64, u64::from(self.z_planes), h as u64, w as u64]);
         shape
     }
 

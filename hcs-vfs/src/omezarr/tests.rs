@@ -20,9 +20,7 @@ pub(crate) fn layout(version: NgffVersion, timepoints: u32) -> PlateLayout {
 }
 
 fn plane(seed: u32) -> PlaneData {
-    PlaneData::U16(Array2::from_shape_fn((40, 56), |(y, x)| {
-        (seed as usize * 977 + y * 56 + x) as u16
-    }))
+    PlaneData::U16(Array2::from_shape_fn((40, 56), |(y, x)| (seed as usize * 977 + y * 56 + x) as u16))
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {
@@ -33,11 +31,7 @@ fn tmp(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn both_versions_round_trip_every_plane() {
-    for (version, t_count) in [
-        (NgffVersion::V05, 1),
-        (NgffVersion::V05, 2),
-        (NgffVersion::V04, 1),
-    ] {
+    for (version, t_count) in [(NgffVersion::V05, 1), (NgffVersion::V05, 2), (NgffVersion::V04, 1)] {
         let root = tmp(&format!("rt-{version:?}-{t_count}"));
         let writer = OmeZarrPlateWriter::create(&root, layout(version, t_count)).expect("create");
         for (row, col) in [("A", 1u32), ("B", 3)] {
@@ -46,14 +40,7 @@ fn both_versions_round_trip_every_plane() {
                 for t in 0..t_count {
                     for c in 0..2 {
                         for z in 0..3 {
-                            well.write_plane(
-                                f,
-                                t,
-                                c,
-                                z,
-                                &plane(f * 100 + t * 50 + c * 10 + z + col),
-                            )
-                            .expect("write");
+                            well.write_plane(f, t, c, z, &plane(f * 100 + t * 50 + c * 10 + z + col)).expect("write");
                         }
                     }
                 }
@@ -68,11 +55,7 @@ fn both_versions_round_trip_every_plane() {
         for (path, col) in [("A/1", 1), ("B/3", 3)] {
             for (f, t, c, z) in [(0, 0, 0, 0), (1, t_count - 1, 1, 2), (0, 0, 1, 1)] {
                 let got = read_plane(&root, path, f, t, c, z).expect("read");
-                assert_eq!(
-                    got,
-                    plane(f * 100 + t * 50 + c * 10 + z + col),
-                    "{version:?} {path} {f} {t} {c} {z}"
-                );
+                assert_eq!(got, plane(f * 100 + t * 50 + c * 10 + z + col), "{version:?} {path} {f} {t} {c} {z}");
             }
         }
         std::fs::remove_dir_all(&root).expect("cleanup");
@@ -95,16 +78,9 @@ fn an_unfinished_well_is_invisible_and_leaves_nothing_behind() {
     assert!(writer.is_well_complete("A", 1));
     assert!(!writer.is_well_complete("B", 3));
     assert_eq!(OmeZarrPlate::open(&root).expect("open").wells, ["A/1"]);
-    let leftovers: Vec<_> = std::fs::read_dir(root.join("B"))
-        .expect("row B")
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert_eq!(
-        leftovers,
-        [std::ffi::OsString::from("zarr.json")],
-        "only the row group remains"
-    );
+    let leftovers: Vec<_> =
+        std::fs::read_dir(root.join("B")).expect("row B").flatten().map(|e| e.file_name()).collect();
+    assert_eq!(leftovers, [std::ffi::OsString::from("zarr.json")], "only the row group remains");
     std::fs::remove_dir_all(&root).expect("cleanup");
 }
 
@@ -114,23 +90,14 @@ fn wrong_planes_and_hostile_metadata_are_errors() {
     let writer = OmeZarrPlateWriter::create(&root, layout(NgffVersion::V05, 1)).expect("create");
     let well = writer.open_well("A", 1).expect("open");
     let small = PlaneData::U16(Array2::zeros((4, 4)));
-    assert!(
-        well.write_plane(0, 0, 0, 0, &small)
-            .expect_err("shape")
-            .to_string()
-            .contains("(4, 4)")
-    );
+    assert!(well.write_plane(0, 0, 0, 0, &small).expect_err("shape").to_string().contains("(4, 4)"));
     assert!(well.write_plane(0, 0, 5, 0, &plane(0)).is_err());
     assert!(writer.open_well("H", 12).is_err(), "well not in the layout");
     drop(well);
 
     let doc = serde_json::json!({ "zarr_format": 3, "node_type": "group", "attributes": { "ome": { "version": "0.5",
         "plate": { "wells": [{ "path": "../../etc", "rowIndex": 0, "columnIndex": 0 }] } } } });
-    std::fs::write(
-        root.join("zarr.json"),
-        serde_json::to_vec(&doc).expect("json"),
-    )
-    .expect("write");
+    std::fs::write(root.join("zarr.json"), serde_json::to_vec(&doc).expect("json")).expect("write");
     let err = OmeZarrPlate::open(&root).expect_err("path trick");
     assert!(matches!(err, crate::VfsError::BadPath { .. }), "{err}");
     assert!(read_plane(&root, "/etc", 0, 0, 0, 0).is_err());

@@ -15,10 +15,7 @@ use crate::atomic::write_atomic;
 use crate::plane::{Dtype, PlaneData};
 
 pub(crate) fn zarr_err(path: &Path, e: impl std::fmt::Display) -> VfsError {
-    VfsError::Zarr {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    }
+    VfsError::Zarr { path: path.to_path_buf(), message: e.to_string() }
 }
 
 fn write_json(dir: &Path, files: Vec<(&'static str, serde_json::Value)>) -> Result<(), VfsError> {
@@ -50,33 +47,20 @@ impl OmeZarrPlateWriter {
     /// Prepare the plate directory (row groups and plate metadata listing the wells already
     /// complete — none for a new plate).
     pub fn create(root: &Path, layout: PlateLayout) -> Result<Self, VfsError> {
-        if layout.channels.is_empty()
-            || layout.z_planes == 0
-            || layout.fields == 0
-            || layout.timepoints == 0
-        {
-            return Err(zarr_err(
-                root,
-                "a plate needs at least one channel, z-plane, field and timepoint",
-            ));
+        if layout.channels.is_empty() || layout.z_planes == 0 || layout.fields == 0 || layout.timepoints == 0 {
+            return Err(zarr_err(root, "a plate needs at least one channel, z-plane, field and timepoint"));
         }
         if layout.plane_shape.0 == 0 || layout.plane_shape.1 == 0 {
             return Err(zarr_err(root, "empty plane shape"));
         }
         std::fs::create_dir_all(root).map_err(|e| VfsError::io(root, e))?;
-        let writer = Self {
-            root: root.to_path_buf(),
-            layout,
-        };
+        let writer = Self { root: root.to_path_buf(), layout };
         let mut rows: Vec<&String> = writer.layout.wells.iter().map(|(r, _)| r).collect();
         rows.dedup();
         for row in rows {
             let dir = writer.root.join(row);
             if !dir.join(group_marker(writer.layout.version)).exists() {
-                write_json(
-                    &dir,
-                    metadata::group_files(writer.layout.version, serde_json::json!({})),
-                )?;
+                write_json(&dir, metadata::group_files(writer.layout.version, serde_json::json!({})))?;
             }
         }
         writer.finalize()?;
@@ -99,19 +83,14 @@ impl OmeZarrPlateWriter {
 
     /// Whether a well was completely written (by this or an earlier run).
     pub fn is_well_complete(&self, row: &str, col: u32) -> bool {
-        self.well_dir(row, col)
-            .join(group_marker(self.layout.version))
-            .is_file()
+        self.well_dir(row, col).join(group_marker(self.layout.version)).is_file()
     }
 
     /// Start writing a well into a temporary directory.
     pub fn open_well(&self, row: &str, col: u32) -> Result<WellWriter, VfsError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         if !self.layout.wells.iter().any(|(r, c)| r == row && *c == col) {
-            return Err(zarr_err(
-                &self.root,
-                format!("well {row}{col:02} is not in the plate layout"),
-            ));
+            return Err(zarr_err(&self.root, format!("well {row}{col:02} is not in the plate layout")));
         }
         let final_dir = self.well_dir(row, col);
         let tmp_dir = self.root.join(row).join(format!(
@@ -120,13 +99,8 @@ impl OmeZarrPlateWriter {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&tmp_dir).map_err(|e| VfsError::io(&tmp_dir, e))?;
-        let mut writer = WellWriter {
-            final_dir,
-            tmp_dir,
-            layout: self.layout.clone(),
-            arrays: Vec::new(),
-            finished: false,
-        };
+        let mut writer =
+            WellWriter { final_dir, tmp_dir, layout: self.layout.clone(), arrays: Vec::new(), finished: false };
         writer.prepare()?;
         Ok(writer)
     }
@@ -134,17 +108,9 @@ impl OmeZarrPlateWriter {
     /// (Re)write the plate metadata listing every complete well. Run once after all wells
     /// (for a cluster run: by the finalize job).
     pub fn finalize(&self) -> Result<(), VfsError> {
-        let present: Vec<(String, u32)> = self
-            .layout
-            .wells
-            .iter()
-            .filter(|(r, c)| self.is_well_complete(r, *c))
-            .cloned()
-            .collect();
-        write_json(
-            &self.root,
-            metadata::group_files(self.layout.version, metadata::plate(&self.layout, &present)),
-        )
+        let present: Vec<(String, u32)> =
+            self.layout.wells.iter().filter(|(r, c)| self.is_well_complete(r, *c)).cloned().collect();
+        write_json(&self.root, metadata::group_files(self.layout.version, metadata::plate(&self.layout, &present)))
     }
 }
 
@@ -159,9 +125,7 @@ pub struct WellWriter {
 
 impl std::fmt::Debug for WellWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WellWriter")
-            .field("final_dir", &self.final_dir)
-            .finish_non_exhaustive()
+        f.debug_struct("WellWriter").field("final_dir", &self.final_dir).finish_non_exhaustive()
     }
 }
 
@@ -177,12 +141,8 @@ fn inner_chunk(n: usize) -> usize {
 impl WellWriter {
     fn prepare(&mut self) -> Result<(), VfsError> {
         let layout = &self.layout;
-        write_json(
-            &self.tmp_dir,
-            metadata::group_files(layout.version, metadata::well(layout)),
-        )?;
-        let store =
-            Arc::new(FilesystemStore::new(&self.tmp_dir).map_err(|e| zarr_err(&self.tmp_dir, e))?);
+        write_json(&self.tmp_dir, metadata::group_files(layout.version, metadata::well(layout)))?;
+        let store = Arc::new(FilesystemStore::new(&self.tmp_dir).map_err(|e| zarr_err(&self.tmp_dir, e))?);
         let shape = layout.array_shape();
         let (h, w) = layout.plane_shape;
         let mut chunk: Vec<u64> = vec![1; shape.len()];
@@ -191,10 +151,7 @@ impl WellWriter {
         chunk[n - 1] = w as u64;
         for field in 0..layout.fields {
             let image_dir = self.tmp_dir.join(field.to_string());
-            write_json(
-                &image_dir,
-                metadata::group_files(layout.version, metadata::image(layout, field)),
-            )?;
+            write_json(&image_dir, metadata::group_files(layout.version, metadata::image(layout, field)))?;
             let path = format!("/{field}/0");
             let array = match layout.version {
                 NgffVersion::V05 => {
@@ -214,13 +171,10 @@ impl WellWriter {
                     let mut builder = ArrayBuilder::new(shape.clone(), chunk.clone(), dt, fill);
                     builder.subchunk_shape(inner).dimension_names(Some(names));
                     if let ZarrCodec::Zstd(level) = layout.codec {
-                        builder.bytes_to_bytes_codecs(vec![Arc::new(
-                            zarrs::array::codec::ZstdCodec::new(level, false),
-                        )]);
+                        builder
+                            .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(level, false))]);
                     }
-                    builder
-                        .build(store.clone(), &path)
-                        .map_err(|e| zarr_err(&image_dir, e))?
+                    builder.build(store.clone(), &path).map_err(|e| zarr_err(&image_dir, e))?
                 }
                 NgffVersion::V04 => {
                     let dtype = match layout.dtype {
@@ -240,13 +194,10 @@ impl WellWriter {
                         "dimension_separator": "/",
                     }))
                     .map_err(|e| zarr_err(&image_dir, e))?;
-                    Array::new_with_metadata(store.clone(), &path, meta.into())
-                        .map_err(|e| zarr_err(&image_dir, e))?
+                    Array::new_with_metadata(store.clone(), &path, meta.into()).map_err(|e| zarr_err(&image_dir, e))?
                 }
             };
-            array
-                .store_metadata()
-                .map_err(|e| zarr_err(&image_dir, e))?;
+            array.store_metadata().map_err(|e| zarr_err(&image_dir, e))?;
             self.arrays.push(array);
         }
         Ok(())
@@ -254,20 +205,10 @@ impl WellWriter {
 
     /// Write one plane: `field`, `t`, `c`, `z` 0-based. The plane must have the layout's shape
     /// and dtype.
-    pub fn write_plane(
-        &self,
-        field: u32,
-        t: u32,
-        c: u32,
-        z: u32,
-        plane: &PlaneData,
-    ) -> Result<(), VfsError> {
+    pub fn write_plane(&self, field: u32, t: u32, c: u32, z: u32, plane: &PlaneData) -> Result<(), VfsError> {
         let layout = &self.layout;
         let bad = |m: String| zarr_err(&self.final_dir, m);
-        let array = self
-            .arrays
-            .get(field as usize)
-            .ok_or_else(|| bad(format!("field {field} out of range")))?;
+        let array = self.arrays.get(field as usize).ok_or_else(|| bad(format!("field {field} out of range")))?;
         if t >= layout.timepoints || c as usize >= layout.channels.len() || z >= layout.z_planes {
             return Err(bad(format!("plane t={t} c={c} z={z} outside the layout")));
         }
@@ -291,28 +232,13 @@ impl WellWriter {
         let reshape = |e: ndarray::ShapeError| zarr_err(&self.final_dir, e);
         match plane {
             PlaneData::U8(a) => array
-                .store_chunk(
-                    &chunk_index,
-                    a.clone()
-                        .into_shape_with_order(IxDyn(&shape))
-                        .map_err(reshape)?,
-                )
+                .store_chunk(&chunk_index, a.clone().into_shape_with_order(IxDyn(&shape)).map_err(reshape)?)
                 .map_err(err),
             PlaneData::U16(a) => array
-                .store_chunk(
-                    &chunk_index,
-                    a.clone()
-                        .into_shape_with_order(IxDyn(&shape))
-                        .map_err(reshape)?,
-                )
+                .store_chunk(&chunk_index, a.clone().into_shape_with_order(IxDyn(&shape)).map_err(reshape)?)
                 .map_err(err),
             PlaneData::F32(a) => array
-                .store_chunk(
-                    &chunk_index,
-                    a.clone()
-                        .into_shape_with_order(IxDyn(&shape))
-                        .map_err(reshape)?,
-                )
+                .store_chunk(&chunk_index, a.clone().into_shape_with_order(IxDyn(&shape)).map_err(reshape)?)
                 .map_err(err),
         }
     }
@@ -320,11 +246,9 @@ impl WellWriter {
     /// Publish the well: rename the temporary directory into place (replacing an older copy).
     pub fn finish(mut self) -> Result<(), VfsError> {
         if self.final_dir.exists() {
-            std::fs::remove_dir_all(&self.final_dir)
-                .map_err(|e| VfsError::io(&self.final_dir, e))?;
+            std::fs::remove_dir_all(&self.final_dir).map_err(|e| VfsError::io(&self.final_dir, e))?;
         }
-        std::fs::rename(&self.tmp_dir, &self.final_dir)
-            .map_err(|e| VfsError::io(&self.final_dir, e))?;
+        std::fs::rename(&self.tmp_dir, &self.final_dir).map_err(|e| VfsError::io(&self.final_dir, e))?;
         self.finished = true;
         Ok(())
     }
