@@ -107,10 +107,7 @@ pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, Forma
 }
 
 /// Shape and dtype of the first plane of an index (read once, to describe the plate).
-pub(crate) fn first_plane_shape(
-    root: &Path,
-    index: &crate::plate::ComponentIndex,
-) -> Result<(Option<(usize, usize)>, Option<hcs_vfs::Dtype>), FormatError> {
+pub(crate) fn first_plane_shape(root: &Path, index: &crate::plate::ComponentIndex) -> Result<FirstPlane, FormatError> {
     match index.iter().next() {
         Some((_, plane)) => {
             let p = plane.load(root)?;
@@ -119,3 +116,6 @@ pub(crate) fn first_plane_shape(
         None => Ok((None, None)),
     }
 }
+
+/// `(tile shape, dtype)` of a plate's first plane.
+pub(crate) type FirstPlane = (Option<(usize, usize)>, Option<hcs_vfs::Dtype>);

@@ -48,11 +48,16 @@ fn safe_file_name(url: &str) -> bool {
     !url.is_empty() && !url.contains(['/', '\\']) && url != "." && url != ".." && !url.contains('\0')
 }
 
+/// What Index.xml says.
+#[derive(Debug)]
+struct ParsedIndex {
+    images: Vec<ImageEntry>,
+    channel_names: BTreeMap<u32, String>,
+    pixel_size_um: Option<f64>,
+}
+
 /// Parse Index.xml text into image entries, channel names and the pixel size (µm).
-fn parse_index(
-    xml_path: &Path,
-    text: &str,
-) -> Result<(Vec<ImageEntry>, BTreeMap<u32, String>, Option<f64>), FormatError> {
+fn parse_index(xml_path: &Path, text: &str) -> Result<ParsedIndex, FormatError> {
     let options = roxmltree::ParsingOptions { allow_dtd: false, ..roxmltree::ParsingOptions::default() };
     let doc = roxmltree::Document::parse_with_options(text, options)
         .map_err(|e| bad(xml_path, format!("invalid Index.xml: {e}")))?;
@@ -98,7 +103,7 @@ fn parse_index(
             channels.entry(id).or_insert_with(|| name.to_owned());
         }
     }
-    Ok((images, channels, pixel_size))
+    Ok(ParsedIndex { images, channel_names: channels, pixel_size_um: pixel_size })
 }
 
 /// Cluster coordinates: values closer than a quarter of the largest gap between consecutive
@@ -158,7 +163,7 @@ pub fn read(root: &Path) -> Result<Plate, FormatError> {
     }
     let bytes = std::fs::read(&xml_path).map_err(|e| FormatError::io(&xml_path, e))?;
     let text = std::str::from_utf8(&bytes).map_err(|_| bad(&xml_path, "Index.xml is not UTF-8"))?;
-    let (images, channel_names, pixel_size_um) = parse_index(&xml_path, text)?;
+    let ParsedIndex { images, channel_names, pixel_size_um } = parse_index(&xml_path, text)?;
     if images.is_empty() {
         return Err(bad(&xml_path, "Index.xml lists no images"));
     }

@@ -15,7 +15,7 @@ pub const PIXEL_SIZE_M: f64 = 0.65e-6;
 /// The acquisition-order field id of a raster tile.
 pub fn field_id(config: &SynthConfig, tile: &TilePosition) -> u32 {
     let cols = config.grid.1;
-    let col_in_order = if tile.row % 2 == 0 { tile.col } else { cols - 1 - tile.col };
+    let col_in_order = if tile.row.is_multiple_of(2) { tile.col } else { cols - 1 - tile.col };
     tile.row * cols + col_in_order + 1
 }
 
