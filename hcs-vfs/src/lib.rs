@@ -6,7 +6,9 @@ pub mod atomic;
 mod error;
 pub mod omezarr;
 pub mod plane;
+pub mod store;
 pub mod tiff;
 
 pub use error::VfsError;
 pub use plane::{Dtype, PlaneData};
+pub use store::{Backend, Data, Vfs};

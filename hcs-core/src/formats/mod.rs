@@ -1,6 +1,7 @@
 //! Microscope formats: detect a plate's format, read its metadata, and build its component
 //! index. Reading never writes inside the input plate.
 
+pub mod hcs;
 pub mod htd;
 pub mod imagexpress;
 pub mod opera_phenix;
@@ -70,6 +71,10 @@ pub fn detect(root: &Path) -> Result<FormatKind, FormatError> {
     if !root.is_dir() {
         return Err(FormatError::NotADirectory(root.to_path_buf()));
     }
+    // hcs's own metadata first: an output plate may sit beside (or inside a copy of) raw files.
+    if root.join(hcs::METADATA_FILE).is_file() {
+        return Ok(FormatKind::Hcs);
+    }
     if htd::find_htd(root)?.is_some() {
         return Ok(FormatKind::Imagexpress);
     }
@@ -88,11 +93,7 @@ pub fn open_plate(root: &Path, format: Option<FormatKind>) -> Result<Plate, Form
     match format {
         FormatKind::Imagexpress => imagexpress::read(root),
         FormatKind::OperaPhenix => opera_phenix::read(root),
-        FormatKind::Hcs => Err(FormatError::MissingMetadata {
-            path: root.to_path_buf(),
-            format: format.name(),
-            what: "reader in this build",
-        }),
+        FormatKind::Hcs => hcs::read(root),
     }
 }
 
