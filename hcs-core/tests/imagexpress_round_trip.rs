@@ -131,3 +131,83 @@ fn symlink_loops_do_not_hang_the_scan() {
     assert_eq!(plate.index.len(), 6 * 2);
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+#[test]
+fn stacks_load_in_order_and_bad_planes_fail_with_the_file_named() {
+    use hcs_core::plate::LoadError;
+    let dir = tmp("stack");
+    let config = SynthConfig { wells: vec!["A01".parse().expect("well")], timepoints: 1, ..small() };
+    synthesize(&config, &dir).expect("synthesize");
+    let plate = open_plate(&dir, None).expect("open");
+    let well = config.wells[0];
+    let keys: Vec<ImageKey> = (1..=3).map(|z| ImageKey { well, timepoint: 1, site: 2, channel: 1, z }).collect();
+    let stack = plate.load_stack(&keys).expect("stack");
+    assert_eq!(stack.dim(), (3, 64, 64));
+    let z2 = plate.index.get(&keys[1]).expect("indexed").load(&plate.root).expect("load").to_f32();
+    assert_eq!(stack.index_axis(ndarray::Axis(0), 1), z2);
+
+    // One plane of another size.
+    let odd = dir.join("TimePoint_1/ZStep_3/A01_s2_w1.tif");
+    hcs_vfs::tiff::write_tiff(&odd, &[hcs_vfs::PlaneData::U16(ndarray::Array2::zeros((60, 64)))], Default::default())
+        .expect("write");
+    let err = plate.load_stack(&keys).expect_err("mismatch");
+    assert!(matches!(err, LoadError::ShapeMismatch { found_h: 60, .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "A01 site 2 channel 1 z 3 t 1 (TimePoint_1/ZStep_3/A01_s2_w1.tif) is 60×64, but the other planes of this stack are 64×64"
+    );
+
+    // A corrupt plane names its file.
+    std::fs::write(&odd, b"II*\0garbage").expect("write");
+    let err = plate.load_stack(&keys).expect_err("corrupt");
+    assert!(err.to_string().contains("A01_s2_w1.tif"), "{err}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("list").flatten() {
+            let m = e.metadata().expect("metadata");
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((e.path(), m.len(), m.modified().expect("mtime")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn reading_never_modifies_the_input_plate_and_explicit_formats_work() {
+    let dir = tmp("untouched");
+    let config = SynthConfig { wells: vec!["A01".parse().expect("well")], timepoints: 1, ..small() };
+    synthesize(&config, &dir).expect("synthesize");
+    let before = snapshot(&dir);
+    let plate = open_plate(&dir, Some(FormatKind::Imagexpress)).expect("explicit format");
+    let keys: Vec<ImageKey> = plate.index.iter().map(|(k, _)| *k).take(3).collect();
+    plate.load_stack(&keys).expect("load");
+    assert_eq!(snapshot(&dir), before, "the input plate must not change");
+    // Asking for the wrong format is a clear error, not a guess.
+    let err = open_plate(&dir, Some(FormatKind::OperaPhenix)).expect_err("not opera");
+    assert!(err.to_string().contains("Opera Phenix plate has no Images/Index.xml"), "{err}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn oversized_metadata_files_are_refused_before_reading() {
+    let dir = tmp("huge-meta");
+    std::fs::create_dir_all(dir.join("Images")).expect("mkdir");
+    // Sparse files: the size is claimed, nothing is allocated.
+    std::fs::File::create(dir.join("Images/Index.xml")).expect("create").set_len(300 * 1024 * 1024).expect("len");
+    let err = open_plate(&dir, None).expect_err("huge xml");
+    assert!(err.to_string().contains("above the 268435456-byte limit"), "{err}");
+    std::fs::remove_dir_all(dir.join("Images")).expect("rm");
+    std::fs::File::create(dir.join("plate.HTD")).expect("create").set_len(32 * 1024 * 1024).expect("len");
+    let err = open_plate(&dir, None).expect_err("huge htd");
+    assert!(err.to_string().contains("HTD file larger than 16 MiB"), "{err}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}

@@ -245,6 +245,21 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_compressions_microscopes_write() {
+        let data = ramp(33, 47);
+        for compression in [Compression::Lzw, Compression::Packbits, Compression::Deflate(DeflateLevel::Best)] {
+            let mut out = Cursor::new(Vec::new());
+            TiffEncoder::new(&mut out)
+                .expect("encoder")
+                .with_compression(compression)
+                .write_image::<colortype::Gray16>(47, 33, data.as_slice().expect("contiguous"))
+                .expect("encode");
+            let pages = decode_tiff(out.get_ref(), Path::new("c.tif"), TiffLimits::default()).expect("decode");
+            assert_eq!(pages, vec![PlaneData::U16(data.clone())]);
+        }
+    }
+
+    #[test]
     fn a_file_that_is_not_a_tiff_is_named_as_such() {
         let path = tmp("fake.tif");
         std::fs::write(&path, b"PK\x03\x04 this is a zip").expect("write");

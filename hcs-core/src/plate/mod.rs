@@ -1,10 +1,12 @@
 //! The plate model: wells, the components of an image, the component index and plate metadata.
 
 pub mod index;
+pub mod load;
 pub mod metadata;
 pub mod well;
 
 pub use index::{ComponentIndex, IndexError, PlaneRef};
+pub use load::LoadError;
 pub use metadata::{ChannelInfo, FormatKind, PlateMetadata};
 pub use well::{Component, ImageKey, WellId, WellParseError};
 

@@ -1,0 +1,71 @@
+//! Loading planes of an indexed plate into a stack, with errors that name the file.
+
+use std::path::PathBuf;
+
+use ndarray::{Array3, Axis};
+
+use super::{ImageKey, Plate};
+
+/// A plane that cannot be loaded into a stack.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The components are not in the plate.
+    #[error("{0}: not in the plate")]
+    NotIndexed(ImageKey),
+    /// Storage failed (corrupt, truncated, missing file…).
+    #[error("{key}: {source}")]
+    Storage {
+        /// The plane.
+        key: ImageKey,
+        /// The storage error (names the file).
+        source: hcs_vfs::VfsError,
+    },
+    /// Planes of one stack have different shapes.
+    #[error("{key} ({file}) is {found_h}×{found_w}, but the other planes of this stack are {want_h}×{want_w}")]
+    ShapeMismatch {
+        /// The odd plane.
+        key: ImageKey,
+        /// Where it is stored.
+        file: PathBuf,
+        /// Its height.
+        found_h: usize,
+        /// Its width.
+        found_w: usize,
+        /// The stack's height.
+        want_h: usize,
+        /// The stack's width.
+        want_w: usize,
+    },
+    /// An empty list of planes.
+    #[error("no planes to stack")]
+    Empty,
+}
+
+impl Plate {
+    /// Load planes (in the given order) into a `[planes, y, x]` f32 stack of raw values.
+    pub fn load_stack(&self, keys: &[ImageKey]) -> Result<Array3<f32>, LoadError> {
+        if keys.is_empty() {
+            return Err(LoadError::Empty);
+        }
+        let mut stack: Option<Array3<f32>> = None;
+        for (i, key) in keys.iter().enumerate() {
+            let plane_ref = self.index.get(key).ok_or(LoadError::NotIndexed(*key))?;
+            let plane = plane_ref.load(&self.root).map_err(|source| LoadError::Storage { key: *key, source })?;
+            let (h, w) = plane.dim();
+            let stack = stack.get_or_insert_with(|| Array3::zeros((keys.len(), h, w)));
+            let (_, want_h, want_w) = stack.dim();
+            if (h, w) != (want_h, want_w) {
+                return Err(LoadError::ShapeMismatch {
+                    key: *key,
+                    file: PathBuf::from(plane_ref.describe()),
+                    found_h: h,
+                    found_w: w,
+                    want_h,
+                    want_w,
+                });
+            }
+            stack.index_axis_mut(Axis(0), i).assign(&plane.to_f32());
+        }
+        stack.ok_or(LoadError::Empty)
+    }
+}
