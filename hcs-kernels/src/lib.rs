@@ -5,6 +5,16 @@
 //! rayon.
 #![deny(missing_docs)]
 
+pub mod binning;
+mod boundary;
 pub mod composite;
+pub mod crop;
+pub mod equalize;
+pub mod error;
+pub mod gaussian;
+pub mod morphology;
 pub mod normalize;
 pub mod projection;
+pub mod sharpen;
+
+pub use error::KernelError;

@@ -1,0 +1,28 @@
+//! Cropping a sub-volume.
+
+use hcs_core::NdarrayStack;
+use hcs_macros::memory;
+use ndarray::s;
+
+use crate::error::KernelError;
+
+/// The sub-volume `[start_z..start_z+depth, start_y..start_y+height, start_x..start_x+width]`.
+#[memory(ndarray)]
+pub fn crop(
+    stack: NdarrayStack,
+    #[param(default = 0, doc = "first column")] start_x: usize,
+    #[param(default = 0, doc = "first row")] start_y: usize,
+    #[param(default = 0, doc = "first plane")] start_z: usize,
+    #[param(doc = "columns kept")] width: usize,
+    #[param(doc = "rows kept")] height: usize,
+    #[param(default = 1, doc = "planes kept")] depth: usize,
+) -> Result<NdarrayStack, KernelError> {
+    let (n, h, w) = stack.dim();
+    let fits = |start: usize, len: usize, size: usize| len > 0 && start.checked_add(len).is_some_and(|end| end <= size);
+    if !(fits(start_x, width, w) && fits(start_y, height, h) && fits(start_z, depth, n)) {
+        return Err(KernelError::BadParameter(format!(
+            "crop x {start_x}+{width}, y {start_y}+{height}, z {start_z}+{depth} does not fit a {n}×{h}×{w} stack"
+        )));
+    }
+    Ok(stack.slice(s![start_z..start_z + depth, start_y..start_y + height, start_x..start_x + width]).to_owned())
+}

@@ -1,0 +1,12 @@
+//! Errors of the processing functions (reported per well by the executor).
+
+/// A kernel that cannot run on its input.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KernelError {
+    /// A parameter value is out of range for this input.
+    #[error("{0}")]
+    BadParameter(String),
+    /// The input stack cannot be processed (e.g. empty).
+    #[error("{0}")]
+    BadInput(String),
+}

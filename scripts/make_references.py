@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Reference outputs for hcs-kernels, from scikit-image / scipy / numpy (versions pinned in
+scripts/requirements.txt; set up with scripts/setup-python.sh).
+
+Writes small .npy fixtures to hcs-kernels/tests/fixtures/: the inputs and, per function, the
+reference output. hcs-kernels/tests/references.rs compares the Rust kernels against them within
+the tolerances stated there. Regenerate with:
+
+    bash scripts/setup-python.sh && .venv-py/bin/python scripts/make_references.py
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import scipy
+import scipy.ndimage as ndi
+import skimage
+from skimage.exposure import equalize_hist
+from skimage.filters import unsharp_mask
+from skimage.morphology import disk, white_tophat
+
+OUT = Path(__file__).resolve().parent.parent / "hcs-kernels" / "tests" / "fixtures"
+
+
+def synthetic_stack(seed=7, planes=3, h=64, w=80):
+    """u16-valued float32 stack: background, blobs of several sizes, noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    out = np.empty((planes, h, w), np.float64)
+    for p in range(planes):
+        img = 600.0 + 150.0 * np.sin(xx / 17.0 + p) * np.cos(yy / 23.0)
+        for _ in range(25):
+            cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+            s = rng.uniform(1.0, 4.0)
+            img += rng.uniform(2000, 20000) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s))
+        img += rng.normal(0, 80, size=img.shape)
+        out[p] = img
+    return np.clip(np.round(out), 0, 65535).astype(np.float32)
+
+
+def save(name, arr):
+    np.save(OUT / f"{name}.npy", np.ascontiguousarray(arr, dtype=np.float32))
+
+
+def per_plane(fn, stack):
+    return np.stack([fn(p) for p in stack])
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    x = synthetic_stack()
+    save("input", x)
+    u16 = x.astype(np.uint16)
+
+    save("max_projection", x.max(axis=0, keepdims=True))
+    save("mean_projection", x.astype(np.float64).mean(axis=0, keepdims=True))
+    save("crop", x[1:3, 5:45, 7:67])  # start_z=1 start_y=5 start_x=7 depth=2 height=40 width=60
+
+    for method in ["mean", "sum", "max", "min"]:
+        fn = getattr(np, method)
+        b = x[:, : 64 // 3 * 3, : 80 // 3 * 3].astype(np.float64)
+        b2 = fn(fn(b.reshape(3, 21, 3, 26, 3), axis=4), axis=2) if method in ("max", "min", "sum") else b.reshape(3, 21, 3, 26, 3).mean(axis=(2, 4))
+        save(f"spatial_bin_2d_{method}", b2)
+        c = x[:2, : 64 // 2 * 2, : 80 // 2 * 2].astype(np.float64).reshape(1, 2, 32, 2, 40, 2)
+        c3 = c.mean(axis=(1, 3, 5)) if method == "mean" else fn(fn(fn(c, axis=5), axis=3), axis=1)
+        save(f"spatial_bin_3d_{method}", c3)
+
+    for sigma in [1.0, 2.5]:
+        save(f"gaussian_filter_{sigma}", per_plane(lambda p: ndi.gaussian_filter(p.astype(np.float64), sigma, mode="reflect", truncate=4.0), x))
+
+    for radius in [3, 10]:
+        save(f"tophat_r{radius}", per_plane(lambda p: white_tophat(p, disk(radius)).astype(np.float64), u16))
+
+    for radius, amount in [(1.0, 1.0), (2.0, 0.5)]:
+        ref = per_plane(lambda p: unsharp_mask(p.astype(np.float64), radius=radius, amount=amount, preserve_range=True), x)
+        save(f"sharpen_{radius}_{amount}", np.clip(ref, 0, 65535))
+
+    save("stack_equalize_histogram", equalize_hist(x.astype(np.float64), nbins=65536) * 65535.0)
+
+    lo, hi = np.percentile(x, [0.5, 99.5])
+    save("stack_percentile_normalize", np.clip((x - lo) / (hi - lo) * 65535.0, 0, 65535))
+    per = []
+    for p in x:
+        plo, phi = np.percentile(p, [1.0, 99.0])
+        per.append(np.clip((p - plo) / (phi - plo) * 65535.0, 0, 65535))
+    save("percentile_normalize", np.stack(per))
+
+    versions = {"numpy": np.__version__, "scipy": scipy.__version__, "scikit-image": skimage.__version__}
+    (OUT / "versions.json").write_text(json.dumps(versions, indent=2) + "\n")
+    print(f"wrote {len(list(OUT.glob('*.npy')))} fixtures to {OUT} with {versions}")
+
+
+if __name__ == "__main__":
+    main()
