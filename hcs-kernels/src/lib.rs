@@ -16,5 +16,6 @@ pub mod morphology;
 pub mod normalize;
 pub mod projection;
 pub mod sharpen;
+pub mod stitch;
 
 pub use error::KernelError;

@@ -1,0 +1,52 @@
+//! Every kernel on a 9 × 1024 × 1024 f32 stack (a 3×3 well of camera tiles).
+//! `bench/kernels_vs_python.sh` runs the same operations in scikit-image / scipy / numpy on the
+//! same data and prints python_time / hcs_time.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hcs_kernels::binning::{BinMethod, spatial_bin_2d};
+use hcs_kernels::composite::create_composite;
+use hcs_kernels::equalize::stack_equalize_histogram;
+use hcs_kernels::gaussian::gaussian_filter;
+use hcs_kernels::morphology::tophat;
+use hcs_kernels::normalize::{percentile_normalize, stack_percentile_normalize};
+use hcs_kernels::projection::{max_projection, mean_projection};
+use hcs_kernels::sharpen::sharpen;
+use ndarray::Array3;
+
+/// Deterministic u16-valued data shared with bench/kernels_python.py (same formula).
+pub fn bench_stack() -> Array3<f32> {
+    Array3::from_shape_fn((9, 1024, 1024), |(p, y, x)| {
+        let h = (p as u64 * 1_000_003 + y as u64 * 1031 + x as u64).wrapping_mul(2_654_435_761) % 4096;
+        let spot = if (x / 29 + y / 31 + p) % 11 == 0 { 8000.0 } else { 0.0 };
+        (600.0 + spot + h as f64) as f32
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    let stack = bench_stack();
+    let mut g = c.benchmark_group("kernels_9x1024x1024");
+    g.sample_size(10);
+    g.bench_function("max_projection", |b| b.iter(|| black_box(max_projection(stack.clone()))));
+    g.bench_function("mean_projection", |b| b.iter(|| black_box(mean_projection(stack.clone()))));
+    g.bench_function("create_composite", |b| b.iter(|| black_box(create_composite(stack.clone(), None))));
+    g.bench_function("stack_percentile_normalize", |b| {
+        b.iter(|| black_box(stack_percentile_normalize(stack.clone(), 1.0, 99.0, 0.0, 65535.0)))
+    });
+    g.bench_function("percentile_normalize", |b| {
+        b.iter(|| black_box(percentile_normalize(stack.clone(), 1.0, 99.0, 0.0, 65535.0)))
+    });
+    g.bench_function("gaussian_filter", |b| b.iter(|| black_box(gaussian_filter(stack.clone(), 2.0))));
+    g.bench_function("sharpen", |b| b.iter(|| black_box(sharpen(stack.clone(), 1.0, 1.0))));
+    g.bench_function("stack_equalize_histogram", |b| {
+        b.iter(|| black_box(stack_equalize_histogram(stack.clone(), 65536)))
+    });
+    g.bench_function("spatial_bin_2d", |b| b.iter(|| black_box(spatial_bin_2d(stack.clone(), 2, BinMethod::Mean))));
+    g.bench_function("tophat_r50_ds4", |b| b.iter(|| black_box(tophat(stack.clone(), 50, 4))));
+    g.bench_function("tophat_r50_exact", |b| b.iter(|| black_box(tophat(stack.clone(), 50, 1))));
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,134 @@
+//! Stitching against the ground truth of synthetic plates: 3×3 and 5×5 grids, 10 % and 20 %
+//! overlap, ±5 px sub-pixel stage jitter, noise. Required: mean position error ≤ 0.5 px, max ≤
+//! 1.5 px (positions compared after removing the common offset).
+
+use hcs_core::synth::{Scene, SynthConfig, render_tile, tile_positions};
+use hcs_kernels::stitch::assemble::{Blend, assemble_stack};
+use hcs_kernels::stitch::positions::ashlar_compute_tile_positions;
+use ndarray::{Array3, Axis};
+
+fn well_tiles(config: &SynthConfig) -> (Array3<f32>, Vec<(f64, f64)>) {
+    let well = config.wells[0];
+    let scene = Scene::generate(config, well);
+    let tiles = tile_positions(config, well);
+    let n = config.tile;
+    let mut stack = Array3::<f32>::zeros((tiles.len(), n, n));
+    for (i, t) in tiles.iter().enumerate() {
+        let plane = render_tile(config, &scene, well, t, 1, 2, 1).to_f32();
+        stack.index_axis_mut(Axis(0), i).assign(&plane);
+    }
+    (stack, tiles.iter().map(|t| (t.x, t.y)).collect())
+}
+
+fn errors(found: &[(f64, f64)], truth: &[(f64, f64)]) -> (f64, f64) {
+    let k = found.len() as f64;
+    let mean = |v: &[(f64, f64)]| v.iter().fold((0.0, 0.0), |a, p| (a.0 + p.0 / k, a.1 + p.1 / k));
+    let (fm, tm) = (mean(found), mean(truth));
+    let errs: Vec<f64> = found
+        .iter()
+        .zip(truth)
+        .map(|(f, t)| (((f.0 - fm.0) - (t.0 - tm.0)).powi(2) + ((f.1 - fm.1) - (t.1 - tm.1)).powi(2)).sqrt())
+        .collect();
+    (errs.iter().sum::<f64>() / k, errs.iter().copied().fold(0.0, f64::max))
+}
+
+#[test]
+fn positions_match_ground_truth_on_synthetic_plates() {
+    // Dense content at the default false-positive rate, and the peer's sparse density (about one
+    // cell per 10 000 px², hcs synth's default) with a looser permutation threshold: sparse
+    // overlaps hold few cells, so correct edges score lower.
+    for (density, alpha) in [(3.0, 0.01), (1.0, 0.1)] {
+        for (grid, overlap) in [((3, 3), 0.1), ((3, 3), 0.2), ((5, 5), 0.1), ((5, 5), 0.2)] {
+            let config = SynthConfig {
+                wells: vec!["B03".parse().expect("well")],
+                grid,
+                tile: 320,
+                overlap,
+                jitter_px: 5.0,
+                z_planes: 3,
+                noise: 100.0,
+                seed: 11,
+                cell_density: density,
+                ..SynthConfig::default()
+            };
+            let (stack, truth) = well_tiles(&config);
+            let (_, found) =
+                ashlar_compute_tile_positions(stack, &grid, overlap, 15.0, alpha, 10, 100).expect("stitch");
+            let (mean, max) = errors(&found.positions, &truth);
+            let accepted = found.edges.iter().filter(|e| e.accepted).count();
+            println!(
+                "density {density} alpha {alpha} grid {grid:?} overlap {overlap}: mean {mean:.3} px, max {max:.3} px, {accepted}/{} edges accepted, threshold {:.3}",
+                found.edges.len(),
+                found.ncc_threshold
+            );
+            assert!(
+                mean <= 0.5 && max <= 1.5,
+                "density {density} grid {grid:?} overlap {overlap}: mean {mean:.3} max {max:.3}"
+            );
+        }
+    }
+}
+
+#[test]
+fn rejected_edges_are_reported_and_tiles_still_placed_by_the_model() {
+    let config =
+        SynthConfig { wells: vec!["A01".parse().expect("well")], tile: 256, jitter_px: 3.0, ..SynthConfig::default() };
+    let (mut stack, _) = well_tiles(&config);
+    // Tile 5 (the centre) is blank: every edge touching it is uninformative.
+    stack.index_axis_mut(Axis(0), 4).fill(500.0);
+    let (_, found) = ashlar_compute_tile_positions(stack, &(3, 3), 0.1, 15.0, 0.01, 10, 100).expect("stitch");
+    let centre_edges: Vec<_> = found.edges.iter().filter(|e| e.a == 4 || e.b == 4).collect();
+    assert_eq!(centre_edges.len(), 4);
+    assert!(centre_edges.iter().all(|e| !e.accepted && e.rejected_because.is_some()), "{centre_edges:?}");
+    assert!(found.model_placed.contains(&4), "{:?}", found.model_placed);
+    let (x, y) = found.positions[4];
+    let (x0, y0) = found.positions[0];
+    assert!((x - x0 - 230.4).abs() < 8.0 && (y - y0 - 230.4).abs() < 8.0, "centre placed near nominal: {x},{y}");
+}
+
+#[test]
+fn assembly_reproduces_the_scene_in_overlaps() {
+    let config = SynthConfig {
+        wells: vec!["A01".parse().expect("well")],
+        grid: (2, 2),
+        tile: 128,
+        jitter_px: 2.0,
+        noise: 0.0,
+        falloff: 0.0,
+        ..SynthConfig::default()
+    };
+    let (stack, truth) = well_tiles(&config);
+    let (minx, miny) = truth.iter().fold((f64::INFINITY, f64::INFINITY), |a, p| (a.0.min(p.0), a.1.min(p.1)));
+    let positions = hcs_kernels::stitch::TilePositions {
+        grid: (2, 2),
+        positions: truth.iter().map(|p| (p.0 - minx, p.1 - miny)).collect(),
+        edges: Vec::new(),
+        ncc_threshold: 0.0,
+        model_placed: Vec::new(),
+    };
+    for blend in [Blend::Fixed, Blend::Dynamic, Blend::None] {
+        let mosaic = assemble_stack(stack.clone(), &positions, blend, 0.1, 1.0).expect("assemble");
+        let (_, h, w) = mosaic.dim();
+        assert!(h >= 2 * 128 - 30 && w >= 2 * 128 - 30, "{h}×{w}");
+        // Inside tile 0 far from any overlap, the mosaic equals tile 0 moved by its sub-pixel offset.
+        let (fx, fy) = (positions.positions[0].0.fract(), positions.positions[0].1.fract());
+        let (y, x) = (40usize, 40usize);
+        let t = stack.index_axis(Axis(0), 0);
+        let want = (1.0 - fy) * (1.0 - fx) * f64::from(t[[y, x]])
+            + (1.0 - fy) * fx * f64::from(t[[y, x - 1]])
+            + fy * (1.0 - fx) * f64::from(t[[y - 1, x]])
+            + fy * fx * f64::from(t[[y - 1, x - 1]]);
+        let (oy, ox) = (positions.positions[0].1.floor() as usize, positions.positions[0].0.floor() as usize);
+        assert!((f64::from(mosaic[[0, oy + y, ox + x]]) - want).abs() < 1e-2, "{blend:?}");
+    }
+    assert!(
+        assemble_stack(
+            stack,
+            &hcs_kernels::stitch::TilePositions { positions: vec![], ..positions },
+            Blend::Fixed,
+            0.1,
+            1.0
+        )
+        .is_err()
+    );
+}
