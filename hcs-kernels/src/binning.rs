@@ -4,6 +4,7 @@ use hcs_core::params::parse_choice;
 use hcs_core::{NdarrayStack, ParamError, ParamType, ParamValue, PipelineParam};
 use hcs_macros::memory;
 use ndarray::{Array3, s};
+use rayon::prelude::*;
 
 use crate::error::KernelError;
 
@@ -75,9 +76,18 @@ pub fn spatial_bin_2d(
     let (n, h, w) = stack.dim();
     check(bin_size, &[h, w])?;
     let k = bin_size;
-    Ok(Array3::from_shape_fn((n, h / k, w / k), |(p, y, x)| {
-        method.reduce(stack.slice(s![p, y * k..(y + 1) * k, x * k..(x + 1) * k]).iter().copied())
-    }))
+    let (oh, ow) = (h / k, w / k);
+    let mut out = Array3::<f32>::zeros((n, oh, ow));
+    // One output row at a time: gather its k input rows, reduce each k×k block.
+    out.outer_iter_mut().into_par_iter().zip(stack.outer_iter()).for_each(|(mut o, plane)| {
+        for (oy, mut orow) in o.outer_iter_mut().enumerate() {
+            let rows = plane.slice(s![oy * k..(oy + 1) * k, ..ow * k]);
+            for (ox, v) in orow.iter_mut().enumerate() {
+                *v = method.reduce(rows.slice(s![.., ox * k..(ox + 1) * k]).iter().copied());
+            }
+        }
+    });
+    Ok(out)
 }
 
 /// Bin the stack in `bin_size`³ blocks (planes, rows and columns that do not fill a block are

@@ -19,33 +19,57 @@ pub fn kernel(sigma: f64, truncate: f64) -> Vec<f32> {
     w.iter().map(|v| (v / sum) as f32).collect()
 }
 
-fn convolve_rows(src: ArrayView2<'_, f32>, k: &[f32]) -> Array2<f32> {
+/// Horizontal pass: each output row is a sum of shifted, contiguous slices of the padded row,
+/// one per tap, so the inner loop is a vectorizable multiply-add over the row.
+fn horizontal(src: ArrayView2<'_, f32>, k: &[f32]) -> Array2<f32> {
     let (h, w) = src.dim();
     let r = k.len() / 2;
     let mut out = Array2::<f32>::zeros((h, w));
     out.axis_iter_mut(Axis(0)).into_par_iter().zip(src.axis_iter(Axis(0))).for_each_init(
-        Vec::new,
-        |buf, (mut o, row)| {
-            let row: Vec<f32> = row.to_vec();
-            pad_row(&row, r, buf);
-            for (x, ov) in o.iter_mut().enumerate() {
-                let window = &buf[x..x + k.len()];
-                *ov = window.iter().zip(k).map(|(a, b)| a * b).sum();
+        || (Vec::new(), Vec::new()),
+        |(row, padded), (mut o, src_row)| {
+            row.clear();
+            row.extend(src_row.iter().copied());
+            pad_row(row, r, padded);
+            let o = o.as_slice_mut().expect("rows of a standard-layout array are contiguous");
+            o.fill(0.0);
+            for (t, &wt) in k.iter().enumerate() {
+                for (ov, &v) in o.iter_mut().zip(&padded[t..t + w]) {
+                    *ov += wt * v;
+                }
             }
         },
     );
     out
 }
 
-/// Smooth one plane.
+/// Vertical pass: each output row is a weighted sum of whole (reflected) input rows.
+fn vertical(src: ArrayView2<'_, f32>, k: &[f32]) -> Array2<f32> {
+    let (h, w) = src.dim();
+    let r = k.len() as isize / 2;
+    let src = src.as_standard_layout();
+    let mut out = Array2::<f32>::zeros((h, w));
+    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(y, mut o)| {
+        let o = o.as_slice_mut().expect("rows of a standard-layout array are contiguous");
+        for (t, &wt) in k.iter().enumerate() {
+            let sy = crate::boundary::reflect(y as isize + t as isize - r, h);
+            let row = src.row(sy);
+            let row = row.as_slice().expect("standard layout");
+            for (ov, &v) in o.iter_mut().zip(row) {
+                *ov += wt * v;
+            }
+        }
+    });
+    out
+}
+
+/// Smooth one plane (σ in pixels, in y and x).
 pub fn gaussian_2d(plane: ArrayView2<'_, f32>, sigma: f64) -> Array2<f32> {
     if sigma <= 0.0 {
         return plane.to_owned();
     }
     let k = kernel(sigma, 4.0);
-    let rows = convolve_rows(plane, &k);
-    let cols = convolve_rows(rows.t(), &k);
-    cols.reversed_axes()
+    vertical(horizontal(plane, &k).view(), &k)
 }
 
 /// Gaussian smoothing of each plane (`sigma` in pixels, in y and x).

@@ -10,7 +10,7 @@
 
 use hcs_core::NdarrayStack;
 use hcs_macros::memory;
-use ndarray::{Array2, ArrayView2, Axis, Zip, s};
+use ndarray::{Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
 use crate::boundary::{pad_row, reflect};
@@ -27,60 +27,93 @@ enum Op {
     Max,
 }
 
-impl Op {
-    #[inline]
-    fn pick(self, a: f32, b: f32) -> f32 {
-        match self {
-            Op::Min => a.min(b),
-            Op::Max => a.max(b),
-        }
-    }
-}
-
 /// Van Herk / Gil-Werman running min or max of width `2w+1` over `padded` (which carries `w`
-/// reflected samples each side); writes `n` outputs.
-fn running(op: Op, padded: &[f32], w: usize, out: &mut [f32], g: &mut Vec<f32>, h: &mut Vec<f32>) {
+/// samples of context each side); writes `out.len()` outputs. `pick` is monomorphized so the
+/// inner loops are branch-free.
+fn running<F: Fn(f32, f32) -> f32 + Copy>(
+    pick: F,
+    identity: f32,
+    padded: &[f32],
+    w: usize,
+    out: &mut [f32],
+    g: &mut Vec<f32>,
+    h: &mut Vec<f32>,
+) {
     let k = 2 * w + 1;
     let len = padded.len();
-    g.clear();
     g.resize(len, 0.0);
-    h.clear();
     h.resize(len, 0.0);
-    for (i, &v) in padded.iter().enumerate() {
-        g[i] = if i % k == 0 { v } else { op.pick(g[i - 1], v) };
+    for (gc, pc) in g.chunks_mut(k).zip(padded.chunks(k)) {
+        let mut m = identity;
+        for (gv, &v) in gc.iter_mut().zip(pc) {
+            m = pick(m, v);
+            *gv = m;
+        }
     }
-    for i in (0..len).rev() {
-        let v = padded[i];
-        h[i] = if i % k == k - 1 || i == len - 1 { v } else { op.pick(h[i + 1], v) };
+    for (hc, pc) in h.chunks_mut(k).zip(padded.chunks(k)) {
+        let mut m = identity;
+        for (hv, &v) in hc.iter_mut().rev().zip(pc.iter().rev()) {
+            m = pick(m, v);
+            *hv = m;
+        }
     }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = op.pick(h[i], g[i + k - 1]);
+    let n = out.len();
+    for ((o, &a), &b) in out.iter_mut().zip(&h[..n]).zip(&g[k - 1..k - 1 + n]) {
+        *o = pick(a, b);
     }
 }
 
+/// Disk min/max filter. Rows are split into one band per worker; within a band every source row
+/// is padded once and filtered once per chord width, and each result is folded into the two
+/// output rows (`s ± d`) that use it.
 fn disk_filter(op: Op, plane: ArrayView2<'_, f32>, r: usize) -> Array2<f32> {
+    match op {
+        Op::Min => disk_filter_with(plane, r, f32::min, f32::INFINITY),
+        Op::Max => disk_filter_with(plane, r, f32::max, f32::NEG_INFINITY),
+    }
+}
+
+fn disk_filter_with<F: Fn(f32, f32) -> f32 + Copy + Sync>(
+    plane: ArrayView2<'_, f32>,
+    r: usize,
+    pick: F,
+    identity: f32,
+) -> Array2<f32> {
     let (height, width) = plane.dim();
     let half = chord_half_widths(r);
-    let max_w = half.first().copied().unwrap_or(0);
-    let rows: Vec<Vec<f32>> = plane.axis_iter(Axis(0)).map(|row| row.to_vec()).collect();
-    let mut out = Array2::<f32>::zeros((height, width));
-    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each_init(
-        || (Vec::with_capacity(width + 2 * max_w), vec![0.0f32; width], Vec::new(), Vec::new()),
-        |(padded, tmp, g, h), (y, mut o)| {
-            let init = match op {
-                Op::Min => f32::INFINITY,
-                Op::Max => f32::NEG_INFINITY,
-            };
-            o.fill(init);
-            for dy in -(r as isize)..=(r as isize) {
-                let w = half[dy.unsigned_abs()];
-                let src = &rows[reflect(y as isize + dy, height)];
-                pad_row(src, w, padded);
-                running(op, padded, w, tmp, g, h);
-                Zip::from(&mut o).and(&tmp[..]).for_each(|a, &b| *a = op.pick(*a, b));
+    let plane = plane.as_standard_layout();
+    let mut out = Array2::<f32>::from_elem((height, width), identity);
+    let bands = rayon::current_num_threads().clamp(1, height.max(1));
+    let band_h = height.div_ceil(bands).max(1);
+    out.axis_chunks_iter_mut(Axis(0), band_h).into_par_iter().enumerate().for_each(|(b, mut band)| {
+        let (y0, y1) = (b * band_h, (b * band_h + band.dim().0).min(height));
+        let (mut padded, mut tmp, mut g, mut h) = (Vec::new(), vec![0.0f32; width], Vec::new(), Vec::new());
+        let lo = y0 as isize - r as isize;
+        let hi = y1 as isize + r as isize;
+        for s in lo..hi {
+            let src = plane.row(reflect(s, height));
+            let src = src.as_slice().expect("standard layout");
+            pad_row(src, r, &mut padded);
+            for (d, &w) in half.iter().enumerate() {
+                let targets = [s - d as isize, s + d as isize];
+                let wanted = |t: isize| t >= y0 as isize && t < y1 as isize;
+                if !(wanted(targets[0]) || d > 0 && wanted(targets[1])) {
+                    continue;
+                }
+                running(pick, identity, &padded[r - w..r + w + width], w, &mut tmp, &mut g, &mut h);
+                for (i, &t) in targets.iter().enumerate() {
+                    if (i == 1 && d == 0) || !wanted(t) {
+                        continue;
+                    }
+                    let mut row = band.row_mut(t as usize - y0);
+                    let row = row.as_slice_mut().expect("standard layout");
+                    for (o, &v) in row.iter_mut().zip(&tmp) {
+                        *o = pick(*o, v);
+                    }
+                }
             }
-        },
-    );
+        }
+    });
     out
 }
 
@@ -145,6 +178,13 @@ pub fn tophat(
 mod tests {
     use super::*;
 
+    fn pick(op: Op, a: f32, b: f32) -> f32 {
+        match op {
+            Op::Min => a.min(b),
+            Op::Max => a.max(b),
+        }
+    }
+
     fn naive(op: Op, plane: ArrayView2<'_, f32>, r: usize) -> Array2<f32> {
         let (h, w) = plane.dim();
         let r2 = (r * r) as isize;
@@ -157,7 +197,7 @@ mod tests {
                 for dx in -(r as isize)..=(r as isize) {
                     if dy * dy + dx * dx <= r2 {
                         let v = plane[[reflect(y as isize + dy, h), reflect(x as isize + dx, w)]];
-                        acc = op.pick(acc, v);
+                        acc = pick(op, acc, v);
                     }
                 }
             }
