@@ -2,7 +2,8 @@
 
 use hcs_core::NdarrayStack;
 use hcs_macros::memory;
-use ndarray::{Axis, Zip};
+use ndarray::Axis;
+use rayon::prelude::*;
 
 /// Weighted mean of the planes (e.g. channels): `[n, y, x]` → `[1, y, x]`.
 ///
@@ -20,13 +21,22 @@ pub fn create_composite(
     };
     let total: f64 = raw.iter().sum();
     let norm: Vec<f64> = if total > 0.0 { raw.iter().map(|w| w / total).collect() } else { vec![0.0; n] };
-    let mut acc = ndarray::Array2::<f64>::zeros((h, w));
-    for (plane, &wt) in stack.axis_iter(Axis(0)).zip(&norm) {
-        if wt != 0.0 {
-            Zip::from(&mut acc).and(&plane).par_for_each(|a, &v| *a += f64::from(v) * wt);
-        }
-    }
-    acc.mapv(|v| v as f32).insert_axis(Axis(0))
+    let stack = stack.as_standard_layout();
+    let mut out = ndarray::Array3::<f32>::zeros((1, h, w));
+    out.index_axis_mut(Axis(0), 0).axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each_init(
+        || vec![0.0f64; w],
+        |acc, (y, mut orow)| {
+            acc.fill(0.0);
+            for (p, &wt) in norm.iter().enumerate() {
+                if wt != 0.0 {
+                    let row = stack.slice(ndarray::s![p, y, ..]);
+                    acc.iter_mut().zip(row.iter()).for_each(|(a, &v)| *a += f64::from(v) * wt);
+                }
+            }
+            orow.iter_mut().zip(acc.iter()).for_each(|(o, &a)| *o = a as f32);
+        },
+    );
+    out
 }
 
 #[cfg(test)]

@@ -8,25 +8,79 @@ use rayon::prelude::*;
 /// The `q`-th percentile (0..=100) of `values` with linear interpolation between order statistics
 /// (NumPy's default `method="linear"`). Reorders `values`.
 pub fn percentile(values: &mut [f32], q: f64) -> f32 {
-    if values.is_empty() {
-        return 0.0;
+    percentiles(values, &[q])[0]
+}
+
+/// Several percentiles of `values` at once, exactly as [`percentile`] would give them.
+///
+/// One parallel pass counts values into 65 536 bins over the data range; only the values in the
+/// bins that hold the wanted ranks are then selected exactly, so the cost is a counting pass plus a
+/// selection over a tiny subset instead of a partition of the whole stack per percentile.
+pub fn percentiles(values: &[f32], qs: &[f64]) -> Vec<f32> {
+    let n = values.len();
+    if n == 0 {
+        return vec![0.0; qs.len()];
     }
-    let rank = (q.clamp(0.0, 100.0) / 100.0) * (values.len() - 1) as f64;
-    let lo = rank.floor() as usize;
-    let frac = rank - lo as f64;
-    let (_, lo_v, upper) = values.select_nth_unstable_by(lo, f32::total_cmp);
-    let lo_v = *lo_v;
-    if frac == 0.0 || upper.is_empty() {
-        return lo_v;
+    let (lo, hi) = values
+        .par_iter()
+        .fold(|| (f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)))
+        .reduce(|| (f32::INFINITY, f32::NEG_INFINITY), |x, y| (x.0.min(y.0), x.1.max(y.1)));
+    if !(lo.is_finite() && hi.is_finite()) || lo == hi {
+        return vec![if lo.is_finite() { lo } else { 0.0 }; qs.len()];
     }
-    let hi_v = upper.iter().copied().fold(f32::INFINITY, f32::min);
-    (f64::from(lo_v) + frac * f64::from(hi_v - lo_v)) as f32
+    const BINS: usize = 1 << 16;
+    let scale = (BINS as f64 - 1.0) / (f64::from(hi) - f64::from(lo));
+    let bin = |v: f32| (((f64::from(v) - f64::from(lo)) * scale) as usize).min(BINS - 1);
+    let counts = values
+        .par_chunks(1 << 16)
+        .fold(
+            || vec![0u32; BINS],
+            |mut c, chunk| {
+                chunk.iter().for_each(|&v| c[bin(v)] += 1);
+                c
+            },
+        )
+        .reduce(
+            || vec![0u32; BINS],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    // The k-th smallest value (0-based): find its bin, select within that bin's values.
+    let kth = |k: usize| -> f32 {
+        let mut before = 0usize;
+        for (b, &c) in counts.iter().enumerate() {
+            let c = c as usize;
+            if before + c > k {
+                let mut members: Vec<f32> = values.iter().copied().filter(|&v| bin(v) == b).collect();
+                let (_, v, _) = members.select_nth_unstable_by(k - before, f32::total_cmp);
+                return *v;
+            }
+            before += c;
+        }
+        hi
+    };
+    qs.iter()
+        .map(|&q| {
+            let rank = (q.clamp(0.0, 100.0) / 100.0) * (n - 1) as f64;
+            let k = rank.floor() as usize;
+            let frac = rank - k as f64;
+            let a = kth(k);
+            if frac == 0.0 || k + 1 >= n {
+                a
+            } else {
+                let b = kth(k + 1);
+                (f64::from(a) + frac * f64::from(b - a)) as f32
+            }
+        })
+        .collect()
 }
 
 fn stretch(mut plane: ArrayViewMut2<'_, f32>, p_lo: f32, p_hi: f32, t_min: f32, t_max: f32) {
     if p_hi > p_lo {
         let scale = (t_max - t_min) / (p_hi - p_lo);
-        plane.mapv_inplace(|v| ((v - p_lo) * scale + t_min).clamp(t_min, t_max));
+        plane.par_mapv_inplace(|v| ((v - p_lo) * scale + t_min).clamp(t_min, t_max));
     } else {
         // A flat image has no contrast to stretch: map it to the bottom of the target range.
         plane.fill(t_min);
@@ -43,12 +97,11 @@ pub fn percentile_normalize(
     #[param(default = 0.0, doc = "value the lower percentile maps to")] target_min: f32,
     #[param(default = 65535.0, doc = "value the upper percentile maps to")] target_max: f32,
 ) -> NdarrayStack {
-    stack.axis_iter_mut(Axis(0)).into_par_iter().for_each(|plane| {
-        let mut values: Vec<f32> = plane.iter().copied().collect();
-        let p_lo = percentile(&mut values, low_percentile);
-        let p_hi = percentile(&mut values, high_percentile);
-        stretch(plane, p_lo, p_hi, target_min, target_max);
-    });
+    for plane in stack.axis_iter_mut(Axis(0)) {
+        let values: Vec<f32> = plane.iter().copied().collect();
+        let p = percentiles(&values, &[low_percentile, high_percentile]);
+        stretch(plane, p[0], p[1], target_min, target_max);
+    }
     stack
 }
 
@@ -62,10 +115,11 @@ pub fn stack_percentile_normalize(
     #[param(default = 0.0, doc = "value the lower percentile maps to")] target_min: f32,
     #[param(default = 65535.0, doc = "value the upper percentile maps to")] target_max: f32,
 ) -> NdarrayStack {
-    let mut values: Vec<f32> = stack.iter().copied().collect();
-    let p_lo = percentile(&mut values, low_percentile);
-    let p_hi = percentile(&mut values, high_percentile);
-    drop(values);
+    let p = match stack.as_slice() {
+        Some(values) => percentiles(values, &[low_percentile, high_percentile]),
+        None => percentiles(&stack.iter().copied().collect::<Vec<_>>(), &[low_percentile, high_percentile]),
+    };
+    let (p_lo, p_hi) = (p[0], p[1]);
     stack.axis_iter_mut(Axis(0)).into_par_iter().for_each(|plane| stretch(plane, p_lo, p_hi, target_min, target_max));
     stack
 }

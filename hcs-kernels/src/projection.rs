@@ -2,7 +2,8 @@
 
 use hcs_core::{NdarrayStack, ParamError, ParamType, ParamValue, PipelineParam};
 use hcs_macros::memory;
-use ndarray::{Axis, Zip};
+use ndarray::Axis;
+use rayon::prelude::*;
 
 /// How [`create_projection`] combines planes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,30 +30,64 @@ impl PipelineParam for ProjectionMethod {
     }
 }
 
+/// Combine the planes row by row: `init` seeds an output row from the first plane's row, `fold`
+/// adds each further plane's row. Rows are independent and contiguous, so this parallelizes over
+/// rows and vectorizes within them.
+fn reduce_planes<A: Send + Clone + Default>(
+    stack: &NdarrayStack,
+    fold: impl Fn(&mut [A], &[f32]) + Sync,
+    finish: impl Fn(&[A], &mut [f32]) + Sync,
+) -> NdarrayStack {
+    let (n, h, w) = stack.dim();
+    let stack = stack.as_standard_layout();
+    let mut out = ndarray::Array3::<f32>::zeros((1, h, w));
+    out.index_axis_mut(Axis(0), 0).axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each_init(
+        || vec![A::default(); w],
+        |acc, (y, mut orow)| {
+            acc.iter_mut().for_each(|a| *a = A::default());
+            for p in 0..n {
+                let row = stack.slice(ndarray::s![p, y, ..]);
+                fold(acc, row.as_slice().expect("standard layout"));
+            }
+            finish(acc, orow.as_slice_mut().expect("standard layout"));
+        },
+    );
+    out
+}
+
 /// Maximum-intensity projection over planes: `[n, y, x]` → `[1, y, x]`.
 #[memory(ndarray)]
 pub fn max_projection(stack: NdarrayStack) -> NdarrayStack {
-    let (_, h, w) = stack.dim();
-    let mut out = ndarray::Array2::<f32>::from_elem((h, w), f32::NEG_INFINITY);
-    for plane in stack.axis_iter(Axis(0)) {
-        Zip::from(&mut out).and(&plane).par_for_each(|o, &v| *o = o.max(v));
-    }
     if stack.dim().0 == 0 {
-        out.fill(0.0);
+        let (_, h, w) = stack.dim();
+        return ndarray::Array3::zeros((1, h, w));
     }
-    out.insert_axis(Axis(0))
+    reduce_planes::<MaxAcc>(
+        &stack,
+        |acc, row| acc.iter_mut().zip(row).for_each(|(a, &v)| a.0 = a.0.max(v)),
+        |acc, out| out.iter_mut().zip(acc).for_each(|(o, a)| *o = a.0),
+    )
 }
 
-/// Mean-intensity projection over planes: `[n, y, x]` → `[1, y, x]`.
+/// Running maximum starting at −∞.
+#[derive(Clone, Copy)]
+struct MaxAcc(f32);
+
+impl Default for MaxAcc {
+    fn default() -> Self {
+        MaxAcc(f32::NEG_INFINITY)
+    }
+}
+
+/// Mean-intensity projection over planes: `[n, y, x]` → `[1, y, x]` (accumulated in f64).
 #[memory(ndarray)]
 pub fn mean_projection(stack: NdarrayStack) -> NdarrayStack {
-    let (n, h, w) = stack.dim();
-    let mut sum = ndarray::Array2::<f64>::zeros((h, w));
-    for plane in stack.axis_iter(Axis(0)) {
-        Zip::from(&mut sum).and(&plane).par_for_each(|s, &v| *s += f64::from(v));
-    }
-    let n = n.max(1) as f64;
-    sum.mapv(|s| (s / n) as f32).insert_axis(Axis(0))
+    let n = stack.dim().0.max(1) as f64;
+    reduce_planes::<f64>(
+        &stack,
+        |acc, row| acc.iter_mut().zip(row).for_each(|(a, &v)| *a += f64::from(v)),
+        |acc, out| out.iter_mut().zip(acc).for_each(|(o, &a)| *o = (a / n) as f32),
+    )
 }
 
 /// Project planes with the chosen method: `[n, y, x]` → `[1, y, x]`.
