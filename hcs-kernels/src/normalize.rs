@@ -31,15 +31,14 @@ pub fn percentiles(values: &[f32], qs: &[f64]) -> Vec<f32> {
     const BINS: usize = 1 << 16;
     let scale = (BINS as f64 - 1.0) / (f64::from(hi) - f64::from(lo));
     let bin = |v: f32| (((f64::from(v) - f64::from(lo)) * scale) as usize).min(BINS - 1);
+    let threads = rayon::current_num_threads().max(1);
     let counts = values
-        .par_chunks(1 << 16)
-        .fold(
-            || vec![0u32; BINS],
-            |mut c, chunk| {
-                chunk.iter().for_each(|&v| c[bin(v)] += 1);
-                c
-            },
-        )
+        .par_chunks(n.div_ceil(threads))
+        .map(|chunk| {
+            let mut c = vec![0u32; BINS];
+            chunk.iter().for_each(|&v| c[bin(v)] += 1);
+            c
+        })
         .reduce(
             || vec![0u32; BINS],
             |mut a, b| {
@@ -47,25 +46,55 @@ pub fn percentiles(values: &[f32], qs: &[f64]) -> Vec<f32> {
                 a
             },
         );
-    // The k-th smallest value (0-based): find its bin, select within that bin's values.
-    let kth = |k: usize| -> f32 {
-        let mut before = 0usize;
-        for (b, &c) in counts.iter().enumerate() {
-            let c = c as usize;
-            if before + c > k {
-                let mut members: Vec<f32> = values.iter().copied().filter(|&v| bin(v) == b).collect();
-                let (_, v, _) = members.select_nth_unstable_by(k - before, f32::total_cmp);
-                return *v;
-            }
-            before += c;
-        }
-        hi
-    };
-    qs.iter()
+    let mut starts = Vec::with_capacity(BINS);
+    let mut acc = 0usize;
+    for &c in &counts {
+        starts.push(acc);
+        acc += c as usize;
+    }
+    let bin_of_rank = |k: usize| starts.partition_point(|&s| s <= k) - 1;
+    // The ranks needed (each percentile interpolates between two order statistics).
+    let ranks: Vec<(usize, f64)> = qs
+        .iter()
         .map(|&q| {
             let rank = (q.clamp(0.0, 100.0) / 100.0) * (n - 1) as f64;
-            let k = rank.floor() as usize;
-            let frac = rank - k as f64;
+            (rank.floor() as usize, rank - rank.floor())
+        })
+        .collect();
+    let mut wanted: Vec<usize> =
+        ranks.iter().flat_map(|&(k, _)| [bin_of_rank(k), bin_of_rank((k + 1).min(n - 1))]).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    // One pass gathers the members of just those bins.
+    let members: Vec<Vec<f32>> = values
+        .par_chunks(n.div_ceil(threads))
+        .map(|chunk| {
+            let mut m = vec![Vec::new(); wanted.len()];
+            for &v in chunk {
+                if let Ok(i) = wanted.binary_search(&bin(v)) {
+                    m[i].push(v);
+                }
+            }
+            m
+        })
+        .reduce(
+            || vec![Vec::new(); wanted.len()],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, mut y)| x.append(&mut y));
+                a
+            },
+        );
+    let mut members = members;
+    let mut kth = |k: usize| -> f32 {
+        let b = bin_of_rank(k);
+        let i = wanted.binary_search(&b).unwrap_or(0);
+        let m = &mut members[i];
+        let (_, v, _) = m.select_nth_unstable_by(k - starts[b], f32::total_cmp);
+        *v
+    };
+    ranks
+        .iter()
+        .map(|&(k, frac)| {
             let a = kth(k);
             if frac == 0.0 || k + 1 >= n {
                 a

@@ -64,7 +64,7 @@ pub fn max_projection(stack: NdarrayStack) -> NdarrayStack {
     }
     reduce_planes::<MaxAcc>(
         &stack,
-        |acc, row| acc.iter_mut().zip(row).for_each(|(a, &v)| a.0 = a.0.max(v)),
+        |acc, row| acc.iter_mut().zip(row).for_each(|(a, &v)| a.0 = if v > a.0 { v } else { a.0 }),
         |acc, out| out.iter_mut().zip(acc).for_each(|(o, a)| *o = a.0),
     )
 }
