@@ -55,6 +55,9 @@ def main():
 
     save("max_projection", x.max(axis=0, keepdims=True))
     save("mean_projection", x.astype(np.float64).mean(axis=0, keepdims=True))
+    # Best focus: the plane whose Laplacian (scipy.ndimage.laplace, reflect) has the largest variance.
+    focus = [ndi.laplace(p.astype(np.float64), mode="reflect").var() for p in x]
+    save("best_focus_projection", x[int(np.argmax(focus))][None])
     save("crop", x[1:3, 5:45, 7:67])  # start_z=1 start_y=5 start_x=7 depth=2 height=40 width=60
 
     for method in ["mean", "sum", "max", "min"]:

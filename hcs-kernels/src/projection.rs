@@ -12,11 +12,14 @@ pub enum ProjectionMethod {
     Max,
     /// Mean intensity per pixel.
     Mean,
+    /// The sharpest plane: the one whose Laplacian has the largest variance.
+    BestFocus,
 }
 
 impl ProjectionMethod {
-    const NAMES: &'static [&'static str] = &["max_projection", "mean_projection"];
-    const VALUES: &'static [ProjectionMethod] = &[ProjectionMethod::Max, ProjectionMethod::Mean];
+    const NAMES: &'static [&'static str] = &["max_projection", "mean_projection", "best_focus"];
+    const VALUES: &'static [ProjectionMethod] =
+        &[ProjectionMethod::Max, ProjectionMethod::Mean, ProjectionMethod::BestFocus];
 }
 
 impl PipelineParam for ProjectionMethod {
@@ -90,15 +93,44 @@ pub fn mean_projection(stack: NdarrayStack) -> NdarrayStack {
     )
 }
 
+/// Variance of the 4-neighbour Laplacian of a plane (reflected borders): a focus measure.
+pub fn laplacian_variance(plane: ndarray::ArrayView2<'_, f32>) -> f64 {
+    let (h, w) = plane.dim();
+    let at = |y: isize, x: isize| f64::from(plane[[crate::boundary::reflect(y, h), crate::boundary::reflect(x, w)]]);
+    let (mut sum, mut sum2) = (0.0, 0.0);
+    for y in 0..h as isize {
+        for x in 0..w as isize {
+            let l = at(y - 1, x) + at(y + 1, x) + at(y, x - 1) + at(y, x + 1) - 4.0 * at(y, x);
+            sum += l;
+            sum2 += l * l;
+        }
+    }
+    let n = (h * w).max(1) as f64;
+    sum2 / n - (sum / n).powi(2)
+}
+
+/// The sharpest plane (largest Laplacian variance): `[n, y, x]` → `[1, y, x]`.
+#[memory(ndarray)]
+pub fn best_focus_projection(stack: NdarrayStack) -> NdarrayStack {
+    let scores: Vec<f64> = stack.outer_iter().into_par_iter().map(laplacian_variance).collect();
+    let best = scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+    match stack.dim().0 {
+        0 => stack,
+        _ => stack.index_axis(Axis(0), best).to_owned().insert_axis(Axis(0)),
+    }
+}
+
 /// Project planes with the chosen method: `[n, y, x]` → `[1, y, x]`.
 #[memory(ndarray)]
 pub fn create_projection(
     stack: NdarrayStack,
-    #[param(default = ProjectionMethod::Max, doc = "max_projection | mean_projection")] method: ProjectionMethod,
+    #[param(default = ProjectionMethod::Max, doc = "max_projection | mean_projection | best_focus")]
+    method: ProjectionMethod,
 ) -> NdarrayStack {
     match method {
         ProjectionMethod::Max => max_projection(stack),
         ProjectionMethod::Mean => mean_projection(stack),
+        ProjectionMethod::BestFocus => best_focus_projection(stack),
     }
 }
 

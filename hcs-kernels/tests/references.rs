@@ -14,7 +14,7 @@ use hcs_kernels::equalize::stack_equalize_histogram;
 use hcs_kernels::gaussian::gaussian_filter;
 use hcs_kernels::morphology::tophat;
 use hcs_kernels::normalize::{percentile_normalize, stack_percentile_normalize};
-use hcs_kernels::projection::{max_projection, mean_projection};
+use hcs_kernels::projection::{best_focus_projection, max_projection, mean_projection};
 use hcs_kernels::sharpen::sharpen;
 use ndarray::Array3;
 use ndarray_npy::read_npy;
@@ -42,6 +42,14 @@ fn assert_close(name: &str, got: &Array3<f32>, want: &Array3<f32>, tol: f32) {
 fn projections() {
     assert_close("max_projection", &max_projection(input()), &fixture("max_projection"), 0.0);
     assert_close("mean_projection", &mean_projection(input()), &fixture("mean_projection"), 1e-3);
+    assert_close("best_focus_projection", &best_focus_projection(input()), &fixture("best_focus_projection"), 0.0);
+    // Make plane 0 the sharpest by blurring the others: the choice must follow.
+    let mut s = input();
+    for p in 1..3 {
+        let blurred = hcs_kernels::gaussian::gaussian_2d(s.index_axis(ndarray::Axis(0), p), 3.0);
+        s.index_axis_mut(ndarray::Axis(0), p).assign(&blurred);
+    }
+    assert_eq!(best_focus_projection(s.clone()), s.slice(ndarray::s![0..1, .., ..]).to_owned());
 }
 
 #[test]
