@@ -295,6 +295,34 @@ pub fn check_value(ty: &ParamType, value: &ParamValue) -> Result<(), ParamError>
     if ok { Ok(()) } else { Err(mismatch(*ty, value)) }
 }
 
+/// Implement [`PipelineParam`] for a fieldless `Copy` enum, each variant spelled by one string:
+///
+/// ```
+/// #[derive(Clone, Copy, Debug, PartialEq)]
+/// pub enum Blend { Fixed, Dynamic }
+/// hcs_core::choice_param!(Blend { Blend::Fixed => "fixed", Blend::Dynamic => "dynamic" });
+///
+/// use hcs_core::{ParamValue, PipelineParam};
+/// assert_eq!(Blend::from_value(&ParamValue::Str("dynamic".into())), Ok(Blend::Dynamic));
+/// assert_eq!(Blend::Fixed.to_value(), ParamValue::Str("fixed".into()));
+/// assert!(Blend::from_value(&ParamValue::Str("smooth".into())).is_err());
+/// ```
+#[macro_export]
+macro_rules! choice_param {
+    ($ty:ty { $($variant:path => $name:literal),+ $(,)? }) => {
+        impl $crate::PipelineParam for $ty {
+            const TYPE: $crate::ParamType = $crate::ParamType::Choice { options: &[$($name),+] };
+            fn from_value(value: &$crate::ParamValue) -> ::core::result::Result<Self, $crate::ParamError> {
+                $crate::params::parse_choice(value, &[$($name),+], &[$($variant),+])
+            }
+            fn to_value(&self) -> $crate::ParamValue {
+                let name = match self { $($variant => $name),+ };
+                $crate::ParamValue::Str(::std::string::String::from(name))
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

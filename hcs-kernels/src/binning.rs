@@ -1,7 +1,6 @@
 //! Spatial binning: combine k×k (or k×k×k) blocks into one pixel.
 
-use hcs_core::params::parse_choice;
-use hcs_core::{NdarrayStack, ParamError, ParamType, ParamValue, PipelineParam};
+use hcs_core::NdarrayStack;
 use hcs_macros::memory;
 use ndarray::{Array3, s};
 use rayon::prelude::*;
@@ -22,9 +21,6 @@ pub enum BinMethod {
 }
 
 impl BinMethod {
-    const NAMES: &'static [&'static str] = &["mean", "sum", "max", "min"];
-    const VALUES: &'static [BinMethod] = &[BinMethod::Mean, BinMethod::Sum, BinMethod::Max, BinMethod::Min];
-
     fn reduce(self, values: impl Iterator<Item = f32>) -> f32 {
         let mut n = 0usize;
         let mut acc: f64 = match self {
@@ -45,16 +41,7 @@ impl BinMethod {
     }
 }
 
-impl PipelineParam for BinMethod {
-    const TYPE: ParamType = ParamType::Choice { options: Self::NAMES };
-    fn from_value(value: &ParamValue) -> Result<Self, ParamError> {
-        parse_choice(value, Self::NAMES, Self::VALUES)
-    }
-    fn to_value(&self) -> ParamValue {
-        let i = Self::VALUES.iter().position(|v| v == self).unwrap_or(0);
-        ParamValue::Str(Self::NAMES[i].to_owned())
-    }
-}
+hcs_core::choice_param!(BinMethod { BinMethod::Mean => "mean", BinMethod::Sum => "sum", BinMethod::Max => "max", BinMethod::Min => "min" });
 
 fn check(bin_size: usize, dims: &[usize]) -> Result<(), KernelError> {
     if bin_size == 0 || dims.iter().any(|&d| d < bin_size) {

@@ -1,6 +1,6 @@
 //! Projections of a stack onto one plane.
 
-use hcs_core::{NdarrayStack, ParamError, ParamType, ParamValue, PipelineParam};
+use hcs_core::NdarrayStack;
 use hcs_macros::memory;
 use ndarray::Axis;
 use rayon::prelude::*;
@@ -16,22 +16,7 @@ pub enum ProjectionMethod {
     BestFocus,
 }
 
-impl ProjectionMethod {
-    const NAMES: &'static [&'static str] = &["max_projection", "mean_projection", "best_focus"];
-    const VALUES: &'static [ProjectionMethod] =
-        &[ProjectionMethod::Max, ProjectionMethod::Mean, ProjectionMethod::BestFocus];
-}
-
-impl PipelineParam for ProjectionMethod {
-    const TYPE: ParamType = ParamType::Choice { options: Self::NAMES };
-    fn from_value(value: &ParamValue) -> Result<Self, ParamError> {
-        hcs_core::params::parse_choice(value, Self::NAMES, Self::VALUES)
-    }
-    fn to_value(&self) -> ParamValue {
-        let i = Self::VALUES.iter().position(|v| v == self).unwrap_or(0);
-        ParamValue::Str(Self::NAMES[i].to_owned())
-    }
-}
+hcs_core::choice_param!(ProjectionMethod { ProjectionMethod::Max => "max_projection", ProjectionMethod::Mean => "mean_projection", ProjectionMethod::BestFocus => "best_focus" });
 
 /// Combine the planes row by row: `init` seeds an output row from the first plane's row, `fold`
 /// adds each further plane's row. Rows are independent and contiguous, so this parallelizes over
@@ -137,6 +122,7 @@ pub fn create_projection(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hcs_core::PipelineParam;
     use ndarray::array;
 
     fn stack() -> NdarrayStack {

@@ -1,7 +1,6 @@
 //! Mosaics from tile positions: sub-pixel (bilinear) placement and feathered blending.
 
-use hcs_core::params::parse_choice;
-use hcs_core::{NdarrayStack, ParamError, ParamType, ParamValue, PipelineParam};
+use hcs_core::NdarrayStack;
 use hcs_macros::memory;
 use ndarray::{Array2, Array3, ArrayView2, Axis};
 
@@ -19,21 +18,7 @@ pub enum Blend {
     None,
 }
 
-impl Blend {
-    const NAMES: &'static [&'static str] = &["fixed", "dynamic", "none"];
-    const VALUES: &'static [Blend] = &[Blend::Fixed, Blend::Dynamic, Blend::None];
-}
-
-impl PipelineParam for Blend {
-    const TYPE: ParamType = ParamType::Choice { options: Self::NAMES };
-    fn from_value(value: &ParamValue) -> Result<Self, ParamError> {
-        parse_choice(value, Self::NAMES, Self::VALUES)
-    }
-    fn to_value(&self) -> ParamValue {
-        let i = Self::VALUES.iter().position(|v| v == self).unwrap_or(0);
-        ParamValue::Str(Self::NAMES[i].to_owned())
-    }
-}
+hcs_core::choice_param!(Blend { Blend::Fixed => "fixed", Blend::Dynamic => "dynamic", Blend::None => "none" });
 
 /// Ramp weight at distance `d` (pixels from the edge) over a margin `m`.
 fn ramp(d: f64, m: f64) -> f64 {
