@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub use hcs_vfs::Backend;
 
 use super::FormatError;
-use crate::plate::{ComponentIndex, FormatKind, ImageKey, PlaneRef, Plate, PlateMetadata};
+use crate::plate::{FormatKind, ImageKey, PlaneRef, Plate, PlateMetadata};
 
 /// The metadata file name.
 pub const METADATA_FILE: &str = "hcs_plate.json";
@@ -93,9 +93,7 @@ pub fn read(root: &Path) -> Result<Plate, FormatError> {
     for (_, plane) in &subdir.planes {
         check_plane_path(root, plane)?;
     }
-    let index = ComponentIndex::build(subdir.planes.iter().cloned())
-        .map_err(|source| FormatError::Index { path: root.to_path_buf(), source })?;
-    index.check_complete().map_err(|source| FormatError::Index { path: root.to_path_buf(), source })?;
+    let index = super::checked_index(root, subdir.planes.iter().cloned())?;
     let mut metadata = file.metadata.clone();
     metadata.format = FormatKind::Hcs;
     Ok(Plate { root: root.to_path_buf(), metadata, index })

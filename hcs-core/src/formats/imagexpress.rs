@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::{FormatError, htd, sorted_entries};
-use crate::plate::{ChannelInfo, ComponentIndex, FormatKind, ImageKey, PlaneRef, Plate, PlateMetadata, WellId};
+use crate::plate::{FormatKind, ImageKey, PlaneRef, Plate, WellId};
 
 static NAME: LazyLock<Option<Regex>> = LazyLock::new(|| {
     // The well is upper case (so a prefix like `A01_` cannot make `s3` a well); s/w/z and the
@@ -88,38 +88,10 @@ pub fn read(root: &Path) -> Result<Plate, FormatError> {
             push_image(root, &path, *t, None, &mut entries);
         }
     }
-    let index =
-        ComponentIndex::build(entries).map_err(|source| FormatError::Index { path: root.to_path_buf(), source })?;
-    if index.is_empty() {
-        return Err(FormatError::Index {
-            path: root.to_path_buf(),
-            source: crate::plate::IndexError::Empty(root.to_path_buf()),
-        });
-    }
-    index.check_complete().map_err(|source| FormatError::Index { path: root.to_path_buf(), source })?;
-
-    let channels = index
-        .values(crate::plate::Component::Channel)
-        .into_iter()
-        .map(|c| ChannelInfo {
-            index: c,
-            name: htd.get(&format!("WaveName{c}")).cloned().unwrap_or_else(|| format!("w{c}")),
-        })
-        .collect();
-    let (tile_shape, dtype) = super::first_plane_shape(root, &index)?;
+    let index = super::checked_index(root, entries)?;
     let name = htd_path.file_stem().map_or_else(|| "plate".to_owned(), |s| s.to_string_lossy().into_owned());
-    Ok(Plate {
-        root: root.to_path_buf(),
-        metadata: PlateMetadata {
-            format: FormatKind::Imagexpress,
-            name,
-            grid,
-            pixel_size_um: None,
-            channels,
-            tile_shape,
-            dtype,
-        },
-        index,
+    super::finish_plate(root, index, FormatKind::Imagexpress, name, grid, None, |c| {
+        htd.get(&format!("WaveName{c}")).cloned().unwrap_or_else(|| format!("w{c}"))
     })
 }
 

@@ -120,3 +120,39 @@ pub(crate) fn first_plane_shape(root: &Path, index: &crate::plate::ComponentInde
 
 /// `(tile shape, dtype)` of a plate's first plane.
 pub(crate) type FirstPlane = (Option<(usize, usize)>, Option<hcs_vfs::Dtype>);
+
+/// Build the index of a plate's planes and check that it is non-empty and complete; errors name
+/// the plate.
+pub(crate) fn checked_index(
+    root: &Path,
+    entries: impl IntoIterator<Item = (crate::plate::ImageKey, crate::plate::PlaneRef)>,
+) -> Result<crate::plate::ComponentIndex, FormatError> {
+    let err = |source| FormatError::Index { path: root.to_path_buf(), source };
+    let index = crate::plate::ComponentIndex::build(entries).map_err(err)?;
+    if index.is_empty() {
+        return Err(err(IndexError::Empty(root.to_path_buf())));
+    }
+    index.check_complete().map_err(err)?;
+    Ok(index)
+}
+
+/// A plate from its index and what the format's metadata says: channels named by
+/// `channel_name`, tile shape and dtype read from the first plane.
+pub(crate) fn finish_plate(
+    root: &Path,
+    index: crate::plate::ComponentIndex,
+    format: FormatKind,
+    name: String,
+    grid: Option<(u32, u32)>,
+    pixel_size_um: Option<f64>,
+    channel_name: impl Fn(u32) -> String,
+) -> Result<Plate, FormatError> {
+    let channels = index
+        .values(crate::plate::Component::Channel)
+        .into_iter()
+        .map(|c| crate::plate::ChannelInfo { index: c, name: channel_name(c) })
+        .collect();
+    let (tile_shape, dtype) = first_plane_shape(root, &index)?;
+    let metadata = crate::plate::PlateMetadata { format, name, grid, pixel_size_um, channels, tile_shape, dtype };
+    Ok(Plate { root: root.to_path_buf(), metadata, index })
+}

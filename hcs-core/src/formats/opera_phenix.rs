@@ -9,11 +9,11 @@
 //!
 //! The XML is parsed without DTD support (no entity expansion) and at most 256 MiB is read.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::FormatError;
-use crate::plate::{ChannelInfo, ComponentIndex, FormatKind, ImageKey, PlaneRef, Plate, PlateMetadata, WellId};
+use crate::plate::{FormatKind, ImageKey, PlaneRef, Plate, WellId};
 
 const MAX_XML_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -183,28 +183,10 @@ pub fn read(root: &Path) -> Result<Plate, FormatError> {
         let key = ImageKey { well: img.well, timepoint: img.timepoint, site, channel: img.channel, z: img.plane };
         entries.push((key, PlaneRef::file(rel)));
     }
-    let index =
-        ComponentIndex::build(entries).map_err(|source| FormatError::Index { path: root.to_path_buf(), source })?;
-    index.check_complete().map_err(|source| FormatError::Index { path: root.to_path_buf(), source })?;
-    let channel_ids: BTreeSet<u32> = images.iter().map(|i| i.channel).collect();
-    let channels = channel_ids
-        .into_iter()
-        .map(|c| ChannelInfo { index: c, name: channel_names.get(&c).cloned().unwrap_or_else(|| format!("ch{c}")) })
-        .collect();
-    let (tile_shape, dtype) = super::first_plane_shape(root, &index)?;
+    let index = super::checked_index(root, entries)?;
     let name = root.file_name().map_or_else(|| "plate".to_owned(), |n| n.to_string_lossy().into_owned());
-    Ok(Plate {
-        root: root.to_path_buf(),
-        metadata: PlateMetadata {
-            format: FormatKind::OperaPhenix,
-            name,
-            grid: Some(grid),
-            pixel_size_um,
-            channels,
-            tile_shape,
-            dtype,
-        },
-        index,
+    super::finish_plate(root, index, FormatKind::OperaPhenix, name, Some(grid), pixel_size_um, |c| {
+        channel_names.get(&c).cloned().unwrap_or_else(|| format!("ch{c}"))
     })
 }
 
