@@ -72,15 +72,22 @@ pub fn gaussian_2d(plane: ArrayView2<'_, f32>, sigma: f64) -> Array2<f32> {
     vertical(horizontal(plane, &k).view(), &k)
 }
 
+/// A blur width must be a finite, non-negative number of pixels.
+pub(crate) fn check_sigma(name: &str, value: f64) -> Result<(), KernelError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(KernelError::BadParameter(format!("{name} must be a non-negative number, got {value}")))
+    }
+}
+
 /// Gaussian smoothing of each plane (`sigma` in pixels, in y and x).
 #[memory(ndarray)]
 pub fn gaussian_filter(
     mut stack: NdarrayStack,
     #[param(default = 1.0, doc = "standard deviation in pixels")] sigma: f64,
 ) -> Result<NdarrayStack, KernelError> {
-    if !(sigma.is_finite() && sigma >= 0.0) {
-        return Err(KernelError::BadParameter(format!("sigma must be a non-negative number, got {sigma}")));
-    }
+    check_sigma("sigma", sigma)?;
     for mut plane in stack.axis_iter_mut(Axis(0)) {
         let smoothed = gaussian_2d(plane.view(), sigma);
         plane.assign(&smoothed);

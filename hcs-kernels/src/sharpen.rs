@@ -5,7 +5,7 @@ use hcs_macros::memory;
 use ndarray::{Axis, Zip};
 
 use crate::error::KernelError;
-use crate::gaussian::gaussian_2d;
+use crate::gaussian::{check_sigma, gaussian_2d};
 
 /// Unsharp mask per plane: `plane + amount·(plane − gaussian(plane, radius))`, clipped to
 /// `[0, 65535]` (as `skimage.filters.unsharp_mask(preserve_range=True)` followed by a clip).
@@ -15,9 +15,7 @@ pub fn sharpen(
     #[param(default = 1.0, doc = "Gaussian sigma of the blur, in pixels")] radius: f64,
     #[param(default = 1.0, doc = "strength")] amount: f32,
 ) -> Result<NdarrayStack, KernelError> {
-    if !(radius.is_finite() && radius >= 0.0) {
-        return Err(KernelError::BadParameter(format!("radius must be a non-negative number, got {radius}")));
-    }
+    check_sigma("radius", radius)?;
     for mut plane in stack.axis_iter_mut(Axis(0)) {
         let blurred = gaussian_2d(plane.view(), radius);
         Zip::from(&mut plane).and(&blurred).par_for_each(|v, &b| *v = (*v + (*v - b) * amount).clamp(0.0, 65535.0));

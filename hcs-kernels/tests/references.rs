@@ -82,6 +82,10 @@ fn gaussian_matches_scipy() {
         let got = gaussian_filter(input(), sigma).expect("runs");
         assert_close(&format!("gaussian sigma {sigma}"), &got, &fixture(&format!("gaussian_filter_{sigma:?}")), 1.0);
     }
+    let err = gaussian_filter(input(), f64::NAN).expect_err("NaN sigma");
+    assert_eq!(err.to_string(), "sigma must be a non-negative number, got NaN");
+    let err = sharpen(input(), -1.0, 1.0).expect_err("negative radius");
+    assert_eq!(err.to_string(), "radius must be a non-negative number, got -1");
 }
 
 #[test]
