@@ -18,7 +18,11 @@ import scipy.ndimage as ndi
 import skimage
 from skimage.exposure import equalize_hist
 from skimage.filters import unsharp_mask
+from skimage.feature import blob_log, peak_local_max
+from skimage.filters import threshold_li, threshold_otsu
+from skimage.measure import label, regionprops
 from skimage.morphology import disk, white_tophat
+from skimage.segmentation import watershed
 
 OUT = Path(__file__).resolve().parent.parent / "hcs-kernels" / "tests" / "fixtures"
 
@@ -37,6 +41,72 @@ def synthetic_stack(seed=7, planes=3, h=64, w=80):
         img += rng.normal(0, 80, size=img.shape)
         out[p] = img
     return np.clip(np.round(out), 0, 65535).astype(np.float32)
+
+
+def cell_stack(seed=11, planes=2, h=128, w=128):
+    """u16-valued float32 slices of round cells (radius 3-7 px, some touching, some on the border)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    out = np.empty((planes, h, w), np.float64)
+    for p in range(planes):
+        img = np.full((h, w), 300.0)
+        for _ in range(30):
+            cy, cx, r = rng.uniform(-4, h + 4), rng.uniform(-4, w + 4), rng.uniform(3.0, 7.0)
+            img += rng.uniform(1500, 5000) / (1.0 + np.exp(((yy - cy) ** 2 + (xx - cx) ** 2) ** 0.5 - r))
+        img += rng.normal(0, 60, size=img.shape)
+        out[p] = img
+    return np.clip(np.round(out), 0, 65535).astype(np.float32)
+
+
+def detection_image(plane, gaussian_sigma=1.0, median_disk=1):
+    """count_cells_single_channel's preprocessing: Gaussian, median over a disk, scale to [0, 1]."""
+    img = ndi.gaussian_filter(plane.astype(np.float64), gaussian_sigma, mode="reflect", truncate=4.0)
+    img = ndi.median_filter(img, footprint=disk(median_disk), mode="reflect")
+    return (img - img.min()) / (img.max() - img.min())
+
+
+def kept_regions(labels, min_area=10, max_area=1000):
+    """Regions within the area range that do not touch the border (the kernel's filters)."""
+    h, w = labels.shape
+    kept = 0
+    for r in regionprops(labels):
+        y0, x0, y1, x1 = r.bbox
+        if min_area <= r.area <= max_area and not (y0 == 0 or x0 == 0 or y1 == h or x1 == w):
+            kept += 1
+    return kept
+
+
+def cells(save):
+    """Reference cell counts: blob_log blobs, Otsu / Li thresholds, the exact distance transform,
+    threshold and watershed counts, per slice, on count_cells_single_channel's defaults."""
+    x = cell_stack()
+    save("cells_input", x)
+    summary = []
+    for i, plane in enumerate(x):
+        img = detection_image(plane)
+        blobs = blob_log(img, min_sigma=1.0, max_sigma=10.0, num_sigma=10, threshold=0.1, overlap=0.5)
+        save(f"cells_blobs_{i}", blobs[None])  # rows: y, x, sigma
+        h, w = img.shape
+        kept_blobs = 0
+        for y, xx, s in blobs:
+            r = s * np.sqrt(2)
+            if 10 <= 2 * np.pi * s * s <= 1000 and not (y < r or xx < r or h - 1 - y < r or w - 1 - xx < r):
+                kept_blobs += 1
+        otsu, li = threshold_otsu(img), threshold_li(img)
+        binary = img > otsu
+        dist = ndi.distance_transform_edt(binary)
+        save(f"cells_edt_{i}", dist[None])
+        comps = label(binary, connectivity=2)
+        peaks = peak_local_max(dist, min_distance=5, footprint=np.ones((3, 3)), labels=comps, exclude_border=False)
+        markers = np.zeros(dist.shape, np.int32)
+        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+        ws = watershed(-dist, markers, mask=binary)
+        summary.append({
+            "blobs": int(len(blobs)), "blob_cells": kept_blobs, "otsu": float(otsu), "li": float(li),
+            "threshold_cells": kept_regions(comps), "watershed_seeds": int(len(peaks)),
+            "watershed_cells": kept_regions(ws),
+        })
+    (OUT / "cells.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def save(name, arr):
@@ -88,6 +158,8 @@ def main():
         plo, phi = np.percentile(p, [1.0, 99.0])
         per.append(np.clip((p - plo) / (phi - plo) * 65535.0, 0, 65535))
     save("percentile_normalize", np.stack(per))
+
+    cells(save)
 
     versions = {"numpy": np.__version__, "scipy": scipy.__version__, "scikit-image": skimage.__version__}
     (OUT / "versions.json").write_text(json.dumps(versions, indent=2) + "\n")

@@ -7,6 +7,7 @@
 
 pub mod binning;
 mod boundary;
+pub mod cells;
 pub mod composite;
 pub mod crop;
 pub mod equalize;
