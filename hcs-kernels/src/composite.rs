@@ -2,8 +2,7 @@
 
 use hcs_core::NdarrayStack;
 use hcs_macros::memory;
-use ndarray::Axis;
-use rayon::prelude::*;
+use ndarray::ArrayView3;
 
 /// Weighted mean of the planes (e.g. channels): `[n, y, x]` → `[1, y, x]`.
 ///
@@ -14,6 +13,11 @@ pub fn create_composite(
     stack: NdarrayStack,
     #[param(default = None, doc = "per-plane weights; equal when omitted")] weights: Option<Vec<f32>>,
 ) -> NdarrayStack {
+    composite_of(stack.view(), weights.as_deref())
+}
+
+/// [`create_composite`] of a borrowed stack.
+pub fn composite_of(stack: ArrayView3<'_, f32>, weights: Option<&[f32]>) -> NdarrayStack {
     let (n, h, w) = stack.dim();
     let raw: Vec<f64> = match weights {
         Some(ws) => (0..n).map(|i| ws.get(i).copied().map_or(0.0, f64::from)).collect(),
@@ -21,22 +25,19 @@ pub fn create_composite(
     };
     let total: f64 = raw.iter().sum();
     let norm: Vec<f64> = if total > 0.0 { raw.iter().map(|w| w / total).collect() } else { vec![0.0; n] };
-    let stack = stack.as_standard_layout();
-    let mut out = ndarray::Array3::<f32>::zeros((1, h, w));
-    out.index_axis_mut(Axis(0), 0).axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each_init(
-        || vec![0.0f64; w],
-        |acc, (y, mut orow)| {
-            acc.fill(0.0);
-            for (p, &wt) in norm.iter().enumerate() {
-                if wt != 0.0 {
-                    let row = stack.slice(ndarray::s![p, y, ..]);
-                    acc.iter_mut().zip(row.iter()).for_each(|(a, &v)| *a += f64::from(v) * wt);
-                }
+    if n == 0 {
+        return ndarray::Array3::zeros((1, h, w));
+    }
+    crate::projection::reduce_planes::<f64>(
+        stack,
+        |acc, p, row| {
+            let wt = norm[p];
+            if wt != 0.0 {
+                acc.iter_mut().zip(row).for_each(|(a, &v)| *a += f64::from(v) * wt);
             }
-            orow.iter_mut().zip(acc.iter()).for_each(|(o, &a)| *o = a as f32);
         },
-    );
-    out
+        |acc, out| out.iter_mut().zip(acc).for_each(|(o, &a)| *o = a as f32),
+    )
 }
 
 #[cfg(test)]
