@@ -109,6 +109,76 @@ def cells(save):
     (OUT / "cells.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
+def rpca(D, lambda_scale=1.0, max_rank=3, max_iters=500, tol=1e-6):
+    """Robust PCA by inexact ALM (Lin, Chen & Ma 2010) with numpy's SVD, rank capped."""
+    n, p = D.shape
+    lam = lambda_scale / np.sqrt(max(n, p))
+    norm_fro, norm_two = np.linalg.norm(D, "fro"), np.linalg.norm(D, 2)
+    Y = D / max(norm_two, np.abs(D).max() / lam)
+    mu, S = 1.25 / norm_two, np.zeros_like(D)
+    mu_max = mu * 1e7
+    for _ in range(max_iters):
+        U, sv, Vt = np.linalg.svd(D - S + Y / mu, full_matrices=False)
+        sv = np.maximum(sv - 1.0 / mu, 0.0)[:max_rank]
+        L = (U[:, :max_rank] * sv) @ Vt[:max_rank]
+        R = D - L + Y / mu
+        S = np.sign(R) * np.maximum(np.abs(R) - lam / mu, 0.0)
+        Z = D - L - S
+        Y = Y + mu * Z
+        mu = min(mu * 1.5, mu_max)
+        if np.linalg.norm(Z, "fro") / norm_fro < tol:
+            break
+    return L
+
+
+def basic_reference(x, working_size, mode):
+    """basic_flatfield_correction's definition: block means, RPCA, B = mean of L, F = B / mean(B)
+    floored at 0.05 and bilinearly upsampled (block centres), then divide or subtract."""
+    n, h, w = x.shape
+    f = max(1, -(-max(h, w) // working_size))
+    hs, ws = -(-h // f), -(-w // f)
+    small = np.zeros((n, hs, ws))
+    counts = np.zeros((hs, ws))
+    np.add.at(counts, (np.arange(h)[:, None] // f, np.arange(w)[None, :] // f), 1.0)
+    for i in range(n):
+        np.add.at(small[i], (np.arange(h)[:, None] // f, np.arange(w)[None, :] // f), x[i].astype(np.float64))
+    small /= counts
+    B = rpca(small.reshape(n, -1)).mean(axis=0).reshape(hs, ws)
+    sy = np.clip((np.arange(h) + 0.5) / f - 0.5, 0, hs - 1)
+    sx = np.clip((np.arange(w) + 0.5) / f - 0.5, 0, ws - 1)
+    y0, x0 = np.floor(sy).astype(int), np.floor(sx).astype(int)
+    y1, x1 = np.minimum(y0 + 1, hs - 1), np.minimum(x0 + 1, ws - 1)
+    fy, fx = (sy - y0)[:, None], (sx - x0)[None, :]
+    top = B[y0][:, x0] * (1 - fx) + B[y0][:, x1] * fx
+    bottom = B[y1][:, x0] * (1 - fx) + B[y1][:, x1] * fx
+    F = np.maximum((top * (1 - fy) + bottom * fy) / B.mean(), 0.05)
+    if mode == "divide":
+        return x / F
+    return x - (F * B.mean() - B.mean())
+
+
+def flatfield(save):
+    """A stack sharing a known vignetting (1 - 0.4 r^2), and the reference corrections."""
+    rng = np.random.default_rng(5)
+    n, h, w = 12, 96, 128
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    r2 = ((yy - h / 2) / (h / 2)) ** 2 / 2 + ((xx - w / 2) / (w / 2)) ** 2 / 2
+    truth = 1.0 - 0.4 * r2
+    x = np.empty((n, h, w))
+    for i in range(n):
+        img = np.full((h, w), 1000.0)
+        for _ in range(12):
+            cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(3.0, 6.0)
+            img += rng.uniform(2000, 6000) / (1.0 + np.exp(np.hypot(yy - cy, xx - cx) - r))
+        x[i] = img * truth + rng.normal(0, 20, size=img.shape)
+    x = np.clip(np.round(x), 0, 65535).astype(np.float32)
+    save("flatfield_input", x)
+    save("flatfield_truth", truth[None])
+    save("flatfield_divide_128", basic_reference(x, 128, "divide"))
+    save("flatfield_divide_48", basic_reference(x, 48, "divide"))
+    save("flatfield_subtract_48", basic_reference(x, 48, "subtract"))
+
+
 def save(name, arr):
     np.save(OUT / f"{name}.npy", np.ascontiguousarray(arr, dtype=np.float32))
 
@@ -160,6 +230,7 @@ def main():
     save("percentile_normalize", np.stack(per))
 
     cells(save)
+    flatfield(save)
 
     versions = {"numpy": np.__version__, "scipy": scipy.__version__, "scikit-image": skimage.__version__}
     (OUT / "versions.json").write_text(json.dumps(versions, indent=2) + "\n")

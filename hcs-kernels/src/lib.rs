@@ -12,6 +12,7 @@ pub mod composite;
 pub mod crop;
 pub mod equalize;
 pub mod error;
+pub mod flatfield;
 pub mod gaussian;
 pub mod morphology;
 pub mod normalize;
