@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Kernel speed: hcs (criterion, hcs-kernels/benches/kernels.rs, all cores) against the reference
-# Python libraries on the same 9 x 1024 x 1024 stack. Prints seconds and python_time / hcs_time.
+# Python libraries on the same 9 x 1024 x 1024 stack, and with PEER=1 also against the peer's own
+# numpy kernels (OpenHCS 0.8.6, set up from ../shared/peers/openhcs into target/openhcs-peer).
+# Prints seconds and the ratios python_time / hcs_time (and peer_time / hcs_time).
 # Pass benchmark names to run a subset, e.g. `bash bench/kernels_vs_python.sh tophat_r50_exact`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,13 +11,24 @@ names=("$@")
 filter=$(IFS='|'; echo "${names[*]:-}")
 cargo bench -q -p hcs-kernels --bench kernels -- ${filter:+"($filter)\$"} >/dev/null
 py=$(.venv-py/bin/python bench/kernels_python.py "${names[@]}")
-.venv-py/bin/python - "$py" <<'PY'
+peer='{}'
+if [ "${PEER:-0}" = 1 ]; then
+  peer_dir=target/openhcs-peer
+  if [ ! -x "$peer_dir/.venv/bin/python" ]; then
+    rm -rf "$peer_dir" && cp -r ../shared/peers/openhcs "$peer_dir"
+    LOCKED=1 bash "$peer_dir/setup.sh" >/dev/null
+  fi
+  peer=$("$peer_dir/.venv/bin/python" bench/kernels_peer.py "${names[@]}")
+fi
+.venv-py/bin/python - "$py" "$peer" <<'PY'
 import json, sys
 from pathlib import Path
-py = json.loads(sys.argv[1])
-print(f"{'function':<28}{'hcs s':>9}{'python s':>10}{'ratio':>8}")
-for name, secs in py.items():
+py, peer = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(f"{'function':<28}{'hcs s':>9}{'python s':>10}{'ratio':>8}{'peer s':>9}{'ratio':>8}")
+for name in list(py) + [n for n in peer if n not in py]:
     est = Path(f"target/criterion/kernels_9x1024x1024/{name}/new/estimates.json")
     rust = json.loads(est.read_text())["median"]["point_estimate"] / 1e9
-    print(f"{name:<28}{rust:>9.3f}{secs:>10.3f}{secs / rust:>8.1f}")
+    cols = [f"{py[name]:>10.3f}{py[name] / rust:>8.1f}" if name in py else f"{'-':>10}{'-':>8}"]
+    cols.append(f"{peer[name]:>9.3f}{peer[name] / rust:>8.1f}" if name in peer else "")
+    print(f"{name:<28}{rust:>9.3f}" + "".join(cols))
 PY

@@ -9,13 +9,17 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use hcs_kernels::binning::{BinMethod, spatial_bin_2d};
+use hcs_kernels::cells::{DetectionMethod, ThresholdMethod, count_cells_single_channel};
 use hcs_kernels::composite::composite_of;
 use hcs_kernels::equalize::stack_equalize_histogram;
+use hcs_kernels::flatfield::{CorrectionMode, basic_flatfield_correction};
 use hcs_kernels::gaussian::gaussian_filter;
 use hcs_kernels::morphology::tophat;
 use hcs_kernels::normalize::{percentile_normalize, stack_percentile_normalize};
 use hcs_kernels::projection::{max_projection_of, mean_projection_of};
 use hcs_kernels::sharpen::sharpen;
+use hcs_kernels::stitch::TilePositions;
+use hcs_kernels::stitch::assemble::{Blend, assemble_stack};
 use ndarray::Array3;
 
 /// Deterministic u16-valued data shared with bench/kernels_python.py (same formula).
@@ -25,6 +29,12 @@ pub fn bench_stack() -> Array3<f32> {
         let spot = if (x / 29 + y / 31 + p) % 11 == 0 { 8000.0 } else { 0.0 };
         (600.0 + spot + h as f64) as f32
     })
+}
+
+/// A 3 × 3 grid of 1024² tiles at 10 % overlap (origins 921.6 px apart).
+fn grid_positions() -> TilePositions {
+    let positions = (0..9).map(|i| (f64::from(i % 3) * 921.6, f64::from(i / 3) * 921.6)).collect();
+    TilePositions { grid: (3, 3), positions, edges: Vec::new(), ncc_threshold: 0.0, model_placed: Vec::new() }
 }
 
 fn bench(c: &mut Criterion) {
@@ -62,6 +72,48 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("tophat_r50_ds4", |b| {
         b.iter_batched(|| stack.clone(), |s| black_box(tophat(s, 50, 4)), BatchSize::LargeInput)
+    });
+    g.bench_function("assemble_stack", |b| {
+        let positions = grid_positions();
+        b.iter_batched(
+            || stack.clone(),
+            |s| black_box(assemble_stack(s, &positions, Blend::Fixed, 0.1, 1.0)),
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("basic_flatfield_correction", |b| {
+        b.iter_batched(
+            || stack.clone(),
+            |s| black_box(basic_flatfield_correction(s, 500, 0.5, 3, 1e-6, CorrectionMode::Divide, 64)),
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("count_cells_blob_log", |b| {
+        b.iter_batched(
+            || stack.clone(),
+            |s| {
+                black_box(count_cells_single_channel(
+                    s,
+                    DetectionMethod::BlobLog,
+                    1.0,
+                    10.0,
+                    10,
+                    0.1,
+                    0.5,
+                    3,
+                    5,
+                    ThresholdMethod::Otsu,
+                    true,
+                    1.0,
+                    1,
+                    10.0,
+                    1000.0,
+                    true,
+                    false,
+                ))
+            },
+            BatchSize::LargeInput,
+        )
     });
     g.bench_function("tophat_r50_exact", |b| {
         b.iter_batched(|| stack.clone(), |s| black_box(tophat(s, 50, 1)), BatchSize::LargeInput)

@@ -43,6 +43,35 @@ impl BinMethod {
 
 hcs_core::choice_param!(BinMethod { BinMethod::Mean => "mean", BinMethod::Sum => "sum", BinMethod::Max => "max", BinMethod::Min => "min" });
 
+/// One output row at a time (in parallel over rows of all planes): fold the `k` input rows into
+/// per-block accumulators, block by block in row-major order within each block, then divide.
+fn bin_rows(
+    stack: &ndarray::ArrayView3<'_, f32>,
+    out: &mut Array3<f32>,
+    k: usize,
+    init: f64,
+    combine: impl Fn(f64, f64) -> f64 + Sync,
+    divisor: f64,
+) {
+    let ow = out.dim().2;
+    out.outer_iter_mut().into_par_iter().zip(stack.outer_iter()).for_each(|(mut o, plane)| {
+        o.outer_iter_mut().into_par_iter().enumerate().for_each_init(
+            || vec![0.0f64; ow],
+            |acc, (oy, mut orow)| {
+                acc.fill(init);
+                for r in 0..k {
+                    let row = plane.row(oy * k + r);
+                    let row = row.as_slice().expect("standard layout");
+                    for (a, block) in acc.iter_mut().zip(row[..ow * k].chunks_exact(k)) {
+                        *a = block.iter().fold(*a, |a, &v| combine(a, f64::from(v)));
+                    }
+                }
+                orow.iter_mut().zip(acc.iter()).for_each(|(o, &a)| *o = (a / divisor) as f32);
+            },
+        );
+    });
+}
+
 fn check(bin_size: usize, dims: &[usize]) -> Result<(), KernelError> {
     if bin_size == 0 || dims.iter().any(|&d| d < bin_size) {
         return Err(KernelError::BadParameter(format!(
@@ -64,16 +93,14 @@ pub fn spatial_bin_2d(
     check(bin_size, &[h, w])?;
     let k = bin_size;
     let (oh, ow) = (h / k, w / k);
+    let stack = stack.as_standard_layout();
     let mut out = Array3::<f32>::zeros((n, oh, ow));
-    // One output row at a time: gather its k input rows, reduce each k×k block.
-    out.outer_iter_mut().into_par_iter().zip(stack.outer_iter()).for_each(|(mut o, plane)| {
-        for (oy, mut orow) in o.outer_iter_mut().enumerate() {
-            let rows = plane.slice(s![oy * k..(oy + 1) * k, ..ow * k]);
-            for (ox, v) in orow.iter_mut().enumerate() {
-                *v = method.reduce(rows.slice(s![.., ox * k..(ox + 1) * k]).iter().copied());
-            }
-        }
-    });
+    match method {
+        BinMethod::Mean => bin_rows(&stack.view(), &mut out, k, 0.0, |a, v| a + v, (k * k) as f64),
+        BinMethod::Sum => bin_rows(&stack.view(), &mut out, k, 0.0, |a, v| a + v, 1.0),
+        BinMethod::Max => bin_rows(&stack.view(), &mut out, k, f64::NEG_INFINITY, f64::max, 1.0),
+        BinMethod::Min => bin_rows(&stack.view(), &mut out, k, f64::INFINITY, f64::min, 1.0),
+    }
     Ok(out)
 }
 

@@ -126,11 +126,14 @@ pub fn percentile_normalize(
     #[param(default = 0.0, doc = "value the lower percentile maps to")] target_min: f32,
     #[param(default = 65535.0, doc = "value the upper percentile maps to")] target_max: f32,
 ) -> NdarrayStack {
-    for plane in stack.axis_iter_mut(Axis(0)) {
-        let values: Vec<f32> = plane.iter().copied().collect();
-        let p = percentiles(&values, &[low_percentile, high_percentile]);
+    stack.axis_iter_mut(Axis(0)).into_par_iter().for_each(|plane| {
+        let qs = [low_percentile, high_percentile];
+        let p = match plane.as_slice() {
+            Some(values) => percentiles(values, &qs),
+            None => percentiles(&plane.iter().copied().collect::<Vec<_>>(), &qs),
+        };
         stretch(plane, p[0], p[1], target_min, target_max);
-    }
+    });
     stack
 }
 

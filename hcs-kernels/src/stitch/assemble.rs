@@ -2,7 +2,8 @@
 
 use hcs_core::NdarrayStack;
 use hcs_macros::memory;
-use ndarray::{Array2, Array3, ArrayView2, Axis};
+use ndarray::{Array3, ArrayView2, Axis};
+use rayon::prelude::*;
 
 use super::TilePositions;
 use crate::error::KernelError;
@@ -56,19 +57,33 @@ fn margins(i: usize, pos: &[(f64, f64)], h: usize, w: usize, blend: Blend, fixed
     m
 }
 
-/// Bilinear sample of `t` at (y − fy, x − fx) for output pixel (y, x): the tile moved right/down
-/// by the fractional offset.
-fn shifted(t: ArrayView2<'_, f32>, fy: f64, fx: f64) -> Array2<f64> {
-    let (h, w) = t.dim();
-    let at = |y: isize, x: isize| -> f64 {
-        if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
-            f64::NAN
-        } else {
-            f64::from(t[[y as usize, x as usize]])
-        }
-    };
-    Array2::from_shape_fn((h + 1, w + 1), |(y, x)| {
-        let (y, x) = (y as isize, x as isize);
+/// One tile placed in the mosaic: integer origin, fractional shift, blend ramps per column/row.
+struct Placed<'a> {
+    tile: ArrayView2<'a, f32>,
+    ix: usize,
+    iy: usize,
+    fy: f64,
+    fx: f64,
+    /// Ramp weight of each column of the shifted tile (`w + 1` columns).
+    wx: Vec<f64>,
+    /// Ramp weight of each row of the shifted tile (`h + 1` rows).
+    wy: Vec<f64>,
+}
+
+impl Placed<'_> {
+    /// Bilinear sample of the tile moved right/down by `(fx, fy)` at shifted-tile pixel
+    /// `(ty, tx)`; `NaN` where less than the whole weight falls on the tile (its edges).
+    fn sample(&self, ty: usize, tx: usize) -> f64 {
+        let (h, w) = self.tile.dim();
+        let (fy, fx) = (self.fy, self.fx);
+        let at = |y: isize, x: isize| -> f64 {
+            if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
+                f64::NAN
+            } else {
+                f64::from(self.tile[[y as usize, x as usize]])
+            }
+        };
+        let (y, x) = (ty as isize, tx as isize);
         let v = [
             ((1.0 - fy) * (1.0 - fx), at(y, x)),
             ((1.0 - fy) * fx, at(y, x - 1)),
@@ -83,7 +98,28 @@ fn shifted(t: ArrayView2<'_, f32>, fy: f64, fx: f64) -> Array2<f64> {
             }
         }
         if ws > 0.999 { s / ws } else { f64::NAN }
-    })
+    }
+
+    /// Row `ty` of the shifted tile (`w + 1` samples). Inside the tile all four neighbours
+    /// exist, so the row is one vectorizable weighted sum of two source rows.
+    fn shifted_row(&self, ty: usize, out: &mut [f64]) {
+        let (h, w) = self.tile.dim();
+        if ty == 0 || ty >= h || w < 2 {
+            out.iter_mut().enumerate().for_each(|(tx, o)| *o = self.sample(ty, tx));
+            return;
+        }
+        let (fy, fx) = (self.fy, self.fx);
+        let (a, b, c, d) = ((1.0 - fy) * (1.0 - fx), (1.0 - fy) * fx, fy * (1.0 - fx), fy * fx);
+        let inv = 1.0 / (a + b + c + d);
+        let (r0, r1) = (self.tile.row(ty), self.tile.row(ty - 1));
+        for tx in 1..w {
+            out[tx] =
+                (a * f64::from(r0[tx]) + b * f64::from(r0[tx - 1]) + c * f64::from(r1[tx]) + d * f64::from(r1[tx - 1]))
+                    * inv;
+        }
+        out[0] = self.sample(ty, 0);
+        out[w] = self.sample(ty, w);
+    }
 }
 
 /// Assemble the tiles (planes in site order) into one mosaic `[1, H, W]` using `positions`.
@@ -109,28 +145,47 @@ pub fn assemble_stack(
     if (width as u64) * (height as u64) > 1 << 32 {
         return Err(KernelError::BadInput(format!("mosaic of {width}×{height} pixels is too large")));
     }
-    let mut sum = Array2::<f64>::zeros((height, width));
-    let mut weight = Array2::<f64>::zeros((height, width));
-    for (i, tile) in stack.axis_iter(Axis(0)).enumerate() {
-        let (x, y) = pos[i];
-        let (ix, iy) = (x.floor() as usize, y.floor() as usize);
-        let moved = shifted(tile, y - y.floor(), x - x.floor());
-        let [ml, mr, mt, mb] = margins(i, pos, h, w, blend_method, fixed_margin_ratio, overlap_blend_fraction);
-        let (th, tw) = moved.dim();
-        for ((ty, tx), &v) in moved.indexed_iter() {
-            if v.is_nan() {
-                continue;
+    let placed: Vec<Placed<'_>> = stack
+        .axis_iter(Axis(0))
+        .enumerate()
+        .map(|(i, tile)| {
+            let (x, y) = pos[i];
+            let [ml, mr, mt, mb] = margins(i, pos, h, w, blend_method, fixed_margin_ratio, overlap_blend_fraction);
+            let (th, tw) = (h + 1, w + 1);
+            Placed {
+                tile,
+                ix: x.floor() as usize,
+                iy: y.floor() as usize,
+                fy: y - y.floor(),
+                fx: x - x.floor(),
+                wx: (0..tw).map(|tx| ramp(tx as f64, ml).min(ramp((tw - 1 - tx) as f64, mr))).collect(),
+                wy: (0..th).map(|ty| ramp(ty as f64, mt).min(ramp((th - 1 - ty) as f64, mb))).collect(),
             }
-            let wx = ramp(tx as f64, ml).min(ramp((tw - 1 - tx) as f64, mr));
-            let wy = ramp(ty as f64, mt).min(ramp((th - 1 - ty) as f64, mb));
-            let wt = (wx * wy).max(1e-6);
-            sum[[iy + ty, ix + tx]] += wt * v;
-            weight[[iy + ty, ix + tx]] += wt;
-        }
-    }
-    let mosaic = Array3::from_shape_fn((1, height, width), |(_, y, x)| {
-        let wt = weight[[y, x]];
-        if wt > 0.0 { (sum[[y, x]] / wt) as f32 } else { 0.0 }
-    });
+        })
+        .collect();
+    let mut mosaic = Array3::<f32>::zeros((1, height, width));
+    mosaic.index_axis_mut(Axis(0), 0).axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each_init(
+        || (vec![0.0f64; width], vec![0.0f64; width], vec![0.0f64; w + 1]),
+        |(sum, weight, row), (y, mut out)| {
+            sum.fill(0.0);
+            weight.fill(0.0);
+            for p in placed.iter().filter(|p| y >= p.iy && y <= p.iy + h) {
+                let ty = y - p.iy;
+                p.shifted_row(ty, row);
+                let wy = p.wy[ty];
+                let (s, wsum) = (&mut sum[p.ix..p.ix + w + 1], &mut weight[p.ix..p.ix + w + 1]);
+                for (((sv, wv), &v), &wx) in s.iter_mut().zip(wsum.iter_mut()).zip(row.iter()).zip(&p.wx) {
+                    if !v.is_nan() {
+                        let wt = (wx * wy).max(1e-6);
+                        *sv += wt * v;
+                        *wv += wt;
+                    }
+                }
+            }
+            for ((o, &sv), &wv) in out.iter_mut().zip(sum.iter()).zip(weight.iter()) {
+                *o = if wv > 0.0 { (sv / wv) as f32 } else { 0.0 };
+            }
+        },
+    );
     Ok(mosaic)
 }
