@@ -20,7 +20,7 @@ pub fn kernel(sigma: f64, truncate: f64) -> Vec<f32> {
 }
 
 /// Horizontal pass: each output row is a sum of shifted, contiguous slices of the padded row,
-/// one per tap, so the inner loop is a vectorizable multiply-add over the row.
+/// one multiply-add per symmetric tap pair, so the inner loop vectorizes over the row.
 fn horizontal(src: ArrayView2<'_, f32>, k: &[f32]) -> Array2<f32> {
     let (h, w) = src.dim();
     let r = k.len() / 2;
@@ -32,10 +32,11 @@ fn horizontal(src: ArrayView2<'_, f32>, k: &[f32]) -> Array2<f32> {
             row.extend(src_row.iter().copied());
             pad_row(row, r, padded);
             let o = o.as_slice_mut().expect("rows of a standard-layout array are contiguous");
-            o.fill(0.0);
-            for (t, &wt) in k.iter().enumerate() {
-                for (ov, &v) in o.iter_mut().zip(&padded[t..t + w]) {
-                    *ov += wt * v;
+            o.iter_mut().zip(&padded[r..r + w]).for_each(|(ov, &c)| *ov = k[r] * c);
+            for t in 1..=r {
+                let wt = k[r + t];
+                for ((ov, &a), &b) in o.iter_mut().zip(&padded[r - t..r - t + w]).zip(&padded[r + t..r + t + w]) {
+                    *ov += wt * (a + b);
                 }
             }
         },
@@ -43,20 +44,24 @@ fn horizontal(src: ArrayView2<'_, f32>, k: &[f32]) -> Array2<f32> {
     out
 }
 
-/// Vertical pass: each output row is a weighted sum of whole (reflected) input rows.
+/// Vertical pass: each output row is a weighted sum of whole (reflected) input rows, one
+/// multiply-add per symmetric pair of rows.
 fn vertical(src: ArrayView2<'_, f32>, k: &[f32]) -> Array2<f32> {
     let (h, w) = src.dim();
-    let r = k.len() as isize / 2;
+    let r = k.len() / 2;
     let src = src.as_standard_layout();
     let mut out = Array2::<f32>::zeros((h, w));
     out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(y, mut o)| {
         let o = o.as_slice_mut().expect("rows of a standard-layout array are contiguous");
-        for (t, &wt) in k.iter().enumerate() {
-            let sy = crate::boundary::reflect(y as isize + t as isize - r, h);
-            let row = src.row(sy);
-            let row = row.as_slice().expect("standard layout");
-            for (ov, &v) in o.iter_mut().zip(row) {
-                *ov += wt * v;
+        let row = |dy: isize| src.row(crate::boundary::reflect(y as isize + dy, h));
+        let centre = row(0);
+        o.iter_mut().zip(centre.iter()).for_each(|(ov, &c)| *ov = k[r] * c);
+        for t in 1..=r {
+            let (a, b) = (row(-(t as isize)), row(t as isize));
+            let (a, b) = (a.as_slice().expect("standard layout"), b.as_slice().expect("standard layout"));
+            let wt = k[r + t];
+            for ((ov, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                *ov += wt * (a + b);
             }
         }
     });
