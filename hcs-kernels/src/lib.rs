@@ -17,6 +17,7 @@ pub mod gaussian;
 pub mod morphology;
 pub mod normalize;
 pub mod projection;
+mod separable;
 pub mod sharpen;
 pub mod stitch;
 

@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use hcs_kernels::cells::{
-    DetectionMethod, ThresholdMethod, blob_log, count_cells_single_channel, detection_image, distance_transform, li,
-    otsu, sigma_list,
+    CellCounts, DetectionMethod, SegmentationMasks, ThresholdMethod, blob_log, count_cells_single_channel,
+    detection_image, distance_transform, li, otsu, sigma_list,
 };
 use ndarray::{Array3, Axis};
 use ndarray_npy::read_npy;
@@ -27,27 +27,54 @@ fn summary() -> Vec<serde_json::Value> {
     serde_json::from_str(&text).expect("valid json")
 }
 
-fn count(method: DetectionMethod, stack: Array3<f32>, masks: bool) -> (hcs_kernels::cells::CellCounts, usize) {
-    let (out, counts, m) = count_cells_single_channel(
+/// The kernel's defaults (as registered) except the arguments given.
+struct Args {
+    method: DetectionMethod,
+    threshold_method: ThresholdMethod,
+    sigmas: (f64, f64),
+    min_area: f64,
+    masks: bool,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Self {
+            method: DetectionMethod::BlobLog,
+            threshold_method: ThresholdMethod::Otsu,
+            sigmas: (1.0, 10.0),
+            min_area: 10.0,
+            masks: false,
+        }
+    }
+}
+
+type Counted = (Array3<f32>, CellCounts, SegmentationMasks);
+
+fn run(stack: Array3<f32>, a: Args) -> Result<Counted, hcs_kernels::KernelError> {
+    let (lo, hi) = a.sigmas;
+    count_cells_single_channel(
         stack,
-        method,
-        1.0,
-        10.0,
+        a.method,
+        lo,
+        hi,
         10,
         0.1,
         0.5,
         3,
         5,
-        ThresholdMethod::Otsu,
+        a.threshold_method,
         true,
         1.0,
         1,
-        10.0,
+        a.min_area,
         1000.0,
         true,
-        masks,
+        a.masks,
     )
-    .expect("valid parameters");
+}
+
+fn count(method: DetectionMethod, stack: Array3<f32>, masks: bool) -> (CellCounts, usize) {
+    let (out, counts, m) = run(stack, Args { method, masks, ..Args::default() }).expect("valid parameters");
     assert_eq!(out, npy("cells_input"), "the stack passes through");
     (counts, m.planes.len())
 }
@@ -111,26 +138,13 @@ fn counts_match_the_reference_pipeline() {
 #[test]
 fn counts_and_masks_are_materialized() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_, counts, masks) = count_cells_single_channel(
-        npy("cells_input"),
-        DetectionMethod::Watershed,
-        1.0,
-        10.0,
-        10,
-        0.1,
-        0.5,
-        3,
-        5,
-        ThresholdMethod::Li,
-        true,
-        1.0,
-        1,
-        10.0,
-        1000.0,
-        true,
-        true,
-    )
-    .expect("valid parameters");
+    let args = Args {
+        method: DetectionMethod::Watershed,
+        threshold_method: ThresholdMethod::Li,
+        masks: true,
+        ..Args::default()
+    };
+    let (_, counts, masks) = run(npy("cells_input"), args).expect("valid parameters");
     let target = hcs_core::MaterializeTarget::new(dir.path(), "A01_cell_counts");
     let written = hcs_kernels::cells::write_cell_counts(&counts, &target).expect("written");
     assert_eq!(written.len(), 2);
@@ -152,56 +166,20 @@ fn counts_and_masks_are_materialized() {
 
 #[test]
 fn bad_parameters_are_errors_that_name_them() {
-    let run = |min_sigma: f64, max_sigma: f64, min_area: f64| {
-        count_cells_single_channel(
-            npy("cells_input"),
-            DetectionMethod::BlobLog,
-            min_sigma,
-            max_sigma,
-            10,
-            0.1,
-            0.5,
-            3,
-            5,
-            ThresholdMethod::Otsu,
-            true,
-            1.0,
-            1,
-            min_area,
-            1000.0,
-            true,
-            false,
-        )
-        .map(|_| ())
-        .expect_err("invalid")
-        .to_string()
+    let fails = |sigmas: (f64, f64), min_area: f64| {
+        run(npy("cells_input"), Args { sigmas, min_area, ..Args::default() })
+            .map(|_| ())
+            .expect_err("invalid")
+            .to_string()
     };
-    assert!(run(0.0, 10.0, 10.0).contains("min_sigma"));
-    assert!(run(5.0, 2.0, 10.0).contains("max_sigma"));
-    assert!(run(1.0, 10.0, 2000.0).contains("min_cell_area"));
+    assert!(fails((0.0, 10.0), 10.0).contains("min_sigma"));
+    assert!(fails((5.0, 2.0), 10.0).contains("max_sigma"));
+    assert!(fails((1.0, 10.0), 2000.0).contains("min_cell_area"));
 }
 
 #[test]
 fn a_blank_slice_has_no_cells() {
-    let (_, counts, _) = count_cells_single_channel(
-        Array3::from_elem((1, 32, 32), 500.0),
-        DetectionMethod::Threshold,
-        1.0,
-        10.0,
-        10,
-        0.1,
-        0.5,
-        3,
-        5,
-        ThresholdMethod::Otsu,
-        true,
-        1.0,
-        1,
-        10.0,
-        1000.0,
-        true,
-        false,
-    )
-    .expect("valid");
+    let blank = Array3::from_elem((1, 32, 32), 500.0);
+    let (_, counts, _) = run(blank, Args { method: DetectionMethod::Threshold, ..Args::default() }).expect("valid");
     assert_eq!((counts.total(), counts.slices[0].threshold), (0, None));
 }

@@ -8,6 +8,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::boundary::reflect;
+use crate::separable::{along_x, along_y};
 
 /// SciPy's 1-D Gaussian kernel of derivative `order` (0 or 2), radius `round(4σ)`.
 pub fn gaussian_kernel(sigma: f64, order: u8) -> Vec<f64> {
@@ -26,56 +27,6 @@ pub fn gaussian_kernel(sigma: f64, order: u8) -> Vec<f64> {
             }
         })
         .collect()
-}
-
-/// Correlate every row (axis 1) with the symmetric kernel `k`, reflecting at the ends. Each tap
-/// pair is one multiply-add over whole shifted row slices, so the inner loop vectorizes.
-fn along_x(src: ArrayView2<'_, f64>, k: &[f64]) -> Array2<f64> {
-    let (h, w) = src.dim();
-    let r = k.len() / 2;
-    let mut out = Array2::<f64>::zeros((h, w));
-    out.axis_iter_mut(Axis(0)).into_par_iter().zip(src.axis_iter(Axis(0))).for_each_init(
-        Vec::new,
-        |padded, (mut o, s)| {
-            padded.clear();
-            padded.extend((0..(w + 2 * r) as isize).map(|i| s[reflect(i - r as isize, w)]));
-            let o = o.as_slice_mut().expect("rows of a standard-layout array are contiguous");
-            let centre = &padded[r..r + w];
-            o.iter_mut().zip(centre).for_each(|(ov, &c)| *ov = k[r] * c);
-            for t in 1..=r {
-                let (left, right) = (&padded[r - t..r - t + w], &padded[r + t..r + t + w]);
-                let wt = k[r + t];
-                for ((ov, &a), &b) in o.iter_mut().zip(left).zip(right) {
-                    *ov += wt * (a + b);
-                }
-            }
-        },
-    );
-    out
-}
-
-/// Correlate every column (axis 0) with the symmetric kernel `k`, reflecting at the ends: each
-/// output row is a weighted sum of whole input rows.
-fn along_y(src: ArrayView2<'_, f64>, k: &[f64]) -> Array2<f64> {
-    let (h, w) = src.dim();
-    let r = k.len() / 2;
-    let src = src.as_standard_layout();
-    let mut out = Array2::<f64>::zeros((h, w));
-    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(y, mut o)| {
-        let o = o.as_slice_mut().expect("rows of a standard-layout array are contiguous");
-        let row = |dy: isize| src.row(reflect(y as isize + dy, h));
-        let centre = row(0);
-        o.iter_mut().zip(centre.iter()).for_each(|(ov, &c)| *ov = k[r] * c);
-        for t in 1..=r {
-            let (a, b) = (row(-(t as isize)), row(t as isize));
-            let (a, b) = (a.as_slice().expect("standard layout"), b.as_slice().expect("standard layout"));
-            let wt = k[r + t];
-            for ((ov, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                *ov += wt * (a + b);
-            }
-        }
-    });
-    out
 }
 
 /// Gaussian smoothing in f64 (σ in pixels; σ = 0 returns a copy).
