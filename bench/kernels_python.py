@@ -69,6 +69,9 @@ OPS = {
     "tophat_r50_ds4": (lambda: tophat_ds(STACK, 50, 4), 1),
     # One plane of the exact top-hat, scaled to 9 planes: scikit-image needs minutes per stack.
     "tophat_r50_exact": (lambda: white_tophat(STACK[0], disk(50)), 1),
+    "crop": (lambda: STACK[0:9, 100:900, 100:900].copy(), 5),
+    "spatial_bin_3d": (lambda: STACK[:8].reshape(4, 2, 512, 2, 512, 2).mean(axis=(1, 3, 5)), 3),
+    "best_focus_projection": (lambda: STACK[int(np.argmax([ndi.laplace(p.astype(np.float64)).var() for p in STACK]))][None].copy(), 3),
     # The same definition in numpy (LAPACK SVD), scripts/make_references.py.
     "basic_flatfield_correction": (lambda: basic_reference(STACK, 64, "divide"), 1),
     # One plane, scaled to 9 planes.

@@ -8,18 +8,21 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use hcs_kernels::binning::{BinMethod, spatial_bin_2d};
+use hcs_core::synth::{Scene, SynthConfig, render_tile, tile_positions};
+use hcs_kernels::binning::{BinMethod, spatial_bin_2d, spatial_bin_3d};
 use hcs_kernels::cells::{DetectionMethod, ThresholdMethod, count_cells_single_channel};
 use hcs_kernels::composite::composite_of;
+use hcs_kernels::crop::crop;
 use hcs_kernels::equalize::stack_equalize_histogram;
 use hcs_kernels::flatfield::{CorrectionMode, basic_flatfield_correction};
 use hcs_kernels::gaussian::gaussian_filter;
 use hcs_kernels::morphology::tophat;
 use hcs_kernels::normalize::{percentile_normalize, stack_percentile_normalize};
-use hcs_kernels::projection::{max_projection_of, mean_projection_of};
+use hcs_kernels::projection::{best_focus_projection, max_projection_of, mean_projection_of};
 use hcs_kernels::sharpen::sharpen;
 use hcs_kernels::stitch::TilePositions;
 use hcs_kernels::stitch::assemble::{Blend, assemble_stack};
+use hcs_kernels::stitch::positions::ashlar_compute_tile_positions;
 use ndarray::Array3;
 
 /// Deterministic u16-valued data shared with bench/kernels_python.py (same formula).
@@ -29,6 +32,19 @@ pub fn bench_stack() -> Array3<f32> {
         let spot = if (x / 29 + y / 31 + p) % 11 == 0 { 8000.0 } else { 0.0 };
         (600.0 + spot + h as f64) as f32
     })
+}
+
+/// Nine overlapping 1024² tiles of a synthetic well (3 × 3, 10 % overlap), for registration.
+fn synthetic_tiles() -> Array3<f32> {
+    let config = SynthConfig { wells: vec!["A01".parse().expect("well")], tile: 1024, ..SynthConfig::default() };
+    let well = config.wells[0];
+    let scene = Scene::generate(&config, well);
+    let positions = tile_positions(&config, well);
+    let mut stack = Array3::<f32>::zeros((positions.len(), 1024, 1024));
+    for (i, t) in positions.iter().enumerate() {
+        stack.index_axis_mut(ndarray::Axis(0), i).assign(&render_tile(&config, &scene, well, t, 1, 2, 1).to_f32());
+    }
+    stack
 }
 
 /// A 3 × 3 grid of 1024² tiles at 10 % overlap (origins 921.6 px apart).
@@ -72,6 +88,23 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("tophat_r50_ds4", |b| {
         b.iter_batched(|| stack.clone(), |s| black_box(tophat(s, 50, 4)), BatchSize::LargeInput)
+    });
+    g.bench_function("crop", |b| {
+        b.iter_batched(|| stack.clone(), |s| black_box(crop(s, 100, 100, 0, 800, 800, 9)), BatchSize::LargeInput)
+    });
+    g.bench_function("spatial_bin_3d", |b| {
+        b.iter_batched(|| stack.clone(), |s| black_box(spatial_bin_3d(s, 2, BinMethod::Mean)), BatchSize::LargeInput)
+    });
+    g.bench_function("best_focus_projection", |b| {
+        b.iter_batched(|| stack.clone(), |s| black_box(best_focus_projection(s)), BatchSize::LargeInput)
+    });
+    let tiles = synthetic_tiles();
+    g.bench_function("ashlar_compute_tile_positions", |b| {
+        b.iter_batched(
+            || tiles.clone(),
+            |s| black_box(ashlar_compute_tile_positions(s, &(3, 3), 0.1, 15.0, 0.01, 10, 100)),
+            BatchSize::LargeInput,
+        )
     });
     g.bench_function("assemble_stack", |b| {
         let positions = grid_positions();

@@ -20,56 +20,61 @@ pub enum BinMethod {
     Min,
 }
 
-impl BinMethod {
-    fn reduce(self, values: impl Iterator<Item = f32>) -> f32 {
-        let mut n = 0usize;
-        let mut acc: f64 = match self {
-            BinMethod::Mean | BinMethod::Sum => 0.0,
-            BinMethod::Max => f64::NEG_INFINITY,
-            BinMethod::Min => f64::INFINITY,
-        };
-        for v in values {
-            let v = f64::from(v);
-            n += 1;
-            acc = match self {
-                BinMethod::Mean | BinMethod::Sum => acc + v,
-                BinMethod::Max => acc.max(v),
-                BinMethod::Min => acc.min(v),
-            };
-        }
-        (if self == BinMethod::Mean { acc / n.max(1) as f64 } else { acc }) as f32
-    }
-}
-
 hcs_core::choice_param!(BinMethod { BinMethod::Mean => "mean", BinMethod::Sum => "sum", BinMethod::Max => "max", BinMethod::Min => "min" });
 
-/// One output row at a time (in parallel over rows of all planes): fold the `k` input rows into
-/// per-block accumulators, block by block in row-major order within each block, then divide.
-fn bin_rows(
+/// How blocks are combined: the accumulator's start, the fold, and the final divisor.
+struct Fold<F> {
+    init: f64,
+    combine: F,
+    divisor: f64,
+}
+
+/// Bin with blocks of `kz` planes × `k` rows × `k` columns, one output row at a time (in parallel
+/// over the rows of all output planes): fold the input rows into per-block accumulators (plane,
+/// then row, then column within each block, as the block iterates in row-major order), then
+/// divide.
+fn bin_blocks<F: Fn(f64, f64) -> f64 + Sync>(
     stack: &ndarray::ArrayView3<'_, f32>,
     out: &mut Array3<f32>,
-    k: usize,
-    init: f64,
-    combine: impl Fn(f64, f64) -> f64 + Sync,
-    divisor: f64,
+    (kz, k): (usize, usize),
+    fold: Fold<F>,
 ) {
     let ow = out.dim().2;
-    out.outer_iter_mut().into_par_iter().zip(stack.outer_iter()).for_each(|(mut o, plane)| {
+    out.outer_iter_mut().into_par_iter().enumerate().for_each(|(op, mut o)| {
         o.outer_iter_mut().into_par_iter().enumerate().for_each_init(
             || vec![0.0f64; ow],
             |acc, (oy, mut orow)| {
-                acc.fill(init);
-                for r in 0..k {
-                    let row = plane.row(oy * k + r);
-                    let row = row.as_slice().expect("standard layout");
-                    for (a, block) in acc.iter_mut().zip(row[..ow * k].chunks_exact(k)) {
-                        *a = block.iter().fold(*a, |a, &v| combine(a, f64::from(v)));
+                acc.fill(fold.init);
+                for dz in 0..kz {
+                    for r in 0..k {
+                        let row = stack.slice(s![op * kz + dz, oy * k + r, ..]);
+                        let row = row.as_slice().expect("standard layout");
+                        for (a, block) in acc.iter_mut().zip(row[..ow * k].chunks_exact(k)) {
+                            *a = block.iter().fold(*a, |a, &v| (fold.combine)(a, f64::from(v)));
+                        }
                     }
                 }
-                orow.iter_mut().zip(acc.iter()).for_each(|(o, &a)| *o = (a / divisor) as f32);
+                orow.iter_mut().zip(acc.iter()).for_each(|(o, &a)| *o = (a / fold.divisor) as f32);
             },
         );
     });
+}
+
+/// Bin `stack` into `out` with `method`.
+fn bin(stack: &NdarrayStack, out: &mut Array3<f32>, kz: usize, k: usize, method: BinMethod) {
+    let stack = stack.as_standard_layout();
+    let stack = stack.view();
+    let cells = (kz * k * k) as f64;
+    match method {
+        BinMethod::Mean => bin_blocks(&stack, out, (kz, k), Fold { init: 0.0, combine: |a, v| a + v, divisor: cells }),
+        BinMethod::Sum => bin_blocks(&stack, out, (kz, k), Fold { init: 0.0, combine: |a, v| a + v, divisor: 1.0 }),
+        BinMethod::Max => {
+            bin_blocks(&stack, out, (kz, k), Fold { init: f64::NEG_INFINITY, combine: f64::max, divisor: 1.0 })
+        }
+        BinMethod::Min => {
+            bin_blocks(&stack, out, (kz, k), Fold { init: f64::INFINITY, combine: f64::min, divisor: 1.0 })
+        }
+    }
 }
 
 fn check(bin_size: usize, dims: &[usize]) -> Result<(), KernelError> {
@@ -93,14 +98,8 @@ pub fn spatial_bin_2d(
     check(bin_size, &[h, w])?;
     let k = bin_size;
     let (oh, ow) = (h / k, w / k);
-    let stack = stack.as_standard_layout();
     let mut out = Array3::<f32>::zeros((n, oh, ow));
-    match method {
-        BinMethod::Mean => bin_rows(&stack.view(), &mut out, k, 0.0, |a, v| a + v, (k * k) as f64),
-        BinMethod::Sum => bin_rows(&stack.view(), &mut out, k, 0.0, |a, v| a + v, 1.0),
-        BinMethod::Max => bin_rows(&stack.view(), &mut out, k, f64::NEG_INFINITY, f64::max, 1.0),
-        BinMethod::Min => bin_rows(&stack.view(), &mut out, k, f64::INFINITY, f64::min, 1.0),
-    }
+    bin(&stack, &mut out, 1, k, method);
     Ok(out)
 }
 
@@ -115,7 +114,7 @@ pub fn spatial_bin_3d(
     let (n, h, w) = stack.dim();
     check(bin_size, &[n, h, w])?;
     let k = bin_size;
-    Ok(Array3::from_shape_fn((n / k, h / k, w / k), |(p, y, x)| {
-        method.reduce(stack.slice(s![p * k..(p + 1) * k, y * k..(y + 1) * k, x * k..(x + 1) * k]).iter().copied())
-    }))
+    let mut out = Array3::<f32>::zeros((n / k, h / k, w / k));
+    bin(&stack, &mut out, k, k, method);
+    Ok(out)
 }
