@@ -20,15 +20,17 @@ if [ "${PEER:-0}" = 1 ]; then
   fi
   peer=$("$peer_dir/.venv/bin/python" bench/kernels_peer.py "${names[@]}")
 fi
-.venv-py/bin/python - "$py" "$peer" <<'PY'
+.venv-py/bin/python - "$py" "$peer" "${names[@]}" <<'PY'
 import json, sys
 from pathlib import Path
 py, peer = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print(f"{'function':<28}{'hcs s':>9}{'python s':>10}{'ratio':>8}{'peer s':>9}{'ratio':>8}")
-for name in list(py) + [n for n in peer if n not in py]:
-    est = Path(f"target/criterion/kernels_9x1024x1024/{name}/new/estimates.json")
+root = Path("target/criterion/kernels_9x1024x1024")
+names = sys.argv[3:] or sorted(d.name for d in root.iterdir() if (d / "new").is_dir())
+print(f"{'function':<30}{'hcs s':>9}{'python s':>10}{'ratio':>8}{'peer s':>9}{'ratio':>8}")
+for name in names:
+    est = root / name / "new" / "estimates.json"
     rust = json.loads(est.read_text())["median"]["point_estimate"] / 1e9
     cols = [f"{py[name]:>10.3f}{py[name] / rust:>8.1f}" if name in py else f"{'-':>10}{'-':>8}"]
     cols.append(f"{peer[name]:>9.3f}{peer[name] / rust:>8.1f}" if name in peer else "")
-    print(f"{name:<28}{rust:>9.3f}" + "".join(cols))
+    print(f"{name:<30}{rust:>9.3f}" + "".join(cols))
 PY
