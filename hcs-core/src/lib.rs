@@ -14,6 +14,7 @@ pub mod error;
 pub mod formats;
 pub mod memory;
 pub mod params;
+pub mod pipeline;
 pub mod plate;
 pub mod registry;
 pub mod special;

@@ -1,0 +1,86 @@
+//! Checks of a pipeline against the registry that need no plate: functions exist, parameters
+//! exist and accept their values, required parameters are given, dict patterns are routable.
+//! Every problem is reported, not just the first.
+//!
+//! `group_by` names the component whose value picks a dict entry, so it must vary *between*
+//! calls: a `group_by` that is also among `variable_components` is an error here (the peer
+//! silently routes everything to one key).
+
+use crate::registry::Registry;
+
+use super::error::{Line, PipelineError, StepRef};
+use super::file::SourceMap;
+use super::step::Pipeline;
+
+/// Every problem of `pipeline` against `registry`; `source` adds file lines to the messages.
+pub fn check_functions(pipeline: &Pipeline, registry: &Registry, source: Option<&SourceMap>) -> Vec<PipelineError> {
+    let mut errors = Vec::new();
+    if pipeline.steps.is_empty() {
+        errors.push(PipelineError::Empty);
+    }
+    for (i, step) in pipeline.steps.iter().enumerate() {
+        let step_ref = StepRef { index: i + 1, name: step.name.clone() };
+        let step_line = Line(source.and_then(|s| s.step_line(i)));
+        if step.func.has_dict() && step.group_by.is_none() {
+            errors.push(PipelineError::Grouping {
+                at: step_line,
+                step: step_ref.clone(),
+                message: "a dict pattern needs `group_by` (the component whose value picks the entry)".into(),
+            });
+        }
+        if let Some(g) = step.group_by.filter(|g| step.variable_components.contains(g)) {
+            errors.push(PipelineError::Grouping {
+                at: step_line,
+                step: step_ref.clone(),
+                message: format!(
+                    "`group_by = \"{g}\"` is also a variable component: one call would hold several {g} values, so no dict entry can be chosen"
+                ),
+            });
+        }
+        for (k, (_, call)) in step.func.calls().into_iter().enumerate() {
+            let call_line = Line(source.and_then(|s| s.call_line(i, k)).or(step_line.0));
+            let Some(contract) = registry.variants(&call.name).first() else {
+                errors.push(PipelineError::UnknownFunction {
+                    at: call_line,
+                    step: step_ref.clone(),
+                    name: call.name.clone(),
+                    suggestion: registry.suggest(&call.name).map(str::to_string),
+                });
+                continue;
+            };
+            for (param, value) in &call.params {
+                let at = Line(source.and_then(|s| s.param_line(i, k, param)).or(call_line.0));
+                match contract.param(param) {
+                    None => errors.push(PipelineError::UnknownParameter {
+                        at,
+                        step: step_ref.clone(),
+                        function: call.name.clone(),
+                        param: param.clone(),
+                        known: contract.params.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+                    }),
+                    Some(spec) => {
+                        if let Err(e) = spec.check(value) {
+                            errors.push(PipelineError::BadParameter {
+                                at,
+                                step: step_ref.clone(),
+                                function: call.name.clone(),
+                                param: param.clone(),
+                                message: e.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
+            for spec in contract.params.iter().filter(|p| p.is_required() && !call.params.contains_key(p.name)) {
+                errors.push(PipelineError::MissingParameter {
+                    at: call_line,
+                    step: step_ref.clone(),
+                    function: call.name.clone(),
+                    param: spec.name.to_string(),
+                    ty: spec.ty.to_string(),
+                });
+            }
+        }
+    }
+    errors
+}

@@ -1,0 +1,14 @@
+//! Pipelines: steps of function patterns, built in Rust or read from TOML files, and the checks
+//! that need no plate. (The per-well compiler phases build on these.)
+
+pub mod check;
+pub mod error;
+pub mod file;
+pub mod pattern;
+pub mod step;
+
+pub use check::check_functions;
+pub use error::{Line, PipelineError, StepRef};
+pub use file::SourceMap;
+pub use pattern::{FunctionCall, FunctionPattern};
+pub use step::{FunctionStep, InputSource, Materialize, Pipeline};

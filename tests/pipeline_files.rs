@@ -1,0 +1,131 @@
+//! Pipeline files and the builder express the same pipelines; plate-free checks report every
+//! mistake with the step, the function, the parameter and the file line.
+
+use hcs::core_runtime::Registry;
+use hcs::core_runtime::pipeline::{
+    FunctionCall, FunctionPattern, FunctionStep, Pipeline, PipelineError, check_functions,
+};
+use hcs::core_runtime::plate::Component;
+
+fn canonical_in_rust() -> Pipeline {
+    let normalize =
+        || FunctionCall::new("stack_percentile_normalize").param("low_percentile", 0.5).param("high_percentile", 99.5);
+    let z_max = || FunctionCall::new("create_projection").param("method", "max_projection");
+    Pipeline::new("canonical")
+        .step(
+            FunctionStep::new(
+                "normalize + tophat",
+                FunctionPattern::chain([
+                    normalize(),
+                    FunctionCall::new("tophat").param("selem_radius", 50).param("downsample_factor", 4),
+                ]),
+            )
+            .materialize(None),
+        )
+        .step(FunctionStep::new("z flattening", z_max()).variable_components([Component::Z]))
+        .step(FunctionStep::new("channel composite", "create_composite").variable_components([Component::Channel]))
+        .step(FunctionStep::new("tile positions", "ashlar_compute_tile_positions"))
+        .step(FunctionStep::new("normalize raw", normalize()).from_pipeline_start())
+        .step(FunctionStep::new("assemble", "assemble_stack"))
+        .step(FunctionStep::new("z max of the mosaics", z_max()).variable_components([Component::Z]))
+}
+
+fn canonical_file() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/canonical.toml")).expect("shipped")
+}
+
+#[test]
+fn the_canonical_file_and_the_rust_builder_make_the_same_pipeline() {
+    let (from_file, _) = Pipeline::from_toml(&canonical_file()).expect("valid file");
+    assert_eq!(from_file, canonical_in_rust());
+    assert_eq!(check_functions(&from_file, Registry::global(), None), []);
+}
+
+#[test]
+fn a_pipeline_written_out_reads_back_identically() {
+    let mut p = canonical_in_rust();
+    p.steps.push(
+        FunctionStep::new(
+            "per channel",
+            FunctionPattern::dict([
+                ("1", FunctionPattern::from("max_projection")),
+                ("2", FunctionPattern::chain(["mean_projection", "gaussian_filter"])),
+            ]),
+        )
+        .group_by(Component::Channel)
+        .variable_components([Component::Z])
+        .materialize(Some(vec!["A01".parse().expect("well"), "B03".parse().expect("well")])),
+    );
+    let text = p.to_toml();
+    let (back, _) = Pipeline::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(back, p, "{text}");
+}
+
+fn errors(text: &str) -> Vec<String> {
+    let (p, map) = Pipeline::from_toml(text).expect("well-formed");
+    check_functions(&p, Registry::global(), Some(&map)).iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn every_function_and_parameter_mistake_is_reported_with_its_line() {
+    let text = r#"name = "broken"
+
+[[steps]]
+name = "first"
+func = [
+  { function = "tophatt" },
+  { function = "gaussian_filter", params = { sigmaa = 2.0 } },
+  { function = "tophat", params = { selem_radius = "big" } },
+]
+
+[[steps]]
+name = "second"
+func = "crop"
+"#;
+    let errs = errors(text);
+    assert_eq!(errs.len(), 5, "{errs:#?}");
+    assert_eq!(errs[0], "line 6: step 1 `first`: unknown function `tophatt` (did you mean `tophat`?)");
+    assert!(
+        errs[1].starts_with("line 7: step 1 `first`: `gaussian_filter` has no parameter `sigmaa` (it takes: sigma"),
+        "{}",
+        errs[1]
+    );
+    assert!(errs[2].starts_with("line 8: step 1 `first`: `tophat` parameter `selem_radius`: expected"), "{}", errs[2]);
+    assert!(errs[3].starts_with("line 13: step 2 `second`: `crop` needs parameter `width`"), "{}", errs[3]);
+    assert!(errs[4].starts_with("line 13: step 2 `second`: `crop` needs parameter `height`"), "{}", errs[4]);
+}
+
+#[test]
+fn dict_patterns_need_a_group_by_that_is_not_stacked() {
+    let no_group = "[[steps]]\nname = \"d\"\nfunc = { dict = { \"1\" = \"max_projection\" } }\n";
+    assert_eq!(
+        errors(no_group),
+        ["line 1: step 1 `d`: a dict pattern needs `group_by` (the component whose value picks the entry)"]
+    );
+    let stacked = "[[steps]]\nname = \"d\"\ngroup_by = \"channel\"\nvariable_components = [\"channel\"]\nfunc = { dict = { \"1\" = \"max_projection\" } }\n";
+    let errs = errors(stacked);
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].contains("`group_by = \"channel\"` is also a variable component"), "{}", errs[0]);
+}
+
+#[test]
+fn malformed_files_are_errors_naming_the_line() {
+    let cases = [
+        (
+            "name = \"x\"\n[[steps]]\nname = \"a\"\nfunc = 3\n",
+            "line 2: step 1: step `a`: func: a pattern cannot be a integer",
+        ),
+        ("[[steps]]\nname = \"a\"\nfunc = \"f\"\ncolour = 1\n", "line 1: step 1: unknown key `colour`"),
+        (
+            "[[steps]]\nname = \"a\"\nvariable_components = [\"zz\"]\nfunc = \"f\"\n",
+            "line 1: step 1: step `a`: variable_components: unknown component `zz`",
+        ),
+        ("name = \n", "line 1: "),
+    ];
+    for (text, want) in cases {
+        let err = Pipeline::from_toml(text).map(|_| ()).expect_err(text).to_string();
+        assert!(err.starts_with(want), "{text:?}: {err}");
+    }
+    let empty = Pipeline::from_toml("name = \"e\"\n").expect("valid").0;
+    assert_eq!(check_functions(&empty, Registry::global(), None), [PipelineError::Empty]);
+}
