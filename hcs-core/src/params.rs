@@ -49,6 +49,7 @@ impl fmt::Display for ParamType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ParamType::Bool => f.write_str("bool"),
+            ParamType::Int { min: 0, max: i64::MAX } => f.write_str("integer ≥ 0"),
             ParamType::Int { min, max } if *min == 0 => write!(f, "integer in 0..={max}"),
             ParamType::Int { .. } => f.write_str("integer"),
             ParamType::Float => f.write_str("number"),
@@ -345,6 +346,7 @@ mod tests {
     #[test]
     fn nested_types_describe_themselves() {
         assert_eq!(<Option<Vec<f32>>>::TYPE.to_string(), "optional list of number");
+        assert_eq!(usize::TYPE.to_string(), "integer ≥ 0");
         let v = vec![1.5f32, 2.0].to_value();
         assert_eq!(<Vec<f32>>::from_value(&v).ok(), Some(vec![1.5, 2.0]));
         assert!(check_value(&<Vec<f32>>::TYPE, &ParamValue::List(vec![ParamValue::Bool(true)])).is_err());

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
 pub mod demo;
 pub mod functions;
 pub mod synth;
@@ -28,6 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check a pipeline file against the registry (and a plate) and report every mistake.
+    Check(check::Args),
     /// Synthesize a plate and run a pipeline over it, end to end, on built-in defaults.
     Demo(demo::Args),
     /// List every registered processing function and its contract.
@@ -40,6 +43,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Check(args) => check::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Functions(args) => functions::run(&args),
         Command::Synth(args) => synth::run(&args),

@@ -6,6 +6,7 @@
 //! calls: a `group_by` that is also among `variable_components` is an error here (the peer
 //! silently routes everything to one key).
 
+use crate::plate::WellId;
 use crate::registry::Registry;
 
 use super::error::{Line, PipelineError, StepRef};
@@ -80,6 +81,22 @@ pub fn check_functions(pipeline: &Pipeline, registry: &Registry, source: Option<
                     ty: spec.ty.to_string(),
                 });
             }
+        }
+    }
+    errors
+}
+
+/// Well filters of `pipeline` that name wells not in `plate_wells`.
+pub fn check_wells(pipeline: &Pipeline, plate_wells: &[WellId], source: Option<&SourceMap>) -> Vec<PipelineError> {
+    let mut errors = Vec::new();
+    for (i, step) in pipeline.steps.iter().enumerate() {
+        let wells = step.materialize.as_ref().and_then(|m| m.wells.as_ref());
+        for w in wells.into_iter().flatten().filter(|w| !plate_wells.contains(w)) {
+            errors.push(PipelineError::UnknownWell {
+                at: Line(source.and_then(|s| s.step_line(i))),
+                step: StepRef { index: i + 1, name: step.name.clone() },
+                well: w.to_string(),
+            });
         }
     }
     errors

@@ -108,4 +108,14 @@ pub enum PipelineError {
         /// What is wrong.
         message: String,
     },
+    /// A well filter names a well the plate does not have.
+    #[error("{at}{step}: materialize names well {well}, which the plate does not have")]
+    UnknownWell {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The well.
+        well: String,
+    },
 }
