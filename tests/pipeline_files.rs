@@ -129,3 +129,38 @@ fn malformed_files_are_errors_naming_the_line() {
     let empty = Pipeline::from_toml("name = \"e\"\n").expect("valid").0;
     assert_eq!(check_functions(&empty, Registry::global(), None), [PipelineError::Empty]);
 }
+
+#[test]
+fn special_inputs_need_an_earlier_producer_and_one_producer_per_step() {
+    use hcs::core_runtime::pipeline::check_special_io;
+    assert_eq!(
+        check_special_io(&canonical_in_rust(), Registry::global(), None),
+        [],
+        "grid_dimensions comes from the plate"
+    );
+    let io_errors = |text: &str| {
+        let (p, map) = Pipeline::from_toml(text).expect("well-formed");
+        check_special_io(&p, Registry::global(), Some(&map)).iter().map(ToString::to_string).collect::<Vec<_>>()
+    };
+    let too_early = "[[steps]]\nname = \"assemble\"\nfunc = \"assemble_stack\"\n\n[[steps]]\nname = \"positions\"\nfunc = \"ashlar_compute_tile_positions\"\n";
+    assert_eq!(
+        io_errors(too_early),
+        [
+            "line 3: step 1 `assemble`: `assemble_stack` needs special input `positions`, but no earlier step produces it (it is produced only later, by step 2 `positions`)"
+        ]
+    );
+    let never = "[[steps]]\nname = \"assemble\"\nfunc = \"assemble_stack\"\n";
+    assert_eq!(
+        io_errors(never),
+        [
+            "line 3: step 1 `assemble`: `assemble_stack` needs special input `positions`, but no earlier step produces it"
+        ]
+    );
+    let twice =
+        "[[steps]]\nname = \"p\"\nfunc = [\"ashlar_compute_tile_positions\", \"ashlar_compute_tile_positions\"]\n";
+    let errs = io_errors(twice);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("special output `positions` is produced twice in this step"), "{}", errs[0]);
+    let same_chain = "[[steps]]\nname = \"p\"\nfunc = [\"ashlar_compute_tile_positions\", \"assemble_stack\"]\n";
+    assert_eq!(io_errors(same_chain), Vec::<String>::new(), "an earlier chain member is an earlier producer");
+}

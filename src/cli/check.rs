@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::Registry;
 use crate::core_runtime::formats::open_plate;
-use crate::core_runtime::pipeline::{Pipeline, check_functions, check_wells};
+use crate::core_runtime::pipeline::{Pipeline, check_functions, check_special_io, check_wells};
 
 /// Options of `hcs check`.
 #[derive(clap::Args)]
@@ -23,6 +23,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let text = std::fs::read_to_string(&args.pipeline).map_err(|e| format!("{shown}: {e}"))?;
     let (pipeline, map) = Pipeline::from_toml(&text).map_err(|e| format!("{shown}: {e}"))?;
     let mut errors = check_functions(&pipeline, Registry::global(), Some(&map));
+    errors.extend(check_special_io(&pipeline, Registry::global(), Some(&map)));
     if let Some(dir) = &args.plate {
         let plate = open_plate(dir, None).map_err(|e| format!("{}: {e}", dir.display()))?;
         errors.extend(check_wells(&pipeline, &plate.index.wells(), Some(&map)));

@@ -101,3 +101,63 @@ pub fn check_wells(pipeline: &Pipeline, plate_wells: &[WellId], source: Option<&
     }
     errors
 }
+
+/// Special inputs the compiler supplies from the plate's metadata instead of an earlier step.
+pub const PLATE_SUPPLIED_INPUTS: [&str; 2] = ["grid_dimensions", "pixel_size"];
+
+/// Special I/O wiring: every special input (except [`PLATE_SUPPLIED_INPUTS`]) has a producer
+/// earlier in the pipeline (an earlier step, or an earlier member of the same chain); no key is
+/// produced twice within one step. Unknown functions are left to [`check_functions`].
+pub fn check_special_io(pipeline: &Pipeline, registry: &Registry, source: Option<&SourceMap>) -> Vec<PipelineError> {
+    let contract = |name: &str| registry.variants(name).first().copied();
+    let producers_of_step = |i: usize| -> Vec<(&'static str, String)> {
+        pipeline.steps[i]
+            .func
+            .calls()
+            .into_iter()
+            .filter_map(|(_, c)| contract(&c.name).map(|k| (k, c.name.clone())))
+            .flat_map(|(k, name)| k.special_outputs.iter().map(move |o| (o.key, name.clone())))
+            .collect()
+    };
+    let step_ref = |i: usize| StepRef { index: i + 1, name: pipeline.steps[i].name.clone() };
+    let mut errors = Vec::new();
+    let mut available: Vec<&'static str> = Vec::new();
+    for (i, step) in pipeline.steps.iter().enumerate() {
+        let mut produced_here: Vec<(&'static str, String)> = Vec::new();
+        for (k, (_, call)) in step.func.calls().into_iter().enumerate() {
+            let Some(c) = contract(&call.name) else { continue };
+            let at = Line(source.and_then(|s| s.call_line(i, k)).or(source.and_then(|s| s.step_line(i))));
+            for input in c.special_inputs {
+                let key = input.key;
+                let here = produced_here.iter().any(|(p, _)| *p == key);
+                if PLATE_SUPPLIED_INPUTS.contains(&key) || available.contains(&key) || here {
+                    continue;
+                }
+                let later =
+                    (i + 1..pipeline.steps.len()).find(|&j| producers_of_step(j).iter().any(|(p, _)| *p == key));
+                errors.push(PipelineError::MissingSpecialInput {
+                    at,
+                    step: step_ref(i),
+                    function: call.name.clone(),
+                    key: key.to_string(),
+                    later: later.map(step_ref),
+                });
+            }
+            for output in c.special_outputs {
+                if let Some((_, first)) = produced_here.iter().find(|(p, _)| *p == output.key) {
+                    errors.push(PipelineError::DuplicateProducer {
+                        at,
+                        step: step_ref(i),
+                        key: output.key.to_string(),
+                        first: first.clone(),
+                        second: call.name.clone(),
+                    });
+                } else {
+                    produced_here.push((output.key, call.name.clone()));
+                }
+            }
+        }
+        available.extend(produced_here.into_iter().map(|(k, _)| k));
+    }
+    errors
+}

@@ -118,4 +118,32 @@ pub enum PipelineError {
         /// The well.
         well: String,
     },
+    /// A special input nothing earlier produces.
+    #[error("{at}{step}: `{function}` needs special input `{key}`, but no earlier step produces it{}", later.as_ref().map(|l| format!(" (it is produced only later, by {l})")).unwrap_or_default())]
+    MissingSpecialInput {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The consumer.
+        function: String,
+        /// The key.
+        key: String,
+        /// A later step that produces it, if any.
+        later: Option<StepRef>,
+    },
+    /// Two functions of one step produce the same special output.
+    #[error("{at}{step}: special output `{key}` is produced twice in this step (by `{first}` and `{second}`)")]
+    DuplicateProducer {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The key.
+        key: String,
+        /// The first producer.
+        first: String,
+        /// The second producer.
+        second: String,
+    },
 }

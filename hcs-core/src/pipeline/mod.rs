@@ -7,7 +7,7 @@ pub mod file;
 pub mod pattern;
 pub mod step;
 
-pub use check::{check_functions, check_wells};
+pub use check::{PLATE_SUPPLIED_INPUTS, check_functions, check_special_io, check_wells};
 pub use error::{Line, PipelineError, StepRef};
 pub use file::SourceMap;
 pub use pattern::{FunctionCall, FunctionPattern};
