@@ -140,7 +140,7 @@ pub fn check_special_io(pipeline: &Pipeline, registry: &Registry, source: Option
                     step: step_ref(i),
                     function: call.name.clone(),
                     key: key.to_string(),
-                    later: later.map(step_ref),
+                    later: later.map(|j| step_ref(j).to_string()),
                 });
             }
             for output in c.special_outputs {

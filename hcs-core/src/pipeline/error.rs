@@ -129,8 +129,8 @@ pub enum PipelineError {
         function: String,
         /// The key.
         key: String,
-        /// A later step that produces it, if any.
-        later: Option<StepRef>,
+        /// A later step that produces it, if any (as `step K `name``).
+        later: Option<String>,
     },
     /// Two functions of one step produce the same special output.
     #[error("{at}{step}: special output `{key}` is produced twice in this step (by `{first}` and `{second}`)")]
