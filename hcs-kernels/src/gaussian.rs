@@ -9,13 +9,29 @@ use ndarray::{Array2, ArrayView2, Axis};
 use crate::error::KernelError;
 use crate::separable::{along_x, along_y};
 
-/// Normalized 1-D Gaussian weights with radius `round(truncate·σ)` (SciPy's rule).
+/// SciPy's 1-D Gaussian kernel (`_gaussian_kernel1d`) of derivative `order` (0 or 2), radius
+/// `round(truncate·σ)`, in f64.
+pub fn derivative_kernel(sigma: f64, order: u8, truncate: f64) -> Vec<f64> {
+    let radius = (truncate * sigma + 0.5) as isize;
+    let s2 = sigma * sigma;
+    let phi: Vec<f64> = (-radius..=radius).map(|x| (-0.5 / s2 * (x * x) as f64).exp()).collect();
+    let sum: f64 = phi.iter().sum();
+    (-radius..=radius)
+        .zip(&phi)
+        .map(|(x, &p)| {
+            let p = p / sum;
+            match order {
+                0 => p,
+                // d²/dx² of the Gaussian: (x²/σ⁴ − 1/σ²)·φ(x)
+                _ => ((x * x) as f64 / (s2 * s2) - 1.0 / s2) * p,
+            }
+        })
+        .collect()
+}
+
+/// Normalized 1-D Gaussian weights with radius `round(truncate·σ)` (SciPy's rule), in f32.
 pub fn kernel(sigma: f64, truncate: f64) -> Vec<f32> {
-    let radius = (truncate * sigma + 0.5) as usize;
-    let s2 = 2.0 * sigma * sigma;
-    let w: Vec<f64> = (-(radius as isize)..=radius as isize).map(|x| (-((x * x) as f64) / s2).exp()).collect();
-    let sum: f64 = w.iter().sum();
-    w.iter().map(|v| (v / sum) as f32).collect()
+    derivative_kernel(sigma, 0, truncate).into_iter().map(|v| v as f32).collect()
 }
 
 /// Smooth one plane (σ in pixels, in y and x).

@@ -8,25 +8,12 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::boundary::reflect;
+use crate::gaussian::derivative_kernel;
 use crate::separable::{along_x, along_y};
 
 /// SciPy's 1-D Gaussian kernel of derivative `order` (0 or 2), radius `round(4σ)`.
-pub fn gaussian_kernel(sigma: f64, order: u8) -> Vec<f64> {
-    let radius = (4.0 * sigma + 0.5) as isize;
-    let s2 = sigma * sigma;
-    let phi: Vec<f64> = (-radius..=radius).map(|x| (-0.5 / s2 * (x * x) as f64).exp()).collect();
-    let sum: f64 = phi.iter().sum();
-    (-radius..=radius)
-        .zip(&phi)
-        .map(|(x, &p)| {
-            let p = p / sum;
-            match order {
-                0 => p,
-                // d²/dx² of the Gaussian: (x²/σ⁴ − 1/σ²)·φ(x)
-                _ => ((x * x) as f64 / (s2 * s2) - 1.0 / s2) * p,
-            }
-        })
-        .collect()
+fn gaussian_kernel(sigma: f64, order: u8) -> Vec<f64> {
+    derivative_kernel(sigma, order, 4.0)
 }
 
 /// Gaussian smoothing in f64 (σ in pixels; σ = 0 returns a copy).

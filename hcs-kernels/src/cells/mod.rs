@@ -314,7 +314,7 @@ fn blob_cells(img: &Array2<f64>, raw: ArrayView2<'_, f32>, s: &Settings, labels:
             continue;
         }
         let (yf, xf) = (b.y as f64, b.x as f64);
-        if s.remove_border && (yf < r || xf < r || (h - 1 - b.y) as f64 + 0.0 < r || ((w - 1 - b.x) as f64) < r) {
+        if s.remove_border && (yf < r || xf < r || ((h - 1 - b.y) as f64) < r || ((w - 1 - b.x) as f64) < r) {
             continue;
         }
         let id = cells.len() as u32 + 1;
