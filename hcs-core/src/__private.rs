@@ -4,7 +4,7 @@
 pub use ::linkme;
 pub use ::std::any::TypeId;
 
-pub use crate::contract::{FunctionContract, InvokeOutput, SourceLocation};
+pub use crate::contract::{FunctionContract, InvokeOutput, PlaneCount, SourceLocation};
 pub use crate::error::InvokeError;
 pub use crate::memory::{CudaStackType, MemoryType, NdarrayStackType, Stack, TorchStackType};
 pub use crate::params::{ParamMap, ParamSpec, ParamValue, PipelineParam};

@@ -19,6 +19,22 @@ pub struct SourceLocation {
     pub column: u32,
 }
 
+/// How many planes a call returns (`#[memory(.., planes = ..)]`): what the compiler needs to know
+/// which component values exist after a step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaneCount {
+    /// As many as it received (filters, normalization).
+    #[default]
+    Same,
+    /// One, whatever it received: the call's variable components collapse to their first value
+    /// (projections, composites, mosaics).
+    One,
+    /// It depends on the parameters (cropping in z, 3-D binning): later steps cannot rely on the
+    /// component values of the collapsed axes.
+    Any,
+}
+
 /// What a call returns: the stack and the special outputs in declaration order.
 #[derive(Debug)]
 pub struct InvokeOutput {
@@ -44,6 +60,8 @@ pub struct FunctionContract {
     pub input_memory: MemoryType,
     /// Memory type of the stack it returns.
     pub output_memory: MemoryType,
+    /// How many planes a call returns, relative to the planes it receives.
+    pub output_planes: PlaneCount,
     /// Special inputs, in declaration order.
     pub special_inputs: &'static [SpecialInputSpec],
     /// Special outputs, in declaration order (the order of the returned tuple).
@@ -131,12 +149,13 @@ impl Serialize for FunctionContract {
             .iter()
             .map(|s| Output { key: s.key, rust_type: s.rust_type, materializer: s.materializer.map(|m| m.name) })
             .collect();
-        let mut st = serializer.serialize_struct("FunctionContract", 11)?;
+        let mut st = serializer.serialize_struct("FunctionContract", 12)?;
         st.serialize_field("name", self.name)?;
         st.serialize_field("module_path", self.module_path)?;
         st.serialize_field("crate", self.crate_name)?;
         st.serialize_field("input_memory", &self.input_memory)?;
         st.serialize_field("output_memory", &self.output_memory)?;
+        st.serialize_field("output_planes", &self.output_planes)?;
         st.serialize_field("special_inputs", &inputs)?;
         st.serialize_field("special_outputs", &outputs)?;
         st.serialize_field("chain_breaker", &self.chain_breaker)?;

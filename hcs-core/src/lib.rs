@@ -9,6 +9,7 @@
 // Lets generated code name `::hcs_core::__private` inside this crate too.
 extern crate self as hcs_core;
 
+pub mod compiler;
 pub mod contract;
 pub mod error;
 pub mod formats;
@@ -20,7 +21,7 @@ pub mod registry;
 pub mod special;
 pub mod synth;
 
-pub use contract::{FunctionContract, InvokeOutput, Invoker, SourceLocation};
+pub use contract::{FunctionContract, InvokeOutput, Invoker, PlaneCount, SourceLocation};
 pub use error::{InvokeError, MaterializeError, ParamError, RegistryError};
 pub use memory::{CudaStack, MemoryType, NdarrayStack, Stack, TorchStack};
 pub use params::{ParamMap, ParamSpec, ParamType, ParamValue, PipelineParam};

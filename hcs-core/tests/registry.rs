@@ -16,6 +16,7 @@ const fn contract(name: &'static str, module_path: &'static str, memory: MemoryT
         crate_name: "test",
         input_memory: memory,
         output_memory: memory,
+        output_planes: hcs_core::PlaneCount::Same,
         special_inputs: &[],
         special_outputs: &[],
         chain_breaker: false,

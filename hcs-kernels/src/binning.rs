@@ -105,7 +105,7 @@ pub fn spatial_bin_2d(
 
 /// Bin the stack in `bin_size`³ blocks (planes, rows and columns that do not fill a block are
 /// dropped).
-#[memory(ndarray)]
+#[memory(ndarray, planes = any)]
 pub fn spatial_bin_3d(
     stack: NdarrayStack,
     #[param(default = 2, doc = "block edge in pixels and planes")] bin_size: usize,

@@ -8,7 +8,7 @@ use ndarray::ArrayView3;
 ///
 /// Weights default to equal and are normalized to sum to 1; a weight list shorter than the stack
 /// is padded with zeros.
-#[memory(ndarray)]
+#[memory(ndarray, planes = one)]
 pub fn create_composite(
     stack: NdarrayStack,
     #[param(default = None, doc = "per-plane weights; equal when omitted")] weights: Option<Vec<f32>>,

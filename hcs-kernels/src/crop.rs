@@ -7,7 +7,7 @@ use ndarray::s;
 use crate::error::KernelError;
 
 /// The sub-volume `[start_z..start_z+depth, start_y..start_y+height, start_x..start_x+width]`.
-#[memory(ndarray)]
+#[memory(ndarray, planes = any)]
 pub fn crop(
     stack: NdarrayStack,
     #[param(default = 0, doc = "first column")] start_x: usize,

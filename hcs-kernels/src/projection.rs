@@ -53,7 +53,7 @@ pub(crate) fn reduce_planes<A: Send + Clone + Default>(
 }
 
 /// Maximum-intensity projection over planes: `[n, y, x]` → `[1, y, x]`.
-#[memory(ndarray)]
+#[memory(ndarray, planes = one)]
 pub fn max_projection(stack: NdarrayStack) -> NdarrayStack {
     max_projection_of(stack.view())
 }
@@ -82,7 +82,7 @@ impl Default for MaxAcc {
 }
 
 /// Mean-intensity projection over planes: `[n, y, x]` → `[1, y, x]` (accumulated in f64).
-#[memory(ndarray)]
+#[memory(ndarray, planes = one)]
 pub fn mean_projection(stack: NdarrayStack) -> NdarrayStack {
     mean_projection_of(stack.view())
 }
@@ -114,7 +114,7 @@ pub fn laplacian_variance(plane: ndarray::ArrayView2<'_, f32>) -> f64 {
 }
 
 /// The sharpest plane (largest Laplacian variance): `[n, y, x]` → `[1, y, x]`.
-#[memory(ndarray)]
+#[memory(ndarray, planes = one)]
 pub fn best_focus_projection(stack: NdarrayStack) -> NdarrayStack {
     let scores: Vec<f64> = stack.outer_iter().into_par_iter().map(laplacian_variance).collect();
     let best = scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
@@ -125,7 +125,7 @@ pub fn best_focus_projection(stack: NdarrayStack) -> NdarrayStack {
 }
 
 /// Project planes with the chosen method: `[n, y, x]` → `[1, y, x]`.
-#[memory(ndarray)]
+#[memory(ndarray, planes = one)]
 pub fn create_projection(
     stack: NdarrayStack,
     #[param(default = ProjectionMethod::Max, doc = "max_projection | mean_projection | best_focus")]

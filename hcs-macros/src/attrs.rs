@@ -69,11 +69,43 @@ impl Memory {
     }
 }
 
-/// The declared input and output memory types.
+/// How many planes a call returns, as spelled in `#[memory(.., planes = ..)]`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Planes {
+    Same,
+    One,
+    Any,
+}
+
+impl Planes {
+    fn parse(ident: &Ident) -> syn::Result<Planes> {
+        match ident.to_string().as_str() {
+            "same" => Ok(Planes::Same),
+            "one" => Ok(Planes::One),
+            "any" => Ok(Planes::Any),
+            other => Err(syn::Error::new(
+                ident.span(),
+                format!("unknown `planes = {other}`; expected `same` (the default), `one` or `any`"),
+            )),
+        }
+    }
+
+    /// The `PlaneCount` variant name in hcs-core.
+    pub fn variant(self) -> &'static str {
+        match self {
+            Planes::Same => "Same",
+            Planes::One => "One",
+            Planes::Any => "Any",
+        }
+    }
+}
+
+/// The declared input and output memory types, and the plane count of the output.
 #[derive(Clone, Copy, Debug)]
 pub struct MemorySpec {
     pub input: Memory,
     pub output: Memory,
+    pub planes: Planes,
 }
 
 /// One `key` or `key = materializer` entry of `#[special_outputs(..)]`.
@@ -180,46 +212,73 @@ fn parse_memory(input: ParseStream<'_>) -> syn::Result<MemorySpec> {
             input.error("#[memory(..)] needs a memory type: `ndarray`, `torch`, `cuda`, or `input = .., output = ..`")
         );
     }
-    if input.peek2(Token![=]) {
-        let mut input_mem = None;
-        let mut output_mem = None;
-        let entries = Punctuated::<(Ident, Ident), Token![,]>::parse_terminated_with(input, |s| {
-            let k: Ident = s.parse()?;
+    let mut bare: Option<Ident> = None;
+    let mut input_mem = None;
+    let mut output_mem = None;
+    let mut planes = None;
+    let entries = Punctuated::<(Ident, Option<Ident>), Token![,]>::parse_terminated_with(input, |s| {
+        let k: Ident = s.parse()?;
+        if s.peek(Token![=]) {
             s.parse::<Token![=]>()?;
-            Ok((k, s.parse()?))
-        })?;
-        for (k, v) in entries {
-            let slot = match k.to_string().as_str() {
-                "input" => &mut input_mem,
-                "output" => &mut output_mem,
-                other => {
-                    return Err(syn::Error::new(
-                        k.span(),
-                        format!("unknown key `{other}` in #[memory(..)]; expected `input` and/or `output`"),
-                    ));
-                }
-            };
-            if slot.is_some() {
-                return Err(syn::Error::new(k.span(), format!("`{k}` is given twice in #[memory(..)]")));
-            }
-            *slot = Some(Memory::parse(&v)?);
+            Ok((k, Some(s.parse()?)))
+        } else {
+            Ok((k, None))
         }
-        let (input, output) = match (input_mem, output_mem) {
-            (Some(i), Some(o)) => (i, o),
-            (Some(i), None) => (i, i),
-            (None, Some(o)) => (o, o),
-            (None, None) => {
-                return Err(input.error("#[memory(..)] needs `input = ..` or `output = ..`"));
+    })?;
+    for (k, v) in entries {
+        let Some(v) = v else {
+            if bare.is_some() || input_mem.is_some() || output_mem.is_some() {
+                return Err(syn::Error::new(
+                    k.span(),
+                    "#[memory(..)] takes one memory type, or `input = .., output = ..` when they differ",
+                ));
             }
+            Memory::parse(&k)?;
+            bare = Some(k);
+            continue;
         };
-        return Ok(MemorySpec { input, output });
+        match k.to_string().as_str() {
+            "input" | "output" if bare.is_some() => {
+                return Err(syn::Error::new(
+                    k.span(),
+                    "#[memory(..)] takes one memory type, or `input = .., output = ..` when they differ",
+                ));
+            }
+            "input" | "output" => {
+                let slot = if k == "input" { &mut input_mem } else { &mut output_mem };
+                if slot.is_some() {
+                    return Err(syn::Error::new(k.span(), format!("`{k}` is given twice in #[memory(..)]")));
+                }
+                *slot = Some(Memory::parse(&v)?);
+            }
+            "planes" => {
+                if planes.is_some() {
+                    return Err(syn::Error::new(k.span(), "`planes` is given twice in #[memory(..)]"));
+                }
+                planes = Some(Planes::parse(&v)?);
+            }
+            other => {
+                return Err(syn::Error::new(
+                    k.span(),
+                    format!("unknown key `{other}` in #[memory(..)]; expected `input`, `output` and/or `planes`"),
+                ));
+            }
+        }
     }
-    let ident: Ident = input.parse()?;
-    let mem = Memory::parse(&ident)?;
-    if !input.is_empty() {
-        return Err(input.error("#[memory(..)] takes one memory type, or `input = .., output = ..` when they differ"));
+    let planes = planes.unwrap_or(Planes::Same);
+    if let Some(b) = bare {
+        let mem = Memory::parse(&b)?;
+        return Ok(MemorySpec { input: mem, output: mem, planes });
     }
-    Ok(MemorySpec { input: mem, output: mem })
+    let (input, output) = match (input_mem, output_mem) {
+        (Some(i), Some(o)) => (i, o),
+        (Some(i), None) => (i, i),
+        (None, Some(o)) => (o, o),
+        (None, None) => {
+            return Err(input.error("#[memory(..)] needs a memory type, or `input = ..` / `output = ..`"));
+        }
+    };
+    Ok(MemorySpec { input, output, planes })
 }
 
 fn parse_outputs(input: ParseStream<'_>) -> syn::Result<Vec<OutputDecl>> {

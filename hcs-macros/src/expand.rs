@@ -153,6 +153,7 @@ fn generate(func: &ItemFn, declared: &Declared, memory: MemorySpec, sig: Signatu
     let doc = doc_summary(&func.attrs);
     let (in_trait, in_variant) = memory_items(memory.input, rt);
     let (out_trait, out_variant) = memory_items(memory.output, rt);
+    let planes_variant = syn::Ident::new(memory.planes.variant(), proc_macro2::Span::call_site());
     let stack_ty = &sig.stack_ty;
     let Some(returns) = sig.returns else {
         return quote!(#func);
@@ -305,6 +306,7 @@ fn generate(func: &ItemFn, declared: &Declared, memory: MemorySpec, sig: Signatu
                         crate_name: ::core::env!("CARGO_PKG_NAME"),
                         input_memory: #rt::MemoryType::#in_variant,
                         output_memory: #rt::MemoryType::#out_variant,
+                        output_planes: #rt::PlaneCount::#planes_variant,
                         special_inputs: &[#(#input_specs),*],
                         special_outputs: &[#(#output_specs),*],
                         chain_breaker: #chain_breaker,

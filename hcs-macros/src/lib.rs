@@ -24,6 +24,11 @@ use attrs::AttrKind;
 
 /// Declare the memory type of a function's stack: `#[memory(ndarray)]`, `#[memory(torch)]`,
 /// `#[memory(cuda)]`, or `#[memory(input = torch, output = ndarray)]`.
+///
+/// `planes = one` declares that each call returns one plane whatever it was given (projections,
+/// composites, mosaics), `planes = any` that the count depends on parameters (cropping in z,
+/// 3-D binning); the default `planes = same` returns as many planes as it received. The pipeline
+/// compiler uses this to know which component values exist after each step.
 #[proc_macro_attribute]
 pub fn memory(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(AttrKind::Memory, attr.into(), item.into()).into()

@@ -123,7 +123,7 @@ impl Placed<'_> {
 }
 
 /// Assemble the tiles (planes in site order) into one mosaic `[1, H, W]` using `positions`.
-#[memory(ndarray)]
+#[memory(ndarray, planes = one)]
 #[hcs_macros::special_inputs(positions)]
 pub fn assemble_stack(
     stack: NdarrayStack,
