@@ -146,4 +146,107 @@ pub enum PipelineError {
         /// The second producer.
         second: String,
     },
+    /// A configuration value that cannot be used (`step` is `None` for the run and global layers).
+    #[error("{at}{}{message}", step.as_ref().map(|s| format!("{s}: ")).unwrap_or_default())]
+    Config {
+        /// Where.
+        at: Line,
+        /// The step whose layer it is, if any.
+        step: Option<StepRef>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A special output would be produced by several calls of one well without `merge_outputs`.
+    #[error(
+        "{at}{step}: `{function}` produces special output `{key}` once per group, and this step runs {groups}; the values would overwrite each other. Add `merge_outputs = [\"{key}\"]` to keep one per group, or stack those components with `variable_components`"
+    )]
+    MultiGroupProducer {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The producer.
+        function: String,
+        /// The key.
+        key: String,
+        /// How many groups per well, and why (e.g. `6 groups per well (2 channel values × 3 z_index values)`).
+        groups: String,
+    },
+    /// A dict pattern key that is not a value of the routing component at that step.
+    #[error("{at}{step}: dict key \"{key}\" is not a {component} value at this step (present: {present}){}", note.as_ref().map(|n| format!("; {n}")).unwrap_or_default())]
+    DictKey {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The key.
+        key: String,
+        /// The routing component.
+        component: crate::plate::Component,
+        /// The values present, comma-separated.
+        present: String,
+        /// Why the values differ from the plate's (an earlier collapsing step).
+        note: Option<String>,
+    },
+    /// A special output declared in `merge_outputs` is not produced by the step, or is consumed.
+    #[error("{at}{step}: {message}")]
+    Special {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// What is wrong.
+        message: String,
+    },
+    /// Two connected calls whose memory types have no conversion in this build.
+    #[error("{at}{step}: `{function}` takes {to} stacks, but gets {from} from {source_desc}, and this build has no {from} → {to} conversion{}", hint(*from, *to))]
+    NoConversion {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The consumer.
+        function: String,
+        /// The source's memory type.
+        from: crate::memory::MemoryType,
+        /// The consumer's memory type.
+        to: crate::memory::MemoryType,
+        /// What produces the stack (`tophat` or `storage`).
+        source_desc: String,
+    },
+    /// A function needs a GPU (or its CPU variant) that the policy and the machine do not give.
+    #[error("{at}{step}: {message}")]
+    Gpu {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// What is missing.
+        message: String,
+    },
+    /// Two persistent outputs would share a folder, or one would land inside the input plate.
+    #[error("{at}{step}: {message}")]
+    OutputCollision {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// Which paths collide.
+        message: String,
+    },
+}
+
+fn hint(from: crate::memory::MemoryType, to: crate::memory::MemoryType) -> String {
+    let features: Vec<&str> = [from, to]
+        .iter()
+        .filter(|m| m.is_gpu_capable())
+        .map(|m| m.name())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if features.is_empty() {
+        String::new()
+    } else {
+        format!(" (build with feature{} {})", if features.len() > 1 { "s" } else { "" }, features.join(", "))
+    }
 }

@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use crate::params::ParamValue;
 use crate::plate::{Component, WellId};
 
+use super::config::ConfigLayer;
 use super::error::{Line, PipelineError};
 use super::pattern::{FunctionCall, FunctionPattern};
 use super::step::{FunctionStep, InputSource, Materialize, Pipeline};
@@ -185,7 +186,8 @@ fn component(v: &toml::Value, what: &str) -> Result<Component, String> {
 }
 
 fn step(t: &toml::Table) -> Result<FunctionStep, String> {
-    const KEYS: [&str; 6] = ["name", "func", "variable_components", "group_by", "input_source", "materialize"];
+    const KEYS: [&str; 8] =
+        ["name", "func", "variable_components", "group_by", "input_source", "materialize", "merge_outputs", "config"];
     if let Some(extra) = t.keys().find(|k| !KEYS.contains(&k.as_str())) {
         return Err(format!("unknown key `{extra}` (a step has {})", KEYS.join(", ")));
     }
@@ -228,6 +230,14 @@ fn step(t: &toml::Table) -> Result<FunctionStep, String> {
         }
         Some(_) => return Err(format!("step `{name}`: materialize is true, false or {{ wells = [...] }}")),
     }
+    if let Some(v) = t.get("merge_outputs") {
+        let keys = v.as_array().and_then(|a| a.iter().map(|k| k.as_str().map(str::to_string)).collect());
+        s.merge_outputs =
+            keys.ok_or_else(|| format!("step `{name}`: merge_outputs must be a list of special-output keys"))?;
+    }
+    if let Some(v) = t.get("config") {
+        s.config = ConfigLayer::from_toml(v.clone()).map_err(|e| format!("step `{name}`: config: {e}"))?;
+    }
     Ok(s)
 }
 
@@ -236,14 +246,18 @@ impl Pipeline {
     pub fn from_toml(text: &str) -> Result<(Pipeline, SourceMap), PipelineError> {
         let table: toml::Table =
             toml::from_str(text).map_err(|e| file_error(text, e.span().map(|s| s.start), e.message().to_string()))?;
-        if let Some(extra) = table.keys().find(|k| *k != "name" && *k != "steps") {
+        if let Some(extra) = table.keys().find(|k| !["name", "config", "steps"].contains(&k.as_str())) {
             return Err(file_error(
                 text,
                 find_from(text, 0, extra),
-                format!("unknown key `{extra}` (a pipeline has name, steps)"),
+                format!("unknown key `{extra}` (a pipeline has name, config, steps)"),
             ));
         }
         let mut pipeline = Pipeline::new(table.get("name").and_then(toml::Value::as_str).unwrap_or("pipeline"));
+        if let Some(v) = table.get("config") {
+            pipeline.config = ConfigLayer::from_toml(v.clone())
+                .map_err(|e| file_error(text, find_from(text, 0, "[config]"), format!("[config]: {e}")))?;
+        }
         let steps = match table.get("steps") {
             None => &Vec::new(),
             Some(toml::Value::Array(steps)) => steps,
@@ -285,6 +299,14 @@ impl Pipeline {
             }
         }
         let mut out = format!("name = {}\n", toml::Value::String(self.name.clone()));
+        if !self.config.is_empty()
+            && let Ok(toml::Value::Table(config)) = toml::Value::try_from(&self.config)
+        {
+            out.push_str("\n[config]\n");
+            for (k, v) in config {
+                out.push_str(&format!("{k} = {v}\n"));
+            }
+        }
         for s in &self.steps {
             let mut t = toml::Table::new();
             t.insert("name".into(), toml::Value::String(s.name.clone()));
@@ -306,9 +328,28 @@ impl Pipeline {
                 };
                 t.insert("materialize".into(), v);
             }
+            if !s.merge_outputs.is_empty() {
+                let keys = s.merge_outputs.iter().map(|k| toml::Value::String(k.clone())).collect();
+                t.insert("merge_outputs".into(), toml::Value::Array(keys));
+            }
+            if !s.config.is_empty()
+                && let Ok(config) = toml::Value::try_from(&s.config)
+            {
+                t.insert("config".into(), config);
+            }
             t.insert("func".into(), pat(&s.func));
             out.push_str("\n[[steps]]\n");
-            for k in ["name", "variable_components", "group_by", "input_source", "materialize", "func"] {
+            let keys = [
+                "name",
+                "variable_components",
+                "group_by",
+                "input_source",
+                "materialize",
+                "merge_outputs",
+                "config",
+                "func",
+            ];
+            for k in keys {
                 if let Some(v) = t.get(k) {
                     out.push_str(&format!("{k} = {v}\n"));
                 }

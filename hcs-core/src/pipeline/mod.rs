@@ -1,13 +1,16 @@
-//! Pipelines: steps of function patterns, built in Rust or read from TOML files, and the checks
-//! that need no plate. (The per-well compiler phases build on these.)
+//! Pipelines: steps of function patterns, built in Rust or read from TOML files, their layered
+//! configuration, and the checks that need no plate. The compiler (`crate::compiler`) builds on
+//! these.
 
 pub mod check;
+pub mod config;
 pub mod error;
 pub mod file;
 pub mod pattern;
 pub mod step;
 
 pub use check::{PLATE_SUPPLIED_INPUTS, check_functions, check_special_io, check_wells};
+pub use config::{Config, ConfigError, ConfigLayer, GpuPolicy, StorageBackend, Workers, ZarrCompression};
 pub use error::{Line, PipelineError, StepRef};
 pub use file::SourceMap;
 pub use pattern::{FunctionCall, FunctionPattern};

@@ -2,10 +2,12 @@
 
 use crate::plate::{Component, WellId};
 
+use super::config::ConfigLayer;
 use super::pattern::FunctionPattern;
 
 /// Where a step reads its input from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InputSource {
     /// The previous step's output (the plate for the first step).
     #[default]
@@ -51,6 +53,12 @@ pub struct FunctionStep {
     pub input_source: InputSource,
     /// An optional checkpoint.
     pub materialize: Option<Materialize>,
+    /// Special outputs this step may produce once per group (e.g. cell counts per channel): the
+    /// values are kept one per group, each materialized to its own file, instead of one per well.
+    /// Such a key cannot be a later step's special input.
+    pub merge_outputs: Vec<String>,
+    /// The step's configuration layer (on top of the global and run layers).
+    pub config: ConfigLayer,
 }
 
 impl FunctionStep {
@@ -63,6 +71,8 @@ impl FunctionStep {
             group_by: None,
             input_source: InputSource::PreviousStep,
             materialize: None,
+            merge_outputs: Vec::new(),
+            config: ConfigLayer::default(),
         }
     }
 
@@ -89,6 +99,18 @@ impl FunctionStep {
         self.materialize = Some(Materialize { wells });
         self
     }
+
+    /// Let these special outputs be produced once per group (see [`FunctionStep::merge_outputs`]).
+    pub fn merge_outputs(mut self, keys: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.merge_outputs = keys.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Set the step's configuration layer.
+    pub fn config(mut self, layer: ConfigLayer) -> Self {
+        self.config = layer;
+        self
+    }
 }
 
 /// An ordered list of steps.
@@ -98,12 +120,20 @@ pub struct Pipeline {
     pub name: String,
     /// The steps in execution order.
     pub steps: Vec<FunctionStep>,
+    /// The run configuration layer (the file's `[config]`).
+    pub config: ConfigLayer,
 }
 
 impl Pipeline {
     /// An empty pipeline.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), steps: Vec::new() }
+        Self { name: name.into(), steps: Vec::new(), config: ConfigLayer::default() }
+    }
+
+    /// Set the run configuration layer.
+    pub fn config(mut self, layer: ConfigLayer) -> Self {
+        self.config = layer;
+        self
     }
 
     /// Append a step.

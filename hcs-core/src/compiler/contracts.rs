@@ -1,0 +1,239 @@
+//! Phase 4, memory-contract validation: every call resolves to one registered variant (chosen by
+//! the GPU policy and whether a GPU exists), gets its full parameter set (defaults filled in), and
+//! connects to what comes before it: the stack arrives from storage as `ndarray`, and wherever
+//! two connected memory types differ a conversion is inserted — or, if this build has none, the
+//! pipeline is rejected. A step's output returns to `ndarray` for storage.
+
+use std::collections::BTreeSet;
+
+use crate::contract::FunctionContract;
+use crate::memory::MemoryType;
+use crate::params::ParamMap;
+use crate::pipeline::{FunctionPattern, GpuPolicy, Line, Pipeline, PipelineError, SourceMap, StepRef};
+use crate::registry::Registry;
+
+use super::plan::{Conversion, ResolvedCall, ResolvedPattern};
+
+/// The memory-type conversions the executor can perform in this build.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ConversionTable {
+    pairs: BTreeSet<(MemoryType, MemoryType)>,
+}
+
+impl ConversionTable {
+    /// Only identity (no conversion at all).
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// The conversions compiled in: host ↔ torch with feature `torch`, host ↔ cuda with `cuda`,
+    /// torch ↔ cuda with both.
+    pub fn built_in() -> Self {
+        #[allow(unused_mut)]
+        let mut table = Self::none();
+        #[cfg(feature = "torch")]
+        {
+            table = table.with(MemoryType::Ndarray, MemoryType::Torch).with(MemoryType::Torch, MemoryType::Ndarray);
+        }
+        #[cfg(feature = "cuda")]
+        {
+            table = table.with(MemoryType::Ndarray, MemoryType::Cuda).with(MemoryType::Cuda, MemoryType::Ndarray);
+        }
+        #[cfg(all(feature = "torch", feature = "cuda"))]
+        {
+            table = table.with(MemoryType::Torch, MemoryType::Cuda).with(MemoryType::Cuda, MemoryType::Torch);
+        }
+        table
+    }
+
+    /// Add a conversion.
+    pub fn with(mut self, from: MemoryType, to: MemoryType) -> Self {
+        self.pairs.insert((from, to));
+        self
+    }
+
+    /// Whether `from` can become `to` (always for equal types).
+    pub fn has(&self, from: MemoryType, to: MemoryType) -> bool {
+        from == to || self.pairs.contains(&(from, to))
+    }
+}
+
+/// Phase-4 result for one step.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// The resolved pattern.
+    pub func: ResolvedPattern,
+    /// Conversion of the step's output back to `ndarray`, if needed.
+    pub convert_output: Option<Conversion>,
+    /// Whether some call runs on a GPU memory type.
+    pub uses_gpu: bool,
+}
+
+struct Ctx<'a> {
+    registry: &'a Registry,
+    table: &'a ConversionTable,
+    policy: GpuPolicy,
+    gpu_available: bool,
+    step: StepRef,
+    group_by: Option<crate::plate::Component>,
+    at: Line,
+    errors: Vec<PipelineError>,
+}
+
+/// The variant a policy picks: `Err` with a message when the policy rules out every variant.
+pub fn choose_variant(
+    variants: &[&'static FunctionContract],
+    policy: GpuPolicy,
+    gpu_available: bool,
+) -> Result<&'static FunctionContract, String> {
+    let cpu = variants.iter().copied().find(|c| c.input_memory == MemoryType::Ndarray);
+    let gpu = variants.iter().copied().find(|c| c.input_memory.is_gpu_capable());
+    let only = |g: &FunctionContract| g.input_memory.name();
+    match (policy, cpu, gpu) {
+        (GpuPolicy::Never, Some(c), _) => Ok(c),
+        (GpuPolicy::Never, None, Some(g)) => Err(format!(
+            "has only a {} variant, and gpu_policy is never (register an ndarray variant under the same name)",
+            only(g)
+        )),
+        (GpuPolicy::Require, _, Some(g)) => Ok(g),
+        (GpuPolicy::Prefer, Some(_), Some(g)) if gpu_available => Ok(g),
+        (_, Some(c), _) => Ok(c),
+        (_, None, Some(g)) => Ok(g),
+        (_, None, None) => Err("has no registered variant".into()),
+    }
+}
+
+fn resolve(
+    p: &FunctionPattern,
+    incoming: MemoryType,
+    ctx: &mut Ctx<'_>,
+    source: &str,
+) -> Option<(ResolvedPattern, MemoryType)> {
+    match p {
+        FunctionPattern::Call(call) => {
+            let variants = ctx.registry.variants(&call.name);
+            if variants.is_empty() {
+                return None; // reported by the function check
+            }
+            let contract = match choose_variant(variants, ctx.policy, ctx.gpu_available) {
+                Ok(c) => c,
+                Err(why) => {
+                    ctx.errors.push(PipelineError::Gpu {
+                        at: ctx.at,
+                        step: ctx.step.clone(),
+                        message: format!("`{}` {why}", call.name),
+                    });
+                    return None;
+                }
+            };
+            let convert_input =
+                (incoming != contract.input_memory).then_some(Conversion { from: incoming, to: contract.input_memory });
+            if !ctx.table.has(incoming, contract.input_memory) {
+                ctx.errors.push(PipelineError::NoConversion {
+                    at: ctx.at,
+                    step: ctx.step.clone(),
+                    function: call.name.clone(),
+                    from: incoming,
+                    to: contract.input_memory,
+                    source_desc: source.to_string(),
+                });
+            }
+            let mut params = ParamMap::new();
+            for spec in contract.params {
+                if let Some(v) = call.params.get(spec.name).cloned().or_else(|| spec.default.map(|d| d())) {
+                    params.insert(spec.name.to_string(), v);
+                }
+            }
+            let resolved = ResolvedCall {
+                function: call.name.clone(),
+                input_memory: contract.input_memory,
+                output_memory: contract.output_memory,
+                params,
+                convert_input,
+            };
+            Some((ResolvedPattern::Call(resolved), contract.output_memory))
+        }
+        FunctionPattern::Chain(members) => {
+            let mut out = Vec::with_capacity(members.len());
+            let mut memory = incoming;
+            let mut from = source.to_string();
+            let mut ok = true;
+            for m in members {
+                match resolve(m, memory, ctx, &from) {
+                    Some((r, mem)) => {
+                        if let Some(last) = r.calls().last() {
+                            from = format!("`{}`", last.function);
+                        }
+                        memory = mem;
+                        out.push(r);
+                    }
+                    None => ok = false,
+                }
+            }
+            ok.then_some((ResolvedPattern::Chain { members: out }, memory))
+        }
+        FunctionPattern::Dict(entries) => {
+            let mut out = std::collections::BTreeMap::new();
+            let mut memory = incoming;
+            let mut ok = true;
+            for (k, v) in entries {
+                match resolve(v, incoming, ctx, source) {
+                    Some((r, mem)) => {
+                        if mem != incoming {
+                            memory = mem;
+                        }
+                        out.insert(k.clone(), r);
+                    }
+                    None => ok = false,
+                }
+            }
+            let by = ctx.group_by?; // a dict without group_by is reported by the function check
+            ok.then_some((ResolvedPattern::Dict { by, entries: out }, memory))
+        }
+    }
+}
+
+/// Run phase 4 for every step (`None` where a step cannot be resolved; its errors are reported).
+pub fn resolve_steps(
+    pipeline: &Pipeline,
+    registry: &Registry,
+    table: &ConversionTable,
+    policies: &[GpuPolicy],
+    gpu_available: bool,
+    source: Option<&SourceMap>,
+) -> (Vec<Option<Resolved>>, Vec<PipelineError>) {
+    let mut errors = Vec::new();
+    let mut out = Vec::with_capacity(pipeline.steps.len());
+    for (i, step) in pipeline.steps.iter().enumerate() {
+        let mut ctx = Ctx {
+            registry,
+            table,
+            policy: policies[i],
+            gpu_available,
+            step: StepRef { index: i + 1, name: step.name.clone() },
+            group_by: step.group_by,
+            at: Line(source.and_then(|s| s.step_line(i))),
+            errors: Vec::new(),
+        };
+        let resolved = resolve(&step.func, MemoryType::Ndarray, &mut ctx, "storage").map(|(func, memory)| {
+            let uses_gpu =
+                func.calls().iter().any(|c| c.input_memory.is_gpu_capable() || c.output_memory.is_gpu_capable());
+            let convert_output =
+                (memory != MemoryType::Ndarray).then_some(Conversion { from: memory, to: MemoryType::Ndarray });
+            if !table.has(memory, MemoryType::Ndarray) {
+                ctx.errors.push(PipelineError::NoConversion {
+                    at: ctx.at,
+                    step: ctx.step.clone(),
+                    function: "storage".into(),
+                    from: memory,
+                    to: MemoryType::Ndarray,
+                    source_desc: "the step's last function".into(),
+                });
+            }
+            Resolved { func, convert_output, uses_gpu }
+        });
+        errors.append(&mut ctx.errors);
+        out.push(resolved);
+    }
+    (out, errors)
+}

@@ -1,0 +1,279 @@
+//! Phase 1, step-plan initialization: resolve each step's configuration layers, apply chain
+//! breakers to input sources, plan the persistent locations (final output, checkpoints, results),
+//! and link every special input to the latest earlier producer — or, for `grid_dimensions` and
+//! `pixel_size`, to a value read from the plate's metadata now.
+
+use std::any::TypeId;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::pipeline::{
+    Config, ConfigLayer, InputSource, Line, PLATE_SUPPLIED_INPUTS, Pipeline, PipelineError, SourceMap, StepRef,
+    StorageBackend,
+};
+use crate::plate::WellId;
+use crate::registry::Registry;
+
+use super::plan::{Location, SpecialInputPlan};
+use super::plate_info::PlateInfo;
+
+/// A special output as planned before the well is known.
+#[derive(Clone, Debug)]
+pub struct OutputTemplate {
+    /// The producer.
+    pub function: String,
+    /// Its materializer.
+    pub materializer: Option<String>,
+    /// Kept per group (`merge_outputs`).
+    pub per_group: bool,
+}
+
+/// A step's checkpoint before the well is known.
+#[derive(Clone, Debug)]
+pub struct CheckpointTemplate {
+    /// Where.
+    pub location: Location,
+    /// For these wells only (all when `None`).
+    pub wells: Option<Vec<WellId>>,
+}
+
+/// Phase-1 result for one step.
+#[derive(Clone, Debug)]
+pub struct StepInit {
+    /// Resolved configuration.
+    pub config: Config,
+    /// Effective input source.
+    pub input_source: InputSource,
+    /// The step's checkpoint, if it materializes.
+    pub checkpoint: Option<CheckpointTemplate>,
+    /// Results folder of its special outputs.
+    pub results_dir: PathBuf,
+    /// Special inputs, linked.
+    pub special_inputs: BTreeMap<String, SpecialInputPlan>,
+    /// Special outputs.
+    pub special_outputs: BTreeMap<String, OutputTemplate>,
+}
+
+/// Phase-1 result.
+#[derive(Clone, Debug)]
+pub struct Init {
+    /// The run-level configuration (defaults → global → run).
+    pub run_config: Config,
+    /// The output plate folder.
+    pub output_root: PathBuf,
+    /// Where the last step writes.
+    pub final_location: Location,
+    /// Per step.
+    pub steps: Vec<StepInit>,
+}
+
+/// Input sources after chain breakers: a step after a `#[chain_breaker]` function reads the plate.
+pub fn effective_sources(pipeline: &Pipeline, registry: &Registry) -> Vec<InputSource> {
+    let mut out = Vec::with_capacity(pipeline.steps.len());
+    let mut breaks = false;
+    for step in &pipeline.steps {
+        out.push(if breaks { InputSource::PipelineStart } else { step.input_source });
+        breaks =
+            step.func.calls().iter().any(|(_, c)| registry.variants(&c.name).first().is_some_and(|k| k.chain_breaker));
+    }
+    out
+}
+
+/// The persistent location of images written with `config` under `root/sub_dir`.
+pub fn persistent_location(config: &Config, root: &Path, sub_dir: &str) -> Location {
+    match config.backend {
+        StorageBackend::Disk => Location::Disk { dir: root.join(sub_dir) },
+        StorageBackend::Zarr => Location::Zarr { store: root.join(format!("{sub_dir}.ome.zarr")) },
+    }
+}
+
+fn config_errors(layer: &ConfigLayer, at: Line, step: Option<StepRef>, what: &str) -> Vec<PipelineError> {
+    layer
+        .validate()
+        .into_iter()
+        .map(|e| PipelineError::Config { at, step: step.clone(), message: format!("{what}{e}") })
+        .collect()
+}
+
+fn plate_value(key: &str, ty: TypeId, plate: &PlateInfo) -> Result<serde_json::Value, String> {
+    match key {
+        "grid_dimensions" if ty == TypeId::of::<(u32, u32)>() => match plate.grid {
+            Some((r, c)) => Ok(serde_json::json!([r, c])),
+            None => Err("the plate's metadata records no site grid".into()),
+        },
+        "pixel_size" if ty == TypeId::of::<f64>() => match plate.pixel_size_um {
+            Some(p) => Ok(serde_json::json!(p)),
+            None => Err("the plate's metadata records no pixel size".into()),
+        },
+        "grid_dimensions" => Err("the plate supplies it as `(u32, u32)`, but the function takes another type".into()),
+        _ => Err("the plate supplies it as `f64`, but the function takes another type".into()),
+    }
+}
+
+/// Run phase 1. Errors are collected, not returned early.
+pub fn initialize(
+    pipeline: &Pipeline,
+    plate: &PlateInfo,
+    registry: &Registry,
+    global: &ConfigLayer,
+    source: Option<&SourceMap>,
+) -> (Init, Vec<PipelineError>) {
+    let mut errors = config_errors(global, Line(None), None, "global config: ");
+    errors.extend(config_errors(&pipeline.config, Line(None), None, "[config]: "));
+    let run_config = Config::resolve([global, &pipeline.config]);
+    let output_root = run_config.output_root(&plate.root);
+    let final_location = persistent_location(&run_config, &output_root, &run_config.sub_dir);
+    let sources = effective_sources(pipeline, registry);
+
+    // (key → (step, function, type)) of the latest producer so far.
+    let mut producers: BTreeMap<&'static str, (usize, String, TypeId, &'static str)> = BTreeMap::new();
+    let mut steps = Vec::with_capacity(pipeline.steps.len());
+    for (i, step) in pipeline.steps.iter().enumerate() {
+        let step_ref = StepRef { index: i + 1, name: step.name.clone() };
+        let at = Line(source.and_then(|s| s.step_line(i)));
+        errors.extend(config_errors(&step.config, at, Some(step_ref.clone()), "config: "));
+        let config = Config::resolve([global, &pipeline.config, &step.config]);
+        let root = config.output_root(&plate.root);
+        let checkpoint = step.materialize.as_ref().map(|m| {
+            let sub_dir = step.config.sub_dir.clone().unwrap_or_else(|| format!("checkpoints/step{}", i + 1));
+            CheckpointTemplate { location: persistent_location(&config, &root, &sub_dir), wells: m.wells.clone() }
+        });
+        let results_dir = root.join(&config.results_folder);
+
+        let mut special_inputs = BTreeMap::new();
+        let mut special_outputs = BTreeMap::new();
+        for (k, (_, call)) in step.func.calls().into_iter().enumerate() {
+            let Some(contract) = registry.variants(&call.name).first() else { continue };
+            let call_at = Line(source.and_then(|s| s.call_line(i, k)).or(at.0));
+            for input in contract.special_inputs {
+                let ty = (input.type_id)();
+                let plan = match producers.get(input.key) {
+                    Some((p, function, produced_ty, produced_name)) => {
+                        if *produced_ty != ty {
+                            errors.push(PipelineError::Special {
+                                at: call_at,
+                                step: step_ref.clone(),
+                                message: format!(
+                                    "`{}` takes special input `{}` as `{}`, but `{function}` (step {p}) produces `{produced_name}`",
+                                    call.name, input.key, input.rust_type
+                                ),
+                            });
+                        }
+                        SpecialInputPlan::Step {
+                            step: *p,
+                            function: function.clone(),
+                            memory_key: format!("special/{}", input.key),
+                        }
+                    }
+                    None if PLATE_SUPPLIED_INPUTS.contains(&input.key) => match plate_value(input.key, ty, plate) {
+                        Ok(value) => SpecialInputPlan::Plate { value },
+                        Err(why) => {
+                            errors.push(PipelineError::Special {
+                                at: call_at,
+                                step: step_ref.clone(),
+                                message: format!(
+                                    "`{}` needs special input `{}` from the plate, but {why}",
+                                    call.name, input.key
+                                ),
+                            });
+                            continue;
+                        }
+                    },
+                    // Reported by `check_special_io` (no producer / produced only later).
+                    None => continue,
+                };
+                special_inputs.insert(input.key.to_string(), plan);
+            }
+            for output in contract.special_outputs {
+                producers.insert(output.key, (i + 1, call.name.clone(), (output.type_id)(), output.rust_type));
+                special_outputs.insert(
+                    output.key.to_string(),
+                    OutputTemplate {
+                        function: call.name.clone(),
+                        materializer: output.materializer.map(|m| m.name.to_string()),
+                        per_group: step.merge_outputs.iter().any(|m| m == output.key),
+                    },
+                );
+            }
+        }
+        steps.push(StepInit {
+            config,
+            input_source: sources[i],
+            checkpoint,
+            results_dir,
+            special_inputs,
+            special_outputs,
+        });
+    }
+    let init = Init { run_config, output_root, final_location, steps };
+    errors.extend(check_collisions(pipeline, plate, &init, source));
+    (init, errors)
+}
+
+fn overlaps(a: &Path, b: &Path) -> bool {
+    let a = std::path::absolute(a).unwrap_or_else(|_| a.to_path_buf());
+    let b = std::path::absolute(b).unwrap_or_else(|_| b.to_path_buf());
+    a.starts_with(&b) || b.starts_with(&a)
+}
+
+/// Persistent outputs must not land in (or around) the input plate, nor share a folder.
+pub fn check_collisions(
+    pipeline: &Pipeline,
+    plate: &PlateInfo,
+    init: &Init,
+    source: Option<&SourceMap>,
+) -> Vec<PipelineError> {
+    let last = pipeline.steps.len().saturating_sub(1);
+    // (step index, what, path)
+    let mut outputs: Vec<(usize, String, PathBuf)> = Vec::new();
+    if let Some(p) = init.final_location.persistent_path() {
+        outputs.push((last, "the final output".into(), p.clone()));
+    }
+    for (i, s) in init.steps.iter().enumerate() {
+        if let Some(p) = s.checkpoint.as_ref().and_then(|c| c.location.persistent_path()) {
+            outputs.push((i, format!("the checkpoint of step {}", i + 1), p.clone()));
+        }
+    }
+    let mut errors = Vec::new();
+    let error = |i: usize, message: String| PipelineError::OutputCollision {
+        at: Line(source.and_then(|s| s.step_line(i))),
+        step: StepRef { index: i + 1, name: pipeline.steps.get(i).map(|s| s.name.clone()).unwrap_or_default() },
+        message,
+    };
+    for (n, (i, what, path)) in outputs.iter().enumerate() {
+        if overlaps(path, &plate.root) {
+            errors.push(error(
+                *i,
+                format!(
+                    "{what} ({}) would be written in or around the input plate {}; set `output_folder` or `output_suffix`",
+                    path.display(),
+                    plate.root.display()
+                ),
+            ));
+        }
+        if let Some((_, other, _)) = outputs[..n].iter().find(|(_, _, p)| overlaps(p, path)) {
+            errors.push(error(
+                *i,
+                format!("{what} ({}) collides with {other}; give it its own `sub_dir`", path.display()),
+            ));
+        }
+    }
+    for (i, s) in init.steps.iter().enumerate().filter(|(_, s)| !s.special_outputs.is_empty()) {
+        if let Some((_, what, _)) = outputs.iter().find(|(_, _, p)| overlaps(p, &s.results_dir)) {
+            errors.push(error(
+                i,
+                format!(
+                    "the results folder {} collides with {what}; choose another `results_folder`",
+                    s.results_dir.display()
+                ),
+            ));
+        }
+        if overlaps(&s.results_dir, &plate.root) {
+            errors.push(error(
+                i,
+                format!("the results folder {} is in or around the input plate", s.results_dir.display()),
+            ));
+        }
+    }
+    errors
+}

@@ -1,0 +1,270 @@
+//! The pipeline compiler: a pipeline and a plate in, one frozen plan per well out — or every
+//! problem found, each naming its step (and file line).
+//!
+//! Plate-level work runs once; each well is then a small delta (its checkpoint filter, its
+//! special-output file names, its GPU), and wells are expanded in parallel.
+//!
+//! | phase | module | decides |
+//! | --- | --- | --- |
+//! | checks | [`crate::pipeline::check`] | functions, parameters, special-I/O order, well filters |
+//! | 1 step-plan initialization | [`init`], [`components`] | configuration layers, input sources, output locations, special-input links, plate-supplied inputs, component values per step (dict keys, calls per well) |
+//! | 2 zarr store declaration | [`zarr`] | the OME-Zarr stores to create |
+//! | 3 materialization planning | [`materialize`] | read/write backend per step, memory budget |
+//! | 4 memory-contract validation | [`contracts`] | variant per call, parameters, memory conversions |
+//! | 5 GPU resource assignment | [`gpu`] | a device per GPU step and well |
+//! | freeze | [`plan`] | immutable, serializable [`FrozenWellPlan`]s |
+
+pub mod components;
+pub mod contracts;
+pub mod gpu;
+pub mod init;
+pub mod materialize;
+pub mod plan;
+pub mod plate_info;
+pub mod zarr;
+
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::{
+    ConfigLayer, GpuPolicy, Pipeline, PipelineError, SourceMap, check_functions, check_special_io, check_wells,
+};
+use crate::plate::WellId;
+use crate::registry::Registry;
+
+pub use contracts::ConversionTable;
+pub use gpu::{GpuDevice, GpuInventory};
+pub use plan::{
+    ComponentValues, Conversion, FrozenWellPlan, GpuAssignment, Location, ResolvedCall, ResolvedPattern,
+    SpecialInputPlan, SpecialOutputPlan, StepPlan, WellPlan, ZarrStorePlan,
+};
+pub use plate_info::PlateInfo;
+
+/// What the compiler is given besides the pipeline and the plate.
+#[derive(Clone, Debug)]
+pub struct CompileOptions<'a> {
+    /// The functions.
+    pub registry: &'a Registry,
+    /// The global configuration layer (under the pipeline's `[config]`).
+    pub global: ConfigLayer,
+    /// The GPUs to assign.
+    pub gpus: GpuInventory,
+    /// The memory conversions available.
+    pub conversions: ConversionTable,
+    /// Compile only these wells (all when `None`).
+    pub wells: Option<Vec<WellId>>,
+    /// File lines for messages, when the pipeline came from a file.
+    pub source: Option<&'a SourceMap>,
+}
+
+impl<'a> CompileOptions<'a> {
+    /// Defaults for `registry`: no global layer, this machine's GPUs, this build's conversions.
+    pub fn new(registry: &'a Registry) -> Self {
+        Self {
+            registry,
+            global: ConfigLayer::default(),
+            gpus: GpuInventory::detect(),
+            conversions: ConversionTable::built_in(),
+            wells: None,
+            source: None,
+        }
+    }
+}
+
+/// The compiled plate: one frozen plan per well.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompiledPlate {
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The input plate.
+    pub plate: PathBuf,
+    /// The output plate folder.
+    pub output_root: PathBuf,
+    /// Per well, in well order.
+    pub wells: Vec<FrozenWellPlan>,
+}
+
+impl CompiledPlate {
+    /// The plan of one well.
+    pub fn well(&self, well: WellId) -> Option<&FrozenWellPlan> {
+        self.wells.iter().find(|p| p.well == well)
+    }
+}
+
+/// Compile `pipeline` for `plate`. Every problem found is returned, in pipeline order.
+pub fn compile(
+    pipeline: &Pipeline,
+    plate: &PlateInfo,
+    options: &CompileOptions<'_>,
+) -> Result<CompiledPlate, Vec<PipelineError>> {
+    let registry = options.registry;
+    let source = options.source;
+    let mut errors = check_functions(pipeline, registry, source);
+    errors.extend(check_special_io(pipeline, registry, source));
+    errors.extend(check_wells(pipeline, &plate.wells, source));
+    let wells: Vec<WellId> = match &options.wells {
+        Some(only) => {
+            for w in only.iter().filter(|w| !plate.wells.contains(w)) {
+                errors.push(PipelineError::Config {
+                    at: crate::pipeline::Line(None),
+                    step: None,
+                    message: format!("well {w} was asked for, but the plate does not have it"),
+                });
+            }
+            plate.wells.iter().copied().filter(|w| only.contains(w)).collect()
+        }
+        None => plate.wells.clone(),
+    };
+
+    // Phase 1.
+    let (init, init_errors) = init::initialize(pipeline, plate, registry, &options.global, source);
+    errors.extend(init_errors);
+    let sources: Vec<_> = init.steps.iter().map(|s| s.input_source).collect();
+    let flows = components::flow(pipeline, plate, registry, &sources);
+    errors.extend(components::check_dict_keys(pipeline, &flows, plate, source));
+    errors.extend(components::check_producers(pipeline, &flows, registry, source));
+    // Phase 2.
+    let stores = zarr::declare(&init, &flows, &wells);
+    // Phase 3.
+    let names: Vec<String> = pipeline.steps.iter().map(|s| s.name.clone()).collect();
+    let storage = materialize::plan(&init, &flows, plate, &names);
+    // Phase 4.
+    let policies: Vec<GpuPolicy> = init.steps.iter().map(|s| s.config.gpu_policy).collect();
+    let (resolved, contract_errors) =
+        contracts::resolve_steps(pipeline, registry, &options.conversions, &policies, !options.gpus.is_empty(), source);
+    errors.extend(contract_errors);
+    // Phase 5.
+    errors.extend(gpu::check(pipeline, &resolved, &policies, &options.gpus, source));
+
+    if !errors.is_empty() {
+        errors.sort_by_key(error_order);
+        errors.dedup();
+        return Err(errors);
+    }
+    let resolved: Vec<contracts::Resolved> = resolved.into_iter().flatten().collect();
+    let template =
+        Template { pipeline, init: &init, flows: &flows, stores: &stores, storage: &storage, resolved: &resolved };
+    let plans = wells
+        .par_iter()
+        .enumerate()
+        .map(|(k, &well)| FrozenWellPlan::freeze(template.expand(well, k, &options.gpus)))
+        .collect();
+    Ok(CompiledPlate {
+        pipeline: pipeline.name.clone(),
+        plate: plate.root.clone(),
+        output_root: init.output_root.clone(),
+        wells: plans,
+    })
+}
+
+/// Errors sort by the step they concern (file order); plate-level ones first.
+fn error_order(e: &PipelineError) -> usize {
+    use PipelineError as E;
+    match e {
+        E::File { .. } | E::Empty => 0,
+        E::Config { step, .. } => step.as_ref().map_or(0, |s| s.index),
+        E::UnknownFunction { step, .. }
+        | E::UnknownParameter { step, .. }
+        | E::BadParameter { step, .. }
+        | E::MissingParameter { step, .. }
+        | E::Grouping { step, .. }
+        | E::UnknownWell { step, .. }
+        | E::MissingSpecialInput { step, .. }
+        | E::DuplicateProducer { step, .. }
+        | E::MultiGroupProducer { step, .. }
+        | E::DictKey { step, .. }
+        | E::Special { step, .. }
+        | E::NoConversion { step, .. }
+        | E::Gpu { step, .. }
+        | E::OutputCollision { step, .. } => step.index,
+    }
+}
+
+/// The plate-level results every well's plan is expanded from.
+struct Template<'a> {
+    pipeline: &'a Pipeline,
+    init: &'a init::Init,
+    flows: &'a [components::Flow],
+    stores: &'a [(Option<ZarrStorePlan>, Option<ZarrStorePlan>)],
+    storage: &'a materialize::StoragePlan,
+    resolved: &'a [contracts::Resolved],
+}
+
+impl Template<'_> {
+    /// One well's plan: the plate-level plan plus the well's checkpoint filter, file names and GPU.
+    fn expand(&self, well: WellId, well_index: usize, gpus: &GpuInventory) -> WellPlan {
+        let steps = self
+            .pipeline
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let init = &self.init.steps[i];
+                let flow = &self.flows[i];
+                let storage = &self.storage.steps[i];
+                let resolved = &self.resolved[i];
+                let checkpoint = init
+                    .checkpoint
+                    .as_ref()
+                    .filter(|c| c.wells.as_ref().is_none_or(|w| w.contains(&well)))
+                    .map(|c| c.location.clone());
+                let (main_store, checkpoint_store) = &self.stores[i];
+                let zarr_stores = main_store
+                    .iter()
+                    .chain(checkpoint_store.iter().filter(|_| checkpoint.is_some()))
+                    .cloned()
+                    .collect();
+                let special_outputs = init
+                    .special_outputs
+                    .iter()
+                    .map(|(key, o)| {
+                        let plan = SpecialOutputPlan {
+                            function: o.function.clone(),
+                            memory_key: format!("special/{key}"),
+                            results_dir: init.results_dir.clone(),
+                            stem: format!("{well}_{key}"),
+                            materializer: o.materializer.clone(),
+                            per_group: o.per_group,
+                        };
+                        (key.clone(), plan)
+                    })
+                    .collect();
+                StepPlan {
+                    index: i + 1,
+                    name: step.name.clone(),
+                    config: init.config.clone(),
+                    variable_components: step.variable_components.clone(),
+                    group_by: step.group_by,
+                    input_source: init.input_source,
+                    components_in: flow.values_in.clone(),
+                    components_out: flow.values_out.clone(),
+                    calls_per_well: flow.calls_per_well,
+                    reads: storage.reads.clone(),
+                    writes: storage.writes.clone(),
+                    checkpoint,
+                    zarr_stores,
+                    func: resolved.func.clone(),
+                    convert_output: resolved.convert_output,
+                    special_inputs: init.special_inputs.clone(),
+                    special_outputs,
+                    gpu: if resolved.uses_gpu { gpu::assign(gpus, well_index, init.config.gpu_slots) } else { None },
+                    estimated_output_bytes: storage.output_bytes,
+                }
+            })
+            .collect();
+        WellPlan {
+            well,
+            pipeline: self.pipeline.name.clone(),
+            plate: self.storage.steps.first().map_or_else(PathBuf::new, |s| match &s.reads {
+                Location::Plate { root } => root.clone(),
+                _ => PathBuf::new(),
+            }),
+            output_root: self.init.output_root.clone(),
+            estimated_peak_bytes: self.storage.peak_bytes,
+            spill_reason: self.storage.spill_reason.clone(),
+            steps,
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Phase 2, zarr store declaration: every persistent output written as OME-Zarr (the final
+//! output, or a checkpoint) gets a store declared now — folder, wells, axis sizes as the data is
+//! at that step, codec — so the executor creates it once before any well writes into it.
+
+use crate::plate::{Component, WellId};
+
+use super::components::Flow;
+use super::init::Init;
+use super::plan::{Location, ZarrStorePlan};
+
+fn size(flow: &Flow, c: Component) -> usize {
+    // Unknown after a `planes = any` step: the executor sizes the axis from the first well.
+    flow.values_out.get(&c).cloned().flatten().map_or(0, |v| v.len())
+}
+
+fn store_plan(
+    store: &std::path::Path,
+    wells: &[WellId],
+    flow: &Flow,
+    config: &crate::pipeline::Config,
+) -> ZarrStorePlan {
+    ZarrStorePlan {
+        store: store.to_path_buf(),
+        wells: wells.to_vec(),
+        fields: size(flow, Component::Site),
+        channels: size(flow, Component::Channel),
+        z_planes: size(flow, Component::Z),
+        timepoints: size(flow, Component::Timepoint),
+        codec: config.zarr_codec,
+        level: config.zarr_level,
+        ngff: "0.5".into(),
+    }
+}
+
+/// The zarr stores per step: (final output store, checkpoint store), each if zarr.
+pub fn declare(init: &Init, flows: &[Flow], wells: &[WellId]) -> Vec<(Option<ZarrStorePlan>, Option<ZarrStorePlan>)> {
+    let last = init.steps.len().saturating_sub(1);
+    init.steps
+        .iter()
+        .zip(flows)
+        .enumerate()
+        .map(|(i, (step, flow))| {
+            let main = match &init.final_location {
+                Location::Zarr { store } if i == last => Some(store_plan(store, wells, flow, &init.run_config)),
+                _ => None,
+            };
+            let checkpoint = match step.checkpoint.as_ref().map(|c| &c.location) {
+                Some(Location::Zarr { store }) => {
+                    let filtered: Vec<WellId> = match step.checkpoint.as_ref().and_then(|c| c.wells.as_ref()) {
+                        Some(only) => wells.iter().copied().filter(|w| only.contains(w)).collect(),
+                        None => wells.to_vec(),
+                    };
+                    Some(store_plan(store, &filtered, flow, &step.config))
+                }
+                _ => None,
+            };
+            (main, checkpoint)
+        })
+        .collect()
+}
