@@ -63,3 +63,58 @@ fn check_reports_every_problem_with_its_line() {
     assert!(!ok && stderr.contains("missing.toml: No such file"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn check_with_a_plate_compiles_and_plan_prints_the_frozen_plans() {
+    let dir = std::env::temp_dir().join(format!("hcs-plan-{}", std::process::id()));
+    let plate = dir.join("plate");
+    let plate_s = plate.to_str().expect("utf-8");
+    let (ok, _, stderr) = hcs(&["synth", "--out", plate_s, "--wells", "A01,B02", "--tile", "64"]);
+    assert!(ok, "{stderr}");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let canonical = format!("{root}/examples/pipelines/canonical.toml");
+
+    let (ok, stdout, stderr) = hcs(&["check", &canonical, "--plate", plate_s]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("`canonical` compiles for 2 wells of"), "{stdout}");
+
+    // Errors only the plate reveals, each with its line.
+    let broken = format!("{root}/examples/pipelines/broken_for_plate.toml");
+    let (ok, _, stderr) = hcs(&["check", &broken, "--plate", plate_s]);
+    assert!(!ok);
+    assert!(stderr.contains("line 13: step 2 `per z`: dict key \"2\" is not a z_index value at this step (present: 1); step 1 `z max` collapsed z_index (the plate has 1, 2, 3)"), "{stderr}");
+    assert!(stderr.contains("line 18: step 3 `count`: the results folder"), "{stderr}");
+    assert!(stderr.contains("collides with the final output; choose another `results_folder`"), "{stderr}");
+    assert!(stderr.contains("line 20: step 3 `count`: `count_cells_single_channel` produces special output `cell_counts` once per group, and this step runs 2 groups per well (2 channel values)"), "{stderr}");
+    assert!(stderr.contains("error: 4 problems in"), "{stderr}");
+
+    // The plan as JSON: one well, stable, with every phase's decisions.
+    let (ok, json, stderr) = hcs(&["plan", &canonical, "--plate", plate_s, "--well", "B02", "--json"]);
+    assert!(ok, "{stderr}");
+    let (_, again, _) = hcs(&["plan", &canonical, "--plate", plate_s, "--well", "B02", "--json"]);
+    assert_eq!(json, again, "plans are stable");
+    let plans: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let well = &plans[0];
+    assert_eq!(well["well"], "B02");
+    let steps = well["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 7);
+    assert_eq!(steps[0]["reads"]["backend"], "plate");
+    assert_eq!(steps[0]["writes"], serde_json::json!({"backend": "memory", "namespace": "step1"}));
+    assert_eq!(steps[3]["special_inputs"]["grid_dimensions"], serde_json::json!({"from": "plate", "value": [3, 3]}));
+    assert_eq!(steps[3]["special_outputs"]["positions"]["stem"], "B02_positions");
+    assert_eq!(steps[5]["special_inputs"]["positions"]["step"], 4);
+    assert_eq!(steps[6]["writes"]["backend"], "disk");
+    assert_eq!(steps[4]["input_source"], "pipeline_start");
+    // The kernels' `planes = one` contracts: projection, composite and mosaic collapse their axis.
+    assert_eq!(steps[1]["components_out"]["z_index"], serde_json::json!([1]));
+    assert_eq!(steps[2]["components_out"]["channel"], serde_json::json!([1]));
+    assert_eq!(steps[5]["components_out"]["site"], serde_json::json!([1]));
+    assert_eq!(steps[4]["components_in"]["z_index"], serde_json::json!([1, 2, 3]));
+    assert_eq!(steps[0]["func"]["members"][1]["params"]["selem_radius"], 50);
+    // The readable form names the same decisions.
+    let (ok, text, _) = hcs(&["plan", &canonical, "--plate", plate_s]);
+    assert!(ok && text.contains("<positions from step 4 `ashlar_compute_tile_positions`"), "{text}");
+    let (ok, _, stderr) = hcs(&["plan", &canonical, "--plate", plate_s, "--well", "H12"]);
+    assert!(!ok && stderr.contains("well H12 was asked for, but the plate does not have it"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

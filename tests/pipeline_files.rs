@@ -3,32 +3,15 @@
 
 use hcs::core_runtime::Registry;
 use hcs::core_runtime::pipeline::{
-    FunctionCall, FunctionPattern, FunctionStep, Pipeline, PipelineError, check_functions,
+    ConfigLayer, FunctionPattern, FunctionStep, GpuPolicy, Pipeline, PipelineError, StorageBackend, Workers,
+    check_functions,
 };
 use hcs::core_runtime::plate::Component;
 
-fn canonical_in_rust() -> Pipeline {
-    let normalize =
-        || FunctionCall::new("stack_percentile_normalize").param("low_percentile", 0.5).param("high_percentile", 99.5);
-    let z_max = || FunctionCall::new("create_projection").param("method", "max_projection");
-    Pipeline::new("canonical")
-        .step(
-            FunctionStep::new(
-                "normalize + tophat",
-                FunctionPattern::chain([
-                    normalize(),
-                    FunctionCall::new("tophat").param("selem_radius", 50).param("downsample_factor", 4),
-                ]),
-            )
-            .materialize(None),
-        )
-        .step(FunctionStep::new("z flattening", z_max()).variable_components([Component::Z]))
-        .step(FunctionStep::new("channel composite", "create_composite").variable_components([Component::Channel]))
-        .step(FunctionStep::new("tile positions", "ashlar_compute_tile_positions"))
-        .step(FunctionStep::new("normalize raw", normalize()).from_pipeline_start())
-        .step(FunctionStep::new("assemble", "assemble_stack"))
-        .step(FunctionStep::new("z max of the mosaics", z_max()).variable_components([Component::Z]))
-}
+#[path = "../examples/canonical_pipeline.rs"]
+mod canonical_example;
+
+use canonical_example::canonical as canonical_in_rust;
 
 fn canonical_file() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/canonical.toml")).expect("shipped")
@@ -56,9 +39,15 @@ fn a_pipeline_written_out_reads_back_identically() {
         .variable_components([Component::Z])
         .materialize(Some(vec!["A01".parse().expect("well"), "B03".parse().expect("well")])),
     );
+    p.config =
+        ConfigLayer { backend: Some(StorageBackend::Zarr), workers: Some(Workers::Count(3)), ..Default::default() };
+    p.steps[0].config =
+        ConfigLayer { gpu_policy: Some(GpuPolicy::Never), sub_dir: Some("ckpt".into()), ..Default::default() };
+    p.steps.push(FunctionStep::new("count", "count_cells_single_channel").merge_outputs(["cell_counts"]));
     let text = p.to_toml();
     let (back, _) = Pipeline::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(back, p, "{text}");
+    assert!(text.contains("[config]") && text.contains("merge_outputs = [\"cell_counts\"]"), "{text}");
 }
 
 fn errors(text: &str) -> Vec<String> {
@@ -163,4 +152,23 @@ fn special_inputs_need_an_earlier_producer_and_one_producer_per_step() {
     assert!(errs[0].contains("special output `positions` is produced twice in this step"), "{}", errs[0]);
     let same_chain = "[[steps]]\nname = \"p\"\nfunc = [\"ashlar_compute_tile_positions\", \"assemble_stack\"]\n";
     assert_eq!(io_errors(same_chain), Vec::<String>::new(), "an earlier chain member is an earlier producer");
+}
+
+#[test]
+fn the_rust_and_file_canonical_pipelines_compile_to_identical_plans_for_a_4_well_plate() {
+    let dir = std::env::temp_dir().join(format!("hcs-canonical-plans-{}", std::process::id()));
+    let wells = ["A01", "A02", "B01", "B02"].map(|w| w.parse().expect("well")).to_vec();
+    let config = hcs::core_runtime::synth::SynthConfig { wells, tile: 64, ..Default::default() };
+    hcs::core_runtime::synth::synthesize(&config, &dir).expect("synthetic plate");
+    let (from_file, _) = Pipeline::from_toml(&canonical_file()).expect("valid file");
+    let a = canonical_example::compile_for(&canonical_in_rust(), &dir).expect("compiles");
+    let b = canonical_example::compile_for(&from_file, &dir).expect("compiles");
+    assert_eq!(a.wells.len(), 4);
+    assert_eq!(a, b);
+    assert_eq!(
+        serde_json::to_string(&a).expect("json"),
+        serde_json::to_string(&b).expect("json"),
+        "identical JSON too"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

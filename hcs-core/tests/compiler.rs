@@ -236,10 +236,10 @@ fn configuration_layers_resolve_per_step_and_show_in_the_plan() {
     assert_eq!(steps[1].config.backend, StorageBackend::Zarr);
     // Phase 2: the final output is an OME-Zarr store, declared with the data's shape.
     assert_eq!(steps[1].writes, Location::Zarr { store: "/data/plate1_outputs/images.ome.zarr".into() });
-    let store = &steps[1].zarr_stores[0];
+    let store = steps[1].zarr_store.as_ref().expect("a store");
     assert_eq!((store.fields, store.channels, store.z_planes, store.timepoints), (4, 2, 3, 1));
     assert_eq!((store.level, store.wells.len()), (5, 4));
-    assert!(steps[0].zarr_stores.is_empty());
+    assert!(steps[0].zarr_store.is_none());
 }
 
 #[test]

@@ -15,8 +15,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod check;
+pub mod compile_args;
 pub mod demo;
 pub mod functions;
+pub mod plan;
 pub mod synth;
 
 /// High-content-screening pipelines: contracts checked by rustc, plans checked before any pixel moves.
@@ -35,6 +37,8 @@ enum Command {
     Demo(demo::Args),
     /// List every registered processing function and its contract.
     Functions(functions::Args),
+    /// Compile a pipeline for a plate and show the frozen per-well plans (`--json` for all of it).
+    Plan(plan::Args),
     /// Write a seeded synthetic plate with ground-truth tile positions.
     Synth(synth::Args),
 }
@@ -46,6 +50,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Functions(args) => functions::run(&args),
+        Command::Plan(args) => plan::run(&args),
         Command::Synth(args) => synth::run(&args),
     };
     match result {

@@ -24,6 +24,7 @@ pub mod plate_info;
 pub mod zarr;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -38,7 +39,7 @@ pub use contracts::ConversionTable;
 pub use gpu::{GpuDevice, GpuInventory};
 pub use plan::{
     ComponentValues, Conversion, FrozenWellPlan, GpuAssignment, Location, ResolvedCall, ResolvedPattern,
-    SpecialInputPlan, SpecialOutputPlan, StepPlan, WellPlan, ZarrStorePlan,
+    SpecialInputPlan, SpecialOutputPlan, StepCommon, StepPlan, WellPlan, ZarrStorePlan,
 };
 pub use plate_info::PlateInfo;
 
@@ -144,12 +145,13 @@ pub fn compile(
         return Err(errors);
     }
     let resolved: Vec<contracts::Resolved> = resolved.into_iter().flatten().collect();
-    let template =
-        Template { pipeline, init: &init, flows: &flows, stores: &stores, storage: &storage, resolved: &resolved };
+    let template = Template { pipeline, init: &init, stores: &stores, resolved: &resolved };
+    let common: Vec<Arc<StepCommon>> =
+        (0..pipeline.steps.len()).map(|i| Arc::new(template.common(i, &flows[i], &storage.steps[i]))).collect();
     let plans = wells
         .par_iter()
         .enumerate()
-        .map(|(k, &well)| FrozenWellPlan::freeze(template.expand(well, k, &options.gpus)))
+        .map(|(k, &well)| FrozenWellPlan::freeze(template.expand(&common, &storage, plate, well, k, &options.gpus)))
         .collect();
     Ok(CompiledPlate {
         pipeline: pipeline.name.clone(),
@@ -186,36 +188,57 @@ fn error_order(e: &PipelineError) -> usize {
 struct Template<'a> {
     pipeline: &'a Pipeline,
     init: &'a init::Init,
-    flows: &'a [components::Flow],
     stores: &'a [(Option<ZarrStorePlan>, Option<ZarrStorePlan>)],
-    storage: &'a materialize::StoragePlan,
     resolved: &'a [contracts::Resolved],
 }
 
 impl Template<'_> {
-    /// One well's plan: the plate-level plan plus the well's checkpoint filter, file names and GPU.
-    fn expand(&self, well: WellId, well_index: usize, gpus: &GpuInventory) -> WellPlan {
-        let steps = self
-            .pipeline
-            .steps
+    /// The part of step `i`'s plan that every well shares.
+    fn common(&self, i: usize, flow: &components::Flow, storage: &materialize::Storage) -> StepCommon {
+        let step = &self.pipeline.steps[i];
+        let init = &self.init.steps[i];
+        let resolved = &self.resolved[i];
+        StepCommon {
+            index: i + 1,
+            name: step.name.clone(),
+            config: init.config.clone(),
+            variable_components: step.variable_components.clone(),
+            group_by: step.group_by,
+            input_source: init.input_source,
+            components_in: flow.values_in.clone(),
+            components_out: flow.values_out.clone(),
+            calls_per_well: flow.calls_per_well,
+            reads: storage.reads.clone(),
+            writes: storage.writes.clone(),
+            zarr_store: self.stores[i].0.clone(),
+            checkpoint_zarr_store: self.stores[i].1.clone(),
+            func: resolved.func.clone(),
+            convert_output: resolved.convert_output,
+            special_inputs: init.special_inputs.clone(),
+            estimated_output_bytes: storage.output_bytes,
+        }
+    }
+
+    /// One well's plan: the shared step plans plus the well's checkpoints, file names and GPU.
+    fn expand(
+        &self,
+        common: &[Arc<StepCommon>],
+        storage: &materialize::StoragePlan,
+        plate: &PlateInfo,
+        well: WellId,
+        well_index: usize,
+        gpus: &GpuInventory,
+    ) -> WellPlan {
+        let steps = common
             .iter()
             .enumerate()
-            .map(|(i, step)| {
+            .map(|(i, c)| {
                 let init = &self.init.steps[i];
-                let flow = &self.flows[i];
-                let storage = &self.storage.steps[i];
-                let resolved = &self.resolved[i];
                 let checkpoint = init
                     .checkpoint
                     .as_ref()
                     .filter(|c| c.wells.as_ref().is_none_or(|w| w.contains(&well)))
                     .map(|c| c.location.clone());
-                let (main_store, checkpoint_store) = &self.stores[i];
-                let zarr_stores = main_store
-                    .iter()
-                    .chain(checkpoint_store.iter().filter(|_| checkpoint.is_some()))
-                    .cloned()
-                    .collect();
                 let special_outputs = init
                     .special_outputs
                     .iter()
@@ -231,39 +254,18 @@ impl Template<'_> {
                         (key.clone(), plan)
                     })
                     .collect();
-                StepPlan {
-                    index: i + 1,
-                    name: step.name.clone(),
-                    config: init.config.clone(),
-                    variable_components: step.variable_components.clone(),
-                    group_by: step.group_by,
-                    input_source: init.input_source,
-                    components_in: flow.values_in.clone(),
-                    components_out: flow.values_out.clone(),
-                    calls_per_well: flow.calls_per_well,
-                    reads: storage.reads.clone(),
-                    writes: storage.writes.clone(),
-                    checkpoint,
-                    zarr_stores,
-                    func: resolved.func.clone(),
-                    convert_output: resolved.convert_output,
-                    special_inputs: init.special_inputs.clone(),
-                    special_outputs,
-                    gpu: if resolved.uses_gpu { gpu::assign(gpus, well_index, init.config.gpu_slots) } else { None },
-                    estimated_output_bytes: storage.output_bytes,
-                }
+                let gpu =
+                    if self.resolved[i].uses_gpu { gpu::assign(gpus, well_index, init.config.gpu_slots) } else { None };
+                StepPlan { common: Arc::clone(c), checkpoint, special_outputs, gpu }
             })
             .collect();
         WellPlan {
             well,
             pipeline: self.pipeline.name.clone(),
-            plate: self.storage.steps.first().map_or_else(PathBuf::new, |s| match &s.reads {
-                Location::Plate { root } => root.clone(),
-                _ => PathBuf::new(),
-            }),
+            plate: plate.root.clone(),
             output_root: self.init.output_root.clone(),
-            estimated_peak_bytes: self.storage.peak_bytes,
-            spill_reason: self.storage.spill_reason.clone(),
+            estimated_peak_bytes: storage.peak_bytes,
+            spill_reason: storage.spill_reason.clone(),
             steps,
         }
     }

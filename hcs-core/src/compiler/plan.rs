@@ -180,9 +180,9 @@ pub struct GpuAssignment {
     pub slots: usize,
 }
 
-/// Everything decided about one step for one well.
+/// What a step's plan is for every well (shared between the wells' plans).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StepPlan {
+pub struct StepCommon {
     /// 1-based position.
     pub index: usize,
     /// The step's name.
@@ -205,22 +205,40 @@ pub struct StepPlan {
     pub reads: Location,
     /// Where the output planes are written.
     pub writes: Location,
-    /// A persistent checkpoint of the output, when the step materializes this well.
-    pub checkpoint: Option<Location>,
-    /// The zarr stores this step writes (its final output and/or its checkpoint), if zarr.
-    pub zarr_stores: Vec<ZarrStorePlan>,
+    /// The zarr store the output goes to, if the step writes one.
+    pub zarr_store: Option<ZarrStorePlan>,
+    /// The zarr store of the step's checkpoint, if it materializes to zarr.
+    pub checkpoint_zarr_store: Option<ZarrStorePlan>,
     /// The function pattern, resolved.
     pub func: ResolvedPattern,
     /// Conversion of the last call's output back to host memory for storage, if needed.
     pub convert_output: Option<Conversion>,
     /// Special inputs by key.
     pub special_inputs: BTreeMap<String, SpecialInputPlan>,
-    /// Special outputs by key.
+    /// Estimated bytes of the step's output for one well (f32 planes), if known.
+    pub estimated_output_bytes: Option<u64>,
+}
+
+/// Everything decided about one step for one well: the shared part (reachable through `Deref`)
+/// and what is the well's own. Serializes as one flat object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepPlan {
+    /// The part every well shares.
+    #[serde(flatten)]
+    pub common: Arc<StepCommon>,
+    /// A persistent checkpoint of the output, when the step materializes this well.
+    pub checkpoint: Option<Location>,
+    /// Special outputs by key (file names carry the well).
     pub special_outputs: BTreeMap<String, SpecialOutputPlan>,
     /// The GPU, for steps with GPU calls.
     pub gpu: Option<GpuAssignment>,
-    /// Estimated bytes of the step's output for one well (f32 planes), if known.
-    pub estimated_output_bytes: Option<u64>,
+}
+
+impl Deref for StepPlan {
+    type Target = StepCommon;
+    fn deref(&self) -> &StepCommon {
+        &self.common
+    }
 }
 
 /// Everything decided for one well.

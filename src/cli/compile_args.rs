@@ -1,0 +1,53 @@
+//! What `hcs check` and `hcs plan` share: read a pipeline file, the optional global config file,
+//! open the plate, and compile — printing every problem with its file line.
+
+use std::path::{Path, PathBuf};
+
+use crate::Registry;
+use crate::core_runtime::compiler::{CompileOptions, CompiledPlate, PlateInfo, compile};
+use crate::core_runtime::formats::open_plate;
+use crate::core_runtime::pipeline::{ConfigLayer, Pipeline, PipelineError, SourceMap};
+use crate::core_runtime::plate::WellId;
+
+/// Read and parse a pipeline file.
+pub fn read_pipeline(path: &Path) -> Result<(Pipeline, SourceMap), String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+    Pipeline::from_toml(&text).map_err(|e| format!("{shown}: {e}"))
+}
+
+/// Read the global configuration layer (`--config FILE`, else `$HCS_CONFIG`, else nothing).
+pub fn read_global_config(path: Option<&Path>) -> Result<ConfigLayer, String> {
+    let from_env = std::env::var_os("HCS_CONFIG").map(PathBuf::from);
+    let Some(path) = path.map(Path::to_path_buf).or(from_env) else { return Ok(ConfigLayer::default()) };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let value: toml::Value = toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+    ConfigLayer::from_toml(value).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Print every problem (`file: line N: …`) and return the summary error.
+pub fn report(shown: &str, errors: &[PipelineError]) -> String {
+    for e in errors {
+        eprintln!("{shown}: {e}");
+    }
+    format!("{} problem{} in {shown}", errors.len(), if errors.len() == 1 { "" } else { "s" })
+}
+
+/// Compile the pipeline file for the plate; problems are printed, and fail the command.
+pub fn compile_file(
+    pipeline_path: &Path,
+    plate_dir: &Path,
+    config: Option<&Path>,
+    wells: Option<Vec<WellId>>,
+) -> Result<(Pipeline, CompiledPlate), String> {
+    let (pipeline, map) = read_pipeline(pipeline_path)?;
+    let global = read_global_config(config)?;
+    let plate = open_plate(plate_dir, None).map_err(|e| format!("{}: {e}", plate_dir.display()))?;
+    let info = PlateInfo::of(&plate);
+    let registry = Registry::global();
+    let options = CompileOptions { global, wells, source: Some(&map), ..CompileOptions::new(registry) };
+    match compile(&pipeline, &info, &options) {
+        Ok(compiled) => Ok((pipeline, compiled)),
+        Err(errors) => Err(report(&pipeline_path.display().to_string(), &errors)),
+    }
+}

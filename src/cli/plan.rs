@@ -1,0 +1,120 @@
+//! `hcs plan PIPELINE --plate DIR [--well A01] [--json]`: compile and show the frozen per-well
+//! plans — a readable summary, or stable JSON (sorted keys, one document) for diffs and tools.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::core_runtime::compiler::{Location, ResolvedPattern, SpecialInputPlan, WellPlan};
+use crate::core_runtime::plate::WellId;
+
+use super::compile_args::compile_file;
+
+/// Options of `hcs plan`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The pipeline file (TOML).
+    pub pipeline: PathBuf,
+    /// The plate to compile for.
+    #[arg(long)]
+    pub plate: PathBuf,
+    /// Only this well (e.g. A01).
+    #[arg(long)]
+    pub well: Option<WellId>,
+    /// Print the plans as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Global configuration file (the layer under the pipeline's `[config]`; default `$HCS_CONFIG`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+fn location(l: &Location) -> String {
+    match l {
+        Location::Plate { .. } => "plate".into(),
+        Location::Memory { namespace } => format!("memory:{namespace}"),
+        Location::Disk { dir } => format!("disk:{}", dir.display()),
+        Location::Zarr { store } => format!("zarr:{}", store.display()),
+    }
+}
+
+fn pattern(p: &ResolvedPattern) -> String {
+    match p {
+        ResolvedPattern::Call(c) => {
+            let params: Vec<String> = c.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let conv = c.convert_input.map(|c| format!("[{}→{}] ", c.from, c.to)).unwrap_or_default();
+            format!("{conv}{}({})", c.function, params.join(", "))
+        }
+        ResolvedPattern::Chain { members } => members.iter().map(pattern).collect::<Vec<_>>().join(" → "),
+        ResolvedPattern::Dict { by, entries } => {
+            let e: Vec<String> = entries.iter().map(|(k, v)| format!("{by} {k}: {}", pattern(v))).collect();
+            format!("{{ {} }}", e.join("; "))
+        }
+    }
+}
+
+/// A readable summary of one well's plan.
+pub fn summary(plan: &WellPlan) -> String {
+    let mut s = String::new();
+    let peak = plan.estimated_peak_bytes.map_or("unknown".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
+    let _ = writeln!(s, "well {} → {} (peak in memory ~{peak})", plan.well, plan.output_root.display());
+    if let Some(r) = &plan.spill_reason {
+        let _ = writeln!(s, "  spills to scratch: {r}");
+    }
+    for st in &plan.steps {
+        let comps: Vec<&str> = st.variable_components.iter().map(|c| c.name()).collect();
+        let calls = st.calls_per_well.map_or("?".into(), |n| n.to_string());
+        let _ = writeln!(
+            s,
+            "  {}. {} [{}] {} calls: {} → {}",
+            st.index,
+            st.name,
+            comps.join(","),
+            calls,
+            location(&st.reads),
+            location(&st.writes)
+        );
+        let _ = writeln!(s, "       {}", pattern(&st.func));
+        for (k, src) in st.special_inputs.iter() {
+            let from = match src {
+                SpecialInputPlan::Plate { value } => format!("plate metadata = {value}"),
+                SpecialInputPlan::Step { step, function, .. } => format!("step {step} `{function}`"),
+            };
+            let _ = writeln!(s, "       <{k} from {from}");
+        }
+        for (k, o) in &st.special_outputs {
+            let _ = writeln!(s, "       >{k} → {}/{}*", o.results_dir.display(), o.stem);
+        }
+        if let Some(c) = &st.checkpoint {
+            let _ = writeln!(s, "       checkpoint → {}", location(c));
+        }
+        if let Some(g) = &st.gpu {
+            let _ = writeln!(s, "       GPU {} ({} slots)", g.device, g.slots);
+        }
+    }
+    s
+}
+
+/// Compile and print.
+pub fn run(args: &Args) -> Result<(), String> {
+    let wells = args.well.map(|w| vec![w]);
+    let (_, compiled) = compile_file(&args.pipeline, &args.plate, args.config.as_deref(), wells)?;
+    if args.json {
+        let text = match args.well {
+            Some(_) => serde_json::to_string_pretty(&compiled.wells[..]),
+            None => serde_json::to_string_pretty(&compiled),
+        };
+        println!("{}", text.map_err(|e| format!("cannot write JSON: {e}"))?);
+        return Ok(());
+    }
+    println!(
+        "`{}` for {} ({} wells); every well has the same steps, shown for {}:",
+        compiled.pipeline,
+        compiled.plate.display(),
+        compiled.wells.len(),
+        compiled.wells.first().map_or("none".into(), |w| w.well.to_string())
+    );
+    if let Some(first) = compiled.wells.first() {
+        print!("{}", summary(first));
+    }
+    Ok(())
+}
