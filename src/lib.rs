@@ -31,8 +31,8 @@ pub use hcs_core::params::parse_choice;
 pub use hcs_core::{CudaStack, TorchStack};
 pub use hcs_core::{
     FunctionContract, InvokeError, InvokeOutput, MaterializeError, MaterializeResult, MaterializeTarget, MemoryType,
-    NdarrayStack, ParamError, ParamMap, ParamSpec, ParamType, ParamValue, PipelineParam, Registry, RegistryError,
-    SpecialData, SpecialInputs, SpecialValue, Stack,
+    NdarrayStack, ParamError, ParamMap, ParamSpec, ParamType, ParamValue, PipelineParam, PlaneCount, Registry,
+    RegistryError, SpecialData, SpecialInputs, SpecialValue, Stack,
 };
 pub use hcs_macros::{chain_breaker, memory, special_inputs, special_outputs};
 

@@ -1,0 +1,8 @@
+use hcs::prelude::*;
+
+#[memory(ndarray, planes = fewer)]
+pub fn project(stack: NdarrayStack) -> NdarrayStack {
+    stack
+}
+
+fn main() {}
