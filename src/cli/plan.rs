@@ -62,10 +62,14 @@ pub fn summary(plan: &WellPlan) -> String {
     }
     for st in &plan.steps {
         let comps: Vec<&str> = st.variable_components.iter().map(|c| c.name()).collect();
-        let calls = st.calls_per_well.map_or("?".into(), |n| n.to_string());
+        let calls = match st.calls_per_well {
+            Some(1) => "1 call".to_string(),
+            Some(n) => format!("{n} calls"),
+            None => "? calls".to_string(),
+        };
         let _ = writeln!(
             s,
-            "  {}. {} [{}] {} calls: {} → {}",
+            "  {}. {} [{}] {}: {} → {}",
             st.index,
             st.name,
             comps.join(","),
