@@ -172,3 +172,22 @@ fn the_rust_and_file_canonical_pipelines_compile_to_identical_plans_for_a_4_well
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn out_of_range_values_and_unknown_choices_are_refused_with_what_is_accepted() {
+    let text = r#"[[steps]]
+name = "range"
+func = [
+  { function = "tophat", params = { selem_radius = -3 } },
+  { function = "create_projection", params = { method = "median_projection" } },
+]
+"#;
+    let errs = errors(text);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert_eq!(
+        errs[0],
+        "line 4: step 1 `range`: `tophat` parameter `selem_radius`: -3 is out of range: expected integer ≥ 0"
+    );
+    assert!(errs[1].starts_with("line 5: step 1 `range`: `create_projection` parameter `method`:"), "{}", errs[1]);
+    assert!(errs[1].contains("max_projection"), "names the accepted choices: {}", errs[1]);
+}

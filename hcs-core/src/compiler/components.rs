@@ -236,3 +236,28 @@ pub fn check_producers(
     }
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_collapse_if_any_member_does_and_any_wins() {
+        use PlaneCount::{Any, One, Same};
+        assert_eq!(combine_chain(Same, Same), Same);
+        assert_eq!(combine_chain(Same, One), One);
+        assert_eq!(combine_chain(One, Same), One);
+        assert_eq!(combine_chain(One, Any), Any);
+        assert_eq!(combine_chain(Any, Same), Any);
+    }
+
+    #[test]
+    fn the_plate_values_start_the_flow() {
+        let plate = PlateInfo::regular("/p", 1, 2, (2, 3), 4, 5, 1, (8, 8));
+        let v = plate_values(&plate);
+        assert_eq!(v[&Component::Site], Some((1..=6).collect()));
+        assert_eq!(count(&v, Component::Channel), Some(4));
+        assert_eq!(count(&v, Component::Z), Some(5));
+        assert_eq!(count(&v, Component::Well), None, "wells are not a within-well component");
+    }
+}

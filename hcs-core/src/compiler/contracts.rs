@@ -237,3 +237,70 @@ pub fn resolve_steps(
     }
     (out, errors)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{InvokeOutput, PlaneCount, SourceLocation};
+    use crate::error::InvokeError;
+    use crate::memory::Stack;
+    use crate::special::SpecialInputs;
+
+    fn passthrough(stack: Stack, _: &ParamMap, _: &SpecialInputs) -> Result<InvokeOutput, InvokeError> {
+        Ok(InvokeOutput { stack, special_outputs: Vec::new() })
+    }
+
+    const fn variant(memory: MemoryType) -> FunctionContract {
+        FunctionContract {
+            name: "f",
+            module_path: "m",
+            crate_name: "c",
+            input_memory: memory,
+            output_memory: memory,
+            output_planes: PlaneCount::Same,
+            special_inputs: &[],
+            special_outputs: &[],
+            chain_breaker: false,
+            params: &[],
+            doc: "",
+            location: SourceLocation { file: "f.rs", line: 1, column: 1 },
+            invoke: passthrough,
+        }
+    }
+
+    static CPU: FunctionContract = variant(MemoryType::Ndarray);
+    static GPU: FunctionContract = variant(MemoryType::Torch);
+
+    #[test]
+    fn the_policy_picks_the_variant() {
+        let both = [&CPU, &GPU];
+        let pick = |v: &[&'static FunctionContract], p, gpu| choose_variant(v, p, gpu).map(|c| c.input_memory);
+        assert_eq!(pick(&both, GpuPolicy::Prefer, true), Ok(MemoryType::Torch));
+        assert_eq!(pick(&both, GpuPolicy::Prefer, false), Ok(MemoryType::Ndarray));
+        assert_eq!(pick(&both, GpuPolicy::Never, true), Ok(MemoryType::Ndarray));
+        assert_eq!(
+            pick(&both, GpuPolicy::Require, false),
+            Ok(MemoryType::Torch),
+            "phase 5 then reports the missing GPU"
+        );
+        assert_eq!(
+            pick(&[&CPU], GpuPolicy::Require, true),
+            Ok(MemoryType::Ndarray),
+            "a CPU-only function is no GPU step"
+        );
+        assert_eq!(pick(&[&GPU], GpuPolicy::Prefer, false), Ok(MemoryType::Torch));
+        assert!(pick(&[&GPU], GpuPolicy::Never, true).expect_err("refused").contains("gpu_policy is never"));
+    }
+
+    #[test]
+    fn conversions_are_only_what_the_table_holds() {
+        let none = ConversionTable::none();
+        assert!(none.has(MemoryType::Torch, MemoryType::Torch));
+        assert!(!none.has(MemoryType::Ndarray, MemoryType::Torch));
+        let one_way = none.with(MemoryType::Ndarray, MemoryType::Cuda);
+        assert!(one_way.has(MemoryType::Ndarray, MemoryType::Cuda));
+        assert!(!one_way.has(MemoryType::Cuda, MemoryType::Ndarray));
+        // Without the torch / cuda features nothing but identity is built in.
+        assert_eq!(ConversionTable::built_in().has(MemoryType::Ndarray, MemoryType::Torch), cfg!(feature = "torch"));
+    }
+}

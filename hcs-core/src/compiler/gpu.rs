@@ -100,3 +100,18 @@ pub fn assign(inventory: &GpuInventory, well_index: usize, slots: usize) -> Opti
     let n = inventory.devices.len();
     (n > 0).then(|| GpuAssignment { device: inventory.devices[well_index % n].ordinal, slots })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wells_are_dealt_round_robin_over_the_devices() {
+        let two = GpuInventory::simulated(2);
+        let devices: Vec<u32> = (0..5).filter_map(|k| assign(&two, k, 3)).map(|a| a.device).collect();
+        assert_eq!(devices, [0, 1, 0, 1, 0]);
+        assert_eq!(assign(&two, 0, 3).map(|a| a.slots), Some(3));
+        assert_eq!(assign(&GpuInventory::none(), 0, 3), None);
+        assert!(GpuInventory::detect().is_empty() || cfg!(any(feature = "torch", feature = "cuda")));
+    }
+}

@@ -277,3 +277,34 @@ pub fn check_collisions(
     }
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn persistent_locations_follow_the_backend() {
+        let mut c = Config::default();
+        assert_eq!(persistent_location(&c, Path::new("/o"), "images"), Location::Disk { dir: "/o/images".into() });
+        c.backend = StorageBackend::Zarr;
+        assert_eq!(
+            persistent_location(&c, Path::new("/o"), "images"),
+            Location::Zarr { store: "/o/images.ome.zarr".into() }
+        );
+    }
+
+    #[test]
+    fn overlap_is_by_path_components_not_by_text() {
+        assert!(overlaps(Path::new("/d/plate"), Path::new("/d/plate/images")));
+        assert!(overlaps(Path::new("/d/plate/images"), Path::new("/d/plate")));
+        assert!(!overlaps(Path::new("/d/plate_outputs/images"), Path::new("/d/plate")));
+    }
+
+    #[test]
+    fn plate_metadata_values_are_typed() {
+        let plate = PlateInfo::regular("/p", 1, 1, (2, 3), 1, 1, 1, (8, 8));
+        assert_eq!(plate_value("grid_dimensions", TypeId::of::<(u32, u32)>(), &plate), Ok(serde_json::json!([2, 3])));
+        assert_eq!(plate_value("pixel_size", TypeId::of::<f64>(), &plate), Ok(serde_json::json!(0.65)));
+        assert!(plate_value("grid_dimensions", TypeId::of::<u32>(), &plate).is_err());
+    }
+}

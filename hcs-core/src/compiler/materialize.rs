@@ -98,3 +98,19 @@ pub fn plan(init: &Init, flows: &[Flow], plate: &PlateInfo, names: &[String]) ->
         spill_reason: if reasons.is_empty() { None } else { Some(reasons.join("; ")) },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plane_counts_multiply_and_unknown_stays_unknown() {
+        let mut v = ComponentValues::new();
+        v.insert(Component::Site, Some(vec![1, 2, 3]));
+        v.insert(Component::Z, Some(vec![1, 2]));
+        assert_eq!(planes(&v), Some(6));
+        v.insert(Component::Channel, None);
+        assert_eq!(planes(&v), None);
+        assert_eq!(mib(3 * 1024 * 1024 / 2), "1.5 MiB");
+    }
+}

@@ -155,7 +155,8 @@ pub struct ZarrStorePlan {
     pub store: PathBuf,
     /// Every well the store will hold (the compiled wells).
     pub wells: Vec<WellId>,
-    /// Fields (sites) per well, as the data is at that step.
+    /// Fields (sites) per well, as the data is at that step (axis sizes are 0 where a
+    /// `planes = any` step made them unknown: the executor sizes them from the first well).
     pub fields: usize,
     /// Channels.
     pub channels: usize,

@@ -58,3 +58,24 @@ pub fn declare(init: &Init, flows: &[Flow], wells: &[WellId]) -> Vec<(Option<Zar
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn store_axes_are_the_data_at_that_step() {
+        let values: super::super::plan::ComponentValues = BTreeMap::from([
+            (Component::Site, Some(vec![1])),
+            (Component::Channel, Some(vec![1, 2])),
+            (Component::Z, None),
+            (Component::Timepoint, Some(vec![1])),
+        ]);
+        let flow =
+            Flow { values_in: values.clone(), values_out: values, calls_per_well: None, changed_by: BTreeMap::new() };
+        let plan = store_plan(std::path::Path::new("/o/x.ome.zarr"), &[WellId::new(0, 1)], &flow, &Default::default());
+        assert_eq!((plan.fields, plan.channels, plan.z_planes, plan.timepoints), (1, 2, 0, 1));
+        assert_eq!((plan.level, plan.ngff.as_str()), (3, "0.5"));
+    }
+}
