@@ -12,6 +12,7 @@ extern crate self as hcs_core;
 pub mod compiler;
 pub mod contract;
 pub mod error;
+pub mod executor;
 pub mod formats;
 pub mod memory;
 pub mod params;

@@ -126,6 +126,7 @@ fn options(registry: &Registry) -> CompileOptions<'_> {
     CompileOptions {
         registry,
         global: ConfigLayer::default(),
+        overrides: ConfigLayer::default(),
         gpus: GpuInventory::none(),
         conversions: ConversionTable::none(),
         wells: None,

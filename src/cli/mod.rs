@@ -19,6 +19,7 @@ pub mod compile_args;
 pub mod demo;
 pub mod functions;
 pub mod plan;
+pub mod run;
 pub mod synth;
 
 /// High-content-screening pipelines: contracts checked by rustc, plans checked before any pixel moves.
@@ -39,6 +40,8 @@ enum Command {
     Functions(functions::Args),
     /// Compile a pipeline for a plate and show the frozen per-well plans (`--json` for all of it).
     Plan(plan::Args),
+    /// Compile a pipeline and run it over a plate (resumable; wells in parallel).
+    Run(run::Args),
     /// Write a seeded synthetic plate with ground-truth tile positions.
     Synth(synth::Args),
 }
@@ -51,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Functions(args) => functions::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Run(args) => run::run(&args),
         Command::Synth(args) => synth::run(&args),
     };
     match result {

@@ -115,12 +115,13 @@ pub fn initialize(
     pipeline: &Pipeline,
     plate: &PlateInfo,
     registry: &Registry,
-    global: &ConfigLayer,
+    [global, overrides]: [&ConfigLayer; 2],
     source: Option<&SourceMap>,
 ) -> (Init, Vec<PipelineError>) {
     let mut errors = config_errors(global, Line(None), None, "global config: ");
     errors.extend(config_errors(&pipeline.config, Line(None), None, "[config]: "));
-    let run_config = Config::resolve([global, &pipeline.config]);
+    errors.extend(config_errors(overrides, Line(None), None, "command line: "));
+    let run_config = Config::resolve([global, &pipeline.config, overrides]);
     let output_root = run_config.output_root(&plate.root);
     let final_location = persistent_location(&run_config, &output_root, &run_config.sub_dir);
     let sources = effective_sources(pipeline, registry);
@@ -132,7 +133,7 @@ pub fn initialize(
         let step_ref = StepRef { index: i + 1, name: step.name.clone() };
         let at = Line(source.and_then(|s| s.step_line(i)));
         errors.extend(config_errors(&step.config, at, Some(step_ref.clone()), "config: "));
-        let config = Config::resolve([global, &pipeline.config, &step.config]);
+        let config = Config::resolve([global, &pipeline.config, overrides, &step.config]);
         let root = config.output_root(&plate.root);
         let checkpoint = step.materialize.as_ref().map(|m| {
             let sub_dir = step.config.sub_dir.clone().unwrap_or_else(|| format!("checkpoints/step{}", i + 1));

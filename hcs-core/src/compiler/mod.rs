@@ -50,6 +50,8 @@ pub struct CompileOptions<'a> {
     pub registry: &'a Registry,
     /// The global configuration layer (under the pipeline's `[config]`).
     pub global: ConfigLayer,
+    /// Run overrides (command-line flags): over the pipeline's `[config]`, under step layers.
+    pub overrides: ConfigLayer,
     /// The GPUs to assign.
     pub gpus: GpuInventory,
     /// The memory conversions available.
@@ -66,6 +68,7 @@ impl<'a> CompileOptions<'a> {
         Self {
             registry,
             global: ConfigLayer::default(),
+            overrides: ConfigLayer::default(),
             gpus: GpuInventory::detect(),
             conversions: ConversionTable::built_in(),
             wells: None,
@@ -120,7 +123,8 @@ pub fn compile(
     };
 
     // Phase 1.
-    let (init, init_errors) = init::initialize(pipeline, plate, registry, &options.global, source);
+    let (init, init_errors) =
+        init::initialize(pipeline, plate, registry, [&options.global, &options.overrides], source);
     errors.extend(init_errors);
     let sources: Vec<_> = init.steps.iter().map(|s| s.input_source).collect();
     let flows = components::flow(pipeline, plate, registry, &sources);

@@ -113,6 +113,9 @@ impl fmt::Display for Workers {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigLayer {
+    /// The output plate folder itself (overrides `output_folder` and `output_suffix`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_root: Option<PathBuf>,
     /// Folder that receives `<plate name><output_suffix>` (default: the plate's parent folder).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_folder: Option<PathBuf>,
@@ -152,6 +155,8 @@ pub struct ConfigLayer {
 /// Every configuration value, resolved.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {
+    /// See [`ConfigLayer::output_root`].
+    pub output_root: Option<PathBuf>,
     /// `None`: beside the input plate.
     pub output_folder: Option<PathBuf>,
     /// See [`ConfigLayer::output_suffix`].
@@ -179,6 +184,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            output_root: None,
             output_folder: None,
             output_suffix: "_outputs".into(),
             sub_dir: "images".into(),
@@ -268,6 +274,9 @@ impl Config {
                 *slot = v.clone();
             }
         }
+        if layer.output_root.is_some() {
+            self.output_root.clone_from(&layer.output_root);
+        }
         if layer.output_folder.is_some() {
             self.output_folder.clone_from(&layer.output_folder);
         }
@@ -294,6 +303,9 @@ impl Config {
 
     /// The output plate folder for a plate at `plate_root`.
     pub fn output_root(&self, plate_root: &Path) -> PathBuf {
+        if let Some(root) = &self.output_root {
+            return root.clone();
+        }
         let name = plate_root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plate".into());
         let base = match &self.output_folder {
             Some(folder) => folder.clone(),

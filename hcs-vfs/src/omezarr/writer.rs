@@ -88,6 +88,15 @@ impl OmeZarrPlateWriter {
 
     /// Start writing a well into a temporary directory.
     pub fn open_well(&self, row: &str, col: u32) -> Result<WellWriter, VfsError> {
+        self.open_well_shaped(row, col, self.layout.plane_shape)
+    }
+
+    /// Start writing a well whose planes have their own shape (mosaics differ from well to well;
+    /// every image of an OME-Zarr plate is its own array).
+    pub fn open_well_shaped(&self, row: &str, col: u32, plane_shape: (usize, usize)) -> Result<WellWriter, VfsError> {
+        if plane_shape.0 == 0 || plane_shape.1 == 0 {
+            return Err(zarr_err(&self.root, "empty plane shape"));
+        }
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         if !self.layout.wells.iter().any(|(r, c)| r == row && *c == col) {
             return Err(zarr_err(&self.root, format!("well {row}{col:02} is not in the plate layout")));
@@ -99,8 +108,8 @@ impl OmeZarrPlateWriter {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&tmp_dir).map_err(|e| VfsError::io(&tmp_dir, e))?;
-        let mut writer =
-            WellWriter { final_dir, tmp_dir, layout: self.layout.clone(), arrays: Vec::new(), finished: false };
+        let layout = PlateLayout { plane_shape, ..self.layout.clone() };
+        let mut writer = WellWriter { final_dir, tmp_dir, layout, arrays: Vec::new(), finished: false };
         writer.prepare()?;
         Ok(writer)
     }

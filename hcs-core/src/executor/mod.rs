@@ -1,0 +1,275 @@
+//! The executor: runs a compiled plate, wells in parallel on a bounded pool (and the pattern
+//! groups of a well in parallel too), each well following its frozen plan. Data flows only
+//! through the locations the plans name; nothing is re-planned.
+//!
+//! Failure model: a failing well is reported and the others go on (unless `fail_fast`); a well
+//! counts as done only once its completion record is written, after all its outputs, so a killed
+//! run resumed with the same command redoes exactly the unfinished wells. At the end the output
+//! plate gets its `hcs_plate.json` (every finished well), which makes it a valid input plate.
+
+pub mod groups;
+pub mod output;
+pub mod well;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use hcs_vfs::Dtype;
+use hcs_vfs::omezarr::{NgffVersion, OmeZarrPlateWriter, PlateLayout, ZarrCodec};
+
+use crate::compiler::{CompiledPlate, Location, ZarrStorePlan};
+use crate::formats::hcs::{FORMAT_VERSION, HcsPlateFile, Subdir};
+use crate::pipeline::{Workers, ZarrCompression};
+use crate::plate::{Component, Plate, WellId};
+use crate::registry::Registry;
+
+use output::{Sink, ZarrAxes};
+use well::{Sinks, WellJob, run_well};
+
+/// What can stop a well or a run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// A step failed (loading, a function, a conversion, naming).
+    #[error("step {step} `{name}`: {message}")]
+    Step {
+        /// 1-based step.
+        step: usize,
+        /// Its name.
+        name: String,
+        /// What happened.
+        message: String,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] hcs_vfs::VfsError),
+    /// The output plate's metadata cannot be written.
+    #[error("{0}")]
+    Metadata(String),
+}
+
+/// How a well ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", content = "error", rename_all = "snake_case")]
+pub enum WellStatus {
+    /// Processed in this run.
+    Done,
+    /// Complete and verified from an earlier run: skipped.
+    Resumed,
+    /// Failed (the message names the step).
+    Failed(String),
+    /// Not started because an earlier well failed under `fail_fast`.
+    NotRun,
+}
+
+/// One well's outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct WellReport {
+    /// The well.
+    pub well: WellId,
+    /// How it ended.
+    #[serde(flatten)]
+    pub status: WellStatus,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// The output plate.
+    pub output_root: PathBuf,
+    /// Per well, in well order.
+    pub wells: Vec<WellReport>,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+impl RunReport {
+    /// Whether any well failed or did not run.
+    pub fn failed(&self) -> bool {
+        self.wells.iter().any(|w| matches!(w.status, WellStatus::Failed(_) | WellStatus::NotRun))
+    }
+}
+
+/// Run options.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// Worker threads (default: the plan's run-level `workers`).
+    pub workers: Option<usize>,
+    /// Stop starting wells after the first failure.
+    pub fail_fast: bool,
+    /// Called as each well ends (progress bars, logs).
+    pub on_well: Option<&'a (dyn Fn(&WellReport) + Sync)>,
+}
+
+struct RunSinks {
+    zarr: BTreeMap<PathBuf, (OmeZarrPlateWriter, ZarrAxes)>,
+}
+
+impl Sinks for RunSinks {
+    fn sink<'s>(&'s self, location: &'s Location) -> Option<Sink<'s>> {
+        match location {
+            Location::Disk { dir } => Some(Sink::Disk(dir)),
+            Location::Zarr { store } => self.zarr.get(store).map(|(w, a)| Sink::Zarr(w, a)),
+            _ => None,
+        }
+    }
+}
+
+fn zarr_sink(
+    plan: &ZarrStorePlan,
+    values: &crate::compiler::ComponentValues,
+    plate: &Plate,
+    dtype: Dtype,
+) -> Result<(OmeZarrPlateWriter, ZarrAxes), ExecError> {
+    let vals = |c: Component| values.get(&c).cloned().flatten().unwrap_or_else(|| vec![1]);
+    let axes = ZarrAxes {
+        sites: vals(Component::Site),
+        channels: vals(Component::Channel),
+        zs: vals(Component::Z),
+        timepoints: vals(Component::Timepoint),
+    };
+    let name_of = |c: &u32| {
+        plate
+            .metadata
+            .channels
+            .iter()
+            .find(|ch| ch.index == *c)
+            .map_or_else(|| format!("channel {c}"), |ch| ch.name.clone())
+    };
+    let layout = PlateLayout {
+        name: plate.metadata.name.clone(),
+        wells: plan.wells.iter().map(|w| (w.row_letters(), u32::from(w.col))).collect(),
+        fields: axes.sites.len() as u32,
+        timepoints: axes.timepoints.len() as u32,
+        channels: axes.channels.iter().map(name_of).collect(),
+        z_planes: axes.zs.len() as u32,
+        plane_shape: plate.metadata.tile_shape.unwrap_or((1, 1)),
+        dtype,
+        pixel_size_um: plate.metadata.pixel_size_um,
+        version: NgffVersion::V05,
+        codec: match plan.codec {
+            ZarrCompression::Zstd => ZarrCodec::Zstd(plan.level),
+            ZarrCompression::None => ZarrCodec::None,
+        },
+    };
+    Ok((OmeZarrPlateWriter::create(&plan.store, layout)?, axes))
+}
+
+/// Run every well of `compiled` on `plate`.
+pub fn run(
+    compiled: &CompiledPlate,
+    plate: &Plate,
+    registry: &Registry,
+    options: &RunOptions<'_>,
+) -> Result<RunReport, ExecError> {
+    let start = Instant::now();
+    let dtype = plate.metadata.dtype.unwrap_or(Dtype::U16);
+    let Some(first) = compiled.wells.first() else {
+        return Ok(RunReport { output_root: compiled.output_root.clone(), wells: Vec::new(), seconds: 0.0 });
+    };
+    // Persistent locations: create folders and the declared zarr stores once.
+    let mut sinks = RunSinks { zarr: BTreeMap::new() };
+    for step in &first.steps {
+        for plan in [&step.zarr_store, &step.checkpoint_zarr_store].into_iter().flatten() {
+            sinks.zarr.insert(plan.store.clone(), zarr_sink(plan, &step.components_out, plate, dtype)?);
+        }
+        for loc in [Some(&step.writes), step.checkpoint.as_ref()].into_iter().flatten() {
+            if let Location::Disk { dir } = loc {
+                std::fs::create_dir_all(dir).map_err(|source| hcs_vfs::VfsError::Io { path: dir.clone(), source })?;
+            }
+        }
+    }
+    let workers = options.workers.or(match first.steps[0].config.workers {
+        Workers::Auto => None,
+        Workers::Count(n) => Some(n),
+    });
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = workers {
+        pool = pool.num_threads(n);
+    }
+    let pool = pool.build().map_err(|e| ExecError::Metadata(format!("cannot start {workers:?} workers: {e}")))?;
+    let stop = AtomicBool::new(false);
+    let reports: Vec<WellReport> = pool.install(|| {
+        compiled
+            .wells
+            .par_iter()
+            .with_max_len(1)
+            .map(|plan| {
+                let t = Instant::now();
+                let status = if stop.load(Ordering::Relaxed) {
+                    WellStatus::NotRun
+                } else if output::is_done(&plan.output_root, plan) {
+                    WellStatus::Resumed
+                } else {
+                    let job = WellJob { plan, plate, registry, sinks: &sinks, dtype };
+                    match run_well(&job).and_then(|record| {
+                        output::write_record(&plan.output_root, plan.well, &record).map_err(ExecError::from)
+                    }) {
+                        Ok(()) => WellStatus::Done,
+                        Err(e) => {
+                            if options.fail_fast {
+                                stop.store(true, Ordering::Relaxed);
+                            }
+                            WellStatus::Failed(e.to_string())
+                        }
+                    }
+                };
+                let report = WellReport { well: plan.well, status, seconds: t.elapsed().as_secs_f64() };
+                if let Some(f) = options.on_well {
+                    f(&report);
+                }
+                report
+            })
+            .collect()
+    });
+    for (writer, _) in sinks.zarr.values() {
+        writer.finalize()?;
+    }
+    write_plate_metadata(compiled, plate)?;
+    Ok(RunReport { output_root: compiled.output_root.clone(), wells: reports, seconds: start.elapsed().as_secs_f64() })
+}
+
+/// Write the output plate's `hcs_plate.json` from the records of every finished well.
+fn write_plate_metadata(compiled: &CompiledPlate, plate: &Plate) -> Result<(), ExecError> {
+    let root = &compiled.output_root;
+    let Some(first) = compiled.wells.first() else { return Ok(()) };
+    let last = first.steps.last();
+    let main = last.and_then(|s| output::subdir_name(&s.writes, root));
+    let mut subdirs: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for plan in &compiled.wells {
+        if let Some(record) = output::read_record(root, plan.well) {
+            for (name, planes) in record.subdirs {
+                subdirs.entry(name).or_default().extend(planes);
+            }
+        }
+    }
+    let backend_of = |name: &str| {
+        if name.ends_with(".ome.zarr") { hcs_vfs::Backend::Zarr } else { hcs_vfs::Backend::Disk }
+    };
+    let subdirs: Vec<Subdir> = subdirs
+        .into_iter()
+        .map(|(name, planes)| Subdir { backend: backend_of(&name), main: Some(&name) == main.as_ref(), name, planes })
+        .collect();
+    if subdirs.is_empty() {
+        return Ok(());
+    }
+    let mut metadata = plate.metadata.clone();
+    if let Some(out) = last.map(|s| &s.components_out) {
+        if let Some(Some(channels)) = out.get(&Component::Channel) {
+            metadata.channels.retain(|c| channels.contains(&c.index));
+        }
+        if out.get(&Component::Site).cloned().flatten().is_some_and(|s| s.len() == 1) {
+            metadata.grid = Some((1, 1));
+        }
+    }
+    metadata.tile_shape = None;
+    let file = HcsPlateFile { hcs_plate: FORMAT_VERSION, source_format: plate.metadata.format, metadata, subdirs };
+    crate::formats::hcs::write(root, &file).map_err(|e| ExecError::Metadata(e.to_string()))?;
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! One well, step by step, following its frozen plan: gather the groups, load → stack → call the
+//! pattern → unstack → store where the plan says, hand special inputs only to the functions that
+//! declare them, materialize special outputs, and free each intermediate once its reader is done.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ndarray::{Array2, Array3, Axis};
+use rayon::prelude::*;
+
+use hcs_vfs::Dtype;
+use hcs_vfs::tiff::{TiffCompression, TiffLimits, read_tiff, write_tiff};
+
+use crate::compiler::{Conversion, Location, ResolvedCall, ResolvedPattern, SpecialInputPlan, StepPlan, WellPlan};
+use crate::memory::Stack;
+use crate::plate::{Component, ImageKey, Plate};
+use crate::registry::Registry;
+use crate::special::{MaterializeTarget, SpecialData, SpecialInputs};
+
+use super::ExecError;
+use super::groups::{GroupKey, groups, label, output_keys};
+use super::output::{Sink, WellRecord, WrittenFile, file_crc, plane_file_name, subdir_name, write_planes};
+
+/// A well's planes at one point of the pipeline.
+pub type Planes = BTreeMap<ImageKey, Arc<Array2<f32>>>;
+
+/// Where a step's persistent writes go (built once per run, shared by the wells).
+pub trait Sinks: Sync {
+    /// The sink of a persistent location.
+    fn sink<'s>(&'s self, location: &'s Location) -> Option<Sink<'s>>;
+}
+
+/// Everything one well needs.
+pub struct WellJob<'a> {
+    /// The frozen plan.
+    pub plan: &'a WellPlan,
+    /// The input plate.
+    pub plate: &'a Plate,
+    /// The functions.
+    pub registry: &'a Registry,
+    /// Persistent outputs.
+    pub sinks: &'a dyn Sinks,
+    /// Storage dtype of persistent planes.
+    pub dtype: Dtype,
+}
+
+enum Special {
+    One(SpecialData),
+    PerGroup(Vec<(String, SpecialData)>),
+}
+
+fn step_error(step: &StepPlan, message: impl Into<String>) -> ExecError {
+    ExecError::Step { step: step.index, name: step.name.clone(), message: message.into() }
+}
+
+/// The memory-type seam: the compiler planned every conversion; this build performs identity only
+/// (the torch / cuda converters plug in here with their features).
+fn convert(stack: Stack, conversion: Option<Conversion>) -> Result<Stack, String> {
+    match conversion {
+        None => Ok(stack),
+        Some(c) if c.from == c.to => Ok(stack),
+        Some(c) => Err(format!("this build cannot convert {} → {}", c.from, c.to)),
+    }
+}
+
+fn plate_special(key: &str, value: &serde_json::Value) -> Result<SpecialData, String> {
+    let bad = |e: serde_json::Error| format!("plate value of `{key}`: {e}");
+    match key {
+        "grid_dimensions" => Ok(SpecialData::new(serde_json::from_value::<(u32, u32)>(value.clone()).map_err(bad)?)),
+        "pixel_size" => Ok(SpecialData::new(serde_json::from_value::<f64>(value.clone()).map_err(bad)?)),
+        other => Err(format!("no plate value for `{other}`")),
+    }
+}
+
+struct CallCtx<'a> {
+    registry: &'a Registry,
+    step: &'a StepPlan,
+    store: &'a BTreeMap<String, Special>,
+    group_values: &'a ImageKey,
+}
+
+impl CallCtx<'_> {
+    fn inputs(&self, call: &ResolvedCall, produced: &[(&'static str, SpecialData)]) -> Result<SpecialInputs, String> {
+        let contract = self
+            .registry
+            .get(&call.function, call.input_memory)
+            .ok_or_else(|| format!("`{}` ({}) is not registered in this binary", call.function, call.input_memory))?;
+        let mut inputs = SpecialInputs::new();
+        for spec in contract.special_inputs {
+            let value = if let Some((_, v)) = produced.iter().rev().find(|(k, _)| *k == spec.key) {
+                v.clone()
+            } else {
+                match self.step.special_inputs.get(spec.key) {
+                    Some(SpecialInputPlan::Plate { value }) => plate_special(spec.key, value)?,
+                    Some(SpecialInputPlan::Step { step, function, .. }) => match self.store.get(spec.key) {
+                        Some(Special::One(v)) => v.clone(),
+                        Some(Special::PerGroup(_)) => {
+                            return Err(format!("special input `{}` is kept per group", spec.key));
+                        }
+                        None => {
+                            return Err(format!(
+                                "special input `{}` from step {step} `{function}` was not produced",
+                                spec.key
+                            ));
+                        }
+                    },
+                    None => return Err(format!("special input `{}` is not in the plan", spec.key)),
+                }
+            };
+            inputs.insert(spec.key, value);
+        }
+        Ok(inputs)
+    }
+
+    fn run(
+        &self,
+        p: &ResolvedPattern,
+        stack: Stack,
+        produced: &mut Vec<(&'static str, SpecialData)>,
+    ) -> Result<Stack, String> {
+        match p {
+            ResolvedPattern::Call(call) => {
+                let stack = convert(stack, call.convert_input)?;
+                let contract = self
+                    .registry
+                    .get(&call.function, call.input_memory)
+                    .ok_or_else(|| format!("`{}` is not registered in this binary", call.function))?;
+                let inputs = self.inputs(call, produced)?;
+                let out = contract.call(stack, &call.params, &inputs).map_err(|e| e.to_string())?;
+                produced.extend(out.special_outputs);
+                Ok(out.stack)
+            }
+            ResolvedPattern::Chain { members } => {
+                members.iter().try_fold(stack, |stack, m| self.run(m, stack, produced))
+            }
+            ResolvedPattern::Dict { by, entries } => {
+                let value = self.group_values.get(*by).to_string();
+                let entry = entries.iter().find(|(k, _)| {
+                    let k = k.trim_start_matches('0');
+                    *k == value || (k.is_empty() && value == "0")
+                });
+                match entry {
+                    Some((_, pattern)) => self.run(pattern, stack, produced),
+                    None => Ok(stack), // no entry for this value: the planes pass through
+                }
+            }
+        }
+    }
+}
+
+fn stack_of(planes: &[Arc<Array2<f32>>]) -> Result<Array3<f32>, String> {
+    let Some(first) = planes.first() else { return Err("no planes".into()) };
+    let (h, w) = first.dim();
+    let mut stack = Array3::zeros((planes.len(), h, w));
+    for (i, p) in planes.iter().enumerate() {
+        if p.dim() != (h, w) {
+            return Err(format!("planes of one stack differ in shape: {:?} vs {:?}", p.dim(), (h, w)));
+        }
+        stack.index_axis_mut(Axis(0), i).assign(p);
+    }
+    Ok(stack)
+}
+
+fn scratch_dir(dir: &Path, plan: &WellPlan) -> PathBuf {
+    dir.join(plan.well.to_string())
+}
+
+/// Load the planes of `keys` from where the step reads.
+fn load(job: &WellJob<'_>, reads: &Location, source: &Planes, keys: &[ImageKey]) -> Result<Array3<f32>, String> {
+    match reads {
+        Location::Plate { .. } => job.plate.load_stack(keys).map_err(|e| e.to_string()),
+        Location::Memory { .. } => {
+            let planes: Vec<Arc<Array2<f32>>> = keys
+                .iter()
+                .map(|k| source.get(k).cloned().ok_or_else(|| format!("{k}: missing")))
+                .collect::<Result<_, _>>()?;
+            stack_of(&planes)
+        }
+        Location::Disk { dir } => {
+            let planes: Vec<Arc<Array2<f32>>> = keys
+                .iter()
+                .map(|k| {
+                    let path = scratch_dir(dir, job.plan).join(plane_file_name(k));
+                    let mut pages = read_tiff(&path, TiffLimits::default()).map_err(|e| e.to_string())?;
+                    pages.pop().map(|p| Arc::new(p.to_f32())).ok_or_else(|| format!("{}: no image", path.display()))
+                })
+                .collect::<Result<_, String>>()?;
+            stack_of(&planes)
+        }
+        Location::Zarr { store } => Err(format!("{}: steps do not read zarr stores back", store.display())),
+    }
+}
+
+/// Run one well; returns its completion record (the caller writes it).
+pub fn run_well(job: &WellJob<'_>) -> Result<WellRecord, ExecError> {
+    let plan = job.plan;
+    let mut memory: BTreeMap<String, Planes> = BTreeMap::new();
+    let mut scratch_keys: BTreeMap<PathBuf, Vec<ImageKey>> = BTreeMap::new();
+    let mut store: BTreeMap<String, Special> = BTreeMap::new();
+    let mut record = WellRecord { plan_crc32: super::output::plan_crc(plan), ..WellRecord::default() };
+    let last = plan.steps.len().saturating_sub(1);
+
+    for (i, step) in plan.steps.iter().enumerate() {
+        // Gather the input keys (from the index or the previous step's output; no listing).
+        let empty = Planes::new();
+        let (keys, source): (Vec<ImageKey>, &Planes) = match &step.reads {
+            Location::Plate { .. } => (job.plate.index.well(plan.well).map(|(k, _)| *k).collect(), &empty),
+            Location::Memory { namespace } => {
+                let planes = memory.get(namespace).ok_or_else(|| step_error(step, format!("{namespace} is empty")))?;
+                (planes.keys().copied().collect(), planes)
+            }
+            Location::Disk { dir } => (scratch_keys.get(dir).cloned().unwrap_or_default(), &empty),
+            Location::Zarr { store } => {
+                return Err(step_error(step, format!("{}: steps do not read zarr stores back", store.display())));
+            }
+        };
+        let grouped: Vec<(GroupKey, Vec<ImageKey>)> = groups(&keys, &step.variable_components).into_iter().collect();
+        let varying: Vec<Component> = step
+            .components_in
+            .iter()
+            .filter(|(_, v)| v.as_ref().is_some_and(|v| v.len() > 1))
+            .map(|(c, _)| *c)
+            .collect();
+
+        let results: Vec<(Vec<(ImageKey, Array2<f32>)>, Vec<(&'static str, SpecialData)>, String)> = grouped
+            .par_iter()
+            .map(|(_, group)| {
+                let stack = load(job, &step.reads, source, group).map_err(|m| step_error(step, m))?;
+                let ctx = CallCtx { registry: job.registry, step, store: &store, group_values: &group[0] };
+                let mut produced = Vec::new();
+                let out = ctx.run(&step.func, Stack::Ndarray(stack), &mut produced).map_err(|m| step_error(step, m))?;
+                let out = convert(out, step.convert_output).map_err(|m| step_error(step, m))?;
+                #[allow(unreachable_patterns)] // more variants with the torch / cuda features
+                let array = match out {
+                    Stack::Ndarray(a) => a,
+                    other => return Err(step_error(step, format!("a {} stack reached storage", other.memory_type()))),
+                };
+                let names = output_keys(group, array.shape()[0]).map_err(|m| step_error(step, m))?;
+                let planes = names.into_iter().zip(array.outer_iter()).map(|(k, p)| (k, p.to_owned())).collect();
+                Ok((planes, produced, label(group, &step.variable_components, &varying)))
+            })
+            .collect::<Result<_, ExecError>>()?;
+
+        // Special outputs: one per well, or one per group when merged.
+        let mut step_specials: BTreeMap<&'static str, Vec<(String, SpecialData)>> = BTreeMap::new();
+        let mut planes = Planes::new();
+        for (outs, produced, group_label) in results {
+            for (k, p) in outs {
+                planes.insert(k, Arc::new(p));
+            }
+            for (key, value) in produced {
+                step_specials.entry(key).or_default().push((group_label.clone(), value));
+            }
+        }
+        for (key, values) in step_specials {
+            let per_group = step.special_outputs.get(key).is_some_and(|o| o.per_group);
+            let special = if per_group {
+                Special::PerGroup(values)
+            } else if values.len() == 1 {
+                Special::One(values.into_iter().map(|(_, v)| v).next_back().ok_or_else(|| step_error(step, "empty"))?)
+            } else {
+                return Err(step_error(step, format!("`{key}` was produced by {} groups", values.len())));
+            };
+            materialize(job, step, key, &special, &mut record)?;
+            store.insert(key.to_string(), special);
+        }
+
+        // Store the output where the plan says; free the input once read.
+        if let Location::Memory { namespace } = &step.reads {
+            memory.remove(namespace);
+        }
+        if let Location::Disk { dir } = &step.reads {
+            scratch_keys.remove(dir);
+            std::fs::remove_dir_all(scratch_dir(dir, plan)).ok();
+        }
+        if let Some(checkpoint) = &step.checkpoint {
+            persist(job, step, checkpoint, &planes, &mut record)?;
+        }
+        match &step.writes {
+            Location::Memory { namespace } => {
+                memory.insert(namespace.clone(), planes);
+            }
+            location if i == last => persist(job, step, location, &planes, &mut record)?,
+            Location::Disk { dir } => {
+                let well_dir = scratch_dir(dir, plan);
+                for (k, p) in &planes {
+                    let data = hcs_vfs::PlaneData::from_f32(p, Dtype::F32);
+                    write_tiff(&well_dir.join(plane_file_name(k)), &[data], TiffCompression::None)?;
+                }
+                scratch_keys.insert(dir.clone(), planes.keys().copied().collect());
+            }
+            other => return Err(step_error(step, format!("cannot write an intermediate to {other:?}"))),
+        }
+    }
+    Ok(record)
+}
+
+fn persist(
+    job: &WellJob<'_>,
+    step: &StepPlan,
+    location: &Location,
+    planes: &Planes,
+    record: &mut WellRecord,
+) -> Result<(), ExecError> {
+    let sink = job.sinks.sink(location).ok_or_else(|| step_error(step, format!("no sink for {location:?}")))?;
+    let root = &job.plan.output_root;
+    let (files, refs) = write_planes(&sink, root, planes, job.dtype)?;
+    record.files.extend(files);
+    let name = subdir_name(location, root).unwrap_or_default();
+    record.subdirs.entry(name).or_default().extend(refs);
+    Ok(())
+}
+
+fn materialize(
+    job: &WellJob<'_>,
+    step: &StepPlan,
+    key: &str,
+    special: &Special,
+    record: &mut WellRecord,
+) -> Result<(), ExecError> {
+    let Some(out) = step.special_outputs.get(key) else { return Ok(()) };
+    let Some(spec) = job.registry.variants(&out.function).iter().find_map(|c| c.special_output(key)) else {
+        return Ok(());
+    };
+    let Some(materializer) = spec.materializer else { return Ok(()) };
+    let values: Vec<(String, &SpecialData)> = match special {
+        Special::One(v) => vec![(out.stem.clone(), v)],
+        Special::PerGroup(vs) => {
+            let well = job.plan.well.to_string();
+            vs.iter().map(|(g, v)| (format!("{well}_{g}_{key}"), v)).collect()
+        }
+    };
+    for (stem, value) in values {
+        let target = MaterializeTarget::new(&out.results_dir, stem);
+        let paths = (materializer.run)(value, &target)
+            .map_err(|e| step_error(step, format!("materializing `{key}` with {}: {e}", materializer.name)))?;
+        for p in paths {
+            let (bytes, crc32) =
+                file_crc(&p).ok_or_else(|| step_error(step, format!("{}: not written", p.display())))?;
+            let rel = p.strip_prefix(&job.plan.output_root).map(Path::to_path_buf).unwrap_or(p);
+            record.files.push(WrittenFile { path: rel, bytes, crc32 });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! `hcs run PIPELINE --plate DIR [--out DIR] [--workers N] [--wells A01,B02] [--backend disk|zarr]`:
+//! compile, then execute every well (in parallel), with a progress bar on a terminal and one line
+//! per well otherwise; a per-well report at the end, and a non-zero exit if any well failed.
+//! Re-running the same command resumes: finished wells are verified and skipped.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::Registry;
+use crate::core_runtime::compiler::{CompileOptions, PlateInfo, compile};
+use crate::core_runtime::executor::{RunOptions, WellReport, WellStatus, run as execute};
+use crate::core_runtime::formats::open_plate;
+use crate::core_runtime::pipeline::{ConfigLayer, StorageBackend, Workers};
+use crate::core_runtime::plate::WellId;
+
+use super::compile_args::{read_global_config, read_pipeline, report};
+
+/// Options of `hcs run`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The pipeline file (TOML).
+    pub pipeline: PathBuf,
+    /// The input plate.
+    #[arg(long)]
+    pub plate: PathBuf,
+    /// The output plate folder (default: `<plate>_outputs` beside the plate).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Only these wells, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub wells: Option<Vec<WellId>>,
+    /// Storage of the output images.
+    #[arg(long, value_parser = ["disk", "zarr"])]
+    pub backend: Option<String>,
+    /// Stop starting wells after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Global configuration file (default `$HCS_CONFIG`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+fn status_text(r: &WellReport) -> String {
+    match &r.status {
+        WellStatus::Done => format!("{} done in {:.2} s", r.well, r.seconds),
+        WellStatus::Resumed => format!("{} already complete (verified), skipped", r.well),
+        WellStatus::Failed(e) => format!("{} FAILED: {e}", r.well),
+        WellStatus::NotRun => format!("{} not run (--fail-fast)", r.well),
+    }
+}
+
+/// Compile and run.
+pub fn run(args: &Args) -> Result<(), String> {
+    let shown = args.pipeline.display().to_string();
+    let (pipeline, map) = read_pipeline(&args.pipeline)?;
+    let global = read_global_config(args.config.as_deref())?;
+    let plate = open_plate(&args.plate, None).map_err(|e| format!("{}: {e}", args.plate.display()))?;
+    let overrides = ConfigLayer {
+        output_root: args.out.clone(),
+        workers: args.workers.map(Workers::Count),
+        backend: args.backend.as_deref().map(|b| if b == "zarr" { StorageBackend::Zarr } else { StorageBackend::Disk }),
+        ..ConfigLayer::default()
+    };
+    let registry = Registry::global();
+    let options = CompileOptions {
+        global,
+        overrides,
+        wells: args.wells.clone(),
+        source: Some(&map),
+        ..CompileOptions::new(registry)
+    };
+    let compiled = compile(&pipeline, &PlateInfo::of(&plate), &options).map_err(|errors| report(&shown, &errors))?;
+
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(compiled.wells.len() as u64);
+        let style = indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} wells {per_sec} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style.progress_chars("=> "));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let on_well = |r: &WellReport| match &bar {
+        Some(b) => {
+            b.set_message(status_text(r));
+            b.inc(1);
+        }
+        None => eprintln!("{}", status_text(r)),
+    };
+    let run_options = RunOptions { workers: args.workers, fail_fast: args.fail_fast, on_well: Some(&on_well) };
+    let result = execute(&compiled, &plate, registry, &run_options).map_err(|e| e.to_string())?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let failed: Vec<&WellReport> =
+        result.wells.iter().filter(|w| matches!(w.status, WellStatus::Failed(_) | WellStatus::NotRun)).collect();
+    let done = result.wells.iter().filter(|w| w.status == WellStatus::Done).count();
+    let resumed = result.wells.iter().filter(|w| w.status == WellStatus::Resumed).count();
+    println!(
+        "`{}`: {done} wells done, {resumed} skipped (already complete), {} failed in {:.2} s → {}",
+        compiled.pipeline,
+        failed.len(),
+        result.seconds,
+        result.output_root.display()
+    );
+    for w in &failed {
+        println!("  {}", status_text(w));
+    }
+    if failed.is_empty() { Ok(()) } else { Err(format!("{} of {} wells failed", failed.len(), result.wells.len())) }
+}
