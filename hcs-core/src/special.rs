@@ -75,6 +75,11 @@ impl SpecialInputs {
         Self::default()
     }
 
+    /// The keys present, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
+    }
+
     /// Add (or replace) the value for `key`.
     pub fn insert(&mut self, key: impl Into<String>, value: SpecialData) {
         self.values.insert(key.into(), value);

@@ -32,6 +32,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VfsError> {
     })
 }
 
+/// Remove temporaries that an interrupted [`write_atomic`] left in `dir` (not recursive). Call
+/// only while no other process writes there; returns how many were removed.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<usize, VfsError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(VfsError::io(dir, e)),
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".tmp-") && entry.path().is_file() {
+            fs::remove_file(entry.path()).map_err(|e| VfsError::io(entry.path(), e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,6 +65,19 @@ mod tests {
         assert_eq!(fs::read(&path).expect("read"), b"second");
         let names: Vec<_> = fs::read_dir(dir.join("sub")).expect("list").flatten().map(|e| e.file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.txt")]);
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_and_real_files_kept() {
+        let dir = std::env::temp_dir().join(format!("hcs-stale-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("dir");
+        fs::write(dir.join(".a.tif.tmp-123-4"), b"half").expect("tmp");
+        fs::write(dir.join("a.tif"), b"whole").expect("file");
+        assert_eq!(remove_stale_temporaries(&dir).expect("clean"), 1);
+        let names: Vec<_> = fs::read_dir(&dir).expect("list").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.tif")]);
+        assert_eq!(remove_stale_temporaries(&dir.join("absent")).expect("absent is fine"), 0);
         fs::remove_dir_all(&dir).expect("cleanup");
     }
 

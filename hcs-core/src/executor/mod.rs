@@ -182,9 +182,14 @@ pub fn run(
         for loc in [Some(&step.writes), step.checkpoint.as_ref()].into_iter().flatten() {
             if let Location::Disk { dir } = loc {
                 std::fs::create_dir_all(dir).map_err(|source| hcs_vfs::VfsError::Io { path: dir.clone(), source })?;
+                hcs_vfs::atomic::remove_stale_temporaries(dir)?;
             }
         }
+        for out in step.special_outputs.values() {
+            hcs_vfs::atomic::remove_stale_temporaries(&out.results_dir)?;
+        }
     }
+    hcs_vfs::atomic::remove_stale_temporaries(&compiled.output_root.join(".hcs").join("wells"))?;
     let workers = options.workers.or(match first.steps[0].config.workers {
         Workers::Auto => None,
         Workers::Count(n) => Some(n),

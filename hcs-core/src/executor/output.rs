@@ -87,6 +87,9 @@ pub fn write_record(output_root: &Path, well: WellId, record: &WellRecord) -> Re
     hcs_vfs::atomic::write_atomic(&record_path(output_root, well), &bytes)
 }
 
+/// Planes with where they are stored.
+pub type PlaneList = Vec<(ImageKey, PlaneRef)>;
+
 /// Storage of one persistent location, shared by the wells of a run.
 pub enum Sink<'a> {
     /// TIFF files in a folder.
@@ -121,7 +124,7 @@ pub fn write_planes(
     output_root: &Path,
     planes: &BTreeMap<ImageKey, std::sync::Arc<Array2<f32>>>,
     dtype: Dtype,
-) -> Result<(Vec<WrittenFile>, Vec<(ImageKey, PlaneRef)>), VfsError> {
+) -> Result<(Vec<WrittenFile>, PlaneList), VfsError> {
     let rel = |p: &Path| p.strip_prefix(output_root).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf());
     match sink {
         Sink::Disk(dir) => {

@@ -45,6 +45,9 @@ pub struct WellJob<'a> {
     pub dtype: Dtype,
 }
 
+/// One group's output planes, the special outputs it produced, and its label.
+type GroupResult = (Vec<(ImageKey, Array2<f32>)>, Vec<(&'static str, SpecialData)>, String);
+
 enum Special {
     One(SpecialData),
     PerGroup(Vec<(String, SpecialData)>),
@@ -223,7 +226,7 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellRecord, ExecError> {
             .map(|(c, _)| *c)
             .collect();
 
-        let results: Vec<(Vec<(ImageKey, Array2<f32>)>, Vec<(&'static str, SpecialData)>, String)> = grouped
+        let results: Vec<GroupResult> = grouped
             .par_iter()
             .map(|(_, group)| {
                 let stack = load(job, &step.reads, source, group).map_err(|m| step_error(step, m))?;

@@ -59,6 +59,12 @@ impl OmeZarrPlateWriter {
         rows.dedup();
         for row in rows {
             let dir = writer.root.join(row);
+            // Partial wells of an interrupted run are never published: remove them.
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if entry.file_name().to_string_lossy().contains(".partial-") {
+                    std::fs::remove_dir_all(entry.path()).map_err(|e| VfsError::io(entry.path(), e))?;
+                }
+            }
             if !dir.join(group_marker(writer.layout.version)).exists() {
                 write_json(&dir, metadata::group_files(writer.layout.version, serde_json::json!({})))?;
             }
