@@ -94,3 +94,35 @@ fn a_killed_run_resumes_to_byte_identical_outputs() {
     assert!(a.keys().any(|p| p.ends_with("A01_positions.csv")) && a.len() > 8 * 4, "{} files", a.len());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_canonical_pipeline_runs_on_an_opera_phenix_plate_into_ome_zarr_and_the_output_is_a_plate() {
+    let dir = std::env::temp_dir().join(format!("hcs-run-zarr-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let plate = dir.join("plate");
+    let plate_s = plate.display().to_string();
+    let synth = ["synth", "--out", &plate_s, "--format", "opera-phenix", "--wells", "A01,B02", "--tile", "64"];
+    let (ok, _, err) = hcs(&synth);
+    assert!(ok, "{err}");
+    let out = dir.join("out");
+    let out_s = out.display().to_string();
+    let pipeline = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/canonical.toml");
+    let (ok, stdout, err) = hcs(&["run", pipeline, "--plate", &plate_s, "--out", &out_s, "--backend", "zarr"]);
+    assert!(ok, "{stdout}{err}");
+    assert!(stdout.contains("2 wells done, 0 skipped"), "{stdout}");
+    assert!(out.join("images.ome.zarr/zarr.json").is_file());
+    assert!(out.join("images.ome.zarr/A/1/zarr.json").is_file() && out.join("images.ome.zarr/B/2/zarr.json").is_file());
+    for well in ["A01", "B02"] {
+        let csv = std::fs::read_to_string(out.join(format!("results/{well}_positions.csv"))).expect("positions CSV");
+        assert_eq!(csv.lines().count(), 1 + 9, "a header and 9 tiles: {csv}");
+    }
+    // The output plate is an input plate: 2 wells × 1 mosaic × 2 channels × 1 z.
+    let again = dir.join("again");
+    let blur = dir.join("blur.toml");
+    std::fs::write(&blur, "[[steps]]\nname = \"b\"\nfunc = \"gaussian_filter\"\n").expect("pipeline");
+    let (ok, stdout, err) =
+        hcs(&["run", blur.to_str().expect("utf-8"), "--plate", &out_s, "--out", again.to_str().expect("utf-8")]);
+    assert!(ok && stdout.contains("2 wells done"), "{stdout}{err}");
+    assert_eq!(std::fs::read_dir(again.join("images")).expect("images").count(), 2 * 2);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -13,10 +13,10 @@ pub mod well;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use hcs_vfs::Dtype;
@@ -200,39 +200,73 @@ pub fn run(
     }
     let pool = pool.build().map_err(|e| ExecError::Metadata(format!("cannot start {workers:?} workers: {e}")))?;
     let stop = AtomicBool::new(false);
-    let reports: Vec<WellReport> = pool.install(|| {
-        compiled
-            .wells
-            .par_iter()
-            .with_max_len(1)
-            .map(|plan| {
-                let t = Instant::now();
-                let status = if stop.load(Ordering::Relaxed) {
-                    WellStatus::NotRun
-                } else if output::is_done(&plan.output_root, plan) {
-                    WellStatus::Resumed
-                } else {
-                    let job = WellJob { plan, plate, registry, sinks: &sinks, dtype };
-                    match run_well(&job).and_then(|record| {
-                        output::write_record(&plan.output_root, plan.well, &record).map_err(ExecError::from)
-                    }) {
-                        Ok(()) => WellStatus::Done,
-                        Err(e) => {
-                            if options.fail_fast {
-                                stop.store(true, Ordering::Relaxed);
-                            }
-                            WellStatus::Failed(e.to_string())
-                        }
+    // Exactly `threads` wells are in flight (one per well thread, pulling the next well when done),
+    // so memory is bounded by a few wells whatever the plate size; each well's groups run on the
+    // shared pool.
+    let threads = pool.current_num_threads().min(compiled.wells.len()).max(1);
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<WellReport>>> = compiled.wells.iter().map(|_| Mutex::new(None)).collect();
+    let run_one = |plan: &crate::compiler::FrozenWellPlan| {
+        let t = Instant::now();
+        let status = if stop.load(Ordering::Relaxed) {
+            WellStatus::NotRun
+        } else if output::is_done(&plan.output_root, plan) {
+            WellStatus::Resumed
+        } else {
+            let job = WellJob { plan, plate, registry, sinks: &sinks, dtype };
+            // A panicking function fails its well, not the run.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.install(|| run_well(&job))))
+                .unwrap_or_else(|panic| {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(ExecError::Metadata(format!("a function panicked: {message}")))
+                });
+            match result
+                .and_then(|record| output::write_record(&plan.output_root, plan.well, &record).map_err(ExecError::from))
+            {
+                Ok(()) => WellStatus::Done,
+                Err(e) => {
+                    if options.fail_fast {
+                        stop.store(true, Ordering::Relaxed);
                     }
-                };
-                let report = WellReport { well: plan.well, status, seconds: t.elapsed().as_secs_f64() };
-                if let Some(f) = options.on_well {
-                    f(&report);
+                    WellStatus::Failed(e.to_string())
                 }
-                report
-            })
-            .collect()
+            }
+        };
+        let report = WellReport { well: plan.well, status, seconds: t.elapsed().as_secs_f64() };
+        if let Some(f) = options.on_well {
+            f(&report);
+        }
+        report
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(plan) = compiled.wells.get(k) else { break };
+                    let report = run_one(plan);
+                    if let Ok(mut slot) = slots[k].lock() {
+                        *slot = Some(report);
+                    }
+                }
+            });
+        }
     });
+    let reports: Vec<WellReport> = slots
+        .into_iter()
+        .zip(&compiled.wells)
+        .map(|(slot, plan)| {
+            slot.into_inner().ok().flatten().unwrap_or(WellReport {
+                well: plan.well,
+                status: WellStatus::Failed("the well's thread panicked".into()),
+                seconds: 0.0,
+            })
+        })
+        .collect();
     for (writer, _) in sinks.zarr.values() {
         writer.finalize()?;
     }
