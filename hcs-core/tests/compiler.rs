@@ -555,3 +555,22 @@ fn planes_any_makes_later_values_unknown_instead_of_wrong() {
     assert_eq!(plan.wells[0].steps[1].components_in[&Component::Z], None);
     assert_eq!(plan.wells[0].steps[1].calls_per_well, None);
 }
+
+#[test]
+fn visualize_declares_a_preview_store_and_lists_the_viewers() {
+    let r = registry();
+    let mut o = options(&r);
+    o.overrides = ConfigLayer { visualize: Some(true), ..Default::default() };
+    let pipeline = Pipeline::new("v")
+        .step(FunctionStep::new("z", "zmax").variable_components([Component::Z]))
+        .step(FunctionStep::new("b", "blur").config(ConfigLayer { visualize: Some(false), ..Default::default() }));
+    let plan = compiled(&pipeline, &o);
+    let steps = &plan.wells[0].steps;
+    let preview = steps[0].preview.as_ref().expect("step 1 previews");
+    assert_eq!(preview.store.store, std::path::Path::new("/data/plate1_outputs/previews/step1.ome.zarr"));
+    assert_eq!((preview.store.z_planes, preview.store.fields, preview.store.wells.len()), (1, 4, 4));
+    assert!(steps[1].preview.is_none(), "the step layer turns it off");
+    assert_eq!(plan.viewers.len(), 1);
+    assert!(plan.viewers[0].contains("napari-ome-zarr"), "{:?}", plan.viewers);
+    assert!(compiled(&pipeline, &options(&r)).viewers.is_empty());
+}

@@ -187,6 +187,31 @@ fn fewer_planes_are_named_by_their_first_components_and_dicts_route_by_value() {
 }
 
 #[test]
+fn visualized_steps_publish_a_preview_store_and_thumbnails() {
+    let r = registry();
+    let dir = plate_dir("preview", &["A01", "B02"]);
+    let show = ConfigLayer { visualize: Some(true), ..Default::default() };
+    let pipeline = Pipeline::new("preview")
+        .step(FunctionStep::new("z", "first_plane").variable_components([Component::Z]).config(show))
+        .step(FunctionStep::new("b", "plus_one"));
+    let report = run_pipeline(&pipeline, &dir, &r);
+    assert!(!report.failed(), "{:?}", report.wells);
+    let previews = dir.join("out/previews");
+    for well in ["A01", "B02"] {
+        let png = std::fs::read(previews.join(format!("step1/{well}.png"))).expect("thumbnail");
+        assert_eq!(&png[..4], b"\x89PNG");
+    }
+    // The preview store is an OME-Zarr plate listing both wells, with z collapsed to one plane.
+    let store = hcs_vfs::omezarr::OmeZarrPlate::open(&previews.join("step1.ome.zarr")).expect("preview store");
+    let plane = hcs_vfs::omezarr::read_plane(&previews.join("step1.ome.zarr"), "B/2", 3, 0, 1, 0).expect("plane");
+    assert_eq!(plane.dim(), (32, 32));
+    assert_eq!(store.wells, ["A/1", "B/2"]);
+    assert_eq!(store.field_count, 4);
+    assert!(!previews.join("step2.ome.zarr").exists(), "only visualized steps publish");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn a_corrupt_file_fails_its_well_only_and_a_rerun_redoes_just_that_well() {
     let r = registry();
     let dir = plate_dir("corrupt", &["A01", "A02"]);

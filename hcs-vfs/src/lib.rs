@@ -7,6 +7,7 @@ mod error;
 pub mod omezarr;
 pub mod plane;
 pub mod store;
+pub mod thumbnail;
 pub mod tiff;
 
 pub use error::VfsError;

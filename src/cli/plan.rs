@@ -91,6 +91,14 @@ pub fn summary(plan: &WellPlan) -> String {
         if let Some(c) = &st.checkpoint {
             let _ = writeln!(s, "       checkpoint → {}", location(c));
         }
+        if let Some(p) = &st.preview {
+            let _ = writeln!(
+                s,
+                "       preview → zarr:{} + {}/<well>.png",
+                p.store.store.display(),
+                p.thumbnails.display()
+            );
+        }
         if let Some(g) = &st.gpu {
             let _ = writeln!(s, "       GPU {} ({} slots)", g.device, g.slots);
         }
@@ -119,6 +127,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     );
     if let Some(first) = compiled.wells.first() {
         print!("{}", summary(first));
+    }
+    for viewer in &compiled.viewers {
+        println!("viewers: {viewer}");
     }
     Ok(())
 }

@@ -39,6 +39,10 @@ pub struct Args {
     /// Stop starting wells after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Publish every step's output as it is produced (preview OME-Zarr stores for napari, PNG
+    /// thumbnails) under `<out>/previews/`.
+    #[arg(long)]
+    pub visualize: bool,
     /// Global configuration file (default `$HCS_CONFIG`).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -63,6 +67,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         output_root: args.out.clone(),
         workers: args.workers.map(Workers::Count),
         backend: args.backend.as_deref().map(|b| if b == "zarr" { StorageBackend::Zarr } else { StorageBackend::Disk }),
+        visualize: args.visualize.then_some(true),
         ..ConfigLayer::default()
     };
     let registry = Registry::global();
@@ -75,6 +80,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     };
     let compiled = compile(&pipeline, &PlateInfo::of(&plate), &options).map_err(|errors| report(&shown, &errors))?;
 
+    for viewer in &compiled.viewers {
+        eprintln!("previews need: {viewer}");
+    }
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(compiled.wells.len() as u64);
         let style = indicatif::ProgressStyle::with_template(

@@ -38,7 +38,7 @@ use crate::registry::Registry;
 pub use contracts::ConversionTable;
 pub use gpu::{GpuDevice, GpuInventory};
 pub use plan::{
-    ComponentValues, Conversion, FrozenWellPlan, GpuAssignment, Location, ResolvedCall, ResolvedPattern,
+    ComponentValues, Conversion, FrozenWellPlan, GpuAssignment, Location, PreviewPlan, ResolvedCall, ResolvedPattern,
     SpecialInputPlan, SpecialOutputPlan, StepCommon, StepPlan, WellPlan, ZarrStorePlan,
 };
 pub use plate_info::PlateInfo;
@@ -86,6 +86,8 @@ pub struct CompiledPlate {
     pub plate: PathBuf,
     /// The output plate folder.
     pub output_root: PathBuf,
+    /// Viewers needed for the steps' previews (`visualize = true`), if any.
+    pub viewers: Vec<String>,
     /// Per well, in well order.
     pub wells: Vec<FrozenWellPlan>,
 }
@@ -132,6 +134,7 @@ pub fn compile(
     errors.extend(components::check_producers(pipeline, &flows, registry, source));
     // Phase 2.
     let stores = zarr::declare(&init, &flows, &wells);
+    let previews = zarr::previews(&init, &flows, &wells);
     // Phase 3.
     let names: Vec<String> = pipeline.steps.iter().map(|s| s.name.clone()).collect();
     let storage = materialize::plan(&init, &flows, plate, &names);
@@ -149,7 +152,7 @@ pub fn compile(
         return Err(errors);
     }
     let resolved: Vec<contracts::Resolved> = resolved.into_iter().flatten().collect();
-    let template = Template { pipeline, init: &init, stores: &stores, resolved: &resolved };
+    let template = Template { pipeline, init: &init, stores: &stores, previews: &previews, resolved: &resolved };
     let common: Vec<Arc<StepCommon>> =
         (0..pipeline.steps.len()).map(|i| Arc::new(template.common(i, &flows[i], &storage.steps[i]))).collect();
     let plans = wells
@@ -161,6 +164,7 @@ pub fn compile(
         pipeline: pipeline.name.clone(),
         plate: plate.root.clone(),
         output_root: init.output_root.clone(),
+        viewers: zarr::viewers(&previews),
         wells: plans,
     })
 }
@@ -193,6 +197,7 @@ struct Template<'a> {
     pipeline: &'a Pipeline,
     init: &'a init::Init,
     stores: &'a [(Option<ZarrStorePlan>, Option<ZarrStorePlan>)],
+    previews: &'a [Option<PreviewPlan>],
     resolved: &'a [contracts::Resolved],
 }
 
@@ -220,6 +225,7 @@ impl Template<'_> {
             convert_output: resolved.convert_output,
             special_inputs: init.special_inputs.clone(),
             estimated_output_bytes: storage.output_bytes,
+            preview: self.previews[i].clone(),
         }
     }
 

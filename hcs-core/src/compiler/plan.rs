@@ -218,6 +218,17 @@ pub struct StepCommon {
     pub special_inputs: BTreeMap<String, SpecialInputPlan>,
     /// Estimated bytes of the step's output for one well (f32 planes), if known.
     pub estimated_output_bytes: Option<u64>,
+    /// Where the step's output is published while the run goes on (`visualize = true`).
+    pub preview: Option<PreviewPlan>,
+}
+
+/// A step's live preview: an OME-Zarr store (wells appear as they finish) and PNG thumbnails.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PreviewPlan {
+    /// The preview store, declared like any other.
+    pub store: ZarrStorePlan,
+    /// Folder of `<well>.png` thumbnails.
+    pub thumbnails: PathBuf,
 }
 
 /// Everything decided about one step for one well: the shared part (reachable through `Deref`)

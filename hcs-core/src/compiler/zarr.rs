@@ -13,7 +13,7 @@ fn size(flow: &Flow, c: Component) -> usize {
     flow.values_out.get(&c).cloned().flatten().map_or(0, |v| v.len())
 }
 
-fn store_plan(
+pub(crate) fn store_plan(
     store: &std::path::Path,
     wells: &[WellId],
     flow: &Flow,
@@ -57,6 +57,35 @@ pub fn declare(init: &Init, flows: &[Flow], wells: &[WellId]) -> Vec<(Option<Zar
             (main, checkpoint)
         })
         .collect()
+}
+
+/// Preview stores of the steps with `visualize = true`: `<output>/previews/stepN.ome.zarr` and
+/// thumbnails in `<output>/previews/stepN/`.
+pub fn previews(init: &Init, flows: &[Flow], wells: &[WellId]) -> Vec<Option<super::plan::PreviewPlan>> {
+    init.steps
+        .iter()
+        .zip(flows)
+        .enumerate()
+        .map(|(i, (step, flow))| {
+            step.config.visualize.then(|| {
+                let dir = init.output_root.join("previews");
+                let store = dir.join(format!("step{}.ome.zarr", i + 1));
+                super::plan::PreviewPlan {
+                    store: store_plan(&store, wells, flow, &step.config),
+                    thumbnails: dir.join(format!("step{}", i + 1)),
+                }
+            })
+        })
+        .collect()
+}
+
+/// The viewers a plan needs to show its previews.
+pub fn viewers(previews: &[Option<super::plan::PreviewPlan>]) -> Vec<String> {
+    if previews.iter().any(Option::is_some) {
+        vec!["napari with the napari-ome-zarr plugin (`napari --plugin napari-ome-zarr <store>`) for the preview stores; any image viewer for the PNG thumbnails".into()]
+    } else {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

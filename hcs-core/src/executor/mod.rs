@@ -176,7 +176,8 @@ pub fn run(
     // Persistent locations: create folders and the declared zarr stores once.
     let mut sinks = RunSinks { zarr: BTreeMap::new() };
     for step in &first.steps {
-        for plan in [&step.zarr_store, &step.checkpoint_zarr_store].into_iter().flatten() {
+        let preview = step.preview.as_ref().map(|p| &p.store);
+        for plan in [step.zarr_store.as_ref(), step.checkpoint_zarr_store.as_ref(), preview].into_iter().flatten() {
             sinks.zarr.insert(plan.store.clone(), zarr_sink(plan, &step.components_out, plate, dtype)?);
         }
         for loc in [Some(&step.writes), step.checkpoint.as_ref()].into_iter().flatten() {

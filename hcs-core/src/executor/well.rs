@@ -280,6 +280,9 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellRecord, ExecError> {
         if let Some(checkpoint) = &step.checkpoint {
             persist(job, step, checkpoint, &planes, &mut record)?;
         }
+        if let Some(preview) = &step.preview {
+            publish_preview(job, step, preview, &planes)?;
+        }
         match &step.writes {
             Location::Memory { namespace } => {
                 memory.insert(namespace.clone(), planes);
@@ -297,6 +300,27 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellRecord, ExecError> {
         }
     }
     Ok(record)
+}
+
+/// Publish a step's output of this well to its preview store (the well appears in the plate
+/// metadata at once) and write a thumbnail of its first plane.
+fn publish_preview(
+    job: &WellJob<'_>,
+    step: &StepPlan,
+    preview: &crate::compiler::PreviewPlan,
+    planes: &Planes,
+) -> Result<(), ExecError> {
+    let location = Location::Zarr { store: preview.store.store.clone() };
+    let sink = job.sinks.sink(&location).ok_or_else(|| step_error(step, "the preview store was not created"))?;
+    write_planes(&sink, &job.plan.output_root, planes, job.dtype)?;
+    if let Sink::Zarr(writer, _) = sink {
+        writer.finalize()?;
+    }
+    if let Some(first) = planes.values().next() {
+        let path = preview.thumbnails.join(format!("{}.png", job.plan.well));
+        hcs_vfs::thumbnail::write_thumbnail(&path, first, 256)?;
+    }
+    Ok(())
 }
 
 fn persist(

@@ -150,6 +150,10 @@ pub struct ConfigLayer {
     /// (default 4096).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_budget_mib: Option<u64>,
+    /// Publish the step's output while the run goes on: a preview OME-Zarr store (napari with
+    /// napari-ome-zarr opens it) and a PNG thumbnail per well (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visualize: Option<bool>,
 }
 
 /// Every configuration value, resolved.
@@ -179,6 +183,8 @@ pub struct Config {
     pub results_folder: String,
     /// See [`ConfigLayer::memory_budget_mib`].
     pub memory_budget_mib: u64,
+    /// See [`ConfigLayer::visualize`].
+    pub visualize: bool,
 }
 
 impl Default for Config {
@@ -196,6 +202,7 @@ impl Default for Config {
             gpu_slots: 2,
             results_folder: "results".into(),
             memory_budget_mib: 4096,
+            visualize: false,
         }
     }
 }
@@ -290,6 +297,7 @@ impl Config {
         set(&mut self.gpu_slots, &layer.gpu_slots);
         set(&mut self.results_folder, &layer.results_folder);
         set(&mut self.memory_budget_mib, &layer.memory_budget_mib);
+        set(&mut self.visualize, &layer.visualize);
     }
 
     /// Defaults, then each layer in order (global, run, step).
