@@ -93,12 +93,22 @@ pub fn run(args: &Args) -> Result<(), String> {
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
-    let on_well = |r: &WellReport| match &bar {
-        Some(b) => {
+    if bar.is_none() {
+        // Not a terminal: structured logs (one line per event, key=value fields) instead of a bar.
+        // `HCS_LOG=debug` adds one event per step and well.
+        let level = match std::env::var("HCS_LOG").as_deref() {
+            Ok("debug") => tracing::Level::DEBUG,
+            Ok("warn") => tracing::Level::WARN,
+            _ => tracing::Level::INFO,
+        };
+        let _ =
+            tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_max_level(level).try_init();
+    }
+    let on_well = |r: &WellReport| {
+        if let Some(b) = &bar {
             b.set_message(status_text(r));
             b.inc(1);
         }
-        None => eprintln!("{}", status_text(r)),
     };
     let run_options = RunOptions { workers: args.workers, fail_fast: args.fail_fast, on_well: Some(&on_well) };
     let result = execute(&compiled, &plate, registry, &run_options).map_err(|e| e.to_string())?;

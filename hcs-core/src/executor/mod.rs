@@ -238,6 +238,12 @@ pub fn run(
             }
         };
         let report = WellReport { well: plan.well, status, seconds: t.elapsed().as_secs_f64() };
+        match &report.status {
+            WellStatus::Failed(error) => {
+                tracing::error!(well = %report.well, %error, seconds = report.seconds, "well failed")
+            }
+            status => tracing::info!(well = %report.well, ?status, seconds = report.seconds, "well finished"),
+        }
         if let Some(f) = options.on_well {
             f(&report);
         }

@@ -219,6 +219,7 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellRecord, ExecError> {
             }
         };
         let grouped: Vec<(GroupKey, Vec<ImageKey>)> = groups(&keys, &step.variable_components).into_iter().collect();
+        let step_start = std::time::Instant::now();
         let varying: Vec<Component> = step
             .components_in
             .iter()
@@ -269,6 +270,15 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellRecord, ExecError> {
             store.insert(key.to_string(), special);
         }
 
+        tracing::debug!(
+            well = %plan.well,
+            step = step.index,
+            name = %step.name,
+            groups = grouped.len(),
+            planes_out = planes.len(),
+            seconds = step_start.elapsed().as_secs_f64(),
+            "step done"
+        );
         // Store the output where the plan says; free the input once read.
         if let Location::Memory { namespace } = &step.reads {
             memory.remove(namespace);
