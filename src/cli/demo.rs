@@ -1,24 +1,33 @@
-//! `hcs demo`: synthesize a seeded plate, read it back, and run a pipeline of registered
-//! functions over every well in parallel, writing TIFF results and a summary.
+//! `hcs demo`: synthesize a seeded plate, compile and run the demo pipeline
+//! (`examples/pipelines/demo.toml`: tile positions from a channel composite, stitched and
+//! tophat-filtered channels, cells counted on channel 1) and write an output plate a scientist can
+//! open, a plate overview PNG and a short summary with the stitching error against the synthetic
+//! ground truth.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use ndarray::{Array3, Axis};
-use rayon::prelude::*;
+use ndarray::Array2;
 
+use crate::Registry;
+use crate::core_runtime::compiler::{CompileOptions, CompiledPlate, PlateInfo, compile};
+use crate::core_runtime::executor::{RunOptions, RunReport, WellReport, WellStatus, run as execute};
 use crate::core_runtime::formats::open_plate;
-use crate::core_runtime::plate::{Component, ImageKey, Plate, WellId};
-use crate::vfs::tiff::{TiffCompression, write_tiff};
-use crate::vfs::{Dtype, PlaneData};
-use crate::{MemoryType, ParamMap, ParamValue, Registry, SpecialInputs, Stack};
+use crate::core_runtime::pipeline::{ConfigLayer, Pipeline, StorageBackend};
+use crate::core_runtime::plate::{Component, ImageKey, WellId};
+use crate::core_runtime::synth::{GroundTruth, synthesize};
+
+/// The demo pipeline, built into the binary so the demo runs from anywhere.
+pub const DEMO_PIPELINE: &str = include_str!("../../examples/pipelines/demo.toml");
 
 /// Options of `hcs demo`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
-    /// Output directory: the synthetic plate goes to `<out>/plate`, results to `<out>/results`.
+    /// Output directory: the synthetic plate goes to `<out>/plate`, the output plate to
+    /// `<out>/output`, the overview and summary beside them.
     #[arg(long, default_value = "hcs-demo")]
     pub out: PathBuf,
     /// Tile edge in pixels.
@@ -30,29 +39,121 @@ pub struct Args {
     /// Random seed of the synthetic plate.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Storage of the output images.
+    #[arg(long, value_parser = ["zarr", "disk"], default_value = "zarr")]
+    pub backend: String,
 }
 
-/// One step of the demo pipeline: a registered function and its parameters.
-struct DemoStep {
-    function: &'static str,
-    params: &'static [(&'static str, f64)],
-    /// The axis stacked into one call.
-    over: Component,
+/// Mean and max distance (px) between estimated and true tile origins, both shifted so their
+/// smallest x and y are 0.
+fn stitching_error(estimated: &[(f64, f64)], truth: &[(f64, f64)]) -> Option<(f64, f64)> {
+    if estimated.len() != truth.len() || truth.is_empty() {
+        return None;
+    }
+    let origin = |p: &[(f64, f64)]| {
+        (p.iter().map(|q| q.0).fold(f64::INFINITY, f64::min), p.iter().map(|q| q.1).fold(f64::INFINITY, f64::min))
+    };
+    let (ex, ey) = origin(estimated);
+    let (tx, ty) = origin(truth);
+    let d: Vec<f64> =
+        estimated.iter().zip(truth).map(|(e, t)| ((e.0 - ex) - (t.0 - tx)).hypot((e.1 - ey) - (t.1 - ty))).collect();
+    Some((d.iter().sum::<f64>() / d.len() as f64, d.iter().copied().fold(0.0, f64::max)))
 }
 
-const STEPS: [DemoStep; 3] = [
-    DemoStep { function: "max_projection", params: &[], over: Component::Z },
-    DemoStep {
-        function: "stack_percentile_normalize",
-        params: &[("low_percentile", 0.5), ("high_percentile", 99.5)],
-        over: Component::Channel,
-    },
-    DemoStep { function: "create_composite", params: &[], over: Component::Channel },
-];
+/// Tile origins `(x, y)` by site from a positions CSV (`site,row,col,x,y`).
+fn read_positions(path: &Path) -> Option<Vec<(f64, f64)>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some((f.get(3)?.parse().ok()?, f.get(4)?.parse().ok()?))
+        })
+        .collect()
+}
+
+fn total_cells(path: &Path) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    v.get("total_cells")?.as_u64()
+}
+
+/// A thumbnail grid of channel 1 of every well's stitched image, laid out like the plate.
+fn overview(output: &Path, wells: &[WellId], path: &Path) -> Result<(), String> {
+    const SIDE: usize = 256;
+    const GAP: usize = 8;
+    let plate = open_plate(output, None).map_err(|e| e.to_string())?;
+    let (r0, r1) = (wells.iter().map(|w| w.row).min().unwrap_or(0), wells.iter().map(|w| w.row).max().unwrap_or(0));
+    let (c0, c1) = (wells.iter().map(|w| w.col).min().unwrap_or(1), wells.iter().map(|w| w.col).max().unwrap_or(1));
+    let (rows, cols) = (usize::from(r1 - r0) + 1, usize::from(c1 - c0) + 1);
+    let mut grid = Array2::<u8>::zeros((rows * (SIDE + GAP) + GAP, cols * (SIDE + GAP) + GAP));
+    for &well in wells {
+        let Some((key, _)) = plate.index.well(well).find(|(k, _)| k.channel == 1) else { continue };
+        let key: ImageKey = *key;
+        let stack = plate.load_stack(&[key]).map_err(|e| e.to_string())?;
+        let thumb = crate::vfs::thumbnail::thumbnail(&stack.index_axis(ndarray::Axis(0), 0).to_owned(), SIDE);
+        let (y0, x0) =
+            (GAP + usize::from(well.row - r0) * (SIDE + GAP), GAP + usize::from(well.col - c0) * (SIDE + GAP));
+        let (h, w) = thumb.dim();
+        grid.slice_mut(ndarray::s![y0..y0 + h, x0..x0 + w]).assign(&thumb);
+    }
+    let png = crate::vfs::thumbnail::encode_png(&grid, path).map_err(|e| e.to_string())?;
+    crate::vfs::atomic::write_atomic(path, &png).map_err(|e| e.to_string())
+}
+
+fn summary(
+    compiled: &CompiledPlate,
+    report: &RunReport,
+    truth: &GroundTruth,
+    out: &Path,
+    timings: &BTreeMap<&str, f64>,
+) -> String {
+    let mut s = String::new();
+    let Some(first) = compiled.wells.first() else { return s };
+    let results = first.output_root.join("results");
+    let _ = writeln!(s, "hcs demo: `{}` on {} wells", compiled.pipeline, compiled.wells.len());
+    for (what, secs) in timings {
+        let _ = writeln!(s, "  {what:<12} {secs:>8.2} s");
+    }
+    let _ = writeln!(s, "  per step (summed over wells):");
+    for (i, step) in first.steps.iter().enumerate() {
+        let t: f64 = report.wells.iter().filter_map(|w| w.step_seconds.get(i)).sum();
+        let _ = writeln!(s, "    {:>2}. {:<28} {t:>8.2} s", step.index, step.name);
+    }
+    let _ = writeln!(s, "  well   stitching error vs ground truth (mean / max px)   cells (threshold count / true)");
+    for w in &report.wells {
+        let est = read_positions(&results.join(format!("{}_positions.csv", w.well)));
+        let gt: Option<Vec<(f64, f64)>> = truth
+            .positions
+            .iter()
+            .find(|(well, _)| *well == w.well)
+            .map(|(_, ps)| ps.iter().map(|p| (p.x, p.y)).collect());
+        let err = est.zip(gt).and_then(|(e, t)| stitching_error(&e, &t));
+        let err = err.map_or("n/a".to_string(), |(m, x)| format!("{m:.2} / {x:.2}"));
+        let cells = total_cells(&results.join(format!("{}_cell_counts.json", w.well)));
+        let true_cells = truth.cells.iter().find(|(well, _)| *well == w.well).map(|(_, n)| *n);
+        let status = match &w.status {
+            WellStatus::Done | WellStatus::Resumed => String::new(),
+            WellStatus::Failed(e) => format!("  FAILED: {e}"),
+            WellStatus::NotRun => "  not run".into(),
+        };
+        let _ = writeln!(
+            s,
+            "  {}    {err:<47}  {} / {}{status}",
+            w.well,
+            cells.map_or("n/a".into(), |c| c.to_string()),
+            true_cells.map_or("n/a".into(), |c| c.to_string())
+        );
+    }
+    let _ = writeln!(s, "  output plate  {}", first.output_root.display());
+    let _ = writeln!(s, "  results       {}  (positions CSV, cell counts JSON/CSV per well)", results.display());
+    let _ = writeln!(s, "  overview      {}", out.join("overview.png").display());
+    s
+}
 
 /// Run the demo.
 pub fn run(args: &Args) -> Result<(), String> {
     let total = Instant::now();
+    let mut timings = BTreeMap::new();
     let synth_args = super::synth::Args {
         out: args.out.join("plate"),
         format: super::synth::Format::Imagexpress,
@@ -71,136 +172,82 @@ pub fn run(args: &Args) -> Result<(), String> {
     };
     let config = synth_args.config()?;
     let started = Instant::now();
-    crate::core_runtime::synth::synthesize(&config, &synth_args.out).map_err(|e| e.to_string())?;
-    let synth_time = started.elapsed();
+    let truth = synthesize(&config, &synth_args.out).map_err(|e| e.to_string())?;
+    timings.insert("1 synthesize", started.elapsed().as_secs_f64());
 
     let started = Instant::now();
     let plate = open_plate(&synth_args.out, None).map_err(|e| e.to_string())?;
-    let index_time = started.elapsed();
-
+    let (pipeline, map) = Pipeline::from_toml(DEMO_PIPELINE).map_err(|e| format!("demo pipeline: {e}"))?;
+    let output = args.out.join("output");
+    // A fresh output every time: the demo shows a whole run, not a resumed one.
+    if output.exists() {
+        std::fs::remove_dir_all(&output).map_err(|e| format!("{}: {e}", output.display()))?;
+    }
     let registry = Registry::global();
-    registry.check().map_err(|p| p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
-    for step in &STEPS {
-        if registry.get(step.function, MemoryType::Ndarray).is_none() {
-            return Err(format!("function `{}` is not registered", step.function));
-        }
-    }
+    let overrides = ConfigLayer {
+        output_root: Some(output.clone()),
+        backend: Some(if args.backend == "disk" { StorageBackend::Disk } else { StorageBackend::Zarr }),
+        ..ConfigLayer::default()
+    };
+    let options = CompileOptions { overrides, source: Some(&map), ..CompileOptions::new(registry) };
+    let compiled = compile(&pipeline, &PlateInfo::of(&plate), &options)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
+    timings.insert("2 compile", started.elapsed().as_secs_f64());
 
-    let results = args.out.join("results");
-    let wells = plate.index.wells();
-    let sites = plate.index.values(Component::Site);
-    let bar = indicatif::ProgressBar::new((wells.len() * sites.len()) as u64).with_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} sites {per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let timings: Mutex<BTreeMap<&'static str, Duration>> = Mutex::new(BTreeMap::new());
-    let started = Instant::now();
-    let outputs: Vec<PathBuf> = wells
-        .par_iter()
-        .flat_map_iter(|&well| sites.iter().map(move |&site| (well, site)))
-        .map(|(well, site)| {
-            let out = run_site(&plate, well, site, &results, &timings);
-            bar.inc(1);
-            out
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    bar.finish_and_clear();
-    let run_time = started.elapsed();
-
-    let bytes_in: u64 = crate::core_runtime::synth::image_paths(&config, &plate.root)
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
-    println!(
-        "hcs demo: synthetic ImageXpress plate, {} wells × {} sites × 2 channels × 3 z, {}² u16",
-        wells.len(),
-        sites.len(),
-        args.tile
-    );
-    println!("  plate       {}  ({} images, {:.1} MB)", plate.root.display(), plate.index.len(), bytes_in as f64 / 1e6);
-    println!(
-        "  pipeline    max_projection over z → stack_percentile_normalize(0.5, 99.5) over channels → create_composite"
-    );
-    println!("  results     {}  ({} composite TIFFs)", results.display(), outputs.len());
-    println!("  synthesize  {:>8.2} s", synth_time.as_secs_f64());
-    println!("  index       {:>8.2} s", index_time.as_secs_f64());
-    println!(
-        "  run         {:>8.2} s  ({:.0} MB/s of raw input, {} threads)",
-        run_time.as_secs_f64(),
-        bytes_in as f64 / 1e6 / run_time.as_secs_f64().max(1e-9),
-        rayon::current_num_threads()
-    );
-    if let Ok(t) = timings.lock() {
-        for (name, d) in t.iter() {
-            println!("    {name:<28} {:>8.2} s (summed over threads)", d.as_secs_f64());
-        }
-    }
-    println!("  total       {:>8.2} s", total.elapsed().as_secs_f64());
-    Ok(())
-}
-
-fn run_site(
-    plate: &Plate,
-    well: WellId,
-    site: u32,
-    results: &Path,
-    timings: &Mutex<BTreeMap<&'static str, Duration>>,
-) -> Result<PathBuf, String> {
-    let time = |name: &'static str, d: Duration| {
-        if let Ok(mut t) = timings.lock() {
-            *t.entry(name).or_default() += d;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(compiled.wells.len() as u64);
+        let style =
+            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} wells ETA {eta} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar
+    });
+    let on_well = |r: &WellReport| {
+        if let Some(b) = &bar {
+            b.set_message(format!("{} in {:.1} s", r.well, r.seconds));
+            b.inc(1);
         }
     };
-    let channels = plate.index.values(Component::Channel);
-    let zs = plate.index.values(Component::Z);
-    // Step 1: per channel, stack the z-planes and project.
-    let mut projected = Vec::with_capacity(channels.len());
-    for &channel in &channels {
-        let started = Instant::now();
-        let planes = zs
-            .iter()
-            .map(|&z| load(plate, &ImageKey { well, timepoint: 1, site, channel, z }))
-            .collect::<Result<Vec<_>, _>>()?;
-        time("read", started.elapsed());
-        let out = call(&STEPS[0], stack(&planes)?, &time)?;
-        projected.push(out.index_axis_move(Axis(0), 0));
-    }
-    // Steps 2-3: stack the channels, normalize together, composite.
-    let mut current = stack(&projected)?;
-    for step in &STEPS[1..] {
-        debug_assert_eq!(step.over, Component::Channel);
-        current = call(step, current, &time)?;
-    }
     let started = Instant::now();
-    let path = results.join(well.to_string()).join(format!("{well}_s{site}_composite.tif"));
-    let plane = PlaneData::from_f32(&current.index_axis(Axis(0), 0).to_owned(), Dtype::U16);
-    write_tiff(&path, &[plane], TiffCompression::None).map_err(|e| e.to_string())?;
-    time("write", started.elapsed());
-    Ok(path)
-}
+    let report = execute(&compiled, &plate, registry, &RunOptions { on_well: Some(&on_well), ..RunOptions::default() })
+        .map_err(|e| e.to_string())?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    timings.insert("3 run", started.elapsed().as_secs_f64());
 
-fn load(plate: &Plate, key: &ImageKey) -> Result<ndarray::Array2<f32>, String> {
-    let plane = plate.index.get(key).ok_or_else(|| format!("{key}: not in the plate"))?;
-    plane.load(&plate.root).map(|p| p.to_f32()).map_err(|e| e.to_string())
-}
-
-fn stack(planes: &[ndarray::Array2<f32>]) -> Result<Array3<f32>, String> {
-    let views: Vec<_> = planes.iter().map(|p| p.view()).collect();
-    ndarray::stack(Axis(0), &views).map_err(|e| format!("planes of different sizes: {e}"))
-}
-
-fn call(step: &DemoStep, input: Array3<f32>, time: &dyn Fn(&'static str, Duration)) -> Result<Array3<f32>, String> {
-    let contract = Registry::global()
-        .get(step.function, MemoryType::Ndarray)
-        .ok_or_else(|| format!("function `{}` is not registered", step.function))?;
-    let params: ParamMap = step.params.iter().map(|(k, v)| ((*k).to_owned(), ParamValue::Float(*v))).collect();
     let started = Instant::now();
-    let out = contract.call(Stack::Ndarray(input), &params, &SpecialInputs::new()).map_err(|e| e.to_string())?;
-    time(step.function, started.elapsed());
-    match out.stack {
-        Stack::Ndarray(a) => Ok(a),
-        #[allow(unreachable_patterns)]
-        other => Err(format!("`{}` returned a {} stack", step.function, other.memory_type())),
+    let wells: Vec<WellId> = report.wells.iter().filter(|w| w.status == WellStatus::Done).map(|w| w.well).collect();
+    overview(&output, &wells, &args.out.join("overview.png"))?;
+    timings.insert("4 overview", started.elapsed().as_secs_f64());
+    timings.insert("total", total.elapsed().as_secs_f64());
+
+    let text = summary(&compiled, &report, &truth, &args.out, &timings);
+    crate::vfs::atomic::write_atomic(&args.out.join("summary.txt"), text.as_bytes()).map_err(|e| e.to_string())?;
+    print!("{text}");
+    let sites = plate.index.values(Component::Site).len();
+    println!("  (synthetic plate: {} wells × {sites} sites × 2 channels × 3 z, {}² u16)", wells.len(), args.tile);
+    if report.failed() { Err("some wells failed (see above)".into()) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stitching_error_ignores_a_common_offset() {
+        let truth = [(0.0, 0.0), (90.0, 1.0), (0.0, 92.0)];
+        let est = [(10.0, 10.0), (100.0, 11.0), (10.0, 105.0)];
+        let (mean, max) = stitching_error(&est, &truth).expect("same length");
+        assert!((max - 3.0).abs() < 1e-12 && (mean - 1.0).abs() < 1e-12, "{mean} {max}");
+        assert_eq!(stitching_error(&est[..2], &truth), None);
+    }
+
+    #[test]
+    fn the_demo_pipeline_parses_and_checks() {
+        let (p, map) = Pipeline::from_toml(DEMO_PIPELINE).expect("parses");
+        assert_eq!(p.steps.len(), 8);
+        let errors = crate::core_runtime::pipeline::check_functions(&p, Registry::global(), Some(&map));
+        assert!(errors.is_empty(), "{errors:?}");
     }
 }

@@ -76,6 +76,8 @@ pub struct WellReport {
     pub status: WellStatus,
     /// Wall time in seconds.
     pub seconds: f64,
+    /// Seconds per step (empty unless the well ran in this run).
+    pub step_seconds: Vec<f64>,
 }
 
 /// The outcome of a run.
@@ -209,6 +211,7 @@ pub fn run(
     let slots: Vec<Mutex<Option<WellReport>>> = compiled.wells.iter().map(|_| Mutex::new(None)).collect();
     let run_one = |plan: &crate::compiler::FrozenWellPlan| {
         let t = Instant::now();
+        let mut step_seconds = Vec::new();
         let status = if stop.load(Ordering::Relaxed) {
             WellStatus::NotRun
         } else if output::is_done(&plan.output_root, plan) {
@@ -225,9 +228,10 @@ pub fn run(
                         .unwrap_or_else(|| "unknown panic".into());
                     Err(ExecError::Metadata(format!("a function panicked: {message}")))
                 });
-            match result
-                .and_then(|record| output::write_record(&plan.output_root, plan.well, &record).map_err(ExecError::from))
-            {
+            match result.and_then(|(record, seconds)| {
+                step_seconds = seconds;
+                output::write_record(&plan.output_root, plan.well, &record).map_err(ExecError::from)
+            }) {
                 Ok(()) => WellStatus::Done,
                 Err(e) => {
                     if options.fail_fast {
@@ -237,7 +241,7 @@ pub fn run(
                 }
             }
         };
-        let report = WellReport { well: plan.well, status, seconds: t.elapsed().as_secs_f64() };
+        let report = WellReport { well: plan.well, status, seconds: t.elapsed().as_secs_f64(), step_seconds };
         match &report.status {
             WellStatus::Failed(error) => {
                 tracing::error!(well = %report.well, %error, seconds = report.seconds, "well failed")
@@ -271,6 +275,7 @@ pub fn run(
                 well: plan.well,
                 status: WellStatus::Failed("the well's thread panicked".into()),
                 seconds: 0.0,
+                step_seconds: Vec::new(),
             })
         })
         .collect();

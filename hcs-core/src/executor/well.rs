@@ -195,14 +195,15 @@ fn load(job: &WellJob<'_>, reads: &Location, source: &Planes, keys: &[ImageKey])
     }
 }
 
-/// Run one well; returns its completion record (the caller writes it).
-pub fn run_well(job: &WellJob<'_>) -> Result<WellRecord, ExecError> {
+/// Run one well; returns its completion record (the caller writes it) and each step's seconds.
+pub fn run_well(job: &WellJob<'_>) -> Result<(WellRecord, Vec<f64>), ExecError> {
     let plan = job.plan;
     let mut memory: BTreeMap<String, Planes> = BTreeMap::new();
     let mut scratch_keys: BTreeMap<PathBuf, Vec<ImageKey>> = BTreeMap::new();
     let mut store: BTreeMap<String, Special> = BTreeMap::new();
     let mut record = WellRecord { plan_crc32: super::output::plan_crc(plan), ..WellRecord::default() };
     let last = plan.steps.len().saturating_sub(1);
+    let mut step_seconds = Vec::with_capacity(plan.steps.len());
 
     for (i, step) in plan.steps.iter().enumerate() {
         // Gather the input keys (from the index or the previous step's output; no listing).
@@ -308,8 +309,9 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellRecord, ExecError> {
             }
             other => return Err(step_error(step, format!("cannot write an intermediate to {other:?}"))),
         }
+        step_seconds.push(step_start.elapsed().as_secs_f64());
     }
-    Ok(record)
+    Ok((record, step_seconds))
 }
 
 /// Publish a step's output of this well to its preview store (the well appears in the plate

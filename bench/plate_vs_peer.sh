@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# hcs vs the peer (OpenHCS 0.8.6, CPU only, its own canonical pipeline through its orchestrator) on
+# the same plate files: the peer's test plate (tile 256, 4 wells), its standard plate (gen_data.py
+# defaults: 2 wells, 3×3, 1024² u16, 2 ch, 3 z) and a scale plate of 8 wells. N alternating runs per
+# plate (default 3), medians of wall time, CPU time and peak RSS, and the ratios peer / hcs.
+#   bash bench/plate_vs_peer.sh [N] [PLATES...]     PLATES ⊆ test standard scale (default: all)
+# hcs runs examples/pipelines/canonical.toml (the same steps: normalize + tophat → z max →
+# composite → positions → restart from raw → normalize → assemble → z max of the mosaics).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${1:-3}"; shift || true
+PLATES=("${@:-test standard scale}")
+PLATES=(${PLATES[*]})
+ROOT="$PWD"
+PEER="$ROOT/target/openhcs-peer"
+WORK="$ROOT/target/plate-bench"
+mkdir -p "$WORK"
+
+if [ ! -x "$PEER/.venv/bin/python" ]; then
+  rm -rf "$PEER"; cp -r ../shared/peers/openhcs "$PEER"; chmod -R u+w "$PEER"
+  (cd "$PEER" && LOCKED=1 bash setup.sh)
+fi
+cargo build --release -q
+HCS="$ROOT/target/release/hcs"
+
+gen() { # name, gen_data args...
+  local name=$1; shift
+  [ -d "$WORK/$name" ] || "$PEER/.venv/bin/python" "$PEER/gen_data.py" "$WORK/$name" "$@" > "$WORK/$name.gen.log" 2>&1
+}
+seconds() { # GNU time file → wall seconds
+  python3 -c "import re,sys; t=open(sys.argv[1]).read(); e=re.search(r'Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)', t).group(1); print(sum(float(p)*60**k for k,p in enumerate(reversed(e.split(':')))))" "$1"
+}
+field() { grep "$2" "$1" | awk '{print $NF}'; }
+
+echo "plate,tool,run,wall_s,cpu_s,peak_rss_mib,output_files" > "$WORK/runs.csv"
+# peak_rss_mib: for hcs (one process) GNU time's maximum RSS; for the peer (a main process and
+# worker processes) the peak of the summed RSS of its process tree, from its own timings.json.
+for plate in "${PLATES[@]}"; do
+  case $plate in
+    test) gen test --tile 256 --wells A01,D02,B03,B06 ;;
+    standard) gen standard ;;
+    scale) gen scale --wells A01,A02,A03,A04,B01,B02,B03,B04 ;;
+    *) echo "unknown plate $plate"; exit 2 ;;
+  esac
+  P="$WORK/$plate"
+  for i in $(seq 1 "$N"); do
+    # Alternate which tool goes first, so page cache and thermal state favour neither.
+    order=(peer hcs); [ $((i % 2)) -eq 0 ] && order=(hcs peer)
+    for tool in "${order[@]}"; do
+      T="$WORK/$plate.$tool.$i.time"
+      if [ "$tool" = peer ]; then
+        R="$WORK/$plate.peer.run"
+        (cd "$PEER" && /usr/bin/time -v -o "$T" .venv/bin/python run_pipeline.py --plate "$P" --run-dir "$R" --workers 2 > "$WORK/$plate.peer.$i.log" 2>&1)
+        files=$(find "$R" -path "$R/logs" -prune -o -type f -print | wc -l)
+        tree_rss=$(python3 -c "import json,sys; print(int(json.load(open(sys.argv[1]))['peak_rss_tree_sum_mb']))" "$R/timings.json")
+      else
+        O="$WORK/$plate.hcs.out"; rm -rf "$O"
+        /usr/bin/time -v -o "$T" "$HCS" run examples/pipelines/canonical.toml --plate "$P" --out "$O" --workers 2 > "$WORK/$plate.hcs.$i.log" 2>&1
+        files=$(find "$O" -type f | wc -l)
+        [ "$(ls "$O/images" | wc -l)" -gt 0 ] || { echo "hcs produced no mosaics"; exit 1; }
+      fi
+      cpu=$(python3 -c "print($(field "$T" 'User time') + $(field "$T" 'System time'))")
+      rss=$(( $(field "$T" 'Maximum resident set size') / 1024 ))
+      [ "$tool" = peer ] && rss=$tree_rss
+      echo "$plate,$tool,$i,$(seconds "$T"),$cpu,$rss,$files" >> "$WORK/runs.csv"
+    done
+  done
+  mb=$(du -sm "$P" | cut -f1)
+  # The I/O ceiling: reading the same files from page cache.
+  find "$P" -name '*.tif' -print0 | xargs -0 cat > /dev/null
+  t0=$(date +%s.%N); find "$P" -name '*.tif' -print0 | xargs -0 cat > /dev/null; t1=$(date +%s.%N)
+  echo "$plate,read,1,$(python3 -c "print($t1-$t0)"),0,0,$mb" >> "$WORK/runs.csv"
+done
+
+python3 - "$WORK/runs.csv" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+plates = sorted({r["plate"] for r in rows}, key=["test", "standard", "scale"].index)
+print(f"{'plate':9} {'tool':5} {'wall s':>8} {'cpu s':>8} {'RSS MiB':>8}   ratios peer/hcs")
+for p in plates:
+    med = {}
+    for tool in ("peer", "hcs"):
+        rs = [r for r in rows if r["plate"] == p and r["tool"] == tool]
+        med[tool] = {k: statistics.median(float(r[k]) for r in rs) for k in ("wall_s", "cpu_s", "peak_rss_mib")}
+        m = med[tool]
+        print(f"{p:9} {tool:5} {m['wall_s']:8.2f} {m['cpu_s']:8.2f} {m['peak_rss_mib']:8.0f}")
+    ratio = {k: med["peer"][k] / med["hcs"][k] for k in med["hcs"]}
+    read = next(r for r in rows if r["plate"] == p and r["tool"] == "read")
+    mb = float(read["output_files"])
+    print(f"{'':9} ratio {ratio['wall_s']:7.1f}x {ratio['cpu_s']:7.1f}x {ratio['peak_rss_mib']:7.1f}x"
+          f"   hcs {mb / med['hcs']['wall_s']:.0f} MB/s of raw input; page-cache read {mb / float(read['wall_s']):.0f} MB/s")
+PY
