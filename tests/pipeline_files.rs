@@ -13,6 +13,9 @@ mod canonical_example;
 
 use canonical_example::canonical as canonical_in_rust;
 
+#[path = "../examples/demo_pipeline.rs"]
+mod demo_example;
+
 fn canonical_file() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/canonical.toml")).expect("shipped")
 }
@@ -190,4 +193,12 @@ func = [
     );
     assert!(errs[1].starts_with("line 5: step 1 `range`: `create_projection` parameter `method`:"), "{}", errs[1]);
     assert!(errs[1].contains("max_projection"), "names the accepted choices: {}", errs[1]);
+}
+
+#[test]
+fn the_demo_file_and_the_rust_demo_pipeline_are_the_same() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/demo.toml")).expect("shipped");
+    let (from_file, _) = Pipeline::from_toml(&text).expect("valid file");
+    assert_eq!(from_file, demo_example::demo());
 }
