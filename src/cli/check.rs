@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::Registry;
-use crate::core_runtime::pipeline::{check_functions, check_special_io};
+use crate::core_runtime::pipeline::{ConfigLayer, check_functions, check_special_io};
 
 use super::compile_args::{compile_file, read_pipeline, report};
 
@@ -26,7 +26,8 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<(), String> {
     let shown = args.pipeline.display().to_string();
     if let Some(plate) = &args.plate {
-        let (pipeline, compiled) = compile_file(&args.pipeline, plate, args.config.as_deref(), None)?;
+        let (pipeline, _, compiled) =
+            compile_file(&args.pipeline, plate, args.config.as_deref(), ConfigLayer::default(), None)?;
         let calls: usize = pipeline.steps.iter().map(|s| s.func.calls().len()).sum();
         println!(
             "{shown}: `{}` compiles for {} wells of {}: {} steps, {calls} function calls; outputs go to {}",

@@ -7,7 +7,7 @@ use crate::Registry;
 use crate::core_runtime::compiler::{CompileOptions, CompiledPlate, PlateInfo, compile};
 use crate::core_runtime::formats::open_plate;
 use crate::core_runtime::pipeline::{ConfigLayer, Pipeline, PipelineError, SourceMap};
-use crate::core_runtime::plate::WellId;
+use crate::core_runtime::plate::{Plate, WellId};
 
 /// Read and parse a pipeline file.
 pub fn read_pipeline(path: &Path) -> Result<(Pipeline, SourceMap), String> {
@@ -33,21 +33,23 @@ pub fn report(shown: &str, errors: &[PipelineError]) -> String {
     format!("{} problem{} in {shown}", errors.len(), if errors.len() == 1 { "" } else { "s" })
 }
 
-/// Compile the pipeline file for the plate; problems are printed, and fail the command.
+/// Compile the pipeline file for the plate (`overrides`: the command line's config layer);
+/// problems are printed, and fail the command. Returns the opened plate too, for running.
 pub fn compile_file(
     pipeline_path: &Path,
     plate_dir: &Path,
     config: Option<&Path>,
+    overrides: ConfigLayer,
     wells: Option<Vec<WellId>>,
-) -> Result<(Pipeline, CompiledPlate), String> {
+) -> Result<(Pipeline, Plate, CompiledPlate), String> {
     let (pipeline, map) = read_pipeline(pipeline_path)?;
     let global = read_global_config(config)?;
     let plate = open_plate(plate_dir, None).map_err(|e| format!("{}: {e}", plate_dir.display()))?;
     let info = PlateInfo::of(&plate);
     let registry = Registry::global();
-    let options = CompileOptions { global, wells, source: Some(&map), ..CompileOptions::new(registry) };
+    let options = CompileOptions { global, overrides, wells, source: Some(&map), ..CompileOptions::new(registry) };
     match compile(&pipeline, &info, &options) {
-        Ok(compiled) => Ok((pipeline, compiled)),
+        Ok(compiled) => Ok((pipeline, plate, compiled)),
         Err(errors) => Err(report(&pipeline_path.display().to_string(), &errors)),
     }
 }

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use crate::core_runtime::compiler::{Location, ResolvedPattern, SpecialInputPlan, WellPlan};
 use crate::core_runtime::plate::WellId;
 
+use crate::core_runtime::pipeline::ConfigLayer;
+
 use super::compile_args::compile_file;
 
 /// Options of `hcs plan`.
@@ -109,7 +111,8 @@ pub fn summary(plan: &WellPlan) -> String {
 /// Compile and print.
 pub fn run(args: &Args) -> Result<(), String> {
     let wells = args.well.map(|w| vec![w]);
-    let (_, compiled) = compile_file(&args.pipeline, &args.plate, args.config.as_deref(), wells)?;
+    let (_, _, compiled) =
+        compile_file(&args.pipeline, &args.plate, args.config.as_deref(), ConfigLayer::default(), wells)?;
     if args.json {
         let text = match args.well {
             Some(_) => serde_json::to_string_pretty(&compiled.wells[..]),

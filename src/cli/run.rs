@@ -8,13 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::Registry;
-use crate::core_runtime::compiler::{CompileOptions, PlateInfo, compile};
 use crate::core_runtime::executor::{RunOptions, WellReport, WellStatus, run as execute};
-use crate::core_runtime::formats::open_plate;
 use crate::core_runtime::pipeline::{ConfigLayer, StorageBackend, Workers};
 use crate::core_runtime::plate::WellId;
 
-use super::compile_args::{read_global_config, read_pipeline, report};
+use super::compile_args::compile_file;
 
 /// Options of `hcs run`.
 #[derive(clap::Args)]
@@ -59,10 +57,6 @@ fn status_text(r: &WellReport) -> String {
 
 /// Compile and run.
 pub fn run(args: &Args) -> Result<(), String> {
-    let shown = args.pipeline.display().to_string();
-    let (pipeline, map) = read_pipeline(&args.pipeline)?;
-    let global = read_global_config(args.config.as_deref())?;
-    let plate = open_plate(&args.plate, None).map_err(|e| format!("{}: {e}", args.plate.display()))?;
     let overrides = ConfigLayer {
         output_root: args.out.clone(),
         workers: args.workers.map(Workers::Count),
@@ -70,15 +64,9 @@ pub fn run(args: &Args) -> Result<(), String> {
         visualize: args.visualize.then_some(true),
         ..ConfigLayer::default()
     };
+    let (_, plate, compiled) =
+        compile_file(&args.pipeline, &args.plate, args.config.as_deref(), overrides, args.wells.clone())?;
     let registry = Registry::global();
-    let options = CompileOptions {
-        global,
-        overrides,
-        wells: args.wells.clone(),
-        source: Some(&map),
-        ..CompileOptions::new(registry)
-    };
-    let compiled = compile(&pipeline, &PlateInfo::of(&plate), &options).map_err(|errors| report(&shown, &errors))?;
 
     for viewer in &compiled.viewers {
         eprintln!("previews need: {viewer}");

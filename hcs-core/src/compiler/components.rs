@@ -59,7 +59,8 @@ pub fn pattern_planes(pattern: &FunctionPattern, registry: &Registry) -> PlaneCo
     }
 }
 
-fn count(values: &ComponentValues, c: Component) -> Option<usize> {
+/// How many values component `c` has, if known.
+pub(crate) fn count(values: &ComponentValues, c: Component) -> Option<usize> {
     values.get(&c).cloned().flatten().map(|v| v.len())
 }
 
@@ -189,25 +190,19 @@ pub fn check_producers(
                     });
                 }
             }
+            // Calls of this function per well: the non-variable components (one dict level routes
+            // one value of `group_by` here); `None` when some count is unknowable.
+            let routed_by = step.group_by.filter(|_| !path.is_empty());
+            let counts: Option<Vec<(Component, usize)>> = WELL_COMPONENTS
+                .iter()
+                .filter(|c| !step.variable_components.contains(c) && Some(**c) != routed_by)
+                .map(|&c| count(&flow.values_in, c).map(|n| (c, n)))
+                .collect();
+            let parts: Vec<(Component, usize)> = counts.into_iter().flatten().filter(|(_, n)| *n > 1).collect();
+            let groups: usize = parts.iter().map(|(_, n)| n).product();
             for output in contract.special_outputs {
                 produced.push(output.key);
-                if step.merge_outputs.iter().any(|m| m == output.key) {
-                    continue;
-                }
-                // Each dict level routes one value of `group_by` to this call.
-                let routed_by = step.group_by.filter(|_| !path.is_empty());
-                let parts: Vec<(Component, usize)> = WELL_COMPONENTS
-                    .iter()
-                    .filter(|c| !step.variable_components.contains(c) && Some(**c) != routed_by)
-                    .filter_map(|&c| count(&flow.values_in, c).map(|n| (c, n)))
-                    .filter(|(_, n)| *n > 1)
-                    .collect();
-                let known = WELL_COMPONENTS
-                    .iter()
-                    .filter(|c| !step.variable_components.contains(c) && Some(**c) != routed_by)
-                    .all(|&c| count(&flow.values_in, c).is_some());
-                let groups: usize = parts.iter().map(|(_, n)| n).product();
-                if known && groups > 1 {
+                if groups > 1 && !step.merge_outputs.iter().any(|m| m == output.key) {
                     let per = parts.iter().map(|(c, n)| format!("{n} {c} values")).collect::<Vec<_>>().join(" × ");
                     errors.push(PipelineError::MultiGroupProducer {
                         at: call_at,

@@ -40,7 +40,7 @@ fn planes(values: &ComponentValues) -> Option<u64> {
 }
 
 fn count(values: &ComponentValues, c: Component) -> Option<u64> {
-    values.get(&c).cloned().flatten().map(|v| v.len() as u64)
+    super::components::count(values, c).map(|n| n as u64)
 }
 
 fn mib(bytes: u64) -> String {
