@@ -4,6 +4,7 @@
 # defaults: 2 wells, 3×3, 1024² u16, 2 ch, 3 z) and a scale plate of 8 wells. N alternating runs per
 # plate (default 3), medians of wall time, CPU time and peak RSS, and the ratios peer / hcs.
 #   bash bench/plate_vs_peer.sh [N] [PLATES...]     PLATES ⊆ test standard scale (default: all)
+#   PEER_SRC=DIR: where the peer's folder is (default ../shared/peers/openhcs beside the repo)
 # hcs runs examples/pipelines/canonical.toml (the same steps: normalize + tophat → z max →
 # composite → positions → restart from raw → normalize → assemble → z max of the mosaics).
 set -euo pipefail
@@ -16,8 +17,12 @@ PEER="$ROOT/target/openhcs-peer"
 WORK="$ROOT/target/plate-bench"
 mkdir -p "$WORK"
 
+# The peer as the workplace ships it (setup.sh, gen_data.py, run_pipeline.py); from a clone
+# elsewhere point PEER_SRC at that folder.
+PEER_SRC="${PEER_SRC:-$ROOT/../shared/peers/openhcs}"
 if [ ! -x "$PEER/.venv/bin/python" ]; then
-  rm -rf "$PEER"; cp -r ../shared/peers/openhcs "$PEER"; chmod -R u+w "$PEER"
+  [ -f "$PEER_SRC/setup.sh" ] || { echo "the peer is not at $PEER_SRC (set PEER_SRC to ../shared/peers/openhcs)"; exit 2; }
+  rm -rf "$PEER"; cp -r "$PEER_SRC" "$PEER"; chmod -R u+w "$PEER"
   (cd "$PEER" && LOCKED=1 bash setup.sh)
 fi
 cargo build --release -q

@@ -10,7 +10,7 @@
 
 use hcs_core::NdarrayStack;
 use hcs_macros::memory;
-use ndarray::{Array2, ArrayView2, Axis, s};
+use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::boundary::{pad_row, reflect};
@@ -134,13 +134,31 @@ pub fn white_tophat_2d(plane: ArrayView2<'_, f32>, r: usize) -> Array2<f32> {
 }
 
 /// Mean-downsample by `f` (trailing rows/columns that do not fill a block use the pixels there).
+/// One pass over the rows: each input row is added into its block row's column sums.
 fn downsample_mean(plane: ArrayView2<'_, f32>, f: usize) -> Array2<f32> {
     let (h, w) = plane.dim();
     let (dh, dw) = (h.div_ceil(f), w.div_ceil(f));
-    Array2::from_shape_fn((dh, dw), |(y, x)| {
-        let block = plane.slice(s![y * f..((y + 1) * f).min(h), x * f..((x + 1) * f).min(w)]);
-        block.mean().unwrap_or(0.0)
-    })
+    let mut out = Array2::<f32>::zeros((dh, dw));
+    let mut sums = vec![0f64; dw];
+    for (by, mut out_row) in out.rows_mut().into_iter().enumerate() {
+        sums.iter_mut().for_each(|v| *v = 0.0);
+        let rows = (by * f..((by + 1) * f).min(h)).len();
+        for y in by * f..by * f + rows {
+            let row = plane.row(y);
+            match row.as_slice() {
+                Some(r) => r
+                    .chunks(f)
+                    .zip(sums.iter_mut())
+                    .for_each(|(c, s)| *s += c.iter().map(|&v| f64::from(v)).sum::<f64>()),
+                None => row.iter().enumerate().for_each(|(x, &v)| sums[x / f] += f64::from(v)),
+            }
+        }
+        for (bx, (o, &sum)) in out_row.iter_mut().zip(&sums).enumerate() {
+            let cols = (bx * f..((bx + 1) * f).min(w)).len();
+            *o = (sum / (rows * cols) as f64) as f32;
+        }
+    }
+    out
 }
 
 /// White top-hat background removal per plane with a disk of `selem_radius` pixels.
@@ -157,20 +175,28 @@ pub fn tophat(
     if downsample_factor == 0 {
         return Err(KernelError::BadParameter("downsample_factor must be at least 1".into()));
     }
-    for mut plane in stack.axis_iter_mut(Axis(0)) {
-        let result = if downsample_factor == 1 {
-            white_tophat_2d(plane.view(), selem_radius)
-        } else {
-            let f = downsample_factor;
-            let small = downsample_mean(plane.view(), f);
-            let r = (selem_radius as f64 / f as f64).round().max(1.0) as usize;
-            let background = dilate_disk(erode_disk(small.view(), r).view(), r);
-            let mut out = plane.to_owned();
-            out.indexed_iter_mut().for_each(|((y, x), v)| *v = (*v - background[[y / f, x / f]]).max(0.0));
-            out
-        };
-        plane.assign(&result);
-    }
+    // Planes are independent: one per worker (the disk filters split bands within a plane too).
+    stack.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut plane| {
+        if downsample_factor == 1 {
+            let result = white_tophat_2d(plane.view(), selem_radius);
+            plane.assign(&result);
+            return;
+        }
+        let f = downsample_factor;
+        let small = downsample_mean(plane.view(), f);
+        let r = (selem_radius as f64 / f as f64).round().max(1.0) as usize;
+        let background = dilate_disk(erode_disk(small.view(), r).view(), r);
+        // Subtract the background, each of its pixels replicated over its f × f block, in place.
+        for (y, mut row) in plane.rows_mut().into_iter().enumerate() {
+            let bg = background.row(y / f);
+            match row.as_slice_mut() {
+                Some(r) => {
+                    r.chunks_mut(f).zip(bg.iter()).for_each(|(c, &b)| c.iter_mut().for_each(|v| *v = (*v - b).max(0.0)))
+                }
+                None => row.iter_mut().enumerate().for_each(|(x, v)| *v = (*v - bg[x / f]).max(0.0)),
+            }
+        }
+    });
     Ok(stack)
 }
 

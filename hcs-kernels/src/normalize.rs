@@ -21,19 +21,27 @@ pub fn percentiles(values: &[f32], qs: &[f64]) -> Vec<f32> {
     if n == 0 {
         return vec![0.0; qs.len()];
     }
-    let (lo, hi) = values
-        .par_iter()
-        .fold(|| (f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)))
-        .reduce(|| (f32::INFINITY, f32::NEG_INFINITY), |x, y| (x.0.min(y.0), x.1.max(y.1)));
+    let threads = rayon::current_num_threads().max(1);
+    let chunk_len = n.div_ceil(threads).max(1);
+    let (lo, hi, integral) = values
+        .par_chunks(chunk_len)
+        .map(min_max)
+        .reduce(|| (f32::INFINITY, f32::NEG_INFINITY, true), |x, y| (x.0.min(y.0), x.1.max(y.1), x.2 && y.2));
+    if integral && lo >= 0.0 && hi <= 65535.0 {
+        // Integer samples of a 16-bit image (raw microscope planes): each value is its own bin,
+        // so the order statistics come straight from the counts.
+        return u16_percentiles(values, qs, chunk_len);
+    }
     if !(lo.is_finite() && hi.is_finite()) || lo == hi {
         return vec![if lo.is_finite() { lo } else { 0.0 }; qs.len()];
     }
     const BINS: usize = 1 << 16;
-    let scale = (BINS as f64 - 1.0) / (f64::from(hi) - f64::from(lo));
-    let bin = |v: f32| (((f64::from(v) - f64::from(lo)) * scale) as usize).min(BINS - 1);
-    let threads = rayon::current_num_threads().max(1);
+    // Bins in f32: monotone in the value (all that the exact selection below relies on) and
+    // cheaper than f64 in the two passes over every sample.
+    let scale = ((BINS as f64 - 1.0) / (f64::from(hi) - f64::from(lo))) as f32;
+    let bin = |v: f32| (((v - lo) * scale) as usize).min(BINS - 1);
     let counts = values
-        .par_chunks(n.div_ceil(threads))
+        .par_chunks(chunk_len)
         .map(|chunk| {
             let mut c = vec![0u32; BINS];
             chunk.iter().for_each(|&v| c[bin(v)] += 1);
@@ -66,12 +74,17 @@ pub fn percentiles(values: &[f32], qs: &[f64]) -> Vec<f32> {
     wanted.sort_unstable();
     wanted.dedup();
     // One pass gathers the members of just those bins.
+    let (first, last) = (wanted[0], wanted[wanted.len() - 1]);
     let members: Vec<Vec<f32>> = values
-        .par_chunks(n.div_ceil(threads))
+        .par_chunks(chunk_len)
         .map(|chunk| {
             let mut m = vec![Vec::new(); wanted.len()];
             for &v in chunk {
-                if let Ok(i) = wanted.binary_search(&bin(v)) {
+                let b = bin(v);
+                // Nearly every sample lies outside [first, last]: one range test rejects it.
+                if b.wrapping_sub(first) <= last - first
+                    && let Ok(i) = wanted.binary_search(&b)
+                {
                     m[i].push(v);
                 }
             }
@@ -102,6 +115,80 @@ pub fn percentiles(values: &[f32], qs: &[f64]) -> Vec<f32> {
                 let b = kth(k + 1);
                 (f64::from(a) + frac * f64::from(b - a)) as f32
             }
+        })
+        .collect()
+}
+
+/// Smallest and largest of `values` (NaN ignored) and whether every sample is an integer, in
+/// eight lanes so the loop vectorizes.
+fn min_max(values: &[f32]) -> (f32, f32, bool) {
+    let mut lo = [f32::INFINITY; 8];
+    let mut hi = [f32::NEG_INFINITY; 8];
+    let mut frac = [0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
+            hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
+            // Non-zero for a fractional (or NaN) sample; exact for |v| < 2³¹.
+            frac[l] += (c[l] - (c[l] as i32) as f32).abs();
+        }
+    }
+    let fold = |a: [f32; 8], init: f32, pick: fn(f32, f32) -> f32| a.iter().fold(init, |m, &v| pick(m, v));
+    let (mut l, mut h) = (fold(lo, f32::INFINITY, f32::min), fold(hi, f32::NEG_INFINITY, f32::max));
+    let mut integral = frac.iter().all(|&f| f == 0.0);
+    for &v in rest {
+        l = l.min(v);
+        h = h.max(v);
+        integral &= v.fract() == 0.0;
+    }
+    (l, h, integral)
+}
+
+/// Percentiles of samples that are all integers in `0..=65535`: one counting pass, then the
+/// order statistics are read off the cumulative counts (exactly what sorting would give).
+fn u16_percentiles(values: &[f32], qs: &[f64], chunk_len: usize) -> Vec<f32> {
+    const BINS: usize = 1 << 16;
+    let n = values.len();
+    let counts = values
+        .par_chunks(chunk_len)
+        .map(|chunk| {
+            // Two interleaved tables, so runs of equal samples do not wait on each other's stores.
+            let mut c = vec![0u32; 2 * BINS];
+            let pairs = chunk.chunks_exact(2);
+            let rest = pairs.remainder();
+            for p in pairs {
+                c[p[0] as usize & (BINS - 1)] += 1;
+                c[BINS + (p[1] as usize & (BINS - 1))] += 1;
+            }
+            rest.iter().for_each(|&v| c[v as usize & (BINS - 1)] += 1);
+            let (a, b) = c.split_at_mut(BINS);
+            a.iter_mut().zip(b.iter()).for_each(|(x, y)| *x += y);
+            c.truncate(BINS);
+            c
+        })
+        .reduce(
+            || vec![0u32; BINS],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    let mut ends = Vec::with_capacity(BINS);
+    let mut acc = 0usize;
+    for &c in &counts {
+        acc += c as usize;
+        ends.push(acc);
+    }
+    // The k-th smallest (0-based) is the first value whose cumulative count exceeds k.
+    let kth = |k: usize| ends.partition_point(|&e| e <= k) as f32;
+    qs.iter()
+        .map(|&q| {
+            let rank = (q.clamp(0.0, 100.0) / 100.0) * (n - 1) as f64;
+            let (k, frac) = (rank.floor() as usize, rank - rank.floor());
+            let a = kth(k);
+            if frac == 0.0 || k + 1 >= n { a } else { (f64::from(a) + frac * f64::from(kth(k + 1) - a)) as f32 }
         })
         .collect()
 }
@@ -169,6 +256,38 @@ mod tests {
         assert_eq!(percentile(&mut v, 50.0), 2.5);
         assert_eq!(percentile(&mut v, 100.0), 4.0);
         assert_eq!(percentile(&mut v, 0.0), 1.0);
+    }
+
+    /// NumPy's linear percentile by sorting: the definition both fast paths must reproduce.
+    fn sorted_percentile(values: &[f32], q: f64) -> f32 {
+        let mut v = values.to_vec();
+        v.sort_by(f32::total_cmp);
+        let rank = q / 100.0 * (v.len() - 1) as f64;
+        let (k, frac) = (rank.floor() as usize, rank - rank.floor());
+        let a = v[k];
+        if frac == 0.0 || k + 1 >= v.len() { a } else { (f64::from(a) + frac * f64::from(v[k + 1] - a)) as f32 }
+    }
+
+    #[test]
+    fn integer_and_fractional_samples_give_the_sorted_percentiles() {
+        // A skewed, 16-bit-like distribution (mostly dim background, a few bright pixels), once
+        // as integers (the counting path) and once shifted by a quarter (the general path).
+        let mut state = 12345u64;
+        let ints: Vec<f32> = (0..100_003)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let r = (state >> 33) as u32;
+                if r.is_multiple_of(50) { (r % 65536) as f32 } else { (100 + r % 400) as f32 }
+            })
+            .collect();
+        let fracs: Vec<f32> = ints.iter().map(|v| v + 0.25).collect();
+        let qs = [0.0, 0.5, 1.0, 37.3, 50.0, 99.5, 100.0];
+        for values in [&ints, &fracs] {
+            let got = percentiles(values, &qs);
+            for (q, g) in qs.iter().zip(got) {
+                assert_eq!(g, sorted_percentile(values, *q), "q = {q}");
+            }
+        }
     }
 
     #[test]

@@ -24,7 +24,13 @@ pub fn along_x<T: Sample>(src: ArrayView2<'_, T>, k: &[T]) -> Array2<T> {
         Vec::new,
         |padded, (mut o, s)| {
             padded.clear();
-            padded.extend((0..(w + 2 * r) as isize).map(|i| s[reflect(i - r as isize, w)]));
+            // Only the r samples each side need reflecting; the row itself is copied whole.
+            padded.extend((0..r as isize).map(|i| s[reflect(i - r as isize, w)]));
+            match s.as_slice() {
+                Some(row) => padded.extend_from_slice(row),
+                None => padded.extend(s.iter().copied()),
+            }
+            padded.extend((0..r as isize).map(|i| s[reflect(w as isize + i, w)]));
             let o = o.as_slice_mut().expect("rows of a standard-layout array are contiguous");
             o.iter_mut().zip(&padded[r..r + w]).for_each(|(ov, &c)| *ov = k[r] * c);
             for t in 1..=r {

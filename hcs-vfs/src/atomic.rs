@@ -10,6 +10,28 @@ use crate::VfsError;
 
 /// Atomically replace `path` with `bytes`, creating parent directories as needed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VfsError> {
+    write_via_temporary(path, bytes, true)
+}
+
+/// [`write_atomic`] without waiting for the data to reach the disk: readers still never see a
+/// partial file under `path`, but after a crash the file may be incomplete. For files whose
+/// durability a later step establishes with [`sync_files`] before anything relies on them
+/// (the executor syncs a well's files before writing its completion record), so the disk
+/// writes of many files overlap instead of one waiting for the next.
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<(), VfsError> {
+    write_via_temporary(path, bytes, false)
+}
+
+/// Wait until the files' contents are on disk (fsync each).
+pub fn sync_files<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>) -> Result<(), VfsError> {
+    for path in paths {
+        let path = path.as_ref();
+        fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| VfsError::io(path, e))?;
+    }
+    Ok(())
+}
+
+fn write_via_temporary(path: &Path, bytes: &[u8], sync: bool) -> Result<(), VfsError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or(VfsError::BadPath { path: path.to_path_buf(), reason: "has no file name" })?;
@@ -23,7 +45,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VfsError> {
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, path)
     })();
     result.map_err(|e| {

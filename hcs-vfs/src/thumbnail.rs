@@ -9,7 +9,7 @@ use crate::VfsError;
 use crate::atomic::write_atomic;
 
 /// 8-bit grey levels of `plane`, downscaled so neither side exceeds `max_side`.
-pub fn thumbnail(plane: &Array2<f32>, max_side: usize) -> Array2<u8> {
+pub fn thumbnail(plane: ndarray::ArrayView2<'_, f32>, max_side: usize) -> Array2<u8> {
     let (h, w) = plane.dim();
     let step = h.max(w).div_ceil(max_side.max(1)).max(1);
     let (th, tw) = (h.div_ceil(step).max(1), w.div_ceil(step).max(1));
@@ -47,7 +47,7 @@ pub fn encode_png(grey: &Array2<u8>, path: &Path) -> Result<Vec<u8>, VfsError> {
 }
 
 /// Write a thumbnail of `plane` to `path` atomically.
-pub fn write_thumbnail(path: &Path, plane: &Array2<f32>, max_side: usize) -> Result<(), VfsError> {
+pub fn write_thumbnail(path: &Path, plane: ndarray::ArrayView2<'_, f32>, max_side: usize) -> Result<(), VfsError> {
     write_atomic(path, &encode_png(&thumbnail(plane, max_side), path)?)
 }
 
@@ -58,14 +58,14 @@ mod tests {
     #[test]
     fn thumbnails_are_small_stretched_and_valid_png() {
         let plane = Array2::from_shape_fn((300, 200), |(y, _)| y as f32 * 10.0);
-        let t = thumbnail(&plane, 64);
+        let t = thumbnail(plane.view(), 64);
         assert_eq!(t.dim(), (60, 40), "block size 5 keeps the aspect ratio");
         assert_eq!(t[[0, 0]], 0);
         assert_eq!(t[[59, 0]], 255);
         assert!(t[[30, 0]] > 100 && t[[30, 0]] < 160);
         let png = encode_png(&t, Path::new("t.png")).expect("encodes");
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-        let flat = thumbnail(&Array2::from_elem((4, 4), 7.0), 64);
+        let flat = thumbnail(Array2::from_elem((4, 4), 7.0).view(), 64);
         assert!(flat.iter().all(|&v| v == 0), "a constant plane is black, not NaN");
     }
 }

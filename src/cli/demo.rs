@@ -90,7 +90,7 @@ fn overview(output: &Path, wells: &[WellId], path: &Path) -> Result<(), String> 
         let Some((key, _)) = plate.index.well(well).find(|(k, _)| k.channel == 1) else { continue };
         let key: ImageKey = *key;
         let stack = plate.load_stack(&[key]).map_err(|e| e.to_string())?;
-        let thumb = crate::vfs::thumbnail::thumbnail(&stack.index_axis(ndarray::Axis(0), 0).to_owned(), SIDE);
+        let thumb = crate::vfs::thumbnail::thumbnail(stack.index_axis(ndarray::Axis(0), 0), SIDE);
         let (y0, x0) =
             (GAP + usize::from(well.row - r0) * (SIDE + GAP), GAP + usize::from(well.col - c0) * (SIDE + GAP));
         let (h, w) = thumb.dim();
@@ -100,10 +100,66 @@ fn overview(output: &Path, wells: &[WellId], path: &Path) -> Result<(), String> 
     crate::vfs::atomic::write_atomic(path, &png).map_err(|e| e.to_string())
 }
 
+/// One well's outcome: stitching error against the ground truth and cells counted vs true.
+struct WellSummary {
+    well: WellId,
+    status: String,
+    /// Mean and max distance (px) of the estimated tile positions from the true ones.
+    error: Option<(f64, f64)>,
+    cells: Option<u64>,
+    true_cells: Option<usize>,
+}
+
+fn well_summaries(results: &Path, report: &RunReport, truth: &GroundTruth) -> Vec<WellSummary> {
+    report
+        .wells
+        .iter()
+        .map(|w| {
+            let est = read_positions(&results.join(format!("{}_positions.csv", w.well)));
+            let gt: Option<Vec<(f64, f64)>> = truth
+                .positions
+                .iter()
+                .find(|(well, _)| *well == w.well)
+                .map(|(_, ps)| ps.iter().map(|p| (p.x, p.y)).collect());
+            let status = match &w.status {
+                WellStatus::Done | WellStatus::Resumed => "done".to_string(),
+                WellStatus::Failed(e) => format!("FAILED: {e}"),
+                WellStatus::NotRun => "not run".into(),
+            };
+            WellSummary {
+                well: w.well,
+                status,
+                error: est.zip(gt).and_then(|(e, t)| stitching_error(&e, &t)),
+                cells: total_cells(&results.join(format!("{}_cell_counts.json", w.well))),
+                true_cells: truth.cells.iter().find(|(well, _)| *well == w.well).map(|(_, n)| *n),
+            }
+        })
+        .collect()
+}
+
+/// The plate summary as CSV: one row per well.
+fn summary_csv(rows: &[WellSummary]) -> String {
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    let mut s = String::from("well,status,stitching_error_mean_px,stitching_error_max_px,cells,true_cells\n");
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{}",
+            r.well,
+            r.status.replace(',', ";"),
+            opt(r.error.map(|e| format!("{:.3}", e.0))),
+            opt(r.error.map(|e| format!("{:.3}", e.1))),
+            opt(r.cells.map(|c| c.to_string())),
+            opt(r.true_cells.map(|c| c.to_string())),
+        );
+    }
+    s
+}
+
 fn summary(
     compiled: &CompiledPlate,
     report: &RunReport,
-    truth: &GroundTruth,
+    rows: &[WellSummary],
     out: &Path,
     timings: &BTreeMap<&str, f64>,
 ) -> String {
@@ -120,35 +176,26 @@ fn summary(
         let _ = writeln!(s, "    {:>2}. {:<28} {t:>8.2} s", step.index, step.name);
     }
     let _ = writeln!(s, "  well   stitching error vs ground truth (mean / max px)   cells (threshold count / true)");
-    for w in &report.wells {
-        let est = read_positions(&results.join(format!("{}_positions.csv", w.well)));
-        let gt: Option<Vec<(f64, f64)>> = truth
-            .positions
-            .iter()
-            .find(|(well, _)| *well == w.well)
-            .map(|(_, ps)| ps.iter().map(|p| (p.x, p.y)).collect());
-        let err = est.zip(gt).and_then(|(e, t)| stitching_error(&e, &t));
-        let err = err.map_or("n/a".to_string(), |(m, x)| format!("{m:.2} / {x:.2}"));
-        let cells = total_cells(&results.join(format!("{}_cell_counts.json", w.well)));
-        let true_cells = truth.cells.iter().find(|(well, _)| *well == w.well).map(|(_, n)| *n);
-        let status = match &w.status {
-            WellStatus::Done | WellStatus::Resumed => String::new(),
-            WellStatus::Failed(e) => format!("  FAILED: {e}"),
-            WellStatus::NotRun => "  not run".into(),
-        };
+    for r in rows {
+        let err = r.error.map_or("n/a".to_string(), |(m, x)| format!("{m:.2} / {x:.2}"));
+        let status = if r.status == "done" { String::new() } else { format!("  {}", r.status) };
         let _ = writeln!(
             s,
             "  {}    {err:<47}  {} / {}{status}",
-            w.well,
-            cells.map_or("n/a".into(), |c| c.to_string()),
-            true_cells.map_or("n/a".into(), |c| c.to_string())
+            r.well,
+            r.cells.map_or("n/a".into(), |c| c.to_string()),
+            r.true_cells.map_or("n/a".into(), |c| c.to_string())
         );
     }
     let _ = writeln!(s, "  output plate  {}", first.output_root.display());
     let _ = writeln!(s, "  results       {}  (positions CSV, cell counts JSON/CSV per well)", results.display());
+    let _ = writeln!(s, "  plate summary {}", results.join(PLATE_SUMMARY).display());
     let _ = writeln!(s, "  overview      {}", out.join("overview.png").display());
     s
 }
+
+/// File name of the plate summary CSV in the output plate's results folder.
+pub const PLATE_SUMMARY: &str = "plate_summary.csv";
 
 /// Run the demo.
 pub fn run(args: &Args) -> Result<(), String> {
@@ -222,7 +269,11 @@ pub fn run(args: &Args) -> Result<(), String> {
     timings.insert("4 overview", started.elapsed().as_secs_f64());
     timings.insert("total", total.elapsed().as_secs_f64());
 
-    let text = summary(&compiled, &report, &truth, &args.out, &timings);
+    let results = output.join("results");
+    let rows = well_summaries(&results, &report, &truth);
+    crate::vfs::atomic::write_atomic(&results.join(PLATE_SUMMARY), summary_csv(&rows).as_bytes())
+        .map_err(|e| e.to_string())?;
+    let text = summary(&compiled, &report, &rows, &args.out, &timings);
     crate::vfs::atomic::write_atomic(&args.out.join("summary.txt"), text.as_bytes()).map_err(|e| e.to_string())?;
     print!("{text}");
     let sites = plate.index.values(Component::Site).len();

@@ -13,12 +13,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
+use hcs_vfs::atomic::write_atomic_unsynced;
 use hcs_vfs::omezarr::OmeZarrPlateWriter;
-use hcs_vfs::tiff::{TiffCompression, write_tiff};
+use hcs_vfs::tiff::{TiffCompression, encode_tiff};
 use hcs_vfs::{Dtype, PlaneData, VfsError};
+use rayon::prelude::*;
 
 use crate::compiler::{Location, WellPlan};
 use crate::plate::{ImageKey, PlaneRef, WellId};
@@ -82,6 +83,8 @@ pub fn read_record(output_root: &Path, well: WellId) -> Option<WellRecord> {
 
 /// Write the record atomically (the well is done from this moment).
 pub fn write_record(output_root: &Path, well: WellId, record: &WellRecord) -> Result<(), VfsError> {
+    // Every file the record vouches for reaches the disk before the record does.
+    hcs_vfs::atomic::sync_files(record.files.iter().map(|f| output_root.join(&f.path)))?;
     // Plain data: serializing it cannot fail.
     let bytes = serde_json::to_vec_pretty(record).unwrap_or_default();
     hcs_vfs::atomic::write_atomic(&record_path(output_root, well), &bytes)
@@ -122,24 +125,29 @@ fn index_of(values: &[u32], v: u32, what: &str, path: &Path) -> Result<u32, VfsE
 pub fn write_planes(
     sink: &Sink<'_>,
     output_root: &Path,
-    planes: &BTreeMap<ImageKey, std::sync::Arc<Array2<f32>>>,
+    planes: &BTreeMap<ImageKey, ndarray::ArcArray2<f32>>,
     dtype: Dtype,
 ) -> Result<(Vec<WrittenFile>, PlaneList), VfsError> {
     let rel = |p: &Path| p.strip_prefix(output_root).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf());
     match sink {
         Sink::Disk(dir) => {
-            let mut files = Vec::with_capacity(planes.len());
-            let mut refs = Vec::with_capacity(planes.len());
-            for (key, plane) in planes {
-                let path = dir.join(plane_file_name(key));
-                let data = PlaneData::from_f32(plane, dtype);
-                write_tiff(&path, &[data], TiffCompression::None)?;
-                let (bytes, crc32) = file_crc(&path)
-                    .ok_or_else(|| VfsError::Io { path: path.clone(), source: std::io::ErrorKind::NotFound.into() })?;
-                files.push(WrittenFile { path: rel(&path), bytes, crc32 });
-                refs.push((*key, PlaneRef::file(rel(&path))));
-            }
-            Ok((files, refs))
+            // Planes are independent files: encode, checksum and write them in parallel. They
+            // are not fsynced one by one: `write_record` syncs all of a well's files before the
+            // record that vouches for them, by which time most are already on disk. The CRC is
+            // taken from the bytes written, not by reading the file back.
+            let written: Vec<(WrittenFile, (ImageKey, PlaneRef))> = planes
+                .par_iter()
+                .map(|(key, plane)| {
+                    let path = dir.join(plane_file_name(key));
+                    let bytes = encode_tiff(&[PlaneData::from_f32(plane.view(), dtype)], TiffCompression::None, &path)?;
+                    // Synced with the well's other files before its record is written.
+                    write_atomic_unsynced(&path, &bytes)?;
+                    let file =
+                        WrittenFile { path: rel(&path), bytes: bytes.len() as u64, crc32: crc32fast::hash(&bytes) };
+                    Ok((file, (*key, PlaneRef::file(rel(&path)))))
+                })
+                .collect::<Result<_, VfsError>>()?;
+            Ok(written.into_iter().unzip())
         }
         Sink::Zarr(writer, axes) => {
             let Some((first_key, first)) = planes.iter().next() else { return Ok((Vec::new(), Vec::new())) };
@@ -153,7 +161,7 @@ pub fn write_planes(
                 let c = index_of(&axes.channels, key.channel, "channel", &root)?;
                 let z = index_of(&axes.zs, key.z, "z", &root)?;
                 let t = index_of(&axes.timepoints, key.timepoint, "timepoint", &root)?;
-                w.write_plane(field, t, c, z, &PlaneData::from_f32(plane, dtype))?;
+                w.write_plane(field, t, c, z, &PlaneData::from_f32(plane.view(), dtype))?;
                 refs.push((*key, PlaneRef::Zarr { store: rel(&root), well: format!("{row}/{col}"), field, t, c, z }));
             }
             w.finish()?;

@@ -4,9 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use ndarray::{Array2, Array3, Axis};
+use ndarray::{ArcArray2, Array3, Axis};
 use rayon::prelude::*;
 
 use hcs_vfs::Dtype;
@@ -23,7 +22,7 @@ use super::groups::{GroupKey, groups, label, output_keys};
 use super::output::{Sink, WellRecord, WrittenFile, file_crc, plane_file_name, subdir_name, write_planes};
 
 /// A well's planes at one point of the pipeline.
-pub type Planes = BTreeMap<ImageKey, Arc<Array2<f32>>>;
+pub type Planes = BTreeMap<ImageKey, ArcArray2<f32>>;
 
 /// Where a step's persistent writes go (built once per run, shared by the wells).
 pub trait Sinks: Sync {
@@ -46,7 +45,7 @@ pub struct WellJob<'a> {
 }
 
 /// One group's output planes, the special outputs it produced, and its label.
-type GroupResult = (Vec<(ImageKey, Array2<f32>)>, Vec<(&'static str, SpecialData)>, String);
+type GroupResult = (Vec<(ImageKey, ArcArray2<f32>)>, Vec<(&'static str, SpecialData)>, String);
 
 enum Special {
     One(SpecialData),
@@ -152,17 +151,21 @@ impl CallCtx<'_> {
     }
 }
 
-fn stack_of(planes: &[Arc<Array2<f32>>]) -> Result<Array3<f32>, String> {
+fn stack_of(planes: &[ArcArray2<f32>]) -> Result<Array3<f32>, String> {
     let Some(first) = planes.first() else { return Err("no planes".into()) };
     let (h, w) = first.dim();
-    let mut stack = Array3::zeros((planes.len(), h, w));
-    for (i, p) in planes.iter().enumerate() {
+    // Filled plane by plane into reserved memory: no zeroing pass before the copy.
+    let mut data = Vec::with_capacity(planes.len() * h * w);
+    for p in planes {
         if p.dim() != (h, w) {
             return Err(format!("planes of one stack differ in shape: {:?} vs {:?}", p.dim(), (h, w)));
         }
-        stack.index_axis_mut(Axis(0), i).assign(p);
+        match p.as_slice() {
+            Some(s) => data.extend_from_slice(s),
+            None => data.extend(p.iter().copied()),
+        }
     }
-    Ok(stack)
+    Array3::from_shape_vec((planes.len(), h, w), data).map_err(|e| e.to_string())
 }
 
 fn scratch_dir(dir: &Path, plan: &WellPlan) -> PathBuf {
@@ -174,19 +177,19 @@ fn load(job: &WellJob<'_>, reads: &Location, source: &Planes, keys: &[ImageKey])
     match reads {
         Location::Plate { .. } => job.plate.load_stack(keys).map_err(|e| e.to_string()),
         Location::Memory { .. } => {
-            let planes: Vec<Arc<Array2<f32>>> = keys
+            let planes: Vec<ArcArray2<f32>> = keys
                 .iter()
                 .map(|k| source.get(k).cloned().ok_or_else(|| format!("{k}: missing")))
                 .collect::<Result<_, _>>()?;
             stack_of(&planes)
         }
         Location::Disk { dir } => {
-            let planes: Vec<Arc<Array2<f32>>> = keys
+            let planes: Vec<ArcArray2<f32>> = keys
                 .iter()
                 .map(|k| {
                     let path = scratch_dir(dir, job.plan).join(plane_file_name(k));
                     let mut pages = read_tiff(&path, TiffLimits::default()).map_err(|e| e.to_string())?;
-                    pages.pop().map(|p| Arc::new(p.to_f32())).ok_or_else(|| format!("{}: no image", path.display()))
+                    pages.pop().map(|p| p.to_f32().into_shared()).ok_or_else(|| format!("{}: no image", path.display()))
                 })
                 .collect::<Result<_, String>>()?;
             stack_of(&planes)
@@ -242,7 +245,13 @@ pub fn run_well(job: &WellJob<'_>) -> Result<(WellRecord, Vec<f64>), ExecError> 
                     other => return Err(step_error(step, format!("a {} stack reached storage", other.memory_type()))),
                 };
                 let names = output_keys(group, array.shape()[0]).map_err(|m| step_error(step, m))?;
-                let planes = names.into_iter().zip(array.outer_iter()).map(|(k, p)| (k, p.to_owned())).collect();
+                // Each plane shares the output stack's buffer: no copy.
+                let shared = array.into_shared();
+                let planes = names
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, k)| (k, shared.clone().index_axis_move(Axis(0), i)))
+                    .collect();
                 Ok((planes, produced, label(group, &step.variable_components, &varying)))
             })
             .collect::<Result<_, ExecError>>()?;
@@ -252,7 +261,7 @@ pub fn run_well(job: &WellJob<'_>) -> Result<(WellRecord, Vec<f64>), ExecError> 
         let mut planes = Planes::new();
         for (outs, produced, group_label) in results {
             for (k, p) in outs {
-                planes.insert(k, Arc::new(p));
+                planes.insert(k, p);
             }
             for (key, value) in produced {
                 step_specials.entry(key).or_default().push((group_label.clone(), value));
@@ -302,7 +311,7 @@ pub fn run_well(job: &WellJob<'_>) -> Result<(WellRecord, Vec<f64>), ExecError> 
             Location::Disk { dir } => {
                 let well_dir = scratch_dir(dir, plan);
                 for (k, p) in &planes {
-                    let data = hcs_vfs::PlaneData::from_f32(p, Dtype::F32);
+                    let data = hcs_vfs::PlaneData::from_f32(p.view(), Dtype::F32);
                     write_tiff(&well_dir.join(plane_file_name(k)), &[data], TiffCompression::None)?;
                 }
                 scratch_keys.insert(dir.clone(), planes.keys().copied().collect());
@@ -330,7 +339,7 @@ fn publish_preview(
     }
     if let Some(first) = planes.values().next() {
         let path = preview.thumbnails.join(format!("{}.png", job.plan.well));
-        hcs_vfs::thumbnail::write_thumbnail(&path, first, 256)?;
+        hcs_vfs::thumbnail::write_thumbnail(&path, first.view(), 256)?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use ndarray::{Array3, Axis};
+use ndarray::Array3;
 
 use super::{ImageKey, Plate};
 
@@ -47,13 +47,17 @@ impl Plate {
         if keys.is_empty() {
             return Err(LoadError::Empty);
         }
-        let mut stack: Option<Array3<f32>> = None;
-        for (i, key) in keys.iter().enumerate() {
+        // Planes are converted straight into the stack's reserved memory (no zeroing pass).
+        let mut data: Vec<f32> = Vec::new();
+        let mut shape: Option<(usize, usize)> = None;
+        for key in keys {
             let plane_ref = self.index.get(key).ok_or(LoadError::NotIndexed(*key))?;
             let plane = plane_ref.load(&self.root).map_err(|source| LoadError::Storage { key: *key, source })?;
             let (h, w) = plane.dim();
-            let stack = stack.get_or_insert_with(|| Array3::zeros((keys.len(), h, w)));
-            let (_, want_h, want_w) = stack.dim();
+            let (want_h, want_w) = *shape.get_or_insert_with(|| {
+                data.reserve_exact(keys.len() * h * w);
+                (h, w)
+            });
             if (h, w) != (want_h, want_w) {
                 return Err(LoadError::ShapeMismatch {
                     key: *key,
@@ -64,8 +68,10 @@ impl Plate {
                     want_w,
                 });
             }
-            stack.index_axis_mut(Axis(0), i).assign(&plane.to_f32());
+            plane.extend_f32(&mut data);
         }
-        stack.ok_or(LoadError::Empty)
+        let (h, w) = shape.ok_or(LoadError::Empty)?;
+        // The data holds exactly keys × h × w samples, so the shape always fits.
+        Array3::from_shape_vec((keys.len(), h, w), data).map_err(|_| LoadError::Empty)
     }
 }

@@ -1,41 +1,100 @@
 //! Phase correlation of two equal-size images with sub-pixel refinement by an upsampled DFT
 //! around the peak (Guizar-Sicairos, Thurman & Fienup 2008 — what
-//! `skimage.registration.phase_cross_correlation` does). FFTs by rustfft.
+//! `skimage.registration.phase_cross_correlation` does). FFTs by rustfft / realfft.
+
+use std::cell::RefCell;
 
 use ndarray::{Array2, ArrayView2, Axis};
+use realfft::RealFftPlanner;
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex;
 
-type C = Complex<f64>;
+/// Complex sample type of the spectra.
+pub(crate) type C = Complex<f64>;
 
-fn fft2(data: &mut Array2<C>, inverse: bool) {
-    let (h, w) = data.dim();
-    let mut planner = FftPlanner::<f64>::new();
-    let row = if inverse { planner.plan_fft_inverse(w) } else { planner.plan_fft_forward(w) };
-    let col = if inverse { planner.plan_fft_inverse(h) } else { planner.plan_fft_forward(h) };
-    for mut r in data.axis_iter_mut(Axis(0)) {
-        let mut buf: Vec<C> = r.to_vec();
-        row.process(&mut buf);
-        r.iter_mut().zip(buf).for_each(|(d, v)| *d = v);
-    }
+/// The non-negative-frequency half (along x) of the 2-D spectrum of a real `h × w` strip:
+/// `h × (w/2 + 1)`; the other half is its conjugate mirror. Real-input transforms halve both the
+/// work and the memory of the full complex spectrum.
+pub(crate) struct HalfSpectrum {
+    data: Array2<C>,
+    /// Width of the real strip.
+    w: usize,
+}
+
+thread_local! {
+    /// FFT plans are worth keeping: a well registers hundreds of strips of a few sizes.
+    static PLANNERS: RefCell<(FftPlanner<f64>, RealFftPlanner<f64>)> =
+        RefCell::new((FftPlanner::new(), RealFftPlanner::new()));
+}
+
+/// Transform every column of `data` (forward or inverse) in place.
+fn columns(data: &mut Array2<C>, col: &dyn rustfft::Fft<f64>) {
+    let h = data.dim().0;
+    let mut buf: Vec<C> = vec![C::default(); h];
     for mut c in data.axis_iter_mut(Axis(1)) {
-        let mut buf: Vec<C> = c.to_vec();
+        buf.iter_mut().zip(c.iter()).for_each(|(b, &v)| *b = v);
         col.process(&mut buf);
-        c.iter_mut().zip(buf).for_each(|(d, v)| *d = v);
+        c.iter_mut().zip(&buf).for_each(|(d, &v)| *d = v);
     }
 }
 
+/// The Hann window of length `n` (1 for n < 2).
+fn hann(n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| if n < 2 { 1.0 } else { 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (n - 1) as f64).cos() })
+        .collect()
+}
+
 /// Mean-subtracted, Hann-windowed spectrum (the window removes the wrap-around discontinuity).
-fn spectrum(img: ArrayView2<'_, f32>) -> Array2<C> {
+/// Computed once per strip and shared by every pair that strip is registered in.
+pub(crate) fn spectrum(img: ArrayView2<'_, f32>) -> HalfSpectrum {
     let mean = img.mean().map_or(0.0, f64::from);
     let (h, w) = img.dim();
-    let hann = |i: usize, n: usize| {
-        if n < 2 { 1.0 } else { 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (n - 1) as f64).cos() }
-    };
-    let mut data =
-        Array2::from_shape_fn((h, w), |(y, x)| C::new((f64::from(img[[y, x]]) - mean) * hann(y, h) * hann(x, w), 0.0));
-    fft2(&mut data, false);
-    data
+    let (wy, wx) = (hann(h), hann(w));
+    let (row, col) = PLANNERS.with(|p| {
+        let mut p = p.borrow_mut();
+        (p.1.plan_fft_forward(w), p.0.plan_fft_forward(h))
+    });
+    let mut data = Array2::from_elem((h, w / 2 + 1), C::default());
+    let (mut input, mut scratch) = (row.make_input_vec(), row.make_scratch_vec());
+    for ((mut out, src), &fy) in data.rows_mut().into_iter().zip(img.rows()).zip(&wy) {
+        input.iter_mut().zip(src.iter()).zip(&wx).for_each(|((i, &v), &fx)| *i = (f64::from(v) - mean) * fy * fx);
+        let out = out.as_slice_mut().expect("rows of a standard-layout array are contiguous");
+        // Lengths match the plan by construction, the only way this can fail.
+        let _ = row.process_with_scratch(&mut input, out, &mut scratch);
+    }
+    columns(&mut data, col.as_ref());
+    HalfSpectrum { data, w }
+}
+
+/// The full `h × w` spectrum from its half (the upsampled DFT samples every frequency).
+fn full(half: &Array2<C>, w: usize) -> Array2<C> {
+    let (h, hw) = half.dim();
+    Array2::from_shape_fn((h, w), |(y, x)| if x < hw { half[[y, x]] } else { half[[(h - y) % h, w - x]].conj() })
+}
+
+/// The real inverse transform of a half spectrum (destroys `half`).
+fn inverse_real(half: &mut Array2<C>, w: usize) -> Array2<f64> {
+    let (h, hw) = half.dim();
+    let (row, col) = PLANNERS.with(|p| {
+        let mut p = p.borrow_mut();
+        (p.1.plan_fft_inverse(w), p.0.plan_fft_inverse(h))
+    });
+    columns(half, col.as_ref());
+    let mut out = Array2::<f64>::zeros((h, w));
+    let mut scratch = row.make_scratch_vec();
+    for (mut src, mut dst) in half.rows_mut().into_iter().zip(out.rows_mut()) {
+        let src = src.as_slice_mut().expect("rows of a standard-layout array are contiguous");
+        // The DC (and, for even w, Nyquist) terms of a real signal's row spectrum are real; the
+        // rounding residue in their imaginary parts is dropped, as the real transform requires.
+        src[0].im = 0.0;
+        if w.is_multiple_of(2) {
+            src[hw - 1].im = 0.0;
+        }
+        let dst = dst.as_slice_mut().expect("rows of a standard-layout array are contiguous");
+        let _ = row.process_with_scratch(src, dst, &mut scratch);
+    }
+    out
 }
 
 /// Frequencies of an n-point FFT, as `numpy.fft.fftfreq(n)`.
@@ -66,31 +125,36 @@ fn upsampled_dft(cps: &Array2<C>, up: f64, size: usize, r0: f64, c0: f64) -> Arr
 
 /// The shift `(dy, dx)` such that `moving(y, x) ≈ reference(y − dy, x − dx)`, to `1/up` pixel.
 pub fn phase_correlate(reference: ArrayView2<'_, f32>, moving: ArrayView2<'_, f32>, up: usize) -> (f64, f64) {
-    let (h, w) = reference.dim();
-    let a = spectrum(reference);
-    let b = spectrum(moving);
+    correlate_spectra(&spectrum(reference), &spectrum(moving), up)
+}
+
+/// [`phase_correlate`] of two strips whose [`spectrum`]s are already known.
+pub(crate) fn correlate_spectra(a: &HalfSpectrum, b: &HalfSpectrum, up: usize) -> (f64, f64) {
+    let (h, w) = (a.data.dim().0, a.w);
     // Cross-power spectrum. Not whitened: on sparse fluorescent content the plain correlation
     // peak is smooth, so the upsampled DFT locates it to a fraction of a pixel, where a whitened
     // (phase-only) peak is dominated by border effects (skimage's `normalization=None`).
-    let mut cps = Array2::from_shape_fn((h, w), |(y, x)| b[[y, x]] * a[[y, x]].conj());
-    let spec = cps.clone();
-    fft2(&mut cps, true);
+    let mut cps = Array2::from_elem(a.data.dim(), C::default());
+    ndarray::Zip::from(&mut cps).and(&a.data).and(&b.data).for_each(|c, &a, &b| *c = b * a.conj());
+    // The upsampled refinement needs the spectrum after the inverse FFT has overwritten it.
+    let spec = (up > 1).then(|| full(&cps, w));
+    let surface = inverse_real(&mut cps, w);
     let (mut best, mut at) = (f64::NEG_INFINITY, (0, 0));
-    for ((y, x), v) in cps.indexed_iter() {
-        if v.re > best {
-            best = v.re;
+    for ((y, x), &v) in surface.indexed_iter() {
+        if v > best {
+            best = v;
             at = (y, x);
         }
     }
     let wrap = |i: usize, n: usize| if i > n / 2 { i as f64 - n as f64 } else { i as f64 };
     let (mut dy, mut dx) = (wrap(at.0, h), wrap(at.1, w));
-    if up > 1 {
+    if let Some(spec) = spec {
         let up = up as f64;
         let size = (1.5 * up).ceil() as usize;
         // c(t) = Σ P(f)·e^{+i2πft}: the same surface as the inverse FFT, sampled finely near the peak.
-        let surface = upsampled_dft(&spec, up, size, dy, dx);
+        let fine = upsampled_dft(&spec, up, size, dy, dx);
         let (mut best, mut at) = (f64::NEG_INFINITY, (0, 0));
-        for ((i, j), v) in surface.indexed_iter() {
+        for ((i, j), v) in fine.indexed_iter() {
             if v.re > best {
                 best = v.re;
                 at = (i, j);

@@ -7,16 +7,17 @@
 //! special output — nothing silently falls back to the grid.
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use hcs_core::{MaterializeResult, MaterializeTarget, NdarrayStack};
 use hcs_macros::memory;
-use ndarray::{ArrayView2, Axis, s};
+use ndarray::{Array2, ArrayView2, Axis, s};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use rayon::prelude::*;
 
-use super::phase::phase_correlate;
+use super::phase::{HalfSpectrum, correlate_spectra, spectrum};
 use crate::error::KernelError;
 use crate::gaussian::gaussian_2d;
 
@@ -78,74 +79,145 @@ pub fn write_positions_csv(p: &TilePositions, target: &MaterializeTarget) -> Mat
     Ok(vec![target.write(".csv", csv.as_bytes())?, target.write("_edges.csv", edges.as_bytes())?])
 }
 
-/// Sums of one row pair: Σa, Σb, Σab, Σa², Σb², in eight f32 lanes (vectorizable; a row is at
-/// most a few thousand samples, well within f32 precision) folded into f64.
-fn row_sums(a: &[f32], b: &[f32]) -> [f64; 5] {
-    const L: usize = 8;
-    let mut acc = [[0f32; L]; 5];
-    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..L {
-            acc[0][l] += x[l];
-            acc[1][l] += y[l];
-            acc[2][l] += x[l] * y[l];
-            acc[3][l] += x[l] * x[l];
-            acc[4][l] += y[l] * y[l];
-        }
-    }
-    let mut out = acc.map(|lanes| lanes.iter().map(|&v| f64::from(v)).sum::<f64>());
-    for (&x, &y) in ra.iter().zip(rb) {
-        let (x, y) = (f64::from(x), f64::from(y));
-        out[0] += x;
-        out[1] += y;
-        out[2] += x * y;
-        out[3] += x * x;
-        out[4] += y * y;
-    }
-    out
+/// Σab of two equal-length rows in eight f32 lanes (vectorizable), carried across rows so short
+/// rows (the tall, narrow overlaps of horizontal pairs) cost no per-row fold; folded into f64
+/// every [`LANE_FOLD`] chunks, so no lane sums more than a few thousand products.
+#[derive(Default)]
+struct DotLanes {
+    acc: [f32; 8],
+    chunks: usize,
+    total: f64,
 }
 
-/// NCC of two equal-size views, in one pass over row pairs.
-fn ncc(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> f64 {
-    let n = a.len() as f64;
-    if n < 2.0 {
-        return 0.0;
+/// How many 8-sample chunks the f32 lanes take before they are folded into the f64 total.
+const LANE_FOLD: usize = 256;
+
+impl DotLanes {
+    fn add(&mut self, a: &[f32], b: &[f32]) {
+        let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+        let (ra, rb) = (ca.remainder(), cb.remainder());
+        for (x, y) in ca.zip(cb) {
+            for l in 0..8 {
+                self.acc[l] += x[l] * y[l];
+            }
+            self.chunks += 1;
+        }
+        self.total += ra.iter().zip(rb).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum::<f64>();
+        if self.chunks >= LANE_FOLD {
+            self.fold();
+        }
     }
-    let mut s = [0f64; 5];
-    for (ra, rb) in a.rows().into_iter().zip(b.rows()) {
-        let sums = match (ra.as_slice(), rb.as_slice()) {
-            (Some(x), Some(y)) => row_sums(x, y),
-            _ => row_sums(&ra.to_vec(), &rb.to_vec()),
-        };
-        s.iter_mut().zip(sums).for_each(|(t, v)| *t += v);
+
+    fn fold(&mut self) {
+        self.total += self.acc.iter().map(|&v| f64::from(v)).sum::<f64>();
+        self.acc = [0.0; 8];
+        self.chunks = 0;
     }
-    let [sa, sb, sab, saa, sbb] = s;
-    let cov = sab - sa * sb / n;
-    let (va, vb) = (saa - sa * sa / n, sbb - sb * sb / n);
-    if va <= 0.0 || vb <= 0.0 { 0.0 } else { cov / (va * vb).sqrt() }
 }
 
 /// Pixels this close to a tile's border are left out of edge scores: whitening mirrors structure
 /// there (reflected boundary), which would bias the alignment.
 const BORDER: isize = 6;
 
-/// NCC of tiles `a` and `b` over their overlap when `b`'s origin is at `(ox, oy)` from `a`'s,
-/// leaving out [`BORDER`] pixels along both tiles' borders.
-fn overlap_ncc(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, ox: f64, oy: f64) -> f64 {
-    let (h, w) = a.dim();
-    let (ix, iy) = (ox.round() as isize, oy.round() as isize);
-    let (w, h) = (w as isize, h as isize);
-    let x0 = BORDER.max(ix + BORDER);
-    let x1 = (w - BORDER).min(ix + w - BORDER);
-    let y0 = BORDER.max(iy + BORDER);
-    let y1 = (h - BORDER).min(iy + h - BORDER);
-    if x1 - x0 < 4 || y1 - y0 < 4 {
-        return 0.0;
+/// A rectangle `[y0, y1) × [x0, x1)` of tile pixels.
+#[derive(Clone, Copy)]
+struct Rect {
+    y0: isize,
+    y1: isize,
+    x0: isize,
+    x1: isize,
+}
+
+impl Rect {
+    /// The part of tile `a` that `b` overlaps when `b`'s origin is at `(ix, iy)` from `a`'s,
+    /// less [`BORDER`] pixels along both tiles' borders; `None` when that is under 4 × 4.
+    fn overlap(h: isize, w: isize, ix: isize, iy: isize) -> Option<Rect> {
+        let r = Rect {
+            y0: BORDER.max(iy + BORDER),
+            y1: (h - BORDER).min(iy + h - BORDER),
+            x0: BORDER.max(ix + BORDER),
+            x1: (w - BORDER).min(ix + w - BORDER),
+        };
+        (r.x1 - r.x0 >= 4 && r.y1 - r.y0 >= 4).then_some(r)
     }
-    let av = a.slice(s![y0..y1, x0..x1]);
-    let bv = b.slice(s![y0 - iy..y1 - iy, x0 - ix..x1 - ix]);
-    ncc(av, bv)
+
+    fn shifted(self, ix: isize, iy: isize) -> Rect {
+        Rect { y0: self.y0 - iy, y1: self.y1 - iy, x0: self.x0 - ix, x1: self.x1 - ix }
+    }
+
+    fn union(self, o: Rect) -> Rect {
+        Rect { y0: self.y0.min(o.y0), y1: self.y1.max(o.y1), x0: self.x0.min(o.x0), x1: self.x1.max(o.x1) }
+    }
+}
+
+/// Summed-area tables of the values and squared values over one rectangle of a tile (f64), so
+/// the per-tile sums of every overlap a refinement tries cost four lookups each.
+struct Integral {
+    area: Rect,
+    sum: Vec<f64>,
+    sq: Vec<f64>,
+}
+
+impl Integral {
+    fn new(t: ArrayView2<'_, f32>, area: Rect) -> Self {
+        let w = (area.x1 - area.x0) as usize + 1;
+        let h = (area.y1 - area.y0) as usize + 1;
+        let (mut sum, mut sq) = (vec![0f64; w * h], vec![0f64; w * h]);
+        for y in 1..h {
+            let row = t.row(area.y0 as usize + y - 1);
+            let row = row.slice(s![area.x0..area.x1]);
+            let (mut rs, mut rq) = (0f64, 0f64);
+            for (x, &v) in row.iter().enumerate() {
+                let v = f64::from(v);
+                rs += v;
+                rq += v * v;
+                sum[y * w + x + 1] = sum[(y - 1) * w + x + 1] + rs;
+                sq[y * w + x + 1] = sq[(y - 1) * w + x + 1] + rq;
+            }
+        }
+        Integral { area, sum, sq }
+    }
+
+    /// (Σv, Σv²) over `r`, which lies inside the table's area.
+    fn sums(&self, r: Rect) -> (f64, f64) {
+        let w = (self.area.x1 - self.area.x0) as usize + 1;
+        let at = |y: isize, x: isize| ((y - self.area.y0) as usize) * w + (x - self.area.x0) as usize;
+        let (a, b, c, d) = (at(r.y0, r.x0), at(r.y0, r.x1), at(r.y1, r.x0), at(r.y1, r.x1));
+        (self.sum[d] - self.sum[b] - self.sum[c] + self.sum[a], self.sq[d] - self.sq[b] - self.sq[c] + self.sq[a])
+    }
+}
+
+/// NCC of tiles `a` and `b` over their overlap when `b`'s origin is at `(ix, iy)` from `a`'s
+/// (see [`Rect::overlap`]); `ia` / `ib` cover every overlap the caller asks for.
+fn overlap_ncc(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    ia: &Integral,
+    ib: &Integral,
+    ix: isize,
+    iy: isize,
+) -> f64 {
+    let (h, w) = a.dim();
+    let Some(ra) = Rect::overlap(h as isize, w as isize, ix, iy) else {
+        return 0.0;
+    };
+    let rb = ra.shifted(ix, iy);
+    let n = ((ra.y1 - ra.y0) * (ra.x1 - ra.x0)) as f64;
+    let (sa, saa) = ia.sums(ra);
+    let (sb, sbb) = ib.sums(rb);
+    let mut dot = DotLanes::default();
+    let av = a.slice(s![ra.y0..ra.y1, ra.x0..ra.x1]);
+    let bv = b.slice(s![rb.y0..rb.y1, rb.x0..rb.x1]);
+    for (x, y) in av.rows().into_iter().zip(bv.rows()) {
+        match (x.as_slice(), y.as_slice()) {
+            (Some(x), Some(y)) => dot.add(x, y),
+            _ => dot.add(&x.to_vec(), &y.to_vec()),
+        }
+    }
+    dot.fold();
+    let cov = dot.total - sa * sb / n;
+    let (va, vb) = (saa - sa * sa / n, sbb - sb * sb / n);
+    if va <= 0.0 || vb <= 0.0 { 0.0 } else { cov / (va * vb).sqrt() }
 }
 
 /// How far (pixels) the NCC refinement searches around the phase-correlation estimate.
@@ -156,7 +228,23 @@ const REFINE_RADIUS: isize = 6;
 /// parabola through the best value and its neighbours in x and y.
 fn refine(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, ox: f64, oy: f64, radius: isize) -> (f64, f64, f64) {
     let (cx, cy) = (ox.round(), oy.round());
-    let score = |dx: isize, dy: isize| overlap_ncc(a, b, cx + dx as f64, cy + dy as f64);
+    let (icx, icy) = (cx as isize, cy as isize);
+    // Every offset tried below lies within radius + 2 (lattice, 3 × 3, parabola neighbours).
+    let reach = radius + 2;
+    let (h, w) = (a.dim().0 as isize, a.dim().1 as isize);
+    let (mut area_a, mut area_b): (Option<Rect>, Option<Rect>) = (None, None);
+    for dy in -reach..=reach {
+        for dx in -reach..=reach {
+            if let Some(r) = Rect::overlap(h, w, icx + dx, icy + dy) {
+                area_a = Some(area_a.map_or(r, |u| u.union(r)));
+                let rb = r.shifted(icx + dx, icy + dy);
+                area_b = Some(area_b.map_or(rb, |u| u.union(rb)));
+            }
+        }
+    }
+    let empty = Rect { y0: 0, y1: 0, x0: 0, x1: 0 };
+    let (ia, ib) = (Integral::new(a, area_a.unwrap_or(empty)), Integral::new(b, area_b.unwrap_or(empty)));
+    let score = |dx: isize, dy: isize| overlap_ncc(a, b, &ia, &ib, icx + dx, icy + dy);
     // Coarse pass on a 2-pixel lattice (the whitened NCC peak is wider than that), then the
     // full-resolution neighbourhood of the best lattice point.
     let (mut best, mut at) = (f64::NEG_INFINITY, (0isize, 0isize));
@@ -189,18 +277,54 @@ fn refine(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, ox: f64, oy: f64, radi
     (cx + at.0 as f64 + fx, cy + at.1 as f64 + fy, best)
 }
 
-/// Register `b` (right of `a` when `horizontal`, else below) on the nominal overlap strips;
-/// returns `b`'s origin relative to `a`'s.
-fn register(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, horizontal: bool, overlap: f64, up: usize) -> (f64, f64) {
-    let (h, w) = a.dim();
-    if horizontal {
-        let ow = ((w as f64 * overlap).round() as usize).clamp(4, w);
-        let (dy, dx) = phase_correlate(a.slice(s![.., w - ow..]), b.slice(s![.., ..ow]), up);
-        ((w - ow) as f64 - dx, -dy)
-    } else {
-        let oh = ((h as f64 * overlap).round() as usize).clamp(4, h);
-        let (dy, dx) = phase_correlate(a.slice(s![h - oh.., ..]), b.slice(s![..oh, ..]), up);
-        (-dx, (h - oh) as f64 - dy)
+/// The overlap strips of every tile and their spectra, each computed the first time a pair
+/// (a neighbour pair or a permutation sample) needs it. Strip `side`s: 0 right, 1 left,
+/// 2 bottom, 3 top.
+struct Strips<'t> {
+    tiles: &'t [Array2<f32>],
+    /// Nominal overlap width (horizontal pairs) and height (vertical pairs), pixels.
+    ow: usize,
+    oh: usize,
+    spectra: Vec<OnceLock<HalfSpectrum>>,
+}
+
+impl<'t> Strips<'t> {
+    fn new(tiles: &'t [Array2<f32>], overlap: f64) -> Self {
+        let (h, w) = tiles.first().map_or((0, 0), Array2::dim);
+        let ow = ((w as f64 * overlap).round() as usize).clamp(4, w.max(4));
+        let oh = ((h as f64 * overlap).round() as usize).clamp(4, h.max(4));
+        Strips { tiles, ow, oh, spectra: (0..tiles.len() * 4).map(|_| OnceLock::new()).collect() }
+    }
+
+    fn tile(&self, i: usize) -> ArrayView2<'t, f32> {
+        self.tiles[i].view()
+    }
+
+    fn spectrum(&self, tile: usize, side: usize) -> &HalfSpectrum {
+        self.spectra[tile * 4 + side].get_or_init(|| {
+            let t = self.tile(tile);
+            let (h, w) = t.dim();
+            let strip = match side {
+                0 => t.slice(s![.., w - self.ow..]),
+                1 => t.slice(s![.., ..self.ow]),
+                2 => t.slice(s![h - self.oh.., ..]),
+                _ => t.slice(s![..self.oh, ..]),
+            };
+            spectrum(strip)
+        })
+    }
+
+    /// Register `b` (right of `a` when `horizontal`, else below) on the nominal overlap strips;
+    /// returns `b`'s origin relative to `a`'s.
+    fn register(&self, a: usize, b: usize, horizontal: bool, up: usize) -> (f64, f64) {
+        let (h, w) = self.tiles[a].dim();
+        if horizontal {
+            let (dy, dx) = correlate_spectra(self.spectrum(a, 0), self.spectrum(b, 1), up);
+            ((w - self.ow) as f64 - dx, -dy)
+        } else {
+            let (dy, dx) = correlate_spectra(self.spectrum(a, 2), self.spectrum(b, 3), up);
+            (-dx, (h - self.oh) as f64 - dy)
+        }
     }
 }
 
@@ -295,7 +419,8 @@ pub fn ashlar_compute_tile_positions(
             fine - coarse
         })
         .collect();
-    let tile = |i: usize| whitened[i].view();
+    let strips = Strips::new(&whitened, overlap_ratio);
+    let tile = |i: usize| strips.tile(i);
     let (step_x, step_y) = (w as f64 * (1.0 - overlap_ratio), h as f64 * (1.0 - overlap_ratio));
     let up = upsample_factor.max(1);
 
@@ -315,7 +440,7 @@ pub fn ashlar_compute_tile_positions(
     let mut edges: Vec<EdgeReport> = pairs
         .par_iter()
         .map(|&(a, b, horizontal)| {
-            let (cx, cy) = register(tile(a), tile(b), horizontal, overlap_ratio, up);
+            let (cx, cy) = strips.register(a, b, horizontal, up);
             let (dx, dy, ncc) = refine(tile(a), tile(b), cx, cy, REFINE_RADIUS);
             EdgeReport { a, b, dx, dy, ncc, accepted: false, rejected_because: None }
         })
@@ -334,13 +459,19 @@ pub fn ashlar_compute_tile_positions(
         })
         .take(permutation_samples)
         .collect();
-    let mut null: Vec<f64> = samples
+    // A small grid has few unrelated pairs (64 for 3 × 3), so samples repeat: score each
+    // distinct pair once (the score of a pair is deterministic) and count it as often as drawn.
+    let mut distinct = samples.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let scores: Vec<f64> = distinct
         .par_iter()
         .map(|&(a, b, horizontal)| {
-            let (cx, cy) = register(tile(a), tile(b), horizontal, overlap_ratio, 1);
+            let (cx, cy) = strips.register(a, b, horizontal, 1);
             refine(tile(a), tile(b), cx, cy, REFINE_RADIUS).2
         })
         .collect();
+    let mut null: Vec<f64> = samples.iter().map(|s| distinct.binary_search(s).map_or(0.0, |i| scores[i])).collect();
     null.sort_by(f64::total_cmp);
     let ncc_threshold = if null.len() >= 10 {
         let q = ((1.0 - stitch_alpha.clamp(0.0, 1.0)) * (null.len() - 1) as f64).round() as usize;
