@@ -42,10 +42,7 @@ fn the_demo_writes_a_plate_an_overview_and_a_summary_that_match_the_ground_truth
     // cells close to the true number (a threshold counter merges a few touching cells).
     let csv = std::fs::read_to_string(out.join("output/results/plate_summary.csv")).expect("plate summary");
     let mut lines = csv.lines();
-    assert_eq!(
-        lines.next(),
-        Some("well,status,stitching_error_mean_px,stitching_error_max_px,cells,true_cells")
-    );
+    assert_eq!(lines.next(), Some("well,status,stitching_error_mean_px,stitching_error_max_px,cells,true_cells"));
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.iter().map(|r| r[0]).collect::<Vec<_>>(), ["A01", "B02"]);
     for r in &rows {

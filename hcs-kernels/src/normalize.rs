@@ -40,20 +40,11 @@ pub fn percentiles(values: &[f32], qs: &[f64]) -> Vec<f32> {
     // cheaper than f64 in the two passes over every sample.
     let scale = ((BINS as f64 - 1.0) / (f64::from(hi) - f64::from(lo))) as f32;
     let bin = |v: f32| (((v - lo) * scale) as usize).min(BINS - 1);
-    let counts = values
-        .par_chunks(chunk_len)
-        .map(|chunk| {
-            let mut c = vec![0u32; BINS];
-            chunk.iter().for_each(|&v| c[bin(v)] += 1);
-            c
-        })
-        .reduce(
-            || vec![0u32; BINS],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+    let counts = count_in_parallel(values, chunk_len, BINS, |chunk| {
+        let mut c = vec![0u32; BINS];
+        chunk.iter().for_each(|&v| c[bin(v)] += 1);
+        c
+    });
     let mut starts = Vec::with_capacity(BINS);
     let mut acc = 0usize;
     for &c in &counts {
@@ -146,35 +137,43 @@ fn min_max(values: &[f32]) -> (f32, f32, bool) {
     (l, h, integral)
 }
 
+/// Histograms of `values` in chunks of `chunk_len`, one per worker (`count` makes one chunk's
+/// `bins`-long table), summed.
+fn count_in_parallel(
+    values: &[f32],
+    chunk_len: usize,
+    bins: usize,
+    count: impl Fn(&[f32]) -> Vec<u32> + Sync + Send,
+) -> Vec<u32> {
+    values.par_chunks(chunk_len).map(count).reduce(
+        || vec![0u32; bins],
+        |mut a, b| {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+            a
+        },
+    )
+}
+
 /// Percentiles of samples that are all integers in `0..=65535`: one counting pass, then the
 /// order statistics are read off the cumulative counts (exactly what sorting would give).
 fn u16_percentiles(values: &[f32], qs: &[f64], chunk_len: usize) -> Vec<f32> {
     const BINS: usize = 1 << 16;
     let n = values.len();
-    let counts = values
-        .par_chunks(chunk_len)
-        .map(|chunk| {
-            // Two interleaved tables, so runs of equal samples do not wait on each other's stores.
-            let mut c = vec![0u32; 2 * BINS];
-            let pairs = chunk.chunks_exact(2);
-            let rest = pairs.remainder();
-            for p in pairs {
-                c[p[0] as usize & (BINS - 1)] += 1;
-                c[BINS + (p[1] as usize & (BINS - 1))] += 1;
-            }
-            rest.iter().for_each(|&v| c[v as usize & (BINS - 1)] += 1);
-            let (a, b) = c.split_at_mut(BINS);
-            a.iter_mut().zip(b.iter()).for_each(|(x, y)| *x += y);
-            c.truncate(BINS);
-            c
-        })
-        .reduce(
-            || vec![0u32; BINS],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+    let counts = count_in_parallel(values, chunk_len, BINS, |chunk| {
+        // Two interleaved tables, so runs of equal samples do not wait on each other's stores.
+        let mut c = vec![0u32; 2 * BINS];
+        let pairs = chunk.chunks_exact(2);
+        let rest = pairs.remainder();
+        for p in pairs {
+            c[p[0] as usize & (BINS - 1)] += 1;
+            c[BINS + (p[1] as usize & (BINS - 1))] += 1;
+        }
+        rest.iter().for_each(|&v| c[v as usize & (BINS - 1)] += 1);
+        let (a, b) = c.split_at_mut(BINS);
+        a.iter_mut().zip(b.iter()).for_each(|(x, y)| *x += y);
+        c.truncate(BINS);
+        c
+    });
     let mut ends = Vec::with_capacity(BINS);
     let mut acc = 0usize;
     for &c in &counts {
