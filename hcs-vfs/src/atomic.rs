@@ -106,6 +106,23 @@ mod tests {
     }
 
     #[test]
+    fn unsynced_writes_are_atomic_and_syncing_a_missing_file_names_it() {
+        let dir = std::env::temp_dir().join(format!("hcs-unsynced-{}", std::process::id()));
+        let (a, b) = (dir.join("a.tif"), dir.join("b.tif"));
+        write_atomic_unsynced(&a, b"plane a").expect("write a");
+        write_atomic_unsynced(&b, b"plane b").expect("write b");
+        sync_files([&a, &b]).expect("both exist");
+        assert_eq!(fs::read(&a).expect("read"), b"plane a");
+        let mut names: Vec<_> = fs::read_dir(&dir).expect("list").flatten().map(|e| e.file_name()).collect();
+        names.sort();
+        assert_eq!(names, [std::ffi::OsString::from("a.tif"), std::ffi::OsString::from("b.tif")]);
+        let missing = dir.join("gone.tif");
+        let err = sync_files([&a, &missing]).expect_err("a missing file cannot be synced");
+        assert!(err.to_string().contains("gone.tif"), "{err}");
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
     fn a_path_without_file_name_is_an_error_not_a_panic() {
         let err = write_atomic(Path::new("/"), b"x").expect_err("root has no file name");
         assert!(err.to_string().contains("has no file name"), "{err}");
