@@ -6,7 +6,8 @@
 #   bash bench/plate_vs_peer.sh [N] [PLATES...]     PLATES ⊆ test standard scale (default: all)
 #   PEER_SRC=DIR: where the peer's folder is (default ../shared/peers/openhcs beside the repo)
 # hcs runs examples/pipelines/canonical.toml (the same steps: normalize + tophat → z max →
-# composite → positions → restart from raw → normalize → assemble → z max of the mosaics).
+# composite → positions → restart from raw → normalize → assemble → z max of the mosaics). Checks
+# that both wrote the same mosaics (same names under images/, each larger than 4 raw tiles).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-3}"; shift || true
@@ -70,6 +71,18 @@ for plate in "${PLATES[@]}"; do
       echo "$plate,$tool,$i,$(seconds "$T"),$cpu,$rss,$files" >> "$WORK/runs.csv"
     done
   done
+  # Both must have produced the same mosaics: the same file names under images/ (one per well
+  # and channel, named by components), each larger than 4 raw tiles.
+  peer_images=$(ls -d "$WORK/$plate.peer.run"/*_openhcs/images 2>/dev/null | head -1)
+  [ -n "$peer_images" ] || { echo "$plate: the peer wrote no images/ folder"; exit 1; }
+  if [ "$(ls "$peer_images")" != "$(ls "$WORK/$plate.hcs.out/images")" ]; then
+    echo "$plate: the peer's and hcs's mosaics differ in name:"; diff <(ls "$peer_images") <(ls "$WORK/$plate.hcs.out/images"); exit 1
+  fi
+  tile=$(find "$P" -name '*.tif' -printf '%s\n' | sort -n | tail -1)
+  for f in "$peer_images"/* "$WORK/$plate.hcs.out/images"/*; do
+    [ "$(stat -c %s "$f")" -gt $((4 * tile)) ] || { echo "$f is no mosaic (not larger than 4 tiles)"; exit 1; }
+  done
+  echo "$plate: both wrote the same $(ls "$peer_images" | wc -l) mosaics"
   mb=$(du -sm "$P" | cut -f1)
   # The I/O ceiling: reading the same files from page cache.
   find "$P" -name '*.tif' -print0 | xargs -0 cat > /dev/null
