@@ -11,6 +11,7 @@ extern crate self as hcs_core;
 
 pub mod compiler;
 pub mod contract;
+pub mod device;
 pub mod error;
 pub mod executor;
 pub mod formats;
@@ -23,6 +24,7 @@ pub mod special;
 pub mod synth;
 
 pub use contract::{FunctionContract, InvokeOutput, Invoker, PlaneCount, SourceLocation};
+pub use device::DeviceError;
 pub use error::{InvokeError, MaterializeError, ParamError, RegistryError};
 pub use memory::{CudaStack, MemoryType, NdarrayStack, Stack, TorchStack};
 pub use params::{ParamMap, ParamSpec, ParamType, ParamValue, PipelineParam};

@@ -52,19 +52,28 @@ impl fmt::Display for MemoryType {
 /// The stack an `#[memory(ndarray)]` function receives: `[planes, y, x]`, f32, raw sample values.
 pub type NdarrayStack = Array3<f32>;
 
+/// The stack an `#[memory(torch)]` function receives: a `tch::Tensor` `[N, Y, X]`, f32, on the
+/// device the plan assigned (the CPU when the step has no GPU).
+#[cfg(feature = "torch")]
+pub type TorchStack = tch::Tensor;
+
 /// The stack an `#[memory(torch)]` function receives.
 ///
-/// Until the torch backend is linked this is an uninhabited placeholder: code naming it still
-/// type-checks, and `#[memory(torch)]` without the `torch` feature gives one error naming the
-/// feature.
+/// Without the `torch` feature this is an uninhabited placeholder: code naming it still
+/// type-checks, and `#[memory(torch)]` gives one error naming the feature.
+#[cfg(not(feature = "torch"))]
 #[derive(Debug)]
 pub enum TorchStack {}
 
+/// The stack an `#[memory(cuda)]` function receives: device buffer + shape + stream.
+#[cfg(feature = "cuda")]
+pub use crate::device::cuda::CudaStack;
+
 /// The stack an `#[memory(cuda)]` function receives.
 ///
-/// Until the cuda backend is linked this is an uninhabited placeholder: code naming it still
-/// type-checks, and `#[memory(cuda)]` without the `cuda` feature gives one error naming the
-/// feature.
+/// Without the `cuda` feature this is an uninhabited placeholder: code naming it still
+/// type-checks, and `#[memory(cuda)]` gives one error naming the feature.
+#[cfg(not(feature = "cuda"))]
 #[derive(Debug)]
 pub enum CudaStack {}
 
@@ -74,6 +83,12 @@ pub enum CudaStack {}
 pub enum Stack {
     /// Host ndarray stack.
     Ndarray(NdarrayStack),
+    /// torch tensor on the CPU or a GPU.
+    #[cfg(feature = "torch")]
+    Torch(TorchStack),
+    /// cuda device buffer.
+    #[cfg(feature = "cuda")]
+    Cuda(CudaStack),
 }
 
 impl Stack {
@@ -81,6 +96,10 @@ impl Stack {
     pub fn memory_type(&self) -> MemoryType {
         match self {
             Stack::Ndarray(_) => MemoryType::Ndarray,
+            #[cfg(feature = "torch")]
+            Stack::Torch(_) => MemoryType::Torch,
+            #[cfg(feature = "cuda")]
+            Stack::Cuda(_) => MemoryType::Cuda,
         }
     }
 
@@ -88,6 +107,10 @@ impl Stack {
     pub fn planes(&self) -> usize {
         match self {
             Stack::Ndarray(a) => a.shape()[0],
+            #[cfg(feature = "torch")]
+            Stack::Torch(t) => t.size().first().map_or(0, |&n| n as usize),
+            #[cfg(feature = "cuda")]
+            Stack::Cuda(c) => c.shape()[0],
         }
     }
 }
@@ -103,24 +126,6 @@ pub trait NdarrayStackType: Sized {
     fn from_stack(stack: Stack, function: &'static str) -> Result<Self, InvokeError>;
     /// Put the stack into the erased form.
     fn into_stack(self) -> Stack;
-}
-
-impl NdarrayStackType for NdarrayStack {
-    fn from_stack(stack: Stack, function: &'static str) -> Result<Self, InvokeError> {
-        #[allow(unreachable_patterns)] // more variants exist with the torch / cuda features
-        match stack {
-            Stack::Ndarray(a) => Ok(a),
-            other => Err(InvokeError::WrongMemoryType {
-                function,
-                expected: MemoryType::Ndarray,
-                found: other.memory_type(),
-            }),
-        }
-    }
-
-    fn into_stack(self) -> Stack {
-        Stack::Ndarray(self)
-    }
 }
 
 /// Implemented by the one type an `#[memory(torch)]` function takes and returns.
@@ -148,6 +153,30 @@ pub trait CudaStackType: Sized {
     /// Put the stack into the erased form.
     fn into_stack(self) -> Stack;
 }
+
+macro_rules! erased_stack_type {
+    ($trait:ident, $ty:ty, $variant:ident, $memory:expr) => {
+        impl $trait for $ty {
+            fn from_stack(stack: Stack, function: &'static str) -> Result<Self, InvokeError> {
+                #[allow(unreachable_patterns)]
+                match stack {
+                    Stack::$variant(a) => Ok(a),
+                    other => Err(InvokeError::WrongMemoryType { function, expected: $memory, found: other.memory_type() }),
+                }
+            }
+
+            fn into_stack(self) -> Stack {
+                Stack::$variant(self)
+            }
+        }
+    };
+}
+
+erased_stack_type!(NdarrayStackType, NdarrayStack, Ndarray, MemoryType::Ndarray);
+#[cfg(feature = "torch")]
+erased_stack_type!(TorchStackType, TorchStack, Torch, MemoryType::Torch);
+#[cfg(feature = "cuda")]
+erased_stack_type!(CudaStackType, CudaStack, Cuda, MemoryType::Cuda);
 
 #[cfg(test)]
 mod tests {

@@ -9,4 +9,7 @@ pub enum KernelError {
     /// The input stack cannot be processed (e.g. empty).
     #[error("{0}")]
     BadInput(String),
+    /// The device (GPU, libtorch, CUDA) failed; out-of-memory is retried by the executor.
+    #[error("{0}")]
+    Device(#[source] hcs_core::DeviceError),
 }

@@ -20,5 +20,7 @@ pub mod projection;
 mod separable;
 pub mod sharpen;
 pub mod stitch;
+#[cfg(feature = "torch")]
+pub mod torch;
 
 pub use error::KernelError;

@@ -18,8 +18,11 @@ pub struct GpuDevice {
     pub ordinal: u32,
     /// Name, for messages.
     pub name: String,
-    /// Memory in MiB.
+    /// Memory in MiB (0: unknown, then the memory estimate does not cap its slots).
     pub memory_mib: u64,
+    /// Compute capability `(major, minor)`, when the driver reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_capability: Option<(u32, u32)>,
 }
 
 /// The GPUs the compiler may assign.
@@ -38,15 +41,20 @@ impl GpuInventory {
     /// `n` identical devices (tests, planning for another machine).
     pub fn simulated(n: u32) -> Self {
         let devices = (0..n)
-            .map(|ordinal| GpuDevice { ordinal, name: format!("simulated GPU {ordinal}"), memory_mib: 80 * 1024 })
+            .map(|ordinal| GpuDevice {
+                ordinal,
+                name: format!("simulated GPU {ordinal}"),
+                memory_mib: 80 * 1024,
+                compute_capability: Some((9, 0)),
+            })
             .collect();
         Self { devices }
     }
 
-    /// The GPUs of this machine usable by this build. A build without the `torch` or `cuda`
-    /// feature has no GPU function to run (those memory types do not exist), so it has none.
+    /// The GPUs of this machine usable by this build ([`crate::device::detect`]). A build without
+    /// the `torch` or `cuda` feature has no GPU function to run, so it has none.
     pub fn detect() -> Self {
-        Self::none()
+        crate::device::detect()
     }
 
     /// Whether there is at least one device.
@@ -95,10 +103,23 @@ pub fn check(
     errors
 }
 
-/// The device of well number `well_index` (in plate order) for a GPU step.
-pub fn assign(inventory: &GpuInventory, well_index: usize, slots: usize) -> Option<GpuAssignment> {
+/// The device of well number `well_index` (in plate order) for a GPU step, and how many wells
+/// that device may run at once: the configured `gpu_slots`, capped so that that many wells'
+/// estimated peak memory (`well_bytes`, when known) fits in 90 % of the device's memory — at
+/// least one (a well that does not fit is retried in smaller batches when the device says so).
+pub fn assign(inventory: &GpuInventory, well_index: usize, slots: usize, well_bytes: Option<u64>) -> Option<GpuAssignment> {
     let n = inventory.devices.len();
-    (n > 0).then(|| GpuAssignment { device: inventory.devices[well_index % n].ordinal, slots })
+    (n > 0).then(|| {
+        let device = &inventory.devices[well_index % n];
+        let fits = match well_bytes {
+            Some(bytes) if bytes > 0 && device.memory_mib > 0 => {
+                let usable = device.memory_mib.saturating_mul(1 << 20) / 10 * 9;
+                (usable / bytes).max(1) as usize
+            }
+            _ => usize::MAX,
+        };
+        GpuAssignment { device: device.ordinal, slots: slots.min(fits).max(1), well_mib: well_bytes.map(|b| b.div_ceil(1 << 20)) }
+    })
 }
 
 #[cfg(test)]
@@ -108,10 +129,35 @@ mod tests {
     #[test]
     fn wells_are_dealt_round_robin_over_the_devices() {
         let two = GpuInventory::simulated(2);
-        let devices: Vec<u32> = (0..5).filter_map(|k| assign(&two, k, 3)).map(|a| a.device).collect();
+        let devices: Vec<u32> = (0..5).filter_map(|k| assign(&two, k, 3, None)).map(|a| a.device).collect();
         assert_eq!(devices, [0, 1, 0, 1, 0]);
-        assert_eq!(assign(&two, 0, 3).map(|a| a.slots), Some(3));
-        assert_eq!(assign(&GpuInventory::none(), 0, 3), None);
-        assert!(GpuInventory::detect().is_empty() || cfg!(any(feature = "torch", feature = "cuda")));
+        assert_eq!(assign(&two, 0, 3, None).map(|a| a.slots), Some(3));
+        assert_eq!(assign(&GpuInventory::none(), 0, 3, None), None);
+    }
+
+    #[test]
+    fn wells_are_balanced_over_four_devices() {
+        let four = GpuInventory::simulated(4);
+        let mut per_device = [0usize; 4];
+        for k in 0..96 {
+            if let Some(a) = assign(&four, k, 2, None) {
+                per_device[a.device as usize] += 1;
+            }
+        }
+        assert_eq!(per_device, [24, 24, 24, 24]);
+    }
+
+    #[test]
+    fn concurrent_wells_per_device_are_capped_by_the_memory_estimate() {
+        let mut small = GpuInventory::simulated(1);
+        small.devices[0].memory_mib = 1000; // 900 MiB usable
+        let mib = 1u64 << 20;
+        let slots = |inv: &GpuInventory, bytes| assign(inv, 0, 8, Some(bytes)).map(|a| a.slots);
+        assert_eq!(slots(&small, 100 * mib), Some(8), "9 fit, the configured 8 stand");
+        assert_eq!(slots(&small, 300 * mib), Some(3));
+        assert_eq!(slots(&small, 2000 * mib), Some(1), "one well at a time even when it may not fit");
+        assert_eq!(assign(&small, 0, 8, Some(300 * mib)).and_then(|a| a.well_mib), Some(300));
+        small.devices[0].memory_mib = 0; // unknown memory: no cap
+        assert_eq!(slots(&small, 300 * mib), Some(8));
     }
 }

@@ -264,8 +264,11 @@ impl Template<'_> {
                         (key.clone(), plan)
                     })
                     .collect();
-                let gpu =
-                    if self.resolved[i].uses_gpu { gpu::assign(gpus, well_index, init.config.gpu_slots) } else { None };
+                let gpu = if self.resolved[i].uses_gpu {
+                        gpu::assign(gpus, well_index, init.config.gpu_slots, storage.peak_bytes)
+                    } else {
+                        None
+                    };
                 StepPlan { common: Arc::clone(c), checkpoint, special_outputs, gpu }
             })
             .collect();

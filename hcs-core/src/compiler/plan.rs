@@ -177,8 +177,12 @@ pub struct ZarrStorePlan {
 pub struct GpuAssignment {
     /// Device ordinal.
     pub device: u32,
-    /// Wells this device runs at once (the executor holds a slot while the step runs).
+    /// Wells this device runs at once (the executor holds a slot while the step runs): the
+    /// configured `gpu_slots`, capped by the memory estimate.
     pub slots: usize,
+    /// The well's estimated peak memory in MiB, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub well_mib: Option<u64>,
 }
 
 /// What a step's plan is for every well (shared between the wells' plans).

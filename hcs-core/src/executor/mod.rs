@@ -7,6 +7,7 @@
 //! run resumed with the same command redoes exactly the unfinished wells. At the end the output
 //! plate gets its `hcs_plate.json` (every finished well), which makes it a valid input plate.
 
+pub mod device;
 pub mod groups;
 pub mod output;
 pub mod well;
@@ -29,7 +30,7 @@ use crate::plate::{Component, Plate, WellId};
 use crate::registry::Registry;
 
 use output::{Sink, ZarrAxes};
-use well::{Sinks, WellJob, run_well};
+use well::{Sinks, WellJob, WellOutcome, run_well};
 
 /// What can stop a well or a run.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,9 @@ pub struct WellReport {
     pub seconds: f64,
     /// Seconds per step (empty unless the well ran in this run).
     pub step_seconds: Vec<f64>,
+    /// Out-of-memory retries and CPU fallbacks (also logged as warnings).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub notes: Vec<String>,
 }
 
 /// The outcome of a run.
@@ -203,6 +207,7 @@ pub fn run(
     }
     let pool = pool.build().map_err(|e| ExecError::Metadata(format!("cannot start {workers:?} workers: {e}")))?;
     let stop = AtomicBool::new(false);
+    let gpu_slots = device::DeviceSlots::default();
     // Exactly `threads` wells are in flight (one per well thread, pulling the next well when done),
     // so memory is bounded by a few wells whatever the plate size; each well's groups run on the
     // shared pool.
@@ -212,12 +217,13 @@ pub fn run(
     let run_one = |plan: &crate::compiler::FrozenWellPlan| {
         let t = Instant::now();
         let mut step_seconds = Vec::new();
+        let mut notes = Vec::new();
         let status = if stop.load(Ordering::Relaxed) {
             WellStatus::NotRun
         } else if output::is_done(&plan.output_root, plan) {
             WellStatus::Resumed
         } else {
-            let job = WellJob { plan, plate, registry, sinks: &sinks, dtype };
+            let job = WellJob { plan, plate, registry, sinks: &sinks, dtype, gpu_slots: &gpu_slots };
             // A panicking function fails its well, not the run.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.install(|| run_well(&job))))
                 .unwrap_or_else(|panic| {
@@ -228,9 +234,10 @@ pub fn run(
                         .unwrap_or_else(|| "unknown panic".into());
                     Err(ExecError::Metadata(format!("a function panicked: {message}")))
                 });
-            match result.and_then(|(record, seconds)| {
-                step_seconds = seconds;
-                output::write_record(&plan.output_root, plan.well, &record).map_err(ExecError::from)
+            match result.and_then(|outcome: WellOutcome| {
+                step_seconds = outcome.step_seconds;
+                notes = outcome.notes;
+                output::write_record(&plan.output_root, plan.well, &outcome.record).map_err(ExecError::from)
             }) {
                 Ok(()) => WellStatus::Done,
                 Err(e) => {
@@ -241,7 +248,7 @@ pub fn run(
                 }
             }
         };
-        let report = WellReport { well: plan.well, status, seconds: t.elapsed().as_secs_f64(), step_seconds };
+        let report = WellReport { well: plan.well, status, seconds: t.elapsed().as_secs_f64(), step_seconds, notes };
         match &report.status {
             WellStatus::Failed(error) => {
                 tracing::error!(well = %report.well, %error, seconds = report.seconds, "well failed")
@@ -276,6 +283,7 @@ pub fn run(
                 status: WellStatus::Failed("the well's thread panicked".into()),
                 seconds: 0.0,
                 step_seconds: Vec::new(),
+                notes: Vec::new(),
             })
         })
         .collect();

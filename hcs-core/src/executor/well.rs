@@ -11,13 +11,15 @@ use rayon::prelude::*;
 use hcs_vfs::Dtype;
 use hcs_vfs::tiff::{TiffCompression, TiffLimits, read_tiff, write_tiff};
 
-use crate::compiler::{Conversion, Location, ResolvedCall, ResolvedPattern, SpecialInputPlan, StepPlan, WellPlan};
+use crate::compiler::{Location, ResolvedCall, ResolvedPattern, SpecialInputPlan, StepPlan, WellPlan};
+use crate::device::{DeviceError, convert};
 use crate::memory::Stack;
 use crate::plate::{Component, ImageKey, Plate};
 use crate::registry::Registry;
 use crate::special::{MaterializeTarget, SpecialData, SpecialInputs};
 
 use super::ExecError;
+use super::device::{DeviceSlots, Mode, after_out_of_memory, cpu_pattern};
 use super::groups::{GroupKey, groups, label, output_keys};
 use super::output::{Sink, WellRecord, WrittenFile, file_crc, plane_file_name, subdir_name, write_planes};
 
@@ -42,6 +44,19 @@ pub struct WellJob<'a> {
     pub sinks: &'a dyn Sinks,
     /// Storage dtype of persistent planes.
     pub dtype: Dtype,
+    /// Wells in flight per GPU.
+    pub gpu_slots: &'a DeviceSlots,
+}
+
+/// What a well's run gives back: its completion record (the caller writes it), each step's
+/// seconds, and notes worth a warning (out-of-memory retries, CPU fallbacks).
+pub struct WellOutcome {
+    /// The completion record.
+    pub record: WellRecord,
+    /// Seconds per step.
+    pub step_seconds: Vec<f64>,
+    /// What happened that the user should know.
+    pub notes: Vec<String>,
 }
 
 /// One group's output planes, the special outputs it produced, and its label.
@@ -56,16 +71,6 @@ fn step_error(step: &StepPlan, message: impl Into<String>) -> ExecError {
     ExecError::Step { step: step.index, name: step.name.clone(), message: message.into() }
 }
 
-/// The memory-type seam: the compiler planned every conversion; this build performs identity only
-/// (the torch / cuda converters plug in here with their features).
-fn convert(stack: Stack, conversion: Option<Conversion>) -> Result<Stack, String> {
-    match conversion {
-        None => Ok(stack),
-        Some(c) if c.from == c.to => Ok(stack),
-        Some(c) => Err(format!("this build cannot convert {} → {}", c.from, c.to)),
-    }
-}
-
 fn plate_special(key: &str, value: &serde_json::Value) -> Result<SpecialData, String> {
     let bad = |e: serde_json::Error| format!("plate value of `{key}`: {e}");
     match key {
@@ -75,8 +80,27 @@ fn plate_special(key: &str, value: &serde_json::Value) -> Result<SpecialData, St
     }
 }
 
+/// Why a call failed: out of device memory (the step is retried), or anything else.
+enum CallError {
+    OutOfMemory(String),
+    Other(String),
+}
+
+impl From<DeviceError> for CallError {
+    fn from(e: DeviceError) -> Self {
+        if e.is_out_of_memory() { CallError::OutOfMemory(e.to_string()) } else { CallError::Other(e.to_string()) }
+    }
+}
+
+impl From<String> for CallError {
+    fn from(m: String) -> Self {
+        CallError::Other(m)
+    }
+}
+
 struct CallCtx<'a> {
     registry: &'a Registry,
+    device: Option<u32>,
     step: &'a StepPlan,
     store: &'a BTreeMap<String, Special>,
     group_values: &'a ImageKey,
@@ -120,16 +144,22 @@ impl CallCtx<'_> {
         p: &ResolvedPattern,
         stack: Stack,
         produced: &mut Vec<(&'static str, SpecialData)>,
-    ) -> Result<Stack, String> {
+    ) -> Result<Stack, CallError> {
         match p {
             ResolvedPattern::Call(call) => {
-                let stack = convert(stack, call.convert_input)?;
+                let stack = convert(stack, call.convert_input, self.device)?;
                 let contract = self
                     .registry
                     .get(&call.function, call.input_memory)
                     .ok_or_else(|| format!("`{}` is not registered in this binary", call.function))?;
                 let inputs = self.inputs(call, produced)?;
-                let out = contract.call(stack, &call.params, &inputs).map_err(|e| e.to_string())?;
+                let out = contract.call(stack, &call.params, &inputs).map_err(|e| {
+                    let oom = match &e {
+                        crate::InvokeError::Function { source, .. } => DeviceError::chain_is_out_of_memory(&**source),
+                        _ => false,
+                    };
+                    if oom { CallError::OutOfMemory(e.to_string()) } else { CallError::Other(e.to_string()) }
+                })?;
                 produced.extend(out.special_outputs);
                 Ok(out.stack)
             }
@@ -198,8 +228,8 @@ fn load(job: &WellJob<'_>, reads: &Location, source: &Planes, keys: &[ImageKey])
     }
 }
 
-/// Run one well; returns its completion record (the caller writes it) and each step's seconds.
-pub fn run_well(job: &WellJob<'_>) -> Result<(WellRecord, Vec<f64>), ExecError> {
+/// Run one well.
+pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
     let plan = job.plan;
     let mut memory: BTreeMap<String, Planes> = BTreeMap::new();
     let mut scratch_keys: BTreeMap<PathBuf, Vec<ImageKey>> = BTreeMap::new();
@@ -207,6 +237,7 @@ pub fn run_well(job: &WellJob<'_>) -> Result<(WellRecord, Vec<f64>), ExecError> 
     let mut record = WellRecord { plan_crc32: super::output::plan_crc(plan), ..WellRecord::default() };
     let last = plan.steps.len().saturating_sub(1);
     let mut step_seconds = Vec::with_capacity(plan.steps.len());
+    let mut notes = Vec::new();
 
     for (i, step) in plan.steps.iter().enumerate() {
         // Gather the input keys (from the index or the previous step's output; no listing).
@@ -231,20 +262,28 @@ pub fn run_well(job: &WellJob<'_>) -> Result<(WellRecord, Vec<f64>), ExecError> 
             .map(|(c, _)| *c)
             .collect();
 
-        let results: Vec<GroupResult> = grouped
-            .par_iter()
-            .map(|(_, group)| {
-                let stack = load(job, &step.reads, source, group).map_err(|m| step_error(step, m))?;
-                let ctx = CallCtx { registry: job.registry, step, store: &store, group_values: &group[0] };
+        // A GPU step holds one of its device's slots while it runs.
+        let _slot = step.gpu.map(|g| job.gpu_slots.acquire(g.device, g.slots));
+        let device = step.gpu.map(|g| g.device);
+        let cpu = matches!(step.gpu, Some(_)).then(|| cpu_pattern(&step.func, job.registry)).flatten();
+        let mut mode = Mode::Parallel;
+        let results: Vec<GroupResult> = loop {
+            let (pattern, device) = match (&mode, &cpu) {
+                (Mode::Cpu, Some(cpu)) => (cpu, None),
+                _ => (&step.func, device),
+            };
+            let run_group = |group: &Vec<ImageKey>| -> Result<GroupResult, CallError> {
+                let stack = load(job, &step.reads, source, group)?;
+                let ctx = CallCtx { registry: job.registry, device, step, store: &store, group_values: &group[0] };
                 let mut produced = Vec::new();
-                let out = ctx.run(&step.func, Stack::Ndarray(stack), &mut produced).map_err(|m| step_error(step, m))?;
-                let out = convert(out, step.convert_output).map_err(|m| step_error(step, m))?;
+                let out = ctx.run(pattern, Stack::Ndarray(stack), &mut produced)?;
+                let out = convert(out, step.convert_output, device)?;
                 #[allow(unreachable_patterns)] // more variants with the torch / cuda features
                 let array = match out {
                     Stack::Ndarray(a) => a,
-                    other => return Err(step_error(step, format!("a {} stack reached storage", other.memory_type()))),
+                    other => return Err(format!("a {} stack reached storage", other.memory_type()).into()),
                 };
-                let names = output_keys(group, array.shape()[0]).map_err(|m| step_error(step, m))?;
+                let names = output_keys(group, array.shape()[0])?;
                 // Each plane shares the output stack's buffer: no copy.
                 let shared = array.into_shared();
                 let planes = names
@@ -253,8 +292,31 @@ pub fn run_well(job: &WellJob<'_>) -> Result<(WellRecord, Vec<f64>), ExecError> 
                     .map(|(i, k)| (k, shared.clone().index_axis_move(Axis(0), i)))
                     .collect();
                 Ok((planes, produced, label(group, &step.variable_components, &varying)))
-            })
-            .collect::<Result<_, ExecError>>()?;
+            };
+            let attempt: Result<Vec<GroupResult>, CallError> = match mode {
+                Mode::Parallel => grouped.par_iter().map(|(_, g)| run_group(g)).collect(),
+                Mode::OneAtATime | Mode::Cpu => grouped.iter().map(|(_, g)| run_group(g)).collect(),
+            };
+            match attempt {
+                Ok(results) => break results,
+                Err(CallError::Other(m)) => return Err(step_error(step, m)),
+                Err(CallError::OutOfMemory(m)) => {
+                    match after_out_of_memory(mode, grouped.len(), step.config.gpu_policy, cpu.is_some()) {
+                        Ok(next) => {
+                            let what = match next {
+                                Mode::OneAtATime => "retrying one group at a time",
+                                _ => "falling back to the CPU variants",
+                            };
+                            let note = format!("step {} `{}`: {m}; {what}", step.index, step.name);
+                            tracing::warn!(well = %plan.well, "{note}");
+                            notes.push(note);
+                            mode = next;
+                        }
+                        Err(why) => return Err(step_error(step, format!("{m}; {why}"))),
+                    }
+                }
+            }
+        };
 
         // Special outputs: one per well, or one per group when merged.
         let mut step_specials: BTreeMap<&'static str, Vec<(String, SpecialData)>> = BTreeMap::new();
@@ -320,7 +382,7 @@ pub fn run_well(job: &WellJob<'_>) -> Result<(WellRecord, Vec<f64>), ExecError> 
         }
         step_seconds.push(step_start.elapsed().as_secs_f64());
     }
-    Ok((record, step_seconds))
+    Ok(WellOutcome { record, step_seconds, notes })
 }
 
 /// Publish a step's output of this well to its preview store (the well appears in the plate

@@ -122,17 +122,30 @@ impl Placed<'_> {
     }
 }
 
-/// Assemble the tiles (planes in site order) into one mosaic `[1, H, W]` using `positions`.
-#[memory(ndarray, planes = one)]
-#[hcs_macros::special_inputs(positions)]
-pub fn assemble_stack(
-    stack: NdarrayStack,
+/// Where one tile goes in the mosaic and how it is weighted (shared by every variant).
+pub(crate) struct TileLayout {
+    /// Integer origin in the mosaic.
+    pub ix: usize,
+    /// Integer origin in the mosaic.
+    pub iy: usize,
+    /// Fractional shift right.
+    pub fx: f64,
+    /// Fractional shift down.
+    pub fy: f64,
+    /// Ramp weight of each column of the shifted tile (`w + 1` columns).
+    pub wx: Vec<f64>,
+    /// Ramp weight of each row of the shifted tile (`h + 1` rows).
+    pub wy: Vec<f64>,
+}
+
+/// The mosaic's `(width, height)` and every tile's layout, after checking the positions.
+pub(crate) fn tile_layout(
+    (n, h, w): (usize, usize, usize),
     positions: &TilePositions,
-    #[param(default = Blend::Fixed, doc = "fixed | dynamic | none")] blend_method: Blend,
-    #[param(default = 0.1, doc = "ramp width for `fixed`, as a fraction of the tile")] fixed_margin_ratio: f64,
-    #[param(default = 1.0, doc = "fraction of the overlap ramped for `dynamic`")] overlap_blend_fraction: f64,
-) -> Result<NdarrayStack, KernelError> {
-    let (n, h, w) = stack.dim();
+    blend: Blend,
+    fixed_margin_ratio: f64,
+    overlap_blend_fraction: f64,
+) -> Result<(usize, usize, Vec<TileLayout>), KernelError> {
     if positions.positions.len() != n {
         return Err(KernelError::BadInput(format!("{} positions for {n} tiles", positions.positions.len())));
     }
@@ -145,15 +158,13 @@ pub fn assemble_stack(
     if (width as u64) * (height as u64) > 1 << 32 {
         return Err(KernelError::BadInput(format!("mosaic of {width}×{height} pixels is too large")));
     }
-    let placed: Vec<Placed<'_>> = stack
-        .axis_iter(Axis(0))
+    let layout = pos
+        .iter()
         .enumerate()
-        .map(|(i, tile)| {
-            let (x, y) = pos[i];
-            let [ml, mr, mt, mb] = margins(i, pos, h, w, blend_method, fixed_margin_ratio, overlap_blend_fraction);
+        .map(|(i, &(x, y))| {
+            let [ml, mr, mt, mb] = margins(i, pos, h, w, blend, fixed_margin_ratio, overlap_blend_fraction);
             let (th, tw) = (h + 1, w + 1);
-            Placed {
-                tile,
+            TileLayout {
                 ix: x.floor() as usize,
                 iy: y.floor() as usize,
                 fy: y - y.floor(),
@@ -162,6 +173,27 @@ pub fn assemble_stack(
                 wy: (0..th).map(|ty| ramp(ty as f64, mt).min(ramp((th - 1 - ty) as f64, mb))).collect(),
             }
         })
+        .collect();
+    Ok((width, height, layout))
+}
+
+/// Assemble the tiles (planes in site order) into one mosaic `[1, H, W]` using `positions`.
+#[memory(ndarray, planes = one)]
+#[hcs_macros::special_inputs(positions)]
+pub fn assemble_stack(
+    stack: NdarrayStack,
+    positions: &TilePositions,
+    #[param(default = Blend::Fixed, doc = "fixed | dynamic | none")] blend_method: Blend,
+    #[param(default = 0.1, doc = "ramp width for `fixed`, as a fraction of the tile")] fixed_margin_ratio: f64,
+    #[param(default = 1.0, doc = "fraction of the overlap ramped for `dynamic`")] overlap_blend_fraction: f64,
+) -> Result<NdarrayStack, KernelError> {
+    let (_, h, w) = stack.dim();
+    let (width, height, layout) =
+        tile_layout(stack.dim(), positions, blend_method, fixed_margin_ratio, overlap_blend_fraction)?;
+    let placed: Vec<Placed<'_>> = stack
+        .axis_iter(Axis(0))
+        .zip(layout)
+        .map(|(tile, l)| Placed { tile, ix: l.ix, iy: l.iy, fy: l.fy, fx: l.fx, wx: l.wx, wy: l.wy })
         .collect();
     let mut mosaic = Array3::<f32>::zeros((1, height, width));
     mosaic.index_axis_mut(Axis(0), 0).axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each_init(

@@ -1,0 +1,168 @@
+//! GPU devices: what this machine has, moving stacks between memory types, and the errors a
+//! device can give. The torch and cuda parts exist only with their features; without them every
+//! conversion but identity is refused (the compiler never plans one: see
+//! [`crate::compiler::ConversionTable::built_in`]).
+
+use crate::compiler::{Conversion, GpuInventory};
+use crate::memory::{MemoryType, Stack};
+
+#[cfg(feature = "cuda")]
+pub mod cuda;
+#[cfg(feature = "torch")]
+pub mod torch;
+
+/// A failure on a device or while moving a stack to or from one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    /// The device ran out of memory (the executor retries with smaller batches, then falls back
+    /// or fails per the step's GPU policy).
+    #[error("out of memory on {device}: {detail}")]
+    OutOfMemory {
+        /// The device, e.g. `cuda:0`.
+        device: String,
+        /// What the library said.
+        detail: String,
+    },
+    /// Any other device or library failure.
+    #[error("{device}: {detail}")]
+    Failed {
+        /// The device, e.g. `cuda:0` or `cpu`.
+        device: String,
+        /// What the library said.
+        detail: String,
+    },
+    /// This build or this machine cannot do it.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl DeviceError {
+    /// A library message, classified: messages that say "out of memory" become
+    /// [`DeviceError::OutOfMemory`].
+    pub fn from_message(device: impl Into<String>, detail: impl Into<String>) -> Self {
+        let (device, detail) = (device.into(), detail.into());
+        let lower = detail.to_ascii_lowercase();
+        if lower.contains("out of memory") || lower.contains("cuda_error_out_of_memory") {
+            DeviceError::OutOfMemory { device, detail: first_line(&detail) }
+        } else {
+            DeviceError::Failed { device, detail: first_line(&detail) }
+        }
+    }
+
+    /// Whether this is an out-of-memory error.
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self, DeviceError::OutOfMemory { .. })
+    }
+
+    /// Whether `error` or any error in its source chain is a device out-of-memory error.
+    pub fn chain_is_out_of_memory(error: &(dyn std::error::Error + 'static)) -> bool {
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if e.downcast_ref::<DeviceError>().is_some_and(DeviceError::is_out_of_memory) {
+                return true;
+            }
+            next = e.source();
+        }
+        false
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_string()
+}
+
+/// Convert a stack as the plan says. `device` is the GPU the plan assigned to this step and well
+/// (`None`: the host; a torch stack then lives on the CPU).
+#[cfg_attr(not(any(feature = "torch", feature = "cuda")), allow(unused_variables))]
+pub fn convert(stack: Stack, conversion: Option<Conversion>, device: Option<u32>) -> Result<Stack, DeviceError> {
+    let Some(c) = conversion else { return Ok(stack) };
+    if c.from == c.to || stack.memory_type() == c.to {
+        return Ok(stack);
+    }
+    #[allow(unreachable_patterns, unused_variables)]
+    match (stack, c.to) {
+        #[cfg(feature = "torch")]
+        (Stack::Ndarray(a), MemoryType::Torch) => torch::from_ndarray(a, torch::device_of(device)).map(Stack::Torch),
+        #[cfg(feature = "torch")]
+        (Stack::Torch(t), MemoryType::Ndarray) => torch::to_ndarray(&t).map(Stack::Ndarray),
+        #[cfg(feature = "cuda")]
+        (Stack::Ndarray(a), MemoryType::Cuda) => cuda::CudaStack::from_ndarray(&a, device.unwrap_or(0)).map(Stack::Cuda),
+        #[cfg(feature = "cuda")]
+        (Stack::Cuda(s), MemoryType::Ndarray) => s.to_ndarray().map(Stack::Ndarray),
+        #[cfg(all(feature = "cuda", feature = "torch"))]
+        (Stack::Torch(t), MemoryType::Cuda) => cuda::CudaStack::from_torch(t).map(Stack::Cuda),
+        #[cfg(all(feature = "cuda", feature = "torch"))]
+        (Stack::Cuda(s), MemoryType::Torch) => s.to_torch().map(Stack::Torch),
+        (stack, to) => Err(DeviceError::Unsupported(format!(
+            "this build cannot convert {} → {to} (build with the `torch` / `cuda` features)",
+            stack.memory_type()
+        ))),
+    }
+}
+
+/// The GPUs this build can use on this machine: with `cuda`, the driver's devices (after
+/// probing that libcuda loads at all); else with `torch`, libtorch's CUDA devices; else none.
+pub fn detect() -> GpuInventory {
+    #[cfg(feature = "cuda")]
+    {
+        let found = cuda::inventory();
+        if !found.is_empty() {
+            return found;
+        }
+    }
+    #[cfg(feature = "torch")]
+    {
+        return torch::inventory();
+    }
+    #[allow(unreachable_code)]
+    GpuInventory::none()
+}
+
+/// The memory types a build can hand to functions.
+pub fn built_in_memory_types() -> Vec<MemoryType> {
+    MemoryType::ALL
+        .into_iter()
+        .filter(|m| match m {
+            MemoryType::Ndarray => true,
+            MemoryType::Torch => cfg!(feature = "torch"),
+            MemoryType::Cuda => cfg!(feature = "cuda"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    #[test]
+    fn library_messages_are_classified() {
+        let e = DeviceError::from_message("cuda:0", "CUDA out of memory. Tried to allocate 2.00 GiB\nmore");
+        assert!(e.is_out_of_memory());
+        assert_eq!(e.to_string(), "out of memory on cuda:0: CUDA out of memory. Tried to allocate 2.00 GiB");
+        assert!(!DeviceError::from_message("cpu", "shape mismatch").is_out_of_memory());
+    }
+
+    #[test]
+    fn out_of_memory_is_found_anywhere_in_a_source_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("kernel failed")]
+        struct Outer(#[source] DeviceError);
+        let inner = DeviceError::OutOfMemory { device: "cuda:1".into(), detail: "x".into() };
+        assert!(DeviceError::chain_is_out_of_memory(&Outer(inner)));
+        let other = DeviceError::Failed { device: "cuda:1".into(), detail: "x".into() };
+        assert!(!DeviceError::chain_is_out_of_memory(&Outer(other)));
+    }
+
+    #[test]
+    fn identity_needs_no_conversion_and_unknown_ones_are_refused_when_not_built() {
+        let a = Array3::<f32>::zeros((1, 2, 2));
+        let same = Conversion { from: MemoryType::Ndarray, to: MemoryType::Ndarray };
+        assert!(matches!(convert(Stack::Ndarray(a.clone()), Some(same), None), Ok(Stack::Ndarray(_))));
+        if !cfg!(feature = "cuda") {
+            let to_cuda = Conversion { from: MemoryType::Ndarray, to: MemoryType::Cuda };
+            let err = convert(Stack::Ndarray(a), Some(to_cuda), None).err().map(|e| e.to_string());
+            assert_eq!(err.as_deref(), Some("this build cannot convert ndarray → cuda (build with the `torch` / `cuda` features)"));
+        }
+    }
+}
