@@ -322,6 +322,47 @@ fn gpu_steps_get_devices_round_robin_and_conversions_are_planned() {
 }
 
 #[test]
+fn gpu_wells_are_balanced_over_0_1_and_4_devices_and_the_policy_decides_without_one() {
+    let r = registry();
+    let plate = PlateInfo::regular("/data/plate24", 4, 6, (2, 2), 2, 3, 1, (256, 256));
+    let pipeline = Pipeline::new("gpu").step(FunctionStep::new("denoise", FunctionPattern::chain(["zmax", "blur"])));
+    for n in [0u32, 1, 4] {
+        let mut o = options(&r);
+        o.gpus = GpuInventory::simulated(n);
+        o.conversions = ConversionTable::none()
+            .with(MemoryType::Ndarray, MemoryType::Torch)
+            .with(MemoryType::Torch, MemoryType::Ndarray);
+        let plan = compile(&pipeline, &plate, &o).expect("prefer compiles with or without a GPU");
+        let mut per_device = vec![0usize; n as usize];
+        for w in &plan.wells {
+            match w.steps[0].gpu {
+                Some(g) => per_device[g.device as usize] += 1,
+                None => assert_eq!(n, 0, "every well gets a device when there is one"),
+            }
+        }
+        match n {
+            0 => assert_eq!(plan.wells[0].steps[0].func.calls()[1].input_memory, MemoryType::Ndarray),
+            _ => {
+                assert_eq!(per_device, vec![24 / n as usize; n as usize], "{n} GPUs share 24 wells evenly");
+                assert_eq!(plan.wells[0].steps[0].func.calls()[1].input_memory, MemoryType::Torch);
+                // 2×2 sites × 2 ch × 3 z of 256² f32 in + out is well under the 80 GiB device.
+                assert_eq!(plan.wells[0].steps[0].gpu.map(|g| g.slots), Some(2));
+            }
+        }
+        // `require` without a GPU is an error naming the step; with one it is planned.
+        let require = pipeline.clone().config(ConfigLayer { gpu_policy: Some(GpuPolicy::Require), ..Default::default() });
+        match (n, compile(&require, &plate, &o)) {
+            (0, Err(errors)) => assert!(
+                errors.iter().any(|e| e.to_string().contains("step 1 `denoise`") && e.to_string().contains("require")),
+                "{errors:?}"
+            ),
+            (0, Ok(_)) => panic!("require without a GPU must not compile"),
+            (_, r) => assert!(r.is_ok(), "require with {n} GPUs compiles"),
+        }
+    }
+}
+
+#[test]
 fn without_a_gpu_the_cpu_variant_is_chosen_under_prefer() {
     let r = registry();
     let pipeline = Pipeline::new("cpu").step(FunctionStep::new("b", "blur"));

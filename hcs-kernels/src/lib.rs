@@ -10,6 +10,8 @@ mod boundary;
 pub mod cells;
 pub mod composite;
 pub mod crop;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod equalize;
 pub mod error;
 pub mod flatfield;

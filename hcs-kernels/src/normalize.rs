@@ -174,9 +174,15 @@ fn u16_percentiles(values: &[f32], qs: &[f64], chunk_len: usize) -> Vec<f32> {
         c.truncate(BINS);
         c
     });
-    let mut ends = Vec::with_capacity(BINS);
+    percentiles_from_counts(&counts, n, qs)
+}
+
+/// Percentiles `qs` of `n` integer samples given their counts per value (`counts[v]` samples
+/// equal `v`): the order statistics read off the cumulative counts, interpolated like numpy.
+pub(crate) fn percentiles_from_counts(counts: &[u32], n: usize, qs: &[f64]) -> Vec<f32> {
+    let mut ends = Vec::with_capacity(counts.len());
     let mut acc = 0usize;
-    for &c in &counts {
+    for &c in counts {
         acc += c as usize;
         ends.push(acc);
     }

@@ -78,7 +78,9 @@ pub fn module(ordinal: usize, name: &'static str, source: &'static str) -> Resul
     if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
         return Err(DeviceError::Unsupported("NVRTC (libnvrtc) not found: cannot compile the CUDA kernels".into()));
     }
-    let ptx = cudarc::nvrtc::compile_ptx(source)
+    // compute_75 (Turing) is the oldest target CUDA 13 compiles for; newer GPUs JIT the PTX.
+    let opts = cudarc::nvrtc::CompileOptions { arch: Some("compute_75"), ..Default::default() };
+    let ptx = cudarc::nvrtc::compile_ptx_with_opts(source, opts)
         .map_err(|e| DeviceError::Failed { device: format!("cuda:{ordinal}"), detail: format!("NVRTC: {e:?}") })?;
     let m = ctx.load_module(ptx).map_err(|e| failed(ordinal, e))?;
     map.insert((ordinal, name), Arc::clone(&m));
