@@ -161,7 +161,9 @@ macro_rules! erased_stack_type {
                 #[allow(unreachable_patterns)]
                 match stack {
                     Stack::$variant(a) => Ok(a),
-                    other => Err(InvokeError::WrongMemoryType { function, expected: $memory, found: other.memory_type() }),
+                    other => {
+                        Err(InvokeError::WrongMemoryType { function, expected: $memory, found: other.memory_type() })
+                    }
                 }
             }
 

@@ -350,7 +350,8 @@ fn gpu_wells_are_balanced_over_0_1_and_4_devices_and_the_policy_decides_without_
             }
         }
         // `require` without a GPU is an error naming the step; with one it is planned.
-        let require = pipeline.clone().config(ConfigLayer { gpu_policy: Some(GpuPolicy::Require), ..Default::default() });
+        let require =
+            pipeline.clone().config(ConfigLayer { gpu_policy: Some(GpuPolicy::Require), ..Default::default() });
         match (n, compile(&require, &plate, &o)) {
             (0, Err(errors)) => assert!(
                 errors.iter().any(|e| e.to_string().contains("step 1 `denoise`") && e.to_string().contains("require")),

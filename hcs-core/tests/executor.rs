@@ -70,8 +70,35 @@ static SPY: FunctionContract = FunctionContract {
     invoke: spy_invoke,
 };
 
+/// Calls of `oom_once` so far; the first one reports device out-of-memory.
+static OOM_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// `plus_one`, except that its first call runs out of device memory (like a GPU step whose
+/// groups do not fit together).
+#[memory(ndarray)]
+fn oom_once(stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceError> {
+    if OOM_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+        return Err(hcs_core::DeviceError::OutOfMemory { device: "cuda:0".into(), detail: "simulated".into() });
+    }
+    Ok(stack + 1.0)
+}
+
+/// Always out of memory.
+#[memory(ndarray)]
+fn oom_always(_stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceError> {
+    Err(hcs_core::DeviceError::OutOfMemory { device: "cuda:0".into(), detail: "simulated".into() })
+}
+
 fn registry() -> Registry {
-    Registry::from_contracts([emit_two::FUNC, use_both::FUNC, first_plane::FUNC, plus_one::FUNC, &SPY])
+    Registry::from_contracts([
+        emit_two::FUNC,
+        use_both::FUNC,
+        first_plane::FUNC,
+        plus_one::FUNC,
+        &SPY,
+        oom_once::FUNC,
+        oom_always::FUNC,
+    ])
 }
 
 fn plate_dir(name: &str, wells: &[&str]) -> PathBuf {
@@ -239,5 +266,48 @@ fn a_corrupt_file_fails_its_well_only_and_a_rerun_redoes_just_that_well() {
     let third = run_pipeline(&pipeline, &dir, &r);
     assert_eq!(third.wells[0].status, WellStatus::Done, "a damaged output is redone");
     assert_eq!(std::fs::read(&out).expect("output"), bytes);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn out_of_memory_is_retried_one_group_at_a_time_and_reported() {
+    let r = registry();
+    let dir = plate_dir("oom", &["A01"]);
+    let reference = dir.join("reference");
+    let plain = Pipeline::new("plain").step(FunctionStep::new("add", "plus_one"));
+    let expected = run_pipeline(&plain, &dir, &r);
+    assert_eq!(expected.wells[0].status, WellStatus::Done);
+    std::fs::rename(dir.join("out"), &reference).expect("keep the reference output");
+    OOM_CALLS.store(0, std::sync::atomic::Ordering::SeqCst);
+    let flaky = Pipeline::new("flaky").step(FunctionStep::new("add", "oom_once"));
+    let report = run_pipeline(&flaky, &dir, &r);
+    let well = &report.wells[0];
+    assert_eq!(well.status, WellStatus::Done, "the retry succeeds");
+    assert_eq!(well.notes.len(), 1, "{:?}", well.notes);
+    assert!(
+        well.notes[0].contains("out of memory on cuda:0") && well.notes[0].contains("one group at a time"),
+        "{}",
+        well.notes[0]
+    );
+    let names: Vec<_> =
+        std::fs::read_dir(reference.join("images")).expect("images").flatten().map(|e| e.file_name()).collect();
+    assert!(!names.is_empty());
+    for name in names {
+        assert_eq!(
+            read_u16(&reference.join("images").join(&name)),
+            read_u16(&dir.join("out/images").join(&name)),
+            "{name:?}"
+        );
+    }
+    // Out of memory even one group at a time, with no GPU to fall back from: the well fails and says so.
+    std::fs::remove_dir_all(dir.join("out")).ok();
+    let hopeless = Pipeline::new("hopeless").step(FunctionStep::new("add", "oom_always"));
+    let report = run_pipeline(&hopeless, &dir, &r);
+    match &report.wells[0].status {
+        WellStatus::Failed(message) => {
+            assert!(message.contains("out of memory on cuda:0") && message.contains("one group at a time"), "{message}")
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -63,7 +63,9 @@ fn without_a_gpu_moving_a_stack_is_a_clear_error() {
 #[test]
 fn cuda_variants_match_ndarray_on_a_gpu() {
     let registry = Registry::global();
-    for name in ["create_composite", "create_projection", "percentile_normalize", "stack_percentile_normalize", "tophat"] {
+    for name in
+        ["create_composite", "create_projection", "percentile_normalize", "stack_percentile_normalize", "tophat"]
+    {
         assert!(registry.get(name, MemoryType::Cuda).is_some(), "{name} has a cuda variant");
     }
     if !has_gpu() {
@@ -85,7 +87,8 @@ fn cuda_variants_match_ndarray_on_a_gpu() {
         let input = stack(3, 130, 150, 8, integer);
         for name in ["percentile_normalize", "stack_percentile_normalize"] {
             for (lo, hi) in [(1.0, 99.0), (0.0, 100.0), (12.5, 87.25)] {
-                let p = params(&[("low_percentile", ParamValue::Float(lo)), ("high_percentile", ParamValue::Float(hi))]);
+                let p =
+                    params(&[("low_percentile", ParamValue::Float(lo)), ("high_percentile", ParamValue::Float(hi))]);
                 let (a, b) = both(name, &input, &p);
                 assert!(max_diff(&a, &b) <= 0.05, "{name} {lo}-{hi} integer={integer}: {}", max_diff(&a, &b));
             }

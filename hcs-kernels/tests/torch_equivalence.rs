@@ -20,8 +20,9 @@ fn device() -> tch::Device {
 /// A microscopy-like stack of integer samples: smooth background, bright spots, noise.
 fn stack(n: usize, h: usize, w: usize, seed: u64) -> Array3<f32> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let spots: Vec<(f32, f32, f32)> =
-        (0..12).map(|_| (rng.random_range(0.0..h as f32), rng.random_range(0.0..w as f32), rng.random_range(2.0..6.0))).collect();
+    let spots: Vec<(f32, f32, f32)> = (0..12)
+        .map(|_| (rng.random_range(0.0..h as f32), rng.random_range(0.0..w as f32), rng.random_range(2.0..6.0)))
+        .collect();
     Array3::from_shape_fn((n, h, w), |(p, y, x)| {
         let bg = 300.0 + 2.0 * y as f32 + 1.5 * x as f32 + 40.0 * p as f32;
         let s: f32 = spots
@@ -66,7 +67,10 @@ fn max_diff(name: &str, a: &Array3<f32>, b: &Array3<f32>) -> f32 {
 fn composite_and_projections_match() {
     let input = stack(3, 64, 80, 1);
     let none = SpecialInputs::new();
-    let weighted = params(&[("weights", ParamValue::List(vec![ParamValue::Float(1.0), ParamValue::Float(3.0), ParamValue::Float(0.5)]))]);
+    let weighted = params(&[(
+        "weights",
+        ParamValue::List(vec![ParamValue::Float(1.0), ParamValue::Float(3.0), ParamValue::Float(0.5)]),
+    )]);
     for p in [ParamMap::new(), weighted] {
         let (a, b) = both("create_composite", &input, &p, &none);
         assert!(max_diff("create_composite", &a, &b) <= 1e-3, "composite {p:?}");

@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 pub mod check;
 pub mod compile_args;
 pub mod demo;
+pub mod devices;
 pub mod functions;
 pub mod plan;
 pub mod run;
@@ -36,6 +37,8 @@ enum Command {
     Check(check::Args),
     /// Synthesize a plate and run a pipeline over it, end to end, on built-in defaults.
     Demo(demo::Args),
+    /// Show the memory types of this build and the GPUs it can use on this machine.
+    Devices(devices::Args),
     /// List every registered processing function and its contract.
     Functions(functions::Args),
     /// Compile a pipeline for a plate and show the frozen per-well plans (`--json` for all of it).
@@ -52,6 +55,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Devices(args) => devices::run(&args),
         Command::Functions(args) => functions::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Run(args) => run::run(&args),

@@ -117,5 +117,18 @@ pub fn run(args: &Args) -> Result<(), String> {
     for w in &failed {
         println!("  {}", status_text(w));
     }
+    for w in &result.wells {
+        for note in &w.notes {
+            println!("  {}: {note}", w.well);
+        }
+    }
+    let gpu_steps: Vec<String> = compiled
+        .wells
+        .first()
+        .map(|w| w.steps.iter().filter(|s| s.gpu.is_some()).map(|s| s.index.to_string()).collect())
+        .unwrap_or_default();
+    if !gpu_steps.is_empty() {
+        println!("  steps on a GPU: {}", gpu_steps.join(", "));
+    }
     if failed.is_empty() { Ok(()) } else { Err(format!("{} of {} wells failed", failed.len(), result.wells.len())) }
 }

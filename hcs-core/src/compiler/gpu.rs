@@ -107,7 +107,12 @@ pub fn check(
 /// that device may run at once: the configured `gpu_slots`, capped so that that many wells'
 /// estimated peak memory (`well_bytes`, when known) fits in 90 % of the device's memory — at
 /// least one (a well that does not fit is retried in smaller batches when the device says so).
-pub fn assign(inventory: &GpuInventory, well_index: usize, slots: usize, well_bytes: Option<u64>) -> Option<GpuAssignment> {
+pub fn assign(
+    inventory: &GpuInventory,
+    well_index: usize,
+    slots: usize,
+    well_bytes: Option<u64>,
+) -> Option<GpuAssignment> {
     let n = inventory.devices.len();
     (n > 0).then(|| {
         let device = &inventory.devices[well_index % n];
@@ -118,7 +123,11 @@ pub fn assign(inventory: &GpuInventory, well_index: usize, slots: usize, well_by
             }
             _ => usize::MAX,
         };
-        GpuAssignment { device: device.ordinal, slots: slots.min(fits).max(1), well_mib: well_bytes.map(|b| b.div_ceil(1 << 20)) }
+        GpuAssignment {
+            device: device.ordinal,
+            slots: slots.min(fits).max(1),
+            well_mib: well_bytes.map(|b| b.div_ceil(1 << 20)),
+        }
     })
 }
 

@@ -265,10 +265,10 @@ impl Template<'_> {
                     })
                     .collect();
                 let gpu = if self.resolved[i].uses_gpu {
-                        gpu::assign(gpus, well_index, init.config.gpu_slots, storage.peak_bytes)
-                    } else {
-                        None
-                    };
+                    gpu::assign(gpus, well_index, init.config.gpu_slots, storage.peak_bytes)
+                } else {
+                    None
+                };
                 StepPlan { common: Arc::clone(c), checkpoint, special_outputs, gpu }
             })
             .collect();

@@ -171,7 +171,9 @@ impl CudaStack {
     #[cfg(feature = "torch")]
     pub fn from_torch(tensor: tch::Tensor) -> Result<Self, DeviceError> {
         let tch::Device::Cuda(ordinal) = tensor.device() else {
-            return Err(DeviceError::Unsupported("a torch stack on the CPU cannot become a cuda stack without a device".into()));
+            return Err(DeviceError::Unsupported(
+                "a torch stack on the CPU cannot become a cuda stack without a device".into(),
+            ));
         };
         let tensor = tensor
             .f_to_kind(tch::Kind::Float)
@@ -186,7 +188,8 @@ impl CudaStack {
         let len = shape.iter().product();
         // SAFETY: the pointer is the tensor's contiguous f32 storage of `len` samples on this
         // device; the tensor travels with the slice and outlives it (Buffer::drop leaks the slice).
-        let slice = unsafe { stream.upgrade_device_ptr::<f32>(tensor.data_ptr() as cudarc::driver::sys::CUdeviceptr, len) };
+        let slice =
+            unsafe { stream.upgrade_device_ptr::<f32>(tensor.data_ptr() as cudarc::driver::sys::CUdeviceptr, len) };
         Ok(Self { data: Buffer::Torch { slice: std::mem::ManuallyDrop::new(slice), _owner: tensor }, shape, stream })
     }
 }

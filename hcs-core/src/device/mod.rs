@@ -86,7 +86,9 @@ pub fn convert(stack: Stack, conversion: Option<Conversion>, device: Option<u32>
         #[cfg(feature = "torch")]
         (Stack::Torch(t), MemoryType::Ndarray) => torch::to_ndarray(&t).map(Stack::Ndarray),
         #[cfg(feature = "cuda")]
-        (Stack::Ndarray(a), MemoryType::Cuda) => cuda::CudaStack::from_ndarray(&a, device.unwrap_or(0)).map(Stack::Cuda),
+        (Stack::Ndarray(a), MemoryType::Cuda) => {
+            cuda::CudaStack::from_ndarray(&a, device.unwrap_or(0)).map(Stack::Cuda)
+        }
         #[cfg(feature = "cuda")]
         (Stack::Cuda(s), MemoryType::Ndarray) => s.to_ndarray().map(Stack::Ndarray),
         #[cfg(all(feature = "cuda", feature = "torch"))]
@@ -162,7 +164,10 @@ mod tests {
         if !cfg!(feature = "cuda") {
             let to_cuda = Conversion { from: MemoryType::Ndarray, to: MemoryType::Cuda };
             let err = convert(Stack::Ndarray(a), Some(to_cuda), None).err().map(|e| e.to_string());
-            assert_eq!(err.as_deref(), Some("this build cannot convert ndarray → cuda (build with the `torch` / `cuda` features)"));
+            assert_eq!(
+                err.as_deref(),
+                Some("this build cannot convert ndarray → cuda (build with the `torch` / `cuda` features)")
+            );
         }
     }
 }

@@ -94,7 +94,12 @@ pub fn inventory() -> GpuInventory {
         return GpuInventory::none();
     }
     let devices = (0..tch::Cuda::device_count().max(0) as u32)
-        .map(|ordinal| GpuDevice { ordinal, name: format!("torch cuda:{ordinal}"), memory_mib: 0, compute_capability: None })
+        .map(|ordinal| GpuDevice {
+            ordinal,
+            name: format!("torch cuda:{ordinal}"),
+            memory_mib: 0,
+            compute_capability: None,
+        })
         .collect();
     GpuInventory { devices }
 }

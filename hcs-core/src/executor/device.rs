@@ -61,11 +61,18 @@ pub enum Mode {
     Cpu,
 }
 
-/// What to do after the device ran out of memory in `mode`: the next mode, or `Err` with why
-/// the step cannot go on.
-pub fn after_out_of_memory(mode: Mode, groups: usize, policy: GpuPolicy, has_cpu: bool) -> Result<Mode, String> {
+/// What to do after running out of memory in `mode`: the next mode, or `Err` with why the step
+/// cannot go on. `on_gpu`: the step was planned on a GPU (only then is there a CPU fallback).
+pub fn after_out_of_memory(
+    mode: Mode,
+    groups: usize,
+    on_gpu: bool,
+    policy: GpuPolicy,
+    has_cpu: bool,
+) -> Result<Mode, String> {
     match mode {
         Mode::Parallel if groups > 1 => Ok(Mode::OneAtATime),
+        _ if !on_gpu => Err("the step ran one group at a time and has no GPU to fall back from".into()),
         Mode::Parallel | Mode::OneAtATime => match (policy, has_cpu) {
             (GpuPolicy::Require, _) => Err("gpu_policy is require, so the step does not fall back to the CPU".into()),
             (_, false) => Err("some GPU function of the step has no ndarray variant to fall back to".into()),
@@ -97,7 +104,10 @@ pub fn cpu_pattern(pattern: &ResolvedPattern, registry: &Registry) -> Option<Res
         }),
         ResolvedPattern::Dict { by, entries } => Some(ResolvedPattern::Dict {
             by: *by,
-            entries: entries.iter().map(|(k, p)| Some((k.clone(), cpu_pattern(p, registry)?))).collect::<Option<_>>()?,
+            entries: entries
+                .iter()
+                .map(|(k, p)| Some((k.clone(), cpu_pattern(p, registry)?)))
+                .collect::<Option<_>>()?,
         }),
     }
 }
@@ -111,12 +121,17 @@ mod tests {
     #[test]
     fn out_of_memory_goes_smaller_then_to_the_cpu_when_the_policy_allows() {
         use GpuPolicy::*;
-        assert_eq!(after_out_of_memory(Mode::Parallel, 4, Prefer, true), Ok(Mode::OneAtATime));
-        assert_eq!(after_out_of_memory(Mode::Parallel, 1, Prefer, true), Ok(Mode::Cpu));
-        assert_eq!(after_out_of_memory(Mode::OneAtATime, 4, Prefer, true), Ok(Mode::Cpu));
-        assert!(after_out_of_memory(Mode::OneAtATime, 4, Require, true).is_err_and(|e| e.contains("require")));
-        assert!(after_out_of_memory(Mode::OneAtATime, 4, Prefer, false).is_err_and(|e| e.contains("no ndarray variant")));
-        assert!(after_out_of_memory(Mode::Cpu, 4, Prefer, true).is_err());
+        assert_eq!(after_out_of_memory(Mode::Parallel, 4, true, Prefer, true), Ok(Mode::OneAtATime));
+        assert_eq!(after_out_of_memory(Mode::Parallel, 1, true, Prefer, true), Ok(Mode::Cpu));
+        assert_eq!(after_out_of_memory(Mode::OneAtATime, 4, true, Prefer, true), Ok(Mode::Cpu));
+        assert!(after_out_of_memory(Mode::OneAtATime, 4, true, Require, true).is_err_and(|e| e.contains("require")));
+        assert!(
+            after_out_of_memory(Mode::OneAtATime, 4, true, Prefer, false)
+                .is_err_and(|e| e.contains("no ndarray variant"))
+        );
+        assert!(after_out_of_memory(Mode::Cpu, 4, true, Prefer, true).is_err());
+        assert_eq!(after_out_of_memory(Mode::Parallel, 4, false, Prefer, false), Ok(Mode::OneAtATime));
+        assert!(after_out_of_memory(Mode::OneAtATime, 4, false, Prefer, false).is_err_and(|e| e.contains("no GPU")));
     }
 
     #[test]

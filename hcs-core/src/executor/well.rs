@@ -301,7 +301,13 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
                 Ok(results) => break results,
                 Err(CallError::Other(m)) => return Err(step_error(step, m)),
                 Err(CallError::OutOfMemory(m)) => {
-                    match after_out_of_memory(mode, grouped.len(), step.config.gpu_policy, cpu.is_some()) {
+                    match after_out_of_memory(
+                        mode,
+                        grouped.len(),
+                        step.gpu.is_some(),
+                        step.config.gpu_policy,
+                        cpu.is_some(),
+                    ) {
                         Ok(next) => {
                             let what = match next {
                                 Mode::OneAtATime => "retrying one group at a time",

@@ -129,7 +129,8 @@ pub fn create_projection(
             let scores: Vec<f64> = sums.chunks(2).map(|m| m[1] / count - (m[0] / count).powi(2)).collect();
             let best = scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
             let mut out = zeros::<f32>(&stack, px)?;
-            s.memcpy_dtod(&stack.data().slice(best * px..(best + 1) * px), &mut out).map_err(|e| device_error(&stack, e))?;
+            s.memcpy_dtod(&stack.data().slice(best * px..(best + 1) * px), &mut out)
+                .map_err(|e| device_error(&stack, e))?;
             CudaStack::new(out, [1, h, w], s).map_err(KernelError::Device)
         }
     }
@@ -164,7 +165,13 @@ fn percentiles(stack: &CudaStack, qs: &[f64], per_plane: bool) -> Result<Vec<[f3
     Ok(host.chunks(chunk).map(|c| pair(crate::normalize::percentiles(c, qs))).collect())
 }
 
-fn normalize(stack: CudaStack, qs: [f64; 2], t_min: f32, t_max: f32, per_plane: bool) -> Result<CudaStack, KernelError> {
+fn normalize(
+    stack: CudaStack,
+    qs: [f64; 2],
+    t_min: f32,
+    t_max: f32,
+    per_plane: bool,
+) -> Result<CudaStack, KernelError> {
     let [n, h, w] = stack.shape();
     if n * h * w == 0 {
         return Ok(stack);
@@ -209,7 +216,13 @@ pub fn stack_percentile_normalize(
 }
 
 /// Disk min (`is_max = 0`) or max of every plane of `data` `[n, h, w]`.
-fn disk(stack: &CudaStack, data: &CudaSlice<f32>, [n, h, w]: [usize; 3], r: usize, is_max: i32) -> Result<CudaSlice<f32>, KernelError> {
+fn disk(
+    stack: &CudaStack,
+    data: &CudaSlice<f32>,
+    [n, h, w]: [usize; 3],
+    r: usize,
+    is_max: i32,
+) -> Result<CudaSlice<f32>, KernelError> {
     let half: Vec<i32> = chord_half_widths(r).into_iter().map(|v| v as i32).collect();
     let half = upload(stack, &half)?;
     let mut out = zeros::<f32>(stack, n * h * w)?;

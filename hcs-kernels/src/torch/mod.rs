@@ -27,7 +27,8 @@ impl<T> OnDevice<T> for Result<T, TchError> {
 
 /// Indices `-pad..n+pad` reflected into `0..n` (SciPy `reflect`), as an i64 tensor on `device`.
 pub(crate) fn reflect_index(n: usize, pad: usize, device: Device) -> Result<Tensor, KernelError> {
-    let idx: Vec<i64> = (0..n + 2 * pad).map(|i| crate::boundary::reflect(i as isize - pad as isize, n) as i64).collect();
+    let idx: Vec<i64> =
+        (0..n + 2 * pad).map(|i| crate::boundary::reflect(i as isize - pad as isize, n) as i64).collect();
     Tensor::f_from_slice(&idx).and_then(|t| t.f_to_device(device)).on(device)
 }
 

@@ -66,7 +66,8 @@ pub fn create_projection(
             let at = |dy: i64, dx: i64| p.narrow(1, 1 + dy, h).narrow(2, 1 + dx, w);
             let lap = at(-1, 0) + at(1, 0) + at(0, -1) + at(0, 1) - at(0, 0) * 4.0;
             let mean = lap.f_mean_dim([1i64, 2].as_slice(), false, Kind::Double).on(device)?;
-            let mean_sq = lap.f_square().and_then(|l| l.f_mean_dim([1i64, 2].as_slice(), false, Kind::Double)).on(device)?;
+            let mean_sq =
+                lap.f_square().and_then(|l| l.f_mean_dim([1i64, 2].as_slice(), false, Kind::Double)).on(device)?;
             let scores: Vec<f64> = Vec::<f64>::try_from(&(mean_sq - mean.square())).on(device)?;
             // The last of equal maxima, like the ndarray variant's `max_by`.
             let best = scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);

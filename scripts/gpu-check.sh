@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# GPU checks of the torch / cuda memory types, for a machine with an NVIDIA GPU and PyTorch 2.11
+# (its libtorch is the one the binaries load). Builds nothing: run `bash scripts/gpu-check.sh --build`
+# on a build machine first, which puts release binaries (features torch,cuda) into .devbin/, then
+# copy the checkout there and run `bash scripts/gpu-check.sh` (logs under $OUT or target/gpu-check).
+#
+# It runs: `hcs devices`; the torch converter unit tests; the torch variants against the ndarray
+# versions on cuda:0 (and on the CPU); the cuda kernels against the ndarray versions; torch ⇄ cuda
+# sharing; a real device out-of-memory through the executor (retry, CPU fallback, require fails);
+# then the canonical pipeline on a synthetic 8-well plate (3×3 sites, 2 channels, 3 z, 1024²) with
+# gpu_policy = never vs prefer, alternating, and compares the two outputs file by file.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=.devbin
+
+if [ "${1:-}" = "--build" ]; then
+  set -e
+  source <(bash scripts/setup-torch.sh --env)
+  cargo build --release --features torch,cuda
+  mkdir -p "$BIN"
+  cp target/release/hcs "$BIN/hcs"
+  for t in torch_equivalence cuda_equivalence gpu_out_of_memory; do
+    exe=$(cargo test --release --features torch,cuda -p hcs-kernels --test "$t" --no-run --message-format=json 2>/dev/null \
+      | python3 -c 'import sys, json
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("executable"): print(m["executable"])' | tail -1)
+    cp "$exe" "$BIN/$t"
+  done
+  exe=$(cargo test --release --features torch,cuda -p hcs-core --lib --no-run --message-format=json 2>/dev/null \
+    | python3 -c 'import sys, json
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("executable"): print(m["executable"])' | tail -1)
+  cp "$exe" "$BIN/hcs_core_lib"
+  strip "$BIN"/*
+  du -sh "$BIN"
+  exit 0
+fi
+
+LOG=${OUT:-target/gpu-check}
+mkdir -p "$LOG"
+PY=${PYTHON:-python3}
+TORCH_LIB=$($PY -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+NVRTC_LIB=$(dirname "$(find / \( -name 'libnvrtc.so.1[0-9]*' -o -name 'libnvrtc.so' \) -not -path '*/proc/*' 2>/dev/null | grep -v stubs | head -1)")
+export LD_LIBRARY_PATH="$TORCH_LIB:$NVRTC_LIB:${LD_LIBRARY_PATH:-}"
+echo "torch libs: $TORCH_LIB; nvrtc: $NVRTC_LIB"
+nvidia-smi -L
+status=0
+step() { echo "== $*"; "$@" || { echo "FAILED: $*"; status=1; }; }
+step "$BIN/hcs" devices
+step "$BIN/hcs_core_lib" --test-threads 4 device::
+HCS_TORCH_DEVICE=cuda step "$BIN/torch_equivalence"
+step "$BIN/torch_equivalence"
+step "$BIN/cuda_equivalence"
+step "$BIN/gpu_out_of_memory"
+
+echo "== canonical pipeline, GPU (prefer) vs CPU (never), 16 workers"
+P=/tmp/hcs-gpu-bench
+rm -rf "$P"
+"$BIN/hcs" synth --out "$P/plate" --tile 1024 --wells A01,A02,A03,A04,B01,B02,B03,B04 > /dev/null || status=1
+printf 'gpu_policy = "never"\n' > "$P/cpu.toml"
+printf 'gpu_policy = "prefer"\ngpu_slots = 8\n' > "$P/gpu.toml"
+for round in 1 2; do
+  for mode in cpu gpu; do
+    rm -rf "$P/$mode"
+    start=$(date +%s.%N)
+    "$BIN/hcs" run examples/pipelines/canonical.toml --plate "$P/plate" --out "$P/$mode" --workers 16 \
+      --config "$P/$mode.toml" > "$LOG/run_$mode.txt" 2>&1 || { status=1; tail -5 "$LOG/run_$mode.txt"; }
+    end=$(date +%s.%N)
+    echo "round $round $mode: $($PY -c "print(round($end - $start, 2))") s wall"
+    grep -E 'wells done|steps on a GPU|out of memory' "$LOG/run_$mode.txt"
+  done
+done
+$PY - "$P" <<'PYEOF' || status=1
+import sys, pathlib, numpy as np, tifffile
+root = pathlib.Path(sys.argv[1])
+cpu = sorted((root / "cpu").rglob("*.tif"))
+worst, n = 0.0, 0
+for f in cpu:
+    g = root / "gpu" / f.relative_to(root / "cpu")
+    a, b = tifffile.imread(f).astype(np.float64), tifffile.imread(g).astype(np.float64)
+    assert a.shape == b.shape, (f, a.shape, b.shape)
+    worst = max(worst, float(np.abs(a - b).max()))
+    n += 1
+print(f"compared {n} output TIFFs: largest difference {worst} (16-bit levels)")
+assert n > 0 and worst <= 2.0, "GPU and CPU outputs differ by more than rounding"
+PYEOF
+echo "gpu-check status: $status"
+exit $status
