@@ -50,7 +50,7 @@ status=0
 step() { echo "== $*"; "$@" || { echo "FAILED: $*"; status=1; }; }
 step "$BIN/hcs" devices
 step "$BIN/hcs_core_lib" --test-threads 4 device::
-HCS_TORCH_DEVICE=cuda step "$BIN/torch_equivalence"
+step env HCS_TORCH_DEVICE=cuda "$BIN/torch_equivalence" --nocapture --test-threads 1
 step "$BIN/torch_equivalence"
 step "$BIN/cuda_equivalence"
 step "$BIN/gpu_out_of_memory"
@@ -65,11 +65,20 @@ for round in 1 2; do
   for mode in cpu gpu; do
     rm -rf "$P/$mode"
     start=$(date +%s.%N)
-    "$BIN/hcs" run examples/pipelines/canonical.toml --plate "$P/plate" --out "$P/$mode" --workers 16 \
+    HCS_LOG=debug "$BIN/hcs" run examples/pipelines/canonical.toml --plate "$P/plate" --out "$P/$mode" --workers 16 \
       --config "$P/$mode.toml" > "$LOG/run_$mode.txt" 2>&1 || { status=1; tail -5 "$LOG/run_$mode.txt"; }
     end=$(date +%s.%N)
     echo "round $round $mode: $($PY -c "print(round($end - $start, 2))") s wall"
     grep -E 'wells done|steps on a GPU|out of memory' "$LOG/run_$mode.txt"
+    $PY - "$LOG/run_$mode.txt" <<'PYEOF'
+import re, sys, collections
+total = collections.defaultdict(float)
+for line in open(sys.argv[1]):
+    m = re.search(r"step=(\d+) .*seconds=([\d.e-]+)", line)
+    if m and "step done" in line:
+        total[int(m.group(1))] += float(m.group(2))
+print("  seconds per step, summed over wells:", ", ".join(f"{k}: {v:.2f}" for k, v in sorted(total.items())))
+PYEOF
   done
 done
 $PY - "$P" <<'PYEOF' || status=1

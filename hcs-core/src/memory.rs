@@ -13,10 +13,11 @@ use ndarray::Array3;
 use crate::error::InvokeError;
 
 /// Where a function's stack lives and which library it is expressed in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MemoryType {
     /// `ndarray::Array3<f32>` in host memory.
+    #[default]
     Ndarray,
     /// `tch::Tensor` of shape `[N, Y, X]`, f32, on the device the plan assigns (feature `torch`).
     Torch,
@@ -35,6 +36,11 @@ impl MemoryType {
             MemoryType::Torch => "torch",
             MemoryType::Cuda => "cuda",
         }
+    }
+
+    /// Whether this is the host type.
+    pub fn is_ndarray(&self) -> bool {
+        *self == MemoryType::Ndarray
     }
 
     /// Whether the stack lives on a GPU (or may: torch can run on CPU too).

@@ -322,6 +322,39 @@ fn gpu_steps_get_devices_round_robin_and_conversions_are_planned() {
 }
 
 #[test]
+fn consecutive_gpu_steps_keep_the_data_on_the_device() {
+    let r = registry();
+    let mut o = options(&r);
+    o.gpus = GpuInventory::simulated(1);
+    o.conversions = ConversionTable::none()
+        .with(MemoryType::Ndarray, MemoryType::Torch)
+        .with(MemoryType::Torch, MemoryType::Ndarray);
+    let pipeline = Pipeline::new("gpu")
+        .step(FunctionStep::new("a", FunctionPattern::chain(["denoise", "blur"])))
+        .step(FunctionStep::new("b", "blur"))
+        .step(FunctionStep::new("c", "zmax"));
+    let plan = compiled(&pipeline, &o);
+    let steps = &plan.wells[0].steps;
+    // a → b: both torch, b reads a's memory output: a keeps its output on the device.
+    assert_eq!(steps[0].output_memory, MemoryType::Torch);
+    assert_eq!(steps[0].convert_output, None);
+    assert_eq!(steps[1].func.calls()[0].convert_input, None, "b starts from the device");
+    // b → c: c is an ndarray function, so b's output comes back to the host.
+    assert_eq!(steps[1].output_memory, MemoryType::Ndarray);
+    assert_eq!(steps[1].convert_output, Some(Conversion { from: MemoryType::Torch, to: MemoryType::Ndarray }));
+    // A checkpoint of a's output needs it on the host: then nothing is kept on the device.
+    let checkpointed = Pipeline::new("gpu")
+        .step(FunctionStep::new("a", FunctionPattern::chain(["denoise", "blur"])).materialize(None))
+        .step(FunctionStep::new("b", "blur"));
+    let plan = compiled(&checkpointed, &o);
+    assert_eq!(plan.wells[0].steps[0].output_memory, MemoryType::Ndarray);
+    assert_eq!(
+        plan.wells[0].steps[1].func.calls()[0].convert_input,
+        Some(Conversion { from: MemoryType::Ndarray, to: MemoryType::Torch })
+    );
+}
+
+#[test]
 fn gpu_wells_are_balanced_over_0_1_and_4_devices_and_the_policy_decides_without_one() {
     let r = registry();
     let plate = PlateInfo::regular("/data/plate24", 4, 6, (2, 2), 2, 3, 1, (256, 256));

@@ -108,7 +108,8 @@ fn torch_and_cuda_stacks_share_the_device() {
         return; // no device to share
     }
     let input = stack(2, 33, 47, 9, true);
-    let t = hcs_core::device::torch::from_ndarray(input.clone(), tch::Device::Cuda(0)).expect("torch on cuda:0");
+    let t = hcs_core::device::torch::from_ndarray(input.clone(), hcs_core::device::torch::device_of(Some(0)))
+        .expect("torch on cuda:0");
     let ptr = t.data_ptr();
     let c = CudaStack::from_torch(t).expect("shared");
     use cudarc::driver::DevicePtr;

@@ -64,7 +64,11 @@ fn run_with(dir: &Path, out: &str, policy: GpuPolicy, registry: &Registry) -> Re
     let pipeline = Pipeline::new("oom").step(FunctionStep::new("add", "hungry"));
     let compiled = compile(&pipeline, &PlateInfo::of(&plate), &options).map_err(|e| format!("{e:?}"))?;
     let calls = compiled.wells[0].steps[0].func.calls();
-    let expected = if options.gpus.is_empty() { MemoryType::Ndarray } else { MemoryType::Torch };
+    let expected = match policy {
+        GpuPolicy::Never => MemoryType::Ndarray,
+        _ if options.gpus.is_empty() => MemoryType::Ndarray,
+        _ => MemoryType::Torch,
+    };
     assert_eq!(calls[0].input_memory, expected, "the variant the policy picks");
     Ok(run(&compiled, &plate, registry, &RunOptions::default()).expect("runs"))
 }

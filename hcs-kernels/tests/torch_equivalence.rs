@@ -11,10 +11,12 @@ use ndarray::Array3;
 use rand::{Rng, SeedableRng};
 
 fn device() -> tch::Device {
-    match std::env::var("HCS_TORCH_DEVICE").as_deref() {
+    let device = match std::env::var("HCS_TORCH_DEVICE").as_deref() {
         Ok("cuda") => device_of(Some(0)),
         _ => tch::Device::Cpu,
-    }
+    };
+    eprintln!("torch variants on {device:?}");
+    device
 }
 
 /// A microscopy-like stack of integer samples: smooth background, bright spots, noise.

@@ -128,7 +128,13 @@ pub fn run(args: &Args) -> Result<(), String> {
         .map(|w| w.steps.iter().filter(|s| s.gpu.is_some()).map(|s| s.index.to_string()).collect())
         .unwrap_or_default();
     if !gpu_steps.is_empty() {
-        println!("  steps on a GPU: {}", gpu_steps.join(", "));
+        let kept: Vec<String> = compiled
+            .wells
+            .first()
+            .map(|w| w.steps.iter().filter(|s| !s.output_memory.is_ndarray()).map(|s| s.index.to_string()).collect())
+            .unwrap_or_default();
+        let kept = if kept.is_empty() { "none".to_string() } else { kept.join(", ") };
+        println!("  steps on a GPU: {}; output kept on the device for the next step: {kept}", gpu_steps.join(", "));
     }
     if failed.is_empty() { Ok(()) } else { Err(format!("{} of {} wells failed", failed.len(), result.wells.len())) }
 }

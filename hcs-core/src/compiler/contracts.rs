@@ -67,6 +67,8 @@ pub struct Resolved {
     pub convert_output: Option<Conversion>,
     /// Whether some call runs on a GPU memory type.
     pub uses_gpu: bool,
+    /// Memory type of the step's last function's output.
+    pub output_memory: MemoryType,
 }
 
 struct Ctx<'a> {
@@ -194,12 +196,17 @@ fn resolve(
 }
 
 /// Run phase 4 for every step (`None` where a step cannot be resolved; its errors are reported).
+/// `incoming[i]` is the memory type step `i`'s input arrives in and `stored[i]` the one its output
+/// is kept in (`ndarray` unless [`device_resident`] kept it on a device).
+#[allow(clippy::too_many_arguments)]
 pub fn resolve_steps(
     pipeline: &Pipeline,
     registry: &Registry,
     table: &ConversionTable,
     policies: &[GpuPolicy],
     gpu_available: bool,
+    incoming: &[MemoryType],
+    stored: &[MemoryType],
     source: Option<&SourceMap>,
 ) -> (Vec<Option<Resolved>>, Vec<PipelineError>) {
     let mut errors = Vec::new();
@@ -215,27 +222,56 @@ pub fn resolve_steps(
             at: Line(source.and_then(|s| s.step_line(i))),
             errors: Vec::new(),
         };
-        let resolved = resolve(&step.func, MemoryType::Ndarray, &mut ctx, "storage").map(|(func, memory)| {
+        let from = if incoming[i] == MemoryType::Ndarray { "storage" } else { "the previous step, kept on the device" };
+        let resolved = resolve(&step.func, incoming[i], &mut ctx, from).map(|(func, memory)| {
             let uses_gpu =
                 func.calls().iter().any(|c| c.input_memory.is_gpu_capable() || c.output_memory.is_gpu_capable());
-            let convert_output =
-                (memory != MemoryType::Ndarray).then_some(Conversion { from: memory, to: MemoryType::Ndarray });
-            if !table.has(memory, MemoryType::Ndarray) {
+            let convert_output = (memory != stored[i]).then_some(Conversion { from: memory, to: stored[i] });
+            if !table.has(memory, stored[i]) {
                 ctx.errors.push(PipelineError::NoConversion {
                     at: ctx.at,
                     step: ctx.step.clone(),
                     function: "storage".into(),
                     from: memory,
-                    to: MemoryType::Ndarray,
+                    to: stored[i],
                     source_desc: "the step's last function".into(),
                 });
             }
-            Resolved { func, convert_output, uses_gpu }
+            Resolved { func, convert_output, uses_gpu, output_memory: memory }
         });
         errors.append(&mut ctx.errors);
         out.push(resolved);
     }
     (out, errors)
+}
+
+/// The memory type a pattern's input must have: the first call's, or the common one of a dict's
+/// entries (`None` when they differ).
+pub fn first_input(p: &ResolvedPattern) -> Option<MemoryType> {
+    match p {
+        ResolvedPattern::Call(c) => Some(c.input_memory),
+        ResolvedPattern::Chain { members } => members.first().and_then(first_input),
+        ResolvedPattern::Dict { entries, .. } => {
+            let mut kinds = entries.values().map(first_input);
+            let first = kinds.next()??;
+            kinds.all(|k| k == Some(first)).then_some(first)
+        }
+    }
+}
+
+/// Which steps keep their output on the device: a GPU step whose output stays in memory (no
+/// checkpoint, no preview, not the last step), is read only by the next step, and whose
+/// next step starts with a call of the same GPU memory type. For those, the output is stored in
+/// that memory type and the next step starts from it: no device → host → device round trip.
+pub fn device_resident(resolved: &[Resolved], writes_memory_read_next: &[bool]) -> Vec<MemoryType> {
+    let mut stored = vec![MemoryType::Ndarray; resolved.len()];
+    for i in 0..resolved.len().saturating_sub(1) {
+        let out = resolved[i].output_memory;
+        if out.is_gpu_capable() && writes_memory_read_next[i] && first_input(&resolved[i + 1].func) == Some(out) {
+            stored[i] = out;
+        }
+    }
+    stored
 }
 
 #[cfg(test)]

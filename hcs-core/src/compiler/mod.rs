@@ -29,6 +29,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::memory::MemoryType;
 use crate::pipeline::{
     ConfigLayer, GpuPolicy, Pipeline, PipelineError, SourceMap, check_functions, check_special_io, check_wells,
 };
@@ -140,9 +141,46 @@ pub fn compile(
     let storage = materialize::plan(&init, &flows, plate, &names);
     // Phase 4.
     let policies: Vec<GpuPolicy> = init.steps.iter().map(|s| s.config.gpu_policy).collect();
-    let (resolved, contract_errors) =
-        contracts::resolve_steps(pipeline, registry, &options.conversions, &policies, !options.gpus.is_empty(), source);
+    let n = pipeline.steps.len();
+    let host = vec![MemoryType::Ndarray; n];
+    let gpu_available = !options.gpus.is_empty();
+    let resolve = |incoming: &[MemoryType], stored: &[MemoryType]| {
+        contracts::resolve_steps(
+            pipeline,
+            registry,
+            &options.conversions,
+            &policies,
+            gpu_available,
+            incoming,
+            stored,
+            source,
+        )
+    };
+    let (mut resolved, contract_errors) = resolve(&host, &host);
     errors.extend(contract_errors);
+    // Consecutive GPU steps keep the data on the device: resolve again with those memory types.
+    if errors.is_empty() {
+        let all: Vec<contracts::Resolved> = resolved.iter().flatten().cloned().collect();
+        if all.len() == n {
+            let hand_over: Vec<bool> = (0..n)
+                .map(|i| {
+                    let (w, next) = (&storage.steps[i].writes, storage.steps.get(i + 1).map(|s| &s.reads));
+                    matches!(w, Location::Memory { .. })
+                        && next == Some(w)
+                        && init.steps[i].checkpoint.is_none()
+                        && previews[i].is_none()
+                })
+                .collect();
+            let stored = contracts::device_resident(&all, &hand_over);
+            if stored.iter().any(|m| *m != MemoryType::Ndarray) {
+                let incoming: Vec<MemoryType> =
+                    (0..n).map(|i| if i == 0 { MemoryType::Ndarray } else { stored[i - 1] }).collect();
+                let (again, again_errors) = resolve(&incoming, &stored);
+                errors.extend(again_errors);
+                resolved = again;
+            }
+        }
+    }
     // Phase 5.
     errors.extend(gpu::check(pipeline, &resolved, &policies, &options.gpus, source));
 
@@ -223,6 +261,7 @@ impl Template<'_> {
             checkpoint_zarr_store: self.stores[i].1.clone(),
             func: resolved.func.clone(),
             convert_output: resolved.convert_output,
+            output_memory: resolved.convert_output.map_or(resolved.output_memory, |c| c.to),
             special_inputs: init.special_inputs.clone(),
             estimated_output_bytes: storage.output_bytes,
             preview: self.previews[i].clone(),

@@ -218,6 +218,10 @@ pub struct StepCommon {
     pub func: ResolvedPattern,
     /// Conversion of the last call's output back to host memory for storage, if needed.
     pub convert_output: Option<Conversion>,
+    /// Memory type the step's output is kept in: `ndarray`, or a GPU type when the next step
+    /// continues on the device.
+    #[serde(default, skip_serializing_if = "MemoryType::is_ndarray")]
+    pub output_memory: MemoryType,
     /// Special inputs by key.
     pub special_inputs: BTreeMap<String, SpecialInputPlan>,
     /// Estimated bytes of the step's output for one well (f32 planes), if known.

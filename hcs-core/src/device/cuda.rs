@@ -127,6 +127,41 @@ impl CudaStack {
         }
     }
 
+    /// Each plane as its own stack `[1, Y, X]` (device-to-device copies).
+    pub fn split_planes(&self) -> Result<Vec<CudaStack>, DeviceError> {
+        let [n, h, w] = self.shape;
+        let px = h * w;
+        (0..n)
+            .map(|i| {
+                let plane = self
+                    .stream
+                    .clone_dtod(&self.data().slice(i * px..(i + 1) * px))
+                    .map_err(|e| failed(self.ordinal(), e))?;
+                CudaStack::new(plane, [1, h, w], Arc::clone(&self.stream))
+            })
+            .collect()
+    }
+
+    /// Stacks of equal plane shape on one device joined along the planes (device-to-device copies).
+    pub fn join(stacks: &[&CudaStack]) -> Result<CudaStack, DeviceError> {
+        let Some(first) = stacks.first() else { return Err(DeviceError::Unsupported("no planes to join".into())) };
+        let [_, h, w] = first.shape;
+        if stacks.iter().any(|s| s.shape[1..] != first.shape[1..] || s.ordinal() != first.ordinal()) {
+            return Err(DeviceError::Unsupported("planes of one stack differ in shape or device".into()));
+        }
+        let total: usize = stacks.iter().map(|s| s.shape[0]).sum();
+        let ordinal = first.ordinal();
+        let stream = Arc::clone(&first.stream);
+        let mut out = stream.alloc_zeros::<f32>((total * h * w).max(1)).map_err(|e| failed(ordinal, e))?;
+        let mut at = 0;
+        for s in stacks {
+            let len = s.data().len();
+            stream.memcpy_dtod(s.data(), &mut out.slice_mut(at..at + len)).map_err(|e| failed(ordinal, e))?;
+            at += len;
+        }
+        CudaStack::new(out, [total, h, w], stream)
+    }
+
     /// Host → device, one copy.
     pub fn from_ndarray(array: &Array3<f32>, ordinal: u32) -> Result<Self, DeviceError> {
         let ordinal = ordinal as usize;

@@ -102,6 +102,66 @@ pub fn convert(stack: Stack, conversion: Option<Conversion>, device: Option<u32>
     }
 }
 
+/// A stack's planes as stacks of one plane `[1, Y, X]`, in place where the memory type allows (a
+/// torch stack's planes are views of it), for keeping a step's output on its device.
+pub fn split_planes(stack: Stack) -> Result<Vec<Stack>, DeviceError> {
+    match stack {
+        Stack::Ndarray(a) => {
+            Ok(a.outer_iter().map(|p| Stack::Ndarray(p.to_owned().insert_axis(ndarray::Axis(0)))).collect())
+        }
+        #[cfg(feature = "torch")]
+        Stack::Torch(t) => {
+            let n = t.size().first().copied().unwrap_or(0);
+            (0..n).map(|i| t.f_narrow(0, i, 1).map(Stack::Torch).map_err(|e| torch::error(t.device(), e))).collect()
+        }
+        #[cfg(feature = "cuda")]
+        Stack::Cuda(c) => c.split_planes().map(|v| v.into_iter().map(Stack::Cuda).collect()),
+    }
+}
+
+/// Planes of one memory type joined into one stack, on their device (no host round trip).
+pub fn join_planes(planes: &[&Stack]) -> Result<Stack, DeviceError> {
+    let Some(first) = planes.first() else { return Err(DeviceError::Unsupported("no planes to join".into())) };
+    let mixed = || DeviceError::Unsupported("planes of one stack live in different memory types".into());
+    match first {
+        Stack::Ndarray(_) => {
+            let views: Vec<_> = planes
+                .iter()
+                .map(|p| match p {
+                    Stack::Ndarray(a) => Ok(a.view()),
+                    #[allow(unreachable_patterns)]
+                    _ => Err(mixed()),
+                })
+                .collect::<Result<_, _>>()?;
+            ndarray::concatenate(ndarray::Axis(0), &views)
+                .map(Stack::Ndarray)
+                .map_err(|e| DeviceError::Unsupported(e.to_string()))
+        }
+        #[cfg(feature = "torch")]
+        Stack::Torch(t) => {
+            let tensors: Vec<&tch::Tensor> = planes
+                .iter()
+                .map(|p| match p {
+                    Stack::Torch(t) => Ok(t),
+                    _ => Err(mixed()),
+                })
+                .collect::<Result<_, _>>()?;
+            tch::Tensor::f_cat(&tensors, 0).map(Stack::Torch).map_err(|e| torch::error(t.device(), e))
+        }
+        #[cfg(feature = "cuda")]
+        Stack::Cuda(_) => {
+            let stacks: Vec<&cuda::CudaStack> = planes
+                .iter()
+                .map(|p| match p {
+                    Stack::Cuda(c) => Ok(c),
+                    _ => Err(mixed()),
+                })
+                .collect::<Result<_, _>>()?;
+            cuda::CudaStack::join(&stacks).map(Stack::Cuda)
+        }
+    }
+}
+
 /// The GPUs this build can use on this machine: with `cuda`, the driver's devices (after
 /// probing that libcuda loads at all); else with `torch`, libtorch's CUDA devices; else none.
 pub fn detect() -> GpuInventory {
@@ -154,6 +214,23 @@ mod tests {
         assert!(DeviceError::chain_is_out_of_memory(&Outer(inner)));
         let other = DeviceError::Failed { device: "cuda:1".into(), detail: "x".into() };
         assert!(!DeviceError::chain_is_out_of_memory(&Outer(other)));
+    }
+
+    #[test]
+    fn planes_split_and_join_back_to_the_same_stack() {
+        let a = Array3::<f32>::from_shape_fn((3, 2, 4), |(p, y, x)| (p * 100 + y * 10 + x) as f32);
+        let planes = split_planes(Stack::Ndarray(a.clone())).expect("split");
+        assert_eq!(planes.len(), 3);
+        let refs: Vec<&Stack> = planes.iter().rev().collect();
+        match join_planes(&refs).expect("join") {
+            Stack::Ndarray(b) => {
+                assert_eq!(b.index_axis(ndarray::Axis(0), 0), a.index_axis(ndarray::Axis(0), 2));
+                assert_eq!(b.dim(), (3, 2, 4));
+            }
+            #[allow(unreachable_patterns)]
+            other => panic!("{:?}", other.memory_type()),
+        }
+        assert!(join_planes(&[]).is_err());
     }
 
     #[test]

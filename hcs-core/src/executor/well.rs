@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use ndarray::{ArcArray2, Array3, Axis};
 use rayon::prelude::*;
@@ -11,8 +12,9 @@ use rayon::prelude::*;
 use hcs_vfs::Dtype;
 use hcs_vfs::tiff::{TiffCompression, TiffLimits, read_tiff, write_tiff};
 
+use crate::compiler::Conversion;
 use crate::compiler::{Location, ResolvedCall, ResolvedPattern, SpecialInputPlan, StepPlan, WellPlan};
-use crate::device::{DeviceError, convert};
+use crate::device::{DeviceError, convert, join_planes, split_planes};
 use crate::memory::Stack;
 use crate::plate::{Component, ImageKey, Plate};
 use crate::registry::Registry;
@@ -59,8 +61,17 @@ pub struct WellOutcome {
     pub notes: Vec<String>,
 }
 
+/// A step's output planes kept on its device for the next step (one stack of one plane each).
+type DevicePlanes = BTreeMap<ImageKey, Mutex<Stack>>;
+
+/// One group's output planes: on the host, or kept on the device.
+enum GroupPlanes {
+    Host(Vec<(ImageKey, ArcArray2<f32>)>),
+    Device(Vec<(ImageKey, Stack)>),
+}
+
 /// One group's output planes, the special outputs it produced, and its label.
-type GroupResult = (Vec<(ImageKey, ArcArray2<f32>)>, Vec<(&'static str, SpecialData)>, String);
+type GroupResult = (GroupPlanes, Vec<(&'static str, SpecialData)>, String);
 
 enum Special {
     One(SpecialData),
@@ -202,6 +213,19 @@ fn scratch_dir(dir: &Path, plan: &WellPlan) -> PathBuf {
     dir.join(plan.well.to_string())
 }
 
+/// Join the planes of `keys` kept on a device by the previous step (no host round trip).
+fn load_from_device(planes: &DevicePlanes, keys: &[ImageKey]) -> Result<Stack, String> {
+    let guards: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            let plane = planes.get(k).ok_or_else(|| format!("{k}: missing"))?;
+            plane.lock().map_err(|_| format!("{k}: a group panicked while holding it"))
+        })
+        .collect::<Result<_, String>>()?;
+    let refs: Vec<&Stack> = guards.iter().map(|g| &**g).collect();
+    join_planes(&refs).map_err(|e| e.to_string())
+}
+
 /// Load the planes of `keys` from where the step reads.
 fn load(job: &WellJob<'_>, reads: &Location, source: &Planes, keys: &[ImageKey]) -> Result<Array3<f32>, String> {
     match reads {
@@ -234,6 +258,7 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
     let mut memory: BTreeMap<String, Planes> = BTreeMap::new();
     let mut scratch_keys: BTreeMap<PathBuf, Vec<ImageKey>> = BTreeMap::new();
     let mut store: BTreeMap<String, Special> = BTreeMap::new();
+    let mut on_device: BTreeMap<String, DevicePlanes> = BTreeMap::new();
     let mut record = WellRecord { plan_crc32: super::output::plan_crc(plan), ..WellRecord::default() };
     let last = plan.steps.len().saturating_sub(1);
     let mut step_seconds = Vec::with_capacity(plan.steps.len());
@@ -244,6 +269,9 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
         let empty = Planes::new();
         let (keys, source): (Vec<ImageKey>, &Planes) = match &step.reads {
             Location::Plate { .. } => (job.plate.index.well(plan.well).map(|(k, _)| *k).collect(), &empty),
+            Location::Memory { namespace } if on_device.contains_key(namespace) => {
+                (on_device.get(namespace).map(|d| d.keys().copied().collect()).unwrap_or_default(), &empty)
+            }
             Location::Memory { namespace } => {
                 let planes = memory.get(namespace).ok_or_else(|| step_error(step, format!("{namespace} is empty")))?;
                 (planes.keys().copied().collect(), planes)
@@ -272,15 +300,35 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
                 (Mode::Cpu, Some(cpu)) => (cpu, None),
                 _ => (&step.func, device),
             };
+            let kept = match &step.reads {
+                Location::Memory { namespace } => on_device.get(namespace),
+                _ => None,
+            };
             let run_group = |group: &Vec<ImageKey>| -> Result<GroupResult, CallError> {
-                let stack = load(job, &step.reads, source, group)?;
+                let stack = match kept {
+                    Some(planes) => {
+                        let stack = load_from_device(planes, group)?;
+                        // The CPU fallback starts from the host.
+                        let to_host = Conversion { from: stack.memory_type(), to: crate::MemoryType::Ndarray };
+                        if mode == Mode::Cpu { convert(stack, Some(to_host), None)? } else { stack }
+                    }
+                    None => Stack::Ndarray(load(job, &step.reads, source, group)?),
+                };
                 let ctx = CallCtx { registry: job.registry, device, step, store: &store, group_values: &group[0] };
                 let mut produced = Vec::new();
-                let out = ctx.run(pattern, Stack::Ndarray(stack), &mut produced)?;
-                let out = convert(out, step.convert_output, device)?;
+                let out = ctx.run(pattern, stack, &mut produced)?;
+                // Where the plan keeps the output: the host, or the step's device for the next step.
+                let keep = Conversion { from: out.memory_type(), to: step.output_memory };
+                let out = convert(out, Some(keep), step.gpu.map(|g| g.device))?;
+                let label = label(group, &step.variable_components, &varying);
                 #[allow(unreachable_patterns)] // more variants with the torch / cuda features
                 let array = match out {
-                    Stack::Ndarray(a) => a,
+                    Stack::Ndarray(a) if step.output_memory.is_ndarray() => a,
+                    other if !step.output_memory.is_ndarray() => {
+                        let names = output_keys(group, other.planes())?;
+                        let planes = split_planes(other)?;
+                        return Ok((GroupPlanes::Device(names.into_iter().zip(planes).collect()), produced, label));
+                    }
                     other => return Err(format!("a {} stack reached storage", other.memory_type()).into()),
                 };
                 let names = output_keys(group, array.shape()[0])?;
@@ -291,7 +339,7 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
                     .enumerate()
                     .map(|(i, k)| (k, shared.clone().index_axis_move(Axis(0), i)))
                     .collect();
-                Ok((planes, produced, label(group, &step.variable_components, &varying)))
+                Ok((GroupPlanes::Host(planes), produced, label))
             };
             let attempt: Result<Vec<GroupResult>, CallError> = match mode {
                 Mode::Parallel => grouped.par_iter().map(|(_, g)| run_group(g)).collect(),
@@ -327,9 +375,11 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
         // Special outputs: one per well, or one per group when merged.
         let mut step_specials: BTreeMap<&'static str, Vec<(String, SpecialData)>> = BTreeMap::new();
         let mut planes = Planes::new();
+        let mut device_planes = DevicePlanes::new();
         for (outs, produced, group_label) in results {
-            for (k, p) in outs {
-                planes.insert(k, p);
+            match outs {
+                GroupPlanes::Host(outs) => planes.extend(outs),
+                GroupPlanes::Device(outs) => device_planes.extend(outs.into_iter().map(|(k, p)| (k, Mutex::new(p)))),
             }
             for (key, value) in produced {
                 step_specials.entry(key).or_default().push((group_label.clone(), value));
@@ -353,13 +403,14 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
             step = step.index,
             name = %step.name,
             groups = grouped.len(),
-            planes_out = planes.len(),
+            planes_out = planes.len() + device_planes.len(),
             seconds = step_start.elapsed().as_secs_f64(),
             "step done"
         );
         // Store the output where the plan says; free the input once read.
         if let Location::Memory { namespace } = &step.reads {
             memory.remove(namespace);
+            on_device.remove(namespace);
         }
         if let Location::Disk { dir } = &step.reads {
             scratch_keys.remove(dir);
@@ -372,6 +423,9 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
             publish_preview(job, step, preview, &planes)?;
         }
         match &step.writes {
+            Location::Memory { namespace } if !device_planes.is_empty() => {
+                on_device.insert(namespace.clone(), device_planes);
+            }
             Location::Memory { namespace } => {
                 memory.insert(namespace.clone(), planes);
             }
