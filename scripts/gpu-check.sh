@@ -7,7 +7,7 @@
 # It runs: `hcs devices`; the torch converter unit tests; the torch variants against the ndarray
 # versions on cuda:0 (and on the CPU); the cuda kernels against the ndarray versions; torch ⇄ cuda
 # sharing; a real device out-of-memory through the executor (retry, CPU fallback, require fails);
-# then the canonical pipeline on a synthetic 8-well plate (3×3 sites, 2 channels, 3 z, 1024²) with
+# kernel timings CPU vs GPU (hcs-kernels/examples/device_bench.rs); then the canonical pipeline on a synthetic 8-well plate (3×3 sites, 2 channels, 3 z, 1024²) with
 # gpu_policy = never vs prefer, alternating, and compares the two outputs file by file.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +33,8 @@ for l in sys.stdin:
     m = json.loads(l)
     if m.get("executable"): print(m["executable"])' | tail -1)
   cp "$exe" "$BIN/hcs_core_lib"
+  cargo build --release --features torch,cuda -p hcs-kernels --example device_bench
+  cp target/release/examples/device_bench "$BIN/device_bench"
   strip "$BIN"/*
   du -sh "$BIN"
   exit 0
@@ -54,6 +56,9 @@ step env HCS_TORCH_DEVICE=cuda "$BIN/torch_equivalence" --nocapture --test-threa
 step "$BIN/torch_equivalence"
 step "$BIN/cuda_equivalence"
 step "$BIN/gpu_out_of_memory"
+
+echo "== kernels: CPU (all cores) vs torch on cuda:0 vs cuda, 9 × 1024² stack"
+step "$BIN/device_bench"
 
 echo "== canonical pipeline, GPU (prefer) vs CPU (never), 16 workers"
 P=/tmp/hcs-gpu-bench

@@ -67,7 +67,9 @@ pub fn context(ordinal: usize) -> Result<Arc<CudaContext>, DeviceError> {
 
 /// A module compiled once per device from CUDA C source (NVRTC) and cached under `name`.
 pub fn module(ordinal: usize, name: &'static str, source: &'static str) -> Result<Arc<CudaModule>, DeviceError> {
-    static MODULES: OnceLock<Mutex<HashMap<(usize, &'static str), Arc<CudaModule>>>> = OnceLock::new();
+    /// Compiled modules by (device ordinal, module name).
+    type Modules = HashMap<(usize, &'static str), Arc<CudaModule>>;
+    static MODULES: OnceLock<Mutex<Modules>> = OnceLock::new();
     let ctx = context(ordinal)?;
     let map = MODULES.get_or_init(Default::default);
     let mut map = map.lock().map_err(|_| DeviceError::Unsupported("CUDA module table poisoned".into()))?;

@@ -293,7 +293,7 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
         // A GPU step holds one of its device's slots while it runs.
         let _slot = step.gpu.map(|g| job.gpu_slots.acquire(g.device, g.slots));
         let device = step.gpu.map(|g| g.device);
-        let cpu = matches!(step.gpu, Some(_)).then(|| cpu_pattern(&step.func, job.registry)).flatten();
+        let cpu = step.gpu.is_some().then(|| cpu_pattern(&step.func, job.registry)).flatten();
         let mut mode = Mode::Parallel;
         let results: Vec<GroupResult> = loop {
             let (pattern, device) = match (&mode, &cpu) {
