@@ -180,7 +180,25 @@ macro_rules! erased_stack_type {
     };
 }
 
-erased_stack_type!(NdarrayStackType, NdarrayStack, Ndarray, MemoryType::Ndarray);
+// Written out (not through the macro) so rustc's "implemented for" hint points at this line.
+impl NdarrayStackType for NdarrayStack {
+    fn from_stack(stack: Stack, function: &'static str) -> Result<Self, InvokeError> {
+        #[allow(unreachable_patterns)] // more variants exist with the torch / cuda features
+        match stack {
+            Stack::Ndarray(a) => Ok(a),
+            other => Err(InvokeError::WrongMemoryType {
+                function,
+                expected: MemoryType::Ndarray,
+                found: other.memory_type(),
+            }),
+        }
+    }
+
+    fn into_stack(self) -> Stack {
+        Stack::Ndarray(self)
+    }
+}
+
 #[cfg(feature = "torch")]
 erased_stack_type!(TorchStackType, TorchStack, Torch, MemoryType::Torch);
 #[cfg(feature = "cuda")]
