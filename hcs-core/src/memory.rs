@@ -160,6 +160,7 @@ pub trait CudaStackType: Sized {
     fn into_stack(self) -> Stack;
 }
 
+#[cfg(any(feature = "torch", feature = "cuda"))]
 macro_rules! erased_stack_type {
     ($trait:ident, $ty:ty, $variant:ident, $memory:expr) => {
         impl $trait for $ty {
