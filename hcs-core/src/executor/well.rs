@@ -12,8 +12,7 @@ use rayon::prelude::*;
 use hcs_vfs::Dtype;
 use hcs_vfs::tiff::{TiffCompression, TiffLimits, read_tiff, write_tiff};
 
-use crate::compiler::Conversion;
-use crate::compiler::{Location, ResolvedCall, ResolvedPattern, SpecialInputPlan, StepPlan, WellPlan};
+use crate::compiler::{Conversion, Location, ResolvedCall, ResolvedPattern, SpecialInputPlan, StepPlan, WellPlan};
 use crate::device::{DeviceError, convert, join_planes, split_planes};
 use crate::memory::Stack;
 use crate::plate::{Component, ImageKey, Plate};
@@ -103,6 +102,18 @@ impl From<DeviceError> for CallError {
     }
 }
 
+impl From<crate::InvokeError> for CallError {
+    /// A function's own error is an out-of-memory when a device said so anywhere in its chain.
+    fn from(e: crate::InvokeError) -> Self {
+        match &e {
+            crate::InvokeError::Function { source, .. } if DeviceError::chain_is_out_of_memory(&**source) => {
+                CallError::OutOfMemory(e.to_string())
+            }
+            _ => CallError::Other(e.to_string()),
+        }
+    }
+}
+
 impl From<String> for CallError {
     fn from(m: String) -> Self {
         CallError::Other(m)
@@ -164,13 +175,7 @@ impl CallCtx<'_> {
                     .get(&call.function, call.input_memory)
                     .ok_or_else(|| format!("`{}` is not registered in this binary", call.function))?;
                 let inputs = self.inputs(call, produced)?;
-                let out = contract.call(stack, &call.params, &inputs).map_err(|e| {
-                    let oom = match &e {
-                        crate::InvokeError::Function { source, .. } => DeviceError::chain_is_out_of_memory(&**source),
-                        _ => false,
-                    };
-                    if oom { CallError::OutOfMemory(e.to_string()) } else { CallError::Other(e.to_string()) }
-                })?;
+                let out = contract.call(stack, &call.params, &inputs)?;
                 produced.extend(out.special_outputs);
                 Ok(out.stack)
             }
