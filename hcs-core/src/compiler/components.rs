@@ -224,7 +224,7 @@ pub fn check_producers(
                 errors.push(PipelineError::Special {
                     at,
                     step: step_ref.clone(),
-                    message: format!("`merge_outputs` names `{key}`, which no function of this step produces"),
+                    message: crate::pipeline::wiring::merge_output_message(key).as_str().to_owned(),
                 });
             }
         }

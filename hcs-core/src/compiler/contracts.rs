@@ -26,22 +26,16 @@ impl ConversionTable {
         Self::default()
     }
 
-    /// The conversions compiled in: host ↔ torch with feature `torch`, host ↔ cuda with `cuda`,
-    /// torch ↔ cuda with both.
+    /// The conversions compiled in, by the rule `pipeline!` also checks with:
+    /// [`conversion_exists`](crate::pipeline::wiring::conversion_exists).
     pub fn built_in() -> Self {
-        #[allow(unused_mut)]
         let mut table = Self::none();
-        #[cfg(feature = "torch")]
-        {
-            table = table.with(MemoryType::Ndarray, MemoryType::Torch).with(MemoryType::Torch, MemoryType::Ndarray);
-        }
-        #[cfg(feature = "cuda")]
-        {
-            table = table.with(MemoryType::Ndarray, MemoryType::Cuda).with(MemoryType::Cuda, MemoryType::Ndarray);
-        }
-        #[cfg(all(feature = "torch", feature = "cuda"))]
-        {
-            table = table.with(MemoryType::Torch, MemoryType::Cuda).with(MemoryType::Cuda, MemoryType::Torch);
+        for from in MemoryType::ALL {
+            for to in MemoryType::ALL {
+                if from != to && crate::pipeline::wiring::conversion_exists(from, to) {
+                    table = table.with(from, to);
+                }
+            }
         }
         table
     }

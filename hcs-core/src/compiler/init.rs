@@ -7,9 +7,11 @@ use std::any::TypeId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::contract::FunctionContract;
+use crate::pipeline::wiring::link;
 use crate::pipeline::{
-    Config, ConfigLayer, InputSource, Line, PLATE_SUPPLIED_INPUTS, Pipeline, PipelineError, SourceMap, StepRef,
-    StorageBackend,
+    Config, ConfigLayer, InputSource, Line, Link, Pipeline, PipelineError, SourceMap, StepRef, StepShape,
+    StorageBackend, step_calls,
 };
 use crate::plate::WellId;
 use crate::registry::Registry;
@@ -126,8 +128,11 @@ pub fn initialize(
     let final_location = persistent_location(&run_config, &output_root, &run_config.sub_dir);
     let sources = effective_sources(pipeline, registry);
 
-    // (key → (step, function, type)) of the latest producer so far.
-    let mut producers: BTreeMap<&'static str, (usize, String, TypeId, &'static str)> = BTreeMap::new();
+    // Every special input is linked by the rule `pipeline!` checks at compile time.
+    let calls = step_calls(pipeline, registry);
+    let contracts: Vec<Vec<&FunctionContract>> = calls.iter().map(|s| s.iter().map(|c| c.1).collect()).collect();
+    let shapes: Vec<StepShape<'_>> =
+        pipeline.steps.iter().zip(&contracts).map(|(step, calls)| StepShape { name: &step.name, calls }).collect();
     let mut steps = Vec::with_capacity(pipeline.steps.len());
     for (i, step) in pipeline.steps.iter().enumerate() {
         let step_ref = StepRef { index: i + 1, name: step.name.clone() };
@@ -143,54 +148,57 @@ pub fn initialize(
 
         let mut special_inputs = BTreeMap::new();
         let mut special_outputs = BTreeMap::new();
-        for (k, (_, call)) in step.func.calls().into_iter().enumerate() {
-            let Some(contract) = registry.variants(&call.name).first() else { continue };
+        for (c, &(k, contract, name)) in calls[i].iter().enumerate() {
             let call_at = Line(source.and_then(|s| s.call_line(i, k)).or(at.0));
             for input in contract.special_inputs {
                 let ty = (input.type_id)();
-                let plan = match producers.get(input.key) {
-                    Some((p, function, produced_ty, produced_name)) => {
-                        if *produced_ty != ty {
+                let plan = match link(&shapes, i, c, input.key) {
+                    Link::Produced { step: p, call: pc, slot } => {
+                        let (_, producer, function) = calls[p][pc];
+                        let output = &producer.special_outputs[slot];
+                        if (output.type_id)() != ty {
                             errors.push(PipelineError::Special {
                                 at: call_at,
                                 step: step_ref.clone(),
                                 message: format!(
-                                    "`{}` takes special input `{}` as `{}`, but `{function}` (step {p}) produces `{produced_name}`",
-                                    call.name, input.key, input.rust_type
+                                    "`{name}` takes special input `{}` as `{}`, but `{function}` (step {}) produces `{}`",
+                                    input.key,
+                                    input.rust_type,
+                                    p + 1,
+                                    output.rust_type
                                 ),
                             });
                         }
                         SpecialInputPlan::Step {
-                            step: *p,
-                            function: function.clone(),
+                            step: p + 1,
+                            function: function.to_string(),
                             memory_key: format!("special/{}", input.key),
                         }
                     }
-                    None if PLATE_SUPPLIED_INPUTS.contains(&input.key) => match plate_value(input.key, ty, plate) {
+                    Link::Plate => match plate_value(input.key, ty, plate) {
                         Ok(value) => SpecialInputPlan::Plate { value },
                         Err(why) => {
                             errors.push(PipelineError::Special {
                                 at: call_at,
                                 step: step_ref.clone(),
                                 message: format!(
-                                    "`{}` needs special input `{}` from the plate, but {why}",
-                                    call.name, input.key
+                                    "`{name}` needs special input `{}` from the plate, but {why}",
+                                    input.key
                                 ),
                             });
                             continue;
                         }
                     },
                     // Reported by `check_special_io` (no producer / produced only later).
-                    None => continue,
+                    Link::Missing { .. } => continue,
                 };
                 special_inputs.insert(input.key.to_string(), plan);
             }
             for output in contract.special_outputs {
-                producers.insert(output.key, (i + 1, call.name.clone(), (output.type_id)(), output.rust_type));
                 special_outputs.insert(
                     output.key.to_string(),
                     OutputTemplate {
-                        function: call.name.clone(),
+                        function: name.to_string(),
                         materializer: output.materializer.map(|m| m.name.to_string()),
                         per_group: step.merge_outputs.iter().any(|m| m == output.key),
                     },

@@ -12,6 +12,8 @@ use crate::registry::Registry;
 use super::error::{Line, PipelineError, StepRef};
 use super::file::SourceMap;
 use super::step::Pipeline;
+use super::wiring::{DICT_WITHOUT_GROUP_BY, Link, StepShape, link};
+use crate::contract::FunctionContract;
 
 /// Every problem of `pipeline` against `registry`; `source` adds file lines to the messages.
 pub fn check_functions(pipeline: &Pipeline, registry: &Registry, source: Option<&SourceMap>) -> Vec<PipelineError> {
@@ -26,7 +28,7 @@ pub fn check_functions(pipeline: &Pipeline, registry: &Registry, source: Option<
             errors.push(PipelineError::Grouping {
                 at: step_line,
                 step: step_ref.clone(),
-                message: "a dict pattern needs `group_by` (the component whose value picks the entry)".into(),
+                message: DICT_WITHOUT_GROUP_BY.into(),
             });
         }
         if let Some(g) = step.group_by.filter(|g| step.variable_components.contains(g)) {
@@ -102,62 +104,69 @@ pub fn check_wells(pipeline: &Pipeline, plate_wells: &[WellId], source: Option<&
     errors
 }
 
-/// Special inputs the compiler supplies from the plate's metadata instead of an earlier step.
-pub const PLATE_SUPPLIED_INPUTS: [&str; 2] = ["grid_dimensions", "pixel_size"];
+/// The wiring shape of `pipeline`: per step, the registered calls (depth first) as
+/// `(index among the step's calls, contract, name)`. Unknown functions are left out (reported by
+/// [`check_functions`]).
+pub fn step_calls<'p>(
+    pipeline: &'p Pipeline,
+    registry: &Registry,
+) -> Vec<Vec<(usize, &'static FunctionContract, &'p str)>> {
+    pipeline
+        .steps
+        .iter()
+        .map(|step| {
+            step.func
+                .calls()
+                .into_iter()
+                .enumerate()
+                .filter_map(|(k, (_, c))| {
+                    registry.variants(&c.name).first().map(|&contract| (k, contract, c.name.as_str()))
+                })
+                .collect()
+        })
+        .collect()
+}
 
 /// Special I/O wiring: every special input (except [`PLATE_SUPPLIED_INPUTS`]) has a producer
-/// earlier in the pipeline (an earlier step, or an earlier member of the same chain); no key is
-/// produced twice within one step. Unknown functions are left to [`check_functions`].
+/// earlier in the pipeline (an earlier step, or an earlier member of the same chain), by the
+/// shared rule [`link`]; no key is produced twice within one step. Unknown functions are left to
+/// [`check_functions`].
 pub fn check_special_io(pipeline: &Pipeline, registry: &Registry, source: Option<&SourceMap>) -> Vec<PipelineError> {
-    let contract = |name: &str| registry.variants(name).first().copied();
-    let producers_of_step = |i: usize| -> Vec<(&'static str, String)> {
-        pipeline.steps[i]
-            .func
-            .calls()
-            .into_iter()
-            .filter_map(|(_, c)| contract(&c.name).map(|k| (k, c.name.clone())))
-            .flat_map(|(k, name)| k.special_outputs.iter().map(move |o| (o.key, name.clone())))
-            .collect()
-    };
+    let calls = step_calls(pipeline, registry);
+    let contracts: Vec<Vec<&FunctionContract>> = calls.iter().map(|s| s.iter().map(|c| c.1).collect()).collect();
+    let shapes: Vec<StepShape<'_>> =
+        pipeline.steps.iter().zip(&contracts).map(|(step, calls)| StepShape { name: &step.name, calls }).collect();
     let step_ref = |i: usize| StepRef { index: i + 1, name: pipeline.steps[i].name.clone() };
     let mut errors = Vec::new();
-    let mut available: Vec<&'static str> = Vec::new();
-    for (i, step) in pipeline.steps.iter().enumerate() {
-        let mut produced_here: Vec<(&'static str, String)> = Vec::new();
-        for (k, (_, call)) in step.func.calls().into_iter().enumerate() {
-            let Some(c) = contract(&call.name) else { continue };
+    for (i, step_calls) in calls.iter().enumerate() {
+        let mut produced_here: Vec<(&'static str, &str)> = Vec::new();
+        for (c, &(k, contract, name)) in step_calls.iter().enumerate() {
             let at = Line(source.and_then(|s| s.call_line(i, k)).or(source.and_then(|s| s.step_line(i))));
-            for input in c.special_inputs {
-                let key = input.key;
-                let here = produced_here.iter().any(|(p, _)| *p == key);
-                if PLATE_SUPPLIED_INPUTS.contains(&key) || available.contains(&key) || here {
-                    continue;
+            for input in contract.special_inputs {
+                if let Link::Missing { later } = link(&shapes, i, c, input.key) {
+                    errors.push(PipelineError::MissingSpecialInput {
+                        at,
+                        step: step_ref(i),
+                        function: name.to_string(),
+                        key: input.key.to_string(),
+                        later: later.map(|j| step_ref(j).to_string()),
+                    });
                 }
-                let later =
-                    (i + 1..pipeline.steps.len()).find(|&j| producers_of_step(j).iter().any(|(p, _)| *p == key));
-                errors.push(PipelineError::MissingSpecialInput {
-                    at,
-                    step: step_ref(i),
-                    function: call.name.clone(),
-                    key: key.to_string(),
-                    later: later.map(|j| step_ref(j).to_string()),
-                });
             }
-            for output in c.special_outputs {
+            for output in contract.special_outputs {
                 if let Some((_, first)) = produced_here.iter().find(|(p, _)| *p == output.key) {
                     errors.push(PipelineError::DuplicateProducer {
                         at,
                         step: step_ref(i),
                         key: output.key.to_string(),
-                        first: first.clone(),
-                        second: call.name.clone(),
+                        first: first.to_string(),
+                        second: name.to_string(),
                     });
                 } else {
-                    produced_here.push((output.key, call.name.clone()));
+                    produced_here.push((output.key, name));
                 }
             }
         }
-        available.extend(produced_here.into_iter().map(|(k, _)| k));
     }
     errors
 }

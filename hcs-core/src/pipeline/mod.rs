@@ -4,14 +4,17 @@
 
 pub mod check;
 pub mod config;
+pub mod const_text;
 pub mod error;
 pub mod file;
 pub mod pattern;
 pub mod step;
+pub mod wiring;
 
-pub use check::{PLATE_SUPPLIED_INPUTS, check_functions, check_special_io, check_wells};
+pub use check::{check_functions, check_special_io, check_wells, step_calls};
 pub use config::{Config, ConfigError, ConfigLayer, GpuPolicy, StorageBackend, Workers, ZarrCompression};
 pub use error::{Line, PipelineError, StepRef};
 pub use file::SourceMap;
 pub use pattern::{FunctionCall, FunctionPattern};
 pub use step::{FunctionStep, InputSource, Materialize, Pipeline};
+pub use wiring::{Link, PLATE_SUPPLIED_INPUTS, StepShape};

@@ -1,0 +1,357 @@
+//! The wiring rules of a pipeline — which producer feeds each special input, whether a dict
+//! pattern can be routed, whether two adjacent memory types connect — written once, as `const fn`s.
+//!
+//! The runtime checks ([`super::check`], the compiler's phase 1 and 4) call them on registry
+//! contracts; `hcs::pipeline!` makes rustc evaluate the very same functions on the `FUNC`
+//! constants of the functions a Rust pipeline names, so a Rust pipeline and its pipeline-file twin
+//! can never be judged differently. The messages they build are the runtime errors' text.
+
+use crate::contract::FunctionContract;
+use crate::memory::MemoryType;
+
+use super::const_text::ConstText;
+
+/// Special inputs the compiler supplies from the plate's metadata instead of an earlier step.
+pub const PLATE_SUPPLIED_INPUTS: [&str; 2] = ["grid_dimensions", "pixel_size"];
+
+/// Why a dict pattern needs `group_by`.
+pub const DICT_WITHOUT_GROUP_BY: &str = "a dict pattern needs `group_by` (the component whose value picks the entry)";
+
+/// One step as the wiring rules see it: its name and the contracts of its calls, depth first
+/// (chain members in order, dict entries in key order).
+#[derive(Clone, Copy, Debug)]
+pub struct StepShape<'a> {
+    /// The step's name.
+    pub name: &'a str,
+    /// The contracts of its calls.
+    pub calls: &'a [&'a FunctionContract],
+}
+
+/// Where a special input comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Output `slot` of call `call` of step `step` (0-based; an earlier call of the consumer's own
+    /// step counts): the latest producer before the consumer.
+    Produced {
+        /// The producing step.
+        step: usize,
+        /// The producing call within that step.
+        call: usize,
+        /// The index of the key among the producer's special outputs.
+        slot: usize,
+    },
+    /// Supplied by the plate's metadata (one of [`PLATE_SUPPLIED_INPUTS`]).
+    Plate,
+    /// Nothing before the consumer produces it; `later` is the first later step that does.
+    Missing {
+        /// The first later producing step, if any.
+        later: Option<usize>,
+    },
+}
+
+/// `a == b` for strings, usable in constants.
+pub const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The index of `key` among `contract`'s special outputs.
+pub const fn output_slot(contract: &FunctionContract, key: &str) -> Option<usize> {
+    let mut i = 0;
+    while i < contract.special_outputs.len() {
+        if str_eq(contract.special_outputs[i].key, key) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+const fn produced_by(calls: &[&FunctionContract], before: usize, key: &str) -> Option<(usize, usize)> {
+    let mut k = before;
+    while k > 0 {
+        k -= 1;
+        if let Some(slot) = output_slot(calls[k], key) {
+            return Some((k, slot));
+        }
+    }
+    None
+}
+
+/// The producer of special input `key` of call `call` of step `step`: the latest earlier call of
+/// the same step, else the latest call of the latest earlier step, else the plate, else missing.
+pub const fn link(steps: &[StepShape<'_>], step: usize, call: usize, key: &str) -> Link {
+    if let Some((call, slot)) = produced_by(steps[step].calls, call, key) {
+        return Link::Produced { step, call, slot };
+    }
+    let mut s = step;
+    while s > 0 {
+        s -= 1;
+        if let Some((call, slot)) = produced_by(steps[s].calls, steps[s].calls.len(), key) {
+            return Link::Produced { step: s, call, slot };
+        }
+    }
+    let mut p = 0;
+    while p < PLATE_SUPPLIED_INPUTS.len() {
+        if str_eq(PLATE_SUPPLIED_INPUTS[p], key) {
+            return Link::Plate;
+        }
+        p += 1;
+    }
+    let mut s = step + 1;
+    while s < steps.len() {
+        if produced_by(steps[s].calls, steps[s].calls.len(), key).is_some() {
+            return Link::Missing { later: Some(s) };
+        }
+        s += 1;
+    }
+    Link::Missing { later: None }
+}
+
+/// Whether this build converts stacks of memory type `from` into `to` (always for equal types):
+/// host ↔ torch with feature `torch`, host ↔ cuda with `cuda`, torch ↔ cuda with both.
+pub const fn conversion_exists(from: MemoryType, to: MemoryType) -> bool {
+    let torch = cfg!(feature = "torch");
+    let cuda = cfg!(feature = "cuda");
+    match (from, to) {
+        (MemoryType::Ndarray, MemoryType::Ndarray)
+        | (MemoryType::Torch, MemoryType::Torch)
+        | (MemoryType::Cuda, MemoryType::Cuda) => true,
+        (MemoryType::Ndarray, MemoryType::Torch) | (MemoryType::Torch, MemoryType::Ndarray) => torch,
+        (MemoryType::Ndarray, MemoryType::Cuda) | (MemoryType::Cuda, MemoryType::Ndarray) => cuda,
+        (MemoryType::Torch, MemoryType::Cuda) | (MemoryType::Cuda, MemoryType::Torch) => torch && cuda,
+    }
+}
+
+/// `step K `name`: ` — the prefix of every step error.
+const fn step_prefix(text: ConstText, steps: &[StepShape<'_>], step: usize) -> ConstText {
+    text.push("step").push_usize(step + 1).push(" `").push(steps[step].name).push("`: ")
+}
+
+/// The runtime error text (without a file line) for a special input with no earlier producer.
+pub const fn missing_input_message(
+    steps: &[StepShape<'_>],
+    step: usize,
+    function: &str,
+    key: &str,
+    later: Option<usize>,
+) -> ConstText {
+    let text = step_prefix(ConstText::new(), steps, step)
+        .push("`")
+        .push(function)
+        .push("` needs special input `")
+        .push(key)
+        .push("`, but no earlier step produces it");
+    match later {
+        Some(l) => step_prefix(text.push(" (it is produced only later, by "), steps, l).pop(2).push(")"),
+        None => text,
+    }
+}
+
+/// Compile-time check used by `pipeline!`: input `input` of call `call` of step `step` has a
+/// producer; returns the global index of the producing call (counting every step's calls in
+/// order) and the producer's output slot — `(total calls, 0)` for an absent slot, and
+/// `(total calls + 1, i)` for `PLATE_SUPPLIED_INPUTS[i]`. Fails the constant with the runtime
+/// error's text otherwise.
+pub const fn const_link(steps: &[StepShape<'_>], step: usize, call: usize, input: usize) -> (usize, usize) {
+    let contract = steps[step].calls[call];
+    let total = total_calls(steps);
+    if input >= contract.special_inputs.len() {
+        return (total, 0);
+    }
+    let key = contract.special_inputs[input].key;
+    match link(steps, step, call, key) {
+        Link::Produced { step: s, call: k, slot } => (first_call(steps, s) + k, slot),
+        Link::Plate => {
+            let mut p = 0;
+            while !str_eq(PLATE_SUPPLIED_INPUTS[p], key) {
+                p += 1;
+            }
+            (total + 1, p)
+        }
+        Link::Missing { later } => {
+            let text = missing_input_message(steps, step, contract.name, key, later);
+            panic!("{}", text.as_str())
+        }
+    }
+}
+
+/// Compile-time check used by `pipeline!`: a step with a dict pattern has a `group_by`.
+pub const fn const_check_grouping(steps: &[StepShape<'_>], step: usize, has_dict: bool, has_group_by: bool) {
+    if has_dict && !has_group_by {
+        let text = step_prefix(ConstText::new(), steps, step).push(DICT_WITHOUT_GROUP_BY);
+        panic!("{}", text.as_str())
+    }
+}
+
+/// Compile-time check used by `pipeline!`: call `to` of step `step` can take what call `from`
+/// returns (`None` is storage: `ndarray`).
+pub const fn const_check_conversion(steps: &[StepShape<'_>], step: usize, from: Option<usize>, to: Option<usize>) {
+    let calls = steps[step].calls;
+    let out = match from {
+        Some(k) => calls[k].output_memory,
+        None => MemoryType::Ndarray,
+    };
+    let input = match to {
+        Some(k) => calls[k].input_memory,
+        None => MemoryType::Ndarray,
+    };
+    if !conversion_exists(out, input) {
+        let taker = match to {
+            Some(k) => calls[k].name,
+            None => "storage",
+        };
+        let text = step_prefix(ConstText::new(), steps, step)
+            .push("`")
+            .push(taker)
+            .push("` takes ")
+            .push(input.name())
+            .push(" stacks, but gets ")
+            .push(out.name())
+            .push(" from ")
+            .push(match from {
+                Some(k) => calls[k].name,
+                None => "storage",
+            })
+            .push(", and this build has no ")
+            .push(out.name())
+            .push(" → ")
+            .push(input.name())
+            .push(" conversion");
+        panic!("{}", text.as_str())
+    }
+}
+
+/// The runtime error text (after `step K `name`: `) for a `merge_outputs` key no call of the
+/// step produces.
+pub const fn merge_output_message(key: &str) -> ConstText {
+    ConstText::new().push("`merge_outputs` names `").push(key).push("`, which no function of this step produces")
+}
+
+/// Compile-time check used by `pipeline!`: some call of step `step` produces `merge_outputs` key `key`.
+pub const fn const_check_merge_output(steps: &[StepShape<'_>], step: usize, key: &str) {
+    let calls = steps[step].calls;
+    if produced_by(calls, calls.len(), key).is_none() {
+        let text = step_prefix(ConstText::new(), steps, step).push(merge_output_message(key).as_str());
+        panic!("{}", text.as_str())
+    }
+}
+
+/// How many calls all steps have together.
+pub const fn total_calls(steps: &[StepShape<'_>]) -> usize {
+    first_call(steps, steps.len())
+}
+
+/// The global index of step `step`'s first call.
+pub const fn first_call(steps: &[StepShape<'_>], step: usize) -> usize {
+    let mut n = 0;
+    let mut s = 0;
+    while s < step {
+        n += steps[s].calls.len();
+        s += 1;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{PlaneCount, SourceLocation};
+    use crate::special::{SpecialInputSpec, SpecialOutputSpec};
+
+    fn id() -> std::any::TypeId {
+        std::any::TypeId::of::<u8>()
+    }
+
+    const fn contract(
+        name: &'static str,
+        special_inputs: &'static [SpecialInputSpec],
+        special_outputs: &'static [SpecialOutputSpec],
+    ) -> FunctionContract {
+        FunctionContract {
+            name,
+            module_path: "test",
+            crate_name: "test",
+            input_memory: MemoryType::Ndarray,
+            output_memory: MemoryType::Ndarray,
+            output_planes: PlaneCount::Same,
+            special_inputs,
+            special_outputs,
+            chain_breaker: false,
+            params: &[],
+            doc: "",
+            location: SourceLocation { file: "", line: 0, column: 0 },
+            invoke: |_, _, _| Err(crate::error::InvokeError::MissingParam { function: "test", param: "x" }),
+        }
+    }
+
+    const OUT: &[SpecialOutputSpec] =
+        &[SpecialOutputSpec { key: "positions", rust_type: "u8", type_id: id, materializer: None }];
+    const IN: &[SpecialInputSpec] = &[SpecialInputSpec { key: "positions", rust_type: "u8", type_id: id }];
+    const PRODUCER: FunctionContract = contract("produce", &[], OUT);
+    const CONSUMER: FunctionContract = contract("consume", IN, &[]);
+    const PLAIN: FunctionContract = contract("plain", &[], &[]);
+
+    #[test]
+    fn the_latest_earlier_producer_feeds_an_input() {
+        let steps = [
+            StepShape { name: "a", calls: &[&PRODUCER] },
+            StepShape { name: "b", calls: &[&PLAIN, &PRODUCER] },
+            StepShape { name: "c", calls: &[&CONSUMER] },
+        ];
+        assert_eq!(link(&steps, 2, 0, "positions"), Link::Produced { step: 1, call: 1, slot: 0 });
+        assert_eq!(const_link(&steps, 2, 0, 0), (2, 0));
+        assert_eq!(const_link(&steps, 2, 0, 5), (total_calls(&steps), 0));
+        let same_step = [StepShape { name: "a", calls: &[&PRODUCER, &CONSUMER] }];
+        assert_eq!(link(&same_step, 0, 1, "positions"), Link::Produced { step: 0, call: 0, slot: 0 });
+        assert_eq!(link(&same_step, 0, 0, "grid_dimensions"), Link::Plate);
+        const PLATE_IN: &[SpecialInputSpec] = &[SpecialInputSpec { key: "pixel_size", rust_type: "f64", type_id: id }];
+        const PLATE_USER: FunctionContract = contract("scale", PLATE_IN, &[]);
+        let plate = [StepShape { name: "a", calls: &[&PLATE_USER] }];
+        assert_eq!(const_link(&plate, 0, 0, 0), (2, 1));
+    }
+
+    #[test]
+    fn a_missing_producer_is_reported_with_the_later_one() {
+        let steps = [StepShape { name: "use", calls: &[&CONSUMER] }, StepShape { name: "make", calls: &[&PRODUCER] }];
+        assert_eq!(link(&steps, 0, 0, "positions"), Link::Missing { later: Some(1) });
+        let text = missing_input_message(&steps, 0, "consume", "positions", Some(1));
+        assert_eq!(
+            text.as_str(),
+            "step 1 `use`: `consume` needs special input `positions`, but no earlier step produces it (it is produced only later, by step 2 `make`)"
+        );
+        assert!(std::panic::catch_unwind(|| const_link(&steps, 0, 0, 0)).is_err());
+        assert_eq!(link(&steps[..1], 0, 0, "positions"), Link::Missing { later: None });
+    }
+
+    #[test]
+    fn conversions_follow_the_features() {
+        for a in MemoryType::ALL {
+            assert!(conversion_exists(a, a));
+        }
+        assert_eq!(conversion_exists(MemoryType::Ndarray, MemoryType::Torch), cfg!(feature = "torch"));
+        assert_eq!(conversion_exists(MemoryType::Cuda, MemoryType::Ndarray), cfg!(feature = "cuda"));
+        assert_eq!(
+            conversion_exists(MemoryType::Torch, MemoryType::Cuda),
+            cfg!(feature = "torch") && cfg!(feature = "cuda")
+        );
+    }
+
+    #[test]
+    fn grouping_needs_group_by_for_a_dict() {
+        let steps = [StepShape { name: "route", calls: &[&PLAIN] }];
+        const_check_grouping(&steps, 0, true, true);
+        const_check_grouping(&steps, 0, false, false);
+        assert!(std::panic::catch_unwind(|| const_check_grouping(&steps, 0, true, false)).is_err());
+    }
+}
