@@ -20,6 +20,42 @@
 //! assert_eq!(contract.params[0].name, "factor");
 //! assert_eq!(gain::FUNC.doc, "Multiply every pixel by a gain.");
 //! ```
+//!
+//! Whole pipelines can be written in Rust with [`pipeline!`]: rustc checks parameter names and
+//! types, special-data wiring and dict routing, and the value equals the pipeline file's.
+//!
+//! ```
+//! use hcs::kernels::projection::{ProjectionMethod, create_projection};
+//! use hcs::kernels::stitch::{assemble::assemble_stack, positions::ashlar_compute_tile_positions};
+//!
+//! let pipeline = hcs::pipeline! {
+//!     name = "mosaic";
+//!     step "z flattening" {
+//!         variable_components = [z_index];
+//!         func = create_projection(method = ProjectionMethod::Max);
+//!     }
+//!     step "tile positions" { func = ashlar_compute_tile_positions; }
+//!     step "assemble" { input_source = pipeline_start; func = assemble_stack; }
+//! };
+//! let (file, _) = hcs::core_runtime::pipeline::Pipeline::from_toml(
+//!     r#"
+//!     name = "mosaic"
+//!     [[steps]]
+//!     name = "z flattening"
+//!     variable_components = ["z_index"]
+//!     func = { function = "create_projection", params = { method = "max_projection" } }
+//!     [[steps]]
+//!     name = "tile positions"
+//!     func = "ashlar_compute_tile_positions"
+//!     [[steps]]
+//!     name = "assemble"
+//!     input_source = "pipeline_start"
+//!     func = "assemble_stack"
+//!     "#,
+//! )
+//! .expect("valid pipeline file");
+//! assert_eq!(pipeline, file);
+//! ```
 #![deny(missing_docs)]
 
 pub mod cli;
@@ -32,9 +68,9 @@ pub use hcs_core::{CudaStack, TorchStack};
 pub use hcs_core::{
     FunctionContract, InvokeError, InvokeOutput, MaterializeError, MaterializeResult, MaterializeTarget, MemoryType,
     NdarrayStack, ParamError, ParamMap, ParamSpec, ParamType, ParamValue, PipelineParam, PlaneCount, Registry,
-    RegistryError, SpecialData, SpecialInputs, SpecialValue, Stack,
+    RegistryError, SpecialData, SpecialInputs, SpecialKey, SpecialValue, Stack,
 };
-pub use hcs_macros::{chain_breaker, memory, special_inputs, special_outputs};
+pub use hcs_macros::{chain_breaker, memory, pipeline, special_inputs, special_outputs};
 
 /// The runtime crate (contracts, registry, compiler, executor).
 pub use hcs_core as core_runtime;

@@ -8,11 +8,97 @@ pub use crate::contract::{FunctionContract, InvokeOutput, PlaneCount, SourceLoca
 pub use crate::error::InvokeError;
 pub use crate::memory::{CudaStackType, MemoryType, NdarrayStackType, Stack, TorchStackType};
 pub use crate::params::{ParamMap, ParamSpec, ParamValue, PipelineParam};
+pub use crate::pipeline::wiring::{
+    StepShape, const_check_conversion, const_check_grouping, const_check_merge_output, const_link,
+};
+pub use crate::pipeline::{FunctionCall, FunctionPattern, FunctionStep, InputSource, Pipeline};
+pub use crate::plate::Component;
 pub use crate::registry::FUNCTIONS;
 pub use crate::special::{
     MaterializeResult, MaterializeTarget, MaterializerFn, MaterializerSpec, SpecialData, SpecialInputSpec,
-    SpecialInputs, SpecialOutputSpec, SpecialValue,
+    SpecialInputs, SpecialKey, SpecialOutputSpec, SpecialValue,
 };
+
+/// How many special inputs (and outputs) one function may declare: `pipeline!` checks slots
+/// `0..MAX_SPECIAL` of every call.
+pub const MAX_SPECIAL: usize = 8;
+
+/// The value type of a function's special input number `N` ([`NoSpecial`] past the last one).
+pub trait SpecialInputAt<const N: usize> {
+    /// The value type.
+    type Value;
+}
+
+/// The value type of a function's special output number `N` ([`NoSpecial`] past the last one).
+pub trait SpecialOutputAt<const N: usize> {
+    /// The value type.
+    type Value;
+}
+
+/// The value type of an absent special-data slot.
+pub struct NoSpecial;
+
+/// The contract marker of the `N`-th call of a `pipeline!` (all steps' calls, depth first); one
+/// past the last is [`NoCall`], two past is [`PlateCall`].
+pub trait CallAt<const N: usize> {
+    /// The function's `Contract` marker.
+    type Contract;
+}
+
+/// Stands for "no producer needed": every output slot is [`NoSpecial`].
+pub struct NoCall;
+impl<const N: usize> SpecialOutputAt<N> for NoCall {
+    type Value = NoSpecial;
+}
+
+/// The plate's metadata as a producer: slot `i` is `PLATE_SUPPLIED_INPUTS[i]` with the type the
+/// compiler supplies it as (see `compiler::init::plate_value`).
+pub struct PlateCall;
+impl SpecialOutputAt<0> for PlateCall {
+    type Value = (u32, u32);
+}
+impl SpecialOutputAt<1> for PlateCall {
+    type Value = f64;
+}
+
+/// Produced and consumed special data have the same type.
+#[diagnostic::on_unimplemented(
+    message = "special data produced as `{Self}` is consumed as `{T}`",
+    label = "this function takes a special input as another type than its producer (an earlier step, or the plate) gives",
+    note = "special inputs are linked to the latest earlier special output of the same key, and both sides must declare the same value type"
+)]
+pub trait SameSpecial<T> {}
+impl<T> SameSpecial<T> for T {}
+
+/// Compile-time probe of `pipeline!`: `Produced` and `Consumed` are the same type.
+pub const fn same_special<Produced: SameSpecial<Consumed>, Consumed>() {}
+
+/// A value `pipeline!` accepts for a parameter of type `T`: a `T`, or a string literal for a
+/// `String` parameter.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a value for a parameter of type `{T}`",
+    label = "expected a `{T}` value",
+    note = "the function declares this parameter as `{T}`"
+)]
+pub trait ParamArg<T> {
+    /// The value as `T`.
+    fn into_param(self) -> T;
+}
+impl<T: PipelineParam> ParamArg<T> for T {
+    fn into_param(self) -> T {
+        self
+    }
+}
+impl ParamArg<String> for &str {
+    fn into_param(self) -> String {
+        self.to_owned()
+    }
+}
+
+/// The pipeline value of a `pipeline!` parameter, checked against the parameter's type `T`.
+pub fn param_value<T: PipelineParam, V: ParamArg<T>>(value: V) -> ParamValue {
+    value.into_param().to_value()
+}
 
 /// Compile-time probe: `T` is the stack type of `#[memory(ndarray)]`.
 pub const fn assert_ndarray_stack<T: NdarrayStackType>() {}

@@ -29,7 +29,7 @@ pub use error::{InvokeError, MaterializeError, ParamError, RegistryError};
 pub use memory::{CudaStack, MemoryType, NdarrayStack, Stack, TorchStack};
 pub use params::{ParamMap, ParamSpec, ParamType, ParamValue, PipelineParam};
 pub use registry::Registry;
-pub use special::{MaterializeResult, MaterializeTarget, SpecialData, SpecialInputs, SpecialValue};
+pub use special::{MaterializeResult, MaterializeTarget, SpecialData, SpecialInputs, SpecialKey, SpecialValue};
 
 /// Items the generated code refers to. Not a public API: names and signatures change freely.
 #[doc(hidden)]

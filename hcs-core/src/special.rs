@@ -155,6 +155,17 @@ where
 /// A materializer with its value type erased, as stored in a contract.
 pub type ErasedMaterializer = fn(&SpecialData, &MaterializeTarget) -> MaterializeResult;
 
+/// A special-data key as a typed item. `#[special_outputs(..)]` and `#[special_inputs(..)]`
+/// generate one per key in the function's handle module (`count_cells::outputs::cell_counts`), so
+/// Rust code names keys with rustc checking the spelling and the value type; pipeline files keep
+/// using [`SpecialKey::NAME`].
+pub trait SpecialKey {
+    /// The key as pipeline files and plans spell it.
+    const NAME: &'static str;
+    /// The type of the value stored under the key.
+    type Value;
+}
+
 /// A special input a function declares.
 #[derive(Clone, Copy, Debug)]
 pub struct SpecialInputSpec {

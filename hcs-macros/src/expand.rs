@@ -53,6 +53,14 @@ pub fn expand(kind: AttrKind, attr: TokenStream, item: TokenStream) -> TokenStre
             ),
         );
     }
+    for (what, count) in [("special inputs", declared.inputs.len()), ("special outputs", declared.outputs.len())] {
+        if count > crate::MAX_SPECIAL {
+            errors.at(
+                Span::call_site(),
+                format!("a function may declare at most {} {what} ({count} declared)", crate::MAX_SPECIAL),
+            );
+        }
+    }
     let sig = signature::analyse(&mut func, &declared, &mut errors);
     let rt = match runtime_path() {
         Ok(rt) => Some(rt),
@@ -166,6 +174,8 @@ fn generate(func: &ItemFn, declared: &Declared, memory: MemorySpec, sig: Signatu
     let mut reads = Vec::new();
     let mut call_args = Vec::new();
     let mut input_specs: Vec<(String, TokenStream)> = Vec::new();
+    let mut param_aliases = Vec::new();
+    let mut input_values: Vec<(syn::Ident, syn::Type)> = Vec::new();
 
     for arg in &sig.args {
         match arg {
@@ -196,6 +206,12 @@ fn generate(func: &ItemFn, declared: &Declared, memory: MemorySpec, sig: Signatu
                 reads.push(quote! {
                     let #ident: #ty = #read(NAME, __params, #key, <Self as #rt::HasContract>::CONTRACT.params[#key_index].default)?;
                 });
+                let alias_doc = format!("Type of parameter `{key}` of `{name_str}`.");
+                param_aliases.push(quote! {
+                    #[doc = #alias_doc]
+                    #[allow(non_camel_case_types, private_interfaces, dead_code)]
+                    pub type #ident = #ty;
+                });
                 param_names.push(key);
                 call_args.push(quote!(#ident));
             }
@@ -214,6 +230,7 @@ fn generate(func: &ItemFn, declared: &Declared, memory: MemorySpec, sig: Signatu
                         let #ident: #vt = ::core::clone::Clone::clone(__specials.get::<#vt>(NAME, #key)?);
                     });
                 }
+                input_values.push((ident.clone(), vt.clone()));
                 input_specs.push((
                     key.clone(),
                     quote! {
@@ -230,6 +247,13 @@ fn generate(func: &ItemFn, declared: &Declared, memory: MemorySpec, sig: Signatu
         .iter()
         .filter_map(|k| input_specs.iter().find(|(key, _)| k == key).map(|(_, t)| t.clone()))
         .collect();
+
+    let input_values: Vec<(syn::Ident, syn::Type)> =
+        declared.inputs.iter().filter_map(|k| input_values.iter().find(|(ident, _)| ident == k).cloned()).collect();
+    let output_values: Vec<(syn::Ident, syn::Type)> =
+        declared.outputs.iter().zip(&returns.outputs).map(|(d, ty)| (d.key.clone(), ty.clone())).collect();
+    let key_modules = key_items(&name_str, &input_values, &output_values, rt);
+    let slot_impls = slot_impls(name, &input_values, &output_values, rt);
 
     let mut output_specs = Vec::new();
     let mut out_idents = Vec::new();
@@ -293,9 +317,18 @@ fn generate(func: &ItemFn, declared: &Declared, memory: MemorySpec, sig: Signatu
             pub struct Contract;
             /// The registered contract of the function of the same name.
             pub const FUNC: &'static #rt::FunctionContract = &<Contract as #rt::HasContract>::CONTRACT;
+
+            /// The parameter types by name: `pipeline!` checks each value against them.
+            pub mod params {
+                #[allow(unused_imports)]
+                use super::super::*;
+                #(#param_aliases)*
+            }
+            #key_modules
         }
 
         const _: () = {
+            #slot_impls
             impl #rt::HasContract for #name::Contract {
                 const CONTRACT: #rt::FunctionContract = {
                     const NAME: &str = #name_str;
@@ -354,4 +387,74 @@ fn gate(memory: MemorySpec, rt: &TokenStream, mut tokens: TokenStream) -> TokenS
         tokens = quote!(#rt::require_cuda! { #tokens });
     }
     tokens
+}
+
+/// The `inputs` and `outputs` modules of a handle: one typed key item per special input / output.
+fn key_items(
+    name: &str,
+    inputs: &[(syn::Ident, syn::Type)],
+    outputs: &[(syn::Ident, syn::Type)],
+    rt: &TokenStream,
+) -> TokenStream {
+    let items = |keys: &[(syn::Ident, syn::Type)], what: &str| -> Vec<TokenStream> {
+        keys.iter()
+            .map(|(key, ty)| {
+                let key_str = key.to_string();
+                let doc = format!("Special {what} `{key_str}` of `{name}`, as a typed key.");
+                quote! {
+                    #[doc = #doc]
+                    #[allow(non_camel_case_types, dead_code)]
+                    pub struct #key;
+                    #[allow(private_interfaces)]
+                    impl #rt::SpecialKey for #key {
+                        const NAME: &'static str = #key_str;
+                        type Value = #ty;
+                    }
+                }
+            })
+            .collect()
+    };
+    let ins = items(inputs, "input");
+    let outs = items(outputs, "output");
+    quote! {
+        /// The special inputs as typed keys.
+        pub mod inputs {
+            #[allow(unused_imports)]
+            use super::super::*;
+            #(#ins)*
+        }
+        /// The special outputs as typed keys.
+        pub mod outputs {
+            #[allow(unused_imports)]
+            use super::super::*;
+            #(#outs)*
+        }
+    }
+}
+
+/// `SpecialInputAt<N>` / `SpecialOutputAt<N>` for every slot `N < MAX_SPECIAL` of the handle's
+/// `Contract`: what `pipeline!` compares producers and consumers by.
+fn slot_impls(
+    name: &syn::Ident,
+    inputs: &[(syn::Ident, syn::Type)],
+    outputs: &[(syn::Ident, syn::Type)],
+    rt: &TokenStream,
+) -> TokenStream {
+    let slots = |values: &[(syn::Ident, syn::Type)], trait_name: TokenStream| -> Vec<TokenStream> {
+        (0..crate::MAX_SPECIAL)
+            .map(|n| {
+                let ty = match values.get(n) {
+                    Some((_, ty)) => quote!(#ty),
+                    None => quote!(#rt::NoSpecial),
+                };
+                quote! {
+                    #[allow(private_interfaces)]
+                    impl #rt::#trait_name<#n> for #name::Contract { type Value = #ty; }
+                }
+            })
+            .collect()
+    };
+    let ins = slots(inputs, quote!(SpecialInputAt));
+    let outs = slots(outputs, quote!(SpecialOutputAt));
+    quote!(#(#ins)* #(#outs)*)
 }

@@ -16,11 +16,15 @@ use proc_macro::TokenStream;
 
 mod attrs;
 mod expand;
+mod pipeline;
 mod runtime_path;
 mod signature;
 mod type_text;
 
 use attrs::AttrKind;
+
+/// At most this many special inputs and outputs per function (`hcs_core::__private::MAX_SPECIAL`).
+const MAX_SPECIAL: usize = 8;
 
 /// Declare the memory type of a function's stack: `#[memory(ndarray)]`, `#[memory(torch)]`,
 /// `#[memory(cuda)]`, or `#[memory(input = torch, output = ndarray)]`.
@@ -52,4 +56,34 @@ pub fn special_inputs(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn chain_breaker(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(AttrKind::ChainBreaker, attr.into(), item.into()).into()
+}
+
+/// A pipeline written in Rust, checked by rustc: evaluates to the same `hcs::core_runtime::pipeline::Pipeline`
+/// a pipeline file with the same content gives (the `hcs` crate docs have a tested example).
+///
+/// ```text
+/// let pipeline = hcs::pipeline! {
+///     name = "example";
+///     step "denoise" {
+///         func = [stack_percentile_normalize(low_percentile = 1.0), gaussian_filter(sigma = 2.0)];
+///         materialize = true;
+///     }
+///     step "per channel" {
+///         variable_components = [z_index];
+///         group_by = channel;
+///         func = { "1": create_projection(method = ProjectionMethod::Max), "2": create_projection };
+///     }
+/// };
+/// ```
+///
+/// Functions are named by path (their handle modules); steps take the fields of a pipeline file
+/// (`func`, `variable_components`, `group_by`, `input_source`, `materialize`, `merge_outputs` as
+/// typed keys such as `count_cells::outputs::cell_counts`, `config`). rustc rejects, on the
+/// offending tokens: unknown parameters (with a suggestion), values of the wrong type, special
+/// inputs no earlier step produces or that only a later step produces, special data consumed as
+/// another type than produced, dict patterns without `group_by`, and adjacent memory types this
+/// build cannot convert — by the same rules the runtime compiler applies to pipeline files.
+#[proc_macro]
+pub fn pipeline(input: TokenStream) -> TokenStream {
+    pipeline::expand(input.into()).into()
 }
