@@ -8,33 +8,54 @@
 
 use hcs::core_runtime::compiler::{CompileOptions, CompiledPlate, PlateInfo, compile};
 use hcs::core_runtime::formats::open_plate;
-use hcs::core_runtime::pipeline::{FunctionCall, FunctionPattern, FunctionStep, Pipeline};
-use hcs::core_runtime::plate::Component;
+use hcs::core_runtime::pipeline::Pipeline;
 use hcs::core_runtime::synth::{SynthConfig, synthesize};
+use hcs::kernels::composite::create_composite;
+use hcs::kernels::morphology::tophat;
+use hcs::kernels::normalize::stack_percentile_normalize;
+use hcs::kernels::projection::{ProjectionMethod, create_projection};
+use hcs::kernels::stitch::assemble::assemble_stack;
+use hcs::kernels::stitch::positions::ashlar_compute_tile_positions;
 
 /// [percentile normalize 0.5/99.5 → tophat r=50 ↓4] → z max → channel composite → tile positions →
 /// from the raw plate: normalize → assemble with the positions → z max of the mosaics.
+///
+/// Written with `hcs::pipeline!`, so rustc checks every parameter name and type, that
+/// `assemble_stack`'s special input `positions` has an earlier producer of the same type, and the
+/// memory types along each chain.
 pub fn canonical() -> Pipeline {
-    let normalize =
-        || FunctionCall::new("stack_percentile_normalize").param("low_percentile", 0.5).param("high_percentile", 99.5);
-    let z_max = || FunctionCall::new("create_projection").param("method", "max_projection");
-    Pipeline::new("canonical")
-        .step(
-            FunctionStep::new(
-                "normalize + tophat",
-                FunctionPattern::chain([
-                    normalize(),
-                    FunctionCall::new("tophat").param("selem_radius", 50).param("downsample_factor", 4),
-                ]),
-            )
-            .materialize(None),
-        )
-        .step(FunctionStep::new("z flattening", z_max()).variable_components([Component::Z]))
-        .step(FunctionStep::new("channel composite", "create_composite").variable_components([Component::Channel]))
-        .step(FunctionStep::new("tile positions", "ashlar_compute_tile_positions"))
-        .step(FunctionStep::new("normalize raw", normalize()).from_pipeline_start())
-        .step(FunctionStep::new("assemble", "assemble_stack"))
-        .step(FunctionStep::new("z max of the mosaics", z_max()).variable_components([Component::Z]))
+    hcs::pipeline! {
+        name = "canonical";
+        step "normalize + tophat" {
+            materialize = true;
+            func = [
+                stack_percentile_normalize(low_percentile = 0.5, high_percentile = 99.5),
+                tophat(selem_radius = 50, downsample_factor = 4),
+            ];
+        }
+        step "z flattening" {
+            variable_components = [z_index];
+            func = create_projection(method = ProjectionMethod::Max);
+        }
+        step "channel composite" {
+            variable_components = [channel];
+            func = create_composite;
+        }
+        step "tile positions" {
+            func = ashlar_compute_tile_positions;
+        }
+        step "normalize raw" {
+            input_source = pipeline_start;
+            func = stack_percentile_normalize(low_percentile = 0.5, high_percentile = 99.5);
+        }
+        step "assemble" {
+            func = assemble_stack;
+        }
+        step "z max of the mosaics" {
+            variable_components = [z_index];
+            func = create_projection(method = ProjectionMethod::Max);
+        }
+    }
 }
 
 /// Compile `pipeline` for the plate at `dir` with this binary's registry.
