@@ -127,11 +127,20 @@ impl Sinks for RunSinks {
     }
 }
 
+/// Whether a run creates the output stores (and cleans what an interrupted run left) or attaches
+/// to stores prepared before — what a cluster task does while other tasks write other wells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attach {
+    Create,
+    Open,
+}
+
 fn zarr_sink(
     plan: &ZarrStorePlan,
     values: &crate::compiler::ComponentValues,
     plate: &Plate,
     dtype: Dtype,
+    attach: Attach,
 ) -> Result<(OmeZarrPlateWriter, ZarrAxes), ExecError> {
     let vals = |c: Component| values.get(&c).cloned().flatten().unwrap_or_else(|| vec![1]);
     let axes = ZarrAxes {
@@ -164,27 +173,26 @@ fn zarr_sink(
             ZarrCompression::None => ZarrCodec::None,
         },
     };
-    Ok((OmeZarrPlateWriter::create(&plan.store, layout)?, axes))
+    let writer = match attach {
+        Attach::Create => OmeZarrPlateWriter::create(&plan.store, layout)?,
+        Attach::Open => OmeZarrPlateWriter::open(&plan.store, layout)?,
+    };
+    Ok((writer, axes))
 }
 
-/// Run every well of `compiled` on `plate`.
-pub fn run(
-    compiled: &CompiledPlate,
-    plate: &Plate,
-    registry: &Registry,
-    options: &RunOptions<'_>,
-) -> Result<RunReport, ExecError> {
-    let start = Instant::now();
+/// The output stores of `compiled`, created (folders made, leftovers of interrupted runs removed)
+/// or opened as they are.
+fn output_sinks(compiled: &CompiledPlate, plate: &Plate, attach: Attach) -> Result<RunSinks, ExecError> {
     let dtype = plate.metadata.dtype.unwrap_or(Dtype::U16);
-    let Some(first) = compiled.wells.first() else {
-        return Ok(RunReport { output_root: compiled.output_root.clone(), wells: Vec::new(), seconds: 0.0 });
-    };
-    // Persistent locations: create folders and the declared zarr stores once.
     let mut sinks = RunSinks { zarr: BTreeMap::new() };
+    let Some(first) = compiled.wells.first() else { return Ok(sinks) };
     for step in &first.steps {
         let preview = step.preview.as_ref().map(|p| &p.store);
         for plan in [step.zarr_store.as_ref(), step.checkpoint_zarr_store.as_ref(), preview].into_iter().flatten() {
-            sinks.zarr.insert(plan.store.clone(), zarr_sink(plan, &step.components_out, plate, dtype)?);
+            sinks.zarr.insert(plan.store.clone(), zarr_sink(plan, &step.components_out, plate, dtype, attach)?);
+        }
+        if attach == Attach::Open {
+            continue;
         }
         for loc in [Some(&step.writes), step.checkpoint.as_ref()].into_iter().flatten() {
             if let Location::Disk { dir } = loc {
@@ -196,7 +204,59 @@ pub fn run(
             hcs_vfs::atomic::remove_stale_temporaries(&out.results_dir)?;
         }
     }
-    hcs_vfs::atomic::remove_stale_temporaries(&compiled.output_root.join(".hcs").join("wells"))?;
+    if attach == Attach::Create {
+        hcs_vfs::atomic::remove_stale_temporaries(&compiled.output_root.join(".hcs").join("wells"))?;
+    }
+    Ok(sinks)
+}
+
+/// Prepare the output of `compiled` before any well runs: folders, OME-Zarr plates (row groups,
+/// metadata), and removal of what an interrupted run left half-written. Done once, by a local run
+/// or by the host that submits a cluster run — never while wells are being written.
+pub fn prepare(compiled: &CompiledPlate, plate: &Plate) -> Result<(), ExecError> {
+    output_sinks(compiled, plate, Attach::Create).map(|_| ())
+}
+
+/// Write the plate-level output once the wells are done: each OME-Zarr plate's metadata listing
+/// its complete wells, and `hcs_plate.json` from every finished well's record.
+pub fn finalize(compiled: &CompiledPlate, plate: &Plate) -> Result<(), ExecError> {
+    for (writer, _) in output_sinks(compiled, plate, Attach::Open)?.zarr.values() {
+        writer.finalize()?;
+    }
+    write_plate_metadata(compiled, plate)
+}
+
+/// Run every well of `compiled` on `plate`: [`prepare`], [`run_wells`] over all of them,
+/// [`finalize`].
+pub fn run(
+    compiled: &CompiledPlate,
+    plate: &Plate,
+    registry: &Registry,
+    options: &RunOptions<'_>,
+) -> Result<RunReport, ExecError> {
+    let start = Instant::now();
+    prepare(compiled, plate)?;
+    let all: Vec<usize> = (0..compiled.wells.len()).collect();
+    let wells = run_wells(compiled, plate, registry, options, &all)?;
+    finalize(compiled, plate)?;
+    Ok(RunReport { output_root: compiled.output_root.clone(), wells, seconds: start.elapsed().as_secs_f64() })
+}
+
+/// Run the wells `selection` (indices into `compiled.wells`) of a prepared output, in parallel;
+/// the reports come in selection order. Touches only those wells' files, so several processes
+/// (cluster tasks) may run disjoint selections at once.
+pub fn run_wells(
+    compiled: &CompiledPlate,
+    plate: &Plate,
+    registry: &Registry,
+    options: &RunOptions<'_>,
+    selection: &[usize],
+) -> Result<Vec<WellReport>, ExecError> {
+    let dtype = plate.metadata.dtype.unwrap_or(Dtype::U16);
+    let plans: Vec<&crate::compiler::FrozenWellPlan> =
+        selection.iter().filter_map(|&k| compiled.wells.get(k)).collect();
+    let Some(first) = plans.first() else { return Ok(Vec::new()) };
+    let sinks = output_sinks(compiled, plate, Attach::Open)?;
     let workers = options.workers.or(match first.steps[0].config.workers {
         Workers::Auto => None,
         Workers::Count(n) => Some(n),
@@ -211,9 +271,9 @@ pub fn run(
     // Exactly `threads` wells are in flight (one per well thread, pulling the next well when done),
     // so memory is bounded by a few wells whatever the plate size; each well's groups run on the
     // shared pool.
-    let threads = pool.current_num_threads().min(compiled.wells.len()).max(1);
+    let threads = pool.current_num_threads().min(plans.len()).max(1);
     let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<WellReport>>> = compiled.wells.iter().map(|_| Mutex::new(None)).collect();
+    let slots: Vec<Mutex<Option<WellReport>>> = plans.iter().map(|_| Mutex::new(None)).collect();
     let run_one = |plan: &crate::compiler::FrozenWellPlan| {
         let t = Instant::now();
         let mut step_seconds = Vec::new();
@@ -265,7 +325,7 @@ pub fn run(
             scope.spawn(|| {
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(plan) = compiled.wells.get(k) else { break };
+                    let Some(plan) = plans.get(k) else { break };
                     let report = run_one(plan);
                     if let Ok(mut slot) = slots[k].lock() {
                         *slot = Some(report);
@@ -276,7 +336,7 @@ pub fn run(
     });
     let reports: Vec<WellReport> = slots
         .into_iter()
-        .zip(&compiled.wells)
+        .zip(&plans)
         .map(|(slot, plan)| {
             slot.into_inner().ok().flatten().unwrap_or(WellReport {
                 well: plan.well,
@@ -287,11 +347,7 @@ pub fn run(
             })
         })
         .collect();
-    for (writer, _) in sinks.zarr.values() {
-        writer.finalize()?;
-    }
-    write_plate_metadata(compiled, plate)?;
-    Ok(RunReport { output_root: compiled.output_root.clone(), wells: reports, seconds: start.elapsed().as_secs_f64() })
+    Ok(reports)
 }
 
 /// Write the output plate's `hcs_plate.json` from the records of every finished well.

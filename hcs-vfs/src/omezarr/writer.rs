@@ -73,6 +73,16 @@ impl OmeZarrPlateWriter {
         Ok(writer)
     }
 
+    /// Attach to a plate that [`OmeZarrPlateWriter::create`] prepared, touching nothing: what a
+    /// cluster task uses while other tasks write their wells (no cleanup of their partial wells,
+    /// no metadata writes).
+    pub fn open(root: &Path, layout: PlateLayout) -> Result<Self, VfsError> {
+        if !root.join(group_marker(layout.version)).is_file() {
+            return Err(zarr_err(root, "not a prepared OME-Zarr plate (create it before its wells are written)"));
+        }
+        Ok(Self { root: root.to_path_buf(), layout })
+    }
+
     /// The plate layout.
     pub fn layout(&self) -> &PlateLayout {
         &self.layout
