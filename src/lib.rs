@@ -59,6 +59,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod slurm;
 
 // Lets generated code name `::hcs::__private` inside this crate too.
 extern crate self as hcs;

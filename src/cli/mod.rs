@@ -18,9 +18,12 @@ pub mod check;
 pub mod compile_args;
 pub mod demo;
 pub mod devices;
+pub mod finalize;
 pub mod functions;
 pub mod plan;
 pub mod run;
+pub mod run_well;
+pub mod slurm_run;
 pub mod synth;
 
 /// High-content-screening pipelines: contracts checked by rustc, plans checked before any pixel moves.
@@ -43,8 +46,12 @@ enum Command {
     Functions(functions::Args),
     /// Compile a pipeline for a plate and show the frozen per-well plans (`--json` for all of it).
     Plan(plan::Args),
-    /// Compile a pipeline and run it over a plate (resumable; wells in parallel).
+    /// Compile a pipeline and run it over a plate (resumable; wells in parallel, or on Slurm).
     Run(run::Args),
+    /// Run one Slurm array task of a submitted plan (what `hcs run --executor slurm` queues).
+    RunWell(run_well::Args),
+    /// Write a Slurm run's plate-level metadata and summary (what its finalize job runs).
+    Finalize(finalize::Args),
     /// Write a seeded synthetic plate with ground-truth tile positions.
     Synth(synth::Args),
 }
@@ -59,6 +66,8 @@ pub fn main() -> ExitCode {
         Command::Functions(args) => functions::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::RunWell(args) => run_well::run(&args),
+        Command::Finalize(args) => finalize::run(&args),
         Command::Synth(args) => synth::run(&args),
     };
     match result {

@@ -1,7 +1,8 @@
-//! `hcs run PIPELINE --plate DIR [--out DIR] [--workers N] [--wells A01,B02] [--backend disk|zarr]`:
-//! compile, then execute every well (in parallel), with a progress bar on a terminal and one line
-//! per well otherwise; a per-well report at the end, and a non-zero exit if any well failed.
-//! Re-running the same command resumes: finished wells are verified and skipped.
+//! `hcs run PIPELINE --plate DIR [--out DIR] [--workers N] [--wells A01,B02] [--backend disk|zarr]
+//! [--executor local|slurm ...]`: compile, then execute every well — here, in parallel
+//! (`local`), or as a Slurm array job (`slurm`, see [`crate::slurm`]) — with a progress bar on a
+//! terminal and one line per well otherwise; a per-well report at the end, and a non-zero exit if
+//! any well failed. Re-running the same command resumes: finished wells are verified and skipped.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -44,6 +45,34 @@ pub struct Args {
     /// Global configuration file (default `$HCS_CONFIG`).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Where the wells run: on this machine's cores, or as a Slurm array job.
+    #[arg(long, value_enum, default_value = "local")]
+    pub executor: ExecutorKind,
+    /// Slurm: the partition to submit to.
+    #[arg(long, help_heading = "Slurm")]
+    pub partition: Option<String>,
+    /// Slurm: wells per array task.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Slurm")]
+    pub wells_per_task: u64,
+    /// Slurm: at most this many tasks at once (`--array=0-M%N`).
+    #[arg(long, help_heading = "Slurm")]
+    pub max_parallel: Option<usize>,
+    /// Slurm: one more `sbatch` argument for both jobs (repeatable), e.g. `--sbatch-arg=--time=2:00:00`.
+    #[arg(long, allow_hyphen_values = true, help_heading = "Slurm")]
+    pub sbatch_arg: Vec<String>,
+    /// Slurm: follow the jobs until they end, with the same progress display as a local run, and
+    /// report the wells that failed with their task's log.
+    #[arg(long, help_heading = "Slurm")]
+    pub wait: bool,
+}
+
+/// Where the wells of `hcs run` execute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorKind {
+    /// This machine: a pool of worker threads.
+    Local,
+    /// A Slurm cluster: one array job, then a finalize job.
+    Slurm,
 }
 
 fn status_text(r: &WellReport) -> String {
@@ -71,27 +100,10 @@ pub fn run(args: &Args) -> Result<(), String> {
     for viewer in &compiled.viewers {
         eprintln!("previews need: {viewer}");
     }
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(compiled.wells.len() as u64);
-        let style = indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} wells {per_sec} ETA {eta} {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-        bar.set_style(style.progress_chars("=> "));
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
-    });
-    if bar.is_none() {
-        // Not a terminal: structured logs (one line per event, key=value fields) instead of a bar.
-        // `HCS_LOG=debug` adds one event per step and well.
-        let level = match std::env::var("HCS_LOG").as_deref() {
-            Ok("debug") => tracing::Level::DEBUG,
-            Ok("warn") => tracing::Level::WARN,
-            _ => tracing::Level::INFO,
-        };
-        let _ =
-            tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_max_level(level).try_init();
+    if args.executor == ExecutorKind::Slurm {
+        return super::slurm_run::run(args, &compiled, &plate);
     }
+    let bar = progress_bar(compiled.wells.len() as u64);
     let on_well = |r: &WellReport| {
         if let Some(b) = &bar {
             b.set_message(status_text(r));
@@ -137,4 +149,29 @@ pub fn run(args: &Args) -> Result<(), String> {
         println!("  steps on a GPU: {}; output kept on the device for the next step: {kept}", gpu_steps.join(", "));
     }
     if failed.is_empty() { Ok(()) } else { Err(format!("{} of {} wells failed", failed.len(), result.wells.len())) }
+}
+
+/// A progress bar over `len` wells on a terminal; otherwise `None`, and structured log lines
+/// (one per event; `HCS_LOG=debug` adds one per step and well) go to stderr instead.
+pub fn progress_bar(len: u64) -> Option<indicatif::ProgressBar> {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(len);
+        let style = indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} wells {per_sec} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style.progress_chars("=> "));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    if bar.is_none() {
+        let level = match std::env::var("HCS_LOG").as_deref() {
+            Ok("debug") => tracing::Level::DEBUG,
+            Ok("warn") => tracing::Level::WARN,
+            _ => tracing::Level::INFO,
+        };
+        let _ =
+            tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_max_level(level).try_init();
+    }
+    bar
 }

@@ -1,0 +1,36 @@
+//! `hcs finalize --plan PLAN`: what a Slurm run's finalize job runs once its array ends — the
+//! plate-level metadata (OME-Zarr plate listing the complete wells, `hcs_plate.json`) and
+//! `summary.json`.
+
+use std::path::PathBuf;
+
+use crate::core_runtime::formats::open_plate;
+use crate::slurm::SlurmJob;
+use crate::slurm::submit::finalize_submission;
+
+/// Options of `hcs finalize`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The submission's plan.
+    #[arg(long)]
+    pub plan: PathBuf,
+}
+
+/// Write the plate-level output.
+pub fn run(args: &Args) -> Result<(), String> {
+    let job = SlurmJob::read(&args.plan).map_err(|e| e.to_string())?;
+    let plate = open_plate(&job.compiled.plate, None).map_err(|e| format!("{}: {e}", job.compiled.plate.display()))?;
+    let summary = finalize_submission(&job, &plate).map_err(|e| e.to_string())?;
+    println!(
+        "`{}`: {} wells complete, {} missing{}",
+        summary.pipeline,
+        summary.complete.len(),
+        summary.missing.len(),
+        if summary.missing.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", summary.missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+        }
+    );
+    Ok(())
+}

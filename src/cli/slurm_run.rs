@@ -1,0 +1,96 @@
+//! `hcs run --executor slurm`: submit the compiled plate to Slurm and, with `--wait`, follow it.
+
+use crate::core_runtime::compiler::CompiledPlate;
+use crate::core_runtime::plate::Plate;
+use crate::slurm::{Scheduler, SlurmOptions, TaskState, submit, wait};
+
+use super::run::{Args, progress_bar};
+
+fn task_summary(states: &[TaskState]) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for s in states {
+        *counts.entry(s.state.as_str()).or_default() += 1;
+    }
+    let parts: Vec<String> = counts.iter().map(|(state, n)| format!("{n} {}", state.to_lowercase())).collect();
+    if parts.is_empty() { String::new() } else { format!("tasks: {}", parts.join(", ")) }
+}
+
+/// Submit (compilation already succeeded: nothing is queued for a broken pipeline).
+pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the hcs binary to submit: {e}"))?;
+    let options = SlurmOptions {
+        partition: args.partition.clone(),
+        wells_per_task: usize::try_from(args.wells_per_task).unwrap_or(1),
+        max_parallel: args.max_parallel,
+        sbatch_args: args.sbatch_arg.clone(),
+        workers: args.workers,
+        exe,
+        scheduler: Scheduler::default(),
+    };
+    let submission = submit(compiled, plate, &options).map_err(|e| e.to_string())?;
+    let Some((array, finalize)) = submission.jobs else {
+        println!(
+            "`{}`: all {} wells already complete; plate metadata written → {}",
+            compiled.pipeline,
+            submission.already_complete,
+            compiled.output_root.display()
+        );
+        return Ok(());
+    };
+    println!(
+        "`{}`: submitted array job {array} ({} tasks, {} wells; {} already complete) and finalize job {finalize}",
+        compiled.pipeline,
+        submission.tasks,
+        submission.wells.len(),
+        submission.already_complete
+    );
+    println!("  plan: {}", submission.plan.display());
+    println!("  logs: {}", submission.dir.join("logs").display());
+    if !args.wait {
+        println!("  follow with `squeue -j {array},{finalize}`; re-run this command to resubmit unfinished wells");
+        return Ok(());
+    }
+    let bar = progress_bar(submission.wells.len() as u64);
+    let last = std::sync::Mutex::new(String::new());
+    let progress = |done: usize, states: &[TaskState]| {
+        let text = task_summary(states);
+        match &bar {
+            Some(b) => {
+                b.set_position(done as u64);
+                b.set_message(text);
+            }
+            None => {
+                let line = format!("{done}/{} wells complete; {text}", submission.wells.len());
+                if let Ok(mut l) = last.lock()
+                    && *l != line
+                {
+                    tracing::info!("{line}");
+                    *l = line;
+                }
+            }
+        }
+    };
+    let failures = wait(&submission, &Scheduler::default(), &progress).map_err(|e| e.to_string())?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    println!(
+        "`{}`: {} of {} wells complete → {}",
+        compiled.pipeline,
+        submission.wells.len() - failures.len(),
+        submission.wells.len(),
+        compiled.output_root.display()
+    );
+    for f in &failures {
+        println!("  {} FAILED (task {}): {} — log: {}", f.well, f.task, f.message, f.log.display());
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} of {} wells failed; re-run the same command to resubmit them",
+            failures.len(),
+            submission.wells.len()
+        ))
+    }
+}

@@ -1,0 +1,277 @@
+//! Submitting a compiled plate as an array job plus a finalize job, and following it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use hcs_core::compiler::CompiledPlate;
+use hcs_core::executor::{self, output};
+use hcs_core::plate::{Plate, WellId};
+
+use super::SlurmError;
+use super::job::{SlurmJob, TaskReport, submission_dir, task_log_path, task_report_path};
+use super::scheduler::{Scheduler, TaskState};
+
+/// How to submit.
+#[derive(Clone, Debug)]
+pub struct SlurmOptions {
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// Wells per array task (≥ 1).
+    pub wells_per_task: usize,
+    /// At most this many tasks at once (`--array=0-M%N`).
+    pub max_parallel: Option<usize>,
+    /// More `sbatch` arguments, given to both jobs (`--time=1:00:00`, `--mem=8G`, `--hold`, …).
+    pub sbatch_args: Vec<String>,
+    /// Worker threads per task (default: the CPUs Slurm gives the task).
+    pub workers: Option<usize>,
+    /// The `hcs` binary the jobs run (must be reachable from the compute nodes).
+    pub exe: PathBuf,
+    /// How the scheduler's commands are run.
+    pub scheduler: Scheduler,
+}
+
+/// A submission: its files and jobs.
+#[derive(Clone, Debug)]
+pub struct Submission {
+    /// The submission's folder (`<output>/.hcs/slurm/<name>`).
+    pub dir: PathBuf,
+    /// Its plan file.
+    pub plan: PathBuf,
+    /// The wells it runs (those not already complete).
+    pub wells: Vec<WellId>,
+    /// Wells of the plate already complete before it (skipped).
+    pub already_complete: usize,
+    /// The array job and the finalize job (`None`: nothing to run, finalized on the spot).
+    pub jobs: Option<(u64, u64)>,
+    /// Array tasks.
+    pub tasks: usize,
+}
+
+/// Quote for `sh`.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn write_script(path: &Path, command: &str) -> Result<(), SlurmError> {
+    let text = format!("#!/bin/sh\n# Written by hcs; submitted with sbatch.\nexec {command}\n");
+    hcs_vfs::atomic::write_atomic(path, text.as_bytes())
+        .map_err(|e| SlurmError::File { path: path.to_path_buf(), message: e.to_string() })
+}
+
+fn submission_name() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    format!("{secs}-{}", std::process::id())
+}
+
+/// Submit `compiled` (already checked by the compiler): prepare the output, write the plan of the
+/// wells not yet complete, `sbatch` the array job and the finalize job depending on it.
+pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -> Result<Submission, SlurmError> {
+    let root = &compiled.output_root;
+    // Preparing removes half-written wells, so no earlier submission may still be writing.
+    if let Some((name, jobs)) = active_submission(root, &options.scheduler)? {
+        return Err(SlurmError::Command {
+            command: format!("hcs run --executor slurm (submission {name})"),
+            stderr: format!(
+                "jobs {} of an earlier submission to this output are still queued or running; wait for them or `scancel` them, then re-run",
+                jobs.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    executor::prepare(compiled, plate)?;
+    let pending: Vec<usize> =
+        (0..compiled.wells.len()).filter(|&k| !output::is_done(root, &compiled.wells[k])).collect();
+    // Absolute, so the jobs find their files whatever directory Slurm starts them in.
+    let dir = std::path::absolute(submission_dir(root, &submission_name()))
+        .map_err(|e| SlurmError::File { path: root.clone(), message: e.to_string() })?;
+    for sub in ["logs", "tasks"] {
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d).map_err(|e| SlurmError::File { path: d, message: e.to_string() })?;
+    }
+    let job = SlurmJob::new(compiled.clone(), &pending, options.wells_per_task, options.workers);
+    let plan = dir.join("plan.json");
+    job.write(&plan)?;
+    let wells: Vec<WellId> = job.tasks.iter().flatten().copied().collect();
+    let mut submission = Submission {
+        dir: dir.clone(),
+        plan: plan.clone(),
+        already_complete: compiled.wells.len() - wells.len(),
+        wells,
+        jobs: None,
+        tasks: job.tasks.len(),
+    };
+    if job.tasks.is_empty() {
+        finalize_submission(&job, plate)?;
+        return Ok(submission);
+    }
+
+    let exe = sh_quote(&options.exe.to_string_lossy());
+    let plan_arg = sh_quote(&plan.to_string_lossy());
+    let task_script = dir.join("task.sh");
+    write_script(&task_script, &format!("{exe} run-well --plan {plan_arg} --task \"$SLURM_ARRAY_TASK_ID\""))?;
+    let finalize_script = dir.join("finalize.sh");
+    write_script(&finalize_script, &format!("{exe} finalize --plan {plan_arg}"))?;
+
+    let common = |args: &mut Vec<String>| {
+        if let Some(p) = &options.partition {
+            args.push(format!("--partition={p}"));
+        }
+        args.extend(options.sbatch_args.iter().cloned());
+    };
+    let name: String =
+        compiled.pipeline.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let throttle = options.max_parallel.map(|n| format!("%{n}")).unwrap_or_default();
+    let mut array_args = vec![
+        format!("--job-name=hcs-{name}"),
+        format!("--array=0-{}{throttle}", job.tasks.len() - 1),
+        format!("--output={}", dir.join("logs").join("task-%a.out").display()),
+    ];
+    common(&mut array_args);
+    array_args.push(task_script.display().to_string());
+    let array = options.scheduler.sbatch(&array_args)?;
+
+    let mut finalize_args = vec![
+        format!("--job-name=hcs-{name}-finalize"),
+        format!("--dependency=afterany:{array}"),
+        format!("--output={}", dir.join("logs").join("finalize.out").display()),
+    ];
+    common(&mut finalize_args);
+    finalize_args.push(finalize_script.display().to_string());
+    let finalize = match options.scheduler.sbatch(&finalize_args) {
+        Ok(id) => id,
+        Err(e) => {
+            // Do not leave an array behind whose results nobody would finalize.
+            let _ = options.scheduler.scancel(&array.to_string());
+            return Err(e);
+        }
+    };
+    submission.jobs = Some((array, finalize));
+    let ids = serde_json::json!({ "array": array, "finalize": finalize }).to_string();
+    let jobs_file = dir.join("jobs.json");
+    hcs_vfs::atomic::write_atomic(&jobs_file, ids.as_bytes())
+        .map_err(|e| SlurmError::File { path: jobs_file, message: e.to_string() })?;
+    Ok(submission)
+}
+
+/// An earlier submission to `root` whose jobs are still queued or running.
+fn active_submission(root: &Path, scheduler: &Scheduler) -> Result<Option<(String, Vec<u64>)>, SlurmError> {
+    let dir = root.join(".hcs").join("slurm");
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("jobs.json")) else { continue };
+        let Ok(ids) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        let jobs: Vec<u64> = ["array", "finalize"].iter().filter_map(|k| ids[*k].as_u64()).collect();
+        if scheduler.active(&jobs)? {
+            return Ok(Some((entry.file_name().to_string_lossy().into_owned(), jobs)));
+        }
+    }
+    Ok(None)
+}
+
+/// The plate-level summary the finalize job writes (`<output>/summary.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// The pipeline.
+    pub pipeline: String,
+    /// Complete wells.
+    pub complete: Vec<WellId>,
+    /// Wells without a complete, verified output.
+    pub missing: Vec<WellId>,
+}
+
+/// What the finalize job does: the plate metadata (OME-Zarr plates listing their complete wells,
+/// `hcs_plate.json`) and `summary.json`.
+pub fn finalize_submission(job: &SlurmJob, plate: &Plate) -> Result<Summary, SlurmError> {
+    let compiled = &job.compiled;
+    executor::finalize(compiled, plate)?;
+    let (complete, missing): (Vec<_>, Vec<_>) =
+        compiled.wells.iter().partition(|p| output::is_done(&compiled.output_root, p));
+    let summary = Summary {
+        pipeline: compiled.pipeline.clone(),
+        complete: complete.iter().map(|p| p.well).collect(),
+        missing: missing.iter().map(|p| p.well).collect(),
+    };
+    let path = compiled.output_root.join("summary.json");
+    let bytes = serde_json::to_vec_pretty(&summary)
+        .map_err(|e| SlurmError::File { path: path.clone(), message: e.to_string() })?;
+    hcs_vfs::atomic::write_atomic(&path, &bytes).map_err(|e| SlurmError::File { path, message: e.to_string() })?;
+    Ok(summary)
+}
+
+/// A well a submission did not finish.
+#[derive(Clone, Debug)]
+pub struct WellFailure {
+    /// The well.
+    pub well: WellId,
+    /// Its array task.
+    pub task: usize,
+    /// What happened (the well's error, or the task's state).
+    pub message: String,
+    /// The task's log.
+    pub log: PathBuf,
+}
+
+/// Follow a submission until its jobs leave the queue: `progress(wells complete, task states)`
+/// is called about twice a second. Returns the wells that did not complete.
+pub fn wait(
+    submission: &Submission,
+    scheduler: &Scheduler,
+    progress: &dyn Fn(usize, &[TaskState]),
+) -> Result<Vec<WellFailure>, SlurmError> {
+    let Some((array, finalize)) = submission.jobs else { return Ok(Vec::new()) };
+    let job = SlurmJob::read(&submission.plan)?;
+    let root = &job.compiled.output_root;
+    let complete = || submission.wells.iter().filter(|w| output::record_path(root, **w).is_file()).count();
+    let mut states = Vec::new();
+    loop {
+        if let Ok(s) = scheduler.array_states(array) {
+            states = s;
+        }
+        progress(complete(), &states);
+        if !scheduler.active(&[array, finalize])? {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    if let Ok(s) = scheduler.array_states(array) {
+        states = s;
+    }
+    progress(complete(), &states);
+    let mut failures = Vec::new();
+    for (task, wells) in job.tasks.iter().enumerate() {
+        let report = TaskReport::read(&task_report_path(&submission.dir, task));
+        let state = states.iter().find(|s| s.task == task).map(|s| s.state.as_str());
+        for &well in wells {
+            let Some(plan) = job.compiled.well(well) else { continue };
+            if output::is_done(root, plan) {
+                continue;
+            }
+            let error =
+                report.as_ref().and_then(|r| r.wells.iter().find(|w| w.well == well)).and_then(|w| w.error.clone());
+            let message = error.unwrap_or_else(|| match state {
+                Some(state) => format!("task {task} ended {state} before the well completed"),
+                None => format!("task {task} did not run (cancelled, or no longer known to the scheduler)"),
+            });
+            failures.push(WellFailure { well, task, message, log: task_log_path(&submission.dir, task) });
+        }
+    }
+    let finalize_state = scheduler.job_state(finalize).unwrap_or_else(|_| "UNKNOWN".into());
+    if finalize_state != "COMPLETED" {
+        return Err(SlurmError::Command {
+            command: format!("finalize job {finalize}"),
+            stderr: format!("ended {finalize_state}; see {}", submission.dir.join("logs/finalize.out").display()),
+        });
+    }
+    Ok(failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_quoted_for_the_shell() {
+        assert_eq!(sh_quote("/a b/hcs"), "'/a b/hcs'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+    }
+}
