@@ -1,0 +1,286 @@
+//! `hcs run --executor slurm`: a pipeline error stops before `sbatch`; the submitted command lines
+//! (with a stand-in `sbatch`); and, against a real one-node cluster (`scripts/slurm-local.sh`),
+//! a 6-well plate whose outputs equal a local run's, and a cancelled task that a resubmission
+//! reruns alone.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const HCS: &str = env!("CARGO_BIN_EXE_hcs");
+const PIPELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/canonical.toml");
+const WELLS: [&str; 6] = ["A01", "A02", "A03", "B01", "B02", "B03"];
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn hcs(args: &[&str], path_prefix: Option<&Path>) -> Out {
+    let mut cmd = Command::new(HCS);
+    cmd.args(args);
+    if let Some(dir) = path_prefix {
+        let path = std::env::var("PATH").unwrap_or_default();
+        cmd.env("PATH", format!("{}:{path}", dir.display()));
+    }
+    let out = cmd.output().expect("hcs runs");
+    Out {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hcs-slurm-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn synth(dir: &Path) -> PathBuf {
+    let plate = dir.join("plate");
+    let out = hcs(&["synth", "--out", s(&plate), "--wells", &WELLS.join(","), "--tile", "64"], None);
+    assert!(out.ok, "{}", out.stderr);
+    plate
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Every file under `root` except run bookkeeping (`.hcs/`) and the Slurm run's `summary.json`.
+fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).expect("list").flatten() {
+            let path = entry.path();
+            let rel = path.strip_prefix(root).expect("inside").to_path_buf();
+            if rel.starts_with(".hcs") || rel == Path::new("summary.json") {
+                continue;
+            }
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.insert(rel, std::fs::read(&path).expect("read"));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn run_args<'a>(plate: &'a Path, out: &'a Path) -> Vec<&'a str> {
+    vec!["run", PIPELINE, "--plate", s(plate), "--out", s(out), "--backend", "zarr"]
+}
+
+fn local_run(plate: &Path, out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let r = hcs(&run_args(plate, out), None);
+    assert!(r.ok, "{}", r.stderr);
+    let files = files(out);
+    assert!(files.len() > 50, "the local run wrote {} files", files.len());
+    files
+}
+
+/// A stand-in `sbatch` that records its arguments and answers with job ids 41, 42, …
+fn fake_sbatch(dir: &Path) -> (PathBuf, PathBuf) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let log = dir.join("sbatch.log");
+    let script =
+        format!("#!/bin/sh\necho \"$*\" >> '{log}'\nn=$(wc -l < '{log}')\necho $((40 + n))\n", log = log.display());
+    let path = bin.join("sbatch");
+    std::fs::write(&path, script).expect("write sbatch");
+    let status = Command::new("chmod").arg("+x").arg(&path).status().expect("chmod");
+    assert!(status.success());
+    (bin, log)
+}
+
+#[test]
+fn a_pipeline_error_is_reported_before_sbatch_is_called() {
+    let dir = scratch("error");
+    let plate = synth(&dir);
+    let (bin, log) = fake_sbatch(&dir);
+    let broken = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/broken.toml");
+    let out = dir.join("out");
+    let r = hcs(&["run", broken, "--plate", s(&plate), "--out", s(&out), "--executor", "slurm"], Some(&bin));
+    assert!(!r.ok, "a broken pipeline must fail");
+    assert!(r.stderr.contains("unknown function `max_projectoin`"), "{}", r.stderr);
+    assert!(!log.exists(), "sbatch was called for a broken pipeline: {:?}", std::fs::read_to_string(&log));
+    assert!(!out.exists(), "nothing may be written for a broken pipeline");
+
+    // The same stand-in is called for a valid pipeline: one array job, then the finalize job.
+    let mut args = run_args(&plate, &out);
+    args.extend([
+        "--executor",
+        "slurm",
+        "--wells-per-task",
+        "4",
+        "--max-parallel",
+        "1",
+        "--partition",
+        "short",
+        "--sbatch-arg=--time=0:10:00",
+    ]);
+    let r = hcs(&args, Some(&bin));
+    assert!(r.ok, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("submitted array job 41 (2 tasks, 6 wells; 0 already complete) and finalize job 42"),
+        "{}",
+        r.stdout
+    );
+    let calls = std::fs::read_to_string(&log).expect("sbatch log");
+    let calls: Vec<&str> = calls.lines().collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for expected in ["--parsable", "--array=0-1%1", "--partition=short", "--time=0:10:00", "task.sh"] {
+        assert!(calls[0].contains(expected), "array job lacks {expected}: {}", calls[0]);
+    }
+    for expected in ["--dependency=afterany:41", "--partition=short", "finalize.sh"] {
+        assert!(calls[1].contains(expected), "finalize job lacks {expected}: {}", calls[1]);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn job_ids(stdout: &str) -> (String, String) {
+    let line = stdout.lines().find(|l| l.contains("submitted array job")).expect("submission line");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |w: &str| words.iter().position(|x| *x == w).map(|i| words[i + 1].to_string()).expect("job id");
+    (after("job"), words.last().expect("finalize id").to_string())
+}
+
+fn slurm(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().expect("slurm command runs");
+    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_until_gone(jobs: &str) {
+    let start = Instant::now();
+    while !slurm("squeue", &["-h", "-j", jobs, "-o", "%i"]).trim().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(300), "jobs {jobs} still queued after 300 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn record(out: &Path, well: &str) -> PathBuf {
+    out.join(".hcs/wells").join(format!("{well}.json"))
+}
+
+#[test]
+#[ignore = "needs a running Slurm cluster: `bash scripts/slurm-local.sh start` and its SLURM_CONF; .ci/run runs it with --ignored"]
+fn six_wells_on_slurm_equal_a_local_run() {
+    let dir = scratch("six");
+    let plate = synth(&dir);
+    let local = local_run(&plate, &dir.join("local"));
+    let out = dir.join("slurm");
+    let mut args = run_args(&plate, &out);
+    args.extend(["--executor", "slurm", "--wells-per-task", "2", "--wait"]);
+    let r = hcs(&args, None);
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("6 of 6 wells complete"), "{}", r.stdout);
+    assert_eq!(files(&out), local, "Slurm outputs differ from the local run's");
+    let summary = std::fs::read_to_string(out.join("summary.json")).expect("finalize wrote summary.json");
+    assert!(summary.contains("\"missing\": []"), "{summary}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+#[ignore = "needs a running Slurm cluster: `bash scripts/slurm-local.sh start` and its SLURM_CONF; .ci/run runs it with --ignored"]
+fn a_cancelled_task_is_all_that_a_resubmission_reruns() {
+    let dir = scratch("cancel");
+    let plate = synth(&dir);
+    let local = local_run(&plate, &dir.join("local"));
+    let out = dir.join("slurm");
+
+    // Held, so task 2 (wells B02, B03) can be cancelled before anything runs; then released.
+    let mut args = run_args(&plate, &out);
+    args.extend(["--executor", "slurm", "--wells-per-task", "2", "--sbatch-arg=--hold"]);
+    let r = hcs(&args, None);
+    assert!(r.ok, "{}", r.stderr);
+    let (array, finalize) = job_ids(&r.stdout);
+    // While those jobs are queued, resubmitting is refused (it would clean wells being written).
+    let again = hcs(&args, None);
+    assert!(!again.ok && again.stderr.contains("still queued or running"), "{}", again.stderr);
+    slurm("scancel", &[&format!("{array}_2")]);
+    // `--sbatch-arg`s go to both jobs, so the finalize job was held too.
+    slurm("scontrol", &["release", &format!("{array},{finalize}")]);
+    wait_until_gone(&format!("{array},{finalize}"));
+    // Tasks 0 and 1 completed; the cancelled task 2 never ran.
+    let states = slurm("scontrol", &["-o", "show", "job", &array]);
+    let completed: Vec<&str> = states
+        .lines()
+        .filter(|l| l.contains("JobState=COMPLETED"))
+        .filter_map(|l| l.split_whitespace().find(|kv| kv.starts_with("ArrayTaskId=")))
+        .collect();
+    assert_eq!(completed.len(), 2, "{states}");
+    assert!(!completed.contains(&"ArrayTaskId=2"), "{states}");
+    for w in ["A01", "A02", "A03", "B01"] {
+        assert!(record(&out, w).is_file(), "{w} should be complete");
+    }
+    for w in ["B02", "B03"] {
+        assert!(!record(&out, w).exists(), "{w} belonged to the cancelled task");
+    }
+    let summary = std::fs::read_to_string(out.join("summary.json")).expect("finalize ran after the cancellation");
+    assert!(summary.contains("B02") && summary.contains("\"missing\""), "{summary}");
+    let before: Vec<(std::time::SystemTime, Vec<u8>)> = ["A01", "A02", "A03", "B01"]
+        .iter()
+        .map(|w| {
+            let p = record(&out, w);
+            (std::fs::metadata(&p).and_then(|m| m.modified()).expect("mtime"), std::fs::read(&p).expect("record"))
+        })
+        .collect();
+
+    // The same submission again (without the test's --hold) runs only the cancelled wells.
+    let mut args = run_args(&plate, &out);
+    args.extend(["--executor", "slurm", "--wells-per-task", "2", "--wait"]);
+    let r = hcs(&args, None);
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("(1 tasks, 2 wells; 4 already complete)"), "{}", r.stdout);
+    assert!(r.stdout.contains("2 of 2 wells complete"), "{}", r.stdout);
+    let after: Vec<(std::time::SystemTime, Vec<u8>)> = ["A01", "A02", "A03", "B01"]
+        .iter()
+        .map(|w| {
+            let p = record(&out, w);
+            (std::fs::metadata(&p).and_then(|m| m.modified()).expect("mtime"), std::fs::read(&p).expect("record"))
+        })
+        .collect();
+    assert_eq!(before, after, "wells finished before the cancellation were redone");
+    assert_eq!(files(&out), local, "outputs after the resubmission differ from the local run's");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+#[ignore = "needs a running Slurm cluster: `bash scripts/slurm-local.sh start` and its SLURM_CONF; .ci/run runs it with --ignored"]
+fn a_failed_well_is_reported_with_its_error_and_task_log() {
+    let dir = scratch("fail");
+    let plate = synth(&dir);
+    // Corrupt one image of well B01 (task 1 with two wells per task).
+    fn find(dir: &Path, name: &str) -> Option<PathBuf> {
+        for entry in std::fs::read_dir(dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if let Some(found) = find(&path, name) {
+                    return Some(found);
+                }
+            } else if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(name)) {
+                return Some(path);
+            }
+        }
+        None
+    }
+    let victim = find(&plate, "B01_s1_w1").expect("an image of B01");
+    std::fs::write(&victim, b"not a TIFF").expect("corrupt");
+    let out = dir.join("slurm");
+    let mut args = run_args(&plate, &out);
+    args.extend(["--executor", "slurm", "--wells-per-task", "2", "--wait"]);
+    let r = hcs(&args, None);
+    assert!(!r.ok, "a failed well must fail the command");
+    assert!(r.stdout.contains("5 of 6 wells complete"), "{}", r.stdout);
+    let line = r.stdout.lines().find(|l| l.contains("B01 FAILED (task 1)")).unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(line.contains("B01_s1_w1") && line.contains("logs/task-1.out"), "{line}");
+    let summary = std::fs::read_to_string(out.join("summary.json")).expect("summary");
+    assert!(summary.contains("\"missing\": [\n    \"B01\"\n  ]"), "{summary}");
+    std::fs::remove_dir_all(&dir).ok();
+}
