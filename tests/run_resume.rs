@@ -1,6 +1,8 @@
 //! `hcs run` end to end: a run killed with SIGKILL mid-plate and resumed with the same command
 //! gives outputs byte-identical to an uninterrupted run.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,25 +19,8 @@ fn hcs(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// Every file under `root` except the run bookkeeping in `.hcs/` (it names the output folder).
 fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).expect("list").flatten() {
-            let path = entry.path();
-            let rel = path.strip_prefix(root).expect("inside").to_path_buf();
-            if rel.starts_with(".hcs") {
-                continue;
-            }
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                out.insert(rel, std::fs::read(&path).expect("read"));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
+    common::output_files(root)
 }
 
 fn done_wells(out: &Path) -> usize {

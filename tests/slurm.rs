@@ -3,6 +3,8 @@
 //! a 6-well plate whose outputs equal a local run's, and a cancelled task that a resubmission
 //! reruns alone.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,25 +53,8 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// Every file under `root` except run bookkeeping (`.hcs/`) and the Slurm run's `summary.json`.
 fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).expect("list").flatten() {
-            let path = entry.path();
-            let rel = path.strip_prefix(root).expect("inside").to_path_buf();
-            if rel.starts_with(".hcs") || rel == Path::new("summary.json") {
-                continue;
-            }
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                out.insert(rel, std::fs::read(&path).expect("read"));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
+    common::output_files(root)
 }
 
 fn run_args<'a>(plate: &'a Path, out: &'a Path) -> Vec<&'a str> {
@@ -168,6 +153,17 @@ fn record(out: &Path, well: &str) -> PathBuf {
     out.join(".hcs/wells").join(format!("{well}.json"))
 }
 
+/// Modification time and bytes of the wells' completion records.
+fn records(out: &Path, wells: &[&str]) -> Vec<(std::time::SystemTime, Vec<u8>)> {
+    wells
+        .iter()
+        .map(|w| {
+            let p = record(out, w);
+            (std::fs::metadata(&p).and_then(|m| m.modified()).expect("mtime"), std::fs::read(&p).expect("record"))
+        })
+        .collect()
+}
+
 #[test]
 #[ignore = "needs a running Slurm cluster: `bash scripts/slurm-local.sh start` and its SLURM_CONF; .ci/run runs it with --ignored"]
 fn six_wells_on_slurm_equal_a_local_run() {
@@ -224,13 +220,7 @@ fn a_cancelled_task_is_all_that_a_resubmission_reruns() {
     }
     let summary = std::fs::read_to_string(out.join("summary.json")).expect("finalize ran after the cancellation");
     assert!(summary.contains("B02") && summary.contains("\"missing\""), "{summary}");
-    let before: Vec<(std::time::SystemTime, Vec<u8>)> = ["A01", "A02", "A03", "B01"]
-        .iter()
-        .map(|w| {
-            let p = record(&out, w);
-            (std::fs::metadata(&p).and_then(|m| m.modified()).expect("mtime"), std::fs::read(&p).expect("record"))
-        })
-        .collect();
+    let before = records(&out, &["A01", "A02", "A03", "B01"]);
 
     // The same submission again (without the test's --hold) runs only the cancelled wells.
     let mut args = run_args(&plate, &out);
@@ -239,13 +229,7 @@ fn a_cancelled_task_is_all_that_a_resubmission_reruns() {
     assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("(1 tasks, 2 wells; 4 already complete)"), "{}", r.stdout);
     assert!(r.stdout.contains("2 of 2 wells complete"), "{}", r.stdout);
-    let after: Vec<(std::time::SystemTime, Vec<u8>)> = ["A01", "A02", "A03", "B01"]
-        .iter()
-        .map(|w| {
-            let p = record(&out, w);
-            (std::fs::metadata(&p).and_then(|m| m.modified()).expect("mtime"), std::fs::read(&p).expect("record"))
-        })
-        .collect();
+    let after = records(&out, &["A01", "A02", "A03", "B01"]);
     assert_eq!(before, after, "wells finished before the cancellation were redone");
     assert_eq!(files(&out), local, "outputs after the resubmission differ from the local run's");
     std::fs::remove_dir_all(&dir).ok();
