@@ -348,6 +348,30 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_link_without_a_conversion_fails_the_check_naming_both_types() {
+        // Only data: a torch contract can be written down in any build, so this checks the rule
+        // `pipeline!` evaluates even where no torch function can be declared.
+        const TORCH: FunctionContract = FunctionContract {
+            input_memory: MemoryType::Torch,
+            output_memory: MemoryType::Torch,
+            ..contract("denoise", &[], &[])
+        };
+        let steps = [StepShape { name: "gpu", calls: &[&PLAIN, &TORCH] }];
+        let link = std::panic::catch_unwind(|| const_check_conversion(&steps, 0, Some(0), Some(1)));
+        let storage = std::panic::catch_unwind(|| const_check_conversion(&steps, 0, Some(1), None));
+        assert_eq!(link.is_err(), !cfg!(feature = "torch"));
+        if let Err(panic) = link {
+            let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert_eq!(
+                message,
+                "step 1 `gpu`: `denoise` takes torch stacks, but gets ndarray from plain, and this build has no ndarray → torch conversion"
+            );
+        }
+        assert_eq!(storage.is_err(), !cfg!(feature = "torch"));
+        const_check_conversion(&steps, 0, None, Some(0));
+    }
+
+    #[test]
     fn grouping_needs_group_by_for_a_dict() {
         let steps = [StepShape { name: "route", calls: &[&PLAIN] }];
         const_check_grouping(&steps, 0, true, true);
