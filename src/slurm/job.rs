@@ -9,7 +9,7 @@ use hcs_core::compiler::CompiledPlate;
 use hcs_core::executor::WellReport;
 use hcs_core::plate::WellId;
 
-use super::SlurmError;
+use super::{SlurmError, file_error};
 
 /// What every task and the finalize job of one submission read: the compiled plate and the
 /// wells each array task runs.
@@ -62,10 +62,6 @@ impl TaskWell {
 /// The folder of one submission's files.
 pub fn submission_dir(output_root: &Path, name: &str) -> PathBuf {
     output_root.join(".hcs").join("slurm").join(name)
-}
-
-fn file_error(path: &Path, e: impl std::fmt::Display) -> SlurmError {
-    SlurmError::File { path: path.to_path_buf(), message: e.to_string() }
 }
 
 impl SlurmJob {

@@ -69,3 +69,8 @@ pub enum SlurmError {
         tasks: usize,
     },
 }
+
+/// A submission file's error.
+pub(crate) fn file_error(path: &std::path::Path, e: impl std::fmt::Display) -> SlurmError {
+    SlurmError::File { path: path.to_path_buf(), message: e.to_string() }
+}

@@ -9,9 +9,9 @@ use hcs_core::compiler::CompiledPlate;
 use hcs_core::executor::{self, output};
 use hcs_core::plate::{Plate, WellId};
 
-use super::SlurmError;
 use super::job::{SlurmJob, TaskReport, submission_dir, task_log_path, task_report_path};
 use super::scheduler::{Scheduler, TaskState};
+use super::{SlurmError, file_error};
 
 /// How to submit.
 #[derive(Clone, Debug)]
@@ -56,8 +56,7 @@ fn sh_quote(s: &str) -> String {
 
 fn write_script(path: &Path, command: &str) -> Result<(), SlurmError> {
     let text = format!("#!/bin/sh\n# Written by hcs; submitted with sbatch.\nexec {command}\n");
-    hcs_vfs::atomic::write_atomic(path, text.as_bytes())
-        .map_err(|e| SlurmError::File { path: path.to_path_buf(), message: e.to_string() })
+    hcs_vfs::atomic::write_atomic(path, text.as_bytes()).map_err(|e| file_error(path, e))
 }
 
 fn submission_name() -> String {
@@ -83,11 +82,10 @@ pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -
     let pending: Vec<usize> =
         (0..compiled.wells.len()).filter(|&k| !output::is_done(root, &compiled.wells[k])).collect();
     // Absolute, so the jobs find their files whatever directory Slurm starts them in.
-    let dir = std::path::absolute(submission_dir(root, &submission_name()))
-        .map_err(|e| SlurmError::File { path: root.clone(), message: e.to_string() })?;
+    let dir = std::path::absolute(submission_dir(root, &submission_name())).map_err(|e| file_error(root, e))?;
     for sub in ["logs", "tasks"] {
         let d = dir.join(sub);
-        std::fs::create_dir_all(&d).map_err(|e| SlurmError::File { path: d, message: e.to_string() })?;
+        std::fs::create_dir_all(&d).map_err(|e| file_error(&d, e))?;
     }
     let job = SlurmJob::new(compiled.clone(), &pending, options.wells_per_task, options.workers);
     let plan = dir.join("plan.json");
@@ -149,8 +147,7 @@ pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -
     submission.jobs = Some((array, finalize));
     let ids = serde_json::json!({ "array": array, "finalize": finalize }).to_string();
     let jobs_file = dir.join("jobs.json");
-    hcs_vfs::atomic::write_atomic(&jobs_file, ids.as_bytes())
-        .map_err(|e| SlurmError::File { path: jobs_file, message: e.to_string() })?;
+    hcs_vfs::atomic::write_atomic(&jobs_file, ids.as_bytes()).map_err(|e| file_error(&jobs_file, e))?;
     Ok(submission)
 }
 
@@ -192,9 +189,8 @@ pub fn finalize_submission(job: &SlurmJob, plate: &Plate) -> Result<Summary, Slu
         missing: missing.iter().map(|p| p.well).collect(),
     };
     let path = compiled.output_root.join("summary.json");
-    let bytes = serde_json::to_vec_pretty(&summary)
-        .map_err(|e| SlurmError::File { path: path.clone(), message: e.to_string() })?;
-    hcs_vfs::atomic::write_atomic(&path, &bytes).map_err(|e| SlurmError::File { path, message: e.to_string() })?;
+    let bytes = serde_json::to_vec_pretty(&summary).map_err(|e| file_error(&path, e))?;
+    hcs_vfs::atomic::write_atomic(&path, &bytes).map_err(|e| file_error(&path, e))?;
     Ok(summary)
 }
 
