@@ -6,16 +6,16 @@
 //! cargo run --example canonical_pipeline
 //! ```
 
-use hcs::core_runtime::compiler::{CompileOptions, CompiledPlate, PlateInfo, compile};
-use hcs::core_runtime::formats::open_plate;
-use hcs::core_runtime::pipeline::Pipeline;
-use hcs::core_runtime::synth::{SynthConfig, synthesize};
 use hcs::kernels::composite::create_composite;
 use hcs::kernels::morphology::tophat;
 use hcs::kernels::normalize::stack_percentile_normalize;
 use hcs::kernels::projection::{ProjectionMethod, create_projection};
 use hcs::kernels::stitch::assemble::assemble_stack;
 use hcs::kernels::stitch::positions::ashlar_compute_tile_positions;
+use hcs::plan::compiler::{CompileOptions, CompiledPlate, PlateInfo, compile};
+use hcs::plan::pipeline::Pipeline;
+use hcs::plate::formats::open_plate;
+use hcs::synth::{SynthConfig, synthesize};
 
 /// [percentile normalize 0.5/99.5 → tophat r=50 ↓4] → z max → channel composite → tile positions →
 /// from the raw plate: normalize → assemble with the positions → z max of the mosaics.
@@ -70,10 +70,8 @@ pub fn compile_for(pipeline: &Pipeline, dir: &std::path::Path) -> Result<Compile
 fn main() -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("hcs-canonical-example-{}", std::process::id()));
     let plate_dir = dir.join("plate");
-    let wells = ["A01", "A02", "B01", "B02"]
-        .iter()
-        .map(|w| w.parse::<hcs::core_runtime::plate::WellId>())
-        .collect::<Result<Vec<_>, _>>();
+    let wells =
+        ["A01", "A02", "B01", "B02"].iter().map(|w| w.parse::<hcs::plate::WellId>()).collect::<Result<Vec<_>, _>>();
     let config = SynthConfig { wells: wells.map_err(|e| e.to_string())?, tile: 128, ..SynthConfig::default() };
     synthesize(&config, &plate_dir).map_err(|e| e.to_string())?;
 

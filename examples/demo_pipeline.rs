@@ -6,12 +6,12 @@
 //! cargo run --release --example demo_pipeline
 //! ```
 
-use hcs::core_runtime::compiler::{CompileOptions, PlateInfo, compile};
-use hcs::core_runtime::executor::{RunOptions, run};
-use hcs::core_runtime::formats::open_plate;
-use hcs::core_runtime::pipeline::{ConfigLayer, FunctionCall, FunctionPattern, FunctionStep, Pipeline};
-use hcs::core_runtime::plate::Component;
-use hcs::core_runtime::synth::{SynthConfig, synthesize};
+use hcs::exec::{RunOptions, run};
+use hcs::plan::compiler::{CompileOptions, PlateInfo, compile};
+use hcs::plan::pipeline::{ConfigLayer, FunctionCall, FunctionPattern, FunctionStep, Pipeline};
+use hcs::plate::Component;
+use hcs::plate::formats::open_plate;
+use hcs::synth::{SynthConfig, synthesize};
 
 /// Positions from a channel composite; from the raw plate, per channel z max → normalize → tophat
 /// → assembly with those positions; cells counted on channel 1 of the stitched image.
@@ -50,7 +50,7 @@ fn main() -> Result<(), String> {
         .iter()
         .map(|w| w.parse())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e: hcs::core_runtime::plate::WellParseError| e.to_string())?;
+        .map_err(|e: hcs::plate::WellParseError| e.to_string())?;
     synthesize(&SynthConfig { wells, tile: 256, ..SynthConfig::default() }, &dir.join("plate"))
         .map_err(|e| e.to_string())?;
     let plate = open_plate(&dir.join("plate"), None).map_err(|e| e.to_string())?;

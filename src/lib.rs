@@ -37,7 +37,7 @@
 //!     step "tile positions" { func = ashlar_compute_tile_positions; }
 //!     step "assemble" { input_source = pipeline_start; func = assemble_stack; }
 //! };
-//! let (file, _) = hcs::core_runtime::pipeline::Pipeline::from_toml(
+//! let (file, _) = hcs::plan::pipeline::Pipeline::from_toml(
 //!     r#"
 //!     name = "mosaic"
 //!     [[steps]]
@@ -58,7 +58,9 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
 pub mod slurm;
 
 // Lets generated code name `::hcs::__private` inside this crate too.
@@ -71,18 +73,49 @@ pub use hcs_core::{
     NdarrayStack, ParamError, ParamMap, ParamSpec, ParamType, ParamValue, PipelineParam, PlaneCount, Registry,
     RegistryError, SpecialData, SpecialInputs, SpecialKey, SpecialValue, Stack,
 };
-pub use hcs_macros::{chain_breaker, memory, pipeline, special_inputs, special_outputs};
+#[cfg(feature = "runtime")]
+pub use hcs_macros::pipeline;
+pub use hcs_macros::{chain_breaker, memory, special_inputs, special_outputs};
 
-/// The runtime crate (contracts, registry, compiler, executor).
-pub use hcs_core as core_runtime;
+/// Contracts, parameters, special data, stack types and the registry (`hcs-core`).
+pub use hcs_core as contracts;
+/// GPU detection and stack conversions (`hcs-device`).
+#[cfg(feature = "runtime")]
+pub use hcs_device as device;
+/// The executor (`hcs-exec`).
+#[cfg(feature = "runtime")]
+pub use hcs_exec as exec;
 /// The processing functions shipped with hcs. Re-exported so their registrations are linked into
 /// every binary that uses this crate.
+#[cfg(feature = "runtime")]
 pub use hcs_kernels as kernels;
-/// Storage backends.
+/// Pipelines and the pipeline compiler (`hcs-plan`).
+#[cfg(feature = "runtime")]
+pub use hcs_plan as plan;
+/// Plates and plate formats (`hcs-plate`).
+#[cfg(feature = "runtime")]
+pub use hcs_plate as plate;
+/// Synthetic plates with ground truth (`hcs-synth`).
+#[cfg(feature = "runtime")]
+pub use hcs_synth as synth;
+/// Storage (`hcs-vfs`).
+#[cfg(feature = "runtime")]
 pub use hcs_vfs as vfs;
 
+/// Helpers for testing processing functions by registered name (`hcs-core`'s `testing`).
+pub use hcs_core::testing;
+
+/// `ndarray`, re-exported so plugin crates need not pin their own version.
+pub use ndarray;
+/// `serde`, re-exported so plugin crates need not pin their own version.
+pub use serde;
+
 #[doc(hidden)]
-pub use hcs_core::__private;
+pub mod __private {
+    pub use hcs_core::__private::*;
+    #[cfg(feature = "runtime")]
+    pub use hcs_plan::__private::*;
+}
 
 /// Everything needed to write a processing function: `use hcs::prelude::*;`.
 pub mod prelude {
@@ -90,4 +123,6 @@ pub mod prelude {
         CudaStack, MaterializeError, MaterializeResult, MaterializeTarget, NdarrayStack, PipelineParam, TorchStack,
     };
     pub use hcs_macros::{chain_breaker, memory, special_inputs, special_outputs};
+    pub use ndarray;
+    pub use serde;
 }

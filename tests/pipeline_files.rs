@@ -1,12 +1,12 @@
 //! Pipeline files and the builder express the same pipelines; plate-free checks report every
 //! mistake with the step, the function, the parameter and the file line.
 
-use hcs::core_runtime::Registry;
-use hcs::core_runtime::pipeline::{
-    ConfigLayer, FunctionPattern, FunctionStep, GpuPolicy, Pipeline, PipelineError, StorageBackend, Workers,
-    check_functions,
+use hcs::Registry;
+use hcs::plan::pipeline::{
+    ConfigLayer, FunctionPattern, FunctionStep, GpuPolicy, Pipeline, PipelineError, Workers, check_functions,
 };
-use hcs::core_runtime::plate::Component;
+use hcs::plate::Component;
+use hcs::vfs::Backend;
 
 #[path = "../examples/canonical_pipeline.rs"]
 mod canonical_example;
@@ -42,8 +42,7 @@ fn a_pipeline_written_out_reads_back_identically() {
         .variable_components([Component::Z])
         .materialize(Some(vec!["A01".parse().expect("well"), "B03".parse().expect("well")])),
     );
-    p.config =
-        ConfigLayer { backend: Some(StorageBackend::Zarr), workers: Some(Workers::Count(3)), ..Default::default() };
+    p.config = ConfigLayer { backend: Some(Backend::Zarr), workers: Some(Workers::Count(3)), ..Default::default() };
     p.steps[0].config =
         ConfigLayer { gpu_policy: Some(GpuPolicy::Never), sub_dir: Some("ckpt".into()), ..Default::default() };
     p.steps.push(FunctionStep::new("count", "count_cells_single_channel").merge_outputs(["cell_counts"]));
@@ -124,7 +123,7 @@ fn malformed_files_are_errors_naming_the_line() {
 
 #[test]
 fn special_inputs_need_an_earlier_producer_and_one_producer_per_step() {
-    use hcs::core_runtime::pipeline::check_special_io;
+    use hcs::plan::pipeline::check_special_io;
     assert_eq!(
         check_special_io(&canonical_in_rust(), Registry::global(), None),
         [],
@@ -161,8 +160,8 @@ fn special_inputs_need_an_earlier_producer_and_one_producer_per_step() {
 fn the_rust_and_file_canonical_pipelines_compile_to_identical_plans_for_a_4_well_plate() {
     let dir = std::env::temp_dir().join(format!("hcs-canonical-plans-{}", std::process::id()));
     let wells = ["A01", "A02", "B01", "B02"].map(|w| w.parse().expect("well")).to_vec();
-    let config = hcs::core_runtime::synth::SynthConfig { wells, tile: 64, ..Default::default() };
-    hcs::core_runtime::synth::synthesize(&config, &dir).expect("synthetic plate");
+    let config = hcs::synth::SynthConfig { wells, tile: 64, ..Default::default() };
+    hcs::synth::synthesize(&config, &dir).expect("synthetic plate");
     let (from_file, _) = Pipeline::from_toml(&canonical_file()).expect("valid file");
     let a = canonical_example::compile_for(&canonical_in_rust(), &dir).expect("compiles");
     let b = canonical_example::compile_for(&from_file, &dir).expect("compiles");

@@ -6,21 +6,18 @@ pub use ::std::any::TypeId;
 
 pub use crate::contract::{FunctionContract, InvokeOutput, PlaneCount, SourceLocation};
 pub use crate::error::InvokeError;
-pub use crate::memory::{CudaStackType, MemoryType, NdarrayStackType, Stack, TorchStackType};
 pub use crate::params::{ParamMap, ParamSpec, ParamValue, PipelineParam};
-pub use crate::pipeline::wiring::{
-    StepShape, const_check_conversion, const_check_grouping, const_check_merge_output, const_link,
-};
-pub use crate::pipeline::{FunctionCall, FunctionPattern, FunctionStep, InputSource, Pipeline};
-pub use crate::plate::Component;
 pub use crate::registry::FUNCTIONS;
 pub use crate::special::{
     MaterializeResult, MaterializeTarget, MaterializerFn, MaterializerSpec, SpecialData, SpecialInputSpec,
     SpecialInputs, SpecialKey, SpecialOutputSpec, SpecialValue,
 };
+pub use crate::stack::{CudaStackType, MemoryType, NdarrayStackType, Stack, TorchStackType};
 
 /// How many special inputs (and outputs) one function may declare: `pipeline!` checks slots
 /// `0..MAX_SPECIAL` of every call.
+// Must equal hcs-macros' MAX_SPECIAL (hcs-macros/src/lib.rs); every generated handle asserts
+// that they agree, so the two cannot drift apart silently.
 pub const MAX_SPECIAL: usize = 8;
 
 /// The value type of a function's special input number `N` ([`NoSpecial`] past the last one).
@@ -52,7 +49,8 @@ impl<const N: usize> SpecialOutputAt<N> for NoCall {
 }
 
 /// The plate's metadata as a producer: slot `i` is `PLATE_SUPPLIED_INPUTS[i]` with the type the
-/// compiler supplies it as (see `compiler::init::plate_value`).
+/// compiler supplies it as (see `hcs_plan::pipeline::PlateInput`, whose order and types a test
+/// keeps equal to these slots).
 pub struct PlateCall;
 impl SpecialOutputAt<0> for PlateCall {
     type Value = (u32, u32);

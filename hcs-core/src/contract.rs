@@ -4,9 +4,9 @@ use serde::Serialize;
 use serde::ser::SerializeStruct;
 
 use crate::error::InvokeError;
-use crate::memory::{MemoryType, Stack};
 use crate::params::{ParamMap, ParamSpec};
 use crate::special::{SpecialData, SpecialInputSpec, SpecialInputs, SpecialOutputSpec};
+use crate::stack::{MemoryType, Stack};
 
 /// Where a function was declared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

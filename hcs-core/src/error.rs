@@ -1,7 +1,6 @@
 //! Error types of hcs-core.
 
-use crate::contract::SourceLocation;
-use crate::memory::MemoryType;
+use crate::memory_type::MemoryType;
 
 /// A parameter value that does not fit the parameter's type.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -97,43 +96,16 @@ pub enum InvokeError {
 /// A failure while writing a special output to storage.
 #[derive(Debug, thiserror::Error)]
 pub enum MaterializeError {
-    /// Storage failed.
-    #[error(transparent)]
-    Storage(#[from] hcs_vfs::VfsError),
+    /// Writing a file failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
     /// The value could not be encoded.
     #[error("cannot encode special output: {0}")]
     Encode(String),
-}
-
-/// A problem with the set of registered functions.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RegistryError {
-    /// Two functions registered under the same name for the same input memory type.
-    #[error(
-        "function `{name}` is registered twice for memory type {memory}: `{first_path}` ({first}) and `{second_path}` ({second}); rename one of them"
-    )]
-    Duplicate {
-        /// The shared name.
-        name: &'static str,
-        /// The shared input memory type.
-        memory: MemoryType,
-        /// Full path of the first registration.
-        first_path: String,
-        /// Where the first was declared.
-        first: Location,
-        /// Full path of the second registration.
-        second_path: String,
-        /// Where the second was declared.
-        second: Location,
-    },
-}
-
-/// A source location that prints as `file:line:column`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Location(pub SourceLocation);
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.0.file, self.0.line, self.0.column)
-    }
 }

@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use linkme::distributed_slice;
 
 use crate::contract::FunctionContract;
-use crate::error::{Location, RegistryError};
-use crate::memory::MemoryType;
+use crate::contract::SourceLocation;
+use crate::memory_type::MemoryType;
 
 /// Every registered function contract, in link order (unspecified: use [`Registry`]).
 #[distributed_slice]
@@ -99,5 +99,38 @@ impl Registry {
             .filter(|(d, k)| *d <= (k.len() / 3).max(2))
             .min()
             .map(|(_, k)| k)
+    }
+}
+
+/// A problem with the set of registered functions.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// Two functions registered under the same name for the same input memory type.
+    #[error(
+        "function `{name}` is registered twice for memory type {memory}: `{first_path}` ({first}) and `{second_path}` ({second}); rename one of them"
+    )]
+    Duplicate {
+        /// The shared name.
+        name: &'static str,
+        /// The shared input memory type.
+        memory: MemoryType,
+        /// Full path of the first registration.
+        first_path: String,
+        /// Where the first was declared.
+        first: Location,
+        /// Full path of the second registration.
+        second_path: String,
+        /// Where the second was declared.
+        second: Location,
+    },
+}
+
+/// A source location that prints as `file:line:column`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location(pub SourceLocation);
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.0.file, self.0.line, self.0.column)
     }
 }

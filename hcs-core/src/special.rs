@@ -97,17 +97,55 @@ impl SpecialInputs {
     }
 }
 
+/// Where a materializer's bytes go. The executor routes them through its store; on its own a
+/// [`MaterializeTarget`] writes files atomically with [`FileSink`].
+pub trait ByteSink: Send + Sync {
+    /// Replace the file at `path` with `bytes`, atomically (readers see the old file or the new
+    /// one, never a part).
+    fn put(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()>;
+}
+
+/// Plain files: a temporary beside the target, flushed, then renamed over it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FileSink;
+
+impl ByteSink for FileSink {
+    fn put(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
 /// Where a materializer writes: a results directory and a file stem (`<well>_<key>`).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MaterializeTarget {
     dir: PathBuf,
     stem: String,
+    sink: Arc<dyn ByteSink>,
+}
+
+impl std::fmt::Debug for MaterializeTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaterializeTarget").field("dir", &self.dir).field("stem", &self.stem).finish_non_exhaustive()
+    }
 }
 
 impl MaterializeTarget {
-    /// A target writing `<dir>/<stem><suffix>` files.
+    /// A target writing `<dir>/<stem><suffix>` files with [`FileSink`].
     pub fn new(dir: impl Into<PathBuf>, stem: impl Into<String>) -> Self {
-        Self { dir: dir.into(), stem: stem.into() }
+        Self::with_sink(dir, stem, Arc::new(FileSink))
+    }
+
+    /// A target whose bytes go to `sink` (the executor's store).
+    pub fn with_sink(dir: impl Into<PathBuf>, stem: impl Into<String>, sink: Arc<dyn ByteSink>) -> Self {
+        Self { dir: dir.into(), stem: stem.into(), sink }
     }
 
     /// The results directory.
@@ -123,7 +161,7 @@ impl MaterializeTarget {
     /// Atomically write `<dir>/<stem><suffix>` (e.g. suffix `.csv`) and return its path.
     pub fn write(&self, suffix: &str, bytes: &[u8]) -> Result<PathBuf, MaterializeError> {
         let path = self.dir.join(format!("{}{suffix}", self.stem));
-        hcs_vfs::atomic::write_atomic(&path, bytes)?;
+        self.sink.put(&path, bytes).map_err(|source| MaterializeError::Io { path: path.clone(), source })?;
         Ok(path)
     }
 }

@@ -8,7 +8,6 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use hcs_core::synth::{Scene, SynthConfig, render_tile, tile_positions};
 use hcs_kernels::binning::{BinMethod, spatial_bin_2d, spatial_bin_3d};
 use hcs_kernels::cells::{DetectionMethod, ThresholdMethod, count_cells_single_channel};
 use hcs_kernels::composite::composite_of;
@@ -23,6 +22,7 @@ use hcs_kernels::sharpen::sharpen;
 use hcs_kernels::stitch::TilePositions;
 use hcs_kernels::stitch::assemble::{Blend, assemble_stack};
 use hcs_kernels::stitch::positions::ashlar_compute_tile_positions;
+use hcs_synth::{Scene, SynthConfig, render_tile, tile_positions};
 use ndarray::Array3;
 
 /// Deterministic u16-valued data shared with bench/kernels_python.py (same formula).

@@ -9,8 +9,8 @@
 
 use std::time::Instant;
 
-use hcs_core::device::cuda::CudaStack;
-use hcs_core::device::torch::{device_of, from_ndarray, to_ndarray};
+use hcs_core::cuda::CudaStack;
+use hcs_core::torch::{device_of, from_ndarray, to_ndarray};
 use hcs_core::{MemoryType, ParamMap, ParamValue, Registry, SpecialInputs, Stack};
 use hcs_kernels as _;
 use ndarray::Array3;

@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
-use hcs_core::formats::open_plate;
-use hcs_core::plate::ImageKey;
 use hcs_kernels::stitch::positions::ashlar_compute_tile_positions;
+use hcs_plate::ImageKey;
+use hcs_plate::formats::open_plate;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -3,6 +3,12 @@
 //! CPU implementations take and return `ndarray::Array3<f32>` `[planes, y, x]` holding raw sample
 //! values (see ARCHITECTURE.md, "Stacks and dtypes"). They are parallel over planes or rows with
 //! rayon.
+//!
+//! Each family is a module holding its backend twins side by side: the ndarray version in
+//! `<family>/mod.rs` (with the shared types and parameter docs), its torch variant in
+//! `<family>/torch.rs` (feature `torch`) and its cuda variant in `<family>/cuda.rs` (feature
+//! `cuda`), all registered under the same names. Plumbing the device variants share lives in
+//! `torch_support.rs` and `cuda_support/` (with the CUDA C source, `kernels.cu`).
 #![deny(missing_docs)]
 
 pub mod binning;
@@ -11,7 +17,7 @@ pub mod cells;
 pub mod composite;
 pub mod crop;
 #[cfg(feature = "cuda")]
-pub mod cuda;
+mod cuda_support;
 pub mod equalize;
 pub mod error;
 pub mod flatfield;
@@ -23,6 +29,6 @@ mod separable;
 pub mod sharpen;
 pub mod stitch;
 #[cfg(feature = "torch")]
-pub mod torch;
+mod torch_support;
 
 pub use error::KernelError;

@@ -3,8 +3,9 @@
 //! move a stack to one with a clear error instead of panicking.
 #![cfg(feature = "cuda")]
 
-use hcs_core::device::cuda::{CudaStack, culib_present, inventory};
+use hcs_core::cuda::{CudaStack, culib_present};
 use hcs_core::{MemoryType, ParamMap, ParamValue, Registry, SpecialInputs, Stack};
+use hcs_device::cuda_inventory as inventory;
 use hcs_kernels as _;
 use ndarray::Array3;
 use rand::{Rng, SeedableRng};
@@ -108,8 +109,7 @@ fn torch_and_cuda_stacks_share_the_device() {
         return; // no device to share
     }
     let input = stack(2, 33, 47, 9, true);
-    let t = hcs_core::device::torch::from_ndarray(input.clone(), hcs_core::device::torch::device_of(Some(0)))
-        .expect("torch on cuda:0");
+    let t = hcs_core::torch::from_ndarray(input.clone(), hcs_core::torch::device_of(Some(0))).expect("torch on cuda:0");
     let ptr = t.data_ptr();
     let c = CudaStack::from_torch(t).expect("shared");
     use cudarc::driver::DevicePtr;
@@ -117,5 +117,5 @@ fn torch_and_cuda_stacks_share_the_device() {
     assert_eq!(dev_ptr as usize, ptr as usize, "torch → cuda shares the buffer");
     assert_eq!(c.to_ndarray().expect("host"), input);
     let back = c.to_torch().expect("cuda → torch");
-    assert_eq!(hcs_core::device::torch::to_ndarray(&back).expect("host"), input);
+    assert_eq!(hcs_core::torch::to_ndarray(&back).expect("host"), input);
 }

@@ -2,9 +2,9 @@
 //! overlap, ±5 px sub-pixel stage jitter, noise. Required: mean position error ≤ 0.5 px, max ≤
 //! 1.5 px (positions compared after removing the common offset).
 
-use hcs_core::synth::{Scene, SynthConfig, render_tile, tile_positions};
 use hcs_kernels::stitch::assemble::{Blend, assemble_stack};
 use hcs_kernels::stitch::positions::ashlar_compute_tile_positions;
+use hcs_synth::{Scene, SynthConfig, render_tile, tile_positions};
 use ndarray::{Array3, Axis};
 
 fn well_tiles(config: &SynthConfig) -> (Array3<f32>, Vec<(f64, f64)>) {

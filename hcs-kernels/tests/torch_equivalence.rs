@@ -3,7 +3,7 @@
 //! checks on `cuda:0` (the device machine).
 #![cfg(feature = "torch")]
 
-use hcs_core::device::torch::{device_of, from_ndarray, to_ndarray};
+use hcs_core::torch::{device_of, from_ndarray, to_ndarray};
 use hcs_core::{MemoryType, ParamMap, ParamValue, Registry, SpecialData, SpecialInputs, Stack};
 use hcs_kernels as _;
 use hcs_kernels::stitch::TilePositions;

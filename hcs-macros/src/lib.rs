@@ -23,7 +23,9 @@ mod type_text;
 
 use attrs::AttrKind;
 
-/// At most this many special inputs and outputs per function (`hcs_core::__private::MAX_SPECIAL`).
+/// At most this many special inputs and outputs per function. Must equal
+/// `hcs_core::__private::MAX_SPECIAL` (hcs-core/src/__private.rs), which a proc-macro cannot
+/// import: every generated handle asserts the two agree at compile time (`expand::handle`).
 const MAX_SPECIAL: usize = 8;
 
 /// Declare the memory type of a function's stack: `#[memory(ndarray)]`, `#[memory(torch)]`,
@@ -58,7 +60,7 @@ pub fn chain_breaker(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(AttrKind::ChainBreaker, attr.into(), item.into()).into()
 }
 
-/// A pipeline written in Rust, checked by rustc: evaluates to the same `hcs::core_runtime::pipeline::Pipeline`
+/// A pipeline written in Rust, checked by rustc: evaluates to the same `hcs::plan::pipeline::Pipeline`
 /// a pipeline file with the same content gives (the `hcs` crate docs have a tested example).
 ///
 /// ```text

@@ -4,7 +4,7 @@
 //! other crates), so it generates code that makes rustc check them: parameter names resolve to the
 //! type aliases in each handle's `params` module (a typo is a resolution error with a suggestion),
 //! values must convert to those types, and constants evaluate the runtime's own wiring rules
-//! (`hcs_core::pipeline::wiring`) on the handles' `FUNC` contracts — special inputs without an
+//! (`hcs_plan::pipeline::wiring`) on the handles' `FUNC` contracts — special inputs without an
 //! earlier producer, dict patterns without `group_by`, adjacent memory types without a
 //! conversion — failing with the runtime error's text. The types of linked special data are
 //! compared through the `SpecialOutputAt` / `SpecialInputAt` slots of the producer the constant
@@ -19,7 +19,7 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, LitBool, LitStr, Path, Token, braced, bracketed, parenthesized};
 
-use crate::runtime_path::runtime_path;
+use crate::runtime_path::pipeline_runtime_path;
 
 /// The whole input.
 struct PipelineInput {
@@ -209,11 +209,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
         Ok(p) => p,
         Err(e) => return e.to_compile_error(),
     };
-    let rt = match runtime_path() {
-        Ok(rt) => rt,
-        Err(message) => return syn::Error::new(Span::call_site(), message).to_compile_error(),
-    };
-    match generate(&parsed, &rt) {
+    match pipeline_runtime_path().and_then(|rt| generate(&parsed, &rt)) {
         Ok(tokens) => tokens,
         Err(e) => e.to_compile_error(),
     }
@@ -323,133 +319,198 @@ fn pattern_value(p: &Pattern, rt: &TokenStream) -> syn::Result<TokenStream> {
     })
 }
 
+/// The pipeline value, preceded by the items that make rustc check its wiring.
 fn generate(p: &PipelineInput, rt: &TokenStream) -> syn::Result<TokenStream> {
-    let mut call_impls = Vec::new();
-    let mut shapes = Vec::new();
-    let mut checks = Vec::new();
+    let all_calls: Vec<Vec<&Call>> = p.steps.iter().map(step_calls).collect();
+    let mut checks = Checks::default();
     let mut step_values = Vec::new();
     let mut global = 0usize;
-    let all_calls: Vec<Vec<&Call>> = p
-        .steps
-        .iter()
-        .map(|s| {
-            let mut calls = Vec::new();
-            if let Some(f) = &s.func {
-                flatten(f, &mut calls);
-            }
-            calls
-        })
-        .collect();
-    let total: usize = all_calls.iter().map(Vec::len).sum();
-
     for (s, (step, calls)) in p.steps.iter().zip(&all_calls).enumerate() {
         let Some(func) = &step.func else { continue };
-        let step_name = &step.name;
-        let funcs: Vec<TokenStream> = calls
-            .iter()
-            .map(|c| {
-                let path = &c.path;
-                quote_spanned!(path.span()=> #path::FUNC)
-            })
-            .collect();
-        shapes.push(quote!(#rt::StepShape { name: #step_name, calls: &[#(#funcs),*] }));
-
+        checks.shapes.push(step_shape(step, calls, rt));
         for (c, call) in calls.iter().enumerate() {
-            let path = &call.path;
-            let n = global + c;
-            call_impls.push(quote_spanned! {path.span()=>
-                impl #rt::CallAt<#n> for __HcsPipeline { type Contract = #path::Contract; }
-            });
-            for slot in 0..crate::MAX_SPECIAL {
-                let rt = &respan(rt.clone(), path.span());
-                checks.push(quote_spanned! {path.span()=>
-                    const _: () = {
-                        const LINK: (usize, usize) = #rt::const_link(__HCS_STEPS, #s, #c, #slot);
-                        #rt::same_special::<
-                            <<__HcsPipeline as #rt::CallAt<{ LINK.0 }>>::Contract as #rt::SpecialOutputAt<{ LINK.1 }>>::Value,
-                            <#path::Contract as #rt::SpecialInputAt<#slot>>::Value,
-                        >();
-                    };
-                });
-            }
+            checks.call_impls.push(call_at_impl(call, global + c, rt));
+            checks.consts.extend(special_link_checks(call, s, c, rt));
         }
         global += calls.len();
-
-        let dict = has_dict(func);
-        let grouped = step.group_by.is_some();
-        let rt_at = |span: Span| respan(rt.clone(), span);
-        let rt_step = rt_at(step_name.span());
-        checks.push(quote_spanned! {step_name.span()=>
-            const _: () = #rt_step::const_check_grouping(__HCS_STEPS, #s, #dict, #grouped);
-        });
-        let mut flow = Vec::new();
-        let mut index = 0;
-        let outs = edges(func, vec![None], &mut index, &mut flow);
-        for from in outs {
-            flow.push((from, None, step_name.span()));
-        }
-        for (from, to, span) in flow {
-            let opt = |o: Option<usize>| match o {
-                Some(k) => quote!(::core::option::Option::Some(#k)),
-                None => quote!(::core::option::Option::None),
-            };
-            let (from, to) = (respan(opt(from), span), respan(opt(to), span));
-            let rt_edge = rt_at(span);
-            checks.push(quote_spanned! {span=>
-                const _: () = #rt_edge::const_check_conversion(__HCS_STEPS, #s, #from, #to);
-            });
-        }
-
-        for key in &step.merge_outputs {
-            let rt_key = rt_at(key.span());
-            checks.push(quote_spanned! {key.span()=>
-                const _: () = #rt_key::const_check_merge_output(__HCS_STEPS, #s, <#key as #rt_key::SpecialKey>::NAME);
-            });
-        }
-        let pattern = pattern_value(func, rt)?;
-        let mut value = quote!(#rt::FunctionStep::new(#step_name, #pattern));
-        if let Some(components) = &step.variable_components {
-            let components = components.iter().map(|c| component(c, rt)).collect::<syn::Result<Vec<_>>>()?;
-            value = quote!(#value.variable_components([#(#components),*]));
-        }
-        if let Some(g) = &step.group_by {
-            let g = component(g, rt)?;
-            value = quote!(#value.group_by(#g));
-        }
-        if let Some(source) = &step.input_source {
-            match source.to_string().as_str() {
-                "pipeline_start" => value = quote!(#value.from_pipeline_start()),
-                "previous_step" => {}
-                other => {
-                    return Err(syn::Error::new_spanned(
-                        source,
-                        format!("unknown input source `{other}` (sources: previous_step, pipeline_start)"),
-                    ));
-                }
-            }
-        }
-        if let Some(m) = &step.materialize
-            && m.value
-        {
-            value = quote!(#value.materialize(::core::option::Option::None));
-        }
-        if !step.merge_outputs.is_empty() {
-            let keys = step.merge_outputs.iter().map(|k| quote_spanned!(k.span()=> <#k as #rt::SpecialKey>::NAME));
-            value = quote!(#value.merge_outputs([#(#keys),*]));
-        }
-        if let Some(config) = &step.config {
-            value = quote!(#value.config(#config));
-        }
-        step_values.push(value);
+        checks.consts.push(grouping_check(step, func, s, rt));
+        checks.consts.extend(conversion_checks(step, func, s, rt));
+        checks.consts.extend(merge_output_checks(step, s, rt));
+        step_values.push(step_value(step, func, rt)?);
     }
+    Ok(assemble(p, global, &checks, &step_values, rt))
+}
 
+/// The items that check a pipeline's wiring, in the order they are emitted.
+#[derive(Default)]
+struct Checks {
+    /// `CallAt<N>` for every call, numbered over all steps depth first.
+    call_impls: Vec<TokenStream>,
+    /// One `StepShape` per step: what the runtime's wiring rules evaluate.
+    shapes: Vec<TokenStream>,
+    /// The `const _` checks.
+    consts: Vec<TokenStream>,
+}
+
+/// The calls of a step, depth first (none when it has no `func`).
+fn step_calls(step: &Step) -> Vec<&Call> {
+    let mut calls = Vec::new();
+    if let Some(f) = &step.func {
+        flatten(f, &mut calls);
+    }
+    calls
+}
+
+/// `StepShape { name, calls: &[<path>::FUNC, ..] }`.
+fn step_shape(step: &Step, calls: &[&Call], rt: &TokenStream) -> TokenStream {
+    let step_name = &step.name;
+    let funcs: Vec<TokenStream> = calls
+        .iter()
+        .map(|c| {
+            let path = &c.path;
+            quote_spanned!(path.span()=> #path::FUNC)
+        })
+        .collect();
+    quote!(#rt::StepShape { name: #step_name, calls: &[#(#funcs),*] })
+}
+
+/// `CallAt<n>` naming the contract marker of the pipeline's `n`-th call.
+fn call_at_impl(call: &Call, n: usize, rt: &TokenStream) -> TokenStream {
+    let path = &call.path;
+    quote_spanned! {path.span()=>
+        impl #rt::CallAt<#n> for __HcsPipeline { type Contract = #path::Contract; }
+    }
+}
+
+/// For every special-input slot of call `c` of step `s`: the type its producer (picked by the
+/// runtime's `const_link`) outputs is the type the call takes.
+fn special_link_checks(call: &Call, s: usize, c: usize, rt: &TokenStream) -> Vec<TokenStream> {
+    let path = &call.path;
+    (0..crate::MAX_SPECIAL)
+        .map(|slot| {
+            let rt = &respan(rt.clone(), path.span());
+            quote_spanned! {path.span()=>
+                const _: () = {
+                    const LINK: (usize, usize) = #rt::const_link(__HCS_STEPS, #s, #c, #slot);
+                    #rt::same_special::<
+                        <<__HcsPipeline as #rt::CallAt<{ LINK.0 }>>::Contract as #rt::SpecialOutputAt<{ LINK.1 }>>::Value,
+                        <#path::Contract as #rt::SpecialInputAt<#slot>>::Value,
+                    >();
+                };
+            }
+        })
+        .collect()
+}
+
+/// A dict pattern needs `group_by` (and the grouping rules of the runtime hold).
+fn grouping_check(step: &Step, func: &Pattern, s: usize, rt: &TokenStream) -> TokenStream {
+    let step_name = &step.name;
+    let dict = has_dict(func);
+    let grouped = step.group_by.is_some();
+    let rt_step = respan(rt.clone(), step_name.span());
+    quote_spanned! {step_name.span()=>
+        const _: () = #rt_step::const_check_grouping(__HCS_STEPS, #s, #dict, #grouped);
+    }
+}
+
+/// Every edge a stack flows along (storage → calls → storage) has a memory conversion in this
+/// build, spanned on the receiving call (on the step name for the edges into storage).
+fn conversion_checks(step: &Step, func: &Pattern, s: usize, rt: &TokenStream) -> Vec<TokenStream> {
+    let step_name = &step.name;
+    let mut flow = Vec::new();
+    let mut index = 0;
+    let outs = edges(func, vec![None], &mut index, &mut flow);
+    for from in outs {
+        flow.push((from, None, step_name.span()));
+    }
+    let opt = |o: Option<usize>| match o {
+        Some(k) => quote!(::core::option::Option::Some(#k)),
+        None => quote!(::core::option::Option::None),
+    };
+    flow.into_iter()
+        .map(|(from, to, span)| {
+            let (from, to) = (respan(opt(from), span), respan(opt(to), span));
+            let rt_edge = respan(rt.clone(), span);
+            quote_spanned! {span=>
+                const _: () = #rt_edge::const_check_conversion(__HCS_STEPS, #s, #from, #to);
+            }
+        })
+        .collect()
+}
+
+/// Every `merge_outputs` key is a special output of the step.
+fn merge_output_checks(step: &Step, s: usize, rt: &TokenStream) -> Vec<TokenStream> {
+    step.merge_outputs
+        .iter()
+        .map(|key| {
+            let rt_key = respan(rt.clone(), key.span());
+            quote_spanned! {key.span()=>
+                const _: () = #rt_key::const_check_merge_output(__HCS_STEPS, #s, <#key as #rt_key::SpecialKey>::NAME);
+            }
+        })
+        .collect()
+}
+
+/// The `FunctionStep` value: `FunctionStep::new(name, pattern)` and one builder call per field.
+fn step_value(step: &Step, func: &Pattern, rt: &TokenStream) -> syn::Result<TokenStream> {
+    let step_name = &step.name;
+    let pattern = pattern_value(func, rt)?;
+    let mut value = quote!(#rt::FunctionStep::new(#step_name, #pattern));
+    if let Some(components) = &step.variable_components {
+        let components = components.iter().map(|c| component(c, rt)).collect::<syn::Result<Vec<_>>>()?;
+        value = quote!(#value.variable_components([#(#components),*]));
+    }
+    if let Some(g) = &step.group_by {
+        let g = component(g, rt)?;
+        value = quote!(#value.group_by(#g));
+    }
+    if let Some(source) = &step.input_source {
+        value = input_source(value, source)?;
+    }
+    if let Some(m) = &step.materialize
+        && m.value
+    {
+        value = quote!(#value.materialize(::core::option::Option::None));
+    }
+    if !step.merge_outputs.is_empty() {
+        let keys = step.merge_outputs.iter().map(|k| quote_spanned!(k.span()=> <#k as #rt::SpecialKey>::NAME));
+        value = quote!(#value.merge_outputs([#(#keys),*]));
+    }
+    if let Some(config) = &step.config {
+        value = quote!(#value.config(#config));
+    }
+    Ok(value)
+}
+
+/// `value` reading from the given `input_source`.
+fn input_source(value: TokenStream, source: &Ident) -> syn::Result<TokenStream> {
+    match source.to_string().as_str() {
+        "pipeline_start" => Ok(quote!(#value.from_pipeline_start())),
+        "previous_step" => Ok(value),
+        other => Err(syn::Error::new_spanned(
+            source,
+            format!("unknown input source `{other}` (sources: previous_step, pipeline_start)"),
+        )),
+    }
+}
+
+/// The block the macro evaluates to: the marker type with its `CallAt` impls (`total` calls, then
+/// `NoCall` and `PlateCall`), the step shapes, the checks, and the `Pipeline` value.
+fn assemble(
+    p: &PipelineInput,
+    total: usize,
+    checks: &Checks,
+    step_values: &[TokenStream],
+    rt: &TokenStream,
+) -> TokenStream {
+    let Checks { call_impls, shapes, consts } = checks;
     let (no_call, plate_call) = (total, total + 1);
     let name = &p.name;
     let mut pipeline = quote!(#rt::Pipeline::new(#name));
     if let Some(config) = &p.config {
         pipeline = quote!(#pipeline.config(#config));
     }
-    Ok(quote! {
+    quote! {
         {
             #[allow(dead_code)]
             struct __HcsPipeline;
@@ -457,8 +518,8 @@ fn generate(p: &PipelineInput, rt: &TokenStream) -> syn::Result<TokenStream> {
             impl #rt::CallAt<#no_call> for __HcsPipeline { type Contract = #rt::NoCall; }
             impl #rt::CallAt<#plate_call> for __HcsPipeline { type Contract = #rt::PlateCall; }
             const __HCS_STEPS: &[#rt::StepShape<'static>] = &[#(#shapes),*];
-            #(#checks)*
+            #(#consts)*
             #pipeline #(.step(#step_values))*
         }
-    })
+    }
 }

@@ -1,7 +1,7 @@
 //! Reading a function signature: the stack argument, tunable parameters, special inputs, and the
 //! return value (stack + special outputs, optionally inside a `Result`).
 
-use syn::{Expr, FnArg, Ident, ItemFn, LitStr, Pat, ReturnType, Type};
+use syn::{Expr, FnArg, Ident, ItemFn, LitStr, Pat, PatType, ReturnType, Type};
 
 use crate::attrs::{Declared, Errors};
 
@@ -46,7 +46,35 @@ pub struct Signature {
 
 /// Check the item's shape and read its signature. Strips `#[param(..)]` from the arguments.
 pub fn analyse(item: &mut ItemFn, declared: &Declared, errors: &mut Errors) -> Option<Signature> {
-    let sig = &item.sig;
+    let mut shape_ok = check_shape(&item.sig, errors);
+    if reject_method(&item.sig, errors) {
+        return None;
+    }
+    check_duplicates(declared.outputs.iter().map(|o| &o.key), "special output", errors);
+    check_duplicates(declared.inputs.iter(), "special input", errors);
+
+    let mut inputs = item.sig.inputs.iter_mut();
+    let stack_ty = read_stack(inputs.next(), &item.sig.ident, errors)?;
+    let mut args = Vec::new();
+    for arg in inputs {
+        let FnArg::Typed(arg) = arg else { continue };
+        match read_arg(arg, declared, errors) {
+            Some(arg) => args.push(arg),
+            None => shape_ok = false,
+        }
+    }
+    report_missing_inputs(declared, &args, errors);
+
+    let returns = analyse_return(&item.sig.output, item.sig.paren_token.span.close(), declared, errors);
+    if !shape_ok {
+        return None;
+    }
+    Some(Signature { stack_ty, args, returns })
+}
+
+/// Report the qualifiers a pipeline function cannot have (async, unsafe, ABI, generics,
+/// variadic); whether there were none.
+fn check_shape(sig: &syn::Signature, errors: &mut Errors) -> bool {
     let mut shape_ok = true;
     if let Some(a) = &sig.asyncness {
         errors.spanned(a, "an `async fn` cannot be a pipeline function: hcs calls functions synchronously on its worker pool; make it a plain `fn`");
@@ -72,22 +100,27 @@ pub fn analyse(item: &mut ItemFn, declared: &Declared, errors: &mut Errors) -> O
         errors.spanned(v, "a pipeline function cannot be variadic");
         shape_ok = false;
     }
-    if let Some(FnArg::Receiver(r)) = sig.inputs.first() {
-        errors.spanned(
-            r,
-            "a method with `self` cannot be a pipeline function: hcs functions are free `fn`s, stateless between calls; move it out of the `impl` block",
-        );
-        return None;
-    }
+    shape_ok
+}
 
-    // Duplicate keys.
-    check_duplicates(declared.outputs.iter().map(|o| &o.key), "special output", errors);
-    check_duplicates(declared.inputs.iter(), "special input", errors);
+/// Report a `self` receiver; whether there was one (then nothing more can be read).
+fn reject_method(sig: &syn::Signature, errors: &mut Errors) -> bool {
+    let Some(FnArg::Receiver(r)) = sig.inputs.first() else {
+        return false;
+    };
+    errors.spanned(
+        r,
+        "a method with `self` cannot be a pipeline function: hcs functions are free `fn`s, stateless between calls; move it out of the `impl` block",
+    );
+    true
+}
 
-    let mut inputs = item.sig.inputs.iter_mut();
-    let Some(FnArg::Typed(stack)) = inputs.next() else {
+/// The type of the first argument, the image stack (`None` when there is none, reported on the
+/// function name).
+fn read_stack(first: Option<&mut FnArg>, fn_name: &Ident, errors: &mut Errors) -> Option<Type> {
+    let Some(FnArg::Typed(stack)) = first else {
         errors.spanned(
-            &item.sig.ident,
+            fn_name,
             "a pipeline function takes the image stack as its first argument, e.g. `stack: ndarray::Array3<f32>`",
         );
         return None;
@@ -95,74 +128,65 @@ pub fn analyse(item: &mut ItemFn, declared: &Declared, errors: &mut Errors) -> O
     if let Some(attr) = take_param_attr(&mut stack.attrs) {
         errors.spanned(attr, "#[param] belongs on tunable parameters, not on the image stack");
     }
-    let stack_ty = (*stack.ty).clone();
+    Some((*stack.ty).clone())
+}
 
-    let mut args = Vec::new();
-    let mut seen_inputs = Vec::new();
-    for arg in inputs {
-        let FnArg::Typed(arg) = arg else { continue };
-        let param_attr = take_param_attr(&mut arg.attrs);
-        let Pat::Ident(pat) = &*arg.pat else {
-            errors.spanned(&arg.pat, "pipeline parameters need a plain name (it is their key in pipeline files)");
-            shape_ok = false;
-            continue;
-        };
-        let ident = pat.ident.clone();
-        if declared.inputs.contains(&ident) {
-            if let Some(attr) = &param_attr {
-                errors.spanned(attr, format!("`{ident}` is a special input; #[param] is only for tunable parameters"));
-            }
-            seen_inputs.push(ident.clone());
-            let (value_ty, by_ref) = match &*arg.ty {
-                Type::Reference(r) if r.mutability.is_none() => ((*r.elem).clone(), true),
-                Type::Reference(r) => {
-                    errors.spanned(
-                        r,
-                        "a special input is shared between consumers: take it as `&T` or `T`, not `&mut T`",
-                    );
-                    ((*r.elem).clone(), true)
-                }
-                other => (other.clone(), false),
-            };
-            args.push(Arg::Special(SpecialArg { ident, value_ty, by_ref }));
-        } else {
-            let (default, doc) = match param_attr {
-                Some(attr) => parse_param_attr(&attr, errors),
-                None => (None, String::new()),
-            };
-            args.push(Arg::Param(Param { ident, ty: (*arg.ty).clone(), default, doc }));
-        }
-    }
-    for key in &declared.inputs {
-        if !seen_inputs.contains(key) {
-            let names: Vec<String> = args
-                .iter()
-                .filter_map(|a| match a {
-                    Arg::Param(p) => Some(p.ident.to_string()),
-                    Arg::Special(_) => None,
-                })
-                .collect();
-            let hint = names
-                .iter()
-                .map(|n| (strsim::damerau_levenshtein(&key.to_string(), n), n))
-                .min()
-                .filter(|(d, _)| *d <= 2)
-                .map(|(_, n)| format!("; did you mean `{n}`?"))
-                .unwrap_or_default();
-            errors.spanned(
-                key,
-                format!(
-                    "#[special_inputs({key})]: the function has no parameter `{key}` (a special input arrives as the parameter of the same name){hint}"
-                ),
-            );
-        }
-    }
-
-    let returns = analyse_return(&item.sig.output, item.sig.paren_token.span.close(), declared, errors);
-    if !shape_ok {
+/// One argument after the stack: a special input when `#[special_inputs]` names it, else a
+/// tunable parameter. `None` (reported) when it is not a plain name.
+fn read_arg(arg: &mut PatType, declared: &Declared, errors: &mut Errors) -> Option<Arg> {
+    let param_attr = take_param_attr(&mut arg.attrs);
+    let Pat::Ident(pat) = &*arg.pat else {
+        errors.spanned(&arg.pat, "pipeline parameters need a plain name (it is their key in pipeline files)");
         return None;
+    };
+    let ident = pat.ident.clone();
+    if !declared.inputs.contains(&ident) {
+        let (default, doc) = match param_attr {
+            Some(attr) => parse_param_attr(&attr, errors),
+            None => (None, String::new()),
+        };
+        return Some(Arg::Param(Param { ident, ty: (*arg.ty).clone(), default, doc }));
     }
-    Some(Signature { stack_ty, args, returns })
+    if let Some(attr) = &param_attr {
+        errors.spanned(attr, format!("`{ident}` is a special input; #[param] is only for tunable parameters"));
+    }
+    let (value_ty, by_ref) = match &*arg.ty {
+        Type::Reference(r) if r.mutability.is_none() => ((*r.elem).clone(), true),
+        Type::Reference(r) => {
+            errors.spanned(r, "a special input is shared between consumers: take it as `&T` or `T`, not `&mut T`");
+            ((*r.elem).clone(), true)
+        }
+        other => (other.clone(), false),
+    };
+    Some(Arg::Special(SpecialArg { ident, value_ty, by_ref }))
+}
+
+/// Report each declared special input that no argument of the function takes, suggesting a
+/// parameter with a close name.
+fn report_missing_inputs(declared: &Declared, args: &[Arg], errors: &mut Errors) {
+    let taken = |key: &Ident| args.iter().any(|a| matches!(a, Arg::Special(s) if s.ident == *key));
+    for key in declared.inputs.iter().filter(|key| !taken(key)) {
+        let names: Vec<String> = args
+            .iter()
+            .filter_map(|a| match a {
+                Arg::Param(p) => Some(p.ident.to_string()),
+                Arg::Special(_) => None,
+            })
+            .collect();
+        let hint = names
+            .iter()
+            .map(|n| (strsim::damerau_levenshtein(&key.to_string(), n), n))
+            .min()
+            .filter(|(d, _)| *d <= 2)
+            .map(|(_, n)| format!("; did you mean `{n}`?"))
+            .unwrap_or_default();
+        errors.spanned(
+            key,
+            format!(
+                "#[special_inputs({key})]: the function has no parameter `{key}` (a special input arrives as the parameter of the same name){hint}"
+            ),
+        );
+    }
 }
 
 fn check_duplicates<'a>(keys: impl Iterator<Item = &'a Ident>, what: &str, errors: &mut Errors) {

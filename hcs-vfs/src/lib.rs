@@ -12,4 +12,4 @@ pub mod tiff;
 
 pub use error::VfsError;
 pub use plane::{Dtype, PlaneData};
-pub use store::{Backend, Data, Vfs};
+pub use store::{Backend, Data, DiskStore, MemoryStore, Store, ZarrStore};

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::Registry;
-use crate::core_runtime::pipeline::{ConfigLayer, check_functions, check_special_io};
+use crate::plan::pipeline::{ConfigLayer, check_functions, check_special_io};
 
 use super::compile_args::{compile_file, read_pipeline, report};
 

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::Registry;
-use crate::core_runtime::compiler::{CompileOptions, CompiledPlate, PlateInfo, compile};
-use crate::core_runtime::formats::open_plate;
-use crate::core_runtime::pipeline::{ConfigLayer, Pipeline, PipelineError, SourceMap};
-use crate::core_runtime::plate::{Plate, WellId};
+use crate::plan::compiler::{CompileOptions, CompiledPlate, PlateInfo, compile};
+use crate::plan::pipeline::{ConfigLayer, Pipeline, PipelineError, SourceMap};
+use crate::plate::formats::open_plate;
+use crate::plate::{Plate, WellId};
 
 /// Read and parse a pipeline file.
 pub fn read_pipeline(path: &Path) -> Result<(Pipeline, SourceMap), String> {
@@ -47,7 +47,14 @@ pub fn compile_file(
     let plate = open_plate(plate_dir, None).map_err(|e| format!("{}: {e}", plate_dir.display()))?;
     let info = PlateInfo::of(&plate);
     let registry = Registry::global();
-    let options = CompileOptions { global, overrides, wells, source: Some(&map), ..CompileOptions::new(registry) };
+    let options = CompileOptions {
+        global,
+        overrides,
+        wells,
+        source: Some(&map),
+        gpus: crate::device::detect(),
+        ..CompileOptions::new(registry)
+    };
     match compile(&pipeline, &info, &options) {
         Ok(compiled) => Ok((pipeline, plate, compiled)),
         Err(errors) => Err(report(&pipeline_path.display().to_string(), &errors)),

@@ -13,12 +13,13 @@ use std::time::Instant;
 use ndarray::Array2;
 
 use crate::Registry;
-use crate::core_runtime::compiler::{CompileOptions, CompiledPlate, PlateInfo, compile};
-use crate::core_runtime::executor::{RunOptions, RunReport, WellReport, WellStatus, run as execute};
-use crate::core_runtime::formats::open_plate;
-use crate::core_runtime::pipeline::{ConfigLayer, Pipeline, StorageBackend};
-use crate::core_runtime::plate::{Component, ImageKey, WellId};
-use crate::core_runtime::synth::{GroundTruth, synthesize};
+use crate::exec::{RunOptions, RunReport, WellReport, WellStatus, run as execute};
+use crate::plan::compiler::{CompileOptions, CompiledPlate, PlateInfo, compile};
+use crate::plan::pipeline::{ConfigLayer, Pipeline};
+use crate::plate::formats::open_plate;
+use crate::plate::{Component, ImageKey, WellId};
+use crate::synth::{GroundTruth, synthesize};
+use crate::vfs::Backend;
 
 /// The demo pipeline, built into the binary so the demo runs from anywhere.
 pub const DEMO_PIPELINE: &str = include_str!("../../examples/pipelines/demo.toml");
@@ -233,10 +234,15 @@ pub fn run(args: &Args) -> Result<(), String> {
     let registry = Registry::global();
     let overrides = ConfigLayer {
         output_root: Some(output.clone()),
-        backend: Some(if args.backend == "disk" { StorageBackend::Disk } else { StorageBackend::Zarr }),
+        backend: Some(if args.backend == "disk" { Backend::Disk } else { Backend::Zarr }),
         ..ConfigLayer::default()
     };
-    let options = CompileOptions { overrides, source: Some(&map), ..CompileOptions::new(registry) };
+    let options = CompileOptions {
+        overrides,
+        source: Some(&map),
+        gpus: crate::device::detect(),
+        ..CompileOptions::new(registry)
+    };
     let compiled = compile(&pipeline, &PlateInfo::of(&plate), &options)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
     timings.insert("2 compile", started.elapsed().as_secs_f64());
@@ -298,7 +304,7 @@ mod tests {
     fn the_demo_pipeline_parses_and_checks() {
         let (p, map) = Pipeline::from_toml(DEMO_PIPELINE).expect("parses");
         assert_eq!(p.steps.len(), 8);
-        let errors = crate::core_runtime::pipeline::check_functions(&p, Registry::global(), Some(&map));
+        let errors = crate::plan::pipeline::check_functions(&p, Registry::global(), Some(&map));
         assert!(errors.is_empty(), "{errors:?}");
     }
 }

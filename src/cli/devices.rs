@@ -1,7 +1,5 @@
 //! `hcs devices [--json]`: the memory types this build has and the GPUs it can use here.
 
-use hcs_core::compiler::GpuInventory;
-
 /// Options of `hcs devices`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,8 +10,8 @@ pub struct Args {
 
 /// Print what the compiler would plan with.
 pub fn run(args: &Args) -> Result<(), String> {
-    let inventory = GpuInventory::detect();
-    let memory: Vec<&str> = hcs_core::device::built_in_memory_types().iter().map(|m| m.name()).collect();
+    let inventory = hcs_device::detect();
+    let memory: Vec<&str> = hcs_device::built_in_memory_types().iter().map(|m| m.name()).collect();
     if args.json {
         let json = serde_json::json!({ "memory_types": memory, "gpus": inventory.devices });
         println!("{}", serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?);

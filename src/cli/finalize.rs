@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::core_runtime::formats::open_plate;
+use crate::plate::formats::open_plate;
 use crate::slurm::SlurmJob;
 use crate::slurm::submit::finalize_submission;
 

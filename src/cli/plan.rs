@@ -4,10 +4,10 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::core_runtime::compiler::{Location, ResolvedPattern, SpecialInputPlan, WellPlan};
-use crate::core_runtime::plate::WellId;
+use crate::plan::compiler::{Location, ResolvedPattern, SpecialInputPlan, WellPlan};
+use crate::plate::WellId;
 
-use crate::core_runtime::pipeline::ConfigLayer;
+use crate::plan::pipeline::ConfigLayer;
 
 use super::compile_args::compile_file;
 

@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::Registry;
-use crate::core_runtime::executor::{RunOptions, WellReport, WellStatus, run as execute};
-use crate::core_runtime::pipeline::{ConfigLayer, StorageBackend, Workers};
-use crate::core_runtime::plate::WellId;
+use crate::exec::{RunOptions, WellReport, WellStatus, run as execute};
+use crate::plan::pipeline::{ConfigLayer, Workers};
+use crate::plate::WellId;
+use crate::vfs::Backend;
 
 use super::compile_args::compile_file;
 
@@ -89,7 +90,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let overrides = ConfigLayer {
         output_root: args.out.clone(),
         workers: args.workers.map(Workers::Count),
-        backend: args.backend.as_deref().map(|b| if b == "zarr" { StorageBackend::Zarr } else { StorageBackend::Disk }),
+        backend: args.backend.as_deref().map(|b| if b == "zarr" { Backend::Zarr } else { Backend::Disk }),
         visualize: args.visualize.then_some(true),
         ..ConfigLayer::default()
     };

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use crate::Registry;
-use crate::core_runtime::executor::{RunOptions, WellStatus, run_wells};
-use crate::core_runtime::formats::open_plate;
+use crate::exec::{RunOptions, WellStatus, run_wells};
+use crate::plate::formats::open_plate;
 use crate::slurm::job::{TaskWell, task_report_path};
 use crate::slurm::{SlurmJob, TaskReport};
 

@@ -1,7 +1,7 @@
 //! `hcs run --executor slurm`: submit the compiled plate to Slurm and, with `--wait`, follow it.
 
-use crate::core_runtime::compiler::CompiledPlate;
-use crate::core_runtime::plate::Plate;
+use crate::plan::compiler::CompiledPlate;
+use crate::plate::Plate;
 use crate::slurm::{Scheduler, SlurmOptions, TaskState, submit, wait};
 
 use super::run::{Args, progress_bar};

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::core_runtime::plate::WellId;
-use crate::core_runtime::synth::{SynthConfig, SynthFormat, synthesize};
+use crate::plate::WellId;
+use crate::synth::{SynthConfig, SynthFormat, synthesize};
 
 /// Options of `hcs synth`. Defaults mirror the peer's integration data.
 #[derive(clap::Args, Clone, Debug)]
@@ -104,7 +104,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         config.tile,
         args.out.display(),
         started.elapsed().as_secs_f64(),
-        crate::core_runtime::synth::GROUND_TRUTH_FILE
+        crate::synth::GROUND_TRUTH_FILE
     );
     Ok(())
 }

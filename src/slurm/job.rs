@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use hcs_core::compiler::CompiledPlate;
-use hcs_core::executor::WellReport;
-use hcs_core::plate::WellId;
+use hcs_exec::WellReport;
+use hcs_plan::compiler::CompiledPlate;
+use hcs_plate::WellId;
 
 use super::{SlurmError, file_error};
 
@@ -48,7 +48,7 @@ pub struct TaskWell {
 impl TaskWell {
     /// From the executor's report.
     pub fn of(report: &WellReport) -> Self {
-        use hcs_core::executor::WellStatus;
+        use hcs_exec::WellStatus;
         let (status, error) = match &report.status {
             WellStatus::Done => ("done", None),
             WellStatus::Resumed => ("resumed", None),

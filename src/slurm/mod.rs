@@ -59,7 +59,7 @@ pub enum SlurmError {
     },
     /// The executor failed (preparing or finalizing the output).
     #[error(transparent)]
-    Exec(#[from] hcs_core::executor::ExecError),
+    Exec(#[from] hcs_exec::ExecError),
     /// The task number is not in the plan.
     #[error("task {task} is not in this plan (it has {tasks} tasks)")]
     NoSuchTask {

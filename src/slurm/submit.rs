@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use hcs_core::compiler::CompiledPlate;
-use hcs_core::executor::{self, output};
-use hcs_core::plate::{Plate, WellId};
+use hcs_exec::output;
+use hcs_plan::compiler::CompiledPlate;
+use hcs_plate::{Plate, WellId};
 
 use super::job::{SlurmJob, TaskReport, submission_dir, task_log_path, task_report_path};
 use super::scheduler::{Scheduler, TaskState};
@@ -78,7 +78,7 @@ pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -
             ),
         });
     }
-    executor::prepare(compiled, plate)?;
+    hcs_exec::prepare(compiled, plate)?;
     let pending: Vec<usize> =
         (0..compiled.wells.len()).filter(|&k| !output::is_done(root, &compiled.wells[k])).collect();
     // Absolute, so the jobs find their files whatever directory Slurm starts them in.
@@ -104,6 +104,23 @@ pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -
         return Ok(submission);
     }
 
+    let (array, finalize) = sbatch_jobs(compiled, &job, &dir, &plan, options)?;
+    submission.jobs = Some((array, finalize));
+    let ids = serde_json::json!({ "array": array, "finalize": finalize }).to_string();
+    let jobs_file = dir.join("jobs.json");
+    hcs_vfs::atomic::write_atomic(&jobs_file, ids.as_bytes()).map_err(|e| file_error(&jobs_file, e))?;
+    Ok(submission)
+}
+
+/// Write the task and finalize scripts into the submission folder `dir` and `sbatch` the array
+/// job and the finalize job that depends on it; returns their ids.
+fn sbatch_jobs(
+    compiled: &CompiledPlate,
+    job: &SlurmJob,
+    dir: &Path,
+    plan: &Path,
+    options: &SlurmOptions,
+) -> Result<(u64, u64), SlurmError> {
     let exe = sh_quote(&options.exe.to_string_lossy());
     let plan_arg = sh_quote(&plan.to_string_lossy());
     let task_script = dir.join("task.sh");
@@ -136,19 +153,14 @@ pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -
     ];
     common(&mut finalize_args);
     finalize_args.push(finalize_script.display().to_string());
-    let finalize = match options.scheduler.sbatch(&finalize_args) {
-        Ok(id) => id,
+    match options.scheduler.sbatch(&finalize_args) {
+        Ok(finalize) => Ok((array, finalize)),
         Err(e) => {
             // Do not leave an array behind whose results nobody would finalize.
             let _ = options.scheduler.scancel(&array.to_string());
-            return Err(e);
+            Err(e)
         }
-    };
-    submission.jobs = Some((array, finalize));
-    let ids = serde_json::json!({ "array": array, "finalize": finalize }).to_string();
-    let jobs_file = dir.join("jobs.json");
-    hcs_vfs::atomic::write_atomic(&jobs_file, ids.as_bytes()).map_err(|e| file_error(&jobs_file, e))?;
-    Ok(submission)
+    }
 }
 
 /// An earlier submission to `root` whose jobs are still queued or running.
@@ -180,7 +192,7 @@ pub struct Summary {
 /// `hcs_plate.json`) and `summary.json`.
 pub fn finalize_submission(job: &SlurmJob, plate: &Plate) -> Result<Summary, SlurmError> {
     let compiled = &job.compiled;
-    executor::finalize(compiled, plate)?;
+    hcs_exec::finalize(compiled, plate)?;
     let (complete, missing): (Vec<_>, Vec<_>) =
         compiled.wells.iter().partition(|p| output::is_done(&compiled.output_root, p));
     let summary = Summary {

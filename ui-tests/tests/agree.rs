@@ -6,11 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use hcs::core_runtime::compiler::{CompileOptions, PlateInfo, compile};
-use hcs::core_runtime::formats::open_plate;
-use hcs::core_runtime::pipeline::Pipeline;
-use hcs::core_runtime::plate::WellId;
-use hcs::core_runtime::synth::{SynthConfig, synthesize};
+use hcs::plan::compiler::{CompileOptions, PlateInfo, compile};
+use hcs::plan::pipeline::Pipeline;
+use hcs::plate::WellId;
+use hcs::plate::formats::open_plate;
+use hcs::synth::{SynthConfig, synthesize};
 use ui_tests as _;
 
 /// How the two sides are compared.

@@ -10,7 +10,9 @@ use std::fmt::Write as _;
 use hcs::prelude::*;
 
 /// Summary statistics of one stack, a special output.
+// `serde` comes from the prelude (`hcs::serde`): no version of it to pin here.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(crate = "hcs::serde")]
 pub struct PlaneStats {
     /// Mean intensity per plane.
     pub means: Vec<f64>,

@@ -167,7 +167,8 @@ pub fn write_segmentation_masks(masks: &SegmentationMasks, target: &MaterializeT
         };
         let suffix = format!("_slice_{i:03}.tif");
         let path = target.dir().join(format!("{}{suffix}", target.stem()));
-        let bytes = encode_tiff(&[plane], TiffCompression::Deflate, &path)?;
+        let bytes = encode_tiff(&[plane], TiffCompression::Deflate, &path)
+            .map_err(|e| MaterializeError::Encode(format!("label plane {i}: {e}")))?;
         written.push(target.write(&suffix, &bytes)?);
     }
     Ok(written)

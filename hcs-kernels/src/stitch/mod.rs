@@ -1,8 +1,10 @@
 //! Tile stitching: positions from overlaps (`ashlar_compute_tile_positions`) and mosaics from
-//! positions (`assemble_stack`).
+//! positions (`assemble_stack`, with its torch variant in `torch.rs`).
 
 pub mod assemble;
 pub mod phase;
 pub mod positions;
+#[cfg(feature = "torch")]
+pub mod torch;
 
 pub use positions::{EdgeReport, TilePositions};

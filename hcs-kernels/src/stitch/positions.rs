@@ -408,9 +408,21 @@ pub fn ashlar_compute_tile_positions(
     if !(0.0..0.9).contains(&overlap_ratio) || overlap_ratio * (w.min(h) as f64) < 4.0 {
         return Err(KernelError::BadParameter(format!("overlap_ratio {overlap_ratio} leaves no usable overlap")));
     }
-    // Whiten every tile once (difference of Gaussians): registration and the edge score then
-    // follow cell-scale structure, not the illumination falloff that all tiles share.
-    let whitened: Vec<ndarray::Array2<f32>> = (0..n)
+    let whitened = whiten(&stack);
+    let strips = Strips::new(&whitened, overlap_ratio);
+    let step = (w as f64 * (1.0 - overlap_ratio), h as f64 * (1.0 - overlap_ratio));
+    let mut edges = register_neighbours(&strips, (rows, cols), upsample_factor.max(1));
+    let ncc_threshold = permutation_threshold(&strips, cols, permutation_samples, stitch_alpha);
+    judge_edges(&mut edges, step, max_shift, ncc_threshold);
+    let (placed, components) = place_along_forest(n, &edges);
+    let (positions, model_placed) = anchor_components(&placed, &components, cols, step);
+    Ok((stack, TilePositions { grid: *grid_dimensions, positions, edges, ncc_threshold, model_placed }))
+}
+
+/// Whiten every tile once (difference of Gaussians): registration and the edge score then
+/// follow cell-scale structure, not the illumination falloff that all tiles share.
+fn whiten(stack: &NdarrayStack) -> Vec<Array2<f32>> {
+    (0..stack.dim().0)
         .into_par_iter()
         .map(|i| {
             let t = stack.index_axis(Axis(0), i);
@@ -418,13 +430,13 @@ pub fn ashlar_compute_tile_positions(
             let coarse = gaussian_2d(t, 2.5);
             fine - coarse
         })
-        .collect();
-    let strips = Strips::new(&whitened, overlap_ratio);
-    let tile = |i: usize| strips.tile(i);
-    let (step_x, step_y) = (w as f64 * (1.0 - overlap_ratio), h as f64 * (1.0 - overlap_ratio));
-    let up = upsample_factor.max(1);
+        .collect()
+}
 
-    // Register every neighbour pair (in parallel).
+/// Register every neighbour pair of the `(rows, cols)` grid (in parallel), at sub-pixel
+/// precision `1/up`, and score each by the NCC of its refined overlap. Edges come out neither
+/// accepted nor rejected: [`judge_edges`] decides.
+fn register_neighbours(strips: &Strips<'_>, (rows, cols): (usize, usize), up: usize) -> Vec<EdgeReport> {
     let mut pairs = Vec::new();
     for r in 0..rows {
         for c in 0..cols {
@@ -437,18 +449,23 @@ pub fn ashlar_compute_tile_positions(
             }
         }
     }
-    let mut edges: Vec<EdgeReport> = pairs
+    pairs
         .par_iter()
         .map(|&(a, b, horizontal)| {
             let (cx, cy) = strips.register(a, b, horizontal, up);
-            let (dx, dy, ncc) = refine(tile(a), tile(b), cx, cy, REFINE_RADIUS);
+            let (dx, dy, ncc) = refine(strips.tile(a), strips.tile(b), cx, cy, REFINE_RADIUS);
             EdgeReport { a, b, dx, dy, ncc, accepted: false, rejected_because: None }
         })
-        .collect();
+        .collect()
+}
 
-    // Permutation threshold: what unrelated strips score after registration.
+/// Permutation threshold: what unrelated strips (tiles at least two apart in a grid `cols`
+/// wide) score after registration — the NCC quantile `1 − stitch_alpha` of `samples` random
+/// pairs drawn from a fixed seed; 0.5 when fewer than 10 could be drawn.
+fn permutation_threshold(strips: &Strips<'_>, cols: usize, samples: usize, stitch_alpha: f64) -> f64 {
+    let n = strips.tiles.len();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5EED);
-    let samples: Vec<(usize, usize, bool)> = (0..permutation_samples * 20)
+    let drawn: Vec<(usize, usize, bool)> = (0..samples * 20)
         .filter_map(|_| {
             let a = rng.random_range(0..n);
             let b = rng.random_range(0..n);
@@ -457,30 +474,34 @@ pub fn ashlar_compute_tile_positions(
             let apart = (a / cols).abs_diff(b / cols).max((a % cols).abs_diff(b % cols)) >= 2;
             apart.then_some((a, b, horizontal))
         })
-        .take(permutation_samples)
+        .take(samples)
         .collect();
     // A small grid has few unrelated pairs (64 for 3 × 3), so samples repeat: score each
     // distinct pair once (the score of a pair is deterministic) and count it as often as drawn.
-    let mut distinct = samples.clone();
+    let mut distinct = drawn.clone();
     distinct.sort_unstable();
     distinct.dedup();
     let scores: Vec<f64> = distinct
         .par_iter()
         .map(|&(a, b, horizontal)| {
             let (cx, cy) = strips.register(a, b, horizontal, 1);
-            refine(tile(a), tile(b), cx, cy, REFINE_RADIUS).2
+            refine(strips.tile(a), strips.tile(b), cx, cy, REFINE_RADIUS).2
         })
         .collect();
-    let mut null: Vec<f64> = samples.iter().map(|s| distinct.binary_search(s).map_or(0.0, |i| scores[i])).collect();
+    let mut null: Vec<f64> = drawn.iter().map(|s| distinct.binary_search(s).map_or(0.0, |i| scores[i])).collect();
     null.sort_by(f64::total_cmp);
-    let ncc_threshold = if null.len() >= 10 {
+    if null.len() >= 10 {
         let q = ((1.0 - stitch_alpha.clamp(0.0, 1.0)) * (null.len() - 1) as f64).round() as usize;
         null[q.min(null.len() - 1)]
     } else {
         0.5
-    };
+    }
+}
 
-    for e in &mut edges {
+/// Accept or reject every edge: rejected when its offset lies more than `max_shift` from the
+/// nominal `step` `(x, y)`, or its NCC is not above the permutation threshold.
+fn judge_edges(edges: &mut [EdgeReport], (step_x, step_y): (f64, f64), max_shift: f64, ncc_threshold: f64) {
+    for e in edges {
         let horizontal = e.b == e.a + 1;
         let (nx, ny) = if horizontal { (step_x, 0.0) } else { (0.0, step_y) };
         let deviation = ((e.dx - nx).powi(2) + (e.dy - ny).powi(2)).sqrt();
@@ -493,9 +514,13 @@ pub fn ashlar_compute_tile_positions(
         };
         e.accepted = e.rejected_because.is_none();
     }
+}
 
-    // Place tiles along the spanning forest, one component at a time.
-    let adj = spanning_forest(n, &edges);
+/// Place the `n` tiles along the spanning forest of the accepted edges, one component at a
+/// time: each component's first tile at the origin, the others by the measured offsets. Returns
+/// the placements and the components (tile indices, in the order they were reached).
+fn place_along_forest(n: usize, edges: &[EdgeReport]) -> (Vec<(f64, f64)>, Vec<Vec<usize>>) {
+    let adj = spanning_forest(n, edges);
     let mut component = vec![usize::MAX; n];
     let mut placed = vec![(0.0f64, 0.0f64); n];
     let mut components: Vec<Vec<usize>> = Vec::new();
@@ -519,9 +544,23 @@ pub fn ashlar_compute_tile_positions(
         }
         components.push(members);
     }
+    (placed, components)
+}
+
+/// Final positions: a linear model of position against grid cell is fitted to the largest
+/// component (the nominal grid of `step` when it has fewer than 3 tiles or the fit is
+/// singular); the largest component is anchored to the model and every other one moved as a
+/// block so its centroid matches the model's prediction; then all are shifted so the smallest
+/// x and y are 0. Returns the positions and the (sorted) tiles outside the largest component.
+fn anchor_components(
+    placed: &[(f64, f64)],
+    components: &[Vec<usize>],
+    cols: usize,
+    (step_x, step_y): (f64, f64),
+) -> (Vec<(f64, f64)>, Vec<usize>) {
     let largest = components.iter().enumerate().max_by_key(|(_, m)| m.len()).map_or(0, |(i, _)| i);
     let grid_of = |i: usize| ((i % cols) as f64, (i / cols) as f64);
-    let main: Vec<usize> = components[largest].clone();
+    let main: &[usize] = components.get(largest).map_or(&[], Vec::as_slice);
     let model = if main.len() >= 3 {
         let xs: Vec<_> = main.iter().map(|&i| (grid_of(i).0, grid_of(i).1, placed[i].0)).collect();
         let ys: Vec<_> = main.iter().map(|&i| (grid_of(i).0, grid_of(i).1, placed[i].1)).collect();
@@ -534,9 +573,7 @@ pub fn ashlar_compute_tile_positions(
         let (c, r) = grid_of(i);
         (mx[0] + mx[1] * c + mx[2] * r, my[0] + my[1] * c + my[2] * r)
     };
-    // Anchor the main component to the model, then move every other component as a block so its
-    // centroid matches the model's prediction.
-    let mut positions = placed.clone();
+    let mut positions = placed.to_vec();
     let mut model_placed = Vec::new();
     for (id, members) in components.iter().enumerate() {
         let k = members.len() as f64;
@@ -555,5 +592,5 @@ pub fn ashlar_compute_tile_positions(
     for p in &mut positions {
         *p = (p.0 - minx, p.1 - miny);
     }
-    Ok((stack, TilePositions { grid: *grid_dimensions, positions, edges, ncc_threshold, model_placed }))
+    (positions, model_placed)
 }

@@ -1,5 +1,5 @@
 // A compiled plan is frozen by its type: no `&mut` path leads into it.
-use hcs::core_runtime::compiler::FrozenWellPlan;
+use hcs::plan::compiler::FrozenWellPlan;
 
 fn tamper(plan: &mut FrozenWellPlan) {
     plan.spill_reason = None;

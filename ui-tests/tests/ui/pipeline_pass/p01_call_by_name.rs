@@ -1,5 +1,5 @@
 // A function by name: the pipeline equals its pipeline-file twin, and the runtime checks agree.
-use hcs::core_runtime::pipeline::{Pipeline, check_functions, check_special_io};
+use hcs::plan::pipeline::{Pipeline, check_functions, check_special_io};
 use hcs::Registry;
 use ui_tests::fixtures::*;
 

@@ -1,5 +1,5 @@
 // A function with parameters of several types (a `&str` literal for a `String` parameter).
-use hcs::core_runtime::pipeline::{Pipeline, check_functions};
+use hcs::plan::pipeline::{Pipeline, check_functions};
 use hcs::Registry;
 use ui_tests::fixtures::*;
 

@@ -1,5 +1,5 @@
 // A chain: each member feeds the next; an earlier member's special output feeds a later member.
-use hcs::core_runtime::pipeline::{Pipeline, check_functions, check_special_io};
+use hcs::plan::pipeline::{Pipeline, check_functions, check_special_io};
 use hcs::Registry;
 use ui_tests::fixtures::*;
 

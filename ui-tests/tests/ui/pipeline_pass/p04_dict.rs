@@ -1,5 +1,5 @@
 // A dict routed by `group_by`, with a chain and calls with and without parameters as entries.
-use hcs::core_runtime::pipeline::{Pipeline, check_functions, check_special_io};
+use hcs::plan::pipeline::{Pipeline, check_functions, check_special_io};
 use hcs::Registry;
 use ui_tests::fixtures::*;
 

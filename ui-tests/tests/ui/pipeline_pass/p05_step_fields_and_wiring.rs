@@ -1,6 +1,6 @@
 // Every step field, special data across steps (through a `pipeline_start` step), a
 // plate-supplied input, and a typed key in `merge_outputs`.
-use hcs::core_runtime::pipeline::{Pipeline, check_functions, check_special_io};
+use hcs::plan::pipeline::{Pipeline, check_functions, check_special_io};
 use hcs::{Registry, SpecialKey};
 use ui_tests::fixtures::*;
 

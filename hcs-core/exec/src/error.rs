@@ -1,0 +1,188 @@
+//! What can stop a well or a run, typed: [`ExecError`] for the run, [`StepError`] for what went
+//! wrong inside one step of one well (its message follows `step N `name`: `).
+
+use std::path::PathBuf;
+
+use hcs_core::{DeviceError, InvokeError, MaterializeError, MemoryType};
+use hcs_plan::compiler::Location;
+use hcs_plate::{ImageKey, LoadError};
+
+/// What can stop a well or a run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// A step failed (loading, a function, a conversion, naming).
+    #[error("step {step} `{name}`: {error}")]
+    Step {
+        /// 1-based step.
+        step: usize,
+        /// Its name.
+        name: String,
+        /// What happened.
+        #[source]
+        error: Box<StepError>,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] hcs_vfs::VfsError),
+    /// The output plate's metadata cannot be written.
+    #[error(transparent)]
+    Metadata(#[from] hcs_plate::formats::FormatError),
+    /// The worker pool could not be started.
+    #[error("cannot start {workers:?} workers: {source}")]
+    Workers {
+        /// The worker count asked for (`None`: one per core).
+        workers: Option<usize>,
+        /// What rayon said.
+        #[source]
+        source: rayon::ThreadPoolBuildError,
+    },
+    /// A function panicked (the well fails, the run goes on).
+    #[error("a function panicked: {0}")]
+    Panicked(String),
+    /// The well's thread ended without a report.
+    #[error("the well's thread panicked")]
+    ThreadLost,
+}
+
+/// What went wrong in one step of one well.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The plan names a function variant this binary does not have.
+    #[error("`{function}` ({memory}) is not registered in this binary")]
+    NotRegistered {
+        /// The function.
+        function: String,
+        /// Its input memory type.
+        memory: MemoryType,
+    },
+    /// A special input the plan links to a step that did not produce it.
+    #[error("special input `{key}` from step {step} `{function}` was not produced")]
+    SpecialNotProduced {
+        /// The key.
+        key: String,
+        /// The producing step (1-based).
+        step: usize,
+        /// The producing function.
+        function: String,
+    },
+    /// A special input kept per group (merged) where one value is needed.
+    #[error("special input `{key}` is kept per group")]
+    SpecialPerGroup {
+        /// The key.
+        key: String,
+    },
+    /// A special input that the plan does not link.
+    #[error("special input `{key}` is not in the plan")]
+    SpecialNotPlanned {
+        /// The key.
+        key: String,
+    },
+    /// A plate-supplied value in the plan that does not decode.
+    #[error(transparent)]
+    PlateValue(#[from] hcs_plan::pipeline::wiring::PlateInputError),
+    /// A special output several groups made although the plan expects one value per well.
+    #[error("`{key}` was produced by {groups} groups")]
+    ProducedByGroups {
+        /// The key.
+        key: String,
+        /// How many groups made it.
+        groups: usize,
+    },
+    /// A plane the step needs is not where the plan says.
+    #[error("{0}: missing")]
+    MissingPlane(ImageKey),
+    /// A plane kept on a device whose lock a panicking group left poisoned.
+    #[error("{0}: a group panicked while holding it")]
+    PoisonedPlane(ImageKey),
+    /// The input location holds nothing for this well.
+    #[error("{0} is empty")]
+    EmptyInput(String),
+    /// A group without planes.
+    #[error("no planes")]
+    NoPlanes,
+    /// Planes of one stack differ in shape.
+    #[error("planes of one stack differ in shape: {found:?} vs {expected:?}")]
+    ShapeMismatch {
+        /// The odd plane's shape.
+        found: (usize, usize),
+        /// The first plane's shape.
+        expected: (usize, usize),
+    },
+    /// A function returned more planes than it received.
+    #[error("returned {returned} planes from {received} input planes; a function may return fewer, never more")]
+    TooManyPlanes {
+        /// Planes returned.
+        returned: usize,
+        /// Planes received.
+        received: usize,
+    },
+    /// A GPU stack reached host storage (a plan without its conversion).
+    #[error("a {0} stack reached storage")]
+    DeviceStackInStorage(MemoryType),
+    /// Steps never read zarr stores back.
+    #[error("{}: steps do not read zarr stores back", .0.display())]
+    ReadsZarr(PathBuf),
+    /// An intermediate planned where intermediates cannot go.
+    #[error("cannot write an intermediate to {0:?}")]
+    BadIntermediate(Location),
+    /// No open sink for a persistent location.
+    #[error("no sink for {0:?}")]
+    NoSink(Location),
+    /// The preview store was not prepared.
+    #[error("the preview store was not created")]
+    NoPreviewStore,
+    /// A materializer failed.
+    #[error("materializing `{key}` with {materializer}: {source}")]
+    Materialize {
+        /// The special output.
+        key: String,
+        /// The materializer's path.
+        materializer: &'static str,
+        /// Its error.
+        #[source]
+        source: MaterializeError,
+    },
+    /// A materializer reported a file that is not there.
+    #[error("{}: not written", .0.display())]
+    NotWritten(PathBuf),
+    /// The device ran out of memory and the step could not go on.
+    #[error("{message}; {why}")]
+    OutOfMemory {
+        /// What the device said.
+        message: String,
+        /// Why there was no further retry.
+        why: NoRetry,
+    },
+    /// Loading from the input plate failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] hcs_vfs::VfsError),
+    /// A device or conversion failed.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// A function failed.
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
+    /// A stack could not be shaped.
+    #[error(transparent)]
+    Shape(#[from] ndarray::ShapeError),
+}
+
+/// Why a step that ran out of device memory is not retried again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NoRetry {
+    /// It already ran one group at a time, off the GPU.
+    #[error("the step ran one group at a time and has no GPU to fall back from")]
+    NoGpuToLeave,
+    /// The policy forbids the CPU.
+    #[error("gpu_policy is require, so the step does not fall back to the CPU")]
+    PolicyRequiresGpu,
+    /// The plan has no CPU fallback for the step.
+    #[error("some GPU function of the step has no ndarray variant to fall back to")]
+    NoCpuVariant,
+    /// The CPU fallback itself ran out of memory.
+    #[error("out of memory on the CPU fallback")]
+    CpuFallbackFailed,
+}

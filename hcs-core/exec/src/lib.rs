@@ -1,0 +1,416 @@
+//! The executor: runs a compiled plate, wells in parallel on a bounded pool (and the pattern
+//! groups of a well in parallel too), each well following its frozen plan. Data flows only
+//! through the locations the plans name; nothing is re-planned.
+//!
+//! Failure model: a failing well is reported and the others go on (unless `fail_fast`); a well
+//! counts as done only once its completion record is written, after all its outputs, so a killed
+//! run resumed with the same command redoes exactly the unfinished wells. At the end the output
+//! plate gets its `hcs_plate.json` (every finished well), which makes it a valid input plate.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod groups;
+pub mod job;
+pub mod output;
+pub mod retry;
+pub mod routing;
+pub mod slots;
+pub mod state;
+pub mod step;
+pub mod well;
+pub mod writes;
+
+pub use error::{ExecError, NoRetry, StepError};
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use hcs_vfs::Dtype;
+use hcs_vfs::omezarr::{NgffVersion, OmeZarrPlateWriter, PlateLayout, ZarrCodec};
+
+use hcs_core::registry::Registry;
+use hcs_plan::compiler::{CompiledPlate, FrozenWellPlan, Location, ZarrStorePlan};
+use hcs_plan::pipeline::{Workers, ZarrCompression};
+use hcs_plate::formats::native::{FORMAT_VERSION, HcsPlateFile, Subdir};
+use hcs_plate::{Component, Plate, WellId};
+
+use job::{Sinks, WellJob};
+use output::{Sink, ZarrAxes};
+use well::{WellOutcome, run_well};
+
+/// How a well ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", content = "error", rename_all = "snake_case")]
+pub enum WellStatus {
+    /// Processed in this run.
+    Done,
+    /// Complete and verified from an earlier run: skipped.
+    Resumed,
+    /// Failed (the message names the step).
+    Failed(String),
+    /// Not started because an earlier well failed under `fail_fast`.
+    NotRun,
+}
+
+/// One well's outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct WellReport {
+    /// The well.
+    pub well: WellId,
+    /// How it ended.
+    #[serde(flatten)]
+    pub status: WellStatus,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Seconds per step (empty unless the well ran in this run).
+    pub step_seconds: Vec<f64>,
+    /// Out-of-memory retries and CPU fallbacks (also logged as warnings).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub notes: Vec<String>,
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// The output plate.
+    pub output_root: PathBuf,
+    /// Per well, in well order.
+    pub wells: Vec<WellReport>,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+impl RunReport {
+    /// Whether any well failed or did not run.
+    pub fn failed(&self) -> bool {
+        self.wells.iter().any(|w| matches!(w.status, WellStatus::Failed(_) | WellStatus::NotRun))
+    }
+}
+
+/// Run options.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// Worker threads (default: the plan's run-level `workers`).
+    pub workers: Option<usize>,
+    /// Stop starting wells after the first failure.
+    pub fail_fast: bool,
+    /// Called as each well ends (progress bars, logs).
+    pub on_well: Option<&'a (dyn Fn(&WellReport) + Sync)>,
+}
+
+struct RunSinks {
+    zarr: BTreeMap<PathBuf, (OmeZarrPlateWriter, ZarrAxes)>,
+}
+
+impl Sinks for RunSinks {
+    fn sink<'s>(&'s self, location: &'s Location) -> Option<Sink<'s>> {
+        match location {
+            Location::Disk { dir } => Some(Sink::Disk(dir)),
+            Location::Zarr { store } => self.zarr.get(store).map(|(w, a)| Sink::Zarr(w, a)),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a run creates the output stores (and cleans what an interrupted run left) or attaches
+/// to stores prepared before — what a cluster task does while other tasks write other wells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attach {
+    Create,
+    Open,
+}
+
+fn zarr_sink(
+    plan: &ZarrStorePlan,
+    values: &hcs_plan::compiler::ComponentValues,
+    plate: &Plate,
+    dtype: Dtype,
+    attach: Attach,
+) -> Result<(OmeZarrPlateWriter, ZarrAxes), ExecError> {
+    let vals = |c: Component| values.get(&c).cloned().flatten().unwrap_or_else(|| vec![1]);
+    let axes = ZarrAxes {
+        sites: vals(Component::Site),
+        channels: vals(Component::Channel),
+        zs: vals(Component::Z),
+        timepoints: vals(Component::Timepoint),
+    };
+    let name_of = |c: &u32| {
+        plate
+            .metadata
+            .channels
+            .iter()
+            .find(|ch| ch.index == *c)
+            .map_or_else(|| format!("channel {c}"), |ch| ch.name.clone())
+    };
+    let layout = PlateLayout {
+        name: plate.metadata.name.clone(),
+        wells: plan.wells.iter().map(|w| (w.row_letters(), u32::from(w.col))).collect(),
+        fields: axes.sites.len() as u32,
+        timepoints: axes.timepoints.len() as u32,
+        channels: axes.channels.iter().map(name_of).collect(),
+        z_planes: axes.zs.len() as u32,
+        plane_shape: plate.metadata.tile_shape.unwrap_or((1, 1)),
+        dtype,
+        pixel_size_um: plate.metadata.pixel_size_um,
+        version: NgffVersion::V05,
+        codec: match plan.codec {
+            ZarrCompression::Zstd => ZarrCodec::Zstd(plan.level),
+            ZarrCompression::None => ZarrCodec::None,
+        },
+    };
+    let writer = match attach {
+        Attach::Create => OmeZarrPlateWriter::create(&plan.store, layout)?,
+        Attach::Open => OmeZarrPlateWriter::open(&plan.store, layout)?,
+    };
+    Ok((writer, axes))
+}
+
+/// The output stores of `compiled`, created (folders made, leftovers of interrupted runs removed)
+/// or opened as they are.
+fn output_sinks(compiled: &CompiledPlate, plate: &Plate, attach: Attach) -> Result<RunSinks, ExecError> {
+    let dtype = plate.metadata.dtype.unwrap_or(Dtype::U16);
+    let mut sinks = RunSinks { zarr: BTreeMap::new() };
+    let Some(first) = compiled.wells.first() else { return Ok(sinks) };
+    for step in &first.steps {
+        let preview = step.preview.as_ref().map(|p| &p.store);
+        for plan in [step.zarr_store.as_ref(), step.checkpoint_zarr_store.as_ref(), preview].into_iter().flatten() {
+            sinks.zarr.insert(plan.store.clone(), zarr_sink(plan, &step.components_out, plate, dtype, attach)?);
+        }
+        if attach == Attach::Open {
+            continue;
+        }
+        for loc in [Some(&step.writes), step.checkpoint.as_ref()].into_iter().flatten() {
+            if let Location::Disk { dir } = loc {
+                std::fs::create_dir_all(dir).map_err(|source| hcs_vfs::VfsError::Io { path: dir.clone(), source })?;
+                hcs_vfs::atomic::remove_stale_temporaries(dir)?;
+            }
+        }
+        for out in step.special_outputs.values() {
+            hcs_vfs::atomic::remove_stale_temporaries(&out.results_dir)?;
+        }
+    }
+    if attach == Attach::Create {
+        hcs_vfs::atomic::remove_stale_temporaries(&compiled.output_root.join(".hcs").join("wells"))?;
+    }
+    Ok(sinks)
+}
+
+/// Prepare the output of `compiled` before any well runs: folders, OME-Zarr plates (row groups,
+/// metadata), and removal of what an interrupted run left half-written. Done once, by a local run
+/// or by the host that submits a cluster run — never while wells are being written.
+pub fn prepare(compiled: &CompiledPlate, plate: &Plate) -> Result<(), ExecError> {
+    output_sinks(compiled, plate, Attach::Create).map(|_| ())
+}
+
+/// Write the plate-level output once the wells are done: each OME-Zarr plate's metadata listing
+/// its complete wells, and `hcs_plate.json` from every finished well's record.
+pub fn finalize(compiled: &CompiledPlate, plate: &Plate) -> Result<(), ExecError> {
+    for (writer, _) in output_sinks(compiled, plate, Attach::Open)?.zarr.values() {
+        writer.finalize()?;
+    }
+    write_plate_metadata(compiled, plate)
+}
+
+/// Run every well of `compiled` on `plate`: [`prepare`], [`run_wells`] over all of them,
+/// [`finalize`].
+pub fn run(
+    compiled: &CompiledPlate,
+    plate: &Plate,
+    registry: &Registry,
+    options: &RunOptions<'_>,
+) -> Result<RunReport, ExecError> {
+    let start = Instant::now();
+    prepare(compiled, plate)?;
+    let all: Vec<usize> = (0..compiled.wells.len()).collect();
+    let wells = run_wells(compiled, plate, registry, options, &all)?;
+    finalize(compiled, plate)?;
+    Ok(RunReport { output_root: compiled.output_root.clone(), wells, seconds: start.elapsed().as_secs_f64() })
+}
+
+/// Run the wells `selection` (indices into `compiled.wells`) of a prepared output, in parallel;
+/// the reports come in selection order. Touches only those wells' files, so several processes
+/// (cluster tasks) may run disjoint selections at once.
+pub fn run_wells(
+    compiled: &CompiledPlate,
+    plate: &Plate,
+    registry: &Registry,
+    options: &RunOptions<'_>,
+    selection: &[usize],
+) -> Result<Vec<WellReport>, ExecError> {
+    let plans: Vec<&FrozenWellPlan> = selection.iter().filter_map(|&k| compiled.wells.get(k)).collect();
+    let Some(first) = plans.first() else { return Ok(Vec::new()) };
+    let driver = WellDriver {
+        plate,
+        registry,
+        options,
+        sinks: output_sinks(compiled, plate, Attach::Open)?,
+        dtype: plate.metadata.dtype.unwrap_or(Dtype::U16),
+        pool: worker_pool(options, first)?,
+        stop: AtomicBool::new(false),
+        gpu_slots: slots::DeviceSlots::default(),
+    };
+    Ok(driver.run_all(&plans))
+}
+
+/// The pool the wells' groups run on: `--workers`, else the plan's `workers`, else one thread
+/// per core.
+fn worker_pool(options: &RunOptions<'_>, first: &FrozenWellPlan) -> Result<rayon::ThreadPool, ExecError> {
+    let workers = options.workers.or(match first.steps.first().map(|s| s.config.workers) {
+        Some(Workers::Count(n)) => Some(n),
+        _ => None,
+    });
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = workers {
+        pool = pool.num_threads(n);
+    }
+    pool.build().map_err(|source| ExecError::Workers { workers, source })
+}
+
+/// What every well of a run shares.
+struct WellDriver<'a> {
+    plate: &'a Plate,
+    registry: &'a Registry,
+    options: &'a RunOptions<'a>,
+    sinks: RunSinks,
+    dtype: Dtype,
+    pool: rayon::ThreadPool,
+    /// Set under `fail_fast` once a well failed: no further well starts.
+    stop: AtomicBool,
+    gpu_slots: slots::DeviceSlots,
+}
+
+impl WellDriver<'_> {
+    /// Run `plans` with exactly `threads` wells in flight (one per well thread, pulling the next
+    /// well when done), so memory is bounded by a few wells whatever the plate size; each well's
+    /// groups run on the shared pool.
+    fn run_all(&self, plans: &[&FrozenWellPlan]) -> Vec<WellReport> {
+        let threads = self.pool.current_num_threads().min(plans.len()).max(1);
+        let next = AtomicUsize::new(0);
+        let slots: Vec<Mutex<Option<WellReport>>> = plans.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(plan) = plans.get(k) else { break };
+                        let report = self.run_one(plan);
+                        if let Ok(mut slot) = slots[k].lock() {
+                            *slot = Some(report);
+                        }
+                    }
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .zip(plans)
+            .map(|(slot, plan)| {
+                slot.into_inner().ok().flatten().unwrap_or_else(|| WellReport {
+                    well: plan.well,
+                    status: WellStatus::Failed(ExecError::ThreadLost.to_string()),
+                    seconds: 0.0,
+                    step_seconds: Vec::new(),
+                    notes: Vec::new(),
+                })
+            })
+            .collect()
+    }
+
+    /// One well: skipped when stopped or already complete, else run and its record written.
+    fn run_one(&self, plan: &FrozenWellPlan) -> WellReport {
+        let t = Instant::now();
+        let (status, step_seconds, notes) = if self.stop.load(Ordering::Relaxed) {
+            (WellStatus::NotRun, Vec::new(), Vec::new())
+        } else if output::is_done(&plan.output_root, plan) {
+            (WellStatus::Resumed, Vec::new(), Vec::new())
+        } else {
+            match self.execute(plan) {
+                Ok(outcome) => (WellStatus::Done, outcome.step_seconds, outcome.notes),
+                Err(e) => {
+                    if self.options.fail_fast {
+                        self.stop.store(true, Ordering::Relaxed);
+                    }
+                    (WellStatus::Failed(e.to_string()), Vec::new(), Vec::new())
+                }
+            }
+        };
+        let report = WellReport { well: plan.well, status, seconds: t.elapsed().as_secs_f64(), step_seconds, notes };
+        match &report.status {
+            WellStatus::Failed(error) => {
+                tracing::error!(well = %report.well, %error, seconds = report.seconds, "well failed")
+            }
+            status => tracing::info!(well = %report.well, ?status, seconds = report.seconds, "well finished"),
+        }
+        if let Some(f) = self.options.on_well {
+            f(&report);
+        }
+        report
+    }
+
+    /// Run the well on the pool (a panicking function fails its well, not the run) and write its
+    /// completion record.
+    fn execute(&self, plan: &FrozenWellPlan) -> Result<WellOutcome, ExecError> {
+        let job = WellJob {
+            plan,
+            plate: self.plate,
+            registry: self.registry,
+            sinks: &self.sinks,
+            dtype: self.dtype,
+            gpu_slots: &self.gpu_slots,
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pool.install(|| run_well(&job))))
+            .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(ExecError::Panicked(message))
+        })?;
+        output::write_record(&plan.output_root, plan.well, &outcome.record)?;
+        Ok(outcome)
+    }
+}
+
+/// Write the output plate's `hcs_plate.json` from the records of every finished well.
+fn write_plate_metadata(compiled: &CompiledPlate, plate: &Plate) -> Result<(), ExecError> {
+    let root = &compiled.output_root;
+    let Some(first) = compiled.wells.first() else { return Ok(()) };
+    let last = first.steps.last();
+    let main = last.and_then(|s| output::subdir_name(&s.writes, root));
+    let mut subdirs: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for plan in &compiled.wells {
+        if let Some(record) = output::read_record(root, plan.well) {
+            for (name, planes) in record.subdirs {
+                subdirs.entry(name).or_default().extend(planes);
+            }
+        }
+    }
+    let backend_of = |name: &str| {
+        if name.ends_with(".ome.zarr") { hcs_vfs::Backend::Zarr } else { hcs_vfs::Backend::Disk }
+    };
+    let subdirs: Vec<Subdir> = subdirs
+        .into_iter()
+        .map(|(name, planes)| Subdir { backend: backend_of(&name), main: Some(&name) == main.as_ref(), name, planes })
+        .collect();
+    if subdirs.is_empty() {
+        return Ok(());
+    }
+    let mut metadata = plate.metadata.clone();
+    if let Some(out) = last.map(|s| &s.components_out) {
+        if let Some(Some(channels)) = out.get(&Component::Channel) {
+            metadata.channels.retain(|c| channels.contains(&c.index));
+        }
+        if out.get(&Component::Site).cloned().flatten().is_some_and(|s| s.len() == 1) {
+            metadata.grid = Some((1, 1));
+        }
+    }
+    metadata.tile_shape = None;
+    let file = HcsPlateFile { hcs_plate: FORMAT_VERSION, source_format: plate.metadata.format, metadata, subdirs };
+    Ok(hcs_plate::formats::native::write(root, &file)?)
+}

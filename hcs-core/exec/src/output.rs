@@ -1,0 +1,177 @@
+//! Writing a well's planes to persistent storage, and the per-well completion record that makes
+//! runs resumable.
+//!
+//! Disk planes are TIFF files named by components — `A01_s001_w1_z001_t001.tif` — in the
+//! location's folder, in the input plate's storage dtype (rounded and clamped). Zarr planes go
+//! into the well of the declared OME-Zarr store, published atomically when the well is complete.
+//!
+//! A well is *done* only when `<output>/.hcs/wells/<well>.json` exists: it is written atomically
+//! after every output of the well, and lists each file with its size and CRC-32 together with a
+//! fingerprint of the well's plan. A resumed run skips a well only if that record matches the plan
+//! and every file still has its recorded size and checksum.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use hcs_vfs::atomic::write_atomic_unsynced;
+use hcs_vfs::omezarr::OmeZarrPlateWriter;
+use hcs_vfs::tiff::{TiffCompression, encode_tiff};
+use hcs_vfs::{Dtype, PlaneData, VfsError};
+use rayon::prelude::*;
+
+use hcs_plan::compiler::{Location, WellPlan};
+use hcs_plate::{ImageKey, PlaneRef, WellId};
+
+/// The file name of a plane.
+pub fn plane_file_name(key: &ImageKey) -> String {
+    format!("{}_s{:03}_w{}_z{:03}_t{:03}.tif", key.well, key.site, key.channel, key.z, key.timepoint)
+}
+
+/// One written file, for verification on resume.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenFile {
+    /// Path relative to the output plate.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// CRC-32 of the content.
+    pub crc32: u32,
+}
+
+/// The completion record of a well.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WellRecord {
+    /// Fingerprint of the well's plan (a changed pipeline redoes the well).
+    pub plan_crc32: u32,
+    /// Every file written (zarr wells are checked by their completion marker instead).
+    pub files: Vec<WrittenFile>,
+    /// The planes of each persistent sub-directory (relative name → planes), for `hcs_plate.json`.
+    pub subdirs: BTreeMap<String, Vec<(ImageKey, PlaneRef)>>,
+}
+
+/// The record's path.
+pub fn record_path(output_root: &Path, well: WellId) -> PathBuf {
+    output_root.join(".hcs").join("wells").join(format!("{well}.json"))
+}
+
+/// Fingerprint of a plan.
+pub fn plan_crc(plan: &WellPlan) -> u32 {
+    crc32fast::hash(serde_json::to_string(plan).unwrap_or_default().as_bytes())
+}
+
+/// A CRC-32 and size of a file.
+pub fn file_crc(path: &Path) -> Option<(u64, u32)> {
+    let bytes = std::fs::read(path).ok()?;
+    Some((bytes.len() as u64, crc32fast::hash(&bytes)))
+}
+
+/// Whether the well's record matches `plan` and all its files verify.
+pub fn is_done(output_root: &Path, plan: &WellPlan) -> bool {
+    let Ok(bytes) = std::fs::read(record_path(output_root, plan.well)) else { return false };
+    let Ok(record) = serde_json::from_slice::<WellRecord>(&bytes) else { return false };
+    record.plan_crc32 == plan_crc(plan)
+        && record.files.iter().all(|f| file_crc(&output_root.join(&f.path)) == Some((f.bytes, f.crc32)))
+}
+
+/// Read a well's record (for the output plate's metadata).
+pub fn read_record(output_root: &Path, well: WellId) -> Option<WellRecord> {
+    let bytes = std::fs::read(record_path(output_root, well)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Write the record atomically (the well is done from this moment).
+pub fn write_record(output_root: &Path, well: WellId, record: &WellRecord) -> Result<(), VfsError> {
+    // Every file the record vouches for reaches the disk before the record does.
+    hcs_vfs::atomic::sync_files(record.files.iter().map(|f| output_root.join(&f.path)))?;
+    // Plain data: serializing it cannot fail.
+    let bytes = serde_json::to_vec_pretty(record).unwrap_or_default();
+    hcs_vfs::atomic::write_atomic(&record_path(output_root, well), &bytes)
+}
+
+/// Planes with where they are stored.
+pub type PlaneList = Vec<(ImageKey, PlaneRef)>;
+
+/// Storage of one persistent location, shared by the wells of a run.
+pub enum Sink<'a> {
+    /// TIFF files in a folder.
+    Disk(&'a Path),
+    /// An OME-Zarr store, with the component values that map to field / channel / z / t indices.
+    Zarr(&'a OmeZarrPlateWriter, &'a ZarrAxes),
+}
+
+/// Component value → 0-based index, per axis of a zarr store.
+#[derive(Clone, Debug, Default)]
+pub struct ZarrAxes {
+    /// Site values (fields).
+    pub sites: Vec<u32>,
+    /// Channel values.
+    pub channels: Vec<u32>,
+    /// Z values.
+    pub zs: Vec<u32>,
+    /// Timepoint values.
+    pub timepoints: Vec<u32>,
+}
+
+fn index_of(values: &[u32], v: u32, what: &str, path: &Path) -> Result<u32, VfsError> {
+    values.iter().position(|x| *x == v).map(|i| i as u32).ok_or_else(|| VfsError::Zarr {
+        path: path.to_path_buf(),
+        message: format!("{what} {v} is not in the declared store (declared: {values:?})"),
+    })
+}
+
+/// Write one well's planes to a sink; returns the files written and the plane references.
+pub fn write_planes(
+    sink: &Sink<'_>,
+    output_root: &Path,
+    planes: &BTreeMap<ImageKey, ndarray::ArcArray2<f32>>,
+    dtype: Dtype,
+) -> Result<(Vec<WrittenFile>, PlaneList), VfsError> {
+    let rel = |p: &Path| p.strip_prefix(output_root).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf());
+    match sink {
+        Sink::Disk(dir) => {
+            // Planes are independent files: encode, checksum and write them in parallel. They
+            // are not fsynced one by one: `write_record` syncs all of a well's files before the
+            // record that vouches for them, by which time most are already on disk. The CRC is
+            // taken from the bytes written, not by reading the file back.
+            let written: Vec<(WrittenFile, (ImageKey, PlaneRef))> = planes
+                .par_iter()
+                .map(|(key, plane)| {
+                    let path = dir.join(plane_file_name(key));
+                    let bytes = encode_tiff(&[PlaneData::from_f32(plane.view(), dtype)], TiffCompression::None, &path)?;
+                    // Synced with the well's other files before its record is written.
+                    write_atomic_unsynced(&path, &bytes)?;
+                    let file =
+                        WrittenFile { path: rel(&path), bytes: bytes.len() as u64, crc32: crc32fast::hash(&bytes) };
+                    Ok((file, (*key, PlaneRef::file(rel(&path)))))
+                })
+                .collect::<Result<_, VfsError>>()?;
+            Ok(written.into_iter().unzip())
+        }
+        Sink::Zarr(writer, axes) => {
+            let Some((first_key, first)) = planes.iter().next() else { return Ok((Vec::new(), Vec::new())) };
+            let well = first_key.well;
+            let (row, col) = (well.row_letters(), u32::from(well.col));
+            let root = writer.root().to_path_buf();
+            let w = writer.open_well_shaped(&row, col, first.dim())?;
+            let mut refs = Vec::with_capacity(planes.len());
+            for (key, plane) in planes {
+                let field = index_of(&axes.sites, key.site, "site", &root)?;
+                let c = index_of(&axes.channels, key.channel, "channel", &root)?;
+                let z = index_of(&axes.zs, key.z, "z", &root)?;
+                let t = index_of(&axes.timepoints, key.timepoint, "timepoint", &root)?;
+                w.write_plane(field, t, c, z, &PlaneData::from_f32(plane.view(), dtype))?;
+                refs.push((*key, PlaneRef::Zarr { store: rel(&root), well: format!("{row}/{col}"), field, t, c, z }));
+            }
+            w.finish()?;
+            Ok((Vec::new(), refs))
+        }
+    }
+}
+
+/// The folder a persistent location names, relative to the output plate (its sub-dir name).
+pub fn subdir_name(location: &Location, output_root: &Path) -> Option<String> {
+    let p = location.persistent_path()?;
+    Some(p.strip_prefix(output_root).unwrap_or(p).display().to_string())
+}

@@ -1,0 +1,153 @@
+//! Calling a step's resolved pattern on one group's stack: each call gets its input converted as
+//! the plan says and exactly the special inputs its contract declares — from an earlier call of
+//! the same group, from the step the plan links, or from the plate value the plan holds.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hcs_core::registry::Registry;
+use hcs_core::special::{SpecialData, SpecialInputs};
+use hcs_core::stack::Stack;
+use hcs_core::{DeviceError, FunctionContract, InvokeError};
+use hcs_device::convert;
+use hcs_plan::compiler::{ResolvedCall, ResolvedPattern, SpecialInputPlan, StepPlan};
+use hcs_plate::ImageKey;
+use hcs_vfs::{Data, Store};
+
+use crate::error::StepError;
+
+/// A special output as the well keeps it for later steps: one value, or one per group when the
+/// step merges them.
+pub enum Special {
+    /// One value for the well.
+    One(SpecialData),
+    /// One value per group, by group label.
+    PerGroup(Vec<(String, SpecialData)>),
+}
+
+/// Special outputs made by the calls of one group so far, in call order.
+pub type Produced = Vec<(&'static str, SpecialData)>;
+
+/// Keep a step's special output in the well's memory store at the plan's `memory_key`.
+pub fn keep_special(memory: &dyn Store, memory_key: &str, special: Special) -> Result<(), StepError> {
+    Ok(memory.save(Data::Value(Arc::new(special)), Path::new(memory_key))?)
+}
+
+/// The special output kept at `memory_key`, if a step made it.
+fn kept_special(memory: &dyn Store, memory_key: &str) -> Option<Arc<Special>> {
+    match memory.load(Path::new(memory_key)).ok()? {
+        Data::Value(v) => v.downcast::<Special>().ok(),
+        _ => None,
+    }
+}
+
+/// Why a call failed: out of device memory (the step may be retried), or anything else.
+pub enum CallError {
+    /// The device ran out of memory.
+    OutOfMemory(StepError),
+    /// Any other failure.
+    Other(StepError),
+}
+
+impl From<StepError> for CallError {
+    fn from(e: StepError) -> Self {
+        CallError::Other(e)
+    }
+}
+
+impl From<DeviceError> for CallError {
+    fn from(e: DeviceError) -> Self {
+        if e.is_out_of_memory() { CallError::OutOfMemory(e.into()) } else { CallError::Other(e.into()) }
+    }
+}
+
+impl From<InvokeError> for CallError {
+    /// A function's own error is an out-of-memory when a device said so anywhere in its chain.
+    fn from(e: InvokeError) -> Self {
+        let oom = matches!(&e, InvokeError::Function { source, .. } if DeviceError::chain_is_out_of_memory(&**source));
+        if oom { CallError::OutOfMemory(e.into()) } else { CallError::Other(e.into()) }
+    }
+}
+
+/// The value of a plate-supplied special input, decoded from the plan.
+fn plate_special(key: &str, value: &serde_json::Value) -> Result<SpecialData, StepError> {
+    Ok(hcs_plan::pipeline::wiring::PlateInput::decode_key(key, value)?)
+}
+
+/// Runs a pattern for one group of one step.
+pub struct Router<'a> {
+    /// The functions.
+    pub registry: &'a Registry,
+    /// The GPU the plan assigned (`None`: the host).
+    pub device: Option<u32>,
+    /// The step.
+    pub step: &'a StepPlan,
+    /// The well's memory store: special outputs of earlier steps are at the plan's memory keys.
+    pub memory: &'a dyn Store,
+    /// The group's first plane: its component values route dict patterns.
+    pub group_values: &'a ImageKey,
+}
+
+impl Router<'_> {
+    fn contract(&self, call: &ResolvedCall) -> Result<&'static FunctionContract, StepError> {
+        self.registry
+            .get(&call.function, call.input_memory)
+            .ok_or_else(|| StepError::NotRegistered { function: call.function.clone(), memory: call.input_memory })
+    }
+
+    /// The special input `key` of a call: made earlier in this group, else as the plan links it.
+    fn special_input(&self, key: &str, produced: &Produced) -> Result<SpecialData, StepError> {
+        if let Some((_, v)) = produced.iter().rev().find(|(k, _)| *k == key) {
+            return Ok(v.clone());
+        }
+        match self.step.special_inputs.get(key) {
+            Some(SpecialInputPlan::Plate { value }) => plate_special(key, value),
+            Some(SpecialInputPlan::Step { step, function, memory_key }) => {
+                match kept_special(self.memory, memory_key) {
+                    Some(special) => match &*special {
+                        Special::One(v) => Ok(v.clone()),
+                        Special::PerGroup(_) => Err(StepError::SpecialPerGroup { key: key.to_string() }),
+                    },
+                    None => Err(StepError::SpecialNotProduced {
+                        key: key.to_string(),
+                        step: *step,
+                        function: function.clone(),
+                    }),
+                }
+            }
+            None => Err(StepError::SpecialNotPlanned { key: key.to_string() }),
+        }
+    }
+
+    /// Every special input `contract` declares.
+    fn inputs(&self, contract: &FunctionContract, produced: &Produced) -> Result<SpecialInputs, StepError> {
+        let mut inputs = SpecialInputs::new();
+        for spec in contract.special_inputs {
+            inputs.insert(spec.key, self.special_input(spec.key, produced)?);
+        }
+        Ok(inputs)
+    }
+
+    /// Run `pattern` on `stack`; special outputs are appended to `produced`.
+    pub fn run(&self, pattern: &ResolvedPattern, stack: Stack, produced: &mut Produced) -> Result<Stack, CallError> {
+        match pattern {
+            ResolvedPattern::Call(call) => {
+                let stack = convert(stack, call.convert_input, self.device)?;
+                let contract = self.contract(call)?;
+                let inputs = self.inputs(contract, produced)?;
+                let out = contract.call(stack, &call.params, &inputs)?;
+                produced.extend(out.special_outputs);
+                Ok(out.stack)
+            }
+            ResolvedPattern::Chain { members } => {
+                members.iter().try_fold(stack, |stack, m| self.run(m, stack, produced))
+            }
+            ResolvedPattern::Dict { by, .. } => {
+                match pattern.dict_entry(&self.group_values.get(*by).to_string()) {
+                    Some(entry) => self.run(entry, stack, produced),
+                    None => Ok(stack), // no entry for this value: the planes pass through
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! A well's state between its steps: where each step's output planes are (a store at the paths
+//! the plan names, or a GPU), the special outputs kept for later steps, and what the well has
+//! written so far.
+//!
+//! **The data plane.** Intermediate planes move between steps only through [`Store`]s, at paths
+//! derived from the plan's locations: `Memory { namespace }` → `<namespace>/<plane file>` in a
+//! [`MemoryStore`] (the planes are shared, not copied), `Disk { dir }` → `<dir>/<well>/<plane file>`
+//! in a [`DiskStore`] (f32 TIFF scratch files). Moving an intermediate from memory to disk is a
+//! plan change; this code does not change with it. Planes kept on a GPU for the next GPU step
+//! stay in device memory ([`DevicePlanes`]). Special outputs are kept in the same memory store,
+//! at the `memory_key` the plan gives each (`special/<key>`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use ndarray::{ArcArray2, Array3};
+
+use hcs_core::stack::Stack;
+use hcs_device::join_planes;
+use hcs_plan::compiler::{Location, WellPlan};
+use hcs_plate::ImageKey;
+use hcs_vfs::{Data, DiskStore, MemoryStore, Store};
+
+use crate::error::StepError;
+use crate::output::{WellRecord, plane_file_name};
+
+/// A well's planes at one point of the pipeline, on the host.
+pub type Planes = BTreeMap<ImageKey, ArcArray2<f32>>;
+
+/// A step's output planes kept on its device for the next step (one stack of one plane each).
+pub type DevicePlanes = BTreeMap<ImageKey, Mutex<Stack>>;
+
+/// Everything a well carries from one step to the next.
+#[derive(Default)]
+pub struct WellRun {
+    /// In-memory intermediates.
+    pub memory: MemoryStore,
+    /// Scratch files (intermediates planned on disk).
+    pub scratch: DiskStore,
+    /// The planes each intermediate location holds for this well, in order (a step reads one
+    /// location and writes one, so this holds one or two entries).
+    pub written: Vec<(Location, Vec<ImageKey>)>,
+    /// Intermediates kept on a device, by memory namespace.
+    pub on_device: BTreeMap<String, DevicePlanes>,
+    /// The completion record so far.
+    pub record: WellRecord,
+    /// Seconds per finished step.
+    pub step_seconds: Vec<f64>,
+    /// What the user should know (out-of-memory retries, CPU fallbacks).
+    pub notes: Vec<String>,
+}
+
+impl WellRun {
+    /// A fresh well whose record carries the plan's fingerprint.
+    pub fn new(plan: &WellPlan) -> Self {
+        let record = WellRecord { plan_crc32: crate::output::plan_crc(plan), ..WellRecord::default() };
+        Self { record, ..Self::default() }
+    }
+
+    /// The store an intermediate location lives in (`None`: the plate, a persistent store).
+    pub fn store(&self, location: &Location) -> Option<&dyn Store> {
+        match location {
+            Location::Memory { .. } => Some(&self.memory),
+            Location::Disk { .. } => Some(&self.scratch),
+            Location::Plate { .. } | Location::Zarr { .. } => None,
+        }
+    }
+
+    /// Save a step's host output planes at `location`.
+    pub fn save(&mut self, plan: &WellPlan, location: &Location, planes: &Planes) -> Result<(), StepError> {
+        let store = self.store(location).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
+        let items = planes
+            .iter()
+            .filter_map(|(k, p)| Some((Data::Samples(p.clone()), plane_path(plan, location, k)?)))
+            .collect();
+        store.save_batch(items)?;
+        self.written.retain(|(l, _)| l != location);
+        self.written.push((location.clone(), planes.keys().copied().collect()));
+        Ok(())
+    }
+
+    /// Load the planes `keys` from `location` into one stack.
+    pub fn load(&self, plan: &WellPlan, location: &Location, keys: &[ImageKey]) -> Result<Array3<f32>, StepError> {
+        let store = self.store(location).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
+        let paths: Vec<PathBuf> = keys
+            .iter()
+            .map(|k| plane_path(plan, location, k).ok_or_else(|| StepError::BadIntermediate(location.clone())))
+            .collect::<Result<_, _>>()?;
+        let planes = store
+            .load_batch(&paths)
+            .map_err(|e| match e {
+                hcs_vfs::VfsError::NotFound { .. } => keys
+                    .iter()
+                    .zip(&paths)
+                    .find(|(_, p)| !store.exists(p))
+                    .map_or(StepError::Storage(e), |(k, _)| StepError::MissingPlane(*k)),
+                e => StepError::Storage(e),
+            })?
+            .into_iter()
+            .zip(&paths)
+            .map(|(d, p)| d.into_samples(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        stack_of(&planes)
+    }
+
+    /// Free what `location` holds for this well (its reader is done with it).
+    pub fn free(&mut self, plan: &WellPlan, location: &Location) -> Result<(), StepError> {
+        self.written.retain(|(l, _)| l != location);
+        if let Location::Memory { namespace } = location {
+            self.on_device.remove(namespace);
+        }
+        match (self.store(location), well_prefix(plan, location)) {
+            (Some(store), Some(prefix)) => Ok(store.delete(&prefix)?),
+            _ => Ok(()),
+        }
+    }
+
+    /// The keys a location holds for this well (none when nothing was written there).
+    pub fn keys_at(&self, location: &Location) -> Vec<ImageKey> {
+        if let Location::Memory { namespace } = location
+            && let Some(planes) = self.on_device.get(namespace)
+        {
+            return planes.keys().copied().collect();
+        }
+        self.written.iter().find(|(l, _)| l == location).map(|(_, k)| k.clone()).unwrap_or_default()
+    }
+}
+
+/// Where this well's planes of an intermediate location live in its store.
+fn well_prefix(plan: &WellPlan, location: &Location) -> Option<PathBuf> {
+    match location {
+        Location::Memory { namespace } => Some(PathBuf::from(namespace)),
+        Location::Disk { dir } => Some(dir.join(plan.well.to_string())),
+        Location::Plate { .. } | Location::Zarr { .. } => None,
+    }
+}
+
+/// The path of one plane of an intermediate location.
+fn plane_path(plan: &WellPlan, location: &Location, key: &ImageKey) -> Option<PathBuf> {
+    well_prefix(plan, location).map(|p| p.join(plane_file_name(key)))
+}
+
+/// One stack from planes of equal shape, filled plane by plane into reserved memory (no zeroing
+/// pass before the copy).
+pub fn stack_of(planes: &[ArcArray2<f32>]) -> Result<Array3<f32>, StepError> {
+    let Some(first) = planes.first() else { return Err(StepError::NoPlanes) };
+    let (h, w) = first.dim();
+    let mut data = Vec::with_capacity(planes.len() * h * w);
+    for p in planes {
+        if p.dim() != (h, w) {
+            return Err(StepError::ShapeMismatch { found: p.dim(), expected: (h, w) });
+        }
+        match p.as_slice() {
+            Some(s) => data.extend_from_slice(s),
+            None => data.extend(p.iter().copied()),
+        }
+    }
+    Ok(Array3::from_shape_vec((planes.len(), h, w), data)?)
+}
+
+/// Join the planes of `keys` kept on a device by the previous step (no host round trip).
+pub fn load_from_device(planes: &DevicePlanes, keys: &[ImageKey]) -> Result<Stack, StepError> {
+    let guards: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            let plane = planes.get(k).ok_or(StepError::MissingPlane(*k))?;
+            plane.lock().map_err(|_| StepError::PoisonedPlane(*k))
+        })
+        .collect::<Result<_, StepError>>()?;
+    let refs: Vec<&Stack> = guards.iter().map(|g| &**g).collect();
+    Ok(join_planes(&refs)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hcs_plate::WellId;
+    use ndarray::Array2;
+
+    fn key(site: u32) -> ImageKey {
+        ImageKey { well: WellId::new(0, 1), site, channel: 1, z: 1, timepoint: 1 }
+    }
+
+    fn planes(n: u32) -> Planes {
+        (1..=n).map(|s| (key(s), Array2::from_elem((2, 3), s as f32 + 0.5).into_shared())).collect()
+    }
+
+    fn plan() -> WellPlan {
+        WellPlan {
+            well: WellId::new(0, 1),
+            pipeline: String::new(),
+            plate: PathBuf::new(),
+            output_root: PathBuf::new(),
+            estimated_peak_bytes: None,
+            spill_reason: None,
+            steps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn memory_intermediates_round_trip_without_a_copy_and_are_freed() {
+        let (plan, at) = (plan(), Location::Memory { namespace: "step1".into() });
+        let mut run = WellRun::new(&plan);
+        let out = planes(3);
+        run.save(&plan, &at, &out).expect("save");
+        assert_eq!(run.keys_at(&at), [key(1), key(2), key(3)]);
+        let stack = run.load(&plan, &at, &[key(2), key(3)]).expect("load");
+        assert_eq!(stack.dim(), (2, 2, 3));
+        assert_eq!(stack[[1, 0, 0]], 3.5);
+        let kept = run.memory.load(&PathBuf::from("step1").join(plane_file_name(&key(1)))).expect("stored");
+        let Data::Samples(s) = kept else { panic!("samples") };
+        assert_eq!(s.as_ptr(), out[&key(1)].as_ptr(), "the store shares the step's buffer");
+        run.free(&plan, &at).expect("free");
+        assert!(run.keys_at(&at).is_empty());
+        assert!(matches!(run.load(&plan, &at, &[key(1)]), Err(StepError::MissingPlane(k)) if k == key(1)));
+    }
+
+    #[test]
+    fn disk_intermediates_are_scratch_tiffs_under_the_well() {
+        let dir = std::env::temp_dir().join(format!("hcs-state-{}", std::process::id()));
+        let (plan, at) = (plan(), Location::Disk { dir: dir.clone() });
+        let mut run = WellRun::new(&plan);
+        run.save(&plan, &at, &planes(2)).expect("save");
+        assert!(dir.join("A01").join(plane_file_name(&key(2))).is_file());
+        let stack = run.load(&plan, &at, &[key(1), key(2)]).expect("load");
+        assert_eq!(stack[[0, 1, 2]], 1.5);
+        run.free(&plan, &at).expect("free");
+        assert!(!dir.join("A01").exists());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_persistent_location_is_not_an_intermediate_store() {
+        let plan = plan();
+        let mut run = WellRun::new(&plan);
+        let at = Location::Zarr { store: "x.ome.zarr".into() };
+        assert!(matches!(run.save(&plan, &at, &planes(1)), Err(StepError::BadIntermediate(_))));
+        assert!(matches!(stack_of(&[]), Err(StepError::NoPlanes)));
+    }
+}

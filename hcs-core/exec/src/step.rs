@@ -1,0 +1,261 @@
+//! One step of one well, in stages: gather the input keys, split them into groups, and per group
+//! load → convert → call the pattern (special data routed) → unstack; retry after a device runs
+//! out of memory as the plan allows; then keep the special outputs, and store the output planes
+//! where the plan says.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use ndarray::{ArcArray2, Axis};
+use rayon::prelude::*;
+
+use hcs_core::MemoryType;
+use hcs_core::special::SpecialData;
+use hcs_core::stack::{Conversion, Stack};
+use hcs_device::{convert, split_planes};
+use hcs_plan::compiler::{Location, ResolvedPattern, StepPlan};
+use hcs_plate::{Component, ImageKey};
+
+use crate::error::StepError;
+use crate::groups::{GroupKey, groups, label, output_keys};
+use crate::job::WellJob;
+use crate::retry::{Mode, after_out_of_memory};
+use crate::routing::{CallError, Produced, Router, Special, keep_special};
+use crate::state::{DevicePlanes, Planes, WellRun, load_from_device};
+use crate::writes::{materialize, persist, publish_preview};
+
+/// One group's output planes: on the host, or kept on the device.
+enum GroupPlanes {
+    Host(Vec<(ImageKey, ArcArray2<f32>)>),
+    Device(Vec<(ImageKey, Stack)>),
+}
+
+/// One group's output planes, the special outputs it produced, and its label.
+struct GroupResult {
+    planes: GroupPlanes,
+    produced: Produced,
+    label: String,
+}
+
+/// Runs one step of one well.
+pub struct StepRunner<'a, 'j> {
+    /// The well's job.
+    pub job: &'a WellJob<'j>,
+    /// The step's plan.
+    pub step: &'a StepPlan,
+    /// Whether this is the pipeline's last step (its output is the final one).
+    pub last: bool,
+}
+
+impl StepRunner<'_, '_> {
+    /// Run the step: every stage in order.
+    pub fn run(&self, run: &mut WellRun) -> Result<(), StepError> {
+        let start = Instant::now();
+        let keys = self.input_keys(run)?;
+        let grouped: Vec<(GroupKey, Vec<ImageKey>)> =
+            groups(&keys, &self.step.variable_components).into_iter().collect();
+        let results = self.run_groups(run, &grouped)?;
+        let (planes, device_planes) = self.keep_specials(run, results)?;
+        tracing::debug!(
+            well = %self.job.plan.well,
+            step = self.step.index,
+            name = %self.step.name,
+            groups = grouped.len(),
+            planes_out = planes.len() + device_planes.len(),
+            seconds = start.elapsed().as_secs_f64(),
+            "step done"
+        );
+        self.store(run, planes, device_planes)
+    }
+
+    /// The keys the step reads, from the plate's index or from what the previous step wrote (no
+    /// listing).
+    fn input_keys(&self, run: &WellRun) -> Result<Vec<ImageKey>, StepError> {
+        let plan = self.job.plan;
+        match &self.step.reads {
+            Location::Plate { .. } => Ok(self.job.plate.index.well(plan.well).map(|(k, _)| *k).collect()),
+            Location::Zarr { store } => Err(StepError::ReadsZarr(store.clone())),
+            at @ Location::Memory { namespace } => {
+                let keys = run.keys_at(at);
+                if keys.is_empty() { Err(StepError::EmptyInput(namespace.clone())) } else { Ok(keys) }
+            }
+            at => Ok(run.keys_at(at)),
+        }
+    }
+
+    /// The components with more than one value in the step's input (they label per-group outputs).
+    fn varying(&self) -> Vec<Component> {
+        self.step
+            .components_in
+            .iter()
+            .filter(|(_, v)| v.as_ref().is_some_and(|v| v.len() > 1))
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
+    /// Every group through the pattern; after a device runs out of memory, again one group at a
+    /// time, then on the plan's CPU fallback, as far as the step's policy allows.
+    fn run_groups(
+        &self,
+        run: &mut WellRun,
+        grouped: &[(GroupKey, Vec<ImageKey>)],
+    ) -> Result<Vec<GroupResult>, StepError> {
+        let step = self.step;
+        // A GPU step holds one of its device's slots while it runs.
+        let _slot = step.gpu.map(|g| self.job.gpu_slots.acquire(g.device, g.slots));
+        let cpu = step.gpu.and(step.cpu_fallback.as_ref());
+        let varying = self.varying();
+        let mut mode = Mode::Parallel;
+        loop {
+            let (pattern, device) = match (mode, cpu) {
+                (Mode::Cpu, Some(cpu)) => (cpu, None),
+                _ => (&step.func, step.gpu.map(|g| g.device)),
+            };
+            let state: &WellRun = run;
+            let one = |group: &Vec<ImageKey>| self.run_group(state, pattern, device, group, mode, &varying);
+            let attempt: Result<Vec<GroupResult>, CallError> = match mode {
+                Mode::Parallel => grouped.par_iter().map(|(_, g)| one(g)).collect(),
+                Mode::OneAtATime | Mode::Cpu => grouped.iter().map(|(_, g)| one(g)).collect(),
+            };
+            let message = match attempt {
+                Ok(results) => return Ok(results),
+                Err(CallError::Other(e)) => return Err(e),
+                Err(CallError::OutOfMemory(e)) => e.to_string(),
+            };
+            mode = after_out_of_memory(mode, grouped.len(), step.gpu.is_some(), step.config.gpu_policy, cpu.is_some())
+                .map_err(|why| StepError::OutOfMemory { message: message.clone(), why })?;
+            let what = if mode == Mode::OneAtATime {
+                "retrying one group at a time"
+            } else {
+                "falling back to the CPU variants"
+            };
+            let note = format!("step {} `{}`: {message}; {what}", step.index, step.name);
+            tracing::warn!(well = %self.job.plan.well, "{note}");
+            run.notes.push(note);
+        }
+    }
+
+    /// Load one group's stack: from the device the previous step kept it on, from the plate, or
+    /// from the intermediate store the plan names.
+    fn load(&self, run: &WellRun, group: &[ImageKey], mode: Mode) -> Result<Stack, CallError> {
+        let kept = match &self.step.reads {
+            Location::Memory { namespace } => run.on_device.get(namespace),
+            _ => None,
+        };
+        if let Some(planes) = kept {
+            let stack = load_from_device(planes, group)?;
+            // The CPU fallback starts from the host.
+            let to_host = Conversion { from: stack.memory_type(), to: MemoryType::Ndarray };
+            return Ok(if mode == Mode::Cpu { convert(stack, Some(to_host), None)? } else { stack });
+        }
+        let stack = match &self.step.reads {
+            Location::Plate { .. } => self.job.plate.load_stack(group).map_err(StepError::from)?,
+            at => run.load(self.job.plan, at, group)?,
+        };
+        Ok(Stack::Ndarray(stack))
+    }
+
+    /// One group: load, call the pattern, keep the output where the plan says.
+    fn run_group(
+        &self,
+        run: &WellRun,
+        pattern: &ResolvedPattern,
+        device: Option<u32>,
+        group: &[ImageKey],
+        mode: Mode,
+        varying: &[Component],
+    ) -> Result<GroupResult, CallError> {
+        let stack = self.load(run, group, mode)?;
+        let router = Router {
+            registry: self.job.registry,
+            device,
+            step: self.step,
+            memory: &run.memory,
+            group_values: &group[0],
+        };
+        let mut produced = Vec::new();
+        let out = router.run(pattern, stack, &mut produced)?;
+        // Where the plan keeps the output: the host, or the step's device for the next step.
+        let keep = Conversion { from: out.memory_type(), to: self.step.output_memory };
+        let out = convert(out, Some(keep), self.step.gpu.map(|g| g.device))?;
+        let planes = self.unstack(group, out)?;
+        Ok(GroupResult { planes, produced, label: label(group, &self.step.variable_components, varying) })
+    }
+
+    /// Name a call's output planes by the group's components (see `groups`).
+    fn unstack(&self, group: &[ImageKey], out: Stack) -> Result<GroupPlanes, CallError> {
+        #[allow(unreachable_patterns)] // more variants with the torch / cuda features
+        let array = match out {
+            Stack::Ndarray(a) if self.step.output_memory.is_ndarray() => a,
+            other if !self.step.output_memory.is_ndarray() => {
+                let names = output_keys(group, other.planes())?;
+                let planes = split_planes(other)?;
+                return Ok(GroupPlanes::Device(names.into_iter().zip(planes).collect()));
+            }
+            other => return Err(StepError::DeviceStackInStorage(other.memory_type()).into()),
+        };
+        let names = output_keys(group, array.shape()[0])?;
+        // Each plane shares the output stack's buffer: no copy.
+        let shared = array.into_shared();
+        let planes =
+            names.into_iter().enumerate().map(|(i, k)| (k, shared.clone().index_axis_move(Axis(0), i))).collect();
+        Ok(GroupPlanes::Host(planes))
+    }
+
+    /// Gather the groups' planes, and keep (and materialize) their special outputs: one value
+    /// per well, or one per group when the step merges them.
+    fn keep_specials(&self, run: &mut WellRun, results: Vec<GroupResult>) -> Result<(Planes, DevicePlanes), StepError> {
+        let mut by_key: BTreeMap<&'static str, Vec<(String, SpecialData)>> = BTreeMap::new();
+        let mut planes = Planes::new();
+        let mut device_planes = DevicePlanes::new();
+        for result in results {
+            match result.planes {
+                GroupPlanes::Host(outs) => planes.extend(outs),
+                GroupPlanes::Device(outs) => device_planes.extend(outs.into_iter().map(|(k, p)| (k, Mutex::new(p)))),
+            }
+            for (key, value) in result.produced {
+                by_key.entry(key).or_default().push((result.label.clone(), value));
+            }
+        }
+        for (key, mut values) in by_key {
+            let per_group = self.step.special_outputs.get(key).is_some_and(|o| o.per_group);
+            let special = match (per_group, values.len()) {
+                (true, _) => Special::PerGroup(values),
+                (false, 1) => Special::One(values.pop().map(|(_, v)| v).ok_or(StepError::NoPlanes)?),
+                (false, groups) => return Err(StepError::ProducedByGroups { key: key.to_string(), groups }),
+            };
+            materialize(self.job, self.step, key, &special, &mut run.record)?;
+            // Later steps find it where the plan links their special inputs; an output the plan
+            // does not list has no reader.
+            if let Some(out) = self.step.special_outputs.get(key) {
+                keep_special(&run.memory, &out.memory_key, special)?;
+            }
+        }
+        Ok((planes, device_planes))
+    }
+
+    /// Free the input once read, write the checkpoint and preview, and store the output where the
+    /// plan says: an intermediate store, the device, or the final persistent location.
+    fn store(&self, run: &mut WellRun, planes: Planes, device_planes: DevicePlanes) -> Result<(), StepError> {
+        let (job, step) = (self.job, self.step);
+        run.free(job.plan, &step.reads)?;
+        if let Some(checkpoint) = &step.checkpoint {
+            persist(job, checkpoint, &planes, &mut run.record)?;
+        }
+        if let Some(preview) = &step.preview {
+            publish_preview(job, preview, &planes)?;
+        }
+        match &step.writes {
+            Location::Memory { namespace } if !device_planes.is_empty() => {
+                run.on_device.insert(namespace.clone(), device_planes);
+                Ok(())
+            }
+            location if self.last && location.persistent_path().is_some() => {
+                persist(job, location, &planes, &mut run.record)
+            }
+            location @ (Location::Memory { .. } | Location::Disk { .. }) => run.save(job.plan, location, &planes),
+            other => Err(StepError::BadIntermediate(other.clone())),
+        }
+    }
+}

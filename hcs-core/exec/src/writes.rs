@@ -1,0 +1,99 @@
+//! What a step writes outside the well's own state: persistent planes (checkpoints, the final
+//! output), previews, and materialized special outputs (through a disk store).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hcs_core::special::{ByteSink, MaterializeTarget, SpecialData};
+use hcs_plan::compiler::{Location, StepPlan};
+use hcs_vfs::{Data, DiskStore, Store};
+
+use crate::error::StepError;
+use crate::job::WellJob;
+use crate::output::{Sink, WellRecord, WrittenFile, file_crc, subdir_name, write_planes};
+use crate::routing::Special;
+use crate::state::Planes;
+
+/// Materialized special outputs go through a disk [`Store`] (atomic writes).
+struct StoreSink(DiskStore);
+
+impl ByteSink for StoreSink {
+    fn put(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.save(Data::Bytes(bytes.into()), path).map_err(std::io::Error::other)
+    }
+}
+
+/// Publish a step's output of this well to its preview store (the well appears in the plate
+/// metadata at once) and write a thumbnail of its first plane.
+pub fn publish_preview(
+    job: &WellJob<'_>,
+    preview: &hcs_plan::compiler::PreviewPlan,
+    planes: &Planes,
+) -> Result<(), StepError> {
+    let location = Location::Zarr { store: preview.store.store.clone() };
+    let sink = job.sinks.sink(&location).ok_or(StepError::NoPreviewStore)?;
+    write_planes(&sink, &job.plan.output_root, planes, job.dtype)?;
+    if let Sink::Zarr(writer, _) = sink {
+        writer.finalize()?;
+    }
+    if let Some(first) = planes.values().next() {
+        let path = preview.thumbnails.join(format!("{}.png", job.plan.well));
+        hcs_vfs::thumbnail::write_thumbnail(&path, first.view(), 256)?;
+    }
+    Ok(())
+}
+
+/// Write a well's planes to a persistent location (a checkpoint or the final output) and list
+/// them in its record.
+pub fn persist(
+    job: &WellJob<'_>,
+    location: &Location,
+    planes: &Planes,
+    record: &mut WellRecord,
+) -> Result<(), StepError> {
+    let sink = job.sinks.sink(location).ok_or_else(|| StepError::NoSink(location.clone()))?;
+    let root = &job.plan.output_root;
+    let (files, refs) = write_planes(&sink, root, planes, job.dtype)?;
+    record.files.extend(files);
+    let name = subdir_name(location, root).unwrap_or_default();
+    record.subdirs.entry(name).or_default().extend(refs);
+    Ok(())
+}
+
+/// Write a special output with its materializer, if the contract names one, and list the files
+/// in the well's record.
+pub fn materialize(
+    job: &WellJob<'_>,
+    step: &StepPlan,
+    key: &str,
+    special: &Special,
+    record: &mut WellRecord,
+) -> Result<(), StepError> {
+    let Some(out) = step.special_outputs.get(key) else { return Ok(()) };
+    let Some(spec) = job.registry.variants(&out.function).iter().find_map(|c| c.special_output(key)) else {
+        return Ok(());
+    };
+    let Some(materializer) = spec.materializer else { return Ok(()) };
+    let values: Vec<(String, &SpecialData)> = match special {
+        Special::One(v) => vec![(out.stem.clone(), v)],
+        Special::PerGroup(vs) => {
+            let well = job.plan.well.to_string();
+            vs.iter().map(|(g, v)| (format!("{well}_{g}_{key}"), v)).collect()
+        }
+    };
+    let sink: Arc<dyn ByteSink> = Arc::new(StoreSink(DiskStore::new()));
+    for (stem, value) in values {
+        let target = MaterializeTarget::with_sink(&out.results_dir, stem, Arc::clone(&sink));
+        let paths = (materializer.run)(value, &target).map_err(|source| StepError::Materialize {
+            key: key.to_string(),
+            materializer: materializer.name,
+            source,
+        })?;
+        for p in paths {
+            let (bytes, crc32) = file_crc(&p).ok_or_else(|| StepError::NotWritten(p.clone()))?;
+            let rel = p.strip_prefix(&job.plan.output_root).map(Path::to_path_buf).unwrap_or(p);
+            record.files.push(WrittenFile { path: rel, bytes, crc32 });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! The executor on synthetic plates: special outputs in declaration order, special inputs handed
+//! only to the functions that declare them, chains, dicts, failure isolation, resume.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use hcs_core::special::SpecialInputSpec;
+use hcs_core::{
+    FunctionContract, InvokeError, InvokeOutput, MemoryType, NdarrayStack, ParamMap, PlaneCount, Registry,
+    SourceLocation, SpecialInputs, Stack,
+};
+use hcs_exec::{RunOptions, WellStatus, run};
+use hcs_macros::memory;
+use hcs_plan::compiler::{CompileOptions, ConversionTable, GpuInventory, PlateInfo, compile};
+use hcs_plan::pipeline::{ConfigLayer, FunctionPattern, FunctionStep, Pipeline};
+use hcs_plate::formats::open_plate;
+use hcs_plate::{Component, WellId};
+use hcs_synth::{SynthConfig, synthesize};
+
+/// Returns two special outputs of different types: `first` = 7, `second` = 11.5.
+#[memory(ndarray)]
+#[hcs_macros::special_outputs(first, second)]
+fn emit_two(stack: NdarrayStack) -> (NdarrayStack, u32, f64) {
+    (stack, 7, 11.5)
+}
+
+/// Writes `second + first` into every pixel: wrong order or wrong types would fail or differ.
+#[memory(ndarray)]
+#[hcs_macros::special_inputs(first, second)]
+fn use_both(stack: NdarrayStack, first: &u32, second: &f64) -> NdarrayStack {
+    stack.mapv(|_| (*second as f32) * 100.0 + *first as f32)
+}
+
+#[memory(ndarray, planes = one)]
+fn first_plane(stack: NdarrayStack) -> NdarrayStack {
+    stack.slice_move(ndarray::s![0..1, .., ..])
+}
+
+#[memory(ndarray)]
+fn plus_one(stack: NdarrayStack) -> NdarrayStack {
+    stack + 1.0
+}
+
+/// The keys each call of `spy` received.
+static SEEN: Mutex<Vec<Vec<String>>> = Mutex::new(Vec::new());
+
+fn spy_invoke(stack: Stack, _: &ParamMap, inputs: &SpecialInputs) -> Result<InvokeOutput, InvokeError> {
+    SEEN.lock().expect("lock").push(inputs.keys().map(str::to_string).collect());
+    Ok(InvokeOutput { stack, special_outputs: Vec::new() })
+}
+
+fn u32_type() -> std::any::TypeId {
+    std::any::TypeId::of::<u32>()
+}
+
+/// Declares only `first`; records what it is handed.
+static SPY: FunctionContract = FunctionContract {
+    name: "spy",
+    module_path: "test",
+    crate_name: "test",
+    input_memory: MemoryType::Ndarray,
+    output_memory: MemoryType::Ndarray,
+    output_planes: PlaneCount::Same,
+    special_inputs: &[SpecialInputSpec { key: "first", rust_type: "u32", type_id: u32_type }],
+    special_outputs: &[],
+    chain_breaker: false,
+    params: &[],
+    doc: "",
+    location: SourceLocation { file: "t.rs", line: 1, column: 1 },
+    invoke: spy_invoke,
+};
+
+/// Calls of `oom_once` so far; the first one reports device out-of-memory.
+static OOM_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// `plus_one`, except that its first call runs out of device memory (like a GPU step whose
+/// groups do not fit together).
+#[memory(ndarray)]
+fn oom_once(stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceError> {
+    if OOM_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+        return Err(hcs_core::DeviceError::OutOfMemory { device: "cuda:0".into(), detail: "simulated".into() });
+    }
+    Ok(stack + 1.0)
+}
+
+/// Always out of memory.
+#[memory(ndarray)]
+fn oom_always(_stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceError> {
+    Err(hcs_core::DeviceError::OutOfMemory { device: "cuda:0".into(), detail: "simulated".into() })
+}
+
+fn registry() -> Registry {
+    Registry::from_contracts([
+        emit_two::FUNC,
+        use_both::FUNC,
+        first_plane::FUNC,
+        plus_one::FUNC,
+        &SPY,
+        oom_once::FUNC,
+        oom_always::FUNC,
+    ])
+}
+
+fn plate_dir(name: &str, wells: &[&str]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hcs-exec-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let config = SynthConfig {
+        wells: wells.iter().map(|w| w.parse().expect("well")).collect(),
+        grid: (2, 2),
+        tile: 32,
+        channels: 2,
+        z_planes: 2,
+        ..SynthConfig::default()
+    };
+    synthesize(&config, &dir.join("plate")).expect("synthetic plate");
+    dir
+}
+
+fn run_pipeline(pipeline: &Pipeline, dir: &Path, registry: &Registry) -> hcs_exec::RunReport {
+    let plate = open_plate(&dir.join("plate"), None).expect("plate");
+    let options = CompileOptions {
+        registry,
+        global: ConfigLayer::default(),
+        overrides: ConfigLayer { output_root: Some(dir.join("out")), ..Default::default() },
+        gpus: GpuInventory::none(),
+        conversions: ConversionTable::none(),
+        wells: None,
+        source: None,
+    };
+    let compiled = compile(pipeline, &PlateInfo::of(&plate), &options).expect("compiles");
+    run(&compiled, &plate, registry, &RunOptions::default()).expect("runs")
+}
+
+fn read_u16(path: &Path) -> Vec<u16> {
+    let pages = hcs_vfs::tiff::read_tiff(path, hcs_vfs::tiff::TiffLimits::default()).expect("tiff");
+    match &pages[0] {
+        hcs_vfs::PlaneData::U16(a) => a.iter().copied().collect(),
+        other => panic!("unexpected {:?}", other.dtype()),
+    }
+}
+
+#[test]
+fn special_outputs_arrive_by_key_in_declaration_order() {
+    let r = registry();
+    let dir = plate_dir("order", &["A01"]);
+    let pipeline = Pipeline::new("order")
+        .step(FunctionStep::new("emit", "emit_two").variable_components([
+            Component::Site,
+            Component::Channel,
+            Component::Z,
+        ]))
+        .step(FunctionStep::new("use", "use_both"));
+    let report = run_pipeline(&pipeline, &dir, &r);
+    assert_eq!(report.wells[0].status, WellStatus::Done);
+    let out = read_u16(&dir.join("out/images/A01_s001_w1_z001_t001.tif"));
+    assert!(out.iter().all(|&v| v == 1157), "11.5 × 100 + 7 in every pixel, got {:?}", &out[..4]);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_function_in_a_chain_gets_only_the_special_inputs_it_declares() {
+    let r = registry();
+    let dir = plate_dir("chain", &["A01"]);
+    SEEN.lock().expect("lock").clear();
+    let pipeline = Pipeline::new("chain").step(
+        FunctionStep::new("chain", FunctionPattern::chain(["emit_two", "spy", "plus_one"])).variable_components([
+            Component::Site,
+            Component::Channel,
+            Component::Z,
+        ]),
+    );
+    let report = run_pipeline(&pipeline, &dir, &r);
+    assert_eq!(report.wells[0].status, WellStatus::Done);
+    assert_eq!(*SEEN.lock().expect("lock"), [vec!["first".to_string()]], "`second` is not handed over");
+    // The chain ran in order: the output is the input plus one.
+    let plate = open_plate(&dir.join("plate"), None).expect("plate");
+    let key = plate.index.well("A01".parse::<WellId>().expect("well")).next().expect("a plane").0;
+    let input = plate.load_stack(&[*key]).expect("load");
+    let out = read_u16(&dir.join("out/images/A01_s001_w1_z001_t001.tif"));
+    assert_eq!(f32::from(out[0]), input[[0, 0, 0]] + 1.0);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn fewer_planes_are_named_by_their_first_components_and_dicts_route_by_value() {
+    let r = registry();
+    let dir = plate_dir("naming", &["A01"]);
+    let pipeline =
+        Pipeline::new("naming").step(FunctionStep::new("z", "first_plane").variable_components([Component::Z])).step(
+            FunctionStep::new("per channel", FunctionPattern::dict([("2", "plus_one")])).group_by(Component::Channel),
+        );
+    let report = run_pipeline(&pipeline, &dir, &r);
+    assert_eq!(report.wells[0].status, WellStatus::Done, "{:?}", report.wells[0].status);
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("out/images"))
+        .expect("images")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 4 * 2, "4 sites × 2 channels, one z");
+    assert!(names.iter().all(|n| n.contains("_z001_")), "{names:?}");
+    // Channel 2 went through `plus_one`, channel 1 passed through unchanged.
+    let plate = open_plate(&dir.join("plate"), None).expect("plate");
+    for (channel, delta) in [(1u32, 0.0f32), (2, 1.0)] {
+        let key = hcs_plate::ImageKey { well: "A01".parse().expect("well"), timepoint: 1, site: 1, channel, z: 1 };
+        let input = plate.load_stack(&[key]).expect("load");
+        let out = read_u16(&dir.join(format!("out/images/A01_s001_w{channel}_z001_t001.tif")));
+        assert_eq!(f32::from(out[5]), input[[0, 0, 5]] + delta, "channel {channel}");
+    }
+    // The output plate is an input plate.
+    let back = open_plate(&dir.join("out"), None).expect("the output opens as a plate");
+    assert_eq!(back.index.len(), 8);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn visualized_steps_publish_a_preview_store_and_thumbnails() {
+    let r = registry();
+    let dir = plate_dir("preview", &["A01", "B02"]);
+    let show = ConfigLayer { visualize: Some(true), ..Default::default() };
+    let pipeline = Pipeline::new("preview")
+        .step(FunctionStep::new("z", "first_plane").variable_components([Component::Z]).config(show))
+        .step(FunctionStep::new("b", "plus_one"));
+    let report = run_pipeline(&pipeline, &dir, &r);
+    assert!(!report.failed(), "{:?}", report.wells);
+    let previews = dir.join("out/previews");
+    for well in ["A01", "B02"] {
+        let png = std::fs::read(previews.join(format!("step1/{well}.png"))).expect("thumbnail");
+        assert_eq!(&png[..4], b"\x89PNG");
+    }
+    // The preview store is an OME-Zarr plate listing both wells, with z collapsed to one plane.
+    let store = hcs_vfs::omezarr::OmeZarrPlate::open(&previews.join("step1.ome.zarr")).expect("preview store");
+    let plane = hcs_vfs::omezarr::read_plane(&previews.join("step1.ome.zarr"), "B/2", 3, 0, 1, 0).expect("plane");
+    assert_eq!(plane.dim(), (32, 32));
+    assert_eq!(store.wells, ["A/1", "B/2"]);
+    assert_eq!(store.field_count, 4);
+    assert!(!previews.join("step2.ome.zarr").exists(), "only visualized steps publish");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_corrupt_file_fails_its_well_only_and_a_rerun_redoes_just_that_well() {
+    let r = registry();
+    let dir = plate_dir("corrupt", &["A01", "A02"]);
+    let plate = open_plate(&dir.join("plate"), None).expect("plate");
+    let (_, victim) = plate.index.well("A02".parse::<WellId>().expect("well")).next().expect("a plane");
+    let hcs_plate::PlaneRef::File { path, .. } = victim else { panic!("TIFF plate") };
+    let victim = dir.join("plate").join(path);
+    let good = std::fs::read(&victim).expect("read");
+    std::fs::write(&victim, &good[..good.len() / 3]).expect("truncate");
+    let pipeline = Pipeline::new("p").step(FunctionStep::new("a", "plus_one"));
+    let report = run_pipeline(&pipeline, &dir, &r);
+    assert_eq!(report.wells[0].status, WellStatus::Done);
+    let WellStatus::Failed(message) = &report.wells[1].status else { panic!("A02 fails: {:?}", report.wells[1]) };
+    assert!(message.contains("truncated TIFF") && message.contains(&victim.display().to_string()), "{message}");
+    assert!(report.failed());
+
+    std::fs::write(&victim, &good).expect("repair");
+    let again = run_pipeline(&pipeline, &dir, &r);
+    assert_eq!(again.wells[0].status, WellStatus::Resumed, "A01 is verified and skipped");
+    assert_eq!(again.wells[1].status, WellStatus::Done);
+    // A damaged output is not taken as done.
+    let out = dir.join("out/images/A01_s001_w1_z001_t001.tif");
+    let bytes = std::fs::read(&out).expect("output");
+    std::fs::write(&out, &bytes[..bytes.len() - 1]).expect("damage");
+    let third = run_pipeline(&pipeline, &dir, &r);
+    assert_eq!(third.wells[0].status, WellStatus::Done, "a damaged output is redone");
+    assert_eq!(std::fs::read(&out).expect("output"), bytes);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn out_of_memory_is_retried_one_group_at_a_time_and_reported() {
+    let r = registry();
+    let dir = plate_dir("oom", &["A01"]);
+    let reference = dir.join("reference");
+    let plain = Pipeline::new("plain").step(FunctionStep::new("add", "plus_one"));
+    let expected = run_pipeline(&plain, &dir, &r);
+    assert_eq!(expected.wells[0].status, WellStatus::Done);
+    std::fs::rename(dir.join("out"), &reference).expect("keep the reference output");
+    OOM_CALLS.store(0, std::sync::atomic::Ordering::SeqCst);
+    let flaky = Pipeline::new("flaky").step(FunctionStep::new("add", "oom_once"));
+    let report = run_pipeline(&flaky, &dir, &r);
+    let well = &report.wells[0];
+    assert_eq!(well.status, WellStatus::Done, "the retry succeeds");
+    assert_eq!(well.notes.len(), 1, "{:?}", well.notes);
+    assert!(
+        well.notes[0].contains("out of memory on cuda:0") && well.notes[0].contains("one group at a time"),
+        "{}",
+        well.notes[0]
+    );
+    let names: Vec<_> =
+        std::fs::read_dir(reference.join("images")).expect("images").flatten().map(|e| e.file_name()).collect();
+    assert!(!names.is_empty());
+    for name in names {
+        assert_eq!(
+            read_u16(&reference.join("images").join(&name)),
+            read_u16(&dir.join("out/images").join(&name)),
+            "{name:?}"
+        );
+    }
+    // Out of memory even one group at a time, with no GPU to fall back from: the well fails and says so.
+    std::fs::remove_dir_all(dir.join("out")).ok();
+    let hopeless = Pipeline::new("hopeless").step(FunctionStep::new("add", "oom_always"));
+    let report = run_pipeline(&hopeless, &dir, &r);
+    match &report.wells[0].status {
+        WellStatus::Failed(message) => {
+            assert!(message.contains("out of memory on cuda:0") && message.contains("one group at a time"), "{message}")
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

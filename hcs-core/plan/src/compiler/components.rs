@@ -1,0 +1,258 @@
+//! Phase 1, component flow: which component values exist at every step. A function declared
+//! `planes = one` collapses the step's variable components to their first value (a z projection
+//! leaves z_index 1, a composite channel 1, a mosaic site 1); `planes = any` makes them unknown.
+//! With this the compiler checks dict keys against the data *as it is at that step* and counts
+//! the calls per well (a special output made by several calls of one well needs
+//! `merge_outputs`).
+
+use std::collections::BTreeMap;
+
+use crate::pipeline::{
+    FunctionPattern, InputSource, Line, Pipeline, PipelineError, SourceMap, StepRef, dict_key_matches,
+};
+use hcs_core::contract::PlaneCount;
+use hcs_core::registry::Registry;
+use hcs_plate::Component;
+
+use super::plan::ComponentValues;
+use super::plate_info::{PlateInfo, WELL_COMPONENTS};
+
+/// Component values around one step.
+#[derive(Clone, Debug)]
+pub struct Flow {
+    /// Values of the step's input.
+    pub values_in: ComponentValues,
+    /// Values of its output.
+    pub values_out: ComponentValues,
+    /// Calls per well, when known.
+    pub calls_per_well: Option<usize>,
+    /// For each component whose values differ from the plate's: the step (1-based) that changed it.
+    pub changed_by: BTreeMap<Component, usize>,
+}
+
+/// The plate's values, as the first step sees them.
+pub fn plate_values(plate: &PlateInfo) -> ComponentValues {
+    WELL_COMPONENTS.iter().map(|&c| (c, Some(plate.values.get(&c).cloned().unwrap_or_else(|| vec![1])))).collect()
+}
+
+fn combine_chain(a: PlaneCount, b: PlaneCount) -> PlaneCount {
+    match (a, b) {
+        (PlaneCount::Any, _) | (_, PlaneCount::Any) => PlaneCount::Any,
+        (PlaneCount::One, _) | (_, PlaneCount::One) => PlaneCount::One,
+        _ => PlaneCount::Same,
+    }
+}
+
+/// How many planes a pattern returns (unknown functions count as `same`: they are reported elsewhere).
+pub fn pattern_planes(pattern: &FunctionPattern, registry: &Registry) -> PlaneCount {
+    match pattern {
+        FunctionPattern::Call(c) => registry.variants(&c.name).first().map_or(PlaneCount::Same, |k| k.output_planes),
+        FunctionPattern::Chain(members) => {
+            members.iter().map(|m| pattern_planes(m, registry)).fold(PlaneCount::Same, combine_chain)
+        }
+        FunctionPattern::Dict(entries) => {
+            // Groups without an entry pass through unchanged, so only an all-`same` dict is `same`.
+            if entries.values().all(|p| pattern_planes(p, registry) == PlaneCount::Same) {
+                PlaneCount::Same
+            } else {
+                PlaneCount::Any
+            }
+        }
+    }
+}
+
+/// How many values component `c` has, if known.
+pub(crate) fn count(values: &ComponentValues, c: Component) -> Option<usize> {
+    values.get(&c).cloned().flatten().map(|v| v.len())
+}
+
+/// Component values through the pipeline. `sources` are the effective input sources (chain
+/// breakers applied).
+pub fn flow(pipeline: &Pipeline, plate: &PlateInfo, registry: &Registry, sources: &[InputSource]) -> Vec<Flow> {
+    let start = plate_values(plate);
+    let mut current = start.clone();
+    let mut changed: BTreeMap<Component, usize> = BTreeMap::new();
+    let mut out = Vec::with_capacity(pipeline.steps.len());
+    for (i, step) in pipeline.steps.iter().enumerate() {
+        if sources[i] == InputSource::PipelineStart {
+            current = start.clone();
+            changed.clear();
+        }
+        let values_in = current.clone();
+        let calls_per_well = WELL_COMPONENTS
+            .iter()
+            .filter(|c| !step.variable_components.contains(c))
+            .map(|&c| count(&values_in, c))
+            .try_fold(1usize, |acc, n| n.map(|n| acc * n));
+        let changed_in = changed.clone();
+        match pattern_planes(&step.func, registry) {
+            PlaneCount::Same => {}
+            planes => {
+                for c in step.variable_components.iter().filter(|c| WELL_COMPONENTS.contains(c)) {
+                    let v = match planes {
+                        PlaneCount::One => current.get(c).cloned().flatten().map(|v| v.into_iter().take(1).collect()),
+                        _ => None,
+                    };
+                    current.insert(*c, v);
+                    changed.insert(*c, i + 1);
+                }
+            }
+        }
+        out.push(Flow { values_in, values_out: current.clone(), calls_per_well, changed_by: changed_in });
+    }
+    out
+}
+
+fn describe(values: &[u32]) -> String {
+    values.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+fn dict_keys(pattern: &FunctionPattern, out: &mut Vec<String>) {
+    match pattern {
+        FunctionPattern::Call(_) => {}
+        FunctionPattern::Chain(m) => m.iter().for_each(|p| dict_keys(p, out)),
+        FunctionPattern::Dict(entries) => {
+            for (k, p) in entries {
+                out.push(k.clone());
+                dict_keys(p, out);
+            }
+        }
+    }
+}
+
+/// Dict keys that are not values of the routing component at their step.
+pub fn check_dict_keys(
+    pipeline: &Pipeline,
+    flows: &[Flow],
+    plate: &PlateInfo,
+    source: Option<&SourceMap>,
+) -> Vec<PipelineError> {
+    let mut errors = Vec::new();
+    for (i, (step, flow)) in pipeline.steps.iter().zip(flows).enumerate() {
+        let Some(by) = step.group_by.filter(|g| !step.variable_components.contains(g)) else { continue };
+        let mut keys = Vec::new();
+        dict_keys(&step.func, &mut keys);
+        let present: Vec<String> = if by == Component::Well {
+            plate.wells.iter().map(ToString::to_string).collect()
+        } else {
+            match flow.values_in.get(&by).cloned().flatten() {
+                Some(v) => v.iter().map(u32::to_string).collect(),
+                None => continue, // unknowable before run time
+            }
+        };
+        for key in keys {
+            if present.iter().any(|p| dict_key_matches(&key, p)) {
+                continue;
+            }
+            let note = flow.changed_by.get(&by).map(|&k| {
+                let plate_values = plate.values.get(&by).map(|v| describe(v)).unwrap_or_default();
+                format!("step {k} `{}` collapsed {by} (the plate has {plate_values})", pipeline.steps[k - 1].name)
+            });
+            errors.push(PipelineError::DictKey {
+                at: Line(source.and_then(|s| s.step_line(i))),
+                step: StepRef { index: i + 1, name: step.name.clone() },
+                key,
+                component: by,
+                present: present.join(", "),
+                note,
+            });
+        }
+    }
+    errors
+}
+
+/// Special outputs made by more than one call per well without `merge_outputs`; `merge_outputs`
+/// naming keys the step does not produce, or keys a later step consumes.
+pub fn check_producers(
+    pipeline: &Pipeline,
+    flows: &[Flow],
+    registry: &Registry,
+    source: Option<&SourceMap>,
+) -> Vec<PipelineError> {
+    let mut errors = Vec::new();
+    let mut merged: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, (step, flow)) in pipeline.steps.iter().zip(flows).enumerate() {
+        let step_ref = StepRef { index: i + 1, name: step.name.clone() };
+        let at = Line(source.and_then(|s| s.step_line(i)));
+        let mut produced = Vec::new();
+        for (k, (path, call)) in step.func.calls().into_iter().enumerate() {
+            let Some(contract) = registry.variants(&call.name).first() else { continue };
+            let call_at = Line(source.and_then(|s| s.call_line(i, k)).or(at.0));
+            for input in contract.special_inputs {
+                if let Some(&producer) = merged.get(input.key) {
+                    errors.push(PipelineError::Special {
+                        at: call_at,
+                        step: step_ref.clone(),
+                        message: format!(
+                            "`{}` needs special input `{}`, but step {producer} keeps it per group (`merge_outputs`), so there is no single value to hand over",
+                            call.name, input.key
+                        ),
+                    });
+                }
+            }
+            // Calls of this function per well: the non-variable components (one dict level routes
+            // one value of `group_by` here); `None` when some count is unknowable.
+            let routed_by = step.group_by.filter(|_| !path.is_empty());
+            let counts: Option<Vec<(Component, usize)>> = WELL_COMPONENTS
+                .iter()
+                .filter(|c| !step.variable_components.contains(c) && Some(**c) != routed_by)
+                .map(|&c| count(&flow.values_in, c).map(|n| (c, n)))
+                .collect();
+            let parts: Vec<(Component, usize)> = counts.into_iter().flatten().filter(|(_, n)| *n > 1).collect();
+            let groups: usize = parts.iter().map(|(_, n)| n).product();
+            for output in contract.special_outputs {
+                produced.push(output.key);
+                if groups > 1 && !step.merge_outputs.iter().any(|m| m == output.key) {
+                    let per = parts.iter().map(|(c, n)| format!("{n} {c} values")).collect::<Vec<_>>().join(" × ");
+                    errors.push(PipelineError::MultiGroupProducer {
+                        at: call_at,
+                        step: step_ref.clone(),
+                        function: call.name.clone(),
+                        key: output.key.to_string(),
+                        groups: format!("{groups} groups per well ({per})"),
+                    });
+                }
+            }
+        }
+        for key in produced.iter().filter(|k| !step.merge_outputs.iter().any(|m| m == *k)) {
+            merged.remove(key);
+        }
+        for key in &step.merge_outputs {
+            if produced.contains(&key.as_str()) {
+                merged.insert(key.as_str(), i + 1);
+            } else {
+                errors.push(PipelineError::Special {
+                    at,
+                    step: step_ref.clone(),
+                    message: crate::pipeline::wiring::merge_output_message(key).as_str().to_owned(),
+                });
+            }
+        }
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_collapse_if_any_member_does_and_any_wins() {
+        use PlaneCount::{Any, One, Same};
+        assert_eq!(combine_chain(Same, Same), Same);
+        assert_eq!(combine_chain(Same, One), One);
+        assert_eq!(combine_chain(One, Same), One);
+        assert_eq!(combine_chain(One, Any), Any);
+        assert_eq!(combine_chain(Any, Same), Any);
+    }
+
+    #[test]
+    fn the_plate_values_start_the_flow() {
+        let plate = PlateInfo::regular("/p", 1, 2, (2, 3), 4, 5, 1, (8, 8));
+        let v = plate_values(&plate);
+        assert_eq!(v[&Component::Site], Some((1..=6).collect()));
+        assert_eq!(count(&v, Component::Channel), Some(4));
+        assert_eq!(count(&v, Component::Z), Some(5));
+        assert_eq!(count(&v, Component::Well), None, "wells are not a within-well component");
+    }
+}

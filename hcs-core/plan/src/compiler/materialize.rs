@@ -1,0 +1,116 @@
+//! Phase 3, materialization planning: where each step reads and writes. The first step (and every
+//! step reading the pipeline start) reads the plate through its format; the last step writes the
+//! persistent output (disk or zarr); steps in between stay in memory — unless one well's
+//! intermediates around that step would exceed the memory budget, in which case that step's
+//! output goes to scratch files. Estimates count f32 planes (4 bytes per pixel); a step that
+//! collapses sites into one plane (a mosaic) keeps all their pixels.
+
+use crate::pipeline::InputSource;
+use hcs_plate::Component;
+
+use super::components::Flow;
+use super::init::Init;
+use super::plan::{ComponentValues, Location};
+use super::plate_info::PlateInfo;
+
+/// Phase-3 result for one step.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    /// Where it reads.
+    pub reads: Location,
+    /// Where it writes.
+    pub writes: Location,
+    /// Estimated output bytes per well.
+    pub output_bytes: Option<u64>,
+}
+
+/// Phase-3 result.
+#[derive(Clone, Debug)]
+pub struct StoragePlan {
+    /// Per step.
+    pub steps: Vec<Storage>,
+    /// Estimated peak of in-memory intermediates per well.
+    pub peak_bytes: Option<u64>,
+    /// Why some outputs go to scratch files, if any do.
+    pub spill_reason: Option<String>,
+}
+
+fn planes(values: &ComponentValues) -> Option<u64> {
+    values.values().try_fold(1u64, |acc, v| v.as_ref().map(|v| acc * v.len() as u64))
+}
+
+fn count(values: &ComponentValues, c: Component) -> Option<u64> {
+    super::components::count(values, c).map(|n| n as u64)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Run phase 3.
+pub fn plan(init: &Init, flows: &[Flow], plate: &PlateInfo, names: &[String]) -> StoragePlan {
+    let tile = plate.tile_shape.map(|(h, w)| (h * w) as u64);
+    let last = init.steps.len().saturating_sub(1);
+    let mut pixels = tile;
+    let mut steps: Vec<Storage> = Vec::with_capacity(init.steps.len());
+    let mut peak: Option<u64> = Some(0);
+    let mut reasons = Vec::new();
+    for (i, (step, flow)) in init.steps.iter().zip(flows).enumerate() {
+        let reads = if i == 0 || step.input_source == InputSource::PipelineStart {
+            pixels = tile;
+            Location::Plate { root: plate.root.clone() }
+        } else {
+            steps[i - 1].writes.clone()
+        };
+        let in_bytes = planes(&flow.values_in).zip(pixels).map(|(n, p)| n * p * 4);
+        if let (Some(before), Some(after)) =
+            (count(&flow.values_in, Component::Site), count(&flow.values_out, Component::Site))
+            && after < before
+        {
+            pixels = pixels.map(|p| p * before / after.max(1));
+        }
+        let out_bytes = planes(&flow.values_out).zip(pixels).map(|(n, p)| n * p * 4);
+        let writes = if i == last {
+            init.final_location.clone()
+        } else {
+            let budget = step.config.memory_budget_mib.saturating_mul(1024 * 1024);
+            let held = in_bytes.zip(out_bytes).map(|(a, b)| a + b);
+            peak = peak.zip(held).map(|(p, h)| p.max(h));
+            match held {
+                Some(h) if h > budget => {
+                    reasons.push(format!(
+                        "step {} `{}` holds ~{} per well (input + output), over memory_budget_mib = {}",
+                        i + 1,
+                        names[i],
+                        mib(h),
+                        step.config.memory_budget_mib
+                    ));
+                    Location::Disk { dir: init.output_root.join(".hcs").join("scratch").join(format!("step{}", i + 1)) }
+                }
+                _ => Location::Memory { namespace: format!("step{}", i + 1) },
+            }
+        };
+        steps.push(Storage { reads, writes, output_bytes: out_bytes });
+    }
+    StoragePlan {
+        steps,
+        peak_bytes: peak,
+        spill_reason: if reasons.is_empty() { None } else { Some(reasons.join("; ")) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plane_counts_multiply_and_unknown_stays_unknown() {
+        let mut v = ComponentValues::new();
+        v.insert(Component::Site, Some(vec![1, 2, 3]));
+        v.insert(Component::Z, Some(vec![1, 2]));
+        assert_eq!(planes(&v), Some(6));
+        v.insert(Component::Channel, None);
+        assert_eq!(planes(&v), None);
+        assert_eq!(mib(3 * 1024 * 1024 / 2), "1.5 MiB");
+    }
+}

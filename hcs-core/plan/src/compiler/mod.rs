@@ -1,0 +1,365 @@
+//! The pipeline compiler: a pipeline and a plate in, one frozen plan per well out — or every
+//! problem found, each naming its step (and file line).
+//!
+//! Plate-level work runs once; each well is then a small delta (its checkpoint filter, its
+//! special-output file names, its GPU), and wells are expanded in parallel.
+//!
+//! | phase | module | decides |
+//! | --- | --- | --- |
+//! | checks | [`crate::pipeline::check`] | functions, parameters, special-I/O order, well filters |
+//! | 1 step-plan initialization | [`init`], [`components`] | configuration layers, input sources, output locations, special-input links, plate-supplied inputs, component values per step (dict keys, calls per well) |
+//! | 2 zarr store declaration | [`zarr`] | the OME-Zarr stores to create |
+//! | 3 materialization planning | [`materialize`] | read/write backend per step, memory budget |
+//! | 4 memory-contract validation | [`contracts`] | variant per call, parameters, memory conversions |
+//! | 5 GPU resource assignment | [`gpu`] | a device per GPU step and well |
+//! | freeze | [`plan`] | immutable, serializable [`FrozenWellPlan`]s |
+
+pub mod components;
+pub mod fallback;
+pub mod gpu;
+pub mod init;
+pub mod materialize;
+pub mod plan;
+pub mod plate_info;
+pub mod variants;
+pub mod zarr;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::{
+    ConfigLayer, GpuPolicy, Pipeline, PipelineError, SourceMap, check_functions, check_special_io, check_wells,
+};
+use hcs_core::registry::Registry;
+use hcs_core::stack::MemoryType;
+use hcs_plate::WellId;
+
+pub use hcs_core::Conversion;
+pub use hcs_core::{GpuDevice, GpuInventory};
+pub use plan::{
+    ComponentValues, FrozenWellPlan, GpuAssignment, Location, PreviewPlan, ResolvedCall, ResolvedPattern,
+    SpecialInputPlan, SpecialOutputPlan, StepCommon, StepPlan, WellPlan, ZarrStorePlan,
+};
+pub use plate_info::PlateInfo;
+pub use variants::ConversionTable;
+
+/// What the compiler is given besides the pipeline and the plate.
+#[derive(Clone, Debug)]
+pub struct CompileOptions<'a> {
+    /// The functions.
+    pub registry: &'a Registry,
+    /// The global configuration layer (under the pipeline's `[config]`).
+    pub global: ConfigLayer,
+    /// Run overrides (command-line flags): over the pipeline's `[config]`, under step layers.
+    pub overrides: ConfigLayer,
+    /// The GPUs to assign.
+    pub gpus: GpuInventory,
+    /// The memory conversions available.
+    pub conversions: ConversionTable,
+    /// Compile only these wells (all when `None`).
+    pub wells: Option<Vec<WellId>>,
+    /// File lines for messages, when the pipeline came from a file.
+    pub source: Option<&'a SourceMap>,
+}
+
+impl<'a> CompileOptions<'a> {
+    /// Defaults for `registry`: no global layer, no GPU, this build's conversions. The compiler
+    /// never probes hardware: a caller that plans for this machine sets `gpus` to what
+    /// `hcs_device::detect()` found.
+    pub fn new(registry: &'a Registry) -> Self {
+        Self {
+            registry,
+            global: ConfigLayer::default(),
+            overrides: ConfigLayer::default(),
+            gpus: GpuInventory::none(),
+            conversions: ConversionTable::built_in(),
+            wells: None,
+            source: None,
+        }
+    }
+}
+
+/// The compiled plate: one frozen plan per well.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompiledPlate {
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The input plate.
+    pub plate: PathBuf,
+    /// The output plate folder.
+    pub output_root: PathBuf,
+    /// Viewers needed for the steps' previews (`visualize = true`), if any.
+    pub viewers: Vec<String>,
+    /// Per well, in well order.
+    pub wells: Vec<FrozenWellPlan>,
+}
+
+impl CompiledPlate {
+    /// The plan of one well.
+    pub fn well(&self, well: WellId) -> Option<&FrozenWellPlan> {
+        self.wells.iter().find(|p| p.well == well)
+    }
+}
+
+/// Compile `pipeline` for `plate`. Every problem found is returned, in pipeline order.
+pub fn compile(
+    pipeline: &Pipeline,
+    plate: &PlateInfo,
+    options: &CompileOptions<'_>,
+) -> Result<CompiledPlate, Vec<PipelineError>> {
+    let registry = options.registry;
+    let source = options.source;
+    let mut errors = check_all(pipeline, plate, options);
+    let wells = select_wells(plate, options.wells.as_deref(), &mut errors);
+
+    // Phase 1.
+    let (init, init_errors) =
+        init::initialize(pipeline, plate, registry, [&options.global, &options.overrides], source);
+    errors.extend(init_errors);
+    let sources: Vec<_> = init.steps.iter().map(|s| s.input_source).collect();
+    let flows = components::flow(pipeline, plate, registry, &sources);
+    errors.extend(components::check_dict_keys(pipeline, &flows, plate, source));
+    errors.extend(components::check_producers(pipeline, &flows, registry, source));
+    // Phase 2.
+    let stores = zarr::declare(&init, &flows, &wells);
+    let previews = zarr::previews(&init, &flows, &wells);
+    // Phase 3.
+    let names: Vec<String> = pipeline.steps.iter().map(|s| s.name.clone()).collect();
+    let storage = materialize::plan(&init, &flows, plate, &names);
+    // Phase 4.
+    let policies: Vec<GpuPolicy> = init.steps.iter().map(|s| s.config.gpu_policy).collect();
+    let resolved = phase4_resolve(pipeline, options, &policies, &init, &storage, &previews, &mut errors);
+    // Phase 5.
+    errors.extend(gpu::check(pipeline, &resolved, &policies, &options.gpus, source));
+
+    if !errors.is_empty() {
+        errors.sort_by_key(error_order);
+        errors.dedup();
+        return Err(errors);
+    }
+    let resolved: Vec<variants::Resolved> = resolved.into_iter().flatten().collect();
+    let template =
+        Template { pipeline, registry, init: &init, stores: &stores, previews: &previews, resolved: &resolved };
+    let common: Vec<Arc<StepCommon>> =
+        (0..pipeline.steps.len()).map(|i| Arc::new(template.common(i, &flows[i], &storage.steps[i]))).collect();
+    let plans = wells
+        .par_iter()
+        .enumerate()
+        .map(|(k, &well)| FrozenWellPlan::freeze(template.expand(&common, &storage, plate, well, k, &options.gpus)))
+        .collect();
+    Ok(CompiledPlate {
+        pipeline: pipeline.name.clone(),
+        plate: plate.root.clone(),
+        output_root: init.output_root.clone(),
+        viewers: zarr::viewers(&previews),
+        wells: plans,
+    })
+}
+
+/// The checks that need no plan: functions and parameters, special-input order, well filters.
+fn check_all(pipeline: &Pipeline, plate: &PlateInfo, options: &CompileOptions<'_>) -> Vec<PipelineError> {
+    let mut errors = check_functions(pipeline, options.registry, options.source);
+    errors.extend(check_special_io(pipeline, options.registry, options.source));
+    errors.extend(check_wells(pipeline, &plate.wells, options.source));
+    errors
+}
+
+/// The wells to compile: the plate's, or those of `only` (in plate order); a well of `only` that
+/// the plate does not have is an error.
+fn select_wells(plate: &PlateInfo, only: Option<&[WellId]>, errors: &mut Vec<PipelineError>) -> Vec<WellId> {
+    let Some(only) = only else { return plate.wells.clone() };
+    for w in only.iter().filter(|w| !plate.wells.contains(w)) {
+        errors.push(PipelineError::Config {
+            at: crate::pipeline::Line(None),
+            step: None,
+            message: format!("well {w} was asked for, but the plate does not have it"),
+        });
+    }
+    plate.wells.iter().copied().filter(|w| only.contains(w)).collect()
+}
+
+/// Phase 4: resolve every step with its stack arriving and leaving as `ndarray`; then, if nothing
+/// failed so far, again with the outputs that [`keep_on_device`] leaves on a GPU, so that
+/// consecutive GPU steps hand their data over without a round trip through the host.
+fn phase4_resolve(
+    pipeline: &Pipeline,
+    options: &CompileOptions<'_>,
+    policies: &[GpuPolicy],
+    init: &init::Init,
+    storage: &materialize::StoragePlan,
+    previews: &[Option<PreviewPlan>],
+    errors: &mut Vec<PipelineError>,
+) -> Vec<Option<variants::Resolved>> {
+    let n = pipeline.steps.len();
+    let resolve = |incoming: &[MemoryType], stored: &[MemoryType]| {
+        variants::resolve_steps(
+            pipeline,
+            options.registry,
+            &options.conversions,
+            policies,
+            !options.gpus.is_empty(),
+            incoming,
+            stored,
+            options.source,
+        )
+    };
+    let host = vec![MemoryType::Ndarray; n];
+    let (resolved, contract_errors) = resolve(&host, &host);
+    errors.extend(contract_errors);
+    if !errors.is_empty() {
+        return resolved;
+    }
+    let all: Vec<variants::Resolved> = resolved.iter().flatten().cloned().collect();
+    if all.len() != n {
+        return resolved;
+    }
+    let stored = variants::device_resident(&all, &keep_on_device(init, storage, previews));
+    if stored.iter().all(|m| *m == MemoryType::Ndarray) {
+        return resolved;
+    }
+    let incoming: Vec<MemoryType> = (0..n).map(|i| if i == 0 { MemoryType::Ndarray } else { stored[i - 1] }).collect();
+    let (again, again_errors) = resolve(&incoming, &stored);
+    errors.extend(again_errors);
+    again
+}
+
+/// Per step: whether its output may stay where it is made for the next step — it is written to
+/// memory, read from there by the next step, and neither checkpointed nor previewed.
+fn keep_on_device(
+    init: &init::Init,
+    storage: &materialize::StoragePlan,
+    previews: &[Option<PreviewPlan>],
+) -> Vec<bool> {
+    (0..init.steps.len())
+        .map(|i| {
+            let (w, next) = (&storage.steps[i].writes, storage.steps.get(i + 1).map(|s| &s.reads));
+            matches!(w, Location::Memory { .. })
+                && next == Some(w)
+                && init.steps[i].checkpoint.is_none()
+                && previews[i].is_none()
+        })
+        .collect()
+}
+
+/// Errors sort by the step they concern (file order); plate-level ones first.
+fn error_order(e: &PipelineError) -> usize {
+    use PipelineError as E;
+    match e {
+        E::File { .. } | E::Empty => 0,
+        E::Config { step, .. } => step.as_ref().map_or(0, |s| s.index),
+        E::UnknownFunction { step, .. }
+        | E::UnknownParameter { step, .. }
+        | E::BadParameter { step, .. }
+        | E::MissingParameter { step, .. }
+        | E::Grouping { step, .. }
+        | E::UnknownWell { step, .. }
+        | E::MissingSpecialInput { step, .. }
+        | E::DuplicateProducer { step, .. }
+        | E::MultiGroupProducer { step, .. }
+        | E::DictKey { step, .. }
+        | E::Special { step, .. }
+        | E::NoConversion { step, .. }
+        | E::Gpu { step, .. }
+        | E::OutputCollision { step, .. } => step.index,
+    }
+}
+
+/// The plate-level results every well's plan is expanded from.
+struct Template<'a> {
+    pipeline: &'a Pipeline,
+    registry: &'a Registry,
+    init: &'a init::Init,
+    stores: &'a [(Option<ZarrStorePlan>, Option<ZarrStorePlan>)],
+    previews: &'a [Option<PreviewPlan>],
+    resolved: &'a [variants::Resolved],
+}
+
+impl Template<'_> {
+    /// The part of step `i`'s plan that every well shares.
+    fn common(&self, i: usize, flow: &components::Flow, storage: &materialize::Storage) -> StepCommon {
+        let step = &self.pipeline.steps[i];
+        let init = &self.init.steps[i];
+        let resolved = &self.resolved[i];
+        StepCommon {
+            index: i + 1,
+            name: step.name.clone(),
+            config: init.config.clone(),
+            variable_components: step.variable_components.clone(),
+            group_by: step.group_by,
+            input_source: init.input_source,
+            components_in: flow.values_in.clone(),
+            components_out: flow.values_out.clone(),
+            calls_per_well: flow.calls_per_well,
+            reads: storage.reads.clone(),
+            writes: storage.writes.clone(),
+            zarr_store: self.stores[i].0.clone(),
+            checkpoint_zarr_store: self.stores[i].1.clone(),
+            func: resolved.func.clone(),
+            cpu_fallback: fallback::uses_gpu(&resolved.func)
+                .then(|| fallback::cpu_fallback(&resolved.func, self.registry))
+                .flatten(),
+            convert_output: resolved.convert_output,
+            output_memory: resolved.convert_output.map_or(resolved.output_memory, |c| c.to),
+            special_inputs: init.special_inputs.clone(),
+            estimated_output_bytes: storage.output_bytes,
+            preview: self.previews[i].clone(),
+        }
+    }
+
+    /// One well's plan: the shared step plans plus the well's checkpoints, file names and GPU.
+    fn expand(
+        &self,
+        common: &[Arc<StepCommon>],
+        storage: &materialize::StoragePlan,
+        plate: &PlateInfo,
+        well: WellId,
+        well_index: usize,
+        gpus: &GpuInventory,
+    ) -> WellPlan {
+        let steps = common
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let init = &self.init.steps[i];
+                let checkpoint = init
+                    .checkpoint
+                    .as_ref()
+                    .filter(|c| c.wells.as_ref().is_none_or(|w| w.contains(&well)))
+                    .map(|c| c.location.clone());
+                let special_outputs = init
+                    .special_outputs
+                    .iter()
+                    .map(|(key, o)| {
+                        let plan = SpecialOutputPlan {
+                            function: o.function.clone(),
+                            memory_key: format!("special/{key}"),
+                            results_dir: init.results_dir.clone(),
+                            stem: format!("{well}_{key}"),
+                            materializer: o.materializer.clone(),
+                            per_group: o.per_group,
+                        };
+                        (key.clone(), plan)
+                    })
+                    .collect();
+                let gpu = if self.resolved[i].uses_gpu {
+                    gpu::assign(gpus, well_index, init.config.gpu_slots, storage.peak_bytes)
+                } else {
+                    None
+                };
+                StepPlan { common: Arc::clone(c), checkpoint, special_outputs, gpu }
+            })
+            .collect();
+        WellPlan {
+            well,
+            pipeline: self.pipeline.name.clone(),
+            plate: plate.root.clone(),
+            output_root: self.init.output_root.clone(),
+            estimated_peak_bytes: storage.peak_bytes,
+            spill_reason: storage.spill_reason.clone(),
+            steps,
+        }
+    }
+}

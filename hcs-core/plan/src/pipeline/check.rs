@@ -1,0 +1,172 @@
+//! Checks of a pipeline against the registry that need no plate: functions exist, parameters
+//! exist and accept their values, required parameters are given, dict patterns are routable.
+//! Every problem is reported, not just the first.
+//!
+//! `group_by` names the component whose value picks a dict entry, so it must vary *between*
+//! calls: a `group_by` that is also among `variable_components` is an error here (the peer
+//! silently routes everything to one key).
+
+use hcs_core::registry::Registry;
+use hcs_plate::WellId;
+
+use super::error::{Line, PipelineError, StepRef};
+use super::file::SourceMap;
+use super::step::Pipeline;
+use super::wiring::{DICT_WITHOUT_GROUP_BY, Link, StepShape, link};
+use hcs_core::contract::FunctionContract;
+
+/// Every problem of `pipeline` against `registry`; `source` adds file lines to the messages.
+pub fn check_functions(pipeline: &Pipeline, registry: &Registry, source: Option<&SourceMap>) -> Vec<PipelineError> {
+    let mut errors = Vec::new();
+    if pipeline.steps.is_empty() {
+        errors.push(PipelineError::Empty);
+    }
+    for (i, step) in pipeline.steps.iter().enumerate() {
+        let step_ref = StepRef { index: i + 1, name: step.name.clone() };
+        let step_line = Line(source.and_then(|s| s.step_line(i)));
+        if step.func.has_dict() && step.group_by.is_none() {
+            errors.push(PipelineError::Grouping {
+                at: step_line,
+                step: step_ref.clone(),
+                message: DICT_WITHOUT_GROUP_BY.into(),
+            });
+        }
+        if let Some(g) = step.group_by.filter(|g| step.variable_components.contains(g)) {
+            errors.push(PipelineError::Grouping {
+                at: step_line,
+                step: step_ref.clone(),
+                message: format!(
+                    "`group_by = \"{g}\"` is also a variable component: one call would hold several {g} values, so no dict entry can be chosen"
+                ),
+            });
+        }
+        for (k, (_, call)) in step.func.calls().into_iter().enumerate() {
+            let call_line = Line(source.and_then(|s| s.call_line(i, k)).or(step_line.0));
+            let Some(contract) = registry.variants(&call.name).first() else {
+                errors.push(PipelineError::UnknownFunction {
+                    at: call_line,
+                    step: step_ref.clone(),
+                    name: call.name.clone(),
+                    suggestion: registry.suggest(&call.name).map(str::to_string),
+                });
+                continue;
+            };
+            for (param, value) in &call.params {
+                let at = Line(source.and_then(|s| s.param_line(i, k, param)).or(call_line.0));
+                match contract.param(param) {
+                    None => errors.push(PipelineError::UnknownParameter {
+                        at,
+                        step: step_ref.clone(),
+                        function: call.name.clone(),
+                        param: param.clone(),
+                        known: contract.params.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+                    }),
+                    Some(spec) => {
+                        if let Err(e) = spec.check(value) {
+                            errors.push(PipelineError::BadParameter {
+                                at,
+                                step: step_ref.clone(),
+                                function: call.name.clone(),
+                                param: param.clone(),
+                                message: e.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
+            for spec in contract.params.iter().filter(|p| p.is_required() && !call.params.contains_key(p.name)) {
+                errors.push(PipelineError::MissingParameter {
+                    at: call_line,
+                    step: step_ref.clone(),
+                    function: call.name.clone(),
+                    param: spec.name.to_string(),
+                    ty: spec.ty.to_string(),
+                });
+            }
+        }
+    }
+    errors
+}
+
+/// Well filters of `pipeline` that name wells not in `plate_wells`.
+pub fn check_wells(pipeline: &Pipeline, plate_wells: &[WellId], source: Option<&SourceMap>) -> Vec<PipelineError> {
+    let mut errors = Vec::new();
+    for (i, step) in pipeline.steps.iter().enumerate() {
+        let wells = step.materialize.as_ref().and_then(|m| m.wells.as_ref());
+        for w in wells.into_iter().flatten().filter(|w| !plate_wells.contains(w)) {
+            errors.push(PipelineError::UnknownWell {
+                at: Line(source.and_then(|s| s.step_line(i))),
+                step: StepRef { index: i + 1, name: step.name.clone() },
+                well: w.to_string(),
+            });
+        }
+    }
+    errors
+}
+
+/// The wiring shape of `pipeline`: per step, the registered calls (depth first) as
+/// `(index among the step's calls, contract, name)`. Unknown functions are left out (reported by
+/// [`check_functions`]).
+pub fn step_calls<'p>(
+    pipeline: &'p Pipeline,
+    registry: &Registry,
+) -> Vec<Vec<(usize, &'static FunctionContract, &'p str)>> {
+    pipeline
+        .steps
+        .iter()
+        .map(|step| {
+            step.func
+                .calls()
+                .into_iter()
+                .enumerate()
+                .filter_map(|(k, (_, c))| {
+                    registry.variants(&c.name).first().map(|&contract| (k, contract, c.name.as_str()))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Special I/O wiring: every special input (except the [`PlateInput`](super::PlateInput)s) has a producer
+/// earlier in the pipeline (an earlier step, or an earlier member of the same chain), by the
+/// shared rule [`link`]; no key is produced twice within one step. Unknown functions are left to
+/// [`check_functions`].
+pub fn check_special_io(pipeline: &Pipeline, registry: &Registry, source: Option<&SourceMap>) -> Vec<PipelineError> {
+    let calls = step_calls(pipeline, registry);
+    let contracts: Vec<Vec<&FunctionContract>> = calls.iter().map(|s| s.iter().map(|c| c.1).collect()).collect();
+    let shapes: Vec<StepShape<'_>> =
+        pipeline.steps.iter().zip(&contracts).map(|(step, calls)| StepShape { name: &step.name, calls }).collect();
+    let step_ref = |i: usize| StepRef { index: i + 1, name: pipeline.steps[i].name.clone() };
+    let mut errors = Vec::new();
+    for (i, step_calls) in calls.iter().enumerate() {
+        let mut produced_here: Vec<(&'static str, &str)> = Vec::new();
+        for (c, &(k, contract, name)) in step_calls.iter().enumerate() {
+            let at = Line(source.and_then(|s| s.call_line(i, k)).or(source.and_then(|s| s.step_line(i))));
+            for input in contract.special_inputs {
+                if let Link::Missing { later } = link(&shapes, i, c, input.key) {
+                    errors.push(PipelineError::MissingSpecialInput {
+                        at,
+                        step: step_ref(i),
+                        function: name.to_string(),
+                        key: input.key.to_string(),
+                        later: later.map(|j| step_ref(j).to_string()),
+                    });
+                }
+            }
+            for output in contract.special_outputs {
+                if let Some((_, first)) = produced_here.iter().find(|(p, _)| *p == output.key) {
+                    errors.push(PipelineError::DuplicateProducer {
+                        at,
+                        step: step_ref(i),
+                        key: output.key.to_string(),
+                        first: first.to_string(),
+                        second: name.to_string(),
+                    });
+                } else {
+                    produced_here.push((output.key, name));
+                }
+            }
+        }
+    }
+    errors
+}

@@ -1,0 +1,431 @@
+//! Layered configuration: built-in defaults → global (a user's config file) → plate/run (the
+//! pipeline file's `[config]`) → step (a step's `config`). Each layer sets only what it names;
+//! [`Config::resolve`] merges them in that order, and the compiled plan shows the result.
+//!
+//! ```toml
+//! [config]                       # the run layer
+//! backend = "zarr"
+//! zarr_level = 5
+//! workers = 8
+//!
+//! [[steps]]
+//! name = "positions"
+//! func = "ashlar_compute_tile_positions"
+//! config = { gpu_policy = "never" }     # a step layer
+//! ```
+
+use std::fmt;
+use std::path::{Component as PathPart, Path, PathBuf};
+
+use hcs_vfs::Backend;
+use serde::{Deserialize, Serialize};
+
+/// Zarr chunk compression.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZarrCompression {
+    /// zstd at `zarr_level`.
+    #[default]
+    Zstd,
+    /// Uncompressed.
+    None,
+}
+
+/// What to do with functions that have a GPU variant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuPolicy {
+    /// Use a GPU when one is available, else the CPU variant; fail only if neither exists.
+    #[default]
+    Prefer,
+    /// GPU steps must get a GPU: compiling without one fails.
+    Require,
+    /// Always the CPU variant; fail for functions that have none.
+    Never,
+}
+
+impl GpuPolicy {
+    /// The name used in configuration files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            GpuPolicy::Prefer => "prefer",
+            GpuPolicy::Require => "require",
+            GpuPolicy::Never => "never",
+        }
+    }
+}
+
+/// Worker threads: a number, or `"auto"` (every core).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Workers {
+    /// One per core.
+    #[default]
+    Auto,
+    /// Exactly this many (≥ 1).
+    Count(usize),
+}
+
+impl Serialize for Workers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Workers::Auto => s.serialize_str("auto"),
+            Workers::Count(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Workers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(i64),
+            Name(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Name(s) if s == "auto" => Ok(Workers::Auto),
+            Raw::Count(n) if n >= 1 => Ok(Workers::Count(n as usize)),
+            _ => Err(serde::de::Error::custom("workers is \"auto\" or an integer ≥ 1")),
+        }
+    }
+}
+
+impl fmt::Display for Workers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Workers::Auto => f.write_str("auto"),
+            Workers::Count(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// One configuration layer: every field optional, unknown keys rejected.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigLayer {
+    /// The output plate folder itself (overrides `output_folder` and `output_suffix`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_root: Option<PathBuf>,
+    /// Folder that receives `<plate name><output_suffix>` (default: the plate's parent folder).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_folder: Option<PathBuf>,
+    /// Appended to the plate name to name the output plate (default `_outputs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_suffix: Option<String>,
+    /// Image folder inside the output plate (default `images`); for a step, its checkpoint folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_dir: Option<String>,
+    /// Storage of persistent outputs (final images, checkpoints): `disk` (TIFF) or `zarr`
+    /// (OME-Zarr); `memory` keeps nothing and is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "layer_backend")]
+    pub backend: Option<Backend>,
+    /// Zarr compression: `zstd` or `none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zarr_codec: Option<ZarrCompression>,
+    /// zstd level, 1–22 (default 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zarr_level: Option<i32>,
+    /// Worker threads (`"auto"` or ≥ 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<Workers>,
+    /// `prefer`, `require` or `never`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_policy: Option<GpuPolicy>,
+    /// Wells a GPU runs at once (default 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_slots: Option<usize>,
+    /// Folder of special outputs (counts, positions) inside the output plate (default `results`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results_folder: Option<String>,
+    /// Intermediates of one well above this many MiB go to scratch files instead of memory
+    /// (default 4096).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_budget_mib: Option<u64>,
+    /// Publish the step's output while the run goes on: a preview OME-Zarr store (napari with
+    /// napari-ome-zarr opens it) and a PNG thumbnail per well (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visualize: Option<bool>,
+}
+
+/// Every configuration value, resolved.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// See [`ConfigLayer::output_root`].
+    pub output_root: Option<PathBuf>,
+    /// `None`: beside the input plate.
+    pub output_folder: Option<PathBuf>,
+    /// See [`ConfigLayer::output_suffix`].
+    pub output_suffix: String,
+    /// See [`ConfigLayer::sub_dir`].
+    pub sub_dir: String,
+    /// See [`ConfigLayer::backend`].
+    pub backend: Backend,
+    /// See [`ConfigLayer::zarr_codec`].
+    pub zarr_codec: ZarrCompression,
+    /// See [`ConfigLayer::zarr_level`].
+    pub zarr_level: i32,
+    /// See [`ConfigLayer::workers`].
+    pub workers: Workers,
+    /// See [`ConfigLayer::gpu_policy`].
+    pub gpu_policy: GpuPolicy,
+    /// See [`ConfigLayer::gpu_slots`].
+    pub gpu_slots: usize,
+    /// See [`ConfigLayer::results_folder`].
+    pub results_folder: String,
+    /// See [`ConfigLayer::memory_budget_mib`].
+    pub memory_budget_mib: u64,
+    /// See [`ConfigLayer::visualize`].
+    pub visualize: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            output_root: None,
+            output_folder: None,
+            output_suffix: "_outputs".into(),
+            sub_dir: "images".into(),
+            backend: Backend::Disk,
+            zarr_codec: ZarrCompression::Zstd,
+            zarr_level: 3,
+            workers: Workers::Auto,
+            gpu_policy: GpuPolicy::Prefer,
+            gpu_slots: 2,
+            results_folder: "results".into(),
+            memory_budget_mib: 4096,
+            visualize: false,
+        }
+    }
+}
+
+/// A configuration value that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("config `{key}`: {message}")]
+pub struct ConfigError {
+    /// The key.
+    pub key: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Why a configuration layer could not be read ([`ConfigLayer::from_toml`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigReadError {
+    /// Not shaped like a layer: an unknown key, a value of the wrong type (the parser's message).
+    #[error("{0}")]
+    Shape(String),
+    /// A value that can never be used here (`backend = "memory"`).
+    #[error(transparent)]
+    Value(#[from] ConfigError),
+}
+
+/// A layer's `backend` by name. `memory` is read so that [`ConfigLayer::from_toml`] can say why
+/// it is refused; any other unknown name is reported as one of the two persistent backends.
+fn layer_backend<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Backend>, D::Error> {
+    let name = String::deserialize(d)?;
+    match name.as_str() {
+        "disk" => Ok(Some(Backend::Disk)),
+        "zarr" => Ok(Some(Backend::Zarr)),
+        "memory" => Ok(Some(Backend::Memory)),
+        other => Err(serde::de::Error::unknown_variant(other, &["disk", "zarr"])),
+    }
+}
+
+/// Persistent outputs need a backend that keeps them: `disk` or `zarr`.
+fn output_backend(backend: Option<Backend>) -> Result<(), ConfigError> {
+    match backend {
+        Some(Backend::Memory) => Err(ConfigError {
+            key: "backend",
+            message: "`memory` keeps nothing after the run; persistent outputs are written to `disk` or `zarr`".into(),
+        }),
+        None | Some(Backend::Disk | Backend::Zarr) => Ok(()),
+    }
+}
+
+/// A folder name inside the output plate: relative, no `..`, not empty.
+fn inner_folder(key: &'static str, value: &str) -> Result<(), ConfigError> {
+    let bad = |message: &str| Err(ConfigError { key, message: format!("`{value}` {message}") });
+    let path = Path::new(value);
+    if value.trim().is_empty() {
+        return bad("is empty");
+    }
+    if path.components().any(|c| !matches!(c, PathPart::Normal(_))) {
+        return bad("must be a relative folder inside the output plate, without `..`, `.` or a leading `/`");
+    }
+    Ok(())
+}
+
+impl ConfigLayer {
+    /// Check the values this layer sets (path tricks, ranges).
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errors: Vec<ConfigError> = output_backend(self.backend).err().into_iter().collect();
+        if let Some(s) = &self.sub_dir {
+            errors.extend(inner_folder("sub_dir", s).err());
+        }
+        if let Some(s) = &self.results_folder {
+            errors.extend(inner_folder("results_folder", s).err());
+        }
+        if let Some(s) = &self.output_suffix
+            && (s.contains('/') || s.contains('\\') || s.contains(".."))
+        {
+            errors.push(ConfigError {
+                key: "output_suffix",
+                message: format!("`{s}` must be a plain name suffix (no `/`, `\\` or `..`)"),
+            });
+        }
+        if let Some(l) = self.zarr_level
+            && !(1..=22).contains(&l)
+        {
+            errors.push(ConfigError { key: "zarr_level", message: format!("{l} is outside 1–22") });
+        }
+        if self.gpu_slots == Some(0) {
+            errors.push(ConfigError { key: "gpu_slots", message: "must be ≥ 1".into() });
+        }
+        if self.memory_budget_mib == Some(0) {
+            errors.push(ConfigError { key: "memory_budget_mib", message: "must be ≥ 1".into() });
+        }
+        errors
+    }
+
+    /// Read a layer from a TOML table (`[config]`, a step's `config`, or a global config file).
+    /// Shape errors and a `memory` backend are refused here; [`ConfigLayer::validate`] checks
+    /// the rest.
+    pub fn from_toml(value: toml::Value) -> Result<ConfigLayer, ConfigReadError> {
+        let layer: ConfigLayer =
+            value.try_into().map_err(|e: toml::de::Error| ConfigReadError::Shape(e.message().to_string()))?;
+        output_backend(layer.backend)?;
+        Ok(layer)
+    }
+
+    /// Whether the layer sets nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == ConfigLayer::default()
+    }
+}
+
+impl Config {
+    /// Apply one layer on top of this configuration.
+    pub fn apply(&mut self, layer: &ConfigLayer) {
+        fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *slot = v.clone();
+            }
+        }
+        if layer.output_root.is_some() {
+            self.output_root.clone_from(&layer.output_root);
+        }
+        if layer.output_folder.is_some() {
+            self.output_folder.clone_from(&layer.output_folder);
+        }
+        set(&mut self.output_suffix, &layer.output_suffix);
+        set(&mut self.sub_dir, &layer.sub_dir);
+        set(&mut self.backend, &layer.backend);
+        set(&mut self.zarr_codec, &layer.zarr_codec);
+        set(&mut self.zarr_level, &layer.zarr_level);
+        set(&mut self.workers, &layer.workers);
+        set(&mut self.gpu_policy, &layer.gpu_policy);
+        set(&mut self.gpu_slots, &layer.gpu_slots);
+        set(&mut self.results_folder, &layer.results_folder);
+        set(&mut self.memory_budget_mib, &layer.memory_budget_mib);
+        set(&mut self.visualize, &layer.visualize);
+    }
+
+    /// Defaults, then each layer in order (global, run, step).
+    pub fn resolve<'a>(layers: impl IntoIterator<Item = &'a ConfigLayer>) -> Config {
+        let mut config = Config::default();
+        for layer in layers {
+            config.apply(layer);
+        }
+        config
+    }
+
+    /// The output plate folder for a plate at `plate_root`.
+    pub fn output_root(&self, plate_root: &Path) -> PathBuf {
+        if let Some(root) = &self.output_root {
+            return root.clone();
+        }
+        let name = plate_root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plate".into());
+        let base = match &self.output_folder {
+            Some(folder) => folder.clone(),
+            None => plate_root.parent().map(Path::to_path_buf).unwrap_or_default(),
+        };
+        base.join(format!("{name}{}", self.output_suffix))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_layers_override_earlier_ones_field_by_field() {
+        let global = ConfigLayer { zarr_level: Some(9), workers: Some(Workers::Count(4)), ..Default::default() };
+        let run = ConfigLayer { backend: Some(Backend::Zarr), zarr_level: Some(5), ..Default::default() };
+        let step = ConfigLayer { gpu_policy: Some(GpuPolicy::Never), ..Default::default() };
+        let c = Config::resolve([&global, &run, &step]);
+        assert_eq!(c.zarr_level, 5);
+        assert_eq!(c.workers, Workers::Count(4));
+        assert_eq!(c.backend, Backend::Zarr);
+        assert_eq!(c.gpu_policy, GpuPolicy::Never);
+        assert_eq!(c.sub_dir, "images");
+    }
+
+    #[test]
+    fn layers_read_from_toml_and_reject_unknown_keys() {
+        let v: toml::Value = toml::from_str("backend = \"zarr\"\nworkers = \"auto\"\nzarr_level = 7").expect("toml");
+        let layer = ConfigLayer::from_toml(v).expect("layer");
+        assert_eq!(layer.backend, Some(Backend::Zarr));
+        assert_eq!(layer.workers, Some(Workers::Auto));
+        let v: toml::Value = toml::from_str("bakend = \"zarr\"").expect("toml");
+        let err = ConfigLayer::from_toml(v).expect_err("unknown key").to_string();
+        assert!(err.contains("unknown field `bakend`"), "{err}");
+        let v: toml::Value = toml::from_str("workers = 0").expect("toml");
+        assert!(ConfigLayer::from_toml(v).expect_err("0 workers").to_string().contains("integer ≥ 1"));
+    }
+
+    #[test]
+    fn memory_is_no_backend_for_persistent_outputs() {
+        let v: toml::Value = toml::from_str("backend = \"memory\"").expect("toml");
+        let err = ConfigLayer::from_toml(v).expect_err("memory keeps nothing");
+        assert!(matches!(&err, ConfigReadError::Value(ConfigError { key: "backend", .. })), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "config `backend`: `memory` keeps nothing after the run; persistent outputs are written to `disk` or `zarr`"
+        );
+        let v: toml::Value = toml::from_str("backend = \"tiff\"").expect("toml");
+        let err = ConfigLayer::from_toml(v).expect_err("no such backend");
+        assert_eq!(err, ConfigReadError::Shape("unknown variant `tiff`, expected `disk` or `zarr`".into()));
+        let v: toml::Value = toml::from_str("backend = \"disk\"").expect("toml");
+        assert_eq!(ConfigLayer::from_toml(v).expect("disk").backend, Some(Backend::Disk));
+        // A layer built in Rust (a command-line flag) is refused by `validate`.
+        let layer = ConfigLayer { backend: Some(Backend::Memory), ..Default::default() };
+        let keys: Vec<&str> = layer.validate().iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["backend"]);
+    }
+
+    #[test]
+    fn path_tricks_and_out_of_range_values_are_refused() {
+        let layer = ConfigLayer {
+            sub_dir: Some("../../etc".into()),
+            results_folder: Some("/tmp/x".into()),
+            output_suffix: Some("/x".into()),
+            zarr_level: Some(30),
+            ..Default::default()
+        };
+        let keys: Vec<&str> = layer.validate().iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["sub_dir", "results_folder", "output_suffix", "zarr_level"]);
+        assert!(layer.validate()[0].to_string().contains("without `..`"));
+    }
+
+    #[test]
+    fn output_root_sits_beside_the_plate_unless_a_folder_is_given() {
+        let c = Config::default();
+        assert_eq!(c.output_root(Path::new("/data/plate1")), Path::new("/data/plate1_outputs"));
+        let c = Config::resolve([&ConfigLayer {
+            output_folder: Some("/scratch".into()),
+            output_suffix: Some("".into()),
+            ..Default::default()
+        }]);
+        assert_eq!(c.output_root(Path::new("/data/plate1")), Path::new("/scratch/plate1"));
+    }
+}

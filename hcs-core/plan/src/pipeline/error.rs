@@ -1,0 +1,252 @@
+//! What can be wrong with a pipeline before any plate is involved.
+
+use std::fmt;
+
+/// A line in a pipeline file, or nothing for pipelines built in Rust.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Line(pub Option<usize>);
+
+impl fmt::Display for Line {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "line {n}: "),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A step, named for messages: its 1-based position and its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepRef {
+    /// 1-based position in the pipeline.
+    pub index: usize,
+    /// The step's name.
+    pub name: String,
+}
+
+impl fmt::Display for StepRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "step {} `{}`", self.index, self.name)
+    }
+}
+
+/// A mistake in a pipeline, found without looking at a plate.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PipelineError {
+    /// The pipeline file is not valid TOML or not shaped like a pipeline.
+    #[error("{at}{message}")]
+    File {
+        /// Where.
+        at: Line,
+        /// What.
+        message: String,
+    },
+    /// No steps.
+    #[error("the pipeline has no steps")]
+    Empty,
+    /// No function of that name is registered.
+    #[error("{at}{step}: unknown function `{name}`{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    UnknownFunction {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The name given.
+        name: String,
+        /// The closest registered name, if one is close.
+        suggestion: Option<String>,
+    },
+    /// The function has no parameter of that name.
+    #[error("{at}{step}: `{function}` has no parameter `{param}` (it takes: {known})")]
+    UnknownParameter {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The function.
+        function: String,
+        /// The parameter given.
+        param: String,
+        /// The parameters it has, comma-separated.
+        known: String,
+    },
+    /// A value the parameter does not accept.
+    #[error("{at}{step}: `{function}` parameter `{param}`: {message}")]
+    BadParameter {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The function.
+        function: String,
+        /// The parameter.
+        param: String,
+        /// Why the value is not accepted.
+        message: String,
+    },
+    /// A parameter without default was not given.
+    #[error("{at}{step}: `{function}` needs parameter `{param}` ({ty}), which has no default")]
+    MissingParameter {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The function.
+        function: String,
+        /// The parameter.
+        param: String,
+        /// Its type, for the message.
+        ty: String,
+    },
+    /// A dict pattern needs `group_by`, and `group_by` must not be stacked into the call.
+    #[error("{at}{step}: {message}")]
+    Grouping {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// What is wrong.
+        message: String,
+    },
+    /// A well filter names a well the plate does not have.
+    #[error("{at}{step}: materialize names well {well}, which the plate does not have")]
+    UnknownWell {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The well.
+        well: String,
+    },
+    /// A special input nothing earlier produces.
+    #[error("{at}{step}: `{function}` needs special input `{key}`, but no earlier step produces it{}", later.as_ref().map(|l| format!(" (it is produced only later, by {l})")).unwrap_or_default())]
+    MissingSpecialInput {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The consumer.
+        function: String,
+        /// The key.
+        key: String,
+        /// A later step that produces it, if any (as `step K `name``).
+        later: Option<String>,
+    },
+    /// Two functions of one step produce the same special output.
+    #[error("{at}{step}: special output `{key}` is produced twice in this step (by `{first}` and `{second}`)")]
+    DuplicateProducer {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The key.
+        key: String,
+        /// The first producer.
+        first: String,
+        /// The second producer.
+        second: String,
+    },
+    /// A configuration value that cannot be used (`step` is `None` for the run and global layers).
+    #[error("{at}{}{message}", step.as_ref().map(|s| format!("{s}: ")).unwrap_or_default())]
+    Config {
+        /// Where.
+        at: Line,
+        /// The step whose layer it is, if any.
+        step: Option<StepRef>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A special output would be produced by several calls of one well without `merge_outputs`.
+    #[error(
+        "{at}{step}: `{function}` produces special output `{key}` once per group, and this step runs {groups}; the values would overwrite each other. Add `merge_outputs = [\"{key}\"]` to keep one per group, or stack those components with `variable_components`"
+    )]
+    MultiGroupProducer {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The producer.
+        function: String,
+        /// The key.
+        key: String,
+        /// How many groups per well, and why (e.g. `6 groups per well (2 channel values × 3 z_index values)`).
+        groups: String,
+    },
+    /// A dict pattern key that is not a value of the routing component at that step.
+    #[error("{at}{step}: dict key \"{key}\" is not a {component} value at this step (present: {present}){}", note.as_ref().map(|n| format!("; {n}")).unwrap_or_default())]
+    DictKey {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The key.
+        key: String,
+        /// The routing component.
+        component: hcs_plate::Component,
+        /// The values present, comma-separated.
+        present: String,
+        /// Why the values differ from the plate's (an earlier collapsing step).
+        note: Option<String>,
+    },
+    /// A special output declared in `merge_outputs` is not produced by the step, or is consumed.
+    #[error("{at}{step}: {message}")]
+    Special {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// What is wrong.
+        message: String,
+    },
+    /// Two connected calls whose memory types have no conversion in this build.
+    #[error("{at}{step}: `{function}` takes {to} stacks, but gets {from} from {source_desc}, and this build has no {from} → {to} conversion{}", hint(*from, *to))]
+    NoConversion {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The consumer.
+        function: String,
+        /// The source's memory type.
+        from: hcs_core::stack::MemoryType,
+        /// The consumer's memory type.
+        to: hcs_core::stack::MemoryType,
+        /// What produces the stack (`tophat` or `storage`).
+        source_desc: String,
+    },
+    /// A function needs a GPU (or its CPU variant) that the policy and the machine do not give.
+    #[error("{at}{step}: {message}")]
+    Gpu {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// What is missing.
+        message: String,
+    },
+    /// Two persistent outputs would share a folder, or one would land inside the input plate.
+    #[error("{at}{step}: {message}")]
+    OutputCollision {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// Which paths collide.
+        message: String,
+    },
+}
+
+fn hint(from: hcs_core::stack::MemoryType, to: hcs_core::stack::MemoryType) -> String {
+    let features: Vec<&str> = [from, to]
+        .iter()
+        .filter(|m| m.is_gpu_capable())
+        .map(|m| m.name())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if features.is_empty() {
+        String::new()
+    } else {
+        format!(" (build with feature{} {})", if features.len() > 1 { "s" } else { "" }, features.join(", "))
+    }
+}

@@ -1,0 +1,444 @@
+//! Pipeline files (TOML): the same pipelines the Rust builder makes, functions named by their
+//! registry names.
+//!
+//! ```toml
+//! name = "example"
+//!
+//! [[steps]]
+//! name = "normalize + tophat"
+//! variable_components = ["site"]          # default ["site"]
+//! materialize = true                       # or { wells = ["A01"] }
+//! func = [
+//!   { function = "stack_percentile_normalize", params = { low_percentile = 0.5, high_percentile = 99.5 } },
+//!   { function = "tophat", params = { selem_radius = 50 } },
+//! ]
+//!
+//! [[steps]]
+//! name = "per channel"
+//! variable_components = ["z_index"]
+//! group_by = "channel"
+//! input_source = "pipeline_start"          # default "previous_step"
+//! func = { dict = { "1" = "max_projection", "2" = ["mean_projection", "gaussian_filter"] } }
+//! ```
+//!
+//! A pattern is a function name, `{ function, params }`, an array (a chain) or `{ dict = { … } }`.
+
+use std::collections::BTreeMap;
+
+use hcs_core::params::ParamValue;
+use hcs_plate::{Component, WellId};
+
+use super::config::{ConfigLayer, ConfigReadError};
+use super::error::{Line, PipelineError};
+use super::pattern::{FunctionCall, FunctionPattern};
+use super::step::{FunctionStep, InputSource, Materialize, Pipeline};
+
+/// Lines of a pipeline file's steps, calls (in [`FunctionPattern::calls`] order) and parameters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SourceMap {
+    steps: Vec<StepLines>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct StepLines {
+    line: usize,
+    calls: Vec<(usize, BTreeMap<String, usize>)>,
+}
+
+impl SourceMap {
+    /// Line of step `i` (0-based).
+    pub fn step_line(&self, i: usize) -> Option<usize> {
+        self.steps.get(i).map(|s| s.line)
+    }
+
+    /// Line of call `k` of step `i`.
+    pub fn call_line(&self, i: usize, k: usize) -> Option<usize> {
+        self.steps.get(i)?.calls.get(k).map(|c| c.0)
+    }
+
+    /// Line of parameter `param` of call `k` of step `i`.
+    pub fn param_line(&self, i: usize, k: usize, param: &str) -> Option<usize> {
+        self.steps.get(i)?.calls.get(k)?.1.get(param).copied()
+    }
+}
+
+/// 1-based line of byte offset `at`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+/// Byte offset of the first `needle` at or after `from` that is not inside a `#` comment line.
+fn find_from(text: &str, from: usize, needle: &str) -> Option<usize> {
+    let mut start = from.min(text.len());
+    while let Some(rel) = text[start..].find(needle) {
+        let at = start + rel;
+        let line_start = text[..at].rfind('\n').map_or(0, |p| p + 1);
+        if !text[line_start..at].trim_start().starts_with('#') {
+            return Some(at);
+        }
+        start = at + needle.len();
+    }
+    None
+}
+
+/// Locate steps, calls and parameters in the text (best effort: by searching in order).
+fn source_map(text: &str, pipeline: &Pipeline) -> SourceMap {
+    let mut steps = Vec::new();
+    let mut cursor = 0;
+    for step in &pipeline.steps {
+        let start = find_from(text, cursor, "[[steps]]").unwrap_or(cursor);
+        let end = find_from(text, start + 1, "[[steps]]").unwrap_or(text.len());
+        let mut calls = Vec::new();
+        let mut c = start;
+        for (_, call) in step.func.calls() {
+            let quoted = format!("\"{}\"", call.name);
+            let at =
+                find_from(&text[..end], c, &quoted).or_else(|| find_from(&text[..end], start, &quoted)).unwrap_or(c);
+            let mut params = BTreeMap::new();
+            for key in call.params.keys() {
+                if let Some(p) = find_from(&text[..end], at, key) {
+                    params.insert(key.clone(), line_of(text, p));
+                }
+            }
+            calls.push((line_of(text, at), params));
+            c = at + 1;
+        }
+        steps.push(StepLines { line: line_of(text, start), calls });
+        cursor = end;
+    }
+    SourceMap { steps }
+}
+
+fn file_error(text: &str, at: Option<usize>, message: impl Into<String>) -> PipelineError {
+    PipelineError::File { at: Line(at.map(|o| line_of(text, o))), message: message.into() }
+}
+
+/// The keys a step table may have.
+const STEP_KEYS: [&str; 8] =
+    ["name", "func", "variable_components", "group_by", "input_source", "materialize", "merge_outputs", "config"];
+
+fn component_names() -> String {
+    Component::ALL.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// Why a step table is not shaped like a step: the text after `line N: step K: ` of a
+/// [`PipelineError::File`]. `path` is where in `func` (`func`, `func[1]`, `func.dict.2`).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+enum ShapeError {
+    /// A parameter value of a type parameters cannot have.
+    #[error("{path}.params.{param}: a parameter value cannot be a {ty}")]
+    ParamValue { path: String, param: String, ty: &'static str },
+    /// A table pattern with `dict` and other keys.
+    #[error("{path}: a dict pattern has only the key `dict`")]
+    DictKeys { path: String },
+    /// `dict = ` something other than a table.
+    #[error("{path}.dict must be a table of component value → pattern")]
+    DictNotTable { path: String },
+    /// A table pattern without `function = "name"`.
+    #[error("{path}: a table pattern needs `function = \"name\"` (or `dict = {{ … }}`)")]
+    NoFunction { path: String },
+    /// A call table with a key other than `function` and `params`.
+    #[error("{path}: unknown key `{key}` (a call has `function` and `params`)")]
+    CallKey { path: String, key: String },
+    /// `params = ` something other than a table.
+    #[error("{path}.params must be a table")]
+    ParamsNotTable { path: String },
+    /// A pattern that is a number, a date, ….
+    #[error("{path}: a pattern cannot be a {ty}")]
+    PatternType { path: String, ty: &'static str },
+    /// A component that is not a string.
+    #[error("{what} must be a component name")]
+    NotComponentName { what: &'static str },
+    /// A component name that does not exist.
+    #[error("{what}: unknown component `{name}` (one of {})", component_names())]
+    UnknownComponent { what: &'static str, name: String },
+    /// A step table with an unknown key.
+    #[error("unknown key `{key}` (a step has {})", STEP_KEYS.join(", "))]
+    StepKey { key: String },
+    /// A step without a name.
+    #[error("a step needs `name = \"…\"`")]
+    NoName,
+    /// A step without `func`.
+    #[error("step `{step}` needs `func`")]
+    NoFunc { step: String },
+    /// Anything wrong inside the step named `step`.
+    #[error("step `{step}`: {source}")]
+    InStep { step: String, source: Box<ShapeError> },
+    /// `variable_components = ` something other than a list.
+    #[error("variable_components must be a list")]
+    ComponentsNotList,
+    /// An unknown input source.
+    #[error("input_source is \"previous_step\" or \"pipeline_start\"")]
+    InputSource,
+    /// A materialize well filter entry that is not a well (`well` as written in TOML).
+    #[error("materialize.wells: bad well {well}")]
+    BadWell { well: String },
+    /// `materialize.wells = ` something other than a list.
+    #[error("materialize.wells must be a list of wells")]
+    WellsNotList,
+    /// `materialize = ` something other than a boolean or a table.
+    #[error("materialize is true, false or {{ wells = [...] }}")]
+    Materialize,
+    /// `merge_outputs = ` something other than a list of strings.
+    #[error("merge_outputs must be a list of special-output keys")]
+    MergeOutputs,
+    /// The step's configuration layer.
+    #[error("config: {0}")]
+    Config(#[from] ConfigReadError),
+}
+
+/// A parameter value; `path` and `param` name it in the error.
+fn param_value(v: &toml::Value, path: &str, param: &str) -> Result<ParamValue, ShapeError> {
+    Ok(match v {
+        toml::Value::Boolean(b) => ParamValue::Bool(*b),
+        toml::Value::Integer(i) => ParamValue::Int(*i),
+        toml::Value::Float(f) => ParamValue::Float(*f),
+        toml::Value::String(s) => ParamValue::Str(s.clone()),
+        toml::Value::Array(a) => {
+            ParamValue::List(a.iter().map(|v| param_value(v, path, param)).collect::<Result<_, _>>()?)
+        }
+        other => {
+            return Err(ShapeError::ParamValue { path: path.into(), param: param.into(), ty: other.type_str() });
+        }
+    })
+}
+
+fn toml_value(v: &ParamValue) -> Option<toml::Value> {
+    Some(match v {
+        ParamValue::Bool(b) => toml::Value::Boolean(*b),
+        ParamValue::Int(i) => toml::Value::Integer(*i),
+        ParamValue::Float(f) => toml::Value::Float(*f),
+        ParamValue::Str(s) => toml::Value::String(s.clone()),
+        ParamValue::List(l) => toml::Value::Array(l.iter().filter_map(toml_value).collect()),
+        ParamValue::None => return None,
+    })
+}
+
+fn pattern(v: &toml::Value, path: &str) -> Result<FunctionPattern, ShapeError> {
+    match v {
+        toml::Value::String(name) => Ok(FunctionPattern::Call(FunctionCall::new(name.clone()))),
+        toml::Value::Array(members) => Ok(FunctionPattern::Chain(
+            members.iter().enumerate().map(|(i, m)| pattern(m, &format!("{path}[{i}]"))).collect::<Result<_, _>>()?,
+        )),
+        toml::Value::Table(t) if t.contains_key("dict") => dict_pattern(t, path),
+        toml::Value::Table(t) => call_pattern(t, path),
+        other => Err(ShapeError::PatternType { path: path.into(), ty: other.type_str() }),
+    }
+}
+
+/// `{ dict = { key = pattern, … } }`.
+fn dict_pattern(t: &toml::Table, path: &str) -> Result<FunctionPattern, ShapeError> {
+    if t.len() > 1 {
+        return Err(ShapeError::DictKeys { path: path.into() });
+    }
+    let Some(toml::Value::Table(entries)) = t.get("dict") else {
+        return Err(ShapeError::DictNotTable { path: path.into() });
+    };
+    let entries = entries
+        .iter()
+        .map(|(k, p)| Ok((k.clone(), pattern(p, &format!("{path}.dict.{k}"))?)))
+        .collect::<Result<BTreeMap<_, _>, ShapeError>>()?;
+    Ok(FunctionPattern::Dict(entries))
+}
+
+/// `{ function = "name", params = { … } }`.
+fn call_pattern(t: &toml::Table, path: &str) -> Result<FunctionPattern, ShapeError> {
+    let Some(toml::Value::String(name)) = t.get("function") else {
+        return Err(ShapeError::NoFunction { path: path.into() });
+    };
+    if let Some(extra) = t.keys().find(|k| *k != "function" && *k != "params") {
+        return Err(ShapeError::CallKey { path: path.into(), key: extra.clone() });
+    }
+    let mut call = FunctionCall::new(name.clone());
+    match t.get("params") {
+        None => {}
+        Some(toml::Value::Table(params)) => {
+            for (k, v) in params {
+                call.params.insert(k.clone(), param_value(v, path, k)?);
+            }
+        }
+        Some(_) => return Err(ShapeError::ParamsNotTable { path: path.into() }),
+    }
+    Ok(FunctionPattern::Call(call))
+}
+
+fn component(v: &toml::Value, what: &'static str) -> Result<Component, ShapeError> {
+    let name = v.as_str().ok_or(ShapeError::NotComponentName { what })?;
+    Component::from_name(name).ok_or_else(|| ShapeError::UnknownComponent { what, name: name.into() })
+}
+
+/// `materialize = true | false | { wells = [...] }`.
+fn materialize(v: Option<&toml::Value>) -> Result<Option<Materialize>, ShapeError> {
+    match v {
+        None | Some(toml::Value::Boolean(false)) => Ok(None),
+        Some(toml::Value::Boolean(true)) => Ok(Some(Materialize::default())),
+        Some(toml::Value::Table(m)) => {
+            let wells = match m.get("wells") {
+                None => None,
+                Some(toml::Value::Array(ws)) => Some(
+                    ws.iter()
+                        .map(|w| {
+                            w.as_str()
+                                .and_then(|w| w.parse::<WellId>().ok())
+                                .ok_or_else(|| ShapeError::BadWell { well: w.to_string() })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+                Some(_) => return Err(ShapeError::WellsNotList),
+            };
+            Ok(Some(Materialize { wells }))
+        }
+        Some(_) => Err(ShapeError::Materialize),
+    }
+}
+
+fn step(t: &toml::Table) -> Result<FunctionStep, ShapeError> {
+    if let Some(extra) = t.keys().find(|k| !STEP_KEYS.contains(&k.as_str())) {
+        return Err(ShapeError::StepKey { key: extra.clone() });
+    }
+    let name = t.get("name").and_then(toml::Value::as_str).ok_or(ShapeError::NoName)?;
+    let func = t.get("func").ok_or_else(|| ShapeError::NoFunc { step: name.into() })?;
+    step_fields(t, name, func).map_err(|e| ShapeError::InStep { step: name.into(), source: Box::new(e) })
+}
+
+/// The step's fields after its name and `func` were found.
+fn step_fields(t: &toml::Table, name: &str, func: &toml::Value) -> Result<FunctionStep, ShapeError> {
+    let mut s = FunctionStep::new(name, pattern(func, "func")?);
+    if let Some(v) = t.get("variable_components") {
+        let list = v.as_array().ok_or(ShapeError::ComponentsNotList)?;
+        s.variable_components = list.iter().map(|c| component(c, "variable_components")).collect::<Result<_, _>>()?;
+    }
+    if let Some(v) = t.get("group_by") {
+        s.group_by = Some(component(v, "group_by")?);
+    }
+    if let Some(v) = t.get("input_source") {
+        s.input_source = v.as_str().and_then(InputSource::from_name).ok_or(ShapeError::InputSource)?;
+    }
+    s.materialize = materialize(t.get("materialize"))?;
+    if let Some(v) = t.get("merge_outputs") {
+        let keys = v.as_array().and_then(|a| a.iter().map(|k| k.as_str().map(str::to_string)).collect());
+        s.merge_outputs = keys.ok_or(ShapeError::MergeOutputs)?;
+    }
+    if let Some(v) = t.get("config") {
+        s.config = ConfigLayer::from_toml(v.clone())?;
+    }
+    Ok(s)
+}
+
+impl Pipeline {
+    /// Read a pipeline file's text. Shape errors name the line where the parser knows it.
+    pub fn from_toml(text: &str) -> Result<(Pipeline, SourceMap), PipelineError> {
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| file_error(text, e.span().map(|s| s.start), e.message().to_string()))?;
+        if let Some(extra) = table.keys().find(|k| !["name", "config", "steps"].contains(&k.as_str())) {
+            return Err(file_error(
+                text,
+                find_from(text, 0, extra),
+                format!("unknown key `{extra}` (a pipeline has name, config, steps)"),
+            ));
+        }
+        let mut pipeline = Pipeline::new(table.get("name").and_then(toml::Value::as_str).unwrap_or("pipeline"));
+        if let Some(v) = table.get("config") {
+            pipeline.config = ConfigLayer::from_toml(v.clone())
+                .map_err(|e| file_error(text, find_from(text, 0, "[config]"), format!("[config]: {e}")))?;
+        }
+        let steps = match table.get("steps") {
+            None => &Vec::new(),
+            Some(toml::Value::Array(steps)) => steps,
+            Some(_) => return Err(file_error(text, find_from(text, 0, "steps"), "`steps` must be an array of tables")),
+        };
+        let mut cursor = 0;
+        for (i, s) in steps.iter().enumerate() {
+            let at = find_from(text, cursor, "[[steps]]");
+            cursor = at.map_or(cursor, |a| a + 1);
+            let toml::Value::Table(t) = s else {
+                return Err(file_error(text, at, format!("step {} must be a table", i + 1)));
+            };
+            pipeline.steps.push(step(t).map_err(|e| file_error(text, at, format!("step {}: {e}", i + 1)))?);
+        }
+        let map = source_map(text, &pipeline);
+        Ok((pipeline, map))
+    }
+
+    /// Write the pipeline as a file that [`Pipeline::from_toml`] reads back to the same pipeline.
+    pub fn to_toml(&self) -> String {
+        fn pat(p: &FunctionPattern) -> toml::Value {
+            match p {
+                FunctionPattern::Call(c) if c.params.is_empty() => toml::Value::String(c.name.clone()),
+                FunctionPattern::Call(c) => {
+                    let mut t = toml::Table::new();
+                    t.insert("function".into(), toml::Value::String(c.name.clone()));
+                    let params: toml::Table =
+                        c.params.iter().filter_map(|(k, v)| Some((k.clone(), toml_value(v)?))).collect();
+                    t.insert("params".into(), toml::Value::Table(params));
+                    toml::Value::Table(t)
+                }
+                FunctionPattern::Chain(m) => toml::Value::Array(m.iter().map(pat).collect()),
+                FunctionPattern::Dict(d) => {
+                    let entries: toml::Table = d.iter().map(|(k, v)| (k.clone(), pat(v))).collect();
+                    let mut t = toml::Table::new();
+                    t.insert("dict".into(), toml::Value::Table(entries));
+                    toml::Value::Table(t)
+                }
+            }
+        }
+        let mut out = format!("name = {}\n", toml::Value::String(self.name.clone()));
+        if !self.config.is_empty()
+            && let Ok(toml::Value::Table(config)) = toml::Value::try_from(&self.config)
+        {
+            out.push_str("\n[config]\n");
+            for (k, v) in config {
+                out.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+        for s in &self.steps {
+            let mut t = toml::Table::new();
+            t.insert("name".into(), toml::Value::String(s.name.clone()));
+            let comps = s.variable_components.iter().map(|c| toml::Value::String(c.name().into())).collect();
+            t.insert("variable_components".into(), toml::Value::Array(comps));
+            if let Some(g) = s.group_by {
+                t.insert("group_by".into(), toml::Value::String(g.name().into()));
+            }
+            t.insert("input_source".into(), toml::Value::String(s.input_source.name().into()));
+            if let Some(m) = &s.materialize {
+                let v = match &m.wells {
+                    None => toml::Value::Boolean(true),
+                    Some(ws) => {
+                        let mut mt = toml::Table::new();
+                        let wells = ws.iter().map(|w| toml::Value::String(w.to_string())).collect();
+                        mt.insert("wells".into(), toml::Value::Array(wells));
+                        toml::Value::Table(mt)
+                    }
+                };
+                t.insert("materialize".into(), v);
+            }
+            if !s.merge_outputs.is_empty() {
+                let keys = s.merge_outputs.iter().map(|k| toml::Value::String(k.clone())).collect();
+                t.insert("merge_outputs".into(), toml::Value::Array(keys));
+            }
+            if !s.config.is_empty()
+                && let Ok(config) = toml::Value::try_from(&s.config)
+            {
+                t.insert("config".into(), config);
+            }
+            t.insert("func".into(), pat(&s.func));
+            out.push_str("\n[[steps]]\n");
+            let keys = [
+                "name",
+                "variable_components",
+                "group_by",
+                "input_source",
+                "materialize",
+                "merge_outputs",
+                "config",
+                "func",
+            ];
+            for k in keys {
+                if let Some(v) = t.get(k) {
+                    out.push_str(&format!("{k} = {v}\n"));
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,20 @@
+//! Pipelines: steps of function patterns, built in Rust or read from TOML files, their layered
+//! configuration, and the checks that need no plate. The compiler (`crate::compiler`) builds on
+//! these.
+
+pub mod check;
+pub mod config;
+pub mod const_text;
+pub mod error;
+pub mod file;
+pub mod pattern;
+pub mod step;
+pub mod wiring;
+
+pub use check::{check_functions, check_special_io, check_wells, step_calls};
+pub use config::{Config, ConfigError, ConfigLayer, ConfigReadError, GpuPolicy, Workers, ZarrCompression};
+pub use error::{Line, PipelineError, StepRef};
+pub use file::SourceMap;
+pub use pattern::{FunctionCall, FunctionPattern, dict_key_matches};
+pub use step::{FunctionStep, InputSource, Materialize, Pipeline};
+pub use wiring::{Link, PLATE_SUPPLIED_INPUTS, PlateInput, PlateInputError, StepShape};

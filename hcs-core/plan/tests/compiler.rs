@@ -1,0 +1,685 @@
+//! The compiler on small pipelines of test functions: plans, phases, and every compile error.
+
+use hcs_core::{
+    FunctionContract, InvokeError, InvokeOutput, MemoryType, NdarrayStack, ParamMap, PlaneCount, Registry,
+    SourceLocation, SpecialInputs, Stack,
+};
+use hcs_macros::{chain_breaker, memory};
+use hcs_plan::compiler::{
+    CompileOptions, CompiledPlate, Conversion, ConversionTable, GpuInventory, Location, PlateInfo, ResolvedPattern,
+    SpecialInputPlan, compile,
+};
+use hcs_plan::pipeline::{
+    ConfigLayer, FunctionCall, FunctionPattern, FunctionStep, GpuPolicy, InputSource, Pipeline, Workers,
+};
+use hcs_plate::{Component, WellId};
+use hcs_vfs::Backend;
+
+#[memory(ndarray)]
+fn blur(stack: NdarrayStack, #[param(default = 1.0)] sigma: f64) -> NdarrayStack {
+    let _ = sigma;
+    stack
+}
+
+#[memory(ndarray, planes = one)]
+fn zmax(stack: NdarrayStack) -> NdarrayStack {
+    stack
+}
+
+#[memory(ndarray, planes = any)]
+fn crop_z(stack: NdarrayStack) -> NdarrayStack {
+    stack
+}
+
+#[memory(ndarray)]
+#[hcs_macros::special_inputs(grid_dimensions)]
+#[hcs_macros::special_outputs(positions)]
+fn positions(stack: NdarrayStack, grid_dimensions: &(u32, u32)) -> (NdarrayStack, Vec<(f64, f64)>) {
+    let _ = grid_dimensions;
+    (stack, Vec::new())
+}
+
+#[memory(ndarray, planes = one)]
+#[hcs_macros::special_inputs(positions)]
+fn assemble(stack: NdarrayStack, positions: &Vec<(f64, f64)>) -> NdarrayStack {
+    let _ = positions;
+    stack
+}
+
+#[memory(ndarray)]
+#[hcs_macros::special_inputs(positions)]
+fn wrong_positions(stack: NdarrayStack, positions: &Vec<u32>) -> NdarrayStack {
+    let _ = positions;
+    stack
+}
+
+#[memory(ndarray)]
+#[hcs_macros::special_outputs(counts)]
+fn count(stack: NdarrayStack) -> (NdarrayStack, u64) {
+    (stack, 0)
+}
+
+#[memory(ndarray)]
+#[hcs_macros::special_inputs(counts)]
+fn use_counts(stack: NdarrayStack, counts: &u64) -> NdarrayStack {
+    let _ = counts;
+    stack
+}
+
+#[chain_breaker]
+#[memory(ndarray)]
+fn reset(stack: NdarrayStack) -> NdarrayStack {
+    stack
+}
+
+fn passthrough(stack: Stack, _: &ParamMap, _: &SpecialInputs) -> Result<InvokeOutput, InvokeError> {
+    Ok(InvokeOutput { stack, special_outputs: Vec::new() })
+}
+
+/// A function with only a torch variant (built by hand: `#[memory(torch)]` needs the feature).
+const fn torch_contract(name: &'static str) -> FunctionContract {
+    FunctionContract {
+        name,
+        module_path: "gpu",
+        crate_name: "test",
+        input_memory: MemoryType::Torch,
+        output_memory: MemoryType::Torch,
+        output_planes: PlaneCount::Same,
+        special_inputs: &[],
+        special_outputs: &[],
+        chain_breaker: false,
+        params: &[],
+        doc: "",
+        location: SourceLocation { file: "gpu.rs", line: 1, column: 1 },
+        invoke: passthrough,
+    }
+}
+
+static DENOISE_TORCH: FunctionContract = torch_contract("denoise");
+static BLUR_TORCH: FunctionContract = torch_contract("blur");
+
+fn registry() -> Registry {
+    Registry::from_contracts([
+        blur::FUNC,
+        zmax::FUNC,
+        crop_z::FUNC,
+        positions::FUNC,
+        assemble::FUNC,
+        wrong_positions::FUNC,
+        count::FUNC,
+        use_counts::FUNC,
+        reset::FUNC,
+        &DENOISE_TORCH,
+        &BLUR_TORCH,
+    ])
+}
+
+/// 2 × 2 wells, 2 × 2 sites, 2 channels, 3 z-planes, 64² tiles.
+fn plate() -> PlateInfo {
+    PlateInfo::regular("/data/plate1", 2, 2, (2, 2), 2, 3, 1, (64, 64))
+}
+
+fn well(name: &str) -> WellId {
+    name.parse().expect("well")
+}
+
+fn options(registry: &Registry) -> CompileOptions<'_> {
+    CompileOptions {
+        registry,
+        global: ConfigLayer::default(),
+        overrides: ConfigLayer::default(),
+        gpus: GpuInventory::none(),
+        conversions: ConversionTable::none(),
+        wells: None,
+        source: None,
+    }
+}
+
+fn compiled(pipeline: &Pipeline, options: &CompileOptions<'_>) -> CompiledPlate {
+    match compile(pipeline, &plate(), options) {
+        Ok(c) => c,
+        Err(errors) => panic!("compile errors: {errors:#?}"),
+    }
+}
+
+fn errors(pipeline: &Pipeline, options: &CompileOptions<'_>) -> Vec<String> {
+    match compile(pipeline, &plate(), options) {
+        Ok(_) => panic!("expected compile errors"),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Projection, positions, assembly from the raw plate: the canonical shape.
+fn stitching_pipeline() -> Pipeline {
+    Pipeline::new("stitch")
+        .step(FunctionStep::new("blur", FunctionCall::new("blur").param("sigma", 2.0)).materialize(None))
+        .step(FunctionStep::new("z max", "zmax").variable_components([Component::Z]))
+        .step(FunctionStep::new("positions", "positions").variable_components([Component::Site, Component::Channel]))
+        .step(FunctionStep::new("assemble", "assemble").from_pipeline_start())
+}
+
+#[test]
+fn a_stitching_pipeline_compiles_to_one_plan_per_well() {
+    let r = registry();
+    let plan = compiled(&stitching_pipeline(), &options(&r));
+    assert_eq!(plan.wells.len(), 4);
+    assert_eq!(plan.output_root, std::path::Path::new("/data/plate1_outputs"));
+    let a01 = plan.well(well("A01")).expect("A01");
+    let [blur, zmax, pos, asm] = &a01.steps[..] else { panic!("4 steps") };
+
+    // Locations: the plate, memory between steps, the final output on disk, a checkpoint.
+    assert_eq!(blur.reads, Location::Plate { root: "/data/plate1".into() });
+    assert_eq!(blur.writes, Location::Memory { namespace: "step1".into() });
+    assert_eq!(zmax.reads, blur.writes);
+    assert_eq!(blur.checkpoint, Some(Location::Disk { dir: "/data/plate1_outputs/checkpoints/step1".into() }));
+    assert_eq!(asm.reads, Location::Plate { root: "/data/plate1".into() });
+    assert_eq!(asm.writes, Location::Disk { dir: "/data/plate1_outputs/images".into() });
+    assert_eq!(asm.input_source, InputSource::PipelineStart);
+
+    // Component flow: the projection leaves z 1; the raw plate has 3 again.
+    assert_eq!(zmax.components_out[&Component::Z], Some(vec![1]));
+    assert_eq!(pos.components_in[&Component::Z], Some(vec![1]));
+    assert_eq!(asm.components_in[&Component::Z], Some(vec![1, 2, 3]));
+    assert_eq!(blur.calls_per_well, Some(2 * 3), "channels × z");
+    assert_eq!(pos.calls_per_well, Some(1));
+    assert_eq!(asm.calls_per_well, Some(2 * 3));
+
+    // Special I/O: the grid comes from the plate, positions from step 3.
+    assert_eq!(pos.special_inputs["grid_dimensions"], SpecialInputPlan::Plate { value: serde_json::json!([2, 2]) });
+    assert_eq!(
+        asm.special_inputs["positions"],
+        SpecialInputPlan::Step { step: 3, function: "positions".into(), memory_key: "special/positions".into() }
+    );
+    let out = &pos.special_outputs["positions"];
+    assert_eq!(out.stem, "A01_positions");
+    assert_eq!(out.results_dir, std::path::Path::new("/data/plate1_outputs/results"));
+
+    // Resolved pattern: defaults filled in, explicit values kept.
+    let ResolvedPattern::Call(call) = &blur.func else { panic!("a call") };
+    assert_eq!(call.params.get("sigma"), Some(&hcs_core::ParamValue::Float(2.0)));
+    let ResolvedPattern::Call(call) = &zmax.func else { panic!("a call") };
+    assert!(call.params.is_empty());
+    assert_eq!(call.convert_input, None);
+    // Estimates: 4 sites × 2 channels × 3 z of 64² f32 in, the mosaic keeps all site pixels.
+    assert_eq!(blur.estimated_output_bytes, Some(4 * 2 * 3 * 64 * 64 * 4));
+    assert_eq!(asm.estimated_output_bytes, Some(2 * 3 * 4 * 64 * 64 * 4));
+    assert_eq!(plan.well(well("B02")).expect("B02").steps[2].special_outputs["positions"].stem, "B02_positions");
+}
+
+#[test]
+fn plans_serialize_to_stable_json_and_read_back_frozen() {
+    let r = registry();
+    let a = compiled(&stitching_pipeline(), &options(&r));
+    let b = compiled(&stitching_pipeline(), &options(&r));
+    let ja = serde_json::to_string_pretty(&a).expect("json");
+    assert_eq!(ja, serde_json::to_string_pretty(&b).expect("json"), "parallel compilation is deterministic");
+    let back: CompiledPlate = serde_json::from_str(&ja).expect("read back");
+    assert_eq!(back, a);
+    assert!(ja.contains("\"backend\": \"memory\""), "{ja}");
+}
+
+#[test]
+fn configuration_layers_resolve_per_step_and_show_in_the_plan() {
+    let r = registry();
+    let mut o = options(&r);
+    o.global = ConfigLayer { workers: Some(Workers::Count(4)), zarr_level: Some(9), ..Default::default() };
+    let pipeline = Pipeline::new("layers")
+        .config(ConfigLayer { backend: Some(Backend::Zarr), zarr_level: Some(5), ..Default::default() })
+        .step(FunctionStep::new("a", "blur"))
+        .step(
+            FunctionStep::new("b", "blur")
+                .config(ConfigLayer { workers: Some(Workers::Count(1)), ..Default::default() }),
+        );
+    let plan = compiled(&pipeline, &o);
+    let steps = &plan.wells[0].steps;
+    assert_eq!(steps[0].config.workers, Workers::Count(4));
+    assert_eq!(steps[1].config.workers, Workers::Count(1));
+    assert_eq!(steps[1].config.zarr_level, 5);
+    assert_eq!(steps[1].config.backend, Backend::Zarr);
+    // Phase 2: the final output is an OME-Zarr store, declared with the data's shape.
+    assert_eq!(steps[1].writes, Location::Zarr { store: "/data/plate1_outputs/images.ome.zarr".into() });
+    let store = steps[1].zarr_store.as_ref().expect("a store");
+    assert_eq!((store.fields, store.channels, store.z_planes, store.timepoints), (4, 2, 3, 1));
+    assert_eq!((store.level, store.wells.len()), (5, 4));
+    assert!(steps[0].zarr_store.is_none());
+}
+
+#[test]
+fn a_chain_breaker_makes_the_next_step_read_the_plate() {
+    let r = registry();
+    let pipeline = Pipeline::new("breaker")
+        .step(FunctionStep::new("z", "zmax").variable_components([Component::Z]))
+        .step(FunctionStep::new("reset", "reset"))
+        .step(FunctionStep::new("after", "blur"));
+    let plan = compiled(&pipeline, &options(&r));
+    let steps = &plan.wells[0].steps;
+    assert_eq!(steps[2].input_source, InputSource::PipelineStart);
+    assert_eq!(steps[2].reads, Location::Plate { root: "/data/plate1".into() });
+    assert_eq!(steps[2].components_in[&Component::Z], Some(vec![1, 2, 3]));
+}
+
+#[test]
+fn well_filters_limit_checkpoints_and_compiled_wells() {
+    let r = registry();
+    let pipeline = Pipeline::new("filter")
+        .step(FunctionStep::new("a", "blur").materialize(Some(vec![well("A02")])))
+        .step(FunctionStep::new("b", "blur"));
+    let plan = compiled(&pipeline, &options(&r));
+    assert!(plan.well(well("A01")).expect("A01").steps[0].checkpoint.is_none());
+    assert!(plan.well(well("A02")).expect("A02").steps[0].checkpoint.is_some());
+    let mut o = options(&r);
+    o.wells = Some(vec![well("B01")]);
+    let only = compiled(&pipeline, &o);
+    assert_eq!(only.wells.iter().map(|w| w.well).collect::<Vec<_>>(), [well("B01")]);
+}
+
+#[test]
+fn a_memory_budget_sends_large_intermediates_to_scratch_files() {
+    let r = registry();
+    // 4 sites × 2 channels × 3 z × 64² × 4 B = 384 KiB in and out: over a 0.5 MiB budget? No: 768 KiB is.
+    let small = ConfigLayer { memory_budget_mib: Some(1), ..Default::default() };
+    let pipeline = Pipeline::new("budget").step(FunctionStep::new("a", "blur")).step(FunctionStep::new("b", "blur"));
+    let within = compiled(&pipeline.clone().config(small), &options(&r));
+    assert_eq!(within.wells[0].steps[0].writes, Location::Memory { namespace: "step1".into() });
+    assert_eq!(within.wells[0].estimated_peak_bytes, Some(2 * 4 * 2 * 3 * 64 * 64 * 4));
+    let big = PlateInfo::regular("/data/plate1", 1, 1, (3, 3), 4, 10, 1, (1024, 1024));
+    let over = compile(
+        &pipeline.config(ConfigLayer { memory_budget_mib: Some(100), ..Default::default() }),
+        &big,
+        &options(&r),
+    )
+    .expect("compiles");
+    let w = &over.wells[0];
+    assert_eq!(w.steps[0].writes, Location::Disk { dir: "/data/plate1_outputs/.hcs/scratch/step1".into() });
+    assert_eq!(w.steps[1].reads, w.steps[0].writes);
+    let reason = w.spill_reason.as_deref().expect("a reason");
+    assert_eq!(reason, "step 1 `a` holds ~2880.0 MiB per well (input + output), over memory_budget_mib = 100");
+}
+
+#[test]
+fn gpu_steps_get_devices_round_robin_and_conversions_are_planned() {
+    let r = registry();
+    let mut o = options(&r);
+    o.gpus = GpuInventory::simulated(2);
+    o.conversions = ConversionTable::none()
+        .with(MemoryType::Ndarray, MemoryType::Torch)
+        .with(MemoryType::Torch, MemoryType::Ndarray);
+    let pipeline = Pipeline::new("gpu")
+        .step(FunctionStep::new("denoise", FunctionPattern::chain(["zmax", "denoise", "blur"])))
+        .step(FunctionStep::new("cpu", "zmax"));
+    let plan = compiled(&pipeline, &o);
+    let devices: Vec<Option<u32>> = plan.wells.iter().map(|w| w.steps[0].gpu.map(|g| g.device)).collect();
+    assert_eq!(devices, [Some(0), Some(1), Some(0), Some(1)]);
+    assert_eq!(plan.wells[0].steps[0].gpu.map(|g| g.slots), Some(2));
+    assert_eq!(plan.wells[0].steps[1].gpu, None);
+    let calls = plan.wells[0].steps[0].func.calls();
+    // With a GPU, `blur` (which has both variants) runs its torch variant: no round trip in between.
+    assert_eq!(calls[1].convert_input, Some(Conversion { from: MemoryType::Ndarray, to: MemoryType::Torch }));
+    assert_eq!((calls[2].input_memory, calls[2].convert_input), (MemoryType::Torch, None));
+    assert_eq!(
+        plan.wells[0].steps[0].convert_output,
+        Some(Conversion { from: MemoryType::Torch, to: MemoryType::Ndarray })
+    );
+}
+
+#[test]
+fn the_plan_records_the_cpu_fallback_of_every_gpu_step() {
+    let r = registry();
+    let mut o = options(&r);
+    o.gpus = GpuInventory::simulated(1);
+    o.conversions = ConversionTable::none()
+        .with(MemoryType::Ndarray, MemoryType::Torch)
+        .with(MemoryType::Torch, MemoryType::Ndarray);
+    let pipeline = Pipeline::new("fallback")
+        .step(FunctionStep::new("twins", FunctionPattern::chain(["zmax", "blur"])))
+        .step(FunctionStep::new("torch only", "denoise"))
+        .step(FunctionStep::new("cpu", "zmax"));
+    let plan = compiled(&pipeline, &o);
+    let steps = &plan.wells[0].steps;
+    // `blur` runs its torch variant; the fallback is the same chain on the ndarray variants,
+    // with the same parameters and no conversions.
+    assert_eq!(steps[0].func.calls()[1].input_memory, MemoryType::Torch);
+    let fallback = steps[0].cpu_fallback.as_ref().expect("a fallback for the GPU step");
+    let calls = fallback.calls();
+    assert_eq!(
+        calls.iter().map(|c| (c.function.as_str(), c.input_memory)).collect::<Vec<_>>(),
+        [("zmax", MemoryType::Ndarray), ("blur", MemoryType::Ndarray)]
+    );
+    assert!(calls.iter().all(|c| c.convert_input.is_none()));
+    assert_eq!(calls[1].params, steps[0].func.calls()[1].params);
+    // `denoise` has no ndarray twin: no fallback; a CPU step needs none.
+    assert!(steps[1].gpu.is_some() && steps[1].cpu_fallback.is_none());
+    assert!(steps[2].gpu.is_none() && steps[2].cpu_fallback.is_none());
+    // The fallback is part of the plan a cluster task reads back.
+    let json = serde_json::to_string(&*plan.wells[0]).expect("plan JSON");
+    assert!(json.contains("\"cpu_fallback\""), "serialized with the plan");
+}
+
+#[test]
+fn consecutive_gpu_steps_keep_the_data_on_the_device() {
+    let r = registry();
+    let mut o = options(&r);
+    o.gpus = GpuInventory::simulated(1);
+    o.conversions = ConversionTable::none()
+        .with(MemoryType::Ndarray, MemoryType::Torch)
+        .with(MemoryType::Torch, MemoryType::Ndarray);
+    let pipeline = Pipeline::new("gpu")
+        .step(FunctionStep::new("a", FunctionPattern::chain(["denoise", "blur"])))
+        .step(FunctionStep::new("b", "blur"))
+        .step(FunctionStep::new("c", "zmax"));
+    let plan = compiled(&pipeline, &o);
+    let steps = &plan.wells[0].steps;
+    // a → b: both torch, b reads a's memory output: a keeps its output on the device.
+    assert_eq!(steps[0].output_memory, MemoryType::Torch);
+    assert_eq!(steps[0].convert_output, None);
+    assert_eq!(steps[1].func.calls()[0].convert_input, None, "b starts from the device");
+    // b → c: c is an ndarray function, so b's output comes back to the host.
+    assert_eq!(steps[1].output_memory, MemoryType::Ndarray);
+    assert_eq!(steps[1].convert_output, Some(Conversion { from: MemoryType::Torch, to: MemoryType::Ndarray }));
+    // A checkpoint of a's output needs it on the host: then nothing is kept on the device.
+    let checkpointed = Pipeline::new("gpu")
+        .step(FunctionStep::new("a", FunctionPattern::chain(["denoise", "blur"])).materialize(None))
+        .step(FunctionStep::new("b", "blur"));
+    let plan = compiled(&checkpointed, &o);
+    assert_eq!(plan.wells[0].steps[0].output_memory, MemoryType::Ndarray);
+    assert_eq!(
+        plan.wells[0].steps[1].func.calls()[0].convert_input,
+        Some(Conversion { from: MemoryType::Ndarray, to: MemoryType::Torch })
+    );
+}
+
+#[test]
+fn gpu_wells_are_balanced_over_0_1_and_4_devices_and_the_policy_decides_without_one() {
+    let r = registry();
+    let plate = PlateInfo::regular("/data/plate24", 4, 6, (2, 2), 2, 3, 1, (256, 256));
+    let pipeline = Pipeline::new("gpu").step(FunctionStep::new("denoise", FunctionPattern::chain(["zmax", "blur"])));
+    for n in [0u32, 1, 4] {
+        let mut o = options(&r);
+        o.gpus = GpuInventory::simulated(n);
+        o.conversions = ConversionTable::none()
+            .with(MemoryType::Ndarray, MemoryType::Torch)
+            .with(MemoryType::Torch, MemoryType::Ndarray);
+        let plan = compile(&pipeline, &plate, &o).expect("prefer compiles with or without a GPU");
+        let mut per_device = vec![0usize; n as usize];
+        for w in &plan.wells {
+            match w.steps[0].gpu {
+                Some(g) => per_device[g.device as usize] += 1,
+                None => assert_eq!(n, 0, "every well gets a device when there is one"),
+            }
+        }
+        match n {
+            0 => assert_eq!(plan.wells[0].steps[0].func.calls()[1].input_memory, MemoryType::Ndarray),
+            _ => {
+                assert_eq!(per_device, vec![24 / n as usize; n as usize], "{n} GPUs share 24 wells evenly");
+                assert_eq!(plan.wells[0].steps[0].func.calls()[1].input_memory, MemoryType::Torch);
+                // 2×2 sites × 2 ch × 3 z of 256² f32 in + out is well under the 80 GiB device.
+                assert_eq!(plan.wells[0].steps[0].gpu.map(|g| g.slots), Some(2));
+            }
+        }
+        // `require` without a GPU is an error naming the step; with one it is planned.
+        let require =
+            pipeline.clone().config(ConfigLayer { gpu_policy: Some(GpuPolicy::Require), ..Default::default() });
+        match (n, compile(&require, &plate, &o)) {
+            (0, Err(errors)) => assert!(
+                errors.iter().any(|e| e.to_string().contains("step 1 `denoise`") && e.to_string().contains("require")),
+                "{errors:?}"
+            ),
+            (0, Ok(_)) => panic!("require without a GPU must not compile"),
+            (_, r) => assert!(r.is_ok(), "require with {n} GPUs compiles"),
+        }
+    }
+}
+
+#[test]
+fn without_a_gpu_the_cpu_variant_is_chosen_under_prefer() {
+    let r = registry();
+    let pipeline = Pipeline::new("cpu").step(FunctionStep::new("b", "blur"));
+    let plan = compiled(&pipeline, &options(&r));
+    assert_eq!(plan.wells[0].steps[0].func.calls()[0].input_memory, MemoryType::Ndarray);
+    assert_eq!(plan.wells[0].steps[0].gpu, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every compile error, with its message.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn error_dict_key_absent_at_that_step() {
+    let r = registry();
+    let pipeline = Pipeline::new("dict")
+        .step(FunctionStep::new("z max", "zmax").variable_components([Component::Z]))
+        .step(FunctionStep::new("per z", FunctionPattern::dict([("1", "blur"), ("2", "blur")])).group_by(Component::Z));
+    assert_eq!(
+        errors(&pipeline, &options(&r)),
+        [
+            "step 2 `per z`: dict key \"2\" is not a z_index value at this step (present: 1); step 1 `z max` collapsed z_index (the plate has 1, 2, 3)"
+        ]
+    );
+    // Keys the plate never had, with no collapsing step in between.
+    let pipeline = Pipeline::new("dict").step(
+        FunctionStep::new("per channel", FunctionPattern::dict([("1", "blur"), ("3", "blur")]))
+            .group_by(Component::Channel),
+    );
+    assert_eq!(
+        errors(&pipeline, &options(&r)),
+        ["step 1 `per channel`: dict key \"3\" is not a channel value at this step (present: 1, 2)"]
+    );
+}
+
+#[test]
+fn error_special_output_produced_by_several_groups_without_merge() {
+    let r = registry();
+    let pipeline = Pipeline::new("counts").step(FunctionStep::new("count", "count"));
+    assert_eq!(
+        errors(&pipeline, &options(&r)),
+        [
+            "step 1 `count`: `count` produces special output `counts` once per group, and this step runs 6 groups per well (2 channel values × 3 z_index values); the values would overwrite each other. Add `merge_outputs = [\"counts\"]` to keep one per group, or stack those components with `variable_components`"
+        ]
+    );
+    // Declaring the merge compiles, and the plan says so.
+    let merged = Pipeline::new("counts").step(FunctionStep::new("count", "count").merge_outputs(["counts"]));
+    assert!(compiled(&merged, &options(&r)).wells[0].steps[0].special_outputs["counts"].per_group);
+    // A dict entry runs for one channel only: 3 groups (z) remain.
+    let dict = Pipeline::new("counts").step(
+        FunctionStep::new("count", FunctionPattern::dict([("1", "count")]))
+            .group_by(Component::Channel)
+            .variable_components([Component::Site, Component::Z]),
+    );
+    assert!(compile(&dict, &plate(), &options(&r)).is_ok(), "channel 1 alone, z stacked: one call");
+    // A merged value has no single value to hand to a consumer.
+    let consumed = merged.step(FunctionStep::new("use", "use_counts"));
+    assert_eq!(
+        errors(&consumed, &options(&r)),
+        [
+            "step 2 `use`: `use_counts` needs special input `counts`, but step 1 keeps it per group (`merge_outputs`), so there is no single value to hand over"
+        ]
+    );
+    let unknown = Pipeline::new("m").step(FunctionStep::new("b", "blur").merge_outputs(["counts"]));
+    assert_eq!(
+        errors(&unknown, &options(&r)),
+        ["step 1 `b`: `merge_outputs` names `counts`, which no function of this step produces"]
+    );
+}
+
+#[test]
+fn error_memory_types_without_a_conversion() {
+    let r = registry();
+    let mut o = options(&r);
+    o.gpus = GpuInventory::simulated(1);
+    let pipeline = Pipeline::new("torch").step(FunctionStep::new("denoise", "denoise"));
+    assert_eq!(
+        errors(&pipeline, &o),
+        [
+            "step 1 `denoise`: `denoise` takes torch stacks, but gets ndarray from storage, and this build has no ndarray → torch conversion (build with feature torch)",
+            "step 1 `denoise`: `storage` takes ndarray stacks, but gets torch from the step's last function, and this build has no torch → ndarray conversion (build with feature torch)",
+        ]
+    );
+}
+
+#[test]
+fn error_gpu_step_without_a_gpu() {
+    let r = registry();
+    let mut o = options(&r);
+    o.conversions = ConversionTable::none()
+        .with(MemoryType::Ndarray, MemoryType::Torch)
+        .with(MemoryType::Torch, MemoryType::Ndarray);
+    let only_gpu = Pipeline::new("gpu").step(FunctionStep::new("denoise", "denoise"));
+    assert_eq!(
+        errors(&only_gpu, &o),
+        [
+            "step 1 `denoise`: `denoise` (torch) has only GPU variants and no GPU was found (register an ndarray variant under the same name, or run where a GPU is)"
+        ]
+    );
+    let require = ConfigLayer { gpu_policy: Some(GpuPolicy::Require), ..Default::default() };
+    let required = Pipeline::new("gpu").step(FunctionStep::new("blur", "blur").config(require));
+    assert_eq!(
+        errors(&required, &o),
+        ["step 1 `blur`: gpu_policy is require and `blur` (torch) runs on a GPU, but no GPU was found"]
+    );
+    let never = ConfigLayer { gpu_policy: Some(GpuPolicy::Never), ..Default::default() };
+    let refused = Pipeline::new("gpu").config(never).step(FunctionStep::new("denoise", "denoise"));
+    assert_eq!(
+        errors(&refused, &o),
+        [
+            "step 1 `denoise`: `denoise` has only a torch variant, and gpu_policy is never (register an ndarray variant under the same name)"
+        ]
+    );
+}
+
+#[test]
+fn error_outputs_colliding_with_the_input_or_each_other() {
+    let r = registry();
+    let into_plate =
+        ConfigLayer { output_folder: Some("/data".into()), output_suffix: Some(String::new()), ..Default::default() };
+    let pipeline = Pipeline::new("c").config(into_plate).step(FunctionStep::new("a", "blur"));
+    assert_eq!(
+        errors(&pipeline, &options(&r)),
+        [
+            "step 1 `a`: the final output (/data/plate1/images) would be written in or around the input plate /data/plate1; set `output_folder` or `output_suffix`"
+        ]
+    );
+    let same = ConfigLayer { sub_dir: Some("images".into()), ..Default::default() };
+    let pipeline = Pipeline::new("c")
+        .step(FunctionStep::new("a", "blur").materialize(None).config(same))
+        .step(FunctionStep::new("b", "blur"));
+    assert_eq!(
+        errors(&pipeline, &options(&r)),
+        [
+            "step 1 `a`: the checkpoint of step 1 (/data/plate1_outputs/images) collides with the final output; give it its own `sub_dir`"
+        ]
+    );
+    let results = ConfigLayer { results_folder: Some("images".into()), ..Default::default() };
+    let pipeline = Pipeline::new("c").config(results).step(FunctionStep::new("p", "positions").variable_components([
+        Component::Site,
+        Component::Channel,
+        Component::Z,
+    ]));
+    assert_eq!(
+        errors(&pipeline, &options(&r)),
+        [
+            "step 1 `p`: the results folder /data/plate1_outputs/images collides with the final output; choose another `results_folder`"
+        ]
+    );
+}
+
+#[test]
+fn error_bad_configuration_values() {
+    let r = registry();
+    let pipeline = Pipeline::new("c")
+        .config(ConfigLayer { sub_dir: Some("../escape".into()), ..Default::default() })
+        .step(FunctionStep::new("a", "blur").config(ConfigLayer { zarr_level: Some(0), ..Default::default() }));
+    assert_eq!(
+        errors(&pipeline, &options(&r)),
+        [
+            "[config]: config `sub_dir`: `../escape` must be a relative folder inside the output plate, without `..`, `.` or a leading `/`",
+            "step 1 `a`: config: config `zarr_level`: 0 is outside 1–22",
+        ]
+    );
+}
+
+#[test]
+fn error_plate_supplied_input_missing_from_the_metadata_or_mistyped() {
+    let r = registry();
+    let mut no_grid = plate();
+    no_grid.grid = None;
+    let pipeline = Pipeline::new("p").step(FunctionStep::new("p", "positions").variable_components([
+        Component::Site,
+        Component::Channel,
+        Component::Z,
+    ]));
+    let got: Vec<String> =
+        compile(&pipeline, &no_grid, &options(&r)).expect_err("no grid").iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "step 1 `p`: `positions` needs special input `grid_dimensions` from the plate, but the plate's metadata records no site grid"
+        ]
+    );
+    let mistyped = pipeline.step(FunctionStep::new("w", "wrong_positions"));
+    assert_eq!(
+        errors(&mistyped, &options(&r)),
+        [
+            "step 2 `w`: `wrong_positions` takes special input `positions` as `Vec<u32>`, but `positions` (step 1) produces `Vec<(f64, f64)>`"
+        ]
+    );
+}
+
+#[test]
+fn errors_found_before_the_plate_are_reported_by_compile_too() {
+    let r = registry();
+    let pipeline = Pipeline::new("all")
+        .step(FunctionStep::new("a", "blurr").materialize(Some(vec![well("H12")])))
+        .step(FunctionStep::new("b", FunctionCall::new("blur").param("sigmaa", 1.0)))
+        .step(FunctionStep::new("c", "assemble"))
+        .step(FunctionStep::new("d", "positions").variable_components([
+            Component::Site,
+            Component::Channel,
+            Component::Z,
+        ]));
+    assert_eq!(
+        errors(&pipeline, &options(&r)),
+        [
+            "step 1 `a`: unknown function `blurr` (did you mean `blur`?)",
+            "step 1 `a`: materialize names well H12, which the plate does not have",
+            "step 2 `b`: `blur` has no parameter `sigmaa` (it takes: sigma)",
+            "step 3 `c`: `assemble` needs special input `positions`, but no earlier step produces it (it is produced only later, by step 4 `d`)",
+        ]
+    );
+    assert_eq!(errors(&Pipeline::new("empty"), &options(&r)), ["the pipeline has no steps"]);
+    let mut o = options(&r);
+    o.wells = Some(vec![well("P24")]);
+    assert_eq!(
+        errors(&Pipeline::new("w").step(FunctionStep::new("a", "blur")), &o),
+        ["well P24 was asked for, but the plate does not have it"]
+    );
+}
+
+#[test]
+fn planes_any_makes_later_values_unknown_instead_of_wrong() {
+    let r = registry();
+    let pipeline = Pipeline::new("crop")
+        .step(FunctionStep::new("crop", "crop_z").variable_components([Component::Z]))
+        .step(FunctionStep::new("per z", FunctionPattern::dict([("7", "blur")])).group_by(Component::Z));
+    let plan = compiled(&pipeline, &options(&r));
+    assert_eq!(plan.wells[0].steps[1].components_in[&Component::Z], None);
+    assert_eq!(plan.wells[0].steps[1].calls_per_well, None);
+}
+
+#[test]
+fn visualize_declares_a_preview_store_and_lists_the_viewers() {
+    let r = registry();
+    let mut o = options(&r);
+    o.overrides = ConfigLayer { visualize: Some(true), ..Default::default() };
+    let pipeline = Pipeline::new("v")
+        .step(FunctionStep::new("z", "zmax").variable_components([Component::Z]))
+        .step(FunctionStep::new("b", "blur").config(ConfigLayer { visualize: Some(false), ..Default::default() }));
+    let plan = compiled(&pipeline, &o);
+    let steps = &plan.wells[0].steps;
+    let preview = steps[0].preview.as_ref().expect("step 1 previews");
+    assert_eq!(preview.store.store, std::path::Path::new("/data/plate1_outputs/previews/step1.ome.zarr"));
+    assert_eq!((preview.store.z_planes, preview.store.fields, preview.store.wells.len()), (1, 4, 4));
+    assert!(steps[1].preview.is_none(), "the step layer turns it off");
+    assert_eq!(plan.viewers.len(), 1);
+    assert!(plan.viewers[0].contains("napari-ome-zarr"), "{:?}", plan.viewers);
+    assert!(compiled(&pipeline, &options(&r)).viewers.is_empty());
+}

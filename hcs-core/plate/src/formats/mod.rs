@@ -1,0 +1,158 @@
+//! Microscope formats: detect a plate's format, read its metadata, and build its component
+//! index. Reading never writes inside the input plate.
+
+pub mod htd;
+pub mod imagexpress;
+pub mod native;
+pub mod opera_phenix;
+
+use std::path::{Path, PathBuf};
+
+use crate::{FormatKind, IndexError, Plate};
+
+/// A plate that cannot be read, naming the file and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// The directory does not exist or is not a directory.
+    #[error("{0}: not a directory")]
+    NotADirectory(PathBuf),
+    /// No known format's marker files were found.
+    #[error(
+        "{0}: no plate format recognised (looked for an ImageXpress .HTD, an Opera Phenix Images/Index.xml, and hcs's metadata file)"
+    )]
+    Unrecognised(PathBuf),
+    /// The format's metadata file is missing.
+    #[error("{path}: {format} plate has no {what}")]
+    MissingMetadata {
+        /// The plate root.
+        path: PathBuf,
+        /// The format asked for.
+        format: &'static str,
+        /// What is missing.
+        what: &'static str,
+    },
+    /// The metadata file cannot be parsed.
+    #[error("{path}: {message}")]
+    BadMetadata {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A directory entry cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The images do not form a consistent index.
+    #[error("{path}: {source}")]
+    Index {
+        /// The plate root.
+        path: PathBuf,
+        /// The problem.
+        source: IndexError,
+    },
+    /// An image file cannot be read.
+    #[error(transparent)]
+    Image(#[from] hcs_vfs::VfsError),
+}
+
+impl FormatError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        FormatError::Io { path: path.into(), source }
+    }
+}
+
+/// Which format a plate directory holds.
+pub fn detect(root: &Path) -> Result<FormatKind, FormatError> {
+    if !root.is_dir() {
+        return Err(FormatError::NotADirectory(root.to_path_buf()));
+    }
+    // hcs's own metadata first: an output plate may sit beside (or inside a copy of) raw files.
+    if root.join(native::METADATA_FILE).is_file() {
+        return Ok(FormatKind::Hcs);
+    }
+    if htd::find_htd(root)?.is_some() {
+        return Ok(FormatKind::Imagexpress);
+    }
+    if opera_phenix::find_index(root).is_some() {
+        return Ok(FormatKind::OperaPhenix);
+    }
+    Err(FormatError::Unrecognised(root.to_path_buf()))
+}
+
+/// Open a plate, detecting its format unless one is given.
+pub fn open_plate(root: &Path, format: Option<FormatKind>) -> Result<Plate, FormatError> {
+    let format = match format {
+        Some(f) => f,
+        None => detect(root)?,
+    };
+    match format {
+        FormatKind::Imagexpress => imagexpress::read(root),
+        FormatKind::OperaPhenix => opera_phenix::read(root),
+        FormatKind::Hcs => native::read(root),
+    }
+}
+
+/// The entries of a directory, sorted by name, with errors naming the directory.
+pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, FormatError> {
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(|e| FormatError::io(dir, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| FormatError::io(dir, e))?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    Ok(entries)
+}
+
+/// Shape and dtype of the first plane of an index (read once, to describe the plate).
+pub(crate) fn first_plane_shape(root: &Path, index: &crate::ComponentIndex) -> Result<FirstPlane, FormatError> {
+    match index.iter().next() {
+        Some((_, plane)) => {
+            let p = plane.load(root)?;
+            Ok((Some(p.dim()), Some(p.dtype())))
+        }
+        None => Ok((None, None)),
+    }
+}
+
+/// `(tile shape, dtype)` of a plate's first plane.
+pub(crate) type FirstPlane = (Option<(usize, usize)>, Option<hcs_vfs::Dtype>);
+
+/// Build the index of a plate's planes and check that it is non-empty and complete; errors name
+/// the plate.
+pub(crate) fn checked_index(
+    root: &Path,
+    entries: impl IntoIterator<Item = (crate::ImageKey, crate::PlaneRef)>,
+) -> Result<crate::ComponentIndex, FormatError> {
+    let err = |source| FormatError::Index { path: root.to_path_buf(), source };
+    let index = crate::ComponentIndex::build(entries).map_err(err)?;
+    if index.is_empty() {
+        return Err(err(IndexError::Empty(root.to_path_buf())));
+    }
+    index.check_complete().map_err(err)?;
+    Ok(index)
+}
+
+/// A plate from its index and what the format's metadata says: channels named by
+/// `channel_name`, tile shape and dtype read from the first plane.
+pub(crate) fn finish_plate(
+    root: &Path,
+    index: crate::ComponentIndex,
+    format: FormatKind,
+    name: String,
+    grid: Option<(u32, u32)>,
+    pixel_size_um: Option<f64>,
+    channel_name: impl Fn(u32) -> String,
+) -> Result<Plate, FormatError> {
+    let channels = index
+        .values(crate::Component::Channel)
+        .into_iter()
+        .map(|c| crate::ChannelInfo { index: c, name: channel_name(c) })
+        .collect();
+    let (tile_shape, dtype) = first_plane_shape(root, &index)?;
+    let metadata = crate::PlateMetadata { format, name, grid, pixel_size_um, channels, tile_shape, dtype };
+    Ok(Plate { root: root.to_path_buf(), metadata, index })
+}

@@ -1,0 +1,222 @@
+//! Opera Phenix plates: `Images/Index.xml` (Harmony) lists every image with its row, column,
+//! field, plane, timepoint, channel, stage position and file; images are
+//! `r01c01f01p01-ch1sk1fk1fl1.tiff`.
+//!
+//! Field numbers are acquisition order, not raster order. Sites are renumbered per well in
+//! raster order from the stage positions: rows by Y descending (stage Y points up), columns by X
+//! ascending, each coordinate clustered with a tolerance of a quarter of the grid step (stage
+//! positions jitter; exact float equality is wrong).
+//!
+//! The XML is parsed without DTD support (no entity expansion) and at most 256 MiB is read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::FormatError;
+use crate::{FormatKind, ImageKey, PlaneRef, Plate, WellId};
+
+const MAX_XML_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Where the Index.xml of a plate is, if any (`Images/Index.xml`, else `Index.xml`).
+pub fn find_index(root: &Path) -> Option<PathBuf> {
+    ["Images/Index.xml", "Index.xml", "Images/Index.idx.xml"].iter().map(|p| root.join(p)).find(|p| p.is_file())
+}
+
+/// One `<Image>` entry.
+#[derive(Clone, Debug, PartialEq)]
+struct ImageEntry {
+    url: String,
+    well: WellId,
+    field: u32,
+    plane: u32,
+    timepoint: u32,
+    channel: u32,
+    x: f64,
+    y: f64,
+}
+
+fn bad(path: &Path, message: impl Into<String>) -> FormatError {
+    FormatError::BadMetadata { path: path.to_path_buf(), message: message.into() }
+}
+
+fn child_text<'a>(node: roxmltree::Node<'a, 'a>, name: &str) -> Option<&'a str> {
+    node.children().find(|c| c.tag_name().name() == name).and_then(|c| c.text()).map(str::trim)
+}
+
+/// A file name from the XML: a plain name, nothing that could leave the images folder.
+fn safe_file_name(url: &str) -> bool {
+    !url.is_empty() && !url.contains(['/', '\\']) && url != "." && url != ".." && !url.contains('\0')
+}
+
+/// What Index.xml says.
+#[derive(Debug)]
+struct ParsedIndex {
+    images: Vec<ImageEntry>,
+    channel_names: BTreeMap<u32, String>,
+    pixel_size_um: Option<f64>,
+}
+
+/// Parse Index.xml text into image entries, channel names and the pixel size (µm).
+fn parse_index(xml_path: &Path, text: &str) -> Result<ParsedIndex, FormatError> {
+    let options = roxmltree::ParsingOptions { allow_dtd: false, ..roxmltree::ParsingOptions::default() };
+    let doc = roxmltree::Document::parse_with_options(text, options)
+        .map_err(|e| bad(xml_path, format!("invalid Index.xml: {e}")))?;
+    let mut images = Vec::new();
+    let mut pixel_size = None;
+    for node in doc.descendants().filter(|n| n.tag_name().name() == "Image" && n.children().any(|c| c.is_element())) {
+        let num = |name: &str| -> Result<u32, FormatError> {
+            child_text(node, name)
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| bad(xml_path, format!("an <Image> lacks a numeric <{name}>")))
+        };
+        let pos = |name: &str| child_text(node, name).and_then(|t| t.parse::<f64>().ok()).unwrap_or(0.0);
+        let url = child_text(node, "URL").ok_or_else(|| bad(xml_path, "an <Image> lacks <URL>"))?.to_owned();
+        if !safe_file_name(&url) {
+            return Err(FormatError::BadMetadata {
+                path: xml_path.to_path_buf(),
+                message: format!("image URL `{url}` is not a plain file name (path tricks are refused)"),
+            });
+        }
+        let (row, col) = (num("Row")?, num("Col")?);
+        if row == 0 || col == 0 || row > 1000 || col > 1000 {
+            return Err(bad(xml_path, format!("well row {row} / column {col} out of range")));
+        }
+        if pixel_size.is_none() {
+            pixel_size = child_text(node, "ImageResolutionX").and_then(|t| t.parse::<f64>().ok()).map(|m| m * 1e6);
+        }
+        images.push(ImageEntry {
+            url,
+            well: WellId::new(u16::try_from(row - 1).unwrap_or(0), u16::try_from(col).unwrap_or(0)),
+            field: num("FieldID")?,
+            plane: num("PlaneID")?,
+            timepoint: child_text(node, "TimepointID").and_then(|t| t.parse().ok()).unwrap_or(0) + 1,
+            channel: num("ChannelID")?,
+            x: pos("PositionX"),
+            y: pos("PositionY"),
+        });
+    }
+    let mut channels = BTreeMap::new();
+    for entry in doc.descendants().filter(|n| n.tag_name().name() == "Entry") {
+        if let (Some(id), Some(name)) =
+            (entry.attribute("ChannelID").and_then(|v| v.parse::<u32>().ok()), child_text(entry, "ChannelName"))
+        {
+            channels.entry(id).or_insert_with(|| name.to_owned());
+        }
+    }
+    Ok(ParsedIndex { images, channel_names: channels, pixel_size_um: pixel_size })
+}
+
+/// Cluster coordinates: values closer than a quarter of the largest gap between consecutive
+/// distinct values belong together. Returns the cluster centres in ascending order.
+fn clusters(values: &[f64]) -> Vec<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    let max_gap = v.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    let tol = max_gap / 4.0;
+    let mut groups: Vec<Vec<f64>> = Vec::new();
+    for x in v {
+        match groups.last_mut() {
+            Some(g) if x - g[g.len() - 1] <= tol => g.push(x),
+            _ => groups.push(vec![x]),
+        }
+    }
+    groups.iter().map(|g| g.iter().sum::<f64>() / g.len() as f64).collect()
+}
+
+fn nearest(centres: &[f64], x: f64) -> usize {
+    centres.iter().enumerate().min_by(|a, b| (a.1 - x).abs().total_cmp(&(b.1 - x).abs())).map_or(0, |(i, _)| i)
+}
+
+/// Per well: field id → raster site number, and the grid `(rows, cols)`.
+fn raster_sites(images: &[ImageEntry]) -> (BTreeMap<(WellId, u32), u32>, (u32, u32)) {
+    let mut fields: BTreeMap<WellId, BTreeMap<u32, (f64, f64)>> = BTreeMap::new();
+    for img in images {
+        fields.entry(img.well).or_default().entry(img.field).or_insert((img.x, img.y));
+    }
+    let mut map = BTreeMap::new();
+    let mut grid = (1, 1);
+    for (well, fs) in fields {
+        let xs = clusters(&fs.values().map(|p| p.0).collect::<Vec<_>>());
+        let mut ys = clusters(&fs.values().map(|p| p.1).collect::<Vec<_>>());
+        ys.reverse(); // highest Y is the top row
+        let cols = xs.len() as u32;
+        grid = (grid.0.max(ys.len() as u32), grid.1.max(cols));
+        for (field, (x, y)) in fs {
+            let r = nearest(&ys, y) as u32;
+            let c = nearest(&xs, x) as u32;
+            map.insert((well, field), r * cols + c + 1);
+        }
+    }
+    (map, grid)
+}
+
+/// Read an Opera Phenix plate.
+pub fn read(root: &Path) -> Result<Plate, FormatError> {
+    let xml_path = find_index(root).ok_or_else(|| FormatError::MissingMetadata {
+        path: root.to_path_buf(),
+        format: "Opera Phenix",
+        what: "Images/Index.xml",
+    })?;
+    let size = std::fs::metadata(&xml_path).map_err(|e| FormatError::io(&xml_path, e))?.len();
+    if size > MAX_XML_BYTES {
+        return Err(bad(&xml_path, format!("Index.xml is {size} bytes, above the {MAX_XML_BYTES}-byte limit")));
+    }
+    let bytes = std::fs::read(&xml_path).map_err(|e| FormatError::io(&xml_path, e))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| bad(&xml_path, "Index.xml is not UTF-8"))?;
+    let ParsedIndex { images, channel_names, pixel_size_um } = parse_index(&xml_path, text)?;
+    if images.is_empty() {
+        return Err(bad(&xml_path, "Index.xml lists no images"));
+    }
+    let image_dir = xml_path.parent().unwrap_or(root).to_path_buf();
+    let (sites, grid) = raster_sites(&images);
+    let mut entries = Vec::with_capacity(images.len());
+    for img in &images {
+        let file = image_dir.join(&img.url);
+        if !file.is_file() {
+            return Err(FormatError::BadMetadata {
+                path: xml_path.clone(),
+                message: format!("lists {} but the file is missing", file.display()),
+            });
+        }
+        let rel = file.strip_prefix(root).map(Path::to_path_buf).unwrap_or(file.clone());
+        let site = sites.get(&(img.well, img.field)).copied().unwrap_or(img.field);
+        let key = ImageKey { well: img.well, timepoint: img.timepoint, site, channel: img.channel, z: img.plane };
+        entries.push((key, PlaneRef::file(rel)));
+    }
+    let index = super::checked_index(root, entries)?;
+    let name = root.file_name().map_or_else(|| "plate".to_owned(), |n| n.to_string_lossy().into_owned());
+    super::finish_plate(root, index, FormatKind::OperaPhenix, name, Some(grid), pixel_size_um, |c| {
+        channel_names.get(&c).cloned().unwrap_or_else(|| format!("ch{c}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clustering_tolerates_stage_jitter() {
+        let xs = [0.0, 1.0e-6, 600.0e-6, 599.0e-6, 1200.2e-6, 1199.9e-6];
+        let c = clusters(&xs);
+        assert_eq!(c.len(), 3);
+        assert!((c[1] - 599.5e-6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn entities_and_path_tricks_are_refused() {
+        let p = Path::new("Index.xml");
+        let billion_laughs = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]><r>&lol2;</r>"#;
+        let err = parse_index(p, billion_laughs).expect_err("DTD refused");
+        assert!(err.to_string().contains("invalid Index.xml"), "{err}");
+
+        for url in ["../../etc/passwd", "/etc/passwd", "sub/x.tiff", ".."] {
+            let xml = format!(
+                "<EvaluationInputData><Images><Image><URL>{url}</URL><Row>1</Row><Col>1</Col><FieldID>1</FieldID><PlaneID>1</PlaneID><ChannelID>1</ChannelID></Image></Images></EvaluationInputData>"
+            );
+            let err = parse_index(p, &xml).expect_err("path trick");
+            assert!(err.to_string().contains("not a plain file name"), "{url}: {err}");
+        }
+        let err = parse_index(p, "<a><Image><URL>x.tiff</URL><Row>one</Row></Image></a>").expect_err("bad row");
+        assert!(err.to_string().contains("<Row>"), "{err}");
+    }
+}

@@ -1,0 +1,28 @@
+//! hcs-plate: the plate model (wells, the components of an image, the component index, plate
+//! metadata) and the plate formats that read it ([`formats`]: ImageXpress, Opera Phenix, hcs's
+//! own output plates, OME-Zarr).
+#![deny(missing_docs)]
+
+pub mod formats;
+pub mod index;
+pub mod load;
+pub mod metadata;
+pub mod well;
+
+pub use index::{ComponentIndex, IndexError, PlaneRef};
+pub use load::LoadError;
+pub use metadata::{ChannelInfo, FormatKind, PlateMetadata};
+pub use well::{Component, ImageKey, WellId, WellParseError};
+
+use std::path::PathBuf;
+
+/// An input plate: where it is, what it holds, and the index of its images.
+#[derive(Clone, Debug)]
+pub struct Plate {
+    /// The plate directory (never written to).
+    pub root: PathBuf,
+    /// Metadata read from the format's files.
+    pub metadata: PlateMetadata,
+    /// Every image plane, by component.
+    pub index: ComponentIndex,
+}

@@ -1,0 +1,213 @@
+//! `synthesize` → `open_plate` → load: every plane comes back bit-identical, at the components
+//! it was written for.
+
+use std::path::PathBuf;
+
+use hcs_plate::formats::{FormatError, detect, open_plate};
+use hcs_plate::{Component, FormatKind, ImageKey, IndexError};
+use hcs_synth::{Scene, SynthConfig, render_tile, synthesize, tile_positions};
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hcs-ix-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn small() -> SynthConfig {
+    SynthConfig {
+        wells: ["A01", "B03"].iter().map(|w| w.parse().expect("well")).collect(),
+        grid: (2, 3),
+        tile: 64,
+        channels: 2,
+        z_planes: 3,
+        timepoints: 2,
+        ..SynthConfig::default()
+    }
+}
+
+#[test]
+fn synthetic_imagexpress_plate_round_trips_exactly() {
+    let dir = tmp("round-trip");
+    let config = small();
+    let truth = synthesize(&config, &dir).expect("synthesize");
+    assert_eq!(detect(&dir).expect("detect"), FormatKind::Imagexpress);
+    let plate = open_plate(&dir, None).expect("open");
+
+    assert_eq!(plate.metadata.grid, Some((2, 3)));
+    assert_eq!(plate.metadata.tile_shape, Some((64, 64)));
+    let names: Vec<_> = plate.metadata.channels.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["DAPI", "FITC"]);
+    assert_eq!(plate.index.len(), 2 * 6 * 2 * 3 * 2);
+    assert_eq!(plate.index.values(Component::Timepoint), [1, 2]);
+
+    for well in &config.wells {
+        let scene = Scene::generate(&config, *well);
+        let tiles = tile_positions(&config, *well);
+        assert_eq!(truth.positions.iter().find(|(w, _)| w == well).map(|(_, p)| p), Some(&tiles));
+        for tile in &tiles {
+            for (t, z, c) in [(1, 1, 1), (2, 3, 2), (1, 2, 2)] {
+                let key = ImageKey { well: *well, timepoint: t, site: tile.site, channel: c, z };
+                let plane = plate.index.get(&key).expect("indexed");
+                let loaded = plane.load(&plate.root).expect("load");
+                assert_eq!(loaded, render_tile(&config, &scene, *well, tile, t, z, c), "{key}");
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_plate_and_another_seed_does_not() {
+    let config = small();
+    let well = config.wells[0];
+    let a = render_tile(&config, &Scene::generate(&config, well), well, &tile_positions(&config, well)[4], 1, 2, 1);
+    let b = render_tile(&config, &Scene::generate(&config, well), well, &tile_positions(&config, well)[4], 1, 2, 1);
+    assert_eq!(a, b);
+    let other = SynthConfig { seed: 7, ..config.clone() };
+    let c = render_tile(&other, &Scene::generate(&other, well), well, &tile_positions(&other, well)[4], 1, 2, 1);
+    assert_ne!(a, c);
+    // Jitter is sub-pixel and bounded.
+    let tiles = tile_positions(&config, well);
+    assert!(tiles.iter().any(|t| t.x.fract().abs() > 1e-6));
+    for t in &tiles {
+        let nominal_x = 18.0 + f64::from(t.col) * config.step();
+        assert!((t.x - nominal_x).abs() <= config.jitter_px + 1e-9);
+    }
+}
+
+#[test]
+fn ragged_and_duplicated_plates_are_reported_precisely() {
+    let dir = tmp("ragged");
+    let config = SynthConfig { timepoints: 1, ..small() };
+    synthesize(&config, &dir).expect("synthesize");
+    std::fs::remove_file(dir.join("TimePoint_1/ZStep_2/B03_s4_w2.tif")).expect("remove one image");
+    let err = open_plate(&dir, None).expect_err("ragged");
+    match &err {
+        FormatError::Index { source: IndexError::Ragged { missing, .. }, .. } => {
+            assert_eq!(missing.len(), 1);
+            assert_eq!(missing[0].to_string(), "B03 site 4 channel 2 z 2 t 1");
+        }
+        other => panic!("expected ragged, got {other}"),
+    }
+    assert!(err.to_string().contains("well B03 lacks 1 of 36 images (site 4 channel 2 z 2 t 1)"), "{err}");
+
+    // Same components twice: once in a ZStep folder, once with an explicit _z in the name.
+    std::fs::copy(dir.join("TimePoint_1/ZStep_1/A01_s1_w1.tif"), dir.join("TimePoint_1/ZStep_2/B03_s4_w2.tif"))
+        .expect("restore");
+    std::fs::copy(dir.join("TimePoint_1/ZStep_1/A01_s1_w1.tif"), dir.join("TimePoint_1/A01_s1_w1_z1.tif"))
+        .expect("dup");
+    let err = open_plate(&dir, None).expect_err("duplicate");
+    assert!(
+        err.to_string().contains("A01 site 1 channel 1 z 1 t 1 appears twice: TimePoint_1/A01_s1_w1_z1.tif and TimePoint_1/ZStep_1/A01_s1_w1.tif"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn unreadable_htd_and_missing_plate_are_typed_errors() {
+    let dir = tmp("bad-htd");
+    std::fs::create_dir_all(dir.join("TimePoint_1")).expect("mkdir");
+    std::fs::write(dir.join("plate.HTD"), [0u8, 159, 146, 150, 255, 0, 1]).expect("write");
+    let err = open_plate(&dir, None).expect_err("bad htd");
+    assert!(matches!(err, FormatError::BadMetadata { .. }), "{err}");
+    assert!(err.to_string().contains("plate.HTD: unreadable HTD"), "{err}");
+
+    let err = open_plate(&dir.join("does-not-exist"), None).expect_err("missing");
+    assert!(matches!(err, FormatError::NotADirectory(_)), "{err}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn symlink_loops_do_not_hang_the_scan() {
+    let dir = tmp("loop");
+    let config = SynthConfig { wells: vec!["A01".parse().expect("well")], timepoints: 1, z_planes: 1, ..small() };
+    synthesize(&config, &dir).expect("synthesize");
+    std::os::unix::fs::symlink(&dir, dir.join("TimePoint_1").join("loop")).expect("symlink");
+    std::os::unix::fs::symlink(&dir, dir.join("TimePoint_2")).expect("symlink");
+    // The loop folders are entered at most once (fixed depth), so this terminates; the
+    // TimePoint_2 link adds nothing because its images sit one level deeper than a timepoint.
+    let plate = open_plate(&dir, None).expect("open");
+    assert_eq!(plate.index.len(), 6 * 2);
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn stacks_load_in_order_and_bad_planes_fail_with_the_file_named() {
+    use hcs_plate::LoadError;
+    let dir = tmp("stack");
+    let config = SynthConfig { wells: vec!["A01".parse().expect("well")], timepoints: 1, ..small() };
+    synthesize(&config, &dir).expect("synthesize");
+    let plate = open_plate(&dir, None).expect("open");
+    let well = config.wells[0];
+    let keys: Vec<ImageKey> = (1..=3).map(|z| ImageKey { well, timepoint: 1, site: 2, channel: 1, z }).collect();
+    let stack = plate.load_stack(&keys).expect("stack");
+    assert_eq!(stack.dim(), (3, 64, 64));
+    let z2 = plate.index.get(&keys[1]).expect("indexed").load(&plate.root).expect("load").to_f32();
+    assert_eq!(stack.index_axis(ndarray::Axis(0), 1), z2);
+
+    // One plane of another size.
+    let odd = dir.join("TimePoint_1/ZStep_3/A01_s2_w1.tif");
+    hcs_vfs::tiff::write_tiff(&odd, &[hcs_vfs::PlaneData::U16(ndarray::Array2::zeros((60, 64)))], Default::default())
+        .expect("write");
+    let err = plate.load_stack(&keys).expect_err("mismatch");
+    assert!(matches!(err, LoadError::ShapeMismatch { found_h: 60, .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "A01 site 2 channel 1 z 3 t 1 (TimePoint_1/ZStep_3/A01_s2_w1.tif) is 60×64, but the other planes of this stack are 64×64"
+    );
+
+    // A corrupt plane names its file.
+    std::fs::write(&odd, b"II*\0garbage").expect("write");
+    let err = plate.load_stack(&keys).expect_err("corrupt");
+    assert!(err.to_string().contains("A01_s2_w1.tif"), "{err}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("list").flatten() {
+            let m = e.metadata().expect("metadata");
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((e.path(), m.len(), m.modified().expect("mtime")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn reading_never_modifies_the_input_plate_and_explicit_formats_work() {
+    let dir = tmp("untouched");
+    let config = SynthConfig { wells: vec!["A01".parse().expect("well")], timepoints: 1, ..small() };
+    synthesize(&config, &dir).expect("synthesize");
+    let before = snapshot(&dir);
+    let plate = open_plate(&dir, Some(FormatKind::Imagexpress)).expect("explicit format");
+    let keys: Vec<ImageKey> = plate.index.iter().map(|(k, _)| *k).take(3).collect();
+    plate.load_stack(&keys).expect("load");
+    assert_eq!(snapshot(&dir), before, "the input plate must not change");
+    // Asking for the wrong format is a clear error, not a guess.
+    let err = open_plate(&dir, Some(FormatKind::OperaPhenix)).expect_err("not opera");
+    assert!(err.to_string().contains("Opera Phenix plate has no Images/Index.xml"), "{err}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn oversized_metadata_files_are_refused_before_reading() {
+    let dir = tmp("huge-meta");
+    std::fs::create_dir_all(dir.join("Images")).expect("mkdir");
+    // Sparse files: the size is claimed, nothing is allocated.
+    std::fs::File::create(dir.join("Images/Index.xml")).expect("create").set_len(300 * 1024 * 1024).expect("len");
+    let err = open_plate(&dir, None).expect_err("huge xml");
+    assert!(err.to_string().contains("above the 268435456-byte limit"), "{err}");
+    std::fs::remove_dir_all(dir.join("Images")).expect("rm");
+    std::fs::File::create(dir.join("plate.HTD")).expect("create").set_len(32 * 1024 * 1024).expect("len");
+    let err = open_plate(&dir, None).expect_err("huge htd");
+    assert!(err.to_string().contains("HTD file larger than 16 MiB"), "{err}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}

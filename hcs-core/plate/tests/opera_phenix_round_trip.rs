@@ -1,0 +1,79 @@
+//! Opera Phenix: `synthesize` → detect → index → load, bit-identical, with fields renumbered from
+//! stage positions into the raster sites of the ground truth.
+
+use hcs_plate::formats::{FormatError, detect, open_plate};
+use hcs_plate::{FormatKind, ImageKey};
+use hcs_synth::{Scene, SynthConfig, SynthFormat, render_tile, synthesize, tile_positions};
+
+fn config() -> SynthConfig {
+    SynthConfig {
+        wells: ["A01", "C02"].iter().map(|w| w.parse().expect("well")).collect(),
+        grid: (3, 3),
+        tile: 48,
+        z_planes: 2,
+        timepoints: 2,
+        jitter_px: 3.0,
+        format: SynthFormat::OperaPhenix,
+        ..SynthConfig::default()
+    }
+}
+
+#[test]
+fn opera_plate_round_trips_with_raster_sites() {
+    let dir = std::env::temp_dir().join(format!("hcs-opera-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = config();
+    synthesize(&config, &dir).expect("synthesize");
+    assert_eq!(detect(&dir).expect("detect"), FormatKind::OperaPhenix);
+    let plate = open_plate(&dir, None).expect("open");
+    assert_eq!(plate.metadata.grid, Some((3, 3)));
+    assert_eq!(plate.metadata.pixel_size_um.map(|p| (p * 1000.0).round()), Some(650.0));
+    let names: Vec<_> = plate.metadata.channels.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["HOECHST 33342", "Calcein"]);
+    assert_eq!(plate.index.len(), 2 * 9 * 2 * 2 * 2);
+
+    for well in &config.wells {
+        let scene = Scene::generate(&config, *well);
+        for tile in tile_positions(&config, *well) {
+            for (t, z, c) in [(1, 1, 1), (2, 2, 2)] {
+                let key = ImageKey { well: *well, timepoint: t, site: tile.site, channel: c, z };
+                let plane = plate.index.get(&key).expect("indexed");
+                let loaded = plane.load(&plate.root).expect("load");
+                assert_eq!(
+                    loaded,
+                    render_tile(&config, &scene, *well, &tile, t, z, c),
+                    "{key} from {}",
+                    plane.describe()
+                );
+            }
+        }
+    }
+
+    // A missing listed image is named.
+    let victim = dir.join("Images/r03c02f05p01-ch1sk1fk1fl1.tiff");
+    std::fs::remove_file(&victim).expect("remove");
+    let err = open_plate(&dir, None).expect_err("missing file");
+    assert!(matches!(err, FormatError::BadMetadata { .. }), "{err}");
+    assert!(err.to_string().contains("r03c02f05p01-ch1sk1fk1fl1.tiff but the file is missing"), "{err}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn oversized_or_hostile_index_xml_is_refused() {
+    let dir = std::env::temp_dir().join(format!("hcs-opera-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("Images")).expect("mkdir");
+    std::fs::write(
+        dir.join("Images/Index.xml"),
+        r#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>"#,
+    )
+    .expect("write");
+    let err = open_plate(&dir, None).expect_err("external entity");
+    assert!(err.to_string().contains("invalid Index.xml"), "{err}");
+
+    std::fs::write(dir.join("Images/Index.xml"), "<EvaluationInputData><Images></Images></EvaluationInputData>")
+        .expect("write");
+    let err = open_plate(&dir, None).expect_err("no images");
+    assert!(err.to_string().contains("lists no images"), "{err}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}

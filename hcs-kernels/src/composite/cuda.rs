@@ -1,0 +1,23 @@
+//! Channel composites on cuda stacks (feature `cuda`).
+
+use hcs_core::cuda::CudaStack;
+use hcs_macros::memory;
+
+use crate::error::KernelError;
+use crate::projection::cuda::reduce;
+
+/// Weighted average of the planes (cuda variant of [`crate::composite::create_composite`]).
+#[memory(cuda, planes = one)]
+pub fn create_composite(
+    stack: CudaStack,
+    #[param(default = None, doc = "per-plane weights; equal when omitted")] weights: Option<Vec<f32>>,
+) -> Result<CudaStack, KernelError> {
+    let n = stack.shape()[0];
+    let raw: Vec<f64> = match weights.as_deref() {
+        Some(ws) => (0..n).map(|i| ws.get(i).copied().map_or(0.0, f64::from)).collect(),
+        None => vec![1.0; n],
+    };
+    let total: f64 = raw.iter().sum();
+    let norm: Vec<f64> = if total > 0.0 { raw.iter().map(|w| w / total).collect() } else { vec![0.0; n] };
+    reduce(&stack, Some(&norm), 1.0)
+}

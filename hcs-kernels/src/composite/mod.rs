@@ -1,0 +1,62 @@
+//! Channel composites.
+//!
+//! The torch and cuda variants, registered under the same name, are in `torch.rs` and `cuda.rs`
+//! beside this file.
+
+#[cfg(feature = "cuda")]
+pub mod cuda;
+#[cfg(feature = "torch")]
+pub mod torch;
+
+use hcs_core::NdarrayStack;
+use hcs_macros::memory;
+use ndarray::ArrayView3;
+
+/// Weighted mean of the planes (e.g. channels): `[n, y, x]` → `[1, y, x]`.
+///
+/// Weights default to equal and are normalized to sum to 1; a weight list shorter than the stack
+/// is padded with zeros.
+#[memory(ndarray, planes = one)]
+pub fn create_composite(
+    stack: NdarrayStack,
+    #[param(default = None, doc = "per-plane weights; equal when omitted")] weights: Option<Vec<f32>>,
+) -> NdarrayStack {
+    composite_of(stack.view(), weights.as_deref())
+}
+
+/// [`create_composite`] of a borrowed stack.
+pub fn composite_of(stack: ArrayView3<'_, f32>, weights: Option<&[f32]>) -> NdarrayStack {
+    let (n, h, w) = stack.dim();
+    let raw: Vec<f64> = match weights {
+        Some(ws) => (0..n).map(|i| ws.get(i).copied().map_or(0.0, f64::from)).collect(),
+        None => vec![1.0; n],
+    };
+    let total: f64 = raw.iter().sum();
+    let norm: Vec<f64> = if total > 0.0 { raw.iter().map(|w| w / total).collect() } else { vec![0.0; n] };
+    if n == 0 {
+        return ndarray::Array3::zeros((1, h, w));
+    }
+    crate::projection::reduce_planes::<f64>(
+        stack,
+        |acc, p, row| {
+            let wt = norm[p];
+            if wt != 0.0 {
+                acc.iter_mut().zip(row).for_each(|(a, &v)| *a += f64::from(v) * wt);
+            }
+        },
+        |acc, out| out.iter_mut().zip(acc).for_each(|(o, &a)| *o = a as f32),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn equal_weights_give_the_mean_and_weights_are_normalized() {
+        let s = array![[[0.0, 10.0]], [[20.0, 30.0]]];
+        assert_eq!(create_composite(s.clone(), None), array![[[10.0, 20.0]]]);
+        assert_eq!(create_composite(s, Some(vec![3.0, 1.0])), array![[[5.0, 15.0]]]);
+    }
+}

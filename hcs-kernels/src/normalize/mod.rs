@@ -1,0 +1,361 @@
+//! Percentile contrast stretching.
+//!
+//! The torch and cuda variants, registered under the same names, are in `torch.rs` and
+//! `cuda.rs` beside this file.
+
+#[cfg(feature = "cuda")]
+pub mod cuda;
+#[cfg(feature = "torch")]
+pub mod torch;
+
+use hcs_core::NdarrayStack;
+use hcs_macros::memory;
+use ndarray::{ArrayViewMut2, Axis};
+use rayon::prelude::*;
+
+/// The `q`-th percentile (0..=100) of `values` with linear interpolation between order statistics
+/// (NumPy's default `method="linear"`). Reorders `values`.
+pub fn percentile(values: &mut [f32], q: f64) -> f32 {
+    percentiles(values, &[q])[0]
+}
+
+/// Several percentiles of `values` at once, exactly as [`percentile`] would give them.
+///
+/// One parallel pass counts values into 65 536 bins over the data range; only the values in the
+/// bins that hold the wanted ranks are then selected exactly, so the cost is a counting pass plus a
+/// selection over a tiny subset instead of a partition of the whole stack per percentile.
+pub fn percentiles(values: &[f32], qs: &[f64]) -> Vec<f32> {
+    let n = values.len();
+    if n == 0 {
+        return vec![0.0; qs.len()];
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let chunk_len = n.div_ceil(threads).max(1);
+    let (lo, hi, integral) = values
+        .par_chunks(chunk_len)
+        .map(min_max)
+        .reduce(|| (f32::INFINITY, f32::NEG_INFINITY, true), |x, y| (x.0.min(y.0), x.1.max(y.1), x.2 && y.2));
+    if integral && lo >= 0.0 && hi <= 65535.0 {
+        // Integer samples of a 16-bit image (raw microscope planes): each value is its own bin,
+        // so the order statistics come straight from the counts.
+        return u16_percentiles(values, qs, chunk_len);
+    }
+    if !(lo.is_finite() && hi.is_finite()) || lo == hi {
+        return vec![if lo.is_finite() { lo } else { 0.0 }; qs.len()];
+    }
+    binned_percentiles(values, qs, chunk_len, Binning::new(lo, hi))
+}
+
+/// Bins of the counting passes: 65 536, one per value of a 16-bit sample.
+const BINS: usize = 1 << 16;
+
+/// [`BINS`] equal bins over the finite data range `lo..=hi` (`lo < hi`).
+#[derive(Clone, Copy)]
+struct Binning {
+    /// The smallest sample, the start of bin 0.
+    lo: f32,
+    /// Bins per unit of value.
+    scale: f32,
+}
+
+impl Binning {
+    fn new(lo: f32, hi: f32) -> Self {
+        // Bins in f32: monotone in the value (all that the exact selection relies on) and
+        // cheaper than f64 in the two passes over every sample.
+        Binning { lo, scale: ((BINS as f64 - 1.0) / (f64::from(hi) - f64::from(lo))) as f32 }
+    }
+
+    /// The bin of sample `v`.
+    fn bin(self, v: f32) -> usize {
+        (((v - self.lo) * self.scale) as usize).min(BINS - 1)
+    }
+}
+
+/// The general path of [`percentiles`] (samples that are not all 16-bit integers): one pass
+/// counts the samples per bin, a second gathers the members of just the bins that hold the
+/// wanted ranks, and each rank is then selected exactly among them.
+fn binned_percentiles(values: &[f32], qs: &[f64], chunk_len: usize, binning: Binning) -> Vec<f32> {
+    let n = values.len();
+    let counts = count_in_parallel(values, chunk_len, BINS, |chunk| {
+        let mut c = vec![0u32; BINS];
+        chunk.iter().for_each(|&v| c[binning.bin(v)] += 1);
+        c
+    });
+    let mut starts = Vec::with_capacity(BINS);
+    let mut acc = 0usize;
+    for &c in &counts {
+        starts.push(acc);
+        acc += c as usize;
+    }
+    let bin_of_rank = |k: usize| starts.partition_point(|&s| s <= k) - 1;
+    let ranks = ranks(qs, n);
+    // Each percentile interpolates between two order statistics: the bins holding them.
+    let mut wanted: Vec<usize> =
+        ranks.iter().flat_map(|&(k, _)| [bin_of_rank(k), bin_of_rank((k + 1).min(n - 1))]).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut members = bin_members(values, chunk_len, binning, &wanted);
+    let kth = |k: usize| -> f32 {
+        let b = bin_of_rank(k);
+        let i = wanted.binary_search(&b).unwrap_or(0);
+        let m = &mut members[i];
+        let (_, v, _) = m.select_nth_unstable_by(k - starts[b], f32::total_cmp);
+        *v
+    };
+    interpolate(&ranks, n, kth)
+}
+
+/// Where each percentile `q` (0..=100, clamped) falls among `n` sorted samples: the order
+/// statistic `k` below it and the fraction of the way to `k + 1` (NumPy's linear method).
+fn ranks(qs: &[f64], n: usize) -> Vec<(usize, f64)> {
+    qs.iter()
+        .map(|&q| {
+            let rank = (q.clamp(0.0, 100.0) / 100.0) * (n - 1) as f64;
+            (rank.floor() as usize, rank - rank.floor())
+        })
+        .collect()
+}
+
+/// The samples of each bin in `wanted` (sorted, non-empty), gathered in one parallel pass.
+fn bin_members(values: &[f32], chunk_len: usize, binning: Binning, wanted: &[usize]) -> Vec<Vec<f32>> {
+    let (first, last) = (wanted[0], wanted[wanted.len() - 1]);
+    values
+        .par_chunks(chunk_len)
+        .map(|chunk| {
+            let mut m = vec![Vec::new(); wanted.len()];
+            for &v in chunk {
+                let b = binning.bin(v);
+                // Nearly every sample lies outside [first, last]: one range test rejects it.
+                if b.wrapping_sub(first) <= last - first
+                    && let Ok(i) = wanted.binary_search(&b)
+                {
+                    m[i].push(v);
+                }
+            }
+            m
+        })
+        .reduce(
+            || vec![Vec::new(); wanted.len()],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, mut y)| x.append(&mut y));
+                a
+            },
+        )
+}
+
+/// The percentiles at `ranks` (from [`ranks`]) of `n` samples whose `k`-th smallest is
+/// `kth(k)`: linear interpolation between the two order statistics around each rank.
+fn interpolate(ranks: &[(usize, f64)], n: usize, mut kth: impl FnMut(usize) -> f32) -> Vec<f32> {
+    ranks
+        .iter()
+        .map(|&(k, frac)| {
+            let a = kth(k);
+            if frac == 0.0 || k + 1 >= n {
+                a
+            } else {
+                let b = kth(k + 1);
+                (f64::from(a) + frac * f64::from(b - a)) as f32
+            }
+        })
+        .collect()
+}
+
+/// Smallest and largest of `values` (NaN ignored) and whether every sample is an integer, in
+/// eight lanes so the loop vectorizes.
+fn min_max(values: &[f32]) -> (f32, f32, bool) {
+    let mut lo = [f32::INFINITY; 8];
+    let mut hi = [f32::NEG_INFINITY; 8];
+    let mut frac = [0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
+            hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
+            // Non-zero for a fractional (or NaN) sample; exact for |v| < 2³¹.
+            frac[l] += (c[l] - (c[l] as i32) as f32).abs();
+        }
+    }
+    let fold = |a: [f32; 8], init: f32, pick: fn(f32, f32) -> f32| a.iter().fold(init, |m, &v| pick(m, v));
+    let (mut l, mut h) = (fold(lo, f32::INFINITY, f32::min), fold(hi, f32::NEG_INFINITY, f32::max));
+    let mut integral = frac.iter().all(|&f| f == 0.0);
+    for &v in rest {
+        l = l.min(v);
+        h = h.max(v);
+        integral &= v.fract() == 0.0;
+    }
+    (l, h, integral)
+}
+
+/// Histograms of `values` in chunks of `chunk_len`, one per worker (`count` makes one chunk's
+/// `bins`-long table), summed.
+fn count_in_parallel(
+    values: &[f32],
+    chunk_len: usize,
+    bins: usize,
+    count: impl Fn(&[f32]) -> Vec<u32> + Sync + Send,
+) -> Vec<u32> {
+    values.par_chunks(chunk_len).map(count).reduce(
+        || vec![0u32; bins],
+        |mut a, b| {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+            a
+        },
+    )
+}
+
+/// Percentiles of samples that are all integers in `0..=65535`: one counting pass, then the
+/// order statistics are read off the cumulative counts (exactly what sorting would give).
+fn u16_percentiles(values: &[f32], qs: &[f64], chunk_len: usize) -> Vec<f32> {
+    let n = values.len();
+    let counts = count_in_parallel(values, chunk_len, BINS, |chunk| {
+        // Two interleaved tables, so runs of equal samples do not wait on each other's stores.
+        let mut c = vec![0u32; 2 * BINS];
+        let pairs = chunk.chunks_exact(2);
+        let rest = pairs.remainder();
+        for p in pairs {
+            c[p[0] as usize & (BINS - 1)] += 1;
+            c[BINS + (p[1] as usize & (BINS - 1))] += 1;
+        }
+        rest.iter().for_each(|&v| c[v as usize & (BINS - 1)] += 1);
+        let (a, b) = c.split_at_mut(BINS);
+        a.iter_mut().zip(b.iter()).for_each(|(x, y)| *x += y);
+        c.truncate(BINS);
+        c
+    });
+    percentiles_from_counts(&counts, n, qs)
+}
+
+/// Percentiles `qs` of `n` integer samples given their counts per value (`counts[v]` samples
+/// equal `v`): the order statistics read off the cumulative counts, interpolated like numpy.
+pub(crate) fn percentiles_from_counts(counts: &[u32], n: usize, qs: &[f64]) -> Vec<f32> {
+    let mut ends = Vec::with_capacity(counts.len());
+    let mut acc = 0usize;
+    for &c in counts {
+        acc += c as usize;
+        ends.push(acc);
+    }
+    // The k-th smallest (0-based) is the first value whose cumulative count exceeds k.
+    let kth = |k: usize| ends.partition_point(|&e| e <= k) as f32;
+    qs.iter()
+        .map(|&q| {
+            let rank = (q.clamp(0.0, 100.0) / 100.0) * (n - 1) as f64;
+            let (k, frac) = (rank.floor() as usize, rank - rank.floor());
+            let a = kth(k);
+            if frac == 0.0 || k + 1 >= n { a } else { (f64::from(a) + frac * f64::from(kth(k + 1) - a)) as f32 }
+        })
+        .collect()
+}
+
+fn stretch(mut plane: ArrayViewMut2<'_, f32>, p_lo: f32, p_hi: f32, t_min: f32, t_max: f32) {
+    if p_hi > p_lo {
+        let scale = (t_max - t_min) / (p_hi - p_lo);
+        plane.par_mapv_inplace(|v| ((v - p_lo) * scale + t_min).clamp(t_min, t_max));
+    } else {
+        // A flat image has no contrast to stretch: map it to the bottom of the target range.
+        plane.fill(t_min);
+    }
+}
+
+/// Stretch each plane separately so its `low_percentile` maps to `target_min` and its
+/// `high_percentile` to `target_max`, clipping outside.
+#[memory(ndarray)]
+pub fn percentile_normalize(
+    mut stack: NdarrayStack,
+    #[param(default = 1.0, doc = "lower percentile (0-100)")] low_percentile: f64,
+    #[param(default = 99.0, doc = "upper percentile (0-100)")] high_percentile: f64,
+    #[param(default = 0.0, doc = "value the lower percentile maps to")] target_min: f32,
+    #[param(default = 65535.0, doc = "value the upper percentile maps to")] target_max: f32,
+) -> NdarrayStack {
+    stack.axis_iter_mut(Axis(0)).into_par_iter().for_each(|plane| {
+        let qs = [low_percentile, high_percentile];
+        let p = match plane.as_slice() {
+            Some(values) => percentiles(values, &qs),
+            None => percentiles(&plane.iter().copied().collect::<Vec<_>>(), &qs),
+        };
+        stretch(plane, p[0], p[1], target_min, target_max);
+    });
+    stack
+}
+
+/// Stretch the whole stack with one pair of percentiles computed over all planes, so relative
+/// intensities between planes are kept.
+#[memory(ndarray)]
+pub fn stack_percentile_normalize(
+    mut stack: NdarrayStack,
+    #[param(default = 1.0, doc = "lower percentile (0-100)")] low_percentile: f64,
+    #[param(default = 99.0, doc = "upper percentile (0-100)")] high_percentile: f64,
+    #[param(default = 0.0, doc = "value the lower percentile maps to")] target_min: f32,
+    #[param(default = 65535.0, doc = "value the upper percentile maps to")] target_max: f32,
+) -> NdarrayStack {
+    let p = match stack.as_slice() {
+        Some(values) => percentiles(values, &[low_percentile, high_percentile]),
+        None => percentiles(&stack.iter().copied().collect::<Vec<_>>(), &[low_percentile, high_percentile]),
+    };
+    let (p_lo, p_hi) = (p[0], p[1]);
+    stack.axis_iter_mut(Axis(0)).into_par_iter().for_each(|plane| stretch(plane, p_lo, p_hi, target_min, target_max));
+    stack
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array3, array};
+
+    #[test]
+    fn percentile_interpolates_linearly_like_numpy() {
+        // numpy.percentile([1, 2, 3, 4], 25) == 1.75; 50 -> 2.5; 100 -> 4
+        let mut v = vec![4.0, 1.0, 3.0, 2.0];
+        assert_eq!(percentile(&mut v, 25.0), 1.75);
+        assert_eq!(percentile(&mut v, 50.0), 2.5);
+        assert_eq!(percentile(&mut v, 100.0), 4.0);
+        assert_eq!(percentile(&mut v, 0.0), 1.0);
+    }
+
+    /// NumPy's linear percentile by sorting: the definition both fast paths must reproduce.
+    fn sorted_percentile(values: &[f32], q: f64) -> f32 {
+        let mut v = values.to_vec();
+        v.sort_by(f32::total_cmp);
+        let rank = q / 100.0 * (v.len() - 1) as f64;
+        let (k, frac) = (rank.floor() as usize, rank - rank.floor());
+        let a = v[k];
+        if frac == 0.0 || k + 1 >= v.len() { a } else { (f64::from(a) + frac * f64::from(v[k + 1] - a)) as f32 }
+    }
+
+    #[test]
+    fn integer_and_fractional_samples_give_the_sorted_percentiles() {
+        // A skewed, 16-bit-like distribution (mostly dim background, a few bright pixels), once
+        // as integers (the counting path) and once shifted by a quarter (the general path).
+        let mut state = 12345u64;
+        let ints: Vec<f32> = (0..100_003)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let r = (state >> 33) as u32;
+                if r.is_multiple_of(50) { (r % 65536) as f32 } else { (100 + r % 400) as f32 }
+            })
+            .collect();
+        let fracs: Vec<f32> = ints.iter().map(|v| v + 0.25).collect();
+        let qs = [0.0, 0.5, 1.0, 37.3, 50.0, 99.5, 100.0];
+        for values in [&ints, &fracs] {
+            let got = percentiles(values, &qs);
+            for (q, g) in qs.iter().zip(got) {
+                assert_eq!(g, sorted_percentile(values, *q), "q = {q}");
+            }
+        }
+    }
+
+    #[test]
+    fn per_plane_and_whole_stack_normalization_differ() {
+        let s = array![[[0.0, 10.0]], [[0.0, 20.0]]];
+        let per = percentile_normalize(s.clone(), 0.0, 100.0, 0.0, 100.0);
+        assert_eq!(per, array![[[0.0, 100.0]], [[0.0, 100.0]]]);
+        let whole = stack_percentile_normalize(s, 0.0, 100.0, 0.0, 100.0);
+        assert_eq!(whole, array![[[0.0, 50.0]], [[0.0, 100.0]]]);
+    }
+
+    #[test]
+    fn flat_planes_do_not_divide_by_zero() {
+        let out = percentile_normalize(Array3::from_elem((1, 2, 2), 7.0), 1.0, 99.0, 0.0, 65535.0);
+        assert!(out.iter().all(|&v| v == 0.0));
+    }
+}

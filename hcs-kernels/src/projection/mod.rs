@@ -1,0 +1,171 @@
+//! Projections of a stack onto one plane.
+//!
+//! The torch and cuda variants, registered under the same names, are in `torch.rs` and
+//! `cuda.rs` beside this file.
+
+#[cfg(feature = "cuda")]
+pub mod cuda;
+#[cfg(feature = "torch")]
+pub mod torch;
+
+use hcs_core::NdarrayStack;
+use hcs_macros::memory;
+use ndarray::{ArrayView3, Axis};
+use rayon::prelude::*;
+
+/// How [`create_projection`] combines planes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProjectionMethod {
+    /// Maximum intensity per pixel.
+    Max,
+    /// Mean intensity per pixel.
+    Mean,
+    /// The sharpest plane: the one whose Laplacian has the largest variance.
+    BestFocus,
+}
+
+hcs_core::choice_param!(ProjectionMethod { ProjectionMethod::Max => "max_projection", ProjectionMethod::Mean => "mean_projection", ProjectionMethod::BestFocus => "best_focus" });
+
+/// Pixels per parallel work item of [`reduce_planes`]: 32 KiB of f32, so an item's slices of
+/// every plane stream through L1/L2 while the accumulator stays resident.
+const CHUNK: usize = 8192;
+
+/// Combine the planes pixel-chunk by pixel-chunk: `fold` adds each plane's chunk to the
+/// accumulator, `finish` writes the output chunk. Chunks are independent and contiguous in every
+/// plane, so this parallelizes over chunks and vectorizes within them. `fold` gets the plane
+/// index too.
+pub(crate) fn reduce_planes<A: Send + Clone + Default>(
+    stack: ArrayView3<'_, f32>,
+    fold: impl Fn(&mut [A], usize, &[f32]) + Sync,
+    finish: impl Fn(&[A], &mut [f32]) + Sync,
+) -> NdarrayStack {
+    let (n, h, w) = stack.dim();
+    let stack = stack.as_standard_layout();
+    let flat = stack.as_slice().expect("standard layout");
+    let plane_len = h * w;
+    let mut out = vec![0f32; plane_len];
+    out.par_chunks_mut(CHUNK).enumerate().for_each_init(
+        || vec![A::default(); CHUNK],
+        |acc, (c, o)| {
+            let start = c * CHUNK;
+            let acc = &mut acc[..o.len()];
+            acc.iter_mut().for_each(|a| *a = A::default());
+            for p in 0..n {
+                let base = p * plane_len + start;
+                fold(acc, p, &flat[base..base + o.len()]);
+            }
+            finish(acc, o);
+        },
+    );
+    ndarray::Array3::from_shape_vec((1, h, w), out).expect("one plane of h × w")
+}
+
+/// Maximum-intensity projection over planes: `[n, y, x]` → `[1, y, x]`.
+#[memory(ndarray, planes = one)]
+pub fn max_projection(stack: NdarrayStack) -> NdarrayStack {
+    max_projection_of(stack.view())
+}
+
+/// [`max_projection`] of a borrowed stack.
+pub fn max_projection_of(stack: ArrayView3<'_, f32>) -> NdarrayStack {
+    if stack.dim().0 == 0 {
+        let (_, h, w) = stack.dim();
+        return ndarray::Array3::zeros((1, h, w));
+    }
+    reduce_planes::<MaxAcc>(
+        stack,
+        |acc, _, row| acc.iter_mut().zip(row).for_each(|(a, &v)| a.0 = if v > a.0 { v } else { a.0 }),
+        |acc, out| out.iter_mut().zip(acc).for_each(|(o, a)| *o = a.0),
+    )
+}
+
+/// Running maximum starting at −∞.
+#[derive(Clone, Copy)]
+struct MaxAcc(f32);
+
+impl Default for MaxAcc {
+    fn default() -> Self {
+        MaxAcc(f32::NEG_INFINITY)
+    }
+}
+
+/// Mean-intensity projection over planes: `[n, y, x]` → `[1, y, x]` (accumulated in f64).
+#[memory(ndarray, planes = one)]
+pub fn mean_projection(stack: NdarrayStack) -> NdarrayStack {
+    mean_projection_of(stack.view())
+}
+
+/// [`mean_projection`] of a borrowed stack.
+pub fn mean_projection_of(stack: ArrayView3<'_, f32>) -> NdarrayStack {
+    let n = stack.dim().0.max(1) as f64;
+    reduce_planes::<f64>(
+        stack,
+        |acc, _, row| acc.iter_mut().zip(row).for_each(|(a, &v)| *a += f64::from(v)),
+        |acc, out| out.iter_mut().zip(acc).for_each(|(o, &a)| *o = (a / n) as f32),
+    )
+}
+
+/// Variance of the 4-neighbour Laplacian of a plane (reflected borders): a focus measure.
+pub fn laplacian_variance(plane: ndarray::ArrayView2<'_, f32>) -> f64 {
+    let (h, w) = plane.dim();
+    let at = |y: isize, x: isize| f64::from(plane[[crate::boundary::reflect(y, h), crate::boundary::reflect(x, w)]]);
+    let (mut sum, mut sum2) = (0.0, 0.0);
+    for y in 0..h as isize {
+        for x in 0..w as isize {
+            let l = at(y - 1, x) + at(y + 1, x) + at(y, x - 1) + at(y, x + 1) - 4.0 * at(y, x);
+            sum += l;
+            sum2 += l * l;
+        }
+    }
+    let n = (h * w).max(1) as f64;
+    sum2 / n - (sum / n).powi(2)
+}
+
+/// The sharpest plane (largest Laplacian variance): `[n, y, x]` → `[1, y, x]`.
+#[memory(ndarray, planes = one)]
+pub fn best_focus_projection(stack: NdarrayStack) -> NdarrayStack {
+    let scores: Vec<f64> = stack.outer_iter().into_par_iter().map(laplacian_variance).collect();
+    let best = scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+    match stack.dim().0 {
+        0 => stack,
+        _ => stack.index_axis(Axis(0), best).to_owned().insert_axis(Axis(0)),
+    }
+}
+
+/// Project planes with the chosen method: `[n, y, x]` → `[1, y, x]`.
+#[memory(ndarray, planes = one)]
+pub fn create_projection(
+    stack: NdarrayStack,
+    #[param(default = ProjectionMethod::Max, doc = "max_projection | mean_projection | best_focus")]
+    method: ProjectionMethod,
+) -> NdarrayStack {
+    match method {
+        ProjectionMethod::Max => max_projection(stack),
+        ProjectionMethod::Mean => mean_projection(stack),
+        ProjectionMethod::BestFocus => best_focus_projection(stack),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hcs_core::PipelineParam;
+    use ndarray::array;
+
+    fn stack() -> NdarrayStack {
+        array![[[1.0, 5.0], [3.0, 0.0]], [[4.0, 2.0], [3.0, 8.0]]]
+    }
+
+    #[test]
+    fn max_and_mean_projections_reduce_planes() {
+        assert_eq!(max_projection(stack()), array![[[4.0, 5.0], [3.0, 8.0]]]);
+        assert_eq!(mean_projection(stack()), array![[[2.5, 3.5], [3.0, 4.0]]]);
+    }
+
+    #[test]
+    fn create_projection_dispatches_on_method() {
+        assert_eq!(create_projection(stack(), ProjectionMethod::Mean), mean_projection(stack()));
+        let v = ProjectionMethod::Mean.to_value();
+        assert_eq!(ProjectionMethod::from_value(&v).ok(), Some(ProjectionMethod::Mean));
+    }
+}
