@@ -19,20 +19,23 @@ if [ "${1:-}" = "--build" ]; then
   cargo build --release --features torch,cuda
   mkdir -p "$BIN"
   cp target/release/hcs "$BIN/hcs"
-  for t in torch_equivalence cuda_equivalence gpu_out_of_memory; do
-    exe=$(cargo test --release --features torch,cuda -p hcs-kernels --test "$t" --no-run --message-format=json 2>/dev/null \
+  for pt in hcs-kernels:torch_equivalence hcs-kernels:cuda_equivalence hcs-exec:gpu_out_of_memory; do
+    p=${pt%%:*} t=${pt##*:}
+    exe=$(cargo test --release --features torch,cuda -p "$p" --test "$t" --no-run --message-format=json 2>/dev/null \
       | python3 -c 'import sys, json
 for l in sys.stdin:
     m = json.loads(l)
     if m.get("executable"): print(m["executable"])' | tail -1)
     cp "$exe" "$BIN/$t"
   done
-  exe=$(cargo test --release --features torch,cuda -p hcs-core --lib --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import sys, json
+  for p in hcs-core hcs-device; do
+    exe=$(cargo test --release --features torch,cuda -p "$p" --lib --no-run --message-format=json 2>/dev/null \
+      | python3 -c 'import sys, json
 for l in sys.stdin:
     m = json.loads(l)
     if m.get("executable"): print(m["executable"])' | tail -1)
-  cp "$exe" "$BIN/hcs_core_lib"
+    cp "$exe" "$BIN/${p//-/_}_lib"
+  done
   cargo build --release --features torch,cuda -p hcs-kernels --example device_bench
   cp target/release/examples/device_bench "$BIN/device_bench"
   strip "$BIN"/*
@@ -51,7 +54,8 @@ nvidia-smi -L
 status=0
 step() { echo "== $*"; "$@" || { echo "FAILED: $*"; status=1; }; }
 step "$BIN/hcs" devices
-step "$BIN/hcs_core_lib" --test-threads 4 device::
+step "$BIN/hcs_core_lib" --test-threads 4
+step "$BIN/hcs_device_lib" --test-threads 4
 step env HCS_TORCH_DEVICE=cuda "$BIN/torch_equivalence" --nocapture --test-threads 1
 step "$BIN/torch_equivalence"
 step "$BIN/cuda_equivalence"

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use hcs_core::{MemoryType, NdarrayStack, Registry, TorchStack};
 use hcs_exec::{RunOptions, RunReport, WellStatus, run};
 use hcs_macros::memory;
-use hcs_plan::compiler::{CompileOptions, ConversionTable, GpuInventory, PlateInfo, compile};
+use hcs_plan::compiler::{CompileOptions, ConversionTable, PlateInfo, compile};
 use hcs_plan::pipeline::{ConfigLayer, FunctionStep, GpuPolicy, Pipeline};
 use hcs_plate::formats::open_plate;
 use hcs_synth::{SynthConfig, synthesize};
@@ -56,7 +56,7 @@ fn run_with(dir: &Path, out: &str, policy: GpuPolicy, registry: &Registry) -> Re
         registry,
         global: ConfigLayer::default(),
         overrides: ConfigLayer { output_root: Some(dir.join(out)), gpu_policy: Some(policy), ..Default::default() },
-        gpus: GpuInventory::detect(),
+        gpus: hcs_device::detect(),
         conversions: ConversionTable::built_in(),
         wells: None,
         source: None,
@@ -93,7 +93,7 @@ fn out_of_device_memory_retries_then_falls_back_per_policy() {
     let well = &prefer.wells[0];
     assert_eq!(well.status, WellStatus::Done);
     assert_eq!(files(&dir.join("prefer/images")), files(&dir.join("cpu/images")), "same output as the CPU run");
-    if GpuInventory::detect().is_empty() {
+    if hcs_device::detect().is_empty() {
         assert!(well.notes.is_empty(), "no GPU: nothing to retry, {:?}", well.notes);
         assert!(run_with(&dir, "require", GpuPolicy::Require, &registry).is_err(), "require needs a GPU");
     } else {

@@ -7,4 +7,5 @@ pub mod positions;
 #[cfg(feature = "torch")]
 pub mod torch;
 
+pub use assemble::assemble_stack;
 pub use positions::{EdgeReport, TilePositions};
