@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::Registry;
-use crate::plan::pipeline::{ConfigLayer, check_functions, check_special_io};
+use crate::plan::pipeline::{ConfigLayer, check_config, check_functions, check_special_io};
 
 use super::compile_args::{compile_file, read_pipeline, report};
 
@@ -40,7 +40,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         return Ok(());
     }
     let (pipeline, map) = read_pipeline(&args.pipeline)?;
-    let mut errors = check_functions(&pipeline, Registry::global(), Some(&map));
+    let mut errors = check_config(&pipeline, Some(&map));
+    errors.extend(check_functions(&pipeline, Registry::global(), Some(&map)));
     errors.extend(check_special_io(&pipeline, Registry::global(), Some(&map)));
     if errors.is_empty() {
         let calls: usize = pipeline.steps.iter().map(|s| s.func.calls().len()).sum();

@@ -126,6 +126,7 @@ fn well_summaries(results: &Path, report: &RunReport, truth: &GroundTruth) -> Ve
                 WellStatus::Done | WellStatus::Resumed => "done".to_string(),
                 WellStatus::Failed(e) => format!("FAILED: {e}"),
                 WellStatus::NotRun => "not run".into(),
+                WellStatus::Interrupted => "interrupted".into(),
             };
             WellSummary {
                 well: w.well,
@@ -219,6 +220,9 @@ pub fn run(args: &Args) -> Result<(), String> {
         falloff: 0.3,
     };
     let config = synth_args.config()?;
+    // The output's lock, held to the end: a second demo into the same folder is refused at once.
+    let output = args.out.join("output");
+    let lock = super::run::lock_output(&output)?;
     let started = Instant::now();
     let truth = synthesize(&config, &synth_args.out).map_err(|e| e.to_string())?;
     timings.insert("1 synthesize", started.elapsed().as_secs_f64());
@@ -226,11 +230,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     let started = Instant::now();
     let plate = open_plate(&synth_args.out, None).map_err(|e| e.to_string())?;
     let (pipeline, map) = Pipeline::from_toml(DEMO_PIPELINE).map_err(|e| format!("demo pipeline: {e}"))?;
-    let output = args.out.join("output");
     // A fresh output every time: the demo shows a whole run, not a resumed one.
-    if output.exists() {
-        std::fs::remove_dir_all(&output).map_err(|e| format!("{}: {e}", output.display()))?;
-    }
+    clear_except_lock(&output, lock.path())?;
     let registry = Registry::global();
     let overrides = ConfigLayer {
         output_root: Some(output.clone()),
@@ -284,7 +285,28 @@ pub fn run(args: &Args) -> Result<(), String> {
     print!("{text}");
     let sites = plate.index.values(Component::Site).len();
     println!("  (synthetic plate: {} wells × {sites} sites × 2 channels × 3 z, {}² u16)", wells.len(), args.tile);
+    drop(lock);
     if report.failed() { Err("some wells failed (see above)".into()) } else { Ok(()) }
+}
+
+/// Remove everything under `dir` but the lock file `keep` (removing it would let another process
+/// lock a new file while this one holds the old).
+fn clear_except_lock(dir: &Path, keep: &Path) -> Result<(), String> {
+    for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?.flatten() {
+        let path = entry.path();
+        if path == keep {
+            continue;
+        }
+        let removed = if keep.starts_with(&path) {
+            clear_except_lock(&path, keep).map_err(std::io::Error::other)
+        } else if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -65,7 +65,12 @@ pub fn main() -> ExitCode {
         Command::Devices(args) => devices::run(&args),
         Command::Functions(args) => functions::run(&args),
         Command::Plan(args) => plan::run(&args),
-        Command::Run(args) => run::run(&args),
+        Command::Run(args) => match run::run(&args) {
+            // Interrupted by a signal: the summary is printed; exit 128 + the signal.
+            Ok(Some(code)) => return ExitCode::from(code),
+            Ok(None) => Ok(()),
+            Err(message) => Err(message),
+        },
         Command::RunWell(args) => run_well::run(&args),
         Command::Finalize(args) => finalize::run(&args),
         Command::Synth(args) => synth::run(&args),

@@ -3,12 +3,19 @@
 //! (`local`), or as a Slurm array job (`slurm`, see [`crate::slurm`]) — with a progress bar on a
 //! terminal and one line per well otherwise; a per-well report at the end, and a non-zero exit if
 //! any well failed. Re-running the same command resumes: finished wells are verified and skipped.
+//!
+//! A local run holds the output's lock ([`crate::exec::lock`]) from before it prepares the output
+//! to its end, so a second run on the same output is refused at once, naming the holder. The first
+//! SIGINT or SIGTERM stops starting wells (those in flight finish and write their records), prints
+//! the summary and exits 130 (SIGINT) or 143 (SIGTERM); a second signal exits at once.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::Registry;
+use crate::exec::lock::OutputLock;
 use crate::exec::{RunOptions, WellReport, WellStatus, run as execute};
 use crate::plan::pipeline::{ConfigLayer, Workers};
 use crate::plate::WellId;
@@ -82,11 +89,50 @@ fn status_text(r: &WellReport) -> String {
         WellStatus::Resumed => format!("{} already complete (verified), skipped", r.well),
         WellStatus::Failed(e) => format!("{} FAILED: {e}", r.well),
         WellStatus::NotRun => format!("{} not run (--fail-fast)", r.well),
+        WellStatus::Interrupted => format!("{} not started (interrupted)", r.well),
     }
 }
 
-/// Compile and run.
-pub fn run(args: &Args) -> Result<(), String> {
+/// This process's command line, as the output's lock file records it.
+pub fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+/// Take the lock on `output_root` for this process, telling the user when it takes over the lock
+/// of a run that died.
+pub fn lock_output(output_root: &std::path::Path) -> Result<OutputLock, String> {
+    let lock = OutputLock::acquire(output_root, &command_line()).map_err(|e| e.to_string())?;
+    if let Some(message) = lock.take_over_message() {
+        eprintln!("{message}; its unfinished wells are redone");
+    }
+    Ok(lock)
+}
+
+/// A local run must not prepare (and so clean) an output whose Slurm jobs are still writing it.
+/// Checked only where a submission was made; without a reachable scheduler, a warning.
+fn refuse_active_submission(output_root: &std::path::Path) -> Result<(), String> {
+    if !output_root.join(".hcs").join("slurm").is_dir() {
+        return Ok(());
+    }
+    match crate::slurm::submit::active_submission(output_root, &crate::slurm::Scheduler::default()) {
+        Ok(None) => Ok(()),
+        Ok(Some((name, jobs))) => Err(format!(
+            "jobs {} of Slurm submission {name} are still writing this output; wait for them or `scancel` them, then re-run",
+            jobs.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+        )),
+        Err(e) => {
+            eprintln!("warning: cannot check whether earlier Slurm submissions to this output are still running: {e}");
+            Ok(())
+        }
+    }
+}
+
+/// Wells executing now (kept by the executor), for the interrupt message.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Compile and run. `Ok(Some(code))`: the run was interrupted by a signal and the process should
+/// exit with `code` (130 for SIGINT, 143 for SIGTERM) after the summary.
+pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let overrides = ConfigLayer {
         output_root: args.out.clone(),
         workers: args.workers.map(Workers::Count),
@@ -102,16 +148,39 @@ pub fn run(args: &Args) -> Result<(), String> {
         eprintln!("previews need: {viewer}");
     }
     if args.executor == ExecutorKind::Slurm {
-        return super::slurm_run::run(args, &compiled, &plate);
+        // The submission takes the output's lock itself while it prepares and submits.
+        return super::slurm_run::run(args, &compiled, &plate).map(|()| None);
     }
+    // Before the lock file is created: an output that lands in the input plate is refused first.
+    crate::exec::guard::check_outputs_outside_plate(&compiled).map_err(|e| e.to_string())?;
+    let lock = lock_output(&compiled.output_root)?;
+    refuse_active_submission(&compiled.output_root)?;
+    interrupt::install()?;
     let bar = progress_bar(compiled.wells.len() as u64);
+    let bar_for_message = bar.clone();
+    interrupt::on_first(move || {
+        let message = format!(
+            "interrupt: finishing {} wells in flight, starting no more (press Ctrl-C again to exit now)",
+            IN_FLIGHT.load(Ordering::SeqCst)
+        );
+        match &bar_for_message {
+            Some(b) => b.println(message),
+            None => eprintln!("{message}"),
+        }
+    });
     let on_well = |r: &WellReport| {
         if let Some(b) = &bar {
             b.set_message(status_text(r));
             b.inc(1);
         }
     };
-    let run_options = RunOptions { workers: args.workers, fail_fast: args.fail_fast, on_well: Some(&on_well) };
+    let run_options = RunOptions {
+        workers: args.workers,
+        fail_fast: args.fail_fast,
+        on_well: Some(&on_well),
+        stop: Some(interrupt::stop_flag()),
+        in_flight: Some(&IN_FLIGHT),
+    };
     let result = execute(&compiled, &plate, registry, &run_options).map_err(|e| e.to_string())?;
     if let Some(b) = &bar {
         b.finish_and_clear();
@@ -120,8 +189,10 @@ pub fn run(args: &Args) -> Result<(), String> {
         result.wells.iter().filter(|w| matches!(w.status, WellStatus::Failed(_) | WellStatus::NotRun)).collect();
     let done = result.wells.iter().filter(|w| w.status == WellStatus::Done).count();
     let resumed = result.wells.iter().filter(|w| w.status == WellStatus::Resumed).count();
+    let interrupted = result.wells.iter().filter(|w| w.status == WellStatus::Interrupted).count();
+    let interrupted_text = if interrupted > 0 { format!(", {interrupted} interrupted") } else { String::new() };
     println!(
-        "`{}`: {done} wells done, {resumed} skipped (already complete), {} failed in {:.2} s → {}",
+        "`{}`: {done} wells done, {resumed} skipped (already complete){interrupted_text}, {} failed in {:.2} s → {}",
         compiled.pipeline,
         failed.len(),
         result.seconds,
@@ -149,7 +220,124 @@ pub fn run(args: &Args) -> Result<(), String> {
         let kept = if kept.is_empty() { "none".to_string() } else { kept.join(", ") };
         println!("  steps on a GPU: {}; output kept on the device for the next step: {kept}", gpu_steps.join(", "));
     }
-    if failed.is_empty() { Ok(()) } else { Err(format!("{} of {} wells failed", failed.len(), result.wells.len())) }
+    drop(lock);
+    if let Some(signal) = interrupt::received() {
+        eprintln!(
+            "interrupted: {interrupted} wells not started{}; re-run the same command to finish the plate",
+            if failed.is_empty() { String::new() } else { format!(", {} failed", failed.len()) }
+        );
+        return Ok(Some(128u8.saturating_add(signal)));
+    }
+    if failed.is_empty() { Ok(None) } else { Err(format!("{} of {} wells failed", failed.len(), result.wells.len())) }
+}
+
+/// SIGINT / SIGTERM during a local run: the first sets the stop flag the executor checks before
+/// each well and wakes a thread that prints the interrupt message; a second exits at once.
+#[cfg(unix)]
+mod interrupt {
+    use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+    static STOP: AtomicBool = AtomicBool::new(false);
+    /// The first signal received (0: none).
+    static SIGNAL: AtomicI32 = AtomicI32::new(0);
+    /// Read and write ends of the pipe that wakes the message thread (-1: none).
+    static PIPE: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
+
+    /// Only async-signal-safe calls: atomics, `write`, `_exit`.
+    extern "C" fn handle(signal: libc::c_int) {
+        if SIGNAL.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            // SAFETY: `_exit` is async-signal-safe; the second signal ends the process now.
+            unsafe { libc::_exit(128 + signal) }
+        }
+        STOP.store(true, Ordering::SeqCst);
+        let fd = PIPE[1].load(Ordering::SeqCst);
+        if fd >= 0 {
+            let byte = 1u8;
+            // SAFETY: `write` is async-signal-safe; the buffer is one valid byte.
+            unsafe {
+                libc::write(fd, (&raw const byte).cast(), 1);
+            }
+        }
+    }
+
+    /// Install the handlers for SIGINT and SIGTERM.
+    pub fn install() -> Result<(), String> {
+        let mut fds = [-1 as libc::c_int; 2];
+        // SAFETY: `fds` has room for the two descriptors `pipe` writes.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+            return Err(format!("cannot create a pipe for signal handling: {}", std::io::Error::last_os_error()));
+        }
+        PIPE[0].store(fds[0], Ordering::SeqCst);
+        PIPE[1].store(fds[1], Ordering::SeqCst);
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: a zeroed sigaction is valid; the handler only makes async-signal-safe calls.
+            let rc = unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = handle as extern "C" fn(libc::c_int) as libc::sighandler_t;
+                action.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&raw mut action.sa_mask);
+                libc::sigaction(signal, &raw const action, std::ptr::null_mut())
+            };
+            if rc != 0 {
+                return Err(format!("cannot install a signal handler: {}", std::io::Error::last_os_error()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Run `message` on a background thread once the first signal arrives.
+    pub fn on_first(message: impl FnOnce() + Send + 'static) {
+        let fd = PIPE[0].load(Ordering::SeqCst);
+        if fd < 0 {
+            return;
+        }
+        std::thread::spawn(move || {
+            let mut byte = 0u8;
+            loop {
+                // SAFETY: reads one byte into a valid buffer from the pipe this module owns.
+                let n = unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
+                if n == 1 {
+                    message();
+                    return;
+                }
+                if n == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// The flag the executor checks before starting each well.
+    pub fn stop_flag() -> &'static AtomicBool {
+        &STOP
+    }
+
+    /// The signal that stopped the run, if one did.
+    pub fn received() -> Option<u8> {
+        u8::try_from(SIGNAL.load(Ordering::SeqCst)).ok().filter(|&s| s != 0)
+    }
+}
+
+/// Without Unix signals a run is not interruptible gracefully.
+#[cfg(not(unix))]
+mod interrupt {
+    use std::sync::atomic::AtomicBool;
+
+    static STOP: AtomicBool = AtomicBool::new(false);
+
+    pub fn install() -> Result<(), String> {
+        Ok(())
+    }
+
+    pub fn on_first(_message: impl FnOnce() + Send + 'static) {}
+
+    pub fn stop_flag() -> &'static AtomicBool {
+        &STOP
+    }
+
+    pub fn received() -> Option<u8> {
+        None
+    }
 }
 
 /// A progress bar over `len` wells on a terminal; otherwise `None`, and structured log lines

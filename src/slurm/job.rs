@@ -54,6 +54,7 @@ impl TaskWell {
             WellStatus::Resumed => ("resumed", None),
             WellStatus::Failed(e) => ("failed", Some(e.clone())),
             WellStatus::NotRun => ("not_run", None),
+            WellStatus::Interrupted => ("interrupted", None),
         };
         Self { well: report.well, status: status.into(), error, seconds: report.seconds }
     }

@@ -60,6 +60,9 @@ pub enum SlurmError {
     /// The executor failed (preparing or finalizing the output).
     #[error(transparent)]
     Exec(#[from] hcs_exec::ExecError),
+    /// The output is locked by another run (or its lock file cannot be written).
+    #[error(transparent)]
+    Lock(#[from] hcs_exec::lock::LockError),
     /// The task number is not in the plan.
     #[error("task {task} is not in this plan (it has {tasks} tasks)")]
     NoSuchTask {

@@ -66,8 +66,20 @@ fn submission_name() -> String {
 
 /// Submit `compiled` (already checked by the compiler): prepare the output, write the plan of the
 /// wells not yet complete, `sbatch` the array job and the finalize job depending on it.
+///
+/// Holds the output's lock ([`hcs_exec::lock`]) while it prepares and submits, so no local run
+/// or other submission prepares the same output meanwhile, and leaves the lock file naming the
+/// submission; the array tasks and the finalize job take no lock (they write concurrently by
+/// design), and later submissions are refused while the jobs are alive.
 pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -> Result<Submission, SlurmError> {
     let root = &compiled.output_root;
+    // Before the lock file is created: an output that lands in the input plate is refused first.
+    hcs_exec::guard::check_outputs_outside_plate(compiled).map_err(hcs_exec::ExecError::from)?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let lock = hcs_exec::lock::OutputLock::acquire(root, &command)?;
+    if let Some(message) = lock.take_over_message() {
+        eprintln!("{message}");
+    }
     // Preparing removes half-written wells, so no earlier submission may still be writing.
     if let Some((name, jobs)) = active_submission(root, &options.scheduler)? {
         return Err(SlurmError::Command {
@@ -82,7 +94,8 @@ pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -
     let pending: Vec<usize> =
         (0..compiled.wells.len()).filter(|&k| !output::is_done(root, &compiled.wells[k])).collect();
     // Absolute, so the jobs find their files whatever directory Slurm starts them in.
-    let dir = std::path::absolute(submission_dir(root, &submission_name())).map_err(|e| file_error(root, e))?;
+    let name = submission_name();
+    let dir = std::path::absolute(submission_dir(root, &name)).map_err(|e| file_error(root, e))?;
     for sub in ["logs", "tasks"] {
         let d = dir.join(sub);
         std::fs::create_dir_all(&d).map_err(|e| file_error(&d, e))?;
@@ -109,6 +122,10 @@ pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -
     let ids = serde_json::json!({ "array": array, "finalize": finalize }).to_string();
     let jobs_file = dir.join("jobs.json");
     hcs_vfs::atomic::write_atomic(&jobs_file, ids.as_bytes()).map_err(|e| file_error(&jobs_file, e))?;
+    // The jobs are queued: failing to record them in the lock file is not worth failing for.
+    if let Err(e) = lock.hand_over_to_submission(&name) {
+        eprintln!("warning: {e}");
+    }
     Ok(submission)
 }
 
@@ -163,8 +180,8 @@ fn sbatch_jobs(
     }
 }
 
-/// An earlier submission to `root` whose jobs are still queued or running.
-fn active_submission(root: &Path, scheduler: &Scheduler) -> Result<Option<(String, Vec<u64>)>, SlurmError> {
+/// An earlier submission to `root` whose jobs are still queued or running: its name and jobs.
+pub fn active_submission(root: &Path, scheduler: &Scheduler) -> Result<Option<(String, Vec<u64>)>, SlurmError> {
     let dir = root.join(".hcs").join("slurm");
     for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         let Ok(text) = std::fs::read_to_string(entry.path().join("jobs.json")) else { continue };

@@ -24,6 +24,9 @@ pub enum ExecError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] hcs_vfs::VfsError),
+    /// An output would really land in the input plate.
+    #[error(transparent)]
+    Guard(#[from] crate::guard::GuardError),
     /// The output plate's metadata cannot be written.
     #[error(transparent)]
     Metadata(#[from] hcs_plate::formats::FormatError),

@@ -10,7 +10,9 @@
 
 pub mod error;
 pub mod groups;
+pub mod guard;
 pub mod job;
+pub mod lock;
 pub mod output;
 pub mod retry;
 pub mod routing;
@@ -55,6 +57,9 @@ pub enum WellStatus {
     Failed(String),
     /// Not started because an earlier well failed under `fail_fast`.
     NotRun,
+    /// Not started because the run was asked to stop ([`RunOptions::stop`], e.g. on Ctrl-C);
+    /// re-running the same command runs it.
+    Interrupted,
 }
 
 /// One well's outcome.
@@ -86,9 +91,16 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// Whether any well failed or did not run.
+    /// Whether any well failed or did not run (`fail_fast`, or interrupted).
     pub fn failed(&self) -> bool {
-        self.wells.iter().any(|w| matches!(w.status, WellStatus::Failed(_) | WellStatus::NotRun))
+        self.wells
+            .iter()
+            .any(|w| matches!(w.status, WellStatus::Failed(_) | WellStatus::NotRun | WellStatus::Interrupted))
+    }
+
+    /// Whether the run was stopped before every well started.
+    pub fn interrupted(&self) -> bool {
+        self.wells.iter().any(|w| w.status == WellStatus::Interrupted)
     }
 }
 
@@ -101,6 +113,11 @@ pub struct RunOptions<'a> {
     pub fail_fast: bool,
     /// Called as each well ends (progress bars, logs).
     pub on_well: Option<&'a (dyn Fn(&WellReport) + Sync)>,
+    /// Once set (by a signal handler, say), no further well starts: wells in flight finish and
+    /// write their records; the others end [`WellStatus::Interrupted`].
+    pub stop: Option<&'a AtomicBool>,
+    /// Kept up to date by the run: the number of wells executing now (for an interrupt message).
+    pub in_flight: Option<&'a AtomicUsize>,
 }
 
 struct RunSinks {
@@ -204,6 +221,7 @@ fn output_sinks(compiled: &CompiledPlate, plate: &Plate, attach: Attach) -> Resu
 /// metadata), and removal of what an interrupted run left half-written. Done once, by a local run
 /// or by the host that submits a cluster run — never while wells are being written.
 pub fn prepare(compiled: &CompiledPlate, plate: &Plate) -> Result<(), ExecError> {
+    guard::check_outputs_outside_plate(compiled)?;
     output_sinks(compiled, plate, Attach::Create).map(|_| ())
 }
 
@@ -324,11 +342,15 @@ impl WellDriver<'_> {
     /// One well: skipped when stopped or already complete, else run and its record written.
     fn run_one(&self, plan: &FrozenWellPlan) -> WellReport {
         let t = Instant::now();
-        let (status, step_seconds, notes) = if self.stop.load(Ordering::Relaxed) {
+        let interrupted = self.options.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+        let (status, step_seconds, notes) = if interrupted {
+            (WellStatus::Interrupted, Vec::new(), Vec::new())
+        } else if self.stop.load(Ordering::Relaxed) {
             (WellStatus::NotRun, Vec::new(), Vec::new())
         } else if output::is_done(&plan.output_root, plan) {
             (WellStatus::Resumed, Vec::new(), Vec::new())
         } else {
+            let _running = self.options.in_flight.map(InFlight::enter);
             match self.execute(plan) {
                 Ok(outcome) => (WellStatus::Done, outcome.step_seconds, outcome.notes),
                 Err(e) => {
@@ -344,6 +366,7 @@ impl WellDriver<'_> {
             WellStatus::Failed(error) => {
                 tracing::error!(well = %report.well, %error, seconds = report.seconds, "well failed")
             }
+            WellStatus::Interrupted => tracing::debug!(well = %report.well, "well not started: interrupted"),
             status => tracing::info!(well = %report.well, ?status, seconds = report.seconds, "well finished"),
         }
         if let Some(f) = self.options.on_well {
@@ -374,6 +397,22 @@ impl WellDriver<'_> {
         })?;
         output::write_record(&plan.output_root, plan.well, &outcome.record)?;
         Ok(outcome)
+    }
+}
+
+/// One well counted in [`RunOptions::in_flight`] while alive.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

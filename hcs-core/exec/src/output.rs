@@ -3,7 +3,8 @@
 //!
 //! Disk planes are TIFF files named by components — `A01_s001_w1_z001_t001.tif` — in the
 //! location's folder, in the input plate's storage dtype (rounded and clamped). Zarr planes go
-//! into the well of the declared OME-Zarr store, published atomically when the well is complete.
+//! into the well of the declared OME-Zarr store, published atomically when the well is complete;
+//! the record then lists every file of the published well group (metadata, chunks, shards).
 //!
 //! A well is *done* only when `<output>/.hcs/wells/<well>.json` exists: it is written atomically
 //! after every output of the well, and lists each file with its size and CRC-32 together with a
@@ -45,7 +46,8 @@ pub struct WrittenFile {
 pub struct WellRecord {
     /// Fingerprint of the well's plan (a changed pipeline redoes the well).
     pub plan_crc32: u32,
-    /// Every file written (zarr wells are checked by their completion marker instead).
+    /// Every file written: each TIFF of a disk location; every file of the well's group in each
+    /// zarr store (metadata and every chunk or shard).
     pub files: Vec<WrittenFile>,
     /// The planes of each persistent sub-directory (relative name → planes), for `hcs_plate.json`.
     pub subdirs: BTreeMap<String, Vec<(ImageKey, PlaneRef)>>,
@@ -56,9 +58,42 @@ pub fn record_path(output_root: &Path, well: WellId) -> PathBuf {
     output_root.join(".hcs").join("wells").join(format!("{well}.json"))
 }
 
-/// Fingerprint of a plan.
+/// Fingerprint of what decides a well's output bytes: the plan (functions, variants,
+/// parameters, resolved config, component values, file names) and the hcs version — not the
+/// worker count, nor how the output and plate paths are spelled (`o` and `$PWD/o` are one
+/// output), so changing either does not redo finished wells.
 pub fn plan_crc(plan: &WellPlan) -> u32 {
-    crc32fast::hash(serde_json::to_string(plan).unwrap_or_default().as_bytes())
+    let mut value = serde_json::to_value(plan).unwrap_or_default();
+    let out = plan.output_root.to_string_lossy().into_owned();
+    let plate = plan.plate.to_string_lossy().into_owned();
+    normalize_for_fingerprint(&mut value, &out, &plate);
+    let text = format!("hcs {}\n{value}", env!("CARGO_PKG_VERSION"));
+    crc32fast::hash(text.as_bytes())
+}
+
+/// Drop what does not change the bytes written (`workers`, GPU slots) and spell every path
+/// relative to the output (or the plate) it lies in.
+fn normalize_for_fingerprint(value: &mut serde_json::Value, out: &str, plate: &str) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            map.remove("workers");
+            map.remove("gpu_slots");
+            map.remove("slots");
+            map.values_mut().for_each(|v| normalize_for_fingerprint(v, out, plate));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| normalize_for_fingerprint(v, out, plate)),
+        Value::String(s) => {
+            for (root, name) in [(out, "$OUT"), (plate, "$PLATE")] {
+                if !root.is_empty() && Path::new(s.as_str()).starts_with(root) {
+                    let rest = Path::new(s.as_str()).strip_prefix(root).map(Path::to_path_buf).unwrap_or_default();
+                    *s = Path::new(name).join(rest).to_string_lossy().into_owned();
+                    break;
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A CRC-32 and size of a file.
@@ -165,7 +200,23 @@ pub fn write_planes(
                 refs.push((*key, PlaneRef::Zarr { store: rel(&root), well: format!("{row}/{col}"), field, t, c, z }));
             }
             w.finish()?;
-            Ok((Vec::new(), refs))
+            // The well is published: list every file of it (group and array metadata, each
+            // shard) so that a resumed run redoes the well when one is missing or altered.
+            let mut files = Vec::new();
+            for path in writer.well_files(&row, col)? {
+                let (bytes, crc32) = file_crc(&path).ok_or_else(|| VfsError::Zarr {
+                    path: path.clone(),
+                    message: "unreadable after publishing".into(),
+                })?;
+                files.push(WrittenFile { path: rel(&path), bytes, crc32 });
+            }
+            if files.is_empty() {
+                return Err(VfsError::Zarr {
+                    path: root,
+                    message: format!("well {row}/{col} missing after publishing"),
+                });
+            }
+            Ok((files, refs))
         }
     }
 }

@@ -37,6 +37,12 @@ fn stage_minus_total(stack: NdarrayStack, stage_total: &f64) -> NdarrayStack {
     stack - *stage_total as f32
 }
 
+/// Multiplies by a factor.
+#[memory(ndarray)]
+fn stage_scale(stack: NdarrayStack, #[param(default = 1.0, doc = "factor")] factor: f32) -> NdarrayStack {
+    stack * factor
+}
+
 /// No persistent location is reached by the middle step.
 struct NoSinks;
 
@@ -106,4 +112,28 @@ fn a_middle_step_runs_from_the_memory_store_and_leaves_output_and_special_data_t
     assert_eq!(memory_key, "special/stage_total");
     let kept = run.memory.load(std::path::Path::new(memory_key)).expect("kept special output");
     assert!(matches!(kept, Data::Value(_)));
+}
+
+#[test]
+fn the_fingerprint_ignores_workers_and_path_spelling_but_not_parameters() {
+    use hcs_plan::pipeline::{ConfigLayer, FunctionCall, Workers};
+    let registry = Registry::global();
+    let info = PlateInfo::regular("/data/plate", 1, 1, (1, 1), 1, 2, 1, (2, 3));
+    let plan_for = |out: &str, workers: usize, factor: f64| {
+        let call = FunctionCall::new("stage_scale").param("factor", factor);
+        let pipeline = Pipeline::new("fp").step(FunctionStep::new("one", call));
+        let overrides = ConfigLayer {
+            output_root: Some(out.into()),
+            workers: Some(Workers::Count(workers)),
+            ..ConfigLayer::default()
+        };
+        let options = CompileOptions { overrides, ..CompileOptions::new(registry) };
+        compile(&pipeline, &info, &options).expect("compiles").wells[0].clone()
+    };
+    let a = plan_for("o", 4, 1.0);
+    let b = plan_for("/home/me/o", 1, 1.0);
+    assert_ne!(serde_json::to_string(&*a).ok(), serde_json::to_string(&*b).ok(), "the plans differ in spelling");
+    assert_eq!(hcs_exec::output::plan_crc(&a), hcs_exec::output::plan_crc(&b));
+    let c = plan_for("o", 4, 2.0);
+    assert_ne!(hcs_exec::output::plan_crc(&a), hcs_exec::output::plan_crc(&c), "another parameter, another output");
 }

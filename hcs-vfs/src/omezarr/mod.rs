@@ -8,6 +8,10 @@
 //! Atomicity: a well is written into a hidden temporary directory beside its final place and
 //! renamed into place when complete; metadata files are written with [`write_atomic`]. A crash
 //! leaves either a complete well or no well, and the plate metadata lists only wells that exist.
+//!
+//! Reproducibility: the bytes depend on the data alone, not on thread timing — a shard holds its
+//! inner chunks in C order (zarrs' default is completion order), and every metadata document is
+//! written with sorted keys.
 
 mod metadata;
 mod reader;

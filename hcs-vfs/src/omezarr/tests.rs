@@ -103,3 +103,117 @@ fn wrong_planes_and_hostile_metadata_are_errors() {
     assert!(read_plane(&root, "/etc", 0, 0, 0, 0).is_err());
     std::fs::remove_dir_all(&root).expect("cleanup");
 }
+
+/// A plate of one 1024² plane per well: each plane is one shard of 4 inner 512² chunks.
+fn big_layout() -> PlateLayout {
+    PlateLayout {
+        fields: 1,
+        channels: vec!["DAPI".into()],
+        z_planes: 1,
+        plane_shape: (1024, 1024),
+        ..layout(NgffVersion::V05, 1)
+    }
+}
+
+fn big_plane() -> PlaneData {
+    // Inner chunks that compress to different sizes, so an order change moves bytes.
+    PlaneData::U16(Array2::from_shape_fn((1024, 1024), |(y, x)| {
+        let block = (y / 512) * 2 + x / 512;
+        ((x * 31 + y * 17) % (block * 97 + 3)) as u16 + (block as u16) * 1000
+    }))
+}
+
+/// Write well A1 of a new plate at `root` on a rayon pool of `threads` threads; the shard's bytes.
+fn write_big(root: &std::path::Path, threads: usize) -> Vec<u8> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+    pool.install(|| {
+        let writer = OmeZarrPlateWriter::create(root, big_layout()).expect("create");
+        let well = writer.open_well("A", 1).expect("open");
+        well.write_plane(0, 0, 0, 0, &big_plane()).expect("write");
+        well.finish().expect("finish");
+    });
+    std::fs::read(root.join("A/1/0/0/c/0/0/0/0")).expect("shard")
+}
+
+#[test]
+fn shards_hold_their_inner_chunks_in_index_order_whatever_the_thread_count() {
+    let mut shards = Vec::new();
+    for threads in [1, 4, 8, 4] {
+        let root = tmp(&format!("order-{threads}-{}", shards.len()));
+        let shard = write_big(&root, threads);
+        // The index (4 × offset, size; little endian) sits at the end, before a 4-byte CRC-32C.
+        let index = &shard[shard.len() - 4 - 4 * 16..shard.len() - 4];
+        let entries: Vec<(u64, u64)> = index
+            .chunks_exact(16)
+            .map(|e| {
+                let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+                (word(&e[..8]), word(&e[8..]))
+            })
+            .collect();
+        let mut next = 0;
+        for (i, (offset, size)) in entries.iter().enumerate() {
+            assert_eq!(*offset, next, "inner chunk {i} is not where C order puts it ({threads} threads)");
+            next = offset + size;
+        }
+        let got = read_plane(&root, "A/1", 0, 0, 0, 0).expect("read");
+        assert_eq!(got, big_plane());
+        shards.push(shard);
+        std::fs::remove_dir_all(&root).expect("cleanup");
+    }
+    assert!(shards.windows(2).all(|w| w[0] == w[1]), "the same plane gives the same shard bytes");
+}
+
+#[test]
+fn well_files_lists_a_published_well_and_a_rewrite_replaces_it_whole() {
+    let root = tmp("files");
+    let writer = OmeZarrPlateWriter::create(&root, layout(NgffVersion::V05, 1)).expect("create");
+    assert!(writer.well_files("A", 1).expect("list").is_empty(), "nothing before the well is published");
+    let write = |seed: u32, planes: u32| {
+        let well = writer.open_well("A", 1).expect("open");
+        for z in 0..planes {
+            well.write_plane(0, 0, 0, z, &plane(seed + z)).expect("write");
+        }
+        well.finish().expect("finish");
+    };
+    write(1, 3);
+    let files = writer.well_files("A", 1).expect("list");
+    let rel: Vec<String> = files.iter().map(|p| p.strip_prefix(&root).expect("inside").display().to_string()).collect();
+    for expected in ["A/1/zarr.json", "A/1/0/zarr.json", "A/1/0/0/zarr.json", "A/1/0/0/c/0/2/0/0", "A/1/1/0/zarr.json"]
+    {
+        assert!(rel.iter().any(|r| r == expected), "{expected} in {rel:?}");
+    }
+    assert!(rel.windows(2).all(|w| w[0] < w[1]), "sorted");
+    assert!(rel.iter().all(|r| r.starts_with("A/1/")), "only the well's own files: {rel:?}");
+
+    // A rewrite with fewer planes leaves none of the old chunks behind, and no temporaries.
+    std::fs::remove_file(root.join("A/1/0/0/c/0/0/0/0")).expect("tamper");
+    write(7, 1);
+    let after = writer.well_files("A", 1).expect("list");
+    assert!(after.iter().any(|p| p.ends_with("A/1/0/0/c/0/0/0/0")), "the deleted chunk is back");
+    assert!(!after.iter().any(|p| p.ends_with("A/1/0/0/c/0/2/0/0")), "old chunks are gone");
+    assert_eq!(read_plane(&root, "A/1", 0, 0, 0, 0).expect("read"), plane(7));
+    let row: Vec<_> = std::fs::read_dir(root.join("A")).expect("row").flatten().map(|e| e.file_name()).collect();
+    assert_eq!(row.len(), 2, "row group and the well only: {row:?}");
+    writer.finalize().expect("finalize");
+    assert_eq!(OmeZarrPlate::open(&root).expect("open").wells, ["A/1"]);
+    std::fs::remove_dir_all(&root).expect("cleanup");
+}
+
+#[test]
+fn metadata_files_have_sorted_keys() {
+    let root = tmp("sorted");
+    let writer = OmeZarrPlateWriter::create(&root, layout(NgffVersion::V05, 1)).expect("create");
+    let well = writer.open_well("A", 1).expect("open");
+    well.finish().expect("finish");
+    writer.finalize().expect("finalize");
+    for file in ["zarr.json", "A/1/zarr.json", "A/1/0/zarr.json"] {
+        let text = std::fs::read_to_string(root.join(file)).expect("read");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let keys: Vec<&String> = value.as_object().expect("object").keys().collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted, "{file}");
+        assert!(text.find("\"attributes\"") < text.find("\"node_type\""), "{file}: {text}");
+    }
+    std::fs::remove_dir_all(&root).expect("cleanup");
+}

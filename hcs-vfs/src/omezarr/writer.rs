@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ndarray::IxDyn;
-use zarrs::array::{Array, ArrayBuilder, ArrayMetadataV2, data_type};
+use zarrs::array::codec::{ShardingCodecOptions, SubchunkWriteOrder};
+use zarrs::array::{Array, ArrayBuilder, ArrayMetadataV2, CodecSpecificOptions, data_type};
 use zarrs::filesystem::FilesystemStore;
 
 use super::metadata;
@@ -18,9 +19,23 @@ pub(crate) fn zarr_err(path: &Path, e: impl std::fmt::Display) -> VfsError {
     VfsError::Zarr { path: path.to_path_buf(), message: e.to_string() }
 }
 
+/// `value` with the keys of every object in sorted order, so the bytes written do not depend on
+/// insertion order or on whether some crate in the build enabled serde_json's `preserve_order`.
+fn sorted_keys(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted_keys(v))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted_keys).collect()),
+        other => other,
+    }
+}
+
 fn write_json(dir: &Path, files: Vec<(&'static str, serde_json::Value)>) -> Result<(), VfsError> {
     for (name, value) in files {
-        let bytes = serde_json::to_vec_pretty(&value).map_err(|e| zarr_err(dir, e))?;
+        let bytes = serde_json::to_vec_pretty(&sorted_keys(value)).map_err(|e| zarr_err(dir, e))?;
         write_atomic(&dir.join(name), &bytes)?;
     }
     Ok(())
@@ -95,6 +110,34 @@ impl OmeZarrPlateWriter {
 
     fn well_dir(&self, row: &str, col: u32) -> PathBuf {
         self.root.join(row).join(col.to_string())
+    }
+
+    /// Every file of a published well (group metadata, array metadata, each chunk or shard), as
+    /// absolute paths in sorted order; empty when the well is not there. What a completion record
+    /// lists so that a resumed run notices a missing or altered chunk.
+    pub fn well_files(&self, row: &str, col: u32) -> Result<Vec<PathBuf>, VfsError> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), VfsError> {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(VfsError::io(dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| VfsError::io(dir, e))?;
+                let path = entry.path();
+                let kind = entry.file_type().map_err(|e| VfsError::io(&path, e))?;
+                if kind.is_dir() {
+                    walk(&path, out)?;
+                } else {
+                    out.push(path);
+                }
+            }
+            Ok(())
+        }
+        let mut files = Vec::new();
+        walk(&self.well_dir(row, col), &mut files)?;
+        files.sort();
+        Ok(files)
     }
 
     /// Whether a well was completely written (by this or an earlier run).
@@ -195,6 +238,14 @@ impl WellWriter {
                     };
                     let mut builder = ArrayBuilder::new(shape.clone(), chunk.clone(), dt, fill);
                     builder.subchunk_shape(inner).dimension_names(Some(names));
+                    // zarrs encodes a shard's inner chunks in parallel and by default lays them
+                    // out in completion order, so the shard's bytes would follow thread timing.
+                    // C order makes the bytes a function of the data alone.
+                    builder.codec_specific_options(
+                        CodecSpecificOptions::default().with_option(
+                            ShardingCodecOptions::default().with_subchunk_write_order(SubchunkWriteOrder::C),
+                        ),
+                    );
                     if let ZarrCodec::Zstd(level) = layout.codec {
                         builder
                             .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(level, false))]);
@@ -268,13 +319,24 @@ impl WellWriter {
         }
     }
 
-    /// Publish the well: rename the temporary directory into place (replacing an older copy).
+    /// Publish the well: rename the temporary directory into place, replacing an older copy
+    /// whole (the old copy is first moved aside under a `.partial-` name, which
+    /// [`OmeZarrPlateWriter::create`] removes should the process die before it is deleted).
     pub fn finish(mut self) -> Result<(), VfsError> {
-        if self.final_dir.exists() {
-            std::fs::remove_dir_all(&self.final_dir).map_err(|e| VfsError::io(&self.final_dir, e))?;
-        }
+        let old = if self.final_dir.exists() {
+            let mut name = self.tmp_dir.as_os_str().to_os_string();
+            name.push("-old");
+            let old = PathBuf::from(name);
+            std::fs::rename(&self.final_dir, &old).map_err(|e| VfsError::io(&self.final_dir, e))?;
+            Some(old)
+        } else {
+            None
+        };
         std::fs::rename(&self.tmp_dir, &self.final_dir).map_err(|e| VfsError::io(&self.final_dir, e))?;
         self.finished = true;
+        if let Some(old) = old {
+            std::fs::remove_dir_all(&old).map_err(|e| VfsError::io(&old, e))?;
+        }
         Ok(())
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::pipeline::config_errors;
 use crate::pipeline::wiring::link;
 use crate::pipeline::{
     Config, ConfigLayer, InputSource, Line, Link, Pipeline, PipelineError, SourceMap, StepRef, StepShape, step_calls,
@@ -88,14 +89,6 @@ pub fn persistent_location(config: &Config, root: &Path, sub_dir: &str) -> Locat
         Backend::Disk | Backend::Memory => Location::Disk { dir: root.join(sub_dir) },
         Backend::Zarr => Location::Zarr { store: root.join(format!("{sub_dir}.ome.zarr")) },
     }
-}
-
-fn config_errors(layer: &ConfigLayer, at: Line, step: Option<StepRef>, what: &str) -> Vec<PipelineError> {
-    layer
-        .validate()
-        .into_iter()
-        .map(|e| PipelineError::Config { at, step: step.clone(), message: format!("{what}{e}") })
-        .collect()
 }
 
 /// Run phase 1. Errors are collected, not returned early.

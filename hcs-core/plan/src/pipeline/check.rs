@@ -88,6 +88,37 @@ pub fn check_functions(pipeline: &Pipeline, registry: &Registry, source: Option<
     errors
 }
 
+/// The values a configuration layer sets (path tricks, ranges), as errors naming the layer and
+/// the step. `what` prefixes the message (`"[config]: "`, `"config: "`, `"global config: "`).
+pub fn config_errors(
+    layer: &super::config::ConfigLayer,
+    at: Line,
+    step: Option<StepRef>,
+    what: &str,
+) -> Vec<PipelineError> {
+    layer
+        .validate()
+        .into_iter()
+        .map(|e| PipelineError::Config { at, step: step.clone(), message: format!("{what}{e}") })
+        .collect()
+}
+
+/// The pipeline's own configuration layers — `[config]` and each step's `config` — checked
+/// without a plate (`hcs check PIPELINE`); compiling checks them with the same messages.
+pub fn check_config(pipeline: &Pipeline, source: Option<&SourceMap>) -> Vec<PipelineError> {
+    let mut errors = config_errors(&pipeline.config, Line(None), None, "[config]: ");
+    for (i, step) in pipeline.steps.iter().enumerate() {
+        let step_ref = StepRef { index: i + 1, name: step.name.clone() };
+        errors.extend(config_errors(
+            &step.config,
+            Line(source.and_then(|s| s.step_line(i))),
+            Some(step_ref),
+            "config: ",
+        ));
+    }
+    errors
+}
+
 /// Well filters of `pipeline` that name wells not in `plate_wells`.
 pub fn check_wells(pipeline: &Pipeline, plate_wells: &[WellId], source: Option<&SourceMap>) -> Vec<PipelineError> {
     let mut errors = Vec::new();

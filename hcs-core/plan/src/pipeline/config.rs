@@ -265,6 +265,17 @@ impl ConfigLayer {
         if let Some(s) = &self.results_folder {
             errors.extend(inner_folder("results_folder", s).err());
         }
+        if let Some(folder) = &self.output_folder
+            && folder.components().any(|c| matches!(c, PathPart::ParentDir))
+        {
+            errors.push(ConfigError {
+                key: "output_folder",
+                message: format!(
+                    "`{}` may not climb with `..`: give an absolute folder, or one relative to the plate's folder",
+                    folder.display()
+                ),
+            });
+        }
         if let Some(s) = &self.output_suffix
             && (s.contains('/') || s.contains('\\') || s.contains(".."))
         {
@@ -339,15 +350,20 @@ impl Config {
         config
     }
 
-    /// The output plate folder for a plate at `plate_root`.
+    /// The output plate folder for a plate at `plate_root`: `--out` as given; else
+    /// `<output_folder>/<plate name><output_suffix>`, where a relative `output_folder` (from a
+    /// pipeline or config file) is taken relative to the plate's folder — never to the working
+    /// directory of whoever runs the pipeline — and `..` is refused by [`ConfigLayer::validate`].
     pub fn output_root(&self, plate_root: &Path) -> PathBuf {
         if let Some(root) = &self.output_root {
             return root.clone();
         }
         let name = plate_root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plate".into());
+        let beside_plate = plate_root.parent().map(Path::to_path_buf).unwrap_or_default();
         let base = match &self.output_folder {
-            Some(folder) => folder.clone(),
-            None => plate_root.parent().map(Path::to_path_buf).unwrap_or_default(),
+            Some(folder) if folder.is_absolute() => folder.clone(),
+            Some(folder) => beside_plate.join(folder),
+            None => beside_plate,
         };
         base.join(format!("{name}{}", self.output_suffix))
     }
@@ -427,5 +443,18 @@ mod tests {
             ..Default::default()
         }]);
         assert_eq!(c.output_root(Path::new("/data/plate1")), Path::new("/scratch/plate1"));
+        let relative = Config::resolve([&ConfigLayer { output_folder: Some("results".into()), ..Default::default() }]);
+        assert_eq!(relative.output_root(Path::new("/data/plate1")), Path::new("/data/results/plate1_outputs"));
+    }
+
+    #[test]
+    fn an_output_folder_may_not_climb_out() {
+        let layer = ConfigLayer { output_folder: Some("../../../../etc/x".into()), ..Default::default() };
+        let errors = layer.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].key, "output_folder");
+        assert!(errors[0].to_string().contains("may not climb with `..`"), "{}", errors[0]);
+        let fine = ConfigLayer { output_folder: Some("/scratch/run 1".into()), ..Default::default() };
+        assert!(fine.validate().is_empty());
     }
 }
