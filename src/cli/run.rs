@@ -46,6 +46,10 @@ pub struct Args {
     /// Stop starting wells after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Keep the checkpoint, output and scratch files of a well that fails (by default they are
+    /// removed, so a failed well does not leave the disk full).
+    #[arg(long)]
+    pub keep_failed: bool,
     /// Publish every step's output as it is produced (preview OME-Zarr stores for napari, PNG
     /// thumbnails) under `<out>/previews/`.
     #[arg(long)]
@@ -177,6 +181,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let run_options = RunOptions {
         workers: args.workers,
         fail_fast: args.fail_fast,
+        keep_failed: args.keep_failed,
         on_well: Some(&on_well),
         stop: Some(interrupt::stop_flag()),
         in_flight: Some(&IN_FLIGHT),

@@ -29,4 +29,6 @@ pub struct WellJob<'a> {
     pub dtype: Dtype,
     /// Wells in flight per GPU.
     pub gpu_slots: &'a DeviceSlots,
+    /// Keep what a failed well wrote (`--keep-failed`); by default it is removed.
+    pub keep_failed: bool,
 }

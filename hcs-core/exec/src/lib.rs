@@ -118,6 +118,9 @@ pub struct RunOptions<'a> {
     pub stop: Option<&'a AtomicBool>,
     /// Kept up to date by the run: the number of wells executing now (for an interrupt message).
     pub in_flight: Option<&'a AtomicUsize>,
+    /// Keep the files of a well that fails (for debugging); by default a failed well's
+    /// checkpoint, output and scratch files are removed, so a full disk is not left full.
+    pub keep_failed: bool,
 }
 
 struct RunSinks {
@@ -385,6 +388,7 @@ impl WellDriver<'_> {
             sinks: &self.sinks,
             dtype: self.dtype,
             gpu_slots: &self.gpu_slots,
+            keep_failed: self.options.keep_failed,
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pool.install(|| run_well(&job))))
             .unwrap_or_else(|panic| {

@@ -11,7 +11,7 @@
 //! at the `memory_key` the plan gives each (`special/<key>`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ndarray::{ArcArray2, Array3};
@@ -49,13 +49,74 @@ pub struct WellRun {
     pub step_seconds: Vec<f64>,
     /// What the user should know (out-of-memory retries, CPU fallbacks).
     pub notes: Vec<String>,
+    /// Where a failed well's files are removed from (`None`: keep them, `--keep-failed`; or the
+    /// well finished).
+    pub litter: Option<Litter>,
+}
+
+/// What a well that does not finish leaves behind, removed when its [`WellRun`] is dropped
+/// unfinished (an error or a panic): every file its record lists so far and its scratch folders.
+/// A well redone later starts from nothing; the disk is not left full of a failed well's planes.
+#[derive(Debug, Default)]
+pub struct Litter {
+    output_root: PathBuf,
+    scratch: Vec<PathBuf>,
+}
+
+impl Drop for WellRun {
+    fn drop(&mut self) {
+        let Some(litter) = self.litter.take() else { return };
+        for file in &self.record.files {
+            let path = litter.output_root.join(&file.path);
+            if std::fs::remove_file(&path).is_ok() {
+                remove_empty_parents(&path, &litter.output_root);
+            }
+        }
+        for dir in &litter.scratch {
+            let _ = self.scratch.delete(dir);
+        }
+    }
+}
+
+/// Remove the folders above `path` that are now empty, up to (not including) `root`.
+fn remove_empty_parents(path: &Path, root: &Path) {
+    let mut dir = path.parent();
+    while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root) {
+        if std::fs::remove_dir(d).is_err() {
+            break; // not empty, or gone
+        }
+        dir = d.parent();
+    }
 }
 
 impl WellRun {
-    /// A fresh well whose record carries the plan's fingerprint.
+    /// A fresh well whose record carries the plan's fingerprint. Unless `finish` is called, what
+    /// it wrote is removed when it is dropped; see [`WellRun::keep_litter`].
     pub fn new(plan: &WellPlan) -> Self {
         let record = WellRecord { plan_crc32: crate::output::plan_crc(plan), ..WellRecord::default() };
-        Self { record, ..Self::default() }
+        let litter = Litter { output_root: plan.output_root.clone(), scratch: Vec::new() };
+        Self {
+            memory: MemoryStore::new(),
+            scratch: DiskStore::new(),
+            written: Vec::new(),
+            on_device: BTreeMap::new(),
+            record,
+            step_seconds: Vec::new(),
+            notes: Vec::new(),
+            litter: Some(litter),
+        }
+    }
+
+    /// Keep what this well writes even if it fails (`--keep-failed`, for debugging).
+    pub fn keep_litter(&mut self) {
+        self.litter = None;
+    }
+
+    /// The well is complete: keep everything it wrote, and hand back its record, step times
+    /// and notes.
+    pub fn finish(mut self) -> (WellRecord, Vec<f64>, Vec<String>) {
+        self.litter = None;
+        (std::mem::take(&mut self.record), std::mem::take(&mut self.step_seconds), std::mem::take(&mut self.notes))
     }
 
     /// The store an intermediate location lives in (`None`: the plate, a persistent store).
@@ -75,6 +136,11 @@ impl WellRun {
             .filter_map(|(k, p)| Some((Data::Samples(p.clone()), plane_path(plan, location, k)?)))
             .collect();
         store.save_batch(items)?;
+        if let (Location::Disk { .. }, Some(litter), Some(prefix)) =
+            (location, self.litter.as_mut(), well_prefix(plan, location))
+        {
+            litter.scratch.push(prefix);
+        }
         self.written.retain(|(l, _)| l != location);
         self.written.push((location.clone(), planes.keys().copied().collect()));
         Ok(())
@@ -227,6 +293,41 @@ mod tests {
         assert_eq!(stack[[0, 1, 2]], 1.5);
         run.free(&plan, &at).expect("free");
         assert!(!dir.join("A01").exists());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn an_unfinished_well_removes_its_files_and_a_finished_one_keeps_them() {
+        let dir = std::env::temp_dir().join(format!("hcs-litter-{}", std::process::id()));
+        let mut p = plan();
+        p.output_root = dir.join("out");
+        let scratch_at = Location::Disk { dir: dir.join("out/.scratch") };
+        let written = |run: &mut WellRun, name: &str| {
+            let rel = PathBuf::from("checkpoints/step1").join(name);
+            std::fs::create_dir_all(dir.join("out/checkpoints/step1")).expect("dir");
+            std::fs::write(dir.join("out").join(&rel), b"plane").expect("write");
+            run.record.files.push(crate::output::WrittenFile { path: rel, bytes: 5, crc32: 0 });
+        };
+        let mut failed = WellRun::new(&p);
+        written(&mut failed, "A01_a.tif");
+        failed.save(&p, &scratch_at, &planes(1)).expect("scratch");
+        drop(failed);
+        assert!(!dir.join("out/checkpoints/step1/A01_a.tif").exists(), "the failed well's file is gone");
+        assert!(!dir.join("out/checkpoints").exists(), "and its now empty folders");
+        assert!(!dir.join("out/.scratch/A01").exists(), "and its scratch planes");
+        assert!(dir.join("out").exists(), "the output root stays");
+
+        let mut kept = WellRun::new(&p);
+        kept.keep_litter();
+        written(&mut kept, "A01_b.tif");
+        drop(kept);
+        assert!(dir.join("out/checkpoints/step1/A01_b.tif").exists(), "--keep-failed keeps it");
+
+        let mut done = WellRun::new(&p);
+        written(&mut done, "A01_c.tif");
+        let (record, _, _) = done.finish();
+        assert_eq!(record.files.len(), 1);
+        assert!(dir.join("out/checkpoints/step1/A01_c.tif").exists(), "a finished well keeps its files");
         std::fs::remove_dir_all(&dir).ok();
     }
 

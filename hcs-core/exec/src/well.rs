@@ -22,6 +22,9 @@ pub struct WellOutcome {
 /// Run one well: each step through its [`StepRunner`].
 pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
     let mut run = WellRun::new(job.plan);
+    if job.keep_failed {
+        run.keep_litter();
+    }
     let last = job.plan.steps.len().saturating_sub(1);
     for (i, step) in job.plan.steps.iter().enumerate() {
         let start = std::time::Instant::now();
@@ -32,5 +35,6 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
         })?;
         run.step_seconds.push(start.elapsed().as_secs_f64());
     }
-    Ok(WellOutcome { record: run.record, step_seconds: run.step_seconds, notes: run.notes })
+    let (record, step_seconds, notes) = run.finish();
+    Ok(WellOutcome { record, step_seconds, notes })
 }

@@ -89,8 +89,15 @@ fn oom_always(_stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceErro
     Err(hcs_core::DeviceError::OutOfMemory { device: "cuda:0".into(), detail: "simulated".into() })
 }
 
+/// Always fails (not for lack of memory).
+#[memory(ndarray)]
+fn always_fails(_stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceError> {
+    Err(hcs_core::DeviceError::Failed { device: "cpu".into(), detail: "simulated failure".into() })
+}
+
 fn registry() -> Registry {
     Registry::from_contracts([
+        always_fails::FUNC,
         emit_two::FUNC,
         use_both::FUNC,
         first_plane::FUNC,
@@ -117,6 +124,15 @@ fn plate_dir(name: &str, wells: &[&str]) -> PathBuf {
 }
 
 fn run_pipeline(pipeline: &Pipeline, dir: &Path, registry: &Registry) -> hcs_exec::RunReport {
+    run_pipeline_with(pipeline, dir, registry, &RunOptions::default())
+}
+
+fn run_pipeline_with(
+    pipeline: &Pipeline,
+    dir: &Path,
+    registry: &Registry,
+    run_options: &RunOptions<'_>,
+) -> hcs_exec::RunReport {
     let plate = open_plate(&dir.join("plate"), None).expect("plate");
     let options = CompileOptions {
         registry,
@@ -128,7 +144,7 @@ fn run_pipeline(pipeline: &Pipeline, dir: &Path, registry: &Registry) -> hcs_exe
         source: None,
     };
     let compiled = compile(pipeline, &PlateInfo::of(&plate), &options).expect("compiles");
-    run(&compiled, &plate, registry, &RunOptions::default()).expect("runs")
+    run(&compiled, &plate, registry, run_options).expect("runs")
 }
 
 fn read_u16(path: &Path) -> Vec<u16> {
@@ -308,5 +324,27 @@ fn out_of_memory_is_retried_one_group_at_a_time_and_reported() {
         }
         other => panic!("expected a failure, got {other:?}"),
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_failed_well_leaves_no_files_unless_kept() {
+    let r = registry();
+    let dir = plate_dir("litter", &["A01"]);
+    let pipeline = Pipeline::new("litter")
+        .step(FunctionStep::new("checkpointed", "plus_one").materialize(None))
+        .step(FunctionStep::new("fails", "always_fails"));
+    let checkpoint = dir.join("out/checkpoints/step1");
+    let report = run_pipeline(&pipeline, &dir, &r);
+    let WellStatus::Failed(message) = &report.wells[0].status else { panic!("fails: {:?}", report.wells[0]) };
+    assert!(message.contains("simulated failure"), "{message}");
+    let left: Vec<_> = std::fs::read_dir(&checkpoint).into_iter().flatten().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "the failed well's checkpoint planes are removed: {left:?}");
+
+    let keep = RunOptions { keep_failed: true, ..RunOptions::default() };
+    let report = run_pipeline_with(&pipeline, &dir, &r, &keep);
+    assert!(matches!(report.wells[0].status, WellStatus::Failed(_)));
+    let kept = std::fs::read_dir(&checkpoint).expect("checkpoint folder").count();
+    assert_eq!(kept, 16, "--keep-failed keeps the 4 sites × 2 channels × 2 z checkpoint planes");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -96,7 +96,15 @@ fn a_middle_step_runs_from_the_memory_store_and_leaves_output_and_special_data_t
 
     let plate = memory_only_plate();
     let slots = DeviceSlots::default();
-    let job = WellJob { plan, plate: &plate, registry, sinks: &NoSinks, dtype: hcs_vfs::Dtype::U16, gpu_slots: &slots };
+    let job = WellJob {
+        plan,
+        plate: &plate,
+        registry,
+        sinks: &NoSinks,
+        dtype: hcs_vfs::Dtype::U16,
+        gpu_slots: &slots,
+        keep_failed: false,
+    };
     StepRunner { job: &job, step, last: false }.run(&mut run).expect("step 2 runs");
 
     // The input was freed once read; the output is at the step's memory location.
