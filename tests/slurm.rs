@@ -58,7 +58,11 @@ fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 fn run_args<'a>(plate: &'a Path, out: &'a Path) -> Vec<&'a str> {
-    vec!["run", PIPELINE, "--plate", s(plate), "--out", s(out), "--backend", "zarr"]
+    run_args_on(plate, out, "zarr")
+}
+
+fn run_args_on<'a>(plate: &'a Path, out: &'a Path, backend: &'a str) -> Vec<&'a str> {
+    vec!["run", PIPELINE, "--plate", s(plate), "--out", s(out), "--backend", backend]
 }
 
 fn local_run(plate: &Path, out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -169,16 +173,23 @@ fn records(out: &Path, wells: &[&str]) -> Vec<(std::time::SystemTime, Vec<u8>)> 
 fn six_wells_on_slurm_equal_a_local_run() {
     let dir = scratch("six");
     let plate = synth(&dir);
-    let local = local_run(&plate, &dir.join("local"));
-    let out = dir.join("slurm");
-    let mut args = run_args(&plate, &out);
-    args.extend(["--executor", "slurm", "--wells-per-task", "2", "--wait"]);
-    let r = hcs(&args, None);
-    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("6 of 6 wells complete"), "{}", r.stdout);
-    assert_eq!(files(&out), local, "Slurm outputs differ from the local run's");
-    let summary = std::fs::read_to_string(out.join("summary.json")).expect("finalize wrote summary.json");
-    assert!(summary.contains("\"missing\": []"), "{summary}");
+    // Byte for byte, for both backends (OME-Zarr shards are written in a fixed inner-chunk order).
+    for backend in ["zarr", "disk"] {
+        let local_out = dir.join(format!("local-{backend}"));
+        let r = hcs(&run_args_on(&plate, &local_out, backend), None);
+        assert!(r.ok, "{}", r.stderr);
+        let local = files(&local_out);
+        assert!(local.len() > 50, "the local run wrote {} files", local.len());
+        let out = dir.join(format!("slurm-{backend}"));
+        let mut args = run_args_on(&plate, &out, backend);
+        args.extend(["--executor", "slurm", "--wells-per-task", "2", "--wait"]);
+        let r = hcs(&args, None);
+        assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("6 of 6 wells complete"), "{}", r.stdout);
+        assert_eq!(files(&out), local, "{backend}: Slurm outputs differ from the local run's");
+        let summary = std::fs::read_to_string(out.join("summary.json")).expect("finalize wrote summary.json");
+        assert!(summary.contains("\"missing\": []"), "{summary}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -125,6 +125,9 @@ pub fn write_record(output_root: &Path, well: WellId, record: &WellRecord) -> Re
     hcs_vfs::atomic::write_atomic(&record_path(output_root, well), &bytes)
 }
 
+/// One plane written to a file: the file for the record, and the plane's reference.
+type WrittenPlane = (WrittenFile, (ImageKey, PlaneRef));
+
 /// Planes with where they are stored.
 pub type PlaneList = Vec<(ImageKey, PlaneRef)>;
 
@@ -170,7 +173,7 @@ pub fn write_planes(
             // are not fsynced one by one: `write_record` syncs all of a well's files before the
             // record that vouches for them, by which time most are already on disk. The CRC is
             // taken from the bytes written, not by reading the file back.
-            let written: Vec<(WrittenFile, (ImageKey, PlaneRef))> = planes
+            let attempts: Vec<Result<WrittenPlane, VfsError>> = planes
                 .par_iter()
                 .map(|(key, plane)| {
                     let path = dir.join(plane_file_name(key));
@@ -181,8 +184,20 @@ pub fn write_planes(
                         WrittenFile { path: rel(&path), bytes: bytes.len() as u64, crc32: crc32fast::hash(&bytes) };
                     Ok((file, (*key, PlaneRef::file(rel(&path)))))
                 })
-                .collect::<Result<_, VfsError>>()?;
-            Ok(written.into_iter().unzip())
+                .collect();
+            // All or nothing: when one plane fails (a full disk), the planes written beside it
+            // are removed too, so the well's record — which never lists them — leaves no litter.
+            if let Some(position) = attempts.iter().position(Result::is_err) {
+                for (file, _) in attempts.iter().flatten() {
+                    let _ = std::fs::remove_file(output_root.join(&file.path));
+                }
+                let error = attempts.into_iter().nth(position).and_then(Result::err);
+                return Err(error.unwrap_or_else(|| VfsError::Io {
+                    path: dir.to_path_buf(),
+                    source: std::io::Error::other("a plane could not be written"),
+                }));
+            }
+            Ok(attempts.into_iter().flatten().unzip())
         }
         Sink::Zarr(writer, axes) => {
             let Some((first_key, first)) = planes.iter().next() else { return Ok((Vec::new(), Vec::new())) };
