@@ -262,10 +262,7 @@ impl Store for DiskStore {
     }
 
     fn list(&self, dir: &Path) -> Result<Vec<PathBuf>, VfsError> {
-        let mut out = Vec::new();
-        walk(dir, &mut out, 0)?;
-        out.sort();
-        Ok(out)
+        files_under(dir)
     }
 
     fn delete(&self, path: &Path) -> Result<(), VfsError> {
@@ -301,15 +298,20 @@ impl Store for ZarrStore {
     }
 
     fn list(&self, dir: &Path) -> Result<Vec<PathBuf>, VfsError> {
-        let mut out = Vec::new();
-        walk(dir, &mut out, 0)?;
-        out.sort();
-        Ok(out)
+        files_under(dir)
     }
 
     fn delete(&self, path: &Path) -> Result<(), VfsError> {
         delete_files(path)
     }
+}
+
+/// Every file under `dir`, sorted.
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>, VfsError> {
+    let mut out = Vec::new();
+    walk(dir, &mut out, 0)?;
+    out.sort();
+    Ok(out)
 }
 
 /// Remove a file or a folder with everything under it; a missing one is no error.
