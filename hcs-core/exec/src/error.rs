@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use hcs_core::{DeviceError, InvokeError, MaterializeError, MemoryType};
+use hcs_core::{DeviceError, InvokeError, MaterializeError, MemoryType, PlaneCount};
 use hcs_plan::compiler::Location;
 use hcs_plate::{ImageKey, LoadError};
 
@@ -118,6 +118,21 @@ pub enum StepError {
         returned: usize,
         /// Planes received.
         received: usize,
+    },
+    /// A function returned another plane count than its contract declares.
+    #[error(
+        "`{function}` declares `planes = {}` but returned {returned} planes from {received}; fix the function or its `#[memory(.., planes = ..)]`",
+        match declared { PlaneCount::Same => "same", PlaneCount::One => "one", PlaneCount::Any => "any" }
+    )]
+    PlaneContract {
+        /// The function.
+        function: &'static str,
+        /// What its contract says.
+        declared: PlaneCount,
+        /// Planes it received.
+        received: usize,
+        /// Planes it returned.
+        returned: usize,
     },
     /// A GPU stack reached host storage (a plan without its conversion).
     #[error("a {0} stack reached storage")]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hcs_core::registry::Registry;
 use hcs_core::special::{SpecialData, SpecialInputs};
 use hcs_core::stack::Stack;
-use hcs_core::{DeviceError, FunctionContract, InvokeError};
+use hcs_core::{DeviceError, FunctionContract, InvokeError, PlaneCount};
 use hcs_device::convert;
 use hcs_plan::compiler::{ResolvedCall, ResolvedPattern, SpecialInputPlan, StepPlan};
 use hcs_plate::ImageKey;
@@ -74,6 +74,20 @@ fn plate_special(key: &str, value: &serde_json::Value) -> Result<SpecialData, St
     Ok(hcs_plan::pipeline::wiring::PlateInput::decode_key(key, value)?)
 }
 
+/// A call must return the plane count its contract declares (`planes = same | one`): later steps'
+/// component values were planned from it.
+fn check_planes(contract: &FunctionContract, received: usize, returned: usize) -> Result<(), StepError> {
+    let declared = match contract.output_planes {
+        PlaneCount::Same => received,
+        PlaneCount::One => 1,
+        PlaneCount::Any => return Ok(()),
+    };
+    if returned == declared {
+        return Ok(());
+    }
+    Err(StepError::PlaneContract { function: contract.name, declared: contract.output_planes, received, returned })
+}
+
 /// Runs a pattern for one group of one step.
 pub struct Router<'a> {
     /// The functions.
@@ -135,7 +149,9 @@ impl Router<'_> {
                 let stack = convert(stack, call.convert_input, self.device)?;
                 let contract = self.contract(call)?;
                 let inputs = self.inputs(contract, produced)?;
+                let received = stack.planes();
                 let out = contract.call(stack, &call.params, &inputs)?;
+                check_planes(contract, received, out.stack.planes())?;
                 produced.extend(out.special_outputs);
                 Ok(out.stack)
             }

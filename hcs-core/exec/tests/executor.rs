@@ -89,6 +89,12 @@ fn oom_always(_stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceErro
     Err(hcs_core::DeviceError::OutOfMemory { device: "cuda:0".into(), detail: "simulated".into() })
 }
 
+/// Claims to return one plane, returns them all.
+#[memory(ndarray, planes = one)]
+fn lies_about_planes(stack: NdarrayStack) -> NdarrayStack {
+    stack
+}
+
 /// Always fails (not for lack of memory).
 #[memory(ndarray)]
 fn always_fails(_stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceError> {
@@ -98,6 +104,7 @@ fn always_fails(_stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceEr
 fn registry() -> Registry {
     Registry::from_contracts([
         always_fails::FUNC,
+        lies_about_planes::FUNC,
         emit_two::FUNC,
         use_both::FUNC,
         first_plane::FUNC,
@@ -346,5 +353,17 @@ fn a_failed_well_leaves_no_files_unless_kept() {
     assert!(matches!(report.wells[0].status, WellStatus::Failed(_)));
     let kept = std::fs::read_dir(&checkpoint).expect("checkpoint folder").count();
     assert_eq!(kept, 16, "--keep-failed keeps the 4 sites × 2 channels × 2 z checkpoint planes");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_function_returning_another_plane_count_than_declared_fails_naming_itself() {
+    let r = registry();
+    let dir = plate_dir("planes", &["A01"]);
+    let pipeline = Pipeline::new("planes")
+        .step(FunctionStep::new("project", "lies_about_planes").variable_components([Component::Z]));
+    let report = run_pipeline(&pipeline, &dir, &r);
+    let WellStatus::Failed(message) = &report.wells[0].status else { panic!("fails: {:?}", report.wells[0]) };
+    assert!(message.contains("`lies_about_planes` declares `planes = one` but returned 2 planes from 2"), "{message}");
     std::fs::remove_dir_all(&dir).ok();
 }

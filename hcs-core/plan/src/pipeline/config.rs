@@ -74,6 +74,12 @@ impl Serialize for Workers {
     }
 }
 
+impl Workers {
+    /// The most worker threads a run may ask for: beyond this many, threads only contend (and a
+    /// typo such as `100000000` would start thousands of them and never finish).
+    pub const MAX: usize = 1024;
+}
+
 impl<'de> Deserialize<'de> for Workers {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -289,6 +295,14 @@ impl ConfigLayer {
         {
             errors.push(ConfigError { key: "zarr_level", message: format!("{l} is outside 1–22") });
         }
+        if let Some(Workers::Count(n)) = self.workers
+            && !(1..=Workers::MAX).contains(&n)
+        {
+            errors.push(ConfigError {
+                key: "workers",
+                message: format!("{n} is outside 1–{}: use \"auto\" for one per core", Workers::MAX),
+            });
+        }
         if self.gpu_slots == Some(0) {
             errors.push(ConfigError { key: "gpu_slots", message: "must be ≥ 1".into() });
         }
@@ -445,6 +459,21 @@ mod tests {
         assert_eq!(c.output_root(Path::new("/data/plate1")), Path::new("/scratch/plate1"));
         let relative = Config::resolve([&ConfigLayer { output_folder: Some("results".into()), ..Default::default() }]);
         assert_eq!(relative.output_root(Path::new("/data/plate1")), Path::new("/data/results/plate1_outputs"));
+    }
+
+    #[test]
+    fn worker_counts_are_bounded() {
+        let huge = ConfigLayer { workers: Some(Workers::Count(100_000_000)), ..Default::default() };
+        let errors = huge.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].to_string(),
+            "config `workers`: 100000000 is outside 1–1024: use \"auto\" for one per core"
+        );
+        let zero = ConfigLayer { workers: Some(Workers::Count(0)), ..Default::default() };
+        assert_eq!(zero.validate().len(), 1);
+        let fine = ConfigLayer { workers: Some(Workers::Count(Workers::MAX)), ..Default::default() };
+        assert!(fine.validate().is_empty());
     }
 
     #[test]
