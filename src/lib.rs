@@ -69,13 +69,14 @@ extern crate self as hcs;
 pub use hcs_core::params::parse_choice;
 pub use hcs_core::{CudaStack, TorchStack};
 pub use hcs_core::{
-    FunctionContract, InvokeError, InvokeOutput, MaterializeError, MaterializeResult, MaterializeTarget, MemoryType,
-    NdarrayStack, ParamError, ParamMap, ParamSpec, ParamType, ParamValue, PipelineParam, PlaneCount, Registry,
-    RegistryError, SpecialData, SpecialInputs, SpecialKey, SpecialValue, Stack,
+    CheckOutcome, FunctionContract, ImageGeometry, InvokeError, InvokeOutput, MaterializeError, MaterializeResult,
+    MaterializeTarget, MemoryType, NdarrayStack, ParamCheck, ParamError, ParamMap, ParamSpec, ParamType, ParamValue,
+    PipelineParam, PlaneCount, PlaneShape, Registry, RegistryError, SpecialData, SpecialInputs, SpecialKey,
+    SpecialValue, Stack, ValueRule,
 };
 #[cfg(feature = "runtime")]
 pub use hcs_macros::pipeline;
-pub use hcs_macros::{chain_breaker, memory, special_inputs, special_outputs};
+pub use hcs_macros::{chain_breaker, check, memory, special_inputs, special_outputs};
 
 /// Contracts, parameters, special data, stack types and the registry (`hcs-core`).
 pub use hcs_core as contracts;
@@ -122,7 +123,7 @@ pub mod prelude {
     pub use hcs_core::{
         CudaStack, MaterializeError, MaterializeResult, MaterializeTarget, NdarrayStack, PipelineParam, TorchStack,
     };
-    pub use hcs_macros::{chain_breaker, memory, special_inputs, special_outputs};
+    pub use hcs_macros::{chain_breaker, check, memory, special_inputs, special_outputs};
     pub use ndarray;
     pub use serde;
 }

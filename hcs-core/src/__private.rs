@@ -5,9 +5,10 @@ pub use ::linkme;
 pub use ::std::any::TypeId;
 
 pub use crate::contract::{FunctionContract, InvokeOutput, PlaneCount, SourceLocation};
-pub use crate::error::InvokeError;
+pub use crate::error::{InvokeError, ParamError};
 pub use crate::params::{ParamMap, ParamSpec, ParamValue, PipelineParam};
 pub use crate::registry::FUNCTIONS;
+pub use crate::rules::{CheckOutcome, ImageGeometry, ParamCheck, PlaneShape, ValueRule, rule_arg};
 pub use crate::special::{
     MaterializeResult, MaterializeTarget, MaterializerFn, MaterializerSpec, SpecialData, SpecialInputSpec,
     SpecialInputs, SpecialKey, SpecialOutputSpec, SpecialValue,
@@ -119,18 +120,35 @@ pub fn type_id_of<T: 'static>() -> TypeId {
 }
 
 /// Read one parameter for an invoker: the given value, else the default, else an error.
-pub fn param<T: PipelineParam>(
-    function: &'static str,
-    params: &ParamMap,
-    name: &'static str,
-    default: Option<fn() -> ParamValue>,
-) -> Result<T, InvokeError> {
+pub fn param<T: PipelineParam>(function: &'static str, params: &ParamMap, spec: &ParamSpec) -> Result<T, InvokeError> {
+    let name = spec.name;
     let bad = |source| InvokeError::BadParam { function, param: name.to_owned(), source };
-    match (params.get(name), default) {
-        (Some(value), _) => T::from_value(value).map_err(bad),
+    match (params.get(name), spec.default) {
+        (Some(value), _) => {
+            spec.rule.check(value).map_err(bad)?;
+            T::from_value(value).map_err(bad)
+        }
         (None, Some(default)) => T::from_value(&default()).map_err(bad),
         (None, None) => Err(InvokeError::MissingParam { function, param: name }),
     }
+}
+
+/// Enforce a function's `#[check]` rules on the values it is called with (rules that read
+/// `image` are the compiler's: they pass here).
+pub fn enforce_checks(
+    function: &'static str,
+    params: &ParamMap,
+    checks: &[crate::rules::ParamCheck],
+) -> Result<(), InvokeError> {
+    for check in checks {
+        let outcome = check
+            .evaluate(params, None)
+            .map_err(|source| InvokeError::BadParam { function, param: check.params.join(", "), source })?;
+        if outcome == crate::rules::CheckOutcome::Fails {
+            return Err(InvokeError::RuleBroken { function, rule: check.describe() });
+        }
+    }
+    Ok(())
 }
 
 /// Reject parameters a function does not have (a pipeline-file typo must never be ignored).

@@ -62,6 +62,8 @@ pub struct FunctionContract {
     pub output_memory: MemoryType,
     /// How many planes a call returns, relative to the planes it receives.
     pub output_planes: PlaneCount,
+    /// Whether planes keep their size (`#[memory(.., xy = ..)]`).
+    pub plane_shape: crate::rules::PlaneShape,
     /// Special inputs, in declaration order.
     pub special_inputs: &'static [SpecialInputSpec],
     /// Special outputs, in declaration order (the order of the returned tuple).
@@ -70,6 +72,8 @@ pub struct FunctionContract {
     pub chain_breaker: bool,
     /// Tunable parameters, in signature order.
     pub params: &'static [ParamSpec],
+    /// Rules over several parameters and the image (`#[check(..)]`), in declaration order.
+    pub checks: &'static [crate::rules::ParamCheck],
     /// First paragraph of the doc comment.
     pub doc: &'static str,
     /// Where it was declared.
@@ -118,6 +122,16 @@ impl Serialize for FunctionContract {
             required: bool,
             default: Option<crate::params::ParamValue>,
             doc: &'a str,
+            accepts: String,
+            #[serde(skip_serializing_if = "crate::rules::ValueRule::is_empty")]
+            rule: crate::rules::ValueRule,
+        }
+        #[derive(Serialize)]
+        struct Check<'a> {
+            rule: &'a str,
+            message: &'a str,
+            params: &'a [&'a str],
+            needs_image: bool,
         }
         #[derive(Serialize)]
         struct Input<'a> {
@@ -140,7 +154,14 @@ impl Serialize for FunctionContract {
                 required: p.is_required(),
                 default: p.default.map(|d| d()),
                 doc: p.doc,
+                accepts: p.accepts(),
+                rule: p.rule,
             })
+            .collect();
+        let checks: Vec<Check<'_>> = self
+            .checks
+            .iter()
+            .map(|c| Check { rule: c.rule, message: c.message, params: c.params, needs_image: c.needs_image })
             .collect();
         let inputs: Vec<Input<'_>> =
             self.special_inputs.iter().map(|s| Input { key: s.key, rust_type: s.rust_type }).collect();
@@ -149,17 +170,19 @@ impl Serialize for FunctionContract {
             .iter()
             .map(|s| Output { key: s.key, rust_type: s.rust_type, materializer: s.materializer.map(|m| m.name) })
             .collect();
-        let mut st = serializer.serialize_struct("FunctionContract", 12)?;
+        let mut st = serializer.serialize_struct("FunctionContract", 14)?;
         st.serialize_field("name", self.name)?;
         st.serialize_field("module_path", self.module_path)?;
         st.serialize_field("crate", self.crate_name)?;
         st.serialize_field("input_memory", &self.input_memory)?;
         st.serialize_field("output_memory", &self.output_memory)?;
         st.serialize_field("output_planes", &self.output_planes)?;
+        st.serialize_field("plane_shape", &self.plane_shape)?;
         st.serialize_field("special_inputs", &inputs)?;
         st.serialize_field("special_outputs", &outputs)?;
         st.serialize_field("chain_breaker", &self.chain_breaker)?;
         st.serialize_field("params", &params)?;
+        st.serialize_field("checks", &checks)?;
         st.serialize_field("doc", self.doc)?;
         st.serialize_field("location", &self.location)?;
         st.end()

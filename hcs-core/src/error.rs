@@ -21,6 +21,12 @@ pub enum ParamError {
         /// What the parameter accepts.
         expected: String,
     },
+    /// A rule needs a parameter that has no value and no default.
+    #[error("parameter `{param}` has no value")]
+    Missing {
+        /// The parameter.
+        param: String,
+    },
 }
 
 /// A failure while calling a function through its erased invoker.
@@ -54,6 +60,14 @@ pub enum InvokeError {
         param: String,
         /// What is wrong with the value.
         source: ParamError,
+    },
+    /// The parameters break one of the function's `#[check]` rules.
+    #[error("function `{function}`: {rule}")]
+    RuleBroken {
+        /// The function.
+        function: &'static str,
+        /// The rule and its message.
+        rule: String,
     },
     /// A parameter the function does not have.
     #[error("function `{function}` has no parameter `{param}`")]

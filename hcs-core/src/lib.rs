@@ -19,6 +19,7 @@ pub mod gpu;
 pub mod memory_type;
 pub mod params;
 pub mod registry;
+pub mod rules;
 pub mod special;
 pub mod stack;
 pub mod testing;
@@ -31,6 +32,7 @@ pub use error::{InvokeError, MaterializeError, ParamError};
 pub use gpu::{GpuDevice, GpuInventory};
 pub use params::{ParamMap, ParamSpec, ParamType, ParamValue, PipelineParam};
 pub use registry::{Registry, RegistryError};
+pub use rules::{CheckOutcome, ImageGeometry, ParamCheck, PlaneShape, ValueRule};
 pub use special::{
     ByteSink, FileSink, MaterializeResult, MaterializeTarget, SpecialData, SpecialInputs, SpecialKey, SpecialValue,
 };

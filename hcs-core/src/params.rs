@@ -259,6 +259,8 @@ pub struct ParamSpec {
     pub default: Option<fn() -> ParamValue>,
     /// One-line description.
     pub doc: &'static str,
+    /// Bounds and conditions on the value (`#[param(min = .., max = .., range = .., finite, nonzero)]`).
+    pub rule: crate::rules::ValueRule,
 }
 
 impl ParamSpec {
@@ -267,9 +269,16 @@ impl ParamSpec {
         self.default.is_none()
     }
 
-    /// Check a value against this parameter's type, returning the error a pipeline author sees.
+    /// Check a value against this parameter's type and value rule, returning the error a
+    /// pipeline author sees.
     pub fn check(&self, value: &ParamValue) -> Result<(), ParamError> {
-        check_value(&self.ty, value)
+        check_value(&self.ty, value)?;
+        self.rule.check(value)
+    }
+
+    /// What values the parameter accepts, in words (`integer ≥ 0, in 1..=64`).
+    pub fn accepts(&self) -> String {
+        if self.rule.is_empty() { self.ty.to_string() } else { format!("{}, {}", self.ty, self.rule) }
     }
 }
 

@@ -50,18 +50,33 @@ impl Registry {
                     second_path: contract.path(),
                     second: Location(contract.location),
                 }),
-                None => variants.push(contract),
+                None => {
+                    if let Some(first) = variants.first()
+                        && let Some(what) = disagreement(first, contract)
+                    {
+                        registry.problems.push(RegistryError::VariantsDisagree {
+                            name: contract.name,
+                            what,
+                            first_memory: first.input_memory,
+                            first: Location(first.location),
+                            second_memory: contract.input_memory,
+                            second: Location(contract.location),
+                        });
+                    }
+                    variants.push(contract);
+                }
             }
         }
         registry
     }
 
-    /// Problems found while building (duplicate registrations). Empty when the registry is sound.
+    /// Problems found while building (duplicate registrations, variants that disagree). Empty
+    /// when the registry is sound.
     pub fn problems(&self) -> &[RegistryError] {
         &self.problems
     }
 
-    /// `Ok` when no function is registered twice, else every duplicate.
+    /// `Ok` when no function is registered twice and same-name variants agree, else every problem.
     pub fn check(&self) -> Result<(), Vec<RegistryError>> {
         if self.problems.is_empty() { Ok(()) } else { Err(self.problems.clone()) }
     }
@@ -102,6 +117,50 @@ impl Registry {
     }
 }
 
+/// What two variants of one function disagree on, if anything: the pipeline compiler checks a
+/// call against one variant and may run another, so they must accept the same pipelines.
+fn disagreement(a: &FunctionContract, b: &FunctionContract) -> Option<String> {
+    let names = |c: &FunctionContract| c.params.iter().map(|p| p.name).collect::<Vec<_>>();
+    if names(a) != names(b) {
+        return Some(format!("parameters [{}] vs [{}]", names(a).join(", "), names(b).join(", ")));
+    }
+    for (p, q) in a.params.iter().zip(b.params) {
+        if p.ty != q.ty {
+            return Some(format!("the type of parameter `{}`: {} vs {}", p.name, p.ty, q.ty));
+        }
+        let (dp, dq) = (p.default.map(|d| d()), q.default.map(|d| d()));
+        if dp != dq {
+            let show = |d: Option<crate::params::ParamValue>| d.map_or("none".to_string(), |v| v.to_string());
+            return Some(format!("the default of parameter `{}`: {} vs {}", p.name, show(dp), show(dq)));
+        }
+        if p.rule != q.rule {
+            return Some(format!("the accepted values of parameter `{}`: {} vs {}", p.name, p.rule, q.rule));
+        }
+    }
+    let inputs = |c: &FunctionContract| c.special_inputs.iter().map(|s| (s.key, s.rust_type)).collect::<Vec<_>>();
+    if inputs(a) != inputs(b) {
+        return Some("special inputs".into());
+    }
+    let outputs = |c: &FunctionContract| c.special_outputs.iter().map(|s| (s.key, s.rust_type)).collect::<Vec<_>>();
+    if outputs(a) != outputs(b) {
+        return Some("special outputs".into());
+    }
+    if a.output_planes != b.output_planes {
+        return Some(format!("`planes`: {:?} vs {:?}", a.output_planes, b.output_planes));
+    }
+    if a.plane_shape != b.plane_shape {
+        return Some(format!("`xy`: {:?} vs {:?}", a.plane_shape, b.plane_shape));
+    }
+    if a.chain_breaker != b.chain_breaker {
+        return Some("#[chain_breaker]".into());
+    }
+    let rules = |c: &FunctionContract| c.checks.iter().map(|r| r.rule).collect::<Vec<_>>();
+    if rules(a) != rules(b) {
+        return Some(format!("#[check] rules [{}] vs [{}]", rules(a).join("; "), rules(b).join("; ")));
+    }
+    None
+}
+
 /// A problem with the set of registered functions.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
@@ -123,6 +182,33 @@ pub enum RegistryError {
         /// Where the second was declared.
         second: Location,
     },
+    /// Two variants of one function (different memory types) declare different contracts.
+    #[error(
+        "the {first_memory} and {second_memory} variants of `{name}` disagree on {what} ({first} and {second}); variants must accept the same pipelines"
+    )]
+    VariantsDisagree {
+        /// The shared name.
+        name: &'static str,
+        /// What differs.
+        what: String,
+        /// Memory type of the first variant.
+        first_memory: MemoryType,
+        /// Where the first was declared.
+        first: Location,
+        /// Memory type of the second variant.
+        second_memory: MemoryType,
+        /// Where the second was declared.
+        second: Location,
+    },
+}
+
+impl RegistryError {
+    /// The function the problem concerns.
+    pub fn function(&self) -> &'static str {
+        match self {
+            RegistryError::Duplicate { name, .. } | RegistryError::VariantsDisagree { name, .. } => name,
+        }
+    }
 }
 
 /// A source location that prints as `file:line:column`.

@@ -88,10 +88,11 @@ fn check(bin_size: usize, dims: &[usize]) -> Result<(), KernelError> {
 
 /// Bin each plane in `bin_size`×`bin_size` blocks (trailing rows/columns that do not fill a
 /// block are dropped).
-#[memory(ndarray)]
+#[memory(ndarray, xy = any)]
+#[hcs_macros::check(bin_size <= image.height.min(image.width), "a bin must fit in the image")]
 pub fn spatial_bin_2d(
     stack: NdarrayStack,
-    #[param(default = 2, doc = "block edge in pixels")] bin_size: usize,
+    #[param(default = 2, doc = "block edge in pixels", range = 1..=4096)] bin_size: usize,
     #[param(default = BinMethod::Mean, doc = "mean | sum | max | min")] method: BinMethod,
 ) -> Result<NdarrayStack, KernelError> {
     let (n, h, w) = stack.dim();
@@ -105,10 +106,11 @@ pub fn spatial_bin_2d(
 
 /// Bin the stack in `bin_size`³ blocks (planes, rows and columns that do not fill a block are
 /// dropped).
-#[memory(ndarray, planes = any)]
+#[memory(ndarray, planes = any, xy = any)]
+#[hcs_macros::check(bin_size <= image.height.min(image.width), "a bin must fit in the image")]
 pub fn spatial_bin_3d(
     stack: NdarrayStack,
-    #[param(default = 2, doc = "block edge in pixels and planes")] bin_size: usize,
+    #[param(default = 2, doc = "block edge in pixels and planes", range = 1..=4096)] bin_size: usize,
     #[param(default = BinMethod::Mean, doc = "mean | sum | max | min")] method: BinMethod,
 ) -> Result<NdarrayStack, KernelError> {
     let (n, h, w) = stack.dim();

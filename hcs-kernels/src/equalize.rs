@@ -13,7 +13,7 @@ use crate::error::KernelError;
 #[memory(ndarray)]
 pub fn stack_equalize_histogram(
     mut stack: NdarrayStack,
-    #[param(default = 65536, doc = "histogram bins")] bins: usize,
+    #[param(default = 65536, doc = "histogram bins", range = 2..=1048576)] bins: usize,
 ) -> Result<NdarrayStack, KernelError> {
     if bins == 0 {
         return Err(KernelError::BadParameter("bins must be at least 1".into()));

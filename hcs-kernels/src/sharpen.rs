@@ -12,8 +12,8 @@ use crate::gaussian::{check_sigma, gaussian_2d};
 #[memory(ndarray)]
 pub fn sharpen(
     mut stack: NdarrayStack,
-    #[param(default = 1.0, doc = "Gaussian sigma of the blur, in pixels")] radius: f64,
-    #[param(default = 1.0, doc = "strength")] amount: f32,
+    #[param(default = 1.0, doc = "Gaussian sigma of the blur, in pixels", range = 0.01..=256.0)] radius: f64,
+    #[param(default = 1.0, doc = "strength", range = 0.0..=100.0)] amount: f32,
 ) -> Result<NdarrayStack, KernelError> {
     check_sigma("radius", radius)?;
     for mut plane in stack.axis_iter_mut(Axis(0)) {

@@ -6,13 +6,14 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, Meta, Path, Token};
 
-/// The four hcs attributes.
+/// The five hcs attributes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum AttrKind {
     Memory,
     SpecialOutputs,
     SpecialInputs,
     ChainBreaker,
+    Check,
 }
 
 impl AttrKind {
@@ -22,13 +23,14 @@ impl AttrKind {
             AttrKind::SpecialOutputs => "special_outputs",
             AttrKind::SpecialInputs => "special_inputs",
             AttrKind::ChainBreaker => "chain_breaker",
+            AttrKind::Check => "check",
         }
     }
 
     /// Recognise a sibling attribute by the last segment of its path (`memory`, `hcs::memory`).
     pub fn of(attr: &Attribute) -> Option<AttrKind> {
         let last = attr.path().segments.last()?.ident.to_string();
-        [AttrKind::Memory, AttrKind::SpecialOutputs, AttrKind::SpecialInputs, AttrKind::ChainBreaker]
+        [AttrKind::Memory, AttrKind::SpecialOutputs, AttrKind::SpecialInputs, AttrKind::ChainBreaker, AttrKind::Check]
             .into_iter()
             .find(|k| k.name() == last)
     }
@@ -100,12 +102,68 @@ impl Planes {
     }
 }
 
-/// The declared input and output memory types, and the plane count of the output.
+/// Whether planes keep their size, as spelled in `#[memory(.., xy = ..)]`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Xy {
+    Same,
+    Any,
+}
+
+impl Xy {
+    fn parse(ident: &Ident) -> syn::Result<Xy> {
+        match ident.to_string().as_str() {
+            "same" => Ok(Xy::Same),
+            "any" => Ok(Xy::Any),
+            other => Err(syn::Error::new(
+                ident.span(),
+                format!("unknown `xy = {other}`; expected `same` (the default: planes keep their size) or `any`"),
+            )),
+        }
+    }
+
+    /// The `PlaneShape` variant name in hcs-core.
+    pub fn variant(self) -> &'static str {
+        match self {
+            Xy::Same => "Same",
+            Xy::Any => "Any",
+        }
+    }
+}
+
+/// The declared input and output memory types, the plane count and plane size of the output.
 #[derive(Clone, Copy, Debug)]
 pub struct MemorySpec {
     pub input: Memory,
     pub output: Memory,
     pub planes: Planes,
+    pub xy: Xy,
+}
+
+/// One `#[check(rule, "message")]`.
+pub struct CheckDecl {
+    pub rule: syn::Expr,
+    pub message: Option<syn::LitStr>,
+}
+
+impl syn::parse::Parse for CheckDecl {
+    fn parse(input: ParseStream<'_>) -> syn::Result<CheckDecl> {
+        if input.is_empty() {
+            return Err(input.error(
+                "#[check(..)] needs a rule over the parameters, e.g. #[check(low < high, \"low must be below high\")]",
+            ));
+        }
+        let rule: syn::Expr = input.parse()?;
+        let message = if input.peek(Token![,]) {
+            input.parse::<Token![,]>()?;
+            if input.is_empty() { None } else { Some(input.parse::<syn::LitStr>()?) }
+        } else {
+            None
+        };
+        if !input.is_empty() {
+            return Err(input.error("#[check(..)] takes a rule and an optional message string"));
+        }
+        Ok(CheckDecl { rule, message })
+    }
 }
 
 /// One `key` or `key = materializer` entry of `#[special_outputs(..)]`.
@@ -124,6 +182,7 @@ pub struct Declared {
     pub outputs: Vec<OutputDecl>,
     pub inputs: Vec<Ident>,
     pub chain_breaker: bool,
+    pub checks: Vec<CheckDecl>,
     /// The first non-memory hcs attribute, for "needs #[memory]" errors.
     pub first_other: Option<(AttrKind, Span)>,
 }
@@ -168,6 +227,7 @@ impl Declared {
             AttrKind::SpecialInputs => {
                 Punctuated::<Ident, Token![,]>::parse_terminated.parse2(tokens).map(|i| self.inputs.extend(i))
             }
+            AttrKind::Check => syn::parse2::<CheckDecl>(tokens).map(|c| self.checks.push(c)),
             AttrKind::ChainBreaker => {
                 if tokens.is_empty() {
                     self.chain_breaker = true;
@@ -216,6 +276,7 @@ fn parse_memory(input: ParseStream<'_>) -> syn::Result<MemorySpec> {
     let mut input_mem = None;
     let mut output_mem = None;
     let mut planes = None;
+    let mut xy = None;
     let entries = Punctuated::<(Ident, Option<Ident>), Token![,]>::parse_terminated_with(input, |s| {
         let k: Ident = s.parse()?;
         if s.peek(Token![=]) {
@@ -257,18 +318,25 @@ fn parse_memory(input: ParseStream<'_>) -> syn::Result<MemorySpec> {
                 }
                 planes = Some(Planes::parse(&v)?);
             }
+            "xy" => {
+                if xy.is_some() {
+                    return Err(syn::Error::new(k.span(), "`xy` is given twice in #[memory(..)]"));
+                }
+                xy = Some(Xy::parse(&v)?);
+            }
             other => {
                 return Err(syn::Error::new(
                     k.span(),
-                    format!("unknown key `{other}` in #[memory(..)]; expected `input`, `output` and/or `planes`"),
+                    format!("unknown key `{other}` in #[memory(..)]; expected `input`, `output`, `planes` and/or `xy`"),
                 ));
             }
         }
     }
     let planes = planes.unwrap_or(Planes::Same);
+    let xy = xy.unwrap_or(Xy::Same);
     if let Some(b) = bare {
         let mem = Memory::parse(&b)?;
-        return Ok(MemorySpec { input: mem, output: mem, planes });
+        return Ok(MemorySpec { input: mem, output: mem, planes, xy });
     }
     let (input, output) = match (input_mem, output_mem) {
         (Some(i), Some(o)) => (i, o),
@@ -278,7 +346,7 @@ fn parse_memory(input: ParseStream<'_>) -> syn::Result<MemorySpec> {
             return Err(input.error("#[memory(..)] needs a memory type, or `input = ..` / `output = ..`"));
         }
     };
-    Ok(MemorySpec { input, output, planes })
+    Ok(MemorySpec { input, output, planes, xy })
 }
 
 fn parse_outputs(input: ParseStream<'_>) -> syn::Result<Vec<OutputDecl>> {

@@ -17,6 +17,7 @@ use proc_macro::TokenStream;
 mod attrs;
 mod expand;
 mod pipeline;
+mod rule;
 mod runtime_path;
 mod signature;
 mod type_text;
@@ -58,6 +59,18 @@ pub fn special_inputs(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn chain_breaker(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(AttrKind::ChainBreaker, attr.into(), item.into()).into()
+}
+
+/// Declare a rule over a function's parameters that the pipeline compiler checks before any
+/// image is read: `#[check(low_percentile < high_percentile, "the lower percentile must be below the upper")]`.
+///
+/// The rule is a Rust `bool` expression over the parameters (with their declared types and
+/// defaults filled in) and, optionally, `image` — an `ImageGeometry` with the `height`, `width`
+/// (and, when known, `planes`) of the images the step receives. Needs `#[memory(..)]` on the same
+/// function.
+#[proc_macro_attribute]
+pub fn check(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(AttrKind::Check, attr.into(), item.into()).into()
 }
 
 /// A pipeline written in Rust, checked by rustc: evaluates to the same `hcs::plan::pipeline::Pipeline`

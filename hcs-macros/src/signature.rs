@@ -11,6 +11,7 @@ pub struct Param {
     pub ty: Type,
     pub default: Option<Expr>,
     pub doc: String,
+    pub rule: crate::rule::RuleDecl,
 }
 
 /// How a special input is passed.
@@ -141,11 +142,12 @@ fn read_arg(arg: &mut PatType, declared: &Declared, errors: &mut Errors) -> Opti
     };
     let ident = pat.ident.clone();
     if !declared.inputs.contains(&ident) {
-        let (default, doc) = match param_attr {
+        let (default, doc, rule) = match param_attr {
             Some(attr) => parse_param_attr(&attr, errors),
-            None => (None, String::new()),
+            None => (None, String::new(), crate::rule::RuleDecl::default()),
         };
-        return Some(Arg::Param(Param { ident, ty: (*arg.ty).clone(), default, doc }));
+        crate::rule::check_rule(&rule, &arg.ty, default.as_ref(), errors);
+        return Some(Arg::Param(Param { ident, ty: (*arg.ty).clone(), default, doc, rule }));
     }
     if let Some(attr) = &param_attr {
         errors.spanned(attr, format!("`{ident}` is a special input; #[param] is only for tunable parameters"));
@@ -273,9 +275,10 @@ fn take_param_attr(attrs: &mut Vec<syn::Attribute>) -> Option<syn::Attribute> {
     Some(attrs.remove(pos))
 }
 
-fn parse_param_attr(attr: &syn::Attribute, errors: &mut Errors) -> (Option<Expr>, String) {
+fn parse_param_attr(attr: &syn::Attribute, errors: &mut Errors) -> (Option<Expr>, String, crate::rule::RuleDecl) {
     let mut default = None;
     let mut doc = String::new();
+    let mut rule = crate::rule::RuleDecl::default();
     let result = attr.parse_nested_meta(|meta| {
         if meta.path.is_ident("default") {
             default = Some(meta.value()?.parse::<Expr>()?);
@@ -283,12 +286,16 @@ fn parse_param_attr(attr: &syn::Attribute, errors: &mut Errors) -> (Option<Expr>
         } else if meta.path.is_ident("doc") {
             doc = meta.value()?.parse::<LitStr>()?.value();
             Ok(())
+        } else if rule.parse_key(&meta)? {
+            Ok(())
         } else {
-            Err(meta.error("unknown #[param] key; expected `default = <value>` and/or `doc = \"..\"`"))
+            Err(meta.error(
+                "unknown #[param] key; expected `default = <value>`, `doc = \"..\"`, `min = ..`, `max = ..`, `range = a..=b`, `finite` or `nonzero`",
+            ))
         }
     });
     if let Err(e) = result {
         errors.push(e);
     }
-    (default, doc)
+    (default, doc, rule)
 }

@@ -192,18 +192,19 @@ struct Settings {
 
 /// Count cells in every slice of the stack; the stack passes through unchanged.
 #[memory(ndarray)]
+#[hcs_macros::check(min_sigma <= max_sigma, "min_sigma must not exceed max_sigma")]
 #[hcs_macros::special_outputs(cell_counts = write_cell_counts, segmentation_masks = write_segmentation_masks)]
 #[allow(clippy::too_many_arguments)]
 pub fn count_cells_single_channel(
     stack: NdarrayStack,
     #[param(default = DetectionMethod::BlobLog, doc = "blob_log | watershed | threshold")]
     detection_method: DetectionMethod,
-    #[param(default = 1.0, doc = "smallest blob σ (pixels)")] min_sigma: f64,
-    #[param(default = 10.0, doc = "largest blob σ (pixels)")] max_sigma: f64,
-    #[param(default = 10, doc = "number of σ values from min_sigma to max_sigma")] num_sigma: usize,
-    #[param(default = 0.1, doc = "blob response threshold, or the manual foreground threshold (scaled image)")]
+    #[param(default = 1.0, doc = "smallest blob σ (pixels)", range = 0.1..=100.0)] min_sigma: f64,
+    #[param(default = 10.0, doc = "largest blob σ (pixels)", range = 0.1..=100.0)] max_sigma: f64,
+    #[param(default = 10, doc = "number of σ values from min_sigma to max_sigma", range = 1..=100)] num_sigma: usize,
+    #[param(default = 0.1, doc = "blob response threshold, or the manual foreground threshold (scaled image)", range = 0.0..=65535.0)]
     threshold: f64,
-    #[param(default = 0.5, doc = "blobs overlapping more than this fraction are merged into the larger")] overlap: f64,
+    #[param(default = 0.5, doc = "blobs overlapping more than this fraction are merged into the larger", range = 0.0..=1.0)] overlap: f64,
     #[param(default = 3, doc = "window (pixels) in which a watershed seed is a distance maximum")]
     watershed_footprint_size: usize,
     #[param(default = 5, doc = "smallest distance (pixels) between watershed seeds")] watershed_min_distance: usize,

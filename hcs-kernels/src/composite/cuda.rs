@@ -10,7 +10,7 @@ use crate::projection::cuda::reduce;
 #[memory(cuda, planes = one)]
 pub fn create_composite(
     stack: CudaStack,
-    #[param(default = None, doc = "per-plane weights; equal when omitted")] weights: Option<Vec<f32>>,
+    #[param(default = None, doc = "per-plane weights; equal when omitted", range = 0.0..=1e6)] weights: Option<Vec<f32>>,
 ) -> Result<CudaStack, KernelError> {
     let n = stack.shape()[0];
     let raw: Vec<f64> = match weights.as_deref() {

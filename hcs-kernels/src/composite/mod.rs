@@ -19,7 +19,7 @@ use ndarray::ArrayView3;
 #[memory(ndarray, planes = one)]
 pub fn create_composite(
     stack: NdarrayStack,
-    #[param(default = None, doc = "per-plane weights; equal when omitted")] weights: Option<Vec<f32>>,
+    #[param(default = None, doc = "per-plane weights; equal when omitted", range = 0.0..=1e6)] weights: Option<Vec<f32>>,
 ) -> NdarrayStack {
     composite_of(stack.view(), weights.as_deref())
 }

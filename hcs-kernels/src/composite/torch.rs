@@ -12,7 +12,7 @@ use crate::torch_support::{OnDevice, dims};
 #[memory(torch, planes = one)]
 pub fn create_composite(
     stack: TorchStack,
-    #[param(default = None, doc = "per-plane weights; equal when omitted")] weights: Option<Vec<f32>>,
+    #[param(default = None, doc = "per-plane weights; equal when omitted", range = 0.0..=1e6)] weights: Option<Vec<f32>>,
 ) -> Result<TorchStack, KernelError> {
     let (n, h, w) = dims(&stack)?;
     let device = stack.device();

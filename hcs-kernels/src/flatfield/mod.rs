@@ -127,13 +127,13 @@ pub fn flatfield(illum: &Illumination, h: usize, w: usize) -> Result<Array2<f64>
 #[allow(clippy::too_many_arguments)]
 pub fn basic_flatfield_correction(
     mut stack: NdarrayStack,
-    #[param(default = 500, doc = "iterations of the decomposition at most")] max_iters: usize,
-    #[param(default = 0.5, doc = "weight of the sparse part, × the standard 1/√max(images, pixels)")]
+    #[param(default = 500, doc = "iterations of the decomposition at most", range = 1..=100000)] max_iters: usize,
+    #[param(default = 0.5, doc = "weight of the sparse part, × the standard 1/√max(images, pixels)", range = 0.0..=100.0)]
     lambda_sparse: f64,
-    #[param(default = 3, doc = "largest rank of the illumination estimate")] rank: usize,
-    #[param(default = 1e-6, doc = "relative residual at which the decomposition stops")] tol: f64,
+    #[param(default = 3, doc = "largest rank of the illumination estimate", range = 1..=16)] rank: usize,
+    #[param(default = 1e-6, doc = "relative residual at which the decomposition stops", range = 1e-12..=1.0)] tol: f64,
     #[param(default = CorrectionMode::Divide, doc = "divide | subtract")] correction_mode: CorrectionMode,
-    #[param(default = 64, doc = "largest side (pixels) of the images the field is estimated on")] working_size: usize,
+    #[param(default = 64, doc = "largest side (pixels) of the images the field is estimated on", range = 8..=4096)] working_size: usize,
 ) -> Result<NdarrayStack, KernelError> {
     if !(lambda_sparse.is_finite() && lambda_sparse > 0.0) || rank == 0 || working_size < 2 {
         return Err(KernelError::BadParameter(format!(

@@ -62,7 +62,7 @@ pub(crate) fn check_sigma(name: &str, value: f64) -> Result<(), KernelError> {
 #[memory(ndarray)]
 pub fn gaussian_filter(
     mut stack: NdarrayStack,
-    #[param(default = 1.0, doc = "standard deviation in pixels")] sigma: f64,
+    #[param(default = 1.0, doc = "standard deviation in pixels", range = 0.01..=256.0)] sigma: f64,
 ) -> Result<NdarrayStack, KernelError> {
     check_sigma("sigma", sigma)?;
     for mut plane in stack.axis_iter_mut(Axis(0)) {

@@ -13,7 +13,7 @@ use crate::torch_support::{OnDevice, dims, float, pad_reflect};
 #[memory(torch)]
 pub fn gaussian_filter(
     stack: TorchStack,
-    #[param(default = 1.0, doc = "standard deviation in pixels")] sigma: f64,
+    #[param(default = 1.0, doc = "standard deviation in pixels", range = 0.01..=256.0)] sigma: f64,
 ) -> Result<TorchStack, KernelError> {
     check_sigma("sigma", sigma)?;
     let (n, h, w) = dims(&stack)?;

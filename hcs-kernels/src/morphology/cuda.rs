@@ -34,8 +34,8 @@ fn disk(
 #[memory(cuda)]
 pub fn tophat(
     stack: CudaStack,
-    #[param(default = 50, doc = "disk radius in pixels")] selem_radius: usize,
-    #[param(default = 4, doc = "estimate the background at 1/f resolution (1 = exact)")] downsample_factor: usize,
+    #[param(default = 50, doc = "disk radius in pixels", range = 1..=1000)] selem_radius: usize,
+    #[param(default = 4, doc = "estimate the background at 1/f resolution (1 = exact)", range = 1..=64)] downsample_factor: usize,
 ) -> Result<CudaStack, KernelError> {
     if downsample_factor == 0 {
         return Err(KernelError::BadParameter("downsample_factor must be at least 1".into()));

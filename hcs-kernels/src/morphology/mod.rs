@@ -177,8 +177,8 @@ fn downsample_mean(plane: ArrayView2<'_, f32>, f: usize) -> Array2<f32> {
 #[memory(ndarray)]
 pub fn tophat(
     mut stack: NdarrayStack,
-    #[param(default = 50, doc = "disk radius in pixels")] selem_radius: usize,
-    #[param(default = 4, doc = "estimate the background at 1/f resolution (1 = exact)")] downsample_factor: usize,
+    #[param(default = 50, doc = "disk radius in pixels", range = 1..=1000)] selem_radius: usize,
+    #[param(default = 4, doc = "estimate the background at 1/f resolution (1 = exact)", range = 1..=64)] downsample_factor: usize,
 ) -> Result<NdarrayStack, KernelError> {
     if downsample_factor == 0 {
         return Err(KernelError::BadParameter("downsample_factor must be at least 1".into()));

@@ -59,8 +59,8 @@ fn opening(x: &Tensor, r: usize) -> Result<Tensor, KernelError> {
 #[memory(torch)]
 pub fn tophat(
     stack: TorchStack,
-    #[param(default = 50, doc = "disk radius in pixels")] selem_radius: usize,
-    #[param(default = 4, doc = "estimate the background at 1/f resolution (1 = exact)")] downsample_factor: usize,
+    #[param(default = 50, doc = "disk radius in pixels", range = 1..=1000)] selem_radius: usize,
+    #[param(default = 4, doc = "estimate the background at 1/f resolution (1 = exact)", range = 1..=64)] downsample_factor: usize,
 ) -> Result<TorchStack, KernelError> {
     if downsample_factor == 0 {
         return Err(KernelError::BadParameter("downsample_factor must be at least 1".into()));

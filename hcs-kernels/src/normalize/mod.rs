@@ -260,12 +260,13 @@ fn stretch(mut plane: ArrayViewMut2<'_, f32>, p_lo: f32, p_hi: f32, t_min: f32, 
 /// Stretch each plane separately so its `low_percentile` maps to `target_min` and its
 /// `high_percentile` to `target_max`, clipping outside.
 #[memory(ndarray)]
+#[hcs_macros::check(low_percentile < high_percentile, "the lower percentile must be below the upper one")]
 pub fn percentile_normalize(
     mut stack: NdarrayStack,
-    #[param(default = 1.0, doc = "lower percentile (0-100)")] low_percentile: f64,
-    #[param(default = 99.0, doc = "upper percentile (0-100)")] high_percentile: f64,
-    #[param(default = 0.0, doc = "value the lower percentile maps to")] target_min: f32,
-    #[param(default = 65535.0, doc = "value the upper percentile maps to")] target_max: f32,
+    #[param(default = 1.0, doc = "lower percentile (0-100)", range = 0.0..=100.0)] low_percentile: f64,
+    #[param(default = 99.0, doc = "upper percentile (0-100)", range = 0.0..=100.0)] high_percentile: f64,
+    #[param(default = 0.0, doc = "value the lower percentile maps to", finite)] target_min: f32,
+    #[param(default = 65535.0, doc = "value the upper percentile maps to", finite)] target_max: f32,
 ) -> NdarrayStack {
     stack.axis_iter_mut(Axis(0)).into_par_iter().for_each(|plane| {
         let qs = [low_percentile, high_percentile];
@@ -281,12 +282,13 @@ pub fn percentile_normalize(
 /// Stretch the whole stack with one pair of percentiles computed over all planes, so relative
 /// intensities between planes are kept.
 #[memory(ndarray)]
+#[hcs_macros::check(low_percentile < high_percentile, "the lower percentile must be below the upper one")]
 pub fn stack_percentile_normalize(
     mut stack: NdarrayStack,
-    #[param(default = 1.0, doc = "lower percentile (0-100)")] low_percentile: f64,
-    #[param(default = 99.0, doc = "upper percentile (0-100)")] high_percentile: f64,
-    #[param(default = 0.0, doc = "value the lower percentile maps to")] target_min: f32,
-    #[param(default = 65535.0, doc = "value the upper percentile maps to")] target_max: f32,
+    #[param(default = 1.0, doc = "lower percentile (0-100)", range = 0.0..=100.0)] low_percentile: f64,
+    #[param(default = 99.0, doc = "upper percentile (0-100)", range = 0.0..=100.0)] high_percentile: f64,
+    #[param(default = 0.0, doc = "value the lower percentile maps to", finite)] target_min: f32,
+    #[param(default = 65535.0, doc = "value the upper percentile maps to", finite)] target_max: f32,
 ) -> NdarrayStack {
     let p = match stack.as_slice() {
         Some(values) => percentiles(values, &[low_percentile, high_percentile]),

@@ -178,14 +178,14 @@ pub(crate) fn tile_layout(
 }
 
 /// Assemble the tiles (planes in site order) into one mosaic `[1, H, W]` using `positions`.
-#[memory(ndarray, planes = one)]
+#[memory(ndarray, planes = one, xy = any)]
 #[hcs_macros::special_inputs(positions)]
 pub fn assemble_stack(
     stack: NdarrayStack,
     positions: &TilePositions,
     #[param(default = Blend::Fixed, doc = "fixed | dynamic | none")] blend_method: Blend,
-    #[param(default = 0.1, doc = "ramp width for `fixed`, as a fraction of the tile")] fixed_margin_ratio: f64,
-    #[param(default = 1.0, doc = "fraction of the overlap ramped for `dynamic`")] overlap_blend_fraction: f64,
+    #[param(default = 0.1, doc = "ramp width for `fixed`, as a fraction of the tile", range = 0.0..=0.5)] fixed_margin_ratio: f64,
+    #[param(default = 1.0, doc = "fraction of the overlap ramped for `dynamic`", range = 0.0..=1.0)] overlap_blend_fraction: f64,
 ) -> Result<NdarrayStack, KernelError> {
     let (_, h, w) = stack.dim();
     let (width, height, layout) =

@@ -394,11 +394,11 @@ fn fit_plane(samples: &[(f64, f64, f64)]) -> Option<[f64; 3]> {
 pub fn ashlar_compute_tile_positions(
     stack: NdarrayStack,
     grid_dimensions: &(u32, u32),
-    #[param(default = 0.1, doc = "nominal overlap between neighbouring tiles (fraction)")] overlap_ratio: f64,
-    #[param(default = 15.0, doc = "largest accepted deviation from the nominal offset (pixels)")] max_shift: f64,
-    #[param(default = 0.01, doc = "false-positive rate of the permutation test")] stitch_alpha: f64,
-    #[param(default = 10, doc = "sub-pixel precision 1/n of the registration")] upsample_factor: usize,
-    #[param(default = 100, doc = "unrelated strip pairs registered for the threshold")] permutation_samples: usize,
+    #[param(default = 0.1, doc = "nominal overlap between neighbouring tiles (fraction)", range = 0.01..=0.9)] overlap_ratio: f64,
+    #[param(default = 15.0, doc = "largest accepted deviation from the nominal offset (pixels)", range = 0.0..=100000.0)] max_shift: f64,
+    #[param(default = 0.01, doc = "false-positive rate of the permutation test", range = 0.0..=1.0)] stitch_alpha: f64,
+    #[param(default = 10, doc = "sub-pixel precision 1/n of the registration", range = 1..=100)] upsample_factor: usize,
+    #[param(default = 100, doc = "unrelated strip pairs registered for the threshold", range = 1..=100000)] permutation_samples: usize,
 ) -> Result<(NdarrayStack, TilePositions), KernelError> {
     let (rows, cols) = (grid_dimensions.0 as usize, grid_dimensions.1 as usize);
     let (n, h, w) = stack.dim();

@@ -20,6 +20,17 @@ pub(super) fn contract_impl(t: &Target<'_>, invoke: &TokenStream) -> TokenStream
     let (_, in_variant) = memory_items(t.memory.input, rt);
     let (_, out_variant) = memory_items(t.memory.output, rt);
     let planes_variant = Ident::new(t.memory.planes.variant(), Span::call_site());
+    let xy_variant = Ident::new(t.memory.xy.variant(), Span::call_site());
+    let params: Vec<&Param> = t.params().collect();
+    let specials: Vec<&Ident> = t.special_inputs().map(|s| &s.ident).collect();
+    let mut errors = crate::attrs::Errors::default();
+    let checks: Vec<TokenStream> = t
+        .declared
+        .checks
+        .iter()
+        .map(|c| crate::rule::check_spec(c, &params, &specials, rt, &mut errors))
+        .collect();
+    let check_errors = errors.take().map(|e| e.to_compile_error());
     let probes = t.args.iter().filter_map(|arg| match arg {
         Arg::Special(s) => Some(special_probe(s, rt)),
         Arg::Param(_) => None,
@@ -36,6 +47,8 @@ pub(super) fn contract_impl(t: &Target<'_>, invoke: &TokenStream) -> TokenStream
         impl #rt::HasContract for #name::Contract {
             const CONTRACT: #rt::FunctionContract = {
                 const NAME: &str = #name_str;
+                const PARAMS: &[#rt::ParamSpec] = &[#(#param_specs),*];
+                const CHECKS: &[#rt::ParamCheck] = &[#(#checks),*];
                 #(#probes)*
                 #rt::FunctionContract {
                     name: NAME,
@@ -44,16 +57,19 @@ pub(super) fn contract_impl(t: &Target<'_>, invoke: &TokenStream) -> TokenStream
                     input_memory: #rt::MemoryType::#in_variant,
                     output_memory: #rt::MemoryType::#out_variant,
                     output_planes: #rt::PlaneCount::#planes_variant,
+                    plane_shape: #rt::PlaneShape::#xy_variant,
                     special_inputs: &[#(#input_specs),*],
                     special_outputs: &[#(#output_specs),*],
                     chain_breaker: #chain_breaker,
-                    params: &[#(#param_specs),*],
+                    params: PARAMS,
+                    checks: CHECKS,
                     doc: #doc,
                     location: #location,
                     invoke: #invoke,
                 }
             };
         }
+        #check_errors
     }
 }
 
@@ -71,6 +87,7 @@ fn special_probe(s: &SpecialArg, rt: &TokenStream) -> TokenStream {
 /// `ParamSpec` of one tunable parameter.
 fn param_spec(p: &Param, rt: &TokenStream) -> TokenStream {
     let (ty, param_doc) = (&p.ty, &p.doc);
+    let rule = p.rule.tokens(rt);
     let key = p.ident.to_string();
     let ty_text = type_text(ty);
     let default = match &p.default {
@@ -87,7 +104,7 @@ fn param_spec(p: &Param, rt: &TokenStream) -> TokenStream {
     };
     let param_type = quote_spanned!(ty.span()=> #rt::param_type::<#ty>());
     quote! {
-        #rt::ParamSpec { name: #key, rust_type: #ty_text, ty: #param_type, default: #default, doc: #param_doc }
+        #rt::ParamSpec { name: #key, rust_type: #ty_text, ty: #param_type, default: #default, doc: #param_doc, rule: #rule }
     }
 }
 

@@ -29,6 +29,7 @@ pub(super) fn invoker(t: &Target<'_>) -> TokenStream {
          -> ::core::result::Result<#rt::InvokeOutput, #rt::InvokeError> {
             #rt::reject_unknown_params(NAME, __params, &[#(#param_names),*])?;
             let __stack: #stack_ty = #from_stack(__stack, NAME)?;
+            #rt::enforce_checks(NAME, __params, CHECKS)?;
             #(#reads)*
             #destructure
             ::core::result::Result::Ok(#rt::InvokeOutput {
@@ -57,10 +58,9 @@ fn argument_reads(t: &Target<'_>) -> Vec<TokenStream> {
 /// A parameter from the map, or its default (`CONTRACT.params[index]`) when absent.
 fn param_read(p: &Param, index: usize, rt: &TokenStream) -> TokenStream {
     let (ident, ty) = (&p.ident, &p.ty);
-    let key = ident.to_string();
     let read = quote_spanned!(ty.span()=> #rt::param::<#ty>);
     quote! {
-        let #ident: #ty = #read(NAME, __params, #key, <Self as #rt::HasContract>::CONTRACT.params[#index].default)?;
+        let #ident: #ty = #read(NAME, __params, &PARAMS[#index])?;
     }
 }
 

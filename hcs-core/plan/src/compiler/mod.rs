@@ -8,6 +8,7 @@
 //! | --- | --- | --- |
 //! | checks | [`crate::pipeline::check`] | functions, parameters, special-I/O order, well filters |
 //! | 1 step-plan initialization | [`init`], [`components`] | configuration layers, input sources, output locations, special-input links, plate-supplied inputs, component values per step (dict keys, calls per well) |
+//! | 1b image rules | [`image_rules`] | `#[check]` rules on the image size each step receives |
 //! | 2 zarr store declaration | [`zarr`] | the OME-Zarr stores to create |
 //! | 3 materialization planning | [`materialize`] | read/write backend per step, memory budget |
 //! | 4 memory-contract validation | [`contracts`] | variant per call, parameters, memory conversions |
@@ -17,6 +18,7 @@
 pub mod components;
 pub mod fallback;
 pub mod gpu;
+pub mod image_rules;
 pub mod init;
 pub mod materialize;
 pub mod plan;
@@ -95,6 +97,10 @@ pub struct CompiledPlate {
     pub viewers: Vec<String>,
     /// Per well, in well order.
     pub wells: Vec<FrozenWellPlan>,
+    /// What the compiler could not decide before the run (e.g. a rule on the image size after a
+    /// step that changes it): shown by `hcs check` and `hcs run`.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 impl CompiledPlate {
@@ -123,6 +129,8 @@ pub fn compile(
     let flows = components::flow(pipeline, plate, registry, &sources);
     errors.extend(components::check_dict_keys(pipeline, &flows, plate, source));
     errors.extend(components::check_producers(pipeline, &flows, registry, source));
+    let (rule_errors, notes) = image_rules::check(pipeline, registry, plate, &init, &flows, source);
+    errors.extend(rule_errors);
     // Phase 2.
     let stores = zarr::declare(&init, &flows, &wells);
     let previews = zarr::previews(&init, &flows, &wells);
@@ -131,7 +139,8 @@ pub fn compile(
     let storage = materialize::plan(&init, &flows, plate, &names);
     // Phase 4.
     let policies: Vec<GpuPolicy> = init.steps.iter().map(|s| s.config.gpu_policy).collect();
-    let resolved = phase4_resolve(pipeline, options, &policies, &init, &storage, &previews, &mut errors);
+    let prefer: Vec<Vec<MemoryType>> = init.steps.iter().map(|s| s.config.prefer.clone()).collect();
+    let resolved = phase4_resolve(pipeline, options, (&policies, &prefer), &init, &storage, &previews, &mut errors);
     // Phase 5.
     errors.extend(gpu::check(pipeline, &resolved, &policies, &options.gpus, source));
 
@@ -156,6 +165,7 @@ pub fn compile(
         output_root: init.output_root.clone(),
         viewers: zarr::viewers(&previews),
         wells: plans,
+        notes,
     })
 }
 
@@ -187,7 +197,7 @@ fn select_wells(plate: &PlateInfo, only: Option<&[WellId]>, errors: &mut Vec<Pip
 fn phase4_resolve(
     pipeline: &Pipeline,
     options: &CompileOptions<'_>,
-    policies: &[GpuPolicy],
+    (policies, prefer): (&[GpuPolicy], &[Vec<MemoryType>]),
     init: &init::Init,
     storage: &materialize::StoragePlan,
     previews: &[Option<PreviewPlan>],
@@ -200,6 +210,7 @@ fn phase4_resolve(
             options.registry,
             &options.conversions,
             policies,
+            prefer,
             !options.gpus.is_empty(),
             incoming,
             stored,
@@ -253,6 +264,7 @@ fn error_order(e: &PipelineError) -> usize {
         E::UnknownFunction { step, .. }
         | E::UnknownParameter { step, .. }
         | E::BadParameter { step, .. }
+        | E::BrokenRule { step, .. }
         | E::MissingParameter { step, .. }
         | E::Grouping { step, .. }
         | E::UnknownWell { step, .. }

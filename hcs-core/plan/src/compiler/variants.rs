@@ -70,6 +70,7 @@ struct Ctx<'a> {
     registry: &'a Registry,
     table: &'a ConversionTable,
     policy: GpuPolicy,
+    prefer: &'a [MemoryType],
     gpu_available: bool,
     step: StepRef,
     group_by: Option<hcs_plate::Component>,
@@ -92,19 +93,25 @@ pub enum VariantError {
     NoVariant,
 }
 
-/// The variant a policy picks, or why the policy rules out every variant.
+/// The variant a policy picks, or why the policy rules out every variant. Among GPU-capable
+/// variants, `prefer` (the `prefer` config key: memory types, most wanted first) decides; a type
+/// it does not list comes after those it lists. With a GPU and `gpu_policy = "prefer"`, an
+/// `ndarray` listed before every GPU type keeps the step on the CPU.
 pub fn choose_variant(
     variants: &[&'static FunctionContract],
     policy: GpuPolicy,
     gpu_available: bool,
+    prefer: &[MemoryType],
 ) -> Result<&'static FunctionContract, VariantError> {
+    let rank = |c: &&'static FunctionContract| prefer.iter().position(|m| *m == c.input_memory).unwrap_or(prefer.len());
     let cpu = variants.iter().copied().find(|c| c.input_memory == MemoryType::Ndarray);
-    let gpu = variants.iter().copied().find(|c| c.input_memory.is_gpu_capable());
+    let gpu = variants.iter().copied().filter(|c| c.input_memory.is_gpu_capable()).min_by_key(rank);
+    let cpu_first = cpu.zip(gpu).is_some_and(|(c, g)| rank(&c) < rank(&g));
     match (policy, cpu, gpu) {
         (GpuPolicy::Never, Some(c), _) => Ok(c),
         (GpuPolicy::Never, None, Some(g)) => Err(VariantError::OnlyGpu(g.input_memory)),
         (GpuPolicy::Require, _, Some(g)) => Ok(g),
-        (GpuPolicy::Prefer, Some(_), Some(g)) if gpu_available => Ok(g),
+        (GpuPolicy::Prefer, Some(_), Some(g)) if gpu_available && !cpu_first => Ok(g),
         (_, Some(c), _) => Ok(c),
         (_, None, Some(g)) => Ok(g),
         (_, None, None) => Err(VariantError::NoVariant),
@@ -138,7 +145,7 @@ fn resolve_call(
     if variants.is_empty() {
         return None; // reported by the function check
     }
-    let contract = match choose_variant(variants, ctx.policy, ctx.gpu_available) {
+    let contract = match choose_variant(variants, ctx.policy, ctx.gpu_available, ctx.prefer) {
         Ok(c) => c,
         Err(why) => {
             ctx.errors.push(PipelineError::Gpu {
@@ -238,6 +245,7 @@ pub fn resolve_steps(
     registry: &Registry,
     table: &ConversionTable,
     policies: &[GpuPolicy],
+    prefer: &[Vec<MemoryType>],
     gpu_available: bool,
     incoming: &[MemoryType],
     stored: &[MemoryType],
@@ -250,6 +258,7 @@ pub fn resolve_steps(
             registry,
             table,
             policy: policies[i],
+            prefer: prefer.get(i).map_or(&[], Vec::as_slice),
             gpu_available,
             step: StepRef { index: i + 1, name: step.name.clone() },
             group_by: step.group_by,
@@ -328,10 +337,12 @@ mod tests {
             input_memory: memory,
             output_memory: memory,
             output_planes: PlaneCount::Same,
+            plane_shape: hcs_core::PlaneShape::Same,
             special_inputs: &[],
             special_outputs: &[],
             chain_breaker: false,
             params: &[],
+            checks: &[],
             doc: "",
             location: SourceLocation { file: "f.rs", line: 1, column: 1 },
             invoke: passthrough,
@@ -344,7 +355,7 @@ mod tests {
     #[test]
     fn the_policy_picks_the_variant() {
         let both = [&CPU, &GPU];
-        let pick = |v: &[&'static FunctionContract], p, gpu| choose_variant(v, p, gpu).map(|c| c.input_memory);
+        let pick = |v: &[&'static FunctionContract], p, gpu| choose_variant(v, p, gpu, &[]).map(|c| c.input_memory);
         assert_eq!(pick(&both, GpuPolicy::Prefer, true), Ok(MemoryType::Torch));
         assert_eq!(pick(&both, GpuPolicy::Prefer, false), Ok(MemoryType::Ndarray));
         assert_eq!(pick(&both, GpuPolicy::Never, true), Ok(MemoryType::Ndarray));

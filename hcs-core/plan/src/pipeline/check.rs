@@ -51,6 +51,10 @@ pub fn check_functions(pipeline: &Pipeline, registry: &Registry, source: Option<
                 });
                 continue;
             };
+            for problem in registry.problems().iter().filter(|p| p.function() == call.name) {
+                errors.push(PipelineError::Config { at: call_line, step: Some(step_ref.clone()), message: problem.to_string() });
+            }
+            let errors_before = errors.len();
             for (param, value) in &call.params {
                 let at = Line(source.and_then(|s| s.param_line(i, k, param)).or(call_line.0));
                 match contract.param(param) {
@@ -74,6 +78,17 @@ pub fn check_functions(pipeline: &Pipeline, registry: &Registry, source: Option<
                     }
                 }
             }
+            if errors.len() == errors_before {
+                for broken in broken_rules(contract, &call.params, None) {
+                    errors.push(PipelineError::BrokenRule {
+                        at: call_line,
+                        step: step_ref.clone(),
+                        function: call.name.clone(),
+                        params: broken.params,
+                        rule: broken.rule,
+                    });
+                }
+            }
             for spec in contract.params.iter().filter(|p| p.is_required() && !call.params.contains_key(p.name)) {
                 errors.push(PipelineError::MissingParameter {
                     at: call_line,
@@ -86,6 +101,45 @@ pub fn check_functions(pipeline: &Pipeline, registry: &Registry, source: Option<
         }
     }
     errors
+}
+
+/// A `#[check]` rule that the values break.
+pub struct Broken {
+    /// The parameters the rule reads, with their values.
+    pub params: String,
+    /// The rule and its message.
+    pub rule: String,
+}
+
+/// The `#[check]` rules of `contract` that `params` (defaults filled in) break; with `image`,
+/// also the rules that read the image. Rules whose parameters are missing are skipped (the
+/// missing parameter is reported on its own).
+pub fn broken_rules(
+    contract: &FunctionContract,
+    params: &hcs_core::ParamMap,
+    image: Option<&hcs_core::ImageGeometry>,
+) -> Vec<Broken> {
+    contract
+        .checks
+        .iter()
+        .filter(|c| image.is_some() || !c.needs_image)
+        .filter(|c| c.evaluate(params, image) == Ok(hcs_core::CheckOutcome::Fails))
+        .map(|c| Broken {
+            params: c
+                .params
+                .iter()
+                .map(|name| {
+                    let value = params.get(*name).cloned().or_else(|| contract.param(name).and_then(|p| p.default.map(|d| d())));
+                    match value {
+                        Some(v) => format!("{name} = {v}"),
+                        None => (*name).to_string(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            rule: c.describe(),
+        })
+        .collect()
 }
 
 /// The values a configuration layer sets (path tricks, ranges), as errors naming the layer and

@@ -18,6 +18,7 @@ use std::fmt;
 use std::path::{Component as PathPart, Path, PathBuf};
 
 use hcs_vfs::Backend;
+use hcs_core::MemoryType;
 use serde::{Deserialize, Serialize};
 
 /// Zarr chunk compression.
@@ -137,6 +138,10 @@ pub struct ConfigLayer {
     /// `prefer`, `require` or `never`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_policy: Option<GpuPolicy>,
+    /// Which variant of a function runs, most wanted first, among those registered and allowed
+    /// by `gpu_policy` (default `["cuda", "torch", "ndarray"]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefer: Option<Vec<MemoryType>>,
     /// Wells a GPU runs at once (default 2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_slots: Option<usize>,
@@ -174,6 +179,9 @@ pub struct Config {
     pub workers: Workers,
     /// See [`ConfigLayer::gpu_policy`].
     pub gpu_policy: GpuPolicy,
+    /// See [`ConfigLayer::prefer`].
+    #[serde(default = "default_prefer")]
+    pub prefer: Vec<MemoryType>,
     /// See [`ConfigLayer::gpu_slots`].
     pub gpu_slots: usize,
     /// See [`ConfigLayer::results_folder`].
@@ -182,6 +190,10 @@ pub struct Config {
     pub memory_budget_mib: u64,
     /// See [`ConfigLayer::visualize`].
     pub visualize: bool,
+}
+
+fn default_prefer() -> Vec<MemoryType> {
+    vec![MemoryType::Cuda, MemoryType::Torch, MemoryType::Ndarray]
 }
 
 impl Default for Config {
@@ -196,6 +208,7 @@ impl Default for Config {
             zarr_level: 3,
             workers: Workers::Auto,
             gpu_policy: GpuPolicy::Prefer,
+            prefer: default_prefer(),
             gpu_slots: 2,
             results_folder: "results".into(),
             memory_budget_mib: 4096,
@@ -303,6 +316,21 @@ impl ConfigLayer {
                 message: format!("{n} is outside 1–{}: use \"auto\" for one per core", Workers::MAX),
             });
         }
+        if let Some(prefer) = &self.prefer {
+            let mut seen = Vec::new();
+            for m in prefer {
+                if seen.contains(m) {
+                    errors.push(ConfigError { key: "prefer", message: format!("`{m}` is listed twice") });
+                }
+                seen.push(*m);
+            }
+            if prefer.is_empty() {
+                errors.push(ConfigError {
+                    key: "prefer",
+                    message: "is empty: list memory types, most wanted first, e.g. [\"cuda\", \"torch\", \"ndarray\"]".into(),
+                });
+            }
+        }
         if self.gpu_slots == Some(0) {
             errors.push(ConfigError { key: "gpu_slots", message: "must be ≥ 1".into() });
         }
@@ -349,6 +377,7 @@ impl Config {
         set(&mut self.zarr_level, &layer.zarr_level);
         set(&mut self.workers, &layer.workers);
         set(&mut self.gpu_policy, &layer.gpu_policy);
+        set(&mut self.prefer, &layer.prefer);
         set(&mut self.gpu_slots, &layer.gpu_slots);
         set(&mut self.results_folder, &layer.results_folder);
         set(&mut self.memory_budget_mib, &layer.memory_budget_mib);

@@ -84,6 +84,21 @@ pub enum PipelineError {
         /// Why the value is not accepted.
         message: String,
     },
+    /// Parameter values that break one of the function's rules (`#[check(..)]`), checked on the
+    /// values alone or, with a plate, on the images the step receives.
+    #[error("{at}{step}: `{function}` parameters {params}: {rule}")]
+    BrokenRule {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The function.
+        function: String,
+        /// The parameters the rule reads, with their values (`low_percentile = 99, high_percentile = 1`).
+        params: String,
+        /// The rule and its message.
+        rule: String,
+    },
     /// A parameter without default was not given.
     #[error("{at}{step}: `{function}` needs parameter `{param}` ({ty}), which has no default")]
     MissingParameter {

@@ -11,7 +11,9 @@ pub mod pattern;
 pub mod step;
 pub mod wiring;
 
-pub use check::{check_config, check_functions, check_special_io, check_wells, config_errors, step_calls};
+pub use check::{
+    Broken, broken_rules, check_config, check_functions, check_special_io, check_wells, config_errors, step_calls,
+};
 pub use config::{Config, ConfigError, ConfigLayer, ConfigReadError, GpuPolicy, Workers, ZarrCompression};
 pub use error::{Line, PipelineError, StepRef};
 pub use file::SourceMap;
