@@ -78,9 +78,10 @@ fn bin(stack: &NdarrayStack, out: &mut Array3<f32>, kz: usize, k: usize, method:
 }
 
 fn check(bin_size: usize, dims: &[usize]) -> Result<(), KernelError> {
-    if bin_size == 0 || dims.iter().any(|&d| d < bin_size) {
+    let smallest = dims.iter().copied().min().unwrap_or(0);
+    if bin_size == 0 || bin_size > smallest {
         return Err(KernelError::BadParameter(format!(
-            "bin_size {bin_size} does not fit the stack dimensions {dims:?}"
+            "bin_size {bin_size} does not fit the stack dimensions {dims:?} (accepted: 1..={smallest})"
         )));
     }
     Ok(())

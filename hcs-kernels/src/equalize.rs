@@ -15,9 +15,8 @@ pub fn stack_equalize_histogram(
     mut stack: NdarrayStack,
     #[param(default = 65536, doc = "histogram bins", range = 2..=1048576)] bins: usize,
 ) -> Result<NdarrayStack, KernelError> {
-    if bins == 0 {
-        return Err(KernelError::BadParameter("bins must be at least 1".into()));
-    }
+    // The histogram and its cumulative table are allocated from `bins`: bounded, whatever the value.
+    crate::checks::int_in("bins", bins, 1, crate::checks::MAX_BINS, "")?;
     let (lo, hi) = stack.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     if !(lo.is_finite() && hi.is_finite()) {
         return Err(KernelError::BadInput("empty stack or non-finite values".into()));

@@ -14,6 +14,7 @@
 pub mod binning;
 mod boundary;
 pub mod cells;
+mod checks;
 pub mod composite;
 pub mod crop;
 #[cfg(feature = "cuda")]

@@ -16,6 +16,9 @@ pub fn sharpen(
     #[param(default = 1.0, doc = "strength", range = 0.0..=100.0)] amount: f32,
 ) -> Result<NdarrayStack, KernelError> {
     check_sigma("radius", radius)?;
+    let (_, h, w) = stack.dim();
+    crate::checks::sigma_for("radius", radius, (h, w))?;
+    crate::checks::finite("amount", f64::from(amount))?;
     for mut plane in stack.axis_iter_mut(Axis(0)) {
         let blurred = gaussian_2d(plane.view(), radius);
         Zip::from(&mut plane).and(&blurred).par_for_each(|v, &b| *v = (*v + (*v - b) * amount).clamp(0.0, 65535.0));

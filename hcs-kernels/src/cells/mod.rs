@@ -235,6 +235,14 @@ pub fn count_cells_single_channel(
     if watershed_footprint_size == 0 {
         return bad("watershed_footprint_size must be at least 1".into());
     }
+    let (_, h, w) = stack.dim();
+    check_sizes(
+        (h, w),
+        (min_sigma, max_sigma, num_sigma),
+        (gaussian_sigma, median_disk_size),
+        (watershed_footprint_size, watershed_min_distance),
+        (min_cell_area, max_cell_area),
+    )?;
     let settings = Settings {
         method: detection_method,
         sigmas: sigma_list(min_sigma, max_sigma, num_sigma),
@@ -262,6 +270,44 @@ pub fn count_cells_single_channel(
     let (slices, planes): (Vec<_>, Vec<_>) = per_slice.into_iter().unzip();
     let masks = SegmentationMasks { planes: planes.into_iter().flatten().collect() };
     Ok((stack, CellCounts { method: method.into(), slices }, masks))
+}
+
+/// Smallest blob σ: below it the LoG kernel degenerates to its centre tap and σ⁴ underflows.
+const MIN_BLOB_SIGMA: f64 = 0.01;
+
+/// Largest median disk radius (pixels): the median costs `π·r²` samples per pixel.
+const MAX_MEDIAN_RADIUS: usize = 100;
+
+/// The size guards of [`count_cells_single_channel`] on `h × w` planes: every allocation and
+/// loop derived from a parameter is bounded by the image (σ values and windows at most its
+/// larger side) or by a fixed cap (at most [`crate::checks::MAX_SCALES`] σ values, each a
+/// full-size plane; a median disk of at most [`MAX_MEDIAN_RADIUS`]).
+fn check_sizes(
+    (h, w): (usize, usize),
+    (min_sigma, max_sigma, num_sigma): (f64, f64, usize),
+    (gaussian_sigma, median_disk_size): (f64, usize),
+    (footprint, min_distance): (usize, usize),
+    (min_cell_area, max_cell_area): (f64, f64),
+) -> Result<(), KernelError> {
+    use crate::checks::{MAX_SCALES, bad, finite, int_in, larger_side, sigma_for};
+    let side = larger_side(h, w);
+    sigma_for("max_sigma", max_sigma, (h, w))?;
+    if min_sigma < MIN_BLOB_SIGMA {
+        return bad(format!("min_sigma must be in {MIN_BLOB_SIGMA}..=max_sigma, got {min_sigma}"));
+    }
+    int_in("num_sigma", num_sigma, 1, MAX_SCALES, "")?;
+    sigma_for("gaussian_sigma", gaussian_sigma, (h, w))?;
+    int_in(
+        "median_disk_size",
+        median_disk_size,
+        0,
+        MAX_MEDIAN_RADIUS.min(side),
+        &format!("at most {MAX_MEDIAN_RADIUS} and the larger side of the image"),
+    )?;
+    int_in("watershed_footprint_size", footprint, 1, side, "the larger side of the image")?;
+    int_in("watershed_min_distance", min_distance, 0, side, "the larger side of the image")?;
+    finite("min_cell_area", min_cell_area)?;
+    finite("max_cell_area", max_cell_area)
 }
 
 /// The detection image: optionally smoothed (Gaussian σ, then a median over a disk of the given

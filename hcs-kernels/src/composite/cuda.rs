@@ -12,6 +12,7 @@ pub fn create_composite(
     stack: CudaStack,
     #[param(default = None, doc = "per-plane weights; equal when omitted", range = 0.0..=1e6)] weights: Option<Vec<f32>>,
 ) -> Result<CudaStack, KernelError> {
+    super::check_weights(weights.as_deref())?;
     let n = stack.shape()[0];
     let raw: Vec<f64> = match weights.as_deref() {
         Some(ws) => (0..n).map(|i| ws.get(i).copied().map_or(0.0, f64::from)).collect(),

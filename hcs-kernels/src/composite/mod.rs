@@ -24,6 +24,20 @@ pub fn create_composite(
     composite_of(stack.view(), weights.as_deref())
 }
 
+/// The guard of the variants that can report an error: weights, when given, must be finite and
+/// non-negative with a positive sum (otherwise the normalized weights are undefined or zero).
+#[cfg_attr(not(any(feature = "torch", feature = "cuda")), allow(dead_code))]
+pub(crate) fn check_weights(weights: Option<&[f32]>) -> Result<(), crate::error::KernelError> {
+    let Some(ws) = weights else { return Ok(()) };
+    if let Some(w) = ws.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
+        return crate::checks::bad(format!("weights must be finite and non-negative, got {w}"));
+    }
+    if !ws.iter().any(|&w| w > 0.0) {
+        return crate::checks::bad("weights must include at least one positive weight".into());
+    }
+    Ok(())
+}
+
 /// [`create_composite`] of a borrowed stack.
 pub fn composite_of(stack: ArrayView3<'_, f32>, weights: Option<&[f32]>) -> NdarrayStack {
     let (n, h, w) = stack.dim();

@@ -14,6 +14,7 @@ pub fn create_composite(
     stack: TorchStack,
     #[param(default = None, doc = "per-plane weights; equal when omitted", range = 0.0..=1e6)] weights: Option<Vec<f32>>,
 ) -> Result<TorchStack, KernelError> {
+    super::check_weights(weights.as_deref())?;
     let (n, h, w) = dims(&stack)?;
     let device = stack.device();
     if n == 0 {

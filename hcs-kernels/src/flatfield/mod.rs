@@ -120,6 +120,24 @@ pub fn flatfield(illum: &Illumination, h: usize, w: usize) -> Result<Array2<f64>
     }))
 }
 
+/// Most iterations of the decomposition (each costs a Gram matrix and a thresholding of the
+/// whole working-resolution stack).
+const MAX_ITERS: usize = 100_000;
+
+/// Largest rank kept (the Gram matrix has as many eigenvectors as images; more never helps).
+const MAX_RANK: usize = 1000;
+
+/// Smallest stopping tolerance: a relative residual below ~1e-15 is below f64 resolution, so
+/// the decomposition would never stop before `max_iters`.
+const MIN_TOL: f64 = 1e-15;
+
+/// Bounds on the work [`basic_flatfield_correction`] does, whatever the parameter values.
+fn check_bounds(max_iters: usize, rank: usize, tol: f64) -> Result<(), KernelError> {
+    crate::checks::int_in("max_iters", max_iters, 1, MAX_ITERS, "")?;
+    crate::checks::int_in("rank", rank, 1, MAX_RANK, "")?;
+    crate::checks::float_in("tol", tol, MIN_TOL, 1.0)
+}
+
 /// Remove the illumination pattern shared by the planes (BaSiC-style estimate; see the module
 /// documentation). Give it many images of one channel (e.g. all sites of a well): at least 2,
 /// ideally 10 or more.
@@ -143,6 +161,7 @@ pub fn basic_flatfield_correction(
     if !(tol.is_finite() && tol > 0.0) {
         return Err(KernelError::BadParameter(format!("tol must be a positive number, got {tol}")));
     }
+    check_bounds(max_iters, rank, tol)?;
     let settings = RpcaSettings { lambda_scale: lambda_sparse, max_rank: rank, max_iters, tol };
     let illum = estimate_illumination(&stack, working_size, settings)?;
     let (_, h, w) = stack.dim();

@@ -16,11 +16,14 @@ use crate::error::KernelError;
 use crate::separable::{along_x, along_y};
 
 /// SciPy's 1-D Gaussian kernel (`_gaussian_kernel1d`) of derivative `order` (0 or 2), radius
-/// `round(truncate·σ)`, in f64.
+/// `round(truncate·σ)`, in f64. Callers bound σ (see [`crate::checks::sigma_for`]): the kernel
+/// has `2·round(truncate·σ) + 1` taps.
 pub fn derivative_kernel(sigma: f64, order: u8, truncate: f64) -> Vec<f64> {
     let radius = (truncate * sigma + 0.5) as isize;
     let s2 = sigma * sigma;
-    let phi: Vec<f64> = (-radius..=radius).map(|x| (-0.5 / s2 * (x * x) as f64).exp()).collect();
+    // The centre tap is exactly 1 (also when σ² underflows, where −0.5/σ²·0 would be NaN).
+    let phi: Vec<f64> =
+        (-radius..=radius).map(|x| if x == 0 { 1.0 } else { (-0.5 / s2 * (x * x) as f64).exp() }).collect();
     let sum: f64 = phi.iter().sum();
     (-radius..=radius)
         .zip(&phi)
@@ -64,7 +67,8 @@ pub fn gaussian_filter(
     mut stack: NdarrayStack,
     #[param(default = 1.0, doc = "standard deviation in pixels", range = 0.01..=256.0)] sigma: f64,
 ) -> Result<NdarrayStack, KernelError> {
-    check_sigma("sigma", sigma)?;
+    let (_, h, w) = stack.dim();
+    crate::checks::sigma_for("sigma", sigma, (h, w))?;
     for mut plane in stack.axis_iter_mut(Axis(0)) {
         let smoothed = gaussian_2d(plane.view(), sigma);
         plane.assign(&smoothed);

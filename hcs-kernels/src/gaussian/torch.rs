@@ -17,6 +17,7 @@ pub fn gaussian_filter(
 ) -> Result<TorchStack, KernelError> {
     check_sigma("sigma", sigma)?;
     let (n, h, w) = dims(&stack)?;
+    crate::checks::sigma_for("sigma", sigma, (h, w))?;
     if sigma <= 0.0 || n == 0 {
         return Ok(stack);
     }

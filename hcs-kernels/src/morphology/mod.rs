@@ -169,6 +169,16 @@ fn downsample_mean(plane: ArrayView2<'_, f32>, f: usize) -> Array2<f32> {
     out
 }
 
+/// The guards of every [`tophat`] variant on a `[n, h, w]` stack: `downsample_factor` in
+/// `1..=` the larger side of the plane (a block larger than the plane is the whole plane), and
+/// the disk no larger than the plane (`selem_radius ≤` its larger side), which bounds the chord
+/// table (`r + 1` widths), the padded rows (`w + 2r`) and the filter's work by the image.
+pub(crate) fn check_sizes((_, h, w): (usize, usize, usize), selem_radius: usize, f: usize) -> Result<(), KernelError> {
+    let side = crate::checks::larger_side(h, w);
+    crate::checks::int_in("downsample_factor", f, 1, side, "the larger side of the image")?;
+    crate::checks::int_in("selem_radius", selem_radius, 0, side, "the larger side of the image, pixels")
+}
+
 /// White top-hat background removal per plane with a disk of `selem_radius` pixels.
 ///
 /// With `downsample_factor` f > 1 the background (the opening) is estimated on a mean-downsampled
@@ -180,9 +190,7 @@ pub fn tophat(
     #[param(default = 50, doc = "disk radius in pixels", range = 1..=1000)] selem_radius: usize,
     #[param(default = 4, doc = "estimate the background at 1/f resolution (1 = exact)", range = 1..=64)] downsample_factor: usize,
 ) -> Result<NdarrayStack, KernelError> {
-    if downsample_factor == 0 {
-        return Err(KernelError::BadParameter("downsample_factor must be at least 1".into()));
-    }
+    check_sizes(stack.dim(), selem_radius, downsample_factor)?;
     // Planes are independent: one per worker (the disk filters split bands within a plane too).
     stack.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut plane| {
         if downsample_factor == 1 {
@@ -257,5 +265,12 @@ mod tests {
         assert!(out[[0, 30, 30]] > 4000.0, "spot kept: {}", out[[0, 30, 30]]);
         assert!(out[[0, 5, 50]] < 150.0, "ramp removed: {}", out[[0, 5, 50]]);
         assert!(tophat(Array2::zeros((4, 4)).insert_axis(Axis(0)), 2, 0).is_err());
+        let err = tophat(Array2::zeros((4, 6)).insert_axis(Axis(0)), usize::MAX, 1).expect_err("disk too large");
+        assert_eq!(
+            err.to_string(),
+            format!("selem_radius must be in 0..=6 (the larger side of the image, pixels), got {}", usize::MAX)
+        );
+        assert!(tophat(Array2::zeros((4, 6)).insert_axis(Axis(0)), 6, 7).is_err());
+        assert!(tophat(Array2::zeros((4, 6)).insert_axis(Axis(0)), 6, 6).is_ok());
     }
 }

@@ -62,10 +62,8 @@ pub fn tophat(
     #[param(default = 50, doc = "disk radius in pixels", range = 1..=1000)] selem_radius: usize,
     #[param(default = 4, doc = "estimate the background at 1/f resolution (1 = exact)", range = 1..=64)] downsample_factor: usize,
 ) -> Result<TorchStack, KernelError> {
-    if downsample_factor == 0 {
-        return Err(KernelError::BadParameter("downsample_factor must be at least 1".into()));
-    }
     let (n, h, w) = dims(&stack)?;
+    super::check_sizes((n, h, w), selem_radius, downsample_factor)?;
     if n == 0 {
         return Ok(stack);
     }

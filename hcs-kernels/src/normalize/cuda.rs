@@ -46,6 +46,7 @@ fn normalize(
     t_max: f32,
     per_plane: bool,
 ) -> Result<CudaStack, KernelError> {
+    super::check_stretch(qs[0], qs[1], t_min, t_max)?;
     let [n, h, w] = stack.shape();
     if n * h * w == 0 {
         return Ok(stack);

@@ -13,6 +13,8 @@ use hcs_macros::memory;
 use ndarray::{ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
+use crate::error::KernelError;
+
 /// The `q`-th percentile (0..=100) of `values` with linear interpolation between order statistics
 /// (NumPy's default `method="linear"`). Reorders `values`.
 pub fn percentile(values: &mut [f32], q: f64) -> f32 {
@@ -247,6 +249,25 @@ pub(crate) fn percentiles_from_counts(counts: &[u32], n: usize, qs: &[f64]) -> V
         .collect()
 }
 
+/// The guards of every percentile normalization: `0 ≤ low_percentile < high_percentile ≤ 100`
+/// and finite `target_min < target_max` (anything else would give a constant image, or make the
+/// clamp of the stretch undefined).
+pub(crate) fn check_stretch(low: f64, high: f64, t_min: f32, t_max: f32) -> Result<(), KernelError> {
+    crate::checks::float_in("low_percentile", low, 0.0, 100.0)?;
+    crate::checks::float_in("high_percentile", high, 0.0, 100.0)?;
+    if low >= high {
+        return crate::checks::bad(format!(
+            "low_percentile must be below high_percentile (both in 0..=100), got {low} and {high}"
+        ));
+    }
+    crate::checks::finite("target_min", f64::from(t_min))?;
+    crate::checks::finite("target_max", f64::from(t_max))?;
+    if t_min >= t_max {
+        return crate::checks::bad(format!("target_min must be below target_max, got {t_min} and {t_max}"));
+    }
+    Ok(())
+}
+
 fn stretch(mut plane: ArrayViewMut2<'_, f32>, p_lo: f32, p_hi: f32, t_min: f32, t_max: f32) {
     if p_hi > p_lo {
         let scale = (t_max - t_min) / (p_hi - p_lo);
@@ -259,6 +280,10 @@ fn stretch(mut plane: ArrayViewMut2<'_, f32>, p_lo: f32, p_hi: f32, t_min: f32, 
 
 /// Stretch each plane separately so its `low_percentile` maps to `target_min` and its
 /// `high_percentile` to `target_max`, clipping outside.
+///
+/// Parameters outside `0 ≤ low_percentile < high_percentile ≤ 100`, `target_min < target_max`
+/// (finite) leave the stack unchanged: this variant cannot report an error (the torch and cuda
+/// variants do).
 #[memory(ndarray)]
 #[hcs_macros::check(low_percentile < high_percentile, "the lower percentile must be below the upper one")]
 pub fn percentile_normalize(
@@ -268,6 +293,9 @@ pub fn percentile_normalize(
     #[param(default = 0.0, doc = "value the lower percentile maps to", finite)] target_min: f32,
     #[param(default = 65535.0, doc = "value the upper percentile maps to", finite)] target_max: f32,
 ) -> NdarrayStack {
+    if check_stretch(low_percentile, high_percentile, target_min, target_max).is_err() {
+        return stack;
+    }
     stack.axis_iter_mut(Axis(0)).into_par_iter().for_each(|plane| {
         let qs = [low_percentile, high_percentile];
         let p = match plane.as_slice() {
@@ -281,6 +309,10 @@ pub fn percentile_normalize(
 
 /// Stretch the whole stack with one pair of percentiles computed over all planes, so relative
 /// intensities between planes are kept.
+///
+/// Parameters outside `0 ≤ low_percentile < high_percentile ≤ 100`, `target_min < target_max`
+/// (finite) leave the stack unchanged: this variant cannot report an error (the torch and cuda
+/// variants do).
 #[memory(ndarray)]
 #[hcs_macros::check(low_percentile < high_percentile, "the lower percentile must be below the upper one")]
 pub fn stack_percentile_normalize(
@@ -290,6 +322,9 @@ pub fn stack_percentile_normalize(
     #[param(default = 0.0, doc = "value the lower percentile maps to", finite)] target_min: f32,
     #[param(default = 65535.0, doc = "value the upper percentile maps to", finite)] target_max: f32,
 ) -> NdarrayStack {
+    if check_stretch(low_percentile, high_percentile, target_min, target_max).is_err() {
+        return stack;
+    }
     let p = match stack.as_slice() {
         Some(values) => percentiles(values, &[low_percentile, high_percentile]),
         None => percentiles(&stack.iter().copied().collect::<Vec<_>>(), &[low_percentile, high_percentile]),
@@ -353,6 +388,24 @@ mod tests {
         assert_eq!(per, array![[[0.0, 100.0]], [[0.0, 100.0]]]);
         let whole = stack_percentile_normalize(s, 0.0, 100.0, 0.0, 100.0);
         assert_eq!(whole, array![[[0.0, 50.0]], [[0.0, 100.0]]]);
+    }
+
+    #[test]
+    fn parameters_without_a_stretch_are_refused_or_leave_the_stack_unchanged() {
+        for (lo, hi, t_min, t_max) in [
+            (f64::NAN, f64::INFINITY, 0.0, 65535.0),
+            (150.0, -3.0, 0.0, 65535.0),
+            (50.0, 50.0, 0.0, 65535.0),
+            (1.0, 99.0, 1.0, 0.0),
+            (1.0, 99.0, f32::NAN, 1.0),
+        ] {
+            assert!(check_stretch(lo, hi, t_min, t_max).is_err(), "{lo} {hi} {t_min} {t_max}");
+            let s = array![[[1.0, 5.0]], [[3.0, 7.0]]];
+            assert_eq!(stack_percentile_normalize(s.clone(), lo, hi, t_min, t_max), s);
+            assert_eq!(percentile_normalize(s.clone(), lo, hi, t_min, t_max), s);
+        }
+        let err = check_stretch(150.0, -3.0, 0.0, 1.0).expect_err("out of range");
+        assert_eq!(err.to_string(), "low_percentile must be a finite number in 0..=100, got 150");
     }
 
     #[test]

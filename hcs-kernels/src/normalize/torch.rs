@@ -110,6 +110,7 @@ pub fn percentile_normalize(
     #[param(default = 0.0, doc = "value the lower percentile maps to", finite)] target_min: f32,
     #[param(default = 65535.0, doc = "value the upper percentile maps to", finite)] target_max: f32,
 ) -> Result<TorchStack, KernelError> {
+    super::check_stretch(low_percentile, high_percentile, target_min, target_max)?;
     let (n, h, w) = dims(&stack)?;
     if n == 0 {
         return Ok(stack);
@@ -136,6 +137,7 @@ pub fn stack_percentile_normalize(
     #[param(default = 0.0, doc = "value the lower percentile maps to", finite)] target_min: f32,
     #[param(default = 65535.0, doc = "value the upper percentile maps to", finite)] target_max: f32,
 ) -> Result<TorchStack, KernelError> {
+    super::check_stretch(low_percentile, high_percentile, target_min, target_max)?;
     let (n, h, w) = dims(&stack)?;
     if n == 0 {
         return Ok(stack);

@@ -146,6 +146,8 @@ pub(crate) fn tile_layout(
     fixed_margin_ratio: f64,
     overlap_blend_fraction: f64,
 ) -> Result<(usize, usize, Vec<TileLayout>), KernelError> {
+    crate::checks::float_in("fixed_margin_ratio", fixed_margin_ratio, 0.0, 1.0)?;
+    crate::checks::float_in("overlap_blend_fraction", overlap_blend_fraction, 0.0, 1.0)?;
     if positions.positions.len() != n {
         return Err(KernelError::BadInput(format!("{} positions for {n} tiles", positions.positions.len())));
     }
@@ -153,9 +155,10 @@ pub(crate) fn tile_layout(
     if pos.iter().any(|p| !(p.0.is_finite() && p.1.is_finite() && p.0 >= 0.0 && p.1 >= 0.0)) {
         return Err(KernelError::BadInput("positions must be finite and non-negative".into()));
     }
-    let width = pos.iter().map(|p| p.0.floor() as usize + w + 1).max().unwrap_or(w);
-    let height = pos.iter().map(|p| p.1.floor() as usize + h + 1).max().unwrap_or(h);
-    if (width as u64) * (height as u64) > 1 << 32 {
+    // Saturating: a huge position gives a huge size, refused below, never an overflow.
+    let width = pos.iter().map(|p| (p.0.floor() as usize).saturating_add(w).saturating_add(1)).max().unwrap_or(w);
+    let height = pos.iter().map(|p| (p.1.floor() as usize).saturating_add(h).saturating_add(1)).max().unwrap_or(h);
+    if (width as u64).checked_mul(height as u64).is_none_or(|px| px > 1 << 32) {
         return Err(KernelError::BadInput(format!("mosaic of {width}×{height} pixels is too large")));
     }
     let layout = pos

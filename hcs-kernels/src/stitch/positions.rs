@@ -402,21 +402,42 @@ pub fn ashlar_compute_tile_positions(
 ) -> Result<(NdarrayStack, TilePositions), KernelError> {
     let (rows, cols) = (grid_dimensions.0 as usize, grid_dimensions.1 as usize);
     let (n, h, w) = stack.dim();
-    if rows * cols != n || n == 0 {
+    if rows.checked_mul(cols) != Some(n) || n == 0 {
         return Err(KernelError::BadInput(format!("{n} tiles do not fill a {rows}×{cols} grid")));
     }
     if !(0.0..0.9).contains(&overlap_ratio) || overlap_ratio * (w.min(h) as f64) < 4.0 {
-        return Err(KernelError::BadParameter(format!("overlap_ratio {overlap_ratio} leaves no usable overlap")));
+        return Err(KernelError::BadParameter(format!(
+            "overlap_ratio {overlap_ratio} leaves no usable overlap (accepted: 0 ≤ overlap_ratio < 0.9 with at least 4 pixels of overlap)"
+        )));
     }
+    check_settings(max_shift, stitch_alpha, upsample_factor, permutation_samples)?;
     let whitened = whiten(&stack);
     let strips = Strips::new(&whitened, overlap_ratio);
     let step = (w as f64 * (1.0 - overlap_ratio), h as f64 * (1.0 - overlap_ratio));
-    let mut edges = register_neighbours(&strips, (rows, cols), upsample_factor.max(1));
+    let mut edges = register_neighbours(&strips, (rows, cols), upsample_factor);
     let ncc_threshold = permutation_threshold(&strips, cols, permutation_samples, stitch_alpha);
     judge_edges(&mut edges, step, max_shift, ncc_threshold);
     let (placed, components) = place_along_forest(n, &edges);
     let (positions, model_placed) = anchor_components(&placed, &components, cols, step);
     Ok((stack, TilePositions { grid: *grid_dimensions, positions, edges, ncc_threshold, model_placed }))
+}
+
+/// Finest registration precision: the upsampled DFT holds `1.5·up` × the strip size samples.
+const MAX_UPSAMPLE: usize = 1000;
+
+/// Most permutation samples (up to 20 draws each).
+const MAX_PERMUTATION_SAMPLES: usize = 100_000;
+
+/// The guards of [`ashlar_compute_tile_positions`] beyond the overlap: `max_shift` finite and
+/// non-negative, `stitch_alpha` a probability, `upsample_factor` in `1..=`[`MAX_UPSAMPLE`] and
+/// `permutation_samples` at most [`MAX_PERMUTATION_SAMPLES`] — each bounds a buffer or a loop.
+fn check_settings(max_shift: f64, stitch_alpha: f64, up: usize, samples: usize) -> Result<(), KernelError> {
+    if !(max_shift.is_finite() && max_shift >= 0.0) {
+        return crate::checks::bad(format!("max_shift must be a finite number ≥ 0 (pixels), got {max_shift}"));
+    }
+    crate::checks::float_in("stitch_alpha", stitch_alpha, 0.0, 1.0)?;
+    crate::checks::int_in("upsample_factor", up, 1, MAX_UPSAMPLE, "")?;
+    crate::checks::int_in("permutation_samples", samples, 0, MAX_PERMUTATION_SAMPLES, "")
 }
 
 /// Whiten every tile once (difference of Gaussians): registration and the edge score then
@@ -465,7 +486,7 @@ fn register_neighbours(strips: &Strips<'_>, (rows, cols): (usize, usize), up: us
 fn permutation_threshold(strips: &Strips<'_>, cols: usize, samples: usize, stitch_alpha: f64) -> f64 {
     let n = strips.tiles.len();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5EED);
-    let drawn: Vec<(usize, usize, bool)> = (0..samples * 20)
+    let drawn: Vec<(usize, usize, bool)> = (0..samples.saturating_mul(20))
         .filter_map(|_| {
             let a = rng.random_range(0..n);
             let b = rng.random_range(0..n);
