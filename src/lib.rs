@@ -70,13 +70,13 @@ pub use hcs_core::params::parse_choice;
 pub use hcs_core::{CudaStack, TorchStack};
 pub use hcs_core::{
     CheckOutcome, FunctionContract, ImageGeometry, InvokeError, InvokeOutput, MaterializeError, MaterializeResult,
-    MaterializeTarget, MemoryType, NdarrayStack, ParamCheck, ParamError, ParamMap, ParamSpec, ParamType, ParamValue,
+    MaterializeTarget, MemoryType, NdarrayStack, MemoryEstimate, ParamCheck, ParamError, ParamMap, ParamSpec, ParamType, ParamValue,
     PipelineParam, PlaneCount, PlaneShape, Registry, RegistryError, SpecialData, SpecialInputs, SpecialKey,
     SpecialValue, Stack, ValueRule,
 };
 #[cfg(feature = "runtime")]
 pub use hcs_macros::pipeline;
-pub use hcs_macros::{chain_breaker, check, memory, special_inputs, special_outputs};
+pub use hcs_macros::{chain_breaker, check, memory, peak_memory, special_inputs, special_outputs};
 
 /// Contracts, parameters, special data, stack types and the registry (`hcs-core`).
 pub use hcs_core as contracts;
@@ -123,7 +123,7 @@ pub mod prelude {
     pub use hcs_core::{
         CudaStack, MaterializeError, MaterializeResult, MaterializeTarget, NdarrayStack, PipelineParam, TorchStack,
     };
-    pub use hcs_macros::{chain_breaker, check, memory, special_inputs, special_outputs};
+    pub use hcs_macros::{chain_breaker, check, memory, peak_memory, special_inputs, special_outputs};
     pub use ndarray;
     pub use serde;
 }

@@ -83,8 +83,8 @@ struct CallSpec {
 enum PatSpec {
     Single(CallSpec),
     Chain(Vec<CallSpec>),
-    /// Keyed by channel (`"1"`, `"2"`, and `"3"` which no plate here has); each entry a single
-    /// call or a chain (nested).
+    /// Keyed by channel: 1 and 2 are the plate's channels (2 becomes 1 on a one-channel plate),
+    /// 3 is `"3"`, which no plate here has; each entry a single call or a chain (nested).
     Dict(Vec<(u32, Vec<CallSpec>)>),
 }
 
@@ -116,6 +116,9 @@ struct StepSpec {
     /// Write `merge_outputs` with every special output the step's functions produce.
     merge_outputs: bool,
     config: Option<ConfigSpec>,
+    /// Keep the `group_by` component in `variable_components` (which the compiler refuses);
+    /// otherwise it is left out.
+    clash: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -184,12 +187,12 @@ fn val() -> impl Strategy<Value = Val> {
 }
 
 fn call_spec() -> impl Strategy<Value = CallSpec> {
-    (any::<Index>(), prop::collection::vec(val(), 8), prop::bool::weighted(0.02), prop::bool::weighted(0.25))
+    (any::<Index>(), prop::collection::vec(val(), 8), prop::bool::weighted(0.02), prop::bool::weighted(0.15))
         .prop_map(|(func, vals, unknown_param, dirty)| CallSpec { func, vals, unknown_param, dirty })
 }
 
 fn pat_spec() -> impl Strategy<Value = PatSpec> {
-    let entry = (1u32..=3, prop::collection::vec(call_spec(), 1..=2));
+    let entry = (prop::sample::select(vec![1u32, 1, 1, 2, 2, 2, 3]), prop::collection::vec(call_spec(), 1..=2));
     prop_oneof![
         4 => call_spec().prop_map(PatSpec::Single),
         3 => prop::collection::vec(call_spec(), 2..=3).prop_map(PatSpec::Chain),
@@ -222,25 +225,34 @@ fn step_spec() -> impl Strategy<Value = StepSpec> {
         prop::option::weighted(0.6, prop::collection::vec(0usize..3, 0..=3)),
         prop::option::weighted(0.2, 0usize..3),
         prop::bool::weighted(0.2),
-        prop::sample::select(vec![0u8, 0, 0, 0, 0, 0, 1, 1, 2, 3]),
-        prop::bool::weighted(0.3),
+        prop::sample::select(vec![0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 3]),
+        prop::bool::weighted(0.5),
         prop::option::weighted(0.1, config_spec()),
+        prop::bool::weighted(0.05),
     )
         .prop_map(
-            |(pattern, variable_components, group_by, pipeline_start, materialize, merge_outputs, config)| StepSpec {
-                pattern,
-                variable_components,
-                group_by,
-                pipeline_start,
-                materialize,
-                merge_outputs,
-                config,
+            |(pattern, variable_components, group_by, pipeline_start, materialize, merge_outputs, config, clash)| {
+                StepSpec {
+                    pattern,
+                    variable_components,
+                    group_by,
+                    pipeline_start,
+                    materialize,
+                    merge_outputs,
+                    config,
+                    clash,
+                }
             },
         )
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (plate_spec(), prop::option::weighted(0.4, config_spec()), prop::collection::vec(step_spec(), 1..=4))
+    (
+        plate_spec(),
+        prop::option::weighted(0.4, config_spec()),
+        prop::sample::select(vec![1usize, 1, 2, 2, 2, 3, 3, 4])
+            .prop_flat_map(|n| prop::collection::vec(step_spec(), n)),
+    )
         .prop_map(|(plate, config, steps)| Case { plate, config, steps })
 }
 
@@ -415,6 +427,8 @@ fn render_call(call: &CallSpec, fns: &[&'static FunctionContract], outputs: &mut
         .filter_map(|(i, p)| {
             let v = match &call.vals[i % call.vals.len()] {
                 Val::Extreme(x) if !call.dirty => Val::Inside(x.index(1000) as f64 / 1000.0, x.index(8)),
+                // A clean call gives every required parameter.
+                Val::Omit | Val::Default if !call.dirty && p.is_required() => Val::Inside(0.5, i),
                 v => v.clone(),
             };
             render_val(p, &v).map(|v| format!("{} = {v}", p.name))
@@ -478,7 +492,9 @@ fn render(case: &Case, fns: &[&'static FunctionContract]) -> String {
             PatSpec::Single(c) => render_call(c, fns, &mut outputs),
             PatSpec::Chain(cs) => render_calls(cs, fns, &mut outputs),
             PatSpec::Dict(entries) => {
-                let entries: BTreeMap<u32, &Vec<CallSpec>> = entries.iter().map(|(k, v)| (*k, v)).collect();
+                let channels = case.plate.channels;
+                let entries: BTreeMap<u32, &Vec<CallSpec>> =
+                    entries.iter().map(|(k, v)| (if *k == 3 { 3 } else { (*k).min(channels) }, v)).collect();
                 let body: Vec<String> = entries
                     .iter()
                     .map(|(k, cs)| format!("\"{k}\" = {}", render_calls(cs, fns, &mut outputs)))
@@ -487,15 +503,16 @@ fn render(case: &Case, fns: &[&'static FunctionContract]) -> String {
             }
         };
         let _ = write!(t, "\n[[steps]]\nname = \"s{}\"\n", i + 1);
+        let group_by = if matches!(s.pattern, PatSpec::Dict(_)) { Some(1) } else { s.group_by };
         if let Some(vc) = &s.variable_components {
-            let mut names: Vec<&str> = vc.iter().map(|&c| COMPONENTS[c]).collect();
+            let mut names: Vec<&str> =
+                vc.iter().filter(|&&c| s.clash || Some(c) != group_by).map(|&c| COMPONENTS[c]).collect();
+            names.sort_unstable();
             names.dedup();
             let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
             let _ = writeln!(t, "variable_components = [{}]", list.join(", "));
         }
-        if matches!(s.pattern, PatSpec::Dict(_)) {
-            t.push_str("group_by = \"channel\"\n");
-        } else if let Some(g) = s.group_by {
+        if let Some(g) = group_by {
             let _ = writeln!(t, "group_by = {:?}", COMPONENTS[g]);
         }
         if s.pipeline_start {
@@ -715,6 +732,8 @@ struct Counts {
     rejected_by_reader: AtomicUsize,
     broken: AtomicUsize,
     accepted_then_failed: AtomicUsize,
+    /// The slowest case, in milliseconds.
+    slowest_ms: AtomicUsize,
     /// Rejected cases per error kind (a case counts once per kind it shows).
     by_kind: Mutex<BTreeMap<String, usize>>,
 }
@@ -759,7 +778,10 @@ fn accepted_pipelines_run_and_rejected_ones_name_their_step() {
         let text = render(&case, &fns);
         let plate = plates.get(&case.plate);
         counts.cases.fetch_add(1, Ordering::Relaxed);
-        match run_guarded(text.clone(), case.steps.len(), plate, timeout) {
+        let case_start = Instant::now();
+        let outcome = run_guarded(text.clone(), case.steps.len(), plate, timeout);
+        counts.slowest_ms.fetch_max(case_start.elapsed().as_millis() as usize, Ordering::Relaxed);
+        match outcome {
             Outcome::Ran => {
                 counts.ran.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -793,7 +815,7 @@ fn accepted_pipelines_run_and_rejected_ones_name_their_step() {
 
     let failures = failures.into_inner().expect("failures");
     let summary = format!(
-        "cases={} accepted={} rejected={} rejected_by_reader={} accepted_then_failed={} broken={} seconds={:.1}",
+        "cases={} accepted={} rejected={} rejected_by_reader={} accepted_then_failed={} broken={} seconds={:.1} slowest_case_ms={}",
         counts.cases.load(Ordering::Relaxed),
         counts.ran.load(Ordering::Relaxed) + counts.accepted_then_failed.load(Ordering::Relaxed),
         counts.rejected.load(Ordering::Relaxed),
@@ -801,6 +823,7 @@ fn accepted_pipelines_run_and_rejected_ones_name_their_step() {
         counts.accepted_then_failed.load(Ordering::Relaxed),
         counts.broken.load(Ordering::Relaxed),
         start.elapsed().as_secs_f64(),
+        counts.slowest_ms.load(Ordering::Relaxed),
     );
     let by_kind = counts.by_kind.lock().expect("kinds");
     let summary = format!(
@@ -821,4 +844,37 @@ fn accepted_pipelines_run_and_rejected_ones_name_their_step() {
         Err(TestError::Abort(why)) => panic!("aborted: {why}"),
     }
     assert!(failures.is_empty(), "{} failing cases (see {:?})", failures.len(), report_path);
+}
+
+/// Replay one case from a report (`HCS_PROPTEST_REPLAY=case.toml cargo test -p hcs --test
+/// prop_pipelines replay -- --ignored --nocapture`): the file is a pipeline file whose first line
+/// is the report's `# plate: PlateSpec { … }`.
+#[test]
+#[ignore = "replays the case named by HCS_PROPTEST_REPLAY"]
+fn replay() {
+    let Some(path) = std::env::var_os("HCS_PROPTEST_REPLAY") else { return };
+    let text = std::fs::read_to_string(&path).expect("case file");
+    let numbers: Vec<usize> = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [wells, rows, cols, channels, z_planes, tile] = numbers[..] else {
+        panic!("first line: # plate: PlateSpec {{ … }}")
+    };
+    let spec = PlateSpec {
+        wells,
+        grid: (rows as u32, cols as u32),
+        channels: channels as u32,
+        z_planes: z_planes as u32,
+        tile,
+        opera: text.lines().next().is_some_and(|l| l.contains("opera: true")),
+    };
+    let plates = Plates { root: tempfile::tempdir().expect("plates dir"), made: Mutex::new(HashMap::new()) };
+    let steps = text.lines().filter(|l| l.trim() == "[[steps]]").count();
+    let outcome = run_guarded(text.clone(), steps, plates.get(&spec), Duration::from_secs(600));
+    eprintln!("{outcome:?}");
+    assert!(!matches!(outcome, Outcome::Broken(_)), "{outcome:?}");
 }

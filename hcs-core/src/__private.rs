@@ -8,7 +8,22 @@ pub use crate::contract::{FunctionContract, InvokeOutput, PlaneCount, SourceLoca
 pub use crate::error::{InvokeError, ParamError};
 pub use crate::params::{ParamMap, ParamSpec, ParamValue, PipelineParam};
 pub use crate::registry::FUNCTIONS;
-pub use crate::rules::{CheckOutcome, ImageGeometry, ParamCheck, PlaneShape, ValueRule, rule_arg};
+pub use crate::rules::{CheckOutcome, ImageGeometry, MemoryEstimate, ParamCheck, PlaneShape, ValueRule, rule_arg};
+
+/// A `#[peak_memory]` expression's value as bytes.
+pub trait AsBytes {
+    /// The value in bytes.
+    fn as_bytes(self) -> f64;
+}
+macro_rules! as_bytes {
+    ($($t:ty),*) => {$(
+        impl AsBytes for $t {
+            #[allow(clippy::cast_precision_loss, clippy::cast_lossless)]
+            fn as_bytes(self) -> f64 { self as f64 }
+        }
+    )*};
+}
+as_bytes!(u8, u16, u32, u64, usize, i32, i64, f32, f64);
 pub use crate::special::{
     MaterializeResult, MaterializeTarget, MaterializerFn, MaterializerSpec, SpecialData, SpecialInputSpec,
     SpecialInputs, SpecialKey, SpecialOutputSpec, SpecialValue,

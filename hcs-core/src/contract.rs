@@ -74,6 +74,8 @@ pub struct FunctionContract {
     pub params: &'static [ParamSpec],
     /// Rules over several parameters and the image (`#[check(..)]`), in declaration order.
     pub checks: &'static [crate::rules::ParamCheck],
+    /// Working memory of one call (`#[peak_memory(..)]`), if declared.
+    pub peak_memory: Option<crate::rules::MemoryEstimate>,
     /// First paragraph of the doc comment.
     pub doc: &'static str,
     /// Where it was declared.
@@ -170,7 +172,7 @@ impl Serialize for FunctionContract {
             .iter()
             .map(|s| Output { key: s.key, rust_type: s.rust_type, materializer: s.materializer.map(|m| m.name) })
             .collect();
-        let mut st = serializer.serialize_struct("FunctionContract", 14)?;
+        let mut st = serializer.serialize_struct("FunctionContract", 15)?;
         st.serialize_field("name", self.name)?;
         st.serialize_field("module_path", self.module_path)?;
         st.serialize_field("crate", self.crate_name)?;
@@ -183,6 +185,7 @@ impl Serialize for FunctionContract {
         st.serialize_field("chain_breaker", &self.chain_breaker)?;
         st.serialize_field("params", &params)?;
         st.serialize_field("checks", &checks)?;
+        st.serialize_field("peak_memory", &self.peak_memory.map(|m| m.expr))?;
         st.serialize_field("doc", self.doc)?;
         st.serialize_field("location", &self.location)?;
         st.end()

@@ -32,7 +32,7 @@ pub use error::{InvokeError, MaterializeError, ParamError};
 pub use gpu::{GpuDevice, GpuInventory};
 pub use params::{ParamMap, ParamSpec, ParamType, ParamValue, PipelineParam};
 pub use registry::{Registry, RegistryError};
-pub use rules::{CheckOutcome, ImageGeometry, ParamCheck, PlaneShape, ValueRule};
+pub use rules::{CheckOutcome, ImageGeometry, MemoryEstimate, ParamCheck, PlaneShape, ValueRule};
 pub use special::{
     ByteSink, FileSink, MaterializeResult, MaterializeTarget, SpecialData, SpecialInputs, SpecialKey, SpecialValue,
 };

@@ -167,6 +167,28 @@ impl ParamCheck {
     }
 }
 
+/// What one call needs in memory beyond its input and output, declared with
+/// `#[peak_memory(bytes)]` — an expression over the parameters and `image`. Without one the
+/// compiler assumes [`DEFAULT_PEAK_FACTOR`] × the call's input.
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryEstimate {
+    /// The expression as written.
+    pub expr: &'static str,
+    /// The parameters it reads, in signature order.
+    pub params: &'static [&'static str],
+    /// Evaluate on complete parameter values and the image geometry (bytes; `None` when the
+    /// geometry is not known).
+    pub eval: fn(&ParamMap, Option<&ImageGeometry>) -> Result<Option<f64>, ParamError>,
+}
+
+/// Working memory of a call without `#[peak_memory]`, as a multiple of its input.
+pub const DEFAULT_PEAK_FACTOR: f64 = 3.0;
+
+/// Bytes of one call's input: `planes × height × width` f32 values.
+pub fn input_bytes(image: &ImageGeometry) -> f64 {
+    image.planes.unwrap_or(1) as f64 * image.height as f64 * image.width as f64 * 4.0
+}
+
 /// How a function changes the plane size (`#[memory(.., xy = ..)]`): whether the compiler still
 /// knows the image geometry after it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -23,6 +23,7 @@ const fn contract(name: &'static str, module_path: &'static str, memory: MemoryT
         chain_breaker: false,
         params: &[],
         checks: &[],
+        peak_memory: None,
         doc: "",
         location: SourceLocation { file: "src/lib.rs", line, column: 8 },
         invoke: passthrough,

@@ -11,6 +11,7 @@ use crate::error::KernelError;
 /// bins over the stack's min..max, the normalized cumulative histogram evaluated at each value
 /// by linear interpolation between bin centres.
 #[memory(ndarray)]
+#[hcs_macros::peak_memory(bins as f64 * 8.0 + 3.0 * image.planes.unwrap_or(1) as f64 * image.height as f64 * image.width as f64 * 4.0)]
 pub fn stack_equalize_histogram(
     mut stack: NdarrayStack,
     #[param(default = 65536, doc = "histogram bins", range = 2..=1048576)] bins: usize,

@@ -10,6 +10,7 @@ use crate::gaussian::{check_sigma, gaussian_2d};
 /// Unsharp mask per plane: `plane + amount·(plane − gaussian(plane, radius))`, clipped to
 /// `[0, 65535]` (as `skimage.filters.unsharp_mask(preserve_range=True)` followed by a clip).
 #[memory(ndarray)]
+#[hcs_macros::check(radius <= image.height.max(image.width) as f64, "radius must not exceed the larger side of the image")]
 pub fn sharpen(
     mut stack: NdarrayStack,
     #[param(default = 1.0, doc = "Gaussian sigma of the blur, in pixels", range = 0.01..=256.0)] radius: f64,

@@ -14,6 +14,7 @@ pub enum AttrKind {
     SpecialInputs,
     ChainBreaker,
     Check,
+    PeakMemory,
 }
 
 impl AttrKind {
@@ -24,13 +25,14 @@ impl AttrKind {
             AttrKind::SpecialInputs => "special_inputs",
             AttrKind::ChainBreaker => "chain_breaker",
             AttrKind::Check => "check",
+            AttrKind::PeakMemory => "peak_memory",
         }
     }
 
     /// Recognise a sibling attribute by the last segment of its path (`memory`, `hcs::memory`).
     pub fn of(attr: &Attribute) -> Option<AttrKind> {
         let last = attr.path().segments.last()?.ident.to_string();
-        [AttrKind::Memory, AttrKind::SpecialOutputs, AttrKind::SpecialInputs, AttrKind::ChainBreaker, AttrKind::Check]
+        [AttrKind::Memory, AttrKind::SpecialOutputs, AttrKind::SpecialInputs, AttrKind::ChainBreaker, AttrKind::Check, AttrKind::PeakMemory]
             .into_iter()
             .find(|k| k.name() == last)
     }
@@ -183,6 +185,7 @@ pub struct Declared {
     pub inputs: Vec<Ident>,
     pub chain_breaker: bool,
     pub checks: Vec<CheckDecl>,
+    pub peak_memory: Option<syn::Expr>,
     /// The first non-memory hcs attribute, for "needs #[memory]" errors.
     pub first_other: Option<(AttrKind, Span)>,
 }
@@ -228,6 +231,19 @@ impl Declared {
                 Punctuated::<Ident, Token![,]>::parse_terminated.parse2(tokens).map(|i| self.inputs.extend(i))
             }
             AttrKind::Check => syn::parse2::<CheckDecl>(tokens).map(|c| self.checks.push(c)),
+            AttrKind::PeakMemory => match syn::parse2::<syn::Expr>(tokens) {
+                Ok(e) if self.peak_memory.is_some() => {
+                    Err(syn::Error::new_spanned(e, "#[peak_memory(..)] is given twice"))
+                }
+                Ok(e) => {
+                    self.peak_memory = Some(e);
+                    Ok(())
+                }
+                Err(e) => Err(syn::Error::new(
+                    e.span(),
+                    "#[peak_memory(..)] takes one expression: the bytes one call needs, over the parameters and `image`",
+                )),
+            },
             AttrKind::ChainBreaker => {
                 if tokens.is_empty() {
                     self.chain_breaker = true;

@@ -73,6 +73,18 @@ pub fn check(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(AttrKind::Check, attr.into(), item.into()).into()
 }
 
+/// Declare the working memory one call needs, in bytes, as an expression over the parameters
+/// and `image` (an `ImageGeometry`: `height`, `width`, `planes`):
+/// `#[peak_memory(num_sigma as f64 * image.height as f64 * image.width as f64 * 8.0)]`.
+///
+/// The pipeline compiler refuses a plan whose step needs more than `memory_budget_mib` (or a
+/// GPU's memory), naming the step and the parameters the estimate reads. Without it, a call is
+/// assumed to need 3 × its input.
+#[proc_macro_attribute]
+pub fn peak_memory(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(AttrKind::PeakMemory, attr.into(), item.into()).into()
+}
+
 /// A pipeline written in Rust, checked by rustc: evaluates to the same `hcs::plan::pipeline::Pipeline`
 /// a pipeline file with the same content gives (the `hcs` crate docs have a tested example).
 ///

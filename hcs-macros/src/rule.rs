@@ -169,44 +169,51 @@ pub fn check_rule(rule: &RuleDecl, ty: &Type, default: Option<&Expr>, errors: &m
     }
 }
 
-/// The `ParamCheck` initializer of one `#[check]`. `params` are the function's parameters in
-/// signature order; their specs are `PARAMS[i]` in the contract initializer.
-pub fn check_spec(decl: &CheckDecl, params: &[&Param], specials: &[&Ident], rt: &TokenStream, errors: &mut Errors) -> TokenStream {
+/// What an expression over the parameters reads: the `let`s binding them (from `__params`, with
+/// defaults from `PARAMS`), their names, and whether it reads `image`. Misuse is reported.
+struct Reads {
+    lets: Vec<TokenStream>,
+    names: Vec<String>,
+    needs_image: bool,
+}
+
+fn reads(expr: &Expr, params: &[&Param], specials: &[&Ident], rt: &TokenStream, what: &str, errors: &mut Errors) -> Reads {
     let mut named = BTreeSet::new();
-    collect_idents(decl.rule.to_token_stream(), &mut named);
+    collect_idents(expr.to_token_stream(), &mut named);
     let mut reads_special = false;
     for special in specials.iter().filter(|s| named.contains(&s.to_string())) {
         reads_special = true;
         errors.spanned(
-            &decl.rule,
-            format!("`{special}` is a special input, known only at run time; #[check] rules read parameters and `image`"),
+            expr,
+            format!("`{special}` is a special input, known only at run time; {what} read parameters and `image`"),
         );
     }
     let needs_image = named.contains("image");
     let used: Vec<(usize, &&Param)> =
         params.iter().enumerate().filter(|(_, p)| named.contains(&p.ident.to_string())).collect();
     if used.is_empty() && !needs_image && !reads_special {
-        errors.spanned(&decl.rule, "this rule reads no parameter of the function (nor `image`)");
+        errors.spanned(expr, format!("this expression reads no parameter of the function (nor `image`); {what} read parameters and `image`"));
     }
-    let names = used.iter().map(|(_, p)| p.ident.to_string());
-    let reads = used.iter().map(|(i, p)| {
-        let (ident, ty, key) = (&p.ident, &p.ty, p.ident.to_string());
-        quote! {
-            #[allow(unused_variables)]
-            let #ident: #ty = #rt::rule_arg::<#ty>(__params, #key, PARAMS[#i].default)?;
-        }
-    });
-    let image = if needs_image {
-        quote! {
-            let ::core::option::Option::Some(image) = __image else {
-                return ::core::result::Result::Ok(#rt::CheckOutcome::NeedsImage);
-            };
-            let image: &#rt::ImageGeometry = image;
-        }
-    } else {
-        quote!(let _ = __image;)
-    };
+    let names = used.iter().map(|(_, p)| p.ident.to_string()).collect();
+    let lets = used
+        .iter()
+        .map(|(i, p)| {
+            let (ident, ty, key) = (&p.ident, &p.ty, p.ident.to_string());
+            quote! {
+                #[allow(unused_variables)]
+                let #ident: #ty = #rt::rule_arg::<#ty>(__params, #key, PARAMS[#i].default)?;
+            }
+        })
+        .collect();
+    Reads { lets, names, needs_image }
+}
+
+/// The `ParamCheck` initializer of one `#[check]`. `params` are the function's parameters in
+/// signature order; their specs are `PARAMS[i]` in the contract initializer.
+pub fn check_spec(decl: &CheckDecl, params: &[&Param], specials: &[&Ident], rt: &TokenStream, errors: &mut Errors) -> TokenStream {
     let rule = &decl.rule;
+    let Reads { lets, names, needs_image } = reads(rule, params, specials, rt, "#[check] rules", errors);
+    let image = bind_image(needs_image, rt, quote!(#rt::CheckOutcome::NeedsImage));
     let text = rule_text(rule);
     let message = decl.message.as_ref().map(syn::LitStr::value).unwrap_or_default();
     let test = quote_spanned!(rule.span()=> if #rule { #rt::CheckOutcome::Holds } else { #rt::CheckOutcome::Fails });
@@ -218,11 +225,46 @@ pub fn check_spec(decl: &CheckDecl, params: &[&Param], specials: &[&Ident], rt: 
             needs_image: #needs_image,
             eval: |__params: &#rt::ParamMap, __image: ::core::option::Option<&#rt::ImageGeometry>|
                 -> ::core::result::Result<#rt::CheckOutcome, #rt::ParamError> {
-                #(#reads)*
+                #(#lets)*
                 #image
                 ::core::result::Result::Ok(#test)
             },
         }
+    }
+}
+
+/// The `MemoryEstimate` initializer of `#[peak_memory(expr)]`, or `None`.
+pub fn estimate_spec(expr: Option<&Expr>, params: &[&Param], specials: &[&Ident], rt: &TokenStream, errors: &mut Errors) -> TokenStream {
+    let Some(expr) = expr else { return quote!(::core::option::Option::None) };
+    let Reads { lets, names, needs_image } = reads(expr, params, specials, rt, "#[peak_memory] estimates", errors);
+    let image = bind_image(needs_image, rt, quote!(::core::option::Option::None));
+    let text = rule_text(expr);
+    let value = quote_spanned!(expr.span()=> #rt::AsBytes::as_bytes(#expr));
+    quote! {
+        ::core::option::Option::Some(#rt::MemoryEstimate {
+            expr: #text,
+            params: &[#(#names),*],
+            eval: |__params: &#rt::ParamMap, __image: ::core::option::Option<&#rt::ImageGeometry>|
+                -> ::core::result::Result<::core::option::Option<f64>, #rt::ParamError> {
+                #(#lets)*
+                #image
+                ::core::result::Result::Ok(::core::option::Option::Some(#value))
+            },
+        })
+    }
+}
+
+/// `let image: &ImageGeometry = ..;` returning `Ok(unknown)` when the geometry is not given.
+fn bind_image(needs_image: bool, rt: &TokenStream, unknown: TokenStream) -> TokenStream {
+    if needs_image {
+        quote! {
+            let ::core::option::Option::Some(image) = __image else {
+                return ::core::result::Result::Ok(#unknown);
+            };
+            let image: &#rt::ImageGeometry = image;
+        }
+    } else {
+        quote!(let _ = __image;)
     }
 }
 

@@ -56,7 +56,12 @@ pub fn compile_file(
         ..CompileOptions::new(registry)
     };
     match compile(&pipeline, &info, &options) {
-        Ok(compiled) => Ok((pipeline, plate, compiled)),
+        Ok(compiled) => {
+            for note in &compiled.notes {
+                eprintln!("note: {note}");
+            }
+            Ok((pipeline, plate, compiled))
+        }
         Err(errors) => Err(report(&pipeline_path.display().to_string(), &errors)),
     }
 }

@@ -67,6 +67,7 @@ static SPY: FunctionContract = FunctionContract {
     chain_breaker: false,
     params: &[],
     checks: &[],
+    peak_memory: None,
     doc: "",
     location: SourceLocation { file: "t.rs", line: 1, column: 1 },
     invoke: spy_invoke,

@@ -91,6 +91,7 @@ const fn torch_contract(name: &'static str) -> FunctionContract {
         chain_breaker: false,
         params: &[],
         checks: &[],
+        peak_memory: None,
         doc: "",
         location: SourceLocation { file: "gpu.rs", line: 1, column: 1 },
         invoke: passthrough,

@@ -142,11 +142,12 @@ fn check_bounds(max_iters: usize, rank: usize, tol: f64) -> Result<(), KernelErr
 /// documentation). Give it many images of one channel (e.g. all sites of a well): at least 2,
 /// ideally 10 or more.
 #[memory(ndarray)]
+#[hcs_macros::peak_memory((rank as f64 + 4.0) * (working_size * working_size) as f64 * image.planes.unwrap_or(1) as f64 * 8.0 + 3.0 * image.planes.unwrap_or(1) as f64 * image.height as f64 * image.width as f64 * 4.0)]
 #[allow(clippy::too_many_arguments)]
 pub fn basic_flatfield_correction(
     mut stack: NdarrayStack,
     #[param(default = 500, doc = "iterations of the decomposition at most", range = 1..=100000)] max_iters: usize,
-    #[param(default = 0.5, doc = "weight of the sparse part, × the standard 1/√max(images, pixels)", range = 0.0..=100.0)]
+    #[param(default = 0.5, doc = "weight of the sparse part, × the standard 1/√max(images, pixels)", range = 0.0..=100.0, nonzero)]
     lambda_sparse: f64,
     #[param(default = 3, doc = "largest rank of the illumination estimate", range = 1..=16)] rank: usize,
     #[param(default = 1e-6, doc = "relative residual at which the decomposition stops", range = 1e-12..=1.0)] tol: f64,

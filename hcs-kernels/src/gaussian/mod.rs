@@ -63,6 +63,7 @@ pub(crate) fn check_sigma(name: &str, value: f64) -> Result<(), KernelError> {
 
 /// Gaussian smoothing of each plane (`sigma` in pixels, in y and x).
 #[memory(ndarray)]
+#[hcs_macros::check(sigma <= image.height.max(image.width) as f64, "sigma must not exceed the larger side of the image")]
 pub fn gaussian_filter(
     mut stack: NdarrayStack,
     #[param(default = 1.0, doc = "standard deviation in pixels", range = 0.01..=256.0)] sigma: f64,

@@ -11,6 +11,7 @@ use crate::torch_support::{OnDevice, dims, float, pad_reflect};
 /// Separable Gaussian per plane (torch variant of [`crate::gaussian::gaussian_filter`]):
 /// SciPy's kernel (truncate 4), reflected borders, x then y.
 #[memory(torch)]
+#[hcs_macros::check(sigma <= image.height.max(image.width) as f64, "sigma must not exceed the larger side of the image")]
 pub fn gaussian_filter(
     stack: TorchStack,
     #[param(default = 1.0, doc = "standard deviation in pixels", range = 0.01..=256.0)] sigma: f64,

@@ -32,6 +32,7 @@ fn disk(
 
 /// White top-hat background removal per plane (cuda variant of [`crate::morphology::tophat`]).
 #[memory(cuda)]
+#[hcs_macros::check(selem_radius <= image.height.max(image.width) && downsample_factor <= image.height.max(image.width), "the disk and the downsampling must fit in the image")]
 pub fn tophat(
     stack: CudaStack,
     #[param(default = 50, doc = "disk radius in pixels", range = 1..=1000)] selem_radius: usize,

@@ -185,6 +185,7 @@ pub(crate) fn check_sizes((_, h, w): (usize, usize, usize), selem_radius: usize,
 /// plane with a disk of `selem_radius / f`, upsampled by pixel replication, and subtracted from
 /// the full-resolution plane, clamped at 0 — f² fewer pixels and an f× smaller disk.
 #[memory(ndarray)]
+#[hcs_macros::check(selem_radius <= image.height.max(image.width) && downsample_factor <= image.height.max(image.width), "the disk and the downsampling must fit in the image")]
 pub fn tophat(
     mut stack: NdarrayStack,
     #[param(default = 50, doc = "disk radius in pixels", range = 1..=1000)] selem_radius: usize,

@@ -57,6 +57,7 @@ fn opening(x: &Tensor, r: usize) -> Result<Tensor, KernelError> {
 /// with `downsample_factor` f > 1 the background is the opening of the f×f block means by a disk
 /// of `selem_radius / f`, replicated back and subtracted, clamped at 0.
 #[memory(torch)]
+#[hcs_macros::check(selem_radius <= image.height.max(image.width) && downsample_factor <= image.height.max(image.width), "the disk and the downsampling must fit in the image")]
 pub fn tophat(
     stack: TorchStack,
     #[param(default = 50, doc = "disk radius in pixels", range = 1..=1000)] selem_radius: usize,

@@ -30,6 +30,7 @@ pub(super) fn contract_impl(t: &Target<'_>, invoke: &TokenStream) -> TokenStream
         .iter()
         .map(|c| crate::rule::check_spec(c, &params, &specials, rt, &mut errors))
         .collect();
+    let peak = crate::rule::estimate_spec(t.declared.peak_memory.as_ref(), &params, &specials, rt, &mut errors);
     let check_errors = errors.take().map(|e| e.to_compile_error());
     let probes = t.args.iter().filter_map(|arg| match arg {
         Arg::Special(s) => Some(special_probe(s, rt)),
@@ -63,6 +64,7 @@ pub(super) fn contract_impl(t: &Target<'_>, invoke: &TokenStream) -> TokenStream
                     chain_breaker: #chain_breaker,
                     params: PARAMS,
                     checks: CHECKS,
+                    peak_memory: #peak,
                     doc: #doc,
                     location: #location,
                     invoke: #invoke,

@@ -129,7 +129,7 @@ pub fn compile(
     let flows = components::flow(pipeline, plate, registry, &sources);
     errors.extend(components::check_dict_keys(pipeline, &flows, plate, source));
     errors.extend(components::check_producers(pipeline, &flows, registry, source));
-    let (rule_errors, notes) = image_rules::check(pipeline, registry, plate, &init, &flows, source);
+    let (rule_errors, notes) = image_rules::check(pipeline, registry, plate, &init, &flows, &options.gpus, source);
     errors.extend(rule_errors);
     // Phase 2.
     let stores = zarr::declare(&init, &flows, &wells);
@@ -265,6 +265,7 @@ fn error_order(e: &PipelineError) -> usize {
         | E::UnknownParameter { step, .. }
         | E::BadParameter { step, .. }
         | E::BrokenRule { step, .. }
+        | E::OverBudget { step, .. }
         | E::MissingParameter { step, .. }
         | E::Grouping { step, .. }
         | E::UnknownWell { step, .. }

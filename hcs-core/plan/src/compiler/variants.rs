@@ -343,6 +343,7 @@ mod tests {
             chain_breaker: false,
             params: &[],
             checks: &[],
+            peak_memory: None,
             doc: "",
             location: SourceLocation { file: "f.rs", line: 1, column: 1 },
             invoke: passthrough,

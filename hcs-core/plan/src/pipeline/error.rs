@@ -99,6 +99,19 @@ pub enum PipelineError {
         /// The rule and its message.
         rule: String,
     },
+    /// One call of a step needs more memory than the step may use (`memory_budget_mib`, or the
+    /// smallest GPU's memory for a step that may run on one).
+    #[error("{at}{step}: `{function}` {message}")]
+    OverBudget {
+        /// Where.
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The function.
+        function: String,
+        /// The estimate, what it depends on, and the limit.
+        message: String,
+    },
     /// A parameter without default was not given.
     #[error("{at}{step}: `{function}` needs parameter `{param}` ({ty}), which has no default")]
     MissingParameter {

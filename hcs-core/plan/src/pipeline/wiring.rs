@@ -389,6 +389,7 @@ mod tests {
             chain_breaker: false,
             params: &[],
             checks: &[],
+            peak_memory: None,
             doc: "",
             location: SourceLocation { file: "", line: 0, column: 0 },
             invoke: |_, _, _| Err(hcs_core::error::InvokeError::MissingParam { function: "test", param: "x" }),

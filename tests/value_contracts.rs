@@ -1,0 +1,218 @@
+//! Issue 19's list of values that used to pass `hcs check --plate` and then fail, panic, abort or
+//! write garbage in every well: each one is now refused by `hcs check --plate`, with a message
+//! naming the step and the parameter (or config key). `HCS_CONTRACT_TABLE=path` writes the table
+//! of cases and messages (for the closing note).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn hcs(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hcs")).args(args).output().expect("hcs runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hcs-contracts-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn synth(dir: &Path) -> PathBuf {
+    let plate = dir.join("plate");
+    let (ok, _, stderr) = hcs(&[
+        "synth",
+        "--out",
+        plate.to_str().expect("utf-8"),
+        "--wells",
+        "A01",
+        "--tile",
+        "64",
+        "--z",
+        "2",
+        "--channels",
+        "2",
+    ]);
+    assert!(ok, "{stderr}");
+    plate
+}
+
+/// One case: what the user wrote, the pipeline body, extra flags, and words the message must hold.
+struct Case {
+    what: &'static str,
+    toml: String,
+    flags: &'static [&'static str],
+    must_name: &'static [&'static str],
+}
+
+fn step(func: &str, params: &str) -> String {
+    format!("[[steps]]\nname = \"s\"\nfunc = {{ function = \"{func}\", params = {{ {params} }} }}\n")
+}
+
+fn cases() -> Vec<Case> {
+    let one = |what, func: &str, params: &str, must_name: &'static [&'static str]| Case {
+        what,
+        toml: step(func, params),
+        flags: &[],
+        must_name,
+    };
+    vec![
+        one("tophat selem_radius = i64::MAX", "tophat", "selem_radius = 9223372036854775807", &["selem_radius"]),
+        one("tophat selem_radius = 2^32", "tophat", "selem_radius = 4294967296", &["selem_radius"]),
+        one("tophat downsample_factor = 0", "tophat", "downsample_factor = 0", &["downsample_factor"]),
+        one("gaussian_filter sigma = 1e308", "gaussian_filter", "sigma = 1e308", &["sigma"]),
+        one("gaussian_filter sigma = -2", "gaussian_filter", "sigma = -2.0", &["sigma"]),
+        one("stack_equalize_histogram bins = 9e12", "stack_equalize_histogram", "bins = 9e12", &["bins"]),
+        one("stack_equalize_histogram bins = 9000000000000", "stack_equalize_histogram", "bins = 9000000000000", &["bins"]),
+        one("stack_equalize_histogram bins = 0", "stack_equalize_histogram", "bins = 0", &["bins"]),
+        one("spatial_bin_2d bin_size = 0", "spatial_bin_2d", "bin_size = 0", &["bin_size"]),
+        one("spatial_bin_2d bin_size = 1e9", "spatial_bin_2d", "bin_size = 1000000000", &["bin_size"]),
+        one("spatial_bin_2d bin_size = 100 (> 64 px image)", "spatial_bin_2d", "bin_size = 100", &["bin_size", "64×64"]),
+        one("crop wider than the image", "crop", "width = 100, height = 10", &["width", "64×64"]),
+        one("crop past the last plane", "crop", "width = 10, height = 10, start_z = 5", &["start_z"]),
+        one("BaSiC rank = 100000", "basic_flatfield_correction", "rank = 100000", &["rank"]),
+        one("BaSiC working_size = 0", "basic_flatfield_correction", "working_size = 0", &["working_size"]),
+        one("ashlar overlap_ratio = 2", "ashlar_compute_tile_positions", "overlap_ratio = 2.0", &["overlap_ratio"]),
+        one("ashlar overlap_ratio = -0.5", "ashlar_compute_tile_positions", "overlap_ratio = -0.5", &["overlap_ratio"]),
+        one("ashlar upsample_factor = 0", "ashlar_compute_tile_positions", "upsample_factor = 0", &["upsample_factor"]),
+        one("count_cells max_sigma = 1e9", "count_cells_single_channel", "max_sigma = 1e9", &["max_sigma"]),
+        one("count_cells num_sigma = 100000", "count_cells_single_channel", "num_sigma = 100000", &["num_sigma"]),
+        one(
+            "count_cells min_sigma > max_sigma",
+            "count_cells_single_channel",
+            "min_sigma = 8.0, max_sigma = 2.0",
+            &["min_sigma", "max_sigma"],
+        ),
+        one(
+            "percentile normalize low = nan",
+            "stack_percentile_normalize",
+            "low_percentile = nan, high_percentile = 99.0",
+            &["low_percentile"],
+        ),
+        one(
+            "percentile normalize high = inf",
+            "stack_percentile_normalize",
+            "low_percentile = 1.0, high_percentile = inf",
+            &["high_percentile"],
+        ),
+        one(
+            "percentile normalize 150 / -3",
+            "stack_percentile_normalize",
+            "low_percentile = 150.0, high_percentile = -3.0",
+            &["low_percentile", "high_percentile"],
+        ),
+        one(
+            "percentile normalize low > high",
+            "stack_percentile_normalize",
+            "low_percentile = 90.0, high_percentile = 10.0",
+            &["low_percentile", "high_percentile"],
+        ),
+        Case {
+            what: "count_cells num_sigma = 100 with memory_budget_mib = 1",
+            toml: format!("[config]\nmemory_budget_mib = 1\n{}", step("count_cells_single_channel", "num_sigma = 100")),
+            flags: &[],
+            must_name: &["num_sigma = 100", "memory_budget_mib = 1"],
+        },
+        Case {
+            what: "[config] workers = 100000000",
+            toml: format!("[config]\nworkers = 100000000\n{}", step("gaussian_filter", "")),
+            flags: &[],
+            must_name: &["workers"],
+        },
+        Case { what: "--workers 100000", toml: step("gaussian_filter", ""), flags: &["--workers", "100000"], must_name: &["workers"] },
+        Case {
+            what: "[config] zarr_level = 99",
+            toml: format!("[config]\nzarr_level = 99\n{}", step("gaussian_filter", "")),
+            flags: &[],
+            must_name: &["zarr_level"],
+        },
+        Case {
+            what: "[config] prefer lists a type twice",
+            toml: format!("[config]\nprefer = [\"torch\", \"torch\"]\n{}", step("gaussian_filter", "")),
+            flags: &[],
+            must_name: &["prefer"],
+        },
+    ]
+}
+
+#[test]
+fn every_listed_value_is_refused_by_check_naming_step_and_parameter() {
+    let dir = scratch("cases");
+    let plate = synth(&dir);
+    let mut table = String::from("| case | `hcs check --plate` says |\n| --- | --- |\n");
+    let mut failures = Vec::new();
+    for (i, case) in cases().iter().enumerate() {
+        let file = dir.join(format!("case{i}.toml"));
+        std::fs::write(&file, &case.toml).expect("pipeline written");
+        let mut args = vec!["check", file.to_str().expect("utf-8"), "--plate", plate.to_str().expect("utf-8")];
+        args.extend(case.flags);
+        let (ok, _, stderr) = hcs(&args);
+        let message = stderr.lines().find(|l| case.must_name.iter().all(|w| l.contains(w))).map(str::to_string);
+        let names_step = message.as_deref().is_some_and(|m| m.contains("step 1 `s`") || m.contains("config"));
+        table.push_str(&format!(
+            "| {} | {} |\n",
+            case.what,
+            message.as_deref().map_or("(no message)".to_string(), |m| m.replace('|', "\\|"))
+        ));
+        if ok || message.is_none() || !names_step {
+            failures.push(format!("{}: ok = {ok}\n{stderr}", case.what));
+        }
+    }
+    if let Ok(path) = std::env::var("HCS_CONTRACT_TABLE") {
+        std::fs::write(path, &table).expect("table written");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
+}
+
+#[test]
+fn valid_values_still_pass_and_image_rules_after_a_size_change_are_noted() {
+    let dir = scratch("valid");
+    let plate = synth(&dir);
+    let file = dir.join("ok.toml");
+    std::fs::write(
+        &file,
+        "[[steps]]\nname = \"bin\"\nfunc = { function = \"spatial_bin_2d\", params = { bin_size = 2 } }\n\
+         [[steps]]\nname = \"smooth\"\nfunc = { function = \"gaussian_filter\", params = { sigma = 2.0 } }\n",
+    )
+    .expect("written");
+    let (ok, stdout, stderr) = hcs(&["check", file.to_str().expect("utf-8"), "--plate", plate.to_str().expect("utf-8")]);
+    assert!(ok, "{stderr}");
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains("step 2 `smooth`: `gaussian_filter`: cannot check `sigma <= image.height.max(image.width) as f64` before the run (step 1 `bin` changes the image size with `spatial_bin_2d`)"),
+        "{all}"
+    );
+}
+
+#[test]
+fn functions_shows_what_each_parameter_accepts_and_the_rules() {
+    let (ok, stdout, stderr) = hcs(&["functions", "stack_percentile_normalize"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("low_percentile"), "{stdout}");
+    assert!(stdout.contains("number, in 0..=100; default 1.0"), "{stdout}");
+    assert!(
+        stdout.contains("the lower percentile must be below the upper one (`low_percentile < high_percentile`)"),
+        "{stdout}"
+    );
+    let (ok, json, _) = hcs(&["functions", "--json", "tophat"]);
+    assert!(ok);
+    let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let radius = &value[0]["params"][0];
+    assert_eq!(radius["name"], "selem_radius");
+    assert_eq!(radius["rule"]["min"], 1.0);
+    assert_eq!(radius["rule"]["max"], 1000.0);
+}
+
+#[test]
+fn shipped_variants_agree_on_their_contracts() {
+    // The registry refuses same-name variants that disagree on parameters, rules, special data,
+    // planes or chain breaking; `hcs functions` fails and lists every such problem.
+    let problems = hcs::Registry::global().problems();
+    assert!(problems.is_empty(), "{problems:?}");
+    let (ok, _, stderr) = hcs(&["functions"]);
+    assert!(ok, "{stderr}");
+}
