@@ -73,7 +73,7 @@ fn cases() -> Vec<Case> {
         one("spatial_bin_2d bin_size = 1e9", "spatial_bin_2d", "bin_size = 1000000000", &["bin_size"]),
         one("spatial_bin_2d bin_size = 100 (> 64 px image)", "spatial_bin_2d", "bin_size = 100", &["bin_size", "64×64"]),
         one("crop wider than the image", "crop", "width = 100, height = 10", &["width", "64×64"]),
-        one("crop past the last plane", "crop", "width = 10, height = 10, start_z = 5", &["start_z"]),
+        one("crop past the last plane", "crop", "width = 10, height = 10, start_z = 20", &["start_z"]),
         one("BaSiC rank = 100000", "basic_flatfield_correction", "rank = 100000", &["rank"]),
         one("BaSiC working_size = 0", "basic_flatfield_correction", "working_size = 0", &["working_size"]),
         one("ashlar overlap_ratio = 2", "ashlar_compute_tile_positions", "overlap_ratio = 2.0", &["overlap_ratio"]),
@@ -123,7 +123,12 @@ fn cases() -> Vec<Case> {
             flags: &[],
             must_name: &["workers"],
         },
-        Case { what: "--workers 100000", toml: step("gaussian_filter", ""), flags: &["--workers", "100000"], must_name: &["workers"] },
+        Case {
+            what: "hcs run --workers 100000",
+            toml: step("gaussian_filter", ""),
+            flags: &["--workers", "100000"],
+            must_name: &["workers"],
+        },
         Case {
             what: "[config] zarr_level = 99",
             toml: format!("[config]\nzarr_level = 99\n{}", step("gaussian_filter", "")),
@@ -143,12 +148,14 @@ fn cases() -> Vec<Case> {
 fn every_listed_value_is_refused_by_check_naming_step_and_parameter() {
     let dir = scratch("cases");
     let plate = synth(&dir);
-    let mut table = String::from("| case | `hcs check --plate` says |\n| --- | --- |\n");
+    let mut table = String::from("| case | `hcs check --plate` (or `hcs run`) says |\n| --- | --- |\n");
     let mut failures = Vec::new();
     for (i, case) in cases().iter().enumerate() {
         let file = dir.join(format!("case{i}.toml"));
         std::fs::write(&file, &case.toml).expect("pipeline written");
-        let mut args = vec!["check", file.to_str().expect("utf-8"), "--plate", plate.to_str().expect("utf-8")];
+        // `--workers` belongs to `hcs run`, which refuses before reading any image.
+        let command = if case.flags.contains(&"--workers") { "run" } else { "check" };
+        let mut args = vec![command, file.to_str().expect("utf-8"), "--plate", plate.to_str().expect("utf-8")];
         args.extend(case.flags);
         let (ok, _, stderr) = hcs(&args);
         let message = stderr.lines().find(|l| case.must_name.iter().all(|w| l.contains(w))).map(str::to_string);

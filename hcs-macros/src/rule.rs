@@ -282,5 +282,6 @@ fn collect_idents(tokens: TokenStream, out: &mut BTreeSet<String>) {
 
 /// The rule as text, its tokens tidied up (`image.width`, not `image . width`).
 fn rule_text(rule: &Expr) -> String {
-    rule.to_token_stream().to_string().replace(" . ", ".").replace("( ", "(").replace(" )", ")")
+    let text = rule.to_token_stream().to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+    text.replace(" . ", ".").replace("( ", "(").replace(" )", ")")
 }
