@@ -5,8 +5,9 @@
 //! type aliases in each handle's `params` module (a typo is a resolution error with a suggestion),
 //! values must convert to those types, and constants evaluate the runtime's own wiring rules
 //! (`hcs_plan::pipeline::wiring`) on the handles' `FUNC` contracts — special inputs without an
-//! earlier producer, dict patterns without `group_by`, adjacent memory types without a
-//! conversion — failing with the runtime error's text. The types of linked special data are
+//! earlier producer, special inputs linked to another dict entry of the same step, dict patterns
+//! without `group_by`, adjacent memory types without a conversion — failing with the runtime
+//! error's text. The types of linked special data are
 //! compared through the `SpecialOutputAt` / `SpecialInputAt` slots of the producer the constant
 //! picked. Every check is spanned on the user's tokens.
 
@@ -224,6 +225,24 @@ fn flatten<'a>(p: &'a Pattern, out: &mut Vec<&'a Call>) {
     }
 }
 
+/// The dict path of every call (the keys on its way through the pattern, outermost first), in
+/// [`flatten`]'s order.
+fn dict_paths<'a>(p: &'a Pattern, path: &mut Vec<&'a LitStr>, out: &mut Vec<Vec<&'a LitStr>>) {
+    match p {
+        Pattern::Call(_) => out.push(path.clone()),
+        Pattern::Chain(members) => members.iter().for_each(|m| dict_paths(m, path, out)),
+        Pattern::Dict(_, entries) => {
+            let by_key: BTreeMap<String, (&LitStr, &Pattern)> =
+                entries.iter().map(|(k, v)| (k.value(), (k, v))).collect();
+            for (key, value) in by_key.into_values() {
+                path.push(key);
+                dict_paths(value, path, out);
+                path.pop();
+            }
+        }
+    }
+}
+
 fn sorted(entries: &[(LitStr, Pattern)]) -> Vec<(String, &Pattern)> {
     let map: BTreeMap<String, &Pattern> = entries.iter().map(|(k, v)| (k.value(), v)).collect();
     map.into_iter().collect()
@@ -333,6 +352,7 @@ fn generate(p: &PipelineInput, rt: &TokenStream) -> syn::Result<TokenStream> {
             checks.consts.extend(special_link_checks(call, s, c, rt));
         }
         global += calls.len();
+        checks.consts.extend(entry_link_checks(func, calls, s, rt));
         checks.consts.push(grouping_check(step, func, s, rt));
         checks.consts.extend(conversion_checks(step, func, s, rt));
         checks.consts.extend(merge_output_checks(step, s, rt));
@@ -400,6 +420,39 @@ fn special_link_checks(call: &Call, s: usize, c: usize, rt: &TokenStream) -> Vec
             }
         })
         .collect()
+}
+
+/// In a step with a dict: no special input of a call is linked to a call of the same step in a
+/// dict entry the call does not run in (each group runs only the entry its `group_by` value
+/// selects) — the runtime's `StepShape::const_check_entry_link`, spanned on the consumer's dict
+/// entry key (on the call when it runs outside every dict).
+fn entry_link_checks(func: &Pattern, calls: &[&Call], s: usize, rt: &TokenStream) -> Vec<TokenStream> {
+    if !has_dict(func) {
+        return Vec::new();
+    }
+    let mut paths = Vec::new();
+    dict_paths(func, &mut Vec::new(), &mut paths);
+    let path_values: Vec<TokenStream> = paths
+        .iter()
+        .map(|path| {
+            let keys = path.iter().map(|k| k.value());
+            quote!(&[#(#keys),*])
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (c, (call, path)) in calls.iter().zip(&paths).enumerate() {
+        let span = path.last().map_or_else(|| call.path.span(), |key| key.span());
+        for slot in 0..crate::MAX_SPECIAL {
+            let check = respan(
+                quote! {
+                    const _: () = #rt::StepShape::const_check_entry_link(__HCS_STEPS, #s, #c, #slot, &[#(#path_values),*]);
+                },
+                span,
+            );
+            out.push(check);
+        }
+    }
+    out
 }
 
 /// A dict pattern needs `group_by` (and the grouping rules of the runtime hold).

@@ -39,6 +39,24 @@ pub enum VfsError {
         /// The path.
         path: PathBuf,
     },
+    /// The file is empty (0 bytes).
+    #[error("{path}: empty file (0 bytes)")]
+    EmptyFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The header is intact but the file ends before the last strip or tile it describes.
+    #[error(
+        "{path}: truncated TIFF: the file is {file_len} bytes, but its header places image data up to byte {data_end}"
+    )]
+    TruncatedData {
+        /// The path.
+        path: PathBuf,
+        /// The file's length in bytes.
+        file_len: u64,
+        /// Where the header says the image data ends (largest strip/tile offset + byte count).
+        data_end: u64,
+    },
     /// The TIFF structure is invalid.
     #[error("{path}: corrupt TIFF: {message}")]
     CorruptTiff {

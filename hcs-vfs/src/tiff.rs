@@ -15,7 +15,7 @@ use tiff::encoder::{Compression, DeflateLevel, TiffEncoder, colortype};
 
 use crate::VfsError;
 use crate::atomic::write_atomic;
-use crate::plane::PlaneData;
+use crate::plane::{Dtype, PlaneData};
 
 /// How TIFFs are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -157,6 +157,173 @@ fn result_kind(r: &DecodingResult) -> &'static str {
         DecodingResult::I32(_) => "i32",
         DecodingResult::I64(_) => "i64",
     }
+}
+
+/// What the header of a TIFF file says about its first image, read without decoding a pixel
+/// ([`read_tiff_header`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TiffHeader {
+    /// Image width in pixels.
+    pub width: u32,
+    /// Image height in pixels.
+    pub height: u32,
+    /// Bits per sample (of the first sample).
+    pub bits_per_sample: u16,
+    /// Samples per pixel (1 for a grey plane).
+    pub samples_per_pixel: u16,
+    /// The SampleFormat tag: 1 unsigned integer, 2 signed integer, 3 IEEE float (1 when absent).
+    pub sample_format: u16,
+    /// The Compression tag (1: none).
+    pub compression: u16,
+    /// Where the image data ends: the largest strip or tile offset + byte count.
+    pub data_end: u64,
+    /// The file's length in bytes.
+    pub file_len: u64,
+}
+
+impl TiffHeader {
+    /// The dtype hcs stores these samples as: 8/16-bit unsigned or 32-bit float grey; `None`
+    /// for anything else (signed, other depths, several samples per pixel).
+    pub fn dtype(&self) -> Option<Dtype> {
+        match (self.samples_per_pixel, self.sample_format, self.bits_per_sample) {
+            (1, 1, 8) => Some(Dtype::U8),
+            (1, 1, 16) => Some(Dtype::U16),
+            (1, 3, 32) => Some(Dtype::F32),
+            _ => None,
+        }
+    }
+
+    /// The samples in words, for messages (`16-bit unsigned`, `3 × 8-bit unsigned`).
+    pub fn sample_description(&self) -> String {
+        let kind = match self.sample_format {
+            1 => "unsigned".to_owned(),
+            2 => "signed".to_owned(),
+            3 => "float".to_owned(),
+            other => format!("sample format {other}"),
+        };
+        let one = format!("{}-bit {kind}", self.bits_per_sample);
+        if self.samples_per_pixel == 1 { one } else { format!("{} × {one}", self.samples_per_pixel) }
+    }
+}
+
+/// Read the header of a TIFF file (signature and first IFD, never the pixels) and check that the
+/// file is long enough for every strip or tile the first image's header describes.
+///
+/// Errors name the file: [`VfsError::EmptyFile`], [`VfsError::NotTiff`],
+/// [`VfsError::TruncatedTiff`] (the header or IFD itself is cut), [`VfsError::TruncatedData`]
+/// (the header is whole but the data is cut short), [`VfsError::CorruptTiff`],
+/// [`VfsError::UnsupportedTiff`] or [`VfsError::Io`].
+pub fn read_tiff_header(path: &Path) -> Result<TiffHeader, VfsError> {
+    let mut file = std::fs::File::open(path).map_err(|e| VfsError::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| VfsError::io(path, e))?.len();
+    if file_len == 0 {
+        return Err(VfsError::EmptyFile { path: path.to_path_buf() });
+    }
+    let mut start = [0u8; 16];
+    let got = read_up_to(&mut file, &mut start).map_err(|e| VfsError::io(path, e))?;
+    let ifd_offset = first_ifd_offset(&start[..got], path)?;
+    if ifd_offset >= file_len {
+        return Err(VfsError::TruncatedTiff { path: path.to_path_buf() });
+    }
+    file.seek(std::io::SeekFrom::Start(0)).map_err(|e| VfsError::io(path, e))?;
+    let reader = std::io::BufReader::with_capacity(4096, file);
+    // A decoder panic (a dependency's bug) is a corrupt file, not a crash.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| header_fields(reader, path, file_len))) {
+        Ok(result) => result,
+        Err(_) => Err(VfsError::CorruptTiff { path: path.to_path_buf(), message: "the decoder failed".into() }),
+    }
+}
+
+/// Read the headers of many files in parallel; the results are in the order of `paths`.
+pub fn read_tiff_headers(paths: &[std::path::PathBuf]) -> Vec<Result<TiffHeader, VfsError>> {
+    use rayon::prelude::*;
+    paths.par_iter().map(|p| read_tiff_header(p)).collect()
+}
+
+/// Fill `buf` as far as the reader allows; the number of bytes read.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The offset of the first IFD from the file's first bytes (classic TIFF or BigTIFF).
+fn first_ifd_offset(start: &[u8], path: &Path) -> Result<u64, VfsError> {
+    const SIGNATURES: [&[u8; 4]; 4] = [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"];
+    let head = &start[..start.len().min(4)];
+    let Some(signature) = SIGNATURES.iter().find(|s| s.starts_with(head)) else {
+        return Err(VfsError::NotTiff { path: path.to_path_buf() });
+    };
+    let truncated = || VfsError::TruncatedTiff { path: path.to_path_buf() };
+    let little = signature[0] == b'I';
+    let big_tiff = signature[2] == b'+' || signature[3] == b'+';
+    let field = |range: std::ops::Range<usize>| -> Result<u64, VfsError> {
+        let bytes = start.get(range).ok_or_else(truncated)?;
+        Ok(bytes.iter().enumerate().fold(0u64, |acc, (i, &b)| {
+            let shift = if little { 8 * i } else { 8 * (bytes.len() - 1 - i) };
+            acc | (u64::from(b) << shift)
+        }))
+    };
+    if big_tiff { field(8..16) } else { field(4..8) }
+}
+
+fn header_fields<R: Read + Seek>(reader: R, path: &Path, file_len: u64) -> Result<TiffHeader, VfsError> {
+    use tiff::decoder::ChunkType;
+    use tiff::tags::Tag;
+
+    let err = |e: tiff::TiffError| match e {
+        tiff::TiffError::UnsupportedError(u) => {
+            VfsError::UnsupportedTiff { path: path.to_path_buf(), what: u.to_string() }
+        }
+        other => corrupt(path, other),
+    };
+    let mut decoder = Decoder::new(reader).map_err(err)?;
+    let (width, height) = decoder.dimensions().map_err(err)?;
+    let first = |v: Option<Vec<u16>>, default: u16| v.and_then(|v| v.first().copied()).unwrap_or(default);
+    let bits_per_sample = first(decoder.find_tag_unsigned_vec(Tag::BitsPerSample).map_err(err)?, 1);
+    let sample_format = first(decoder.find_tag_unsigned_vec(Tag::SampleFormat).map_err(err)?, 1);
+    let samples_per_pixel = decoder.find_tag_unsigned(Tag::SamplesPerPixel).map_err(err)?.unwrap_or(1);
+    let compression = decoder.find_tag_unsigned(Tag::Compression).map_err(err)?.unwrap_or(1);
+    let (offsets_tag, counts_tag, what) = match decoder.get_chunk_type() {
+        ChunkType::Strip => (Tag::StripOffsets, Tag::StripByteCounts, "strip"),
+        ChunkType::Tile => (Tag::TileOffsets, Tag::TileByteCounts, "tile"),
+    };
+    let bad = |message: String| VfsError::CorruptTiff { path: path.to_path_buf(), message };
+    let offsets: Vec<u64> =
+        decoder.find_tag_unsigned_vec(offsets_tag).map_err(err)?.ok_or_else(|| bad(format!("no {what} offsets")))?;
+    let counts: Vec<u64> =
+        decoder.find_tag_unsigned_vec(counts_tag).map_err(err)?.ok_or_else(|| bad(format!("no {what} byte counts")))?;
+    if offsets.len() != counts.len() || offsets.is_empty() {
+        return Err(bad(format!("{} {what} offsets but {} byte counts", offsets.len(), counts.len())));
+    }
+    let mut data_end = 0u64;
+    let mut data_bytes = 0u64;
+    for (&offset, &count) in offsets.iter().zip(&counts) {
+        let end = offset.checked_add(count).ok_or_else(|| bad(format!("a {what} ends beyond 2^64 bytes")))?;
+        data_end = data_end.max(end);
+        data_bytes = data_bytes.saturating_add(count);
+    }
+    if data_end > file_len {
+        return Err(VfsError::TruncatedData { path: path.to_path_buf(), file_len, data_end });
+    }
+    let needed = u64::from(width)
+        .saturating_mul(u64::from(height))
+        .saturating_mul(u64::from(samples_per_pixel))
+        .saturating_mul(u64::from(bits_per_sample))
+        .div_ceil(8);
+    if compression == 1 && ChunkType::Strip == decoder.get_chunk_type() && data_bytes < needed {
+        return Err(bad(format!(
+            "the strips hold {data_bytes} bytes, an uncompressed {width}×{height} image of {bits_per_sample}-bit samples needs {needed}"
+        )));
+    }
+    Ok(TiffHeader { width, height, bits_per_sample, samples_per_pixel, sample_format, compression, data_end, file_len })
 }
 
 /// Encode planes as one (multi-page) TIFF in memory.
@@ -303,5 +470,143 @@ mod tests {
         }
         let err = decode_tiff(&bytes, Path::new("huge.tif"), TiffLimits::default()).expect_err("too large");
         assert!(matches!(err, VfsError::ImageTooLarge { width: 100_000, .. }), "{err}");
+    }
+
+    /// A little-endian TIFF whose IFD comes before the pixels (as many microscopes write it), so
+    /// cutting the pixels leaves the header whole. `bits`/`format`: BitsPerSample, SampleFormat.
+    fn ifd_first_tiff(w: u32, h: u32, bits: u16, format: u16) -> Vec<u8> {
+        let entries: [(u16, u16, u32); 10] = [
+            (256, 4, w),
+            (257, 4, h),
+            (258, 3, u32::from(bits)),
+            (259, 3, 1),
+            (262, 3, 1),
+            (273, 4, 0), // strip offset, patched below
+            (277, 3, 1),
+            (278, 4, h),
+            (279, 4, w * h * u32::from(bits) / 8),
+            (339, 3, u32::from(format)),
+        ];
+        let data_offset = 8 + 2 + entries.len() as u32 * 12 + 4;
+        let mut out = b"II*\0".to_vec();
+        out.extend(8u32.to_le_bytes());
+        out.extend((entries.len() as u16).to_le_bytes());
+        for (tag, typ, value) in entries {
+            let value = if tag == 273 { data_offset } else { value };
+            out.extend(tag.to_le_bytes());
+            out.extend(typ.to_le_bytes());
+            out.extend(1u32.to_le_bytes());
+            if typ == 3 {
+                out.extend((value as u16).to_le_bytes());
+                out.extend([0, 0]);
+            } else {
+                out.extend(value.to_le_bytes());
+            }
+        }
+        out.extend(0u32.to_le_bytes());
+        out.resize(out.len() + (w * h * u32::from(bits) / 8) as usize, 7);
+        out
+    }
+
+    #[test]
+    fn a_header_describes_the_image_without_reading_its_pixels() {
+        for (plane, dtype, bits, format) in [
+            (PlaneData::U16(ramp(48, 32)), Dtype::U16, 16, 1),
+            (PlaneData::U8(ramp(48, 32).mapv(|v| v as u8)), Dtype::U8, 8, 1),
+            (PlaneData::F32(ramp(48, 32).mapv(f32::from)), Dtype::F32, 32, 3),
+        ] {
+            for compression in [TiffCompression::None, TiffCompression::Deflate] {
+                let path = tmp(&format!("header-{dtype:?}-{compression:?}.tif"));
+                write_tiff(&path, std::slice::from_ref(&plane), compression).expect("write");
+                let header = read_tiff_header(&path).expect("header");
+                assert_eq!((header.width, header.height), (32, 48));
+                assert_eq!((header.bits_per_sample, header.sample_format, header.samples_per_pixel), (bits, format, 1));
+                assert_eq!(header.dtype(), Some(dtype));
+                assert!(header.data_end <= header.file_len);
+                assert_eq!(header.file_len, std::fs::metadata(&path).expect("len").len());
+            }
+        }
+        let path = tmp("ifd-first.tif");
+        std::fs::write(&path, ifd_first_tiff(20, 10, 16, 1)).expect("write");
+        let header = read_tiff_header(&path).expect("header");
+        assert_eq!((header.width, header.height, header.compression), (20, 10, 1));
+        assert_eq!(header.data_end, header.file_len);
+        assert_eq!(
+            decode_tiff(&std::fs::read(&path).expect("read"), &path, TiffLimits::default()).expect("decodes")[0].dim(),
+            (10, 20)
+        );
+    }
+
+    #[test]
+    fn pixels_cut_short_behind_a_whole_header_are_found_from_the_header() {
+        let bytes = ifd_first_tiff(64, 64, 16, 1);
+        let path = tmp("cut-pixels.tif");
+        std::fs::write(&path, &bytes[..bytes.len() - 100]).expect("write");
+        let err = read_tiff_header(&path).expect_err("truncated");
+        assert!(
+            matches!(err, VfsError::TruncatedData { file_len, data_end, .. }
+                if file_len == bytes.len() as u64 - 100 && data_end == bytes.len() as u64),
+            "{err}"
+        );
+        assert!(err.to_string().contains("cut-pixels.tif: truncated TIFF"), "{err}");
+    }
+
+    #[test]
+    fn a_file_cut_inside_its_header_or_ifd_is_truncated() {
+        let bytes =
+            encode_tiff(&[PlaneData::U16(ramp(64, 64))], TiffCompression::None, Path::new("x")).expect("encode");
+        for cut in [3, 6, 12, bytes.len() / 2, bytes.len() - 10] {
+            let path = tmp(&format!("cut-{cut}.tif"));
+            std::fs::write(&path, &bytes[..cut]).expect("write");
+            let err = read_tiff_header(&path).expect_err("truncated");
+            assert!(
+                matches!(err, VfsError::TruncatedTiff { .. } | VfsError::TruncatedData { .. }),
+                "cut at {cut}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_and_non_tiff_files_are_named_as_such() {
+        let empty = tmp("empty.tif");
+        std::fs::write(&empty, b"").expect("write");
+        let err = read_tiff_header(&empty).expect_err("empty");
+        assert!(matches!(err, VfsError::EmptyFile { .. }), "{err}");
+        assert!(err.to_string().contains("empty.tif: empty file"), "{err}");
+        for (name, text) in
+            [("text.tif", &b"this is not an image\n"[..]), ("short.tif", b"X"), ("png.tif", b"\x89PNG\r\n")]
+        {
+            let path = tmp(name);
+            std::fs::write(&path, text).expect("write");
+            let err = read_tiff_header(&path).expect_err("not a tiff");
+            assert!(matches!(err, VfsError::NotTiff { .. }), "{name}: {err}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let missing = tmp("missing.tif");
+        assert!(matches!(read_tiff_header(&missing), Err(VfsError::Io { .. })));
+    }
+
+    #[test]
+    fn other_sample_types_are_described_not_mistaken_for_ours() {
+        for (bits, format, text) in [(16, 2, "16-bit signed"), (32, 1, "32-bit unsigned"), (64, 3, "64-bit float")] {
+            let path = tmp(&format!("samples-{bits}-{format}.tif"));
+            std::fs::write(&path, ifd_first_tiff(4, 4, bits, format)).expect("write");
+            let header = read_tiff_header(&path).expect("header");
+            assert_eq!(header.dtype(), None, "{text}");
+            assert_eq!(header.sample_description(), text);
+        }
+    }
+
+    #[test]
+    fn headers_are_read_in_parallel_in_order() {
+        let good = tmp("batch-good.tif");
+        write_tiff(&good, &[PlaneData::U16(ramp(8, 9))], TiffCompression::None).expect("write");
+        let bad = tmp("batch-bad.tif");
+        std::fs::write(&bad, b"nope").expect("write");
+        let results = read_tiff_headers(&[good.clone(), bad, good]);
+        assert_eq!(results.len(), 3);
+        assert!(matches!(results[0], Ok(TiffHeader { width: 9, height: 8, .. })));
+        assert!(matches!(results[1], Err(VfsError::NotTiff { .. })));
+        assert!(results[2].is_ok());
     }
 }

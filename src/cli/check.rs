@@ -1,33 +1,92 @@
 //! `hcs check PIPELINE [--plate DIR]`: report every mistake found before any plate is processed,
 //! with file lines. With `--plate`, the pipeline is compiled for that plate (all five phases).
+//!
+//! `hcs check [PIPELINE] --plate DIR --deep` also reads the header of every image of the plate
+//! (never the pixels) and reports each empty, non-TIFF, truncated, mis-sized or wrongly typed
+//! file, one line per problem.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::Registry;
 use crate::plan::pipeline::{ConfigLayer, check_config, check_functions, check_special_io};
+use crate::plate::formats::open_plate_unread;
 
 use super::compile_args::{compile_file, read_pipeline, report};
 
 /// Options of `hcs check`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The pipeline file (TOML).
-    pub pipeline: PathBuf,
+    /// The pipeline file (TOML); optional with `--deep`.
+    #[arg(required_unless_present = "deep")]
+    pub pipeline: Option<PathBuf>,
     /// Compile for this plate: well filters, dict keys, special inputs from metadata, storage,
     /// memory types, GPUs.
     #[arg(long)]
     pub plate: Option<PathBuf>,
+    /// Read the header of every image of `--plate` (not the pixels) and report empty, non-TIFF,
+    /// truncated or corrupt files, images of another size than the plate's, and samples that are
+    /// not 8/16-bit unsigned grey or differ from the plate's.
+    #[arg(long, requires = "plate")]
+    pub deep: bool,
     /// Global configuration file (the layer under the pipeline's `[config]`; default `$HCS_CONFIG`).
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
 
-/// Check the pipeline; every problem is printed, and any problem fails the command.
+/// Check the pipeline (and with `--deep` the plate's images); every problem is printed, and any
+/// problem fails the command.
 pub fn run(args: &Args) -> Result<(), String> {
-    let shown = args.pipeline.display().to_string();
+    let deep = match (&args.plate, args.deep) {
+        (Some(plate), true) => check_images(plate),
+        (None, true) => Err("--deep needs --plate".to_owned()),
+        (_, false) => Ok(()),
+    };
+    let pipeline = match &args.pipeline {
+        Some(pipeline) => check_pipeline(pipeline, args),
+        None => Ok(()),
+    };
+    match (deep, pipeline) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Err(deep), Err(pipeline)) => Err(format!("{deep}; {pipeline}")),
+    }
+}
+
+/// `--deep`: read every image header of the plate; print one line per problem.
+fn check_images(plate_dir: &Path) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let shown = plate_dir.display();
+    let plate = open_plate_unread(plate_dir, None).map_err(|e| format!("{shown}: {e}"))?;
+    let report = plate.check_image_headers();
+    let seconds = started.elapsed().as_secs_f64();
+    let zarr = match report.zarr_planes {
+        0 => String::new(),
+        n => format!(" ({n} OME-Zarr planes not checked)"),
+    };
+    let files = report.files;
+    if report.problems.is_empty() {
+        let kind = match (report.tile_shape, report.dtype) {
+            (Some((h, w)), Some(dtype)) => format!(", all {w}×{h} {}", dtype.name()),
+            _ => String::new(),
+        };
+        println!("{shown}: {files} image files checked (headers only){kind}: no problems{zarr} [{seconds:.2} s]");
+        return Ok(());
+    }
+    for problem in &report.problems {
+        eprintln!("{problem}");
+    }
+    let n = report.problems.len();
+    Err(format!(
+        "{n} problem{} in {files} image files of {shown} (headers checked){zarr}",
+        if n == 1 { "" } else { "s" }
+    ))
+}
+
+fn check_pipeline(pipeline_path: &Path, args: &Args) -> Result<(), String> {
+    let shown = pipeline_path.display().to_string();
     if let Some(plate) = &args.plate {
         let (pipeline, _, compiled) =
-            compile_file(&args.pipeline, plate, args.config.as_deref(), ConfigLayer::default(), None)?;
+            compile_file(pipeline_path, plate, args.config.as_deref(), ConfigLayer::default(), None)?;
         let calls: usize = pipeline.steps.iter().map(|s| s.func.calls().len()).sum();
         println!(
             "{shown}: `{}` compiles for {} wells of {}: {} steps, {calls} function calls; outputs go to {}",
@@ -39,7 +98,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         );
         return Ok(());
     }
-    let (pipeline, map) = read_pipeline(&args.pipeline)?;
+    let (pipeline, map) = read_pipeline(pipeline_path)?;
     let mut errors = check_config(&pipeline, Some(&map));
     errors.extend(check_functions(&pipeline, Registry::global(), Some(&map)));
     errors.extend(check_special_io(&pipeline, Registry::global(), Some(&map)));

@@ -36,7 +36,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check a pipeline file against the registry (and a plate) and report every mistake.
+    /// Check a pipeline file against the registry (and a plate), or with `--deep` every image
+    /// header of the plate, and report every mistake.
     Check(check::Args),
     /// Synthesize a plate and run a pipeline over it, end to end, on built-in defaults.
     Demo(demo::Args),

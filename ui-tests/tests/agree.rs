@@ -185,6 +185,17 @@ const CASES: &[Case] = &[
         "#,
         expect: Expect::SameText,
     },
+    Case {
+        file: "p13_special_input_from_a_sibling_dict_entry",
+        toml: r#"
+            name = "sibling entries"
+            [[steps]]
+            name = "stitch"
+            group_by = "channel"
+            func = { dict = { "1" = "find_positions", "2" = "place_tiles" } }
+        "#,
+        expect: Expect::SameText,
+    },
 ];
 
 fn case_dir() -> PathBuf {

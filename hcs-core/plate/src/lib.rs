@@ -4,11 +4,13 @@
 #![deny(missing_docs)]
 
 pub mod formats;
+pub mod headers;
 pub mod index;
 pub mod load;
 pub mod metadata;
 pub mod well;
 
+pub use headers::{HeaderCheck, ImageProblem};
 pub use index::{ComponentIndex, IndexError, PlaneRef};
 pub use load::LoadError;
 pub use metadata::{ChannelInfo, FormatKind, PlateMetadata};

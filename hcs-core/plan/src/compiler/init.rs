@@ -1,13 +1,16 @@
 //! Phase 1, step-plan initialization: resolve each step's configuration layers, apply chain
 //! breakers to input sources, plan the persistent locations (final output, checkpoints, results),
 //! and link every special input to the latest earlier producer — or, for `grid_dimensions` and
-//! `pixel_size`, to a value read from the plate's metadata now.
+//! `pixel_size`, to a value read from the plate's metadata now. A link to a call of the same step
+//! in a dict entry the consumer does not run in is an error ([`entry_reaches`]): each group runs
+//! only its own entry, so such a value would never arrive.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::pipeline::config_errors;
-use crate::pipeline::wiring::link;
+use crate::pipeline::error::EntryLink;
+use crate::pipeline::wiring::{entry_reaches, link};
 use crate::pipeline::{
     Config, ConfigLayer, InputSource, Line, Link, Pipeline, PipelineError, SourceMap, StepRef, StepShape, step_calls,
 };
@@ -127,11 +130,32 @@ pub fn initialize(
 
         let mut special_inputs = BTreeMap::new();
         let mut special_outputs = BTreeMap::new();
+        // The dict keys on each call's path (indexed like `step.func.calls()`).
+        let paths: Vec<Vec<&str>> = step.func.calls().into_iter().map(|(path, _)| path).collect();
         for (c, &(k, contract, name)) in calls[i].iter().enumerate() {
             let call_at = Line(source.and_then(|s| s.call_line(i, k)).or(at.0));
             for input in contract.special_inputs {
                 let ty = (input.type_id)();
                 let plan = match link(&shapes, i, c, input.key) {
+                    // A call of this step in a dict entry this call does not run in: the rule
+                    // `pipeline!` checks with `StepShape::const_check_entry_link`.
+                    Link::Produced { step: p, call: pc, .. }
+                        if p == i && !entry_reaches(&paths[calls[p][pc].0], &paths[k]) =>
+                    {
+                        let path = |k: usize| paths[k].iter().map(|s| s.to_string()).collect();
+                        errors.push(PipelineError::DictEntryLink {
+                            at: call_at,
+                            step: step_ref.clone(),
+                            link: Box::new(EntryLink {
+                                key: input.key.to_string(),
+                                producer: calls[p][pc].2.to_string(),
+                                producer_path: path(calls[p][pc].0),
+                                consumer: name.to_string(),
+                                consumer_path: path(k),
+                            }),
+                        });
+                        continue;
+                    }
                     Link::Produced { step: p, call: pc, slot } => {
                         let (_, producer, function) = calls[p][pc];
                         let output = &producer.special_outputs[slot];

@@ -274,6 +274,7 @@ fn error_order(e: &PipelineError) -> usize {
         | E::MultiGroupProducer { step, .. }
         | E::DictKey { step, .. }
         | E::Special { step, .. }
+        | E::DictEntryLink { step, .. }
         | E::NoConversion { step, .. }
         | E::Gpu { step, .. }
         | E::OutputCollision { step, .. } => step.index,

@@ -174,6 +174,18 @@ pub enum PipelineError {
         /// The second producer.
         second: String,
     },
+    /// A special input linked to a call of the same step that runs in another dict entry: each
+    /// group runs only the entries its `group_by` value selects, in no defined order, so one
+    /// entry's special outputs never reach another entry (nor a call after the dict).
+    #[error("{at}{step}: {link}")]
+    DictEntryLink {
+        /// Where (the consumer's line).
+        at: Line,
+        /// The step.
+        step: StepRef,
+        /// The two calls and the key.
+        link: Box<EntryLink>,
+    },
     /// A configuration value that cannot be used (`step` is `None` for the run and global layers).
     #[error("{at}{}{message}", step.as_ref().map(|s| format!("{s}: ")).unwrap_or_default())]
     Config {
@@ -262,6 +274,40 @@ pub enum PipelineError {
         /// Which paths collide.
         message: String,
     },
+}
+
+/// A special input of one call linked to another call of the same step that runs in a dict
+/// entry the consumer does not run in ([`PipelineError::DictEntryLink`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryLink {
+    /// The special key.
+    pub key: String,
+    /// The producing function.
+    pub producer: String,
+    /// The producer's dict path: the dict keys on its way through the pattern, outermost first.
+    pub producer_path: Vec<String>,
+    /// The consuming function.
+    pub consumer: String,
+    /// The consumer's dict path (empty when it runs outside every dict).
+    pub consumer_path: Vec<String>,
+}
+
+impl fmt::Display for EntryLink {
+    /// The shared wiring rule's text, as `pipeline!` reports it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn path(p: &[String]) -> Vec<&str> {
+            p.iter().map(String::as_str).collect()
+        }
+        let (producer_path, consumer_path) = (path(&self.producer_path), path(&self.consumer_path));
+        let text = super::wiring::entry_link_message(
+            &self.key,
+            &self.producer,
+            &producer_path,
+            &self.consumer,
+            &consumer_path,
+        );
+        f.write_str(text.as_str())
+    }
 }
 
 fn hint(from: hcs_core::stack::MemoryType, to: hcs_core::stack::MemoryType) -> String {

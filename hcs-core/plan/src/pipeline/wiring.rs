@@ -284,6 +284,121 @@ pub const fn const_link(steps: &[StepShape<'_>], step: usize, call: usize, input
     }
 }
 
+/// Whether two dict keys select the same value of the routing component (`"1"`, `"01"` and
+/// `"001"` do; see [`dict_key_matches`](super::dict_key_matches)), usable in constants.
+pub const fn same_dict_key(a: &str, b: &str) -> bool {
+    const fn significant(s: &str) -> &[u8] {
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() && b[i] == b'0' {
+            i += 1;
+        }
+        // All zeros (or empty after a key like "00"): keep one "0"; an empty key stays empty.
+        if i == b.len() && i > 0 { b.split_at(i - 1).1 } else { b.split_at(i).1 }
+    }
+    let (a, b) = (significant(a), significant(b));
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether the special outputs of a call whose dict path (the dict keys on its way through the
+/// step's pattern, outermost first) is `producer` reach a later call of the *same step* with dict
+/// path `consumer` at run time: each group runs only the dict entries its `group_by` value
+/// selects, so they do exactly when every entry on the producer's path is also on the
+/// consumer's — the producer's path is a prefix of the consumer's. Links between steps are not
+/// affected: a step's special outputs are kept for the well once all its groups ran.
+pub const fn entry_reaches(producer: &[&str], consumer: &[&str]) -> bool {
+    if producer.len() > consumer.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < producer.len() {
+        if !same_dict_key(producer[i], consumer[i]) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The runtime error text (after `step K `name`: `) for special input `key` of call `consumer`
+/// (dict path `consumer_path`) linked to call `producer` (dict path `producer_path`) of the same
+/// step, where [`entry_reaches`] says no.
+pub const fn entry_link_message(
+    key: &str,
+    producer: &str,
+    producer_path: &[&str],
+    consumer: &str,
+    consumer_path: &[&str],
+) -> ConstText {
+    // The level at which the two paths part: the producer's entry there exists (else it would
+    // reach); the consumer's may not (it runs outside that dict).
+    let mut d = 0;
+    while d < consumer_path.len() && d < producer_path.len() && same_dict_key(producer_path[d], consumer_path[d]) {
+        d += 1;
+    }
+    let producer_key = if d < producer_path.len() { producer_path[d] } else { "" };
+    let mut text = ConstText::new();
+    if d < consumer_path.len() {
+        text = text.push("dict entry \"").push(consumer_path[d]).push("\" (`").push(consumer).push("`)");
+    } else {
+        text = text.push("`").push(consumer).push("` (outside the dict)");
+    }
+    text = text
+        .push(" takes special input `")
+        .push(key)
+        .push("` from dict entry \"")
+        .push(producer_key)
+        .push("\" (`")
+        .push(producer)
+        .push("`) of the same step, but ");
+    text = if d < consumer_path.len() {
+        text.push("each dict entry runs on its own groups, in no defined order, so one entry cannot feed another")
+    } else {
+        text.push("that entry runs only on the groups its key selects, so its special outputs reach no call outside it")
+    };
+    text.push("; compute `").push(key).push("` in an earlier step and read it here")
+}
+
+impl StepShape<'_> {
+    /// Compile-time check used by `pipeline!` (an associated function so that the generated code
+    /// reaches it through the re-exported `StepShape`): special input `input` of call `call` of
+    /// step `step` is not linked to a call of the same step in a dict entry the call does not run
+    /// in ([`entry_reaches`]); `paths[k]` is the dict path of call `k` of that step. Fails the
+    /// constant with the runtime error's text otherwise. A missing producer is
+    /// [`const_link`]'s to report.
+    pub const fn const_check_entry_link(
+        steps: &[StepShape<'_>],
+        step: usize,
+        call: usize,
+        input: usize,
+        paths: &[&[&str]],
+    ) {
+        let contract = steps[step].calls[call];
+        if input >= contract.special_inputs.len() {
+            return;
+        }
+        let key = contract.special_inputs[input].key;
+        if let Link::Produced { step: s, call: k, .. } = link(steps, step, call, key)
+            && s == step
+            && !entry_reaches(paths[k], paths[call])
+        {
+            let message = entry_link_message(key, steps[s].calls[k].name, paths[k], contract.name, paths[call]);
+            let text = step_prefix(ConstText::new(), steps, step).push(message.as_str());
+            panic!("{}", text.as_str())
+        }
+    }
+}
+
 /// Compile-time check used by `pipeline!`: a step with a dict pattern has a `group_by`.
 pub const fn const_check_grouping(steps: &[StepShape<'_>], step: usize, has_dict: bool, has_group_by: bool) {
     if has_dict && !has_group_by {
@@ -502,6 +617,42 @@ mod tests {
         }
         assert_eq!(storage.is_err(), !cfg!(feature = "torch"));
         const_check_conversion(&steps, 0, None, Some(0));
+    }
+
+    #[test]
+    fn a_special_output_reaches_only_calls_running_in_the_same_dict_entries() {
+        assert!(same_dict_key("1", "01") && same_dict_key("0", "00") && same_dict_key("A01", "A01"));
+        assert!(!same_dict_key("1", "10") && !same_dict_key("0", "") && !same_dict_key("1", "2"));
+        assert!(entry_reaches(&[], &[]));
+        assert!(entry_reaches(&[], &["2"]), "a call before the dict feeds every entry");
+        assert!(entry_reaches(&["1"], &["01", "3"]), "inside the same entry");
+        assert!(!entry_reaches(&["1"], &["2"]), "a sibling entry");
+        assert!(!entry_reaches(&["1"], &[]), "a call after the dict");
+
+        // Dict entries in key order, as `FunctionPattern::calls` flattens them.
+        let steps = [StepShape { name: "stitch", calls: &[&PRODUCER, &CONSUMER] }];
+        let siblings: &[&[&str]] = &[&["1"], &["2"]];
+        let panic = std::panic::catch_unwind(|| StepShape::const_check_entry_link(&steps, 0, 1, 0, siblings))
+            .expect_err("a sibling entry's output is rejected");
+        assert_eq!(
+            panic.downcast_ref::<String>().map(String::as_str),
+            Some(
+                "step 1 `stitch`: dict entry \"2\" (`consume`) takes special input `positions` from dict entry \"1\" (`produce`) of the same step, but each dict entry runs on its own groups, in no defined order, so one entry cannot feed another; compute `positions` in an earlier step and read it here"
+            )
+        );
+        StepShape::const_check_entry_link(&steps, 0, 1, 0, &[&[], &["2"]]);
+        StepShape::const_check_entry_link(&steps, 0, 1, 0, &[&["1"], &["1"]]);
+        StepShape::const_check_entry_link(&steps, 0, 1, 5, siblings);
+        // Produced by an earlier step: the entry reads the well's value.
+        let earlier =
+            [StepShape { name: "find", calls: &[&PRODUCER] }, StepShape { name: "use", calls: &[&PLAIN, &CONSUMER] }];
+        StepShape::const_check_entry_link(&earlier, 1, 1, 0, siblings);
+        let after = entry_link_message("positions", "produce", &["1"], "consume", &[]);
+        assert!(
+            after
+                .as_str()
+                .starts_with("`consume` (outside the dict) takes special input `positions` from dict entry \"1\"")
+        );
     }
 
     #[test]

@@ -47,6 +47,12 @@ fn dir_number(re: &LazyLock<Option<Regex>>, name: &str) -> Option<u32> {
 
 /// Read an ImageXpress plate.
 pub fn read(root: &Path) -> Result<Plate, FormatError> {
+    read_with(root, true)
+}
+
+/// Read an ImageXpress plate; its tile shape and dtype are read from the first image only when
+/// `read_first_plane` (else they are `None`).
+pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
     let htd_path = htd::find_htd(root)?.ok_or_else(|| FormatError::MissingMetadata {
         path: root.to_path_buf(),
         format: "ImageXpress",
@@ -90,7 +96,7 @@ pub fn read(root: &Path) -> Result<Plate, FormatError> {
     }
     let index = super::checked_index(root, entries)?;
     let name = htd_path.file_stem().map_or_else(|| "plate".to_owned(), |s| s.to_string_lossy().into_owned());
-    super::finish_plate(root, index, FormatKind::Imagexpress, name, grid, None, |c| {
+    super::finish_plate(root, read_first_plane, index, FormatKind::Imagexpress, name, grid, None, |c| {
         htd.get(&format!("WaveName{c}")).cloned().unwrap_or_else(|| format!("w{c}"))
     })
 }

@@ -97,6 +97,22 @@ pub fn open_plate(root: &Path, format: Option<FormatKind>) -> Result<Plate, Form
     }
 }
 
+/// Open a plate from its metadata and file names alone, reading no image: the component index
+/// is built as by [`open_plate`], but the tile shape and dtype are only what a metadata file
+/// declares (`None` for ImageXpress and Opera Phenix). For checking a plate whose images may be
+/// damaged (`hcs check --deep`): [`open_plate`] decodes the first image and fails if it is.
+pub fn open_plate_unread(root: &Path, format: Option<FormatKind>) -> Result<Plate, FormatError> {
+    let format = match format {
+        Some(f) => f,
+        None => detect(root)?,
+    };
+    match format {
+        FormatKind::Imagexpress => imagexpress::read_with(root, false),
+        FormatKind::OperaPhenix => opera_phenix::read_with(root, false),
+        FormatKind::Hcs => native::read(root),
+    }
+}
+
 /// The entries of a directory, sorted by name, with errors naming the directory.
 pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, FormatError> {
     let mut entries = std::fs::read_dir(dir)
@@ -137,9 +153,12 @@ pub(crate) fn checked_index(
 }
 
 /// A plate from its index and what the format's metadata says: channels named by
-/// `channel_name`, tile shape and dtype read from the first plane.
+/// `channel_name`, tile shape and dtype read from the first plane (unless `read_first_plane` is
+/// false: then they are `None`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn finish_plate(
     root: &Path,
+    read_first_plane: bool,
     index: crate::ComponentIndex,
     format: FormatKind,
     name: String,
@@ -152,7 +171,7 @@ pub(crate) fn finish_plate(
         .into_iter()
         .map(|c| crate::ChannelInfo { index: c, name: channel_name(c) })
         .collect();
-    let (tile_shape, dtype) = first_plane_shape(root, &index)?;
+    let (tile_shape, dtype) = if read_first_plane { first_plane_shape(root, &index)? } else { (None, None) };
     let metadata = crate::PlateMetadata { format, name, grid, pixel_size_um, channels, tile_shape, dtype };
     Ok(Plate { root: root.to_path_buf(), metadata, index })
 }

@@ -152,6 +152,12 @@ fn raster_sites(images: &[ImageEntry]) -> (BTreeMap<(WellId, u32), u32>, (u32, u
 
 /// Read an Opera Phenix plate.
 pub fn read(root: &Path) -> Result<Plate, FormatError> {
+    read_with(root, true)
+}
+
+/// Read an Opera Phenix plate; its tile shape and dtype are read from the first image only when
+/// `read_first_plane` (else they are `None`).
+pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
     let xml_path = find_index(root).ok_or_else(|| FormatError::MissingMetadata {
         path: root.to_path_buf(),
         format: "Opera Phenix",
@@ -185,7 +191,7 @@ pub fn read(root: &Path) -> Result<Plate, FormatError> {
     }
     let index = super::checked_index(root, entries)?;
     let name = root.file_name().map_or_else(|| "plate".to_owned(), |n| n.to_string_lossy().into_owned());
-    super::finish_plate(root, index, FormatKind::OperaPhenix, name, Some(grid), pixel_size_um, |c| {
+    super::finish_plate(root, read_first_plane, index, FormatKind::OperaPhenix, name, Some(grid), pixel_size_um, |c| {
         channel_names.get(&c).cloned().unwrap_or_else(|| format!("ch{c}"))
     })
 }
