@@ -223,3 +223,21 @@ fn shipped_variants_agree_on_their_contracts() {
     let (ok, _, stderr) = hcs(&["functions"]);
     assert!(ok, "{stderr}");
 }
+
+#[test]
+fn a_dict_entry_fed_by_its_sibling_is_refused_by_plain_check() {
+    // Issue 19's case: entries of one dict run on their own groups, so `assemble_stack` (channel
+    // 2) can never see the positions `ashlar_compute_tile_positions` (channel 1) computes.
+    let dir = scratch("dict");
+    let file = dir.join("dict.toml");
+    std::fs::write(
+        &file,
+        "[[steps]]\nname = \"stitch\"\ngroup_by = \"channel\"\n\
+         func = { dict = { \"1\" = \"ashlar_compute_tile_positions\", \"2\" = \"assemble_stack\" } }\n",
+    )
+    .expect("written");
+    let (ok, _, stderr) = hcs(&["check", file.to_str().expect("utf-8")]);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("step 1 `stitch`: dict entry \"2\" (`assemble_stack`) takes special input `positions` from dict entry \"1\" (`ashlar_compute_tile_positions`)"), "{stderr}");
+    assert!(stderr.contains("error: 1 problem in"), "{stderr}");
+}

@@ -146,7 +146,15 @@ pub fn compile(
 
     if !errors.is_empty() {
         errors.sort_by_key(error_order);
-        errors.dedup();
+        // The checks and phase 1 may find the same problem (a dict-entry link): report it once.
+        let mut seen: Vec<PipelineError> = Vec::with_capacity(errors.len());
+        errors.retain(|e| {
+            let new = !seen.contains(e);
+            if new {
+                seen.push(e.clone());
+            }
+            new
+        });
         return Err(errors);
     }
     let resolved: Vec<variants::Resolved> = resolved.into_iter().flatten().collect();

@@ -12,7 +12,7 @@ use hcs_plate::WellId;
 use super::error::{Line, PipelineError, StepRef};
 use super::file::SourceMap;
 use super::step::Pipeline;
-use super::wiring::{DICT_WITHOUT_GROUP_BY, Link, StepShape, link};
+use super::wiring::{DICT_WITHOUT_GROUP_BY, Link, StepShape, entry_reaches, link};
 use hcs_core::contract::FunctionContract;
 
 /// Every problem of `pipeline` against `registry`; `source` adds file lines to the messages.
@@ -225,17 +225,36 @@ pub fn check_special_io(pipeline: &Pipeline, registry: &Registry, source: Option
     let mut errors = Vec::new();
     for (i, step_calls) in calls.iter().enumerate() {
         let mut produced_here: Vec<(&'static str, &str)> = Vec::new();
+        // The dict keys on each call's path (indexed like `step.func.calls()`).
+        let paths: Vec<Vec<&str>> = pipeline.steps[i].func.calls().into_iter().map(|(path, _)| path).collect();
         for (c, &(k, contract, name)) in step_calls.iter().enumerate() {
             let at = Line(source.and_then(|s| s.call_line(i, k)).or(source.and_then(|s| s.step_line(i))));
             for input in contract.special_inputs {
-                if let Link::Missing { later } = link(&shapes, i, c, input.key) {
-                    errors.push(PipelineError::MissingSpecialInput {
+                match link(&shapes, i, c, input.key) {
+                    Link::Missing { later } => errors.push(PipelineError::MissingSpecialInput {
                         at,
                         step: step_ref(i),
                         function: name.to_string(),
                         key: input.key.to_string(),
                         later: later.map(|j| step_ref(j).to_string()),
-                    });
+                    }),
+                    Link::Produced { step: p, call: pc, .. }
+                        if p == i && !entry_reaches(&paths[calls[p][pc].0], &paths[k]) =>
+                    {
+                        let path = |k: usize| paths[k].iter().map(|s| s.to_string()).collect();
+                        errors.push(PipelineError::DictEntryLink {
+                            at,
+                            step: step_ref(i),
+                            link: Box::new(super::error::EntryLink {
+                                key: input.key.to_string(),
+                                producer: calls[p][pc].2.to_string(),
+                                producer_path: path(calls[p][pc].0),
+                                consumer: name.to_string(),
+                                consumer_path: path(k),
+                            }),
+                        });
+                    }
+                    _ => {}
                 }
             }
             for output in contract.special_outputs {
