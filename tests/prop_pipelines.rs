@@ -14,7 +14,10 @@
 //! - `HCS_PROPTEST_CASE_TIMEOUT_S` — a case running longer than this (default 120 s) ends the
 //!   test process with the case printed.
 //!
-//! `bench/proptest_pipelines.sh` runs it in release with many cases and prints the counts.
+//! A failing case is reported as its pipeline file after a `# plate: PlateSpec { … }` line; saved
+//! to a file, `HCS_PROPTEST_REPLAY=case.toml cargo test -p hcs --test prop_pipelines replay --
+//! --ignored --nocapture` runs it again. `bench/proptest_pipelines.sh` runs the property in
+//! release with many cases and prints the counts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;

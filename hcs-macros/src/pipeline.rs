@@ -310,7 +310,18 @@ fn pattern_value(p: &Pattern, rt: &TokenStream) -> syn::Result<TokenStream> {
                 let key = name.to_string();
                 let alias = quote_spanned!(name.span()=> #path::params::#name);
                 let checked = quote_spanned!(value.span()=> #rt::param_value::<#alias, _>(#value));
-                params.push(quote!(.param(#key, #checked)));
+                // A numeric literal is checked against the parameter's value rule by rustc.
+                let range_check = crate::rule::literal_number(value).map(|x| {
+                    quote_spanned! {value.span()=>
+                        const _: () = #rt::const_check_value(
+                            <#path::Contract as #rt::HasContract>::CONTRACT.name,
+                            <#path::Contract as #rt::HasContract>::CONTRACT.params,
+                            #key,
+                            #x,
+                        );
+                    }
+                });
+                params.push(quote!(.param(#key, { #range_check #checked })));
             }
             let func = quote_spanned!(path.span()=> #path::FUNC.name);
             quote!(#rt::FunctionPattern::Call(#rt::FunctionCall::new(#func) #(#params)*))

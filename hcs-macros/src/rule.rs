@@ -104,7 +104,7 @@ fn bound(expr: Expr) -> Bound {
 }
 
 /// The value of a numeric literal, possibly negated.
-fn literal_number(expr: &Expr) -> Option<f64> {
+pub fn literal_number(expr: &Expr) -> Option<f64> {
     match expr {
         Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => i.base10_parse::<f64>().ok(),
         Expr::Lit(syn::ExprLit { lit: syn::Lit::Float(f), .. }) => f.base10_parse::<f64>().ok(),

@@ -64,9 +64,9 @@ pub mod fixtures {
     #[memory(ndarray)]
     pub fn smooth(
         stack: NdarrayStack,
-        #[param(default = 1.0)] sigma: f64,
+        #[param(default = 1.0, range = 0.0..=50.0)] sigma: f64,
         #[param(default = "reflect")] mode: String,
-        #[param(default = 1)] passes: usize,
+        #[param(default = 1, range = 1..=10)] passes: usize,
     ) -> NdarrayStack {
         let _ = (sigma, mode, passes);
         stack

@@ -196,6 +196,22 @@ const CASES: &[Case] = &[
         "#,
         expect: Expect::SameText,
     },
+    Case {
+        file: "p14_literal_outside_the_parameter_range",
+        toml: r#"
+            name = "out of range"
+            [[steps]]
+            name = "smooth"
+            func = { function = "smooth", params = { sigma = 100.0, passes = 0 } }
+        "#,
+        expect: Expect::Says(
+            "step 1 `smooth`: `smooth` parameter `sigma`: 100 is out of range: expected in 0..=50",
+            &[
+                "`smooth` parameter `sigma`: this value is outside what the parameter accepts",
+                "`smooth` parameter `passes`: this value is outside what the parameter accepts",
+            ],
+        ),
+    },
 ];
 
 fn case_dir() -> PathBuf {

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod config;
 pub mod const_text;
+pub mod const_values;
 pub mod error;
 pub mod file;
 pub mod pattern;
