@@ -69,3 +69,34 @@ fn unknown_names_get_a_suggestion() {
     assert_eq!(r.suggest("gaussian_filtr"), Some("gaussian_filter"));
     assert_eq!(r.suggest("segment_nuclei"), None);
 }
+
+const RADIUS: hcs_core::ParamSpec = hcs_core::ParamSpec {
+    name: "selem_radius",
+    rust_type: "usize",
+    ty: hcs_core::ParamType::Int { min: 0, max: i64::MAX },
+    default: None,
+    doc: "",
+    rule: hcs_core::ValueRule { min: Some(1.0), max: Some(100.0), ..hcs_core::ValueRule::NONE },
+};
+static TOPHAT_RANGED: FunctionContract =
+    FunctionContract { params: &[RADIUS], ..contract("tophat", "a::cpu", MemoryType::Ndarray, 50) };
+static TOPHAT_WIDER: FunctionContract = FunctionContract {
+    params: &[hcs_core::ParamSpec { rule: hcs_core::ValueRule { max: Some(1000.0), ..RADIUS.rule }, ..RADIUS }],
+    ..contract("tophat", "a::gpu", MemoryType::Torch, 60)
+};
+static TOPHAT_NO_PARAMS: FunctionContract = contract("tophat", "a::cuda", MemoryType::Cuda, 70);
+
+#[test]
+fn variants_that_disagree_are_a_registry_error_naming_both_locations() {
+    let r = Registry::from_contracts([&TOPHAT_WIDER, &TOPHAT_RANGED, &TOPHAT_NO_PARAMS]);
+    let problems = r.check().expect_err("variants disagree");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert_eq!(problems[0].function(), "tophat");
+    assert_eq!(
+        problems[0].to_string(),
+        "the ndarray and torch variants of `tophat` disagree on the accepted values of parameter `selem_radius`: in 1..=100 vs in 1..=1000 (src/lib.rs:50:8 and src/lib.rs:60:8); variants must accept the same pipelines"
+    );
+    assert!(problems[1].to_string().contains("disagree on parameters [selem_radius] vs []"), "{}", problems[1]);
+    // Both variants stay registered: the compiler refuses pipelines that call the function.
+    assert_eq!(r.variants("tophat").len(), 3);
+}

@@ -378,6 +378,23 @@ mod tests {
     }
 
     #[test]
+    fn prefer_chooses_among_gpu_variants_and_can_keep_a_step_on_the_cpu() {
+        const CUDA: FunctionContract = variant(MemoryType::Cuda);
+        let all = [&CPU, &GPU, &CUDA];
+        let pick = |prefer: &[MemoryType], p| choose_variant(&all, p, true, prefer).map(|c| c.input_memory);
+        let default = crate::pipeline::Config::default().prefer;
+        assert_eq!(pick(&default, GpuPolicy::Prefer), Ok(MemoryType::Cuda), "cuda first by default");
+        assert_eq!(pick(&[MemoryType::Torch], GpuPolicy::Prefer), Ok(MemoryType::Torch));
+        assert_eq!(pick(&[MemoryType::Torch, MemoryType::Cuda], GpuPolicy::Require), Ok(MemoryType::Torch));
+        assert_eq!(pick(&[MemoryType::Ndarray, MemoryType::Cuda], GpuPolicy::Prefer), Ok(MemoryType::Ndarray));
+        assert_eq!(
+            pick(&[MemoryType::Ndarray, MemoryType::Cuda], GpuPolicy::Require),
+            Ok(MemoryType::Cuda),
+            "require still runs on a GPU"
+        );
+    }
+
+    #[test]
     fn conversions_are_only_what_the_table_holds() {
         let none = ConversionTable::none();
         assert!(none.has(MemoryType::Torch, MemoryType::Torch));
