@@ -300,10 +300,14 @@ fn inside(spec: &ParamSpec, ty: &ParamType, u: f64, k: usize) -> Option<String> 
                 hi -= 1;
             }
             let hi = hi.max(lo);
+            // Wide ranges (iterations, samples: up to 100000) are drawn mostly near their low
+            // end, so that a case stays well under a second; the top is an extreme value.
+            let wide = (hi as f64 - lo as f64) > 1000.0;
+            let u = if wide { u.powi(4) } else { u };
             let mut v = match k {
                 0 => lo,
-                1 => hi,
-                _ => lo + ((hi - lo) as f64 * u) as i64,
+                1 if !wide => hi,
+                _ => lo.saturating_add(((hi as f64 - lo as f64) * u) as i64),
             };
             if rule.nonzero && v == 0 {
                 v = if hi > 0 { 1 } else { -1 };
@@ -313,9 +317,11 @@ fn inside(spec: &ParamSpec, ty: &ParamType, u: f64, k: usize) -> Option<String> 
         ParamType::Float => {
             let lo = rule.min.unwrap_or(0.0);
             let hi = rule.max.unwrap_or(lo + 10.0);
+            let wide = hi - lo > 1000.0;
+            let u = if wide { u.powi(4) } else { u };
             let mut v = match k {
                 0 => lo,
-                1 if !rule.max_exclusive => hi,
+                1 if !rule.max_exclusive && !wide => hi,
                 _ => ((lo + (hi - lo) * u) * 1000.0).round() / 1000.0,
             };
             if rule.max_exclusive && v >= hi {

@@ -63,14 +63,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("stack_percentile_normalize", |b| {
         b.iter_batched(
             || stack.clone(),
-            |s| black_box(stack_percentile_normalize(s, 1.0, 99.0, 0.0, 65535.0)),
+            |s| black_box(stack_percentile_normalize(s, 1.0, 99.0, 0.0, 65535.0).expect("valid")),
             BatchSize::LargeInput,
         )
     });
     g.bench_function("percentile_normalize", |b| {
         b.iter_batched(
             || stack.clone(),
-            |s| black_box(percentile_normalize(s, 1.0, 99.0, 0.0, 65535.0)),
+            |s| black_box(percentile_normalize(s, 1.0, 99.0, 0.0, 65535.0).expect("valid")),
             BatchSize::LargeInput,
         )
     });

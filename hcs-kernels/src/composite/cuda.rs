@@ -8,6 +8,8 @@ use crate::projection::cuda::reduce;
 
 /// Weighted average of the planes (cuda variant of [`crate::composite::create_composite`]).
 #[memory(cuda, planes = one)]
+#[hcs_macros::check(weights.as_ref().is_none_or(|w| w.iter().any(|x| *x > 0.0)), "weights must include a positive weight")]
+#[hcs_macros::check(weights.as_ref().is_none_or(|w| image.planes.is_none_or(|p| w.len() == p)), "weights needs one entry per plane")]
 pub fn create_composite(
     stack: CudaStack,
     #[param(default = None, doc = "per-plane weights; equal when omitted", range = 0.0..=1e6)] weights: Option<Vec<f32>>,

@@ -17,11 +17,19 @@ use ndarray::ArrayView3;
 /// Weights default to equal and are normalized to sum to 1; a weight list shorter than the stack
 /// is padded with zeros.
 #[memory(ndarray, planes = one)]
+#[hcs_macros::check(weights.as_ref().is_none_or(|w| w.iter().any(|x| *x > 0.0)), "weights must include a positive weight")]
+#[hcs_macros::check(weights.as_ref().is_none_or(|w| image.planes.is_none_or(|p| w.len() == p)), "weights needs one entry per plane")]
 pub fn create_composite(
     stack: NdarrayStack,
     #[param(default = None, doc = "per-plane weights; equal when omitted", range = 0.0..=1e6)] weights: Option<Vec<f32>>,
-) -> NdarrayStack {
-    composite_of(stack.view(), weights.as_deref())
+) -> Result<NdarrayStack, crate::error::KernelError> {
+    check_weights(weights.as_deref())?;
+    if let Some(ws) = &weights
+        && ws.len() != stack.dim().0
+    {
+        return crate::checks::bad(format!("weights has {} entries for {} planes: give one per plane", ws.len(), stack.dim().0));
+    }
+    Ok(composite_of(stack.view(), weights.as_deref()))
 }
 
 /// The guard of the variants that can report an error: weights, when given, must be finite and
@@ -70,7 +78,9 @@ mod tests {
     #[test]
     fn equal_weights_give_the_mean_and_weights_are_normalized() {
         let s = array![[[0.0, 10.0]], [[20.0, 30.0]]];
-        assert_eq!(create_composite(s.clone(), None), array![[[10.0, 20.0]]]);
-        assert_eq!(create_composite(s, Some(vec![3.0, 1.0])), array![[[5.0, 15.0]]]);
+        assert_eq!(create_composite(s.clone(), None).expect("valid"), array![[[10.0, 20.0]]]);
+        assert_eq!(create_composite(s.clone(), Some(vec![3.0, 1.0])).expect("valid"), array![[[5.0, 15.0]]]);
+        assert!(create_composite(s.clone(), Some(vec![1.0])).is_err(), "one weight per plane");
+        assert!(create_composite(s, Some(vec![0.0, 0.0])).is_err(), "all-zero weights");
     }
 }
