@@ -67,13 +67,13 @@ pub mod slurm;
 extern crate self as hcs;
 
 pub use hcs_core::params::parse_choice;
-pub use hcs_core::{CudaStack, TorchStack};
 pub use hcs_core::{
     CheckOutcome, FunctionContract, ImageGeometry, InvokeError, InvokeOutput, MaterializeError, MaterializeResult,
-    MaterializeTarget, MemoryType, NdarrayStack, MemoryEstimate, ParamCheck, ParamError, ParamMap, ParamSpec, ParamType, ParamValue,
-    PipelineParam, PlaneCount, PlaneShape, Registry, RegistryError, SpecialData, SpecialInputs, SpecialKey,
-    SpecialValue, Stack, ValueRule,
+    MaterializeTarget, MemoryEstimate, MemoryType, NdarrayStack, ParamCheck, ParamError, ParamMap, ParamSpec,
+    ParamType, ParamValue, PipelineParam, PlaneCount, PlaneShape, Registry, RegistryError, SpecialData, SpecialInputs,
+    SpecialKey, SpecialValue, Stack, ValueRule,
 };
+pub use hcs_core::{CudaStack, TorchStack};
 #[cfg(feature = "runtime")]
 pub use hcs_macros::pipeline;
 pub use hcs_macros::{chain_breaker, check, memory, peak_memory, special_inputs, special_outputs};

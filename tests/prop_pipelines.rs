@@ -586,8 +586,19 @@ enum Outcome {
     Ran,
     /// Refused by the file reader or the compiler, every error naming its step or config key.
     Rejected { by_reader: bool, kinds: Vec<String> },
+    /// Accepted with notes that a rule could not be checked before the run (an earlier call
+    /// changed the image size), and every failed well failed in a call a note names: the
+    /// compiler said so; counted apart, not a breach.
+    FailedAsNoted(String),
     /// The property does not hold: why.
     Broken(String),
+}
+
+/// `step N `name`: `function`` of a well's error `step N `name`: function `f` failed: ..`.
+fn failing_call(error: &str) -> Option<String> {
+    let (step, rest) = error.split_once(": function `")?;
+    let (function, _) = rest.split_once('`')?;
+    Some(format!("{step}: `{function}`: cannot check"))
 }
 
 /// Whether a refusal names what it is about: `step N `name`` of a step of the pipeline (or, from
@@ -685,8 +696,18 @@ fn run_case(text: &str, steps: usize, plate: &(Plate, PlateInfo), out: &Path) ->
                 .filter(|w| w.status != WellStatus::Done)
                 .map(|w| format!("{}: {:?}", w.well, w.status))
                 .collect();
+            let all_noted = report.wells.iter().filter(|w| w.status != WellStatus::Done).all(|w| {
+                let text = format!("{:?}", w.status);
+                failing_call(text.trim_start_matches("Failed(\""))
+                    .is_some_and(|c| compiled.notes.iter().any(|n| n.starts_with(&c)))
+            });
             if bad.is_empty() {
                 Outcome::Ran
+            } else if all_noted {
+                Outcome::FailedAsNoted(format!(
+                    "failed where the compiler noted it could not check:\n  {}{notes}",
+                    bad.join("\n  ")
+                ))
             } else {
                 Outcome::Broken(format!("accepted, but wells did not finish:\n  {}{notes}", bad.join("\n  ")))
             }
@@ -736,6 +757,7 @@ struct Counts {
     rejected_by_reader: AtomicUsize,
     broken: AtomicUsize,
     accepted_then_failed: AtomicUsize,
+    failed_as_noted: AtomicUsize,
     /// The slowest case, in milliseconds.
     slowest_ms: AtomicUsize,
     /// And its pipeline file.
@@ -806,6 +828,10 @@ fn accepted_pipelines_run_and_rejected_ones_name_their_step() {
                 }
                 Ok(())
             }
+            Outcome::FailedAsNoted(_) => {
+                counts.failed_as_noted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
             Outcome::Broken(why) => {
                 counts.broken.fetch_add(1, Ordering::Relaxed);
                 if why.starts_with("accepted") || why.starts_with("panicked") {
@@ -824,12 +850,15 @@ fn accepted_pipelines_run_and_rejected_ones_name_their_step() {
 
     let failures = failures.into_inner().expect("failures");
     let summary = format!(
-        "cases={} accepted={} rejected={} rejected_by_reader={} accepted_then_failed={} broken={} seconds={:.1} slowest_case_ms={}",
+        "cases={} accepted={} rejected={} rejected_by_reader={} accepted_then_failed={} failed_as_noted={} broken={} seconds={:.1} slowest_case_ms={}",
         counts.cases.load(Ordering::Relaxed),
-        counts.ran.load(Ordering::Relaxed) + counts.accepted_then_failed.load(Ordering::Relaxed),
+        counts.ran.load(Ordering::Relaxed)
+            + counts.accepted_then_failed.load(Ordering::Relaxed)
+            + counts.failed_as_noted.load(Ordering::Relaxed),
         counts.rejected.load(Ordering::Relaxed),
         counts.rejected_by_reader.load(Ordering::Relaxed),
         counts.accepted_then_failed.load(Ordering::Relaxed),
+        counts.failed_as_noted.load(Ordering::Relaxed),
         counts.broken.load(Ordering::Relaxed),
         start.elapsed().as_secs_f64(),
         counts.slowest_ms.load(Ordering::Relaxed),

@@ -67,11 +67,21 @@ fn cases() -> Vec<Case> {
         one("gaussian_filter sigma = 1e308", "gaussian_filter", "sigma = 1e308", &["sigma"]),
         one("gaussian_filter sigma = -2", "gaussian_filter", "sigma = -2.0", &["sigma"]),
         one("stack_equalize_histogram bins = 9e12", "stack_equalize_histogram", "bins = 9e12", &["bins"]),
-        one("stack_equalize_histogram bins = 9000000000000", "stack_equalize_histogram", "bins = 9000000000000", &["bins"]),
+        one(
+            "stack_equalize_histogram bins = 9000000000000",
+            "stack_equalize_histogram",
+            "bins = 9000000000000",
+            &["bins"],
+        ),
         one("stack_equalize_histogram bins = 0", "stack_equalize_histogram", "bins = 0", &["bins"]),
         one("spatial_bin_2d bin_size = 0", "spatial_bin_2d", "bin_size = 0", &["bin_size"]),
         one("spatial_bin_2d bin_size = 1e9", "spatial_bin_2d", "bin_size = 1000000000", &["bin_size"]),
-        one("spatial_bin_2d bin_size = 100 (> 64 px image)", "spatial_bin_2d", "bin_size = 100", &["bin_size", "64×64"]),
+        one(
+            "spatial_bin_2d bin_size = 100 (> 64 px image)",
+            "spatial_bin_2d",
+            "bin_size = 100",
+            &["bin_size", "64×64"],
+        ),
         one("crop wider than the image", "crop", "width = 100, height = 10", &["width", "64×64"]),
         one("crop past the last plane", "crop", "width = 10, height = 10, start_z = 20", &["start_z"]),
         one("BaSiC rank = 100000", "basic_flatfield_correction", "rank = 100000", &["rank"]),
@@ -186,7 +196,8 @@ fn valid_values_still_pass_and_image_rules_after_a_size_change_are_noted() {
          [[steps]]\nname = \"smooth\"\nfunc = { function = \"gaussian_filter\", params = { sigma = 2.0 } }\n",
     )
     .expect("written");
-    let (ok, stdout, stderr) = hcs(&["check", file.to_str().expect("utf-8"), "--plate", plate.to_str().expect("utf-8")]);
+    let (ok, stdout, stderr) =
+        hcs(&["check", file.to_str().expect("utf-8"), "--plate", plate.to_str().expect("utf-8")]);
     assert!(ok, "{stderr}");
     let all = format!("{stdout}{stderr}");
     assert!(

@@ -13,13 +13,13 @@ pub use crate::rules::{CheckOutcome, ImageGeometry, MemoryEstimate, ParamCheck, 
 /// A `#[peak_memory]` expression's value as bytes.
 pub trait AsBytes {
     /// The value in bytes.
-    fn as_bytes(self) -> f64;
+    fn to_bytes(self) -> f64;
 }
 macro_rules! as_bytes {
     ($($t:ty),*) => {$(
         impl AsBytes for $t {
             #[allow(clippy::cast_precision_loss, clippy::cast_lossless)]
-            fn as_bytes(self) -> f64 { self as f64 }
+            fn to_bytes(self) -> f64 { self as f64 }
         }
     )*};
 }
@@ -156,9 +156,11 @@ pub fn enforce_checks(
     checks: &[crate::rules::ParamCheck],
 ) -> Result<(), InvokeError> {
     for check in checks {
-        let outcome = check
-            .evaluate(params, None)
-            .map_err(|source| InvokeError::BadParam { function, param: check.params.join(", "), source })?;
+        let outcome = check.evaluate(params, None).map_err(|source| InvokeError::BadParam {
+            function,
+            param: check.params.join(", "),
+            source,
+        })?;
         if outcome == crate::rules::CheckOutcome::Fails {
             return Err(InvokeError::RuleBroken { function, rule: check.describe() });
         }

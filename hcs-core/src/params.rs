@@ -95,6 +95,12 @@ impl ParamValue {
 
 impl fmt::Display for ParamValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // JSON has no NaN or infinities: spell them as TOML does.
+        match self {
+            ParamValue::Float(x) if x.is_nan() => return f.write_str("nan"),
+            ParamValue::Float(x) if x.is_infinite() => return f.write_str(if *x > 0.0 { "inf" } else { "-inf" }),
+            _ => {}
+        }
         match serde_json::to_string(self) {
             Ok(s) => f.write_str(&s),
             Err(_) => write!(f, "{self:?}"),

@@ -70,7 +70,8 @@ impl ValueRule {
             ParamValue::Int(i) => {
                 #[allow(clippy::cast_precision_loss)]
                 let x = *i as f64;
-                self.check_number(x).map_err(|_| ParamError::OutOfRange { value: i.to_string(), expected: self.to_string() })
+                self.check_number(x)
+                    .map_err(|_| ParamError::OutOfRange { value: i.to_string(), expected: self.to_string() })
             }
             ParamValue::Float(x) => self.check_number(*x),
             ParamValue::List(items) => items.iter().try_for_each(|v| self.check(v)),
@@ -84,11 +85,7 @@ impl ValueRule {
 }
 
 fn format_number(x: f64) -> String {
-    if x.is_infinite() {
-        if x > 0.0 { "inf".into() } else { "-inf".into() }
-    } else {
-        format!("{x}")
-    }
+    if x.is_infinite() { if x > 0.0 { "inf".into() } else { "-inf".into() } } else { format!("{x}") }
 }
 
 impl fmt::Display for ValueRule {
@@ -120,6 +117,8 @@ pub struct ImageGeometry {
     pub width: usize,
     /// Planes in one call's stack, when known.
     pub planes: Option<usize>,
+    /// Sites (tiles) of a well in the plate's grid, when the plate says.
+    pub sites: Option<usize>,
 }
 
 /// The outcome of one `#[check]` rule on a set of parameter values.

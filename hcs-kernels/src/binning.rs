@@ -108,6 +108,7 @@ pub fn spatial_bin_2d(
 /// Bin the stack in `bin_size`³ blocks (planes, rows and columns that do not fill a block are
 /// dropped).
 #[memory(ndarray, planes = any, xy = any)]
+#[hcs_macros::check(image.planes.is_none_or(|p| bin_size <= p), "a bin must fit in the stack's planes")]
 #[hcs_macros::check(bin_size <= image.height.min(image.width), "a bin must fit in the image")]
 pub fn spatial_bin_3d(
     stack: NdarrayStack,

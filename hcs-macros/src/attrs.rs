@@ -32,9 +32,16 @@ impl AttrKind {
     /// Recognise a sibling attribute by the last segment of its path (`memory`, `hcs::memory`).
     pub fn of(attr: &Attribute) -> Option<AttrKind> {
         let last = attr.path().segments.last()?.ident.to_string();
-        [AttrKind::Memory, AttrKind::SpecialOutputs, AttrKind::SpecialInputs, AttrKind::ChainBreaker, AttrKind::Check, AttrKind::PeakMemory]
-            .into_iter()
-            .find(|k| k.name() == last)
+        [
+            AttrKind::Memory,
+            AttrKind::SpecialOutputs,
+            AttrKind::SpecialInputs,
+            AttrKind::ChainBreaker,
+            AttrKind::Check,
+            AttrKind::PeakMemory,
+        ]
+        .into_iter()
+        .find(|k| k.name() == last)
     }
 }
 

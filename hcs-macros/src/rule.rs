@@ -53,13 +53,19 @@ impl RuleDecl {
             "range" => {
                 let expr: Expr = meta.value()?.parse()?;
                 let Expr::Range(range) = expr else {
-                    return Err(syn::Error::new_spanned(expr, "`range` takes a range: `a..=b`, `a..b`, `a..` or `..=b`"));
+                    return Err(syn::Error::new_spanned(
+                        expr,
+                        "`range` takes a range: `a..=b`, `a..b`, `a..` or `..=b`",
+                    ));
                 };
                 if self.min.is_some() || self.max.is_some() {
                     return Err(meta.error("`range` cannot be combined with `min` / `max`"));
                 }
                 if range.start.is_none() && range.end.is_none() {
-                    return Err(syn::Error::new_spanned(range, "`range = ..` says nothing: give a start, an end or both"));
+                    return Err(syn::Error::new_spanned(
+                        range,
+                        "`range = ..` says nothing: give a start, an end or both",
+                    ));
                 }
                 self.max_exclusive = matches!(range.limits, RangeLimits::HalfOpen(_)) && range.end.is_some();
                 self.min = range.start.map(|e| bound(*e));
@@ -143,7 +149,9 @@ pub fn check_rule(rule: &RuleDecl, ty: &Type, default: Option<&Expr>, errors: &m
     {
         errors.at(
             span,
-            format!("value rules (`min`, `max`, `range`, `finite`, `nonzero`) apply to numbers; this parameter is `{name}`"),
+            format!(
+                "value rules (`min`, `max`, `range`, `finite`, `nonzero`) apply to numbers; this parameter is `{name}`"
+            ),
         );
         return;
     }
@@ -177,7 +185,14 @@ struct Reads {
     needs_image: bool,
 }
 
-fn reads(expr: &Expr, params: &[&Param], specials: &[&Ident], rt: &TokenStream, what: &str, errors: &mut Errors) -> Reads {
+fn reads(
+    expr: &Expr,
+    params: &[&Param],
+    specials: &[&Ident],
+    rt: &TokenStream,
+    what: &str,
+    errors: &mut Errors,
+) -> Reads {
     let mut named = BTreeSet::new();
     collect_idents(expr.to_token_stream(), &mut named);
     let mut reads_special = false;
@@ -192,7 +207,12 @@ fn reads(expr: &Expr, params: &[&Param], specials: &[&Ident], rt: &TokenStream, 
     let used: Vec<(usize, &&Param)> =
         params.iter().enumerate().filter(|(_, p)| named.contains(&p.ident.to_string())).collect();
     if used.is_empty() && !needs_image && !reads_special {
-        errors.spanned(expr, format!("this expression reads no parameter of the function (nor `image`); {what} read parameters and `image`"));
+        errors.spanned(
+            expr,
+            format!(
+                "this expression reads no parameter of the function (nor `image`); {what} read parameters and `image`"
+            ),
+        );
     }
     let names = used.iter().map(|(_, p)| p.ident.to_string()).collect();
     let lets = used
@@ -210,7 +230,13 @@ fn reads(expr: &Expr, params: &[&Param], specials: &[&Ident], rt: &TokenStream, 
 
 /// The `ParamCheck` initializer of one `#[check]`. `params` are the function's parameters in
 /// signature order; their specs are `PARAMS[i]` in the contract initializer.
-pub fn check_spec(decl: &CheckDecl, params: &[&Param], specials: &[&Ident], rt: &TokenStream, errors: &mut Errors) -> TokenStream {
+pub fn check_spec(
+    decl: &CheckDecl,
+    params: &[&Param],
+    specials: &[&Ident],
+    rt: &TokenStream,
+    errors: &mut Errors,
+) -> TokenStream {
     let rule = &decl.rule;
     let Reads { lets, names, needs_image } = reads(rule, params, specials, rt, "#[check] rules", errors);
     let image = bind_image(needs_image, rt, quote!(#rt::CheckOutcome::NeedsImage));
@@ -234,12 +260,18 @@ pub fn check_spec(decl: &CheckDecl, params: &[&Param], specials: &[&Ident], rt: 
 }
 
 /// The `MemoryEstimate` initializer of `#[peak_memory(expr)]`, or `None`.
-pub fn estimate_spec(expr: Option<&Expr>, params: &[&Param], specials: &[&Ident], rt: &TokenStream, errors: &mut Errors) -> TokenStream {
+pub fn estimate_spec(
+    expr: Option<&Expr>,
+    params: &[&Param],
+    specials: &[&Ident],
+    rt: &TokenStream,
+    errors: &mut Errors,
+) -> TokenStream {
     let Some(expr) = expr else { return quote!(::core::option::Option::None) };
     let Reads { lets, names, needs_image } = reads(expr, params, specials, rt, "#[peak_memory] estimates", errors);
     let image = bind_image(needs_image, rt, quote!(::core::option::Option::None));
     let text = rule_text(expr);
-    let value = quote_spanned!(expr.span()=> #rt::AsBytes::as_bytes(#expr));
+    let value = quote_spanned!(expr.span()=> #rt::AsBytes::to_bytes(#expr));
     quote! {
         ::core::option::Option::Some(#rt::MemoryEstimate {
             expr: #text,

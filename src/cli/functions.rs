@@ -81,7 +81,11 @@ fn details(variants: &[&FunctionContract]) -> String {
         let _ = writeln!(
             out,
             "  {} -> {}  {}  ({}:{})",
-            v.input_memory, v.output_memory, v.path(), v.location.file, v.location.line
+            v.input_memory,
+            v.output_memory,
+            v.path(),
+            v.location.file,
+            v.location.line
         );
     }
     let _ = writeln!(out, "parameters:");

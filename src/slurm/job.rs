@@ -127,6 +127,7 @@ mod tests {
             output_root: "out".into(),
             viewers: Vec::new(),
             wells: Vec::new(),
+            notes: Vec::new(),
         };
         let job = SlurmJob::new(compiled, &[], 2, None);
         assert!(job.tasks.is_empty());

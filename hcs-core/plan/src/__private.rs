@@ -3,9 +3,9 @@
 
 pub use hcs_core::__private::*;
 
+pub use crate::pipeline::const_values::const_check_value;
 pub use crate::pipeline::wiring::{
     StepShape, const_check_conversion, const_check_grouping, const_check_merge_output, const_link,
 };
-pub use crate::pipeline::const_values::const_check_value;
 pub use crate::pipeline::{FunctionCall, FunctionPattern, FunctionStep, InputSource, Pipeline};
 pub use hcs_plate::Component;

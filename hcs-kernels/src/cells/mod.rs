@@ -192,6 +192,7 @@ struct Settings {
 
 /// Count cells in every slice of the stack; the stack passes through unchanged.
 #[memory(ndarray)]
+#[hcs_macros::check(min_cell_area <= max_cell_area, "min_cell_area must not exceed max_cell_area")]
 #[hcs_macros::peak_memory((num_sigma as f64 + 4.0) * image.planes.unwrap_or(1) as f64 * image.height as f64 * image.width as f64 * 4.0)]
 #[hcs_macros::check(watershed_footprint_size <= image.height.max(image.width) && watershed_min_distance <= image.height.max(image.width) && median_disk_size <= image.height.max(image.width), "watershed and median sizes must not exceed the larger side of the image")]
 #[hcs_macros::check(max_sigma <= image.height.max(image.width) as f64 && gaussian_sigma <= image.height.max(image.width) as f64, "blob and smoothing σ must not exceed the larger side of the image")]
@@ -207,14 +208,17 @@ pub fn count_cells_single_channel(
     #[param(default = 10, doc = "number of σ values from min_sigma to max_sigma", range = 1..=100)] num_sigma: usize,
     #[param(default = 0.1, doc = "blob response threshold, or the manual foreground threshold (scaled image)", range = 0.0..=65535.0)]
     threshold: f64,
-    #[param(default = 0.5, doc = "blobs overlapping more than this fraction are merged into the larger", range = 0.0..=1.0)] overlap: f64,
+    #[param(default = 0.5, doc = "blobs overlapping more than this fraction are merged into the larger", range = 0.0..=1.0)]
+    overlap: f64,
     #[param(default = 3, doc = "window (pixels) in which a watershed seed is a distance maximum", range = 1..=1024)]
     watershed_footprint_size: usize,
-    #[param(default = 5, doc = "smallest distance (pixels) between watershed seeds", range = 0..=1024)] watershed_min_distance: usize,
+    #[param(default = 5, doc = "smallest distance (pixels) between watershed seeds", range = 0..=1024)]
+    watershed_min_distance: usize,
     #[param(default = ThresholdMethod::Otsu, doc = "otsu | li | manual")] watershed_threshold_method: ThresholdMethod,
     #[param(default = true, doc = "smooth (Gaussian, then median) before detection")] enable_preprocessing: bool,
     #[param(default = 1.0, doc = "σ of the smoothing Gaussian (pixels)", range = 0.0..=100.0)] gaussian_sigma: f64,
-    #[param(default = 1, doc = "radius of the median filter's disk (pixels, 0 = off)", range = 0..=100)] median_disk_size: usize,
+    #[param(default = 1, doc = "radius of the median filter's disk (pixels, 0 = off)", range = 0..=100)]
+    median_disk_size: usize,
     #[param(default = 10.0, doc = "smallest cell area kept (pixels)", range = 0.0..=1e12)] min_cell_area: f64,
     #[param(default = 1000.0, doc = "largest cell area kept (pixels)", range = 0.0..=1e12)] max_cell_area: f64,
     #[param(default = true, doc = "drop cells touching the image border")] remove_border_cells: bool,

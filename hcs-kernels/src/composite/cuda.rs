@@ -12,7 +12,9 @@ use crate::projection::cuda::reduce;
 #[hcs_macros::check(weights.as_ref().is_none_or(|w| image.planes.is_none_or(|p| w.len() == p)), "weights needs one entry per plane")]
 pub fn create_composite(
     stack: CudaStack,
-    #[param(default = None, doc = "per-plane weights; equal when omitted", range = 0.0..=1e6)] weights: Option<Vec<f32>>,
+    #[param(default = None, doc = "per-plane weights; equal when omitted", range = 0.0..=1e6)] weights: Option<
+        Vec<f32>,
+    >,
 ) -> Result<CudaStack, KernelError> {
     super::check_weights(weights.as_deref())?;
     let n = stack.shape()[0];

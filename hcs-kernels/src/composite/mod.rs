@@ -21,13 +21,19 @@ use ndarray::ArrayView3;
 #[hcs_macros::check(weights.as_ref().is_none_or(|w| image.planes.is_none_or(|p| w.len() == p)), "weights needs one entry per plane")]
 pub fn create_composite(
     stack: NdarrayStack,
-    #[param(default = None, doc = "per-plane weights; equal when omitted", range = 0.0..=1e6)] weights: Option<Vec<f32>>,
+    #[param(default = None, doc = "per-plane weights; equal when omitted", range = 0.0..=1e6)] weights: Option<
+        Vec<f32>,
+    >,
 ) -> Result<NdarrayStack, crate::error::KernelError> {
     check_weights(weights.as_deref())?;
     if let Some(ws) = &weights
         && ws.len() != stack.dim().0
     {
-        return crate::checks::bad(format!("weights has {} entries for {} planes: give one per plane", ws.len(), stack.dim().0));
+        return crate::checks::bad(format!(
+            "weights has {} entries for {} planes: give one per plane",
+            ws.len(),
+            stack.dim().0
+        ));
     }
     Ok(composite_of(stack.view(), weights.as_deref()))
 }

@@ -142,7 +142,8 @@ fn check_bounds(max_iters: usize, rank: usize, tol: f64) -> Result<(), KernelErr
 /// documentation). Give it many images of one channel (e.g. all sites of a well): at least 2,
 /// ideally 10 or more.
 #[memory(ndarray)]
-#[hcs_macros::peak_memory((rank as f64 + 4.0) * (working_size * working_size) as f64 * image.planes.unwrap_or(1) as f64 * 8.0 + 3.0 * image.planes.unwrap_or(1) as f64 * image.height as f64 * image.width as f64 * 4.0)]
+#[hcs_macros::check(image.planes.is_none_or(|p| p >= 2), "the illumination is estimated from at least 2 images: stack sites or timepoints with variable_components")]
+#[hcs_macros::peak_memory((rank as f64 + 4.0) * working_size as f64 * working_size as f64 * image.planes.unwrap_or(1) as f64 * 8.0 + 3.0 * image.planes.unwrap_or(1) as f64 * image.height as f64 * image.width as f64 * 4.0)]
 #[allow(clippy::too_many_arguments)]
 pub fn basic_flatfield_correction(
     mut stack: NdarrayStack,
@@ -152,7 +153,8 @@ pub fn basic_flatfield_correction(
     #[param(default = 3, doc = "largest rank of the illumination estimate", range = 1..=16)] rank: usize,
     #[param(default = 1e-6, doc = "relative residual at which the decomposition stops", range = 1e-12..=1.0)] tol: f64,
     #[param(default = CorrectionMode::Divide, doc = "divide | subtract")] correction_mode: CorrectionMode,
-    #[param(default = 64, doc = "largest side (pixels) of the images the field is estimated on", range = 8..=4096)] working_size: usize,
+    #[param(default = 64, doc = "largest side (pixels) of the images the field is estimated on", range = 8..=4096)]
+    working_size: usize,
 ) -> Result<NdarrayStack, KernelError> {
     if !(lambda_sparse.is_finite() && lambda_sparse > 0.0) || rank == 0 || working_size < 2 {
         return Err(KernelError::BadParameter(format!(

@@ -189,7 +189,8 @@ pub(crate) fn check_sizes((_, h, w): (usize, usize, usize), selem_radius: usize,
 pub fn tophat(
     mut stack: NdarrayStack,
     #[param(default = 50, doc = "disk radius in pixels", range = 1..=1000)] selem_radius: usize,
-    #[param(default = 4, doc = "estimate the background at 1/f resolution (1 = exact)", range = 1..=64)] downsample_factor: usize,
+    #[param(default = 4, doc = "estimate the background at 1/f resolution (1 = exact)", range = 1..=64)]
+    downsample_factor: usize,
 ) -> Result<NdarrayStack, KernelError> {
     check_sizes(stack.dim(), selem_radius, downsample_factor)?;
     // Planes are independent: one per worker (the disk filters split bands within a plane too).

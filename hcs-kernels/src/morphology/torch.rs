@@ -61,7 +61,8 @@ fn opening(x: &Tensor, r: usize) -> Result<Tensor, KernelError> {
 pub fn tophat(
     stack: TorchStack,
     #[param(default = 50, doc = "disk radius in pixels", range = 1..=1000)] selem_radius: usize,
-    #[param(default = 4, doc = "estimate the background at 1/f resolution (1 = exact)", range = 1..=64)] downsample_factor: usize,
+    #[param(default = 4, doc = "estimate the background at 1/f resolution (1 = exact)", range = 1..=64)]
+    downsample_factor: usize,
 ) -> Result<TorchStack, KernelError> {
     let (n, h, w) = dims(&stack)?;
     super::check_sizes((n, h, w), selem_radius, downsample_factor)?;

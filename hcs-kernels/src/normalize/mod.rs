@@ -285,13 +285,14 @@ fn stretch(mut plane: ArrayViewMut2<'_, f32>, p_lo: f32, p_hi: f32, t_min: f32, 
 /// (finite) leave the stack unchanged: this variant cannot report an error (the torch and cuda
 /// variants do).
 #[memory(ndarray)]
+#[hcs_macros::check(target_min < target_max, "target_min must be below target_max")]
 #[hcs_macros::check(low_percentile < high_percentile, "the lower percentile must be below the upper one")]
 pub fn percentile_normalize(
     mut stack: NdarrayStack,
     #[param(default = 1.0, doc = "lower percentile (0-100)", range = 0.0..=100.0)] low_percentile: f64,
     #[param(default = 99.0, doc = "upper percentile (0-100)", range = 0.0..=100.0)] high_percentile: f64,
-    #[param(default = 0.0, doc = "value the lower percentile maps to", finite)] target_min: f32,
-    #[param(default = 65535.0, doc = "value the upper percentile maps to", finite)] target_max: f32,
+    #[param(default = 0.0, doc = "value the lower percentile maps to", range = -1e30..=1e30)] target_min: f32,
+    #[param(default = 65535.0, doc = "value the upper percentile maps to", range = -1e30..=1e30)] target_max: f32,
 ) -> Result<NdarrayStack, KernelError> {
     check_stretch(low_percentile, high_percentile, target_min, target_max)?;
     stack.axis_iter_mut(Axis(0)).into_par_iter().for_each(|plane| {
@@ -312,13 +313,14 @@ pub fn percentile_normalize(
 /// (finite) leave the stack unchanged: this variant cannot report an error (the torch and cuda
 /// variants do).
 #[memory(ndarray)]
+#[hcs_macros::check(target_min < target_max, "target_min must be below target_max")]
 #[hcs_macros::check(low_percentile < high_percentile, "the lower percentile must be below the upper one")]
 pub fn stack_percentile_normalize(
     mut stack: NdarrayStack,
     #[param(default = 1.0, doc = "lower percentile (0-100)", range = 0.0..=100.0)] low_percentile: f64,
     #[param(default = 99.0, doc = "upper percentile (0-100)", range = 0.0..=100.0)] high_percentile: f64,
-    #[param(default = 0.0, doc = "value the lower percentile maps to", finite)] target_min: f32,
-    #[param(default = 65535.0, doc = "value the upper percentile maps to", finite)] target_max: f32,
+    #[param(default = 0.0, doc = "value the lower percentile maps to", range = -1e30..=1e30)] target_min: f32,
+    #[param(default = 65535.0, doc = "value the upper percentile maps to", range = -1e30..=1e30)] target_max: f32,
 ) -> Result<NdarrayStack, KernelError> {
     check_stretch(low_percentile, high_percentile, target_min, target_max)?;
     let p = match stack.as_slice() {

@@ -102,13 +102,14 @@ fn stretch(plane: &Tensor, p_lo: f32, p_hi: f32, t_min: f32, t_max: f32) -> Resu
 /// Stretch each plane separately by its own percentiles (torch variant of
 /// [`crate::normalize::percentile_normalize`]).
 #[memory(torch)]
+#[hcs_macros::check(target_min < target_max, "target_min must be below target_max")]
 #[hcs_macros::check(low_percentile < high_percentile, "the lower percentile must be below the upper one")]
 pub fn percentile_normalize(
     stack: TorchStack,
     #[param(default = 1.0, doc = "lower percentile (0-100)", range = 0.0..=100.0)] low_percentile: f64,
     #[param(default = 99.0, doc = "upper percentile (0-100)", range = 0.0..=100.0)] high_percentile: f64,
-    #[param(default = 0.0, doc = "value the lower percentile maps to", finite)] target_min: f32,
-    #[param(default = 65535.0, doc = "value the upper percentile maps to", finite)] target_max: f32,
+    #[param(default = 0.0, doc = "value the lower percentile maps to", range = -1e30..=1e30)] target_min: f32,
+    #[param(default = 65535.0, doc = "value the upper percentile maps to", range = -1e30..=1e30)] target_max: f32,
 ) -> Result<TorchStack, KernelError> {
     super::check_stretch(low_percentile, high_percentile, target_min, target_max)?;
     let (n, h, w) = dims(&stack)?;
@@ -129,13 +130,14 @@ pub fn percentile_normalize(
 /// Stretch the whole stack by one pair of percentiles over all planes (torch variant of
 /// [`crate::normalize::stack_percentile_normalize`]).
 #[memory(torch)]
+#[hcs_macros::check(target_min < target_max, "target_min must be below target_max")]
 #[hcs_macros::check(low_percentile < high_percentile, "the lower percentile must be below the upper one")]
 pub fn stack_percentile_normalize(
     stack: TorchStack,
     #[param(default = 1.0, doc = "lower percentile (0-100)", range = 0.0..=100.0)] low_percentile: f64,
     #[param(default = 99.0, doc = "upper percentile (0-100)", range = 0.0..=100.0)] high_percentile: f64,
-    #[param(default = 0.0, doc = "value the lower percentile maps to", finite)] target_min: f32,
-    #[param(default = 65535.0, doc = "value the upper percentile maps to", finite)] target_max: f32,
+    #[param(default = 0.0, doc = "value the lower percentile maps to", range = -1e30..=1e30)] target_min: f32,
+    #[param(default = 65535.0, doc = "value the upper percentile maps to", range = -1e30..=1e30)] target_max: f32,
 ) -> Result<TorchStack, KernelError> {
     super::check_stretch(low_percentile, high_percentile, target_min, target_max)?;
     let (n, h, w) = dims(&stack)?;

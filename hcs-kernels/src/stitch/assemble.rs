@@ -187,8 +187,10 @@ pub fn assemble_stack(
     stack: NdarrayStack,
     positions: &TilePositions,
     #[param(default = Blend::Fixed, doc = "fixed | dynamic | none")] blend_method: Blend,
-    #[param(default = 0.1, doc = "ramp width for `fixed`, as a fraction of the tile", range = 0.0..=0.5)] fixed_margin_ratio: f64,
-    #[param(default = 1.0, doc = "fraction of the overlap ramped for `dynamic`", range = 0.0..=1.0)] overlap_blend_fraction: f64,
+    #[param(default = 0.1, doc = "ramp width for `fixed`, as a fraction of the tile", range = 0.0..=0.5)]
+    fixed_margin_ratio: f64,
+    #[param(default = 1.0, doc = "fraction of the overlap ramped for `dynamic`", range = 0.0..=1.0)]
+    overlap_blend_fraction: f64,
 ) -> Result<NdarrayStack, KernelError> {
     let (_, h, w) = stack.dim();
     let (width, height, layout) =

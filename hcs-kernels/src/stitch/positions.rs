@@ -388,6 +388,7 @@ fn fit_plane(samples: &[(f64, f64, f64)]) -> Option<[f64; 3]> {
 /// Compute tile positions of a well from its tiles (stack planes in site order, row-major over
 /// `grid_dimensions` = `(rows, cols)`). The stack is returned unchanged.
 #[memory(ndarray)]
+#[hcs_macros::check(image.planes.is_none_or(|p| image.sites.is_none_or(|s| p == s)), "one call must receive exactly the well's tiles: variable_components = [\"site\"] (the default)")]
 #[hcs_macros::check(overlap_ratio * image.height.min(image.width) as f64 >= 4.0, "the overlap must be at least 4 pixels wide")]
 #[hcs_macros::special_inputs(grid_dimensions)]
 #[hcs_macros::special_outputs(positions = write_positions_csv)]
@@ -395,11 +396,14 @@ fn fit_plane(samples: &[(f64, f64, f64)]) -> Option<[f64; 3]> {
 pub fn ashlar_compute_tile_positions(
     stack: NdarrayStack,
     grid_dimensions: &(u32, u32),
-    #[param(default = 0.1, doc = "nominal overlap between neighbouring tiles (fraction)", range = 0.01..0.9)] overlap_ratio: f64,
-    #[param(default = 15.0, doc = "largest accepted deviation from the nominal offset (pixels)", range = 0.0..=100000.0)] max_shift: f64,
+    #[param(default = 0.1, doc = "nominal overlap between neighbouring tiles (fraction)", range = 0.01..0.9)]
+    overlap_ratio: f64,
+    #[param(default = 15.0, doc = "largest accepted deviation from the nominal offset (pixels)", range = 0.0..=100000.0)]
+    max_shift: f64,
     #[param(default = 0.01, doc = "false-positive rate of the permutation test", range = 0.0..=1.0)] stitch_alpha: f64,
     #[param(default = 10, doc = "sub-pixel precision 1/n of the registration", range = 1..=100)] upsample_factor: usize,
-    #[param(default = 100, doc = "unrelated strip pairs registered for the threshold", range = 1..=100000)] permutation_samples: usize,
+    #[param(default = 100, doc = "unrelated strip pairs registered for the threshold", range = 1..=100000)]
+    permutation_samples: usize,
 ) -> Result<(NdarrayStack, TilePositions), KernelError> {
     let (rows, cols) = (grid_dimensions.0 as usize, grid_dimensions.1 as usize);
     let (n, h, w) = stack.dim();

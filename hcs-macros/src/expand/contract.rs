@@ -24,12 +24,8 @@ pub(super) fn contract_impl(t: &Target<'_>, invoke: &TokenStream) -> TokenStream
     let params: Vec<&Param> = t.params().collect();
     let specials: Vec<&Ident> = t.special_inputs().map(|s| &s.ident).collect();
     let mut errors = crate::attrs::Errors::default();
-    let checks: Vec<TokenStream> = t
-        .declared
-        .checks
-        .iter()
-        .map(|c| crate::rule::check_spec(c, &params, &specials, rt, &mut errors))
-        .collect();
+    let checks: Vec<TokenStream> =
+        t.declared.checks.iter().map(|c| crate::rule::check_spec(c, &params, &specials, rt, &mut errors)).collect();
     let peak = crate::rule::estimate_spec(t.declared.peak_memory.as_ref(), &params, &specials, rt, &mut errors);
     let check_errors = errors.take().map(|e| e.to_compile_error());
     let probes = t.args.iter().filter_map(|arg| match arg {

@@ -125,6 +125,7 @@ pub fn check_dict_keys(
     pipeline: &Pipeline,
     flows: &[Flow],
     plate: &PlateInfo,
+    registry: &Registry,
     source: Option<&SourceMap>,
 ) -> Vec<PipelineError> {
     let mut errors = Vec::new();
@@ -140,6 +141,23 @@ pub fn check_dict_keys(
                 None => continue, // unknowable before run time
             }
         };
+        // Groups without an entry pass through unchanged: fine when every entry keeps the planes
+        // and their size, a ragged output otherwise (some groups projected or binned, others not).
+        let reshapes = pattern_planes(&step.func, registry) != PlaneCount::Same
+            || step.func.calls().iter().any(|(_, c)| {
+                registry.variants(&c.name).first().is_some_and(|k| k.plane_shape == hcs_core::PlaneShape::Any)
+            });
+        let uncovered: Vec<&String> = present.iter().filter(|p| !keys.iter().any(|k| dict_key_matches(k, p))).collect();
+        if reshapes && !uncovered.is_empty() {
+            errors.push(PipelineError::Grouping {
+                at: Line(source.and_then(|s| s.step_line(i))),
+                step: StepRef { index: i + 1, name: step.name.clone() },
+                message: format!(
+                    "the dict has no entry for {by} {}; those groups would pass through unchanged while the entries change the planes' number or size, so the step's output would be ragged: give every {by} an entry",
+                    uncovered.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
         for key in keys {
             if present.iter().any(|p| dict_key_matches(&key, p)) {
                 continue;

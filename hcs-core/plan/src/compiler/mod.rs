@@ -127,7 +127,7 @@ pub fn compile(
     errors.extend(init_errors);
     let sources: Vec<_> = init.steps.iter().map(|s| s.input_source).collect();
     let flows = components::flow(pipeline, plate, registry, &sources);
-    errors.extend(components::check_dict_keys(pipeline, &flows, plate, source));
+    errors.extend(components::check_dict_keys(pipeline, &flows, plate, registry, source));
     errors.extend(components::check_producers(pipeline, &flows, registry, source));
     let (rule_errors, notes) = image_rules::check(pipeline, registry, plate, &init, &flows, &options.gpus, source);
     errors.extend(rule_errors);

@@ -52,7 +52,11 @@ pub fn check_functions(pipeline: &Pipeline, registry: &Registry, source: Option<
                 continue;
             };
             for problem in registry.problems().iter().filter(|p| p.function() == call.name) {
-                errors.push(PipelineError::Config { at: call_line, step: Some(step_ref.clone()), message: problem.to_string() });
+                errors.push(PipelineError::Config {
+                    at: call_line,
+                    step: Some(step_ref.clone()),
+                    message: problem.to_string(),
+                });
             }
             let errors_before = errors.len();
             for (param, value) in &call.params {
@@ -123,23 +127,39 @@ pub fn broken_rules(
         .checks
         .iter()
         .filter(|c| image.is_some() || !c.needs_image)
-        .filter(|c| c.evaluate(params, image) == Ok(hcs_core::CheckOutcome::Fails))
-        .map(|c| Broken {
-            params: c
-                .params
-                .iter()
-                .map(|name| {
-                    let value = params.get(*name).cloned().or_else(|| contract.param(name).and_then(|p| p.default.map(|d| d())));
-                    match value {
-                        Some(v) => format!("{name} = {v}"),
-                        None => (*name).to_string(),
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
-            rule: c.describe(),
-        })
+        .filter_map(|c| broken_rule(contract, c, params, image))
         .collect()
+}
+
+/// `Some` when `check` fails on `params` (and `image`).
+pub fn broken_rule(
+    contract: &FunctionContract,
+    check: &hcs_core::ParamCheck,
+    params: &hcs_core::ParamMap,
+    image: Option<&hcs_core::ImageGeometry>,
+) -> Option<Broken> {
+    (check.evaluate(params, image) == Ok(hcs_core::CheckOutcome::Fails))
+        .then(|| Broken { params: describe_values(contract, check.params, params), rule: check.describe() })
+}
+
+/// `name = value, ..` for the named parameters (defaults filled in).
+pub fn describe_values(contract: &FunctionContract, names: &[&str], params: &hcs_core::ParamMap) -> String {
+    names
+        .iter()
+        .map(|name| {
+            let value =
+                params.get(*name).cloned().or_else(|| contract.param(name).and_then(|p| p.default.map(|d| d())));
+            value.map_or_else(|| (*name).to_string(), |v| format!("{name} = {v}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether every parameter `params` gives is one `contract` has and accepts, and every
+/// required one is given: only then are its rules and estimates evaluated.
+pub fn params_valid(contract: &FunctionContract, params: &hcs_core::ParamMap) -> bool {
+    params.iter().all(|(k, v)| contract.param(k).is_some_and(|s| s.check(v).is_ok()))
+        && contract.params.iter().all(|p| !p.is_required() || params.contains_key(p.name))
 }
 
 /// The values a configuration layer sets (path tricks, ranges), as errors naming the layer and

@@ -17,8 +17,8 @@
 use std::fmt;
 use std::path::{Component as PathPart, Path, PathBuf};
 
-use hcs_vfs::Backend;
 use hcs_core::MemoryType;
+use hcs_vfs::Backend;
 use serde::{Deserialize, Serialize};
 
 /// Zarr chunk compression.
@@ -327,7 +327,8 @@ impl ConfigLayer {
             if prefer.is_empty() {
                 errors.push(ConfigError {
                     key: "prefer",
-                    message: "is empty: list memory types, most wanted first, e.g. [\"cuda\", \"torch\", \"ndarray\"]".into(),
+                    message: "is empty: list memory types, most wanted first, e.g. [\"cuda\", \"torch\", \"ndarray\"]"
+                        .into(),
                 });
             }
         }
@@ -344,8 +345,10 @@ impl ConfigLayer {
     /// Shape errors and a `memory` backend are refused here; [`ConfigLayer::validate`] checks
     /// the rest.
     pub fn from_toml(value: toml::Value) -> Result<ConfigLayer, ConfigReadError> {
-        let layer: ConfigLayer =
-            value.try_into().map_err(|e: toml::de::Error| ConfigReadError::Shape(e.message().to_string()))?;
+        let layer: ConfigLayer = value
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigReadError::Shape(naming_the_key(&value, e.message())))?;
         output_backend(layer.backend)?;
         Ok(layer)
     }
@@ -353,6 +356,21 @@ impl ConfigLayer {
     /// Whether the layer sets nothing.
     pub fn is_empty(&self) -> bool {
         *self == ConfigLayer::default()
+    }
+}
+
+/// toml's message without the key path ("invalid value: integer `-1`, expected u64") gets the
+/// key it is about, found by reading each key on its own.
+fn naming_the_key(value: &toml::Value, message: &str) -> String {
+    let Some(table) = value.as_table() else { return message.to_string() };
+    let culprit = table.iter().find(|(k, v)| {
+        let mut one = toml::Table::new();
+        one.insert((*k).clone(), (*v).clone());
+        toml::Value::Table(one).try_into::<ConfigLayer>().is_err()
+    });
+    match culprit {
+        Some((key, _)) if !message.contains(key.as_str()) => format!("`{key}`: {message}"),
+        _ => message.to_string(),
     }
 }
 

@@ -13,7 +13,8 @@ pub mod step;
 pub mod wiring;
 
 pub use check::{
-    Broken, broken_rules, check_config, check_functions, check_special_io, check_wells, config_errors, step_calls,
+    Broken, broken_rule, broken_rules, check_config, check_functions, check_special_io, check_wells, config_errors,
+    describe_values, params_valid, step_calls,
 };
 pub use config::{Config, ConfigError, ConfigLayer, ConfigReadError, GpuPolicy, Workers, ZarrCompression};
 pub use error::{Line, PipelineError, StepRef};

@@ -106,13 +106,18 @@ fn parse_index(xml_path: &Path, text: &str) -> Result<ParsedIndex, FormatError> 
     Ok(ParsedIndex { images, channel_names: channels, pixel_size_um: pixel_size })
 }
 
-/// Cluster coordinates: values closer than a quarter of the largest gap between consecutive
-/// distinct values belong together. Returns the cluster centres in ascending order.
-fn clusters(values: &[f64]) -> Vec<f64> {
+/// The largest gap between consecutive sorted values.
+fn max_gap(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     v.sort_by(f64::total_cmp);
-    let max_gap = v.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
-    let tol = max_gap / 4.0;
+    v.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
+}
+
+/// Cluster coordinates: values closer than `tol` belong together. Returns the cluster centres in
+/// ascending order.
+fn clusters(values: &[f64], tol: f64) -> Vec<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
     let mut groups: Vec<Vec<f64>> = Vec::new();
     for x in v {
         match groups.last_mut() {
@@ -136,8 +141,12 @@ fn raster_sites(images: &[ImageEntry]) -> (BTreeMap<(WellId, u32), u32>, (u32, u
     let mut map = BTreeMap::new();
     let mut grid = (1, 1);
     for (well, fs) in fields {
-        let xs = clusters(&fs.values().map(|p| p.0).collect::<Vec<_>>());
-        let mut ys = clusters(&fs.values().map(|p| p.1).collect::<Vec<_>>());
+        let (all_x, all_y): (Vec<f64>, Vec<f64>) = fs.values().copied().unzip();
+        // A quarter of the grid step, the largest gap along either axis: along an axis with a
+        // single row or column the only gaps are stage error, which must not split it.
+        let tol = max_gap(&all_x).max(max_gap(&all_y)) / 4.0;
+        let xs = clusters(&all_x, tol);
+        let mut ys = clusters(&all_y, tol);
         ys.reverse(); // highest Y is the top row
         let cols = xs.len() as u32;
         grid = (grid.0.max(ys.len() as u32), grid.1.max(cols));
@@ -203,9 +212,28 @@ mod tests {
     #[test]
     fn clustering_tolerates_stage_jitter() {
         let xs = [0.0, 1.0e-6, 600.0e-6, 599.0e-6, 1200.2e-6, 1199.9e-6];
-        let c = clusters(&xs);
+        let c = clusters(&xs, max_gap(&xs) / 4.0);
         assert_eq!(c.len(), 3);
         assert!((c[1] - 599.5e-6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_single_row_with_stage_error_stays_one_row() {
+        // A 1×2 grid: x differs by a tile step, y only by stage error.
+        let entry = |field, x, y| ImageEntry {
+            url: format!("f{field}.tiff"),
+            well: "A01".parse().expect("well"),
+            field,
+            plane: 1,
+            timepoint: 1,
+            channel: 1,
+            x,
+            y,
+        };
+        let fields = [entry(1, 0.0, 3.0e-6), entry(2, 600.0e-6, -2.0e-6)];
+        let (map, grid) = raster_sites(&fields);
+        assert_eq!(grid, (1, 2));
+        assert_eq!(map.values().copied().collect::<Vec<_>>(), [1, 2]);
     }
 
     #[test]

@@ -54,7 +54,7 @@ fn main() {
     // Rules on the image are decided where the geometry is known.
     let mut params = ParamMap::new();
     params.insert("margin".into(), ParamValue::Int(3));
-    let small = hcs::ImageGeometry { height: 4, width: 4, planes: Some(1) };
+    let small = hcs::ImageGeometry { height: 4, width: 4, planes: Some(1), sites: None };
     assert_eq!(c.checks[1].evaluate(&params, Some(&small)), Ok(hcs::CheckOutcome::Fails));
     assert_eq!(c.checks[1].evaluate(&params, None), Ok(hcs::CheckOutcome::NeedsImage));
 }
