@@ -800,6 +800,7 @@ fn accepted_pipelines_run_and_rejected_ones_name_their_step() {
     let plates = Plates { root: tempfile::tempdir().expect("plates dir"), made: Mutex::new(HashMap::new()) };
     let counts = Counts::default();
     let failures: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    let noted: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
     let start = Instant::now();
 
     let result = runner.run(&case(), |case| {
@@ -828,8 +829,9 @@ fn accepted_pipelines_run_and_rejected_ones_name_their_step() {
                 }
                 Ok(())
             }
-            Outcome::FailedAsNoted(_) => {
+            Outcome::FailedAsNoted(why) => {
                 counts.failed_as_noted.fetch_add(1, Ordering::Relaxed);
+                noted.lock().expect("noted").push((format!("# plate: {:?}\n{text}", case.plate), why));
                 Ok(())
             }
             Outcome::Broken(why) => {
@@ -876,6 +878,9 @@ fn accepted_pipelines_run_and_rejected_ones_name_their_step() {
         writeln!(f, "--- SLOWEST CASE\n{slowest}").expect("write report");
         for (text, why) in &failures {
             writeln!(f, "--- FAILURE\n{why}\n--- pipeline file:\n{text}").expect("write report");
+        }
+        for (text, why) in noted.lock().expect("noted").iter() {
+            writeln!(f, "--- FAILED AS NOTED\n{why}\n--- pipeline file:\n{text}").expect("write report");
         }
     }
     match result {

@@ -93,6 +93,7 @@ impl RuleDecl {
             return quote!(#rt::ValueRule::NONE);
         }
         let opt = |b: &Option<Bound>| match b {
+            Some(Bound { literal: Some(x), expr }) => quote_spanned!(expr.span()=> ::core::option::Option::Some(#x)),
             Some(Bound { expr, .. }) => quote_spanned!(expr.span()=> ::core::option::Option::Some((#expr) as f64)),
             None => quote!(::core::option::Option::None),
         };
@@ -170,10 +171,10 @@ pub fn check_rule(rule: &RuleDecl, ty: &Type, default: Option<&Expr>, errors: &m
     let Some(d) = default.and_then(literal_number) else { return };
     let below = lo.is_some_and(|lo| d < lo);
     let above = hi.is_some_and(|hi| if rule.max_exclusive { d >= hi } else { d > hi });
-    if below || above || (rule.nonzero && d == 0.0) {
-        if let Some(expr) = default {
-            errors.spanned(expr, format!("the default {d} is outside what this parameter accepts"));
-        }
+    if (below || above || (rule.nonzero && d == 0.0))
+        && let Some(expr) = default
+    {
+        errors.spanned(expr, format!("the default {d} is outside what this parameter accepts"));
     }
 }
 

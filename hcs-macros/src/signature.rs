@@ -11,7 +11,7 @@ pub struct Param {
     pub ty: Type,
     pub default: Option<Expr>,
     pub doc: String,
-    pub rule: crate::rule::RuleDecl,
+    pub rule: Box<crate::rule::RuleDecl>,
 }
 
 /// How a special input is passed.
@@ -144,7 +144,7 @@ fn read_arg(arg: &mut PatType, declared: &Declared, errors: &mut Errors) -> Opti
     if !declared.inputs.contains(&ident) {
         let (default, doc, rule) = match param_attr {
             Some(attr) => parse_param_attr(&attr, errors),
-            None => (None, String::new(), crate::rule::RuleDecl::default()),
+            None => (None, String::new(), Box::default()),
         };
         crate::rule::check_rule(&rule, &arg.ty, default.as_ref(), errors);
         return Some(Arg::Param(Param { ident, ty: (*arg.ty).clone(), default, doc, rule }));
@@ -275,10 +275,10 @@ fn take_param_attr(attrs: &mut Vec<syn::Attribute>) -> Option<syn::Attribute> {
     Some(attrs.remove(pos))
 }
 
-fn parse_param_attr(attr: &syn::Attribute, errors: &mut Errors) -> (Option<Expr>, String, crate::rule::RuleDecl) {
+fn parse_param_attr(attr: &syn::Attribute, errors: &mut Errors) -> (Option<Expr>, String, Box<crate::rule::RuleDecl>) {
     let mut default = None;
     let mut doc = String::new();
-    let mut rule = crate::rule::RuleDecl::default();
+    let mut rule = Box::<crate::rule::RuleDecl>::default();
     let result = attr.parse_nested_meta(|meta| {
         if meta.path.is_ident("default") {
             default = Some(meta.value()?.parse::<Expr>()?);
