@@ -312,14 +312,17 @@ fn pattern_value(p: &Pattern, rt: &TokenStream) -> syn::Result<TokenStream> {
                 let checked = quote_spanned!(value.span()=> #rt::param_value::<#alias, _>(#value));
                 // A numeric literal is checked against the parameter's value rule by rustc.
                 let range_check = crate::rule::literal_number(value).map(|x| {
-                    quote_spanned! {value.span()=>
-                        const _: () = #rt::const_check_value(
-                            <#path::Contract as #rt::HasContract>::CONTRACT.name,
-                            <#path::Contract as #rt::HasContract>::CONTRACT.params,
-                            #key,
-                            #x,
-                        );
-                    }
+                    respan(
+                        quote! {
+                            const _: () = #rt::const_check_value(
+                                <#path::Contract as #rt::HasContract>::CONTRACT.name,
+                                <#path::Contract as #rt::HasContract>::CONTRACT.params,
+                                #key,
+                                #x,
+                            );
+                        },
+                        value.span(),
+                    )
                 });
                 params.push(quote!(.param(#key, { #range_check #checked })));
             }

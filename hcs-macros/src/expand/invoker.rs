@@ -29,8 +29,8 @@ pub(super) fn invoker(t: &Target<'_>) -> TokenStream {
          -> ::core::result::Result<#rt::InvokeOutput, #rt::InvokeError> {
             #rt::reject_unknown_params(NAME, __params, &[#(#param_names),*])?;
             let __stack: #stack_ty = #from_stack(__stack, NAME)?;
-            #rt::enforce_checks(NAME, __params, CHECKS)?;
             #(#reads)*
+            #rt::enforce_checks(NAME, __params, CHECKS)?;
             #destructure
             ::core::result::Result::Ok(#rt::InvokeOutput {
                 stack: #into_stack(__hcs_main),
