@@ -113,7 +113,7 @@ fn cases() -> Vec<Case> {
             "percentile normalize 150 / -3",
             "stack_percentile_normalize",
             "low_percentile = 150.0, high_percentile = -3.0",
-            &["low_percentile", "high_percentile"],
+            &["low_percentile", "150 is out of range"],
         ),
         one(
             "percentile normalize low > high",

@@ -8,7 +8,8 @@ pub use crate::contract::{FunctionContract, InvokeOutput, PlaneCount, SourceLoca
 pub use crate::error::{InvokeError, ParamError};
 pub use crate::params::{ParamMap, ParamSpec, ParamValue, PipelineParam};
 pub use crate::registry::FUNCTIONS;
-pub use crate::rules::{CheckOutcome, ImageGeometry, MemoryEstimate, ParamCheck, PlaneShape, ValueRule, rule_arg};
+pub use crate::rules::{CheckOutcome, ImageGeometry, MemoryEstimate, ParamCheck, PlaneShape, rule_arg};
+pub use crate::value_rule::ValueRule;
 
 /// A `#[peak_memory]` expression's value as bytes.
 pub trait AsBytes {
@@ -140,7 +141,7 @@ pub fn param<T: PipelineParam>(function: &'static str, params: &ParamMap, spec: 
     let bad = |source| InvokeError::BadParam { function, param: name.to_owned(), source };
     match (params.get(name), spec.default) {
         (Some(value), _) => {
-            spec.rule.check(value).map_err(bad)?;
+            crate::params::check_rule(&spec.rule, value).map_err(bad)?;
             T::from_value(value).map_err(bad)
         }
         (None, Some(default)) => T::from_value(&default()).map_err(bad),

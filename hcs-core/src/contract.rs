@@ -125,8 +125,8 @@ impl Serialize for FunctionContract {
             default: Option<crate::params::ParamValue>,
             doc: &'a str,
             accepts: String,
-            #[serde(skip_serializing_if = "crate::rules::ValueRule::is_empty")]
-            rule: crate::rules::ValueRule,
+            #[serde(skip_serializing_if = "crate::value_rule::ValueRule::is_empty")]
+            rule: crate::value_rule::ValueRule,
         }
         #[derive(Serialize)]
         struct Check<'a> {

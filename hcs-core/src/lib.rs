@@ -25,6 +25,7 @@ pub mod stack;
 pub mod testing;
 #[cfg(feature = "torch")]
 pub mod torch;
+pub mod value_rule;
 
 pub use contract::{FunctionContract, InvokeOutput, Invoker, PlaneCount, SourceLocation};
 pub use device_error::DeviceError;
@@ -32,11 +33,12 @@ pub use error::{InvokeError, MaterializeError, ParamError};
 pub use gpu::{GpuDevice, GpuInventory};
 pub use params::{ParamMap, ParamSpec, ParamType, ParamValue, PipelineParam};
 pub use registry::{Registry, RegistryError};
-pub use rules::{CheckOutcome, ImageGeometry, MemoryEstimate, ParamCheck, PlaneShape, ValueRule};
+pub use rules::{CheckOutcome, ImageGeometry, MemoryEstimate, ParamCheck, PlaneShape};
 pub use special::{
     ByteSink, FileSink, MaterializeResult, MaterializeTarget, SpecialData, SpecialInputs, SpecialKey, SpecialValue,
 };
 pub use stack::{Conversion, CudaStack, MemoryType, NdarrayStack, Stack, TorchStack};
+pub use value_rule::ValueRule;
 
 /// Items the generated code refers to. Not a public API: names and signatures change freely.
 #[doc(hidden)]

@@ -266,7 +266,7 @@ pub struct ParamSpec {
     /// One-line description.
     pub doc: &'static str,
     /// Bounds and conditions on the value (`#[param(min = .., max = .., range = .., finite, nonzero)]`).
-    pub rule: crate::rules::ValueRule,
+    pub rule: crate::value_rule::ValueRule,
 }
 
 impl ParamSpec {
@@ -279,12 +279,27 @@ impl ParamSpec {
     /// pipeline author sees.
     pub fn check(&self, value: &ParamValue) -> Result<(), ParamError> {
         check_value(&self.ty, value)?;
-        self.rule.check(value)
+        check_rule(&self.rule, value)
     }
 
     /// What values the parameter accepts, in words (`integer ≥ 0, in 1..=64`).
     pub fn accepts(&self) -> String {
         if self.rule.is_empty() { self.ty.to_string() } else { format!("{}, {}", self.ty, self.rule) }
+    }
+}
+
+/// Check a value (numbers, each element of a list, the value of an option) against a value rule.
+pub fn check_rule(rule: &crate::value_rule::ValueRule, value: &ParamValue) -> Result<(), ParamError> {
+    match value {
+        ParamValue::Int(i) => {
+            #[allow(clippy::cast_precision_loss)]
+            let x = *i as f64;
+            rule.check_number(x)
+                .map_err(|_| ParamError::OutOfRange { value: i.to_string(), expected: rule.to_string() })
+        }
+        ParamValue::Float(x) => rule.check_number(*x),
+        ParamValue::List(items) => items.iter().try_for_each(|v| check_rule(rule, v)),
+        ParamValue::Bool(_) | ParamValue::Str(_) | ParamValue::None => Ok(()),
     }
 }
 

@@ -16,6 +16,7 @@ use proc_macro::TokenStream;
 
 mod attrs;
 mod expand;
+mod param_rule;
 mod pipeline;
 mod rule;
 mod runtime_path;

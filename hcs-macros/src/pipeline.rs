@@ -311,7 +311,7 @@ fn pattern_value(p: &Pattern, rt: &TokenStream) -> syn::Result<TokenStream> {
                 let alias = quote_spanned!(name.span()=> #path::params::#name);
                 let checked = quote_spanned!(value.span()=> #rt::param_value::<#alias, _>(#value));
                 // A numeric literal is checked against the parameter's value rule by rustc.
-                let range_check = crate::rule::literal_number(value).map(|x| {
+                let range_check = crate::param_rule::literal_number(value).map(|x| {
                     respan(
                         quote! {
                             const _: () = #rt::const_check_value(

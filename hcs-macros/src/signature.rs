@@ -11,7 +11,7 @@ pub struct Param {
     pub ty: Type,
     pub default: Option<Expr>,
     pub doc: String,
-    pub rule: Box<crate::rule::RuleDecl>,
+    pub rule: Box<crate::param_rule::RuleDecl>,
 }
 
 /// How a special input is passed.
@@ -146,7 +146,7 @@ fn read_arg(arg: &mut PatType, declared: &Declared, errors: &mut Errors) -> Opti
             Some(attr) => parse_param_attr(&attr, errors),
             None => (None, String::new(), Box::default()),
         };
-        crate::rule::check_rule(&rule, &arg.ty, default.as_ref(), errors);
+        crate::param_rule::check_rule(&rule, &arg.ty, default.as_ref(), errors);
         return Some(Arg::Param(Param { ident, ty: (*arg.ty).clone(), default, doc, rule }));
     }
     if let Some(attr) = &param_attr {
@@ -275,10 +275,13 @@ fn take_param_attr(attrs: &mut Vec<syn::Attribute>) -> Option<syn::Attribute> {
     Some(attrs.remove(pos))
 }
 
-fn parse_param_attr(attr: &syn::Attribute, errors: &mut Errors) -> (Option<Expr>, String, Box<crate::rule::RuleDecl>) {
+fn parse_param_attr(
+    attr: &syn::Attribute,
+    errors: &mut Errors,
+) -> (Option<Expr>, String, Box<crate::param_rule::RuleDecl>) {
     let mut default = None;
     let mut doc = String::new();
-    let mut rule = Box::<crate::rule::RuleDecl>::default();
+    let mut rule = Box::<crate::param_rule::RuleDecl>::default();
     let result = attr.parse_nested_meta(|meta| {
         if meta.path.is_ident("default") {
             default = Some(meta.value()?.parse::<Expr>()?);

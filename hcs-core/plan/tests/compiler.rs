@@ -99,7 +99,8 @@ const fn torch_contract(name: &'static str) -> FunctionContract {
 }
 
 static DENOISE_TORCH: FunctionContract = torch_contract("denoise");
-static BLUR_TORCH: FunctionContract = torch_contract("blur");
+// The torch variant of `blur` declares the same parameters (variants must agree).
+static BLUR_TORCH: FunctionContract = FunctionContract { params: blur::FUNC.params, ..torch_contract("blur") };
 
 fn registry() -> Registry {
     Registry::from_contracts([
@@ -286,8 +287,9 @@ fn a_memory_budget_sends_large_intermediates_to_scratch_files() {
     assert_eq!(within.wells[0].steps[0].writes, Location::Memory { namespace: "step1".into() });
     assert_eq!(within.wells[0].estimated_peak_bytes, Some(2 * 4 * 2 * 3 * 64 * 64 * 4));
     let big = PlateInfo::regular("/data/plate1", 1, 1, (3, 3), 4, 10, 1, (1024, 1024));
+    // One call (9 sites × 1024² × 4 B = 36 MiB, × 3 working) fits 200 MiB; the well does not.
     let over = compile(
-        &pipeline.config(ConfigLayer { memory_budget_mib: Some(100), ..Default::default() }),
+        &pipeline.clone().config(ConfigLayer { memory_budget_mib: Some(200), ..Default::default() }),
         &big,
         &options(&r),
     )
@@ -296,7 +298,18 @@ fn a_memory_budget_sends_large_intermediates_to_scratch_files() {
     assert_eq!(w.steps[0].writes, Location::Disk { dir: "/data/plate1_outputs/.hcs/scratch/step1".into() });
     assert_eq!(w.steps[1].reads, w.steps[0].writes);
     let reason = w.spill_reason.as_deref().expect("a reason");
-    assert_eq!(reason, "step 1 `a` holds ~2880.0 MiB per well (input + output), over memory_budget_mib = 100");
+    assert_eq!(reason, "step 1 `a` holds ~2880.0 MiB per well (input + output), over memory_budget_mib = 200");
+    // A call that cannot fit at all is refused, naming the step and the function.
+    let refused = compile(
+        &pipeline.config(ConfigLayer { memory_budget_mib: Some(100), ..Default::default() }),
+        &big,
+        &options(&r),
+    )
+    .expect_err("one call needs more than the budget");
+    assert_eq!(
+        refused[0].to_string(),
+        "step 1 `a`: `blur` needs ~108 MiB per call (3 × its input of 1024×1024 images), over memory_budget_mib = 100"
+    );
 }
 
 #[test]

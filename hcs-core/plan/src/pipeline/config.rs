@@ -471,7 +471,7 @@ mod tests {
         );
         let v: toml::Value = toml::from_str("backend = \"tiff\"").expect("toml");
         let err = ConfigLayer::from_toml(v).expect_err("no such backend");
-        assert_eq!(err, ConfigReadError::Shape("unknown variant `tiff`, expected `disk` or `zarr`".into()));
+        assert_eq!(err, ConfigReadError::Shape("`backend`: unknown variant `tiff`, expected `disk` or `zarr`".into()));
         let v: toml::Value = toml::from_str("backend = \"disk\"").expect("toml");
         assert_eq!(ConfigLayer::from_toml(v).expect("disk").backend, Some(Backend::Disk));
         // A layer built in Rust (a command-line flag) is refused by `validate`.
