@@ -63,7 +63,13 @@ impl ValueRule {
 }
 
 fn format_number(x: f64) -> String {
-    if x.is_infinite() { if x > 0.0 { "inf".into() } else { "-inf".into() } } else { format!("{x}") }
+    if x.is_infinite() {
+        if x > 0.0 { "inf".into() } else { "-inf".into() }
+    } else if x != 0.0 && !(1e-6..1e15).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
 }
 
 impl fmt::Display for ValueRule {
@@ -120,6 +126,15 @@ mod tests {
         assert_eq!(rule.to_string(), "in 0..1, not 0");
         let list = ParamValue::List(vec![ParamValue::Float(0.2), ParamValue::Float(2.0)]);
         assert!(check_rule(&rule, &list).is_err());
+    }
+
+    #[test]
+    fn huge_and_tiny_numbers_are_shown_in_scientific_notation() {
+        let rule = ValueRule { min: Some(0.01), max: Some(256.0), ..ValueRule::NONE };
+        let err = check_rule(&rule, &ParamValue::Float(1e308)).expect_err("too big");
+        assert_eq!(err.to_string(), "1e308 is out of range: expected in 0.01..=256");
+        let err = check_rule(&rule, &ParamValue::Float(1e-300)).expect_err("too small");
+        assert_eq!(err.to_string(), "1e-300 is out of range: expected in 0.01..=256");
     }
 
     #[test]
