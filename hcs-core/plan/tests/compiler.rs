@@ -313,6 +313,27 @@ fn a_memory_budget_sends_large_intermediates_to_scratch_files() {
 }
 
 #[test]
+fn a_call_that_cannot_fit_the_gpu_it_may_run_on_is_refused() {
+    let r = registry();
+    let mut o = options(&r);
+    o.gpus = GpuInventory::simulated(1);
+    o.gpus.devices[0].memory_mib = 64;
+    o.conversions = ConversionTable::none()
+        .with(MemoryType::Ndarray, MemoryType::Torch)
+        .with(MemoryType::Torch, MemoryType::Ndarray);
+    let big = PlateInfo::regular("/data/plate1", 1, 1, (3, 3), 1, 1, 1, (1024, 1024));
+    let pipeline = Pipeline::new("gpu").step(FunctionStep::new("a", "blur"));
+    let errors = compile(&pipeline, &big, &o).expect_err("108 MiB per call on a 64 MiB GPU");
+    assert_eq!(
+        errors[0].to_string(),
+        "step 1 `a`: `blur` needs ~108 MiB per call (3 × its input of 1024×1024 images), over the 64 MiB of the smallest GPU"
+    );
+    // Kept on the CPU, the same call fits the (default 4096 MiB) budget.
+    let cpu = pipeline.config(ConfigLayer { gpu_policy: Some(GpuPolicy::Never), ..Default::default() });
+    assert!(compile(&cpu, &big, &o).is_ok());
+}
+
+#[test]
 fn gpu_steps_get_devices_round_robin_and_conversions_are_planned() {
     let r = registry();
     let mut o = options(&r);
