@@ -66,7 +66,7 @@ pub(crate) fn check_sigma(name: &str, value: f64) -> Result<(), KernelError> {
 #[hcs_macros::check(sigma <= image.height.max(image.width) as f64, "sigma must not exceed the larger side of the image")]
 pub fn gaussian_filter(
     mut stack: NdarrayStack,
-    #[param(default = 1.0, doc = "standard deviation in pixels", range = 0.01..=256.0)] sigma: f64,
+    #[param(default = 1.0, doc = "standard deviation in pixels (0: no blur)", range = 0.0..=256.0)] sigma: f64,
 ) -> Result<NdarrayStack, KernelError> {
     let (_, h, w) = stack.dim();
     crate::checks::sigma_for("sigma", sigma, (h, w))?;

@@ -14,7 +14,7 @@ use crate::torch_support::{OnDevice, dims, float, pad_reflect};
 #[hcs_macros::check(sigma <= image.height.max(image.width) as f64, "sigma must not exceed the larger side of the image")]
 pub fn gaussian_filter(
     stack: TorchStack,
-    #[param(default = 1.0, doc = "standard deviation in pixels", range = 0.01..=256.0)] sigma: f64,
+    #[param(default = 1.0, doc = "standard deviation in pixels (0: no blur)", range = 0.0..=256.0)] sigma: f64,
 ) -> Result<TorchStack, KernelError> {
     check_sigma("sigma", sigma)?;
     let (n, h, w) = dims(&stack)?;
