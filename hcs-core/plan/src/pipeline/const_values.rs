@@ -5,21 +5,7 @@
 use hcs_core::ParamSpec;
 
 use super::const_text::ConstText;
-
-const fn same_str(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
+use super::wiring::str_eq;
 
 /// Whether `x` satisfies the rule of `spec` (NaN never does).
 const fn accepted(spec: &ParamSpec, x: f64) -> bool {
@@ -49,7 +35,7 @@ const fn accepted(spec: &ParamSpec, x: f64) -> bool {
 pub const fn const_check_value(function: &str, params: &[ParamSpec], name: &str, value: f64) {
     let mut i = 0;
     while i < params.len() {
-        if same_str(params[i].name, name) && !accepted(&params[i], value) {
+        if str_eq(params[i].name, name) && !accepted(&params[i], value) {
             let text = ConstText::new()
                 .push("`")
                 .push(function)

@@ -159,7 +159,11 @@ pub enum Link {
 
 /// `a == b` for strings, usable in constants.
 pub const fn str_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    bytes_eq(a.as_bytes(), b.as_bytes())
+}
+
+/// `a == b` for byte strings, usable in constants.
+const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -296,18 +300,7 @@ pub const fn same_dict_key(a: &str, b: &str) -> bool {
         // All zeros (or empty after a key like "00"): keep one "0"; an empty key stays empty.
         if i == b.len() && i > 0 { b.split_at(i - 1).1 } else { b.split_at(i).1 }
     }
-    let (a, b) = (significant(a), significant(b));
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
+    bytes_eq(significant(a), significant(b))
 }
 
 /// Whether the special outputs of a call whose dict path (the dict keys on its way through the
