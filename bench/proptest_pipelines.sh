@@ -13,7 +13,7 @@ report=target/proptest_pipelines.txt
 rm -f "$report"
 start=$(date +%s)
 status=0
-HCS_PROPTEST_CASES=$cases HCS_PROPTEST_REPORT=$report ${seed:+HCS_PROPTEST_SEED=$seed} \
+env HCS_PROPTEST_CASES="$cases" HCS_PROPTEST_REPORT="$report" ${seed:+HCS_PROPTEST_SEED="$seed"} \
   cargo test -q --release -p hcs --test prop_pipelines -- --exact \
   accepted_pipelines_run_and_rejected_ones_name_their_step >/dev/null 2>&1 || status=$?
 elapsed=$(( $(date +%s) - start ))
