@@ -91,3 +91,57 @@ fn one_image_or_bad_parameters_are_errors() {
         .expect_err("lambda 0");
     assert!(err.to_string().contains("lambda_sparse"), "{err}");
 }
+
+#[test]
+fn stacks_at_or_below_zero_are_corrected_above_their_dark_level() {
+    // An earlier step (a normalization to a range starting below zero, a background subtraction)
+    // can leave intensities at or below zero; the multiplicative model is then applied above the
+    // stack's dark level and the level is put back.
+    let raw = npy("flatfield_input");
+    let shift = raw.iter().copied().fold(0.0f32, f32::max) / 2.0;
+    let below = raw.mapv(|v| v - shift);
+    assert!(below.iter().any(|&v| v < 0.0), "the shifted stack has negative values");
+    let dark = below.iter().copied().fold(f32::INFINITY, f32::min) - 1.0;
+    let corner_ratio = |s: &Array3<f32>| {
+        let median = |mut v: Vec<f32>| {
+            v.sort_by(f32::total_cmp);
+            v[v.len() / 2]
+        };
+        let corner = median(s.slice(ndarray::s![.., 0..12, 0..12]).iter().map(|v| v - dark).collect());
+        let centre = median(s.slice(ndarray::s![.., 42..54, 58..70]).iter().map(|v| v - dark).collect());
+        corner / centre
+    };
+    let got = basic_flatfield_correction(below.clone(), 500, 0.5, 3, 1e-6, CorrectionMode::Divide, 64).expect("runs");
+    assert!(got.iter().all(|v| v.is_finite()));
+    let (before, after) = (corner_ratio(&below), corner_ratio(&got));
+    assert!(before < 0.7 && (after - 1.0).abs() < 0.1, "corner/centre above the dark level: {before} → {after}");
+    let sub = basic_flatfield_correction(below, 500, 0.5, 3, 1e-6, CorrectionMode::Subtract, 64).expect("runs");
+    assert!(sub.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn a_constant_stack_has_no_shading_and_comes_back_unchanged() {
+    for value in [0.0f32, -3.0, 7.0] {
+        let flat = Array3::<f32>::from_elem((4, 16, 16), value);
+        let got = basic_flatfield_correction(flat.clone(), 500, 0.5, 3, 1e-6, CorrectionMode::Divide, 8).expect("runs");
+        assert_eq!(got, flat, "constant {value}");
+    }
+}
+
+#[test]
+fn a_few_sparse_images_with_no_shared_background_come_back_uncorrected() {
+    // Two images of a few bright cells on a black background: at the default lambda_sparse the
+    // decomposition puts everything in the sparse part, so there is no field to divide by.
+    let mut stack = Array3::<f32>::zeros((2, 64, 64));
+    for (k, (y, x)) in [(5usize, 7usize), (40, 12), (22, 50), (60, 33)].into_iter().enumerate() {
+        stack[(k % 2, y, x)] = 4000.0 + k as f32 * 500.0;
+        stack[(k % 2, (y + 1) % 64, x)] = 3000.0;
+    }
+    let settings = RpcaSettings { lambda_scale: 0.5, max_rank: 3, max_iters: 500, tol: 1e-6 };
+    let shifted = stack.mapv(|v| v + 1.0);
+    let illum = estimate_illumination(&shifted, 64, settings).expect("estimates");
+    assert_eq!(illum.background.mean(), Some(0.0), "the case under test: no low-rank part");
+    let got =
+        basic_flatfield_correction(stack.clone(), 500, 0.5, 3, 1e-6, CorrectionMode::Divide, 64).expect("no error");
+    assert_eq!(got, stack);
+}

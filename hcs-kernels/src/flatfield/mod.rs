@@ -8,6 +8,12 @@
 //! shading, mean intensity kept), `subtract` returns `I − (B − mean(B))` (additive background).
 //! `F` is floored at 5 % so that dark corners are not amplified without bound.
 //!
+//! Stacks with values at or below zero (an earlier step moved them there) are corrected
+//! above their dark level (minimum − 1), which is put back afterwards; a constant stack is
+//! returned as it is (it has no shading to remove). When the decomposition puts everything in
+//! the sparse part (no shared background at that `lambda_sparse`), the images are returned
+//! uncorrected and a warning says so.
+//!
 //! Unlike the peer's version, the correction uses one field shared by all images, not each
 //! image's own low-rank approximation (which, with no more images than the rank, divides every
 //! image by itself and returns a constant).
@@ -165,18 +171,62 @@ pub fn basic_flatfield_correction(
         return Err(KernelError::BadParameter(format!("tol must be a positive number, got {tol}")));
     }
     check_bounds(max_iters, rank, tol)?;
+    if stack.dim().0 >= 2 && is_constant(&stack) {
+        // A stack of identical constant images carries no illumination pattern: the exact
+        // correction is the identity (and the estimate below would divide by zero).
+        return Ok(stack);
+    }
     let settings = RpcaSettings { lambda_scale: lambda_sparse, max_rank: rank, max_iters, tol };
+    let offset = dark_offset(&stack);
+    if offset != 0.0 {
+        stack.par_mapv_inplace(|v| v - offset);
+    }
     let illum = estimate_illumination(&stack, working_size, settings)?;
+    let mean_b = illum.background.mean().unwrap_or(0.0);
+    if !(mean_b.is_finite() && mean_b > 0.0) {
+        // Every bit of the images went to the sparse part: they share no illumination pattern
+        // the decomposition can see at this `lambda_sparse` (typical of a few images of bright
+        // cells on a dark background). Dividing by such an estimate would be meaningless.
+        tracing::warn!(
+            "basic_flatfield_correction: the decomposition found no illumination shared by the {} images \
+             (all of it is in the sparse part at lambda_sparse = {lambda_sparse}); the images are returned \
+             uncorrected. Give it more images, or raise lambda_sparse.",
+            stack.dim().0
+        );
+        if offset != 0.0 {
+            stack.par_mapv_inplace(|v| v + offset);
+        }
+        return Ok(stack);
+    }
     let (_, h, w) = stack.dim();
     let field = flatfield(&illum, h, w)?;
-    let mean_b = illum.background.mean().unwrap_or(0.0);
     stack.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut plane| {
         plane.zip_mut_with(&field, |v, &f| {
             *v = match correction_mode {
-                CorrectionMode::Divide => (f64::from(*v) / f) as f32,
-                CorrectionMode::Subtract => (f64::from(*v) - (f * mean_b - mean_b)) as f32,
+                CorrectionMode::Divide => (f64::from(*v) / f) as f32 + offset,
+                CorrectionMode::Subtract => (f64::from(*v) - (f * mean_b - mean_b)) as f32 + offset,
             }
         });
     });
     Ok(stack)
+}
+
+/// Whether every value of `stack` is the same.
+fn is_constant(stack: &NdarrayStack) -> bool {
+    let first = stack.iter().next().copied().unwrap_or(0.0);
+    stack.iter().all(|&v| v == first)
+}
+
+/// The dark level taken out before the estimate and put back after the correction.
+///
+/// The multiplicative model `I = S · F` needs positive intensities. Raw camera data always has
+/// them, so for such stacks the offset is 0 and nothing changes. A stack that an earlier step
+/// moved to zero or below (a normalization to a range that starts below zero, a background
+/// subtraction) is treated as `I = S · F + D` with the dark level `D` its minimum minus one
+/// grey level: the field is estimated and divided out of `I − D`, and `D` is added back.
+/// The additive (`subtract`) model works on any sign, but its field is still estimated on
+/// positive values so that the same floor applies.
+fn dark_offset(stack: &NdarrayStack) -> f32 {
+    let min = stack.iter().copied().fold(f32::INFINITY, f32::min);
+    if min.is_finite() && min <= 0.0 { min - 1.0 } else { 0.0 }
 }
