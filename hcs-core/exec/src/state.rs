@@ -61,6 +61,26 @@ pub struct WellRun {
 pub struct Litter {
     output_root: PathBuf,
     scratch: Vec<PathBuf>,
+    /// Folders every well shares (made once, before any well runs): never removed, even when
+    /// empty, since another well may be about to write into them.
+    shared: Vec<PathBuf>,
+}
+
+/// The folders a plan's wells share: each persistent location, results folder and store root.
+fn shared_dirs(plan: &WellPlan) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for step in &plan.steps {
+        for loc in [Some(&step.writes), step.checkpoint.as_ref()].into_iter().flatten() {
+            if let Some(p) = loc.persistent_path() {
+                dirs.push(p.to_path_buf());
+            }
+        }
+        dirs.extend(step.special_outputs.values().map(|o| o.results_dir.clone()));
+        let stores =
+            [step.zarr_store.as_ref(), step.checkpoint_zarr_store.as_ref(), step.preview.as_ref().map(|p| &p.store)];
+        dirs.extend(stores.into_iter().flatten().map(|z| z.store.clone()));
+    }
+    dirs
 }
 
 impl Drop for WellRun {
@@ -69,7 +89,7 @@ impl Drop for WellRun {
         for file in &self.record.files {
             let path = litter.output_root.join(&file.path);
             if std::fs::remove_file(&path).is_ok() {
-                remove_empty_parents(&path, &litter.output_root);
+                remove_empty_parents(&path, &litter.output_root, &litter.shared);
             }
         }
         for dir in &litter.scratch {
@@ -78,10 +98,11 @@ impl Drop for WellRun {
     }
 }
 
-/// Remove the folders above `path` that are now empty, up to (not including) `root`.
-fn remove_empty_parents(path: &Path, root: &Path) {
+/// Remove the folders above `path` that are now empty, up to (not including) `root` or a folder
+/// the wells share.
+fn remove_empty_parents(path: &Path, root: &Path, shared: &[PathBuf]) {
     let mut dir = path.parent();
-    while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root) {
+    while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root && !shared.iter().any(|s| s == d)) {
         if std::fs::remove_dir(d).is_err() {
             break; // not empty, or gone
         }
@@ -94,7 +115,7 @@ impl WellRun {
     /// it wrote is removed when it is dropped; see [`WellRun::keep_litter`].
     pub fn new(plan: &WellPlan) -> Self {
         let record = WellRecord { plan_crc32: crate::output::plan_crc(plan), ..WellRecord::default() };
-        let litter = Litter { output_root: plan.output_root.clone(), scratch: Vec::new() };
+        let litter = Litter { output_root: plan.output_root.clone(), scratch: Vec::new(), shared: shared_dirs(plan) };
         Self {
             memory: MemoryStore::new(),
             scratch: DiskStore::new(),

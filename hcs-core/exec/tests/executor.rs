@@ -350,6 +350,9 @@ fn a_failed_well_leaves_no_files_unless_kept() {
     assert!(message.contains("simulated failure"), "{message}");
     let left: Vec<_> = std::fs::read_dir(&checkpoint).into_iter().flatten().flatten().map(|e| e.path()).collect();
     assert!(left.is_empty(), "the failed well's checkpoint planes are removed: {left:?}");
+    // The folder itself is shared by every well (another may be writing into it right now):
+    // it stays, even empty.
+    assert!(checkpoint.is_dir(), "the shared checkpoint folder is kept");
 
     let keep = RunOptions { keep_failed: true, ..RunOptions::default() };
     let report = run_pipeline_with(&pipeline, &dir, &r, &keep);
