@@ -183,6 +183,7 @@ pub(crate) fn tile_layout(
 /// Assemble the tiles (planes in site order) into one mosaic `[1, H, W]` using `positions`.
 #[memory(ndarray, planes = one, xy = any)]
 #[hcs_macros::special_inputs(positions)]
+#[hcs_macros::check(image.planes.is_none_or(|p| image.sites.is_none_or(|s| p == s)), "the tiles must be the well's tiles, one per position: variable_components = [\"site\"] and no earlier call in the chain that changes the plane count")]
 pub fn assemble_stack(
     stack: NdarrayStack,
     positions: &TilePositions,

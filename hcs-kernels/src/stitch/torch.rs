@@ -15,6 +15,7 @@ use crate::torch_support::{OnDevice, dims};
 /// (torch variant of [`crate::stitch::assemble_stack`]).
 #[memory(torch, planes = one, xy = any)]
 #[hcs_macros::special_inputs(positions)]
+#[hcs_macros::check(image.planes.is_none_or(|p| image.sites.is_none_or(|s| p == s)), "the tiles must be the well's tiles, one per position: variable_components = [\"site\"] and no earlier call in the chain that changes the plane count")]
 pub fn assemble_stack(
     stack: TorchStack,
     positions: &TilePositions,
