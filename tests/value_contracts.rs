@@ -185,23 +185,96 @@ fn every_listed_value_is_refused_by_check_naming_step_and_parameter() {
     assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
 }
 
-#[test]
-fn valid_values_still_pass_and_image_rules_after_a_size_change_are_noted() {
-    let dir = scratch("valid");
-    let plate = synth(&dir);
-    let file = dir.join("ok.toml");
-    std::fs::write(
-        &file,
-        "[[steps]]\nname = \"bin\"\nfunc = { function = \"spatial_bin_2d\", params = { bin_size = 2 } }\n\
-         [[steps]]\nname = \"smooth\"\nfunc = { function = \"gaussian_filter\", params = { sigma = 2.0 } }\n",
-    )
-    .expect("written");
+/// `hcs check --plate` on `toml` in `dir`: (accepted, stdout + stderr).
+fn check_plate(dir: &Path, plate: &Path, name: &str, toml: &str) -> (bool, String) {
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(&file, toml).expect("written");
     let (ok, stdout, stderr) =
         hcs(&["check", file.to_str().expect("utf-8"), "--plate", plate.to_str().expect("utf-8")]);
-    assert!(ok, "{stderr}");
-    let all = format!("{stdout}{stderr}");
+    (ok, format!("{stdout}{stderr}"))
+}
+
+#[test]
+fn image_rules_follow_the_declared_output_size_and_are_noted_only_where_it_is_unknown() {
+    let dir = scratch("valid");
+    let plate = synth(&dir);
+    // spatial_bin_2d declares its output size: 64 px tiles binned by 2 are 32 px, and the rule
+    // on the next call is decided on that.
+    let binned = |sigma: f64| {
+        format!(
+            "[[steps]]\nname = \"bin\"\nfunc = {{ function = \"spatial_bin_2d\", params = {{ bin_size = 2 }} }}\n\
+             [[steps]]\nname = \"smooth\"\nfunc = {{ function = \"gaussian_filter\", params = {{ sigma = {sigma:?} }} }}\n"
+        )
+    };
+    let (ok, all) = check_plate(&dir, &plate, "ok", &binned(2.0));
+    assert!(ok && !all.contains("cannot check"), "{all}");
+    let (ok, all) = check_plate(&dir, &plate, "too_wide", &binned(40.0));
+    assert!(!ok, "{all}");
+    assert!(all.contains("step 2 `smooth`") && all.contains("sigma = 40") && all.contains("32×32"), "{all}");
+    // A mosaic's size depends on the tile positions found at run time: a rule on it is noted.
+    let (ok, all) = check_plate(
+        &dir,
+        &plate,
+        "mosaic",
+        "[[steps]]\nname = \"stitch\"\nmerge_outputs = [\"positions\"]\nfunc = [\"ashlar_compute_tile_positions\", \"assemble_stack\"]\n\
+         [[steps]]\nname = \"smooth\"\nvariable_components = [\"z_index\"]\nfunc = { function = \"gaussian_filter\", params = { sigma = 2.0 } }\n",
+    );
+    assert!(ok, "{all}");
     assert!(
-        all.contains("step 2 `smooth`: `gaussian_filter`: cannot check `sigma <= image.height.max(image.width) as f64` before the run (step 1 `bin` changes the image size with `spatial_bin_2d`)"),
+        all.contains("step 2 `smooth`: `gaussian_filter`: cannot check `sigma <= image.height.max(image.width) as f64` before the run (step 1 `stitch`: `assemble_stack` changes the image size)"),
+        "{all}"
+    );
+}
+
+#[test]
+fn dict_entries_that_return_different_sizes_are_refused_when_read_as_one_stack() {
+    let dir = scratch("ragged");
+    let plate = synth(&dir);
+    let dict = |two: &str| {
+        format!(
+            "[[steps]]\nname = \"per channel\"\ngroup_by = \"channel\"\n\
+             func = {{ dict = {{ \"1\" = {{ function = \"spatial_bin_2d\", params = {{ bin_size = 2 }} }}, \"2\" = {two} }} }}\n\
+             [[steps]]\nname = \"project\"\nvariable_components = [\"channel\"]\nfunc = \"max_projection\"\n"
+        )
+    };
+    let crop =
+        |edge: u32| format!("{{ function = \"crop\", params = {{ width = {edge}, height = {edge}, depth = 1 }} }}");
+    let (ok, all) = check_plate(&dir, &plate, "ragged", &dict(&crop(10)));
+    assert!(!ok, "{all}");
+    assert!(
+        all.contains("step 1 `per channel`")
+            && all.contains("return planes of different sizes")
+            && all.contains("entry \"1\" → 32×32")
+            && all.contains("entry \"2\" → 10×10"),
+        "{all}"
+    );
+    // Different calls that give the same size are fine.
+    let (ok, all) = check_plate(&dir, &plate, "same_size", &dict(&crop(32)));
+    assert!(ok, "{all}");
+    // One entry stitched (size known only at run time) beside one binned: refused as well.
+    let (ok, all) =
+        check_plate(&dir, &plate, "unknowable", &dict("[\"ashlar_compute_tile_positions\", \"assemble_stack\"]"));
+    assert!(!ok && all.contains("the compiler cannot tell whether the sizes agree"), "{all}");
+}
+
+#[test]
+fn a_special_output_from_an_unknown_number_of_groups_needs_merge_outputs() {
+    let dir = scratch("groups");
+    let plate = synth(&dir);
+    // Step 1's dict projects each channel's z planes, so the z count after it is not known to
+    // the compiler (a dict entry might not project); the counts of step 2 could come from 2 z
+    // values and must be merged.
+    let (ok, all) = check_plate(
+        &dir,
+        &plate,
+        "groups",
+        "[[steps]]\nname = \"project\"\nvariable_components = [\"z_index\"]\ngroup_by = \"channel\"\n\
+         func = { dict = { \"1\" = \"max_projection\", \"2\" = \"max_projection\" } }\n\
+         [[steps]]\nname = \"count\"\nvariable_components = [\"site\", \"channel\"]\nfunc = \"count_cells_single_channel\"\n",
+    );
+    assert!(!ok, "{all}");
+    assert!(
+        all.contains("step 2 `count`") && all.contains("up to 2 groups per well") && all.contains("cell_counts"),
         "{all}"
     );
 }

@@ -8,7 +8,9 @@ pub use crate::contract::{FunctionContract, InvokeOutput, PlaneCount, SourceLoca
 pub use crate::error::{InvokeError, ParamError};
 pub use crate::params::{ParamMap, ParamSpec, ParamValue, PipelineParam};
 pub use crate::registry::FUNCTIONS;
-pub use crate::rules::{CheckOutcome, ImageGeometry, MemoryEstimate, ParamCheck, PlaneShape, rule_arg};
+pub use crate::rules::{
+    CheckOutcome, ImageGeometry, MemoryEstimate, OutputShape, ParamCheck, PlaneShape, output_geometry, rule_arg,
+};
 pub use crate::value_rule::ValueRule;
 
 /// A `#[peak_memory]` expression's value as bytes.

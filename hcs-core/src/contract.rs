@@ -76,6 +76,8 @@ pub struct FunctionContract {
     pub checks: &'static [crate::rules::ParamCheck],
     /// Working memory of one call (`#[peak_memory(..)]`), if declared.
     pub peak_memory: Option<crate::rules::MemoryEstimate>,
+    /// Size of what one call returns (`#[output_shape(..)]`), if declared.
+    pub output_shape: Option<crate::rules::OutputShape>,
     /// First paragraph of the doc comment.
     pub doc: &'static str,
     /// Where it was declared.

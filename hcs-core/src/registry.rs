@@ -154,6 +154,11 @@ fn disagreement(a: &FunctionContract, b: &FunctionContract) -> Option<String> {
     if a.chain_breaker != b.chain_breaker {
         return Some("#[chain_breaker]".into());
     }
+    let shape = |c: &FunctionContract| c.output_shape.map(|s| s.expr);
+    if shape(a) != shape(b) {
+        let show = |s: Option<&str>| s.map_or("none".to_string(), |e| format!("`{e}`"));
+        return Some(format!("#[output_shape] {} vs {}", show(shape(a)), show(shape(b))));
+    }
     let rules = |c: &FunctionContract| c.checks.iter().map(|r| r.rule).collect::<Vec<_>>();
     if rules(a) != rules(b) {
         return Some(format!("#[check] rules [{}] vs [{}]", rules(a).join("; "), rules(b).join("; ")));

@@ -84,6 +84,30 @@ pub struct MemoryEstimate {
     pub eval: fn(&ParamMap, Option<&ImageGeometry>) -> Result<Option<f64>, ParamError>,
 }
 
+/// The size of what one call returns, declared with `#[output_shape((height, width, planes))]`
+/// on a function that changes it (`xy = any` or `planes = any`): a tuple expression over the
+/// parameters and `image` — `(usize, usize, Option<usize>)`, the planes `None` when they cannot
+/// be told. With it the compiler follows the image size past the call and checks later rules
+/// on it; the executor checks every call's result against it.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputShape {
+    /// The expression as written.
+    pub expr: &'static str,
+    /// The parameters it reads, in signature order.
+    pub params: &'static [&'static str],
+    /// Evaluate on complete parameter values and the input geometry: the output geometry
+    /// (`None` when the input geometry it reads is not known).
+    pub eval: fn(&ParamMap, Option<&ImageGeometry>) -> Result<Option<ImageGeometry>, ParamError>,
+}
+
+/// The geometry a `#[output_shape]` tuple describes, keeping the input's site count.
+pub fn output_geometry(
+    (height, width, planes): (usize, usize, Option<usize>),
+    input: Option<&ImageGeometry>,
+) -> ImageGeometry {
+    ImageGeometry { height, width, planes, sites: input.and_then(|i| i.sites) }
+}
+
 /// Working memory of a call without `#[peak_memory]`, as a multiple of its input.
 pub const DEFAULT_PEAK_FACTOR: f64 = 3.0;
 

@@ -85,6 +85,18 @@ impl Stack {
             Stack::Cuda(c) => c.shape()[0],
         }
     }
+
+    /// Rows and columns of each plane.
+    pub fn plane_shape(&self) -> (usize, usize) {
+        let dims: Vec<usize> = match self {
+            Stack::Ndarray(a) => a.shape().to_vec(),
+            #[cfg(feature = "torch")]
+            Stack::Torch(t) => t.size().iter().map(|&d| d.max(0) as usize).collect(),
+            #[cfg(feature = "cuda")]
+            Stack::Cuda(c) => c.shape().to_vec(),
+        };
+        (dims.get(1).copied().unwrap_or(0), dims.get(2).copied().unwrap_or(0))
+    }
 }
 
 /// Implemented by the one type an `#[memory(ndarray)]` function takes and returns.

@@ -24,6 +24,7 @@ const fn contract(name: &'static str, module_path: &'static str, memory: MemoryT
         params: &[],
         checks: &[],
         peak_memory: None,
+        output_shape: None,
         doc: "",
         location: SourceLocation { file: "src/lib.rs", line, column: 8 },
         invoke: passthrough,

@@ -11,6 +11,7 @@ use crate::error::KernelError;
 #[hcs_macros::check(start_x < image.width && width <= image.width - start_x, "the columns kept must lie inside the image")]
 #[hcs_macros::check(start_y < image.height && height <= image.height - start_y, "the rows kept must lie inside the image")]
 #[hcs_macros::check(image.planes.is_none_or(|p| start_z < p && depth <= p - start_z), "the planes kept must lie inside the stack")]
+#[hcs_macros::output_shape((height, width, Some(depth)))]
 pub fn crop(
     stack: NdarrayStack,
     #[param(default = 0, doc = "first column")] start_x: usize,

@@ -6,7 +6,7 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, Meta, Path, Token};
 
-/// The five hcs attributes.
+/// The hcs attributes on a function.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum AttrKind {
     Memory,
@@ -15,6 +15,7 @@ pub enum AttrKind {
     ChainBreaker,
     Check,
     PeakMemory,
+    OutputShape,
 }
 
 impl AttrKind {
@@ -26,6 +27,7 @@ impl AttrKind {
             AttrKind::ChainBreaker => "chain_breaker",
             AttrKind::Check => "check",
             AttrKind::PeakMemory => "peak_memory",
+            AttrKind::OutputShape => "output_shape",
         }
     }
 
@@ -39,6 +41,7 @@ impl AttrKind {
             AttrKind::ChainBreaker,
             AttrKind::Check,
             AttrKind::PeakMemory,
+            AttrKind::OutputShape,
         ]
         .into_iter()
         .find(|k| k.name() == last)
@@ -193,6 +196,7 @@ pub struct Declared {
     pub chain_breaker: bool,
     pub checks: Vec<CheckDecl>,
     pub peak_memory: Option<syn::Expr>,
+    pub output_shape: Option<syn::Expr>,
     /// The first non-memory hcs attribute, for "needs #[memory]" errors.
     pub first_other: Option<(AttrKind, Span)>,
 }
@@ -249,6 +253,19 @@ impl Declared {
                 Err(e) => Err(syn::Error::new(
                     e.span(),
                     "#[peak_memory(..)] takes one expression: the bytes one call needs, over the parameters and `image`",
+                )),
+            },
+            AttrKind::OutputShape => match syn::parse2::<syn::Expr>(tokens) {
+                Ok(e) if self.output_shape.is_some() => {
+                    Err(syn::Error::new_spanned(e, "#[output_shape(..)] is given twice"))
+                }
+                Ok(e) => {
+                    self.output_shape = Some(e);
+                    Ok(())
+                }
+                Err(e) => Err(syn::Error::new(
+                    e.span(),
+                    "#[output_shape(..)] takes one expression: `(height, width, planes)` of what a call returns, over the parameters and `image`",
                 )),
             },
             AttrKind::ChainBreaker => {

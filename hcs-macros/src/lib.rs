@@ -86,6 +86,18 @@ pub fn peak_memory(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(AttrKind::PeakMemory, attr.into(), item.into()).into()
 }
 
+/// Declare the size of what one call returns, for a function that changes it
+/// (`#[memory(.., xy = any)]` or `planes = any`): a tuple `(height, width, planes)` —
+/// `(usize, usize, Option<usize>)` — over the parameters and `image`:
+/// `#[output_shape((image.height / bin_size, image.width / bin_size, image.planes))]`.
+///
+/// The pipeline compiler then follows the image size past the call (and checks later rules and
+/// memory estimates on it); the executor checks each call's result against it.
+#[proc_macro_attribute]
+pub fn output_shape(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(AttrKind::OutputShape, attr.into(), item.into()).into()
+}
+
 /// A pipeline written in Rust, checked by rustc: evaluates to the same `hcs::plan::pipeline::Pipeline`
 /// a pipeline file with the same content gives (the `hcs` crate docs have a tested example).
 ///

@@ -1,6 +1,6 @@
-//! Expressions over a function's parameters and `image`: `#[check(rule, "message")]` and
-//! `#[peak_memory(bytes)]` — what they read, the misuse rustc reports, and the generated
-//! `ParamCheck` / `MemoryEstimate`.
+//! Expressions over a function's parameters and `image`: `#[check(rule, "message")]`,
+//! `#[peak_memory(bytes)]` and `#[output_shape((height, width, planes))]` — what they read, the
+//! misuse rustc reports, and the generated `ParamCheck` / `MemoryEstimate` / `OutputShape`.
 
 use std::collections::BTreeSet;
 
@@ -116,6 +116,53 @@ pub fn estimate_spec(
                 #(#lets)*
                 #image
                 ::core::result::Result::Ok(::core::option::Option::Some(#value))
+            },
+        })
+    }
+}
+
+/// The `OutputShape` initializer of `#[output_shape(expr)]`, or `None`. Only a function that
+/// changes the size (`xy = any` or `planes = any`) may declare one.
+pub fn shape_spec(
+    expr: Option<&Expr>,
+    changes_size: bool,
+    params: &[&Param],
+    specials: &[&Ident],
+    rt: &TokenStream,
+    errors: &mut Errors,
+) -> TokenStream {
+    let Some(expr) = expr else { return quote!(::core::option::Option::None) };
+    if !changes_size {
+        errors.spanned(
+            expr,
+            "#[output_shape] describes a function that changes the image size: declare it with `#[memory(.., xy = any)]` or `planes = any`",
+        );
+    }
+    let Reads { lets, names, needs_image } = reads(expr, params, specials, rt, "#[output_shape] expressions", errors);
+    let image = if needs_image {
+        quote! {
+            let ::core::option::Option::Some(image) = __image else {
+                return ::core::result::Result::Ok(::core::option::Option::None);
+            };
+            let image: &#rt::ImageGeometry = image;
+        }
+    } else {
+        quote!()
+    };
+    let text = rule_text(expr);
+    let value = quote_spanned!(expr.span()=> {
+        let __shape: (usize, usize, ::core::option::Option<usize>) = #expr;
+        __shape
+    });
+    quote! {
+        ::core::option::Option::Some(#rt::OutputShape {
+            expr: #text,
+            params: &[#(#names),*],
+            eval: |__params: &#rt::ParamMap, __image: ::core::option::Option<&#rt::ImageGeometry>|
+                -> ::core::result::Result<::core::option::Option<#rt::ImageGeometry>, #rt::ParamError> {
+                #(#lets)*
+                #image
+                ::core::result::Result::Ok(::core::option::Option::Some(#rt::output_geometry(#value, __image)))
             },
         })
     }

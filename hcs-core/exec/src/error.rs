@@ -134,6 +134,20 @@ pub enum StepError {
         /// Planes it returned.
         returned: usize,
     },
+    /// A function returned another size than its `#[output_shape]` declares.
+    #[error(
+        "`{function}` declares `#[output_shape({expr})]`, {declared}, but returned {returned}; fix the function or its `#[output_shape]`"
+    )]
+    ShapeContract {
+        /// The function.
+        function: &'static str,
+        /// What its contract says, for this call.
+        declared: String,
+        /// What it returned.
+        returned: String,
+        /// The declaration.
+        expr: &'static str,
+    },
     /// A GPU stack reached host storage (a plan without its conversion).
     #[error("a {0} stack reached storage")]
     DeviceStackInStorage(MemoryType),

@@ -147,12 +147,12 @@ enum Attach {
 
 fn zarr_sink(
     plan: &ZarrStorePlan,
-    values: &hcs_plan::compiler::ComponentValues,
     plate: &Plate,
     dtype: Dtype,
     attach: Attach,
 ) -> Result<(OmeZarrPlateWriter, ZarrAxes), ExecError> {
-    let vals = |c: Component| values.get(&c).cloned().flatten().unwrap_or_else(|| vec![1]);
+    // The axes are the plan's: the executor never sizes a store itself.
+    let vals = |c: Component| plan.axis_values.get(&c).cloned().unwrap_or_else(|| vec![1]);
     let axes = ZarrAxes {
         sites: vals(Component::Site),
         channels: vals(Component::Channel),
@@ -199,7 +199,7 @@ fn output_sinks(compiled: &CompiledPlate, plate: &Plate, attach: Attach) -> Resu
     for step in &first.steps {
         let preview = step.preview.as_ref().map(|p| &p.store);
         for plan in [step.zarr_store.as_ref(), step.checkpoint_zarr_store.as_ref(), preview].into_iter().flatten() {
-            sinks.zarr.insert(plan.store.clone(), zarr_sink(plan, &step.components_out, plate, dtype, attach)?);
+            sinks.zarr.insert(plan.store.clone(), zarr_sink(plan, plate, dtype, attach)?);
         }
         if attach == Attach::Open {
             continue;

@@ -88,6 +88,41 @@ fn check_planes(contract: &FunctionContract, received: usize, returned: usize) -
     Err(StepError::PlaneContract { function: contract.name, declared: contract.output_planes, received, returned })
 }
 
+/// What a call of `contract` on `stack` returns by its `#[output_shape]`: (height, width,
+/// planes when declared). The compiler planned the steps after it from this.
+fn declared_shape(
+    contract: &FunctionContract,
+    params: &hcs_core::params::ParamMap,
+    stack: &Stack,
+) -> Option<(usize, usize, Option<usize>)> {
+    let shape = contract.output_shape?;
+    let (height, width) = stack.plane_shape();
+    let input = hcs_core::ImageGeometry { height, width, planes: Some(stack.planes()), sites: None };
+    let out = (shape.eval)(params, Some(&input)).ok().flatten()?;
+    Some((out.height, out.width, out.planes))
+}
+
+/// A call must return the size its `#[output_shape]` declares.
+fn check_shape(
+    contract: &FunctionContract,
+    declared: Option<(usize, usize, Option<usize>)>,
+    out: &Stack,
+) -> Result<(), StepError> {
+    let Some((height, width, planes)) = declared else { return Ok(()) };
+    let (h, w) = out.plane_shape();
+    let n = out.planes();
+    if (h, w) == (height, width) && planes.is_none_or(|p| p == n) {
+        return Ok(());
+    }
+    let planes = planes.map_or("?".to_string(), |p| p.to_string());
+    Err(StepError::ShapeContract {
+        function: contract.name,
+        declared: format!("{planes} planes of {height}×{width}"),
+        returned: format!("{n} planes of {h}×{w}"),
+        expr: contract.output_shape.map_or("", |s| s.expr),
+    })
+}
+
 /// Runs a pattern for one group of one step.
 pub struct Router<'a> {
     /// The functions.
@@ -150,8 +185,10 @@ impl Router<'_> {
                 let contract = self.contract(call)?;
                 let inputs = self.inputs(contract, produced)?;
                 let received = stack.planes();
+                let declared = declared_shape(contract, &call.params, &stack);
                 let out = contract.call(stack, &call.params, &inputs)?;
                 check_planes(contract, received, out.stack.planes())?;
+                check_shape(contract, declared, &out.stack)?;
                 produced.extend(out.special_outputs);
                 Ok(out.stack)
             }

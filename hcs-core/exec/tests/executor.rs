@@ -68,6 +68,7 @@ static SPY: FunctionContract = FunctionContract {
     params: &[],
     checks: &[],
     peak_memory: None,
+    output_shape: None,
     doc: "",
     location: SourceLocation { file: "t.rs", line: 1, column: 1 },
     invoke: spy_invoke,
@@ -98,6 +99,14 @@ fn lies_about_planes(stack: NdarrayStack) -> NdarrayStack {
     stack
 }
 
+/// Claims to halve the plane size (`factor` = 2), returns the planes as they are.
+#[memory(ndarray, xy = any)]
+#[hcs_macros::output_shape((image.height / factor, image.width / factor, image.planes))]
+fn lies_about_shape(stack: NdarrayStack, #[param(default = 2, range = 1..=8)] factor: usize) -> NdarrayStack {
+    let _ = factor;
+    stack
+}
+
 /// Always fails (not for lack of memory).
 #[memory(ndarray)]
 fn always_fails(_stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceError> {
@@ -108,6 +117,7 @@ fn registry() -> Registry {
     Registry::from_contracts([
         always_fails::FUNC,
         lies_about_planes::FUNC,
+        lies_about_shape::FUNC,
         emit_two::FUNC,
         use_both::FUNC,
         first_plane::FUNC,
@@ -359,6 +369,22 @@ fn a_failed_well_leaves_no_files_unless_kept() {
     assert!(matches!(report.wells[0].status, WellStatus::Failed(_)));
     let kept = std::fs::read_dir(&checkpoint).expect("checkpoint folder").count();
     assert_eq!(kept, 16, "--keep-failed keeps the 4 sites × 2 channels × 2 z checkpoint planes");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_function_returning_another_size_than_its_output_shape_fails_naming_itself() {
+    let r = registry();
+    let dir = plate_dir("shape", &["A01"]);
+    let pipeline = Pipeline::new("shape").step(FunctionStep::new("halve", "lies_about_shape"));
+    let report = run_pipeline(&pipeline, &dir, &r);
+    let WellStatus::Failed(message) = &report.wells[0].status else { panic!("fails: {:?}", report.wells[0]) };
+    assert!(
+        message.contains(
+            "`lies_about_shape` declares `#[output_shape((image.height / factor, image.width / factor, image.planes))]`"
+        ) && message.contains("but returned"),
+        "{message}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -92,6 +92,7 @@ const fn torch_contract(name: &'static str) -> FunctionContract {
         params: &[],
         checks: &[],
         peak_memory: None,
+        output_shape: None,
         doc: "",
         location: SourceLocation { file: "gpu.rs", line: 1, column: 1 },
         invoke: passthrough,

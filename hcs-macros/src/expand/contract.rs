@@ -27,6 +27,9 @@ pub(super) fn contract_impl(t: &Target<'_>, invoke: &TokenStream) -> TokenStream
     let checks: Vec<TokenStream> =
         t.declared.checks.iter().map(|c| crate::rule::check_spec(c, &params, &specials, rt, &mut errors)).collect();
     let peak = crate::rule::estimate_spec(t.declared.peak_memory.as_ref(), &params, &specials, rt, &mut errors);
+    let changes_size = t.memory.xy == crate::attrs::Xy::Any || t.memory.planes == crate::attrs::Planes::Any;
+    let shape =
+        crate::rule::shape_spec(t.declared.output_shape.as_ref(), changes_size, &params, &specials, rt, &mut errors);
     let check_errors = errors.take().map(|e| e.to_compile_error());
     let probes = t.args.iter().filter_map(|arg| match arg {
         Arg::Special(s) => Some(special_probe(s, rt)),
@@ -61,6 +64,7 @@ pub(super) fn contract_impl(t: &Target<'_>, invoke: &TokenStream) -> TokenStream
                     params: PARAMS,
                     checks: CHECKS,
                     peak_memory: #peak,
+                    output_shape: #shape,
                     doc: #doc,
                     location: #location,
                     invoke: #invoke,

@@ -28,6 +28,12 @@ pub struct Flow {
     pub calls_per_well: Option<usize>,
     /// For each component whose values differ from the plate's: the step (1-based) that changed it.
     pub changed_by: BTreeMap<Component, usize>,
+    /// Values each component of the input can take (see `bound_out`).
+    pub bound_in: BTreeMap<Component, Vec<u32>>,
+    /// Values each component of the output can take: exact where `values_out` knows them,
+    /// otherwise the values before the step that made them unknown (a call returns at most as
+    /// many planes as it received, named after the first of them — a subset).
+    pub bound_out: BTreeMap<Component, Vec<u32>>,
 }
 
 /// The plate's values, as the first step sees them.
@@ -70,15 +76,20 @@ pub(crate) fn count(values: &ComponentValues, c: Component) -> Option<usize> {
 /// breakers applied).
 pub fn flow(pipeline: &Pipeline, plate: &PlateInfo, registry: &Registry, sources: &[InputSource]) -> Vec<Flow> {
     let start = plate_values(plate);
+    let bound_start: BTreeMap<Component, Vec<u32>> =
+        start.iter().map(|(c, v)| (*c, v.clone().unwrap_or_else(|| vec![1]))).collect();
     let mut current = start.clone();
+    let mut bound = bound_start.clone();
     let mut changed: BTreeMap<Component, usize> = BTreeMap::new();
     let mut out = Vec::with_capacity(pipeline.steps.len());
     for (i, step) in pipeline.steps.iter().enumerate() {
         if sources[i] == InputSource::PipelineStart {
             current = start.clone();
+            bound = bound_start.clone();
             changed.clear();
         }
         let values_in = current.clone();
+        let bound_in = bound.clone();
         let calls_per_well = WELL_COMPONENTS
             .iter()
             .filter(|c| !step.variable_components.contains(c))
@@ -90,15 +101,27 @@ pub fn flow(pipeline: &Pipeline, plate: &PlateInfo, registry: &Registry, sources
             planes => {
                 for c in step.variable_components.iter().filter(|c| WELL_COMPONENTS.contains(c)) {
                     let v = match planes {
-                        PlaneCount::One => current.get(c).cloned().flatten().map(|v| v.into_iter().take(1).collect()),
+                        PlaneCount::One => {
+                            current.get(c).cloned().flatten().map(|v| v.into_iter().take(1).collect::<Vec<u32>>())
+                        }
                         _ => None,
                     };
+                    if let Some(known) = &v {
+                        bound.insert(*c, known.clone());
+                    }
                     current.insert(*c, v);
                     changed.insert(*c, i + 1);
                 }
             }
         }
-        out.push(Flow { values_in, values_out: current.clone(), calls_per_well, changed_by: changed_in });
+        out.push(Flow {
+            values_in,
+            values_out: current.clone(),
+            calls_per_well,
+            changed_by: changed_in,
+            bound_in,
+            bound_out: bound.clone(),
+        });
     }
     out
 }
@@ -211,23 +234,40 @@ pub fn check_producers(
             // Calls of this function per well: the non-variable components (one dict level routes
             // one value of `group_by` here); `None` when some count is unknowable.
             let routed_by = step.group_by.filter(|_| !path.is_empty());
-            let counts: Option<Vec<(Component, usize)>> = WELL_COMPONENTS
+            // A count an earlier `planes = any` step made unknown is taken at its most (the
+            // values before that step): such a producer may run in several groups.
+            let parts: Vec<(Component, usize, bool)> = WELL_COMPONENTS
                 .iter()
                 .filter(|c| !step.variable_components.contains(c) && Some(**c) != routed_by)
-                .map(|&c| count(&flow.values_in, c).map(|n| (c, n)))
+                .map(|&c| match count(&flow.values_in, c) {
+                    Some(n) => (c, n, true),
+                    None => (c, flow.bound_in.get(&c).map_or(1, Vec::len), false),
+                })
+                .filter(|(_, n, _)| *n > 1)
                 .collect();
-            let parts: Vec<(Component, usize)> = counts.into_iter().flatten().filter(|(_, n)| *n > 1).collect();
-            let groups: usize = parts.iter().map(|(_, n)| n).product();
+            let groups: usize = parts.iter().map(|(_, n, _)| n).product();
+            let exact = parts.iter().all(|(_, _, known)| *known);
             for output in contract.special_outputs {
                 produced.push(output.key);
                 if groups > 1 && !step.merge_outputs.iter().any(|m| m == output.key) {
-                    let per = parts.iter().map(|(c, n)| format!("{n} {c} values")).collect::<Vec<_>>().join(" × ");
+                    let per = parts
+                        .iter()
+                        .map(|(c, n, known)| {
+                            let changed = flow
+                                .changed_by
+                                .get(c)
+                                .map_or(String::new(), |k| format!(", step {k} made the count unknown"));
+                            if *known { format!("{n} {c} values") } else { format!("up to {n} {c} values{changed}") }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" × ");
+                    let up_to = if exact { "" } else { "up to " };
                     errors.push(PipelineError::MultiGroupProducer {
                         at: call_at,
                         step: step_ref.clone(),
                         function: call.name.clone(),
                         key: output.key.to_string(),
-                        groups: format!("{groups} groups per well ({per})"),
+                        groups: format!("{up_to}{groups} groups per well ({per})"),
                     });
                 }
             }

@@ -2,10 +2,13 @@
 //! (`#[peak_memory]`, or 3 × its input), evaluated on the geometry each step receives.
 //!
 //! The geometry starts as the plate's tile shape, is reset to it by a step that reads the
-//! pipeline's input, and becomes unknown after a step whose function changes the plane size
-//! (`#[memory(.., xy = any)]`: binning, cropping, mosaics). A rule that reads `image` where the
-//! geometry is unknown cannot be decided before the run: it is reported as a note (the kernel
-//! still refuses bad values at run time), never silently passed.
+//! pipeline's input, and follows each call's `#[output_shape]` (binning, cropping); it becomes
+//! unknown after a call that changes the size without declaring it (a mosaic). It flows one
+//! dict group at a time: a group gets the calls outside any dict and its own entry's. A rule
+//! that reads `image` where the geometry is unknown cannot be decided before the run: it is
+//! reported as a note (the kernel still refuses bad values at run time), never silently passed.
+//! Groups of one step that return (or may return) planes of different sizes are refused when a
+//! later step or a zarr store reads the step's planes as one stack.
 
 use hcs_core::registry::Registry;
 use hcs_core::rules::{DEFAULT_PEAK_FACTOR, input_bytes};
@@ -42,40 +45,62 @@ pub fn check(
         let step_in = Geo { planes, ..input };
         let step_ref = StepRef { index: i + 1, name: step.name.clone() };
         let limit_config = init.steps.get(i).map(|s| &s.config);
-        // Geometry flowing along the pattern: a chain passes each call's output to the next;
-        // each dict entry starts from what flows into the dict (after the calls on its path's
-        // prefix).
-        let mut after_path: Vec<(Vec<&str>, Geo)> = vec![(Vec::new(), step_in.clone())];
-        let mut shape_changed = None;
-        for (k, (path, call)) in step.func.calls().into_iter().enumerate() {
-            let Some(contract) = registry.variants(&call.name).first() else { continue };
-            let geo = after_path
-                .iter()
-                .rev()
-                .find(|(p, _)| path.starts_with(p))
-                .map_or_else(|| step_in.clone(), |(_, g)| g.clone());
-            let at = Line(source.and_then(|s| s.call_line(i, k)).or_else(|| source.and_then(|s| s.step_line(i))));
-            let site = Site { step: &step_ref, function: &call.name, at };
-            if params_valid(contract, &call.params) {
-                let limit = limit_bytes(registry, &call.name, limit_config, gpus);
-                check_call(contract, &call.params, &geo, limit, &site, &mut out);
+        // Geometry flowing along the pattern, one group at a time: a group of a dict gets the
+        // calls outside any dict and those of its own entry, in pattern order.
+        let calls = step.func.calls();
+        let groups = group_paths(&calls);
+        let mut outputs: Vec<(Vec<&str>, Geo, Vec<String>)> = Vec::with_capacity(groups.len());
+        for group in groups {
+            let mut geo = step_in.clone();
+            let mut resizing = Vec::new();
+            for (k, (_, call)) in calls.iter().enumerate().filter(|(_, (p, _))| group.starts_with(p)) {
+                let Some(contract) = registry.variants(&call.name).first() else { continue };
+                let at = Line(source.and_then(|s| s.call_line(i, k)).or_else(|| source.and_then(|s| s.step_line(i))));
+                let site = Site { step: &step_ref, function: &call.name, at };
+                let valid = params_valid(contract, &call.params);
+                if valid {
+                    let limit = limit_bytes(registry, &call.name, limit_config, gpus);
+                    check_call(contract, &call.params, &geo, limit, &site, &mut out);
+                }
+                if contract.plane_shape == PlaneShape::Any || contract.output_shape.is_some() {
+                    resizing.push(format!("`{}` {:?}", call.name, call.params));
+                }
+                geo = geo.after(contract, valid.then_some(&call.params), &step_ref, &call.name);
             }
-            let next = geo.after(contract, &step_ref, &call.name);
-            if contract.plane_shape == PlaneShape::Any {
-                shape_changed.get_or_insert_with(|| call.name.clone());
-            }
-            after_path.push((path, next));
+            outputs.push((group, geo, resizing));
         }
-        after_step = match shape_changed {
-            Some(name) => Geo {
-                shape: None,
-                planes: None,
-                sites,
-                why: format!("step {} `{}` changes the image size with `{name}`", i + 1, step.name),
-            },
-            None => step_in,
+        let reread = i + 1 < pipeline.steps.len() || writes_zarr(init, i);
+        if let Some(message) = ragged(&outputs).filter(|_| reread) {
+            out.errors.push(PipelineError::Grouping {
+                at: Line(source.and_then(|s| s.step_line(i))),
+                step: step_ref.clone(),
+                message,
+            });
+        }
+        let shapes: Vec<Option<(usize, usize)>> = outputs.iter().map(|(_, g, _)| g.shape).collect();
+        let agreed = shapes.first().copied().flatten().filter(|s| shapes.iter().all(|x| *x == Some(*s)));
+        let resized = outputs.iter().any(|(_, _, r)| !r.is_empty());
+        after_step = match (resized, agreed) {
+            (false, _) => Geo { planes: None, ..step_in },
+            (true, Some(shape)) => Geo { shape: Some(shape), planes: None, sites, why: String::new() },
+            (true, None) => {
+                let why = outputs.iter().find(|(_, g, _)| g.shape.is_none()).map_or_else(
+                    || format!("the entries of step {} `{}` change the image size differently", i + 1, step.name),
+                    |(_, g, _)| g.why.clone(),
+                );
+                Geo { shape: None, planes: None, sites, why }
+            }
         };
     }
+    // A call outside the dict is checked once per group: report each finding once.
+    let mut seen = Vec::with_capacity(out.notes.len());
+    out.notes.retain(|n| {
+        let new = !seen.contains(n);
+        if new {
+            seen.push(n.clone());
+        }
+        new
+    });
     (out.errors, out.notes)
 }
 
@@ -89,12 +114,27 @@ struct Geo {
 }
 
 impl Geo {
-    /// The geometry after a call of `contract`.
-    fn after(&self, contract: &FunctionContract, step: &StepRef, name: &str) -> Geo {
+    /// The geometry after a call of `contract` (`params`: its parameters, when valid).
+    fn after(&self, contract: &FunctionContract, params: Option<&ParamMap>, step: &StepRef, name: &str) -> Geo {
         let mut next = self.clone();
-        if contract.plane_shape == PlaneShape::Any {
+        let declared = contract.output_shape.zip(params).and_then(|(shape, params)| {
+            let image = self.shape.map(|(height, width)| ImageGeometry {
+                height,
+                width,
+                planes: self.planes,
+                sites: self.sites,
+            });
+            (shape.eval)(params, image.as_ref()).ok().flatten().filter(|g| g.height > 0 && g.width > 0)
+        });
+        if let Some(g) = declared {
+            next.shape = Some((g.height, g.width));
+            next.planes = g.planes;
+        } else if contract.plane_shape == PlaneShape::Any || contract.output_shape.is_some() {
             next.shape = None;
             next.why = format!("{step}: `{name}` changes the image size");
+        }
+        if declared.is_some() && contract.output_planes == hcs_core::PlaneCount::Any {
+            return next;
         }
         match contract.output_planes {
             hcs_core::PlaneCount::Same => {}
@@ -103,6 +143,59 @@ impl Geo {
         }
         next
     }
+}
+
+/// The groups a pattern routes planes into, as dict-key paths: the deepest paths its calls have
+/// (`[]` alone when it has no dict). A group runs the calls whose path is a prefix of its own.
+fn group_paths<'a>(calls: &[(Vec<&'a str>, &crate::pipeline::FunctionCall)]) -> Vec<Vec<&'a str>> {
+    let mut paths: Vec<Vec<&str>> = Vec::new();
+    for (path, _) in calls {
+        if !paths.contains(path) {
+            paths.push(path.clone());
+        }
+    }
+    let leaves: Vec<Vec<&str>> =
+        paths.iter().filter(|p| !paths.iter().any(|q| q.len() > p.len() && q.starts_with(p))).cloned().collect();
+    if leaves.is_empty() { vec![Vec::new()] } else { leaves }
+}
+
+/// Whether step `i` writes an OME-Zarr store (output, checkpoint or preview), whose wells hold
+/// planes of one size.
+fn writes_zarr(init: &Init, i: usize) -> bool {
+    let last = i + 1 == init.steps.len();
+    let zarr = |l: &super::plan::Location| matches!(l, super::plan::Location::Zarr { .. });
+    init.steps.get(i).is_some_and(|s| {
+        (last && zarr(&init.final_location))
+            || s.checkpoint.as_ref().is_some_and(|c| zarr(&c.location))
+            || s.config.visualize
+    })
+}
+
+/// Why the groups of a step return planes of different sizes, if they do or may: a later step
+/// (or a zarr store) takes a well's planes as one stack.
+fn ragged(outputs: &[(Vec<&str>, Geo, Vec<String>)]) -> Option<String> {
+    let [(first_path, first, first_resizing), rest @ ..] = outputs else { return None };
+    let entry = |p: &[&str]| if p.is_empty() { "the step".to_string() } else { format!("entry \"{}\"", p.join("/")) };
+    let size = |g: &Geo| g.shape.map_or("a size known only at run time".to_string(), |(h, w)| format!("{w}×{h}"));
+    for (path, geo, resizing) in rest {
+        let known_apart = matches!((first.shape, geo.shape), (Some(a), Some(b)) if a != b);
+        let maybe_apart = (first.shape.is_none() || geo.shape.is_none()) && resizing != first_resizing;
+        if known_apart || maybe_apart {
+            let verb = if known_apart {
+                "return planes of different sizes"
+            } else {
+                "change the image size differently, and the compiler cannot tell whether the sizes agree"
+            };
+            return Some(format!(
+                "the dict's entries {verb}: {} → {}, {} → {}; the step's output is read as one stack (by the next step or an OME-Zarr store): give every entry the same size",
+                entry(first_path),
+                size(first),
+                entry(path),
+                size(geo)
+            ));
+        }
+    }
+    None
 }
 
 /// Where a call is, for messages.

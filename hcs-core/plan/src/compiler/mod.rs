@@ -129,13 +129,14 @@ pub fn compile(
     let flows = components::flow(pipeline, plate, registry, &sources);
     errors.extend(components::check_dict_keys(pipeline, &flows, plate, registry, source));
     errors.extend(components::check_producers(pipeline, &flows, registry, source));
-    let (rule_errors, notes) = image_rules::check(pipeline, registry, plate, &init, &flows, &options.gpus, source);
+    let (rule_errors, mut notes) = image_rules::check(pipeline, registry, plate, &init, &flows, &options.gpus, source);
     errors.extend(rule_errors);
     // Phase 2.
     let stores = zarr::declare(&init, &flows, &wells);
     let previews = zarr::previews(&init, &flows, &wells);
-    // Phase 3.
     let names: Vec<String> = pipeline.steps.iter().map(|s| s.name.clone()).collect();
+    notes.extend(zarr::notes(&stores, &flows, &names));
+    // Phase 3.
     let storage = materialize::plan(&init, &flows, plate, &names);
     // Phase 4.
     let policies: Vec<GpuPolicy> = init.steps.iter().map(|s| s.config.gpu_policy).collect();

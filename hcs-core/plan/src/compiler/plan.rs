@@ -158,8 +158,8 @@ pub struct ZarrStorePlan {
     pub store: PathBuf,
     /// Every well the store will hold (the compiled wells).
     pub wells: Vec<WellId>,
-    /// Fields (sites) per well, as the data is at that step (axis sizes are 0 where a
-    /// `planes = any` step made them unknown: the executor sizes them from the first well).
+    /// Fields (sites) per well, as the data is at that step (where a `planes = any` step made
+    /// the count unknown: the most it can be, see `axis_values`).
     pub fields: usize,
     /// Channels.
     pub channels: usize,
@@ -173,6 +173,11 @@ pub struct ZarrStorePlan {
     pub level: i32,
     /// Written as NGFF 0.5 (Zarr v3), one shard per plane.
     pub ngff: String,
+    /// The component values each axis index stands for (field 0 = the first site value, …):
+    /// every value a plane written here can carry. A well that produces fewer (after a
+    /// `planes = any` step) leaves the others unwritten, read as zeros — the compiler says so
+    /// in a note.
+    pub axis_values: BTreeMap<Component, Vec<u32>>,
 }
 
 /// The GPU a step of this well runs on.

@@ -344,6 +344,7 @@ mod tests {
             params: &[],
             checks: &[],
             peak_memory: None,
+            output_shape: None,
             doc: "",
             location: SourceLocation { file: "f.rs", line: 1, column: 1 },
             invoke: passthrough,

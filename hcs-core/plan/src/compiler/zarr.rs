@@ -8,9 +8,10 @@ use super::components::Flow;
 use super::init::Init;
 use super::plan::{Location, ZarrStorePlan};
 
-fn size(flow: &Flow, c: Component) -> usize {
-    // Unknown after a `planes = any` step: the executor sizes the axis from the first well.
-    flow.values_out.get(&c).cloned().flatten().map_or(0, |v| v.len())
+/// The values axis `c` stands for: exact, or after a `planes = any` step every value the data
+/// can still carry.
+fn axis(flow: &Flow, c: Component) -> Vec<u32> {
+    flow.values_out.get(&c).cloned().flatten().or_else(|| flow.bound_out.get(&c).cloned()).unwrap_or_else(|| vec![1])
 }
 
 pub(crate) fn store_plan(
@@ -19,16 +20,23 @@ pub(crate) fn store_plan(
     flow: &Flow,
     config: &crate::pipeline::Config,
 ) -> ZarrStorePlan {
+    let axis_values: std::collections::BTreeMap<Component, Vec<u32>> =
+        [Component::Site, Component::Channel, Component::Z, Component::Timepoint]
+            .into_iter()
+            .map(|c| (c, axis(flow, c)))
+            .collect();
+    let len = |c: Component| axis_values.get(&c).map_or(1, Vec::len);
     ZarrStorePlan {
         store: store.to_path_buf(),
         wells: wells.to_vec(),
-        fields: size(flow, Component::Site),
-        channels: size(flow, Component::Channel),
-        z_planes: size(flow, Component::Z),
-        timepoints: size(flow, Component::Timepoint),
+        fields: len(Component::Site),
+        channels: len(Component::Channel),
+        z_planes: len(Component::Z),
+        timepoints: len(Component::Timepoint),
         codec: config.zarr_codec,
         level: config.zarr_level,
         ngff: "0.5".into(),
+        axis_values,
     }
 }
 
@@ -57,6 +65,38 @@ pub fn declare(init: &Init, flows: &[Flow], wells: &[WellId]) -> Vec<(Option<Zar
             (main, checkpoint)
         })
         .collect()
+}
+
+/// Notes for stores whose axes are a bound, not exact (after a `planes = any` step): the
+/// store has room for every value the data may carry, and a well that produces fewer leaves
+/// those planes unwritten.
+pub fn notes(
+    stores: &[(Option<ZarrStorePlan>, Option<ZarrStorePlan>)],
+    flows: &[Flow],
+    names: &[String],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, ((main, checkpoint), flow)) in stores.iter().zip(flows).enumerate() {
+        for plan in [main, checkpoint].into_iter().flatten() {
+            for (c, values) in &plan.axis_values {
+                if flow.values_out.get(c).is_some_and(Option::is_none) {
+                    let by = flow.changed_by.get(c).copied().unwrap_or(i + 1);
+                    out.push(format!(
+                        "step {} `{}`: the OME-Zarr store {} holds up to {} {} value(s) ({:?}): how many a well \
+                         produces is known only at run time (after step {by}, `planes = any`); planes a well \
+                         does not produce stay unwritten and read as zeros",
+                        i + 1,
+                        names.get(i).map_or("", String::as_str),
+                        plan.store.display(),
+                        values.len(),
+                        c.name(),
+                        values
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Preview stores of the steps with `visualize = true`: `<output>/previews/stepN.ome.zarr` and
@@ -101,10 +141,19 @@ mod tests {
             (Component::Z, None),
             (Component::Timepoint, Some(vec![1])),
         ]);
-        let flow =
-            Flow { values_in: values.clone(), values_out: values, calls_per_well: None, changed_by: BTreeMap::new() };
+        let bound_out = BTreeMap::from([(Component::Z, vec![1, 2, 3])]);
+        let flow = Flow {
+            values_in: values.clone(),
+            values_out: values,
+            calls_per_well: None,
+            changed_by: BTreeMap::new(),
+            bound_in: BTreeMap::new(),
+            bound_out,
+        };
         let plan = store_plan(std::path::Path::new("/o/x.ome.zarr"), &[WellId::new(0, 1)], &flow, &Default::default());
-        assert_eq!((plan.fields, plan.channels, plan.z_planes, plan.timepoints), (1, 2, 0, 1));
+        // z is unknown after a `planes = any` step: the store has room for every z it can carry.
+        assert_eq!((plan.fields, plan.channels, plan.z_planes, plan.timepoints), (1, 2, 3, 1));
+        assert_eq!(plan.axis_values[&Component::Z], [1, 2, 3]);
         assert_eq!((plan.level, plan.ngff.as_str()), (3, "0.5"));
     }
 }

@@ -498,6 +498,7 @@ mod tests {
             params: &[],
             checks: &[],
             peak_memory: None,
+            output_shape: None,
             doc: "",
             location: SourceLocation { file: "", line: 0, column: 0 },
             invoke: |_, _, _| Err(hcs_core::error::InvokeError::MissingParam { function: "test", param: "x" }),

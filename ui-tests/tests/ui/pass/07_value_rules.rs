@@ -17,6 +17,13 @@ pub fn stretch(
     stack
 }
 
+/// Keep every `step`-th row and column.
+#[memory(ndarray, xy = any)]
+#[output_shape((image.height.div_ceil(step), image.width.div_ceil(step), image.planes))]
+pub fn subsample(stack: NdarrayStack, #[param(default = 2, range = 1..=16)] step: usize) -> NdarrayStack {
+    stack.slice(ndarray::s![.., ..;step, ..;step]).to_owned()
+}
+
 fn call(params: &[(&str, ParamValue)]) -> Result<(), String> {
     let c = Registry::global().get("stretch", MemoryType::Ndarray).expect("registered");
     let map: ParamMap = params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
@@ -57,4 +64,16 @@ fn main() {
     let small = hcs::ImageGeometry { height: 4, width: 4, planes: Some(1), sites: None };
     assert_eq!(c.checks[1].evaluate(&params, Some(&small)), Ok(hcs::CheckOutcome::Fails));
     assert_eq!(c.checks[1].evaluate(&params, None), Ok(hcs::CheckOutcome::NeedsImage));
+
+    // The declared output size, evaluated as the compiler and the executor do.
+    let s = Registry::global().get("subsample", MemoryType::Ndarray).expect("registered");
+    let shape = s.output_shape.expect("declared");
+    assert_eq!(shape.expr, "(image.height.div_ceil(step), image.width.div_ceil(step), image.planes)");
+    assert_eq!(shape.params, ["step"]);
+    let mut params = ParamMap::new();
+    params.insert("step".into(), ParamValue::Int(3));
+    let input = hcs::ImageGeometry { height: 10, width: 7, planes: Some(2), sites: Some(4) };
+    let out = (shape.eval)(&params, Some(&input)).expect("evaluates").expect("known");
+    assert_eq!(out, hcs::ImageGeometry { height: 4, width: 3, planes: Some(2), sites: Some(4) });
+    assert_eq!((shape.eval)(&params, None), Ok(None), "unknown input size, unknown output size");
 }
