@@ -6,7 +6,7 @@
 //! (`step N `name``) or, for the run's `[config]`, a configuration key.
 //!
 //! Environment:
-//! - `HCS_PROPTEST_CASES` — cases to run (default 64);
+//! - `HCS_PROPTEST_CASES` — cases to run (default 300: what CI runs);
 //! - `HCS_PROPTEST_SEED` — the runner's seed (default fixed, so CI is deterministic);
 //! - `HCS_PROPTEST_REPORT=path` — keep going after a failing case: append the counts and every
 //!   failing case (pipeline file + error) to `path`, and fail only at the end (no shrinking);
@@ -779,7 +779,7 @@ fn accepted_pipelines_run_and_rejected_ones_name_their_step() {
         "the shipped kernels are linked: {:?}",
         fns.iter().map(|c| c.name).collect::<Vec<_>>()
     );
-    let cases: u32 = env_or("HCS_PROPTEST_CASES", 64);
+    let cases: u32 = env_or("HCS_PROPTEST_CASES", 300);
     let seed: u64 = env_or("HCS_PROPTEST_SEED", 0x5eed_0019);
     let timeout = Duration::from_secs(env_or("HCS_PROPTEST_CASE_TIMEOUT_S", 120));
     let report_path = std::env::var_os("HCS_PROPTEST_REPORT").map(PathBuf::from);
