@@ -118,3 +118,17 @@ fn check_with_a_plate_compiles_and_plan_prints_the_frozen_plans() {
     assert!(!ok && stderr.contains("well H12 was asked for, but the plate does not have it"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn counts_of_one_well_are_singular() {
+    let dir = std::env::temp_dir().join(format!("hcs-one-well-{}", std::process::id()));
+    let plate = dir.join("plate");
+    let plate_s = plate.to_str().expect("utf-8");
+    let (ok, _, stderr) = hcs(&["synth", "--out", plate_s, "--wells", "A01", "--grid", "1", "1", "--tile", "64"]);
+    assert!(ok, "{stderr}");
+    let canonical = format!("{}/examples/pipelines/canonical.toml", env!("CARGO_MANIFEST_DIR"));
+    let (ok, stdout, stderr) = hcs(&["check", &canonical, "--plate", plate_s]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("`canonical` compiles for 1 well of") && !stdout.contains("1 wells"), "{stdout}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -17,6 +17,7 @@ pub mod cells;
 mod checks;
 pub mod composite;
 pub mod crop;
+mod csv_table;
 #[cfg(feature = "cuda")]
 mod cuda_support;
 pub mod equalize;

@@ -89,9 +89,9 @@ fn check_pipeline(pipeline_path: &Path, args: &Args) -> Result<(), String> {
             compile_file(pipeline_path, plate, args.config.as_deref(), ConfigLayer::default(), None)?;
         let calls: usize = pipeline.steps.iter().map(|s| s.func.calls().len()).sum();
         println!(
-            "{shown}: `{}` compiles for {} wells of {}: {} steps, {calls} function calls; outputs go to {}",
+            "{shown}: `{}` compiles for {} of {}: {} steps, {calls} function calls; outputs go to {}",
             pipeline.name,
-            compiled.wells.len(),
+            super::wells(compiled.wells.len()),
             plate.display(),
             pipeline.steps.len(),
             compiled.output_root.display()

@@ -63,14 +63,8 @@ fn stitching_error(estimated: &[(f64, f64)], truth: &[(f64, f64)]) -> Option<(f6
 
 /// Tile origins `(x, y)` by site from a positions CSV (`site,row,col,x,y`).
 fn read_positions(path: &Path) -> Option<Vec<(f64, f64)>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            Some((f.get(3)?.parse().ok()?, f.get(4)?.parse().ok()?))
-        })
-        .collect()
+    let mut reader = csv::Reader::from_path(path).ok()?;
+    reader.deserialize::<(u32, u32, u32, f64, f64)>().map(|row| row.ok().map(|(_, _, _, x, y)| (x, y))).collect()
 }
 
 fn total_cells(path: &Path) -> Option<u64> {
@@ -139,23 +133,28 @@ fn well_summaries(results: &Path, report: &RunReport, truth: &GroundTruth) -> Ve
         .collect()
 }
 
-/// The plate summary as CSV: one row per well.
-fn summary_csv(rows: &[WellSummary]) -> String {
-    let opt = |v: Option<String>| v.unwrap_or_default();
-    let mut s = String::from("well,status,stitching_error_mean_px,stitching_error_max_px,cells,true_cells\n");
+/// The plate summary as CSV: one row per well (free text quoted by the `csv` crate).
+fn summary_csv(rows: &[WellSummary]) -> Result<Vec<u8>, csv::Error> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record([
+        "well",
+        "status",
+        "stitching_error_mean_px",
+        "stitching_error_max_px",
+        "cells",
+        "true_cells",
+    ])?;
     for r in rows {
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{}",
-            r.well,
-            r.status.replace(',', ";"),
-            opt(r.error.map(|e| format!("{:.3}", e.0))),
-            opt(r.error.map(|e| format!("{:.3}", e.1))),
-            opt(r.cells.map(|c| c.to_string())),
-            opt(r.true_cells.map(|c| c.to_string())),
-        );
+        writer.serialize((
+            r.well.to_string(),
+            &r.status,
+            r.error.map(|e| format!("{:.3}", e.0)),
+            r.error.map(|e| format!("{:.3}", e.1)),
+            r.cells,
+            r.true_cells,
+        ))?;
     }
-    s
+    writer.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
 
 fn summary(
@@ -168,7 +167,7 @@ fn summary(
     let mut s = String::new();
     let Some(first) = compiled.wells.first() else { return s };
     let results = first.output_root.join("results");
-    let _ = writeln!(s, "hcs demo: `{}` on {} wells", compiled.pipeline, compiled.wells.len());
+    let _ = writeln!(s, "hcs demo: `{}` on {}", compiled.pipeline, super::wells(compiled.wells.len()));
     for (what, secs) in timings {
         let _ = writeln!(s, "  {what:<12} {secs:>8.2} s");
     }
@@ -278,13 +277,17 @@ pub fn run(args: &Args) -> Result<(), String> {
 
     let results = output.join("results");
     let rows = well_summaries(&results, &report, &truth);
-    crate::vfs::atomic::write_atomic(&results.join(PLATE_SUMMARY), summary_csv(&rows).as_bytes())
-        .map_err(|e| e.to_string())?;
+    let table = summary_csv(&rows).map_err(|e| format!("plate summary CSV: {e}"))?;
+    crate::vfs::atomic::write_atomic(&results.join(PLATE_SUMMARY), &table).map_err(|e| e.to_string())?;
     let text = summary(&compiled, &report, &rows, &args.out, &timings);
     crate::vfs::atomic::write_atomic(&args.out.join("summary.txt"), text.as_bytes()).map_err(|e| e.to_string())?;
     print!("{text}");
     let sites = plate.index.values(Component::Site).len();
-    println!("  (synthetic plate: {} wells × {sites} sites × 2 channels × 3 z, {}² u16)", wells.len(), args.tile);
+    println!(
+        "  (synthetic plate: {} × {sites} sites × 2 channels × 3 z, {}² u16)",
+        super::wells(wells.len()),
+        args.tile
+    );
     drop(lock);
     if report.failed() { Err("some wells failed (see above)".into()) } else { Ok(()) }
 }

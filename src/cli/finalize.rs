@@ -22,9 +22,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     let plate = open_plate(&job.compiled.plate, None).map_err(|e| format!("{}: {e}", job.compiled.plate.display()))?;
     let summary = finalize_submission(&job, &plate).map_err(|e| e.to_string())?;
     println!(
-        "`{}`: {} wells complete, {} missing{}",
+        "`{}`: {} complete, {} missing{}",
         summary.pipeline,
-        summary.complete.len(),
+        super::wells(summary.complete.len()),
         summary.missing.len(),
         if summary.missing.is_empty() {
             String::new()

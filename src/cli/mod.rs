@@ -57,6 +57,11 @@ enum Command {
     Synth(synth::Args),
 }
 
+/// `1 well`, `2 wells`: a count of wells in a message.
+pub fn wells(n: usize) -> String {
+    if n == 1 { "1 well".to_string() } else { format!("{n} wells") }
+}
+
 /// Parse the process arguments and run the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -233,7 +233,11 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         );
         return Ok(Some(128u8.saturating_add(signal)));
     }
-    if failed.is_empty() { Ok(None) } else { Err(format!("{} of {} wells failed", failed.len(), result.wells.len())) }
+    if failed.is_empty() {
+        Ok(None)
+    } else {
+        Err(format!("{} of {} failed", failed.len(), super::wells(result.wells.len())))
+    }
 }
 
 /// SIGINT / SIGTERM during a local run: the first sets the stop flag the executor checks before

@@ -49,5 +49,9 @@ pub fn run(args: &Args) -> Result<(), String> {
             status => println!("{} {status:?} in {:.2} s", r.well, r.seconds),
         }
     }
-    if failed == 0 { Ok(()) } else { Err(format!("{failed} of {} wells of task {} failed", reports.len(), args.task)) }
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("{failed} of {} of task {} failed", super::wells(reports.len()), args.task))
+    }
 }

@@ -30,18 +30,18 @@ pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<(), S
     let submission = submit(compiled, plate, &options).map_err(|e| e.to_string())?;
     let Some((array, finalize)) = submission.jobs else {
         println!(
-            "`{}`: all {} wells already complete; plate metadata written → {}",
+            "`{}`: all {} already complete; plate metadata written → {}",
             compiled.pipeline,
-            submission.already_complete,
+            super::wells(submission.already_complete),
             compiled.output_root.display()
         );
         return Ok(());
     };
     println!(
-        "`{}`: submitted array job {array} ({} tasks, {} wells; {} already complete) and finalize job {finalize}",
+        "`{}`: submitted array job {array} ({} tasks, {}; {} already complete) and finalize job {finalize}",
         compiled.pipeline,
         submission.tasks,
-        submission.wells.len(),
+        super::wells(submission.wells.len()),
         submission.already_complete
     );
     println!("  plan: {}", submission.plan.display());
@@ -60,7 +60,7 @@ pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<(), S
                 b.set_message(text);
             }
             None => {
-                let line = format!("{done}/{} wells complete; {text}", submission.wells.len());
+                let line = format!("{done}/{} complete; {text}", super::wells(submission.wells.len()));
                 if let Ok(mut l) = last.lock()
                     && *l != line
                 {
@@ -75,10 +75,10 @@ pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<(), S
         b.finish_and_clear();
     }
     println!(
-        "`{}`: {} of {} wells complete → {}",
+        "`{}`: {} of {} complete → {}",
         compiled.pipeline,
         submission.wells.len() - failures.len(),
-        submission.wells.len(),
+        super::wells(submission.wells.len()),
         compiled.output_root.display()
     );
     for f in &failures {
@@ -88,9 +88,9 @@ pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<(), S
         Ok(())
     } else {
         Err(format!(
-            "{} of {} wells failed; re-run the same command to resubmit them",
+            "{} of {} failed; re-run the same command to resubmit them",
             failures.len(),
-            submission.wells.len()
+            super::wells(submission.wells.len())
         ))
     }
 }

@@ -13,8 +13,6 @@ mod filters;
 mod regions;
 mod threshold;
 
-use std::fmt::Write as _;
-
 use hcs_core::{MaterializeError, MaterializeResult, MaterializeTarget, NdarrayStack};
 use hcs_macros::memory;
 use hcs_vfs::PlaneData;
@@ -139,18 +137,25 @@ pub fn write_cell_counts(counts: &CellCounts, target: &MaterializeTarget) -> Mat
         })).collect::<Vec<_>>(),
     });
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| MaterializeError::Encode(e.to_string()))?;
-    let mut csv = String::from("slice_index,cell_id,x,y,area,mean_intensity,confidence,method\n");
-    for s in &counts.slices {
-        for c in &s.cells {
-            let conf = c.confidence.map(|v| format!("{v:.6}")).unwrap_or_default();
-            let _ = writeln!(
-                csv,
-                "{},{},{:.3},{:.3},{:.3},{:.3},{conf},{}",
-                s.slice_index, c.id, c.x, c.y, c.area, c.mean_intensity, counts.method
-            );
-        }
-    }
-    Ok(vec![target.write(".json", &json)?, target.write("_details.csv", csv.as_bytes())?])
+    let rows = counts.slices.iter().flat_map(|s| {
+        s.cells.iter().map(move |c| {
+            (
+                s.slice_index,
+                c.id,
+                format!("{:.3}", c.x),
+                format!("{:.3}", c.y),
+                format!("{:.3}", c.area),
+                format!("{:.3}", c.mean_intensity),
+                c.confidence.map(|v| format!("{v:.6}")).unwrap_or_default(),
+                counts.method.as_str(),
+            )
+        })
+    });
+    let csv = crate::csv_table::csv_bytes(
+        &["slice_index", "cell_id", "x", "y", "area", "mean_intensity", "confidence", "method"],
+        rows,
+    )?;
+    Ok(vec![target.write(".json", &json)?, target.write("_details.csv", &csv)?])
 }
 
 /// Write one label TIFF per slice, `<stem>_slice_NNN.tif`: uint16 when the labels fit, else

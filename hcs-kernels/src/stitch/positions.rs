@@ -6,7 +6,6 @@
 //! linear model fitted to the reached ones. Every edge's quality and fate is reported in the
 //! special output — nothing silently falls back to the grid.
 
-use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use hcs_core::{MaterializeResult, MaterializeTarget, NdarrayStack};
@@ -57,26 +56,27 @@ pub struct TilePositions {
 
 /// Write positions as CSV (`site,row,col,x,y`) and the edge report as `<stem>_edges.csv`.
 pub fn write_positions_csv(p: &TilePositions, target: &MaterializeTarget) -> MaterializeResult {
-    let mut csv = String::from("site,row,col,x,y\n");
     let cols = p.grid.1.max(1) as usize;
-    for (i, (x, y)) in p.positions.iter().enumerate() {
-        let _ = writeln!(csv, "{},{},{},{x:.3},{y:.3}", i + 1, i / cols, i % cols);
-    }
-    let mut edges = String::from("site_a,site_b,dx,dy,ncc,accepted,rejected_because\n");
-    for e in &p.edges {
-        let _ = writeln!(
-            edges,
-            "{},{},{:.3},{:.3},{:.4},{},{}",
+    let positions = p
+        .positions
+        .iter()
+        .enumerate()
+        .map(|(i, (x, y))| (i + 1, i / cols, i % cols, format!("{x:.3}"), format!("{y:.3}")));
+    let csv = crate::csv_table::csv_bytes(&["site", "row", "col", "x", "y"], positions)?;
+    let edges = p.edges.iter().map(|e| {
+        (
             e.a + 1,
             e.b + 1,
-            e.dx,
-            e.dy,
-            e.ncc,
+            format!("{:.3}", e.dx),
+            format!("{:.3}", e.dy),
+            format!("{:.4}", e.ncc),
             e.accepted,
-            e.rejected_because.as_deref().unwrap_or("")
-        );
-    }
-    Ok(vec![target.write(".csv", csv.as_bytes())?, target.write("_edges.csv", edges.as_bytes())?])
+            e.rejected_because.as_deref().unwrap_or(""),
+        )
+    });
+    let edges =
+        crate::csv_table::csv_bytes(&["site_a", "site_b", "dx", "dy", "ncc", "accepted", "rejected_because"], edges)?;
+    Ok(vec![target.write(".csv", &csv)?, target.write("_edges.csv", &edges)?])
 }
 
 /// Σab of two equal-length rows in eight f32 lanes (vectorizable), carried across rows so short
