@@ -56,14 +56,18 @@ fn sigint_finishes_the_wells_in_flight_prints_the_summary_exits_130_and_a_rerun_
     let finished = records(&out);
     assert!((1..8).contains(&finished), "{finished} of 8 wells finished: {stdout}");
     assert!(
-        stdout.contains(&format!("{finished} wells done, 0 skipped (already complete), {} interrupted", 8 - finished)),
+        stdout.contains(&format!(
+            "{} done, 0 skipped (already complete), {} interrupted",
+            common::wells(finished),
+            8 - finished
+        )),
         "{stdout}"
     );
 
     let resumed = run_command(&plate, &out).output().expect("resume");
     let stdout = String::from_utf8_lossy(&resumed.stdout);
     assert!(resumed.status.success(), "{stdout}{}", String::from_utf8_lossy(&resumed.stderr));
-    assert!(stdout.contains(&format!("{} wells done, {finished} skipped", 8 - finished)), "{stdout}");
+    assert!(stdout.contains(&format!("{} done, {finished} skipped", common::wells(8 - finished))), "{stdout}");
     assert!(!String::from_utf8_lossy(&resumed.stderr).contains("taking over"), "the interrupted run released its lock");
     let (a, b) = (common::output_files(&reference), common::output_files(&out));
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "same files, no leftovers");

@@ -70,7 +70,7 @@ fn a_killed_run_resumes_to_byte_identical_outputs() {
     let out = Command::new(HCS).args(run_args(&resumed)).output().expect("resume");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains(&format!("{} wells done, {finished} skipped", 8 - finished)), "{stdout}");
+    assert!(stdout.contains(&format!("{} done, {finished} skipped", common::wells(8 - finished))), "{stdout}");
     let (a, b) = (files(&reference), files(&resumed));
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "same files, no leftovers");
     for (path, bytes) in &a {

@@ -217,12 +217,15 @@ pub fn run(args: &Args) -> Result<(), String> {
         cell_density: 1.0,
         noise: 100.0,
         falloff: 0.3,
+        force: true,
     };
     let config = synth_args.config()?;
     // The output's lock, held to the end: a second demo into the same folder is refused at once.
     let output = args.out.join("output");
     let lock = super::run::lock_output(&output)?;
     let started = Instant::now();
+    // The demo owns its plate folder: a plate from an earlier demo with other options is replaced.
+    super::synth::guard_output(&synth_args.out, &config, synth_args.force)?;
     let truth = synthesize(&config, &synth_args.out).map_err(|e| e.to_string())?;
     timings.insert("1 synthesize", started.elapsed().as_secs_f64());
 

@@ -197,8 +197,9 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let interrupted = result.wells.iter().filter(|w| w.status == WellStatus::Interrupted).count();
     let interrupted_text = if interrupted > 0 { format!(", {interrupted} interrupted") } else { String::new() };
     println!(
-        "`{}`: {done} wells done, {resumed} skipped (already complete){interrupted_text}, {} failed in {:.2} s → {}",
+        "`{}`: {} done, {resumed} skipped (already complete){interrupted_text}, {} failed in {:.2} s → {}",
         compiled.pipeline,
+        super::wells(done),
         failed.len(),
         result.seconds,
         result.output_root.display()

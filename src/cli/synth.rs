@@ -8,9 +8,13 @@ use crate::synth::{SynthConfig, SynthFormat, synthesize};
 /// Options of `hcs synth`. Defaults mirror the peer's integration data.
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
-    /// Output directory (created; existing images are overwritten).
+    /// Output directory: created, or empty, or holding a plate `hcs synth` wrote with the same
+    /// options (rewritten as it was).
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace a synthetic plate written there with other options (its folder is emptied first).
+    #[arg(long)]
+    pub force: bool,
     /// Plate layout.
     #[arg(long, value_enum, default_value = "imagexpress")]
     pub format: Format,
@@ -91,16 +95,68 @@ impl Args {
     }
 }
 
+/// Whether `out` may receive a plate written with `config`: refuses a folder holding anything
+/// but the same synthetic plate, so that new and old wells are never mixed; with `force`, a
+/// synthetic plate written with other options is removed first. A folder that holds no
+/// synthetic plate is never emptied.
+pub(crate) fn guard_output(out: &std::path::Path, config: &SynthConfig, force: bool) -> Result<(), String> {
+    let Ok(mut entries) = std::fs::read_dir(out) else { return Ok(()) };
+    if entries.next().is_none() {
+        return Ok(());
+    }
+    let truth_file = out.join(crate::synth::GROUND_TRUTH_FILE);
+    let earlier = std::fs::read(&truth_file)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<crate::synth::GroundTruth>(&bytes).ok());
+    match earlier {
+        None => Err(format!(
+            "{} is not empty and holds no plate written by `hcs synth` ({} is missing): choose an empty or new folder",
+            out.display(),
+            crate::synth::GROUND_TRUTH_FILE
+        )),
+        Some(truth) if truth.config == *config => Ok(()),
+        Some(truth) if force => {
+            std::fs::remove_dir_all(out)
+                .map_err(|e| format!("{}: cannot remove the earlier plate: {e}", out.display()))?;
+            eprintln!("replaced the synthetic plate in {} (it had {})", out.display(), describe(&truth.config));
+            Ok(())
+        }
+        Some(truth) => Err(format!(
+            "{} holds another synthetic plate ({}; now asked for {}): writing beside it would mix their wells. Add --force to replace it, or choose another folder",
+            out.display(),
+            describe(&truth.config),
+            describe(config)
+        )),
+    }
+}
+
+/// A short description of a synthetic plate's options.
+fn describe(c: &SynthConfig) -> String {
+    let wells: Vec<String> = c.wells.iter().map(ToString::to_string).collect();
+    format!(
+        "wells {}, {}×{} sites, {} px tiles, {} channels, {} z, {} timepoints, seed {}",
+        wells.join(","),
+        c.grid.0,
+        c.grid.1,
+        c.tile,
+        c.channels,
+        c.z_planes,
+        c.timepoints,
+        c.seed
+    )
+}
+
 /// Write the plate.
 pub fn run(args: &Args) -> Result<(), String> {
     let config = args.config()?;
+    guard_output(&args.out, &config, args.force)?;
     let started = std::time::Instant::now();
     let truth = synthesize(&config, &args.out).map_err(|e| e.to_string())?;
     let images = truth.positions.iter().map(|(_, p)| p.len()).sum::<usize>()
         * (config.channels * config.z_planes * config.timepoints) as usize;
     println!(
-        "wrote {} wells, {images} images of {}² u16 to {} in {:.2} s (ground truth: {})",
-        config.wells.len(),
+        "wrote {}, {images} images of {}² u16 to {} in {:.2} s (ground truth: {})",
+        super::wells(config.wells.len()),
         config.tile,
         args.out.display(),
         started.elapsed().as_secs_f64(),

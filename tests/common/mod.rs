@@ -24,3 +24,9 @@ pub fn output_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     walk(root, root, &mut out);
     out
 }
+
+/// `1 well`, `N wells`, as the CLI counts wells.
+#[allow(dead_code)]
+pub fn wells(n: usize) -> String {
+    if n == 1 { "1 well".to_string() } else { format!("{n} wells") }
+}

@@ -31,7 +31,7 @@ pub enum SynthFormat {
 }
 
 /// What to synthesize. Defaults mirror the peer's integration data.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SynthConfig {
     /// Wells.
     pub wells: Vec<WellId>,
