@@ -255,6 +255,14 @@ fn dict_entries_that_return_different_sizes_are_refused_when_read_as_one_stack()
     let (ok, all) =
         check_plate(&dir, &plate, "unknowable", &dict("[\"ashlar_compute_tile_positions\", \"assemble_stack\"]"));
     assert!(!ok && all.contains("the compiler cannot tell whether the sizes agree"), "{all}");
+    // An entry without calls passes its planes through at their size.
+    let (ok, all) = check_plate(&dir, &plate, "empty_entry", &dict("[]"));
+    assert!(!ok && all.contains("entry \"2\" → 64×64"), "{all}");
+    // Sizes that differ between channels are fine when no later step stacks channels.
+    let per_channel =
+        dict(&crop(10)).replace("variable_components = [\"channel\"]", "variable_components = [\"site\"]");
+    let (ok, all) = check_plate(&dir, &plate, "per_channel", &per_channel);
+    assert!(ok, "{all}");
 }
 
 #[test]
@@ -324,4 +332,21 @@ fn a_dict_entry_fed_by_its_sibling_is_refused_by_plain_check() {
     assert!(!ok, "{stderr}");
     assert!(stderr.contains("step 1 `stitch`: dict entry \"2\" (`assemble_stack`) takes special input `positions` from dict entry \"1\" (`ashlar_compute_tile_positions`)"), "{stderr}");
     assert!(stderr.contains("error: 1 problem in"), "{stderr}");
+}
+
+#[test]
+fn a_call_that_declares_its_plane_count_keeps_the_component_values_known() {
+    let dir = scratch("declared-planes");
+    let plate = synth(&dir);
+    // crop keeps one z plane of the two: z is exactly [1] after it, so step 2's counts come from
+    // one group per well-channel and need no merge — and the OME-Zarr store has one z.
+    let (ok, all) = check_plate(
+        &dir,
+        &plate,
+        "crop_z",
+        "[config]\nbackend = \"zarr\"\n\
+         [[steps]]\nname = \"one z\"\nvariable_components = [\"z_index\"]\nfunc = { function = \"crop\", params = { width = 64, height = 64, depth = 1 } }\n\
+         [[steps]]\nname = \"count\"\nvariable_components = [\"site\", \"channel\"]\nfunc = \"count_cells_single_channel\"\n",
+    );
+    assert!(ok && !all.contains("note:"), "{all}");
 }

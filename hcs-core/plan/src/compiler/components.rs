@@ -96,8 +96,18 @@ pub fn flow(pipeline: &Pipeline, plate: &PlateInfo, registry: &Registry, sources
             .map(|&c| count(&values_in, c))
             .try_fold(1usize, |acc, n| n.map(|n| acc * n));
         let changed_in = changed.clone();
+        let declared = declared_planes(&step.func, registry, &step.variable_components, &current);
         match pattern_planes(&step.func, registry) {
             PlaneCount::Same => {}
+            PlaneCount::Any if declared.is_some() => {
+                // The call declares how many planes it returns (`#[output_shape]`), and those
+                // are named after the first of its inputs: the values are known exactly.
+                for (c, values) in declared.unwrap_or_default() {
+                    bound.insert(c, values.clone());
+                    current.insert(c, Some(values));
+                    changed.insert(c, i + 1);
+                }
+            }
             planes => {
                 for c in step.variable_components.iter().filter(|c| WELL_COMPONENTS.contains(c)) {
                     let v = match planes {
@@ -124,6 +134,55 @@ pub fn flow(pipeline: &Pipeline, plate: &PlateInfo, registry: &Registry, sources
         });
     }
     out
+}
+
+/// The values of the variable components after a step that is one call declaring its output
+/// plane count (`#[output_shape]`), when that count does not depend on the plane size and every
+/// variable component's values are known: the call's outputs are named after its first inputs,
+/// in plane order (timepoint, site, channel, z).
+fn declared_planes(
+    pattern: &FunctionPattern,
+    registry: &Registry,
+    variable: &[Component],
+    current: &ComponentValues,
+) -> Option<Vec<(Component, Vec<u32>)>> {
+    let FunctionPattern::Call(call) = pattern else { return None };
+    let contract = registry.variants(&call.name).first().copied()?;
+    let shape = contract.output_shape?;
+    if !crate::pipeline::params_valid(contract, &call.params) {
+        return None;
+    }
+    const ORDER: [Component; 4] = [Component::Timepoint, Component::Site, Component::Channel, Component::Z];
+    let axes: Vec<(Component, Vec<u32>)> = ORDER
+        .iter()
+        .filter(|c| variable.contains(c))
+        .map(|&c| current.get(&c).cloned().flatten().map(|v| (c, v)))
+        .collect::<Option<_>>()?;
+    if axes.iter().any(|(_, v)| v.is_empty()) {
+        return None;
+    }
+    let planes: usize = axes.iter().map(|(_, v)| v.len()).product();
+    let count = |side: usize| {
+        let image = hcs_core::ImageGeometry { height: side, width: side, planes: Some(planes), sites: None };
+        (shape.eval)(&call.params, Some(&image)).ok().flatten().and_then(|g| g.planes)
+    };
+    let n = count(64).filter(|n| (1..=planes).contains(n) && Some(*n) == count(4096))?;
+    // The first `n` planes in order, each component's values among them.
+    let mut out: Vec<(Component, Vec<u32>)> = axes.iter().map(|(c, _)| (*c, Vec::new())).collect();
+    for k in 0..n {
+        let mut rest = k;
+        for (idx, (_, values)) in axes.iter().enumerate().rev() {
+            let v = values[rest % values.len()];
+            rest /= values.len();
+            if !out[idx].1.contains(&v) {
+                out[idx].1.push(v);
+            }
+        }
+    }
+    for (_, values) in &mut out {
+        values.sort_unstable();
+    }
+    Some(out)
 }
 
 fn describe(values: &[u32]) -> String {

@@ -48,7 +48,7 @@ pub fn check(
         // Geometry flowing along the pattern, one group at a time: a group of a dict gets the
         // calls outside any dict and those of its own entry, in pattern order.
         let calls = step.func.calls();
-        let groups = group_paths(&calls);
+        let groups = group_paths(&step.func);
         let mut outputs: Vec<(Vec<&str>, Geo, Vec<String>)> = Vec::with_capacity(groups.len());
         for group in groups {
             let mut geo = step_in.clone();
@@ -57,19 +57,22 @@ pub fn check(
                 let Some(contract) = registry.variants(&call.name).first() else { continue };
                 let at = Line(source.and_then(|s| s.call_line(i, k)).or_else(|| source.and_then(|s| s.step_line(i))));
                 let site = Site { step: &step_ref, function: &call.name, at };
-                let valid = params_valid(contract, &call.params);
+                // The declared output size is only evaluated on values its own rules accept.
+                let errors_before = out.errors.len();
+                let mut valid = params_valid(contract, &call.params);
                 if valid {
                     let limit = limit_bytes(registry, &call.name, limit_config, gpus);
                     check_call(contract, &call.params, &geo, limit, &site, &mut out);
+                    valid = out.errors.len() == errors_before;
                 }
                 if contract.plane_shape == PlaneShape::Any || contract.output_shape.is_some() {
-                    resizing.push(format!("`{}` {:?}", call.name, call.params));
+                    resizing.push(format!("`{}` {:?}", call.name, with_defaults(contract, &call.params)));
                 }
                 geo = geo.after(contract, valid.then_some(&call.params), &step_ref, &call.name);
             }
             outputs.push((group, geo, resizing));
         }
-        let reread = i + 1 < pipeline.steps.len() || writes_zarr(init, i);
+        let reread = stacked_later(pipeline, init, i) || writes_zarr(pipeline, init, i);
         if let Some(message) = ragged(&outputs).filter(|_| reread) {
             out.errors.push(PipelineError::Grouping {
                 at: Line(source.and_then(|s| s.step_line(i))),
@@ -145,23 +148,70 @@ impl Geo {
     }
 }
 
-/// The groups a pattern routes planes into, as dict-key paths: the deepest paths its calls have
-/// (`[]` alone when it has no dict). A group runs the calls whose path is a prefix of its own.
-fn group_paths<'a>(calls: &[(Vec<&'a str>, &crate::pipeline::FunctionCall)]) -> Vec<Vec<&'a str>> {
-    let mut paths: Vec<Vec<&str>> = Vec::new();
-    for (path, _) in calls {
-        if !paths.contains(path) {
-            paths.push(path.clone());
+/// The groups a pattern routes planes into, as dict-key paths: every dict entry's path that no
+/// other entry's path extends (`[]` alone when it has no dict; an entry without calls is a group
+/// too). A group runs the calls whose path is a prefix of its own.
+fn group_paths(pattern: &crate::pipeline::FunctionPattern) -> Vec<Vec<&str>> {
+    fn walk<'a>(p: &'a crate::pipeline::FunctionPattern, path: &mut Vec<&'a str>, out: &mut Vec<Vec<&'a str>>) {
+        match p {
+            crate::pipeline::FunctionPattern::Call(_) => {}
+            crate::pipeline::FunctionPattern::Chain(members) => members.iter().for_each(|m| walk(m, path, out)),
+            crate::pipeline::FunctionPattern::Dict(entries) => {
+                for (k, v) in entries {
+                    path.push(k);
+                    out.push(path.clone());
+                    walk(v, path, out);
+                    path.pop();
+                }
+            }
         }
     }
+    let mut paths = Vec::new();
+    walk(pattern, &mut Vec::new(), &mut paths);
     let leaves: Vec<Vec<&str>> =
         paths.iter().filter(|p| !paths.iter().any(|q| q.len() > p.len() && q.starts_with(p))).cloned().collect();
     if leaves.is_empty() { vec![Vec::new()] } else { leaves }
 }
 
+/// A call's parameters with the defaults filled in (two spellings of one call compare equal).
+fn with_defaults(contract: &FunctionContract, params: &ParamMap) -> ParamMap {
+    let mut all = params.clone();
+    for spec in contract.params {
+        if let (false, Some(default)) = (all.contains_key(spec.name), spec.default) {
+            all.insert(spec.name.to_string(), default());
+        }
+    }
+    all
+}
+
+/// Whether a step after `i` (before one that reads the pipeline's input again) stacks planes
+/// that step `i`'s dict routed to different entries — one of its calls then receives planes of
+/// each entry's size — or writes them to one OME-Zarr well. A dict by well never does (each
+/// well is its own run, with its own plane size in a store).
+fn stacked_later(pipeline: &Pipeline, init: &Init, i: usize) -> bool {
+    let Some(by) = pipeline.steps[i].group_by.filter(|c| *c != hcs_plate::Component::Well) else { return false };
+    for (j, later) in pipeline.steps.iter().enumerate().skip(i + 1) {
+        if init.steps.get(j).is_some_and(|s| s.input_source == InputSource::PipelineStart) {
+            return false;
+        }
+        if later.variable_components.contains(&by) || zarr_at(init, j) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Whether step `i` writes an OME-Zarr store (output, checkpoint or preview), whose wells hold
-/// planes of one size.
-fn writes_zarr(init: &Init, i: usize) -> bool {
+/// planes of one size, from a dict that is not by well.
+fn writes_zarr(pipeline: &Pipeline, init: &Init, i: usize) -> bool {
+    if pipeline.steps[i].group_by == Some(hcs_plate::Component::Well) {
+        return false; // every well of a store has its own plane size
+    }
+    zarr_at(init, i)
+}
+
+/// Whether step `i` writes an OME-Zarr store: the final output, a checkpoint or a preview.
+fn zarr_at(init: &Init, i: usize) -> bool {
     let last = i + 1 == init.steps.len();
     let zarr = |l: &super::plan::Location| matches!(l, super::plan::Location::Zarr { .. });
     init.steps.get(i).is_some_and(|s| {

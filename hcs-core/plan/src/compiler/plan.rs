@@ -177,6 +177,7 @@ pub struct ZarrStorePlan {
     /// every value a plane written here can carry. A well that produces fewer (after a
     /// `planes = any` step) leaves the others unwritten, read as zeros — the compiler says so
     /// in a note.
+    #[serde(default)]
     pub axis_values: BTreeMap<Component, Vec<u32>>,
 }
 
