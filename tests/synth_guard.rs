@@ -36,7 +36,7 @@ fn synth_refuses_to_mix_plates_and_force_replaces_only_a_synthetic_plate() {
     assert_eq!(tif_count(&plate), 1, "nothing was written beside the old plate");
 
     let (ok, text) = hcs(&with(&["--wells", "B02", "--force"]));
-    assert!(ok && text.contains("replaced the synthetic plate"), "{text}");
+    assert!(ok && text.contains("replaced another synthetic plate"), "{text}");
     let names: Vec<String> = std::fs::read_dir(plate.join("TimePoint_1"))
         .expect("images")
         .flatten()
@@ -50,7 +50,19 @@ fn synth_refuses_to_mix_plates_and_force_replaces_only_a_synthetic_plate() {
     std::fs::write(other.join("keep.txt"), "mine").expect("file");
     let o = other.to_str().expect("utf-8");
     let (ok, text) = hcs(&["synth", "--out", o, "--wells", "A01", "--tile", "32", "--force"]);
-    assert!(!ok && text.contains("holds no plate written by `hcs synth`"), "{text}");
+    assert!(!ok && text.contains("holds files `hcs synth` did not write (keep.txt)"), "{text}");
     assert_eq!(std::fs::read_to_string(other.join("keep.txt")).expect("kept"), "mine");
+    // A user's file beside a synthetic plate is never removed, even with --force.
+    std::fs::write(plate.join("keep.txt"), "mine").expect("file");
+    let (ok, text) = hcs(&with(&["--wells", "A01", "--force"]));
+    assert!(!ok && text.contains("keep.txt"), "{text}");
+    assert!(plate.join("keep.txt").is_file());
+    // A half-written plate (no ground truth yet) is replaced with --force.
+    std::fs::remove_file(plate.join("keep.txt")).expect("removed");
+    std::fs::remove_file(plate.join("hcs_ground_truth.json")).expect("removed");
+    let (ok, text) = hcs(&with(&["--wells", "B02"]));
+    assert!(!ok && text.contains("half-written"), "{text}");
+    let (ok, text) = hcs(&with(&["--wells", "A01", "--force"]));
+    assert!(ok, "{text}");
     std::fs::remove_dir_all(&dir).ok();
 }

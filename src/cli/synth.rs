@@ -96,38 +96,58 @@ impl Args {
 }
 
 /// Whether `out` may receive a plate written with `config`: refuses a folder holding anything
-/// but the same synthetic plate, so that new and old wells are never mixed; with `force`, a
-/// synthetic plate written with other options is removed first. A folder that holds no
-/// synthetic plate is never emptied.
+/// but the same synthetic plate, so that new and old wells are never mixed. With `force`, a
+/// synthetic plate written with other options (or left half-written) is removed first — only
+/// when the folder holds nothing but what `hcs synth` writes; other files are never removed.
 pub(crate) fn guard_output(out: &std::path::Path, config: &SynthConfig, force: bool) -> Result<(), String> {
-    let Ok(mut entries) = std::fs::read_dir(out) else { return Ok(()) };
-    if entries.next().is_none() {
+    let Ok(entries) = std::fs::read_dir(out) else { return Ok(()) };
+    let names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    if names.is_empty() {
         return Ok(());
     }
     let truth_file = out.join(crate::synth::GROUND_TRUTH_FILE);
     let earlier = std::fs::read(&truth_file)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<crate::synth::GroundTruth>(&bytes).ok());
-    match earlier {
-        None => Err(format!(
-            "{} is not empty and holds no plate written by `hcs synth` ({} is missing): choose an empty or new folder",
-            out.display(),
-            crate::synth::GROUND_TRUTH_FILE
-        )),
-        Some(truth) if truth.config == *config => Ok(()),
-        Some(truth) if force => {
-            std::fs::remove_dir_all(out)
-                .map_err(|e| format!("{}: cannot remove the earlier plate: {e}", out.display()))?;
-            eprintln!("replaced the synthetic plate in {} (it had {})", out.display(), describe(&truth.config));
-            Ok(())
-        }
-        Some(truth) => Err(format!(
-            "{} holds another synthetic plate ({}; now asked for {}): writing beside it would mix their wells. Add --force to replace it, or choose another folder",
-            out.display(),
-            describe(&truth.config),
-            describe(config)
-        )),
+    if earlier.as_ref().is_some_and(|t| t.config == *config) {
+        return Ok(());
     }
+    let foreign: Vec<&String> = names.iter().filter(|n| !written_by_synth(n)).collect();
+    if !foreign.is_empty() {
+        let shown: Vec<&str> = foreign.iter().take(5).map(|n| n.as_str()).collect();
+        return Err(format!(
+            "{} holds files `hcs synth` did not write ({}{}): choose an empty or new folder",
+            out.display(),
+            shown.join(", "),
+            if foreign.len() > shown.len() { ", …" } else { "" }
+        ));
+    }
+    let what = earlier.map_or_else(
+        || format!("a plate left half-written (no {})", crate::synth::GROUND_TRUTH_FILE),
+        |t| format!("another synthetic plate ({})", describe(&t.config)),
+    );
+    if !force {
+        return Err(format!(
+            "{} holds {what}; now asked for {}: writing beside it would mix their wells. Add --force to replace it, or choose another folder",
+            out.display(),
+            describe(config)
+        ));
+    }
+    for name in &names {
+        let path = out.join(name);
+        let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        removed.map_err(|e| format!("{}: cannot remove the earlier plate: {e}", path.display()))?;
+    }
+    eprintln!("replaced {what} in {}", out.display());
+    Ok(())
+}
+
+/// Whether a top-level entry of a plate folder is one `hcs synth` writes.
+fn written_by_synth(name: &str) -> bool {
+    name == crate::synth::GROUND_TRUTH_FILE
+        || name == "Images"
+        || name.starts_with("TimePoint_")
+        || name.ends_with(".HTD")
 }
 
 /// A short description of a synthetic plate's options.

@@ -8,8 +8,8 @@
 //! shading, mean intensity kept), `subtract` returns `I − (B − mean(B))` (additive background).
 //! `F` is floored at 5 % so that dark corners are not amplified without bound.
 //!
-//! Stacks with values at or below zero (an earlier step moved them there) are corrected
-//! above their dark level (minimum − 1), which is put back afterwards; a constant stack is
+//! Stacks with values below zero (an earlier step moved them there) are corrected above their
+//! dark level (just under the minimum), which is put back afterwards; a constant stack is
 //! returned as it is (it has no shading to remove). When the decomposition puts everything in
 //! the sparse part (no shared background at that `lambda_sparse`), the images are returned
 //! uncorrected and a warning says so.
@@ -59,13 +59,13 @@ pub struct Illumination {
 }
 
 /// Block means of `plane` over `f × f` blocks (partial blocks at the far edges).
-fn block_mean(plane: ArrayView2<'_, f32>, f: usize) -> Array2<f64> {
+fn block_mean(plane: ArrayView2<'_, f32>, f: usize, offset: f64) -> Array2<f64> {
     let (h, w) = plane.dim();
     let (hs, ws) = (h.div_ceil(f), w.div_ceil(f));
     let mut sum = Array2::<f64>::zeros((hs, ws));
     let mut count = Array2::<f64>::zeros((hs, ws));
     for ((y, x), &v) in plane.indexed_iter() {
-        sum[(y / f, x / f)] += f64::from(v);
+        sum[(y / f, x / f)] += f64::from(v) - offset;
         count[(y / f, x / f)] += 1.0;
     }
     sum / count
@@ -77,6 +77,16 @@ pub fn estimate_illumination(
     working_size: usize,
     settings: RpcaSettings,
 ) -> Result<Illumination, KernelError> {
+    estimate_above(stack, working_size, settings, 0.0)
+}
+
+/// Estimate the shared background of `stack − offset` (the stack itself is not changed).
+fn estimate_above(
+    stack: &NdarrayStack,
+    working_size: usize,
+    settings: RpcaSettings,
+    offset: f64,
+) -> Result<Illumination, KernelError> {
     let (n, h, w) = stack.dim();
     if n < 2 {
         return Err(KernelError::BadInput(format!(
@@ -84,7 +94,8 @@ pub fn estimate_illumination(
         )));
     }
     let factor = h.max(w).div_ceil(working_size.max(1)).max(1);
-    let small: Vec<Array2<f64>> = stack.axis_iter(Axis(0)).into_par_iter().map(|p| block_mean(p, factor)).collect();
+    let small: Vec<Array2<f64>> =
+        stack.axis_iter(Axis(0)).into_par_iter().map(|p| block_mean(p, factor, offset)).collect();
     let (hs, ws) = small[0].dim();
     let mut d = Array2::<f64>::zeros((n, hs * ws));
     for (mut row, img) in d.axis_iter_mut(Axis(0)).zip(&small) {
@@ -178,10 +189,7 @@ pub fn basic_flatfield_correction(
     }
     let settings = RpcaSettings { lambda_scale: lambda_sparse, max_rank: rank, max_iters, tol };
     let offset = dark_offset(&stack);
-    if offset != 0.0 {
-        stack.par_mapv_inplace(|v| v - offset);
-    }
-    let illum = estimate_illumination(&stack, working_size, settings)?;
+    let illum = estimate_above(&stack, working_size, settings, offset)?;
     let mean_b = illum.background.mean().unwrap_or(0.0);
     if !(mean_b.is_finite() && mean_b > 0.0) {
         // Every bit of the images went to the sparse part: they share no illumination pattern
@@ -193,9 +201,6 @@ pub fn basic_flatfield_correction(
              uncorrected. Give it more images, or raise lambda_sparse.",
             stack.dim().0
         );
-        if offset != 0.0 {
-            stack.par_mapv_inplace(|v| v + offset);
-        }
         return Ok(stack);
     }
     let (_, h, w) = stack.dim();
@@ -203,8 +208,8 @@ pub fn basic_flatfield_correction(
     stack.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut plane| {
         plane.zip_mut_with(&field, |v, &f| {
             *v = match correction_mode {
-                CorrectionMode::Divide => (f64::from(*v) / f) as f32 + offset,
-                CorrectionMode::Subtract => (f64::from(*v) - (f * mean_b - mean_b)) as f32 + offset,
+                CorrectionMode::Divide => ((f64::from(*v) - offset) / f + offset) as f32,
+                CorrectionMode::Subtract => (f64::from(*v) - (f * mean_b - mean_b)) as f32,
             }
         });
     });
@@ -220,13 +225,15 @@ fn is_constant(stack: &NdarrayStack) -> bool {
 /// The dark level taken out before the estimate and put back after the correction.
 ///
 /// The multiplicative model `I = S · F` needs positive intensities. Raw camera data always has
-/// them, so for such stacks the offset is 0 and nothing changes. A stack that an earlier step
-/// moved to zero or below (a normalization to a range that starts below zero, a background
-/// subtraction) is treated as `I = S · F + D` with the dark level `D` its minimum minus one
-/// grey level: the field is estimated and divided out of `I − D`, and `D` is added back.
-/// The additive (`subtract`) model works on any sign, but its field is still estimated on
-/// positive values so that the same floor applies.
-fn dark_offset(stack: &NdarrayStack) -> f32 {
-    let min = stack.iter().copied().fold(f32::INFINITY, f32::min);
-    if min.is_finite() && min <= 0.0 { min - 1.0 } else { 0.0 }
+/// them (at worst a pixel at 0), so for such stacks the offset is 0 and nothing changes. A stack
+/// that an earlier step moved below zero (a normalization to a range that starts below zero, a
+/// background subtraction) is treated as `I = S · F + D` with the dark level `D` just under its
+/// minimum (by 0.1 % of its range, whatever its scale): the field is estimated and divided out
+/// of `I − D`, and `D` is added back. The additive (`subtract`) model works on any sign; its
+/// field is estimated above the same level so that the same floor applies.
+fn dark_offset(stack: &NdarrayStack) -> f64 {
+    let (min, max) = stack
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(f64::from(v)), hi.max(f64::from(v))));
+    if min.is_finite() && max.is_finite() && min < 0.0 { min - 1e-3 * (max - min).max(f64::MIN_POSITIVE) } else { 0.0 }
 }
