@@ -256,6 +256,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} wells ETA {eta} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
         bar.set_style(style);
+        super::logging::attach(&bar);
         bar
     });
     let on_well = |r: &WellReport| {

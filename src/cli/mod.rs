@@ -20,6 +20,7 @@ pub mod demo;
 pub mod devices;
 pub mod finalize;
 pub mod functions;
+pub mod logging;
 pub mod plan;
 pub mod run;
 pub mod run_well;
@@ -32,6 +33,12 @@ pub mod synth;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Errors only on stderr (results still go to stdout).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// More diagnostics on stderr: -v info, -vv debug (`HCS_LOG` / `RUST_LOG` take precedence).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Subcommand)]
@@ -65,6 +72,7 @@ pub fn wells(n: usize) -> String {
 /// Parse the process arguments and run the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(if cli.quiet { -1 } else { i8::try_from(cli.verbose).unwrap_or(i8::MAX) });
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Demo(args) => demo::run(&args),

@@ -350,8 +350,9 @@ mod interrupt {
     }
 }
 
-/// A progress bar over `len` wells on a terminal; otherwise `None`, and structured log lines
-/// (one per event; `HCS_LOG=debug` adds one per step and well) go to stderr instead.
+/// A progress bar over `len` wells on a terminal (log lines are drawn around it); otherwise
+/// `None`, and the log lines (info by default; `HCS_LOG=debug` or `-vv` adds one per step and
+/// well) are the progress.
 pub fn progress_bar(len: u64) -> Option<indicatif::ProgressBar> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(len);
@@ -363,14 +364,8 @@ pub fn progress_bar(len: u64) -> Option<indicatif::ProgressBar> {
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
-    if bar.is_none() {
-        let level = match std::env::var("HCS_LOG").as_deref() {
-            Ok("debug") => tracing::Level::DEBUG,
-            Ok("warn") => tracing::Level::WARN,
-            _ => tracing::Level::INFO,
-        };
-        let _ =
-            tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_max_level(level).try_init();
+    if let Some(bar) = &bar {
+        super::logging::attach(bar);
     }
     bar
 }

@@ -1,0 +1,100 @@
+//! Diagnostics on stderr: one `tracing` subscriber for every command, terminal or not.
+//!
+//! The level comes from `HCS_LOG` (or `RUST_LOG`), an `EnvFilter` directive such as `debug` or
+//! `hcs_exec=debug,warn`; without one, from `-q` (errors only) or `-v` / `-vv` (info / debug);
+//! by default warnings on a terminal (progress bars show the rest) and info lines otherwise.
+//! Log lines are written around the progress bar, never through it.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use tracing_subscriber::EnvFilter;
+
+/// The progress bar log lines must not tear, while one is drawn.
+static BAR: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+/// The filter for `verbosity` (−1 for `-q`, the count of `-v` otherwise) when no environment
+/// variable sets one.
+fn default_directive(verbosity: i8, terminal: bool) -> &'static str {
+    match verbosity {
+        i8::MIN..=-1 => "error",
+        0 if terminal => "warn",
+        0 | 1 => "info",
+        _ => "debug",
+    }
+}
+
+/// Install the subscriber (once; later calls do nothing).
+pub fn init(verbosity: i8) {
+    let default = default_directive(verbosity, std::io::stderr().is_terminal());
+    let from_env = ["HCS_LOG", "RUST_LOG"]
+        .iter()
+        .find_map(|key| std::env::var(key).ok().filter(|v| !v.trim().is_empty()).map(|v| (*key, v)));
+    let filter = match from_env {
+        Some((key, value)) => EnvFilter::try_new(&value).unwrap_or_else(|e| {
+            eprintln!("warning: {key}={value} is not a log filter ({e}); logging at `{default}`");
+            EnvFilter::new(default)
+        }),
+        None => EnvFilter::new(default),
+    };
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(AroundBar).with_ansi(false).try_init();
+}
+
+/// Draw log lines around `bar` from now on.
+pub fn attach(bar: &indicatif::ProgressBar) {
+    if let Ok(mut slot) = BAR.lock() {
+        *slot = Some(bar.clone());
+    }
+}
+
+/// Makes the writer of one log event.
+struct AroundBar;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for AroundBar {
+    type Writer = EventLines;
+
+    fn make_writer(&'a self) -> EventLines {
+        EventLines(Vec::new())
+    }
+}
+
+/// One event's text, written to stderr in one piece when complete (with the bar hidden).
+struct EventLines(Vec<u8>);
+
+impl Write for EventLines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for EventLines {
+    fn drop(&mut self) {
+        let bytes = std::mem::take(&mut self.0);
+        let write = || {
+            let _ = std::io::stderr().lock().write_all(&bytes);
+        };
+        match BAR.lock().ok().and_then(|slot| slot.clone()) {
+            Some(bar) if !bar.is_finished() => bar.suspend(write),
+            _ => write(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_and_verbose_flags_pick_the_level() {
+        assert_eq!(default_directive(-1, true), "error");
+        assert_eq!(default_directive(0, true), "warn");
+        assert_eq!(default_directive(0, false), "info");
+        assert_eq!(default_directive(1, true), "info");
+        assert_eq!(default_directive(2, false), "debug");
+    }
+}

@@ -1,0 +1,56 @@
+//! Diagnostics on stderr, terminal or not: `-q` leaves errors only, `-v`/`-vv` add info/debug
+//! lines, `HCS_LOG` (an EnvFilter directive) wins over both, and a filter that does not parse
+//! is reported, not silently replaced.
+
+use std::process::Command;
+
+fn hcs(args: &[&str], log: Option<&str>) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hcs"));
+    command.args(args).env_remove("RUST_LOG").env_remove("HCS_LOG");
+    if let Some(filter) = log {
+        command.env("HCS_LOG", filter);
+    }
+    let out = command.output().expect("hcs runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn quiet_verbose_and_hcs_log_set_what_reaches_stderr() {
+    let dir = std::env::temp_dir().join(format!("hcs-logging-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let plate = dir.join("plate");
+    let p = plate.to_str().expect("utf-8");
+    let (ok, _, err) =
+        hcs(&["synth", "--out", p, "--wells", "A01", "--grid", "1", "1", "--tile", "32", "--z", "1"], None);
+    assert!(ok, "{err}");
+    let pipeline = dir.join("blur.toml");
+    std::fs::write(&pipeline, "[[steps]]\nname = \"b\"\nfunc = \"gaussian_filter\"\n").expect("pipeline");
+    let pl = pipeline.to_str().expect("utf-8");
+    let run = |flags: &[&str], log: Option<&str>, out: &str| {
+        let o = dir.join(out);
+        let mut args = vec!["run", pl, "--plate", p, "--out", o.to_str().expect("utf-8")];
+        args.extend_from_slice(flags);
+        hcs(&args, log)
+    };
+
+    // Not a terminal: info lines by default (they are the progress), none with -q.
+    let (ok, stdout, stderr) = run(&[], None, "default");
+    assert!(ok && stdout.contains("1 well done"), "{stdout}{stderr}");
+    assert!(stderr.contains(" INFO "), "info lines by default when stderr is not a terminal: {stderr}");
+    let (ok, stdout, stderr) = run(&["-q"], None, "quiet");
+    assert!(ok && stdout.contains("1 well done"), "results still on stdout: {stdout}");
+    assert!(!stderr.contains(" INFO ") && !stderr.contains(" DEBUG "), "{stderr}");
+    // -vv and HCS_LOG=debug add debug lines; HCS_LOG wins over -q.
+    let (_, _, stderr) = run(&["-vv"], None, "vv");
+    assert!(stderr.contains(" DEBUG "), "{stderr}");
+    let (_, _, stderr) = run(&["-q"], Some("debug"), "env");
+    assert!(stderr.contains(" DEBUG "), "HCS_LOG takes precedence: {stderr}");
+    // A filter that does not parse is reported.
+    let (ok, _, stderr) = run(&[], Some("hcs=[bad"), "bad");
+    assert!(ok && stderr.contains("warning: HCS_LOG=hcs=[bad is not a log filter"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
