@@ -242,32 +242,18 @@ impl Declared {
                 Punctuated::<Ident, Token![,]>::parse_terminated.parse2(tokens).map(|i| self.inputs.extend(i))
             }
             AttrKind::Check => syn::parse2::<CheckDecl>(tokens).map(|c| self.checks.push(c)),
-            AttrKind::PeakMemory => match syn::parse2::<syn::Expr>(tokens) {
-                Ok(e) if self.peak_memory.is_some() => {
-                    Err(syn::Error::new_spanned(e, "#[peak_memory(..)] is given twice"))
-                }
-                Ok(e) => {
-                    self.peak_memory = Some(e);
-                    Ok(())
-                }
-                Err(e) => Err(syn::Error::new(
-                    e.span(),
-                    "#[peak_memory(..)] takes one expression: the bytes one call needs, over the parameters and `image`",
-                )),
-            },
-            AttrKind::OutputShape => match syn::parse2::<syn::Expr>(tokens) {
-                Ok(e) if self.output_shape.is_some() => {
-                    Err(syn::Error::new_spanned(e, "#[output_shape(..)] is given twice"))
-                }
-                Ok(e) => {
-                    self.output_shape = Some(e);
-                    Ok(())
-                }
-                Err(e) => Err(syn::Error::new(
-                    e.span(),
-                    "#[output_shape(..)] takes one expression: `(height, width, planes)` of what a call returns, over the parameters and `image`",
-                )),
-            },
+            AttrKind::PeakMemory => one_expr(
+                &mut self.peak_memory,
+                tokens,
+                "#[peak_memory(..)]",
+                "the bytes one call needs, over the parameters and `image`",
+            ),
+            AttrKind::OutputShape => one_expr(
+                &mut self.output_shape,
+                tokens,
+                "#[output_shape(..)]",
+                "`(height, width, planes)` of what a call returns, over the parameters and `image`",
+            ),
             AttrKind::ChainBreaker => {
                 if tokens.is_empty() {
                     self.chain_breaker = true;
@@ -303,6 +289,19 @@ impl Declared {
             return;
         }
         self.add(kind, tokens, attr.span(), errors);
+    }
+}
+
+/// Parse an attribute that takes one expression (`#[peak_memory(..)]`, `#[output_shape(..)]`)
+/// into `slot`, refusing a second one.
+fn one_expr(slot: &mut Option<syn::Expr>, tokens: TokenStream, attr: &str, what: &str) -> syn::Result<()> {
+    match syn::parse2::<syn::Expr>(tokens) {
+        Ok(e) if slot.is_some() => Err(syn::Error::new_spanned(e, format!("{attr} is given twice"))),
+        Ok(e) => {
+            *slot = Some(e);
+            Ok(())
+        }
+        Err(e) => Err(syn::Error::new(e.span(), format!("{attr} takes one expression: {what}"))),
     }
 }
 

@@ -139,16 +139,7 @@ pub fn shape_spec(
         );
     }
     let Reads { lets, names, needs_image } = reads(expr, params, specials, rt, "#[output_shape] expressions", errors);
-    let image = if needs_image {
-        quote! {
-            let ::core::option::Option::Some(image) = __image else {
-                return ::core::result::Result::Ok(::core::option::Option::None);
-            };
-            let image: &#rt::ImageGeometry = image;
-        }
-    } else {
-        quote!()
-    };
+    let image = bind_image(needs_image, rt, quote!(::core::option::Option::None));
     let text = rule_text(expr);
     let value = quote_spanned!(expr.span()=> {
         let __shape: (usize, usize, ::core::option::Option<usize>) = #expr;
