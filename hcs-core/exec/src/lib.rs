@@ -14,11 +14,13 @@ pub mod guard;
 pub mod job;
 pub mod lock;
 pub mod output;
+pub mod qc;
 pub mod retry;
 pub mod routing;
 pub mod slots;
 pub mod state;
 pub mod step;
+pub mod trace;
 pub mod well;
 pub mod writes;
 
@@ -314,12 +316,13 @@ impl WellDriver<'_> {
         let next = AtomicUsize::new(0);
         let slots: Vec<Mutex<Option<WellReport>>> = plans.iter().map(|_| Mutex::new(None)).collect();
         std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| {
+            for worker in 0..threads {
+                let (next, slots) = (&next, &slots);
+                scope.spawn(move || {
                     loop {
                         let k = next.fetch_add(1, Ordering::Relaxed);
                         let Some(plan) = plans.get(k) else { break };
-                        let report = self.run_one(plan);
+                        let report = self.run_one(plan, worker);
                         if let Ok(mut slot) = slots[k].lock() {
                             *slot = Some(report);
                         }
@@ -342,8 +345,9 @@ impl WellDriver<'_> {
             .collect()
     }
 
-    /// One well: skipped when stopped or already complete, else run and its record written.
-    fn run_one(&self, plan: &FrozenWellPlan) -> WellReport {
+    /// One well, on well thread `worker`: skipped when stopped or already complete, else run and
+    /// its record written.
+    fn run_one(&self, plan: &FrozenWellPlan, worker: usize) -> WellReport {
         let t = Instant::now();
         let interrupted = self.options.stop.is_some_and(|s| s.load(Ordering::SeqCst));
         let (status, step_seconds, notes) = if interrupted {
@@ -354,7 +358,7 @@ impl WellDriver<'_> {
             (WellStatus::Resumed, Vec::new(), Vec::new())
         } else {
             let _running = self.options.in_flight.map(InFlight::enter);
-            match self.execute(plan) {
+            match self.execute(plan, worker) {
                 Ok(outcome) => (WellStatus::Done, outcome.step_seconds, outcome.notes),
                 Err(e) => {
                     if self.options.fail_fast {
@@ -379,8 +383,8 @@ impl WellDriver<'_> {
     }
 
     /// Run the well on the pool (a panicking function fails its well, not the run) and write its
-    /// completion record.
-    fn execute(&self, plan: &FrozenWellPlan) -> Result<WellOutcome, ExecError> {
+    /// completion record, with the trace of well thread `worker`.
+    fn execute(&self, plan: &FrozenWellPlan, worker: usize) -> Result<WellOutcome, ExecError> {
         let job = WellJob {
             plan,
             plate: self.plate,
@@ -399,6 +403,10 @@ impl WellDriver<'_> {
                 .unwrap_or_else(|| "unknown panic".into());
             Err(ExecError::Panicked(message))
         })?;
+        let mut outcome = outcome;
+        if let Some(trace) = outcome.record.trace.as_mut() {
+            trace.worker = worker;
+        }
         output::write_record(&plan.output_root, plan.well, &outcome.record)?;
         Ok(outcome)
     }

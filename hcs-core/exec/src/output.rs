@@ -51,6 +51,9 @@ pub struct WellRecord {
     pub files: Vec<WrittenFile>,
     /// The planes of each persistent sub-directory (relative name → planes), for `hcs_plate.json`.
     pub subdirs: BTreeMap<String, Vec<(ImageKey, PlaneRef)>>,
+    /// What the well's run measured (absent in records of earlier hcs versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::WellTrace>,
 }
 
 /// The record's path.

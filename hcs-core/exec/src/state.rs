@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ndarray::{ArcArray2, Array3};
 
@@ -24,6 +25,8 @@ use hcs_vfs::{Data, DiskStore, MemoryStore, Store};
 
 use crate::error::StepError;
 use crate::output::{WellRecord, plane_file_name};
+use crate::qc::PlaneQc;
+use crate::trace::WellTrace;
 
 /// A well's planes at one point of the pipeline, on the host.
 pub type Planes = BTreeMap<ImageKey, ArcArray2<f32>>;
@@ -45,8 +48,12 @@ pub struct WellRun {
     pub on_device: BTreeMap<String, DevicePlanes>,
     /// The completion record so far.
     pub record: WellRecord,
-    /// Seconds per finished step.
-    pub step_seconds: Vec<f64>,
+    /// What the well measured so far (steps, quality of the raw planes); goes into the record.
+    pub trace: WellTrace,
+    /// Quality measures of the raw planes read so far (groups load in parallel).
+    pub qc: Mutex<BTreeMap<ImageKey, PlaneQc>>,
+    /// Bytes of image data read from storage by the current step (groups load in parallel).
+    pub bytes_read: AtomicU64,
     /// What the user should know (out-of-memory retries, CPU fallbacks).
     pub notes: Vec<String>,
     /// Where a failed well's files are removed from (`None`: keep them, `--keep-failed`; or the
@@ -122,7 +129,9 @@ impl WellRun {
             written: Vec::new(),
             on_device: BTreeMap::new(),
             record,
-            step_seconds: Vec::new(),
+            trace: WellTrace::default(),
+            qc: Mutex::new(BTreeMap::new()),
+            bytes_read: AtomicU64::new(0),
             notes: Vec::new(),
             litter: Some(litter),
         }
@@ -133,11 +142,25 @@ impl WellRun {
         self.litter = None;
     }
 
-    /// The well is complete: keep everything it wrote, and hand back its record, step times
-    /// and notes.
-    pub fn finish(mut self) -> (WellRecord, Vec<f64>, Vec<String>) {
+    /// The well is complete: keep everything it wrote, and hand back its record (with the
+    /// trace, the quality measures in plane order) and notes.
+    pub fn finish(mut self) -> (WellRecord, Vec<String>) {
         self.litter = None;
-        (std::mem::take(&mut self.record), std::mem::take(&mut self.step_seconds), std::mem::take(&mut self.notes))
+        let mut trace = std::mem::take(&mut self.trace);
+        trace.qc = self.qc.lock().map(|mut q| std::mem::take(&mut *q).into_values().collect()).unwrap_or_default();
+        let mut record = std::mem::take(&mut self.record);
+        record.trace = Some(trace);
+        (record, std::mem::take(&mut self.notes))
+    }
+
+    /// Count `bytes` of image data read from storage by the current step.
+    pub fn count_read(&self, bytes: u64) {
+        self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The bytes read by the step now ending; the count starts again for the next.
+    pub fn take_bytes_read(&self) -> u64 {
+        self.bytes_read.swap(0, Ordering::Relaxed)
     }
 
     /// The store an intermediate location lives in (`None`: the plate, a persistent store).
@@ -346,7 +369,7 @@ mod tests {
 
         let mut done = WellRun::new(&p);
         written(&mut done, "A01_c.tif");
-        let (record, _, _) = done.finish();
+        let (record, _) = done.finish();
         assert_eq!(record.files.len(), 1);
         assert!(dir.join("out/checkpoints/step1/A01_c.tif").exists(), "a finished well keeps its files");
         std::fs::remove_dir_all(&dir).ok();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use ndarray::{ArcArray2, Axis};
+use ndarray::{ArcArray2, Array3, Axis};
 use rayon::prelude::*;
 
 use hcs_core::MemoryType;
@@ -20,6 +20,7 @@ use hcs_plate::{Component, ImageKey};
 use crate::error::StepError;
 use crate::groups::{GroupKey, groups, label, output_keys};
 use crate::job::WellJob;
+use crate::qc::{self, PlaneQc};
 use crate::retry::{Mode, after_out_of_memory};
 use crate::routing::{CallError, Produced, Router, Special, keep_special};
 use crate::state::{DevicePlanes, Planes, WellRun, load_from_device};
@@ -38,6 +39,15 @@ struct GroupResult {
     label: String,
 }
 
+/// How many planes a step read and produced.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepCounts {
+    /// Planes read.
+    pub planes_in: usize,
+    /// Planes produced.
+    pub planes_out: usize,
+}
+
 /// Runs one step of one well.
 pub struct StepRunner<'a, 'j> {
     /// The well's job.
@@ -50,7 +60,7 @@ pub struct StepRunner<'a, 'j> {
 
 impl StepRunner<'_, '_> {
     /// Run the step: every stage in order.
-    pub fn run(&self, run: &mut WellRun) -> Result<(), StepError> {
+    pub fn run(&self, run: &mut WellRun) -> Result<StepCounts, StepError> {
         let start = Instant::now();
         let keys = self.input_keys(run)?;
         let grouped: Vec<(GroupKey, Vec<ImageKey>)> =
@@ -66,7 +76,9 @@ impl StepRunner<'_, '_> {
             seconds = start.elapsed().as_secs_f64(),
             "step done"
         );
-        self.store(run, planes, device_planes)
+        let counts = StepCounts { planes_in: keys.len(), planes_out: planes.len() + device_planes.len() };
+        self.store(run, planes, device_planes)?;
+        Ok(counts)
     }
 
     /// The keys the step reads, from the plate's index or from what the previous step wrote (no
@@ -150,10 +162,35 @@ impl StepRunner<'_, '_> {
             return Ok(if mode == Mode::Cpu { convert(stack, Some(to_host), None)? } else { stack });
         }
         let stack = match &self.step.reads {
-            Location::Plate { .. } => self.job.plate.load_stack(group).map_err(StepError::from)?,
-            at => run.load(self.job.plan, at, group)?,
+            Location::Plate { .. } => {
+                let stack = self.job.plate.load_stack(group).map_err(StepError::from)?;
+                run.count_read((stack.len() * self.job.dtype.size()) as u64);
+                self.measure_quality(run, group, &stack);
+                stack
+            }
+            at => {
+                let stack = run.load(self.job.plan, at, group)?;
+                if matches!(at, Location::Disk { .. }) {
+                    run.count_read((stack.len() * std::mem::size_of::<f32>()) as u64);
+                }
+                stack
+            }
         };
         Ok(Stack::Ndarray(stack))
+    }
+
+    /// The quality measures of the raw planes in `stack` not measured yet (a plane read by two
+    /// steps is measured once).
+    fn measure_quality(&self, run: &WellRun, group: &[ImageKey], stack: &Array3<f32>) {
+        let todo: Vec<usize> = match run.qc.lock() {
+            Ok(done) => (0..group.len()).filter(|&i| !done.contains_key(&group[i])).collect(),
+            Err(_) => return,
+        };
+        let measured: Vec<PlaneQc> =
+            todo.into_iter().map(|i| qc::measure(group[i], stack.index_axis(Axis(0), i), self.job.dtype)).collect();
+        if let Ok(mut done) = run.qc.lock() {
+            done.extend(measured.into_iter().map(|m| (m.key, m)));
+        }
     }
 
     /// One group: load, call the pattern, keep the output where the plan says.

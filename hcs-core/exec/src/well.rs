@@ -7,6 +7,7 @@ use crate::job::WellJob;
 use crate::output::WellRecord;
 use crate::state::WellRun;
 use crate::step::StepRunner;
+use crate::trace::{StepTrace, memory_mib, unix_now};
 
 /// What a well's run gives back: its completion record (the caller writes it), each step's
 /// seconds, and notes worth a warning (out-of-memory retries, CPU fallbacks).
@@ -25,16 +26,38 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
     if job.keep_failed {
         run.keep_litter();
     }
+    let well_start = std::time::Instant::now();
+    run.trace.start_unix_s = unix_now();
     let last = job.plan.steps.len().saturating_sub(1);
     for (i, step) in job.plan.steps.iter().enumerate() {
         let start = std::time::Instant::now();
-        StepRunner { job, step, last: i == last }.run(&mut run).map_err(|error| ExecError::Step {
+        let start_unix_s = unix_now();
+        let (files_before, notes_before) = (run.record.files.len(), run.notes.len());
+        let counts = StepRunner { job, step, last: i == last }.run(&mut run).map_err(|error| ExecError::Step {
             step: step.index,
             name: step.name.clone(),
             error: Box::new(error),
         })?;
-        run.step_seconds.push(start.elapsed().as_secs_f64());
+        let (rss_mib, peak_rss_mib) = memory_mib();
+        let bytes_written = run.record.files.get(files_before..).map_or(0, |f| f.iter().map(|f| f.bytes).sum());
+        run.trace.steps.push(StepTrace {
+            index: step.index,
+            name: step.name.clone(),
+            start_unix_s,
+            seconds: start.elapsed().as_secs_f64(),
+            device: step.gpu.map_or_else(|| "cpu".to_string(), |g| format!("gpu:{}", g.device)),
+            planes_in: counts.planes_in,
+            planes_out: counts.planes_out,
+            bytes_read: run.take_bytes_read(),
+            bytes_written,
+            rss_mib,
+            peak_rss_mib,
+            retries: u32::try_from(run.notes.len().saturating_sub(notes_before)).unwrap_or(u32::MAX),
+        });
     }
-    let (record, step_seconds, notes) = run.finish();
+    run.trace.seconds = well_start.elapsed().as_secs_f64();
+    run.trace.peak_rss_mib = memory_mib().1;
+    let step_seconds = run.trace.steps.iter().map(|s| s.seconds).collect();
+    let (record, notes) = run.finish();
     Ok(WellOutcome { record, step_seconds, notes })
 }

@@ -1,0 +1,124 @@
+//! Cheap quality measures of each raw plane a well reads: focus (variance of the Laplacian),
+//! the fraction of saturated pixels and the background level. Computed once per plane, as the
+//! plane is loaded from the plate; they go to the well's trace and from there to the run report.
+
+use ndarray::ArrayView2;
+use serde::{Deserialize, Serialize};
+
+use hcs_plate::ImageKey;
+use hcs_vfs::Dtype;
+
+/// Quality measures of one raw plane.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlaneQc {
+    /// The plane.
+    pub key: ImageKey,
+    /// Variance of the 4-neighbour Laplacian (higher is sharper; compare within a channel).
+    pub focus: f64,
+    /// Fraction of pixels at the storage type's maximum (0 for float data).
+    pub saturated_fraction: f64,
+    /// Background level: the 10th percentile of the pixel values.
+    pub background: f64,
+}
+
+/// Pixels sampled (evenly) for the background percentile.
+const BACKGROUND_SAMPLES: usize = 1 << 16;
+
+/// Measure one plane stored as `dtype`.
+pub fn measure(key: ImageKey, plane: ArrayView2<'_, f32>, dtype: Dtype) -> PlaneQc {
+    let saturation = match dtype {
+        Dtype::U8 => Some(f32::from(u8::MAX)),
+        Dtype::U16 => Some(f32::from(u16::MAX)),
+        Dtype::F32 => None,
+    };
+    let n = plane.len().max(1);
+    let saturated = saturation.map_or(0, |level| plane.iter().filter(|&&v| v >= level).count());
+    PlaneQc {
+        key,
+        focus: laplacian_variance(plane),
+        saturated_fraction: saturated as f64 / n as f64,
+        background: percentile_10(plane),
+    }
+}
+
+/// Variance of `4·p − (up + down + left + right)` over the interior pixels.
+fn laplacian_variance(plane: ArrayView2<'_, f32>) -> f64 {
+    let (h, w) = plane.dim();
+    if h < 3 || w < 3 {
+        return 0.0;
+    }
+    let (mut sum, mut sum_sq, mut count) = (0.0f64, 0.0f64, 0usize);
+    for y in 1..h - 1 {
+        let (up, row, down) = (plane.row(y - 1), plane.row(y), plane.row(y + 1));
+        for x in 1..w - 1 {
+            let l = f64::from(4.0 * row[x] - up[x] - down[x] - row[x - 1] - row[x + 1]);
+            sum += l;
+            sum_sq += l * l;
+            count += 1;
+        }
+    }
+    let mean = sum / count as f64;
+    (sum_sq / count as f64 - mean * mean).max(0.0)
+}
+
+/// The 10th percentile of an even sample of at most [`BACKGROUND_SAMPLES`] pixels.
+fn percentile_10(plane: ArrayView2<'_, f32>) -> f64 {
+    let step = plane.len().div_ceil(BACKGROUND_SAMPLES).max(1);
+    let mut sample: Vec<f32> = plane.iter().step_by(step).copied().filter(|v| !v.is_nan()).collect();
+    if sample.is_empty() {
+        return 0.0;
+    }
+    let k = sample.len() / 10;
+    let (_, v, _) = sample.select_nth_unstable_by(k, f32::total_cmp);
+    f64::from(*v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn key() -> ImageKey {
+        ImageKey { well: "A01".parse().expect("well"), site: 1, channel: 1, z: 1, timepoint: 1 }
+    }
+
+    #[test]
+    fn a_flat_plane_has_no_focus_and_its_value_as_background() {
+        let plane = Array2::from_elem((16, 16), 100.0f32);
+        let qc = measure(key(), plane.view(), Dtype::U16);
+        assert_eq!(qc.focus, 0.0);
+        assert_eq!(qc.background, 100.0);
+        assert_eq!(qc.saturated_fraction, 0.0);
+    }
+
+    #[test]
+    fn a_sharp_checkerboard_scores_higher_than_its_blurred_copy() {
+        let sharp = Array2::from_shape_fn((32, 32), |(y, x)| if (x / 2 + y / 2) % 2 == 0 { 1000.0f32 } else { 0.0 });
+        let blurred = Array2::from_shape_fn((32, 32), |(y, x)| {
+            let mut s = 0.0;
+            for dy in 0..3 {
+                for dx in 0..3 {
+                    s += sharp[((y + dy).min(31), (x + dx).min(31))];
+                }
+            }
+            s / 9.0
+        });
+        let (a, b) = (measure(key(), sharp.view(), Dtype::U16), measure(key(), blurred.view(), Dtype::U16));
+        assert!(a.focus > 2.0 * b.focus, "{} vs {}", a.focus, b.focus);
+    }
+
+    #[test]
+    fn saturation_counts_pixels_at_the_storage_maximum() {
+        let mut plane = Array2::from_elem((10, 10), 5.0f32);
+        plane.slice_mut(ndarray::s![0..2, ..]).fill(65535.0);
+        assert!((measure(key(), plane.view(), Dtype::U16).saturated_fraction - 0.2).abs() < 1e-12);
+        assert_eq!(measure(key(), plane.view(), Dtype::F32).saturated_fraction, 0.0);
+        assert!((measure(key(), plane.view(), Dtype::U8).saturated_fraction - 0.2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_background_is_the_tenth_percentile() {
+        let plane = Array2::from_shape_fn((10, 10), |(y, x)| (y * 10 + x) as f32);
+        assert_eq!(measure(key(), plane.view(), Dtype::U16).background, 10.0);
+    }
+}

@@ -1,0 +1,96 @@
+//! What a well's run measured, step by step — the source of a run's `trace.tsv`, `run.json` and
+//! report. Kept in the well's completion record, so a resumed run or a cluster's finalize step
+//! reports wells that ran in other processes.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::qc::PlaneQc;
+
+/// One step of one well.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepTrace {
+    /// The step's 1-based index in the pipeline.
+    pub index: usize,
+    /// The step's name.
+    pub name: String,
+    /// When it started (seconds since the Unix epoch).
+    pub start_unix_s: f64,
+    /// How long it took (seconds).
+    pub seconds: f64,
+    /// Where it ran: `cpu`, or `gpu:N` for a step placed on GPU `N`.
+    pub device: String,
+    /// Planes it read.
+    pub planes_in: usize,
+    /// Planes it produced.
+    pub planes_out: usize,
+    /// Bytes of image data read from storage (the input plate or scratch files; planes handed
+    /// over in memory count 0).
+    pub bytes_read: u64,
+    /// Bytes of files written to the output (images, checkpoints, results).
+    pub bytes_written: u64,
+    /// The process's resident memory when the step ended (MiB; `None` where it cannot be read).
+    pub rss_mib: Option<f64>,
+    /// The process's peak resident memory so far when the step ended (MiB).
+    pub peak_rss_mib: Option<f64>,
+    /// Out-of-memory retries (one group at a time, then the CPU variants).
+    pub retries: u32,
+}
+
+/// One well's run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WellTrace {
+    /// When the well started (seconds since the Unix epoch).
+    pub start_unix_s: f64,
+    /// Wall time of the well (seconds).
+    pub seconds: f64,
+    /// The well thread that ran it (0-based): wells over workers, for a timeline.
+    pub worker: usize,
+    /// The process's peak resident memory when the well ended (MiB).
+    pub peak_rss_mib: Option<f64>,
+    /// Per step, in pipeline order.
+    pub steps: Vec<StepTrace>,
+    /// Quality measures of every raw plane the well read from the plate.
+    pub qc: Vec<PlaneQc>,
+}
+
+/// Now, in seconds since the Unix epoch.
+pub fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The process's resident and peak resident memory in MiB (`VmRSS`, `VmHWM` of
+/// `/proc/self/status`); `None` where the system does not say.
+pub fn memory_mib() -> (Option<f64>, Option<f64>) {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return (None, None) };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_is_read_on_linux_and_the_peak_is_at_least_the_current() {
+        let (rss, peak) = memory_mib();
+        if cfg!(target_os = "linux") {
+            let (rss, peak) = (rss.expect("VmRSS"), peak.expect("VmHWM"));
+            assert!(rss > 0.0 && peak >= rss, "{rss} {peak}");
+        }
+    }
+
+    #[test]
+    fn a_record_without_a_trace_still_reads() {
+        let record: crate::output::WellRecord =
+            serde_json::from_str(r#"{"plan_crc32": 1, "files": [], "subdirs": {}}"#).expect("old record");
+        assert_eq!(record.trace, None);
+    }
+}
