@@ -13,7 +13,10 @@ use crate::plate::{Plate, WellId};
 pub fn read_pipeline(path: &Path) -> Result<(Pipeline, SourceMap), String> {
     let shown = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
-    Pipeline::from_toml(&text).map_err(|e| format!("{shown}: {e}"))
+    Pipeline::from_toml(&text).map_err(|e| {
+        eprintln!("{}", super::snippet::render(&shown.to_string(), &text, &e));
+        format!("1 problem in {shown}")
+    })
 }
 
 /// Read the global configuration layer (`--config FILE`, else `$HCS_CONFIG`, else nothing).
@@ -25,10 +28,12 @@ pub fn read_global_config(path: Option<&Path>) -> Result<ConfigLayer, String> {
     ConfigLayer::from_toml(value).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Print every problem (`file: line N: …`) and return the summary error.
+/// Print every problem (`file: line N: …`, with the source line and the span underlined) and
+/// return the summary error.
 pub fn report(shown: &str, errors: &[PipelineError]) -> String {
+    let text = std::fs::read_to_string(shown).unwrap_or_default();
     for e in errors {
-        eprintln!("{shown}: {e}");
+        eprintln!("{}", super::snippet::render(shown, &text, e));
     }
     format!("{} problem{} in {shown}", errors.len(), if errors.len() == 1 { "" } else { "s" })
 }

@@ -2,14 +2,33 @@
 
 use std::fmt;
 
-/// A line in a pipeline file, or nothing for pipelines built in Rust.
+/// A place in a pipeline file: its 1-based line and byte range, from the TOML parser's spans
+/// (32-bit: a pipeline file is small, and errors stay small).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// 1-based line of the start.
+    pub line: u32,
+    /// Byte offset of the start.
+    pub start: u32,
+    /// Byte offset just past the end.
+    pub end: u32,
+}
+
+/// Where in a pipeline file a problem is, or nothing for pipelines built in Rust.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Line(pub Option<usize>);
+pub struct Line(pub Option<Span>);
+
+impl Line {
+    /// The 1-based line, if known.
+    pub fn number(&self) -> Option<usize> {
+        self.0.map(|s| s.line as usize)
+    }
+}
 
 impl fmt::Display for Line {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Some(n) => write!(f, "line {n}: "),
+            Some(span) => write!(f, "line {}: ", span.line),
             None => Ok(()),
         }
     }
@@ -274,6 +293,34 @@ pub enum PipelineError {
         /// Which paths collide.
         message: String,
     },
+}
+
+impl PipelineError {
+    /// Where in the pipeline file the problem is (for a source snippet).
+    pub fn at(&self) -> Line {
+        match self {
+            PipelineError::File { at, .. } => *at,
+            PipelineError::Empty => Line(None),
+            PipelineError::UnknownFunction { at, .. } => *at,
+            PipelineError::UnknownParameter { at, .. } => *at,
+            PipelineError::BadParameter { at, .. } => *at,
+            PipelineError::BrokenRule { at, .. } => *at,
+            PipelineError::OverBudget { at, .. } => *at,
+            PipelineError::MissingParameter { at, .. } => *at,
+            PipelineError::Grouping { at, .. } => *at,
+            PipelineError::UnknownWell { at, .. } => *at,
+            PipelineError::MissingSpecialInput { at, .. } => *at,
+            PipelineError::DuplicateProducer { at, .. } => *at,
+            PipelineError::DictEntryLink { at, .. } => *at,
+            PipelineError::Config { at, .. } => *at,
+            PipelineError::MultiGroupProducer { at, .. } => *at,
+            PipelineError::DictKey { at, .. } => *at,
+            PipelineError::Special { at, .. } => *at,
+            PipelineError::NoConversion { at, .. } => *at,
+            PipelineError::Gpu { at, .. } => *at,
+            PipelineError::OutputCollision { at, .. } => *at,
+        }
+    }
 }
 
 /// A special input of one call linked to another call of the same step that runs in a dict

@@ -29,88 +29,119 @@ use hcs_core::params::ParamValue;
 use hcs_plate::{Component, WellId};
 
 use super::config::{ConfigLayer, ConfigReadError};
-use super::error::{Line, PipelineError};
+use super::error::{Line, PipelineError, Span};
 use super::pattern::{FunctionCall, FunctionPattern};
 use super::step::{FunctionStep, InputSource, Materialize, Pipeline};
 
-/// Lines of a pipeline file's steps, calls (in [`FunctionPattern::calls`] order) and parameters.
+/// Where a pipeline file's steps, calls (in [`FunctionPattern::calls`] order) and parameters
+/// are, from the TOML parser's spans — whatever the file's layout (`[[steps]]` tables, an inline
+/// `steps = [ … ]` array, inline or dotted call tables).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SourceMap {
-    steps: Vec<StepLines>,
+    steps: Vec<StepSpans>,
+    /// Top-level keys (`name`, `config`, `steps`, unknown ones) and their values.
+    keys: BTreeMap<String, (Span, Span)>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
-struct StepLines {
-    line: usize,
-    calls: Vec<(usize, BTreeMap<String, usize>)>,
+#[derive(Clone, Debug, PartialEq)]
+struct StepSpans {
+    at: Span,
+    calls: Vec<(Span, BTreeMap<String, Span>)>,
 }
 
 impl SourceMap {
-    /// Line of step `i` (0-based).
-    pub fn step_line(&self, i: usize) -> Option<usize> {
-        self.steps.get(i).map(|s| s.line)
+    /// Where step `i` (0-based) is.
+    pub fn step_line(&self, i: usize) -> Option<Span> {
+        self.steps.get(i).map(|s| s.at)
     }
 
-    /// Line of call `k` of step `i`.
-    pub fn call_line(&self, i: usize, k: usize) -> Option<usize> {
+    /// Where call `k` of step `i` is (its function name).
+    pub fn call_line(&self, i: usize, k: usize) -> Option<Span> {
         self.steps.get(i)?.calls.get(k).map(|c| c.0)
     }
 
-    /// Line of parameter `param` of call `k` of step `i`.
-    pub fn param_line(&self, i: usize, k: usize, param: &str) -> Option<usize> {
+    /// Where parameter `param` of call `k` of step `i` is (`key = value`).
+    pub fn param_line(&self, i: usize, k: usize, param: &str) -> Option<Span> {
         self.steps.get(i)?.calls.get(k)?.1.get(param).copied()
+    }
+
+    /// Where the top-level key `key` is, and its value.
+    fn key(&self, key: &str) -> Option<(Span, Span)> {
+        self.keys.get(key).copied()
     }
 }
 
 /// 1-based line of byte offset `at`.
 fn line_of(text: &str, at: usize) -> usize {
-    text[..at.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text.get(..at.min(text.len())).map_or(1, |t| t.bytes().filter(|&b| b == b'\n').count() + 1)
 }
 
-/// Byte offset of the first `needle` at or after `from` that is not inside a `#` comment line.
-fn find_from(text: &str, from: usize, needle: &str) -> Option<usize> {
-    let mut start = from.min(text.len());
-    while let Some(rel) = text[start..].find(needle) {
-        let at = start + rel;
-        let line_start = text[..at].rfind('\n').map_or(0, |p| p + 1);
-        if !text[line_start..at].trim_start().starts_with('#') {
-            return Some(at);
-        }
-        start = at + needle.len();
-    }
-    None
+fn span_of(text: &str, range: std::ops::Range<usize>) -> Span {
+    let small = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    Span { line: small(line_of(text, range.start)), start: small(range.start), end: small(range.end) }
 }
 
-/// Locate steps, calls and parameters in the text (best effort: by searching in order).
-fn source_map(text: &str, pipeline: &Pipeline) -> SourceMap {
-    let mut steps = Vec::new();
-    let mut cursor = 0;
-    for step in &pipeline.steps {
-        let start = find_from(text, cursor, "[[steps]]").unwrap_or(cursor);
-        let end = find_from(text, start + 1, "[[steps]]").unwrap_or(text.len());
-        let mut calls = Vec::new();
-        let mut c = start;
-        for (_, call) in step.func.calls() {
-            let quoted = format!("\"{}\"", call.name);
-            let at =
-                find_from(&text[..end], c, &quoted).or_else(|| find_from(&text[..end], start, &quoted)).unwrap_or(c);
+type DeValue<'i> = toml::de::DeValue<'i>;
+type Spanned<T> = toml::Spanned<T>;
+
+/// The calls of a `func` value, in [`FunctionPattern::calls`] order: a string; an array (a
+/// chain); `{ dict = { key = pattern } }` (entries in key order, as the pattern keeps them); or
+/// `{ function = "…", params = { … } }`.
+fn call_spans(text: &str, v: &Spanned<DeValue<'_>>, out: &mut Vec<(Span, BTreeMap<String, Span>)>) {
+    match v.get_ref() {
+        DeValue::String(_) => out.push((span_of(text, v.span()), BTreeMap::new())),
+        DeValue::Array(members) => members.iter().for_each(|m| call_spans(text, m, out)),
+        DeValue::Table(t) => {
+            if let Some(dict) = t.get("dict") {
+                if let DeValue::Table(entries) = dict.get_ref() {
+                    let mut entries: Vec<_> = entries.iter().collect();
+                    entries.sort_by(|a, b| a.0.get_ref().cmp(b.0.get_ref()));
+                    entries.into_iter().for_each(|(_, p)| call_spans(text, p, out));
+                }
+                return;
+            }
+            let at = t.get("function").map_or_else(|| v.span(), |f| f.span());
             let mut params = BTreeMap::new();
-            for key in call.params.keys() {
-                if let Some(p) = find_from(&text[..end], at, key) {
-                    params.insert(key.clone(), line_of(text, p));
+            if let Some(p) = t.get("params")
+                && let DeValue::Table(p) = p.get_ref()
+            {
+                for (k, value) in p.iter() {
+                    params.insert(k.get_ref().to_string(), span_of(text, k.span().start..value.span().end));
                 }
             }
-            calls.push((line_of(text, at), params));
-            c = at + 1;
+            out.push((span_of(text, at), params));
         }
-        steps.push(StepLines { line: line_of(text, start), calls });
-        cursor = end;
+        _ => {}
     }
-    SourceMap { steps }
 }
 
-fn file_error(text: &str, at: Option<usize>, message: impl Into<String>) -> PipelineError {
-    PipelineError::File { at: Line(at.map(|o| line_of(text, o))), message: message.into() }
+/// Locate the steps, calls and parameters of `text` (empty where it does not parse).
+fn source_map(text: &str) -> SourceMap {
+    let Ok(doc) = toml::de::DeTable::parse(text) else { return SourceMap::default() };
+    let doc = doc.get_ref();
+    let keys = doc
+        .iter()
+        .map(|(k, v)| (k.get_ref().to_string(), (span_of(text, k.span()), span_of(text, v.span()))))
+        .collect();
+    let mut steps = Vec::new();
+    if let Some(list) = doc.get("steps")
+        && let DeValue::Array(items) = list.get_ref()
+    {
+        for item in items {
+            let mut calls = Vec::new();
+            if let DeValue::Table(t) = item.get_ref()
+                && let Some(func) = t.get("func")
+            {
+                call_spans(text, func, &mut calls);
+            }
+            steps.push(StepSpans { at: span_of(text, item.span()), calls });
+        }
+    }
+    SourceMap { steps, keys }
+}
+
+fn file_error(at: Option<Span>, message: impl Into<String>) -> PipelineError {
+    PipelineError::File { at: Line(at), message: message.into() }
 }
 
 /// The keys a step table may have.
@@ -328,35 +359,34 @@ fn step_fields(t: &toml::Table, name: &str, func: &toml::Value) -> Result<Functi
 impl Pipeline {
     /// Read a pipeline file's text. Shape errors name the line where the parser knows it.
     pub fn from_toml(text: &str) -> Result<(Pipeline, SourceMap), PipelineError> {
-        let table: toml::Table =
-            toml::from_str(text).map_err(|e| file_error(text, e.span().map(|s| s.start), e.message().to_string()))?;
+        let table: toml::Table = toml::from_str(text)
+            .map_err(|e| file_error(e.span().map(|r| span_of(text, r)), e.message().to_string()))?;
+        let map = source_map(text);
         if let Some(extra) = table.keys().find(|k| !["name", "config", "steps"].contains(&k.as_str())) {
             return Err(file_error(
-                text,
-                find_from(text, 0, extra),
+                map.key(extra).map(|(k, _)| k),
                 format!("unknown key `{extra}` (a pipeline has name, config, steps)"),
             ));
         }
         let mut pipeline = Pipeline::new(table.get("name").and_then(toml::Value::as_str).unwrap_or("pipeline"));
         if let Some(v) = table.get("config") {
             pipeline.config = ConfigLayer::from_toml(v.clone())
-                .map_err(|e| file_error(text, find_from(text, 0, "[config]"), format!("[config]: {e}")))?;
+                .map_err(|e| file_error(map.key("config").map(|(_, v)| v), format!("[config]: {e}")))?;
         }
         let steps = match table.get("steps") {
             None => &Vec::new(),
             Some(toml::Value::Array(steps)) => steps,
-            Some(_) => return Err(file_error(text, find_from(text, 0, "steps"), "`steps` must be an array of tables")),
+            Some(_) => {
+                return Err(file_error(map.key("steps").map(|(_, v)| v), "`steps` must be an array of tables"));
+            }
         };
-        let mut cursor = 0;
         for (i, s) in steps.iter().enumerate() {
-            let at = find_from(text, cursor, "[[steps]]");
-            cursor = at.map_or(cursor, |a| a + 1);
+            let at = map.step_line(i);
             let toml::Value::Table(t) = s else {
-                return Err(file_error(text, at, format!("step {} must be a table", i + 1)));
+                return Err(file_error(at, format!("step {} must be a table", i + 1)));
             };
-            pipeline.steps.push(step(t).map_err(|e| file_error(text, at, format!("step {}: {e}", i + 1)))?);
+            pipeline.steps.push(step(t).map_err(|e| file_error(at, format!("step {}: {e}", i + 1)))?);
         }
-        let map = source_map(text, &pipeline);
         Ok((pipeline, map))
     }
 

@@ -17,7 +17,7 @@ pub use check::{
     describe_values, params_valid, step_calls,
 };
 pub use config::{Config, ConfigError, ConfigLayer, ConfigReadError, GpuPolicy, Workers, ZarrCompression};
-pub use error::{Line, PipelineError, StepRef};
+pub use error::{Line, PipelineError, Span, StepRef};
 pub use file::SourceMap;
 pub use pattern::{FunctionCall, FunctionPattern, dict_key_matches};
 pub use step::{FunctionStep, InputSource, Materialize, Pipeline};
