@@ -61,6 +61,8 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "cli")]
+pub mod report;
+#[cfg(feature = "cli")]
 pub mod slurm;
 
 // Lets generated code name `::hcs::__private` inside this crate too.

@@ -33,8 +33,9 @@ fn the_demo_writes_a_plate_an_overview_and_a_summary_that_match_the_ground_truth
         .filter(|e| e.file_name().to_string_lossy().ends_with(".ome.zarr"))
         .collect();
     assert!(!zarr.is_empty(), "no OME-Zarr store in the output plate");
-    let png = std::fs::read(out.join("overview.png")).expect("overview.png");
+    let png = std::fs::read(out.join("output/results/overview.png")).expect("overview.png");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    run_report(&out.join("output/results"));
     let text = std::fs::read_to_string(out.join("summary.txt")).expect("summary.txt");
     assert_eq!(text.trim_end(), stdout.lines().take(text.lines().count()).collect::<Vec<_>>().join("\n").trim_end());
 
@@ -53,4 +54,43 @@ fn the_demo_writes_a_plate_an_overview_and_a_summary_that_match_the_ground_truth
         assert!(truth > 0.0 && (cells - truth).abs() / truth < 0.25, "{cells} cells counted, {truth} true");
     }
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The run report of the demo's two wells: `run.json` with each well's steps, QC and outputs;
+/// `trace.tsv` with one row per well × step; `report.html` with the data and a thumbnail each.
+fn run_report(results: &std::path::Path) {
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(results.join("run.json")).expect("run.json")).expect("json");
+    assert_eq!(run["kind"], "demo");
+    assert_eq!(run["pipeline"]["name"], "demo");
+    assert_eq!(run["pipeline"]["hash"].as_str().map(str::len), Some(8));
+    assert_eq!(run["counts"]["done"], 2);
+    let steps = run["steps"].as_array().expect("steps").len();
+    assert_eq!(steps, 8);
+    let wells = run["wells"].as_array().expect("wells");
+    assert_eq!(wells.iter().map(|w| w["well"].as_str().unwrap_or("")).collect::<Vec<_>>(), ["A01", "B02"]);
+    for w in wells {
+        assert_eq!(w["status"], "done");
+        assert_eq!(w["steps"].as_array().map(Vec::len), Some(steps));
+        // 9 sites × 2 channels measured on the raw planes.
+        assert_eq!(w["qc"]["sites"].as_array().map(Vec::len), Some(18), "{}", w["qc"]);
+        assert!(w["qc"]["focus_min"].as_f64().is_some_and(|f| f > 0.0));
+        // A 3 × 3 grid has 12 neighbour pairs; the demo's plate stitches without falling back.
+        assert_eq!(w["qc"]["stitching"]["edges"], 12);
+        assert_eq!(w["qc"]["stitching"]["model_placed"], 0);
+        assert!(w["qc"]["cells"].as_u64().is_some_and(|c| c > 0));
+        assert!(!w["outputs"].as_array().expect("outputs").is_empty());
+        let first = &w["steps"][0];
+        assert!(first["planes_in"].as_u64().is_some_and(|n| n == 54), "9 sites × 2 channels × 3 z: {first}");
+        assert!(first["bytes_read"].as_u64().is_some_and(|b| b == 54 * 256 * 256 * 2), "{first}");
+    }
+    let tsv = std::fs::read_to_string(results.join("trace.tsv")).expect("trace.tsv");
+    let mut lines = tsv.lines();
+    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
+    assert_eq!(header[..4], ["well", "status", "step", "name"]);
+    assert_eq!(lines.clone().count(), 2 * steps, "one row per well × step");
+    assert!(lines.all(|l| l.split('\t').count() == header.len()));
+    let html = std::fs::read_to_string(results.join("report.html")).expect("report.html");
+    assert!(!html.contains("__HCS_REPORT_DATA__"), "the data is embedded");
+    assert_eq!(html.matches("data:image/png;base64,").count(), 2, "a thumbnail per well");
 }

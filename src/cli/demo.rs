@@ -10,14 +10,12 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ndarray::Array2;
-
 use crate::Registry;
 use crate::exec::{RunOptions, RunReport, WellReport, WellStatus, run as execute};
 use crate::plan::compiler::{CompileOptions, CompiledPlate, PlateInfo, compile};
 use crate::plan::pipeline::{ConfigLayer, Pipeline};
 use crate::plate::formats::open_plate;
-use crate::plate::{Component, ImageKey, WellId};
+use crate::plate::{Component, WellId};
 use crate::synth::{GroundTruth, synthesize};
 use crate::vfs::Backend;
 
@@ -70,29 +68,6 @@ fn read_positions(path: &Path) -> Option<Vec<(f64, f64)>> {
 fn total_cells(path: &Path) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     v.get("total_cells")?.as_u64()
-}
-
-/// A thumbnail grid of channel 1 of every well's stitched image, laid out like the plate.
-fn overview(output: &Path, wells: &[WellId], path: &Path) -> Result<(), String> {
-    const SIDE: usize = 256;
-    const GAP: usize = 8;
-    let plate = open_plate(output, None).map_err(|e| e.to_string())?;
-    let (r0, r1) = (wells.iter().map(|w| w.row).min().unwrap_or(0), wells.iter().map(|w| w.row).max().unwrap_or(0));
-    let (c0, c1) = (wells.iter().map(|w| w.col).min().unwrap_or(1), wells.iter().map(|w| w.col).max().unwrap_or(1));
-    let (rows, cols) = (usize::from(r1 - r0) + 1, usize::from(c1 - c0) + 1);
-    let mut grid = Array2::<u8>::zeros((rows * (SIDE + GAP) + GAP, cols * (SIDE + GAP) + GAP));
-    for &well in wells {
-        let Some((key, _)) = plate.index.well(well).find(|(k, _)| k.channel == 1) else { continue };
-        let key: ImageKey = *key;
-        let stack = plate.load_stack(&[key]).map_err(|e| e.to_string())?;
-        let thumb = crate::vfs::thumbnail::thumbnail(stack.index_axis(ndarray::Axis(0), 0), SIDE);
-        let (y0, x0) =
-            (GAP + usize::from(well.row - r0) * (SIDE + GAP), GAP + usize::from(well.col - c0) * (SIDE + GAP));
-        let (h, w) = thumb.dim();
-        grid.slice_mut(ndarray::s![y0..y0 + h, x0..x0 + w]).assign(&thumb);
-    }
-    let png = crate::vfs::thumbnail::encode_png(&grid, path).map_err(|e| e.to_string())?;
-    crate::vfs::atomic::write_atomic(path, &png).map_err(|e| e.to_string())
 }
 
 /// One well's outcome: stitching error against the ground truth and cells counted vs true.
@@ -161,7 +136,6 @@ fn summary(
     compiled: &CompiledPlate,
     report: &RunReport,
     rows: &[WellSummary],
-    out: &Path,
     timings: &BTreeMap<&str, f64>,
 ) -> String {
     let mut s = String::new();
@@ -191,15 +165,22 @@ fn summary(
     let _ = writeln!(s, "  output plate  {}", first.output_root.display());
     let _ = writeln!(s, "  results       {}  (positions CSV, cell counts JSON/CSV per well)", results.display());
     let _ = writeln!(s, "  plate summary {}", results.join(PLATE_SUMMARY).display());
-    let _ = writeln!(s, "  overview      {}", out.join("overview.png").display());
+    let _ = writeln!(s, "  report        {}", results.join(crate::report::html::FILE).display());
+    let _ = writeln!(s, "  overview      {}", results.join(crate::report::overview::FILE).display());
+    let _ = writeln!(
+        s,
+        "  run record    {}  and {}",
+        results.join(crate::report::run_json::FILE).display(),
+        results.join(crate::report::trace_tsv::FILE).display()
+    );
     s
 }
 
 /// File name of the plate summary CSV in the output plate's results folder.
 pub const PLATE_SUMMARY: &str = "plate_summary.csv";
 
-/// Run the demo.
-pub fn run(args: &Args) -> Result<(), String> {
+/// Run the demo. `Ok(Some(code))`: wells failed, exit with `code` after the summary.
+pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let total = Instant::now();
     let mut timings = BTreeMap::new();
     let synth_args = super::synth::Args {
@@ -234,6 +215,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let (pipeline, map) = Pipeline::from_toml(DEMO_PIPELINE).map_err(|e| format!("demo pipeline: {e}"))?;
     // A fresh output every time: the demo shows a whole run, not a resumed one.
     clear_except_lock(&output, lock.path())?;
+    super::logging::log_to(&crate::report::results_dir(&output).join(super::logging::LOG_FILE));
     let registry = Registry::global();
     let overrides = ConfigLayer {
         output_root: Some(output.clone()),
@@ -266,6 +248,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
     };
     let started = Instant::now();
+    let started_unix_s = crate::exec::trace::unix_now();
     let report = execute(&compiled, &plate, registry, &RunOptions { on_well: Some(&on_well), ..RunOptions::default() })
         .map_err(|e| e.to_string())?;
     if let Some(b) = &bar {
@@ -274,16 +257,28 @@ pub fn run(args: &Args) -> Result<(), String> {
     timings.insert("3 run", started.elapsed().as_secs_f64());
 
     let started = Instant::now();
-    let wells: Vec<WellId> = report.wells.iter().filter(|w| w.status == WellStatus::Done).map(|w| w.well).collect();
-    overview(&output, &wells, &args.out.join("overview.png"))?;
-    timings.insert("4 overview", started.elapsed().as_secs_f64());
+    let facts = crate::report::RunFacts {
+        kind: "demo",
+        command: super::run::command_line(),
+        pipeline_file: None,
+        pipeline_text: Some(DEMO_PIPELINE.to_string()),
+        compiled: &compiled,
+        plate: &plate,
+        started_unix_s,
+        ended_unix_s: crate::exec::trace::unix_now(),
+        workers: super::run::well_threads(None, &compiled),
+        wells: report.wells.iter().map(crate::report::WellEnd::of).collect(),
+    };
+    crate::report::write(&facts)?;
+    timings.insert("4 report", started.elapsed().as_secs_f64());
     timings.insert("total", total.elapsed().as_secs_f64());
+    let wells: Vec<WellId> = report.wells.iter().filter(|w| w.status == WellStatus::Done).map(|w| w.well).collect();
 
     let results = output.join("results");
     let rows = well_summaries(&results, &report, &truth);
     let table = summary_csv(&rows).map_err(|e| format!("plate summary CSV: {e}"))?;
     crate::vfs::atomic::write_atomic(&results.join(PLATE_SUMMARY), &table).map_err(|e| e.to_string())?;
-    let text = summary(&compiled, &report, &rows, &args.out, &timings);
+    let text = summary(&compiled, &report, &rows, &timings);
     crate::vfs::atomic::write_atomic(&args.out.join("summary.txt"), text.as_bytes()).map_err(|e| e.to_string())?;
     print!("{text}");
     let sites = plate.index.values(Component::Site).len();
@@ -293,7 +288,12 @@ pub fn run(args: &Args) -> Result<(), String> {
         args.tile
     );
     drop(lock);
-    if report.failed() { Err("some wells failed (see above)".into()) } else { Ok(()) }
+    if report.failed() {
+        eprintln!("error: some wells failed (see above)");
+        Ok(Some(super::EXIT_WELLS_FAILED))
+    } else {
+        Ok(None)
+    }
 }
 
 /// Remove everything under `dir` but the lock file `keep` (removing it would let another process

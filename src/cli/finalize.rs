@@ -1,6 +1,7 @@
 //! `hcs finalize --plan PLAN`: what a Slurm run's finalize job runs once its array ends — the
 //! plate-level metadata (OME-Zarr plate listing the complete wells, `hcs_plate.json`) and
-//! `summary.json`.
+//! `summary.json`, and the run report (`results/run.json`, `trace.tsv`, `overview.png`,
+//! `report.html`).
 
 use std::path::PathBuf;
 
@@ -20,7 +21,8 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<(), String> {
     let job = SlurmJob::read(&args.plan).map_err(|e| e.to_string())?;
     let plate = open_plate(&job.compiled.plate, None).map_err(|e| format!("{}: {e}", job.compiled.plate.display()))?;
-    let summary = finalize_submission(&job, &plate).map_err(|e| e.to_string())?;
+    let dir = args.plan.parent().unwrap_or_else(|| std::path::Path::new("."));
+    let summary = finalize_submission(&job, dir, &plate).map_err(|e| e.to_string())?;
     println!(
         "`{}`: {} complete, {} missing{}",
         summary.pipeline,

@@ -4,14 +4,27 @@
 //! `hcs_exec=debug,warn`; without one, from `-q` (errors only) or `-v` / `-vv` (info / debug);
 //! by default warnings on a terminal (progress bars show the rest) and info lines otherwise.
 //! Log lines are written around the progress bar, never through it.
+//!
+//! A run also keeps a log in its output ([`log_to`], `results/hcs.log`, appended run after run):
+//! every event at info level or above (or at the `HCS_LOG` / `RUST_LOG` filter), whatever `-q`
+//! or `-v` chose for the terminal, each line with its time.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// The progress bar log lines must not tear, while one is drawn.
 static BAR: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+/// The run's log file in its output, once [`log_to`] opened it.
+static FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// The log file's name in the output's `results/`.
+pub const LOG_FILE: &str = "hcs.log";
 
 /// The filter for `verbosity` (−1 for `-q`, the count of `-v` otherwise) when no environment
 /// variable sets one.
@@ -30,14 +43,72 @@ pub fn init(verbosity: i8) {
     let from_env = ["HCS_LOG", "RUST_LOG"]
         .iter()
         .find_map(|key| std::env::var(key).ok().filter(|v| !v.trim().is_empty()).map(|v| (*key, v)));
-    let filter = match from_env {
-        Some((key, value)) => EnvFilter::try_new(&value).unwrap_or_else(|e| {
-            eprintln!("warning: {key}={value} is not a log filter ({e}); logging at `{default}`");
-            EnvFilter::new(default)
-        }),
-        None => EnvFilter::new(default),
+    let (filter, file_filter) = match &from_env {
+        Some((key, value)) => match EnvFilter::try_new(value) {
+            Ok(f) => (f, EnvFilter::new(value)),
+            Err(e) => {
+                eprintln!("warning: {key}={value} is not a log filter ({e}); logging at `{default}`");
+                (EnvFilter::new(default), EnvFilter::new("info"))
+            }
+        },
+        None => (EnvFilter::new(default), EnvFilter::new("info")),
     };
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(AroundBar).with_ansi(false).try_init();
+    let terminal = tracing_subscriber::fmt::layer().with_writer(AroundBar).with_ansi(false).with_filter(filter);
+    let file = tracing_subscriber::fmt::layer().with_writer(ToFile).with_ansi(false).with_filter(file_filter);
+    let _ = tracing_subscriber::registry().with(terminal).with(file).try_init();
+}
+
+/// From now on, also append the log to `path` (its folder is created), starting with a line
+/// naming the command. A file that cannot be opened is a warning, not a failure.
+pub fn log_to(path: &std::path::Path) {
+    let opened = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(path));
+    match opened {
+        Ok(file) => {
+            if let Ok(mut slot) = FILE.lock() {
+                *slot = Some(file);
+            }
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), command = %super::run::command_line(), "hcs started");
+        }
+        Err(e) => tracing::warn!("cannot write the run's log to {}: {e}", path.display()),
+    }
+}
+
+/// Makes the file writer of one log event.
+struct ToFile;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ToFile {
+    type Writer = FileLines;
+
+    fn make_writer(&'a self) -> FileLines {
+        FileLines(Vec::new())
+    }
+}
+
+/// One event's text, appended to the log file in one piece (nothing while none is open).
+struct FileLines(Vec<u8>);
+
+impl Write for FileLines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for FileLines {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = FILE.lock()
+            && let Some(file) = slot.as_mut()
+        {
+            let _ = file.write_all(&self.0);
+        }
+    }
 }
 
 /// Draw log lines around `bar` from now on.

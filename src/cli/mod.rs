@@ -21,15 +21,32 @@ pub mod devices;
 pub mod finalize;
 pub mod functions;
 pub mod logging;
+pub mod output_guard;
 pub mod plan;
 pub mod run;
 pub mod run_well;
 pub mod slurm_run;
+pub mod snippet;
 pub mod synth;
+
+/// Exit status of a run (`hcs run`, `hcs demo`) in which some wells failed; the others finished.
+pub const EXIT_WELLS_FAILED: u8 = 1;
+/// Exit status when nothing could be run, or the command stopped before its end: a bad command
+/// line, an invalid pipeline, plate or configuration, a refused output folder, an error outside
+/// any well (clap's usage errors have the same code).
+pub const EXIT_REFUSED: u8 = 2;
+
+/// The exit statuses, as `hcs --help` and README.md list them.
+pub const EXIT_STATUS_HELP: &str = "Exit status:
+  0        success: every well done (or already complete)
+  1        the run ended, but some wells failed or did not run (see the summary and results/report.html)
+  2        nothing was run or the command stopped: bad arguments, an invalid pipeline, plate or
+           configuration, a refused output folder, an error outside any well
+  130/143  interrupted by SIGINT / SIGTERM (wells in flight finished; re-run the command to resume)";
 
 /// High-content-screening pipelines: contracts checked by rustc, plans checked before any pixel moves.
 #[derive(Parser)]
-#[command(name = "hcs", version, about)]
+#[command(name = "hcs", version, about, after_help = EXIT_STATUS_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,7 +92,11 @@ pub fn main() -> ExitCode {
     logging::init(if cli.quiet { -1 } else { i8::try_from(cli.verbose).unwrap_or(i8::MAX) });
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
-        Command::Demo(args) => demo::run(&args),
+        Command::Demo(args) => match demo::run(&args) {
+            Ok(Some(code)) => return ExitCode::from(code),
+            Ok(None) => Ok(()),
+            Err(message) => Err(message),
+        },
         Command::Devices(args) => devices::run(&args),
         Command::Functions(args) => functions::run(&args),
         Command::Plan(args) => plan::run(&args),
@@ -93,7 +114,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_REFUSED)
         }
     }
 }

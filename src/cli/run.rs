@@ -46,6 +46,10 @@ pub struct Args {
     /// Stop starting wells after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Write into an output folder that holds another pipeline's or plate's outputs (they are
+    /// removed first), or files hcs did not write (they are left as they are).
+    #[arg(long)]
+    pub force: bool,
     /// Keep the checkpoint, output and scratch files of a well that fails (by default they are
     /// removed, so a failed well does not leave the disk full).
     #[arg(long)]
@@ -99,7 +103,7 @@ fn status_text(r: &WellReport) -> String {
 
 /// This process's command line, as the output's lock file records it.
 pub fn command_line() -> String {
-    std::env::args().collect::<Vec<_>>().join(" ")
+    crate::report::command_line()
 }
 
 /// Take the lock on `output_root` for this process, telling the user when it takes over the lock
@@ -131,11 +135,23 @@ fn refuse_active_submission(output_root: &std::path::Path) -> Result<(), String>
     }
 }
 
+/// The well threads a run uses: `--workers`, else the plan's `workers`, else one per core — never
+/// more than the wells.
+pub fn well_threads(workers: Option<usize>, compiled: &crate::plan::compiler::CompiledPlate) -> usize {
+    let configured = compiled.wells.first().and_then(|w| w.steps.first()).and_then(|s| match s.config.workers {
+        Workers::Count(n) => Some(n),
+        _ => None,
+    });
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    workers.or(configured).unwrap_or(cores).min(compiled.wells.len()).max(1)
+}
+
 /// Wells executing now (kept by the executor), for the interrupt message.
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
-/// Compile and run. `Ok(Some(code))`: the run was interrupted by a signal and the process should
-/// exit with `code` (130 for SIGINT, 143 for SIGTERM) after the summary.
+/// Compile and run. `Ok(Some(code))`: the process should exit with `code` after the summary —
+/// 130 / 143 when a SIGINT / SIGTERM interrupted the run, [`super::EXIT_WELLS_FAILED`] when
+/// wells failed.
 pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let overrides = ConfigLayer {
         output_root: args.out.clone(),
@@ -151,7 +167,10 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     for viewer in &compiled.viewers {
         eprintln!("previews need: {viewer}");
     }
+    let identity = super::output_guard::identity(&compiled);
     if args.executor == ExecutorKind::Slurm {
+        crate::exec::guard::check_outputs_outside_plate(&compiled).map_err(|e| e.to_string())?;
+        super::output_guard::claim(&compiled.output_root, &identity, args.force)?;
         // The submission takes the output's lock itself while it prepares and submits.
         return super::slurm_run::run(args, &compiled, &plate).map(|()| None);
     }
@@ -159,6 +178,8 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     crate::exec::guard::check_outputs_outside_plate(&compiled).map_err(|e| e.to_string())?;
     let lock = lock_output(&compiled.output_root)?;
     refuse_active_submission(&compiled.output_root)?;
+    super::output_guard::claim(&compiled.output_root, &identity, args.force)?;
+    super::logging::log_to(&crate::report::results_dir(&compiled.output_root).join(super::logging::LOG_FILE));
     interrupt::install()?;
     let bar = progress_bar(compiled.wells.len() as u64);
     let bar_for_message = bar.clone();
@@ -186,10 +207,29 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         stop: Some(interrupt::stop_flag()),
         in_flight: Some(&IN_FLIGHT),
     };
+    let started_unix_s = crate::exec::trace::unix_now();
     let result = execute(&compiled, &plate, registry, &run_options).map_err(|e| e.to_string())?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    let facts = crate::report::RunFacts {
+        kind: "local",
+        command: command_line(),
+        pipeline_file: Some(args.pipeline.clone()),
+        pipeline_text: std::fs::read_to_string(&args.pipeline).ok(),
+        compiled: &compiled,
+        plate: &plate,
+        started_unix_s,
+        ended_unix_s: crate::exec::trace::unix_now(),
+        workers: well_threads(args.workers, &compiled),
+        wells: result.wells.iter().map(crate::report::WellEnd::of).collect(),
+    };
+    // The run's outcome matters more than its report: a report that cannot be written (a full
+    // disk, say) is a warning.
+    let report = crate::report::write(&facts).unwrap_or_else(|e| {
+        tracing::warn!("cannot write the run report: {e}");
+        crate::report::Written::default()
+    });
     let failed: Vec<&WellReport> =
         result.wells.iter().filter(|w| matches!(w.status, WellStatus::Failed(_) | WellStatus::NotRun)).collect();
     let done = result.wells.iter().filter(|w| w.status == WellStatus::Done).count();
@@ -226,6 +266,9 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         let kept = if kept.is_empty() { "none".to_string() } else { kept.join(", ") };
         println!("  steps on a GPU: {}; output kept on the device for the next step: {kept}", gpu_steps.join(", "));
     }
+    if let Some(page) = report.files.iter().find(|p| p.ends_with(crate::report::html::FILE)) {
+        println!("  report: {}", page.display());
+    }
     drop(lock);
     if let Some(signal) = interrupt::received() {
         eprintln!(
@@ -237,7 +280,8 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     if failed.is_empty() {
         Ok(None)
     } else {
-        Err(format!("{} of {} failed", failed.len(), super::wells(result.wells.len())))
+        eprintln!("error: {} of {} failed", failed.len(), super::wells(result.wells.len()));
+        Ok(Some(super::EXIT_WELLS_FAILED))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Submitting a compiled plate as an array job plus a finalize job, and following it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -113,7 +114,7 @@ pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -
         tasks: job.tasks.len(),
     };
     if job.tasks.is_empty() {
-        finalize_submission(&job, plate)?;
+        finalize_submission(&job, &dir, plate)?;
         return Ok(submission);
     }
 
@@ -206,8 +207,9 @@ pub struct Summary {
 }
 
 /// What the finalize job does: the plate metadata (OME-Zarr plates listing their complete wells,
-/// `hcs_plate.json`) and `summary.json`.
-pub fn finalize_submission(job: &SlurmJob, plate: &Plate) -> Result<Summary, SlurmError> {
+/// `hcs_plate.json`), `summary.json`, and the run report in `results/` (see [`crate::report`])
+/// from the wells' records and the task reports in the submission's folder `dir`.
+pub fn finalize_submission(job: &SlurmJob, dir: &Path, plate: &Plate) -> Result<Summary, SlurmError> {
     let compiled = &job.compiled;
     hcs_exec::finalize(compiled, plate)?;
     let (complete, missing): (Vec<_>, Vec<_>) =
@@ -220,7 +222,55 @@ pub fn finalize_submission(job: &SlurmJob, plate: &Plate) -> Result<Summary, Slu
     let path = compiled.output_root.join("summary.json");
     let bytes = serde_json::to_vec_pretty(&summary).map_err(|e| file_error(&path, e))?;
     hcs_vfs::atomic::write_atomic(&path, &bytes).map_err(|e| file_error(&path, e))?;
+    write_report(job, dir, plate)?;
     Ok(summary)
+}
+
+/// The run report of a submission: wells this submission ran are `done` (from their records) or,
+/// unfinished, `failed` with their task's error or `missing`; wells complete before it are
+/// `resumed`.
+fn write_report(job: &SlurmJob, dir: &Path, plate: &Plate) -> Result<(), SlurmError> {
+    let compiled = &job.compiled;
+    let root = &compiled.output_root;
+    let submitted: Vec<WellId> = job.tasks.iter().flatten().copied().collect();
+    let errors: BTreeMap<WellId, String> = (0..job.tasks.len())
+        .filter_map(|task| TaskReport::read(&task_report_path(dir, task)))
+        .flat_map(|r| r.wells)
+        .filter_map(|w| Some((w.well, w.error?)))
+        .collect();
+    let mut started = f64::INFINITY;
+    let mut wells = Vec::new();
+    for plan in &compiled.wells {
+        let trace = output::read_record(root, plan.well).and_then(|r| r.trace);
+        let ran_here = submitted.contains(&plan.well);
+        if ran_here && let Some(t) = &trace {
+            started = started.min(t.start_unix_s);
+        }
+        let (status, error) = match (output::is_done(root, plan), ran_here) {
+            (true, true) => ("done", None),
+            (true, false) => ("resumed", None),
+            (false, _) => match errors.get(&plan.well) {
+                Some(e) => ("failed", Some(e.clone())),
+                None => ("missing", None),
+            },
+        };
+        let seconds = trace.as_ref().map_or(0.0, |t| t.seconds);
+        wells.push(crate::report::WellEnd { well: plan.well, status, error, seconds });
+    }
+    let ended = hcs_exec::trace::unix_now();
+    let facts = crate::report::RunFacts {
+        kind: "slurm",
+        command: crate::report::command_line(),
+        pipeline_file: None,
+        pipeline_text: None,
+        compiled,
+        plate,
+        started_unix_s: if started.is_finite() { started } else { ended },
+        ended_unix_s: ended,
+        workers: job.tasks.len(),
+        wells,
+    };
+    crate::report::write(&facts).map(|_| ()).map_err(|e| file_error(&root.join("results"), e))
 }
 
 /// A well a submission did not finish.

@@ -1,0 +1,136 @@
+//! The run report: what every run (local, Slurm finalize, demo) leaves in its output's
+//! `results/` so that it explains itself.
+//!
+//! - `run.json` ([`run_json`]): the run's identity (hcs version, command, pipeline hash, plate,
+//!   resolved config, start and end) and per well its status, error, seconds, memory, devices,
+//!   quality figures and output files;
+//! - `trace.tsv` ([`trace_tsv`]): one row per well × step, Nextflow-trace style;
+//! - `overview.png` ([`overview`]): the plate's wells, channels composited in colour with one
+//!   contrast per channel across the plate, labelled, with a scale bar;
+//! - `report.html` ([`html`]): one self-contained page (plate map, wells table, timings,
+//!   timeline, QC flags, thumbnails), no network.
+//!
+//! Everything is built from the wells' completion records (which carry each well's trace) and
+//! the files in `results/`, so a report can be written by a process that ran none of the wells.
+
+pub mod html;
+pub mod overview;
+pub mod quality;
+pub mod run_json;
+pub mod trace_tsv;
+
+use std::path::{Path, PathBuf};
+
+use crate::plan::compiler::CompiledPlate;
+use crate::plate::{Plate, WellId};
+
+pub use run_json::RunJson;
+
+/// How one well of the run ended, as the process writing the report knows it.
+#[derive(Clone, Debug)]
+pub struct WellEnd {
+    /// The well.
+    pub well: WellId,
+    /// `done`, `resumed`, `failed`, `not_run`, `interrupted` or `missing` (a cluster task ended
+    /// without completing it).
+    pub status: &'static str,
+    /// The error of a failed well.
+    pub error: Option<String>,
+    /// Wall time in this run (seconds; 0 for wells that did not run).
+    pub seconds: f64,
+}
+
+impl WellEnd {
+    /// From a local run's well report.
+    pub fn of(report: &crate::exec::WellReport) -> Self {
+        use crate::exec::WellStatus;
+        let (status, error) = match &report.status {
+            WellStatus::Done => ("done", None),
+            WellStatus::Resumed => ("resumed", None),
+            WellStatus::Failed(e) => ("failed", Some(e.clone())),
+            WellStatus::NotRun => ("not_run", None),
+            WellStatus::Interrupted => ("interrupted", None),
+        };
+        WellEnd { well: report.well, status, error, seconds: report.seconds }
+    }
+}
+
+/// What a report is written from.
+pub struct RunFacts<'a> {
+    /// `local`, `demo` or `slurm`.
+    pub kind: &'static str,
+    /// The command line.
+    pub command: String,
+    /// The pipeline file, if the run read one.
+    pub pipeline_file: Option<PathBuf>,
+    /// The pipeline's text (hashed into the run's identity).
+    pub pipeline_text: Option<String>,
+    /// The compiled plate.
+    pub compiled: &'a CompiledPlate,
+    /// The input plate.
+    pub plate: &'a Plate,
+    /// Start and end (seconds since the Unix epoch).
+    pub started_unix_s: f64,
+    /// End.
+    pub ended_unix_s: f64,
+    /// Well threads of the run.
+    pub workers: usize,
+    /// How each well ended.
+    pub wells: Vec<WellEnd>,
+}
+
+/// The files a report wrote, and what it could not show.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Paths written.
+    pub files: Vec<PathBuf>,
+    /// What the report could not do (also in the report itself).
+    pub notes: Vec<String>,
+}
+
+/// This process's command line, as run records and lock files name it.
+pub fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+/// The output's `results/` folder.
+pub fn results_dir(output_root: &Path) -> PathBuf {
+    output_root.join("results")
+}
+
+/// Write `run.json`, `trace.tsv`, `overview.png` and `report.html` into the output's
+/// `results/`. A part that cannot be made (no image to thumbnail, say) is a note, not an error;
+/// a file that cannot be written is an error.
+pub fn write(facts: &RunFacts<'_>) -> Result<Written, String> {
+    let results = results_dir(&facts.compiled.output_root);
+    std::fs::create_dir_all(&results).map_err(|e| format!("{}: {e}", results.display()))?;
+    let run = run_json::build(facts);
+    let mut written = Written::default();
+    let write = |name: &str, bytes: &[u8], written: &mut Written| -> Result<(), String> {
+        let path = results.join(name);
+        crate::vfs::atomic::write_atomic(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        written.files.push(path);
+        Ok(())
+    };
+    let json = serde_json::to_vec_pretty(&run).map_err(|e| format!("run.json: {e}"))?;
+    write(run_json::FILE, &json, &mut written)?;
+    let tsv = trace_tsv::build(&run).map_err(|e| format!("trace.tsv: {e}"))?;
+    write(trace_tsv::FILE, &tsv, &mut written)?;
+    let pictures = overview::render(facts, &run);
+    written.notes.extend(pictures.notes.iter().cloned());
+    if let Some(png) = &pictures.overview_png {
+        write(overview::FILE, png, &mut written)?;
+    }
+    let page = html::build(&run, &pictures);
+    write(html::FILE, page.as_bytes(), &mut written)?;
+    for note in &written.notes {
+        // A picture that could not be made is worth a warning; what the pictures assume or
+        // leave out (no pixel size, one site of many) is said in the report and the log.
+        if note.starts_with("no overview") || note.contains(" not shown ") {
+            tracing::warn!("report: {note}");
+        } else {
+            tracing::info!("report: {note}");
+        }
+    }
+    Ok(written)
+}

@@ -1,0 +1,389 @@
+//! Pictures of the output: each finished well's final image, channels composited in colour with
+//! one contrast per channel for the whole plate (so wells compare), as the labelled
+//! `results/overview.png` and as the report's thumbnails.
+
+use std::collections::BTreeMap;
+
+use ndarray::{Array2, Array3, ArrayView2, s};
+
+use crate::plate::formats::open_plate;
+use crate::plate::{ImageKey, WellId};
+
+use super::RunFacts;
+use super::run_json::RunJson;
+
+/// File name in `results/`.
+pub const FILE: &str = "overview.png";
+
+/// Channel colours, in the order of the plate's channels (magenta and green first: they stay
+/// distinct for colour-blind readers).
+const PALETTE: [(&str, [f32; 3]); 6] = [
+    ("#ff00ff", [1.0, 0.0, 1.0]),
+    ("#00ff00", [0.0, 1.0, 0.0]),
+    ("#00ffff", [0.0, 1.0, 1.0]),
+    ("#ff0000", [1.0, 0.0, 0.0]),
+    ("#ffff00", [1.0, 1.0, 0.0]),
+    ("#4080ff", [0.25, 0.5, 1.0]),
+];
+
+/// A channel as the pictures show it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ChannelColor {
+    /// 1-based index.
+    pub index: u32,
+    /// Name.
+    pub name: String,
+    /// CSS colour.
+    pub color: String,
+    /// Grey level shown black (the plate's 0.5th percentile).
+    pub low: f32,
+    /// Grey level shown full colour (the 99.5th percentile).
+    pub high: f32,
+}
+
+/// One well's thumbnail for the report.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Thumbnail {
+    /// `data:image/png;base64,…`.
+    pub src: String,
+    /// Pixels.
+    pub width: usize,
+    /// Pixels.
+    pub height: usize,
+    /// Micrometres per thumbnail pixel, where the plate gives a pixel size.
+    pub um_per_px: Option<f64>,
+}
+
+/// What [`render`] made.
+#[derive(Debug, Default)]
+pub struct Pictures {
+    /// `overview.png`, unless no well could be shown.
+    pub overview_png: Option<Vec<u8>>,
+    /// By well name.
+    pub thumbnails: BTreeMap<String, Thumbnail>,
+    /// The channels' colours and contrast.
+    pub channels: Vec<ChannelColor>,
+    /// What could not be shown, and what the pictures assume.
+    pub notes: Vec<String>,
+}
+
+/// Block means of `plane` so neither side exceeds `max_side`; also the factor.
+fn shrink(plane: ArrayView2<'_, f32>, max_side: usize) -> (Array2<f32>, usize) {
+    let (h, w) = plane.dim();
+    let step = h.max(w).div_ceil(max_side.max(1)).max(1);
+    let small = Array2::from_shape_fn((h.div_ceil(step).max(1), w.div_ceil(step).max(1)), |(y, x)| {
+        let block = plane.slice(s![y * step..((y + 1) * step).min(h), x * step..((x + 1) * step).min(w)]);
+        let (sum, n) =
+            block.iter().filter(|v| v.is_finite()).fold((0.0f64, 0usize), |(s, n), &v| (s + f64::from(v), n + 1));
+        if n == 0 { 0.0 } else { (sum / n as f64) as f32 }
+    });
+    (small, step)
+}
+
+fn percentile(sorted: &[f32], q: f64) -> f32 {
+    sorted.get(((sorted.len().saturating_sub(1)) as f64 * q).round() as usize).copied().unwrap_or(0.0)
+}
+
+/// An RGB image, `(height, width, 3)`.
+type Rgb = Array3<u8>;
+
+fn composite(planes: &[(usize, &Array2<f32>)], channels: &[ChannelColor]) -> Option<Rgb> {
+    let (h, w) = planes.first()?.1.dim();
+    let mut sum = Array3::<f32>::zeros((h, w, 3));
+    for &(c, plane) in planes {
+        let (Some(ch), Some((_, colour))) = (channels.get(c), PALETTE.get(c % PALETTE.len())) else { continue };
+        let span = (ch.high - ch.low).max(f32::EPSILON);
+        for ((y, x), &v) in plane.indexed_iter() {
+            if y >= h || x >= w {
+                continue;
+            }
+            let t = ((v - ch.low) / span).clamp(0.0, 1.0);
+            for k in 0..3 {
+                sum[(y, x, k)] += t * colour[k];
+            }
+        }
+    }
+    Some(sum.mapv(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8))
+}
+
+/// Draw `text` with the 8×8 font at `scale`, top-left at `(x, y)`; clipped to the image.
+fn draw_text(img: &mut Rgb, x: usize, y: usize, text: &str, scale: usize, colour: [u8; 3]) {
+    let (h, w, _) = img.dim();
+    for (i, ch) in text.chars().enumerate() {
+        let glyph = font8x8::legacy::BASIC_LEGACY.get(ch as usize).copied().unwrap_or([0; 8]);
+        for (gy, bits) in glyph.iter().enumerate() {
+            for gx in 0..8 {
+                if bits >> gx & 1 == 0 {
+                    continue;
+                }
+                for dy in 0..scale {
+                    for dx in 0..scale {
+                        let (py, px) = (y + gy * scale + dy, x + (i * 8 + gx) * scale + dx);
+                        if py < h && px < w {
+                            img.slice_mut(s![py, px, ..]).assign(&ndarray::arr1(&colour));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn fill(img: &mut Rgb, y: std::ops::Range<usize>, x: std::ops::Range<usize>, colour: [u8; 3]) {
+    let (h, w, _) = img.dim();
+    for py in y.start.min(h)..y.end.min(h) {
+        for px in x.start.min(w)..x.end.min(w) {
+            img.slice_mut(s![py, px, ..]).assign(&ndarray::arr1(&colour));
+        }
+    }
+}
+
+/// A round scale-bar length (µm) near a quarter of `width_um`.
+pub fn scale_bar_um(width_um: f64) -> f64 {
+    let target = width_um / 4.0;
+    [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0]
+        .into_iter()
+        .rev()
+        .find(|&l| l <= target)
+        .unwrap_or(1.0)
+}
+
+/// Draw a scale bar (and its length) in the lower right of the region at `(x0, y0)`.
+fn scale_bar(img: &mut Rgb, (y0, x0): (usize, usize), (h, w): (usize, usize), um_per_px: f64) {
+    let um = scale_bar_um(w as f64 * um_per_px);
+    let px = (um / um_per_px).round() as usize;
+    if px < 2 || px + 8 > w || h < 24 {
+        return;
+    }
+    let (bx, by) = (x0 + w - px - 6, y0 + h - 8);
+    fill(img, by..by + 3, bx..bx + px, [255, 255, 255]);
+    let label = format!("{um} um");
+    draw_text(img, (x0 + w - 6).saturating_sub(label.len() * 8), by - 10, &label, 1, [255, 255, 255]);
+}
+
+fn encode_rgb(img: &Rgb) -> Option<Vec<u8>> {
+    let (h, w, _) = img.dim();
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, u32::try_from(w).ok()?, u32::try_from(h).ok()?);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().ok()?;
+    writer.write_image_data(&img.iter().copied().collect::<Vec<u8>>()).ok()?;
+    writer.finish().ok()?;
+    Some(bytes)
+}
+
+/// Every finished well's final image per channel (first timepoint, z-plane and site), shrunk.
+struct Shrunk {
+    planes: BTreeMap<(WellId, usize), Array2<f32>>,
+    step: usize,
+}
+
+fn load(facts: &RunFacts<'_>, wells: &[WellId], side: usize, notes: &mut Vec<String>) -> Option<(Shrunk, Vec<u32>)> {
+    let out = match open_plate(&facts.compiled.output_root, None) {
+        Ok(p) => p,
+        Err(e) => {
+            notes.push(format!("no overview or thumbnails: the output plate cannot be read ({e})"));
+            return None;
+        }
+    };
+    let channels = out.index.values(crate::plate::Component::Channel);
+    let (sites, zs) = (out.index.values(crate::plate::Component::Site), out.index.values(crate::plate::Component::Z));
+    if sites.len() > 1 {
+        notes.push(format!(
+            "the pictures show site {} of {} (the pipeline's output is not assembled)",
+            sites[0],
+            sites.len()
+        ));
+    }
+    if zs.len() > 1 {
+        notes.push(format!("the pictures show z-plane {} of {}", zs[0], zs.len()));
+    }
+    let mut shrunk = Shrunk { planes: BTreeMap::new(), step: 1 };
+    for &well in wells {
+        let mut keys: Vec<ImageKey> = out.index.well(well).map(|(k, _)| *k).collect();
+        keys.sort_by_key(|k| (k.timepoint, k.z, k.site));
+        for (c, channel) in channels.iter().enumerate() {
+            let Some(key) = keys.iter().find(|k| k.channel == *channel) else { continue };
+            match out.load_stack(std::slice::from_ref(key)) {
+                Ok(stack) => {
+                    let (small, step) = shrink(stack.index_axis(ndarray::Axis(0), 0), side);
+                    shrunk.step = shrunk.step.max(step);
+                    shrunk.planes.insert((well, c), small);
+                }
+                Err(e) => notes.push(format!("{well}: channel {channel} not shown ({e})")),
+            }
+        }
+    }
+    Some((shrunk, channels))
+}
+
+/// The pictures of `run`'s finished wells.
+pub fn render(facts: &RunFacts<'_>, run: &RunJson) -> Pictures {
+    let mut pictures = Pictures::default();
+    let finished: Vec<WellId> = run
+        .wells
+        .iter()
+        .filter(|w| matches!(w.status.as_str(), "done" | "resumed"))
+        .filter_map(|w| w.well.parse().ok())
+        .collect();
+    if finished.is_empty() {
+        pictures.notes.push("no overview or thumbnails: no well finished".into());
+        return pictures;
+    }
+    let side = match finished.len() {
+        0..=24 => 256,
+        25..=96 => 160,
+        _ => 96,
+    };
+    let Some((shrunk, channel_values)) = load(facts, &finished, side, &mut pictures.notes) else { return pictures };
+    let names: BTreeMap<u32, String> = run.plate.channels.iter().map(|c| (c.index, c.name.clone())).collect();
+    for (c, &index) in channel_values.iter().enumerate() {
+        let mut values: Vec<f32> = shrunk
+            .planes
+            .iter()
+            .filter(|((_, k), _)| *k == c)
+            .flat_map(|(_, p)| p.iter().copied())
+            .filter(|v| v.is_finite())
+            .collect();
+        values.sort_by(f32::total_cmp);
+        pictures.channels.push(ChannelColor {
+            index,
+            name: names.get(&index).cloned().unwrap_or_else(|| format!("channel {index}")),
+            color: PALETTE[c % PALETTE.len()].0.to_string(),
+            low: percentile(&values, 0.005),
+            high: percentile(&values, 0.995),
+        });
+    }
+    let um_per_px = run.plate.pixel_size_um.map(|p| p * shrunk.step as f64);
+    if um_per_px.is_none() {
+        pictures.notes.push("the plate gives no pixel size: no scale bars".into());
+    }
+    let mut composites: BTreeMap<WellId, Rgb> = BTreeMap::new();
+    for &well in &finished {
+        let planes: Vec<(usize, &Array2<f32>)> =
+            (0..channel_values.len()).filter_map(|c| shrunk.planes.get(&(well, c)).map(|p| (c, p))).collect();
+        if let Some(rgb) = composite(&planes, &pictures.channels) {
+            composites.insert(well, rgb);
+        }
+    }
+    for (well, rgb) in &composites {
+        let half = rgb.slice(s![..;2, ..;2, ..]).to_owned();
+        if let Some(png) = encode_rgb(&half) {
+            use base64::Engine as _;
+            let (h, w, _) = half.dim();
+            pictures.thumbnails.insert(
+                well.to_string(),
+                Thumbnail {
+                    src: format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png)),
+                    width: w,
+                    height: h,
+                    um_per_px: um_per_px.map(|u| u * 2.0),
+                },
+            );
+        }
+    }
+    pictures.overview_png = overview_png(run, &composites, side, um_per_px, &pictures.channels);
+    pictures
+}
+
+/// The labelled plate overview: the run's wells on their plate positions (rows and columns
+/// spanning them), well names and cell counts above each, a scale bar in each, the channels'
+/// colours and contrast below.
+fn overview_png(
+    run: &RunJson,
+    composites: &BTreeMap<WellId, Rgb>,
+    side: usize,
+    um_per_px: Option<f64>,
+    channels: &[ChannelColor],
+) -> Option<Vec<u8>> {
+    const GAP: usize = 8;
+    const LABEL: usize = 20;
+    let wells: Vec<(WellId, &super::run_json::WellJson)> =
+        run.wells.iter().filter_map(|w| Some((w.well.parse::<WellId>().ok()?, w))).collect();
+    let (r0, r1) = (wells.iter().map(|w| w.0.row).min()?, wells.iter().map(|w| w.0.row).max()?);
+    let (c0, c1) = (wells.iter().map(|w| w.0.col).min()?, wells.iter().map(|w| w.0.col).max()?);
+    let (rows, cols) = (usize::from(r1 - r0) + 1, usize::from(c1 - c0) + 1);
+    let legend = 12 + 14 * channels.len();
+    let (cell_h, cell_w) = (LABEL + side + GAP, side + GAP);
+    let (h, w) = (GAP + rows * cell_h + legend, GAP + cols * cell_w);
+    let mut img = Array3::<u8>::from_elem((h, w.max(320), 3), 24);
+    // Plate positions between the run's wells: dim and labelled, so the layout reads as a plate.
+    for row in r0..=r1 {
+        for col in c0..=c1 {
+            let well = WellId { row, col };
+            if wells.iter().any(|(w, _)| *w == well) {
+                continue;
+            }
+            let (y0, x0) = (GAP + usize::from(row - r0) * cell_h, GAP + usize::from(col - c0) * cell_w);
+            draw_text(&mut img, x0, y0 + 2, &well.to_string(), 2, [90, 90, 90]);
+            fill(&mut img, y0 + LABEL..y0 + LABEL + side, x0..x0 + side, [36, 36, 36]);
+        }
+    }
+    for (well, info) in &wells {
+        let y0 = GAP + usize::from(well.row - r0) * cell_h;
+        let x0 = GAP + usize::from(well.col - c0) * cell_w;
+        let label = match (info.status.as_str(), info.qc.cells) {
+            ("done" | "resumed", Some(n)) => format!("{well} {n} cells"),
+            ("done" | "resumed", None) => well.to_string(),
+            (status, _) => format!("{well} {}", status.to_uppercase()),
+        };
+        let scale = if label.len() * 16 <= side { 2 } else { 1 };
+        draw_text(&mut img, x0, y0 + 2, &label, scale, [255, 255, 255]);
+        let (ty, tx) = (y0 + LABEL, x0);
+        match composites.get(well) {
+            Some(rgb) => {
+                let (th, tw, _) = rgb.dim();
+                img.slice_mut(s![ty..ty + th.min(side), tx..tx + tw.min(side), ..]).assign(&rgb.slice(s![
+                    ..th.min(side),
+                    ..tw.min(side),
+                    ..
+                ]));
+                if let Some(u) = um_per_px {
+                    scale_bar(&mut img, (ty, tx), (th.min(side), tw.min(side)), u);
+                }
+            }
+            None => fill(&mut img, ty..ty + side, tx..tx + side, [60, 20, 20]),
+        }
+    }
+    let mut y = GAP + rows * cell_h + 4;
+    for ch in channels {
+        let colour = PALETTE.iter().find(|p| p.0 == ch.color).map_or([255; 3], |p| p.1.map(|v| (v * 255.0) as u8));
+        fill(&mut img, y..y + 10, GAP..GAP + 10, colour);
+        let text = format!("{} {}: {:.0}-{:.0} (one contrast for the plate)", ch.index, ch.name, ch.low, ch.high);
+        draw_text(&mut img, GAP + 16, y + 1, &text, 1, [230, 230, 230]);
+        y += 14;
+    }
+    encode_rgb(&img)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_bars_are_round_and_about_a_quarter_of_the_width() {
+        assert_eq!(scale_bar_um(1000.0), 200.0);
+        assert_eq!(scale_bar_um(170.0), 20.0);
+        assert_eq!(scale_bar_um(3.0), 1.0);
+    }
+
+    #[test]
+    fn text_is_drawn_inside_the_image_only() {
+        let mut img = Array3::<u8>::zeros((10, 20, 3));
+        draw_text(&mut img, 0, 0, "A01", 1, [255, 255, 255]);
+        let lit = img.iter().filter(|&&v| v == 255).count();
+        assert!(lit > 0, "some pixels are lit");
+        draw_text(&mut img, 18, 8, "WWW", 3, [255, 0, 0]);
+    }
+
+    #[test]
+    fn channels_are_composited_with_the_plate_contrast() {
+        let a = Array2::from_elem((2, 2), 100.0f32);
+        let b = Array2::from_elem((2, 2), 0.0f32);
+        let ch = |index, low, high| ChannelColor { index, name: String::new(), color: String::new(), low, high };
+        let rgb = composite(&[(0, &a), (1, &b)], &[ch(1, 0.0, 200.0), ch(2, 0.0, 10.0)]).expect("composite");
+        // Channel 1 (magenta) at half its range; channel 2 (green) off.
+        assert_eq!([rgb[(0, 0, 0)], rgb[(0, 0, 1)], rgb[(0, 0, 2)]], [128, 0, 128]);
+    }
+}

@@ -1,0 +1,303 @@
+//! A well's quality figures for the report: per site and channel from the raw planes' measures
+//! (the executor's [`crate::exec::qc`]), stitching from the positions and edge CSVs a tile
+//! positions step wrote, cells from a cell-count JSON — and the flags that need a look.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::exec::qc::PlaneQc;
+use crate::plate::WellId;
+
+use super::run_json::WellJson;
+
+/// A site of a channel (best focal plane; worst saturation; median background over z and time).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SiteQc {
+    /// Site.
+    pub site: u32,
+    /// Channel.
+    pub channel: u32,
+    /// Focus score (variance of the Laplacian) of the sharpest plane.
+    pub focus: f64,
+    /// Largest fraction of saturated pixels among the planes.
+    pub saturated_fraction: f64,
+    /// Median background level (10th percentile of each plane).
+    pub background: f64,
+}
+
+/// How a well's tiles were stitched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StitchQc {
+    /// Neighbour pairs measured.
+    pub edges: usize,
+    /// Pairs used to place tiles.
+    pub accepted: usize,
+    /// Pairs rejected (offset too far from nominal, or correlation too low).
+    pub rejected: usize,
+    /// Mean distance (px) between an accepted pair's measured offset and the placed tiles'.
+    pub residual_mean_px: Option<f64>,
+    /// Largest such distance (px).
+    pub residual_max_px: Option<f64>,
+    /// Tiles outside the largest group joined by accepted edges: placed from the nominal
+    /// grid, not from the images.
+    pub model_placed: usize,
+}
+
+/// A well's quality figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WellQc {
+    /// Per site and channel.
+    pub sites: Vec<SiteQc>,
+    /// The smallest site focus score.
+    pub focus_min: Option<f64>,
+    /// The largest saturated fraction.
+    pub saturated_max: Option<f64>,
+    /// The median site background.
+    pub background_median: Option<f64>,
+    /// Stitching, if a step computed tile positions.
+    pub stitching: Option<StitchQc>,
+    /// Cells counted, if a step counted cells.
+    pub cells: Option<u64>,
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+/// Per site and channel, from the raw planes' measures.
+pub fn sites(planes: &[PlaneQc]) -> Vec<SiteQc> {
+    let mut by: BTreeMap<(u32, u32), Vec<&PlaneQc>> = BTreeMap::new();
+    for p in planes {
+        by.entry((p.key.site, p.key.channel)).or_default().push(p);
+    }
+    by.into_iter()
+        .map(|((site, channel), ps)| SiteQc {
+            site,
+            channel,
+            focus: ps.iter().map(|p| p.focus).fold(0.0, f64::max),
+            saturated_fraction: ps.iter().map(|p| p.saturated_fraction).fold(0.0, f64::max),
+            background: median(ps.iter().map(|p| p.background).collect()).unwrap_or(0.0),
+        })
+        .collect()
+}
+
+/// The first file in `results` named `<well>_…<suffix>` (`<well><suffix>` first).
+fn result_file(results: &Path, well: WellId, suffix: &str) -> Option<PathBuf> {
+    let exact = results.join(format!("{well}{suffix}"));
+    if exact.is_file() {
+        return Some(exact);
+    }
+    let prefix = format!("{well}_");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(results)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) && n.ends_with(suffix))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
+/// Stitching figures from `<positions>.csv` (`site,row,col,x,y`) and `<positions>_edges.csv`
+/// (`site_a,site_b,dx,dy,ncc,accepted,…`).
+pub fn stitching(edges_csv: &Path) -> Option<StitchQc> {
+    let name = edges_csv.file_name()?.to_str()?;
+    let positions_csv = edges_csv.with_file_name(format!("{}.csv", name.strip_suffix("_edges.csv")?));
+    let mut positions: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
+    for row in csv::Reader::from_path(&positions_csv).ok()?.deserialize::<(usize, u32, u32, f64, f64)>() {
+        let (site, _, _, x, y) = row.ok()?;
+        positions.insert(site, (x, y));
+    }
+    let mut edges = Vec::new();
+    for row in csv::Reader::from_path(edges_csv).ok()?.deserialize::<(usize, usize, f64, f64, f64, bool, String)>() {
+        let (a, b, dx, dy, _, accepted, _) = row.ok()?;
+        edges.push((a, b, dx, dy, accepted));
+    }
+    let accepted: Vec<_> = edges.iter().filter(|e| e.4).collect();
+    let residuals: Vec<f64> = accepted
+        .iter()
+        .filter_map(|&&(a, b, dx, dy, _)| {
+            let (pa, pb) = (positions.get(&a)?, positions.get(&b)?);
+            Some(((pb.0 - pa.0) - dx).hypot((pb.1 - pa.1) - dy))
+        })
+        .collect();
+    // Groups of tiles joined by accepted edges (union–find over the sites).
+    let sites: Vec<usize> = positions.keys().copied().collect();
+    let mut parent: BTreeMap<usize, usize> = sites.iter().map(|&s| (s, s)).collect();
+    fn root(parent: &mut BTreeMap<usize, usize>, s: usize) -> usize {
+        let mut r = s;
+        while let Some(&p) = parent.get(&r) {
+            if p == r {
+                break;
+            }
+            r = p;
+        }
+        parent.insert(s, r);
+        r
+    }
+    for &&(a, b, ..) in &accepted {
+        let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+        parent.insert(ra, rb);
+    }
+    let mut sizes: BTreeMap<usize, usize> = BTreeMap::new();
+    for &s in &sites {
+        *sizes.entry(root(&mut parent, s)).or_default() += 1;
+    }
+    let largest = sizes.values().copied().max().unwrap_or(0);
+    Some(StitchQc {
+        edges: edges.len(),
+        accepted: accepted.len(),
+        rejected: edges.len() - accepted.len(),
+        residual_mean_px: (!residuals.is_empty()).then(|| residuals.iter().sum::<f64>() / residuals.len() as f64),
+        residual_max_px: residuals.iter().copied().reduce(f64::max),
+        model_placed: sites.len() - largest,
+    })
+}
+
+/// `total_cells` of a cell-count JSON.
+fn cells(path: &Path) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    v.get("total_cells")?.as_u64()
+}
+
+/// A well's figures from its raw planes' measures and its files in `results/`.
+pub fn well_qc(results: &Path, well: WellId, planes: &[PlaneQc]) -> WellQc {
+    let sites = sites(planes);
+    WellQc {
+        focus_min: sites.iter().map(|s| s.focus).reduce(f64::min),
+        saturated_max: sites.iter().map(|s| s.saturated_fraction).reduce(f64::max),
+        background_median: median(sites.iter().map(|s| s.background).collect()),
+        stitching: result_file(results, well, "_edges.csv").and_then(|p| stitching(&p)),
+        cells: result_file(results, well, "_cell_counts.json").and_then(|p| cells(&p)),
+        sites,
+    }
+}
+
+/// Saturated pixels above this fraction of a site are flagged.
+pub const SATURATION_FLAG: f64 = 0.001;
+/// A site whose focus score is below this fraction of its channel's median over the plate is
+/// flagged as out of focus.
+pub const FOCUS_FLAG: f64 = 0.25;
+
+/// Flag what needs a look, comparing each site's focus with its channel's plate median.
+pub fn flag(wells: &mut [WellJson]) {
+    let mut focus_by_channel: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
+    for s in wells.iter().flat_map(|w| &w.qc.sites) {
+        focus_by_channel.entry(s.channel).or_default().push(s.focus);
+    }
+    let medians: BTreeMap<u32, f64> =
+        focus_by_channel.into_iter().filter_map(|(c, v)| median(v).map(|m| (c, m))).collect();
+    for w in wells.iter_mut() {
+        let mut flags = Vec::new();
+        if let Some(error) = &w.error {
+            flags.push(format!("failed: {error}"));
+        } else if matches!(w.status.as_str(), "not_run" | "interrupted" | "missing") {
+            flags.push(format!("not complete: {}", w.status.replace('_', " ")));
+        }
+        if let Some(s) = &w.qc.stitching {
+            if s.rejected > 0 {
+                flags.push(format!("stitching: {} of {} edges rejected", s.rejected, s.edges));
+            }
+            if s.model_placed > 0 {
+                flags.push(format!(
+                    "stitching fell back: {} tiles placed from the nominal grid, not the images",
+                    s.model_placed
+                ));
+            }
+        }
+        for s in &w.qc.sites {
+            if s.saturated_fraction > SATURATION_FLAG {
+                flags.push(format!(
+                    "saturated: {:.2} % of site {} channel {}",
+                    100.0 * s.saturated_fraction,
+                    s.site,
+                    s.channel
+                ));
+            }
+            if let Some(&m) = medians.get(&s.channel)
+                && m > 0.0
+                && s.focus < FOCUS_FLAG * m
+            {
+                flags.push(format!(
+                    "out of focus: site {} channel {} ({:.2} × the plate's median focus)",
+                    s.site,
+                    s.channel,
+                    s.focus / m
+                ));
+            }
+        }
+        if w.qc.cells == Some(0) {
+            flags.push("empty: no cells counted".to_string());
+        }
+        w.flags = flags;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stitching_figures_come_from_the_positions_and_edges() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            dir.path().join("A01_positions.csv"),
+            "site,row,col,x,y\n1,0,0,0,0\n2,0,1,90,0\n3,1,0,0,92\n4,1,1,200,200\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("A01_positions_edges.csv"),
+            "site_a,site_b,dx,dy,ncc,accepted,rejected_because\n1,2,90.5,0,0.9,true,\n1,3,0,91,0.8,true,\n2,4,0,90,0.1,false,low\n3,4,90,0,0.1,false,low\n",
+        )
+        .expect("write");
+        let qc = well_qc(dir.path(), "A01".parse().expect("well"), &[]);
+        let s = qc.stitching.expect("stitching");
+        assert_eq!((s.edges, s.accepted, s.rejected, s.model_placed), (4, 2, 2, 1));
+        assert!((s.residual_mean_px.expect("mean") - 0.75).abs() < 1e-9);
+        assert!((s.residual_max_px.expect("max") - 1.0).abs() < 1e-9);
+        assert_eq!(qc.cells, None);
+    }
+
+    #[test]
+    fn a_blurred_site_a_saturated_site_and_an_empty_well_are_flagged() {
+        let key =
+            |site, z| crate::plate::ImageKey { well: "A01".parse().expect("well"), site, channel: 1, z, timepoint: 1 };
+        let plane =
+            |site, z, focus, sat| PlaneQc { key: key(site, z), focus, saturated_fraction: sat, background: 5.0 };
+        let planes = [plane(1, 1, 100.0, 0.0), plane(1, 2, 50.0, 0.0), plane(2, 1, 10.0, 0.01), plane(3, 1, 90.0, 0.0)];
+        let site_qc = sites(&planes);
+        assert_eq!(site_qc.len(), 3);
+        assert_eq!(site_qc[0].focus, 100.0, "the sharpest plane of a site");
+        let mut wells = vec![WellJson {
+            well: "A01".into(),
+            row: 0,
+            column: 1,
+            status: "done".into(),
+            error: None,
+            seconds: 1.0,
+            start_s: None,
+            worker: None,
+            peak_rss_mib: None,
+            estimated_peak_mib: None,
+            steps: Vec::new(),
+            qc: WellQc { sites: site_qc, cells: Some(0), ..WellQc::default() },
+            flags: Vec::new(),
+            outputs: Vec::new(),
+        }];
+        flag(&mut wells);
+        let flags = &wells[0].flags;
+        assert!(flags.iter().any(|f| f.starts_with("saturated: 1.00 % of site 2")), "{flags:?}");
+        assert!(flags.iter().any(|f| f.starts_with("out of focus: site 2")), "{flags:?}");
+        assert!(!flags.iter().any(|f| f.contains("site 1 channel 1 (")), "{flags:?}");
+        assert!(flags.iter().any(|f| f == "empty: no cells counted"), "{flags:?}");
+    }
+}

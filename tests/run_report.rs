@@ -1,0 +1,155 @@
+//! Every local run explains itself in its output's `results/`: `run.json`, `trace.tsv`,
+//! `report.html`, `overview.png` and the `hcs.log` — failed wells included, with the error naming
+//! the file; a resumed run reports its wells as resumed; exit statuses say what happened; an
+//! output folder holding another pipeline's outputs is refused unless `--force`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const HCS: &str = env!("CARGO_BIN_EXE_hcs");
+
+fn hcs(args: &[&str]) -> Output {
+    Command::new(HCS).args(args).env("HCS_LOG", "info").output().expect("hcs runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn run_json(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("results/run.json")).expect("run.json")).expect("json")
+}
+
+fn well<'a>(run: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    run["wells"].as_array().and_then(|w| w.iter().find(|w| w["well"] == name)).expect("well in run.json")
+}
+
+/// The first image file of `well` in the plate.
+fn image_of(plate: &Path, well: &str) -> PathBuf {
+    fn walk(dir: &Path, well: &str) -> Option<PathBuf> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        entries.iter().find_map(|p| {
+            if p.is_dir() {
+                walk(p, well)
+            } else {
+                let name = p.file_name()?.to_str()?;
+                (name.starts_with(&format!("{well}_")) && name.ends_with(".tif")).then(|| p.clone())
+            }
+        })
+    }
+    walk(plate, well).expect("an image of the well")
+}
+
+#[test]
+fn a_run_with_a_failed_well_reports_every_well_and_exits_1_then_resumes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (plate, out) = (dir.path().join("plate"), dir.path().join("out"));
+    let p = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let synth = hcs(&["synth", "--out", &p(&plate), "--wells", "A01,A02,B01", "--tile", "128"]);
+    assert!(synth.status.success(), "{}", text(&synth));
+    // B01 has a truncated image: its well fails, naming the file; the others finish.
+    let broken = image_of(&plate, "B01");
+    let bytes = std::fs::read(&broken).expect("read");
+    std::fs::write(&broken, &bytes[..bytes.len() / 2]).expect("truncate");
+    let pipeline = "examples/pipelines/canonical.toml";
+    let args = ["run", pipeline, "--plate", &p(&plate), "--out", &p(&out), "--workers", "2"];
+
+    let first = hcs(&args);
+    assert_eq!(first.status.code(), Some(1), "wells failed: exit 1\n{}", text(&first));
+    let run = run_json(&out);
+    assert_eq!(run["kind"], "local");
+    assert_eq!(run["pipeline"]["name"], "canonical");
+    assert_eq!((run["counts"]["done"].as_u64(), run["counts"]["failed"].as_u64()), (Some(2), Some(1)));
+    let b01 = well(&run, "B01");
+    assert_eq!(b01["status"], "failed");
+    let file_name = broken.file_name().and_then(|n| n.to_str()).expect("name");
+    assert!(b01["error"].as_str().is_some_and(|e| e.contains(file_name)), "the error names the file: {b01}");
+    assert!(b01["flags"].as_array().is_some_and(|f| !f.is_empty()));
+    let steps = run["steps"].as_array().expect("steps").len();
+    for name in ["A01", "A02"] {
+        let w = well(&run, name);
+        assert_eq!(w["status"], "done");
+        assert_eq!(w["steps"].as_array().map(Vec::len), Some(steps));
+        assert!(w["worker"].as_u64().is_some_and(|k| k < 2), "{w}");
+        assert!(w["peak_rss_mib"].as_f64().is_some_and(|m| m > 0.0));
+    }
+    let tsv = std::fs::read_to_string(out.join("results/trace.tsv")).expect("trace.tsv");
+    assert_eq!(tsv.lines().count(), 1 + 2 * steps, "a header and one row per finished well × step");
+    let html = std::fs::read_to_string(out.join("results/report.html")).expect("report.html");
+    assert!(html.contains("\"B01\"") && html.contains("\"failed\""));
+    let log = std::fs::read_to_string(out.join("results/hcs.log")).expect("hcs.log");
+    assert!(log.contains("hcs started") && log.contains("well failed") && log.contains("B01"), "{log}");
+    assert!(text(&first).contains("report: "), "the summary points at the report");
+
+    // Again: the finished wells are verified and skipped, and reported as resumed.
+    let again = hcs(&args);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    let run = run_json(&out);
+    assert_eq!(run["counts"]["resumed"].as_u64(), Some(2), "{}", run["counts"]);
+    assert_eq!(well(&run, "A01")["steps"].as_array().map(Vec::len), Some(steps), "the trace of the earlier run");
+    let log = std::fs::read_to_string(out.join("results/hcs.log")).expect("hcs.log");
+    assert_eq!(log.matches("hcs started").count(), 2, "the log is appended run after run");
+}
+
+#[test]
+fn another_pipeline_into_the_same_output_is_refused_unless_forced() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (plate, out) = (dir.path().join("plate"), dir.path().join("out"));
+    let p = |p: &Path| p.to_str().expect("utf-8").to_string();
+    assert!(hcs(&["synth", "--out", &p(&plate), "--wells", "A01", "--tile", "128"]).status.success());
+    let (plate_arg, out_arg) = (p(&plate), p(&out));
+    let run = |pipeline: &str, extra: &[&str]| {
+        let mut args = vec!["run", pipeline, "--plate", &plate_arg, "--out", &out_arg];
+        args.extend_from_slice(extra);
+        hcs(&args)
+    };
+    let first = run("examples/pipelines/canonical.toml", &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let before = common::output_files(&out);
+
+    let other = run("examples/pipelines/demo.toml", &[]);
+    assert_eq!(other.status.code(), Some(2), "refused: exit 2\n{}", text(&other));
+    let message = text(&other);
+    assert!(message.contains("pipeline `canonical`") && message.contains("--force"), "{message}");
+    assert_eq!(common::output_files(&out), before, "nothing in the output changed");
+
+    // The same command resumes; `--force` replaces the other pipeline's outputs.
+    assert_eq!(run("examples/pipelines/canonical.toml", &[]).status.code(), Some(0));
+    let forced = run("examples/pipelines/demo.toml", &["--force"]);
+    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
+    let run = run_json(&out);
+    assert_eq!((run["pipeline"]["name"].as_str(), run["counts"]["done"].as_u64()), (Some("demo"), Some(1)));
+    let old_only: Vec<&PathBuf> =
+        before.keys().filter(|k| !k.starts_with("results") && !common::output_files(&out).contains_key(*k)).collect();
+    assert!(!old_only.is_empty(), "the canonical pipeline wrote files the demo does not");
+    assert!(old_only.iter().all(|k| !out.join(k).exists()), "the old outputs are gone: {old_only:?}");
+
+    // A folder of someone else's files is refused too.
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir_all(&theirs).expect("dir");
+    std::fs::write(theirs.join("thesis.docx"), b"x").expect("write");
+    let refused = hcs(&["run", "examples/pipelines/demo.toml", "--plate", &p(&plate), "--out", &p(&theirs)]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused).contains("thesis.docx"), "{}", text(&refused));
+}
+
+#[test]
+fn an_invalid_pipeline_exits_2_before_touching_anything() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"x\"\n[[steps]]\nfunc = \"no_such_function\"\n").expect("write");
+    let plate = dir.path().join("plate");
+    let p = |p: &Path| p.to_str().expect("utf-8").to_string();
+    assert!(hcs(&["synth", "--out", &p(&plate), "--wells", "A01", "--tile", "64"]).status.success());
+    let out = dir.path().join("out");
+    let o = hcs(&["run", &p(&bad), "--plate", &p(&plate), "--out", &p(&out)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!out.exists(), "no output folder for a pipeline that does not compile");
+    assert!(
+        String::from_utf8_lossy(&Command::new(HCS).arg("--help").output().expect("help").stdout)
+            .contains("Exit status:")
+    );
+}
