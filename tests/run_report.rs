@@ -153,3 +153,21 @@ fn an_invalid_pipeline_exits_2_before_touching_anything() {
             .contains("Exit status:")
     );
 }
+
+#[test]
+fn a_plate_with_a_pixel_size_gets_scale_bars_and_its_channel_names_in_the_report() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (plate, out) = (dir.path().join("plate"), dir.path().join("out"));
+    let p = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let synth = hcs(&["synth", "--out", &p(&plate), "--format", "opera-phenix", "--wells", "A01", "--tile", "128"]);
+    assert!(synth.status.success(), "{}", text(&synth));
+    let o = hcs(&["run", "examples/pipelines/canonical.toml", "--plate", &p(&plate), "--out", &p(&out)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let run = run_json(&out);
+    let pixel = run["plate"]["pixel_size_um"].as_f64().expect("Index.xml gives the pixel size");
+    assert!(pixel > 0.0);
+    assert!(run["plate"]["channels"].as_array().is_some_and(|c| !c.is_empty()));
+    let html = std::fs::read_to_string(out.join("results/report.html")).expect("report.html");
+    assert!(html.contains("\"um_per_px\":") && !html.contains("\"um_per_px\":null"), "thumbnails carry their scale");
+    assert!(!html.contains("no scale bars"), "no note about a missing pixel size");
+}

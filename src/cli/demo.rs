@@ -241,16 +241,18 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         super::logging::attach(&bar);
         bar
     });
-    let on_well = |r: &WellReport| {
-        if let Some(b) = &bar {
-            b.set_message(format!("{} in {:.1} s", r.well, r.seconds));
-            b.inc(1);
-        }
-    };
+    let progress = super::run::WellProgress::new(bar.clone());
+    let on_step = |well: WellId, index: usize, total: usize, name: &str| progress.step(well, index, total, name);
+    let on_well = |r: &WellReport| progress.well_ended(r.well, &format!("{} in {:.1} s", r.well, r.seconds));
     let started = Instant::now();
     let started_unix_s = crate::exec::trace::unix_now();
-    let report = execute(&compiled, &plate, registry, &RunOptions { on_well: Some(&on_well), ..RunOptions::default() })
-        .map_err(|e| e.to_string())?;
+    let report = execute(
+        &compiled,
+        &plate,
+        registry,
+        &RunOptions { on_well: Some(&on_well), on_step: Some(&on_step), ..RunOptions::default() },
+    )
+    .map_err(|e| e.to_string())?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

@@ -146,6 +146,42 @@ pub fn well_threads(workers: Option<usize>, compiled: &crate::plan::compiler::Co
     workers.or(configured).unwrap_or(cores).min(compiled.wells.len()).max(1)
 }
 
+/// The progress bar's message: the step each well in flight is on, then the last well that
+/// ended — so a long plate shows where every worker is.
+pub struct WellProgress {
+    bar: Option<indicatif::ProgressBar>,
+    steps: std::sync::Mutex<std::collections::BTreeMap<WellId, String>>,
+}
+
+impl WellProgress {
+    /// Progress drawn on `bar` (nothing without one).
+    pub fn new(bar: Option<indicatif::ProgressBar>) -> Self {
+        WellProgress { bar, steps: std::sync::Mutex::default() }
+    }
+
+    fn in_flight(steps: &std::collections::BTreeMap<WellId, String>) -> String {
+        steps.iter().map(|(w, s)| format!("{w} {s}")).collect::<Vec<_>>().join(" · ")
+    }
+
+    /// `well` starts step `index` of `total`, `name`.
+    pub fn step(&self, well: WellId, index: usize, total: usize, name: &str) {
+        if let (Some(bar), Ok(mut steps)) = (&self.bar, self.steps.lock()) {
+            steps.insert(well, format!("step {index}/{total} {name}"));
+            bar.set_message(Self::in_flight(&steps));
+        }
+    }
+
+    /// `well` ended (`how`, shown after the wells still in flight); the bar advances.
+    pub fn well_ended(&self, well: WellId, how: &str) {
+        if let (Some(bar), Ok(mut steps)) = (&self.bar, self.steps.lock()) {
+            steps.remove(&well);
+            let rest = Self::in_flight(&steps);
+            bar.set_message(if rest.is_empty() { how.to_string() } else { format!("{rest} · {how}") });
+            bar.inc(1);
+        }
+    }
+}
+
 /// Wells executing now (kept by the executor), for the interrupt message.
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
@@ -193,17 +229,15 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
             None => eprintln!("{message}"),
         }
     });
-    let on_well = |r: &WellReport| {
-        if let Some(b) = &bar {
-            b.set_message(status_text(r));
-            b.inc(1);
-        }
-    };
+    let progress = WellProgress::new(bar.clone());
+    let on_step = |well: WellId, index: usize, total: usize, name: &str| progress.step(well, index, total, name);
+    let on_well = |r: &WellReport| progress.well_ended(r.well, &status_text(r));
     let run_options = RunOptions {
         workers: args.workers,
         fail_fast: args.fail_fast,
         keep_failed: args.keep_failed,
         on_well: Some(&on_well),
+        on_step: Some(&on_step),
         stop: Some(interrupt::stop_flag()),
         in_flight: Some(&IN_FLIGHT),
     };

@@ -31,4 +31,9 @@ pub struct WellJob<'a> {
     pub gpu_slots: &'a DeviceSlots,
     /// Keep what a failed well wrote (`--keep-failed`); by default it is removed.
     pub keep_failed: bool,
+    /// Called as each step of the well starts (progress displays).
+    pub on_step: Option<&'a OnStep<'a>>,
 }
+
+/// A step starting: the well, the step's 1-based index, the step count, the step's name.
+pub type OnStep<'a> = dyn Fn(hcs_plate::WellId, usize, usize, &str) + Sync + 'a;

@@ -115,6 +115,8 @@ pub struct RunOptions<'a> {
     pub fail_fast: bool,
     /// Called as each well ends (progress bars, logs).
     pub on_well: Option<&'a (dyn Fn(&WellReport) + Sync)>,
+    /// Called as each step of a well starts (progress bars).
+    pub on_step: Option<&'a job::OnStep<'a>>,
     /// Once set (by a signal handler, say), no further well starts: wells in flight finish and
     /// write their records; the others end [`WellStatus::Interrupted`].
     pub stop: Option<&'a AtomicBool>,
@@ -393,6 +395,7 @@ impl WellDriver<'_> {
             dtype: self.dtype,
             gpu_slots: &self.gpu_slots,
             keep_failed: self.options.keep_failed,
+            on_step: self.options.on_step,
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pool.install(|| run_well(&job))))
             .unwrap_or_else(|panic| {

@@ -30,6 +30,9 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
     run.trace.start_unix_s = unix_now();
     let last = job.plan.steps.len().saturating_sub(1);
     for (i, step) in job.plan.steps.iter().enumerate() {
+        if let Some(f) = job.on_step {
+            f(job.plan.well, step.index, job.plan.steps.len(), &step.name);
+        }
         let start = std::time::Instant::now();
         let start_unix_s = unix_now();
         let (files_before, notes_before) = (run.record.files.len(), run.notes.len());

@@ -104,6 +104,7 @@ fn a_middle_step_runs_from_the_memory_store_and_leaves_output_and_special_data_t
         dtype: hcs_vfs::Dtype::U16,
         gpu_slots: &slots,
         keep_failed: false,
+        on_step: None,
     };
     StepRunner { job: &job, step, last: false }.run(&mut run).expect("step 2 runs");
 
