@@ -215,7 +215,6 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let (pipeline, map) = Pipeline::from_toml(DEMO_PIPELINE).map_err(|e| format!("demo pipeline: {e}"))?;
     // A fresh output every time: the demo shows a whole run, not a resumed one.
     clear_except_lock(&output, lock.path())?;
-    super::logging::log_to(&crate::report::results_dir(&output).join(super::logging::LOG_FILE));
     let registry = Registry::global();
     let overrides = ConfigLayer {
         output_root: Some(output.clone()),
@@ -231,6 +230,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let compiled = compile(&pipeline, &PlateInfo::of(&plate), &options)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
     timings.insert("2 compile", started.elapsed().as_secs_f64());
+    super::logging::log_to(&crate::report::results_dir(&compiled).join(super::logging::LOG_FILE));
 
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(compiled.wells.len() as u64);

@@ -42,8 +42,18 @@ pub fn identity(compiled: &CompiledPlate) -> Identity {
             map.remove(key);
         }
     }
+    // The functions and their parameters, not the variants the machine's devices chose: a run
+    // resumed on a node without a GPU is the same run.
     let steps: Vec<_> = first
-        .map(|w| w.steps.iter().map(|s| (&s.name, &s.func, &s.variable_components, &s.group_by)).collect())
+        .map(|w| {
+            w.steps
+                .iter()
+                .map(|s| {
+                    let calls: Vec<_> = s.func.calls().into_iter().map(|c| (&c.function, &c.params)).collect();
+                    (&s.name, calls, &s.variable_components, &s.group_by)
+                })
+                .collect()
+        })
         .unwrap_or_default();
     let text = format!("{}\n{config}", serde_json::to_string(&steps).unwrap_or_default());
     let mut outputs: Vec<PathBuf> = Vec::new();
@@ -79,7 +89,7 @@ pub fn identity(compiled: &CompiledPlate) -> Identity {
             }
         }
     }
-    add(&crate::report::results_dir(root));
+    add(&crate::report::results_dir(compiled));
     add(&root.join(crate::plate::formats::native::METADATA_FILE));
     Identity {
         pipeline: compiled.pipeline.clone(),
@@ -130,7 +140,9 @@ fn same_path(a: &Path, b: &Path) -> bool {
 /// previous owner recorded. Then record `mine` as the owner.
 pub fn claim(output_root: &Path, mine: &Identity, force: bool) -> Result<(), String> {
     match occupant(output_root, mine) {
-        Occupant::Empty | Occupant::Same => {}
+        // Its own identity stays as first written (it may leave out folders that were there).
+        Occupant::Same => return Ok(()),
+        Occupant::Empty => {}
         Occupant::Other(theirs) if force => {
             eprintln!(
                 "--force: removing the outputs of pipeline `{}` on {} from {}",
@@ -158,6 +170,10 @@ pub fn claim(output_root: &Path, mine: &Identity, force: bool) -> Result<(), Str
         }
         Occupant::Foreign(_) if force => {
             eprintln!("--force: writing into {}, which holds files hcs did not write", output_root.display());
+            // What was there is not this run's to remove later: record only what it creates.
+            let mut mine = mine.clone();
+            mine.outputs.retain(|o| !output_root.join(o).exists());
+            return write_identity(output_root, &mine);
         }
         Occupant::Foreign(files) => {
             return Err(format!(
@@ -167,8 +183,12 @@ pub fn claim(output_root: &Path, mine: &Identity, force: bool) -> Result<(), Str
             ));
         }
     }
+    write_identity(output_root, mine)
+}
+
+fn write_identity(output_root: &Path, identity: &Identity) -> Result<(), String> {
     let path = identity_path(output_root);
-    let bytes = serde_json::to_vec_pretty(mine).map_err(|e| e.to_string())?;
+    let bytes = serde_json::to_vec_pretty(identity).map_err(|e| e.to_string())?;
     crate::vfs::atomic::write_atomic(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -251,7 +271,11 @@ mod tests {
         std::fs::write(dir.path().join("thesis.docx"), b"x").expect("write");
         let err = claim(dir.path(), &id("1", "/p"), false).expect_err("refused");
         assert!(err.contains("thesis.docx") && err.contains("--force"), "{err}");
+        std::fs::create_dir_all(dir.path().join("images")).expect("dir");
         claim(dir.path(), &id("1", "/p"), true).expect("forced");
         assert!(dir.path().join("thesis.docx").is_file());
+        // The user's own `images/` is not recorded as this run's: a later --force keeps it.
+        claim(dir.path(), &id("2", "/p"), true).expect("forced again");
+        assert!(dir.path().join("images").is_dir(), "the folder that was there stays");
     }
 }

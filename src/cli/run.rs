@@ -204,9 +204,16 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         eprintln!("previews need: {viewer}");
     }
     let identity = super::output_guard::identity(&compiled);
+    // Read now: the report names the pipeline as it ran, even if the file is edited meanwhile.
+    let pipeline_text = std::fs::read_to_string(&args.pipeline).ok();
     if args.executor == ExecutorKind::Slurm {
         crate::exec::guard::check_outputs_outside_plate(&compiled).map_err(|e| e.to_string())?;
-        super::output_guard::claim(&compiled.output_root, &identity, args.force)?;
+        {
+            // Nothing is removed (--force) while another run or live jobs write this output.
+            let _lock = lock_output(&compiled.output_root)?;
+            refuse_active_submission(&compiled.output_root)?;
+            super::output_guard::claim(&compiled.output_root, &identity, args.force)?;
+        }
         // The submission takes the output's lock itself while it prepares and submits.
         return super::slurm_run::run(args, &compiled, &plate).map(|()| None);
     }
@@ -215,7 +222,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let lock = lock_output(&compiled.output_root)?;
     refuse_active_submission(&compiled.output_root)?;
     super::output_guard::claim(&compiled.output_root, &identity, args.force)?;
-    super::logging::log_to(&crate::report::results_dir(&compiled.output_root).join(super::logging::LOG_FILE));
+    super::logging::log_to(&crate::report::results_dir(&compiled).join(super::logging::LOG_FILE));
     interrupt::install()?;
     let bar = progress_bar(compiled.wells.len() as u64);
     let bar_for_message = bar.clone();
@@ -250,7 +257,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         kind: "local",
         command: command_line(),
         pipeline_file: Some(args.pipeline.clone()),
-        pipeline_text: std::fs::read_to_string(&args.pipeline).ok(),
+        pipeline_text,
         compiled: &compiled,
         plate: &plate,
         started_unix_s,

@@ -33,8 +33,14 @@ pub fn render(shown: &str, text: &str, error: &PipelineError) -> String {
     let message = format!("{shown}: {error}");
     let Some(span) = error.at().0 else { return message };
     let start = (span.start as usize).min(text.len());
-    let line_end = text[start..].find('\n').map_or(text.len(), |n| start + n);
+    // The text may not be the one parsed (re-read from disk): a span off a character
+    // boundary shows no snippet rather than panicking.
+    let Some(rest) = text.get(start..) else { return message };
+    let line_end = rest.find('\n').map_or(text.len(), |n| start + n);
     let end = (span.end as usize).clamp(start, line_end);
+    if !text.is_char_boundary(end) {
+        return message;
+    }
     let theme =
         if std::io::stderr().is_terminal() { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let problem =

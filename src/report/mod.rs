@@ -19,7 +19,7 @@ pub mod quality;
 pub mod run_json;
 pub mod trace_tsv;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::plan::compiler::CompiledPlate;
 use crate::plate::{Plate, WellId};
@@ -38,6 +38,9 @@ pub struct WellEnd {
     pub error: Option<String>,
     /// Wall time in this run (seconds; 0 for wells that did not run).
     pub seconds: f64,
+    /// The timeline lane that ran it, where the well's trace does not say (cluster tasks each
+    /// number their threads from 0).
+    pub lane: Option<usize>,
 }
 
 impl WellEnd {
@@ -51,7 +54,7 @@ impl WellEnd {
             WellStatus::NotRun => ("not_run", None),
             WellStatus::Interrupted => ("interrupted", None),
         };
-        WellEnd { well: report.well, status, error, seconds: report.seconds }
+        WellEnd { well: report.well, status, error, seconds: report.seconds, lane: None }
     }
 }
 
@@ -93,16 +96,18 @@ pub fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
-/// The output's `results/` folder.
-pub fn results_dir(output_root: &Path) -> PathBuf {
-    output_root.join("results")
+/// The run's results folder: the output's `results/`, or the `results_folder` the
+/// configuration names.
+pub fn results_dir(compiled: &CompiledPlate) -> PathBuf {
+    let folder = compiled.wells.first().and_then(|w| w.steps.first()).map(|s| s.config.results_folder.as_str());
+    compiled.output_root.join(folder.unwrap_or("results"))
 }
 
 /// Write `run.json`, `trace.tsv`, `overview.png` and `report.html` into the output's
 /// `results/`. A part that cannot be made (no image to thumbnail, say) is a note, not an error;
 /// a file that cannot be written is an error.
 pub fn write(facts: &RunFacts<'_>) -> Result<Written, String> {
-    let results = results_dir(&facts.compiled.output_root);
+    let results = results_dir(facts.compiled);
     std::fs::create_dir_all(&results).map_err(|e| format!("{}: {e}", results.display()))?;
     let run = run_json::build(facts);
     let mut written = Written::default();

@@ -213,7 +213,7 @@ pub fn build(facts: &RunFacts<'_>) -> RunJson {
         ),
     };
     let (rows, columns) = plate_format(facts.plate.index.wells().into_iter().chain(facts.wells.iter().map(|w| w.well)));
-    let results = super::results_dir(root);
+    let results = super::results_dir(compiled);
     let mut wells = Vec::new();
     for end in &facts.wells {
         let record = read_record(root, end.well).filter(|_| matches!(end.status, "done" | "resumed"));
@@ -236,7 +236,7 @@ pub fn build(facts: &RunFacts<'_>) -> RunJson {
             error: end.error.clone(),
             seconds: if end.status == "resumed" { trace.as_ref().map_or(0.0, |t| t.seconds) } else { end.seconds },
             start_s: trace.as_ref().map(|t| t.start_unix_s - facts.started_unix_s),
-            worker: trace.as_ref().map(|t| t.worker),
+            worker: end.lane.or(trace.as_ref().map(|t| t.worker)),
             peak_rss_mib: trace.as_ref().and_then(|t| t.peak_rss_mib),
             estimated_peak_mib: compiled
                 .well(end.well)

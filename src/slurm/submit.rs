@@ -222,7 +222,10 @@ pub fn finalize_submission(job: &SlurmJob, dir: &Path, plate: &Plate) -> Result<
     let path = compiled.output_root.join("summary.json");
     let bytes = serde_json::to_vec_pretty(&summary).map_err(|e| file_error(&path, e))?;
     hcs_vfs::atomic::write_atomic(&path, &bytes).map_err(|e| file_error(&path, e))?;
-    write_report(job, dir, plate)?;
+    // The wells and the plate metadata are done: a report that cannot be written is a warning.
+    if let Err(e) = write_report(job, dir, plate) {
+        tracing::warn!("cannot write the run report: {e}");
+    }
     Ok(summary)
 }
 
@@ -240,9 +243,22 @@ fn write_report(job: &SlurmJob, dir: &Path, plate: &Plate) -> Result<(), SlurmEr
         .collect();
     let mut started = f64::INFINITY;
     let mut wells = Vec::new();
+    // Each task numbers its threads from 0: a timeline lane per (task, thread).
+    let mut lanes: Vec<(usize, usize)> = Vec::new();
     for plan in &compiled.wells {
         let trace = output::read_record(root, plan.well).and_then(|r| r.trace);
         let ran_here = submitted.contains(&plan.well);
+        let task = job.tasks.iter().position(|t| t.contains(&plan.well));
+        let lane = match (task, &trace) {
+            (Some(task), Some(t)) if ran_here => {
+                let key = (task, t.worker);
+                Some(lanes.iter().position(|l| *l == key).unwrap_or_else(|| {
+                    lanes.push(key);
+                    lanes.len() - 1
+                }))
+            }
+            _ => None,
+        };
         if ran_here && let Some(t) = &trace {
             started = started.min(t.start_unix_s);
         }
@@ -255,7 +271,7 @@ fn write_report(job: &SlurmJob, dir: &Path, plate: &Plate) -> Result<(), SlurmEr
             },
         };
         let seconds = trace.as_ref().map_or(0.0, |t| t.seconds);
-        wells.push(crate::report::WellEnd { well: plan.well, status, error, seconds });
+        wells.push(crate::report::WellEnd { well: plan.well, status, error, seconds, lane });
     }
     let ended = hcs_exec::trace::unix_now();
     let facts = crate::report::RunFacts {

@@ -15,7 +15,8 @@ pub struct PlaneQc {
     pub key: ImageKey,
     /// Variance of the 4-neighbour Laplacian (higher is sharper; compare within a channel).
     pub focus: f64,
-    /// Fraction of pixels at the storage type's maximum (0 for float data).
+    /// Fraction of pixels at the storage type's maximum (0 for float data). A camera that
+    /// saturates below it (12-bit data stored in 16 bits, at 4095) is not seen as saturated.
     pub saturated_fraction: f64,
     /// Background level: the 10th percentile of the pixel values.
     pub background: f64,
