@@ -65,6 +65,8 @@ fn run_report(results: &std::path::Path) {
     assert_eq!(run["pipeline"]["name"], "demo");
     assert_eq!(run["pipeline"]["hash"].as_str().map(str::len), Some(8));
     assert_eq!(run["counts"]["done"], 2);
+    // The synthetic ImageXpress plate carries MetaMorph XML, as the instrument writes it.
+    assert_eq!(run["plate"]["pixel_size_um"].as_f64(), Some(0.65));
     let steps = run["steps"].as_array().expect("steps").len();
     assert_eq!(steps, 8);
     let wells = run["wells"].as_array().expect("wells");
@@ -93,4 +95,5 @@ fn run_report(results: &std::path::Path) {
     let html = std::fs::read_to_string(results.join("report.html")).expect("report.html");
     assert!(!html.contains("__HCS_REPORT_DATA__"), "the data is embedded");
     assert_eq!(html.matches("data:image/png;base64,").count(), 2, "a thumbnail per well");
+    assert!(!html.contains("\"um_per_px\":null"), "thumbnails carry their scale (scale bars)");
 }

@@ -12,6 +12,7 @@ use ndarray::Array2;
 use tiff::ColorType;
 use tiff::decoder::{Decoder, DecodingResult, Limits};
 use tiff::encoder::{Compression, DeflateLevel, TiffEncoder, colortype};
+use tiff::tags::Tag;
 
 use crate::VfsError;
 use crate::atomic::write_atomic;
@@ -328,6 +329,17 @@ fn header_fields<R: Read + Seek>(reader: R, path: &Path, file_len: u64) -> Resul
 
 /// Encode planes as one (multi-page) TIFF in memory.
 pub fn encode_tiff(planes: &[PlaneData], compression: TiffCompression, path: &Path) -> Result<Vec<u8>, VfsError> {
+    encode_tiff_described(planes, compression, None, path)
+}
+
+/// Encode planes as one (multi-page) TIFF in memory, each page with `description` as its
+/// ImageDescription tag (an instrument's metadata, e.g. MetaMorph's XML), if given.
+pub fn encode_tiff_described(
+    planes: &[PlaneData],
+    compression: TiffCompression,
+    description: Option<&str>,
+    path: &Path,
+) -> Result<Vec<u8>, VfsError> {
     let mut out = Cursor::new(Vec::new());
     let err =
         |e: tiff::TiffError| VfsError::CorruptTiff { path: path.to_path_buf(), message: format!("encoding: {e}") };
@@ -353,15 +365,44 @@ pub fn encode_tiff(planes: &[PlaneData], compression: TiffCompression, path: &Pa
                 })?,
             );
             match plane {
-                PlaneData::U8(a) => encoder.write_image::<colortype::Gray8>(w, h, &contiguous(a)).map_err(err)?,
-                PlaneData::U16(a) => encoder.write_image::<colortype::Gray16>(w, h, &contiguous(a)).map_err(err)?,
+                PlaneData::U8(a) => page::<colortype::Gray8, _>(&mut encoder, (w, h), &contiguous(a), description),
+                PlaneData::U16(a) => page::<colortype::Gray16, _>(&mut encoder, (w, h), &contiguous(a), description),
                 PlaneData::F32(a) => {
-                    encoder.write_image::<colortype::Gray32Float>(w, h, &contiguous(a)).map_err(err)?
+                    page::<colortype::Gray32Float, _>(&mut encoder, (w, h), &contiguous(a), description)
                 }
             }
+            .map_err(err)?;
         }
     }
     Ok(out.into_inner())
+}
+
+/// One page, with its description tag if any.
+fn page<C: colortype::ColorType, W: std::io::Write + Seek>(
+    encoder: &mut TiffEncoder<W>,
+    (w, h): (u32, u32),
+    data: &[C::Inner],
+    description: Option<&str>,
+) -> tiff::TiffResult<()>
+where
+    [C::Inner]: tiff::encoder::TiffValue,
+{
+    let mut image = encoder.new_image::<C>(w, h)?;
+    if let Some(text) = description {
+        image.encoder().write_tag(Tag::ImageDescription, text)?;
+    }
+    image.write_data(data)
+}
+
+/// The ImageDescription tag of a TIFF file's first image (`None` when it has none), read from
+/// the header without decoding a pixel.
+pub fn read_tiff_description(path: &Path) -> Result<Option<String>, VfsError> {
+    let file = std::fs::File::open(path).map_err(|source| VfsError::Io { path: path.to_path_buf(), source })?;
+    let mut decoder = Decoder::new(std::io::BufReader::new(file)).map_err(|e| corrupt(path, e))?;
+    match decoder.find_tag(Tag::ImageDescription).map_err(|e| corrupt(path, e))? {
+        Some(value) => Ok(value.into_string().ok()),
+        None => Ok(None),
+    }
 }
 
 fn contiguous<T: Copy>(a: &Array2<T>) -> std::borrow::Cow<'_, [T]> {
@@ -377,9 +418,33 @@ pub fn write_tiff(path: &Path, planes: &[PlaneData], compression: TiffCompressio
     write_atomic(path, &bytes)
 }
 
+/// Atomically write planes as one TIFF file whose pages carry `description`.
+pub fn write_tiff_described(
+    path: &Path,
+    planes: &[PlaneData],
+    compression: TiffCompression,
+    description: &str,
+) -> Result<(), VfsError> {
+    let bytes = encode_tiff_described(planes, compression, Some(description), path)?;
+    write_atomic(path, &bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_description_is_written_and_read_back_and_its_absence_is_none() {
+        let plane = PlaneData::U16(Array2::from_elem((4, 5), 7u16));
+        let with = tmp("described.tif");
+        let xml = "<MetaData><prop id=\"spatial-calibration-x\" type=\"float\" value=\"0.65\"/></MetaData>";
+        write_tiff_described(&with, std::slice::from_ref(&plane), TiffCompression::None, xml).expect("write");
+        assert_eq!(read_tiff_description(&with).expect("read").as_deref(), Some(xml));
+        assert_eq!(read_tiff(&with, TiffLimits::default()).expect("pixels"), vec![plane.clone()], "same pixels");
+        let without = tmp("undescribed.tif");
+        write_tiff(&without, &[plane], TiffCompression::None).expect("write");
+        assert_eq!(read_tiff_description(&without).expect("read"), None);
+    }
     use ndarray::Array2;
 
     fn tmp(name: &str) -> std::path::PathBuf {

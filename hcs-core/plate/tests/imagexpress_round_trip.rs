@@ -211,3 +211,29 @@ fn oversized_metadata_files_are_refused_before_reading() {
     assert!(err.to_string().contains("HTD file larger than 16 MiB"), "{err}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+/// The pixel size comes from the MetaMorph XML in the first TIFF's ImageDescription (synthetic
+/// plates write it as ImageXpress does); a plate whose TIFFs carry none has no pixel size.
+#[test]
+fn the_pixel_size_comes_from_the_metamorph_xml_of_the_images() {
+    let dir = std::env::temp_dir().join(format!("hcs-ixm-calibration-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = hcs_synth::SynthConfig {
+        wells: vec!["B02".parse().expect("well")],
+        grid: (2, 2),
+        tile: 32,
+        ..hcs_synth::SynthConfig::default()
+    };
+    hcs_synth::synthesize(&config, &dir).expect("synthesize");
+    let plate = hcs_plate::formats::open_plate(&dir, None).expect("open");
+    assert_eq!(plate.metadata.pixel_size_um, Some(0.65));
+
+    // The same plate with its descriptions stripped (rewritten without the tag).
+    for path in hcs_synth::image_paths(&config, &dir) {
+        let planes = hcs_vfs::tiff::read_tiff(&path, hcs_vfs::tiff::TiffLimits::default()).expect("read");
+        hcs_vfs::tiff::write_tiff(&path, &planes, hcs_vfs::tiff::TiffCompression::None).expect("rewrite");
+    }
+    let plate = hcs_plate::formats::open_plate(&dir, None).expect("open");
+    assert_eq!(plate.metadata.pixel_size_um, None, "no description, no pixel size");
+    let _ = std::fs::remove_dir_all(&dir);
+}

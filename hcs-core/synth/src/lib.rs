@@ -210,11 +210,19 @@ pub fn synthesize(config: &SynthConfig, out: &Path) -> Result<GroundTruth, Synth
     }
     jobs.par_iter().try_for_each(|&(well, scene, tile, t, z, c)| -> Result<(), SynthError> {
         let plane = render_tile(config, scene, well, tile, t, z, c);
-        let path = match config.format {
-            SynthFormat::Imagexpress => write_imagexpress::image_path(config, out, well, tile.site, t, z, c),
-            SynthFormat::OperaPhenix => write_opera::image_path(config, out, well, tile, t, z, c),
-        };
-        hcs_vfs::tiff::write_tiff(&path, &[plane], hcs_vfs::tiff::TiffCompression::None)?;
+        let none = hcs_vfs::tiff::TiffCompression::None;
+        match config.format {
+            SynthFormat::Imagexpress => {
+                // As the instrument does: MetaMorph XML with the pixel size and stage position.
+                let path = write_imagexpress::image_path(config, out, well, tile.site, t, z, c);
+                let um = write_opera::PIXEL_SIZE_M * 1e6;
+                let xml = hcs_plate::formats::metamorph::write(um, (tile.x * um, tile.y * um), &format!("w{c}"));
+                hcs_vfs::tiff::write_tiff_described(&path, &[plane], none, &xml)?;
+            }
+            SynthFormat::OperaPhenix => {
+                hcs_vfs::tiff::write_tiff(&write_opera::image_path(config, out, well, tile, t, z, c), &[plane], none)?;
+            }
+        }
         Ok(())
     })?;
     let truth = GroundTruth {

@@ -96,9 +96,19 @@ pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, Fo
     }
     let index = super::checked_index(root, entries)?;
     let name = htd_path.file_stem().map_or_else(|| "plate".to_owned(), |s| s.to_string_lossy().into_owned());
-    super::finish_plate(root, read_first_plane, index, FormatKind::Imagexpress, name, grid, None, |c| {
+    let pixel_size_um = first_plane_calibration(root, &index);
+    super::finish_plate(root, read_first_plane, index, FormatKind::Imagexpress, name, grid, pixel_size_um, |c| {
         htd.get(&format!("WaveName{c}")).cloned().unwrap_or_else(|| format!("w{c}"))
     })
+}
+
+/// The pixel size the first image's MetaMorph XML gives (ImageXpress writes it into every
+/// TIFF's ImageDescription); `None` when it has none or is not calibrated in a length unit.
+fn first_plane_calibration(root: &Path, index: &crate::ComponentIndex) -> Option<f64> {
+    let (_, plane) = index.iter().next()?;
+    let crate::PlaneRef::File { path, .. } = plane else { return None };
+    let text = hcs_vfs::tiff::read_tiff_description(&root.join(path)).ok().flatten()?;
+    super::metamorph::parse(&text)?.pixel_size_um
 }
 
 fn push_image(root: &Path, path: &Path, t: u32, z_dir: Option<u32>, out: &mut Vec<(ImageKey, PlaneRef)>) {

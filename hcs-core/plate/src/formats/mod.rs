@@ -3,6 +3,7 @@
 
 pub mod htd;
 pub mod imagexpress;
+pub mod metamorph;
 pub mod native;
 pub mod opera_phenix;
 
