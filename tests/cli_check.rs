@@ -132,3 +132,22 @@ fn counts_of_one_well_are_singular() {
     assert!(stdout.contains("`canonical` compiles for 1 well of") && !stdout.contains("1 wells"), "{stdout}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A file among the images that is not an image of the plate is named by `check --plate` (and
+/// by `run`); `--strict` refuses the plate.
+#[test]
+fn files_that_are_not_images_of_the_plate_are_listed_and_strict_refuses_them() {
+    let dir = std::env::temp_dir().join(format!("hcs-check-strict-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let plate = dir.join("plate");
+    let p = plate.to_str().expect("utf-8");
+    assert!(hcs(&["synth", "--out", p, "--wells", "A01", "--tile", "64"]).0);
+    std::fs::write(plate.join("TimePoint_1/A01_notes.docx"), b"x").expect("stray file");
+    let canonical = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/canonical.toml");
+    let (ok, _, err) = hcs(&["check", canonical, "--plate", p]);
+    assert!(ok, "listed, not refused: {err}");
+    assert!(err.contains("1 file among the images") && err.contains("A01_notes.docx"), "{err}");
+    let (ok, _, err) = hcs(&["check", canonical, "--plate", p, "--strict"]);
+    assert!(!ok && err.contains("--strict"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -28,6 +28,10 @@ pub struct Args {
     /// not 8/16-bit unsigned grey or differ from the plate's.
     #[arg(long, requires = "plate")]
     pub deep: bool,
+    /// Refuse a plate that holds files among its images that match no image name of its format
+    /// (listed either way).
+    #[arg(long, requires = "plate")]
+    pub strict: bool,
     /// Global configuration file (the layer under the pipeline's `[config]`; default `$HCS_CONFIG`).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -85,8 +89,15 @@ fn check_images(plate_dir: &Path) -> Result<(), String> {
 fn check_pipeline(pipeline_path: &Path, args: &Args) -> Result<(), String> {
     let shown = pipeline_path.display().to_string();
     if let Some(plate) = &args.plate {
-        let (pipeline, _, compiled) =
+        let (pipeline, opened, compiled) =
             compile_file(pipeline_path, plate, args.config.as_deref(), ConfigLayer::default(), None)?;
+        if args.strict && !opened.unmatched.is_empty() {
+            return Err(format!(
+                "--strict: {} holds {} file(s) among its images that are not images of the plate (listed above)",
+                plate.display(),
+                opened.unmatched.len()
+            ));
+        }
         let calls: usize = pipeline.steps.iter().map(|s| s.func.calls().len()).sum();
         println!(
             "{shown}: `{}` compiles for {} of {}: {} steps, {calls} function calls; outputs go to {}",

@@ -38,6 +38,24 @@ pub fn report(shown: &str, errors: &[PipelineError]) -> String {
     format!("{} problem{} in {shown}", errors.len(), if errors.len() == 1 { "" } else { "s" })
 }
 
+/// What the plate holds among its images that its format's names do not match (those files
+/// are not read): a count and the first few, or `None`.
+pub fn unmatched_warning(plate: &Plate) -> Option<String> {
+    let n = plate.unmatched.len();
+    if n == 0 {
+        return None;
+    }
+    let shown: Vec<String> = plate.unmatched.iter().take(5).map(|p| p.display().to_string()).collect();
+    let more = if n > shown.len() { format!(", and {} more", n - shown.len()) } else { String::new() };
+    Some(format!(
+        "{}: {n} file{} among the images match no image name of the plate's format and {} not read: {}{more} (`hcs check --plate --strict` refuses such a plate)",
+        plate.root.display(),
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "is" } else { "are" },
+        shown.join(", ")
+    ))
+}
+
 /// Compile the pipeline file for the plate (`overrides`: the command line's config layer);
 /// problems are printed, and fail the command. Returns the opened plate too, for running.
 pub fn compile_file(
@@ -50,6 +68,9 @@ pub fn compile_file(
     let (pipeline, map) = read_pipeline(pipeline_path)?;
     let global = read_global_config(config)?;
     let plate = open_plate(plate_dir, None).map_err(|e| format!("{}: {e}", plate_dir.display()))?;
+    if let Some(warning) = unmatched_warning(&plate) {
+        eprintln!("warning: {warning}");
+    }
     let info = PlateInfo::of(&plate);
     let registry = Registry::global();
     let options = CompileOptions {

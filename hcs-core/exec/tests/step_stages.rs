@@ -65,6 +65,7 @@ fn memory_only_plate() -> Plate {
             dtype: None,
         },
         index: ComponentIndex::default(),
+        unmatched: Vec::new(),
     }
 }
 

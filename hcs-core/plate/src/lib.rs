@@ -27,4 +27,7 @@ pub struct Plate {
     pub metadata: PlateMetadata,
     /// Every image plane, by component.
     pub index: ComponentIndex,
+    /// Files and folders among the images that the format's names do not match, relative to
+    /// the root: not read, and reported (`hcs check --plate` lists them; `--strict` refuses).
+    pub unmatched: Vec<PathBuf>,
 }

@@ -237,3 +237,45 @@ fn the_pixel_size_comes_from_the_metamorph_xml_of_the_images() {
     assert_eq!(plate.metadata.pixel_size_um, None, "no description, no pixel size");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Files among the images that are not images of the plate are listed, never skipped silently:
+/// a renamed z folder, a stray file. Thumbnails are expected and not listed; MetaXpress names
+/// (plate prefix, GUID after the wavelength) are read as the same planes.
+#[test]
+fn files_that_match_no_image_name_are_listed_and_metaxpress_names_are_read() {
+    let dir = std::env::temp_dir().join(format!("hcs-ixm-unmatched-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = hcs_synth::SynthConfig {
+        wells: vec!["A01".parse().expect("well")],
+        grid: (1, 2),
+        tile: 16,
+        z_planes: 2,
+        ..hcs_synth::SynthConfig::default()
+    };
+    hcs_synth::synthesize(&config, &dir).expect("synthesize");
+    let clean = hcs_plate::formats::open_plate(&dir, None).expect("open");
+    assert!(clean.unmatched.is_empty(), "{:?}", clean.unmatched);
+
+    // MetaXpress export names for every image: same planes.
+    let guid = "C5C6F2A5-1234-4ABC-9DEF-0123456789AB";
+    for path in hcs_synth::image_paths(&config, &dir) {
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name").to_string();
+        let renamed = name.replace("_w1.tif", &format!("_w1{guid}.tif")).replace("_w2.tif", &format!("_w2{guid}.tif"));
+        std::fs::rename(&path, path.with_file_name(format!("Screen_{renamed}"))).expect("rename");
+        std::fs::write(path.with_file_name(format!("Screen_{}", name.replace(".tif", "_thumb.tif"))), b"x")
+            .expect("thumbnail");
+    }
+    let exported = hcs_plate::formats::open_plate(&dir, None).expect("open");
+    let keys = |p: &hcs_plate::Plate| p.index.iter().map(|(k, _)| *k).collect::<Vec<_>>();
+    assert_eq!(keys(&exported), keys(&clean));
+    assert!(exported.unmatched.is_empty(), "thumbnails are expected: {:?}", exported.unmatched);
+
+    // A renamed z folder and a stray file: listed.
+    let t1 = dir.join("TimePoint_1");
+    std::fs::rename(t1.join("ZStep_1"), t1.join("ZStep_1_old")).expect("rename z folder");
+    std::fs::write(t1.join("notes.txt"), b"x").expect("stray");
+    let plate = hcs_plate::formats::open_plate(&dir, None).expect("open");
+    let listed: Vec<String> = plate.unmatched.iter().map(|p| p.display().to_string()).collect();
+    assert_eq!(listed, ["TimePoint_1/ZStep_1_old", "TimePoint_1/notes.txt"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,5 +1,7 @@
 //! ImageXpress plates: `<plate>.HTD` in the root, images in `TimePoint_N/[ZStep_N/]` named
-//! `A01_s1_w1.tif` (site, channel and z parts optional; `_thumb` images skipped).
+//! `A01_s1_w1.tif` (site, channel and z parts optional; a plate-name prefix and a GUID after the
+//! wavelength, as MetaXpress exports write them, accepted; `_thumb` images skipped). Every other
+//! file or folder among the images is listed in [`Plate::unmatched`] — never skipped silently.
 
 use std::path::Path;
 use std::sync::LazyLock;
@@ -12,7 +14,11 @@ use crate::{FormatKind, ImageKey, PlaneRef, Plate, WellId};
 static NAME: LazyLock<Option<Regex>> = LazyLock::new(|| {
     // The well is upper case (so a prefix like `A01_` cannot make `s3` a well); s/w/z and the
     // extension in any case.
-    Regex::new(r"^(?:.*?_)?([A-Z]{1,2}\d{1,3})(?:_[sS](\d+))?(?:_[wW](\d+))?(?:_[zZ](\d+))?\.(?i:tif|tiff)$").ok()
+    // MetaXpress exports append a GUID straight after the wavelength number (`_w1C5C6F2A5-…`).
+    Regex::new(
+        r"^(?:.*?_)?([A-Z]{1,2}\d{1,3})(?:_[sS](\d+))?(?:_[wW](\d+?)(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})?)?(?:_[zZ](\d+))?\.(?i:tif|tiff)$",
+    )
+    .ok()
 });
 static TIMEPOINT_DIR: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"(?i)^TimePoint[_-]?(\d+)$").ok());
 static ZSTEP_DIR: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"(?i)^ZStep[_-]?(\d+)$").ok());
@@ -32,7 +38,7 @@ pub struct ParsedName {
 
 /// Parse `A01_s1_w2_z3.tif` and its shorter forms; `None` for thumbnails and other files.
 pub fn parse_name(name: &str) -> Option<ParsedName> {
-    if name.to_ascii_lowercase().contains("_thumb") {
+    if is_thumbnail(name) {
         return None;
     }
     let caps = NAME.as_ref()?.captures(name)?;
@@ -79,27 +85,49 @@ pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, Fo
         // Some exports put the images in the root.
         timepoint_dirs.push((1, root.to_path_buf()));
     }
+    let images_in_root = timepoint_dirs.len() == 1 && timepoint_dirs[0].1 == root;
+    let mut unmatched = Vec::new();
     for (t, dir) in &timepoint_dirs {
         for entry in sorted_entries(dir)? {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(z) = dir_number(&ZSTEP_DIR, &name) {
-                if path.is_dir() {
-                    for file in sorted_entries(&path)? {
-                        push_image(root, &file.path(), *t, Some(z), &mut entries);
+            if let Some(z) = dir_number(&ZSTEP_DIR, &name)
+                && path.is_dir()
+            {
+                for file in sorted_entries(&path)? {
+                    if !push_image(root, &file.path(), *t, Some(z), &mut entries) {
+                        unmatched.push(file.path());
                     }
                 }
                 continue;
             }
-            push_image(root, &path, *t, None, &mut entries);
+            let handled = push_image(root, &path, *t, None, &mut entries);
+            let metadata = images_in_root && is_plate_metadata(&name);
+            if !handled && !metadata {
+                unmatched.push(path);
+            }
         }
     }
     let index = super::checked_index(root, entries)?;
     let name = htd_path.file_stem().map_or_else(|| "plate".to_owned(), |s| s.to_string_lossy().into_owned());
     let pixel_size_um = first_plane_calibration(root, &index);
-    super::finish_plate(root, read_first_plane, index, FormatKind::Imagexpress, name, grid, pixel_size_um, |c| {
-        htd.get(&format!("WaveName{c}")).cloned().unwrap_or_else(|| format!("w{c}"))
-    })
+    let mut plate =
+        super::finish_plate(root, read_first_plane, index, FormatKind::Imagexpress, name, grid, pixel_size_um, |c| {
+            htd.get(&format!("WaveName{c}")).cloned().unwrap_or_else(|| format!("w{c}"))
+        })?;
+    plate.unmatched = unmatched.iter().filter_map(|p| p.strip_prefix(root).ok().map(Path::to_path_buf)).collect();
+    Ok(plate)
+}
+
+/// Files beside images in a plate's root that are not images: the `.HTD`, hcs's and the
+/// instrument's own files, hidden files.
+fn is_plate_metadata(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with('.')
+        || lower.ends_with(".htd")
+        || lower.ends_with(".json")
+        || lower.ends_with(".db")
+        || lower.ends_with(".txt")
 }
 
 /// The pixel size the first image's MetaMorph XML gives (ImageXpress writes it into every
@@ -111,18 +139,22 @@ fn first_plane_calibration(root: &Path, index: &crate::ComponentIndex) -> Option
     super::metamorph::parse(&text)?.pixel_size_um
 }
 
-fn push_image(root: &Path, path: &Path, t: u32, z_dir: Option<u32>, out: &mut Vec<(ImageKey, PlaneRef)>) {
+/// Index `path` if it is an image; `false` if it is not (a thumbnail counts as handled).
+fn push_image(root: &Path, path: &Path, t: u32, z_dir: Option<u32>, out: &mut Vec<(ImageKey, PlaneRef)>) -> bool {
     let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return;
+        return false;
     };
+    if is_thumbnail(&name) {
+        return true;
+    }
     let Some(parsed) = parse_name(&name) else {
-        return;
+        return false;
     };
     if !path.is_file() {
-        return;
+        return false;
     }
     let Ok(rel) = path.strip_prefix(root) else {
-        return;
+        return false;
     };
     let key = ImageKey {
         well: parsed.well,
@@ -132,6 +164,12 @@ fn push_image(root: &Path, path: &Path, t: u32, z_dir: Option<u32>, out: &mut Ve
         z: z_dir.or(parsed.z).unwrap_or(1),
     };
     out.push((key, PlaneRef::file(rel)));
+    true
+}
+
+/// MetaXpress's `_thumb` images beside the real ones.
+fn is_thumbnail(name: &str) -> bool {
+    name.to_ascii_lowercase().contains("_thumb")
 }
 
 #[cfg(test)]
@@ -148,5 +186,19 @@ mod tests {
         assert_eq!((p.site, p.channel), (None, None));
         assert!(parse_name("A01_s1_w1_thumb1234.tif").is_none());
         assert!(parse_name("notes.txt").is_none());
+    }
+
+    #[test]
+    fn metaxpress_export_names_with_a_plate_prefix_and_a_guid_after_the_wavelength() {
+        let guid = "C5C6F2A5-1234-4ABC-9DEF-0123456789AB";
+        let p = parse_name(&format!("Screen 3_A01_s4_w2{guid}.tif")).expect("parses");
+        assert_eq!((p.well.to_string(), p.site, p.channel, p.z), ("A01".into(), Some(4), Some(2), None));
+        // A GUID that starts with digits does not change the wavelength.
+        let p = parse_name("P_B03_s1_w31234ABCD-1234-4ABC-9DEF-0123456789AB.tif").expect("parses");
+        assert_eq!(p.channel, Some(3));
+        let p = parse_name(&format!("P_B03_w1{guid}_z2.tif")).expect("parses");
+        assert_eq!((p.site, p.channel, p.z), (None, Some(1), Some(2)));
+        assert!(parse_name(&format!("P_B03_s1_w1{guid}_thumb.tif")).is_none());
+        assert!(parse_name("P_B03_s1_w1junk.tif").is_none(), "only a GUID may follow the wavelength");
     }
 }
