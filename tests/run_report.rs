@@ -171,3 +171,33 @@ fn a_plate_with_a_pixel_size_gets_scale_bars_and_its_channel_names_in_the_report
     assert!(html.contains("\"um_per_px\":") && !html.contains("\"um_per_px\":null"), "thumbnails carry their scale");
     assert!(!html.contains("no scale bars"), "no note about a missing pixel size");
 }
+
+/// A well whose stitching fell back to the nominal grid (a 30 % overlap where the canonical
+/// pipeline expects 10 %) is flagged in run.json and named in a warning; with
+/// `on_stitch_fallback = "fail"` the run exits 1.
+#[test]
+fn a_stitching_fallback_is_named_and_on_stitch_fallback_fail_fails_the_run() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let plate = dir.path().join("plate");
+    let p = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let synth = hcs(&["synth", "--out", &p(&plate), "--wells", "A01", "--tile", "128", "--overlap", "0.3"]);
+    assert!(synth.status.success(), "{}", text(&synth));
+    let pipeline = "examples/pipelines/canonical.toml";
+    let out = dir.path().join("warn");
+    let warned = hcs(&["run", pipeline, "--plate", &p(&plate), "--out", &p(&out)]);
+    assert_eq!(warned.status.code(), Some(0), "warn by default\n{}", text(&warned));
+    assert!(text(&warned).contains("stitching fell back") && text(&warned).contains("A01"), "{}", text(&warned));
+    let run = run_json(&out);
+    let a01 = well(&run, "A01");
+    assert!(a01["qc"]["stitching"]["model_placed"].as_u64().is_some_and(|n| n > 0), "{}", a01["qc"]);
+    assert!(
+        a01["flags"].as_array().is_some_and(|f| f.iter().any(|f| f.as_str().is_some_and(|f| f.contains("fell back"))))
+    );
+
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "on_stitch_fallback = \"fail\"\n").expect("config");
+    let out = dir.path().join("fail");
+    let failed = hcs(&["run", pipeline, "--plate", &p(&plate), "--out", &p(&out), "--config", &p(&config)]);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    assert!(text(&failed).contains("on_stitch_fallback = \"fail\""), "{}", text(&failed));
+}

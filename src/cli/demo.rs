@@ -271,7 +271,8 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         workers: super::run::well_threads(None, &compiled),
         wells: report.wells.iter().map(crate::report::WellEnd::of).collect(),
     };
-    crate::report::write(&facts)?;
+    let written = crate::report::write(&facts)?;
+    let fallback_fails = super::run::stitch_fallbacks(&written, &compiled);
     timings.insert("4 report", started.elapsed().as_secs_f64());
     timings.insert("total", total.elapsed().as_secs_f64());
     let wells: Vec<WellId> = report.wells.iter().filter(|w| w.status == WellStatus::Done).map(|w| w.well).collect();
@@ -292,10 +293,8 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     drop(lock);
     if report.failed() {
         eprintln!("error: some wells failed (see above)");
-        Ok(Some(super::EXIT_WELLS_FAILED))
-    } else {
-        Ok(None)
     }
+    Ok((report.failed() || fallback_fails).then_some(super::EXIT_WELLS_FAILED))
 }
 
 /// Remove everything under `dir` but the lock file `keep` (removing it would let another process

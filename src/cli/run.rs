@@ -135,6 +135,19 @@ fn refuse_active_submission(output_root: &std::path::Path) -> Result<(), String>
     }
 }
 
+/// Warn about every well whose stitching fell back to the nominal grid (naming it); `true` when
+/// the configuration's `on_stitch_fallback = "fail"` makes that fail the run.
+pub fn stitch_fallbacks(report: &crate::report::Written, compiled: &crate::plan::compiler::CompiledPlate) -> bool {
+    for (well, tiles) in &report.stitch_fallbacks {
+        tracing::warn!(
+            well = %well,
+            "stitching fell back: {tiles} tiles of {well} placed from the nominal grid, not from the images (see results/report.html)"
+        );
+    }
+    let policy = compiled.wells.first().and_then(|w| w.steps.first()).map(|s| s.config.on_stitch_fallback);
+    !report.stitch_fallbacks.is_empty() && policy == Some(crate::plan::pipeline::FallbackPolicy::Fail)
+}
+
 /// The well threads a run uses: `--workers`, else the plan's `workers`, else one per core — never
 /// more than the wells.
 pub fn well_threads(workers: Option<usize>, compiled: &crate::plan::compiler::CompiledPlate) -> usize {
@@ -310,6 +323,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     if let Some(page) = report.files.iter().find(|p| p.ends_with(crate::report::html::FILE)) {
         println!("  report: {}", page.display());
     }
+    let fallback_fails = stitch_fallbacks(&report, &compiled);
     drop(lock);
     if let Some(signal) = interrupt::received() {
         eprintln!(
@@ -318,12 +332,16 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         );
         return Ok(Some(128u8.saturating_add(signal)));
     }
-    if failed.is_empty() {
-        Ok(None)
-    } else {
-        eprintln!("error: {} of {} failed", failed.len(), super::wells(result.wells.len()));
-        Ok(Some(super::EXIT_WELLS_FAILED))
+    if fallback_fails {
+        eprintln!(
+            "error: stitching fell back to the nominal grid in {} (on_stitch_fallback = \"fail\")",
+            super::wells(report.stitch_fallbacks.len())
+        );
     }
+    if !failed.is_empty() {
+        eprintln!("error: {} of {} failed", failed.len(), super::wells(result.wells.len()));
+    }
+    Ok((fallback_fails || !failed.is_empty()).then_some(super::EXIT_WELLS_FAILED))
 }
 
 /// SIGINT / SIGTERM during a local run: the first sets the stop flag the executor checks before

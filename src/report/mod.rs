@@ -89,6 +89,8 @@ pub struct Written {
     pub files: Vec<PathBuf>,
     /// What the report could not do (also in the report itself).
     pub notes: Vec<String>,
+    /// Wells whose stitching fell back to the nominal grid for some tiles, with how many.
+    pub stitch_fallbacks: Vec<(String, usize)>,
 }
 
 /// This process's command line, as run records and lock files name it.
@@ -110,7 +112,13 @@ pub fn write(facts: &RunFacts<'_>) -> Result<Written, String> {
     let results = results_dir(facts.compiled);
     std::fs::create_dir_all(&results).map_err(|e| format!("{}: {e}", results.display()))?;
     let run = run_json::build(facts);
-    let mut written = Written::default();
+    let stitch_fallbacks = run
+        .wells
+        .iter()
+        .filter_map(|w| Some((w.well.clone(), w.qc.stitching.as_ref()?.model_placed)))
+        .filter(|(_, tiles)| *tiles > 0)
+        .collect();
+    let mut written = Written { stitch_fallbacks, ..Written::default() };
     let write = |name: &str, bytes: &[u8], written: &mut Written| -> Result<(), String> {
         let path = results.join(name);
         crate::vfs::atomic::write_atomic(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -286,7 +286,11 @@ fn write_report(job: &SlurmJob, dir: &Path, plate: &Plate) -> Result<(), SlurmEr
         workers: job.tasks.len(),
         wells,
     };
-    crate::report::write(&facts).map(|_| ()).map_err(|e| file_error(&root.join("results"), e))
+    let written = crate::report::write(&facts).map_err(|e| file_error(&root.join("results"), e))?;
+    for (well, tiles) in &written.stitch_fallbacks {
+        tracing::warn!(well = %well, "stitching fell back: {tiles} tiles of {well} placed from the nominal grid, not from the images");
+    }
+    Ok(())
 }
 
 /// A well a submission did not finish.

@@ -32,6 +32,18 @@ pub enum ZarrCompression {
     None,
 }
 
+/// What a run does when a well's stitching falls back to the nominal grid for some tiles (no
+/// accepted edge reached them): the report and a warning say so either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FallbackPolicy {
+    /// Warn, naming the wells; the exit status is unchanged.
+    #[default]
+    Warn,
+    /// Warn, and end the run with the wells-failed exit status.
+    Fail,
+}
+
 /// What to do with functions that have a GPU variant.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -156,6 +168,10 @@ pub struct ConfigLayer {
     /// napari-ome-zarr opens it) and a PNG thumbnail per well (default false).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub visualize: Option<bool>,
+    /// `warn` (default) or `fail`: whether a well whose stitching fell back to the nominal grid
+    /// fails the run's exit status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_stitch_fallback: Option<FallbackPolicy>,
 }
 
 /// Every configuration value, resolved.
@@ -190,6 +206,9 @@ pub struct Config {
     pub memory_budget_mib: u64,
     /// See [`ConfigLayer::visualize`].
     pub visualize: bool,
+    /// See [`ConfigLayer::on_stitch_fallback`].
+    #[serde(default)]
+    pub on_stitch_fallback: FallbackPolicy,
 }
 
 fn default_prefer() -> Vec<MemoryType> {
@@ -213,6 +232,7 @@ impl Default for Config {
             results_folder: "results".into(),
             memory_budget_mib: 4096,
             visualize: false,
+            on_stitch_fallback: FallbackPolicy::Warn,
         }
     }
 }
@@ -400,6 +420,7 @@ impl Config {
         set(&mut self.results_folder, &layer.results_folder);
         set(&mut self.memory_budget_mib, &layer.memory_budget_mib);
         set(&mut self.visualize, &layer.visualize);
+        set(&mut self.on_stitch_fallback, &layer.on_stitch_fallback);
     }
 
     /// Defaults, then each layer in order (global, run, step).

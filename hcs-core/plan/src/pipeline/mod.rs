@@ -16,7 +16,9 @@ pub use check::{
     Broken, broken_rule, broken_rules, check_config, check_functions, check_special_io, check_wells, config_errors,
     describe_values, params_valid, step_calls,
 };
-pub use config::{Config, ConfigError, ConfigLayer, ConfigReadError, GpuPolicy, Workers, ZarrCompression};
+pub use config::{
+    Config, ConfigError, ConfigLayer, ConfigReadError, FallbackPolicy, GpuPolicy, Workers, ZarrCompression,
+};
 pub use error::{Line, PipelineError, Span, StepRef};
 pub use file::SourceMap;
 pub use pattern::{FunctionCall, FunctionPattern, dict_key_matches};
