@@ -146,7 +146,7 @@ fn files_that_are_not_images_of_the_plate_are_listed_and_strict_refuses_them() {
     let canonical = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/canonical.toml");
     let (ok, _, err) = hcs(&["check", canonical, "--plate", p]);
     assert!(ok, "listed, not refused: {err}");
-    assert!(err.contains("1 file among the images") && err.contains("A01_notes.docx"), "{err}");
+    assert!(err.contains("1 file among the images matches") && err.contains("A01_notes.docx"), "{err}");
     let (ok, _, err) = hcs(&["check", canonical, "--plate", p, "--strict"]);
     assert!(!ok && err.contains("--strict"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -91,11 +91,12 @@ fn check_pipeline(pipeline_path: &Path, args: &Args) -> Result<(), String> {
     if let Some(plate) = &args.plate {
         let (pipeline, opened, compiled) =
             compile_file(pipeline_path, plate, args.config.as_deref(), ConfigLayer::default(), None)?;
-        if args.strict && !opened.unmatched.is_empty() {
+        if args.strict && !(opened.unmatched.is_empty() && opened.disagreements.is_empty()) {
             return Err(format!(
-                "--strict: {} holds {} file(s) among its images that are not images of the plate (listed above)",
+                "--strict: {} holds {} file(s) among its images that are not images of the plate, and its metadata and images disagree {} time(s) (listed above)",
                 plate.display(),
-                opened.unmatched.len()
+                opened.unmatched.len(),
+                opened.disagreements.len()
             ));
         }
         let calls: usize = pipeline.steps.iter().map(|s| s.func.calls().len()).sum();

@@ -48,9 +48,10 @@ pub fn unmatched_warning(plate: &Plate) -> Option<String> {
     let shown: Vec<String> = plate.unmatched.iter().take(5).map(|p| p.display().to_string()).collect();
     let more = if n > shown.len() { format!(", and {} more", n - shown.len()) } else { String::new() };
     Some(format!(
-        "{}: {n} file{} among the images match no image name of the plate's format and {} not read: {}{more} (`hcs check --plate --strict` refuses such a plate)",
+        "{}: {n} file{} among the images {} no image name of the plate's format and {} not read: {}{more} (`hcs check --plate --strict` refuses such a plate)",
         plate.root.display(),
         if n == 1 { "" } else { "s" },
+        if n == 1 { "matches" } else { "match" },
         if n == 1 { "is" } else { "are" },
         shown.join(", ")
     ))
@@ -70,6 +71,9 @@ pub fn compile_file(
     let plate = open_plate(plate_dir, None).map_err(|e| format!("{}: {e}", plate_dir.display()))?;
     if let Some(warning) = unmatched_warning(&plate) {
         eprintln!("warning: {warning}");
+    }
+    for disagreement in &plate.disagreements {
+        eprintln!("warning: {}: {disagreement}", plate.root.display());
     }
     let info = PlateInfo::of(&plate);
     let registry = Registry::global();

@@ -66,6 +66,7 @@ fn memory_only_plate() -> Plate {
         },
         index: ComponentIndex::default(),
         unmatched: Vec::new(),
+        disagreements: Vec::new(),
     }
 }
 

@@ -30,4 +30,7 @@ pub struct Plate {
     /// Files and folders among the images that the format's names do not match, relative to
     /// the root: not read, and reported (`hcs check --plate` lists them; `--strict` refuses).
     pub unmatched: Vec<PathBuf>,
+    /// Where the plate's metadata and its image files disagree (an `.HTD` naming 3 z-steps
+    /// over images of 2): reported like [`Plate::unmatched`].
+    pub disagreements: Vec<String>,
 }

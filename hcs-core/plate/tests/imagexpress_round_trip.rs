@@ -255,6 +255,7 @@ fn files_that_match_no_image_name_are_listed_and_metaxpress_names_are_read() {
     hcs_synth::synthesize(&config, &dir).expect("synthesize");
     let clean = hcs_plate::formats::open_plate(&dir, None).expect("open");
     assert!(clean.unmatched.is_empty(), "{:?}", clean.unmatched);
+    assert!(clean.disagreements.is_empty(), "{:?}", clean.disagreements);
 
     // MetaXpress export names for every image: same planes.
     let guid = "C5C6F2A5-1234-4ABC-9DEF-0123456789AB";
@@ -277,5 +278,7 @@ fn files_that_match_no_image_name_are_listed_and_metaxpress_names_are_read() {
     let plate = hcs_plate::formats::open_plate(&dir, None).expect("open");
     let listed: Vec<String> = plate.unmatched.iter().map(|p| p.display().to_string()).collect();
     assert_eq!(listed, ["TimePoint_1/ZStep_1_old", "TimePoint_1/notes.txt"]);
+    // …and the .HTD's two z-steps disagree with the one left.
+    assert_eq!(plate.disagreements, ["the .HTD announces 2 z-steps (ZSteps); the images have 1 (2)"]);
     let _ = std::fs::remove_dir_all(&dir);
 }

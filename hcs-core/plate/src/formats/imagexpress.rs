@@ -109,6 +109,7 @@ pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, Fo
         }
     }
     let index = super::checked_index(root, entries)?;
+    let disagreements = htd_disagreements(&htd, &index);
     let name = htd_path.file_stem().map_or_else(|| "plate".to_owned(), |s| s.to_string_lossy().into_owned());
     let pixel_size_um = first_plane_calibration(root, &index);
     let mut plate =
@@ -116,7 +117,68 @@ pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, Fo
             htd.get(&format!("WaveName{c}")).cloned().unwrap_or_else(|| format!("w{c}"))
         })?;
     plate.unmatched = unmatched.iter().filter_map(|p| p.strip_prefix(root).ok().map(Path::to_path_buf)).collect();
+    plate.disagreements = disagreements;
     Ok(plate)
+}
+
+/// How many of `what` the `.HTD` announces: `TimePoints`, `ZSteps` (1 when `ZSeries` is
+/// `FALSE`), `NWavelengths`, sites (`XSites` × `YSites`, or the `TRUE`s of its
+/// `SiteSelection` rows), wells (the `TRUE`s of its `WellsSelection` rows).
+fn htd_disagreements(htd: &std::collections::BTreeMap<String, String>, index: &crate::ComponentIndex) -> Vec<String> {
+    use crate::Component;
+    let num = |k: &str| htd.get(k).and_then(|v| v.trim().parse::<usize>().ok());
+    let trues = |prefix: &str| {
+        let rows: Vec<&String> = htd.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).collect();
+        (!rows.is_empty())
+            .then(|| rows.iter().flat_map(|v| v.split(',')).filter(|t| t.trim().eq_ignore_ascii_case("true")).count())
+    };
+    let z_series = htd.get("ZSeries").map(|v| !v.trim().eq_ignore_ascii_case("false"));
+    let zs = match z_series {
+        Some(false) => Some(1),
+        _ => num("ZSteps"),
+    };
+    let sites = trues("SiteSelection").or_else(|| Some(num("XSites")? * num("YSites")?));
+    let found_sites = index
+        .wells()
+        .iter()
+        .map(|w| {
+            let mut s: Vec<u32> = index.well(*w).map(|(k, _)| k.site).collect();
+            s.sort_unstable();
+            s.dedup();
+            s.len()
+        })
+        .max()
+        .unwrap_or(0);
+    let mut out = Vec::new();
+    let mut compare = |what: &str, key: &str, announced: Option<usize>, found: usize, values: String| {
+        if let Some(n) = announced
+            && n != found
+        {
+            out.push(format!("the .HTD announces {n} {what} ({key}); the images have {found}{values}"));
+        }
+    };
+    let listed = |c: Component| {
+        let v = index.values(c);
+        format!(" ({})", v.iter().map(u32::to_string).collect::<Vec<_>>().join(", "))
+    };
+    compare(
+        "timepoints",
+        "TimePoints",
+        num("TimePoints"),
+        index.values(Component::Timepoint).len(),
+        listed(Component::Timepoint),
+    );
+    compare("z-steps", "ZSteps", zs, index.values(Component::Z).len(), listed(Component::Z));
+    compare(
+        "wavelengths",
+        "NWavelengths",
+        num("NWavelengths"),
+        index.values(Component::Channel).len(),
+        listed(Component::Channel),
+    );
+    compare("sites per well", "XSites × YSites / SiteSelection", sites, found_sites, String::new());
+    compare("wells", "WellsSelection", trues("WellsSelection"), index.wells().len(), String::new());
+    out
 }
 
 /// Files beside images in a plate's root that are not images: the `.HTD`, hcs's and the

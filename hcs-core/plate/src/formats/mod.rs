@@ -174,5 +174,5 @@ pub(crate) fn finish_plate(
         .collect();
     let (tile_shape, dtype) = if read_first_plane { first_plane_shape(root, &index)? } else { (None, None) };
     let metadata = crate::PlateMetadata { format, name, grid, pixel_size_um, channels, tile_shape, dtype };
-    Ok(Plate { root: root.to_path_buf(), metadata, index, unmatched: Vec::new() })
+    Ok(Plate { root: root.to_path_buf(), metadata, index, unmatched: Vec::new(), disagreements: Vec::new() })
 }

@@ -96,5 +96,5 @@ pub fn read(root: &Path) -> Result<Plate, FormatError> {
     let index = super::checked_index(root, subdir.planes.iter().cloned())?;
     let mut metadata = file.metadata.clone();
     metadata.format = FormatKind::Hcs;
-    Ok(Plate { root: root.to_path_buf(), metadata, index, unmatched: Vec::new() })
+    Ok(Plate { root: root.to_path_buf(), metadata, index, unmatched: Vec::new(), disagreements: Vec::new() })
 }
