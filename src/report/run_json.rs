@@ -165,13 +165,12 @@ pub fn rfc3339(unix_s: f64) -> String {
 pub fn plate_format(wells: impl IntoIterator<Item = WellId>) -> (u16, u16) {
     let (mut rows, mut cols) = (1u16, 1u16);
     for w in wells {
-        rows = rows.max(w.row + 1);
+        rows = rows.max(w.row.saturating_add(1));
         cols = cols.max(w.col);
     }
-    [(2, 3), (3, 4), (4, 6), (6, 8), (8, 12), (16, 24), (32, 48)]
-        .into_iter()
-        .find(|&(r, c)| rows <= r && cols <= c)
-        .unwrap_or((rows, cols))
+    // The same format the OME-Zarr plate lists its rows and columns by.
+    let (r, c) = crate::vfs::omezarr::standard_format(u32::from(rows), u32::from(cols));
+    (u16::try_from(r).unwrap_or(rows), u16::try_from(c).unwrap_or(cols))
 }
 
 /// The outputs a record lists, a well's group in an OME-Zarr store counted as one entry.

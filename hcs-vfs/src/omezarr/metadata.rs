@@ -11,15 +11,44 @@ fn version_str(v: NgffVersion) -> &'static str {
     }
 }
 
-/// Row names in order and column names in order, with each well's indices.
+/// 0-based index of a row name (`A` = 0, `Z` = 25, `AA` = 26); `None` for a name that is not
+/// upper-case letters.
+fn row_index(name: &str) -> Option<u32> {
+    name.bytes().try_fold(0u32, |n, b| b.is_ascii_uppercase().then(|| n * 26 + u32::from(b - b'A') + 1))?.checked_sub(1)
+}
+
+fn row_name(index: u32) -> String {
+    let mut n = index + 1;
+    let mut letters = Vec::new();
+    while n > 0 {
+        letters.push(char::from(b'A' + ((n - 1) % 26) as u8));
+        n = (n - 1) / 26;
+    }
+    letters.iter().rev().collect()
+}
+
+/// The smallest standard plate format (6 … 1536 wells) with at least `rows` × `cols`, as
+/// (rows, columns); larger layouts are their own extent.
+pub fn standard_format(rows: u32, cols: u32) -> (u32, u32) {
+    [(2, 3), (3, 4), (4, 6), (6, 8), (8, 12), (16, 24), (32, 48)]
+        .into_iter()
+        .find(|&(r, c)| rows <= r && cols <= c)
+        .unwrap_or((rows, cols))
+}
+
+/// Every row and column of the plate's format, in order — viewers draw the whole plate, not
+/// only the rows that hold wells. Row names that are not letters are listed as written.
 fn rows_and_columns(layout: &PlateLayout) -> (Vec<String>, Vec<u32>) {
-    let mut rows: Vec<String> = layout.wells.iter().map(|(r, _)| r.clone()).collect();
-    rows.sort_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
-    rows.dedup();
-    let mut cols: Vec<u32> = layout.wells.iter().map(|(_, c)| *c).collect();
-    cols.sort_unstable();
-    cols.dedup();
-    (rows, cols)
+    let max_row = layout.wells.iter().filter_map(|(r, _)| row_index(r)).max().map_or(0, |r| r + 1);
+    let max_col = layout.wells.iter().map(|(_, c)| *c).max().unwrap_or(0);
+    let (n_rows, n_cols) = standard_format(max_row, max_col);
+    let mut rows: Vec<String> = (0..n_rows).map(row_name).collect();
+    for (r, _) in &layout.wells {
+        if !rows.contains(r) {
+            rows.push(r.clone());
+        }
+    }
+    (rows, (1..=n_cols).collect())
 }
 
 /// The plate attributes listing only `present` wells (those fully written).
@@ -127,5 +156,37 @@ pub fn group_files(version: NgffVersion, attributes: Value) -> Vec<(&'static str
             vec![("zarr.json", json!({ "zarr_format": 3, "node_type": "group", "attributes": attributes }))]
         }
         NgffVersion::V04 => vec![(".zgroup", json!({ "zarr_format": 2 })), (".zattrs", attributes)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_names_and_indices_round_trip_past_z() {
+        for (i, name) in [(0, "A"), (7, "H"), (25, "Z"), (26, "AA"), (31, "AF")] {
+            assert_eq!(row_name(i), name);
+            assert_eq!(row_index(name), Some(i));
+        }
+        assert_eq!(row_index("a1"), None);
+    }
+
+    #[test]
+    fn the_plate_lists_every_row_and_column_of_its_format() {
+        let mut layout = crate::omezarr::tests::layout(NgffVersion::V05, 1);
+        layout.wells = vec![("B".into(), 3), ("D".into(), 2)];
+        let plate = plate(&layout, &layout.wells.clone());
+        let plate = &plate["ome"]["plate"];
+        let rows: Vec<&str> =
+            plate["rows"].as_array().expect("rows").iter().filter_map(|r| r["name"].as_str()).collect();
+        assert_eq!(rows, ["A", "B", "C", "D"], "a 24-well plate: 4 rows");
+        assert_eq!(plate["columns"].as_array().map(Vec::len), Some(6));
+        // Each well's indices point at its row and column.
+        assert_eq!(plate["wells"][0]["rowIndex"], 1);
+        assert_eq!(plate["wells"][0]["columnIndex"], 2);
+        assert_eq!(plate["wells"][1]["rowIndex"], 3);
+        assert_eq!(plate["wells"][1]["columnIndex"], 1);
+        assert_eq!(standard_format(9, 1), (16, 24));
     }
 }

@@ -14,6 +14,7 @@
 //! written with sorted keys.
 
 mod metadata;
+pub use metadata::standard_format;
 mod reader;
 mod writer;
 
