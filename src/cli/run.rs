@@ -222,9 +222,12 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     if args.executor == ExecutorKind::Slurm {
         crate::exec::guard::check_outputs_outside_plate(&compiled).map_err(|e| e.to_string())?;
         {
-            // Nothing is removed (--force) while another run or live jobs write this output.
+            // Nothing is removed (--force) while another run or live jobs write this output;
+            // without --force nothing is removed, and the submission itself refuses live jobs.
             let _lock = lock_output(&compiled.output_root)?;
-            refuse_active_submission(&compiled.output_root)?;
+            if args.force {
+                refuse_active_submission(&compiled.output_root)?;
+            }
             super::output_guard::claim(&compiled.output_root, &identity, args.force)?;
         }
         // The submission takes the output's lock itself while it prepares and submits.
