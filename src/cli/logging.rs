@@ -76,41 +76,6 @@ pub fn log_to(path: &std::path::Path) {
     }
 }
 
-/// Makes the file writer of one log event.
-struct ToFile;
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ToFile {
-    type Writer = FileLines;
-
-    fn make_writer(&'a self) -> FileLines {
-        FileLines(Vec::new())
-    }
-}
-
-/// One event's text, appended to the log file in one piece (nothing while none is open).
-struct FileLines(Vec<u8>);
-
-impl Write for FileLines {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for FileLines {
-    fn drop(&mut self) {
-        if let Ok(mut slot) = FILE.lock()
-            && let Some(file) = slot.as_mut()
-        {
-            let _ = file.write_all(&self.0);
-        }
-    }
-}
-
 /// Draw log lines around `bar` from now on.
 pub fn attach(bar: &indicatif::ProgressBar) {
     if let Ok(mut slot) = BAR.lock() {
@@ -118,19 +83,39 @@ pub fn attach(bar: &indicatif::ProgressBar) {
     }
 }
 
-/// Makes the writer of one log event.
+/// Where one log event goes.
+#[derive(Clone, Copy)]
+enum Target {
+    /// stderr, around the progress bar.
+    Stderr,
+    /// The run's log file, if one is open.
+    File,
+}
+
+/// Makes the writer of one log event for the run's log file.
+struct ToFile;
+/// Makes the writer of one log event for stderr.
 struct AroundBar;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ToFile {
+    type Writer = EventLines;
+
+    fn make_writer(&'a self) -> EventLines {
+        EventLines(Vec::new(), Target::File)
+    }
+}
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for AroundBar {
     type Writer = EventLines;
 
     fn make_writer(&'a self) -> EventLines {
-        EventLines(Vec::new())
+        EventLines(Vec::new(), Target::Stderr)
     }
 }
 
-/// One event's text, written to stderr in one piece when complete (with the bar hidden).
-struct EventLines(Vec<u8>);
+/// One event's text, written in one piece when complete: to stderr with the bar hidden, or
+/// appended to the log file (nothing while none is open).
+struct EventLines(Vec<u8>, Target);
 
 impl Write for EventLines {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -146,6 +131,14 @@ impl Write for EventLines {
 impl Drop for EventLines {
     fn drop(&mut self) {
         let bytes = std::mem::take(&mut self.0);
+        if let Target::File = self.1 {
+            if let Ok(mut slot) = FILE.lock()
+                && let Some(file) = slot.as_mut()
+            {
+                let _ = file.write_all(&bytes);
+            }
+            return;
+        }
         let write = || {
             let _ = std::io::stderr().lock().write_all(&bytes);
         };

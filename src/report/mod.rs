@@ -46,15 +46,13 @@ pub struct WellEnd {
 impl WellEnd {
     /// From a local run's well report.
     pub fn of(report: &crate::exec::WellReport) -> Self {
-        use crate::exec::WellStatus;
-        let (status, error) = match &report.status {
-            WellStatus::Done => ("done", None),
-            WellStatus::Resumed => ("resumed", None),
-            WellStatus::Failed(e) => ("failed", Some(e.clone())),
-            WellStatus::NotRun => ("not_run", None),
-            WellStatus::Interrupted => ("interrupted", None),
-        };
-        WellEnd { well: report.well, status, error, seconds: report.seconds, lane: None }
+        WellEnd {
+            well: report.well,
+            status: report.status.name(),
+            error: report.status.error().map(str::to_string),
+            seconds: report.seconds,
+            lane: None,
+        }
     }
 }
 

@@ -48,15 +48,12 @@ pub struct TaskWell {
 impl TaskWell {
     /// From the executor's report.
     pub fn of(report: &WellReport) -> Self {
-        use hcs_exec::WellStatus;
-        let (status, error) = match &report.status {
-            WellStatus::Done => ("done", None),
-            WellStatus::Resumed => ("resumed", None),
-            WellStatus::Failed(e) => ("failed", Some(e.clone())),
-            WellStatus::NotRun => ("not_run", None),
-            WellStatus::Interrupted => ("interrupted", None),
-        };
-        Self { well: report.well, status: status.into(), error, seconds: report.seconds }
+        Self {
+            well: report.well,
+            status: report.status.name().into(),
+            error: report.status.error().map(str::to_string),
+            seconds: report.seconds,
+        }
     }
 }
 

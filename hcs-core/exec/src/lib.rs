@@ -64,6 +64,27 @@ pub enum WellStatus {
     Interrupted,
 }
 
+impl WellStatus {
+    /// The status as run records name it: `done`, `resumed`, `failed`, `not_run`, `interrupted`.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            WellStatus::Done => "done",
+            WellStatus::Resumed => "resumed",
+            WellStatus::Failed(_) => "failed",
+            WellStatus::NotRun => "not_run",
+            WellStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// The error of a failed well.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            WellStatus::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// One well's outcome.
 #[derive(Clone, Debug, Serialize)]
 pub struct WellReport {
