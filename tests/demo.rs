@@ -80,6 +80,12 @@ fn run_report(results: &std::path::Path) {
         // A 3 × 3 grid has 12 neighbour pairs; the demo's plate stitches without falling back.
         assert_eq!(w["qc"]["stitching"]["edges"], 12);
         assert_eq!(w["qc"]["stitching"]["model_placed"], 0);
+        // No pipeline parameter names the overlap: it is estimated from the tiles (10 % here).
+        let st = &w["qc"]["stitching"];
+        assert!(st["overlap_source"].as_str().is_some_and(|s| s.starts_with("estimated")), "{st}");
+        for axis in 0..2 {
+            assert!(st["overlap"][axis].as_f64().is_some_and(|o| (o - 0.1).abs() < 0.01), "{st}");
+        }
         assert!(w["qc"]["cells"].as_u64().is_some_and(|c| c > 0));
         assert!(!w["outputs"].as_array().expect("outputs").is_empty());
         let first = &w["steps"][0];

@@ -50,7 +50,15 @@ fn synthetic_tiles() -> Array3<f32> {
 /// A 3 × 3 grid of 1024² tiles at 10 % overlap (origins 921.6 px apart).
 fn grid_positions() -> TilePositions {
     let positions = (0..9).map(|i| (f64::from(i % 3) * 921.6, f64::from(i / 3) * 921.6)).collect();
-    TilePositions { grid: (3, 3), positions, edges: Vec::new(), ncc_threshold: 0.0, model_placed: Vec::new() }
+    TilePositions {
+        grid: (3, 3),
+        positions,
+        edges: Vec::new(),
+        ncc_threshold: 0.0,
+        model_placed: Vec::new(),
+        overlap: (0.1, 0.1),
+        overlap_source: String::new(),
+    }
 }
 
 fn bench(c: &mut Criterion) {

@@ -133,6 +133,8 @@ fn special_inputs(contract: &FunctionContract) -> Result<SpecialInputs, String> 
                 edges: Vec::new(),
                 ncc_threshold: 0.5,
                 model_placed: Vec::new(),
+                overlap: (0.1, 0.1),
+                overlap_source: String::new(),
             }),
             other => return Err(format!("no stand-in for special input `{other}` ({})", spec.rust_type)),
         };

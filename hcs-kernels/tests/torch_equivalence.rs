@@ -135,6 +135,8 @@ fn assembly_matches_with_subpixel_positions() {
         edges: Vec::new(),
         ncc_threshold: 0.0,
         model_placed: Vec::new(),
+        overlap: (0.1, 0.1),
+        overlap_source: String::new(),
     };
     let mut inputs = SpecialInputs::new();
     inputs.insert("positions", SpecialData::new(positions));

@@ -198,6 +198,8 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         cell_density: 1.0,
         noise: 100.0,
         falloff: 0.3,
+        source_image: None,
+        source_scale: 1.0,
         force: true,
     };
     let config = synth_args.config()?;

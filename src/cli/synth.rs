@@ -54,6 +54,13 @@ pub struct Args {
     /// Illumination falloff at the tile corners (fraction).
     #[arg(long, default_value_t = 0.3)]
     pub falloff: f64,
+    /// Cut the tiles from this grayscale TIFF (a real image) instead of rendering blobs; every
+    /// well and channel shows the same picture at its own jittered positions.
+    #[arg(long, value_name = "TIFF")]
+    pub source_image: Option<PathBuf>,
+    /// Tile pixels per source-image pixel (magnification of the source image).
+    #[arg(long, default_value_t = 1.0, requires = "source_image")]
+    pub source_scale: f64,
 }
 
 /// Plate layouts `hcs synth` can write.
@@ -91,6 +98,7 @@ impl Args {
                 Format::Imagexpress => SynthFormat::Imagexpress,
                 Format::OperaPhenix => SynthFormat::OperaPhenix,
             },
+            source: self.source_image.clone().map(|path| crate::synth::SourceImage { path, scale: self.source_scale }),
         })
     }
 }

@@ -43,6 +43,12 @@ pub struct StitchQc {
     /// Tiles outside the largest group joined by accepted edges: placed from the nominal
     /// grid, not from the images.
     pub model_placed: usize,
+    /// Nominal overlap `(x, y)` of neighbouring tiles (fractions), from `<positions>_overlap.csv`.
+    #[serde(default)]
+    pub overlap: Option<(f64, f64)>,
+    /// Where the overlap came from: the parameter, an estimate from the tiles, or an assumption.
+    #[serde(default)]
+    pub overlap_source: Option<String>,
 }
 
 /// A well's quality figures.
@@ -153,6 +159,8 @@ pub fn stitching(edges_csv: &Path) -> Option<StitchQc> {
         *sizes.entry(root(&mut parent, s)).or_default() += 1;
     }
     let largest = sizes.values().copied().max().unwrap_or(0);
+    let (overlap, overlap_source) =
+        nominal_overlap(&edges_csv.with_file_name(format!("{}_overlap.csv", name.strip_suffix("_edges.csv")?)));
     Some(StitchQc {
         edges: edges.len(),
         accepted: accepted.len(),
@@ -160,7 +168,18 @@ pub fn stitching(edges_csv: &Path) -> Option<StitchQc> {
         residual_mean_px: (!residuals.is_empty()).then(|| residuals.iter().sum::<f64>() / residuals.len() as f64),
         residual_max_px: residuals.iter().copied().reduce(f64::max),
         model_placed: sites.len() - largest,
+        overlap,
+        overlap_source,
     })
+}
+
+/// The nominal overlap `(x, y)` and its source from `<positions>_overlap.csv`
+/// (`axis,overlap,source`); `None`s when the file is absent (older outputs) or unreadable.
+fn nominal_overlap(path: &Path) -> (Option<(f64, f64)>, Option<String>) {
+    let Ok(mut reader) = csv::Reader::from_path(path) else { return (None, None) };
+    let rows: Vec<(String, f64, String)> = reader.deserialize().filter_map(Result::ok).collect();
+    let axis = |a: &str| rows.iter().find(|r| r.0 == a).map(|r| r.1);
+    (axis("x").zip(axis("y")), rows.first().map(|r| r.2.clone()))
 }
 
 /// `total_cells` of a cell-count JSON.
@@ -204,6 +223,9 @@ pub fn flag(wells: &mut [WellJson]) {
             flags.push(format!("not complete: {}", w.status.replace('_', " ")));
         }
         if let Some(s) = &w.qc.stitching {
+            if let Some(source) = s.overlap_source.as_deref().filter(|o| o.starts_with("assumed")) {
+                flags.push(format!("stitching overlap {source}"));
+            }
             if s.rejected > 0 {
                 flags.push(format!("stitching: {} of {} edges rejected", s.rejected, s.edges));
             }
@@ -259,9 +281,16 @@ mod tests {
             "site_a,site_b,dx,dy,ncc,accepted,rejected_because\n1,2,90.5,0,0.9,true,\n1,3,0,91,0.8,true,\n2,4,0,90,0.1,false,low\n3,4,90,0,0.1,false,low\n",
         )
         .expect("write");
+        std::fs::write(
+            dir.path().join("A01_positions_overlap.csv"),
+            "axis,overlap,source\nx,0.1012,estimated from the tiles\ny,0.0950,estimated from the tiles\n",
+        )
+        .expect("write");
         let qc = well_qc(dir.path(), "A01".parse().expect("well"), &[]);
         let s = qc.stitching.expect("stitching");
         assert_eq!((s.edges, s.accepted, s.rejected, s.model_placed), (4, 2, 2, 1));
+        assert_eq!(s.overlap, Some((0.1012, 0.095)));
+        assert_eq!(s.overlap_source.as_deref(), Some("estimated from the tiles"));
         assert!((s.residual_mean_px.expect("mean") - 0.75).abs() < 1e-9);
         assert!((s.residual_max_px.expect("max") - 1.0).abs() < 1e-9);
         assert_eq!(qc.cells, None);

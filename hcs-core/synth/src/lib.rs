@@ -5,8 +5,10 @@
 //! jitter is sub-pixel and exact — no interpolation error to confuse a stitching score. Defocus
 //! widens and dims blobs analytically per z-plane; illumination falls off towards tile edges;
 //! Gaussian noise is seeded per tile, so output is identical whatever the thread count.
+//! Tiles can instead be cut from a real image ([`SourceImage`]) at the same jittered positions.
 #![deny(missing_docs)]
 
+mod from_image;
 mod scene;
 mod write_imagexpress;
 mod write_opera;
@@ -16,6 +18,9 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use hcs_vfs::PlaneData;
+
+pub use from_image::SourceImage;
 use hcs_plate::WellId;
 pub use scene::{Scene, render_tile};
 
@@ -59,6 +64,9 @@ pub struct SynthConfig {
     pub falloff: f64,
     /// Output layout.
     pub format: SynthFormat,
+    /// Cut the tiles from this real image instead of rendering a scene of blobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceImage>,
 }
 
 impl Default for SynthConfig {
@@ -77,6 +85,7 @@ impl Default for SynthConfig {
             noise: 100.0,
             falloff: 0.3,
             format: SynthFormat::Imagexpress,
+            source: None,
         }
     }
 }
@@ -115,7 +124,8 @@ pub struct GroundTruth {
     pub config: SynthConfig,
     /// Tile positions per well.
     pub positions: Vec<(WellId, Vec<TilePosition>)>,
-    /// Number of cells per well (the count a perfect counter would find, in the well scene).
+    /// Number of cells per well (the count a perfect counter would find, in the well scene);
+    /// empty for plates cut from a [`SourceImage`].
     pub cells: Vec<(WellId, usize)>,
 }
 
@@ -188,6 +198,7 @@ fn validate(config: &SynthConfig) -> Result<(), SynthError> {
 /// [`GROUND_TRUTH_FILE`] in `out`).
 pub fn synthesize(config: &SynthConfig, out: &Path) -> Result<GroundTruth, SynthError> {
     validate(config)?;
+    let source = config.source.as_ref().map(|s| from_image::Source::load(s, config)).transpose()?;
     let scenes: Vec<(WellId, Scene)> = config.wells.iter().map(|&w| (w, Scene::generate(config, w))).collect();
     let positions: Vec<(WellId, Vec<TilePosition>)> =
         config.wells.iter().map(|&w| (w, tile_positions(config, w))).collect();
@@ -209,7 +220,10 @@ pub fn synthesize(config: &SynthConfig, out: &Path) -> Result<GroundTruth, Synth
         SynthFormat::OperaPhenix => write_opera::write_index(config, out, &positions)?,
     }
     jobs.par_iter().try_for_each(|&(well, scene, tile, t, z, c)| -> Result<(), SynthError> {
-        let plane = render_tile(config, scene, well, tile, t, z, c);
+        let plane = match &source {
+            Some(source) => from_image::cut_tile(config, source, well, tile, t, z, c),
+            None => render_tile(config, scene, well, tile, t, z, c),
+        };
         let none = hcs_vfs::tiff::TiffCompression::None;
         match config.format {
             SynthFormat::Imagexpress => {
@@ -228,11 +242,29 @@ pub fn synthesize(config: &SynthConfig, out: &Path) -> Result<GroundTruth, Synth
     let truth = GroundTruth {
         config: config.clone(),
         positions,
-        cells: scenes.iter().map(|(w, s)| (*w, s.cell_count())).collect(),
+        // A real image's cells were never counted.
+        cells: if source.is_some() { Vec::new() } else { scenes.iter().map(|(w, s)| (*w, s.cell_count())).collect() },
     };
     let json = serde_json::to_vec_pretty(&truth).map_err(|e| SynthError::Invalid(e.to_string()))?;
     hcs_vfs::atomic::write_atomic(&out.join(GROUND_TRUTH_FILE), &json)?;
     Ok(truth)
+}
+
+/// Every tile of `well` for timepoint `t`, plane `z`, channel `c` (1-based), in site order, as
+/// [`synthesize`] writes them — rendered from the scene, or cut from the source image.
+pub fn well_tiles(config: &SynthConfig, well: WellId, t: u32, z: u32, c: u32) -> Result<Vec<PlaneData>, SynthError> {
+    validate(config)?;
+    let tiles = tile_positions(config, well);
+    Ok(match &config.source {
+        Some(spec) => {
+            let source = from_image::Source::load(spec, config)?;
+            tiles.par_iter().map(|tile| from_image::cut_tile(config, &source, well, tile, t, z, c)).collect()
+        }
+        None => {
+            let scene = Scene::generate(config, well);
+            tiles.par_iter().map(|tile| render_tile(config, &scene, well, tile, t, z, c)).collect()
+        }
+    })
 }
 
 /// Read the ground truth of a synthetic plate.

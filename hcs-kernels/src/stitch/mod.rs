@@ -2,6 +2,7 @@
 //! positions (`assemble_stack`, with its torch variant in `torch.rs`).
 
 pub mod assemble;
+mod overlap;
 pub mod phase;
 pub mod positions;
 #[cfg(feature = "torch")]

@@ -52,9 +52,18 @@ pub struct TilePositions {
     pub ncc_threshold: f64,
     /// Tiles placed by the linear model because no accepted edge reached them.
     pub model_placed: Vec<usize>,
+    /// Nominal overlap `(x, y)` of neighbouring tiles (fractions of the tile) the edges were
+    /// registered and judged with.
+    #[serde(default)]
+    pub overlap: (f64, f64),
+    /// Where [`Self::overlap`] came from: the `overlap_ratio` parameter, an estimate from the
+    /// tiles (with how many neighbour pairs agreed), or an assumption when neither could say.
+    #[serde(default)]
+    pub overlap_source: String,
 }
 
-/// Write positions as CSV (`site,row,col,x,y`) and the edge report as `<stem>_edges.csv`.
+/// Write positions as CSV (`site,row,col,x,y`), the edge report as `<stem>_edges.csv` and the
+/// nominal overlap as `<stem>_overlap.csv` (`axis,overlap,pixels_hint,source`).
 pub fn write_positions_csv(p: &TilePositions, target: &MaterializeTarget) -> MaterializeResult {
     let cols = p.grid.1.max(1) as usize;
     let positions = p
@@ -76,7 +85,10 @@ pub fn write_positions_csv(p: &TilePositions, target: &MaterializeTarget) -> Mat
     });
     let edges =
         crate::csv_table::csv_bytes(&["site_a", "site_b", "dx", "dy", "ncc", "accepted", "rejected_because"], edges)?;
-    Ok(vec![target.write(".csv", &csv)?, target.write("_edges.csv", &edges)?])
+    let overlap =
+        [("x", p.overlap.0), ("y", p.overlap.1)].map(|(axis, o)| (axis, format!("{o:.4}"), &p.overlap_source));
+    let overlap = crate::csv_table::csv_bytes(&["axis", "overlap", "source"], overlap)?;
+    Ok(vec![target.write(".csv", &csv)?, target.write("_edges.csv", &edges)?, target.write("_overlap.csv", &overlap)?])
 }
 
 /// Σab of two equal-length rows in eight f32 lanes (vectorizable), carried across rows so short
@@ -117,7 +129,7 @@ impl DotLanes {
 
 /// Pixels this close to a tile's border are left out of edge scores: whitening mirrors structure
 /// there (reflected boundary), which would bias the alignment.
-const BORDER: isize = 6;
+const BORDER: isize = 3;
 
 /// A rectangle `[y0, y1) × [x0, x1)` of tile pixels.
 #[derive(Clone, Copy)]
@@ -289,10 +301,7 @@ struct Strips<'t> {
 }
 
 impl<'t> Strips<'t> {
-    fn new(tiles: &'t [Array2<f32>], overlap: f64) -> Self {
-        let (h, w) = tiles.first().map_or((0, 0), Array2::dim);
-        let ow = ((w as f64 * overlap).round() as usize).clamp(4, w.max(4));
-        let oh = ((h as f64 * overlap).round() as usize).clamp(4, h.max(4));
+    fn new(tiles: &'t [Array2<f32>], (ow, oh): (usize, usize)) -> Self {
         Strips { tiles, ow, oh, spectra: (0..tiles.len() * 4).map(|_| OnceLock::new()).collect() }
     }
 
@@ -389,14 +398,18 @@ fn fit_plane(samples: &[(f64, f64, f64)]) -> Option<[f64; 3]> {
 /// `grid_dimensions` = `(rows, cols)`). The stack is returned unchanged.
 #[memory(ndarray)]
 #[hcs_macros::check(image.planes.is_none_or(|p| image.sites.is_none_or(|s| p == s)), "one call must receive exactly the well's tiles: variable_components = [\"site\"] (the default)")]
-#[hcs_macros::check(overlap_ratio * image.height.min(image.width) as f64 >= 4.0, "the overlap must be at least 4 pixels wide")]
+#[hcs_macros::check(overlap_ratio == 0.0 || overlap_ratio * image.height.min(image.width) as f64 >= 4.0, "the overlap must be at least 4 pixels wide (or 0: estimated from the tiles)")]
 #[hcs_macros::special_inputs(grid_dimensions)]
 #[hcs_macros::special_outputs(positions = write_positions_csv)]
 #[allow(clippy::too_many_arguments)]
 pub fn ashlar_compute_tile_positions(
     stack: NdarrayStack,
     grid_dimensions: &(u32, u32),
-    #[param(default = 0.1, doc = "nominal overlap between neighbouring tiles (fraction)", range = 0.01..0.9)]
+    #[param(
+        default = 0.0,
+        doc = "nominal overlap between neighbouring tiles (fraction); 0 = estimate it from the tiles",
+        range = 0.0..0.9
+    )]
     overlap_ratio: f64,
     #[param(default = 15.0, doc = "largest accepted deviation from the nominal offset (pixels)", range = 0.0..=100000.0)]
     max_shift: f64,
@@ -410,21 +423,117 @@ pub fn ashlar_compute_tile_positions(
     if rows.checked_mul(cols) != Some(n) || n == 0 {
         return Err(KernelError::BadInput(format!("{n} tiles do not fill a {rows}×{cols} grid")));
     }
-    if !(0.0..0.9).contains(&overlap_ratio) || overlap_ratio * (w.min(h) as f64) < 4.0 {
+    let estimating = overlap_ratio == 0.0;
+    if !(0.0..0.9).contains(&overlap_ratio) || (!estimating && overlap_ratio * (w.min(h) as f64) < 4.0) {
         return Err(KernelError::BadParameter(format!(
-            "overlap_ratio {overlap_ratio} leaves no usable overlap (accepted: 0 ≤ overlap_ratio < 0.9 with at least 4 pixels of overlap)"
+            "overlap_ratio {overlap_ratio} leaves no usable overlap (accepted: 0 = estimate, or 0 < overlap_ratio < 0.9 with at least 4 pixels of overlap)"
         )));
     }
     check_settings(max_shift, stitch_alpha, upsample_factor, permutation_samples)?;
+    let nominal = if estimating {
+        let views: Vec<ArrayView2<'_, f32>> = stack.outer_iter().collect();
+        Nominal::estimated(crate::stitch::overlap::estimate(&views, (rows, cols)), (h, w))
+    } else {
+        Nominal::from_ratio(overlap_ratio, (h, w))
+    };
     let whitened = whiten(&stack);
-    let strips = Strips::new(&whitened, overlap_ratio);
-    let step = (w as f64 * (1.0 - overlap_ratio), h as f64 * (1.0 - overlap_ratio));
+    let strips = Strips::new(&whitened, nominal.strips((h, w)));
     let mut edges = register_neighbours(&strips, (rows, cols), upsample_factor);
     let ncc_threshold = permutation_threshold(&strips, cols, permutation_samples, stitch_alpha);
-    judge_edges(&mut edges, step, max_shift, ncc_threshold);
+    judge_edges(&mut edges, &nominal, max_shift, ncc_threshold);
+    // An estimated step is coarse: make it the consensus of the edges it accepted, and judge again.
+    let nominal = if estimating { nominal.refined(&edges) } else { nominal };
+    if estimating {
+        judge_edges(&mut edges, &nominal, max_shift, ncc_threshold);
+    }
     let (placed, components) = place_along_forest(n, &edges);
-    let (positions, model_placed) = anchor_components(&placed, &components, cols, step);
-    Ok((stack, TilePositions { grid: *grid_dimensions, positions, edges, ncc_threshold, model_placed }))
+    let (positions, model_placed) = anchor_components(&placed, &components, cols, (nominal.right.0, nominal.down.1));
+    let overlap = (1.0 - nominal.right.0 / w as f64, 1.0 - nominal.down.1 / h as f64);
+    Ok((
+        stack,
+        TilePositions {
+            grid: *grid_dimensions,
+            positions,
+            edges,
+            ncc_threshold,
+            model_placed,
+            overlap,
+            overlap_source: nominal.source,
+        },
+    ))
+}
+
+/// Overlap assumed when the tiles cannot say (no neighbour pairs agree) — reported as such.
+const ASSUMED_OVERLAP: f64 = 0.1;
+
+/// The nominal offsets of a right neighbour and of the neighbour below, and where they came from.
+struct Nominal {
+    right: (f64, f64),
+    down: (f64, f64),
+    source: String,
+}
+
+impl Nominal {
+    fn from_ratio(overlap: f64, (h, w): (usize, usize)) -> Nominal {
+        Nominal {
+            right: (w as f64 * (1.0 - overlap), 0.0),
+            down: (0.0, h as f64 * (1.0 - overlap)),
+            source: format!("overlap_ratio = {overlap}"),
+        }
+    }
+
+    /// From an estimate; a direction the estimate could not give takes the other direction's
+    /// overlap fraction, and with neither the overlap is [`ASSUMED_OVERLAP`], said in `source`.
+    fn estimated(e: crate::stitch::overlap::Estimate, (h, w): (usize, usize)) -> Nominal {
+        let (w, h) = (w as f64, h as f64);
+        let said = |s: &crate::stitch::overlap::Step| format!("{} of {} pairs", s.agreeing, s.pairs);
+        match (e.horizontal, e.vertical) {
+            (Some(r), Some(d)) => Nominal {
+                right: (r.dx, r.dy),
+                down: (d.dx, d.dy),
+                source: format!("estimated from the tiles (right: {}, down: {})", said(&r), said(&d)),
+            },
+            (Some(r), None) => Nominal {
+                right: (r.dx, r.dy),
+                down: (0.0, h * r.dx / w),
+                source: format!("estimated from the tiles (right: {}; down: as right)", said(&r)),
+            },
+            (None, Some(d)) => Nominal {
+                right: (w * d.dy / h, 0.0),
+                down: (d.dx, d.dy),
+                source: format!("estimated from the tiles (down: {}; right: as down)", said(&d)),
+            },
+            (None, None) => Nominal {
+                source: format!(
+                    "assumed {ASSUMED_OVERLAP}: the tiles agree on no overlap between {} and {}",
+                    crate::stitch::overlap::OVERLAP_RANGE.0,
+                    crate::stitch::overlap::OVERLAP_RANGE.1
+                ),
+                ..Nominal::from_ratio(ASSUMED_OVERLAP, (h as usize, w as usize))
+            },
+        }
+    }
+
+    /// Strip width (horizontal pairs) and height (vertical pairs) of the nominal overlaps.
+    fn strips(&self, (h, w): (usize, usize)) -> (usize, usize) {
+        let width = (w as f64 - self.right.0).round().clamp(4.0, w.max(4) as f64) as usize;
+        let height = (h as f64 - self.down.1).round().clamp(4.0, h.max(4) as f64) as usize;
+        (width, height)
+    }
+
+    /// The median offset of the accepted edges of each direction (unchanged where none was).
+    fn refined(self, edges: &[EdgeReport]) -> Nominal {
+        let median = |horizontal: bool, axis: fn(&EdgeReport) -> f64| {
+            let mut v: Vec<f64> =
+                edges.iter().filter(|e| e.accepted && (e.b == e.a + 1) == horizontal).map(axis).collect();
+            v.sort_by(f64::total_cmp);
+            (!v.is_empty())
+                .then(|| if v.len() % 2 == 1 { v[v.len() / 2] } else { (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0 })
+        };
+        let right = median(true, |e| e.dx).zip(median(true, |e| e.dy)).unwrap_or(self.right);
+        let down = median(false, |e| e.dx).zip(median(false, |e| e.dy)).unwrap_or(self.down);
+        Nominal { right, down, ..self }
+    }
 }
 
 /// Finest registration precision: the upsampled DFT holds `1.5·up` × the strip size samples.
@@ -525,11 +634,11 @@ fn permutation_threshold(strips: &Strips<'_>, cols: usize, samples: usize, stitc
 }
 
 /// Accept or reject every edge: rejected when its offset lies more than `max_shift` from the
-/// nominal `step` `(x, y)`, or its NCC is not above the permutation threshold.
-fn judge_edges(edges: &mut [EdgeReport], (step_x, step_y): (f64, f64), max_shift: f64, ncc_threshold: f64) {
+/// nominal offset of its direction, or its NCC is not above the permutation threshold.
+fn judge_edges(edges: &mut [EdgeReport], nominal: &Nominal, max_shift: f64, ncc_threshold: f64) {
     for e in edges {
         let horizontal = e.b == e.a + 1;
-        let (nx, ny) = if horizontal { (step_x, 0.0) } else { (0.0, step_y) };
+        let (nx, ny) = if horizontal { nominal.right } else { nominal.down };
         let deviation = ((e.dx - nx).powi(2) + (e.dy - ny).powi(2)).sqrt();
         e.rejected_because = if deviation > max_shift {
             Some(format!("offset {deviation:.1} px from nominal > max_shift {max_shift}"))
