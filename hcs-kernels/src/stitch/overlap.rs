@@ -14,11 +14,13 @@ pub(crate) const OVERLAP_RANGE: (f64, f64) = (0.03, 0.45);
 /// Stage error searched across the pair (fraction of the tile side).
 const CROSS_RANGE: f64 = 0.08;
 
-/// Coarse tiles are about this many pixels on their shorter side.
-const COARSE_SIDE: usize = 160;
+/// Coarse tiles are about this many pixels on their shorter side: a 5 % overlap is still 6
+/// coarse pixels wide, and a whole well's search takes milliseconds.
+const COARSE_SIDE: usize = 120;
 
-/// Pairs whose coarse offsets lie this close (coarse pixels) to the consensus agree with it.
-const AGREE: f64 = 2.0;
+/// Pairs whose coarse offsets lie within this fraction of the coarse tile side (at least 2
+/// coarse pixels) of each other agree: stage error moves each pair a little.
+const AGREE: f64 = 0.03;
 
 /// The nominal step found for one direction of the grid.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -71,7 +73,8 @@ pub(crate) fn estimate(tiles: &[ArrayView2<'_, f32>], (rows, cols): (usize, usiz
     let direction = |horizontal: bool| {
         let mine: Vec<(f64, f64, f64)> =
             found.iter().filter(|p| p.0 == horizontal).map(|&(_, dx, dy, ncc)| (dx, dy, ncc)).collect();
-        consensus(&mine).map(|(dx, dy, agreeing)| Step {
+        let agree = (AGREE * (h.min(w) / f) as f64).max(2.0);
+        consensus(&mine, agree).map(|(dx, dy, agreeing)| Step {
             dx: dx * f as f64,
             dy: dy * f as f64,
             agreeing,
@@ -150,11 +153,11 @@ fn ncc_at(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, dx: isize, dy: isize) 
     if va <= 0.0 || vb <= 0.0 { 0.0 } else { (sab - sa * sb / n) / (va * vb).sqrt() }
 }
 
-/// The offset the pairs agree on: the pair with the most others within [`AGREE`] coarse pixels
+/// The offset the pairs agree on: the pair with the most others within `agree` coarse pixels
 /// (ties to the higher NCC), averaged with those neighbours. `None` when there are no pairs, or
 /// several pairs and no two agree (nothing in the tiles to go by).
-fn consensus(pairs: &[(f64, f64, f64)]) -> Option<(f64, f64, usize)> {
-    let near = |p: &(f64, f64, f64), q: &(f64, f64, f64)| (p.0 - q.0).abs() <= AGREE && (p.1 - q.1).abs() <= AGREE;
+fn consensus(pairs: &[(f64, f64, f64)], agree: f64) -> Option<(f64, f64, usize)> {
+    let near = |p: &(f64, f64, f64), q: &(f64, f64, f64)| (p.0 - q.0).abs() <= agree && (p.1 - q.1).abs() <= agree;
     let best = pairs.iter().filter(|p| p.2.is_finite()).max_by(|p, q| {
         let (np, nq) = (pairs.iter().filter(|o| near(p, o)).count(), pairs.iter().filter(|o| near(q, o)).count());
         np.cmp(&nq).then(p.2.total_cmp(&q.2))
@@ -175,15 +178,15 @@ mod tests {
     #[test]
     fn consensus_takes_the_offset_most_pairs_share() {
         let pairs = [(90.0, 1.0, 0.8), (91.0, 0.0, 0.7), (60.0, 5.0, 0.9), (90.0, -1.0, 0.5)];
-        let (dx, dy, n) = consensus(&pairs).expect("agree");
+        let (dx, dy, n) = consensus(&pairs, 2.0).expect("agree");
         assert_eq!(n, 3);
         assert!((dx - 90.333).abs() < 0.01 && dy.abs() < 0.01, "{dx} {dy}");
     }
 
     #[test]
     fn consensus_refuses_pairs_that_all_disagree() {
-        assert_eq!(consensus(&[(90.0, 1.0, 0.8), (60.0, 5.0, 0.9)]), None);
-        assert!(consensus(&[(90.0, 1.0, 0.8)]).is_some(), "a single pair is its own consensus");
-        assert_eq!(consensus(&[]), None);
+        assert_eq!(consensus(&[(90.0, 1.0, 0.8), (60.0, 5.0, 0.9)], 2.0), None);
+        assert!(consensus(&[(90.0, 1.0, 0.8)], 2.0).is_some(), "a single pair is its own consensus");
+        assert_eq!(consensus(&[], 2.0), None);
     }
 }
