@@ -451,6 +451,7 @@ mod tests {
             pixel_size_um: None,
             version: NgffVersion::V05,
             codec: ZarrCodec::None,
+            mosaic_canvas: None,
         };
         let root = dir.join("p.ome.zarr");
         let writer = OmeZarrPlateWriter::create(&root, layout).expect("create");

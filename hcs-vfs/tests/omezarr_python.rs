@@ -39,6 +39,7 @@ fn write_plate(root: &Path, version: NgffVersion, timepoints: u32, shape: (usize
         pixel_size_um: Some(0.65),
         version,
         codec: ZarrCodec::Zstd(3),
+        mosaic_canvas: None,
     };
     let writer = OmeZarrPlateWriter::create(root, layout).expect("create");
     let mut expected = Vec::new();

@@ -207,6 +207,13 @@ fn zarr_sink(
             ZarrCompression::Zstd => ZarrCodec::Zstd(plan.level),
             ZarrCompression::None => ZarrCodec::None,
         },
+        // A mosaic of the site grid never exceeds the tiles laid side by side: one canvas for
+        // every well's mosaic, so viewers can tile the plate.
+        mosaic_canvas: plate
+            .metadata
+            .tile_shape
+            .zip(plate.metadata.grid)
+            .map(|((h, w), (rows, cols))| (h * rows as usize, w * cols as usize)),
     };
     let writer = match attach {
         Attach::Create => OmeZarrPlateWriter::create(&plan.store, layout)?,

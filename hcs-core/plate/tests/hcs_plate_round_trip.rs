@@ -49,6 +49,7 @@ fn copy_as_zarr(src: &Plate, out: &Path) -> Vec<(hcs_plate::ImageKey, PlaneRef)>
         pixel_size_um: None,
         version: NgffVersion::V05,
         codec: ZarrCodec::Zstd(3),
+        mosaic_canvas: None,
     };
     let writer = OmeZarrPlateWriter::create(&out.join("images.ome.zarr"), layout).expect("create");
     let mut planes = Vec::new();

@@ -90,8 +90,11 @@ pub fn well(layout: &PlateLayout) -> Value {
     }
 }
 
-/// The image attributes (one multiscale level, `0`) with channel names for viewers.
-pub fn image(layout: &PlateLayout, field: u32) -> Value {
+/// The image attributes: `levels` multiscale levels (`0`, `1`, … each half the one before, its
+/// pixel size doubled and its origin moved to the centre of the pixels it averages), channel
+/// names and colours for viewers, and — when the field is padded — the `valid` extent of the
+/// data under `hcs`.
+pub fn image(layout: &PlateLayout, field: u32, levels: usize, valid: (usize, usize)) -> Value {
     let space = |name: &str| {
         let mut axis = json!({ "name": name, "type": "space" });
         if layout.pixel_size_um.is_some() {
@@ -110,6 +113,23 @@ pub fn image(layout: &PlateLayout, field: u32) -> Value {
     axes.extend([space("z"), space("y"), space("x")]);
     let px = layout.pixel_size_um.unwrap_or(1.0);
     scale.extend([1.0, px, px]);
+    let datasets: Vec<Value> = (0..levels)
+        .map(|level| {
+            let factor = f64::from(1u32 << level.min(31));
+            let mut level_scale = scale.clone();
+            let n = level_scale.len();
+            level_scale[n - 2] = px * factor;
+            level_scale[n - 1] = px * factor;
+            let mut shift = vec![0.0; n];
+            shift[n - 2] = px * (factor - 1.0) / 2.0;
+            shift[n - 1] = px * (factor - 1.0) / 2.0;
+            let mut transforms = vec![json!({ "type": "scale", "scale": level_scale })];
+            if level > 0 {
+                transforms.push(json!({ "type": "translation", "translation": shift }));
+            }
+            json!({ "path": level.to_string(), "coordinateTransformations": transforms })
+        })
+        .collect();
     let (max, colors) = (
         match layout.dtype {
             crate::plane::Dtype::U8 => 255.0,
@@ -134,10 +154,10 @@ pub fn image(layout: &PlateLayout, field: u32) -> Value {
     let multiscale = json!({
         "name": format!("field {field}"),
         "axes": axes,
-        "datasets": [{ "path": "0", "coordinateTransformations": [{ "type": "scale", "scale": scale }] }],
+        "datasets": datasets,
     });
     let omero = json!({ "channels": channels, "rdefs": { "model": "color" } });
-    match layout.version {
+    let mut attributes = match layout.version {
         NgffVersion::V04 => {
             let mut m = multiscale;
             m["version"] = json!("0.4");
@@ -146,7 +166,14 @@ pub fn image(layout: &PlateLayout, field: u32) -> Value {
         NgffVersion::V05 => {
             json!({ "ome": { "version": "0.5", "multiscales": [multiscale], "omero": omero } })
         }
+    };
+    if valid != layout.plane_shape {
+        attributes["hcs"] = json!({
+            "valid_shape": [valid.0, valid.1],
+            "padding": "the field is padded with zeros at the bottom and right to the plate's mosaic canvas",
+        });
     }
+    attributes
 }
 
 /// The group document(s) to write for a group with `attributes`: (file name, JSON).

@@ -1,6 +1,12 @@
 //! OME-Zarr HCS plates (OME-NGFF): plate → row → column → field → multiscale image with axes
 //! `[t,] c, z, y, x`.
 //!
+//! Every image is a multiscale pyramid (`pyramid`: at least 3 levels, until the smaller side is
+//! under 512 px) with the pixel size scaled per level. Wells of one plate share a field shape,
+//! as viewers tile the plate from the first well's: fields larger than a tile (mosaics) are
+//! padded at the bottom and right to [`PlateLayout::mosaic_canvas`], the valid extent recorded
+//! under the image's `hcs` attributes.
+//!
 //! NGFF 0.5 on Zarr v3 is the default: every plane is one shard (so reading a plane decompresses
 //! only that plane) holding 256² inner chunks compressed with zstd. NGFF 0.4 on Zarr v2 is
 //! available for older viewers (one chunk per plane).
@@ -15,6 +21,7 @@
 
 mod metadata;
 pub use metadata::standard_format;
+pub mod pyramid;
 mod reader;
 mod writer;
 
@@ -78,6 +85,10 @@ pub struct PlateLayout {
     pub version: NgffVersion,
     /// Compression.
     pub codec: ZarrCodec,
+    /// Field shape every image larger than [`Self::plane_shape`] (a mosaic) is padded to, when it
+    /// fits: one shape for the whole plate, as viewers require.
+    #[serde(default)]
+    pub mosaic_canvas: Option<(usize, usize)>,
 }
 
 impl PlateLayout {
@@ -95,6 +106,16 @@ impl PlateLayout {
         }
         shape.extend([self.channels.len() as u64, u64::from(self.z_planes), h as u64, w as u64]);
         shape
+    }
+
+    /// The field shape written for images of `shape`: the mosaic canvas for images larger than a
+    /// tile that fit in it, else `shape` itself.
+    pub fn field_shape(&self, shape: (usize, usize)) -> (usize, usize) {
+        let larger = shape.0 > self.plane_shape.0 || shape.1 > self.plane_shape.1;
+        match self.mosaic_canvas {
+            Some(canvas) if larger && shape.0 <= canvas.0 && shape.1 <= canvas.1 => canvas,
+            _ => shape,
+        }
     }
 
     /// The array index of plane (t, c, z), all 0-based.

@@ -16,6 +16,7 @@ pub(crate) fn layout(version: NgffVersion, timepoints: u32) -> PlateLayout {
         pixel_size_um: Some(0.65),
         version,
         codec: ZarrCodec::Zstd(3),
+        mosaic_canvas: None,
     }
 }
 
@@ -215,5 +216,52 @@ fn metadata_files_have_sorted_keys() {
         assert_eq!(keys, sorted, "{file}");
         assert!(text.find("\"attributes\"") < text.find("\"node_type\""), "{file}: {text}");
     }
+    std::fs::remove_dir_all(&root).expect("cleanup");
+}
+
+#[test]
+fn mosaics_are_padded_to_one_canvas_and_every_image_has_a_pyramid() {
+    let root = tmp("canvas");
+    let layout = PlateLayout {
+        fields: 1,
+        channels: vec!["DAPI".into()],
+        z_planes: 1,
+        mosaic_canvas: Some((120, 168)),
+        ..layout(NgffVersion::V05, 1)
+    };
+    let writer = OmeZarrPlateWriter::create(&root, layout).expect("create");
+    // Two mosaics of different sizes (both larger than a 40 × 56 tile), as two wells stitch.
+    for (row, col, shape) in [("A", 1u32, (110, 150)), ("B", 3, (104, 161))] {
+        let well = writer.open_well_shaped(row, col, shape).expect("open");
+        let p = PlaneData::U16(Array2::from_shape_fn(shape, |(y, x)| (1 + y + x) as u16));
+        well.write_plane(0, 0, 0, 0, &p).expect("write");
+        well.finish().expect("finish");
+        let got = read_plane(&root, &format!("{row}/{col}"), 0, 0, 0, 0).expect("read");
+        assert_eq!(got.dim(), (120, 168), "{row}{col}: one field shape for the plate");
+        let PlaneData::U16(got) = got else { panic!("u16") };
+        assert_eq!(got[[shape.0 - 1, shape.1 - 1]], (shape.0 + shape.1 - 1) as u16, "data kept in place");
+        assert_eq!(got[[shape.0, 0]], 0, "padded below");
+        let attrs: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(root.join(format!("{row}/{col}/0/zarr.json"))).expect("image group"))
+                .expect("json");
+        let attrs = &attrs["attributes"];
+        assert_eq!(attrs["hcs"]["valid_shape"], serde_json::json!([shape.0, shape.1]));
+        let datasets = attrs["ome"]["multiscales"][0]["datasets"].as_array().expect("datasets");
+        assert_eq!(datasets.len(), 3, "at least 3 levels");
+        for (level, d) in datasets.iter().enumerate() {
+            let scale = d["coordinateTransformations"][0]["scale"].as_array().expect("scale");
+            let want = 0.65 * f64::from(1u32 << level);
+            assert!((scale[3].as_f64().expect("y") - want).abs() < 1e-12, "level {level}: {scale:?}");
+            let meta: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(root.join(format!("{row}/{col}/0/{level}/zarr.json"))).expect("level array"),
+            )
+            .expect("json");
+            let shape = meta["shape"].as_array().expect("shape");
+            assert_eq!(shape[2].as_u64(), Some(120u64.div_ceil(1 << level)), "level {level}");
+        }
+    }
+    // A field the canvas cannot hold keeps its own shape.
+    let well = writer.open_well_shaped("A", 1, (130, 10)).expect("open");
+    well.write_plane(0, 0, 0, 0, &PlaneData::U16(Array2::zeros((130, 10)))).expect("write");
     std::fs::remove_dir_all(&root).expect("cleanup");
 }

@@ -10,6 +10,7 @@ use zarrs::array::{Array, ArrayBuilder, ArrayMetadataV2, CodecSpecificOptions, d
 use zarrs::filesystem::FilesystemStore;
 
 use super::metadata;
+use super::pyramid;
 use super::{NgffVersion, PlateLayout, ZarrCodec};
 use crate::VfsError;
 use crate::atomic::write_atomic;
@@ -150,8 +151,8 @@ impl OmeZarrPlateWriter {
         self.open_well_shaped(row, col, self.layout.plane_shape)
     }
 
-    /// Start writing a well whose planes have their own shape (mosaics differ from well to well;
-    /// every image of an OME-Zarr plate is its own array).
+    /// Start writing a well whose planes have their own shape (mosaics differ from well to well):
+    /// stored at [`PlateLayout::field_shape`], padded where that is larger.
     pub fn open_well_shaped(&self, row: &str, col: u32, plane_shape: (usize, usize)) -> Result<WellWriter, VfsError> {
         if plane_shape.0 == 0 || plane_shape.1 == 0 {
             return Err(zarr_err(&self.root, "empty plane shape"));
@@ -167,8 +168,9 @@ impl OmeZarrPlateWriter {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&tmp_dir).map_err(|e| VfsError::io(&tmp_dir, e))?;
-        let layout = PlateLayout { plane_shape, ..self.layout.clone() };
-        let mut writer = WellWriter { final_dir, tmp_dir, layout, arrays: Vec::new(), finished: false };
+        let layout = PlateLayout { plane_shape: self.layout.field_shape(plane_shape), ..self.layout.clone() };
+        let mut writer =
+            WellWriter { final_dir, tmp_dir, layout, valid: plane_shape, arrays: Vec::new(), finished: false };
         writer.prepare()?;
         Ok(writer)
     }
@@ -186,8 +188,12 @@ impl OmeZarrPlateWriter {
 pub struct WellWriter {
     final_dir: PathBuf,
     tmp_dir: PathBuf,
+    /// `plane_shape` is the field shape stored.
     layout: PlateLayout,
-    arrays: Vec<Array<FilesystemStore>>,
+    /// Shape of the planes given to [`WellWriter::write_plane`] (smaller when padded).
+    valid: (usize, usize),
+    /// Per field, one array per pyramid level.
+    arrays: Vec<Vec<Array<FilesystemStore>>>,
     finished: bool,
 }
 
@@ -211,16 +217,39 @@ impl WellWriter {
         let layout = &self.layout;
         write_json(&self.tmp_dir, metadata::group_files(layout.version, metadata::well(layout)))?;
         let store = Arc::new(FilesystemStore::new(&self.tmp_dir).map_err(|e| zarr_err(&self.tmp_dir, e))?);
-        let shape = layout.array_shape();
-        let (h, w) = layout.plane_shape;
-        let mut chunk: Vec<u64> = vec![1; shape.len()];
-        let n = chunk.len();
-        chunk[n - 2] = h as u64;
-        chunk[n - 1] = w as u64;
+        let levels = pyramid::levels(layout.plane_shape);
         for field in 0..layout.fields {
             let image_dir = self.tmp_dir.join(field.to_string());
-            write_json(&image_dir, metadata::group_files(layout.version, metadata::image(layout, field)))?;
-            let path = format!("/{field}/0");
+            let attributes = metadata::image(layout, field, levels, self.valid);
+            write_json(&image_dir, metadata::group_files(layout.version, attributes))?;
+            let mut arrays = Vec::with_capacity(levels);
+            for level in 0..levels {
+                arrays.push(self.level_array(&store, field, level)?);
+            }
+            self.arrays.push(arrays);
+        }
+        Ok(())
+    }
+
+    /// Create the array of `field`'s pyramid `level` (one shard per plane).
+    fn level_array(
+        &self,
+        store: &Arc<FilesystemStore>,
+        field: u32,
+        level: usize,
+    ) -> Result<Array<FilesystemStore>, VfsError> {
+        let layout = &self.layout;
+        let image_dir = self.tmp_dir.join(field.to_string());
+        let (h, w) = pyramid::level_shape(layout.plane_shape, level);
+        let mut shape = layout.array_shape();
+        let n = shape.len();
+        shape[n - 2] = h as u64;
+        shape[n - 1] = w as u64;
+        let mut chunk: Vec<u64> = vec![1; n];
+        chunk[n - 2] = h as u64;
+        chunk[n - 1] = w as u64;
+        {
+            let path = format!("/{field}/{level}");
             let array = match layout.version {
                 NgffVersion::V05 => {
                     let mut inner = chunk.clone();
@@ -274,30 +303,55 @@ impl WellWriter {
                 }
             };
             array.store_metadata().map_err(|e| zarr_err(&image_dir, e))?;
-            self.arrays.push(array);
+            Ok(array)
         }
-        Ok(())
     }
 
-    /// Write one plane: `field`, `t`, `c`, `z` 0-based. The plane must have the layout's shape
-    /// and dtype.
+    /// Write one plane and its pyramid levels: `field`, `t`, `c`, `z` 0-based. The plane must
+    /// have the well's shape and the layout's dtype; it is padded to the field shape.
     pub fn write_plane(&self, field: u32, t: u32, c: u32, z: u32, plane: &PlaneData) -> Result<(), VfsError> {
         let layout = &self.layout;
         let bad = |m: String| zarr_err(&self.final_dir, m);
-        let array = self.arrays.get(field as usize).ok_or_else(|| bad(format!("field {field} out of range")))?;
+        let arrays = self.arrays.get(field as usize).ok_or_else(|| bad(format!("field {field} out of range")))?;
         if t >= layout.timepoints || c as usize >= layout.channels.len() || z >= layout.z_planes {
             return Err(bad(format!("plane t={t} c={c} z={z} outside the layout")));
         }
-        if plane.dim() != layout.plane_shape || plane.dtype() != layout.dtype {
+        if plane.dim() != self.valid || plane.dtype() != layout.dtype {
             return Err(bad(format!(
                 "plane is {:?} {}, the plate holds {:?} {}",
                 plane.dim(),
                 plane.dtype().name(),
-                layout.plane_shape,
+                self.valid,
                 layout.dtype.name()
             )));
         }
-        let index = layout.plane_index(t, c, z);
+        let padded;
+        let mut level_plane = if self.valid == layout.plane_shape {
+            plane
+        } else {
+            padded = pyramid::pad(plane, layout.plane_shape);
+            &padded
+        };
+        let mut next;
+        for (level, array) in arrays.iter().enumerate() {
+            if level > 0 {
+                next = pyramid::downsample(level_plane);
+                level_plane = &next;
+            }
+            self.store_plane(array, t, c, z, level_plane)?;
+        }
+        Ok(())
+    }
+
+    fn store_plane(
+        &self,
+        array: &Array<FilesystemStore>,
+        t: u32,
+        c: u32,
+        z: u32,
+        plane: &PlaneData,
+    ) -> Result<(), VfsError> {
+        let index = self.layout.plane_index(t, c, z);
         let chunk_index: Vec<u64> = index.clone();
         let (h, w) = plane.dim();
         let mut shape = vec![1usize; index.len()];
