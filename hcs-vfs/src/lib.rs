@@ -4,6 +4,7 @@
 
 pub mod atomic;
 mod error;
+pub mod ome_tiff;
 pub mod omezarr;
 pub mod plane;
 pub mod store;

@@ -340,11 +340,46 @@ pub fn encode_tiff_described(
     description: Option<&str>,
     path: &Path,
 ) -> Result<Vec<u8>, VfsError> {
+    encode_tiff_big_above(planes, compression, description, path, BIGTIFF_ABOVE)
+}
+
+/// [`encode_tiff_described`], as BigTIFF when the samples exceed `big_above` bytes.
+fn encode_tiff_big_above(
+    planes: &[PlaneData],
+    compression: TiffCompression,
+    description: Option<&str>,
+    path: &Path,
+    big_above: u64,
+) -> Result<Vec<u8>, VfsError> {
     let mut out = Cursor::new(Vec::new());
     let err =
         |e: tiff::TiffError| VfsError::CorruptTiff { path: path.to_path_buf(), message: format!("encoding: {e}") };
+    // Classic TIFF addresses 4 GiB; a larger file (a big mosaic) is written as BigTIFF.
+    let bytes: u64 = planes.iter().map(|p| (p.dim().0 * p.dim().1 * p.dtype().size()) as u64).sum();
+    if bytes > big_above {
+        let encoder = TiffEncoder::new_big(&mut out).map_err(err)?;
+        encode_pages(encoder, planes, compression, description, path)?;
+    } else {
+        let encoder = TiffEncoder::new(&mut out).map_err(err)?;
+        encode_pages(encoder, planes, compression, description, path)?;
+    }
+    Ok(out.into_inner())
+}
+
+/// Sample bytes above which a file is written as BigTIFF (classic TIFF offsets are 32-bit; the
+/// margin leaves room for tags and strip tables).
+pub const BIGTIFF_ABOVE: u64 = (4 << 30) - (64 << 20);
+
+fn encode_pages<W: std::io::Write + Seek, K: tiff::encoder::TiffKind>(
+    mut encoder: TiffEncoder<W, K>,
+    planes: &[PlaneData],
+    compression: TiffCompression,
+    description: Option<&str>,
+    path: &Path,
+) -> Result<(), VfsError> {
+    let err =
+        |e: tiff::TiffError| VfsError::CorruptTiff { path: path.to_path_buf(), message: format!("encoding: {e}") };
     {
-        let mut encoder = TiffEncoder::new(&mut out).map_err(err)?;
         if compression == TiffCompression::Deflate {
             encoder = encoder.with_compression(Compression::Deflate(DeflateLevel::Balanced));
         }
@@ -365,21 +400,21 @@ pub fn encode_tiff_described(
                 })?,
             );
             match plane {
-                PlaneData::U8(a) => page::<colortype::Gray8, _>(&mut encoder, (w, h), &contiguous(a), description),
-                PlaneData::U16(a) => page::<colortype::Gray16, _>(&mut encoder, (w, h), &contiguous(a), description),
+                PlaneData::U8(a) => page::<colortype::Gray8, _, _>(&mut encoder, (w, h), &contiguous(a), description),
+                PlaneData::U16(a) => page::<colortype::Gray16, _, _>(&mut encoder, (w, h), &contiguous(a), description),
                 PlaneData::F32(a) => {
-                    page::<colortype::Gray32Float, _>(&mut encoder, (w, h), &contiguous(a), description)
+                    page::<colortype::Gray32Float, _, _>(&mut encoder, (w, h), &contiguous(a), description)
                 }
             }
             .map_err(err)?;
         }
     }
-    Ok(out.into_inner())
+    Ok(())
 }
 
 /// One page, with its description tag if any.
-fn page<C: colortype::ColorType, W: std::io::Write + Seek>(
-    encoder: &mut TiffEncoder<W>,
+fn page<C: colortype::ColorType, W: std::io::Write + Seek, K: tiff::encoder::TiffKind>(
+    encoder: &mut TiffEncoder<W, K>,
     (w, h): (u32, u32),
     data: &[C::Inner],
     description: Option<&str>,
@@ -446,6 +481,21 @@ mod tests {
         assert_eq!(read_tiff_description(&without).expect("read"), None);
     }
     use ndarray::Array2;
+
+    #[test]
+    fn files_past_the_classic_limit_are_bigtiff_and_read_back() {
+        let plane = PlaneData::U16(ramp(6, 9));
+        let path = tmp("big.tif");
+        let xml = "<OME/>";
+        let bytes = encode_tiff_big_above(std::slice::from_ref(&plane), TiffCompression::None, Some(xml), &path, 10)
+            .expect("encode");
+        assert_eq!(&bytes[..4], b"II+\0", "BigTIFF magic");
+        std::fs::write(&path, &bytes).expect("write");
+        assert_eq!(read_tiff(&path, TiffLimits::default()).expect("read"), vec![plane.clone()]);
+        assert_eq!(read_tiff_description(&path).expect("description").as_deref(), Some(xml));
+        let small = encode_tiff_described(&[plane], TiffCompression::None, None, &path).expect("encode");
+        assert_eq!(&small[..4], b"II*\0", "classic TIFF below the limit");
+    }
 
     fn tmp(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("hcs-tiff-{}", std::process::id()));

@@ -150,12 +150,13 @@ pub struct RunOptions<'a> {
 
 struct RunSinks {
     zarr: BTreeMap<PathBuf, (OmeZarrPlateWriter, ZarrAxes)>,
+    facts: output::PlaneFacts,
 }
 
 impl Sinks for RunSinks {
     fn sink<'s>(&'s self, location: &'s Location) -> Option<Sink<'s>> {
         match location {
-            Location::Disk { dir } => Some(Sink::Disk(dir)),
+            Location::Disk { dir } => Some(Sink::Disk(dir, &self.facts)),
             Location::Zarr { store } => self.zarr.get(store).map(|(w, a)| Sink::Zarr(w, a)),
             _ => None,
         }
@@ -226,7 +227,11 @@ fn zarr_sink(
 /// or opened as they are.
 fn output_sinks(compiled: &CompiledPlate, plate: &Plate, attach: Attach) -> Result<RunSinks, ExecError> {
     let dtype = plate.metadata.dtype.unwrap_or(Dtype::U16);
-    let mut sinks = RunSinks { zarr: BTreeMap::new() };
+    let facts = output::PlaneFacts {
+        pixel_size_um: plate.metadata.pixel_size_um,
+        channels: plate.metadata.channels.iter().map(|c| (c.index, c.name.clone())).collect(),
+    };
+    let mut sinks = RunSinks { zarr: BTreeMap::new(), facts };
     let Some(first) = compiled.wells.first() else { return Ok(sinks) };
     for step in &first.steps {
         let preview = step.preview.as_ref().map(|p| &p.store);

@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use hcs_vfs::atomic::write_atomic_unsynced;
+use hcs_vfs::ome_tiff::{OmePlane, ome_xml};
 use hcs_vfs::omezarr::OmeZarrPlateWriter;
-use hcs_vfs::tiff::{TiffCompression, encode_tiff};
+use hcs_vfs::tiff::{TiffCompression, encode_tiff_described};
 use hcs_vfs::{Dtype, PlaneData, VfsError};
 use rayon::prelude::*;
 
@@ -136,10 +137,37 @@ pub type PlaneList = Vec<(ImageKey, PlaneRef)>;
 
 /// Storage of one persistent location, shared by the wells of a run.
 pub enum Sink<'a> {
-    /// TIFF files in a folder.
-    Disk(&'a Path),
+    /// OME-TIFF files in a folder, one plane each, calibrated from the facts given.
+    Disk(&'a Path, &'a PlaneFacts),
     /// An OME-Zarr store, with the component values that map to field / channel / z / t indices.
     Zarr(&'a OmeZarrPlateWriter, &'a ZarrAxes),
+}
+
+/// What every written plane's OME-XML says beyond its key: the pixel size and channel names.
+#[derive(Clone, Debug, Default)]
+pub struct PlaneFacts {
+    /// Pixel size in µm, when the plate records it.
+    pub pixel_size_um: Option<f64>,
+    /// Channel value → name.
+    pub channels: BTreeMap<u32, String>,
+}
+
+impl PlaneFacts {
+    /// The OME-XML of the plane `key` of `shape` and `dtype`, stored as `file`.
+    fn xml(&self, key: &ImageKey, file: &str, shape: (usize, usize), dtype: Dtype) -> String {
+        ome_xml(&OmePlane {
+            name: file.trim_end_matches(".tif").to_string(),
+            shape,
+            dtype,
+            pixel_size_um: self.pixel_size_um,
+            channel: self.channels.get(&key.channel).cloned().unwrap_or_else(|| format!("channel {}", key.channel)),
+            well: key.well.to_string(),
+            site: key.site,
+            channel_index: key.channel,
+            z: key.z,
+            timepoint: key.timepoint,
+        })
+    }
 }
 
 /// Component value → 0-based index, per axis of a zarr store.
@@ -171,7 +199,7 @@ pub fn write_planes(
 ) -> Result<(Vec<WrittenFile>, PlaneList), VfsError> {
     let rel = |p: &Path| p.strip_prefix(output_root).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf());
     match sink {
-        Sink::Disk(dir) => {
+        Sink::Disk(dir, facts) => {
             // Planes are independent files: encode, checksum and write them in parallel. They
             // are not fsynced one by one: `write_record` syncs all of a well's files before the
             // record that vouches for them, by which time most are already on disk. The CRC is
@@ -179,8 +207,11 @@ pub fn write_planes(
             let attempts: Vec<Result<WrittenPlane, VfsError>> = planes
                 .par_iter()
                 .map(|(key, plane)| {
-                    let path = dir.join(plane_file_name(key));
-                    let bytes = encode_tiff(&[PlaneData::from_f32(plane.view(), dtype)], TiffCompression::None, &path)?;
+                    let name = plane_file_name(key);
+                    let path = dir.join(&name);
+                    let xml = facts.xml(key, &name, plane.dim(), dtype);
+                    let data = PlaneData::from_f32(plane.view(), dtype);
+                    let bytes = encode_tiff_described(&[data], TiffCompression::None, Some(&xml), &path)?;
                     // Synced with the well's other files before its record is written.
                     write_atomic_unsynced(&path, &bytes)?;
                     let file =

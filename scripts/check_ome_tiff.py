@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Read every TIFF an hcs run wrote under a folder with tifffile, as a user would, and check that
+each is an OME-TIFF whose OME-XML carries the calibration and the channel name.
+
+Prints a JSON summary on stdout ({"files": N, "pixel_size_um": [...], "channels": {...}});
+exits 1 with the first problem on stderr.
+
+Usage: check_ome_tiff.py FOLDER [--expect-pixel-size-um X] [--expect-channels A,B]
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import tifffile
+
+
+def fail(msg: str) -> None:
+    print(f"FAIL: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("folder")
+    ap.add_argument("--expect-pixel-size-um", type=float)
+    ap.add_argument("--expect-channels")
+    args = ap.parse_args()
+    root = Path(args.folder)
+    # Hidden folders (a run's .hcs bookkeeping, partial writes) are not outputs.
+    files = sorted(p for p in root.rglob("*.tif") if not any(s.startswith(".") for s in p.relative_to(root).parts))
+    if not files:
+        fail(f"no .tif files under {args.folder}")
+    sizes, channels = set(), {}
+    for path in files:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.is_ome:
+                fail(f"{path}: not an OME-TIFF (tifffile finds no OME-XML)")
+            ome = tifffile.xml2dict(tif.ome_metadata)["OME"]
+            pixels = ome["Image"]["Pixels"]
+            data = tif.asarray()
+            if data.shape != (pixels["SizeY"], pixels["SizeX"]):
+                fail(f"{path}: pixels {data.shape}, OME-XML says {pixels['SizeY']} x {pixels['SizeX']}")
+            if "PhysicalSizeX" in pixels:
+                if pixels.get("PhysicalSizeXUnit") != "\u00b5m" or pixels.get("PhysicalSizeY") != pixels["PhysicalSizeX"]:
+                    fail(f"{path}: calibration {pixels}")
+                sizes.add(pixels["PhysicalSizeX"])
+            else:
+                sizes.add(None)
+            name = pixels["Channel"]["Name"]
+            channels[name] = channels.get(name, 0) + 1
+            values = ome["StructuredAnnotations"]["MapAnnotation"]["Value"]["M"]
+            keys = {m["K"] for m in values}
+            if keys != {"well", "site", "channel", "z", "timepoint"}:
+                fail(f"{path}: plane annotation keys {keys}")
+    if args.expect_pixel_size_um is not None and sizes != {args.expect_pixel_size_um}:
+        fail(f"pixel sizes {sizes}, expected {args.expect_pixel_size_um} µm in every file")
+    if args.expect_channels and set(channels) != set(args.expect_channels.split(",")):
+        fail(f"channels {sorted(channels)}, expected {args.expect_channels}")
+    print(json.dumps({"files": len(files), "pixel_size_um": sorted(sizes, key=str), "channels": channels}))
+
+
+if __name__ == "__main__":
+    main()
