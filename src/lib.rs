@@ -78,7 +78,9 @@ pub use hcs_core::{
 pub use hcs_core::{CudaStack, TorchStack};
 #[cfg(feature = "runtime")]
 pub use hcs_macros::pipeline;
-pub use hcs_macros::{chain_breaker, check, memory, output_shape, peak_memory, special_inputs, special_outputs};
+pub use hcs_macros::{
+    chain_breaker, check, memory, output_shape, peak_memory, pixel_scale, special_inputs, special_outputs,
+};
 
 /// Contracts, parameters, special data, stack types and the registry (`hcs-core`).
 pub use hcs_core as contracts;
@@ -125,7 +127,9 @@ pub mod prelude {
     pub use hcs_core::{
         CudaStack, MaterializeError, MaterializeResult, MaterializeTarget, NdarrayStack, PipelineParam, TorchStack,
     };
-    pub use hcs_macros::{chain_breaker, check, memory, output_shape, peak_memory, special_inputs, special_outputs};
+    pub use hcs_macros::{
+        chain_breaker, check, memory, output_shape, peak_memory, pixel_scale, special_inputs, special_outputs,
+    };
     pub use ndarray;
     pub use serde;
 }

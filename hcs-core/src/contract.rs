@@ -78,6 +78,8 @@ pub struct FunctionContract {
     pub peak_memory: Option<crate::rules::MemoryEstimate>,
     /// Size of what one call returns (`#[output_shape(..)]`), if declared.
     pub output_shape: Option<crate::rules::OutputShape>,
+    /// How a call changes the pixel size (`#[pixel_scale(..)]`), if declared.
+    pub pixel_scale: Option<crate::rules::PixelScale>,
     /// First paragraph of the doc comment.
     pub doc: &'static str,
     /// Where it was declared.
@@ -174,7 +176,7 @@ impl Serialize for FunctionContract {
             .iter()
             .map(|s| Output { key: s.key, rust_type: s.rust_type, materializer: s.materializer.map(|m| m.name) })
             .collect();
-        let mut st = serializer.serialize_struct("FunctionContract", 15)?;
+        let mut st = serializer.serialize_struct("FunctionContract", 16)?;
         st.serialize_field("name", self.name)?;
         st.serialize_field("module_path", self.module_path)?;
         st.serialize_field("crate", self.crate_name)?;
@@ -188,6 +190,7 @@ impl Serialize for FunctionContract {
         st.serialize_field("params", &params)?;
         st.serialize_field("checks", &checks)?;
         st.serialize_field("peak_memory", &self.peak_memory.map(|m| m.expr))?;
+        st.serialize_field("pixel_scale", &self.pixel_scale.map(|m| m.expr))?;
         st.serialize_field("doc", self.doc)?;
         st.serialize_field("location", &self.location)?;
         st.end()

@@ -33,7 +33,7 @@ pub use error::{InvokeError, MaterializeError, ParamError};
 pub use gpu::{GpuDevice, GpuInventory};
 pub use params::{ParamMap, ParamSpec, ParamType, ParamValue, PipelineParam};
 pub use registry::{Registry, RegistryError};
-pub use rules::{CheckOutcome, ImageGeometry, MemoryEstimate, OutputShape, ParamCheck, PlaneShape};
+pub use rules::{CheckOutcome, ImageGeometry, MemoryEstimate, OutputShape, ParamCheck, PixelScale, PlaneShape};
 pub use special::{
     ByteSink, FileSink, MaterializeResult, MaterializeTarget, SpecialData, SpecialInputs, SpecialKey, SpecialValue,
 };

@@ -154,6 +154,11 @@ fn disagreement(a: &FunctionContract, b: &FunctionContract) -> Option<String> {
     if a.chain_breaker != b.chain_breaker {
         return Some("#[chain_breaker]".into());
     }
+    let scale = |c: &FunctionContract| c.pixel_scale.map(|s| s.expr);
+    if scale(a) != scale(b) {
+        let show = |s: Option<&str>| s.map_or("none".to_string(), |e| format!("`{e}`"));
+        return Some(format!("#[pixel_scale] {} vs {}", show(scale(a)), show(scale(b))));
+    }
     let shape = |c: &FunctionContract| c.output_shape.map(|s| s.expr);
     if shape(a) != shape(b) {
         let show = |s: Option<&str>| s.map_or("none".to_string(), |e| format!("`{e}`"));

@@ -100,6 +100,22 @@ pub struct OutputShape {
     pub eval: fn(&ParamMap, Option<&ImageGeometry>) -> Result<Option<ImageGeometry>, ParamError>,
 }
 
+/// How a function changes the physical size of a pixel, declared with `#[pixel_scale(factor)]`
+/// on a function that changes the image size: an `f64` expression over the parameters and
+/// `image` — each output pixel spans `factor` input pixels along y and x (binning by 4: `4`).
+/// A size-changing function without it keeps the pixel size (a crop, a mosaic). The compiler
+/// multiplies the factors along the pipeline, and outputs carry the pixel size they have.
+#[derive(Clone, Copy, Debug)]
+pub struct PixelScale {
+    /// The expression as written.
+    pub expr: &'static str,
+    /// The parameters it reads, in signature order.
+    pub params: &'static [&'static str],
+    /// Evaluate on complete parameter values and the input geometry (`None` when the input
+    /// geometry it reads is not known).
+    pub eval: fn(&ParamMap, Option<&ImageGeometry>) -> Result<Option<f64>, ParamError>,
+}
+
 /// The geometry a `#[output_shape]` tuple describes, keeping the input's site count.
 pub fn output_geometry(
     (height, width, planes): (usize, usize, Option<usize>),

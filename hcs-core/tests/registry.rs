@@ -25,6 +25,7 @@ const fn contract(name: &'static str, module_path: &'static str, memory: MemoryT
         checks: &[],
         peak_memory: None,
         output_shape: None,
+        pixel_scale: None,
         doc: "",
         location: SourceLocation { file: "src/lib.rs", line, column: 8 },
         invoke: passthrough,

@@ -92,6 +92,7 @@ fn check(bin_size: usize, dims: &[usize]) -> Result<(), KernelError> {
 #[memory(ndarray, xy = any)]
 #[hcs_macros::check(bin_size <= image.height.min(image.width), "a bin must fit in the image")]
 #[hcs_macros::output_shape((image.height / bin_size, image.width / bin_size, image.planes))]
+#[hcs_macros::pixel_scale(bin_size as f64)]
 pub fn spatial_bin_2d(
     stack: NdarrayStack,
     #[param(default = 2, doc = "block edge in pixels", range = 1..=4096)] bin_size: usize,
@@ -112,6 +113,7 @@ pub fn spatial_bin_2d(
 #[hcs_macros::check(image.planes.is_none_or(|p| bin_size <= p), "a bin must fit in the stack's planes")]
 #[hcs_macros::check(bin_size <= image.height.min(image.width), "a bin must fit in the image")]
 #[hcs_macros::output_shape((image.height / bin_size, image.width / bin_size, image.planes.map(|p| p / bin_size)))]
+#[hcs_macros::pixel_scale(bin_size as f64)]
 pub fn spatial_bin_3d(
     stack: NdarrayStack,
     #[param(default = 2, doc = "block edge in pixels and planes", range = 1..=4096)] bin_size: usize,

@@ -16,6 +16,7 @@ pub enum AttrKind {
     Check,
     PeakMemory,
     OutputShape,
+    PixelScale,
 }
 
 impl AttrKind {
@@ -28,6 +29,7 @@ impl AttrKind {
             AttrKind::Check => "check",
             AttrKind::PeakMemory => "peak_memory",
             AttrKind::OutputShape => "output_shape",
+            AttrKind::PixelScale => "pixel_scale",
         }
     }
 
@@ -42,6 +44,7 @@ impl AttrKind {
             AttrKind::Check,
             AttrKind::PeakMemory,
             AttrKind::OutputShape,
+            AttrKind::PixelScale,
         ]
         .into_iter()
         .find(|k| k.name() == last)
@@ -197,6 +200,7 @@ pub struct Declared {
     pub checks: Vec<CheckDecl>,
     pub peak_memory: Option<syn::Expr>,
     pub output_shape: Option<syn::Expr>,
+    pub pixel_scale: Option<syn::Expr>,
     /// The first non-memory hcs attribute, for "needs #[memory]" errors.
     pub first_other: Option<(AttrKind, Span)>,
 }
@@ -253,6 +257,12 @@ impl Declared {
                 tokens,
                 "#[output_shape(..)]",
                 "`(height, width, planes)` of what a call returns, over the parameters and `image`",
+            ),
+            AttrKind::PixelScale => one_expr(
+                &mut self.pixel_scale,
+                tokens,
+                "#[pixel_scale(..)]",
+                "how many input pixels one output pixel spans (an `f64`), over the parameters and `image`",
             ),
             AttrKind::ChainBreaker => {
                 if tokens.is_empty() {

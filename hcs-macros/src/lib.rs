@@ -98,6 +98,18 @@ pub fn output_shape(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(AttrKind::OutputShape, attr.into(), item.into()).into()
 }
 
+/// Declare how a function that changes the image size changes the pixel size: an `f64`
+/// expression over the parameters and `image`, the number of input pixels one output pixel
+/// spans along y and x — `#[pixel_scale(bin_size as f64)]` on a binning. Without it a
+/// size-changing function keeps the pixel size (a crop, a mosaic).
+///
+/// The pipeline compiler multiplies the factors along the pipeline, so every output carries
+/// its own pixel size (OME-Zarr scale, OME-TIFF calibration).
+#[proc_macro_attribute]
+pub fn pixel_scale(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(AttrKind::PixelScale, attr.into(), item.into()).into()
+}
+
 /// A pipeline written in Rust, checked by rustc: evaluates to the same `hcs::plan::pipeline::Pipeline`
 /// a pipeline file with the same content gives (the `hcs` crate docs have a tested example).
 ///

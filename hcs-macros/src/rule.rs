@@ -159,6 +159,44 @@ pub fn shape_spec(
     }
 }
 
+/// The `PixelScale` initializer of `#[pixel_scale(expr)]`, or `None`. Only a function that
+/// changes the plane size (`xy = any`) may declare one.
+pub fn scale_spec(
+    expr: Option<&Expr>,
+    changes_xy: bool,
+    params: &[&Param],
+    specials: &[&Ident],
+    rt: &TokenStream,
+    errors: &mut Errors,
+) -> TokenStream {
+    let Some(expr) = expr else { return quote!(::core::option::Option::None) };
+    if !changes_xy {
+        errors.spanned(
+            expr,
+            "#[pixel_scale] describes a function that changes the plane size: declare it with `#[memory(.., xy = any)]`",
+        );
+    }
+    let Reads { lets, names, needs_image } = reads(expr, params, specials, rt, "#[pixel_scale] expressions", errors);
+    let image = bind_image(needs_image, rt, quote!(::core::option::Option::None));
+    let text = rule_text(expr);
+    let value = quote_spanned!(expr.span()=> {
+        let __factor: f64 = #expr;
+        __factor
+    });
+    quote! {
+        ::core::option::Option::Some(#rt::PixelScale {
+            expr: #text,
+            params: &[#(#names),*],
+            eval: |__params: &#rt::ParamMap, __image: ::core::option::Option<&#rt::ImageGeometry>|
+                -> ::core::result::Result<::core::option::Option<f64>, #rt::ParamError> {
+                #(#lets)*
+                #image
+                ::core::result::Result::Ok(::core::option::Option::Some(#value))
+            },
+        })
+    }
+}
+
 /// `let image: &ImageGeometry = ..;` returning `Ok(unknown)` when the geometry is not given.
 fn bind_image(needs_image: bool, rt: &TokenStream, unknown: TokenStream) -> TokenStream {
     if needs_image {

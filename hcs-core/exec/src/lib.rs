@@ -150,13 +150,16 @@ pub struct RunOptions<'a> {
 
 struct RunSinks {
     zarr: BTreeMap<PathBuf, (OmeZarrPlateWriter, ZarrAxes)>,
-    facts: output::PlaneFacts,
+    /// Per TIFF output folder, what its planes' OME-XML says (the pixel size at that step).
+    facts: BTreeMap<PathBuf, output::PlaneFacts>,
+    /// For a folder the plan did not list (none should be): the plate's facts.
+    plate_facts: output::PlaneFacts,
 }
 
 impl Sinks for RunSinks {
     fn sink<'s>(&'s self, location: &'s Location) -> Option<Sink<'s>> {
         match location {
-            Location::Disk { dir } => Some(Sink::Disk(dir, &self.facts)),
+            Location::Disk { dir } => Some(Sink::Disk(dir, self.facts.get(dir).unwrap_or(&self.plate_facts))),
             Location::Zarr { store } => self.zarr.get(store).map(|(w, a)| Sink::Zarr(w, a)),
             _ => None,
         }
@@ -174,6 +177,7 @@ enum Attach {
 fn zarr_sink(
     plan: &ZarrStorePlan,
     plate: &Plate,
+    pixel_size_um: Option<f64>,
     dtype: Dtype,
     attach: Attach,
 ) -> Result<(OmeZarrPlateWriter, ZarrAxes), ExecError> {
@@ -202,7 +206,7 @@ fn zarr_sink(
         z_planes: axes.zs.len() as u32,
         plane_shape: plate.metadata.tile_shape.unwrap_or((1, 1)),
         dtype,
-        pixel_size_um: plate.metadata.pixel_size_um,
+        pixel_size_um,
         version: NgffVersion::V05,
         codec: match plan.codec {
             ZarrCompression::Zstd => ZarrCodec::Zstd(plan.level),
@@ -227,16 +231,24 @@ fn zarr_sink(
 /// or opened as they are.
 fn output_sinks(compiled: &CompiledPlate, plate: &Plate, attach: Attach) -> Result<RunSinks, ExecError> {
     let dtype = plate.metadata.dtype.unwrap_or(Dtype::U16);
-    let facts = output::PlaneFacts {
+    let plate_facts = output::PlaneFacts {
         pixel_size_um: plate.metadata.pixel_size_um,
         channels: plate.metadata.channels.iter().map(|c| (c.index, c.name.clone())).collect(),
     };
-    let mut sinks = RunSinks { zarr: BTreeMap::new(), facts };
+    let mut sinks = RunSinks { zarr: BTreeMap::new(), facts: BTreeMap::new(), plate_facts };
     let Some(first) = compiled.wells.first() else { return Ok(sinks) };
     for step in &first.steps {
+        // The pixel size of this step's output: the plate's, times what binning steps did.
+        let pixel_size_um = plate.metadata.pixel_size_um.zip(step.pixel_scale).map(|(p, s)| p * s);
         let preview = step.preview.as_ref().map(|p| &p.store);
         for plan in [step.zarr_store.as_ref(), step.checkpoint_zarr_store.as_ref(), preview].into_iter().flatten() {
-            sinks.zarr.insert(plan.store.clone(), zarr_sink(plan, plate, dtype, attach)?);
+            sinks.zarr.insert(plan.store.clone(), zarr_sink(plan, plate, pixel_size_um, dtype, attach)?);
+        }
+        for loc in [Some(&step.writes), step.checkpoint.as_ref()].into_iter().flatten() {
+            if let Location::Disk { dir } = loc {
+                let facts = output::PlaneFacts { pixel_size_um, ..sinks.plate_facts.clone() };
+                sinks.facts.insert(dir.clone(), facts);
+            }
         }
         if attach == Attach::Open {
             continue;

@@ -69,6 +69,7 @@ static SPY: FunctionContract = FunctionContract {
     checks: &[],
     peak_memory: None,
     output_shape: None,
+    pixel_scale: None,
     doc: "",
     location: SourceLocation { file: "t.rs", line: 1, column: 1 },
     invoke: spy_invoke,

@@ -93,6 +93,7 @@ const fn torch_contract(name: &'static str) -> FunctionContract {
         checks: &[],
         peak_memory: None,
         output_shape: None,
+        pixel_scale: None,
         doc: "",
         location: SourceLocation { file: "gpu.rs", line: 1, column: 1 },
         invoke: passthrough,

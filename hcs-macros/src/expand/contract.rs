@@ -30,6 +30,14 @@ pub(super) fn contract_impl(t: &Target<'_>, invoke: &TokenStream) -> TokenStream
     let changes_size = t.memory.xy == crate::attrs::Xy::Any || t.memory.planes == crate::attrs::Planes::Any;
     let shape =
         crate::rule::shape_spec(t.declared.output_shape.as_ref(), changes_size, &params, &specials, rt, &mut errors);
+    let scale = crate::rule::scale_spec(
+        t.declared.pixel_scale.as_ref(),
+        t.memory.xy == crate::attrs::Xy::Any,
+        &params,
+        &specials,
+        rt,
+        &mut errors,
+    );
     let check_errors = errors.take().map(|e| e.to_compile_error());
     let probes = t.args.iter().filter_map(|arg| match arg {
         Arg::Special(s) => Some(special_probe(s, rt)),
@@ -65,6 +73,7 @@ pub(super) fn contract_impl(t: &Target<'_>, invoke: &TokenStream) -> TokenStream
                     checks: CHECKS,
                     peak_memory: #peak,
                     output_shape: #shape,
+                    pixel_scale: #scale,
                     doc: #doc,
                     location: #location,
                     invoke: #invoke,

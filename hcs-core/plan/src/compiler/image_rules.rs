@@ -9,6 +9,10 @@
 //! reported as a note (the kernel still refuses bad values at run time), never silently passed.
 //! Groups of one step that return (or may return) planes of different sizes are refused when a
 //! later step or a zarr store reads the step's planes as one stack.
+//!
+//! The pixel size flows the same way: 1 plate pixel at the start, multiplied by each call's
+//! `#[pixel_scale]` (binning); unknown where a factor reads an unknown geometry or dict entries
+//! disagree — so outputs are calibrated with the pixel size they really have.
 
 use hcs_core::registry::Registry;
 use hcs_core::rules::{DEFAULT_PEAK_FACTOR, input_bytes};
@@ -19,7 +23,19 @@ use super::init::Init;
 use super::plate_info::PlateInfo;
 use crate::pipeline::{InputSource, Line, Pipeline, PipelineError, SourceMap, StepRef, broken_rule, params_valid};
 
-/// Errors for rules the geometry breaks, and notes for rules it cannot decide.
+/// What phase 1b found: errors for rules the geometry breaks, notes for rules it cannot decide,
+/// and per step the size of an output pixel in plate pixels (`None`: unknown).
+pub struct Findings1b {
+    /// Rules broken.
+    pub errors: Vec<PipelineError>,
+    /// Rules that cannot be decided before the run.
+    pub notes: Vec<String>,
+    /// Per step, the output pixel size in plate pixels.
+    pub scales: Vec<Option<f64>>,
+}
+
+/// Errors for rules the geometry breaks, notes for rules it cannot decide, and the pixel scale
+/// of every step's output.
 pub fn check(
     pipeline: &Pipeline,
     registry: &Registry,
@@ -28,11 +44,17 @@ pub fn check(
     flows: &[Flow],
     gpus: &GpuInventory,
     source: Option<&SourceMap>,
-) -> (Vec<PipelineError>, Vec<String>) {
+) -> Findings1b {
     let mut out = Findings::default();
+    let mut scales = Vec::with_capacity(pipeline.steps.len());
     let sites = plate.grid.map(|(r, c)| r as usize * c as usize);
-    let plate_geo =
-        Geo { shape: plate.tile_shape, planes: None, sites, why: "the plate does not say its image size".into() };
+    let plate_geo = Geo {
+        shape: plate.tile_shape,
+        planes: None,
+        sites,
+        scale: Some(1.0),
+        why: "the plate does not say its image size".into(),
+    };
     let mut after_step = plate_geo.clone();
     for (i, (step, flow)) in pipeline.steps.iter().zip(flows).enumerate() {
         let input = if i == 0 || init.steps.get(i).is_some_and(|s| s.input_source == InputSource::PipelineStart) {
@@ -83,15 +105,18 @@ pub fn check(
         let shapes: Vec<Option<(usize, usize)>> = outputs.iter().map(|(_, g, _)| g.shape).collect();
         let agreed = shapes.first().copied().flatten().filter(|s| shapes.iter().all(|x| *x == Some(*s)));
         let resized = outputs.iter().any(|(_, _, r)| !r.is_empty());
+        let group_scales: Vec<Option<f64>> = outputs.iter().map(|(_, g, _)| g.scale).collect();
+        let scale = group_scales.first().copied().flatten().filter(|s| group_scales.iter().all(|x| *x == Some(*s)));
+        scales.push(scale);
         after_step = match (resized, agreed) {
-            (false, _) => Geo { planes: None, ..step_in },
-            (true, Some(shape)) => Geo { shape: Some(shape), planes: None, sites, why: String::new() },
+            (false, _) => Geo { planes: None, scale, ..step_in },
+            (true, Some(shape)) => Geo { shape: Some(shape), planes: None, sites, scale, why: String::new() },
             (true, None) => {
                 let why = outputs.iter().find(|(_, g, _)| g.shape.is_none()).map_or_else(
                     || format!("the entries of step {} `{}` change the image size differently", i + 1, step.name),
                     |(_, g, _)| g.why.clone(),
                 );
-                Geo { shape: None, planes: None, sites, why }
+                Geo { shape: None, planes: None, sites, scale, why }
             }
         };
     }
@@ -104,7 +129,7 @@ pub fn check(
         }
         new
     });
-    (out.errors, out.notes)
+    Findings1b { errors: out.errors, notes: out.notes, scales }
 }
 
 /// The image geometry at a point of the pipeline; `why` says why a part is unknown.
@@ -113,6 +138,8 @@ struct Geo {
     shape: Option<(usize, usize)>,
     planes: Option<usize>,
     sites: Option<usize>,
+    /// Size of a pixel in plate pixels (`None`: unknown).
+    scale: Option<f64>,
     why: String,
 }
 
@@ -129,6 +156,16 @@ impl Geo {
             });
             (shape.eval)(params, image.as_ref()).ok().flatten().filter(|g| g.height > 0 && g.width > 0)
         });
+        if let Some(factor) = contract.pixel_scale {
+            let image = self.shape.map(|(height, width)| ImageGeometry {
+                height,
+                width,
+                planes: self.planes,
+                sites: self.sites,
+            });
+            let f = params.and_then(|params| (factor.eval)(params, image.as_ref()).ok().flatten());
+            next.scale = self.scale.zip(f.filter(|f| f.is_finite() && *f > 0.0)).map(|(s, f)| s * f);
+        }
         if let Some(g) = declared {
             next.shape = Some((g.height, g.width));
             next.planes = g.planes;

@@ -129,8 +129,17 @@ pub fn compile(
     let flows = components::flow(pipeline, plate, registry, &sources);
     errors.extend(components::check_dict_keys(pipeline, &flows, plate, registry, source));
     errors.extend(components::check_producers(pipeline, &flows, registry, source));
-    let (rule_errors, mut notes) = image_rules::check(pipeline, registry, plate, &init, &flows, &options.gpus, source);
+    let image_rules::Findings1b { errors: rule_errors, mut notes, scales } =
+        image_rules::check(pipeline, registry, plate, &init, &flows, &options.gpus, source);
     errors.extend(rule_errors);
+    // Said once, at the first step whose pixel size is lost: later steps inherit it.
+    if let Some(i) = scales.iter().position(Option::is_none) {
+        notes.push(format!(
+            "step {} `{}`: the pixel size of its output cannot be told before the run (a `#[pixel_scale]` reads what is unknown, or dict entries scale differently): this and later outputs carry no physical calibration",
+            i + 1,
+            pipeline.steps[i].name
+        ));
+    }
     // Phase 2.
     let stores = zarr::declare(&init, &flows, &wells);
     let previews = zarr::previews(&init, &flows, &wells);
@@ -159,8 +168,15 @@ pub fn compile(
         return Err(errors);
     }
     let resolved: Vec<variants::Resolved> = resolved.into_iter().flatten().collect();
-    let template =
-        Template { pipeline, registry, init: &init, stores: &stores, previews: &previews, resolved: &resolved };
+    let template = Template {
+        pipeline,
+        registry,
+        init: &init,
+        stores: &stores,
+        previews: &previews,
+        resolved: &resolved,
+        scales: &scales,
+    };
     let common: Vec<Arc<StepCommon>> =
         (0..pipeline.steps.len()).map(|i| Arc::new(template.common(i, &flows[i], &storage.steps[i]))).collect();
     let plans = wells
@@ -298,6 +314,7 @@ struct Template<'a> {
     stores: &'a [(Option<ZarrStorePlan>, Option<ZarrStorePlan>)],
     previews: &'a [Option<PreviewPlan>],
     resolved: &'a [variants::Resolved],
+    scales: &'a [Option<f64>],
 }
 
 impl Template<'_> {
@@ -329,6 +346,7 @@ impl Template<'_> {
             special_inputs: init.special_inputs.clone(),
             estimated_output_bytes: storage.output_bytes,
             preview: self.previews[i].clone(),
+            pixel_scale: self.scales.get(i).copied().flatten(),
         }
     }
 

@@ -242,6 +242,10 @@ pub struct StepCommon {
     pub estimated_output_bytes: Option<u64>,
     /// Where the step's output is published while the run goes on (`visualize = true`).
     pub preview: Option<PreviewPlan>,
+    /// Size of an output pixel in plate pixels (1 unless a call such as a binning changed it;
+    /// `None` when it cannot be told before the run).
+    #[serde(default = "unit_scale", skip_serializing_if = "is_unit_scale")]
+    pub pixel_scale: Option<f64>,
 }
 
 /// A step's live preview: an OME-Zarr store (wells appear as they finish) and PNG thumbnails.
@@ -349,4 +353,12 @@ mod tests {
         assert_eq!(name("3"), None, "no entry: the planes pass through");
         assert_eq!(call("a").dict_entry("1"), None);
     }
+}
+
+fn unit_scale() -> Option<f64> {
+    Some(1.0)
+}
+
+fn is_unit_scale(scale: &Option<f64>) -> bool {
+    *scale == Some(1.0)
 }

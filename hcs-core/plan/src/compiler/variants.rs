@@ -345,6 +345,7 @@ mod tests {
             checks: &[],
             peak_memory: None,
             output_shape: None,
+            pixel_scale: None,
             doc: "",
             location: SourceLocation { file: "f.rs", line: 1, column: 1 },
             invoke: passthrough,
