@@ -329,6 +329,14 @@ impl<'de> Deserialize<'de> for FrozenWellPlan {
     }
 }
 
+fn unit_scale() -> Option<f64> {
+    Some(1.0)
+}
+
+fn is_unit_scale(scale: &Option<f64>) -> bool {
+    *scale == Some(1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,12 +361,4 @@ mod tests {
         assert_eq!(name("3"), None, "no entry: the planes pass through");
         assert_eq!(call("a").dict_entry("1"), None);
     }
-}
-
-fn unit_scale() -> Option<f64> {
-    Some(1.0)
-}
-
-fn is_unit_scale(scale: &Option<f64>) -> bool {
-    *scale == Some(1.0)
 }
