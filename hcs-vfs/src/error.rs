@@ -93,6 +93,24 @@ pub enum VfsError {
         /// What went wrong.
         message: String,
     },
+    /// An OME-Zarr array whose sample type hcs does not read.
+    #[error("{path}: unsupported data type {dtype} (hcs reads uint8, uint16 and float32)")]
+    UnsupportedDtype {
+        /// The array.
+        path: PathBuf,
+        /// The data type the array declares.
+        dtype: String,
+    },
+    /// An OME-Zarr image whose axes hcs does not read.
+    #[error("{path}: unsupported axes [{axes}]: {reason}")]
+    UnsupportedAxes {
+        /// The image group.
+        path: PathBuf,
+        /// The axis names, comma-separated.
+        axes: String,
+        /// What is wrong with them.
+        reason: String,
+    },
     /// The stored data has another kind than requested (e.g. bytes where a plane was expected).
     #[error("{path}: holds {found}, expected {expected}")]
     WrongKind {

@@ -22,7 +22,7 @@ pub enum PlaneRef {
     },
     /// A plane of an OME-Zarr plate.
     Zarr {
-        /// The OME-Zarr store, relative to the plate root.
+        /// The OME-Zarr store, relative to the plate root (empty when the plate is the store).
         store: PathBuf,
         /// Well path inside the store (`A/1`).
         well: String,
@@ -48,6 +48,9 @@ impl PlaneRef {
         match self {
             PlaneRef::File { path, page: 0 } => path.display().to_string(),
             PlaneRef::File { path, page } => format!("{} page {page}", path.display()),
+            PlaneRef::Zarr { store, well, field, t, c, z } if store.as_os_str().is_empty() => {
+                format!("{well}/{field} [t{t} c{c} z{z}]")
+            }
             PlaneRef::Zarr { store, well, field, t, c, z } => {
                 format!("{}/{well}/{field} [t{t} c{c} z{z}]", store.display())
             }

@@ -14,6 +14,9 @@ pub enum FormatKind {
     OperaPhenix,
     /// A plate written by hcs.
     Hcs,
+    /// An OME-Zarr HCS plate (OME-NGFF 0.4 on Zarr v2 or 0.5 on Zarr v3) written by another tool
+    /// (ome-zarr-py, bioformats2raw, …).
+    OmeZarr,
 }
 
 impl FormatKind {
@@ -23,6 +26,7 @@ impl FormatKind {
             FormatKind::Imagexpress => "imagexpress",
             FormatKind::OperaPhenix => "opera-phenix",
             FormatKind::Hcs => "hcs",
+            FormatKind::OmeZarr => "ome-zarr",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! OME-Zarr HCS plates (OME-NGFF): plate → row → column → field → multiscale image with axes
-//! `[t,] c, z, y, x`.
+//! `[t,] c, z, y, x` (as hcs writes them; [`read_plane`] also reads plates other tools wrote, with
+//! their own dataset paths and any NGFF axis order ending in `y, x`).
 //!
 //! Every image is a multiscale pyramid (`pyramid`: at least 3 levels, until the smaller side is
 //! under 512 px) with the pixel size scaled per level. Wells of one plate share a field shape,
@@ -27,7 +28,7 @@ mod writer;
 
 use serde::{Deserialize, Serialize};
 
-pub use reader::{OmeZarrPlate, read_plane};
+pub use reader::{NgffImage, OmeZarrPlate, group_attributes, is_plate_root, read_plane, well_images};
 pub use writer::{OmeZarrPlateWriter, WellWriter};
 
 use crate::plane::Dtype;

@@ -5,6 +5,7 @@ pub mod htd;
 pub mod imagexpress;
 pub mod metamorph;
 pub mod native;
+pub mod ome_zarr;
 pub mod opera_phenix;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ pub enum FormatError {
     NotADirectory(PathBuf),
     /// No known format's marker files were found.
     #[error(
-        "{0}: no plate format recognised (looked for an ImageXpress .HTD, an Opera Phenix Images/Index.xml, and hcs's metadata file)"
+        "{0}: no plate format recognised (looked for an ImageXpress .HTD, an Opera Phenix Images/Index.xml, hcs's metadata file and OME-Zarr plate metadata)"
     )]
     Unrecognised(PathBuf),
     /// The format's metadata file is missing.
@@ -39,6 +40,30 @@ pub enum FormatError {
         path: PathBuf,
         /// What is wrong.
         message: String,
+    },
+    /// An OME-Zarr array or group that the metadata names is missing.
+    #[error("{path}: named by the OME-Zarr metadata, but there is no Zarr array or group there")]
+    MissingZarrNode {
+        /// The missing array or group.
+        path: PathBuf,
+    },
+    /// An image array whose sample type hcs does not read.
+    #[error("{path}: unsupported data type {dtype} (hcs reads uint8, uint16 and float32)")]
+    UnsupportedDtype {
+        /// The array.
+        path: PathBuf,
+        /// The data type it declares.
+        dtype: String,
+    },
+    /// An image whose axes hcs does not read.
+    #[error("{path}: unsupported axes [{axes}]: {reason}")]
+    UnsupportedAxes {
+        /// The image group (or its array).
+        path: PathBuf,
+        /// The axis names, comma-separated.
+        axes: String,
+        /// What is wrong with them.
+        reason: String,
     },
     /// A directory entry cannot be read.
     #[error("{path}: {source}")]
@@ -76,12 +101,19 @@ pub fn detect(root: &Path) -> Result<FormatKind, FormatError> {
     if root.join(native::METADATA_FILE).is_file() {
         return Ok(FormatKind::Hcs);
     }
+    // A Zarr group with plate metadata at the root (ome-zarr-py, bioformats2raw, …). Unreadable
+    // metadata is reported only if no other format matches either.
+    let zarr = ome_zarr::is_plate(root);
+    if let Ok(true) = zarr {
+        return Ok(FormatKind::OmeZarr);
+    }
     if htd::find_htd(root)?.is_some() {
         return Ok(FormatKind::Imagexpress);
     }
     if opera_phenix::find_index(root).is_some() {
         return Ok(FormatKind::OperaPhenix);
     }
+    zarr?;
     Err(FormatError::Unrecognised(root.to_path_buf()))
 }
 
@@ -95,12 +127,13 @@ pub fn open_plate(root: &Path, format: Option<FormatKind>) -> Result<Plate, Form
         FormatKind::Imagexpress => imagexpress::read(root),
         FormatKind::OperaPhenix => opera_phenix::read(root),
         FormatKind::Hcs => native::read(root),
+        FormatKind::OmeZarr => ome_zarr::read(root, true),
     }
 }
 
 /// Open a plate from its metadata and file names alone, reading no image: the component index
 /// is built as by [`open_plate`], but the tile shape and dtype are only what a metadata file
-/// declares (`None` for ImageXpress and Opera Phenix). For checking a plate whose images may be
+/// declares (`None` for ImageXpress and Opera Phenix; the level-0 array's for OME-Zarr). For checking a plate whose images may be
 /// damaged (`hcs check --deep`): [`open_plate`] decodes the first image and fails if it is.
 pub fn open_plate_unread(root: &Path, format: Option<FormatKind>) -> Result<Plate, FormatError> {
     let format = match format {
@@ -111,6 +144,7 @@ pub fn open_plate_unread(root: &Path, format: Option<FormatKind>) -> Result<Plat
         FormatKind::Imagexpress => imagexpress::read_with(root, false),
         FormatKind::OperaPhenix => opera_phenix::read_with(root, false),
         FormatKind::Hcs => native::read(root),
+        FormatKind::OmeZarr => ome_zarr::read(root, false),
     }
 }
 
