@@ -1,0 +1,79 @@
+//! A plate another tool wrote — NGFF 0.4 and 0.5 plates from ome-zarr-py's writer
+//! (`tests/fixtures/foreign`, made by `scripts/make_foreign_plates.py`) — runs through a
+//! pipeline end to end: its wells, channel names and pixel size reach the output plate, and the
+//! input is left byte for byte as it was.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const HCS: &str = env!("CARGO_BIN_EXE_hcs");
+
+const PIPELINE: &str = r#"
+name = "foreign"
+
+[[steps]]
+name = "normalize"
+func = { function = "stack_percentile_normalize", params = { low_percentile = 1.0, high_percentile = 99.0 } }
+
+[[steps]]
+name = "z max"
+variable_components = ["z_index"]
+func = { function = "create_projection", params = { method = "max_projection" } }
+"#;
+
+fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.insert(path.clone(), std::fs::read(&path).expect("read"));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, &mut out);
+    out
+}
+
+#[test]
+fn ome_zarr_py_plates_of_both_versions_run_and_keep_their_names_and_scale() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("foreign.toml"), PIPELINE).expect("pipeline");
+    for fixture in ["plate_v0.4.ome.zarr", "plate_v0.5.ome.zarr"] {
+        let plate = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/foreign").join(fixture);
+        let before = tree(&plate);
+        let out = dir.path().join(fixture);
+        let run = Command::new(HCS)
+            .arg("run")
+            .arg(dir.path().join("foreign.toml"))
+            .arg("--plate")
+            .arg(&plate)
+            .arg("--out")
+            .arg(&out)
+            .args(["--backend", "zarr", "-q"])
+            .output()
+            .expect("run");
+        assert!(run.status.success(), "{fixture}: {}", String::from_utf8_lossy(&run.stderr));
+        assert_eq!(tree(&plate), before, "{fixture}: the input plate is not changed");
+        let meta = |p: &str| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(out.join("images.ome.zarr").join(p)).expect(p)).expect("json")
+        };
+        let wells: Vec<String> = meta("zarr.json")["attributes"]["ome"]["plate"]["wells"]
+            .as_array()
+            .expect("wells")
+            .iter()
+            .filter_map(|w| w["path"].as_str().map(String::from))
+            .collect();
+        assert_eq!(wells, ["A/1", "B/3"], "{fixture}");
+        let image = meta("A/1/0/zarr.json");
+        let ome = &image["attributes"]["ome"];
+        let labels: Vec<&str> =
+            ome["omero"]["channels"].as_array().expect("channels").iter().filter_map(|c| c["label"].as_str()).collect();
+        assert_eq!(labels, ["DAPI", "GFP"], "{fixture}");
+        let scale = &ome["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"];
+        assert_eq!(scale[3].as_f64(), Some(0.65), "{fixture}: {scale}");
+    }
+}
