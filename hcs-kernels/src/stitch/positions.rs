@@ -463,6 +463,19 @@ pub fn ashlar_compute_tile_positions(
     ))
 }
 
+/// The smallest product of 2, 3 and 5 that is at least `n`, if it is at most `limit`; else `n`.
+fn smooth_up(n: usize, limit: usize) -> usize {
+    let smooth = |mut k: usize| {
+        for p in [2, 3, 5] {
+            while k % p == 0 {
+                k /= p;
+            }
+        }
+        k == 1
+    };
+    (n..=limit).find(|&k| smooth(k)).unwrap_or(n)
+}
+
 /// Overlap assumed when the tiles cannot say (no neighbour pairs agree) — reported as such.
 const ASSUMED_OVERLAP: f64 = 0.1;
 
@@ -471,6 +484,7 @@ struct Nominal {
     right: (f64, f64),
     down: (f64, f64),
     source: String,
+    estimated: bool,
 }
 
 impl Nominal {
@@ -479,6 +493,7 @@ impl Nominal {
             right: (w as f64 * (1.0 - overlap), 0.0),
             down: (0.0, h as f64 * (1.0 - overlap)),
             source: format!("overlap_ratio = {overlap}"),
+            estimated: false,
         }
     }
 
@@ -492,16 +507,19 @@ impl Nominal {
                 right: (r.dx, r.dy),
                 down: (d.dx, d.dy),
                 source: format!("estimated from the tiles (right: {}, down: {})", said(&r), said(&d)),
+                estimated: true,
             },
             (Some(r), None) => Nominal {
                 right: (r.dx, r.dy),
                 down: (0.0, h * r.dx / w),
                 source: format!("estimated from the tiles (right: {}; down: as right)", said(&r)),
+                estimated: true,
             },
             (None, Some(d)) => Nominal {
                 right: (w * d.dy / h, 0.0),
                 down: (d.dx, d.dy),
                 source: format!("estimated from the tiles (down: {}; right: as down)", said(&d)),
+                estimated: true,
             },
             (None, None) => Nominal {
                 source: format!(
@@ -514,11 +532,14 @@ impl Nominal {
         }
     }
 
-    /// Strip width (horizontal pairs) and height (vertical pairs) of the nominal overlaps.
+    /// Strip width (horizontal pairs) and height (vertical pairs) of the nominal overlaps. An
+    /// estimated overlap falls on any width, so its strips are widened to the next FFT-friendly
+    /// size (a product of 2, 3 and 5) the tile holds: a prime width makes every phase
+    /// correlation several times slower. A given `overlap_ratio` is taken as it is.
     fn strips(&self, (h, w): (usize, usize)) -> (usize, usize) {
         let width = (w as f64 - self.right.0).round().clamp(4.0, w.max(4) as f64) as usize;
         let height = (h as f64 - self.down.1).round().clamp(4.0, h.max(4) as f64) as usize;
-        (width, height)
+        if self.estimated { (smooth_up(width, w), smooth_up(height, h)) } else { (width, height) }
     }
 
     /// The median offset of the accepted edges of each direction (unchanged where none was).
@@ -728,4 +749,17 @@ fn anchor_components(
         *p = (p.0 - minx, p.1 - miny);
     }
     (positions, model_placed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::smooth_up;
+
+    #[test]
+    fn strip_sizes_round_up_to_products_of_2_3_and_5_within_the_tile() {
+        assert_eq!(smooth_up(103, 1024), 108);
+        assert_eq!(smooth_up(102, 1024), 108);
+        assert_eq!(smooth_up(100, 1024), 100);
+        assert_eq!(smooth_up(103, 104), 103, "never past the tile");
+    }
 }

@@ -4,7 +4,7 @@
 
 use ndarray::Array2;
 
-use crate::plane::{Dtype, PlaneData};
+use crate::plane::PlaneData;
 
 /// Levels are added while the smaller side of the last one is at least this many pixels.
 const SMALL_SIDE: usize = 512;
@@ -34,35 +34,57 @@ pub fn level_shape(shape: (usize, usize), level: usize) -> (usize, usize) {
     (0..level).fold(shape, |s, _| half(s))
 }
 
-/// The next level of `plane`: 2 × 2 means, in the plane's dtype (integers rounded).
+/// The next level of `plane`: 2 × 2 means, in the plane's dtype (integers rounded half up).
 pub fn downsample(plane: &PlaneData) -> PlaneData {
-    let values = plane.to_f32();
-    let (h, w) = values.dim();
-    let (nh, nw) = half((h, w));
-    let out = Array2::from_shape_fn((nh, nw), |(y, x)| {
-        let (y0, x0) = (2 * y, 2 * x);
-        let (y1, x1) = ((y0 + 2).min(h), (x0 + 2).min(w));
-        let mut sum = 0f32;
-        for yy in y0..y1 {
-            for xx in x0..x1 {
-                sum += values[[yy, xx]];
-            }
+    match plane {
+        PlaneData::U8(a) => PlaneData::U8(halve(a, |sum, n| ((sum + n / 2) / n) as u8)),
+        PlaneData::U16(a) => PlaneData::U16(halve(a, |sum, n| ((sum + n / 2) / n) as u16)),
+        PlaneData::F32(a) => {
+            let (h, w) = a.dim();
+            let (nh, nw) = half((h, w));
+            PlaneData::F32(Array2::from_shape_fn((nh, nw), |(y, x)| {
+                let (y1, x1) = ((2 * y + 2).min(h), (2 * x + 2).min(w));
+                let block = a.slice(ndarray::s![2 * y..y1, 2 * x..x1]);
+                block.sum() / block.len() as f32
+            }))
         }
-        sum / ((y1 - y0) * (x1 - x0)) as f32
-    });
-    PlaneData::from_f32(out.view(), plane.dtype())
+    }
 }
 
-/// `plane` placed at the top-left of a zero `canvas`.
+/// 2 × 2 integer means of `a`, rows two at a time (edge blocks average what they cover).
+fn halve<T: Copy + Into<u32>>(a: &Array2<T>, mean: impl Fn(u32, u32) -> T) -> Array2<T> {
+    let (h, w) = a.dim();
+    let (nh, nw) = half((h, w));
+    let mut out = Vec::with_capacity(nh * nw);
+    let mut sums = vec![0u32; nw];
+    let mut counts = vec![0u32; nw];
+    for y in 0..nh {
+        sums.iter_mut().for_each(|s| *s = 0);
+        counts.iter_mut().for_each(|c| *c = 0);
+        for row in a.rows().into_iter().skip(2 * y).take(2) {
+            for (x, v) in row.iter().enumerate() {
+                sums[x / 2] += (*v).into();
+                counts[x / 2] += 1;
+            }
+        }
+        out.extend(sums.iter().zip(&counts).map(|(&s, &n)| mean(s, n)));
+    }
+    Array2::from_shape_vec((nh, nw), out).unwrap_or_else(|_| Array2::from_elem((nh, nw), mean(0, 1)))
+}
+
+/// `plane` placed at the top-left of a zero `canvas` (cut to it if larger).
 pub fn pad(plane: &PlaneData, canvas: (usize, usize)) -> PlaneData {
-    let (h, w) = plane.dim();
-    let put = |dtype: Dtype| {
-        let mut out = Array2::<f32>::zeros(canvas);
-        out.slice_mut(ndarray::s![..h.min(canvas.0), ..w.min(canvas.1)])
-            .assign(&plane.to_f32().slice(ndarray::s![..h.min(canvas.0), ..w.min(canvas.1)]));
-        PlaneData::from_f32(out.view(), dtype)
-    };
-    put(plane.dtype())
+    fn put<T: Copy + Default>(a: &Array2<T>, canvas: (usize, usize)) -> Array2<T> {
+        let (h, w) = (a.dim().0.min(canvas.0), a.dim().1.min(canvas.1));
+        let mut out = Array2::from_elem(canvas, T::default());
+        out.slice_mut(ndarray::s![..h, ..w]).assign(&a.slice(ndarray::s![..h, ..w]));
+        out
+    }
+    match plane {
+        PlaneData::U8(a) => PlaneData::U8(put(a, canvas)),
+        PlaneData::U16(a) => PlaneData::U16(put(a, canvas)),
+        PlaneData::F32(a) => PlaneData::F32(put(a, canvas)),
+    }
 }
 
 #[cfg(test)]
