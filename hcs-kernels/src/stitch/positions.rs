@@ -467,7 +467,7 @@ pub fn ashlar_compute_tile_positions(
 fn smooth_up(n: usize, limit: usize) -> usize {
     let smooth = |mut k: usize| {
         for p in [2, 3, 5] {
-            while k % p == 0 {
+            while k.is_multiple_of(p) {
                 k /= p;
             }
         }
