@@ -75,5 +75,7 @@ fn ome_zarr_py_plates_of_both_versions_run_and_keep_their_names_and_scale() {
         assert_eq!(labels, ["DAPI", "GFP"], "{fixture}");
         let scale = &ome["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"];
         assert_eq!(scale[3].as_f64(), Some(0.65), "{fixture}: {scale}");
+        assert_eq!(scale[1].as_f64(), Some(2.0), "{fixture}: the z spacing too: {scale}");
+        assert_eq!(ome["multiscales"][0]["axes"][1]["unit"], "micrometer", "{fixture}");
     }
 }

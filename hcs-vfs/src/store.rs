@@ -449,6 +449,7 @@ mod tests {
             plane_shape: (3, 4),
             dtype: crate::Dtype::U16,
             pixel_size_um: None,
+            z_spacing_um: None,
             version: NgffVersion::V05,
             codec: ZarrCodec::None,
             mosaic_canvas: None,

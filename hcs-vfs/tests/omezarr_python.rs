@@ -37,6 +37,7 @@ fn write_plate(root: &Path, version: NgffVersion, timepoints: u32, shape: (usize
         plane_shape: shape,
         dtype: Dtype::U16,
         pixel_size_um: Some(0.65),
+        z_spacing_um: None,
         version,
         codec: ZarrCodec::Zstd(3),
         mosaic_canvas: None,

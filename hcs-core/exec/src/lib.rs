@@ -207,6 +207,7 @@ fn zarr_sink(
         plane_shape: plate.metadata.tile_shape.unwrap_or((1, 1)),
         dtype,
         pixel_size_um,
+        z_spacing_um: plate.metadata.z_spacing_um,
         version: NgffVersion::V05,
         codec: match plan.codec {
             ZarrCompression::Zstd => ZarrCodec::Zstd(plan.level),

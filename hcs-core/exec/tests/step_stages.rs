@@ -60,6 +60,7 @@ fn memory_only_plate() -> Plate {
             name: "in memory".into(),
             grid: Some((1, 1)),
             pixel_size_um: None,
+            z_spacing_um: None,
             channels: Vec::new(),
             tile_shape: Some((2, 3)),
             dtype: None,

@@ -51,6 +51,9 @@ pub struct PlateMetadata {
     pub grid: Option<(u32, u32)>,
     /// Pixel size in µm, when the format records it.
     pub pixel_size_um: Option<f64>,
+    /// Spacing of the z-planes in µm, when the format records it.
+    #[serde(default)]
+    pub z_spacing_um: Option<f64>,
     /// Channels with names, in channel order.
     pub channels: Vec<ChannelInfo>,
     /// Tile shape `(height, width)` of the first image, if read.

@@ -48,6 +48,7 @@ fn check_two_well_plate(dir: &Path, name: &str) {
     assert_eq!(m.name, name);
     assert_eq!(m.grid, None, "NGFF plates record no site grid");
     assert!(m.pixel_size_um.is_some_and(|p| (p - 0.65).abs() < 1e-9), "{:?}", m.pixel_size_um);
+    assert!(m.z_spacing_um.is_some_and(|z| (z - 2.0).abs() < 1e-9), "z scale: {:?}", m.z_spacing_um);
     assert_eq!(m.channels.iter().map(|c| (c.index, c.name.as_str())).collect::<Vec<_>>(), [(1, "DAPI"), (2, "GFP")]);
     assert_eq!(m.tile_shape, Some((48, 64)));
     assert_eq!(m.dtype, Some(Dtype::U16));
@@ -79,6 +80,7 @@ fn a_tczyx_plate_in_nanometers_has_time_points_and_a_pixel_size_in_micrometers()
     let dir = fixture("tczyx_v0.5.ome.zarr");
     let plate = open_plate(&dir, Some(FormatKind::OmeZarr)).expect("open");
     assert!(plate.metadata.pixel_size_um.is_some_and(|p| (p - 0.65).abs() < 1e-9), "650 nm");
+    assert!(plate.metadata.z_spacing_um.is_some_and(|z| (z - 2.0).abs() < 1e-9), "2000 nm");
     assert_eq!(plate.index.wells(), [WellId::new(1, 2)]);
     assert_eq!(plate.index.values(Component::Timepoint), [1, 2]);
     assert_eq!(plate.index.values(Component::Site), [1]);

@@ -47,6 +47,7 @@ fn copy_as_zarr(src: &Plate, out: &Path) -> Vec<(hcs_plate::ImageKey, PlaneRef)>
         plane_shape: src.metadata.tile_shape.expect("shape"),
         dtype: src.metadata.dtype.expect("dtype"),
         pixel_size_um: None,
+        z_spacing_um: None,
         version: NgffVersion::V05,
         codec: ZarrCodec::Zstd(3),
         mosaic_canvas: None,

@@ -28,6 +28,8 @@ fn opera_plate_round_trips_with_raster_sites() {
     let plate = open_plate(&dir, None).expect("open");
     assert_eq!(plate.metadata.grid, Some((3, 3)));
     assert_eq!(plate.metadata.pixel_size_um.map(|p| (p * 1000.0).round()), Some(650.0));
+    // z spacing from the planes' AbsPositionZ (2 µm apart, on top of the stage's 0.135 m).
+    assert!(plate.metadata.z_spacing_um.is_some_and(|z| (z - 2.0).abs() < 1e-6), "{:?}", plate.metadata.z_spacing_um);
     let names: Vec<_> = plate.metadata.channels.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["HOECHST 33342", "Calcein"]);
     assert_eq!(plate.index.len(), 2 * 9 * 2 * 2 * 2);

@@ -12,6 +12,12 @@ use hcs_plate::WellId;
 /// Pixel size written to Index.xml, in metres.
 pub const PIXEL_SIZE_M: f64 = 0.65e-6;
 
+/// Spacing of the z-planes of a synthetic Opera plate (Index.xml `AbsPositionZ`), metres.
+pub const Z_STEP_M: f64 = 2.0e-6;
+
+/// `AbsPositionZ` of the first plane: the stage's absolute height, as the instrument records it.
+const Z_BASE_M: f64 = 0.135;
+
 /// The acquisition-order field id of a raster tile.
 pub fn field_id(config: &SynthConfig, tile: &TilePosition) -> u32 {
     let cols = config.grid.1;
@@ -68,7 +74,7 @@ pub fn write_index(
                     for c in 1..=config.channels {
                         let _ = writeln!(
                             xml,
-                            "    <Image Version=\"1\"><id>{:02}{:02}K{t}F{field}P{z}R{c}</id><URL>{}</URL><Row>{}</Row><Col>{}</Col><FieldID>{field}</FieldID><PlaneID>{z}</PlaneID><TimepointID>{}</TimepointID><ChannelID>{c}</ChannelID><PositionX Unit=\"m\">{:e}</PositionX><PositionY Unit=\"m\">{:e}</PositionY><ImageResolutionX Unit=\"m\">{PIXEL_SIZE_M:e}</ImageResolutionX></Image>",
+                            "    <Image Version=\"1\"><id>{:02}{:02}K{t}F{field}P{z}R{c}</id><URL>{}</URL><Row>{}</Row><Col>{}</Col><FieldID>{field}</FieldID><PlaneID>{z}</PlaneID><TimepointID>{}</TimepointID><ChannelID>{c}</ChannelID><PositionX Unit=\"m\">{:e}</PositionX><PositionY Unit=\"m\">{:e}</PositionY><AbsPositionZ Unit=\"m\">{:e}</AbsPositionZ><ImageResolutionX Unit=\"m\">{PIXEL_SIZE_M:e}</ImageResolutionX></Image>",
                             well.row + 1,
                             well.col,
                             file_name(*well, field, z, c, t),
@@ -77,6 +83,7 @@ pub fn write_index(
                             t - 1,
                             tile.x * PIXEL_SIZE_M,
                             -tile.y * PIXEL_SIZE_M,
+                            Z_BASE_M + f64::from(z - 1) * Z_STEP_M,
                         );
                     }
                 }

@@ -95,13 +95,14 @@ pub fn well(layout: &PlateLayout) -> Value {
 /// names and colours for viewers, and — when the field is padded — the `valid` extent of the
 /// data under `hcs`.
 pub fn image(layout: &PlateLayout, field: u32, levels: usize, valid: (usize, usize)) -> Value {
-    let space = |name: &str| {
+    let space = |name: &str, known: bool| {
         let mut axis = json!({ "name": name, "type": "space" });
-        if layout.pixel_size_um.is_some() {
+        if known {
             axis["unit"] = json!("micrometer");
         }
         axis
     };
+    let (xy_known, z_known) = (layout.pixel_size_um.is_some(), layout.z_spacing_um.is_some());
     let mut axes = Vec::new();
     let mut scale = Vec::new();
     if layout.has_t() {
@@ -110,9 +111,9 @@ pub fn image(layout: &PlateLayout, field: u32, levels: usize, valid: (usize, usi
     }
     axes.push(json!({ "name": "c", "type": "channel" }));
     scale.push(1.0);
-    axes.extend([space("z"), space("y"), space("x")]);
+    axes.extend([space("z", z_known), space("y", xy_known), space("x", xy_known)]);
     let px = layout.pixel_size_um.unwrap_or(1.0);
-    scale.extend([1.0, px, px]);
+    scale.extend([layout.z_spacing_um.unwrap_or(1.0), px, px]);
     let datasets: Vec<Value> = (0..levels)
         .map(|level| {
             let factor = f64::from(1u32 << level.min(31));

@@ -82,6 +82,9 @@ pub struct PlateLayout {
     pub dtype: Dtype,
     /// Pixel size in µm, if known.
     pub pixel_size_um: Option<f64>,
+    /// Spacing of the z-planes in µm, if known (else the z axis has no unit and scale 1).
+    #[serde(default)]
+    pub z_spacing_um: Option<f64>,
     /// NGFF version.
     pub version: NgffVersion,
     /// Compression.

@@ -163,6 +163,9 @@ pub struct NgffImage {
     /// Pixel size in µm from the level-0 scale of `y` and `x` with their unit; `None` without a
     /// length unit, or when `y` and `x` differ.
     pub pixel_size_um: Option<f64>,
+    /// Spacing of the z-planes in µm from the level-0 scale of `z` with its unit (`None`
+    /// without a `z` axis or a length unit).
+    pub z_spacing_um: Option<f64>,
     /// `omero.channels[].label`, in channel order (may be shorter than the channel axis).
     pub channel_names: Vec<Option<String>>,
 }
@@ -172,6 +175,7 @@ struct ImageMeta {
     array: String,
     axes: Vec<char>,
     pixel_size_um: Option<f64>,
+    z_spacing_um: Option<f64>,
     channel_names: Vec<Option<String>>,
 }
 
@@ -236,19 +240,21 @@ fn scale_of(transforms: &Value, n: usize) -> Option<Vec<f64>> {
     (scale.len() == n).then_some(scale)
 }
 
-fn pixel_size_um(multiscale: &Value, axes: &[char], raw_axes: Option<&Value>) -> Option<f64> {
-    let n = axes.len();
+/// The level-0 size in µm along axis `i` (its scale times its unit).
+fn axis_um(multiscale: &Value, n: usize, raw_axes: Option<&Value>, i: usize) -> Option<f64> {
     let mut scale = scale_of(&multiscale["datasets"][0]["coordinateTransformations"], n)?;
     // Transformations of the whole multiscale apply after those of each dataset.
     if let Some(global) = scale_of(&multiscale["coordinateTransformations"], n) {
         scale.iter_mut().zip(global).for_each(|(s, g)| *s *= g);
     }
-    let um = |i: usize| -> Option<f64> {
-        let unit = raw_axes?.get(i)?.get("unit")?.as_str()?;
-        let v = scale[i] * unit_in_um(unit)?;
-        (v.is_finite() && v > 0.0).then_some(v)
-    };
-    let (y, x) = (um(n - 2)?, um(n - 1)?);
+    let unit = raw_axes?.get(i)?.get("unit")?.as_str()?;
+    let v = scale.get(i)? * unit_in_um(unit)?;
+    (v.is_finite() && v > 0.0).then_some(v)
+}
+
+fn pixel_size_um(multiscale: &Value, axes: &[char], raw_axes: Option<&Value>) -> Option<f64> {
+    let n = axes.len();
+    let (y, x) = (axis_um(multiscale, n, raw_axes, n - 2)?, axis_um(multiscale, n, raw_axes, n - 1)?);
     ((y - x).abs() <= 1e-9 * x.max(y)).then_some(x)
 }
 
@@ -270,11 +276,12 @@ fn image_meta(root: &Path, image: &str) -> Result<ImageMeta, VfsError> {
     let raw_axes = multiscale.get("axes");
     let axes = parse_axes(&dir, raw_axes)?;
     let pixel_size_um = pixel_size_um(multiscale, &axes, raw_axes);
+    let z_spacing_um = axes.iter().position(|&a| a == 'z').and_then(|i| axis_um(multiscale, axes.len(), raw_axes, i));
     let channel_names = attrs["omero"]["channels"]
         .as_array()
         .map(|chs| chs.iter().map(|c| c["label"].as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
-    Ok(ImageMeta { array: format!("{image}/{dataset}"), axes, pixel_size_um, channel_names })
+    Ok(ImageMeta { array: format!("{image}/{dataset}"), axes, pixel_size_um, z_spacing_um, channel_names })
 }
 
 /// Open the array at `rel` (relative to `root`): it must exist, have one dimension per axis and a
@@ -314,6 +321,7 @@ impl NgffImage {
             shape,
             dtype,
             pixel_size_um: meta.pixel_size_um,
+            z_spacing_um: meta.z_spacing_um,
             channel_names: meta.channel_names,
         })
     }

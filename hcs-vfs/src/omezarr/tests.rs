@@ -14,6 +14,7 @@ pub(crate) fn layout(version: NgffVersion, timepoints: u32) -> PlateLayout {
         plane_shape: (40, 56),
         dtype: Dtype::U16,
         pixel_size_um: Some(0.65),
+        z_spacing_um: None,
         version,
         codec: ZarrCodec::Zstd(3),
         mosaic_canvas: None,

@@ -87,6 +87,7 @@ pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
     let index = super::checked_index(root, entries)?;
     let name = plate.name.clone().unwrap_or_else(|| plate_name_from_dir(root));
     let (pixel_size_um, names) = first.as_ref().map(|i| (i.pixel_size_um, i.channel_names.clone())).unwrap_or_default();
+    let z_spacing_um = first.as_ref().and_then(|i| i.z_spacing_um);
     let channel_name = |c: u32| {
         (c as usize)
             .checked_sub(1)
@@ -106,6 +107,7 @@ pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
         pixel_size_um,
         channel_name,
     )?;
+    out.metadata.z_spacing_um = z_spacing_um;
     if !read_first_plane && let Some(image) = first {
         out.metadata.tile_shape = Some(image.plane_shape());
         out.metadata.dtype = Some(image.dtype);
