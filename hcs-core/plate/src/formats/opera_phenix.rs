@@ -263,6 +263,7 @@ mod tests {
             channel: 1,
             x,
             y,
+            z: None,
         };
         let fields = [entry(1, 0.0, 3.0e-6), entry(2, 600.0e-6, -2.0e-6)];
         let (map, grid) = raster_sites(&fields);
