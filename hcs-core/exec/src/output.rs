@@ -238,7 +238,19 @@ pub fn write_planes(
             let well = first_key.well;
             let (row, col) = (well.row_letters(), u32::from(well.col));
             let root = writer.root().to_path_buf();
-            let w = writer.open_well_shaped(&row, col, first.dim())?;
+            let layout = writer.layout();
+            let shape = first.dim();
+            if (shape.0 > layout.plane_shape.0 || shape.1 > layout.plane_shape.1) && layout.field_shape(shape) == shape
+            {
+                // Not silently: the plate's wells no longer share one field shape.
+                tracing::warn!(
+                    well = %well,
+                    "{}: {shape:?} planes exceed the plate's mosaic canvas {:?}; the well keeps its own field shape, and viewers that tile the plate (napari, ome-zarr-py) will refuse it",
+                    root.display(),
+                    layout.mosaic_canvas
+                );
+            }
+            let w = writer.open_well_shaped(&row, col, shape)?;
             let mut refs = Vec::with_capacity(planes.len());
             for (key, plane) in planes {
                 let field = index_of(&axes.sites, key.site, "site", &root)?;

@@ -7,12 +7,8 @@ use std::path::PathBuf;
 
 use hcs_vfs::PlaneData;
 use ndarray::Array2;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use super::scene::mix;
 use super::{SynthConfig, SynthError, TilePosition};
 use hcs_plate::WellId;
 
@@ -148,21 +144,9 @@ pub(crate) fn cut_tile(
     let focus = if center > 0.0 { 1.0 - (f64::from(z - 1) - center).abs() / center } else { 1.0 };
     let amplitude = 20_000.0 * (0.4 + 0.6 * focus) / f64::from(c);
     let background = 500.0;
-    let mut rng = ChaCha8Rng::seed_from_u64(mix(
-        config.seed,
-        &[u64::from(well.row), u64::from(well.col), u64::from(tile.site), u64::from(t), u64::from(z), u64::from(c), 4],
-    ));
-    let noise = Normal::new(0.0, config.noise.max(0.0)).ok();
-    let half = (n as f64 - 1.0) / 2.0;
-    PlaneData::U16(Array2::from_shape_fn((n, n), |(py, px)| {
-        let (dx, dy) = ((px as f64 - half) / half, (py as f64 - half) / half);
-        let vignette = 1.0 - config.falloff * (dx * dx + dy * dy) / 2.0;
-        let mut v = (background + amplitude * f64::from(window[[py, px]])) * vignette;
-        if let Some(noise) = &noise {
-            v += noise.sample(&mut rng);
-        }
-        v.round().clamp(0.0, 65535.0) as u16
-    }))
+    super::scene::camera(config, [well.row, well.col], [tile.site, t, z, c, 4], |py, px| {
+        background + amplitude * f64::from(window[[py, px]])
+    })
 }
 
 #[cfg(test)]

@@ -140,20 +140,31 @@ pub fn render_tile(
             }
         }
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(mix(
-        config.seed,
-        &[u64::from(well.row), u64::from(well.col), u64::from(tile.site), u64::from(t), u64::from(z), u64::from(c), 3],
-    ));
+    camera(config, [well.row, well.col], [tile.site, t, z, c, 3], |py, px| img[[py, px]])
+}
+
+/// What the camera makes of a tile's light `value(y, x)` (grey levels): the illumination falloff
+/// towards the corners, then Gaussian noise seeded by the tile's numbers `ids` (the last one a
+/// stream per kind of tile), rounded to u16.
+pub(crate) fn camera(
+    config: &SynthConfig,
+    [row, col]: [u16; 2],
+    ids: [u32; 5],
+    value: impl Fn(usize, usize) -> f64,
+) -> PlaneData {
+    let n = config.tile;
+    let mut parts = vec![u64::from(row), u64::from(col)];
+    parts.extend(ids.map(u64::from));
+    let mut rng = ChaCha8Rng::seed_from_u64(mix(config.seed, &parts));
     let noise = Normal::new(0.0, config.noise.max(0.0)).ok();
     let half = (n as f64 - 1.0) / 2.0;
-    let out = Array2::from_shape_fn((n, n), |(py, px)| {
+    PlaneData::U16(Array2::from_shape_fn((n, n), |(py, px)| {
         let (dx, dy) = ((px as f64 - half) / half, (py as f64 - half) / half);
         let vignette = 1.0 - config.falloff * (dx * dx + dy * dy) / 2.0;
-        let mut v = img[[py, px]] * vignette;
+        let mut v = value(py, px) * vignette;
         if let Some(noise) = &noise {
             v += noise.sample(&mut rng);
         }
         v.round().clamp(0.0, 65535.0) as u16
-    });
-    PlaneData::U16(out)
+    }))
 }

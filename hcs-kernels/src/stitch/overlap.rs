@@ -52,18 +52,7 @@ pub(crate) fn estimate(tiles: &[ArrayView2<'_, f32>], (rows, cols): (usize, usiz
     let (h, w) = first.dim();
     let f = (h.min(w) / COARSE_SIDE).max(1);
     let coarse: Vec<Array2<f32>> = tiles.par_iter().map(|t| whiten_coarse(*t, f)).collect();
-    let mut pairs = Vec::new();
-    for r in 0..rows {
-        for c in 0..cols {
-            let i = r * cols + c;
-            if c + 1 < cols {
-                pairs.push((i, i + 1, true));
-            }
-            if r + 1 < rows {
-                pairs.push((i, i + cols, false));
-            }
-        }
-    }
+    let pairs = neighbour_pairs(rows, cols);
     let found: Vec<(bool, f64, f64, f64)> = pairs
         .par_iter()
         .map(|&(a, b, horizontal)| {
@@ -83,6 +72,24 @@ pub(crate) fn estimate(tiles: &[ArrayView2<'_, f32>], (rows, cols): (usize, usiz
         })
     };
     Estimate { horizontal: direction(true), vertical: direction(false) }
+}
+
+/// Every neighbour pair of a `(rows, cols)` grid (site order, row-major): `(a, b, horizontal)`
+/// with `b` right of `a` when `horizontal`, else below it.
+pub(crate) fn neighbour_pairs(rows: usize, cols: usize) -> Vec<(usize, usize, bool)> {
+    let mut pairs = Vec::new();
+    for r in 0..rows {
+        for c in 0..cols {
+            let i = r * cols + c;
+            if c + 1 < cols {
+                pairs.push((i, i + 1, true));
+            }
+            if r + 1 < rows {
+                pairs.push((i, i + cols, false));
+            }
+        }
+    }
+    pairs
 }
 
 /// Block-average by `f`, then a difference of Gaussians: cell-scale structure without the

@@ -593,19 +593,7 @@ fn whiten(stack: &NdarrayStack) -> Vec<Array2<f32>> {
 /// precision `1/up`, and score each by the NCC of its refined overlap. Edges come out neither
 /// accepted nor rejected: [`judge_edges`] decides.
 fn register_neighbours(strips: &Strips<'_>, (rows, cols): (usize, usize), up: usize) -> Vec<EdgeReport> {
-    let mut pairs = Vec::new();
-    for r in 0..rows {
-        for c in 0..cols {
-            let i = r * cols + c;
-            if c + 1 < cols {
-                pairs.push((i, i + 1, true));
-            }
-            if r + 1 < rows {
-                pairs.push((i, i + cols, false));
-            }
-        }
-    }
-    pairs
+    crate::stitch::overlap::neighbour_pairs(rows, cols)
         .par_iter()
         .map(|&(a, b, horizontal)| {
             let (cx, cy) = strips.register(a, b, horizontal, up);
