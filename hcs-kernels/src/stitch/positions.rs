@@ -688,8 +688,51 @@ fn place_along_forest(n: usize, edges: &[EdgeReport]) -> (Vec<(f64, f64)>, Vec<V
         }
         components.push(members);
     }
+    settle(&mut placed, &component, edges);
     (placed, components)
 }
+
+/// Least-squares positions over every accepted edge, not only the spanning forest's: each
+/// tile moves to the NCC-weighted mean of where its accepted neighbours put it (Gauss–Seidel,
+/// from the forest's placement), so one edge's sub-pixel error is shared by the loops of the
+/// grid instead of carried down a branch of the tree. A component keeps its first tile fixed.
+fn settle(placed: &mut [(f64, f64)], component: &[usize], edges: &[EdgeReport]) {
+    let n = placed.len();
+    let mut adj: Vec<Vec<(usize, f64, f64, f64)>> = vec![Vec::new(); n];
+    for e in edges.iter().filter(|e| e.accepted && component[e.a] == component[e.b]) {
+        let w = e.ncc.max(0.05);
+        adj[e.a].push((e.b, -e.dx, -e.dy, w));
+        adj[e.b].push((e.a, e.dx, e.dy, w));
+    }
+    let mut fixed = vec![false; n];
+    let mut seen = std::collections::HashSet::new();
+    for (i, &c) in component.iter().enumerate() {
+        fixed[i] = seen.insert(c);
+    }
+    for _ in 0..SETTLE_SWEEPS {
+        let mut moved = 0.0f64;
+        for i in 0..n {
+            if fixed[i] || adj[i].is_empty() {
+                continue;
+            }
+            let (mut sx, mut sy, mut sw) = (0.0, 0.0, 0.0);
+            for &(j, dx, dy, w) in &adj[i] {
+                sx += w * (placed[j].0 + dx);
+                sy += w * (placed[j].1 + dy);
+                sw += w;
+            }
+            let next = (sx / sw, sy / sw);
+            moved = moved.max((next.0 - placed[i].0).abs().max((next.1 - placed[i].1).abs()));
+            placed[i] = next;
+        }
+        if moved < 1e-6 {
+            break;
+        }
+    }
+}
+
+/// Most Gauss–Seidel sweeps of [`settle`] (a grid of a few hundred tiles converges in far fewer).
+const SETTLE_SWEEPS: usize = 2000;
 
 /// Final positions: a linear model of position against grid cell is fitted to the largest
 /// component (the nominal grid of `step` when it has fewer than 3 tiles or the fit is
