@@ -13,10 +13,11 @@ use crate::{FormatKind, ImageKey, PlaneRef, Plate, WellId};
 
 static NAME: LazyLock<Option<Regex>> = LazyLock::new(|| {
     // The well is upper case (so a prefix like `A01_` cannot make `s3` a well); s/w/z and the
-    // extension in any case.
+    // extension in any case. The prefix is as short as can be (`??`), so in `A01_S3_W1.tif` the
+    // well is A01, not S3.
     // MetaXpress exports append a GUID straight after the wavelength number (`_w1C5C6F2A5-…`).
     Regex::new(
-        r"^(?:.*?_)?([A-Z]{1,2}\d{1,3})(?:_[sS](\d+))?(?:_[wW](\d+?)(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})?)?(?:_[zZ](\d+))?\.(?i:tif|tiff)$",
+        r"^(?:.*?_)??([A-Z]{1,2}\d{1,3})(?:_[sS](\d+))?(?:_[wW](\d+?)(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})?)?(?:_[zZ](\d+))?\.(?i:tif|tiff)$",
     )
     .ok()
 });
@@ -244,6 +245,11 @@ mod tests {
         assert_eq!((p.well.to_string(), p.site, p.channel, p.z), ("A01".into(), Some(3), Some(2), None));
         let p = parse_name("Plate1_B12_s001_w1_z005.TIFF").expect("parses");
         assert_eq!((p.well.to_string(), p.site, p.channel, p.z), ("B12".into(), Some(1), Some(1), Some(5)));
+        // Upper-case parts are parts, not a well after a prefix.
+        let p = parse_name("A01_S3_W2_Z4.tif").expect("parses");
+        assert_eq!((p.well.to_string(), p.site, p.channel, p.z), ("A01".into(), Some(3), Some(2), Some(4)));
+        let p = parse_name("P1_A01_S3_W2.tif").expect("parses");
+        assert_eq!((p.well.to_string(), p.site, p.channel), ("A01".into(), Some(3), Some(2)));
         let p = parse_name("C04.tif").expect("parses");
         assert_eq!((p.site, p.channel), (None, None));
         assert!(parse_name("A01_s1_w1_thumb1234.tif").is_none());
