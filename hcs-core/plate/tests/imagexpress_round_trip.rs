@@ -282,3 +282,128 @@ fn files_that_match_no_image_name_are_listed_and_metaxpress_names_are_read() {
     assert_eq!(plate.disagreements, ["the .HTD announces 2 z-steps (ZSteps); the images have 1 (2)"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every image of `plate` with its components, relative path first.
+fn files_by_key(plate: &hcs_plate::Plate) -> Vec<(ImageKey, PathBuf)> {
+    plate
+        .index
+        .iter()
+        .filter_map(|(k, p)| match p {
+            hcs_plate::PlaneRef::File { path, .. } => Some((*k, path.clone())),
+            hcs_plate::PlaneRef::Zarr { .. } => None,
+        })
+        .collect()
+}
+
+fn keys(plate: &hcs_plate::Plate) -> Vec<ImageKey> {
+    plate.index.iter().map(|(k, _)| *k).collect()
+}
+
+/// `_z<N>` / `_t<N>` name parts give z and time where no folder does (images in the root), and
+/// must agree with `ZStep_N` / `TimePoint_N` folders where both do: a disagreement is reported
+/// once per component, with how many images and the first of them, and the folder's value is used.
+#[test]
+fn z_and_time_in_names_are_read_and_checked_against_their_folders() {
+    let dir = tmp("z-t-names");
+    let config =
+        SynthConfig { wells: vec!["A01".parse().expect("well")], grid: (1, 2), tile: 16, channels: 1, ..small() };
+    synthesize(&config, &dir).expect("synthesize");
+    let clean = open_plate(&dir, None).expect("open");
+    assert_eq!(clean.index.len(), 2 * 3 * 2, "2 sites, 3 z, 2 timepoints");
+    let files = files_by_key(&clean);
+
+    // Folders with agreeing `_z` / `_t`: the same planes, nothing reported.
+    for (key, rel) in &files {
+        let path = dir.join(rel);
+        let name = format!("{}_s{}_w{}_z{}_t{}.tif", key.well, key.site, key.channel, key.z, key.timepoint);
+        std::fs::rename(&path, path.with_file_name(name)).expect("rename");
+    }
+    let agreeing = open_plate(&dir, None).expect("open");
+    assert_eq!(keys(&agreeing), keys(&clean));
+    assert!(agreeing.disagreements.is_empty(), "{:?}", agreeing.disagreements);
+
+    // Names whose `_t` and `_z` their folders contradict: reported, the folders win.
+    let moved =
+        |key: &ImageKey| format!("{}_s{}_w{}_z{}_t{}.tif", key.well, key.site, key.channel, key.z, key.timepoint);
+    let t2 = dir.join("TimePoint_2");
+    for (key, _) in files.iter().filter(|(k, _)| k.timepoint == 2) {
+        let from = t2.join(format!("ZStep_{}", key.z)).join(moved(key));
+        let to = from.with_file_name(format!("{}_s{}_w{}_z{}_t7.tif", key.well, key.site, key.channel, key.z));
+        std::fs::rename(&from, &to).expect("rename t");
+    }
+    std::fs::rename(t2.join("ZStep_3/A01_s2_w1_z3_t7.tif"), t2.join("ZStep_3/A01_s2_w1_z9_t7.tif")).expect("rename z");
+    let contradicted = open_plate(&dir, None).expect("open");
+    assert_eq!(keys(&contradicted), keys(&clean));
+    assert_eq!(
+        contradicted.disagreements,
+        [
+            "6 images' names give another timepoint than their TimePoint_N folder (the folder's is used), e.g. TimePoint_2/ZStep_1/A01_s1_w1_z1_t7.tif: timepoint 7 in the name, 2 by the folder",
+            "1 image's name gives another z than its ZStep_N folder (the folder's is used), e.g. TimePoint_2/ZStep_3/A01_s2_w1_z9_t7.tif: z 9 in the name, 3 by the folder",
+        ]
+    );
+
+    // No folders at all: `A01_s1_w1_z2_t3.tif` in the plate root.
+    let root_form = tmp("z-t-root");
+    std::fs::create_dir_all(&root_form).expect("mkdir");
+    let htd = hcs_plate::formats::htd::find_htd(&dir).expect("list").expect("an .HTD");
+    std::fs::copy(&htd, root_form.join(htd.file_name().expect("name"))).expect("htd");
+    for (key, rel) in files_by_key(&contradicted) {
+        std::fs::copy(dir.join(rel), root_form.join(moved(&key))).expect("copy");
+    }
+    let flat = open_plate(&root_form, None).expect("open");
+    assert_eq!(keys(&flat), keys(&clean));
+    assert!(
+        flat.unmatched.is_empty() && flat.disagreements.is_empty(),
+        "{:?} {:?}",
+        flat.unmatched,
+        flat.disagreements
+    );
+    for (key, rel) in files_by_key(&flat) {
+        assert_eq!(rel, PathBuf::from(moved(&key)));
+        assert_eq!(
+            flat.index.get(&key).expect("indexed").load(&flat.root).expect("load"),
+            contradicted.index.get(&key).expect("indexed").load(&dir).expect("load"),
+            "{key}"
+        );
+    }
+    std::fs::remove_dir_all(&root_form).expect("cleanup");
+
+    // `_t` alone (one z-plane): `A01_s1_w1_t2.tif` in the root, and a `_t` that a TimePoint
+    // folder contradicts.
+    let t_only = tmp("t-only");
+    let config = SynthConfig { z_planes: 1, ..config };
+    synthesize(&config, &t_only).expect("synthesize");
+    let folders = open_plate(&t_only, None).expect("open");
+    for (key, rel) in files_by_key(&folders) {
+        let name = format!("{}_s{}_w{}_t{}.tif", key.well, key.site, key.channel, key.timepoint);
+        std::fs::rename(t_only.join(&rel), t_only.join(name)).expect("move to the root");
+    }
+    std::fs::remove_dir(t_only.join("TimePoint_1")).expect("rmdir");
+    std::fs::remove_dir(t_only.join("TimePoint_2")).expect("rmdir");
+    let flat = open_plate(&t_only, None).expect("open");
+    assert_eq!(keys(&flat), keys(&folders));
+    assert_eq!(flat.index.values(Component::Timepoint), [1, 2]);
+    assert!(
+        flat.unmatched.is_empty() && flat.disagreements.is_empty(),
+        "{:?} {:?}",
+        flat.unmatched,
+        flat.disagreements
+    );
+    // The same names in swapped TimePoint folders: every `_t` contradicted.
+    for t in [1, 2] {
+        std::fs::create_dir(t_only.join(format!("TimePoint_{t}"))).expect("mkdir");
+    }
+    for (key, rel) in files_by_key(&flat) {
+        let into = t_only.join(format!("TimePoint_{}", 3 - key.timepoint)).join(&rel);
+        std::fs::rename(t_only.join(&rel), into).expect("move");
+    }
+    let crossed = open_plate(&t_only, None).expect("open");
+    assert_eq!(
+        crossed.disagreements,
+        [
+            "4 images' names give another timepoint than their TimePoint_N folder (the folder's is used), e.g. TimePoint_1/A01_s1_w1_t2.tif: timepoint 2 in the name, 1 by the folder"
+        ]
+    );
+    std::fs::remove_dir_all(&t_only).expect("cleanup");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
