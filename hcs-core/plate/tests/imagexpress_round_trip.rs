@@ -299,6 +299,67 @@ fn keys(plate: &hcs_plate::Plate) -> Vec<ImageKey> {
     plate.index.iter().map(|(k, _)| *k).collect()
 }
 
+/// Rewrite the synthetic plate's `.HTD`: each `(key, value)` replaces that key's line (`None`
+/// removes it).
+fn edit_htd(dir: &std::path::Path, edits: &[(&str, Option<&str>)]) {
+    let path = hcs_plate::formats::htd::find_htd(dir).expect("list").expect("an .HTD");
+    let text = std::fs::read_to_string(&path).expect("read htd");
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with("\"EndFile\""))
+        .filter(|l| !edits.iter().any(|(k, _)| l.starts_with(&format!("\"{k}\","))))
+        .map(str::to_owned)
+        .collect();
+    lines.extend(edits.iter().filter_map(|(k, v)| v.map(|v| format!("\"{k}\", {v}"))));
+    lines.push("\"EndFile\", ".to_owned());
+    std::fs::write(&path, lines.join("\r\n") + "\r\n").expect("write htd");
+}
+
+/// Single-site MetaXpress exports name no site (`Plate1_A01_w1<GUID>.tif`): every image is site 1,
+/// whether the `.HTD` says one site (`XSites` = `YSites` = 1, or `"Sites", FALSE` over stale
+/// counts) or says nothing about sites; an `.HTD` announcing more sites is reported.
+#[test]
+fn single_site_exports_without_a_site_part_are_site_1() {
+    let dir = tmp("single-site");
+    let config = SynthConfig { grid: (1, 1), z_planes: 1, timepoints: 1, tile: 16, ..small() };
+    synthesize(&config, &dir).expect("synthesize");
+    let clean = open_plate(&dir, None).expect("open");
+    let guid = "3A741B01-366B-FA26-2EEB-B860EA267C9B";
+    for (key, rel) in files_by_key(&clean) {
+        let path = dir.join(&rel);
+        let name = format!("Plate1_{}_w{}{guid}.tif", key.well, key.channel);
+        std::fs::rename(&path, path.with_file_name(&name)).expect("rename");
+        std::fs::write(path.with_file_name(format!("Plate1_{}_w{}_thumb{guid}.tif", key.well, key.channel)), b"x")
+            .expect("thumbnail");
+    }
+    let names: Vec<String> = std::fs::read_dir(dir.join("TimePoint_1"))
+        .expect("list")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.contains("_thumb"))
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("_s")), "{names:?}");
+
+    let check = |grid: Option<(u32, u32)>, disagreements: &[&str]| {
+        let plate = open_plate(&dir, None).expect("open");
+        assert_eq!(keys(&plate), keys(&clean));
+        assert!(plate.index.iter().all(|(k, _)| k.site == 1));
+        assert_eq!(plate.index.len(), 2 * 2, "two wells, two channels");
+        assert!(plate.unmatched.is_empty(), "{:?}", plate.unmatched);
+        assert_eq!(plate.metadata.grid, grid);
+        assert_eq!(plate.disagreements, disagreements);
+    };
+    // The synthetic .HTD says XSites 1, YSites 1.
+    check(Some((1, 1)), &[]);
+    edit_htd(&dir, &[("XSites", None), ("YSites", None)]);
+    check(None, &[]);
+    edit_htd(&dir, &[("Sites", Some("FALSE")), ("XSites", Some("3")), ("YSites", Some("2"))]);
+    check(Some((1, 1)), &[]);
+    edit_htd(&dir, &[("Sites", Some("TRUE"))]);
+    check(Some((2, 3)), &["the .HTD announces 6 sites per well (XSites × YSites / SiteSelection); the images have 1"]);
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
 /// `_z<N>` / `_t<N>` name parts give z and time where no folder does (images in the root), and
 /// must agree with `ZStep_N` / `TimePoint_N` folders where both do: a disagreement is reported
 /// once per component, with how many images and the first of them, and the folder's value is used.
@@ -405,5 +466,56 @@ fn z_and_time_in_names_are_read_and_checked_against_their_folders() {
         ]
     );
     std::fs::remove_dir_all(&t_only).expect("cleanup");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+/// The `.HTD`'s `TimePoints`, `ZSeries` / `ZSteps`, `SiteSelection` and `WellsSelection` are
+/// checked against the images (what they announce that the images lack is reported, and a site
+/// selection with gaps is reported); `WaveName<N>` names the channels.
+#[test]
+fn htd_selections_series_and_wave_names_are_honoured() {
+    let dir = tmp("htd-keys");
+    let config = SynthConfig { grid: (1, 2), z_planes: 1, timepoints: 2, tile: 16, ..small() };
+    synthesize(&config, &dir).expect("synthesize");
+    let open = || open_plate(&dir, None).expect("open");
+    let plate = open();
+    assert!(plate.disagreements.is_empty(), "{:?}", plate.disagreements);
+
+    // WaveName<N> names channel N; a channel without one is `w<N>`.
+    edit_htd(&dir, &[("WaveName1", Some("\"Hoechst 33342\"")), ("WaveName2", None)]);
+    let names: Vec<String> = open().metadata.channels.iter().map(|c| c.name.clone()).collect();
+    assert_eq!(names, ["Hoechst 33342", "w2"]);
+
+    // TimePoints.
+    edit_htd(&dir, &[("TimePoints", Some("3"))]);
+    assert_eq!(open().disagreements, ["the .HTD announces 3 timepoints (TimePoints); the images have 2 (1, 2)"]);
+    edit_htd(&dir, &[("TimePoints", Some("2"))]);
+
+    // ZSeries FALSE: one z-step, whatever a stale ZSteps says; TRUE: ZSteps counts.
+    edit_htd(&dir, &[("ZSeries", Some("FALSE")), ("ZSteps", Some("4"))]);
+    assert!(open().disagreements.is_empty(), "{:?}", open().disagreements);
+    edit_htd(&dir, &[("ZSeries", Some("TRUE"))]);
+    assert_eq!(open().disagreements, ["the .HTD announces 4 z-steps (ZSteps); the images have 1 (1)"]);
+    edit_htd(&dir, &[("ZSeries", Some("FALSE"))]);
+
+    // WellsSelection<row>: the TRUEs are the wells (A01 and B03 here).
+    edit_htd(&dir, &[("WellsSelection1", Some("TRUE, FALSE, FALSE")), ("WellsSelection2", Some("FALSE, FALSE, TRUE"))]);
+    assert!(open().disagreements.is_empty(), "{:?}", open().disagreements);
+    edit_htd(&dir, &[("WellsSelection2", Some("TRUE, FALSE, TRUE"))]);
+    assert_eq!(open().disagreements, ["the .HTD announces 3 wells (WellsSelection); the images have 2"]);
+    edit_htd(&dir, &[("WellsSelection2", Some("FALSE, FALSE, TRUE"))]);
+
+    // SiteSelection<row>: the TRUEs are the sites per well (XSites 2 × YSites 1 here).
+    edit_htd(&dir, &[("SiteSelection1", Some("TRUE, TRUE"))]);
+    assert!(open().disagreements.is_empty(), "{:?}", open().disagreements);
+    edit_htd(&dir, &[("SiteSelection1", Some("TRUE, FALSE"))]);
+    let reported = open().disagreements;
+    assert_eq!(reported.len(), 2, "{reported:?}");
+    assert_eq!(reported[0], "the .HTD announces 1 sites per well (XSites × YSites / SiteSelection); the images have 2");
+    assert!(
+        reported[1].starts_with("the .HTD selects 1 of its 1 × 2 sites (SiteSelection): a site grid with gaps"),
+        "{}",
+        reported[1]
+    );
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }

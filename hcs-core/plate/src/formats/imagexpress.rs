@@ -5,6 +5,7 @@
 //! [`Plate::unmatched`] — never skipped silently; a name's `_t`/`_z` that its `TimePoint_N` /
 //! `ZStep_N` folder contradicts is listed in [`Plate::disagreements`] (the folder's is used).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
@@ -71,11 +72,7 @@ pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, Fo
         what: ".HTD file",
     })?;
     let htd = htd::read(&htd_path)?;
-    let num = |k: &str| htd.get(k).and_then(|v| v.trim().parse::<u32>().ok());
-    let grid = match (num("YSites").or(num("SiteRows")), num("XSites").or(num("SiteColumns"))) {
-        (Some(r), Some(c)) if r > 0 && c > 0 => Some((r, c)),
-        _ => None,
-    };
+    let grid = htd_grid(&htd);
     let scan = scan(root)?;
     let index = super::checked_index(root, scan.entries)?;
     let mut disagreements = htd_disagreements(&htd, &index);
@@ -194,23 +191,71 @@ fn folder_disagreements(conflicts: &[Conflict]) -> Vec<String> {
         .collect()
 }
 
-/// How many of `what` the `.HTD` announces: `TimePoints`, `ZSteps` (1 when `ZSeries` is
-/// `FALSE`), `NWavelengths`, sites (`XSites` × `YSites`, or the `TRUE`s of its
-/// `SiteSelection` rows), wells (the `TRUE`s of its `WellsSelection` rows).
-fn htd_disagreements(htd: &std::collections::BTreeMap<String, String>, index: &crate::ComponentIndex) -> Vec<String> {
+/// `"Key", FALSE` in the `.HTD` (`"Sites", FALSE`: one site per well, whatever `XSites` and
+/// `YSites` say).
+fn htd_false(htd: &BTreeMap<String, String>, key: &str) -> bool {
+    htd.get(key).is_some_and(|v| v.trim().eq_ignore_ascii_case("false"))
+}
+
+/// The site grid `(rows, columns)` of the `.HTD`: `YSites` × `XSites` (or the older `SiteRows` ×
+/// `SiteColumns`); 1 × 1 when `Sites` is `FALSE`.
+fn htd_grid(htd: &BTreeMap<String, String>) -> Option<(u32, u32)> {
+    if htd_false(htd, "Sites") {
+        return Some((1, 1));
+    }
+    let num = |k: &str| htd.get(k).and_then(|v| v.trim().parse::<u32>().ok());
+    match (num("YSites").or(num("SiteRows")), num("XSites").or(num("SiteColumns"))) {
+        (Some(r), Some(c)) if r > 0 && c > 0 => Some((r, c)),
+        _ => None,
+    }
+}
+
+/// The `TRUE`s of the `.HTD`'s `<prefix><row>` lines (`"SiteSelection1", TRUE, FALSE`); `None`
+/// when it has no such line.
+fn htd_trues(htd: &BTreeMap<String, String>, prefix: &str) -> Option<usize> {
+    let rows: Vec<&String> = htd.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).collect();
+    (!rows.is_empty())
+        .then(|| rows.iter().flat_map(|v| v.split(',')).filter(|t| t.trim().eq_ignore_ascii_case("true")).count())
+}
+
+/// A count the `.HTD` gives (`"TimePoints", 3`).
+fn htd_count(htd: &BTreeMap<String, String>, key: &str) -> Option<usize> {
+    htd.get(key).and_then(|v| v.trim().parse::<usize>().ok())
+}
+
+/// The sites per well the `.HTD` announces: 1 when `Sites` is `FALSE`, else the `TRUE`s of its
+/// `SiteSelection` rows, else `XSites` × `YSites`.
+fn htd_sites(htd: &BTreeMap<String, String>) -> Option<usize> {
+    if htd_false(htd, "Sites") {
+        return Some(1);
+    }
+    htd_trues(htd, "SiteSelection").or_else(|| Some(htd_count(htd, "XSites")? * htd_count(htd, "YSites")?))
+}
+
+/// A report when the `.HTD`'s `SiteSelection` leaves out sites of its `XSites` × `YSites` grid:
+/// the sites then do not fill the grid that [`crate::PlateMetadata::grid`] gives.
+fn sparse_site_grid(htd: &BTreeMap<String, String>) -> Option<String> {
+    if htd_false(htd, "Sites") {
+        return None;
+    }
+    let selected = htd_trues(htd, "SiteSelection")?;
+    let (rows, cols) = (htd_count(htd, "YSites")?, htd_count(htd, "XSites")?);
+    (selected < rows * cols).then(|| {
+        format!(
+            "the .HTD selects {selected} of its {rows} × {cols} sites (SiteSelection): a site grid with gaps, which \
+             the plate's {rows} × {cols} grid does not describe (tiles placed by site number on it would be misplaced)"
+        )
+    })
+}
+
+/// Where the `.HTD` and the images disagree: how many timepoints (`TimePoints`), z-steps
+/// (`ZSteps`; 1 when `ZSeries` is `FALSE`), wavelengths (`NWavelengths`), sites per well (see
+/// [`htd_sites`]) and wells (the `TRUE`s of its `WellsSelection` rows) it announces, and a site
+/// selection with gaps.
+fn htd_disagreements(htd: &BTreeMap<String, String>, index: &crate::ComponentIndex) -> Vec<String> {
     use crate::Component;
-    let num = |k: &str| htd.get(k).and_then(|v| v.trim().parse::<usize>().ok());
-    let trues = |prefix: &str| {
-        let rows: Vec<&String> = htd.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).collect();
-        (!rows.is_empty())
-            .then(|| rows.iter().flat_map(|v| v.split(',')).filter(|t| t.trim().eq_ignore_ascii_case("true")).count())
-    };
-    let z_series = htd.get("ZSeries").map(|v| !v.trim().eq_ignore_ascii_case("false"));
-    let zs = match z_series {
-        Some(false) => Some(1),
-        _ => num("ZSteps"),
-    };
-    let sites = trues("SiteSelection").or_else(|| Some(num("XSites")? * num("YSites")?));
+    let num = |k: &str| htd_count(htd, k);
+    let (z_key, zs) = if htd_false(htd, "ZSeries") { ("ZSeries FALSE", Some(1)) } else { ("ZSteps", num("ZSteps")) };
     let found_sites = index
         .wells()
         .iter()
@@ -241,7 +286,7 @@ fn htd_disagreements(htd: &std::collections::BTreeMap<String, String>, index: &c
         index.values(Component::Timepoint).len(),
         listed(Component::Timepoint),
     );
-    compare("z-steps", "ZSteps", zs, index.values(Component::Z).len(), listed(Component::Z));
+    compare("z-steps", z_key, zs, index.values(Component::Z).len(), listed(Component::Z));
     compare(
         "wavelengths",
         "NWavelengths",
@@ -249,8 +294,10 @@ fn htd_disagreements(htd: &std::collections::BTreeMap<String, String>, index: &c
         index.values(Component::Channel).len(),
         listed(Component::Channel),
     );
-    compare("sites per well", "XSites × YSites / SiteSelection", sites, found_sites, String::new());
-    compare("wells", "WellsSelection", trues("WellsSelection"), index.wells().len(), String::new());
+    let sites_key = if htd_false(htd, "Sites") { "Sites FALSE" } else { "XSites × YSites / SiteSelection" };
+    compare("sites per well", sites_key, htd_sites(htd), found_sites, String::new());
+    compare("wells", "WellsSelection", htd_trues(htd, "WellsSelection"), index.wells().len(), String::new());
+    out.extend(sparse_site_grid(htd));
     out
 }
 
@@ -370,5 +417,30 @@ mod tests {
         // Time before z is not a form MetaXpress writes.
         assert_eq!(parts("A01_s1_w1_t3_z2.tif"), None);
         assert_eq!(parts("A01_s1_w1_t.tif"), None);
+    }
+
+    #[test]
+    fn sites_false_means_one_site_and_a_sparse_selection_is_reported() {
+        let htd = |lines: &[(&str, &str)]| -> BTreeMap<String, String> {
+            lines.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let stale = htd(&[("Sites", "FALSE"), ("XSites", "3"), ("YSites", "2")]);
+        assert_eq!((htd_grid(&stale), htd_sites(&stale)), (Some((1, 1)), Some(1)));
+        let grid = htd(&[("Sites", "TRUE"), ("XSites", "3"), ("YSites", "2")]);
+        assert_eq!((htd_grid(&grid), htd_sites(&grid)), (Some((2, 3)), Some(6)));
+        let legacy = htd(&[("SiteColumns", "4"), ("SiteRows", "1")]);
+        assert_eq!(htd_grid(&legacy), Some((1, 4)));
+        assert_eq!(sparse_site_grid(&grid), None);
+
+        let mut sparse = grid.clone();
+        sparse.insert("SiteSelection1".into(), "TRUE, FALSE, TRUE".into());
+        sparse.insert("SiteSelection2".into(), "FALSE, TRUE, TRUE".into());
+        assert_eq!(htd_sites(&sparse), Some(4));
+        let report = sparse_site_grid(&sparse).expect("gaps reported");
+        assert!(report.starts_with("the .HTD selects 4 of its 2 × 3 sites (SiteSelection)"), "{report}");
+        let mut full = grid;
+        full.insert("SiteSelection1".into(), "TRUE, TRUE, TRUE".into());
+        full.insert("SiteSelection2".into(), "TRUE, TRUE, TRUE".into());
+        assert_eq!((htd_sites(&full), sparse_site_grid(&full)), (Some(6), None));
     }
 }
