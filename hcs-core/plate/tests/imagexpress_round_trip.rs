@@ -282,3 +282,240 @@ fn files_that_match_no_image_name_are_listed_and_metaxpress_names_are_read() {
     assert_eq!(plate.disagreements, ["the .HTD announces 2 z-steps (ZSteps); the images have 1 (2)"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every image of `plate` with its components, relative path first.
+fn files_by_key(plate: &hcs_plate::Plate) -> Vec<(ImageKey, PathBuf)> {
+    plate
+        .index
+        .iter()
+        .filter_map(|(k, p)| match p {
+            hcs_plate::PlaneRef::File { path, .. } => Some((*k, path.clone())),
+            hcs_plate::PlaneRef::Zarr { .. } => None,
+        })
+        .collect()
+}
+
+fn keys(plate: &hcs_plate::Plate) -> Vec<ImageKey> {
+    plate.index.iter().map(|(k, _)| *k).collect()
+}
+
+/// Rewrite the synthetic plate's `.HTD`: each `(key, value)` replaces that key's line (`None`
+/// removes it).
+fn edit_htd(dir: &std::path::Path, edits: &[(&str, Option<&str>)]) {
+    let path = hcs_plate::formats::htd::find_htd(dir).expect("list").expect("an .HTD");
+    let text = std::fs::read_to_string(&path).expect("read htd");
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with("\"EndFile\""))
+        .filter(|l| !edits.iter().any(|(k, _)| l.starts_with(&format!("\"{k}\","))))
+        .map(str::to_owned)
+        .collect();
+    lines.extend(edits.iter().filter_map(|(k, v)| v.map(|v| format!("\"{k}\", {v}"))));
+    lines.push("\"EndFile\", ".to_owned());
+    std::fs::write(&path, lines.join("\r\n") + "\r\n").expect("write htd");
+}
+
+/// Single-site MetaXpress exports name no site (`Plate1_A01_w1<GUID>.tif`): every image is site 1,
+/// whether the `.HTD` says one site (`XSites` = `YSites` = 1, or `"Sites", FALSE` over stale
+/// counts) or says nothing about sites; an `.HTD` announcing more sites is reported.
+#[test]
+fn single_site_exports_without_a_site_part_are_site_1() {
+    let dir = tmp("single-site");
+    let config = SynthConfig { grid: (1, 1), z_planes: 1, timepoints: 1, tile: 16, ..small() };
+    synthesize(&config, &dir).expect("synthesize");
+    let clean = open_plate(&dir, None).expect("open");
+    let guid = "3A741B01-366B-FA26-2EEB-B860EA267C9B";
+    for (key, rel) in files_by_key(&clean) {
+        let path = dir.join(&rel);
+        let name = format!("Plate1_{}_w{}{guid}.tif", key.well, key.channel);
+        std::fs::rename(&path, path.with_file_name(&name)).expect("rename");
+        std::fs::write(path.with_file_name(format!("Plate1_{}_w{}_thumb{guid}.tif", key.well, key.channel)), b"x")
+            .expect("thumbnail");
+    }
+    let names: Vec<String> = std::fs::read_dir(dir.join("TimePoint_1"))
+        .expect("list")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.contains("_thumb"))
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("_s")), "{names:?}");
+
+    let check = |grid: Option<(u32, u32)>, disagreements: &[&str]| {
+        let plate = open_plate(&dir, None).expect("open");
+        assert_eq!(keys(&plate), keys(&clean));
+        assert!(plate.index.iter().all(|(k, _)| k.site == 1));
+        assert_eq!(plate.index.len(), 2 * 2, "two wells, two channels");
+        assert!(plate.unmatched.is_empty(), "{:?}", plate.unmatched);
+        assert_eq!(plate.metadata.grid, grid);
+        assert_eq!(plate.disagreements, disagreements);
+    };
+    // The synthetic .HTD says XSites 1, YSites 1.
+    check(Some((1, 1)), &[]);
+    edit_htd(&dir, &[("XSites", None), ("YSites", None)]);
+    check(None, &[]);
+    edit_htd(&dir, &[("Sites", Some("FALSE")), ("XSites", Some("3")), ("YSites", Some("2"))]);
+    check(Some((1, 1)), &[]);
+    edit_htd(&dir, &[("Sites", Some("TRUE"))]);
+    check(Some((2, 3)), &["the .HTD announces 6 sites per well (XSites × YSites / SiteSelection); the images have 1"]);
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+/// `_z<N>` / `_t<N>` name parts give z and time where no folder does (images in the root), and
+/// must agree with `ZStep_N` / `TimePoint_N` folders where both do: a disagreement is reported
+/// once per component, with how many images and the first of them, and the folder's value is used.
+#[test]
+fn z_and_time_in_names_are_read_and_checked_against_their_folders() {
+    let dir = tmp("z-t-names");
+    let config =
+        SynthConfig { wells: vec!["A01".parse().expect("well")], grid: (1, 2), tile: 16, channels: 1, ..small() };
+    synthesize(&config, &dir).expect("synthesize");
+    let clean = open_plate(&dir, None).expect("open");
+    assert_eq!(clean.index.len(), 2 * 3 * 2, "2 sites, 3 z, 2 timepoints");
+    let files = files_by_key(&clean);
+
+    // Folders with agreeing `_z` / `_t`: the same planes, nothing reported.
+    for (key, rel) in &files {
+        let path = dir.join(rel);
+        let name = format!("{}_s{}_w{}_z{}_t{}.tif", key.well, key.site, key.channel, key.z, key.timepoint);
+        std::fs::rename(&path, path.with_file_name(name)).expect("rename");
+    }
+    let agreeing = open_plate(&dir, None).expect("open");
+    assert_eq!(keys(&agreeing), keys(&clean));
+    assert!(agreeing.disagreements.is_empty(), "{:?}", agreeing.disagreements);
+
+    // Names whose `_t` and `_z` their folders contradict: reported, the folders win.
+    let moved =
+        |key: &ImageKey| format!("{}_s{}_w{}_z{}_t{}.tif", key.well, key.site, key.channel, key.z, key.timepoint);
+    let t2 = dir.join("TimePoint_2");
+    for (key, _) in files.iter().filter(|(k, _)| k.timepoint == 2) {
+        let from = t2.join(format!("ZStep_{}", key.z)).join(moved(key));
+        let to = from.with_file_name(format!("{}_s{}_w{}_z{}_t7.tif", key.well, key.site, key.channel, key.z));
+        std::fs::rename(&from, &to).expect("rename t");
+    }
+    std::fs::rename(t2.join("ZStep_3/A01_s2_w1_z3_t7.tif"), t2.join("ZStep_3/A01_s2_w1_z9_t7.tif")).expect("rename z");
+    let contradicted = open_plate(&dir, None).expect("open");
+    assert_eq!(keys(&contradicted), keys(&clean));
+    assert_eq!(
+        contradicted.disagreements,
+        [
+            "6 images' names give another timepoint than their TimePoint_N folder (the folder's is used), e.g. TimePoint_2/ZStep_1/A01_s1_w1_z1_t7.tif: timepoint 7 in the name, 2 by the folder",
+            "1 image's name gives another z than its ZStep_N folder (the folder's is used), e.g. TimePoint_2/ZStep_3/A01_s2_w1_z9_t7.tif: z 9 in the name, 3 by the folder",
+        ]
+    );
+
+    // No folders at all: `A01_s1_w1_z2_t3.tif` in the plate root.
+    let root_form = tmp("z-t-root");
+    std::fs::create_dir_all(&root_form).expect("mkdir");
+    let htd = hcs_plate::formats::htd::find_htd(&dir).expect("list").expect("an .HTD");
+    std::fs::copy(&htd, root_form.join(htd.file_name().expect("name"))).expect("htd");
+    for (key, rel) in files_by_key(&contradicted) {
+        std::fs::copy(dir.join(rel), root_form.join(moved(&key))).expect("copy");
+    }
+    let flat = open_plate(&root_form, None).expect("open");
+    assert_eq!(keys(&flat), keys(&clean));
+    assert!(
+        flat.unmatched.is_empty() && flat.disagreements.is_empty(),
+        "{:?} {:?}",
+        flat.unmatched,
+        flat.disagreements
+    );
+    for (key, rel) in files_by_key(&flat) {
+        assert_eq!(rel, PathBuf::from(moved(&key)));
+        assert_eq!(
+            flat.index.get(&key).expect("indexed").load(&flat.root).expect("load"),
+            contradicted.index.get(&key).expect("indexed").load(&dir).expect("load"),
+            "{key}"
+        );
+    }
+    std::fs::remove_dir_all(&root_form).expect("cleanup");
+
+    // `_t` alone (one z-plane): `A01_s1_w1_t2.tif` in the root, and a `_t` that a TimePoint
+    // folder contradicts.
+    let t_only = tmp("t-only");
+    let config = SynthConfig { z_planes: 1, ..config };
+    synthesize(&config, &t_only).expect("synthesize");
+    let folders = open_plate(&t_only, None).expect("open");
+    for (key, rel) in files_by_key(&folders) {
+        let name = format!("{}_s{}_w{}_t{}.tif", key.well, key.site, key.channel, key.timepoint);
+        std::fs::rename(t_only.join(&rel), t_only.join(name)).expect("move to the root");
+    }
+    std::fs::remove_dir(t_only.join("TimePoint_1")).expect("rmdir");
+    std::fs::remove_dir(t_only.join("TimePoint_2")).expect("rmdir");
+    let flat = open_plate(&t_only, None).expect("open");
+    assert_eq!(keys(&flat), keys(&folders));
+    assert_eq!(flat.index.values(Component::Timepoint), [1, 2]);
+    assert!(
+        flat.unmatched.is_empty() && flat.disagreements.is_empty(),
+        "{:?} {:?}",
+        flat.unmatched,
+        flat.disagreements
+    );
+    // The same names in swapped TimePoint folders: every `_t` contradicted.
+    for t in [1, 2] {
+        std::fs::create_dir(t_only.join(format!("TimePoint_{t}"))).expect("mkdir");
+    }
+    for (key, rel) in files_by_key(&flat) {
+        let into = t_only.join(format!("TimePoint_{}", 3 - key.timepoint)).join(&rel);
+        std::fs::rename(t_only.join(&rel), into).expect("move");
+    }
+    let crossed = open_plate(&t_only, None).expect("open");
+    assert_eq!(
+        crossed.disagreements,
+        [
+            "4 images' names give another timepoint than their TimePoint_N folder (the folder's is used), e.g. TimePoint_1/A01_s1_w1_t2.tif: timepoint 2 in the name, 1 by the folder"
+        ]
+    );
+    std::fs::remove_dir_all(&t_only).expect("cleanup");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+/// The `.HTD`'s `TimePoints`, `ZSeries` / `ZSteps`, `SiteSelection` and `WellsSelection` are
+/// checked against the images (what they announce that the images lack is reported, and a site
+/// selection with gaps is reported); `WaveName<N>` names the channels.
+#[test]
+fn htd_selections_series_and_wave_names_are_honoured() {
+    let dir = tmp("htd-keys");
+    let config = SynthConfig { grid: (1, 2), z_planes: 1, timepoints: 2, tile: 16, ..small() };
+    synthesize(&config, &dir).expect("synthesize");
+    let open = || open_plate(&dir, None).expect("open");
+    let plate = open();
+    assert!(plate.disagreements.is_empty(), "{:?}", plate.disagreements);
+
+    // WaveName<N> names channel N; a channel without one is `w<N>`.
+    edit_htd(&dir, &[("WaveName1", Some("\"Hoechst 33342\"")), ("WaveName2", None)]);
+    let names: Vec<String> = open().metadata.channels.iter().map(|c| c.name.clone()).collect();
+    assert_eq!(names, ["Hoechst 33342", "w2"]);
+
+    // TimePoints.
+    edit_htd(&dir, &[("TimePoints", Some("3"))]);
+    assert_eq!(open().disagreements, ["the .HTD announces 3 timepoints (TimePoints); the images have 2 (1, 2)"]);
+    edit_htd(&dir, &[("TimePoints", Some("2"))]);
+
+    // ZSeries FALSE: one z-step, whatever a stale ZSteps says; TRUE: ZSteps counts.
+    edit_htd(&dir, &[("ZSeries", Some("FALSE")), ("ZSteps", Some("4"))]);
+    assert!(open().disagreements.is_empty(), "{:?}", open().disagreements);
+    edit_htd(&dir, &[("ZSeries", Some("TRUE"))]);
+    assert_eq!(open().disagreements, ["the .HTD announces 4 z-steps (ZSteps); the images have 1 (1)"]);
+    edit_htd(&dir, &[("ZSeries", Some("FALSE"))]);
+
+    // WellsSelection<row>: the TRUEs are the wells (A01 and B03 here).
+    edit_htd(&dir, &[("WellsSelection1", Some("TRUE, FALSE, FALSE")), ("WellsSelection2", Some("FALSE, FALSE, TRUE"))]);
+    assert!(open().disagreements.is_empty(), "{:?}", open().disagreements);
+    edit_htd(&dir, &[("WellsSelection2", Some("TRUE, FALSE, TRUE"))]);
+    assert_eq!(open().disagreements, ["the .HTD announces 3 wells (WellsSelection); the images have 2"]);
+    edit_htd(&dir, &[("WellsSelection2", Some("FALSE, FALSE, TRUE"))]);
+
+    // SiteSelection<row>: the TRUEs are the sites per well (XSites 2 × YSites 1 here).
+    edit_htd(&dir, &[("SiteSelection1", Some("TRUE, TRUE"))]);
+    assert!(open().disagreements.is_empty(), "{:?}", open().disagreements);
+    edit_htd(&dir, &[("SiteSelection1", Some("TRUE, FALSE"))]);
+    let reported = open().disagreements;
+    assert_eq!(reported.len(), 2, "{reported:?}");
+    assert_eq!(reported[0], "the .HTD announces 1 sites per well (XSites × YSites / SiteSelection); the images have 2");
+    assert!(
+        reported[1].starts_with("the .HTD selects 1 of its 1 × 2 sites (SiteSelection): a site grid with gaps"),
+        "{}",
+        reported[1]
+    );
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}

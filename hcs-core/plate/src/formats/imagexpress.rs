@@ -1,9 +1,12 @@
-//! ImageXpress plates: `<plate>.HTD` in the root, images in `TimePoint_N/[ZStep_N/]` named
-//! `A01_s1_w1.tif` (site, channel and z parts optional; a plate-name prefix and a GUID after the
-//! wavelength, as MetaXpress exports write them, accepted; `_thumb` images skipped). Every other
-//! file or folder among the images is listed in [`Plate::unmatched`] — never skipped silently.
+//! ImageXpress plates: `<plate>.HTD` in the root, images in `TimePoint_N/[ZStep_N/]` (or in the
+//! root) named `A01_s1_w1.tif` (site, channel, `_z<N>` and `_t<N>` parts optional; a plate-name
+//! prefix and a GUID after the wavelength, as MetaXpress exports write them, accepted; `_thumb`
+//! images skipped). Every other file or folder among the images is listed in
+//! [`Plate::unmatched`] — never skipped silently; a name's `_t`/`_z` that its `TimePoint_N` /
+//! `ZStep_N` folder contradicts is listed in [`Plate::disagreements`] (the folder's is used).
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -12,11 +15,13 @@ use super::{FormatError, htd, sorted_entries};
 use crate::{FormatKind, ImageKey, PlaneRef, Plate, WellId};
 
 static NAME: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    // The well is upper case (so a prefix like `A01_` cannot make `s3` a well); s/w/z and the
-    // extension in any case.
+    // The well is upper case (so a prefix like `A01_` cannot make `s3` a well); s/w/z/t and the
+    // extension in any case. The prefix is as short as can be (`??`), so in `A01_S3_W1.tif` the
+    // well is A01, not S3.
     // MetaXpress exports append a GUID straight after the wavelength number (`_w1C5C6F2A5-…`).
+    // Z and time, when named, come last, in that order (`_z2_t3`, or either alone).
     Regex::new(
-        r"^(?:.*?_)?([A-Z]{1,2}\d{1,3})(?:_[sS](\d+))?(?:_[wW](\d+?)(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})?)?(?:_[zZ](\d+))?\.(?i:tif|tiff)$",
+        r"^(?:.*?_)??([A-Z]{1,2}\d{1,3})(?:_[sS](\d+))?(?:_[wW](\d+?)(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})?)?(?:_[zZ](\d+))?(?:_[tT](\d+))?\.(?i:tif|tiff)$",
     )
     .ok()
 });
@@ -34,9 +39,11 @@ pub struct ParsedName {
     pub channel: Option<u32>,
     /// Z, if named.
     pub z: Option<u32>,
+    /// Timepoint, if named.
+    pub timepoint: Option<u32>,
 }
 
-/// Parse `A01_s1_w2_z3.tif` and its shorter forms; `None` for thumbnails and other files.
+/// Parse `A01_s1_w2_z3_t4.tif` and its shorter forms; `None` for thumbnails and other files.
 pub fn parse_name(name: &str) -> Option<ParsedName> {
     if is_thumbnail(name) {
         return None;
@@ -44,7 +51,7 @@ pub fn parse_name(name: &str) -> Option<ParsedName> {
     let caps = NAME.as_ref()?.captures(name)?;
     let well: WellId = caps.get(1)?.as_str().parse().ok()?;
     let num = |i: usize| caps.get(i).and_then(|m| m.as_str().parse::<u32>().ok());
-    Some(ParsedName { well, site: num(2), channel: num(3), z: num(4) })
+    Some(ParsedName { well, site: num(2), channel: num(3), z: num(4), timepoint: num(5) })
 }
 
 fn dir_number(re: &LazyLock<Option<Regex>>, name: &str) -> Option<u32> {
@@ -65,29 +72,72 @@ pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, Fo
         what: ".HTD file",
     })?;
     let htd = htd::read(&htd_path)?;
-    let num = |k: &str| htd.get(k).and_then(|v| v.trim().parse::<u32>().ok());
-    let grid = match (num("YSites").or(num("SiteRows")), num("XSites").or(num("SiteColumns"))) {
-        (Some(r), Some(c)) if r > 0 && c > 0 => Some((r, c)),
-        _ => None,
-    };
+    let grid = htd_grid(&htd);
+    let scan = scan(root)?;
+    let index = super::checked_index(root, scan.entries)?;
+    let mut disagreements = htd_disagreements(&htd, &index);
+    disagreements.extend(folder_disagreements(&scan.conflicts));
+    let name = htd_path.file_stem().map_or_else(|| "plate".to_owned(), |s| s.to_string_lossy().into_owned());
+    let pixel_size_um = first_plane_calibration(root, &index);
+    let mut plate =
+        super::finish_plate(root, read_first_plane, index, FormatKind::Imagexpress, name, grid, pixel_size_um, |c| {
+            htd.get(&format!("WaveName{c}")).cloned().unwrap_or_else(|| format!("w{c}"))
+        })?;
+    plate.unmatched = scan.unmatched.iter().filter_map(|p| p.strip_prefix(root).ok().map(Path::to_path_buf)).collect();
+    plate.disagreements = disagreements;
+    Ok(plate)
+}
 
-    let mut entries = Vec::new();
+/// What a scan of a plate's image folders found.
+#[derive(Default)]
+struct Scan {
+    /// Every image, by its components.
+    entries: Vec<(ImageKey, PlaneRef)>,
+    /// Files and folders among the images that are not images of the plate.
+    unmatched: Vec<PathBuf>,
+    /// Images whose name's `_t` / `_z` their folder contradicts.
+    conflicts: Vec<Conflict>,
+}
+
+/// The folders an image lies in: its `TimePoint_N` (`None` for images in the plate root) and
+/// its `ZStep_N`, by number.
+#[derive(Clone, Copy, Debug, Default)]
+struct Folders {
+    timepoint: Option<u32>,
+    z: Option<u32>,
+}
+
+/// An image whose name gives another timepoint or z than its folder does.
+#[derive(Debug)]
+struct Conflict {
+    /// The image, relative to the plate root.
+    path: PathBuf,
+    /// `"timepoint"` or `"z"`.
+    what: &'static str,
+    /// The name's value.
+    named: u32,
+    /// The folder's value (the one indexed).
+    folder: u32,
+}
+
+/// Index the images of `TimePoint_N/[ZStep_N/]` folders, or of the root (and its `ZStep_N`
+/// folders) when there are no timepoint folders.
+fn scan(root: &Path) -> Result<Scan, FormatError> {
     let mut timepoint_dirs = Vec::new();
     for entry in sorted_entries(root)? {
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some(t) = dir_number(&TIMEPOINT_DIR, &name)
             && entry.path().is_dir()
         {
-            timepoint_dirs.push((t, entry.path()));
+            timepoint_dirs.push((Some(t), entry.path()));
         }
     }
     if timepoint_dirs.is_empty() {
         // Some exports put the images in the root.
-        timepoint_dirs.push((1, root.to_path_buf()));
+        timepoint_dirs.push((None, root.to_path_buf()));
     }
-    let images_in_root = timepoint_dirs.len() == 1 && timepoint_dirs[0].1 == root;
-    let mut unmatched = Vec::new();
-    for (t, dir) in &timepoint_dirs {
+    let mut scan = Scan::default();
+    for (timepoint, dir) in &timepoint_dirs {
         for entry in sorted_entries(dir)? {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -95,49 +145,117 @@ pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, Fo
                 && path.is_dir()
             {
                 for file in sorted_entries(&path)? {
-                    if !push_image(root, &file.path(), *t, Some(z), &mut entries) {
-                        unmatched.push(file.path());
-                    }
+                    scan.push(root, &file.path(), Folders { timepoint: *timepoint, z: Some(z) });
                 }
                 continue;
             }
-            let handled = push_image(root, &path, *t, None, &mut entries);
-            let metadata = images_in_root && is_plate_metadata(&name);
-            if !handled && !metadata {
-                unmatched.push(path);
+            let folders = Folders { timepoint: *timepoint, z: None };
+            let metadata = timepoint.is_none() && is_plate_metadata(&name);
+            if !push_image(root, &path, folders, &mut scan) && !metadata {
+                scan.unmatched.push(path);
             }
         }
     }
-    let index = super::checked_index(root, entries)?;
-    let disagreements = htd_disagreements(&htd, &index);
-    let name = htd_path.file_stem().map_or_else(|| "plate".to_owned(), |s| s.to_string_lossy().into_owned());
-    let pixel_size_um = first_plane_calibration(root, &index);
-    let mut plate =
-        super::finish_plate(root, read_first_plane, index, FormatKind::Imagexpress, name, grid, pixel_size_um, |c| {
-            htd.get(&format!("WaveName{c}")).cloned().unwrap_or_else(|| format!("w{c}"))
-        })?;
-    plate.unmatched = unmatched.iter().filter_map(|p| p.strip_prefix(root).ok().map(Path::to_path_buf)).collect();
-    plate.disagreements = disagreements;
-    Ok(plate)
+    Ok(scan)
 }
 
-/// How many of `what` the `.HTD` announces: `TimePoints`, `ZSteps` (1 when `ZSeries` is
-/// `FALSE`), `NWavelengths`, sites (`XSites` × `YSites`, or the `TRUE`s of its
-/// `SiteSelection` rows), wells (the `TRUE`s of its `WellsSelection` rows).
-fn htd_disagreements(htd: &std::collections::BTreeMap<String, String>, index: &crate::ComponentIndex) -> Vec<String> {
+impl Scan {
+    /// Index `path` if it is an image, else list it as unmatched.
+    fn push(&mut self, root: &Path, path: &Path, folders: Folders) {
+        if !push_image(root, path, folders, self) {
+            self.unmatched.push(path.to_path_buf());
+        }
+    }
+}
+
+/// One line per component for the images whose name's `_t` / `_z` their folder contradicts:
+/// how many, and the first of them.
+fn folder_disagreements(conflicts: &[Conflict]) -> Vec<String> {
+    ["timepoint", "z"]
+        .into_iter()
+        .filter_map(|what| {
+            let mut these = conflicts.iter().filter(|c| c.what == what);
+            let first = these.next()?;
+            let n = 1 + these.count();
+            let folder = if what == "z" { "ZStep" } else { "TimePoint" };
+            let images =
+                if n == 1 { "1 image's name gives".to_owned() } else { format!("{n} images' names give") };
+            let its = if n == 1 { "its" } else { "their" };
+            Some(format!(
+                "{images} another {what} than {its} {folder}_N folder (the folder's is used), e.g. {}: {what} {} in the name, {} by the folder",
+                first.path.display(),
+                first.named,
+                first.folder
+            ))
+        })
+        .collect()
+}
+
+/// `"Key", FALSE` in the `.HTD` (`"Sites", FALSE`: one site per well, whatever `XSites` and
+/// `YSites` say).
+fn htd_false(htd: &BTreeMap<String, String>, key: &str) -> bool {
+    htd.get(key).is_some_and(|v| v.trim().eq_ignore_ascii_case("false"))
+}
+
+/// The site grid `(rows, columns)` of the `.HTD`: `YSites` × `XSites` (or the older `SiteRows` ×
+/// `SiteColumns`); 1 × 1 when `Sites` is `FALSE`.
+fn htd_grid(htd: &BTreeMap<String, String>) -> Option<(u32, u32)> {
+    if htd_false(htd, "Sites") {
+        return Some((1, 1));
+    }
+    let num = |k: &str| htd.get(k).and_then(|v| v.trim().parse::<u32>().ok());
+    match (num("YSites").or(num("SiteRows")), num("XSites").or(num("SiteColumns"))) {
+        (Some(r), Some(c)) if r > 0 && c > 0 => Some((r, c)),
+        _ => None,
+    }
+}
+
+/// The `TRUE`s of the `.HTD`'s `<prefix><row>` lines (`"SiteSelection1", TRUE, FALSE`); `None`
+/// when it has no such line.
+fn htd_trues(htd: &BTreeMap<String, String>, prefix: &str) -> Option<usize> {
+    let rows: Vec<&String> = htd.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).collect();
+    (!rows.is_empty())
+        .then(|| rows.iter().flat_map(|v| v.split(',')).filter(|t| t.trim().eq_ignore_ascii_case("true")).count())
+}
+
+/// A count the `.HTD` gives (`"TimePoints", 3`).
+fn htd_count(htd: &BTreeMap<String, String>, key: &str) -> Option<usize> {
+    htd.get(key).and_then(|v| v.trim().parse::<usize>().ok())
+}
+
+/// The sites per well the `.HTD` announces: 1 when `Sites` is `FALSE`, else the `TRUE`s of its
+/// `SiteSelection` rows, else `XSites` × `YSites`.
+fn htd_sites(htd: &BTreeMap<String, String>) -> Option<usize> {
+    if htd_false(htd, "Sites") {
+        return Some(1);
+    }
+    htd_trues(htd, "SiteSelection").or_else(|| Some(htd_count(htd, "XSites")? * htd_count(htd, "YSites")?))
+}
+
+/// A report when the `.HTD`'s `SiteSelection` leaves out sites of its `XSites` × `YSites` grid:
+/// the sites then do not fill the grid that [`crate::PlateMetadata::grid`] gives.
+fn sparse_site_grid(htd: &BTreeMap<String, String>) -> Option<String> {
+    if htd_false(htd, "Sites") {
+        return None;
+    }
+    let selected = htd_trues(htd, "SiteSelection")?;
+    let (rows, cols) = (htd_count(htd, "YSites")?, htd_count(htd, "XSites")?);
+    (selected < rows * cols).then(|| {
+        format!(
+            "the .HTD selects {selected} of its {rows} × {cols} sites (SiteSelection): a site grid with gaps, which \
+             the plate's {rows} × {cols} grid does not describe (tiles placed by site number on it would be misplaced)"
+        )
+    })
+}
+
+/// Where the `.HTD` and the images disagree: how many timepoints (`TimePoints`), z-steps
+/// (`ZSteps`; 1 when `ZSeries` is `FALSE`), wavelengths (`NWavelengths`), sites per well (see
+/// [`htd_sites`]) and wells (the `TRUE`s of its `WellsSelection` rows) it announces, and a site
+/// selection with gaps.
+fn htd_disagreements(htd: &BTreeMap<String, String>, index: &crate::ComponentIndex) -> Vec<String> {
     use crate::Component;
-    let num = |k: &str| htd.get(k).and_then(|v| v.trim().parse::<usize>().ok());
-    let trues = |prefix: &str| {
-        let rows: Vec<&String> = htd.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).collect();
-        (!rows.is_empty())
-            .then(|| rows.iter().flat_map(|v| v.split(',')).filter(|t| t.trim().eq_ignore_ascii_case("true")).count())
-    };
-    let z_series = htd.get("ZSeries").map(|v| !v.trim().eq_ignore_ascii_case("false"));
-    let zs = match z_series {
-        Some(false) => Some(1),
-        _ => num("ZSteps"),
-    };
-    let sites = trues("SiteSelection").or_else(|| Some(num("XSites")? * num("YSites")?));
+    let num = |k: &str| htd_count(htd, k);
+    let (z_key, zs) = if htd_false(htd, "ZSeries") { ("ZSeries FALSE", Some(1)) } else { ("ZSteps", num("ZSteps")) };
     let found_sites = index
         .wells()
         .iter()
@@ -168,7 +286,7 @@ fn htd_disagreements(htd: &std::collections::BTreeMap<String, String>, index: &c
         index.values(Component::Timepoint).len(),
         listed(Component::Timepoint),
     );
-    compare("z-steps", "ZSteps", zs, index.values(Component::Z).len(), listed(Component::Z));
+    compare("z-steps", z_key, zs, index.values(Component::Z).len(), listed(Component::Z));
     compare(
         "wavelengths",
         "NWavelengths",
@@ -176,8 +294,10 @@ fn htd_disagreements(htd: &std::collections::BTreeMap<String, String>, index: &c
         index.values(Component::Channel).len(),
         listed(Component::Channel),
     );
-    compare("sites per well", "XSites × YSites / SiteSelection", sites, found_sites, String::new());
-    compare("wells", "WellsSelection", trues("WellsSelection"), index.wells().len(), String::new());
+    let sites_key = if htd_false(htd, "Sites") { "Sites FALSE" } else { "XSites × YSites / SiteSelection" };
+    compare("sites per well", sites_key, htd_sites(htd), found_sites, String::new());
+    compare("wells", "WellsSelection", htd_trues(htd, "WellsSelection"), index.wells().len(), String::new());
+    out.extend(sparse_site_grid(htd));
     out
 }
 
@@ -201,8 +321,10 @@ fn first_plane_calibration(root: &Path, index: &crate::ComponentIndex) -> Option
     super::metamorph::parse(&text)?.pixel_size_um
 }
 
-/// Index `path` if it is an image; `false` if it is not (a thumbnail counts as handled).
-fn push_image(root: &Path, path: &Path, t: u32, z_dir: Option<u32>, out: &mut Vec<(ImageKey, PlaneRef)>) -> bool {
+/// Index `path` if it is an image; `false` if it is not (a thumbnail counts as handled). The
+/// folders' timepoint and z win over the name's; where they differ, the image is noted in
+/// [`Scan::conflicts`].
+fn push_image(root: &Path, path: &Path, folders: Folders, scan: &mut Scan) -> bool {
     let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return false;
     };
@@ -218,14 +340,23 @@ fn push_image(root: &Path, path: &Path, t: u32, z_dir: Option<u32>, out: &mut Ve
     let Ok(rel) = path.strip_prefix(root) else {
         return false;
     };
+    let mut conflict = |what: &'static str, named: Option<u32>, folder: Option<u32>| {
+        if let (Some(named), Some(folder)) = (named, folder)
+            && named != folder
+        {
+            scan.conflicts.push(Conflict { path: rel.to_path_buf(), what, named, folder });
+        }
+    };
+    conflict("timepoint", parsed.timepoint, folders.timepoint);
+    conflict("z", parsed.z, folders.z);
     let key = ImageKey {
         well: parsed.well,
-        timepoint: t,
+        timepoint: folders.timepoint.or(parsed.timepoint).unwrap_or(1),
         site: parsed.site.unwrap_or(1),
         channel: parsed.channel.unwrap_or(1),
-        z: z_dir.or(parsed.z).unwrap_or(1),
+        z: folders.z.or(parsed.z).unwrap_or(1),
     };
-    out.push((key, PlaneRef::file(rel)));
+    scan.entries.push((key, PlaneRef::file(rel)));
     true
 }
 
@@ -244,6 +375,11 @@ mod tests {
         assert_eq!((p.well.to_string(), p.site, p.channel, p.z), ("A01".into(), Some(3), Some(2), None));
         let p = parse_name("Plate1_B12_s001_w1_z005.TIFF").expect("parses");
         assert_eq!((p.well.to_string(), p.site, p.channel, p.z), ("B12".into(), Some(1), Some(1), Some(5)));
+        // Upper-case parts are parts, not a well after a prefix.
+        let p = parse_name("A01_S3_W2_Z4.tif").expect("parses");
+        assert_eq!((p.well.to_string(), p.site, p.channel, p.z), ("A01".into(), Some(3), Some(2), Some(4)));
+        let p = parse_name("P1_A01_S3_W2.tif").expect("parses");
+        assert_eq!((p.well.to_string(), p.site, p.channel), ("A01".into(), Some(3), Some(2)));
         let p = parse_name("C04.tif").expect("parses");
         assert_eq!((p.site, p.channel), (None, None));
         assert!(parse_name("A01_s1_w1_thumb1234.tif").is_none());
@@ -262,5 +398,49 @@ mod tests {
         assert_eq!((p.site, p.channel, p.z), (None, Some(1), Some(2)));
         assert!(parse_name(&format!("P_B03_s1_w1{guid}_thumb.tif")).is_none());
         assert!(parse_name("P_B03_s1_w1junk.tif").is_none(), "only a GUID may follow the wavelength");
+    }
+
+    #[test]
+    fn z_and_time_name_parts_alone_together_and_after_a_guid() {
+        let parts = |n: &str| parse_name(n).map(|p| (p.well.to_string(), p.site, p.channel, p.z, p.timepoint));
+        assert_eq!(parts("A01_s1_w1_z2_t3.tif"), Some(("A01".into(), Some(1), Some(1), Some(2), Some(3))));
+        assert_eq!(parts("A01_s1_w1_t3.tif"), Some(("A01".into(), Some(1), Some(1), None, Some(3))));
+        assert_eq!(parts("A01_t12.TIF"), Some(("A01".into(), None, None, None, Some(12))));
+        assert_eq!(parts("A01_s002_w1_Z003_T004.tif"), Some(("A01".into(), Some(2), Some(1), Some(3), Some(4))));
+        let guid = "3A741B01-366B-FA26-2EEB-B860EA267C9B";
+        assert_eq!(
+            parts(&format!("Plate1_A01_w1{guid}_z2_t3.tif")),
+            Some(("A01".into(), None, Some(1), Some(2), Some(3)))
+        );
+        // Single-site MetaXpress exports name no site.
+        assert_eq!(parts(&format!("Plate1_A01_w1{guid}.tif")), Some(("A01".into(), None, Some(1), None, None)));
+        // Time before z is not a form MetaXpress writes.
+        assert_eq!(parts("A01_s1_w1_t3_z2.tif"), None);
+        assert_eq!(parts("A01_s1_w1_t.tif"), None);
+    }
+
+    #[test]
+    fn sites_false_means_one_site_and_a_sparse_selection_is_reported() {
+        let htd = |lines: &[(&str, &str)]| -> BTreeMap<String, String> {
+            lines.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let stale = htd(&[("Sites", "FALSE"), ("XSites", "3"), ("YSites", "2")]);
+        assert_eq!((htd_grid(&stale), htd_sites(&stale)), (Some((1, 1)), Some(1)));
+        let grid = htd(&[("Sites", "TRUE"), ("XSites", "3"), ("YSites", "2")]);
+        assert_eq!((htd_grid(&grid), htd_sites(&grid)), (Some((2, 3)), Some(6)));
+        let legacy = htd(&[("SiteColumns", "4"), ("SiteRows", "1")]);
+        assert_eq!(htd_grid(&legacy), Some((1, 4)));
+        assert_eq!(sparse_site_grid(&grid), None);
+
+        let mut sparse = grid.clone();
+        sparse.insert("SiteSelection1".into(), "TRUE, FALSE, TRUE".into());
+        sparse.insert("SiteSelection2".into(), "FALSE, TRUE, TRUE".into());
+        assert_eq!(htd_sites(&sparse), Some(4));
+        let report = sparse_site_grid(&sparse).expect("gaps reported");
+        assert!(report.starts_with("the .HTD selects 4 of its 2 × 3 sites (SiteSelection)"), "{report}");
+        let mut full = grid;
+        full.insert("SiteSelection1".into(), "TRUE, TRUE, TRUE".into());
+        full.insert("SiteSelection2".into(), "TRUE, TRUE, TRUE".into());
+        assert_eq!((htd_sites(&full), sparse_site_grid(&full)), (Some(6), None));
     }
 }
