@@ -78,6 +78,9 @@ impl SpecialOutputAt<0> for PlateCall {
 impl SpecialOutputAt<1> for PlateCall {
     type Value = f64;
 }
+impl SpecialOutputAt<2> for PlateCall {
+    type Value = Option<(f64, f64)>;
+}
 
 /// Produced and consumed special data have the same type.
 #[diagnostic::on_unimplemented(

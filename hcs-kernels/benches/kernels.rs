@@ -110,7 +110,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("ashlar_compute_tile_positions", |b| {
         b.iter_batched(
             || tiles.clone(),
-            |s| black_box(ashlar_compute_tile_positions(s, &(3, 3), 0.1, 15.0, 0.01, 10, 100)),
+            |s| black_box(ashlar_compute_tile_positions(s, &(3, 3), &None, 0.1, 15.0, 0.01, 10, 100)),
             BatchSize::LargeInput,
         )
     });

@@ -25,7 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let keys: Vec<ImageKey> =
             (1..=grid.0 * grid.1).map(|site| ImageKey { well, timepoint: 1, site, channel, z }).collect();
         let stack = plate.load_stack(&keys)?;
-        let (_, found) = ashlar_compute_tile_positions(stack, &grid, overlap.parse()?, 15.0, alpha.parse()?, 10, 100)?;
+        let (_, found) =
+            ashlar_compute_tile_positions(stack, &grid, &None, overlap.parse()?, 15.0, alpha.parse()?, 10, 100)?;
         out.insert(well.to_string(), serde_json::to_value(&found.positions)?);
     }
     println!("{}", serde_json::Value::Object(out));

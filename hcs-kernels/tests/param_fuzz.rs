@@ -126,6 +126,8 @@ fn special_inputs(contract: &FunctionContract) -> Result<SpecialInputs, String> 
         let value = match spec.key {
             // One row of tiles (what the executor hands from the plate's layout).
             "grid_dimensions" => SpecialData::new((1u32, n as u32)),
+            // A plate whose stage positions say nothing (the overlap is estimated from the tiles).
+            "site_overlap" => SpecialData::new(None::<(f64, f64)>),
             // The tiles side by side with a 10-pixel overlap (what ashlar_compute_tile_positions gives).
             "positions" => SpecialData::new(TilePositions {
                 grid: (1, n as u32),

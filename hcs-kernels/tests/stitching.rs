@@ -53,7 +53,7 @@ fn positions_match_ground_truth_on_synthetic_plates() {
             };
             let (stack, truth) = well_tiles(&config);
             let (_, found) =
-                ashlar_compute_tile_positions(stack, &grid, overlap, 15.0, alpha, 10, 100).expect("stitch");
+                ashlar_compute_tile_positions(stack, &grid, &None, overlap, 15.0, alpha, 10, 100).expect("stitch");
             let (mean, max) = errors(&found.positions, &truth);
             let accepted = found.edges.iter().filter(|e| e.accepted).count();
             println!(
@@ -101,7 +101,8 @@ fn real_image_plates_stitch_at_any_overlap_with_default_parameters() {
                 stack.index_axis_mut(Axis(0), i).assign(&p.to_f32());
             }
             let truth: Vec<(f64, f64)> = tile_positions(&config, well).iter().map(|t| (t.x, t.y)).collect();
-            let (_, found) = ashlar_compute_tile_positions(stack, &(3, 3), 0.0, 15.0, 0.01, 10, 100).expect("stitch");
+            let (_, found) =
+                ashlar_compute_tile_positions(stack, &(3, 3), &None, 0.0, 15.0, 0.01, 10, 100).expect("stitch");
             let (mean, max) = errors(&found.positions, &truth);
             let accepted = found.edges.iter().filter(|e| e.accepted).count();
             println!(
@@ -123,6 +124,42 @@ fn real_image_plates_stitch_at_any_overlap_with_default_parameters() {
     assert!(worst.0 <= 0.1 && worst.1 <= 0.3, "worst mean {:.3} px, max {:.3} px", worst.0, worst.1);
 }
 
+/// The overlap the plate's stage positions give is the nominal layout when the tiles bear it out,
+/// and is set aside, said in the source, when they refute it.
+#[test]
+fn stage_overlap_is_used_when_the_tiles_agree_and_set_aside_when_they_refute_it() {
+    let config = SynthConfig {
+        wells: vec!["A01".parse().expect("well")],
+        tile: 320,
+        overlap: 0.15,
+        jitter_px: 3.0,
+        noise: 100.0,
+        cell_density: 3.0,
+        ..SynthConfig::default()
+    };
+    let (stack, truth) = well_tiles(&config);
+    let stitch = |stage: Option<(f64, f64)>| {
+        ashlar_compute_tile_positions(stack.clone(), &(3, 3), &stage, 0.0, 15.0, 0.01, 10, 100).expect("stitch").1
+    };
+    // A stage that says 14 % × 16 % where the truth is 15 %: within max_shift, refined to the edges.
+    let used = stitch(Some((0.14, 0.16)));
+    assert!(used.overlap_source.starts_with("from the plate's stage positions"), "{}", used.overlap_source);
+    let (mean, max) = errors(&used.positions, &truth);
+    assert!(mean <= 0.5 && max <= 1.5, "stage layout: mean {mean:.3} max {max:.3}");
+    for o in [used.overlap.0, used.overlap.1] {
+        assert!((o - 0.15).abs() < 0.01, "refined overlap {o}");
+    }
+    // A stage that says 40 %: every edge lies ~64 px from it, so the tiles refute it.
+    let refuted = stitch(Some((0.4, 0.4)));
+    assert!(refuted.overlap_source.starts_with("estimated from the tiles"), "{}", refuted.overlap_source);
+    assert!(refuted.overlap_source.contains("refuted by the tiles"), "{}", refuted.overlap_source);
+    let (mean, max) = errors(&refuted.positions, &truth);
+    assert!(mean <= 0.5 && max <= 1.5, "refuted stage: mean {mean:.3} max {max:.3}");
+    // A value no stage can give is an error, not a layout.
+    let bad = ashlar_compute_tile_positions(stack, &(3, 3), &Some((0.95, 0.1)), 0.0, 15.0, 0.01, 10, 100);
+    assert!(bad.is_err_and(|e| e.to_string().contains("outside 0 ≤ overlap < 0.9")));
+}
+
 #[test]
 fn rejected_edges_are_reported_and_tiles_still_placed_by_the_model() {
     let config =
@@ -130,7 +167,7 @@ fn rejected_edges_are_reported_and_tiles_still_placed_by_the_model() {
     let (mut stack, _) = well_tiles(&config);
     // Tile 5 (the centre) is blank: every edge touching it is uninformative.
     stack.index_axis_mut(Axis(0), 4).fill(500.0);
-    let (_, found) = ashlar_compute_tile_positions(stack, &(3, 3), 0.1, 15.0, 0.01, 10, 100).expect("stitch");
+    let (_, found) = ashlar_compute_tile_positions(stack, &(3, 3), &None, 0.1, 15.0, 0.01, 10, 100).expect("stitch");
     let centre_edges: Vec<_> = found.edges.iter().filter(|e| e.a == 4 || e.b == 4).collect();
     assert_eq!(centre_edges.len(), 4);
     assert!(centre_edges.iter().all(|e| !e.accepted && e.rejected_because.is_some()), "{centre_edges:?}");

@@ -61,6 +61,7 @@ fn memory_only_plate() -> Plate {
             grid: Some((1, 1)),
             pixel_size_um: None,
             z_spacing_um: None,
+            site_step_um: (None, None),
             channels: Vec::new(),
             tile_shape: Some((2, 3)),
             dtype: None,

@@ -8,6 +8,7 @@ pub mod headers;
 pub mod index;
 pub mod load;
 pub mod metadata;
+pub mod stage;
 pub mod well;
 
 pub use headers::{HeaderCheck, ImageProblem};

@@ -54,6 +54,10 @@ pub struct PlateMetadata {
     /// Spacing of the z-planes in µm, when the format records it.
     #[serde(default)]
     pub z_spacing_um: Option<f64>,
+    /// Stage step between neighbouring sites `(x, y)` in µm, from the stage positions the format
+    /// records for one well's sites ([`crate::stage::site_step`]); `None` on an axis it cannot say.
+    #[serde(default)]
+    pub site_step_um: (Option<f64>, Option<f64>),
     /// Channels with names, in channel order.
     pub channels: Vec<ChannelInfo>,
     /// Tile shape `(height, width)` of the first image, if read.

@@ -222,11 +222,21 @@ fn the_pixel_size_comes_from_the_metamorph_xml_of_the_images() {
         wells: vec!["B02".parse().expect("well")],
         grid: (2, 2),
         tile: 32,
+        jitter_px: 2.0,
         ..hcs_synth::SynthConfig::default()
     };
     hcs_synth::synthesize(&config, &dir).expect("synthesize");
     let plate = hcs_plate::formats::open_plate(&dir, None).expect("open");
     assert_eq!(plate.metadata.pixel_size_um, Some(0.65));
+    // The stage step between neighbouring sites, from the MetaMorph stage-position-x/y (tiles 32 px of 0.65 µm at 10 %
+    // overlap, ±2 px of stage error: 0.9 × 32 × 0.65 µm give or take the error's median).
+    let nominal = 0.9 * 32.0 * 0.65;
+    let (sx, sy) = plate.metadata.site_step_um;
+    for s in [sx, sy] {
+        assert!(s.is_some_and(|s| (s - nominal).abs() <= 2.0 * 0.65 * 2.0), "{:?} vs {nominal}", (sx, sy));
+    }
+    let overlap = hcs_plate::stage::overlap_from_step((sx, sy), plate.metadata.pixel_size_um, Some((32, 32)));
+    assert!(overlap.is_some_and(|(x, y)| (x - 0.1).abs() < 0.2 && (y - 0.1).abs() < 0.2), "{overlap:?}");
 
     // The same plate with its descriptions stripped (rewritten without the tag).
     for path in hcs_synth::image_paths(&config, &dir) {
@@ -235,6 +245,7 @@ fn the_pixel_size_comes_from_the_metamorph_xml_of_the_images() {
     }
     let plate = hcs_plate::formats::open_plate(&dir, None).expect("open");
     assert_eq!(plate.metadata.pixel_size_um, None, "no description, no pixel size");
+    assert_eq!(plate.metadata.site_step_um, (None, None), "no description, no stage positions");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -32,6 +32,16 @@ fn opera_plate_round_trips_with_raster_sites() {
     assert!(plate.metadata.z_spacing_um.is_some_and(|z| (z - 2.0).abs() < 1e-6), "{:?}", plate.metadata.z_spacing_um);
     let names: Vec<_> = plate.metadata.channels.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["HOECHST 33342", "Calcein"]);
+    // The stage step between neighbouring sites, from the fields' PositionX/Y (tiles 48 px of 0.65 µm at 10 %
+    // overlap, ±3 px of stage error: 0.9 × 48 × 0.65 µm give or take the error's median).
+    let nominal = 0.9 * 48.0 * 0.65;
+    let (sx, sy) = plate.metadata.site_step_um;
+    for s in [sx, sy] {
+        assert!(s.is_some_and(|s| (s - nominal).abs() <= 3.0 * 0.65 * 2.0), "{:?} vs {nominal}", (sx, sy));
+    }
+    let overlap = hcs_plate::stage::overlap_from_step((sx, sy), plate.metadata.pixel_size_um, Some((48, 48)));
+    assert!(overlap.is_some_and(|(x, y)| (x - 0.1).abs() < 0.2 && (y - 0.1).abs() < 0.2), "{overlap:?}");
+
     assert_eq!(plate.index.len(), 2 * 9 * 2 * 2 * 2);
 
     for well in &config.wells {

@@ -396,15 +396,21 @@ fn fit_plane(samples: &[(f64, f64, f64)]) -> Option<[f64; 3]> {
 
 /// Compute tile positions of a well from its tiles (stack planes in site order, row-major over
 /// `grid_dimensions` = `(rows, cols)`). The stack is returned unchanged.
+///
+/// The nominal overlap is, in order: `overlap_ratio` when given; else the overlap the plate's
+/// stage positions give (`site_overlap`), unless the tiles refute it (fewer than half the edges
+/// accepted); else an estimate from the tiles. The one used, and why, is in
+/// [`TilePositions::overlap_source`].
 #[memory(ndarray)]
 #[hcs_macros::check(image.planes.is_none_or(|p| image.sites.is_none_or(|s| p == s)), "one call must receive exactly the well's tiles: variable_components = [\"site\"] (the default)")]
 #[hcs_macros::check(overlap_ratio == 0.0 || overlap_ratio * image.height.min(image.width) as f64 >= 4.0, "the overlap must be at least 4 pixels wide (or 0: estimated from the tiles)")]
-#[hcs_macros::special_inputs(grid_dimensions)]
+#[hcs_macros::special_inputs(grid_dimensions, site_overlap)]
 #[hcs_macros::special_outputs(positions = write_positions_csv)]
 #[allow(clippy::too_many_arguments)]
 pub fn ashlar_compute_tile_positions(
     stack: NdarrayStack,
     grid_dimensions: &(u32, u32),
+    site_overlap: &Option<(f64, f64)>,
     #[param(
         default = 0.0,
         doc = "nominal overlap between neighbouring tiles (fraction); 0 = estimate it from the tiles",
@@ -430,22 +436,52 @@ pub fn ashlar_compute_tile_positions(
         )));
     }
     check_settings(max_shift, stitch_alpha, upsample_factor, permutation_samples)?;
-    let nominal = if estimating {
+    if let Some((ox, oy)) = *site_overlap
+        && !((0.0..0.9).contains(&ox) && (0.0..0.9).contains(&oy))
+    {
+        return Err(KernelError::BadInput(format!(
+            "the plate's stage positions give a site overlap of {ox} × {oy}, outside 0 ≤ overlap < 0.9"
+        )));
+    }
+    let whitened = whiten(&stack);
+    let estimate = || {
         let views: Vec<ArrayView2<'_, f32>> = stack.outer_iter().collect();
         Nominal::estimated(crate::stitch::overlap::estimate(&views, (rows, cols)), (h, w))
-    } else {
-        Nominal::from_ratio(overlap_ratio, (h, w))
     };
-    let whitened = whiten(&stack);
-    let strips = Strips::new(&whitened, nominal.strips((h, w)));
-    let mut edges = register_neighbours(&strips, (rows, cols), upsample_factor);
-    let ncc_threshold = permutation_threshold(&strips, cols, permutation_samples, stitch_alpha);
-    judge_edges(&mut edges, &nominal, max_shift, ncc_threshold);
-    // An estimated step is coarse: make it the consensus of the edges it accepted, and judge again.
-    let nominal = if estimating { nominal.refined(&edges) } else { nominal };
-    if estimating {
+    let register = |nominal: Nominal| {
+        let strips = Strips::new(&whitened, nominal.strips((h, w)));
+        let mut edges = register_neighbours(&strips, (rows, cols), upsample_factor);
+        let ncc_threshold = permutation_threshold(&strips, cols, permutation_samples, stitch_alpha);
         judge_edges(&mut edges, &nominal, max_shift, ncc_threshold);
-    }
+        // A stage's or an estimate's step is coarse: make it the consensus of the edges it
+        // accepted, and judge again.
+        let nominal = if nominal.estimated { nominal.refined(&edges) } else { nominal };
+        if nominal.estimated {
+            judge_edges(&mut edges, &nominal, max_shift, ncc_threshold);
+        }
+        (nominal, edges, ncc_threshold)
+    };
+    let (nominal, edges, ncc_threshold) = match (estimating, *site_overlap) {
+        (false, _) => register(Nominal::from_ratio(overlap_ratio, (h, w))),
+        (true, Some(stage)) => {
+            let (nominal, edges, threshold) = register(Nominal::from_stage(stage, (h, w)));
+            let accepted = edges.iter().filter(|e| e.accepted).count();
+            if 2 * accepted >= edges.len() {
+                (nominal, edges, threshold)
+            } else {
+                let (mut nominal, edges, threshold) = register(estimate());
+                nominal.source = format!(
+                    "{}; the stage positions' overlap {:.3} × {:.3} was refuted by the tiles ({accepted} of {} edges accepted)",
+                    nominal.source,
+                    stage.0,
+                    stage.1,
+                    edges.len()
+                );
+                (nominal, edges, threshold)
+            }
+        }
+        (true, None) => register(estimate()),
+    };
     let (placed, components) = place_along_forest(n, &edges);
     let (positions, model_placed) = anchor_components(&placed, &components, cols, (nominal.right.0, nominal.down.1));
     let overlap = (1.0 - nominal.right.0 / w as f64, 1.0 - nominal.down.1 / h as f64);
@@ -484,6 +520,8 @@ struct Nominal {
     right: (f64, f64),
     down: (f64, f64),
     source: String,
+    /// Coarse (from the stage or the tiles): its strips are widened to FFT-friendly sizes and
+    /// its step is refined to the accepted edges' consensus.
     estimated: bool,
 }
 
@@ -494,6 +532,16 @@ impl Nominal {
             down: (0.0, h as f64 * (1.0 - overlap)),
             source: format!("overlap_ratio = {overlap}"),
             estimated: false,
+        }
+    }
+
+    /// From the overlap `(x, y)` the plate's stage positions give (refined like an estimate).
+    fn from_stage((ox, oy): (f64, f64), (h, w): (usize, usize)) -> Nominal {
+        Nominal {
+            right: (w as f64 * (1.0 - ox), 0.0),
+            down: (0.0, h as f64 * (1.0 - oy)),
+            source: format!("from the plate's stage positions ({ox:.3} × {oy:.3})"),
+            estimated: true,
         }
     }
 

@@ -26,6 +26,9 @@ pub struct PlateInfo {
     pub pixel_size_um: Option<f64>,
     /// Tile shape `(height, width)`, when known (for memory estimates).
     pub tile_shape: Option<(usize, usize)>,
+    /// Overlap fraction `(x, y)` of neighbouring sites that the plate's stage positions give
+    /// ([`hcs_plate::stage::overlap_from_step`]), when they do.
+    pub site_overlap: Option<(f64, f64)>,
 }
 
 /// The components that vary inside a well.
@@ -42,6 +45,11 @@ impl PlateInfo {
             grid: plate.metadata.grid,
             pixel_size_um: plate.metadata.pixel_size_um,
             tile_shape: plate.metadata.tile_shape,
+            site_overlap: hcs_plate::stage::overlap_from_step(
+                plate.metadata.site_step_um,
+                plate.metadata.pixel_size_um,
+                plate.metadata.tile_shape,
+            ),
         }
     }
 
@@ -71,6 +79,7 @@ impl PlateInfo {
             grid: Some(grid),
             pixel_size_um: Some(0.65),
             tile_shape: Some(tile_shape),
+            site_overlap: None,
         }
     }
 }
@@ -85,6 +94,8 @@ impl PlateInput {
         let value = match self {
             PlateInput::GridDimensions => plate.grid.map(|(r, c)| serde_json::json!([r, c])),
             PlateInput::PixelSize => plate.pixel_size_um.map(|p| serde_json::json!(p)),
+            // Always supplied: `null` says the stage positions could not give it.
+            PlateInput::SiteOverlap => Some(serde_json::json!(plate.site_overlap)),
         };
         value.ok_or(PlateInputError::NotRecorded(self))
     }
@@ -108,5 +119,14 @@ mod tests {
         let px = PlateInput::PixelSize.plate_value(&plate, TypeId::of::<f64>()).expect("pixel size");
         let back = PlateInput::PixelSize.decode(&px).expect("decodes");
         assert_eq!(back.downcast_ref::<f64>(), Some(&0.65));
+        // The site overlap is always supplied, unknown or not.
+        let overlap = PlateInput::SiteOverlap;
+        let ty = TypeId::of::<Option<(f64, f64)>>();
+        assert_eq!(overlap.plate_value(&plate, ty), Ok(serde_json::Value::Null));
+        plate.site_overlap = Some((0.1, 0.15));
+        let value = overlap.plate_value(&plate, ty).expect("supplied");
+        assert_eq!(value, serde_json::json!([0.1, 0.15]));
+        let back = overlap.decode(&value).expect("decodes");
+        assert_eq!(back.downcast_ref::<Option<(f64, f64)>>(), Some(&Some((0.1, 0.15))));
     }
 }

@@ -28,11 +28,15 @@ pub enum PlateInput {
     GridDimensions,
     /// `pixel_size`: the pixel size in µm, as `f64`.
     PixelSize,
+    /// `site_overlap`: the overlap fraction `(x, y)` of neighbouring sites that the plate's stage
+    /// positions give, as `Option<(f64, f64)>` — always supplied, `None` where the plate's
+    /// metadata cannot say (the consumer then finds it another way, and says so).
+    SiteOverlap,
 }
 
 impl PlateInput {
     /// Every plate-supplied input, in slot order.
-    pub const ALL: [PlateInput; 2] = [PlateInput::GridDimensions, PlateInput::PixelSize];
+    pub const ALL: [PlateInput; 3] = [PlateInput::GridDimensions, PlateInput::PixelSize, PlateInput::SiteOverlap];
 
     /// The input whose special-input key is `key`, if the plate supplies it (usable in constants).
     pub const fn from_key(key: &str) -> Option<PlateInput> {
@@ -51,6 +55,7 @@ impl PlateInput {
         match self {
             PlateInput::GridDimensions => "grid_dimensions",
             PlateInput::PixelSize => "pixel_size",
+            PlateInput::SiteOverlap => "site_overlap",
         }
     }
 
@@ -64,6 +69,7 @@ impl PlateInput {
         match self {
             PlateInput::GridDimensions => "(u32, u32)",
             PlateInput::PixelSize => "f64",
+            PlateInput::SiteOverlap => "Option<(f64, f64)>",
         }
     }
 
@@ -72,6 +78,7 @@ impl PlateInput {
         match self {
             PlateInput::GridDimensions => TypeId::of::<(u32, u32)>(),
             PlateInput::PixelSize => TypeId::of::<f64>(),
+            PlateInput::SiteOverlap => TypeId::of::<Option<(f64, f64)>>(),
         }
     }
 
@@ -84,6 +91,9 @@ impl PlateInput {
                 SpecialData::new(serde_json::from_value::<(u32, u32)>(value.clone()).map_err(bad)?)
             }
             PlateInput::PixelSize => SpecialData::new(serde_json::from_value::<f64>(value.clone()).map_err(bad)?),
+            PlateInput::SiteOverlap => {
+                SpecialData::new(serde_json::from_value::<Option<(f64, f64)>>(value.clone()).map_err(bad)?)
+            }
         })
     }
 
@@ -97,7 +107,7 @@ impl PlateInput {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlateInputError {
     /// The plate's metadata does not record the value.
-    #[error("the plate's metadata records no {}", match .0 { PlateInput::GridDimensions => "site grid", PlateInput::PixelSize => "pixel size" })]
+    #[error("the plate's metadata records no {}", match .0 { PlateInput::GridDimensions => "site grid", PlateInput::PixelSize => "pixel size", PlateInput::SiteOverlap => "site overlap" })]
     NotRecorded(PlateInput),
     /// The consuming function declares the input as another type than the plate supplies.
     #[error("the plate supplies it as `{}`, but the function takes another type", .0.rust_type())]
@@ -120,7 +130,8 @@ pub enum PlateInputError {
 
 /// Keys of the special inputs the compiler supplies from the plate's metadata instead of an
 /// earlier step ([`PlateInput::key`] of each of [`PlateInput::ALL`]).
-pub const PLATE_SUPPLIED_INPUTS: [&str; 2] = [PlateInput::ALL[0].key(), PlateInput::ALL[1].key()];
+pub const PLATE_SUPPLIED_INPUTS: [&str; 3] =
+    [PlateInput::ALL[0].key(), PlateInput::ALL[1].key(), PlateInput::ALL[2].key()];
 
 /// Why a dict pattern needs `group_by`.
 pub const DICT_WITHOUT_GROUP_BY: &str = "a dict pattern needs `group_by` (the component whose value picks the entry)";
@@ -535,7 +546,7 @@ mod tests {
     #[test]
     fn plate_inputs_are_defined_once_and_match_pipeline_macro_slots() {
         use hcs_core::__private::{PlateCall, SpecialOutputAt};
-        assert_eq!(PLATE_SUPPLIED_INPUTS, ["grid_dimensions", "pixel_size"]);
+        assert_eq!(PLATE_SUPPLIED_INPUTS, ["grid_dimensions", "pixel_size", "site_overlap"]);
         const GRID: Option<PlateInput> = PlateInput::from_key("grid_dimensions");
         assert_eq!(GRID, Some(PlateInput::GridDimensions));
         assert_eq!(PlateInput::from_key("positions"), None);
@@ -546,6 +557,7 @@ mod tests {
         // `pipeline!` type-checks consumers against `PlateCall`'s slots: same types, same order.
         assert_eq!(TypeId::of::<<PlateCall as SpecialOutputAt<0>>::Value>(), PlateInput::ALL[0].type_id());
         assert_eq!(TypeId::of::<<PlateCall as SpecialOutputAt<1>>::Value>(), PlateInput::ALL[1].type_id());
+        assert_eq!(TypeId::of::<<PlateCall as SpecialOutputAt<2>>::Value>(), PlateInput::ALL[2].type_id());
     }
 
     #[test]

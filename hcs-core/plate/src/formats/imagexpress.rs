@@ -83,6 +83,7 @@ pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, Fo
         super::finish_plate(root, read_first_plane, index, FormatKind::Imagexpress, name, grid, pixel_size_um, |c| {
             htd.get(&format!("WaveName{c}")).cloned().unwrap_or_else(|| format!("w{c}"))
         })?;
+    plate.metadata.site_step_um = first_well_site_step(root, &plate.index, plate.metadata.grid);
     plate.unmatched = scan.unmatched.iter().filter_map(|p| p.strip_prefix(root).ok().map(Path::to_path_buf)).collect();
     plate.disagreements = disagreements;
     Ok(plate)
@@ -319,6 +320,29 @@ fn first_plane_calibration(root: &Path, index: &crate::ComponentIndex) -> Option
     let crate::PlaneRef::File { path, .. } = plane else { return None };
     let text = hcs_vfs::tiff::read_tiff_description(&root.join(path)).ok().flatten()?;
     super::metamorph::parse(&text)?.pixel_size_um
+}
+
+/// The stage step between neighbouring sites in µm ([`crate::stage::site_step`]) from the
+/// MetaMorph `stage-position-x/y` of the first well's sites (first timepoint, channel and z).
+fn first_well_site_step(
+    root: &Path,
+    index: &crate::ComponentIndex,
+    grid: Option<(u32, u32)>,
+) -> (Option<f64>, Option<f64>) {
+    let (Some(grid), Some(first)) = (grid, index.wells().first().copied()) else { return (None, None) };
+    let mut at: std::collections::BTreeMap<u32, (f64, f64)> = std::collections::BTreeMap::new();
+    for (key, plane) in index.well(first) {
+        if at.contains_key(&key.site) {
+            continue;
+        }
+        let crate::PlaneRef::File { path, .. } = plane else { return (None, None) };
+        let text = hcs_vfs::tiff::read_tiff_description(&root.join(path)).ok().flatten();
+        let Some(stage) = text.as_deref().and_then(super::metamorph::parse).and_then(|m| m.stage_um) else {
+            return (None, None);
+        };
+        at.insert(key.site, stage);
+    }
+    crate::stage::site_step(&at.into_iter().collect::<Vec<_>>(), grid)
 }
 
 /// Index `path` if it is an image; `false` if it is not (a thumbnail counts as handled). The

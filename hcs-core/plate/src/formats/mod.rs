@@ -207,7 +207,16 @@ pub(crate) fn finish_plate(
         .map(|c| crate::ChannelInfo { index: c, name: channel_name(c) })
         .collect();
     let (tile_shape, dtype) = if read_first_plane { first_plane_shape(root, &index)? } else { (None, None) };
-    let metadata =
-        crate::PlateMetadata { format, name, grid, pixel_size_um, z_spacing_um: None, channels, tile_shape, dtype };
+    let metadata = crate::PlateMetadata {
+        format,
+        name,
+        grid,
+        pixel_size_um,
+        z_spacing_um: None,
+        site_step_um: (None, None),
+        channels,
+        tile_shape,
+        dtype,
+    };
     Ok(Plate { root: root.to_path_buf(), metadata, index, unmatched: Vec::new(), disagreements: Vec::new() })
 }

@@ -109,6 +109,23 @@ fn parse_index(xml_path: &Path, text: &str) -> Result<ParsedIndex, FormatError> 
     Ok(ParsedIndex { images, channel_names: channels, pixel_size_um: pixel_size })
 }
 
+/// The stage step between neighbouring sites in µm ([`crate::stage::site_step`]) of the first
+/// well's fields, from their `PositionX/Y` (metres).
+fn site_step_um(
+    images: &[ImageEntry],
+    sites: &BTreeMap<(WellId, u32), u32>,
+    grid: (u32, u32),
+) -> (Option<f64>, Option<f64>) {
+    let Some(first) = images.iter().map(|i| i.well).min() else { return (None, None) };
+    let mut at = BTreeMap::new();
+    for img in images.iter().filter(|i| i.well == first) {
+        if let Some(&site) = sites.get(&(img.well, img.field)) {
+            at.entry(site).or_insert((img.x * 1e6, img.y * 1e6));
+        }
+    }
+    crate::stage::site_step(&at.into_iter().collect::<Vec<_>>(), grid)
+}
+
 /// Spacing of the z-planes in µm: the median step between consecutive planes' `AbsPositionZ`
 /// (metres) in each field, channel and timepoint; `None` without positions or with one plane.
 fn z_spacing_um(images: &[ImageEntry]) -> Option<f64> {
@@ -236,6 +253,7 @@ pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, Fo
         |c| channel_names.get(&c).cloned().unwrap_or_else(|| format!("ch{c}")),
     )?;
     plate.metadata.z_spacing_um = z_spacing_um(&images);
+    plate.metadata.site_step_um = site_step_um(&images, &sites, grid);
     Ok(plate)
 }
 
