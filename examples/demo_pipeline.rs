@@ -22,7 +22,8 @@ pub fn demo() -> Pipeline {
     let count = FunctionCall::new("count_cells_single_channel")
         .param("detection_method", "threshold")
         .param("min_cell_area", 20.0)
-        .param("max_cell_area", 2000.0);
+        .param("max_cell_area", 2000.0)
+        .param("return_segmentation_mask", true);
     Pipeline::new("demo")
         .step(FunctionStep::new("channel composite", "create_composite").variable_components([Component::Channel]))
         .step(FunctionStep::new("z max of the composite", z_max()).variable_components([Component::Z]))

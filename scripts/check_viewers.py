@@ -12,10 +12,16 @@ Both readers tile a plate from each well's *first* field, at the path, level pat
 dtype of the first well's first field (wells sorted by path); a well that differs makes them fail
 ("Shapes do not align") or, worse, silently draw it black. The script checks this itself too.
 
+With --expect-labels NAME, the plate's NGFF labels are checked too: every well's first field
+lists NAME under labels/, with the image's levels, shapes and an integer dtype; ome-zarr-py opens
+the label image (a node with the Label spec, pixels equal to the array); napari-ome-zarr returns
+a labels layer and napari builds a Labels layer from it.
+
 Prints one `ok:` line per check; exits 1 with `FAIL:` and what was wrong on the first failure.
 Environment: scripts/requirements-viewers.txt.
 
 Usage: check_viewers.py PLATE.ome.zarr [--expect-channels A,B] [--expect-pixel-size-um X]
+                        [--expect-labels NAME]
 """
 
 import argparse
@@ -109,6 +115,78 @@ def layout_problems(path: str) -> list[str]:
     return problems
 
 
+def label_problems(path: str, name: str) -> list[str]:
+    """Where the plate's label image `name` breaks NGFF or the readers' plate tiling."""
+    root = zarr.open_group(path, mode="r")
+    problems = []
+    for w in sorted(w["path"] for w in ome(root)["plate"]["wells"]):
+        field = ome(root[w])["well"]["images"][0]["path"]
+        image = f"{w}/{field}"
+        try:
+            listed = ome(root[f"{image}/labels"]).get("labels", [])
+            if name not in listed:
+                problems.append(f"{image}/labels lists {listed}, not {name!r}")
+                continue
+            label = ome(root[f"{image}/labels/{name}"])
+            if "image-label" not in label:
+                problems.append(f"{image}/labels/{name} has no image-label metadata")
+            img_levels = [d["path"] for d in ome(root[image])["multiscales"][0]["datasets"]]
+            lab_levels = [d["path"] for d in label["multiscales"][0]["datasets"]]
+            if len(lab_levels) != len(img_levels):
+                problems.append(f"{image}: {len(lab_levels)} label levels for {len(img_levels)} image levels")
+            for li, ii in zip(lab_levels, img_levels):
+                la, ia = root[f"{image}/labels/{name}/{li}"], root[f"{image}/{ii}"]
+                if la.dtype.kind not in "ui":
+                    problems.append(f"{image}/labels/{name}/{li}: dtype {la.dtype} is not an integer")
+                if la.shape[-2:] != ia.shape[-2:]:
+                    problems.append(f"{image}/labels/{name}/{li}: y/x {la.shape[-2:]} != image {ia.shape[-2:]}")
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"{image}: cannot read labels/{name}: {type(e).__name__}: {e}")
+    return problems
+
+
+def check_labels(path: str, name: str, layer_data, layers) -> None:
+    """NGFF labels of every well, read by both readers (see the module docstring)."""
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Label, Reader
+
+    problems = label_problems(path, name)
+    if problems:
+        fail("labels: " + "; ".join(problems))
+    root = zarr.open_group(path, mode="r")
+    wells = sorted(w["path"] for w in ome(root)["plate"]["wells"])
+    image = f"{wells[0]}/{ome(root[wells[0]])['well']['images'][0]['path']}"
+    label_path = f"{path}/{image}/labels/{name}"
+    try:
+        with quiet():
+            nodes = list(Reader(parse_url(label_path))())
+    except Exception as e:  # noqa: BLE001
+        fail(f"ome-zarr-py could not open {label_path}: {type(e).__name__}: {e}")
+    node = next((n for n in nodes if n.load(Label) is not None), None)
+    if node is None:
+        fail(f"ome-zarr-py: {label_path} is not a label image (nodes {nodes})")
+    level0 = np.asarray(node.data[0])
+    want = root[f"{image}/labels/{name}/0"][...]
+    if not np.array_equal(level0, want) or level0.max() == 0:
+        fail(f"ome-zarr-py: label level 0 of {image} differs from the array or holds no label")
+    ok(f"labels {name!r} in every well ({len(wells)}); ome-zarr-py opened {image}/labels/{name}: "
+       f"{len(node.data)} levels, {level0.dtype}, {len(np.unique(level0)) - 1} labels in level 0")
+    kinds = [kind for *_, kind in layer_data]
+    if "labels" not in kinds:
+        fail(f"napari-ome-zarr returned no labels layer for the plate (layers {kinds})")
+    lab = next(d for d, _, kind in layer_data if kind == "labels")
+    img = next(d for d, _, kind in layer_data if kind == "image")
+    if len(lab) != len(img) or lab[0].shape[-2:] != img[0].shape[-2:]:
+        fail(f"napari-ome-zarr: labels layer {[a.shape for a in lab]} does not match the image "
+             f"layer {[a.shape for a in img]}")
+    if np.asarray(lab[-1]).max() == 0:
+        fail("napari-ome-zarr: the plate's labels layer holds no label at its lowest level")
+    if not any(type(ly).__name__ == "Labels" for ly in layers):
+        fail(f"napari built no Labels layer (layers {[type(ly).__name__ for ly in layers]})")
+    ok(f"napari-ome-zarr: labels layer over the plate, {len(lab)} levels {tuple(lab[0].shape)}; "
+       "napari built a Labels layer")
+
+
 def scale_yx(transforms: list[dict]) -> list[float]:
     """y/x of the first "scale" coordinateTransformation (NGFF puts it first)."""
     return next(t["scale"][-2:] for t in transforms if t["type"] == "scale")
@@ -124,6 +202,7 @@ def main() -> int:
     ap.add_argument("plate")
     ap.add_argument("--expect-channels", help="comma-separated omero channel labels, in order")
     ap.add_argument("--expect-pixel-size-um", type=float, help="y/x pixel size in micrometer")
+    ap.add_argument("--expect-labels", help="name of an NGFF label image every well must have")
     args = ap.parse_args()
     path = args.plate.rstrip("/")
     want_channels = args.expect_channels.split(",") if args.expect_channels else None
@@ -271,7 +350,9 @@ def main() -> int:
     if bad:
         fail(f"napari: image layers {bad} are not multiscale")
     ok(f"napari ViewerModel.open: {len(layers)} layer(s) "
-       + ", ".join(f"{ly.name!r} ({type(ly).__name__}, {ly.colormap.name})" for ly in layers))
+       + ", ".join(f"{ly.name!r} ({type(ly).__name__})" for ly in layers))
+    if args.expect_labels:
+        check_labels(path, args.expect_labels, layer_data, layers)
     ok("all viewer checks passed")
     return 0
 

@@ -53,7 +53,64 @@ fn the_demo_writes_a_plate_an_overview_and_a_summary_that_match_the_ground_truth
         let (cells, truth): (f64, f64) = (r[4].parse().expect("cells"), r[5].parse().expect("true cells"));
         assert!(truth > 0.0 && (cells - truth).abs() / truth < 0.25, "{cells} cells counted, {truth} true");
     }
+    ngff_labels(&out.join("output"), &["A01", "B02"]);
     let _ = std::fs::remove_dir_all(&out);
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The cell masks are NGFF labels of the output plate, read by zarr-python: every level of
+/// `labels/segmentation_masks` has the image's y/x shape and an integer dtype, level 0 equals
+/// the mask TIFF the materializer wrote (read by tifffile) and holds as many labels as cells
+/// were counted, and every lower level holds only labels of the level above it.
+fn ngff_labels(output: &std::path::Path, wells: &[&str]) {
+    let status = Command::new("bash").arg(repo().join("scripts/setup-python.sh")).status().expect("setup-python.sh");
+    assert!(status.success(), "scripts/setup-python.sh failed");
+    let script = r#"
+import json, sys, numpy as np, tifffile, zarr
+out, wells = sys.argv[1], sys.argv[2:]
+root = zarr.open_group(f"{out}/images.ome.zarr", mode="r")
+for well in wells:
+    row, col = well[0], str(int(well[1:]))
+    image = root[f"{row}/{col}/0"]
+    labels = image["labels"]
+    assert list(labels.attrs["ome"]["labels"]) == ["segmentation_masks"], dict(labels.attrs)
+    mask = labels["segmentation_masks"]
+    meta = mask.attrs["ome"]
+    assert meta["image-label"]["source"]["image"] == "../../", meta
+    levels = [d["path"] for d in meta["multiscales"][0]["datasets"]]
+    assert levels == [d["path"] for d in image.attrs["ome"]["multiscales"][0]["datasets"]]
+    previous = None
+    for lv in levels:
+        a = mask[lv][...]
+        assert a.dtype.kind == "u" and a.shape[-2:] == image[lv].shape[-2:], (lv, a.dtype, a.shape)
+        if previous is not None:
+            assert set(np.unique(a)) <= set(np.unique(previous)), f"level {lv} invents labels"
+        previous = a
+    tif = tifffile.imread(f"{out}/results/{well}_segmentation_masks_slice_000.tif")
+    level0 = mask["0"][...].reshape(mask["0"].shape[-2:])
+    h, w = tif.shape
+    assert np.array_equal(level0[:h, :w], tif) and not level0[h:, :].any() and not level0[:, w:].any()
+    cells = json.load(open(f"{out}/results/{well}_cell_counts.json"))["total_cells"]
+    assert len(np.unique(level0)) - 1 == cells > 0, (len(np.unique(level0)) - 1, cells)
+    print(well, cells, "labels")
+"#;
+    let check = Command::new(repo().join(".venv-py/bin/python"))
+        .arg("-c")
+        .arg(script)
+        .arg(output)
+        .args(wells)
+        .output()
+        .expect("python");
+    assert!(
+        check.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&check.stdout).lines().count(), wells.len());
 }
 
 /// The run report of the demo's two wells: `run.json` with each well's steps, QC and outputs;
@@ -80,9 +137,13 @@ fn run_report(results: &std::path::Path) {
         // A 3 × 3 grid has 12 neighbour pairs; the demo's plate stitches without falling back.
         assert_eq!(w["qc"]["stitching"]["edges"], 12);
         assert_eq!(w["qc"]["stitching"]["model_placed"], 0);
-        // No pipeline parameter names the overlap: it is estimated from the tiles (10 % here).
+        // No pipeline parameter names the overlap: the plate's stage positions give it (the
+        // synthetic plate writes them into each TIFF's MetaMorph XML; 10 % here).
         let st = &w["qc"]["stitching"];
-        assert!(st["overlap_source"].as_str().is_some_and(|s| s.starts_with("estimated")), "{st}");
+        assert!(
+            st["overlap_source"].as_str().is_some_and(|s| s.starts_with("from the plate's stage positions")),
+            "{st}"
+        );
         for axis in 0..2 {
             assert!(st["overlap"][axis].as_f64().is_some_and(|o| (o - 0.1).abs() < 0.01), "{st}");
         }

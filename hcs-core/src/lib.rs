@@ -16,6 +16,7 @@ pub mod cuda;
 pub mod device_error;
 pub mod error;
 pub mod gpu;
+pub mod labels;
 pub mod memory_type;
 pub mod params;
 pub mod registry;

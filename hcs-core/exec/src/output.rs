@@ -135,6 +135,10 @@ type WrittenPlane = (WrittenFile, (ImageKey, PlaneRef));
 /// Planes with where they are stored.
 pub type PlaneList = Vec<(ImageKey, PlaneRef)>;
 
+/// Label images a step produced ([`hcs_core::labels::LabelStack`]), each with the special
+/// output's key (the label image's name) and the key of the image plane it labels.
+pub type LabelPlanes = Vec<(&'static str, ImageKey, ndarray::Array2<u32>)>;
+
 /// Storage of one persistent location, shared by the wells of a run.
 pub enum Sink<'a> {
     /// OME-TIFF files in a folder, one plane each, calibrated from the facts given.
@@ -195,6 +199,7 @@ pub fn write_planes(
     sink: &Sink<'_>,
     output_root: &Path,
     planes: &BTreeMap<ImageKey, ndarray::ArcArray2<f32>>,
+    labels: &LabelPlanes,
     dtype: Dtype,
 ) -> Result<(Vec<WrittenFile>, PlaneList), VfsError> {
     let rel = |p: &Path| p.strip_prefix(output_root).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf());
@@ -250,7 +255,7 @@ pub fn write_planes(
                     layout.mosaic_canvas
                 );
             }
-            let w = writer.open_well_shaped(&row, col, shape)?;
+            let mut w = writer.open_well_shaped(&row, col, shape)?;
             let mut refs = Vec::with_capacity(planes.len());
             for (key, plane) in planes {
                 let field = index_of(&axes.sites, key.site, "site", &root)?;
@@ -259,6 +264,13 @@ pub fn write_planes(
                 let t = index_of(&axes.timepoints, key.timepoint, "timepoint", &root)?;
                 w.write_plane(field, t, c, z, &PlaneData::from_f32(plane.view(), dtype))?;
                 refs.push((*key, PlaneRef::Zarr { store: rel(&root), well: format!("{row}/{col}"), field, t, c, z }));
+            }
+            // NGFF labels beside the images they label (one label image per name and field).
+            for (name, key, mask) in labels {
+                let field = index_of(&axes.sites, key.site, "site", &root)?;
+                let z = index_of(&axes.zs, key.z, "z", &root)?;
+                let t = index_of(&axes.timepoints, key.timepoint, "timepoint", &root)?;
+                w.write_labels(name, field, t, z, mask)?;
             }
             w.finish()?;
             // The well is published: list every file of it (group and array metadata, each

@@ -11,6 +11,7 @@ use ndarray::{ArcArray2, Array3, Axis};
 use rayon::prelude::*;
 
 use hcs_core::MemoryType;
+use hcs_core::labels::{LabelPlane, LabelStack};
 use hcs_core::special::SpecialData;
 use hcs_core::stack::{Conversion, Stack};
 use hcs_device::{convert, split_planes};
@@ -20,6 +21,7 @@ use hcs_plate::{Component, ImageKey};
 use crate::error::StepError;
 use crate::groups::{GroupKey, groups, label, output_keys};
 use crate::job::WellJob;
+use crate::output::LabelPlanes;
 use crate::qc::{self, PlaneQc};
 use crate::retry::{Mode, after_out_of_memory};
 use crate::routing::{CallError, Produced, Router, Special, keep_special};
@@ -66,7 +68,7 @@ impl StepRunner<'_, '_> {
         let grouped: Vec<(GroupKey, Vec<ImageKey>)> =
             groups(&keys, &self.step.variable_components).into_iter().collect();
         let results = self.run_groups(run, &grouped)?;
-        let (planes, device_planes) = self.keep_specials(run, results)?;
+        let (planes, device_planes, labels) = self.keep_specials(run, results)?;
         tracing::debug!(
             well = %self.job.plan.well,
             step = self.step.index,
@@ -77,7 +79,7 @@ impl StepRunner<'_, '_> {
             "step done"
         );
         let counts = StepCounts { planes_in: keys.len(), planes_out: planes.len() + device_planes.len() };
-        self.store(run, planes, device_planes)?;
+        self.store(run, planes, device_planes, &labels)?;
         Ok(counts)
     }
 
@@ -242,11 +244,17 @@ impl StepRunner<'_, '_> {
 
     /// Gather the groups' planes, and keep (and materialize) their special outputs: one value
     /// per well, or one per group when the step merges them.
-    fn keep_specials(&self, run: &mut WellRun, results: Vec<GroupResult>) -> Result<(Planes, DevicePlanes), StepError> {
+    fn keep_specials(
+        &self,
+        run: &mut WellRun,
+        results: Vec<GroupResult>,
+    ) -> Result<(Planes, DevicePlanes, LabelPlanes), StepError> {
         let mut by_key: BTreeMap<&'static str, Vec<(String, SpecialData)>> = BTreeMap::new();
         let mut planes = Planes::new();
         let mut device_planes = DevicePlanes::new();
+        let mut labels = LabelPlanes::new();
         for result in results {
+            self.label_planes(&result, &mut labels);
             match result.planes {
                 GroupPlanes::Host(outs) => planes.extend(outs),
                 GroupPlanes::Device(outs) => device_planes.extend(outs.into_iter().map(|(k, p)| (k, Mutex::new(p)))),
@@ -269,16 +277,62 @@ impl StepRunner<'_, '_> {
                 keep_special(&run.memory, &out.memory_key, special)?;
             }
         }
-        Ok((planes, device_planes))
+        Ok((planes, device_planes, labels))
+    }
+
+    /// The label images among a group's special outputs, each paired with the image plane it
+    /// labels (the group's planes, in order). Label images that cannot be paired are not
+    /// dropped silently: a warning names the step, the well and the counts.
+    fn label_planes(&self, result: &GroupResult, out: &mut LabelPlanes) {
+        let keys: Vec<ImageKey> = match &result.planes {
+            GroupPlanes::Host(p) => p.iter().map(|(k, _)| *k).collect(),
+            GroupPlanes::Device(p) => p.iter().map(|(k, _)| *k).collect(),
+        };
+        for (key, value) in &result.produced {
+            let Some(stack) = value.downcast_ref::<LabelStack>() else { continue };
+            if stack.planes.is_empty() {
+                continue;
+            }
+            let arrays: Option<Vec<_>> = stack.planes.iter().map(LabelPlane::to_array).collect();
+            match arrays {
+                Some(arrays) if arrays.len() == keys.len() => {
+                    out.extend(keys.iter().zip(arrays).map(|(k, a)| (*key, *k, a)));
+                }
+                _ => tracing::warn!(
+                    well = %self.job.plan.well,
+                    step = %self.step.name,
+                    "`{key}` of group {}: {} label images for {} image planes (or a label image of the wrong size); written to results/ only, not as NGFF labels",
+                    result.label,
+                    stack.planes.len(),
+                    keys.len()
+                ),
+            }
+        }
     }
 
     /// Free the input once read, write the checkpoint and preview, and store the output where the
     /// plan says: an intermediate store, the device, or the final persistent location.
-    fn store(&self, run: &mut WellRun, planes: Planes, device_planes: DevicePlanes) -> Result<(), StepError> {
+    fn store(
+        &self,
+        run: &mut WellRun,
+        planes: Planes,
+        device_planes: DevicePlanes,
+        labels: &LabelPlanes,
+    ) -> Result<(), StepError> {
         let (job, step) = (self.job, self.step);
         run.free(job.plan, &step.reads)?;
+        let persisted = |l: &Location| matches!(l, Location::Zarr { .. });
+        let final_zarr = self.last && step.writes.persistent_path().is_some() && persisted(&step.writes);
+        if !labels.is_empty() && !final_zarr && !step.checkpoint.as_ref().is_some_and(persisted) {
+            tracing::warn!(
+                well = %job.plan.well,
+                step = %step.name,
+                "{} label images are written to results/ only: the step's images are not stored as an OME-Zarr plate (set `materialize = true` on the step, with the zarr backend, for NGFF labels)",
+                labels.len()
+            );
+        }
         if let Some(checkpoint) = &step.checkpoint {
-            persist(job, checkpoint, &planes, &mut run.record)?;
+            persist(job, checkpoint, &planes, labels, &mut run.record)?;
         }
         if let Some(preview) = &step.preview {
             publish_preview(job, preview, &planes)?;
@@ -289,7 +343,7 @@ impl StepRunner<'_, '_> {
                 Ok(())
             }
             location if self.last && location.persistent_path().is_some() => {
-                persist(job, location, &planes, &mut run.record)
+                persist(job, location, &planes, labels, &mut run.record)
             }
             location @ (Location::Memory { .. } | Location::Disk { .. }) => run.save(job.plan, location, &planes),
             other => Err(StepError::BadIntermediate(other.clone())),

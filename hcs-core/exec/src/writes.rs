@@ -10,7 +10,7 @@ use hcs_vfs::{Data, DiskStore, Store};
 
 use crate::error::StepError;
 use crate::job::WellJob;
-use crate::output::{Sink, WellRecord, WrittenFile, file_crc, subdir_name, write_planes};
+use crate::output::{LabelPlanes, Sink, WellRecord, WrittenFile, file_crc, subdir_name, write_planes};
 use crate::routing::Special;
 use crate::state::Planes;
 
@@ -32,7 +32,7 @@ pub fn publish_preview(
 ) -> Result<(), StepError> {
     let location = Location::Zarr { store: preview.store.store.clone() };
     let sink = job.sinks.sink(&location).ok_or(StepError::NoPreviewStore)?;
-    write_planes(&sink, &job.plan.output_root, planes, job.dtype)?;
+    write_planes(&sink, &job.plan.output_root, planes, &Vec::new(), job.dtype)?;
     if let Sink::Zarr(writer, _) = sink {
         writer.finalize()?;
     }
@@ -49,11 +49,12 @@ pub fn persist(
     job: &WellJob<'_>,
     location: &Location,
     planes: &Planes,
+    labels: &LabelPlanes,
     record: &mut WellRecord,
 ) -> Result<(), StepError> {
     let sink = job.sinks.sink(location).ok_or_else(|| StepError::NoSink(location.clone()))?;
     let root = &job.plan.output_root;
-    let (files, refs) = write_planes(&sink, root, planes, job.dtype)?;
+    let (files, refs) = write_planes(&sink, root, planes, labels, job.dtype)?;
     record.files.extend(files);
     let name = subdir_name(location, root).unwrap_or_default();
     record.subdirs.entry(name).or_default().extend(refs);

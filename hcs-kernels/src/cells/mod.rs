@@ -107,24 +107,12 @@ impl CellCounts {
     }
 }
 
-/// One label image: 0 = background, `k` = the cell with id `k`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LabelPlane {
-    /// Rows.
-    pub height: usize,
-    /// Columns.
-    pub width: usize,
-    /// Labels in row-major order.
-    pub labels: Vec<u32>,
-}
+pub use hcs_core::labels::LabelPlane;
 
 /// Special output `segmentation_masks`: one label image per slice when
-/// `return_segmentation_mask` is set, else empty.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SegmentationMasks {
-    /// Label images in slice order.
-    pub planes: Vec<LabelPlane>,
-}
+/// `return_segmentation_mask` is set, else empty. The executor also writes them into the step's
+/// OME-Zarr plate as NGFF labels ([`hcs_core::labels`]).
+pub type SegmentationMasks = hcs_core::labels::LabelStack;
 
 /// Write `<stem>.json` (method, total, per-slice counts) and `<stem>_details.csv` (one row per
 /// cell: `slice_index,cell_id,x,y,area,mean_intensity,confidence,method`).

@@ -62,21 +62,19 @@ pub fn plate(layout: &PlateLayout, present: &[(String, u32)]) -> Value {
             Some(json!({ "path": format!("{r}/{c}"), "rowIndex": ri, "columnIndex": ci }))
         })
         .collect();
-    let mut plate = json!({
+    let plate = json!({
         "name": layout.name,
         "rows": rows.iter().map(|r| json!({ "name": r })).collect::<Vec<_>>(),
         "columns": cols.iter().map(|c| json!({ "name": c.to_string() })).collect::<Vec<_>>(),
         "wells": wells,
         "field_count": layout.fields,
         "acquisitions": [{ "id": 0, "name": layout.name }],
+        // 0.4 requires it here; for 0.5 `ome.version` says it, but ome-zarr-models' HCS
+        // validator warns (and fails) without it, so both carry it.
         "version": version_str(layout.version),
     });
     if layout.version == NgffVersion::V04 {
-        // 0.4 keeps `version` inside `plate`; nothing else differs.
         return json!({ "plate": plate });
-    }
-    if let Some(obj) = plate.as_object_mut() {
-        obj.insert("version".into(), json!("0.5"));
     }
     json!({ "ome": { "version": "0.5", "plate": plate } })
 }
@@ -173,6 +171,41 @@ pub fn image(layout: &PlateLayout, field: u32, levels: usize, valid: (usize, usi
             "valid_shape": [valid.0, valid.1],
             "padding": "the field is padded with zeros at the bottom and right to the plate's mosaic canvas",
         });
+    }
+    attributes
+}
+
+/// The attributes of a field's `labels` group: the names of its label images.
+pub fn labels_group(version: NgffVersion, names: &[String]) -> Value {
+    match version {
+        NgffVersion::V04 => json!({ "labels": names }),
+        NgffVersion::V05 => json!({ "ome": { "version": "0.5", "labels": names } }),
+    }
+}
+
+/// The attributes of label image `name` of a field: the field image's multiscales (same levels,
+/// scale and translation; one channel) and `image-label` pointing back at the image. Label 0 is
+/// the transparent background; viewers colour the others themselves.
+pub fn label_image(layout: &PlateLayout, field: u32, name: &str, levels: usize, valid: (usize, usize)) -> Value {
+    let one_channel = PlateLayout { channels: vec![name.to_string()], ..layout.clone() };
+    let mut attributes = image(&one_channel, field, levels, valid);
+    let ngff = match layout.version {
+        NgffVersion::V04 => &mut attributes,
+        NgffVersion::V05 => &mut attributes["ome"],
+    };
+    if let Some(obj) = ngff.as_object_mut() {
+        obj.remove("omero");
+        let mut label = json!({
+            "colors": [{ "label-value": 0, "rgba": [0, 0, 0, 0] }],
+            "source": { "image": "../../" },
+        });
+        if layout.version == NgffVersion::V04 {
+            label["version"] = json!("0.4");
+        }
+        obj.insert("image-label".into(), label);
+    }
+    if let Some(m) = ngff["multiscales"].get_mut(0) {
+        m["name"] = json!(name);
     }
     attributes
 }

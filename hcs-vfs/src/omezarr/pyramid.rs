@@ -72,6 +72,21 @@ fn halve<T: Copy + Into<u32>>(a: &Array2<T>, mean: impl Fn(u32, u32) -> T) -> Ar
     Array2::from_shape_vec((nh, nw), out).unwrap_or_else(|_| Array2::from_elem((nh, nw), mean(0, 1)))
 }
 
+/// The next level of a label image: the top-left label of every 2 × 2 block (nearest
+/// neighbour) — a mean would invent labels that are in neither cell.
+pub fn downsample_labels(labels: &Array2<u32>) -> Array2<u32> {
+    let (nh, nw) = half(labels.dim());
+    Array2::from_shape_fn((nh, nw), |(y, x)| labels[[2 * y, 2 * x]])
+}
+
+/// A label image placed at the top-left of a zero (background) `canvas` (cut to it if larger).
+pub fn pad_labels(labels: &Array2<u32>, canvas: (usize, usize)) -> Array2<u32> {
+    let (h, w) = (labels.dim().0.min(canvas.0), labels.dim().1.min(canvas.1));
+    let mut out = Array2::zeros(canvas);
+    out.slice_mut(ndarray::s![..h, ..w]).assign(&labels.slice(ndarray::s![..h, ..w]));
+    out
+}
+
 /// `plane` placed at the top-left of a zero `canvas` (cut to it if larger).
 pub fn pad(plane: &PlaneData, canvas: (usize, usize)) -> PlaneData {
     fn put<T: Copy + Default>(a: &Array2<T>, canvas: (usize, usize)) -> Array2<T> {
@@ -98,6 +113,18 @@ mod tests {
         assert_eq!(levels((3000, 2800)), 4);
         assert_eq!(level_shape((3000, 2800), 3), (375, 350));
         assert_eq!(level_shape((5, 3), 2), (2, 1));
+    }
+
+    #[test]
+    fn label_levels_keep_labels_and_pad_with_background() {
+        let labels = Array2::from_shape_fn((5, 3), |(y, x)| (y * 3 + x) as u32 + 1);
+        let next = downsample_labels(&labels);
+        assert_eq!(next.dim(), half((5, 3)));
+        // Every label of the next level is one of the level's own, never a mean of two.
+        assert!(next.iter().all(|l| labels.iter().any(|m| m == l)));
+        assert_eq!(next[[1, 1]], labels[[2, 2]]);
+        let padded = pad_labels(&labels, (6, 4));
+        assert_eq!((padded[[4, 2]], padded[[5, 0]], padded[[0, 3]]), (15, 0, 0));
     }
 
     #[test]

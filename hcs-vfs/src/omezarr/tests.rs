@@ -266,3 +266,52 @@ fn mosaics_are_padded_to_one_canvas_and_every_image_has_a_pyramid() {
     well.write_plane(0, 0, 0, 0, &PlaneData::U16(Array2::zeros((130, 10)))).expect("write");
     std::fs::remove_dir_all(&root).expect("cleanup");
 }
+
+#[test]
+fn label_images_are_ngff_labels_with_the_image_pyramid() {
+    for version in [NgffVersion::V05, NgffVersion::V04] {
+        let root = tmp(&format!("labels-{version:?}"));
+        let mut lay = layout(version, 1);
+        lay.plane_shape = (1100, 600);
+        let writer = OmeZarrPlateWriter::create(&root, lay).expect("create");
+        let mut well = writer.open_well("A", 1).expect("open well");
+        let labels = Array2::from_shape_fn((1100, 600), |(y, x)| ((y / 10) * 1000 + x / 10) as u32);
+        for z in 0..3 {
+            well.write_labels("cells", 1, 0, z, &labels).expect("labels");
+        }
+        assert!(well.write_labels("../x", 0, 0, 0, &labels).is_err(), "path tricks in a label name are refused");
+        assert!(well.write_labels("cells", 0, 0, 3, &labels).is_err(), "z outside the layout");
+        assert!(well.write_labels("cells", 0, 0, 0, &labels.slice(ndarray::s![..10, ..]).to_owned()).is_err());
+        well.finish().expect("finish");
+        let field = root.join("A/1/1");
+        let attrs = |dir: &std::path::Path| -> serde_json::Value {
+            let (file, pick): (&str, fn(serde_json::Value) -> serde_json::Value) = match version {
+                NgffVersion::V05 => ("zarr.json", |v| v["attributes"]["ome"].clone()),
+                NgffVersion::V04 => (".zattrs", |v| v),
+            };
+            pick(serde_json::from_slice(&std::fs::read(dir.join(file)).expect("read")).expect("json"))
+        };
+        assert_eq!(attrs(&field.join("labels"))["labels"], serde_json::json!(["cells"]));
+        let label = attrs(&field.join("labels/cells"));
+        assert_eq!(label["image-label"]["source"]["image"], "../../");
+        let image = attrs(&field);
+        // Same levels, scales and translations as the image it labels.
+        assert_eq!(label["multiscales"][0]["datasets"], image["multiscales"][0]["datasets"]);
+        assert_eq!(label["multiscales"][0]["datasets"].as_array().map(Vec::len), Some(3));
+        assert!(label.get("omero").is_none());
+        // Level 0 holds the labels; level 2 the nearest labels of every 4 × 4 block.
+        let store = std::sync::Arc::new(zarrs::filesystem::FilesystemStore::new(&root).expect("store"));
+        for (level, step) in [(0usize, 1usize), (2, 4)] {
+            let array =
+                zarrs::array::Array::open(store.clone(), &format!("/A/1/1/labels/cells/{level}")).expect("open");
+            let (h, w) = pyramid::level_shape((1100, 600), level);
+            assert_eq!(array.shape(), &[1, 3, h as u64, w as u64][..], "{version:?} level {level}");
+            let got: ndarray::ArrayD<u32> = array.retrieve_chunk(&[0, 1, 0, 0]).expect("chunk");
+            let got = got.into_shape_with_order((h, w)).expect("2-d");
+            for (y, x) in [(0, 0), (13, 7), (h - 1, w - 1)] {
+                assert_eq!(got[[y, x]], labels[[y * step, x * step]], "{version:?} level {level} ({y}, {x})");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

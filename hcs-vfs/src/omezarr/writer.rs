@@ -1,10 +1,11 @@
 //! Writing an OME-Zarr plate, one well at a time.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ndarray::IxDyn;
+use ndarray::{Array2, IxDyn};
 use zarrs::array::codec::{ShardingCodecOptions, SubchunkWriteOrder};
 use zarrs::array::{Array, ArrayBuilder, ArrayMetadataV2, CodecSpecificOptions, data_type};
 use zarrs::filesystem::FilesystemStore;
@@ -169,8 +170,17 @@ impl OmeZarrPlateWriter {
         ));
         std::fs::create_dir_all(&tmp_dir).map_err(|e| VfsError::io(&tmp_dir, e))?;
         let layout = PlateLayout { plane_shape: self.layout.field_shape(plane_shape), ..self.layout.clone() };
-        let mut writer =
-            WellWriter { final_dir, tmp_dir, layout, valid: plane_shape, arrays: Vec::new(), finished: false };
+        let store = Arc::new(FilesystemStore::new(&tmp_dir).map_err(|e| zarr_err(&tmp_dir, e))?);
+        let mut writer = WellWriter {
+            final_dir,
+            tmp_dir,
+            layout,
+            valid: plane_shape,
+            store,
+            arrays: Vec::new(),
+            labels: BTreeMap::new(),
+            finished: false,
+        };
         writer.prepare()?;
         Ok(writer)
     }
@@ -192,9 +202,24 @@ pub struct WellWriter {
     layout: PlateLayout,
     /// Shape of the planes given to [`WellWriter::write_plane`] (smaller when padded).
     valid: (usize, usize),
+    store: Arc<FilesystemStore>,
     /// Per field, one array per pyramid level.
     arrays: Vec<Vec<Array<FilesystemStore>>>,
+    /// Per (field, label name), one array per pyramid level (created by the first label plane).
+    labels: BTreeMap<(u32, String), Vec<Array<FilesystemStore>>>,
     finished: bool,
+}
+
+/// What an array holds: the plate's images, or a label image (one channel of `uint32`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Content {
+    Image,
+    Labels,
+}
+
+/// A label image's name is a folder name of the plate: letters, digits, `_` and `-` only.
+fn valid_label_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl std::fmt::Debug for WellWriter {
@@ -216,7 +241,6 @@ impl WellWriter {
     fn prepare(&mut self) -> Result<(), VfsError> {
         let layout = &self.layout;
         write_json(&self.tmp_dir, metadata::group_files(layout.version, metadata::well(layout)))?;
-        let store = Arc::new(FilesystemStore::new(&self.tmp_dir).map_err(|e| zarr_err(&self.tmp_dir, e))?);
         let levels = pyramid::levels(layout.plane_shape);
         for field in 0..layout.fields {
             let image_dir = self.tmp_dir.join(field.to_string());
@@ -224,32 +248,30 @@ impl WellWriter {
             write_json(&image_dir, metadata::group_files(layout.version, attributes))?;
             let mut arrays = Vec::with_capacity(levels);
             for level in 0..levels {
-                arrays.push(self.level_array(&store, field, level)?);
+                arrays.push(self.level_array(&format!("/{field}/{level}"), level, Content::Image)?);
             }
             self.arrays.push(arrays);
         }
         Ok(())
     }
 
-    /// Create the array of `field`'s pyramid `level` (one shard per plane).
-    fn level_array(
-        &self,
-        store: &Arc<FilesystemStore>,
-        field: u32,
-        level: usize,
-    ) -> Result<Array<FilesystemStore>, VfsError> {
+    /// Create the array at `path` (in the well) of pyramid `level` (one shard per plane).
+    fn level_array(&self, path: &str, level: usize, content: Content) -> Result<Array<FilesystemStore>, VfsError> {
         let layout = &self.layout;
-        let image_dir = self.tmp_dir.join(field.to_string());
+        let store = &self.store;
+        let image_dir = self.tmp_dir.join(path.trim_start_matches('/'));
         let (h, w) = pyramid::level_shape(layout.plane_shape, level);
         let mut shape = layout.array_shape();
         let n = shape.len();
+        if content == Content::Labels {
+            shape[n - 4] = 1;
+        }
         shape[n - 2] = h as u64;
         shape[n - 1] = w as u64;
         let mut chunk: Vec<u64> = vec![1; n];
         chunk[n - 2] = h as u64;
         chunk[n - 1] = w as u64;
         {
-            let path = format!("/{field}/{level}");
             let array = match layout.version {
                 NgffVersion::V05 => {
                     let mut inner = chunk.clone();
@@ -260,10 +282,11 @@ impl WellWriter {
                         names.push("t");
                     }
                     names.extend(["c", "z", "y", "x"]);
-                    let (dt, fill): (_, zarrs::array::FillValue) = match layout.dtype {
-                        Dtype::U8 => (data_type::uint8(), 0u8.into()),
-                        Dtype::U16 => (data_type::uint16(), 0u16.into()),
-                        Dtype::F32 => (data_type::float32(), 0f32.into()),
+                    let (dt, fill): (_, zarrs::array::FillValue) = match (content, layout.dtype) {
+                        (Content::Labels, _) => (data_type::uint32(), 0u32.into()),
+                        (Content::Image, Dtype::U8) => (data_type::uint8(), 0u8.into()),
+                        (Content::Image, Dtype::U16) => (data_type::uint16(), 0u16.into()),
+                        (Content::Image, Dtype::F32) => (data_type::float32(), 0f32.into()),
                     };
                     let mut builder = ArrayBuilder::new(shape.clone(), chunk.clone(), dt, fill);
                     builder.subchunk_shape(inner).dimension_names(Some(names));
@@ -279,13 +302,14 @@ impl WellWriter {
                         builder
                             .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(level, false))]);
                     }
-                    builder.build(store.clone(), &path).map_err(|e| zarr_err(&image_dir, e))?
+                    builder.build(store.clone(), path).map_err(|e| zarr_err(&image_dir, e))?
                 }
                 NgffVersion::V04 => {
-                    let dtype = match layout.dtype {
-                        Dtype::U8 => "|u1",
-                        Dtype::U16 => "<u2",
-                        Dtype::F32 => "<f4",
+                    let dtype = match (content, layout.dtype) {
+                        (Content::Labels, _) => "<u4",
+                        (Content::Image, Dtype::U8) => "|u1",
+                        (Content::Image, Dtype::U16) => "<u2",
+                        (Content::Image, Dtype::F32) => "<f4",
                     };
                     let compressor = match layout.codec {
                         ZarrCodec::Zstd(level) => {
@@ -299,7 +323,7 @@ impl WellWriter {
                         "dimension_separator": "/",
                     }))
                     .map_err(|e| zarr_err(&image_dir, e))?;
-                    Array::new_with_metadata(store.clone(), &path, meta.into()).map_err(|e| zarr_err(&image_dir, e))?
+                    Array::new_with_metadata(store.clone(), path, meta.into()).map_err(|e| zarr_err(&image_dir, e))?
                 }
             };
             array.store_metadata().map_err(|e| zarr_err(&image_dir, e))?;
@@ -343,6 +367,76 @@ impl WellWriter {
         Ok(())
     }
 
+    /// Write one plane of label image `name` (an NGFF label of the field, `<field>/labels/<name>`)
+    /// and its pyramid levels, nearest-neighbour: `field`, `t`, `z` 0-based; the plane has the
+    /// well's shape and is padded with background (0) to the field shape.
+    pub fn write_labels(
+        &mut self,
+        name: &str,
+        field: u32,
+        t: u32,
+        z: u32,
+        labels: &Array2<u32>,
+    ) -> Result<(), VfsError> {
+        let bad = |m: String| zarr_err(&self.final_dir, m);
+        if !valid_label_name(name) {
+            return Err(bad(format!("label name `{name}` is not letters, digits, `_` or `-`")));
+        }
+        if field >= self.layout.fields || t >= self.layout.timepoints || z >= self.layout.z_planes {
+            return Err(bad(format!("label plane field={field} t={t} z={z} outside the layout")));
+        }
+        if labels.dim() != self.valid {
+            return Err(bad(format!("label plane is {:?}, the well's planes are {:?}", labels.dim(), self.valid)));
+        }
+        let key = (field, name.to_string());
+        if !self.labels.contains_key(&key) {
+            let levels = pyramid::levels(self.layout.plane_shape);
+            let arrays = (0..levels)
+                .map(|level| self.level_array(&format!("/{field}/labels/{name}/{level}"), level, Content::Labels))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.labels.insert(key.clone(), arrays);
+        }
+        let arrays = self.labels.get(&key).ok_or_else(|| bad(format!("label `{name}` has no arrays")))?;
+        let mut level_plane = if self.valid == self.layout.plane_shape {
+            labels.clone()
+        } else {
+            pyramid::pad_labels(labels, self.layout.plane_shape)
+        };
+        let index = self.layout.plane_index(t, 0, z);
+        for (level, array) in arrays.iter().enumerate() {
+            if level > 0 {
+                level_plane = pyramid::downsample_labels(&level_plane);
+            }
+            let (h, w) = level_plane.dim();
+            let mut shape = vec![1usize; index.len()];
+            let n = shape.len();
+            (shape[n - 2], shape[n - 1]) = (h, w);
+            let chunk = level_plane.clone().into_shape_with_order(IxDyn(&shape)).map_err(|e| bad(e.to_string()))?;
+            array.store_chunk(&index, chunk).map_err(|e| zarr_err(&self.final_dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// The group metadata of every label image written: each field's `labels` group listing its
+    /// names, and each label image's multiscales and `image-label`.
+    fn write_label_groups(&self) -> Result<(), VfsError> {
+        let levels = pyramid::levels(self.layout.plane_shape);
+        let mut by_field: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        for (field, name) in self.labels.keys() {
+            by_field.entry(*field).or_default().push(name.clone());
+        }
+        let version = self.layout.version;
+        for (field, names) in by_field {
+            let dir = self.tmp_dir.join(field.to_string()).join("labels");
+            write_json(&dir, metadata::group_files(version, metadata::labels_group(version, &names)))?;
+            for name in &names {
+                let attributes = metadata::label_image(&self.layout, field, name, levels, self.valid);
+                write_json(&dir.join(name), metadata::group_files(version, attributes))?;
+            }
+        }
+        Ok(())
+    }
+
     fn store_plane(
         &self,
         array: &Array<FilesystemStore>,
@@ -377,6 +471,7 @@ impl WellWriter {
     /// whole (the old copy is first moved aside under a `.partial-` name, which
     /// [`OmeZarrPlateWriter::create`] removes should the process die before it is deleted).
     pub fn finish(mut self) -> Result<(), VfsError> {
+        self.write_label_groups()?;
         let old = if self.final_dir.exists() {
             let mut name = self.tmp_dir.as_os_str().to_os_string();
             name.push("-old");
