@@ -1,6 +1,7 @@
 //! OME-Zarr HCS plates that hcs did not write open as input plates: the fixtures under
 //! `tests/fixtures/foreign/` were written by ome-zarr-py's writer (`scripts/make_foreign_plates.py`),
-//! and every sample is checked against the formula that script used.
+//! with zstd (zarr-python 3's default) or blosc (zarr-python 2's, bioformats2raw's), and every
+//! sample is checked against the formula that script used.
 
 use std::path::{Path, PathBuf};
 
@@ -21,9 +22,8 @@ fn value(row: u32, col: u32, field: u32, t: u32, c: u32, z: u32, y: u32, x: u32)
 }
 
 /// Every plane of the plate, through the plate's stack loader and the plane reader, against the
-/// formula.
-fn check_every_sample(plate: &Plate) {
-    let (h, w) = (48, 64);
+/// formula; the fields are `h`×`w`.
+fn check_every_sample(plate: &Plate, (h, w): (usize, usize)) {
     for (key, plane) in plate.index.iter() {
         let (row, col) = (u32::from(key.well.row), u32::from(key.well.col));
         let (f, t, c, z) = (key.site - 1, key.timepoint - 1, key.channel - 1, key.z - 1);
@@ -58,7 +58,7 @@ fn check_two_well_plate(dir: &Path, name: &str) {
     assert_eq!(plate.index.values(Component::Z), [1, 2]);
     assert_eq!(plate.index.values(Component::Timepoint), [1]);
     assert_eq!(plate.index.len(), 2 * 2 * 2 * 2);
-    check_every_sample(&plate);
+    check_every_sample(&plate, (48, 64));
     // The same plate without reading a pixel: the shape and dtype are those the array declares.
     let unread = open_plate_unread(dir, None).expect("open unread");
     assert_eq!(unread.index, plate.index);
@@ -87,7 +87,7 @@ fn a_tczyx_plate_in_nanometers_has_time_points_and_a_pixel_size_in_micrometers()
     assert_eq!(plate.index.len(), 2 * 2 * 2);
     let key = ImageKey { well: WellId::new(1, 2), timepoint: 2, site: 1, channel: 2, z: 1 };
     assert_eq!(plate.index.get(&key).expect("indexed").describe(), "B/2/0 [t1 c1 z0]");
-    check_every_sample(&plate);
+    check_every_sample(&plate, (48, 64));
 }
 
 /// A copy of a fixture in a temporary directory, to break.
@@ -224,19 +224,89 @@ fn reading_writes_nothing_inside_the_plate() {
     }
     let before = listing(&dir);
     let plate = open_plate(&dir, None).expect("open");
-    check_every_sample(&plate);
+    check_every_sample(&plate, (48, 64));
     assert_eq!(listing(&dir), before);
 }
 
+/// The codec of the level-0 array of `A/2/0` in a blosc fixture: Zarr v2's `compressor` or Zarr v3's
+/// last codec.
+fn level0_codec(dir: &Path) -> Value {
+    let v2 = dir.join("A/2/0/s0/.zarray");
+    if v2.is_file() {
+        let doc: Value = serde_json::from_slice(&std::fs::read(v2).expect("read")).expect("json");
+        return doc["compressor"].clone();
+    }
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("A/2/0/s0/zarr.json")).expect("read")).expect("json");
+    doc["codecs"].as_array().and_then(|c| c.last()).cloned().expect("codecs")
+}
+
+/// A blosc plate of `make_foreign_plates.py`: wells A/2 and C/4 of a 3×4 plate, one 12×20 field,
+/// channels DAPI and GFP, one z-plane, one level in 8×16 chunks (partial in y and x).
+fn check_blosc_plate(dir: &Path, name: &str) {
+    assert_eq!(detect(dir).expect("detect"), FormatKind::OmeZarr);
+    let plate = open_plate(dir, None).expect("open");
+    let m = &plate.metadata;
+    assert_eq!(m.name, name);
+    assert_eq!(m.channels.iter().map(|c| (c.index, c.name.as_str())).collect::<Vec<_>>(), [(1, "DAPI"), (2, "GFP")]);
+    assert_eq!(m.tile_shape, Some((12, 20)));
+    assert_eq!(m.dtype, Some(Dtype::U16));
+    assert!(m.pixel_size_um.is_some_and(|p| (p - 0.65).abs() < 1e-9), "{:?}", m.pixel_size_um);
+    assert_eq!(plate.index.wells(), [WellId::new(0, 2), WellId::new(2, 4)], "A02 and C04");
+    assert_eq!(plate.index.values(Component::Site), [1]);
+    assert_eq!(plate.index.values(Component::Channel), [1, 2]);
+    assert_eq!(plate.index.values(Component::Z), [1]);
+    assert_eq!(plate.index.values(Component::Timepoint), [1]);
+    assert_eq!(plate.index.len(), 2 * 2);
+    check_every_sample(&plate, (12, 20));
+    let unread = open_plate_unread(dir, None).expect("open unread");
+    assert_eq!(unread.index, plate.index);
+    assert_eq!(unread.metadata, plate.metadata);
+}
+
 #[test]
-fn a_blosc_compressed_array_is_refused_naming_it() {
-    // hcs is built without zarrs' blosc codec (ome-zarr-py's default is zstd since zarr-python 3).
+fn an_ngff_0_4_plate_compressed_with_blosc_lz4_reads_sample_for_sample() {
+    // What zarr-python 2, bioformats2raw and ome-zarr-py before zarr-python 3 write.
+    let dir = fixture("blosc_lz4_v0.4.ome.zarr");
+    let codec = level0_codec(&dir);
+    assert_eq!(
+        (codec["id"].as_str(), codec["cname"].as_str(), codec["shuffle"].as_i64()),
+        (Some("blosc"), Some("lz4"), Some(1))
+    );
+    check_blosc_plate(&dir, "blosc_lz4_v0.4");
+}
+
+#[test]
+fn an_ngff_0_5_plate_compressed_with_the_blosc_codec_reads_sample_for_sample() {
+    let dir = fixture("blosc_zstd_v0.5.ome.zarr");
+    let codec = level0_codec(&dir);
+    let conf = &codec["configuration"];
+    assert_eq!(
+        (codec["name"].as_str(), conf["cname"].as_str(), conf["shuffle"].as_str()),
+        (Some("blosc"), Some("zstd"), Some("bitshuffle"))
+    );
+    check_blosc_plate(&dir, "blosc_zstd_v0.5");
+}
+
+#[test]
+fn an_unsupported_codec_is_refused_naming_the_array() {
+    // Zarr v2: an unknown `compressor`.
     let (_tmp, dir) = copy_fixture("plate_v0.4.ome.zarr");
     edit_json(&dir.join("B/3/0/s0/.zarray"), |d| {
-        d["compressor"] =
-            serde_json::json!({ "id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0 });
+        d["compressor"] = serde_json::json!({ "id": "made-up-codec", "level": 3 });
     });
-    let err = open_plate_unread(&dir, None).expect_err("blosc");
-    assert!(matches!(&err, FormatError::BadMetadata { path, .. } if path.ends_with("B/3/0/s0")), "{err}");
-    eprintln!("{err}");
+    let err = open_plate_unread(&dir, None).expect_err("made-up codec");
+    let FormatError::BadMetadata { path, message } = &err else { panic!("{err}") };
+    assert!(path.ends_with("B/3/0/s0"), "{err}");
+    assert!(message.contains("made-up-codec"), "{err}");
+    assert!(err.to_string().contains("B/3/0/s0"), "{err}");
+    // Zarr v3: an unknown codec after `bytes`.
+    let (_tmp, dir) = copy_fixture("blosc_zstd_v0.5.ome.zarr");
+    edit_json(&dir.join("C/4/0/s0/zarr.json"), |d| {
+        d["codecs"][1] = serde_json::json!({ "name": "made-up-codec", "configuration": {} });
+    });
+    let err = open_plate(&dir, None).expect_err("made-up codec");
+    let FormatError::BadMetadata { path, message } = &err else { panic!("{err}") };
+    assert!(path.ends_with("C/4/0/s0"), "{err}");
+    assert!(message.contains("made-up-codec"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! OME-Zarr HCS plates (OME-NGFF): plate → row → column → field → multiscale image with axes
 //! `[t,] c, z, y, x` (as hcs writes them; [`read_plane`] also reads plates other tools wrote, with
-//! their own dataset paths and any NGFF axis order ending in `y, x`).
+//! their own dataset paths, any NGFF axis order ending in `y, x`, and chunks uncompressed or
+//! compressed with zstd or blosc).
 //!
 //! Every image is a multiscale pyramid (`pyramid`: at least 3 levels, until the smaller side is
 //! under 512 px) with the pixel size scaled per level. Wells of one plate share a field shape,
