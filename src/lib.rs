@@ -79,7 +79,7 @@ pub use hcs_core::{CudaStack, TorchStack};
 #[cfg(feature = "runtime")]
 pub use hcs_macros::pipeline;
 pub use hcs_macros::{
-    chain_breaker, check, memory, output_shape, peak_memory, pixel_scale, special_inputs, special_outputs,
+    chain_breaker, check, memory, output_shape, peak_memory, pixel_origin, pixel_scale, special_inputs, special_outputs,
 };
 
 /// Contracts, parameters, special data, stack types and the registry (`hcs-core`).
@@ -128,7 +128,8 @@ pub mod prelude {
         CudaStack, MaterializeError, MaterializeResult, MaterializeTarget, NdarrayStack, PipelineParam, TorchStack,
     };
     pub use hcs_macros::{
-        chain_breaker, check, memory, output_shape, peak_memory, pixel_scale, special_inputs, special_outputs,
+        chain_breaker, check, memory, output_shape, peak_memory, pixel_origin, pixel_scale, special_inputs,
+        special_outputs,
     };
     pub use ndarray;
     pub use serde;

@@ -76,3 +76,76 @@ fn binning_scales_the_pixel_size_of_every_later_output() {
     assert!((scale(0) - 3.9).abs() < 1e-9, "{datasets}");
     assert!((scale(1) - 7.8).abs() < 1e-9, "each level doubles it: {datasets}");
 }
+
+const CROPS: &str = r#"
+name = "crops"
+
+[[steps]]
+name = "crop"
+materialize = true
+func = { function = "crop", params = { start_y = 4, start_x = 10, height = 60, width = 70, depth = 2 } }
+
+[[steps]]
+name = "bin"
+func = { function = "spatial_bin_2d", params = { bin_size = 2 } }
+
+[[steps]]
+name = "crop again"
+func = { function = "crop", params = { start_y = 5, start_x = 3, height = 20, width = 20, depth = 2 } }
+"#;
+
+/// A crop (`#[pixel_origin((start_y, start_x))]`) moves its output's origin: the OME-Zarr
+/// translation of every later output says where its first pixel lies on the plate, in µm —
+/// offsets after a binning count binned pixels.
+#[test]
+fn crops_translate_every_later_output() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let plate = dir.path().join("plate");
+    let synth = Command::new(HCS)
+        .args(["synth", "-q", "--wells", "A01", "--tile", "96", "--grid", "1", "2", "--z", "1", "--out"])
+        .arg(&plate)
+        .output()
+        .expect("synth");
+    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
+    std::fs::write(dir.path().join("crops.toml"), CROPS).expect("pipeline");
+    let out = dir.path().join("out");
+    let run = Command::new(HCS)
+        .arg("run")
+        .arg(dir.path().join("crops.toml"))
+        .arg("--plate")
+        .arg(&plate)
+        .arg("--out")
+        .arg(&out)
+        .args(["--backend", "zarr", "-q"])
+        .output()
+        .expect("run");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let translation = |store: &Path, level: usize| -> (f64, f64, f64) {
+        let attrs: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(store.join("A/1/0/zarr.json")).expect("image group")).expect("json");
+        let t = &attrs["attributes"]["ome"]["multiscales"][0]["datasets"][level]["coordinateTransformations"];
+        let scale = t[0]["scale"][3].as_f64().expect("y scale");
+        let shift = &t[1]["translation"];
+        (shift[2].as_f64().expect("y"), shift[3].as_f64().expect("x"), scale)
+    };
+    let close = |a: (f64, f64, f64), b: (f64, f64, f64)| {
+        (a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9 && (a.2 - b.2).abs() < 1e-9
+    };
+    let stores: Vec<_> = std::fs::read_dir(&out).expect("out").flatten().map(|e| e.path()).collect();
+    let checkpoint = std::fs::read_dir(out.join("checkpoints"))
+        .expect("checkpoints")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".ome.zarr"))
+        .expect("the first crop's checkpoint plate");
+    // The first crop starts at row 4, column 10 of 0.65 µm plate pixels.
+    let got = translation(&checkpoint, 0);
+    assert!(close(got, (4.0 * 0.65, 10.0 * 0.65, 0.65)), "{got:?}");
+    // Binned by 2, then cropped from row 5, column 3 of 1.3 µm pixels: (4 + 10, 10 + 6) plate pixels.
+    let final_store = stores.iter().find(|p| p.to_string_lossy().ends_with("images.ome.zarr")).expect("final plate");
+    let got = translation(final_store, 0);
+    assert!(close(got, (14.0 * 0.65, 16.0 * 0.65, 1.3)), "{got:?}");
+    // Level 1 averages 2 × 2 of those pixels: its origin is half a level-0 pixel further on.
+    let got = translation(final_store, 1);
+    assert!(close(got, (14.0 * 0.65 + 0.65, 16.0 * 0.65 + 0.65, 2.6)), "{got:?}");
+}

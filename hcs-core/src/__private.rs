@@ -9,8 +9,8 @@ pub use crate::error::{InvokeError, ParamError};
 pub use crate::params::{ParamMap, ParamSpec, ParamValue, PipelineParam};
 pub use crate::registry::FUNCTIONS;
 pub use crate::rules::{
-    CheckOutcome, ImageGeometry, MemoryEstimate, OutputShape, ParamCheck, PixelScale, PlaneShape, output_geometry,
-    rule_arg,
+    CheckOutcome, ImageGeometry, MemoryEstimate, OutputShape, ParamCheck, PixelOrigin, PixelScale, PlaneShape,
+    output_geometry, rule_arg,
 };
 pub use crate::value_rule::ValueRule;
 

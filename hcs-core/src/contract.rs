@@ -80,6 +80,8 @@ pub struct FunctionContract {
     pub output_shape: Option<crate::rules::OutputShape>,
     /// How a call changes the pixel size (`#[pixel_scale(..)]`), if declared.
     pub pixel_scale: Option<crate::rules::PixelScale>,
+    /// Where a call puts its output in its input (`#[pixel_origin(..)]`), if declared.
+    pub pixel_origin: Option<crate::rules::PixelOrigin>,
     /// First paragraph of the doc comment.
     pub doc: &'static str,
     /// Where it was declared.
@@ -176,7 +178,7 @@ impl Serialize for FunctionContract {
             .iter()
             .map(|s| Output { key: s.key, rust_type: s.rust_type, materializer: s.materializer.map(|m| m.name) })
             .collect();
-        let mut st = serializer.serialize_struct("FunctionContract", 16)?;
+        let mut st = serializer.serialize_struct("FunctionContract", 17)?;
         st.serialize_field("name", self.name)?;
         st.serialize_field("module_path", self.module_path)?;
         st.serialize_field("crate", self.crate_name)?;
@@ -191,6 +193,7 @@ impl Serialize for FunctionContract {
         st.serialize_field("checks", &checks)?;
         st.serialize_field("peak_memory", &self.peak_memory.map(|m| m.expr))?;
         st.serialize_field("pixel_scale", &self.pixel_scale.map(|m| m.expr))?;
+        st.serialize_field("pixel_origin", &self.pixel_origin.map(|m| m.expr))?;
         st.serialize_field("doc", self.doc)?;
         st.serialize_field("location", &self.location)?;
         st.end()

@@ -34,7 +34,9 @@ pub use error::{InvokeError, MaterializeError, ParamError};
 pub use gpu::{GpuDevice, GpuInventory};
 pub use params::{ParamMap, ParamSpec, ParamType, ParamValue, PipelineParam};
 pub use registry::{Registry, RegistryError};
-pub use rules::{CheckOutcome, ImageGeometry, MemoryEstimate, OutputShape, ParamCheck, PixelScale, PlaneShape};
+pub use rules::{
+    CheckOutcome, ImageGeometry, MemoryEstimate, OutputShape, ParamCheck, PixelOrigin, PixelScale, PlaneShape,
+};
 pub use special::{
     ByteSink, FileSink, MaterializeResult, MaterializeTarget, SpecialData, SpecialInputs, SpecialKey, SpecialValue,
 };

@@ -159,6 +159,11 @@ fn disagreement(a: &FunctionContract, b: &FunctionContract) -> Option<String> {
         let show = |s: Option<&str>| s.map_or("none".to_string(), |e| format!("`{e}`"));
         return Some(format!("#[pixel_scale] {} vs {}", show(scale(a)), show(scale(b))));
     }
+    let origin = |c: &FunctionContract| c.pixel_origin.map(|s| s.expr);
+    if origin(a) != origin(b) {
+        let show = |s: Option<&str>| s.map_or("none".to_string(), |e| format!("`{e}`"));
+        return Some(format!("#[pixel_origin] {} vs {}", show(origin(a)), show(origin(b))));
+    }
     let shape = |c: &FunctionContract| c.output_shape.map(|s| s.expr);
     if shape(a) != shape(b) {
         let show = |s: Option<&str>| s.map_or("none".to_string(), |e| format!("`{e}`"));

@@ -116,6 +116,21 @@ pub struct PixelScale {
     pub eval: fn(&ParamMap, Option<&ImageGeometry>) -> Result<Option<f64>, ParamError>,
 }
 
+/// Where a function that changes the image size puts its output in the input, declared with
+/// `#[pixel_origin((y, x))]`: a `(f64, f64)` expression over the parameters and `image`, the
+/// output's first pixel in input pixels (a crop from row 10, column 20: `(10.0, 20.0)`). The
+/// compiler adds the offsets along the pipeline; outputs carry the position they have.
+#[derive(Clone, Copy, Debug)]
+pub struct PixelOrigin {
+    /// The expression as written.
+    pub expr: &'static str,
+    /// The parameters it reads, in signature order.
+    pub params: &'static [&'static str],
+    /// Evaluate on complete parameter values and the input geometry (`None` when the input
+    /// geometry it reads is not known).
+    pub eval: fn(&ParamMap, Option<&ImageGeometry>) -> Result<Option<(f64, f64)>, ParamError>,
+}
+
 /// The geometry a `#[output_shape]` tuple describes, keeping the input's site count.
 pub fn output_geometry(
     (height, width, planes): (usize, usize, Option<usize>),

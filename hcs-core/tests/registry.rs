@@ -26,6 +26,7 @@ const fn contract(name: &'static str, module_path: &'static str, memory: MemoryT
         peak_memory: None,
         output_shape: None,
         pixel_scale: None,
+        pixel_origin: None,
         doc: "",
         location: SourceLocation { file: "src/lib.rs", line, column: 8 },
         invoke: passthrough,

@@ -12,6 +12,7 @@ use crate::error::KernelError;
 #[hcs_macros::check(start_y < image.height && height <= image.height - start_y, "the rows kept must lie inside the image")]
 #[hcs_macros::check(image.planes.is_none_or(|p| start_z < p && depth <= p - start_z), "the planes kept must lie inside the stack")]
 #[hcs_macros::output_shape((height, width, Some(depth)))]
+#[hcs_macros::pixel_origin((start_y as f64, start_x as f64))]
 pub fn crop(
     stack: NdarrayStack,
     #[param(default = 0, doc = "first column")] start_x: usize,

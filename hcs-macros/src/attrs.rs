@@ -17,6 +17,7 @@ pub enum AttrKind {
     PeakMemory,
     OutputShape,
     PixelScale,
+    PixelOrigin,
 }
 
 impl AttrKind {
@@ -30,6 +31,7 @@ impl AttrKind {
             AttrKind::PeakMemory => "peak_memory",
             AttrKind::OutputShape => "output_shape",
             AttrKind::PixelScale => "pixel_scale",
+            AttrKind::PixelOrigin => "pixel_origin",
         }
     }
 
@@ -45,6 +47,7 @@ impl AttrKind {
             AttrKind::PeakMemory,
             AttrKind::OutputShape,
             AttrKind::PixelScale,
+            AttrKind::PixelOrigin,
         ]
         .into_iter()
         .find(|k| k.name() == last)
@@ -201,6 +204,7 @@ pub struct Declared {
     pub peak_memory: Option<syn::Expr>,
     pub output_shape: Option<syn::Expr>,
     pub pixel_scale: Option<syn::Expr>,
+    pub pixel_origin: Option<syn::Expr>,
     /// The first non-memory hcs attribute, for "needs #[memory]" errors.
     pub first_other: Option<(AttrKind, Span)>,
 }
@@ -263,6 +267,12 @@ impl Declared {
                 tokens,
                 "#[pixel_scale(..)]",
                 "how many input pixels one output pixel spans (an `f64`), over the parameters and `image`",
+            ),
+            AttrKind::PixelOrigin => one_expr(
+                &mut self.pixel_origin,
+                tokens,
+                "#[pixel_origin(..)]",
+                "where the output's first pixel lies in the input, `(y, x)` in input pixels (`(f64, f64)`), over the parameters and `image`",
             ),
             AttrKind::ChainBreaker => {
                 if tokens.is_empty() {

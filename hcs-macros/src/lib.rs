@@ -110,6 +110,18 @@ pub fn pixel_scale(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(AttrKind::PixelScale, attr.into(), item.into()).into()
 }
 
+/// Declare where a function that changes the image size puts its output in the input: a
+/// `(f64, f64)` expression over the parameters and `image`, the `(y, x)` of the output's first
+/// pixel in input pixels — `#[pixel_origin((start_y as f64, start_x as f64))]` on a crop.
+/// Without it the output starts where the input does.
+///
+/// The pipeline compiler adds the offsets along the pipeline (scaled by the pixel size each
+/// step has), so every output carries its position (OME-Zarr translation).
+#[proc_macro_attribute]
+pub fn pixel_origin(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(AttrKind::PixelOrigin, attr.into(), item.into()).into()
+}
+
 /// A pipeline written in Rust, checked by rustc: evaluates to the same `hcs::plan::pipeline::Pipeline`
 /// a pipeline file with the same content gives (the `hcs` crate docs have a tested example).
 ///

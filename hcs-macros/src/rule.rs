@@ -197,6 +197,44 @@ pub fn scale_spec(
     }
 }
 
+/// The `PixelOrigin` initializer of `#[pixel_origin((y, x))]`, or `None`. Only a function that
+/// changes the plane size (`xy = any`) may declare one.
+pub fn origin_spec(
+    expr: Option<&Expr>,
+    changes_xy: bool,
+    params: &[&Param],
+    specials: &[&Ident],
+    rt: &TokenStream,
+    errors: &mut Errors,
+) -> TokenStream {
+    let Some(expr) = expr else { return quote!(::core::option::Option::None) };
+    if !changes_xy {
+        errors.spanned(
+            expr,
+            "#[pixel_origin] describes a function that changes the plane size: declare it with `#[memory(.., xy = any)]`",
+        );
+    }
+    let Reads { lets, names, needs_image } = reads(expr, params, specials, rt, "#[pixel_origin] expressions", errors);
+    let image = bind_image(needs_image, rt, quote!(::core::option::Option::None));
+    let text = rule_text(expr);
+    let value = quote_spanned!(expr.span()=> {
+        let __origin: (f64, f64) = #expr;
+        __origin
+    });
+    quote! {
+        ::core::option::Option::Some(#rt::PixelOrigin {
+            expr: #text,
+            params: &[#(#names),*],
+            eval: |__params: &#rt::ParamMap, __image: ::core::option::Option<&#rt::ImageGeometry>|
+                -> ::core::result::Result<::core::option::Option<(f64, f64)>, #rt::ParamError> {
+                #(#lets)*
+                #image
+                ::core::result::Result::Ok(::core::option::Option::Some(#value))
+            },
+        })
+    }
+}
+
 /// `let image: &ImageGeometry = ..;` returning `Ok(unknown)` when the geometry is not given.
 fn bind_image(needs_image: bool, rt: &TokenStream, unknown: TokenStream) -> TokenStream {
     if needs_image {

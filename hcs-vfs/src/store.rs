@@ -453,6 +453,7 @@ mod tests {
             version: NgffVersion::V05,
             codec: ZarrCodec::None,
             mosaic_canvas: None,
+            origin: (0.0, 0.0),
         };
         let root = dir.join("p.ome.zarr");
         let writer = OmeZarrPlateWriter::create(&root, layout).expect("create");

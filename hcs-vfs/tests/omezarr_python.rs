@@ -41,6 +41,7 @@ fn write_plate(root: &Path, version: NgffVersion, timepoints: u32, shape: (usize
         version,
         codec: ZarrCodec::Zstd(3),
         mosaic_canvas: None,
+        origin: (0.0, 0.0),
     };
     let writer = OmeZarrPlateWriter::create(root, layout).expect("create");
     let mut expected = Vec::new();

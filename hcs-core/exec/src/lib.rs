@@ -177,7 +177,7 @@ enum Attach {
 fn zarr_sink(
     plan: &ZarrStorePlan,
     plate: &Plate,
-    pixel_size_um: Option<f64>,
+    (pixel_size_um, origin): (Option<f64>, (f64, f64)),
     dtype: Dtype,
     attach: Attach,
 ) -> Result<(OmeZarrPlateWriter, ZarrAxes), ExecError> {
@@ -220,6 +220,7 @@ fn zarr_sink(
             .tile_shape
             .zip(plate.metadata.grid)
             .map(|((h, w), (rows, cols))| (h * rows as usize, w * cols as usize)),
+        origin,
     };
     let writer = match attach {
         Attach::Create => OmeZarrPlateWriter::create(&plan.store, layout)?,
@@ -241,9 +242,16 @@ fn output_sinks(compiled: &CompiledPlate, plate: &Plate, attach: Attach) -> Resu
     for step in &first.steps {
         // The pixel size of this step's output: the plate's, times what binning steps did.
         let pixel_size_um = plate.metadata.pixel_size_um.zip(step.pixel_scale).map(|(p, s)| p * s);
+        // Where its first pixel lies, in the scale's unit: µm when calibrated, else its own pixels.
+        let (oy, ox) = step.pixel_origin;
+        let origin = match (plate.metadata.pixel_size_um, step.pixel_scale) {
+            (Some(p), _) => (oy * p, ox * p),
+            (None, Some(s)) => (oy / s, ox / s),
+            (None, None) => (oy, ox),
+        };
         let preview = step.preview.as_ref().map(|p| &p.store);
         for plan in [step.zarr_store.as_ref(), step.checkpoint_zarr_store.as_ref(), preview].into_iter().flatten() {
-            sinks.zarr.insert(plan.store.clone(), zarr_sink(plan, plate, pixel_size_um, dtype, attach)?);
+            sinks.zarr.insert(plan.store.clone(), zarr_sink(plan, plate, (pixel_size_um, origin), dtype, attach)?);
         }
         for loc in [Some(&step.writes), step.checkpoint.as_ref()].into_iter().flatten() {
             if let Location::Disk { dir } = loc {

@@ -70,6 +70,7 @@ static SPY: FunctionContract = FunctionContract {
     peak_memory: None,
     output_shape: None,
     pixel_scale: None,
+    pixel_origin: None,
     doc: "",
     location: SourceLocation { file: "t.rs", line: 1, column: 1 },
     invoke: spy_invoke,

@@ -94,6 +94,7 @@ const fn torch_contract(name: &'static str) -> FunctionContract {
         peak_memory: None,
         output_shape: None,
         pixel_scale: None,
+        pixel_origin: None,
         doc: "",
         location: SourceLocation { file: "gpu.rs", line: 1, column: 1 },
         invoke: passthrough,

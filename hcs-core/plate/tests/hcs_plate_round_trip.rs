@@ -51,6 +51,7 @@ fn copy_as_zarr(src: &Plate, out: &Path) -> Vec<(hcs_plate::ImageKey, PlaneRef)>
         version: NgffVersion::V05,
         codec: ZarrCodec::Zstd(3),
         mosaic_canvas: None,
+        origin: (0.0, 0.0),
     };
     let writer = OmeZarrPlateWriter::create(&out.join("images.ome.zarr"), layout).expect("create");
     let mut planes = Vec::new();

@@ -30,6 +30,14 @@ pub(super) fn contract_impl(t: &Target<'_>, invoke: &TokenStream) -> TokenStream
     let changes_size = t.memory.xy == crate::attrs::Xy::Any || t.memory.planes == crate::attrs::Planes::Any;
     let shape =
         crate::rule::shape_spec(t.declared.output_shape.as_ref(), changes_size, &params, &specials, rt, &mut errors);
+    let origin = crate::rule::origin_spec(
+        t.declared.pixel_origin.as_ref(),
+        t.memory.xy == crate::attrs::Xy::Any,
+        &params,
+        &specials,
+        rt,
+        &mut errors,
+    );
     let scale = crate::rule::scale_spec(
         t.declared.pixel_scale.as_ref(),
         t.memory.xy == crate::attrs::Xy::Any,
@@ -74,6 +82,7 @@ pub(super) fn contract_impl(t: &Target<'_>, invoke: &TokenStream) -> TokenStream
                     peak_memory: #peak,
                     output_shape: #shape,
                     pixel_scale: #scale,
+                    pixel_origin: #origin,
                     doc: #doc,
                     location: #location,
                     invoke: #invoke,

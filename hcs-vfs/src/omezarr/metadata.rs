@@ -160,12 +160,14 @@ fn multiscale(layout: &PlateLayout, name: String, levels: usize) -> v4::Multisca
             let n = level_scale.len();
             level_scale[n - 2] = px * factor;
             level_scale[n - 1] = px * factor;
+            // A level's first pixel averages 2^level of level 0's: its centre is half of them
+            // further on, from where the field's first pixel lies on the plate (`origin`).
             let mut shift = vec![0.0; n];
-            shift[n - 2] = px * (factor - 1.0) / 2.0;
-            shift[n - 1] = px * (factor - 1.0) / 2.0;
+            shift[n - 2] = layout.origin.0 + px * (factor - 1.0) / 2.0;
+            shift[n - 1] = layout.origin.1 + px * (factor - 1.0) / 2.0;
             let mut transforms =
                 vec![v4::CoordinateTransform::Scale(v4::CoordinateTransformScale::List { scale: f32s(level_scale) })];
-            if level > 0 {
+            if level > 0 || layout.origin != (0.0, 0.0) {
                 transforms.push(v4::CoordinateTransform::Translation(v4::CoordinateTransformTranslation::List {
                     translation: f32s(shift),
                 }));

@@ -94,6 +94,11 @@ pub struct PlateLayout {
     /// fits: one shape for the whole plate, as viewers require.
     #[serde(default)]
     pub mosaic_canvas: Option<(usize, usize)>,
+    /// Where every field's first pixel lies, `(y, x)` in the unit of the scale (µm when the
+    /// pixel size is known, else output pixels): `(0, 0)` unless a step such as a crop moved it.
+    /// Written as the level-0 translation.
+    #[serde(default)]
+    pub origin: (f64, f64),
 }
 
 impl PlateLayout {

@@ -18,6 +18,7 @@ pub(crate) fn layout(version: NgffVersion, timepoints: u32) -> PlateLayout {
         version,
         codec: ZarrCodec::Zstd(3),
         mosaic_canvas: None,
+        origin: (0.0, 0.0),
     }
 }
 
@@ -228,6 +229,7 @@ fn mosaics_are_padded_to_one_canvas_and_every_image_has_a_pyramid() {
         channels: vec!["DAPI".into()],
         z_planes: 1,
         mosaic_canvas: Some((120, 168)),
+        origin: (0.0, 0.0),
         ..layout(NgffVersion::V05, 1)
     };
     let writer = OmeZarrPlateWriter::create(&root, layout).expect("create");

@@ -32,6 +32,8 @@ pub struct Findings1b {
     pub notes: Vec<String>,
     /// Per step, the output pixel size in plate pixels.
     pub scales: Vec<Option<f64>>,
+    /// Per step, where the output's first pixel lies, `(y, x)` in plate pixels.
+    pub origins: Vec<Option<(f64, f64)>>,
 }
 
 /// Errors for rules the geometry breaks, notes for rules it cannot decide, and the pixel scale
@@ -47,12 +49,14 @@ pub fn check(
 ) -> Findings1b {
     let mut out = Findings::default();
     let mut scales = Vec::with_capacity(pipeline.steps.len());
+    let mut origins = Vec::with_capacity(pipeline.steps.len());
     let sites = plate.grid.map(|(r, c)| r as usize * c as usize);
     let plate_geo = Geo {
         shape: plate.tile_shape,
         planes: None,
         sites,
         scale: Some(1.0),
+        origin: Some((0.0, 0.0)),
         why: "the plate does not say its image size".into(),
     };
     let mut after_step = plate_geo.clone();
@@ -108,15 +112,18 @@ pub fn check(
         let group_scales: Vec<Option<f64>> = outputs.iter().map(|(_, g, _)| g.scale).collect();
         let scale = group_scales.first().copied().flatten().filter(|s| group_scales.iter().all(|x| *x == Some(*s)));
         scales.push(scale);
+        let group_origins: Vec<Option<(f64, f64)>> = outputs.iter().map(|(_, g, _)| g.origin).collect();
+        let origin = group_origins.first().copied().flatten().filter(|o| group_origins.iter().all(|x| *x == Some(*o)));
+        origins.push(origin);
         after_step = match (resized, agreed) {
-            (false, _) => Geo { planes: None, scale, ..step_in },
-            (true, Some(shape)) => Geo { shape: Some(shape), planes: None, sites, scale, why: String::new() },
+            (false, _) => Geo { planes: None, scale, origin, ..step_in },
+            (true, Some(shape)) => Geo { shape: Some(shape), planes: None, sites, scale, origin, why: String::new() },
             (true, None) => {
                 let why = outputs.iter().find(|(_, g, _)| g.shape.is_none()).map_or_else(
                     || format!("the entries of step {} `{}` change the image size differently", i + 1, step.name),
                     |(_, g, _)| g.why.clone(),
                 );
-                Geo { shape: None, planes: None, sites, scale, why }
+                Geo { shape: None, planes: None, sites, scale, origin, why }
             }
         };
     }
@@ -129,7 +136,7 @@ pub fn check(
         }
         new
     });
-    Findings1b { errors: out.errors, notes: out.notes, scales }
+    Findings1b { errors: out.errors, notes: out.notes, scales, origins }
 }
 
 /// The image geometry at a point of the pipeline; `why` says why a part is unknown.
@@ -140,6 +147,8 @@ struct Geo {
     sites: Option<usize>,
     /// Size of a pixel in plate pixels (`None`: unknown).
     scale: Option<f64>,
+    /// Where the first pixel lies, `(y, x)` in plate pixels (`None`: unknown).
+    origin: Option<(f64, f64)>,
     why: String,
 }
 
@@ -156,6 +165,18 @@ impl Geo {
             });
             (shape.eval)(params, image.as_ref()).ok().flatten().filter(|g| g.height > 0 && g.width > 0)
         });
+        if let Some(origin) = contract.pixel_origin {
+            let image = self.shape.map(|(height, width)| ImageGeometry {
+                height,
+                width,
+                planes: self.planes,
+                sites: self.sites,
+            });
+            let o = params.and_then(|params| (origin.eval)(params, image.as_ref()).ok().flatten());
+            let o = o.filter(|(y, x)| y.is_finite() && x.is_finite());
+            // The offset is in input pixels, which are `scale` plate pixels each.
+            next.origin = self.origin.zip(self.scale).zip(o).map(|((at, s), (y, x))| (at.0 + y * s, at.1 + x * s));
+        }
         if let Some(factor) = contract.pixel_scale {
             let image = self.shape.map(|(height, width)| ImageGeometry {
                 height,

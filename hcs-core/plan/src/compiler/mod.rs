@@ -129,13 +129,20 @@ pub fn compile(
     let flows = components::flow(pipeline, plate, registry, &sources);
     errors.extend(components::check_dict_keys(pipeline, &flows, plate, registry, source));
     errors.extend(components::check_producers(pipeline, &flows, registry, source));
-    let image_rules::Findings1b { errors: rule_errors, mut notes, scales } =
+    let image_rules::Findings1b { errors: rule_errors, mut notes, scales, origins } =
         image_rules::check(pipeline, registry, plate, &init, &flows, &options.gpus, source);
     errors.extend(rule_errors);
     // Said once, at the first step whose pixel size is lost: later steps inherit it.
     if let Some(i) = scales.iter().position(Option::is_none) {
         notes.push(format!(
             "step {} `{}`: the pixel size of its output cannot be told before the run (a `#[pixel_scale]` reads what is unknown, or dict entries scale differently): this and later outputs carry no physical calibration",
+            i + 1,
+            pipeline.steps[i].name
+        ));
+    }
+    if let Some(i) = origins.iter().position(Option::is_none) {
+        notes.push(format!(
+            "step {} `{}`: where its output lies in the plate's pixels cannot be told before the run (a `#[pixel_origin]` or `#[pixel_scale]` reads what is unknown, or dict entries differ): this and later outputs carry no translation",
             i + 1,
             pipeline.steps[i].name
         ));
@@ -176,6 +183,7 @@ pub fn compile(
         previews: &previews,
         resolved: &resolved,
         scales: &scales,
+        origins: &origins,
     };
     let common: Vec<Arc<StepCommon>> =
         (0..pipeline.steps.len()).map(|i| Arc::new(template.common(i, &flows[i], &storage.steps[i]))).collect();
@@ -315,6 +323,7 @@ struct Template<'a> {
     previews: &'a [Option<PreviewPlan>],
     resolved: &'a [variants::Resolved],
     scales: &'a [Option<f64>],
+    origins: &'a [Option<(f64, f64)>],
 }
 
 impl Template<'_> {
@@ -347,6 +356,7 @@ impl Template<'_> {
             estimated_output_bytes: storage.output_bytes,
             preview: self.previews[i].clone(),
             pixel_scale: self.scales.get(i).copied().flatten(),
+            pixel_origin: self.origins.get(i).copied().flatten().unwrap_or((0.0, 0.0)),
         }
     }
 

@@ -246,6 +246,15 @@ pub struct StepCommon {
     /// `None` when it cannot be told before the run).
     #[serde(default = "unit_scale", skip_serializing_if = "is_unit_scale")]
     pub pixel_scale: Option<f64>,
+    /// Where the output's first pixel lies, `(y, x)` in plate pixels: `(0, 0)` unless a call
+    /// such as a crop moved it (also when it cannot be told before the run, said in a note).
+    #[serde(default, skip_serializing_if = "is_origin")]
+    pub pixel_origin: (f64, f64),
+}
+
+/// `(0, 0)`: the plate's own origin.
+fn is_origin(o: &(f64, f64)) -> bool {
+    *o == (0.0, 0.0)
 }
 
 /// A step's live preview: an OME-Zarr store (wells appear as they finish) and PNG thumbnails.

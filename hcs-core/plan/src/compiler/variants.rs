@@ -346,6 +346,7 @@ mod tests {
             peak_memory: None,
             output_shape: None,
             pixel_scale: None,
+            pixel_origin: None,
             doc: "",
             location: SourceLocation { file: "f.rs", line: 1, column: 1 },
             invoke: passthrough,

@@ -511,6 +511,7 @@ mod tests {
             peak_memory: None,
             output_shape: None,
             pixel_scale: None,
+            pixel_origin: None,
             doc: "",
             location: SourceLocation { file: "", line: 0, column: 0 },
             invoke: |_, _, _| Err(hcs_core::error::InvokeError::MissingParam { function: "test", param: "x" }),
