@@ -93,6 +93,8 @@ fn check(bin_size: usize, dims: &[usize]) -> Result<(), KernelError> {
 #[hcs_macros::check(bin_size <= image.height.min(image.width), "a bin must fit in the image")]
 #[hcs_macros::output_shape((image.height / bin_size, image.width / bin_size, image.planes))]
 #[hcs_macros::pixel_scale(bin_size as f64)]
+// The first output pixel averages bin_size² input pixels: its centre is (bin_size − 1) / 2 in.
+#[hcs_macros::pixel_origin(((bin_size as f64 - 1.0) / 2.0, (bin_size as f64 - 1.0) / 2.0))]
 pub fn spatial_bin_2d(
     stack: NdarrayStack,
     #[param(default = 2, doc = "block edge in pixels", range = 1..=4096)] bin_size: usize,
@@ -114,6 +116,8 @@ pub fn spatial_bin_2d(
 #[hcs_macros::check(bin_size <= image.height.min(image.width), "a bin must fit in the image")]
 #[hcs_macros::output_shape((image.height / bin_size, image.width / bin_size, image.planes.map(|p| p / bin_size)))]
 #[hcs_macros::pixel_scale(bin_size as f64)]
+// The first output pixel averages bin_size² input pixels: its centre is (bin_size − 1) / 2 in.
+#[hcs_macros::pixel_origin(((bin_size as f64 - 1.0) / 2.0, (bin_size as f64 - 1.0) / 2.0))]
 pub fn spatial_bin_3d(
     stack: NdarrayStack,
     #[param(default = 2, doc = "block edge in pixels and planes", range = 1..=4096)] bin_size: usize,

@@ -155,6 +155,12 @@ fn stage_overlap_is_used_when_the_tiles_agree_and_set_aside_when_they_refute_it(
     assert!(refuted.overlap_source.contains("refuted by the tiles"), "{}", refuted.overlap_source);
     let (mean, max) = errors(&refuted.positions, &truth);
     assert!(mean <= 0.5 && max <= 1.5, "refuted stage: mean {mean:.3} max {max:.3}");
+    // A stage right along x and wrong along y: the vertical edges refute it there.
+    let one_axis = stitch(Some((0.15, 0.4)));
+    assert!(one_axis.overlap_source.contains("refuted by the tiles"), "{}", one_axis.overlap_source);
+    assert!((one_axis.overlap.1 - 0.15).abs() < 0.01, "{:?}", one_axis.overlap);
+    let (mean, max) = errors(&one_axis.positions, &truth);
+    assert!(mean <= 0.5 && max <= 1.5, "stage wrong along y: mean {mean:.3} max {max:.3}");
     // A value no stage can give is an error, not a layout.
     let bad = ashlar_compute_tile_positions(stack, &(3, 3), &Some((0.95, 0.1)), 0.0, 15.0, 0.01, 10, 100);
     assert!(bad.is_err_and(|e| e.to_string().contains("outside 0 ≤ overlap < 0.9")));

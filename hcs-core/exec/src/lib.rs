@@ -244,10 +244,11 @@ fn output_sinks(compiled: &CompiledPlate, plate: &Plate, attach: Attach) -> Resu
         let pixel_size_um = plate.metadata.pixel_size_um.zip(step.pixel_scale).map(|(p, s)| p * s);
         // Where its first pixel lies, in the scale's unit: µm when calibrated, else its own pixels.
         let (oy, ox) = step.pixel_origin;
+        // (An unknown scale has no origin either: the compiler noted it, and it is left at 0.)
         let origin = match (plate.metadata.pixel_size_um, step.pixel_scale) {
-            (Some(p), _) => (oy * p, ox * p),
+            (Some(p), Some(_)) => (oy * p, ox * p),
             (None, Some(s)) => (oy / s, ox / s),
-            (None, None) => (oy, ox),
+            (_, None) => (0.0, 0.0),
         };
         let preview = step.preview.as_ref().map(|p| &p.store);
         for plan in [step.zarr_store.as_ref(), step.checkpoint_zarr_store.as_ref(), preview].into_iter().flatten() {

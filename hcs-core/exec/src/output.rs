@@ -135,9 +135,10 @@ type WrittenPlane = (WrittenFile, (ImageKey, PlaneRef));
 /// Planes with where they are stored.
 pub type PlaneList = Vec<(ImageKey, PlaneRef)>;
 
-/// Label images a step produced ([`hcs_core::labels::LabelStack`]), each with the special
-/// output's key (the label image's name) and the key of the image plane it labels.
-pub type LabelPlanes = Vec<(&'static str, ImageKey, ndarray::Array2<u32>)>;
+/// Label images a step produced ([`hcs_core::labels::LabelStack`]), each with its label image's
+/// name (the special output's key, `_c<channel>` added when several channels have masks) and
+/// the key of the image plane it labels.
+pub type LabelPlanes = Vec<(String, ImageKey, ndarray::Array2<u32>)>;
 
 /// Storage of one persistent location, shared by the wells of a run.
 pub enum Sink<'a> {
@@ -267,6 +268,19 @@ pub fn write_planes(
             }
             // NGFF labels beside the images they label (one label image per name and field).
             for (name, key, mask) in labels {
+                // A mask must cover its plane pixel for pixel (a later call in the step may have
+                // resized the planes): not a reason to lose the well, but said.
+                if planes.get(key).map(|p| p.dim()) != Some(mask.dim()) {
+                    tracing::warn!(
+                        well = %well,
+                        "{}: label image `{name}` of {:?} is {:?}, its plane {:?}; written to results/ only",
+                        root.display(),
+                        key,
+                        mask.dim(),
+                        planes.get(key).map(|p| p.dim())
+                    );
+                    continue;
+                }
                 let field = index_of(&axes.sites, key.site, "site", &root)?;
                 let z = index_of(&axes.zs, key.z, "z", &root)?;
                 let t = index_of(&axes.timepoints, key.timepoint, "timepoint", &root)?;

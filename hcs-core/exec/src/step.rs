@@ -277,6 +277,7 @@ impl StepRunner<'_, '_> {
                 keep_special(&run.memory, &out.memory_key, special)?;
             }
         }
+        name_per_channel(&mut labels);
         Ok((planes, device_planes, labels))
     }
 
@@ -296,7 +297,7 @@ impl StepRunner<'_, '_> {
             let arrays: Option<Vec<_>> = stack.planes.iter().map(LabelPlane::to_array).collect();
             match arrays {
                 Some(arrays) if arrays.len() == keys.len() => {
-                    out.extend(keys.iter().zip(arrays).map(|(k, a)| (*key, *k, a)));
+                    out.extend(keys.iter().zip(arrays).map(|(k, a)| ((*key).to_string(), *k, a)));
                 }
                 _ => tracing::warn!(
                     well = %self.job.plan.well,
@@ -348,5 +349,37 @@ impl StepRunner<'_, '_> {
             location @ (Location::Memory { .. } | Location::Disk { .. }) => run.save(job.plan, location, &planes),
             other => Err(StepError::BadIntermediate(other.clone())),
         }
+    }
+}
+
+/// A label image holds one mask per field, timepoint and z: when masks of one name come from
+/// several channels (a dict of counters, `merge_outputs` over channels), each channel's become a
+/// label image of their own, `<name>_c<channel>`, instead of overwriting each other.
+fn name_per_channel(labels: &mut LabelPlanes) {
+    let mut channels: BTreeMap<String, std::collections::BTreeSet<u32>> = BTreeMap::new();
+    for (name, key, _) in labels.iter() {
+        channels.entry(name.clone()).or_default().insert(key.channel);
+    }
+    for (name, key, _) in labels.iter_mut() {
+        if channels.get(name.as_str()).is_some_and(|c| c.len() > 1) {
+            *name = format!("{name}_c{}", key.channel);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_of_several_channels_get_a_label_image_each() {
+        let key = |site, channel| ImageKey { well: "A01".parse().expect("well"), timepoint: 1, site, channel, z: 1 };
+        let mask = || ndarray::Array2::<u32>::zeros((2, 2));
+        let mut one = vec![("m".to_string(), key(1, 1), mask()), ("m".to_string(), key(2, 1), mask())];
+        name_per_channel(&mut one);
+        assert!(one.iter().all(|(n, ..)| n == "m"), "one channel keeps the name");
+        let mut two = vec![("m".to_string(), key(1, 1), mask()), ("m".to_string(), key(1, 2), mask())];
+        name_per_channel(&mut two);
+        assert_eq!(two.iter().map(|(n, ..)| n.as_str()).collect::<Vec<_>>(), ["m_c1", "m_c2"]);
     }
 }

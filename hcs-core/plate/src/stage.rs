@@ -18,7 +18,10 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 /// every axis when a site is missing or a position is not finite. Steps are magnitudes: stages
 /// differ in which way their y (or x) axis points.
 pub fn site_step(positions: &[(u32, (f64, f64))], (rows, cols): (u32, u32)) -> (Option<f64>, Option<f64>) {
-    let n = (rows * cols) as usize;
+    // Every site must be there: a grid the positions cannot fill (or a hostile HTD's huge one)
+    // is refused before anything is allocated.
+    let n = (rows as usize).checked_mul(cols as usize);
+    let Some(n) = n.filter(|&n| n == positions.len()) else { return (None, None) };
     let mut at = vec![None; n];
     for &(site, (x, y)) in positions {
         let i = site.checked_sub(1).map(|i| i as usize).filter(|&i| i < n);
@@ -40,7 +43,7 @@ pub fn site_step(positions: &[(u32, (f64, f64))], (rows, cols): (u32, u32)) -> (
 
 /// The overlap fraction of neighbouring tiles, `(x, y)`, that a stage step in µm implies for
 /// tiles of `tile = (height, width)` pixels of `pixel_size_um`: `1 − step / tile extent` on each
-/// axis. `None` unless every number is known and the overlap lies in `[0, 0.9)` on both axes
+/// axis, to 10⁻⁴. `None` unless every number is known and the overlap lies in `[0, 0.9)` on both axes
 /// (a step longer than a tile, or a tile's worth of overlap, is not a mosaic's layout). An axis
 /// the grid does not span takes the other axis's overlap.
 pub fn overlap_from_step(
@@ -58,6 +61,10 @@ pub fn overlap_from_step(
         (None, Some(y)) => (y, y),
         (None, None) => return None,
     };
+    // Rounded to 10⁻⁴ (a tenth of a pixel of a 1000-pixel tile) before the range check, so the
+    // value shown in the plan is the one checked: no more digits are known, it is only the
+    // nominal layout registration starts from.
+    let (ox, oy) = ((ox * 1e4).round() / 1e4, (oy * 1e4).round() / 1e4);
     let usable = |o: f64| (0.0..0.9).contains(&o);
     (usable(ox) && usable(oy)).then_some((ox, oy))
 }
@@ -82,6 +89,7 @@ mod tests {
         assert_eq!(site_step(&row[..2], (1, 3)), (None, None));
         assert_eq!(site_step(&[(7, (0.0, 0.0))], (1, 1)), (None, None));
         assert_eq!(site_step(&[(1, (f64::NAN, 0.0))], (1, 1)), (None, None));
+        assert_eq!(site_step(&row, (u32::MAX, u32::MAX)), (None, None), "no allocation for a hostile grid");
     }
 
     #[test]
@@ -89,6 +97,9 @@ mod tests {
         // 1000 px tiles of 0.5 µm: a 450 µm step is a 10 % overlap.
         let o = overlap_from_step((Some(450.0), Some(400.0)), Some(0.5), Some((1000, 1000))).expect("known");
         assert!((o.0 - 0.1).abs() < 1e-12 && (o.1 - 0.2).abs() < 1e-12);
+        // x goes with the width, y with the height: 800 × 1000 tiles, 450 µm and 360 µm steps.
+        let o = overlap_from_step((Some(450.0), Some(360.0)), Some(0.5), Some((800, 1000))).expect("known");
+        assert!((o.0 - 0.1).abs() < 1e-12 && (o.1 - 0.1).abs() < 1e-12, "{o:?}");
         assert_eq!(
             overlap_from_step((Some(450.0), None), Some(0.5), Some((1000, 1000))).map(|o| o.1 > 0.09),
             Some(true)

@@ -187,6 +187,10 @@ impl Geo {
             let f = params.and_then(|params| (factor.eval)(params, image.as_ref()).ok().flatten());
             next.scale = self.scale.zip(f.filter(|f| f.is_finite() && *f > 0.0)).map(|(s, f)| s * f);
         }
+        // Offsets after an unknown scale count pixels of unknown size: the origin is lost too.
+        if next.scale.is_none() {
+            next.origin = None;
+        }
         if let Some(g) = declared {
             next.shape = Some((g.height, g.width));
             next.planes = g.planes;

@@ -45,14 +45,11 @@ impl PlateInfo {
             grid: plate.metadata.grid,
             pixel_size_um: plate.metadata.pixel_size_um,
             tile_shape: plate.metadata.tile_shape,
-            // To 10⁻⁴ (a tenth of a pixel of a 1000-pixel tile): the plan shows it, and no more
-            // digits are known — it is only the nominal layout registration starts from.
             site_overlap: hcs_plate::stage::overlap_from_step(
                 plate.metadata.site_step_um,
                 plate.metadata.pixel_size_um,
                 plate.metadata.tile_shape,
-            )
-            .map(|(x, y)| ((x * 1e4).round() / 1e4, (y * 1e4).round() / 1e4)),
+            ),
         }
     }
 
