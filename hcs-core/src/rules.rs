@@ -116,6 +116,9 @@ pub struct PixelScale {
     pub eval: fn(&ParamMap, Option<&ImageGeometry>) -> Result<Option<f64>, ParamError>,
 }
 
+/// A `(y, x)` pair of pixel coordinates.
+pub type YX = (f64, f64);
+
 /// Where a function that changes the image size puts its output in the input, declared with
 /// `#[pixel_origin((y, x))]`: a `(f64, f64)` expression over the parameters and `image`, the
 /// output's first pixel in input pixels (a crop from row 10, column 20: `(10.0, 20.0)`). The
@@ -128,7 +131,7 @@ pub struct PixelOrigin {
     pub params: &'static [&'static str],
     /// Evaluate on complete parameter values and the input geometry (`None` when the input
     /// geometry it reads is not known).
-    pub eval: fn(&ParamMap, Option<&ImageGeometry>) -> Result<Option<(f64, f64)>, ParamError>,
+    pub eval: fn(&ParamMap, Option<&ImageGeometry>) -> Result<Option<YX>, ParamError>,
 }
 
 /// The geometry a `#[output_shape]` tuple describes, keeping the input's site count.
