@@ -20,7 +20,9 @@ name = "bin again"
 func = { function = "spatial_bin_2d", params = { bin_size = 3 } }
 "#;
 
-fn run(dir: &Path, backend: &str) -> std::path::PathBuf {
+/// Run `pipeline` (written to `<name>.toml`) with `backend` on a small synthetic plate in `dir`
+/// (made on first use); returns the output folder.
+fn run(dir: &Path, name: &str, pipeline: &str, backend: &str) -> std::path::PathBuf {
     let plate = dir.join("plate");
     if !plate.exists() {
         let synth = Command::new(HCS)
@@ -29,12 +31,13 @@ fn run(dir: &Path, backend: &str) -> std::path::PathBuf {
             .output()
             .expect("synth");
         assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
-        std::fs::write(dir.join("binned.toml"), PIPELINE).expect("pipeline");
     }
-    let out = dir.join(format!("out-{backend}"));
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(&file, pipeline).expect("pipeline");
+    let out = dir.join(format!("out-{name}-{backend}"));
     let run = Command::new(HCS)
         .arg("run")
-        .arg(dir.join("binned.toml"))
+        .arg(&file)
         .arg("--plate")
         .arg(&plate)
         .arg("--out")
@@ -55,7 +58,7 @@ fn physical_size(tiff: &Path) -> f64 {
 #[test]
 fn binning_scales_the_pixel_size_of_every_later_output() {
     let dir = tempfile::tempdir().expect("tmp");
-    let out = run(dir.path(), "disk");
+    let out = run(dir.path(), "binned", PIPELINE, "disk");
     // The synthetic ImageXpress plate says 0.65 µm (MetaMorph XML); the checkpoint of the first
     // binning is at 1.3 µm, the final output (binned 2 then 3) at 3.9 µm.
     let first = |d: &Path| {
@@ -66,7 +69,7 @@ fn binning_scales_the_pixel_size_of_every_later_output() {
     assert!((physical_size(&first(&out.join("checkpoints/step1"))) - 1.3).abs() < 1e-9);
     assert!((physical_size(&first(&out.join("images"))) - 3.9).abs() < 1e-9);
 
-    let out = run(dir.path(), "zarr");
+    let out = run(dir.path(), "binned", PIPELINE, "zarr");
     let attrs: serde_json::Value = serde_json::from_slice(
         &std::fs::read(out.join("images.ome.zarr/A/1/0/zarr.json")).expect("image group of well A01"),
     )
@@ -100,26 +103,7 @@ func = { function = "crop", params = { start_y = 5, start_x = 3, height = 20, wi
 #[test]
 fn crops_translate_every_later_output() {
     let dir = tempfile::tempdir().expect("tmp");
-    let plate = dir.path().join("plate");
-    let synth = Command::new(HCS)
-        .args(["synth", "-q", "--wells", "A01", "--tile", "96", "--grid", "1", "2", "--z", "1", "--out"])
-        .arg(&plate)
-        .output()
-        .expect("synth");
-    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
-    std::fs::write(dir.path().join("crops.toml"), CROPS).expect("pipeline");
-    let out = dir.path().join("out");
-    let run = Command::new(HCS)
-        .arg("run")
-        .arg(dir.path().join("crops.toml"))
-        .arg("--plate")
-        .arg(&plate)
-        .arg("--out")
-        .arg(&out)
-        .args(["--backend", "zarr", "-q"])
-        .output()
-        .expect("run");
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let out = run(dir.path(), "crops", CROPS, "zarr");
     let translation = |store: &Path, level: usize| -> (f64, f64, f64) {
         let attrs: serde_json::Value =
             serde_json::from_slice(&std::fs::read(store.join("A/1/0/zarr.json")).expect("image group")).expect("json");

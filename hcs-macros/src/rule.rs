@@ -169,32 +169,8 @@ pub fn scale_spec(
     rt: &TokenStream,
     errors: &mut Errors,
 ) -> TokenStream {
-    let Some(expr) = expr else { return quote!(::core::option::Option::None) };
-    if !changes_xy {
-        errors.spanned(
-            expr,
-            "#[pixel_scale] describes a function that changes the plane size: declare it with `#[memory(.., xy = any)]`",
-        );
-    }
-    let Reads { lets, names, needs_image } = reads(expr, params, specials, rt, "#[pixel_scale] expressions", errors);
-    let image = bind_image(needs_image, rt, quote!(::core::option::Option::None));
-    let text = rule_text(expr);
-    let value = quote_spanned!(expr.span()=> {
-        let __factor: f64 = #expr;
-        __factor
-    });
-    quote! {
-        ::core::option::Option::Some(#rt::PixelScale {
-            expr: #text,
-            params: &[#(#names),*],
-            eval: |__params: &#rt::ParamMap, __image: ::core::option::Option<&#rt::ImageGeometry>|
-                -> ::core::result::Result<::core::option::Option<f64>, #rt::ParamError> {
-                #(#lets)*
-                #image
-                ::core::result::Result::Ok(::core::option::Option::Some(#value))
-            },
-        })
-    }
+    let attr = GeometryAttr { name: "pixel_scale", rule: "PixelScale", ty: quote!(f64) };
+    geometry_spec(&attr, expr, changes_xy, params, specials, rt, errors)
 }
 
 /// The `PixelOrigin` initializer of `#[pixel_origin((y, x))]`, or `None`. Only a function that
@@ -207,26 +183,55 @@ pub fn origin_spec(
     rt: &TokenStream,
     errors: &mut Errors,
 ) -> TokenStream {
+    let attr = GeometryAttr { name: "pixel_origin", rule: "PixelOrigin", ty: quote!((f64, f64)) };
+    geometry_spec(&attr, expr, changes_xy, params, specials, rt, errors)
+}
+
+/// An attribute saying how a resizing function changes the pixel grid: its name, the runtime
+/// rule struct it becomes, and the Rust type its expression evaluates to.
+struct GeometryAttr {
+    name: &'static str,
+    rule: &'static str,
+    ty: TokenStream,
+}
+
+/// The `Option<rule>` initializer of a [`GeometryAttr`]: an `eval` fn over the parameters and
+/// `image`, or `None` when the attribute is absent.
+fn geometry_spec(
+    attr: &GeometryAttr,
+    expr: Option<&Expr>,
+    changes_xy: bool,
+    params: &[&Param],
+    specials: &[&Ident],
+    rt: &TokenStream,
+    errors: &mut Errors,
+) -> TokenStream {
     let Some(expr) = expr else { return quote!(::core::option::Option::None) };
+    let name = attr.name;
     if !changes_xy {
         errors.spanned(
             expr,
-            "#[pixel_origin] describes a function that changes the plane size: declare it with `#[memory(.., xy = any)]`",
+            format!(
+                "#[{name}] describes a function that changes the plane size: declare it with `#[memory(.., xy = any)]`"
+            ),
         );
     }
-    let Reads { lets, names, needs_image } = reads(expr, params, specials, rt, "#[pixel_origin] expressions", errors);
+    let context = format!("#[{name}] expressions");
+    let Reads { lets, names, needs_image } = reads(expr, params, specials, rt, &context, errors);
     let image = bind_image(needs_image, rt, quote!(::core::option::Option::None));
     let text = rule_text(expr);
+    let ty = &attr.ty;
+    let rule = quote::format_ident!("{}", attr.rule);
     let value = quote_spanned!(expr.span()=> {
-        let __origin: (f64, f64) = #expr;
-        __origin
+        let __value: #ty = #expr;
+        __value
     });
     quote! {
-        ::core::option::Option::Some(#rt::PixelOrigin {
+        ::core::option::Option::Some(#rt::#rule {
             expr: #text,
             params: &[#(#names),*],
             eval: |__params: &#rt::ParamMap, __image: ::core::option::Option<&#rt::ImageGeometry>|
-                -> ::core::result::Result<::core::option::Option<(f64, f64)>, #rt::ParamError> {
+                -> ::core::result::Result<::core::option::Option<#ty>, #rt::ParamError> {
                 #(#lets)*
                 #image
                 ::core::result::Result::Ok(::core::option::Option::Some(#value))

@@ -156,34 +156,19 @@ impl Geo {
     /// The geometry after a call of `contract` (`params`: its parameters, when valid).
     fn after(&self, contract: &FunctionContract, params: Option<&ParamMap>, step: &StepRef, name: &str) -> Geo {
         let mut next = self.clone();
+        // What the contract's expressions see as `image` (`None` where the size is unknown).
+        let image =
+            self.shape.map(|(height, width)| ImageGeometry { height, width, planes: self.planes, sites: self.sites });
         let declared = contract.output_shape.zip(params).and_then(|(shape, params)| {
-            let image = self.shape.map(|(height, width)| ImageGeometry {
-                height,
-                width,
-                planes: self.planes,
-                sites: self.sites,
-            });
             (shape.eval)(params, image.as_ref()).ok().flatten().filter(|g| g.height > 0 && g.width > 0)
         });
         if let Some(origin) = contract.pixel_origin {
-            let image = self.shape.map(|(height, width)| ImageGeometry {
-                height,
-                width,
-                planes: self.planes,
-                sites: self.sites,
-            });
             let o = params.and_then(|params| (origin.eval)(params, image.as_ref()).ok().flatten());
             let o = o.filter(|(y, x)| y.is_finite() && x.is_finite());
             // The offset is in input pixels, which are `scale` plate pixels each.
             next.origin = self.origin.zip(self.scale).zip(o).map(|((at, s), (y, x))| (at.0 + y * s, at.1 + x * s));
         }
         if let Some(factor) = contract.pixel_scale {
-            let image = self.shape.map(|(height, width)| ImageGeometry {
-                height,
-                width,
-                planes: self.planes,
-                sites: self.sites,
-            });
             let f = params.and_then(|params| (factor.eval)(params, image.as_ref()).ok().flatten());
             next.scale = self.scale.zip(f.filter(|f| f.is_finite() && *f > 0.0)).map(|(s, f)| s * f);
         }
