@@ -187,6 +187,23 @@ pub fn origin_spec(
     geometry_spec(&attr, expr, changes_xy, params, specials, rt, errors)
 }
 
+/// `tokens` with every token (inside groups too) given `span`.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(g) = &tree {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tree = proc_macro2::TokenTree::Group(group);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
+}
+
 /// An attribute saying how a resizing function changes the pixel grid: its name, the runtime
 /// rule struct it becomes, and the Rust type its expression evaluates to.
 struct GeometryAttr {
@@ -222,8 +239,10 @@ fn geometry_spec(
     let text = rule_text(expr);
     let ty = &attr.ty;
     let rule = quote::format_ident!("{}", attr.rule);
+    // The binding's type carries the expression's span, so a type error points there alone.
+    let bound = respan(ty.clone(), expr.span());
     let value = quote_spanned!(expr.span()=> {
-        let __value: #ty = #expr;
+        let __value: #bound = #expr;
         __value
     });
     quote! {
