@@ -13,13 +13,6 @@ pub fn reflect(i: isize, n: usize) -> usize {
     m as usize
 }
 
-/// Copy `row` into `out` with `pad` reflected samples on each side.
-pub fn pad_row(row: &[f32], pad: usize, out: &mut Vec<f32>) {
-    out.clear();
-    let n = row.len();
-    out.extend((0..n + 2 * pad).map(|i| row[reflect(i as isize - pad as isize, n)]));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -214,6 +214,21 @@ impl WellRun {
         stack_of(&planes)
     }
 
+    /// Free the planes `keys` of `location` (a group of the step that reads them last has taken
+    /// its copy), so a step's input shrinks as its output grows instead of both being held whole.
+    pub fn release(&self, plan: &WellPlan, location: &Location, keys: &[ImageKey]) -> Result<(), StepError> {
+        let Some(store) = self.store(location) else { return Ok(()) };
+        if !matches!(location, Location::Memory { .. }) {
+            return Ok(()); // scratch files are removed with the location, after the step
+        }
+        for key in keys {
+            if let Some(path) = plane_path(plan, location, key) {
+                store.delete(&path)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Free what `location` holds for this well (its reader is done with it).
     pub fn free(&mut self, plan: &WellPlan, location: &Location) -> Result<(), StepError> {
         self.written.retain(|(l, _)| l != location);

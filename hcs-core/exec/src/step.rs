@@ -175,6 +175,11 @@ impl StepRunner<'_, '_> {
                 if matches!(at, Location::Disk { .. }) {
                     run.count_read((stack.len() * std::mem::size_of::<f32>()) as u64);
                 }
+                // This step is the input's last reader (the plan's `read_by`); a CPU step never
+                // reloads a group (only device steps retry), so the stored planes can go now.
+                if self.step.gpu.is_none() {
+                    run.release(self.job.plan, at, group)?;
+                }
                 stack
             }
         };
@@ -339,6 +344,9 @@ impl StepRunner<'_, '_> {
             publish_preview(job, preview, &planes)?;
         }
         match &step.writes {
+            // No later step reads these planes (the plan's `read_by`): they were only kept for
+            // the writes above, and go now instead of staying until the well ends.
+            Location::Memory { .. } | Location::Disk { .. } if !self.last && step.read_by.is_none() => Ok(()),
             Location::Memory { namespace } if !device_planes.is_empty() => {
                 run.on_device.insert(namespace.clone(), device_planes);
                 Ok(())

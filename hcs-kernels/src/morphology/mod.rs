@@ -1,12 +1,15 @@
 //! Grey-scale morphology with disk footprints, and the white top-hat built on it.
 //!
-//! A disk is the union of horizontal chords; erosion by it is the minimum, over the chord rows
-//! `dy`, of a 1-D minimum filter of width `2·⌊√(r²−dy²)⌋+1` applied to row `y+dy`. Each 1-D
-//! filter uses the van Herk / Gil-Werman algorithm (three comparisons per pixel whatever the
-//! width), so erosion costs O(r) per pixel instead of the O(r²) of a direct footprint scan.
-//! Boundaries are SciPy's `reflect`, matching `skimage.morphology.white_tophat`. Written here
-//! because no maintained crate offers grey-scale disk morphology on f32 (imageproc's is u8
-//! only; ndarray-ndimage's is binary only).
+//! A disk is the union of horizontal chords, and so the union of the rectangles
+//! `[−d, d] × [−w(d), w(d)]` taken at each `d` where the chord half-width `w` steps down (9
+//! rectangles for r = 13). Erosion by it is the minimum, over those rectangles, of a separable
+//! rectangle erosion: a 1-D running minimum across x of width `2w+1`, then one down y of height
+//! `2d+1`. Each 1-D filter is van Herk / Gil-Werman (three comparisons per pixel whatever the
+//! width) applied to whole rows at once, so every inner loop runs along contiguous memory and
+//! vectorizes; the pass across x runs on the transposed plane for the same reason. Boundaries
+//! are SciPy's `reflect`, matching `skimage.morphology.white_tophat`. Written here because no
+//! maintained crate offers grey-scale disk morphology on f32 (imageproc's is u8 only;
+//! ndarray-ndimage's is binary only).
 //!
 //! The torch and cuda variants of [`tophat`], registered under the same name, are in `torch.rs`
 //! and `cuda.rs` beside this file.
@@ -21,7 +24,7 @@ use hcs_macros::memory;
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use crate::boundary::{pad_row, reflect};
+use crate::boundary::reflect;
 use crate::error::KernelError;
 
 /// Half-widths of the disk's chords for `dy = 0..=r` (the `x² + y² ≤ r²` disk of scikit-image).
@@ -35,94 +38,105 @@ enum Op {
     Max,
 }
 
-/// Van Herk / Gil-Werman running min or max of width `2w+1` over `padded` (which carries `w`
-/// samples of context each side); writes `out.len()` outputs. `pick` is monomorphized so the
-/// inner loops are branch-free.
-fn running<F: Fn(f32, f32) -> f32 + Copy>(
+/// Van Herk / Gil-Werman running `pick` over `2k+1` rows of `src` (`rows × cols`, row-major),
+/// rows outside reflected: output row `y` is the `pick` of source rows `y−k ..= y+k`. Prefixes
+/// (`g`) and suffixes (`h`) are taken within blocks of `2k+1` padded rows, so every window is
+/// one suffix and one prefix; each step combines whole rows, so the loops vectorize.
+#[allow(clippy::too_many_arguments)] // two scratch buffers reused across calls
+fn running_rows<F: Fn(f32, f32) -> f32 + Copy>(
     pick: F,
-    identity: f32,
-    padded: &[f32],
-    w: usize,
+    src: &[f32],
+    (rows, cols): (usize, usize),
+    k: usize,
     out: &mut [f32],
     g: &mut Vec<f32>,
     h: &mut Vec<f32>,
 ) {
-    let k = 2 * w + 1;
-    let len = padded.len();
-    g.resize(len, 0.0);
-    h.resize(len, 0.0);
-    for (gc, pc) in g.chunks_mut(k).zip(padded.chunks(k)) {
-        let mut m = identity;
-        for (gv, &v) in gc.iter_mut().zip(pc) {
-            m = pick(m, v);
-            *gv = m;
+    if k == 0 {
+        out.copy_from_slice(src);
+        return;
+    }
+    let (window, padded) = (2 * k + 1, rows + 2 * k);
+    let source = |i: usize| {
+        let r = reflect(i as isize - k as isize, rows);
+        &src[r * cols..(r + 1) * cols]
+    };
+    let combine = |into: &mut [f32], a: &[f32], b: &[f32]| {
+        into.iter_mut().zip(a).zip(b).for_each(|((o, &x), &y)| *o = pick(x, y));
+    };
+    g.resize(padded * cols, 0.0);
+    h.resize(padded * cols, 0.0);
+    for i in 0..padded {
+        let (before, rest) = g.split_at_mut(i * cols);
+        if i % window == 0 {
+            rest[..cols].copy_from_slice(source(i));
+        } else {
+            combine(&mut rest[..cols], &before[(i - 1) * cols..], source(i));
         }
     }
-    for (hc, pc) in h.chunks_mut(k).zip(padded.chunks(k)) {
-        let mut m = identity;
-        for (hv, &v) in hc.iter_mut().rev().zip(pc.iter().rev()) {
-            m = pick(m, v);
-            *hv = m;
+    for i in (0..padded).rev() {
+        let (upto, after) = h.split_at_mut((i + 1) * cols);
+        if i % window == window - 1 || i == padded - 1 {
+            upto[i * cols..].copy_from_slice(source(i));
+        } else {
+            combine(&mut upto[i * cols..], &after[..cols], source(i));
         }
     }
-    let n = out.len();
-    for ((o, &a), &b) in out.iter_mut().zip(&h[..n]).zip(&g[k - 1..k - 1 + n]) {
-        *o = pick(a, b);
+    for (y, o) in out.chunks_exact_mut(cols).enumerate().take(rows) {
+        combine(o, &h[y * cols..(y + 1) * cols], &g[(y + 2 * k) * cols..(y + 2 * k + 1) * cols]);
     }
 }
 
-/// Disk min/max filter. Rows are split into one band per worker; within a band every source row
-/// is padded once and filtered once per chord width, and each result is folded into the two
-/// output rows (`s ± d`) that use it.
-fn disk_filter(op: Op, plane: ArrayView2<'_, f32>, r: usize) -> Array2<f32> {
-    match op {
-        Op::Min => disk_filter_with(plane, r, f32::min, f32::INFINITY),
-        Op::Max => disk_filter_with(plane, r, f32::max, f32::NEG_INFINITY),
-    }
-}
-
-fn disk_filter_with<F: Fn(f32, f32) -> f32 + Copy + Sync>(
-    plane: ArrayView2<'_, f32>,
-    r: usize,
-    pick: F,
-    identity: f32,
-) -> Array2<f32> {
-    let (height, width) = plane.dim();
-    let half = chord_half_widths(r);
-    let plane = plane.as_standard_layout();
-    let mut out = Array2::<f32>::from_elem((height, width), identity);
-    let bands = rayon::current_num_threads().clamp(1, height.max(1));
-    let band_h = height.div_ceil(bands).max(1);
-    out.axis_chunks_iter_mut(Axis(0), band_h).into_par_iter().enumerate().for_each(|(b, mut band)| {
-        let (y0, y1) = (b * band_h, (b * band_h + band.dim().0).min(height));
-        let (mut padded, mut tmp, mut g, mut h) = (Vec::new(), vec![0.0f32; width], Vec::new(), Vec::new());
-        let lo = y0 as isize - r as isize;
-        let hi = y1 as isize + r as isize;
-        for s in lo..hi {
-            let src = plane.row(reflect(s, height));
-            let src = src.as_slice().expect("standard layout");
-            pad_row(src, r, &mut padded);
-            for (d, &w) in half.iter().enumerate() {
-                let targets = [s - d as isize, s + d as isize];
-                let wanted = |t: isize| t >= y0 as isize && t < y1 as isize;
-                if !(wanted(targets[0]) || d > 0 && wanted(targets[1])) {
-                    continue;
-                }
-                running(pick, identity, &padded[r - w..r + w + width], w, &mut tmp, &mut g, &mut h);
-                for (i, &t) in targets.iter().enumerate() {
-                    if (i == 1 && d == 0) || !wanted(t) {
-                        continue;
-                    }
-                    let mut row = band.row_mut(t as usize - y0);
-                    let row = row.as_slice_mut().expect("standard layout");
-                    for (o, &v) in row.iter_mut().zip(&tmp) {
-                        *o = pick(*o, v);
-                    }
+/// `dst` (`cols × rows`) = the transpose of `src` (`rows × cols`), in cache-sized tiles.
+fn transpose(src: &[f32], (rows, cols): (usize, usize), dst: &mut [f32]) {
+    const TILE: usize = 32;
+    for y0 in (0..rows).step_by(TILE) {
+        for x0 in (0..cols).step_by(TILE) {
+            for y in y0..(y0 + TILE).min(rows) {
+                for x in x0..(x0 + TILE).min(cols) {
+                    dst[x * rows + y] = src[y * cols + x];
                 }
             }
         }
-    });
-    out
+    }
+}
+
+/// Disk min/max filter: the `pick` over the disk's rectangles (see the module docs), each a
+/// running filter across x (on the transposed plane) and then down y.
+fn disk_filter(op: Op, plane: ArrayView2<'_, f32>, r: usize) -> Array2<f32> {
+    match op {
+        Op::Min => disk_filter_with(plane, r, f32::min),
+        Op::Max => disk_filter_with(plane, r, f32::max),
+    }
+}
+
+fn disk_filter_with<F: Fn(f32, f32) -> f32 + Copy>(plane: ArrayView2<'_, f32>, r: usize, pick: F) -> Array2<f32> {
+    let (height, width) = plane.dim();
+    let half = chord_half_widths(r);
+    let source: Vec<f32> = plane.iter().copied().collect();
+    let n = height * width;
+    if n == 0 {
+        return plane.to_owned();
+    }
+    let mut across = vec![0.0f32; n];
+    transpose(&source, (height, width), &mut across);
+    let (mut g, mut h) = (Vec::new(), Vec::new());
+    let (mut rows_t, mut rows, mut rect) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+    let mut out: Option<Vec<f32>> = None;
+    for d in 0..=r {
+        if d < r && half[d + 1] == half[d] {
+            continue; // this chord lies inside the rectangle of a longer run
+        }
+        running_rows(pick, &across, (width, height), half[d], &mut rows_t, &mut g, &mut h);
+        transpose(&rows_t, (width, height), &mut rows);
+        running_rows(pick, &rows, (height, width), d, &mut rect, &mut g, &mut h);
+        match out.as_mut() {
+            None => out = Some(rect.clone()),
+            Some(o) => o.iter_mut().zip(&rect).for_each(|(o, &v)| *o = pick(*o, v)),
+        }
+    }
+    // `out` holds exactly height × width samples in row-major order, so the shape always fits.
+    Array2::from_shape_vec((height, width), out.unwrap_or(source)).unwrap_or_else(|_| plane.to_owned())
 }
 
 /// Grey-scale erosion of a plane by a disk of radius `r`.
@@ -252,10 +266,22 @@ mod tests {
     #[test]
     fn chord_decomposition_equals_a_direct_disk_scan() {
         let plane = Array2::from_shape_fn((23, 31), |(y, x)| ((y * 37 + x * 91) % 97) as f32);
-        for r in [0, 1, 2, 5, 12, 40] {
+        for r in [0, 1, 2, 5, 12, 13, 40] {
             assert_eq!(erode_disk(plane.view(), r), naive(Op::Min, plane.view(), r), "erode r={r}");
             assert_eq!(dilate_disk(plane.view(), r), naive(Op::Max, plane.view(), r), "dilate r={r}");
         }
+    }
+
+    #[test]
+    fn thin_and_empty_planes_filter_like_a_direct_scan() {
+        for (h, w) in [(1, 9), (9, 1), (2, 3), (40, 3)] {
+            let plane = Array2::from_shape_fn((h, w), |(y, x)| ((y * 53 + x * 29) % 31) as f32);
+            for r in [1, 3, 7] {
+                assert_eq!(erode_disk(plane.view(), r), naive(Op::Min, plane.view(), r), "{h}×{w} r={r}");
+                assert_eq!(dilate_disk(plane.view(), r), naive(Op::Max, plane.view(), r), "{h}×{w} r={r}");
+            }
+        }
+        assert_eq!(erode_disk(Array2::<f32>::zeros((0, 5)).view(), 3).dim(), (0, 5));
     }
 
     #[test]

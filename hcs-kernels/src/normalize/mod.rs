@@ -23,9 +23,12 @@ pub fn percentile(values: &mut [f32], q: f64) -> f32 {
 
 /// Several percentiles of `values` at once, exactly as [`percentile`] would give them.
 ///
-/// One parallel pass counts values into 65 536 bins over the data range; only the values in the
-/// bins that hold the wanted ranks are then selected exactly, so the cost is a counting pass plus a
-/// selection over a tiny subset instead of a partition of the whole stack per percentile.
+/// Samples that are all integers in `0..=65535` (raw 16-bit planes) are counted once, one bin
+/// per value, and the order statistics read off the counts: a single pass over the data. Other
+/// samples take a pass for the range, then one parallel pass counts them into 65 536 bins over
+/// it; only the values in the bins that hold the wanted ranks are then selected exactly, so the
+/// cost is a counting pass plus a selection over a tiny subset instead of a partition of the
+/// whole stack per percentile.
 pub fn percentiles(values: &[f32], qs: &[f64]) -> Vec<f32> {
     let n = values.len();
     if n == 0 {
@@ -33,15 +36,13 @@ pub fn percentiles(values: &[f32], qs: &[f64]) -> Vec<f32> {
     }
     let threads = rayon::current_num_threads().max(1);
     let chunk_len = n.div_ceil(threads).max(1);
-    let (lo, hi, integral) = values
+    if let Some(counts) = u16_counts(values, chunk_len) {
+        return percentiles_from_counts(&counts, n, qs);
+    }
+    let (lo, hi) = values
         .par_chunks(chunk_len)
         .map(min_max)
-        .reduce(|| (f32::INFINITY, f32::NEG_INFINITY, true), |x, y| (x.0.min(y.0), x.1.max(y.1), x.2 && y.2));
-    if integral && lo >= 0.0 && hi <= 65535.0 {
-        // Integer samples of a 16-bit image (raw microscope planes): each value is its own bin,
-        // so the order statistics come straight from the counts.
-        return u16_percentiles(values, qs, chunk_len);
-    }
+        .reduce(|| (f32::INFINITY, f32::NEG_INFINITY), |x, y| (x.0.min(y.0), x.1.max(y.1)));
     if !(lo.is_finite() && hi.is_finite()) || lo == hi {
         return vec![if lo.is_finite() { lo } else { 0.0 }; qs.len()];
     }
@@ -162,31 +163,25 @@ fn interpolate(ranks: &[(usize, f64)], n: usize, mut kth: impl FnMut(usize) -> f
         .collect()
 }
 
-/// Smallest and largest of `values` (NaN ignored) and whether every sample is an integer, in
-/// eight lanes so the loop vectorizes.
-fn min_max(values: &[f32]) -> (f32, f32, bool) {
+/// Smallest and largest of `values` (NaN ignored), in eight lanes so the loop vectorizes.
+fn min_max(values: &[f32]) -> (f32, f32) {
     let mut lo = [f32::INFINITY; 8];
     let mut hi = [f32::NEG_INFINITY; 8];
-    let mut frac = [0f32; 8];
     let chunks = values.chunks_exact(8);
     let rest = chunks.remainder();
     for c in chunks {
         for l in 0..8 {
             lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
             hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
-            // Non-zero for a fractional (or NaN) sample; exact for |v| < 2³¹.
-            frac[l] += (c[l] - (c[l] as i32) as f32).abs();
         }
     }
     let fold = |a: [f32; 8], init: f32, pick: fn(f32, f32) -> f32| a.iter().fold(init, |m, &v| pick(m, v));
     let (mut l, mut h) = (fold(lo, f32::INFINITY, f32::min), fold(hi, f32::NEG_INFINITY, f32::max));
-    let mut integral = frac.iter().all(|&f| f == 0.0);
     for &v in rest {
         l = l.min(v);
         h = h.max(v);
-        integral &= v.fract() == 0.0;
     }
-    (l, h, integral)
+    (l, h)
 }
 
 /// Histograms of `values` in chunks of `chunk_len`, one per worker (`count` makes one chunk's
@@ -206,26 +201,42 @@ fn count_in_parallel(
     )
 }
 
-/// Percentiles of samples that are all integers in `0..=65535`: one counting pass, then the
-/// order statistics are read off the cumulative counts (exactly what sorting would give).
-fn u16_percentiles(values: &[f32], qs: &[f64], chunk_len: usize) -> Vec<f32> {
-    let n = values.len();
-    let counts = count_in_parallel(values, chunk_len, BINS, |chunk| {
-        // Two interleaved tables, so runs of equal samples do not wait on each other's stores.
-        let mut c = vec![0u32; 2 * BINS];
-        let pairs = chunk.chunks_exact(2);
-        let rest = pairs.remainder();
-        for p in pairs {
-            c[p[0] as usize & (BINS - 1)] += 1;
-            c[BINS + (p[1] as usize & (BINS - 1))] += 1;
-        }
-        rest.iter().for_each(|&v| c[v as usize & (BINS - 1)] += 1);
-        let (a, b) = c.split_at_mut(BINS);
-        a.iter_mut().zip(b.iter()).for_each(|(x, y)| *x += y);
-        c.truncate(BINS);
-        c
-    });
-    percentiles_from_counts(&counts, n, qs)
+/// The count of every value when the samples are all integers in `0..=65535`; `None` as soon as
+/// a chunk holds any other sample (fractional, negative, larger, NaN). One pass: the test rides
+/// along with the counting instead of taking a pass of its own.
+fn u16_counts(values: &[f32], chunk_len: usize) -> Option<Vec<u32>> {
+    let counted: Vec<Option<Vec<u32>>> = values
+        .par_chunks(chunk_len)
+        .map(|chunk| {
+            // Two interleaved tables, so runs of equal samples do not wait on each other's stores.
+            let mut c = vec![0u32; 2 * BINS];
+            let mut other = false;
+            let pairs = chunk.chunks_exact(2);
+            let rest = pairs.remainder();
+            for p in pairs {
+                let (a, b) = (p[0] as u16, p[1] as u16);
+                // A cast saturates (NaN → 0): only a 16-bit integer survives the round trip.
+                other |= (f32::from(a) != p[0]) | (f32::from(b) != p[1]);
+                c[usize::from(a)] += 1;
+                c[BINS + usize::from(b)] += 1;
+            }
+            for &v in rest {
+                other |= f32::from(v as u16) != v;
+                c[usize::from(v as u16)] += 1;
+            }
+            if other {
+                return None;
+            }
+            let (a, b) = c.split_at_mut(BINS);
+            a.iter_mut().zip(b.iter()).for_each(|(x, y)| *x += y);
+            c.truncate(BINS);
+            Some(c)
+        })
+        .collect();
+    counted.into_iter().try_fold(vec![0u32; BINS], |mut acc, c| {
+        acc.iter_mut().zip(c?).for_each(|(x, y)| *x += y);
+        Some(acc)
+    })
 }
 
 /// Percentiles `qs` of `n` integer samples given their counts per value (`counts[v]` samples

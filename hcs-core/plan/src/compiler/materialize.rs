@@ -4,6 +4,13 @@
 //! intermediates around that step would exceed the memory budget, in which case that step's
 //! output goes to scratch files. Estimates count f32 planes (4 bytes per pixel); a step that
 //! collapses sites into one plane (a mosaic) keeps all their pixels.
+//!
+//! **The peak estimate** follows what the executor holds while a step runs: its output as it
+//! grows, and its input until each group has taken its copy. An in-memory input shrinks as the
+//! groups load when every buffer the previous step made (one per call) is read by one group (the
+//! same number of calls, or one plane per call): then the step holds about the larger of input
+//! and output plus the groups in flight. Otherwise the input is held whole until the step ends.
+//! A step reading the plate holds only the group stacks being computed.
 
 use crate::pipeline::InputSource;
 use hcs_plate::Component;
@@ -22,6 +29,9 @@ pub struct Storage {
     pub writes: Location,
     /// Estimated output bytes per well.
     pub output_bytes: Option<u64>,
+    /// The step (1-based) that reads this step's output planes; `None` when no later step does
+    /// (the last step, or the next one reads the pipeline start).
+    pub read_by: Option<usize>,
 }
 
 /// Phase-3 result.
@@ -47,6 +57,29 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
+/// Bytes step `i` holds at its fullest (see the module docs): `input` and `output` are its
+/// whole input and output per well.
+fn held_while_running(
+    i: usize,
+    reads: &Location,
+    flows: &[Flow],
+    input: Option<u64>,
+    output: Option<u64>,
+) -> Option<u64> {
+    let (input, output) = (input?, output?);
+    let calls = flows[i].calls_per_well.unwrap_or(1).max(1) as u64;
+    let in_flight = (input + output) / calls;
+    if matches!(reads, Location::Plate { .. }) {
+        return Some(output + input / calls);
+    }
+    let previous = i.checked_sub(1).map(|p| &flows[p]);
+    let shrinks = previous.is_some_and(|p| {
+        let prev_calls = p.calls_per_well.unwrap_or(0) as u64;
+        prev_calls == calls || planes(&p.values_out).is_some_and(|n| n == prev_calls)
+    });
+    Some(if shrinks { (input.max(output) + in_flight).min(input + output) } else { input + output })
+}
+
 /// Run phase 3.
 pub fn plan(init: &Init, flows: &[Flow], plate: &PlateInfo, names: &[String]) -> StoragePlan {
     let tile = plate.tile_shape.map(|(h, w)| (h * w) as u64);
@@ -70,12 +103,13 @@ pub fn plan(init: &Init, flows: &[Flow], plate: &PlateInfo, names: &[String]) ->
             pixels = pixels.map(|p| p * before / after.max(1));
         }
         let out_bytes = planes(&flow.values_out).zip(pixels).map(|(n, p)| n * p * 4);
+        let held = held_while_running(i, &reads, flows, in_bytes, out_bytes);
+        peak = peak.zip(held).map(|(p, h)| p.max(h));
         let writes = if i == last {
             init.final_location.clone()
         } else {
             let budget = step.config.memory_budget_mib.saturating_mul(1024 * 1024);
             let held = in_bytes.zip(out_bytes).map(|(a, b)| a + b);
-            peak = peak.zip(held).map(|(p, h)| p.max(h));
             match held {
                 Some(h) if h > budget => {
                     reasons.push(format!(
@@ -90,7 +124,14 @@ pub fn plan(init: &Init, flows: &[Flow], plate: &PlateInfo, names: &[String]) ->
                 _ => Location::Memory { namespace: format!("step{}", i + 1) },
             }
         };
-        steps.push(Storage { reads, writes, output_bytes: out_bytes });
+        steps.push(Storage { reads, writes, output_bytes: out_bytes, read_by: None });
+    }
+    // A linear pipeline: step i's output is read by step i + 1 unless that one starts over
+    // from the plate.
+    for (i, next) in init.steps.iter().enumerate().skip(1) {
+        if next.input_source != InputSource::PipelineStart {
+            steps[i - 1].read_by = Some(i + 1);
+        }
     }
     StoragePlan {
         steps,

@@ -344,6 +344,7 @@ impl Template<'_> {
             calls_per_well: flow.calls_per_well,
             reads: storage.reads.clone(),
             writes: storage.writes.clone(),
+            read_by: storage.read_by,
             zarr_store: self.stores[i].0.clone(),
             checkpoint_zarr_store: self.stores[i].1.clone(),
             func: resolved.func.clone(),

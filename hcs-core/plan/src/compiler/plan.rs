@@ -219,6 +219,11 @@ pub struct StepCommon {
     pub reads: Location,
     /// Where the output planes are written.
     pub writes: Location,
+    /// The step (1-based) that reads this step's output planes: their last reader, after which
+    /// they are freed. `None` when no later step reads them: the executor then keeps them only
+    /// for this step's own writes (checkpoint, preview, final output).
+    #[serde(default)]
+    pub read_by: Option<usize>,
     /// The zarr store the output goes to, if the step writes one.
     pub zarr_store: Option<ZarrStorePlan>,
     /// The zarr store of the step's checkpoint, if it materializes to zarr.
