@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Peak memory of `hcs run` (the canonical pipeline) on a 4-well and a 24-well synthetic plate,
 # measured with /usr/bin/time -v: the executor keeps only `workers` wells in flight, so the
-# 24-well plate should need about the memory of the 4-well one.
+# 24-well plate should need about the memory of the 4-well one. Then one well's peak, measured
+# (peak RSS with 1 worker, less the RSS of `hcs plan` on the same plate: the process without
+# image data) beside the compiler's estimate (`hcs plan`'s "peak in memory"), on the 4-well
+# plate and, when bench/plate_vs_peer.sh has made it, the peer's standard plate (1024² tiles).
 #   bash bench/run_memory.sh [TILE]        (default 512; 2 workers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,3 +27,16 @@ for n in 4 24; do
   echo "$rss" > "$WORK/rss$n"
 done
 python3 -c "a=int(open('$WORK/rss4').read()); b=int(open('$WORK/rss24').read()); print(f'24-well / 4-well peak RSS: {b/a:.2f}x')"
+
+kib() { grep "Maximum resident set size" "$1" | awk '{print $NF}'; }
+for plate in "$WORK/plate4" target/plate-bench/standard; do
+  [ -d "$plate" ] || continue
+  /usr/bin/time -v "$HCS" plan examples/pipelines/canonical.toml --plate "$plate" > "$WORK/plan.txt" 2> "$WORK/plan-time.txt"
+  estimate=$(grep -o 'peak in memory ~[0-9.]* MiB' "$WORK/plan.txt" | head -1 | grep -o '[0-9.]*')
+  rm -rf "$WORK/one"
+  /usr/bin/time -v "$HCS" run examples/pipelines/canonical.toml --plate "$plate" --out "$WORK/one" --workers 1 \
+    > /dev/null 2> "$WORK/one-time.txt"
+  python3 -c "import sys; e, peak, base = float(sys.argv[2]), int(sys.argv[3]) / 1024, int(sys.argv[4]) / 1024; m = peak - base
+print(f'{sys.argv[1]}: one well measured {m:.0f} MiB (peak RSS {peak:.0f} less {base:.0f} without images), compiler estimate {e:.0f} MiB: estimate / measured {e / m:.2f}')" \
+    "$(basename "$plate")" "$estimate" "$(kib "$WORK/one-time.txt")" "$(kib "$WORK/plan-time.txt")"
+done

@@ -124,12 +124,14 @@ impl PlaneData {
     }
 }
 
-/// Round half away from zero and clamp to `0..=max`, NaN → 0. In f64, `x + 0.5` is exact for
-/// every f32, so truncating it is exactly `round` for the non-negative clamped value — without
-/// a libm call per sample (`f32::round` is not inlined on baseline x86-64).
+/// Round half away from zero and clamp to `0..=max` (`max` < 2³¹), NaN → 0. All in f32 and
+/// i32, so the loop vectorizes: the clamped value's integer part `t` and fraction `c − t` are
+/// both exact, and the fraction decides the rounding (no libm `round` call, no f64 detour).
 fn to_int(v: f32, max: f32) -> f32 {
-    // `clamp` keeps NaN; casting NaN to an integer gives 0.
-    ((f64::from(v.clamp(0.0, max)) + 0.5) as u32) as f32
+    // `clamp` keeps NaN; casting NaN to an integer gives 0, and NaN ≥ 0.5 is false.
+    let c = v.clamp(0.0, max);
+    let t = c as i32;
+    (t + i32::from(c - t as f32 >= 0.5)) as f32
 }
 
 #[cfg(test)]
@@ -145,6 +147,25 @@ mod tests {
             PlaneData::from_f32(v.view(), Dtype::U16),
             PlaneData::U16(array![[0, 0, 1, 2], [255, 300, 65535, 0]])
         );
+    }
+
+    #[test]
+    fn rounding_in_f32_equals_rounding_in_f64_at_every_half_and_its_neighbours() {
+        // The f32 path must give f64's `round` (half away from zero) of the clamped value, also
+        // one ulp either side of each .5 (where `v + 0.5` in f32 would round up wrongly).
+        let mut checked = 0;
+        for i in (0..65536u32).step_by(7).chain([0, 1, 65534, 65535]) {
+            let half = i as f32 + 0.5;
+            for v in [half, f32::from_bits(half.to_bits() - 1), f32::from_bits(half.to_bits() + 1), i as f32] {
+                let want = f64::from(v.clamp(0.0, 65535.0)).round() as f32;
+                assert_eq!(to_int(v, 65535.0), want, "{v}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 37_000);
+        assert_eq!(to_int(0.499_999_97, 255.0), 0.0);
+        assert_eq!(to_int(f32::INFINITY, 255.0), 255.0);
+        assert_eq!(to_int(f32::NEG_INFINITY, 255.0), 0.0);
     }
 
     #[test]

@@ -42,7 +42,6 @@ enum Op {
 /// rows outside reflected: output row `y` is the `pick` of source rows `y−k ..= y+k`. Prefixes
 /// (`g`) and suffixes (`h`) are taken within blocks of `2k+1` padded rows, so every window is
 /// one suffix and one prefix; each step combines whole rows, so the loops vectorize.
-#[allow(clippy::too_many_arguments)] // two scratch buffers reused across calls
 fn running_rows<F: Fn(f32, f32) -> f32 + Copy>(
     pick: F,
     src: &[f32],
