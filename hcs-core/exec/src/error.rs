@@ -50,6 +50,10 @@ pub enum ExecError {
 /// What went wrong in one step of one well.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
+    /// A group not started because another group of the step had already failed (that group's
+    /// error is the one reported).
+    #[error("not run: another group of the step failed first")]
+    Abandoned,
     /// The plan names a function variant this binary does not have.
     #[error("`{function}` ({memory}) is not registered in this binary")]
     NotRegistered {

@@ -214,8 +214,8 @@ impl WellRun {
         stack_of(&planes)
     }
 
-    /// Free the planes `keys` of `location` (a group of the step that reads them last has taken
-    /// its copy), so a step's input shrinks as its output grows instead of both being held whole.
+    /// Free the planes `keys` of `location` (the group of the step that reads them last has run),
+    /// so a step's input shrinks as its output grows instead of both being held whole.
     pub fn release(&self, plan: &WellPlan, location: &Location, keys: &[ImageKey]) -> Result<(), StepError> {
         let Some(store) = self.store(location) else { return Ok(()) };
         if !matches!(location, Location::Memory { .. }) {
@@ -339,6 +339,29 @@ mod tests {
         run.free(&plan, &at).expect("free");
         assert!(run.keys_at(&at).is_empty());
         assert!(matches!(run.load(&plan, &at, &[key(1)]), Err(StepError::MissingPlane(k)) if k == key(1)));
+    }
+
+    #[test]
+    fn released_planes_leave_the_store_and_the_rest_stay() {
+        let (plan, at) = (plan(), Location::Memory { namespace: "step1".into() });
+        let mut run = WellRun::new(&plan);
+        let out = planes(3);
+        run.save(&plan, &at, &out).expect("save");
+        let stack = run.load(&plan, &at, &[key(1), key(2)]).expect("load");
+        run.release(&plan, &at, &[key(1), key(2)]).expect("release");
+        assert_eq!(stack[[1, 0, 0]], 2.5, "the group's copy outlives the release");
+        assert!(matches!(run.load(&plan, &at, &[key(1)]), Err(StepError::MissingPlane(k)) if k == key(1)));
+        assert_eq!(run.load(&plan, &at, &[key(3)]).expect("kept")[[0, 0, 0]], 3.5);
+        drop(out);
+        let left = run.memory.list(&PathBuf::from("step1")).expect("list");
+        assert_eq!(left, [PathBuf::from("step1").join(plane_file_name(&key(3)))]);
+        // Scratch files are not released plane by plane (the step frees the whole location).
+        let dir = std::env::temp_dir().join(format!("hcs-release-{}", std::process::id()));
+        let scratch = Location::Disk { dir: dir.clone() };
+        run.save(&plan, &scratch, &planes(1)).expect("scratch");
+        run.release(&plan, &scratch, &[key(1)]).expect("no-op");
+        assert!(dir.join("A01").join(plane_file_name(&key(1))).is_file());
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

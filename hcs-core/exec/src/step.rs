@@ -108,8 +108,13 @@ impl StepRunner<'_, '_> {
             .collect()
     }
 
-    /// Every group through the pattern; after a device runs out of memory, again one group at a
-    /// time, then on the plan's CPU fallback, as far as the step's policy allows.
+    /// Every group through the pattern; after running out of memory, again one group at a time,
+    /// then (a GPU step) on the plan's CPU fallback, as far as the step's policy allows.
+    ///
+    /// A CPU step frees each group's input once the group's call has succeeded (see
+    /// [`Self::releases_input`]), so its retry runs only the groups that have not succeeded; a
+    /// GPU step keeps its input and its retry runs every group again (the fallback's outputs are
+    /// all on the host).
     fn run_groups(
         &self,
         run: &mut WellRun,
@@ -121,22 +126,61 @@ impl StepRunner<'_, '_> {
         let cpu = step.gpu.and(step.cpu_fallback.as_ref());
         let varying = self.varying();
         let mut mode = Mode::Parallel;
+        let mut done: Vec<Option<GroupResult>> = grouped.iter().map(|_| None).collect();
         loop {
             let (pattern, device) = match (mode, cpu) {
                 (Mode::Cpu, Some(cpu)) => (cpu, None),
                 _ => (&step.func, step.gpu.map(|g| g.device)),
             };
             let state: &WellRun = run;
-            let one = |group: &Vec<ImageKey>| self.run_group(state, pattern, device, group, mode, &varying);
-            let attempt: Result<Vec<GroupResult>, CallError> = match mode {
-                Mode::Parallel => grouped.par_iter().map(|(_, g)| one(g)).collect(),
-                Mode::OneAtATime | Mode::Cpu => grouped.iter().map(|(_, g)| one(g)).collect(),
+            // After an error that no retry mends, the groups not started yet are not started.
+            let failed = std::sync::atomic::AtomicBool::new(false);
+            let one = |i: usize| {
+                if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                    return (i, Err(CallError::Other(StepError::Abandoned)));
+                }
+                let result = self.run_group(state, pattern, device, &grouped[i].1, mode, &varying);
+                if matches!(result, Err(CallError::Other(_))) {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                (i, result)
             };
-            let message = match attempt {
-                Ok(results) => return Ok(results),
-                Err(CallError::Other(e)) => return Err(e),
-                Err(CallError::OutOfMemory(e)) => e.to_string(),
+            let todo: Vec<usize> = (0..grouped.len()).filter(|&i| done[i].is_none()).collect();
+            let attempt: Vec<(usize, Result<GroupResult, CallError>)> = match mode {
+                Mode::Parallel => todo.into_par_iter().map(one).collect(),
+                // One at a time: stop at the first failure, as a smaller batch is the point.
+                Mode::OneAtATime | Mode::Cpu => {
+                    let mut out = Vec::new();
+                    for i in todo {
+                        let result = one(i);
+                        let failed = result.1.is_err();
+                        out.push(result);
+                        if failed {
+                            break;
+                        }
+                    }
+                    out
+                }
             };
+            let mut failure = None;
+            let mut error = None;
+            for (i, result) in attempt {
+                match result {
+                    Ok(r) => done[i] = Some(r),
+                    Err(CallError::Other(StepError::Abandoned)) => {}
+                    Err(CallError::Other(e)) => error = error.or(Some(e)),
+                    Err(CallError::OutOfMemory(e)) => failure = failure.or(Some(e.to_string())),
+                }
+            }
+            if let Some(e) = error {
+                return Err(e);
+            }
+            let Some(message) = failure else {
+                return Ok(done.into_iter().flatten().collect());
+            };
+            if !self.releases_input() {
+                done.iter_mut().for_each(|d| *d = None);
+            }
             mode = after_out_of_memory(mode, grouped.len(), step.gpu.is_some(), step.config.gpu_policy, cpu.is_some())
                 .map_err(|why| StepError::OutOfMemory { message: message.clone(), why })?;
             let what = if mode == Mode::OneAtATime {
@@ -148,6 +192,14 @@ impl StepRunner<'_, '_> {
             tracing::warn!(well = %self.job.plan.well, "{note}");
             run.notes.push(note);
         }
+    }
+
+    /// Whether each group's input planes are freed as soon as the group's call has succeeded:
+    /// for a CPU step reading an in-memory intermediate, of which it is the last reader (the
+    /// plan's `read_by`). Its input then shrinks while its output grows, instead of both being
+    /// held whole until the step ends.
+    fn releases_input(&self) -> bool {
+        self.step.gpu.is_none() && matches!(self.step.reads, Location::Memory { .. })
     }
 
     /// Load one group's stack: from the device the previous step kept it on, from the plate, or
@@ -174,11 +226,6 @@ impl StepRunner<'_, '_> {
                 let stack = run.load(self.job.plan, at, group)?;
                 if matches!(at, Location::Disk { .. }) {
                     run.count_read((stack.len() * std::mem::size_of::<f32>()) as u64);
-                }
-                // This step is the input's last reader (the plan's `read_by`); a CPU step never
-                // reloads a group (only device steps retry), so the stored planes can go now.
-                if self.step.gpu.is_none() {
-                    run.release(self.job.plan, at, group)?;
                 }
                 stack
             }
@@ -220,6 +267,9 @@ impl StepRunner<'_, '_> {
         };
         let mut produced = Vec::new();
         let out = router.run(pattern, stack, &mut produced)?;
+        if self.releases_input() {
+            run.release(self.job.plan, &self.step.reads, group)?;
+        }
         // Where the plan keeps the output: the host, or the step's device for the next step.
         let keep = Conversion { from: out.memory_type(), to: self.step.output_memory };
         let out = convert(out, Some(keep), self.step.gpu.map(|g| g.device))?;

@@ -182,6 +182,9 @@ fn a_stitching_pipeline_compiles_to_one_plan_per_well() {
     assert_eq!(asm.reads, Location::Plate { root: "/data/plate1".into() });
     assert_eq!(asm.writes, Location::Disk { dir: "/data/plate1_outputs/images".into() });
     assert_eq!(asm.input_source, InputSource::PipelineStart);
+    // Each output's last reader: the next step, except before a restart from the plate (the
+    // positions step's planes have no reader) and after the last step.
+    assert_eq!([blur.read_by, zmax.read_by, pos.read_by, asm.read_by], [Some(2), Some(3), None, None]);
 
     // Component flow: the projection leaves z 1; the raw plate has 3 again.
     assert_eq!(zmax.components_out[&Component::Z], Some(vec![1]));
@@ -223,6 +226,11 @@ fn plans_serialize_to_stable_json_and_read_back_frozen() {
     let back: CompiledPlate = serde_json::from_str(&ja).expect("read back");
     assert_eq!(back, a);
     assert!(ja.contains("\"backend\": \"memory\""), "{ja}");
+    // A plan without `read_by` (an older hcs) is refused, not read as "no step reads this".
+    let older = ja.replace("\"read_by\": 2,", "");
+    assert_ne!(older, ja);
+    let err = serde_json::from_str::<CompiledPlate>(&older).expect_err("refused");
+    assert!(err.to_string().contains("missing field `read_by`"), "{err}");
 }
 
 #[test]

@@ -206,7 +206,7 @@ pub fn tophat(
     downsample_factor: usize,
 ) -> Result<NdarrayStack, KernelError> {
     check_sizes(stack.dim(), selem_radius, downsample_factor)?;
-    // Planes are independent: one per worker (the disk filters split bands within a plane too).
+    // Planes are independent: one per worker.
     stack.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut plane| {
         if downsample_factor == 1 {
             let result = white_tophat_2d(plane.view(), selem_radius);

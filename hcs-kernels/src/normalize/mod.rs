@@ -208,6 +208,10 @@ fn u16_counts(values: &[f32], chunk_len: usize) -> Option<Vec<u32>> {
     let counted: Vec<Option<Vec<u32>>> = values
         .par_chunks(chunk_len)
         .map(|chunk| {
+            // Float data usually shows itself at once: no table, no pass.
+            if chunk.iter().take(64).any(|&v| f32::from(v as u16) != v) {
+                return None;
+            }
             // Two interleaved tables, so runs of equal samples do not wait on each other's stores.
             let mut c = vec![0u32; 2 * BINS];
             let mut other = false;

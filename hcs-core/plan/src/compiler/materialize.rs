@@ -5,12 +5,14 @@
 //! output goes to scratch files. Estimates count f32 planes (4 bytes per pixel); a step that
 //! collapses sites into one plane (a mosaic) keeps all their pixels.
 //!
-//! **The peak estimate** follows what the executor holds while a step runs: its output as it
-//! grows, and its input until each group has taken its copy. An in-memory input shrinks as the
-//! groups load when every buffer the previous step made (one per call) is read by one group (the
-//! same number of calls, or one plane per call): then the step holds about the larger of input
-//! and output plus the groups in flight. Otherwise the input is held whole until the step ends.
-//! A step reading the plate holds only the group stacks being computed.
+//! **The host peak estimate** ([`host_peak`], after phase 4 knows which steps run on a GPU)
+//! follows what the executor holds while a step runs: its output as it grows, and its input
+//! until each group has run. A CPU step's in-memory input shrinks as its groups finish when every
+//! buffer the previous step made (one per call) is read by one group (the same number of calls,
+//! or one plane per call): then the step holds about the larger of input and output plus the
+//! groups in flight. Otherwise (a GPU step, or buffers split across groups) the input is held
+//! whole until the step ends. A step reading the plate or scratch files holds only the group
+//! stacks being computed.
 
 use crate::pipeline::InputSource;
 use hcs_plate::Component;
@@ -27,6 +29,8 @@ pub struct Storage {
     pub reads: Location,
     /// Where it writes.
     pub writes: Location,
+    /// Estimated input bytes per well.
+    pub input_bytes: Option<u64>,
     /// Estimated output bytes per well.
     pub output_bytes: Option<u64>,
     /// The step (1-based) that reads this step's output planes; `None` when no later step does
@@ -39,8 +43,12 @@ pub struct Storage {
 pub struct StoragePlan {
     /// Per step.
     pub steps: Vec<Storage>,
-    /// Estimated peak of in-memory intermediates per well.
+    /// The largest input + output of one step per well, both held whole (what a GPU step
+    /// holds; the GPU slot count is sized by it).
     pub peak_bytes: Option<u64>,
+    /// The estimated peak of one well's image data on the host ([`host_peak`]; set once phase
+    /// 4 has chosen the variants, `None` until then or when unknown).
+    pub host_peak_bytes: Option<u64>,
     /// Why some outputs go to scratch files, if any do.
     pub spill_reason: Option<String>,
 }
@@ -57,27 +65,28 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-/// Bytes step `i` holds at its fullest (see the module docs): `input` and `output` are its
-/// whole input and output per well.
-fn held_while_running(
-    i: usize,
-    reads: &Location,
-    flows: &[Flow],
-    input: Option<u64>,
-    output: Option<u64>,
-) -> Option<u64> {
-    let (input, output) = (input?, output?);
-    let calls = flows[i].calls_per_well.unwrap_or(1).max(1) as u64;
-    let in_flight = (input + output) / calls;
-    if matches!(reads, Location::Plate { .. }) {
-        return Some(output + input / calls);
-    }
-    let previous = i.checked_sub(1).map(|p| &flows[p]);
-    let shrinks = previous.is_some_and(|p| {
-        let prev_calls = p.calls_per_well.unwrap_or(0) as u64;
-        prev_calls == calls || planes(&p.values_out).is_some_and(|n| n == prev_calls)
-    });
-    Some(if shrinks { (input.max(output) + in_flight).min(input + output) } else { input + output })
+/// Estimated peak of one well's image data on the host while it runs (see the module docs):
+/// the most any step holds. `releases(i)`: whether step `i` frees each group's input once the
+/// group has run (a CPU step; the executor's `releases_input`).
+pub fn host_peak(storage: &StoragePlan, flows: &[Flow], releases: impl Fn(usize) -> bool) -> Option<u64> {
+    storage.steps.iter().enumerate().try_fold(0u64, |peak, (i, step)| {
+        let (input, output) = (step.input_bytes?, step.output_bytes?);
+        let calls = flows[i].calls_per_well.unwrap_or(1).max(1) as u64;
+        let held = match step.reads {
+            // Not held in memory: only the group stacks being computed.
+            Location::Plate { .. } | Location::Disk { .. } | Location::Zarr { .. } => output + input / calls,
+            Location::Memory { .. } => {
+                let shrinks = releases(i)
+                    && i.checked_sub(1).map(|p| &flows[p]).is_some_and(|p| {
+                        let prev_calls = p.calls_per_well.unwrap_or(0) as u64;
+                        prev_calls == calls || planes(&p.values_out).is_some_and(|n| n == prev_calls)
+                    });
+                let in_flight = (input + output) / calls;
+                if shrinks { (input.max(output) + in_flight).min(input + output) } else { input + output }
+            }
+        };
+        Some(peak.max(held))
+    })
 }
 
 /// Run phase 3.
@@ -103,13 +112,12 @@ pub fn plan(init: &Init, flows: &[Flow], plate: &PlateInfo, names: &[String]) ->
             pixels = pixels.map(|p| p * before / after.max(1));
         }
         let out_bytes = planes(&flow.values_out).zip(pixels).map(|(n, p)| n * p * 4);
-        let held = held_while_running(i, &reads, flows, in_bytes, out_bytes);
-        peak = peak.zip(held).map(|(p, h)| p.max(h));
         let writes = if i == last {
             init.final_location.clone()
         } else {
             let budget = step.config.memory_budget_mib.saturating_mul(1024 * 1024);
             let held = in_bytes.zip(out_bytes).map(|(a, b)| a + b);
+            peak = peak.zip(held).map(|(p, h)| p.max(h));
             match held {
                 Some(h) if h > budget => {
                     reasons.push(format!(
@@ -124,7 +132,7 @@ pub fn plan(init: &Init, flows: &[Flow], plate: &PlateInfo, names: &[String]) ->
                 _ => Location::Memory { namespace: format!("step{}", i + 1) },
             }
         };
-        steps.push(Storage { reads, writes, output_bytes: out_bytes, read_by: None });
+        steps.push(Storage { reads, writes, input_bytes: in_bytes, output_bytes: out_bytes, read_by: None });
     }
     // A linear pipeline: step i's output is read by step i + 1 unless that one starts over
     // from the plate.
@@ -136,6 +144,7 @@ pub fn plan(init: &Init, flows: &[Flow], plate: &PlateInfo, names: &[String]) ->
     StoragePlan {
         steps,
         peak_bytes: peak,
+        host_peak_bytes: None,
         spill_reason: if reasons.is_empty() { None } else { Some(reasons.join("; ")) },
     }
 }

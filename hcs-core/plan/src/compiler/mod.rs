@@ -175,6 +175,9 @@ pub fn compile(
         return Err(errors);
     }
     let resolved: Vec<variants::Resolved> = resolved.into_iter().flatten().collect();
+    let mut storage = storage;
+    storage.host_peak_bytes =
+        materialize::host_peak(&storage, &flows, |i| resolved.get(i).is_some_and(|r| !r.uses_gpu));
     let template = Template {
         pipeline,
         registry,
@@ -409,7 +412,7 @@ impl Template<'_> {
             pipeline: self.pipeline.name.clone(),
             plate: plate.root.clone(),
             output_root: self.init.output_root.clone(),
-            estimated_peak_bytes: storage.peak_bytes,
+            estimated_peak_bytes: storage.host_peak_bytes,
             spill_reason: storage.spill_reason.clone(),
             steps,
         }

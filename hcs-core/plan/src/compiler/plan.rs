@@ -221,8 +221,10 @@ pub struct StepCommon {
     pub writes: Location,
     /// The step (1-based) that reads this step's output planes: their last reader, after which
     /// they are freed. `None` when no later step reads them: the executor then keeps them only
-    /// for this step's own writes (checkpoint, preview, final output).
-    #[serde(default)]
+    /// for this step's own writes (checkpoint, preview, final output). Required when a plan is
+    /// read back: a plan written without it (an older hcs) is refused rather than read as "no
+    /// reader", which would drop every intermediate.
+    #[serde(deserialize_with = "present_option")]
     pub read_by: Option<usize>,
     /// The zarr store the output goes to, if the step writes one.
     pub zarr_store: Option<ZarrStorePlan>,
@@ -255,6 +257,12 @@ pub struct StepCommon {
     /// such as a crop moved it (also when it cannot be told before the run, said in a note).
     #[serde(default, skip_serializing_if = "is_origin")]
     pub pixel_origin: (f64, f64),
+}
+
+/// An `Option` field that must be present (`null` for `None`): serde lets a missing `Option`
+/// field read as `None` unless the field has its own deserializer.
+fn present_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    <Option<usize> as serde::Deserialize>::deserialize(d)
 }
 
 /// `(0, 0)`: the plate's own origin.
