@@ -89,6 +89,18 @@ fn oom_once(stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceError> 
     Ok(stack + 1.0)
 }
 
+/// Calls of `oom_once_later` so far (its own counter: tests run in parallel).
+static LATER_OOM_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// `oom_once` for a later step (reading an in-memory intermediate), with its own counter.
+#[memory(ndarray)]
+fn oom_once_later(stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceError> {
+    if LATER_OOM_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+        return Err(hcs_core::DeviceError::OutOfMemory { device: "cuda:0".into(), detail: "simulated".into() });
+    }
+    Ok(stack + 1.0)
+}
+
 /// Always out of memory.
 #[memory(ndarray)]
 fn oom_always(_stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceError> {
@@ -126,6 +138,7 @@ fn registry() -> Registry {
         plus_one::FUNC,
         &SPY,
         oom_once::FUNC,
+        oom_once_later::FUNC,
         oom_always::FUNC,
     ])
 }
@@ -345,6 +358,38 @@ fn out_of_memory_is_retried_one_group_at_a_time_and_reported() {
             assert!(message.contains("out of memory on cuda:0") && message.contains("one group at a time"), "{message}")
         }
         other => panic!("expected a failure, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_retry_after_inputs_were_freed_reruns_only_the_failed_group() {
+    // Step 2 reads step 1's planes from memory and frees each group's share once the group has
+    // run; its first call runs out of memory. The retry must find the failed group's input and
+    // must not rerun the groups that succeeded (their input is gone).
+    let r = registry();
+    let dir = plate_dir("oom-later", &["A01"]);
+    let reference = dir.join("reference");
+    let twice =
+        Pipeline::new("twice").step(FunctionStep::new("a", "plus_one")).step(FunctionStep::new("b", "plus_one"));
+    assert_eq!(run_pipeline(&twice, &dir, &r).wells[0].status, WellStatus::Done);
+    std::fs::rename(dir.join("out"), &reference).expect("keep the reference output");
+    LATER_OOM_CALLS.store(0, std::sync::atomic::Ordering::SeqCst);
+    let flaky =
+        Pipeline::new("flaky").step(FunctionStep::new("a", "plus_one")).step(FunctionStep::new("b", "oom_once_later"));
+    let report = run_pipeline(&flaky, &dir, &r);
+    assert_eq!(report.wells[0].status, WellStatus::Done, "{:?}", report.wells[0]);
+    // 2 channels × 2 z = 4 groups: 4 calls, then the one that failed once more.
+    assert_eq!(LATER_OOM_CALLS.load(std::sync::atomic::Ordering::SeqCst), 5);
+    let names: Vec<_> =
+        std::fs::read_dir(reference.join("images")).expect("images").flatten().map(|e| e.file_name()).collect();
+    assert_eq!(names.len(), 2 * 2 * 2 * 2, "sites × channels × z");
+    for name in names {
+        assert_eq!(
+            read_u16(&reference.join("images").join(&name)),
+            read_u16(&dir.join("out/images").join(&name)),
+            "{name:?}"
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
 }
