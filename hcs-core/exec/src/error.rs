@@ -221,4 +221,10 @@ pub enum NoRetry {
     /// The CPU fallback itself ran out of memory.
     #[error("out of memory on the CPU fallback")]
     CpuFallbackFailed,
+    /// The step frees each group's input planes as the group loads them (it is their last
+    /// reader), so a group that failed cannot be loaded again.
+    #[error(
+        "the step frees each group's input as it loads it (their last reader), so the group cannot be loaded again for a retry"
+    )]
+    InputFreed,
 }

@@ -214,7 +214,7 @@ impl WellRun {
         stack_of(&planes)
     }
 
-    /// Free the planes `keys` of `location` (the group of the step that reads them last has run),
+    /// Free the planes `keys` of `location` (the group of the step that reads them last has its copy),
     /// so a step's input shrinks as its output grows instead of both being held whole.
     pub fn release(&self, plan: &WellPlan, location: &Location, keys: &[ImageKey]) -> Result<(), StepError> {
         let Some(store) = self.store(location) else { return Ok(()) };

@@ -111,10 +111,10 @@ impl StepRunner<'_, '_> {
     /// Every group through the pattern; after running out of memory, again one group at a time,
     /// then (a GPU step) on the plan's CPU fallback, as far as the step's policy allows.
     ///
-    /// A CPU step frees each group's input once the group's call has succeeded (see
-    /// [`Self::releases_input`]), so its retry runs only the groups that have not succeeded; a
-    /// GPU step keeps its input and its retry runs every group again (the fallback's outputs are
-    /// all on the host).
+    /// A retry runs only the groups that have not succeeded, except on a GPU step, which runs
+    /// them all again (the fallback's outputs are then all on the host). A step that frees each
+    /// group's input as it loads it ([`Self::releases_input`]) cannot load a failed group again:
+    /// running out of memory there fails the step, saying why.
     fn run_groups(
         &self,
         run: &mut WellRun,
@@ -178,6 +178,9 @@ impl StepRunner<'_, '_> {
             let Some(message) = failure else {
                 return Ok(done.into_iter().flatten().collect());
             };
+            if self.releases_input() {
+                return Err(StepError::OutOfMemory { message, why: crate::error::NoRetry::InputFreed });
+            }
             if !self.releases_input() {
                 done.iter_mut().for_each(|d| *d = None);
             }
@@ -194,10 +197,10 @@ impl StepRunner<'_, '_> {
         }
     }
 
-    /// Whether each group's input planes are freed as soon as the group's call has succeeded:
-    /// for a CPU step reading an in-memory intermediate, of which it is the last reader (the
-    /// plan's `read_by`). Its input then shrinks while its output grows, instead of both being
-    /// held whole until the step ends.
+    /// Whether each group's input planes are freed as soon as the group has loaded (copied)
+    /// them: for a CPU step reading an in-memory intermediate, of which it is the last reader
+    /// (the plan's `read_by`). Its input then shrinks while its output grows, instead of both
+    /// being held whole until the step ends. (A GPU step keeps them: it may retry its groups.)
     fn releases_input(&self) -> bool {
         self.step.gpu.is_none() && matches!(self.step.reads, Location::Memory { .. })
     }
@@ -226,6 +229,9 @@ impl StepRunner<'_, '_> {
                 let stack = run.load(self.job.plan, at, group)?;
                 if matches!(at, Location::Disk { .. }) {
                     run.count_read((stack.len() * std::mem::size_of::<f32>()) as u64);
+                }
+                if self.releases_input() {
+                    run.release(self.job.plan, at, group)?;
                 }
                 stack
             }
@@ -267,9 +273,6 @@ impl StepRunner<'_, '_> {
         };
         let mut produced = Vec::new();
         let out = router.run(pattern, stack, &mut produced)?;
-        if self.releases_input() {
-            run.release(self.job.plan, &self.step.reads, group)?;
-        }
         // Where the plan keeps the output: the host, or the step's device for the next step.
         let keep = Conversion { from: out.memory_type(), to: self.step.output_memory };
         let out = convert(out, Some(keep), self.step.gpu.map(|g| g.device))?;
