@@ -76,6 +76,17 @@ static SPY: FunctionContract = FunctionContract {
     invoke: spy_invoke,
 };
 
+/// `stack + 1`, except that the first call counted by `calls` runs out of device memory.
+fn plus_one_unless_first(
+    calls: &std::sync::atomic::AtomicUsize,
+    stack: NdarrayStack,
+) -> Result<NdarrayStack, hcs_core::DeviceError> {
+    if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+        return Err(hcs_core::DeviceError::OutOfMemory { device: "cuda:0".into(), detail: "simulated".into() });
+    }
+    Ok(stack + 1.0)
+}
+
 /// Calls of `oom_once` so far; the first one reports device out-of-memory.
 static OOM_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -83,10 +94,7 @@ static OOM_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsiz
 /// groups do not fit together).
 #[memory(ndarray)]
 fn oom_once(stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceError> {
-    if OOM_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-        return Err(hcs_core::DeviceError::OutOfMemory { device: "cuda:0".into(), detail: "simulated".into() });
-    }
-    Ok(stack + 1.0)
+    plus_one_unless_first(&OOM_CALLS, stack)
 }
 
 /// Calls of `oom_once_later` so far (its own counter: tests run in parallel).
@@ -95,10 +103,7 @@ static LATER_OOM_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::Atom
 /// `oom_once` for a later step (reading an in-memory intermediate), with its own counter.
 #[memory(ndarray)]
 fn oom_once_later(stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceError> {
-    if LATER_OOM_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-        return Err(hcs_core::DeviceError::OutOfMemory { device: "cuda:0".into(), detail: "simulated".into() });
-    }
-    Ok(stack + 1.0)
+    plus_one_unless_first(&LATER_OOM_CALLS, stack)
 }
 
 /// Always out of memory.
