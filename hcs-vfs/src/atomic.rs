@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::VfsError;
 
+#[cfg(target_os = "linux")]
+mod direct;
+
 /// Atomically replace `path` with `bytes`, creating parent directories as needed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VfsError> {
     write_via_temporary(path, bytes, true)
@@ -43,10 +46,15 @@ fn write_via_temporary(path: &Path, bytes: &[u8], sync: bool) -> Result<(), VfsE
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        if sync {
-            file.sync_all()?;
+        if !written_directly(&tmp, bytes)? {
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(bytes)?;
+            if sync {
+                file.sync_all()?;
+            }
+        } else if sync {
+            // The data is on the device; this makes the file's size and blocks durable.
+            fs::File::open(&tmp)?.sync_all()?;
         }
         fs::rename(&tmp, path)
     })();
@@ -54,6 +62,21 @@ fn write_via_temporary(path: &Path, bytes: &[u8], sync: bool) -> Result<(), VfsE
         let _ = fs::remove_file(&tmp);
         VfsError::io(path, e)
     })
+}
+
+/// Write a large file past the page cache where the platform and filesystem allow it (see
+/// `direct`); `false`: not written, write it the ordinary way.
+#[cfg(target_os = "linux")]
+fn written_directly(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    if bytes.len() < direct::MIN_BYTES || !direct::enabled() {
+        return Ok(false);
+    }
+    direct::write_new(path, bytes)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn written_directly(_: &Path, _: &[u8]) -> std::io::Result<bool> {
+    Ok(false)
 }
 
 /// Remove temporaries that an interrupted [`write_atomic`] left in `dir` (not recursive). Call

@@ -1,0 +1,111 @@
+//! Large files written past the page cache (`O_DIRECT`, Linux).
+//!
+//! A buffered write copies every byte into the page cache, and where the kernel must reclaim
+//! cache pages first (a container's memory limit, a full cache), that copy runs at a few hundred
+//! MB/s of CPU time: on the 2-core development VM, writing a standard plate's 280 MB of
+//! checkpoints and mosaics cost 0.8–1.1 s of system time, a fifth of the run's CPU. With
+//! `O_DIRECT` the device reads the bytes from our buffer: 280 MB took 0.05 s of CPU there.
+//!
+//! The bytes go through one page-aligned buffer per thread (`O_DIRECT` wants aligned memory,
+//! lengths and offsets); the last block is padded with zeros and the file truncated to its real
+//! length afterwards. A filesystem that refuses `O_DIRECT` (tmpfs, some network filesystems)
+//! is answered by `Ok(false)` and the caller writes through the page cache as before: the file's
+//! bytes are the same either way, only the way there differs. `HCS_DIRECT_WRITES=0` turns direct
+//! writes off (a filesystem where they are slow).
+
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// Alignment of buffer, offsets and lengths: the largest logical block size in use.
+const ALIGN: usize = 4096;
+/// Bytes copied into the aligned buffer and written per call.
+const CHUNK: usize = 1 << 20;
+/// Files smaller than this are written through the page cache (the copy is cheap, and a small
+/// direct write waits on the device for little gain).
+pub const MIN_BYTES: usize = 1 << 20;
+
+thread_local! {
+    /// This thread's staging buffer: `CHUNK + ALIGN` bytes, so an aligned `CHUNK` fits inside.
+    static STAGING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether direct writes are on (`HCS_DIRECT_WRITES=0` turns them off).
+pub fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("HCS_DIRECT_WRITES").map_or(true, |v| v != "0"))
+}
+
+/// Create `path` (which must not be in use) holding `bytes`, written past the page cache.
+/// `Ok(false)`: the filesystem refuses direct I/O; nothing is left at `path`.
+pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    let file = match OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_DIRECT).open(path)
+    {
+        Ok(file) => file,
+        // The refusal may come after the file was created: remove it (the name is the caller's own).
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            let _ = std::fs::remove_file(path);
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    };
+    match write_blocks(&file, bytes) {
+        Ok(()) => {}
+        // Alignment the device does not accept: the caller writes it the ordinary way.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    }
+    file.set_len(bytes.len() as u64)?;
+    Ok(true)
+}
+
+/// Write `bytes` from offset 0 in aligned blocks, the last padded with zeros.
+fn write_blocks(file: &File, bytes: &[u8]) -> io::Result<()> {
+    STAGING.with(|staging| {
+        let mut staging = staging.borrow_mut();
+        if staging.len() < CHUNK + ALIGN {
+            staging.resize(CHUNK + ALIGN, 0);
+        }
+        let start = staging.as_ptr().align_offset(ALIGN);
+        let buffer =
+            staging.get_mut(start..start + CHUNK).ok_or_else(|| io::Error::other("unaligned staging buffer"))?;
+        let mut offset = 0u64;
+        for chunk in bytes.chunks(CHUNK) {
+            let padded = chunk.len().next_multiple_of(ALIGN);
+            buffer[..chunk.len()].copy_from_slice(chunk);
+            buffer[chunk.len()..padded].fill(0);
+            file.write_all_at(&buffer[..padded], offset)?;
+            offset += chunk.len() as u64;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_lengths_read_back_exactly_and_leave_no_padding() {
+        let dir = std::env::temp_dir().join(format!("hcs-direct-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for len in [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, CHUNK - 7, CHUNK, CHUNK + 4097, 3 * CHUNK + 123] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+            let path = dir.join(format!("f{len}"));
+            // Either written directly or refused (a filesystem without O_DIRECT); never half.
+            if write_new(&path, &bytes).expect("write") {
+                assert_eq!(std::fs::read(&path).expect("read"), bytes, "length {len}");
+            } else {
+                assert!(!path.exists(), "a refused direct write leaves nothing");
+            }
+        }
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}
