@@ -22,6 +22,7 @@ pub mod state;
 pub mod step;
 pub mod trace;
 pub mod well;
+pub mod write_behind;
 pub mod writes;
 
 pub use error::{ExecError, NoRetry, StepError};

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use hcs_vfs::atomic::write_atomic_unsynced;
+
+use crate::write_behind::WriteBehind;
 use hcs_vfs::ome_tiff::{OmePlane, ome_xml};
 use hcs_vfs::omezarr::OmeZarrPlateWriter;
 use hcs_vfs::tiff::{TiffCompression, encode_tiff_described};
@@ -202,6 +204,7 @@ pub fn write_planes(
     planes: &BTreeMap<ImageKey, ndarray::ArcArray2<f32>>,
     labels: &LabelPlanes,
     dtype: Dtype,
+    writes: Option<&WriteBehind>,
 ) -> Result<(Vec<WrittenFile>, PlaneList), VfsError> {
     let rel = |p: &Path| p.strip_prefix(output_root).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf());
     match sink {
@@ -218,18 +221,27 @@ pub fn write_planes(
                     let xml = facts.xml(key, &name, plane.dim(), dtype);
                     let data = PlaneData::from_f32(plane.view(), dtype);
                     let bytes = encode_tiff_described(&[data], TiffCompression::None, Some(&xml), &path)?;
-                    // Synced with the well's other files before its record is written.
-                    write_atomic_unsynced(&path, &bytes)?;
                     let file =
                         WrittenFile { path: rel(&path), bytes: bytes.len() as u64, crc32: crc32fast::hash(&bytes) };
+                    // Synced with the well's other files before its record is written.
+                    match writes {
+                        Some(writes) => writes.submit(path.clone(), bytes)?,
+                        None => write_atomic_unsynced(&path, &bytes)?,
+                    }
                     Ok((file, (*key, PlaneRef::file(rel(&path)))))
                 })
                 .collect();
             // All or nothing: when one plane fails (a full disk), the planes written beside it
             // are removed too, so the well's record — which never lists them — leaves no litter.
             if let Some(position) = attempts.iter().position(Result::is_err) {
+                // Files still queued are written (or not) before they are removed.
+                let behind = writes.map(WriteBehind::finish);
                 for (file, _) in attempts.iter().flatten() {
                     let _ = std::fs::remove_file(output_root.join(&file.path));
+                }
+                // The writer's own failure says more than "the writer has stopped".
+                if let Some(Err(e)) = behind {
+                    return Err(e);
                 }
                 let error = attempts.into_iter().nth(position).and_then(Result::err);
                 return Err(error.unwrap_or_else(|| VfsError::Io {

@@ -56,6 +56,8 @@ pub struct WellRun {
     pub bytes_read: AtomicU64,
     /// What the user should know (out-of-memory retries, CPU fallbacks).
     pub notes: Vec<String>,
+    /// The well's plane files being written behind its computation.
+    pub writes: crate::write_behind::WriteBehind,
     /// Where a failed well's files are removed from (`None`: keep them, `--keep-failed`; or the
     /// well finished).
     pub litter: Option<Litter>,
@@ -92,6 +94,8 @@ fn shared_dirs(plan: &WellPlan) -> Vec<PathBuf> {
 
 impl Drop for WellRun {
     fn drop(&mut self) {
+        // Files still queued are written (or fail) before the litter goes, so none is left behind.
+        let _ = self.writes.finish();
         let Some(litter) = self.litter.take() else { return };
         for file in &self.record.files {
             let path = litter.output_root.join(&file.path);
@@ -133,6 +137,7 @@ impl WellRun {
             qc: Mutex::new(BTreeMap::new()),
             bytes_read: AtomicU64::new(0),
             notes: Vec::new(),
+            writes: crate::write_behind::WriteBehind::default(),
             litter: Some(litter),
         }
     }

@@ -41,6 +41,13 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
             name: step.name.clone(),
             error: Box::new(error),
         })?;
+        // A plane file that could not be written (a full disk) fails the well now, at the step
+        // that wrote it, not after the steps that follow.
+        run.writes.check().map_err(|error| ExecError::Step {
+            step: step.index,
+            name: step.name.clone(),
+            error: Box::new(error.into()),
+        })?;
         let (rss_mib, peak_rss_mib) = memory_mib();
         let bytes_written = run.record.files.get(files_before..).map_or(0, |f| f.iter().map(|f| f.bytes).sum());
         run.trace.steps.push(StepTrace {
@@ -61,6 +68,8 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
     run.trace.seconds = well_start.elapsed().as_secs_f64();
     run.trace.peak_rss_mib = memory_mib().1;
     let step_seconds = run.trace.steps.iter().map(|s| s.seconds).collect();
+    // The record written next vouches for every file: the queued ones must be in place first.
+    run.writes.finish()?;
     let (record, notes) = run.finish();
     Ok(WellOutcome { record, step_seconds, notes })
 }

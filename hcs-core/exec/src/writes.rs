@@ -1,8 +1,8 @@
 //! What a step writes outside the well's own state: persistent planes (checkpoints, the final
 //! output), previews, and materialized special outputs (through a disk store).
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use hcs_core::special::{ByteSink, MaterializeTarget, SpecialData};
 use hcs_plan::compiler::{Location, StepPlan};
@@ -13,13 +13,24 @@ use crate::job::WellJob;
 use crate::output::{LabelPlanes, Sink, WellRecord, WrittenFile, file_crc, subdir_name, write_planes};
 use crate::routing::Special;
 use crate::state::Planes;
+use crate::write_behind::WriteBehind;
 
-/// Materialized special outputs go through a disk [`Store`] (atomic writes).
-struct StoreSink(DiskStore);
+/// Materialized special outputs go through a disk [`Store`] (atomic writes). The sink remembers
+/// each file it wrote, so that when a materializer fails after some of its files (a full disk),
+/// those files are still listed in the well's record and removed with the failed well.
+#[derive(Default)]
+struct StoreSink {
+    store: DiskStore,
+    written: Mutex<Vec<PathBuf>>,
+}
 
 impl ByteSink for StoreSink {
     fn put(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        self.0.save(Data::Bytes(bytes.into()), path).map_err(std::io::Error::other)
+        self.store.save(Data::Bytes(bytes.into()), path).map_err(std::io::Error::other)?;
+        if let Ok(mut written) = self.written.lock() {
+            written.push(path.to_path_buf());
+        }
+        Ok(())
     }
 }
 
@@ -32,7 +43,7 @@ pub fn publish_preview(
 ) -> Result<(), StepError> {
     let location = Location::Zarr { store: preview.store.store.clone() };
     let sink = job.sinks.sink(&location).ok_or(StepError::NoPreviewStore)?;
-    write_planes(&sink, &job.plan.output_root, planes, &Vec::new(), job.dtype)?;
+    write_planes(&sink, &job.plan.output_root, planes, &Vec::new(), job.dtype, None)?;
     if let Sink::Zarr(writer, _) = sink {
         writer.finalize()?;
     }
@@ -44,17 +55,19 @@ pub fn publish_preview(
 }
 
 /// Write a well's planes to a persistent location (a checkpoint or the final output) and list
-/// them in its record.
+/// them in its record. Plane files go through the well's writer (`writes`): they are in place
+/// once [`WriteBehind::finish`] returns.
 pub fn persist(
     job: &WellJob<'_>,
     location: &Location,
     planes: &Planes,
     labels: &LabelPlanes,
     record: &mut WellRecord,
+    writes: &WriteBehind,
 ) -> Result<(), StepError> {
     let sink = job.sinks.sink(location).ok_or_else(|| StepError::NoSink(location.clone()))?;
     let root = &job.plan.output_root;
-    let (files, refs) = write_planes(&sink, root, planes, labels, job.dtype)?;
+    let (files, refs) = write_planes(&sink, root, planes, labels, job.dtype, Some(writes))?;
     record.files.extend(files);
     let name = subdir_name(location, root).unwrap_or_default();
     record.subdirs.entry(name).or_default().extend(refs);
@@ -82,14 +95,25 @@ pub fn materialize(
             vs.iter().map(|(g, v)| (format!("{well}_{g}_{key}"), v)).collect()
         }
     };
-    let sink: Arc<dyn ByteSink> = Arc::new(StoreSink(DiskStore::new()));
+    let sink = Arc::new(StoreSink::default());
     for (stem, value) in values {
-        let target = MaterializeTarget::with_sink(&out.results_dir, stem, Arc::clone(&sink));
-        let paths = (materializer.run)(value, &target).map_err(|source| StepError::Materialize {
-            key: key.to_string(),
-            materializer: materializer.name,
-            source,
-        })?;
+        let target = MaterializeTarget::with_sink(&out.results_dir, stem, Arc::clone(&sink) as Arc<dyn ByteSink>);
+        let paths = match (materializer.run)(value, &target) {
+            Ok(paths) => paths,
+            Err(source) => {
+                // What it wrote before failing goes into the record: the failed well removes it.
+                let written = sink.written.lock().map(|w| w.clone()).unwrap_or_default();
+                for p in written {
+                    let (bytes, crc32) = file_crc(&p).unwrap_or_default();
+                    let rel = p.strip_prefix(&job.plan.output_root).map(Path::to_path_buf).unwrap_or(p);
+                    record.files.push(WrittenFile { path: rel, bytes, crc32 });
+                }
+                return Err(StepError::Materialize { key: key.to_string(), materializer: materializer.name, source });
+            }
+        };
+        if let Ok(mut written) = sink.written.lock() {
+            written.clear(); // listed below, from the materializer's own answer
+        }
         for p in paths {
             let (bytes, crc32) = file_crc(&p).ok_or_else(|| StepError::NotWritten(p.clone()))?;
             let rel = p.strip_prefix(&job.plan.output_root).map(Path::to_path_buf).unwrap_or(p);
