@@ -13,7 +13,7 @@ mod direct;
 
 /// Atomically replace `path` with `bytes`, creating parent directories as needed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VfsError> {
-    write_via_temporary(path, bytes, true)
+    write_via_temporary(path, bytes, true, false)
 }
 
 /// [`write_atomic`] without waiting for the data to reach the disk: readers still never see a
@@ -22,7 +22,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VfsError> {
 /// (the executor syncs a well's files before writing its completion record), so the disk
 /// writes of many files overlap instead of one waiting for the next.
 pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<(), VfsError> {
-    write_via_temporary(path, bytes, false)
+    write_via_temporary(path, bytes, false, false)
+}
+
+/// [`write_atomic_unsynced`] past the page cache, for large files this process will not read
+/// again (a run's outputs): files of 1 MiB and more are written with `O_DIRECT` where the
+/// platform and filesystem take it (the ordinary way elsewhere, with the same bytes), which
+/// spares the kernel's copy of every byte into the cache. `HCS_DIRECT_WRITES=0` turns it off.
+pub fn write_atomic_uncached(path: &Path, bytes: &[u8]) -> Result<(), VfsError> {
+    write_via_temporary(path, bytes, false, true)
 }
 
 /// Wait until the files' contents are on disk (fsync each).
@@ -34,7 +42,7 @@ pub fn sync_files<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>) -> Result<
     Ok(())
 }
 
-fn write_via_temporary(path: &Path, bytes: &[u8], sync: bool) -> Result<(), VfsError> {
+fn write_via_temporary(path: &Path, bytes: &[u8], sync: bool, uncached: bool) -> Result<(), VfsError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or(VfsError::BadPath { path: path.to_path_buf(), reason: "has no file name" })?;
@@ -46,7 +54,7 @@ fn write_via_temporary(path: &Path, bytes: &[u8], sync: bool) -> Result<(), VfsE
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
-        if !written_directly(&tmp, bytes)? {
+        if !(uncached && written_directly(&tmp, bytes)?) {
             let mut file = fs::File::create(&tmp)?;
             file.write_all(bytes)?;
             if sync {
@@ -142,6 +150,21 @@ mod tests {
         let missing = dir.join("gone.tif");
         let err = sync_files([&a, &missing]).expect_err("a missing file cannot be synced");
         assert!(err.to_string().contains("gone.tif"), "{err}");
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn uncached_writes_give_the_same_bytes_small_or_large() {
+        let dir = std::env::temp_dir().join(format!("hcs-uncached-{}", std::process::id()));
+        for len in [10, (3 << 20) + 5] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            let path = dir.join(format!("{len}.tif"));
+            write_atomic_uncached(&path, &bytes).expect("first write");
+            write_atomic_uncached(&path, &bytes[..len / 2]).expect("replaced by a shorter file");
+            assert_eq!(fs::read(&path).expect("read"), &bytes[..len / 2]);
+        }
+        let names = fs::read_dir(&dir).expect("list").flatten().count();
+        assert_eq!(names, 2, "no temporaries left");
         fs::remove_dir_all(&dir).expect("cleanup");
     }
 

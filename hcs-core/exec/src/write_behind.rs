@@ -1,7 +1,7 @@
 //! A well's plane files written behind its computation.
 //!
 //! Encoding a plane is CPU work; writing it is mostly waiting on the device (large files go past
-//! the page cache, see `hcs_vfs::atomic`). A [`WriteBehind`] owns one writer thread per well, fed
+//! the page cache: [`write_atomic_uncached`]). A [`WriteBehind`] owns one writer thread per well, fed
 //! through a bounded queue: the step hands over each encoded file and goes on, the writer puts
 //! it in place atomically (temp + rename), and the well waits for the queue to drain in
 //! [`WriteBehind::finish`] before its completion record vouches for the files. The queue holds
@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use hcs_vfs::VfsError;
-use hcs_vfs::atomic::write_atomic_unsynced;
+use hcs_vfs::atomic::write_atomic_uncached;
 
 /// Files that may wait in the queue (about 2 MiB each for a 1024² 16-bit plane).
 pub const QUEUE: usize = 8;
@@ -89,7 +89,7 @@ impl Worker {
             for (path, bytes) in jobs {
                 // After a failure the rest are dropped unwritten: the well fails anyway.
                 if first_error.is_none()
-                    && let Err(e) = write_atomic_unsynced(&path, &bytes)
+                    && let Err(e) = write_atomic_uncached(&path, &bytes)
                 {
                     first_error = Some(e);
                     flag.store(true, Ordering::Release);
