@@ -31,6 +31,22 @@ fn use_both(stack: NdarrayStack, first: &u32, second: &f64) -> NdarrayStack {
     stack.mapv(|_| (*second as f32) * 100.0 + *first as f32)
 }
 
+/// Writes the first of its two files, then fails (as a disk that fills after one file would).
+fn write_one_then_fail(
+    value: &u32,
+    target: &hcs_core::special::MaterializeTarget,
+) -> hcs_core::special::MaterializeResult {
+    target.write("_first.csv", format!("{value}\n").as_bytes())?;
+    Err(hcs_core::MaterializeError::Encode("simulated failure after the first file".into()))
+}
+
+/// Passes the stack on; its special output's materializer fails half-way.
+#[memory(ndarray)]
+#[hcs_macros::special_outputs(tally = write_one_then_fail)]
+fn tally_half_written(stack: NdarrayStack) -> (NdarrayStack, u32) {
+    (stack, 3)
+}
+
 #[memory(ndarray, planes = one)]
 fn first_plane(stack: NdarrayStack) -> NdarrayStack {
     stack.slice_move(ndarray::s![0..1, .., ..])
@@ -141,6 +157,7 @@ fn registry() -> Registry {
         use_both::FUNC,
         first_plane::FUNC,
         plus_one::FUNC,
+        tally_half_written::FUNC,
         &SPY,
         oom_once::FUNC,
         oom_once_later::FUNC,
@@ -417,6 +434,34 @@ fn a_failed_well_leaves_no_files_unless_kept() {
     let kept = std::fs::read_dir(&checkpoint).expect("checkpoint folder").count();
     assert_eq!(kept, 16, "--keep-failed keeps the 4 sites × 2 channels × 2 z checkpoint planes");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_materializer_failing_after_its_first_file_leaves_no_file_behind() {
+    let r = registry();
+    let dir = plate_dir("half-materialized", &["A01"]);
+    let pipeline = Pipeline::new("half").step(FunctionStep::new("tally", "tally_half_written").variable_components([
+        Component::Site,
+        Component::Channel,
+        Component::Z,
+    ]));
+    let report = run_pipeline(&pipeline, &dir, &r);
+    let WellStatus::Failed(message) = &report.wells[0].status else { panic!("fails: {:?}", report.wells[0]) };
+    assert!(message.contains("simulated failure after the first file"), "{message}");
+    let written: Vec<_> =
+        walk(&dir.join("out")).into_iter().filter(|p| p.to_string_lossy().contains("_first.csv")).collect();
+    assert!(written.is_empty(), "the file written before the failure is removed with the well: {written:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
 }
 
 #[test]
