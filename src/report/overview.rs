@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use ndarray::{Array2, Array3, ArrayView2, s};
+use rayon::prelude::*;
 
 use crate::plate::formats::open_plate;
 use crate::plate::{ImageKey, WellId};
@@ -199,20 +200,35 @@ fn load(facts: &RunFacts<'_>, wells: &[WellId], side: usize, notes: &mut Vec<Str
     if zs.len() > 1 {
         notes.push(format!("the pictures show z-plane {} of {}", zs[0], zs.len()));
     }
-    let mut shrunk = Shrunk { planes: BTreeMap::new(), step: 1 };
+    // The first plane of each well and channel, read and shrunk in parallel (mosaics are large,
+    // and the run's output files are not in the page cache); notes in well and channel order.
+    let mut todo: Vec<(WellId, usize, u32, ImageKey)> = Vec::new();
     for &well in wells {
         let mut keys: Vec<ImageKey> = out.index.well(well).map(|(k, _)| *k).collect();
         keys.sort_by_key(|k| (k.timepoint, k.z, k.site));
         for (c, channel) in channels.iter().enumerate() {
-            let Some(key) = keys.iter().find(|k| k.channel == *channel) else { continue };
-            match out.load_stack(std::slice::from_ref(key)) {
-                Ok(stack) => {
-                    let (small, step) = shrink(stack.index_axis(ndarray::Axis(0), 0), side);
-                    shrunk.step = shrunk.step.max(step);
-                    shrunk.planes.insert((well, c), small);
-                }
-                Err(e) => notes.push(format!("{well}: channel {channel} not shown ({e})")),
+            if let Some(key) = keys.iter().find(|k| k.channel == *channel) {
+                todo.push((well, c, *channel, *key));
             }
+        }
+    }
+    let loaded: Vec<_> = todo
+        .into_par_iter()
+        .map(|(well, c, channel, key)| {
+            let small = out
+                .load_stack(std::slice::from_ref(&key))
+                .map(|stack| shrink(stack.index_axis(ndarray::Axis(0), 0), side));
+            (well, c, channel, small)
+        })
+        .collect();
+    let mut shrunk = Shrunk { planes: BTreeMap::new(), step: 1 };
+    for (well, c, channel, small) in loaded {
+        match small {
+            Ok((small, step)) => {
+                shrunk.step = shrunk.step.max(step);
+                shrunk.planes.insert((well, c), small);
+            }
+            Err(e) => notes.push(format!("{well}: channel {channel} not shown ({e})")),
         }
     }
     Some((shrunk, channels))
