@@ -25,8 +25,9 @@ pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<(), VfsError> 
     write_via_temporary(path, bytes, false, false)
 }
 
-/// [`write_atomic_unsynced`] past the page cache, for large files this process will not read
-/// again (a run's outputs): files of 1 MiB and more are written with `O_DIRECT` where the
+/// [`write_atomic_unsynced`] past the page cache, for large files this process reads again at
+/// most once (a run's outputs: the run report reads one plane per well and channel back for
+/// its overview picture): files of 1 MiB and more are written with `O_DIRECT` where the
 /// platform and filesystem take it (the ordinary way elsewhere, with the same bytes), which
 /// spares the kernel's copy of every byte into the cache. `HCS_DIRECT_WRITES=0` turns it off.
 pub fn write_atomic_uncached(path: &Path, bytes: &[u8]) -> Result<(), VfsError> {

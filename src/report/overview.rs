@@ -200,7 +200,7 @@ fn load(facts: &RunFacts<'_>, wells: &[WellId], side: usize, notes: &mut Vec<Str
     if zs.len() > 1 {
         notes.push(format!("the pictures show z-plane {} of {}", zs[0], zs.len()));
     }
-    // The first plane of each well and channel, read and shrunk in parallel (mosaics are large,
+    // The first plane of each well and channel, read and shrunk two at a time (mosaics are large,
     // and the run's output files are not in the page cache); notes in well and channel order.
     let mut todo: Vec<(WellId, usize, u32, ImageKey)> = Vec::new();
     for &well in wells {
@@ -212,13 +212,18 @@ fn load(facts: &RunFacts<'_>, wells: &[WellId], side: usize, notes: &mut Vec<Str
             }
         }
     }
+    // Two at a time: a whole-plate mosaic decoded to f32 can take gigabytes.
     let loaded: Vec<_> = todo
-        .into_par_iter()
-        .map(|(well, c, channel, key)| {
-            let small = out
-                .load_stack(std::slice::from_ref(&key))
-                .map(|stack| shrink(stack.index_axis(ndarray::Axis(0), 0), side));
-            (well, c, channel, small)
+        .chunks(2)
+        .flat_map(|pair| {
+            pair.par_iter()
+                .map(|&(well, c, channel, key)| {
+                    let small = out
+                        .load_stack(std::slice::from_ref(&key))
+                        .map(|stack| shrink(stack.index_axis(ndarray::Axis(0), 0), side));
+                    (well, c, channel, small)
+                })
+                .collect::<Vec<_>>()
         })
         .collect();
     let mut shrunk = Shrunk { planes: BTreeMap::new(), step: 1 };

@@ -149,13 +149,18 @@ impl WellRun {
 
     /// The well is complete: keep everything it wrote, and hand back its record (with the
     /// trace, the quality measures in plane order) and notes.
-    pub fn finish(mut self) -> (WellRecord, Vec<String>) {
+    ///
+    /// Waits for the well's writer first: the record vouches for files that are in place. Its
+    /// error (a plane file that could not be written) is the well's, and then the well is not
+    /// complete: what it wrote is removed.
+    pub fn finish(mut self) -> Result<(WellRecord, Vec<String>), hcs_vfs::VfsError> {
+        self.writes.finish()?;
         self.litter = None;
         let mut trace = std::mem::take(&mut self.trace);
         trace.qc = self.qc.lock().map(|mut q| std::mem::take(&mut *q).into_values().collect()).unwrap_or_default();
         let mut record = std::mem::take(&mut self.record);
         record.trace = Some(trace);
-        (record, std::mem::take(&mut self.notes))
+        Ok((record, std::mem::take(&mut self.notes)))
     }
 
     /// Count `bytes` of image data read from storage by the current step.
@@ -412,7 +417,7 @@ mod tests {
 
         let mut done = WellRun::new(&p);
         written(&mut done, "A01_c.tif");
-        let (record, _) = done.finish();
+        let (record, _) = done.finish().expect("nothing failed");
         assert_eq!(record.files.len(), 1);
         assert!(dir.join("out/checkpoints/step1/A01_c.tif").exists(), "a finished well keeps its files");
         std::fs::remove_dir_all(&dir).ok();

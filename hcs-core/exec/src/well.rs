@@ -68,8 +68,7 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
     run.trace.seconds = well_start.elapsed().as_secs_f64();
     run.trace.peak_rss_mib = memory_mib().1;
     let step_seconds = run.trace.steps.iter().map(|s| s.seconds).collect();
-    // The record written next vouches for every file: the queued ones must be in place first.
-    run.writes.finish()?;
-    let (record, notes) = run.finish();
+    // The record written next vouches for every file: `finish` waits for the queued ones.
+    let (record, notes) = run.finish()?;
     Ok(WellOutcome { record, step_seconds, notes })
 }

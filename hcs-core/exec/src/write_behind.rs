@@ -5,7 +5,8 @@
 //! through a bounded queue: the step hands over each encoded file and goes on, the writer puts
 //! it in place atomically (temp + rename), and the well waits for the queue to drain in
 //! [`WriteBehind::finish`] before its completion record vouches for the files. The queue holds
-//! at most [`QUEUE`] files, so a slow disk slows the well down instead of filling memory.
+//! at most [`QUEUE`] files, so a slow disk slows the well down instead of filling memory. Where
+//! no thread can be started, files are written at once by the step itself.
 //!
 //! Nothing is lost on failure: the first error is kept, later files of the well are not written,
 //! and [`WriteBehind::finish`] returns that error; the well then fails and its litter (every file
@@ -20,8 +21,10 @@ use std::thread::JoinHandle;
 use hcs_vfs::VfsError;
 use hcs_vfs::atomic::write_atomic_uncached;
 
-/// Files that may wait in the queue (about 2 MiB each for a 1024² 16-bit plane).
-pub const QUEUE: usize = 8;
+/// Files that may wait in the queue. Few: a file waiting here is memory the plan's estimate does
+/// not count (a mosaic can be hundreds of MB), and two keep the writer busy while the step
+/// encodes the next (a 2 MiB plane takes about as long to encode as to write).
+pub const QUEUE: usize = 2;
 
 /// One file to write.
 type Job = (PathBuf, Vec<u8>);
@@ -33,6 +36,8 @@ pub struct WriteBehind {
 }
 
 struct Worker {
+    /// `false`: no thread could be started; files are written by the caller.
+    started: bool,
     queue: Mutex<Option<SyncSender<Job>>>,
     thread: Mutex<Option<JoinHandle<Result<(), VfsError>>>>,
     /// Set by the writer when a write failed (the error itself comes out of the join).
@@ -44,6 +49,9 @@ impl WriteBehind {
     /// here means the writer is gone (an earlier write failed): [`Self::finish`] says why.
     pub fn submit(&self, path: PathBuf, bytes: Vec<u8>) -> Result<(), VfsError> {
         let worker = self.worker.get_or_init(Worker::start);
+        if !worker.started {
+            return write_atomic_uncached(&path, &bytes);
+        }
         let sender = worker.queue.lock().ok().and_then(|q| q.clone());
         let gone =
             || VfsError::Io { path: path.clone(), source: std::io::Error::other("the well's writer has stopped") };
@@ -54,10 +62,10 @@ impl WriteBehind {
     /// The writer's error, if a write has failed by now (the writer is then stopped, and the
     /// error is reported here once, not again by [`Self::finish`]); else `Ok` without waiting.
     pub fn check(&self) -> Result<(), VfsError> {
-        match self.worker.get() {
-            Some(worker) if worker.failed.load(Ordering::Acquire) => self.finish(),
-            _ => Ok(()),
-        }
+        let Some(worker) = self.worker.get() else { return Ok(()) };
+        // A write failed, or the thread ended while the queue is open (it panicked).
+        let ended = || worker.thread.lock().ok().is_some_and(|t| t.as_ref().is_some_and(JoinHandle::is_finished));
+        if worker.failed.load(Ordering::Acquire) || ended() { self.finish() } else { Ok(()) }
     }
 
     /// Wait until every queued file is written; the first error, if any. The writer stops; a
@@ -98,10 +106,13 @@ impl Worker {
             first_error.map_or(Ok(()), Err)
         });
         match spawned {
-            Ok(thread) => Self { queue: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), failed },
-            // No thread to be had: submissions fail, saying the writer has stopped, and the
-            // well fails; nothing is written half.
-            Err(_) => Self { queue: Mutex::new(None), thread: Mutex::new(None), failed },
+            Ok(thread) => {
+                Self { started: true, queue: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), failed }
+            }
+            Err(e) => {
+                tracing::debug!("no writer thread ({e}): plane files are written by the step itself");
+                Self { started: false, queue: Mutex::new(None), thread: Mutex::new(None), failed }
+            }
         }
     }
 }
@@ -120,12 +131,14 @@ mod tests {
     fn finish_waits_for_every_file_and_reports_the_first_failure() {
         let dir = std::env::temp_dir().join(format!("hcs-write-behind-{}", std::process::id()));
         let writes = WriteBehind::default();
+        // Small files and files large enough to be written past the page cache.
+        let len = |i: usize| if i.is_multiple_of(2) { 1000 + i } else { (3 << 20) + i };
         for i in 0..(3 * QUEUE) {
-            writes.submit(dir.join(format!("{i}.bin")), vec![i as u8; 1000 + i]).expect("queued");
+            writes.submit(dir.join(format!("{i}.bin")), vec![i as u8; len(i)]).expect("queued");
         }
         writes.finish().expect("all written");
         for i in 0..(3 * QUEUE) {
-            assert_eq!(std::fs::read(dir.join(format!("{i}.bin"))).expect("written"), vec![i as u8; 1000 + i]);
+            assert_eq!(std::fs::read(dir.join(format!("{i}.bin"))).expect("written"), vec![i as u8; len(i)]);
         }
         assert!(writes.submit(dir.join("late.bin"), vec![1]).is_err(), "a finished writer takes no more");
 

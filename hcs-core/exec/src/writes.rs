@@ -98,27 +98,30 @@ pub fn materialize(
     let sink = Arc::new(StoreSink::default());
     for (stem, value) in values {
         let target = MaterializeTarget::with_sink(&out.results_dir, stem, Arc::clone(&sink) as Arc<dyn ByteSink>);
-        let paths = match (materializer.run)(value, &target) {
-            Ok(paths) => paths,
-            Err(source) => {
-                // What it wrote before failing goes into the record: the failed well removes it.
-                let written = sink.written.lock().map(|w| w.clone()).unwrap_or_default();
-                for p in written {
-                    let (bytes, crc32) = file_crc(&p).unwrap_or_default();
-                    let rel = p.strip_prefix(&job.plan.output_root).map(Path::to_path_buf).unwrap_or(p);
-                    record.files.push(WrittenFile { path: rel, bytes, crc32 });
-                }
-                return Err(StepError::Materialize { key: key.to_string(), materializer: materializer.name, source });
-            }
-        };
-        if let Ok(mut written) = sink.written.lock() {
-            written.clear(); // listed below, from the materializer's own answer
+        let answer = (materializer.run)(value, &target);
+        // Every file the sink wrote is listed in the record, named by the materializer or not
+        // (a failure half-way, or a file it did not return): a failed well removes them all.
+        let written = sink.written.lock().map(|mut w| std::mem::take(&mut *w)).unwrap_or_default();
+        let named: Vec<PathBuf> = answer.as_ref().map(Clone::clone).unwrap_or_default();
+        let unnamed: std::collections::BTreeSet<PathBuf> = written.into_iter().filter(|p| !named.contains(p)).collect();
+        for p in unnamed {
+            let (bytes, crc32) = file_crc(&p).unwrap_or_default();
+            record.files.push(WrittenFile { path: relative(&p, &job.plan.output_root), bytes, crc32 });
         }
+        let paths = answer.map_err(|source| StepError::Materialize {
+            key: key.to_string(),
+            materializer: materializer.name,
+            source,
+        })?;
         for p in paths {
             let (bytes, crc32) = file_crc(&p).ok_or_else(|| StepError::NotWritten(p.clone()))?;
-            let rel = p.strip_prefix(&job.plan.output_root).map(Path::to_path_buf).unwrap_or(p);
-            record.files.push(WrittenFile { path: rel, bytes, crc32 });
+            record.files.push(WrittenFile { path: relative(&p, &job.plan.output_root), bytes, crc32 });
         }
     }
     Ok(())
+}
+
+/// `path` relative to the output root (as the record lists files), or as it is when outside it.
+fn relative(path: &Path, root: &Path) -> PathBuf {
+    path.strip_prefix(root).map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
 }

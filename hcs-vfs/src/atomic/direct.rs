@@ -46,7 +46,7 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
     {
         Ok(file) => file,
         // The refusal may come after the file was created: remove it (the name is the caller's own).
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+        Err(e) if refused(&e) => {
             let _ = std::fs::remove_file(path);
             return Ok(false);
         }
@@ -55,7 +55,7 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
     match write_blocks(&file, bytes) {
         Ok(()) => {}
         // Alignment the device does not accept: the caller writes it the ordinary way.
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+        Err(e) if refused(&e) => {
             drop(file);
             let _ = std::fs::remove_file(path);
             return Ok(false);
@@ -66,6 +66,12 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Whether `e` is a filesystem's "no direct I/O here" (EINVAL; EOPNOTSUPP on some FUSE and
+/// overlay setups).
+fn refused(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP))
+}
+
 /// Write `bytes` from offset 0 in aligned blocks, the last padded with zeros.
 fn write_blocks(file: &File, bytes: &[u8]) -> io::Result<()> {
     STAGING.with(|staging| {
@@ -74,8 +80,8 @@ fn write_blocks(file: &File, bytes: &[u8]) -> io::Result<()> {
             staging.resize(CHUNK + ALIGN, 0);
         }
         let start = staging.as_ptr().align_offset(ALIGN);
-        let buffer =
-            staging.get_mut(start..start + CHUNK).ok_or_else(|| io::Error::other("unaligned staging buffer"))?;
+        let end = start.checked_add(CHUNK).ok_or_else(|| io::Error::other("unaligned staging buffer"))?;
+        let buffer = staging.get_mut(start..end).ok_or_else(|| io::Error::other("unaligned staging buffer"))?;
         let mut offset = 0u64;
         for chunk in bytes.chunks(CHUNK) {
             let padded = chunk.len().next_multiple_of(ALIGN);
