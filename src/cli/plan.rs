@@ -63,6 +63,17 @@ pub fn summary(plan: &WellPlan) -> String {
         let _ = writeln!(s, "  spills to scratch: {r}");
     }
     for st in &plan.steps {
+        if let Some(seg) = plan.segments.iter().find(|g| g.first == st.index) {
+            let by: Vec<&str> = seg.by.iter().map(|c| c.name()).collect();
+            let parts = seg.parts.map_or("parts".to_string(), |n| format!("{n} parts"));
+            let _ = writeln!(
+                s,
+                "  steps {}-{} run one part of the well at a time ({parts}, by {}):",
+                seg.first,
+                seg.last,
+                by.join(",")
+            );
+        }
         let comps: Vec<&str> = st.variable_components.iter().map(|c| c.name()).collect();
         let calls = match st.calls_per_well {
             Some(1) => "1 call".to_string(),

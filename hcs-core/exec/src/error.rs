@@ -45,6 +45,19 @@ pub enum ExecError {
     /// The well's thread ended without a report.
     #[error("the well's thread panicked")]
     ThreadLost,
+    /// A plan's segment that running part by part would give other bytes for (a plan file
+    /// edited by hand, or written by another hcs).
+    #[error(
+        "steps {first}-{last} cannot run one part at a time: {why} (the plan was not written by this hcs's compiler; compile it again)"
+    )]
+    BadSegment {
+        /// 1-based first step.
+        first: usize,
+        /// 1-based last step.
+        last: usize,
+        /// What is wrong.
+        why: String,
+    },
 }
 
 /// What went wrong in one step of one well.

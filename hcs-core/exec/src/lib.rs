@@ -14,6 +14,7 @@ pub mod guard;
 pub mod job;
 pub mod lock;
 pub mod output;
+pub mod parts;
 pub mod qc;
 pub mod retry;
 pub mod routing;

@@ -70,6 +70,10 @@ pub fn record_path(output_root: &Path, well: WellId) -> PathBuf {
 /// output), so changing either does not redo finished wells.
 pub fn plan_crc(plan: &WellPlan) -> u32 {
     let mut value = serde_json::to_value(plan).unwrap_or_default();
+    // How a well is cut into parts changes the order of work, not the bytes.
+    if let serde_json::Value::Object(map) = &mut value {
+        map.remove("segments");
+    }
     let out = plan.output_root.to_string_lossy().into_owned();
     let plate = plan.plate.to_string_lossy().into_owned();
     normalize_for_fingerprint(&mut value, &out, &plate);

@@ -159,6 +159,8 @@ impl WellRun {
         let mut trace = std::mem::take(&mut self.trace);
         trace.qc = self.qc.lock().map(|mut q| std::mem::take(&mut *q).into_values().collect()).unwrap_or_default();
         let mut record = std::mem::take(&mut self.record);
+        // In plane order, however the well was cut into parts.
+        record.subdirs.values_mut().for_each(|planes| planes.sort_by_key(|(k, _)| *k));
         record.trace = Some(trace);
         Ok((record, std::mem::take(&mut self.notes)))
     }
@@ -182,7 +184,8 @@ impl WellRun {
         }
     }
 
-    /// Save a step's host output planes at `location`.
+    /// Save a step's host output planes at `location`, beside those saved there before (the
+    /// parts of a segment).
     pub fn save(&mut self, plan: &WellPlan, location: &Location, planes: &Planes) -> Result<(), StepError> {
         let store = self.store(location).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
         let items = planes
@@ -195,8 +198,15 @@ impl WellRun {
         {
             litter.scratch.push(prefix);
         }
-        self.written.retain(|(l, _)| l != location);
-        self.written.push((location.clone(), planes.keys().copied().collect()));
+        // A segment saves one part after another at the same location: the keys add up.
+        match self.written.iter_mut().find(|(l, _)| l == location) {
+            Some((_, keys)) => {
+                keys.extend(planes.keys().copied());
+                keys.sort();
+                keys.dedup();
+            }
+            None => self.written.push((location.clone(), planes.keys().copied().collect())),
+        }
         Ok(())
     }
 
@@ -330,6 +340,7 @@ mod tests {
             estimated_peak_bytes: None,
             spill_reason: None,
             steps: Vec::new(),
+            segments: Vec::new(),
         }
     }
 

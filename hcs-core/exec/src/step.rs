@@ -22,6 +22,7 @@ use crate::error::StepError;
 use crate::groups::{GroupKey, groups, label, output_keys};
 use crate::job::WellJob;
 use crate::output::LabelPlanes;
+use crate::parts::PartOf;
 use crate::qc::{self, PlaneQc};
 use crate::retry::{Mode, after_out_of_memory};
 use crate::routing::{CallError, Produced, Router, Special, keep_special};
@@ -58,6 +59,8 @@ pub struct StepRunner<'a, 'j> {
     pub step: &'a StepPlan,
     /// Whether this is the pipeline's last step (its output is the final one).
     pub last: bool,
+    /// In a segment: the part of the well this run of the step sees (`None`: the whole well).
+    pub part: Option<PartOf<'a>>,
 }
 
 impl StepRunner<'_, '_> {
@@ -84,17 +87,22 @@ impl StepRunner<'_, '_> {
     }
 
     /// The keys the step reads, from the plate's index or from what the previous step wrote (no
-    /// listing).
-    fn input_keys(&self, run: &WellRun) -> Result<Vec<ImageKey>, StepError> {
+    /// listing); in a segment, those of the part. A part may be empty (an earlier step of the
+    /// segment returned no plane for it): the segment's run tells when every part was.
+    pub fn input_keys(&self, run: &WellRun) -> Result<Vec<ImageKey>, StepError> {
         let plan = self.job.plan;
+        let mut keys = match &self.step.reads {
+            Location::Plate { .. } => self.job.plate.index.well(plan.well).map(|(k, _)| *k).collect(),
+            Location::Zarr { store } => return Err(StepError::ReadsZarr(store.clone())),
+            at => run.keys_at(at),
+        };
+        if let Some(part) = self.part {
+            keys.retain(|k| part.part.holds(k));
+            return Ok(keys);
+        }
         match &self.step.reads {
-            Location::Plate { .. } => Ok(self.job.plate.index.well(plan.well).map(|(k, _)| *k).collect()),
-            Location::Zarr { store } => Err(StepError::ReadsZarr(store.clone())),
-            at @ Location::Memory { namespace } => {
-                let keys = run.keys_at(at);
-                if keys.is_empty() { Err(StepError::EmptyInput(namespace.clone())) } else { Ok(keys) }
-            }
-            at => Ok(run.keys_at(at)),
+            Location::Memory { namespace } if keys.is_empty() => Err(StepError::EmptyInput(namespace.clone())),
+            _ => Ok(keys),
         }
     }
 
@@ -379,7 +387,9 @@ impl StepRunner<'_, '_> {
         labels: &LabelPlanes,
     ) -> Result<(), StepError> {
         let (job, step) = (self.job, self.step);
-        run.free(job.plan, &step.reads)?;
+        if self.part.is_none_or(|p| p.frees_input) {
+            run.free(job.plan, &step.reads)?;
+        }
         let persisted = |l: &Location| matches!(l, Location::Zarr { .. });
         let final_zarr = self.last && step.writes.persistent_path().is_some() && persisted(&step.writes);
         if !labels.is_empty() && !final_zarr && !step.checkpoint.as_ref().is_some_and(persisted) {

@@ -38,6 +38,22 @@ pub struct StepTrace {
     pub retries: u32,
 }
 
+impl StepTrace {
+    /// Add another part's run of the same step (a segment runs its steps part by part): its
+    /// times, planes, bytes and retries add up; the memory is the latest; the start stays the
+    /// first part's.
+    pub fn add_part(&mut self, part: &StepTrace) {
+        self.seconds += part.seconds;
+        self.planes_in += part.planes_in;
+        self.planes_out += part.planes_out;
+        self.bytes_read += part.bytes_read;
+        self.bytes_written += part.bytes_written;
+        self.rss_mib = part.rss_mib.or(self.rss_mib);
+        self.peak_rss_mib = part.peak_rss_mib.or(self.peak_rss_mib);
+        self.retries = self.retries.saturating_add(part.retries);
+    }
+}
+
 /// One well's run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct WellTrace {

@@ -11,7 +11,9 @@ use hcs_core::{
 };
 use hcs_exec::{RunOptions, WellStatus, run};
 use hcs_macros::memory;
-use hcs_plan::compiler::{CompileOptions, ConversionTable, GpuInventory, PlateInfo, compile};
+use hcs_plan::compiler::{
+    CompileOptions, CompiledPlate, ConversionTable, FrozenWellPlan, GpuInventory, PlateInfo, Segment, WellPlan, compile,
+};
 use hcs_plan::pipeline::{ConfigLayer, FunctionPattern, FunctionStep, Pipeline};
 use hcs_plate::formats::open_plate;
 use hcs_plate::{Component, WellId};
@@ -148,8 +150,39 @@ fn always_fails(_stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceEr
     Err(hcs_core::DeviceError::Failed { device: "cpu".into(), detail: "simulated failure".into() })
 }
 
+/// Every plane becomes its group's per-pixel mean plus the group's plane count: a group cut
+/// short, or mixing planes of two groups, gives other bytes.
+#[memory(ndarray)]
+fn group_mean(stack: NdarrayStack) -> NdarrayStack {
+    let n = stack.shape()[0] as f32;
+    let mean = stack.mean_axis(ndarray::Axis(0)).expect("a group has planes") + n;
+    let mut out = stack;
+    out.outer_iter_mut().for_each(|mut plane| plane.assign(&mean));
+    out
+}
+
+/// The order in which `order_a` and `order_b` were called.
+static ORDER: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+/// Passes the stack on; notes `a` in [`ORDER`].
+#[memory(ndarray)]
+fn order_a(stack: NdarrayStack) -> NdarrayStack {
+    ORDER.lock().expect("lock").push("a");
+    stack
+}
+
+/// Passes the stack on; notes `b` in [`ORDER`].
+#[memory(ndarray)]
+fn order_b(stack: NdarrayStack) -> NdarrayStack {
+    ORDER.lock().expect("lock").push("b");
+    stack
+}
+
 fn registry() -> Registry {
     Registry::from_contracts([
+        group_mean::FUNC,
+        order_a::FUNC,
+        order_b::FUNC,
         always_fails::FUNC,
         lies_about_planes::FUNC,
         lies_about_shape::FUNC,
@@ -191,6 +224,11 @@ fn run_pipeline_with(
     run_options: &RunOptions<'_>,
 ) -> hcs_exec::RunReport {
     let plate = open_plate(&dir.join("plate"), None).expect("plate");
+    run(&compile_for(pipeline, dir, registry), &plate, registry, run_options).expect("runs")
+}
+
+fn compile_for(pipeline: &Pipeline, dir: &Path, registry: &Registry) -> CompiledPlate {
+    let plate = open_plate(&dir.join("plate"), None).expect("plate");
     let options = CompileOptions {
         registry,
         global: ConfigLayer::default(),
@@ -200,8 +238,23 @@ fn run_pipeline_with(
         wells: None,
         source: None,
     };
-    let compiled = compile(pipeline, &PlateInfo::of(&plate), &options).expect("compiles");
-    run(&compiled, &plate, registry, run_options).expect("runs")
+    compile(pipeline, &PlateInfo::of(&plate), &options).expect("compiles")
+}
+
+/// `pipeline` run with every step on the whole well: the plan's segments taken out.
+fn run_whole_wells(pipeline: &Pipeline, dir: &Path, registry: &Registry) -> hcs_exec::RunReport {
+    let plate = open_plate(&dir.join("plate"), None).expect("plate");
+    let mut compiled = compile_for(pipeline, dir, registry);
+    compiled.wells = compiled
+        .wells
+        .iter()
+        .map(|w| {
+            let mut plan = WellPlan::clone(w);
+            plan.segments.clear();
+            FrozenWellPlan::freeze(plan)
+        })
+        .collect();
+    run(&compiled, &plate, registry, &RunOptions::default()).expect("runs")
 }
 
 fn read_u16(path: &Path) -> Vec<u16> {
@@ -403,7 +456,15 @@ fn out_of_memory_after_inputs_were_freed_fails_saying_why_instead_of_a_missing_p
         ),
         other => panic!("expected a failure, got {other:?}"),
     }
-    // 2 channels × 2 z = 4 groups, each called once.
+    // Steps 1 and 2 run one (channel, z) part at a time, one group each: the first part's
+    // group is called once and not again, and no later part starts.
+    assert_eq!(LATER_OOM_CALLS.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // On the whole well, step 2's 2 channels × 2 z = 4 groups run, each called once.
+    std::fs::remove_dir_all(dir.join("out")).ok();
+    LATER_OOM_CALLS.store(0, std::sync::atomic::Ordering::SeqCst);
+    let report = run_whole_wells(&flaky, &dir, &r);
+    let WellStatus::Failed(message) = &report.wells[0].status else { panic!("fails: {:?}", report.wells[0]) };
+    assert!(message.contains("cannot be loaded again"), "{message}");
     assert_eq!(LATER_OOM_CALLS.load(std::sync::atomic::Ordering::SeqCst), 4);
     assert!(
         !dir.join("out/images").exists() || std::fs::read_dir(dir.join("out/images")).expect("dir").next().is_none()
@@ -432,7 +493,9 @@ fn a_failed_well_leaves_no_files_unless_kept() {
     let report = run_pipeline_with(&pipeline, &dir, &r, &keep);
     assert!(matches!(report.wells[0].status, WellStatus::Failed(_)));
     let kept = std::fs::read_dir(&checkpoint).expect("checkpoint folder").count();
-    assert_eq!(kept, 16, "--keep-failed keeps the 4 sites × 2 channels × 2 z checkpoint planes");
+    // Steps 1 and 2 stack only sites: they run one (channel, z) part of the well at a time, and
+    // the well fails in the first part, after its 4 sites' checkpoint planes.
+    assert_eq!(kept, 4, "--keep-failed keeps the checkpoint planes written before the failure");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -489,5 +552,93 @@ fn a_function_returning_another_plane_count_than_declared_fails_naming_itself() 
     let report = run_pipeline(&pipeline, &dir, &r);
     let WellStatus::Failed(message) = &report.wells[0].status else { panic!("fails: {:?}", report.wells[0]) };
     assert!(message.contains("`lies_about_planes` declares `planes = one` but returned 2 planes from 2"), "{message}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Every file under `dir`, relative, with its bytes.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = walk(dir)
+        .into_iter()
+        .map(|p| (p.strip_prefix(dir).expect("under dir").to_path_buf(), std::fs::read(&p).expect("read")))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn steps_that_never_stack_channels_run_channel_by_channel_with_the_same_bytes() {
+    let r = registry();
+    let dir = plate_dir("segments", &["A01", "B02"]);
+    // Sites stacked, then z (to one plane), then sites again: no step stacks channels.
+    let pipeline = Pipeline::new("segments")
+        .step(FunctionStep::new("mean of sites", "group_mean").materialize(None))
+        .step(FunctionStep::new("first z", "first_plane").variable_components([Component::Z]))
+        .step(FunctionStep::new("mean again", "group_mean"));
+    let compiled = compile_for(&pipeline, &dir, &r);
+    assert_eq!(
+        compiled.wells[0].segments,
+        [Segment { first: 1, last: 3, by: vec![Component::Channel], parts: Some(2) }]
+    );
+    let by_part = run_pipeline(&pipeline, &dir, &r);
+    assert!(by_part.wells.iter().all(|w| w.status == WellStatus::Done), "{:?}", by_part.wells);
+    let parted = dir.join("parted");
+    std::fs::rename(dir.join("out"), &parted).expect("keep the output");
+    let whole = run_whole_wells(&pipeline, &dir, &r);
+    assert!(whole.wells.iter().all(|w| w.status == WellStatus::Done));
+    let images = |root: &Path| {
+        let mut t = tree(&root.join("images"));
+        t.extend(tree(&root.join("checkpoints")));
+        t
+    };
+    let (a, b) = (images(&parted), images(&dir.join("out")));
+    assert_eq!(a.len(), 2 * (8 + 16), "2 wells × (4 sites × 2 channels final planes + 16 checkpoint planes)");
+    for ((pa, ba), (pb, bb)) in a.iter().zip(&b) {
+        assert_eq!(pa, pb);
+        assert!(ba == bb, "{pa:?} differs between the part-by-part and the whole-well run");
+    }
+    assert_eq!(
+        std::fs::read(parted.join("hcs_plate.json")).expect("plate json"),
+        std::fs::read(dir.join("out/hcs_plate.json")).expect("plate json"),
+        "the output plate lists its planes in the same order"
+    );
+    // Each step's trace sums its parts: as many planes as on the whole well.
+    let counts = |root: &Path| {
+        let record = hcs_exec::output::read_record(root, "A01".parse().expect("well")).expect("record");
+        record.trace.expect("trace").steps.iter().map(|s| (s.index, s.planes_in, s.planes_out)).collect::<Vec<_>>()
+    };
+    assert_eq!(counts(&parted), [(1, 16, 16), (2, 16, 8), (3, 8, 8)]);
+    assert_eq!(counts(&parted), counts(&dir.join("out")));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_segment_runs_all_its_steps_on_one_part_before_the_next() {
+    let r = registry();
+    let dir = plate_dir("segment-order", &["A01"]);
+    // Both steps stack only sites: one part per (channel, z), one group each.
+    let pipeline =
+        Pipeline::new("order").step(FunctionStep::new("a", "order_a")).step(FunctionStep::new("b", "order_b"));
+    ORDER.lock().expect("lock").clear();
+    let report = run_pipeline(&pipeline, &dir, &r);
+    assert_eq!(report.wells[0].status, WellStatus::Done);
+    assert_eq!(*ORDER.lock().expect("lock"), ["a", "b", "a", "b", "a", "b", "a", "b"]);
+    std::fs::remove_dir_all(dir.join("out")).ok();
+    ORDER.lock().expect("lock").clear();
+    let report = run_whole_wells(&pipeline, &dir, &r);
+    assert_eq!(report.wells[0].status, WellStatus::Done);
+    assert_eq!(*ORDER.lock().expect("lock"), ["a", "a", "a", "a", "b", "b", "b", "b"]);
+    // A plan (say, edited by hand) cutting along the sites these steps stack would give other
+    // bytes: the well fails saying so, before any call.
+    std::fs::remove_dir_all(dir.join("out")).ok();
+    ORDER.lock().expect("lock").clear();
+    let plate = open_plate(&dir.join("plate"), None).expect("plate");
+    let mut compiled = compile_for(&pipeline, &dir, &r);
+    let mut plan = WellPlan::clone(&compiled.wells[0]);
+    plan.segments = vec![Segment { first: 1, last: 2, by: vec![Component::Site], parts: Some(4) }];
+    compiled.wells = vec![FrozenWellPlan::freeze(plan)];
+    let report = run(&compiled, &plate, &r, &RunOptions::default()).expect("runs");
+    let WellStatus::Failed(message) = &report.wells[0].status else { panic!("fails: {:?}", report.wells[0]) };
+    assert!(message.contains("steps 1-2 cannot run one part at a time: step 1 stacks site"), "{message}");
+    assert!(ORDER.lock().expect("lock").is_empty(), "no function ran");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -110,7 +110,7 @@ fn a_middle_step_runs_from_the_memory_store_and_leaves_output_and_special_data_t
         keep_failed: false,
         on_step: None,
     };
-    StepRunner { job: &job, step, last: false }.run(&mut run).expect("step 2 runs");
+    StepRunner { job: &job, step, last: false, part: None }.run(&mut run).expect("step 2 runs");
 
     // The input was freed once read; the output is at the step's memory location.
     assert!(run.keys_at(&step.reads).is_empty());

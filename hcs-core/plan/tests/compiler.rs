@@ -296,11 +296,15 @@ fn a_memory_budget_sends_large_intermediates_to_scratch_files() {
     let pipeline = Pipeline::new("budget").step(FunctionStep::new("a", "blur")).step(FunctionStep::new("b", "blur"));
     let within = compiled(&pipeline.clone().config(small), &options(&r));
     assert_eq!(within.wells[0].steps[0].writes, Location::Memory { namespace: "step1".into() });
-    // The peak is step b: its input (one well's planes) shrinks group by group (6 calls, as many
-    // as step a made) while its output grows, so it holds one well's planes plus the 2 × 1/6 of
-    // them in flight.
+    // Neither step stacks channels or z: both run one (channel, z) part of the well at a time, 6
+    // parts of one call each, and the peak is one part's input and output (2 × 1/6 of the
+    // well's planes; on the whole well it was one well's planes plus 2 × 1/6 in flight).
+    assert_eq!(
+        within.wells[0].segments,
+        [hcs_plan::compiler::Segment { first: 1, last: 2, by: vec![Component::Channel, Component::Z], parts: Some(6) }]
+    );
     let well_bytes = 4 * 2 * 3 * 64 * 64 * 4;
-    assert_eq!(within.wells[0].estimated_peak_bytes, Some(well_bytes + 2 * well_bytes / 6));
+    assert_eq!(within.wells[0].estimated_peak_bytes, Some(2 * well_bytes / 6));
     let big = PlateInfo::regular("/data/plate1", 1, 1, (3, 3), 4, 10, 1, (1024, 1024));
     // One call (9 sites × 1024² × 4 B = 36 MiB, × 3 working) fits 200 MiB; the well does not.
     let over = compile(

@@ -19,7 +19,7 @@ use hcs_plate::Component;
 
 use super::components::Flow;
 use super::init::Init;
-use super::plan::{ComponentValues, Location};
+use super::plan::{ComponentValues, Location, Segment};
 use super::plate_info::PlateInfo;
 
 /// Phase-3 result for one step.
@@ -67,11 +67,37 @@ fn mib(bytes: u64) -> String {
 
 /// Estimated peak of one well's image data on the host while it runs (see the module docs):
 /// the most any step holds. `releases(i)`: whether step `i` frees each group's input once the
-/// group has run (a CPU step; the executor's `releases_input`).
-pub fn host_peak(storage: &StoragePlan, flows: &[Flow], releases: impl Fn(usize) -> bool) -> Option<u64> {
+/// group has run (a CPU step; the executor's `releases_input`). A step in a [`Segment`] of `n`
+/// parts holds a part's input and output at a time, plus what the segment's last step has kept
+/// of the parts before.
+pub fn host_peak(
+    storage: &StoragePlan,
+    flows: &[Flow],
+    releases: impl Fn(usize) -> bool,
+    segments: &[Segment],
+) -> Option<u64> {
     storage.steps.iter().enumerate().try_fold(0u64, |peak, (i, step)| {
-        let (input, output) = (step.input_bytes?, step.output_bytes?);
-        let calls = flows[i].calls_per_well.unwrap_or(1).max(1) as u64;
+        let (mut input, mut output) = (step.input_bytes?, step.output_bytes?);
+        let mut calls = flows[i].calls_per_well.unwrap_or(1).max(1) as u64;
+        let mut kept = 0;
+        if let Some(segment) = segments.iter().find(|s| s.contains(i + 1)) {
+            let n = segment.parts.unwrap_or(1).max(1) as u64;
+            let last = storage.steps.get(segment.last - 1);
+            // Kept after the segment only when a later step reads it (else written and dropped).
+            let last_output = last.filter(|s| s.read_by.is_some()).and_then(|s| s.output_bytes).unwrap_or(0);
+            // An in-memory input written before the segment is held whole until its parts are read.
+            if i + 1 > segment.first || !matches!(step.reads, Location::Memory { .. }) {
+                input /= n;
+            }
+            calls = (calls / n).max(1);
+            if i + 1 == segment.last {
+                // The parts done so far stay for the step after the segment.
+                kept = last_output - last_output / n;
+            } else {
+                kept = last_output - last_output / n;
+            }
+            output /= n;
+        }
         let held = match step.reads {
             // Not held in memory: only the group stacks being computed.
             Location::Plate { .. } | Location::Disk { .. } | Location::Zarr { .. } => output + input / calls,
@@ -79,13 +105,14 @@ pub fn host_peak(storage: &StoragePlan, flows: &[Flow], releases: impl Fn(usize)
                 let shrinks = releases(i)
                     && i.checked_sub(1).map(|p| &flows[p]).is_some_and(|p| {
                         let prev_calls = p.calls_per_well.unwrap_or(0) as u64;
-                        prev_calls == calls || planes(&p.values_out).is_some_and(|n| n == prev_calls)
+                        let own_calls = flows[i].calls_per_well.unwrap_or(1).max(1) as u64;
+                        prev_calls == own_calls || planes(&p.values_out).is_some_and(|n| n == prev_calls)
                     });
                 let in_flight = (input + output) / calls;
                 if shrinks { (input.max(output) + in_flight).min(input + output) } else { input + output }
             }
         };
-        Some(peak.max(held))
+        Some(peak.max(held + kept))
     })
 }
 

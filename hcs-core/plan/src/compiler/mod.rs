@@ -12,6 +12,7 @@
 //! | 2 zarr store declaration | [`zarr`] | the OME-Zarr stores to create |
 //! | 3 materialization planning | [`materialize`] | read/write backend per step, memory budget |
 //! | 4 memory-contract validation | [`contracts`] | variant per call, parameters, memory conversions |
+//! | 4b well partitioning | [`partition`] | runs of steps taken one channel (or site, z, …) at a time |
 //! | 5 GPU resource assignment | [`gpu`] | a device per GPU step and well |
 //! | freeze | [`plan`] | immutable, serializable [`FrozenWellPlan`]s |
 
@@ -21,6 +22,7 @@ pub mod gpu;
 pub mod image_rules;
 pub mod init;
 pub mod materialize;
+pub mod partition;
 pub mod plan;
 pub mod plate_info;
 pub mod variants;
@@ -42,7 +44,7 @@ use hcs_plate::WellId;
 pub use hcs_core::Conversion;
 pub use hcs_core::{GpuDevice, GpuInventory};
 pub use plan::{
-    ComponentValues, FrozenWellPlan, GpuAssignment, Location, PreviewPlan, ResolvedCall, ResolvedPattern,
+    ComponentValues, FrozenWellPlan, GpuAssignment, Location, PreviewPlan, ResolvedCall, ResolvedPattern, Segment,
     SpecialInputPlan, SpecialOutputPlan, StepCommon, StepPlan, WellPlan, ZarrStorePlan,
 };
 pub use plate_info::PlateInfo;
@@ -175,9 +177,25 @@ pub fn compile(
         return Err(errors);
     }
     let resolved: Vec<variants::Resolved> = resolved.into_iter().flatten().collect();
+    // Phase 4b.
+    let facts: Vec<partition::StepFacts<'_>> = (0..pipeline.steps.len())
+        .map(|i| partition::StepFacts {
+            variable: &pipeline.steps[i].variable_components,
+            values_in: &flows[i].values_in,
+            partitionable: resolved.get(i).is_some_and(|r| !r.uses_gpu)
+                && init.steps[i].special_outputs.is_empty()
+                && previews[i].is_none()
+                && stores[i].0.is_none()
+                && stores[i].1.is_none(),
+            reads: &storage.steps[i].reads,
+            writes: &storage.steps[i].writes,
+            read_by: storage.steps[i].read_by,
+        })
+        .collect();
+    let segments = partition::segments(&facts);
     let mut storage = storage;
     storage.host_peak_bytes =
-        materialize::host_peak(&storage, &flows, |i| resolved.get(i).is_some_and(|r| !r.uses_gpu));
+        materialize::host_peak(&storage, &flows, |i| resolved.get(i).is_some_and(|r| !r.uses_gpu), &segments);
     let template = Template {
         pipeline,
         registry,
@@ -187,6 +205,7 @@ pub fn compile(
         resolved: &resolved,
         scales: &scales,
         origins: &origins,
+        segments: &segments,
     };
     let common: Vec<Arc<StepCommon>> =
         (0..pipeline.steps.len()).map(|i| Arc::new(template.common(i, &flows[i], &storage.steps[i]))).collect();
@@ -327,6 +346,7 @@ struct Template<'a> {
     resolved: &'a [variants::Resolved],
     scales: &'a [Option<f64>],
     origins: &'a [Option<(f64, f64)>],
+    segments: &'a [Segment],
 }
 
 impl Template<'_> {
@@ -415,6 +435,7 @@ impl Template<'_> {
             estimated_peak_bytes: storage.host_peak_bytes,
             spill_reason: storage.spill_reason.clone(),
             steps,
+            segments: self.segments.to_vec(),
         }
     }
 }

@@ -318,6 +318,34 @@ pub struct WellPlan {
     pub spill_reason: Option<String>,
     /// The steps in order.
     pub steps: Vec<StepPlan>,
+    /// Runs of consecutive steps that the executor takes one part of the well at a time (see
+    /// [`Segment`]); steps outside every segment run on the whole well.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<Segment>,
+}
+
+/// Consecutive steps that no group of spans two values of `by`: the executor runs all of them on
+/// the planes of one value of `by` (one channel, say), then all of them on the next, so the
+/// well holds one part's intermediates at a time instead of the whole well's. The output bytes
+/// are the same: every group sees the same planes either way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    /// 1-based index of the first step.
+    pub first: usize,
+    /// 1-based index of the last step.
+    pub last: usize,
+    /// The components no step of the segment stacks (each with more than one value): one part
+    /// per combination of their values.
+    pub by: Vec<Component>,
+    /// How many parts, when the values are known before the run.
+    pub parts: Option<usize>,
+}
+
+impl Segment {
+    /// Whether the 1-based step `index` is in the segment.
+    pub fn contains(&self, index: usize) -> bool {
+        (self.first..=self.last).contains(&index)
+    }
 }
 
 /// A well's plan after compilation: shared, immutable by type (no `&mut` access exists), and
