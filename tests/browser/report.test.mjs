@@ -146,6 +146,16 @@ try {
     if (extra.length) return `bars for wells that did not run: ${extra}`;
   });
 
+  await check('a step run one part of the well at a time has a timeline bar per part', async () => {
+    const parted = wells.flatMap(w => (w.steps || []).filter(x => Array.isArray(x.parts) && x.parts.length)
+      .map(x => ({ well: w.well, index: x.index, parts: x.parts.length })));
+    for (const { well, index, parts } of parted) {
+      const titles = await page.$$eval(`#timeline [data-well="${well}"] rect title`, ts => ts.map(t => t.textContent));
+      const bars = titles.filter(t => t.includes(`· step ${index} `) && t.includes(` of ${parts})`));
+      if (bars.length !== parts) return `${well} step ${index}: ${bars.length} bars for ${parts} parts`;
+    }
+  });
+
   if (screenshot) {
     if (first) await page.click(cellSel(first)).catch(() => {});
     await page.screenshot({ path: screenshot, fullPage: true });

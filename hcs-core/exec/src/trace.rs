@@ -36,13 +36,31 @@ pub struct StepTrace {
     pub peak_rss_mib: Option<f64>,
     /// Out-of-memory retries (one group at a time, then the CPU variants).
     pub retries: u32,
+    /// For a step of a segment (run one part of the well at a time): when each part's run
+    /// started and how long it took, in order; the figures above sum them. Empty for a step run
+    /// on the whole well.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartSpan>,
+}
+
+/// One part's run of a step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartSpan {
+    /// When it started (seconds since the Unix epoch).
+    pub start_unix_s: f64,
+    /// How long it took (seconds).
+    pub seconds: f64,
 }
 
 impl StepTrace {
     /// Add another part's run of the same step (a segment runs its steps part by part): its
     /// times, planes, bytes and retries add up; the memory is the latest; the start stays the
-    /// first part's.
+    /// first part's; each part's span is kept in `parts` (for a timeline).
     pub fn add_part(&mut self, part: &StepTrace) {
+        if self.parts.is_empty() {
+            self.parts.push(PartSpan { start_unix_s: self.start_unix_s, seconds: self.seconds });
+        }
+        self.parts.push(PartSpan { start_unix_s: part.start_unix_s, seconds: part.seconds });
         self.seconds += part.seconds;
         self.planes_in += part.planes_in;
         self.planes_out += part.planes_out;
@@ -101,6 +119,32 @@ mod tests {
             let (rss, peak) = (rss.expect("VmRSS"), peak.expect("VmHWM"));
             assert!(rss > 0.0 && peak >= rss, "{rss} {peak}");
         }
+    }
+
+    #[test]
+    fn parts_of_a_step_add_up_and_keep_their_spans() {
+        let part = |start, seconds, planes| StepTrace {
+            index: 1,
+            start_unix_s: start,
+            seconds,
+            planes_in: planes,
+            planes_out: planes,
+            bytes_read: 10,
+            rss_mib: Some(start),
+            ..StepTrace::default()
+        };
+        let mut sum = part(100.0, 1.5, 27);
+        assert!(sum.parts.is_empty(), "a step run whole has no spans");
+        sum.add_part(&part(103.0, 0.5, 27));
+        assert_eq!((sum.start_unix_s, sum.seconds, sum.planes_in, sum.bytes_read), (100.0, 2.0, 54, 20));
+        assert_eq!(sum.rss_mib, Some(103.0), "the memory is the latest part's");
+        assert_eq!(
+            sum.parts,
+            [PartSpan { start_unix_s: 100.0, seconds: 1.5 }, PartSpan { start_unix_s: 103.0, seconds: 0.5 }]
+        );
+        let json = serde_json::to_value(&sum).expect("json");
+        assert_eq!(json["parts"][1]["seconds"], 0.5);
+        assert!(serde_json::to_value(part(1.0, 1.0, 1)).expect("json").get("parts").is_none());
     }
 
     #[test]

@@ -163,6 +163,7 @@ fn run_step(
         rss_mib,
         peak_rss_mib,
         retries: u32::try_from(run.notes.len().saturating_sub(notes_before)).unwrap_or(u32::MAX),
+        parts: Vec::new(),
     };
     match run.trace.steps.iter_mut().find(|t| t.index == step.index) {
         Some(sum) => sum.add_part(&measured),
