@@ -234,6 +234,46 @@ impl WellRun {
         stack_of(&planes)
     }
 
+    /// Load the planes `keys` of the in-memory `location` into one stack for their last reader,
+    /// removing each from the store as soon as it is copied: a plane no other group shares (a
+    /// mosaic, a projection) is freed before the next is copied, so the group does not hold its
+    /// input twice. (Other locations: [`WellRun::load`], then [`WellRun::release`].)
+    pub fn take(&self, plan: &WellPlan, location: &Location, keys: &[ImageKey]) -> Result<Array3<f32>, StepError> {
+        if !matches!(location, Location::Memory { .. }) {
+            let stack = self.load(plan, location, keys)?;
+            self.release(plan, location, keys)?;
+            return Ok(stack);
+        }
+        let store = self.store(location).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
+        let mut data: Vec<f32> = Vec::new();
+        let mut shape = None;
+        for key in keys {
+            let path = plane_path(plan, location, key).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
+            let plane = store
+                .load(&path)
+                .map_err(|e| match e {
+                    hcs_vfs::VfsError::NotFound { .. } => StepError::MissingPlane(*key),
+                    e => StepError::Storage(e),
+                })?
+                .into_samples(&path)?;
+            let (h, w) = plane.dim();
+            let expected = *shape.get_or_insert_with(|| {
+                data.reserve_exact(keys.len() * h * w);
+                (h, w)
+            });
+            if (h, w) != expected {
+                return Err(StepError::ShapeMismatch { found: (h, w), expected });
+            }
+            store.delete(&path)?;
+            match plane.as_slice() {
+                Some(s) => data.extend_from_slice(s),
+                None => data.extend(plane.iter().copied()),
+            }
+        }
+        let (h, w) = shape.ok_or(StepError::NoPlanes)?;
+        Ok(Array3::from_shape_vec((keys.len(), h, w), data)?)
+    }
+
     /// Free the planes `keys` of `location` (the group of the step that reads them last has its copy),
     /// so a step's input shrinks as its output grows instead of both being held whole.
     pub fn release(&self, plan: &WellPlan, location: &Location, keys: &[ImageKey]) -> Result<(), StepError> {
@@ -383,6 +423,23 @@ mod tests {
         run.release(&plan, &scratch, &[key(1)]).expect("no-op");
         assert!(dir.join("A01").join(plane_file_name(&key(1))).is_file());
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn taken_planes_leave_the_store_one_by_one_and_their_buffers_go() {
+        let (plan, at) = (plan(), Location::Memory { namespace: "step1".into() });
+        let mut run = WellRun::new(&plan);
+        let out = planes(3);
+        run.save(&plan, &at, &out).expect("save");
+        // The store's copies are the only ones left: taking a plane frees its buffer.
+        let first = out[&key(1)].clone();
+        drop(out);
+        let stack = run.take(&plan, &at, &[key(1), key(2)]).expect("take");
+        assert_eq!((stack.dim(), stack[[0, 0, 0]], stack[[1, 1, 2]]), ((2, 2, 3), 1.5, 2.5));
+        assert!(matches!(run.load(&plan, &at, &[key(2)]), Err(StepError::MissingPlane(k)) if k == key(2)));
+        assert_eq!(run.load(&plan, &at, &[key(3)]).expect("kept")[[0, 0, 0]], 3.5);
+        assert!(first.is_unique(), "the store no longer shares plane 1's buffer");
+        assert!(matches!(run.take(&plan, &at, &[key(1)]), Err(StepError::MissingPlane(k)) if k == key(1)));
     }
 
     #[test]

@@ -234,12 +234,13 @@ impl StepRunner<'_, '_> {
                 stack
             }
             at => {
-                let stack = run.load(self.job.plan, at, group)?;
+                let stack = if self.releases_input() {
+                    run.take(self.job.plan, at, group)?
+                } else {
+                    run.load(self.job.plan, at, group)?
+                };
                 if matches!(at, Location::Disk { .. }) {
                     run.count_read((stack.len() * std::mem::size_of::<f32>()) as u64);
-                }
-                if self.releases_input() {
-                    run.release(self.job.plan, at, group)?;
                 }
                 stack
             }
