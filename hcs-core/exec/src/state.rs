@@ -245,8 +245,7 @@ impl WellRun {
             return Ok(stack);
         }
         let store = self.store(location).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
-        let mut data: Vec<f32> = Vec::new();
-        let mut shape = None;
+        let mut stack = StackBuilder::default();
         for key in keys {
             let path = plane_path(plan, location, key).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
             let plane = store
@@ -256,22 +255,10 @@ impl WellRun {
                     e => StepError::Storage(e),
                 })?
                 .into_samples(&path)?;
-            let (h, w) = plane.dim();
-            let expected = *shape.get_or_insert_with(|| {
-                data.reserve_exact(keys.len() * h * w);
-                (h, w)
-            });
-            if (h, w) != expected {
-                return Err(StepError::ShapeMismatch { found: (h, w), expected });
-            }
             store.delete(&path)?;
-            match plane.as_slice() {
-                Some(s) => data.extend_from_slice(s),
-                None => data.extend(plane.iter().copied()),
-            }
+            stack.push(&plane, keys.len())?;
         }
-        let (h, w) = shape.ok_or(StepError::NoPlanes)?;
-        Ok(Array3::from_shape_vec((keys.len(), h, w), data)?)
+        stack.finish()
     }
 
     /// Free the planes `keys` of `location` (the group of the step that reads them last has its copy),
@@ -329,19 +316,46 @@ fn plane_path(plan: &WellPlan, location: &Location, key: &ImageKey) -> Option<Pa
 /// One stack from planes of equal shape, filled plane by plane into reserved memory (no zeroing
 /// pass before the copy).
 pub fn stack_of(planes: &[ArcArray2<f32>]) -> Result<Array3<f32>, StepError> {
-    let Some(first) = planes.first() else { return Err(StepError::NoPlanes) };
-    let (h, w) = first.dim();
-    let mut data = Vec::with_capacity(planes.len() * h * w);
+    let mut stack = StackBuilder::default();
     for p in planes {
-        if p.dim() != (h, w) {
-            return Err(StepError::ShapeMismatch { found: p.dim(), expected: (h, w) });
-        }
-        match p.as_slice() {
-            Some(s) => data.extend_from_slice(s),
-            None => data.extend(p.iter().copied()),
-        }
+        stack.push(p, planes.len())?;
     }
-    Ok(Array3::from_shape_vec((planes.len(), h, w), data)?)
+    stack.finish()
+}
+
+/// A stack filled one plane at a time: the first plane reserves room for all of them, the
+/// others must have its shape.
+#[derive(Default)]
+struct StackBuilder {
+    data: Vec<f32>,
+    shape: Option<(usize, usize)>,
+    planes: usize,
+}
+
+impl StackBuilder {
+    /// Append `plane`, the first of `total`.
+    fn push(&mut self, plane: &ArcArray2<f32>, total: usize) -> Result<(), StepError> {
+        let (h, w) = plane.dim();
+        let data = &mut self.data;
+        let expected = *self.shape.get_or_insert_with(|| {
+            data.reserve_exact(total * h * w);
+            (h, w)
+        });
+        if (h, w) != expected {
+            return Err(StepError::ShapeMismatch { found: (h, w), expected });
+        }
+        match plane.as_slice() {
+            Some(s) => self.data.extend_from_slice(s),
+            None => self.data.extend(plane.iter().copied()),
+        }
+        self.planes += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Array3<f32>, StepError> {
+        let (h, w) = self.shape.ok_or(StepError::NoPlanes)?;
+        Ok(Array3::from_shape_vec((self.planes, h, w), self.data)?)
+    }
 }
 
 /// Join the planes of `keys` kept on a device by the previous step (no host round trip).

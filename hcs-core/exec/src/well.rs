@@ -35,10 +35,15 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
     let well_start = std::time::Instant::now();
     run.trace.start_unix_s = unix_now();
     let steps = &job.plan.steps;
+    // Every segment is checked before the first step: one the loop below would skip (out of
+    // range, overlapping another) is refused, not quietly run on whole wells.
+    for segment in &job.plan.segments {
+        check_segment(steps, &job.plan.segments, segment)?;
+    }
     let mut i = 0;
     while i < steps.len() {
         match job.plan.segments.iter().find(|s| s.first == i + 1) {
-            Some(segment) if segment.last > segment.first && segment.last <= steps.len() => {
+            Some(segment) => {
                 run_segment(job, &mut run, segment)?;
                 i = segment.last;
             }
@@ -59,7 +64,6 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
 /// The steps of `segment`, one part of the well after another. The parts are those of the
 /// first step's input; each step's trace sums its parts.
 fn run_segment(job: &WellJob<'_>, run: &mut WellRun, segment: &Segment) -> Result<(), ExecError> {
-    check_segment(&job.plan.steps, segment)?;
     let first = &job.plan.steps[segment.first - 1];
     let whole = StepRunner { job, step: first, last: false, part: None };
     let keys = whole.input_keys(run).map_err(|error| step_error(first, error))?;
@@ -93,8 +97,14 @@ fn run_segment(job: &WellJob<'_>, run: &mut WellRun, segment: &Segment) -> Resul
 /// come from a file): no step of the segment stacks a component it is cut along, each step reads
 /// what the one before it wrote, and none keeps data beside its planes (special outputs,
 /// previews, zarr stores, a GPU).
-fn check_segment(steps: &[StepPlan], segment: &Segment) -> Result<(), ExecError> {
+fn check_segment(steps: &[StepPlan], all: &[Segment], segment: &Segment) -> Result<(), ExecError> {
     let bad = |why: String| ExecError::BadSegment { first: segment.first, last: segment.last, why };
+    if segment.first == 0 || segment.last <= segment.first || segment.last > steps.len() {
+        return Err(bad(format!("the plan has steps 1-{}, and a segment spans two or more of them", steps.len())));
+    }
+    if let Some(other) = all.iter().find(|o| *o != segment && o.first <= segment.last && segment.first <= o.last) {
+        return Err(bad(format!("it overlaps steps {}-{}", other.first, other.last)));
+    }
     if segment.by.is_empty() {
         return Err(bad("it names no component to cut along".into()));
     }

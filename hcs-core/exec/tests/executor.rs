@@ -640,5 +640,14 @@ fn a_segment_runs_all_its_steps_on_one_part_before_the_next() {
     let WellStatus::Failed(message) = &report.wells[0].status else { panic!("fails: {:?}", report.wells[0]) };
     assert!(message.contains("steps 1-2 cannot run one part at a time: step 1 stacks site"), "{message}");
     assert!(ORDER.lock().expect("lock").is_empty(), "no function ran");
+    // A segment past the last step is refused too, not run on whole wells without a word.
+    std::fs::remove_dir_all(dir.join("out")).ok();
+    let mut plan = WellPlan::clone(&compile_for(&pipeline, &dir, &r).wells[0]);
+    plan.segments = vec![Segment { first: 1, last: 3, by: vec![Component::Channel], parts: Some(2) }];
+    compiled.wells = vec![FrozenWellPlan::freeze(plan)];
+    let report = run(&compiled, &plate, &r, &RunOptions::default()).expect("runs");
+    let WellStatus::Failed(message) = &report.wells[0].status else { panic!("fails: {:?}", report.wells[0]) };
+    assert!(message.contains("steps 1-3 cannot run one part at a time: the plan has steps 1-2"), "{message}");
+    assert!(ORDER.lock().expect("lock").is_empty(), "no function ran");
     std::fs::remove_dir_all(&dir).ok();
 }
