@@ -83,6 +83,20 @@ fn written_directly(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     direct::write_new(path, bytes)
 }
 
+/// The note on the first refused direct write of this process (a filesystem without
+/// `O_DIRECT`, where [`write_atomic_uncached`] wrote through the page cache instead), handed
+/// out once: the caller tells the user.
+#[cfg(target_os = "linux")]
+pub fn take_direct_write_refusal() -> Option<String> {
+    direct::take_refusal_note()
+}
+
+/// Direct writes are only tried on Linux: nothing is ever refused elsewhere.
+#[cfg(not(target_os = "linux"))]
+pub fn take_direct_write_refusal() -> Option<String> {
+    None
+}
+
 #[cfg(not(target_os = "linux"))]
 fn written_directly(_: &Path, _: &[u8]) -> std::io::Result<bool> {
     Ok(false)

@@ -57,7 +57,9 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
     run.trace.peak_rss_mib = memory_mib().1;
     let step_seconds = run.trace.steps.iter().map(|s| s.seconds).collect();
     // The record written next vouches for every file: `finish` waits for the queued ones.
-    let (record, notes) = run.finish()?;
+    let (record, mut notes) = run.finish()?;
+    // Told once per run, by the first well to finish after it happened.
+    notes.extend(hcs_vfs::atomic::take_direct_write_refusal());
     Ok(WellOutcome { record, step_seconds, notes })
 }
 

@@ -10,8 +10,10 @@
 //! lengths and offsets); the last block is padded with zeros and the file truncated to its real
 //! length afterwards. A filesystem that refuses `O_DIRECT` (tmpfs, some network filesystems)
 //! is answered by `Ok(false)` and the caller writes through the page cache as before: the file's
-//! bytes are the same either way, only the way there differs. `HCS_DIRECT_WRITES=0` turns direct
-//! writes off (a filesystem where they are slow).
+//! bytes are the same either way, only the way there differs. The first refusal is kept for the
+//! user ([`take_refusal_note`]: the executor adds it to a well's notes, so the run's summary and
+//! report say it). `HCS_DIRECT_WRITES=0` turns direct writes off (a filesystem where they are
+//! slow or refused).
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
@@ -19,6 +21,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Alignment of buffer, offsets and lengths: the largest logical block size in use.
 const ALIGN: usize = 4096;
@@ -48,6 +51,7 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
         // The refusal may come after the file was created: remove it (the name is the caller's own).
         Err(e) if refused(&e) => {
             let _ = std::fs::remove_file(path);
+            note_refusal(path, &e);
             return Ok(false);
         }
         Err(e) => return Err(e),
@@ -58,6 +62,7 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
         Err(e) if refused(&e) => {
             drop(file);
             let _ = std::fs::remove_file(path);
+            note_refusal(path, &e);
             return Ok(false);
         }
         Err(e) => return Err(e),
@@ -70,6 +75,31 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
 /// overlay setups).
 fn refused(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP))
+}
+
+/// The first refusal of direct writes in this process, as a note for the user.
+static REFUSAL: OnceLock<String> = OnceLock::new();
+/// Whether [`take_refusal_note`] has handed the note out.
+static TOLD: AtomicBool = AtomicBool::new(false);
+
+/// Keep the first refusal (the others say nothing new).
+fn note_refusal(path: &Path, e: &io::Error) {
+    REFUSAL.get_or_init(|| {
+        let dir = path.parent().unwrap_or(path);
+        format!(
+            "files of 1 MiB and more in {} were written through the page cache, not directly \
+             (O_DIRECT): the filesystem refused direct writes ({e}); the bytes are the same, the \
+             writes cost more CPU time (HCS_DIRECT_WRITES=0 skips the attempt)",
+            dir.display()
+        )
+    });
+}
+
+/// The note on the first refused direct write, handed out once per process (`None`: no
+/// refusal, or already told).
+pub fn take_refusal_note() -> Option<String> {
+    let note = REFUSAL.get()?;
+    (!TOLD.swap(true, Ordering::Relaxed)).then(|| note.clone())
 }
 
 /// Write `bytes` from offset 0 in aligned blocks, the last padded with zeros.
@@ -113,5 +143,17 @@ mod tests {
             }
         }
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn a_refusal_is_told_once_with_its_directory_and_the_setting() {
+        let refusal = io::Error::from_raw_os_error(libc::EINVAL);
+        assert!(refused(&refusal) && !refused(&io::Error::from_raw_os_error(libc::ENOSPC)));
+        note_refusal(Path::new("/plates/out/images/A01.tif"), &refusal);
+        note_refusal(Path::new("/elsewhere/B02.tif"), &refusal);
+        let note = take_refusal_note().expect("a refusal was noted");
+        assert!(note.contains("/plates/out/images") && !note.contains("elsewhere"), "{note}");
+        assert!(note.contains("O_DIRECT") && note.contains("HCS_DIRECT_WRITES=0"), "{note}");
+        assert_eq!(take_refusal_note(), None, "told once per process");
     }
 }
