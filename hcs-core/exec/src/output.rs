@@ -210,7 +210,7 @@ pub fn write_planes(
     dtype: Dtype,
     writes: Option<&WriteBehind>,
 ) -> Result<(Vec<WrittenFile>, PlaneList), VfsError> {
-    let rel = |p: &Path| p.strip_prefix(output_root).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf());
+    let rel = |p: &Path| crate::writes::relative(p, output_root);
     match sink {
         Sink::Disk(dir, facts) => {
             // Planes are independent files: encode, checksum and write them in parallel. They

@@ -122,6 +122,6 @@ pub fn materialize(
 }
 
 /// `path` relative to the output root (as the record lists files), or as it is when outside it.
-fn relative(path: &Path, root: &Path) -> PathBuf {
+pub(crate) fn relative(path: &Path, root: &Path) -> PathBuf {
     path.strip_prefix(root).map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
 }
