@@ -3,7 +3,8 @@
 # measured with /usr/bin/time -v: the executor keeps only `workers` wells in flight, so the
 # 24-well plate should need about the memory of the 4-well one. Then one well's peak, measured
 # (peak RSS with 1 worker, less the RSS of `hcs plan` on the same plate: the process without
-# image data) beside the compiler's estimate (`hcs plan`'s "peak in memory"), on the 4-well
+# image data) and the heap bytes the first well held at its peak (counted by the binary's
+# allocator, from its completion record) beside the compiler's estimate (`hcs plan`'s "peak in memory"), on the 4-well
 # plate and, when bench/plate_vs_peer.sh has made it, the peer's standard plate (1024² tiles).
 #   bash bench/run_memory.sh [TILE]        (default 512; 2 workers)
 set -euo pipefail
@@ -36,7 +37,9 @@ for plate in "$WORK/plate4" target/plate-bench/standard; do
   rm -rf "$WORK/one"
   /usr/bin/time -v "$HCS" run examples/pipelines/canonical.toml --plate "$plate" --out "$WORK/one" --workers 1 \
     > /dev/null 2> "$WORK/one-time.txt"
-  python3 -c "import sys; e, peak, base = float(sys.argv[2]), int(sys.argv[3]) / 1024, int(sys.argv[4]) / 1024; m = peak - base
-print(f'{sys.argv[1]}: one well measured {m:.0f} MiB (peak RSS {peak:.0f} less {base:.0f} without images), compiler estimate {e:.0f} MiB: estimate / measured {e / m:.2f}')" \
-    "$(basename "$plate")" "$estimate" "$(kib "$WORK/one-time.txt")" "$(kib "$WORK/plan-time.txt")"
+  first=$(ls "$WORK/one/.hcs/wells/" | sort | head -1)
+  python3 -c "import sys, json; e, peak, base = float(sys.argv[2]), int(sys.argv[3]) / 1024, int(sys.argv[4]) / 1024; m = peak - base
+t = json.load(open(sys.argv[5]))['trace']; held = t['peak_heap_mib'] - t['heap_at_start_mib']
+print(f'{sys.argv[1]}: one well measured {m:.0f} MiB of RSS (peak RSS {peak:.0f} less {base:.0f} without images) and held {held:.0f} MiB of heap at its peak; compiler estimate {e:.0f} MiB: estimate / RSS {e / m:.2f}, estimate / heap held {e / held:.2f}')" \
+    "$(basename "$plate")" "$estimate" "$(kib "$WORK/one-time.txt")" "$(kib "$WORK/plan-time.txt")" "$WORK/one/.hcs/wells/$first"
 done

@@ -201,3 +201,31 @@ fn a_stitching_fallback_is_named_and_on_stitch_fallback_fail_fails_the_run() {
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
     assert!(text(&failed).contains("on_stitch_fallback = \"fail\""), "{}", text(&failed));
 }
+
+/// The compiler's per-well memory estimate against what the well really held: with one worker,
+/// the heap bytes in use at the first well's peak (counted by the `hcs` binary's allocator),
+/// less those in use when it started. The RSS is reported beside it but not compared: it also
+/// counts freed memory the allocator keeps for reuse (see `hcs::exec::heap`).
+#[test]
+fn the_memory_estimate_is_within_a_quarter_of_the_heap_a_well_held() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (plate, out) = (dir.path().join("plate"), dir.path().join("out"));
+    let p = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let synth = hcs(&["synth", "--out", &p(&plate), "--wells", "A01,A02", "--tile", "256"]);
+    assert!(synth.status.success(), "{}", text(&synth));
+    let pipeline = "examples/pipelines/canonical.toml";
+    let done = hcs(&["run", pipeline, "--plate", &p(&plate), "--out", &p(&out), "--workers", "1"]);
+    assert!(done.status.success(), "{}", text(&done));
+    let run = run_json(&out);
+    let a01 = well(&run, "A01");
+    let estimate = a01["estimated_peak_mib"].as_f64().expect("an estimate");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join(".hcs/wells/A01.json")).expect("record")).expect("json");
+    let (start, peak) = (record["trace"]["heap_at_start_mib"].as_f64(), record["trace"]["peak_heap_mib"].as_f64());
+    let (start, peak) = (start.expect("heap at start"), peak.expect("peak heap"));
+    assert_eq!(a01["peak_heap_mib"].as_f64(), Some(peak), "run.json carries the record's figure");
+    let held = peak - start;
+    assert!(held > 1.0, "a well of 54 planes of 256² holds megabytes: {held} MiB");
+    let ratio = estimate / held;
+    assert!((0.75..=1.25).contains(&ratio), "estimate {estimate:.1} MiB, held {held:.1} MiB: {ratio:.2}");
+}

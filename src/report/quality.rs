@@ -316,6 +316,7 @@ mod tests {
             start_s: None,
             worker: None,
             peak_rss_mib: None,
+            peak_heap_mib: None,
             estimated_peak_mib: None,
             steps: Vec::new(),
             qc: WellQc { sites: site_qc, cells: Some(0), ..WellQc::default() },

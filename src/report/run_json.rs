@@ -120,6 +120,10 @@ pub struct WellJson {
     pub worker: Option<usize>,
     /// The process's peak resident memory when the well ended (MiB).
     pub peak_rss_mib: Option<f64>,
+    /// The most heap bytes in use at once in the process when the well ended (MiB; the data
+    /// held, without what the allocator keeps for reuse).
+    #[serde(default)]
+    pub peak_heap_mib: Option<f64>,
     /// The compiler's estimate of the well's peak memory (MiB).
     pub estimated_peak_mib: Option<f64>,
     /// Per step.
@@ -237,6 +241,7 @@ pub fn build(facts: &RunFacts<'_>) -> RunJson {
             start_s: trace.as_ref().map(|t| t.start_unix_s - facts.started_unix_s),
             worker: end.lane.or(trace.as_ref().map(|t| t.worker)),
             peak_rss_mib: trace.as_ref().and_then(|t| t.peak_rss_mib),
+            peak_heap_mib: trace.as_ref().and_then(|t| t.peak_heap_mib),
             estimated_peak_mib: compiled
                 .well(end.well)
                 .and_then(|p| p.estimated_peak_bytes)

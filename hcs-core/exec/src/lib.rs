@@ -11,6 +11,7 @@
 pub mod error;
 pub mod groups;
 pub mod guard;
+pub mod heap;
 pub mod job;
 pub mod lock;
 pub mod output;

@@ -83,6 +83,16 @@ pub struct WellTrace {
     pub worker: usize,
     /// The process's peak resident memory when the well ended (MiB).
     pub peak_rss_mib: Option<f64>,
+    /// Heap bytes in use in the process when the well started (MiB; `None` unless the binary
+    /// counts them, see [`crate::heap`]).
+    #[serde(default)]
+    pub heap_at_start_mib: Option<f64>,
+    /// The most heap bytes in use at once in the process so far, when the well ended (MiB):
+    /// the data the run really held, where the RSS also counts memory the allocator keeps
+    /// for reuse. With one worker, the first well's figure less `heap_at_start_mib` is that
+    /// well's peak, what the compiler estimates.
+    #[serde(default)]
+    pub peak_heap_mib: Option<f64>,
     /// Per step, in pipeline order.
     pub steps: Vec<StepTrace>,
     /// Quality measures of every raw plane the well read from the plate.

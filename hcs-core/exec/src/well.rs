@@ -34,6 +34,7 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
     }
     let well_start = std::time::Instant::now();
     run.trace.start_unix_s = unix_now();
+    run.trace.heap_at_start_mib = crate::heap::in_use_and_peak_mib().0;
     let steps = &job.plan.steps;
     // Every segment is checked before the first step: one the loop below would skip (out of
     // range, overlapping another) is refused, not quietly run on whole wells.
@@ -55,6 +56,7 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
     }
     run.trace.seconds = well_start.elapsed().as_secs_f64();
     run.trace.peak_rss_mib = memory_mib().1;
+    run.trace.peak_heap_mib = crate::heap::in_use_and_peak_mib().1;
     let step_seconds = run.trace.steps.iter().map(|s| s.seconds).collect();
     // The record written next vouches for every file: `finish` waits for the queued ones.
     let (record, mut notes) = run.finish()?;

@@ -1,0 +1,94 @@
+//! Heap bytes in use, counted by an allocator a binary can install: the memory a run's data
+//! really takes, beside the resident memory (RSS) the kernel reports.
+//!
+//! The two differ because an allocator keeps freed memory for reuse: the `hcs` binary tells
+//! glibc to keep freed image stacks in its heap (faulting the pages in again costs ~15 % of a
+//! run's CPU time), and when two wells free and allocate stacks of different sizes at once the
+//! heap's free holes add to the RSS. What the compiler's memory estimate models is the data in
+//! use, so that is what [`Counting`] measures; a run's trace reports both.
+//!
+//! ```no_run
+//! #[global_allocator]
+//! static ALLOCATOR: hcs_exec::heap::Counting = hcs_exec::heap::Counting;
+//! ```
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static IN_USE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// The system allocator, counting the bytes in use and their high-water mark. Install it with
+/// `#[global_allocator]` in a binary (or a test) to get [`in_use_bytes`] and [`peak_bytes`].
+pub struct Counting;
+
+fn grew(bytes: usize) {
+    let now = IN_USE.fetch_add(bytes, Ordering::Relaxed).saturating_add(bytes);
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+fn shrank(bytes: usize) {
+    IN_USE.fetch_sub(bytes, Ordering::Relaxed);
+}
+
+// SAFETY: every call is passed on to `System` unchanged; the counters only observe sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc`, passed on.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract for `dealloc`, passed on.
+        unsafe { System.dealloc(ptr, layout) };
+        shrank(layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract for `realloc`, passed on.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                grew(new_size - layout.size());
+            } else {
+                shrank(layout.size() - new_size);
+            }
+        }
+        p
+    }
+}
+
+/// Whether [`Counting`] is the process's allocator (it has counted an allocation).
+pub fn installed() -> bool {
+    PEAK.load(Ordering::Relaxed) > 0
+}
+
+/// Heap bytes in use now (`None` where [`Counting`] is not installed).
+pub fn in_use_bytes() -> Option<usize> {
+    installed().then(|| IN_USE.load(Ordering::Relaxed))
+}
+
+/// The most heap bytes in use at once since the process started (`None` where [`Counting`] is
+/// not installed).
+pub fn peak_bytes() -> Option<usize> {
+    installed().then(|| PEAK.load(Ordering::Relaxed))
+}
+
+/// [`in_use_bytes`] and [`peak_bytes`] in MiB.
+pub fn in_use_and_peak_mib() -> (Option<f64>, Option<f64>) {
+    let mib = |b: usize| b as f64 / 1_048_576.0;
+    (in_use_bytes().map(mib), peak_bytes().map(mib))
+}
