@@ -13,4 +13,4 @@ pub mod tiff;
 
 pub use error::VfsError;
 pub use plane::{Dtype, PlaneData};
-pub use store::{Backend, Data, DiskStore, MemoryStore, Store, ZarrStore, whole_stack};
+pub use store::{Backend, Data, DiskStore, MemoryStore, Store, ZarrStore};

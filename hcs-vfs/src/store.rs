@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use ndarray::{ArcArray2, ArcArray3, Axis};
+use ndarray::ArcArray2;
 use rayon::prelude::*;
 
 use crate::VfsError;
@@ -59,28 +59,6 @@ pub enum Data {
     /// One plane of raw `f32` samples, shared: the memory backend keeps it without a copy, the
     /// disk backend writes it as an uncompressed f32 TIFF.
     Samples(ArcArray2<f32>),
-    /// Plane `index` of a shared `[planes, height, width]` stack (one call's output): stored
-    /// like [`Data::Samples`], and a reader that gets every plane of the stack in order can
-    /// have the stack itself back ([`whole_stack`]) instead of copying the planes together.
-    StackPlane {
-        /// The stack.
-        stack: ArcArray3<f32>,
-        /// Which plane of it.
-        index: usize,
-    },
-}
-
-/// The stack that `items` are the planes of, all of them and in order (each a
-/// [`Data::StackPlane`] of the same stack); `None` for anything else.
-pub fn whole_stack(items: &[Data]) -> Option<ArcArray3<f32>> {
-    let Some(Data::StackPlane { stack: first, .. }) = items.first() else { return None };
-    let same = |s: &ArcArray3<f32>| std::ptr::eq(s.as_ptr(), first.as_ptr()) && s.dim() == first.dim();
-    let all = items.len() == first.len_of(Axis(0))
-        && items
-            .iter()
-            .enumerate()
-            .all(|(i, d)| matches!(d, Data::StackPlane { stack, index } if *index == i && same(stack)));
-    all.then(|| first.clone())
 }
 
 impl std::fmt::Debug for Data {
@@ -90,7 +68,6 @@ impl std::fmt::Debug for Data {
             Data::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
             Data::Value(_) => f.write_str("Value(..)"),
             Data::Samples(s) => write!(f, "Samples({:?})", s.dim()),
-            Data::StackPlane { stack, index } => write!(f, "StackPlane({index} of {:?})", stack.dim()),
         }
     }
 }
@@ -101,7 +78,7 @@ impl Data {
             Data::Plane(_) => "an image plane",
             Data::Bytes(_) => "bytes",
             Data::Value(_) => "an in-process value",
-            Data::Samples(_) | Data::StackPlane { .. } => "an image plane",
+            Data::Samples(_) => "an image plane",
         }
     }
 
@@ -110,14 +87,6 @@ impl Data {
     pub fn into_samples(self, path: &Path) -> Result<ArcArray2<f32>, VfsError> {
         match self {
             Data::Samples(s) => Ok(s),
-            Data::StackPlane { stack, index } if index < stack.len_of(Axis(0)) => {
-                Ok(stack.index_axis_move(Axis(0), index))
-            }
-            Data::StackPlane { .. } => Err(VfsError::WrongKind {
-                path: path.to_path_buf(),
-                expected: "an image plane",
-                found: "a plane index past its stack's end",
-            }),
             Data::Plane(p) => Ok(p.to_f32().into_shared()),
             other => {
                 Err(VfsError::WrongKind { path: path.to_path_buf(), expected: "an image plane", found: other.kind() })
@@ -260,10 +229,6 @@ impl Store for DiskStore {
         match data {
             Data::Plane(p) => write_tiff(path, std::slice::from_ref(&*p), self.tiff_compression),
             Data::Samples(s) => write_tiff(path, &[PlaneData::from_f32(s.view(), Dtype::F32)], self.tiff_compression),
-            Data::StackPlane { .. } => {
-                let plane = data.into_samples(path)?;
-                write_tiff(path, &[PlaneData::from_f32(plane.view(), Dtype::F32)], self.tiff_compression)
-            }
             Data::Bytes(b) => write_atomic(path, &b),
             Data::Value(_) => Err(VfsError::WrongKind {
                 path: path.to_path_buf(),
@@ -468,30 +433,6 @@ mod tests {
         assert!(bytes.into_samples(&path).is_err_and(|e| e.to_string().contains("expected an image plane")));
         disk.delete(&dir).expect("delete");
         assert!(!disk.exists(&path));
-    }
-
-    #[test]
-    fn planes_of_a_stack_give_the_stack_back_only_when_all_are_there_in_order() {
-        let stack = ndarray::Array3::from_shape_fn((3, 2, 2), |(i, y, x)| (i * 4 + y * 2 + x) as f32).into_shared();
-        let plane = |index| Data::StackPlane { stack: stack.clone(), index };
-        let whole = whole_stack(&[plane(0), plane(1), plane(2)]).expect("all three in order");
-        assert_eq!(whole.as_ptr(), stack.as_ptr());
-        assert!(whole_stack(&[plane(0), plane(1)]).is_none(), "part of the stack");
-        assert!(whole_stack(&[plane(1), plane(0), plane(2)]).is_none(), "out of order");
-        let other = stack.to_owned().into_shared();
-        let mixed = [plane(0), Data::StackPlane { stack: other, index: 1 }, plane(2)];
-        assert!(whole_stack(&mixed).is_none(), "another stack with the same shape and values");
-        assert!(whole_stack(&[Data::Samples(stack.index_axis(Axis(0), 0).to_shared())]).is_none());
-        // One plane of it reads as that plane, on disk too; an index past the end is an error.
-        let p = Path::new("p.tif");
-        assert_eq!(plane(2).into_samples(p).expect("plane")[[1, 0]], 10.0);
-        assert!(plane(3).into_samples(p).is_err_and(|e| e.to_string().contains("past its stack's end")));
-        let dir = std::env::temp_dir().join(format!("hcs-store-stackplane-{}", std::process::id()));
-        let disk = DiskStore::new();
-        disk.save(plane(1), &dir.join("q.tif")).expect("save to disk");
-        let read = disk.load(&dir.join("q.tif")).and_then(|d| d.into_samples(p)).expect("read back");
-        assert_eq!(read, stack.index_axis(Axis(0), 1));
-        disk.delete(&dir).expect("delete");
     }
 
     #[test]

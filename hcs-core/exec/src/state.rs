@@ -10,12 +10,12 @@
 //! stay in device memory ([`DevicePlanes`]). Special outputs are kept in the same memory store,
 //! at the `memory_key` the plan gives each (`special/<key>`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ndarray::{ArcArray2, ArcArray3, Array3, Axis};
+use ndarray::{ArcArray2, Array3};
 
 use hcs_core::stack::Stack;
 use hcs_device::join_planes;
@@ -30,10 +30,6 @@ use crate::trace::WellTrace;
 
 /// A well's planes at one point of the pipeline, on the host.
 pub type Planes = BTreeMap<ImageKey, ArcArray2<f32>>;
-
-/// The output stacks of a step's calls, each with the keys of its planes in order (the planes
-/// of [`Planes`] are views of them).
-pub type GroupStacks = Vec<(Vec<ImageKey>, ArcArray3<f32>)>;
 
 /// A step's output planes kept on its device for the next step (one stack of one plane each).
 pub type DevicePlanes = BTreeMap<ImageKey, Mutex<Stack>>;
@@ -191,34 +187,10 @@ impl WellRun {
     /// Save a step's host output planes at `location`, beside those saved there before (the
     /// parts of a segment).
     pub fn save(&mut self, plan: &WellPlan, location: &Location, planes: &Planes) -> Result<(), StepError> {
-        self.save_stacked(plan, location, planes, &[])
-    }
-
-    /// [`WellRun::save`], knowing the call output `stacks` the planes are views of: each such
-    /// plane is kept as a plane of its stack, so that a reader taking a whole stack's planes in
-    /// order gets the stack back without a copy ([`WellRun::take`]).
-    pub fn save_stacked(
-        &mut self,
-        plan: &WellPlan,
-        location: &Location,
-        planes: &Planes,
-        stacks: &[(Vec<ImageKey>, ArcArray3<f32>)],
-    ) -> Result<(), StepError> {
         let store = self.store(location).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
-        let of_stack: HashMap<ImageKey, (&ArcArray3<f32>, usize)> = stacks
-            .iter()
-            .filter(|(keys, stack)| keys.len() == stack.len_of(Axis(0)))
-            .flat_map(|(keys, stack)| keys.iter().enumerate().map(move |(i, k)| (*k, (stack, i))))
-            .collect();
         let items = planes
             .iter()
-            .filter_map(|(k, p)| {
-                let data = match of_stack.get(k) {
-                    Some((stack, index)) => Data::StackPlane { stack: (*stack).clone(), index: *index },
-                    None => Data::Samples(p.clone()),
-                };
-                Some((data, plane_path(plan, location, k)?))
-            })
+            .filter_map(|(k, p)| Some((Data::Samples(p.clone()), plane_path(plan, location, k)?)))
             .collect();
         store.save_batch(items)?;
         if let (Location::Disk { .. }, Some(litter), Some(prefix)) =
@@ -273,9 +245,6 @@ impl WellRun {
             return Ok(stack);
         }
         let store = self.store(location).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
-        if let Some(stack) = self.take_whole(plan, location, keys)? {
-            return Ok(stack);
-        }
         let mut stack = StackBuilder::default();
         for key in keys {
             let path = plane_path(plan, location, key).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
@@ -290,35 +259,6 @@ impl WellRun {
             stack.push(&plane, keys.len())?;
         }
         stack.finish()
-    }
-
-    /// The planes `keys` of the in-memory `location` when they are all the planes of one call's
-    /// output stack, in order (a step grouping its input as the step before grouped its
-    /// output): that stack, taken out of the store without a copy when nothing else holds it.
-    /// `None` (nothing taken): the planes come from several stacks, or only part of one.
-    fn take_whole(
-        &self,
-        plan: &WellPlan,
-        location: &Location,
-        keys: &[ImageKey],
-    ) -> Result<Option<Array3<f32>>, StepError> {
-        let store = self.store(location).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
-        let paths: Vec<PathBuf> = keys
-            .iter()
-            .map(|k| plane_path(plan, location, k).ok_or_else(|| StepError::BadIntermediate(location.clone())))
-            .collect::<Result<_, _>>()?;
-        let Ok(items) = paths.iter().map(|p| store.load(p)).collect::<Result<Vec<_>, _>>() else { return Ok(None) };
-        let Some(stack) = hcs_vfs::whole_stack(&items) else { return Ok(None) };
-        drop(items);
-        for path in &paths {
-            store.delete(path)?;
-        }
-        // Ours alone now, unless another reader still holds it: then a copy, as before.
-        Ok(Some(match stack.try_into_owned_nocopy() {
-            Ok(owned) if owned.is_standard_layout() => owned,
-            Ok(owned) => owned.as_standard_layout().into_owned(),
-            Err(shared) => shared.as_standard_layout().into_owned(),
-        }))
     }
 
     /// Free the planes `keys` of `location` (the group of the step that reads them last has its copy),
@@ -497,61 +437,6 @@ mod tests {
         run.release(&plan, &scratch, &[key(1)]).expect("no-op");
         assert!(dir.join("A01").join(plane_file_name(&key(1))).is_file());
         std::fs::remove_dir_all(&dir).ok();
-    }
-
-    /// A step's output saved as views of its call stacks (as `StepRunner::store` does).
-    fn stacked(stacks: &[Vec<u32>]) -> (Planes, GroupStacks) {
-        let mut planes = Planes::new();
-        let mut groups = GroupStacks::new();
-        for sites in stacks {
-            let stack = ndarray::Array3::from_shape_fn((sites.len(), 2, 3), |(i, y, x)| {
-                sites[i] as f32 * 10.0 + (y * 3 + x) as f32
-            })
-            .into_shared();
-            let keys: Vec<ImageKey> = sites.iter().map(|&s| key(s)).collect();
-            for (i, k) in keys.iter().enumerate() {
-                planes.insert(*k, stack.clone().index_axis_move(Axis(0), i));
-            }
-            groups.push((keys, stack));
-        }
-        (planes, groups)
-    }
-
-    #[test]
-    fn a_group_taking_a_whole_call_stack_gets_that_buffer_back_without_a_copy() {
-        let (plan, at) = (plan(), Location::Memory { namespace: "step5".into() });
-        let mut run = WellRun::new(&plan);
-        let (out, stacks) = stacked(&[vec![1, 2, 3], vec![4, 5, 6]]);
-        let buffer = stacks[0].1.as_ptr();
-        run.save_stacked(&plan, &at, &out, &stacks).expect("save");
-        drop((out, stacks));
-        let taken = run.take(&plan, &at, &[key(1), key(2), key(3)]).expect("take");
-        assert_eq!(taken.as_ptr(), buffer, "the call's own buffer, not a copy");
-        assert_eq!((taken.dim(), taken[[2, 1, 2]]), ((3, 2, 3), 35.0));
-        assert!(matches!(run.load(&plan, &at, &[key(1)]), Err(StepError::MissingPlane(_))), "taken out of the store");
-        // Part of a stack, or planes of two: copied together, the same values.
-        let part = run.take(&plan, &at, &[key(4), key(5)]).expect("part");
-        assert_eq!((part.dim(), part[[1, 0, 1]]), ((2, 2, 3), 51.0));
-        assert_eq!(run.take(&plan, &at, &[key(6)]).expect("last plane")[[0, 1, 0]], 63.0);
-    }
-
-    #[test]
-    fn a_whole_stack_another_reader_still_holds_is_copied_and_left_intact() {
-        let (plan, at) = (plan(), Location::Memory { namespace: "step5".into() });
-        let mut run = WellRun::new(&plan);
-        let (out, stacks) = stacked(&[vec![1, 2]]);
-        run.save_stacked(&plan, &at, &out, &stacks).expect("save");
-        let held = stacks[0].1.clone();
-        drop((out, stacks));
-        let taken = run.take(&plan, &at, &[key(1), key(2)]).expect("take");
-        assert_ne!(taken.as_ptr(), held.as_ptr(), "a copy: the buffer is shared");
-        assert_eq!(taken, held, "with the same values");
-        // In a different order than the stack's, the planes are copied in the order asked for.
-        let (out, stacks) = stacked(&[vec![7, 8]]);
-        run.save_stacked(&plan, &at, &out, &stacks).expect("save");
-        drop((out, stacks));
-        let swapped = run.take(&plan, &at, &[key(8), key(7)]).expect("take");
-        assert_eq!((swapped[[0, 0, 0]], swapped[[1, 0, 0]]), (80.0, 70.0));
     }
 
     #[test]

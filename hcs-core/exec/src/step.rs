@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use ndarray::{ArcArray2, ArcArray3, Array3, Axis};
+use ndarray::{ArcArray2, Array3, Axis};
 use rayon::prelude::*;
 
 use hcs_core::MemoryType;
@@ -26,14 +26,12 @@ use crate::parts::PartOf;
 use crate::qc::{self, PlaneQc};
 use crate::retry::{Mode, after_out_of_memory};
 use crate::routing::{CallError, Produced, Router, Special, keep_special};
-use crate::state::{DevicePlanes, GroupStacks, Planes, WellRun, load_from_device};
+use crate::state::{DevicePlanes, Planes, WellRun, load_from_device};
 use crate::writes::{materialize, persist, publish_preview};
 
-/// One group's output planes: on the host (each a view of the call's output stack, kept
-/// beside them so a reader of the whole stack can have it back without a copy), or kept on the
-/// device.
+/// One group's output planes: on the host, or kept on the device.
 enum GroupPlanes {
-    Host { planes: Vec<(ImageKey, ArcArray2<f32>)>, stack: ArcArray3<f32> },
+    Host(Vec<(ImageKey, ArcArray2<f32>)>),
     Device(Vec<(ImageKey, Stack)>),
 }
 
@@ -73,7 +71,7 @@ impl StepRunner<'_, '_> {
         let grouped: Vec<(GroupKey, Vec<ImageKey>)> =
             groups(&keys, &self.step.variable_components).into_iter().collect();
         let results = self.run_groups(run, &grouped)?;
-        let (planes, stacks, device_planes, labels) = self.keep_specials(run, results)?;
+        let (planes, device_planes, labels) = self.keep_specials(run, results)?;
         tracing::debug!(
             well = %self.job.plan.well,
             step = self.step.index,
@@ -84,7 +82,7 @@ impl StepRunner<'_, '_> {
             "step done"
         );
         let counts = StepCounts { planes_in: keys.len(), planes_out: planes.len() + device_planes.len() };
-        self.store(run, planes, &stacks, device_planes, &labels)?;
+        self.store(run, planes, device_planes, &labels)?;
         Ok(counts)
     }
 
@@ -308,7 +306,7 @@ impl StepRunner<'_, '_> {
         let shared = array.into_shared();
         let planes =
             names.into_iter().enumerate().map(|(i, k)| (k, shared.clone().index_axis_move(Axis(0), i))).collect();
-        Ok(GroupPlanes::Host { planes, stack: shared })
+        Ok(GroupPlanes::Host(planes))
     }
 
     /// Gather the groups' planes, and keep (and materialize) their special outputs: one value
@@ -317,19 +315,15 @@ impl StepRunner<'_, '_> {
         &self,
         run: &mut WellRun,
         results: Vec<GroupResult>,
-    ) -> Result<(Planes, GroupStacks, DevicePlanes, LabelPlanes), StepError> {
+    ) -> Result<(Planes, DevicePlanes, LabelPlanes), StepError> {
         let mut by_key: BTreeMap<&'static str, Vec<(String, SpecialData)>> = BTreeMap::new();
         let mut planes = Planes::new();
-        let mut stacks = GroupStacks::new();
         let mut device_planes = DevicePlanes::new();
         let mut labels = LabelPlanes::new();
         for result in results {
             self.label_planes(&result, &mut labels);
             match result.planes {
-                GroupPlanes::Host { planes: outs, stack } => {
-                    stacks.push((outs.iter().map(|(k, _)| *k).collect(), stack));
-                    planes.extend(outs);
-                }
+                GroupPlanes::Host(outs) => planes.extend(outs),
                 GroupPlanes::Device(outs) => device_planes.extend(outs.into_iter().map(|(k, p)| (k, Mutex::new(p)))),
             }
             for (key, value) in result.produced {
@@ -351,7 +345,7 @@ impl StepRunner<'_, '_> {
             }
         }
         name_per_channel(&mut labels);
-        Ok((planes, stacks, device_planes, labels))
+        Ok((planes, device_planes, labels))
     }
 
     /// The label images among a group's special outputs, each paired with the image plane it
@@ -359,7 +353,7 @@ impl StepRunner<'_, '_> {
     /// dropped silently: a warning names the step, the well and the counts.
     fn label_planes(&self, result: &GroupResult, out: &mut LabelPlanes) {
         let keys: Vec<ImageKey> = match &result.planes {
-            GroupPlanes::Host { planes, .. } => planes.iter().map(|(k, _)| *k).collect(),
+            GroupPlanes::Host(p) => p.iter().map(|(k, _)| *k).collect(),
             GroupPlanes::Device(p) => p.iter().map(|(k, _)| *k).collect(),
         };
         for (key, value) in &result.produced {
@@ -390,7 +384,6 @@ impl StepRunner<'_, '_> {
         &self,
         run: &mut WellRun,
         planes: Planes,
-        stacks: &GroupStacks,
         device_planes: DevicePlanes,
         labels: &LabelPlanes,
     ) -> Result<(), StepError> {
@@ -425,9 +418,7 @@ impl StepRunner<'_, '_> {
             location if self.last && location.persistent_path().is_some() => {
                 persist(job, location, &planes, labels, &mut run.record, &run.writes)
             }
-            location @ (Location::Memory { .. } | Location::Disk { .. }) => {
-                run.save_stacked(job.plan, location, &planes, stacks)
-            }
+            location @ (Location::Memory { .. } | Location::Disk { .. }) => run.save(job.plan, location, &planes),
             other => Err(StepError::BadIntermediate(other.clone())),
         }
     }
