@@ -16,9 +16,9 @@ fn main() -> std::process::ExitCode {
 /// to zero the same pages again (measured: ~15 % of a plate run's CPU time). Raising the mmap and
 /// trim thresholds keeps freed blocks in the heap for reuse. The price: freed holes the next
 /// allocations do not fit stay resident, so the peak RSS can exceed the peak of data in use
-/// (the standard plate with 2 workers: data 330–400 MiB, RSS up to ~600 MiB in one run of
-/// eight). Handing free memory back (`malloc_trim` when more than 64 MiB lie free) held the RSS
-/// at 330–400 MiB but cost 20–40 % more CPU time on the development VM; see bench/RESULTS.md.
+/// (the standard plate with 2 workers: heap in use 305–352 MiB, RSS 336–603 MiB). Handing free
+/// memory back (`malloc_trim` when more than 16–128 MiB lay free) held the RSS at 321–410 MiB
+/// but cost 25–55 % more CPU time on the development VM; see bench/RESULTS.md.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator tunables; it is called before any other thread starts.

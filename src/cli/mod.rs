@@ -81,6 +81,16 @@ enum Command {
     Synth(synth::Args),
 }
 
+/// Say, after the wells ran, that a filesystem refused direct writes and the output files went
+/// through the page cache instead (printed with the summary and logged as a warning, so it is in
+/// `results/hcs.log`), once per process.
+pub fn tell_direct_write_refusal() {
+    if let Some(note) = crate::vfs::atomic::take_direct_write_refusal() {
+        tracing::warn!("{note}");
+        println!("  note: {note}");
+    }
+}
+
 /// `1 well`, `2 wells`: a count of wells in a message.
 pub fn wells(n: usize) -> String {
     if n == 1 { "1 well".to_string() } else { format!("{n} wells") }

@@ -309,6 +309,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
             println!("  {}: {note}", w.well);
         }
     }
+    super::tell_direct_write_refusal();
     let gpu_steps: Vec<String> = compiled
         .wells
         .first()

@@ -48,7 +48,11 @@ pub fn run(args: &Args) -> Result<(), String> {
             }
             status => println!("{} {status:?} in {:.2} s", r.well, r.seconds),
         }
+        for note in &r.notes {
+            println!("  {}: {note}", r.well);
+        }
     }
+    super::tell_direct_write_refusal();
     if failed == 0 {
         Ok(())
     } else {

@@ -425,6 +425,7 @@ mod tests {
         let wide = Array2::from_shape_fn((13, 20), |(y, x)| plane[[y, x / 2]]);
         let strided = wide.slice(s![.., ..;2]);
         assert_eq!(shrink(strided, 4).0, small, "a strided view");
+        assert_eq!(shrink(Array2::<f32>::zeros((0, 0)).view(), 4), (Array2::zeros((1, 1)), 1), "an empty plane");
     }
 
     #[test]

@@ -23,8 +23,11 @@ static PEAK: AtomicUsize = AtomicUsize::new(0);
 pub struct Counting;
 
 fn grew(bytes: usize) {
-    let now = IN_USE.fetch_add(bytes, Ordering::Relaxed).saturating_add(bytes);
-    PEAK.fetch_max(now, Ordering::Relaxed);
+    let now = IN_USE.fetch_add(bytes, Ordering::Relaxed).wrapping_add(bytes);
+    // Most allocations do not raise the mark: read before writing the shared line.
+    if now > PEAK.load(Ordering::Relaxed) {
+        PEAK.fetch_max(now, Ordering::Relaxed);
+    }
 }
 
 fn shrank(bytes: usize) {
@@ -71,7 +74,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
-/// Whether [`Counting`] is the process's allocator (it has counted an allocation).
+/// Whether [`Counting`] has counted an allocation (it is the process's allocator).
 pub fn installed() -> bool {
     PEAK.load(Ordering::Relaxed) > 0
 }

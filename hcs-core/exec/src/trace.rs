@@ -90,7 +90,8 @@ pub struct WellTrace {
     /// The most heap bytes in use at once in the process so far, when the well ended (MiB):
     /// the data the run really held, where the RSS also counts memory the allocator keeps
     /// for reuse. With one worker, the first well's figure less `heap_at_start_mib` is that
-    /// well's peak, what the compiler estimates.
+    /// well's peak, what the compiler estimates (for a later well it is at least its peak: the
+    /// mark may have been set by an earlier one).
     #[serde(default)]
     pub peak_heap_mib: Option<f64>,
     /// Per step, in pipeline order.

@@ -59,9 +59,7 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
     run.trace.peak_heap_mib = crate::heap::in_use_and_peak_mib().1;
     let step_seconds = run.trace.steps.iter().map(|s| s.seconds).collect();
     // The record written next vouches for every file: `finish` waits for the queued ones.
-    let (record, mut notes) = run.finish()?;
-    // Told once per run, by the first well to finish after it happened.
-    notes.extend(hcs_vfs::atomic::take_direct_write_refusal());
+    let (record, notes) = run.finish()?;
     Ok(WellOutcome { record, step_seconds, notes })
 }
 

@@ -11,9 +11,9 @@
 //! length afterwards. A filesystem that refuses `O_DIRECT` (tmpfs, some network filesystems)
 //! is answered by `Ok(false)` and the caller writes through the page cache as before: the file's
 //! bytes are the same either way, only the way there differs. The first refusal is kept for the
-//! user ([`take_refusal_note`]: the executor adds it to a well's notes, so the run's summary and
-//! report say it). `HCS_DIRECT_WRITES=0` turns direct writes off (a filesystem where they are
-//! slow or refused).
+//! user ([`take_refusal_note`]: the command that ran the wells prints it and logs it as a
+//! warning). `HCS_DIRECT_WRITES=0` turns direct writes off (a filesystem where they are slow or
+//! refused).
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
@@ -77,29 +77,51 @@ fn refused(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP))
 }
 
-/// The first refusal of direct writes in this process, as a note for the user.
-static REFUSAL: OnceLock<String> = OnceLock::new();
-/// Whether [`take_refusal_note`] has handed the note out.
-static TOLD: AtomicBool = AtomicBool::new(false);
-
-/// Keep the first refusal (the others say nothing new).
-fn note_refusal(path: &Path, e: &io::Error) {
-    REFUSAL.get_or_init(|| {
-        let dir = path.parent().unwrap_or(path);
-        format!(
-            "files of 1 MiB and more in {} were written through the page cache, not directly \
-             (O_DIRECT): the filesystem refused direct writes ({e}); the bytes are the same, the \
-             writes cost more CPU time (HCS_DIRECT_WRITES=0 skips the attempt)",
-            dir.display()
-        )
-    });
+/// The first refusal of direct writes, kept for the user, and whether it was handed out.
+struct Refusals {
+    first: OnceLock<String>,
+    told: AtomicBool,
 }
 
-/// The note on the first refused direct write, handed out once per process (`None`: no
+impl Refusals {
+    const fn new() -> Self {
+        Refusals { first: OnceLock::new(), told: AtomicBool::new(false) }
+    }
+
+    /// Keep the first refusal (the others say nothing new).
+    fn note(&self, path: &Path, e: &io::Error) {
+        self.first.get_or_init(|| refusal_note(path, e));
+    }
+
+    /// The note, once.
+    fn take(&self) -> Option<String> {
+        let note = self.first.get()?;
+        (!self.told.swap(true, Ordering::Relaxed)).then(|| note.clone())
+    }
+}
+
+/// This process's refusals.
+static REFUSALS: Refusals = Refusals::new();
+
+fn note_refusal(path: &Path, e: &io::Error) {
+    REFUSALS.note(path, e);
+}
+
+/// What the user is told about a refused direct write of `path`.
+fn refusal_note(path: &Path, e: &io::Error) -> String {
+    let dir = path.parent().unwrap_or(path);
+    format!(
+        "files of 1 MiB and more on the filesystem of {} were written through the page cache, \
+         not directly (O_DIRECT): the filesystem refused direct writes ({e}); the bytes are the \
+         same, the writes cost more CPU time (HCS_DIRECT_WRITES=0 skips the attempt)",
+        dir.display()
+    )
+}
+
+/// The note on the first refused direct write of this process, handed out once (`None`: no
 /// refusal, or already told).
 pub fn take_refusal_note() -> Option<String> {
-    let note = REFUSAL.get()?;
-    (!TOLD.swap(true, Ordering::Relaxed)).then(|| note.clone())
+    REFUSALS.take()
 }
 
 /// Write `bytes` from offset 0 in aligned blocks, the last padded with zeros.
@@ -149,11 +171,15 @@ mod tests {
     fn a_refusal_is_told_once_with_its_directory_and_the_setting() {
         let refusal = io::Error::from_raw_os_error(libc::EINVAL);
         assert!(refused(&refusal) && !refused(&io::Error::from_raw_os_error(libc::ENOSPC)));
-        note_refusal(Path::new("/plates/out/images/A01.tif"), &refusal);
-        note_refusal(Path::new("/elsewhere/B02.tif"), &refusal);
-        let note = take_refusal_note().expect("a refusal was noted");
+        // A table of its own: the process's may hold a refusal of the test above (a temporary
+        // directory on a filesystem without O_DIRECT).
+        let refusals = Refusals::new();
+        assert_eq!(refusals.take(), None, "nothing refused, nothing to tell");
+        refusals.note(Path::new("/plates/out/images/A01.tif"), &refusal);
+        refusals.note(Path::new("/elsewhere/B02.tif"), &refusal);
+        let note = refusals.take().expect("a refusal was noted");
         assert!(note.contains("/plates/out/images") && !note.contains("elsewhere"), "{note}");
         assert!(note.contains("O_DIRECT") && note.contains("HCS_DIRECT_WRITES=0"), "{note}");
-        assert_eq!(take_refusal_note(), None, "told once per process");
+        assert_eq!(refusals.take(), None, "told once");
     }
 }
