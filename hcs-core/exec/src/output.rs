@@ -210,7 +210,7 @@ pub fn write_planes(
     dtype: Dtype,
     writes: Option<&WriteBehind>,
 ) -> Result<(Vec<WrittenFile>, PlaneList), VfsError> {
-    let rel = |p: &Path| crate::writes::relative(p, output_root);
+    let rel = |p: &Path| relative(p, output_root);
     match sink {
         Sink::Disk(dir, facts) => {
             // Planes are independent files: encode, checksum and write them in parallel. They
@@ -328,4 +328,9 @@ pub fn write_planes(
 pub fn subdir_name(location: &Location, output_root: &Path) -> Option<String> {
     let p = location.persistent_path()?;
     Some(p.strip_prefix(output_root).unwrap_or(p).display().to_string())
+}
+
+/// `path` relative to the output root (as the record lists files), or as it is when outside it.
+pub(crate) fn relative(path: &Path, root: &Path) -> PathBuf {
+    path.strip_prefix(root).map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
 }

@@ -10,7 +10,7 @@ use hcs_vfs::{Data, DiskStore, Store};
 
 use crate::error::StepError;
 use crate::job::WellJob;
-use crate::output::{LabelPlanes, Sink, WellRecord, WrittenFile, file_crc, subdir_name, write_planes};
+use crate::output::{LabelPlanes, Sink, WellRecord, WrittenFile, file_crc, relative, subdir_name, write_planes};
 use crate::routing::Special;
 use crate::state::Planes;
 use crate::write_behind::WriteBehind;
@@ -119,9 +119,4 @@ pub fn materialize(
         }
     }
     Ok(())
-}
-
-/// `path` relative to the output root (as the record lists files), or as it is when outside it.
-pub(crate) fn relative(path: &Path, root: &Path) -> PathBuf {
-    path.strip_prefix(root).map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
 }
