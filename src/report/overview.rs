@@ -74,27 +74,26 @@ fn shrink(plane: ArrayView2<'_, f32>, max_side: usize) -> (Array2<f32>, usize) {
     let step = h.max(w).div_ceil(max_side.max(1)).max(1);
     let (sh, sw) = (h.div_ceil(step).max(1), w.div_ceil(step).max(1));
     let mut small = Array2::zeros((sh, sw));
-    // Row by row through each band of `step` rows, each row cut into blocks: every block's
-    // finite samples summed in f64, a partial sum per row (blocks do not wait on each other).
-    let (mut sums, mut counts) = (vec![0.0f64; sw], vec![0usize; sw]);
-    let add = |(s, n): (f64, usize), &v: &f32| if v.is_finite() { (s + f64::from(v), n + 1) } else { (s, n) };
+    // Each band of `step` rows is added into per-column sums and counts of finite samples (whole
+    // rows at once, without branches, so the loop vectorizes), then each block's columns added.
+    let (mut sums, mut counts) = (vec![0.0f64; w], vec![0u32; w]);
+    let add = |((s, n), &v): ((&mut f64, &mut u32), &f32)| {
+        let finite = v.is_finite();
+        *s += if finite { f64::from(v) } else { 0.0 };
+        *n += u32::from(finite);
+    };
     for (y, mut out) in small.rows_mut().into_iter().enumerate() {
         sums.fill(0.0);
         counts.fill(0);
         for row in plane.slice(s![(y * step).min(h)..((y + 1) * step).min(h), ..]).rows() {
-            let blocks: Box<dyn Iterator<Item = (f64, usize)>> = match row.as_slice() {
-                Some(row) => Box::new(row.chunks(step).map(|block| block.iter().fold((0.0, 0), add))),
-                None => Box::new(
-                    (0..sw).map(|x| row.slice(s![x * step..((x + 1) * step).min(w)]).iter().fold((0.0, 0), add)),
-                ),
-            };
-            for ((sum, count), (s, n)) in sums.iter_mut().zip(counts.iter_mut()).zip(blocks) {
-                *sum += s;
-                *count += n;
+            match row.as_slice() {
+                Some(row) => sums.iter_mut().zip(counts.iter_mut()).zip(row).for_each(add),
+                None => sums.iter_mut().zip(counts.iter_mut()).zip(row.iter()).for_each(add),
             }
         }
-        for ((o, &sum), &n) in out.iter_mut().zip(&sums).zip(&counts) {
-            *o = if n == 0 { 0.0 } else { (sum / n as f64) as f32 };
+        for (o, (s, n)) in out.iter_mut().zip(sums.chunks(step).zip(counts.chunks(step))) {
+            let n: u32 = n.iter().sum();
+            *o = if n == 0 { 0.0 } else { (s.iter().sum::<f64>() / f64::from(n)) as f32 };
         }
     }
     (small, step)

@@ -1,12 +1,13 @@
 //! Grey-scale morphology with disk footprints, and the white top-hat built on it.
 //!
-//! A disk is the union of horizontal chords, and so the union of the rectangles
-//! `[−d, d] × [−w(d), w(d)]` taken at each `d` where the chord half-width `w` steps down (9
-//! rectangles for r = 13). Erosion by it is the minimum, over those rectangles, of a separable
-//! rectangle erosion: a 1-D running minimum across x of width `2w+1`, then one down y of height
-//! `2d+1`. Each 1-D filter is van Herk / Gil-Werman (three comparisons per pixel whatever the
-//! width) applied to whole rows at once, so every inner loop runs along contiguous memory and
-//! vectorizes; the pass across x runs on the transposed plane for the same reason. Boundaries
+//! A disk is the union of horizontal chords: the chord at row offset `dy` has half-width
+//! `w(|dy|)` (9 distinct widths for r = 13). Erosion by it is, for each output row, the minimum
+//! over the `2r+1` rows around it of each row's running minimum across x of width `2w(|dy|)+1`.
+//! The running minima of every width `0..=r` are built one from the other (from half-width 2
+//! on, widening a window by one on both sides is the minimum of two neighbours of the
+//! narrower one: their windows overlap), and the distinct
+//! ones kept for the `2r+1` rows an output row reads; every inner loop combines whole rows of
+//! contiguous memory, so it vectorizes, and nothing is transposed. Boundaries
 //! are SciPy's `reflect`, matching `skimage.morphology.white_tophat`. Written here because no
 //! maintained crate offers grey-scale disk morphology on f32 (imageproc's is u8 only;
 //! ndarray-ndimage's is binary only).
@@ -21,7 +22,7 @@ pub mod torch;
 
 use hcs_core::NdarrayStack;
 use hcs_macros::memory;
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::boundary::reflect;
@@ -38,70 +39,8 @@ enum Op {
     Max,
 }
 
-/// Van Herk / Gil-Werman running `pick` over `2k+1` rows of `src` (`rows × cols`, row-major),
-/// rows outside reflected: output row `y` is the `pick` of source rows `y−k ..= y+k`. Prefixes
-/// (`g`) and suffixes (`h`) are taken within blocks of `2k+1` padded rows, so every window is
-/// one suffix and one prefix; each step combines whole rows, so the loops vectorize.
-fn running_rows<F: Fn(f32, f32) -> f32 + Copy>(
-    pick: F,
-    src: &[f32],
-    (rows, cols): (usize, usize),
-    k: usize,
-    out: &mut [f32],
-    g: &mut Vec<f32>,
-    h: &mut Vec<f32>,
-) {
-    if k == 0 {
-        out.copy_from_slice(src);
-        return;
-    }
-    let (window, padded) = (2 * k + 1, rows + 2 * k);
-    let source = |i: usize| {
-        let r = reflect(i as isize - k as isize, rows);
-        &src[r * cols..(r + 1) * cols]
-    };
-    let combine = |into: &mut [f32], a: &[f32], b: &[f32]| {
-        into.iter_mut().zip(a).zip(b).for_each(|((o, &x), &y)| *o = pick(x, y));
-    };
-    g.resize(padded * cols, 0.0);
-    h.resize(padded * cols, 0.0);
-    for i in 0..padded {
-        let (before, rest) = g.split_at_mut(i * cols);
-        if i % window == 0 {
-            rest[..cols].copy_from_slice(source(i));
-        } else {
-            combine(&mut rest[..cols], &before[(i - 1) * cols..], source(i));
-        }
-    }
-    for i in (0..padded).rev() {
-        let (upto, after) = h.split_at_mut((i + 1) * cols);
-        if i % window == window - 1 || i == padded - 1 {
-            upto[i * cols..].copy_from_slice(source(i));
-        } else {
-            combine(&mut upto[i * cols..], &after[..cols], source(i));
-        }
-    }
-    for (y, o) in out.chunks_exact_mut(cols).enumerate().take(rows) {
-        combine(o, &h[y * cols..(y + 1) * cols], &g[(y + 2 * k) * cols..(y + 2 * k + 1) * cols]);
-    }
-}
-
-/// `dst` (`cols × rows`) = the transpose of `src` (`rows × cols`), in cache-sized tiles.
-fn transpose(src: &[f32], (rows, cols): (usize, usize), dst: &mut [f32]) {
-    const TILE: usize = 32;
-    for y0 in (0..rows).step_by(TILE) {
-        for x0 in (0..cols).step_by(TILE) {
-            for y in y0..(y0 + TILE).min(rows) {
-                for x in x0..(x0 + TILE).min(cols) {
-                    dst[x * rows + y] = src[y * cols + x];
-                }
-            }
-        }
-    }
-}
-
-/// Disk min/max filter: the `pick` over the disk's rectangles (see the module docs), each a
-/// running filter across x (on the transposed plane) and then down y.
+/// Disk min/max filter (see the module docs): every row's chord filters, then for each output
+/// row the `pick` over the `2r+1` rows around it of the chord filter of each row's half-width.
 fn disk_filter(op: Op, plane: ArrayView2<'_, f32>, r: usize) -> Array2<f32> {
     match op {
         Op::Min => disk_filter_with(plane, r, f32::min),
@@ -109,33 +48,117 @@ fn disk_filter(op: Op, plane: ArrayView2<'_, f32>, r: usize) -> Array2<f32> {
     }
 }
 
+/// `into[i] = pick(a[i], b[i])` over whole rows (the loops vectorize).
+fn combine<F: Fn(f32, f32) -> f32 + Copy>(pick: F, into: &mut [f32], a: &[f32], b: &[f32]) {
+    into.iter_mut().zip(a).zip(b).for_each(|((o, &x), &y)| *o = pick(x, y));
+}
+
 fn disk_filter_with<F: Fn(f32, f32) -> f32 + Copy>(plane: ArrayView2<'_, f32>, r: usize, pick: F) -> Array2<f32> {
     let (height, width) = plane.dim();
-    let half = chord_half_widths(r);
-    let source: Vec<f32> = plane.iter().copied().collect();
-    let n = height * width;
-    if n == 0 {
+    if height * width == 0 {
         return plane.to_owned();
     }
-    let mut across = vec![0.0f32; n];
-    transpose(&source, (height, width), &mut across);
-    let (mut g, mut h) = (Vec::new(), Vec::new());
-    let (mut rows_t, mut rows, mut rect) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
-    let mut out: Option<Vec<f32>> = None;
-    for d in 0..=r {
-        if d < r && half[d + 1] == half[d] {
-            continue; // this chord lies inside the rectangle of a longer run
+    let half = chord_half_widths(r);
+    // The distinct half-widths (`half` never grows with `dy`), and which of them each `dy` uses.
+    let mut widths: Vec<usize> = Vec::with_capacity(half.len());
+    let mut slot_of_dy = Vec::with_capacity(half.len());
+    for &hw in &half {
+        if widths.last() != Some(&hw) {
+            widths.push(hw);
         }
-        running_rows(pick, &across, (width, height), half[d], &mut rows_t, &mut g, &mut h);
-        transpose(&rows_t, (width, height), &mut rows);
-        running_rows(pick, &rows, (height, width), d, &mut rect, &mut g, &mut h);
-        match out.as_mut() {
-            None => out = Some(rect.clone()),
-            Some(o) => o.iter_mut().zip(&rect).for_each(|(o, &v)| *o = pick(*o, v)),
+        slot_of_dy.push(widths.len() - 1);
+    }
+    // Rows are numbered on the plane padded by `r` reflected rows above and below; output row
+    // `y` reads padded rows `y ..= y + 2r`. Their chord filters live in a ring of `2r + 1`
+    // entries (each entry: one row per distinct width), so the scratch is bounded by the disk,
+    // not by the plane.
+    let (window, entry) = (2 * r + 1, widths.len() * width);
+    let mut ring = vec![0.0f32; window * entry];
+    let mut scratch = ChordScratch::new(width, r);
+    let mut fill = |p: usize, ring: &mut [f32]| {
+        let at = (p % window) * entry;
+        let source = plane.row(reflect(p as isize - r as isize, height));
+        scratch.chords(pick, source, &widths, &mut ring[at..at + entry]);
+    };
+    for p in 0..2 * r {
+        fill(p, &mut ring);
+    }
+    let mut out = vec![0.0f32; height * width];
+    for (y, o) in out.chunks_exact_mut(width).enumerate() {
+        fill(y + 2 * r, &mut ring);
+        let row = |p: usize, s: usize| &ring[(p % window) * entry + s * width..(p % window) * entry + (s + 1) * width];
+        o.copy_from_slice(row(y + r, slot_of_dy[0]));
+        for (dy, &s) in slot_of_dy.iter().enumerate().skip(1) {
+            let (above, below) = (row(y + r - dy, s), row(y + r + dy, s));
+            o.iter_mut().zip(above).zip(below).for_each(|((o, &a), &b)| *o = pick(*o, pick(a, b)));
         }
     }
     // `out` holds exactly height × width samples in row-major order, so the shape always fits.
-    Array2::from_shape_vec((height, width), out.unwrap_or(source)).unwrap_or_else(|_| plane.to_owned())
+    Array2::from_shape_vec((height, width), out).unwrap_or_else(|_| plane.to_owned())
+}
+
+/// The buffers of one row's chord filters.
+struct ChordScratch {
+    r: usize,
+    /// The row reflected by `r` samples at both ends, then filtered in place, wider each step.
+    cur: Vec<f32>,
+    next: Vec<f32>,
+    /// A strided source row, copied contiguous.
+    row: Vec<f32>,
+}
+
+impl ChordScratch {
+    fn new(width: usize, r: usize) -> Self {
+        let padded = width + 2 * r;
+        ChordScratch { r, cur: vec![0.0; padded], next: vec![0.0; padded], row: vec![0.0; width] }
+    }
+
+    /// `into[s]` (one row per distinct half-width, `widths` decreasing from `r`) = the `pick`
+    /// across x of `source` over a window of half-width `widths[s]`, reflected at the ends.
+    fn chords<F: Fn(f32, f32) -> f32 + Copy>(
+        &mut self,
+        pick: F,
+        source: ArrayView1<'_, f32>,
+        widths: &[usize],
+        into: &mut [f32],
+    ) {
+        let (r, width) = (self.r, self.row.len());
+        let row: &[f32] = match source.as_slice() {
+            Some(s) => s,
+            None => {
+                self.row.iter_mut().zip(source.iter()).for_each(|(o, &v)| *o = v);
+                &self.row
+            }
+        };
+        let padded = self.cur.len();
+        for (j, c) in self.cur.iter_mut().enumerate() {
+            *c = row[reflect(j as isize - r as isize, width)];
+        }
+        // `cur` = the pick over a window of half-width k around each padded position, k = 0..=r.
+        let mut slot = widths.len();
+        for k in 0..=r {
+            if slot > 0 && widths[slot - 1] == k {
+                slot -= 1;
+                into[slot * width..(slot + 1) * width].copy_from_slice(&self.cur[r..r + width]);
+            }
+            if slot == 0 {
+                break; // the widest chord (half-width r, at dy = 0) is stored
+            }
+            let (cur, next) = (&self.cur, &mut self.next[1..padded - 1]);
+            if k == 0 {
+                // Half-width 1 takes the centre too; from 2 on, widening a window by one on both
+                // sides is the pick of its two neighbours one narrower (their windows overlap).
+                let (left, mid, right) = (&cur[..padded - 2], &cur[1..padded - 1], &cur[2..]);
+                next.iter_mut()
+                    .zip(left)
+                    .zip(mid.iter().zip(right))
+                    .for_each(|((o, &l), (&m, &r))| *o = pick(m, pick(l, r)));
+            } else {
+                combine(pick, next, &cur[..padded - 2], &cur[2..]);
+            }
+            std::mem::swap(&mut self.cur, &mut self.next);
+        }
+    }
 }
 
 /// Grey-scale erosion of a plane by a disk of radius `r`.
@@ -155,28 +178,25 @@ pub fn white_tophat_2d(plane: ArrayView2<'_, f32>, r: usize) -> Array2<f32> {
 }
 
 /// Mean-downsample by `f` (trailing rows/columns that do not fill a block use the pixels there).
-/// One pass over the rows: each input row is added into its block row's column sums.
+/// The `f` rows of a block row are added into per-column sums (whole rows at once, so the
+/// loop vectorizes), then each block's `f` column sums are added.
 fn downsample_mean(plane: ArrayView2<'_, f32>, f: usize) -> Array2<f32> {
     let (h, w) = plane.dim();
     let (dh, dw) = (h.div_ceil(f), w.div_ceil(f));
     let mut out = Array2::<f32>::zeros((dh, dw));
-    let mut sums = vec![0f64; dw];
+    let mut columns = vec![0f64; w];
     for (by, mut out_row) in out.rows_mut().into_iter().enumerate() {
-        sums.iter_mut().for_each(|v| *v = 0.0);
+        columns.iter_mut().for_each(|v| *v = 0.0);
         let rows = (by * f..((by + 1) * f).min(h)).len();
         for y in by * f..by * f + rows {
             let row = plane.row(y);
             match row.as_slice() {
-                Some(r) => r
-                    .chunks(f)
-                    .zip(sums.iter_mut())
-                    .for_each(|(c, s)| *s += c.iter().map(|&v| f64::from(v)).sum::<f64>()),
-                None => row.iter().enumerate().for_each(|(x, &v)| sums[x / f] += f64::from(v)),
+                Some(r) => columns.iter_mut().zip(r).for_each(|(s, &v)| *s += f64::from(v)),
+                None => columns.iter_mut().zip(row.iter()).for_each(|(s, &v)| *s += f64::from(v)),
             }
         }
-        for (bx, (o, &sum)) in out_row.iter_mut().zip(&sums).enumerate() {
-            let cols = (bx * f..((bx + 1) * f).min(w)).len();
-            *o = (sum / (rows * cols) as f64) as f32;
+        for (o, block) in out_row.iter_mut().zip(columns.chunks(f)) {
+            *o = (block.iter().sum::<f64>() / (rows * block.len()) as f64) as f32;
         }
     }
     out
@@ -217,14 +237,18 @@ pub fn tophat(
         let small = downsample_mean(plane.view(), f);
         let r = (selem_radius as f64 / f as f64).round().max(1.0) as usize;
         let background = dilate_disk(erode_disk(small.view(), r).view(), r);
-        // Subtract the background, each of its pixels replicated over its f × f block, in place.
+        // Subtract the background, each of its pixels replicated over its f × f block, in place:
+        // each background row is widened once, then subtracted from its f plane rows whole.
+        let width = plane.ncols();
+        let mut wide = vec![0.0f32; width];
         for (y, mut row) in plane.rows_mut().into_iter().enumerate() {
-            let bg = background.row(y / f);
+            if y % f == 0 {
+                let bg = background.row(y / f);
+                wide.chunks_mut(f).zip(bg.iter()).for_each(|(c, &b)| c.fill(b));
+            }
             match row.as_slice_mut() {
-                Some(r) => {
-                    r.chunks_mut(f).zip(bg.iter()).for_each(|(c, &b)| c.iter_mut().for_each(|v| *v = (*v - b).max(0.0)))
-                }
-                None => row.iter_mut().enumerate().for_each(|(x, v)| *v = (*v - bg[x / f]).max(0.0)),
+                Some(r) => r.iter_mut().zip(&wide).for_each(|(v, &b)| *v = (*v - b).max(0.0)),
+                None => row.iter_mut().zip(&wide).for_each(|(v, &b)| *v = (*v - b).max(0.0)),
             }
         }
     });
@@ -268,6 +292,13 @@ mod tests {
         for r in [0, 1, 2, 5, 12, 13, 40] {
             assert_eq!(erode_disk(plane.view(), r), naive(Op::Min, plane.view(), r), "erode r={r}");
             assert_eq!(dilate_disk(plane.view(), r), naive(Op::Max, plane.view(), r), "dilate r={r}");
+        }
+        // Strided rows (a transposed view), fractional samples and a NaN, which min and max skip.
+        let mut odd = Array2::from_shape_fn((19, 26), |(y, x)| ((y * 13 + x * 7) % 23) as f32 * 0.37 - 2.0);
+        odd[[7, 9]] = f32::NAN;
+        for r in [1, 4, 13] {
+            assert_eq!(erode_disk(odd.t(), r), naive(Op::Min, odd.t(), r), "strided erode r={r}");
+            assert_eq!(dilate_disk(odd.t(), r), naive(Op::Max, odd.t(), r), "strided dilate r={r}");
         }
     }
 
