@@ -255,8 +255,9 @@ impl StepRunner<'_, '_> {
             Ok(done) => (0..group.len()).filter(|&i| !done.contains_key(&group[i])).collect(),
             Err(_) => return,
         };
+        // In parallel: a step with fewer groups than cores would otherwise measure on one.
         let measured: Vec<PlaneQc> =
-            todo.into_iter().map(|i| qc::measure(group[i], stack.index_axis(Axis(0), i), self.job.dtype)).collect();
+            todo.into_par_iter().map(|i| qc::measure(group[i], stack.index_axis(Axis(0), i), self.job.dtype)).collect();
         if let Ok(mut done) = run.qc.lock() {
             done.extend(measured.into_iter().map(|m| (m.key, m)));
         }
