@@ -351,11 +351,14 @@ fn encode_tiff_big_above(
     path: &Path,
     big_above: u64,
 ) -> Result<Vec<u8>, VfsError> {
-    let mut out = Cursor::new(Vec::new());
     let err =
         |e: tiff::TiffError| VfsError::CorruptTiff { path: path.to_path_buf(), message: format!("encoding: {e}") };
     // Classic TIFF addresses 4 GiB; a larger file (a big mosaic) is written as BigTIFF.
     let bytes: u64 = planes.iter().map(|p| (p.dim().0 * p.dim().1 * p.dtype().size()) as u64).sum();
+    // Room for the samples and the tags up front: a buffer grown by doubling copied every
+    // plane's bytes again (~1 % of a plate run's CPU in memcpy).
+    let tags = 4096 * planes.len() + description.map_or(0, str::len) * planes.len();
+    let mut out = Cursor::new(Vec::with_capacity(usize::try_from(bytes).unwrap_or(0).saturating_add(tags)));
     if bytes > big_above {
         let encoder = TiffEncoder::new_big(&mut out).map_err(err)?;
         encode_pages(encoder, planes, compression, description, path)?;
