@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Read every TIFF an hcs run wrote under a folder with tifffile, as a user would, and check that
-each is an OME-TIFF whose OME-XML carries the calibration and the channel name.
+each is an OME-TIFF whose OME-XML carries the calibration, the channel name and, where hcs
+knows it, the plane's position (PositionX/Y in µm or pixels).
 
-Prints a JSON summary on stdout ({"files": N, "pixel_size_um": [...], "channels": {...}});
+Prints a JSON summary on stdout ({"files": N, "pixel_size_um": [...], "channels": {...},
+"positions": [[y, x, unit], ...]});
 exits 1 with the first problem on stderr.
 
 Usage: check_ome_tiff.py FOLDER [--expect-pixel-size-um X] [--expect-channels A,B]
@@ -10,6 +12,7 @@ Usage: check_ome_tiff.py FOLDER [--expect-pixel-size-um X] [--expect-channels A,
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -32,7 +35,7 @@ def main() -> None:
     files = sorted(p for p in root.rglob("*.tif") if not any(s.startswith(".") for s in p.relative_to(root).parts))
     if not files:
         fail(f"no .tif files under {args.folder}")
-    sizes, channels = set(), {}
+    sizes, channels, positions = set(), {}, set()
     for path in files:
         with tifffile.TiffFile(path) as tif:
             if not tif.is_ome:
@@ -48,6 +51,15 @@ def main() -> None:
                 sizes.add(pixels["PhysicalSizeX"])
             else:
                 sizes.add(None)
+            plane = pixels.get("Plane", {})
+            if "PositionX" in plane or "PositionY" in plane:
+                unit = plane.get("PositionXUnit")
+                if unit not in ("\u00b5m", "pixel") or plane.get("PositionYUnit") != unit:
+                    fail(f"{path}: plane position units {plane}")
+                y, x = float(plane["PositionY"]), float(plane["PositionX"])
+                if not (math.isfinite(y) and math.isfinite(x)):
+                    fail(f"{path}: plane position {plane}")
+                positions.add((y, x, unit))
             name = pixels["Channel"]["Name"]
             channels[name] = channels.get(name, 0) + 1
             values = ome["StructuredAnnotations"]["MapAnnotation"]["Value"]["M"]
@@ -58,7 +70,13 @@ def main() -> None:
         fail(f"pixel sizes {sizes}, expected {args.expect_pixel_size_um} µm in every file")
     if args.expect_channels and set(channels) != set(args.expect_channels.split(",")):
         fail(f"channels {sorted(channels)}, expected {args.expect_channels}")
-    print(json.dumps({"files": len(files), "pixel_size_um": sorted(sizes, key=str), "channels": channels}))
+    summary = {
+        "files": len(files),
+        "pixel_size_um": sorted(sizes, key=str),
+        "channels": channels,
+        "positions": [list(p) for p in sorted(positions)],
+    }
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

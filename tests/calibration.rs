@@ -49,10 +49,23 @@ fn run(dir: &Path, name: &str, pipeline: &str, backend: &str) -> std::path::Path
     out
 }
 
-fn physical_size(tiff: &Path) -> f64 {
+/// The number in attribute `name` of the OME-XML of `tiff`.
+fn ome_attribute(tiff: &Path, name: &str) -> f64 {
     let xml = hcs::vfs::tiff::read_tiff_description(tiff).expect("read").expect("OME-XML");
-    let at = xml.find("PhysicalSizeX=\"").expect("calibrated") + "PhysicalSizeX=\"".len();
+    let key = format!("{name}=\"");
+    let at = xml.find(&key).unwrap_or_else(|| panic!("no {name} in {xml}")) + key.len();
     xml[at..].split('"').next().and_then(|v| v.parse().ok()).expect("number")
+}
+
+fn physical_size(tiff: &Path) -> f64 {
+    ome_attribute(tiff, "PhysicalSizeX")
+}
+
+/// The first `.tif` in `dir` (by name).
+fn first_tif(dir: &Path) -> std::path::PathBuf {
+    let mut tifs: Vec<_> = std::fs::read_dir(dir).expect("dir").flatten().map(|e| e.path()).collect();
+    tifs.sort();
+    tifs.into_iter().find(|p| p.extension().is_some_and(|e| e == "tif")).expect("a tif")
 }
 
 #[test]
@@ -61,13 +74,8 @@ fn binning_scales_the_pixel_size_of_every_later_output() {
     let out = run(dir.path(), "binned", PIPELINE, "disk");
     // The synthetic ImageXpress plate says 0.65 µm (MetaMorph XML); the checkpoint of the first
     // binning is at 1.3 µm, the final output (binned 2 then 3) at 3.9 µm.
-    let first = |d: &Path| {
-        let mut tifs: Vec<_> = std::fs::read_dir(d).expect("dir").flatten().map(|e| e.path()).collect();
-        tifs.sort();
-        tifs.into_iter().find(|p| p.extension().is_some_and(|e| e == "tif")).expect("a tif")
-    };
-    assert!((physical_size(&first(&out.join("checkpoints/step1"))) - 1.3).abs() < 1e-9);
-    assert!((physical_size(&first(&out.join("images"))) - 3.9).abs() < 1e-9);
+    assert!((physical_size(&first_tif(&out.join("checkpoints/step1"))) - 1.3).abs() < 1e-9);
+    assert!((physical_size(&first_tif(&out.join("images"))) - 3.9).abs() < 1e-9);
 
     let out = run(dir.path(), "binned", PIPELINE, "zarr");
     let attrs: serde_json::Value = serde_json::from_slice(
@@ -98,8 +106,8 @@ func = { function = "crop", params = { start_y = 5, start_x = 3, height = 20, wi
 "#;
 
 /// A crop (`#[pixel_origin((start_y, start_x))]`) moves its output's origin: the OME-Zarr
-/// translation of every later output says where its first pixel lies on the plate, in µm —
-/// offsets after a binning count binned pixels.
+/// translation, and the OME-TIFF planes' position, of every later output say where its first
+/// pixel lies on the plate, in µm — offsets after a binning count binned pixels.
 #[test]
 fn crops_translate_every_later_output() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -134,4 +142,13 @@ fn crops_translate_every_later_output() {
     // Level 1 averages 2 × 2 of those pixels: its origin is half a level-0 pixel further on.
     let got = translation(final_store, 1);
     assert!(close(got, (14.5 * 0.65 + 0.65, 16.5 * 0.65 + 0.65, 2.6)), "{got:?}");
+
+    // The OME-TIFFs of the same pipeline give each plane the same origin (`PositionY`/`X`, µm).
+    let out = run(dir.path(), "crops", CROPS, "disk");
+    let position = |tiff: &Path| (ome_attribute(tiff, "PositionY"), ome_attribute(tiff, "PositionX"));
+    let near = |a: (f64, f64), b: (f64, f64)| (a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9;
+    let got = position(&first_tif(&out.join("checkpoints/step1")));
+    assert!(near(got, (4.0 * 0.65, 10.0 * 0.65)), "{got:?}");
+    let got = position(&first_tif(&out.join("images")));
+    assert!(near(got, (14.5 * 0.65, 16.5 * 0.65)), "{got:?}");
 }

@@ -88,4 +88,6 @@ fn a_metaxpress_export_runs_and_its_calibration_and_channel_names_reach_the_ome_
     // The final mosaics: 2 wells × 2 channels (z projected).
     assert_eq!(summary["files"], 4, "{summary}");
     assert_eq!(summary["channels"]["DAPI"], 2, "{summary}");
+    // Every plane says where it starts on the plate's pixel grid, in µm (the mosaics at 0, 0).
+    assert_eq!(summary["positions"], serde_json::json!([[0.0, 0.0, "µm"]]), "{summary}");
 }

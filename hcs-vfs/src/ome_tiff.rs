@@ -15,6 +15,9 @@ pub struct OmePlane {
     pub dtype: Dtype,
     /// Pixel size in µm, when known.
     pub pixel_size_um: Option<f64>,
+    /// Where the plane's first pixel lies on the input plate's pixel grid (`(y, x)`, as the
+    /// OME-Zarr translation says it), when known: written as the plane's `PositionY`/`PositionX`.
+    pub origin: Option<Origin>,
     /// Channel name.
     pub channel: String,
     /// Where the plane sits in the plate: well name, site, channel, z and timepoint values
@@ -28,6 +31,15 @@ pub struct OmePlane {
     pub z: u32,
     /// Timepoint value.
     pub timepoint: u32,
+}
+
+/// A plane's origin and its unit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Origin {
+    /// In µm (the plate gives its pixel size).
+    Micrometres(f64, f64),
+    /// In the plane's own pixels (the plate gives no pixel size).
+    Pixels(f64, f64),
 }
 
 /// XML-escape text for an attribute value or element text; characters outside ASCII become
@@ -66,6 +78,16 @@ pub fn ome_xml(plane: &OmePlane) -> String {
             )
         })
         .unwrap_or_default();
+    // OME's UnitsLength has both µm and "pixel"; an unknown or non-finite origin is left out.
+    let position = match plane.origin {
+        Some(Origin::Micrometres(y, x)) if y.is_finite() && x.is_finite() => {
+            format!(" PositionX=\"{x}\" PositionXUnit=\"&#181;m\" PositionY=\"{y}\" PositionYUnit=\"&#181;m\"")
+        }
+        Some(Origin::Pixels(y, x)) if y.is_finite() && x.is_finite() => {
+            format!(" PositionX=\"{x}\" PositionXUnit=\"pixel\" PositionY=\"{y}\" PositionYUnit=\"pixel\"")
+        }
+        _ => String::new(),
+    };
     let pairs = [
         ("well", plane.well.clone()),
         ("site", plane.site.to_string()),
@@ -84,7 +106,7 @@ Creator=\"hcs {version}\">\
 <Pixels ID=\"Pixels:0\" DimensionOrder=\"XYZCT\" Type=\"{kind}\" SizeX=\"{w}\" SizeY=\"{h}\" SizeZ=\"1\" SizeC=\"1\" SizeT=\"1\"{size} BigEndian=\"false\">\
 <Channel ID=\"Channel:0:0\" Name=\"{channel}\" SamplesPerPixel=\"1\"/>\
 <TiffData IFD=\"0\" PlaneCount=\"1\"/>\
-<Plane TheZ=\"0\" TheT=\"0\" TheC=\"0\"/>\
+<Plane TheZ=\"0\" TheT=\"0\" TheC=\"0\"{position}/>\
 </Pixels>\
 <AnnotationRef ID=\"Annotation:0\"/>\
 </Image>\
@@ -102,18 +124,20 @@ mod tests {
 
     #[test]
     fn the_xml_names_size_calibration_channel_and_place() {
-        let xml = ome_xml(&OmePlane {
+        let plane = OmePlane {
             name: "A01 <s1>".into(),
             shape: (20, 30),
             dtype: Dtype::U16,
             pixel_size_um: Some(0.65),
+            origin: Some(Origin::Micrometres(2.6, 6.5)),
             channel: "DAPI & µ".into(),
             well: "A01".into(),
             site: 1,
             channel_index: 2,
             z: 3,
             timepoint: 1,
-        });
+        };
+        let xml = ome_xml(&plane);
         assert!(xml.is_ascii(), "a TIFF description is ASCII");
         for part in [
             "SizeX=\"30\" SizeY=\"20\"",
@@ -122,11 +146,13 @@ mod tests {
             "Name=\"DAPI &amp; &#181;\"",
             "Name=\"A01 &lt;s1&gt;\"",
             "<M K=\"z\">3</M>",
+            "PositionX=\"6.5\" PositionXUnit=\"&#181;m\" PositionY=\"2.6\" PositionYUnit=\"&#181;m\"",
         ] {
             assert!(xml.contains(part), "{part} missing from {xml}");
         }
         let unknown = ome_xml(&OmePlane {
             pixel_size_um: None,
+            origin: None,
             name: String::new(),
             shape: (1, 1),
             dtype: Dtype::F32,
@@ -138,5 +164,13 @@ mod tests {
             timepoint: 1,
         });
         assert!(!unknown.contains("PhysicalSize"), "no made-up calibration: {unknown}");
+        assert!(!unknown.contains("Position"), "no made-up position: {unknown}");
+        let in_pixels = |origin| ome_xml(&OmePlane { origin: Some(origin), pixel_size_um: None, ..plane.clone() });
+        let xml = in_pixels(Origin::Pixels(4.0, 10.5));
+        assert!(
+            xml.contains("PositionX=\"10.5\" PositionXUnit=\"pixel\" PositionY=\"4\" PositionYUnit=\"pixel\""),
+            "{xml}"
+        );
+        assert!(!in_pixels(Origin::Pixels(f64::NAN, 1.0)).contains("Position"), "a NaN origin is left out");
     }
 }

@@ -38,6 +38,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use hcs_vfs::Dtype;
+use hcs_vfs::ome_tiff::Origin;
 use hcs_vfs::omezarr::{NgffVersion, OmeZarrPlateWriter, PlateLayout, ZarrCodec};
 
 use hcs_core::registry::Registry;
@@ -238,6 +239,7 @@ fn output_sinks(compiled: &CompiledPlate, plate: &Plate, attach: Attach) -> Resu
     let dtype = plate.metadata.dtype.unwrap_or(Dtype::U16);
     let plate_facts = output::PlaneFacts {
         pixel_size_um: plate.metadata.pixel_size_um,
+        origin: None,
         channels: plate.metadata.channels.iter().map(|c| (c.index, c.name.clone())).collect(),
     };
     let mut sinks = RunSinks { zarr: BTreeMap::new(), facts: BTreeMap::new(), plate_facts };
@@ -259,7 +261,13 @@ fn output_sinks(compiled: &CompiledPlate, plate: &Plate, attach: Attach) -> Resu
         }
         for loc in [Some(&step.writes), step.checkpoint.as_ref()].into_iter().flatten() {
             if let Location::Disk { dir } = loc {
-                let facts = output::PlaneFacts { pixel_size_um, ..sinks.plate_facts.clone() };
+                // The same origin as the OME-Zarr translation; none where the scale is unknown.
+                let origin = match (plate.metadata.pixel_size_um, step.pixel_scale) {
+                    (Some(_), Some(_)) => Some(Origin::Micrometres(origin.0, origin.1)),
+                    (None, Some(_)) => Some(Origin::Pixels(origin.0, origin.1)),
+                    (_, None) => None,
+                };
+                let facts = output::PlaneFacts { pixel_size_um, origin, ..sinks.plate_facts.clone() };
                 sinks.facts.insert(dir.clone(), facts);
             }
         }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use hcs_vfs::atomic::write_atomic_unsynced;
 
 use crate::write_behind::WriteBehind;
-use hcs_vfs::ome_tiff::{OmePlane, ome_xml};
+use hcs_vfs::ome_tiff::{OmePlane, Origin, ome_xml};
 use hcs_vfs::omezarr::OmeZarrPlateWriter;
 use hcs_vfs::tiff::{TiffCompression, encode_tiff_described};
 use hcs_vfs::{Dtype, PlaneData, VfsError};
@@ -159,6 +159,8 @@ pub enum Sink<'a> {
 pub struct PlaneFacts {
     /// Pixel size in µm, when the plate records it.
     pub pixel_size_um: Option<f64>,
+    /// Where the step's planes start on the plate's pixel grid, when the compiler could tell.
+    pub origin: Option<Origin>,
     /// Channel value → name.
     pub channels: BTreeMap<u32, String>,
 }
@@ -171,6 +173,7 @@ impl PlaneFacts {
             shape,
             dtype,
             pixel_size_um: self.pixel_size_um,
+            origin: self.origin,
             channel: self.channels.get(&key.channel).cloned().unwrap_or_else(|| format!("channel {}", key.channel)),
             well: key.well.to_string(),
             site: key.site,
