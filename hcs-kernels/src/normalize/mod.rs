@@ -43,10 +43,14 @@ pub fn percentiles(values: &[f32], qs: &[f64]) -> Vec<f32> {
         .par_chunks(chunk_len)
         .map(min_max)
         .reduce(|| (f32::INFINITY, f32::NEG_INFINITY), |x, y| (x.0.min(y.0), x.1.max(y.1)));
-    if !(lo.is_finite() && hi.is_finite()) || lo == hi {
-        return vec![if lo.is_finite() { lo } else { 0.0 }; qs.len()];
-    }
-    binned_percentiles(values, qs, chunk_len, Binning::new(lo, hi))
+    let binning = if lo.is_finite() && hi.is_finite() && lo < hi {
+        Binning::new(lo, hi)
+    } else {
+        // One finite value at most (a flat image), maybe with infinities or NaN: one bin holds
+        // them all, and the selection in it is exact.
+        Binning { lo: if lo.is_finite() { lo } else { 0.0 }, scale: 0.0 }
+    };
+    binned_percentiles(values, qs, chunk_len, binning)
 }
 
 /// Bins of the counting passes: 65 536, one per value of a 16-bit sample.
@@ -68,9 +72,16 @@ impl Binning {
         Binning { lo, scale: ((BINS as f64 - 1.0) / (f64::from(hi) - f64::from(lo))) as f32 }
     }
 
-    /// The bin of sample `v`.
+    /// The bin of sample `v`; infinities go to the end bins, and NaN where `f32::total_cmp`
+    /// sorts it (a positive NaN after `+inf`), so each bin's members stay in sorted order.
+    /// With `scale` 0 (no range), every sample but a positive NaN is in bin 0.
     fn bin(self, v: f32) -> usize {
-        (((v - self.lo) * self.scale) as usize).min(BINS - 1)
+        if v.is_nan() {
+            return if v.is_sign_negative() { 0 } else { BINS - 1 };
+        }
+        let at = (v - self.lo) * self.scale;
+        // `inf · 0` is NaN, which the cast takes to 0.
+        (at as usize).min(BINS - 1)
     }
 }
 
@@ -163,7 +174,9 @@ fn interpolate(ranks: &[(usize, f64)], n: usize, mut kth: impl FnMut(usize) -> f
         .collect()
 }
 
-/// Smallest and largest of `values` (NaN ignored), in eight lanes so the loop vectorizes.
+/// Smallest and largest finite sample of `values` (NaN and infinities ignored: the bins span
+/// the finite range, and [`Binning::bin`] puts the rest in the end bins), in eight lanes so
+/// the loop vectorizes.
 fn min_max(values: &[f32]) -> (f32, f32) {
     let mut lo = [f32::INFINITY; 8];
     let mut hi = [f32::NEG_INFINITY; 8];
@@ -171,13 +184,14 @@ fn min_max(values: &[f32]) -> (f32, f32) {
     let rest = chunks.remainder();
     for c in chunks {
         for l in 0..8 {
-            lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
-            hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
+            let finite = c[l].is_finite();
+            lo[l] = if finite && c[l] < lo[l] { c[l] } else { lo[l] };
+            hi[l] = if finite && c[l] > hi[l] { c[l] } else { hi[l] };
         }
     }
     let fold = |a: [f32; 8], init: f32, pick: fn(f32, f32) -> f32| a.iter().fold(init, |m, &v| pick(m, v));
     let (mut l, mut h) = (fold(lo, f32::INFINITY, f32::min), fold(hi, f32::NEG_INFINITY, f32::max));
-    for &v in rest {
+    for &v in rest.iter().filter(|v| v.is_finite()) {
         l = l.min(v);
         h = h.max(v);
     }
@@ -215,18 +229,31 @@ fn u16_counts(values: &[f32], chunk_len: usize) -> Option<Vec<u32>> {
             // Two interleaved tables, so runs of equal samples do not wait on each other's stores.
             let mut c = vec![0u32; 2 * BINS];
             let mut other = false;
-            let pairs = chunk.chunks_exact(2);
-            let rest = pairs.remainder();
-            for p in pairs {
-                let (a, b) = (p[0] as u16, p[1] as u16);
-                // A cast saturates (NaN → 0): only a 16-bit integer survives the round trip.
-                other |= (f32::from(a) != p[0]) | (f32::from(b) != p[1]);
-                c[usize::from(a)] += 1;
-                c[BINS + usize::from(b)] += 1;
-            }
-            for &v in rest {
-                other |= f32::from(v as u16) != v;
-                c[usize::from(v as u16)] += 1;
+            // Blocks of samples: first their bins and the integer test for the whole block (a
+            // loop of adds and bit operations that vectorizes, unlike a saturating float-to-int
+            // cast), then the counting, which is a scatter and stays scalar.
+            const BLOCK: usize = 1024;
+            let mut bins = [0u16; BLOCK];
+            for block in chunk.chunks(BLOCK) {
+                let bins = &mut bins[..block.len()];
+                let mut odd = false;
+                for (b, &v) in bins.iter_mut().zip(block) {
+                    // 2²³ + v has v's integer part in its low mantissa bits when 0 ≤ v < 2²³;
+                    // only a 16-bit integer maps back to itself (NaN and negatives do not).
+                    let bits = ((v + 8_388_608.0).to_bits() & 0x7F_FFFF) as u16;
+                    odd |= f32::from(bits) != v;
+                    *b = bits;
+                }
+                other |= odd;
+                let pairs = bins.chunks_exact(2);
+                let rest = pairs.remainder();
+                for p in pairs {
+                    c[usize::from(p[0])] += 1;
+                    c[BINS + usize::from(p[1])] += 1;
+                }
+                for &b in rest {
+                    c[usize::from(b)] += 1;
+                }
             }
             if other {
                 return None;
@@ -386,10 +413,35 @@ mod tests {
             .collect();
         let fracs: Vec<f32> = ints.iter().map(|v| v + 0.25).collect();
         let qs = [0.0, 0.5, 1.0, 37.3, 50.0, 99.5, 100.0];
-        for values in [&ints, &fracs] {
+        // Integers but for one sample deep in the data (past the first 64, which are checked
+        // first): each must send the whole count down the general path, and an infinity or a
+        // NaN must not spoil the bins (they did: every percentile came out as the minimum).
+        let spoiled: Vec<Vec<f32>> =
+            [65536.0, -1.0, 0.5, 65535.5, 1e9, -1e9, f32::INFINITY, f32::NEG_INFINITY, f32::NAN]
+                .iter()
+                .map(|&odd| {
+                    let mut v = ints.clone();
+                    v[77_777] = odd;
+                    v
+                })
+                .collect();
+        // -0.0 is the integer 0 on both paths.
+        let mut signed_zero = ints.clone();
+        signed_zero[5_000] = -0.0;
+        // A flat image with one infinity, and no finite sample at all.
+        let mut flat = vec![5.0f32; 1000];
+        flat[900] = f32::INFINITY;
+        let unbounded = vec![f32::NEG_INFINITY, f32::INFINITY, f32::NAN, f32::INFINITY];
+        let odd = [flat, unbounded];
+        for values in [&ints, &fracs, &signed_zero].into_iter().chain(&spoiled).chain(&odd) {
             let got = percentiles(values, &qs);
             for (q, g) in qs.iter().zip(got) {
-                assert_eq!(g, sorted_percentile(values, *q), "q = {q}");
+                let want = sorted_percentile(values, *q);
+                assert!(
+                    g == want || (g.is_nan() && want.is_nan()),
+                    "q = {q}: {g} vs {want}, odd sample {:?}",
+                    values.get(77_777)
+                );
             }
         }
     }
