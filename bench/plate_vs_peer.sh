@@ -5,6 +5,8 @@
 # plate (default 3), medians of wall time, CPU time and peak RSS, and the ratios peer / hcs.
 #   bash bench/plate_vs_peer.sh [N] [PLATES...]     PLATES ⊆ test standard scale (default: all)
 #   PEER_SRC=DIR: where the peer's folder is (default ../shared/peers/openhcs beside the repo)
+#   NATIVE=1: also run hcs built for this machine's CPU (RUSTFLAGS="-C target-cpu=native", into
+#             NATIVE_TARGET_DIR, default target/native) in the same rotation, as tool hcs-native
 # hcs runs examples/pipelines/canonical.toml (the same steps: normalize + tophat → z max →
 # composite → positions → restart from raw → normalize → assemble → z max of the mosaics). Checks
 # that both wrote the same mosaics (same names under images/, each larger than 4 raw tiles).
@@ -28,6 +30,13 @@ if [ ! -x "$PEER/.venv/bin/python" ]; then
 fi
 cargo build --release -q
 HCS="$ROOT/target/release/hcs"
+TOOLS=(peer hcs)
+if [ "${NATIVE:-0}" = 1 ]; then
+  NATIVE_TARGET_DIR="${NATIVE_TARGET_DIR:-$ROOT/target/native}"
+  CARGO_TARGET_DIR="$NATIVE_TARGET_DIR" RUSTFLAGS="-C target-cpu=native" cargo build --release -q --bin hcs
+  HCS_NATIVE="$NATIVE_TARGET_DIR/release/hcs"
+  TOOLS=(peer hcs hcs-native)
+fi
 
 gen() { # name, gen_data args...
   local name=$1; shift
@@ -51,7 +60,8 @@ for plate in "${PLATES[@]}"; do
   P="$WORK/$plate"
   for i in $(seq 1 "$N"); do
     # Alternate which tool goes first, so page cache and thermal state favour neither.
-    order=(peer hcs); [ $((i % 2)) -eq 0 ] && order=(hcs peer)
+    order=("${TOOLS[@]}")
+    if [ $((i % 2)) -eq 0 ]; then order=(); for ((k = ${#TOOLS[@]} - 1; k >= 0; k--)); do order+=("${TOOLS[k]}"); done; fi
     for tool in "${order[@]}"; do
       T="$WORK/$plate.$tool.$i.time"
       if [ "$tool" = peer ]; then
@@ -61,7 +71,8 @@ for plate in "${PLATES[@]}"; do
         tree_rss=$(python3 -c "import json,sys; print(int(json.load(open(sys.argv[1]))['peak_rss_tree_sum_mb']))" "$R/timings.json")
       else
         O="$WORK/$plate.hcs.out"; rm -rf "$O"
-        /usr/bin/time -v -o "$T" "$HCS" run examples/pipelines/canonical.toml --plate "$P" --out "$O" --workers 2 > "$WORK/$plate.hcs.$i.log" 2>&1
+        bin="$HCS"; [ "$tool" = hcs-native ] && bin="$HCS_NATIVE"
+        /usr/bin/time -v -o "$T" "$bin" run examples/pipelines/canonical.toml --plate "$P" --out "$O" --workers 2 > "$WORK/$plate.$tool.$i.log" 2>&1
         files=$(find "$O" -type f | wc -l)
         [ "$(ls "$O/images" | wc -l)" -gt 0 ] || { echo "hcs produced no mosaics"; exit 1; }
       fi
@@ -94,17 +105,19 @@ python3 - "$WORK/runs.csv" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 plates = sorted({r["plate"] for r in rows}, key=["test", "standard", "scale"].index)
-print(f"{'plate':9} {'tool':5} {'wall s':>8} {'cpu s':>8} {'RSS MiB':>8}   ratios peer/hcs")
+tools = [t for t in ("peer", "hcs", "hcs-native") if any(r["tool"] == t for r in rows)]
+print(f"{'plate':9} {'tool':10} {'wall s':>8} {'cpu s':>8} {'RSS MiB':>8}   ratios peer/hcs")
 for p in plates:
     med = {}
-    for tool in ("peer", "hcs"):
+    for tool in tools:
         rs = [r for r in rows if r["plate"] == p and r["tool"] == tool]
         med[tool] = {k: statistics.median(float(r[k]) for r in rs) for k in ("wall_s", "cpu_s", "peak_rss_mib")}
         m = med[tool]
-        print(f"{p:9} {tool:5} {m['wall_s']:8.2f} {m['cpu_s']:8.2f} {m['peak_rss_mib']:8.0f}")
-    ratio = {k: med["peer"][k] / med["hcs"][k] for k in med["hcs"]}
+        print(f"{p:9} {tool:10} {m['wall_s']:8.2f} {m['cpu_s']:8.2f} {m['peak_rss_mib']:8.0f}")
     read = next(r for r in rows if r["plate"] == p and r["tool"] == "read")
     mb = float(read["output_files"])
-    print(f"{'':9} ratio {ratio['wall_s']:7.1f}x {ratio['cpu_s']:7.1f}x {ratio['peak_rss_mib']:7.1f}x"
-          f"   hcs {mb / med['hcs']['wall_s']:.0f} MB/s of raw input; page-cache read {mb / float(read['wall_s']):.0f} MB/s")
+    for tool in tools[1:]:
+        ratio = {k: med["peer"][k] / med[tool][k] for k in med[tool]}
+        print(f"{'':9} {'ratio':10} {ratio['wall_s']:7.1f}x {ratio['cpu_s']:7.1f}x {ratio['peak_rss_mib']:7.1f}x"
+              f"   {tool} {mb / med[tool]['wall_s']:.0f} MB/s of raw input; page-cache read {mb / float(read['wall_s']):.0f} MB/s")
 PY
