@@ -4,9 +4,8 @@
 //! the page cache: [`write_atomic_uncached`]). A [`WriteBehind`] owns one writer thread per well, fed
 //! through a bounded queue: the step hands over each encoded file and goes on, the writer puts
 //! it in place atomically (temp + rename), and the well waits for the queue to drain in
-//! [`WriteBehind::finish`] before its completion record vouches for the files. The files waiting
-//! in the queue hold at most [`QUEUE_BYTES`] (or one file, whatever its size), so a slow disk
-//! slows the well down instead of filling memory. Where
+//! [`WriteBehind::finish`] before its completion record vouches for the files. The queue holds
+//! at most [`QUEUE`] files, so a slow disk slows the well down instead of filling memory. Where
 //! no thread can be started, files are written at once by the step itself.
 //!
 //! Nothing is lost on failure: the first error is kept, later files of the well are not written,
@@ -15,72 +14,17 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Sender, channel};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use hcs_vfs::VfsError;
 use hcs_vfs::atomic::write_atomic_uncached;
 
-/// Bytes of files that may wait in the queue (a larger file waits alone). Bounded: a file waiting
-/// here is memory the plan's estimate does not count (a mosaic can be hundreds of MB). Counted
-/// in bytes, not files: a step writes its checkpoint planes in bursts (a group's nine 2 MiB
-/// planes at once), and a queue of two files kept the step waiting on the writer for ~4 % of a
-/// run's wall time while the writer was idle most of the run.
-pub const QUEUE_BYTES: usize = 16 << 20;
-
-/// The bytes waiting in a writer's queue; the writer takes a file's bytes off when it starts on
-/// it, and marks the queue closed when it ends (however it ends).
-#[derive(Default)]
-struct Waiting {
-    state: Mutex<(usize, bool)>,
-    changed: Condvar,
-}
-
-impl Waiting {
-    /// Wait until `len` more bytes fit (or nothing waits); `false` when the writer has ended.
-    fn admit(&self, len: usize) -> bool {
-        let Ok(mut state) = self.state.lock() else { return false };
-        loop {
-            let (bytes, closed) = *state;
-            if closed {
-                return false;
-            }
-            if bytes == 0 || bytes + len <= QUEUE_BYTES {
-                state.0 += len;
-                return true;
-            }
-            state = match self.changed.wait(state) {
-                Ok(s) => s,
-                Err(_) => return false,
-            };
-        }
-    }
-
-    fn taken(&self, len: usize) {
-        if let Ok(mut state) = self.state.lock() {
-            state.0 = state.0.saturating_sub(len);
-        }
-        self.changed.notify_all();
-    }
-
-    fn close(&self) {
-        if let Ok(mut state) = self.state.lock() {
-            state.1 = true;
-        }
-        self.changed.notify_all();
-    }
-}
-
-/// Closes the queue when the writer's loop ends, a panic included (a waiting step then fails
-/// instead of waiting for ever).
-struct CloseOnExit(Arc<Waiting>);
-
-impl Drop for CloseOnExit {
-    fn drop(&mut self) {
-        self.0.close();
-    }
-}
+/// Files that may wait in the queue. Few: a file waiting here is memory the plan's estimate does
+/// not count (a mosaic can be hundreds of MB), and two keep the writer busy while the step
+/// encodes the next (a 2 MiB plane takes about as long to encode as to write).
+pub const QUEUE: usize = 2;
 
 /// One file to write.
 type Job = (PathBuf, Vec<u8>);
@@ -94,8 +38,7 @@ pub struct WriteBehind {
 struct Worker {
     /// `false`: no thread could be started; files are written by the caller.
     started: bool,
-    queue: Mutex<Option<Sender<Job>>>,
-    waiting: Arc<Waiting>,
+    queue: Mutex<Option<SyncSender<Job>>>,
     thread: Mutex<Option<JoinHandle<Result<(), VfsError>>>>,
     /// Set by the writer when a write failed (the error itself comes out of the join).
     failed: Arc<AtomicBool>,
@@ -113,9 +56,6 @@ impl WriteBehind {
         let gone =
             || VfsError::Io { path: path.clone(), source: std::io::Error::other("the well's writer has stopped") };
         let Some(sender) = sender else { return Err(gone()) };
-        if !worker.waiting.admit(bytes.len()) {
-            return Err(gone());
-        }
         sender.send((path.clone(), bytes)).map_err(|_| gone())
     }
 
@@ -149,16 +89,12 @@ impl WriteBehind {
 
 impl Worker {
     fn start() -> Self {
-        let (sender, jobs) = channel::<Job>();
+        let (sender, jobs) = sync_channel::<Job>(QUEUE);
         let failed = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&failed);
-        let waiting = Arc::new(Waiting::default());
-        let closer = CloseOnExit(Arc::clone(&waiting));
         let spawned = std::thread::Builder::new().name("hcs-writer".into()).spawn(move || {
-            let closer = closer;
             let mut first_error = None;
             for (path, bytes) in jobs {
-                closer.0.taken(bytes.len());
                 // After a failure the rest are dropped unwritten: the well fails anyway.
                 if first_error.is_none()
                     && let Err(e) = write_atomic_uncached(&path, &bytes)
@@ -171,12 +107,11 @@ impl Worker {
         });
         match spawned {
             Ok(thread) => {
-                let queue = Mutex::new(Some(sender));
-                Self { started: true, queue, waiting, thread: Mutex::new(Some(thread)), failed }
+                Self { started: true, queue: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), failed }
             }
             Err(e) => {
                 tracing::debug!("no writer thread ({e}): plane files are written by the step itself");
-                Self { started: false, queue: Mutex::new(None), waiting, thread: Mutex::new(None), failed }
+                Self { started: false, queue: Mutex::new(None), thread: Mutex::new(None), failed }
             }
         }
     }
@@ -198,11 +133,11 @@ mod tests {
         let writes = WriteBehind::default();
         // Small files and files large enough to be written past the page cache.
         let len = |i: usize| if i.is_multiple_of(2) { 1000 + i } else { (3 << 20) + i };
-        for i in 0..12 {
+        for i in 0..(3 * QUEUE) {
             writes.submit(dir.join(format!("{i}.bin")), vec![i as u8; len(i)]).expect("queued");
         }
         writes.finish().expect("all written");
-        for i in 0..12 {
+        for i in 0..(3 * QUEUE) {
             assert_eq!(std::fs::read(dir.join(format!("{i}.bin"))).expect("written"), vec![i as u8; len(i)]);
         }
         assert!(writes.submit(dir.join("late.bin"), vec![1]).is_err(), "a finished writer takes no more");
@@ -228,27 +163,5 @@ mod tests {
         let err = failing.finish().expect_err("the write fails");
         assert!(err.to_string().contains("0.bin"), "names the path: {err}");
         std::fs::remove_dir_all(&dir).expect("cleanup");
-    }
-
-    #[test]
-    fn the_queue_admits_bytes_up_to_its_bound_one_large_file_alone_and_nothing_once_closed() {
-        let waiting = Arc::new(Waiting::default());
-        assert!(waiting.admit(3 * QUEUE_BYTES), "a file larger than the bound waits alone");
-        // A second file waits until the writer takes the first.
-        let (w, done) = (Arc::clone(&waiting), Arc::new(AtomicBool::new(false)));
-        let flag = Arc::clone(&done);
-        let second = std::thread::spawn(move || {
-            let admitted = w.admit(1);
-            flag.store(true, Ordering::SeqCst);
-            admitted
-        });
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(!done.load(Ordering::SeqCst), "admitted while the queue was over its bound");
-        waiting.taken(3 * QUEUE_BYTES);
-        assert!(second.join().expect("joins"), "admitted once the first was taken");
-        // Small files add up to the bound.
-        assert!(waiting.admit(QUEUE_BYTES - 1));
-        waiting.close();
-        assert!(!waiting.admit(1), "a closed queue admits nothing (the writer has ended)");
     }
 }
