@@ -94,13 +94,7 @@ impl PlaneData {
     pub fn extend_f32(&self, out: &mut Vec<f32>) {
         fn extend<T: Copy>(a: &Array2<T>, out: &mut Vec<f32>, f: impl Fn(T) -> f32) {
             match a.as_slice() {
-                // Grown first, then converted over zipped slices: a loop that vectorizes (an
-                // `extend` from a mapped iterator wrote one sample at a time).
-                Some(s) => {
-                    let start = out.len();
-                    out.resize(start + s.len(), 0.0);
-                    out[start..].iter_mut().zip(s).for_each(|(o, &v)| *o = f(v));
-                }
+                Some(s) => out.extend(s.iter().map(|&v| f(v))),
                 None => out.extend(a.iter().map(|&v| f(v))),
             }
         }
