@@ -42,6 +42,15 @@ pub enum Origin {
     Pixels(f64, f64),
 }
 
+impl Origin {
+    /// `(y, x)`, in its unit.
+    pub fn yx(self) -> (f64, f64) {
+        match self {
+            Origin::Micrometres(y, x) | Origin::Pixels(y, x) => (y, x),
+        }
+    }
+}
+
 /// XML-escape text for an attribute value or element text; characters outside ASCII become
 /// numeric references (a TIFF ImageDescription is 7-bit ASCII).
 fn escape(text: &str) -> String {

@@ -248,25 +248,21 @@ fn output_sinks(compiled: &CompiledPlate, plate: &Plate, attach: Attach) -> Resu
         // The pixel size of this step's output: the plate's, times what binning steps did.
         let pixel_size_um = plate.metadata.pixel_size_um.zip(step.pixel_scale).map(|(p, s)| p * s);
         // Where its first pixel lies, in the scale's unit: µm when calibrated, else its own pixels.
+        // (An unknown scale has no origin either: the compiler noted it; the OME-Zarr
+        // translation is then 0, and the OME-TIFF planes carry none.)
         let (oy, ox) = step.pixel_origin;
-        // (An unknown scale has no origin either: the compiler noted it, and it is left at 0.)
         let origin = match (plate.metadata.pixel_size_um, step.pixel_scale) {
-            (Some(p), Some(_)) => (oy * p, ox * p),
-            (None, Some(s)) => (oy / s, ox / s),
-            (_, None) => (0.0, 0.0),
+            (Some(p), Some(_)) => Some(Origin::Micrometres(oy * p, ox * p)),
+            (None, Some(s)) => Some(Origin::Pixels(oy / s, ox / s)),
+            (_, None) => None,
         };
+        let translation = origin.map_or((0.0, 0.0), Origin::yx);
         let preview = step.preview.as_ref().map(|p| &p.store);
         for plan in [step.zarr_store.as_ref(), step.checkpoint_zarr_store.as_ref(), preview].into_iter().flatten() {
-            sinks.zarr.insert(plan.store.clone(), zarr_sink(plan, plate, (pixel_size_um, origin), dtype, attach)?);
+            sinks.zarr.insert(plan.store.clone(), zarr_sink(plan, plate, (pixel_size_um, translation), dtype, attach)?);
         }
         for loc in [Some(&step.writes), step.checkpoint.as_ref()].into_iter().flatten() {
             if let Location::Disk { dir } = loc {
-                // The same origin as the OME-Zarr translation; none where the scale is unknown.
-                let origin = match (plate.metadata.pixel_size_um, step.pixel_scale) {
-                    (Some(_), Some(_)) => Some(Origin::Micrometres(origin.0, origin.1)),
-                    (None, Some(_)) => Some(Origin::Pixels(origin.0, origin.1)),
-                    (_, None) => None,
-                };
                 let facts = output::PlaneFacts { pixel_size_um, origin, ..sinks.plate_facts.clone() };
                 sinks.facts.insert(dir.clone(), facts);
             }
