@@ -58,11 +58,17 @@ pub fn along_y<T: Sample>(src: ArrayView2<'_, T>, k: &[T]) -> Array2<T> {
         for t in 1..=r {
             let (a, b) = (row(-(t as isize)), row(t as isize));
             let (a, b) = (a.as_slice().expect("standard layout"), b.as_slice().expect("standard layout"));
-            let wt = k[r + t];
-            for ((ov, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                *ov += wt * (a + b);
-            }
+            add_weighted_pair(o, a, b, k[r + t]);
         }
     });
     out
+}
+
+/// `o[i] += wt · (a[i] + b[i])`. Compiled for AVX2 too and picked at run time (same arithmetic,
+/// so the same result).
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+fn add_weighted_pair<T: Sample>(o: &mut [T], a: &[T], b: &[T], wt: T) {
+    for ((ov, &a), &b) in o.iter_mut().zip(a).zip(b) {
+        *ov += wt * (a + b);
+    }
 }

@@ -176,7 +176,8 @@ fn interpolate(ranks: &[(usize, f64)], n: usize, mut kth: impl FnMut(usize) -> f
 
 /// Smallest and largest finite sample of `values` (NaN and infinities ignored: the bins span
 /// the finite range, and [`Binning::bin`] puts the rest in the end bins), in eight lanes so
-/// the loop vectorizes.
+/// the loop vectorizes. Compiled for AVX2 too and picked at run time (same result).
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
 fn min_max(values: &[f32]) -> (f32, f32) {
     let mut lo = [f32::INFINITY; 8];
     let mut hi = [f32::NEG_INFINITY; 8];
@@ -236,15 +237,7 @@ fn u16_counts(values: &[f32], chunk_len: usize) -> Option<Vec<u32>> {
             let mut bins = [0u16; BLOCK];
             for block in chunk.chunks(BLOCK) {
                 let bins = &mut bins[..block.len()];
-                let mut odd = false;
-                for (b, &v) in bins.iter_mut().zip(block) {
-                    // 2²³ + v has v's integer part in its low mantissa bits when 0 ≤ v < 2²³;
-                    // only a 16-bit integer maps back to itself (NaN and negatives do not).
-                    let bits = ((v + 8_388_608.0).to_bits() & 0x7F_FFFF) as u16;
-                    odd |= f32::from(bits) != v;
-                    *b = bits;
-                }
-                other |= odd;
+                other |= u16_bins(bins, block);
                 let pairs = bins.chunks_exact(2);
                 let rest = pairs.remainder();
                 for p in pairs {
@@ -268,6 +261,21 @@ fn u16_counts(values: &[f32], chunk_len: usize) -> Option<Vec<u32>> {
         acc.iter_mut().zip(c?).for_each(|(x, y)| *x += y);
         Some(acc)
     })
+}
+
+/// `bins[i]` = the low 16 bits of `block[i]`'s integer part; true when any sample is not an
+/// integer in `0..=65535`. Compiled for AVX2 too and picked at run time (same result).
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+fn u16_bins(bins: &mut [u16], block: &[f32]) -> bool {
+    let mut odd = false;
+    for (b, &v) in bins.iter_mut().zip(block) {
+        // 2²³ + v has v's integer part in its low mantissa bits when 0 ≤ v < 2²³;
+        // only a 16-bit integer maps back to itself (NaN and negatives do not).
+        let bits = ((v + 8_388_608.0).to_bits() & 0x7F_FFFF) as u16;
+        odd |= f32::from(bits) != v;
+        *b = bits;
+    }
+    odd
 }
 
 /// Percentiles `qs` of `n` integer samples given their counts per value (`counts[v]` samples
@@ -310,10 +318,27 @@ pub(crate) fn check_stretch(low: f64, high: f64, t_min: f32, t_max: f32) -> Resu
     Ok(())
 }
 
+/// Samples per parallel work item of [`stretch`] (256 KiB of f32).
+const STRETCH_CHUNK: usize = 1 << 16;
+
+/// `v ← ((v − p_lo) · scale + t_min)` clamped to `t_min..=t_max`, in place. Compiled for AVX2
+/// too and picked at run time (same arithmetic, so the same result).
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+fn stretch_samples(samples: &mut [f32], p_lo: f32, scale: f32, t_min: f32, t_max: f32) {
+    for v in samples {
+        *v = ((*v - p_lo) * scale + t_min).clamp(t_min, t_max);
+    }
+}
+
 fn stretch(mut plane: ArrayViewMut2<'_, f32>, p_lo: f32, p_hi: f32, t_min: f32, t_max: f32) {
     if p_hi > p_lo {
         let scale = (t_max - t_min) / (p_hi - p_lo);
-        plane.par_mapv_inplace(|v| ((v - p_lo) * scale + t_min).clamp(t_min, t_max));
+        match plane.as_slice_mut() {
+            Some(samples) => {
+                samples.par_chunks_mut(STRETCH_CHUNK).for_each(|c| stretch_samples(c, p_lo, scale, t_min, t_max));
+            }
+            None => plane.par_mapv_inplace(|v| ((v - p_lo) * scale + t_min).clamp(t_min, t_max)),
+        }
     } else {
         // A flat image has no contrast to stretch: map it to the bottom of the target range.
         plane.fill(t_min);

@@ -112,13 +112,51 @@ impl Placed<'_> {
         let (a, b, c, d) = ((1.0 - fy) * (1.0 - fx), (1.0 - fy) * fx, fy * (1.0 - fx), fy * fx);
         let inv = 1.0 / (a + b + c + d);
         let (r0, r1) = (self.tile.row(ty), self.tile.row(ty - 1));
-        for tx in 1..w {
-            out[tx] =
-                (a * f64::from(r0[tx]) + b * f64::from(r0[tx - 1]) + c * f64::from(r1[tx]) + d * f64::from(r1[tx - 1]))
-                    * inv;
+        match (r0.as_slice(), r1.as_slice()) {
+            (Some(r0), Some(r1)) => bilinear_row(&mut out[..w], r0, r1, [a, b, c, d], inv),
+            _ => bilinear_row(&mut out[..w], &r0.to_vec(), &r1.to_vec(), [a, b, c, d], inv),
         }
         out[0] = self.sample(ty, 0);
         out[w] = self.sample(ty, w);
+    }
+}
+
+/// `out[x]` for `x` in `1..w`: the weighted sum (`[a, b, c, d]` on `r0[x]`, `r0[x - 1]`, `r1[x]`,
+/// `r1[x - 1]`) times `inv`. Compiled for AVX2 too and picked at run time; the arithmetic (and so
+/// the result) is the same on every path.
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+fn bilinear_row(out: &mut [f64], r0: &[f32], r1: &[f32], [a, b, c, d]: [f64; 4], inv: f64) {
+    let w = out.len().min(r0.len()).min(r1.len());
+    for tx in 1..w {
+        out[tx] =
+            (a * f64::from(r0[tx]) + b * f64::from(r0[tx - 1]) + c * f64::from(r1[tx]) + d * f64::from(r1[tx - 1]))
+                * inv;
+    }
+}
+
+/// Adds one shifted tile row `row` (NaN where the tile has no sample) into the mosaic row's
+/// weighted sums, each sample weighted by its column ramp `wx` times the row ramp `wy` (at
+/// least 1e-6, so a pixel only ramps reach is still covered). Branch-free: a NaN sample adds 0
+/// to both (the sums start at +0, so adding +0 changes no bit), and every element is stored
+/// (a conditional store compiles to an AVX masked store, slower than the scalar loop on some
+/// CPUs). Compiled for AVX2 too and picked at run time, with the same result.
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+fn accumulate_row(sum: &mut [f64], weight: &mut [f64], row: &[f64], wx: &[f64], wy: f64) {
+    for (((sv, wv), &v), &wx) in sum.iter_mut().zip(weight.iter_mut()).zip(row).zip(wx) {
+        let covered = !v.is_nan();
+        let wt = if covered { (wx * wy).max(1e-6) } else { 0.0 };
+        *sv += wt * if covered { v } else { 0.0 };
+        *wv += wt;
+    }
+}
+
+/// The mosaic row: each weighted sum over its weight, 0 where no tile reaches. Compiled for
+/// AVX2 too and picked at run time, with the same result.
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+fn divide_row(out: &mut [f32], sum: &[f64], weight: &[f64]) {
+    for ((o, &sv), &wv) in out.iter_mut().zip(sum).zip(weight) {
+        let mean = (sv / wv) as f32;
+        *o = if wv > 0.0 { mean } else { 0.0 };
     }
 }
 
@@ -210,18 +248,16 @@ pub fn assemble_stack(
             for p in placed.iter().filter(|p| y >= p.iy && y <= p.iy + h) {
                 let ty = y - p.iy;
                 p.shifted_row(ty, row);
-                let wy = p.wy[ty];
-                let (s, wsum) = (&mut sum[p.ix..p.ix + w + 1], &mut weight[p.ix..p.ix + w + 1]);
-                for (((sv, wv), &v), &wx) in s.iter_mut().zip(wsum.iter_mut()).zip(row.iter()).zip(&p.wx) {
-                    if !v.is_nan() {
-                        let wt = (wx * wy).max(1e-6);
-                        *sv += wt * v;
-                        *wv += wt;
-                    }
-                }
+                let span = p.ix..p.ix + w + 1;
+                accumulate_row(&mut sum[span.clone()], &mut weight[span], row, &p.wx, p.wy[ty]);
             }
-            for ((o, &sv), &wv) in out.iter_mut().zip(sum.iter()).zip(weight.iter()) {
-                *o = if wv > 0.0 { (sv / wv) as f32 } else { 0.0 };
+            match out.as_slice_mut() {
+                Some(o) => divide_row(o, sum, weight),
+                None => {
+                    let mut o = vec![0.0f32; out.len()];
+                    divide_row(&mut o, sum, weight);
+                    out.iter_mut().zip(o).for_each(|(d, v)| *d = v);
+                }
             }
         },
     );
