@@ -151,3 +151,26 @@ fn files_that_are_not_images_of_the_plate_are_listed_and_strict_refuses_them() {
     assert!(!ok && err.contains("--strict"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn devices_says_which_version_of_the_hot_loops_this_cpu_runs() {
+    let (ok, stdout, stderr) = hcs(&["devices"]);
+    assert!(ok, "{stderr}");
+    let (json_ok, json, _) = hcs(&["devices", "--json"]);
+    assert!(json_ok);
+    let inventory: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    // The test process sees the same CPU as the binary it starts.
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = std::arch::is_x86_feature_detected!("avx")
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx2 = false;
+    let (name, line) = if avx2 {
+        ("avx2", "CPU: hot loops run their AVX2 + FMA versions")
+    } else {
+        ("portable", "CPU: no AVX2 + FMA on this CPU: hot loops run their portable versions")
+    };
+    assert_eq!(inventory["cpu_hot_loops"], name, "{json}");
+    assert!(stdout.contains(line), "{stdout}");
+}

@@ -32,5 +32,6 @@ pub mod sharpen;
 pub mod stitch;
 #[cfg(feature = "torch")]
 mod torch_support;
+pub mod vector;
 
 pub use error::KernelError;

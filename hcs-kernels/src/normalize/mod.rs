@@ -337,7 +337,16 @@ fn stretch(mut plane: ArrayViewMut2<'_, f32>, p_lo: f32, p_hi: f32, t_min: f32, 
             Some(samples) => {
                 samples.par_chunks_mut(STRETCH_CHUNK).for_each(|c| stretch_samples(c, p_lo, scale, t_min, t_max));
             }
-            None => plane.par_mapv_inplace(|v| ((v - p_lo) * scale + t_min).clamp(t_min, t_max)),
+            // A strided view: row by row through the same function (rows copied out and back
+            // when they are strided too), so there is one formula.
+            None => plane.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut row| match row.as_slice_mut() {
+                Some(samples) => stretch_samples(samples, p_lo, scale, t_min, t_max),
+                None => {
+                    let mut samples = row.to_vec();
+                    stretch_samples(&mut samples, p_lo, scale, t_min, t_max);
+                    row.assign(&ndarray::ArrayView1::from(&samples));
+                }
+            }),
         }
     } else {
         // A flat image has no contrast to stretch: map it to the bottom of the target range.
@@ -496,6 +505,26 @@ mod tests {
         }
         let err = check_stretch(150.0, -3.0, 0.0, 1.0).expect_err("out of range");
         assert_eq!(err.to_string(), "low_percentile must be a finite number in 0..=100, got 150");
+    }
+
+    #[test]
+    fn strided_stacks_are_stretched_like_contiguous_ones() {
+        // Planes stored transposed (rows strided) and planes with their rows reversed (rows contiguous, planes
+        // not) go down the row-by-row path; each must equal the contiguous result.
+        let data: Vec<f32> = (0..2 * 5 * 7).map(|i| ((i * 37) % 101) as f32).collect();
+        let plain = Array3::from_shape_vec((2, 5, 7), data).expect("shape");
+        let transposed =
+            plain.clone().permuted_axes([0, 2, 1]).as_standard_layout().to_owned().permuted_axes([0, 2, 1]);
+        assert!(transposed.index_axis(Axis(0), 0).as_slice().is_none() && transposed == plain);
+        let mut reversed = plain.clone();
+        reversed.invert_axis(Axis(1));
+        for normalize in [percentile_normalize, stack_percentile_normalize] {
+            let want = normalize(plain.clone(), 2.0, 98.0, 10.0, 1000.0).expect("valid");
+            assert_eq!(normalize(transposed.clone(), 2.0, 98.0, 10.0, 1000.0).expect("valid"), want);
+            let mut back = normalize(reversed.clone(), 2.0, 98.0, 10.0, 1000.0).expect("valid");
+            back.invert_axis(Axis(1));
+            assert_eq!(back, want);
+        }
     }
 
     #[test]
