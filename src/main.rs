@@ -18,7 +18,8 @@ fn main() -> std::process::ExitCode {
 /// allocations do not fit stay resident, so the peak RSS can exceed the peak of data in use
 /// (the standard plate with 2 workers: heap in use 305–352 MiB, RSS 336–603 MiB). Handing free
 /// memory back (`malloc_trim` when more than 16–128 MiB lay free) held the RSS at 321–410 MiB
-/// but cost 25–55 % more CPU time on the development VM; see bench/RESULTS.md.
+/// but cost 25–55 % more CPU time on the development VM; see bench/RESULTS.md. So the executor
+/// hands freed memory back only when the RSS passes the plan's bound (`hcs_exec::ceiling`).
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator tunables; it is called before any other thread starts.

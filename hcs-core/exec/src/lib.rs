@@ -8,6 +8,7 @@
 //! plate gets its `hcs_plate.json` (every finished well), which makes it a valid input plate.
 #![deny(missing_docs)]
 
+pub mod ceiling;
 pub mod error;
 pub mod groups;
 pub mod guard;
@@ -379,19 +380,32 @@ impl WellDriver<'_> {
         let threads = self.pool.current_num_threads().min(plans.len()).max(1);
         let next = AtomicUsize::new(0);
         let slots: Vec<Mutex<Option<WellReport>>> = plans.iter().map(|_| Mutex::new(None)).collect();
+        let per_well = plans.iter().filter_map(|p| p.estimated_peak_bytes).max();
+        let ceiling = ceiling::ceiling_bytes(threads, per_well);
+        let wells_done = AtomicBool::new(false);
         std::thread::scope(|scope| {
-            for worker in 0..threads {
-                let (next, slots) = (&next, &slots);
-                scope.spawn(move || {
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(plan) = plans.get(k) else { break };
-                        let report = self.run_one(plan, worker);
-                        if let Ok(mut slot) = slots[k].lock() {
-                            *slot = Some(report);
+            let done = &wells_done;
+            let watcher = ceiling.map(|c| scope.spawn(move || ceiling::watch(c, done)));
+            let wells: Vec<_> = (0..threads)
+                .map(|worker| {
+                    let (next, slots) = (&next, &slots);
+                    scope.spawn(move || {
+                        loop {
+                            let k = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(plan) = plans.get(k) else { break };
+                            let report = self.run_one(plan, worker);
+                            if let Ok(mut slot) = slots[k].lock() {
+                                *slot = Some(report);
+                            }
                         }
-                    }
-                });
+                    })
+                })
+                .collect();
+            // A well thread that panicked is reported below as its wells' `ThreadLost`.
+            wells.into_iter().for_each(|w| drop(w.join()));
+            wells_done.store(true, Ordering::Relaxed);
+            if let Some(report) = watcher.and_then(|w| w.join().ok()) {
+                say_ceiling(&report);
             }
         });
         slots
@@ -474,6 +488,28 @@ impl WellDriver<'_> {
         }
         output::write_record(&plan.output_root, plan.well, &outcome.record)?;
         Ok(outcome)
+    }
+}
+
+/// Log what the RSS ceiling watcher did: how often it handed memory back, or that it could not
+/// hold the ceiling here.
+fn say_ceiling(report: &ceiling::CeilingReport) {
+    let mib = |b: u64| b as f64 / 1_048_576.0;
+    if !report.held {
+        tracing::warn!(
+            ceiling_mib = mib(report.ceiling),
+            "the resident-memory ceiling is not held on this system (no glibc malloc_trim or no /proc/self/statm): \
+             freed memory the allocator keeps can raise the RSS above the plan's estimate"
+        );
+    } else if report.trims > 0 {
+        tracing::info!(
+            ceiling_mib = mib(report.ceiling),
+            times = report.trims,
+            freed_mib = mib(report.freed),
+            "the RSS passed its ceiling (1.25 × wells in flight × the plan's estimate + 32 MiB): freed memory handed back"
+        );
+    } else {
+        tracing::debug!(ceiling_mib = mib(report.ceiling), "the RSS stayed under its ceiling");
     }
 }
 

@@ -1,0 +1,164 @@
+//! A resident-memory ceiling for a run, derived from the plan: when the process's RSS passes it
+//! and much of that RSS is freed memory the allocator keeps, the freed memory is handed back.
+//!
+//! The `hcs` binary tells glibc to keep freed image stacks for reuse (faulting pages in again is
+//! dear), so the RSS can run past the data in use by the heap's free holes: the standard plate
+//! with 2 workers holds 305–352 MiB of data, and most runs stay near it, but some reach 550–600
+//! MiB. Handing free memory back whenever some lay free held the RSS down but cost 25–55 % more
+//! CPU (bench/RESULTS.md); handing it back only when the RSS passes the plan's bound costs only
+//! the runs that pass it.
+//!
+//! The ceiling is `1.25 × wells in flight × the plan's per-well estimate + 32 MiB` (the estimate
+//! is within 25 % of the heap a well holds; 32 MiB for the process without images). A watcher
+//! thread reads `/proc/self/statm` every 5 ms; above the ceiling, with more than 32 MiB of the
+//! RSS not in use by the heap, it calls glibc's `malloc_trim`. The run's log says how often.
+//! Where `malloc_trim` does not exist (not glibc) or the RSS cannot be read, the run says once
+//! that the ceiling is not held.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How often the watcher reads the RSS.
+const POLL: Duration = Duration::from_millis(5);
+
+/// What the process holds besides its image data (code, libraries, thread stacks, the plan).
+const PROCESS_BYTES: u64 = 32 << 20;
+
+/// Freed memory worth handing back: less is left to the allocator.
+const MIN_FREE_BYTES: u64 = 32 << 20;
+
+/// The RSS ceiling of a run with `wells_in_flight` wells at once, each estimated to hold at most
+/// `per_well_bytes` (`None` when no well's estimate is known: no ceiling).
+pub fn ceiling_bytes(wells_in_flight: usize, per_well_bytes: Option<u64>) -> Option<u64> {
+    let data = per_well_bytes?.saturating_mul(wells_in_flight as u64);
+    Some(data.saturating_add(data / 4).saturating_add(PROCESS_BYTES))
+}
+
+/// What the watcher did during a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CeilingReport {
+    /// The ceiling, bytes.
+    pub ceiling: u64,
+    /// How many times freed memory was handed back.
+    pub trims: usize,
+    /// The RSS bytes those hand-backs freed, in all.
+    pub freed: u64,
+    /// Whether the ceiling could be held here (glibc, `/proc/self/statm`).
+    pub held: bool,
+}
+
+/// Watch the RSS until `stop` is set, handing freed memory back whenever it passes `ceiling`.
+pub fn watch(ceiling: u64, stop: &AtomicBool) -> CeilingReport {
+    let mut report = CeilingReport { ceiling, ..CeilingReport::default() };
+    let Some(rss) = RssReader::open() else { return report };
+    if !can_trim() {
+        return report;
+    }
+    report.held = true;
+    // The RSS after the last hand-back: data above the ceiling is not trimmed again and again,
+    // only once the RSS has grown by `MIN_FREE_BYTES` since.
+    let mut after_trim = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(POLL);
+        let Some(before) = rss.bytes() else { continue };
+        if before <= ceiling.max(after_trim.saturating_add(MIN_FREE_BYTES)) {
+            continue;
+        }
+        // Without the counting allocator the heap in use is unknown: the RSS alone decides.
+        let in_use = crate::heap::in_use_bytes().map_or(0, |b| b as u64);
+        if before.saturating_sub(in_use) > MIN_FREE_BYTES {
+            trim();
+            after_trim = rss.bytes().unwrap_or(before);
+            report.trims += 1;
+            report.freed += before.saturating_sub(after_trim);
+        }
+    }
+    report
+}
+
+/// Reads the resident set size from `/proc/self/statm` (its second field, in pages).
+struct RssReader {
+    statm: std::fs::File,
+    page: u64,
+}
+
+impl RssReader {
+    #[cfg(target_os = "linux")]
+    fn open() -> Option<Self> {
+        // SAFETY: sysconf only reads a system constant.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let reader =
+            RssReader { statm: std::fs::File::open("/proc/self/statm").ok()?, page: u64::try_from(page).ok()? };
+        reader.bytes().map(|_| reader)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn open() -> Option<Self> {
+        None
+    }
+
+    fn bytes(&self) -> Option<u64> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileExt;
+            let mut buf = [0u8; 128];
+            let n = self.statm.read_at(&mut buf, 0).ok()?;
+            let pages: u64 = std::str::from_utf8(&buf[..n]).ok()?.split_whitespace().nth(1)?.parse().ok()?;
+            Some(pages * self.page)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (&self.statm, self.page);
+            None
+        }
+    }
+}
+
+fn can_trim() -> bool {
+    cfg!(all(target_os = "linux", target_env = "gnu"))
+}
+
+fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of glibc's heaps to the system; it is
+    // thread-safe (it takes each arena's lock).
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ceiling_is_a_quarter_above_the_wells_estimate_plus_the_process() {
+        assert_eq!(ceiling_bytes(2, Some(180 << 20)), Some((450 + 32) << 20));
+        assert_eq!(ceiling_bytes(1, Some(0)), Some(32 << 20));
+        assert_eq!(ceiling_bytes(3, None), None);
+        assert_eq!(ceiling_bytes(usize::MAX, Some(u64::MAX)), Some(u64::MAX));
+    }
+
+    #[test]
+    fn freed_memory_above_the_ceiling_is_handed_back() {
+        if !can_trim() || RssReader::open().is_none() {
+            return; // not glibc on Linux: `watch` says the ceiling is not held (checked below)
+        }
+        // 96 MiB touched and freed: glibc keeps it (the `hcs` binary's thresholds are not set
+        // in tests, so in blocks below glibc's default mmap threshold, which stay in the heap).
+        let blocks: Vec<Vec<u8>> = (0..96 * 16).map(|_| vec![1u8; 64 << 10]).collect();
+        let keep = vec![1u8; 1 << 10]; // above the blocks: the heap cannot shrink from its top
+        drop(blocks);
+        let rss = RssReader::open().and_then(|r| r.bytes()).expect("RSS");
+        let stop = AtomicBool::new(false);
+        let report = std::thread::scope(|s| {
+            let watcher = s.spawn(|| watch(rss / 2, &stop));
+            std::thread::sleep(Duration::from_millis(100));
+            stop.store(true, Ordering::Relaxed);
+            watcher.join().expect("watcher")
+        });
+        assert!(report.held && report.trims >= 1, "{report:?}");
+        assert!(report.freed > 32 << 20, "{report:?}");
+        assert_eq!(keep.len(), 1 << 10);
+    }
+}
