@@ -382,6 +382,9 @@ impl WellDriver<'_> {
         let slots: Vec<Mutex<Option<WellReport>>> = plans.iter().map(|_| Mutex::new(None)).collect();
         let per_well = plans.iter().filter_map(|p| p.estimated_peak_bytes).max();
         let ceiling = ceiling::ceiling_bytes(threads, per_well);
+        if ceiling.is_none() {
+            tracing::debug!("no RSS ceiling: the plan has no per-well memory estimate");
+        }
         let wells_done = AtomicBool::new(false);
         std::thread::scope(|scope| {
             let done = &wells_done;
