@@ -23,7 +23,7 @@ fi
 CPU=(qemu-x86_64 -cpu Nehalem)
 
 cargo build -q --bin hcs
-said=$("${CPU[@]}" target/debug/hcs devices)
+said=$("${CPU[@]}" "${CARGO_TARGET_DIR:-target}/debug/hcs" devices)
 echo "$said" | grep -q "hot loops run their portable versions" \
   || { echo "the emulated CPU still runs the AVX2 loops:"; echo "$said"; exit 1; }
 echo "emulated CPU: $(echo "$said" | grep '^CPU:')"
@@ -31,7 +31,7 @@ echo "emulated CPU: $(echo "$said" | grep '^CPU:')"
 # The test binaries `cargo test` built: hcs-kernels' unit tests, its scikit-image / SciPy
 # reference tests and stitching ground truth, and hcs-exec's unit tests (the QC focus score).
 mapfile -t bins < <(cargo test -q -p hcs-kernels -p hcs-exec --lib --test references --test stitching --no-run \
-  --message-format=json 2> /dev/null | python3 -c '
+  --message-format=json | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)

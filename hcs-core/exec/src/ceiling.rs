@@ -8,10 +8,13 @@
 //! CPU (bench/RESULTS.md); handing it back only when the RSS passes the plan's bound costs only
 //! the runs that pass it.
 //!
-//! The ceiling is `1.25 × wells in flight × the plan's per-well estimate + 32 MiB` (the estimate
-//! is within 25 % of the heap a well holds; 32 MiB for the process without images). A watcher
+//! The ceiling is `1.25 × wells in flight × the plan's per-well estimate + the process` (the
+//! estimate is within 25 % of the heap a well holds; the process without images: its RSS before
+//! the first well, at least 32 MiB). A watcher
 //! thread reads `/proc/self/statm` every 5 ms; above the ceiling, with more than 32 MiB of the
-//! RSS not in use by the heap, it calls glibc's `malloc_trim`. The run's log says how often.
+//! RSS not in use by the heap, it calls glibc's `malloc_trim`. When that leaves the RSS above the
+//! ceiling (data in use), the next hand-back waits until the RSS has grown 32 MiB more, so data
+//! over the ceiling is not trimmed again and again. The run's log says how often it fired.
 //! Where `malloc_trim` does not exist (not glibc) or the RSS cannot be read, the run says once
 //! that the ceiling is not held.
 
@@ -28,10 +31,28 @@ const PROCESS_BYTES: u64 = 32 << 20;
 const MIN_FREE_BYTES: u64 = 32 << 20;
 
 /// The RSS ceiling of a run with `wells_in_flight` wells at once, each estimated to hold at most
-/// `per_well_bytes` (`None` when no well's estimate is known: no ceiling).
-pub fn ceiling_bytes(wells_in_flight: usize, per_well_bytes: Option<u64>) -> Option<u64> {
+/// `per_well_bytes` (`None` when no well's estimate is known: no ceiling), in a process whose RSS
+/// is `rss_at_start` before its first well (a build with libtorch or a CUDA context starts far
+/// above the 32 MiB allowed for the process otherwise).
+pub fn ceiling_bytes(wells_in_flight: usize, per_well_bytes: Option<u64>, rss_at_start: Option<u64>) -> Option<u64> {
     let data = per_well_bytes?.saturating_mul(wells_in_flight as u64);
-    Some(data.saturating_add(data / 4).saturating_add(PROCESS_BYTES))
+    let process = rss_at_start.unwrap_or(0).max(PROCESS_BYTES);
+    Some(data.saturating_add(data / 4).saturating_add(process))
+}
+
+/// The process's RSS now, bytes (`None` where `/proc/self/statm` cannot be read).
+pub fn rss_bytes() -> Option<u64> {
+    RssReader::open()?.bytes()
+}
+
+/// Sets `stop` when dropped, so the watcher ends however the run's scope is left (a well thread
+/// that could not be started panics out of it).
+pub struct StopOnDrop<'a>(pub &'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What the watcher did during a run.
@@ -77,6 +98,7 @@ pub fn watch(ceiling: u64, stop: &AtomicBool) -> CeilingReport {
 }
 
 /// Reads the resident set size from `/proc/self/statm` (its second field, in pages).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // never opened without /proc
 struct RssReader {
     statm: std::fs::File,
     page: u64,
@@ -133,16 +155,22 @@ mod tests {
 
     #[test]
     fn the_ceiling_is_a_quarter_above_the_wells_estimate_plus_the_process() {
-        assert_eq!(ceiling_bytes(2, Some(180 << 20)), Some((450 + 32) << 20));
-        assert_eq!(ceiling_bytes(1, Some(0)), Some(32 << 20));
-        assert_eq!(ceiling_bytes(3, None), None);
-        assert_eq!(ceiling_bytes(usize::MAX, Some(u64::MAX)), Some(u64::MAX));
+        assert_eq!(ceiling_bytes(2, Some(180 << 20), Some(12 << 20)), Some((450 + 32) << 20));
+        assert_eq!(ceiling_bytes(2, Some(180 << 20), None), Some((450 + 32) << 20));
+        // A process that starts large (libtorch, a CUDA context) keeps what it started with.
+        assert_eq!(ceiling_bytes(2, Some(180 << 20), Some(600 << 20)), Some((450 + 600) << 20));
+        assert_eq!(ceiling_bytes(1, Some(0), None), Some(32 << 20));
+        assert_eq!(ceiling_bytes(3, None, Some(1 << 30)), None);
+        assert_eq!(ceiling_bytes(usize::MAX, Some(u64::MAX), None), Some(u64::MAX));
     }
 
     #[test]
     fn freed_memory_above_the_ceiling_is_handed_back() {
         if !can_trim() || RssReader::open().is_none() {
-            return; // not glibc on Linux: `watch` says the ceiling is not held (checked below)
+            // Not glibc on Linux: the ceiling cannot be held, and `watch` says so.
+            let report = watch(0, &AtomicBool::new(true));
+            assert!(!report.held && report.trims == 0, "{report:?}");
+            return;
         }
         // 96 MiB touched and freed: glibc keeps it (the `hcs` binary's thresholds are not set
         // in tests, so in blocks below glibc's default mmap threshold, which stay in the heap).

@@ -381,7 +381,7 @@ impl WellDriver<'_> {
         let next = AtomicUsize::new(0);
         let slots: Vec<Mutex<Option<WellReport>>> = plans.iter().map(|_| Mutex::new(None)).collect();
         let per_well = plans.iter().filter_map(|p| p.estimated_peak_bytes).max();
-        let ceiling = ceiling::ceiling_bytes(threads, per_well);
+        let ceiling = ceiling::ceiling_bytes(threads, per_well, ceiling::rss_bytes());
         if ceiling.is_none() {
             tracing::debug!("no RSS ceiling: the plan has no per-well memory estimate");
         }
@@ -389,6 +389,7 @@ impl WellDriver<'_> {
         std::thread::scope(|scope| {
             let done = &wells_done;
             let watcher = ceiling.map(|c| scope.spawn(move || ceiling::watch(c, done)));
+            let stop_watcher = ceiling::StopOnDrop(done);
             let wells: Vec<_> = (0..threads)
                 .map(|worker| {
                     let (next, slots) = (&next, &slots);
@@ -406,7 +407,7 @@ impl WellDriver<'_> {
                 .collect();
             // A well thread that panicked is reported below as its wells' `ThreadLost`.
             wells.into_iter().for_each(|w| drop(w.join()));
-            wells_done.store(true, Ordering::Relaxed);
+            drop(stop_watcher);
             if let Some(report) = watcher.and_then(|w| w.join().ok()) {
                 say_ceiling(&report);
             }
@@ -509,7 +510,7 @@ fn say_ceiling(report: &ceiling::CeilingReport) {
             ceiling_mib = mib(report.ceiling),
             times = report.trims,
             freed_mib = mib(report.freed),
-            "the RSS passed its ceiling (1.25 × wells in flight × the plan's estimate + 32 MiB): freed memory handed back"
+            "the RSS passed its ceiling (1.25 × wells in flight × the plan's estimate + the process's RSS before the first well, at least 32 MiB): freed memory handed back"
         );
     } else {
         tracing::debug!(ceiling_mib = mib(report.ceiling), "the RSS stayed under its ceiling");
