@@ -16,7 +16,9 @@
 //! ceiling (data in use), the next hand-back waits until the RSS has grown 32 MiB more, so data
 //! over the ceiling is not trimmed again and again. The run's log says how often it fired.
 //! Where `malloc_trim` does not exist (not glibc) or the RSS cannot be read, the run says once
-//! that the ceiling is not held.
+//! that the ceiling is not held; so it does when hand-backs free nothing (the binary installed
+//! another allocator, whose freed memory `malloc_trim` cannot reach), and, when the binary does
+//! not count its heap ([`crate::heap::Counting`]), that the RSS alone decided.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -66,6 +68,18 @@ pub struct CeilingReport {
     pub freed: u64,
     /// Whether the ceiling could be held here (glibc, `/proc/self/statm`).
     pub held: bool,
+    /// Whether the heap in use was known ([`crate::heap::Counting`] installed), so that only
+    /// freed memory beyond it counted; without it the RSS alone decides.
+    pub heap_counted: bool,
+}
+
+impl CeilingReport {
+    /// Whether the hand-backs freed next to nothing (under 1 MiB each on average). With the heap
+    /// counted, a hand-back only starts when more than 32 MiB of the RSS is not in use, so then
+    /// the memory is not glibc's to hand back (another allocator is installed).
+    pub fn freed_nothing(&self) -> bool {
+        self.trims > 0 && self.freed < (self.trims as u64) << 20
+    }
 }
 
 /// Watch the RSS until `stop` is set, handing freed memory back whenever it passes `ceiling`.
@@ -76,6 +90,7 @@ pub fn watch(ceiling: u64, stop: &AtomicBool) -> CeilingReport {
         return report;
     }
     report.held = true;
+    report.heap_counted = crate::heap::installed();
     // The RSS after the last hand-back: data above the ceiling is not trimmed again and again,
     // only once the RSS has grown by `MIN_FREE_BYTES` since.
     let mut after_trim = 0u64;
@@ -165,6 +180,15 @@ mod tests {
     }
 
     #[test]
+    fn hand_backs_that_free_under_a_mib_each_free_nothing() {
+        let report = |trims, freed| CeilingReport { ceiling: 1, trims, freed, held: true, heap_counted: true };
+        assert!(!report(0, 0).freed_nothing(), "no hand-back: nothing to say");
+        assert!(report(3, (3 << 20) - 1).freed_nothing());
+        assert!(!report(3, 3 << 20).freed_nothing());
+        assert!(!report(1, 200 << 20).freed_nothing());
+    }
+
+    #[test]
     fn freed_memory_above_the_ceiling_is_handed_back() {
         if !can_trim() || RssReader::open().is_none() {
             // Not glibc on Linux: the ceiling cannot be held, and `watch` says so.
@@ -186,7 +210,9 @@ mod tests {
             watcher.join().expect("watcher")
         });
         assert!(report.held && report.trims >= 1, "{report:?}");
-        assert!(report.freed > 32 << 20, "{report:?}");
+        assert!(report.freed > 32 << 20 && !report.freed_nothing(), "{report:?}");
+        // Tests do not install the counting allocator: the RSS alone decided, and the report says so.
+        assert!(!report.heap_counted, "{report:?}");
         assert_eq!(keep.len(), 1 << 10);
     }
 }

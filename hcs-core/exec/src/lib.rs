@@ -505,6 +505,16 @@ fn say_ceiling(report: &ceiling::CeilingReport) {
             "the resident-memory ceiling is not held on this system (no glibc malloc_trim or no /proc/self/statm): \
              freed memory the allocator keeps can raise the RSS above the plan's estimate"
         );
+        return;
+    }
+    if report.heap_counted && report.freed_nothing() {
+        tracing::warn!(
+            ceiling_mib = mib(report.ceiling),
+            times = report.trims,
+            freed_mib = mib(report.freed),
+            "the RSS passed its ceiling but handing freed memory back (glibc's malloc_trim) freed next to nothing: \
+             the binary's allocator is not glibc's malloc, so the ceiling is not held"
+        );
     } else if report.trims > 0 {
         tracing::info!(
             ceiling_mib = mib(report.ceiling),
@@ -514,6 +524,12 @@ fn say_ceiling(report: &ceiling::CeilingReport) {
         );
     } else {
         tracing::debug!(ceiling_mib = mib(report.ceiling), "the RSS stayed under its ceiling");
+    }
+    if !report.heap_counted && report.trims > 0 {
+        tracing::info!(
+            "the binary does not count its heap (no hcs_exec::heap::Counting allocator): the RSS alone decided when \
+             to hand freed memory back, so some hand-backs may have found data in use, not freed memory"
+        );
     }
 }
 
