@@ -150,13 +150,15 @@ fn accumulate_row(sum: &mut [f64], weight: &mut [f64], row: &[f64], wx: &[f64], 
     }
 }
 
-/// The mosaic row: each weighted sum over its weight, 0 where no tile reaches. Compiled for
-/// AVX2 too and picked at run time, with the same result.
+/// The mosaic row: each weighted sum over its weight, 0 where no tile reaches; the sums and
+/// weights are set back to +0 for the next row in the same pass. Compiled for AVX2 too and
+/// picked at run time, with the same result.
 #[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
-fn divide_row(out: &mut [f32], sum: &[f64], weight: &[f64]) {
-    for ((o, &sv), &wv) in out.iter_mut().zip(sum).zip(weight) {
-        let mean = (sv / wv) as f32;
-        *o = if wv > 0.0 { mean } else { 0.0 };
+fn divide_row(out: &mut [f32], sum: &mut [f64], weight: &mut [f64]) {
+    for ((o, sv), wv) in out.iter_mut().zip(sum).zip(weight) {
+        let mean = (*sv / *wv) as f32;
+        *o = if *wv > 0.0 { mean } else { 0.0 };
+        (*sv, *wv) = (0.0, 0.0);
     }
 }
 
@@ -241,10 +243,9 @@ pub fn assemble_stack(
         .collect();
     let mut mosaic = Array3::<f32>::zeros((1, height, width));
     mosaic.index_axis_mut(Axis(0), 0).axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each_init(
+        // Each row leaves the sums and weights at +0 for the next (`divide_row`).
         || (vec![0.0f64; width], vec![0.0f64; width], vec![0.0f64; w + 1]),
         |(sum, weight, row), (y, mut out)| {
-            sum.fill(0.0);
-            weight.fill(0.0);
             for p in placed.iter().filter(|p| y >= p.iy && y <= p.iy + h) {
                 let ty = y - p.iy;
                 p.shifted_row(ty, row);

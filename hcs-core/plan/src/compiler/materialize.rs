@@ -90,12 +90,8 @@ pub fn host_peak(
                 input /= n;
             }
             calls = (calls / n).max(1);
-            if i + 1 == segment.last {
-                // The parts done so far stay for the step after the segment.
-                kept = last_output - last_output / n;
-            } else {
-                kept = last_output - last_output / n;
-            }
+            // At every step of the segment, the parts done so far stay for the step after it.
+            kept = last_output - last_output / n;
             output /= n;
         }
         let held = match step.reads {
