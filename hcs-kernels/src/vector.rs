@@ -8,6 +8,34 @@
 //! `scripts/test-portable-loops.sh` runs the kernels' tests on an emulated CPU without AVX, so the
 //! portable versions are tested, not only compiled.
 
+/// The `multiversion` target every dispatched loop is compiled for, as its attribute spells it
+/// (`#[multiversion(targets("x86_64+avx+avx2+fma"))]`; a test checks that each attribute
+/// names this one). [`HotLoops::detect`] checks its features.
+pub const HOT_LOOP_TARGET: &str = "x86_64+avx+avx2+fma";
+
+/// The CPU features of [`HOT_LOOP_TARGET`] (after its architecture).
+fn target_features() -> impl Iterator<Item = &'static str> {
+    HOT_LOOP_TARGET.split('+').skip(1)
+}
+
+/// Whether this CPU has `feature` (one of [`HOT_LOOP_TARGET`]'s; any other: no).
+fn has_feature(feature: &str) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match feature {
+            "avx" => std::arch::is_x86_feature_detected!("avx"),
+            "avx2" => std::arch::is_x86_feature_detected!("avx2"),
+            "fma" => std::arch::is_x86_feature_detected!("fma"),
+            _ => false,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = feature;
+        false
+    }
+}
+
 /// The version of the hot loops a CPU runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HotLoops {
@@ -18,17 +46,10 @@ pub enum HotLoops {
 }
 
 impl HotLoops {
-    /// What this CPU runs: [`HotLoops::Avx2`] where it has AVX, AVX2 and FMA (the features the
-    /// dispatched loops are compiled for), [`HotLoops::Portable`] otherwise.
+    /// What this CPU runs: [`HotLoops::Avx2`] where it has every feature of [`HOT_LOOP_TARGET`]
+    /// (the features the dispatched loops are compiled for), [`HotLoops::Portable`] otherwise.
     pub fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx")
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
-            return HotLoops::Avx2;
-        }
-        HotLoops::Portable
+        if target_features().all(has_feature) { HotLoops::Avx2 } else { HotLoops::Portable }
     }
 
     /// A short name (`avx2` or `portable`), as `hcs devices --json` prints it.
@@ -47,5 +68,38 @@ impl HotLoops {
                 "no AVX2 + FMA on this CPU: hot loops run their portable versions (same results, slower)"
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sources with dispatched loops, as compiled (a new one joins the list; hcs-exec's
+    /// QC checks its own).
+    const SOURCES: [(&str, &str); 6] = [
+        ("morphology/mod.rs", include_str!("morphology/mod.rs")),
+        ("normalize/mod.rs", include_str!("normalize/mod.rs")),
+        ("projection/mod.rs", include_str!("projection/mod.rs")),
+        ("separable.rs", include_str!("separable.rs")),
+        ("stitch/assemble.rs", include_str!("stitch/assemble.rs")),
+        ("stitch/positions.rs", include_str!("stitch/positions.rs")),
+    ];
+
+    #[test]
+    fn every_dispatched_loop_is_compiled_for_the_target_detect_checks() {
+        let any = "multiversion::multiversion(targets(";
+        let ours = format!("{any}\"{HOT_LOOP_TARGET}\"))]");
+        let count = |pattern: &str| SOURCES.iter().map(|(_, text)| text.matches(pattern).count()).sum::<usize>();
+        assert_eq!(count(any), 11, "dispatched loops in {:?}", SOURCES.map(|(file, _)| file));
+        for (file, text) in SOURCES {
+            assert_eq!(text.matches(any).count(), text.matches(&ours).count(), "{file}: a loop for another target");
+        }
+        #[cfg(target_arch = "x86_64")]
+        for feature in target_features() {
+            // A feature `has_feature` does not know would make every CPU run the portable loops.
+            assert!(["avx", "avx2", "fma"].contains(&feature), "has_feature does not check `{feature}`: add it there");
+        }
+        assert!(!has_feature("sse9"), "an unknown feature is not claimed");
     }
 }

@@ -96,6 +96,15 @@ mod tests {
     use super::*;
     use ndarray::Array2;
 
+    #[test]
+    fn the_focus_loop_is_compiled_for_the_kernels_hot_loop_target() {
+        // `hcs devices` reports the kernels' detection for every dispatched loop, this one too.
+        let text = include_str!("qc.rs");
+        let any = concat!("multiversion::", "multiversion(targets(");
+        let ours = format!("{any}\"{}\"))]", hcs_kernels::vector::HOT_LOOP_TARGET);
+        assert_eq!((text.matches(any).count(), text.matches(&ours).count()), (1, 1));
+    }
+
     fn key() -> ImageKey {
         ImageKey { well: "A01".parse().expect("well"), site: 1, channel: 1, z: 1, timepoint: 1 }
     }
