@@ -15,6 +15,7 @@
 # (see ../shared/reference/infra.md, part A.1): no cgroups, no accounting, scheduling passes
 # without the default 3 s delay.
 set -euo pipefail
+SCRIPTS=$(cd "$(dirname "$0")" && pwd)
 
 DIR=${HCS_SLURM_DIR:-/tmp/hcs-slurm}
 CPUS=${HCS_SLURM_CPUS:-$(nproc)}
@@ -52,10 +53,7 @@ install_packages() {
     command -v munged >/dev/null; then
     return
   fi
-  say "installing slurmctld slurmd slurm-client munge"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
+  bash "$SCRIPTS/apt-install.sh" slurmctld slurmd slurm-client munge
 }
 
 munge_key() {

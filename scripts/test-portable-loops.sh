@@ -13,13 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(uname -m)" = x86_64 ] || { echo "not x86-64: the hot loops have one version here"; exit 0; }
 
-if ! command -v qemu-x86_64 > /dev/null; then
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  echo "installing qemu-user (apt-get)"
-  $SUDO apt-get update
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends qemu-user
-fi
+command -v qemu-x86_64 > /dev/null || bash scripts/apt-install.sh qemu-user
 CPU=(qemu-x86_64 -cpu Nehalem)
 
 cargo build -q --bin hcs
