@@ -23,6 +23,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::rss::RssReader;
+
 /// How often the watcher reads the RSS.
 const POLL: Duration = Duration::from_millis(5);
 
@@ -40,11 +42,6 @@ pub fn ceiling_bytes(wells_in_flight: usize, per_well_bytes: Option<u64>, rss_at
     let data = per_well_bytes?.saturating_mul(wells_in_flight as u64);
     let process = rss_at_start.unwrap_or(0).max(PROCESS_BYTES);
     Some(data.saturating_add(data / 4).saturating_add(process))
-}
-
-/// The process's RSS now, bytes (`None` where `/proc/self/statm` cannot be read).
-pub fn rss_bytes() -> Option<u64> {
-    RssReader::open()?.bytes()
 }
 
 /// Sets `stop` when dropped, so the watcher ends however the run's scope is left (a well thread
@@ -110,45 +107,6 @@ pub fn watch(ceiling: u64, stop: &AtomicBool) -> CeilingReport {
         }
     }
     report
-}
-
-/// Reads the resident set size from `/proc/self/statm` (its second field, in pages).
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // never opened without /proc
-struct RssReader {
-    statm: std::fs::File,
-    page: u64,
-}
-
-impl RssReader {
-    #[cfg(target_os = "linux")]
-    fn open() -> Option<Self> {
-        // SAFETY: sysconf only reads a system constant.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        let reader =
-            RssReader { statm: std::fs::File::open("/proc/self/statm").ok()?, page: u64::try_from(page).ok()? };
-        reader.bytes().map(|_| reader)
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn open() -> Option<Self> {
-        None
-    }
-
-    fn bytes(&self) -> Option<u64> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::FileExt;
-            let mut buf = [0u8; 128];
-            let n = self.statm.read_at(&mut buf, 0).ok()?;
-            let pages: u64 = std::str::from_utf8(&buf[..n]).ok()?.split_whitespace().nth(1)?.parse().ok()?;
-            Some(pages * self.page)
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = (&self.statm, self.page);
-            None
-        }
-    }
 }
 
 fn can_trim() -> bool {

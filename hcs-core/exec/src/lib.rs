@@ -20,6 +20,7 @@ pub mod parts;
 pub mod qc;
 pub mod retry;
 pub mod routing;
+pub mod rss;
 pub mod slots;
 pub mod state;
 pub mod step;
@@ -381,7 +382,7 @@ impl WellDriver<'_> {
         let next = AtomicUsize::new(0);
         let slots: Vec<Mutex<Option<WellReport>>> = plans.iter().map(|_| Mutex::new(None)).collect();
         let per_well = plans.iter().filter_map(|p| p.estimated_peak_bytes).max();
-        let ceiling = ceiling::ceiling_bytes(threads, per_well, ceiling::rss_bytes());
+        let ceiling = ceiling::ceiling_bytes(threads, per_well, rss::rss_bytes());
         if ceiling.is_none() {
             tracing::debug!("no RSS ceiling: the plan has no per-well memory estimate");
         }

@@ -105,32 +105,9 @@ pub fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// The process's resident and peak resident memory in MiB (`VmRSS`, `VmHWM` of
-/// `/proc/self/status`); `None` where the system does not say.
-pub fn memory_mib() -> (Option<f64>, Option<f64>) {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return (None, None) };
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map(|kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn memory_is_read_on_linux_and_the_peak_is_at_least_the_current() {
-        let (rss, peak) = memory_mib();
-        if cfg!(target_os = "linux") {
-            let (rss, peak) = (rss.expect("VmRSS"), peak.expect("VmHWM"));
-            assert!(rss > 0.0 && peak >= rss, "{rss} {peak}");
-        }
-    }
 
     #[test]
     fn parts_of_a_step_add_up_and_keep_their_spans() {

@@ -10,9 +10,10 @@ use crate::error::StepError;
 use crate::job::WellJob;
 use crate::output::WellRecord;
 use crate::parts::{Part, PartOf, parts};
+use crate::rss::memory_mib;
 use crate::state::WellRun;
 use crate::step::{StepCounts, StepRunner};
-use crate::trace::{StepTrace, memory_mib, unix_now};
+use crate::trace::{StepTrace, unix_now};
 
 /// What a well's run gives back: its completion record (the caller writes it), each step's
 /// seconds, and notes worth a warning (out-of-memory retries, CPU fallbacks).
