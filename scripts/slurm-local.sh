@@ -15,7 +15,7 @@
 # (see ../shared/reference/infra.md, part A.1): no cgroups, no accounting, scheduling passes
 # without the default 3 s delay.
 set -euo pipefail
-SCRIPTS=$(cd "$(dirname "$0")" && pwd)
+SCRIPTS=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
 
 DIR=${HCS_SLURM_DIR:-/tmp/hcs-slurm}
 CPUS=${HCS_SLURM_CPUS:-$(nproc)}

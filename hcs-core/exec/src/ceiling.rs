@@ -12,13 +12,15 @@
 //! estimate is within 25 % of the heap a well holds; the process without images: its RSS before
 //! the first well, at least 32 MiB). A watcher
 //! thread reads `/proc/self/statm` every 5 ms; above the ceiling, with more than 32 MiB of the
-//! RSS not in use by the heap, it calls glibc's `malloc_trim`. When that leaves the RSS above the
+//! RSS neither heap in use nor what the process held outside its heap before the first well
+//! (code, libraries), it calls glibc's `malloc_trim`. When that leaves the RSS above the
 //! ceiling (data in use), the next hand-back waits until the RSS has grown 32 MiB more, so data
 //! over the ceiling is not trimmed again and again. The run's log says how often it fired.
 //! Where `malloc_trim` does not exist (not glibc) or the RSS cannot be read, the run says once
-//! that the ceiling is not held; so it does when hand-backs free nothing (the binary installed
-//! another allocator, whose freed memory `malloc_trim` cannot reach), and, when the binary does
-//! not count its heap ([`crate::heap::Counting`]), that the RSS alone decided.
+//! that the ceiling is not held; so it does when hand-backs free next to nothing (the RSS is
+//! held by data in use, libraries, or an allocator other than glibc's, which `malloc_trim`
+//! cannot reach), and, when the binary does not count its heap ([`crate::heap::Counting`]),
+//! that the RSS's growth alone decided.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -71,16 +73,24 @@ pub struct CeilingReport {
 }
 
 impl CeilingReport {
-    /// Whether the hand-backs freed next to nothing (under 1 MiB each on average). With the heap
-    /// counted, a hand-back only starts when more than 32 MiB of the RSS is not in use, so then
-    /// the memory is not glibc's to hand back (another allocator is installed).
+    /// Whether the hand-backs freed next to nothing (under 1 MiB each on average): what holds
+    /// the RSS above the ceiling is not free memory of glibc's heap (data in use beyond the
+    /// estimate, memory of libraries, or a binary allocator other than glibc's malloc).
     pub fn freed_nothing(&self) -> bool {
         self.trims > 0 && self.freed < (self.trims as u64) << 20
     }
 }
 
-/// Watch the RSS until `stop` is set, handing freed memory back whenever it passes `ceiling`.
-pub fn watch(ceiling: u64, stop: &AtomicBool) -> CeilingReport {
+/// Of an RSS of `rss` bytes, what is not heap in use: code, libraries, thread stacks (and what
+/// the heap keeps freed); all of it where the heap is not counted ([`crate::heap::Counting`]).
+pub fn outside_heap(rss: Option<u64>) -> u64 {
+    rss.unwrap_or(0).saturating_sub(crate::heap::in_use_bytes().map_or(0, |b| b as u64))
+}
+
+/// Watch the RSS until `stop` is set, handing freed memory back whenever it passes `ceiling`
+/// with more than 32 MiB of it neither heap in use nor `outside_heap_at_start` (what
+/// [`outside_heap`] gave before the first well).
+pub fn watch(ceiling: u64, outside_heap_at_start: u64, stop: &AtomicBool) -> CeilingReport {
     let mut report = CeilingReport { ceiling, ..CeilingReport::default() };
     let Some(rss) = RssReader::open() else { return report };
     if !can_trim() {
@@ -88,6 +98,7 @@ pub fn watch(ceiling: u64, stop: &AtomicBool) -> CeilingReport {
     }
     report.held = true;
     report.heap_counted = crate::heap::installed();
+    let in_use = || crate::heap::in_use_bytes().map_or(0, |b| b as u64);
     // The RSS after the last hand-back: data above the ceiling is not trimmed again and again,
     // only once the RSS has grown by `MIN_FREE_BYTES` since.
     let mut after_trim = 0u64;
@@ -97,9 +108,8 @@ pub fn watch(ceiling: u64, stop: &AtomicBool) -> CeilingReport {
         if before <= ceiling.max(after_trim.saturating_add(MIN_FREE_BYTES)) {
             continue;
         }
-        // Without the counting allocator the heap in use is unknown: the RSS alone decides.
-        let in_use = crate::heap::in_use_bytes().map_or(0, |b| b as u64);
-        if before.saturating_sub(in_use) > MIN_FREE_BYTES {
+        // Without the counting allocator the heap in use is unknown: the RSS's growth alone decides.
+        if before.saturating_sub(in_use()).saturating_sub(outside_heap_at_start) > MIN_FREE_BYTES {
             trim();
             after_trim = rss.bytes().unwrap_or(before);
             report.trims += 1;
@@ -147,30 +157,40 @@ mod tests {
     }
 
     #[test]
-    fn freed_memory_above_the_ceiling_is_handed_back() {
+    fn freed_memory_above_the_ceiling_is_handed_back_and_data_in_use_is_not() {
         if !can_trim() || RssReader::open().is_none() {
             // Not glibc on Linux: the ceiling cannot be held, and `watch` says so.
-            let report = watch(0, &AtomicBool::new(true));
+            let report = watch(0, 0, &AtomicBool::new(true));
             assert!(!report.held && report.trims == 0, "{report:?}");
             return;
         }
-        // 96 MiB touched and freed: glibc keeps it (the `hcs` binary's thresholds are not set
-        // in tests, so in blocks below glibc's default mmap threshold, which stay in the heap).
+        let watch_for = |ceiling, outside| {
+            let stop = AtomicBool::new(false);
+            std::thread::scope(|s| {
+                let watcher = s.spawn(|| watch(ceiling, outside, &stop));
+                std::thread::sleep(Duration::from_millis(100));
+                stop.store(true, Ordering::Relaxed);
+                watcher.join().expect("watcher")
+            })
+        };
+        trim(); // what earlier tests left freed is not this test's to find
+        // The RSS before: tests do not count the heap, so all of it is outside the heap.
+        let outside = outside_heap(crate::rss::rss_bytes());
+        // 96 MiB touched, in blocks below glibc's default mmap threshold, so in the heap (the
+        // `hcs` binary's thresholds are not set in tests).
         let blocks: Vec<Vec<u8>> = (0..96 * 16).map(|_| vec![1u8; 64 << 10]).collect();
         let keep = vec![1u8; 1 << 10]; // above the blocks: the heap cannot shrink from its top
+        let rss = || RssReader::open().and_then(|r| r.bytes()).expect("RSS");
+        // Above the ceiling with data in use: a hand-back finds next to nothing, and says so.
+        let in_use = watch_for(rss() / 2, outside);
+        assert!(in_use.held && in_use.trims >= 1 && in_use.freed_nothing(), "{in_use:?}");
+        // Freed: glibc keeps it, and the hand-back returns it.
         drop(blocks);
-        let rss = RssReader::open().and_then(|r| r.bytes()).expect("RSS");
-        let stop = AtomicBool::new(false);
-        let report = std::thread::scope(|s| {
-            let watcher = s.spawn(|| watch(rss / 2, &stop));
-            std::thread::sleep(Duration::from_millis(100));
-            stop.store(true, Ordering::Relaxed);
-            watcher.join().expect("watcher")
-        });
-        assert!(report.held && report.trims >= 1, "{report:?}");
-        assert!(report.freed > 32 << 20 && !report.freed_nothing(), "{report:?}");
+        let freed = watch_for(rss() / 2, outside);
+        assert!(freed.held && freed.trims >= 1, "{freed:?}");
+        assert!(freed.freed > 32 << 20 && !freed.freed_nothing(), "{freed:?}");
         // Tests do not install the counting allocator: the RSS alone decided, and the report says so.
-        assert!(!report.heap_counted, "{report:?}");
+        assert!(!freed.heap_counted, "{freed:?}");
         assert_eq!(keep.len(), 1 << 10);
     }
 }

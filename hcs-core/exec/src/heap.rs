@@ -104,7 +104,7 @@ pub fn in_use_and_peak_mib() -> (Option<f64>, Option<f64>) {
 }
 
 /// Tell glibc to keep freed image stacks in its heap for reuse; call it first thing in `main`,
-/// before any other thread starts (a no-op where the C library is not glibc).
+/// so every allocation follows it (a no-op where the C library is not glibc).
 ///
 /// Image stacks of tens of megabytes are allocated and freed per step and group. By default
 /// glibc serves each from a fresh `mmap` and unmaps it on free, so every step pays the kernel
@@ -117,7 +117,8 @@ pub fn in_use_and_peak_mib() -> (Option<f64>, Option<f64>) {
 /// passes the plan's bound ([`crate::ceiling`]).
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator tunables; the caller calls it before other threads start.
+    // SAFETY: mallopt only sets allocator tunables, under glibc's arena lock (it is called first
+    // in `main` so every allocation sees them, not for soundness).
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);

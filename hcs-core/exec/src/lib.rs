@@ -382,14 +382,16 @@ impl WellDriver<'_> {
         let next = AtomicUsize::new(0);
         let slots: Vec<Mutex<Option<WellReport>>> = plans.iter().map(|_| Mutex::new(None)).collect();
         let per_well = plans.iter().filter_map(|p| p.estimated_peak_bytes).max();
-        let ceiling = ceiling::ceiling_bytes(threads, per_well, rss::rss_bytes());
+        let rss_at_start = rss::rss_bytes();
+        let outside_heap = ceiling::outside_heap(rss_at_start);
+        let ceiling = ceiling::ceiling_bytes(threads, per_well, rss_at_start);
         if ceiling.is_none() {
             tracing::debug!("no RSS ceiling: the plan has no per-well memory estimate");
         }
         let wells_done = AtomicBool::new(false);
         std::thread::scope(|scope| {
             let done = &wells_done;
-            let watcher = ceiling.map(|c| scope.spawn(move || ceiling::watch(c, done)));
+            let watcher = ceiling.map(|c| scope.spawn(move || ceiling::watch(c, outside_heap, done)));
             let stop_watcher = ceiling::StopOnDrop(done);
             let wells: Vec<_> = (0..threads)
                 .map(|worker| {
@@ -508,13 +510,14 @@ fn say_ceiling(report: &ceiling::CeilingReport) {
         );
         return;
     }
-    if report.heap_counted && report.freed_nothing() {
+    if report.freed_nothing() {
         tracing::warn!(
             ceiling_mib = mib(report.ceiling),
             times = report.trims,
             freed_mib = mib(report.freed),
             "the RSS passed its ceiling but handing freed memory back (glibc's malloc_trim) freed next to nothing: \
-             the binary's allocator is not glibc's malloc, so the ceiling is not held"
+             what holds it is data in use beyond the plan's estimate, memory of libraries, or an allocator other \
+             than glibc's malloc, so the ceiling is not held"
         );
     } else if report.trims > 0 {
         tracing::info!(
@@ -528,8 +531,8 @@ fn say_ceiling(report: &ceiling::CeilingReport) {
     }
     if !report.heap_counted && report.trims > 0 {
         tracing::info!(
-            "the binary does not count its heap (no hcs_exec::heap::Counting allocator): the RSS alone decided when \
-             to hand freed memory back, so some hand-backs may have found data in use, not freed memory"
+            "the binary does not count its heap (no hcs_exec::heap::Counting allocator): the RSS's growth alone \
+             decided when to hand freed memory back, so some hand-backs may have found data in use, not freed memory"
         );
     }
 }
