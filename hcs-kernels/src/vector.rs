@@ -18,8 +18,8 @@ fn target_features() -> impl Iterator<Item = &'static str> {
     HOT_LOOP_TARGET.split('+').skip(1)
 }
 
-/// Whether this CPU has `feature`; `None` for a feature this function does not know, which
-/// no CPU is taken to have.
+/// Whether this CPU has `feature`; on x86-64, `None` for a feature this function does not know
+/// (no CPU is taken to have it). Elsewhere the dispatched loops have one version: `Some(false)`.
 fn has_feature(feature: &str) -> Option<bool> {
     #[cfg(target_arch = "x86_64")]
     {

@@ -68,7 +68,7 @@ pub struct CeilingReport {
     /// Whether the ceiling could be held here (glibc, `/proc/self/statm`).
     pub held: bool,
     /// Whether the heap in use was known ([`crate::heap::Counting`] installed), so that only
-    /// freed memory beyond it counted; without it the RSS alone decides.
+    /// freed memory beyond it counted; without it the RSS's growth alone decides.
     pub heap_counted: bool,
 }
 
@@ -123,6 +123,11 @@ fn can_trim() -> bool {
     cfg!(all(target_os = "linux", target_env = "gnu"))
 }
 
+/// Hand the heap's free memory back to the system now (glibc's `malloc_trim`; nothing elsewhere).
+pub fn hand_back() {
+    trim();
+}
+
 fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages of glibc's heaps to the system; it is
@@ -168,7 +173,7 @@ mod tests {
             let stop = AtomicBool::new(false);
             std::thread::scope(|s| {
                 let watcher = s.spawn(|| watch(ceiling, outside, &stop));
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(300));
                 stop.store(true, Ordering::Relaxed);
                 watcher.join().expect("watcher")
             })
@@ -181,15 +186,17 @@ mod tests {
         let blocks: Vec<Vec<u8>> = (0..96 * 16).map(|_| vec![1u8; 64 << 10]).collect();
         let keep = vec![1u8; 1 << 10]; // above the blocks: the heap cannot shrink from its top
         let rss = || RssReader::open().and_then(|r| r.bytes()).expect("RSS");
-        // Above the ceiling with data in use: a hand-back finds next to nothing, and says so.
+        // Above the ceiling with data in use: a hand-back does not free it (other tests of this
+        // binary may free a few MiB meanwhile, which the process-wide RSS drop counts).
         let in_use = watch_for(rss() / 2, outside);
-        assert!(in_use.held && in_use.trims >= 1 && in_use.freed_nothing(), "{in_use:?}");
+        assert!(in_use.held && in_use.trims >= 1 && in_use.freed < 32 << 20, "{in_use:?}");
         // Freed: glibc keeps it, and the hand-back returns it.
         drop(blocks);
         let freed = watch_for(rss() / 2, outside);
         assert!(freed.held && freed.trims >= 1, "{freed:?}");
         assert!(freed.freed > 32 << 20 && !freed.freed_nothing(), "{freed:?}");
-        // Tests do not install the counting allocator: the RSS alone decided, and the report says so.
+        // Tests do not install the counting allocator: the RSS's growth alone decided, and the
+        // report says so.
         assert!(!freed.heap_counted, "{freed:?}");
         assert_eq!(keep.len(), 1 << 10);
     }

@@ -382,6 +382,9 @@ impl WellDriver<'_> {
         let next = AtomicUsize::new(0);
         let slots: Vec<Mutex<Option<WellReport>>> = plans.iter().map(|_| Mutex::new(None)).collect();
         let per_well = plans.iter().filter_map(|p| p.estimated_peak_bytes).max();
+        // What planning freed goes back first, so it neither raises the ceiling nor counts as
+        // held outside the heap.
+        ceiling::hand_back();
         let rss_at_start = rss::rss_bytes();
         let outside_heap = ceiling::outside_heap(rss_at_start);
         let ceiling = ceiling::ceiling_bytes(threads, per_well, rss_at_start);
