@@ -155,12 +155,24 @@ pub struct OutputFile {
     pub bytes: u64,
 }
 
-/// RFC 3339 (UTC, milliseconds) of a Unix time.
+/// RFC 3339 (UTC) of a Unix time, always with three digits of milliseconds: a reader that takes
+/// its format from the first value (pandas' `to_datetime`) must find it in every row, also when
+/// a time falls on a whole second (`time`'s own RFC 3339 drops the fraction then).
 pub fn rfc3339(unix_s: f64) -> String {
     let nanos = (unix_s * 1e3).round() as i128 * 1_000_000;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            )
+        })
         .unwrap_or_default()
 }
 
@@ -333,7 +345,10 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339_utc_with_milliseconds() {
-        assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_795_000_000.25), "2026-11-18T11:06:40.25Z");
+        // Three digits always, on a whole second too (pandas reads a column in one format).
+        assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_000_000.25), "2026-11-18T11:06:40.250Z");
+        assert_eq!(rfc3339(1_795_000_000.000_4), "2026-11-18T11:06:40.000Z");
+        assert_eq!(rfc3339(1_795_000_059.999_6), "2026-11-18T11:07:40.000Z");
     }
 }
