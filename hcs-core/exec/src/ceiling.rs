@@ -79,18 +79,88 @@ impl CeilingReport {
     pub fn freed_nothing(&self) -> bool {
         self.trims > 0 && self.freed < (self.trims as u64) << 20
     }
+
+    /// Log what the watcher did: how often it handed memory back, or that it could not
+    /// hold the ceiling here.
+    pub fn log(&self) {
+        let mib = |b: u64| b as f64 / 1_048_576.0;
+        if !self.held {
+            tracing::warn!(
+                ceiling_mib = mib(self.ceiling),
+                "the resident-memory ceiling is not held on this system (no glibc malloc_trim or no /proc/self/statm): \
+             freed memory the allocator keeps can raise the RSS above the plan's estimate"
+            );
+            return;
+        }
+        if self.freed_nothing() {
+            tracing::warn!(
+                ceiling_mib = mib(self.ceiling),
+                times = self.trims,
+                freed_mib = mib(self.freed),
+                "the RSS passed its ceiling but handing freed memory back (glibc's malloc_trim) freed next to nothing: \
+             what holds it is data in use beyond the plan's estimate, memory of libraries, or an allocator other \
+             than glibc's malloc, so the ceiling is not held"
+            );
+        } else if self.trims > 0 {
+            tracing::info!(
+                ceiling_mib = mib(self.ceiling),
+                times = self.trims,
+                freed_mib = mib(self.freed),
+                "the RSS passed its ceiling (1.25 × wells in flight × the plan's estimate + the process's RSS before the first well, at least 32 MiB): freed memory handed back"
+            );
+        } else {
+            tracing::debug!(ceiling_mib = mib(self.ceiling), "the RSS stayed under its ceiling");
+        }
+        if !self.heap_counted && self.trims > 0 {
+            tracing::info!(
+                "the binary does not count its heap (no hcs_exec::heap::Counting allocator): the RSS's growth alone \
+             decided when to hand freed memory back, so some hand-backs may have found data in use, not freed memory"
+            );
+        }
+    }
+}
+
+/// A run's ceiling and what the process held outside its heap when it was set, just before the
+/// first well.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ceiling {
+    /// The ceiling, bytes ([`ceiling_bytes`]).
+    pub bytes: u64,
+    /// What the process held outside its heap before the first well (code, libraries; all of
+    /// its RSS where the heap is not counted): never counted as freed memory.
+    pub outside_heap_at_start: u64,
+}
+
+impl Ceiling {
+    /// Set the ceiling of a run with `wells_in_flight` wells at once, each estimated to hold at
+    /// most `per_well_bytes`; `None` (said in the log) when no well's estimate is known. What
+    /// planning freed is handed back first, so it neither raises the ceiling nor counts as held
+    /// outside the heap.
+    pub fn start(wells_in_flight: usize, per_well_bytes: Option<u64>) -> Option<Self> {
+        trim();
+        let rss_at_start = crate::rss::rss_bytes();
+        let Some(bytes) = ceiling_bytes(wells_in_flight, per_well_bytes, rss_at_start) else {
+            tracing::debug!("no RSS ceiling: the plan has no per-well memory estimate");
+            return None;
+        };
+        Some(Ceiling { bytes, outside_heap_at_start: outside_heap(rss_at_start) })
+    }
+
+    /// Watch the RSS until `stop` is set, handing freed memory back whenever it passes the
+    /// ceiling with more than 32 MiB of it neither heap in use nor held outside the heap at the
+    /// start.
+    pub fn watch(self, stop: &AtomicBool) -> CeilingReport {
+        watch(self.bytes, self.outside_heap_at_start, stop)
+    }
 }
 
 /// Of an RSS of `rss` bytes, what is not heap in use: code, libraries, thread stacks (and what
 /// the heap keeps freed); all of it where the heap is not counted ([`crate::heap::Counting`]).
-pub fn outside_heap(rss: Option<u64>) -> u64 {
+fn outside_heap(rss: Option<u64>) -> u64 {
     rss.unwrap_or(0).saturating_sub(crate::heap::in_use_bytes().map_or(0, |b| b as u64))
 }
 
-/// Watch the RSS until `stop` is set, handing freed memory back whenever it passes `ceiling`
-/// with more than 32 MiB of it neither heap in use nor `outside_heap_at_start` (what
-/// [`outside_heap`] gave before the first well).
-pub fn watch(ceiling: u64, outside_heap_at_start: u64, stop: &AtomicBool) -> CeilingReport {
+fn watch(ceiling: u64, outside_heap_at_start: u64, stop: &AtomicBool) -> CeilingReport {
     let mut report = CeilingReport { ceiling, ..CeilingReport::default() };
     let Some(rss) = RssReader::open() else { return report };
     if !can_trim() {
@@ -124,10 +194,6 @@ fn can_trim() -> bool {
 }
 
 /// Hand the heap's free memory back to the system now (glibc's `malloc_trim`; nothing elsewhere).
-pub fn hand_back() {
-    trim();
-}
-
 fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages of glibc's heaps to the system; it is
@@ -185,7 +251,7 @@ mod tests {
         // `hcs` binary's thresholds are not set in tests).
         let blocks: Vec<Vec<u8>> = (0..96 * 16).map(|_| vec![1u8; 64 << 10]).collect();
         let keep = vec![1u8; 1 << 10]; // above the blocks: the heap cannot shrink from its top
-        let rss = || RssReader::open().and_then(|r| r.bytes()).expect("RSS");
+        let rss = || crate::rss::rss_bytes().expect("RSS");
         // Above the ceiling with data in use: a hand-back does not free it (other tests of this
         // binary may free a few MiB meanwhile, which the process-wide RSS drop counts).
         let in_use = watch_for(rss() / 2, outside);

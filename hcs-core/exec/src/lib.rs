@@ -382,19 +382,11 @@ impl WellDriver<'_> {
         let next = AtomicUsize::new(0);
         let slots: Vec<Mutex<Option<WellReport>>> = plans.iter().map(|_| Mutex::new(None)).collect();
         let per_well = plans.iter().filter_map(|p| p.estimated_peak_bytes).max();
-        // What planning freed goes back first, so it neither raises the ceiling nor counts as
-        // held outside the heap.
-        ceiling::hand_back();
-        let rss_at_start = rss::rss_bytes();
-        let outside_heap = ceiling::outside_heap(rss_at_start);
-        let ceiling = ceiling::ceiling_bytes(threads, per_well, rss_at_start);
-        if ceiling.is_none() {
-            tracing::debug!("no RSS ceiling: the plan has no per-well memory estimate");
-        }
+        let ceiling = ceiling::Ceiling::start(threads, per_well);
         let wells_done = AtomicBool::new(false);
         std::thread::scope(|scope| {
             let done = &wells_done;
-            let watcher = ceiling.map(|c| scope.spawn(move || ceiling::watch(c, outside_heap, done)));
+            let watcher = ceiling.map(|c| scope.spawn(move || c.watch(done)));
             let stop_watcher = ceiling::StopOnDrop(done);
             let wells: Vec<_> = (0..threads)
                 .map(|worker| {
@@ -415,7 +407,7 @@ impl WellDriver<'_> {
             wells.into_iter().for_each(|w| drop(w.join()));
             drop(stop_watcher);
             if let Some(report) = watcher.and_then(|w| w.join().ok()) {
-                say_ceiling(&report);
+                report.log();
             }
         });
         slots
@@ -498,45 +490,6 @@ impl WellDriver<'_> {
         }
         output::write_record(&plan.output_root, plan.well, &outcome.record)?;
         Ok(outcome)
-    }
-}
-
-/// Log what the RSS ceiling watcher did: how often it handed memory back, or that it could not
-/// hold the ceiling here.
-fn say_ceiling(report: &ceiling::CeilingReport) {
-    let mib = |b: u64| b as f64 / 1_048_576.0;
-    if !report.held {
-        tracing::warn!(
-            ceiling_mib = mib(report.ceiling),
-            "the resident-memory ceiling is not held on this system (no glibc malloc_trim or no /proc/self/statm): \
-             freed memory the allocator keeps can raise the RSS above the plan's estimate"
-        );
-        return;
-    }
-    if report.freed_nothing() {
-        tracing::warn!(
-            ceiling_mib = mib(report.ceiling),
-            times = report.trims,
-            freed_mib = mib(report.freed),
-            "the RSS passed its ceiling but handing freed memory back (glibc's malloc_trim) freed next to nothing: \
-             what holds it is data in use beyond the plan's estimate, memory of libraries, or an allocator other \
-             than glibc's malloc, so the ceiling is not held"
-        );
-    } else if report.trims > 0 {
-        tracing::info!(
-            ceiling_mib = mib(report.ceiling),
-            times = report.trims,
-            freed_mib = mib(report.freed),
-            "the RSS passed its ceiling (1.25 × wells in flight × the plan's estimate + the process's RSS before the first well, at least 32 MiB): freed memory handed back"
-        );
-    } else {
-        tracing::debug!(ceiling_mib = mib(report.ceiling), "the RSS stayed under its ceiling");
-    }
-    if !report.heap_counted && report.trims > 0 {
-        tracing::info!(
-            "the binary does not count its heap (no hcs_exec::heap::Counting allocator): the RSS's growth alone \
-             decided when to hand freed memory back, so some hand-backs may have found data in use, not freed memory"
-        );
     }
 }
 
