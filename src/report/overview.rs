@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use crate::plate::formats::open_plate;
 use crate::plate::{ImageKey, WellId};
+use crate::vfs::PlaneData;
 
 use super::RunFacts;
 use super::run_json::RunJson;
@@ -69,7 +70,7 @@ pub struct Pictures {
 }
 
 /// Block means of `plane` so neither side exceeds `max_side`; also the factor.
-fn shrink(plane: ArrayView2<'_, f32>, max_side: usize) -> (Array2<f32>, usize) {
+fn shrink<T: Copy + Into<f64>>(plane: ArrayView2<'_, T>, max_side: usize) -> (Array2<f32>, usize) {
     let (h, w) = plane.dim();
     let step = h.max(w).div_ceil(max_side.max(1)).max(1);
     let (sh, sw) = (h.div_ceil(step).max(1), w.div_ceil(step).max(1));
@@ -77,9 +78,10 @@ fn shrink(plane: ArrayView2<'_, f32>, max_side: usize) -> (Array2<f32>, usize) {
     // Each band of `step` rows is added into per-column sums and counts of finite samples (whole
     // rows at once, without branches, so the loop vectorizes), then each block's columns added.
     let (mut sums, mut counts) = (vec![0.0f64; w], vec![0u32; w]);
-    let add = |((s, n), &v): ((&mut f64, &mut u32), &f32)| {
+    let add = |((s, n), &v): ((&mut f64, &mut u32), &T)| {
+        let v: f64 = v.into();
         let finite = v.is_finite();
-        *s += if finite { f64::from(v) } else { 0.0 };
+        *s += if finite { v } else { 0.0 };
         *n += u32::from(finite);
     };
     for (y, mut out) in small.rows_mut().into_iter().enumerate() {
@@ -233,15 +235,18 @@ fn load(facts: &RunFacts<'_>, wells: &[WellId], side: usize, notes: &mut Vec<Str
             }
         }
     }
-    // Two at a time: a whole-plate mosaic decoded to f32 can take gigabytes.
+    // Two at a time: a whole-plate mosaic can take gigabytes.
     let loaded: Vec<_> = todo
         .chunks(2)
         .flat_map(|pair| {
             pair.par_iter()
                 .map(|&(well, c, channel, key)| {
-                    let small = out
-                        .load_stack(std::slice::from_ref(&key))
-                        .map(|stack| shrink(stack.index_axis(ndarray::Axis(0), 0), side));
+                    // Shrunk from the samples as stored: no f32 copy of the mosaic.
+                    let small = out.load_plane(&key).map(|plane| match &plane {
+                        PlaneData::U8(p) => shrink(p.view(), side),
+                        PlaneData::U16(p) => shrink(p.view(), side),
+                        PlaneData::F32(p) => shrink(p.view(), side),
+                    });
                     (well, c, channel, small)
                 })
                 .collect::<Vec<_>>()
@@ -426,6 +431,17 @@ mod tests {
         let strided = wide.slice(s![.., ..;2]);
         assert_eq!(shrink(strided, 4).0, small, "a strided view");
         assert_eq!(shrink(Array2::<f32>::zeros((0, 0)).view(), 4), (Array2::zeros((1, 1)), 1), "an empty plane");
+    }
+
+    #[test]
+    fn integer_planes_shrink_as_their_values_in_float_do() {
+        // The pictures shrink mosaics as stored: 16- and 8-bit samples give what the same values
+        // as f32 give, bit for bit.
+        let wide = Array2::from_shape_fn((37, 23), |(y, x)| ((y * 7919 + x * 104_729) % 65_536) as u16);
+        let as_f32 = wide.mapv(f32::from);
+        assert_eq!(shrink(wide.view(), 5), shrink(as_f32.view(), 5));
+        let narrow = wide.mapv(|v| (v % 256) as u8);
+        assert_eq!(shrink(narrow.view(), 5), shrink(narrow.mapv(f32::from).view(), 5));
     }
 
     #[test]

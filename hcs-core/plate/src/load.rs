@@ -42,6 +42,13 @@ pub enum LoadError {
 }
 
 impl Plate {
+    /// Load one plane as stored (`u8`, `u16` or `f32` samples), without a float copy: for
+    /// readers that only look at it (a whole-plate mosaic is hundreds of MiB as f32).
+    pub fn load_plane(&self, key: &ImageKey) -> Result<hcs_vfs::PlaneData, LoadError> {
+        let plane_ref = self.index.get(key).ok_or(LoadError::NotIndexed(*key))?;
+        plane_ref.load(&self.root).map_err(|source| LoadError::Storage { key: *key, source })
+    }
+
     /// Load planes (in the given order) into a `[planes, y, x]` f32 stack of raw values.
     pub fn load_stack(&self, keys: &[ImageKey]) -> Result<Array3<f32>, LoadError> {
         if keys.is_empty() {
