@@ -66,37 +66,36 @@ pub fn max_projection(stack: NdarrayStack) -> NdarrayStack {
     max_projection_of(stack.view())
 }
 
-/// [`max_projection`] of a borrowed stack.
+/// [`max_projection`] of a borrowed stack. The output starts as the first plane (NaN as −∞,
+/// where the running maximum starts), collected straight into fresh memory, and the other planes
+/// are folded into it chunk by chunk: no zeroed buffer, no accumulator copied out.
 pub fn max_projection_of(stack: ArrayView3<'_, f32>) -> NdarrayStack {
-    if stack.dim().0 == 0 {
-        let (_, h, w) = stack.dim();
+    let (n, h, w) = stack.dim();
+    if n == 0 {
         return ndarray::Array3::zeros((1, h, w));
     }
-    reduce_planes::<MaxAcc>(
-        stack,
-        |acc, _, row| max_into(acc, row),
-        |acc, out| out.iter_mut().zip(acc).for_each(|(o, a)| *o = a.0),
-    )
+    let stack = stack.as_standard_layout();
+    let flat = stack.as_slice().expect("standard layout");
+    let plane_len = h * w;
+    let mut out: Vec<f32> = flat[..plane_len].par_iter().map(|&v| v.max(f32::NEG_INFINITY)).collect();
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+        let start = c * CHUNK;
+        for p in 1..n {
+            let base = p * plane_len + start;
+            max_into(o, &flat[base..base + o.len()]);
+        }
+    });
+    ndarray::Array3::from_shape_vec((1, h, w), out).expect("one plane of h × w")
 }
 
-/// `acc[i] = max(acc[i], row[i])` (NaN samples leave the running maximum as it is: it starts at
-/// −∞ and is never NaN). Every element is stored (`f32::max`, not a conditional store, which AVX
-/// compiles to a masked store that is slower than the scalar loop on some CPUs). Compiled for
-/// AVX2 too and picked at run time, with the same result.
+/// `acc[i] = max(acc[i], row[i])` (NaN samples leave the running maximum as it is: it is never
+/// NaN). Every element is stored (`f32::max`, not a conditional store, which AVX compiles to a
+/// masked store that is slower than the scalar loop on some CPUs). Compiled for AVX2 too and
+/// picked at run time, with the same result.
 #[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
-fn max_into(acc: &mut [MaxAcc], row: &[f32]) {
+fn max_into(acc: &mut [f32], row: &[f32]) {
     for (a, &v) in acc.iter_mut().zip(row) {
-        a.0 = a.0.max(v);
-    }
-}
-
-/// Running maximum starting at −∞.
-#[derive(Clone, Copy)]
-struct MaxAcc(f32);
-
-impl Default for MaxAcc {
-    fn default() -> Self {
-        MaxAcc(f32::NEG_INFINITY)
+        *a = a.max(v);
     }
 }
 
@@ -171,6 +170,22 @@ mod tests {
     fn max_and_mean_projections_reduce_planes() {
         assert_eq!(max_projection(stack()), array![[[4.0, 5.0], [3.0, 8.0]]]);
         assert_eq!(mean_projection(stack()), array![[[2.5, 3.5], [3.0, 4.0]]]);
+    }
+
+    #[test]
+    fn max_projection_skips_nan_and_keeps_minus_infinity_where_every_plane_is_nan() {
+        let nan = f32::NAN;
+        let stack = array![[[nan, 2.0, nan, -1.0]], [[1.0, nan, nan, nan]], [[0.5, 3.0, nan, -2.0]]];
+        let max = max_projection(stack);
+        assert_eq!(max.slice(ndarray::s![0, 0, ..2]), array![1.0, 3.0]);
+        assert_eq!(max[[0, 0, 2]], f32::NEG_INFINITY, "no sample: the running maximum's start");
+        assert_eq!(max[[0, 0, 3]], -1.0);
+        // More pixels than one chunk, planes in every order: the maximum of each pixel.
+        let big = ndarray::Array3::from_shape_fn((3, 3, CHUNK), |(p, y, x)| ((p * 31 + y * 7 + x) % 97) as f32);
+        let want = ndarray::Array3::from_shape_fn((1, 3, CHUNK), |(_, y, x)| {
+            (0..3).map(|p| big[[p, y, x]]).fold(f32::NEG_INFINITY, f32::max)
+        });
+        assert_eq!(max_projection(big), want);
     }
 
     #[test]
