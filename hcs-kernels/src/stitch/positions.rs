@@ -196,24 +196,17 @@ impl Integral {
     fn new(t: ArrayView2<'_, f32>, area: Rect) -> Self {
         let w = (area.x1 - area.x0) as usize + 1;
         let h = (area.y1 - area.y0) as usize + 1;
-        // Filled row by row into reserved memory (no zeroing pass): a first row and a first
-        // column of zeros, then each row's running sums added to the row above.
-        let (mut sum, mut sq) = (Vec::with_capacity(w * h), Vec::with_capacity(w * h));
-        sum.resize(w, 0f64);
-        sq.resize(w, 0f64);
+        let (mut sum, mut sq) = (vec![0f64; w * h], vec![0f64; w * h]);
         for y in 1..h {
             let row = t.row(area.y0 as usize + y - 1);
             let row = row.slice(s![area.x0..area.x1]);
             let (mut rs, mut rq) = (0f64, 0f64);
-            sum.push(0.0);
-            sq.push(0.0);
             for (x, &v) in row.iter().enumerate() {
                 let v = f64::from(v);
                 rs += v;
                 rq += v * v;
-                let (above_s, above_q) = (sum[(y - 1) * w + x + 1], sq[(y - 1) * w + x + 1]);
-                sum.push(above_s + rs);
-                sq.push(above_q + rq);
+                sum[y * w + x + 1] = sum[(y - 1) * w + x + 1] + rs;
+                sq[y * w + x + 1] = sq[(y - 1) * w + x + 1] + rq;
             }
         }
         Integral { area, sum, sq }
