@@ -160,6 +160,8 @@ fn outside_heap(rss: Option<u64>) -> u64 {
     rss.unwrap_or(0).saturating_sub(crate::heap::in_use_bytes().map_or(0, |b| b as u64))
 }
 
+/// [`Ceiling::watch`] of a ceiling of `ceiling` bytes, `outside_heap_at_start` held outside the
+/// heap before the first well.
 fn watch(ceiling: u64, outside_heap_at_start: u64, stop: &AtomicBool) -> CeilingReport {
     let mut report = CeilingReport { ceiling, ..CeilingReport::default() };
     let Some(rss) = RssReader::open() else { return report };
@@ -216,6 +218,14 @@ mod tests {
         assert_eq!(ceiling_bytes(1, Some(0), None), Some(32 << 20));
         assert_eq!(ceiling_bytes(3, None, Some(1 << 30)), None);
         assert_eq!(ceiling_bytes(usize::MAX, Some(u64::MAX), None), Some(u64::MAX));
+    }
+
+    #[test]
+    fn a_run_without_a_per_well_estimate_has_no_ceiling() {
+        assert_eq!(Ceiling::start(2, None), None);
+        let ceiling = Ceiling::start(2, Some(100 << 20)).expect("a ceiling");
+        // The process's own RSS (at least 32 MiB) above 1.25 × the two wells' estimate.
+        assert!(ceiling.bytes >= (250 + 32) << 20, "{ceiling:?}");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Loading planes of an indexed plate into a stack, with errors that name the file.
+//! Loading planes of an indexed plate, into a stack or one at a time as stored, with errors that
+//! name the file.
 
 use std::path::PathBuf;
 
@@ -6,7 +7,7 @@ use ndarray::Array3;
 
 use super::{ImageKey, Plate};
 
-/// A plane that cannot be loaded into a stack.
+/// A plane that cannot be loaded (into a stack, or as stored).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The components are not in the plate.
@@ -58,8 +59,7 @@ impl Plate {
         let mut data: Vec<f32> = Vec::new();
         let mut shape: Option<(usize, usize)> = None;
         for key in keys {
-            let plane_ref = self.index.get(key).ok_or(LoadError::NotIndexed(*key))?;
-            let plane = plane_ref.load(&self.root).map_err(|source| LoadError::Storage { key: *key, source })?;
+            let plane = self.load_plane(key)?;
             let (h, w) = plane.dim();
             let (want_h, want_w) = *shape.get_or_insert_with(|| {
                 data.reserve_exact(keys.len() * h * w);
@@ -68,7 +68,7 @@ impl Plate {
             if (h, w) != (want_h, want_w) {
                 return Err(LoadError::ShapeMismatch {
                     key: *key,
-                    file: PathBuf::from(plane_ref.describe()),
+                    file: self.index.get(key).map_or_else(PathBuf::new, |r| PathBuf::from(r.describe())),
                     found_h: h,
                     found_w: w,
                     want_h,

@@ -145,6 +145,12 @@ fn stacks_load_in_order_and_bad_planes_fail_with_the_file_named() {
     assert_eq!(stack.dim(), (3, 64, 64));
     let z2 = plate.index.get(&keys[1]).expect("indexed").load(&plate.root).expect("load").to_f32();
     assert_eq!(stack.index_axis(ndarray::Axis(0), 1), z2);
+    // One plane as stored: the 16-bit samples the stack holds as f32.
+    let Ok(hcs_vfs::PlaneData::U16(stored)) = plate.load_plane(&keys[1]) else { panic!("a u16 plane") };
+    assert_eq!(stored.mapv(f32::from), z2);
+    let missing = ImageKey { z: 9, ..keys[0] };
+    let err = plate.load_plane(&missing).expect_err("not indexed");
+    assert!(matches!(err, LoadError::NotIndexed(k) if k == missing), "{err}");
 
     // One plane of another size.
     let odd = dir.join("TimePoint_1/ZStep_3/A01_s2_w1.tif");
@@ -161,6 +167,8 @@ fn stacks_load_in_order_and_bad_planes_fail_with_the_file_named() {
     std::fs::write(&odd, b"II*\0garbage").expect("write");
     let err = plate.load_stack(&keys).expect_err("corrupt");
     assert!(err.to_string().contains("A01_s2_w1.tif"), "{err}");
+    let err = plate.load_plane(&keys[2]).expect_err("corrupt");
+    assert!(matches!(err, LoadError::Storage { .. }) && err.to_string().contains("A01_s2_w1.tif"), "{err}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 

@@ -26,7 +26,7 @@ pub enum ProjectionMethod {
 
 hcs_core::choice_param!(ProjectionMethod { ProjectionMethod::Max => "max_projection", ProjectionMethod::Mean => "mean_projection", ProjectionMethod::BestFocus => "best_focus" });
 
-/// Pixels per parallel work item of [`reduce_planes`]: 32 KiB of f32, so an item's slices of
+/// Pixels per parallel work item of [`reduce_planes`] and [`max_projection_of`]: 32 KiB of f32, so an item's slices of
 /// every plane stream through L1/L2 while the accumulator stays resident.
 const CHUNK: usize = 8192;
 
@@ -180,11 +180,13 @@ mod tests {
         assert_eq!(max.slice(ndarray::s![0, 0, ..2]), array![1.0, 3.0]);
         assert_eq!(max[[0, 0, 2]], f32::NEG_INFINITY, "no sample: the running maximum's start");
         assert_eq!(max[[0, 0, 3]], -1.0);
-        // More pixels than one chunk, planes in every order: the maximum of each pixel.
-        let big = ndarray::Array3::from_shape_fn((3, 3, CHUNK), |(p, y, x)| ((p * 31 + y * 7 + x) % 97) as f32);
-        let want = ndarray::Array3::from_shape_fn((1, 3, CHUNK), |(_, y, x)| {
-            (0..3).map(|p| big[[p, y, x]]).fold(f32::NEG_INFINITY, f32::max)
+        // Several chunks and a partial last one; the maximum in the first, a middle and the last
+        // plane by turns: the maximum of each pixel, whichever plane holds it.
+        let big = ndarray::Array3::from_shape_fn((4, 3, CHUNK + 5), |(p, y, x)| {
+            let top = (y * 7 + x) % 4;
+            if p == [0, 2, 3, 1][top] { 1000.0 + x as f32 } else { ((p * 31 + y * 7 + x) % 97) as f32 }
         });
+        let want = ndarray::Array3::from_shape_fn((1, 3, CHUNK + 5), |(_, _, x)| 1000.0 + x as f32);
         assert_eq!(max_projection(big), want);
     }
 
