@@ -248,13 +248,15 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let on_well = |r: &WellReport| progress.well_ended(r.well, &format!("{} in {:.1} s", r.well, r.seconds));
     let started = Instant::now();
     let started_unix_s = crate::exec::trace::unix_now();
-    let report = execute(
-        &compiled,
-        &plate,
-        registry,
-        &RunOptions { on_well: Some(&on_well), on_step: Some(&on_step), ..RunOptions::default() },
-    )
-    .map_err(|e| e.to_string())?;
+    let shrunk = crate::report::overview::ShrunkAsWritten::new(compiled.wells.len());
+    let on_output = |key: &crate::plate::ImageKey, plane: &crate::vfs::PlaneData| shrunk.observe(key, plane);
+    let options = RunOptions {
+        on_well: Some(&on_well),
+        on_step: Some(&on_step),
+        on_output: Some(&on_output),
+        ..RunOptions::default()
+    };
+    let report = execute(&compiled, &plate, registry, &options).map_err(|e| e.to_string())?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -272,6 +274,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         ended_unix_s: crate::exec::trace::unix_now(),
         workers: super::run::well_threads(None, &compiled),
         wells: report.wells.iter().map(crate::report::WellEnd::of).collect(),
+        shrunk_as_written: Some(&shrunk),
     };
     let written = crate::report::write(&facts)?;
     let fallback_fails = super::run::stitch_fallbacks(&written, &compiled);

@@ -255,12 +255,15 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let progress = WellProgress::new(bar.clone());
     let on_step = |well: WellId, index: usize, total: usize, name: &str| progress.step(well, index, total, name);
     let on_well = |r: &WellReport| progress.well_ended(r.well, &status_text(r));
+    let shrunk = crate::report::overview::ShrunkAsWritten::new(compiled.wells.len());
+    let on_output = |key: &crate::plate::ImageKey, plane: &crate::vfs::PlaneData| shrunk.observe(key, plane);
     let run_options = RunOptions {
         workers: args.workers,
         fail_fast: args.fail_fast,
         keep_failed: args.keep_failed,
         on_well: Some(&on_well),
         on_step: Some(&on_step),
+        on_output: Some(&on_output),
         stop: Some(interrupt::stop_flag()),
         in_flight: Some(&IN_FLIGHT),
     };
@@ -280,6 +283,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         ended_unix_s: crate::exec::trace::unix_now(),
         workers: well_threads(args.workers, &compiled),
         wells: result.wells.iter().map(crate::report::WellEnd::of).collect(),
+        shrunk_as_written: Some(&shrunk),
     };
     // The run's outcome matters more than its report: a report that cannot be written (a full
     // disk, say) is a warning.

@@ -78,6 +78,8 @@ pub struct RunFacts<'a> {
     pub workers: usize,
     /// How each well ended.
     pub wells: Vec<WellEnd>,
+    /// The pictures' planes shrunk as the run wrote them, if it kept them.
+    pub shrunk_as_written: Option<&'a overview::ShrunkAsWritten>,
 }
 
 /// The files a report wrote, and what it could not show.

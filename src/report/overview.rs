@@ -3,6 +3,7 @@
 //! `results/overview.png` and as the report's thumbnails.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use ndarray::{Array2, Array3, ArrayView2, s};
 use rayon::prelude::*;
@@ -197,6 +198,83 @@ fn encode_rgb(img: &Rgb) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// The longest side of a well's picture for a run that shows `wells` wells.
+fn side_for(wells: usize) -> usize {
+    match wells {
+        0..=24 => 256,
+        25..=96 => 160,
+        _ => 96,
+    }
+}
+
+/// Where a plane comes in the order the pictures pick from: the first timepoint, z-plane and
+/// site of its well and channel.
+fn picture_order(key: &ImageKey) -> (u32, u32, u32) {
+    (key.timepoint, key.z, key.site)
+}
+
+/// The pictures' planes, shrunk while the run writes its final output (the executor's
+/// `on_output`), so that the report need not read the mosaics back after the last well: for
+/// each well and channel, the first plane seen in [`picture_order`], shrunk from its samples as
+/// stored. Planes the run did not pass here (a resumed well, an OME-Zarr output) are read back
+/// as before.
+pub struct ShrunkAsWritten {
+    side: usize,
+    /// By well and channel value.
+    planes: Mutex<BTreeMap<(WellId, u32), KeptPlane>>,
+}
+
+/// A plane [`ShrunkAsWritten`] keeps: its key, the plane shrunk, and the shrink factor.
+type KeptPlane = (ImageKey, Array2<f32>, usize);
+
+impl ShrunkAsWritten {
+    /// For a run of `wells` wells (the pictures are smaller on larger plates).
+    pub fn new(wells: usize) -> Self {
+        ShrunkAsWritten { side: side_for(wells), planes: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// Keep `plane` (of `key`, as stored) shrunk, unless a plane before it in
+    /// [`picture_order`] is already kept for its well and channel. The same key seen again (a
+    /// well redone) replaces the earlier one.
+    pub fn observe(&self, key: &ImageKey, plane: &PlaneData) {
+        let slot = (key.well, key.channel);
+        let later = |kept: &BTreeMap<_, KeptPlane>| {
+            kept.get(&slot).is_some_and(|(k, _, _)| picture_order(k) < picture_order(key))
+        };
+        if self.planes.lock().map_or(true, |kept| later(&kept)) {
+            return;
+        }
+        let (small, step) = shrink_plane(plane, self.side);
+        if let Ok(mut kept) = self.planes.lock()
+            && !later(&kept)
+        {
+            kept.insert(slot, (*key, small, step));
+        }
+    }
+
+    /// The shrunk plane of `key`, if it is the one kept for its well and channel at `side`.
+    fn take(&self, key: &ImageKey, side: usize) -> Option<(Array2<f32>, usize)> {
+        if side != self.side {
+            return None;
+        }
+        let mut kept = self.planes.lock().ok()?;
+        let slot = (key.well, key.channel);
+        if kept.get(&slot).is_none_or(|(k, _, _)| k != key) {
+            return None;
+        }
+        kept.remove(&slot).map(|(_, small, step)| (small, step))
+    }
+}
+
+/// [`shrink`] of a plane's samples as stored.
+fn shrink_plane(plane: &PlaneData, side: usize) -> (Array2<f32>, usize) {
+    match plane {
+        PlaneData::U8(p) => shrink(p.view(), side),
+        PlaneData::U16(p) => shrink(p.view(), side),
+        PlaneData::F32(p) => shrink(p.view(), side),
+    }
+}
+
 /// Every finished well's final image per channel (first timepoint, z-plane and site), shrunk.
 struct Shrunk {
     planes: BTreeMap<(WellId, usize), Array2<f32>>,
@@ -204,6 +282,7 @@ struct Shrunk {
 }
 
 fn load(facts: &RunFacts<'_>, wells: &[WellId], side: usize, notes: &mut Vec<String>) -> Option<(Shrunk, Vec<u32>)> {
+    let as_written = facts.shrunk_as_written;
     let out = match open_plate(&facts.compiled.output_root, None) {
         Ok(p) => p,
         Err(e) => {
@@ -228,30 +307,34 @@ fn load(facts: &RunFacts<'_>, wells: &[WellId], side: usize, notes: &mut Vec<Str
     let mut todo: Vec<(WellId, usize, u32, ImageKey)> = Vec::new();
     for &well in wells {
         let mut keys: Vec<ImageKey> = out.index.well(well).map(|(k, _)| *k).collect();
-        keys.sort_by_key(|k| (k.timepoint, k.z, k.site));
+        keys.sort_by_key(picture_order);
         for (c, channel) in channels.iter().enumerate() {
             if let Some(key) = keys.iter().find(|k| k.channel == *channel) {
                 todo.push((well, c, *channel, *key));
             }
         }
     }
-    // Two at a time: a whole-plate mosaic can take gigabytes.
-    let loaded: Vec<_> = todo
-        .chunks(2)
-        .flat_map(|pair| {
-            pair.par_iter()
-                .map(|&(well, c, channel, key)| {
-                    // Shrunk from the samples as stored: no f32 copy of the mosaic.
-                    let small = out.load_plane(&key).map(|plane| match &plane {
-                        PlaneData::U8(p) => shrink(p.view(), side),
-                        PlaneData::U16(p) => shrink(p.view(), side),
-                        PlaneData::F32(p) => shrink(p.view(), side),
-                    });
-                    (well, c, channel, small)
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    // Planes shrunk as the run wrote them need no reading back.
+    let (mut loaded, mut unread) = (Vec::new(), Vec::new());
+    for (well, c, channel, key) in todo {
+        match as_written.and_then(|a| a.take(&key, side)) {
+            Some(small) => loaded.push((well, c, channel, Ok(small))),
+            None => unread.push((well, c, channel, key)),
+        }
+    }
+    let todo = unread;
+    tracing::debug!(shrunk_as_written = loaded.len(), read_back = todo.len(), "the pictures' planes");
+    // The rest two at a time: a whole-plate mosaic can take gigabytes.
+    loaded.extend(todo.chunks(2).flat_map(|pair| {
+        pair.par_iter()
+            .map(|&(well, c, channel, key)| {
+                // Shrunk from the samples as stored: no f32 copy of the mosaic.
+                let small = out.load_plane(&key).map(|plane| shrink_plane(&plane, side));
+                (well, c, channel, small)
+            })
+            .collect::<Vec<_>>()
+    }));
+    loaded.sort_by_key(|(well, c, _, _)| (*well, *c));
     let mut shrunk = Shrunk { planes: BTreeMap::new(), step: 1 };
     for (well, c, channel, small) in loaded {
         match small {
@@ -278,11 +361,7 @@ pub fn render(facts: &RunFacts<'_>, run: &RunJson) -> Pictures {
         pictures.notes.push("no overview or thumbnails: no well finished".into());
         return pictures;
     }
-    let side = match finished.len() {
-        0..=24 => 256,
-        25..=96 => 160,
-        _ => 96,
-    };
+    let side = side_for(finished.len());
     let Some((shrunk, channel_values)) = load(facts, &finished, side, &mut pictures.notes) else { return pictures };
     let names: BTreeMap<u32, String> = run.plate.channels.iter().map(|c| (c.index, c.name.clone())).collect();
     for (c, &index) in channel_values.iter().enumerate() {
@@ -442,6 +521,27 @@ mod tests {
         assert_eq!(shrink(wide.view(), 5), shrink(as_f32.view(), 5));
         let narrow = wide.mapv(|v| (v % 256) as u8);
         assert_eq!(shrink(narrow.view(), 5), shrink(narrow.mapv(f32::from).view(), 5));
+    }
+
+    #[test]
+    fn planes_shrunk_as_written_keep_the_first_of_each_well_and_channel() {
+        let well: WellId = "B03".parse().expect("well");
+        let key = |site, channel, z| ImageKey { well, site, channel, z, timepoint: 1 };
+        let plane = |v: u16| PlaneData::U16(Array2::from_shape_fn((600, 300), |(y, x)| v + (y * 3 + x) as u16 % 7));
+        let kept = ShrunkAsWritten::new(2);
+        kept.observe(&key(2, 1, 1), &plane(10));
+        kept.observe(&key(1, 1, 2), &plane(20)); // z 2 comes after any site of z 1
+        kept.observe(&key(1, 2, 1), &plane(30)); // another channel: kept beside
+        kept.observe(&key(1, 1, 1), &plane(40)); // site 1 of z 1 comes first
+        let (side, shrunk) = (side_for(2), |v| shrink_plane(&plane(v), side_for(2)));
+        // Only the plane the pictures read for its well and channel, and only at their size.
+        assert_eq!(kept.take(&key(2, 1, 1), side), None, "replaced by an earlier site");
+        assert_eq!(kept.take(&key(1, 1, 1), side_for(200)), None, "another size is read back");
+        assert_eq!(kept.take(&key(1, 1, 1), side), Some(shrunk(40)));
+        assert_eq!(kept.take(&key(1, 1, 1), side), None, "taken once");
+        // A plane written again (a well redone) replaces the one kept.
+        kept.observe(&key(1, 2, 1), &plane(50));
+        assert_eq!(kept.take(&key(1, 2, 1), side), Some(shrunk(50)));
     }
 
     #[test]

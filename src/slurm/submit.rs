@@ -285,6 +285,8 @@ fn write_report(job: &SlurmJob, dir: &Path, plate: &Plate) -> Result<(), SlurmEr
         ended_unix_s: ended,
         workers: job.tasks.len(),
         wells,
+        // The wells ran in other processes: the pictures read their planes back.
+        shrunk_as_written: None,
     };
     let written = crate::report::write(&facts).map_err(|e| file_error(&root.join("results"), e))?;
     for (well, tiles) in &written.stitch_fallbacks {

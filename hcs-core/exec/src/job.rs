@@ -33,7 +33,15 @@ pub struct WellJob<'a> {
     pub keep_failed: bool,
     /// Called as each step of the well starts (progress displays).
     pub on_step: Option<&'a OnStep<'a>>,
+    /// Called with each plane of the well's final output as stored, as it goes to a TIFF file.
+    pub on_output: Option<&'a OnOutput<'a>>,
 }
 
 /// A step starting: the well, the step's 1-based index, the step count, the step's name.
 pub type OnStep<'a> = dyn Fn(hcs_plate::WellId, usize, usize, &str) + Sync + 'a;
+
+/// A plane of a well's final output, as stored in its TIFF file (the samples in the run's
+/// dtype), before the file is written: the report shrinks its pictures from these instead of
+/// reading the mosaics back after the run. Planes of an OME-Zarr output are not passed (the
+/// store pads them to the plate's canvas).
+pub type OnOutput<'a> = dyn Fn(&hcs_plate::ImageKey, &hcs_vfs::PlaneData) + Sync + 'a;

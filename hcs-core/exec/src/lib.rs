@@ -144,6 +144,9 @@ pub struct RunOptions<'a> {
     pub on_well: Option<&'a (dyn Fn(&WellReport) + Sync)>,
     /// Called as each step of a well starts (progress bars).
     pub on_step: Option<&'a job::OnStep<'a>>,
+    /// Called with each plane of a well's final output as stored (TIFF outputs), before its
+    /// file is written (see [`job::OnOutput`]).
+    pub on_output: Option<&'a job::OnOutput<'a>>,
     /// Once set (by a signal handler, say), no further well starts: wells in flight finish and
     /// write their records; the others end [`WellStatus::Interrupted`].
     pub stop: Option<&'a AtomicBool>,
@@ -474,6 +477,7 @@ impl WellDriver<'_> {
             gpu_slots: &self.gpu_slots,
             keep_failed: self.options.keep_failed,
             on_step: self.options.on_step,
+            on_output: self.options.on_output,
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pool.install(|| run_well(&job))))
             .unwrap_or_else(|panic| {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use hcs_vfs::atomic::write_atomic_unsynced;
 
+use crate::job::OnOutput;
 use crate::write_behind::WriteBehind;
 use hcs_vfs::ome_tiff::{OmePlane, Origin, ome_xml};
 use hcs_vfs::omezarr::OmeZarrPlateWriter;
@@ -205,6 +206,7 @@ fn index_of(values: &[u32], v: u32, what: &str, path: &Path) -> Result<u32, VfsE
 }
 
 /// Write one well's planes to a sink; returns the files written and the plane references.
+/// `on_output` sees each plane of a TIFF sink as stored, before its file is written.
 pub fn write_planes(
     sink: &Sink<'_>,
     output_root: &Path,
@@ -212,6 +214,7 @@ pub fn write_planes(
     labels: &LabelPlanes,
     dtype: Dtype,
     writes: Option<&WriteBehind>,
+    on_output: Option<&OnOutput<'_>>,
 ) -> Result<(Vec<WrittenFile>, PlaneList), VfsError> {
     let rel = |p: &Path| relative(p, output_root);
     match sink {
@@ -227,6 +230,9 @@ pub fn write_planes(
                     let path = dir.join(&name);
                     let xml = facts.xml(key, &name, plane.dim(), dtype);
                     let data = PlaneData::from_f32(plane.view(), dtype);
+                    if let Some(seen) = on_output {
+                        seen(key, &data);
+                    }
                     let bytes = encode_tiff_described(&[data], TiffCompression::None, Some(&xml), &path)?;
                     let file =
                         WrittenFile { path: rel(&path), bytes: bytes.len() as u64, crc32: crc32fast::hash(&bytes) };

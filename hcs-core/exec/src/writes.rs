@@ -43,7 +43,7 @@ pub fn publish_preview(
 ) -> Result<(), StepError> {
     let location = Location::Zarr { store: preview.store.store.clone() };
     let sink = job.sinks.sink(&location).ok_or(StepError::NoPreviewStore)?;
-    write_planes(&sink, &job.plan.output_root, planes, &Vec::new(), job.dtype, None)?;
+    write_planes(&sink, &job.plan.output_root, planes, &Vec::new(), job.dtype, None, None)?;
     if let Sink::Zarr(writer, _) = sink {
         writer.finalize()?;
     }
@@ -54,12 +54,13 @@ pub fn publish_preview(
     Ok(())
 }
 
-/// Write a well's planes to a persistent location (a checkpoint or the final output) and list
-/// them in its record. Plane files go through the well's writer (`writes`): they are in place
-/// once [`WriteBehind::finish`] returns.
+/// Write a well's planes to a persistent location (a checkpoint or, when `is_final`, the final
+/// output, whose planes also go to the job's `on_output`) and list them in its record. Plane
+/// files go through the well's writer (`writes`): they are in place once
+/// [`WriteBehind::finish`] returns.
 pub fn persist(
     job: &WellJob<'_>,
-    location: &Location,
+    (location, is_final): (&Location, bool),
     planes: &Planes,
     labels: &LabelPlanes,
     record: &mut WellRecord,
@@ -67,7 +68,8 @@ pub fn persist(
 ) -> Result<(), StepError> {
     let sink = job.sinks.sink(location).ok_or_else(|| StepError::NoSink(location.clone()))?;
     let root = &job.plan.output_root;
-    let (files, refs) = write_planes(&sink, root, planes, labels, job.dtype, Some(writes))?;
+    let on_output = job.on_output.filter(|_| is_final);
+    let (files, refs) = write_planes(&sink, root, planes, labels, job.dtype, Some(writes), on_output)?;
     record.files.extend(files);
     let name = subdir_name(location, root).unwrap_or_default();
     record.subdirs.entry(name).or_default().extend(refs);

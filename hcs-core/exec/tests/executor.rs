@@ -339,6 +339,38 @@ fn fewer_planes_are_named_by_their_first_components_and_dicts_route_by_value() {
 }
 
 #[test]
+fn the_final_planes_are_shown_to_on_output_exactly_as_their_files_store_them() {
+    let r = registry();
+    let dir = plate_dir("on-output", &["A01", "B02"]);
+    // A checkpointed first step: its planes are written too, but they are not the output.
+    let pipeline = Pipeline::new("seen")
+        .step(FunctionStep::new("checkpointed", "plus_one").materialize(None))
+        .step(FunctionStep::new("z", "first_plane").variable_components([Component::Z]));
+    let seen = std::sync::Mutex::new(Vec::new());
+    let on_output = |key: &hcs_plate::ImageKey, plane: &hcs_vfs::PlaneData| {
+        seen.lock().expect("not poisoned").push((*key, plane.clone()));
+    };
+    let options = RunOptions { on_output: Some(&on_output), ..RunOptions::default() };
+    let report = run_pipeline_with(&pipeline, &dir, &r, &options);
+    assert!(report.wells.iter().all(|w| w.status == WellStatus::Done), "{:?}", report.wells);
+    let mut seen = seen.into_inner().expect("not poisoned");
+    seen.sort_by_key(|(k, _)| *k);
+    // 2 wells × 4 sites × 2 channels, one z: each once, none of the checkpoint's 2 z-planes.
+    assert_eq!(seen.len(), 2 * 4 * 2);
+    assert!(seen.windows(2).all(|w| w[0].0 != w[1].0), "each plane once");
+    for (key, plane) in &seen {
+        assert_eq!(key.z, 1);
+        let name = format!("out/images/{}_s{:03}_w{}_z001_t001.tif", key.well, key.site, key.channel);
+        let stored: Vec<u16> = match plane {
+            hcs_vfs::PlaneData::U16(a) => a.iter().copied().collect(),
+            other => panic!("the plate's dtype is u16, seen {:?}", other.dtype()),
+        };
+        assert_eq!(stored, read_u16(&dir.join(name)), "{key:?}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn visualized_steps_publish_a_preview_store_and_thumbnails() {
     let r = registry();
     let dir = plate_dir("preview", &["A01", "B02"]);

@@ -109,6 +109,7 @@ fn a_middle_step_runs_from_the_memory_store_and_leaves_output_and_special_data_t
         gpu_slots: &slots,
         keep_failed: false,
         on_step: None,
+        on_output: None,
     };
     StepRunner { job: &job, step, last: false, part: None }.run(&mut run).expect("step 2 runs");
 
