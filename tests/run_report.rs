@@ -94,6 +94,38 @@ fn a_run_with_a_failed_well_reports_every_well_and_exits_1_then_resumes() {
     assert_eq!(log.matches("hcs started").count(), 2, "the log is appended run after run");
 }
 
+/// `overview.png` and the report's thumbnails (their `data:` URIs) of an output.
+fn pictures(out: &Path) -> (Vec<u8>, Vec<String>) {
+    let html = std::fs::read_to_string(out.join("results/report.html")).expect("report.html");
+    let thumbnails =
+        html.split("data:image/png;base64,").skip(1).map(|s| s.chars().take_while(|c| *c != '"').collect());
+    (std::fs::read(out.join("results/overview.png")).expect("overview.png"), thumbnails.collect())
+}
+
+#[test]
+fn pictures_shrunk_as_the_run_writes_equal_pictures_read_back() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (plate, out) = (dir.path().join("plate"), dir.path().join("out"));
+    let p = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let synth = hcs(&["synth", "--out", &p(&plate), "--wells", "A01,B02", "--tile", "128"]);
+    assert!(synth.status.success(), "{}", text(&synth));
+    let args = ["run", "examples/pipelines/canonical.toml", "--plate", &p(&plate), "--out", &p(&out)];
+    let with_log = |level: &str| {
+        let o = Command::new(HCS).args(args).env("HCS_LOG", level).output().expect("hcs runs");
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    // The run keeps its pictures' planes as it writes them (2 wells × 2 channels) ...
+    let first = with_log("info,hcs::report::overview=debug");
+    assert!(first.contains("shrunk_as_written=4 read_back=0"), "{first}");
+    let (overview, thumbnails) = pictures(&out);
+    assert_eq!(thumbnails.len(), 2, "one thumbnail per well");
+    // ... and a second run, which resumes both wells, reads every plane back from the files.
+    let second = with_log("info,hcs::report::overview=debug");
+    assert!(second.contains("shrunk_as_written=0 read_back=4"), "{second}");
+    assert_eq!(pictures(&out), (overview, thumbnails), "the same pictures either way");
+}
+
 #[test]
 fn another_pipeline_into_the_same_output_is_refused_unless_forced() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -216,16 +216,24 @@ fn picture_order(key: &ImageKey) -> (u32, u32, u32) {
 /// The pictures' planes, shrunk while the run writes its final output (the executor's
 /// `on_output`), so that the report need not read the mosaics back after the last well: for
 /// each well and channel, the first plane seen in [`picture_order`], shrunk from its samples as
-/// stored. Planes the run did not pass here (a resumed well, an OME-Zarr output) are read back
-/// as before.
+/// stored. The report takes a plane from here only when it is the one it would have read, at the
+/// size it draws; any other (a resumed well, an OME-Zarr output, a run whose failed wells change
+/// the pictures' size) is read back as before, so the pictures are the same either way. What
+/// reading back also checked, that the file can be read, the well's record vouches for with
+/// each file's CRC.
 pub struct ShrunkAsWritten {
     side: usize,
     /// By well and channel value.
     planes: Mutex<BTreeMap<(WellId, u32), KeptPlane>>,
 }
 
-/// A plane [`ShrunkAsWritten`] keeps: its key, the plane shrunk, and the shrink factor.
-type KeptPlane = (ImageKey, Array2<f32>, usize);
+/// A plane [`ShrunkAsWritten`] keeps.
+struct KeptPlane {
+    key: ImageKey,
+    small: Array2<f32>,
+    /// The shrink factor.
+    step: usize,
+}
 
 impl ShrunkAsWritten {
     /// For a run of `wells` wells (the pictures are smaller on larger plates).
@@ -238,17 +246,16 @@ impl ShrunkAsWritten {
     /// well redone) replaces the earlier one.
     pub fn observe(&self, key: &ImageKey, plane: &PlaneData) {
         let slot = (key.well, key.channel);
-        let later = |kept: &BTreeMap<_, KeptPlane>| {
-            kept.get(&slot).is_some_and(|(k, _, _)| picture_order(k) < picture_order(key))
-        };
-        if self.planes.lock().map_or(true, |kept| later(&kept)) {
+        let earlier_kept =
+            |kept: &BTreeMap<_, KeptPlane>| kept.get(&slot).is_some_and(|k| picture_order(&k.key) < picture_order(key));
+        if self.planes.lock().map_or(true, |kept| earlier_kept(&kept)) {
             return;
         }
         let (small, step) = shrink_plane(plane, self.side);
         if let Ok(mut kept) = self.planes.lock()
-            && !later(&kept)
+            && !earlier_kept(&kept)
         {
-            kept.insert(slot, (*key, small, step));
+            kept.insert(slot, KeptPlane { key: *key, small, step });
         }
     }
 
@@ -259,10 +266,10 @@ impl ShrunkAsWritten {
         }
         let mut kept = self.planes.lock().ok()?;
         let slot = (key.well, key.channel);
-        if kept.get(&slot).is_none_or(|(k, _, _)| k != key) {
+        if kept.get(&slot).is_none_or(|k| k.key != *key) {
             return None;
         }
-        kept.remove(&slot).map(|(_, small, step)| (small, step))
+        kept.remove(&slot).map(|k| (k.small, k.step))
     }
 }
 

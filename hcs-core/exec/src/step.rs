@@ -403,7 +403,7 @@ impl StepRunner<'_, '_> {
             );
         }
         if let Some(checkpoint) = &step.checkpoint {
-            persist(job, (checkpoint, false), &planes, labels, &mut run.record, &run.writes)?;
+            persist(job, checkpoint, &planes, labels, None, &mut run.record, &run.writes)?;
         }
         if let Some(preview) = &step.preview {
             publish_preview(job, preview, &planes)?;
@@ -417,7 +417,7 @@ impl StepRunner<'_, '_> {
                 Ok(())
             }
             location if self.last && location.persistent_path().is_some() => {
-                persist(job, (location, true), &planes, labels, &mut run.record, &run.writes)
+                persist(job, location, &planes, labels, job.on_output, &mut run.record, &run.writes)
             }
             location @ (Location::Memory { .. } | Location::Disk { .. }) => run.save(job.plan, location, &planes),
             other => Err(StepError::BadIntermediate(other.clone())),

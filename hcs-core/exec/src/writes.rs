@@ -9,7 +9,7 @@ use hcs_plan::compiler::{Location, StepPlan};
 use hcs_vfs::{Data, DiskStore, Store};
 
 use crate::error::StepError;
-use crate::job::WellJob;
+use crate::job::{OnOutput, WellJob};
 use crate::output::{LabelPlanes, Sink, WellRecord, WrittenFile, file_crc, relative, subdir_name, write_planes};
 use crate::routing::Special;
 use crate::state::Planes;
@@ -54,21 +54,21 @@ pub fn publish_preview(
     Ok(())
 }
 
-/// Write a well's planes to a persistent location (a checkpoint or, when `is_final`, the final
-/// output, whose planes also go to the job's `on_output`) and list them in its record. Plane
-/// files go through the well's writer (`writes`): they are in place once
+/// Write a well's planes to a persistent location (a checkpoint or the final output) and list
+/// them in its record; `on_output` (the job's, for the final output) sees each plane as stored.
+/// Plane files go through the well's writer (`writes`): they are in place once
 /// [`WriteBehind::finish`] returns.
 pub fn persist(
     job: &WellJob<'_>,
-    (location, is_final): (&Location, bool),
+    location: &Location,
     planes: &Planes,
     labels: &LabelPlanes,
+    on_output: Option<&OnOutput<'_>>,
     record: &mut WellRecord,
     writes: &WriteBehind,
 ) -> Result<(), StepError> {
     let sink = job.sinks.sink(location).ok_or_else(|| StepError::NoSink(location.clone()))?;
     let root = &job.plan.output_root;
-    let on_output = job.on_output.filter(|_| is_final);
     let (files, refs) = write_planes(&sink, root, planes, labels, job.dtype, Some(writes), on_output)?;
     record.files.extend(files);
     let name = subdir_name(location, root).unwrap_or_default();
