@@ -26,8 +26,9 @@ pub enum ProjectionMethod {
 
 hcs_core::choice_param!(ProjectionMethod { ProjectionMethod::Max => "max_projection", ProjectionMethod::Mean => "mean_projection", ProjectionMethod::BestFocus => "best_focus" });
 
-/// Pixels per parallel work item of [`reduce_planes`] and [`max_projection_of`]: 32 KiB of f32, so an item's slices of
-/// every plane stream through L1/L2 while the accumulator stays resident.
+/// Pixels per parallel work item of [`reduce_planes`] and [`max_projection_of`]: 32 KiB of f32,
+/// so an item's slices of every plane stream through L1/L2 while its output chunk stays
+/// resident.
 const CHUNK: usize = 8192;
 
 /// Combine the planes pixel-chunk by pixel-chunk: `fold` adds each plane's chunk to the
