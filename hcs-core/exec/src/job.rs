@@ -6,7 +6,7 @@ use hcs_plan::compiler::{Location, WellPlan};
 use hcs_plate::Plate;
 use hcs_vfs::Dtype;
 
-use crate::output::Sink;
+use crate::output::{OnOutput, Sink};
 use crate::slots::DeviceSlots;
 
 /// Where a step's persistent writes go (built once per run, shared by the wells).
@@ -39,13 +39,3 @@ pub struct WellJob<'a> {
 
 /// A step starting: the well, the step's 1-based index, the step count, the step's name.
 pub type OnStep<'a> = dyn Fn(hcs_plate::WellId, usize, usize, &str) + Sync + 'a;
-
-/// A plane of a well's final output, as stored in its TIFF file (the samples in the run's
-/// dtype), before the file is written: the report shrinks its pictures from these instead of
-/// reading the mosaics back after the run. Planes of an OME-Zarr output are not passed (the
-/// store pads them to the plate's canvas), nor checkpoints.
-///
-/// Called from several pool threads at once, in no particular order. A well may still fail
-/// after its planes were seen (a file that cannot be written, say): use a plane only for a well
-/// that ended done. A panic in the callback fails the well.
-pub type OnOutput<'a> = dyn Fn(&hcs_plate::ImageKey, &hcs_vfs::PlaneData) + Sync + 'a;

@@ -146,8 +146,8 @@ pub struct RunOptions<'a> {
     pub on_step: Option<&'a job::OnStep<'a>>,
     /// Called with each plane of a well's final output as stored (TIFF outputs), before its
     /// file is written, from several threads, for wells that may still fail (see
-    /// [`job::OnOutput`]).
-    pub on_output: Option<&'a job::OnOutput<'a>>,
+    /// [`output::OnOutput`]).
+    pub on_output: Option<&'a output::OnOutput<'a>>,
     /// Once set (by a signal handler, say), no further well starts: wells in flight finish and
     /// write their records; the others end [`WellStatus::Interrupted`].
     pub stop: Option<&'a AtomicBool>,

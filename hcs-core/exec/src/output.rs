@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 
 use hcs_vfs::atomic::write_atomic_unsynced;
 
-use crate::job::OnOutput;
 use crate::write_behind::WriteBehind;
 use hcs_vfs::ome_tiff::{OmePlane, Origin, ome_xml};
 use hcs_vfs::omezarr::OmeZarrPlateWriter;
@@ -204,6 +203,16 @@ fn index_of(values: &[u32], v: u32, what: &str, path: &Path) -> Result<u32, VfsE
         message: format!("{what} {v} is not in the declared store (declared: {values:?})"),
     })
 }
+
+/// A plane of a well's final output, as stored in its TIFF file (the samples in the run's
+/// dtype), before the file is written: the report shrinks its pictures from these instead of
+/// reading the mosaics back after the run. Planes of an OME-Zarr output are not passed (the
+/// store pads them to the plate's canvas), nor checkpoints.
+///
+/// Called from several pool threads at once, in no particular order. A well may still fail
+/// after its planes were seen (a file that cannot be written, say): use a plane only for a well
+/// that ended done. A panic in the callback fails the well.
+pub type OnOutput<'a> = dyn Fn(&ImageKey, &PlaneData) + Sync + 'a;
 
 /// Write one well's planes to a sink; returns the files written and the plane references.
 /// `on_output` sees each plane of a TIFF sink as stored, before its file is written.

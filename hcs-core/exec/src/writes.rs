@@ -9,8 +9,10 @@ use hcs_plan::compiler::{Location, StepPlan};
 use hcs_vfs::{Data, DiskStore, Store};
 
 use crate::error::StepError;
-use crate::job::{OnOutput, WellJob};
-use crate::output::{LabelPlanes, Sink, WellRecord, WrittenFile, file_crc, relative, subdir_name, write_planes};
+use crate::job::WellJob;
+use crate::output::{
+    LabelPlanes, OnOutput, Sink, WellRecord, WrittenFile, file_crc, relative, subdir_name, write_planes,
+};
 use crate::routing::Special;
 use crate::state::Planes;
 use crate::write_behind::WriteBehind;
