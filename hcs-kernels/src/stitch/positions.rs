@@ -257,15 +257,10 @@ fn overlap_ncc(
 /// How far (pixels) the NCC refinement searches around the phase-correlation estimate.
 const REFINE_RADIUS: isize = 6;
 
-/// Refine an offset by maximizing the overlap NCC: integer search within ±`radius` pixels of
-/// the coarse estimate (a 2-pixel lattice, then the best point's 3×3 neighbourhood), then a
-/// parabola through the best value and its neighbours in x and y.
-fn refine(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, ox: f64, oy: f64, radius: isize) -> (f64, f64, f64) {
-    let (cx, cy) = (ox.round(), oy.round());
-    let (icx, icy) = (cx as isize, cy as isize);
-    // Every offset tried below lies within radius + 2 (lattice, 3 × 3, parabola neighbours).
-    let reach = radius + 2;
-    let (h, w) = (a.dim().0 as isize, a.dim().1 as isize);
+/// The rectangles of tiles `a` and `b` (both `dim`) that scoring every offset within `reach`
+/// of `(icx, icy)` reads: the union of their overlaps (empty where none is 4 × 4).
+fn refine_reads(dim: (usize, usize), (icx, icy): (isize, isize), reach: isize) -> (Rect, Rect) {
+    let (h, w) = (dim.0 as isize, dim.1 as isize);
     let (mut area_a, mut area_b): (Option<Rect>, Option<Rect>) = (None, None);
     for dy in -reach..=reach {
         for dx in -reach..=reach {
@@ -277,12 +272,31 @@ fn refine(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, ox: f64, oy: f64, radi
         }
     }
     let empty = Rect { y0: 0, y1: 0, x0: 0, x1: 0 };
-    let (ia, ib) = (Integral::new(a, area_a.unwrap_or(empty)), Integral::new(b, area_b.unwrap_or(empty)));
-    let score = |dx: isize, dy: isize| overlap_ncc(a, b, &ia, &ib, icx + dx, icy + dy);
+    (area_a.unwrap_or(empty), area_b.unwrap_or(empty))
+}
+
+/// Refine an offset by maximizing the overlap NCC: integer search within ±`radius` pixels of
+/// the coarse estimate (a 2-pixel lattice, then the best point's 3×3 neighbourhood), then a
+/// parabola through the best value and its neighbours in x and y.
+fn refine(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, ox: f64, oy: f64, radius: isize) -> (f64, f64, f64) {
+    let (cx, cy) = (ox.round(), oy.round());
+    let (icx, icy) = (cx as isize, cy as isize);
+    // Every offset tried below lies within radius + 2 (lattice, 3 × 3, parabola neighbours).
+    let reach = radius + 2;
+    let (area_a, area_b) = refine_reads(a.dim(), (icx, icy), reach);
+    let (ia, ib) = (Integral::new(a, area_a), Integral::new(b, area_b));
+    // Each offset is scored once: the parabola's neighbours are mostly points the 3 × 3 pass
+    // already scored.
+    let side = 2 * reach + 1;
+    let mut scored = vec![None; (side * side) as usize];
+    let mut score = |dx: isize, dy: isize| {
+        *scored[((dy + reach) * side + dx + reach) as usize]
+            .get_or_insert_with(|| overlap_ncc(a, b, &ia, &ib, icx + dx, icy + dy))
+    };
     // Coarse pass on a 2-pixel lattice (the whitened NCC peak is wider than that), then the
     // full-resolution neighbourhood of the best lattice point.
     let (mut best, mut at) = (f64::NEG_INFINITY, (0isize, 0isize));
-    let consider = |dx: isize, dy: isize, best: &mut f64, at: &mut (isize, isize)| {
+    let mut consider = |dx: isize, dy: isize, best: &mut f64, at: &mut (isize, isize)| {
         let v = score(dx, dy);
         if v > *best {
             *best = v;
@@ -465,13 +479,14 @@ pub fn ashlar_compute_tile_positions(
             "the plate's stage positions give a site overlap of {ox} × {oy}, outside 0 ≤ overlap < 0.9"
         )));
     }
-    let whitened = whiten(&stack);
     let estimate = || {
         let views: Vec<ArrayView2<'_, f32>> = stack.outer_iter().collect();
         Nominal::estimated(crate::stitch::overlap::estimate(&views, (rows, cols)), (h, w))
     };
     let register = |nominal: Nominal| {
-        let strips = Strips::new(&whitened, nominal.strips((h, w)));
+        let strip_sizes = nominal.strips((h, w));
+        let whitened = whiten(&stack, whitened_bands(strip_sizes));
+        let strips = Strips::new(&whitened, strip_sizes);
         let mut edges = register_neighbours(&strips, (rows, cols), upsample_factor);
         let ncc_threshold = permutation_threshold(&strips, cols, permutation_samples, stitch_alpha);
         judge_edges(&mut edges, &nominal, max_shift, ncc_threshold);
@@ -654,18 +669,53 @@ fn check_settings(max_shift: f64, stitch_alpha: f64, up: usize, samples: usize) 
     crate::checks::int_in("permutation_samples", samples, 0, MAX_PERMUTATION_SAMPLES, "")
 }
 
-/// Whiten every tile once (difference of Gaussians): registration and the edge score then
-/// follow cell-scale structure, not the illumination falloff that all tiles share.
-fn whiten(stack: &NdarrayStack) -> Vec<Array2<f32>> {
-    (0..stack.dim().0)
-        .into_par_iter()
-        .map(|i| {
-            let t = stack.index_axis(Axis(0), i);
-            let fine = gaussian_2d(t, 1.0);
-            let coarse = gaussian_2d(t, 2.5);
-            fine - coarse
-        })
-        .collect()
+/// The blurs of the whitening's difference of Gaussians (σ in pixels).
+const WHITEN_SIGMAS: (f64, f64) = (1.0, 2.5);
+
+/// Whiten every tile once (difference of Gaussians) where the edges read it: registration and
+/// the edge score then follow cell-scale structure, not the illumination falloff that all tiles
+/// share. Only the tiles' border bands `(columns, rows)` are whitened (see [`whiten_bands`]).
+fn whiten(stack: &NdarrayStack, bands: (usize, usize)) -> Vec<Array2<f32>> {
+    (0..stack.dim().0).into_par_iter().map(|i| whiten_bands(stack.index_axis(Axis(0), i), bands)).collect()
+}
+
+/// The whitening of a whole tile (or of a piece of one).
+fn difference_of_gaussians(t: ArrayView2<'_, f32>) -> Array2<f32> {
+    gaussian_2d(t, WHITEN_SIGMAS.0) - gaussian_2d(t, WHITEN_SIGMAS.1)
+}
+
+/// The columns (at the left and the right border) and rows (top and bottom) of a tile that the
+/// edges of strips `(ow, oh)` read. A horizontal pair's phase correlation shifts by at most half
+/// its strip width (the wrap) and `¾` px more (upsampling), so its overlaps, tried within
+/// `REFINE_RADIUS + 2` px of the rounded shift, lie within `ow + ow / 2 + REFINE_RADIUS + 4`
+/// columns of the border; likewise rows for vertical pairs. `tests` checks every shift.
+fn whitened_bands((ow, oh): (usize, usize)) -> (usize, usize) {
+    let margin = REFINE_RADIUS as usize + 4;
+    (ow + ow / 2 + margin, oh + oh / 2 + margin)
+}
+
+/// The difference of Gaussians of `t` within `bands.0` columns of its left and right borders
+/// and `bands.1` rows of its top and bottom ones, NaN elsewhere (nothing reads there). Each band
+/// is filtered from the tile with the wider blur's reach on its inner side, so its values are
+/// exactly those the whole tile's filtering gives (the same taps in the same order; at the
+/// tile's borders the same reflection). A tile the bands cover mostly is filtered whole.
+fn whiten_bands(t: ArrayView2<'_, f32>, (bx, by): (usize, usize)) -> Array2<f32> {
+    let (h, w) = t.dim();
+    // Bands over 3/8 of the tile each way (3/4 of it all told) save too little to be worth it.
+    if 8 * (bx.min(w) * h + by.min(h) * w) >= 3 * h * w {
+        return difference_of_gaussians(t);
+    }
+    let reach = crate::gaussian::kernel(WHITEN_SIGMAS.0.max(WHITEN_SIGMAS.1), 4.0).len() / 2;
+    let mut out = Array2::from_elem((h, w), f32::NAN);
+    // (y0, y1, x0, x1): top, bottom, then the left and right bands between them.
+    let bands = [(0, by, 0, w), (h - by, h, 0, w), (by, h - by, 0, bx), (by, h - by, w - bx, w)];
+    for (y0, y1, x0, x1) in bands {
+        let (ey0, ey1) = (y0.saturating_sub(reach), (y1 + reach).min(h));
+        let (ex0, ex1) = (x0.saturating_sub(reach), (x1 + reach).min(w));
+        let piece = difference_of_gaussians(t.slice(s![ey0..ey1, ex0..ex1]));
+        out.slice_mut(s![y0..y1, x0..x1]).assign(&piece.slice(s![y0 - ey0..y1 - ey0, x0 - ex0..x1 - ex0]));
+    }
+    out
 }
 
 /// Register every neighbour pair of the `(rows, cols)` grid (in parallel), at sub-pixel
@@ -904,7 +954,65 @@ fn anchor_components(
 
 #[cfg(test)]
 mod tests {
-    use super::{DotLanes, EdgeReport, place_consistently, smooth_up};
+    use super::{
+        DotLanes, EdgeReport, REFINE_RADIUS, difference_of_gaussians, place_consistently, refine_reads, smooth_up,
+        whiten_bands, whitened_bands,
+    };
+    use ndarray::Array2;
+
+    #[test]
+    fn banded_whitening_equals_the_whole_tiles_within_its_bands_and_is_nan_elsewhere() {
+        let t =
+            Array2::from_shape_fn((97, 130), |(y, x)| ((y * 131 + x * 7919) % 1009) as f32 + (x as f32 / 9.0).sin());
+        let whole = difference_of_gaussians(t.view());
+        for (bx, by) in [(20, 15), (1, 1), (11, 25), (40, 3)] {
+            let banded = whiten_bands(t.view(), (bx, by));
+            let (mut inside, mut outside) = (0, 0);
+            for ((y, x), &v) in banded.indexed_iter() {
+                if x < bx || x >= 130 - bx || y < by || y >= 97 - by {
+                    assert_eq!(v.to_bits(), whole[(y, x)].to_bits(), "({y}, {x}) with bands {bx} × {by}");
+                    inside += 1;
+                } else {
+                    assert!(v.is_nan(), "({y}, {x}) with bands {bx} × {by} is outside them");
+                    outside += 1;
+                }
+            }
+            assert!(inside > 0 && outside > 0, "bands {bx} × {by}");
+        }
+        // Bands over most of the tile: the whole tile is filtered.
+        assert_eq!(whiten_bands(t.view(), (40, 30)), whole);
+    }
+
+    #[test]
+    fn the_whitened_bands_hold_everything_the_refinement_reads_at_every_registered_shift() {
+        // A phase correlation of h × ow strips finds a shift of at most half the strip each way
+        // (the wrap), ¾ px more when upsampled; refine rounds it. Every such shift, and 2 px more.
+        let reach = REFINE_RADIUS + 2;
+        for (h, w) in [(256usize, 256usize), (200, 130), (64, 96)] {
+            for (ow, oh) in [(4, 4), (13, 7), (w / 10, h / 10), (w / 5, h / 4)] {
+                let (bx, by) = whitened_bands((ow, oh));
+                if 8 * (bx * h + by * w) >= 3 * h * w {
+                    continue; // filtered whole
+                }
+                let (wi, hi, owi, ohi) = (w as isize, h as isize, ow as isize, oh as isize);
+                let (bxi, byi) = (bx as isize, by as isize);
+                for icx in wi - owi - owi / 2 - 3..=wi - owi + owi / 2 + 3 {
+                    for icy in -hi / 2 - 3..=hi / 2 + 3 {
+                        let (ra, rb) = refine_reads((h, w), (icx, icy), reach);
+                        let empty = ra.x1 <= ra.x0;
+                        assert!(empty || (ra.x0 >= wi - bxi && rb.x1 <= bxi), "{h}×{w}, ow {ow}: ({icx}, {icy})");
+                    }
+                }
+                for icy in hi - ohi - ohi / 2 - 3..=hi - ohi + ohi / 2 + 3 {
+                    for icx in -wi / 2 - 3..=wi / 2 + 3 {
+                        let (ra, rb) = refine_reads((h, w), (icx, icy), reach);
+                        let empty = ra.y1 <= ra.y0;
+                        assert!(empty || (ra.y0 >= hi - byi && rb.y1 <= byi), "{h}×{w}, oh {oh}: ({icx}, {icy})");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn lane_dot_products_match_f64_over_rows_of_every_length() {
