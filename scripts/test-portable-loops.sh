@@ -23,15 +23,16 @@ echo "$said" | grep -q "hot loops run their portable versions" \
 echo "emulated CPU: $(echo "$said" | grep '^CPU:')"
 
 # The test binaries `cargo test` built: hcs-kernels' unit tests, its scikit-image / SciPy
-# reference tests and stitching ground truth, and hcs-exec's unit tests (the QC focus score).
-mapfile -t bins < <(cargo test -q -p hcs-kernels -p hcs-exec --lib --test references --test stitching --no-run \
+# reference tests and stitching ground truth, hcs-exec's unit tests (the QC focus score) and
+# hcs-vfs's (the narrowing of planes to their storage type).
+mapfile -t bins < <(cargo test -q -p hcs-kernels -p hcs-exec -p hcs-vfs --lib --test references --test stitching --no-run \
   --message-format=json | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
         print(m["executable"])')
-[ "${#bins[@]}" -eq 4 ] || { echo "expected 4 test binaries, found ${#bins[@]}: ${bins[*]}"; exit 1; }
+[ "${#bins[@]}" -eq 5 ] || { echo "expected 5 test binaries, found ${#bins[@]}: ${bins[*]}"; exit 1; }
 for bin in "${bins[@]}"; do
   echo "-- $(basename "$bin") on the emulated CPU"
   "${CPU[@]}" "$bin" -q

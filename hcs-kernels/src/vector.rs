@@ -1,7 +1,8 @@
 //! Which compiled version of the hot loops this CPU runs.
 //!
 //! The innermost loops of registration, assembly, projection, the Gaussian and top-hat filters,
-//! the percentiles and the QC focus score are compiled twice on x86-64 (`multiversion`): for the
+//! the percentiles, the QC focus score and the narrowing of planes to their storage type
+//! (`hcs-vfs`) are compiled twice on x86-64 (`multiversion`): for the
 //! baseline every x86-64 CPU has (SSE2) and for AVX + AVX2 + FMA; the first call picks the
 //! version this CPU can run. Both do the same arithmetic in the same order, so they give the same
 //! results; the portable one is slower. `hcs devices` says which one runs, and
@@ -77,8 +78,9 @@ mod tests {
     use super::*;
 
     /// The sources with dispatched loops, as compiled (a new one joins the list; hcs-exec's
-    /// QC checks its own).
-    const SOURCES: [(&str, &str); 6] = [
+    /// QC checks its own). `hcs-vfs` lies below this crate, so its file is read by path.
+    const SOURCES: [(&str, &str); 7] = [
+        ("hcs-vfs/src/plane.rs", include_str!("../../hcs-vfs/src/plane.rs")),
         ("morphology/mod.rs", include_str!("morphology/mod.rs")),
         ("normalize/mod.rs", include_str!("normalize/mod.rs")),
         ("projection/mod.rs", include_str!("projection/mod.rs")),
@@ -92,7 +94,7 @@ mod tests {
         let any = "multiversion::multiversion(targets(";
         let ours = format!("{any}\"{HOT_LOOP_TARGET}\"))]");
         let count = |pattern: &str| SOURCES.iter().map(|(_, text)| text.matches(pattern).count()).sum::<usize>();
-        assert_eq!(count(any), 11, "dispatched loops in {:?}", SOURCES.map(|(file, _)| file));
+        assert_eq!(count(any), 13, "dispatched loops in {:?}", SOURCES.map(|(file, _)| file));
         for (file, text) in SOURCES {
             assert_eq!(text.matches(any).count(), text.matches(&ours).count(), "{file}: a loop for another target");
         }
