@@ -34,10 +34,7 @@ pub fn along_x<T: Sample>(src: ArrayView2<'_, T>, k: &[T]) -> Array2<T> {
             let o = o.as_slice_mut().expect("rows of a standard-layout array are contiguous");
             o.iter_mut().zip(&padded[r..r + w]).for_each(|(ov, &c)| *ov = k[r] * c);
             for t in 1..=r {
-                let wt = k[r + t];
-                for ((ov, &a), &b) in o.iter_mut().zip(&padded[r - t..r - t + w]).zip(&padded[r + t..r + t + w]) {
-                    *ov += wt * (a + b);
-                }
+                add_weighted_pair(o, &padded[r - t..r - t + w], &padded[r + t..r + t + w], k[r + t]);
             }
         },
     );
