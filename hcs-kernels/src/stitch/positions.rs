@@ -6,6 +6,7 @@
 //! linear model fitted to the reached ones. Every edge's quality and fate is reported in the
 //! special output — nothing silently falls back to the grid.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use hcs_core::{MaterializeResult, MaterializeTarget, NdarrayStack};
@@ -192,22 +193,55 @@ struct Integral {
     sq: Vec<f64>,
 }
 
+/// Rows whose running sums [`Integral::new`] takes side by side.
+const INTEGRAL_ROWS: usize = 4;
+
 impl Integral {
+    /// Entry `(y, x)` of each table is the row-`y` running sum up to `x` plus entry `(y − 1, x)`.
+    /// The running sums of [`INTEGRAL_ROWS`] rows are taken side by side (that many independent
+    /// chains of adds, where one row's chain waits on each add), then each row adds the row
+    /// above: the same additions as one row at a time, so the same tables.
     fn new(t: ArrayView2<'_, f32>, area: Rect) -> Self {
         let w = (area.x1 - area.x0) as usize + 1;
         let h = (area.y1 - area.y0) as usize + 1;
         let (mut sum, mut sq) = (vec![0f64; w * h], vec![0f64; w * h]);
-        for y in 1..h {
-            let row = t.row(area.y0 as usize + y - 1);
-            let row = row.slice(s![area.x0..area.x1]);
-            let (mut rs, mut rq) = (0f64, 0f64);
-            for (x, &v) in row.iter().enumerate() {
-                let v = f64::from(v);
-                rs += v;
-                rq += v * v;
-                sum[y * w + x + 1] = sum[(y - 1) * w + x + 1] + rs;
-                sq[y * w + x + 1] = sq[(y - 1) * w + x + 1] + rq;
+        let row = |y: usize| t.row(area.y0 as usize + y - 1).slice_move(s![area.x0..area.x1]);
+        let mut first = 1;
+        while first < h {
+            let rows: Vec<Cow<'_, [f32]>> = (first..h.min(first + INTEGRAL_ROWS))
+                .map(|y| row(y).to_slice().map_or_else(|| Cow::Owned(row(y).to_vec()), Cow::Borrowed))
+                .collect();
+            if let [a, b, c, d] = &rows[..] {
+                let (mut rs, mut rq) = ([0f64; INTEGRAL_ROWS], [0f64; INTEGRAL_ROWS]);
+                for x in 0..w - 1 {
+                    for (r, v) in [a[x], b[x], c[x], d[x]].into_iter().enumerate() {
+                        let v = f64::from(v);
+                        rs[r] += v;
+                        rq[r] += v * v;
+                        sum[(first + r) * w + x + 1] = rs[r];
+                        sq[(first + r) * w + x + 1] = rq[r];
+                    }
+                }
+            } else {
+                for (r, values) in rows.iter().enumerate() {
+                    let (mut rs, mut rq) = (0f64, 0f64);
+                    for (x, &v) in values.iter().enumerate() {
+                        let v = f64::from(v);
+                        rs += v;
+                        rq += v * v;
+                        sum[(first + r) * w + x + 1] = rs;
+                        sq[(first + r) * w + x + 1] = rq;
+                    }
+                }
             }
+            for y in first..first + rows.len() {
+                for table in [&mut sum, &mut sq] {
+                    let (above, here) = table.split_at_mut(y * w);
+                    let above = &above[(y - 1) * w..];
+                    here[..w].iter_mut().zip(above).for_each(|(v, &up)| *v += up);
+                }
+            }
+            first += rows.len();
         }
         Integral { area, sum, sq }
     }
@@ -955,10 +989,37 @@ fn anchor_components(
 #[cfg(test)]
 mod tests {
     use super::{
-        DotLanes, EdgeReport, REFINE_RADIUS, difference_of_gaussians, place_consistently, refine_reads, smooth_up,
-        whiten_bands, whitened_bands,
+        DotLanes, EdgeReport, Integral, REFINE_RADIUS, Rect, difference_of_gaussians, place_consistently, refine_reads,
+        smooth_up, whiten_bands, whitened_bands,
     };
     use ndarray::Array2;
+
+    #[test]
+    fn summed_area_tables_equal_row_by_row_sums_bit_for_bit() {
+        // Heights that leave 0 to 3 rows after the blocks of four, a strided view, and an area
+        // away from the tile's origin.
+        let t = Array2::from_shape_fn((23, 41), |(y, x)| ((y * 977 + x * 7919) % 1013) as f32 / 7.0 - 60.0);
+        for (view, y1) in
+            [(t.view(), 23), (t.view(), 8), (t.view(), 6), (t.view(), 10), (t.slice(ndarray::s![.., ..;2]), 14)]
+        {
+            let area = Rect { y0: 2, y1, x0: 3, x1: view.dim().1 as isize - 1 };
+            let table = Integral::new(view, area);
+            let (w, h) = ((area.x1 - area.x0) as usize + 1, (area.y1 - area.y0) as usize + 1);
+            let (mut sum, mut sq) = (vec![0f64; w * h], vec![0f64; w * h]);
+            for y in 1..h {
+                let (mut rs, mut rq) = (0f64, 0f64);
+                for x in 0..w - 1 {
+                    let v = f64::from(view[(area.y0 as usize + y - 1, area.x0 as usize + x)]);
+                    rs += v;
+                    rq += v * v;
+                    sum[y * w + x + 1] = sum[(y - 1) * w + x + 1] + rs;
+                    sq[y * w + x + 1] = sq[(y - 1) * w + x + 1] + rq;
+                }
+            }
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!((bits(&table.sum), bits(&table.sq)), (bits(&sum), bits(&sq)), "rows to {y1}");
+        }
+    }
 
     #[test]
     fn banded_whitening_equals_the_whole_tiles_within_its_bands_and_is_nan_elsewhere() {
