@@ -2,6 +2,8 @@
 //! the fraction of saturated pixels and the background level. Computed once per plane, as the
 //! plane is loaded from the plate; they go to the well's trace and from there to the run report.
 
+use std::borrow::Cow;
+
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
@@ -33,13 +35,20 @@ pub fn measure(key: ImageKey, plane: ArrayView2<'_, f32>, dtype: Dtype) -> Plane
         Dtype::F32 => None,
     };
     let n = plane.len().max(1);
-    let saturated = saturation.map_or(0, |level| plane.iter().filter(|&&v| v >= level).count());
+    // A plane read from the plate is contiguous: its samples as one slice, in the same order.
+    let samples = plane.as_slice().map_or_else(|| Cow::Owned(plane.iter().copied().collect()), Cow::Borrowed);
+    let saturated = saturation.map_or(0, |level| count_at_least(&samples, level));
     PlaneQc {
         key,
         focus: laplacian_variance(plane),
         saturated_fraction: saturated as f64 / n as f64,
-        background: percentile_10(plane),
+        background: percentile_10(&samples),
     }
+}
+
+/// How many samples are at least `level` (one compare and add per sample, so it vectorizes).
+fn count_at_least(samples: &[f32], level: f32) -> usize {
+    samples.iter().map(|&v| usize::from(v >= level)).sum()
 }
 
 /// Variance of `4·p − (up + down + left + right)` over the interior pixels. Each row's
@@ -79,10 +88,11 @@ fn laplacian_variance(plane: ArrayView2<'_, f32>) -> f64 {
     (sum_sq.iter().sum::<f64>() / count - mean * mean).max(0.0)
 }
 
-/// The 10th percentile of an even sample of at most [`BACKGROUND_SAMPLES`] pixels.
-fn percentile_10(plane: ArrayView2<'_, f32>) -> f64 {
-    let step = plane.len().div_ceil(BACKGROUND_SAMPLES).max(1);
-    let mut sample: Vec<f32> = plane.iter().step_by(step).copied().filter(|v| !v.is_nan()).collect();
+/// The 10th percentile of an even sample of at most [`BACKGROUND_SAMPLES`] pixels (`samples`
+/// in row-major order).
+fn percentile_10(samples: &[f32]) -> f64 {
+    let step = samples.len().div_ceil(BACKGROUND_SAMPLES).max(1);
+    let mut sample: Vec<f32> = samples.iter().step_by(step).copied().filter(|v| !v.is_nan()).collect();
     if sample.is_empty() {
         return 0.0;
     }
@@ -141,6 +151,17 @@ mod tests {
         assert!((measure(key(), plane.view(), Dtype::U16).saturated_fraction - 0.2).abs() < 1e-12);
         assert_eq!(measure(key(), plane.view(), Dtype::F32).saturated_fraction, 0.0);
         assert!((measure(key(), plane.view(), Dtype::U8).saturated_fraction - 0.2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_strided_plane_measures_as_its_contiguous_copy() {
+        let plane = Array2::from_shape_fn((37, 29), |(y, x)| ((y * 7919 + x * 104_729) % 70_001) as f32);
+        let strided = plane.t();
+        let copy = strided.as_standard_layout().into_owned();
+        assert!(strided.as_slice().is_none() && copy.as_slice().is_some());
+        let (a, b) = (measure(key(), strided, Dtype::U16), measure(key(), copy.view(), Dtype::U16));
+        assert_eq!(a, b);
+        assert!(a.saturated_fraction > 0.0 && a.background > 0.0, "{a:?}");
     }
 
     #[test]
