@@ -31,7 +31,7 @@ thread_local! {
 const COLUMN_BLOCK: usize = 4;
 
 /// Transform every column of `data` (forward or inverse) in place. Columns are gathered
-/// [`COLUMN_BLOCK`] at a time, so each pass down the rows uses whole cache lines, and
+/// [`COLUMN_BLOCK`] at a time, so each pass down the rows uses (nearly) whole cache lines, and
 /// transformed in one call (the plan runs on each column as on one alone).
 fn columns(data: &mut Array2<C>, col: &dyn rustfft::Fft<f64>) {
     let (h, w) = data.dim();
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn columns_in_blocks_transform_each_column_as_one_alone_would() {
-        for (h, w) in [(30, 7), (64, 4), (45, 9), (1024, 5), (108, 6)] {
+        for (h, w) in [(30, 7), (64, 4), (45, 9), (1024, 5), (108, 6), (97, 6), (101, 5)] {
             let data = Array2::from_shape_fn((h, w), |(y, x)| {
                 C::new(((y * 31 + x * 17) % 23) as f64 - 11.5, ((y * 7 + x * 13) % 19) as f64 / 3.0)
             });

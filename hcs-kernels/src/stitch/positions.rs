@@ -292,7 +292,7 @@ fn overlap_ncc(
 const REFINE_RADIUS: isize = 6;
 
 /// The rectangles of tiles `a` and `b` (both `dim`) that scoring every offset within `reach`
-/// of `(icx, icy)` reads: the union of their overlaps (empty where none is 4 × 4).
+/// of `(icx, icy)` reads: the bounding rectangle of their overlaps (empty where none is 4 × 4).
 fn refine_reads(dim: (usize, usize), (icx, icy): (isize, isize), reach: isize) -> (Rect, Rect) {
     let (h, w) = (dim.0 as isize, dim.1 as isize);
     let (mut area_a, mut area_b): (Option<Rect>, Option<Rect>) = (None, None);
@@ -720,9 +720,11 @@ fn difference_of_gaussians(t: ArrayView2<'_, f32>) -> Array2<f32> {
 
 /// The columns (at the left and the right border) and rows (top and bottom) of a tile that the
 /// edges of strips `(ow, oh)` read. A horizontal pair's phase correlation shifts by at most half
-/// its strip width (the wrap) and `¾` px more (upsampling), so its overlaps, tried within
+/// its strip width (the wrap) and under 1 px more (upsampling), so its overlaps, tried within
 /// `REFINE_RADIUS + 2` px of the rounded shift, lie within `ow + ow / 2 + REFINE_RADIUS + 4`
-/// columns of the border; likewise rows for vertical pairs. `tests` checks every shift.
+/// columns of the border; likewise rows for vertical pairs. A test checks every such shift
+/// (and 2 px more) for several tile and strip sizes. When the stage's overlap is refuted, the
+/// tiles are whitened again for the estimate's strips (the bands differ).
 fn whitened_bands((ow, oh): (usize, usize)) -> (usize, usize) {
     let margin = REFINE_RADIUS as usize + 4;
     (ow + ow / 2 + margin, oh + oh / 2 + margin)
@@ -735,7 +737,8 @@ fn whitened_bands((ow, oh): (usize, usize)) -> (usize, usize) {
 /// tile's borders the same reflection). A tile the bands cover mostly is filtered whole.
 fn whiten_bands(t: ArrayView2<'_, f32>, (bx, by): (usize, usize)) -> Array2<f32> {
     let (h, w) = t.dim();
-    // Bands over 3/8 of the tile each way (3/4 of it all told) save too little to be worth it.
+    // Bands with bx / w + by / h ≥ 3/8 (3/4 of the tile or more, corners counted twice) save
+    // too little: the whole tile is filtered.
     if 8 * (bx.min(w) * h + by.min(h) * w) >= 3 * h * w {
         return difference_of_gaussians(t);
     }
@@ -1000,7 +1003,7 @@ mod tests {
         // away from the tile's origin.
         let t = Array2::from_shape_fn((23, 41), |(y, x)| ((y * 977 + x * 7919) % 1013) as f32 / 7.0 - 60.0);
         for (view, y1) in
-            [(t.view(), 23), (t.view(), 8), (t.view(), 6), (t.view(), 10), (t.slice(ndarray::s![.., ..;2]), 14)]
+            [(t.view(), 23), (t.view(), 8), (t.view(), 6), (t.view(), 9), (t.slice(ndarray::s![.., ..;2]), 14)]
         {
             let area = Rect { y0: 2, y1, x0: 3, x1: view.dim().1 as isize - 1 };
             let table = Integral::new(view, area);
@@ -1047,14 +1050,17 @@ mod tests {
     #[test]
     fn the_whitened_bands_hold_everything_the_refinement_reads_at_every_registered_shift() {
         // A phase correlation of h × ow strips finds a shift of at most half the strip each way
-        // (the wrap), ¾ px more when upsampled; refine rounds it. Every such shift, and 2 px more.
+        // (the wrap), under 1 px more when upsampled; refine rounds it. Every such shift, and
+        // 2 px more.
         let reach = REFINE_RADIUS + 2;
-        for (h, w) in [(256usize, 256usize), (200, 130), (64, 96)] {
-            for (ow, oh) in [(4, 4), (13, 7), (w / 10, h / 10), (w / 5, h / 4)] {
+        let mut banded = 0;
+        for (h, w) in [(256usize, 256usize), (200, 130), (512, 384), (97, 203), (64, 96)] {
+            for (ow, oh) in [(4, 4), (13, 7), (w / 10, h / 10), (w / 8 | 1, h / 9 | 1)] {
                 let (bx, by) = whitened_bands((ow, oh));
                 if 8 * (bx * h + by * w) >= 3 * h * w {
                     continue; // filtered whole
                 }
+                banded += 1;
                 let (wi, hi, owi, ohi) = (w as isize, h as isize, ow as isize, oh as isize);
                 let (bxi, byi) = (bx as isize, by as isize);
                 for icx in wi - owi - owi / 2 - 3..=wi - owi + owi / 2 + 3 {
@@ -1073,6 +1079,7 @@ mod tests {
                 }
             }
         }
+        assert!(banded >= 8, "only {banded} tile and strip sizes were filtered in bands");
     }
 
     #[test]
