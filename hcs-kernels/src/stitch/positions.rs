@@ -1055,7 +1055,7 @@ mod tests {
         let reach = REFINE_RADIUS + 2;
         let mut banded = 0;
         for (h, w) in [(256usize, 256usize), (200, 130), (512, 384), (97, 203), (64, 96)] {
-            for (ow, oh) in [(4, 4), (13, 7), (w / 10, h / 10), (w / 8 | 1, h / 9 | 1)] {
+            for (ow, oh) in [(4, 4), (13, 7), (w / 10, h / 10), ((w / 8) | 1, (h / 9) | 1)] {
                 let (bx, by) = whitened_bands((ow, oh));
                 if 8 * (bx * h + by * w) >= 3 * h * w {
                     continue; // filtered whole
