@@ -730,6 +730,14 @@ fn whitened_bands((ow, oh): (usize, usize)) -> (usize, usize) {
     (ow + ow / 2 + margin, oh + oh / 2 + margin)
 }
 
+/// Whether bands of `bx` columns and `by` rows cover most of an `h × w` tile: bx / w + by / h ≥
+/// 3/8 (3/4 of the tile or more, corners counted twice), where filtering in bands saves too
+/// little and [`whiten_bands`] filters the whole tile. Otherwise bx < 3w/8 and by < 3h/8, so
+/// the four bands neither overlap nor cross.
+fn bands_cover_most((h, w): (usize, usize), (bx, by): (usize, usize)) -> bool {
+    8 * (bx.min(w) * h + by.min(h) * w) >= 3 * h * w
+}
+
 /// The difference of Gaussians of `t` within `bands.0` columns of its left and right borders
 /// and `bands.1` rows of its top and bottom ones, NaN elsewhere (nothing reads there). Each band
 /// is filtered from the tile with the wider blur's reach on its inner side, so its values are
@@ -737,9 +745,7 @@ fn whitened_bands((ow, oh): (usize, usize)) -> (usize, usize) {
 /// tile's borders the same reflection). A tile the bands cover mostly is filtered whole.
 fn whiten_bands(t: ArrayView2<'_, f32>, (bx, by): (usize, usize)) -> Array2<f32> {
     let (h, w) = t.dim();
-    // Bands with bx / w + by / h ≥ 3/8 (3/4 of the tile or more, corners counted twice) save
-    // too little: the whole tile is filtered.
-    if 8 * (bx.min(w) * h + by.min(h) * w) >= 3 * h * w {
+    if bands_cover_most((h, w), (bx, by)) {
         return difference_of_gaussians(t);
     }
     let reach = crate::gaussian::kernel(WHITEN_SIGMAS.0.max(WHITEN_SIGMAS.1), 4.0).len() / 2;
@@ -992,8 +998,8 @@ fn anchor_components(
 #[cfg(test)]
 mod tests {
     use super::{
-        DotLanes, EdgeReport, Integral, REFINE_RADIUS, Rect, difference_of_gaussians, place_consistently, refine_reads,
-        smooth_up, whiten_bands, whitened_bands,
+        DotLanes, EdgeReport, Integral, REFINE_RADIUS, Rect, bands_cover_most, difference_of_gaussians,
+        place_consistently, refine_reads, smooth_up, whiten_bands, whitened_bands,
     };
     use ndarray::Array2;
 
@@ -1044,6 +1050,7 @@ mod tests {
             assert!(inside > 0 && outside > 0, "bands {bx} × {by}");
         }
         // Bands over most of the tile: the whole tile is filtered.
+        assert!(bands_cover_most((97, 130), (40, 30)) && !bands_cover_most((97, 130), (40, 3)));
         assert_eq!(whiten_bands(t.view(), (40, 30)), whole);
     }
 
@@ -1057,7 +1064,7 @@ mod tests {
         for (h, w) in [(256usize, 256usize), (200, 130), (512, 384), (97, 203), (64, 96)] {
             for (ow, oh) in [(4, 4), (13, 7), (w / 10, h / 10), ((w / 8) | 1, (h / 9) | 1)] {
                 let (bx, by) = whitened_bands((ow, oh));
-                if 8 * (bx * h + by * w) >= 3 * h * w {
+                if bands_cover_most((h, w), (bx, by)) {
                     continue; // filtered whole
                 }
                 banded += 1;
