@@ -258,6 +258,16 @@ fn the_memory_estimate_is_within_a_quarter_of_the_heap_a_well_held() {
     assert_eq!(a01["peak_heap_mib"].as_f64(), Some(peak), "run.json carries the record's figure");
     let held = peak - start;
     assert!(held > 1.0, "a well of 54 planes of 256² holds megabytes: {held} MiB");
-    let ratio = estimate / held;
-    assert!((0.75..=1.25).contains(&ratio), "estimate {estimate:.1} MiB, held {held:.1} MiB: {ratio:.2}");
+    // The estimate counts the writer's queue at its bound; what the queue really held depends
+    // on the disk (a fast one keeps it near empty), and the record says how much it was.
+    let (budget, waited) = (a01["write_behind_mib"].as_f64(), a01["peak_write_behind_mib"].as_f64());
+    let (budget, waited) = (budget.expect("the plan's queue bound"), waited.expect("the queue's peak"));
+    assert!(budget > 0.0 && waited > 0.0, "the well's files went through its writer: {budget} {waited}");
+    assert!(waited <= budget, "the queue held {waited:.2} MiB, over its bound of {budget:.2} MiB");
+    let as_used = estimate - budget + waited;
+    let ratio = as_used / held;
+    assert!(
+        (0.75..=1.25).contains(&ratio),
+        "estimate {estimate:.1} MiB with its queue as used ({waited:.1} of {budget:.1} MiB): {as_used:.1}, held {held:.1} MiB: {ratio:.2}"
+    );
 }

@@ -57,7 +57,11 @@ fn pattern(p: &ResolvedPattern) -> String {
 /// A readable summary of one well's plan.
 pub fn summary(plan: &WellPlan) -> String {
     let mut s = String::new();
-    let peak = plan.estimated_peak_bytes.map_or("unknown".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / 1048576.0);
+    let mut peak = plan.estimated_peak_bytes.map_or("unknown".into(), mib);
+    if plan.write_behind_bytes > 0 && plan.estimated_peak_bytes.is_some() {
+        peak = format!("{peak}, {} of it files waiting for the disk", mib(plan.write_behind_bytes));
+    }
     let _ = writeln!(s, "well {} → {} (peak in memory ~{peak})", plan.well, plan.output_root.display());
     if let Some(r) = &plan.spill_reason {
         let _ = writeln!(s, "  spills to scratch: {r}");

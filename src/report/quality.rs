@@ -318,6 +318,8 @@ mod tests {
             peak_rss_mib: None,
             peak_heap_mib: None,
             estimated_peak_mib: None,
+            write_behind_mib: None,
+            peak_write_behind_mib: None,
             steps: Vec::new(),
             qc: WellQc { sites: site_qc, cells: Some(0), ..WellQc::default() },
             flags: Vec::new(),

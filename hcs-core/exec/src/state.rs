@@ -137,7 +137,7 @@ impl WellRun {
             qc: Mutex::new(BTreeMap::new()),
             bytes_read: AtomicU64::new(0),
             notes: Vec::new(),
-            writes: crate::write_behind::WriteBehind::default(),
+            writes: crate::write_behind::WriteBehind::with_budget(plan.write_behind_bytes),
             litter: Some(litter),
         }
     }
@@ -392,6 +392,7 @@ mod tests {
             plate: PathBuf::new(),
             output_root: PathBuf::new(),
             estimated_peak_bytes: None,
+            write_behind_bytes: 0,
             spill_reason: None,
             steps: Vec::new(),
             segments: Vec::new(),

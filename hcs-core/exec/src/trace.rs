@@ -94,6 +94,11 @@ pub struct WellTrace {
     /// mark may have been set by an earlier one).
     #[serde(default)]
     pub peak_heap_mib: Option<f64>,
+    /// The most bytes of the well's plane files that waited for the disk at once (MiB): part of
+    /// the heap above, bounded by the plan's `write_behind_bytes` (which the estimate counts
+    /// whole; a disk that keeps up leaves the queue near empty).
+    #[serde(default)]
+    pub peak_write_behind_mib: f64,
     /// Per step, in pipeline order.
     pub steps: Vec<StepTrace>,
     /// Quality measures of every raw plane the well read from the plate.

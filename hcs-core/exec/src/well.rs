@@ -58,6 +58,8 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
     run.trace.seconds = well_start.elapsed().as_secs_f64();
     run.trace.peak_rss_mib = memory_mib().1;
     run.trace.peak_heap_mib = crate::heap::in_use_and_peak_mib().1;
+    // Every file has been handed over by now, so the queue's high-water mark is final.
+    run.trace.peak_write_behind_mib = run.writes.peak_waiting_bytes() as f64 / 1_048_576.0;
     let step_seconds = run.trace.steps.iter().map(|s| s.seconds).collect();
     // The record written next vouches for every file: `finish` waits for the queued ones.
     let (record, notes) = run.finish()?;

@@ -304,7 +304,10 @@ fn a_memory_budget_sends_large_intermediates_to_scratch_files() {
         [hcs_plan::compiler::Segment { first: 1, last: 2, by: vec![Component::Channel, Component::Z], parts: Some(6) }]
     );
     let well_bytes = 4 * 2 * 3 * 64 * 64 * 4;
-    assert_eq!(within.wells[0].estimated_peak_bytes, Some(2 * well_bytes / 6));
+    // Plus the final output's files waiting for the disk: the whole well's planes as 16-bit
+    // samples (under the cap).
+    assert_eq!(within.wells[0].write_behind_bytes, well_bytes / 2);
+    assert_eq!(within.wells[0].estimated_peak_bytes, Some(2 * well_bytes / 6 + well_bytes / 2));
     let big = PlateInfo::regular("/data/plate1", 1, 1, (3, 3), 4, 10, 1, (1024, 1024));
     // One call (9 sites × 1024² × 4 B = 36 MiB, × 3 working) fits 200 MiB; the well does not.
     let over = compile(
@@ -318,6 +321,8 @@ fn a_memory_budget_sends_large_intermediates_to_scratch_files() {
     assert_eq!(w.steps[1].reads, w.steps[0].writes);
     let reason = w.spill_reason.as_deref().expect("a reason");
     assert_eq!(reason, "step 1 `a` holds ~2880.0 MiB per well (input + output), over memory_budget_mib = 200");
+    // The files waiting for the disk are capped, however large the output.
+    assert_eq!(w.write_behind_bytes, hcs_plan::compiler::materialize::WRITE_BEHIND_BYTES);
     // A call that cannot fit at all is refused, naming the step and the function.
     let refused = compile(
         &pipeline.config(ConfigLayer { memory_budget_mib: Some(100), ..Default::default() }),

@@ -19,7 +19,7 @@ use hcs_plate::Component;
 
 use super::components::Flow;
 use super::init::Init;
-use super::plan::{ComponentValues, Location, Segment};
+use super::plan::{ComponentValues, Location, Segment, StepPlan};
 use super::plate_info::PlateInfo;
 
 /// Phase-3 result for one step.
@@ -110,6 +110,32 @@ pub fn host_peak(
         };
         Some(peak.max(held + kept))
     })
+}
+
+/// The most bytes of encoded plane files one well lets wait for the disk
+/// ([`write_behind_bytes`]).
+pub const WRITE_BEHIND_BYTES: u64 = 64 << 20;
+
+/// How many bytes of a well's plane files may wait for the disk while it computes on: the
+/// largest output it writes to plane files (a checkpoint or the final output on disk), as 16-bit
+/// samples (hcs's default; the executor holds the queue to this many bytes whatever the sample
+/// type, so the figure is a bound either way), capped at [`WRITE_BEHIND_BYTES`]; 0 when it
+/// writes none. Without such a buffer a step that writes its
+/// planes all at once waits for the disk file by file, the cores idle (on the standard plate,
+/// about 10 % of the run's wall time). The bytes count in the well's estimated peak.
+pub fn write_behind_bytes(steps: &[StepPlan], storage: &StoragePlan) -> u64 {
+    let last = steps.len().saturating_sub(1);
+    steps
+        .iter()
+        .zip(&storage.steps)
+        .enumerate()
+        .filter(|(i, (step, _))| {
+            matches!(step.checkpoint, Some(Location::Disk { .. }))
+                || (*i == last && matches!(step.writes, Location::Disk { .. }))
+        })
+        .map(|(_, (_, s))| s.output_bytes.map_or(WRITE_BEHIND_BYTES, |b| b / 2).min(WRITE_BEHIND_BYTES))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Run phase 3.

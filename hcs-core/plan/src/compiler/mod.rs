@@ -394,7 +394,7 @@ impl Template<'_> {
         well_index: usize,
         gpus: &GpuInventory,
     ) -> WellPlan {
-        let steps = common
+        let steps: Vec<StepPlan> = common
             .iter()
             .enumerate()
             .map(|(i, c)| {
@@ -427,12 +427,14 @@ impl Template<'_> {
                 StepPlan { common: Arc::clone(c), checkpoint, special_outputs, gpu }
             })
             .collect();
+        let write_behind_bytes = materialize::write_behind_bytes(&steps, storage);
         WellPlan {
             well,
             pipeline: self.pipeline.name.clone(),
             plate: plate.root.clone(),
             output_root: self.init.output_root.clone(),
-            estimated_peak_bytes: storage.host_peak_bytes,
+            estimated_peak_bytes: storage.host_peak_bytes.map(|b| b + write_behind_bytes),
+            write_behind_bytes,
             spill_reason: storage.spill_reason.clone(),
             steps,
             segments: self.segments.to_vec(),

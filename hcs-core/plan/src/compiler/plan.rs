@@ -312,8 +312,14 @@ pub struct WellPlan {
     pub plate: PathBuf,
     /// The output plate folder.
     pub output_root: PathBuf,
-    /// Estimated peak bytes of one well's in-memory intermediates, if known.
+    /// Estimated peak bytes of one well's in-memory intermediates, if known, including
+    /// [`Self::write_behind_bytes`].
     pub estimated_peak_bytes: Option<u64>,
+    /// How many bytes of encoded plane files may wait for the disk while the well computes on
+    /// (its write-behind buffer; at least one file waits whatever this says). Plans written
+    /// before the buffer was planned read as 0: one file at a time.
+    #[serde(default)]
+    pub write_behind_bytes: u64,
     /// Why intermediates go to scratch files instead of memory, if they do.
     pub spill_reason: Option<String>,
     /// The steps in order.
