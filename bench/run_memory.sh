@@ -34,12 +34,15 @@ for plate in "$WORK/plate4" target/plate-bench/standard; do
   [ -d "$plate" ] || continue
   /usr/bin/time -v "$HCS" plan examples/pipelines/canonical.toml --plate "$plate" > "$WORK/plan.txt" 2> "$WORK/plan-time.txt"
   estimate=$(grep -o 'peak in memory ~[0-9.]* MiB' "$WORK/plan.txt" | head -1 | grep -o '[0-9.]*')
+  # The part of the estimate that is the writer's queue at its bound (0 when the well writes no plane files).
+  queue=$(grep -o '[0-9.]* MiB of it files waiting' "$WORK/plan.txt" | head -1 | grep -o '^[0-9.]*' || echo 0)
   rm -rf "$WORK/one"
   /usr/bin/time -v "$HCS" run examples/pipelines/canonical.toml --plate "$plate" --out "$WORK/one" --workers 1 \
     > /dev/null 2> "$WORK/one-time.txt"
   first=$(ls "$WORK/one/.hcs/wells/" | sort | head -1)
   python3 -c "import sys, json; e, peak, base = float(sys.argv[2]), int(sys.argv[3]) / 1024, int(sys.argv[4]) / 1024; m = peak - base
 t = json.load(open(sys.argv[5]))['trace']; held = t['peak_heap_mib'] - t['heap_at_start_mib']
-print(f'{sys.argv[1]}: one well measured {m:.0f} MiB of RSS (peak RSS {peak:.0f} less {base:.0f} without images) and held {held:.0f} MiB of heap at its peak; compiler estimate {e:.0f} MiB: estimate / RSS {e / m:.2f}, estimate / heap held {e / held:.2f}')" \
-    "$(basename "$plate")" "$estimate" "$(kib "$WORK/one-time.txt")" "$(kib "$WORK/plan-time.txt")" "$WORK/one/.hcs/wells/$first"
+q, waited = float(sys.argv[6]), t.get('peak_write_behind_mib', 0.0); used = e - q + waited
+print(f'{sys.argv[1]}: one well measured {m:.0f} MiB of RSS (peak RSS {peak:.0f} less {base:.0f} without images) and held {held:.0f} MiB of heap at its peak; compiler estimate {e:.0f} MiB ({q:.0f} of it the writer queue at its bound; the queue held at most {waited:.0f}): estimate / RSS {e / m:.2f}, estimate / heap held {e / held:.2f}; with the queue as used {used:.0f} MiB: / RSS {used / m:.2f}, / heap {used / held:.2f}')" \
+    "$(basename "$plate")" "$estimate" "$(kib "$WORK/one-time.txt")" "$(kib "$WORK/plan-time.txt")" "$WORK/one/.hcs/wells/$first" "$queue"
 done
