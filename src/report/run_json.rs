@@ -127,7 +127,7 @@ pub struct WellJson {
     /// The compiler's estimate of the well's peak memory (MiB), `write_behind_mib` included.
     pub estimated_peak_mib: Option<f64>,
     /// The part of the estimate that is plane files waiting for the disk: the most the well's
-    /// writer queue may hold (MiB).
+    /// writer queue may hold, unless one file is larger (MiB; `None` when there is no estimate).
     #[serde(default)]
     pub write_behind_mib: Option<f64>,
     /// The most the writer queue held at once (MiB; part of `peak_heap_mib` when it was then).
@@ -265,7 +265,10 @@ pub fn build(facts: &RunFacts<'_>) -> RunJson {
                 .well(end.well)
                 .and_then(|p| p.estimated_peak_bytes)
                 .map(|b| b as f64 / 1_048_576.0),
-            write_behind_mib: compiled.well(end.well).map(|p| p.write_behind_bytes as f64 / 1_048_576.0),
+            write_behind_mib: compiled
+                .well(end.well)
+                .filter(|p| p.estimated_peak_bytes.is_some())
+                .map(|p| p.write_behind_bytes as f64 / 1_048_576.0),
             peak_write_behind_mib: trace.as_ref().map(|t| t.peak_write_behind_mib),
             steps,
             flags: Vec::new(),

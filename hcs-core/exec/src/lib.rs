@@ -385,8 +385,10 @@ impl WellDriver<'_> {
         let threads = self.pool.current_num_threads().min(plans.len()).max(1);
         let next = AtomicUsize::new(0);
         let slots: Vec<Mutex<Option<WellReport>>> = plans.iter().map(|_| Mutex::new(None)).collect();
-        // The ceiling hands back freed memory; files waiting for the disk are memory in use
-        // (never handed back), so the write-behind buffer does not raise it.
+        // The ceiling decides when freed memory is handed back. The writer queue's bound is left
+        // out of it: files waiting for the disk are memory in use, which a hand-back cannot
+        // free, and counting them raised the ceiling so far that freed memory piled up (runs
+        // reached 523 and 550 MiB, bench/RESULTS.md).
         let per_well =
             plans.iter().filter_map(|p| p.estimated_peak_bytes.map(|b| b.saturating_sub(p.write_behind_bytes))).max();
         let ceiling = ceiling::Ceiling::start(threads, per_well);

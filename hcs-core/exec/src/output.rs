@@ -66,8 +66,9 @@ pub fn record_path(output_root: &Path, well: WellId) -> PathBuf {
 
 /// Fingerprint of what decides a well's output bytes: the plan (functions, variants,
 /// parameters, resolved config, component values, file names) and the hcs version — not the
-/// worker count, nor how the output and plate paths are spelled (`o` and `$PWD/o` are one
-/// output), so changing either does not redo finished wells.
+/// worker count, the memory estimate or the writer queue's bound (they change how a well runs,
+/// not its bytes), nor how the output and plate paths are spelled (`o` and `$PWD/o` are one
+/// output), so changing any of them does not redo finished wells.
 pub fn plan_crc(plan: &WellPlan) -> u32 {
     let mut value = serde_json::to_value(plan).unwrap_or_default();
     // How a well is cut into parts changes the order of work, not the bytes.
@@ -90,6 +91,8 @@ fn normalize_for_fingerprint(value: &mut serde_json::Value, out: &str, plate: &s
             map.remove("workers");
             map.remove("gpu_slots");
             map.remove("slots");
+            map.remove("estimated_peak_bytes");
+            map.remove("write_behind_bytes");
             map.values_mut().for_each(|v| normalize_for_fingerprint(v, out, plate));
         }
         Value::Array(items) => items.iter_mut().for_each(|v| normalize_for_fingerprint(v, out, plate)),

@@ -95,8 +95,8 @@ pub struct WellTrace {
     #[serde(default)]
     pub peak_heap_mib: Option<f64>,
     /// The most bytes of the well's plane files that waited for the disk at once (MiB): part of
-    /// the heap above, bounded by the plan's `write_behind_bytes` (which the estimate counts
-    /// whole; a disk that keeps up leaves the queue near empty).
+    /// the heap above, at most the plan's `write_behind_bytes` (which the estimate counts whole;
+    /// a disk that keeps up leaves the queue near empty) or one file, if that is larger.
     #[serde(default)]
     pub peak_write_behind_mib: f64,
     /// Per step, in pipeline order.

@@ -10,8 +10,9 @@
 //! wait until that many bytes are queued, and one file always may, so a slow disk slows the well
 //! down instead of filling memory. A step writes its planes all at once when it ends; with room
 //! for only a file or two, the threads encoding them stood waiting on the disk while the cores
-//! idled, and the standard plate ran about 10 % longer. Where no thread can be started, files
-//! are written at once by the step itself.
+//! idled (the standard plate ran 4–7 % longer than with this queue, 10–14 % longer than with
+//! its output on tmpfs). Where no thread can be started, files are written at once by the step
+//! itself.
 //!
 //! Nothing is lost on failure: the first error is kept, later files of the well are not written,
 //! and [`WriteBehind::finish`] returns that error; the well then fails and its litter (every file
@@ -263,5 +264,29 @@ mod tests {
         let err = failing.finish().expect_err("the write fails");
         assert!(err.to_string().contains("0.bin"), "names the path: {err}");
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// A submitter waiting for room goes on when the writer drains a file, and gives up (no
+    /// hang) when the writer ends, however it ends.
+    #[test]
+    fn a_waiting_submitter_wakes_on_a_drained_file_and_on_a_closed_queue() {
+        use std::sync::mpsc::channel;
+        use std::time::Duration;
+        for close in [false, true] {
+            let waiting = Arc::new(Waiting::default());
+            assert!(waiting.reserve(10, 10), "an empty queue takes a file");
+            let (tx, rx) = channel();
+            let other = Arc::clone(&waiting);
+            let submitter = std::thread::spawn(move || tx.send(other.reserve(5, 10)));
+            assert!(rx.recv_timeout(Duration::from_millis(100)).is_err(), "no room: the submitter waits");
+            if close {
+                waiting.close()
+            } else {
+                waiting.release(10)
+            }
+            let got = rx.recv_timeout(Duration::from_secs(10)).expect("the submitter woke");
+            assert_eq!(got, !close, "drained: queued; closed: refused");
+            submitter.join().expect("joined").expect("sent");
+        }
     }
 }

@@ -150,4 +150,9 @@ fn the_fingerprint_ignores_workers_and_path_spelling_but_not_parameters() {
     assert_eq!(hcs_exec::output::plan_crc(&a), hcs_exec::output::plan_crc(&b));
     let c = plan_for("o", 4, 2.0);
     assert_ne!(hcs_exec::output::plan_crc(&a), hcs_exec::output::plan_crc(&c), "another parameter, another output");
+    // Memory figures change how a well runs, not its bytes: a resume does not redo the well.
+    let mut tuned = (*a).clone();
+    tuned.write_behind_bytes += 1 << 20;
+    tuned.estimated_peak_bytes = tuned.estimated_peak_bytes.map(|b| b + (1 << 20));
+    assert_eq!(hcs_exec::output::plan_crc(&a), hcs_exec::output::plan_crc(&tuned));
 }
