@@ -189,7 +189,9 @@ impl StepRunner<'_, '_> {
             if self.releases_input() {
                 return Err(StepError::OutOfMemory { message, why: crate::error::NoRetry::InputFreed });
             }
-            if !self.releases_input() {
+            // A GPU step's retry runs every group again: the CPU fallback's outputs are then all
+            // on the host, not some on the device. A CPU step keeps the groups that succeeded.
+            if step.gpu.is_some() {
                 done.iter_mut().for_each(|d| *d = None);
             }
             mode = after_out_of_memory(mode, grouped.len(), step.gpu.is_some(), step.config.gpu_policy, cpu.is_some())

@@ -124,6 +124,15 @@ fn oom_once_later(stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceE
     plus_one_unless_first(&LATER_OOM_CALLS, stack)
 }
 
+/// Calls of `oom_once_whole` so far (its own counter: tests run in parallel).
+static WHOLE_OOM_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// `oom_once` for a step run on whole wells, with its own counter.
+#[memory(ndarray)]
+fn oom_once_whole(stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceError> {
+    plus_one_unless_first(&WHOLE_OOM_CALLS, stack)
+}
+
 /// Always out of memory.
 #[memory(ndarray)]
 fn oom_always(_stack: NdarrayStack) -> Result<NdarrayStack, hcs_core::DeviceError> {
@@ -194,6 +203,7 @@ fn registry() -> Registry {
         &SPY,
         oom_once::FUNC,
         oom_once_later::FUNC,
+        oom_once_whole::FUNC,
         oom_always::FUNC,
     ])
 }
@@ -465,6 +475,35 @@ fn out_of_memory_is_retried_one_group_at_a_time_and_reported() {
             assert!(message.contains("out of memory on cuda:0") && message.contains("one group at a time"), "{message}")
         }
         other => panic!("expected a failure, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_cpu_step_retried_after_running_out_of_memory_runs_only_the_groups_that_failed() {
+    // One step reading the plate, on the whole well: 2 channels × 2 z = 4 groups in parallel.
+    // The first call runs out of memory; the retry (one group at a time) runs that group only,
+    // not the 3 that succeeded again, and the output equals a plain run's.
+    let r = registry();
+    let dir = plate_dir("oom-whole", &["A01"]);
+    let plain = Pipeline::new("plain").step(FunctionStep::new("add", "plus_one"));
+    assert_eq!(run_whole_wells(&plain, &dir, &r).wells[0].status, WellStatus::Done);
+    let reference = dir.join("reference");
+    std::fs::rename(dir.join("out"), &reference).expect("keep the reference output");
+    WHOLE_OOM_CALLS.store(0, std::sync::atomic::Ordering::SeqCst);
+    let flaky = Pipeline::new("flaky").step(FunctionStep::new("add", "oom_once_whole"));
+    let report = run_whole_wells(&flaky, &dir, &r);
+    assert_eq!(report.wells[0].status, WellStatus::Done, "{:?}", report.wells[0]);
+    assert_eq!(WHOLE_OOM_CALLS.load(std::sync::atomic::Ordering::SeqCst), 4 + 1, "4 groups, then the one that failed");
+    let names: Vec<_> =
+        std::fs::read_dir(reference.join("images")).expect("images").flatten().map(|e| e.file_name()).collect();
+    assert_eq!(names.len(), 2 * 2 * 2 * 2, "4 sites × 2 channels × 2 z");
+    for name in names {
+        assert_eq!(
+            read_u16(&reference.join("images").join(&name)),
+            read_u16(&dir.join("out/images").join(&name)),
+            "{name:?}"
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
 }
