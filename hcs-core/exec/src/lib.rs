@@ -393,27 +393,47 @@ impl WellDriver<'_> {
             plans.iter().filter_map(|p| p.estimated_peak_bytes.map(|b| b.saturating_sub(p.write_behind_bytes))).max();
         let ceiling = ceiling::Ceiling::start(threads, per_well);
         let wells_done = AtomicBool::new(false);
+        let keep = |k: usize, report: WellReport| {
+            if let Ok(mut slot) = slots[k].lock() {
+                *slot = Some(report);
+            }
+        };
         std::thread::scope(|scope| {
             let done = &wells_done;
             let watcher = ceiling.map(|c| scope.spawn(move || c.watch(done)));
             let stop_watcher = ceiling::StopOnDrop(done);
+            // Wells whose steps are done get their files synced and their record written here,
+            // while their well thread starts the next well instead of waiting for the disk.
+            let (to_recorder, ran) = std::sync::mpsc::channel::<Box<Unrecorded<'_>>>();
+            let keep = &keep;
+            let recorder = scope.spawn(move || {
+                for well in ran {
+                    keep(well.k, self.record(well));
+                }
+            });
             let wells: Vec<_> = (0..threads)
                 .map(|worker| {
-                    let (next, slots) = (&next, &slots);
+                    let (next, to_recorder) = (&next, to_recorder.clone());
                     scope.spawn(move || {
                         loop {
                             let k = next.fetch_add(1, Ordering::Relaxed);
                             let Some(plan) = plans.get(k) else { break };
-                            let report = self.run_one(plan, worker);
-                            if let Ok(mut slot) = slots[k].lock() {
-                                *slot = Some(report);
+                            match self.run_one(plan, worker, k) {
+                                Ran::Reported(report) => keep(k, report),
+                                // The recorder is gone (it panicked): record the well here.
+                                Ran::Unrecorded(well) => match to_recorder.send(well) {
+                                    Ok(()) => {}
+                                    Err(std::sync::mpsc::SendError(well)) => keep(k, self.record(well)),
+                                },
                             }
                         }
                     })
                 })
                 .collect();
+            drop(to_recorder);
             // A well thread that panicked is reported below as its wells' `ThreadLost`.
             wells.into_iter().for_each(|w| drop(w.join()));
+            drop(recorder.join());
             drop(stop_watcher);
             if let Some(report) = watcher.and_then(|w| w.join().ok()) {
                 report.log();
@@ -434,9 +454,10 @@ impl WellDriver<'_> {
             .collect()
     }
 
-    /// One well, on well thread `worker`: skipped when stopped or already complete, else run and
-    /// its record written.
-    fn run_one(&self, plan: &FrozenWellPlan, worker: usize) -> WellReport {
+    /// One well (the `k`th), on well thread `worker`: its report when skipped (stopped, already
+    /// complete) or failed; else its steps are done, and it waits for its record
+    /// ([`Self::record`]).
+    fn run_one<'p>(&self, plan: &'p FrozenWellPlan, worker: usize, k: usize) -> Ran<'p> {
         let t = Instant::now();
         let interrupted = self.options.stop.is_some_and(|s| s.load(Ordering::SeqCst));
         let (status, step_seconds, notes) = if interrupted {
@@ -448,16 +469,50 @@ impl WellDriver<'_> {
         } else {
             let _running = self.options.in_flight.map(InFlight::enter);
             match self.execute(plan, worker) {
-                Ok(outcome) => (WellStatus::Done, outcome.step_seconds, outcome.notes),
-                Err(e) => {
-                    if self.options.fail_fast {
-                        self.stop.store(true, Ordering::Relaxed);
-                    }
-                    (WellStatus::Failed(e.to_string()), Vec::new(), Vec::new())
-                }
+                Ok(outcome) => return Ran::Unrecorded(Box::new(Unrecorded { k, plan, outcome, started: t })),
+                Err(e) => (self.failed(&e), Vec::new(), Vec::new()),
             }
         };
-        let report = WellReport { well: plan.well, status, seconds: t.elapsed().as_secs_f64(), step_seconds, notes };
+        Ran::Reported(self.report(WellReport {
+            well: plan.well,
+            status,
+            seconds: t.elapsed().as_secs_f64(),
+            step_seconds,
+            notes,
+        }))
+    }
+
+    /// A well's failure; under `fail_fast`, no further well starts.
+    fn failed(&self, error: &ExecError) -> WellStatus {
+        if self.options.fail_fast {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        WellStatus::Failed(error.to_string())
+    }
+
+    /// Sync the files of a well whose steps are done and write its completion record: the well
+    /// is done from then on.
+    fn record(&self, well: Box<Unrecorded<'_>>) -> WellReport {
+        let Unrecorded { plan, outcome, started, .. } = *well;
+        let status = match output::write_record(&plan.output_root, plan.well, &outcome.record) {
+            Ok(()) => WellStatus::Done,
+            Err(e) => self.failed(&e.into()),
+        };
+        let (step_seconds, notes) = match status {
+            WellStatus::Done => (outcome.step_seconds, outcome.notes),
+            _ => (Vec::new(), Vec::new()),
+        };
+        self.report(WellReport {
+            well: plan.well,
+            status,
+            seconds: started.elapsed().as_secs_f64(),
+            step_seconds,
+            notes,
+        })
+    }
+
+    /// Log how a well ended and tell the caller ([`RunOptions::on_well`]).
+    fn report(&self, report: WellReport) -> WellReport {
         match &report.status {
             WellStatus::Failed(error) => {
                 tracing::error!(well = %report.well, %error, seconds = report.seconds, "well failed")
@@ -471,8 +526,8 @@ impl WellDriver<'_> {
         report
     }
 
-    /// Run the well on the pool (a panicking function fails its well, not the run) and write its
-    /// completion record, with the trace of well thread `worker`.
+    /// Run the well on the pool (a panicking function fails its well, not the run), with the
+    /// trace of well thread `worker`; its record is written by [`Self::record`].
     fn execute(&self, plan: &FrozenWellPlan, worker: usize) -> Result<WellOutcome, ExecError> {
         let job = WellJob {
             plan,
@@ -498,9 +553,25 @@ impl WellDriver<'_> {
         if let Some(trace) = outcome.record.trace.as_mut() {
             trace.worker = worker;
         }
-        output::write_record(&plan.output_root, plan.well, &outcome.record)?;
         Ok(outcome)
     }
+}
+
+/// How a well thread leaves a well.
+enum Ran<'p> {
+    /// Skipped (stopped, already complete) or failed: its report.
+    Reported(WellReport),
+    /// Its steps are done: it waits for its record ([`WellDriver::record`]).
+    Unrecorded(Box<Unrecorded<'p>>),
+}
+
+/// A well whose steps are done (the `k`th of the run), waiting for its files to be synced and its
+/// record written.
+struct Unrecorded<'p> {
+    k: usize,
+    plan: &'p FrozenWellPlan,
+    outcome: WellOutcome,
+    started: Instant,
 }
 
 /// One well counted in [`RunOptions::in_flight`] while alive.
