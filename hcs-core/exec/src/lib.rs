@@ -151,7 +151,8 @@ pub struct RunOptions<'a> {
     /// Once set (by a signal handler, say), no further well starts: wells in flight finish and
     /// write their records; the others end [`WellStatus::Interrupted`].
     pub stop: Option<&'a AtomicBool>,
-    /// Kept up to date by the run: the number of wells executing now (for an interrupt message).
+    /// Kept up to date by the run: the number of wells executing now or waiting for their record
+    /// (for an interrupt message: a well counted here is not done yet).
     pub in_flight: Option<&'a AtomicUsize>,
     /// Keep the files of a well that fails (for debugging); by default a failed well's
     /// checkpoint, output and scratch files are removed, so a full disk is not left full.
@@ -404,11 +405,18 @@ impl WellDriver<'_> {
             let stop_watcher = ceiling::StopOnDrop(done);
             // Wells whose steps are done get their files synced and their record written here,
             // while their well thread starts the next well instead of waiting for the disk.
-            let (to_recorder, ran) = std::sync::mpsc::channel::<Box<Unrecorded<'_>>>();
+            // At most one waiting well per well thread: a slow disk holds the well threads back
+            // instead of letting unrecorded wells pile up.
+            let (to_recorder, ran) = std::sync::mpsc::sync_channel::<Box<Unrecorded<'_>>>(threads);
             let keep = &keep;
             let recorder = scope.spawn(move || {
                 for well in ran {
-                    keep(well.k, self.record(well));
+                    let k = well.k;
+                    // A panic (in `on_well`, say) loses this well's report (`ThreadLost`), not
+                    // the records of the wells queued behind it.
+                    if let Ok(report) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.record(well))) {
+                        keep(k, report);
+                    }
                 }
             });
             let wells: Vec<_> = (0..threads)
@@ -457,7 +465,7 @@ impl WellDriver<'_> {
     /// One well (the `k`th), on well thread `worker`: its report when skipped (stopped, already
     /// complete) or failed; else its steps are done, and it waits for its record
     /// ([`Self::record`]).
-    fn run_one<'p>(&self, plan: &'p FrozenWellPlan, worker: usize, k: usize) -> Ran<'p> {
+    fn run_one<'p>(&'p self, plan: &'p FrozenWellPlan, worker: usize, k: usize) -> Ran<'p> {
         let t = Instant::now();
         let interrupted = self.options.stop.is_some_and(|s| s.load(Ordering::SeqCst));
         let (status, step_seconds, notes) = if interrupted {
@@ -467,9 +475,11 @@ impl WellDriver<'_> {
         } else if output::is_done(&plan.output_root, plan) {
             (WellStatus::Resumed, Vec::new(), Vec::new())
         } else {
-            let _running = self.options.in_flight.map(InFlight::enter);
+            let running = self.options.in_flight.map(InFlight::enter);
             match self.execute(plan, worker) {
-                Ok(outcome) => return Ran::Unrecorded(Box::new(Unrecorded { k, plan, outcome, started: t })),
+                Ok(outcome) => {
+                    return Ran::Unrecorded(Box::new(Unrecorded { k, plan, outcome, started: t, _running: running }));
+                }
                 Err(e) => (self.failed(&e), Vec::new(), Vec::new()),
             }
         };
@@ -491,9 +501,12 @@ impl WellDriver<'_> {
     }
 
     /// Sync the files of a well whose steps are done and write its completion record: the well
-    /// is done from then on.
+    /// is done from then on (its report's seconds run until then). A record that cannot be
+    /// written fails the well; under `fail_fast` no further well starts, though its well thread
+    /// may already have started the next one.
     fn record(&self, well: Box<Unrecorded<'_>>) -> WellReport {
-        let Unrecorded { plan, outcome, started, .. } = *well;
+        // Counted in flight until the record is written (to the end of this function).
+        let Unrecorded { plan, outcome, started, _running: _in_flight, .. } = *well;
         let status = match output::write_record(&plan.output_root, plan.well, &outcome.record) {
             Ok(()) => WellStatus::Done,
             Err(e) => self.failed(&e.into()),
@@ -572,6 +585,8 @@ struct Unrecorded<'p> {
     plan: &'p FrozenWellPlan,
     outcome: WellOutcome,
     started: Instant,
+    /// Counted in [`RunOptions::in_flight`] until its record is written.
+    _running: Option<InFlight<'p>>,
 }
 
 /// One well counted in [`RunOptions::in_flight`] while alive.

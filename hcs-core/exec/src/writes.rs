@@ -1,5 +1,6 @@
 //! What a step writes outside the well's own state: persistent planes (checkpoints, the final
-//! output), previews, and materialized special outputs (through a disk store).
+//! output), previews, and materialized special outputs (atomic files, synced with the well's
+//! other files before its record).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -480,6 +480,35 @@ fn out_of_memory_is_retried_one_group_at_a_time_and_reported() {
 }
 
 #[test]
+fn a_panic_while_a_well_is_recorded_loses_only_that_wells_report() {
+    // Records are written by the run's recorder thread, which also tells `on_well`. A panic
+    // there (here: `on_well` for A01) costs A01's report, not the wells recorded after it, and
+    // no well is left counted in flight.
+    let r = registry();
+    let dir = plate_dir("recorder-panic", &["A01", "B01", "C01"]);
+    let plate = open_plate(&dir.join("plate"), None).expect("plate");
+    let compiled = compile_for(&Pipeline::new("plain").step(FunctionStep::new("add", "plus_one")), &dir, &r);
+    let in_flight = std::sync::atomic::AtomicUsize::new(0);
+    let on_well = |report: &hcs_exec::WellReport| {
+        if report.well.to_string() == "A01" {
+            panic!("on_well panics for A01");
+        }
+    };
+    let options =
+        RunOptions { workers: Some(1), on_well: Some(&on_well), in_flight: Some(&in_flight), ..Default::default() };
+    let report = run(&compiled, &plate, &r, &options).expect("runs");
+    let status = |well: &str| report.wells.iter().find(|w| w.well.to_string() == well).map(|w| w.status.clone());
+    assert!(matches!(status("A01"), Some(WellStatus::Failed(_))), "{:?}", status("A01"));
+    assert_eq!(status("B01"), Some(WellStatus::Done));
+    assert_eq!(status("C01"), Some(WellStatus::Done));
+    for well in ["B01", "C01"] {
+        assert!(dir.join("out/.hcs/wells").join(format!("{well}.json")).exists(), "{well}'s record");
+    }
+    assert_eq!(in_flight.load(std::sync::atomic::Ordering::SeqCst), 0);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn a_cpu_step_retried_after_running_out_of_memory_runs_only_the_groups_that_failed() {
     // One step reading the plate, on the whole well: 2 channels × 2 z = 4 groups in parallel.
     // The first call runs out of memory; the retry (one group at a time) runs that group only,
