@@ -1,6 +1,7 @@
 //! How a step's groups are retried after a device runs out of memory: all groups at once, then
-//! the groups not done one at a time (a GPU step: every group again), then the plan's CPU fallback (`StepCommon::cpu_fallback`) when the step's
-//! `gpu_policy` allows — never a variant looked up here.
+//! the groups not done one at a time (a GPU step: every group again), then the plan's CPU
+//! fallback (`StepCommon::cpu_fallback`) when the step's `gpu_policy` allows — never a variant
+//! looked up here.
 
 use hcs_plan::pipeline::GpuPolicy;
 
