@@ -27,6 +27,7 @@ static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 /// The system allocator, counting the bytes in use and their high-water mark. Install it with
 /// `#[global_allocator]` in a binary (or a test) to get [`in_use_bytes`] and [`peak_bytes`].
+/// It also marks blocks of 2 MiB and more for huge pages ([`crate::huge_pages`]).
 pub struct Counting;
 
 fn grew(bytes: usize) {
@@ -41,13 +42,15 @@ fn shrank(bytes: usize) {
     IN_USE.fetch_sub(bytes, Ordering::Relaxed);
 }
 
-// SAFETY: every call is passed on to `System` unchanged; the counters only observe sizes.
+// SAFETY: every call is passed on to `System` unchanged; the counters only observe sizes, and
+// the huge-page hint changes no block's contents or bounds.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract for `alloc`, passed on.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
             grew(layout.size());
+            crate::huge_pages::advise(p, layout.size());
         }
         p
     }
@@ -57,6 +60,7 @@ unsafe impl GlobalAlloc for Counting {
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
             grew(layout.size());
+            crate::huge_pages::advise(p, layout.size());
         }
         p
     }
@@ -73,6 +77,7 @@ unsafe impl GlobalAlloc for Counting {
         if !p.is_null() {
             if new_size >= layout.size() {
                 grew(new_size - layout.size());
+                crate::huge_pages::advise(p, new_size);
             } else {
                 shrank(layout.size() - new_size);
             }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod groups;
 pub mod guard;
 pub mod heap;
+pub mod huge_pages;
 pub mod job;
 pub mod lock;
 pub mod output;
@@ -446,6 +447,7 @@ impl WellDriver<'_> {
             if let Some(report) = watcher.and_then(|w| w.join().ok()) {
                 report.log();
             }
+            huge_pages::log();
         });
         slots
             .into_iter()
