@@ -30,17 +30,50 @@ pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<(), VfsError> 
 /// its overview picture): files of 1 MiB and more are written with `O_DIRECT` where the
 /// platform and filesystem take it (the ordinary way elsewhere, with the same bytes), which
 /// spares the kernel's copy of every byte into the cache. `HCS_DIRECT_WRITES=0` turns it off.
+/// A file written through the cache instead has its writeback started at once, so the fsync
+/// that later makes it durable ([`sync_files`]) does not find a well's whole output waiting.
 pub fn write_atomic_uncached(path: &Path, bytes: &[u8]) -> Result<(), VfsError> {
     write_via_temporary(path, bytes, false, true)
 }
 
-/// Wait until the files' contents are on disk (fsync each).
+/// Wait until the files' contents are on disk (fsync each), then let the page cache drop them:
+/// they are on disk, and a run's outputs are not read again by this process (the page cache
+/// stays free for what is).
 pub fn sync_files<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>) -> Result<(), VfsError> {
     for path in paths {
         let path = path.as_ref();
-        fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| VfsError::io(path, e))?;
+        let file = fs::File::open(path).map_err(|e| VfsError::io(path, e))?;
+        file.sync_all().map_err(|e| VfsError::io(path, e))?;
+        drop_cached(&file);
     }
     Ok(())
+}
+
+/// Ask the kernel to start writing `file`'s data to the device now, without waiting for it: a
+/// later fsync then finds it written or under way, instead of a well's whole output at once.
+/// A hint only: where it is refused, the fsync writes the data.
+fn start_writeback(file: &fs::File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is open for the call's duration; the call only schedules
+        // writeback of the file's dirty pages.
+        unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
+}
+
+/// Let the page cache drop `file`'s pages (clean after an fsync). A hint only.
+fn drop_cached(file: &fs::File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is open for the call's duration; the call changes no data.
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
 }
 
 fn write_via_temporary(path: &Path, bytes: &[u8], sync: bool, uncached: bool) -> Result<(), VfsError> {
@@ -60,6 +93,8 @@ fn write_via_temporary(path: &Path, bytes: &[u8], sync: bool, uncached: bool) ->
             file.write_all(bytes)?;
             if sync {
                 file.sync_all()?;
+            } else if uncached {
+                start_writeback(&file);
             }
         } else if sync {
             // The data is on the device; this makes the file's size and blocks durable.
