@@ -4,9 +4,10 @@
 //!
 //! A plate run allocates and fills hundreds of megabytes of planes; with 4 KiB pages every
 //! page of a fresh block costs a fault and the stacks' sweeps miss the TLB. Marking the large
-//! blocks cut the standard plate's wall time by ~10 % (median 2.77 → 2.47 s over 5 alternating
-//! runs, user CPU 3.26 → 3.00 s; the scale plate 9.97 → 9.00 s, bench/RESULTS.md) with the peak
-//! RSS unchanged (≤ 490 MiB). Most Linux systems ship transparent huge pages in `madvise` mode,
+//! blocks cut the standard plate's wall time by ~10 % (median 2.99 → 2.59 s over 5 alternating
+//! runs, system CPU 0.62–1.38 → 0.36–0.60 s; the scale plate 9.57 → 8.45 s, bench/RESULTS.md),
+//! outputs byte-identical; the peak RSS is still decided by the run's ceiling
+//! ([`crate::ceiling`]). Most Linux systems ship transparent huge pages in `madvise` mode,
 //! where only marked memory gets them; glibc does the same for its own heap with
 //! `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, which a program cannot set for itself once started.
 //!
@@ -32,7 +33,7 @@ pub fn advise(ptr: *mut u8, size: usize) {
     {
         // madvise wants a page-aligned start; the page the block starts in is the block's
         // allocator header's too, and a hint on it is harmless.
-        let page = 4096usize;
+        let page = page_bytes();
         let start = (ptr as usize) & !(page - 1);
         let len = size + (ptr as usize - start);
         // SAFETY: the range lies in a block the allocator just handed out (or the page its
@@ -41,6 +42,23 @@ pub fn advise(ptr: *mut u8, size: usize) {
         let r = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
         let counter = if r == 0 { &ADVISED } else { &REFUSED };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The system's base page size (4 KiB where it cannot be read).
+#[cfg(target_os = "linux")]
+fn page_bytes() -> usize {
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    match PAGE.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: sysconf reads a constant of the system; it allocates nothing (this runs
+            // inside the allocator).
+            let bytes = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(0);
+            let bytes = if bytes.is_power_of_two() { bytes } else { 4096 };
+            PAGE.store(bytes, Ordering::Relaxed);
+            bytes
+        }
+        bytes => bytes,
     }
 }
 
