@@ -25,10 +25,13 @@ static REFUSED: AtomicUsize = AtomicUsize::new(0);
 
 /// Mark the block `[ptr, ptr + size)` for huge pages when it is at least [`MIN_BYTES`] long.
 /// It only sets a hint on the pages' mapping; the block's contents and ownership are untouched.
-pub fn advise(ptr: *mut u8, size: usize) {
+/// `None`: not asked (a small or null block, not Linux); else whether the kernel took the mark.
+pub fn advise(ptr: *mut u8, size: usize) -> Option<bool> {
     if ptr.is_null() || size < MIN_BYTES {
-        return;
+        return None;
     }
+    #[cfg(not(target_os = "linux"))]
+    return None;
     #[cfg(target_os = "linux")]
     {
         // madvise wants a page-aligned start; the page the block starts in is the block's
@@ -42,6 +45,7 @@ pub fn advise(ptr: *mut u8, size: usize) {
         let r = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
         let counter = if r == 0 { &ADVISED } else { &REFUSED };
         counter.fetch_add(1, Ordering::Relaxed);
+        Some(r == 0)
     }
 }
 
@@ -115,19 +119,54 @@ mod tests {
 
     #[test]
     fn small_or_null_blocks_are_not_marked_and_large_ones_keep_their_contents() {
-        let before = counts();
-        advise(std::ptr::null_mut(), MIN_BYTES * 4);
+        assert_eq!(advise(std::ptr::null_mut(), MIN_BYTES * 4), None, "a null block is not marked");
         let mut small = vec![7u8; MIN_BYTES - 1];
-        advise(small.as_mut_ptr(), small.len());
-        assert_eq!(counts(), before, "nothing below MIN_BYTES or null is marked");
+        assert_eq!(advise(small.as_mut_ptr(), small.len()), None, "nothing below MIN_BYTES is marked");
         let mut large = vec![3u8; MIN_BYTES * 2 + 12345];
-        advise(large.as_mut_ptr(), large.len());
-        #[cfg(target_os = "linux")]
-        {
-            let after = counts();
-            assert_eq!(after.0 + after.1, before.0 + before.1 + 1, "one mark asked for");
-        }
+        let marked = advise(large.as_mut_ptr(), large.len());
+        assert_eq!(marked.is_some(), cfg!(target_os = "linux"), "a large block is marked on Linux");
         assert!(large.iter().all(|&b| b == 3), "the hint changes no data");
         assert!(small.iter().all(|&b| b == 7));
+    }
+
+    /// The kernel's own account of the mark: the mapping holding a marked block lists `hg`
+    /// (huge pages advised) among its `VmFlags` in `/proc/self/smaps`. A kernel may refuse the
+    /// mark only when it has no transparent huge pages at all (no mode file).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_kernel_records_the_mark_on_the_blocks_mapping() {
+        let mut block = vec![1u8; MIN_BYTES * 4];
+        let inner = block.as_ptr() as usize + MIN_BYTES;
+        match advise(block.as_mut_ptr(), block.len()) {
+            Some(true) => {
+                let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+                let flags = vm_flags_at(&smaps, inner).expect("the block's mapping is listed");
+                assert!(flags.split_whitespace().any(|f| f == "hg"), "VmFlags of the block's mapping: {flags}");
+            }
+            Some(false) => assert!(
+                system_mode().is_none(),
+                "the kernel refused the mark although it has transparent huge pages ({:?})",
+                system_mode()
+            ),
+            None => panic!("a block of {} bytes must be asked for", block.len()),
+        }
+        assert!(block.iter().all(|&b| b == 1));
+    }
+
+    /// The `VmFlags` line of the `/proc/self/smaps` mapping containing `address`.
+    #[cfg(target_os = "linux")]
+    fn vm_flags_at(smaps: &str, address: usize) -> Option<String> {
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line.split_whitespace().next().and_then(|r| r.split_once('-'));
+            if let Some((lo, hi)) = range
+                && let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+            {
+                inside = (lo..hi).contains(&address);
+            } else if inside && let Some(flags) = line.strip_prefix("VmFlags:") {
+                return Some(flags.trim().to_string());
+            }
+        }
+        None
     }
 }
