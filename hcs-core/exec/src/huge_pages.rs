@@ -49,9 +49,9 @@ pub fn advise(ptr: *mut u8, size: usize) -> Option<bool> {
     }
 }
 
-/// The system's base page size (4 KiB where it cannot be read).
+/// The system's base page size (4 KiB where it cannot be read), read once.
 #[cfg(target_os = "linux")]
-fn page_bytes() -> usize {
+pub(crate) fn page_bytes() -> usize {
     static PAGE: AtomicUsize = AtomicUsize::new(0);
     match PAGE.load(Ordering::Relaxed) {
         0 => {

@@ -30,10 +30,8 @@ pub(crate) struct RssReader {
 impl RssReader {
     #[cfg(target_os = "linux")]
     pub(crate) fn open() -> Option<Self> {
-        // SAFETY: sysconf only reads a system constant.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        let reader =
-            RssReader { statm: std::fs::File::open("/proc/self/statm").ok()?, page: u64::try_from(page).ok()? };
+        let page = crate::huge_pages::page_bytes() as u64;
+        let reader = RssReader { statm: std::fs::File::open("/proc/self/statm").ok()?, page };
         reader.bytes().map(|_| reader)
     }
 
