@@ -25,13 +25,14 @@ pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<(), VfsError> 
     write_via_temporary(path, bytes, false, false)
 }
 
-/// [`write_atomic_unsynced`] past the page cache, for large files this process reads again at
-/// most once (a run's outputs: the run report reads one plane per well and channel back for
-/// its overview picture): files of 1 MiB and more are written with `O_DIRECT` where the
-/// platform and filesystem take it (the ordinary way elsewhere, with the same bytes), which
-/// spares the kernel's copy of every byte into the cache. `HCS_DIRECT_WRITES=0` turns it off.
-/// A file written through the cache instead has its writeback started at once, so the fsync
-/// that later makes it durable ([`sync_files`]) does not find a well's whole output waiting.
+/// [`write_atomic_unsynced`] for large files this process reads again at most once (a run's
+/// outputs: the run report reads one plane per well and channel back for its overview
+/// picture), which should not stay in the page cache: the file's writeback starts at once, so
+/// the fsync that later makes it durable ([`sync_files`]) does not find a well's whole output
+/// waiting, and that fsync lets the cache drop its pages. With `HCS_DIRECT_WRITES=1`, files of
+/// 1 MiB and more are written past the cache instead (`O_DIRECT`, where the platform and
+/// filesystem take it; the ordinary way elsewhere, with the same bytes), which spares the
+/// kernel's copy of every byte into the cache but makes the writer wait for the device.
 pub fn write_atomic_uncached(path: &Path, bytes: &[u8]) -> Result<(), VfsError> {
     write_via_temporary(path, bytes, false, true)
 }

@@ -1,7 +1,7 @@
 //! A well's plane files written behind its computation.
 //!
-//! Encoding a plane is CPU work; writing it is mostly waiting on the device (large files go past
-//! the page cache: [`write_atomic_uncached`]). A [`WriteBehind`] owns one writer thread per well, fed
+//! Encoding a plane is CPU work; writing it can wait on the device (a full page cache, or
+//! `HCS_DIRECT_WRITES=1`: [`write_atomic_uncached`]). A [`WriteBehind`] owns one writer thread per well, fed
 //! through a queue bounded in bytes: the step hands over each encoded file and goes on, the writer
 //! puts it in place atomically (temp + rename), and the well waits for the queue to drain in
 //! [`WriteBehind::finish`] before its completion record vouches for the files.
@@ -223,7 +223,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hcs-write-behind-{}", std::process::id()));
         let budget = 4 << 20;
         let writes = WriteBehind::with_budget(budget);
-        // Small files and files large enough to be written past the page cache.
+        // Small files and files large enough to be written past the page cache (direct writes on).
         let len = |i: usize| if i.is_multiple_of(2) { 1000 + i } else { (3 << 20) + i };
         let files = 8;
         for i in 0..files {

@@ -1,19 +1,26 @@
-//! Large files written past the page cache (`O_DIRECT`, Linux).
+//! Large files written past the page cache (`O_DIRECT`, Linux), where the user asks for it
+//! (`HCS_DIRECT_WRITES=1`).
 //!
 //! A buffered write copies every byte into the page cache, and where the kernel must reclaim
 //! cache pages first (a container's memory limit, a full cache), that copy runs at a few hundred
 //! MB/s of CPU time: on the 2-core development VM, writing a standard plate's 280 MB of
-//! checkpoints and mosaics cost 0.8–1.1 s of system time, a fifth of the run's CPU. With
+//! checkpoints and mosaics once cost 0.8–1.1 s of system time, a fifth of the run's CPU. With
 //! `O_DIRECT` the device reads the bytes from our buffer: 280 MB took 0.05 s of CPU there.
+//! Direct writes were the default until the sixteenth session, when buffered writes whose
+//! writeback starts at once (`sync_file_range`) ran the plates faster in every comparison
+//! (standard plate 2.24 → 1.91 s median over 12 alternating runs, also with a full page cache;
+//! scale plate 7.37 → 6.65 s): a direct write waits for the device, so a step writing its
+//! checkpoint faster than the disk takes it stalls once the well's queue is full, while the page
+//! cache lets the disk catch up during the steps that write nothing (bench/RESULTS.md). Where
+//! the copy into the cache is dear, direct writes are the choice.
 //!
 //! The bytes go through one page-aligned buffer per thread (`O_DIRECT` wants aligned memory,
 //! lengths and offsets); the last block is padded with zeros and the file truncated to its real
 //! length afterwards. A filesystem that refuses `O_DIRECT` (tmpfs, some network filesystems)
-//! is answered by `Ok(false)` and the caller writes through the page cache as before: the file's
+//! is answered by `Ok(false)` and the caller writes through the page cache: the file's
 //! bytes are the same either way, only the way there differs. The first refusal is kept for the
 //! user ([`take_refusal_note`]: the command that ran the wells prints it and logs it as a
-//! warning). `HCS_DIRECT_WRITES=0` turns direct writes off (a filesystem where they are slow or
-//! refused).
+//! warning).
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
@@ -36,10 +43,15 @@ thread_local! {
     static STAGING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Whether direct writes are on (`HCS_DIRECT_WRITES=0` turns them off).
+/// Whether direct writes are on: `HCS_DIRECT_WRITES` set to anything but `0` or nothing.
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("HCS_DIRECT_WRITES").map_or(true, |v| v != "0"))
+    *ON.get_or_init(|| asked_for(std::env::var("HCS_DIRECT_WRITES").ok().as_deref()))
+}
+
+/// Whether a value of `HCS_DIRECT_WRITES` turns direct writes on (off when unset, empty or `0`).
+fn asked_for(value: Option<&str>) -> bool {
+    value.is_some_and(|v| !v.trim().is_empty() && v.trim() != "0")
 }
 
 /// Create `path` (which must not be in use) holding `bytes`, written past the page cache.
@@ -112,8 +124,8 @@ fn refusal_note(path: &Path, e: &io::Error) -> String {
     let dir = path.parent().unwrap_or(path);
     format!(
         "files of 1 MiB and more on the filesystem of {} were written through the page cache, \
-         not directly (O_DIRECT): the filesystem refused direct writes ({e}); the bytes are the \
-         same, the writes cost more CPU time (HCS_DIRECT_WRITES=0 skips the attempt)",
+         not directly (O_DIRECT) as HCS_DIRECT_WRITES=1 asked: the filesystem refused direct \
+         writes ({e}); the bytes are the same, written as without that setting",
         dir.display()
     )
 }
@@ -168,6 +180,15 @@ mod tests {
     }
 
     #[test]
+    fn direct_writes_are_off_unless_asked_for() {
+        for (value, on) in
+            [(None, false), (Some(""), false), (Some("0"), false), (Some(" 0 "), false), (Some("1"), true)]
+        {
+            assert_eq!(asked_for(value), on, "{value:?}");
+        }
+    }
+
+    #[test]
     fn a_refusal_is_told_once_with_its_directory_and_the_setting() {
         let refusal = io::Error::from_raw_os_error(libc::EINVAL);
         assert!(refused(&refusal) && !refused(&io::Error::from_raw_os_error(libc::ENOSPC)));
@@ -179,7 +200,7 @@ mod tests {
         refusals.note(Path::new("/elsewhere/B02.tif"), &refusal);
         let note = refusals.take().expect("a refusal was noted");
         assert!(note.contains("/plates/out/images") && !note.contains("elsewhere"), "{note}");
-        assert!(note.contains("O_DIRECT") && note.contains("HCS_DIRECT_WRITES=0"), "{note}");
+        assert!(note.contains("O_DIRECT") && note.contains("HCS_DIRECT_WRITES=1"), "{note}");
         assert_eq!(refusals.take(), None, "told once");
     }
 }
