@@ -223,7 +223,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hcs-write-behind-{}", std::process::id()));
         let budget = 4 << 20;
         let writes = WriteBehind::with_budget(budget);
-        // Small files and files large enough to be written past the page cache (direct writes on).
+        // Small files, and files of 1 MiB and more (written past the page cache with direct writes on).
         let len = |i: usize| if i.is_multiple_of(2) { 1000 + i } else { (3 << 20) + i };
         let files = 8;
         for i in 0..files {

@@ -43,15 +43,19 @@ thread_local! {
     static STAGING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Whether direct writes are on: `HCS_DIRECT_WRITES` set to anything but `0` or nothing.
+/// Whether direct writes are on: `HCS_DIRECT_WRITES` set, to anything but a "no" ([`asked_for`]).
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| asked_for(std::env::var("HCS_DIRECT_WRITES").ok().as_deref()))
 }
 
-/// Whether a value of `HCS_DIRECT_WRITES` turns direct writes on (off when unset, empty or `0`).
+/// Whether a value of `HCS_DIRECT_WRITES` turns direct writes on: off when unset, empty, or
+/// `0` / `false` / `no` / `off` (any case), so `HCS_DIRECT_WRITES=false` does not turn them on.
 fn asked_for(value: Option<&str>) -> bool {
-    value.is_some_and(|v| !v.trim().is_empty() && v.trim() != "0")
+    value.is_some_and(|v| {
+        let v = v.trim().to_ascii_lowercase();
+        !["", "0", "false", "no", "off"].contains(&v.as_str())
+    })
 }
 
 /// Create `path` (which must not be in use) holding `bytes`, written past the page cache.
@@ -182,7 +186,9 @@ mod tests {
     #[test]
     fn direct_writes_are_off_unless_asked_for() {
         for (value, on) in
-            [(None, false), (Some(""), false), (Some("0"), false), (Some(" 0 "), false), (Some("1"), true)]
+            [(None, false), (Some(""), false), (Some("0"), false), (Some(" 0 "), false), (Some("False"), false)]
+                .into_iter()
+                .chain([(Some("no"), false), (Some("OFF"), false), (Some("1"), true), (Some("yes"), true)])
         {
             assert_eq!(asked_for(value), on, "{value:?}");
         }
