@@ -1,25 +1,20 @@
 //! Drives the trybuild cases; part of the normal `cargo test`.
+//!
+//! One `TestCases` for all four folders: trybuild compiles the crate's dependencies once per
+//! `TestCases` run, with `cargo check` when a run has only compile-fail cases and `cargo build`
+//! when it has a pass case. Four runs meant the whole runtime dependency tree compiled twice more
+//! (once per mode) in trybuild's own target folder; one run compiles it once.
+//!
+//! - `ui/fail`: contract misuse is rejected by rustc (attributes on processing functions);
+//! - `ui/pass`: valid contracts compile and register;
+//! - `ui/pipeline_fail`: `pipeline!` wiring mistakes are rejected by rustc;
+//! - `ui/pipeline_pass`: pipelines of every pattern form compile and equal their file twins.
 
 #[test]
-fn contract_misuse_is_rejected_by_rustc() {
+fn contracts_and_pipelines_compile_or_are_rejected_as_their_snapshots_say() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/fail/*.rs");
-}
-
-#[test]
-fn valid_contracts_compile_and_register() {
-    let t = trybuild::TestCases::new();
     t.pass("tests/ui/pass/*.rs");
-}
-
-#[test]
-fn pipeline_wiring_mistakes_are_rejected_by_rustc() {
-    let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/pipeline_fail/*.rs");
-}
-
-#[test]
-fn pipelines_of_every_pattern_form_compile_and_equal_their_file_twins() {
-    let t = trybuild::TestCases::new();
     t.pass("tests/ui/pipeline_pass/*.rs");
 }
