@@ -16,23 +16,45 @@ cd "$(dirname "$0")/.."
 command -v qemu-x86_64 > /dev/null || bash scripts/apt-install.sh qemu-user
 CPU=(qemu-x86_64 -cpu Nehalem)
 
-cargo build -q --bin hcs
-said=$("${CPU[@]}" "${CARGO_TARGET_DIR:-target}/debug/hcs" devices)
+# Everything here comes from the build of the README test command (`cargo test --workspace`):
+# the same command with --no-run lists its artifacts without compiling anything new when the tests
+# were built already. A narrower command (`cargo build --bin hcs`, `cargo test -p hcs-kernels`)
+# would resolve other features for shared dependencies (serde, memchr, …) and rebuild most of the
+# tree: about seven minutes of CI.
+#
+# The `hcs` binary, and the test binaries: hcs-kernels' unit tests, its scikit-image / SciPy
+# reference tests and stitching ground truth, hcs-exec's unit tests (the QC focus score) and
+# hcs-vfs's (the narrowing of planes to their storage type).
+mapfile -t artifacts < <(cargo test -q --workspace --no-run --message-format=json | python3 -c '
+import json, sys
+wanted = {("hcs", "bin"), ("hcs_kernels", "lib"), ("references", "test"), ("stitching", "test"),
+          ("hcs_exec", "lib"), ("hcs_vfs", "lib")}
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    target = m["target"]
+    kind = "test" if target["kind"] == ["test"] else target["kind"][0]
+    is_test = m["profile"]["test"]
+    # The hcs binary itself (not its unit tests); libraries and tests as their test binaries.
+    if (target["name"], kind) in wanted and is_test != (kind == "bin"):
+        print(("bin " if kind == "bin" else "test ") + m["executable"])')
+hcs_bin=""
+bins=()
+for artifact in "${artifacts[@]}"; do
+  case "$artifact" in
+    "bin "*) hcs_bin="${artifact#bin }" ;;
+    "test "*) bins+=("${artifact#test }") ;;
+  esac
+done
+[ -n "$hcs_bin" ] || { echo "the test build made no hcs binary"; exit 1; }
+[ "${#bins[@]}" -eq 5 ] || { echo "expected 5 test binaries, found ${#bins[@]}: ${bins[*]}"; exit 1; }
+
+said=$("${CPU[@]}" "$hcs_bin" devices)
 echo "$said" | grep -q "hot loops run their portable versions" \
   || { echo "the emulated CPU still runs the AVX2 loops:"; echo "$said"; exit 1; }
 echo "emulated CPU: $(echo "$said" | grep '^CPU:')"
 
-# The test binaries `cargo test` built: hcs-kernels' unit tests, its scikit-image / SciPy
-# reference tests and stitching ground truth, hcs-exec's unit tests (the QC focus score) and
-# hcs-vfs's (the narrowing of planes to their storage type).
-mapfile -t bins < <(cargo test -q -p hcs-kernels -p hcs-exec -p hcs-vfs --lib --test references --test stitching --no-run \
-  --message-format=json | python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
-        print(m["executable"])')
-[ "${#bins[@]}" -eq 5 ] || { echo "expected 5 test binaries, found ${#bins[@]}: ${bins[*]}"; exit 1; }
 # Skipped under emulation only (it runs natively in the README test command): the check that the
 # kernel records the huge-page mark, since qemu-user answers madvise itself without passing the
 # hint to the host's kernel, whose /proc/self/smaps the test reads.
