@@ -1,9 +1,9 @@
 //! Drives the trybuild cases; part of the normal `cargo test`.
 //!
-//! One `TestCases` for all four folders: trybuild compiles the crate's dependencies once per
-//! `TestCases` run, with `cargo check` when a run has only compile-fail cases and `cargo build`
-//! when it has a pass case. Four runs meant the whole runtime dependency tree compiled twice more
-//! (once per mode) in trybuild's own target folder; one run compiles it once.
+//! One `TestCases` for all four folders: trybuild compiles the crate's dependencies in its own
+//! target folder, with `cargo check` for a run of only compile-fail cases and `cargo build` for a
+//! run with a pass case. Separate runs for the fail and pass folders compiled the whole runtime
+//! dependency tree twice (checked, then built); one run builds it once.
 //!
 //! - `ui/fail`: contract misuse is rejected by rustc (attributes on processing functions);
 //! - `ui/pass`: valid contracts compile and register;
