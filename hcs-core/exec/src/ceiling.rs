@@ -1,12 +1,13 @@
 //! A resident-memory ceiling for a run, derived from the plan: when the process's RSS passes it
 //! and much of that RSS is freed memory the allocator keeps, the freed memory is handed back.
 //!
-//! The `hcs` binary tells glibc to keep freed image stacks for reuse (faulting pages in again is
-//! dear), so the RSS can run past the data in use by the heap's free holes: the standard plate
-//! with 2 workers holds 305–352 MiB of data, and most runs stay near it, but some reach 550–600
-//! MiB. Handing free memory back whenever some lay free held the RSS down but cost 25–55 % more
-//! CPU (bench/RESULTS.md); handing it back only when the RSS passes the plan's bound costs only
-//! the runs that pass it.
+//! The `hcs` binary tells glibc to keep freed small blocks for reuse (faulting pages in again is
+//! dear), so the RSS can run past the data in use by the heap's free holes. Image planes and
+//! stacks no longer go there ([`crate::blocks`] maps and unmaps them on their own), which took
+//! the standard plate's worst RSS from 565 to 436 MiB; the ceiling remains the bound on what
+//! the heap can still hold free. Handing free memory back whenever some lay free held the RSS
+//! down but cost 25–55 % more CPU (bench/RESULTS.md); handing it back only when the RSS passes
+//! the plan's bound costs only the runs that pass it.
 //!
 //! The ceiling is `1.25 × wells in flight × the plan's per-well estimate + the process` (the
 //! estimate is within 25 % of the heap a well holds; the process without images: its RSS before

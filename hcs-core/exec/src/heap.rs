@@ -2,10 +2,10 @@
 //! really takes, beside the resident memory (RSS) the kernel reports.
 //!
 //! The two differ because an allocator keeps freed memory for reuse: the `hcs` binary tells
-//! glibc to keep freed image stacks in its heap (faulting the pages in again costs ~15 % of a
-//! run's CPU time), and when two wells free and allocate stacks of different sizes at once the
-//! heap's free holes add to the RSS. What the compiler's memory estimate models is the data in
-//! use, so that is what [`Counting`] measures; a run's trace reports both.
+//! glibc to keep freed small blocks in its heap, and what that heap holds free adds to the RSS.
+//! Image planes and stacks (2 MiB and more) are mappings of their own ([`crate::blocks`]),
+//! unmapped when freed, so they leave no holes. What the compiler's memory estimate models is
+//! the data in use, so that is what [`Counting`] measures; a run's trace reports both.
 //!
 //! A binary that runs plates installs both, first thing in `main` (the `hcs` tool does):
 //!
@@ -27,7 +27,8 @@ static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 /// The system allocator, counting the bytes in use and their high-water mark. Install it with
 /// `#[global_allocator]` in a binary (or a test) to get [`in_use_bytes`] and [`peak_bytes`].
-/// It also marks blocks of 2 MiB and more for huge pages ([`crate::huge_pages`]).
+/// Blocks of 2 MiB and more are served as mappings of their own, backed by huge pages
+/// ([`crate::blocks`], [`crate::huge_pages`]); the rest come from the system allocator.
 pub struct Counting;
 
 fn grew(bytes: usize) {
@@ -42,42 +43,92 @@ fn shrank(bytes: usize) {
     IN_USE.fetch_sub(bytes, Ordering::Relaxed);
 }
 
-// SAFETY: every call is passed on to `System` unchanged; the counters only observe sizes, and
-// the huge-page hint changes no block's contents or bounds.
+/// An uncounted block: image-sized ones from [`crate::blocks`], the rest from `System`.
+///
+/// # Safety
+/// `GlobalAlloc::alloc`'s contract.
+unsafe fn raw_alloc(layout: Layout, zeroed: bool) -> *mut u8 {
+    if crate::blocks::serves(layout.size(), layout.align()) {
+        // A fresh mapping, so zeroed either way; `raw_dealloc` gives it back to `blocks` by the
+        // same test on the layout.
+        return crate::blocks::alloc(layout.size());
+    }
+    // SAFETY: the caller's contract for `alloc`, passed on.
+    let p = unsafe { if zeroed { System.alloc_zeroed(layout) } else { System.alloc(layout) } };
+    crate::huge_pages::advise(p, layout.size());
+    p
+}
+
+/// Give back a block of [`raw_alloc`].
+///
+/// # Safety
+/// `GlobalAlloc::dealloc`'s contract.
+unsafe fn raw_dealloc(ptr: *mut u8, layout: Layout) {
+    if crate::blocks::serves(layout.size(), layout.align()) {
+        // SAFETY: `raw_alloc` served a block of this layout from `blocks`.
+        unsafe { crate::blocks::free(ptr, layout.size()) }
+    } else {
+        // SAFETY: the caller's contract for `dealloc`, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+// SAFETY: image-sized blocks come from `blocks` (own mappings, given back there by the same
+// layout test), all others from `System` unchanged; a realloc across the 2 MiB line copies into
+// a block of the other kind. The counters only observe sizes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract for `alloc`, passed on.
-        let p = unsafe { System.alloc(layout) };
+        let p = unsafe { raw_alloc(layout, false) };
         if !p.is_null() {
             grew(layout.size());
-            crate::huge_pages::advise(p, layout.size());
         }
         p
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
+        let p = unsafe { raw_alloc(layout, true) };
         if !p.is_null() {
             grew(layout.size());
-            crate::huge_pages::advise(p, layout.size());
         }
         p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: the caller's contract for `dealloc`, passed on.
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { raw_dealloc(ptr, layout) };
         shrank(layout.size());
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller's contract for `realloc`, passed on.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        let old_big = crate::blocks::serves(layout.size(), layout.align());
+        let new_big = crate::blocks::serves(new_size, layout.align());
+        let p = match (old_big, new_big) {
+            // SAFETY: the caller's contract for `realloc`, passed on.
+            (false, false) => unsafe { System.realloc(ptr, layout, new_size) },
+            // SAFETY: both sizes are served by `blocks`, which made `ptr` for `layout.size()`.
+            (true, true) => unsafe { crate::blocks::resize(ptr, layout.size(), new_size) },
+            _ => {
+                // SAFETY: `realloc`'s contract makes `new_size` with `layout.align()` a valid
+                // layout; the new block is another one, at least as long as the bytes copied.
+                unsafe {
+                    let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+                    let q = raw_alloc(new_layout, false);
+                    if !q.is_null() {
+                        std::ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
+                        raw_dealloc(ptr, layout);
+                    }
+                    q
+                }
+            }
+        };
         if !p.is_null() {
             if new_size >= layout.size() {
                 grew(new_size - layout.size());
-                crate::huge_pages::advise(p, new_size);
+                if !new_big {
+                    crate::huge_pages::advise(p, new_size);
+                }
             } else {
                 shrank(layout.size() - new_size);
             }
@@ -108,18 +159,17 @@ pub fn in_use_and_peak_mib() -> (Option<f64>, Option<f64>) {
     (in_use_bytes().map(mib), peak_bytes().map(mib))
 }
 
-/// Tell glibc to keep freed image stacks in its heap for reuse; call it first thing in `main`,
-/// so every allocation follows it (a no-op where the C library is not glibc).
+/// Tell glibc to keep freed memory in its heap for reuse; call it first thing in `main`, so
+/// every allocation follows it (a no-op where the C library is not glibc).
 ///
-/// Image stacks of tens of megabytes are allocated and freed per step and group. By default
-/// glibc serves each from a fresh `mmap` and unmaps it on free, so every step pays the kernel
-/// to zero the same pages again (measured: ~15 % of a plate run's CPU time). Raising the mmap
-/// and trim thresholds keeps freed blocks in the heap for reuse, in one arena. The price: freed
-/// holes the next allocations do not fit stay resident, so the peak RSS can exceed the peak of
-/// data in use (the standard plate with 2 workers: heap in use 305–352 MiB, RSS 336–603 MiB).
-/// Handing free memory back whenever 16–128 MiB lay free held the RSS at 321–410 MiB but cost
-/// 25–55 % more CPU time (bench/RESULTS.md), so the executor hands it back only when the RSS
-/// passes the plan's bound ([`crate::ceiling`]).
+/// By default glibc serves each block of 128 KiB–32 MiB from a fresh `mmap` and unmaps it on
+/// free, so every step paid the kernel to zero the same pages again in 4 KiB faults (measured:
+/// ~15 % of a plate run's CPU time). Raising the mmap and trim thresholds keeps freed blocks in
+/// one arena for reuse. Image-sized blocks (2 MiB and more) do not go there: [`Counting`] maps
+/// them on their own, in huge pages ([`crate::blocks`]), because the holes stacks of different
+/// sizes left in the heap kept the standard plate's RSS up to 250 MiB above the data in use.
+/// What the heap still holds free is handed back when the RSS passes the plan's bound
+/// ([`crate::ceiling`]).
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator tunables, under glibc's arena lock (it is called first

@@ -11,7 +11,8 @@
 //! where only marked memory gets them; glibc does the same for its own heap with
 //! `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, which a program cannot set for itself once started.
 //!
-//! [`crate::heap::Counting`] marks each block it hands out ([`advise`]); nothing else changes:
+//! [`crate::heap::Counting`] serves these blocks as mappings of their own, 2 MiB aligned
+//! ([`crate::blocks`]), and marks each ([`advise`]); nothing else changes:
 //! where the kernel has no huge pages (switched off, another OS) the blocks stay as they were,
 //! and [`log`] says so once per run, so a slower run is explained.
 

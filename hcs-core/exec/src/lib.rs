@@ -8,6 +8,7 @@
 //! plate gets its `hcs_plate.json` (every finished well), which makes it a valid input plate.
 #![deny(missing_docs)]
 
+pub mod blocks;
 pub mod ceiling;
 pub mod error;
 pub mod groups;

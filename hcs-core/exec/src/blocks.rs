@@ -1,0 +1,172 @@
+//! Image-sized heap blocks (2 MiB and more) as mappings of their own, given back to the system
+//! when freed — the part of [`crate::heap::Counting`] that serves planes and stacks.
+//!
+//! The `hcs` binary tells glibc to keep freed memory in its heap
+//! ([`crate::heap::keep_freed_memory`]), which suits the many small blocks of a run. Planes and
+//! stacks of different sizes, allocated and freed by two wells at once, left holes in that heap
+//! the next ones did not fit: the standard plate's RSS ran up to 250 MiB above the data in use
+//! (in use 305–380 MiB, RSS up to 565 MiB). Here each block of [`MIN_BYTES`] or more is its own
+//! anonymous mapping, aligned to 2 MiB and its length rounded up to 2 MiB, so it is backed by
+//! whole huge pages ([`crate::huge_pages`]); freeing it unmaps it. The RSS then follows the data in use, at no
+//! cost in wall time: each fresh block is faulted in as a few huge pages, which is what reusing
+//! the heap saved only while its holes fitted. Alternating runs, 2 workers (bench/RESULTS.md):
+//! the standard plate's RSS median 402 → 363 MiB, at most 509 → 407, wall 0.94 → 0.93 s mean;
+//! the scale plate (8 wells) RSS median 501 → 456 MiB, wall 3.40 → 3.39 s mean (user CPU 0.35 s
+//! less, system CPU 0.4 s more: the kernel zeroes the fresh pages).
+//! Keeping freed blocks for reuse up to a bound was tried too: 64 MiB was ~4 % faster on the
+//! scale plate but its RSS ~30–50 MiB higher, 128 and 256 MiB no faster and higher still.
+//! Lengths rounded to 4 KiB pages instead of 2 MiB cost more system time (one huge-page fault
+//! for the whole block is cheaper than one fault per 4 KiB of its tail).
+//!
+//! Linux only (elsewhere [`serves`] is false and every block goes to the system allocator).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Blocks this long or longer are served here; also their alignment and length granule.
+pub const MIN_BYTES: usize = crate::huge_pages::MIN_BYTES;
+
+static MAPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a block of `size` bytes aligned to `align` is served here.
+pub fn serves(size: usize, align: usize) -> bool {
+    cfg!(target_os = "linux") && size >= MIN_BYTES && align <= MIN_BYTES
+}
+
+/// How many blocks have been mapped since the process started.
+pub fn mapped_count() -> usize {
+    MAPPED.load(Ordering::Relaxed)
+}
+
+/// The mapped length of a block of `size` bytes.
+fn mapped_len(size: usize) -> usize {
+    size.div_ceil(MIN_BYTES) * MIN_BYTES
+}
+
+/// A new block of `size` bytes (`serves(size, _)` must hold), reading as zeros; null when the
+/// system has no memory for it.
+pub fn alloc(size: usize) -> *mut u8 {
+    #[cfg(target_os = "linux")]
+    {
+        let len = mapped_len(size);
+        let Some(span) = len.checked_add(MIN_BYTES) else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches
+        // no existing memory.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                span,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return std::ptr::null_mut();
+        }
+        // Keep the aligned `len` bytes inside the span; give back the rest at both ends.
+        let raw = p as usize;
+        let start = raw.next_multiple_of(MIN_BYTES);
+        unmap(raw, start - raw);
+        unmap(start + len, raw + span - (start + len));
+        MAPPED.fetch_add(1, Ordering::Relaxed);
+        crate::huge_pages::advise(start as *mut u8, len);
+        start as *mut u8
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = size;
+        std::ptr::null_mut()
+    }
+}
+
+/// Give back a block [`alloc`] or [`resize`] returned for `size` bytes.
+///
+/// # Safety
+/// `ptr` must be such a block, not used afterwards.
+pub unsafe fn free(ptr: *mut u8, size: usize) {
+    unmap(ptr as usize, mapped_len(size));
+}
+
+/// Resize a block [`alloc`] returned for `old_size` bytes to `new_size` (both served here),
+/// keeping its contents up to the shorter; null (the old block untouched) when the system has
+/// no memory for it.
+///
+/// # Safety
+/// `ptr` must be such a block; on success it is not used afterwards.
+pub unsafe fn resize(ptr: *mut u8, old_size: usize, new_size: usize) -> *mut u8 {
+    let (old_len, new_len) = (mapped_len(old_size), mapped_len(new_size));
+    if new_len == old_len {
+        return ptr;
+    }
+    if new_len < old_len {
+        unmap(ptr as usize + new_len, old_len - new_len);
+        return ptr;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // The kernel moves the pages (no copy) and, where the range after the block is free,
+        // grows it in place.
+        // SAFETY: `ptr` starts a mapping of `old_len` bytes that only this block uses.
+        let p = unsafe { libc::mremap(ptr.cast(), old_len, new_len, libc::MREMAP_MAYMOVE) };
+        if p == libc::MAP_FAILED {
+            return std::ptr::null_mut();
+        }
+        crate::huge_pages::advise(p.cast(), new_len);
+        p.cast()
+    }
+    #[cfg(not(target_os = "linux"))]
+    std::ptr::null_mut()
+}
+
+/// Unmap `[start, start + len)` (nothing when `len` is 0).
+fn unmap(start: usize, len: usize) {
+    if len == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: every caller passes a range of a mapping made by `alloc` that no live block uses.
+    unsafe {
+        libc::munmap(start as *mut libc::c_void, len);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = start;
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_aligned_zeroed_and_keep_their_contents_when_resized() {
+        let mb = 1 << 20;
+        let before = mapped_count();
+        let a = alloc(5 * mb);
+        assert!(!a.is_null());
+        assert_eq!(a as usize % MIN_BYTES, 0, "aligned to a huge page");
+        assert!(mapped_count() > before);
+        // SAFETY: the block is used within its size and given back once, with its size.
+        unsafe {
+            assert!(std::slice::from_raw_parts(a, 5 * mb).iter().all(|&x| x == 0), "a fresh block reads as zeros");
+            // The length is rounded up to 6 MiB: the byte past the request is mapped too.
+            a.write_bytes(3, 6 * mb);
+            let b = resize(a, 5 * mb, 9 * mb);
+            assert!(!b.is_null());
+            assert!(std::slice::from_raw_parts(b, 5 * mb).iter().all(|&x| x == 3), "growing keeps the contents");
+            b.add(9 * mb - 1).write(1);
+            let c = resize(b, 9 * mb, 4 * mb);
+            assert_eq!(c, b, "shrinking keeps the start");
+            assert_eq!(*c.add(4 * mb - 1), 3);
+            free(c, 4 * mb);
+        }
+    }
+
+    #[test]
+    fn small_or_overaligned_blocks_are_not_served() {
+        assert!(!serves(MIN_BYTES - 1, 8));
+        assert!(!serves(MIN_BYTES, 2 * MIN_BYTES));
+        assert!(serves(MIN_BYTES, 64));
+    }
+}
