@@ -7,14 +7,17 @@
 //! the next ones did not fit: the standard plate's RSS ran up to 250 MiB above the data in use
 //! (in use 305–380 MiB, RSS up to 565 MiB). Here each block of [`MIN_BYTES`] or more is its own
 //! anonymous mapping, aligned to 2 MiB and its length rounded up to 2 MiB, so it is backed by
-//! whole huge pages ([`crate::huge_pages`]); freeing it unmaps it. The RSS then follows the data in use, at no
-//! cost in wall time: each fresh block is faulted in as a few huge pages, which is what reusing
-//! the heap saved only while its holes fitted. Alternating runs, 2 workers (bench/RESULTS.md):
+//! whole huge pages ([`crate::huge_pages`]); freeing it unmaps it. The RSS then follows the data
+//! in use; the price is the kernel zeroing each fresh block (a few huge-page faults), which the
+//! kept heap saved only while its holes fitted. Alternating runs, 2 workers (bench/RESULTS.md):
 //! the standard plate's RSS median 402 → 363 MiB, at most 509 → 407, wall 0.94 → 0.93 s mean;
 //! the scale plate (8 wells) RSS median 501 → 456 MiB, wall 3.40 → 3.39 s mean (user CPU 0.35 s
-//! less, system CPU 0.4 s more: the kernel zeroes the fresh pages).
+//! less, system CPU 0.4 s more); 24 wells of 512² tiles RSS median 161 → 152 MiB, wall 2.92 →
+//! 3.00 s mean (+3 %).
+//!
 //! Keeping freed blocks for reuse up to a bound was tried too: 64 MiB was ~4 % faster on the
-//! scale plate but its RSS ~30–50 MiB higher, 128 and 256 MiB no faster and higher still.
+//! scale plate but 6 % slower on the 512² one, its RSS 17–50 MiB higher; 128 and 256 MiB no
+//! faster and higher still.
 //! Lengths rounded to 4 KiB pages instead of 2 MiB cost more system time (one huge-page fault
 //! for the whole block is cheaper than one fault per 4 KiB of its tail).
 //!
