@@ -30,9 +30,13 @@ pub const MIN_BYTES: usize = crate::huge_pages::MIN_BYTES;
 
 static MAPPED: AtomicUsize = AtomicUsize::new(0);
 
+/// The largest alignment served here: a page. A block is mapped 2 MiB aligned, but one grown
+/// by `mremap` may move to any page, so a stricter alignment would not survive a resize.
+const MAX_ALIGN: usize = 4096;
+
 /// Whether a block of `size` bytes aligned to `align` is served here.
 pub fn serves(size: usize, align: usize) -> bool {
-    cfg!(target_os = "linux") && size >= MIN_BYTES && align <= MIN_BYTES
+    cfg!(target_os = "linux") && size >= MIN_BYTES && align <= MAX_ALIGN
 }
 
 /// How many blocks have been mapped since the process started.
@@ -170,6 +174,8 @@ mod tests {
     fn small_or_overaligned_blocks_are_not_served() {
         assert!(!serves(MIN_BYTES - 1, 8));
         assert!(!serves(MIN_BYTES, 2 * MIN_BYTES));
+        assert!(!serves(MIN_BYTES, 2 * MAX_ALIGN), "a resize could move it off that alignment");
         assert!(serves(MIN_BYTES, 64));
+        assert!(serves(MIN_BYTES, MAX_ALIGN));
     }
 }
