@@ -23,12 +23,8 @@
 //!
 //! Linux only (elsewhere [`serves`] is false and every block goes to the system allocator).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 /// Blocks this long or longer are served here; also their alignment and length granule.
 pub const MIN_BYTES: usize = crate::huge_pages::MIN_BYTES;
-
-static MAPPED: AtomicUsize = AtomicUsize::new(0);
 
 /// The largest alignment served here: a page. A block is mapped 2 MiB aligned, but one grown
 /// by `mremap` may move to any page, so a stricter alignment would not survive a resize.
@@ -37,11 +33,6 @@ const MAX_ALIGN: usize = 4096;
 /// Whether a block of `size` bytes aligned to `align` is served here.
 pub fn serves(size: usize, align: usize) -> bool {
     cfg!(target_os = "linux") && size >= MIN_BYTES && align <= MAX_ALIGN
-}
-
-/// How many blocks have been mapped since the process started.
-pub fn mapped_count() -> usize {
-    MAPPED.load(Ordering::Relaxed)
 }
 
 /// The mapped length of a block of `size` bytes.
@@ -78,7 +69,6 @@ pub fn alloc(size: usize) -> *mut u8 {
         let start = raw.next_multiple_of(MIN_BYTES);
         unmap(raw, start - raw);
         unmap(start + len, raw + span - (start + len));
-        MAPPED.fetch_add(1, Ordering::Relaxed);
         crate::huge_pages::advise(start as *mut u8, len);
         start as *mut u8
     }
@@ -149,11 +139,9 @@ mod tests {
     #[test]
     fn blocks_are_aligned_zeroed_and_keep_their_contents_when_resized() {
         let mb = 1 << 20;
-        let before = mapped_count();
         let a = alloc(5 * mb);
         assert!(!a.is_null());
         assert_eq!(a as usize % MIN_BYTES, 0, "aligned to a huge page");
-        assert!(mapped_count() > before);
         // SAFETY: the block is used within its size and given back once, with its size.
         unsafe {
             assert!(std::slice::from_raw_parts(a, 5 * mb).iter().all(|&x| x == 0), "a fresh block reads as zeros");
