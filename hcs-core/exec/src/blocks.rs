@@ -19,7 +19,10 @@
 //! scale plate but 6 % slower on the 512² one, its RSS 17–50 MiB higher; 128 and 256 MiB no
 //! faster and higher still.
 //! Lengths rounded to 4 KiB pages instead of 2 MiB cost more system time (one huge-page fault
-//! for the whole block is cheaper than one fault per 4 KiB of its tail).
+//! for the whole block is cheaper than one fault per 4 KiB of its tail), except where the tail
+//! is short: a file of a 1024² 16-bit plane is 2 MiB and a header, and a huge page for the
+//! header doubled what the kernel zeroed for it. Tails up to 256 KiB get base pages (the
+//! standard plate: 2603 → 2278 huge-page faults per run, 650 MiB less zeroed).
 //!
 //! Linux only (elsewhere [`serves`] is false and every block goes to the system allocator).
 
@@ -35,9 +38,20 @@ pub fn serves(size: usize, align: usize) -> bool {
     cfg!(target_os = "linux") && size >= MIN_BYTES && align <= MAX_ALIGN
 }
 
-/// The mapped length of a block of `size` bytes.
+/// A block's bytes past its last whole huge page, up to this many, are mapped in base pages.
+const SHORT_TAIL: usize = MIN_BYTES / 8;
+
+/// The mapped length of a block of `size` bytes: whole huge pages, and a last one for the tail
+/// unless the tail is short ([`SHORT_TAIL`]), when it gets base pages only. A file of one
+/// 1024² 16-bit plane is 2 MiB and a header: a whole huge page for its header would double the
+/// memory the kernel zeroes for it.
 fn mapped_len(size: usize) -> usize {
-    size.div_ceil(MIN_BYTES) * MIN_BYTES
+    let whole = size / MIN_BYTES * MIN_BYTES;
+    match size - whole {
+        0 => whole,
+        tail if tail <= SHORT_TAIL => whole + tail.next_multiple_of(base_page()),
+        _ => whole + MIN_BYTES,
+    }
 }
 
 /// A new block of `size` bytes (`serves(size, _)` must hold), reading as zeros; null when the
@@ -118,6 +132,14 @@ pub unsafe fn resize(ptr: *mut u8, old_size: usize, new_size: usize) -> *mut u8 
     std::ptr::null_mut()
 }
 
+/// The system's base page size.
+fn base_page() -> usize {
+    #[cfg(target_os = "linux")]
+    return crate::huge_pages::page_bytes();
+    #[cfg(not(target_os = "linux"))]
+    4096
+}
+
 /// Unmap `[start, start + len)` (nothing when `len` is 0).
 fn unmap(start: usize, len: usize) {
     if len == 0 {
@@ -155,6 +177,31 @@ mod tests {
             assert_eq!(c, b, "shrinking keeps the start");
             assert_eq!(*c.add(4 * mb - 1), 3);
             free(c, 4 * mb);
+        }
+    }
+
+    #[test]
+    fn short_tails_get_base_pages_and_longer_ones_a_huge_page() {
+        let (mb, page) = (1 << 20, base_page());
+        assert_eq!(mapped_len(2 * mb), 2 * mb);
+        assert_eq!(mapped_len(2 * mb + 1), 2 * mb + page);
+        assert_eq!(mapped_len(2 * mb + SHORT_TAIL), 2 * mb + SHORT_TAIL);
+        assert_eq!(mapped_len(2 * mb + SHORT_TAIL + 1), 4 * mb);
+        assert_eq!(mapped_len(5 * mb), 6 * mb);
+        // A block with a short tail keeps its contents through a grow and a shrink.
+        let a = alloc(2 * mb + 100);
+        assert!(!a.is_null());
+        // SAFETY: the block is used within its size and given back once, with its size.
+        unsafe {
+            a.write_bytes(5, 2 * mb + 100);
+            let b = resize(a, 2 * mb + 100, 3 * mb);
+            assert!(!b.is_null());
+            assert!(std::slice::from_raw_parts(b, 2 * mb + 100).iter().all(|&x| x == 5));
+            b.add(3 * mb - 1).write(6);
+            let c = resize(b, 3 * mb, 2 * mb + 10);
+            assert_eq!(c, b);
+            assert_eq!(*c.add(2 * mb + 9), 5);
+            free(c, 2 * mb + 10);
         }
     }
 
