@@ -46,12 +46,92 @@ impl Default for TiffLimits {
 
 /// Read every page of a TIFF file.
 pub fn read_tiff(path: &Path, limits: TiffLimits) -> Result<Vec<PlaneData>, VfsError> {
-    let bytes = std::fs::read(path).map_err(|e| VfsError::io(path, e))?;
-    decode_tiff(&bytes, path, limits)
+    with_file_bytes(path, |bytes| decode_tiff(bytes, path, limits))
+}
+
+/// Read page `page` (0-based) of a TIFF file and append its samples, as f32 in row-major order,
+/// to `out`; its (height, width). A little-endian uncompressed page is converted from the file's
+/// bytes straight into `out`, with no plane in between; any other page is decoded as by
+/// [`read_tiff`] first. On error `out` is left as it was.
+pub fn read_tiff_page_f32(
+    path: &Path,
+    page: usize,
+    limits: TiffLimits,
+    out: &mut Vec<f32>,
+) -> Result<(usize, usize), VfsError> {
+    let before = out.len();
+    let result = with_file_bytes(path, |bytes| {
+        guarded(bytes, path, |file_len| {
+            let (mut shape, mut pages) = (None, 0);
+            walk_pages(bytes, path, limits, file_len, |decoder, info, index| {
+                pages = index + 1;
+                if index < page {
+                    return Ok(true);
+                }
+                match uncompressed_strips(decoder, bytes, info) {
+                    Some((strips, 2)) => strips.iter().for_each(|strip| extend_f32_from_le_u16(strip, out)),
+                    Some((strips, _)) => {
+                        strips.iter().for_each(|strip| out.extend(strip.iter().map(|&v| f32::from(v))))
+                    }
+                    None => decoded_plane(decoder, path, info)?.extend_f32(out),
+                }
+                shape = Some(info.shape);
+                Ok(false)
+            })?;
+            shape.ok_or_else(|| VfsError::CorruptTiff {
+                path: path.to_path_buf(),
+                message: format!("page {page} requested, the file has {pages}"),
+            })
+        })
+    });
+    if result.is_err() {
+        out.truncate(before);
+    }
+    result
+}
+
+/// Run `f` on a file's bytes, read into this thread's read buffer: the buffer's pages are
+/// faulted in once per thread, not once per file (a fresh buffer of a 2 MiB plane's file was 2 MiB
+/// for the kernel to zero before the read copied the file over it).
+fn with_file_bytes<R>(path: &Path, f: impl FnOnce(&[u8]) -> Result<R, VfsError>) -> Result<R, VfsError> {
+    /// A buffer grown past this for one large file is not kept for the next.
+    const KEEP_BYTES: usize = 16 << 20;
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let read = |bytes: &mut Vec<u8>| -> Result<(), VfsError> {
+        let mut file = std::fs::File::open(path).map_err(|e| VfsError::io(path, e))?;
+        let len = file.metadata().map_or(0, |m| usize::try_from(m.len()).unwrap_or(0));
+        bytes.clear();
+        bytes.reserve(len);
+        file.read_to_end(bytes).map_err(|e| VfsError::io(path, e))?;
+        Ok(())
+    };
+    BUFFER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            let result = read(&mut buffer).and_then(|()| f(&buffer));
+            if buffer.capacity() > KEEP_BYTES {
+                *buffer = Vec::new();
+            }
+            result
+        }
+        // In use further up this thread's stack: a buffer of its own.
+        Err(_) => {
+            let mut buffer = Vec::new();
+            read(&mut buffer)?;
+            f(&buffer)
+        }
+    })
 }
 
 /// Decode TIFF bytes; `path` is only used in errors.
 pub fn decode_tiff(bytes: &[u8], path: &Path, limits: TiffLimits) -> Result<Vec<PlaneData>, VfsError> {
+    guarded(bytes, path, |file_len| decode_pages(bytes, path, limits, file_len))
+}
+
+/// Run `decode` (given the file's length) on bytes that start as a TIFF, a decoder panic (a bug in
+/// a dependency) reported as a corrupt file.
+fn guarded<R>(bytes: &[u8], path: &Path, decode: impl FnOnce(u64) -> Result<R, VfsError>) -> Result<R, VfsError> {
     if !(bytes.starts_with(b"II*\0")
         || bytes.starts_with(b"MM\0*")
         || bytes.starts_with(b"II+\0")
@@ -60,8 +140,7 @@ pub fn decode_tiff(bytes: &[u8], path: &Path, limits: TiffLimits) -> Result<Vec<
         return Err(VfsError::NotTiff { path: path.to_path_buf() });
     }
     let file_len = bytes.len() as u64;
-    let result = std::panic::catch_unwind(|| decode_pages(bytes, path, limits, file_len));
-    match result {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(file_len))) {
         Ok(r) => r,
         Err(_) => Err(VfsError::CorruptTiff { path: path.to_path_buf(), message: "the decoder failed".into() }),
     }
@@ -76,11 +155,43 @@ fn corrupt(path: &Path, e: impl std::fmt::Display) -> VfsError {
     }
 }
 
+/// What the checks of a page found: its shape, bytes per sample and compression.
+#[derive(Clone, Copy)]
+struct PageInfo {
+    shape: (usize, usize),
+    bytes_per_sample: u64,
+    compression: u16,
+}
+
 fn decode_pages(bytes: &[u8], path: &Path, limits: TiffLimits, file_len: u64) -> Result<Vec<PlaneData>, VfsError> {
+    let mut pages = Vec::new();
+    walk_pages(bytes, path, limits, file_len, |decoder, info, _| {
+        let plane = match uncompressed_strips(decoder, bytes, info) {
+            Some((strips, bps)) => plane_of_strips(&strips, bps, info.shape),
+            None => None,
+        };
+        pages.push(match plane {
+            Some(plane) => plane,
+            None => decoded_plane(decoder, path, info)?,
+        });
+        Ok(true)
+    })?;
+    Ok(pages)
+}
+
+/// Check each page against the limits and call `visit` with the decoder on it, its facts and
+/// its index, until `visit` returns `false` or the pages end.
+fn walk_pages<'a>(
+    bytes: &'a [u8],
+    path: &Path,
+    limits: TiffLimits,
+    file_len: u64,
+    mut visit: impl FnMut(&mut Decoder<Cursor<&'a [u8]>>, PageInfo, usize) -> Result<bool, VfsError>,
+) -> Result<(), VfsError> {
     let mut decoder_limits = Limits::default();
     decoder_limits.decoding_buffer_size = usize::try_from(limits.max_pixels.saturating_mul(4)).unwrap_or(usize::MAX);
     let mut decoder = Decoder::new(Cursor::new(bytes)).map_err(|e| corrupt(path, e))?.with_limits(decoder_limits);
-    let mut pages = Vec::new();
+    let mut index = 0;
     loop {
         let (w, h) = decoder.dimensions().map_err(|e| corrupt(path, e))?;
         let pixels = u64::from(w) * u64::from(h);
@@ -110,27 +221,12 @@ fn decode_pages(bytes: &[u8], path: &Path, limits: TiffLimits, file_len: u64) ->
             // An uncompressed image cannot hold more bytes than the file: truncated or lying header.
             return Err(VfsError::TruncatedTiff { path: path.to_path_buf() });
         }
-        let shape = (h as usize, w as usize);
-        let plane = match uncompressed_plane(&mut decoder, bytes, shape, bytes_per_sample, compression) {
-            Some(plane) => Ok(plane),
-            None => match decoder.read_image().map_err(|e| corrupt(path, e))? {
-                DecodingResult::U8(v) => Array2::from_shape_vec(shape, v).map(PlaneData::U8),
-                DecodingResult::U16(v) => Array2::from_shape_vec(shape, v).map(PlaneData::U16),
-                DecodingResult::F32(v) => Array2::from_shape_vec(shape, v).map(PlaneData::F32),
-                other => {
-                    return Err(VfsError::UnsupportedTiff {
-                        path: path.to_path_buf(),
-                        what: format!("sample format {}", result_kind(&other)),
-                    });
-                }
-            },
+        let info = PageInfo { shape: (h as usize, w as usize), bytes_per_sample, compression };
+        if !visit(&mut decoder, info, index)? || !decoder.more_images() {
+            return Ok(());
         }
-        .map_err(|e| corrupt(path, e))?;
-        pages.push(plane);
-        if !decoder.more_images() {
-            break;
-        }
-        if pages.len() >= limits.max_pages {
+        index += 1;
+        if index >= limits.max_pages {
             return Err(VfsError::CorruptTiff {
                 path: path.to_path_buf(),
                 message: format!("more than {} pages", limits.max_pages),
@@ -138,22 +234,40 @@ fn decode_pages(bytes: &[u8], path: &Path, limits: TiffLimits, file_len: u64) ->
         }
         decoder.next_image().map_err(|e| corrupt(path, e))?;
     }
-    Ok(pages)
 }
 
-/// The plane of the decoder's current page read straight from the file's bytes, when it is the
-/// common simple case: little-endian, uncompressed, unsigned 8- or 16-bit grey in strips of
-/// whole rows, no predictor. One pass converts the strips' bytes into the samples (the
-/// general decoder zeroes a buffer and copies each strip into it first: 2–3 % of a plate
-/// run). `None`: anything else, or anything that does not add up; the general decoder then
-/// reads the page (and says what is wrong with it).
-fn uncompressed_plane(
+/// The decoder's current page through the `tiff` crate's general decoder.
+fn decoded_plane(
     decoder: &mut Decoder<Cursor<&[u8]>>,
-    bytes: &[u8],
-    (h, w): (usize, usize),
-    bytes_per_sample: u64,
-    compression: u16,
-) -> Option<PlaneData> {
+    path: &Path,
+    PageInfo { shape, .. }: PageInfo,
+) -> Result<PlaneData, VfsError> {
+    match decoder.read_image().map_err(|e| corrupt(path, e))? {
+        DecodingResult::U8(v) => Array2::from_shape_vec(shape, v).map(PlaneData::U8),
+        DecodingResult::U16(v) => Array2::from_shape_vec(shape, v).map(PlaneData::U16),
+        DecodingResult::F32(v) => Array2::from_shape_vec(shape, v).map(PlaneData::F32),
+        other => {
+            return Err(VfsError::UnsupportedTiff {
+                path: path.to_path_buf(),
+                what: format!("sample format {}", result_kind(&other)),
+            });
+        }
+    }
+    .map_err(|e| corrupt(path, e))
+}
+
+/// The strips of the decoder's current page, as slices of the file's bytes holding exactly the
+/// page's samples, and the bytes per sample, when the page is the common simple case:
+/// little-endian, uncompressed, unsigned 8- or 16-bit grey in strips of whole rows, no
+/// predictor. Read straight from the file's bytes (the general decoder zeroes a buffer and
+/// copies each strip into it first: 2–3 % of a plate run). `None`: anything else, or anything
+/// that does not add up; the general decoder then reads the page (and says what is wrong with
+/// it).
+fn uncompressed_strips<'a>(
+    decoder: &mut Decoder<Cursor<&'a [u8]>>,
+    bytes: &'a [u8],
+    PageInfo { shape: (h, w), bytes_per_sample, compression }: PageInfo,
+) -> Option<(Vec<&'a [u8]>, usize)> {
     use tiff::decoder::ChunkType;
     use tiff::tags::Tag;
     if compression != 1 || !bytes.starts_with(b"II") || decoder.get_chunk_type() != ChunkType::Strip {
@@ -187,6 +301,11 @@ fn uncompressed_plane(
         }
         strips.push(bytes.get(start..start.checked_add(needed)?)?);
     }
+    Some((strips, bps))
+}
+
+/// A plane of the samples in `strips` ([`uncompressed_strips`]).
+fn plane_of_strips(strips: &[&[u8]], bps: usize, (h, w): (usize, usize)) -> Option<PlaneData> {
     let plane = if bps == 2 {
         let mut v: Vec<u16> = Vec::with_capacity(h * w);
         for strip in strips {
@@ -208,6 +327,14 @@ fn uncompressed_plane(
         PlaneData::U8(Array2::from_shape_vec((h, w), v).ok()?)
     };
     Some(plane)
+}
+
+/// Append little-endian 16-bit samples as f32.
+fn extend_f32_from_le_u16(strip: &[u8], out: &mut Vec<f32>) {
+    match bytemuck::try_cast_slice::<u8, u16>(strip) {
+        Ok(samples) if cfg!(target_endian = "little") => out.extend(samples.iter().map(|&v| f32::from(v))),
+        _ => out.extend(strip.chunks_exact(2).map(|b| f32::from(u16::from_le_bytes([b[0], b[1]])))),
+    }
 }
 
 fn result_kind(r: &DecodingResult) -> &'static str {
@@ -577,14 +704,12 @@ mod tests {
         let mut decoder = Decoder::new(Cursor::new(&bytes[..])).expect("decoder");
         let strips = decoder.find_tag_unsigned_vec::<u64>(Tag::StripOffsets).expect("tag").expect("offsets");
         assert!(strips.len() > 2, "several strips, the last one short: {}", strips.len());
-        let first = uncompressed_plane(&mut decoder, &bytes, (97, 100), 2, 1).expect("read straight from the strips");
-        assert_eq!(first, planes[0]);
+        let info = PageInfo { shape: (97, 100), bytes_per_sample: 2, compression: 1 };
+        let (strips, bps) = uncompressed_strips(&mut decoder, &bytes, info).expect("read straight from the strips");
+        assert_eq!(plane_of_strips(&strips, bps, info.shape), Some(planes[0].clone()));
         let mut big_endian = bytes.clone();
         big_endian[..2].copy_from_slice(b"MM");
-        assert!(
-            uncompressed_plane(&mut decoder, &big_endian, (97, 100), 2, 1).is_none(),
-            "left to the general decoder"
-        );
+        assert!(uncompressed_strips(&mut decoder, &big_endian, info).is_none(), "left to the general decoder");
         let direct = decode_tiff(&bytes, Path::new("d.tif"), TiffLimits::default()).expect("decode");
         assert_eq!(direct, planes);
         for (page, general) in direct.iter().zip(general_decoder(&bytes)) {
@@ -598,6 +723,40 @@ mod tests {
         // then reports the file as truncated.
         let cut = &bytes[..bytes.len() / 2];
         assert!(decode_tiff(cut, Path::new("cut.tif"), TiffLimits::default()).is_err());
+    }
+
+    #[test]
+    fn a_page_read_into_f32_equals_the_page_read_as_a_plane() {
+        let u16s = Array2::from_shape_fn((37, 41), |(y, x)| ((y * 7919 + x * 104_729) % 65_536) as u16);
+        let u8s = Array2::from_shape_fn((37, 41), |(y, x)| ((y * 31 + x * 17) % 256) as u8);
+        let f32s = Array2::from_shape_fn((37, 41), |(y, x)| y as f32 * 0.5 - x as f32);
+        let planes = [PlaneData::U16(u16s), PlaneData::U8(u8s), PlaneData::F32(f32s)];
+        for compression in [TiffCompression::None, TiffCompression::Deflate] {
+            let path = tmp(&format!("pages-{compression:?}.tif"));
+            write_tiff(&path, &planes, compression).expect("write");
+            for (page, plane) in planes.iter().enumerate() {
+                // Appended after what `out` already holds.
+                let mut out = vec![-1.0f32];
+                let shape = read_tiff_page_f32(&path, page, TiffLimits::default(), &mut out).expect("page");
+                assert_eq!(shape, (37, 41));
+                let mut want = vec![-1.0f32];
+                plane.extend_f32(&mut want);
+                assert_eq!(out, want, "page {page}, {compression:?}");
+            }
+            let mut out = vec![1.0f32; 3];
+            let missing = read_tiff_page_f32(&path, 3, TiffLimits::default(), &mut out).expect_err("no page 3");
+            assert!(missing.to_string().contains("page 3 requested, the file has 3"), "{missing}");
+            assert_eq!(out, vec![1.0f32; 3], "left as it was");
+        }
+        // A truncated file is an error naming it, and `out` is left as it was.
+        let path = tmp("pages-cut.tif");
+        write_tiff(&path, &planes[..1], TiffCompression::None).expect("write");
+        let bytes = std::fs::read(&path).expect("read");
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("cut");
+        let mut out = vec![2.0f32];
+        let cut = read_tiff_page_f32(&path, 0, TiffLimits::default(), &mut out).expect_err("truncated");
+        assert!(cut.to_string().contains("pages-cut.tif"), "{cut}");
+        assert_eq!(out, vec![2.0f32]);
     }
 
     #[test]

@@ -57,6 +57,29 @@ impl PlaneRef {
         }
     }
 
+    /// Read the plane (`root` is the plate root) and append its samples as f32, row-major, to
+    /// `out`; its (height, width). A TIFF page goes from the file's bytes into `out` with no
+    /// plane in between ([`hcs_vfs::tiff::read_tiff_page_f32`]). On error `out` is as it was.
+    pub fn load_f32_into(
+        &self,
+        root: &std::path::Path,
+        out: &mut Vec<f32>,
+    ) -> Result<(usize, usize), hcs_vfs::VfsError> {
+        match self {
+            PlaneRef::File { path, page } => hcs_vfs::tiff::read_tiff_page_f32(
+                &root.join(path),
+                *page as usize,
+                hcs_vfs::tiff::TiffLimits::default(),
+                out,
+            ),
+            PlaneRef::Zarr { .. } => {
+                let plane = self.load(root)?;
+                plane.extend_f32(out);
+                Ok(plane.dim())
+            }
+        }
+    }
+
     /// Read the plane (`root` is the plate root).
     pub fn load(&self, root: &std::path::Path) -> Result<hcs_vfs::PlaneData, hcs_vfs::VfsError> {
         match self {

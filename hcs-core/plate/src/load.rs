@@ -55,27 +55,29 @@ impl Plate {
         if keys.is_empty() {
             return Err(LoadError::Empty);
         }
-        // Planes are converted straight into the stack's reserved memory (no zeroing pass).
+        // Planes are converted from their files' bytes straight into the stack's memory (no
+        // zeroing pass, no plane in between), reserved for all once the first one's shape is known.
         let mut data: Vec<f32> = Vec::new();
         let mut shape: Option<(usize, usize)> = None;
         for key in keys {
-            let plane = self.load_plane(key)?;
-            let (h, w) = plane.dim();
+            let plane_ref = self.index.get(key).ok_or(LoadError::NotIndexed(*key))?;
+            let (h, w) = plane_ref
+                .load_f32_into(&self.root, &mut data)
+                .map_err(|source| LoadError::Storage { key: *key, source })?;
             let (want_h, want_w) = *shape.get_or_insert_with(|| {
-                data.reserve_exact(keys.len() * h * w);
+                data.reserve_exact(keys.len() * h * w - data.len());
                 (h, w)
             });
             if (h, w) != (want_h, want_w) {
                 return Err(LoadError::ShapeMismatch {
                     key: *key,
-                    file: self.index.get(key).map_or_else(PathBuf::new, |r| PathBuf::from(r.describe())),
+                    file: PathBuf::from(plane_ref.describe()),
                     found_h: h,
                     found_w: w,
                     want_h,
                     want_w,
                 });
             }
-            plane.extend_f32(&mut data);
         }
         let (h, w) = shape.ok_or(LoadError::Empty)?;
         // The data holds exactly keys × h × w samples, so the shape always fits.
