@@ -44,8 +44,9 @@ impl Drop for Mounted<'_> {
 
 #[test]
 fn a_well_that_fills_the_disk_fails_and_leaves_nothing_behind() {
-    let dir = std::env::temp_dir().join(format!("hcs-full-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
+    // Removed when the test ends (after the mount below is undone: declared first, dropped last).
+    let scratch = tempfile::Builder::new().prefix("hcs-full-").tempdir().expect("scratch dir");
+    let dir = scratch.path();
     let plate = dir.join("plate");
     let small = dir.join("small");
     std::fs::create_dir_all(&small).expect("mount point");
@@ -61,7 +62,6 @@ fn a_well_that_fills_the_disk_fails_and_leaves_nothing_behind() {
             "SKIPPED: cannot mount a tmpfs here ({}); the full-disk behaviour is tested where one can be mounted (CI)",
             mounted.map(|m| String::from_utf8_lossy(&m.stderr).trim().to_string()).unwrap_or_else(|e| e.to_string())
         );
-        std::fs::remove_dir_all(&dir).ok();
         return;
     }
     let _unmount = Mounted(&small);

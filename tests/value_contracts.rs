@@ -15,11 +15,9 @@ fn hcs(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hcs-contracts-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+/// A scratch folder, removed when the test ends.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("hcs-contracts-{name}-")).tempdir().expect("scratch dir")
 }
 
 fn synth(dir: &Path) -> PathBuf {
@@ -156,8 +154,9 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn every_listed_value_is_refused_by_check_naming_step_and_parameter() {
-    let dir = scratch("cases");
-    let plate = synth(&dir);
+    let scratch_dir = scratch("cases");
+    let dir = scratch_dir.path();
+    let plate = synth(dir);
     let mut table = String::from("| case | `hcs check --plate` (or `hcs run`) says |\n| --- | --- |\n");
     let mut failures = Vec::new();
     for (i, case) in cases().iter().enumerate() {
@@ -196,8 +195,9 @@ fn check_plate(dir: &Path, plate: &Path, name: &str, toml: &str) -> (bool, Strin
 
 #[test]
 fn image_rules_follow_the_declared_output_size_and_are_noted_only_where_it_is_unknown() {
-    let dir = scratch("valid");
-    let plate = synth(&dir);
+    let scratch_dir = scratch("valid");
+    let dir = scratch_dir.path();
+    let plate = synth(dir);
     // spatial_bin_2d declares its output size: 64 px tiles binned by 2 are 32 px, and the rule
     // on the next call is decided on that.
     let binned = |sigma: f64| {
@@ -206,14 +206,14 @@ fn image_rules_follow_the_declared_output_size_and_are_noted_only_where_it_is_un
              [[steps]]\nname = \"smooth\"\nfunc = {{ function = \"gaussian_filter\", params = {{ sigma = {sigma:?} }} }}\n"
         )
     };
-    let (ok, all) = check_plate(&dir, &plate, "ok", &binned(2.0));
+    let (ok, all) = check_plate(dir, &plate, "ok", &binned(2.0));
     assert!(ok && !all.contains("cannot check"), "{all}");
-    let (ok, all) = check_plate(&dir, &plate, "too_wide", &binned(40.0));
+    let (ok, all) = check_plate(dir, &plate, "too_wide", &binned(40.0));
     assert!(!ok, "{all}");
     assert!(all.contains("step 2 `smooth`") && all.contains("sigma = 40") && all.contains("32×32"), "{all}");
     // A mosaic's size depends on the tile positions found at run time: a rule on it is noted.
     let (ok, all) = check_plate(
-        &dir,
+        dir,
         &plate,
         "mosaic",
         "[[steps]]\nname = \"stitch\"\nmerge_outputs = [\"positions\"]\nfunc = [\"ashlar_compute_tile_positions\", \"assemble_stack\"]\n\
@@ -228,8 +228,9 @@ fn image_rules_follow_the_declared_output_size_and_are_noted_only_where_it_is_un
 
 #[test]
 fn dict_entries_that_return_different_sizes_are_refused_when_read_as_one_stack() {
-    let dir = scratch("ragged");
-    let plate = synth(&dir);
+    let scratch_dir = scratch("ragged");
+    let dir = scratch_dir.path();
+    let plate = synth(dir);
     let dict = |two: &str| {
         format!(
             "[[steps]]\nname = \"per channel\"\ngroup_by = \"channel\"\n\
@@ -239,7 +240,7 @@ fn dict_entries_that_return_different_sizes_are_refused_when_read_as_one_stack()
     };
     let crop =
         |edge: u32| format!("{{ function = \"crop\", params = {{ width = {edge}, height = {edge}, depth = 1 }} }}");
-    let (ok, all) = check_plate(&dir, &plate, "ragged", &dict(&crop(10)));
+    let (ok, all) = check_plate(dir, &plate, "ragged", &dict(&crop(10)));
     assert!(!ok, "{all}");
     assert!(
         all.contains("step 1 `per channel`")
@@ -249,31 +250,32 @@ fn dict_entries_that_return_different_sizes_are_refused_when_read_as_one_stack()
         "{all}"
     );
     // Different calls that give the same size are fine.
-    let (ok, all) = check_plate(&dir, &plate, "same_size", &dict(&crop(32)));
+    let (ok, all) = check_plate(dir, &plate, "same_size", &dict(&crop(32)));
     assert!(ok, "{all}");
     // One entry stitched (size known only at run time) beside one binned: refused as well.
     let (ok, all) =
-        check_plate(&dir, &plate, "unknowable", &dict("[\"ashlar_compute_tile_positions\", \"assemble_stack\"]"));
+        check_plate(dir, &plate, "unknowable", &dict("[\"ashlar_compute_tile_positions\", \"assemble_stack\"]"));
     assert!(!ok && all.contains("the compiler cannot tell whether the sizes agree"), "{all}");
     // An entry without calls passes its planes through at their size.
-    let (ok, all) = check_plate(&dir, &plate, "empty_entry", &dict("[]"));
+    let (ok, all) = check_plate(dir, &plate, "empty_entry", &dict("[]"));
     assert!(!ok && all.contains("entry \"2\" → 64×64"), "{all}");
     // Sizes that differ between channels are fine when no later step stacks channels.
     let per_channel =
         dict(&crop(10)).replace("variable_components = [\"channel\"]", "variable_components = [\"site\"]");
-    let (ok, all) = check_plate(&dir, &plate, "per_channel", &per_channel);
+    let (ok, all) = check_plate(dir, &plate, "per_channel", &per_channel);
     assert!(ok, "{all}");
 }
 
 #[test]
 fn a_special_output_from_an_unknown_number_of_groups_needs_merge_outputs() {
-    let dir = scratch("groups");
-    let plate = synth(&dir);
+    let scratch_dir = scratch("groups");
+    let dir = scratch_dir.path();
+    let plate = synth(dir);
     // Step 1's dict projects each channel's z planes, so the z count after it is not known to
     // the compiler (a dict entry might not project); the counts of step 2 could come from 2 z
     // values and must be merged.
     let (ok, all) = check_plate(
-        &dir,
+        dir,
         &plate,
         "groups",
         "[[steps]]\nname = \"project\"\nvariable_components = [\"z_index\"]\ngroup_by = \"channel\"\n\
@@ -320,7 +322,8 @@ fn shipped_variants_agree_on_their_contracts() {
 fn a_dict_entry_fed_by_its_sibling_is_refused_by_plain_check() {
     // Issue 19's case: entries of one dict run on their own groups, so `assemble_stack` (channel
     // 2) can never see the positions `ashlar_compute_tile_positions` (channel 1) computes.
-    let dir = scratch("dict");
+    let scratch_dir = scratch("dict");
+    let dir = scratch_dir.path();
     let file = dir.join("dict.toml");
     std::fs::write(
         &file,
@@ -336,12 +339,13 @@ fn a_dict_entry_fed_by_its_sibling_is_refused_by_plain_check() {
 
 #[test]
 fn a_call_that_declares_its_plane_count_keeps_the_component_values_known() {
-    let dir = scratch("declared-planes");
-    let plate = synth(&dir);
+    let scratch_dir = scratch("declared-planes");
+    let dir = scratch_dir.path();
+    let plate = synth(dir);
     // crop keeps one z plane of the two: z is exactly [1] after it, so step 2's counts come from
     // one group per well-channel and need no merge — and the OME-Zarr store has one z.
     let (ok, all) = check_plate(
-        &dir,
+        dir,
         &plate,
         "crop_z",
         "[config]\nbackend = \"zarr\"\n\

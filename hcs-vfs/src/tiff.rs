@@ -129,8 +129,8 @@ pub fn decode_tiff(bytes: &[u8], path: &Path, limits: TiffLimits) -> Result<Vec<
     guarded(bytes, path, |file_len| decode_pages(bytes, path, limits, file_len))
 }
 
-/// Run `decode` (given the file's length) on bytes that start as a TIFF, a decoder panic (a bug in
-/// a dependency) reported as a corrupt file.
+/// Run `decode` (given the file's length) on bytes that start as a TIFF, a decoder panic
+/// reported as a corrupt file ([`without_panics`]).
 fn guarded<R>(bytes: &[u8], path: &Path, decode: impl FnOnce(u64) -> Result<R, VfsError>) -> Result<R, VfsError> {
     if !(bytes.starts_with(b"II*\0")
         || bytes.starts_with(b"MM\0*")
@@ -140,7 +140,13 @@ fn guarded<R>(bytes: &[u8], path: &Path, decode: impl FnOnce(u64) -> Result<R, V
         return Err(VfsError::NotTiff { path: path.to_path_buf() });
     }
     let file_len = bytes.len() as u64;
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(file_len))) {
+    without_panics(path, || decode(file_len))
+}
+
+/// `f`'s result, or a corrupt-file error naming `path` when it panics (a decoder's bug, not a
+/// crash).
+fn without_panics<R>(path: &Path, f: impl FnOnce() -> Result<R, VfsError>) -> Result<R, VfsError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(_) => Err(VfsError::CorruptTiff { path: path.to_path_buf(), message: "the decoder failed".into() }),
     }
@@ -421,11 +427,7 @@ pub fn read_tiff_header(path: &Path) -> Result<TiffHeader, VfsError> {
     }
     file.seek(std::io::SeekFrom::Start(0)).map_err(|e| VfsError::io(path, e))?;
     let reader = std::io::BufReader::with_capacity(4096, file);
-    // A decoder panic (a dependency's bug) is a corrupt file, not a crash.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| header_fields(reader, path, file_len))) {
-        Ok(result) => result,
-        Err(_) => Err(VfsError::CorruptTiff { path: path.to_path_buf(), message: "the decoder failed".into() }),
-    }
+    without_panics(path, || header_fields(reader, path, file_len))
 }
 
 /// Read the headers of many files in parallel; the results are in the order of `paths`.
@@ -788,10 +790,29 @@ mod tests {
         assert_eq!(&small[..4], b"II*\0", "classic TIFF below the limit");
     }
 
-    fn tmp(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("hcs-tiff-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("tmp dir");
-        dir.join(name)
+    /// A file path in a folder of its own, removed when this value is dropped at the test's end.
+    struct Tmp {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+    }
+
+    impl std::ops::Deref for Tmp {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.path
+        }
+    }
+
+    impl AsRef<Path> for Tmp {
+        fn as_ref(&self) -> &Path {
+            &self.path
+        }
+    }
+
+    fn tmp(name: &str) -> Tmp {
+        let dir = tempfile::Builder::new().prefix("hcs-tiff-").tempdir().expect("tmp dir");
+        let path = dir.path().join(name);
+        Tmp { _dir: dir, path }
     }
 
     fn ramp(h: usize, w: usize) -> Array2<u16> {
@@ -1009,7 +1030,7 @@ mod tests {
         write_tiff(&good, &[PlaneData::U16(ramp(8, 9))], TiffCompression::None).expect("write");
         let bad = tmp("batch-bad.tif");
         std::fs::write(&bad, b"nope").expect("write");
-        let results = read_tiff_headers(&[good.clone(), bad, good]);
+        let results = read_tiff_headers(&[good.to_path_buf(), bad.to_path_buf(), good.to_path_buf()]);
         assert_eq!(results.len(), 3);
         assert!(matches!(results[0], Ok(TiffHeader { width: 9, height: 8, .. })));
         assert!(matches!(results[1], Err(VfsError::NotTiff { .. })));
