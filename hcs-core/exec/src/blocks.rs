@@ -15,6 +15,12 @@
 //! less, system CPU 0.4 s more); 24 wells of 512² tiles RSS median 161 → 152 MiB, wall 2.92 →
 //! 3.00 s mean (+3 %).
 //!
+//! On a virtual machine whose balloon reports free memory to its host (the development
+//! machine), a fresh block's first write is the host backing it again, at a fraction of memory's
+//! speed (`bench/first_touch.py`); a block unmapped and mapped again within a second or two gets
+//! its pages back fast. What a run pays there follows its peak memory, so nothing here keeps
+//! freed blocks beyond what is in use.
+//!
 //! Keeping freed blocks for reuse up to a bound was tried too: 64 MiB was ~4 % faster on the
 //! scale plate but 6 % slower on the 512² one, its RSS 17–50 MiB higher; 128 and 256 MiB no
 //! faster and higher still.
