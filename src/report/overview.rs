@@ -215,8 +215,8 @@ fn picture_order(key: &ImageKey) -> (u32, u32, u32) {
 
 /// The pictures' planes, shrunk while the run writes its final output (the executor's
 /// `on_output`), so that the report need not read the mosaics back after the last well: for
-/// each well and channel, the first plane seen in [`picture_order`], shrunk from its samples as
-/// stored. The report takes a plane from here only when it is the one it would have read, at the
+/// each well and channel, the first plane seen in picture order (first timepoint, z-plane,
+/// site), shrunk from its samples as stored. The report takes a plane from here only when it is the one it would have read, at the
 /// size it draws; any other (a resumed well, an OME-Zarr output, a run whose failed wells change
 /// the pictures' size) is read back as before, so the pictures are the same either way. What
 /// reading back also checked, that the file can be read, the well's record vouches for with
@@ -241,9 +241,9 @@ impl ShrunkAsWritten {
         ShrunkAsWritten { side: side_for(wells), planes: Mutex::new(BTreeMap::new()) }
     }
 
-    /// Keep `plane` (of `key`, as stored) shrunk, unless a plane before it in
-    /// [`picture_order`] is already kept for its well and channel. The same key seen again (a
-    /// well redone) replaces the earlier one.
+    /// Keep `plane` (of `key`, as stored) shrunk, unless a plane before it in picture order
+    /// (first timepoint, z-plane, site) is already kept for its well and channel. The same key
+    /// seen again (a well redone) replaces the earlier one.
     pub fn observe(&self, key: &ImageKey, plane: &PlaneData) {
         let slot = (key.well, key.channel);
         let earlier_kept =

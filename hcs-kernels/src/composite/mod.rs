@@ -52,7 +52,7 @@ pub(crate) fn check_weights(weights: Option<&[f32]>) -> Result<(), crate::error:
     Ok(())
 }
 
-/// [`create_composite`] of a borrowed stack.
+/// [`create_composite`](fn@create_composite) of a borrowed stack.
 pub fn composite_of(stack: ArrayView3<'_, f32>, weights: Option<&[f32]>) -> NdarrayStack {
     let (n, h, w) = stack.dim();
     let raw: Vec<f64> = match weights {

@@ -2,7 +2,7 @@
 //! truncate=4.0)` per plane. Written here because no maintained crate offers an f32 Gaussian
 //! with SciPy's boundary and truncation semantics on ndarray.
 //!
-//! The torch variant of [`gaussian_filter`], registered under the same name, is in `torch.rs`
+//! The torch variant of [`gaussian_filter`](fn@gaussian_filter), registered under the same name, is in `torch.rs`
 //! beside this file.
 
 #[cfg(feature = "torch")]
@@ -16,7 +16,7 @@ use crate::error::KernelError;
 use crate::separable::{along_x, along_y};
 
 /// SciPy's 1-D Gaussian kernel (`_gaussian_kernel1d`) of derivative `order` (0 or 2), radius
-/// `round(truncate·σ)`, in f64. Callers bound σ (see [`crate::checks::sigma_for`]): the kernel
+/// `round(truncate·σ)`, in f64. Callers bound σ (see `checks::sigma_for`): the kernel
 /// has `2·round(truncate·σ) + 1` taps.
 pub fn derivative_kernel(sigma: f64, order: u8, truncate: f64) -> Vec<f64> {
     let radius = (truncate * sigma + 0.5) as isize;

@@ -12,7 +12,7 @@
 //! maintained crate offers grey-scale disk morphology on f32 (imageproc's is u8 only;
 //! ndarray-ndimage's is binary only).
 //!
-//! The torch and cuda variants of [`tophat`], registered under the same name, are in `torch.rs`
+//! The torch and cuda variants of [`tophat`](fn@tophat), registered under the same name, are in `torch.rs`
 //! and `cuda.rs` beside this file.
 
 #[cfg(feature = "cuda")]

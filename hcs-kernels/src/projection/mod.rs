@@ -13,7 +13,7 @@ use hcs_macros::memory;
 use ndarray::{ArrayView3, Axis};
 use rayon::prelude::*;
 
-/// How [`create_projection`] combines planes.
+/// How [`create_projection`](fn@create_projection) combines planes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProjectionMethod {
     /// Maximum intensity per pixel.
@@ -67,7 +67,7 @@ pub fn max_projection(stack: NdarrayStack) -> NdarrayStack {
     max_projection_of(stack.view())
 }
 
-/// [`max_projection`] of a borrowed stack. The output starts as the first plane (NaN as −∞,
+/// [`max_projection`](fn@max_projection) of a borrowed stack. The output starts as the first plane (NaN as −∞,
 /// where the running maximum starts), collected straight into fresh memory, and the other planes
 /// are folded into it chunk by chunk: no zeroed buffer, no accumulator copied out.
 pub fn max_projection_of(stack: ArrayView3<'_, f32>) -> NdarrayStack {
@@ -106,7 +106,7 @@ pub fn mean_projection(stack: NdarrayStack) -> NdarrayStack {
     mean_projection_of(stack.view())
 }
 
-/// [`mean_projection`] of a borrowed stack.
+/// [`mean_projection`](fn@mean_projection) of a borrowed stack.
 pub fn mean_projection_of(stack: ArrayView3<'_, f32>) -> NdarrayStack {
     let n = stack.dim().0.max(1) as f64;
     reduce_planes::<f64>(

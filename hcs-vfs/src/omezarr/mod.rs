@@ -14,7 +14,7 @@
 //! available for older viewers (one chunk per plane).
 //!
 //! Atomicity: a well is written into a hidden temporary directory beside its final place and
-//! renamed into place when complete; metadata files are written with [`write_atomic`]. A crash
+//! renamed into place when complete; metadata files are written with [`write_atomic`](crate::atomic::write_atomic). A crash
 //! leaves either a complete well or no well, and the plate metadata lists only wells that exist.
 //!
 //! Reproducibility: the bytes depend on the data alone, not on thread timing — a shard holds its

@@ -12,8 +12,8 @@ const SMALL_SIDE: usize = 512;
 /// Fewest levels an image gets.
 const MIN_LEVELS: usize = 3;
 
-/// Number of levels for a `(h, w)` image: at least [`MIN_LEVELS`], and until the smaller side
-/// is under [`SMALL_SIDE`].
+/// Number of levels for a `(h, w)` image: at least `MIN_LEVELS` (3), and until the smaller side
+/// is under `SMALL_SIDE` (512 pixels).
 pub fn levels(shape: (usize, usize)) -> usize {
     let mut n = 1;
     let mut s = shape;

@@ -11,7 +11,7 @@
 //! | 1b image rules | [`image_rules`] | `#[check]` rules on the image size each step receives |
 //! | 2 zarr store declaration | [`zarr`] | the OME-Zarr stores to create |
 //! | 3 materialization planning | [`materialize`] | read/write backend per step, memory budget |
-//! | 4 memory-contract validation | [`contracts`] | variant per call, parameters, memory conversions |
+//! | 4 memory-contract validation | [`variants`] | variant per call, parameters, memory conversions |
 //! | 4b well partitioning | [`partition`] | runs of steps taken one channel (or site, z, …) at a time |
 //! | 5 GPU resource assignment | [`gpu`] | a device per GPU step and well |
 //! | freeze | [`plan`] | immutable, serializable [`FrozenWellPlan`]s |
