@@ -762,6 +762,20 @@ mod tests {
     }
 
     #[test]
+    fn samples_at_any_offset_convert_to_the_same_floats() {
+        let bytes: Vec<u8> = (0..=40u8).map(|b| b.wrapping_mul(97)).collect();
+        let expected = |from: usize| -> Vec<f32> {
+            bytes[from..from + 40].chunks_exact(2).map(|b| f32::from(u16::from(b[0]) | u16::from(b[1]) << 8)).collect()
+        };
+        for from in [0, 1] {
+            let mut out = vec![7.0f32];
+            extend_f32_from_le_u16(&bytes[from..from + 40], &mut out);
+            assert_eq!(out[0], 7.0);
+            assert_eq!(out[1..], expected(from)[..], "offset {from}");
+        }
+    }
+
+    #[test]
     fn a_description_is_written_and_read_back_and_its_absence_is_none() {
         let plane = PlaneData::U16(Array2::from_elem((4, 5), 7u16));
         let with = tmp("described.tif");
