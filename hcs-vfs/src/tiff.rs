@@ -49,6 +49,11 @@ pub fn read_tiff(path: &Path, limits: TiffLimits) -> Result<Vec<PlaneData>, VfsE
     with_file_bytes(path, |bytes| decode_tiff(bytes, path, limits))
 }
 
+/// Read page `page` (0-based) of a TIFF file, decoding no other page.
+pub fn read_tiff_page(path: &Path, page: usize, limits: TiffLimits) -> Result<PlaneData, VfsError> {
+    on_page(path, page, limits, |decoder, bytes, info| page_plane(decoder, bytes, path, info)).map(|(plane, _)| plane)
+}
+
 /// Read page `page` (0-based) of a TIFF file and append its samples, as f32 in row-major order,
 /// to `out`; its (height, width). A little-endian uncompressed page is converted from the file's
 /// bytes straight into `out`, with no plane in between; any other page is decoded as by
@@ -60,34 +65,45 @@ pub fn read_tiff_page_f32(
     out: &mut Vec<f32>,
 ) -> Result<(usize, usize), VfsError> {
     let before = out.len();
-    let result = with_file_bytes(path, |bytes| {
+    let result = on_page(path, page, limits, |decoder, bytes, info| {
+        match uncompressed_strips(decoder, bytes, info) {
+            Some((strips, 2)) => strips.iter().for_each(|strip| extend_f32_from_le_u16(strip, out)),
+            Some((strips, _)) => strips.iter().for_each(|strip| out.extend(strip.iter().map(|&v| f32::from(v)))),
+            None => decoded_plane(decoder, path, info)?.extend_f32(out),
+        }
+        Ok(())
+    });
+    if result.is_err() {
+        out.truncate(before);
+    }
+    result.map(|((), info)| info.shape)
+}
+
+/// `read` on page `page` of a TIFF file (the pages before it checked, none decoded, none after
+/// it read), with the page's facts; an error naming the file when it has no such page.
+fn on_page<R>(
+    path: &Path,
+    page: usize,
+    limits: TiffLimits,
+    mut read: impl for<'a> FnMut(&mut Decoder<Cursor<&'a [u8]>>, &'a [u8], PageInfo) -> Result<R, VfsError>,
+) -> Result<(R, PageInfo), VfsError> {
+    with_file_bytes(path, |bytes| {
         guarded(bytes, path, |file_len| {
-            let (mut shape, mut pages) = (None, 0);
+            let (mut found, mut pages) = (None, 0);
             walk_pages(bytes, path, limits, file_len, |decoder, info, index| {
                 pages = index + 1;
                 if index < page {
                     return Ok(true);
                 }
-                match uncompressed_strips(decoder, bytes, info) {
-                    Some((strips, 2)) => strips.iter().for_each(|strip| extend_f32_from_le_u16(strip, out)),
-                    Some((strips, _)) => {
-                        strips.iter().for_each(|strip| out.extend(strip.iter().map(|&v| f32::from(v))))
-                    }
-                    None => decoded_plane(decoder, path, info)?.extend_f32(out),
-                }
-                shape = Some(info.shape);
+                found = Some((read(decoder, bytes, info)?, info));
                 Ok(false)
             })?;
-            shape.ok_or_else(|| VfsError::CorruptTiff {
+            found.ok_or_else(|| VfsError::CorruptTiff {
                 path: path.to_path_buf(),
                 message: format!("page {page} requested, the file has {pages}"),
             })
         })
-    });
-    if result.is_err() {
-        out.truncate(before);
-    }
-    result
+    })
 }
 
 /// Run `f` on a file's bytes, read into this thread's read buffer: the buffer's pages are
@@ -172,17 +188,26 @@ struct PageInfo {
 fn decode_pages(bytes: &[u8], path: &Path, limits: TiffLimits, file_len: u64) -> Result<Vec<PlaneData>, VfsError> {
     let mut pages = Vec::new();
     walk_pages(bytes, path, limits, file_len, |decoder, info, _| {
-        let plane = match uncompressed_strips(decoder, bytes, info) {
-            Some((strips, bps)) => plane_of_strips(&strips, bps, info.shape),
-            None => None,
-        };
-        pages.push(match plane {
-            Some(plane) => plane,
-            None => decoded_plane(decoder, path, info)?,
-        });
+        pages.push(page_plane(decoder, bytes, path, info)?);
         Ok(true)
     })?;
     Ok(pages)
+}
+
+/// The decoder's current page as a plane: straight from the strips when it is the simple case
+/// ([`uncompressed_strips`]), else through the general decoder.
+fn page_plane<'a>(
+    decoder: &mut Decoder<Cursor<&'a [u8]>>,
+    bytes: &'a [u8],
+    path: &Path,
+    info: PageInfo,
+) -> Result<PlaneData, VfsError> {
+    let plane =
+        uncompressed_strips(decoder, bytes, info).and_then(|(strips, bps)| plane_of_strips(&strips, bps, info.shape));
+    match plane {
+        Some(plane) => Ok(plane),
+        None => decoded_plane(decoder, path, info),
+    }
 }
 
 /// Check each page against the limits and call `visit` with the decoder on it, its facts and
@@ -728,7 +753,7 @@ mod tests {
     }
 
     #[test]
-    fn a_page_read_into_f32_equals_the_page_read_as_a_plane() {
+    fn a_page_read_alone_or_into_f32_equals_that_page_of_the_whole_file() {
         let u16s = Array2::from_shape_fn((37, 41), |(y, x)| ((y * 7919 + x * 104_729) % 65_536) as u16);
         let u8s = Array2::from_shape_fn((37, 41), |(y, x)| ((y * 31 + x * 17) % 256) as u8);
         let f32s = Array2::from_shape_fn((37, 41), |(y, x)| y as f32 * 0.5 - x as f32);
@@ -736,6 +761,7 @@ mod tests {
         for compression in [TiffCompression::None, TiffCompression::Deflate] {
             let path = tmp(&format!("pages-{compression:?}.tif"));
             write_tiff(&path, &planes, compression).expect("write");
+            assert_eq!(read_tiff(&path, TiffLimits::default()).expect("whole file"), planes);
             for (page, plane) in planes.iter().enumerate() {
                 // Appended after what `out` already holds.
                 let mut out = vec![-1.0f32];
@@ -744,7 +770,10 @@ mod tests {
                 let mut want = vec![-1.0f32];
                 plane.extend_f32(&mut want);
                 assert_eq!(out, want, "page {page}, {compression:?}");
+                assert_eq!(&read_tiff_page(&path, page, TiffLimits::default()).expect("page"), plane);
             }
+            let missing = read_tiff_page(&path, 3, TiffLimits::default()).expect_err("no page 3");
+            assert!(missing.to_string().contains("page 3 requested, the file has 3"), "{missing}");
             let mut out = vec![1.0f32; 3];
             let missing = read_tiff_page_f32(&path, 3, TiffLimits::default(), &mut out).expect_err("no page 3");
             assert!(missing.to_string().contains("page 3 requested, the file has 3"), "{missing}");

@@ -84,17 +84,7 @@ impl PlaneRef {
     pub fn load(&self, root: &std::path::Path) -> Result<hcs_vfs::PlaneData, hcs_vfs::VfsError> {
         match self {
             PlaneRef::File { path, page } => {
-                let full = root.join(path);
-                let mut pages = hcs_vfs::tiff::read_tiff(&full, hcs_vfs::tiff::TiffLimits::default())?;
-                let n = pages.len();
-                if (*page as usize) < n {
-                    Ok(pages.swap_remove(*page as usize))
-                } else {
-                    Err(hcs_vfs::VfsError::CorruptTiff {
-                        path: full,
-                        message: format!("page {page} requested, the file has {n}"),
-                    })
-                }
+                hcs_vfs::tiff::read_tiff_page(&root.join(path), *page as usize, hcs_vfs::tiff::TiffLimits::default())
             }
             PlaneRef::Zarr { store, well, field, t, c, z } => {
                 hcs_vfs::omezarr::read_plane(&root.join(store), well, *field, *t, *c, *z)
