@@ -37,6 +37,10 @@ pub struct Args {
     /// Worker threads (default: every core).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Wells processed at the same time (default: as many as the pipeline's steps need for
+    /// their groups to keep every worker busy; fewer wells use less memory).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub wells_at_once: Option<u64>,
     /// Only these wells, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub wells: Option<Vec<WellId>>,
@@ -261,6 +265,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         workers: args.workers,
         fail_fast: args.fail_fast,
         keep_failed: args.keep_failed,
+        wells_at_once: args.wells_at_once.and_then(|n| usize::try_from(n).ok()),
         on_well: Some(&on_well),
         on_step: Some(&on_step),
         on_output: Some(&on_output),

@@ -34,7 +34,11 @@ pub fn run(args: &Args) -> Result<(), String> {
     let wells = job.task_wells(args.task).map_err(|e| e.to_string())?;
     let compiled = &job.compiled;
     let plate = open_plate(&compiled.plate, None).map_err(|e| format!("{}: {e}", compiled.plate.display()))?;
-    let options = RunOptions { workers: args.workers.or(job.workers).or_else(slurm_cpus), ..RunOptions::default() };
+    let options = RunOptions {
+        workers: args.workers.or(job.workers).or_else(slurm_cpus),
+        wells_at_once: job.wells_at_once,
+        ..RunOptions::default()
+    };
     let reports = run_wells(compiled, &plate, Registry::global(), &options, &wells).map_err(|e| e.to_string())?;
     let dir = args.plan.parent().unwrap_or(std::path::Path::new("."));
     let report = TaskReport { task: args.task, wells: reports.iter().map(TaskWell::of).collect() };

@@ -21,6 +21,10 @@ pub struct SlurmJob {
     pub tasks: Vec<Vec<WellId>>,
     /// Worker threads per task (`None`: every CPU Slurm gives the task).
     pub workers: Option<usize>,
+    /// Wells a task runs at the same time (`None`: the executor's default,
+    /// `hcs_exec::wells_at_once`).
+    #[serde(default)]
+    pub wells_at_once: Option<usize>,
 }
 
 /// What one task did, written by the task when it ends.
@@ -67,7 +71,7 @@ impl SlurmJob {
     pub fn new(compiled: CompiledPlate, wells: &[usize], per_task: usize, workers: Option<usize>) -> Self {
         let ids: Vec<WellId> = wells.iter().filter_map(|&k| compiled.wells.get(k).map(|p| p.well)).collect();
         let tasks = ids.chunks(per_task.max(1)).map(<[WellId]>::to_vec).collect();
-        Self { compiled, tasks, workers }
+        Self { compiled, tasks, workers, wells_at_once: None }
     }
 
     /// Write the plan atomically.

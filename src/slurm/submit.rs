@@ -27,6 +27,8 @@ pub struct SlurmOptions {
     pub sbatch_args: Vec<String>,
     /// Worker threads per task (default: the CPUs Slurm gives the task).
     pub workers: Option<usize>,
+    /// Wells a task runs at the same time (default: the executor's).
+    pub wells_at_once: Option<usize>,
     /// The `hcs` binary the jobs run (must be reachable from the compute nodes).
     pub exe: PathBuf,
     /// How the scheduler's commands are run.
@@ -101,7 +103,10 @@ pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -
         let d = dir.join(sub);
         std::fs::create_dir_all(&d).map_err(|e| file_error(&d, e))?;
     }
-    let job = SlurmJob::new(compiled.clone(), &pending, options.wells_per_task, options.workers);
+    let job = SlurmJob {
+        wells_at_once: options.wells_at_once,
+        ..SlurmJob::new(compiled.clone(), &pending, options.wells_per_task, options.workers)
+    };
     let plan = dir.join("plan.json");
     job.write(&plan)?;
     let wells: Vec<WellId> = job.tasks.iter().flatten().copied().collect();

@@ -28,6 +28,7 @@ pub mod state;
 pub mod step;
 pub mod trace;
 pub mod well;
+pub mod wells_at_once;
 pub mod write_behind;
 pub mod writes;
 
@@ -159,6 +160,9 @@ pub struct RunOptions<'a> {
     /// Keep the files of a well that fails (for debugging); by default a failed well's
     /// checkpoint, output and scratch files are removed, so a full disk is not left full.
     pub keep_failed: bool,
+    /// Wells executed at the same time (default: as many as the steps' groups need to keep the
+    /// workers busy, [`wells_at_once`]).
+    pub wells_at_once: Option<usize>,
 }
 
 struct RunSinks {
@@ -381,11 +385,19 @@ struct WellDriver<'a> {
 }
 
 impl WellDriver<'_> {
-    /// Run `plans` with exactly `threads` wells in flight (one per well thread, pulling the next
-    /// well when done), so memory is bounded by a few wells whatever the plate size; each well's
-    /// groups run on the shared pool.
+    /// Run `plans` with a fixed number of wells in flight ([`wells_at_once`]; one per well
+    /// thread, pulling the next well when done), so memory is bounded by a few wells whatever the
+    /// plate size; each well's groups run on the shared pool.
     fn run_all(&self, plans: &[&FrozenWellPlan]) -> Vec<WellReport> {
-        let threads = self.pool.current_num_threads().min(plans.len()).max(1);
+        let Some(first) = plans.first() else { return Vec::new() };
+        let workers = self.pool.current_num_threads();
+        let (threads, reason) = wells_at_once::wells_at_once(self.options.wells_at_once, workers, first, plans.len());
+        match reason {
+            wells_at_once::Reason::Groups(groups) => tracing::info!(
+                "{threads} well(s) at a time on {workers} worker(s): the steps run {groups} group(s) at once (median), enough to keep them busy (--wells-at-once to change)"
+            ),
+            _ => tracing::info!("{threads} well(s) at a time on {workers} worker(s)"),
+        }
         let next = AtomicUsize::new(0);
         let slots: Vec<Mutex<Option<WellReport>>> = plans.iter().map(|_| Mutex::new(None)).collect();
         // The ceiling decides when freed memory is handed back. The writer queue's bound is left

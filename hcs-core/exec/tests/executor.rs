@@ -751,3 +751,51 @@ fn a_segment_runs_all_its_steps_on_one_part_before_the_next() {
     assert!(ORDER.lock().expect("lock").is_empty(), "no function ran");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn one_well_at_a_time_runs_the_wells_one_after_another_on_every_worker() {
+    // Four wells, two steps each, two workers. Asked for one well at a time, every step of a
+    // well starts before any step of the next one: the wells' step starts come in unbroken runs.
+    let r = registry();
+    let dir = plate_dir("one-at-a-time", &["A01", "A02", "B01", "B02"]);
+    let plate = open_plate(&dir.join("plate"), None).expect("plate");
+    let pipeline = Pipeline::new("two steps")
+        .step(FunctionStep::new("add", "plus_one"))
+        .step(FunctionStep::new("add again", "plus_one"));
+    let compiled = compile_for(&pipeline, &dir, &r);
+    let starts = Mutex::new(Vec::new());
+    let on_step = |well: WellId, _: usize, _: usize, _: &str| starts.lock().expect("lock").push(well);
+    let options =
+        RunOptions { workers: Some(2), wells_at_once: Some(1), on_step: Some(&on_step), ..Default::default() };
+    let report = run(&compiled, &plate, &r, &options).expect("runs");
+    assert!(report.wells.iter().all(|w| w.status == WellStatus::Done), "{:?}", report.wells);
+    let starts = starts.into_inner().expect("lock");
+    let mut runs: Vec<WellId> = starts.clone();
+    runs.dedup();
+    assert_eq!(runs.len(), 4, "each well's steps start in one unbroken run: {starts:?}");
+    assert_eq!(starts.len(), 8);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_default_wells_at_once_follow_the_groups_of_the_steps() {
+    use hcs_exec::wells_at_once::{Reason, wells_at_once};
+    let r = registry();
+    let dir = plate_dir("wells-at-once", &["A01", "A02", "B01", "B02"]);
+    // One step stacking sites (the default) runs a group per channel and z: 2 × 2 = 4 at once.
+    // Two workers are kept busy by one well, eight by two; never more wells than the plate has.
+    let one_step = Pipeline::new("one").step(FunctionStep::new("add", "plus_one"));
+    let plan = &compile_for(&one_step, &dir, &r).wells[0];
+    assert!(plan.segments.is_empty());
+    assert_eq!(wells_at_once(None, 2, plan, 4), (1, Reason::Groups(4)));
+    assert_eq!(wells_at_once(None, 8, plan, 4), (2, Reason::Groups(4)));
+    assert_eq!(wells_at_once(None, 16, plan, 4), (4, Reason::Groups(4)), "never more than the wells");
+    assert_eq!(wells_at_once(Some(3), 8, plan, 4), (3, Reason::Asked));
+    // Two such steps stack neither channel nor z, so they run one part (a channel and a z) at a
+    // time: one group at once, and each worker needs a well of its own.
+    let two_steps = one_step.step(FunctionStep::new("add again", "plus_one"));
+    let plan = &compile_for(&two_steps, &dir, &r).wells[0];
+    assert_eq!(plan.segments.iter().map(|s| s.parts).collect::<Vec<_>>(), [Some(4)]);
+    assert_eq!(wells_at_once(None, 2, plan, 4), (2, Reason::Groups(1)));
+    std::fs::remove_dir_all(&dir).ok();
+}
