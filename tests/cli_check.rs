@@ -114,6 +114,9 @@ fn check_with_a_plate_compiles_and_plan_prints_the_frozen_plans() {
     // The readable form names the same decisions.
     let (ok, text, _) = hcs(&["plan", &canonical, "--plate", plate_s]);
     assert!(ok && text.contains("<positions from step 4 `ashlar_compute_tile_positions`"), "{text}");
+    // …and how many wells a run takes at once: the steps run 3 groups per part (median of 3,
+    // 9, 9, 1, 3, 3, 1), whatever the cores.
+    assert!(text.contains("at a time (the steps run 3 groups at once, median)"), "{text}");
     let (ok, _, stderr) = hcs(&["plan", &canonical, "--plate", plate_s, "--well", "H12"]);
     assert!(!ok && stderr.contains("well H12 was asked for, but the plate does not have it"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();

@@ -93,7 +93,12 @@ pub fn tell_direct_write_refusal() {
 
 /// `1 well`, `2 wells`: a count of wells in a message.
 pub fn wells(n: usize) -> String {
-    if n == 1 { "1 well".to_string() } else { format!("{n} wells") }
+    counted(n, "well")
+}
+
+/// "1 worker", "2 workers": `n` and a noun that takes an s in the plural.
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
 /// Parse the process arguments and run the chosen subcommand.

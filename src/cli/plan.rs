@@ -123,6 +123,27 @@ pub fn summary(plan: &WellPlan) -> String {
     s
 }
 
+/// How many wells a run of `compiled` takes at once with its default workers, why, and the
+/// memory they hold together.
+fn wells_at_once_line(compiled: &crate::plan::compiler::CompiledPlate, first: &WellPlan) -> String {
+    use crate::exec::wells_at_once::{Reason, wells_at_once};
+    let workers = super::run::workers(None, compiled);
+    let (at_once, reason) = wells_at_once(None, workers, first, compiled.wells.len());
+    let why = match reason {
+        Reason::Groups(groups) => format!(" (the steps run {} at once, median)", super::counted(groups, "group")),
+        Reason::Asked | Reason::Unknown => String::new(),
+    };
+    let memory = first
+        .estimated_peak_bytes
+        .map(|b| format!(", ~{:.1} MiB in memory for them", (b as f64) * (at_once as f64) / 1048576.0))
+        .unwrap_or_default();
+    format!(
+        "a run on {} takes {} at a time{why}{memory}; `hcs run --workers N --wells-at-once N` changes that",
+        super::counted(workers, "worker"),
+        super::wells(at_once)
+    )
+}
+
 /// Compile and print.
 pub fn run(args: &Args) -> Result<(), String> {
     let wells = args.well.map(|w| vec![w]);
@@ -145,6 +166,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     );
     if let Some(first) = compiled.wells.first() {
         print!("{}", summary(first));
+        println!("{}", wells_at_once_line(&compiled, first));
     }
     for viewer in &compiled.viewers {
         println!("viewers: {viewer}");

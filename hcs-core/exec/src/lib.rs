@@ -394,9 +394,11 @@ impl WellDriver<'_> {
         let (threads, reason) = wells_at_once::wells_at_once(self.options.wells_at_once, workers, first, plans.len());
         match reason {
             wells_at_once::Reason::Groups(groups) => tracing::info!(
-                "{threads} well(s) at a time on {workers} worker(s): the steps run {groups} group(s) at once (median), enough to keep them busy (--wells-at-once to change)"
+                wells_at_once = threads,
+                workers,
+                "wells at once: enough for steps of {groups} groups (the median) to keep every worker busy (--wells-at-once to change)"
             ),
-            _ => tracing::info!("{threads} well(s) at a time on {workers} worker(s)"),
+            _ => tracing::info!(wells_at_once = threads, workers, "wells at once"),
         }
         let next = AtomicUsize::new(0);
         let slots: Vec<Mutex<Option<WellReport>>> = plans.iter().map(|_| Mutex::new(None)).collect();

@@ -14,7 +14,7 @@
 //! at 287–291 MiB instead of 426–443 (bench/RESULTS.md). On that virtual machine fresh memory
 //! is slow to touch, so a smaller peak is also less time.
 
-use hcs_plan::compiler::FrozenWellPlan;
+use hcs_plan::compiler::WellPlan;
 
 /// Why a run takes the number of wells at once it does (for its log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub enum Reason {
 
 /// The wells to run at once with `workers` workers for wells planned like `plan`, and why:
 /// `asked` when given, else the default of this module; never more than `wells`, at least 1.
-pub fn wells_at_once(asked: Option<usize>, workers: usize, plan: &FrozenWellPlan, wells: usize) -> (usize, Reason) {
+pub fn wells_at_once(asked: Option<usize>, workers: usize, plan: &WellPlan, wells: usize) -> (usize, Reason) {
     let (n, reason) = match (asked, group_widths(plan)) {
         (Some(n), _) => (n, Reason::Asked),
         (None, Some(widths)) => {
@@ -48,7 +48,7 @@ fn enough_for(workers: usize, groups: usize) -> usize {
 
 /// The groups each step of `plan` runs at once (a segment's step: per part); `None` when a
 /// step's count is not known before the run.
-fn group_widths(plan: &FrozenWellPlan) -> Option<Vec<usize>> {
+fn group_widths(plan: &WellPlan) -> Option<Vec<usize>> {
     plan.steps
         .iter()
         .map(|step| {
