@@ -62,6 +62,8 @@ fn a_run_with_a_failed_well_reports_every_well_and_exits_1_then_resumes() {
     let run = run_json(&out);
     assert_eq!(run["kind"], "local");
     assert_eq!(run["pipeline"]["name"], "canonical");
+    // 2 workers, and the canonical steps' 3 groups at once keep both busy with one well.
+    assert_eq!((run["workers"].as_u64(), run["wells_at_once"].as_u64()), (Some(2), Some(1)));
     assert_eq!((run["counts"]["done"].as_u64(), run["counts"]["failed"].as_u64()), (Some(2), Some(1)));
     let b01 = well(&run, "B01");
     assert_eq!(b01["status"], "failed");

@@ -272,7 +272,8 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         plate: &plate,
         started_unix_s,
         ended_unix_s: crate::exec::trace::unix_now(),
-        workers: super::run::well_threads(None, &compiled),
+        workers: report.concurrency.workers,
+        wells_at_once: Some(report.concurrency.wells_at_once).filter(|&n| n > 0),
         wells: report.wells.iter().map(crate::report::WellEnd::of).collect(),
         shrunk_as_written: Some(&shrunk),
     };

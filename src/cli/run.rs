@@ -162,11 +162,6 @@ pub fn workers(asked: Option<usize>, compiled: &crate::plan::compiler::CompiledP
     asked.or(configured).unwrap_or(cores).max(1)
 }
 
-/// [`workers`], never more than the wells (the run report's count).
-pub fn well_threads(asked: Option<usize>, compiled: &crate::plan::compiler::CompiledPlate) -> usize {
-    workers(asked, compiled).min(compiled.wells.len()).max(1)
-}
-
 /// The progress bar's message: the step each well in flight is on, then the last well that
 /// ended — so a long plate shows where every worker is.
 pub struct WellProgress {
@@ -290,7 +285,8 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         plate: &plate,
         started_unix_s,
         ended_unix_s: crate::exec::trace::unix_now(),
-        workers: well_threads(args.workers, &compiled),
+        workers: result.concurrency.workers,
+        wells_at_once: Some(result.concurrency.wells_at_once).filter(|&n| n > 0),
         wells: result.wells.iter().map(crate::report::WellEnd::of).collect(),
         shrunk_as_written: Some(&shrunk),
     };

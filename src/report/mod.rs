@@ -74,8 +74,10 @@ pub struct RunFacts<'a> {
     pub started_unix_s: f64,
     /// End.
     pub ended_unix_s: f64,
-    /// Well threads of the run.
+    /// Worker threads of the run (a Slurm run: its array tasks).
     pub workers: usize,
+    /// Wells the run took at once (`None` for a Slurm run: each task decides for its cores).
+    pub wells_at_once: Option<usize>,
     /// How each well ended.
     pub wells: Vec<WellEnd>,
     /// The pictures' planes shrunk as the run wrote them, if it kept them.

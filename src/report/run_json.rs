@@ -38,8 +38,11 @@ pub struct RunJson {
     pub ended: String,
     /// Wall time (seconds).
     pub seconds: f64,
-    /// Well threads.
+    /// Worker threads (a Slurm run: its array tasks).
     pub workers: usize,
+    /// Wells the run took at once (absent for a Slurm run: each task decides for its cores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wells_at_once: Option<usize>,
     /// The pipeline's steps.
     pub steps: Vec<StepId>,
     /// Wells per status.
@@ -322,6 +325,7 @@ pub fn build(facts: &RunFacts<'_>) -> RunJson {
         ended: rfc3339(facts.ended_unix_s),
         seconds: facts.ended_unix_s - facts.started_unix_s,
         workers: facts.workers,
+        wells_at_once: facts.wells_at_once,
         steps: first
             .map(|p| {
                 p.steps

@@ -135,4 +135,24 @@ mod tests {
         assert!(matches!(job.task_wells(0), Err(SlurmError::NoSuchTask { task: 0, tasks: 0 })));
         assert_eq!(task_log_path(Path::new("d"), 3), Path::new("d/logs/task-3.out"));
     }
+
+    #[test]
+    fn wells_at_once_travel_in_the_job_file_and_older_files_read_as_the_default() {
+        let compiled = CompiledPlate {
+            pipeline: "p".into(),
+            plate: "plate".into(),
+            output_root: "out".into(),
+            viewers: Vec::new(),
+            wells: Vec::new(),
+            notes: Vec::new(),
+        };
+        let job = SlurmJob { wells_at_once: Some(1), ..SlurmJob::new(compiled, &[], 2, Some(4)) };
+        let mut value = serde_json::to_value(&job).expect("json");
+        let back: SlurmJob = serde_json::from_value(value.clone()).expect("read back");
+        assert_eq!(back, job);
+        // A job file written before the setting existed has no such key.
+        value.as_object_mut().expect("object").remove("wells_at_once");
+        let older: SlurmJob = serde_json::from_value(value).expect("older file");
+        assert_eq!((older.wells_at_once, older.workers), (None, Some(4)));
+    }
 }

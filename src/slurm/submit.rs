@@ -289,6 +289,8 @@ fn write_report(job: &SlurmJob, dir: &Path, plate: &Plate) -> Result<(), SlurmEr
         started_unix_s: if started.is_finite() { started } else { ended },
         ended_unix_s: ended,
         workers: job.tasks.len(),
+        // Each task decides for its own cores.
+        wells_at_once: None,
         wells,
         // The wells ran in other processes: the pictures read their planes back.
         shrunk_as_written: None,

@@ -83,6 +83,17 @@ try {
       return `${empty} empty cells of ${n} for ${wells.length} run wells`;
   });
 
+  await check('the header names the workers and the wells the run took at once', async () => {
+    const pairs = await page.$$eval('dl.kv dt', ds => ds.map(d => [d.textContent.trim(), (d.nextElementSibling || {}).textContent || '']));
+    const shown = pairs.find(([k]) => k === 'Workers');
+    if (!shown) return 'no Workers entry in the header';
+    if (!new RegExp(`^${run.workers}\\b`).test(shown[1].trim())) return `Workers shows "${shown[1]}", run.json says ${run.workers}`;
+    if (Number.isInteger(run.wells_at_once)) {
+      const want = `${run.wells_at_once} ${run.wells_at_once === 1 ? 'well' : 'wells'} at once`;
+      if (!shown[1].includes(want)) return `Workers shows "${shown[1]}", expected it to say "${want}"`;
+    }
+  });
+
   await check('clicking the first run well selects it', async () => {
     if (!first) return; // nothing to click in a run without wells
     await page.click(cellSel(first));

@@ -120,6 +120,17 @@ pub struct RunReport {
     pub wells: Vec<WellReport>,
     /// Wall time in seconds.
     pub seconds: f64,
+    /// The worker threads and the wells in flight the run used.
+    pub concurrency: Concurrency,
+}
+
+/// How much of a run ran at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Concurrency {
+    /// Worker threads the wells' groups ran on.
+    pub workers: usize,
+    /// Wells in flight at once ([`wells_at_once`]); 0 when no well ran.
+    pub wells_at_once: usize,
 }
 
 impl RunReport {
@@ -327,9 +338,14 @@ pub fn run(
     let start = Instant::now();
     prepare(compiled, plate)?;
     let all: Vec<usize> = (0..compiled.wells.len()).collect();
-    let wells = run_wells(compiled, plate, registry, options, &all)?;
+    let (wells, concurrency) = run_selection(compiled, plate, registry, options, &all)?;
     finalize(compiled, plate)?;
-    Ok(RunReport { output_root: compiled.output_root.clone(), wells, seconds: start.elapsed().as_secs_f64() })
+    Ok(RunReport {
+        output_root: compiled.output_root.clone(),
+        wells,
+        seconds: start.elapsed().as_secs_f64(),
+        concurrency,
+    })
 }
 
 /// Run the wells `selection` (indices into `compiled.wells`) of a prepared output, in parallel;
@@ -342,8 +358,19 @@ pub fn run_wells(
     options: &RunOptions<'_>,
     selection: &[usize],
 ) -> Result<Vec<WellReport>, ExecError> {
+    run_selection(compiled, plate, registry, options, selection).map(|(wells, _)| wells)
+}
+
+/// [`run_wells`], and how much of it ran at once.
+fn run_selection(
+    compiled: &CompiledPlate,
+    plate: &Plate,
+    registry: &Registry,
+    options: &RunOptions<'_>,
+    selection: &[usize],
+) -> Result<(Vec<WellReport>, Concurrency), ExecError> {
     let plans: Vec<&FrozenWellPlan> = selection.iter().filter_map(|&k| compiled.wells.get(k)).collect();
-    let Some(first) = plans.first() else { return Ok(Vec::new()) };
+    let Some(first) = plans.first() else { return Ok((Vec::new(), Concurrency::default())) };
     let driver = WellDriver {
         plate,
         registry,
@@ -388,8 +415,8 @@ impl WellDriver<'_> {
     /// Run `plans` with a fixed number of wells in flight ([`wells_at_once`]; one per well
     /// thread, pulling the next well when done), so memory is bounded by a few wells whatever the
     /// plate size; each well's groups run on the shared pool.
-    fn run_all(&self, plans: &[&FrozenWellPlan]) -> Vec<WellReport> {
-        let Some(first) = plans.first() else { return Vec::new() };
+    fn run_all(&self, plans: &[&FrozenWellPlan]) -> (Vec<WellReport>, Concurrency) {
+        let Some(first) = plans.first() else { return (Vec::new(), Concurrency::default()) };
         let workers = self.pool.current_num_threads();
         let (threads, reason) = wells_at_once::wells_at_once(self.options.wells_at_once, workers, first, plans.len());
         match reason {
@@ -464,7 +491,7 @@ impl WellDriver<'_> {
             }
             huge_pages::log();
         });
-        slots
+        let wells = slots
             .into_iter()
             .zip(plans)
             .map(|(slot, plan)| {
@@ -476,7 +503,8 @@ impl WellDriver<'_> {
                     notes: Vec::new(),
                 })
             })
-            .collect()
+            .collect();
+        (wells, Concurrency { workers, wells_at_once: threads })
     }
 
     /// One well (the `k`th), on well thread `worker`: its report when skipped (stopped, already
