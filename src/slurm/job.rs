@@ -120,17 +120,21 @@ impl TaskReport {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_empty_selection_has_no_tasks_and_paths_follow_the_task() {
-        let compiled = CompiledPlate {
+    /// A compiled plate without wells.
+    fn no_wells() -> CompiledPlate {
+        CompiledPlate {
             pipeline: "p".into(),
             plate: "plate".into(),
             output_root: "out".into(),
             viewers: Vec::new(),
             wells: Vec::new(),
             notes: Vec::new(),
-        };
-        let job = SlurmJob::new(compiled, &[], 2, None);
+        }
+    }
+
+    #[test]
+    fn an_empty_selection_has_no_tasks_and_paths_follow_the_task() {
+        let job = SlurmJob::new(no_wells(), &[], 2, None);
         assert!(job.tasks.is_empty());
         assert!(matches!(job.task_wells(0), Err(SlurmError::NoSuchTask { task: 0, tasks: 0 })));
         assert_eq!(task_log_path(Path::new("d"), 3), Path::new("d/logs/task-3.out"));
@@ -138,15 +142,7 @@ mod tests {
 
     #[test]
     fn wells_at_once_travel_in_the_job_file_and_older_files_read_as_the_default() {
-        let compiled = CompiledPlate {
-            pipeline: "p".into(),
-            plate: "plate".into(),
-            output_root: "out".into(),
-            viewers: Vec::new(),
-            wells: Vec::new(),
-            notes: Vec::new(),
-        };
-        let job = SlurmJob { wells_at_once: Some(1), ..SlurmJob::new(compiled, &[], 2, Some(4)) };
+        let job = SlurmJob { wells_at_once: Some(1), ..SlurmJob::new(no_wells(), &[], 2, Some(4)) };
         let mut value = serde_json::to_value(&job).expect("json");
         let back: SlurmJob = serde_json::from_value(value.clone()).expect("read back");
         assert_eq!(back, job);
