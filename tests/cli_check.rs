@@ -119,6 +119,12 @@ fn check_with_a_plate_compiles_and_plan_prints_the_frozen_plans() {
     assert!(text.contains("at a time (the steps run 3 groups at once, median)"), "{text}");
     let (ok, _, stderr) = hcs(&["plan", &canonical, "--plate", plate_s, "--well", "H12"]);
     assert!(!ok && stderr.contains("well H12 was asked for, but the plate does not have it"), "{stderr}");
+    // Zero wells at once is refused before anything runs, naming the option.
+    let never = dir.join("never");
+    let (ok, _, stderr) =
+        hcs(&["run", &canonical, "--plate", plate_s, "--out", &never.to_string_lossy(), "--wells-at-once", "0"]);
+    assert!(!ok && stderr.contains("invalid value '0' for '--wells-at-once"), "{stderr}");
+    assert!(!never.exists(), "nothing was written");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -273,7 +273,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         started_unix_s,
         ended_unix_s: crate::exec::trace::unix_now(),
         workers: report.concurrency.workers,
-        wells_at_once: Some(report.concurrency.wells_at_once).filter(|&n| n > 0),
+        wells_at_once: report.concurrency.wells_at_once,
         wells: report.wells.iter().map(crate::report::WellEnd::of).collect(),
         shrunk_as_written: Some(&shrunk),
     };

@@ -39,8 +39,8 @@ pub struct Args {
     pub workers: Option<usize>,
     /// Wells processed at the same time (default: as many as the pipeline's steps need for
     /// their groups to keep every worker busy; fewer wells use less memory).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub wells_at_once: Option<u64>,
+    #[arg(long)]
+    pub wells_at_once: Option<std::num::NonZeroUsize>,
     /// Only these wells, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub wells: Option<Vec<WellId>>,
@@ -264,7 +264,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         workers: args.workers,
         fail_fast: args.fail_fast,
         keep_failed: args.keep_failed,
-        wells_at_once: args.wells_at_once.and_then(|n| usize::try_from(n).ok()),
+        wells_at_once: args.wells_at_once.map(std::num::NonZeroUsize::get),
         on_well: Some(&on_well),
         on_step: Some(&on_step),
         on_output: Some(&on_output),
@@ -286,7 +286,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         started_unix_s,
         ended_unix_s: crate::exec::trace::unix_now(),
         workers: result.concurrency.workers,
-        wells_at_once: Some(result.concurrency.wells_at_once).filter(|&n| n > 0),
+        wells_at_once: result.concurrency.wells_at_once,
         wells: result.wells.iter().map(crate::report::WellEnd::of).collect(),
         shrunk_as_written: Some(&shrunk),
     };

@@ -24,7 +24,7 @@ pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<(), S
         max_parallel: args.max_parallel,
         sbatch_args: args.sbatch_arg.clone(),
         workers: args.workers,
-        wells_at_once: args.wells_at_once.and_then(|n| usize::try_from(n).ok()),
+        wells_at_once: args.wells_at_once.map(std::num::NonZeroUsize::get),
         exe,
         scheduler: Scheduler::default(),
     };

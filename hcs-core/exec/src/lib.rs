@@ -129,8 +129,8 @@ pub struct RunReport {
 pub struct Concurrency {
     /// Worker threads the wells' groups ran on.
     pub workers: usize,
-    /// Wells in flight at once ([`wells_at_once`]); 0 when no well ran.
-    pub wells_at_once: usize,
+    /// Wells in flight at once ([`wells_at_once`]); `None` when no well ran.
+    pub wells_at_once: Option<usize>,
 }
 
 impl RunReport {
@@ -504,7 +504,7 @@ impl WellDriver<'_> {
                 })
             })
             .collect();
-        (wells, Concurrency { workers, wells_at_once: threads })
+        (wells, Concurrency { workers, wells_at_once: Some(threads) })
     }
 
     /// One well (the `k`th), on well thread `worker`: its report when skipped (stopped, already

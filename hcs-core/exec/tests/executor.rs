@@ -774,10 +774,10 @@ fn one_well_at_a_time_runs_the_wells_one_after_another_on_every_worker() {
     runs.dedup();
     assert_eq!(runs.len(), 4, "each well's steps start in one unbroken run: {starts:?}");
     assert_eq!(starts.len(), 8);
-    assert_eq!(report.concurrency, Concurrency { workers: 2, wells_at_once: 1 }, "the report says what ran");
+    assert_eq!(report.concurrency, Concurrency { workers: 2, wells_at_once: Some(1) }, "the report says what ran");
     // Left to the default, two steps that run one part at a time take a well per worker.
     let report = run(&compiled, &plate, &r, &RunOptions { workers: Some(2), ..Default::default() }).expect("runs");
-    assert_eq!(report.concurrency, Concurrency { workers: 2, wells_at_once: 2 });
+    assert_eq!(report.concurrency, Concurrency { workers: 2, wells_at_once: Some(2) });
     std::fs::remove_dir_all(&dir).ok();
 }
 
