@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ndarray::{ArcArray2, Array3};
+use ndarray::{ArcArray2, ArcArray3, Array3};
 
 use hcs_core::stack::Stack;
 use hcs_device::join_planes;
@@ -61,6 +61,16 @@ pub struct WellRun {
     /// Where a failed well's files are removed from (`None`: keep them, `--keep-failed`; or the
     /// well finished).
     pub litter: Option<Litter>,
+    /// Group outputs kept whole beside their planes, for a reader that takes the same groups.
+    wholes: Mutex<Vec<WholeStack>>,
+}
+
+/// One group's output stack, whose planes (`keys`, in order) are saved at `location`: a reader
+/// that takes exactly those keys gets the buffer back without a copy ([`WellRun::take`]).
+struct WholeStack {
+    location: Location,
+    keys: Vec<ImageKey>,
+    stack: ArcArray3<f32>,
 }
 
 /// What a well that does not finish leaves behind, removed when its [`WellRun`] is dropped
@@ -139,6 +149,7 @@ impl WellRun {
             notes: Vec::new(),
             writes: crate::write_behind::WriteBehind::with_budget(plan.write_behind_bytes),
             litter: Some(litter),
+            wholes: Mutex::new(Vec::new()),
         }
     }
 
@@ -245,6 +256,19 @@ impl WellRun {
             return Ok(stack);
         }
         let store = self.store(location).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
+        if let Some(whole) = self.take_whole(location, keys) {
+            for key in keys {
+                let path =
+                    plane_path(plan, location, key).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
+                if !store.exists(&path) {
+                    return Err(StepError::MissingPlane(*key));
+                }
+                store.delete(&path)?;
+            }
+            // The store's planes are gone: unless another holder (a file still being encoded)
+            // shares the buffer, it is this group's alone and moves without a copy.
+            return Ok(whole.try_into_owned_nocopy().unwrap_or_else(|shared| shared.to_owned()));
+        }
         let mut stack = StackBuilder::default();
         for key in keys {
             let path = plane_path(plan, location, key).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
@@ -268,6 +292,7 @@ impl WellRun {
         if !matches!(location, Location::Memory { .. }) {
             return Ok(()); // scratch files are removed with the location, after the step
         }
+        self.forget_wholes(location, Some(keys));
         for key in keys {
             if let Some(path) = plane_path(plan, location, key) {
                 store.delete(&path)?;
@@ -279,12 +304,45 @@ impl WellRun {
     /// Free what `location` holds for this well (its reader is done with it).
     pub fn free(&mut self, plan: &WellPlan, location: &Location) -> Result<(), StepError> {
         self.written.retain(|(l, _)| l != location);
+        self.forget_wholes(location, None);
         if let Location::Memory { namespace } = location {
             self.on_device.remove(namespace);
         }
         match (self.store(location), well_prefix(plan, location)) {
             (Some(store), Some(prefix)) => Ok(store.delete(&prefix)?),
             _ => Ok(()),
+        }
+    }
+
+    /// Keep a group's output `stack`, whose planes `keys` (in order) were just saved at the
+    /// in-memory `location`, for a reader that takes exactly those keys ([`WellRun::take`]): it
+    /// then gets the buffer without a copy. Keeping it holds no memory the planes do not: the
+    /// entry goes as soon as any of its planes is taken, released or freed.
+    pub fn keep_whole(&self, location: &Location, keys: Vec<ImageKey>, stack: ArcArray3<f32>) {
+        if !matches!(location, Location::Memory { .. }) || stack.shape()[0] != keys.len() {
+            return;
+        }
+        if let Ok(mut wholes) = self.wholes.lock() {
+            wholes.push(WholeStack { location: location.clone(), keys, stack });
+        }
+    }
+
+    /// The stack kept whole for exactly `keys` at `location`, removed from the kept ones; any
+    /// other kept stack sharing a key is forgotten (its planes are going one by one).
+    fn take_whole(&self, location: &Location, keys: &[ImageKey]) -> Option<ArcArray3<f32>> {
+        let mut wholes = self.wholes.lock().ok()?;
+        let found = wholes.iter().position(|w| &w.location == location && w.keys == keys);
+        let whole = found.map(|i| wholes.swap_remove(i).stack);
+        if whole.is_none() {
+            wholes.retain(|w| &w.location != location || !w.keys.iter().any(|k| keys.contains(k)));
+        }
+        whole
+    }
+
+    /// Forget the stacks kept whole at `location` that hold any of `keys` (`None`: all of them).
+    fn forget_wholes(&self, location: &Location, keys: Option<&[ImageKey]>) {
+        if let Ok(mut wholes) = self.wholes.lock() {
+            wholes.retain(|w| &w.location != location || keys.is_some_and(|k| !w.keys.iter().any(|x| k.contains(x))));
         }
     }
 
@@ -504,6 +562,56 @@ mod tests {
         assert_eq!(record.files.len(), 1);
         assert!(dir.join("out/checkpoints/step1/A01_c.tif").exists(), "a finished well keeps its files");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// One group's output as the step runner leaves it: planes sharing the stack's buffer, saved
+    /// at `at`, the stack kept whole beside them.
+    fn group_output(run: &mut WellRun, plan: &WellPlan, at: &Location, sites: u32) -> (Vec<ImageKey>, *const f32) {
+        let stack =
+            Array3::from_shape_fn((sites as usize, 2, 3), |(p, y, x)| (p * 10 + y * 3 + x) as f32).into_shared();
+        let keys: Vec<ImageKey> = (1..=sites).map(key).collect();
+        let planes: Planes =
+            keys.iter().enumerate().map(|(i, k)| (*k, stack.clone().index_axis_move(ndarray::Axis(0), i))).collect();
+        run.save(plan, at, &planes).expect("save");
+        let ptr = stack.as_ptr();
+        run.keep_whole(at, keys.clone(), stack);
+        (keys, ptr)
+    }
+
+    #[test]
+    fn a_group_kept_whole_is_taken_without_a_copy_by_a_reader_of_the_same_keys() {
+        let (plan, at) = (plan(), Location::Memory { namespace: "step5".into() });
+        let mut run = WellRun::new(&plan);
+        let (keys, ptr) = group_output(&mut run, &plan, &at, 3);
+        let stack = run.take(&plan, &at, &keys).expect("take");
+        assert_eq!(stack.as_ptr(), ptr, "the group's buffer, not a copy");
+        assert_eq!(stack[[2, 1, 2]], 25.0);
+        assert!(matches!(run.take(&plan, &at, &keys[..1]), Err(StepError::MissingPlane(k)) if k == keys[0]));
+        assert!(run.wholes.lock().expect("lock").is_empty());
+
+        // Other keys: a copy, and the kept stack is forgotten (it would hold the planes' memory).
+        let (keys, ptr) = group_output(&mut run, &plan, &at, 3);
+        let two = run.take(&plan, &at, &keys[..2]).expect("take two");
+        assert_ne!(two.as_ptr(), ptr);
+        assert_eq!(two[[1, 0, 0]], 10.0);
+        assert!(run.wholes.lock().expect("lock").is_empty(), "forgotten when its planes go one by one");
+        let last = run.take(&plan, &at, &keys[2..]).expect("the last plane is still there");
+        assert_eq!(last[[0, 1, 2]], 25.0);
+
+        // Released or freed planes take their kept stack with them.
+        let (keys, _) = group_output(&mut run, &plan, &at, 2);
+        run.release(&plan, &at, &keys[1..]).expect("release");
+        assert!(run.wholes.lock().expect("lock").is_empty());
+        group_output(&mut run, &plan, &at, 2);
+        run.free(&plan, &at).expect("free");
+        assert!(run.wholes.lock().expect("lock").is_empty());
+        // A stack whose buffer is shared elsewhere is copied, and the holder's data is intact.
+        let (keys, ptr) = group_output(&mut run, &plan, &at, 2);
+        let held = run.memory.load(&plane_path(&plan, &at, &keys[0]).expect("path")).expect("held");
+        let stack = run.take(&plan, &at, &keys).expect("take");
+        assert_ne!(stack.as_ptr(), ptr, "copied: another holder shares the buffer");
+        let Data::Samples(held) = held else { panic!("samples") };
+        assert_eq!((held[[1, 2]], stack[[1, 1, 2]]), (5.0, 15.0));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use ndarray::{ArcArray2, Array3, Axis};
+use ndarray::{ArcArray2, ArcArray3, Array3, Axis};
 use rayon::prelude::*;
 
 use hcs_core::MemoryType;
@@ -29,10 +29,20 @@ use crate::routing::{CallError, Produced, Router, Special, keep_special};
 use crate::state::{DevicePlanes, Planes, WellRun, load_from_device};
 use crate::writes::{materialize, persist, publish_preview};
 
-/// One group's output planes: on the host, or kept on the device.
+/// One group's output planes: on the host (with the stack they share, when the next step takes
+/// the same groups), or kept on the device.
 enum GroupPlanes {
-    Host(Vec<(ImageKey, ArcArray2<f32>)>),
+    Host(Vec<(ImageKey, ArcArray2<f32>)>, Option<ArcArray3<f32>>),
     Device(Vec<(ImageKey, Stack)>),
+}
+
+/// A step's output, gathered from its groups.
+struct StepOutput {
+    planes: Planes,
+    device_planes: DevicePlanes,
+    labels: LabelPlanes,
+    /// Each group's output stack with its planes' keys, for [`WellRun::keep_whole`].
+    wholes: Vec<(Vec<ImageKey>, ArcArray3<f32>)>,
 }
 
 /// One group's output planes, the special outputs it produced, and its label.
@@ -71,7 +81,8 @@ impl StepRunner<'_, '_> {
         let grouped: Vec<(GroupKey, Vec<ImageKey>)> =
             groups(&keys, &self.step.variable_components).into_iter().collect();
         let results = self.run_groups(run, &grouped)?;
-        let (planes, device_planes, labels) = self.keep_specials(run, results)?;
+        let output = self.keep_specials(run, results)?;
+        let (planes, device_planes) = (&output.planes, &output.device_planes);
         tracing::debug!(
             well = %self.job.plan.well,
             step = self.step.index,
@@ -82,7 +93,7 @@ impl StepRunner<'_, '_> {
             "step done"
         );
         let counts = StepCounts { planes_in: keys.len(), planes_out: planes.len() + device_planes.len() };
-        self.store(run, planes, device_planes, &labels)?;
+        self.store(run, output)?;
         Ok(counts)
     }
 
@@ -309,24 +320,39 @@ impl StepRunner<'_, '_> {
         let shared = array.into_shared();
         let planes =
             names.into_iter().enumerate().map(|(i, k)| (k, shared.clone().index_axis_move(Axis(0), i))).collect();
-        Ok(GroupPlanes::Host(planes))
+        Ok(GroupPlanes::Host(planes, self.reader_takes_same_groups().then_some(shared)))
+    }
+
+    /// Whether the step reading this one's in-memory output is a CPU step that stacks the same
+    /// components: its groups are this step's, so each can take a group's stack whole.
+    fn reader_takes_same_groups(&self) -> bool {
+        let step = self.step;
+        matches!(step.writes, Location::Memory { .. })
+            && !self.last
+            && step.read_by.and_then(|i| self.job.plan.steps.iter().find(|s| s.index == i)).is_some_and(|reader| {
+                reader.gpu.is_none()
+                    && reader.reads == step.writes
+                    && reader.variable_components == step.variable_components
+            })
     }
 
     /// Gather the groups' planes, and keep (and materialize) their special outputs: one value
     /// per well, or one per group when the step merges them.
-    fn keep_specials(
-        &self,
-        run: &mut WellRun,
-        results: Vec<GroupResult>,
-    ) -> Result<(Planes, DevicePlanes, LabelPlanes), StepError> {
+    fn keep_specials(&self, run: &mut WellRun, results: Vec<GroupResult>) -> Result<StepOutput, StepError> {
         let mut by_key: BTreeMap<&'static str, Vec<(String, SpecialData)>> = BTreeMap::new();
         let mut planes = Planes::new();
         let mut device_planes = DevicePlanes::new();
         let mut labels = LabelPlanes::new();
+        let mut wholes = Vec::new();
         for result in results {
             self.label_planes(&result, &mut labels);
             match result.planes {
-                GroupPlanes::Host(outs) => planes.extend(outs),
+                GroupPlanes::Host(outs, whole) => {
+                    if let Some(whole) = whole {
+                        wholes.push((outs.iter().map(|(k, _)| *k).collect(), whole));
+                    }
+                    planes.extend(outs);
+                }
                 GroupPlanes::Device(outs) => device_planes.extend(outs.into_iter().map(|(k, p)| (k, Mutex::new(p)))),
             }
             for (key, value) in result.produced {
@@ -348,7 +374,7 @@ impl StepRunner<'_, '_> {
             }
         }
         name_per_channel(&mut labels);
-        Ok((planes, device_planes, labels))
+        Ok(StepOutput { planes, device_planes, labels, wholes })
     }
 
     /// The label images among a group's special outputs, each paired with the image plane it
@@ -356,7 +382,7 @@ impl StepRunner<'_, '_> {
     /// dropped silently: a warning names the step, the well and the counts.
     fn label_planes(&self, result: &GroupResult, out: &mut LabelPlanes) {
         let keys: Vec<ImageKey> = match &result.planes {
-            GroupPlanes::Host(p) => p.iter().map(|(k, _)| *k).collect(),
+            GroupPlanes::Host(p, _) => p.iter().map(|(k, _)| *k).collect(),
             GroupPlanes::Device(p) => p.iter().map(|(k, _)| *k).collect(),
         };
         for (key, value) in &result.produced {
@@ -383,14 +409,10 @@ impl StepRunner<'_, '_> {
 
     /// Free the input once read, write the checkpoint and preview, and store the output where the
     /// plan says: an intermediate store, the device, or the final persistent location.
-    fn store(
-        &self,
-        run: &mut WellRun,
-        planes: Planes,
-        device_planes: DevicePlanes,
-        labels: &LabelPlanes,
-    ) -> Result<(), StepError> {
+    fn store(&self, run: &mut WellRun, output: StepOutput) -> Result<(), StepError> {
         let (job, step) = (self.job, self.step);
+        let StepOutput { planes, device_planes, labels, wholes } = output;
+        let labels = &labels;
         if self.part.is_none_or(|p| p.frees_input) {
             run.free(job.plan, &step.reads)?;
         }
@@ -421,7 +443,13 @@ impl StepRunner<'_, '_> {
             location if self.last && location.persistent_path().is_some() => {
                 persist(job, location, &planes, labels, job.on_output, &mut run.record, &run.writes)
             }
-            location @ (Location::Memory { .. } | Location::Disk { .. }) => run.save(job.plan, location, &planes),
+            location @ (Location::Memory { .. } | Location::Disk { .. }) => {
+                run.save(job.plan, location, &planes)?;
+                for (keys, stack) in wholes {
+                    run.keep_whole(location, keys, stack);
+                }
+                Ok(())
+            }
             other => Err(StepError::BadIntermediate(other.clone())),
         }
     }
