@@ -64,7 +64,27 @@ pub(crate) fn reduce_planes<A: Send + Clone + Default>(
 /// Maximum-intensity projection over planes: `[n, y, x]` → `[1, y, x]`.
 #[memory(ndarray, planes = one)]
 pub fn max_projection(stack: NdarrayStack) -> NdarrayStack {
-    max_projection_of(stack.view())
+    let (n, h, w) = stack.dim();
+    if n == 0 || !stack.is_standard_layout() {
+        return max_projection_of(stack.view());
+    }
+    // The stack is ours: its first plane becomes the output, and the buffer is cut to that
+    // plane (shrinking gives the rest back without a copy). No fresh memory for the output.
+    let plane_len = h * w;
+    let (mut data, offset) = stack.into_raw_vec_and_offset();
+    let start = offset.unwrap_or(0);
+    let (head, rest) = data.split_at_mut(start + plane_len);
+    head[start..].par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+        o.iter_mut().for_each(|v| *v = v.max(f32::NEG_INFINITY));
+        for p in 1..n {
+            let base = (p - 1) * plane_len + c * CHUNK;
+            max_into(o, &rest[base..base + o.len()]);
+        }
+    });
+    data.truncate(start + plane_len);
+    data.drain(..start);
+    data.shrink_to_fit();
+    ndarray::Array3::from_shape_vec((1, h, w), data).expect("one plane of h × w")
 }
 
 /// [`max_projection`](fn@max_projection) of a borrowed stack. The output starts as the first plane (NaN as −∞,
@@ -189,6 +209,28 @@ mod tests {
         });
         let want = ndarray::Array3::from_shape_fn((1, 3, CHUNK + 5), |(_, _, x)| 1000.0 + x as f32);
         assert_eq!(max_projection(big), want);
+    }
+
+    #[test]
+    fn max_projection_in_its_own_buffer_equals_the_borrowed_one_whatever_the_layout() {
+        let full = ndarray::Array3::from_shape_fn((6, 3, CHUNK + 7), |(p, y, x)| {
+            if (p + x) % 11 == 0 { f32::NAN } else { ((p * 13 + y * 5 + x * 3) % 101) as f32 - 50.0 }
+        });
+        let want = max_projection_of(full.slice(ndarray::s![2.., .., ..]));
+        assert!(want.iter().all(|v| !v.is_nan()));
+        assert_eq!(max_projection(full.slice(ndarray::s![2.., .., ..]).to_owned()), want);
+        // An owned stack whose first plane is past the start of its buffer (planes cut off).
+        let mut cut = full.clone();
+        cut.slice_collapse(ndarray::s![2.., .., ..]);
+        assert_ne!(cut.clone().into_raw_vec_and_offset().1, Some(0), "the stack starts inside its buffer");
+        assert_eq!(max_projection(cut), want);
+        // Not in standard layout (rows and columns swapped): computed from a view.
+        let mut swapped = full.slice(ndarray::s![2.., .., ..]).to_owned();
+        swapped.swap_axes(1, 2);
+        assert!(!swapped.is_standard_layout());
+        let mut want_swapped = want.clone();
+        want_swapped.swap_axes(1, 2);
+        assert_eq!(max_projection(swapped), want_swapped);
     }
 
     #[test]
