@@ -187,8 +187,29 @@ fn order_b(stack: NdarrayStack) -> NdarrayStack {
     stack
 }
 
+/// The buffers `handed_out` returned and `handed_in` received, by address.
+static HANDED_OUT: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+static HANDED_IN: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// Adds one; notes the output buffer's address in [`HANDED_OUT`].
+#[memory(ndarray)]
+fn handed_out(stack: NdarrayStack) -> NdarrayStack {
+    let out = stack + 1.0;
+    HANDED_OUT.lock().expect("lock").push(out.as_ptr() as usize);
+    out
+}
+
+/// Passes the stack on; notes its buffer's address in [`HANDED_IN`].
+#[memory(ndarray)]
+fn handed_in(stack: NdarrayStack) -> NdarrayStack {
+    HANDED_IN.lock().expect("lock").push(stack.as_ptr() as usize);
+    stack
+}
+
 fn registry() -> Registry {
     Registry::from_contracts([
+        handed_out::FUNC,
+        handed_in::FUNC,
         group_mean::FUNC,
         order_a::FUNC,
         order_b::FUNC,
@@ -708,6 +729,39 @@ fn steps_that_never_stack_channels_run_channel_by_channel_with_the_same_bytes() 
     };
     assert_eq!(counts(&parted), [(1, 16, 16), (2, 16, 8), (3, 8, 8)]);
     assert_eq!(counts(&parted), counts(&dir.join("out")));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_step_stacking_what_the_step_before_stacked_gets_its_groups_without_a_copy() {
+    let r = registry();
+    let dir = plate_dir("handed-over", &["A01"]);
+    let raw = read_u16(&dir.join("plate/TimePoint_1/ZStep_1/A01_s1_w1.tif"));
+    // Both stack sites: each group of the second is a group of the first, handed over whole.
+    let same =
+        Pipeline::new("same").step(FunctionStep::new("out", "handed_out")).step(FunctionStep::new("in", "handed_in"));
+    HANDED_OUT.lock().expect("lock").clear();
+    HANDED_IN.lock().expect("lock").clear();
+    let report = run_pipeline(&same, &dir, &r);
+    assert_eq!(report.wells[0].status, WellStatus::Done, "{:?}", report.wells[0]);
+    let (mut out, mut got) = (HANDED_OUT.lock().expect("lock").clone(), HANDED_IN.lock().expect("lock").clone());
+    assert_eq!(out.len(), 4, "one call per channel and z");
+    out.sort();
+    got.sort();
+    assert_eq!(got, out, "the second step got the first one's buffers");
+    let written = read_u16(&dir.join("out/images/A01_s001_w1_z001_t001.tif"));
+    assert_eq!(written, raw.iter().map(|v| v.saturating_add(1)).collect::<Vec<_>>(), "and the first step's values");
+    // Stacking z instead: each group a new stack of planes from two of the first step's groups,
+    // with the same values.
+    std::fs::remove_dir_all(dir.join("out")).ok();
+    let other = Pipeline::new("other")
+        .step(FunctionStep::new("out", "handed_out"))
+        .step(FunctionStep::new("in", "handed_in").variable_components([Component::Z]));
+    HANDED_IN.lock().expect("lock").clear();
+    let report = run_pipeline(&other, &dir, &r);
+    assert_eq!(report.wells[0].status, WellStatus::Done, "{:?}", report.wells[0]);
+    assert_eq!(HANDED_IN.lock().expect("lock").len(), 8, "one call per site and channel");
+    assert_eq!(read_u16(&dir.join("out/images/A01_s001_w1_z001_t001.tif")), written);
     std::fs::remove_dir_all(&dir).ok();
 }
 
