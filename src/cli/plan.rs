@@ -127,7 +127,7 @@ pub fn summary(plan: &WellPlan) -> String {
 /// memory they hold together.
 fn wells_at_once_line(compiled: &crate::plan::compiler::CompiledPlate, first: &WellPlan) -> String {
     use crate::exec::wells_at_once::{Reason, wells_at_once};
-    let workers = super::run::workers(None, compiled);
+    let workers = crate::exec::worker_count(None, first);
     let (at_once, reason) = wells_at_once(None, workers, first, compiled.wells.len());
     let why = match reason {
         Reason::Groups(groups) => format!(" (the steps run {} at once, median)", super::counted(groups, "group")),

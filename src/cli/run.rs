@@ -152,16 +152,6 @@ pub fn stitch_fallbacks(report: &crate::report::Written, compiled: &crate::plan:
     !report.stitch_fallbacks.is_empty() && policy == Some(crate::plan::pipeline::FallbackPolicy::Fail)
 }
 
-/// The worker threads a run uses: `--workers`, else the plan's `workers`, else one per core.
-pub fn workers(asked: Option<usize>, compiled: &crate::plan::compiler::CompiledPlate) -> usize {
-    let configured = compiled.wells.first().and_then(|w| w.steps.first()).and_then(|s| match s.config.workers {
-        Workers::Count(n) => Some(n),
-        _ => None,
-    });
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    asked.or(configured).unwrap_or(cores).max(1)
-}
-
 /// The progress bar's message: the step each well in flight is on, then the last well that
 /// ended — so a long plate shows where every worker is.
 pub struct WellProgress {

@@ -31,10 +31,10 @@ pub enum ExecError {
     #[error(transparent)]
     Metadata(#[from] hcs_plate::formats::FormatError),
     /// The worker pool could not be started.
-    #[error("cannot start {workers:?} workers: {source}")]
+    #[error("cannot start {workers} workers: {source}")]
     Workers {
-        /// The worker count asked for (`None`: one per core).
-        workers: Option<usize>,
+        /// The worker count ([`crate::worker_count`]).
+        workers: usize,
         /// What rayon said.
         #[source]
         source: rayon::ThreadPoolBuildError,

@@ -47,7 +47,7 @@ use hcs_vfs::ome_tiff::Origin;
 use hcs_vfs::omezarr::{NgffVersion, OmeZarrPlateWriter, PlateLayout, ZarrCodec};
 
 use hcs_core::registry::Registry;
-use hcs_plan::compiler::{CompiledPlate, FrozenWellPlan, Location, ZarrStorePlan};
+use hcs_plan::compiler::{CompiledPlate, FrozenWellPlan, Location, WellPlan, ZarrStorePlan};
 use hcs_plan::pipeline::{Workers, ZarrCompression};
 use hcs_plate::formats::native::{FORMAT_VERSION, HcsPlateFile, Subdir};
 use hcs_plate::{Component, Plate, WellId};
@@ -384,18 +384,23 @@ fn run_selection(
     Ok(driver.run_all(&plans))
 }
 
-/// The pool the wells' groups run on: `--workers`, else the plan's `workers`, else one thread
-/// per core.
-fn worker_pool(options: &RunOptions<'_>, first: &FrozenWellPlan) -> Result<rayon::ThreadPool, ExecError> {
-    let workers = options.workers.or(match first.steps.first().map(|s| s.config.workers) {
+/// The worker threads a run of plans like `first` uses: `asked` (`--workers`), else the plan's
+/// `workers`, else one per core. `hcs plan` says the same number a run would use.
+pub fn worker_count(asked: Option<usize>, first: &WellPlan) -> usize {
+    let configured = asked.or(match first.steps.first().map(|s| s.config.workers) {
         Some(Workers::Count(n)) => Some(n),
         _ => None,
     });
-    let mut pool = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = workers {
-        pool = pool.num_threads(n);
-    }
-    pool.build().map_err(|source| ExecError::Workers { workers, source })
+    configured.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1)
+}
+
+/// The pool the wells' groups run on, of [`worker_count`] threads.
+fn worker_pool(options: &RunOptions<'_>, first: &FrozenWellPlan) -> Result<rayon::ThreadPool, ExecError> {
+    let workers = worker_count(options.workers, first);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .map_err(|source| ExecError::Workers { workers, source })
 }
 
 /// What every well of a run shares.

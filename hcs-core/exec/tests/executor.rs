@@ -857,3 +857,35 @@ fn the_default_wells_at_once_follow_the_groups_of_the_steps() {
     assert_eq!(wells_at_once(None, 2, plan, 4), (2, Reason::Groups(1)));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_worker_count_is_the_asked_one_else_the_plans_else_one_per_core() {
+    let r = registry();
+    let dir = plate_dir("worker-count", &["A01"]);
+    let pipeline = Pipeline::new("workers").step(FunctionStep::new("a", "plus_one"));
+    let auto = compile_for(&pipeline, &dir, &r);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    assert_eq!(hcs_exec::worker_count(None, &auto.wells[0]), cores);
+    assert_eq!(hcs_exec::worker_count(Some(3), &auto.wells[0]), 3);
+    let plate = open_plate(&dir.join("plate"), None).expect("plate");
+    let options = CompileOptions {
+        registry: &r,
+        global: ConfigLayer::default(),
+        overrides: ConfigLayer {
+            output_root: Some(dir.join("out")),
+            workers: Some(hcs_plan::pipeline::Workers::Count(5)),
+            ..Default::default()
+        },
+        gpus: GpuInventory::none(),
+        conversions: ConversionTable::none(),
+        wells: None,
+        source: None,
+    };
+    let five = compile(&pipeline, &PlateInfo::of(&plate), &options).expect("compiles");
+    assert_eq!(hcs_exec::worker_count(None, &five.wells[0]), 5, "the plan's");
+    assert_eq!(hcs_exec::worker_count(Some(2), &five.wells[0]), 2, "--workers wins");
+    // A run uses that many: the report says so.
+    let report = run(&five, &plate, &r, &RunOptions::default()).expect("runs");
+    assert_eq!(report.concurrency.workers, 5);
+    std::fs::remove_dir_all(&dir).ok();
+}
