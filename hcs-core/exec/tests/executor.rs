@@ -259,11 +259,16 @@ fn run_pipeline_with(
 }
 
 fn compile_for(pipeline: &Pipeline, dir: &Path, registry: &Registry) -> CompiledPlate {
+    compile_with(pipeline, dir, registry, ConfigLayer::default())
+}
+
+/// [`compile_for`] with settings of the run's own (the output root is always `dir/out`).
+fn compile_with(pipeline: &Pipeline, dir: &Path, registry: &Registry, overrides: ConfigLayer) -> CompiledPlate {
     let plate = open_plate(&dir.join("plate"), None).expect("plate");
     let options = CompileOptions {
         registry,
         global: ConfigLayer::default(),
-        overrides: ConfigLayer { output_root: Some(dir.join("out")), ..Default::default() },
+        overrides: ConfigLayer { output_root: Some(dir.join("out")), ..overrides },
         gpus: GpuInventory::none(),
         conversions: ConversionTable::none(),
         wells: None,
@@ -867,24 +872,12 @@ fn the_worker_count_is_the_asked_one_else_the_plans_else_one_per_core() {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     assert_eq!(hcs_exec::worker_count(None, &auto.wells[0]), cores);
     assert_eq!(hcs_exec::worker_count(Some(3), &auto.wells[0]), 3);
-    let plate = open_plate(&dir.join("plate"), None).expect("plate");
-    let options = CompileOptions {
-        registry: &r,
-        global: ConfigLayer::default(),
-        overrides: ConfigLayer {
-            output_root: Some(dir.join("out")),
-            workers: Some(hcs_plan::pipeline::Workers::Count(5)),
-            ..Default::default()
-        },
-        gpus: GpuInventory::none(),
-        conversions: ConversionTable::none(),
-        wells: None,
-        source: None,
-    };
-    let five = compile(&pipeline, &PlateInfo::of(&plate), &options).expect("compiles");
+    let five_workers = ConfigLayer { workers: Some(hcs_plan::pipeline::Workers::Count(5)), ..Default::default() };
+    let five = compile_with(&pipeline, &dir, &r, five_workers);
     assert_eq!(hcs_exec::worker_count(None, &five.wells[0]), 5, "the plan's");
     assert_eq!(hcs_exec::worker_count(Some(2), &five.wells[0]), 2, "--workers wins");
     // A run uses that many: the report says so.
+    let plate = open_plate(&dir.join("plate"), None).expect("plate");
     let report = run(&five, &plate, &r, &RunOptions::default()).expect("runs");
     assert_eq!(report.concurrency.workers, 5);
     std::fs::remove_dir_all(&dir).ok();
