@@ -29,10 +29,10 @@ pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<(), VfsError> 
 /// outputs: the run report reads one plane per well and channel back for its overview
 /// picture), which should not stay in the page cache: the file's writeback starts at once, so
 /// the fsync that later makes it durable ([`sync_files`]) does not find a well's whole output
-/// waiting, and that fsync lets the cache drop its pages. With `HCS_DIRECT_WRITES=1`, files of
-/// 1 MiB and more are written past the cache instead (`O_DIRECT`, where the platform and
-/// filesystem take it; the ordinary way elsewhere, with the same bytes), which spares the
-/// kernel's copy of every byte into the cache but makes the writer wait for the device.
+/// waiting, and that fsync lets the cache drop its pages. Files of 1 MiB and more are written
+/// past the cache (`O_DIRECT`, where the platform and filesystem take it; the ordinary way
+/// elsewhere and with `HCS_DIRECT_WRITES=0`, with the same bytes), which spares the kernel's
+/// copy of every byte into the cache but makes the writer wait for the device.
 pub fn write_atomic_uncached(path: &Path, bytes: &[u8]) -> Result<(), VfsError> {
     write_via_temporary(path, bytes, false, true)
 }

@@ -1,7 +1,7 @@
 //! A well's plane files written behind its computation.
 //!
-//! Encoding a plane is CPU work; writing it can wait on the device (a full page cache, or
-//! `HCS_DIRECT_WRITES=1`: [`write_atomic_uncached`]). A [`WriteBehind`] owns one writer thread per well, fed
+//! Encoding a plane is CPU work; writing it waits on the device (files of 1 MiB and more are
+//! written past the page cache, [`write_atomic_uncached`]). A [`WriteBehind`] owns one writer thread per well, fed
 //! through a queue bounded in bytes: the step hands over each encoded file and goes on, the writer
 //! puts it in place atomically (temp + rename), and the well waits for the queue to drain in
 //! [`WriteBehind::finish`] before its completion record vouches for the files.

@@ -1,5 +1,5 @@
-//! Large files written past the page cache (`O_DIRECT`, Linux), where the user asks for it
-//! (`HCS_DIRECT_WRITES=1`).
+//! Large files written past the page cache (`O_DIRECT`, Linux): the default since the
+//! twenty-third session; `HCS_DIRECT_WRITES=0` writes them through the cache instead.
 //!
 //! A buffered write copies every byte into the page cache, and where the kernel must reclaim
 //! cache pages first (a container's memory limit, a full cache), that copy runs at a few hundred
@@ -11,8 +11,13 @@
 //! (standard plate 2.24 → 1.91 s median over 12 alternating runs, also with a full page cache;
 //! scale plate 7.37 → 6.65 s): a direct write waits for the device, so a step writing its
 //! checkpoint faster than the disk takes it stalls once the well's queue is full, while the page
-//! cache lets the disk catch up during the steps that write nothing (bench/RESULTS.md). Where
-//! the copy into the cache is dear, direct writes are the choice.
+//! cache lets the disk catch up during the steps that write nothing (bench/RESULTS.md). Since
+//! then a run holds one well at a time and waits for its writer only at the well's end, and
+//! the development machine hands out fresh memory slowly: every page of cache a run writes is
+//! one more page the system must back. Measured again in the twenty-third session, direct
+//! writes ran every plate faster, with or without a pause before each run (standard plate 1.68
+//! → 1.36 s and 2.39 → 2.01 s mean over 8 alternating runs, system time 1.15 → 0.66 s and 2.27
+//! → 1.47 s; the scale plate 5.57 → 5.09 s and 6.09 → 5.92 s), so they are the default again.
 //!
 //! The bytes go through one page-aligned buffer per thread (`O_DIRECT` wants aligned memory,
 //! lengths and offsets); the last block is padded with zeros and the file truncated to its real
@@ -43,18 +48,18 @@ thread_local! {
     static STAGING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Whether direct writes are on: `HCS_DIRECT_WRITES` set, to anything but a "no" ([`asked_for`]).
+/// Whether direct writes are on: unless `HCS_DIRECT_WRITES` says no ([`on_for`]).
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| asked_for(std::env::var("HCS_DIRECT_WRITES").ok().as_deref()))
+    *ON.get_or_init(|| on_for(std::env::var("HCS_DIRECT_WRITES").ok().as_deref()))
 }
 
-/// Whether a value of `HCS_DIRECT_WRITES` turns direct writes on: off when unset, empty, or
-/// `0` / `false` / `no` / `off` (any case), so `HCS_DIRECT_WRITES=false` does not turn them on.
-fn asked_for(value: Option<&str>) -> bool {
-    value.is_some_and(|v| {
+/// Whether direct writes are on for a value of `HCS_DIRECT_WRITES`: off for `0` / `false` /
+/// `no` / `off` (any case), on otherwise, unset or empty included.
+fn on_for(value: Option<&str>) -> bool {
+    value.is_none_or(|v| {
         let v = v.trim().to_ascii_lowercase();
-        !["", "0", "false", "no", "off"].contains(&v.as_str())
+        !["0", "false", "no", "off"].contains(&v.as_str())
     })
 }
 
@@ -128,8 +133,8 @@ fn refusal_note(path: &Path, e: &io::Error) -> String {
     let dir = path.parent().unwrap_or(path);
     format!(
         "files of 1 MiB and more on the filesystem of {} were written through the page cache, \
-         not directly (O_DIRECT) as HCS_DIRECT_WRITES=1 asked: the filesystem refused direct \
-         writes ({e}); the bytes are the same, written as without that setting",
+         not directly (O_DIRECT): the filesystem refused direct writes ({e}); the bytes are the \
+         same (HCS_DIRECT_WRITES=0 writes through the cache without trying)",
         dir.display()
     )
 }
@@ -184,13 +189,13 @@ mod tests {
     }
 
     #[test]
-    fn direct_writes_are_off_unless_asked_for() {
+    fn direct_writes_are_on_unless_turned_off() {
         for (value, on) in
-            [(None, false), (Some(""), false), (Some("0"), false), (Some(" 0 "), false), (Some("False"), false)]
+            [(None, true), (Some(""), true), (Some("0"), false), (Some(" 0 "), false), (Some("False"), false)]
                 .into_iter()
                 .chain([(Some("no"), false), (Some("OFF"), false), (Some("1"), true), (Some("yes"), true)])
         {
-            assert_eq!(asked_for(value), on, "{value:?}");
+            assert_eq!(on_for(value), on, "{value:?}");
         }
     }
 
@@ -206,7 +211,7 @@ mod tests {
         refusals.note(Path::new("/elsewhere/B02.tif"), &refusal);
         let note = refusals.take().expect("a refusal was noted");
         assert!(note.contains("/plates/out/images") && !note.contains("elsewhere"), "{note}");
-        assert!(note.contains("O_DIRECT") && note.contains("HCS_DIRECT_WRITES=1"), "{note}");
+        assert!(note.contains("O_DIRECT") && note.contains("HCS_DIRECT_WRITES=0"), "{note}");
         assert_eq!(refusals.take(), None, "told once");
     }
 }
