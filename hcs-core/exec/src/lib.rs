@@ -10,7 +10,6 @@
 
 pub mod blocks;
 pub mod ceiling;
-pub mod discard;
 pub mod error;
 pub mod groups;
 pub mod guard;

@@ -281,13 +281,6 @@ impl WellRun {
                 .into_samples(&path)?;
             store.delete(&path)?;
             stack.push(&plane, keys.len())?;
-            // The store's entry is gone and this group has its copy: the plane is dead. When it
-            // shares a buffer with planes still stored (a group's stack), its pages go now
-            // rather than when the last of them is taken.
-            // SAFETY: a plane's elements are held by its store entry only (a step's writes of
-            // it are done before it is saved, and a stack kept whole with it was forgotten by
-            // `take_whole` above); other planes of the buffer cover other elements.
-            unsafe { crate::discard::discard_plane(plane) };
         }
         stack.finish()
     }
