@@ -146,7 +146,24 @@ pub fn take_refusal_note() -> Option<String> {
 }
 
 /// Write `bytes` from offset 0 in aligned blocks, the last padded with zeros.
+///
+/// Where `bytes` starts at an aligned address (an encoded plane file of 2 MiB and more is a
+/// mapping of its own in the `hcs` binary, `hcs_exec::blocks`), its whole blocks go to the
+/// device straight from it; only the tail (and a buffer that starts anywhere else) is copied
+/// into this thread's aligned staging buffer. The copy of every byte was the writer's main work:
+/// `__memcpy` rose from 1.4 to 6.9 % of a standard run's samples with direct writes on.
 fn write_blocks(file: &File, bytes: &[u8]) -> io::Result<()> {
+    let aligned = if bytes.as_ptr().align_offset(ALIGN) == 0 { bytes.len() / ALIGN * ALIGN } else { 0 };
+    let (whole, rest) = bytes.split_at(aligned);
+    let mut offset = 0u64;
+    // CHUNK is a multiple of ALIGN: every chunk starts aligned and is whole blocks long.
+    for chunk in whole.chunks(CHUNK) {
+        file.write_all_at(chunk, offset)?;
+        offset += chunk.len() as u64;
+    }
+    if rest.is_empty() {
+        return Ok(());
+    }
     STAGING.with(|staging| {
         let mut staging = staging.borrow_mut();
         if staging.len() < CHUNK + ALIGN {
@@ -155,8 +172,7 @@ fn write_blocks(file: &File, bytes: &[u8]) -> io::Result<()> {
         let start = staging.as_ptr().align_offset(ALIGN);
         let end = start.checked_add(CHUNK).ok_or_else(|| io::Error::other("unaligned staging buffer"))?;
         let buffer = staging.get_mut(start..end).ok_or_else(|| io::Error::other("unaligned staging buffer"))?;
-        let mut offset = 0u64;
-        for chunk in bytes.chunks(CHUNK) {
+        for chunk in rest.chunks(CHUNK) {
             let padded = chunk.len().next_multiple_of(ALIGN);
             buffer[..chunk.len()].copy_from_slice(chunk);
             buffer[chunk.len()..padded].fill(0);
@@ -175,12 +191,18 @@ mod tests {
     fn odd_lengths_read_back_exactly_and_leave_no_padding() {
         let dir = std::env::temp_dir().join(format!("hcs-direct-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
-        for len in [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, CHUNK - 7, CHUNK, CHUNK + 4097, 3 * CHUNK + 123] {
-            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
-            let path = dir.join(format!("f{len}"));
+        let lengths = [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, CHUNK - 7, CHUNK, CHUNK + 4097, 3 * CHUNK + 123];
+        // Each length from an aligned start (whole blocks written from the bytes themselves)
+        // and from one byte past it (all of them through the staging buffer).
+        for (len, skew) in lengths.into_iter().flat_map(|len| [(len, 0), (len, 1)]) {
+            let mut room = vec![0u8; len + ALIGN + 1];
+            let at = room.as_ptr().align_offset(ALIGN) + skew;
+            let bytes = &mut room[at..at + len];
+            bytes.iter_mut().enumerate().for_each(|(i, b)| *b = (i * 7 + i / 251) as u8);
+            let path = dir.join(format!("f{len}-{skew}"));
             // Either written directly or refused (a filesystem without O_DIRECT); never half.
-            if write_new(&path, &bytes).expect("write") {
-                assert_eq!(std::fs::read(&path).expect("read"), bytes, "length {len}");
+            if write_new(&path, bytes).expect("write") {
+                assert_eq!(std::fs::read(&path).expect("read"), bytes, "length {len}, skew {skew}");
             } else {
                 assert!(!path.exists(), "a refused direct write leaves nothing");
             }
