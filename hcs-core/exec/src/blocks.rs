@@ -1,5 +1,6 @@
-//! Image-sized heap blocks (2 MiB and more) as mappings of their own, given back to the system
-//! when freed — the part of [`crate::heap::Counting`] that serves planes and stacks.
+//! Image-sized heap blocks (2 MiB and more) as mappings of their own, their pages reused for
+//! later blocks once freed — the part of [`crate::heap::Counting`] that serves planes and
+//! stacks.
 //!
 //! The `hcs` binary tells glibc to keep freed memory in its heap
 //! ([`crate::heap::keep_freed_memory`]), which suits the many small blocks of a run. Planes and
@@ -7,9 +8,10 @@
 //! the next ones did not fit: the standard plate's RSS ran up to 250 MiB above the data in use
 //! (in use 305–380 MiB, RSS up to 565 MiB). Here each block of [`MIN_BYTES`] or more is its own
 //! anonymous mapping, aligned to 2 MiB and its length rounded up to 2 MiB, so it is backed by
-//! whole huge pages ([`crate::huge_pages`]); freeing it unmaps it. The RSS then follows the data
-//! in use; the price is the kernel zeroing each fresh block (a few huge-page faults), which the
-//! kept heap saved only while its holes fitted. Alternating runs, 2 workers (bench/RESULTS.md):
+//! whole huge pages ([`crate::huge_pages`]). The RSS then follows the data in use. When this
+//! was written, freeing a block unmapped it and the kernel zeroed every fresh block again; a
+//! freed block's pages are now kept for the next blocks, within the heap's peak (the `kept`
+//! module). Alternating runs, 2 workers (bench/RESULTS.md), the own mappings against the heap:
 //! the standard plate's RSS median 402 → 363 MiB, at most 509 → 407, wall 0.94 → 0.93 s mean;
 //! the scale plate (8 wells) RSS median 501 → 456 MiB, wall 3.40 → 3.39 s mean (user CPU 0.35 s
 //! less, system CPU 0.4 s more); 24 wells of 512² tiles RSS median 161 → 152 MiB, wall 2.92 →
@@ -18,12 +20,15 @@
 //! On a virtual machine whose balloon reports free memory to its host (the development
 //! machine), a fresh block's first write is the host backing it again, at a fraction of memory's
 //! speed (`bench/first_touch.py`); a block unmapped and mapped again within a second or two gets
-//! its pages back fast. What a run pays there follows its peak memory, so nothing here keeps
-//! freed blocks beyond what is in use.
+//! its pages back fast. What a run pays there follows its peak memory, so the pages kept for
+//! reuse never take the heap past its peak (the `kept` module).
 //!
-//! Keeping freed blocks for reuse up to a bound was tried too: 64 MiB was ~4 % faster on the
-//! scale plate but 6 % slower on the 512² one, its RSS 17–50 MiB higher; 128 and 256 MiB no
-//! faster and higher still.
+//! Keeping freed blocks for reuse up to a fixed bound was tried first (the nineteenth
+//! session): 64 MiB was ~4 % faster on the scale plate but 6 % slower on the 512² one, its RSS
+//! 17–50 MiB higher; 128 and 256 MiB no faster and higher still. A kept block then served only
+//! a request it was long enough for, and kept memory added to the peak; `kept` now moves the
+//! pages of several kept blocks into one (`mremap`) and is bounded by the heap's own peak.
+//!
 //! Lengths rounded to 4 KiB pages instead of 2 MiB cost more system time (one huge-page fault
 //! for the whole block is cheaper than one fault per 4 KiB of its tail), except where the tail
 //! is short: a file of a 1024² 16-bit plane is 2 MiB and a header, and a huge page for the
@@ -31,6 +36,11 @@
 //! standard plate: 2603 → 2278 huge-page faults per run, 650 MiB less zeroed).
 //!
 //! Linux only (elsewhere [`serves`] is false and every block goes to the system allocator).
+
+mod kept;
+
+use kept::Pool;
+pub use kept::{kept_bytes, log, reused_and_fresh_bytes, trim_to as trim_kept_to};
 
 /// Blocks this long or longer are served here; also their alignment and length granule.
 pub const MIN_BYTES: usize = crate::huge_pages::MIN_BYTES;
@@ -60,12 +70,38 @@ fn mapped_len(size: usize) -> usize {
     }
 }
 
-/// A new block of `size` bytes (`serves(size, _)` must hold), reading as zeros; null when the
-/// system has no memory for it.
-pub fn alloc(size: usize) -> *mut u8 {
+/// A block of `size` bytes (`serves(size, _)` must hold), reading as zeros when `zeroed`; null
+/// when the system has no memory for it. Pages of freed blocks serve it where there are some
+/// (the `kept` module); the rest are fresh.
+pub fn alloc(size: usize, zeroed: bool) -> *mut u8 {
+    let len = mapped_len(size);
+    let mut pool = Pool::lock();
+    pool.grow_live(len);
+    let (p, reused) = match pool.take(len) {
+        Some(p) => (p, size),
+        None => {
+            let (p, moved) = pool.gather(len);
+            pool.bound();
+            if p.is_null() {
+                pool.live -= len;
+            }
+            (p, moved.min(size))
+        }
+    };
+    drop(pool);
+    if zeroed && reused > 0 {
+        // SAFETY: `p` starts a block of at least `size` mapped bytes, its own; its first
+        // `reused` bytes are pages other blocks wrote, the rest fresh ones reading as zeros.
+        unsafe { p.write_bytes(0, reused) };
+    }
+    p
+}
+
+/// A fresh mapping of `len` bytes (a [`mapped_len`]), 2 MiB aligned and marked for huge pages;
+/// null when the system has no memory for it.
+fn map_fresh(len: usize) -> *mut u8 {
     #[cfg(target_os = "linux")]
     {
-        let len = mapped_len(size);
         let Some(span) = len.checked_add(MIN_BYTES) else {
             return std::ptr::null_mut();
         };
@@ -94,17 +130,24 @@ pub fn alloc(size: usize) -> *mut u8 {
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = size;
+        let _ = len;
         std::ptr::null_mut()
     }
 }
 
-/// Give back a block [`alloc`] or [`resize`] returned for `size` bytes.
+/// Give back a block [`alloc`] or [`resize`] returned for `size` bytes: kept for reuse
+/// (the `kept` module), or unmapped.
 ///
 /// # Safety
 /// `ptr` must be such a block, not used afterwards.
 pub unsafe fn free(ptr: *mut u8, size: usize) {
-    unmap(ptr as usize, mapped_len(size));
+    let len = mapped_len(size);
+    let mut pool = Pool::lock();
+    pool.live -= len;
+    if !pool.keep(ptr as usize, len) {
+        drop(pool);
+        unmap(ptr as usize, len);
+    }
 }
 
 /// Resize a block [`alloc`] returned for `old_size` bytes to `new_size` (both served here),
@@ -119,23 +162,59 @@ pub unsafe fn resize(ptr: *mut u8, old_size: usize, new_size: usize) -> *mut u8 
         return ptr;
     }
     if new_len < old_len {
-        unmap(ptr as usize + new_len, old_len - new_len);
+        // The freed tail is kept for reuse where it is whole huge pages.
+        let mut pool = Pool::lock();
+        pool.live -= old_len - new_len;
+        pool.keep_or_unmap_tail(ptr as usize, old_len, new_len);
         return ptr;
     }
     #[cfg(target_os = "linux")]
     {
+        let mut pool = Pool::lock();
+        if pool.has_pages() {
+            // Kept pages to grow into: a new block gathers them, cheaper than fresh pages for
+            // the growth (the old contents are copied).
+            drop(pool);
+            // SAFETY: the caller's contract, passed on.
+            return unsafe { copy_to_new(ptr, old_size, new_size) };
+        }
+        pool.grow_live(new_len - old_len);
+        kept::count_fresh(new_len - old_len);
+        drop(pool);
         // The kernel moves the pages (no copy) and, where the range after the block is free,
         // grows it in place.
         // SAFETY: `ptr` starts a mapping of `old_len` bytes that only this block uses.
         let p = unsafe { libc::mremap(ptr.cast(), old_len, new_len, libc::MREMAP_MAYMOVE) };
         if p == libc::MAP_FAILED {
-            return std::ptr::null_mut();
+            Pool::lock().live -= new_len - old_len;
+            // A block gathered from kept pieces spans several mappings, which one `mremap`
+            // cannot grow: copy it into a new block.
+            // SAFETY: the caller's contract, passed on.
+            return unsafe { copy_to_new(ptr, old_size, new_size) };
         }
         crate::huge_pages::advise(p.cast(), new_len);
         p.cast()
     }
     #[cfg(not(target_os = "linux"))]
     std::ptr::null_mut()
+}
+
+/// Grow a block [`alloc`] returned for `old_size` bytes to `new_size` by copying it into a new
+/// block; null (the old block untouched) when the system has no memory for it.
+///
+/// # Safety
+/// As for [`resize`].
+unsafe fn copy_to_new(ptr: *mut u8, old_size: usize, new_size: usize) -> *mut u8 {
+    let q = alloc(new_size, false);
+    if !q.is_null() {
+        // SAFETY: both blocks are mapped for at least `old_size` bytes and distinct; the old one
+        // is given back once, with its size.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ptr, q, old_size);
+            free(ptr, old_size);
+        }
+    }
+    q
 }
 
 /// The system's base page size.
@@ -167,12 +246,17 @@ mod tests {
     #[test]
     fn blocks_are_aligned_zeroed_and_keep_their_contents_when_resized() {
         let mb = 1 << 20;
-        let a = alloc(5 * mb);
+        let fresh = map_fresh(mapped_len(5 * mb));
+        assert!(!fresh.is_null());
+        assert_eq!(fresh as usize % MIN_BYTES, 0, "a fresh mapping is aligned to a huge page");
+        unmap(fresh as usize, mapped_len(5 * mb));
+        // The block may reuse pages other tests' blocks freed (the pool is the process's).
+        let a = alloc(5 * mb, true);
         assert!(!a.is_null());
-        assert_eq!(a as usize % MIN_BYTES, 0, "aligned to a huge page");
+        assert_eq!(a as usize % base_page(), 0, "aligned to a page");
         // SAFETY: the block is used within its size and given back once, with its size.
         unsafe {
-            assert!(std::slice::from_raw_parts(a, 5 * mb).iter().all(|&x| x == 0), "a fresh block reads as zeros");
+            assert!(std::slice::from_raw_parts(a, 5 * mb).iter().all(|&x| x == 0), "a zeroed block reads as zeros");
             // The length is rounded up to 6 MiB: the byte past the request is mapped too.
             a.write_bytes(3, 6 * mb);
             let b = resize(a, 5 * mb, 9 * mb);
@@ -195,7 +279,7 @@ mod tests {
         assert_eq!(mapped_len(2 * mb + SHORT_TAIL + 1), 4 * mb);
         assert_eq!(mapped_len(5 * mb), 6 * mb);
         // A block with a short tail keeps its contents through a grow and a shrink.
-        let a = alloc(2 * mb + 100);
+        let a = alloc(2 * mb + 100, false);
         assert!(!a.is_null());
         // SAFETY: the block is used within its size and given back once, with its size.
         unsafe {
@@ -208,6 +292,35 @@ mod tests {
             assert_eq!(c, b);
             assert_eq!(*c.add(2 * mb + 9), 5);
             free(c, 2 * mb + 10);
+        }
+    }
+
+    /// Whatever freed blocks the (process-wide) pool keeps, a zeroed request reads as zeros and a
+    /// block gathered from several grows and shrinks with its contents.
+    #[test]
+    fn reused_blocks_read_as_zeros_when_asked_and_gathered_ones_resize_with_their_contents() {
+        let mb = 1 << 20;
+        // SAFETY: each block is used within its size and given back once, with its last size.
+        unsafe {
+            let (a, b) = (alloc(4 * mb, false), alloc(4 * mb, false));
+            assert!(!a.is_null() && !b.is_null());
+            a.write_bytes(0xab, 4 * mb);
+            b.write_bytes(0xcd, 4 * mb);
+            free(a, 4 * mb);
+            free(b, 4 * mb);
+            let z = alloc(3 * mb, true);
+            assert!(std::slice::from_raw_parts(z, 3 * mb).iter().all(|&x| x == 0));
+            let c = alloc(8 * mb, false);
+            assert!(!c.is_null());
+            c.write_bytes(7, 8 * mb);
+            let d = resize(c, 8 * mb, 20 * mb);
+            assert!(!d.is_null());
+            assert!(std::slice::from_raw_parts(d, 8 * mb).iter().all(|&x| x == 7));
+            d.add(20 * mb - 1).write(8);
+            let e = resize(d, 20 * mb, 6 * mb);
+            assert!(std::slice::from_raw_parts(e, 6 * mb).iter().all(|&x| x == 7));
+            free(e, 6 * mb);
+            free(z, 3 * mb);
         }
     }
 

@@ -158,7 +158,13 @@ impl Ceiling {
 /// Of an RSS of `rss` bytes, what is not heap in use: code, libraries, thread stacks (and what
 /// the heap keeps freed); all of it where the heap is not counted ([`crate::heap::Counting`]).
 fn outside_heap(rss: Option<u64>) -> u64 {
-    rss.unwrap_or(0).saturating_sub(crate::heap::in_use_bytes().map_or(0, |b| b as u64))
+    rss.unwrap_or(0).saturating_sub(held_in_heap())
+}
+
+/// Heap bytes held: in use, and the freed image blocks kept for reuse, which stay within the
+/// heap's peak ([`crate::blocks`]) and which `malloc_trim` does not reach.
+fn held_in_heap() -> u64 {
+    crate::heap::in_use_bytes().map_or(0, |b| b as u64) + crate::blocks::kept_bytes() as u64
 }
 
 /// [`Ceiling::watch`] of a ceiling of `ceiling` bytes, `outside_heap_at_start` held outside the
@@ -171,7 +177,7 @@ fn watch(ceiling: u64, outside_heap_at_start: u64, stop: &AtomicBool) -> Ceiling
     }
     report.held = true;
     report.heap_counted = crate::heap::installed();
-    let in_use = || crate::heap::in_use_bytes().map_or(0, |b| b as u64);
+    let in_use = held_in_heap;
     // The RSS after the last hand-back: data above the ceiling is not trimmed again and again,
     // only once the RSS has grown by `MIN_FREE_BYTES` since.
     let mut after_trim = 0u64;

@@ -4,7 +4,8 @@
 //! The two differ because an allocator keeps freed memory for reuse: the `hcs` binary tells
 //! glibc to keep freed small blocks in its heap, and what that heap holds free adds to the RSS.
 //! Image planes and stacks (2 MiB and more) are mappings of their own ([`crate::blocks`]),
-//! unmapped when freed, so they leave no holes. What the compiler's memory estimate models is
+//! whose pages, once freed, serve the next blocks within the heap's peak, so they leave no
+//! holes. What the compiler's memory estimate models is
 //! the data in use, so that is what [`Counting`] measures; a run's trace reports both.
 //!
 //! A binary that runs plates installs both, first thing in `main` (the `hcs` tool does):
@@ -34,8 +35,15 @@ pub struct Counting;
 fn grew(bytes: usize) {
     let now = IN_USE.fetch_add(bytes, Ordering::Relaxed).wrapping_add(bytes);
     // Most allocations do not raise the mark: read before writing the shared line.
-    if now > PEAK.load(Ordering::Relaxed) {
+    let peak = PEAK.load(Ordering::Relaxed);
+    if now > peak {
         PEAK.fetch_max(now, Ordering::Relaxed);
+    }
+    // Freed image blocks kept for reuse never take the heap past its peak: the data in use
+    // plus the kept blocks stay within it ([`crate::blocks`]).
+    let room = peak.saturating_sub(now);
+    if crate::blocks::kept_bytes() > room {
+        crate::blocks::trim_kept_to(room);
     }
 }
 
@@ -49,9 +57,8 @@ fn shrank(bytes: usize) {
 /// `GlobalAlloc::alloc`'s contract.
 unsafe fn raw_alloc(layout: Layout, zeroed: bool) -> *mut u8 {
     if crate::blocks::serves(layout.size(), layout.align()) {
-        // A fresh mapping, so zeroed either way; `raw_dealloc` gives it back to `blocks` by the
-        // same test on the layout.
-        return crate::blocks::alloc(layout.size());
+        // `raw_dealloc` gives it back to `blocks` by the same test on the layout.
+        return crate::blocks::alloc(layout.size(), zeroed);
     }
     // SAFETY: the caller's contract for `alloc`, passed on.
     let p = unsafe { if zeroed { System.alloc_zeroed(layout) } else { System.alloc(layout) } };

@@ -495,6 +495,7 @@ impl WellDriver<'_> {
                 report.log();
             }
             huge_pages::log();
+            blocks::log();
         });
         let wells = slots
             .into_iter()
