@@ -10,5 +10,7 @@ static ALLOCATOR: hcs::exec::heap::Counting = hcs::exec::heap::Counting;
 
 fn main() -> std::process::ExitCode {
     hcs::exec::heap::keep_freed_memory();
+    // Huge pages for image buffers, or base pages where those are dear (see its docs).
+    hcs::exec::huge_pages::decide();
     hcs::cli::main()
 }

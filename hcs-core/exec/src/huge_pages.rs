@@ -15,20 +15,101 @@
 //! ([`crate::blocks`]), and marks each ([`advise`]); nothing else changes:
 //! where the kernel has no huge pages (switched off, another OS) the blocks stay as they were,
 //! and [`log`] says so once per run, so a slower run is explained.
+//!
+//! One kind of machine gets base pages instead ([`decide`]): a virtual machine whose balloon
+//! reports free memory to its host (virtio-balloon free page reporting). The guest reports its
+//! free huge-page-sized blocks, so every fresh huge page is one the host must back again, while
+//! base pages mostly come from smaller free blocks it never reported: `bench/first_touch.py`
+//! wrote fresh huge pages at 0.1 GiB/s and fresh base pages at 0.9–1.4 GiB/s on the
+//! development machine. Once freed image blocks were reused instead of faulted in again
+//! ([`crate::blocks`]), first writes were most of what huge pages still cost there: standard
+//! plate 1.75 → 1.42 s mean (8 + 8 alternating runs) and, 10 s after the previous run, 2.11 →
+//! 1.43 s (5 + 5), for 0.1 s more user time. `HCS_HUGE_PAGES=1` or `0` overrides the choice.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// Blocks this large or larger are marked: one x86-64 / arm64 (4 KiB base pages) huge page.
 pub const MIN_BYTES: usize = 2 << 20;
 
 static ADVISED: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether blocks are marked, as [`decide`] chose ([`Decision`] as a number; marked until then).
+static DECISION: AtomicU8 = AtomicU8::new(Decision::Marked as u8);
+
+/// Whether image buffers are marked for huge pages, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Marked: the default.
+    Marked = 0,
+    /// Marked because `HCS_HUGE_PAGES` says so.
+    MarkedBySetting = 1,
+    /// Not marked because `HCS_HUGE_PAGES` says so.
+    OffBySetting = 2,
+    /// Not marked: a virtual machine whose balloon reports free memory to its host.
+    OffOnReportingGuest = 3,
+}
+
+impl Decision {
+    /// Whether blocks are marked.
+    pub fn marks(self) -> bool {
+        matches!(self, Decision::Marked | Decision::MarkedBySetting)
+    }
+}
+
+/// Decide whether image buffers are marked for huge pages, once, first thing in `main` (before
+/// it, and in a program that never calls it, they are): `HCS_HUGE_PAGES=1` (`true`, `yes`,
+/// `on`) or `0` (`false`, `no`, `off`) decides; otherwise they are, except on a virtual machine
+/// whose balloon reports free memory to its host, where fresh huge pages were an order of
+/// magnitude slower to first write than base pages (see the module docs). [`log`] says which.
+pub fn decide() -> Decision {
+    let decision = decision_for(std::env::var("HCS_HUGE_PAGES").ok().as_deref(), reporting_balloon());
+    DECISION.store(decision as u8, Ordering::Relaxed);
+    decision
+}
+
+/// The choice for a value of `HCS_HUGE_PAGES` (unset, empty or another word: the default) on a
+/// system whose balloon does or does not report free memory.
+fn decision_for(setting: Option<&str>, reporting: bool) -> Decision {
+    let setting = setting.map(|v| v.trim().to_ascii_lowercase());
+    match setting.as_deref() {
+        Some("1" | "true" | "yes" | "on") => Decision::MarkedBySetting,
+        Some("0" | "false" | "no" | "off") => Decision::OffBySetting,
+        _ if reporting => Decision::OffOnReportingGuest,
+        _ => Decision::Marked,
+    }
+}
+
+/// The choice [`decide`] made ([`Decision::Marked`] before it).
+pub fn decision() -> Decision {
+    match DECISION.load(Ordering::Relaxed) {
+        1 => Decision::MarkedBySetting,
+        2 => Decision::OffBySetting,
+        3 => Decision::OffOnReportingGuest,
+        _ => Decision::Marked,
+    }
+}
+
+/// Whether a virtio balloon device of this system reports free pages to its host (feature bit
+/// 5, `VIRTIO_BALLOON_F_REPORTING`, in its sysfs `features` string of 0s and 1s).
+fn reporting_balloon() -> bool {
+    let Ok(devices) = std::fs::read_dir("/sys/bus/virtio/drivers/virtio_balloon") else { return false };
+    devices
+        .flatten()
+        .any(|d| std::fs::read_to_string(d.path().join("features")).is_ok_and(|bits| reports_free_pages(&bits)))
+}
+
+/// Whether a virtio `features` string has bit 5 (free page reporting) set.
+fn reports_free_pages(features: &str) -> bool {
+    features.trim().as_bytes().get(5) == Some(&b'1')
+}
 static REFUSED: AtomicUsize = AtomicUsize::new(0);
 
-/// Mark the block `[ptr, ptr + size)` for huge pages when it is at least [`MIN_BYTES`] long.
+/// Mark the block `[ptr, ptr + size)` for huge pages when it is at least [`MIN_BYTES`] long
+/// (and [`decide`] did not choose base pages).
 /// It only sets a hint on the pages' mapping; the block's contents and ownership are untouched.
 /// `None`: not asked (a small or null block, not Linux); else whether the kernel took the mark.
 pub fn advise(ptr: *mut u8, size: usize) -> Option<bool> {
-    if ptr.is_null() || size < MIN_BYTES {
+    if ptr.is_null() || size < MIN_BYTES || !decision().marks() {
         return None;
     }
     #[cfg(not(target_os = "linux"))]
@@ -91,6 +172,15 @@ fn mode_of(text: &str) -> Option<String> {
 /// the marks, or the system has them switched off (`never`). Silent when they were used, or
 /// when no block was marked (the binary's allocator is not [`crate::heap::Counting`]).
 pub fn log() {
+    match decision() {
+        Decision::OffOnReportingGuest => tracing::info!(
+            "large image buffers use 4 KiB pages: this virtual machine's balloon reports free memory to its host \
+             (virtio-balloon free page reporting), where a fresh huge page was ~10× slower to write first than \
+             4 KiB pages; HCS_HUGE_PAGES=1 uses huge pages anyway"
+        ),
+        Decision::OffBySetting => tracing::info!("large image buffers use 4 KiB pages (HCS_HUGE_PAGES=0)"),
+        Decision::Marked | Decision::MarkedBySetting => {}
+    }
     let (advised, refused) = counts();
     if refused > 0 {
         tracing::info!(
@@ -110,6 +200,27 @@ pub fn log() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_setting_decides_and_a_reporting_balloon_turns_huge_pages_off_by_default() {
+        assert_eq!(decision_for(None, false), Decision::Marked);
+        assert_eq!(decision_for(Some(""), false), Decision::Marked);
+        assert_eq!(decision_for(None, true), Decision::OffOnReportingGuest);
+        assert_eq!(decision_for(Some("maybe"), true), Decision::OffOnReportingGuest);
+        assert_eq!(decision_for(Some(" On"), true), Decision::MarkedBySetting);
+        assert_eq!(decision_for(Some("1"), true), Decision::MarkedBySetting);
+        assert_eq!(decision_for(Some("0"), false), Decision::OffBySetting);
+        assert_eq!(decision_for(Some("NO"), false), Decision::OffBySetting);
+        assert!(Decision::MarkedBySetting.marks() && !Decision::OffOnReportingGuest.marks());
+    }
+
+    #[test]
+    fn free_page_reporting_is_feature_bit_5() {
+        // The development machine's balloon: bits 1, 2, 5 and 7.
+        assert!(reports_free_pages("0110010100000000000000000000000010000000\n"));
+        assert!(!reports_free_pages("0110000100000000"));
+        assert!(!reports_free_pages("0110"));
+    }
 
     #[test]
     fn the_mode_is_the_bracketed_word() {
