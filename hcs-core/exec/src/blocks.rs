@@ -40,7 +40,7 @@
 mod kept;
 
 use kept::Pool;
-pub use kept::{kept_bytes, log, reused_and_fresh_bytes, trim_to as trim_kept_to};
+pub use kept::{kept_bytes, log, margin as kept_margin, reused_and_fresh_bytes, trim_to as trim_kept_to};
 
 /// Blocks this long or longer are served here; also their alignment and length granule.
 pub const MIN_BYTES: usize = crate::huge_pages::MIN_BYTES;

@@ -39,9 +39,9 @@ fn grew(bytes: usize) {
     if now > peak {
         PEAK.fetch_max(now, Ordering::Relaxed);
     }
-    // Freed image blocks kept for reuse never take the heap past its peak: the data in use
-    // plus the kept blocks stay within it ([`crate::blocks`]).
-    let room = peak.saturating_sub(now);
+    // Freed image blocks kept for reuse stay within the heap's margin: the data in use plus
+    // the kept blocks within 1.25 × the heap's peak ([`crate::blocks`]).
+    let room = crate::blocks::kept_margin(peak).saturating_sub(now);
     if crate::blocks::kept_bytes() > room {
         crate::blocks::trim_kept_to(room);
     }
