@@ -303,8 +303,14 @@ pub fn reused_and_fresh_bytes() -> (usize, usize) {
     (REUSED.load(Ordering::Relaxed), FRESH.load(Ordering::Relaxed))
 }
 
-/// Log (at debug level) how much of the image blocks handed out so far reused kept pages.
+/// Log (at debug level) how much of the image blocks handed out so far reused kept pages, and
+/// warn of an `HCS_KEEP_BLOCKS` value other than `0` or `1` (taken as `1`).
 pub fn log() {
+    if let Ok(value) = std::env::var("HCS_KEEP_BLOCKS")
+        && !["", "0", "1"].contains(&value.as_str())
+    {
+        tracing::warn!(value = %value, "HCS_KEEP_BLOCKS is not 0 or 1: freed image blocks were kept, as with 1");
+    }
     let (reused, fresh) = reused_and_fresh_bytes();
     let mib = |b: usize| b >> 20;
     tracing::debug!(
