@@ -8,9 +8,10 @@
 //! the next ones did not fit: the standard plate's RSS ran up to 250 MiB above the data in use
 //! (in use 305–380 MiB, RSS up to 565 MiB). Here each block of [`MIN_BYTES`] or more is its own
 //! anonymous mapping, aligned to 2 MiB and its length rounded up to 2 MiB, so it is backed by
-//! whole huge pages ([`crate::huge_pages`]). The RSS then follows the data in use. When this
+//! whole huge pages ([`crate::huge_pages`]; 4 KiB pages where [`crate::huge_pages::decide`]
+//! chose them). The RSS then follows the data in use. When this
 //! was written, freeing a block unmapped it and the kernel zeroed every fresh block again; a
-//! freed block's pages are now kept for the next blocks, within the heap's peak (the `kept`
+//! freed block's pages are now kept for the next blocks, within 1.25 × the heap's peak (the `kept`
 //! module). Alternating runs, 2 workers (bench/RESULTS.md), the own mappings against the heap:
 //! the standard plate's RSS median 402 → 363 MiB, at most 509 → 407, wall 0.94 → 0.93 s mean;
 //! the scale plate (8 wells) RSS median 501 → 456 MiB, wall 3.40 → 3.39 s mean (user CPU 0.35 s
@@ -21,13 +22,14 @@
 //! machine), a fresh block's first write is the host backing it again, at a fraction of memory's
 //! speed (`bench/first_touch.py`); a block unmapped and mapped again within a second or two gets
 //! its pages back fast. What a run pays there follows its peak memory, so the pages kept for
-//! reuse never take the heap past its peak (the `kept` module).
+//! reuse stay within 1.25 × the heap's peak (the `kept` module).
 //!
 //! Keeping freed blocks for reuse up to a fixed bound was tried first (the nineteenth
 //! session): 64 MiB was ~4 % faster on the scale plate but 6 % slower on the 512² one, its RSS
 //! 17–50 MiB higher; 128 and 256 MiB no faster and higher still. A kept block then served only
 //! a request it was long enough for, and kept memory added to the peak; `kept` now moves the
-//! pages of several kept blocks into one (`mremap`) and is bounded by the heap's own peak.
+//! pages of several kept blocks into one (`mremap`) and is bounded by the heap's own peak (with
+//! the RSS ceiling's margin).
 //!
 //! Lengths rounded to 4 KiB pages instead of 2 MiB cost more system time (one huge-page fault
 //! for the whole block is cheaper than one fault per 4 KiB of its tail), except where the tail

@@ -4,7 +4,7 @@
 //! The two differ because an allocator keeps freed memory for reuse: the `hcs` binary tells
 //! glibc to keep freed small blocks in its heap, and what that heap holds free adds to the RSS.
 //! Image planes and stacks (2 MiB and more) are mappings of their own ([`crate::blocks`]),
-//! whose pages, once freed, serve the next blocks within the heap's peak, so they leave no
+//! whose pages, once freed, serve the next blocks within 1.25 × the heap's peak, so they leave no
 //! holes. What the compiler's memory estimate models is
 //! the data in use, so that is what [`Counting`] measures; a run's trace reports both.
 //!

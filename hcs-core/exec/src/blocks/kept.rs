@@ -181,7 +181,7 @@ impl Pool {
         self.count -= 1;
     }
 
-    /// The pool's invariant: kept blocks and blocks in use map at most the live peak.
+    /// The pool's invariant: kept blocks and blocks in use map at most the live peak's margin.
     #[cfg(test)]
     fn within_bound(&self) -> bool {
         self.live + self.bytes <= margin(self.peak_live)
