@@ -49,6 +49,13 @@ pub fn read_tiff(path: &Path, limits: TiffLimits) -> Result<Vec<PlaneData>, VfsE
     with_file_bytes(path, |bytes| decode_tiff(bytes, path, limits))
 }
 
+/// Make room in `out` for `planes` planes of `plane` samples unless it has room for one.
+pub fn reserve_planes(out: &mut Vec<f32>, plane: usize, planes: usize) {
+    if out.capacity() - out.len() < plane {
+        out.reserve_exact(plane.saturating_mul(planes.max(1)));
+    }
+}
+
 /// Read page `page` (0-based) of a TIFF file, decoding no other page.
 pub fn read_tiff_page(path: &Path, page: usize, limits: TiffLimits) -> Result<PlaneData, VfsError> {
     on_page(path, page, limits, |decoder, bytes, info| page_plane(decoder, bytes, path, info)).map(|(plane, _)| plane)
@@ -57,15 +64,19 @@ pub fn read_tiff_page(path: &Path, page: usize, limits: TiffLimits) -> Result<Pl
 /// Read page `page` (0-based) of a TIFF file and append its samples, as f32 in row-major order,
 /// to `out`; its (height, width). A little-endian uncompressed page is converted from the file's
 /// bytes straight into `out`, with no plane in between; any other page is decoded as by
-/// [`read_tiff`] first. On error `out` is left as it was.
+/// [`read_tiff`] first. When `out` has no room for the page, it is given room for `planes`
+/// pages of its shape (this one included: a stack read plane by plane grows once, not at
+/// every plane nor by doublings within the first). On error `out` is left as it was.
 pub fn read_tiff_page_f32(
     path: &Path,
     page: usize,
     limits: TiffLimits,
     out: &mut Vec<f32>,
+    planes: usize,
 ) -> Result<(usize, usize), VfsError> {
     let before = out.len();
     let result = on_page(path, page, limits, |decoder, bytes, info| {
+        reserve_planes(out, info.shape.0 * info.shape.1, planes);
         match uncompressed_strips(decoder, bytes, info) {
             Some((strips, 2)) => strips.iter().for_each(|strip| extend_f32_from_le_u16(strip, out)),
             Some((strips, _)) => strips.iter().for_each(|strip| out.extend(strip.iter().map(|&v| f32::from(v)))),
@@ -765,8 +776,10 @@ mod tests {
             for (page, plane) in planes.iter().enumerate() {
                 // Appended after what `out` already holds.
                 let mut out = vec![-1.0f32];
-                let shape = read_tiff_page_f32(&path, page, TiffLimits::default(), &mut out).expect("page");
+                let shape = read_tiff_page_f32(&path, page, TiffLimits::default(), &mut out, 3).expect("page");
                 assert_eq!(shape, (37, 41));
+                // Room for three planes of its shape, so the next two are read without growing.
+                assert!(out.capacity() > 3 * 37 * 41, "{}", out.capacity());
                 let mut want = vec![-1.0f32];
                 plane.extend_f32(&mut want);
                 assert_eq!(out, want, "page {page}, {compression:?}");
@@ -775,7 +788,7 @@ mod tests {
             let missing = read_tiff_page(&path, 3, TiffLimits::default()).expect_err("no page 3");
             assert!(missing.to_string().contains("page 3 requested, the file has 3"), "{missing}");
             let mut out = vec![1.0f32; 3];
-            let missing = read_tiff_page_f32(&path, 3, TiffLimits::default(), &mut out).expect_err("no page 3");
+            let missing = read_tiff_page_f32(&path, 3, TiffLimits::default(), &mut out, 1).expect_err("no page 3");
             assert!(missing.to_string().contains("page 3 requested, the file has 3"), "{missing}");
             assert_eq!(out, vec![1.0f32; 3], "left as it was");
         }
@@ -785,7 +798,7 @@ mod tests {
         let bytes = std::fs::read(&path).expect("read");
         std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("cut");
         let mut out = vec![2.0f32];
-        let cut = read_tiff_page_f32(&path, 0, TiffLimits::default(), &mut out).expect_err("truncated");
+        let cut = read_tiff_page_f32(&path, 0, TiffLimits::default(), &mut out, 1).expect_err("truncated");
         assert!(cut.to_string().contains("pages-cut.tif"), "{cut}");
         assert_eq!(out, vec![2.0f32]);
     }

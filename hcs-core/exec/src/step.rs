@@ -241,9 +241,14 @@ impl StepRunner<'_, '_> {
         }
         let stack = match &self.step.reads {
             Location::Plate { .. } => {
-                let stack = self.job.plate.load_stack(group).map_err(StepError::from)?;
+                let stack = if mode == Mode::Parallel && self.groups_cover_workers() {
+                    self.load_measuring(run, group)?
+                } else {
+                    let stack = self.job.plate.load_stack(group).map_err(StepError::from)?;
+                    self.measure_quality(run, group, &stack);
+                    stack
+                };
                 run.count_read((stack.len() * self.job.dtype.size()) as u64);
-                self.measure_quality(run, group, &stack);
                 stack
             }
             at => {
@@ -259,6 +264,33 @@ impl StepRunner<'_, '_> {
             }
         };
         Ok(Stack::Ndarray(stack))
+    }
+
+    /// Whether the plan gives this step at least as many groups as there are workers, so the
+    /// groups alone keep every worker busy.
+    fn groups_cover_workers(&self) -> bool {
+        self.step.calls_per_well.is_some_and(|groups| groups >= rayon::current_num_threads())
+    }
+
+    /// Load a group's raw planes, measuring the quality of each one not measured yet as soon as
+    /// it is read, while it is still in the caches (a 1024² stack of nine planes is larger than
+    /// the last-level cache: measured after the whole stack was read, every plane came from
+    /// memory again).
+    fn load_measuring(&self, run: &WellRun, group: &[ImageKey]) -> Result<Array3<f32>, StepError> {
+        let done: Vec<bool> = match run.qc.lock() {
+            Ok(done) => group.iter().map(|k| done.contains_key(k)).collect(),
+            Err(_) => vec![true; group.len()],
+        };
+        let mut measured = Vec::new();
+        let stack = self.job.plate.load_stack_with(group, |i, plane| {
+            if !done[i] {
+                measured.push(qc::measure(group[i], plane, self.job.dtype));
+            }
+        })?;
+        if let Ok(mut done) = run.qc.lock() {
+            done.extend(measured.into_iter().map(|m| (m.key, m)));
+        }
+        Ok(stack)
     }
 
     /// The quality measures of the raw planes in `stack` not measured yet (a plane read by two

@@ -59,11 +59,13 @@ impl PlaneRef {
 
     /// Read the plane (`root` is the plate root) and append its samples as f32, row-major, to
     /// `out`; its (height, width). A TIFF page goes from the file's bytes into `out` with no
-    /// plane in between ([`hcs_vfs::tiff::read_tiff_page_f32`]). On error `out` is as it was.
+    /// plane in between ([`hcs_vfs::tiff::read_tiff_page_f32`]). When `out` has no room for
+    /// the plane, it is given room for `planes` planes of its shape. On error `out` is as it was.
     pub fn load_f32_into(
         &self,
         root: &std::path::Path,
         out: &mut Vec<f32>,
+        planes: usize,
     ) -> Result<(usize, usize), hcs_vfs::VfsError> {
         match self {
             PlaneRef::File { path, page } => hcs_vfs::tiff::read_tiff_page_f32(
@@ -71,9 +73,12 @@ impl PlaneRef {
                 *page as usize,
                 hcs_vfs::tiff::TiffLimits::default(),
                 out,
+                planes,
             ),
             PlaneRef::Zarr { .. } => {
                 let plane = self.load(root)?;
+                let (h, w) = plane.dim();
+                hcs_vfs::tiff::reserve_planes(out, h * w, planes);
                 plane.extend_f32(out);
                 Ok(plane.dim())
             }

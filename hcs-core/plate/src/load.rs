@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use ndarray::Array3;
+use ndarray::{Array3, ArrayView2};
 
 use super::{ImageKey, Plate};
 
@@ -52,22 +52,30 @@ impl Plate {
 
     /// Load planes (in the given order) into a `[planes, y, x]` f32 stack of raw values.
     pub fn load_stack(&self, keys: &[ImageKey]) -> Result<Array3<f32>, LoadError> {
+        self.load_stack_with(keys, |_, _| {})
+    }
+
+    /// [`Plate::load_stack`], handing each plane to `each` (its index in `keys` and its samples)
+    /// as soon as it is read, while it is still in the caches.
+    pub fn load_stack_with(
+        &self,
+        keys: &[ImageKey],
+        mut each: impl FnMut(usize, ArrayView2<'_, f32>),
+    ) -> Result<Array3<f32>, LoadError> {
         if keys.is_empty() {
             return Err(LoadError::Empty);
         }
         // Planes are converted from their files' bytes straight into the stack's memory (no
-        // zeroing pass, no plane in between), reserved for all once the first one's shape is known.
+        // zeroing pass, no plane in between), reserved for all when the first one's shape is known.
         let mut data: Vec<f32> = Vec::new();
         let mut shape: Option<(usize, usize)> = None;
-        for key in keys {
+        for (i, key) in keys.iter().enumerate() {
             let plane_ref = self.index.get(key).ok_or(LoadError::NotIndexed(*key))?;
+            let start = data.len();
             let (h, w) = plane_ref
-                .load_f32_into(&self.root, &mut data)
+                .load_f32_into(&self.root, &mut data, keys.len() - i)
                 .map_err(|source| LoadError::Storage { key: *key, source })?;
-            let (want_h, want_w) = *shape.get_or_insert_with(|| {
-                data.reserve_exact(keys.len() * h * w - data.len());
-                (h, w)
-            });
+            let (want_h, want_w) = *shape.get_or_insert((h, w));
             if (h, w) != (want_h, want_w) {
                 return Err(LoadError::ShapeMismatch {
                     key: *key,
@@ -77,6 +85,9 @@ impl Plate {
                     want_h,
                     want_w,
                 });
+            }
+            if let Ok(plane) = ArrayView2::from_shape((h, w), &data[start..]) {
+                each(i, plane);
             }
         }
         let (h, w) = shape.ok_or(LoadError::Empty)?;

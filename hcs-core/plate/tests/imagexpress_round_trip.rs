@@ -143,6 +143,14 @@ fn stacks_load_in_order_and_bad_planes_fail_with_the_file_named() {
     let keys: Vec<ImageKey> = (1..=3).map(|z| ImageKey { well, timepoint: 1, site: 2, channel: 1, z }).collect();
     let stack = plate.load_stack(&keys).expect("stack");
     assert_eq!(stack.dim(), (3, 64, 64));
+    // Each plane is handed over as it is read, in order, equal to its place in the stack.
+    let mut seen = Vec::new();
+    let with = plate.load_stack_with(&keys, |i, plane| seen.push((i, plane.to_owned()))).expect("stack");
+    assert_eq!(with, stack);
+    assert_eq!(seen.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1, 2]);
+    for (i, plane) in &seen {
+        assert_eq!(stack.index_axis(ndarray::Axis(0), *i), plane);
+    }
     let z2 = plate.index.get(&keys[1]).expect("indexed").load(&plate.root).expect("load").to_f32();
     assert_eq!(stack.index_axis(ndarray::Axis(0), 1), z2);
     // One plane as stored: the 16-bit samples the stack holds as f32.
