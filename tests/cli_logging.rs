@@ -54,3 +54,34 @@ fn quiet_verbose_and_hcs_log_set_what_reaches_stderr() {
     assert!(ok && stderr.contains("warning: HCS_LOG=hcs=[bad is not a log filter"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn an_on_off_setting_holding_another_word_is_warned_about_and_the_run_goes_on() {
+    let dir = std::env::temp_dir().join(format!("hcs-settings-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let plate = dir.join("plate");
+    let p = plate.to_str().expect("utf-8");
+    let (ok, _, err) =
+        hcs(&["synth", "--out", p, "--wells", "A01", "--grid", "1", "1", "--tile", "32", "--z", "1"], None);
+    assert!(ok, "{err}");
+    let pipeline = dir.join("blur.toml");
+    std::fs::write(&pipeline, "[[steps]]\nname = \"b\"\nfunc = \"gaussian_filter\"\n").expect("pipeline");
+    let out = dir.join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_hcs"))
+        .args(["run", pipeline.to_str().expect("utf-8"), "--plate", p, "--out", out.to_str().expect("utf-8")])
+        .env_remove("RUST_LOG")
+        .env_remove("HCS_LOG")
+        .env("HCS_KEEP_BLOCKS", "perhaps")
+        .env("HCS_DIRECT_WRITES", "sometimes")
+        .env("HCS_HUGE_PAGES", " Off ")
+        .output()
+        .expect("hcs runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success() && String::from_utf8_lossy(&run.stdout).contains("1 well done"), "{stderr}");
+    for (name, value) in [("HCS_KEEP_BLOCKS", "perhaps"), ("HCS_DIRECT_WRITES", "sometimes")] {
+        let line = stderr.lines().find(|l| l.contains(&format!("{name} is not 1, 0,"))).unwrap_or_default();
+        assert!(line.contains(" WARN ") && line.contains(value), "{name}: {stderr}");
+    }
+    assert!(!stderr.contains("HCS_HUGE_PAGES is not"), "` Off ` is a word for off: {stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -7,6 +7,7 @@ mod error;
 pub mod ome_tiff;
 pub mod omezarr;
 pub mod plane;
+pub mod setting;
 pub mod store;
 pub mod thumbnail;
 pub mod tiff;

@@ -70,21 +70,11 @@ pub fn decide() -> Decision {
 /// The choice for a value of `HCS_HUGE_PAGES` (unset, empty or another word: the default) on a
 /// system whose balloon does or does not report free memory.
 fn decision_for(setting: Option<&str>, reporting: bool) -> Decision {
-    match setting.and_then(setting_says) {
+    match setting.and_then(hcs_vfs::setting::switch) {
         Some(true) => Decision::MarkedBySetting,
         Some(false) => Decision::OffBySetting,
         None if reporting => Decision::OffOnReportingGuest,
         None => Decision::Marked,
-    }
-}
-
-/// What a value of `HCS_HUGE_PAGES` asks for: huge pages (`1`, `true`, `yes`, `on`), none (`0`,
-/// `false`, `no`, `off`), or nothing (any other word, which [`log`] reports as ignored).
-fn setting_says(value: &str) -> Option<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
     }
 }
 
@@ -181,15 +171,6 @@ fn mode_of(text: &str) -> Option<String> {
 /// the marks, or the system has them switched off (`never`). Silent when they were used, or
 /// when no block was marked (the binary's allocator is not [`crate::heap::Counting`]).
 pub fn log() {
-    if let Ok(value) = std::env::var("HCS_HUGE_PAGES")
-        && !value.trim().is_empty()
-        && setting_says(&value).is_none()
-    {
-        tracing::warn!(
-            value = %value,
-            "HCS_HUGE_PAGES is not 1, 0, true, false, yes, no, on or off: ignored (the default choice was made)"
-        );
-    }
     match decision() {
         Decision::OffOnReportingGuest => tracing::info!(
             "large image buffers use 4 KiB pages: this virtual machine's balloon reports free memory to its host \
@@ -230,7 +211,6 @@ mod tests {
         assert_eq!(decision_for(Some("0"), false), Decision::OffBySetting);
         assert_eq!(decision_for(Some("NO"), false), Decision::OffBySetting);
         assert!(Decision::MarkedBySetting.marks() && !Decision::OffOnReportingGuest.marks());
-        assert_eq!((setting_says("maybe"), setting_says(" off ")), (None, Some(false)));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod qc;
 pub mod retry;
 pub mod routing;
 pub mod rss;
+pub mod settings;
 pub mod slots;
 pub mod state;
 pub mod step;
@@ -496,6 +497,7 @@ impl WellDriver<'_> {
             }
             huge_pages::log();
             blocks::log();
+            settings::warn_unrecognized();
         });
         let wells = slots
             .into_iter()

@@ -55,12 +55,10 @@ pub fn enabled() -> bool {
 }
 
 /// Whether direct writes are on for a value of `HCS_DIRECT_WRITES`: off for `0` / `false` /
-/// `no` / `off` (any case), on otherwise, unset or empty included.
+/// `no` / `off` (any case, [`crate::setting::switch`]), on otherwise, unset or empty included
+/// (the executor warns about a word it does not read).
 fn on_for(value: Option<&str>) -> bool {
-    value.is_none_or(|v| {
-        let v = v.trim().to_ascii_lowercase();
-        !["0", "false", "no", "off"].contains(&v.as_str())
-    })
+    value.and_then(crate::setting::switch) != Some(false)
 }
 
 /// Create `path` (which must not be in use) holding `bytes`, written past the page cache.

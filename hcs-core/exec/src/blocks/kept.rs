@@ -199,9 +199,9 @@ pub(super) fn count_fresh(len: usize) {
     FRESH.fetch_add(len, Ordering::Relaxed);
 }
 
-/// Whether freed blocks are kept: yes unless the environment says `HCS_KEEP_BLOCKS=0` (read
-/// once, by `getenv`: this runs inside the allocator, where reading it through `std` would
-/// allocate).
+/// Whether freed blocks are kept: yes unless the environment says `HCS_KEEP_BLOCKS=0` (or
+/// `false`, `no`, `off`: [`hcs_vfs::setting::switch`]; read once, by `getenv`: this runs
+/// inside the allocator, where reading it through `std` would allocate).
 fn keeping() -> bool {
     static KEEPING: AtomicU8 = AtomicU8::new(0);
     match KEEPING.load(Ordering::Relaxed) {
@@ -211,7 +211,8 @@ fn keeping() -> bool {
             // once; nothing in hcs changes the environment while a run allocates.
             let off = unsafe {
                 let v = libc::getenv(c"HCS_KEEP_BLOCKS".as_ptr());
-                !v.is_null() && std::ffi::CStr::from_ptr(v).to_bytes() == b"0"
+                !v.is_null()
+                    && std::ffi::CStr::from_ptr(v).to_str().is_ok_and(|v| hcs_vfs::setting::switch(v) == Some(false))
             };
             #[cfg(not(unix))]
             let off = false;
@@ -303,14 +304,8 @@ pub fn reused_and_fresh_bytes() -> (usize, usize) {
     (REUSED.load(Ordering::Relaxed), FRESH.load(Ordering::Relaxed))
 }
 
-/// Log (at debug level) how much of the image blocks handed out so far reused kept pages, and
-/// warn of an `HCS_KEEP_BLOCKS` value other than `0` or `1` (taken as `1`).
+/// Log (at debug level) how much of the image blocks handed out so far reused kept pages.
 pub fn log() {
-    if let Ok(value) = std::env::var("HCS_KEEP_BLOCKS")
-        && !["", "0", "1"].contains(&value.as_str())
-    {
-        tracing::warn!(value = %value, "HCS_KEEP_BLOCKS is not 0 or 1: freed image blocks were kept, as with 1");
-    }
     let (reused, fresh) = reused_and_fresh_bytes();
     let mib = |b: usize| b >> 20;
     tracing::debug!(
