@@ -18,10 +18,10 @@ fn hcs(args: &[&str], log: Option<&str>) -> (bool, String, String) {
     )
 }
 
-#[test]
-fn quiet_verbose_and_hcs_log_set_what_reaches_stderr() {
-    let dir = std::env::temp_dir().join(format!("hcs-logging-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
+/// A fresh `dir` holding a synthetic plate of one well of one small tile, and a one-step blur
+/// pipeline; their paths.
+fn one_tile_plate_and_blur(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    std::fs::remove_dir_all(dir).ok();
     let plate = dir.join("plate");
     let p = plate.to_str().expect("utf-8");
     let (ok, _, err) =
@@ -29,7 +29,14 @@ fn quiet_verbose_and_hcs_log_set_what_reaches_stderr() {
     assert!(ok, "{err}");
     let pipeline = dir.join("blur.toml");
     std::fs::write(&pipeline, "[[steps]]\nname = \"b\"\nfunc = \"gaussian_filter\"\n").expect("pipeline");
-    let pl = pipeline.to_str().expect("utf-8");
+    (plate, pipeline)
+}
+
+#[test]
+fn quiet_verbose_and_hcs_log_set_what_reaches_stderr() {
+    let dir = std::env::temp_dir().join(format!("hcs-logging-{}", std::process::id()));
+    let (plate, pipeline) = one_tile_plate_and_blur(&dir);
+    let (p, pl) = (plate.to_str().expect("utf-8"), pipeline.to_str().expect("utf-8"));
     let run = |flags: &[&str], log: Option<&str>, out: &str| {
         let o = dir.join(out);
         let mut args = vec!["run", pl, "--plate", p, "--out", o.to_str().expect("utf-8")];
@@ -58,14 +65,8 @@ fn quiet_verbose_and_hcs_log_set_what_reaches_stderr() {
 #[test]
 fn an_on_off_setting_holding_another_word_is_warned_about_and_the_run_goes_on() {
     let dir = std::env::temp_dir().join(format!("hcs-settings-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    let plate = dir.join("plate");
+    let (plate, pipeline) = one_tile_plate_and_blur(&dir);
     let p = plate.to_str().expect("utf-8");
-    let (ok, _, err) =
-        hcs(&["synth", "--out", p, "--wells", "A01", "--grid", "1", "1", "--tile", "32", "--z", "1"], None);
-    assert!(ok, "{err}");
-    let pipeline = dir.join("blur.toml");
-    std::fs::write(&pipeline, "[[steps]]\nname = \"b\"\nfunc = \"gaussian_filter\"\n").expect("pipeline");
     let out = dir.join("out");
     let run = Command::new(env!("CARGO_BIN_EXE_hcs"))
         .args(["run", pipeline.to_str().expect("utf-8"), "--plate", p, "--out", out.to_str().expect("utf-8")])

@@ -212,16 +212,13 @@ mod tests {
                     4.0 * plane[(y, x)] - plane[(y - 1, x)] - plane[(y + 1, x)] - plane[(y, x - 1)] - plane[(y, x + 1)]
                 })
                 .collect();
-            let lanes = lap.chunks_exact(LANES);
-            for &l in lanes.remainder() {
-                sum[0] += f64::from(l);
-                sum_sq[0] += f64::from(l) * f64::from(l);
-            }
-            for c in lanes {
-                for i in 0..LANES {
-                    sum[i] += f64::from(c[i]);
-                    sum_sq[i] += f64::from(c[i]) * f64::from(c[i]);
-                }
+            // Each row: the values past its last whole set of lanes into lane 0 first, then
+            // value j into lane j mod LANES, in order.
+            let whole = lap.len() / LANES * LANES;
+            for j in (whole..lap.len()).chain(0..whole) {
+                let (lane, l) = (if j < whole { j % LANES } else { 0 }, f64::from(lap[j]));
+                sum[lane] += l;
+                sum_sq[lane] += l * l;
             }
         }
         let count = ((h - 2) * (w - 2)) as f64;
