@@ -49,10 +49,13 @@ pub fn read_tiff(path: &Path, limits: TiffLimits) -> Result<Vec<PlaneData>, VfsE
     with_file_bytes(path, |bytes| decode_tiff(bytes, path, limits))
 }
 
-/// Make room in `out` for `planes` planes of `plane` samples unless it has room for one.
+/// Make room in `out` for `planes` planes of `plane` samples unless it has room for one. Call
+/// it once the plane's samples are known to exist (read or found in the file), never on a
+/// header's word alone. Room the system cannot give at once is not taken: `out` then grows as
+/// the samples are appended, as it would have without this.
 pub fn reserve_planes(out: &mut Vec<f32>, plane: usize, planes: usize) {
     if out.capacity() - out.len() < plane {
-        out.reserve_exact(plane.saturating_mul(planes.max(1)));
+        let _ = out.try_reserve_exact(plane.saturating_mul(planes.max(1)));
     }
 }
 
@@ -76,11 +79,22 @@ pub fn read_tiff_page_f32(
 ) -> Result<(usize, usize), VfsError> {
     let before = out.len();
     let result = on_page(path, page, limits, |decoder, bytes, info| {
-        reserve_planes(out, info.shape.0 * info.shape.1, planes);
+        // Room is made once the page's samples are found in the file (its strips) or decoded:
+        // a header claiming a huge page in a small file asks for nothing.
+        let plane = info.shape.0 * info.shape.1;
         match uncompressed_strips(decoder, bytes, info) {
-            Some((strips, 2)) => strips.iter().for_each(|strip| extend_f32_from_le_u16(strip, out)),
-            Some((strips, _)) => strips.iter().for_each(|strip| out.extend(strip.iter().map(|&v| f32::from(v)))),
-            None => decoded_plane(decoder, path, info)?.extend_f32(out),
+            Some((strips, bps)) => {
+                reserve_planes(out, plane, planes);
+                match bps {
+                    2 => strips.iter().for_each(|strip| extend_f32_from_le_u16(strip, out)),
+                    _ => strips.iter().for_each(|strip| out.extend(strip.iter().map(|&v| f32::from(v)))),
+                }
+            }
+            None => {
+                let decoded = decoded_plane(decoder, path, info)?;
+                reserve_planes(out, plane, planes);
+                decoded.extend_f32(out);
+            }
         }
         Ok(())
     });
@@ -953,6 +967,22 @@ mod tests {
         }
         let err = decode_tiff(&bytes, Path::new("huge.tif"), TiffLimits::default()).expect_err("too large");
         assert!(matches!(err, VfsError::ImageTooLarge { width: 100_000, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_page_whose_header_claims_more_than_the_file_holds_reserves_nothing_for_the_stack() {
+        // 64 × 64 pixels in the file, 20 000 × 20 000 in the header (under the pixel limit).
+        let mut bytes = ifd_first_tiff(64, 64, 16, 1);
+        for i in 0..2 {
+            let value = 8 + 2 + i * 12 + 8;
+            bytes[value..value + 4].copy_from_slice(&20_000u32.to_le_bytes());
+        }
+        let path = tmp("claims-more.tif");
+        std::fs::write(&path, &bytes).expect("write");
+        let mut out = Vec::new();
+        let err = read_tiff_page_f32(&path, 0, TiffLimits::default(), &mut out, 9).expect_err("pixels missing");
+        assert!(matches!(err, VfsError::TruncatedTiff { .. } | VfsError::CorruptTiff { .. }), "{err}");
+        assert!(out.is_empty() && out.capacity() < 64 * 64 * 9, "{}", out.capacity());
     }
 
     /// A little-endian TIFF whose IFD comes before the pixels (as many microscopes write it), so

@@ -59,7 +59,8 @@ struct Sweep {
     count: usize,
     /// Samples at least the saturation level.
     saturated: usize,
-    /// Every [`BACKGROUND_SAMPLES`]-th part of the samples, in row-major order (NaN left out).
+    /// An even sample of at most [`BACKGROUND_SAMPLES`] samples (every so many in row-major
+    /// order), NaN left out.
     sample: Vec<f32>,
 }
 
@@ -75,14 +76,12 @@ impl Sweep {
     }
 }
 
-/// One pass over the `rows` (each `w` long) for all three measures: each row is counted for
-/// saturation (samples ≥ `level`), sampled for the background, and, when interior, its
-/// Laplacian `4·p − (up + down + left + right)` taken in f32 (as the samples are) and summed in
-/// f64 over [`LANES`] lanes (four registers of four), so the loops vectorize and no add waits
-/// on the one before it. The plane
-/// is read from memory once instead of once per measure (it is far larger than the caches).
-/// Compiled for AVX2 too and picked at run time; every path adds in the same order, so the
-/// result is the same.
+/// One pass over the `rows` (each `w` long) for all three measures, instead of a pass per
+/// measure: each row is counted for saturation (samples ≥ `level`), sampled for the
+/// background, and, when interior, its Laplacian `4·p − (up + down + left + right)` taken in
+/// f32 (as the samples are) and summed in f64 over [`LANES`] lanes (four registers of four), so
+/// the loops vectorize and no add waits on the one before it. Compiled for AVX2 too and picked
+/// at run time; every path adds in the same order, so the result is the same.
 #[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
 fn sweep(rows: &[&[f32]], w: usize, level: f32) -> Sweep {
     let h = rows.len();
