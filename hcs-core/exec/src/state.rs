@@ -176,6 +176,22 @@ impl WellRun {
         Ok((record, std::mem::take(&mut self.notes)))
     }
 
+    /// The places in `group` of the raw planes whose quality is not measured yet (a plane read
+    /// by two steps is measured once); none when the measures were lost to a panic elsewhere.
+    pub fn unmeasured(&self, group: &[ImageKey]) -> Vec<usize> {
+        match self.qc.lock() {
+            Ok(done) => (0..group.len()).filter(|&i| !done.contains_key(&group[i])).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Keep the quality measures of raw planes just measured.
+    pub fn keep_measured(&self, measured: Vec<PlaneQc>) {
+        if let Ok(mut done) = self.qc.lock() {
+            done.extend(measured.into_iter().map(|m| (m.key, m)));
+        }
+    }
+
     /// Count `bytes` of image data read from storage by the current step.
     pub fn count_read(&self, bytes: u64) {
         self.bytes_read.fetch_add(bytes, Ordering::Relaxed);

@@ -277,35 +277,27 @@ impl StepRunner<'_, '_> {
     /// the last-level cache: measured after the whole stack was read, every plane came from
     /// memory again).
     fn load_measuring(&self, run: &WellRun, group: &[ImageKey]) -> Result<Array3<f32>, StepError> {
-        let done: Vec<bool> = match run.qc.lock() {
-            Ok(done) => group.iter().map(|k| done.contains_key(k)).collect(),
-            Err(_) => vec![true; group.len()],
-        };
+        let todo = run.unmeasured(group);
         let mut measured = Vec::new();
         let stack = self.job.plate.load_stack_with(group, |i, plane| {
-            if !done[i] {
+            if todo.contains(&i) {
                 measured.push(qc::measure(group[i], plane, self.job.dtype));
             }
         })?;
-        if let Ok(mut done) = run.qc.lock() {
-            done.extend(measured.into_iter().map(|m| (m.key, m)));
-        }
+        run.keep_measured(measured);
         Ok(stack)
     }
 
     /// The quality measures of the raw planes in `stack` not measured yet (a plane read by two
     /// steps is measured once).
     fn measure_quality(&self, run: &WellRun, group: &[ImageKey], stack: &Array3<f32>) {
-        let todo: Vec<usize> = match run.qc.lock() {
-            Ok(done) => (0..group.len()).filter(|&i| !done.contains_key(&group[i])).collect(),
-            Err(_) => return,
-        };
         // In parallel: a step with fewer groups than cores would otherwise measure on one.
-        let measured: Vec<PlaneQc> =
-            todo.into_par_iter().map(|i| qc::measure(group[i], stack.index_axis(Axis(0), i), self.job.dtype)).collect();
-        if let Ok(mut done) = run.qc.lock() {
-            done.extend(measured.into_iter().map(|m| (m.key, m)));
-        }
+        let measured: Vec<PlaneQc> = run
+            .unmeasured(group)
+            .into_par_iter()
+            .map(|i| qc::measure(group[i], stack.index_axis(Axis(0), i), self.job.dtype))
+            .collect();
+        run.keep_measured(measured);
     }
 
     /// One group: load, call the pattern, keep the output where the plan says.
