@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use hcs_core::registry::Registry;
 use hcs_core::special::{SpecialData, SpecialInputs};
@@ -181,12 +182,24 @@ impl Router<'_> {
     pub fn run(&self, pattern: &ResolvedPattern, stack: Stack, produced: &mut Produced) -> Result<Stack, CallError> {
         match pattern {
             ResolvedPattern::Call(call) => {
+                let start = Instant::now();
                 let stack = convert(stack, call.convert_input, self.device)?;
+                let converted = start.elapsed();
                 let contract = self.contract(call)?;
                 let inputs = self.inputs(contract, produced)?;
                 let received = stack.planes();
                 let declared = declared_shape(contract, &call.params, &stack);
                 let out = contract.call(stack, &call.params, &inputs)?;
+                // GPU kernels run asynchronously: their time shows where the stream next waits
+                // (a copy to the host, usually).
+                tracing::trace!(
+                    step = self.step.index,
+                    function = contract.name,
+                    memory = %out.stack.memory_type(),
+                    convert_seconds = converted.as_secs_f64(),
+                    call_seconds = (start.elapsed() - converted).as_secs_f64(),
+                    "call done"
+                );
                 check_planes(contract, received, out.stack.planes())?;
                 check_shape(contract, declared, &out.stack)?;
                 produced.extend(out.special_outputs);

@@ -93,7 +93,14 @@ impl StepRunner<'_, '_> {
             "step done"
         );
         let counts = StepCounts { planes_in: keys.len(), planes_out: planes.len() + device_planes.len() };
+        let storing = Instant::now();
         self.store(run, output)?;
+        tracing::trace!(
+            well = %self.job.plan.well,
+            step = self.step.index,
+            seconds = storing.elapsed().as_secs_f64(),
+            "step stored"
+        );
         Ok(counts)
     }
 
@@ -310,7 +317,9 @@ impl StepRunner<'_, '_> {
         mode: Mode,
         varying: &[Component],
     ) -> Result<GroupResult, CallError> {
+        let start = Instant::now();
         let stack = self.load(run, group, mode)?;
+        let loaded = start.elapsed();
         let router = Router {
             registry: self.job.registry,
             device,
@@ -322,8 +331,17 @@ impl StepRunner<'_, '_> {
         let out = router.run(pattern, stack, &mut produced)?;
         // Where the plan keeps the output: the host, or the step's device for the next step.
         let keep = Conversion { from: out.memory_type(), to: self.step.output_memory };
+        let called = start.elapsed();
         let out = convert(out, Some(keep), self.step.gpu.map(|g| g.device))?;
         let planes = self.unstack(group, out)?;
+        tracing::trace!(
+            well = %self.job.plan.well,
+            step = self.step.index,
+            load_seconds = loaded.as_secs_f64(),
+            calls_seconds = (called - loaded).as_secs_f64(),
+            keep_seconds = (start.elapsed() - called).as_secs_f64(),
+            "group done"
+        );
         Ok(GroupResult { planes, produced, label: label(group, &self.step.variable_components, varying) })
     }
 
