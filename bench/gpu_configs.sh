@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The canonical pipeline on a GPU machine under four configurations, alternating, on synthetic
+# 1024² plates (3×3 sites, 2 channels, 3 z): the CPU path (`gpu_policy = "never"`), the default
+# GPU plan (`prefer`: cuda, then torch, then ndarray variants), the GPU without the torch
+# variants (`prefer = ["cuda", "ndarray"]`: the mosaics are assembled on the CPU), and that with
+# every well of the plate at once. Prints wall and run seconds per run and the largest difference
+# of each GPU output tree from the CPU's. Needs the binaries of `bash scripts/gpu-check.sh --build`
+# (.devbin/) and a python3 with torch, numpy and tifffile (the GPU machine's).
+#
+#   bash bench/gpu_configs.sh [ROUNDS]      # default 3
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+BIN=.devbin/hcs
+PY=${PYTHON:-python3}
+TORCH_LIB=$($PY -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+NVRTC_LIB=$(dirname "$(find / \( -name 'libnvrtc.so.1[0-9]*' -o -name 'libnvrtc.so' \) -not -path '*/proc/*' 2>/dev/null | grep -v stubs | head -1)")
+export LD_LIBRARY_PATH="$TORCH_LIB:$NVRTC_LIB:${LD_LIBRARY_PATH:-}"
+status=0
+P=/tmp/hcs-gpu-configs
+rm -rf "$P" && mkdir -p "$P"
+printf 'gpu_policy = "never"\n' > "$P/cpu.toml"
+printf 'gpu_policy = "prefer"\ngpu_slots = 8\n' > "$P/gpu.toml"
+printf 'gpu_policy = "prefer"\ngpu_slots = 8\nprefer = ["cuda", "ndarray"]\n' > "$P/gpu_cuda.toml"
+cp "$P/gpu_cuda.toml" "$P/gpu_cuda_all.toml"
+
+# plate name, wells, workers, modes
+measure() {
+  local name=$1 wells=$2 workers=$3
+  shift 3
+  echo "== $name ($wells), $workers workers"
+  "$BIN" synth --out "$P/$name/plate" --tile 1024 --wells "$wells" > /dev/null || status=1
+  for round in $(seq "$ROUNDS"); do
+    for mode in "$@"; do
+      local extra=()
+      [ "$mode" = gpu_cuda_all ] && extra=(--wells-at-once "$(tr -cd , <<< "$wells," | wc -c)")
+      rm -rf "$P/$name/$mode"
+      start=$(date +%s.%N)
+      "$BIN" run examples/pipelines/canonical.toml --plate "$P/$name/plate" --out "$P/$name/$mode" \
+        --workers "$workers" --config "$P/$mode.toml" "${extra[@]}" > "$P/$name/$mode.log" 2>&1 \
+        || { status=1; tail -5 "$P/$name/$mode.log"; }
+      end=$(date +%s.%N)
+      run=$(grep -o 'failed in [0-9.]* s' "$P/$name/$mode.log" | grep -o '[0-9.]*')
+      echo "round $round $mode: $($PY -c "print(round($end - $start, 2))") s wall, run $run s"
+    done
+  done
+  for mode in "$@"; do
+    [ "$mode" = cpu ] && continue
+    $PY - "$P/$name/cpu" "$P/$name/$mode" <<'PYEOF' || status=1
+import sys, pathlib, numpy as np, tifffile
+cpu, other = map(pathlib.Path, sys.argv[1:3])
+worst, n = 0.0, 0
+for f in sorted(cpu.rglob("*.tif")):
+    a = tifffile.imread(f).astype(np.float64)
+    b = tifffile.imread(other / f.relative_to(cpu)).astype(np.float64)
+    worst, n = max(worst, float(np.abs(a - b).max())), n + 1
+print(f"{other.name}: {n} output TIFFs, largest difference from the CPU's {worst} (16-bit levels)")
+assert n > 0 and worst <= 2.0
+PYEOF
+  done
+}
+measure scale A01,A02,A03,A04,B01,B02,B03,B04 16 cpu gpu gpu_cuda gpu_cuda_all
+measure standard A01,A02 2 cpu gpu gpu_cuda
+echo "gpu_configs status: $status"
+exit $status
