@@ -131,6 +131,12 @@ fn wells_at_once_line(compiled: &crate::plan::compiler::CompiledPlate, first: &W
     let (at_once, reason) = wells_at_once(None, workers, first, compiled.wells.len());
     let why = match reason {
         Reason::Groups(groups) => format!(" (the steps run {} at once, median)", super::counted(groups, "group")),
+        Reason::CpuGroups(groups) => {
+            format!(
+                " (the steps on the CPU run {} at once, median; the GPU's do not count)",
+                super::counted(groups, "group")
+            )
+        }
         Reason::Asked | Reason::Unknown => String::new(),
     };
     let memory = first

@@ -38,7 +38,8 @@ pub struct Args {
     #[arg(long)]
     pub workers: Option<usize>,
     /// Wells processed at the same time (default: as many as the pipeline's steps need for
-    /// their groups to keep every worker busy; fewer wells use less memory).
+    /// their groups to keep every worker busy, counting only the steps on the CPU when some are
+    /// on a GPU; fewer wells use less memory).
     #[arg(long)]
     pub wells_at_once: Option<std::num::NonZeroUsize>,
     /// Only these wells, comma-separated.

@@ -431,6 +431,11 @@ impl WellDriver<'_> {
                 workers,
                 "wells at once: enough for steps of {groups} groups (the median) to keep every worker busy (--wells-at-once to change)"
             ),
+            wells_at_once::Reason::CpuGroups(groups) => tracing::info!(
+                wells_at_once = threads,
+                workers,
+                "wells at once: enough for the steps on the CPU, of {groups} groups (the median), to keep every worker busy; the steps on a GPU do not count (--wells-at-once to change)"
+            ),
             _ => tracing::info!(wells_at_once = threads, workers, "wells at once"),
         }
         let next = AtomicUsize::new(0);

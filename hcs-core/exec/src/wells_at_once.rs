@@ -13,6 +13,14 @@
 //! 270 MiB instead of 351, and the scale plate (8 wells) in 3.79–4.01 s instead of 3.87–4.14 s
 //! at 287–291 MiB instead of 426–443 (bench/RESULTS.md). On that virtual machine fresh memory
 //! is slow to touch, so a smaller peak is also less time.
+//!
+//! A plan with steps on a GPU counts only the steps left on the CPU: the GPU steps' kernels
+//! take milliseconds, and the wells wait behind the CPU steps (the canonical pipeline's tile
+//! registration, one group). Measured on an H200 with 16 workers (8-well plate, three
+//! alternating rounds, bench/RESULTS.md): every well at once instead of the 3 the GPU steps'
+//! groups asked for ran the plan in 3.14–3.44 s instead of 3.65–5.25 s (built-in `gpu_slots`),
+//! 3.65–3.82 s instead of 3.94–4.12 s (8 slots), 2.72–2.78 s instead of 2.74–3.47 s (cuda
+//! variants only).
 
 use hcs_plan::compiler::WellPlan;
 
@@ -23,6 +31,9 @@ pub enum Reason {
     Asked,
     /// Enough for steps of this many groups (the median) to keep the workers busy.
     Groups(usize),
+    /// Enough for the steps left on the CPU, of this many groups (the median), to keep the
+    /// workers busy: the plan places other steps on a GPU.
+    CpuGroups(usize),
     /// The plan does not say how many groups its steps run: one well per worker.
     Unknown,
 }
@@ -30,11 +41,16 @@ pub enum Reason {
 /// The wells to run at once with `workers` workers for wells planned like `plan`, and why:
 /// `asked` when given, else the default of this module; never more than `wells`, at least 1.
 pub fn wells_at_once(asked: Option<usize>, workers: usize, plan: &WellPlan, wells: usize) -> (usize, Reason) {
-    let (n, reason) = match (asked, group_widths(plan)) {
+    // A step on a GPU holds a worker only for its loads, stores and millisecond kernels: the
+    // steps left on the CPU are what the workers must be kept busy with.
+    let some_on_gpu = plan.steps.iter().any(|s| s.gpu.is_some());
+    let cpu_only = some_on_gpu && plan.steps.iter().any(|s| s.gpu.is_none());
+    let (n, reason) = match (asked, group_widths(plan, cpu_only)) {
         (Some(n), _) => (n, Reason::Asked),
         (None, Some(widths)) => {
             let groups = median(widths);
-            (enough_for(workers, groups), Reason::Groups(groups))
+            let reason = if cpu_only { Reason::CpuGroups(groups) } else { Reason::Groups(groups) };
+            (enough_for(workers, groups), reason)
         }
         (None, None) => (workers, Reason::Unknown),
     };
@@ -46,11 +62,12 @@ fn enough_for(workers: usize, groups: usize) -> usize {
     workers.div_ceil(groups.max(1)).clamp(1, workers.max(1))
 }
 
-/// The groups each step of `plan` runs at once (a segment's step: per part); `None` when a
-/// step's count is not known before the run.
-fn group_widths(plan: &WellPlan) -> Option<Vec<usize>> {
+/// The groups each step of `plan` runs at once (a segment's step: per part), of the steps on the
+/// CPU only when `cpu_only`; `None` when a step's count is not known before the run.
+fn group_widths(plan: &WellPlan, cpu_only: bool) -> Option<Vec<usize>> {
     plan.steps
         .iter()
+        .filter(|step| !cpu_only || step.gpu.is_none())
         .map(|step| {
             let calls = step.calls_per_well?;
             let parts = plan.segments.iter().find(|s| s.contains(step.index)).map_or(Some(1), |s| s.parts)?;

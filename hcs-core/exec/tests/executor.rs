@@ -864,6 +864,35 @@ fn the_default_wells_at_once_follow_the_groups_of_the_steps() {
 }
 
 #[test]
+fn a_plan_with_steps_on_a_gpu_takes_the_wells_its_cpu_steps_need() {
+    use hcs_exec::wells_at_once::{Reason, wells_at_once};
+    use hcs_plan::compiler::GpuAssignment;
+    let r = registry();
+    let dir = plate_dir("wells-at-once-gpu", &["A01", "A02", "B01", "B02"]);
+    // First step: a group per channel and z (4); second: all planes of the well at once (1).
+    let pipeline = Pipeline::new("two").step(FunctionStep::new("per channel and z", "plus_one")).step(
+        FunctionStep::new("whole well", "plus_one").variable_components([
+            Component::Site,
+            Component::Channel,
+            Component::Z,
+        ]),
+    );
+    let cpu_plan = hcs_plan::compiler::WellPlan::clone(&compile_for(&pipeline, &dir, &r).wells[0]);
+    assert_eq!(cpu_plan.steps.iter().map(|s| s.calls_per_well).collect::<Vec<_>>(), [Some(4), Some(1)]);
+    assert_eq!(wells_at_once(None, 8, &cpu_plan, 4), (2, Reason::Groups(4)), "median of 4 and 1 (the upper)");
+    // The first step on a GPU: only the CPU step's single group counts, one well per worker.
+    let mut gpu_plan = cpu_plan.clone();
+    gpu_plan.steps[0].gpu = Some(GpuAssignment { device: 0, slots: 2, well_mib: None });
+    assert_eq!(wells_at_once(None, 8, &gpu_plan, 4), (4, Reason::CpuGroups(1)), "never more than the wells");
+    assert_eq!(wells_at_once(None, 2, &gpu_plan, 4), (2, Reason::CpuGroups(1)));
+    assert_eq!(wells_at_once(Some(1), 8, &gpu_plan, 4), (1, Reason::Asked));
+    // Every step on a GPU: nothing left to count but the steps themselves.
+    gpu_plan.steps[1].gpu = Some(GpuAssignment { device: 0, slots: 2, well_mib: None });
+    assert_eq!(wells_at_once(None, 8, &gpu_plan, 4), (2, Reason::Groups(4)));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn the_worker_count_is_the_asked_one_else_the_plans_else_one_per_core() {
     let r = registry();
     let dir = plate_dir("worker-count", &["A01"]);
