@@ -179,6 +179,30 @@ def flatfield(save):
     save("flatfield_subtract_48", basic_reference(x, 48, "subtract"))
 
 
+def quality(save):
+    """Quality measures of raw planes (hcs-exec's qc::measure), from scikit-image's camera and coins
+    photographs as 16-bit planes (x 257, so the camera's 255s are saturated): focus = variance of
+    scipy.ndimage.laplace over the interior pixels; saturated fraction = pixels at 65535;
+    background = the 10th-percentile order statistic (index n // 10 of the sorted samples) of every
+    ceil(n / 65536)-th pixel in row-major order."""
+    from skimage import data
+
+    planes = [data.camera()[100:400, 50:350], data.coins()[:300, :300]]
+    x = np.stack([p.astype(np.float64) * 257.0 for p in planes])
+    save("qc_input", x)
+    rows = []
+    for p in x:
+        lap = ndi.laplace(p)[1:-1, 1:-1]
+        step = -(-p.size // 65536)
+        sample = np.sort(p.ravel()[::step])
+        rows.append({
+            "focus": float(lap.var()),
+            "saturated_fraction": float((p >= 65535.0).mean()),
+            "background": float(sample[sample.size // 10]),
+        })
+    (OUT / "qc.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
 def save(name, arr):
     np.save(OUT / f"{name}.npy", np.ascontiguousarray(arr, dtype=np.float32))
 
@@ -231,6 +255,7 @@ def main():
 
     cells(save)
     flatfield(save)
+    quality(save)
 
     versions = {"numpy": np.__version__, "scipy": scipy.__version__, "scikit-image": skimage.__version__}
     (OUT / "versions.json").write_text(json.dumps(versions, indent=2) + "\n")
