@@ -13,10 +13,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 BIN=.devbin/hcs
-PY=${PYTHON:-python3}
-TORCH_LIB=$($PY -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
-NVRTC_LIB=$(dirname "$(find / \( -name 'libnvrtc.so.1[0-9]*' -o -name 'libnvrtc.so' \) -not -path '*/proc/*' 2>/dev/null | grep -v stubs | head -1)")
-export LD_LIBRARY_PATH="$TORCH_LIB:$NVRTC_LIB:${LD_LIBRARY_PATH:-}"
+source scripts/gpu-env.sh
 status=0
 P=/tmp/hcs-gpu-configs
 rm -rf "$P" && mkdir -p "$P"
@@ -51,17 +48,7 @@ measure() {
   done
   for mode in "$@"; do
     [ "$mode" = cpu ] && continue
-    $PY - "$P/$name/cpu" "$P/$name/$mode" <<'PYEOF' || status=1
-import sys, pathlib, numpy as np, tifffile
-cpu, other = map(pathlib.Path, sys.argv[1:3])
-worst, n = 0.0, 0
-for f in sorted(cpu.rglob("*.tif")):
-    a = tifffile.imread(f).astype(np.float64)
-    b = tifffile.imread(other / f.relative_to(cpu)).astype(np.float64)
-    worst, n = max(worst, float(np.abs(a - b).max())), n + 1
-print(f"{other.name}: {n} output TIFFs, largest difference from the CPU's {worst} (16-bit levels)")
-assert n > 0 and worst <= 2.0
-PYEOF
+    $PY scripts/compare_outputs.py "$P/$name/cpu" "$P/$name/$mode" || status=1
   done
 }
 # SCALE_MODES / STANDARD_MODES choose other modes (also gpu_all, gpu_defaults, gpu_defaults_all).

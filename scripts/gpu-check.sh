@@ -48,10 +48,7 @@ fi
 
 LOG=${OUT:-target/gpu-check}
 mkdir -p "$LOG"
-PY=${PYTHON:-python3}
-TORCH_LIB=$($PY -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
-NVRTC_LIB=$(dirname "$(find / \( -name 'libnvrtc.so.1[0-9]*' -o -name 'libnvrtc.so' \) -not -path '*/proc/*' 2>/dev/null | grep -v stubs | head -1)")
-export LD_LIBRARY_PATH="$TORCH_LIB:$NVRTC_LIB:${LD_LIBRARY_PATH:-}"
+source scripts/gpu-env.sh
 echo "torch libs: $TORCH_LIB; nvrtc: $NVRTC_LIB"
 nvidia-smi -L
 status=0
@@ -115,22 +112,7 @@ for step in sorted({s for s, _ in parts}):
 PYEOF
     done
   done
-  $PY - "$P" <<'PYEOF' || status=1
-import sys, pathlib, numpy as np, tifffile
-root = pathlib.Path(sys.argv[1])
-cpu = sorted((root / "cpu").rglob("*.tif"))
-worst, n, over1 = 0.0, 0, 0
-for f in cpu:
-    g = root / "gpu" / f.relative_to(root / "cpu")
-    a, b = tifffile.imread(f).astype(np.float64), tifffile.imread(g).astype(np.float64)
-    assert a.shape == b.shape, (f, a.shape, b.shape)
-    d = np.abs(a - b)
-    worst = max(worst, float(d.max()))
-    over1 += int((d > 1).sum())
-    n += 1
-print(f"compared {n} output TIFFs: largest difference {worst} (16-bit levels), {over1} samples differ by more than 1")
-assert n > 0 and worst <= 2.0, "GPU and CPU outputs differ by more than rounding"
-PYEOF
+  $PY scripts/compare_outputs.py "$P/cpu" "$P/gpu" || status=1
 }
 compare_on scale A01,A02,A03,A04,B01,B02,B03,B04 16 2
 compare_on standard A01,A02 2 3
