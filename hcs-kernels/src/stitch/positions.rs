@@ -185,71 +185,121 @@ impl Rect {
     }
 }
 
-/// Summed-area tables of the values and squared values over one rectangle of a tile (f64), so
-/// the per-tile sums of every overlap a refinement tries cost four lookups each.
+/// The corners of the summed-area tables of the values and squared values over one rectangle
+/// of a tile (f64): the entries at the rows and columns where the rectangles a refinement asks
+/// about have their corners, so the per-tile sums of every overlap it tries cost four lookups.
+/// Only those entries are kept (a few dozen rows and columns): every row still takes its running
+/// sums, but no table of the whole area is written and read back.
 struct Integral {
     area: Rect,
+    /// The slot of each table row (`0..=height` of `area`) among the kept ones, [`NOT_KEPT`]
+    /// where none.
+    row_slot: Vec<usize>,
+    /// The slot of each table column (`0..=width` of `area`) among the kept ones.
+    col_slot: Vec<usize>,
+    /// Kept columns, in order.
+    cols: Vec<usize>,
+    /// The kept entries, row-major over the kept rows and columns.
     sum: Vec<f64>,
     sq: Vec<f64>,
 }
+
+/// A table row or column no rectangle has a corner on.
+const NOT_KEPT: usize = usize::MAX;
 
 /// Rows whose running sums [`Integral::new`] takes side by side.
 const INTEGRAL_ROWS: usize = 4;
 
 impl Integral {
-    /// Entry `(y, x)` of each table is the row-`y` running sum up to `x` plus entry `(y − 1, x)`.
-    /// The running sums of [`INTEGRAL_ROWS`] rows are taken side by side (that many independent
-    /// chains of adds, where one row's chain waits on each add), then each row adds the row
-    /// above: the same additions as one row at a time, so the same tables.
-    fn new(t: ArrayView2<'_, f32>, area: Rect) -> Self {
+    /// Entry `(y, x)` of each table is the row-`y` running sum up to `x` plus entry `(y − 1, x)`,
+    /// kept where one of `rects` (inside `area`) has a corner. The running sums of
+    /// [`INTEGRAL_ROWS`] rows are taken side by side (that many independent chains of adds,
+    /// where one row's chain waits on each add), then added to the kept columns' entries one row
+    /// after the other: the same additions as a whole table, so the same entries.
+    fn new(t: ArrayView2<'_, f32>, area: Rect, rects: &[Rect]) -> Self {
         let w = (area.x1 - area.x0) as usize + 1;
         let h = (area.y1 - area.y0) as usize + 1;
-        let (mut sum, mut sq) = (vec![0f64; w * h], vec![0f64; w * h]);
-        let row = |y: usize| t.row(area.y0 as usize + y - 1).slice_move(s![area.x0..area.x1]);
+        let (mut row_slot, mut col_slot) = (vec![NOT_KEPT; h], vec![NOT_KEPT; w]);
+        for r in rects {
+            for y in [r.y0, r.y1] {
+                row_slot[(y - area.y0) as usize] = 0;
+            }
+            for x in [r.x0, r.x1] {
+                col_slot[(x - area.x0) as usize] = 0;
+            }
+        }
+        let number = |slots: &mut [usize]| {
+            let mut kept = Vec::new();
+            for (i, s) in slots.iter_mut().enumerate().filter(|(_, s)| **s != NOT_KEPT) {
+                *s = kept.len();
+                kept.push(i);
+            }
+            kept
+        };
+        let (rows, cols) = (number(&mut row_slot), number(&mut col_slot));
+        let (mut sum, mut sq) = (vec![0f64; rows.len() * cols.len()], vec![0f64; rows.len() * cols.len()]);
+        // Column `c`'s running sum is taken over the row's first `c` samples; column 0 stays 0.
+        let last = cols.last().copied().unwrap_or(0);
+        let (mut acc_sum, mut acc_sq) = (vec![0f64; cols.len()], vec![0f64; cols.len()]);
+        let mut row_sums = vec![[0f64; INTEGRAL_ROWS]; cols.len()];
+        let mut row_sqs = vec![[0f64; INTEGRAL_ROWS]; cols.len()];
+        let row = |y: usize| t.row(area.y0 as usize + y - 1).slice_move(s![area.x0..area.x0 + last as isize]);
         let mut first = 1;
         while first < h {
-            let rows: Vec<Cow<'_, [f32]>> = (first..h.min(first + INTEGRAL_ROWS))
+            let block: Vec<Cow<'_, [f32]>> = (first..h.min(first + INTEGRAL_ROWS))
                 .map(|y| row(y).to_slice().map_or_else(|| Cow::Owned(row(y).to_vec()), Cow::Borrowed))
                 .collect();
-            if let [a, b, c, d] = &rows[..] {
+            if let [a, b, c, d] = &block[..] {
                 let (mut rs, mut rq) = ([0f64; INTEGRAL_ROWS], [0f64; INTEGRAL_ROWS]);
-                for x in 0..w - 1 {
-                    for (r, v) in [a[x], b[x], c[x], d[x]].into_iter().enumerate() {
-                        let v = f64::from(v);
-                        rs[r] += v;
-                        rq[r] += v * v;
-                        sum[(first + r) * w + x + 1] = rs[r];
-                        sq[(first + r) * w + x + 1] = rq[r];
+                let mut x = 0;
+                for (k, &col) in cols.iter().enumerate() {
+                    while x < col {
+                        for (r, v) in [a[x], b[x], c[x], d[x]].into_iter().enumerate() {
+                            let v = f64::from(v);
+                            rs[r] += v;
+                            rq[r] += v * v;
+                        }
+                        x += 1;
                     }
+                    (row_sums[k], row_sqs[k]) = (rs, rq);
                 }
             } else {
-                for (r, values) in rows.iter().enumerate() {
+                for (r, values) in block.iter().enumerate() {
                     let (mut rs, mut rq) = (0f64, 0f64);
-                    for (x, &v) in values.iter().enumerate() {
-                        let v = f64::from(v);
-                        rs += v;
-                        rq += v * v;
-                        sum[(first + r) * w + x + 1] = rs;
-                        sq[(first + r) * w + x + 1] = rq;
+                    let mut x = 0;
+                    for (k, &col) in cols.iter().enumerate() {
+                        for &v in &values[x..col] {
+                            let v = f64::from(v);
+                            rs += v;
+                            rq += v * v;
+                        }
+                        x = col;
+                        (row_sums[k][r], row_sqs[k][r]) = (rs, rq);
                     }
                 }
             }
-            for y in first..first + rows.len() {
-                for table in [&mut sum, &mut sq] {
-                    let (above, here) = table.split_at_mut(y * w);
-                    let above = &above[(y - 1) * w..];
-                    here[..w].iter_mut().zip(above).for_each(|(v, &up)| *v += up);
+            for r in 0..block.len() {
+                for k in 0..cols.len() {
+                    acc_sum[k] += row_sums[k][r];
+                    acc_sq[k] += row_sqs[k][r];
+                }
+                let slot = row_slot[first + r];
+                if slot != NOT_KEPT {
+                    sum[slot * cols.len()..(slot + 1) * cols.len()].copy_from_slice(&acc_sum);
+                    sq[slot * cols.len()..(slot + 1) * cols.len()].copy_from_slice(&acc_sq);
                 }
             }
-            first += rows.len();
+            first += block.len();
         }
-        Integral { area, sum, sq }
+        Integral { area, row_slot, col_slot, cols, sum, sq }
     }
 
-    /// (Σv, Σv²) over `r`, which lies inside the table's area.
+    /// (Σv, Σv²) over `r`, one of the rectangles the table was made for.
     fn sums(&self, r: Rect) -> (f64, f64) {
-        let w = (self.area.x1 - self.area.x0) as usize + 1;
-        let at = |y: isize, x: isize| ((y - self.area.y0) as usize) * w + (x - self.area.x0) as usize;
+        let at = |y: isize, x: isize| {
+            let (row, col) = (self.row_slot[(y - self.area.y0) as usize], self.col_slot[(x - self.area.x0) as usize]);
+            row * self.cols.len() + col
+        };
         let (a, b, c, d) = (at(r.y0, r.x0), at(r.y0, r.x1), at(r.y1, r.x0), at(r.y1, r.x1));
         (self.sum[d] - self.sum[b] - self.sum[c] + self.sum[a], self.sq[d] - self.sq[b] - self.sq[c] + self.sq[a])
     }
@@ -318,7 +368,11 @@ fn refine(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, ox: f64, oy: f64, radi
     // Every offset tried below lies within radius + 2 (lattice, 3 × 3, parabola neighbours).
     let reach = radius + 2;
     let (area_a, area_b) = refine_reads(a.dim(), (icx, icy), reach);
-    let (ia, ib) = (Integral::new(a, area_a), Integral::new(b, area_b));
+    let (h, w) = (a.nrows() as isize, a.ncols() as isize);
+    let tried = (-reach..=reach).flat_map(|dy| (-reach..=reach).map(move |dx| (icx + dx, icy + dy)));
+    let (rects_a, rects_b): (Vec<Rect>, Vec<Rect>) =
+        tried.filter_map(|(ix, iy)| Rect::overlap(h, w, ix, iy).map(|r| (r, r.shifted(ix, iy)))).unzip();
+    let (ia, ib) = (Integral::new(a, area_a, &rects_a), Integral::new(b, area_b, &rects_b));
     // Each offset is scored once: the parabola's neighbours are mostly points the 3 × 3 pass
     // already scored.
     let side = 2 * reach + 1;
@@ -1004,15 +1058,15 @@ mod tests {
     use ndarray::Array2;
 
     #[test]
-    fn summed_area_tables_equal_row_by_row_sums_bit_for_bit() {
-        // Heights that leave 0 to 3 rows after the blocks of four, a strided view, and an area
-        // away from the tile's origin.
+    fn corner_sums_equal_whole_summed_area_tables_bit_for_bit() {
+        // Heights that leave 0 to 3 rows after the blocks of four, a strided view, an area away
+        // from the tile's origin, and rectangles whose corners fall on every kind of row and
+        // column (the area's own edges, neighbours, shared ones).
         let t = Array2::from_shape_fn((23, 41), |(y, x)| ((y * 977 + x * 7919) % 1013) as f32 / 7.0 - 60.0);
         for (view, y1) in
             [(t.view(), 23), (t.view(), 8), (t.view(), 6), (t.view(), 9), (t.slice(ndarray::s![.., ..;2]), 14)]
         {
             let area = Rect { y0: 2, y1, x0: 3, x1: view.dim().1 as isize - 1 };
-            let table = Integral::new(view, area);
             let (w, h) = ((area.x1 - area.x0) as usize + 1, (area.y1 - area.y0) as usize + 1);
             let (mut sum, mut sq) = (vec![0f64; w * h], vec![0f64; w * h]);
             for y in 1..h {
@@ -1025,8 +1079,27 @@ mod tests {
                     sq[y * w + x + 1] = sq[(y - 1) * w + x + 1] + rq;
                 }
             }
-            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!((bits(&table.sum), bits(&table.sq)), (bits(&sum), bits(&sq)), "rows to {y1}");
+            let mut rects = vec![area];
+            for (y0, x0) in [(0, 0), (1, 2), (2, 5), (3, 1)] {
+                for (dy, dx) in [(1, 1), (2, 7), (4, 3)] {
+                    let r = Rect { y0: area.y0 + y0, y1: area.y0 + y0 + dy, x0: area.x0 + x0, x1: area.x0 + x0 + dx };
+                    if r.y1 <= area.y1 && r.x1 <= area.x1 {
+                        rects.push(r);
+                    }
+                }
+            }
+            rects.push(Rect { y0: area.y1 - 1, y1: area.y1, x0: area.x1 - 2, x1: area.x1 });
+            let table = Integral::new(view, area, &rects);
+            let whole = |r: Rect| {
+                let at = |y: isize, x: isize| ((y - area.y0) as usize) * w + (x - area.x0) as usize;
+                let (a, b, c, d) = (at(r.y0, r.x0), at(r.y0, r.x1), at(r.y1, r.x0), at(r.y1, r.x1));
+                (sum[d] - sum[b] - sum[c] + sum[a], sq[d] - sq[b] - sq[c] + sq[a])
+            };
+            assert!(table.cols.len() < w, "only the corners' columns are kept");
+            for r in rects {
+                let ((s1, q1), (s2, q2)) = (table.sums(r), whole(r));
+                assert_eq!((s1.to_bits(), q1.to_bits()), (s2.to_bits(), q2.to_bits()), "rows to {y1}");
+            }
         }
     }
 
