@@ -3,7 +3,9 @@
 //! and a few pixels of stage error at a coarse resolution, by normalized cross-correlation, and
 //! the offset most pairs agree on is the nominal step.
 
-use ndarray::{Array2, ArrayView2, s};
+use std::borrow::Cow;
+
+use ndarray::{Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
 use crate::gaussian::gaussian_2d;
@@ -107,7 +109,7 @@ fn whiten_coarse(t: ArrayView2<'_, f32>, f: usize) -> Array2<f32> {
 const EDGE: usize = 1;
 
 /// Best offset of `b`'s origin from `a`'s (right neighbour when `horizontal`, else below) over
-/// the searched range, with its NCC.
+/// the searched range, with its NCC (the first in the search order among equals).
 fn search(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, horizontal: bool) -> (f64, f64, f64) {
     let (h, w) = a.dim();
     let along = if horizontal { w } else { h } as f64;
@@ -116,21 +118,170 @@ fn search(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, horizontal: bool) -> (
     // Leave at least 3 coarse pixels of overlap inside the borders.
     let hi = ((along * (1.0 - OVERLAP_RANGE.0)).ceil() as isize).min(along as isize - 3 - 2 * EDGE as isize);
     let cross = (across * CROSS_RANGE).ceil() as isize + 1;
+    let (mains, sides): (Vec<isize>, Vec<isize>) = ((lo..=hi).collect(), (-cross..=cross).collect());
+    // Offsets of one dx overlap over rows of the same length, so they are scored together:
+    // a row of dy's for each main offset of a horizontal pair, a column of main offsets for
+    // each side offset of a vertical pair. `scores[m][s]` = the NCC at main `m`, side `s`.
+    let mut scores = vec![vec![f64::NEG_INFINITY; sides.len()]; mains.len()];
+    if horizontal {
+        for (m, &dx) in mains.iter().enumerate() {
+            scores[m] = ncc_at_dys(a, b, dx, &sides);
+        }
+    } else {
+        for (k, &dx) in sides.iter().enumerate() {
+            for (m, v) in ncc_at_dys(a, b, dx, &mains).into_iter().enumerate() {
+                scores[m][k] = v;
+            }
+        }
+    }
     let mut best = (0.0, 0.0, f64::NEG_INFINITY);
-    for main in lo..=hi {
-        for side in -cross..=cross {
+    for (m, &main) in mains.iter().enumerate() {
+        for (k, &side) in sides.iter().enumerate() {
             let (dx, dy) = if horizontal { (main, side) } else { (side, main) };
-            let v = ncc_at(a, b, dx, dy);
-            if v > best.2 {
-                best = (dx as f64, dy as f64, v);
+            if scores[m][k] > best.2 {
+                best = (dx as f64, dy as f64, scores[m][k]);
             }
         }
     }
     best
 }
 
+/// Offsets scored side by side in [`ncc_at_dys`].
+const SIDE_BY_SIDE: usize = 4;
+
+/// [`ncc_at`] at `(dx, dy)` for every `dy` of `dys`, the same values bit for bit: each offset
+/// sums the same samples in the same order, but [`SIDE_BY_SIDE`] offsets take their rows
+/// together, so their sums are independent chains of adds instead of one chain waiting on each
+/// add.
+fn ncc_at_dys(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, dx: isize, dys: &[isize]) -> Vec<f64> {
+    let mut scores = Vec::with_capacity(dys.len());
+    for group in dys.chunks(SIDE_BY_SIDE) {
+        let overlaps: Vec<Option<Overlap<'_>>> = group.iter().map(|&dy| Overlap::new(a, b, dx, dy)).collect();
+        let [Some(p), Some(q), Some(r), Some(t)] = &overlaps[..] else {
+            scores.extend(overlaps.iter().map(|o| o.as_ref().map_or(f64::NEG_INFINITY, Overlap::ncc_alone)));
+            continue;
+        };
+        let mut sums = [Sums::default(); SIDE_BY_SIDE];
+        let shared = [p, q, r, t].iter().map(|o| o.rows()).min().unwrap_or(0);
+        for i in 0..shared {
+            let pairs = [p.row_pair(i), q.row_pair(i), r.row_pair(i), t.row_pair(i)];
+            let width = p.width();
+            let rows: [(&[f32], &[f32]); SIDE_BY_SIDE] =
+                std::array::from_fn(|k| (&pairs[k].0[..width], &pairs[k].1[..width]));
+            // The sums of one kind side by side (`lanes[j][k]`: sum `j` of offset `k`), so one
+            // vector add serves all the offsets.
+            let mut lanes = [[0f32; SIDE_BY_SIDE]; 5];
+            for x in 0..width {
+                let u: [f32; SIDE_BY_SIDE] = std::array::from_fn(|k| rows[k].0[x]);
+                let v: [f32; SIDE_BY_SIDE] = std::array::from_fn(|k| rows[k].1[x]);
+                for k in 0..SIDE_BY_SIDE {
+                    lanes[0][k] += u[k];
+                    lanes[1][k] += v[k];
+                    lanes[2][k] += u[k] * u[k];
+                    lanes[3][k] += v[k] * v[k];
+                    lanes[4][k] += u[k] * v[k];
+                }
+            }
+            for (k, s) in sums.iter_mut().enumerate() {
+                s.add_row(std::array::from_fn(|j| lanes[j][k]));
+            }
+        }
+        for (o, mut s) in [p, q, r, t].into_iter().zip(sums) {
+            for i in shared..o.rows() {
+                let (ra, rb) = o.row_pair(i);
+                s.add_row(row_sums(&ra, &rb));
+            }
+            scores.push(s.ncc(o.rows() * o.width()));
+        }
+    }
+    scores
+}
+
+/// The rows of `a` and `b` that [`ncc_at`] sums at one offset.
+struct Overlap<'t> {
+    a: ArrayView2<'t, f32>,
+    b: ArrayView2<'t, f32>,
+}
+
+impl<'t> Overlap<'t> {
+    /// `None` where the overlap (inside [`EDGE`]) is under 3 × 3.
+    fn new(a: ArrayView2<'t, f32>, b: ArrayView2<'t, f32>, dx: isize, dy: isize) -> Option<Self> {
+        let (h, w) = (a.dim().0 as isize, a.dim().1 as isize);
+        let e = EDGE as isize;
+        let (y0, y1) = (e.max(dy + e), (h - e).min(dy + h - e));
+        let (x0, x1) = (e.max(dx + e), (w - e).min(dx + w - e));
+        if y1 - y0 < 3 || x1 - x0 < 3 {
+            return None;
+        }
+        // Every other row: the coarse offset only has to be right to a coarse pixel or two.
+        Some(Overlap {
+            a: a.slice_move(s![y0..y1;2, x0..x1]),
+            b: b.slice_move(s![y0 - dy..y1 - dy;2, x0 - dx..x1 - dx]),
+        })
+    }
+
+    fn rows(&self) -> usize {
+        self.a.nrows()
+    }
+
+    fn width(&self) -> usize {
+        self.a.ncols()
+    }
+
+    /// Row `i` of both (copied where not contiguous).
+    fn row_pair(&self, i: usize) -> (Cow<'t, [f32]>, Cow<'t, [f32]>) {
+        let row = |v: ArrayView2<'t, f32>| {
+            let r = v.index_axis_move(Axis(0), i);
+            r.to_slice().map_or_else(|| Cow::Owned(r.to_vec()), Cow::Borrowed)
+        };
+        (row(self.a), row(self.b))
+    }
+
+    /// The NCC of this overlap alone.
+    fn ncc_alone(&self) -> f64 {
+        let mut s = Sums::default();
+        for i in 0..self.rows() {
+            let (ra, rb) = self.row_pair(i);
+            s.add_row(row_sums(&ra, &rb));
+        }
+        s.ncc(self.rows() * self.width())
+    }
+}
+
+/// Σa, Σb, Σa², Σb², Σab of one row pair (f32, in order).
+fn row_sums(ra: &[f32], rb: &[f32]) -> [f32; 5] {
+    let mut l = [0f32; 5];
+    for (&u, &v) in ra.iter().zip(rb) {
+        l[0] += u;
+        l[1] += v;
+        l[2] += u * u;
+        l[3] += v * v;
+        l[4] += u * v;
+    }
+    l
+}
+
+/// The sums of an overlap's rows (f64).
+#[derive(Clone, Copy, Default)]
+struct Sums([f64; 5]);
+
+impl Sums {
+    fn add_row(&mut self, row: [f32; 5]) {
+        self.0.iter_mut().zip(row).for_each(|(s, r)| *s += f64::from(r));
+    }
+
+    /// The NCC of `n` samples with these sums.
+    fn ncc(&self, n: usize) -> f64 {
+        let [sa, sb, saa, sbb, sab] = self.0;
+        let n = n as f64;
+        let (va, vb) = (saa - sa * sa / n, sbb - sb * sb / n);
+        if va <= 0.0 || vb <= 0.0 { 0.0 } else { (sab - sa * sb / n) / (va * vb).sqrt() }
+    }
+}
+
 /// NCC of `a` and `b` over their overlap when `b`'s origin is at `(dx, dy)` from `a`'s, on every
 /// other row of it (the coarse offset only has to be right to a coarse pixel or two).
+#[cfg(test)]
 fn ncc_at(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, dx: isize, dy: isize) -> f64 {
     let (h, w) = (a.dim().0 as isize, a.dim().1 as isize);
     let e = EDGE as isize;
@@ -185,6 +336,24 @@ fn consensus(pairs: &[(f64, f64, f64)], agree: f64) -> Option<(f64, f64, usize)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_scored_side_by_side_equal_each_scored_alone_bit_for_bit() {
+        let a = Array2::from_shape_fn((37, 45), |(y, x)| ((y * 977 + x * 7919) % 1013) as f32 / 7.0 - 60.0);
+        let b = Array2::from_shape_fn((37, 45), |(y, x)| ((y * 613 + x * 4451) % 997) as f32 / 5.0 - 90.0);
+        // Runs of dy's of every length modulo 4, some leaving no overlap, and a strided view.
+        let dys: Vec<isize> = (-36..=36).collect();
+        for (a, b) in [(a.view(), b.view()), (a.slice(s![.., ..;2]), b.slice(s![.., ..;2]))] {
+            for dx in [-40, -21, -3, 0, 2, 17, 19, 40, 44] {
+                for n in [1, 2, 3, 5, 7, dys.len()] {
+                    let together = ncc_at_dys(a, b, dx, &dys[..n]);
+                    let alone: Vec<f64> = dys[..n].iter().map(|&dy| ncc_at(a, b, dx, dy)).collect();
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&together), bits(&alone), "dx {dx}, {n} offsets");
+                }
+            }
+        }
+    }
 
     #[test]
     fn consensus_takes_the_offset_most_pairs_share() {
