@@ -558,14 +558,16 @@ impl WellDriver<'_> {
         WellStatus::Failed(error.to_string())
     }
 
-    /// Sync the files of a well whose steps are done and write its completion record: the well
-    /// is done from then on (its report's seconds run until then). A record that cannot be
-    /// written fails the well; under `fail_fast` no further well starts, though its well thread
+    /// Wait for the last files of a well whose steps are done (its well thread has gone on to
+    /// the next well), sync them and write its completion record: the well is done from then on
+    /// (its report's seconds run until then). A file or record that cannot be written fails the
+    /// well (what it wrote is removed with a file that failed); under `fail_fast` no further well starts, though its well thread
     /// may already have started the next one.
     fn record(&self, well: Box<Unrecorded<'_>>) -> WellReport {
         // Counted in flight until the record is written (to the end of this function).
         let Unrecorded { plan, outcome, started, _running: _in_flight, .. } = *well;
-        let status = match output::write_record(&plan.output_root, plan.well, &outcome.record) {
+        let written = outcome.settling.settle();
+        let status = match written.and_then(|()| output::write_record(&plan.output_root, plan.well, &outcome.record)) {
             Ok(()) => WellStatus::Done,
             Err(e) => self.failed(&e.into()),
         };

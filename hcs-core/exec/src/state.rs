@@ -106,15 +106,56 @@ impl Drop for WellRun {
     fn drop(&mut self) {
         // Files still queued are written (or fail) before the litter goes, so none is left behind.
         let _ = self.writes.finish();
-        let Some(litter) = self.litter.take() else { return };
-        for file in &self.record.files {
-            let path = litter.output_root.join(&file.path);
+        if let Some(litter) = self.litter.take() {
+            litter.remove(self.record.files.iter().map(|f| f.path.as_path()), &self.scratch);
+        }
+    }
+}
+
+impl Litter {
+    /// Remove `files` (relative to the output root), the folders they leave empty and the
+    /// scratch folders.
+    fn remove<'f>(&self, files: impl Iterator<Item = &'f Path>, scratch: &DiskStore) {
+        for file in files {
+            let path = self.output_root.join(file);
             if std::fs::remove_file(&path).is_ok() {
-                remove_empty_parents(&path, &litter.output_root, &litter.shared);
+                remove_empty_parents(&path, &self.output_root, &self.shared);
             }
         }
-        for dir in &litter.scratch {
-            let _ = self.scratch.delete(dir);
+        for dir in &self.scratch {
+            let _ = scratch.delete(dir);
+        }
+    }
+}
+
+/// A finished well whose last plane files may still be on their way to the disk: the well
+/// thread hands it on and starts the next well, and whoever writes the well's record calls
+/// [`Settling::settle`] first. Dropped unsettled, or when a write failed, it removes what the
+/// well wrote, as an unfinished [`WellRun`] does.
+pub struct Settling {
+    writes: crate::write_behind::WriteBehind,
+    litter: Option<Litter>,
+    /// Every file the well's record lists (relative to the output root).
+    files: Vec<PathBuf>,
+    scratch: DiskStore,
+}
+
+impl Settling {
+    /// Wait for the well's writer: its error (a plane file that could not be written) is the
+    /// well's, and then the well is not complete: what it wrote is removed. On success the
+    /// well's files are kept.
+    pub fn settle(mut self) -> Result<(), hcs_vfs::VfsError> {
+        self.writes.finish()?;
+        self.litter = None;
+        Ok(())
+    }
+}
+
+impl Drop for Settling {
+    fn drop(&mut self) {
+        let _ = self.writes.finish();
+        if let Some(litter) = self.litter.take() {
+            litter.remove(self.files.iter().map(PathBuf::as_path), &self.scratch);
         }
     }
 }
@@ -158,22 +199,23 @@ impl WellRun {
         self.litter = None;
     }
 
-    /// The well is complete: keep everything it wrote, and hand back its record (with the
-    /// trace, the quality measures in plane order) and notes.
-    ///
-    /// Waits for the well's writer first: the record vouches for files that are in place. Its
-    /// error (a plane file that could not be written) is the well's, and then the well is not
-    /// complete: what it wrote is removed.
-    pub fn finish(mut self) -> Result<(WellRecord, Vec<String>), hcs_vfs::VfsError> {
-        self.writes.finish()?;
-        self.litter = None;
+    /// The well's steps are done: hand back its record (with the trace, the quality measures in
+    /// plane order), its notes, and what keeps or removes its files once its last ones are
+    /// written ([`Settling::settle`]: the record vouches for files that are in place).
+    pub fn finish(mut self) -> (WellRecord, Vec<String>, Settling) {
+        let settling = Settling {
+            writes: std::mem::take(&mut self.writes),
+            litter: self.litter.take(),
+            files: self.record.files.iter().map(|f| f.path.clone()).collect(),
+            scratch: std::mem::take(&mut self.scratch),
+        };
         let mut trace = std::mem::take(&mut self.trace);
         trace.qc = self.qc.lock().map(|mut q| std::mem::take(&mut *q).into_values().collect()).unwrap_or_default();
         let mut record = std::mem::take(&mut self.record);
         // In plane order, however the well was cut into parts.
         record.subdirs.values_mut().for_each(|planes| planes.sort_by_key(|(k, _)| *k));
         record.trace = Some(trace);
-        Ok((record, std::mem::take(&mut self.notes)))
+        (record, std::mem::take(&mut self.notes), settling)
     }
 
     /// The places in `group` of the raw planes whose quality is not measured yet (a plane read
@@ -572,9 +614,21 @@ mod tests {
         drop(kept);
         assert!(dir.join("out/checkpoints/step1/A01_b.tif").exists(), "--keep-failed keeps it");
 
+        // The well thread hands the finished well on while its last file is still queued; the
+        // write fails, and settling the well then fails it and removes what it wrote.
+        let mut late = WellRun::new(&p);
+        written(&mut late, "A01_d.tif");
+        let blocked = dir.join("out/checkpoints/step1/A01_d.tif/under-a-file.tif");
+        late.writes.submit(blocked, vec![1; 64]).expect("queued");
+        let (_, _, settling) = late.finish();
+        let err = settling.settle().expect_err("the queued write fails");
+        assert!(err.to_string().contains("A01_d.tif"), "names the file: {err}");
+        assert!(!dir.join("out/checkpoints/step1/A01_d.tif").exists(), "the unsettled well's file is gone");
+
         let mut done = WellRun::new(&p);
         written(&mut done, "A01_c.tif");
-        let (record, _) = done.finish().expect("nothing failed");
+        let (record, _, settling) = done.finish();
+        settling.settle().expect("nothing failed");
         assert_eq!(record.files.len(), 1);
         assert!(dir.join("out/checkpoints/step1/A01_c.tif").exists(), "a finished well keeps its files");
         std::fs::remove_dir_all(&dir).ok();

@@ -11,12 +11,12 @@ use crate::job::WellJob;
 use crate::output::WellRecord;
 use crate::parts::{Part, PartOf, parts};
 use crate::rss::memory_mib;
-use crate::state::WellRun;
+use crate::state::{Settling, WellRun};
 use crate::step::{StepCounts, StepRunner};
 use crate::trace::{StepTrace, unix_now};
 
-/// What a well's run gives back: its completion record (the caller writes it), each step's
-/// seconds, and notes worth a warning (out-of-memory retries, CPU fallbacks).
+/// What a well's run gives back: its completion record (the caller settles the well's files,
+/// then writes it), each step's seconds, and notes worth a warning (out-of-memory retries, CPU fallbacks).
 pub struct WellOutcome {
     /// The completion record.
     pub record: WellRecord,
@@ -24,6 +24,8 @@ pub struct WellOutcome {
     pub step_seconds: Vec<f64>,
     /// What happened that the user should know.
     pub notes: Vec<String>,
+    /// The well's last files on their way to the disk: settled before the record is written.
+    pub settling: Settling,
 }
 
 /// Run one well: each step through its [`StepRunner`]; the steps of a segment one part at a
@@ -61,9 +63,10 @@ pub fn run_well(job: &WellJob<'_>) -> Result<WellOutcome, ExecError> {
     // Every file has been handed over by now, so the queue's high-water mark is final.
     run.trace.peak_write_behind_mib = run.writes.peak_waiting_bytes() as f64 / 1_048_576.0;
     let step_seconds = run.trace.steps.iter().map(|s| s.seconds).collect();
-    // The record written next vouches for every file: `finish` waits for the queued ones.
-    let (record, notes) = run.finish()?;
-    Ok(WellOutcome { record, step_seconds, notes })
+    // The record vouches for every file: whoever writes it settles the well first, waiting
+    // for the queued ones, while this thread goes on to the next well.
+    let (record, notes, settling) = run.finish();
+    Ok(WellOutcome { record, step_seconds, notes, settling })
 }
 
 /// The steps of `segment`, one part of the well after another. The parts are those of the
