@@ -6,6 +6,7 @@
 //! written as TIFF and as OME-Zarr holds identical numbers.
 
 use ndarray::Array2;
+use rayon::prelude::*;
 
 /// A sample type hcs stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -108,8 +109,12 @@ impl PlaneData {
     /// Convert f32 values to `dtype`: round to nearest, clamp to the dtype's range, NaN → 0.
     pub fn from_f32(values: ndarray::ArrayView2<'_, f32>, dtype: Dtype) -> PlaneData {
         match dtype {
-            Dtype::U8 => PlaneData::U8(rounded(values, narrow_u8, |v| to_int(v, 255.0) as u8)),
-            Dtype::U16 => PlaneData::U16(rounded(values, narrow_u16, |v| to_int(v, 65535.0) as u16)),
+            Dtype::U8 => PlaneData::U8(rounded(values, Narrow { collect: narrow_u8, into: narrow_u8_into }, |v| {
+                to_int(v, 255.0) as u8
+            })),
+            Dtype::U16 => PlaneData::U16(rounded(values, Narrow { collect: narrow_u16, into: narrow_u16_into }, |v| {
+                to_int(v, 65535.0) as u16
+            })),
             Dtype::F32 => PlaneData::F32(values.to_owned()),
         }
     }
@@ -124,17 +129,36 @@ impl PlaneData {
     }
 }
 
-/// Every value narrowed: by `contiguous` (one loop over the samples) when they are contiguous,
-/// else sample by sample by `each`; both round with [`to_int`].
-fn rounded<T: Copy>(
+/// Samples above which [`rounded`] narrows a plane in parallel, in chunks of this many (a
+/// mosaic is written by one step thread while the other cores may have nothing to do).
+const PARALLEL_SAMPLES: usize = 1 << 20;
+
+/// How [`rounded`] narrows contiguous samples: into a new vector, or into a slice as long.
+struct Narrow<T> {
+    collect: fn(&[f32]) -> Vec<T>,
+    into: fn(&mut [T], &[f32]),
+}
+
+/// Every value narrowed: in one loop over the samples when they are contiguous (in parallel
+/// chunks for a large plane), else sample by sample by `each`; both round with [`to_int`].
+fn rounded<T: Copy + Default + Send + Sync>(
     values: ndarray::ArrayView2<'_, f32>,
-    contiguous: fn(&[f32]) -> Vec<T>,
+    narrow: Narrow<T>,
     each: impl Fn(f32) -> T,
 ) -> Array2<T> {
-    if let Some(s) = values.as_slice()
-        && let Ok(a) = Array2::from_shape_vec(values.raw_dim(), contiguous(s))
-    {
-        return a;
+    if let Some(s) = values.as_slice() {
+        let narrowed = if s.len() > PARALLEL_SAMPLES {
+            let mut out = vec![T::default(); s.len()];
+            out.par_chunks_mut(PARALLEL_SAMPLES)
+                .zip(s.par_chunks(PARALLEL_SAMPLES))
+                .for_each(|(o, s)| (narrow.into)(o, s));
+            out
+        } else {
+            (narrow.collect)(s)
+        };
+        if let Ok(a) = Array2::from_shape_vec(values.raw_dim(), narrowed) {
+            return a;
+        }
     }
     values.mapv(each)
 }
@@ -147,10 +171,22 @@ fn narrow_u16(s: &[f32]) -> Vec<u16> {
     s.iter().map(|&v| to_int(v, 65535.0) as u16).collect()
 }
 
+/// [`narrow_u16`] into `out` (as long as `s`); dispatched the same way.
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+fn narrow_u16_into(out: &mut [u16], s: &[f32]) {
+    out.iter_mut().zip(s).for_each(|(o, &v)| *o = to_int(v, 65535.0) as u16);
+}
+
 /// [`to_int`] of every sample, as u8; dispatched as [`narrow_u16`].
 #[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
 fn narrow_u8(s: &[f32]) -> Vec<u8> {
     s.iter().map(|&v| to_int(v, 255.0) as u8).collect()
+}
+
+/// [`narrow_u8`] into `out` (as long as `s`).
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+fn narrow_u8_into(out: &mut [u8], s: &[f32]) {
+    out.iter_mut().zip(s).for_each(|(o, &v)| *o = to_int(v, 255.0) as u8);
 }
 
 /// Round half away from zero and clamp to `0..=max` (`max` ≤ 65535), NaN → 0 — what f64's
@@ -183,6 +219,18 @@ mod tests {
             PlaneData::from_f32(v.view(), Dtype::U16),
             PlaneData::U16(array![[0, 0, 1, 2], [255, 300, 65535, 0]])
         );
+    }
+
+    #[test]
+    fn a_plane_narrowed_in_parallel_chunks_equals_one_narrowed_sample_by_sample() {
+        // Longer than one parallel chunk, not a multiple of it.
+        let (h, w) = (1031, 1029);
+        assert!(h * w > PARALLEL_SAMPLES + 1);
+        let v = Array2::from_shape_fn((h, w), |(y, x)| ((y * 7919 + x * 104_729) % 140_000) as f32 / 2.0 - 1000.25);
+        let by_sample16 = v.mapv(|x| to_int(x, 65535.0) as u16);
+        assert_eq!(PlaneData::from_f32(v.view(), Dtype::U16), PlaneData::U16(by_sample16));
+        let by_sample8 = v.mapv(|x| to_int(x, 255.0) as u8);
+        assert_eq!(PlaneData::from_f32(v.view(), Dtype::U8), PlaneData::U8(by_sample8));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ndarray::{ArcArray2, ArcArray3, Array3};
+use rayon::prelude::*;
 
 use hcs_core::stack::Stack;
 use hcs_device::join_planes;
@@ -439,6 +440,10 @@ pub fn stack_of(planes: &[ArcArray2<f32>]) -> Result<Array3<f32>, StepError> {
     stack.finish()
 }
 
+/// Samples of a plane above which [`StackBuilder`] copies it in parallel (a 1024² tile is
+/// copied by the thread that loads it: the groups of a step already run side by side).
+const PARALLEL_COPY: usize = 1 << 21;
+
 /// A stack filled one plane at a time: the first plane reserves room for all of them, the
 /// others must have its shape.
 #[derive(Default)]
@@ -461,6 +466,9 @@ impl StackBuilder {
             return Err(StepError::ShapeMismatch { found: (h, w), expected });
         }
         match plane.as_slice() {
+            // A mosaic: copied by every worker (the step reading it may run one group, and the
+            // copy alone kept one core busy while the others waited).
+            Some(s) if s.len() > PARALLEL_COPY => self.data.par_extend(s.par_iter().copied()),
             Some(s) => self.data.extend_from_slice(s),
             None => self.data.extend(plane.iter().copied()),
         }
@@ -512,6 +520,19 @@ mod tests {
             spill_reason: None,
             steps: Vec::new(),
             segments: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_stack_of_mosaics_copied_in_parallel_holds_each_plane_in_order() {
+        let (h, w) = (1500, 1501);
+        assert!(h * w > PARALLEL_COPY);
+        let planes: Vec<ArcArray2<f32>> =
+            (0..3).map(|p| Array2::from_shape_fn((h, w), |(y, x)| (p * 7 + y * 3 + x) as f32).into_shared()).collect();
+        let stack = stack_of(&planes).expect("stack");
+        assert_eq!(stack.dim(), (3, h, w));
+        for (p, plane) in planes.iter().enumerate() {
+            assert_eq!(stack.index_axis(ndarray::Axis(0), p), plane.view(), "plane {p}");
         }
     }
 
