@@ -39,7 +39,7 @@ pub fn write_atomic_uncached(path: &Path, bytes: &[u8]) -> Result<(), VfsError> 
 
 /// Wait until the files' contents are on disk (fsync each), then let the page cache drop them:
 /// they are on disk, and a run's outputs are not read again by this process (the page cache
-/// stays free for what is). Up to [`SYNC_THREADS`] files are synced at once: a well's 64 files
+/// stays free for what is). Up to four files are synced at once: a well's 64 files
 /// one after the other took 19 ms of waiting on the device at the end of a run.
 pub fn sync_files<P: AsRef<Path> + Sync>(paths: impl IntoIterator<Item = P>) -> Result<(), VfsError> {
     let paths: Vec<P> = paths.into_iter().collect();
