@@ -39,40 +39,16 @@ pub fn write_atomic_uncached(path: &Path, bytes: &[u8]) -> Result<(), VfsError> 
 
 /// Wait until the files' contents are on disk (fsync each), then let the page cache drop them:
 /// they are on disk, and a run's outputs are not read again by this process (the page cache
-/// stays free for what is). Up to four files are synced at once: a well's 64 files
-/// one after the other took 19 ms of waiting on the device at the end of a run.
-pub fn sync_files<P: AsRef<Path> + Sync>(paths: impl IntoIterator<Item = P>) -> Result<(), VfsError> {
-    let paths: Vec<P> = paths.into_iter().collect();
-    let sync = |paths: &[P]| -> Result<(), VfsError> {
-        for path in paths {
-            let path = path.as_ref();
-            let file = fs::File::open(path).map_err(|e| VfsError::io(path, e))?;
-            file.sync_all().map_err(|e| VfsError::io(path, e))?;
-            drop_cached(&file);
-        }
-        Ok(())
-    };
-    if paths.len() < 2 * SYNC_THREADS {
-        return sync(&paths);
+/// stays free for what is).
+pub fn sync_files<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>) -> Result<(), VfsError> {
+    for path in paths {
+        let path = path.as_ref();
+        let file = fs::File::open(path).map_err(|e| VfsError::io(path, e))?;
+        file.sync_all().map_err(|e| VfsError::io(path, e))?;
+        drop_cached(&file);
     }
-    let per_thread = paths.len().div_ceil(SYNC_THREADS);
-    std::thread::scope(|scope| {
-        let threads: Vec<_> = paths.chunks(per_thread).map(|chunk| scope.spawn(move || sync(chunk))).collect();
-        // Every thread is joined; the first error in path order is the one reported.
-        let results: Vec<Result<(), VfsError>> = threads
-            .into_iter()
-            .map(|t| {
-                t.join().unwrap_or_else(|_| {
-                    Err(VfsError::io(Path::new(""), std::io::Error::other("a sync thread panicked")))
-                })
-            })
-            .collect();
-        results.into_iter().collect()
-    })
+    Ok(())
 }
-
-/// Threads [`sync_files`] syncs files on.
-const SYNC_THREADS: usize = 4;
 
 /// Ask the kernel to start writing `file`'s data to the device now, without waiting for it: a
 /// later fsync then finds it written or under way, instead of a well's whole output at once.
@@ -185,7 +161,6 @@ pub fn remove_stale_temporaries(dir: &Path) -> Result<usize, VfsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     #[test]
     fn replaces_whole_file_and_leaves_no_temporaries() {
@@ -225,14 +200,6 @@ mod tests {
         assert_eq!(names, [std::ffi::OsString::from("a.tif"), std::ffi::OsString::from("b.tif")]);
         let missing = dir.join("gone.tif");
         let err = sync_files([&a, &missing]).expect_err("a missing file cannot be synced");
-        assert!(err.to_string().contains("gone.tif"), "{err}");
-        // Enough files to be synced on several threads: a missing one among them is still named.
-        let many: Vec<PathBuf> = (0..4 * SYNC_THREADS).map(|i| dir.join(format!("m{i}.tif"))).collect();
-        many.iter().for_each(|p| write_atomic_unsynced(p, b"m").expect("write"));
-        sync_files(&many).expect("all exist");
-        let mut with_gap = many.clone();
-        with_gap.insert(3 * SYNC_THREADS, missing.clone());
-        let err = sync_files(&with_gap).expect_err("one is missing");
         assert!(err.to_string().contains("gone.tif"), "{err}");
         fs::remove_dir_all(&dir).expect("cleanup");
     }

@@ -104,19 +104,17 @@ fn shared_dirs(plan: &WellPlan) -> Vec<PathBuf> {
 }
 
 impl Drop for WellRun {
+    /// An unfinished well goes as an unsettled one: files still queued are written (or fail)
+    /// before its litter goes, so none is left behind.
     fn drop(&mut self) {
-        // Files still queued are written (or fail) before the litter goes, so none is left behind.
-        let _ = self.writes.finish();
-        if let Some(litter) = self.litter.take() {
-            litter.remove(self.record.files.iter().map(|f| f.path.as_path()), &self.scratch);
-        }
+        drop(self.unsettled());
     }
 }
 
 impl Litter {
     /// Remove `files` (relative to the output root), the folders they leave empty and the
     /// scratch folders.
-    fn remove<'f>(&self, files: impl Iterator<Item = &'f Path>, scratch: &DiskStore) {
+    fn remove(&self, files: &[PathBuf], scratch: &DiskStore) {
         for file in files {
             let path = self.output_root.join(file);
             if std::fs::remove_file(&path).is_ok() {
@@ -154,9 +152,10 @@ impl Settling {
 
 impl Drop for Settling {
     fn drop(&mut self) {
+        // Files still queued are written (or fail) before the litter goes.
         let _ = self.writes.finish();
         if let Some(litter) = self.litter.take() {
-            litter.remove(self.files.iter().map(PathBuf::as_path), &self.scratch);
+            litter.remove(&self.files, &self.scratch);
         }
     }
 }
@@ -204,12 +203,7 @@ impl WellRun {
     /// plane order), its notes, and what keeps or removes its files once its last ones are
     /// written ([`Settling::settle`]: the record vouches for files that are in place).
     pub fn finish(mut self) -> (WellRecord, Vec<String>, Settling) {
-        let settling = Settling {
-            writes: std::mem::take(&mut self.writes),
-            litter: self.litter.take(),
-            files: self.record.files.iter().map(|f| f.path.clone()).collect(),
-            scratch: std::mem::take(&mut self.scratch),
-        };
+        let settling = self.unsettled();
         let mut trace = std::mem::take(&mut self.trace);
         trace.qc = self.qc.lock().map(|mut q| std::mem::take(&mut *q).into_values().collect()).unwrap_or_default();
         let mut record = std::mem::take(&mut self.record);
@@ -217,6 +211,17 @@ impl WellRun {
         record.subdirs.values_mut().for_each(|planes| planes.sort_by_key(|(k, _)| *k));
         record.trace = Some(trace);
         (record, std::mem::take(&mut self.notes), settling)
+    }
+
+    /// The well's writer, litter, file list and scratch store, moved out (this well then
+    /// removes nothing when dropped).
+    fn unsettled(&mut self) -> Settling {
+        Settling {
+            writes: std::mem::take(&mut self.writes),
+            litter: self.litter.take(),
+            files: self.record.files.iter().map(|f| f.path.clone()).collect(),
+            scratch: std::mem::take(&mut self.scratch),
+        }
     }
 
     /// The places in `group` of the raw planes whose quality is not measured yet (a plane read

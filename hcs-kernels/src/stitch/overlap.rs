@@ -149,10 +149,12 @@ fn search(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, horizontal: bool) -> (
 /// Offsets scored side by side in [`ncc_at_dys`].
 const SIDE_BY_SIDE: usize = 4;
 
-/// [`ncc_at`] at `(dx, dy)` for every `dy` of `dys`, the same values bit for bit: each offset
-/// sums the same samples in the same order, but [`SIDE_BY_SIDE`] offsets take their rows
-/// together, so their sums are independent chains of adds instead of one chain waiting on each
-/// add.
+/// The NCC of `a` and `b` over their overlap (every other row of it, inside [`EDGE`]) when `b`'s
+/// origin is at `(dx, dy)` from `a`'s, for every `dy` of `dys`; `-inf` where the overlap is
+/// under 3 × 3. Each offset sums its rows in f32 and the rows' sums in f64, in order, as scoring
+/// it alone would (the tests compare with the one-at-a-time scoring these replaced, bit for
+/// bit), but [`SIDE_BY_SIDE`] offsets take their rows together, so their sums are independent
+/// chains of adds instead of one chain waiting on each add.
 fn ncc_at_dys(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, dx: isize, dys: &[isize]) -> Vec<f64> {
     let mut scores = Vec::with_capacity(dys.len());
     for group in dys.chunks(SIDE_BY_SIDE) {
@@ -168,8 +170,7 @@ fn ncc_at_dys(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, dx: isize, dys: &[
             let width = p.width();
             let rows: [(&[f32], &[f32]); SIDE_BY_SIDE] =
                 std::array::from_fn(|k| (&pairs[k].0[..width], &pairs[k].1[..width]));
-            // The sums of one kind side by side (`lanes[j][k]`: sum `j` of offset `k`), so one
-            // vector add serves all the offsets.
+            // `lanes[j][k]`: sum `j` of offset `k`.
             let mut lanes = [[0f32; SIDE_BY_SIDE]; 5];
             for x in 0..width {
                 let u: [f32; SIDE_BY_SIDE] = std::array::from_fn(|k| rows[k].0[x]);
@@ -187,17 +188,14 @@ fn ncc_at_dys(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, dx: isize, dys: &[
             }
         }
         for (o, mut s) in [p, q, r, t].into_iter().zip(sums) {
-            for i in shared..o.rows() {
-                let (ra, rb) = o.row_pair(i);
-                s.add_row(row_sums(&ra, &rb));
-            }
+            o.add_rows(shared, &mut s);
             scores.push(s.ncc(o.rows() * o.width()));
         }
     }
     scores
 }
 
-/// The rows of `a` and `b` that [`ncc_at`] sums at one offset.
+/// The rows of `a` and `b` summed at one offset.
 struct Overlap<'t> {
     a: ArrayView2<'t, f32>,
     b: ArrayView2<'t, f32>,
@@ -237,13 +235,18 @@ impl<'t> Overlap<'t> {
         (row(self.a), row(self.b))
     }
 
+    /// Add the sums of rows `from..` to `sums`, one row after the other.
+    fn add_rows(&self, from: usize, sums: &mut Sums) {
+        for i in from..self.rows() {
+            let (ra, rb) = self.row_pair(i);
+            sums.add_row(row_sums(&ra, &rb));
+        }
+    }
+
     /// The NCC of this overlap alone.
     fn ncc_alone(&self) -> f64 {
         let mut s = Sums::default();
-        for i in 0..self.rows() {
-            let (ra, rb) = self.row_pair(i);
-            s.add_row(row_sums(&ra, &rb));
-        }
+        self.add_rows(0, &mut s);
         s.ncc(self.rows() * self.width())
     }
 }
@@ -280,7 +283,8 @@ impl Sums {
 }
 
 /// NCC of `a` and `b` over their overlap when `b`'s origin is at `(dx, dy)` from `a`'s, on every
-/// other row of it (the coarse offset only has to be right to a coarse pixel or two).
+/// other row of it: the one-offset-at-a-time scoring [`ncc_at_dys`] replaced, kept as the
+/// reference its test compares with.
 #[cfg(test)]
 fn ncc_at(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, dx: isize, dy: isize) -> f64 {
     let (h, w) = (a.dim().0 as isize, a.dim().1 as isize);

@@ -197,8 +197,8 @@ struct Integral {
     row_slot: Vec<usize>,
     /// The slot of each table column (`0..=width` of `area`) among the kept ones.
     col_slot: Vec<usize>,
-    /// Kept columns, in order.
-    cols: Vec<usize>,
+    /// How many columns are kept.
+    ncols: usize,
     /// The kept entries, row-major over the kept rows and columns.
     sum: Vec<f64>,
     sq: Vec<f64>,
@@ -211,12 +211,14 @@ const NOT_KEPT: usize = usize::MAX;
 const INTEGRAL_ROWS: usize = 4;
 
 impl Integral {
-    /// Entry `(y, x)` of each table is the row-`y` running sum up to `x` plus entry `(y − 1, x)`,
-    /// kept where one of `rects` (inside `area`) has a corner. The running sums of
+    /// Entry `(y, x)` of each table (over the bounding rectangle of `rects`) is the row-`y`
+    /// running sum up to `x` plus entry `(y − 1, x)`, kept where one of `rects` has a corner.
+    /// The running sums of
     /// [`INTEGRAL_ROWS`] rows are taken side by side (that many independent chains of adds,
     /// where one row's chain waits on each add), then added to the kept columns' entries one row
     /// after the other: the same additions as a whole table, so the same entries.
-    fn new(t: ArrayView2<'_, f32>, area: Rect, rects: &[Rect]) -> Self {
+    fn new(t: ArrayView2<'_, f32>, rects: &[Rect]) -> Self {
+        let area = bounding(rects);
         let w = (area.x1 - area.x0) as usize + 1;
         let h = (area.y1 - area.y0) as usize + 1;
         let (mut row_slot, mut col_slot) = (vec![NOT_KEPT; h], vec![NOT_KEPT; w]);
@@ -291,14 +293,14 @@ impl Integral {
             }
             first += block.len();
         }
-        Integral { area, row_slot, col_slot, cols, sum, sq }
+        Integral { area, row_slot, col_slot, ncols: cols.len(), sum, sq }
     }
 
     /// (Σv, Σv²) over `r`, one of the rectangles the table was made for.
     fn sums(&self, r: Rect) -> (f64, f64) {
         let at = |y: isize, x: isize| {
             let (row, col) = (self.row_slot[(y - self.area.y0) as usize], self.col_slot[(x - self.area.x0) as usize]);
-            row * self.cols.len() + col
+            row * self.ncols + col
         };
         let (a, b, c, d) = (at(r.y0, r.x0), at(r.y0, r.x1), at(r.y1, r.x0), at(r.y1, r.x1));
         (self.sum[d] - self.sum[b] - self.sum[c] + self.sum[a], self.sq[d] - self.sq[b] - self.sq[c] + self.sq[a])
@@ -341,22 +343,18 @@ fn overlap_ncc(
 /// How far (pixels) the NCC refinement searches around the phase-correlation estimate.
 const REFINE_RADIUS: isize = 6;
 
-/// The rectangles of tiles `a` and `b` (both `dim`) that scoring every offset within `reach`
-/// of `(icx, icy)` reads: the bounding rectangle of their overlaps (empty where none is 4 × 4).
-fn refine_reads(dim: (usize, usize), (icx, icy): (isize, isize), reach: isize) -> (Rect, Rect) {
+/// The overlaps of tiles `a` and `b` (both `dim`) that scoring every offset within `reach` of
+/// `(icx, icy)` reads: each offset's rectangle of `a` and of `b` (offsets with no 4 × 4
+/// overlap have none).
+fn refine_reads(dim: (usize, usize), (icx, icy): (isize, isize), reach: isize) -> (Vec<Rect>, Vec<Rect>) {
     let (h, w) = (dim.0 as isize, dim.1 as isize);
-    let (mut area_a, mut area_b): (Option<Rect>, Option<Rect>) = (None, None);
-    for dy in -reach..=reach {
-        for dx in -reach..=reach {
-            if let Some(r) = Rect::overlap(h, w, icx + dx, icy + dy) {
-                area_a = Some(area_a.map_or(r, |u| u.union(r)));
-                let rb = r.shifted(icx + dx, icy + dy);
-                area_b = Some(area_b.map_or(rb, |u| u.union(rb)));
-            }
-        }
-    }
-    let empty = Rect { y0: 0, y1: 0, x0: 0, x1: 0 };
-    (area_a.unwrap_or(empty), area_b.unwrap_or(empty))
+    let tried = (-reach..=reach).flat_map(|dy| (-reach..=reach).map(move |dx| (icx + dx, icy + dy)));
+    tried.filter_map(|(ix, iy)| Rect::overlap(h, w, ix, iy).map(|r| (r, r.shifted(ix, iy)))).unzip()
+}
+
+/// The bounding rectangle of `rects` (empty when there are none).
+fn bounding(rects: &[Rect]) -> Rect {
+    rects.iter().copied().reduce(Rect::union).unwrap_or(Rect { y0: 0, y1: 0, x0: 0, x1: 0 })
 }
 
 /// Refine an offset by maximizing the overlap NCC: integer search within ±`radius` pixels of
@@ -367,12 +365,8 @@ fn refine(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, ox: f64, oy: f64, radi
     let (icx, icy) = (cx as isize, cy as isize);
     // Every offset tried below lies within radius + 2 (lattice, 3 × 3, parabola neighbours).
     let reach = radius + 2;
-    let (area_a, area_b) = refine_reads(a.dim(), (icx, icy), reach);
-    let (h, w) = (a.nrows() as isize, a.ncols() as isize);
-    let tried = (-reach..=reach).flat_map(|dy| (-reach..=reach).map(move |dx| (icx + dx, icy + dy)));
-    let (rects_a, rects_b): (Vec<Rect>, Vec<Rect>) =
-        tried.filter_map(|(ix, iy)| Rect::overlap(h, w, ix, iy).map(|r| (r, r.shifted(ix, iy)))).unzip();
-    let (ia, ib) = (Integral::new(a, area_a, &rects_a), Integral::new(b, area_b, &rects_b));
+    let (rects_a, rects_b) = refine_reads(a.dim(), (icx, icy), reach);
+    let (ia, ib) = (Integral::new(a, &rects_a), Integral::new(b, &rects_b));
     // Each offset is scored once: the parabola's neighbours are mostly points the 3 × 3 pass
     // already scored.
     let side = 2 * reach + 1;
@@ -1052,7 +1046,7 @@ fn anchor_components(
 #[cfg(test)]
 mod tests {
     use super::{
-        DotLanes, EdgeReport, Integral, REFINE_RADIUS, Rect, bands_cover_most, difference_of_gaussians,
+        DotLanes, EdgeReport, Integral, REFINE_RADIUS, Rect, bands_cover_most, bounding, difference_of_gaussians,
         place_consistently, refine_reads, smooth_up, whiten_bands, whitened_bands,
     };
     use ndarray::Array2;
@@ -1089,13 +1083,14 @@ mod tests {
                 }
             }
             rects.push(Rect { y0: area.y1 - 1, y1: area.y1, x0: area.x1 - 2, x1: area.x1 });
-            let table = Integral::new(view, area, &rects);
+            // `area` is among the rectangles: the table spans it.
+            let table = Integral::new(view, &rects);
             let whole = |r: Rect| {
                 let at = |y: isize, x: isize| ((y - area.y0) as usize) * w + (x - area.x0) as usize;
                 let (a, b, c, d) = (at(r.y0, r.x0), at(r.y0, r.x1), at(r.y1, r.x0), at(r.y1, r.x1));
                 (sum[d] - sum[b] - sum[c] + sum[a], sq[d] - sq[b] - sq[c] + sq[a])
             };
-            assert!(table.cols.len() < w, "only the corners' columns are kept");
+            assert!(table.ncols < w, "only the corners' columns are kept");
             for r in rects {
                 let ((s1, q1), (s2, q2)) = (table.sums(r), whole(r));
                 assert_eq!((s1.to_bits(), q1.to_bits()), (s2.to_bits(), q2.to_bits()), "rows to {y1}");
@@ -1146,6 +1141,7 @@ mod tests {
                 for icx in wi - owi - owi / 2 - 3..=wi - owi + owi / 2 + 3 {
                     for icy in -hi / 2 - 3..=hi / 2 + 3 {
                         let (ra, rb) = refine_reads((h, w), (icx, icy), reach);
+                        let (ra, rb) = (bounding(&ra), bounding(&rb));
                         let empty = ra.x1 <= ra.x0;
                         assert!(empty || (ra.x0 >= wi - bxi && rb.x1 <= bxi), "{h}×{w}, ow {ow}: ({icx}, {icy})");
                     }
@@ -1153,6 +1149,7 @@ mod tests {
                 for icy in hi - ohi - ohi / 2 - 3..=hi - ohi + ohi / 2 + 3 {
                     for icx in -wi / 2 - 3..=wi / 2 + 3 {
                         let (ra, rb) = refine_reads((h, w), (icx, icy), reach);
+                        let (ra, rb) = (bounding(&ra), bounding(&rb));
                         let empty = ra.y1 <= ra.y0;
                         assert!(empty || (ra.y0 >= hi - byi && rb.y1 <= byi), "{h}×{w}, oh {oh}: ({icx}, {icy})");
                     }
