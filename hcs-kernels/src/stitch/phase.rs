@@ -82,34 +82,55 @@ pub(crate) fn spectrum(img: ArrayView2<'_, f32>) -> HalfSpectrum {
     HalfSpectrum { data, w }
 }
 
-/// The full `h × w` spectrum from its half (the upsampled DFT samples every frequency).
+/// The full `h × w` spectrum from its half (the upsampled DFT samples every frequency): each
+/// row is its half's row, then the conjugates of the mirrored row read backwards.
 fn full(half: &Array2<C>, w: usize) -> Array2<C> {
     let (h, hw) = half.dim();
-    Array2::from_shape_fn((h, w), |(y, x)| if x < hw { half[[y, x]] } else { half[[(h - y) % h, w - x]].conj() })
+    let mut data = Vec::with_capacity(h * w);
+    for y in 0..h {
+        data.extend(half.row(y).iter());
+        let mirror = half.row((h - y) % h);
+        data.extend((hw..w).map(|x| mirror[w - x].conj()));
+    }
+    // The rows hold exactly h × w samples.
+    Array2::from_shape_vec((h, w), data).unwrap_or_else(|_| Array2::from_elem((h, w), C::default()))
 }
 
-/// The real inverse transform of a half spectrum (destroys `half`).
-fn inverse_real(half: &mut Array2<C>, w: usize) -> Array2<f64> {
+/// The position `(y, x)` of the largest value of the real inverse transform of a half spectrum
+/// (destroys `half`), the first in row-major order where several are equal. Each row is
+/// transformed into one reused buffer and scanned as it comes: the surface is never stored.
+fn inverse_peak(half: &mut Array2<C>, w: usize) -> (usize, usize) {
     let (h, hw) = half.dim();
     let (row, col) = PLANNERS.with(|p| {
         let mut p = p.borrow_mut();
         (p.1.plan_fft_inverse(w), p.0.plan_fft_inverse(h))
     });
     columns(half, col.as_ref());
-    let mut out = Array2::<f64>::zeros((h, w));
+    let mut out = vec![0f64; w];
     let mut scratch = row.make_scratch_vec();
-    for (mut src, mut dst) in half.rows_mut().into_iter().zip(out.rows_mut()) {
+    let (mut best, mut at) = (f64::NEG_INFINITY, (0, 0));
+    for (y, mut src) in half.rows_mut().into_iter().enumerate() {
         let src = src.as_slice_mut().expect("rows of a standard-layout array are contiguous");
-        // The DC (and, for even w, Nyquist) terms of a real signal's row spectrum are real; the
-        // rounding residue in their imaginary parts is dropped, as the real transform requires.
-        src[0].im = 0.0;
-        if w.is_multiple_of(2) {
-            src[hw - 1].im = 0.0;
+        real_row_terms(src, w, hw);
+        // Lengths match the plan by construction, the only way this can fail.
+        let _ = row.process_with_scratch(src, &mut out, &mut scratch);
+        for (x, &v) in out.iter().enumerate() {
+            if v > best {
+                best = v;
+                at = (y, x);
+            }
         }
-        let dst = dst.as_slice_mut().expect("rows of a standard-layout array are contiguous");
-        let _ = row.process_with_scratch(src, dst, &mut scratch);
     }
-    out
+    at
+}
+
+/// The DC (and, for even `w`, Nyquist) terms of a real signal's row spectrum are real; the
+/// rounding residue in their imaginary parts is dropped, as the real transform requires.
+fn real_row_terms(src: &mut [C], w: usize, hw: usize) {
+    src[0].im = 0.0;
+    if w.is_multiple_of(2) {
+        src[hw - 1].im = 0.0;
+    }
 }
 
 /// Frequencies of an n-point FFT, as `numpy.fft.fftfreq(n)`.
@@ -149,18 +170,10 @@ pub(crate) fn correlate_spectra(a: &HalfSpectrum, b: &HalfSpectrum, up: usize) -
     // Cross-power spectrum. Not whitened: on sparse fluorescent content the plain correlation
     // peak is smooth, so the upsampled DFT locates it to a fraction of a pixel, where a whitened
     // (phase-only) peak is dominated by border effects (skimage's `normalization=None`).
-    let mut cps = Array2::from_elem(a.data.dim(), C::default());
-    ndarray::Zip::from(&mut cps).and(&a.data).and(&b.data).for_each(|c, &a, &b| *c = b * a.conj());
+    let mut cps = ndarray::Zip::from(&a.data).and(&b.data).map_collect(|&a, &b| b * a.conj());
     // The upsampled refinement needs the spectrum after the inverse FFT has overwritten it.
     let spec = (up > 1).then(|| full(&cps, w));
-    let surface = inverse_real(&mut cps, w);
-    let (mut best, mut at) = (f64::NEG_INFINITY, (0, 0));
-    for ((y, x), &v) in surface.indexed_iter() {
-        if v > best {
-            best = v;
-            at = (y, x);
-        }
-    }
+    let at = inverse_peak(&mut cps, w);
     let wrap = |i: usize, n: usize| if i > n / 2 { i as f64 - n as f64 } else { i as f64 };
     let (mut dy, mut dx) = (wrap(at.0, h), wrap(at.1, w));
     if let Some(spec) = spec {
@@ -185,6 +198,63 @@ pub(crate) fn correlate_spectra(a: &HalfSpectrum, b: &HalfSpectrum, up: usize) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The real inverse transform of a half spectrum (destroys `half`), whole: what
+    /// [`inverse_peak`] scans row by row.
+    fn inverse_real(half: &mut Array2<C>, w: usize) -> Array2<f64> {
+        let (h, hw) = half.dim();
+        let (row, col) = PLANNERS.with(|p| {
+            let mut p = p.borrow_mut();
+            (p.1.plan_fft_inverse(w), p.0.plan_fft_inverse(h))
+        });
+        columns(half, col.as_ref());
+        let mut out = Array2::<f64>::zeros((h, w));
+        let mut scratch = row.make_scratch_vec();
+        for (mut src, mut dst) in half.rows_mut().into_iter().zip(out.rows_mut()) {
+            let src = src.as_slice_mut().expect("rows of a standard-layout array are contiguous");
+            real_row_terms(src, w, hw);
+            let dst = dst.as_slice_mut().expect("rows of a standard-layout array are contiguous");
+            let _ = row.process_with_scratch(src, dst, &mut scratch);
+        }
+        out
+    }
+
+    /// The full spectrum element by element: what [`full`] builds row by row.
+    fn full_by_index(half: &Array2<C>, w: usize) -> Array2<C> {
+        let (h, hw) = half.dim();
+        Array2::from_shape_fn((h, w), |(y, x)| if x < hw { half[[y, x]] } else { half[[(h - y) % h, w - x]].conj() })
+    }
+
+    fn bits(c: &C) -> (u64, u64) {
+        (c.re.to_bits(), c.im.to_bits())
+    }
+
+    #[test]
+    fn the_peak_scanned_row_by_row_and_the_full_spectrum_equal_the_whole_surfaces() {
+        for (h, w) in [(30, 7), (64, 72), (45, 9), (97, 6), (101, 5), (1, 1), (8, 2), (120, 1024)] {
+            let img = Array2::from_shape_fn((h, w), |(y, x)| ((y * 977 + x * 7919) % 1013) as f32 / 7.0 - 60.0);
+            let other = Array2::from_shape_fn((h, w), |(y, x)| ((y * 613 + x * 4451) % 997) as f32 / 5.0 - 90.0);
+            let (a, b) = (spectrum(img.view()), spectrum(other.view()));
+            let cps = ndarray::Zip::from(&a.data).and(&b.data).map_collect(|&a, &b| b * a.conj());
+            let got_full: Vec<(u64, u64)> = full(&cps, w).iter().map(bits).collect();
+            let want_full: Vec<(u64, u64)> = full_by_index(&cps, w).iter().map(bits).collect();
+            assert_eq!(got_full, want_full, "{h} × {w}");
+            let surface = inverse_real(&mut cps.clone(), w);
+            let (mut best, mut want) = (f64::NEG_INFINITY, (0, 0));
+            for ((y, x), &v) in surface.indexed_iter() {
+                if v > best {
+                    best = v;
+                    want = (y, x);
+                }
+            }
+            assert_eq!(inverse_peak(&mut cps.clone(), w), want, "{h} × {w}");
+        }
+        // Ties go to the first in row-major order: a flat spectrum's surface peaks at (0, 0) only;
+        // a constant surface (only the DC term) ties everywhere.
+        let mut dc = Array2::from_elem((6, 4), C::default());
+        dc[[0, 0]] = C::new(24.0, 0.0);
+        assert_eq!(inverse_peak(&mut dc, 6), (0, 0));
+    }
 
     fn blobs(h: usize, w: usize, oy: f64, ox: f64) -> Array2<f32> {
         let centres = [(10.3, 12.1), (30.7, 40.2), (50.1, 20.9), (22.5, 55.5), (44.4, 8.8), (5.5, 33.3)];
