@@ -4,6 +4,7 @@
 
 pub mod atomic;
 mod error;
+pub mod fill;
 pub mod ome_tiff;
 pub mod omezarr;
 pub mod plane;

@@ -8,6 +8,8 @@
 use ndarray::Array2;
 use rayon::prelude::*;
 
+use crate::fill::F32Out;
+
 /// A sample type hcs stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Dtype {
@@ -91,12 +93,13 @@ impl PlaneData {
         }
     }
 
-    /// Append the samples, as f32 in row-major order, to `out` (no intermediate array).
-    pub fn extend_f32(&self, out: &mut Vec<f32>) {
-        fn extend<T: Copy>(a: &Array2<T>, out: &mut Vec<f32>, f: impl Fn(T) -> f32) {
+    /// Append the samples, as f32 in row-major order, to `out` (a `Vec`, or one plane's part of
+    /// a stack: [`crate::fill`]; no intermediate array when the samples are in standard order).
+    pub fn extend_f32(&self, out: &mut impl F32Out) {
+        fn extend<T: Copy>(a: &Array2<T>, out: &mut impl F32Out, f: impl Fn(T) -> f32) {
             match a.as_slice() {
-                Some(s) => out.extend(s.iter().map(|&v| f(v))),
-                None => out.extend(a.iter().map(|&v| f(v))),
+                Some(s) => out.append(s, f),
+                None => out.append(&a.iter().copied().collect::<Vec<T>>(), f),
             }
         }
         match self {

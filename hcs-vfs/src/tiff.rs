@@ -16,6 +16,7 @@ use tiff::tags::Tag;
 
 use crate::VfsError;
 use crate::atomic::write_atomic;
+use crate::fill::F32Out;
 use crate::plane::{Dtype, PlaneData};
 
 /// How TIFFs are written.
@@ -54,9 +55,7 @@ pub fn read_tiff(path: &Path, limits: TiffLimits) -> Result<Vec<PlaneData>, VfsE
 /// header's word alone. Room the system cannot give at once is not taken: `out` then grows as
 /// the samples are appended, as it would have without this.
 pub fn reserve_planes(out: &mut Vec<f32>, plane: usize, planes: usize) {
-    if out.capacity() - out.len() < plane {
-        let _ = out.try_reserve_exact(plane.saturating_mul(planes.max(1)));
-    }
+    out.make_room(plane, planes);
 }
 
 /// Read page `page` (0-based) of a TIFF file, decoding no other page.
@@ -65,7 +64,7 @@ pub fn read_tiff_page(path: &Path, page: usize, limits: TiffLimits) -> Result<Pl
 }
 
 /// Read page `page` (0-based) of a TIFF file and append its samples, as f32 in row-major order,
-/// to `out`; its (height, width). A little-endian uncompressed page is converted from the file's
+/// to `out` (a `Vec`, or one plane's part of a stack: [`crate::fill`]); its (height, width). A little-endian uncompressed page is converted from the file's
 /// bytes straight into `out`, with no plane in between; any other page is decoded as by
 /// [`read_tiff`] first. When `out` has no room for the page, it is given room for `planes`
 /// pages of its shape (this one included: a stack read plane by plane grows once, not at
@@ -74,32 +73,32 @@ pub fn read_tiff_page_f32(
     path: &Path,
     page: usize,
     limits: TiffLimits,
-    out: &mut Vec<f32>,
+    out: &mut impl F32Out,
     planes: usize,
 ) -> Result<(usize, usize), VfsError> {
-    let before = out.len();
+    let before = out.written();
     let result = on_page(path, page, limits, |decoder, bytes, info| {
         // Room is made once the page's samples are found in the file (its strips) or decoded:
         // a header claiming a huge page in a small file asks for nothing.
         let plane = info.shape.0 * info.shape.1;
         match uncompressed_strips(decoder, bytes, info) {
             Some((strips, bps)) => {
-                reserve_planes(out, plane, planes);
+                out.make_room(plane, planes);
                 match bps {
                     2 => strips.iter().for_each(|strip| extend_f32_from_le_u16(strip, out)),
-                    _ => strips.iter().for_each(|strip| out.extend(strip.iter().map(|&v| f32::from(v)))),
+                    _ => strips.iter().for_each(|strip| out.append(strip, f32::from)),
                 }
             }
             None => {
                 let decoded = decoded_plane(decoder, path, info)?;
-                reserve_planes(out, plane, planes);
+                out.make_room(plane, planes);
                 decoded.extend_f32(out);
             }
         }
         Ok(())
     });
     if result.is_err() {
-        out.truncate(before);
+        out.truncate_to(before);
     }
     result.map(|((), info)| info.shape)
 }
@@ -386,10 +385,14 @@ fn plane_of_strips(strips: &[&[u8]], bps: usize, (h, w): (usize, usize)) -> Opti
 }
 
 /// Append little-endian 16-bit samples as f32.
-fn extend_f32_from_le_u16(strip: &[u8], out: &mut Vec<f32>) {
+fn extend_f32_from_le_u16(strip: &[u8], out: &mut impl F32Out) {
     match bytemuck::try_cast_slice::<u8, u16>(strip) {
-        Ok(samples) if cfg!(target_endian = "little") => out.extend(samples.iter().map(|&v| f32::from(v))),
-        _ => out.extend(strip.chunks_exact(2).map(|b| f32::from(u16::from_le_bytes([b[0], b[1]])))),
+        Ok(samples) if cfg!(target_endian = "little") => out.append(samples, f32::from),
+        // A strip at an odd offset (or a big-endian machine): its samples put in order first.
+        _ => {
+            let samples: Vec<u16> = strip.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect();
+            out.append(&samples, f32::from);
+        }
     }
 }
 
@@ -799,6 +802,20 @@ mod tests {
                 assert_eq!(out, want, "page {page}, {compression:?}");
                 assert_eq!(&read_tiff_page(&path, page, TiffLimits::default()).expect("page"), plane);
             }
+            // Every page read at once, each into its part of one stack, as read one after another.
+            let mut stack = vec![-1.0f32];
+            let shapes = crate::fill::fill_planes(
+                &mut stack,
+                37 * 41,
+                3,
+                |page, slot| read_tiff_page_f32(&path, page, TiffLimits::default(), slot, 1),
+                |page, n| VfsError::CorruptTiff { path: path.to_path_buf(), message: format!("page {page}: {n}") },
+            )
+            .expect("pages into a stack");
+            assert_eq!(shapes, vec![(37, 41); 3]);
+            let mut want = vec![-1.0f32];
+            planes.iter().for_each(|p| p.extend_f32(&mut want));
+            assert_eq!(stack, want, "{compression:?}");
             let missing = read_tiff_page(&path, 3, TiffLimits::default()).expect_err("no page 3");
             assert!(missing.to_string().contains("page 3 requested, the file has 3"), "{missing}");
             let mut out = vec![1.0f32; 3];

@@ -285,11 +285,8 @@ impl StepRunner<'_, '_> {
     /// memory again).
     fn load_measuring(&self, run: &WellRun, group: &[ImageKey]) -> Result<Array3<f32>, StepError> {
         let todo = run.unmeasured(group);
-        let mut measured = Vec::new();
-        let stack = self.job.plate.load_stack_with(group, |i, plane| {
-            if todo.contains(&i) {
-                measured.push(qc::measure(group[i], plane, self.job.dtype));
-            }
+        let (stack, measured) = self.job.plate.load_stack_with(group, |i, plane| {
+            todo.contains(&i).then(|| qc::measure(group[i], plane, self.job.dtype))
         })?;
         run.keep_measured(measured);
         Ok(stack)

@@ -58,13 +58,15 @@ impl PlaneRef {
     }
 
     /// Read the plane (`root` is the plate root) and append its samples as f32, row-major, to
-    /// `out`; its (height, width). A TIFF page goes from the file's bytes into `out` with no
-    /// plane in between ([`hcs_vfs::tiff::read_tiff_page_f32`]). When `out` has no room for
-    /// the plane, it is given room for `planes` planes of its shape. On error `out` is as it was.
+    /// `out` (a `Vec`, or one plane's part of a stack filled by several threads:
+    /// [`hcs_vfs::fill`]); its (height, width). A TIFF page goes from the file's bytes into `out`
+    /// with no plane in between ([`hcs_vfs::tiff::read_tiff_page_f32`]). When `out` is a `Vec`
+    /// with no room for the plane, it is given room for `planes` planes of its shape. On error
+    /// `out` is as it was.
     pub fn load_f32_into(
         &self,
         root: &std::path::Path,
-        out: &mut Vec<f32>,
+        out: &mut impl hcs_vfs::fill::F32Out,
         planes: usize,
     ) -> Result<(usize, usize), hcs_vfs::VfsError> {
         match self {
@@ -78,7 +80,7 @@ impl PlaneRef {
             PlaneRef::Zarr { .. } => {
                 let plane = self.load(root)?;
                 let (h, w) = plane.dim();
-                hcs_vfs::tiff::reserve_planes(out, h * w, planes);
+                out.make_room(h * w, planes);
                 plane.extend_f32(out);
                 Ok(plane.dim())
             }

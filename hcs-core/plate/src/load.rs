@@ -37,6 +37,16 @@ pub enum LoadError {
         /// The stack's width.
         want_w: usize,
     },
+    /// A plane's reader gave a number of samples its shape does not account for.
+    #[error("{key}: read {samples} samples where the stack's planes have {wanted}")]
+    Incomplete {
+        /// The plane.
+        key: ImageKey,
+        /// Samples read.
+        samples: usize,
+        /// Samples of one of the stack's planes.
+        wanted: usize,
+    },
     /// An empty list of planes.
     #[error("no planes to stack")]
     Empty,
@@ -52,46 +62,63 @@ impl Plate {
 
     /// Load planes (in the given order) into a `[planes, y, x]` f32 stack of raw values.
     pub fn load_stack(&self, keys: &[ImageKey]) -> Result<Array3<f32>, LoadError> {
-        self.load_stack_with(keys, |_, _| {})
+        self.load_stack_with(keys, |_, _| None::<()>).map(|(stack, _)| stack)
     }
 
     /// [`Plate::load_stack`], handing each plane to `each` (its index in `keys` and its samples)
-    /// as soon as it is read, while it is still in the caches.
-    pub fn load_stack_with(
+    /// as soon as it is read, while it is still in the caches; what `each` returns is kept, in
+    /// plane order. The first plane is read alone (its shape sizes the stack), the others by
+    /// rayon's workers at once, each straight into its part of the stack ([`hcs_vfs::fill`]):
+    /// a step's last group no longer reads its planes on one core while the others wait.
+    pub fn load_stack_with<M: Send>(
         &self,
         keys: &[ImageKey],
-        mut each: impl FnMut(usize, ArrayView2<'_, f32>),
-    ) -> Result<Array3<f32>, LoadError> {
-        if keys.is_empty() {
+        each: impl Fn(usize, ArrayView2<'_, f32>) -> Option<M> + Sync,
+    ) -> Result<(Array3<f32>, Vec<M>), LoadError> {
+        let Some(first) = keys.first() else {
             return Err(LoadError::Empty);
-        }
+        };
         // Planes are converted from their files' bytes straight into the stack's memory (no
         // zeroing pass, no plane in between), reserved for all when the first one's shape is known.
         let mut data: Vec<f32> = Vec::new();
-        let mut shape: Option<(usize, usize)> = None;
-        for (i, key) in keys.iter().enumerate() {
-            let plane_ref = self.index.get(key).ok_or(LoadError::NotIndexed(*key))?;
-            let start = data.len();
-            let (h, w) = plane_ref
-                .load_f32_into(&self.root, &mut data, keys.len() - i)
-                .map_err(|source| LoadError::Storage { key: *key, source })?;
-            let (want_h, want_w) = *shape.get_or_insert((h, w));
-            if (h, w) != (want_h, want_w) {
-                return Err(LoadError::ShapeMismatch {
-                    key: *key,
-                    file: PathBuf::from(plane_ref.describe()),
-                    found_h: h,
-                    found_w: w,
-                    want_h,
-                    want_w,
-                });
-            }
-            if let Ok(plane) = ArrayView2::from_shape((h, w), &data[start..]) {
-                each(i, plane);
-            }
-        }
-        let (h, w) = shape.ok_or(LoadError::Empty)?;
+        let (h, w) = self
+            .plane_ref(first)?
+            .load_f32_into(&self.root, &mut data, keys.len())
+            .map_err(|source| LoadError::Storage { key: *first, source })?;
+        let mut kept: Vec<M> =
+            ArrayView2::from_shape((h, w), &data[..]).ok().and_then(|p| each(0, p)).into_iter().collect();
+        let rest = &keys[1..];
+        let others = hcs_vfs::fill::fill_planes(
+            &mut data,
+            h * w,
+            rest.len(),
+            |i, slot| {
+                let key = &rest[i];
+                let plane_ref = self.plane_ref(key)?;
+                let found = plane_ref
+                    .load_f32_into(&self.root, slot, 1)
+                    .map_err(|source| LoadError::Storage { key: *key, source })?;
+                if found != (h, w) {
+                    return Err(LoadError::ShapeMismatch {
+                        key: *key,
+                        file: PathBuf::from(plane_ref.describe()),
+                        found_h: found.0,
+                        found_w: found.1,
+                        want_h: h,
+                        want_w: w,
+                    });
+                }
+                Ok(ArrayView2::from_shape((h, w), slot.filled()).ok().and_then(|p| each(i + 1, p)))
+            },
+            |i, samples| LoadError::Incomplete { key: rest[i.min(rest.len() - 1)], samples, wanted: h * w },
+        )?;
+        kept.extend(others.into_iter().flatten());
         // The data holds exactly keys × h × w samples, so the shape always fits.
-        Array3::from_shape_vec((keys.len(), h, w), data).map_err(|_| LoadError::Empty)
+        let stack = Array3::from_shape_vec((keys.len(), h, w), data).map_err(|_| LoadError::Empty)?;
+        Ok((stack, kept))
+    }
+
+    fn plane_ref(&self, key: &ImageKey) -> Result<&super::index::PlaneRef, LoadError> {
+        self.index.get(key).ok_or(LoadError::NotIndexed(*key))
     }
 }

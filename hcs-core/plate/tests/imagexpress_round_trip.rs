@@ -144,8 +144,7 @@ fn stacks_load_in_order_and_bad_planes_fail_with_the_file_named() {
     let stack = plate.load_stack(&keys).expect("stack");
     assert_eq!(stack.dim(), (3, 64, 64));
     // Each plane is handed over as it is read, in order, equal to its place in the stack.
-    let mut seen = Vec::new();
-    let with = plate.load_stack_with(&keys, |i, plane| seen.push((i, plane.to_owned()))).expect("stack");
+    let (with, seen) = plate.load_stack_with(&keys, |i, plane| Some((i, plane.to_owned()))).expect("stack");
     assert_eq!(with, stack);
     assert_eq!(seen.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1, 2]);
     for (i, plane) in &seen {
@@ -170,6 +169,12 @@ fn stacks_load_in_order_and_bad_planes_fail_with_the_file_named() {
         err.to_string(),
         "A01 site 2 channel 1 z 3 t 1 (TimePoint_1/ZStep_3/A01_s2_w1.tif) is 60×64, but the other planes of this stack are 64×64"
     );
+
+    // Larger than the others: refused, nothing written past its part of the stack.
+    hcs_vfs::tiff::write_tiff(&odd, &[hcs_vfs::PlaneData::U16(ndarray::Array2::zeros((70, 64)))], Default::default())
+        .expect("write");
+    let err = plate.load_stack(&keys).expect_err("mismatch");
+    assert!(matches!(err, LoadError::ShapeMismatch { found_h: 70, found_w: 64, .. }), "{err}");
 
     // A corrupt plane names its file.
     std::fs::write(&odd, b"II*\0garbage").expect("write");

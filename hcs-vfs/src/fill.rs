@@ -1,0 +1,207 @@
+//! Where a reader puts a plane's samples as f32: the end of a growing `Vec` (one plane after
+//! another), or one plane's part of a stack whose planes are read by several threads at once
+//! ([`fill_planes`]), written in place with no zeroing pass before and no copy after.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+/// Somewhere f32 samples are appended, in row-major order.
+pub trait F32Out {
+    /// Make room for `planes` planes of `plane` samples where this output grows (a `Vec` grows
+    /// once for a whole stack, not at every plane); a [`PlaneSlot`] has its room already.
+    fn make_room(&mut self, plane: usize, planes: usize);
+    /// Append `src`'s samples, each converted by `f`.
+    fn append<T: Copy>(&mut self, src: &[T], f: impl Fn(T) -> f32);
+    /// How many samples this output holds.
+    fn written(&self) -> usize;
+    /// Drop the samples after the first `len` (after a failed read).
+    fn truncate_to(&mut self, len: usize);
+}
+
+impl F32Out for Vec<f32> {
+    fn make_room(&mut self, plane: usize, planes: usize) {
+        if self.capacity() - self.len() < plane {
+            // A failed reservation is left to the pushes, which grow (or fail) as usual.
+            let _ = self.try_reserve_exact(plane.saturating_mul(planes.max(1)));
+        }
+    }
+
+    fn append<T: Copy>(&mut self, src: &[T], f: impl Fn(T) -> f32) {
+        self.extend(src.iter().map(|&v| f(v)));
+    }
+
+    fn written(&self) -> usize {
+        self.len()
+    }
+
+    fn truncate_to(&mut self, len: usize) {
+        self.truncate(len);
+    }
+}
+
+/// One plane's part of a stack being filled by [`fill_planes`]: samples are written in order
+/// from its start; those past its end are not written, only counted (a plane larger than the
+/// stack's planes is then refused by [`fill_planes`], never written out of its part).
+pub struct PlaneSlot<'a> {
+    room: &'a mut [MaybeUninit<f32>],
+    /// The first `len` samples of `room` are written.
+    len: usize,
+    /// Samples offered past the end of `room`.
+    excess: usize,
+}
+
+impl PlaneSlot<'_> {
+    /// The samples written so far.
+    pub fn filled(&self) -> &[f32] {
+        // SAFETY: the first `len` elements of `room` were written (`append` raises `len` only
+        // over elements it wrote), and `MaybeUninit<f32>` has the layout of `f32`.
+        unsafe { std::slice::from_raw_parts(self.room.as_ptr().cast::<f32>(), self.len) }
+    }
+}
+
+impl F32Out for PlaneSlot<'_> {
+    fn make_room(&mut self, _plane: usize, _planes: usize) {}
+
+    fn append<T: Copy>(&mut self, src: &[T], f: impl Fn(T) -> f32) {
+        let free = &mut self.room[self.len..];
+        let n = src.len().min(free.len());
+        for (slot, &v) in free[..n].iter_mut().zip(&src[..n]) {
+            slot.write(f(v));
+        }
+        self.len += n;
+        self.excess += src.len() - n;
+    }
+
+    fn written(&self) -> usize {
+        self.len + self.excess
+    }
+
+    fn truncate_to(&mut self, len: usize) {
+        self.len = self.len.min(len);
+        self.excess = 0;
+    }
+}
+
+/// Append `count` planes of `plane` samples each to `data`, plane `i` written by
+/// `fill(i, slot)` on rayon's workers, each into its own part of `data`'s reserved room (no
+/// zeroing pass, no copy). Returns what each `fill` returned, in plane order. On error `data`
+/// is as it was: the error of the first plane (in plane order) that failed, or `wrong(i, n)`
+/// for the first plane `fill` gave `n` samples instead of `plane`.
+pub fn fill_planes<R, E, F, W>(data: &mut Vec<f32>, plane: usize, count: usize, fill: F, wrong: W) -> Result<Vec<R>, E>
+where
+    R: Send,
+    E: Send,
+    F: Fn(usize, &mut PlaneSlot<'_>) -> Result<R, E> + Sync,
+    W: Fn(usize, usize) -> E + Sync,
+{
+    let start = data.len();
+    let Some(total) = plane.checked_mul(count) else {
+        return Err(wrong(0, usize::MAX));
+    };
+    data.reserve_exact(total);
+    let one = |i: usize, room: &mut [MaybeUninit<f32>]| {
+        let mut slot = PlaneSlot { room, len: 0, excess: 0 };
+        let r = fill(i, &mut slot)?;
+        if slot.len == plane && slot.excess == 0 { Ok(r) } else { Err(wrong(i, slot.written())) }
+    };
+    let results: Vec<Result<R, E>> = if plane == 0 {
+        (0..count).map(|i| one(i, &mut [])).collect()
+    } else {
+        data.spare_capacity_mut()[..total].par_chunks_mut(plane).enumerate().map(|(i, room)| one(i, room)).collect()
+    };
+    let results = results.into_iter().collect::<Result<Vec<R>, E>>()?;
+    // SAFETY: the `count` parts of `plane` samples after `start` (all of them: `total` is
+    // within the reserved capacity) were each written whole — every `fill` succeeded and left
+    // its slot's `len == plane`, which counts only written samples.
+    unsafe { data.set_len(start + total) };
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planes_filled_in_parallel_land_in_order_after_what_was_there() {
+        let mut data = vec![-1.0f32, -2.0];
+        let got = fill_planes(
+            &mut data,
+            5,
+            7,
+            |i, slot| {
+                let samples: Vec<u16> = (0..5).map(|k| (i * 10 + k) as u16).collect();
+                slot.append(&samples[..2], f32::from);
+                slot.append(&samples[2..], f32::from);
+                Ok::<usize, String>(slot.filled().len() + i)
+            },
+            |i, n| format!("plane {i}: {n}"),
+        )
+        .expect("filled");
+        assert_eq!(got, (0..7).map(|i| 5 + i).collect::<Vec<_>>());
+        let want: Vec<f32> =
+            [-1.0, -2.0].into_iter().chain((0..7).flat_map(|i| (0..5).map(move |k| (i * 10 + k) as f32))).collect();
+        assert_eq!(data, want);
+    }
+
+    #[test]
+    fn a_short_a_long_or_a_failed_plane_leaves_the_data_as_it_was() {
+        for bad in ["short", "long", "error"] {
+            let mut data = vec![3.0f32];
+            let err = fill_planes(
+                &mut data,
+                4,
+                5,
+                |i, slot| {
+                    let n = match (i, bad) {
+                        (3, "short") => 3,
+                        (3, "long") => 6,
+                        (3, _) => return Err(format!("plane {i} failed")),
+                        _ => 4,
+                    };
+                    slot.append(&vec![1u8; n], f32::from);
+                    // Nothing past the plane's part is written: its first samples are.
+                    assert_eq!(slot.filled().len(), n.min(4));
+                    Ok(())
+                },
+                |i, n| format!("plane {i}: {n} samples"),
+            )
+            .expect_err(bad);
+            let want = match bad {
+                "short" => "plane 3: 3 samples",
+                "long" => "plane 3: 6 samples",
+                _ => "plane 3 failed",
+            };
+            assert_eq!(err, want);
+            assert_eq!(data, vec![3.0]);
+        }
+    }
+
+    #[test]
+    fn empty_planes_and_no_planes_are_filled_trivially() {
+        let mut data = Vec::new();
+        let got = fill_planes(&mut data, 0, 3, |i, _| Ok::<_, ()>(i), |_, _| ()).expect("empty planes");
+        assert_eq!((got, data.len()), (vec![0, 1, 2], 0));
+        let got = fill_planes(&mut data, 9, 0, |i, _| Ok::<_, ()>(i), |_, _| ()).expect("no planes");
+        assert!(got.is_empty() && data.is_empty());
+    }
+
+    #[test]
+    fn a_truncated_slot_is_written_again_from_where_it_was_cut() {
+        let mut data = Vec::new();
+        fill_planes(
+            &mut data,
+            3,
+            2,
+            |_, slot| {
+                slot.append(&[9u8, 9, 9, 9], f32::from);
+                slot.truncate_to(0);
+                slot.append(&[1u8, 2, 3], f32::from);
+                Ok::<(), ()>(())
+            },
+            |_, _| (),
+        )
+        .expect("filled");
+        assert_eq!(data, vec![1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
+    }
+}
