@@ -68,6 +68,18 @@ struct Placed<'a> {
     wx: Vec<f64>,
     /// Ramp weight of each row of the shifted tile (`h + 1` rows).
     wy: Vec<f64>,
+    /// The columns `flat.0..flat.1` of the shifted tile whose ramp weight is 1 (empty if
+    /// those are not one range).
+    flat: (usize, usize),
+}
+
+/// The range of `weights` that holds exactly the entries equal to 1 (`(0, 0)` if they are
+/// not one range, or none).
+fn flat_range(weights: &[f64]) -> (usize, usize) {
+    let (Some(a), Some(b)) = (weights.iter().position(|&v| v == 1.0), weights.iter().rposition(|&v| v == 1.0)) else {
+        return (0, 0);
+    };
+    if weights[a..=b].iter().all(|&v| v == 1.0) { (a, b + 1) } else { (0, 0) }
 }
 
 impl Placed<'_> {
@@ -162,6 +174,82 @@ fn divide_row(out: &mut [f32], sum: &mut [f64], weight: &mut [f64]) {
     }
 }
 
+/// One worker's buffers for [`mosaic_row`]: the weighted sums and weights of a mosaic row
+/// (left at +0 between rows), one shifted tile row, and the row's single-tile spans.
+struct RowScratch {
+    sum: Vec<f64>,
+    weight: Vec<f64>,
+    row: Vec<f64>,
+    alone: Vec<(usize, usize)>,
+}
+
+impl RowScratch {
+    fn new(width: usize, w: usize) -> Self {
+        RowScratch { sum: vec![0.0; width], weight: vec![0.0; width], row: vec![0.0; w + 1], alone: Vec::new() }
+    }
+}
+
+/// Mosaic row `y` of the tiles `placed` (each `h × w`) into `out`: every tile reaching the row
+/// adds its shifted row, weighted, to the sums, and each sum over its weight is the mosaic's
+/// value ([`accumulate_row`], [`divide_row`]). Where one tile alone reaches a pixel with
+/// weight 1 (the inside of its ramps, two thirds of a 10 %-overlap mosaic), that quotient is
+/// `(+0 + 1 · v) / 1`, exactly `+0 + v` (0 for a NaN sample, which weighs nothing): written
+/// straight from the shifted row, with no sum, weight or division.
+fn mosaic_row(placed: &[Placed<'_>], (h, w): (usize, usize), y: usize, out: &mut [f32], scratch: &mut RowScratch) {
+    let RowScratch { sum, weight, row, alone } = scratch;
+    alone.clear();
+    let reaching = || placed.iter().enumerate().filter(|(_, p)| y >= p.iy && y <= p.iy + h);
+    for (i, p) in reaching() {
+        let ty = y - p.iy;
+        p.shifted_row(ty, row);
+        let span = (p.ix, p.ix + w + 1);
+        // This tile's weight-1 columns that no other tile reaching the row covers: one range
+        // (a range another tile's span splits in two is left to the sums, as is any other).
+        let (mut a, mut b) = if p.wy[ty] == 1.0 { (p.ix + p.flat.0, p.ix + p.flat.1) } else { (0, 0) };
+        for (_, o) in reaching().filter(|(j, _)| *j != i) {
+            let (c, d) = (o.ix, o.ix + w + 1);
+            if d <= a || c >= b {
+                continue;
+            }
+            match (c <= a, d >= b) {
+                (true, _) => a = a.max(d),
+                (false, true) => b = b.min(c),
+                (false, false) => b = a,
+            }
+        }
+        let (a, b) = if a < b { (a, b) } else { (span.0, span.0) };
+        for (x0, x1) in [(span.0, a), (b, span.1)] {
+            if x0 < x1 {
+                let (t0, t1) = (x0 - p.ix, x1 - p.ix);
+                accumulate_row(&mut sum[x0..x1], &mut weight[x0..x1], &row[t0..t1], &p.wx[t0..t1], p.wy[ty]);
+            }
+        }
+        if a < b {
+            alone_row(&mut out[a..b], &row[a - p.ix..b - p.ix]);
+            alone.push((a, b));
+        }
+    }
+    // Every other pixel: its sum over its weight (the sums set back to +0 for the next row).
+    alone.sort_unstable();
+    let mut from = 0;
+    for &(a, b) in alone.iter().chain(std::iter::once(&(out.len(), out.len()))) {
+        if from < a {
+            divide_row(&mut out[from..a], &mut sum[from..a], &mut weight[from..a]);
+        }
+        from = from.max(b);
+    }
+}
+
+/// The mosaic's value where one tile alone reaches with weight 1: `+0 + v` as f32 (what the
+/// sums give: `(+0 + 1 · v) / 1`; -0 becomes +0), 0 where the sample is NaN (weight 0).
+/// Compiled for AVX2 too and picked at run time, with the same result.
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+fn alone_row(out: &mut [f32], row: &[f64]) {
+    for (o, &v) in out.iter_mut().zip(row) {
+        *o = if v.is_nan() { 0.0 } else { (0.0 + v) as f32 };
+    }
+}
+
 /// Where one tile goes in the mosaic and how it is weighted (shared by every variant).
 pub(crate) struct TileLayout {
     /// Integer origin in the mosaic.
@@ -239,28 +327,109 @@ pub fn assemble_stack(
     let placed: Vec<Placed<'_>> = stack
         .axis_iter(Axis(0))
         .zip(layout)
-        .map(|(tile, l)| Placed { tile, ix: l.ix, iy: l.iy, fy: l.fy, fx: l.fx, wx: l.wx, wy: l.wy })
+        .map(|(tile, l)| Placed {
+            tile,
+            ix: l.ix,
+            iy: l.iy,
+            fy: l.fy,
+            fx: l.fx,
+            flat: flat_range(&l.wx),
+            wx: l.wx,
+            wy: l.wy,
+        })
         .collect();
     let mut mosaic = Array3::<f32>::zeros((1, height, width));
     mosaic.index_axis_mut(Axis(0), 0).axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each_init(
-        // Each row leaves the sums and weights at +0 for the next (`divide_row`).
-        || (vec![0.0f64; width], vec![0.0f64; width], vec![0.0f64; w + 1]),
-        |(sum, weight, row), (y, mut out)| {
-            for p in placed.iter().filter(|p| y >= p.iy && y <= p.iy + h) {
-                let ty = y - p.iy;
-                p.shifted_row(ty, row);
-                let span = p.ix..p.ix + w + 1;
-                accumulate_row(&mut sum[span.clone()], &mut weight[span], row, &p.wx, p.wy[ty]);
-            }
-            match out.as_slice_mut() {
-                Some(o) => divide_row(o, sum, weight),
-                None => {
-                    let mut o = vec![0.0f32; out.len()];
-                    divide_row(&mut o, sum, weight);
-                    out.iter_mut().zip(o).for_each(|(d, v)| *d = v);
-                }
+        || RowScratch::new(width, w),
+        |scratch, (y, mut out)| match out.as_slice_mut() {
+            Some(o) => mosaic_row(&placed, (h, w), y, o, scratch),
+            None => {
+                let mut o = vec![0.0f32; out.len()];
+                mosaic_row(&placed, (h, w), y, &mut o, scratch);
+                out.iter_mut().zip(o).for_each(|(d, v)| *d = v);
             }
         },
     );
     Ok(mosaic)
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array3;
+
+    use super::*;
+
+    /// The mosaic with every tile's row added to the sums at every pixel it reaches, and every
+    /// pixel divided: what [`mosaic_row`] gives by a shorter way where one tile alone reaches.
+    fn summing_everywhere(stack: &Array3<f32>, positions: &TilePositions, blend: Blend, fixed: f64) -> Array3<f32> {
+        let (_, h, w) = stack.dim();
+        let (width, height, layout) = tile_layout(stack.dim(), positions, blend, fixed, 1.0).expect("layout");
+        let placed: Vec<Placed<'_>> = stack
+            .axis_iter(Axis(0))
+            .zip(layout)
+            .map(|(tile, l)| Placed { tile, ix: l.ix, iy: l.iy, fy: l.fy, fx: l.fx, flat: (0, 0), wx: l.wx, wy: l.wy })
+            .collect();
+        let mut mosaic = Array3::<f32>::zeros((1, height, width));
+        let (mut sum, mut weight, mut row) = (vec![0.0f64; width], vec![0.0f64; width], vec![0.0f64; w + 1]);
+        for (y, mut out) in mosaic.index_axis_mut(Axis(0), 0).axis_iter_mut(Axis(0)).enumerate() {
+            for p in placed.iter().filter(|p| y >= p.iy && y <= p.iy + h) {
+                let ty = y - p.iy;
+                p.shifted_row(ty, &mut row);
+                let span = p.ix..p.ix + w + 1;
+                accumulate_row(&mut sum[span.clone()], &mut weight[span], &row, &p.wx, p.wy[ty]);
+            }
+            divide_row(out.as_slice_mut().expect("standard"), &mut sum, &mut weight);
+        }
+        mosaic
+    }
+
+    fn positions(pos: Vec<(f64, f64)>, grid: (u32, u32)) -> TilePositions {
+        TilePositions {
+            grid,
+            positions: pos,
+            edges: Vec::new(),
+            ncc_threshold: 0.0,
+            model_placed: Vec::new(),
+            overlap: (0.1, 0.1),
+            overlap_source: String::new(),
+        }
+    }
+
+    #[test]
+    fn pixels_one_tile_reaches_alone_equal_the_summed_mosaic_bit_for_bit() {
+        let (h, w) = (40, 52);
+        let mut stack =
+            Array3::from_shape_fn((6, h, w), |(t, y, x)| ((t * 131 + y * 977 + x * 7919) % 1013) as f32 / 3.0 - 40.0);
+        // Samples the sums treat specially: NaN (weight 0) and -0 (the sums give +0).
+        stack[[0, 20, 20]] = f32::NAN;
+        stack.slice_mut(ndarray::s![1, 9..=10, 29..=30]).fill(-0.0);
+        stack[[4, 5, 5]] = f32::NAN;
+        let layouts = [
+            // A 2 × 3 grid with 10 % overlaps and sub-pixel jitter.
+            positions(vec![(0.0, 0.0), (47.3, 0.6), (93.9, 1.2), (0.4, 36.2), (47.8, 36.7), (94.1, 35.9)], (2, 3)),
+            // Whole-pixel positions (no shift) and tiles that do not touch.
+            positions(vec![(0.0, 0.0), (60.0, 0.0), (120.0, 0.0), (0.0, 50.0), (60.0, 50.0), (120.0, 50.0)], (2, 3)),
+            // One tile inside another's span (the alone range split in two goes to the sums).
+            positions(vec![(0.0, 0.0), (10.5, 5.5), (20.0, 0.0), (2.0, 30.0), (100.0, 3.0), (30.25, 20.75)], (2, 3)),
+        ];
+        let bits = |a: &Array3<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for (k, pos) in layouts.iter().enumerate() {
+            for blend in [Blend::Fixed, Blend::Dynamic, Blend::None] {
+                for fixed in [0.0, 0.1, 0.5] {
+                    let got = assemble_stack(stack.clone(), pos, blend, fixed, 1.0).expect("assemble");
+                    let want = summing_everywhere(&stack, pos, blend, fixed);
+                    assert_eq!(got.dim(), want.dim());
+                    assert_eq!(bits(&got), bits(&want), "layout {k}, {blend:?}, fixed {fixed}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_flat_range_is_the_one_run_of_weight_1() {
+        assert_eq!(flat_range(&[0.2, 0.6, 1.0, 1.0, 1.0, 0.5]), (2, 5));
+        assert_eq!(flat_range(&[1.0, 1.0]), (0, 2));
+        assert_eq!(flat_range(&[0.5, 0.7]), (0, 0));
+        assert_eq!(flat_range(&[1.0, 0.5, 1.0]), (0, 0));
+    }
 }
