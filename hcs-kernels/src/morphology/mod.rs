@@ -33,7 +33,7 @@ pub fn chord_half_widths(r: usize) -> Vec<usize> {
     (0..=r).map(|dy| (((r * r - dy * dy) as f64).sqrt() + 1e-9).floor() as usize).collect()
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Op {
     Min,
     Max,
@@ -42,18 +42,42 @@ enum Op {
 /// Disk min/max filter (see the module docs): every row's chord filters, then for each output
 /// row the `pick` over the `2r+1` rows around it of the chord filter of each row's half-width.
 fn disk_filter(op: Op, plane: ArrayView2<'_, f32>, r: usize) -> Array2<f32> {
+    disk_filter_with(plane, r, op)
+}
+
+/// `into[i] = pick(a[i], b[i])` over whole rows (`f32::min` or `f32::max`). Compiled for AVX2
+/// too and picked at run time (the same picks, so the same result).
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+fn combine(op: Op, into: &mut [f32], a: &[f32], b: &[f32]) {
     match op {
-        Op::Min => disk_filter_with(plane, r, f32::min),
-        Op::Max => disk_filter_with(plane, r, f32::max),
+        Op::Min => into.iter_mut().zip(a).zip(b).for_each(|((o, &x), &y)| *o = x.min(y)),
+        Op::Max => into.iter_mut().zip(a).zip(b).for_each(|((o, &x), &y)| *o = x.max(y)),
     }
 }
 
-/// `into[i] = pick(a[i], b[i])` over whole rows (the loops vectorize).
-fn combine<F: Fn(f32, f32) -> f32 + Copy>(pick: F, into: &mut [f32], a: &[f32], b: &[f32]) {
-    into.iter_mut().zip(a).zip(b).for_each(|((o, &x), &y)| *o = pick(x, y));
+/// `into[i] = pick(mid[i], pick(left[i], right[i]))`. Compiled for AVX2 too and picked at run
+/// time (same result).
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+fn combine_three(op: Op, into: &mut [f32], left: &[f32], mid: &[f32], right: &[f32]) {
+    let rows = into.iter_mut().zip(left).zip(mid.iter().zip(right));
+    match op {
+        Op::Min => rows.for_each(|((o, &l), (&m, &r))| *o = m.min(l.min(r))),
+        Op::Max => rows.for_each(|((o, &l), (&m, &r))| *o = m.max(l.max(r))),
+    }
 }
 
-fn disk_filter_with<F: Fn(f32, f32) -> f32 + Copy>(plane: ArrayView2<'_, f32>, r: usize, pick: F) -> Array2<f32> {
+/// `into[i] = pick(into[i], pick(above[i], below[i]))`. Compiled for AVX2 too and picked at run
+/// time (same result).
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+fn combine_into(op: Op, into: &mut [f32], above: &[f32], below: &[f32]) {
+    let rows = into.iter_mut().zip(above).zip(below);
+    match op {
+        Op::Min => rows.for_each(|((o, &a), &b)| *o = o.min(a.min(b))),
+        Op::Max => rows.for_each(|((o, &a), &b)| *o = o.max(a.max(b))),
+    }
+}
+
+fn disk_filter_with(plane: ArrayView2<'_, f32>, r: usize, op: Op) -> Array2<f32> {
     let (height, width) = plane.dim();
     if height * width == 0 {
         return plane.to_owned();
@@ -78,7 +102,7 @@ fn disk_filter_with<F: Fn(f32, f32) -> f32 + Copy>(plane: ArrayView2<'_, f32>, r
     let mut fill = |p: usize, ring: &mut [f32]| {
         let at = (p % window) * entry;
         let source = plane.row(reflect(p as isize - r as isize, height));
-        scratch.chords(pick, source, &widths, &mut ring[at..at + entry]);
+        scratch.chords(op, source, &widths, &mut ring[at..at + entry]);
     };
     for p in 0..2 * r {
         fill(p, &mut ring);
@@ -89,8 +113,7 @@ fn disk_filter_with<F: Fn(f32, f32) -> f32 + Copy>(plane: ArrayView2<'_, f32>, r
         let row = |p: usize, s: usize| &ring[(p % window) * entry + s * width..(p % window) * entry + (s + 1) * width];
         o.copy_from_slice(row(y + r, slot_of_dy[0]));
         for (dy, &s) in slot_of_dy.iter().enumerate().skip(1) {
-            let (above, below) = (row(y + r - dy, s), row(y + r + dy, s));
-            o.iter_mut().zip(above).zip(below).for_each(|((o, &a), &b)| *o = pick(*o, pick(a, b)));
+            combine_into(op, o, row(y + r - dy, s), row(y + r + dy, s));
         }
     }
     // `out` holds exactly height × width samples in row-major order, so the shape always fits.
@@ -115,13 +138,7 @@ impl ChordScratch {
 
     /// `into[s]` (one row per distinct half-width, `widths` decreasing from `r`) = the `pick`
     /// across x of `source` over a window of half-width `widths[s]`, reflected at the ends.
-    fn chords<F: Fn(f32, f32) -> f32 + Copy>(
-        &mut self,
-        pick: F,
-        source: ArrayView1<'_, f32>,
-        widths: &[usize],
-        into: &mut [f32],
-    ) {
+    fn chords(&mut self, op: Op, source: ArrayView1<'_, f32>, widths: &[usize], into: &mut [f32]) {
         let (r, width) = (self.r, self.row.len());
         let row: &[f32] = match source.as_slice() {
             Some(s) => s,
@@ -148,13 +165,9 @@ impl ChordScratch {
             if k == 0 {
                 // Half-width 1 takes the centre too; from 2 on, widening a window by one on both
                 // sides is the pick of its two neighbours one narrower (their windows overlap).
-                let (left, mid, right) = (&cur[..padded - 2], &cur[1..padded - 1], &cur[2..]);
-                next.iter_mut()
-                    .zip(left)
-                    .zip(mid.iter().zip(right))
-                    .for_each(|((o, &l), (&m, &r))| *o = pick(m, pick(l, r)));
+                combine_three(op, next, &cur[..padded - 2], &cur[1..padded - 1], &cur[2..]);
             } else {
-                combine(pick, next, &cur[..padded - 2], &cur[2..]);
+                combine(op, next, &cur[..padded - 2], &cur[2..]);
             }
             std::mem::swap(&mut self.cur, &mut self.next);
         }
