@@ -107,11 +107,13 @@ fn disk_filter_with(plane: ArrayView2<'_, f32>, r: usize, op: Op) -> Array2<f32>
     for p in 0..2 * r {
         fill(p, &mut ring);
     }
-    let mut out = vec![0.0f32; height * width];
-    for (y, o) in out.chunks_exact_mut(width).enumerate() {
+    // Each output row starts as a copy of its centre row's chord filter (no zeroed plane first).
+    let mut out = Vec::with_capacity(height * width);
+    for y in 0..height {
         fill(y + 2 * r, &mut ring);
         let row = |p: usize, s: usize| &ring[(p % window) * entry + s * width..(p % window) * entry + (s + 1) * width];
-        o.copy_from_slice(row(y + r, slot_of_dy[0]));
+        out.extend_from_slice(row(y + r, slot_of_dy[0]));
+        let o = &mut out[y * width..];
         for (dy, &s) in slot_of_dy.iter().enumerate().skip(1) {
             combine_into(op, o, row(y + r - dy, s), row(y + r + dy, s));
         }
@@ -148,8 +150,15 @@ impl ChordScratch {
             }
         };
         let padded = self.cur.len();
-        for (j, c) in self.cur.iter_mut().enumerate() {
+        // The row itself in the middle, its `r` reflected samples at each end.
+        let (left, rest) = self.cur.split_at_mut(r);
+        let (mid, right) = rest.split_at_mut(width);
+        for (j, c) in left.iter_mut().enumerate() {
             *c = row[reflect(j as isize - r as isize, width)];
+        }
+        mid.copy_from_slice(row);
+        for (j, c) in right.iter_mut().enumerate() {
+            *c = row[reflect((width + j) as isize, width)];
         }
         // `cur` = the pick over a window of half-width k around each padded position, k = 0..=r.
         let mut slot = widths.len();
@@ -274,7 +283,9 @@ pub fn tophat(
         for (y, mut row) in plane.rows_mut().into_iter().enumerate() {
             if y % f == 0 {
                 let bg = background.row(y / f);
-                wide.chunks_mut(f).zip(bg.iter()).for_each(|(c, &b)| c.fill(b));
+                for (c, &b) in wide.chunks_mut(f).zip(bg.iter()) {
+                    c.iter_mut().for_each(|v| *v = b);
+                }
             }
             match row.as_slice_mut() {
                 Some(r) => subtract_clamped(r, &wide),
