@@ -20,9 +20,11 @@ pub trait F32Out {
 }
 
 impl F32Out for Vec<f32> {
+    /// Room for `planes` planes unless there is room for one. Called once the plane's samples
+    /// are known to exist (read or found in the file), never on a header's word alone; room the
+    /// system cannot give at once is not taken: the `Vec` then grows as samples are appended.
     fn make_room(&mut self, plane: usize, planes: usize) {
         if self.capacity() - self.len() < plane {
-            // A failed reservation is left to the pushes, which grow (or fail) as usual.
             let _ = self.try_reserve_exact(plane.saturating_mul(planes.max(1)));
         }
     }

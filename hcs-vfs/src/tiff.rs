@@ -50,14 +50,6 @@ pub fn read_tiff(path: &Path, limits: TiffLimits) -> Result<Vec<PlaneData>, VfsE
     with_file_bytes(path, |bytes| decode_tiff(bytes, path, limits))
 }
 
-/// Make room in `out` for `planes` planes of `plane` samples unless it has room for one. Call
-/// it once the plane's samples are known to exist (read or found in the file), never on a
-/// header's word alone. Room the system cannot give at once is not taken: `out` then grows as
-/// the samples are appended, as it would have without this.
-pub fn reserve_planes(out: &mut Vec<f32>, plane: usize, planes: usize) {
-    out.make_room(plane, planes);
-}
-
 /// Read page `page` (0-based) of a TIFF file, decoding no other page.
 pub fn read_tiff_page(path: &Path, page: usize, limits: TiffLimits) -> Result<PlaneData, VfsError> {
     on_page(path, page, limits, |decoder, bytes, info| page_plane(decoder, bytes, path, info)).map(|(plane, _)| plane)

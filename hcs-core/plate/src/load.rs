@@ -110,7 +110,7 @@ impl Plate {
                 }
                 Ok(ArrayView2::from_shape((h, w), slot.filled()).ok().and_then(|p| each(i + 1, p)))
             },
-            |i, samples| LoadError::Incomplete { key: rest[i.min(rest.len() - 1)], samples, wanted: h * w },
+            |i, samples| LoadError::Incomplete { key: rest[i], samples, wanted: h * w },
         )?;
         kept.extend(others.into_iter().flatten());
         // The data holds exactly keys × h × w samples, so the shape always fits.

@@ -33,7 +33,7 @@ pub fn chord_half_widths(r: usize) -> Vec<usize> {
     (0..=r).map(|dy| (((r * r - dy * dy) as f64).sqrt() + 1e-9).floor() as usize).collect()
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Op {
     Min,
     Max,

@@ -92,8 +92,11 @@ fn full(half: &Array2<C>, w: usize) -> Array2<C> {
         let mirror = half.row((h - y) % h);
         data.extend((hw..w).map(|x| mirror[w - x].conj()));
     }
-    // The rows hold exactly h × w samples.
-    Array2::from_shape_vec((h, w), data).unwrap_or_else(|_| Array2::from_elem((h, w), C::default()))
+    // The rows hold exactly h × w samples (`w / 2 + 1 ≤ w`); should that ever not fit, the
+    // same spectrum element by element.
+    Array2::from_shape_vec((h, w), data).unwrap_or_else(|_| {
+        Array2::from_shape_fn((h, w), |(y, x)| if x < hw { half[[y, x]] } else { half[[(h - y) % h, w - x]].conj() })
+    })
 }
 
 /// The position `(y, x)` of the largest value of the real inverse transform of a half spectrum
