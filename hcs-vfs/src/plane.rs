@@ -134,7 +134,7 @@ impl PlaneData {
 
 /// Samples above which [`rounded`] narrows a plane in parallel, in chunks of this many (a
 /// mosaic is written by one step thread while the other cores may have nothing to do).
-const PARALLEL_SAMPLES: usize = 1 << 20;
+pub(crate) const PARALLEL_SAMPLES: usize = 1 << 20;
 
 /// How [`rounded`] narrows contiguous samples: into a new vector, or into a slice as long.
 struct Narrow<T> {
@@ -176,7 +176,7 @@ fn narrow_u16(s: &[f32]) -> Vec<u16> {
 
 /// [`narrow_u16`] into `out` (as long as `s`); dispatched the same way.
 #[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
-fn narrow_u16_into(out: &mut [u16], s: &[f32]) {
+pub(crate) fn narrow_u16_into(out: &mut [u16], s: &[f32]) {
     out.iter_mut().zip(s).for_each(|(o, &v)| *o = to_int(v, 65535.0) as u16);
 }
 
@@ -188,7 +188,7 @@ fn narrow_u8(s: &[f32]) -> Vec<u8> {
 
 /// [`narrow_u8`] into `out` (as long as `s`).
 #[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
-fn narrow_u8_into(out: &mut [u8], s: &[f32]) {
+pub(crate) fn narrow_u8_into(out: &mut [u8], s: &[f32]) {
     out.iter_mut().zip(s).for_each(|(o, &v)| *o = to_int(v, 255.0) as u8);
 }
 

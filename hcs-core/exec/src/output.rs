@@ -21,7 +21,7 @@ use hcs_vfs::atomic::write_atomic_unsynced;
 use crate::write_behind::WriteBehind;
 use hcs_vfs::ome_tiff::{OmePlane, Origin, ome_xml};
 use hcs_vfs::omezarr::OmeZarrPlateWriter;
-use hcs_vfs::tiff::{TiffCompression, encode_tiff_described};
+use hcs_vfs::tiff::{TiffCompression, encode_f32_plane_described, encode_tiff_described};
 use hcs_vfs::{Dtype, PlaneData, VfsError};
 use rayon::prelude::*;
 
@@ -241,11 +241,15 @@ pub fn write_planes(
                     let name = plane_file_name(key);
                     let path = dir.join(&name);
                     let xml = facts.xml(key, &name, plane.dim(), dtype);
-                    let data = PlaneData::from_f32(plane.view(), dtype);
-                    if let Some(seen) = on_output {
-                        seen(key, &data);
-                    }
-                    let bytes = encode_tiff_described(&[data], TiffCompression::None, Some(&xml), &path)?;
+                    let bytes = match on_output {
+                        // Narrowed strip by strip as it is encoded: no narrowed copy of the plane.
+                        None => encode_f32_plane_described(plane.view(), dtype, Some(&xml), &path)?,
+                        Some(seen) => {
+                            let data = PlaneData::from_f32(plane.view(), dtype);
+                            seen(key, &data);
+                            encode_tiff_described(&[data], TiffCompression::None, Some(&xml), &path)?
+                        }
+                    };
                     let file =
                         WrittenFile { path: rel(&path), bytes: bytes.len() as u64, crc32: crc32fast::hash(&bytes) };
                     // Synced with the well's other files before its record is written.
