@@ -307,37 +307,54 @@ impl Integral {
     }
 }
 
-/// NCC of tiles `a` and `b` over their overlap when `b`'s origin is at `(ix, iy)` from `a`'s
-/// (see [`Rect::overlap`]); `ia` / `ib` cover every overlap the caller asks for.
-fn overlap_ncc(
+/// NCCs of tiles `a` and `b` over their overlaps when `b`'s origin is at `(ix, iy)` from `a`'s,
+/// for every `ix` of `ixs` (see [`Rect::overlap`]; 0 where there is none); `ia` / `ib` cover
+/// every overlap the caller asks for. The overlaps of one `iy` span the same rows of `a` (and of
+/// `b`): each row pair is read once for all of them, while it is in the nearest cache, instead of
+/// once per offset. Each offset's sums take the same rows, in the same order, in lanes of their
+/// own, so each NCC is the one its offset alone gives.
+fn overlap_nccs(
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
     ia: &Integral,
     ib: &Integral,
-    ix: isize,
     iy: isize,
-) -> f64 {
+    ixs: &[isize],
+) -> Vec<f64> {
     let (h, w) = a.dim();
-    let Some(ra) = Rect::overlap(h as isize, w as isize, ix, iy) else {
-        return 0.0;
-    };
-    let rb = ra.shifted(ix, iy);
-    let n = ((ra.y1 - ra.y0) * (ra.x1 - ra.x0)) as f64;
-    let (sa, saa) = ia.sums(ra);
-    let (sb, sbb) = ib.sums(rb);
-    let mut dot = DotLanes::default();
-    let av = a.slice(s![ra.y0..ra.y1, ra.x0..ra.x1]);
-    let bv = b.slice(s![rb.y0..rb.y1, rb.x0..rb.x1]);
-    for (x, y) in av.rows().into_iter().zip(bv.rows()) {
-        match (x.as_slice(), y.as_slice()) {
-            (Some(x), Some(y)) => dot.add(x, y),
-            _ => dot.add(&x.to_vec(), &y.to_vec()),
+    let rects: Vec<Option<Rect>> = ixs.iter().map(|&ix| Rect::overlap(h as isize, w as isize, ix, iy)).collect();
+    let mut dots: Vec<DotLanes> = ixs.iter().map(|_| DotLanes::default()).collect();
+    // Every overlap at this `iy` has the same rows: `y0..y1` of `a`, `iy` less of `b`.
+    if let Some(rows) = rects.iter().flatten().next() {
+        for y in rows.y0..rows.y1 {
+            let (ra, rb) = (a.row(y as usize), b.row((y - iy) as usize));
+            let (ra, rb) = (ra.as_slice().map_or_else(|| Cow::Owned(ra.to_vec()), Cow::Borrowed), {
+                rb.as_slice().map_or_else(|| Cow::Owned(rb.to_vec()), Cow::Borrowed)
+            });
+            for ((r, &ix), dot) in rects.iter().zip(ixs).zip(&mut dots) {
+                if let Some(r) = r {
+                    let (x0, x1) = (r.x0 as usize, r.x1 as usize);
+                    dot.add(&ra[x0..x1], &rb[(r.x0 - ix) as usize..(r.x1 - ix) as usize]);
+                }
+            }
         }
     }
-    dot.fold();
-    let cov = dot.total - sa * sb / n;
-    let (va, vb) = (saa - sa * sa / n, sbb - sb * sb / n);
-    if va <= 0.0 || vb <= 0.0 { 0.0 } else { cov / (va * vb).sqrt() }
+    rects
+        .iter()
+        .zip(ixs)
+        .zip(dots)
+        .map(|((r, &ix), mut dot)| {
+            let Some(ra) = *r else { return 0.0 };
+            let rb = ra.shifted(ix, iy);
+            let n = ((ra.y1 - ra.y0) * (ra.x1 - ra.x0)) as f64;
+            let (sa, saa) = ia.sums(ra);
+            let (sb, sbb) = ib.sums(rb);
+            dot.fold();
+            let cov = dot.total - sa * sb / n;
+            let (va, vb) = (saa - sa * sa / n, sbb - sb * sb / n);
+            if va <= 0.0 || vb <= 0.0 { 0.0 } else { cov / (va * vb).sqrt() }
+        })
+        .collect()
 }
 
 /// How far (pixels) the NCC refinement searches around the phase-correlation estimate.
@@ -368,36 +385,55 @@ fn refine(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, ox: f64, oy: f64, radi
     let (rects_a, rects_b) = refine_reads(a.dim(), (icx, icy), reach);
     let (ia, ib) = (Integral::new(a, &rects_a), Integral::new(b, &rects_b));
     // Each offset is scored once: the parabola's neighbours are mostly points the 3 × 3 pass
-    // already scored.
+    // already scored. The offsets of a pass that share a row are scored together
+    // ([`overlap_nccs`]); each score is what scoring its offset alone gives, so the passes below
+    // pick the same offsets.
     let side = 2 * reach + 1;
-    let mut scored = vec![None; (side * side) as usize];
-    let mut score = |dx: isize, dy: isize| {
-        *scored[((dy + reach) * side + dx + reach) as usize]
-            .get_or_insert_with(|| overlap_ncc(a, b, &ia, &ib, icx + dx, icy + dy))
+    let slot = |dx: isize, dy: isize| ((dy + reach) * side + dx + reach) as usize;
+    let mut scored: Vec<Option<f64>> = vec![None; (side * side) as usize];
+    let score_row = |scored: &mut [Option<f64>], dy: isize, dxs: &[isize]| {
+        let todo: Vec<isize> = dxs.iter().copied().filter(|&dx| scored[slot(dx, dy)].is_none()).collect();
+        let ixs: Vec<isize> = todo.iter().map(|dx| icx + dx).collect();
+        for (&dx, v) in todo.iter().zip(overlap_nccs(a, b, &ia, &ib, icy + dy, &ixs)) {
+            scored[slot(dx, dy)] = Some(v);
+        }
     };
     // Coarse pass on a 2-pixel lattice (the whitened NCC peak is wider than that), then the
     // full-resolution neighbourhood of the best lattice point.
-    let (mut best, mut at) = (f64::NEG_INFINITY, (0isize, 0isize));
-    let mut consider = |dx: isize, dy: isize, best: &mut f64, at: &mut (isize, isize)| {
-        let v = score(dx, dy);
-        if v > *best {
-            *best = v;
-            *at = (dx, dy);
+    let lattice: Vec<isize> = (-radius..=radius).step_by(2).collect();
+    for &dy in &lattice {
+        score_row(&mut scored, dy, &lattice);
+    }
+    // The best score so far and its offset; the first of equal scores stays.
+    let mut best = (f64::NEG_INFINITY, (0isize, 0isize));
+    let better = |best: &mut (f64, (isize, isize)), v: Option<f64>, at: (isize, isize)| {
+        let v = v.unwrap_or(0.0);
+        if v > best.0 {
+            *best = (v, at);
         }
     };
-    for dy in (-radius..=radius).step_by(2) {
-        for dx in (-radius..=radius).step_by(2) {
-            consider(dx, dy, &mut best, &mut at);
+    for &dy in &lattice {
+        for &dx in &lattice {
+            better(&mut best, scored[slot(dx, dy)], (dx, dy));
         }
     }
-    let coarse = at;
+    let coarse = best.1;
+    let around: Vec<isize> = (coarse.0 - 1..=coarse.0 + 1).collect();
     for dy in coarse.1 - 1..=coarse.1 + 1 {
-        for dx in coarse.0 - 1..=coarse.0 + 1 {
+        score_row(&mut scored, dy, &around);
+    }
+    for dy in coarse.1 - 1..=coarse.1 + 1 {
+        for &dx in &around {
             if (dx, dy) != coarse {
-                consider(dx, dy, &mut best, &mut at);
+                better(&mut best, scored[slot(dx, dy)], (dx, dy));
             }
         }
     }
+    let (best, at) = best;
+    let mut score = |dx: isize, dy: isize| {
+        score_row(&mut scored, dy, &[dx]);
+        scored[slot(dx, dy)].unwrap_or(0.0)
+    };
     let vertex = |m: f64, c: f64, p: f64| {
         let denom = m - 2.0 * c + p;
         if denom < 0.0 { (0.5 * (m - p) / denom).clamp(-0.5, 0.5) } else { 0.0 }
@@ -569,8 +605,12 @@ pub fn ashlar_compute_tile_positions(
         let strip_sizes = nominal.strips((h, w));
         let whitened = whiten(&stack, whitened_bands(strip_sizes));
         let strips = Strips::new(&whitened, strip_sizes);
-        let mut edges = register_neighbours(&strips, (rows, cols), upsample_factor);
-        let ncc_threshold = permutation_threshold(&strips, cols, permutation_samples, stitch_alpha);
+        // The neighbours and the permutation test's pairs are independent: registered side by
+        // side, so the workers that finish one part's pairs take the other's instead of waiting.
+        let (mut edges, ncc_threshold) = rayon::join(
+            || register_neighbours(&strips, (rows, cols), upsample_factor),
+            || permutation_threshold(&strips, cols, permutation_samples, stitch_alpha),
+        );
         judge_edges(&mut edges, &nominal, max_shift, ncc_threshold);
         // A stage's or an estimate's step is coarse: make it the consensus of the edges it
         // accepted, and judge again.
@@ -1047,7 +1087,7 @@ fn anchor_components(
 mod tests {
     use super::{
         DotLanes, EdgeReport, Integral, REFINE_RADIUS, Rect, bands_cover_most, bounding, difference_of_gaussians,
-        place_consistently, refine_reads, smooth_up, whiten_bands, whitened_bands,
+        overlap_nccs, place_consistently, refine_reads, smooth_up, whiten_bands, whitened_bands,
     };
     use ndarray::Array2;
 
@@ -1096,6 +1136,94 @@ mod tests {
                 assert_eq!((s1.to_bits(), q1.to_bits()), (s2.to_bits(), q2.to_bits()), "rows to {y1}");
             }
         }
+    }
+
+    #[test]
+    fn offsets_scored_a_row_at_a_time_equal_each_offset_scored_alone() {
+        // Each offset alone, as the refinement scored it before: its overlap's rows one after
+        // the other in one set of lanes (the per-tile sums from the same tables).
+        fn alone(
+            (a, b): (ndarray::ArrayView2<'_, f32>, ndarray::ArrayView2<'_, f32>),
+            (ia, ib): (&Integral, &Integral),
+            ix: isize,
+            iy: isize,
+        ) -> f64 {
+            let (h, w) = a.dim();
+            let Some(ra) = Rect::overlap(h as isize, w as isize, ix, iy) else { return 0.0 };
+            let rb = ra.shifted(ix, iy);
+            let n = ((ra.y1 - ra.y0) * (ra.x1 - ra.x0)) as f64;
+            let ((sa, saa), (sb, sbb)) = (ia.sums(ra), ib.sums(rb));
+            let mut dot = DotLanes::default();
+            let av = a.slice(ndarray::s![ra.y0..ra.y1, ra.x0..ra.x1]);
+            let bv = b.slice(ndarray::s![rb.y0..rb.y1, rb.x0..rb.x1]);
+            for (x, y) in av.rows().into_iter().zip(bv.rows()) {
+                dot.add(&x.to_vec(), &y.to_vec());
+            }
+            dot.fold();
+            let cov = dot.total - sa * sb / n;
+            let (va, vb) = (saa - sa * sa / n, sbb - sb * sb / n);
+            if va <= 0.0 || vb <= 0.0 { 0.0 } else { cov / (va * vb).sqrt() }
+        }
+        // The NCC in f64 from its definition (means first), for a check independent of the lanes.
+        fn defined(a: ndarray::ArrayView2<'_, f32>, b: ndarray::ArrayView2<'_, f32>, ix: isize, iy: isize) -> f64 {
+            let (h, w) = a.dim();
+            let Some(r) = Rect::overlap(h as isize, w as isize, ix, iy) else { return 0.0 };
+            let pairs: Vec<(f64, f64)> = (r.y0..r.y1)
+                .flat_map(|y| (r.x0..r.x1).map(move |x| (y, x)))
+                .map(|(y, x)| {
+                    (f64::from(a[(y as usize, x as usize)]), f64::from(b[((y - iy) as usize, (x - ix) as usize)]))
+                })
+                .collect();
+            let n = pairs.len() as f64;
+            let (ma, mb) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
+            let cov: f64 = pairs.iter().map(|p| (p.0 - ma) * (p.1 - mb)).sum();
+            let va: f64 = pairs.iter().map(|p| (p.0 - ma).powi(2)).sum();
+            let vb: f64 = pairs.iter().map(|p| (p.1 - mb).powi(2)).sum();
+            cov / (va * vb).sqrt()
+        }
+        let tile = |seed: usize| {
+            Array2::from_shape_fn((47, 83), |(y, x)| ((y * 131 + x * 7919 + seed) % 1009) as f32 / 3.0 - 100.0)
+        };
+        let (a, b) = (tile(0), tile(555));
+        // Rows and columns far enough apart for 4 × 4 overlaps, and some without one.
+        let ixs: Vec<isize> = vec![-30, -7, -1, 0, 3, 29, 36, 40, 41, 75, 90, -90];
+        let mut scored = 0;
+        for (a, b) in [(a.view(), b.view()), (b.view(), a.view())] {
+            for iy in [-40, -12, -1, 0, 5, 39, 44, 60] {
+                let (ia, ib) = (rects_table(a, &ixs, iy, false), rects_table(b, &ixs, iy, true));
+                let together = overlap_nccs(a, b, &ia, &ib, iy, &ixs);
+                assert_eq!(together.len(), ixs.len());
+                for (&ix, &v) in ixs.iter().zip(&together) {
+                    assert_eq!(v.to_bits(), alone((a, b), (&ia, &ib), ix, iy).to_bits(), "offset ({ix}, {iy})");
+                    let want = defined(a, b, ix, iy);
+                    // f32 lanes against f64 sums of centred values.
+                    assert!((v - want).abs() < 1e-6, "offset ({ix}, {iy}): {v} against {want}");
+                    scored += usize::from(v != 0.0);
+                }
+            }
+        }
+        assert!(scored > 40, "most offsets have an overlap ({scored})");
+        // Rows that are not contiguous in memory (transposed tiles) are read as copies.
+        let (t, u) = (a.t(), b.t());
+        let ixs = [-3, 0, 7, 30];
+        let (it, iu) = (rects_table(t, &ixs, 2, false), rects_table(u, &ixs, 2, true));
+        let together = overlap_nccs(t, u, &it, &iu, 2, &ixs);
+        for (&ix, &v) in ixs.iter().zip(&together) {
+            assert_eq!(v.to_bits(), alone((t, u), (&it, &iu), ix, 2).to_bits(), "transposed, offset ({ix}, 2)");
+            assert!(v != 0.0, "transposed, offset ({ix}, 2) overlaps");
+        }
+    }
+
+    /// The table over every overlap of `ixs` at `iy` (of `b`'s side when `of_b`).
+    fn rects_table(t: ndarray::ArrayView2<'_, f32>, ixs: &[isize], iy: isize, of_b: bool) -> Integral {
+        let (h, w) = t.dim();
+        let rects: Vec<Rect> = ixs
+            .iter()
+            .filter_map(|&ix| {
+                Rect::overlap(h as isize, w as isize, ix, iy).map(|r| if of_b { r.shifted(ix, iy) } else { r })
+            })
+            .collect();
+        Integral::new(t, &rects)
     }
 
     #[test]
