@@ -97,20 +97,45 @@ where
     F: Fn(usize, &mut PlaneSlot<'_>) -> Result<R, E> + Sync,
     W: Fn(usize, usize) -> E + Sync,
 {
+    fill_planes_with(data, plane, count, || (), |(), i, slot| fill(i, slot), wrong)
+}
+
+/// [`fill_planes`] with a state for each worker, made by `init` and handed to every `fill` that
+/// worker runs (scratch buffers a plane is computed in before it is appended to its slot).
+pub fn fill_planes_with<S, R, E, I, F, W>(
+    data: &mut Vec<f32>,
+    plane: usize,
+    count: usize,
+    init: I,
+    fill: F,
+    wrong: W,
+) -> Result<Vec<R>, E>
+where
+    R: Send,
+    E: Send,
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, usize, &mut PlaneSlot<'_>) -> Result<R, E> + Sync + Send,
+    W: Fn(usize, usize) -> E + Sync,
+{
     let start = data.len();
     let Some(total) = plane.checked_mul(count) else {
         return Err(wrong(0, usize::MAX));
     };
     data.reserve_exact(total);
-    let one = |i: usize, room: &mut [MaybeUninit<f32>]| {
+    let one = |state: &mut S, i: usize, room: &mut [MaybeUninit<f32>]| {
         let mut slot = PlaneSlot { room, len: 0, excess: 0 };
-        let r = fill(i, &mut slot)?;
+        let r = fill(state, i, &mut slot)?;
         if slot.len == plane && slot.excess == 0 { Ok(r) } else { Err(wrong(i, slot.written())) }
     };
     let results: Vec<Result<R, E>> = if plane == 0 {
-        (0..count).map(|i| one(i, &mut [])).collect()
+        let mut state = init();
+        (0..count).map(|i| one(&mut state, i, &mut [])).collect()
     } else {
-        data.spare_capacity_mut()[..total].par_chunks_mut(plane).enumerate().map(|(i, room)| one(i, room)).collect()
+        data.spare_capacity_mut()[..total]
+            .par_chunks_mut(plane)
+            .enumerate()
+            .map_init(&init, |state, (i, room)| one(state, i, room))
+            .collect()
     };
     let results = results.into_iter().collect::<Result<Vec<R>, E>>()?;
     // SAFETY: the `count` parts of `plane` samples after `start` (all of them: `total` is
@@ -144,6 +169,50 @@ mod tests {
         let want: Vec<f32> =
             [-1.0, -2.0].into_iter().chain((0..7).flat_map(|i| (0..5).map(move |k| (i * 10 + k) as f32))).collect();
         assert_eq!(data, want);
+    }
+
+    #[test]
+    fn each_worker_keeps_its_state_across_the_planes_it_fills() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let made = AtomicUsize::new(0);
+        let mut data = Vec::new();
+        // A state made per worker, not per plane: a scratch row the plane is computed in.
+        let filled = fill_planes_with(
+            &mut data,
+            3,
+            200,
+            || {
+                made.fetch_add(1, Ordering::Relaxed);
+                (vec![0.0f32; 3], 0usize)
+            },
+            |(line, uses), i, slot| {
+                *uses += 1;
+                line.iter_mut().enumerate().for_each(|(k, v)| *v = (i * 3 + k) as f32);
+                slot.append(line, |v| v);
+                Ok::<usize, String>(*uses)
+            },
+            |i, n| format!("plane {i}: {n}"),
+        )
+        .expect("filled");
+        assert_eq!(data, (0..600).map(|v| v as f32).collect::<Vec<_>>());
+        let states = made.load(Ordering::Relaxed);
+        assert!((1..200).contains(&states), "{states} states for 200 planes");
+        assert!(filled.iter().any(|&uses| uses > 1), "a state served several planes");
+        // A plane left short is refused, and the data is as it was.
+        let err = fill_planes_with(
+            &mut data,
+            3,
+            4,
+            || (),
+            |(), i, slot| {
+                slot.append(&[1.0f32, 2.0][..if i == 2 { 1 } else { 2 }], |v| v);
+                slot.append(&[3.0f32], |v| v);
+                Ok::<(), String>(())
+            },
+            |i, n| format!("plane {i}: {n}"),
+        );
+        assert_eq!(err, Err("plane 2: 2".to_string()));
+        assert_eq!(data.len(), 600);
     }
 
     #[test]
