@@ -39,16 +39,45 @@ pub fn write_atomic_uncached(path: &Path, bytes: &[u8]) -> Result<(), VfsError> 
 
 /// Wait until the files' contents are on disk (fsync each), then let the page cache drop them:
 /// they are on disk, and a run's outputs are not read again by this process (the page cache
-/// stays free for what is).
-pub fn sync_files<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>) -> Result<(), VfsError> {
-    for path in paths {
-        let path = path.as_ref();
+/// stays free for what is). The files are synced by eight threads at once: each fsync
+/// mostly waits for the device, and one after another a standard-plate well's 63 files took
+/// ~15 ms (0.25 ms each), which the run's last well waits for. On error, the first failure in
+/// the files' order.
+pub fn sync_files<P: AsRef<Path> + Sync>(paths: impl IntoIterator<Item = P>) -> Result<(), VfsError> {
+    let paths: Vec<P> = paths.into_iter().collect();
+    let sync = |path: &Path| {
         let file = fs::File::open(path).map_err(|e| VfsError::io(path, e))?;
         file.sync_all().map_err(|e| VfsError::io(path, e))?;
         drop_cached(&file);
+        Ok(())
+    };
+    if paths.len() < 2 {
+        return paths.iter().try_for_each(|p| sync(p.as_ref()));
     }
-    Ok(())
+    let share = paths.len().div_ceil(SYNC_THREADS);
+    let results: Vec<Result<(), VfsError>> = std::thread::scope(|scope| {
+        let parts: Vec<_> = paths
+            .chunks(share)
+            .map(|part| (part, scope.spawn(move || part.iter().try_for_each(|p| sync(p.as_ref())))))
+            .collect();
+        parts
+            .into_iter()
+            .map(|(part, t)| {
+                t.join().unwrap_or_else(|_| {
+                    let first = part.first().map_or(Path::new(""), AsRef::as_ref);
+                    Err(VfsError::io(
+                        first,
+                        std::io::Error::other("the thread syncing this file and the next panicked"),
+                    ))
+                })
+            })
+            .collect()
+    });
+    results.into_iter().collect()
 }
+
+/// Threads that sync a well's files at once ([`sync_files`]).
+const SYNC_THREADS: usize = 8;
 
 /// Ask the kernel to start writing `file`'s data to the device now, without waiting for it: a
 /// later fsync then finds it written or under way, instead of a well's whole output at once.
@@ -201,6 +230,17 @@ mod tests {
         let missing = dir.join("gone.tif");
         let err = sync_files([&a, &missing]).expect_err("a missing file cannot be synced");
         assert!(err.to_string().contains("gone.tif"), "{err}");
+        // Many files, synced by several threads: the first missing one in order is named.
+        let many: Vec<std::path::PathBuf> = (0..37).map(|i| dir.join(format!("p{i:02}.tif"))).collect();
+        for p in &many {
+            write_atomic_unsynced(p, b"plane").expect("write");
+        }
+        sync_files(&many).expect("all exist");
+        let mut holed = many.clone();
+        holed.insert(30, dir.join("gone30.tif"));
+        holed.insert(9, dir.join("gone9.tif"));
+        let err = sync_files(&holed).expect_err("missing files");
+        assert!(err.to_string().contains("gone9.tif"), "{err}");
         fs::remove_dir_all(&dir).expect("cleanup");
     }
 
