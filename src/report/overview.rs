@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use ndarray::{Array2, Array3, ArrayView2, s};
+use ndarray::{Array2, Array3, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
 use crate::plate::formats::open_plate;
@@ -71,34 +71,38 @@ pub struct Pictures {
 }
 
 /// Block means of `plane` so neither side exceeds `max_side`; also the factor.
-fn shrink<T: Copy + Into<f64>>(plane: ArrayView2<'_, T>, max_side: usize) -> (Array2<f32>, usize) {
+fn shrink<T: Copy + Into<f64> + Sync>(plane: ArrayView2<'_, T>, max_side: usize) -> (Array2<f32>, usize) {
     let (h, w) = plane.dim();
     let step = h.max(w).div_ceil(max_side.max(1)).max(1);
     let (sh, sw) = (h.div_ceil(step).max(1), w.div_ceil(step).max(1));
     let mut small = Array2::zeros((sh, sw));
     // Each band of `step` rows is added into per-column sums and counts of finite samples (whole
     // rows at once, without branches, so the loop vectorizes), then each block's columns added.
-    let (mut sums, mut counts) = (vec![0.0f64; w], vec![0u32; w]);
+    // Bands are independent: they are shrunk by every worker (a final mosaic is shrunk as it is
+    // written, by the step's thread, while the other cores had nothing to do).
     let add = |((s, n), &v): ((&mut f64, &mut u32), &T)| {
         let v: f64 = v.into();
         let finite = v.is_finite();
         *s += if finite { v } else { 0.0 };
         *n += u32::from(finite);
     };
-    for (y, mut out) in small.rows_mut().into_iter().enumerate() {
-        sums.fill(0.0);
-        counts.fill(0);
-        for row in plane.slice(s![(y * step).min(h)..((y + 1) * step).min(h), ..]).rows() {
-            match row.as_slice() {
-                Some(row) => sums.iter_mut().zip(counts.iter_mut()).zip(row).for_each(add),
-                None => sums.iter_mut().zip(counts.iter_mut()).zip(row.iter()).for_each(add),
+    small.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each_init(
+        || (vec![0.0f64; w], vec![0u32; w]),
+        |(sums, counts), (y, mut out)| {
+            sums.fill(0.0);
+            counts.fill(0);
+            for row in plane.slice(s![(y * step).min(h)..((y + 1) * step).min(h), ..]).rows() {
+                match row.as_slice() {
+                    Some(row) => sums.iter_mut().zip(counts.iter_mut()).zip(row).for_each(add),
+                    None => sums.iter_mut().zip(counts.iter_mut()).zip(row.iter()).for_each(add),
+                }
             }
-        }
-        for (o, (s, n)) in out.iter_mut().zip(sums.chunks(step).zip(counts.chunks(step))) {
-            let n: u32 = n.iter().sum();
-            *o = if n == 0 { 0.0 } else { (s.iter().sum::<f64>() / f64::from(n)) as f32 };
-        }
-    }
+            for (o, (s, n)) in out.iter_mut().zip(sums.chunks(step).zip(counts.chunks(step))) {
+                let n: u32 = n.iter().sum();
+                *o = if n == 0 { 0.0 } else { (s.iter().sum::<f64>() / f64::from(n)) as f32 };
+            }
+        },
+    );
     (small, step)
 }
 
