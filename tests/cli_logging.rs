@@ -74,15 +74,75 @@ fn an_on_off_setting_holding_another_word_is_warned_about_and_the_run_goes_on() 
         .env_remove("HCS_LOG")
         .env("HCS_KEEP_BLOCKS", "perhaps")
         .env("HCS_DIRECT_WRITES", "sometimes")
+        .env("HCS_PREFETCH", "ahead")
         .env("HCS_HUGE_PAGES", " Off ")
         .output()
         .expect("hcs runs");
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success() && String::from_utf8_lossy(&run.stdout).contains("1 well done"), "{stderr}");
-    for (name, value) in [("HCS_KEEP_BLOCKS", "perhaps"), ("HCS_DIRECT_WRITES", "sometimes")] {
+    for (name, value) in [("HCS_KEEP_BLOCKS", "perhaps"), ("HCS_DIRECT_WRITES", "sometimes"), ("HCS_PREFETCH", "ahead")]
+    {
         let line = stderr.lines().find(|l| l.contains(&format!("{name} is not 1, 0,"))).unwrap_or_default();
         assert!(line.contains(" WARN ") && line.contains(value), "{name}: {stderr}");
     }
     assert!(!stderr.contains("HCS_HUGE_PAGES is not"), "` Off ` is a word for off: {stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_wells_raw_files_are_read_ahead_unless_hcs_prefetch_is_off_and_the_outputs_are_the_same() {
+    let dir = std::env::temp_dir().join(format!("hcs-prefetch-{}", std::process::id()));
+    let (plate, pipeline) = one_tile_plate_and_blur(&dir);
+    let files = std::fs::read_dir(plate.join("TimePoint_1"))
+        .expect("the plate's images")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "tif")))
+        .count();
+    assert!(files > 0, "a plate with images");
+    let run = |prefetch: Option<&str>, out: &str| {
+        let out = dir.join(out);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hcs"));
+        command
+            .args(["run", pipeline.to_str().expect("utf-8"), "--plate", plate.to_str().expect("utf-8")])
+            .args(["--out", out.to_str().expect("utf-8")])
+            .env_remove("RUST_LOG")
+            .env("HCS_LOG", "hcs_exec::prefetch=debug")
+            .env_remove("HCS_PREFETCH");
+        if let Some(value) = prefetch {
+            command.env("HCS_PREFETCH", value);
+        }
+        let run = command.output().expect("hcs runs");
+        let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert!(run.status.success(), "{stderr}");
+        (stderr, out)
+    };
+    let (said, on) = run(None, "on");
+    let line = said.lines().find(|l| l.contains("raw files read ahead")).unwrap_or_default();
+    assert!(line.contains("well=A01") && line.contains(&format!("hinted={files}")), "{files} files: {said}");
+    let (said, off) = run(Some("0"), "off");
+    assert!(!said.contains("read ahead"), "HCS_PREFETCH=0: {said}");
+    // The same output files, byte for byte, either way.
+    let tiffs = |root: &std::path::Path| -> Vec<(String, Vec<u8>)> {
+        let mut found = Vec::new();
+        let mut todo = vec![root.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).expect("output dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else if p.extension().is_some_and(|x| x == "tif") {
+                    let name = p.strip_prefix(root).expect("under root").display().to_string();
+                    found.push((name, std::fs::read(&p).expect("read")));
+                }
+            }
+        }
+        found.sort();
+        found
+    };
+    let (a, b) = (tiffs(&on), tiffs(&off));
+    assert!(!a.is_empty(), "the run wrote planes");
+    assert_eq!(a.len(), b.len());
+    for ((na, ba), (nb, bb)) in a.iter().zip(&b) {
+        assert!(na == nb && ba == bb, "{na} against {nb}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

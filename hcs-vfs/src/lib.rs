@@ -8,6 +8,7 @@ pub mod fill;
 pub mod ome_tiff;
 pub mod omezarr;
 pub mod plane;
+pub mod prefetch;
 pub mod setting;
 pub mod store;
 pub mod thumbnail;

@@ -19,6 +19,7 @@ pub mod job;
 pub mod lock;
 pub mod output;
 pub mod parts;
+pub mod prefetch;
 pub mod qc;
 pub mod retry;
 pub mod routing;
@@ -473,13 +474,20 @@ impl WellDriver<'_> {
                     }
                 }
             });
+            // The raw files of the wells about to start are read ahead, one round of wells
+            // ahead of the well threads ([`prefetch::read_ahead`]).
+            let (to_prefetcher, started) = std::sync::mpsc::channel::<usize>();
+            let prefetcher = prefetch::enabled()
+                .then(|| scope.spawn(move || prefetch::read_ahead(self.plate, plans, threads, started)));
             let wells: Vec<_> = (0..threads)
                 .map(|worker| {
-                    let (next, to_recorder) = (&next, to_recorder.clone());
+                    let (next, to_recorder, to_prefetcher) = (&next, to_recorder.clone(), to_prefetcher.clone());
                     scope.spawn(move || {
                         loop {
                             let k = next.fetch_add(1, Ordering::Relaxed);
                             let Some(plan) = plans.get(k) else { break };
+                            // The prefetcher may be gone (off, or it panicked): nothing to tell.
+                            let _ = to_prefetcher.send(k);
                             match self.run_one(plan, worker, k) {
                                 Ran::Reported(report) => keep(k, report),
                                 // The recorder is gone (it panicked): record the well here.
@@ -493,8 +501,10 @@ impl WellDriver<'_> {
                 })
                 .collect();
             drop(to_recorder);
+            drop(to_prefetcher);
             // A well thread that panicked is reported below as its wells' `ThreadLost`.
             wells.into_iter().for_each(|w| drop(w.join()));
+            drop(prefetcher.map(|p| p.join()));
             drop(recorder.join());
             drop(stop_watcher);
             if let Some(report) = watcher.and_then(|w| w.join().ok()) {

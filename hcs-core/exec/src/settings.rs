@@ -3,10 +3,11 @@
 //! without the setting, and the user is told so instead of finding out from the timings.
 
 /// Each on/off setting a run reads, and what a run does without it.
-const SETTINGS: [(&str, &str); 3] = [
+const SETTINGS: [(&str, &str); 4] = [
     ("HCS_HUGE_PAGES", "the default choice of page size was made"),
     ("HCS_KEEP_BLOCKS", "freed image blocks were kept for reuse, as with 1"),
     ("HCS_DIRECT_WRITES", "plane files of 1 MiB and more were written past the page cache, as with 1"),
+    ("HCS_PREFETCH", "the wells' raw files were read ahead, as with 1"),
 ];
 
 /// Warn (in the run's log) of each setting whose value is neither on nor off.

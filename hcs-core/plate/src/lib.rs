@@ -13,7 +13,7 @@ pub mod well;
 
 pub use headers::{HeaderCheck, ImageProblem};
 pub use index::{ComponentIndex, IndexError, PlaneRef};
-pub use load::LoadError;
+pub use load::{LoadError, Prefetched};
 pub use metadata::{ChannelInfo, FormatKind, PlateMetadata};
 pub use well::{Component, ImageKey, WellId, WellParseError};
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use ndarray::{Array3, ArrayView2};
 
-use super::{ImageKey, Plate};
+use super::{ImageKey, PlaneRef, Plate, WellId};
 
 /// A plane that cannot be loaded (into a stack, or as stored).
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,43 @@ pub enum LoadError {
     Empty,
 }
 
+/// What [`Plate::prefetch_well`] did: files hinted, and the first file that could not be (it
+/// is read, and its error reported, by the step that needs it).
+#[derive(Debug, Default)]
+pub struct Prefetched {
+    /// Image files the kernel was asked to read ahead.
+    pub hinted: usize,
+    /// Image files that could not be hinted.
+    pub refused: usize,
+    /// The first of them, and why.
+    pub first_refusal: Option<hcs_vfs::VfsError>,
+}
+
 impl Plate {
+    /// Ask the kernel to read `well`'s image files ahead, each file once
+    /// ([`hcs_vfs::prefetch::will_need`]), so the steps that read them find them in the page
+    /// cache. Planes of an OME-Zarr store are not hinted (their chunks are found as they are
+    /// read). Changes no plane a later load returns.
+    pub fn prefetch_well(&self, well: WellId) -> Prefetched {
+        let mut done = Prefetched::default();
+        let mut seen = std::collections::BTreeSet::new();
+        for (_, plane_ref) in self.index.well(well) {
+            // A multi-page file holds several planes: hinted once.
+            let PlaneRef::File { path, .. } = plane_ref else { continue };
+            if !seen.insert(path) {
+                continue;
+            }
+            match hcs_vfs::prefetch::will_need(&self.root.join(path)) {
+                Ok(()) => done.hinted += 1,
+                Err(e) => {
+                    done.refused += 1;
+                    done.first_refusal.get_or_insert(e);
+                }
+            }
+        }
+        done
+    }
+
     /// Load one plane as stored (`u8`, `u16` or `f32` samples), without a float copy: for
     /// readers that only look at it (a whole-plate mosaic is hundreds of MiB as f32).
     pub fn load_plane(&self, key: &ImageKey) -> Result<hcs_vfs::PlaneData, LoadError> {

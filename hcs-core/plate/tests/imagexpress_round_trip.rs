@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use hcs_plate::formats::{FormatError, detect, open_plate};
-use hcs_plate::{Component, FormatKind, ImageKey, IndexError};
+use hcs_plate::{Component, FormatKind, ImageKey, IndexError, PlaneRef};
 use hcs_synth::{Scene, SynthConfig, render_tile, synthesize, tile_positions};
 
 fn tmp(name: &str) -> PathBuf {
@@ -549,5 +549,32 @@ fn htd_selections_series_and_wave_names_are_honoured() {
         "{}",
         reported[1]
     );
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn prefetching_a_well_hints_each_of_its_files_once_and_names_a_missing_one() {
+    let dir = tmp("prefetch");
+    let config = small();
+    synthesize(&config, &dir).expect("synthesize");
+    let plate = open_plate(&dir, None).expect("open");
+    let a01: hcs_plate::WellId = "A01".parse().expect("well");
+    let key = ImageKey { well: a01, timepoint: 2, site: 4, channel: 2, z: 3 };
+    let before = plate.load_plane(&key).expect("load");
+    // One file per plane here: 6 sites × 2 channels × 3 z × 2 timepoints.
+    let done = plate.prefetch_well(a01);
+    assert_eq!((done.hinted, done.refused), (72, 0), "{done:?}");
+    assert!(done.first_refusal.is_none());
+    assert_eq!(plate.load_plane(&key).expect("load"), before, "the hint changes no plane");
+    // A well the plate does not have: nothing to hint.
+    let absent = plate.prefetch_well("H12".parse().expect("well"));
+    assert_eq!((absent.hinted, absent.refused), (0, 0));
+    // A file gone since the plate was indexed: counted and named, the others still hinted.
+    let PlaneRef::File { path, .. } = plate.index.get(&key).expect("indexed") else { panic!("a file plate") };
+    std::fs::remove_file(plate.root.join(path)).expect("remove");
+    let done = plate.prefetch_well(a01);
+    assert_eq!((done.hinted, done.refused), (71, 1), "{done:?}");
+    let refusal = done.first_refusal.expect("the missing file").to_string();
+    assert!(refusal.contains(&path.display().to_string()), "{refusal}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }

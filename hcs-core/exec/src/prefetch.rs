@@ -1,0 +1,49 @@
+//! Reading the next wells' raw files ahead. A well's first steps read its raw planes; where the
+//! page cache no longer holds them (a guest that hands free memory back to its host keeps a
+//! plate only partly cached between runs), each read waited for the device while a core sat
+//! idle. A prefetcher thread asks the kernel to read the files of each well one round of wells
+//! ahead of the well threads: when well `k` starts, the files of well `k + wells at once` are
+//! hinted (the first round's at the run's start). `HCS_PREFETCH=0` turns it off.
+
+use std::sync::mpsc::Receiver;
+
+use hcs_plan::compiler::FrozenWellPlan;
+use hcs_plate::Plate;
+
+/// Whether the run reads wells ahead: yes unless `HCS_PREFETCH` says off (a word that is
+/// neither on nor off is warned about by [`crate::settings::warn_unrecognized`]).
+pub fn enabled() -> bool {
+    std::env::var("HCS_PREFETCH").ok().and_then(|v| hcs_vfs::setting::switch(&v)).unwrap_or(true)
+}
+
+/// Hint the raw files of `plans` (in run order) ahead of the wells started: the first `ahead`
+/// wells at once, then, as each well `k` is reported on `started`, the wells up to
+/// `k + ahead`. Wells already complete in their output (a resumed run skips them) are not
+/// read. Returns when `started` closes (every well thread is done).
+pub fn read_ahead(plate: &Plate, plans: &[&FrozenWellPlan], ahead: usize, started: Receiver<usize>) {
+    let mut hinted = 0;
+    let mut hint_up_to = |end: usize| {
+        while hinted < end.min(plans.len()) {
+            let plan = plans[hinted];
+            hinted += 1;
+            if crate::output::is_done(&plan.output_root, plan) {
+                continue;
+            }
+            let done = plate.prefetch_well(plan.well);
+            match &done.first_refusal {
+                // The step that reads a missing or unreadable file reports it: here it is noted.
+                Some(why) => tracing::debug!(
+                    well = %plan.well,
+                    hinted = done.hinted,
+                    refused = done.refused,
+                    "raw files read ahead, some could not be: {why}"
+                ),
+                None => tracing::debug!(well = %plan.well, hinted = done.hinted, "raw files read ahead"),
+            }
+        }
+    };
+    hint_up_to(ahead);
+    for k in started {
+        hint_up_to(k.saturating_add(1).saturating_add(ahead));
+    }
+}
