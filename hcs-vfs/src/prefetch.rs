@@ -9,19 +9,20 @@ use std::path::Path;
 use crate::VfsError;
 
 /// Ask the kernel to start reading all of `path` into the page cache now, without waiting for
-/// it (`posix_fadvise(POSIX_FADV_WILLNEED)` on Linux; elsewhere the file is only opened). A
-/// hint: whatever the kernel makes of it, a later read returns the same bytes. An error names
-/// the file (it cannot be opened, or the hint is refused).
+/// it (`posix_fadvise(POSIX_FADV_WILLNEED)` on Linux; elsewhere the file is only opened), and
+/// return the file's length. A hint: whatever the kernel makes of it, a later read returns the
+/// same bytes. An error names the file (it cannot be opened, or the hint is refused).
 ///
 /// ```
 /// let path = std::env::temp_dir().join(format!("hcs-will-need-doc-{}.bin", std::process::id()));
 /// std::fs::write(&path, [7u8; 4096]).unwrap();
-/// hcs_vfs::prefetch::will_need(&path).unwrap();
+/// assert_eq!(hcs_vfs::prefetch::will_need(&path).unwrap(), 4096);
 /// assert_eq!(std::fs::read(&path).unwrap(), vec![7u8; 4096]);
 /// std::fs::remove_file(&path).unwrap();
 /// ```
-pub fn will_need(path: &Path) -> Result<(), VfsError> {
+pub fn will_need(path: &Path) -> Result<u64, VfsError> {
     let file = fs::File::open(path).map_err(|e| VfsError::io(path, e))?;
+    let len = file.metadata().map_err(|e| VfsError::io(path, e))?.len();
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
@@ -33,7 +34,7 @@ pub fn will_need(path: &Path) -> Result<(), VfsError> {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = file;
-    Ok(())
+    Ok(len)
 }
 
 #[cfg(test)]
@@ -47,7 +48,7 @@ mod tests {
         let file = dir.join("plane.tif");
         let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         fs::write(&file, &bytes).expect("write");
-        will_need(&file).expect("an existing file can be hinted");
+        assert_eq!(will_need(&file).expect("an existing file can be hinted"), 300_000);
         assert_eq!(fs::read(&file).expect("read"), bytes, "the hint changes no byte");
         let missing = dir.join("gone.tif");
         let err = will_need(&missing).expect_err("a missing file cannot be hinted");

@@ -52,12 +52,17 @@ pub enum LoadError {
     Empty,
 }
 
-/// What [`Plate::prefetch_well`] did: files hinted, and the first file that could not be (it
-/// is read, and its error reported, by the step that needs it).
+/// What [`Plate::prefetch_well`] did: files hinted, files left to be read when needed (past
+/// the byte budget), and the first file that could not be hinted (it is read, and its error
+/// reported, by the step that needs it).
 #[derive(Debug, Default)]
 pub struct Prefetched {
     /// Image files the kernel was asked to read ahead.
     pub hinted: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Image files not hinted: the budget was spent.
+    pub left: usize,
     /// Image files that could not be hinted.
     pub refused: usize,
     /// The first of them, and why.
@@ -66,10 +71,11 @@ pub struct Prefetched {
 
 impl Plate {
     /// Ask the kernel to read `well`'s image files ahead, each file once
-    /// ([`hcs_vfs::prefetch::will_need`]), so the steps that read them find them in the page
-    /// cache. Planes of an OME-Zarr store are not hinted (their chunks are found as they are
-    /// read). Changes no plane a later load returns.
-    pub fn prefetch_well(&self, well: WellId) -> Prefetched {
+    /// ([`hcs_vfs::prefetch::will_need`]), in the index's order until `budget` bytes are hinted
+    /// (a well larger than the page cache would otherwise evict its own first files), so the
+    /// steps that read them find them in the page cache. Planes of an OME-Zarr store are not
+    /// hinted (their chunks are found as they are read). Changes no plane a later load returns.
+    pub fn prefetch_well(&self, well: WellId, budget: u64) -> Prefetched {
         let mut done = Prefetched::default();
         let mut seen = std::collections::BTreeSet::new();
         for (_, plane_ref) in self.index.well(well) {
@@ -78,8 +84,15 @@ impl Plate {
             if !seen.insert(path) {
                 continue;
             }
+            if done.bytes >= budget {
+                done.left += 1;
+                continue;
+            }
             match hcs_vfs::prefetch::will_need(&self.root.join(path)) {
-                Ok(()) => done.hinted += 1,
+                Ok(bytes) => {
+                    done.hinted += 1;
+                    done.bytes = done.bytes.saturating_add(bytes);
+                }
                 Err(e) => {
                     done.refused += 1;
                     done.first_refusal.get_or_insert(e);

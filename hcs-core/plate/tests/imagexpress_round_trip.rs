@@ -562,17 +562,32 @@ fn prefetching_a_well_hints_each_of_its_files_once_and_names_a_missing_one() {
     let key = ImageKey { well: a01, timepoint: 2, site: 4, channel: 2, z: 3 };
     let before = plate.load_plane(&key).expect("load");
     // One file per plane here: 6 sites × 2 channels × 3 z × 2 timepoints.
-    let done = plate.prefetch_well(a01);
-    assert_eq!((done.hinted, done.refused), (72, 0), "{done:?}");
+    let done = plate.prefetch_well(a01, u64::MAX);
+    assert_eq!((done.hinted, done.left, done.refused), (72, 0, 0), "{done:?}");
     assert!(done.first_refusal.is_none());
+    // The files' sizes in the index's order (one file per plane here).
+    let sizes: Vec<u64> = plate
+        .index
+        .well(a01)
+        .map(|(_, r)| match r {
+            PlaneRef::File { path, .. } => std::fs::metadata(plate.root.join(path)).expect("stat").len(),
+            PlaneRef::Zarr { .. } => 0,
+        })
+        .collect();
+    assert_eq!(done.bytes, sizes.iter().sum::<u64>(), "every byte of the well's files");
     assert_eq!(plate.load_plane(&key).expect("load"), before, "the hint changes no plane");
+    // A budget stops the hints once spent: here after the tenth file, which reaches it.
+    let ten: u64 = sizes[..10].iter().sum();
+    let part = plate.prefetch_well(a01, ten - 1);
+    assert_eq!((part.hinted, part.left, part.refused), (10, 62, 0), "{part:?}");
+    assert_eq!(plate.prefetch_well(a01, 0).left, 72, "no budget, no hint");
     // A well the plate does not have: nothing to hint.
-    let absent = plate.prefetch_well("H12".parse().expect("well"));
+    let absent = plate.prefetch_well("H12".parse().expect("well"), u64::MAX);
     assert_eq!((absent.hinted, absent.refused), (0, 0));
     // A file gone since the plate was indexed: counted and named, the others still hinted.
     let PlaneRef::File { path, .. } = plate.index.get(&key).expect("indexed") else { panic!("a file plate") };
     std::fs::remove_file(plate.root.join(path)).expect("remove");
-    let done = plate.prefetch_well(a01);
+    let done = plate.prefetch_well(a01, u64::MAX);
     assert_eq!((done.hinted, done.refused), (71, 1), "{done:?}");
     let refusal = done.first_refusal.expect("the missing file").to_string();
     assert!(refusal.contains(&path.display().to_string()), "{refusal}");
