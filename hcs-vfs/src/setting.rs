@@ -1,5 +1,6 @@
 //! On/off settings from the environment (`HCS_DIRECT_WRITES` here; the executor's
-//! `HCS_HUGE_PAGES` and `HCS_KEEP_BLOCKS`): one reading of their words for all of them.
+//! `HCS_HUGE_PAGES`, `HCS_KEEP_BLOCKS` and `HCS_PREFETCH`): one reading of their words for all
+//! of them.
 
 /// What an on/off setting's `value` says: on for `1`, `true`, `yes`, `on`; off for `0`,
 /// `false`, `no`, `off` (any case, blanks around ignored); `None` for anything else, the empty
