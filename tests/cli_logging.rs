@@ -118,6 +118,9 @@ fn the_wells_raw_files_are_read_ahead_unless_hcs_prefetch_is_off_and_the_outputs
     let (said, on) = run(None, "on");
     let line = said.lines().find(|l| l.contains("raw files read ahead")).unwrap_or_default();
     assert!(line.contains("well=A01") && line.contains(&format!("hinted={files}")), "{files} files: {said}");
+    // Run again into the same output: the well is complete there, skipped, and not read ahead.
+    let (said, _) = run(None, "on");
+    assert!(!said.contains("read ahead"), "a complete well is not read again: {said}");
     let (said, off) = run(Some("0"), "off");
     assert!(!said.contains("read ahead"), "HCS_PREFETCH=0: {said}");
     // The same output files, byte for byte, either way.
