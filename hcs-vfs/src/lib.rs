@@ -2,6 +2,7 @@
 //! leaves a file that looks complete but is not.
 #![deny(missing_docs)]
 
+pub mod ahead;
 pub mod atomic;
 mod error;
 pub mod fill;

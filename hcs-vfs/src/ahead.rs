@@ -1,0 +1,77 @@
+//! Cache lines asked for ahead of a loop that streams a plane larger than the caches.
+//!
+//! A loop with many instructions per sample (rounding, a Laplacian, f64 sums) keeps only a
+//! few cache lines in flight: the processor's reorder window fills with the current lines'
+//! work before the next lines' loads are issued. Measured on the development machine (a
+//! virtual machine, 4 KiB pages): the rounding of a 1024² f32 plane to u16 ran at 1.8 ms per
+//! plane read from memory against 0.37 ms from the cache, and at 0.6 ms when the lines 4 KiB
+//! ahead were asked for as it went. A loop calls [`ahead`] once per [`CHUNK_BYTES`] it
+//! reads: a hint, which changes no value and no result.
+
+/// Bytes a streaming loop handles between two calls of [`ahead`].
+pub const CHUNK_BYTES: usize = 1024;
+
+/// How far ahead of the loop the lines are asked for (bytes).
+pub const AHEAD_BYTES: usize = 4096;
+
+/// Cache line bytes assumed (x86-64 and most arm64 cores).
+const LINE_BYTES: usize = 64;
+
+/// Samples of `T` in [`CHUNK_BYTES`] (at least 1).
+pub const fn chunk_samples<T>() -> usize {
+    let size = std::mem::size_of::<T>();
+    if size == 0 || size >= CHUNK_BYTES { 1 } else { CHUNK_BYTES / size }
+}
+
+/// Ask for the cache lines of `data` that lie [`AHEAD_BYTES`] to [`AHEAD_BYTES`] +
+/// [`CHUNK_BYTES`] past sample `at` (those past the slice's end are not asked for). Only a
+/// prefetch hint on x86-64; nothing elsewhere.
+///
+/// ```
+/// let plane = vec![1.5f32; 1 << 16];
+/// let mut sum = 0.0;
+/// for (i, chunk) in plane.chunks(hcs_vfs::ahead::chunk_samples::<f32>()).enumerate() {
+///     hcs_vfs::ahead::ahead(&plane, i * chunk.len());
+///     sum += chunk.iter().sum::<f32>();
+/// }
+/// assert_eq!(sum, 1.5 * 65536.0);
+/// ```
+#[inline(always)]
+pub fn ahead<T>(data: &[T], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let bytes = std::mem::size_of_val(data);
+        let from = at.saturating_mul(std::mem::size_of::<T>()).saturating_add(AHEAD_BYTES);
+        let to = from.saturating_add(CHUNK_BYTES).min(bytes);
+        let base = data.as_ptr().cast::<i8>();
+        let mut offset = from;
+        while offset < to {
+            // SAFETY: `offset < size_of_val(data)`, so the address lies within `data`; a
+            // prefetch reads nothing into the program and faults on no address.
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(base.add(offset)) };
+            offset += LINE_BYTES;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, at);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asking_ahead_anywhere_in_or_past_a_slice_is_harmless_and_changes_nothing() {
+        let data: Vec<u16> = (0..5000).map(|i| i as u16).collect();
+        for at in [0, 1, 2047, 2048, 4999, 5000, 10_000, usize::MAX] {
+            ahead(&data, at);
+        }
+        ahead::<f32>(&[], 0);
+        ahead(&[(); 3], 1);
+        assert!(data.iter().enumerate().all(|(i, &v)| usize::from(v) == i));
+        assert_eq!(chunk_samples::<f32>(), 256);
+        assert_eq!(chunk_samples::<u8>(), 1024);
+        assert_eq!(chunk_samples::<[u8; 4096]>(), 1);
+        assert_eq!(chunk_samples::<()>(), 1);
+    }
+}
