@@ -38,11 +38,22 @@ pub const fn chunk_samples<T>() -> usize {
 /// ```
 #[inline(always)]
 pub fn ahead<T>(data: &[T], at: usize) {
+    ahead_of(data, at, chunk_samples::<T>());
+}
+
+/// [`ahead`] for a loop that reads `samples` samples from `at` between two calls: the lines
+/// [`AHEAD_BYTES`] past all of them.
+#[inline(always)]
+pub fn ahead_of<T>(data: &[T], at: usize, samples: usize) {
     #[cfg(target_arch = "x86_64")]
     {
-        let bytes = std::mem::size_of_val(data);
-        let from = at.saturating_mul(std::mem::size_of::<T>()).saturating_add(AHEAD_BYTES);
-        let to = from.saturating_add(CHUNK_BYTES).min(bytes);
+        let size = std::mem::size_of::<T>();
+        let from = at.saturating_mul(size).saturating_add(AHEAD_BYTES);
+        let to = at
+            .saturating_add(samples)
+            .saturating_mul(size)
+            .saturating_add(AHEAD_BYTES)
+            .min(std::mem::size_of_val(data));
         let base = data.as_ptr().cast::<i8>();
         let mut offset = from;
         while offset < to {
@@ -53,7 +64,7 @@ pub fn ahead<T>(data: &[T], at: usize) {
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (data, at);
+    let _ = (data, at, samples);
 }
 
 #[cfg(test)]
@@ -67,6 +78,9 @@ mod tests {
             ahead(&data, at);
         }
         ahead::<f32>(&[], 0);
+        for (at, samples) in [(0, 0), (0, 5000), (4000, 4096), (usize::MAX, usize::MAX), (1, usize::MAX)] {
+            ahead_of(&data, at, samples);
+        }
         ahead(&[(); 3], 1);
         assert!(data.iter().enumerate().all(|(i, &v)| usize::from(v) == i));
         assert_eq!(chunk_samples::<f32>(), 256);

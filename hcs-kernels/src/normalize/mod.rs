@@ -235,7 +235,9 @@ fn u16_counts(values: &[f32], chunk_len: usize) -> Option<Vec<u32>> {
             // cast), then the counting, which is a scatter and stays scalar.
             const BLOCK: usize = 1024;
             let mut bins = [0u16; BLOCK];
-            for block in chunk.chunks(BLOCK) {
+            for (i, block) in chunk.chunks(BLOCK).enumerate() {
+                // The samples' lines asked for a few blocks ahead (a hint; `hcs_vfs::ahead`).
+                hcs_vfs::ahead::ahead_of(chunk, i * BLOCK, BLOCK);
                 let bins = &mut bins[..block.len()];
                 other |= u16_bins(bins, block);
                 let pairs = bins.chunks_exact(2);
@@ -325,8 +327,13 @@ const STRETCH_CHUNK: usize = 1 << 16;
 /// too and picked at run time (same arithmetic, so the same result).
 #[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
 fn stretch_samples(samples: &mut [f32], p_lo: f32, scale: f32, t_min: f32, t_max: f32) {
-    for v in samples {
-        *v = ((*v - p_lo) * scale + t_min).clamp(t_min, t_max);
+    let (n, len) = (hcs_vfs::ahead::chunk_samples::<f32>(), samples.len());
+    for at in (0..len).step_by(n) {
+        // The lines ahead asked for as the loop goes (a hint; `hcs_vfs::ahead`).
+        hcs_vfs::ahead::ahead(samples, at);
+        for v in &mut samples[at..(at + n).min(len)] {
+            *v = ((*v - p_lo) * scale + t_min).clamp(t_min, t_max);
+        }
     }
 }
 
