@@ -45,15 +45,25 @@ pub fn ahead<T>(data: &[T], at: usize) {
 /// [`AHEAD_BYTES`] past all of them.
 #[inline(always)]
 pub fn ahead_of<T>(data: &[T], at: usize, samples: usize) {
+    let size = std::mem::size_of::<T>();
+    let from = at.saturating_mul(size).saturating_add(AHEAD_BYTES);
+    let to = at.saturating_add(samples).saturating_mul(size).saturating_add(AHEAD_BYTES);
+    lines(data, from, to);
+}
+
+/// Ask for all of `data`'s cache lines now: for a loop over rows, the row it reads for the
+/// first time after the current one (a row of a 1024-wide f32 plane is [`AHEAD_BYTES`] long).
+#[inline(always)]
+pub fn all<T>(data: &[T]) {
+    lines(data, 0, usize::MAX);
+}
+
+/// Prefetch the lines of `data`'s bytes `from..to` (clipped to the slice).
+#[inline(always)]
+fn lines<T>(data: &[T], from: usize, to: usize) {
     #[cfg(target_arch = "x86_64")]
     {
-        let size = std::mem::size_of::<T>();
-        let from = at.saturating_mul(size).saturating_add(AHEAD_BYTES);
-        let to = at
-            .saturating_add(samples)
-            .saturating_mul(size)
-            .saturating_add(AHEAD_BYTES)
-            .min(std::mem::size_of_val(data));
+        let to = to.min(std::mem::size_of_val(data));
         let base = data.as_ptr().cast::<i8>();
         let mut offset = from;
         while offset < to {
@@ -64,7 +74,7 @@ pub fn ahead_of<T>(data: &[T], at: usize, samples: usize) {
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (data, at, samples);
+    let _ = (data, from, to);
 }
 
 #[cfg(test)]
@@ -81,6 +91,8 @@ mod tests {
         for (at, samples) in [(0, 0), (0, 5000), (4000, 4096), (usize::MAX, usize::MAX), (1, usize::MAX)] {
             ahead_of(&data, at, samples);
         }
+        all(&data);
+        all::<u8>(&[]);
         ahead(&[(); 3], 1);
         assert!(data.iter().enumerate().all(|(i, &v)| usize::from(v) == i));
         assert_eq!(chunk_samples::<f32>(), 256);

@@ -94,6 +94,11 @@ fn sweep(rows: &[&[f32]], w: usize, level: f32) -> Sweep {
     let interior = h >= 3 && w >= 3;
     let mut lap = vec![0.0f32; w.saturating_sub(2)];
     for (y, row) in rows.iter().enumerate() {
+        // The row after the next is the one this loop reads for the first time next: its
+        // lines asked for now (a hint, see `hcs_vfs::ahead`).
+        if let Some(next) = rows.get(y + 2) {
+            hcs_vfs::ahead::all(next);
+        }
         saturated += row.iter().map(|&v| usize::from(v >= level)).sum::<usize>();
         let mut x = (y * w).next_multiple_of(step) - y * w;
         while x < w {
