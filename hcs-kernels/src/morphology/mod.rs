@@ -229,6 +229,10 @@ fn downsample_mean(plane: ArrayView2<'_, f32>, f: usize) -> Array2<f32> {
         let rows = (by * f..((by + 1) * f).min(h)).len();
         for y in by * f..by * f + rows {
             let row = plane.row(y);
+            // The next row's lines asked for now (a hint, see `hcs_vfs::ahead`).
+            if let Some(next) = (y + 1 < h).then(|| plane.row(y + 1)).as_ref().and_then(|r| r.to_slice()) {
+                hcs_vfs::ahead::all(next);
+            }
             match row.as_slice() {
                 Some(r) => add_to_columns(&mut columns, r),
                 None => add_to_columns(&mut columns, &row.to_vec()),
@@ -280,16 +284,34 @@ pub fn tophat(
         // each background row is widened once, then subtracted from its f plane rows whole.
         let width = plane.ncols();
         let mut wide = vec![0.0f32; width];
-        for (y, mut row) in plane.rows_mut().into_iter().enumerate() {
+        let mut widen = |y: usize, wide: &mut [f32]| {
             if y % f == 0 {
                 let bg = background.row(y / f);
                 for (c, &b) in wide.chunks_mut(f).zip(bg.iter()) {
                     c.iter_mut().for_each(|v| *v = b);
                 }
             }
-            match row.as_slice_mut() {
-                Some(r) => subtract_clamped(r, &wide),
-                None => row.iter_mut().zip(&wide).for_each(|(v, &b)| *v = (*v - b).max(0.0)),
+        };
+        match plane.as_slice_mut() {
+            // Row by row, the next row's lines asked for first (a hint, see `hcs_vfs::ahead`).
+            Some(mut rest) => {
+                let mut y = 0;
+                while rest.len() >= width && width > 0 {
+                    let (row, after) = rest.split_at_mut(width);
+                    hcs_vfs::ahead::all(&after[..width.min(after.len())]);
+                    widen(y, &mut wide);
+                    subtract_clamped(row, &wide);
+                    (rest, y) = (after, y + 1);
+                }
+            }
+            None => {
+                for (y, mut row) in plane.rows_mut().into_iter().enumerate() {
+                    widen(y, &mut wide);
+                    match row.as_slice_mut() {
+                        Some(r) => subtract_clamped(r, &wide),
+                        None => row.iter_mut().zip(&wide).for_each(|(v, &b)| *v = (*v - b).max(0.0)),
+                    }
+                }
             }
         }
     });
