@@ -124,6 +124,11 @@ impl Placed<'_> {
         let (a, b, c, d) = ((1.0 - fy) * (1.0 - fx), (1.0 - fy) * fx, fy * (1.0 - fx), fy * fx);
         let inv = 1.0 / (a + b + c + d);
         let (r0, r1) = (self.tile.row(ty), self.tile.row(ty - 1));
+        // The next mosaic row reads the tile's next row: its lines asked for now (a hint, see
+        // `hcs_vfs::ahead`).
+        if let Some(next) = (ty + 1 < h).then(|| self.tile.row(ty + 1)).as_ref().and_then(|r| r.to_slice()) {
+            hcs_vfs::ahead::all(next);
+        }
         match (r0.as_slice(), r1.as_slice()) {
             (Some(r0), Some(r1)) => bilinear_row(&mut out[..w], r0, r1, [a, b, c, d], inv),
             _ => bilinear_row(&mut out[..w], &r0.to_vec(), &r1.to_vec(), [a, b, c, d], inv),
