@@ -115,8 +115,13 @@ pub fn max_projection_of(stack: ArrayView3<'_, f32>) -> NdarrayStack {
 /// picked at run time, with the same result.
 #[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
 fn max_into(acc: &mut [f32], row: &[f32]) {
-    for (a, &v) in acc.iter_mut().zip(row) {
-        *a = a.max(v);
+    let n = hcs_vfs::ahead::chunk_samples::<f32>();
+    for (i, (acc, part)) in acc.chunks_mut(n).zip(row.chunks(n)).enumerate() {
+        // The plane's lines ahead asked for as it goes (a hint, see `hcs_vfs::ahead`).
+        hcs_vfs::ahead::ahead(row, i * n);
+        for (a, &v) in acc.iter_mut().zip(part) {
+            *a = a.max(v);
+        }
     }
 }
 
