@@ -75,7 +75,12 @@ pub fn max_projection(stack: NdarrayStack) -> NdarrayStack {
     let start = offset.unwrap_or(0);
     let (head, rest) = data.split_at_mut(start + plane_len);
     head[start..].par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
-        o.iter_mut().for_each(|v| *v = v.max(f32::NEG_INFINITY));
+        let (step, len) = (hcs_vfs::ahead::chunk_samples::<f32>(), o.len());
+        for at in (0..len).step_by(step) {
+            // The first plane's lines ahead asked for as it goes (a hint, see `hcs_vfs::ahead`).
+            hcs_vfs::ahead::ahead(o, at);
+            o[at..(at + step).min(len)].iter_mut().for_each(|v| *v = v.max(f32::NEG_INFINITY));
+        }
         for p in 1..n {
             let base = (p - 1) * plane_len + c * CHUNK;
             max_into(o, &rest[base..base + o.len()]);
