@@ -284,8 +284,8 @@ pub fn tophat(
         // each background row is widened once, then subtracted from its f plane rows whole.
         let width = plane.ncols();
         let mut wide = vec![0.0f32; width];
-        let mut widen = |y: usize, wide: &mut [f32]| {
-            if y % f == 0 {
+        let widen = |y: usize, wide: &mut [f32]| {
+            if y.is_multiple_of(f) {
                 let bg = background.row(y / f);
                 for (c, &b) in wide.chunks_mut(f).zip(bg.iter()) {
                     c.iter_mut().for_each(|v| *v = b);
