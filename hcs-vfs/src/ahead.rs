@@ -23,6 +23,64 @@ pub const fn chunk_samples<T>() -> usize {
     if size == 0 || size >= CHUNK_BYTES { 1 } else { CHUNK_BYTES / size }
 }
 
+/// Run `body` over `0..len` in consecutive ranges of [`chunk_samples`] samples of the hinted
+/// slice's type, asking for `hinted`'s lines [`AHEAD_BYTES`] past each range before it runs:
+/// the one shape of every streaming loop that uses these hints. `hinted` is only an address
+/// range ([`Lines`]), so the body may write the slice it names.
+///
+/// ```
+/// use hcs_vfs::ahead::{Lines, chunked};
+/// let mut plane = vec![1.5f32; 1 << 16];
+/// chunked(Lines::of(&plane), plane.len(), |r| plane[r].iter_mut().for_each(|v| *v *= 2.0));
+/// assert!(plane.iter().all(|&v| v == 3.0));
+/// ```
+#[inline(always)]
+pub fn chunked(hinted: Lines, len: usize, mut body: impl FnMut(std::ops::Range<usize>)) {
+    let step = hinted.chunk_samples;
+    let mut at = 0;
+    while at < len {
+        hinted.ahead(at);
+        let end = at.saturating_add(step).min(len);
+        body(at..end);
+        at = end;
+    }
+}
+
+/// The address range of a slice whose cache lines a loop asks for: kept apart from the
+/// slice's borrow (a prefetch reads nothing into the program), so the loop may write it.
+#[derive(Clone, Copy, Debug)]
+pub struct Lines {
+    /// The slice's first byte's address.
+    base: *const u8,
+    /// The slice's length in bytes.
+    bytes: usize,
+    /// The bytes of one sample.
+    sample_bytes: usize,
+    /// [`chunk_samples`] of the sample type.
+    chunk_samples: usize,
+}
+
+impl Lines {
+    /// The lines of `data`.
+    #[inline(always)]
+    pub fn of<T>(data: &[T]) -> Self {
+        Lines {
+            base: data.as_ptr().cast(),
+            bytes: std::mem::size_of_val(data),
+            sample_bytes: std::mem::size_of::<T>(),
+            chunk_samples: chunk_samples::<T>(),
+        }
+    }
+
+    /// [`ahead`] of the slice these lines belong to.
+    #[inline(always)]
+    pub fn ahead(self, at: usize) {
+        let from = at.saturating_mul(self.sample_bytes).saturating_add(AHEAD_BYTES);
+        let to = at.saturating_add(self.chunk_samples).saturating_mul(self.sample_bytes).saturating_add(AHEAD_BYTES);
+        prefetch(self.base, self.bytes, from, to);
+    }
+}
+
 /// Ask for the cache lines of `data` that lie [`AHEAD_BYTES`] to [`AHEAD_BYTES`] +
 /// [`CHUNK_BYTES`] past sample `at` (those past the slice's end are not asked for). Only a
 /// prefetch hint on x86-64; nothing elsewhere.
@@ -58,23 +116,44 @@ pub fn all<T>(data: &[T]) {
     lines(data, 0, usize::MAX);
 }
 
+/// [`all`] of row `y` of `plane`, when it has that row and the row is contiguous: for a loop
+/// over a plane's rows, the row it reads next.
+#[inline(always)]
+pub fn row<T>(plane: &ndarray::ArrayView2<'_, T>, y: usize) {
+    if y < plane.nrows()
+        && let Some(next) = plane.row(y).to_slice()
+    {
+        all(next);
+    }
+}
+
 /// Prefetch the lines of `data`'s bytes `from..to` (clipped to the slice).
 #[inline(always)]
 fn lines<T>(data: &[T], from: usize, to: usize) {
+    prefetch(data.as_ptr().cast(), std::mem::size_of_val(data), from, to);
+}
+
+/// Prefetch the lines of bytes `from..to` (clipped to `bytes`) of the range at `base`.
+#[inline(always)]
+fn prefetch(base: *const u8, bytes: usize, from: usize, to: usize) {
     #[cfg(target_arch = "x86_64")]
     {
-        let to = to.min(std::mem::size_of_val(data));
-        let base = data.as_ptr().cast::<i8>();
+        let to = to.min(bytes);
         let mut offset = from;
         while offset < to {
-            // SAFETY: `offset < size_of_val(data)`, so the address lies within `data`; a
-            // prefetch reads nothing into the program and faults on no address.
-            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(base.add(offset)) };
+            // SAFETY: a prefetch reads nothing into the program and faults on no address; the
+            // address is computed without `add`'s in-bounds promise (`wrapping_add`), so no
+            // rule holds on whether the range is still allocated or borrowed.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    base.wrapping_add(offset).cast::<i8>(),
+                )
+            };
             offset += LINE_BYTES;
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (data, from, to);
+    let _ = (base, bytes, from, to);
 }
 
 #[cfg(test)]
@@ -99,5 +178,30 @@ mod tests {
         assert_eq!(chunk_samples::<u8>(), 1024);
         assert_eq!(chunk_samples::<[u8; 4096]>(), 1);
         assert_eq!(chunk_samples::<()>(), 1);
+    }
+
+    #[test]
+    fn chunked_visits_every_sample_once_in_order_in_chunks_of_a_kilobyte_of_the_hinted_type() {
+        let data = vec![0u16; 5000];
+        for len in [0, 1, 511, 512, 513, 5000, 7000] {
+            let mut ranges = Vec::new();
+            chunked(Lines::of(&data), len, |r| ranges.push(r));
+            let mut next = 0;
+            for r in &ranges {
+                assert_eq!(r.start, next);
+                assert!(r.end > r.start && r.end - r.start <= 512, "{r:?}");
+                next = r.end;
+            }
+            assert_eq!(next, len);
+            assert_eq!(ranges.len(), len.div_ceil(512));
+        }
+        // The body may write the hinted slice.
+        let mut plane: Vec<f32> = (0..3000).map(|i| i as f32).collect();
+        chunked(Lines::of(&plane), plane.len(), |r| plane[r].iter_mut().for_each(|v| *v += 1.0));
+        assert!(plane.iter().enumerate().all(|(i, &v)| v == i as f32 + 1.0));
+        let units = [(); 3];
+        let mut seen = 0;
+        chunked(Lines::of(&units), 3, |r| seen += r.len());
+        assert_eq!(seen, 3);
     }
 }

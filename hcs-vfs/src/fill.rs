@@ -55,14 +55,12 @@ impl F32Out for Vec<f32> {
 /// goes: a fresh plane's lines are not in the cache, and each store waited for its line
 /// (measured: 0.56 → 0.41 ms per 1024² plane converted from u16).
 fn write_ahead<T: Copy>(room: &mut [MaybeUninit<f32>], src: &[T], f: &impl Fn(T) -> f32) {
-    let (n, len) = (crate::ahead::chunk_samples::<f32>(), room.len().min(src.len()));
-    for at in (0..len).step_by(n) {
-        crate::ahead::ahead(room, at);
-        let end = (at + n).min(len);
-        for (slot, &v) in room[at..end].iter_mut().zip(&src[at..end]) {
+    let len = room.len().min(src.len());
+    crate::ahead::chunked(crate::ahead::Lines::of(room), len, |r| {
+        for (slot, &v) in room[r.clone()].iter_mut().zip(&src[r]) {
             slot.write(f(v));
         }
-    }
+    });
 }
 
 /// One plane's part of a stack being filled by [`fill_planes`]: samples are written in order

@@ -179,11 +179,10 @@ fn narrow_u16(s: &[f32]) -> Vec<u16> {
 /// comparisons and additions, so the same result.
 #[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
 pub(crate) fn narrow_u16_into(out: &mut [u16], s: &[f32]) {
-    let n = crate::ahead::chunk_samples::<f32>();
-    for (i, (o, c)) in out.chunks_mut(n).zip(s.chunks(n)).enumerate() {
-        crate::ahead::ahead(s, i * n);
-        o.iter_mut().zip(c).for_each(|(o, &v)| *o = to_int(v, 65535.0) as u16);
-    }
+    let len = out.len().min(s.len());
+    crate::ahead::chunked(crate::ahead::Lines::of(s), len, |r| {
+        out[r.clone()].iter_mut().zip(&s[r]).for_each(|(o, &v)| *o = to_int(v, 65535.0) as u16);
+    });
 }
 
 /// [`to_int`] of every sample, as u8 ([`narrow_u8_into`] a fresh vector).
@@ -196,11 +195,10 @@ fn narrow_u8(s: &[f32]) -> Vec<u8> {
 /// [`to_int`] of every sample into `out` (as long as `s`), as u8; as [`narrow_u16_into`].
 #[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
 pub(crate) fn narrow_u8_into(out: &mut [u8], s: &[f32]) {
-    let n = crate::ahead::chunk_samples::<f32>();
-    for (i, (o, c)) in out.chunks_mut(n).zip(s.chunks(n)).enumerate() {
-        crate::ahead::ahead(s, i * n);
-        o.iter_mut().zip(c).for_each(|(o, &v)| *o = to_int(v, 255.0) as u8);
-    }
+    let len = out.len().min(s.len());
+    crate::ahead::chunked(crate::ahead::Lines::of(s), len, |r| {
+        out[r.clone()].iter_mut().zip(&s[r]).for_each(|(o, &v)| *o = to_int(v, 255.0) as u8);
+    });
 }
 
 /// Round half away from zero and clamp to `0..=max` (`max` ≤ 65535), NaN → 0 — what f64's

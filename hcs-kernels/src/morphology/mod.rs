@@ -230,9 +230,7 @@ fn downsample_mean(plane: ArrayView2<'_, f32>, f: usize) -> Array2<f32> {
         for y in by * f..by * f + rows {
             let row = plane.row(y);
             // The next row's lines asked for now (a hint, see `hcs_vfs::ahead`).
-            if let Some(next) = (y + 1 < h).then(|| plane.row(y + 1)).as_ref().and_then(|r| r.to_slice()) {
-                hcs_vfs::ahead::all(next);
-            }
+            hcs_vfs::ahead::row(&plane, y + 1);
             match row.as_slice() {
                 Some(r) => add_to_columns(&mut columns, r),
                 None => add_to_columns(&mut columns, &row.to_vec()),

@@ -327,14 +327,12 @@ const STRETCH_CHUNK: usize = 1 << 16;
 /// too and picked at run time (same arithmetic, so the same result).
 #[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
 fn stretch_samples(samples: &mut [f32], p_lo: f32, scale: f32, t_min: f32, t_max: f32) {
-    let (n, len) = (hcs_vfs::ahead::chunk_samples::<f32>(), samples.len());
-    for at in (0..len).step_by(n) {
-        // The lines ahead asked for as the loop goes (a hint; `hcs_vfs::ahead`).
-        hcs_vfs::ahead::ahead(samples, at);
-        for v in &mut samples[at..(at + n).min(len)] {
+    // The lines ahead asked for as the loop goes (a hint; `hcs_vfs::ahead`).
+    hcs_vfs::ahead::chunked(hcs_vfs::ahead::Lines::of(samples), samples.len(), |r| {
+        for v in &mut samples[r] {
             *v = ((*v - p_lo) * scale + t_min).clamp(t_min, t_max);
         }
-    }
+    });
 }
 
 fn stretch(mut plane: ArrayViewMut2<'_, f32>, p_lo: f32, p_hi: f32, t_min: f32, t_max: f32) {

@@ -75,12 +75,10 @@ pub fn max_projection(stack: NdarrayStack) -> NdarrayStack {
     let start = offset.unwrap_or(0);
     let (head, rest) = data.split_at_mut(start + plane_len);
     head[start..].par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
-        let (step, len) = (hcs_vfs::ahead::chunk_samples::<f32>(), o.len());
-        for at in (0..len).step_by(step) {
-            // The first plane's lines ahead asked for as it goes (a hint, see `hcs_vfs::ahead`).
-            hcs_vfs::ahead::ahead(o, at);
-            o[at..(at + step).min(len)].iter_mut().for_each(|v| *v = v.max(f32::NEG_INFINITY));
-        }
+        // The first plane's lines ahead asked for as it goes (a hint, see `hcs_vfs::ahead`).
+        hcs_vfs::ahead::chunked(hcs_vfs::ahead::Lines::of(o), o.len(), |r| {
+            o[r].iter_mut().for_each(|v| *v = v.max(f32::NEG_INFINITY));
+        });
         for p in 1..n {
             let base = (p - 1) * plane_len + c * CHUNK;
             max_into(o, &rest[base..base + o.len()]);
@@ -120,14 +118,13 @@ pub fn max_projection_of(stack: ArrayView3<'_, f32>) -> NdarrayStack {
 /// picked at run time, with the same result.
 #[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
 fn max_into(acc: &mut [f32], row: &[f32]) {
-    let n = hcs_vfs::ahead::chunk_samples::<f32>();
-    for (i, (acc, part)) in acc.chunks_mut(n).zip(row.chunks(n)).enumerate() {
-        // The plane's lines ahead asked for as it goes (a hint, see `hcs_vfs::ahead`).
-        hcs_vfs::ahead::ahead(row, i * n);
-        for (a, &v) in acc.iter_mut().zip(part) {
+    // The plane's lines ahead asked for as it goes (a hint, see `hcs_vfs::ahead`).
+    let len = acc.len().min(row.len());
+    hcs_vfs::ahead::chunked(hcs_vfs::ahead::Lines::of(row), len, |r| {
+        for (a, &v) in acc[r.clone()].iter_mut().zip(&row[r]) {
             *a = a.max(v);
         }
-    }
+    });
 }
 
 /// Mean-intensity projection over planes: `[n, y, x]` → `[1, y, x]` (accumulated in f64).

@@ -126,9 +126,7 @@ impl Placed<'_> {
         let (r0, r1) = (self.tile.row(ty), self.tile.row(ty - 1));
         // The next mosaic row reads the tile's next row: its lines asked for now (a hint, see
         // `hcs_vfs::ahead`).
-        if let Some(next) = (ty + 1 < h).then(|| self.tile.row(ty + 1)).as_ref().and_then(|r| r.to_slice()) {
-            hcs_vfs::ahead::all(next);
-        }
+        hcs_vfs::ahead::row(&self.tile, ty + 1);
         match (r0.as_slice(), r1.as_slice()) {
             (Some(r0), Some(r1)) => bilinear_row(&mut out[..w], r0, r1, [a, b, c, d], inv),
             _ => bilinear_row(&mut out[..w], &r0.to_vec(), &r1.to_vec(), [a, b, c, d], inv),
