@@ -5,10 +5,11 @@
 //! work before the next lines' loads are issued. Measured on the development machine (a
 //! virtual machine, 4 KiB pages): the rounding of a 1024² f32 plane to u16 ran at 1.8 ms per
 //! plane read from memory against 0.37 ms from the cache, and at 0.6 ms when the lines 4 KiB
-//! ahead were asked for as it went. A loop calls [`ahead`] once per [`CHUNK_BYTES`] it
-//! reads: a hint, which changes no value and no result.
+//! ahead were asked for as it went. A streaming loop runs through [`chunked`], which asks for
+//! them once per [`CHUNK_BYTES`] it reads; a loop over rows asks for the next row ([`row`],
+//! [`all`]). Only a hint, which changes no value and no result.
 
-/// Bytes a streaming loop handles between two calls of [`ahead`].
+/// Bytes a streaming loop handles between two requests for the lines ahead.
 pub const CHUNK_BYTES: usize = 1024;
 
 /// How far ahead of the loop the lines are asked for (bytes).
@@ -19,7 +20,11 @@ const LINE_BYTES: usize = 64;
 
 /// Samples of `T` in [`CHUNK_BYTES`] (at least 1).
 pub const fn chunk_samples<T>() -> usize {
-    let size = std::mem::size_of::<T>();
+    samples_in_chunk(std::mem::size_of::<T>())
+}
+
+/// Samples of `size` bytes in [`CHUNK_BYTES`] (at least 1).
+const fn samples_in_chunk(size: usize) -> usize {
     if size == 0 || size >= CHUNK_BYTES { 1 } else { CHUNK_BYTES / size }
 }
 
@@ -36,10 +41,10 @@ pub const fn chunk_samples<T>() -> usize {
 /// ```
 #[inline(always)]
 pub fn chunked(hinted: Lines, len: usize, mut body: impl FnMut(std::ops::Range<usize>)) {
-    let step = hinted.chunk_samples;
+    let step = samples_in_chunk(hinted.sample_bytes);
     let mut at = 0;
     while at < len {
-        hinted.ahead(at);
+        hinted.ahead_of(at, step);
         let end = at.saturating_add(step).min(len);
         body(at..end);
         at = end;
@@ -56,64 +61,38 @@ pub struct Lines {
     bytes: usize,
     /// The bytes of one sample.
     sample_bytes: usize,
-    /// [`chunk_samples`] of the sample type.
-    chunk_samples: usize,
 }
 
 impl Lines {
     /// The lines of `data`.
     #[inline(always)]
     pub fn of<T>(data: &[T]) -> Self {
-        Lines {
-            base: data.as_ptr().cast(),
-            bytes: std::mem::size_of_val(data),
-            sample_bytes: std::mem::size_of::<T>(),
-            chunk_samples: chunk_samples::<T>(),
-        }
+        Lines { base: data.as_ptr().cast(), bytes: std::mem::size_of_val(data), sample_bytes: std::mem::size_of::<T>() }
     }
 
-    /// [`ahead`] of the slice these lines belong to.
+    /// Ask for the lines [`AHEAD_BYTES`] past samples `at..at + samples` (those past the
+    /// slice's end are not asked for).
     #[inline(always)]
-    pub fn ahead(self, at: usize) {
+    fn ahead_of(self, at: usize, samples: usize) {
         let from = at.saturating_mul(self.sample_bytes).saturating_add(AHEAD_BYTES);
-        let to = at.saturating_add(self.chunk_samples).saturating_mul(self.sample_bytes).saturating_add(AHEAD_BYTES);
+        let to = at.saturating_add(samples).saturating_mul(self.sample_bytes).saturating_add(AHEAD_BYTES);
         prefetch(self.base, self.bytes, from, to);
     }
 }
 
-/// Ask for the cache lines of `data` that lie [`AHEAD_BYTES`] to [`AHEAD_BYTES`] +
-/// [`CHUNK_BYTES`] past sample `at` (those past the slice's end are not asked for). Only a
-/// prefetch hint on x86-64; nothing elsewhere.
-///
-/// ```
-/// let plane = vec![1.5f32; 1 << 16];
-/// let mut sum = 0.0;
-/// for (i, chunk) in plane.chunks(hcs_vfs::ahead::chunk_samples::<f32>()).enumerate() {
-///     hcs_vfs::ahead::ahead(&plane, i * chunk.len());
-///     sum += chunk.iter().sum::<f32>();
-/// }
-/// assert_eq!(sum, 1.5 * 65536.0);
-/// ```
-#[inline(always)]
-pub fn ahead<T>(data: &[T], at: usize) {
-    ahead_of(data, at, chunk_samples::<T>());
-}
-
-/// [`ahead`] for a loop that reads `samples` samples from `at` between two calls: the lines
-/// [`AHEAD_BYTES`] past all of them.
+/// For a loop that reads `samples` samples of `data` from `at` between two calls (a block size
+/// of its own, where [`chunked`]'s does not fit): ask for the lines [`AHEAD_BYTES`] past all
+/// of them. Only a prefetch hint on x86-64; nothing elsewhere.
 #[inline(always)]
 pub fn ahead_of<T>(data: &[T], at: usize, samples: usize) {
-    let size = std::mem::size_of::<T>();
-    let from = at.saturating_mul(size).saturating_add(AHEAD_BYTES);
-    let to = at.saturating_add(samples).saturating_mul(size).saturating_add(AHEAD_BYTES);
-    lines(data, from, to);
+    Lines::of(data).ahead_of(at, samples);
 }
 
 /// Ask for all of `data`'s cache lines now: for a loop over rows, the row it reads for the
 /// first time after the current one (a row of a 1024-wide f32 plane is [`AHEAD_BYTES`] long).
 #[inline(always)]
 pub fn all<T>(data: &[T]) {
-    lines(data, 0, usize::MAX);
+    prefetch(data.as_ptr().cast(), std::mem::size_of_val(data), 0, usize::MAX);
 }
 
 /// [`all`] of row `y` of `plane`, when it has that row and the row is contiguous: for a loop
@@ -125,12 +104,6 @@ pub fn row<T>(plane: &ndarray::ArrayView2<'_, T>, y: usize) {
     {
         all(next);
     }
-}
-
-/// Prefetch the lines of `data`'s bytes `from..to` (clipped to the slice).
-#[inline(always)]
-fn lines<T>(data: &[T], from: usize, to: usize) {
-    prefetch(data.as_ptr().cast(), std::mem::size_of_val(data), from, to);
 }
 
 /// Prefetch the lines of bytes `from..to` (clipped to `bytes`) of the range at `base`.
@@ -164,15 +137,17 @@ mod tests {
     fn asking_ahead_anywhere_in_or_past_a_slice_is_harmless_and_changes_nothing() {
         let data: Vec<u16> = (0..5000).map(|i| i as u16).collect();
         for at in [0, 1, 2047, 2048, 4999, 5000, 10_000, usize::MAX] {
-            ahead(&data, at);
+            Lines::of(&data).ahead_of(at, chunk_samples::<u16>());
         }
-        ahead::<f32>(&[], 0);
+        ahead_of::<f32>(&[], 0, 256);
         for (at, samples) in [(0, 0), (0, 5000), (4000, 4096), (usize::MAX, usize::MAX), (1, usize::MAX)] {
             ahead_of(&data, at, samples);
         }
         all(&data);
         all::<u8>(&[]);
-        ahead(&[(); 3], 1);
+        ahead_of(&[(); 3], 1, 1);
+        row(&ndarray::Array2::<f32>::zeros((3, 4)).view(), 3);
+        row(&ndarray::Array2::<f32>::zeros((3, 4)).t(), 1);
         assert!(data.iter().enumerate().all(|(i, &v)| usize::from(v) == i));
         assert_eq!(chunk_samples::<f32>(), 256);
         assert_eq!(chunk_samples::<u8>(), 1024);
