@@ -4,7 +4,7 @@
 
 use std::ops::{Add, AddAssign, Mul};
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use crate::boundary::reflect;
@@ -57,6 +57,69 @@ pub fn along_y<T: Sample>(src: ArrayView2<'_, T>, k: &[T]) -> Array2<T> {
         }
     });
     out
+}
+
+/// `dst` ← (`ka` ⋆ `src` − `kb` ⋆ `src`) over the window of `src` that starts at `origin` and
+/// is `dst`'s size, each term a separable correlation (x, then y) with its symmetric kernel: the
+/// samples [`along_y`]`(`[`along_x`]`(src, k), k)` gives for either kernel, the same products
+/// added in the same order (so the same bits), subtracted as f32. One pass per direction for
+/// both kernels into two working buffers, only over the window's columns (and the rows its y
+/// taps read), and no whole-size intermediate arrays: a difference of Gaussians of a tile's
+/// border band costs the filtering, not the allocations around it.
+pub fn difference_into(
+    src: ArrayView2<'_, f32>,
+    (ka, kb): (&[f32], &[f32]),
+    mut dst: ArrayViewMut2<'_, f32>,
+    (oy, ox): (usize, usize),
+) {
+    let (h, w) = src.dim();
+    let (dh, dw) = dst.dim();
+    if dh == 0 || dw == 0 {
+        return;
+    }
+    debug_assert!(oy + dh <= h && ox + dw <= w, "the window lies inside the source");
+    let (ra, rb) = (ka.len() / 2, kb.len() / 2);
+    let r = ra.max(rb);
+    // The rows the window's y taps read (reflected at the source's borders, which in a short
+    // source can be any row): the x pass covers `first..=last`.
+    let reach = |y: usize, d: isize| reflect(y as isize + d, h);
+    let (first, last) = (oy..oy + dh)
+        .flat_map(|y| (-(r as isize)..=r as isize).map(move |d| (y, d)))
+        .fold((h, 0), |(lo, hi), (y, d)| (lo.min(reach(y, d)), hi.max(reach(y, d))));
+    let rows = last - first + 1;
+    // x pass: rows `first..=last`, columns `ox..ox + dw`, both kernels.
+    let (mut xa, mut xb) = (vec![0f32; rows * dw], vec![0f32; rows * dw]);
+    let mut padded = Vec::with_capacity(w + 2 * r);
+    for (i, (oa, ob)) in xa.chunks_exact_mut(dw).zip(xb.chunks_exact_mut(dw)).enumerate() {
+        let s = src.row(first + i);
+        padded.clear();
+        padded.extend((0..r as isize).map(|i| s[reflect(i - r as isize, w)]));
+        match s.as_slice() {
+            Some(row) => padded.extend_from_slice(row),
+            None => padded.extend(s.iter().copied()),
+        }
+        padded.extend((0..r as isize).map(|i| s[reflect(w as isize + i, w)]));
+        let at = |d: isize| &padded[(r as isize + ox as isize + d) as usize..][..dw];
+        for (o, k, kr) in [(&mut *oa, ka, ra), (&mut *ob, kb, rb)] {
+            o.iter_mut().zip(at(0)).for_each(|(o, &c)| *o = k[kr] * c);
+            for t in 1..=kr {
+                add_weighted_pair(o, at(-(t as isize)), at(t as isize), k[kr + t]);
+            }
+        }
+    }
+    // y pass: the window's rows, each the difference of the two kernels' sums.
+    let (mut ya, mut yb) = (vec![0f32; dw], vec![0f32; dw]);
+    for (j, mut out) in dst.rows_mut().into_iter().enumerate() {
+        let y = oy + j;
+        for (o, x, k, kr) in [(&mut ya, &xa, ka, ra), (&mut yb, &xb, kb, rb)] {
+            let row = |d: isize| &x[(reach(y, d) - first) * dw..][..dw];
+            o.iter_mut().zip(row(0)).for_each(|(o, &c)| *o = k[kr] * c);
+            for t in 1..=kr {
+                add_weighted_pair(o, row(-(t as isize)), row(t as isize), k[kr + t]);
+            }
+        }
+        out.iter_mut().zip(ya.iter().zip(&yb)).for_each(|(d, (&a, &b))| *d = a - b);
+    }
 }
 
 /// The centre tap's products `centre · src`, in a standard-layout array: the output the other
@@ -112,6 +175,24 @@ mod tests {
             let y = along_y(view, &k);
             assert!(y.is_standard_layout());
             assert_eq!(bits(&y), bits(&by_sample(view, &k, false)));
+        }
+    }
+
+    #[test]
+    fn a_difference_into_a_window_equals_the_whole_filterings_difference_bit_for_bit() {
+        let (ka, kb) = ([0.1f32, 0.2, 0.4, 0.2, 0.1], [0.02f32, 0.05, 0.1, 0.15, 0.36, 0.15, 0.1, 0.05, 0.02]);
+        let bits = |a: ndarray::ArrayView2<'_, f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        // Sources larger and smaller than the kernels (a short source reflects taps more than once).
+        for (h, w) in [(37usize, 53usize), (3, 40), (30, 2), (1, 1), (9, 9)] {
+            let img = Array2::from_shape_fn((h, w), |(y, x)| ((y * 977 + x * 7919) % 1013) as f32 / 7.0 - 60.0);
+            let whole = along_y(along_x(img.view(), &ka).view(), &ka) - along_y(along_x(img.view(), &kb).view(), &kb);
+            for (oy, ox, dh, dw) in [(0, 0, h, w), (h / 3, w / 4, h - h / 3, w / 2), (h - 1, 0, 1, w), (0, w - 1, h, 1)]
+            {
+                let mut out = Array2::from_elem((dh, dw), f32::NAN);
+                difference_into(img.view(), (&ka, &kb), out.view_mut(), (oy, ox));
+                let want = whole.slice(s![oy..oy + dh, ox..ox + dw]);
+                assert_eq!(bits(out.view()), bits(want), "{h} × {w}, window at ({oy}, {ox}) of {dh} × {dw}");
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use hcs_core::{MaterializeResult, MaterializeTarget, NdarrayStack};
 use hcs_macros::memory;
-use ndarray::{Array2, ArrayView2, Axis, s};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,6 @@ use rayon::prelude::*;
 
 use super::phase::{HalfSpectrum, correlate_spectra, spectrum};
 use crate::error::KernelError;
-use crate::gaussian::gaussian_2d;
 
 /// One registered neighbour pair.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -796,13 +795,66 @@ const WHITEN_SIGMAS: (f64, f64) = (1.0, 2.5);
 
 /// Whiten every tile once (difference of Gaussians) where the edges read it: registration and
 /// the edge score then follow cell-scale structure, not the illumination falloff that all tiles
-/// share. Only the tiles' border bands `(columns, rows)` are whitened (see [`whiten_bands`]).
+/// share. Only the tiles' border bands `(columns, rows)` are whitened (see [`band_items`]);
+/// every band of every tile is one work item, so both workers stay busy to the end.
 fn whiten(stack: &NdarrayStack, bands: (usize, usize)) -> Vec<Array2<f32>> {
-    (0..stack.dim().0).into_par_iter().map(|i| whiten_bands(stack.index_axis(Axis(0), i), bands)).collect()
+    let (_, h, w) = stack.dim();
+    let mut out: Vec<Array2<f32>> = stack.outer_iter().map(|_| Array2::from_elem((h, w), f32::NAN)).collect();
+    let items: Vec<(ArrayView2<'_, f32>, Band, ArrayViewMut2<'_, f32>)> =
+        stack.outer_iter().zip(out.iter_mut()).flat_map(|(t, o)| band_items(t, o.view_mut(), bands)).collect();
+    let kernels = whitening_kernels();
+    items.into_par_iter().for_each(|(t, band, dst)| whiten_band(t, band, dst, &kernels));
+    out
 }
 
-/// The whitening of a whole tile (or of a piece of one).
+/// A band `[y0, y1) × [x0, x1)` of a tile.
+type Band = (usize, usize, usize, usize);
+
+/// The two Gaussians' taps of the whitening.
+fn whitening_kernels() -> (Vec<f32>, Vec<f32>) {
+    (crate::gaussian::kernel(WHITEN_SIGMAS.0, 4.0), crate::gaussian::kernel(WHITEN_SIGMAS.1, 4.0))
+}
+
+/// The bands of an `h × w` tile that bands of `(bx, by)` whiten, each with its part of the
+/// tile's output `o`: top, bottom, then the left and right bands between them (disjoint), or
+/// the whole tile when the bands cover most of it ([`bands_cover_most`]).
+fn band_items<'t, 'o>(
+    t: ArrayView2<'t, f32>,
+    o: ArrayViewMut2<'o, f32>,
+    (bx, by): (usize, usize),
+) -> Vec<(ArrayView2<'t, f32>, Band, ArrayViewMut2<'o, f32>)> {
+    let (h, w) = t.dim();
+    if bands_cover_most((h, w), (bx, by)) {
+        return vec![(t, (0, h, 0, w), o)];
+    }
+    let (top, bottom, left, right) =
+        o.multi_slice_move((s![..by, ..], s![h - by.., ..], s![by..h - by, ..bx], s![by..h - by, w - bx..]));
+    let bands = [(0, by, 0, w), (h - by, h, 0, w), (by, h - by, 0, bx), (by, h - by, w - bx, w)];
+    bands.into_iter().zip([top, bottom, left, right]).map(|(band, dst)| (t, band, dst)).collect()
+}
+
+/// The difference of Gaussians of `band` of tile `t`, written to `dst` (the band's part of the
+/// tile's output): filtered from the tile with the wider blur's reach around the band (clipped
+/// to the tile), so its values are exactly those the whole tile's filtering gives (the same taps
+/// in the same order; at the tile's borders the same reflection).
+fn whiten_band(
+    t: ArrayView2<'_, f32>,
+    (y0, y1, x0, x1): Band,
+    dst: ArrayViewMut2<'_, f32>,
+    (ka, kb): &(Vec<f32>, Vec<f32>),
+) {
+    let (h, w) = t.dim();
+    let reach = ka.len().max(kb.len()) / 2;
+    let (ey0, ey1) = (y0.saturating_sub(reach), (y1 + reach).min(h));
+    let (ex0, ex1) = (x0.saturating_sub(reach), (x1 + reach).min(w));
+    crate::separable::difference_into(t.slice(s![ey0..ey1, ex0..ex1]), (ka, kb), dst, (y0 - ey0, x0 - ex0));
+}
+
+/// The whitening of a whole tile (or of a piece of one), the plain way: the reference the
+/// banded filtering is checked against.
+#[cfg(test)]
 fn difference_of_gaussians(t: ArrayView2<'_, f32>) -> Array2<f32> {
+    use crate::gaussian::gaussian_2d;
     gaussian_2d(t, WHITEN_SIGMAS.0) - gaussian_2d(t, WHITEN_SIGMAS.1)
 }
 
@@ -820,31 +872,21 @@ fn whitened_bands((ow, oh): (usize, usize)) -> (usize, usize) {
 
 /// Whether bands of `bx` columns and `by` rows cover most of an `h × w` tile: bx / w + by / h ≥
 /// 3/8 (3/4 of the tile or more, corners counted twice), where filtering in bands saves too
-/// little and [`whiten_bands`] filters the whole tile. Otherwise bx < 3w/8 and by < 3h/8, so
+/// little and [`band_items`] gives the whole tile. Otherwise bx < 3w/8 and by < 3h/8, so
 /// the four bands neither overlap nor cross.
 fn bands_cover_most((h, w): (usize, usize), (bx, by): (usize, usize)) -> bool {
     8 * (bx.min(w) * h + by.min(h) * w) >= 3 * h * w
 }
 
 /// The difference of Gaussians of `t` within `bands.0` columns of its left and right borders
-/// and `bands.1` rows of its top and bottom ones, NaN elsewhere (nothing reads there). Each band
-/// is filtered from the tile with the wider blur's reach on its inner side, so its values are
-/// exactly those the whole tile's filtering gives (the same taps in the same order; at the
-/// tile's borders the same reflection). A tile the bands cover mostly is filtered whole.
-fn whiten_bands(t: ArrayView2<'_, f32>, (bx, by): (usize, usize)) -> Array2<f32> {
-    let (h, w) = t.dim();
-    if bands_cover_most((h, w), (bx, by)) {
-        return difference_of_gaussians(t);
-    }
-    let reach = crate::gaussian::kernel(WHITEN_SIGMAS.0.max(WHITEN_SIGMAS.1), 4.0).len() / 2;
-    let mut out = Array2::from_elem((h, w), f32::NAN);
-    // (y0, y1, x0, x1): top, bottom, then the left and right bands between them.
-    let bands = [(0, by, 0, w), (h - by, h, 0, w), (by, h - by, 0, bx), (by, h - by, w - bx, w)];
-    for (y0, y1, x0, x1) in bands {
-        let (ey0, ey1) = (y0.saturating_sub(reach), (y1 + reach).min(h));
-        let (ex0, ex1) = (x0.saturating_sub(reach), (x1 + reach).min(w));
-        let piece = difference_of_gaussians(t.slice(s![ey0..ey1, ex0..ex1]));
-        out.slice_mut(s![y0..y1, x0..x1]).assign(&piece.slice(s![y0 - ey0..y1 - ey0, x0 - ex0..x1 - ex0]));
+/// and `bands.1` rows of its top and bottom ones, NaN elsewhere (nothing reads there); a tile
+/// the bands cover mostly is filtered whole. [`whiten`] does this for every tile at once.
+#[cfg(test)]
+fn whiten_bands(t: ArrayView2<'_, f32>, bands: (usize, usize)) -> Array2<f32> {
+    let mut out = Array2::from_elem(t.dim(), f32::NAN);
+    let kernels = whitening_kernels();
+    for (t, band, dst) in band_items(t, out.view_mut(), bands) {
+        whiten_band(t, band, dst, &kernels);
     }
     out
 }
