@@ -1,6 +1,6 @@
 //! Phase correlation of two equal-size images with sub-pixel refinement by an upsampled DFT
 //! around the peak (Guizar-Sicairos, Thurman & Fienup 2008 — what
-//! `skimage.registration.phase_cross_correlation` does). FFTs by rustfft / realfft.
+//! `skimage.registration.phase_cross_correlation` does). FFTs by rustfft / realfft, in f32 ([`F`]).
 
 use std::cell::RefCell;
 
@@ -9,8 +9,18 @@ use realfft::RealFftPlanner;
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex;
 
+/// Sample type of the FFTs: f32. The registration uses a shift only rounded to whole pixels
+/// (the centre of the NCC refinement, which gives the sub-pixel offset), so single precision
+/// (relative error ~1e-6 over these sizes) moves it only where two peaks tie to that precision;
+/// it halves the transforms' work and memory next to f64 (the same edges and positions on the
+/// benchmark plates, bench/RESULTS.md). The upsampled DFT still sums in f64.
+pub(crate) type F = f32;
+
 /// Complex sample type of the spectra.
-pub(crate) type C = Complex<f64>;
+pub(crate) type C = Complex<F>;
+
+/// Complex samples of the upsampled DFT (f64: it sums a whole spectrum per sample).
+type C64 = Complex<f64>;
 
 /// The non-negative-frequency half (along x) of the 2-D spectrum of a real `h × w` strip:
 /// `h × (w/2 + 1)`; the other half is its conjugate mirror. Real-input transforms halve both the
@@ -23,17 +33,17 @@ pub(crate) struct HalfSpectrum {
 
 thread_local! {
     /// FFT plans are worth keeping: a well registers hundreds of strips of a few sizes.
-    static PLANNERS: RefCell<(FftPlanner<f64>, RealFftPlanner<f64>)> =
+    static PLANNERS: RefCell<(FftPlanner<F>, RealFftPlanner<F>)> =
         RefCell::new((FftPlanner::new(), RealFftPlanner::new()));
 }
 
-/// Columns [`columns`] gathers at a time: a 64-byte cache line of complex f64 holds four.
-const COLUMN_BLOCK: usize = 4;
+/// Columns [`columns`] gathers at a time: a 64-byte cache line of complex f32 holds eight.
+const COLUMN_BLOCK: usize = 8;
 
 /// Transform every column of `data` (forward or inverse) in place. Columns are gathered
 /// [`COLUMN_BLOCK`] at a time, so each pass down the rows uses (nearly) whole cache lines, and
 /// transformed in one call (the plan runs on each column as on one alone).
-fn columns(data: &mut Array2<C>, col: &dyn rustfft::Fft<f64>) {
+fn columns(data: &mut Array2<C>, col: &dyn rustfft::Fft<F>) {
     let (h, w) = data.dim();
     let mut buf: Vec<C> = vec![C::default(); h * COLUMN_BLOCK];
     let mut scratch = vec![C::default(); col.get_inplace_scratch_len()];
@@ -73,7 +83,11 @@ pub(crate) fn spectrum(img: ArrayView2<'_, f32>) -> HalfSpectrum {
     let mut data = Array2::from_elem((h, w / 2 + 1), C::default());
     let (mut input, mut scratch) = (row.make_input_vec(), row.make_scratch_vec());
     for ((mut out, src), &fy) in data.rows_mut().into_iter().zip(img.rows()).zip(&wy) {
-        input.iter_mut().zip(src.iter()).zip(&wx).for_each(|((i, &v), &fx)| *i = (f64::from(v) - mean) * fy * fx);
+        input
+            .iter_mut()
+            .zip(src.iter())
+            .zip(&wx)
+            .for_each(|((i, &v), &fx)| *i = ((f64::from(v) - mean) * fy * fx) as F);
         let out = out.as_slice_mut().expect("rows of a standard-layout array are contiguous");
         // Lengths match the plan by construction, the only way this can fail.
         let _ = row.process_with_scratch(&mut input, out, &mut scratch);
@@ -84,18 +98,20 @@ pub(crate) fn spectrum(img: ArrayView2<'_, f32>) -> HalfSpectrum {
 
 /// The full `h × w` spectrum from its half (the upsampled DFT samples every frequency): each
 /// row is its half's row, then the conjugates of the mirrored row read backwards.
-fn full(half: &Array2<C>, w: usize) -> Array2<C> {
+fn full(half: &Array2<C>, w: usize) -> Array2<C64> {
     let (h, hw) = half.dim();
     let mut data = Vec::with_capacity(h * w);
     for y in 0..h {
-        data.extend(half.row(y).iter());
+        data.extend(half.row(y).iter().map(|c| wide(*c)));
         let mirror = half.row((h - y) % h);
-        data.extend((hw..w).map(|x| mirror[w - x].conj()));
+        data.extend((hw..w).map(|x| wide(mirror[w - x].conj())));
     }
     // The rows hold exactly h × w samples (`w / 2 + 1 ≤ w`); should that ever not fit, the
     // same spectrum element by element.
     Array2::from_shape_vec((h, w), data).unwrap_or_else(|_| {
-        Array2::from_shape_fn((h, w), |(y, x)| if x < hw { half[[y, x]] } else { half[[(h - y) % h, w - x]].conj() })
+        Array2::from_shape_fn((h, w), |(y, x)| {
+            wide(if x < hw { half[[y, x]] } else { half[[(h - y) % h, w - x]].conj() })
+        })
     })
 }
 
@@ -109,9 +125,9 @@ fn inverse_peak(half: &mut Array2<C>, w: usize) -> (usize, usize) {
         (p.1.plan_fft_inverse(w), p.0.plan_fft_inverse(h))
     });
     columns(half, col.as_ref());
-    let mut out = vec![0f64; w];
+    let mut out = vec![0 as F; w];
     let mut scratch = row.make_scratch_vec();
-    let (mut best, mut at) = (f64::NEG_INFINITY, (0, 0));
+    let (mut best, mut at) = (F::NEG_INFINITY, (0, 0));
     for (y, mut src) in half.rows_mut().into_iter().enumerate() {
         let src = src.as_slice_mut().expect("rows of a standard-layout array are contiguous");
         real_row_terms(src, w, hw);
@@ -136,6 +152,11 @@ fn real_row_terms(src: &mut [C], w: usize, hw: usize) {
     }
 }
 
+/// A spectrum sample in f64.
+fn wide(c: C) -> C64 {
+    C64::new(f64::from(c.re), f64::from(c.im))
+}
+
 /// Frequencies of an n-point FFT, as `numpy.fft.fftfreq(n)`.
 fn fftfreq(n: usize) -> Vec<f64> {
     (0..n).map(|i| if i < n.div_ceil(2) { i as f64 } else { i as f64 - n as f64 } / n as f64).collect()
@@ -143,7 +164,7 @@ fn fftfreq(n: usize) -> Vec<f64> {
 
 /// The cross-correlation near `(r0, c0)` sampled on a grid `1/up` apart, `size × size` samples
 /// centred on the offset (in pixels of the original grid).
-fn upsampled_dft(cps: &Array2<C>, up: f64, size: usize, r0: f64, c0: f64) -> Array2<C> {
+fn upsampled_dft(cps: &Array2<C64>, up: f64, size: usize, r0: f64, c0: f64) -> Array2<C64> {
     let (h, w) = cps.dim();
     let (fr, fc) = (fftfreq(h), fftfreq(w));
     let half = (size / 2) as f64;
@@ -151,11 +172,11 @@ fn upsampled_dft(cps: &Array2<C>, up: f64, size: usize, r0: f64, c0: f64) -> Arr
     // kernel_c[j][x] = exp(i 2π fc[x] (c0 + (j - half)/up))
     let kc = Array2::from_shape_fn((size, w), |(j, x)| {
         let t = c0 + (j as f64 - half) / up;
-        C::from_polar(1.0, two_pi * fc[x] * t)
+        C64::from_polar(1.0, two_pi * fc[x] * t)
     });
     let kr = Array2::from_shape_fn((size, h), |(i, y)| {
         let t = r0 + (i as f64 - half) / up;
-        C::from_polar(1.0, two_pi * fr[y] * t)
+        C64::from_polar(1.0, two_pi * fr[y] * t)
     });
     // out = kr · cps · kcᵀ
     let tmp = cps.dot(&kc.t());
@@ -204,14 +225,14 @@ mod tests {
 
     /// The real inverse transform of a half spectrum (destroys `half`), whole: what
     /// [`inverse_peak`] scans row by row.
-    fn inverse_real(half: &mut Array2<C>, w: usize) -> Array2<f64> {
+    fn inverse_real(half: &mut Array2<C>, w: usize) -> Array2<F> {
         let (h, hw) = half.dim();
         let (row, col) = PLANNERS.with(|p| {
             let mut p = p.borrow_mut();
             (p.1.plan_fft_inverse(w), p.0.plan_fft_inverse(h))
         });
         columns(half, col.as_ref());
-        let mut out = Array2::<f64>::zeros((h, w));
+        let mut out = Array2::<F>::zeros((h, w));
         let mut scratch = row.make_scratch_vec();
         for (mut src, mut dst) in half.rows_mut().into_iter().zip(out.rows_mut()) {
             let src = src.as_slice_mut().expect("rows of a standard-layout array are contiguous");
@@ -223,12 +244,14 @@ mod tests {
     }
 
     /// The full spectrum element by element: what [`full`] builds row by row.
-    fn full_by_index(half: &Array2<C>, w: usize) -> Array2<C> {
+    fn full_by_index(half: &Array2<C>, w: usize) -> Array2<C64> {
         let (h, hw) = half.dim();
-        Array2::from_shape_fn((h, w), |(y, x)| if x < hw { half[[y, x]] } else { half[[(h - y) % h, w - x]].conj() })
+        Array2::from_shape_fn((h, w), |(y, x)| {
+            wide(if x < hw { half[[y, x]] } else { half[[(h - y) % h, w - x]].conj() })
+        })
     }
 
-    fn bits(c: &C) -> (u64, u64) {
+    fn bits(c: &C64) -> (u64, u64) {
         (c.re.to_bits(), c.im.to_bits())
     }
 
@@ -243,7 +266,7 @@ mod tests {
             let want_full: Vec<(u64, u64)> = full_by_index(&cps, w).iter().map(bits).collect();
             assert_eq!(got_full, want_full, "{h} × {w}");
             let surface = inverse_real(&mut cps.clone(), w);
-            let (mut best, mut want) = (f64::NEG_INFINITY, (0, 0));
+            let (mut best, mut want) = (F::NEG_INFINITY, (0, 0));
             for ((y, x), &v) in surface.indexed_iter() {
                 if v > best {
                     best = v;
@@ -276,7 +299,7 @@ mod tests {
     fn columns_in_blocks_transform_each_column_as_one_alone_would() {
         for (h, w) in [(30, 7), (64, 4), (45, 9), (1024, 5), (108, 6), (97, 6), (101, 5)] {
             let data = Array2::from_shape_fn((h, w), |(y, x)| {
-                C::new(((y * 31 + x * 17) % 23) as f64 - 11.5, ((y * 7 + x * 13) % 19) as f64 / 3.0)
+                C::new(((y * 31 + x * 17) % 23) as F - 11.5, ((y * 7 + x * 13) % 19) as F / 3.0)
             });
             let plan = FftPlanner::new().plan_fft_forward(h);
             let mut blocked = data.clone();
@@ -284,8 +307,8 @@ mod tests {
             for (x, column) in data.axis_iter(Axis(1)).enumerate() {
                 let mut alone = column.to_vec();
                 plan.process(&mut alone);
-                let got: Vec<(u64, u64)> = blocked.column(x).iter().map(|c| (c.re.to_bits(), c.im.to_bits())).collect();
-                let want: Vec<(u64, u64)> = alone.iter().map(|c| (c.re.to_bits(), c.im.to_bits())).collect();
+                let got: Vec<(u32, u32)> = blocked.column(x).iter().map(|c| (c.re.to_bits(), c.im.to_bits())).collect();
+                let want: Vec<(u32, u32)> = alone.iter().map(|c| (c.re.to_bits(), c.im.to_bits())).collect();
                 assert_eq!(got, want, "{h} × {w}, column {x}");
             }
         }
