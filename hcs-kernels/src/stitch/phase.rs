@@ -1,6 +1,6 @@
 //! Phase correlation of two equal-size images with sub-pixel refinement by an upsampled DFT
 //! around the peak (Guizar-Sicairos, Thurman & Fienup 2008 — what
-//! `skimage.registration.phase_cross_correlation` does). FFTs by rustfft / realfft, in f32 ([`F`]).
+//! `skimage.registration.phase_cross_correlation` does). FFTs by rustfft / realfft, in f32 (see `F`).
 
 use std::cell::RefCell;
 
