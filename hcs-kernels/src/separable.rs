@@ -23,14 +23,7 @@ pub fn along_x<T: Sample>(src: ArrayView2<'_, T>, k: &[T]) -> Array2<T> {
     out.axis_iter_mut(Axis(0)).into_par_iter().zip(src.axis_iter(Axis(0))).for_each_init(
         Vec::new,
         |padded, (mut o, s)| {
-            padded.clear();
-            // Only the r samples each side need reflecting; the row itself is copied whole.
-            padded.extend((0..r as isize).map(|i| s[reflect(i - r as isize, w)]));
-            match s.as_slice() {
-                Some(row) => padded.extend_from_slice(row),
-                None => padded.extend(s.iter().copied()),
-            }
-            padded.extend((0..r as isize).map(|i| s[reflect(w as isize + i, w)]));
+            pad_reflected(padded, s, r);
             let o = o.as_slice_mut().expect("rows of a standard-layout array are contiguous");
             for t in 1..=r {
                 add_weighted_pair(o, &padded[r - t..r - t + w], &padded[r + t..r + t + w], k[r + t]);
@@ -92,13 +85,7 @@ pub fn difference_into(
     let mut padded = Vec::with_capacity(w + 2 * r);
     for (i, (oa, ob)) in xa.chunks_exact_mut(dw).zip(xb.chunks_exact_mut(dw)).enumerate() {
         let s = src.row(first + i);
-        padded.clear();
-        padded.extend((0..r as isize).map(|i| s[reflect(i - r as isize, w)]));
-        match s.as_slice() {
-            Some(row) => padded.extend_from_slice(row),
-            None => padded.extend(s.iter().copied()),
-        }
-        padded.extend((0..r as isize).map(|i| s[reflect(w as isize + i, w)]));
+        pad_reflected(&mut padded, s, r);
         let at = |d: isize| &padded[(r as isize + ox as isize + d) as usize..][..dw];
         for (o, k, kr) in [(&mut *oa, ka, ra), (&mut *ob, kb, rb)] {
             o.iter_mut().zip(at(0)).for_each(|(o, &c)| *o = k[kr] * c);
@@ -120,6 +107,19 @@ pub fn difference_into(
         }
         out.iter_mut().zip(ya.iter().zip(&yb)).for_each(|(d, (&a, &b))| *d = a - b);
     }
+}
+
+/// `padded` ← row `s` with `r` reflected samples each side (sample `x` of the row at `r + x`).
+/// Only the `r` samples each side need reflecting; the row itself is copied whole.
+fn pad_reflected<T: Sample>(padded: &mut Vec<T>, s: ndarray::ArrayView1<'_, T>, r: usize) {
+    let w = s.len();
+    padded.clear();
+    padded.extend((0..r as isize).map(|i| s[reflect(i - r as isize, w)]));
+    match s.as_slice() {
+        Some(row) => padded.extend_from_slice(row),
+        None => padded.extend(s.iter().copied()),
+    }
+    padded.extend((0..r as isize).map(|i| s[reflect(w as isize + i, w)]));
 }
 
 /// The centre tap's products `centre · src`, in a standard-layout array: the output the other
