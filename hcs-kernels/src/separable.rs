@@ -71,8 +71,7 @@ pub fn difference_into(
         return;
     }
     debug_assert!(oy + dh <= h && ox + dw <= w, "the window lies inside the source");
-    let (ra, rb) = (ka.len() / 2, kb.len() / 2);
-    let r = ra.max(rb);
+    let r = ka.len().max(kb.len()) / 2;
     // The rows the window's y taps read (reflected at the source's borders, which in a short
     // source can be any row): the x pass covers `first..=last`.
     let reach = |y: usize, d: isize| reflect(y as isize + d, h);
@@ -87,25 +86,28 @@ pub fn difference_into(
         let s = src.row(first + i);
         pad_reflected(&mut padded, s, r);
         let at = |d: isize| &padded[(r as isize + ox as isize + d) as usize..][..dw];
-        for (o, k, kr) in [(&mut *oa, ka, ra), (&mut *ob, kb, rb)] {
-            o.iter_mut().zip(at(0)).for_each(|(o, &c)| *o = k[kr] * c);
-            for t in 1..=kr {
-                add_weighted_pair(o, at(-(t as isize)), at(t as isize), k[kr + t]);
-            }
-        }
+        correlate_into(oa, ka, at);
+        correlate_into(ob, kb, at);
     }
     // y pass: the window's rows, each the difference of the two kernels' sums.
     let (mut ya, mut yb) = (vec![0f32; dw], vec![0f32; dw]);
     for (j, mut out) in dst.rows_mut().into_iter().enumerate() {
         let y = oy + j;
-        for (o, x, k, kr) in [(&mut ya, &xa, ka, ra), (&mut yb, &xb, kb, rb)] {
-            let row = |d: isize| &x[(reach(y, d) - first) * dw..][..dw];
-            o.iter_mut().zip(row(0)).for_each(|(o, &c)| *o = k[kr] * c);
-            for t in 1..=kr {
-                add_weighted_pair(o, row(-(t as isize)), row(t as isize), k[kr + t]);
-            }
-        }
+        let at = |d: isize| (reach(y, d) - first) * dw;
+        correlate_into(&mut ya, ka, |d| &xa[at(d)..][..dw]);
+        correlate_into(&mut yb, kb, |d| &xb[at(d)..][..dw]);
         out.iter_mut().zip(ya.iter().zip(&yb)).for_each(|(d, (&a, &b))| *d = a - b);
+    }
+}
+
+/// `o` ← the correlation of the symmetric kernel `k` at each sample: the centre tap's products
+/// first, then each pair of taps `t` from the nearest out (the order [`along_x`] and [`along_y`]
+/// add in); `at(d)` is the samples `d` away, as long as `o`.
+fn correlate_into<'a>(o: &mut [f32], k: &[f32], at: impl Fn(isize) -> &'a [f32]) {
+    let r = k.len() / 2;
+    o.iter_mut().zip(at(0)).for_each(|(o, &c)| *o = k[r] * c);
+    for t in 1..=r {
+        add_weighted_pair(o, at(-(t as isize)), at(t as isize), k[r + t]);
     }
 }
 

@@ -795,7 +795,8 @@ const WHITEN_SIGMAS: (f64, f64) = (1.0, 2.5);
 
 /// Whiten every tile once (difference of Gaussians) where the edges read it: registration and
 /// the edge score then follow cell-scale structure, not the illumination falloff that all tiles
-/// share. Only the tiles' border bands `(columns, rows)` are whitened (see [`band_items`]);
+/// share. Only the tiles' border bands `(columns, rows)` are whitened, NaN elsewhere (nothing reads
+/// there; see [`band_items`]);
 /// every band of every tile is one work item, so both workers stay busy to the end.
 fn whiten(stack: &NdarrayStack, bands: (usize, usize)) -> Vec<Array2<f32>> {
     let (_, h, w) = stack.dim();
@@ -876,19 +877,6 @@ fn whitened_bands((ow, oh): (usize, usize)) -> (usize, usize) {
 /// the four bands neither overlap nor cross.
 fn bands_cover_most((h, w): (usize, usize), (bx, by): (usize, usize)) -> bool {
     8 * (bx.min(w) * h + by.min(h) * w) >= 3 * h * w
-}
-
-/// The difference of Gaussians of `t` within `bands.0` columns of its left and right borders
-/// and `bands.1` rows of its top and bottom ones, NaN elsewhere (nothing reads there); a tile
-/// the bands cover mostly is filtered whole. [`whiten`] does this for every tile at once.
-#[cfg(test)]
-fn whiten_bands(t: ArrayView2<'_, f32>, bands: (usize, usize)) -> Array2<f32> {
-    let mut out = Array2::from_elem(t.dim(), f32::NAN);
-    let kernels = whitening_kernels();
-    for (t, band, dst) in band_items(t, out.view_mut(), bands) {
-        whiten_band(t, band, dst, &kernels);
-    }
-    out
 }
 
 /// Register every neighbour pair of the `(rows, cols)` grid (in parallel), at sub-pixel
@@ -1129,7 +1117,7 @@ fn anchor_components(
 mod tests {
     use super::{
         DotLanes, EdgeReport, Integral, REFINE_RADIUS, Rect, bands_cover_most, bounding, difference_of_gaussians,
-        overlap_nccs, place_consistently, refine_reads, smooth_up, whiten_bands, whitened_bands,
+        overlap_nccs, place_consistently, refine_reads, smooth_up, whiten, whitened_bands,
     };
     use ndarray::Array2;
 
@@ -1273,8 +1261,10 @@ mod tests {
         let t =
             Array2::from_shape_fn((97, 130), |(y, x)| ((y * 131 + x * 7919) % 1009) as f32 + (x as f32 / 9.0).sin());
         let whole = difference_of_gaussians(t.view());
+        // One tile as a stack: what `whiten` gives each tile of a well.
+        let whiten_bands = |bands| whiten(&t.clone().insert_axis(ndarray::Axis(0)), bands).remove(0);
         for (bx, by) in [(20, 15), (1, 1), (11, 25), (40, 3)] {
-            let banded = whiten_bands(t.view(), (bx, by));
+            let banded = whiten_bands((bx, by));
             let (mut inside, mut outside) = (0, 0);
             for ((y, x), &v) in banded.indexed_iter() {
                 if x < bx || x >= 130 - bx || y < by || y >= 97 - by {
@@ -1289,7 +1279,7 @@ mod tests {
         }
         // Bands over most of the tile: the whole tile is filtered.
         assert!(bands_cover_most((97, 130), (40, 30)) && !bands_cover_most((97, 130), (40, 3)));
-        assert_eq!(whiten_bands(t.view(), (40, 30)), whole);
+        assert_eq!(whiten_bands((40, 30)), whole);
     }
 
     #[test]
