@@ -4,6 +4,9 @@
 pub use ::linkme;
 pub use ::std::any::TypeId;
 
+/// A borrowed plane, as the plane-views form of a function receives it.
+pub type PlaneView<'a> = ::ndarray::ArrayView2<'a, f32>;
+
 pub use crate::contract::{FunctionContract, InvokeOutput, PlaneCount, SourceLocation};
 pub use crate::error::{InvokeError, ParamError};
 pub use crate::params::{ParamMap, ParamSpec, ParamValue, PipelineParam};

@@ -47,6 +47,12 @@ pub struct InvokeOutput {
 /// The type-erased call generated for every annotated function.
 pub type Invoker = fn(Stack, &ParamMap, &SpecialInputs) -> Result<InvokeOutput, InvokeError>;
 
+/// The type-erased call of a function's plane-views form (`#[memory(ndarray, views = f)]`): the
+/// same parameters and special inputs, the planes borrowed where they lie instead of copied into
+/// one owned stack first.
+pub type ViewsInvoker =
+    fn(&[ndarray::ArrayView2<'_, f32>], &ParamMap, &SpecialInputs) -> Result<InvokeOutput, InvokeError>;
+
 /// Everything the pipeline compiler knows about a function, fixed at build time by the attributes.
 #[derive(Clone, Copy, Debug)]
 pub struct FunctionContract {
@@ -88,6 +94,11 @@ pub struct FunctionContract {
     pub location: SourceLocation,
     /// The type-erased call.
     pub invoke: Invoker,
+    /// The type-erased call of its plane-views form, if it declares one (`views = ..`): the
+    /// executor uses it when a group's planes lie apart (another step stacked them differently),
+    /// so they are read in place rather than gathered into a new stack. It must return what
+    /// [`invoke`](Self::invoke) returns for the same planes stacked.
+    pub invoke_views: Option<ViewsInvoker>,
 }
 
 impl FunctionContract {
@@ -114,6 +125,16 @@ impl FunctionContract {
         special_inputs: &SpecialInputs,
     ) -> Result<InvokeOutput, InvokeError> {
         (self.invoke)(stack, params, special_inputs)
+    }
+
+    /// Call the function's plane-views form on `planes` (`None`: it has none).
+    pub fn call_views(
+        &self,
+        planes: &[ndarray::ArrayView2<'_, f32>],
+        params: &ParamMap,
+        special_inputs: &SpecialInputs,
+    ) -> Option<Result<InvokeOutput, InvokeError>> {
+        self.invoke_views.map(|invoke| invoke(planes, params, special_inputs))
     }
 }
 

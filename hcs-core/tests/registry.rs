@@ -30,6 +30,7 @@ const fn contract(name: &'static str, module_path: &'static str, memory: MemoryT
         doc: "",
         location: SourceLocation { file: "src/lib.rs", line, column: 8 },
         invoke: passthrough,
+        invoke_views: None,
     }
 }
 

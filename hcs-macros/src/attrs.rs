@@ -197,6 +197,8 @@ pub struct Declared {
     pub memory: Option<MemorySpec>,
     /// Whether a `#[memory]` attribute was present at all (valid or not).
     pub memory_present: bool,
+    /// `#[memory(ndarray, views = f)]`: the function's plane-views form.
+    pub views: Option<Ident>,
     pub outputs: Vec<OutputDecl>,
     pub inputs: Vec<Ident>,
     pub chain_breaker: bool,
@@ -243,7 +245,10 @@ impl Declared {
         let result = match kind {
             AttrKind::Memory => {
                 self.memory_present = true;
-                parse_memory.parse2(tokens).map(|m| self.memory = Some(m))
+                parse_memory.parse2(tokens).map(|(m, views)| {
+                    self.memory = Some(m);
+                    self.views = views;
+                })
             }
             AttrKind::SpecialOutputs => parse_outputs.parse2(tokens).map(|o| self.outputs.extend(o)),
             AttrKind::SpecialInputs => {
@@ -325,7 +330,8 @@ fn one_expr(slot: &mut Option<syn::Expr>, tokens: TokenStream, attr: &str, what:
     }
 }
 
-fn parse_memory(input: ParseStream<'_>) -> syn::Result<MemorySpec> {
+/// `#[memory(..)]`: the memory spec, and the plane-views form if `views = f` names one.
+fn parse_memory(input: ParseStream<'_>) -> syn::Result<(MemorySpec, Option<Ident>)> {
     if input.is_empty() {
         return Err(
             input.error("#[memory(..)] needs a memory type: `ndarray`, `torch`, `cuda`, or `input = .., output = ..`")
@@ -336,6 +342,7 @@ fn parse_memory(input: ParseStream<'_>) -> syn::Result<MemorySpec> {
     let mut output_mem = None;
     let mut planes = None;
     let mut xy = None;
+    let mut views: Option<Ident> = None;
     let entries = Punctuated::<(Ident, Option<Ident>), Token![,]>::parse_terminated_with(input, |s| {
         let k: Ident = s.parse()?;
         if s.peek(Token![=]) {
@@ -383,29 +390,47 @@ fn parse_memory(input: ParseStream<'_>) -> syn::Result<MemorySpec> {
                 }
                 xy = Some(Xy::parse(&v)?);
             }
+            "views" => {
+                if views.is_some() {
+                    return Err(syn::Error::new(k.span(), "`views` is given twice in #[memory(..)]"));
+                }
+                views = Some(v);
+            }
             other => {
                 return Err(syn::Error::new(
                     k.span(),
-                    format!("unknown key `{other}` in #[memory(..)]; expected `input`, `output`, `planes` and/or `xy`"),
+                    format!(
+                        "unknown key `{other}` in #[memory(..)]; expected `input`, `output`, `planes`, `xy` and/or `views`"
+                    ),
                 ));
             }
         }
     }
     let planes = planes.unwrap_or(Planes::Same);
     let xy = xy.unwrap_or(Xy::Same);
-    if let Some(b) = bare {
-        let mem = Memory::parse(&b)?;
-        return Ok(MemorySpec { input: mem, output: mem, planes, xy });
-    }
-    let (input, output) = match (input_mem, output_mem) {
-        (Some(i), Some(o)) => (i, o),
-        (Some(i), None) => (i, i),
-        (None, Some(o)) => (o, o),
-        (None, None) => {
+    let (input, output) = match (bare, input_mem, output_mem) {
+        (Some(b), _, _) => {
+            let mem = Memory::parse(&b)?;
+            (mem, mem)
+        }
+        (None, Some(i), Some(o)) => (i, o),
+        (None, Some(i), None) => (i, i),
+        (None, None, Some(o)) => (o, o),
+        (None, None, None) => {
             return Err(input.error("#[memory(..)] needs a memory type, or `input = ..` / `output = ..`"));
         }
     };
-    Ok(MemorySpec { input, output, planes, xy })
+    if let Some(v) = &views
+        && input != Memory::Ndarray
+    {
+        return Err(syn::Error::new(
+            v.span(),
+            format!(
+                "`views = {v}` needs `ndarray` input: the plane-views form borrows host planes (`&[ArrayView2<f32>]`)"
+            ),
+        ));
+    }
+    Ok((MemorySpec { input, output, planes, xy }, views))
 }
 
 fn parse_outputs(input: ParseStream<'_>) -> syn::Result<Vec<OutputDecl>> {

@@ -37,6 +37,12 @@ const MAX_SPECIAL: usize = 8;
 /// composites, mosaics), `planes = any` that the count depends on parameters (cropping in z,
 /// 3-D binning); the default `planes = same` returns as many planes as it received. The pipeline
 /// compiler uses this to know which component values exist after each step.
+///
+/// `views = f` (ndarray input only) names the function's plane-views form: `f` takes
+/// `&[ArrayView2<'_, f32>]` in place of the stack, then the same arguments, and returns what the
+/// function returns for those planes stacked. The executor calls it when a group's planes lie
+/// apart (a step before stacked them differently), so they are read where they are instead of
+/// gathered into a new stack first (projections over z of planes another step grouped by site).
 #[proc_macro_attribute]
 pub fn memory(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(AttrKind::Memory, attr.into(), item.into()).into()

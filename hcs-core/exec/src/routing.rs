@@ -14,6 +14,7 @@ use hcs_device::convert;
 use hcs_plan::compiler::{ResolvedCall, ResolvedPattern, SpecialInputPlan, StepPlan};
 use hcs_plate::ImageKey;
 use hcs_vfs::{Data, Store};
+use ndarray::ArrayView2;
 
 use crate::error::StepError;
 
@@ -94,11 +95,10 @@ fn check_planes(contract: &FunctionContract, received: usize, returned: usize) -
 fn declared_shape(
     contract: &FunctionContract,
     params: &hcs_core::params::ParamMap,
-    stack: &Stack,
+    (planes, (height, width)): (usize, (usize, usize)),
 ) -> Option<(usize, usize, Option<usize>)> {
     let shape = contract.output_shape?;
-    let (height, width) = stack.plane_shape();
-    let input = hcs_core::ImageGeometry { height, width, planes: Some(stack.planes()), sites: None };
+    let input = hcs_core::ImageGeometry { height, width, planes: Some(planes), sites: None };
     let out = (shape.eval)(params, Some(&input)).ok().flatten()?;
     Some((out.height, out.width, out.planes))
 }
@@ -188,7 +188,7 @@ impl Router<'_> {
                 let contract = self.contract(call)?;
                 let inputs = self.inputs(contract, produced)?;
                 let received = stack.planes();
-                let declared = declared_shape(contract, &call.params, &stack);
+                let declared = declared_shape(contract, &call.params, (received, stack.plane_shape()));
                 let out = contract.call(stack, &call.params, &inputs)?;
                 // GPU kernels run asynchronously: their time shows where the stream next waits
                 // (a copy to the host, usually).
@@ -215,5 +215,40 @@ impl Router<'_> {
                 }
             }
         }
+    }
+
+    /// Call `call` on planes that lie apart through the function's plane-views form (which
+    /// [`Router::views_form`] found), with the checks [`Router::run`] makes on a stacked call.
+    /// `planes` are non-empty and of one shape.
+    pub fn run_views(
+        &self,
+        call: &ResolvedCall,
+        planes: &[ArrayView2<'_, f32>],
+        produced: &mut Produced,
+    ) -> Result<Stack, CallError> {
+        let start = Instant::now();
+        let contract = self.contract(call)?;
+        let inputs = self.inputs(contract, produced)?;
+        let shape = planes.first().map_or((0, 0), |p| p.dim());
+        let declared = declared_shape(contract, &call.params, (planes.len(), shape));
+        let out = contract.call_views(planes, &call.params, &inputs).ok_or(StepError::NoPlanes)??;
+        tracing::trace!(
+            step = self.step.index,
+            function = contract.name,
+            call_seconds = start.elapsed().as_secs_f64(),
+            "call done on plane views"
+        );
+        check_planes(contract, planes.len(), out.stack.planes())?;
+        check_shape(contract, declared, &out.stack)?;
+        produced.extend(out.special_outputs);
+        Ok(out.stack)
+    }
+
+    /// The call of `pattern` if it is one host call, taking its stack as it is, of a function
+    /// with a plane-views form: a group whose planes lie apart can be handed to it in place.
+    pub fn views_form<'p>(&self, pattern: &'p ResolvedPattern) -> Option<&'p ResolvedCall> {
+        let ResolvedPattern::Call(call) = pattern else { return None };
+        let host = call.convert_input.is_none() && call.input_memory.is_ndarray() && self.device.is_none();
+        (host && self.contract(call).ok()?.invoke_views.is_some()).then_some(call)
     }
 }

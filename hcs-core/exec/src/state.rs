@@ -349,6 +349,50 @@ impl WellRun {
         stack.finish()
     }
 
+    /// The planes `keys` of the in-memory `location` as they lie, shared rather than copied into
+    /// one stack, for a function's plane-views form; `release`: they leave the store (and any
+    /// stack kept whole with them is forgotten), as [`WellRun::take`] would remove them, so they
+    /// go when the caller drops them. The planes must have one shape, as in a stack.
+    pub fn plane_handles(
+        &self,
+        plan: &WellPlan,
+        location: &Location,
+        keys: &[ImageKey],
+        release: bool,
+    ) -> Result<Vec<ArcArray2<f32>>, StepError> {
+        let store = self.store(location).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
+        if release {
+            self.forget_wholes(location, Some(keys));
+        }
+        let mut planes: Vec<ArcArray2<f32>> = Vec::with_capacity(keys.len());
+        for key in keys {
+            let path = plane_path(plan, location, key).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
+            let plane = store
+                .load(&path)
+                .map_err(|e| match e {
+                    hcs_vfs::VfsError::NotFound { .. } => StepError::MissingPlane(*key),
+                    e => StepError::Storage(e),
+                })?
+                .into_samples(&path)?;
+            if release {
+                store.delete(&path)?;
+            }
+            if let Some(first) = planes.first()
+                && first.dim() != plane.dim()
+            {
+                return Err(StepError::ShapeMismatch { found: plane.dim(), expected: first.dim() });
+            }
+            planes.push(plane);
+        }
+        Ok(planes)
+    }
+
+    /// Whether a stack is kept whole for exactly `keys` at `location` ([`WellRun::keep_whole`]):
+    /// taking it moves the buffer, so the stacked call costs no copy.
+    pub fn has_whole(&self, location: &Location, keys: &[ImageKey]) -> bool {
+        self.wholes.lock().is_ok_and(|w| w.iter().any(|w| &w.location == location && w.keys == keys))
+    }
+
     /// Free the planes `keys` of `location` (the group of the step that reads them last has its copy),
     /// so a step's input shrinks as its output grows instead of both being held whole.
     pub fn release(&self, plan: &WellPlan, location: &Location, keys: &[ImageKey]) -> Result<(), StepError> {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use ndarray::{ArcArray2, ArcArray3, Array3, Axis};
+use ndarray::{ArcArray2, ArcArray3, Array3, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use hcs_core::MemoryType;
@@ -15,7 +15,7 @@ use hcs_core::labels::{LabelPlane, LabelStack};
 use hcs_core::special::SpecialData;
 use hcs_core::stack::{Conversion, Stack};
 use hcs_device::{convert, split_planes};
-use hcs_plan::compiler::{Location, ResolvedPattern, StepPlan};
+use hcs_plan::compiler::{Location, ResolvedCall, ResolvedPattern, StepPlan};
 use hcs_plate::{Component, ImageKey};
 
 use crate::error::StepError;
@@ -28,6 +28,9 @@ use crate::retry::{Mode, after_out_of_memory};
 use crate::routing::{CallError, Produced, Router, Special, keep_special};
 use crate::state::{DevicePlanes, Planes, WellRun, load_from_device};
 use crate::writes::{materialize, persist, publish_preview};
+
+/// A group's planes as they lie, and the call of a plane-views form to hand them to.
+type InPlace<'p> = (&'p ResolvedCall, Vec<ArcArray2<f32>>);
 
 /// One group's output planes: on the host (with the stack they share, when the next step takes
 /// the same groups), or kept on the device.
@@ -273,6 +276,29 @@ impl StepRunner<'_, '_> {
         Ok(Stack::Ndarray(stack))
     }
 
+    /// The group's planes where they lie, with the call to hand them to, when `pattern` is one
+    /// host call of a function with a plane-views form and the planes are in this well's memory
+    /// apart from each other (a step before stacked them differently): the call then reads them
+    /// in place instead of a copy of them all stacked. `None`: load the stack as usual (planes
+    /// from the plate, from scratch files or on a device, or kept whole for this group, which
+    /// moves without a copy).
+    fn planes_in_place<'p>(
+        &self,
+        run: &WellRun,
+        router: &Router<'_>,
+        pattern: &'p ResolvedPattern,
+        group: &[ImageKey],
+    ) -> Result<Option<InPlace<'p>>, StepError> {
+        let at = &self.step.reads;
+        let on_device = matches!(at, Location::Memory { namespace } if run.on_device.contains_key(namespace));
+        if !matches!(at, Location::Memory { .. }) || on_device || group.is_empty() || run.has_whole(at, group) {
+            return Ok(None);
+        }
+        let Some(call) = router.views_form(pattern) else { return Ok(None) };
+        let planes = run.plane_handles(self.job.plan, at, group, self.releases_input())?;
+        Ok(Some((call, planes)))
+    }
+
     /// Whether the plan gives this step at least as many groups as there are workers, so the
     /// groups alone keep every worker busy.
     fn groups_cover_workers(&self) -> bool {
@@ -315,8 +341,6 @@ impl StepRunner<'_, '_> {
         varying: &[Component],
     ) -> Result<GroupResult, CallError> {
         let start = Instant::now();
-        let stack = self.load(run, group, mode)?;
-        let loaded = start.elapsed();
         let router = Router {
             registry: self.job.registry,
             device,
@@ -325,7 +349,18 @@ impl StepRunner<'_, '_> {
             group_values: &group[0],
         };
         let mut produced = Vec::new();
-        let out = router.run(pattern, stack, &mut produced)?;
+        let (out, loaded) = match self.planes_in_place(run, &router, pattern, group)? {
+            Some((call, planes)) => {
+                let loaded = start.elapsed();
+                let views: Vec<ArrayView2<'_, f32>> = planes.iter().map(|p| p.view()).collect();
+                (router.run_views(call, &views, &mut produced)?, loaded)
+            }
+            None => {
+                let stack = self.load(run, group, mode)?;
+                let loaded = start.elapsed();
+                (router.run(pattern, stack, &mut produced)?, loaded)
+            }
+        };
         // Where the plan keeps the output: the host, or the step's device for the next step.
         let keep = Conversion { from: out.memory_type(), to: self.step.output_memory };
         let called = start.elapsed();

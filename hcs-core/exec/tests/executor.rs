@@ -92,6 +92,7 @@ static SPY: FunctionContract = FunctionContract {
     doc: "",
     location: SourceLocation { file: "t.rs", line: 1, column: 1 },
     invoke: spy_invoke,
+    invoke_views: None,
 };
 
 /// `stack + 1`, except that the first call counted by `calls` runs out of device memory.
@@ -206,8 +207,28 @@ fn handed_in(stack: NdarrayStack) -> NdarrayStack {
     stack
 }
 
+/// Calls of `z_max`'s stacked form and of its plane-views form.
+static Z_MAX_STACKED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static Z_MAX_VIEWS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The per-pixel maximum over the planes; counts its calls in [`Z_MAX_STACKED`].
+#[memory(ndarray, planes = one, views = z_max_views)]
+fn z_max(stack: NdarrayStack) -> NdarrayStack {
+    Z_MAX_STACKED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    stack.fold_axis(ndarray::Axis(0), f32::NEG_INFINITY, |a, &b| a.max(b)).insert_axis(ndarray::Axis(0))
+}
+
+/// [`z_max`] of planes that lie apart; counts its calls in [`Z_MAX_VIEWS`].
+fn z_max_views(planes: &[ndarray::ArrayView2<'_, f32>]) -> NdarrayStack {
+    Z_MAX_VIEWS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let mut out = planes[0].to_owned();
+    planes[1..].iter().for_each(|p| out.zip_mut_with(p, |a, &b| *a = a.max(b)));
+    out.insert_axis(ndarray::Axis(0))
+}
+
 fn registry() -> Registry {
     Registry::from_contracts([
+        z_max::FUNC,
         handed_out::FUNC,
         handed_in::FUNC,
         group_mean::FUNC,
@@ -371,6 +392,45 @@ fn fewer_planes_are_named_by_their_first_components_and_dicts_route_by_value() {
     // The output plate is an input plate.
     let back = open_plate(&dir.join("out"), None).expect("the output opens as a plate");
     assert_eq!(back.index.len(), 8);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn planes_another_step_stacked_differently_go_to_the_views_form_and_give_what_the_stack_gives() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let r = registry();
+    let dir = plate_dir("views", &["A01"]);
+    let plate = open_plate(&dir.join("plate"), None).expect("plate");
+    let well: WellId = "A01".parse().expect("well");
+    let key = |site, channel, z| hcs_plate::ImageKey { well, timepoint: 1, site, channel, z };
+    // Read from the plate, the z planes of a site come stacked: the stacked form runs.
+    let direct = Pipeline::new("direct").step(FunctionStep::new("z", "z_max").variable_components([Component::Z]));
+    let stacked_before = (Z_MAX_STACKED.load(SeqCst), Z_MAX_VIEWS.load(SeqCst));
+    let report = run_pipeline(&direct, &dir, &r);
+    assert_eq!(report.wells[0].status, WellStatus::Done, "{:?}", report.wells[0].status);
+    assert_eq!(Z_MAX_STACKED.load(SeqCst) - stacked_before.0, 4 * 2, "one stacked call per site and channel");
+    assert_eq!(Z_MAX_VIEWS.load(SeqCst), stacked_before.1, "no views call");
+    // After a step over sites (groups of one channel and z), a site's z planes lie in two of
+    // that step's outputs: the views form gets them where they are.
+    std::fs::remove_dir_all(dir.join("out")).ok();
+    let after_sites = Pipeline::new("after sites")
+        .step(FunctionStep::new("sites", "plus_one"))
+        .step(FunctionStep::new("z", "z_max").variable_components([Component::Z]));
+    let before = (Z_MAX_STACKED.load(SeqCst), Z_MAX_VIEWS.load(SeqCst));
+    let report = run_pipeline(&after_sites, &dir, &r);
+    assert_eq!(report.wells[0].status, WellStatus::Done, "{:?}", report.wells[0].status);
+    assert_eq!(Z_MAX_VIEWS.load(SeqCst) - before.1, 4 * 2, "one views call per site and channel");
+    assert_eq!(Z_MAX_STACKED.load(SeqCst), before.0, "no stacked call");
+    for (site, channel) in (1..=4).flat_map(|s| [(s, 1u32), (s, 2)]) {
+        let raw = plate.load_stack(&[key(site, channel, 1), key(site, channel, 2)]).expect("load");
+        let want: Vec<u16> = raw
+            .fold_axis(ndarray::Axis(0), 0.0f32, |a, &b| a.max(b))
+            .iter()
+            .map(|&v| (v as u16).saturating_add(1))
+            .collect();
+        let out = read_u16(&dir.join(format!("out/images/A01_s{site:03}_w{channel}_z001_t001.tif")));
+        assert_eq!(out, want, "site {site}, channel {channel}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -98,6 +98,7 @@ const fn torch_contract(name: &'static str) -> FunctionContract {
         doc: "",
         location: SourceLocation { file: "gpu.rs", line: 1, column: 1 },
         invoke: passthrough,
+        invoke_views: None,
     }
 }
 

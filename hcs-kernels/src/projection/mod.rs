@@ -10,7 +10,9 @@ pub mod torch;
 
 use hcs_core::NdarrayStack;
 use hcs_macros::memory;
-use ndarray::{ArrayView3, Axis};
+use std::borrow::Cow;
+
+use ndarray::{ArrayView2, ArrayView3, Axis};
 use rayon::prelude::*;
 
 /// How [`create_projection`](fn@create_projection) combines planes.
@@ -40,20 +42,29 @@ pub(crate) fn reduce_planes<A: Send + Clone + Default>(
     fold: impl Fn(&mut [A], usize, &[f32]) + Sync,
     finish: impl Fn(&[A], &mut [f32]) + Sync,
 ) -> NdarrayStack {
-    let (n, h, w) = stack.dim();
+    let (_, h, w) = stack.dim();
     let stack = stack.as_standard_layout();
     let flat = stack.as_slice().expect("standard layout");
-    let plane_len = h * w;
-    let mut out = vec![0f32; plane_len];
+    let planes: Vec<&[f32]> = flat.chunks_exact((h * w).max(1)).collect();
+    reduce_plane_slices(&planes, (h, w), fold, finish)
+}
+
+/// [`reduce_planes`] over planes that lie apart: each `h × w` plane's samples, row-major.
+fn reduce_plane_slices<A: Send + Clone + Default>(
+    planes: &[&[f32]],
+    (h, w): (usize, usize),
+    fold: impl Fn(&mut [A], usize, &[f32]) + Sync,
+    finish: impl Fn(&[A], &mut [f32]) + Sync,
+) -> NdarrayStack {
+    let mut out = vec![0f32; h * w];
     out.par_chunks_mut(CHUNK).enumerate().for_each_init(
         || vec![A::default(); CHUNK],
         |acc, (c, o)| {
             let start = c * CHUNK;
             let acc = &mut acc[..o.len()];
             acc.iter_mut().for_each(|a| *a = A::default());
-            for p in 0..n {
-                let base = p * plane_len + start;
-                fold(acc, p, &flat[base..base + o.len()]);
+            for (p, plane) in planes.iter().enumerate() {
+                fold(acc, p, &plane[start..start + o.len()]);
             }
             finish(acc, o);
         },
@@ -61,8 +72,35 @@ pub(crate) fn reduce_planes<A: Send + Clone + Default>(
     ndarray::Array3::from_shape_vec((1, h, w), out).expect("one plane of h × w")
 }
 
+/// One plane's samples, row-major: borrowed, or copied from a strided view.
+type PlaneSamples<'a> = Cow<'a, [f32]>;
+
+/// Borrowed planes as row-major sample slices, with their common shape: a plane that is not
+/// contiguous (a strided view) is copied, the others are borrowed. `None` when the planes differ
+/// in shape or there are none.
+fn plane_samples<'a>(planes: &[ArrayView2<'a, f32>]) -> Option<(Vec<PlaneSamples<'a>>, (usize, usize))> {
+    let shape = planes.first()?.dim();
+    planes
+        .iter()
+        .map(|p| {
+            (p.dim() == shape).then(|| match p.to_slice() {
+                Some(s) => Cow::Borrowed(s),
+                None => Cow::Owned(p.iter().copied().collect()),
+            })
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(|samples| (samples, shape))
+}
+
+/// What a plane-views form returns for planes no stack could hold (of different shapes) or for
+/// none: an empty plane. The executor checks the shapes before it calls one, reporting a
+/// mismatch as the stacking path does, so only a direct caller sees this.
+fn no_projection() -> NdarrayStack {
+    ndarray::Array3::zeros((1, 0, 0))
+}
+
 /// Maximum-intensity projection over planes: `[n, y, x]` → `[1, y, x]`.
-#[memory(ndarray, planes = one)]
+#[memory(ndarray, planes = one, views = max_projection_views)]
 pub fn max_projection(stack: NdarrayStack) -> NdarrayStack {
     let (n, h, w) = stack.dim();
     if n == 0 || !stack.is_standard_layout() {
@@ -100,16 +138,30 @@ pub fn max_projection_of(stack: ArrayView3<'_, f32>) -> NdarrayStack {
     }
     let stack = stack.as_standard_layout();
     let flat = stack.as_slice().expect("standard layout");
+    let planes: Vec<&[f32]> = flat.chunks_exact((h * w).max(1)).collect();
+    max_of_plane_slices(&planes, (h, w))
+}
+
+/// [`max_projection_of`] over `h × w` planes that lie apart (at least one).
+fn max_of_plane_slices(planes: &[&[f32]], (h, w): (usize, usize)) -> NdarrayStack {
     let plane_len = h * w;
-    let mut out: Vec<f32> = flat[..plane_len].par_iter().map(|&v| v.max(f32::NEG_INFINITY)).collect();
+    let mut out: Vec<f32> = planes[0][..plane_len].par_iter().map(|&v| v.max(f32::NEG_INFINITY)).collect();
     out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
         let start = c * CHUNK;
-        for p in 1..n {
-            let base = p * plane_len + start;
-            max_into(o, &flat[base..base + o.len()]);
+        for plane in &planes[1..] {
+            max_into(o, &plane[start..start + o.len()]);
         }
     });
     ndarray::Array3::from_shape_vec((1, h, w), out).expect("one plane of h × w")
+}
+
+/// [`max_projection`](fn@max_projection) of planes that lie apart (its plane-views form): the
+/// planes are read where they are, not stacked first.
+/// Planes of different shapes, or none, give an empty plane.
+pub fn max_projection_views(planes: &[ArrayView2<'_, f32>]) -> NdarrayStack {
+    let Some((samples, shape)) = plane_samples(planes) else { return no_projection() };
+    let slices: Vec<&[f32]> = samples.iter().map(|s| &s[..]).collect();
+    max_of_plane_slices(&slices, shape)
 }
 
 /// `acc[i] = max(acc[i], row[i])` (NaN samples leave the running maximum as it is: it is never
@@ -128,7 +180,7 @@ fn max_into(acc: &mut [f32], row: &[f32]) {
 }
 
 /// Mean-intensity projection over planes: `[n, y, x]` → `[1, y, x]` (accumulated in f64).
-#[memory(ndarray, planes = one)]
+#[memory(ndarray, planes = one, views = mean_projection_views)]
 pub fn mean_projection(stack: NdarrayStack) -> NdarrayStack {
     mean_projection_of(stack.view())
 }
@@ -136,11 +188,26 @@ pub fn mean_projection(stack: NdarrayStack) -> NdarrayStack {
 /// [`mean_projection`](fn@mean_projection) of a borrowed stack.
 pub fn mean_projection_of(stack: ArrayView3<'_, f32>) -> NdarrayStack {
     let n = stack.dim().0.max(1) as f64;
-    reduce_planes::<f64>(
-        stack,
-        |acc, _, row| acc.iter_mut().zip(row).for_each(|(a, &v)| *a += f64::from(v)),
-        |acc, out| out.iter_mut().zip(acc).for_each(|(o, &a)| *o = (a / n) as f32),
-    )
+    reduce_planes::<f64>(stack, add_f64, |acc, out| mean_out(acc, out, n))
+}
+
+/// [`mean_projection`](fn@mean_projection) of planes that lie apart (its plane-views form).
+/// Planes of different shapes, or none, give an empty plane.
+pub fn mean_projection_views(planes: &[ArrayView2<'_, f32>]) -> NdarrayStack {
+    let Some((samples, shape)) = plane_samples(planes) else { return no_projection() };
+    let slices: Vec<&[f32]> = samples.iter().map(|s| &s[..]).collect();
+    let n = slices.len() as f64;
+    reduce_plane_slices::<f64>(&slices, shape, add_f64, |acc, out| mean_out(acc, out, n))
+}
+
+/// `acc[i] += row[i]` in f64: the fold of the mean.
+fn add_f64(acc: &mut [f64], _: usize, row: &[f32]) {
+    acc.iter_mut().zip(row).for_each(|(a, &v)| *a += f64::from(v));
+}
+
+/// `out[i] = acc[i] / n`: the finish of the mean.
+fn mean_out(acc: &[f64], out: &mut [f32], n: f64) {
+    out.iter_mut().zip(acc).for_each(|(o, &a)| *o = (a / n) as f32);
 }
 
 /// Variance of the 4-neighbour Laplacian of a plane (reflected borders): a focus measure.
@@ -160,18 +227,31 @@ pub fn laplacian_variance(plane: ndarray::ArrayView2<'_, f32>) -> f64 {
 }
 
 /// The sharpest plane (largest Laplacian variance): `[n, y, x]` → `[1, y, x]`.
-#[memory(ndarray, planes = one)]
+#[memory(ndarray, planes = one, views = best_focus_projection_views)]
 pub fn best_focus_projection(stack: NdarrayStack) -> NdarrayStack {
-    let scores: Vec<f64> = stack.outer_iter().into_par_iter().map(laplacian_variance).collect();
-    let best = scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
     match stack.dim().0 {
         0 => stack,
-        _ => stack.index_axis(Axis(0), best).to_owned().insert_axis(Axis(0)),
+        _ => stack.index_axis(Axis(0), sharpest(stack.outer_iter())).to_owned().insert_axis(Axis(0)),
     }
 }
 
+/// [`best_focus_projection`](fn@best_focus_projection) of planes that lie apart (its plane-views
+/// form). Planes of different shapes, or none, give an empty plane.
+pub fn best_focus_projection_views(planes: &[ArrayView2<'_, f32>]) -> NdarrayStack {
+    if plane_samples(planes).is_none() {
+        return no_projection();
+    }
+    planes[sharpest(planes.par_iter().cloned())].to_owned().insert_axis(Axis(0))
+}
+
+/// The index of the plane with the largest Laplacian variance (the first of equals; 0 for none).
+fn sharpest<'a>(planes: impl IntoParallelIterator<Item = ArrayView2<'a, f32>>) -> usize {
+    let scores: Vec<f64> = planes.into_par_iter().map(laplacian_variance).collect();
+    scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i)
+}
+
 /// Project planes with the chosen method: `[n, y, x]` → `[1, y, x]`.
-#[memory(ndarray, planes = one)]
+#[memory(ndarray, planes = one, views = create_projection_views)]
 pub fn create_projection(
     stack: NdarrayStack,
     #[param(default = ProjectionMethod::Max, doc = "max_projection | mean_projection | best_focus")]
@@ -181,6 +261,16 @@ pub fn create_projection(
         ProjectionMethod::Max => max_projection(stack),
         ProjectionMethod::Mean => mean_projection(stack),
         ProjectionMethod::BestFocus => best_focus_projection(stack),
+    }
+}
+
+/// [`create_projection`](fn@create_projection) of planes that lie apart (its plane-views form).
+/// Planes of different shapes, or none, give an empty plane.
+pub fn create_projection_views(planes: &[ArrayView2<'_, f32>], method: ProjectionMethod) -> NdarrayStack {
+    match method {
+        ProjectionMethod::Max => max_projection_views(planes),
+        ProjectionMethod::Mean => mean_projection_views(planes),
+        ProjectionMethod::BestFocus => best_focus_projection_views(planes),
     }
 }
 
@@ -238,6 +328,43 @@ mod tests {
         let mut want_swapped = want.clone();
         want_swapped.swap_axes(1, 2);
         assert_eq!(max_projection(swapped), want_swapped);
+    }
+
+    #[test]
+    fn the_views_forms_give_what_the_stacked_forms_give() {
+        // Planes with NaN, several chunks and a partial last one; each plane its own array, one
+        // of them a strided view (every other column of a wider plane), as the executor hands
+        // them over when another step stacked them.
+        let full = ndarray::Array3::from_shape_fn((3, 4, CHUNK + 9), |(p, y, x)| {
+            if (p * 7 + x) % 13 == 0 { f32::NAN } else { ((p * 29 + y * 11 + x * 5) % 103) as f32 - 40.0 }
+        });
+        let wide = ndarray::Array2::from_shape_fn((4, 2 * (CHUNK + 9)), |(y, x)| full[[2, y, x / 2]]);
+        let strided = wide.slice(ndarray::s![.., ..;2]);
+        let bits = |a: ndarray::ArrayView2<'_, f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert!(strided.as_slice().is_none() && bits(strided) == bits(full.index_axis(Axis(0), 2)));
+        let apart: Vec<ndarray::Array2<f32>> = full.outer_iter().map(|p| p.to_owned()).collect();
+        let views = [apart[0].view(), apart[1].view(), strided];
+        let same = |a: &NdarrayStack, b: &NdarrayStack| {
+            a.dim() == b.dim() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        for method in [ProjectionMethod::Max, ProjectionMethod::Mean, ProjectionMethod::BestFocus] {
+            let want = create_projection(full.clone(), method);
+            assert!(same(&create_projection_views(&views, method), &want), "{method:?}");
+        }
+        assert!(same(&max_projection_views(&views), &max_projection(full.clone())));
+        assert!(same(&mean_projection_views(&views), &mean_projection(full.clone())));
+        assert!(same(&best_focus_projection_views(&views), &best_focus_projection(full.clone())));
+        // The views form is what the registry calls for planes that lie apart.
+        let call = create_projection::FUNC.invoke_views.expect("a views form");
+        let params = hcs_core::ParamMap::from([("method".to_string(), ProjectionMethod::Max.to_value())]);
+        let out = call(&views, &params, &hcs_core::SpecialInputs::default()).expect("called");
+        assert!(matches!(out.stack, hcs_core::Stack::Ndarray(ref s) if same(s, &max_projection(full.clone()))));
+        // Planes no stack could hold (two shapes), or none: an empty plane, not a panic.
+        let small = ndarray::Array2::<f32>::zeros((2, 2));
+        for method in [ProjectionMethod::Max, ProjectionMethod::Mean, ProjectionMethod::BestFocus] {
+            assert_eq!(create_projection_views(&[apart[0].view(), small.view()], method).dim(), (1, 0, 0));
+            assert_eq!(create_projection_views(&[], method).dim(), (1, 0, 0));
+        }
     }
 
     #[test]

@@ -12,8 +12,9 @@ use crate::signature::{Arg, Param, SpecialArg};
 use crate::type_text::type_text;
 
 /// `impl HasContract for <name>::Contract { const CONTRACT: FunctionContract = .. }`, with the
-/// invoker closure `invoke` inside the initializer.
-pub(super) fn contract_impl(t: &Target<'_>, invoke: &TokenStream) -> TokenStream {
+/// invoker closure `invoke` and the plane-views one `invoke_views` (an `Option`) inside the
+/// initializer.
+pub(super) fn contract_impl(t: &Target<'_>, invoke: &TokenStream, invoke_views: &TokenStream) -> TokenStream {
     let (name, rt) = (t.name(), t.rt);
     let name_str = name.to_string();
     let doc = doc_summary(&t.func.attrs);
@@ -86,6 +87,7 @@ pub(super) fn contract_impl(t: &Target<'_>, invoke: &TokenStream) -> TokenStream
                     doc: #doc,
                     location: #location,
                     invoke: #invoke,
+                    invoke_views: #invoke_views,
                 }
             };
         }

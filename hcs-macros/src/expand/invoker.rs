@@ -18,7 +18,8 @@ pub(super) fn invoker(t: &Target<'_>) -> TokenStream {
     let (stack_ty, ret_stack) = (t.stack_ty, &t.returns.stack);
     let param_names: Vec<String> = t.params().map(|p| p.ident.to_string()).collect();
     let reads = argument_reads(t);
-    let destructure = call(t);
+    let (name, args) = (t.name(), call_args(t));
+    let destructure = call(t, quote!(#name(__stack, #(#args),*)));
     let out_values = output_values(t);
     let from_stack = quote_spanned!(stack_ty.span()=> <#stack_ty as #in_trait>::from_stack);
     let into_stack = quote_spanned!(ret_stack.span()=> <#ret_stack as #out_trait>::into_stack);
@@ -38,6 +39,48 @@ pub(super) fn invoker(t: &Target<'_>) -> TokenStream {
             })
         }
     }
+}
+
+/// `Some(|__planes, __params, __specials| ..)` calling the plane-views form that
+/// `#[memory(ndarray, views = f)]` names with the same arguments after the planes, or `None`.
+/// Its output is wrapped as the function's own is, so rustc holds `f` to the same return type.
+pub(super) fn views_invoker(t: &Target<'_>) -> TokenStream {
+    let rt = t.rt;
+    let Some(views) = &t.declared.views else {
+        return quote!(::core::option::Option::None);
+    };
+    let (out_trait, _) = memory_items(t.memory.output, rt);
+    let ret_stack = &t.returns.stack;
+    let param_names: Vec<String> = t.params().map(|p| p.ident.to_string()).collect();
+    let reads = argument_reads(t);
+    let args = call_args(t);
+    let destructure = call(t, quote_spanned!(views.span()=> #views(__planes, #(#args),*)));
+    let out_values = output_values(t);
+    let into_stack = quote_spanned!(ret_stack.span()=> <#ret_stack as #out_trait>::into_stack);
+    quote! {
+        ::core::option::Option::Some(
+            |__planes: &[#rt::PlaneView<'_>],
+             __params: &#rt::ParamMap,
+             __specials: &#rt::SpecialInputs|
+             -> ::core::result::Result<#rt::InvokeOutput, #rt::InvokeError> {
+                #rt::reject_unknown_params(NAME, __params, &[#(#param_names),*])?;
+                #(#reads)*
+                #rt::enforce_checks(NAME, __params, CHECKS)?;
+                #destructure
+                ::core::result::Result::Ok(#rt::InvokeOutput {
+                    stack: #into_stack(__hcs_main),
+                    special_outputs: ::std::vec![#(#out_values),*],
+                })
+            },
+        )
+    }
+}
+
+/// The arguments after the stack, by name, in signature order.
+fn call_args<'a>(t: &'a Target<'_>) -> impl Iterator<Item = TokenStream> + 'a {
+    t.args.iter().map(|arg| match arg {
+        Arg::Param(Param { ident, .. }) | Arg::Special(SpecialArg { ident, .. }) => quote!(#ident),
+    })
 }
 
 /// One `let <arg> = ..;` per argument after the stack, in signature order.
@@ -77,14 +120,10 @@ fn special_read(s: &SpecialArg) -> TokenStream {
     }
 }
 
-/// The call, unwrapping a `Result` into an `InvokeError`, destructured into `__hcs_main` (the
-/// stack) and `__hcs_out_<i>` (the special outputs).
-fn call(t: &Target<'_>) -> TokenStream {
-    let (name, rt) = (t.name(), t.rt);
-    let call_args = t.args.iter().map(|arg| match arg {
-        Arg::Param(Param { ident, .. }) | Arg::Special(SpecialArg { ident, .. }) => quote!(#ident),
-    });
-    let call = quote!(#name(__stack, #(#call_args),*));
+/// The call expression `call`, unwrapping a `Result` into an `InvokeError`, destructured into
+/// `__hcs_main` (the stack) and `__hcs_out_<i>` (the special outputs).
+fn call(t: &Target<'_>, call: TokenStream) -> TokenStream {
+    let rt = t.rt;
     let result = if t.returns.fallible {
         quote! {
             match #call {

@@ -189,7 +189,7 @@ fn generate(func: &ItemFn, declared: &Declared, memory: MemorySpec, sig: Signatu
     let target = Target { func, declared, memory, stack_ty: &sig.stack_ty, args: &sig.args, returns, rt };
     let handle = handle::handle_module(&target);
     let slot_impls = handle::slot_impls(&target);
-    let contract = contract::contract_impl(&target, &invoker::invoker(&target));
+    let contract = contract::contract_impl(&target, &invoker::invoker(&target), &invoker::views_invoker(&target));
     let registration = register::registration(&target);
     let generated = quote! {
         #handle

@@ -350,6 +350,7 @@ mod tests {
             doc: "",
             location: SourceLocation { file: "f.rs", line: 1, column: 1 },
             invoke: passthrough,
+            invoke_views: None,
         }
     }
 

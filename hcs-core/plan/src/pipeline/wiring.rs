@@ -515,6 +515,7 @@ mod tests {
             doc: "",
             location: SourceLocation { file: "", line: 0, column: 0 },
             invoke: |_, _, _| Err(hcs_core::error::InvokeError::MissingParam { function: "test", param: "x" }),
+            invoke_views: None,
         }
     }
 
