@@ -10,13 +10,13 @@ pub mod torch;
 
 use hcs_core::NdarrayStack;
 use hcs_macros::memory;
-use ndarray::ArrayView3;
+use ndarray::{ArrayView2, ArrayView3};
 
 /// Weighted mean of the planes (e.g. channels): `[n, y, x]` → `[1, y, x]`.
 ///
 /// Weights default to equal and are normalized to sum to 1; a weight list shorter than the stack
 /// is padded with zeros.
-#[memory(ndarray, planes = one)]
+#[memory(ndarray, planes = one, views = create_composite_views)]
 #[hcs_macros::check(weights.as_ref().is_none_or(|w| w.iter().any(|x| *x > 0.0)), "weights must include a positive weight")]
 #[hcs_macros::check(weights.as_ref().is_none_or(|w| image.planes.is_none_or(|p| w.len() == p)), "weights needs one entry per plane")]
 pub fn create_composite(
@@ -25,17 +25,40 @@ pub fn create_composite(
         Vec<f32>,
     >,
 ) -> Result<NdarrayStack, crate::error::KernelError> {
-    check_weights(weights.as_deref())?;
-    if let Some(ws) = &weights
-        && ws.len() != stack.dim().0
-    {
-        return crate::checks::bad(format!(
-            "weights has {} entries for {} planes: give one per plane",
-            ws.len(),
-            stack.dim().0
-        ));
-    }
+    check_weights_for(weights.as_deref(), stack.dim().0)?;
     Ok(composite_of(stack.view(), weights.as_deref()))
+}
+
+/// [`create_composite`](fn@create_composite) of planes that lie apart (its plane-views form):
+/// they are read where they are, not stacked first. Planes of different shapes, or none, give
+/// an empty plane.
+pub fn create_composite_views(
+    planes: &[ArrayView2<'_, f32>],
+    weights: Option<Vec<f32>>,
+) -> Result<NdarrayStack, crate::error::KernelError> {
+    check_weights_for(weights.as_deref(), planes.len())?;
+    let Some((samples, shape)) = crate::projection::plane_samples(planes) else {
+        return Ok(crate::projection::no_projection());
+    };
+    let slices: Vec<&[f32]> = samples.iter().map(|s| &s[..]).collect();
+    let norm = normalized_weights(weights.as_deref(), slices.len());
+    Ok(crate::projection::reduce_plane_slices::<f64>(
+        &slices,
+        shape,
+        |acc, p, row| add_weighted(acc, norm[p], row),
+        to_f32,
+    ))
+}
+
+/// [`check_weights`], and one weight per plane of the `planes` a call receives.
+fn check_weights_for(weights: Option<&[f32]>, planes: usize) -> Result<(), crate::error::KernelError> {
+    check_weights(weights)?;
+    match weights {
+        Some(ws) if ws.len() != planes => {
+            crate::checks::bad(format!("weights has {} entries for {planes} planes: give one per plane", ws.len()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The guard of the variants that can report an error: weights, when given, must be finite and
@@ -55,25 +78,34 @@ pub(crate) fn check_weights(weights: Option<&[f32]>) -> Result<(), crate::error:
 /// [`create_composite`](fn@create_composite) of a borrowed stack.
 pub fn composite_of(stack: ArrayView3<'_, f32>, weights: Option<&[f32]>) -> NdarrayStack {
     let (n, h, w) = stack.dim();
+    let norm = normalized_weights(weights, n);
+    if n == 0 {
+        return ndarray::Array3::zeros((1, h, w));
+    }
+    crate::projection::reduce_planes::<f64>(stack, |acc, p, row| add_weighted(acc, norm[p], row), to_f32)
+}
+
+/// The weights of `n` planes, summing to 1 (equal when none are given; a list shorter than the
+/// planes padded with zeros; all zero when they sum to nothing).
+fn normalized_weights(weights: Option<&[f32]>, n: usize) -> Vec<f64> {
     let raw: Vec<f64> = match weights {
         Some(ws) => (0..n).map(|i| ws.get(i).copied().map_or(0.0, f64::from)).collect(),
         None => vec![1.0; n],
     };
     let total: f64 = raw.iter().sum();
-    let norm: Vec<f64> = if total > 0.0 { raw.iter().map(|w| w / total).collect() } else { vec![0.0; n] };
-    if n == 0 {
-        return ndarray::Array3::zeros((1, h, w));
+    if total > 0.0 { raw.iter().map(|w| w / total).collect() } else { vec![0.0; n] }
+}
+
+/// `acc[i] += row[i] · weight` in f64 (nothing for a zero weight): the fold of the composite.
+fn add_weighted(acc: &mut [f64], weight: f64, row: &[f32]) {
+    if weight != 0.0 {
+        acc.iter_mut().zip(row).for_each(|(a, &v)| *a += f64::from(v) * weight);
     }
-    crate::projection::reduce_planes::<f64>(
-        stack,
-        |acc, p, row| {
-            let wt = norm[p];
-            if wt != 0.0 {
-                acc.iter_mut().zip(row).for_each(|(a, &v)| *a += f64::from(v) * wt);
-            }
-        },
-        |acc, out| out.iter_mut().zip(acc).for_each(|(o, &a)| *o = a as f32),
-    )
+}
+
+/// `out[i] = acc[i]` in f32: the finish of the composite.
+fn to_f32(acc: &[f64], out: &mut [f32]) {
+    out.iter_mut().zip(acc).for_each(|(o, &a)| *o = a as f32);
 }
 
 #[cfg(test)]
@@ -88,5 +120,25 @@ mod tests {
         assert_eq!(create_composite(s.clone(), Some(vec![3.0, 1.0])).expect("valid"), array![[[5.0, 15.0]]]);
         assert!(create_composite(s.clone(), Some(vec![1.0])).is_err(), "one weight per plane");
         assert!(create_composite(s, Some(vec![0.0, 0.0])).is_err(), "all-zero weights");
+    }
+
+    #[test]
+    fn the_views_form_gives_what_the_stacked_form_gives() {
+        // Two chunks and a partial one; the second plane a strided view, as planes that lie
+        // apart arrive.
+        let n = 8192 + 11;
+        let a = ndarray::Array2::from_shape_fn((3, n), |(y, x)| ((y * 13 + x * 7) % 251) as f32 * 1.5);
+        let wide = ndarray::Array2::from_shape_fn((3, 2 * n), |(y, x)| ((y * 5 + x / 2) % 97) as f32 - 3.0);
+        let b = wide.slice(ndarray::s![.., ..;2]);
+        let mut stack = ndarray::Array3::zeros((2, 3, n));
+        stack.index_axis_mut(ndarray::Axis(0), 0).assign(&a);
+        stack.index_axis_mut(ndarray::Axis(0), 1).assign(&b);
+        for weights in [None, Some(vec![3.0, 1.0]), Some(vec![0.0, 2.0])] {
+            let want = create_composite(stack.clone(), weights.clone()).expect("valid");
+            let got = create_composite_views(&[a.view(), b], weights.clone()).expect("valid");
+            assert!(got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()), "{weights:?}");
+        }
+        assert!(create_composite_views(&[a.view(), b], Some(vec![1.0])).is_err(), "one weight per plane");
+        assert!(create_composite_views(&[a.view(), b], Some(vec![0.0, 0.0])).is_err(), "all-zero weights");
     }
 }

@@ -50,7 +50,7 @@ pub(crate) fn reduce_planes<A: Send + Clone + Default>(
 }
 
 /// [`reduce_planes`] over planes that lie apart: each `h × w` plane's samples, row-major.
-fn reduce_plane_slices<A: Send + Clone + Default>(
+pub(crate) fn reduce_plane_slices<A: Send + Clone + Default>(
     planes: &[&[f32]],
     (h, w): (usize, usize),
     fold: impl Fn(&mut [A], usize, &[f32]) + Sync,
@@ -73,12 +73,12 @@ fn reduce_plane_slices<A: Send + Clone + Default>(
 }
 
 /// One plane's samples, row-major: borrowed, or copied from a strided view.
-type PlaneSamples<'a> = Cow<'a, [f32]>;
+pub(crate) type PlaneSamples<'a> = Cow<'a, [f32]>;
 
 /// Borrowed planes as row-major sample slices, with their common shape: a plane that is not
 /// contiguous (a strided view) is copied, the others are borrowed. `None` when the planes differ
 /// in shape or there are none.
-fn plane_samples<'a>(planes: &[ArrayView2<'a, f32>]) -> Option<(Vec<PlaneSamples<'a>>, (usize, usize))> {
+pub(crate) fn plane_samples<'a>(planes: &[ArrayView2<'a, f32>]) -> Option<(Vec<PlaneSamples<'a>>, (usize, usize))> {
     let shape = planes.first()?.dim();
     planes
         .iter()
@@ -95,7 +95,7 @@ fn plane_samples<'a>(planes: &[ArrayView2<'a, f32>]) -> Option<(Vec<PlaneSamples
 /// What a plane-views form returns for planes no stack could hold (of different shapes) or for
 /// none: an empty plane. The executor checks the shapes before it calls one, reporting a
 /// mismatch as the stacking path does, so only a direct caller sees this.
-fn no_projection() -> NdarrayStack {
+pub(crate) fn no_projection() -> NdarrayStack {
     ndarray::Array3::zeros((1, 0, 0))
 }
 
