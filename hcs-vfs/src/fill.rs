@@ -81,6 +81,13 @@ impl PlaneSlot<'_> {
         // over elements it wrote), and `MaybeUninit<f32>` has the layout of `f32`.
         unsafe { std::slice::from_raw_parts(self.room.as_ptr().cast::<f32>(), self.len) }
     }
+
+    /// The samples written so far, to be changed in place (folded with others while they are
+    /// still in the nearest cache).
+    pub fn filled_mut(&mut self) -> &mut [f32] {
+        // SAFETY: as in `filled`; the slice borrows `self` mutably, so nothing else reads it.
+        unsafe { std::slice::from_raw_parts_mut(self.room.as_mut_ptr().cast::<f32>(), self.len) }
+    }
 }
 
 impl F32Out for PlaneSlot<'_> {
@@ -167,6 +174,25 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_samples_can_be_changed_in_place_before_the_next_are_appended() {
+        let mut data = Vec::new();
+        fill_planes(
+            &mut data,
+            4,
+            3,
+            |i, slot| {
+                slot.append(&[1u16, 2], f32::from);
+                slot.filled_mut().iter_mut().for_each(|v| *v *= 10.0 + i as f32);
+                slot.append(&[3u16, 4], f32::from);
+                Ok::<(), ()>(())
+            },
+            |_, _| (),
+        )
+        .expect("filled");
+        assert_eq!(data, [10.0, 20.0, 3.0, 4.0, 11.0, 22.0, 3.0, 4.0, 12.0, 24.0, 3.0, 4.0]);
+    }
 
     #[test]
     fn planes_filled_in_parallel_land_in_order_after_what_was_there() {

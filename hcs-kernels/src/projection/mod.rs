@@ -142,17 +142,29 @@ pub fn max_projection_of(stack: ArrayView3<'_, f32>) -> NdarrayStack {
     max_of_plane_slices(&planes, (h, w))
 }
 
-/// [`max_projection_of`] over `h × w` planes that lie apart (at least one).
+/// [`max_projection_of`] over `h × w` planes that lie apart (at least one). Each chunk of the
+/// output is written once, from the first plane (NaN as −∞), and the other planes folded into
+/// it while it is in the nearest cache: no pass over a whole fresh output before the folds.
 fn max_of_plane_slices(planes: &[&[f32]], (h, w): (usize, usize)) -> NdarrayStack {
     let plane_len = h * w;
-    let mut out: Vec<f32> = planes[0][..plane_len].par_iter().map(|&v| v.max(f32::NEG_INFINITY)).collect();
-    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
-        let start = c * CHUNK;
+    use hcs_vfs::fill::F32Out;
+    let chunk = |start: usize, len: usize, slot: &mut hcs_vfs::fill::PlaneSlot<'_>| {
+        slot.append(&planes[0][start..start + len], |v| v.max(f32::NEG_INFINITY));
+        let o = slot.filled_mut();
         for plane in &planes[1..] {
-            max_into(o, &plane[start..start + o.len()]);
+            max_into(o, &plane[start..start + len]);
         }
-    });
-    ndarray::Array3::from_shape_vec((1, h, w), out).expect("one plane of h × w")
+        Ok::<(), ()>(())
+    };
+    let (full, tail) = (plane_len / CHUNK, plane_len % CHUNK);
+    let mut out = Vec::new();
+    // Every chunk gets exactly its samples, so neither call can refuse one.
+    let filled = hcs_vfs::fill::fill_planes(&mut out, CHUNK, full, |i, slot| chunk(i * CHUNK, CHUNK, slot), |_, _| ())
+        .and_then(|_| {
+            hcs_vfs::fill::fill_planes(&mut out, tail, 1, |_, slot| chunk(full * CHUNK, tail, slot), |_, _| ())
+        });
+    debug_assert!(filled.is_ok());
+    ndarray::Array3::from_shape_vec((1, h, w), out).unwrap_or_else(|_| ndarray::Array3::zeros((1, h, w)))
 }
 
 /// [`max_projection`](fn@max_projection) of planes that lie apart (its plane-views form): the
