@@ -335,14 +335,7 @@ impl WellRun {
         }
         let mut stack = StackBuilder::default();
         for key in keys {
-            let path = plane_path(plan, location, key).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
-            let plane = store
-                .load(&path)
-                .map_err(|e| match e {
-                    hcs_vfs::VfsError::NotFound { .. } => StepError::MissingPlane(*key),
-                    e => StepError::Storage(e),
-                })?
-                .into_samples(&path)?;
+            let (plane, path) = load_plane(store, plan, location, key)?;
             store.delete(&path)?;
             stack.push(&plane, keys.len())?;
         }
@@ -366,14 +359,7 @@ impl WellRun {
         }
         let mut planes: Vec<ArcArray2<f32>> = Vec::with_capacity(keys.len());
         for key in keys {
-            let path = plane_path(plan, location, key).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
-            let plane = store
-                .load(&path)
-                .map_err(|e| match e {
-                    hcs_vfs::VfsError::NotFound { .. } => StepError::MissingPlane(*key),
-                    e => StepError::Storage(e),
-                })?
-                .into_samples(&path)?;
+            let (plane, path) = load_plane(store, plan, location, key)?;
             if release {
                 store.delete(&path)?;
             }
@@ -463,6 +449,25 @@ impl WellRun {
         }
         self.written.iter().find(|(l, _)| l == location).map(|(_, k)| k.clone()).unwrap_or_default()
     }
+}
+
+/// The host plane `key` of the intermediate `location` in `store`, shared (not copied), with
+/// its path there.
+fn load_plane(
+    store: &dyn Store,
+    plan: &WellPlan,
+    location: &Location,
+    key: &ImageKey,
+) -> Result<(ArcArray2<f32>, PathBuf), StepError> {
+    let path = plane_path(plan, location, key).ok_or_else(|| StepError::BadIntermediate(location.clone()))?;
+    let plane = store
+        .load(&path)
+        .map_err(|e| match e {
+            hcs_vfs::VfsError::NotFound { .. } => StepError::MissingPlane(*key),
+            e => StepError::Storage(e),
+        })?
+        .into_samples(&path)?;
+    Ok((plane, path))
 }
 
 /// Where this well's planes of an intermediate location live in its store.

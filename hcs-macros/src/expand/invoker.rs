@@ -14,29 +14,20 @@ use crate::signature::{Arg, Param, SpecialArg};
 pub(super) fn invoker(t: &Target<'_>) -> TokenStream {
     let rt = t.rt;
     let (in_trait, _) = memory_items(t.memory.input, rt);
-    let (out_trait, _) = memory_items(t.memory.output, rt);
-    let (stack_ty, ret_stack) = (t.stack_ty, &t.returns.stack);
-    let param_names: Vec<String> = t.params().map(|p| p.ident.to_string()).collect();
-    let reads = argument_reads(t);
+    let stack_ty = t.stack_ty;
     let (name, args) = (t.name(), call_args(t));
-    let destructure = call(t, quote!(#name(__stack, #(#args),*)));
-    let out_values = output_values(t);
     let from_stack = quote_spanned!(stack_ty.span()=> <#stack_ty as #in_trait>::from_stack);
-    let into_stack = quote_spanned!(ret_stack.span()=> <#ret_stack as #out_trait>::into_stack);
+    let body = invoke_body(
+        t,
+        quote!(let __stack: #stack_ty = #from_stack(__stack, NAME)?;),
+        quote!(#name(__stack, #(#args),*)),
+    );
     quote! {
         |__stack: #rt::Stack,
          __params: &#rt::ParamMap,
          __specials: &#rt::SpecialInputs|
          -> ::core::result::Result<#rt::InvokeOutput, #rt::InvokeError> {
-            #rt::reject_unknown_params(NAME, __params, &[#(#param_names),*])?;
-            let __stack: #stack_ty = #from_stack(__stack, NAME)?;
-            #(#reads)*
-            #rt::enforce_checks(NAME, __params, CHECKS)?;
-            #destructure
-            ::core::result::Result::Ok(#rt::InvokeOutput {
-                stack: #into_stack(__hcs_main),
-                special_outputs: ::std::vec![#(#out_values),*],
-            })
+            #body
         }
     }
 }
@@ -49,30 +40,41 @@ pub(super) fn views_invoker(t: &Target<'_>) -> TokenStream {
     let Some(views) = &t.declared.views else {
         return quote!(::core::option::Option::None);
     };
-    let (out_trait, _) = memory_items(t.memory.output, rt);
-    let ret_stack = &t.returns.stack;
-    let param_names: Vec<String> = t.params().map(|p| p.ident.to_string()).collect();
-    let reads = argument_reads(t);
     let args = call_args(t);
-    let destructure = call(t, quote_spanned!(views.span()=> #views(__planes, #(#args),*)));
-    let out_values = output_values(t);
-    let into_stack = quote_spanned!(ret_stack.span()=> <#ret_stack as #out_trait>::into_stack);
+    let body = invoke_body(t, TokenStream::new(), quote_spanned!(views.span()=> #views(__planes, #(#args),*)));
     quote! {
         ::core::option::Option::Some(
             |__planes: &[#rt::PlaneView<'_>],
              __params: &#rt::ParamMap,
              __specials: &#rt::SpecialInputs|
              -> ::core::result::Result<#rt::InvokeOutput, #rt::InvokeError> {
-                #rt::reject_unknown_params(NAME, __params, &[#(#param_names),*])?;
-                #(#reads)*
-                #rt::enforce_checks(NAME, __params, CHECKS)?;
-                #destructure
-                ::core::result::Result::Ok(#rt::InvokeOutput {
-                    stack: #into_stack(__hcs_main),
-                    special_outputs: ::std::vec![#(#out_values),*],
-                })
+                #body
             },
         )
+    }
+}
+
+/// The body both invokers share: refuse unknown parameters, run `prelude` (taking the stack),
+/// read the arguments, enforce the checks, make the call `call` and wrap what it returns.
+fn invoke_body(t: &Target<'_>, prelude: TokenStream, call_expr: TokenStream) -> TokenStream {
+    let rt = t.rt;
+    let (out_trait, _) = memory_items(t.memory.output, rt);
+    let ret_stack = &t.returns.stack;
+    let param_names: Vec<String> = t.params().map(|p| p.ident.to_string()).collect();
+    let reads = argument_reads(t);
+    let destructure = call(t, call_expr);
+    let out_values = output_values(t);
+    let into_stack = quote_spanned!(ret_stack.span()=> <#ret_stack as #out_trait>::into_stack);
+    quote! {
+        #rt::reject_unknown_params(NAME, __params, &[#(#param_names),*])?;
+        #prelude
+        #(#reads)*
+        #rt::enforce_checks(NAME, __params, CHECKS)?;
+        #destructure
+        ::core::result::Result::Ok(#rt::InvokeOutput {
+            stack: #into_stack(__hcs_main),
+            special_outputs: ::std::vec![#(#out_values),*],
+        })
     }
 }
 
