@@ -97,7 +97,8 @@ pub struct FunctionContract {
     /// The type-erased call of its plane-views form, if it declares one (`views = ..`): the
     /// executor uses it when a group's planes lie apart (another step stacked them differently),
     /// so they are read in place rather than gathered into a new stack. It must return what
-    /// [`invoke`](Self::invoke) returns for the same planes stacked.
+    /// [`invoke`](Self::invoke) returns for the same planes stacked; the planes it gets have
+    /// one shape and may be strided views.
     pub invoke_views: Option<ViewsInvoker>,
 }
 
@@ -125,16 +126,6 @@ impl FunctionContract {
         special_inputs: &SpecialInputs,
     ) -> Result<InvokeOutput, InvokeError> {
         (self.invoke)(stack, params, special_inputs)
-    }
-
-    /// Call the function's plane-views form on `planes` (`None`: it has none).
-    pub fn call_views(
-        &self,
-        planes: &[ndarray::ArrayView2<'_, f32>],
-        params: &ParamMap,
-        special_inputs: &SpecialInputs,
-    ) -> Option<Result<InvokeOutput, InvokeError>> {
-        self.invoke_views.map(|invoke| invoke(planes, params, special_inputs))
     }
 }
 

@@ -28,7 +28,7 @@ pub mod testing;
 pub mod torch;
 pub mod value_rule;
 
-pub use contract::{FunctionContract, InvokeOutput, Invoker, PlaneCount, SourceLocation};
+pub use contract::{FunctionContract, InvokeOutput, Invoker, PlaneCount, SourceLocation, ViewsInvoker};
 pub use device_error::DeviceError;
 pub use error::{InvokeError, MaterializeError, ParamError};
 pub use gpu::{GpuDevice, GpuInventory};

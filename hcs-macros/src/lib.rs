@@ -40,9 +40,10 @@ const MAX_SPECIAL: usize = 8;
 ///
 /// `views = f` (ndarray input only) names the function's plane-views form: `f` takes
 /// `&[ArrayView2<'_, f32>]` in place of the stack, then the same arguments, and returns what the
-/// function returns for those planes stacked. The executor calls it when a group's planes lie
-/// apart (a step before stacked them differently), so they are read where they are instead of
-/// gathered into a new stack first (projections over z of planes another step grouped by site).
+/// function returns for those planes stacked (same type, same values). The executor calls it
+/// when a group's planes lie apart (a step before stacked them differently), so they are read
+/// where they are instead of gathered into a new stack first (projections over z of planes
+/// another step grouped by site). The planes have one shape, and may be strided views.
 #[proc_macro_attribute]
 pub fn memory(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(AttrKind::Memory, attr.into(), item.into()).into()

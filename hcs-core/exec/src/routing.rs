@@ -9,7 +9,7 @@ use std::time::Instant;
 use hcs_core::registry::Registry;
 use hcs_core::special::{SpecialData, SpecialInputs};
 use hcs_core::stack::Stack;
-use hcs_core::{DeviceError, FunctionContract, InvokeError, PlaneCount};
+use hcs_core::{DeviceError, FunctionContract, InvokeError, PlaneCount, ViewsInvoker};
 use hcs_device::convert;
 use hcs_plan::compiler::{ResolvedCall, ResolvedPattern, SpecialInputPlan, StepPlan};
 use hcs_plate::ImageKey;
@@ -124,6 +124,16 @@ fn check_shape(
     })
 }
 
+/// A call whose function has a plane-views form, with that form ([`Router::views_form`]).
+pub struct ViewsForm<'p> {
+    /// The resolved call (its parameters).
+    pub call: &'p ResolvedCall,
+    /// The function's contract.
+    pub contract: &'static FunctionContract,
+    /// Its plane-views form.
+    pub invoke: ViewsInvoker,
+}
+
 /// Runs a pattern for one group of one step.
 pub struct Router<'a> {
     /// The functions.
@@ -217,21 +227,21 @@ impl Router<'_> {
         }
     }
 
-    /// Call `call` on planes that lie apart through the function's plane-views form (which
-    /// [`Router::views_form`] found), with the checks [`Router::run`] makes on a stacked call.
-    /// `planes` are non-empty and of one shape.
+    /// Call a plane-views form ([`Router::views_form`] found it) on planes that lie apart, with
+    /// the checks [`Router::run`] makes on a stacked call. `planes` are non-empty and of one
+    /// shape.
     pub fn run_views(
         &self,
-        call: &ResolvedCall,
+        form: &ViewsForm<'_>,
         planes: &[ArrayView2<'_, f32>],
         produced: &mut Produced,
     ) -> Result<Stack, CallError> {
         let start = Instant::now();
-        let contract = self.contract(call)?;
+        let (call, contract) = (form.call, form.contract);
         let inputs = self.inputs(contract, produced)?;
         let shape = planes.first().map_or((0, 0), |p| p.dim());
         let declared = declared_shape(contract, &call.params, (planes.len(), shape));
-        let out = contract.call_views(planes, &call.params, &inputs).ok_or(StepError::NoPlanes)??;
+        let out = (form.invoke)(planes, &call.params, &inputs)?;
         tracing::trace!(
             step = self.step.index,
             function = contract.name,
@@ -244,11 +254,15 @@ impl Router<'_> {
         Ok(out.stack)
     }
 
-    /// The call of `pattern` if it is one host call, taking its stack as it is, of a function
-    /// with a plane-views form: a group whose planes lie apart can be handed to it in place.
-    pub fn views_form<'p>(&self, pattern: &'p ResolvedPattern) -> Option<&'p ResolvedCall> {
+    /// The plane-views form of `pattern` when it is one host call, taking its stack as it is,
+    /// of a function that declares one: a group whose planes lie apart can be handed to it in
+    /// place. (Chains and dicts, GPU steps and converted inputs take the stacked path.)
+    pub fn views_form<'p>(&self, pattern: &'p ResolvedPattern) -> Option<ViewsForm<'p>> {
         let ResolvedPattern::Call(call) = pattern else { return None };
-        let host = call.convert_input.is_none() && call.input_memory.is_ndarray() && self.device.is_none();
-        (host && self.contract(call).ok()?.invoke_views.is_some()).then_some(call)
+        if call.convert_input.is_some() || !call.input_memory.is_ndarray() || self.device.is_some() {
+            return None;
+        }
+        let contract = self.contract(call).ok()?;
+        contract.invoke_views.map(|invoke| ViewsForm { call, contract, invoke })
     }
 }

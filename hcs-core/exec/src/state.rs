@@ -563,6 +563,14 @@ mod tests {
         (1..=n).map(|s| (key(s), Array2::from_elem((2, 3), s as f32 + 0.5).into_shared())).collect()
     }
 
+    /// A well's run holding `planes(n)` at `at`, and those planes.
+    fn saved(plan: &WellPlan, at: &Location, n: u32) -> (WellRun, Planes) {
+        let mut run = WellRun::new(plan);
+        let out = planes(n);
+        run.save(plan, at, &out).expect("save");
+        (run, out)
+    }
+
     fn plan() -> WellPlan {
         WellPlan {
             well: WellId::new(0, 1),
@@ -593,9 +601,7 @@ mod tests {
     #[test]
     fn memory_intermediates_round_trip_without_a_copy_and_are_freed() {
         let (plan, at) = (plan(), Location::Memory { namespace: "step1".into() });
-        let mut run = WellRun::new(&plan);
-        let out = planes(3);
-        run.save(&plan, &at, &out).expect("save");
+        let (mut run, out) = saved(&plan, &at, 3);
         assert_eq!(run.keys_at(&at), [key(1), key(2), key(3)]);
         let stack = run.load(&plan, &at, &[key(2), key(3)]).expect("load");
         assert_eq!(stack.dim(), (2, 2, 3));
@@ -611,9 +617,7 @@ mod tests {
     #[test]
     fn released_planes_leave_the_store_and_the_rest_stay() {
         let (plan, at) = (plan(), Location::Memory { namespace: "step1".into() });
-        let mut run = WellRun::new(&plan);
-        let out = planes(3);
-        run.save(&plan, &at, &out).expect("save");
+        let (mut run, out) = saved(&plan, &at, 3);
         let stack = run.load(&plan, &at, &[key(1), key(2)]).expect("load");
         run.release(&plan, &at, &[key(1), key(2)]).expect("release");
         assert_eq!(stack[[1, 0, 0]], 2.5, "the group's copy outlives the release");
@@ -632,11 +636,39 @@ mod tests {
     }
 
     #[test]
+    fn plane_handles_share_the_stores_planes_and_release_them_only_when_asked() {
+        let (plan, at) = (plan(), Location::Memory { namespace: "step1".into() });
+        let (mut run, out) = saved(&plan, &at, 3);
+        // Kept: the handles are the store's buffers, not copies, and the planes stay.
+        let kept = run.plane_handles(&plan, &at, &[key(1), key(2)], false).expect("handles");
+        assert_eq!(kept[1].as_ptr(), out[&key(2)].as_ptr(), "the store's buffer, shared");
+        assert_eq!(run.load(&plan, &at, &[key(1)]).expect("still there")[[0, 0, 0]], 1.5);
+        // A stack kept whole for planes 2 and 3 is forgotten once they are released one by one.
+        let whole = ndarray::Array3::from_elem((2, 2, 3), 9.0f32).into_shared();
+        run.keep_whole(&at, vec![key(2), key(3)], whole);
+        assert!(run.has_whole(&at, &[key(2), key(3)]) && !run.has_whole(&at, &[key(2)]));
+        let taken = run.plane_handles(&plan, &at, &[key(2), key(3)], true).expect("handles");
+        assert_eq!((taken[0][[0, 0]], taken[1][[1, 2]]), (2.5, 3.5));
+        assert!(!run.has_whole(&at, &[key(2), key(3)]), "the kept stack is forgotten");
+        assert!(matches!(run.load(&plan, &at, &[key(2)]), Err(StepError::MissingPlane(k)) if k == key(2)));
+        drop((kept, out));
+        assert!(taken[1].is_unique(), "released: the handle is the buffer's last holder");
+        // A plane no longer there, and planes of two shapes, are refused as `take` refuses them.
+        assert!(
+            matches!(run.plane_handles(&plan, &at, &[key(3)], false), Err(StepError::MissingPlane(k)) if k == key(3))
+        );
+        let odd: Planes = [(key(4), Array2::from_elem((3, 3), 4.0).into_shared())].into_iter().collect();
+        run.save(&plan, &at, &odd).expect("save");
+        assert!(matches!(
+            run.plane_handles(&plan, &at, &[key(1), key(4)], false),
+            Err(StepError::ShapeMismatch { found: (3, 3), expected: (2, 3) })
+        ));
+    }
+
+    #[test]
     fn taken_planes_leave_the_store_one_by_one_and_their_buffers_go() {
         let (plan, at) = (plan(), Location::Memory { namespace: "step1".into() });
-        let mut run = WellRun::new(&plan);
-        let out = planes(3);
-        run.save(&plan, &at, &out).expect("save");
+        let (run, out) = saved(&plan, &at, 3);
         // The store's copies are the only ones left: taking a plane frees its buffer.
         let first = out[&key(1)].clone();
         drop(out);

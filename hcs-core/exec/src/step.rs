@@ -15,7 +15,7 @@ use hcs_core::labels::{LabelPlane, LabelStack};
 use hcs_core::special::SpecialData;
 use hcs_core::stack::{Conversion, Stack};
 use hcs_device::{convert, split_planes};
-use hcs_plan::compiler::{Location, ResolvedCall, ResolvedPattern, StepPlan};
+use hcs_plan::compiler::{Location, ResolvedPattern, StepPlan};
 use hcs_plate::{Component, ImageKey};
 
 use crate::error::StepError;
@@ -25,12 +25,12 @@ use crate::output::LabelPlanes;
 use crate::parts::PartOf;
 use crate::qc::{self, PlaneQc};
 use crate::retry::{Mode, after_out_of_memory};
-use crate::routing::{CallError, Produced, Router, Special, keep_special};
+use crate::routing::{CallError, Produced, Router, Special, ViewsForm, keep_special};
 use crate::state::{DevicePlanes, Planes, WellRun, load_from_device};
 use crate::writes::{materialize, persist, publish_preview};
 
 /// A group's planes as they lie, and the call of a plane-views form to hand them to.
-type InPlace<'p> = (&'p ResolvedCall, Vec<ArcArray2<f32>>);
+type InPlace<'p> = (ViewsForm<'p>, Vec<ArcArray2<f32>>);
 
 /// One group's output planes: on the host (with the stack they share, when the next step takes
 /// the same groups), or kept on the device.
@@ -294,9 +294,9 @@ impl StepRunner<'_, '_> {
         if !matches!(at, Location::Memory { .. }) || on_device || group.is_empty() || run.has_whole(at, group) {
             return Ok(None);
         }
-        let Some(call) = router.views_form(pattern) else { return Ok(None) };
+        let Some(form) = router.views_form(pattern) else { return Ok(None) };
         let planes = run.plane_handles(self.job.plan, at, group, self.releases_input())?;
-        Ok(Some((call, planes)))
+        Ok(Some((form, planes)))
     }
 
     /// Whether the plan gives this step at least as many groups as there are workers, so the
@@ -350,10 +350,10 @@ impl StepRunner<'_, '_> {
         };
         let mut produced = Vec::new();
         let (out, loaded) = match self.planes_in_place(run, &router, pattern, group)? {
-            Some((call, planes)) => {
+            Some((form, planes)) => {
                 let loaded = start.elapsed();
                 let views: Vec<ArrayView2<'_, f32>> = planes.iter().map(|p| p.view()).collect();
-                (router.run_views(call, &views, &mut produced)?, loaded)
+                (router.run_views(&form, &views, &mut produced)?, loaded)
             }
             None => {
                 let stack = self.load(run, group, mode)?;

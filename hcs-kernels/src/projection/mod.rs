@@ -146,8 +146,11 @@ pub fn max_projection_of(stack: ArrayView3<'_, f32>) -> NdarrayStack {
 /// output is written once, from the first plane (NaN as −∞), and the other planes folded into
 /// it while it is in the nearest cache: no pass over a whole fresh output before the folds.
 fn max_of_plane_slices(planes: &[&[f32]], (h, w): (usize, usize)) -> NdarrayStack {
-    let plane_len = h * w;
     use hcs_vfs::fill::F32Out;
+    let plane_len = h * w;
+    if plane_len == 0 || planes.is_empty() {
+        return ndarray::Array3::zeros((1, h, w));
+    }
     let chunk = |start: usize, len: usize, slot: &mut hcs_vfs::fill::PlaneSlot<'_>| {
         slot.append(&planes[0][start..start + len], |v| v.max(f32::NEG_INFINITY));
         let o = slot.filled_mut();
@@ -157,14 +160,16 @@ fn max_of_plane_slices(planes: &[&[f32]], (h, w): (usize, usize)) -> NdarrayStac
         Ok::<(), ()>(())
     };
     let (full, tail) = (plane_len / CHUNK, plane_len % CHUNK);
-    let mut out = Vec::new();
-    // Every chunk gets exactly its samples, so neither call can refuse one.
-    let filled = hcs_vfs::fill::fill_planes(&mut out, CHUNK, full, |i, slot| chunk(i * CHUNK, CHUNK, slot), |_, _| ())
+    // The whole plane reserved at once: the tail's call then finds its room, and does not
+    // move what the first call wrote.
+    let mut out = Vec::with_capacity(plane_len);
+    // Every chunk gets exactly its samples, so neither call refuses one (a refusal would leave
+    // `out` short, and the shape below would say so).
+    let _ = hcs_vfs::fill::fill_planes(&mut out, CHUNK, full, |i, slot| chunk(i * CHUNK, CHUNK, slot), |_, _| ())
         .and_then(|_| {
             hcs_vfs::fill::fill_planes(&mut out, tail, 1, |_, slot| chunk(full * CHUNK, tail, slot), |_, _| ())
         });
-    debug_assert!(filled.is_ok());
-    ndarray::Array3::from_shape_vec((1, h, w), out).unwrap_or_else(|_| ndarray::Array3::zeros((1, h, w)))
+    ndarray::Array3::from_shape_vec((1, h, w), out).expect("one plane of h × w")
 }
 
 /// [`max_projection`](fn@max_projection) of planes that lie apart (its plane-views form): the
@@ -250,13 +255,14 @@ pub fn best_focus_projection(stack: NdarrayStack) -> NdarrayStack {
 /// [`best_focus_projection`](fn@best_focus_projection) of planes that lie apart (its plane-views
 /// form). Planes of different shapes, or none, give an empty plane.
 pub fn best_focus_projection_views(planes: &[ArrayView2<'_, f32>]) -> NdarrayStack {
-    if plane_samples(planes).is_none() {
+    if planes.is_empty() || planes.iter().any(|p| p.dim() != planes[0].dim()) {
         return no_projection();
     }
     planes[sharpest(planes.par_iter().cloned())].to_owned().insert_axis(Axis(0))
 }
 
-/// The index of the plane with the largest Laplacian variance (the first of equals; 0 for none).
+/// The index of the plane with the largest Laplacian variance (the last of equals, as
+/// `Iterator::max_by` gives it; 0 for none).
 fn sharpest<'a>(planes: impl IntoParallelIterator<Item = ArrayView2<'a, f32>>) -> usize {
     let scores: Vec<f64> = planes.into_par_iter().map(laplacian_variance).collect();
     scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i)
@@ -371,6 +377,11 @@ mod tests {
         let params = hcs_core::ParamMap::from([("method".to_string(), ProjectionMethod::Max.to_value())]);
         let out = call(&views, &params, &hcs_core::SpecialInputs::default()).expect("called");
         assert!(matches!(out.stack, hcs_core::Stack::Ndarray(ref s) if same(s, &max_projection(full.clone()))));
+        // Planes that fill whole chunks (no tail), and planes with no pixels.
+        for (h, w) in [(2, CHUNK), (0, 5)] {
+            let even = ndarray::Array3::from_shape_fn((3, h, w), |(p, y, x)| ((p * 17 + y * 3 + x) % 29) as f32);
+            assert!(same(&max_projection_of(even.view()), &max_projection(even.clone())), "{h} × {w}");
+        }
         // Planes no stack could hold (two shapes), or none: an empty plane, not a panic.
         let small = ndarray::Array2::<f32>::zeros((2, 2));
         for method in [ProjectionMethod::Max, ProjectionMethod::Mean, ProjectionMethod::BestFocus] {

@@ -1,7 +1,7 @@
 //! The invoker: the type-erased `invoke` closure of the contract, which reads the parameters and
 //! special inputs from their maps, calls the function, and wraps its stack and special outputs.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
 use syn::spanned::Spanned;
@@ -41,7 +41,19 @@ pub(super) fn views_invoker(t: &Target<'_>) -> TokenStream {
         return quote!(::core::option::Option::None);
     };
     let args = call_args(t);
-    let body = invoke_body(t, TokenStream::new(), quote_spanned!(views.span()=> #views(__planes, #(#args),*)));
+    // The form's result is declared to be of the function's return type, at the name the
+    // attribute gives: a form that returns something else is an error there, naming both types.
+    // (Located at that name, resolved at the call site: the generated names stay visible.)
+    let at = Span::call_site().located_at(views.span());
+    let ret_ty = match &t.func.sig.output {
+        syn::ReturnType::Type(_, ty) => quote!(#ty),
+        syn::ReturnType::Default => quote!(()),
+    };
+    let form_call = quote_spanned!(at=> {
+        let __hcs_views_out: #ret_ty = #views(__planes, #(#args),*);
+        __hcs_views_out
+    });
+    let body = invoke_body(t, TokenStream::new(), form_call);
     quote! {
         ::core::option::Option::Some(
             |__planes: &[#rt::PlaneView<'_>],

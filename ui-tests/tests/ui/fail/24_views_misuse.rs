@@ -25,4 +25,10 @@ pub fn other_return(stack: NdarrayStack) -> NdarrayStack {
     stack
 }
 
+// The views form takes the function's arguments after the planes.
+#[memory(ndarray, planes = one, views = planes_first)]
+pub fn with_a_parameter(stack: NdarrayStack, #[param(default = 2)] factor: usize) -> NdarrayStack {
+    stack * factor as f32
+}
+
 fn main() {}
