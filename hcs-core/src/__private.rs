@@ -178,6 +178,19 @@ pub fn enforce_checks(
     Ok(())
 }
 
+/// Refuse planes a plane-views form cannot take: none, or of different shapes (what no stack
+/// could hold), so every views form may rely on one shape and at least one plane.
+pub fn check_views(function: &'static str, planes: &[PlaneView<'_>]) -> Result<(), InvokeError> {
+    match planes.first() {
+        Some(first) if planes.iter().all(|p| p.dim() == first.dim()) => Ok(()),
+        _ => {
+            let shapes: Vec<String> = planes.iter().map(|p| format!("{}×{}", p.nrows(), p.ncols())).collect();
+            let shapes = if shapes.is_empty() { "none".to_string() } else { shapes.join(", ") };
+            Err(InvokeError::UnequalPlanes { function, shapes })
+        }
+    }
+}
+
 /// Reject parameters a function does not have (a pipeline-file typo must never be ignored).
 pub fn reject_unknown_params(
     function: &'static str,

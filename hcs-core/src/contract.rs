@@ -98,7 +98,8 @@ pub struct FunctionContract {
     /// executor uses it when a group's planes lie apart (another step stacked them differently),
     /// so they are read in place rather than gathered into a new stack. It must return what
     /// [`invoke`](Self::invoke) returns for the same planes stacked; the planes it gets have
-    /// one shape and may be strided views.
+    /// one shape and may be strided views (no planes, or planes of different shapes, are
+    /// refused with [`InvokeError::UnequalPlanes`] before the form is called).
     pub invoke_views: Option<ViewsInvoker>,
 }
 

@@ -97,6 +97,15 @@ pub enum InvokeError {
         /// The provided type.
         found: &'static str,
     },
+    /// A plane-views form was handed no planes, or planes of different shapes (no stack could
+    /// hold them).
+    #[error("function `{function}`: its plane-views form needs planes of one shape, got {shapes}")]
+    UnequalPlanes {
+        /// The function.
+        function: &'static str,
+        /// The planes' shapes, as `h×w` (or `none`).
+        shapes: String,
+    },
     /// The function itself returned an error.
     #[error("function `{function}` failed: {source}")]
     Function {

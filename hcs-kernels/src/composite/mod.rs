@@ -30,24 +30,21 @@ pub fn create_composite(
 }
 
 /// [`create_composite`](fn@create_composite) of planes that lie apart (its plane-views form):
-/// they are read where they are, not stacked first. Planes of different shapes, or none, give
-/// an empty plane.
-pub fn create_composite_views(
+/// they are read where they are, not stacked first.
+fn create_composite_views(
     planes: &[ArrayView2<'_, f32>],
     weights: Option<Vec<f32>>,
 ) -> Result<NdarrayStack, crate::error::KernelError> {
     check_weights_for(weights.as_deref(), planes.len())?;
-    let Some((samples, shape)) = crate::projection::plane_samples(planes) else {
-        return Ok(crate::projection::no_projection());
-    };
-    let slices: Vec<&[f32]> = samples.iter().map(|s| &s[..]).collect();
-    let norm = normalized_weights(weights.as_deref(), slices.len());
-    Ok(crate::projection::reduce_plane_slices::<f64>(
-        &slices,
-        shape,
-        |acc, p, row| add_weighted(acc, norm[p], row),
-        to_f32,
-    ))
+    let norm = normalized_weights(weights.as_deref(), planes.len());
+    Ok(crate::projection::over_plane_samples(planes, |slices, shape| {
+        crate::projection::reduce_plane_slices::<f64>(
+            slices,
+            shape,
+            |acc, p, row| add_weighted(acc, norm[p], row),
+            to_f32,
+        )
+    }))
 }
 
 /// [`check_weights`], and one weight per plane of the `planes` a call receives.

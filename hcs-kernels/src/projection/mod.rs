@@ -72,31 +72,23 @@ pub(crate) fn reduce_plane_slices<A: Send + Clone + Default>(
     ndarray::Array3::from_shape_vec((1, h, w), out).expect("one plane of h × w")
 }
 
-/// One plane's samples, row-major: borrowed, or copied from a strided view.
-pub(crate) type PlaneSamples<'a> = Cow<'a, [f32]>;
-
-/// Borrowed planes as row-major sample slices, with their common shape: a plane that is not
-/// contiguous (a strided view) is copied, the others are borrowed. `None` when the planes differ
-/// in shape or there are none.
-pub(crate) fn plane_samples<'a>(planes: &[ArrayView2<'a, f32>]) -> Option<(Vec<PlaneSamples<'a>>, (usize, usize))> {
-    let shape = planes.first()?.dim();
-    planes
+/// `reduce(samples, shape)` over borrowed planes of one shape (what the views invoker hands a
+/// form: at least one plane, one shape), each plane as row-major samples: borrowed, or copied
+/// when it is a strided view.
+pub(crate) fn over_plane_samples<R>(
+    planes: &[ArrayView2<'_, f32>],
+    reduce: impl FnOnce(&[&[f32]], (usize, usize)) -> R,
+) -> R {
+    let shape = planes.first().map_or((0, 0), |p| p.dim());
+    let samples: Vec<Cow<'_, [f32]>> = planes
         .iter()
-        .map(|p| {
-            (p.dim() == shape).then(|| match p.to_slice() {
-                Some(s) => Cow::Borrowed(s),
-                None => Cow::Owned(p.iter().copied().collect()),
-            })
+        .map(|p| match p.to_slice() {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(p.iter().copied().collect()),
         })
-        .collect::<Option<Vec<_>>>()
-        .map(|samples| (samples, shape))
-}
-
-/// What a plane-views form returns for planes no stack could hold (of different shapes) or for
-/// none: an empty plane. The executor checks the shapes before it calls one, reporting a
-/// mismatch as the stacking path does, so only a direct caller sees this.
-pub(crate) fn no_projection() -> NdarrayStack {
-    ndarray::Array3::zeros((1, 0, 0))
+        .collect();
+    let slices: Vec<&[f32]> = samples.iter().map(|s| &s[..]).collect();
+    reduce(&slices, shape)
 }
 
 /// Maximum-intensity projection over planes: `[n, y, x]` → `[1, y, x]`.
@@ -174,11 +166,8 @@ fn max_of_plane_slices(planes: &[&[f32]], (h, w): (usize, usize)) -> NdarrayStac
 
 /// [`max_projection`](fn@max_projection) of planes that lie apart (its plane-views form): the
 /// planes are read where they are, not stacked first.
-/// Planes of different shapes, or none, give an empty plane.
-pub fn max_projection_views(planes: &[ArrayView2<'_, f32>]) -> NdarrayStack {
-    let Some((samples, shape)) = plane_samples(planes) else { return no_projection() };
-    let slices: Vec<&[f32]> = samples.iter().map(|s| &s[..]).collect();
-    max_of_plane_slices(&slices, shape)
+fn max_projection_views(planes: &[ArrayView2<'_, f32>]) -> NdarrayStack {
+    over_plane_samples(planes, max_of_plane_slices)
 }
 
 /// `acc[i] = max(acc[i], row[i])` (NaN samples leave the running maximum as it is: it is never
@@ -209,12 +198,11 @@ pub fn mean_projection_of(stack: ArrayView3<'_, f32>) -> NdarrayStack {
 }
 
 /// [`mean_projection`](fn@mean_projection) of planes that lie apart (its plane-views form).
-/// Planes of different shapes, or none, give an empty plane.
-pub fn mean_projection_views(planes: &[ArrayView2<'_, f32>]) -> NdarrayStack {
-    let Some((samples, shape)) = plane_samples(planes) else { return no_projection() };
-    let slices: Vec<&[f32]> = samples.iter().map(|s| &s[..]).collect();
-    let n = slices.len() as f64;
-    reduce_plane_slices::<f64>(&slices, shape, add_f64, |acc, out| mean_out(acc, out, n))
+fn mean_projection_views(planes: &[ArrayView2<'_, f32>]) -> NdarrayStack {
+    let n = planes.len().max(1) as f64;
+    over_plane_samples(planes, |slices, shape| {
+        reduce_plane_slices::<f64>(slices, shape, add_f64, |acc, out| mean_out(acc, out, n))
+    })
 }
 
 /// `acc[i] += row[i]` in f64: the fold of the mean.
@@ -253,12 +241,12 @@ pub fn best_focus_projection(stack: NdarrayStack) -> NdarrayStack {
 }
 
 /// [`best_focus_projection`](fn@best_focus_projection) of planes that lie apart (its plane-views
-/// form). Planes of different shapes, or none, give an empty plane.
-pub fn best_focus_projection_views(planes: &[ArrayView2<'_, f32>]) -> NdarrayStack {
-    if planes.is_empty() || planes.iter().any(|p| p.dim() != planes[0].dim()) {
-        return no_projection();
+/// form).
+fn best_focus_projection_views(planes: &[ArrayView2<'_, f32>]) -> NdarrayStack {
+    match planes.first() {
+        None => ndarray::Array3::zeros((1, 0, 0)),
+        Some(_) => planes[sharpest(planes.par_iter().cloned())].to_owned().insert_axis(Axis(0)),
     }
-    planes[sharpest(planes.par_iter().cloned())].to_owned().insert_axis(Axis(0))
 }
 
 /// The index of the plane with the largest Laplacian variance (the last of equals, as
@@ -283,8 +271,7 @@ pub fn create_projection(
 }
 
 /// [`create_projection`](fn@create_projection) of planes that lie apart (its plane-views form).
-/// Planes of different shapes, or none, give an empty plane.
-pub fn create_projection_views(planes: &[ArrayView2<'_, f32>], method: ProjectionMethod) -> NdarrayStack {
+fn create_projection_views(planes: &[ArrayView2<'_, f32>], method: ProjectionMethod) -> NdarrayStack {
     match method {
         ProjectionMethod::Max => max_projection_views(planes),
         ProjectionMethod::Mean => mean_projection_views(planes),
@@ -382,12 +369,16 @@ mod tests {
             let even = ndarray::Array3::from_shape_fn((3, h, w), |(p, y, x)| ((p * 17 + y * 3 + x) % 29) as f32);
             assert!(same(&max_projection_of(even.view()), &max_projection(even.clone())), "{h} × {w}");
         }
-        // Planes no stack could hold (two shapes), or none: an empty plane, not a panic.
+        // Planes no stack could hold (two shapes), or none, are refused before the form runs,
+        // saying what was given.
         let small = ndarray::Array2::<f32>::zeros((2, 2));
-        for method in [ProjectionMethod::Max, ProjectionMethod::Mean, ProjectionMethod::BestFocus] {
-            assert_eq!(create_projection_views(&[apart[0].view(), small.view()], method).dim(), (1, 0, 0));
-            assert_eq!(create_projection_views(&[], method).dim(), (1, 0, 0));
-        }
+        let refused = |planes: &[ArrayView2<'_, f32>]| match call(planes, &params, &hcs_core::SpecialInputs::default())
+        {
+            Err(e @ hcs_core::InvokeError::UnequalPlanes { .. }) => e.to_string(),
+            other => panic!("expected UnequalPlanes, got {other:?}"),
+        };
+        assert!(refused(&[apart[0].view(), small.view()]).ends_with("got 4×8201, 2×2"), "names both shapes");
+        assert!(refused(&[]).ends_with("got none"));
     }
 
     #[test]

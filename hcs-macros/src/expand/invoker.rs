@@ -53,7 +53,7 @@ pub(super) fn views_invoker(t: &Target<'_>) -> TokenStream {
         let __hcs_views_out: #ret_ty = #views(__planes, #(#args),*);
         __hcs_views_out
     });
-    let body = invoke_body(t, TokenStream::new(), form_call);
+    let body = invoke_body(t, quote!(#rt::check_views(NAME, __planes)?;), form_call);
     quote! {
         ::core::option::Option::Some(
             |__planes: &[#rt::PlaneView<'_>],
