@@ -258,7 +258,7 @@ pub(crate) fn check_sizes((_, h, w): (usize, usize, usize), selem_radius: usize,
 /// With `downsample_factor` f > 1 the background (the opening) is estimated on a mean-downsampled
 /// plane with a disk of `selem_radius / f`, upsampled by pixel replication, and subtracted from
 /// the full-resolution plane, clamped at 0 — f² fewer pixels and an f× smaller disk.
-#[memory(ndarray)]
+#[memory(ndarray, views = tophat_views)]
 #[hcs_macros::check(selem_radius <= image.height.max(image.width) && downsample_factor <= image.height.max(image.width), "the disk and the downsampling must fit in the image")]
 pub fn tophat(
     mut stack: NdarrayStack,
@@ -275,21 +275,11 @@ pub fn tophat(
             return;
         }
         let f = downsample_factor;
-        let small = downsample_mean(plane.view(), f);
-        let r = (selem_radius as f64 / f as f64).round().max(1.0) as usize;
-        let background = dilate_disk(erode_disk(small.view(), r).view(), r);
+        let background = background_of(plane.view(), selem_radius, f);
         // Subtract the background, each of its pixels replicated over its f × f block, in place:
         // each background row is widened once, then subtracted from its f plane rows whole.
         let width = plane.ncols();
         let mut wide = vec![0.0f32; width];
-        let widen = |y: usize, wide: &mut [f32]| {
-            if y.is_multiple_of(f) {
-                let bg = background.row(y / f);
-                for (c, &b) in wide.chunks_mut(f).zip(bg.iter()) {
-                    c.iter_mut().for_each(|v| *v = b);
-                }
-            }
-        };
         match plane.as_slice_mut() {
             // Row by row, the next row's lines asked for first (a hint, see `hcs_vfs::ahead`).
             Some(mut rest) => {
@@ -297,14 +287,14 @@ pub fn tophat(
                 while rest.len() >= width && width > 0 {
                     let (row, after) = rest.split_at_mut(width);
                     hcs_vfs::ahead::all(&after[..width.min(after.len())]);
-                    widen(y, &mut wide);
+                    widen(&background, f, y, &mut wide);
                     subtract_clamped(row, &wide);
                     (rest, y) = (after, y + 1);
                 }
             }
             None => {
                 for (y, mut row) in plane.rows_mut().into_iter().enumerate() {
-                    widen(y, &mut wide);
+                    widen(&background, f, y, &mut wide);
                     match row.as_slice_mut() {
                         Some(r) => subtract_clamped(r, &wide),
                         None => row.iter_mut().zip(&wide).for_each(|(v, &b)| *v = (*v - b).max(0.0)),
@@ -314,6 +304,69 @@ pub fn tophat(
         }
     });
     Ok(stack)
+}
+
+/// The background of a plane at 1/`f` resolution (`f` > 1): the opening, with a disk of
+/// `selem_radius / f`, of its mean-downsampled plane.
+fn background_of(plane: ArrayView2<'_, f32>, selem_radius: usize, f: usize) -> Array2<f32> {
+    let small = downsample_mean(plane, f);
+    let r = (selem_radius as f64 / f as f64).round().max(1.0) as usize;
+    dilate_disk(erode_disk(small.view(), r).view(), r)
+}
+
+/// At the first plane row `y` of each block of `f` rows: the background row of that block,
+/// each of its pixels replicated `f` times, into `wide` (the plane's width).
+fn widen(background: &Array2<f32>, f: usize, y: usize, wide: &mut [f32]) {
+    if y.is_multiple_of(f) {
+        let bg = background.row(y / f);
+        for (c, &b) in wide.chunks_mut(f).zip(bg.iter()) {
+            c.iter_mut().for_each(|v| *v = b);
+        }
+    }
+}
+
+/// [`tophat`](fn@tophat) of planes that lie apart (its plane-views form): each output row is
+/// written once, from the plane's row less the background, into a new stack; the planes are
+/// read where they are and left as they were (a step that keeps them for a later step then needs
+/// no copy of them). The same arithmetic as the stacked form, so the same samples.
+fn tophat_views(
+    planes: &[ArrayView2<'_, f32>],
+    selem_radius: usize,
+    downsample_factor: usize,
+) -> Result<NdarrayStack, KernelError> {
+    use hcs_vfs::fill::F32Out;
+    let (h, w) = planes.first().map_or((0, 0), |p| p.dim());
+    check_sizes((planes.len(), h, w), selem_radius, downsample_factor)?;
+    let f = downsample_factor;
+    let mut out = Vec::new();
+    let append_row = |slot: &mut hcs_vfs::fill::PlaneSlot<'_>, row: ArrayView1<'_, f32>| match row.as_slice() {
+        Some(r) => slot.append(r, |v| v),
+        None => slot.append(&row.to_vec(), |v| v),
+    };
+    hcs_vfs::fill::fill_planes(
+        &mut out,
+        h * w,
+        planes.len(),
+        |i, slot| {
+            let plane = planes[i];
+            if f == 1 {
+                white_tophat_2d(plane, selem_radius).rows().into_iter().for_each(|row| append_row(slot, row));
+                return Ok(());
+            }
+            let background = background_of(plane, selem_radius, f);
+            let mut wide = vec![0.0f32; w];
+            for (y, row) in plane.rows().into_iter().enumerate() {
+                widen(&background, f, y, &mut wide);
+                let start = y * w;
+                append_row(slot, row);
+                subtract_clamped(&mut slot.filled_mut()[start..], &wide);
+            }
+            Ok(())
+        },
+        |i, n| KernelError::BadInput(format!("top-hat plane {i}: {n} samples written for a {h} × {w} plane")),
+    )?;
+    ndarray::Array3::from_shape_vec((planes.len(), h, w), out)
+        .map_err(|e| KernelError::BadInput(format!("top-hat output of {} planes of {h} × {w}: {e}", planes.len())))
 }
 
 #[cfg(test)]
@@ -391,5 +444,26 @@ mod tests {
         );
         assert!(tophat(Array2::zeros((4, 6)).insert_axis(Axis(0)), 6, 7).is_err());
         assert!(tophat(Array2::zeros((4, 6)).insert_axis(Axis(0)), 6, 6).is_ok());
+    }
+
+    #[test]
+    fn the_views_form_gives_the_stacked_forms_samples_and_leaves_its_planes_as_they_were() {
+        // Sizes a block of f does not divide, f = 1 (the exact filter), and planes of a strided view.
+        let plane = |n: usize, (h, w): (usize, usize)| {
+            Array2::from_shape_fn((h, w), |(y, x)| ((y * 131 + x * 71 + n * 997) % 4093) as f32 + 0.25 * x as f32)
+        };
+        for (shape, r, f) in [((37, 53), 9, 4), ((64, 48), 8, 2), ((20, 24), 3, 1), ((33, 33), 30, 33)] {
+            let planes: Vec<Array2<f32>> = (0..3).map(|n| plane(n, shape)).collect();
+            let views: Vec<ArrayView2<'_, f32>> = planes.iter().map(|p| p.view()).collect();
+            let stacked = ndarray::stack(Axis(0), &views).expect("one shape");
+            let want = tophat(stacked.clone(), r, f).expect("stacked form");
+            let got = tophat_views(&views, r, f).expect("views form");
+            assert_eq!(got, want, "{shape:?} r={r} f={f}");
+            assert_eq!(planes.iter().map(|p| p.view()).collect::<Vec<_>>(), stacked.outer_iter().collect::<Vec<_>>());
+            let transposed: Vec<ArrayView2<'_, f32>> = planes.iter().map(|p| p.t()).collect();
+            let want_t = tophat(ndarray::stack(Axis(0), &transposed).expect("one shape"), r, f).expect("stacked form");
+            assert_eq!(tophat_views(&transposed, r, f).expect("views form"), want_t, "transposed {shape:?}");
+        }
+        assert!(tophat_views(&[Array2::zeros((4, 6)).view()], 6, 7).is_err());
     }
 }
