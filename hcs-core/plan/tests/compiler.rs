@@ -7,7 +7,7 @@ use hcs_core::{
 use hcs_macros::{chain_breaker, memory};
 use hcs_plan::compiler::{
     CompileOptions, CompiledPlate, Conversion, ConversionTable, GpuInventory, Location, PlateInfo, ResolvedPattern,
-    SpecialInputPlan, compile,
+    SharedResult, SpecialInputPlan, compile,
 };
 use hcs_plan::pipeline::{
     ConfigLayer, FunctionCall, FunctionPattern, FunctionStep, GpuPolicy, InputSource, Pipeline, Workers,
@@ -287,6 +287,99 @@ fn well_filters_limit_checkpoints_and_compiled_wells() {
     o.wells = Some(vec![well("B01")]);
     let only = compiled(&pipeline, &o);
     assert_eq!(only.wells.iter().map(|w| w.well).collect::<Vec<_>>(), [well("B01")]);
+}
+
+/// Step 1 blurs twice; step 3 blurs the plate again as `again` says.
+fn repeating_pipeline(again: FunctionCall) -> Pipeline {
+    let twice = FunctionPattern::chain([FunctionCall::new("blur").param("sigma", 2.0), FunctionCall::new("blur")]);
+    Pipeline::new("repeat")
+        .step(FunctionStep::new("blur twice", twice))
+        .step(FunctionStep::new("z max", "zmax").variable_components([Component::Z]))
+        .step(FunctionStep::new("blur again", again).from_pipeline_start())
+        .step(FunctionStep::new("z max again", "zmax").variable_components([Component::Z]))
+}
+
+#[test]
+fn a_step_repeating_an_earlier_first_call_reuses_its_result_within_the_budget() {
+    let r = registry();
+    let shared = compiled(&repeating_pipeline(FunctionCall::new("blur").param("sigma", 2.0)), &options(&r));
+    let steps = &shared.wells[0].steps;
+    let at = "step1-shared".to_string();
+    assert_eq!(steps[0].shares, Some(SharedResult { step: 3, namespace: at.clone() }));
+    assert_eq!(steps[2].reuses, Some(SharedResult { step: 1, namespace: at.clone() }));
+    assert_eq!(steps[2].reads, Location::Memory { namespace: at });
+    assert_eq!(
+        shared.notes,
+        [
+            "step 3 `blur again` repeats the first call of step 1 `blur twice` on the same planes: it takes that call's result, kept in memory (~0.4 MiB per well), instead of reading and computing it again (`reuse_results = false` on step 3 turns this off)"
+        ]
+    );
+    // The plan reads back with the fields.
+    let json = serde_json::to_string(&shared.wells[0]).expect("json");
+    let back: hcs_plan::compiler::FrozenWellPlan = serde_json::from_str(&json).expect("reads back");
+    assert_eq!(back.steps[2].reuses, steps[2].reuses);
+    // The well holds the kept planes (the whole well's, f32) from step 1 to step 3: its peak grows
+    // by at most that much.
+    let alone = |again: FunctionStep| {
+        let mut pipeline = repeating_pipeline(FunctionCall::new("blur"));
+        pipeline.steps[2] = again;
+        compiled(&pipeline, &options(&r))
+    };
+    let off = ConfigLayer { reuse_results: Some(false), ..Default::default() };
+    let not_shared = alone(
+        FunctionStep::new("blur again", FunctionCall::new("blur").param("sigma", 2.0))
+            .from_pipeline_start()
+            .config(off),
+    );
+    assert_eq!(
+        (not_shared.wells[0].steps[0].shares.clone(), not_shared.wells[0].steps[2].reuses.clone()),
+        (None, None)
+    );
+    assert!(matches!(not_shared.wells[0].steps[2].reads, Location::Plate { .. }));
+    assert!(not_shared.notes.is_empty(), "{:?}", not_shared.notes);
+    let well_bytes = 4 * 2 * 3 * 64 * 64 * 4;
+    let (with, without) = (shared.wells[0].estimated_peak_bytes, not_shared.wells[0].estimated_peak_bytes);
+    let (with, without) = (with.expect("known"), without.expect("known"));
+    assert!(with > without && with <= without + well_bytes, "{with} vs {without}");
+    // Other parameters, another call: nothing to reuse.
+    let other = compiled(&repeating_pipeline(FunctionCall::new("blur").param("sigma", 3.0)), &options(&r));
+    assert_eq!(other.wells[0].steps[2].reuses, None);
+    assert!(other.notes.is_empty(), "{:?}", other.notes);
+    // Other groups (stacking z instead of sites): the calls see other planes together.
+    let by_z = alone(
+        FunctionStep::new("blur again", FunctionCall::new("blur").param("sigma", 2.0))
+            .from_pipeline_start()
+            .variable_components([Component::Z]),
+    );
+    assert_eq!(by_z.wells[0].steps[2].reuses, None);
+    // A budget the well's peak fits without the kept planes but not with them: the call runs
+    // again, and a note says why.
+    let big = PlateInfo::regular("/data/plate1", 1, 1, (3, 3), 2, 3, 1, (1024, 1024));
+    let pipeline = repeating_pipeline(FunctionCall::new("blur").param("sigma", 2.0));
+    // The budget bounds the well's intermediates: its estimated peak less the files waiting
+    // for the disk.
+    let peak = |budget: u64| {
+        let layer = ConfigLayer { memory_budget_mib: Some(budget), ..Default::default() };
+        let plate = compile(&pipeline.clone().config(layer), &big, &options(&r)).expect("compiles");
+        let w = &plate.wells[0];
+        (w.steps[2].reuses.is_some(), w.estimated_peak_bytes.expect("known") - w.write_behind_bytes, plate.notes)
+    };
+    let (reused, with, _) = peak(4096);
+    assert!(reused);
+    let with_mib = with / (1024 * 1024);
+    let (reused, without, notes) = peak(with_mib - 1);
+    assert!(!reused);
+    assert!(without < with);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let shown = format!("{:.1}", with as f64 / 1048576.0);
+    assert!(
+        notes[0].ends_with(&format!(
+            "would take the well's intermediates to an estimated {shown} MiB, over memory_budget_mib = {}: the call runs again",
+            with_mib - 1
+        )),
+        "{}",
+        notes[0]
+    );
 }
 
 #[test]

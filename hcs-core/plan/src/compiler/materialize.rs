@@ -36,6 +36,12 @@ pub struct Storage {
     /// The step (1-based) that reads this step's output planes; `None` when no later step does
     /// (the last step, or the next one reads the pipeline start).
     pub read_by: Option<usize>,
+    /// Bytes of a result the well holds while this step runs, for a later step that reuses it
+    /// (phase 4c, [`super::reuse`]); 0 when none.
+    pub holds_shared: u64,
+    /// For a step that reuses an earlier step's result: that step (0-based), whose groups its
+    /// input comes in.
+    pub shared_from: Option<usize>,
 }
 
 /// Phase-3 result.
@@ -69,7 +75,8 @@ fn mib(bytes: u64) -> String {
 /// the most any step holds. `releases(i)`: whether step `i` frees each group's input once the
 /// group has run (a CPU step; the executor's `releases_input`). A step in a [`Segment`] of `n`
 /// parts holds a part's input and output at a time, plus what the segment's last step has kept
-/// of the parts before.
+/// of the parts before. A step that holds a result for a later step ([`Storage::holds_shared`])
+/// holds all of it.
 pub fn host_peak(
     storage: &StoragePlan,
     flows: &[Flow],
@@ -98,8 +105,10 @@ pub fn host_peak(
             // Not held in memory: only the group stacks being computed.
             Location::Plate { .. } | Location::Disk { .. } | Location::Zarr { .. } => output + input / calls,
             Location::Memory { .. } => {
+                // The input's writer: the step before, or the step whose result this one reuses.
+                let writer = step.shared_from.or(i.checked_sub(1));
                 let shrinks = releases(i)
-                    && i.checked_sub(1).map(|p| &flows[p]).is_some_and(|p| {
+                    && writer.map(|p| &flows[p]).is_some_and(|p| {
                         let prev_calls = p.calls_per_well.unwrap_or(0) as u64;
                         let own_calls = flows[i].calls_per_well.unwrap_or(1).max(1) as u64;
                         prev_calls == own_calls || planes(&p.values_out).is_some_and(|n| n == prev_calls)
@@ -108,7 +117,7 @@ pub fn host_peak(
                 if shrinks { (input.max(output) + in_flight).min(input + output) } else { input + output }
             }
         };
-        Some(peak.max(held + kept))
+        Some(peak.max(held + kept + step.holds_shared))
     })
 }
 
@@ -182,7 +191,15 @@ pub fn plan(init: &Init, flows: &[Flow], plate: &PlateInfo, names: &[String]) ->
                 _ => Location::Memory { namespace: format!("step{}", i + 1) },
             }
         };
-        steps.push(Storage { reads, writes, input_bytes: in_bytes, output_bytes: out_bytes, read_by: None });
+        steps.push(Storage {
+            reads,
+            writes,
+            input_bytes: in_bytes,
+            output_bytes: out_bytes,
+            read_by: None,
+            holds_shared: 0,
+            shared_from: None,
+        });
     }
     // A linear pipeline: step i's output is read by step i + 1 unless that one starts over
     // from the plate.

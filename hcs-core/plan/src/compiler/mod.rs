@@ -25,6 +25,7 @@ pub mod materialize;
 pub mod partition;
 pub mod plan;
 pub mod plate_info;
+pub mod reuse;
 pub mod variants;
 pub mod zarr;
 
@@ -45,7 +46,7 @@ pub use hcs_core::Conversion;
 pub use hcs_core::{GpuDevice, GpuInventory};
 pub use plan::{
     ComponentValues, FrozenWellPlan, GpuAssignment, Location, PreviewPlan, ResolvedCall, ResolvedPattern, Segment,
-    SpecialInputPlan, SpecialOutputPlan, StepCommon, StepPlan, WellPlan, ZarrStorePlan,
+    SharedResult, SpecialInputPlan, SpecialOutputPlan, StepCommon, StepPlan, WellPlan, ZarrStorePlan,
 };
 pub use plate_info::PlateInfo;
 pub use variants::ConversionTable;
@@ -194,8 +195,25 @@ pub fn compile(
         .collect();
     let segments = partition::segments(&facts);
     let mut storage = storage;
-    storage.host_peak_bytes =
-        materialize::host_peak(&storage, &flows, |i| resolved.get(i).is_some_and(|r| !r.uses_gpu), &segments);
+    let releases = |i: usize| resolved.get(i).is_some_and(|r| !r.uses_gpu);
+    storage.host_peak_bytes = materialize::host_peak(&storage, &flows, releases, &segments);
+    // Phase 4c: results a later step reuses, while the well's peak stays within its budget.
+    let mut sharings = Vec::new();
+    for sharing in reuse::find(pipeline, &init, &flows, &storage, &resolved) {
+        let mut with = storage.clone();
+        reuse::apply(&mut with, std::slice::from_ref(&sharing));
+        with.host_peak_bytes = materialize::host_peak(&with, &flows, releases, &segments);
+        let budget = init.steps[sharing.to].config.memory_budget_mib;
+        let bytes = storage.steps[sharing.to].output_bytes;
+        match with.host_peak_bytes {
+            Some(peak) if peak <= budget.saturating_mul(1024 * 1024) => {
+                notes.push(reuse::note(pipeline, &sharing, bytes, None));
+                storage = with;
+                sharings.push(sharing);
+            }
+            peak => notes.push(reuse::note(pipeline, &sharing, bytes, Some((peak, budget)))),
+        }
+    }
     let template = Template {
         pipeline,
         registry,
@@ -206,6 +224,7 @@ pub fn compile(
         scales: &scales,
         origins: &origins,
         segments: &segments,
+        sharings: &sharings,
     };
     let common: Vec<Arc<StepCommon>> =
         (0..pipeline.steps.len()).map(|i| Arc::new(template.common(i, &flows[i], &storage.steps[i]))).collect();
@@ -347,6 +366,7 @@ struct Template<'a> {
     scales: &'a [Option<f64>],
     origins: &'a [Option<(f64, f64)>],
     segments: &'a [Segment],
+    sharings: &'a [reuse::Sharing],
 }
 
 impl Template<'_> {
@@ -381,6 +401,8 @@ impl Template<'_> {
             preview: self.previews[i].clone(),
             pixel_scale: self.scales.get(i).copied().flatten(),
             pixel_origin: self.origins.get(i).copied().flatten().unwrap_or((0.0, 0.0)),
+            shares: self.sharings.iter().find(|s| s.from == i).map(reuse::Sharing::on_sharer),
+            reuses: self.sharings.iter().find(|s| s.to == i).map(reuse::Sharing::on_reuser),
         }
     }
 

@@ -257,6 +257,28 @@ pub struct StepCommon {
     /// such as a crop moved it (also when it cannot be told before the run, said in a note).
     #[serde(default, skip_serializing_if = "is_origin")]
     pub pixel_origin: (f64, f64),
+    /// On a step whose chain starts with a call a later step repeats: after that first call,
+    /// each group's planes are also kept in memory for that step (see [`SharedResult`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shares: Option<SharedResult>,
+    /// On the step that repeats it: its output is the earlier step's first call's result, read
+    /// from memory (its `reads`), and its own call does not run again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuses: Option<SharedResult>,
+}
+
+/// A call's result shared between two steps: a later step's only call is the first call of an
+/// earlier step's chain, with the same parameters, on the same planes in the same groups (both
+/// read the plate). The earlier step keeps each group's planes as that call returns them, and
+/// the later step takes them instead of reading the plate and computing them again. Its output
+/// is the same by construction: the same call on the same input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedResult {
+    /// The other step (1-based): the one that reuses the result (on the sharing step), or the
+    /// one that shares it (on the reusing step).
+    pub step: usize,
+    /// Where the planes wait in the well's memory.
+    pub namespace: String,
 }
 
 /// An `Option` field that must be present (`null` for `None`): serde lets a missing `Option`

@@ -172,6 +172,13 @@ pub struct ConfigLayer {
     /// fails the run's exit status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_stitch_fallback: Option<FallbackPolicy>,
+    /// Whether a step whose call repeats the first call of an earlier step's chain on the same
+    /// planes (same function and parameters, same grouping) takes that call's result, kept in
+    /// memory, instead of reading and computing it again (default true; the compiler says in a
+    /// note when it does, and when the memory budget keeps it from doing so). Set on the step
+    /// that repeats the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reuse_results: Option<bool>,
 }
 
 /// Every configuration value, resolved.
@@ -209,6 +216,13 @@ pub struct Config {
     /// See [`ConfigLayer::on_stitch_fallback`].
     #[serde(default)]
     pub on_stitch_fallback: FallbackPolicy,
+    /// See [`ConfigLayer::reuse_results`].
+    #[serde(default = "reuse_by_default")]
+    pub reuse_results: bool,
+}
+
+fn reuse_by_default() -> bool {
+    true
 }
 
 fn default_prefer() -> Vec<MemoryType> {
@@ -233,6 +247,7 @@ impl Default for Config {
             memory_budget_mib: 4096,
             visualize: false,
             on_stitch_fallback: FallbackPolicy::Warn,
+            reuse_results: true,
         }
     }
 }
@@ -421,6 +436,7 @@ impl Config {
         set(&mut self.memory_budget_mib, &layer.memory_budget_mib);
         set(&mut self.visualize, &layer.visualize);
         set(&mut self.on_stitch_fallback, &layer.on_stitch_fallback);
+        set(&mut self.reuse_results, &layer.reuse_results);
     }
 
     /// Defaults, then each layer in order (global, run, step).
