@@ -46,6 +46,8 @@ struct StepOutput {
     labels: LabelPlanes,
     /// Each group's output stack with its planes' keys, for [`WellRun::keep_whole`].
     wholes: Vec<(Vec<ImageKey>, ArcArray3<f32>)>,
+    /// Each group's shared first-call result with its planes' keys (the plan's `shares`).
+    shared: Vec<(Vec<ImageKey>, ArcArray3<f32>)>,
 }
 
 /// One group's output planes, the special outputs it produced, and its label.
@@ -53,6 +55,9 @@ struct GroupResult {
     planes: GroupPlanes,
     produced: Produced,
     label: String,
+    /// The planes the first call of the chain returned, kept for a later step that reuses them
+    /// (the plan's `shares`), with their keys.
+    shared: Option<(Vec<ImageKey>, ArcArray3<f32>)>,
 }
 
 /// How many planes a step read and produced.
@@ -349,16 +354,28 @@ impl StepRunner<'_, '_> {
             group_values: &group[0],
         };
         let mut produced = Vec::new();
-        let (out, loaded) = match self.planes_in_place(run, &router, pattern, group)? {
+        let mut shared = None;
+        let in_place =
+            if self.step.reuses.is_some() { None } else { self.planes_in_place(run, &router, pattern, group)? };
+        let (out, loaded) = match in_place {
             Some((form, planes)) => {
                 let loaded = start.elapsed();
                 let views: Vec<ArrayView2<'_, f32>> = planes.iter().map(|p| p.view()).collect();
                 (router.run_views(&form, &views, &mut produced)?, loaded)
             }
+            // The step's call ran in the step that shared its result: these planes are its output.
+            None if self.step.reuses.is_some() => {
+                let stack = self.load(run, group, mode)?;
+                (stack, start.elapsed())
+            }
             None => {
                 let stack = self.load(run, group, mode)?;
                 let loaded = start.elapsed();
-                (router.run(pattern, stack, &mut produced)?, loaded)
+                let (out, first) = self.run_sharing(&router, pattern, stack, &mut produced)?;
+                if let Some(first) = first {
+                    shared = Some((output_keys(group, first.shape()[0])?, first));
+                }
+                (out, loaded)
             }
         };
         // Where the plan keeps the output: the host, or the step's device for the next step.
@@ -374,7 +391,41 @@ impl StepRunner<'_, '_> {
             keep_seconds = (start.elapsed() - called).as_secs_f64(),
             "group done"
         );
-        Ok(GroupResult { planes, produced, label: label(group, &self.step.variable_components, varying) })
+        Ok(GroupResult { planes, produced, label: label(group, &self.step.variable_components, varying), shared })
+    }
+
+    /// Run `pattern` on `stack`. On a step that shares its first call's result with a later
+    /// step (the plan's `shares`), that call's planes are kept and returned beside the output:
+    /// the next call reads them in place through its plane-views form when it has one (it
+    /// writes a new stack and leaves them as they are), else it gets a copy (it may change its
+    /// stack in place).
+    fn run_sharing(
+        &self,
+        router: &Router<'_>,
+        pattern: &ResolvedPattern,
+        stack: Stack,
+        produced: &mut Produced,
+    ) -> Result<(Stack, Option<ArcArray3<f32>>), CallError> {
+        let (first, next, rest) = match (&self.step.shares, pattern) {
+            (Some(_), ResolvedPattern::Chain { members }) if members.len() >= 2 => {
+                (&members[0], &members[1], &members[2..])
+            }
+            _ => return Ok((router.run(pattern, stack, produced)?, None)),
+        };
+        #[allow(unreachable_patterns)] // more variants with the torch / cuda features
+        let kept = match router.run(first, stack, produced)? {
+            Stack::Ndarray(a) => a.into_shared(),
+            other => return Err(StepError::DeviceStackInStorage(other.memory_type()).into()),
+        };
+        let out = match router.views_form(next) {
+            Some(form) if kept.shape()[0] > 0 => {
+                let views: Vec<ArrayView2<'_, f32>> = kept.outer_iter().collect();
+                router.run_views(&form, &views, produced)?
+            }
+            _ => router.run(next, Stack::Ndarray(kept.to_owned()), produced)?,
+        };
+        let out = rest.iter().try_fold(out, |stack, m| router.run(m, stack, produced))?;
+        Ok((out, Some(kept)))
     }
 
     /// Name a call's output planes by the group's components (see `groups`).
@@ -418,8 +469,10 @@ impl StepRunner<'_, '_> {
         let mut device_planes = DevicePlanes::new();
         let mut labels = LabelPlanes::new();
         let mut wholes = Vec::new();
-        for result in results {
+        let mut shared = Vec::new();
+        for mut result in results {
             self.label_planes(&result, &mut labels);
+            shared.extend(result.shared.take());
             match result.planes {
                 GroupPlanes::Host(outs, whole) => {
                     if let Some(whole) = whole {
@@ -448,7 +501,7 @@ impl StepRunner<'_, '_> {
             }
         }
         name_per_channel(&mut labels);
-        Ok(StepOutput { planes, device_planes, labels, wholes })
+        Ok(StepOutput { planes, device_planes, labels, wholes, shared })
     }
 
     /// The label images among a group's special outputs, each paired with the image plane it
@@ -485,10 +538,13 @@ impl StepRunner<'_, '_> {
     /// plan says: an intermediate store, the device, or the final persistent location.
     fn store(&self, run: &mut WellRun, output: StepOutput) -> Result<(), StepError> {
         let (job, step) = (self.job, self.step);
-        let StepOutput { planes, device_planes, labels, wholes } = output;
+        let StepOutput { planes, device_planes, labels, wholes, shared } = output;
         let labels = &labels;
         if self.part.is_none_or(|p| p.frees_input) {
             run.free(job.plan, &step.reads)?;
+        }
+        if let Some(sharing) = &step.shares {
+            keep_shared(run, job.plan, &sharing.namespace, shared)?;
         }
         let persisted = |l: &Location| matches!(l, Location::Zarr { .. });
         let final_zarr = self.last && step.writes.persistent_path().is_some() && persisted(&step.writes);
@@ -527,6 +583,26 @@ impl StepRunner<'_, '_> {
             other => Err(StepError::BadIntermediate(other.clone())),
         }
     }
+}
+
+/// Keep the groups' shared first-call results in the well's memory at `namespace`, each group
+/// whole, for the later step that reuses them: it takes each stack without a copy.
+fn keep_shared(
+    run: &mut WellRun,
+    plan: &hcs_plan::compiler::WellPlan,
+    namespace: &str,
+    shared: Vec<(Vec<ImageKey>, ArcArray3<f32>)>,
+) -> Result<(), StepError> {
+    let at = Location::Memory { namespace: namespace.to_string() };
+    let planes: Planes = shared
+        .iter()
+        .flat_map(|(keys, stack)| keys.iter().enumerate().map(|(i, k)| (*k, stack.clone().index_axis_move(Axis(0), i))))
+        .collect();
+    run.save(plan, &at, &planes)?;
+    for (keys, stack) in shared {
+        run.keep_whole(&at, keys, stack);
+    }
+    Ok(())
 }
 
 /// A label image holds one mask per field, timepoint and z: when masks of one name come from

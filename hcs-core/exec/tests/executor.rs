@@ -226,8 +226,20 @@ fn z_max_views(planes: &[ndarray::ArrayView2<'_, f32>]) -> NdarrayStack {
     out.insert_axis(ndarray::Axis(0))
 }
 
+/// Calls of `add_one_counted`.
+static ADD_ONE_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// `stack + 1`, changed in place; counts its calls in [`ADD_ONE_CALLS`].
+#[memory(ndarray)]
+fn add_one_counted(mut stack: NdarrayStack) -> NdarrayStack {
+    ADD_ONE_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    stack.mapv_inplace(|v| v + 1.0);
+    stack
+}
+
 fn registry() -> Registry {
     Registry::from_contracts([
+        add_one_counted::FUNC,
         z_max::FUNC,
         handed_out::FUNC,
         handed_in::FUNC,
@@ -433,6 +445,62 @@ fn planes_another_step_stacked_differently_go_to_the_views_form_and_give_what_th
         let out = read_u16(&dir.join(format!("out/images/A01_s{site:03}_w{channel}_z001_t001.tif")));
         assert_eq!(out, want, "site {site}, channel {channel}");
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_step_repeating_an_earlier_first_call_takes_its_result_and_gives_the_same_planes() {
+    use hcs_plan::compiler::SharedResult;
+    use std::sync::atomic::Ordering::SeqCst;
+    let r = registry();
+    let dir = plate_dir("shared", &["A01"]);
+    let plate = open_plate(&dir.join("plate"), None).expect("plate");
+    let well: WellId = "A01".parse().expect("well");
+    // Step 1 adds one twice, the second time in place on the first call's planes: a kept result
+    // that shared their buffer would come out +2. Step 2 repeats the first call on the plate.
+    let twice = FunctionPattern::chain(["add_one_counted", "add_one_counted"]);
+    let plus_z_max = FunctionPattern::chain(["add_one_counted", "z_max"]);
+    let pipeline = |first: FunctionPattern, reuse: Option<bool>| {
+        Pipeline::new("shared").step(FunctionStep::new("first", first).materialize(None)).step(
+            FunctionStep::new("again", "add_one_counted")
+                .from_pipeline_start()
+                .config(ConfigLayer { reuse_results: reuse, ..Default::default() }),
+        )
+    };
+    // The calls of `add_one_counted` and of `z_max`'s views form a run makes, and step 2's planes.
+    let run_of = |pipeline: &Pipeline| {
+        std::fs::remove_dir_all(dir.join("out")).ok();
+        let before = (ADD_ONE_CALLS.load(SeqCst), Z_MAX_VIEWS.load(SeqCst));
+        let report = run_pipeline(pipeline, &dir, &r);
+        assert_eq!(report.wells[0].status, WellStatus::Done, "{:?}", report.wells[0].status);
+        let calls = (ADD_ONE_CALLS.load(SeqCst) - before.0, Z_MAX_VIEWS.load(SeqCst) - before.1);
+        let planes: Vec<Vec<u16>> = (1..=4)
+            .flat_map(|site| [(site, 1u32, 1u32), (site, 1, 2), (site, 2, 1), (site, 2, 2)])
+            .map(|(site, c, z)| read_u16(&dir.join(format!("out/images/A01_s{site:03}_w{c}_z{z:03}_t001.tif"))))
+            .collect();
+        (calls, planes)
+    };
+    let shared = pipeline(twice.clone(), None);
+    let compiled = compile_for(&shared, &dir, &r);
+    let steps = &compiled.wells[0].steps;
+    assert_eq!(steps[0].shares, Some(SharedResult { step: 2, namespace: "step1-shared".into() }));
+    assert_eq!(steps[1].reuses, Some(SharedResult { step: 1, namespace: "step1-shared".into() }));
+    assert!(compiled.notes.iter().any(|n| n.starts_with("step 2 `again` repeats the first call of step 1 `first`")));
+    // 4 groups (2 channels × 2 z, 4 sites each): step 1 calls twice per group, step 2 not at all.
+    let (calls, planes) = run_of(&shared);
+    assert_eq!(calls, (8, 0));
+    // Without sharing step 2 calls once per group, and its planes are the same.
+    let (calls_alone, planes_alone) = run_of(&pipeline(twice, Some(false)));
+    assert_eq!(calls_alone, (12, 0));
+    assert_eq!(planes, planes_alone);
+    let key = |site, channel, z| hcs_plate::ImageKey { well, timepoint: 1, site, channel, z };
+    let raw = plate.load_stack(&[key(1, 1, 1)]).expect("load");
+    let want: Vec<u16> = raw.iter().map(|&v| (v as u16).saturating_add(1)).collect();
+    assert_eq!(planes[0], want, "raw + 1, not + 2");
+    // A next call with a plane-views form reads the kept planes in place (no copy of them).
+    let (calls, planes) = run_of(&pipeline(plus_z_max, None));
+    assert_eq!(calls, (4, 4));
+    assert_eq!(planes, planes_alone);
     std::fs::remove_dir_all(&dir).ok();
 }
 
