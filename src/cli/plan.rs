@@ -94,7 +94,22 @@ pub fn summary(plan: &WellPlan) -> String {
             location(&st.reads),
             location(&st.writes)
         );
-        let _ = writeln!(s, "       {}", pattern(&st.func));
+        match &st.reuses {
+            Some(r) => {
+                let _ = writeln!(
+                    s,
+                    "       {} (the result of step {}'s first call: not called again)",
+                    pattern(&st.func),
+                    r.step
+                );
+            }
+            None => {
+                let _ = writeln!(s, "       {}", pattern(&st.func));
+            }
+        }
+        if let Some(shared) = &st.shares {
+            let _ = writeln!(s, "       first call's result kept → {} for step {}", shared.namespace, shared.step);
+        }
         for (k, src) in st.special_inputs.iter() {
             let from = match src {
                 SpecialInputPlan::Plate { value } => format!("plate metadata = {value}"),
