@@ -88,6 +88,21 @@ impl PlaneSlot<'_> {
         // SAFETY: as in `filled`; the slice borrows `self` mutably, so nothing else reads it.
         unsafe { std::slice::from_raw_parts_mut(self.room.as_mut_ptr().cast::<f32>(), self.len) }
     }
+
+    /// Append `f(a[i], b[i])` for each `i` of `a` (`b` at least as long): a sample computed from
+    /// two rows, written once, instead of appending `a` and changing it in place after.
+    pub fn append_pairs(&mut self, a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
+        let free = &mut self.room[self.len..];
+        let n = a.len().min(b.len()).min(free.len());
+        let room = &mut free[..n];
+        crate::ahead::chunked(crate::ahead::Lines::of(room), n, |r| {
+            for ((slot, &x), &y) in room[r.clone()].iter_mut().zip(&a[r.clone()]).zip(&b[r]) {
+                slot.write(f(x, y));
+            }
+        });
+        self.len += n;
+        self.excess += a.len() - n;
+    }
 }
 
 impl F32Out for PlaneSlot<'_> {
@@ -174,6 +189,37 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pairs_are_appended_as_one_sample_each_and_the_excess_is_counted() {
+        let mut data = Vec::new();
+        let err = fill_planes(
+            &mut data,
+            3,
+            2,
+            |i, slot| {
+                slot.append_pairs(&[5.0, 1.0], &[2.0, 4.0, 9.0], |x, y| (x - y).max(0.0));
+                slot.append_pairs(&[7.0 + i as f32, 8.0], &[1.0, 1.0], |x, y| x * y);
+                Ok::<(), (usize, usize)>(())
+            },
+            |i, n| (i, n),
+        );
+        // 2 + 2 samples offered for planes of 3: the second pair's last sample is refused.
+        assert_eq!(err, Err((0, 4)));
+        assert!(data.is_empty());
+        fill_planes(
+            &mut data,
+            2,
+            1,
+            |_, slot| {
+                slot.append_pairs(&[5.0, 1.0], &[2.0, 4.0], |x, y| x - y);
+                Ok::<(), ()>(())
+            },
+            |_, _| (),
+        )
+        .expect("filled");
+        assert_eq!(data, [3.0, -3.0]);
+    }
 
     #[test]
     fn written_samples_can_be_changed_in_place_before_the_next_are_appended() {

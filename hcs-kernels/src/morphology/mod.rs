@@ -325,7 +325,7 @@ fn widen(background: &Array2<f32>, f: usize, y: usize, wide: &mut [f32]) {
     }
 }
 
-/// [`tophat`](fn@tophat) of planes that lie apart (its plane-views form): each output row is
+/// [`tophat`](fn@tophat) of planes that lie apart (its plane-views form): each output sample is
 /// written once, from the plane's row less the background, into a new stack; the planes are
 /// read where they are and left as they were (a step that keeps them for a later step then needs
 /// no copy of them). The same arithmetic as the stacked form, so the same samples.
@@ -357,9 +357,11 @@ fn tophat_views(
             let mut wide = vec![0.0f32; w];
             for (y, row) in plane.rows().into_iter().enumerate() {
                 widen(&background, f, y, &mut wide);
-                let start = y * w;
-                append_row(slot, row);
-                subtract_clamped(&mut slot.filled_mut()[start..], &wide);
+                // `subtract_clamped`'s arithmetic, written once into the new plane.
+                match row.as_slice() {
+                    Some(r) => slot.append_pairs(r, &wide, |v, b| (v - b).max(0.0)),
+                    None => slot.append_pairs(&row.to_vec(), &wide, |v, b| (v - b).max(0.0)),
+                }
             }
             Ok(())
         },
