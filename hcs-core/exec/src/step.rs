@@ -355,27 +355,26 @@ impl StepRunner<'_, '_> {
         };
         let mut produced = Vec::new();
         let mut shared = None;
-        let in_place =
-            if self.step.reuses.is_some() { None } else { self.planes_in_place(run, &router, pattern, group)? };
-        let (out, loaded) = match in_place {
-            Some((form, planes)) => {
-                let loaded = start.elapsed();
-                let views: Vec<ArrayView2<'_, f32>> = planes.iter().map(|p| p.view()).collect();
-                (router.run_views(&form, &views, &mut produced)?, loaded)
-            }
+        let (out, loaded) = if self.step.reuses.is_some() {
             // The step's call ran in the step that shared its result: these planes are its output.
-            None if self.step.reuses.is_some() => {
-                let stack = self.load(run, group, mode)?;
-                (stack, start.elapsed())
-            }
-            None => {
-                let stack = self.load(run, group, mode)?;
-                let loaded = start.elapsed();
-                let (out, first) = self.run_sharing(&router, pattern, stack, &mut produced)?;
-                if let Some(first) = first {
-                    shared = Some((output_keys(group, first.shape()[0])?, first));
+            let stack = self.load(run, group, mode)?;
+            (stack, start.elapsed())
+        } else {
+            match self.planes_in_place(run, &router, pattern, group)? {
+                Some((form, planes)) => {
+                    let loaded = start.elapsed();
+                    let views: Vec<ArrayView2<'_, f32>> = planes.iter().map(|p| p.view()).collect();
+                    (router.run_views(&form, &views, &mut produced)?, loaded)
                 }
-                (out, loaded)
+                None => {
+                    let stack = self.load(run, group, mode)?;
+                    let loaded = start.elapsed();
+                    let (out, first) = self.run_sharing(&router, pattern, stack, &mut produced)?;
+                    if let Some(first) = first {
+                        shared = Some((output_keys(group, first.shape()[0])?, first));
+                    }
+                    (out, loaded)
+                }
             }
         };
         // Where the plan keeps the output: the host, or the step's device for the next step.
@@ -441,10 +440,8 @@ impl StepRunner<'_, '_> {
             other => return Err(StepError::DeviceStackInStorage(other.memory_type()).into()),
         };
         let names = output_keys(group, array.shape()[0])?;
-        // Each plane shares the output stack's buffer: no copy.
         let shared = array.into_shared();
-        let planes =
-            names.into_iter().enumerate().map(|(i, k)| (k, shared.clone().index_axis_move(Axis(0), i))).collect();
+        let planes = planes_of(&names, &shared).collect();
         Ok(GroupPlanes::Host(planes, self.reader_takes_same_groups().then_some(shared)))
     }
 
@@ -585,6 +582,14 @@ impl StepRunner<'_, '_> {
     }
 }
 
+/// The planes of `stack` named `keys` (in order), each sharing the stack's buffer: no copy.
+fn planes_of<'s>(
+    keys: &'s [ImageKey],
+    stack: &'s ArcArray3<f32>,
+) -> impl Iterator<Item = (ImageKey, ArcArray2<f32>)> + 's {
+    keys.iter().enumerate().map(|(i, k)| (*k, stack.clone().index_axis_move(Axis(0), i)))
+}
+
 /// Keep the groups' shared first-call results in the well's memory at `namespace`, each group
 /// whole, for the later step that reuses them: it takes each stack without a copy.
 fn keep_shared(
@@ -594,10 +599,7 @@ fn keep_shared(
     shared: Vec<(Vec<ImageKey>, ArcArray3<f32>)>,
 ) -> Result<(), StepError> {
     let at = Location::Memory { namespace: namespace.to_string() };
-    let planes: Planes = shared
-        .iter()
-        .flat_map(|(keys, stack)| keys.iter().enumerate().map(|(i, k)| (*k, stack.clone().index_axis_move(Axis(0), i))))
-        .collect();
+    let planes: Planes = shared.iter().flat_map(|(keys, stack)| planes_of(keys, stack)).collect();
     run.save(plan, &at, &planes)?;
     for (keys, stack) in shared {
         run.keep_whole(&at, keys, stack);

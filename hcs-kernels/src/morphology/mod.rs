@@ -207,12 +207,18 @@ fn add_to_columns(columns: &mut [f64], row: &[f32]) {
     }
 }
 
+/// A sample less its background, clamped at 0: the top-hat's last step, whichever form writes it.
+#[inline(always)]
+fn clamped_difference(v: f32, b: f32) -> f32 {
+    (v - b).max(0.0)
+}
+
 /// `v ← max(v − b, 0)` over a row and its background. Compiled for AVX2 too and picked at run
 /// time (same result).
 #[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
 fn subtract_clamped(row: &mut [f32], background: &[f32]) {
     for (v, &b) in row.iter_mut().zip(background) {
-        *v = (*v - b).max(0.0);
+        *v = clamped_difference(*v, b);
     }
 }
 
@@ -297,7 +303,7 @@ pub fn tophat(
                     widen(&background, f, y, &mut wide);
                     match row.as_slice_mut() {
                         Some(r) => subtract_clamped(r, &wide),
-                        None => row.iter_mut().zip(&wide).for_each(|(v, &b)| *v = (*v - b).max(0.0)),
+                        None => row.iter_mut().zip(&wide).for_each(|(v, &b)| *v = clamped_difference(*v, b)),
                     }
                 }
             }
@@ -357,10 +363,10 @@ fn tophat_views(
             let mut wide = vec![0.0f32; w];
             for (y, row) in plane.rows().into_iter().enumerate() {
                 widen(&background, f, y, &mut wide);
-                // `subtract_clamped`'s arithmetic, written once into the new plane.
+                // Written once into the new plane, not appended and then changed in place.
                 match row.as_slice() {
-                    Some(r) => slot.append_pairs(r, &wide, |v, b| (v - b).max(0.0)),
-                    None => slot.append_pairs(&row.to_vec(), &wide, |v, b| (v - b).max(0.0)),
+                    Some(r) => slot.append_pairs(r, &wide, clamped_difference),
+                    None => slot.append_pairs(&row.to_vec(), &wide, clamped_difference),
                 }
             }
             Ok(())
