@@ -170,12 +170,32 @@ fn devices_says_which_version_of_the_hot_loops_this_cpu_runs() {
     let inventory: serde_json::Value = serde_json::from_str(&json).expect("JSON");
     // The test process sees the same CPU as the binary it starts.
     #[cfg(target_arch = "x86_64")]
-    let avx2 = std::arch::is_x86_feature_detected!("avx")
-        && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma");
+    let (avx512, avx2) = {
+        use std::arch::is_x86_feature_detected as has;
+        let avx2 = has!("avx") && has!("avx2") && has!("fma");
+        // Ice Lake's AVX-512 set, the one `multiversion` asks of an AVX-512 version.
+        let avx512 = avx2
+            && has!("avx512f")
+            && has!("avx512bw")
+            && has!("avx512cd")
+            && has!("avx512dq")
+            && has!("avx512vl")
+            && has!("avx512bitalg")
+            && has!("avx512ifma")
+            && has!("avx512vbmi")
+            && has!("avx512vbmi2")
+            && has!("avx512vnni")
+            && has!("avx512vpopcntdq")
+            && has!("gfni")
+            && has!("vaes")
+            && has!("vpclmulqdq");
+        (avx512, avx2)
+    };
     #[cfg(not(target_arch = "x86_64"))]
-    let avx2 = false;
-    let (name, line) = if avx2 {
+    let (avx512, avx2) = (false, false);
+    let (name, line) = if avx512 {
+        ("avx512", "CPU: hot loops run their AVX-512 versions")
+    } else if avx2 {
         ("avx2", "CPU: hot loops run their AVX2 + FMA versions")
     } else {
         ("portable", "CPU: no AVX2 + FMA on this CPU: hot loops run their portable versions")

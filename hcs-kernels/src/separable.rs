@@ -131,9 +131,9 @@ fn centre_taps<T: Sample>(src: ArrayView2<'_, T>, centre: T) -> Array2<T> {
     if out.is_standard_layout() { out } else { out.as_standard_layout().into_owned() }
 }
 
-/// `o[i] += wt · (a[i] + b[i])`. Compiled for AVX2 too and picked at run time (same arithmetic,
+/// `o[i] += wt · (a[i] + b[i])`. Compiled for AVX2 and AVX-512 too and picked at run time (same arithmetic,
 /// so the same result).
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn add_weighted_pair<T: Sample>(o: &mut [T], a: &[T], b: &[T], wt: T) {
     for ((ov, &a), &b) in o.iter_mut().zip(a).zip(b) {
         *ov += wt * (a + b);

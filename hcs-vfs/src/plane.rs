@@ -174,10 +174,10 @@ fn narrow_u16(s: &[f32]) -> Vec<u16> {
 }
 
 /// [`to_int`] of every sample into `out` (as long as `s`), as u16, the cache lines ahead asked
-/// for as it goes ([`crate::ahead`]). Compiled for AVX2 too and picked at run time (eight
+/// for as it goes ([`crate::ahead`]). Compiled for AVX2 and AVX-512 too and picked at run time (eight
 /// samples per instruction instead of four, and the 32-to-16-bit packing AVX2 has): the same
 /// comparisons and additions, so the same result.
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 pub(crate) fn narrow_u16_into(out: &mut [u16], s: &[f32]) {
     let len = out.len().min(s.len());
     crate::ahead::chunked(crate::ahead::Lines::of(s), len, |r| {
@@ -193,7 +193,7 @@ fn narrow_u8(s: &[f32]) -> Vec<u8> {
 }
 
 /// [`to_int`] of every sample into `out` (as long as `s`), as u8; as [`narrow_u16_into`].
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 pub(crate) fn narrow_u8_into(out: &mut [u8], s: &[f32]) {
     let len = out.len().min(s.len());
     crate::ahead::chunked(crate::ahead::Lines::of(s), len, |r| {

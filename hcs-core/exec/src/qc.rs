@@ -80,9 +80,9 @@ impl Sweep {
 /// measure: each row is counted for saturation (samples ≥ `level`), sampled for the
 /// background, and, when interior, its Laplacian `4·p − (up + down + left + right)` taken in
 /// f32 (as the samples are) and summed in f64 over [`LANES`] lanes (four registers of four), so
-/// the loops vectorize and no add waits on the one before it. Compiled for AVX2 too and picked
+/// the loops vectorize and no add waits on the one before it. Compiled for AVX2 and AVX-512 too and picked
 /// at run time; every path adds in the same order, so the result is the same.
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn sweep(rows: &[&[f32]], w: usize, level: f32) -> Sweep {
     let h = rows.len();
     let step = (h * w).div_ceil(BACKGROUND_SAMPLES).max(1);
@@ -151,7 +151,7 @@ mod tests {
         // `hcs devices` reports the kernels' detection for every dispatched loop, this one too.
         let text = include_str!("qc.rs");
         let any = concat!("multiversion::", "multiversion(targets(");
-        let ours = format!("{any}\"{}\"))]", hcs_kernels::vector::HOT_LOOP_TARGET);
+        let ours = format!("{any}{}))]", hcs_kernels::vector::hot_loop_targets());
         assert_eq!((text.matches(any).count(), text.matches(&ours).count()), (1, 1));
     }
 

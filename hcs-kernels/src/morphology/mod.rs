@@ -45,9 +45,9 @@ fn disk_filter(op: Op, plane: ArrayView2<'_, f32>, r: usize) -> Array2<f32> {
     disk_filter_with(plane, r, op)
 }
 
-/// `into[i] = pick(a[i], b[i])` over whole rows (`f32::min` or `f32::max`). Compiled for AVX2
+/// `into[i] = pick(a[i], b[i])` over whole rows (`f32::min` or `f32::max`). Compiled for AVX2 and AVX-512
 /// too and picked at run time (the same picks, so the same result).
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn combine(op: Op, into: &mut [f32], a: &[f32], b: &[f32]) {
     match op {
         Op::Min => into.iter_mut().zip(a).zip(b).for_each(|((o, &x), &y)| *o = x.min(y)),
@@ -55,9 +55,9 @@ fn combine(op: Op, into: &mut [f32], a: &[f32], b: &[f32]) {
     }
 }
 
-/// `into[i] = pick(mid[i], pick(left[i], right[i]))`. Compiled for AVX2 too and picked at run
+/// `into[i] = pick(mid[i], pick(left[i], right[i]))`. Compiled for AVX2 and AVX-512 too and picked at run
 /// time (same result).
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn combine_three(op: Op, into: &mut [f32], left: &[f32], mid: &[f32], right: &[f32]) {
     let rows = into.iter_mut().zip(left).zip(mid.iter().zip(right));
     match op {
@@ -66,9 +66,9 @@ fn combine_three(op: Op, into: &mut [f32], left: &[f32], mid: &[f32], right: &[f
     }
 }
 
-/// `into[i] = pick(into[i], pick(above[i], below[i]))`. Compiled for AVX2 too and picked at run
+/// `into[i] = pick(into[i], pick(above[i], below[i]))`. Compiled for AVX2 and AVX-512 too and picked at run
 /// time (same result).
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn combine_into(op: Op, into: &mut [f32], above: &[f32], below: &[f32]) {
     let rows = into.iter_mut().zip(above).zip(below);
     match op {
@@ -199,8 +199,8 @@ pub fn white_tophat_2d(plane: ArrayView2<'_, f32>, r: usize) -> Array2<f32> {
     &plane - &opened
 }
 
-/// `columns[i] += row[i]` (in f64). Compiled for AVX2 too and picked at run time (same result).
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+/// `columns[i] += row[i]` (in f64). Compiled for AVX2 and AVX-512 too and picked at run time (same result).
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn add_to_columns(columns: &mut [f64], row: &[f32]) {
     for (s, &v) in columns.iter_mut().zip(row) {
         *s += f64::from(v);
@@ -213,9 +213,9 @@ fn clamped_difference(v: f32, b: f32) -> f32 {
     (v - b).max(0.0)
 }
 
-/// `v ← max(v − b, 0)` over a row and its background. Compiled for AVX2 too and picked at run
+/// `v ← max(v − b, 0)` over a row and its background. Compiled for AVX2 and AVX-512 too and picked at run
 /// time (same result).
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn subtract_clamped(row: &mut [f32], background: &[f32]) {
     for (v, &b) in row.iter_mut().zip(background) {
         *v = clamped_difference(*v, b);

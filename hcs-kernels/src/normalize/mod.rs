@@ -176,8 +176,8 @@ fn interpolate(ranks: &[(usize, f64)], n: usize, mut kth: impl FnMut(usize) -> f
 
 /// Smallest and largest finite sample of `values` (NaN and infinities ignored: the bins span
 /// the finite range, and [`Binning::bin`] puts the rest in the end bins), in eight lanes so
-/// the loop vectorizes. Compiled for AVX2 too and picked at run time (same result).
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+/// the loop vectorizes. Compiled for AVX2 and AVX-512 too and picked at run time (same result).
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn min_max(values: &[f32]) -> (f32, f32) {
     let mut lo = [f32::INFINITY; 8];
     let mut hi = [f32::NEG_INFINITY; 8];
@@ -266,8 +266,8 @@ fn u16_counts(values: &[f32], chunk_len: usize) -> Option<Vec<u32>> {
 }
 
 /// `bins[i]` = the low 16 bits of `block[i]`'s integer part; true when any sample is not an
-/// integer in `0..=65535`. Compiled for AVX2 too and picked at run time (same result).
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+/// integer in `0..=65535`. Compiled for AVX2 and AVX-512 too and picked at run time (same result).
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn u16_bins(bins: &mut [u16], block: &[f32]) -> bool {
     let mut odd = false;
     for (b, &v) in bins.iter_mut().zip(block) {
@@ -323,9 +323,9 @@ pub(crate) fn check_stretch(low: f64, high: f64, t_min: f32, t_max: f32) -> Resu
 /// Samples per parallel work item of [`stretch`] (256 KiB of f32).
 const STRETCH_CHUNK: usize = 1 << 16;
 
-/// `v ← ((v − p_lo) · scale + t_min)` clamped to `t_min..=t_max`, in place. Compiled for AVX2
+/// `v ← ((v − p_lo) · scale + t_min)` clamped to `t_min..=t_max`, in place. Compiled for AVX2 and AVX-512
 /// too and picked at run time (same arithmetic, so the same result).
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn stretch_samples(samples: &mut [f32], p_lo: f32, scale: f32, t_min: f32, t_max: f32) {
     // The lines ahead asked for as the loop goes (a hint; `hcs_vfs::ahead`).
     hcs_vfs::ahead::chunked(hcs_vfs::ahead::Lines::of(samples), samples.len(), |r| {

@@ -172,9 +172,9 @@ fn max_projection_views(planes: &[ArrayView2<'_, f32>]) -> NdarrayStack {
 
 /// `acc[i] = max(acc[i], row[i])` (NaN samples leave the running maximum as it is: it is never
 /// NaN). Every element is stored (`f32::max`, not a conditional store, which AVX compiles to a
-/// masked store that is slower than the scalar loop on some CPUs). Compiled for AVX2 too and
+/// masked store that is slower than the scalar loop on some CPUs). Compiled for AVX2 and AVX-512 too and
 /// picked at run time, with the same result.
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn max_into(acc: &mut [f32], row: &[f32]) {
     // The plane's lines ahead asked for as it goes (a hint, see `hcs_vfs::ahead`).
     let len = acc.len().min(row.len());

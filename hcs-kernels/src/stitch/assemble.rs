@@ -137,9 +137,9 @@ impl Placed<'_> {
 }
 
 /// `out[x]` for `x` in `1..w`: the weighted sum (`[a, b, c, d]` on `r0[x]`, `r0[x - 1]`, `r1[x]`,
-/// `r1[x - 1]`) times `inv`. Compiled for AVX2 too and picked at run time; the arithmetic (and so
+/// `r1[x - 1]`) times `inv`. Compiled for AVX2 and AVX-512 too and picked at run time; the arithmetic (and so
 /// the result) is the same on every path.
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn bilinear_row(out: &mut [f64], r0: &[f32], r1: &[f32], [a, b, c, d]: [f64; 4], inv: f64) {
     let w = out.len().min(r0.len()).min(r1.len());
     for tx in 1..w {
@@ -154,8 +154,8 @@ fn bilinear_row(out: &mut [f64], r0: &[f32], r1: &[f32], [a, b, c, d]: [f64; 4],
 /// least 1e-6, so a pixel only ramps reach is still covered). Branch-free: a NaN sample adds 0
 /// to both (the sums start at +0, so adding +0 changes no bit), and every element is stored
 /// (a conditional store compiles to an AVX masked store, slower than the scalar loop on some
-/// CPUs). Compiled for AVX2 too and picked at run time, with the same result.
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+/// CPUs). Compiled for AVX2 and AVX-512 too and picked at run time, with the same result.
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn accumulate_row(sum: &mut [f64], weight: &mut [f64], row: &[f64], wx: &[f64], wy: f64) {
     for (((sv, wv), &v), &wx) in sum.iter_mut().zip(weight.iter_mut()).zip(row).zip(wx) {
         let covered = !v.is_nan();
@@ -166,9 +166,9 @@ fn accumulate_row(sum: &mut [f64], weight: &mut [f64], row: &[f64], wx: &[f64], 
 }
 
 /// The mosaic row: each weighted sum over its weight, 0 where no tile reaches; the sums and
-/// weights are set back to +0 for the next row in the same pass. Compiled for AVX2 too and
+/// weights are set back to +0 for the next row in the same pass. Compiled for AVX2 and AVX-512 too and
 /// picked at run time, with the same result.
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn divide_row(out: &mut [f32], sum: &mut [f64], weight: &mut [f64]) {
     for ((o, sv), wv) in out.iter_mut().zip(sum).zip(weight) {
         let mean = (*sv / *wv) as f32;
@@ -245,8 +245,8 @@ fn mosaic_row(placed: &[Placed<'_>], (h, w): (usize, usize), y: usize, out: &mut
 
 /// The mosaic's value where one tile alone reaches with weight 1: `+0 + v` as f32 (what the
 /// sums give: `(+0 + 1 · v) / 1`; -0 becomes +0), 0 where the sample is NaN (weight 0).
-/// Compiled for AVX2 too and picked at run time, with the same result.
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+/// Compiled for AVX2 and AVX-512 too and picked at run time, with the same result.
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn alone_row(out: &mut [f32], row: &[f64]) {
     for (o, &v) in out.iter_mut().zip(row) {
         *o = if v.is_nan() { 0.0 } else { (0.0 + v) as f32 };

@@ -125,10 +125,10 @@ impl DotLanes {
 
 /// Adds the products of `a` and `b`'s whole 8-sample chunks into the lanes `acc`: chunk `4k + j`
 /// into set `j` (the last one to three chunks into sets `0..`); returns how many chunks.
-/// Compiled for AVX2 too and picked at run time (one 8-lane multiply and add per chunk instead
+/// Compiled for AVX2 and AVX-512 too and picked at run time (one 8-lane multiply and add per chunk instead
 /// of two 4-lane ones); every path adds the same products in the same order, so the result is
 /// the same.
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma"))]
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn dot_chunks(acc: &mut [[f32; 8]; 4], a: &[f32], b: &[f32]) -> usize {
     let len = a.len().min(b.len());
     let (a, b) = (&a[..len], &b[..len]);
