@@ -106,6 +106,35 @@ fn shrink<T: Copy + Into<f64> + Sync>(plane: ArrayView2<'_, T>, max_side: usize)
     (small, step)
 }
 
+/// [`shrink`] of integer samples, which are all finite: each band's columns summed as integers
+/// (exact, as the f64 sums of integers below 2⁵³ are), each block's sum divided by its sample
+/// count in f64 as there. The same means bit for bit, without the float path's conversion and
+/// finiteness test of every sample (a final mosaic is shrunk as it is written).
+fn shrink_integers<T: Copy + Into<u64> + Sync>(plane: ArrayView2<'_, T>, max_side: usize) -> (Array2<f32>, usize) {
+    let (h, w) = plane.dim();
+    let step = h.max(w).div_ceil(max_side.max(1)).max(1);
+    let (sh, sw) = (h.div_ceil(step).max(1), w.div_ceil(step).max(1));
+    let mut small = Array2::zeros((sh, sw));
+    small.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each_init(
+        || vec![0u64; w],
+        |sums, (y, mut out)| {
+            sums.fill(0);
+            let band = plane.slice(s![(y * step).min(h)..((y + 1) * step).min(h), ..]);
+            for row in band.rows() {
+                match row.as_slice() {
+                    Some(row) => sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v.into()),
+                    None => sums.iter_mut().zip(row.iter()).for_each(|(s, &v)| *s += v.into()),
+                }
+            }
+            for (o, s) in out.iter_mut().zip(sums.chunks(step)) {
+                let n = band.nrows() * s.len();
+                *o = if n == 0 { 0.0 } else { (s.iter().sum::<u64>() as f64 / n as f64) as f32 };
+            }
+        },
+    );
+    (small, step)
+}
+
 fn percentile(sorted: &[f32], q: f64) -> f32 {
     sorted.get(((sorted.len().saturating_sub(1)) as f64 * q).round() as usize).copied().unwrap_or(0.0)
 }
@@ -280,8 +309,8 @@ impl ShrunkAsWritten {
 /// [`shrink`] of a plane's samples as stored.
 fn shrink_plane(plane: &PlaneData, side: usize) -> (Array2<f32>, usize) {
     match plane {
-        PlaneData::U8(p) => shrink(p.view(), side),
-        PlaneData::U16(p) => shrink(p.view(), side),
+        PlaneData::U8(p) => shrink_integers(p.view(), side),
+        PlaneData::U16(p) => shrink_integers(p.view(), side),
         PlaneData::F32(p) => shrink(p.view(), side),
     }
 }
@@ -526,12 +555,23 @@ mod tests {
     #[test]
     fn integer_planes_shrink_as_their_values_in_float_do() {
         // The pictures shrink mosaics as stored: 16- and 8-bit samples give what the same values
-        // as f32 give, bit for bit.
+        // as f32 give, bit for bit, on the integer path as on the float one; ragged edge blocks,
+        // values up to the type's maximum, a strided view.
         let wide = Array2::from_shape_fn((37, 23), |(y, x)| ((y * 7919 + x * 104_729) % 65_536) as u16);
         let as_f32 = wide.mapv(f32::from);
-        assert_eq!(shrink(wide.view(), 5), shrink(as_f32.view(), 5));
+        let want = shrink(as_f32.view(), 5);
+        assert_eq!(shrink(wide.view(), 5), want);
+        assert_eq!(shrink_integers(wide.view(), 5), want);
+        assert_eq!(shrink_plane(&PlaneData::U16(wide.clone()), 5), want);
+        let full = Array2::from_elem((64, 61), u16::MAX);
+        assert_eq!(shrink_integers(full.view(), 2), shrink(full.mapv(f32::from).view(), 2), "maximal values");
+        let strided = wide.slice(s![.., ..;3]);
+        assert_eq!(shrink_integers(strided, 4), shrink(strided.mapv(f32::from).view(), 4), "a strided view");
         let narrow = wide.mapv(|v| (v % 256) as u8);
         assert_eq!(shrink(narrow.view(), 5), shrink(narrow.mapv(f32::from).view(), 5));
+        assert_eq!(shrink_integers(narrow.view(), 5), shrink(narrow.mapv(f32::from).view(), 5));
+        let empty = Array2::<u16>::zeros((0, 0));
+        assert_eq!(shrink_integers(empty.view(), 4), shrink(Array2::<f32>::zeros((0, 0)).view(), 4), "an empty plane");
     }
 
     #[test]
