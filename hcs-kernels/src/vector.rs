@@ -1,6 +1,6 @@
 //! Which compiled version of the hot loops this CPU runs.
 //!
-//! The innermost loops of registration, assembly, projection, the Gaussian and top-hat filters,
+//! The innermost loops of registration, assembly, projection, the composite, the Gaussian and top-hat filters,
 //! the percentiles, the QC focus score and the narrowing of planes to their storage type
 //! (`hcs-vfs`) are compiled three times on x86-64 (`multiversion`): for the baseline every
 //! x86-64 CPU has (SSE2), for AVX + AVX2 + FMA, and for AVX-512 (Ice Lake's set and later);
@@ -141,8 +141,9 @@ mod tests {
 
     /// The sources with dispatched loops, as compiled (a new one joins the list; hcs-exec's
     /// QC checks its own). `hcs-vfs` lies below this crate, so its file is read by path.
-    const SOURCES: [(&str, &str); 7] = [
+    const SOURCES: [(&str, &str); 8] = [
         ("hcs-vfs/src/plane.rs", include_str!("../../hcs-vfs/src/plane.rs")),
+        ("composite/mod.rs", include_str!("composite/mod.rs")),
         ("morphology/mod.rs", include_str!("morphology/mod.rs")),
         ("normalize/mod.rs", include_str!("normalize/mod.rs")),
         ("projection/mod.rs", include_str!("projection/mod.rs")),
@@ -156,7 +157,7 @@ mod tests {
         let any = "multiversion::multiversion(targets(";
         let ours = format!("{any}{}))]", hot_loop_targets());
         let count = |pattern: &str| SOURCES.iter().map(|(_, text)| text.matches(pattern).count()).sum::<usize>();
-        assert_eq!(count(any), 17, "dispatched loops in {:?}", SOURCES.map(|(file, _)| file));
+        assert_eq!(count(any), 18, "dispatched loops in {:?}", SOURCES.map(|(file, _)| file));
         for (file, text) in SOURCES {
             assert_eq!(text.matches(any).count(), text.matches(&ours).count(), "{file}: a loop for another target");
         }

@@ -37,10 +37,10 @@ const CHUNK: usize = 8192;
 /// accumulator, `finish` writes the output chunk. Chunks are independent and contiguous in every
 /// plane, so this parallelizes over chunks and vectorizes within them. `fold` gets the plane
 /// index too.
-pub(crate) fn reduce_planes<A: Send + Clone + Default>(
+pub(crate) fn reduce_planes<A: Send + Copy + Default>(
     stack: ArrayView3<'_, f32>,
     fold: impl Fn(&mut [A], usize, &[f32]) + Sync,
-    finish: impl Fn(&[A], &mut [f32]) + Sync,
+    finish: impl Fn(A) -> f32 + Sync,
 ) -> NdarrayStack {
     let (_, h, w) = stack.dim();
     let stack = stack.as_standard_layout();
@@ -49,26 +49,43 @@ pub(crate) fn reduce_planes<A: Send + Clone + Default>(
     reduce_plane_slices(&planes, (h, w), fold, finish)
 }
 
-/// [`reduce_planes`] over planes that lie apart: each `h × w` plane's samples, row-major.
-pub(crate) fn reduce_plane_slices<A: Send + Clone + Default>(
+/// [`reduce_planes`] over planes that lie apart: each `h × w` plane's samples, row-major. Each
+/// chunk's accumulators are folded in a worker's scratch and finished straight into the
+/// output's fresh memory: no zeroed output written over.
+pub(crate) fn reduce_plane_slices<A: Send + Copy + Default>(
     planes: &[&[f32]],
     (h, w): (usize, usize),
     fold: impl Fn(&mut [A], usize, &[f32]) + Sync,
-    finish: impl Fn(&[A], &mut [f32]) + Sync,
+    finish: impl Fn(A) -> f32 + Sync,
 ) -> NdarrayStack {
-    let mut out = vec![0f32; h * w];
-    out.par_chunks_mut(CHUNK).enumerate().for_each_init(
-        || vec![A::default(); CHUNK],
-        |acc, (c, o)| {
-            let start = c * CHUNK;
-            let acc = &mut acc[..o.len()];
-            acc.iter_mut().for_each(|a| *a = A::default());
-            for (p, plane) in planes.iter().enumerate() {
-                fold(acc, p, &plane[start..start + o.len()]);
-            }
-            finish(acc, o);
-        },
-    );
+    use hcs_vfs::fill::{F32Out, PlaneSlot, fill_planes_with};
+    let plane_len = h * w;
+    let chunk = |acc: &mut Vec<A>, start: usize, len: usize, slot: &mut PlaneSlot<'_>| {
+        acc.clear();
+        acc.resize(len, A::default());
+        for (p, plane) in planes.iter().enumerate() {
+            fold(acc, p, &plane[start..start + len]);
+        }
+        slot.append(acc, &finish);
+        Ok::<(), ()>(())
+    };
+    let (full, tail) = (plane_len / CHUNK, plane_len % CHUNK);
+    // The whole plane reserved at once: the tail's call then finds its room. Every chunk gets
+    // exactly its samples, so neither call refuses one (a refusal would leave `out` short, and
+    // the shape below would say so).
+    let mut out = Vec::with_capacity(plane_len);
+    let _ =
+        fill_planes_with(&mut out, CHUNK, full, Vec::new, |acc, i, slot| chunk(acc, i * CHUNK, CHUNK, slot), |_, _| ())
+            .and_then(|_| {
+                fill_planes_with(
+                    &mut out,
+                    tail,
+                    1,
+                    Vec::new,
+                    |acc, _, slot| chunk(acc, full * CHUNK, tail, slot),
+                    |_, _| (),
+                )
+            });
     ndarray::Array3::from_shape_vec((1, h, w), out).expect("one plane of h × w")
 }
 
@@ -194,15 +211,13 @@ pub fn mean_projection(stack: NdarrayStack) -> NdarrayStack {
 /// [`mean_projection`](fn@mean_projection) of a borrowed stack.
 pub fn mean_projection_of(stack: ArrayView3<'_, f32>) -> NdarrayStack {
     let n = stack.dim().0.max(1) as f64;
-    reduce_planes::<f64>(stack, add_f64, |acc, out| mean_out(acc, out, n))
+    reduce_planes::<f64>(stack, add_f64, |a| mean_of(a, n))
 }
 
 /// [`mean_projection`](fn@mean_projection) of planes that lie apart (its plane-views form).
 fn mean_projection_views(planes: &[ArrayView2<'_, f32>]) -> NdarrayStack {
     let n = planes.len().max(1) as f64;
-    over_plane_samples(planes, |slices, shape| {
-        reduce_plane_slices::<f64>(slices, shape, add_f64, |acc, out| mean_out(acc, out, n))
-    })
+    over_plane_samples(planes, |slices, shape| reduce_plane_slices::<f64>(slices, shape, add_f64, |a| mean_of(a, n)))
 }
 
 /// `acc[i] += row[i]` in f64: the fold of the mean.
@@ -210,9 +225,9 @@ fn add_f64(acc: &mut [f64], _: usize, row: &[f32]) {
     acc.iter_mut().zip(row).for_each(|(a, &v)| *a += f64::from(v));
 }
 
-/// `out[i] = acc[i] / n`: the finish of the mean.
-fn mean_out(acc: &[f64], out: &mut [f32], n: f64) {
-    out.iter_mut().zip(acc).for_each(|(o, &a)| *o = (a / n) as f32);
+/// `sum / n` in f32: the finish of the mean.
+fn mean_of(sum: f64, n: f64) -> f32 {
+    (sum / n) as f32
 }
 
 /// Variance of the 4-neighbour Laplacian of a plane (reflected borders): a focus measure.
