@@ -377,6 +377,28 @@ fn bounding(rects: &[Rect]) -> Rect {
 /// the coarse estimate (a 2-pixel lattice, then the best point's 3×3 neighbourhood), then a
 /// parabola through the best value and its neighbours in x and y.
 fn refine(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, ox: f64, oy: f64, radius: isize) -> (f64, f64, f64) {
+    refine_to(a, b, ox, oy, radius, Precision::Subpixel)
+}
+
+/// How far [`refine_to`] goes once it has the best whole-pixel offset.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Precision {
+    /// The parabola's sub-pixel offset (scoring the best offset's neighbours it lacks).
+    Subpixel,
+    /// Stop there: the score is the same (the parabola moves the offset, not the score), for
+    /// the permutation test, which reads only the score.
+    ScoreOnly,
+}
+
+/// [`refine`], to `precision`: the score is the same either way.
+fn refine_to(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    ox: f64,
+    oy: f64,
+    radius: isize,
+    precision: Precision,
+) -> (f64, f64, f64) {
     let (cx, cy) = (ox.round(), oy.round());
     let (icx, icy) = (cx as isize, cy as isize);
     // Every offset tried below lies within radius + 2 (lattice, 3 × 3, parabola neighbours).
@@ -429,6 +451,9 @@ fn refine(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, ox: f64, oy: f64, radi
         }
     }
     let (best, at) = best;
+    if precision == Precision::ScoreOnly {
+        return (cx + at.0 as f64, cy + at.1 as f64, best);
+    }
     let mut score = |dx: isize, dy: isize| {
         score_row(&mut scored, dy, &[dx]);
         scored[slot(dx, dy)].unwrap_or(0.0)
@@ -919,7 +944,7 @@ fn permutation_threshold(strips: &Strips<'_>, cols: usize, samples: usize, stitc
         .par_iter()
         .map(|&(a, b, horizontal)| {
             let (cx, cy) = strips.register(a, b, horizontal, 1);
-            refine(strips.tile(a), strips.tile(b), cx, cy, REFINE_RADIUS).2
+            refine_to(strips.tile(a), strips.tile(b), cx, cy, REFINE_RADIUS, Precision::ScoreOnly).2
         })
         .collect();
     let mut null: Vec<f64> = drawn.iter().map(|s| distinct.binary_search(s).map_or(0.0, |i| scores[i])).collect();
@@ -1116,10 +1141,37 @@ fn anchor_components(
 #[cfg(test)]
 mod tests {
     use super::{
-        DotLanes, EdgeReport, Integral, REFINE_RADIUS, Rect, bands_cover_most, bounding, difference_of_gaussians,
-        overlap_nccs, place_consistently, refine_reads, smooth_up, whiten, whitened_bands,
+        DotLanes, EdgeReport, Integral, Precision, REFINE_RADIUS, Rect, bands_cover_most, bounding,
+        difference_of_gaussians, overlap_nccs, place_consistently, refine, refine_reads, refine_to, smooth_up, whiten,
+        whitened_bands,
     };
     use ndarray::Array2;
+
+    #[test]
+    fn the_permutation_tests_score_only_refinement_gives_the_full_refinements_score() {
+        // Unrelated textures (the permutation test's pairs), and related ones whose best offset
+        // lies off the coarse estimate in every direction: the score (and the whole-pixel offset
+        // it was found at) is the full refinement's, bit for bit.
+        let texture = |seed: usize| {
+            Array2::from_shape_fn((96, 80), move |(y, x)| {
+                let v = (y * 7919 + x * 104_729 + seed * 1_299_709) % 4099;
+                (v as f32 / 97.0).sin() * 40.0 + ((x + seed) % 11) as f32
+            })
+        };
+        let (a, b) = (texture(1), texture(2));
+        let shifted = Array2::from_shape_fn((96, 80), |(y, x)| a[[(y + 3).min(95), (x + 61).min(79)]]);
+        let mut off_centre = 0;
+        for (left, right) in [(&a, &b), (&b, &a), (&a, &shifted)] {
+            for (ox, oy) in [(60.0, 0.0), (58.4, 2.6), (62.0, -3.0), (55.0, 5.0), (64.6, 1.2)] {
+                let full = refine(left.view(), right.view(), ox, oy, REFINE_RADIUS);
+                let (sx, sy, score) = refine_to(left.view(), right.view(), ox, oy, REFINE_RADIUS, Precision::ScoreOnly);
+                assert_eq!(score.to_bits(), full.2.to_bits(), "offset ({ox}, {oy})");
+                assert!((sx - full.0).abs() <= 0.5 && (sy - full.1).abs() <= 0.5, "({sx}, {sy}) vs {full:?}");
+                off_centre += usize::from(sx != full.0 || sy != full.1);
+            }
+        }
+        assert!(off_centre > 0, "the parabola moved some offset: the cases reach the step score-only skips");
+    }
 
     #[test]
     fn corner_sums_equal_whole_summed_area_tables_bit_for_bit() {
