@@ -5,6 +5,8 @@
 //! of the storage dtype (NaN becomes 0). Every backend uses [`PlaneData::from_f32`], so a plate
 //! written as TIFF and as OME-Zarr holds identical numbers.
 
+use std::mem::MaybeUninit;
+
 use ndarray::Array2;
 use rayon::prelude::*;
 
@@ -139,7 +141,7 @@ pub(crate) const PARALLEL_SAMPLES: usize = 1 << 20;
 /// How [`rounded`] narrows contiguous samples: into a new vector, or into a slice as long.
 struct Narrow<T> {
     collect: fn(&[f32]) -> Vec<T>,
-    into: fn(&mut [T], &[f32]),
+    into: fn(&mut [MaybeUninit<T>], &[f32]),
 }
 
 /// Every value narrowed: in one loop over the samples when they are contiguous (in parallel
@@ -151,10 +153,15 @@ fn rounded<T: Copy + Default + Send + Sync>(
 ) -> Array2<T> {
     if let Some(s) = values.as_slice() {
         let narrowed = if s.len() > PARALLEL_SAMPLES {
-            let mut out = vec![T::default(); s.len()];
-            out.par_chunks_mut(PARALLEL_SAMPLES)
+            // Into the fresh vector's room, chunk by chunk: no zeroing pass first.
+            let mut out = Vec::with_capacity(s.len());
+            out.spare_capacity_mut()[..s.len()]
+                .par_chunks_mut(PARALLEL_SAMPLES)
                 .zip(s.par_chunks(PARALLEL_SAMPLES))
                 .for_each(|(o, s)| (narrow.into)(o, s));
+            // SAFETY: the room's chunks and `s`'s pair up one for one with equal lengths, and
+            // `narrow.into` wrote every element of each.
+            unsafe { out.set_len(s.len()) };
             out
         } else {
             (narrow.collect)(s)
@@ -168,8 +175,15 @@ fn rounded<T: Copy + Default + Send + Sync>(
 
 /// [`to_int`] of every sample, as u16 ([`narrow_u16_into`] a fresh vector).
 fn narrow_u16(s: &[f32]) -> Vec<u16> {
-    let mut out = vec![0; s.len()];
-    narrow_u16_into(&mut out, s);
+    narrowed(s, narrow_u16_into)
+}
+
+/// `narrow` of every sample of `s` into a fresh vector's room: no zeroing pass first.
+fn narrowed<T>(s: &[f32], narrow: fn(&mut [MaybeUninit<T>], &[f32])) -> Vec<T> {
+    let mut out = Vec::with_capacity(s.len());
+    narrow(&mut out.spare_capacity_mut()[..s.len()], s);
+    // SAFETY: `narrow` wrote every one of the `s.len()` elements (its room is as long as `s`).
+    unsafe { out.set_len(s.len()) };
     out
 }
 
@@ -178,26 +192,28 @@ fn narrow_u16(s: &[f32]) -> Vec<u16> {
 /// samples per instruction instead of four, and the 32-to-16-bit packing AVX2 has): the same
 /// comparisons and additions, so the same result.
 #[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
-pub(crate) fn narrow_u16_into(out: &mut [u16], s: &[f32]) {
+pub(crate) fn narrow_u16_into(out: &mut [MaybeUninit<u16>], s: &[f32]) {
     let len = out.len().min(s.len());
     crate::ahead::chunked(crate::ahead::Lines::of(s), len, |r| {
-        out[r.clone()].iter_mut().zip(&s[r]).for_each(|(o, &v)| *o = to_int(v, 65535.0) as u16);
+        out[r.clone()].iter_mut().zip(&s[r]).for_each(|(o, &v)| {
+            o.write(to_int(v, 65535.0) as u16);
+        });
     });
 }
 
 /// [`to_int`] of every sample, as u8 ([`narrow_u8_into`] a fresh vector).
 fn narrow_u8(s: &[f32]) -> Vec<u8> {
-    let mut out = vec![0; s.len()];
-    narrow_u8_into(&mut out, s);
-    out
+    narrowed(s, narrow_u8_into)
 }
 
 /// [`to_int`] of every sample into `out` (as long as `s`), as u8; as [`narrow_u16_into`].
 #[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
-pub(crate) fn narrow_u8_into(out: &mut [u8], s: &[f32]) {
+pub(crate) fn narrow_u8_into(out: &mut [MaybeUninit<u8>], s: &[f32]) {
     let len = out.len().min(s.len());
     crate::ahead::chunked(crate::ahead::Lines::of(s), len, |r| {
-        out[r.clone()].iter_mut().zip(&s[r]).for_each(|(o, &v)| *o = to_int(v, 255.0) as u8);
+        out[r.clone()].iter_mut().zip(&s[r]).for_each(|(o, &v)| {
+            o.write(to_int(v, 255.0) as u8);
+        });
     });
 }
 

@@ -702,7 +702,7 @@ fn narrowed_page<C: colortype::ColorType, W: std::io::Write + Seek, K: tiff::enc
     encoder: &mut TiffEncoder<W, K>,
     (w, h): (u32, u32),
     samples: &[f32],
-    narrow: fn(&mut [C::Inner], &[f32]),
+    narrow: fn(&mut [std::mem::MaybeUninit<C::Inner>], &[f32]),
     description: Option<&str>,
 ) -> tiff::TiffResult<()>
 where
@@ -720,8 +720,12 @@ where
         let part = samples.get(at..at + n).ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "fewer samples than the page's strips hold")
         })?;
-        strip.resize(n, C::Inner::default());
-        narrow(&mut strip, part);
+        // Narrowed into the strip buffer's room: no zeroing pass first.
+        strip.clear();
+        strip.reserve(n);
+        narrow(&mut strip.spare_capacity_mut()[..n], part);
+        // SAFETY: `narrow` wrote all `n` elements (its room and `part` are both `n` long).
+        unsafe { strip.set_len(n) };
         image.write_strip(&strip)?;
         at += n;
     }
