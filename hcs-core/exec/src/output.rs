@@ -112,7 +112,30 @@ fn normalize_for_fingerprint(value: &mut serde_json::Value, out: &str, plate: &s
 /// A CRC-32 and size of a file.
 pub fn file_crc(path: &Path) -> Option<(u64, u32)> {
     let bytes = std::fs::read(path).ok()?;
-    Some((bytes.len() as u64, crc32fast::hash(&bytes)))
+    Some((bytes.len() as u64, checksum(&bytes)))
+}
+
+/// Bytes above which [`checksum`] hashes parts of them on every worker.
+const PARALLEL_CRC_BYTES: usize = 4 << 20;
+
+/// The CRC-32 of `bytes`: in parts on every worker, combined in order, for a large file (a
+/// mosaic is checksummed by its step's thread, the other cores otherwise idle) — the same CRC
+/// as one pass gives.
+pub fn checksum(bytes: &[u8]) -> u32 {
+    if bytes.len() <= PARALLEL_CRC_BYTES {
+        return crc32fast::hash(bytes);
+    }
+    let parts: Vec<crc32fast::Hasher> = bytes
+        .par_chunks(PARALLEL_CRC_BYTES / 2)
+        .map(|part| {
+            let mut h = crc32fast::Hasher::new();
+            h.update(part);
+            h
+        })
+        .collect();
+    let mut whole = crc32fast::Hasher::new();
+    parts.iter().for_each(|h| whole.combine(h));
+    whole.finalize()
 }
 
 /// Whether the well's record matches `plan` and all its files verify.
@@ -250,8 +273,7 @@ pub fn write_planes(
                             encode_tiff_described(&[data], TiffCompression::None, Some(&xml), &path)?
                         }
                     };
-                    let file =
-                        WrittenFile { path: rel(&path), bytes: bytes.len() as u64, crc32: crc32fast::hash(&bytes) };
+                    let file = WrittenFile { path: rel(&path), bytes: bytes.len() as u64, crc32: checksum(&bytes) };
                     // Synced with the well's other files before its record is written.
                     match writes {
                         Some(writes) => writes.submit(path.clone(), bytes)?,
@@ -358,4 +380,18 @@ pub fn subdir_name(location: &Location, output_root: &Path) -> Option<String> {
 /// `path` relative to the output root (as the record lists files), or as it is when outside it.
 pub(crate) fn relative(path: &Path, root: &Path) -> PathBuf {
     path.strip_prefix(root).map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_files_checksum_in_parts_is_the_one_pass_crc() {
+        // Sizes on both sides of the parallel bound, and parts that do not divide the bytes.
+        for len in [0, 1, PARALLEL_CRC_BYTES, PARALLEL_CRC_BYTES + 1, 3 * PARALLEL_CRC_BYTES + 12_345] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+            assert_eq!(checksum(&bytes), crc32fast::hash(&bytes), "{len} bytes");
+        }
+    }
 }
