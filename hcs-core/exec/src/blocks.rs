@@ -79,18 +79,19 @@ pub fn alloc(size: usize, zeroed: bool) -> *mut u8 {
     let len = mapped_len(size);
     let mut pool = Pool::lock();
     pool.grow_live(len);
-    let (p, reused) = match pool.take(len) {
-        Some(p) => (p, size),
+    let (p, reused, evicted) = match pool.take(len) {
+        Some(p) => (p, size, None),
         None => {
             let (p, moved) = pool.gather(len);
-            pool.bound();
+            let evicted = pool.bound();
             if p.is_null() {
                 pool.live -= len;
             }
-            (p, moved.min(size))
+            (p, moved.min(size), Some(evicted))
         }
     };
     drop(pool);
+    drop(evicted);
     if zeroed && reused > 0 {
         // SAFETY: `p` starts a block of at least `size` mapped bytes, its own; its first
         // `reused` bytes are pages other blocks wrote, the rest fresh ones reading as zeros.

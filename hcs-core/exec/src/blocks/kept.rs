@@ -144,20 +144,26 @@ impl Pool {
         (dst, at)
     }
 
-    /// Unmap the oldest kept blocks until at most `bytes` are kept.
-    pub(super) fn evict_to(&mut self, bytes: usize) {
+    /// Take the oldest kept blocks out of the pool until at most `bytes` are kept; they are
+    /// unmapped when the returned [`Evicted`] is dropped, which the caller does after letting go
+    /// of the lock.
+    #[must_use = "the evicted blocks are unmapped when this is dropped, after the pool's lock"]
+    pub(super) fn evict_to(&mut self, bytes: usize) -> Evicted {
+        let mut evicted = Evicted { blocks: [(0, 0); SLOTS], count: 0 };
         while self.bytes > bytes && self.count > 0 {
-            let (start, len) = self.blocks[0];
+            evicted.blocks[evicted.count] = self.blocks[0];
+            evicted.count += 1;
             self.remove(0);
-            unmap(start, len);
         }
+        evicted
     }
 
     /// Evict kept blocks until the blocks in use and the kept ones map at most the live peak's
-    /// [`margin`].
-    pub(super) fn bound(&mut self) {
+    /// [`margin`] (unmapped when the result is dropped, as for [`Pool::evict_to`]).
+    #[must_use = "the evicted blocks are unmapped when this is dropped, after the pool's lock"]
+    pub(super) fn bound(&mut self) -> Evicted {
         let room = margin(self.peak_live) - self.live;
-        self.evict_to(room);
+        self.evict_to(room)
     }
 
     /// Of a block `[start, start + have)` whose first `used` bytes were handed out: keep the
@@ -185,6 +191,24 @@ impl Pool {
     #[cfg(test)]
     fn within_bound(&self) -> bool {
         self.live + self.bytes <= margin(self.peak_live)
+    }
+}
+
+/// Kept blocks taken out of the pool, unmapped when this is dropped: after the pool's lock is
+/// let go, so a thread giving back hundreds of megabytes (the run's end, a grown heap) does not
+/// make every other thread's image block wait for the kernel to free the pages (the report,
+/// written while the pages kept for the wells were handed back, waited ~20 ms for the lock).
+/// A fixed array: this runs inside the allocator, where it must not allocate.
+pub(super) struct Evicted {
+    blocks: [(usize, usize); SLOTS],
+    count: usize,
+}
+
+impl Drop for Evicted {
+    fn drop(&mut self) {
+        for &(start, len) in &self.blocks[..self.count] {
+            unmap(start, len);
+        }
     }
 }
 
@@ -295,7 +319,10 @@ pub fn kept_bytes() -> usize {
 /// calls it).
 pub fn trim_to(bytes: usize) {
     if kept_bytes() > bytes {
-        Pool::lock().evict_to(bytes);
+        // The guard is a temporary, let go at the end of the statement; the blocks are unmapped
+        // after it, when `evicted` goes.
+        let evicted = Pool::lock().evict_to(bytes);
+        drop(evicted);
     }
 }
 
@@ -352,7 +379,7 @@ mod tests {
         assert_eq!((pool.count, pool.bytes), (1, 32 * MB));
         assert_eq!(pool.blocks[0], (big + 4 * MB, 32 * MB));
         assert!(bytes(big, file).iter().all(|&b| b == 1) && bytes(big + 4 * MB, 32 * MB).iter().all(|&b| b == 1));
-        pool.evict_to(0);
+        drop(pool.evict_to(0));
         assert_eq!((pool.count, pool.bytes), (0, 0));
         unmap(big, file);
         unmap(small, 4 * MB);
@@ -385,7 +412,7 @@ mod tests {
         unsafe { (dst as *mut u8).write_bytes(9, 10 * MB) };
         assert!(bytes(dst, 10 * MB).iter().all(|&b| b == 9));
         unmap(dst, 10 * MB);
-        pool.evict_to(0);
+        drop(pool.evict_to(0));
     }
 
     #[test]
@@ -400,10 +427,10 @@ mod tests {
         assert!(pool.within_bound());
         // In use 8 MiB of a 12 MiB peak: 15 MiB with the margin leaves room for 7 MiB kept.
         pool.grow_live(8 * MB);
-        pool.bound();
+        drop(pool.bound());
         assert!(pool.within_bound());
         assert_eq!((pool.count, pool.bytes), (1, 4 * MB));
         assert_eq!(pool.blocks[0].0, blocks[2], "the newest is kept");
-        pool.evict_to(0);
+        drop(pool.evict_to(0));
     }
 }
