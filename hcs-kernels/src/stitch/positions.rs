@@ -825,7 +825,9 @@ const WHITEN_SIGMAS: (f64, f64) = (1.0, 2.5);
 /// every band of every tile is one work item, so both workers stay busy to the end.
 fn whiten(stack: &NdarrayStack, bands: (usize, usize)) -> Vec<Array2<f32>> {
     let (_, h, w) = stack.dim();
-    let mut out: Vec<Array2<f32>> = stack.outer_iter().map(|_| Array2::from_elem((h, w), f32::NAN)).collect();
+    // Filled by every worker (one thread filling nine 1024² tiles kept the other core idle).
+    let mut out: Vec<Array2<f32>> =
+        (0..stack.dim().0).into_par_iter().map(|_| Array2::from_elem((h, w), f32::NAN)).collect();
     let items: Vec<(ArrayView2<'_, f32>, Band, ArrayViewMut2<'_, f32>)> =
         stack.outer_iter().zip(out.iter_mut()).flat_map(|(t, o)| band_items(t, o.view_mut(), bands)).collect();
     let kernels = whitening_kernels();
