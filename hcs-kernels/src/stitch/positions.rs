@@ -107,7 +107,6 @@ struct DotLanes {
 const LANE_FOLD: usize = 256;
 
 impl DotLanes {
-    #[inline(always)]
     fn add(&mut self, a: &[f32], b: &[f32]) {
         self.chunks += dot_chunks(&mut self.acc, a, b);
         let (ra, rb) = (&a[a.len() / 8 * 8..], &b[b.len() / 8 * 8..]);
@@ -124,25 +123,12 @@ impl DotLanes {
     }
 }
 
-/// One row pair's products for every offset scored at once: `dots[k]` takes `ra[x0..x1]` times
-/// `rb[bx0..bx0 + x1 − x0]` for `spans[k] = Some((x0, x1, bx0))`. Compiled for AVX2 and AVX-512
-/// too and picked at run time (one 8-lane multiply and add per chunk instead of two 4-lane ones;
-/// one dispatch per row pair, not one per offset: the tall, narrow overlaps of horizontal pairs
-/// give rows of ~100 samples); every path adds the same products in the same order, so the
-/// result is the same.
-#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
-fn add_row_pairs(dots: &mut [DotLanes], ra: &[f32], rb: &[f32], spans: &[Option<(usize, usize, usize)>]) {
-    for (dot, span) in dots.iter_mut().zip(spans) {
-        if let Some((x0, x1, bx0)) = *span {
-            dot.add(&ra[x0..x1], &rb[bx0..bx0 + (x1 - x0)]);
-        }
-    }
-}
-
 /// Adds the products of `a` and `b`'s whole 8-sample chunks into the lanes `acc`: chunk `4k + j`
 /// into set `j` (the last one to three chunks into sets `0..`); returns how many chunks.
-/// Inlined into [`add_row_pairs`], so compiled for each of its targets.
-#[inline(always)]
+/// Compiled for AVX2 and AVX-512 too and picked at run time (one 8-lane multiply and add per chunk instead
+/// of two 4-lane ones); every path adds the same products in the same order, so the result is
+/// the same.
+#[multiversion::multiversion(targets("x86_64+avx+avx2+fma+avx512f", "x86_64+avx+avx2+fma"))]
 fn dot_chunks(acc: &mut [[f32; 8]; 4], a: &[f32], b: &[f32]) -> usize {
     let len = a.len().min(b.len());
     let (a, b) = (&a[..len], &b[..len]);
@@ -339,17 +325,17 @@ fn overlap_nccs(
     let mut dots: Vec<DotLanes> = ixs.iter().map(|_| DotLanes::default()).collect();
     // Every overlap at this `iy` has the same rows: `y0..y1` of `a`, `iy` less of `b`.
     if let Some(rows) = rects.iter().flatten().next() {
-        let spans: Vec<Option<(usize, usize, usize)>> = rects
-            .iter()
-            .zip(ixs)
-            .map(|(r, &ix)| r.map(|r| (r.x0 as usize, r.x1 as usize, (r.x0 - ix) as usize)))
-            .collect();
         for y in rows.y0..rows.y1 {
             let (ra, rb) = (a.row(y as usize), b.row((y - iy) as usize));
             let (ra, rb) = (ra.as_slice().map_or_else(|| Cow::Owned(ra.to_vec()), Cow::Borrowed), {
                 rb.as_slice().map_or_else(|| Cow::Owned(rb.to_vec()), Cow::Borrowed)
             });
-            add_row_pairs(&mut dots, &ra, &rb, &spans);
+            for ((r, &ix), dot) in rects.iter().zip(ixs).zip(&mut dots) {
+                if let Some(r) = r {
+                    let (x0, x1) = (r.x0 as usize, r.x1 as usize);
+                    dot.add(&ra[x0..x1], &rb[(r.x0 - ix) as usize..(r.x1 - ix) as usize]);
+                }
+            }
         }
     }
     rects
