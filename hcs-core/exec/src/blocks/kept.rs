@@ -196,8 +196,9 @@ impl Pool {
 
 /// Kept blocks taken out of the pool, unmapped when this is dropped: after the pool's lock is
 /// let go, so a thread giving back hundreds of megabytes (the run's end, a grown heap) does not
-/// make every other thread's image block wait for the kernel to free the pages (the report,
-/// written while the pages kept for the wells were handed back, waited ~20 ms for the lock).
+/// make every other thread's image block wait for the kernel to free the pages (the report is
+/// written while the pages kept for the wells are handed back, ~20 ms of unmapping on the
+/// standard plate).
 /// A fixed array: this runs inside the allocator, where it must not allocate.
 pub(super) struct Evicted {
     blocks: [(usize, usize); SLOTS],
