@@ -45,12 +45,7 @@ pub fn write_atomic_uncached(path: &Path, bytes: &[u8]) -> Result<(), VfsError> 
 /// the files' order.
 pub fn sync_files<P: AsRef<Path> + Sync>(paths: impl IntoIterator<Item = P>) -> Result<(), VfsError> {
     let paths: Vec<P> = paths.into_iter().collect();
-    let sync = |path: &Path| {
-        let file = fs::File::open(path).map_err(|e| VfsError::io(path, e))?;
-        file.sync_all().map_err(|e| VfsError::io(path, e))?;
-        drop_cached(&file);
-        Ok(())
-    };
+    let sync = sync_file;
     if paths.len() < 2 {
         return paths.iter().try_for_each(|p| sync(p.as_ref()));
     }
@@ -74,6 +69,15 @@ pub fn sync_files<P: AsRef<Path> + Sync>(paths: impl IntoIterator<Item = P>) -> 
             .collect()
     });
     results.into_iter().collect()
+}
+
+/// Wait until `path`'s contents are on disk (fsync), then let the page cache drop them (see
+/// [`sync_files`]).
+pub fn sync_file(path: &Path) -> Result<(), VfsError> {
+    let file = fs::File::open(path).map_err(|e| VfsError::io(path, e))?;
+    file.sync_all().map_err(|e| VfsError::io(path, e))?;
+    drop_cached(&file);
+    Ok(())
 }
 
 /// Threads that sync a well's files at once ([`sync_files`]).
