@@ -504,6 +504,12 @@ impl WellDriver<'_> {
             drop(to_prefetcher);
             // A well thread that panicked is reported below as its wells' `ThreadLost`.
             wells.into_iter().for_each(|w| drop(w.join()));
+            // No well starts any more: the pages kept for their blocks are handed back on a
+            // thread of their own while the last well's files go to the disk (a core idle
+            // for ~45 ms on the standard plate) and the caller writes its report. After the
+            // recorder was done, the hand-back (~50 ms of CPU) competed with the report; at the
+            // process's exit the kernel freed them after the report.
+            let _ = std::thread::Builder::new().name("hcs-trim".into()).spawn(|| blocks::trim_kept_to(0));
             drop(prefetcher.map(|p| p.join()));
             drop(recorder.join());
             drop(stop_watcher);
@@ -514,10 +520,6 @@ impl WellDriver<'_> {
             blocks::log();
             settings::warn_unrecognized();
         });
-        // The wells are done: the pages kept for their blocks are handed back on a thread of
-        // their own while the caller writes its report (at the process's exit the kernel freed
-        // them after the report: ~20 ms of a standard-plate run).
-        let _ = std::thread::Builder::new().name("hcs-trim".into()).spawn(|| blocks::trim_kept_to(0));
         let wells = slots
             .into_iter()
             .zip(plans)
