@@ -9,7 +9,7 @@
 //! plate it waited 15 ms a well for its last mosaic, with a core idle).
 //!
 //! As it writes, the writer hands the files, in batches, to a syncer thread that makes them
-//! durable while the well computes ([`Syncer`]), so the record's sync finds little to flush.
+//! durable while the well computes (`Syncer`), so the record's sync finds little to flush.
 //!
 //! The bound is the plan's (`write_behind_bytes`, counted in the well's estimated peak): files
 //! wait until that many bytes are queued, and one file always may, so a slow disk slows the well
