@@ -506,12 +506,15 @@ impl WellDriver<'_> {
             wells.into_iter().for_each(|w| drop(w.join()));
             // No well starts any more: the pages kept for their blocks are handed back on a
             // thread of their own while the last well's files go to the disk (a core idle
-            // for ~45 ms on the standard plate) and the caller writes its report. After the
-            // recorder was done, the hand-back (~50 ms of CPU) competed with the report; at the
-            // process's exit the kernel freed them after the report.
+            // for ~45 ms on the standard plate). After the recorder was done, the hand-back
+            // (~50 ms of CPU) competed with the report; at the process's exit the kernel freed
+            // them after the report.
             let _ = std::thread::Builder::new().name("hcs-trim".into()).spawn(|| blocks::trim_kept_to(0));
             drop(prefetcher.map(|p| p.join()));
             drop(recorder.join());
+            // The blocks the writers freed since (the last wells' queued files) were kept
+            // again: they go too, while the caller writes its report.
+            let _ = std::thread::Builder::new().name("hcs-trim".into()).spawn(|| blocks::trim_kept_to(0));
             drop(stop_watcher);
             if let Some(report) = watcher.and_then(|w| w.join().ok()) {
                 report.log();

@@ -19,7 +19,8 @@
 //! its output on tmpfs). Where no thread can be started, files are written at once by the step
 //! itself.
 //!
-//! Nothing is lost on failure: the first error is kept, later files of the well are not written,
+//! Nothing is lost on failure: the first error (a write's, or a sync's) is kept, later files of
+//! the well are not written,
 //! and [`WriteBehind::finish`] returns that error; the well then fails and its litter (every file
 //! its record lists, written or not) is removed once the writer has stopped.
 
@@ -48,7 +49,8 @@ struct Worker {
     started: bool,
     queue: Mutex<Option<Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<Result<(), VfsError>>>>,
-    /// Set by the writer when a write failed (the error itself comes out of the join).
+    /// Set by the writer when a write failed, or by its syncer when an fsync did (the error
+    /// itself comes out of the join).
     failed: Arc<AtomicBool>,
     waiting: Arc<Waiting>,
 }
@@ -146,7 +148,7 @@ impl WriteBehind {
         self.worker.get().and_then(|w| w.waiting.state.lock().ok().map(|q| q.peak)).unwrap_or(0)
     }
 
-    /// The writer's error, if a write has failed by now (the writer is then stopped, and the
+    /// The writer's error, if a write or a sync has failed by now (the writer is then stopped, and the
     /// error is reported here once, not again by [`Self::finish`]); else `Ok` without waiting.
     pub fn check(&self) -> Result<(), VfsError> {
         let Some(worker) = self.worker.get() else { return Ok(()) };
@@ -189,7 +191,8 @@ impl Worker {
                 for (path, bytes) in jobs {
                     let len = bytes.len() as u64;
                     // After a failure the rest are dropped unwritten: the well fails anyway.
-                    if first_error.is_none() {
+                    // A failed sync stops the writing too (the syncer's error is the well's).
+                    if first_error.is_none() && !flag.load(Ordering::Acquire) {
                         match write_atomic_uncached(&path, &bytes) {
                             Ok(()) => batch.add(path, len, syncer.as_ref()),
                             Err(e) => {
@@ -308,8 +311,9 @@ mod tests {
         let writes = WriteBehind::with_budget(budget);
         // Small files, and files of 1 MiB and more (written past the page cache with direct writes on).
         let len = |i: usize| if i.is_multiple_of(2) { 1000 + i } else { (3 << 20) + i };
-        // 18 MiB in all: the syncer gets a batch, and the last files are left to the record's sync.
-        let files = 12;
+        // The first twelve (18 MiB) go to the syncer as one batch; the last is left to the
+        // record's sync.
+        let files = 13;
         for i in 0..files {
             writes.submit(dir.join(format!("{i}.bin")), vec![i as u8; len(i)]).expect("queued");
         }
