@@ -45,15 +45,14 @@ pub fn write_atomic_uncached(path: &Path, bytes: &[u8]) -> Result<(), VfsError> 
 /// the files' order.
 pub fn sync_files<P: AsRef<Path> + Sync>(paths: impl IntoIterator<Item = P>) -> Result<(), VfsError> {
     let paths: Vec<P> = paths.into_iter().collect();
-    let sync = sync_file;
     if paths.len() < 2 {
-        return paths.iter().try_for_each(|p| sync(p.as_ref()));
+        return paths.iter().try_for_each(|p| sync_file(p.as_ref()));
     }
     let share = paths.len().div_ceil(SYNC_THREADS);
     let results: Vec<Result<(), VfsError>> = std::thread::scope(|scope| {
         let parts: Vec<_> = paths
             .chunks(share)
-            .map(|part| (part, scope.spawn(move || part.iter().try_for_each(|p| sync(p.as_ref())))))
+            .map(|part| (part, scope.spawn(move || part.iter().try_for_each(|p| sync_file(p.as_ref())))))
             .collect();
         parts
             .into_iter()

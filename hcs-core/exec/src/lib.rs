@@ -405,6 +405,12 @@ fn worker_pool(options: &RunOptions<'_>, first: &FrozenWellPlan) -> Result<rayon
         .map_err(|source| ExecError::Workers { workers, source })
 }
 
+/// Hand the pages of the kept image blocks back to the system on a thread of its own (the
+/// caller goes on; where no thread can be started they are freed at the process's exit).
+fn hand_back_kept_pages() {
+    let _ = std::thread::Builder::new().name("hcs-trim".into()).spawn(|| blocks::trim_kept_to(0));
+}
+
 /// What every well of a run shares.
 struct WellDriver<'a> {
     plate: &'a Plate,
@@ -504,17 +510,16 @@ impl WellDriver<'_> {
             drop(to_prefetcher);
             // A well thread that panicked is reported below as its wells' `ThreadLost`.
             wells.into_iter().for_each(|w| drop(w.join()));
-            // No well starts any more: the pages kept for their blocks are handed back on a
-            // thread of their own while the last well's files go to the disk (a core idle
-            // for ~45 ms on the standard plate). After the recorder was done, the hand-back
-            // (~50 ms of CPU) competed with the report; at the process's exit the kernel freed
-            // them after the report.
-            let _ = std::thread::Builder::new().name("hcs-trim".into()).spawn(|| blocks::trim_kept_to(0));
+            // No well starts any more: the pages kept for their blocks are handed back while
+            // the last well's files go to the disk (a core idle for ~45 ms on the standard
+            // plate). After the recorder was done, the hand-back (~50 ms of CPU) competed with
+            // the report; at the process's exit the kernel freed them after the report.
+            hand_back_kept_pages();
             drop(prefetcher.map(|p| p.join()));
             drop(recorder.join());
             // The blocks the writers freed since (the last wells' queued files) were kept
             // again: they go too, while the caller writes its report.
-            let _ = std::thread::Builder::new().name("hcs-trim".into()).spawn(|| blocks::trim_kept_to(0));
+            hand_back_kept_pages();
             drop(stop_watcher);
             if let Some(report) = watcher.and_then(|w| w.join().ok()) {
                 report.log();

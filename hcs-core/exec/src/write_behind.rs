@@ -20,9 +20,9 @@
 //! itself.
 //!
 //! Nothing is lost on failure: the first error (a write's, or a sync's) is kept, later files of
-//! the well are not written,
-//! and [`WriteBehind::finish`] returns that error; the well then fails and its litter (every file
-//! its record lists, written or not) is removed once the writer has stopped.
+//! the well are not written, and [`WriteBehind::finish`] returns that error; the well then fails
+//! and its litter (every file its record lists, written or not) is removed once the writer has
+//! stopped.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -148,8 +148,9 @@ impl WriteBehind {
         self.worker.get().and_then(|w| w.waiting.state.lock().ok().map(|q| q.peak)).unwrap_or(0)
     }
 
-    /// The writer's error, if a write or a sync has failed by now (the writer is then stopped, and the
-    /// error is reported here once, not again by [`Self::finish`]); else `Ok` without waiting.
+    /// The writer's error, if a write or a sync has failed by now (the writer is then stopped,
+    /// and the error is reported here once, not again by [`Self::finish`]); else `Ok` without
+    /// waiting.
     pub fn check(&self) -> Result<(), VfsError> {
         let Some(worker) = self.worker.get() else { return Ok(()) };
         // A write failed, or the thread ended while the queue is open (it panicked).
@@ -253,8 +254,8 @@ const SYNC_BATCH_BYTES: u64 = 16 << 20;
 /// waits for, takes time in proportion to the bytes written since the last one (~1.2 ms per
 /// MiB of direct writes on the test machine: 180 ms for 140 MiB): with every file left to the
 /// record's sync, the standard plate's last well waited 137 ms for its first fsync with both
-/// cores idle. Synced in
-/// batches as they are written, the record's sync finds at most the last batch unflushed.
+/// cores idle. Synced in batches as they are written, the record's sync finds at most the last
+/// batch unflushed.
 struct Syncer<'scope> {
     batches: Sender<Vec<PathBuf>>,
     thread: std::thread::ScopedJoinHandle<'scope, Result<(), VfsError>>,
@@ -277,6 +278,9 @@ impl<'scope> Syncer<'scope> {
                     }
                 }
                 Ok(())
+            })
+            .inspect_err(|e| {
+                tracing::debug!("no syncer thread ({e}): the well's files are all synced before its record")
             })
             .ok()?;
         Some(Self { batches, thread })
