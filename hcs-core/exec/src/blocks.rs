@@ -9,7 +9,7 @@
 //! (in use 305–380 MiB, RSS up to 565 MiB). Here each block of [`MIN_BYTES`] or more is its own
 //! anonymous mapping, aligned to 2 MiB and its length rounded up to 2 MiB, so it is backed by
 //! whole huge pages ([`crate::huge_pages`]; 4 KiB pages where [`crate::huge_pages::decide`]
-//! chose them). The RSS then follows the data in use. When this
+//! or the watch on fresh huge pages chose them). The RSS then follows the data in use. When this
 //! was written, freeing a block unmapped it and the kernel zeroed every fresh block again; a
 //! freed block's pages are now kept for the next blocks, within 1.25 × the heap's peak (the `kept`
 //! module). Alternating runs, 2 workers (bench/RESULTS.md), the own mappings against the heap:
@@ -79,19 +79,24 @@ pub fn alloc(size: usize, zeroed: bool) -> *mut u8 {
     let len = mapped_len(size);
     let mut pool = Pool::lock();
     pool.grow_live(len);
-    let (p, reused, evicted) = match pool.take(len) {
-        Some(p) => (p, size, None),
+    let (p, reused, fresh_from, evicted) = match pool.take(len) {
+        Some(p) => (p, size, len, None),
         None => {
             let (p, moved) = pool.gather(len);
             let evicted = pool.bound();
             if p.is_null() {
                 pool.live -= len;
             }
-            (p, moved.min(size), Some(evicted))
+            (p, moved.min(size), moved, Some(evicted))
         }
     };
     drop(pool);
     drop(evicted);
+    if !p.is_null() && fresh_from < len {
+        // SAFETY: the block's pages past the kept ones moved in are fresh, unwritten, and its
+        // own; they start at a whole huge page (kept pages are moved in whole ones).
+        unsafe { crate::huge_pages::watch_fresh(p as usize + fresh_from, len - fresh_from) };
+    }
     if zeroed && reused > 0 {
         // SAFETY: `p` starts a block of at least `size` mapped bytes, its own; its first
         // `reused` bytes are pages other blocks wrote, the rest fresh ones reading as zeros.

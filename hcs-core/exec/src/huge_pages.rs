@@ -16,15 +16,19 @@
 //! where the kernel has no huge pages (switched off, another OS) the blocks stay as they were,
 //! and [`log`] says so once per run, so a slower run is explained.
 //!
-//! One kind of machine gets base pages instead ([`decide`]): a virtual machine whose balloon
-//! reports free memory to its host (virtio-balloon free page reporting). The guest reports its
-//! free huge-page-sized blocks, so every fresh huge page is one the host must back again, while
-//! base pages mostly come from smaller free blocks it never reported: `bench/first_touch.py`
-//! wrote fresh huge pages at 0.1 GiB/s and fresh base pages at 0.9–1.4 GiB/s on the
-//! development machine. Once freed image blocks were reused instead of faulted in again
-//! ([`crate::blocks`]), first writes were most of what huge pages still cost there: standard
-//! plate 1.75 → 1.42 s mean (8 + 8 alternating runs) and, 10 s after the previous run, 2.11 →
-//! 1.43 s (5 + 5), for 0.1 s more user time. `HCS_HUGE_PAGES=1` or `0` overrides the choice.
+//! Fresh huge pages can cost more than they save: on a virtual machine whose balloon reports
+//! free memory to its host (virtio-balloon free page reporting), a fresh huge page may be one the
+//! host must back again. How much that costs differs by host, and no system file tells: on one
+//! (an Intel guest) `bench/first_touch.py` wrote fresh huge pages at 0.1 GiB/s and fresh base
+//! pages at 0.9–1.4 GiB/s, and base pages made the standard plate ~20 % faster (1.75 → 1.42 s);
+//! on another (an AMD guest with the same balloon feature) fresh huge pages ran at 0.7–7 GiB/s
+//! against 1.2 GiB/s, and huge pages made it ~27 % faster (1.39 → 1.01 s, 8 + 8 alternating runs).
+//! So the run measures (`watch_fresh`, the `watch` module): it times the first write of the
+//! first huge pages of each fresh block, and gives up huge pages for the rest of the run once they
+//! cost over 4× the same bytes in base pages. [`log`] says so. `HCS_HUGE_PAGES=1` or `0` decides
+//! instead.
+
+mod watch;
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
@@ -39,42 +43,43 @@ static DECISION: AtomicU8 = AtomicU8::new(Decision::Marked as u8);
 /// Whether image buffers are marked for huge pages, and why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Marked: the default.
+    /// Marked, unwatched: before [`decide`], and in a program that never calls it.
     Marked = 0,
     /// Marked because `HCS_HUGE_PAGES` says so.
     MarkedBySetting = 1,
     /// Not marked because `HCS_HUGE_PAGES` says so.
     OffBySetting = 2,
-    /// Not marked: a virtual machine whose balloon reports free memory to its host.
-    OffOnReportingGuest = 3,
+    /// No longer marked: fresh huge pages proved slow during the run (timed as blocks were
+    /// mapped).
+    OffAfterSlowFreshPages = 3,
+    /// Marked while fresh huge pages stay cheap (timed as blocks are mapped): what [`decide`]
+    /// chooses by default.
+    Watched = 4,
 }
 
 impl Decision {
     /// Whether blocks are marked.
     pub fn marks(self) -> bool {
-        matches!(self, Decision::Marked | Decision::MarkedBySetting)
+        matches!(self, Decision::Marked | Decision::MarkedBySetting | Decision::Watched)
     }
 }
 
 /// Decide whether image buffers are marked for huge pages, once, first thing in `main` (before
 /// it, and in a program that never calls it, they are): `HCS_HUGE_PAGES=1` (`true`, `yes`,
-/// `on`) or `0` (`false`, `no`, `off`) decides; otherwise they are, except on a virtual machine
-/// whose balloon reports free memory to its host, where fresh huge pages were an order of
-/// magnitude slower to first write than base pages (see the module docs). [`log`] says which.
+/// `on`) or `0` (`false`, `no`, `off`) decides; otherwise they are, until fresh ones prove slow
+/// (the run times them as blocks are mapped). [`log`] says which.
 pub fn decide() -> Decision {
-    let decision = decision_for(std::env::var("HCS_HUGE_PAGES").ok().as_deref(), reporting_balloon());
+    let decision = decision_for(std::env::var("HCS_HUGE_PAGES").ok().as_deref());
     DECISION.store(decision as u8, Ordering::Relaxed);
     decision
 }
 
-/// The choice for a value of `HCS_HUGE_PAGES` (unset, empty or another word: the default) on a
-/// system whose balloon does or does not report free memory.
-fn decision_for(setting: Option<&str>, reporting: bool) -> Decision {
+/// The choice for a value of `HCS_HUGE_PAGES` (unset, empty or another word: the default).
+fn decision_for(setting: Option<&str>) -> Decision {
     match setting.and_then(hcs_vfs::setting::switch) {
         Some(true) => Decision::MarkedBySetting,
         Some(false) => Decision::OffBySetting,
-        None if reporting => Decision::OffOnReportingGuest,
-        None => Decision::Marked,
+        None => Decision::Watched,
     }
 }
 
@@ -83,7 +88,8 @@ pub fn decision() -> Decision {
     match DECISION.load(Ordering::Relaxed) {
         1 => Decision::MarkedBySetting,
         2 => Decision::OffBySetting,
-        3 => Decision::OffOnReportingGuest,
+        3 => Decision::OffAfterSlowFreshPages,
+        4 => Decision::Watched,
         _ => Decision::Marked,
     }
 }
@@ -101,6 +107,97 @@ fn reporting_balloon() -> bool {
 fn reports_free_pages(features: &str) -> bool {
     features.trim().as_bytes().get(5) == Some(&b'1')
 }
+
+/// The samples of fresh huge pages taken by [`watch_fresh`].
+static WATCH: watch::Watch = watch::Watch::new();
+
+/// The median first write of a fresh huge page (nanoseconds) that made [`watch_fresh`] give them
+/// up (0: it did not).
+static GIVEN_UP_AT_NS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Watch the fresh pages `[start, start + len)` of a new image block (`start` 2 MiB aligned): on
+/// [`decide`]'s default choice ([`Decision::Watched`]), time the first write of its first huge
+/// pages and, once fresh huge pages cost over [`watch::SLOWER_THAN_BASE`] × the same bytes in
+/// base pages (the median of the last [`watch::WINDOW`]), stop marking blocks and give this
+/// block's unwritten rest base pages ([`sample_fresh`]). Runs inside the allocator.
+///
+/// # Safety
+/// `[start, start + len)` must be fresh pages of an anonymous mapping the caller owns, not yet
+/// written (they read as zeros).
+pub(crate) unsafe fn watch_fresh(start: usize, len: usize) {
+    if decision() != Decision::Watched {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: the caller's contract, passed on.
+    if let Some(median_ns) = unsafe { sample_fresh(&WATCH, start, len) } {
+        DECISION.store(Decision::OffAfterSlowFreshPages as u8, Ordering::Relaxed);
+        GIVEN_UP_AT_NS.store(median_ns, Ordering::Relaxed);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (start, len);
+}
+
+/// Time the first write of up to [`watch::PAGES_PER_BLOCK`] huge pages at the start of the
+/// fresh pages `[start, start + len)` (`start` 2 MiB aligned) into `watch`, writing a zero, which
+/// a fresh page already reads as. When the watch's verdict is that fresh huge pages cost too
+/// much, give the range's unwritten rest base pages and return the median that decided.
+///
+/// # Safety
+/// As for [`watch_fresh`].
+#[cfg(target_os = "linux")]
+unsafe fn sample_fresh(watch: &watch::Watch, start: usize, len: usize) -> Option<u32> {
+    let pages = (len / MIN_BYTES).min(watch::PAGES_PER_BLOCK);
+    if pages == 0 || !start.is_multiple_of(MIN_BYTES) {
+        return None;
+    }
+    // The base pages' cost, measured once, before the first verdict needs it.
+    watch.base_ns(base_pages_ns);
+    for page in 0..pages {
+        let at = start + page * MIN_BYTES;
+        let t0 = std::time::Instant::now();
+        // SAFETY: `at` lies in the caller's fresh, unwritten pages (the contract); a fresh page
+        // reads as zeros, so writing one changes nothing.
+        unsafe { std::ptr::write_volatile(at as *mut u8, 0) };
+        watch.record(u32::try_from(t0.elapsed().as_nanos()).unwrap_or(u32::MAX));
+    }
+    let median_ns = watch.verdict()?;
+    let rest = start + pages * MIN_BYTES;
+    // SAFETY: the rest of the same fresh block; MADV_NOHUGEPAGE changes no data, only the page
+    // size of pages not yet written.
+    unsafe { libc::madvise(rest as *mut libc::c_void, len - pages * MIN_BYTES, libc::MADV_NOHUGEPAGE) };
+    Some(median_ns)
+}
+
+/// The first write of one huge page's bytes in base pages, in nanoseconds (0 where it could not
+/// be mapped). Runs inside the allocator: a mapping of its own, unmapped after.
+#[cfg(target_os = "linux")]
+fn base_pages_ns() -> u32 {
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
+    // existing memory; it is written within its length and unmapped once.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            MIN_BYTES,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return 0;
+        }
+        libc::madvise(p, MIN_BYTES, libc::MADV_NOHUGEPAGE);
+        let t0 = std::time::Instant::now();
+        for page in (0..MIN_BYTES).step_by(page_bytes()) {
+            std::ptr::write_volatile(p.cast::<u8>().add(page), 0);
+        }
+        let ns = u32::try_from(t0.elapsed().as_nanos()).unwrap_or(u32::MAX);
+        libc::munmap(p, MIN_BYTES);
+        ns
+    }
+}
+
 static REFUSED: AtomicUsize = AtomicUsize::new(0);
 
 /// Mark the block `[ptr, ptr + size)` for huge pages when it is at least [`MIN_BYTES`] long
@@ -171,14 +268,29 @@ fn mode_of(text: &str) -> Option<String> {
 /// the marks, or the system has them switched off (`never`). Silent when they were used, or
 /// when no block was marked (the binary's allocator is not [`crate::heap::Counting`]).
 pub fn log() {
+    let (samples, median_ns, base_ns) = WATCH.figures();
+    tracing::debug!(
+        samples,
+        median_us = median_ns / 1000,
+        base_us = base_ns / 1000,
+        "fresh huge pages' first writes timed"
+    );
     match decision() {
-        Decision::OffOnReportingGuest => tracing::info!(
-            "large image buffers use 4 KiB pages: this virtual machine's balloon reports free memory to its host \
-             (virtio-balloon free page reporting), where a fresh huge page was ~10× slower to write first than \
-             4 KiB pages; HCS_HUGE_PAGES=1 uses huge pages anyway"
+        Decision::OffAfterSlowFreshPages => tracing::info!(
+            "large image buffers switched to 4 KiB pages during the run: a fresh huge page took {:.1} ms to write \
+             first (the median of the last {}), {:.1} ms in 4 KiB pages{}; HCS_HUGE_PAGES=1 keeps huge pages",
+            f64::from(GIVEN_UP_AT_NS.load(Ordering::Relaxed)) / 1e6,
+            watch::WINDOW,
+            f64::from(base_ns) / 1e6,
+            if reporting_balloon() {
+                " (this virtual machine's balloon reports free memory to its host, which must back each fresh huge \
+                 page again)"
+            } else {
+                ""
+            }
         ),
         Decision::OffBySetting => tracing::info!("large image buffers use 4 KiB pages (HCS_HUGE_PAGES=0)"),
-        Decision::Marked | Decision::MarkedBySetting => {}
+        Decision::Marked | Decision::MarkedBySetting | Decision::Watched => {}
     }
     let (advised, refused) = counts();
     if refused > 0 {
@@ -201,16 +313,79 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_setting_decides_and_a_reporting_balloon_turns_huge_pages_off_by_default() {
-        assert_eq!(decision_for(None, false), Decision::Marked);
-        assert_eq!(decision_for(Some(""), false), Decision::Marked);
-        assert_eq!(decision_for(None, true), Decision::OffOnReportingGuest);
-        assert_eq!(decision_for(Some("maybe"), true), Decision::OffOnReportingGuest);
-        assert_eq!(decision_for(Some(" On"), true), Decision::MarkedBySetting);
-        assert_eq!(decision_for(Some("1"), true), Decision::MarkedBySetting);
-        assert_eq!(decision_for(Some("0"), false), Decision::OffBySetting);
-        assert_eq!(decision_for(Some("NO"), false), Decision::OffBySetting);
-        assert!(Decision::MarkedBySetting.marks() && !Decision::OffOnReportingGuest.marks());
+    fn the_setting_decides_and_huge_pages_are_marked_by_default() {
+        assert_eq!(decision_for(None), Decision::Watched);
+        assert_eq!(decision_for(Some("")), Decision::Watched);
+        assert_eq!(decision_for(Some("maybe")), Decision::Watched);
+        assert_eq!(decision_for(Some(" On")), Decision::MarkedBySetting);
+        assert_eq!(decision_for(Some("1")), Decision::MarkedBySetting);
+        assert_eq!(decision_for(Some("0")), Decision::OffBySetting);
+        assert_eq!(decision_for(Some("NO")), Decision::OffBySetting);
+        assert!(Decision::MarkedBySetting.marks() && Decision::Watched.marks());
+        assert!(!Decision::OffAfterSlowFreshPages.marks() && !Decision::OffBySetting.marks());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn base_pages_are_timed_on_a_mapping_of_their_own() {
+        assert!(base_pages_ns() > 0, "the first write of 512 base pages takes some time");
+    }
+
+    /// A fresh marked mapping of `len` bytes, 2 MiB aligned (its span and start).
+    #[cfg(target_os = "linux")]
+    fn fresh_marked(len: usize) -> (usize, usize) {
+        let span = len + MIN_BYTES;
+        // SAFETY: an anonymous mapping of the kernel's choosing; the test unmaps it once.
+        let raw = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                span,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(raw, libc::MAP_FAILED);
+        let start = (raw as usize).next_multiple_of(MIN_BYTES);
+        // SAFETY: within the mapping just made. (A kernel without transparent huge pages
+        // refuses the mark: the test then checks the rest without it.)
+        unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
+        (raw as usize, start)
+    }
+
+    /// Sampling writes only zeros; a watch whose base pages cost next to nothing gives up huge
+    /// pages after one block of three samples, and the block's rest is then marked for base pages
+    /// (`nh` in its mapping's `VmFlags`); one whose base pages cost a second keeps them.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn sampling_a_fresh_block_keeps_it_zero_and_a_verdict_gives_its_rest_base_pages() {
+        let len = 8 * MIN_BYTES;
+        let (raw, start) = fresh_marked(len);
+        let cheap_base = watch::Watch::new();
+        cheap_base.base_ns(|| 1);
+        // SAFETY (here and below): fresh pages of the test's own mapping, written only with zeros.
+        let median = unsafe { sample_fresh(&cheap_base, start, len) }.expect("a fault costs more than 4 ns");
+        assert!(median > 4, "the median that decided: {median} ns");
+        assert_eq!(cheap_base.figures().0, watch::PAGES_PER_BLOCK, "three huge pages timed");
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+        let rest = start + watch::PAGES_PER_BLOCK * MIN_BYTES;
+        let flags = vm_flags_at(&smaps, rest).expect("the rest's mapping is listed");
+        if system_mode().is_some() {
+            assert!(flags.split_whitespace().any(|f| f == "nh"), "VmFlags of the block's rest: {flags}");
+        }
+        // SAFETY: the mapping is this test's, `len` bytes from `start`.
+        assert!(unsafe { std::slice::from_raw_parts(start as *const u8, len) }.iter().all(|&b| b == 0));
+
+        let dear_base = watch::Watch::new();
+        dear_base.base_ns(|| 1_000_000_000);
+        assert_eq!(unsafe { sample_fresh(&dear_base, start + MIN_BYTES, len - MIN_BYTES) }, None);
+        // Unaligned or shorter than a huge page: nothing sampled.
+        assert_eq!(unsafe { sample_fresh(&cheap_base, start + 4096, len - MIN_BYTES) }, None);
+        assert_eq!(unsafe { sample_fresh(&cheap_base, start, MIN_BYTES - 1) }, None);
+        assert_eq!(cheap_base.figures().0, watch::PAGES_PER_BLOCK);
+        // SAFETY: the test's own mapping, unmapped once.
+        unsafe { libc::munmap(raw as *mut libc::c_void, len + MIN_BYTES) };
     }
 
     #[test]
