@@ -203,3 +203,37 @@ fn devices_says_which_version_of_the_hot_loops_this_cpu_runs() {
     assert_eq!(inventory["cpu_hot_loops"], name, "{json}");
     assert!(stdout.contains(line), "{stdout}");
 }
+
+/// The note on a shared result names the setting that turns it off; followed to the letter in the
+/// pipeline file, it does (the hint once named a key a step does not take).
+#[test]
+fn the_shared_result_notes_hint_turns_the_sharing_off_when_followed() {
+    let dir = std::env::temp_dir().join(format!("hcs-reuse-hint-{}", std::process::id()));
+    let plate = dir.join("plate");
+    let plate_s = plate.to_str().expect("utf-8");
+    let (ok, _, stderr) = hcs(&["synth", "--out", plate_s, "--wells", "A01", "--tile", "64"]);
+    assert!(ok, "{stderr}");
+    let canonical = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/canonical.toml");
+    let (ok, _, stderr) = hcs(&["check", canonical, "--plate", plate_s]);
+    assert!(ok, "{stderr}");
+    let hint = stderr
+        .split_once("instead of reading and computing it again (`")
+        .and_then(|(_, rest)| rest.split_once("` on step 5 turns this off)"))
+        .map(|(setting, _)| setting.to_string())
+        .unwrap_or_else(|| panic!("the note names a setting for step 5: {stderr}"));
+    let text = std::fs::read_to_string(canonical).expect("canonical pipeline");
+    let step5 = "input_source = \"pipeline_start\"\n";
+    assert!(text.contains(step5), "step 5 reads the plate again");
+    let followed = dir.join("followed.toml");
+    std::fs::write(&followed, text.replacen(step5, &format!("{step5}{hint}\n"), 1)).expect("pipeline file");
+    let (ok, _, stderr) = hcs(&["check", followed.to_str().expect("utf-8"), "--plate", plate_s]);
+    assert!(ok, "the hint `{hint}` is a valid step setting: {stderr}");
+    assert!(!stderr.contains("repeats the first call"), "no result is shared any more: {stderr}");
+    let (ok, json, stderr) = hcs(&["plan", followed.to_str().expect("utf-8"), "--plate", plate_s, "--json"]);
+    assert!(ok, "{stderr}");
+    let plans: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let step5 = &plans["wells"][0]["steps"][4];
+    assert!(step5["reuses"].is_null(), "step 5 takes no shared result: {step5}");
+    assert_eq!(step5["reads"]["backend"], "plate", "step 5 reads the plate: {step5}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -311,7 +311,7 @@ fn a_step_repeating_an_earlier_first_call_reuses_its_result_within_the_budget() 
     assert_eq!(
         shared.notes,
         [
-            "step 3 `blur again` repeats the first call of step 1 `blur twice` on the same planes: it takes that call's result, kept in memory (~0.4 MiB per well), instead of reading and computing it again (`reuse_results = false` on step 3 turns this off)"
+            "step 3 `blur again` repeats the first call of step 1 `blur twice` on the same planes: it takes that call's result, kept in memory (~0.4 MiB per well), instead of reading and computing it again (`config = { reuse_results = false }` on step 3 turns this off)"
         ]
     );
     // The plan reads back with the fields.

@@ -127,7 +127,7 @@ pub fn note(pipeline: &Pipeline, s: &Sharing, bytes: Option<u64>, refused: Optio
         format!("step {} `{to}` repeats the first call of step {} `{from}` on the same planes", s.to + 1, s.from + 1);
     match refused {
         None => format!(
-            "{what}: it takes that call's result, kept in memory ({size} per well), instead of reading and computing it again (`reuse_results = false` on step {} turns this off)",
+            "{what}: it takes that call's result, kept in memory ({size} per well), instead of reading and computing it again (`config = {{ reuse_results = false }}` on step {} turns this off)",
             s.to + 1
         ),
         Some((Some(peak), budget)) => format!(
