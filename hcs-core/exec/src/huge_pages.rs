@@ -138,8 +138,8 @@ pub(crate) unsafe fn watch_fresh(start: usize, len: usize) {
     let _ = (start, len);
 }
 
-/// Time the first write of up to [`watch::PAGES_PER_BLOCK`] huge pages at the start of the
-/// fresh pages `[start, start + len)` (`start` 2 MiB aligned) into `watch`, writing a zero, which
+/// Time the first write of up to [`watch::PAGES_PER_BLOCK`] huge pages (one once the watch's
+/// window is full) at the start of the fresh pages `[start, start + len)` (`start` 2 MiB aligned) into `watch`, writing a zero, which
 /// a fresh page already reads as. When the watch's verdict is that fresh huge pages cost too
 /// much, give the range's unwritten rest base pages and return the median that decided.
 ///
@@ -147,7 +147,7 @@ pub(crate) unsafe fn watch_fresh(start: usize, len: usize) {
 /// As for [`watch_fresh`].
 #[cfg(target_os = "linux")]
 unsafe fn sample_fresh(watch: &watch::Watch, start: usize, len: usize) -> Option<u32> {
-    let pages = (len / MIN_BYTES).min(watch::PAGES_PER_BLOCK);
+    let pages = (len / MIN_BYTES).min(watch.pages_per_block());
     if pages == 0 || !start.is_multiple_of(MIN_BYTES) {
         return None;
     }

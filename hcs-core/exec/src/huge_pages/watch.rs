@@ -14,8 +14,10 @@
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-/// Huge pages timed at the start of each fresh block: enough for a verdict on the run's first
-/// block, whose other pages fault in before the next block is asked for.
+/// Huge pages timed at the start of a fresh block until the window is full: enough for a verdict
+/// on the run's first block, whose other pages fault in before the next block is asked for. Then
+/// one per block, so the allocating thread faults few pages ahead of the threads that write the
+/// block.
 pub(super) const PAGES_PER_BLOCK: usize = 3;
 
 /// The samples a verdict reads: the median of the last this many, so one slow fault (a
@@ -41,6 +43,12 @@ impl Watch {
     /// No samples; the base cost not yet measured.
     pub(super) const fn new() -> Self {
         Watch { samples: [const { AtomicU32::new(0) }; WINDOW], taken: AtomicUsize::new(0), base_ns: AtomicU32::new(0) }
+    }
+
+    /// How many huge pages to time at the start of the next fresh block: [`PAGES_PER_BLOCK`]
+    /// until the window is full, then one.
+    pub(super) fn pages_per_block(&self) -> usize {
+        if self.taken.load(Ordering::Relaxed) < WINDOW { PAGES_PER_BLOCK } else { 1 }
     }
 
     /// Add one sample: a fresh huge page's first write took `ns` nanoseconds.
@@ -130,18 +138,22 @@ mod tests {
         let watch = Watch::new();
         assert_eq!(watch.figures(), (0, 0, 0));
         assert_eq!(watch.verdict(), None);
+        assert_eq!(watch.pages_per_block(), PAGES_PER_BLOCK);
         assert_eq!(watch.base_ns(|| 2 * MS), 2 * MS);
         assert_eq!(watch.base_ns(|| unreachable!("measured once")), 2 * MS);
         for _ in 0..4 {
             watch.record(MS / 2);
         }
         assert_eq!(watch.verdict(), None);
+        assert_eq!(watch.pages_per_block(), PAGES_PER_BLOCK, "four samples: the window is not full");
+        watch.record(MS / 2);
+        assert_eq!(watch.pages_per_block(), 1, "the window is full: one sample per block");
         // Slow samples push the fast ones out of the window.
         for _ in 0..3 {
             watch.record(10 * MS);
         }
         assert_eq!(watch.verdict(), Some(10 * MS));
-        assert_eq!(watch.figures(), (7, 10 * MS, 2 * MS));
+        assert_eq!(watch.figures(), (8, 10 * MS, 2 * MS));
         // A base cost measured as 0 ns counts as 1.
         assert_eq!(Watch::new().base_ns(|| 0), 1);
     }
