@@ -16,7 +16,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ndarray::{ArcArray2, ArcArray3, Array3};
-use rayon::prelude::*;
 
 use hcs_core::stack::Stack;
 use hcs_device::join_planes;
@@ -484,14 +483,15 @@ fn plane_path(plan: &WellPlan, location: &Location, key: &ImageKey) -> Option<Pa
     well_prefix(plan, location).map(|p| p.join(plane_file_name(key)))
 }
 
-/// One stack from planes of equal shape, filled plane by plane into reserved memory (no zeroing
-/// pass before the copy).
+/// One stack from planes of equal shape, copied by every worker at once into reserved memory (no
+/// zeroing pass before the copy). A mosaic read by a step of one group is then not copied on one
+/// thread while the other cores wait.
 pub fn stack_of(planes: &[ArcArray2<f32>]) -> Result<Array3<f32>, StepError> {
-    let mut stack = StackBuilder::default();
-    for p in planes {
-        stack.push(p, planes.len())?;
-    }
-    stack.finish()
+    let (h, w) = shape_of(planes.iter())?;
+    fill_stack(h, w, planes.len(), |i, slot| {
+        append_plane(slot, &planes[i]);
+        Ok(())
+    })
 }
 
 /// One stack from `planes` (each with its key), which are the caller's to drop: copied by every worker
@@ -499,73 +499,51 @@ pub fn stack_of(planes: &[ArcArray2<f32>]) -> Result<Array3<f32>, StepError> {
 /// has let it go) is freed then, and the group never holds its input twice. The registration's
 /// one group copied its nine tiles on one thread while the other core waited (7 ms a part).
 fn stack_taking(planes: Vec<(ImageKey, ArcArray2<f32>)>) -> Result<Array3<f32>, StepError> {
-    let (h, w) = planes.first().ok_or(StepError::NoPlanes)?.1.dim();
-    if let Some((_, p)) = planes.iter().find(|(_, p)| p.dim() != (h, w)) {
-        return Err(StepError::ShapeMismatch { found: p.dim(), expected: (h, w) });
-    }
+    let (h, w) = shape_of(planes.iter().map(|(_, p)| p))?;
     let count = planes.len();
     let held: Vec<(ImageKey, Mutex<Option<ArcArray2<f32>>>)> =
         planes.into_iter().map(|(k, p)| (k, Mutex::new(Some(p)))).collect();
+    fill_stack(h, w, count, |i, slot| {
+        let (key, place) = &held[i];
+        let poisoned = || StepError::PoisonedPlane(*key);
+        let plane = place.lock().map_err(|_| poisoned())?.take().ok_or_else(poisoned)?;
+        append_plane(slot, &plane);
+        Ok(())
+    })
+}
+
+/// The shape every one of `planes` has: that of the first, or the first plane of another shape
+/// as the error; [`StepError::NoPlanes`] for none.
+fn shape_of<'a>(mut planes: impl Iterator<Item = &'a ArcArray2<f32>>) -> Result<(usize, usize), StepError> {
+    let expected = planes.next().ok_or(StepError::NoPlanes)?.dim();
+    match planes.find(|p| p.dim() != expected) {
+        Some(p) => Err(StepError::ShapeMismatch { found: p.dim(), expected }),
+        None => Ok(expected),
+    }
+}
+
+/// A stack of `count` planes of `h` × `w`, each filled by `fill` (plane index, its slot) on
+/// whichever worker takes it.
+fn fill_stack(
+    h: usize,
+    w: usize,
+    count: usize,
+    fill: impl Fn(usize, &mut hcs_vfs::fill::PlaneSlot<'_>) -> Result<(), StepError> + Sync,
+) -> Result<Array3<f32>, StepError> {
     let mut data = Vec::new();
-    hcs_vfs::fill::fill_planes(
-        &mut data,
-        h * w,
-        count,
-        |i, slot| {
-            use hcs_vfs::fill::F32Out;
-            let (key, place) = &held[i];
-            let poisoned = || StepError::PoisonedPlane(*key);
-            let plane = place.lock().map_err(|_| poisoned())?.take().ok_or_else(poisoned)?;
-            match plane.as_slice() {
-                Some(s) => slot.append(s, |v| v),
-                None => slot.append(&plane.iter().copied().collect::<Vec<f32>>(), |v| v),
-            }
-            Ok(())
-        },
-        |_, n| StepError::ShapeMismatch { found: (n / w.max(1), w), expected: (h, w) },
-    )?;
+    hcs_vfs::fill::fill_planes(&mut data, h * w, count, fill, |_, n| StepError::ShapeMismatch {
+        found: (n / w.max(1), w),
+        expected: (h, w),
+    })?;
     Ok(Array3::from_shape_vec((count, h, w), data)?)
 }
 
-/// Samples of a plane above which [`StackBuilder`] copies it in parallel (a 1024² tile is
-/// copied by the thread that loads it: the groups of a step already run side by side).
-const PARALLEL_COPY: usize = 1 << 21;
-
-/// A stack filled one plane at a time: the first plane reserves room for all of them, the
-/// others must have its shape.
-#[derive(Default)]
-struct StackBuilder {
-    data: Vec<f32>,
-    shape: Option<(usize, usize)>,
-    planes: usize,
-}
-
-impl StackBuilder {
-    /// Append `plane`, the first of `total`.
-    fn push(&mut self, plane: &ArcArray2<f32>, total: usize) -> Result<(), StepError> {
-        let (h, w) = plane.dim();
-        let data = &mut self.data;
-        let expected = *self.shape.get_or_insert_with(|| {
-            data.reserve_exact(total * h * w);
-            (h, w)
-        });
-        if (h, w) != expected {
-            return Err(StepError::ShapeMismatch { found: (h, w), expected });
-        }
-        match plane.as_slice() {
-            // A mosaic: copied by every worker (the step reading it may run one group, and the
-            // copy alone kept one core busy while the others waited).
-            Some(s) if s.len() > PARALLEL_COPY => self.data.par_extend(s.par_iter().copied()),
-            Some(s) => self.data.extend_from_slice(s),
-            None => self.data.extend(plane.iter().copied()),
-        }
-        self.planes += 1;
-        Ok(())
-    }
-
-    fn finish(self) -> Result<Array3<f32>, StepError> {
-        let (h, w) = self.shape.ok_or(StepError::NoPlanes)?;
-        Ok(Array3::from_shape_vec((self.planes, h, w), self.data)?)
+/// Append `plane`'s samples to its slot (a strided plane through a copy in order).
+fn append_plane(slot: &mut hcs_vfs::fill::PlaneSlot<'_>, plane: &ArcArray2<f32>) {
+    use hcs_vfs::fill::F32Out;
+    match plane.as_slice() {
+        Some(s) => slot.append(s, |v| v),
+        None => slot.append(&plane.iter().copied().collect::<Vec<f32>>(), |v| v),
     }
 }
 
@@ -645,14 +623,19 @@ mod tests {
     #[test]
     fn a_stack_of_mosaics_copied_in_parallel_holds_each_plane_in_order() {
         let (h, w) = (1500, 1501);
-        assert!(h * w > PARALLEL_COPY);
-        let planes: Vec<ArcArray2<f32>> =
+        let mut planes: Vec<ArcArray2<f32>> =
             (0..3).map(|p| Array2::from_shape_fn((h, w), |(y, x)| (p * 7 + y * 3 + x) as f32).into_shared()).collect();
+        // One plane not in standard layout: copied sample by sample, in order.
+        planes[1] = Array2::from_shape_fn((w, h), |(x, y)| (7 + y * 3 + x) as f32).reversed_axes().into_shared();
+        assert!(planes[1].as_slice().is_none());
         let stack = stack_of(&planes).expect("stack");
         assert_eq!(stack.dim(), (3, h, w));
         for (p, plane) in planes.iter().enumerate() {
             assert_eq!(stack.index_axis(ndarray::Axis(0), p), plane.view(), "plane {p}");
         }
+        // A ragged set is refused, naming the odd shape.
+        let ragged = [planes[0].clone(), Array2::zeros((h, w + 1)).into_shared()];
+        assert!(matches!(stack_of(&ragged), Err(StepError::ShapeMismatch { found, .. }) if found == (h, w + 1)));
     }
 
     #[test]
