@@ -156,8 +156,34 @@ fn files_that_are_not_images_of_the_plate_are_listed_and_strict_refuses_them() {
     let (ok, _, err) = hcs(&["check", canonical, "--plate", p]);
     assert!(ok, "listed, not refused: {err}");
     assert!(err.contains("1 file among the images matches") && err.contains("A01_notes.docx"), "{err}");
+    // The warning's hint, followed as written, refuses the plate.
+    assert!(err.contains("(`hcs check PIPELINE --plate DIR --strict` refuses such a plate)"), "{err}");
     let (ok, _, err) = hcs(&["check", canonical, "--plate", p, "--strict"]);
     assert!(!ok && err.contains("--strict"), "{err}");
+    // The image check alone lists the stray file too, and refuses it with --strict.
+    let (ok, _, err) = hcs(&["check", "--plate", p, "--deep"]);
+    assert!(ok && err.contains("A01_notes.docx"), "listed by --deep: {err}");
+    let (ok, _, err) = hcs(&["check", "--plate", p, "--deep", "--strict"]);
+    assert!(!ok && err.contains("--strict") && err.contains("A01_notes.docx"), "{err}");
+    // -q: errors only on stderr; the warning and the compiler's note are left out.
+    let (ok, _, err) = hcs(&["check", canonical, "--plate", p, "-q"]);
+    assert!(ok && !err.contains("warning:") && !err.contains("note:"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--config` is read, and refused when wrong, with or without a plate.
+#[test]
+fn a_wrong_global_configuration_is_refused_without_a_plate_too() {
+    let dir = std::env::temp_dir().join(format!("hcs-check-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "bakend = \"disk\"\n").expect("config");
+    let canonical = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/canonical.toml");
+    let (ok, _, err) = hcs(&["check", canonical, "--config", config.to_str().expect("utf-8")]);
+    assert!(!ok && err.contains("bakend"), "{err}");
+    std::fs::write(&config, "backend = \"disk\"\n").expect("config");
+    let (ok, out, err) = hcs(&["check", canonical, "--config", config.to_str().expect("utf-8")]);
+    assert!(ok && out.contains("is valid"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -28,8 +28,8 @@ pub struct Args {
     /// not 8/16-bit unsigned grey or differ from the plate's.
     #[arg(long, requires = "plate")]
     pub deep: bool,
-    /// Refuse a plate that holds files among its images that match no image name of its format
-    /// (listed either way).
+    /// Refuse a plate that holds files among its images that match no image name of its format,
+    /// or whose metadata and images disagree (listed either way); with a pipeline or `--deep`.
     #[arg(long, requires = "plate")]
     pub strict: bool,
     /// Global configuration file (the layer under the pipeline's `[config]`; default `$HCS_CONFIG`).
@@ -41,7 +41,8 @@ pub struct Args {
 /// problem fails the command.
 pub fn run(args: &Args) -> Result<(), String> {
     let deep = match (&args.plate, args.deep) {
-        (Some(plate), true) => check_images(plate),
+        // Without a pipeline, the image check also says what compiling would about the plate.
+        (Some(plate), true) => check_images(plate, args.pipeline.is_none(), args.strict),
         (None, true) => Err("--deep needs --plate".to_owned()),
         (_, false) => Ok(()),
     };
@@ -56,11 +57,19 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
 }
 
-/// `--deep`: read every image header of the plate; print one line per problem.
-fn check_images(plate_dir: &Path) -> Result<(), String> {
+/// `--deep`: read every image header of the plate; print one line per problem. `alone` (no
+/// pipeline checked, which would do it): the plate's stray files and disagreements are warned
+/// about too, and refused when `strict`.
+fn check_images(plate_dir: &Path, alone: bool, strict: bool) -> Result<(), String> {
     let started = std::time::Instant::now();
     let shown = plate_dir.display();
     let plate = open_plate_unread(plate_dir, None).map_err(|e| format!("{shown}: {e}"))?;
+    if alone {
+        super::compile_args::plate_warnings(&plate);
+        if strict {
+            refuse_unclean(plate_dir, &plate)?;
+        }
+    }
     let report = plate.check_image_headers();
     let seconds = started.elapsed().as_secs_f64();
     let zarr = match report.zarr_planes {
@@ -86,18 +95,27 @@ fn check_images(plate_dir: &Path) -> Result<(), String> {
     ))
 }
 
+/// `--strict`: refuse a plate that holds files among its images that are not its images, or
+/// whose metadata and images disagree.
+fn refuse_unclean(plate_dir: &Path, plate: &crate::plate::Plate) -> Result<(), String> {
+    if plate.unmatched.is_empty() && plate.disagreements.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "--strict: {} holds {} file(s) among its images that are not images of the plate, and its metadata and images disagree {} time(s) (listed above, unless -q)",
+        plate_dir.display(),
+        plate.unmatched.len(),
+        plate.disagreements.len()
+    ))
+}
+
 fn check_pipeline(pipeline_path: &Path, args: &Args) -> Result<(), String> {
     let shown = pipeline_path.display().to_string();
     if let Some(plate) = &args.plate {
         let (pipeline, opened, compiled) =
             compile_file(pipeline_path, plate, args.config.as_deref(), ConfigLayer::default(), None)?;
-        if args.strict && !(opened.unmatched.is_empty() && opened.disagreements.is_empty()) {
-            return Err(format!(
-                "--strict: {} holds {} file(s) among its images that are not images of the plate, and its metadata and images disagree {} time(s) (listed above)",
-                plate.display(),
-                opened.unmatched.len(),
-                opened.disagreements.len()
-            ));
+        if args.strict {
+            refuse_unclean(plate, &opened)?;
         }
         let calls: usize = pipeline.steps.iter().map(|s| s.func.calls().len()).sum();
         println!(
@@ -110,6 +128,8 @@ fn check_pipeline(pipeline_path: &Path, args: &Args) -> Result<(), String> {
         );
         return Ok(());
     }
+    // The global configuration file is read (and refused when wrong) even without a plate.
+    super::compile_args::read_global_config(args.config.as_deref())?;
     let (pipeline, map) = read_pipeline(pipeline_path)?;
     let mut errors = check_config(&pipeline, Some(&map));
     errors.extend(check_functions(&pipeline, Registry::global(), Some(&map)));

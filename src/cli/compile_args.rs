@@ -48,13 +48,24 @@ pub fn unmatched_warning(plate: &Plate) -> Option<String> {
     let shown: Vec<String> = plate.unmatched.iter().take(5).map(|p| p.display().to_string()).collect();
     let more = if n > shown.len() { format!(", and {} more", n - shown.len()) } else { String::new() };
     Some(format!(
-        "{}: {n} file{} among the images {} no image name of the plate's format and {} not read: {}{more} (`hcs check --plate --strict` refuses such a plate)",
+        "{}: {n} file{} among the images {} no image name of the plate's format and {} not read: {}{more} (`hcs check PIPELINE --plate DIR --strict` refuses such a plate)",
         plate.root.display(),
         if n == 1 { "" } else { "s" },
         if n == 1 { "matches" } else { "match" },
         if n == 1 { "is" } else { "are" },
         shown.join(", ")
     ))
+}
+
+/// Warn about the plate's stray files among its images and each disagreement between its
+/// metadata and its images.
+pub fn plate_warnings(plate: &Plate) {
+    if let Some(warning) = unmatched_warning(plate) {
+        super::logging::say("warning", warning);
+    }
+    for disagreement in &plate.disagreements {
+        super::logging::say("warning", format_args!("{}: {disagreement}", plate.root.display()));
+    }
 }
 
 /// Compile the pipeline file for the plate (`overrides`: the command line's config layer);
@@ -69,12 +80,7 @@ pub fn compile_file(
     let (pipeline, map) = read_pipeline(pipeline_path)?;
     let global = read_global_config(config)?;
     let plate = open_plate(plate_dir, None).map_err(|e| format!("{}: {e}", plate_dir.display()))?;
-    if let Some(warning) = unmatched_warning(&plate) {
-        eprintln!("warning: {warning}");
-    }
-    for disagreement in &plate.disagreements {
-        eprintln!("warning: {}: {disagreement}", plate.root.display());
-    }
+    plate_warnings(&plate);
     let info = PlateInfo::of(&plate);
     let registry = Registry::global();
     let options = CompileOptions {
@@ -88,7 +94,7 @@ pub fn compile_file(
     match compile(&pipeline, &info, &options) {
         Ok(compiled) => {
             for note in &compiled.notes {
-                eprintln!("note: {note}");
+                super::logging::say("note", note);
             }
             Ok((pipeline, plate, compiled))
         }

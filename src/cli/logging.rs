@@ -11,6 +11,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
@@ -22,6 +23,17 @@ static BAR: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
 
 /// The run's log file in its output, once [`log_to`] opened it.
 static FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// Whether `-q` asked for errors only ([`init`]).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Print `kind: message` on stderr — a `warning` or a `note` printed outside the log (a plate's
+/// stray files, the compiler's notes) — unless `-q` asked for errors only.
+pub fn say(kind: &str, message: impl std::fmt::Display) {
+    if !QUIET.load(Ordering::Relaxed) {
+        eprintln!("{kind}: {message}");
+    }
+}
 
 /// The log file's name in the output's `results/`.
 pub const LOG_FILE: &str = "hcs.log";
@@ -39,6 +51,7 @@ fn default_directive(verbosity: i8, terminal: bool) -> &'static str {
 
 /// Install the subscriber (once; later calls do nothing).
 pub fn init(verbosity: i8) {
+    QUIET.store(verbosity < 0, Ordering::Relaxed);
     let default = default_directive(verbosity, std::io::stderr().is_terminal());
     let from_env = ["HCS_LOG", "RUST_LOG"]
         .iter()
@@ -47,7 +60,7 @@ pub fn init(verbosity: i8) {
         Some((key, value)) => match EnvFilter::try_new(value) {
             Ok(f) => (f, EnvFilter::new(value)),
             Err(e) => {
-                eprintln!("warning: {key}={value} is not a log filter ({e}); logging at `{default}`");
+                say("warning", format_args!("{key}={value} is not a log filter ({e}); logging at `{default}`"));
                 (EnvFilter::new(default), EnvFilter::new("info"))
             }
         },
