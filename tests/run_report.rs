@@ -234,6 +234,23 @@ fn a_stitching_fallback_is_named_and_on_stitch_fallback_fail_fails_the_run() {
     let failed = hcs(&["run", pipeline, "--plate", &p(&plate), "--out", &p(&out), "--config", &p(&config)]);
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
     assert!(text(&failed).contains("on_stitch_fallback = \"fail\""), "{}", text(&failed));
+
+    // The setting on the assembling step alone fails the run too (README: a step's `config`
+    // takes it), and the warning names the report where the results folder really is.
+    let canonical = std::fs::read_to_string(pipeline).expect("pipeline");
+    let assemble = "func = \"assemble_stack\"\n";
+    assert!(canonical.contains(assemble));
+    let on_step = dir.path().join("on_step.toml");
+    let text_on_step =
+        canonical.replacen(assemble, &format!("{assemble}config = {{ on_stitch_fallback = \"fail\" }}\n"), 1);
+    std::fs::write(&on_step, text_on_step).expect("pipeline");
+    std::fs::write(&config, "results_folder = \"res\"\n").expect("config");
+    let out = dir.path().join("fail_on_step");
+    let failed = hcs(&["run", &p(&on_step), "--plate", &p(&plate), "--out", &p(&out), "--config", &p(&config)]);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    let report = out.join("res/report.html");
+    assert!(report.exists(), "the report is in the results folder");
+    assert!(text(&failed).contains(&format!("(see {})", report.display())), "{}", text(&failed));
 }
 
 /// The compiler's per-well memory estimate against what the well really held: with one worker,

@@ -26,7 +26,8 @@ pub const DEMO_PIPELINE: &str = include_str!("../../examples/pipelines/demo.toml
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
     /// Output directory: the synthetic plate goes to `<out>/plate`, the output plate to
-    /// `<out>/output`, the overview and summary beside them.
+    /// `<out>/output` (its report and `overview.png` in `<out>/output/results`), a summary to
+    /// `<out>/summary.txt`.
     #[arg(long, default_value = "hcs-demo")]
     pub out: PathBuf,
     /// Tile edge in pixels.

@@ -134,7 +134,10 @@ fn refuse_active_submission(output_root: &std::path::Path) -> Result<(), String>
             jobs.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
         )),
         Err(e) => {
-            eprintln!("warning: cannot check whether earlier Slurm submissions to this output are still running: {e}");
+            super::logging::say(
+                "warning",
+                format_args!("cannot check whether earlier Slurm submissions to this output are still running: {e}"),
+            );
             Ok(())
         }
     }
@@ -143,14 +146,22 @@ fn refuse_active_submission(output_root: &std::path::Path) -> Result<(), String>
 /// Warn about every well whose stitching fell back to the nominal grid (naming it); `true` when
 /// the configuration's `on_stitch_fallback = "fail"` makes that fail the run.
 pub fn stitch_fallbacks(report: &crate::report::Written, compiled: &crate::plan::compiler::CompiledPlate) -> bool {
+    let html = report.files.iter().find(|f| f.extension().is_some_and(|e| e == "html"));
+    let see = html.map_or_else(|| "the run's report".to_string(), |p| p.display().to_string());
     for (well, tiles) in &report.stitch_fallbacks {
         tracing::warn!(
             well = %well,
-            "stitching fell back: {tiles} tiles of {well} placed from the nominal grid, not from the images (see results/report.html)"
+            "stitching fell back: {tiles} tiles of {well} placed from the nominal grid, not from the images (see {see})"
         );
     }
-    let policy = compiled.wells.first().and_then(|w| w.steps.first()).map(|s| s.config.on_stitch_fallback);
-    !report.stitch_fallbacks.is_empty() && policy == Some(crate::plan::pipeline::FallbackPolicy::Fail)
+    // `fail` in any step's configuration (the pipeline's, or the step that places or assembles
+    // the tiles) fails the run.
+    let fails = compiled
+        .wells
+        .iter()
+        .flat_map(|w| &w.steps)
+        .any(|s| s.config.on_stitch_fallback == crate::plan::pipeline::FallbackPolicy::Fail);
+    !report.stitch_fallbacks.is_empty() && fails
 }
 
 /// The progress bar's message: the step each well in flight is on, then the last well that

@@ -436,12 +436,12 @@ impl WellDriver<'_> {
             wells_at_once::Reason::Groups(groups) => tracing::info!(
                 wells_at_once = threads,
                 workers,
-                "wells at once: enough for steps of {groups} groups (the median) to keep every worker busy (--wells-at-once to change)"
+                "wells at once: enough for steps of {groups} groups (the median) to keep every worker busy (`hcs run --wells-at-once` changes it)"
             ),
             wells_at_once::Reason::CpuGroups(groups) => tracing::info!(
                 wells_at_once = threads,
                 workers,
-                "wells at once: enough for the steps on the CPU, of {groups} groups (the median), to keep every worker busy; the steps on a GPU do not count (--wells-at-once to change)"
+                "wells at once: enough for the steps on the CPU, of {groups} groups (the median), to keep every worker busy; the steps on a GPU do not count (`hcs run --wells-at-once` changes it)"
             ),
             _ => tracing::info!(wells_at_once = threads, workers, "wells at once"),
         }

@@ -336,7 +336,7 @@ pub fn write_planes(
                 if planes.get(key).map(|p| p.dim()) != Some(mask.dim()) {
                     tracing::warn!(
                         well = %well,
-                        "{}: label image `{name}` of {:?} is {:?}, its plane {:?}; written to results/ only",
+                        "{}: label image `{name}` of {:?} is {:?}, its plane {:?}; written to the results folder (`results_folder`) only",
                         root.display(),
                         key,
                         mask.dim(),

@@ -522,7 +522,7 @@ impl StepRunner<'_, '_> {
                 _ => tracing::warn!(
                     well = %self.job.plan.well,
                     step = %self.step.name,
-                    "`{key}` of group {}: {} label images for {} image planes (or a label image of the wrong size); written to results/ only, not as NGFF labels",
+                    "`{key}` of group {}: {} label images for {} image planes (or a label image of the wrong size); written to the results folder (`results_folder`) only, not as NGFF labels",
                     result.label,
                     stack.planes.len(),
                     keys.len()
@@ -549,7 +549,7 @@ impl StepRunner<'_, '_> {
             tracing::warn!(
                 well = %job.plan.well,
                 step = %step.name,
-                "{} label images are written to results/ only: the step's images are not stored as an OME-Zarr plate (set `materialize = true` on the step, with the zarr backend, for NGFF labels)",
+                "{} label images are written to the results folder (`results_folder`) only: the step's images are not stored as an OME-Zarr plate (set `materialize = true` on the step, with the zarr backend, for NGFF labels)",
                 labels.len()
             );
         }

@@ -710,7 +710,7 @@ fn error_outputs_colliding_with_the_input_or_each_other() {
     assert_eq!(
         errors(&pipeline, &options(&r)),
         [
-            "step 1 `a`: the final output (/data/plate1/images) would be written in or around the input plate /data/plate1; set `output_folder` or `output_suffix`"
+            "step 1 `a`: the final output (/data/plate1/images) would be written in or around the input plate /data/plate1; choose an output folder outside it (`--out`, or without it the `output_folder` / `output_suffix` keys)"
         ]
     );
     let same = ConfigLayer { sub_dir: Some("images".into()), ..Default::default() };
@@ -720,7 +720,7 @@ fn error_outputs_colliding_with_the_input_or_each_other() {
     assert_eq!(
         errors(&pipeline, &options(&r)),
         [
-            "step 1 `a`: the checkpoint of step 1 (/data/plate1_outputs/images) collides with the final output; give it its own `sub_dir`"
+            "step 1 `a`: the checkpoint of step 1 (/data/plate1_outputs/images) collides with the final output; give step 1 its own `sub_dir` (`config = { sub_dir = \"…\" }` on the step)"
         ]
     );
     let results = ConfigLayer { results_folder: Some("images".into()), ..Default::default() };

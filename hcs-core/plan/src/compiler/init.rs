@@ -257,7 +257,7 @@ pub fn check_collisions(
             errors.push(error(
                 *i,
                 format!(
-                    "{what} ({}) would be written in or around the input plate {}; set `output_folder` or `output_suffix`",
+                    "{what} ({}) would be written in or around the input plate {}; choose an output folder outside it (`--out`, or without it the `output_folder` / `output_suffix` keys)",
                     path.display(),
                     plate.root.display()
                 ),
@@ -266,7 +266,11 @@ pub fn check_collisions(
         if let Some((_, other, _)) = outputs[..n].iter().find(|(_, _, p)| overlaps(p, path)) {
             errors.push(error(
                 *i,
-                format!("{what} ({}) collides with {other}; give it its own `sub_dir`", path.display()),
+                format!(
+                    "{what} ({}) collides with {other}; give step {} its own `sub_dir` (`config = {{ sub_dir = \"…\" }}` on the step)",
+                    path.display(),
+                    i + 1
+                ),
             ));
         }
     }
