@@ -113,20 +113,9 @@ fn map_fresh(len: usize) -> *mut u8 {
         let Some(span) = len.checked_add(MIN_BYTES) else {
             return std::ptr::null_mut();
         };
-        // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches
-        // no existing memory.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                span,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return std::ptr::null_mut();
+        let p = crate::huge_pages::map_anonymous(span);
+        if p.is_null() {
+            return p;
         }
         // Keep the aligned `len` bytes inside the span; give back the rest at both ends.
         let raw = p as usize;

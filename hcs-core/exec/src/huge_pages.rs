@@ -169,24 +169,34 @@ unsafe fn sample_fresh(watch: &watch::Watch, start: usize, len: usize) -> Option
     Some(median_ns)
 }
 
-/// The first write of one huge page's bytes in base pages, in nanoseconds (0 where it could not
-/// be mapped). Runs inside the allocator: a mapping of its own, unmapped after.
+/// A fresh anonymous private mapping of `len` bytes (read and write) at an address of the
+/// kernel's choosing; null when the system has no memory for it. Runs inside the allocator.
 #[cfg(target_os = "linux")]
-fn base_pages_ns() -> u32 {
-    // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
-    // existing memory; it is written within its length and unmapped once.
-    unsafe {
-        let p = libc::mmap(
+pub(crate) fn map_anonymous(len: usize) -> *mut u8 {
+    // SAFETY: a new anonymous mapping touches no existing memory.
+    let p = unsafe {
+        libc::mmap(
             std::ptr::null_mut(),
-            MIN_BYTES,
+            len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
             0,
-        );
-        if p == libc::MAP_FAILED {
-            return 0;
-        }
+        )
+    };
+    if p == libc::MAP_FAILED { std::ptr::null_mut() } else { p.cast() }
+}
+
+/// The first write of one huge page's bytes in base pages, in nanoseconds (0 where it could not
+/// be mapped). Runs inside the allocator: a mapping of its own, unmapped after.
+#[cfg(target_os = "linux")]
+fn base_pages_ns() -> u32 {
+    let p = map_anonymous(MIN_BYTES).cast::<libc::c_void>();
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: the mapping just made, written within its length and unmapped once.
+    unsafe {
         libc::madvise(p, MIN_BYTES, libc::MADV_NOHUGEPAGE);
         let t0 = std::time::Instant::now();
         for page in (0..MIN_BYTES).step_by(page_bytes()) {
@@ -334,19 +344,8 @@ mod tests {
     /// A fresh marked mapping of `len` bytes, 2 MiB aligned (its span and start).
     #[cfg(target_os = "linux")]
     fn fresh_marked(len: usize) -> (usize, usize) {
-        let span = len + MIN_BYTES;
-        // SAFETY: an anonymous mapping of the kernel's choosing; the test unmaps it once.
-        let raw = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                span,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(raw, libc::MAP_FAILED);
+        let raw = map_anonymous(len + MIN_BYTES);
+        assert!(!raw.is_null());
         let start = (raw as usize).next_multiple_of(MIN_BYTES);
         // SAFETY: within the mapping just made. (A kernel without transparent huge pages
         // refuses the mark: the test then checks the rest without it.)
