@@ -130,7 +130,7 @@ pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -
     hcs_vfs::atomic::write_atomic(&jobs_file, ids.as_bytes()).map_err(|e| file_error(&jobs_file, e))?;
     // The jobs are queued: failing to record them in the lock file is not worth failing for.
     if let Err(e) = lock.hand_over_to_submission(&name) {
-        crate::cli::logging::say("warning", e);
+        tracing::warn!("{e}");
     }
     Ok(submission)
 }
