@@ -251,6 +251,18 @@ fn a_stitching_fallback_is_named_and_on_stitch_fallback_fail_fails_the_run() {
     let report = out.join("res/report.html");
     assert!(report.exists(), "the report is in the results folder");
     assert!(text(&failed).contains(&format!("(see {})", report.display())), "{}", text(&failed));
+    // The steps that place the tiles decide: `warn` on both overrides a pipeline-wide `fail`.
+    let positions = "func = \"ashlar_compute_tile_positions\"\n";
+    assert!(canonical.contains(positions));
+    let warn = |func: &str| format!("{func}config = {{ on_stitch_fallback = \"warn\" }}\n");
+    let overridden = canonical.replacen(positions, &warn(positions), 1).replacen(assemble, &warn(assemble), 1);
+    let on_steps = dir.path().join("warn_on_steps.toml");
+    std::fs::write(&on_steps, overridden).expect("pipeline");
+    std::fs::write(&config, "on_stitch_fallback = \"fail\"\n").expect("config");
+    let out = dir.path().join("warn_on_steps");
+    let warned = hcs(&["run", &p(&on_steps), "--plate", &p(&plate), "--out", &p(&out), "--config", &p(&config)]);
+    assert_eq!(warned.status.code(), Some(0), "{}", text(&warned));
+    assert!(text(&warned).contains("stitching fell back"), "{}", text(&warned));
 }
 
 /// The compiler's per-well memory estimate against what the well really held: with one worker,

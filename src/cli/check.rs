@@ -64,12 +64,25 @@ fn check_images(plate_dir: &Path, alone: bool, strict: bool) -> Result<(), Strin
     let started = std::time::Instant::now();
     let shown = plate_dir.display();
     let plate = open_plate_unread(plate_dir, None).map_err(|e| format!("{shown}: {e}"))?;
-    if alone {
+    // Refused or not, the headers are read: a damaged image is worth knowing about either way.
+    let unclean = if alone {
         super::compile_args::plate_warnings(&plate);
-        if strict {
-            refuse_unclean(plate_dir, &plate)?;
-        }
+        if strict { refuse_unclean(plate_dir, &plate).err() } else { None }
+    } else {
+        None
+    };
+    let headers = check_headers(plate_dir, &plate, started);
+    match (unclean, headers) {
+        (None, headers) => headers,
+        (Some(e), Ok(())) => Err(e),
+        (Some(e), Err(headers)) => Err(format!("{e}; {headers}")),
     }
+}
+
+/// Read every image header of `plate` (opened from `plate_dir` at `started`) and print one line
+/// per problem.
+fn check_headers(plate_dir: &Path, plate: &crate::plate::Plate, started: std::time::Instant) -> Result<(), String> {
+    let shown = plate_dir.display();
     let report = plate.check_image_headers();
     let seconds = started.elapsed().as_secs_f64();
     let zarr = match report.zarr_planes {

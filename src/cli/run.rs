@@ -146,7 +146,7 @@ fn refuse_active_submission(output_root: &std::path::Path) -> Result<(), String>
 /// Warn about every well whose stitching fell back to the nominal grid (naming it); `true` when
 /// the configuration's `on_stitch_fallback = "fail"` makes that fail the run.
 pub fn stitch_fallbacks(report: &crate::report::Written, compiled: &crate::plan::compiler::CompiledPlate) -> bool {
-    let html = report.files.iter().find(|f| f.extension().is_some_and(|e| e == "html"));
+    let html = report.files.iter().find(|f| f.file_name().is_some_and(|n| n == crate::report::html::FILE));
     let see = html.map_or_else(|| "the run's report".to_string(), |p| p.display().to_string());
     for (well, tiles) in &report.stitch_fallbacks {
         tracing::warn!(
@@ -154,14 +154,17 @@ pub fn stitch_fallbacks(report: &crate::report::Written, compiled: &crate::plan:
             "stitching fell back: {tiles} tiles of {well} placed from the nominal grid, not from the images (see {see})"
         );
     }
-    // `fail` in any step's configuration (the pipeline's, or the step that places or assembles
-    // the tiles) fails the run.
-    let fails = compiled
-        .wells
-        .iter()
-        .flat_map(|w| &w.steps)
-        .any(|s| s.config.on_stitch_fallback == crate::plan::pipeline::FallbackPolicy::Fail);
-    !report.stitch_fallbacks.is_empty() && fails
+    // The steps that compute or use the tile positions decide (a step's own setting overrides
+    // the pipeline's there); every step where none does. `fail` in one of them fails the run.
+    let steps = || compiled.wells.iter().flat_map(|w| &w.steps);
+    let places = |s: &&crate::plan::compiler::StepPlan| {
+        s.special_outputs.contains_key("positions") || s.special_inputs.contains_key("positions")
+    };
+    let fails = |s: &crate::plan::compiler::StepPlan| {
+        s.config.on_stitch_fallback == crate::plan::pipeline::FallbackPolicy::Fail
+    };
+    let deciding = if steps().any(|s| places(&s)) { steps().filter(places).any(fails) } else { steps().any(fails) };
+    !report.stitch_fallbacks.is_empty() && deciding
 }
 
 /// The progress bar's message: the step each well in flight is on, then the last well that

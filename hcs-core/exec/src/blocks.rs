@@ -19,9 +19,9 @@
 //! 3.00 s mean (+3 %).
 //!
 //! On a virtual machine whose balloon reports free memory to its host (the development
-//! machine), a fresh block's first write is the host backing it again, at a fraction of memory's
-//! speed (`bench/first_touch.py`); a block unmapped and mapped again within a second or two gets
-//! its pages back fast. What a run pays there follows its peak memory, so the pages kept for
+//! machines), a fresh block's first write may be the host backing it again, at a fraction of
+//! memory's speed (`bench/first_touch.py`); a block unmapped and mapped again within a second
+//! or two gets its pages back fast. What a run pays there follows its peak memory, so the pages kept for
 //! reuse stay within 1.25 × the heap's peak (the `kept` module).
 //!
 //! Keeping freed blocks for reuse up to a fixed bound was tried first (the nineteenth
@@ -122,7 +122,7 @@ fn map_fresh(len: usize) -> *mut u8 {
         let start = raw.next_multiple_of(MIN_BYTES);
         unmap(raw, start - raw);
         unmap(start + len, raw + span - (start + len));
-        crate::huge_pages::advise(start as *mut u8, len);
+        crate::huge_pages::advise_block(start, len);
         start as *mut u8
     }
     #[cfg(not(target_os = "linux"))]
@@ -189,7 +189,7 @@ pub unsafe fn resize(ptr: *mut u8, old_size: usize, new_size: usize) -> *mut u8 
             // SAFETY: the caller's contract, passed on.
             return unsafe { copy_to_new(ptr, old_size, new_size) };
         }
-        crate::huge_pages::advise(p.cast(), new_len);
+        crate::huge_pages::advise_block(p as usize, new_len);
         p.cast()
     }
     #[cfg(not(target_os = "linux"))]

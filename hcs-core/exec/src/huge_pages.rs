@@ -139,9 +139,10 @@ pub(crate) unsafe fn watch_fresh(start: usize, len: usize) {
 }
 
 /// Time the first write of up to [`watch::PAGES_PER_BLOCK`] huge pages (one once the watch's
-/// window is full) at the start of the fresh pages `[start, start + len)` (`start` 2 MiB aligned) into `watch`, writing a zero, which
-/// a fresh page already reads as. When the watch's verdict is that fresh huge pages cost too
-/// much, give the range's unwritten rest base pages and return the median that decided.
+/// window is full) at the start of the fresh pages `[start, start + len)` (`start` 2 MiB
+/// aligned) into `watch`, writing a zero, which a fresh page already reads as. When the watch's
+/// verdict is that fresh huge pages cost too much, give the range's unwritten rest base pages and
+/// return the median that decided.
 ///
 /// # Safety
 /// As for [`watch_fresh`].
@@ -209,6 +210,22 @@ fn base_pages_ns() -> u32 {
 }
 
 static REFUSED: AtomicUsize = AtomicUsize::new(0);
+
+/// Mark a mapping of the image blocks' own, `[start, start + len)` (page aligned): for huge pages
+/// where [`advise`] would, and where huge pages are off (by setting or after the watch gave them
+/// up) for base pages explicitly (`MADV_NOHUGEPAGE`), so a system whose transparent huge pages
+/// are `always` on does not give them anyway. Runs inside the allocator.
+pub(crate) fn advise_block(start: usize, len: usize) {
+    if decision().marks() {
+        advise(start as *mut u8, len);
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: a hint on the caller's own mapping; it changes no data.
+    unsafe {
+        libc::madvise(start as *mut libc::c_void, len, libc::MADV_NOHUGEPAGE);
+    }
+}
 
 /// Mark the block `[ptr, ptr + size)` for huge pages when it is at least [`MIN_BYTES`] long
 /// (and [`decide`] did not choose base pages).
@@ -287,8 +304,8 @@ pub fn log() {
     );
     match decision() {
         Decision::OffAfterSlowFreshPages => tracing::info!(
-            "large image buffers switched to 4 KiB pages during the run: a fresh huge page took {:.1} ms to write \
-             first (the median of the last {}), {:.1} ms in 4 KiB pages{}; HCS_HUGE_PAGES=1 keeps huge pages",
+            "large image buffers mapped after this point of the run use 4 KiB pages: a fresh huge page took {:.1} ms \
+             to write first (the median of the last {}), {:.1} ms in 4 KiB pages{}; HCS_HUGE_PAGES=1 keeps huge pages",
             f64::from(GIVEN_UP_AT_NS.load(Ordering::Relaxed)) / 1e6,
             watch::WINDOW,
             f64::from(base_ns) / 1e6,
@@ -353,38 +370,50 @@ mod tests {
         (raw as usize, start)
     }
 
-    /// Sampling writes only zeros; a watch whose base pages cost next to nothing gives up huge
-    /// pages after one block of three samples, and the block's rest is then marked for base pages
-    /// (`nh` in its mapping's `VmFlags`); one whose base pages cost a second keeps them.
+    /// Sampling writes only zeros. A watch whose base pages cost next to nothing gives no verdict
+    /// on one block's three samples, gives up huge pages on the second block's, and that block's
+    /// rest is then marked for base pages (`nh` in its mapping's `VmFlags`); one whose base pages
+    /// cost a second keeps them.
     #[cfg(target_os = "linux")]
     #[test]
-    fn sampling_a_fresh_block_keeps_it_zero_and_a_verdict_gives_its_rest_base_pages() {
+    fn sampling_fresh_blocks_keeps_them_zero_and_a_verdict_gives_the_rest_base_pages() {
         let len = 8 * MIN_BYTES;
-        let (raw, start) = fresh_marked(len);
+        let blocks = [fresh_marked(len), fresh_marked(len), fresh_marked(len)];
+        let [(_, first), (_, second), (_, third)] = blocks;
         let cheap_base = watch::Watch::new();
         cheap_base.base_ns(|| 1);
-        // SAFETY (here and below): fresh pages of the test's own mapping, written only with zeros.
-        let median = unsafe { sample_fresh(&cheap_base, start, len) }.expect("a fault costs more than 4 ns");
-        assert!(median > 4, "the median that decided: {median} ns");
+        // SAFETY (here and below): fresh, unwritten pages of the test's own mappings; each range
+        // is sampled once.
+        assert_eq!(unsafe { sample_fresh(&cheap_base, first, len) }, None, "one block: no verdict yet");
         assert_eq!(cheap_base.figures().0, watch::PAGES_PER_BLOCK, "three huge pages timed");
+        let median = unsafe { sample_fresh(&cheap_base, second, len) }.expect("a fault costs more than 4 ns");
+        assert!(median > 4, "the median that decided: {median} ns");
+        assert_eq!(cheap_base.figures().0, 2 * watch::PAGES_PER_BLOCK);
         let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
-        let rest = start + watch::PAGES_PER_BLOCK * MIN_BYTES;
+        let rest = second + watch::PAGES_PER_BLOCK * MIN_BYTES;
         let flags = vm_flags_at(&smaps, rest).expect("the rest's mapping is listed");
         if system_mode().is_some() {
             assert!(flags.split_whitespace().any(|f| f == "nh"), "VmFlags of the block's rest: {flags}");
         }
-        // SAFETY: the mapping is this test's, `len` bytes from `start`.
-        assert!(unsafe { std::slice::from_raw_parts(start as *const u8, len) }.iter().all(|&b| b == 0));
+        for start in [first, second] {
+            // SAFETY: the mapping is this test's, `len` bytes from `start`.
+            assert!(unsafe { std::slice::from_raw_parts(start as *const u8, len) }.iter().all(|&b| b == 0));
+        }
 
         let dear_base = watch::Watch::new();
         dear_base.base_ns(|| 1_000_000_000);
-        assert_eq!(unsafe { sample_fresh(&dear_base, start + MIN_BYTES, len - MIN_BYTES) }, None);
+        let sampled = watch::PAGES_PER_BLOCK * MIN_BYTES;
+        assert_eq!(unsafe { sample_fresh(&dear_base, third, sampled) }, None);
+        assert_eq!(unsafe { sample_fresh(&dear_base, third + sampled, len - sampled) }, None);
+        assert_eq!(dear_base.figures().0, 2 * watch::PAGES_PER_BLOCK, "a full window, no verdict");
         // Unaligned or shorter than a huge page: nothing sampled.
-        assert_eq!(unsafe { sample_fresh(&cheap_base, start + 4096, len - MIN_BYTES) }, None);
-        assert_eq!(unsafe { sample_fresh(&cheap_base, start, MIN_BYTES - 1) }, None);
-        assert_eq!(cheap_base.figures().0, watch::PAGES_PER_BLOCK);
-        // SAFETY: the test's own mapping, unmapped once.
-        unsafe { libc::munmap(raw as *mut libc::c_void, len + MIN_BYTES) };
+        assert_eq!(unsafe { sample_fresh(&cheap_base, third + 4096, len - MIN_BYTES) }, None);
+        assert_eq!(unsafe { sample_fresh(&cheap_base, third, MIN_BYTES - 1) }, None);
+        assert_eq!(cheap_base.figures().0, 2 * watch::PAGES_PER_BLOCK);
+        for (raw, _) in blocks {
+            // SAFETY: the test's own mapping, unmapped once.
+            unsafe { libc::munmap(raw as *mut libc::c_void, len + MIN_BYTES) };
+        }
     }
 
     #[test]

@@ -483,9 +483,8 @@ fn plane_path(plan: &WellPlan, location: &Location, key: &ImageKey) -> Option<Pa
     well_prefix(plan, location).map(|p| p.join(plane_file_name(key)))
 }
 
-/// One stack from planes of equal shape, copied by every worker at once into reserved memory (no
-/// zeroing pass before the copy). A mosaic read by a step of one group is then not copied on one
-/// thread while the other cores wait.
+/// One stack from planes of equal shape, copied into reserved memory (no zeroing pass before the
+/// copy), a plane to each worker at once.
 pub fn stack_of(planes: &[ArcArray2<f32>]) -> Result<Array3<f32>, StepError> {
     let (h, w) = shape_of(planes.iter())?;
     fill_stack(h, w, planes.len(), |i, slot| {

@@ -710,7 +710,7 @@ fn error_outputs_colliding_with_the_input_or_each_other() {
     assert_eq!(
         errors(&pipeline, &options(&r)),
         [
-            "step 1 `a`: the final output (/data/plate1/images) would be written in or around the input plate /data/plate1; choose an output folder outside it (`--out`, or without it the `output_folder` / `output_suffix` keys)"
+            "step 1 `a`: the final output (/data/plate1/images) would be written in or around the input plate /data/plate1; choose an output folder outside it (`hcs run --out`, or without it the `output_folder` / `output_suffix` keys)"
         ]
     );
     let same = ConfigLayer { sub_dir: Some("images".into()), ..Default::default() };

@@ -300,7 +300,7 @@ fn map_at(start: usize, len: usize) -> bool {
         if p == libc::MAP_FAILED {
             return false;
         }
-        crate::huge_pages::advise(start as *mut u8, len);
+        crate::huge_pages::advise_block(start, len);
         true
     }
     #[cfg(not(target_os = "linux"))]

@@ -257,7 +257,7 @@ pub fn check_collisions(
             errors.push(error(
                 *i,
                 format!(
-                    "{what} ({}) would be written in or around the input plate {}; choose an output folder outside it (`--out`, or without it the `output_folder` / `output_suffix` keys)",
+                    "{what} ({}) would be written in or around the input plate {}; choose an output folder outside it (`hcs run --out`, or without it the `output_folder` / `output_suffix` keys)",
                     path.display(),
                     plate.root.display()
                 ),
