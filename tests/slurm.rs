@@ -279,3 +279,51 @@ fn a_failed_well_is_reported_with_its_error_and_task_log() {
     assert!(summary.contains("\"missing\": [\n    \"B01\"\n  ]"), "{summary}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A well whose stitching fell back to the nominal grid (a 30 % overlap where the canonical
+/// pipeline expects 10 %): under the default `warn` the Slurm run succeeds and `summary.json`
+/// names the well; under `on_stitch_fallback = "fail"` the finalize job exits 1 (the scheduler
+/// shows it failed) and so does `hcs run --wait`, as a local run would.
+#[test]
+#[ignore = "needs a running Slurm cluster: `bash scripts/slurm-local.sh start` and its SLURM_CONF; .ci/run runs it with --ignored"]
+fn a_stitching_fallback_under_fail_fails_the_finalize_job_and_the_waiting_run() {
+    let dir = scratch("fallback");
+    let plate = dir.join("plate");
+    let made = hcs(&["synth", "--out", s(&plate), "--wells", "A01", "--tile", "128", "--overlap", "0.3"], None);
+    assert!(made.ok, "{}", made.stderr);
+    let summary = |out: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("finalize wrote summary.json"))
+            .expect("summary.json is JSON")
+    };
+
+    let warned = dir.join("warn");
+    let mut args = run_args(&plate, &warned);
+    args.extend(["--executor", "slurm", "--wait"]);
+    let r = hcs(&args, None);
+    assert!(r.ok, "warn is the default\n{}\n{}", r.stdout, r.stderr);
+    let s_warn = summary(&warned);
+    assert_eq!(s_warn["failed_on_stitch_fallback"], false, "{s_warn}");
+    let listed = s_warn["stitch_fallbacks"].as_array().expect("a list");
+    assert_eq!(listed.len(), 1, "{s_warn}");
+    assert_eq!(listed[0]["well"], "A01");
+    assert!(listed[0]["tiles"].as_u64().is_some_and(|n| n > 0), "{s_warn}");
+
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "on_stitch_fallback = \"fail\"\n").expect("config");
+    let failed = dir.join("fail");
+    let mut args = run_args(&plate, &failed);
+    args.extend(["--config", s(&config), "--executor", "slurm", "--wait"]);
+    let out = Command::new(HCS).args(&args).output().expect("hcs runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 of 1 well complete"), "{stdout}");
+    assert!(stderr.contains("A01") && stderr.contains("on_stitch_fallback = \"fail\""), "{stderr}");
+    let s_fail = summary(&failed);
+    assert_eq!(s_fail["failed_on_stitch_fallback"], true, "{s_fail}");
+    assert_eq!(s_fail["stitch_fallbacks"], s_warn["stitch_fallbacks"]);
+    // The finalize job itself failed, with the run's exit status.
+    let (_, finalize) = job_ids(&stdout);
+    let job = slurm("scontrol", &["-o", "show", "job", &finalize]);
+    assert!(job.contains("JobState=FAILED") && job.contains("ExitCode=1:0"), "{job}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -17,8 +17,10 @@ pub struct Args {
     pub plan: PathBuf,
 }
 
-/// Write the plate-level output.
-pub fn run(args: &Args) -> Result<(), String> {
+/// Write the plate-level output. Exits 1 (`Some`) when the wells' stitching fell back to the
+/// nominal grid and the pipeline says `on_stitch_fallback = "fail"`: the finalize job then
+/// fails in the scheduler's accounting, as a local run would.
+pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let job = SlurmJob::read(&args.plan).map_err(|e| e.to_string())?;
     let plate = open_plate(&job.compiled.plate, None).map_err(|e| format!("{}: {e}", job.compiled.plate.display()))?;
     let dir = args.plan.parent().unwrap_or_else(|| std::path::Path::new("."));
@@ -34,5 +36,9 @@ pub fn run(args: &Args) -> Result<(), String> {
             format!(" ({})", summary.missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
         }
     );
-    Ok(())
+    if let Some(error) = summary.fallback_error() {
+        eprintln!("error: {error}");
+        return Ok(Some(super::EXIT_WELLS_FAILED));
+    }
+    Ok(None)
 }

@@ -39,7 +39,8 @@ pub const EXIT_REFUSED: u8 = 2;
 /// The exit statuses, as `hcs --help` and README.md list them.
 pub const EXIT_STATUS_HELP: &str = "Exit status:
   0        success: every well done (or already complete)
-  1        the run ended, but some wells failed or did not run (see the summary and report.html in the results folder)
+  1        the run ended, but some wells failed or did not run, or a well's stitching fell back under
+           on_stitch_fallback = \"fail\" (see the summary and report.html in the results folder)
   2        nothing was run or the command stopped: bad arguments, an invalid pipeline, plate or
            configuration, a refused output folder, an error outside any well
   130/143  interrupted by SIGINT / SIGTERM (wells in flight finished; re-run the command to resume)";
@@ -122,7 +123,12 @@ pub fn main() -> ExitCode {
             Err(message) => Err(message),
         },
         Command::RunWell(args) => run_well::run(&args),
-        Command::Finalize(args) => finalize::run(&args),
+        Command::Finalize(args) => match finalize::run(&args) {
+            // Stitching fell back and the pipeline says that fails the run.
+            Ok(Some(code)) => return ExitCode::from(code),
+            Ok(None) => Ok(()),
+            Err(message) => Err(message),
+        },
         Command::Synth(args) => synth::run(&args),
     };
     match result {

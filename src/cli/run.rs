@@ -154,17 +154,7 @@ pub fn stitch_fallbacks(report: &crate::report::Written, compiled: &crate::plan:
             "stitching fell back: {tiles} tiles of {well} placed from the nominal grid, not from the images (see {see})"
         );
     }
-    // The steps that compute or use the tile positions decide (a step's own setting overrides
-    // the pipeline's there); every step where none does. `fail` in one of them fails the run.
-    let steps = || compiled.wells.iter().flat_map(|w| &w.steps);
-    let places = |s: &&crate::plan::compiler::StepPlan| {
-        s.special_outputs.contains_key("positions") || s.special_inputs.contains_key("positions")
-    };
-    let fails = |s: &crate::plan::compiler::StepPlan| {
-        s.config.on_stitch_fallback == crate::plan::pipeline::FallbackPolicy::Fail
-    };
-    let deciding = if steps().any(|s| places(&s)) { steps().filter(places).any(fails) } else { steps().any(fails) };
-    !report.stitch_fallbacks.is_empty() && deciding
+    !report.stitch_fallbacks.is_empty() && compiled.fails_on_stitch_fallback()
 }
 
 /// The progress bar's message: the step each well in flight is on, then the last well that
@@ -239,7 +229,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
             super::output_guard::claim(&compiled.output_root, &identity, args.force)?;
         }
         // The submission takes the output's lock itself while it prepares and submits.
-        return super::slurm_run::run(args, &compiled, &plate).map(|()| None);
+        return super::slurm_run::run(args, &compiled, &plate);
     }
     // Before the lock file is created: an output that lands in the input plate is refused first.
     crate::exec::guard::check_outputs_outside_plate(&compiled).map_err(|e| e.to_string())?;
@@ -299,7 +289,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     // disk, say) is a warning.
     let report = crate::report::write(&facts).unwrap_or_else(|e| {
         tracing::warn!("cannot write the run report: {e}");
-        crate::report::Written::default()
+        crate::report::Written { stitch_fallbacks: crate::report::stitch_fallbacks(&facts), ..Default::default() }
     });
     let failed: Vec<&WellReport> =
         result.wells.iter().filter(|w| matches!(w.status, WellStatus::Failed(_) | WellStatus::NotRun)).collect();

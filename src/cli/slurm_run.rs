@@ -2,7 +2,7 @@
 
 use crate::plan::compiler::CompiledPlate;
 use crate::plate::Plate;
-use crate::slurm::{Scheduler, SlurmOptions, TaskState, submit, wait};
+use crate::slurm::{SUMMARY, Scheduler, SlurmOptions, Summary, TaskState, submit, wait};
 
 use super::run::{Args, progress_bar};
 
@@ -16,7 +16,7 @@ fn task_summary(states: &[TaskState]) -> String {
 }
 
 /// Submit (compilation already succeeded: nothing is queued for a broken pipeline).
-pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<(), String> {
+pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<Option<u8>, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the hcs binary to submit: {e}"))?;
     let options = SlurmOptions {
         partition: args.partition.clone(),
@@ -36,7 +36,7 @@ pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<(), S
             super::wells(submission.already_complete),
             compiled.output_root.display()
         );
-        return Ok(());
+        return Ok(fallback_exit(compiled));
     };
     println!(
         "`{}`: submitted array job {array} ({} tasks, {}; {} already complete) and finalize job {finalize}",
@@ -49,7 +49,7 @@ pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<(), S
     println!("  logs: {}", submission.dir.join("logs").display());
     if !args.wait {
         println!("  follow with `squeue -j {array},{finalize}`; re-run this command to resubmit unfinished wells");
-        return Ok(());
+        return Ok(None);
     }
     let bar = progress_bar(submission.wells.len() as u64);
     let last = std::sync::Mutex::new(String::new());
@@ -85,13 +85,28 @@ pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<(), S
     for f in &failures {
         println!("  {} FAILED (task {}): {} — log: {}", f.well, f.task, f.message, f.log.display());
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} of {} failed; re-run the same command to resubmit them",
+    let fallback = fallback_exit(compiled);
+    if !failures.is_empty() {
+        eprintln!(
+            "error: {} of {} failed; re-run the same command to resubmit them",
             failures.len(),
             super::wells(submission.wells.len())
-        ))
+        );
+        return Ok(Some(super::EXIT_WELLS_FAILED));
     }
+    Ok(fallback)
+}
+
+/// After the finalize job (or the finalize done on the spot): when its summary says the wells'
+/// stitching fallbacks fail the run (`on_stitch_fallback = "fail"`), say so and exit 1; a
+/// summary that cannot be read is said too (the finalize job did not finish).
+fn fallback_exit(compiled: &CompiledPlate) -> Option<u8> {
+    let Some(summary) = Summary::read(&compiled.output_root) else {
+        let path = compiled.output_root.join(SUMMARY);
+        eprintln!("error: no readable {}: the finalize job did not finish (see its log)", path.display());
+        return Some(super::EXIT_WELLS_FAILED);
+    };
+    let error = summary.fallback_error()?;
+    eprintln!("error: {error}");
+    Some(super::EXIT_WELLS_FAILED)
 }

@@ -107,6 +107,21 @@ pub fn results_dir(compiled: &CompiledPlate) -> PathBuf {
     compiled.output_root.join(folder.unwrap_or("results"))
 }
 
+/// Wells whose stitching fell back to the nominal grid for some tiles, with how many: what
+/// [`Written::stitch_fallbacks`] holds, for a run whose report could not be written (the
+/// `on_stitch_fallback` policy still applies).
+pub fn stitch_fallbacks(facts: &RunFacts<'_>) -> Vec<(String, usize)> {
+    fallbacks_of(&run_json::build(facts))
+}
+
+fn fallbacks_of(run: &run_json::RunJson) -> Vec<(String, usize)> {
+    run.wells
+        .iter()
+        .filter_map(|w| Some((w.well.clone(), w.qc.stitching.as_ref()?.model_placed)))
+        .filter(|(_, tiles)| *tiles > 0)
+        .collect()
+}
+
 /// Write `run.json`, `trace.tsv`, `overview.png` and `report.html` into the output's
 /// `results/`. A part that cannot be made (no image to thumbnail, say) is a note, not an error;
 /// a file that cannot be written is an error.
@@ -114,13 +129,7 @@ pub fn write(facts: &RunFacts<'_>) -> Result<Written, String> {
     let results = results_dir(facts.compiled);
     std::fs::create_dir_all(&results).map_err(|e| format!("{}: {e}", results.display()))?;
     let run = run_json::build(facts);
-    let stitch_fallbacks = run
-        .wells
-        .iter()
-        .filter_map(|w| Some((w.well.clone(), w.qc.stitching.as_ref()?.model_placed)))
-        .filter(|(_, tiles)| *tiles > 0)
-        .collect();
-    let mut written = Written { stitch_fallbacks, ..Written::default() };
+    let mut written = Written { stitch_fallbacks: fallbacks_of(&run), ..Written::default() };
     let write = |name: &str, bytes: &[u8], written: &mut Written| -> Result<(), String> {
         let path = results.join(name);
         crate::vfs::atomic::write_atomic_unsynced(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -19,7 +19,7 @@ pub mod submit;
 
 pub use job::{SlurmJob, TaskReport};
 pub use scheduler::{Scheduler, TaskState};
-pub use submit::{SlurmOptions, Submission, submit, wait};
+pub use submit::{SUMMARY, SlurmOptions, StitchFallback, Submission, Summary, submit, wait};
 
 /// What can go wrong talking to Slurm or with a submission's files.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use hcs_exec::output;
 use hcs_plan::compiler::CompiledPlate;
@@ -123,6 +123,12 @@ pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -
         return Ok(submission);
     }
 
+    // The previous submission's summary goes: the one `wait` reads is this finalize job's.
+    let summary = compiled.output_root.join(SUMMARY);
+    match std::fs::remove_file(&summary) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(file_error(&summary, e)),
+        _ => {}
+    }
     let (array, finalize) = sbatch_jobs(compiled, &job, &dir, &plan, options)?;
     submission.jobs = Some((array, finalize));
     let ids = serde_json::json!({ "array": array, "finalize": finalize }).to_string();
@@ -201,7 +207,7 @@ pub fn active_submission(root: &Path, scheduler: &Scheduler) -> Result<Option<(S
 }
 
 /// The plate-level summary the finalize job writes (`<output>/summary.json`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     /// The pipeline.
     pub pipeline: String,
@@ -209,7 +215,46 @@ pub struct Summary {
     pub complete: Vec<WellId>,
     /// Wells without a complete, verified output.
     pub missing: Vec<WellId>,
+    /// Wells whose stitching fell back to the nominal grid for some tiles, with how many.
+    #[serde(default)]
+    pub stitch_fallbacks: Vec<StitchFallback>,
+    /// Those fallbacks fail the run: the pipeline's `on_stitch_fallback = "fail"` (see
+    /// [`CompiledPlate::fails_on_stitch_fallback`]). The finalize job then exits 1.
+    #[serde(default)]
+    pub failed_on_stitch_fallback: bool,
 }
+
+/// A well whose stitching fell back to the nominal grid.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StitchFallback {
+    /// The well.
+    pub well: String,
+    /// Tiles placed from the grid rather than from the images.
+    pub tiles: usize,
+}
+
+impl Summary {
+    /// The summary a finalize job wrote for the output plate `root` (`None`: none readable).
+    pub fn read(root: &Path) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(root.join(SUMMARY)).ok()?).ok()
+    }
+
+    /// The error line of a run whose stitching fallbacks fail it (`None` where they do not).
+    pub fn fallback_error(&self) -> Option<String> {
+        self.failed_on_stitch_fallback.then(|| {
+            let wells: Vec<&str> = self.stitch_fallbacks.iter().map(|f| f.well.as_str()).collect();
+            format!(
+                "stitching fell back to the nominal grid in {} well{} ({}; on_stitch_fallback = \"fail\")",
+                wells.len(),
+                if wells.len() == 1 { "" } else { "s" },
+                wells.join(", ")
+            )
+        })
+    }
+}
+
+/// The summary's file name in the output plate.
+pub const SUMMARY: &str = "summary.json";
 
 /// What the finalize job does: the plate metadata (OME-Zarr plates listing their complete wells,
 /// `hcs_plate.json`), `summary.json`, and the run report in `results/` (see [`crate::report`])
@@ -219,25 +264,28 @@ pub fn finalize_submission(job: &SlurmJob, dir: &Path, plate: &Plate) -> Result<
     hcs_exec::finalize(compiled, plate)?;
     let (complete, missing): (Vec<_>, Vec<_>) =
         compiled.wells.iter().partition(|p| output::is_done(&compiled.output_root, p));
+    // The wells and the plate metadata are done: a report that cannot be written is a warning
+    // (the stitching fallbacks are still read from the wells' records).
+    let stitch_fallbacks: Vec<StitchFallback> =
+        write_report(job, dir, plate).into_iter().map(|(well, tiles)| StitchFallback { well, tiles }).collect();
     let summary = Summary {
         pipeline: compiled.pipeline.clone(),
         complete: complete.iter().map(|p| p.well).collect(),
         missing: missing.iter().map(|p| p.well).collect(),
+        failed_on_stitch_fallback: !stitch_fallbacks.is_empty() && compiled.fails_on_stitch_fallback(),
+        stitch_fallbacks,
     };
-    let path = compiled.output_root.join("summary.json");
+    let path = compiled.output_root.join(SUMMARY);
     let bytes = serde_json::to_vec_pretty(&summary).map_err(|e| file_error(&path, e))?;
     hcs_vfs::atomic::write_atomic(&path, &bytes).map_err(|e| file_error(&path, e))?;
-    // The wells and the plate metadata are done: a report that cannot be written is a warning.
-    if let Err(e) = write_report(job, dir, plate) {
-        tracing::warn!("cannot write the run report: {e}");
-    }
     Ok(summary)
 }
 
 /// The run report of a submission: wells this submission ran are `done` (from their records) or,
 /// unfinished, `failed` with their task's error or `missing`; wells complete before it are
-/// `resumed`.
-fn write_report(job: &SlurmJob, dir: &Path, plate: &Plate) -> Result<(), SlurmError> {
+/// `resumed`. Returns the wells whose stitching fell back to the nominal grid, with how many
+/// tiles, each named in a warning; a report that cannot be written is a warning too.
+fn write_report(job: &SlurmJob, dir: &Path, plate: &Plate) -> Vec<(String, usize)> {
     let compiled = &job.compiled;
     let root = &compiled.output_root;
     let submitted: Vec<WellId> = job.tasks.iter().flatten().copied().collect();
@@ -295,11 +343,24 @@ fn write_report(job: &SlurmJob, dir: &Path, plate: &Plate) -> Result<(), SlurmEr
         // The wells ran in other processes: the pictures read their planes back.
         shrunk_as_written: None,
     };
-    let written = crate::report::write(&facts).map_err(|e| file_error(&root.join("results"), e))?;
-    for (well, tiles) in &written.stitch_fallbacks {
-        tracing::warn!(well = %well, "stitching fell back: {tiles} tiles of {well} placed from the nominal grid, not from the images");
+    let (fallbacks, see) = match crate::report::write(&facts) {
+        Ok(written) => {
+            let html = written.files.iter().find(|f| f.ends_with(crate::report::html::FILE));
+            let see = html.map_or_else(|| "the run's report".to_string(), |p| p.display().to_string());
+            (written.stitch_fallbacks, see)
+        }
+        Err(e) => {
+            tracing::warn!("cannot write the run report: {}", file_error(&crate::report::results_dir(compiled), e));
+            (crate::report::stitch_fallbacks(&facts), "the wells' records".to_string())
+        }
+    };
+    for (well, tiles) in &fallbacks {
+        tracing::warn!(
+            well = %well,
+            "stitching fell back: {tiles} tiles of {well} placed from the nominal grid, not from the images (see {see})"
+        );
     }
-    Ok(())
+    fallbacks
 }
 
 /// A well a submission did not finish.
@@ -360,7 +421,10 @@ pub fn wait(
         }
     }
     let finalize_state = scheduler.job_state(finalize).unwrap_or_else(|_| "UNKNOWN".into());
-    if finalize_state != "COMPLETED" {
+    // A finalize job that wrote its summary and then exited 1 for the stitching fallbacks
+    // (`on_stitch_fallback = "fail"`) did its work: the caller reports the fallbacks.
+    let failed_by_policy = || Summary::read(root).is_some_and(|s| s.failed_on_stitch_fallback);
+    if finalize_state != "COMPLETED" && !(finalize_state == "FAILED" && failed_by_policy()) {
         return Err(SlurmError::Command {
             command: format!("finalize job {finalize}"),
             stderr: format!("ended {finalize_state}; see {}", submission.dir.join("logs/finalize.out").display()),

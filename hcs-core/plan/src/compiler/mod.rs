@@ -111,6 +111,18 @@ impl CompiledPlate {
     pub fn well(&self, well: WellId) -> Option<&FrozenWellPlan> {
         self.wells.iter().find(|p| p.well == well)
     }
+
+    /// Whether a well whose stitching fell back to the nominal grid fails the run
+    /// (`on_stitch_fallback = "fail"`). The steps that compute or use the tile positions decide
+    /// (a step's own setting overrides the pipeline's there); every step does where none of them
+    /// does. `fail` on one deciding step is enough.
+    pub fn fails_on_stitch_fallback(&self) -> bool {
+        let steps = || self.wells.iter().flat_map(|w| &w.steps);
+        let places =
+            |s: &&StepPlan| s.special_outputs.contains_key("positions") || s.special_inputs.contains_key("positions");
+        let fails = |s: &StepPlan| s.config.on_stitch_fallback == crate::pipeline::FallbackPolicy::Fail;
+        if steps().any(|s| places(&s)) { steps().filter(places).any(fails) } else { steps().any(fails) }
+    }
 }
 
 /// Compile `pipeline` for `plate`. Every problem found is returned, in pipeline order.
