@@ -16,6 +16,7 @@ const WELLS: [&str; 6] = ["A01", "A02", "A03", "B01", "B02", "B03"];
 
 struct Out {
     ok: bool,
+    code: Option<i32>,
     stdout: String,
     stderr: String,
 }
@@ -30,6 +31,7 @@ fn hcs(args: &[&str], path_prefix: Option<&Path>) -> Out {
     let out = cmd.output().expect("hcs runs");
     Out {
         ok: out.status.success(),
+        code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
@@ -271,7 +273,7 @@ fn a_failed_well_is_reported_with_its_error_and_task_log() {
     let mut args = run_args(&plate, &out);
     args.extend(["--executor", "slurm", "--wells-per-task", "2", "--wait"]);
     let r = hcs(&args, None);
-    assert!(!r.ok, "a failed well must fail the command");
+    assert_eq!(r.code, Some(1), "a failed well fails the command with exit 1\n{}", r.stderr);
     assert!(r.stdout.contains("5 of 6 wells complete"), "{}", r.stdout);
     let line = r.stdout.lines().find(|l| l.contains("B01 FAILED (task 1)")).unwrap_or_else(|| panic!("{}", r.stdout));
     assert!(line.contains("B01_s1_w1") && line.contains("logs/task-1.out"), "{line}");
@@ -313,17 +315,22 @@ fn a_stitching_fallback_under_fail_fails_the_finalize_job_and_the_waiting_run() 
     let failed = dir.join("fail");
     let mut args = run_args(&plate, &failed);
     args.extend(["--config", s(&config), "--executor", "slurm", "--wait"]);
-    let out = Command::new(HCS).args(&args).output().expect("hcs runs");
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let r = hcs(&args, None);
+    let (stdout, stderr) = (&r.stdout, &r.stderr);
+    assert_eq!(r.code, Some(1), "{stdout}\n{stderr}");
     assert!(stdout.contains("1 of 1 well complete"), "{stdout}");
     assert!(stderr.contains("A01") && stderr.contains("on_stitch_fallback = \"fail\""), "{stderr}");
     let s_fail = summary(&failed);
     assert_eq!(s_fail["failed_on_stitch_fallback"], true, "{s_fail}");
     assert_eq!(s_fail["stitch_fallbacks"], s_warn["stitch_fallbacks"]);
     // The finalize job itself failed, with the run's exit status.
-    let (_, finalize) = job_ids(&stdout);
+    let (_, finalize) = job_ids(stdout);
     let job = slurm("scontrol", &["-o", "show", "job", &finalize]);
     assert!(job.contains("JobState=FAILED") && job.contains("ExitCode=1:0"), "{job}");
+    // The same command again: nothing left to run, finalized on the spot, and still exit 1.
+    let again = hcs(&args, None);
+    assert_eq!(again.code, Some(1), "{}\n{}", again.stdout, again.stderr);
+    assert!(again.stdout.contains("already complete") && !again.stdout.contains("submitted"), "{}", again.stdout);
+    assert!(again.stderr.contains("on_stitch_fallback = \"fail\""), "{}", again.stderr);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,7 +1,9 @@
 //! `hcs finalize --plan PLAN`: what a Slurm run's finalize job runs once its array ends — the
 //! plate-level metadata (OME-Zarr plate listing the complete wells, `hcs_plate.json`) and
 //! `summary.json`, and the run report (`results/run.json`, `trace.tsv`, `overview.png`,
-//! `report.html`).
+//! `report.html`). Exits 1 when the wells' stitching fell back to the nominal grid under
+//! `on_stitch_fallback = "fail"` (`summary.json` lists them), so the scheduler shows the job
+//! failed.
 
 use std::path::PathBuf;
 

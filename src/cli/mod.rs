@@ -38,7 +38,7 @@ pub const EXIT_REFUSED: u8 = 2;
 
 /// The exit statuses, as `hcs --help` and README.md list them.
 pub const EXIT_STATUS_HELP: &str = "Exit status:
-  0        success: every well done (or already complete)
+  0        success: every well done (or already complete); `--executor slurm` without `--wait`: the jobs were queued
   1        the run ended, but some wells failed or did not run, or a well's stitching fell back under
            on_stitch_fallback = \"fail\" (see the summary and report.html in the results folder)
   2        nothing was run or the command stopped: bad arguments, an invalid pipeline, plate or

@@ -82,7 +82,9 @@ pub struct Args {
     #[arg(long, allow_hyphen_values = true, help_heading = "Slurm")]
     pub sbatch_arg: Vec<String>,
     /// Slurm: follow the jobs until they end, with the same progress display as a local run, and
-    /// report the wells that failed with their task's log.
+    /// report the wells that failed with their task's log; exits 1 when a well failed or its
+    /// stitching fell back under `on_stitch_fallback = "fail"` (without it, the command exits 0
+    /// once the jobs are queued).
     #[arg(long, help_heading = "Slurm")]
     pub wait: bool,
 }
@@ -147,8 +149,9 @@ fn refuse_active_submission(output_root: &std::path::Path) -> Result<(), String>
 /// the configuration's `on_stitch_fallback = "fail"` makes that fail the run.
 pub fn stitch_fallbacks(report: &crate::report::Written, compiled: &crate::plan::compiler::CompiledPlate) -> bool {
     let html = report.files.iter().find(|f| f.file_name().is_some_and(|n| n == crate::report::html::FILE));
-    let see = html.map_or_else(|| "the run's report".to_string(), |p| p.display().to_string());
     for (well, tiles) in &report.stitch_fallbacks {
+        // Without a report (it could not be written), the well's edge tables say why.
+        let see = html.map_or_else(|| crate::report::edges_files(compiled, well), |p| p.display().to_string());
         tracing::warn!(
             well = %well,
             "stitching fell back: {tiles} tiles of {well} placed from the nominal grid, not from the images (see {see})"

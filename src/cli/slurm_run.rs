@@ -2,7 +2,7 @@
 
 use crate::plan::compiler::CompiledPlate;
 use crate::plate::Plate;
-use crate::slurm::{SUMMARY, Scheduler, SlurmOptions, Summary, TaskState, submit, wait};
+use crate::slurm::{Scheduler, SlurmOptions, Summary, TaskState, submit, wait};
 
 use super::run::{Args, progress_bar};
 
@@ -36,7 +36,9 @@ pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<Optio
             super::wells(submission.already_complete),
             compiled.output_root.display()
         );
-        return Ok(fallback_exit(compiled));
+        // Finalized on the spot: its summary applies the stitching-fallback policy as a
+        // finalize job would.
+        return Ok(fallback_exit(submission.summary.as_ref().and_then(Summary::fallback_error)));
     };
     println!(
         "`{}`: submitted array job {array} ({} tasks, {}; {} already complete) and finalize job {finalize}",
@@ -71,7 +73,8 @@ pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<Optio
             }
         }
     };
-    let failures = wait(&submission, &Scheduler::default(), &progress).map_err(|e| e.to_string())?;
+    let waited = wait(&submission, &Scheduler::default(), &progress).map_err(|e| e.to_string())?;
+    let failures = waited.failures;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -85,7 +88,7 @@ pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<Optio
     for f in &failures {
         println!("  {} FAILED (task {}): {} — log: {}", f.well, f.task, f.message, f.log.display());
     }
-    let fallback = fallback_exit(compiled);
+    let fallback = fallback_exit(waited.fallback_error);
     if !failures.is_empty() {
         eprintln!(
             "error: {} of {} failed; re-run the same command to resubmit them",
@@ -97,16 +100,10 @@ pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<Optio
     Ok(fallback)
 }
 
-/// After the finalize job (or the finalize done on the spot): when its summary says the wells'
-/// stitching fallbacks fail the run (`on_stitch_fallback = "fail"`), say so and exit 1; a
-/// summary that cannot be read is said too (the finalize job did not finish).
-fn fallback_exit(compiled: &CompiledPlate) -> Option<u8> {
-    let Some(summary) = Summary::read(&compiled.output_root) else {
-        let path = compiled.output_root.join(SUMMARY);
-        eprintln!("error: no readable {}: the finalize job did not finish (see its log)", path.display());
-        return Some(super::EXIT_WELLS_FAILED);
-    };
-    let error = summary.fallback_error()?;
+/// The exit status for the finalize's verdict on the stitching fallbacks: `error` (the wells'
+/// stitching fell back under `on_stitch_fallback = "fail"`) is said, and the run exits 1.
+fn fallback_exit(error: Option<String>) -> Option<u8> {
+    let error = error?;
     eprintln!("error: {error}");
     Some(super::EXIT_WELLS_FAILED)
 }

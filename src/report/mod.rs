@@ -114,6 +114,12 @@ pub fn stitch_fallbacks(facts: &RunFacts<'_>) -> Vec<(String, usize)> {
     fallbacks_of(&run_json::build(facts))
 }
 
+/// Where a well's stitching figures come from when there is no report to point to: its
+/// positions' edge tables in the results folder (`<results>/<well>_*_edges.csv`).
+pub fn edges_files(compiled: &CompiledPlate, well: &str) -> String {
+    results_dir(compiled).join(format!("{well}_*_edges.csv")).display().to_string()
+}
+
 fn fallbacks_of(run: &run_json::RunJson) -> Vec<(String, usize)> {
     run.wells
         .iter()

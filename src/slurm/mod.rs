@@ -6,7 +6,9 @@
 //! `<output>/.hcs/slurm/<submission>/plan.json`, and submits one array job whose task `k` runs
 //! `hcs run-well --plan PLAN --task k` on the wells the plan lists for it, then a finalize job
 //! (`--dependency=afterany:<array>`) running `hcs finalize --plan PLAN`, which writes the
-//! plate-level metadata and `summary.json` once. Tasks only write their own wells' files (a
+//! plate-level metadata and `summary.json` once (and exits 1 when the wells' stitching fell back
+//! to the nominal grid under `on_stitch_fallback = "fail"`, as a local run would; the summary
+//! says so, and `hcs run --wait` reports it). Tasks only write their own wells' files (a
 //! well's OME-Zarr group is written aside and renamed into place; records per well), so no two
 //! tasks write the same chunk or metadata file.
 //!
@@ -19,7 +21,7 @@ pub mod submit;
 
 pub use job::{SlurmJob, TaskReport};
 pub use scheduler::{Scheduler, TaskState};
-pub use submit::{SUMMARY, SlurmOptions, StitchFallback, Submission, Summary, submit, wait};
+pub use submit::{SUMMARY, SlurmOptions, StitchFallback, Submission, Summary, Waited, submit, wait};
 
 /// What can go wrong talking to Slurm or with a submission's files.
 #[derive(Debug, thiserror::Error)]

@@ -50,6 +50,8 @@ pub struct Submission {
     pub jobs: Option<(u64, u64)>,
     /// Array tasks.
     pub tasks: usize,
+    /// The summary written on the spot when nothing was left to run (`jobs` is `None`).
+    pub summary: Option<Summary>,
 }
 
 /// Quote for `sh`.
@@ -117,9 +119,10 @@ pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -
         wells,
         jobs: None,
         tasks: job.tasks.len(),
+        summary: None,
     };
     if job.tasks.is_empty() {
-        finalize_submission(&job, &dir, plate)?;
+        submission.summary = Some(finalize_submission(&job, &dir, plate)?);
         return Ok(submission);
     }
 
@@ -350,11 +353,13 @@ fn write_report(job: &SlurmJob, dir: &Path, plate: &Plate) -> Vec<(String, usize
             (written.stitch_fallbacks, see)
         }
         Err(e) => {
-            tracing::warn!("cannot write the run report: {}", file_error(&crate::report::results_dir(compiled), e));
-            (crate::report::stitch_fallbacks(&facts), "the wells' records".to_string())
+            let results = crate::report::results_dir(compiled);
+            tracing::warn!("cannot write the run report: {}", file_error(&results, e));
+            (crate::report::stitch_fallbacks(&facts), String::new())
         }
     };
     for (well, tiles) in &fallbacks {
+        let see = if see.is_empty() { crate::report::edges_files(compiled, well) } else { see.clone() };
         tracing::warn!(
             well = %well,
             "stitching fell back: {tiles} tiles of {well} placed from the nominal grid, not from the images (see {see})"
@@ -376,14 +381,26 @@ pub struct WellFailure {
     pub log: PathBuf,
 }
 
+/// How a followed submission ended.
+#[derive(Clone, Debug, Default)]
+pub struct Waited {
+    /// The wells that did not complete.
+    pub failures: Vec<WellFailure>,
+    /// Set when the finalize job failed the run for its wells' stitching fallbacks
+    /// (`on_stitch_fallback = "fail"`): the error to report ([`Summary::fallback_error`]).
+    pub fallback_error: Option<String>,
+}
+
 /// Follow a submission until its jobs leave the queue: `progress(wells complete, task states)`
-/// is called about twice a second. Returns the wells that did not complete.
+/// is called about twice a second. Returns the wells that did not complete, and whether the
+/// finalize job failed the run by the stitching-fallback policy; a finalize job that ended
+/// otherwise than completed, or failed by that policy, is an error.
 pub fn wait(
     submission: &Submission,
     scheduler: &Scheduler,
     progress: &dyn Fn(usize, &[TaskState]),
-) -> Result<Vec<WellFailure>, SlurmError> {
-    let Some((array, finalize)) = submission.jobs else { return Ok(Vec::new()) };
+) -> Result<Waited, SlurmError> {
+    let Some((array, finalize)) = submission.jobs else { return Ok(Waited::default()) };
     let job = SlurmJob::read(&submission.plan)?;
     let root = &job.compiled.output_root;
     let complete = || submission.wells.iter().filter(|w| output::record_path(root, **w).is_file()).count();
@@ -421,21 +438,55 @@ pub fn wait(
         }
     }
     let finalize_state = scheduler.job_state(finalize).unwrap_or_else(|_| "UNKNOWN".into());
-    // A finalize job that wrote its summary and then exited 1 for the stitching fallbacks
-    // (`on_stitch_fallback = "fail"`) did its work: the caller reports the fallbacks.
-    let failed_by_policy = || Summary::read(root).is_some_and(|s| s.failed_on_stitch_fallback);
-    if finalize_state != "COMPLETED" && !(finalize_state == "FAILED" && failed_by_policy()) {
+    // Completed: the policy did not fail the run. Failed after writing a summary that says the
+    // stitching fallbacks fail it (`on_stitch_fallback = "fail"`): the job did its work, and
+    // the caller reports the fallbacks (the submission removed any older summary).
+    let fallback_error = match finalize_state.as_str() {
+        "COMPLETED" => None,
+        "FAILED" => Summary::read(root).and_then(|s| s.fallback_error()),
+        _ => None,
+    };
+    if finalize_state != "COMPLETED" && fallback_error.is_none() {
         return Err(SlurmError::Command {
             command: format!("finalize job {finalize}"),
             stderr: format!("ended {finalize_state}; see {}", submission.dir.join("logs/finalize.out").display()),
         });
     }
-    Ok(failures)
+    Ok(Waited { failures, fallback_error })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_from_before_the_fallback_fields_reads_and_fails_nothing() {
+        let old = r#"{ "pipeline": "canonical", "complete": ["A01"], "missing": [] }"#;
+        let summary: Summary = serde_json::from_str(old).expect("an older summary.json reads");
+        assert!(summary.stitch_fallbacks.is_empty() && !summary.failed_on_stitch_fallback);
+        assert_eq!(summary.fallback_error(), None);
+    }
+
+    #[test]
+    fn a_fallback_that_fails_the_run_names_its_wells() {
+        let fallback = |well: &str| StitchFallback { well: well.into(), tiles: 3 };
+        let mut summary = Summary {
+            pipeline: "canonical".into(),
+            complete: Vec::new(),
+            missing: Vec::new(),
+            stitch_fallbacks: vec![fallback("A01")],
+            failed_on_stitch_fallback: false,
+        };
+        assert_eq!(summary.fallback_error(), None, "warn: no error");
+        summary.failed_on_stitch_fallback = true;
+        assert_eq!(
+            summary.fallback_error().as_deref(),
+            Some("stitching fell back to the nominal grid in 1 well (A01; on_stitch_fallback = \"fail\")")
+        );
+        summary.stitch_fallbacks.push(fallback("B02"));
+        let error = summary.fallback_error().expect("an error");
+        assert!(error.contains("in 2 wells (A01, B02;"), "{error}");
+    }
 
     #[test]
     fn paths_are_quoted_for_the_shell() {

@@ -10,7 +10,7 @@ use hcs_plan::compiler::{
     SharedResult, SpecialInputPlan, compile,
 };
 use hcs_plan::pipeline::{
-    ConfigLayer, FunctionCall, FunctionPattern, FunctionStep, GpuPolicy, InputSource, Pipeline, Workers,
+    ConfigLayer, FallbackPolicy, FunctionCall, FunctionPattern, FunctionStep, GpuPolicy, InputSource, Pipeline, Workers,
 };
 use hcs_plate::{Component, WellId};
 use hcs_vfs::Backend;
@@ -837,4 +837,39 @@ fn visualize_declares_a_preview_store_and_lists_the_viewers() {
     assert_eq!(plan.viewers.len(), 1);
     assert!(plan.viewers[0].contains("napari-ome-zarr"), "{:?}", plan.viewers);
     assert!(compiled(&pipeline, &options(&r)).viewers.is_empty());
+}
+
+/// `on_stitch_fallback`: the steps that compute or use the tile positions decide (their own
+/// setting over the pipeline's); in a pipeline without such steps, any step's `fail` does.
+#[test]
+fn the_steps_that_place_the_tiles_decide_whether_a_stitching_fallback_fails_the_run() {
+    let r = registry();
+    let layer = |p: FallbackPolicy| ConfigLayer { on_stitch_fallback: Some(p), ..Default::default() };
+    let fails = |pipeline: Pipeline| compiled(&pipeline, &options(&r)).fails_on_stitch_fallback();
+    assert!(!fails(stitching_pipeline()), "warn is the default");
+    assert!(fails(stitching_pipeline().config(layer(FallbackPolicy::Fail))));
+    // `fail` on the assembling step alone (it reads the positions) is enough.
+    let on_assembly = Pipeline::new("stitch")
+        .step(FunctionStep::new("blur", "blur"))
+        .step(FunctionStep::new("z max", "zmax").variable_components([Component::Z]))
+        .step(FunctionStep::new("positions", "positions").variable_components([Component::Site, Component::Channel]))
+        .step(FunctionStep::new("assemble", "assemble").from_pipeline_start().config(layer(FallbackPolicy::Fail)));
+    assert!(fails(on_assembly));
+    // `warn` on both placing steps overrides a pipeline-wide `fail`, and `fail` on a step that
+    // neither computes nor uses positions does not decide.
+    let overridden = Pipeline::new("stitch")
+        .config(layer(FallbackPolicy::Fail))
+        .step(FunctionStep::new("blur", "blur"))
+        .step(FunctionStep::new("z max", "zmax").variable_components([Component::Z]))
+        .step(
+            FunctionStep::new("positions", "positions")
+                .variable_components([Component::Site, Component::Channel])
+                .config(layer(FallbackPolicy::Warn)),
+        )
+        .step(FunctionStep::new("assemble", "assemble").from_pipeline_start().config(layer(FallbackPolicy::Warn)));
+    assert!(!fails(overridden));
+    // Without a placing step, any step's `fail` decides.
+    let plain = Pipeline::new("plain").step(FunctionStep::new("a", "blur").config(layer(FallbackPolicy::Fail)));
+    assert!(fails(plain));
+    assert!(!fails(Pipeline::new("plain").step(FunctionStep::new("a", "blur"))));
 }
