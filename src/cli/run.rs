@@ -148,15 +148,7 @@ fn refuse_active_submission(output_root: &std::path::Path) -> Result<(), String>
 /// Warn about every well whose stitching fell back to the nominal grid (naming it); `true` when
 /// the configuration's `on_stitch_fallback = "fail"` makes that fail the run.
 pub fn stitch_fallbacks(report: &crate::report::Written, compiled: &crate::plan::compiler::CompiledPlate) -> bool {
-    let html = report.files.iter().find(|f| f.file_name().is_some_and(|n| n == crate::report::html::FILE));
-    for (well, tiles) in &report.stitch_fallbacks {
-        // Without a report (it could not be written), the well's edge tables say why.
-        let see = html.map_or_else(|| crate::report::edges_files(compiled, well), |p| p.display().to_string());
-        tracing::warn!(
-            well = %well,
-            "stitching fell back: {tiles} tiles of {well} placed from the nominal grid, not from the images (see {see})"
-        );
-    }
+    crate::report::warn_stitch_fallbacks(report, compiled);
     !report.stitch_fallbacks.is_empty() && compiled.fails_on_stitch_fallback()
 }
 
@@ -288,12 +280,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         wells: result.wells.iter().map(crate::report::WellEnd::of).collect(),
         shrunk_as_written: Some(&shrunk),
     };
-    // The run's outcome matters more than its report: a report that cannot be written (a full
-    // disk, say) is a warning.
-    let report = crate::report::write(&facts).unwrap_or_else(|e| {
-        tracing::warn!("cannot write the run report: {e}");
-        crate::report::Written { stitch_fallbacks: crate::report::stitch_fallbacks(&facts), ..Default::default() }
-    });
+    let report = crate::report::write_or_warn(&facts);
     let failed: Vec<&WellReport> =
         result.wells.iter().filter(|w| matches!(w.status, WellStatus::Failed(_) | WellStatus::NotRun)).collect();
     let done = result.wells.iter().filter(|w| w.status == WellStatus::Done).count();

@@ -110,14 +110,35 @@ pub fn results_dir(compiled: &CompiledPlate) -> PathBuf {
 /// Wells whose stitching fell back to the nominal grid for some tiles, with how many: what
 /// [`Written::stitch_fallbacks`] holds, for a run whose report could not be written (the
 /// `on_stitch_fallback` policy still applies).
-pub fn stitch_fallbacks(facts: &RunFacts<'_>) -> Vec<(String, usize)> {
+fn stitch_fallbacks(facts: &RunFacts<'_>) -> Vec<(String, usize)> {
     fallbacks_of(&run_json::build(facts))
 }
 
-/// Where a well's stitching figures come from when there is no report to point to: its
-/// positions' edge tables in the results folder (`<results>/<well>_*_edges.csv`).
-pub fn edges_files(compiled: &CompiledPlate, well: &str) -> String {
-    results_dir(compiled).join(format!("{well}_*_edges.csv")).display().to_string()
+/// [`write()`], where a report that cannot be written is a warning: the run's outcome matters
+/// more than its report (a full disk, say). The stitching fallbacks are then still read from
+/// the wells' results, so the `on_stitch_fallback` policy applies either way.
+pub fn write_or_warn(facts: &RunFacts<'_>) -> Written {
+    write(facts).unwrap_or_else(|e| {
+        tracing::warn!("cannot write the run report: {e}");
+        Written { stitch_fallbacks: stitch_fallbacks(facts), ..Written::default() }
+    })
+}
+
+/// Warn about every well of `written` whose stitching fell back to the nominal grid, naming
+/// where to look: the report, or without one (it could not be written) the well's edge tables
+/// in the results folder (`<results>/<well>_*_edges.csv`).
+pub fn warn_stitch_fallbacks(written: &Written, compiled: &CompiledPlate) {
+    let html = written.files.iter().find(|f| f.file_name().is_some_and(|n| n == html::FILE));
+    for (well, tiles) in &written.stitch_fallbacks {
+        let see = html.map_or_else(
+            || results_dir(compiled).join(format!("{well}_*_edges.csv")).display().to_string(),
+            |p| p.display().to_string(),
+        );
+        tracing::warn!(
+            well = %well,
+            "stitching fell back: {tiles} tiles of {well} placed from the nominal grid, not from the images (see {see})"
+        );
+    }
 }
 
 fn fallbacks_of(run: &run_json::RunJson) -> Vec<(String, usize)> {

@@ -346,26 +346,9 @@ fn write_report(job: &SlurmJob, dir: &Path, plate: &Plate) -> Vec<(String, usize
         // The wells ran in other processes: the pictures read their planes back.
         shrunk_as_written: None,
     };
-    let (fallbacks, see) = match crate::report::write(&facts) {
-        Ok(written) => {
-            let html = written.files.iter().find(|f| f.ends_with(crate::report::html::FILE));
-            let see = html.map_or_else(|| "the run's report".to_string(), |p| p.display().to_string());
-            (written.stitch_fallbacks, see)
-        }
-        Err(e) => {
-            let results = crate::report::results_dir(compiled);
-            tracing::warn!("cannot write the run report: {}", file_error(&results, e));
-            (crate::report::stitch_fallbacks(&facts), String::new())
-        }
-    };
-    for (well, tiles) in &fallbacks {
-        let see = if see.is_empty() { crate::report::edges_files(compiled, well) } else { see.clone() };
-        tracing::warn!(
-            well = %well,
-            "stitching fell back: {tiles} tiles of {well} placed from the nominal grid, not from the images (see {see})"
-        );
-    }
-    fallbacks
+    let written = crate::report::write_or_warn(&facts);
+    crate::report::warn_stitch_fallbacks(&written, compiled);
+    written.stitch_fallbacks
 }
 
 /// A well a submission did not finish.
