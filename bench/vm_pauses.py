@@ -107,14 +107,19 @@ def main():
         parser.error("give a command after --, or --control-only")
     if args.seconds is not None and not args.control_only:
         parser.error("--seconds is for --control-only (--control lasts as long as the command)")
+    if args.seconds is not None and not args.seconds > 0:
+        parser.error("--seconds must be above 0")
     if shutil.which("perf") is None:
         raise SystemExit("perf is not installed (apt install linux-perf)")
     rc = 0
     # perf.data in memory where possible: writes to the disk are what this measures.
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    if shm is None:
+        print("no /dev/shm: perf.data goes to the temporary folder, whose writes may add pauses", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=shm) as work:
         data = os.path.join(work, "perf.data")
-        seconds, cpus = args.seconds or 3.0, os.cpu_count() or 1
+        seconds = 3.0 if args.seconds is None else args.seconds
+        cpus = os.cpu_count() or 1
         if args.command:
             rc = record(args.command, data)
             counts, cpus = slots(data)
@@ -122,7 +127,9 @@ def main():
             seconds = len(counts) * SLOT
         if args.control or args.control_only:
             try:
-                record(control(seconds, cpus, work), data)
+                loops = record(control(seconds, cpus, work), data)
+                if loops != 0:
+                    print(f"the busy loops exited {status(loops)}: their figure may be short", file=sys.stderr)
                 report("busy loops", *slots(data))
             except SystemExit as e:
                 print(f"the busy loops could not be measured: {e}", file=sys.stderr)
