@@ -224,6 +224,7 @@ fn a_stitching_fallback_is_named_and_on_stitch_fallback_fail_fails_the_run() {
     let run = run_json(&out);
     let a01 = well(&run, "A01");
     assert!(a01["qc"]["stitching"]["model_placed"].as_u64().is_some_and(|n| n > 0), "{}", a01["qc"]);
+    assert_eq!(a01["qc"]["stitching"]["step"], 4, "the canonical pipeline's tile positions step");
     assert!(
         a01["flags"].as_array().is_some_and(|f| f.iter().any(|f| f.as_str().is_some_and(|f| f.contains("fell back"))))
     );
@@ -263,6 +264,51 @@ fn a_stitching_fallback_is_named_and_on_stitch_fallback_fail_fails_the_run() {
     let warned = hcs(&["run", &p(&on_steps), "--plate", &p(&plate), "--out", &p(&out), "--config", &p(&config)]);
     assert_eq!(warned.status.code(), Some(0), "{}", text(&warned));
     assert!(text(&warned).contains("stitching fell back"), "{}", text(&warned));
+    // A step that neither computes nor reads the positions does not decide.
+    let z = "name = \"z flattening\"\n";
+    assert!(canonical.contains(z));
+    let on_other = dir.path().join("fail_on_other_step.toml");
+    std::fs::write(&on_other, canonical.replacen(z, &format!("{z}config = {{ on_stitch_fallback = \"fail\" }}\n"), 1))
+        .expect("pipeline");
+    std::fs::write(&config, "on_stitch_fallback = \"warn\"\n").expect("config");
+    let out = dir.path().join("fail_on_other_step");
+    let warned = hcs(&["run", &p(&on_other), "--plate", &p(&plate), "--out", &p(&out), "--config", &p(&config)]);
+    assert_eq!(warned.status.code(), Some(0), "{}", text(&warned));
+    assert!(text(&warned).contains("stitching fell back"), "{}", text(&warned));
+}
+
+/// The report reads the edge table the plan names (`<well>_positions_edges.csv` of step 4),
+/// not whatever `<well>_*_edges.csv` lies in the results folder: a table another pipeline left
+/// there, showing a fallback, neither flags the well nor fails a run whose own stitching placed
+/// every tile from the images.
+#[test]
+fn an_edge_table_the_plan_does_not_name_is_not_taken_for_the_runs_stitching() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let plate = dir.path().join("plate");
+    let p = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let synth = hcs(&["synth", "--out", &p(&plate), "--wells", "A01", "--tile", "512", "--z", "1", "--channels", "1"]);
+    assert!(synth.status.success(), "{}", text(&synth));
+    let out = dir.path().join("out");
+    let results = out.join("results");
+    std::fs::create_dir_all(&results).expect("results");
+    // Tile 4 joined by no accepted edge: one tile placed from the grid.
+    std::fs::write(results.join("A01_aaa.csv"), "site,row,col,x,y\n1,0,0,0,0\n2,0,1,90,0\n3,1,0,0,92\n4,1,1,200,200\n")
+        .expect("write");
+    std::fs::write(
+        results.join("A01_aaa_edges.csv"),
+        "site_a,site_b,dx,dy,ncc,accepted,rejected_because\n1,2,90,0,0.9,true,\n1,3,0,91,0.8,true,\n2,4,0,90,0.1,false,low\n",
+    )
+    .expect("write");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "on_stitch_fallback = \"fail\"\n").expect("config");
+    let pipeline = "examples/pipelines/canonical.toml";
+    let run = hcs(&["run", pipeline, "--plate", &p(&plate), "--out", &p(&out), "--config", &p(&config), "--force"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(!text(&run).contains("stitching fell back"), "{}", text(&run));
+    let run = run_json(&out);
+    let stitching = &well(&run, "A01")["qc"]["stitching"];
+    assert_eq!((stitching["step"].as_u64(), stitching["model_placed"].as_u64()), (Some(4), Some(0)), "{stitching}");
+    assert_eq!(stitching["edges"], 12, "the 3 × 3 grid's own table, not the 3 edges left in the folder");
 }
 
 /// The compiler's per-well memory estimate against what the well really held: with one worker,

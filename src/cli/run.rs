@@ -149,7 +149,7 @@ fn refuse_active_submission(output_root: &std::path::Path) -> Result<(), String>
 /// the configuration's `on_stitch_fallback = "fail"` makes that fail the run.
 pub fn stitch_fallbacks(report: &crate::report::Written, compiled: &crate::plan::compiler::CompiledPlate) -> bool {
     crate::report::warn_stitch_fallbacks(report, compiled);
-    !report.stitch_fallbacks.is_empty() && compiled.fails_on_stitch_fallback()
+    report.stitch_fallbacks.iter().any(|f| f.fails(compiled))
 }
 
 /// The progress bar's message: the step each well in flight is on, then the last well that

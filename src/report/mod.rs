@@ -91,8 +91,30 @@ pub struct Written {
     pub files: Vec<PathBuf>,
     /// What the report could not do (also in the report itself).
     pub notes: Vec<String>,
-    /// Wells whose stitching fell back to the nominal grid for some tiles, with how many.
-    pub stitch_fallbacks: Vec<(String, usize)>,
+    /// Wells whose stitching fell back to the nominal grid for some tiles.
+    pub stitch_fallbacks: Vec<StitchFallback>,
+}
+
+/// A well whose stitching fell back to the nominal grid for some tiles.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct StitchFallback {
+    /// The well.
+    pub well: String,
+    /// Tiles placed from the grid rather than from the images.
+    pub tiles: usize,
+    /// The step (1-based) that computed the positions; `None` in summaries written before it
+    /// was recorded. It and the steps reading its positions decide whether the fallback fails
+    /// the run ([`CompiledPlate::fails_on_stitch_fallback_at`]).
+    #[serde(default)]
+    pub step: Option<usize>,
+}
+
+impl StitchFallback {
+    /// Whether this fallback fails the run under `compiled`'s `on_stitch_fallback` settings.
+    pub fn fails(&self, compiled: &CompiledPlate) -> bool {
+        // Step 0 is no step: an unknown step leaves the decision to every step.
+        compiled.fails_on_stitch_fallback_at(self.step.unwrap_or(0))
+    }
 }
 
 /// This process's command line, as run records and lock files name it.
@@ -110,7 +132,7 @@ pub fn results_dir(compiled: &CompiledPlate) -> PathBuf {
 /// Wells whose stitching fell back to the nominal grid for some tiles, with how many: what
 /// [`Written::stitch_fallbacks`] holds, for a run whose report could not be written (the
 /// `on_stitch_fallback` policy still applies).
-fn stitch_fallbacks(facts: &RunFacts<'_>) -> Vec<(String, usize)> {
+fn stitch_fallbacks(facts: &RunFacts<'_>) -> Vec<StitchFallback> {
     fallbacks_of(&run_json::build(facts))
 }
 
@@ -129,7 +151,7 @@ pub fn write_or_warn(facts: &RunFacts<'_>) -> Written {
 /// in the results folder (`<results>/<well>_*_edges.csv`).
 pub fn warn_stitch_fallbacks(written: &Written, compiled: &CompiledPlate) {
     let html = written.files.iter().find(|f| f.file_name().is_some_and(|n| n == html::FILE));
-    for (well, tiles) in &written.stitch_fallbacks {
+    for StitchFallback { well, tiles, .. } in &written.stitch_fallbacks {
         let see = html.map_or_else(
             || results_dir(compiled).join(format!("{well}_*_edges.csv")).display().to_string(),
             |p| p.display().to_string(),
@@ -141,11 +163,14 @@ pub fn warn_stitch_fallbacks(written: &Written, compiled: &CompiledPlate) {
     }
 }
 
-fn fallbacks_of(run: &run_json::RunJson) -> Vec<(String, usize)> {
+fn fallbacks_of(run: &run_json::RunJson) -> Vec<StitchFallback> {
     run.wells
         .iter()
-        .filter_map(|w| Some((w.well.clone(), w.qc.stitching.as_ref()?.model_placed)))
-        .filter(|(_, tiles)| *tiles > 0)
+        .filter_map(|w| {
+            let s = w.qc.stitching.as_ref()?;
+            Some(StitchFallback { well: w.well.clone(), tiles: s.model_placed, step: s.step })
+        })
+        .filter(|f| f.tiles > 0)
         .collect()
 }
 

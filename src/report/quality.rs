@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::exec::qc::PlaneQc;
-use crate::plate::WellId;
 
 use super::run_json::WellJson;
 
@@ -49,6 +48,10 @@ pub struct StitchQc {
     /// Where the overlap came from: the parameter, an estimate from the tiles, or an assumption.
     #[serde(default)]
     pub overlap_source: Option<String>,
+    /// The step (1-based) that computed the positions: its setting and those of the steps that
+    /// read them decide `on_stitch_fallback`.
+    #[serde(default)]
+    pub step: Option<usize>,
 }
 
 /// A well's quality figures.
@@ -94,23 +97,64 @@ pub fn sites(planes: &[PlaneQc]) -> Vec<SiteQc> {
         .collect()
 }
 
-/// The first file in `results` named `<well>_…<suffix>` (`<well><suffix>` first).
-fn result_file(results: &Path, well: WellId, suffix: &str) -> Option<PathBuf> {
-    let exact = results.join(format!("{well}{suffix}"));
-    if exact.is_file() {
-        return Some(exact);
+/// Where one materialized special output of a well wrote its files, as the well's plan names
+/// it ([`crate::plan::compiler::WellPlan::materialized_outputs`]): the step, the results folder,
+/// and the files' stem — `<well>_<key>` for one value per well, `<well>_<group>_<key>` for one
+/// per group (`merge_outputs`), each followed by the materializer's own suffixes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResultFiles {
+    /// 1-based step that wrote them.
+    pub step: usize,
+    /// The results folder.
+    pub dir: PathBuf,
+    /// The stem of a per-well output; `None` for a per-group one.
+    pub stem: Option<String>,
+    /// The well (a per-group output's files start with `<well>_`).
+    pub well: String,
+    /// The special output's key (a per-group output's stems end with `_<key>`).
+    pub key: String,
+}
+
+impl ResultFiles {
+    /// Every materialized special output of `plan`, in step order.
+    pub fn of(plan: &crate::plan::compiler::WellPlan) -> Vec<ResultFiles> {
+        plan.materialized_outputs()
+            .map(|(step, key, out)| ResultFiles {
+                step,
+                dir: out.results_dir.clone(),
+                stem: (!out.per_group).then(|| out.stem.clone()),
+                well: plan.well.to_string(),
+                key: key.to_string(),
+            })
+            .collect()
     }
-    let prefix = format!("{well}_");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(results)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) && n.ends_with(suffix))
-        })
-        .collect();
-    found.sort();
-    found.into_iter().next()
+
+    /// The files with `suffix` after the stem that exist: the one file of a per-well output, or
+    /// a per-group output's files in name order.
+    fn with_suffix(&self, suffix: &str) -> Vec<PathBuf> {
+        if let Some(stem) = &self.stem {
+            let path = self.dir.join(format!("{stem}{suffix}"));
+            return if path.is_file() { vec![path] } else { Vec::new() };
+        }
+        let (prefix, end) = (format!("{}_", self.well), format!("_{}{suffix}", self.key));
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        let mut found: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.len() > prefix.len() + end.len() && n.starts_with(&prefix) && n.ends_with(&end))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+}
+
+/// The first file with `suffix` that the outputs wrote (in step order), with its step.
+fn first_with_suffix(outputs: &[ResultFiles], suffix: &str) -> Option<(usize, PathBuf)> {
+    outputs.iter().find_map(|o| o.with_suffix(suffix).into_iter().next().map(|p| (o.step, p)))
 }
 
 /// Stitching figures from `<positions>.csv` (`site,row,col,x,y`) and `<positions>_edges.csv`
@@ -170,6 +214,7 @@ pub fn stitching(edges_csv: &Path) -> Option<StitchQc> {
         model_placed: sites.len() - largest,
         overlap,
         overlap_source,
+        step: None,
     })
 }
 
@@ -188,15 +233,22 @@ fn cells(path: &Path) -> Option<u64> {
     v.get("total_cells")?.as_u64()
 }
 
-/// A well's figures from its raw planes' measures and its files in `results/`.
-pub fn well_qc(results: &Path, well: WellId, planes: &[PlaneQc]) -> WellQc {
+/// A well's figures from its raw planes' measures and the files its plan's special outputs
+/// wrote (`outputs`, [`ResultFiles::of`]): stitching from the first edge table
+/// (`<stem>_edges.csv`), cells from the first JSON (`<stem>.json`) that counts them. Only the
+/// paths the plan names are read, so files of another run or pipeline in the same results
+/// folder are not taken for this one's.
+pub fn well_qc(outputs: &[ResultFiles], planes: &[PlaneQc]) -> WellQc {
     let sites = sites(planes);
+    let stitching = first_with_suffix(outputs, "_edges.csv")
+        .and_then(|(step, path)| Some(StitchQc { step: Some(step), ..stitching(&path)? }));
+    let cells = outputs.iter().flat_map(|o| o.with_suffix(".json")).find_map(|p| cells(&p));
     WellQc {
         focus_min: sites.iter().map(|s| s.focus).reduce(f64::min),
         saturated_max: sites.iter().map(|s| s.saturated_fraction).reduce(f64::max),
         background_median: median(sites.iter().map(|s| s.background).collect()),
-        stitching: result_file(results, well, "_edges.csv").and_then(|p| stitching(&p)),
-        cells: result_file(results, well, "_cell_counts.json").and_then(|p| cells(&p)),
+        stitching,
+        cells,
         sites,
     }
 }
@@ -286,14 +338,50 @@ mod tests {
             "axis,overlap,source\nx,0.1012,estimated from the tiles\ny,0.0950,estimated from the tiles\n",
         )
         .expect("write");
-        let qc = well_qc(dir.path(), "A01".parse().expect("well"), &[]);
+        let positions = |step: usize, stem: Option<&str>| ResultFiles {
+            step,
+            dir: dir.path().to_path_buf(),
+            stem: stem.map(str::to_string),
+            well: "A01".into(),
+            key: "positions".into(),
+        };
+        let qc = well_qc(&[positions(4, Some("A01_positions"))], &[]);
         let s = qc.stitching.expect("stitching");
-        assert_eq!((s.edges, s.accepted, s.rejected, s.model_placed), (4, 2, 2, 1));
+        assert_eq!((s.edges, s.accepted, s.rejected, s.model_placed, s.step), (4, 2, 2, 1, Some(4)));
         assert_eq!(s.overlap, Some((0.1012, 0.095)));
         assert_eq!(s.overlap_source.as_deref(), Some("estimated from the tiles"));
         assert!((s.residual_mean_px.expect("mean") - 0.75).abs() < 1e-9);
         assert!((s.residual_max_px.expect("max") - 1.0).abs() < 1e-9);
         assert_eq!(qc.cells, None);
+        // Only the files the plan names: a stem the plan does not name finds none (files of
+        // another pipeline in the same folder are not this one's), and a per-group output's
+        // files are those of its well and key.
+        assert_eq!(well_qc(&[positions(2, Some("A01_tiles"))], &[]).stitching, None);
+        let per_group = positions(3, None);
+        assert_eq!(per_group.with_suffix("_edges.csv"), Vec::<PathBuf>::new(), "no `A01_<group>_positions_edges.csv`");
+        std::fs::copy(dir.path().join("A01_positions_edges.csv"), dir.path().join("A01_2_positions_edges.csv"))
+            .expect("copy");
+        std::fs::copy(dir.path().join("A01_positions_edges.csv"), dir.path().join("B01_2_positions_edges.csv"))
+            .expect("copy");
+        assert_eq!(per_group.with_suffix("_edges.csv"), [dir.path().join("A01_2_positions_edges.csv")]);
+    }
+
+    #[test]
+    fn cells_come_from_the_first_json_of_the_plan_that_counts_them() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("A01_stats.json"), r#"{"mean": 3}"#).expect("write");
+        std::fs::write(dir.path().join("A01_cell_counts.json"), r#"{"total_cells": 42}"#).expect("write");
+        std::fs::write(dir.path().join("A01_other_counts.json"), r#"{"total_cells": 7}"#).expect("write");
+        let output = |step: usize, key: &str| ResultFiles {
+            step,
+            dir: dir.path().to_path_buf(),
+            stem: Some(format!("A01_{key}")),
+            well: "A01".into(),
+            key: key.into(),
+        };
+        let qc = well_qc(&[output(1, "stats"), output(2, "cell_counts")], &[]);
+        assert_eq!(qc.cells, Some(42), "the stats JSON counts no cells; the other file is no output of the plan");
+        assert_eq!(well_qc(&[output(1, "stats")], &[]).cells, None);
     }
 
     #[test]

@@ -225,7 +225,8 @@ fn functions(pattern: &crate::plan::compiler::ResolvedPattern) -> Vec<String> {
     names
 }
 
-/// Build the run's record from the facts, the wells' completion records and `results/`.
+/// Build the run's record from the facts, the wells' completion records and the result files
+/// their plans name.
 pub fn build(facts: &RunFacts<'_>) -> RunJson {
     let compiled = facts.compiled;
     let root = &compiled.output_root;
@@ -238,12 +239,12 @@ pub fn build(facts: &RunFacts<'_>) -> RunJson {
         ),
     };
     let (rows, columns) = plate_format(facts.plate.index.wells().into_iter().chain(facts.wells.iter().map(|w| w.well)));
-    let results = super::results_dir(compiled);
     let mut wells = Vec::new();
     for end in &facts.wells {
         let record = read_record(root, end.well).filter(|_| matches!(end.status, "done" | "resumed"));
         let trace = record.as_ref().and_then(|r| r.trace.clone());
-        let qc = quality::well_qc(&results, end.well, trace.as_ref().map_or(&[][..], |t| &t.qc));
+        let result_files = compiled.well(end.well).map(|p| quality::ResultFiles::of(p)).unwrap_or_default();
+        let qc = quality::well_qc(&result_files, trace.as_ref().map_or(&[][..], |t| &t.qc));
         let steps = trace
             .as_ref()
             .map(|t| {

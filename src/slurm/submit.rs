@@ -222,19 +222,13 @@ pub struct Summary {
     #[serde(default)]
     pub stitch_fallbacks: Vec<StitchFallback>,
     /// Those fallbacks fail the run: the pipeline's `on_stitch_fallback = "fail"` (see
-    /// [`CompiledPlate::fails_on_stitch_fallback`]). The finalize job then exits 1.
+    /// [`CompiledPlate::fails_on_stitch_fallback_at`]). The finalize job then exits 1.
     #[serde(default)]
     pub failed_on_stitch_fallback: bool,
 }
 
-/// A well whose stitching fell back to the nominal grid.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct StitchFallback {
-    /// The well.
-    pub well: String,
-    /// Tiles placed from the grid rather than from the images.
-    pub tiles: usize,
-}
+/// A well whose stitching fell back to the nominal grid (listed in `summary.json`).
+pub use crate::report::StitchFallback;
 
 impl Summary {
     /// The summary a finalize job wrote for the output plate `root` (`None`: none readable).
@@ -269,13 +263,12 @@ pub fn finalize_submission(job: &SlurmJob, dir: &Path, plate: &Plate) -> Result<
         compiled.wells.iter().partition(|p| output::is_done(&compiled.output_root, p));
     // The wells and the plate metadata are done: a report that cannot be written is a warning
     // (the stitching fallbacks are still read from the wells' records).
-    let stitch_fallbacks: Vec<StitchFallback> =
-        write_report(job, dir, plate).into_iter().map(|(well, tiles)| StitchFallback { well, tiles }).collect();
+    let stitch_fallbacks: Vec<StitchFallback> = write_report(job, dir, plate);
     let summary = Summary {
         pipeline: compiled.pipeline.clone(),
         complete: complete.iter().map(|p| p.well).collect(),
         missing: missing.iter().map(|p| p.well).collect(),
-        failed_on_stitch_fallback: !stitch_fallbacks.is_empty() && compiled.fails_on_stitch_fallback(),
+        failed_on_stitch_fallback: stitch_fallbacks.iter().any(|f| f.fails(compiled)),
         stitch_fallbacks,
     };
     let path = compiled.output_root.join(SUMMARY);
@@ -288,7 +281,7 @@ pub fn finalize_submission(job: &SlurmJob, dir: &Path, plate: &Plate) -> Result<
 /// unfinished, `failed` with their task's error or `missing`; wells complete before it are
 /// `resumed`. Returns the wells whose stitching fell back to the nominal grid, with how many
 /// tiles, each named in a warning; a report that cannot be written is a warning too.
-fn write_report(job: &SlurmJob, dir: &Path, plate: &Plate) -> Vec<(String, usize)> {
+fn write_report(job: &SlurmJob, dir: &Path, plate: &Plate) -> Vec<StitchFallback> {
     let compiled = &job.compiled;
     let root = &compiled.output_root;
     let submitted: Vec<WellId> = job.tasks.iter().flatten().copied().collect();
@@ -448,11 +441,15 @@ mod tests {
         let summary: Summary = serde_json::from_str(old).expect("an older summary.json reads");
         assert!(summary.stitch_fallbacks.is_empty() && !summary.failed_on_stitch_fallback);
         assert_eq!(summary.fallback_error(), None);
+        // A fallback listed before its step was recorded reads without one.
+        let listed = r#"{ "pipeline": "c", "complete": [], "missing": [], "stitch_fallbacks": [{ "well": "A01", "tiles": 2 }] }"#;
+        let summary: Summary = serde_json::from_str(listed).expect("reads");
+        assert_eq!(summary.stitch_fallbacks, [StitchFallback { well: "A01".into(), tiles: 2, step: None }]);
     }
 
     #[test]
     fn a_fallback_that_fails_the_run_names_its_wells() {
-        let fallback = |well: &str| StitchFallback { well: well.into(), tiles: 3 };
+        let fallback = |well: &str| StitchFallback { well: well.into(), tiles: 3, step: Some(4) };
         let mut summary = Summary {
             pipeline: "canonical".into(),
             complete: Vec::new(),

@@ -33,10 +33,16 @@ fn crop_z(stack: NdarrayStack) -> NdarrayStack {
 
 #[memory(ndarray)]
 #[hcs_macros::special_inputs(grid_dimensions)]
-#[hcs_macros::special_outputs(positions)]
+#[hcs_macros::special_outputs(positions = write_positions)]
 fn positions(stack: NdarrayStack, grid_dimensions: &(u32, u32)) -> (NdarrayStack, Vec<(f64, f64)>) {
     let _ = grid_dimensions;
     (stack, Vec::new())
+}
+
+/// The positions' materializer: writes nothing (the compiler only needs its name).
+fn write_positions(positions: &Vec<(f64, f64)>, target: &hcs_core::MaterializeTarget) -> hcs_core::MaterializeResult {
+    let _ = (positions, target);
+    Ok(Vec::new())
 }
 
 #[memory(ndarray, planes = one)]
@@ -839,37 +845,55 @@ fn visualize_declares_a_preview_store_and_lists_the_viewers() {
     assert!(compiled(&pipeline, &options(&r)).viewers.is_empty());
 }
 
-/// `on_stitch_fallback`: the steps that compute or use the tile positions decide (their own
-/// setting over the pipeline's); in a pipeline without such steps, any step's `fail` does.
+/// `on_stitch_fallback`: the step that placed the tiles and the steps that read its positions
+/// decide (their own setting over the pipeline's); a step that does neither does not; a step
+/// the plan does not hold leaves it to every step.
 #[test]
 fn the_steps_that_place_the_tiles_decide_whether_a_stitching_fallback_fails_the_run() {
     let r = registry();
     let layer = |p: FallbackPolicy| ConfigLayer { on_stitch_fallback: Some(p), ..Default::default() };
-    let fails = |pipeline: Pipeline| compiled(&pipeline, &options(&r)).fails_on_stitch_fallback();
-    assert!(!fails(stitching_pipeline()), "warn is the default");
-    assert!(fails(stitching_pipeline().config(layer(FallbackPolicy::Fail))));
-    // `fail` on the assembling step alone (it reads the positions) is enough.
-    let on_assembly = Pipeline::new("stitch")
-        .step(FunctionStep::new("blur", "blur"))
-        .step(FunctionStep::new("z max", "zmax").variable_components([Component::Z]))
-        .step(FunctionStep::new("positions", "positions").variable_components([Component::Site, Component::Channel]))
-        .step(FunctionStep::new("assemble", "assemble").from_pipeline_start().config(layer(FallbackPolicy::Fail)));
-    assert!(fails(on_assembly));
-    // `warn` on both placing steps overrides a pipeline-wide `fail`, and `fail` on a step that
-    // neither computes nor uses positions does not decide.
-    let overridden = Pipeline::new("stitch")
-        .config(layer(FallbackPolicy::Fail))
-        .step(FunctionStep::new("blur", "blur"))
-        .step(FunctionStep::new("z max", "zmax").variable_components([Component::Z]))
-        .step(
-            FunctionStep::new("positions", "positions")
-                .variable_components([Component::Site, Component::Channel])
-                .config(layer(FallbackPolicy::Warn)),
-        )
-        .step(FunctionStep::new("assemble", "assemble").from_pipeline_start().config(layer(FallbackPolicy::Warn)));
-    assert!(!fails(overridden));
-    // Without a placing step, any step's `fail` decides.
-    let plain = Pipeline::new("plain").step(FunctionStep::new("a", "blur").config(layer(FallbackPolicy::Fail)));
-    assert!(fails(plain));
-    assert!(!fails(Pipeline::new("plain").step(FunctionStep::new("a", "blur"))));
+    // Step 3 computes the positions; step 4 reads them.
+    let fails = |pipeline: Pipeline, step: usize| compiled(&pipeline, &options(&r)).fails_on_stitch_fallback_at(step);
+    assert!(!fails(stitching_pipeline(), 3), "warn is the default");
+    assert!(fails(stitching_pipeline().config(layer(FallbackPolicy::Fail)), 3));
+    let steps = |blur: FallbackPolicy, positions: FallbackPolicy, assembly: FallbackPolicy| {
+        Pipeline::new("stitch")
+            .step(FunctionStep::new("blur", "blur").config(layer(blur)))
+            .step(FunctionStep::new("z max", "zmax").variable_components([Component::Z]))
+            .step(
+                FunctionStep::new("positions", "positions")
+                    .variable_components([Component::Site, Component::Channel])
+                    .config(layer(positions)),
+            )
+            .step(FunctionStep::new("assemble", "assemble").from_pipeline_start().config(layer(assembly)))
+    };
+    use FallbackPolicy::{Fail, Warn};
+    // `fail` on the assembling step alone (it reads the positions) is enough, as on the placing step.
+    assert!(fails(steps(Warn, Warn, Fail), 3));
+    assert!(fails(steps(Warn, Fail, Warn), 3));
+    // `warn` on both overrides a pipeline-wide `fail`.
+    assert!(!fails(steps(Warn, Warn, Warn).config(layer(Fail)), 3));
+    // `fail` on a step that neither places the tiles nor reads their positions does not decide.
+    assert!(!fails(steps(Fail, Warn, Warn), 3));
+    // Positions from a step the plan does not hold: any step's `fail` decides.
+    assert!(fails(steps(Fail, Warn, Warn), 9));
+    assert!(!fails(steps(Warn, Warn, Warn), 9));
+}
+
+/// A well's plan names the special outputs its steps write to files, with their step: the
+/// report finds each result file where the plan says, and knows which step wrote it.
+#[test]
+fn a_well_plan_names_the_special_outputs_written_to_files_with_their_step() {
+    let r = registry();
+    let plan = compiled(&stitching_pipeline(), &options(&r));
+    let b02 = plan.well(well("B02")).expect("B02");
+    let written: Vec<(usize, &str, &str)> =
+        b02.materialized_outputs().map(|(step, key, out)| (step, key, out.stem.as_str())).collect();
+    assert_eq!(written, [(3, "positions", "B02_positions")]);
+    // A special output without a materializer writes no file.
+    let counting = Pipeline::new("count").step(FunctionStep::new("c", "count").merge_outputs(["counts"]));
+    let counted = compiled(&counting, &options(&r));
+    let a01 = counted.well(well("A01")).expect("A01");
+    assert!(a01.steps[0].special_outputs.contains_key("counts"));
+    assert_eq!(a01.materialized_outputs().count(), 0);
 }

@@ -112,16 +112,24 @@ impl CompiledPlate {
         self.wells.iter().find(|p| p.well == well)
     }
 
-    /// Whether a well whose stitching fell back to the nominal grid fails the run
-    /// (`on_stitch_fallback = "fail"`). The steps that compute or use the tile positions decide
-    /// (a step's own setting overrides the pipeline's there); every step does where none of them
-    /// does. `fail` on one deciding step is enough.
-    pub fn fails_on_stitch_fallback(&self) -> bool {
+    /// Whether stitching that fell back to the nominal grid fails the run
+    /// (`on_stitch_fallback = "fail"`), when the tile positions came from step `step` (1-based):
+    /// that step and every step that reads its special outputs decide, each by its resolved
+    /// setting (a step's own over the pipeline's); `fail` on one of them is enough. Which step
+    /// placed the tiles is what the run found ([`WellPlan::materialized_outputs`] names its
+    /// files), so no key or function name is assumed. A step this plan does not hold (a report
+    /// from another plan) leaves the decision to every step: any `fail` decides.
+    pub fn fails_on_stitch_fallback_at(&self, step: usize) -> bool {
         let steps = || self.wells.iter().flat_map(|w| &w.steps);
-        let places =
-            |s: &&StepPlan| s.special_outputs.contains_key("positions") || s.special_inputs.contains_key("positions");
+        let reads_from = |s: &StepPlan| {
+            s.special_inputs.values().any(|i| matches!(i, SpecialInputPlan::Step { step: from, .. } if *from == step))
+        };
         let fails = |s: &StepPlan| s.config.on_stitch_fallback == crate::pipeline::FallbackPolicy::Fail;
-        if steps().any(|s| places(&s)) { steps().filter(places).any(fails) } else { steps().any(fails) }
+        if steps().any(|s| s.index == step) {
+            steps().filter(|s| s.index == step || reads_from(s)).any(fails)
+        } else {
+            steps().any(fails)
+        }
     }
 }
 

@@ -352,6 +352,18 @@ pub struct WellPlan {
     pub segments: Vec<Segment>,
 }
 
+impl WellPlan {
+    /// The special outputs this well's steps write to files (those whose function declares a
+    /// materializer), in step order: `(1-based step, key, output)`. The files lie in the
+    /// output's `results_dir`, named by its `stem` (one per well) or `<well>_<group>_<key>` (one
+    /// per group, `per_group`), each with the materializer's own suffixes.
+    pub fn materialized_outputs(&self) -> impl Iterator<Item = (usize, &str, &SpecialOutputPlan)> {
+        self.steps.iter().flat_map(|s| {
+            s.special_outputs.iter().filter(|(_, o)| o.materializer.is_some()).map(|(k, o)| (s.index, k.as_str(), o))
+        })
+    }
+}
+
 /// Consecutive steps that no group of spans two values of `by`: the executor runs all of them on
 /// the planes of one value of `by` (one channel, say), then all of them on the next, so the
 /// well holds one part's intermediates at a time instead of the whole well's. The output bytes

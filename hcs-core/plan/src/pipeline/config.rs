@@ -169,8 +169,9 @@ pub struct ConfigLayer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub visualize: Option<bool>,
     /// `warn` (default) or `fail`: whether a well whose stitching fell back to the nominal grid
-    /// fails the run's exit status. The steps that compute or use the tile positions (special
-    /// output or input `positions`) decide; any other step's setting where none does.
+    /// fails the run's exit status. The step that computed the positions (whose edge table
+    /// showed the fallback) and the steps that read its special outputs decide
+    /// ([`crate::compiler::CompiledPlate::fails_on_stitch_fallback_at`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_stitch_fallback: Option<FallbackPolicy>,
     /// Whether a step whose call repeats the first call of an earlier step's chain on the same
