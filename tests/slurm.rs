@@ -309,6 +309,7 @@ fn a_stitching_fallback_under_fail_fails_the_finalize_job_and_the_waiting_run() 
     assert_eq!(listed.len(), 1, "{s_warn}");
     assert_eq!(listed[0]["well"], "A01");
     assert!(listed[0]["tiles"].as_u64().is_some_and(|n| n > 0), "{s_warn}");
+    assert_eq!(listed[0]["step"], 4, "the canonical pipeline's tile positions step\n{s_warn}");
 
     let config = dir.join("config.toml");
     std::fs::write(&config, "on_stitch_fallback = \"fail\"\n").expect("config");

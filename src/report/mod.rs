@@ -110,6 +110,16 @@ pub struct StitchFallback {
 }
 
 impl StitchFallback {
+    /// The edge table the plan names for this well and step (`<results_dir>/<stem>_edges.csv`
+    /// of the step's first per-well materialized output); `None` without a step, or where the
+    /// plan names no such output.
+    pub fn edge_table(&self, compiled: &CompiledPlate) -> Option<PathBuf> {
+        let plan = compiled.wells.iter().find(|p| p.well.to_string() == self.well)?;
+        let (_, _, out) =
+            plan.materialized_outputs().find(|(step, _, out)| Some(*step) == self.step && !out.per_group)?;
+        Some(out.results_dir.join(format!("{}_edges.csv", out.stem)))
+    }
+
     /// Whether this fallback fails the run under `compiled`'s `on_stitch_fallback` settings.
     pub fn fails(&self, compiled: &CompiledPlate) -> bool {
         // Step 0 is no step: an unknown step leaves the decision to every step.
@@ -147,15 +157,20 @@ pub fn write_or_warn(facts: &RunFacts<'_>) -> Written {
 }
 
 /// Warn about every well of `written` whose stitching fell back to the nominal grid, naming
-/// where to look: the report, or without one (it could not be written) the well's edge tables
-/// in the results folder (`<results>/<well>_*_edges.csv`).
+/// where to look: the report, or without one (it could not be written) the edge table the
+/// plan names for the step that placed the tiles (`<results>/<well>_*_edges.csv` where the
+/// plan names none: a fallback read from an older summary, or a per-group table).
 pub fn warn_stitch_fallbacks(written: &Written, compiled: &CompiledPlate) {
     let html = written.files.iter().find(|f| f.file_name().is_some_and(|n| n == html::FILE));
-    for StitchFallback { well, tiles, .. } in &written.stitch_fallbacks {
-        let see = html.map_or_else(
-            || results_dir(compiled).join(format!("{well}_*_edges.csv")).display().to_string(),
-            |p| p.display().to_string(),
-        );
+    for fallback in &written.stitch_fallbacks {
+        let StitchFallback { well, tiles, .. } = fallback;
+        let see = match html {
+            Some(p) => p.display().to_string(),
+            None => fallback.edge_table(compiled).map_or_else(
+                || results_dir(compiled).join(format!("{well}_*_edges.csv")).display().to_string(),
+                |p| p.display().to_string(),
+            ),
+        };
         tracing::warn!(
             well = %well,
             "stitching fell back: {tiles} tiles of {well} placed from the nominal grid, not from the images (see {see})"

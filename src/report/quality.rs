@@ -98,9 +98,10 @@ pub fn sites(planes: &[PlaneQc]) -> Vec<SiteQc> {
 }
 
 /// Where one materialized special output of a well wrote its files, as the well's plan names
-/// it ([`crate::plan::compiler::WellPlan::materialized_outputs`]): the step, the results folder,
-/// and the files' stem — `<well>_<key>` for one value per well, `<well>_<group>_<key>` for one
-/// per group (`merge_outputs`), each followed by the materializer's own suffixes.
+/// it ([`crate::plan::compiler::WellPlan::materialized_outputs`]) and its completion record
+/// lists them: the step, the results folder, the files' stem — `<well>_<key>` for one value per
+/// well, `<well>_<group>_<key>` for one per group (`merge_outputs`), each followed by the
+/// materializer's own suffixes — and the files of that folder the well's run wrote.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResultFiles {
     /// 1-based step that wrote them.
@@ -113,43 +114,69 @@ pub struct ResultFiles {
     pub well: String,
     /// The special output's key (a per-group output's stems end with `_<key>`).
     pub key: String,
+    /// The files in `dir` that the well's completion record lists (absolute paths).
+    pub written: Vec<PathBuf>,
 }
 
 impl ResultFiles {
-    /// Every materialized special output of `plan`, in step order.
-    pub fn of(plan: &crate::plan::compiler::WellPlan) -> Vec<ResultFiles> {
-        plan.materialized_outputs()
+    /// Every materialized special output of `plan`, in step order, with the files of its folder
+    /// among `written` (the well's record, absolute paths). Where two steps write the same
+    /// files (the same key and folder), the later one wrote what is there: only it is listed.
+    pub fn of(plan: &crate::plan::compiler::WellPlan, written: &[PathBuf]) -> Vec<ResultFiles> {
+        let outputs: Vec<ResultFiles> = plan
+            .materialized_outputs()
             .map(|(step, key, out)| ResultFiles {
                 step,
                 dir: out.results_dir.clone(),
                 stem: (!out.per_group).then(|| out.stem.clone()),
                 well: plan.well.to_string(),
                 key: key.to_string(),
+                written: written.iter().filter(|p| p.parent() == Some(out.results_dir.as_path())).cloned().collect(),
             })
-            .collect()
+            .collect();
+        latest_writers(outputs)
     }
 
-    /// The files with `suffix` after the stem that exist: the one file of a per-well output, or
-    /// a per-group output's files in name order.
+    /// The written files with `suffix` after the stem: the one file of a per-well output, or a
+    /// per-group output's files (`<well>_<group>_<key><suffix>`, the group a label such as
+    /// `c2_z1` or `all`) in name order.
     fn with_suffix(&self, suffix: &str) -> Vec<PathBuf> {
         if let Some(stem) = &self.stem {
             let path = self.dir.join(format!("{stem}{suffix}"));
-            return if path.is_file() { vec![path] } else { Vec::new() };
+            return if self.written.contains(&path) { vec![path] } else { Vec::new() };
         }
         let (prefix, end) = (format!("{}_", self.well), format!("_{}{suffix}", self.key));
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
-        let mut found: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.len() > prefix.len() + end.len() && n.starts_with(&prefix) && n.ends_with(&end))
-            })
+        let of_a_group =
+            |name: &str| name.strip_prefix(&prefix).and_then(|n| n.strip_suffix(&end)).is_some_and(is_group_label);
+        let mut found: Vec<PathBuf> = self
+            .written
+            .iter()
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(of_a_group))
+            .cloned()
             .collect();
         found.sort();
         found
     }
+}
+
+/// `outputs` (in step order) less those whose files a later step writes again (the same folder,
+/// stem and key): the later step wrote what is there.
+fn latest_writers(outputs: Vec<ResultFiles>) -> Vec<ResultFiles> {
+    let same = |a: &ResultFiles, b: &ResultFiles| (&a.dir, &a.stem, &a.key) == (&b.dir, &b.stem, &b.key);
+    let overwritten = |i: usize| outputs[i + 1..].iter().any(|later| same(later, &outputs[i]));
+    (0..outputs.len()).filter(|&i| !overwritten(i)).map(|i| outputs[i].clone()).collect()
+}
+
+/// Whether `label` names a group as the executor labels per-group outputs: `all`, or fixed
+/// components joined by `_`, each a letter (`t`, `s`, `c`, `z`) and a number (`c2_z1`).
+fn is_group_label(label: &str) -> bool {
+    label == "all"
+        || label.split('_').all(|part| {
+            let mut chars = part.chars();
+            matches!(chars.next(), Some('t' | 's' | 'c' | 'z'))
+                && !chars.as_str().is_empty()
+                && chars.all(|c| c.is_ascii_digit())
+        })
 }
 
 /// The first file with `suffix` that the outputs wrote (in step order), with its step.
@@ -235,9 +262,9 @@ fn cells(path: &Path) -> Option<u64> {
 
 /// A well's figures from its raw planes' measures and the files its plan's special outputs
 /// wrote (`outputs`, [`ResultFiles::of`]): stitching from the first edge table
-/// (`<stem>_edges.csv`), cells from the first JSON (`<stem>.json`) that counts them. Only the
-/// paths the plan names are read, so files of another run or pipeline in the same results
-/// folder are not taken for this one's.
+/// (`<stem>_edges.csv`), cells from the first JSON (`<stem>.json`) that counts them. Only files
+/// at the paths the plan names and the well's record lists are read, so files of another run or
+/// pipeline in the same results folder are not taken for this one's.
 pub fn well_qc(outputs: &[ResultFiles], planes: &[PlaneQc]) -> WellQc {
     let sites = sites(planes);
     let stitching = first_with_suffix(outputs, "_edges.csv")
@@ -338,14 +365,17 @@ mod tests {
             "axis,overlap,source\nx,0.1012,estimated from the tiles\ny,0.0950,estimated from the tiles\n",
         )
         .expect("write");
-        let positions = |step: usize, stem: Option<&str>| ResultFiles {
+        let listed = |names: &[&str]| names.iter().map(|n| dir.path().join(n)).collect::<Vec<_>>();
+        let all = listed(&["A01_positions.csv", "A01_positions_edges.csv", "A01_positions_overlap.csv"]);
+        let positions = |step: usize, stem: Option<&str>, written: &[PathBuf]| ResultFiles {
             step,
             dir: dir.path().to_path_buf(),
             stem: stem.map(str::to_string),
             well: "A01".into(),
             key: "positions".into(),
+            written: written.to_vec(),
         };
-        let qc = well_qc(&[positions(4, Some("A01_positions"))], &[]);
+        let qc = well_qc(&[positions(4, Some("A01_positions"), &all)], &[]);
         let s = qc.stitching.expect("stitching");
         assert_eq!((s.edges, s.accepted, s.rejected, s.model_placed, s.step), (4, 2, 2, 1, Some(4)));
         assert_eq!(s.overlap, Some((0.1012, 0.095)));
@@ -353,17 +383,19 @@ mod tests {
         assert!((s.residual_mean_px.expect("mean") - 0.75).abs() < 1e-9);
         assert!((s.residual_max_px.expect("max") - 1.0).abs() < 1e-9);
         assert_eq!(qc.cells, None);
-        // Only the files the plan names: a stem the plan does not name finds none (files of
-        // another pipeline in the same folder are not this one's), and a per-group output's
-        // files are those of its well and key.
-        assert_eq!(well_qc(&[positions(2, Some("A01_tiles"))], &[]).stitching, None);
-        let per_group = positions(3, None);
-        assert_eq!(per_group.with_suffix("_edges.csv"), Vec::<PathBuf>::new(), "no `A01_<group>_positions_edges.csv`");
-        std::fs::copy(dir.path().join("A01_positions_edges.csv"), dir.path().join("A01_2_positions_edges.csv"))
-            .expect("copy");
-        std::fs::copy(dir.path().join("A01_positions_edges.csv"), dir.path().join("B01_2_positions_edges.csv"))
-            .expect("copy");
-        assert_eq!(per_group.with_suffix("_edges.csv"), [dir.path().join("A01_2_positions_edges.csv")]);
+        // Only the files the plan names and the well's record lists: a stem the plan does not
+        // name finds none, nor does a table the well's run did not write (another run's).
+        assert_eq!(well_qc(&[positions(2, Some("A01_tiles"), &all)], &[]).stitching, None);
+        assert_eq!(well_qc(&[positions(4, Some("A01_positions"), &all[..1])], &[]).stitching, None);
+        // A per-group output's files: `<well>_<group>_<key>`, the group a label the executor
+        // gives; not another well's, not another key's that ends in this one.
+        let names = ["A01_c2_positions_edges.csv", "A01_all_positions_edges.csv", "B01_c2_positions_edges.csv"];
+        let more = ["A01_tile_positions_edges.csv", "A01_c2_z_positions_edges.csv", "A01_positions_edges.csv"];
+        let per_group = positions(3, None, &listed(&[&names[..], &more[..]].concat()));
+        assert_eq!(
+            per_group.with_suffix("_edges.csv"),
+            listed(&["A01_all_positions_edges.csv", "A01_c2_positions_edges.csv"])
+        );
     }
 
     #[test]
@@ -372,16 +404,49 @@ mod tests {
         std::fs::write(dir.path().join("A01_stats.json"), r#"{"mean": 3}"#).expect("write");
         std::fs::write(dir.path().join("A01_cell_counts.json"), r#"{"total_cells": 42}"#).expect("write");
         std::fs::write(dir.path().join("A01_other_counts.json"), r#"{"total_cells": 7}"#).expect("write");
+        let written: Vec<PathBuf> = ["A01_stats.json", "A01_cell_counts.json", "A01_other_counts.json"]
+            .iter()
+            .map(|n| dir.path().join(n))
+            .collect();
         let output = |step: usize, key: &str| ResultFiles {
             step,
             dir: dir.path().to_path_buf(),
             stem: Some(format!("A01_{key}")),
             well: "A01".into(),
             key: key.into(),
+            written: written.clone(),
         };
         let qc = well_qc(&[output(1, "stats"), output(2, "cell_counts")], &[]);
         assert_eq!(qc.cells, Some(42), "the stats JSON counts no cells; the other file is no output of the plan");
         assert_eq!(well_qc(&[output(1, "stats")], &[]).cells, None);
+    }
+
+    #[test]
+    fn where_two_steps_write_the_same_files_the_later_one_is_taken() {
+        let output = |step: usize, dir: &str, key: &str| ResultFiles {
+            step,
+            dir: PathBuf::from(dir),
+            stem: Some(format!("A01_{key}")),
+            well: "A01".into(),
+            key: key.into(),
+            written: Vec::new(),
+        };
+        let steps = |outputs: Vec<ResultFiles>| latest_writers(outputs).iter().map(|o| o.step).collect::<Vec<_>>();
+        assert_eq!(
+            steps(vec![output(2, "r", "positions"), output(3, "r", "cells"), output(5, "r", "positions")]),
+            [3, 5]
+        );
+        assert_eq!(steps(vec![output(2, "r", "positions"), output(5, "other", "positions")]), [2, 5], "another folder");
+    }
+
+    #[test]
+    fn group_labels_are_the_executors() {
+        for label in ["all", "c2", "c2_z1", "t1_s3_c2_z10"] {
+            assert!(is_group_label(label), "{label}");
+        }
+        for label in ["", "tile", "c", "c2_", "x2", "c2_zz", "All"] {
+            assert!(!is_group_label(label), "{label}");
+        }
     }
 
     #[test]

@@ -243,7 +243,10 @@ pub fn build(facts: &RunFacts<'_>) -> RunJson {
     for end in &facts.wells {
         let record = read_record(root, end.well).filter(|_| matches!(end.status, "done" | "resumed"));
         let trace = record.as_ref().and_then(|r| r.trace.clone());
-        let result_files = compiled.well(end.well).map(|p| quality::ResultFiles::of(p)).unwrap_or_default();
+        // Only a well that ended with its files has result files: those its record lists.
+        let written: Vec<PathBuf> =
+            record.as_ref().map(|r| r.files.iter().map(|f| root.join(&f.path)).collect()).unwrap_or_default();
+        let result_files = compiled.well(end.well).map(|p| quality::ResultFiles::of(p, &written)).unwrap_or_default();
         let qc = quality::well_qc(&result_files, trace.as_ref().map_or(&[][..], |t| &t.qc));
         let steps = trace
             .as_ref()
