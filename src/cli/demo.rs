@@ -66,11 +66,6 @@ fn read_positions(path: &Path) -> Option<Vec<(f64, f64)>> {
     reader.deserialize::<(u32, u32, u32, f64, f64)>().map(|row| row.ok().map(|(_, _, _, x, y)| (x, y))).collect()
 }
 
-fn total_cells(path: &Path) -> Option<u64> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    v.get("total_cells")?.as_u64()
-}
-
 /// One well's outcome: stitching error against the ground truth and cells counted vs true.
 struct WellSummary {
     well: WellId,
@@ -102,7 +97,7 @@ fn well_summaries(results: &Path, report: &RunReport, truth: &GroundTruth) -> Ve
                 well: w.well,
                 status,
                 error: est.zip(gt).and_then(|(e, t)| stitching_error(&e, &t)),
-                cells: total_cells(&results.join(format!("{}_cell_counts.json", w.well))),
+                cells: crate::report::quality::cells(&results.join(format!("{}_cell_counts.json", w.well))),
                 true_cells: truth.cells.iter().find(|(well, _)| *well == w.well).map(|(_, n)| *n),
             }
         })

@@ -146,8 +146,9 @@ impl ResultFiles {
             return if self.written.contains(&path) { vec![path] } else { Vec::new() };
         }
         let (prefix, end) = (format!("{}_", self.well), format!("_{}{suffix}", self.key));
-        let of_a_group =
-            |name: &str| name.strip_prefix(&prefix).and_then(|n| n.strip_suffix(&end)).is_some_and(is_group_label);
+        let of_a_group = |name: &str| {
+            name.strip_prefix(&prefix).and_then(|n| n.strip_suffix(&end)).is_some_and(crate::exec::groups::is_label)
+        };
         let mut found: Vec<PathBuf> = self
             .written
             .iter()
@@ -165,18 +166,6 @@ fn latest_writers(outputs: Vec<ResultFiles>) -> Vec<ResultFiles> {
     let same = |a: &ResultFiles, b: &ResultFiles| (&a.dir, &a.stem, &a.key) == (&b.dir, &b.stem, &b.key);
     let overwritten = |i: usize| outputs[i + 1..].iter().any(|later| same(later, &outputs[i]));
     (0..outputs.len()).filter(|&i| !overwritten(i)).map(|i| outputs[i].clone()).collect()
-}
-
-/// Whether `label` names a group as the executor labels per-group outputs: `all`, or fixed
-/// components joined by `_`, each a letter (`t`, `s`, `c`, `z`) and a number (`c2_z1`).
-fn is_group_label(label: &str) -> bool {
-    label == "all"
-        || label.split('_').all(|part| {
-            let mut chars = part.chars();
-            matches!(chars.next(), Some('t' | 's' | 'c' | 'z'))
-                && !chars.as_str().is_empty()
-                && chars.all(|c| c.is_ascii_digit())
-        })
 }
 
 /// The first file with `suffix` that the outputs wrote (in step order), with its step.
@@ -255,7 +244,7 @@ fn nominal_overlap(path: &Path) -> (Option<(f64, f64)>, Option<String>) {
 }
 
 /// `total_cells` of a cell-count JSON.
-fn cells(path: &Path) -> Option<u64> {
+pub(crate) fn cells(path: &Path) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     v.get("total_cells")?.as_u64()
 }
@@ -437,16 +426,6 @@ mod tests {
             [3, 5]
         );
         assert_eq!(steps(vec![output(2, "r", "positions"), output(5, "other", "positions")]), [2, 5], "another folder");
-    }
-
-    #[test]
-    fn group_labels_are_the_executors() {
-        for label in ["all", "c2", "c2_z1", "t1_s3_c2_z10"] {
-            assert!(is_group_label(label), "{label}");
-        }
-        for label in ["", "tile", "c", "c2_", "x2", "c2_zz", "All"] {
-            assert!(!is_group_label(label), "{label}");
-        }
     }
 
     #[test]

@@ -50,6 +50,19 @@ pub fn label(keys: &[ImageKey], variable: &[Component], varying: &[Component]) -
     if parts.is_empty() { "all".into() } else { parts.join("_") }
 }
 
+/// Whether `text` is a label [`label`] gives: `all`, or fixed components joined by `_`, each a
+/// letter (`t`, `s`, `c`, `z`) and a number (`c2_z1`). Readers of per-group output files
+/// (`<well>_<label>_<key>…`) use it to tell them from other files.
+pub fn is_label(text: &str) -> bool {
+    text == "all"
+        || text.split('_').all(|part| {
+            let mut chars = part.chars();
+            matches!(chars.next(), Some('t' | 's' | 'c' | 'z'))
+                && !chars.as_str().is_empty()
+                && chars.all(|c| c.is_ascii_digit())
+        })
+}
+
 /// The names of `n` output planes of a call that received `inputs` (see the module docs).
 pub fn output_keys(inputs: &[ImageKey], n: usize) -> Result<Vec<ImageKey>, StepError> {
     if n > inputs.len() {
@@ -77,6 +90,23 @@ mod tests {
         let by_channel = groups(&keys, &[Component::Channel]);
         assert_eq!(by_channel.len(), 3, "one group per site");
         assert_eq!(label(&g[&[1, 0, 2, 1]], &[Component::Site], &[Component::Channel]), "c2");
+    }
+
+    #[test]
+    fn every_label_given_reads_as_one_and_other_names_do_not() {
+        let all = [Component::Timepoint, Component::Site, Component::Channel, Component::Z];
+        let k = ImageKey { well: WellId::new(0, 1), timepoint: 3, site: 12, channel: 2, z: 10 };
+        for variable in [&all[..0], &all[..1], &all[1..3], &all[..]] {
+            for varying in [&all[..0], &all[2..], &all[..]] {
+                let given = label(&[k], variable, varying);
+                assert!(is_label(&given), "{given}");
+            }
+        }
+        assert_eq!(label(&[k], &[], &all), "t3_s12_c2_z10");
+        assert!(is_label(&label(&[], &[], &all)), "no keys: all");
+        for other in ["", "tile", "c", "c2_", "x2", "c2_zz", "All"] {
+            assert!(!is_label(other), "{other}");
+        }
     }
 
     #[test]
