@@ -234,7 +234,7 @@ fn a_stitching_fallback_is_named_and_on_stitch_fallback_fail_fails_the_run() {
     let out = dir.path().join("fail");
     let failed = hcs(&["run", pipeline, "--plate", &p(&plate), "--out", &p(&out), "--config", &p(&config)]);
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
-    assert!(text(&failed).contains("on_stitch_fallback = \"fail\""), "{}", text(&failed));
+    assert!(text(&failed).contains("in 1 well (A01; on_stitch_fallback = \"fail\")"), "{}", text(&failed));
 
     // The setting on the assembling step alone fails the run too (README: a step's `config`
     // takes it), and the warning names the report where the results folder really is.

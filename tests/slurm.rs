@@ -305,6 +305,7 @@ fn a_stitching_fallback_under_fail_fails_the_finalize_job_and_the_waiting_run() 
     assert!(r.ok, "warn is the default\n{}\n{}", r.stdout, r.stderr);
     let s_warn = summary(&warned);
     assert_eq!(s_warn["failed_on_stitch_fallback"], false, "{s_warn}");
+    assert_eq!(s_warn["failing_wells"], serde_json::json!([]), "a fallback that only warns fails no well\n{s_warn}");
     let listed = s_warn["stitch_fallbacks"].as_array().expect("a list");
     assert_eq!(listed.len(), 1, "{s_warn}");
     assert_eq!(listed[0]["well"], "A01");
@@ -323,6 +324,7 @@ fn a_stitching_fallback_under_fail_fails_the_finalize_job_and_the_waiting_run() 
     assert!(stderr.contains("A01") && stderr.contains("on_stitch_fallback = \"fail\""), "{stderr}");
     let s_fail = summary(&failed);
     assert_eq!(s_fail["failed_on_stitch_fallback"], true, "{s_fail}");
+    assert_eq!(s_fail["failing_wells"], serde_json::json!(["A01"]), "{s_fail}");
     assert_eq!(s_fail["stitch_fallbacks"], s_warn["stitch_fallbacks"]);
     // The finalize job itself failed, with the run's exit status.
     let (_, finalize) = job_ids(stdout);

@@ -274,7 +274,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         shrunk_as_written: Some(&shrunk),
     };
     let written = crate::report::write(&facts)?;
-    let fallback_fails = super::run::stitch_fallbacks(&written, &compiled);
+    let fallback_fails = !super::run::stitch_fallbacks(&written, &compiled).is_empty();
     timings.insert("4 report", started.elapsed().as_secs_f64());
     timings.insert("total", total.elapsed().as_secs_f64());
     let wells: Vec<WellId> = report.wells.iter().filter(|w| w.status == WellStatus::Done).map(|w| w.well).collect();

@@ -145,11 +145,15 @@ fn refuse_active_submission(output_root: &std::path::Path) -> Result<(), String>
     }
 }
 
-/// Warn about every well whose stitching fell back to the nominal grid (naming it); `true` when
-/// the configuration's `on_stitch_fallback = "fail"` makes that fail the run.
-pub fn stitch_fallbacks(report: &crate::report::Written, compiled: &crate::plan::compiler::CompiledPlate) -> bool {
+/// Warn about every well whose stitching fell back to the nominal grid (naming it), and return
+/// the wells whose fallback fails the run under the configuration's `on_stitch_fallback`
+/// (empty: none does).
+pub fn stitch_fallbacks(
+    report: &crate::report::Written,
+    compiled: &crate::plan::compiler::CompiledPlate,
+) -> Vec<String> {
     crate::report::warn_stitch_fallbacks(report, compiled);
-    report.stitch_fallbacks.iter().any(|f| f.fails(compiled))
+    crate::report::failing_wells(&report.stitch_fallbacks, compiled)
 }
 
 /// The progress bar's message: the step each well in flight is on, then the last well that
@@ -330,16 +334,17 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         );
         return Ok(Some(128u8.saturating_add(signal)));
     }
-    if fallback_fails {
+    if !fallback_fails.is_empty() {
         eprintln!(
-            "error: stitching fell back to the nominal grid in {} (on_stitch_fallback = \"fail\")",
-            super::wells(report.stitch_fallbacks.len())
+            "error: stitching fell back to the nominal grid in {} ({}; on_stitch_fallback = \"fail\")",
+            super::wells(fallback_fails.len()),
+            fallback_fails.join(", ")
         );
     }
     if !failed.is_empty() {
         eprintln!("error: {} of {} failed", failed.len(), super::wells(result.wells.len()));
     }
-    Ok((fallback_fails || !failed.is_empty()).then_some(super::EXIT_WELLS_FAILED))
+    Ok((!fallback_fails.is_empty() || !failed.is_empty()).then_some(super::EXIT_WELLS_FAILED))
 }
 
 /// SIGINT / SIGTERM during a local run: the first sets the stop flag the executor checks before

@@ -127,6 +127,19 @@ impl StitchFallback {
     }
 }
 
+/// The wells whose fallbacks fail the run under `compiled`'s `on_stitch_fallback` settings, each
+/// once, in the order `fallbacks` lists them. A well with two placing steps is named once; a
+/// fallback whose step only warns names no well.
+pub fn failing_wells(fallbacks: &[StitchFallback], compiled: &CompiledPlate) -> Vec<String> {
+    let mut wells: Vec<String> = Vec::new();
+    for f in fallbacks.iter().filter(|f| f.fails(compiled)) {
+        if !wells.contains(&f.well) {
+            wells.push(f.well.clone());
+        }
+    }
+    wells
+}
+
 /// This process's command line, as run records and lock files name it.
 pub fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")

@@ -225,6 +225,11 @@ pub struct Summary {
     /// [`CompiledPlate::fails_on_stitch_fallback_at`]). The finalize job then exits 1.
     #[serde(default)]
     pub failed_on_stitch_fallback: bool,
+    /// The wells whose fallbacks fail the run, each once (a fallback whose step only warns is
+    /// listed in `stitch_fallbacks` but not here). Empty in summaries written before it was
+    /// recorded: their error line names every fallback well.
+    #[serde(default)]
+    pub failing_wells: Vec<String>,
 }
 
 /// A well whose stitching fell back to the nominal grid (listed in `summary.json`).
@@ -239,7 +244,14 @@ impl Summary {
     /// The error line of a run whose stitching fallbacks fail it (`None` where they do not).
     pub fn fallback_error(&self) -> Option<String> {
         self.failed_on_stitch_fallback.then(|| {
-            let wells: Vec<&str> = self.stitch_fallbacks.iter().map(|f| f.well.as_str()).collect();
+            let mut wells: Vec<&str> = self.failing_wells.iter().map(String::as_str).collect();
+            if wells.is_empty() {
+                for f in &self.stitch_fallbacks {
+                    if !wells.contains(&f.well.as_str()) {
+                        wells.push(&f.well);
+                    }
+                }
+            }
             format!(
                 "stitching fell back to the nominal grid in {} well{} ({}; on_stitch_fallback = \"fail\")",
                 wells.len(),
@@ -264,11 +276,13 @@ pub fn finalize_submission(job: &SlurmJob, dir: &Path, plate: &Plate) -> Result<
     // The wells and the plate metadata are done: a report that cannot be written is a warning
     // (the stitching fallbacks are still read from the wells' records).
     let stitch_fallbacks: Vec<StitchFallback> = write_report(job, dir, plate);
+    let failing_wells = crate::report::failing_wells(&stitch_fallbacks, compiled);
     let summary = Summary {
         pipeline: compiled.pipeline.clone(),
         complete: complete.iter().map(|p| p.well).collect(),
         missing: missing.iter().map(|p| p.well).collect(),
-        failed_on_stitch_fallback: stitch_fallbacks.iter().any(|f| f.fails(compiled)),
+        failed_on_stitch_fallback: !failing_wells.is_empty(),
+        failing_wells,
         stitch_fallbacks,
     };
     let path = compiled.output_root.join(SUMMARY);
@@ -456,6 +470,7 @@ mod tests {
             missing: Vec::new(),
             stitch_fallbacks: vec![fallback("A01")],
             failed_on_stitch_fallback: false,
+            failing_wells: Vec::new(),
         };
         assert_eq!(summary.fallback_error(), None, "warn: no error");
         summary.failed_on_stitch_fallback = true;
@@ -466,6 +481,17 @@ mod tests {
         summary.stitch_fallbacks.push(fallback("B02"));
         let error = summary.fallback_error().expect("an error");
         assert!(error.contains("in 2 wells (A01, B02;"), "{error}");
+        // A well with two placing steps is named once.
+        summary.stitch_fallbacks.push(StitchFallback { step: Some(2), ..fallback("A01") });
+        let error = summary.fallback_error().expect("an error");
+        assert!(error.contains("in 2 wells (A01, B02;"), "{error}");
+        // Where the summary lists the failing wells, only those are named: B02's fallback only
+        // warned (its step's policy), A01's failed.
+        summary.failing_wells = vec!["A01".into()];
+        assert_eq!(
+            summary.fallback_error().as_deref(),
+            Some("stitching fell back to the nominal grid in 1 well (A01; on_stitch_fallback = \"fail\")")
+        );
     }
 
     #[test]
