@@ -6,6 +6,7 @@ pub mod ahead;
 pub mod atomic;
 mod error;
 pub mod fill;
+mod lzw_page;
 pub mod ome_tiff;
 pub mod omezarr;
 pub mod plane;

@@ -1,5 +1,7 @@
-//! TIFF files through the `tiff` crate: u8 / u16 / f32 grey planes, single and multi-page; reads
-//! the compressions microscopes write (LZW, Deflate, PackBits); writes uncompressed or Deflate.
+//! TIFF files through the `tiff` crate: u8 / u16 / f32 grey planes, single and multi-page, either
+//! byte order, strips or tiles; reads the compressions microscopes and tifffile write (LZW,
+//! Deflate, PackBits, zstd; the LZW pages the crate stops early are decoded chunk by chunk with
+//! `weezl`) as their stored values; writes uncompressed or Deflate.
 //!
 //! Every failure is a [`VfsError`] naming the file. A header is checked against [`TiffLimits`]
 //! before any pixel buffer is allocated, and a decoder panic (a bug in a dependency) is caught
@@ -82,7 +84,7 @@ pub fn read_tiff_page_f32(
                 }
             }
             None => {
-                let decoded = decoded_plane(decoder, path, info)?;
+                let decoded = decoded_plane(decoder, bytes, path, info)?;
                 out.make_room(plane, planes);
                 decoded.extend_f32(out);
             }
@@ -222,7 +224,7 @@ fn page_plane<'a>(
         uncompressed_strips(decoder, bytes, info).and_then(|(strips, bps)| plane_of_strips(&strips, bps, info.shape));
     match plane {
         Some(plane) => Ok(plane),
-        None => decoded_plane(decoder, path, info),
+        None => decoded_plane(decoder, bytes, path, info),
     }
 }
 
@@ -283,15 +285,49 @@ fn walk_pages<'a>(
     }
 }
 
-/// The decoder's current page through the `tiff` crate's general decoder.
+/// The decoder's current page through the `tiff` crate's general decoder, as its stored values:
+/// a "min is white" page is not inverted, so it reads as tifffile (and the peer) read it and as
+/// [`uncompressed_strips`] reads the uncompressed ones. An LZW page that decoder stops early
+/// ("no lzw end code found": a known fault of the crate's reader on valid tiled files, and
+/// files whose writer left out the end code) is decoded chunk by chunk ([`crate::lzw_page`]).
 fn decoded_plane(
     decoder: &mut Decoder<Cursor<&[u8]>>,
+    bytes: &[u8],
     path: &Path,
-    PageInfo { shape, .. }: PageInfo,
+    PageInfo { shape, bytes_per_sample, compression }: PageInfo,
 ) -> Result<PlaneData, VfsError> {
-    match decoder.read_image().map_err(|e| corrupt(path, e))? {
-        DecodingResult::U8(v) => Array2::from_shape_vec(shape, v).map(PlaneData::U8),
-        DecodingResult::U16(v) => Array2::from_shape_vec(shape, v).map(PlaneData::U16),
+    let min_is_white = decoder.find_tag_unsigned::<u16>(Tag::PhotometricInterpretation).ok().flatten() == Some(0);
+    let decoded = match decoder.read_image() {
+        Ok(decoded) => decoded,
+        Err(e) if compression == 5 && e.to_string().contains("no lzw end code") => {
+            let float =
+                decoder.find_tag_unsigned_vec::<u16>(Tag::SampleFormat).ok().flatten().and_then(|v| v.first().copied())
+                    == Some(3);
+            return crate::lzw_page::decode(decoder, bytes, shape, bytes_per_sample as usize, float)
+                .map_err(|why| corrupt(path, format!("{e}; decoded chunk by chunk: {why}")));
+        }
+        Err(e) => return Err(corrupt(path, e)),
+    };
+    let plane = match decoded {
+        DecodingResult::U8(mut v) => {
+            if min_is_white {
+                v.iter_mut().for_each(|s| *s = u8::MAX - *s);
+            }
+            Array2::from_shape_vec(shape, v).map(PlaneData::U8)
+        }
+        DecodingResult::U16(mut v) => {
+            if min_is_white {
+                v.iter_mut().for_each(|s| *s = u16::MAX - *s);
+            }
+            Array2::from_shape_vec(shape, v).map(PlaneData::U16)
+        }
+        // The decoder gave 1 − v for a float "min is white" page, which does not round-trip.
+        DecodingResult::F32(_) if min_is_white => {
+            return Err(VfsError::UnsupportedTiff {
+                path: path.to_path_buf(),
+                what: "32-bit float samples with photometric min-is-white".into(),
+            });
+        }
         DecodingResult::F32(v) => Array2::from_shape_vec(shape, v).map(PlaneData::F32),
         other => {
             return Err(VfsError::UnsupportedTiff {
@@ -299,8 +335,8 @@ fn decoded_plane(
                 what: format!("sample format {}", result_kind(&other)),
             });
         }
-    }
-    .map_err(|e| corrupt(path, e))
+    };
+    plane.map_err(|e| corrupt(path, e))
 }
 
 /// The strips of the decoder's current page, as slices of the file's bytes holding exactly the
@@ -515,6 +551,22 @@ fn first_ifd_offset(start: &[u8], path: &Path) -> Result<u64, VfsError> {
     if big_tiff { field(8..16) } else { field(4..8) }
 }
 
+/// The name of a TIFF compression hcs's reader does not decode (`None`: it does, or the code
+/// is one of the bilevel fax ones, whose 1-bit samples the sample check refuses anyway).
+fn undecoded_compression(code: u16) -> Option<&'static str> {
+    match code {
+        // none, CCITT RLE / fax 3 / fax 4, LZW, JPEG, Deflate (both codes), PackBits, zstd
+        1..=5 | 7 | 8 | 32946 | 32773 | 50000 => None,
+        6 => Some("old-style JPEG"),
+        33003 | 33004 | 33005 | 34712 => Some("JPEG 2000"),
+        34887 => Some("LERC"),
+        34925 => Some("LZMA"),
+        50001 | 34927 => Some("WebP"),
+        50002 | 52546 => Some("JPEG XL"),
+        _ => Some("an unknown compression"),
+    }
+}
+
 fn header_fields<R: Read + Seek>(reader: R, path: &Path, file_len: u64) -> Result<TiffHeader, VfsError> {
     use tiff::decoder::ChunkType;
     use tiff::tags::Tag;
@@ -532,6 +584,22 @@ fn header_fields<R: Read + Seek>(reader: R, path: &Path, file_len: u64) -> Resul
     let sample_format = first(decoder.find_tag_unsigned_vec(Tag::SampleFormat).map_err(err)?, 1);
     let samples_per_pixel = decoder.find_tag_unsigned(Tag::SamplesPerPixel).map_err(err)?.unwrap_or(1);
     let compression = decoder.find_tag_unsigned(Tag::Compression).map_err(err)?.unwrap_or(1);
+    if let Some(name) = undecoded_compression(compression) {
+        return Err(VfsError::UnsupportedTiff {
+            path: path.to_path_buf(),
+            what: format!(
+                "compression {compression} ({name}); hcs decodes none, LZW, Deflate, PackBits, JPEG and zstd"
+            ),
+        });
+    }
+    let photometric = decoder.find_tag_unsigned::<u16>(Tag::PhotometricInterpretation).map_err(err)?;
+    if photometric == Some(0) && sample_format == 3 {
+        // As the pixel reader refuses it (decoded_plane).
+        return Err(VfsError::UnsupportedTiff {
+            path: path.to_path_buf(),
+            what: "32-bit float samples with photometric min-is-white".into(),
+        });
+    }
     let (offsets_tag, counts_tag, what) = match decoder.get_chunk_type() {
         ChunkType::Strip => (Tag::StripOffsets, Tag::StripByteCounts, "strip"),
         ChunkType::Tile => (Tag::TileOffsets, Tag::TileByteCounts, "tile"),

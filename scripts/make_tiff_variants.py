@@ -1,0 +1,121 @@
+"""Write one greyscale image as TIFF files laid out the ways microscopes and their software write
+them, with tifffile and imagecodecs (not hcs's writer), for hcs-vfs/tests/tiff_variants.rs.
+
+    python scripts/make_tiff_variants.py OUT_DIR
+
+The image is scikit-image's `camera` sample cut to 203 x 317 (odd sizes: partial strips and
+tiles), scaled to the 16-bit range and given a smooth ramp, so every byte of a sample matters.
+For each file the manifest (OUT_DIR/manifest.json) says what a reader must give:
+
+- "pixels": the stored sample values, as the little-endian raw file `truth` holds them
+  (`dtype` u8, u16 or f32; one plane per page), as tifffile reads them;
+- "error": no image, but an error whose text contains every string of `error_contains`.
+
+Photometric "miniswhite" files are listed as pixels holding the stored values (tifffile,
+ImageJ and Bio-Formats give the stored values and leave the display to the viewer).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from skimage import data
+
+HEIGHT, WIDTH = 203, 317
+
+
+def base_u16() -> np.ndarray:
+    cam = data.camera()[100 : 100 + HEIGHT, 50 : 50 + WIDTH].astype(np.float64)
+    ramp = np.add.outer(np.arange(HEIGHT) * 3.0, np.arange(WIDTH) * 1.7)
+    values = cam * 250.0 + ramp
+    return np.clip(values, 0, 65535).astype(np.uint16)
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    u16 = base_u16()
+    u8 = (u16 >> 8).astype(np.uint8)
+    f32 = (u16.astype(np.float32) / 65535.0 - 0.25).astype(np.float32)
+    stack = np.stack([u16, u16[::-1, :].copy(), (u16 // 3).astype(np.uint16)])
+    manifest = []
+
+    def pixels(name: str, array: np.ndarray, **kwargs) -> None:
+        path = out / f"{name}.tif"
+        tifffile.imwrite(path, array, **kwargs)
+        # The truth is what tifffile reads back from the file (the stored values).
+        back = tifffile.imread(path)
+        assert np.array_equal(back, array), name
+        pages = back if back.ndim == 3 else back[np.newaxis]
+        truth = out / f"{name}.raw"
+        pages.astype(pages.dtype.newbyteorder("<"), copy=False).tofile(truth)
+        manifest.append(
+            dict(
+                file=path.name,
+                expect="pixels",
+                dtype={"uint8": "u8", "uint16": "u16", "float32": "f32"}[str(pages.dtype)],
+                pages=int(pages.shape[0]),
+                height=int(pages.shape[1]),
+                width=int(pages.shape[2]),
+                truth=truth.name,
+                options={k: str(v) for k, v in kwargs.items()},
+            )
+        )
+
+    def error(name: str, array: np.ndarray, contains: list, **kwargs) -> None:
+        path = out / f"{name}.tif"
+        tifffile.imwrite(path, array, **kwargs)
+        manifest.append(
+            dict(file=path.name, expect="error", error_contains=contains, options={k: str(v) for k, v in kwargs.items()})
+        )
+
+    # 16-bit, the microscopes' own layouts.
+    pixels("u16_plain", u16)
+    pixels("u16_big_endian", u16, byteorder=">")
+    pixels("u16_row_strips", u16, rowsperstrip=1)
+    pixels("u16_odd_strips", u16, rowsperstrip=7)
+    pixels("u16_bigtiff", u16, bigtiff=True)
+    pixels("u16_bigtiff_big_endian", u16, bigtiff=True, byteorder=">")
+    pixels("u16_tiled", u16, tile=(64, 64))
+    pixels("u16_tiled_big_endian_lzw_predictor", u16, tile=(32, 48), byteorder=">", compression="lzw", predictor=True)
+    pixels("u16_lzw", u16, compression="lzw")
+    pixels("u16_lzw_predictor", u16, compression="lzw", predictor=True)
+    pixels("u16_zlib", u16, compression="zlib")
+    pixels("u16_zlib_predictor", u16, compression="zlib", predictor=True)
+    pixels("u16_deflate_legacy_code", u16, compression="deflate")
+    pixels("u16_packbits", u16, compression="packbits")
+    pixels("u16_zstd", u16, compression="zstd")
+    pixels("u16_tiled_lzw", u16, tile=(32, 48), compression="lzw")
+    pixels("u16_tiled_lzw_predictor", u16, tile=(32, 48), compression="lzw", predictor=True)
+    pixels("u16_tiled_big_endian_lzw", u16, tile=(16, 16), byteorder=">", compression="lzw")
+    pixels("u8_tiled_lzw_predictor", u8, tile=(32, 48), compression="lzw", predictor=True)
+    pixels("u16_miniswhite", u16, photometric="miniswhite")
+    pixels("u16_miniswhite_lzw", u16, photometric="miniswhite", compression="lzw")
+    pixels("u16_stack_3_pages", stack, photometric="minisblack")
+    pixels("u16_stack_3_pages_big_endian_zlib", stack, photometric="minisblack", byteorder=">", compression="zlib")
+    pixels("u16_imagej_hyperstack", stack, imagej=True, metadata={"axes": "ZYX"})
+    # 8-bit and float.
+    pixels("u8_plain", u8)
+    pixels("u8_lzw_predictor", u8, compression="lzw", predictor=True)
+    pixels("u8_miniswhite", u8, photometric="miniswhite")
+    pixels("u8_miniswhite_big_endian_zlib", u8, photometric="miniswhite", byteorder=">", compression="zlib")
+    pixels("f32_tiled_lzw", f32, tile=(32, 48), compression="lzw")
+    pixels("f32_plain", f32)
+    pixels("f32_big_endian", f32, byteorder=">")
+    pixels("f32_zlib_float_predictor", f32, compression="zlib", predictor=3)
+    # What hcs does not read must say so, naming what it found.
+    error("i16_signed", (u16 // 2).astype(np.int16), ["i16"])
+    error("u32", u16.astype(np.uint32), ["u32"])
+    error("rgb_u8", np.stack([u8, u8, u8], axis=-1), ["RGB"], photometric="rgb")
+    error("u16_lerc", u16, ["ompression"], compression="lerc")
+    error("u16_jpeg2000", u16, ["ompression"], compression="jpeg2000")
+    error("f32_miniswhite", f32, ["min-is-white"], photometric="miniswhite", compression="zlib")
+
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    print(f"{len(manifest)} TIFF files in {out}")
+
+
+if __name__ == "__main__":
+    main()
