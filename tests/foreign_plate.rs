@@ -1,7 +1,8 @@
 //! A plate another tool wrote — NGFF 0.4 and 0.5 plates from ome-zarr-py's writer
-//! (`tests/fixtures/foreign`, made by `scripts/make_foreign_plates.py`) — runs through a
-//! pipeline end to end: its wells, channel names and pixel size reach the output plate, and the
-//! input is left byte for byte as it was.
+//! (`tests/fixtures/foreign`, made by `scripts/make_foreign_plates.py`), and a plate the peer
+//! OpenHCS wrote (`tests/fixtures/openhcs`, made by `scripts/make_openhcs_output.sh`) — runs
+//! through a pipeline end to end: its wells, channel names and pixel size reach the output
+//! plate, and the input is left byte for byte as it was.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -78,4 +79,45 @@ fn ome_zarr_py_plates_of_both_versions_run_and_keep_their_names_and_scale() {
         assert_eq!(scale[1].as_f64(), Some(2.0), "{fixture}: the z spacing too: {scale}");
         assert_eq!(ome["multiscales"][0]["axes"][1]["unit"], "micrometer", "{fixture}");
     }
+}
+
+/// The peer's own output plate (its canonical pipeline's final mosaics, `openhcs_metadata.json`)
+/// runs through hcs: both wells, the peer's channel name, and the pixel size the peer did not
+/// know reported as unknown, not written as 1 µm.
+#[test]
+fn a_plate_openhcs_wrote_runs_and_its_unknown_pixel_size_is_said() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("foreign.toml"), PIPELINE).expect("pipeline");
+    let plate = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openhcs/plate_ix_openhcs");
+    let before = tree(&plate);
+    let out = dir.path().join("out");
+    let run = Command::new(HCS)
+        .arg("run")
+        .arg(dir.path().join("foreign.toml"))
+        .arg("--plate")
+        .arg(&plate)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert_eq!(tree(&plate), before, "the input plate is not changed");
+    assert!(stderr.contains("pixel_size 1.0") && stderr.contains("taken as unknown"), "{stderr}");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("hcs_plate.json")).expect("hcs_plate.json")).expect("JSON");
+    assert_eq!(written["source_format"], "openhcs");
+    assert_eq!(written["metadata"]["pixel_size_um"], serde_json::Value::Null);
+    let peer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(plate.join("openhcs_metadata.json")).expect("metadata")).expect("JSON");
+    let channel = &written["metadata"]["channels"][0]["name"];
+    assert_eq!(channel, &peer["subdirectories"]["images"]["channels"]["1"], "the peer's channel name");
+    let main = written["subdirs"].as_array().expect("subdirs").iter().find(|s| s["main"] == true).expect("main");
+    let wells: std::collections::BTreeSet<String> = main["planes"]
+        .as_array()
+        .expect("planes")
+        .iter()
+        .filter_map(|p| p[0]["well"].as_str().map(String::from))
+        .collect();
+    assert_eq!(wells.into_iter().collect::<Vec<_>>(), ["A01", "B02"]);
 }

@@ -93,6 +93,7 @@ fn check_headers(plate_dir: &Path, plate: &crate::plate::Plate, started: std::ti
     if report.problems.is_empty() {
         let kind = match (report.tile_shape, report.dtype) {
             (Some((h, w)), Some(dtype)) => format!(", all {w}×{h} {}", dtype.name()),
+            (None, Some(dtype)) => format!(", all {}, each well's of one size", dtype.name()),
             _ => String::new(),
         };
         println!("{shown}: {files} image files checked (headers only){kind}: no problems{zarr} [{seconds:.2} s]");

@@ -30,6 +30,9 @@ pub enum ImageProblem {
         expected: (usize, usize),
         /// Whether the plate's metadata declares `expected` (else most images have it).
         declared: bool,
+        /// Whether `expected` is that of the well's other images (a plate OpenHCS wrote: each
+        /// well's mosaic has a size of its own), not of the plate's.
+        within_well: bool,
     },
     /// Samples hcs does not read: not 8- or 16-bit unsigned grey (or 32-bit float in a plate hcs
     /// wrote).
@@ -68,13 +71,13 @@ impl fmt::Display for ImageProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ImageProblem::Unreadable(e) => write!(f, "{e}"),
-            ImageProblem::Size { path, found, expected, declared } => write!(
+            ImageProblem::Size { path, found, expected, declared, within_well } => write!(
                 f,
                 "{}: wrong size: {}×{} pixels (width×height), but {} {}×{}",
                 path.display(),
                 found.1,
                 found.0,
-                whose(*declared),
+                if *within_well { "the well's other images are" } else { whose(*declared) },
                 expected.1,
                 expected.0
             ),
@@ -103,7 +106,8 @@ pub struct HeaderCheck {
     /// Planes stored in OME-Zarr, which this check does not read.
     pub zarr_planes: usize,
     /// The `(height, width)` every image was checked against (declared by the plate's metadata,
-    /// else that of most images); `None` when no header could be read.
+    /// else that of most images); `None` when no header could be read, or for a plate OpenHCS
+    /// wrote whose wells' images differ in size (each well's were checked against its own).
     pub tile_shape: Option<(usize, usize)>,
     /// The dtype every image was checked against (declared, else that of most images).
     pub dtype: Option<Dtype>,
@@ -135,12 +139,14 @@ impl Plate {
     pub fn check_image_headers(&self) -> HeaderCheck {
         let mut seen = BTreeSet::new();
         let mut files: Vec<PathBuf> = Vec::new();
+        let mut wells = Vec::new();
         let mut zarr_planes = 0;
-        for (_, plane) in self.index.iter() {
+        for (key, plane) in self.index.iter() {
             match plane {
                 PlaneRef::File { path, .. } => {
                     if seen.insert(path) {
                         files.push(self.root.join(path));
+                        wells.push(key.well);
                     }
                 }
                 PlaneRef::Zarr { .. } => zarr_planes += 1,
@@ -148,15 +154,29 @@ impl Plate {
         }
         let headers = read_tiff_headers(&files);
         let hcs_plate = self.metadata.format == FormatKind::Hcs;
+        // A plate OpenHCS wrote holds what a pipeline made: float planes, and a mosaic per well
+        // whose size is its own, so sizes are compared within each well.
+        let openhcs_plate = self.metadata.format == FormatKind::Openhcs;
         let readable = || headers.iter().filter_map(|h| h.as_ref().ok());
         let declared_shape = self.metadata.tile_shape.filter(|_| hcs_plate);
         let tile_shape = declared_shape.or_else(|| majority(readable().map(shape)));
-        let accepted = |d: &Dtype| *d != Dtype::F32 || hcs_plate;
+        let well_shapes: HashMap<_, _> = if openhcs_plate {
+            let mut by_well: HashMap<_, Vec<(usize, usize)>> = HashMap::new();
+            for (well, header) in wells.iter().zip(&headers) {
+                if let Ok(h) = header {
+                    by_well.entry(*well).or_default().push(shape(h));
+                }
+            }
+            by_well.into_iter().filter_map(|(w, shapes)| Some((w, majority(shapes)?))).collect()
+        } else {
+            HashMap::new()
+        };
+        let accepted = |d: &Dtype| *d != Dtype::F32 || hcs_plate || openhcs_plate;
         let declared_dtype = self.metadata.dtype.filter(|_| hcs_plate);
         let dtype = declared_dtype.or_else(|| majority(readable().filter_map(TiffHeader::dtype).filter(accepted)));
 
         let mut problems = Vec::new();
-        for (path, header) in files.iter().zip(headers) {
+        for ((path, well), header) in files.iter().zip(&wells).zip(headers) {
             let header = match header {
                 Ok(h) => h,
                 Err(e) => {
@@ -164,7 +184,8 @@ impl Plate {
                     continue;
                 }
             };
-            if let Some(expected) = tile_shape
+            let expected = if openhcs_plate { well_shapes.get(well).copied() } else { tile_shape };
+            if let Some(expected) = expected
                 && shape(&header) != expected
             {
                 problems.push(ImageProblem::Size {
@@ -172,6 +193,7 @@ impl Plate {
                     found: shape(&header),
                     expected,
                     declared: declared_shape.is_some(),
+                    within_well: openhcs_plate,
                 });
             }
             match (header.dtype(), dtype) {
@@ -192,6 +214,13 @@ impl Plate {
                 }
             }
         }
+        let tile_shape = if openhcs_plate {
+            // One size only where every well's images have it.
+            let sizes: BTreeSet<_> = well_shapes.values().collect();
+            if sizes.len() == 1 { sizes.into_iter().next().copied() } else { None }
+        } else {
+            tile_shape
+        };
         HeaderCheck { files: files.len(), zarr_planes, tile_shape, dtype, problems }
     }
 }

@@ -17,6 +17,8 @@ pub enum FormatKind {
     /// An OME-Zarr HCS plate (OME-NGFF 0.4 on Zarr v2 or 0.5 on Zarr v3) written by another tool
     /// (ome-zarr-py, bioformats2raw, …).
     OmeZarr,
+    /// A plate OpenHCS wrote (`openhcs_metadata.json`).
+    Openhcs,
 }
 
 impl FormatKind {
@@ -27,6 +29,7 @@ impl FormatKind {
             FormatKind::OperaPhenix => "opera-phenix",
             FormatKind::Hcs => "hcs",
             FormatKind::OmeZarr => "ome-zarr",
+            FormatKind::Openhcs => "openhcs",
         }
     }
 }

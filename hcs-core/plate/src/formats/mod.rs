@@ -6,6 +6,7 @@ pub mod imagexpress;
 pub mod metamorph;
 pub mod native;
 pub mod ome_zarr;
+pub mod openhcs;
 pub mod opera_phenix;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ pub enum FormatError {
     NotADirectory(PathBuf),
     /// No known format's marker files were found.
     #[error(
-        "{0}: no plate format recognised (looked for an ImageXpress .HTD, an Opera Phenix Images/Index.xml, hcs's metadata file and OME-Zarr plate metadata)"
+        "{0}: no plate format recognised (looked for an ImageXpress .HTD, an Opera Phenix Images/Index.xml, hcs's metadata file, OME-Zarr plate metadata and OpenHCS's openhcs_metadata.json)"
     )]
     Unrecognised(PathBuf),
     /// The format's metadata file is missing.
@@ -113,6 +114,11 @@ pub fn detect(root: &Path) -> Result<FormatKind, FormatError> {
     if opera_phenix::find_index(root).is_some() {
         return Ok(FormatKind::OperaPhenix);
     }
+    // After the microscopes' own files: OpenHCS also writes its metadata into the input plates
+    // it processes, which are then still read as what they are.
+    if openhcs::is_plate(root) {
+        return Ok(FormatKind::Openhcs);
+    }
     zarr?;
     Err(FormatError::Unrecognised(root.to_path_buf()))
 }
@@ -128,6 +134,7 @@ pub fn open_plate(root: &Path, format: Option<FormatKind>) -> Result<Plate, Form
         FormatKind::OperaPhenix => opera_phenix::read(root),
         FormatKind::Hcs => native::read(root),
         FormatKind::OmeZarr => ome_zarr::read(root, true),
+        FormatKind::Openhcs => openhcs::read(root, true),
     }
 }
 
@@ -145,6 +152,7 @@ pub fn open_plate_unread(root: &Path, format: Option<FormatKind>) -> Result<Plat
         FormatKind::OperaPhenix => opera_phenix::read_with(root, false),
         FormatKind::Hcs => native::read(root),
         FormatKind::OmeZarr => ome_zarr::read(root, false),
+        FormatKind::Openhcs => openhcs::read(root, false),
     }
 }
 

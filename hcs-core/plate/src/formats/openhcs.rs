@@ -1,0 +1,259 @@
+//! Plates written by OpenHCS (the peer): `openhcs_metadata.json` at the plate root lists, per
+//! sub-directory, the image files, the file-name parser they follow (ImageXpress or Opera
+//! Phenix names), the channel names, the site grid and the pixel size. So a plate OpenHCS
+//! processed can be processed again by hcs, as OpenHCS itself re-reads it.
+//!
+//! The sub-directory read is the one marked `main`, else the only one, else `images`, else the
+//! first (OpenHCS's own choice). Its files are those `image_files` lists (a virtual-workspace
+//! entry is read at its `workspace_mapping` address); every path must stay inside the plate, and
+//! a listed file that is missing is an error naming it. Files in the folder that the list does
+//! not name are reported in [`Plate::unmatched`]. A sub-directory OpenHCS stored in Zarr (its
+//! 5-D field-packed arrays) is refused, naming it.
+//!
+//! OpenHCS writes `pixel_size` 1.0 when it did not know the pixel size, and an empty grid when
+//! it did not know the grid: 1.0 is therefore taken as unknown, and that is said in
+//! [`Plate::disagreements`] rather than silently passed on as 1 µm.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::Deserialize;
+
+use super::{FormatError, imagexpress, native::is_safe_relative, sorted_entries};
+use crate::{FormatKind, ImageKey, PlaneRef, Plate, WellId};
+
+/// The metadata file name.
+pub const METADATA_FILE: &str = "openhcs_metadata.json";
+
+/// Largest metadata file read (OpenHCS's grows with every plane's provenance).
+const MAX_METADATA_BYTES: u64 = 1 << 30;
+
+/// The pixel size OpenHCS writes when it has none.
+const UNKNOWN_PIXEL_SIZE: f64 = 1.0;
+
+/// `r01c01f01p01-ch1sk1fk1fl1.tiff`: row, column, field, plane, channel, then optionally the
+/// timepoint (`sk`), the field stack and the focal level; anything after an underscore.
+static OPERA_NAME: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"(?i)^r(\d{1,2})c(\d{1,2})f(\d+)p(\d+)-ch(\d+)(?:sk(\d+))?(?:fk\d+)?(?:fl\d+)?(?:_.*?)?\.tiff?$").ok()
+});
+
+#[derive(Deserialize)]
+struct MetadataFile {
+    subdirectories: BTreeMap<String, Subdirectory>,
+}
+
+#[derive(Deserialize)]
+struct Subdirectory {
+    #[serde(default)]
+    source_filename_parser_name: Option<String>,
+    #[serde(default)]
+    grid_dimensions: Option<Vec<u32>>,
+    #[serde(default)]
+    pixel_size: Option<f64>,
+    #[serde(default)]
+    image_files: Vec<String>,
+    #[serde(default)]
+    channels: Option<BTreeMap<String, Option<String>>>,
+    #[serde(default)]
+    available_backends: BTreeMap<String, bool>,
+    #[serde(default)]
+    main: Option<bool>,
+    #[serde(default)]
+    workspace_mapping: BTreeMap<String, Mapping>,
+}
+
+#[derive(Deserialize)]
+struct Mapping {
+    #[serde(default)]
+    backend_address: Option<String>,
+}
+
+/// Which naming the image files follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Naming {
+    Imagexpress,
+    OperaPhenix,
+}
+
+impl Naming {
+    /// The naming in words, for messages.
+    fn words(self) -> &'static str {
+        match self {
+            Naming::Imagexpress => "an ImageXpress",
+            Naming::OperaPhenix => "an Opera Phenix",
+        }
+    }
+
+    fn of(parser: Option<&str>) -> Result<Self, String> {
+        match parser {
+            Some("ImageXpressFilenameParser") | None => Ok(Naming::Imagexpress),
+            Some("OperaPhenixFilenameParser") => Ok(Naming::OperaPhenix),
+            Some(other) => Err(format!(
+                "file-name parser {other:?}: hcs reads OpenHCS plates named by ImageXpressFilenameParser or OperaPhenixFilenameParser"
+            )),
+        }
+    }
+
+    /// The components of an image file's name (`None`: it is not such a name).
+    fn parse(self, name: &str) -> Option<ImageKey> {
+        match self {
+            Naming::Imagexpress => {
+                let p = imagexpress::parse_name(name)?;
+                Some(ImageKey {
+                    well: p.well,
+                    timepoint: p.timepoint.unwrap_or(1),
+                    site: p.site.unwrap_or(1),
+                    channel: p.channel.unwrap_or(1),
+                    z: p.z.unwrap_or(1),
+                })
+            }
+            Naming::OperaPhenix => {
+                let caps = OPERA_NAME.as_ref()?.captures(name)?;
+                let num = |i: usize| caps.get(i).and_then(|m| m.as_str().parse::<u32>().ok());
+                let well: WellId = format!("R{}C{}", caps.get(1)?.as_str(), caps.get(2)?.as_str()).parse().ok()?;
+                Some(ImageKey { well, timepoint: num(6).unwrap_or(1), site: num(3)?, channel: num(5)?, z: num(4)? })
+            }
+        }
+    }
+}
+
+/// Whether `root` holds an OpenHCS plate's metadata file.
+pub fn is_plate(root: &Path) -> bool {
+    root.join(METADATA_FILE).is_file()
+}
+
+/// Read a plate OpenHCS wrote; its tile shape and dtype are read from the first image only when
+/// `read_first_plane` (else they are `None`).
+pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
+    let path = root.join(METADATA_FILE);
+    let bad = |message: String| FormatError::BadMetadata { path: path.clone(), message };
+    let size = std::fs::metadata(&path).map_err(|e| FormatError::io(&path, e))?.len();
+    if size > MAX_METADATA_BYTES {
+        return Err(bad(format!("{size} bytes is above the 1 GiB limit")));
+    }
+    let bytes = std::fs::read(&path).map_err(|e| FormatError::io(&path, e))?;
+    let file: MetadataFile =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid OpenHCS plate metadata: {e}")))?;
+    let (name, sub) = main_subdirectory(&file).ok_or_else(|| bad("no sub-directories listed".into()))?;
+    if sub.available_backends.get("zarr") == Some(&true) && sub.available_backends.get("disk") != Some(&true) {
+        return Err(bad(format!(
+            "sub-directory {name:?} is stored in Zarr by OpenHCS (5-D arrays packing the fields), which hcs does not read; \
+             have OpenHCS materialize it to disk (TIFF)"
+        )));
+    }
+    let naming = Naming::of(sub.source_filename_parser_name.as_deref()).map_err(bad)?;
+    if sub.image_files.is_empty() {
+        return Err(bad(format!("sub-directory {name:?} lists no image files")));
+    }
+    let mut entries = Vec::with_capacity(sub.image_files.len());
+    let mut listed = BTreeSet::new();
+    let mut missing = Vec::new();
+    for listed_path in &sub.image_files {
+        // A virtual workspace's entry names the file at its mapped address.
+        let address =
+            sub.workspace_mapping.get(listed_path).and_then(|m| m.backend_address.as_deref()).unwrap_or(listed_path);
+        let rel = PathBuf::from(address.trim_start_matches("./"));
+        if !is_safe_relative(&rel) {
+            return Err(FormatError::Image(hcs_vfs::VfsError::BadPath {
+                path: root.join(&rel),
+                reason: "an image path in openhcs_metadata.json leaves the plate (absolute or with `..`)",
+            }));
+        }
+        let file_name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let key = naming.parse(&file_name).ok_or_else(|| {
+            bad(format!("{address:?}: not {} image name (the naming sub-directory {name:?} declares)", naming.words()))
+        })?;
+        if !root.join(&rel).is_file() {
+            missing.push(rel.display().to_string());
+        }
+        listed.insert(root.join(&rel));
+        entries.push((key, PlaneRef::file(rel)));
+    }
+    if let Some(first) = missing.first() {
+        return Err(bad(format!(
+            "{} listed image file{} missing (the first: {first})",
+            missing.len(),
+            if missing.len() == 1 { " is" } else { "s are" }
+        )));
+    }
+    let index = super::checked_index(root, entries)?;
+    let mut disagreements = Vec::new();
+    let pixel_size_um = match sub.pixel_size {
+        Some(p) if p == UNKNOWN_PIXEL_SIZE => {
+            disagreements.push(format!(
+                "{METADATA_FILE} gives pixel_size 1.0, which OpenHCS writes when it does not know the pixel size: taken as unknown"
+            ));
+            None
+        }
+        Some(p) if p.is_finite() && p > 0.0 => Some(p),
+        Some(p) => {
+            disagreements.push(format!("{METADATA_FILE} gives pixel_size {p}: not a size, taken as unknown"));
+            None
+        }
+        None => None,
+    };
+    let grid = match sub.grid_dimensions.as_deref() {
+        Some([rows, cols]) if *rows > 0 && *cols > 0 => Some((*rows, *cols)),
+        _ => None,
+    };
+    let channels = sub.channels.clone().unwrap_or_default();
+    let plate_name = root.file_name().map_or_else(|| "plate".to_owned(), |n| n.to_string_lossy().into_owned());
+    let mut plate = super::finish_plate(
+        root,
+        read_first_plane,
+        index,
+        FormatKind::Openhcs,
+        plate_name,
+        grid,
+        pixel_size_um,
+        |c| channels.get(&c.to_string()).cloned().flatten().unwrap_or_else(|| format!("w{c}")),
+    )?;
+    plate.unmatched = unlisted_files(root, &listed)?;
+    plate.disagreements = disagreements;
+    Ok(plate)
+}
+
+/// The sub-directory OpenHCS reads as the plate's input, and its name.
+fn main_subdirectory(file: &MetadataFile) -> Option<(&str, &Subdirectory)> {
+    let subs = &file.subdirectories;
+    subs.iter()
+        .find(|(_, s)| s.main == Some(true))
+        .or_else(|| if subs.len() == 1 { subs.iter().next() } else { None })
+        .or_else(|| subs.get_key_value("images"))
+        .or_else(|| subs.iter().next())
+        .map(|(name, s)| (name.as_str(), s))
+}
+
+/// Files in the folders of the listed images that the list does not name, relative to the root.
+fn unlisted_files(root: &Path, listed: &BTreeSet<PathBuf>) -> Result<Vec<PathBuf>, FormatError> {
+    let folders: BTreeSet<&Path> = listed.iter().filter_map(|p| p.parent()).collect();
+    let mut unlisted = Vec::new();
+    for folder in folders {
+        for entry in sorted_entries(folder)? {
+            let path = entry.path();
+            let is_metadata = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(METADATA_FILE));
+            if !listed.contains(&path) && !is_metadata {
+                unlisted.push(path.strip_prefix(root).map_or_else(|_| path.clone(), Path::to_path_buf));
+            }
+        }
+    }
+    Ok(unlisted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_namings_parse_to_the_same_components() {
+        let ix = Naming::Imagexpress.parse("B02_s003_w2_z001_t004.tif").expect("ImageXpress name");
+        let opera = Naming::OperaPhenix.parse("r02c02f03p01-ch2sk4fk1fl1.tiff").expect("Opera name");
+        assert_eq!(ix, opera);
+        assert_eq!((ix.well.to_string(), ix.site, ix.channel, ix.z, ix.timepoint), ("B02".into(), 3, 2, 1, 4));
+        assert_eq!(Naming::OperaPhenix.parse("r01c01f01p02-ch1.tif").map(|k| (k.z, k.timepoint)), Some((2, 1)));
+        assert_eq!(Naming::OperaPhenix.parse("A01_s1_w1.tif"), None);
+        assert!(Naming::of(Some("SomeOtherParser")).is_err());
+    }
+}

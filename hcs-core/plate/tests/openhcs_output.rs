@@ -1,0 +1,138 @@
+//! A plate written by OpenHCS itself (`tests/fixtures/openhcs/plate_ix_openhcs`, made by the peer's
+//! own canonical pipeline through `scripts/make_openhcs_output.sh`) opens as an input plate: its
+//! main sub-directory, the components the peer parsed for every file, its channel names, and the
+//! pixel size it did not know said so rather than taken as 1 µm. Damaged copies are refused
+//! naming the file and the problem.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use hcs_plate::formats::{detect, open_plate, open_plate_unread};
+use hcs_plate::{Component, FormatKind, PlaneRef};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/openhcs/plate_ix_openhcs")
+}
+
+fn metadata(root: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(root.join("openhcs_metadata.json")).expect("metadata")).expect("JSON")
+}
+
+/// A writable copy of the fixture, its metadata changed by `edit`.
+fn copy_with(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+            let target = to.join(entry.file_name());
+            if entry.path().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).expect("copy");
+            }
+        }
+    }
+    let root = dir.join("plate");
+    copy(&fixture(), &root);
+    let mut meta = metadata(&root);
+    edit(&mut meta);
+    std::fs::write(root.join("openhcs_metadata.json"), serde_json::to_vec(&meta).expect("JSON")).expect("write");
+    root
+}
+
+#[test]
+fn the_peers_output_plate_opens_with_the_components_it_parsed() {
+    let root = fixture();
+    assert_eq!(detect(&root).expect("detect"), FormatKind::Openhcs);
+    let plate = open_plate(&root, None).expect("open");
+    assert_eq!(plate.metadata.format, FormatKind::Openhcs);
+    let meta = metadata(&root);
+    let images = &meta["subdirectories"]["images"];
+    assert_eq!(images["main"], true, "the peer marks its final images main");
+    // Every file the peer listed, with the components the peer itself parsed from it.
+    let mut expected = BTreeSet::new();
+    for (path, parsed) in images["source_metadata"].as_object().expect("source_metadata") {
+        let n = |k: &str| -> u32 {
+            match &parsed[k] {
+                serde_json::Value::String(s) => s.parse().expect("a number"),
+                v => v.as_u64().expect("a number") as u32,
+            }
+        };
+        let well = parsed["well"].as_str().expect("well").to_string();
+        expected.insert((PathBuf::from(path), well, n("site"), n("channel"), n("z_index"), n("timepoint")));
+    }
+    assert_eq!(expected.len(), 2, "one mosaic per well");
+    let found: BTreeSet<_> = plate
+        .index
+        .iter()
+        .map(|(key, plane)| {
+            let PlaneRef::File { path, .. } = plane else { panic!("a file plane: {plane:?}") };
+            (path.clone(), key.well.to_string(), key.site, key.channel, key.z, key.timepoint)
+        })
+        .collect();
+    assert_eq!(found, expected);
+    assert_eq!(plate.index.values(Component::Channel), [1]);
+    let names: Vec<&str> = plate.metadata.channels.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, [images["channels"]["1"].as_str().expect("the peer's channel name")]);
+    // The peer wrote pixel_size 1.0 and no grid: it did not know them. Not passed on as 1 µm.
+    assert_eq!(images["pixel_size"], 1.0);
+    assert_eq!(plate.metadata.pixel_size_um, None);
+    assert!(plate.disagreements.iter().any(|d| d.contains("pixel_size 1.0")), "{:?}", plate.disagreements);
+    assert_eq!(plate.metadata.grid, None);
+    assert!(plate.unmatched.is_empty(), "{:?}", plate.unmatched);
+    let (h, w) = plate.metadata.tile_shape.expect("read from the first image");
+    assert!(h > 96 && w > 96, "a mosaic of 2 × 2 tiles of 96²: {h} × {w}");
+    // The deep check compares each well's images among themselves: the peer's two mosaics
+    // differ in size (each is its well's stitched extent), which is no problem.
+    let deep = plate.check_image_headers();
+    assert!(deep.problems.is_empty(), "{:?}", deep.problems.iter().map(ToString::to_string).collect::<Vec<_>>());
+    assert_eq!((deep.files, deep.dtype), (2, Some(hcs_vfs::Dtype::U16)));
+    let shapes: BTreeSet<(usize, usize)> =
+        plate.index.iter().map(|(key, _)| plate.load_plane(key).expect("read").dim()).collect();
+    assert_eq!(shapes.len(), 2, "the fixture's mosaics differ in size: {shapes:?}");
+    assert_eq!(deep.tile_shape, None, "no one size for the plate");
+    // Opening without reading an image gives the same index.
+    let unread = open_plate_unread(&root, None).expect("open unread");
+    assert_eq!(unread.index.len(), plate.index.len());
+    assert_eq!(unread.metadata.tile_shape, None);
+}
+
+#[test]
+fn a_damaged_openhcs_plate_is_refused_naming_the_problem() {
+    let listed = |m: &mut serde_json::Value| m["subdirectories"]["images"]["image_files"].clone();
+    let refused = |edit: &dyn Fn(&mut serde_json::Value), wanted: &str| {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = copy_with(dir.path(), edit);
+        let error = open_plate(&root, None).expect_err(wanted).to_string();
+        assert!(error.contains(wanted), "wanted {wanted:?} in: {error}");
+    };
+    refused(
+        &|m| m["subdirectories"]["images"]["image_files"][0] = "../../etc/passwd_A01_s1_w1.tif".into(),
+        "leaves the plate",
+    );
+    refused(
+        &|m| m["subdirectories"]["images"]["image_files"][0] = "images/A01_s009_w1_z001_t001.tif".into(),
+        "1 listed image file is missing (the first: images/A01_s009_w1_z001_t001.tif)",
+    );
+    refused(
+        &|m| m["subdirectories"]["images"]["available_backends"] = serde_json::json!({ "zarr": true }),
+        "stored in Zarr by OpenHCS",
+    );
+    refused(&|m| m["subdirectories"]["images"]["source_filename_parser_name"] = "MyParser".into(), "\"MyParser\"");
+    refused(
+        &|m| m["subdirectories"]["images"]["image_files"][0] = "images/notes.txt".into(),
+        "not an ImageXpress image name",
+    );
+    refused(&|m| m["subdirectories"] = serde_json::json!({}), "no sub-directories");
+    refused(&|m| *m = serde_json::json!({ "wells": [] }), "invalid OpenHCS plate metadata");
+
+    // A file in the folder that the list does not name is reported, not read.
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = copy_with(dir.path(), |m| {
+        let files = listed(m);
+        m["subdirectories"]["images"]["image_files"] = serde_json::json!([files[0]]);
+    });
+    let plate = open_plate(&root, None).expect("opens");
+    assert_eq!(plate.index.len(), 1);
+    assert_eq!(plate.unmatched.len(), 1, "{:?}", plate.unmatched);
+    assert!(plate.unmatched[0].starts_with("images"), "{:?}", plate.unmatched);
+}
