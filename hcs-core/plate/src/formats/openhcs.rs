@@ -253,6 +253,9 @@ mod tests {
         assert_eq!(ix, opera);
         assert_eq!((ix.well.to_string(), ix.site, ix.channel, ix.z, ix.timepoint), ("B02".into(), 3, 2, 1, 4));
         assert_eq!(Naming::OperaPhenix.parse("r01c01f01p02-ch1.tif").map(|k| (k.z, k.timepoint)), Some((2, 1)));
+        // As OpenHCS names its outputs of an Opera Phenix plate (three-digit field and plane).
+        let written = Naming::OperaPhenix.parse("r02c02f001p003-ch1sk1fk1fl1.tiff").expect("OpenHCS's Opera name");
+        assert_eq!((written.well.to_string(), written.site, written.z), ("B02".into(), 1, 3));
         assert_eq!(Naming::OperaPhenix.parse("A01_s1_w1.tif"), None);
         assert!(Naming::of(Some("SomeOtherParser")).is_err());
     }
