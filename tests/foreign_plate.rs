@@ -39,6 +39,20 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// `hcs run` of `dir/foreign.toml` over `plate` into `out`, with `more` arguments.
+fn run_foreign(dir: &Path, plate: &Path, out: &Path, more: &[&str]) -> std::process::Output {
+    Command::new(HCS)
+        .arg("run")
+        .arg(dir.join("foreign.toml"))
+        .arg("--plate")
+        .arg(plate)
+        .arg("--out")
+        .arg(out)
+        .args(more)
+        .output()
+        .expect("run")
+}
+
 #[test]
 fn ome_zarr_py_plates_of_both_versions_run_and_keep_their_names_and_scale() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -47,16 +61,7 @@ fn ome_zarr_py_plates_of_both_versions_run_and_keep_their_names_and_scale() {
         let plate = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/foreign").join(fixture);
         let before = tree(&plate);
         let out = dir.path().join(fixture);
-        let run = Command::new(HCS)
-            .arg("run")
-            .arg(dir.path().join("foreign.toml"))
-            .arg("--plate")
-            .arg(&plate)
-            .arg("--out")
-            .arg(&out)
-            .args(["--backend", "zarr", "-q"])
-            .output()
-            .expect("run");
+        let run = run_foreign(dir.path(), &plate, &out, &["--backend", "zarr", "-q"]);
         assert!(run.status.success(), "{fixture}: {}", String::from_utf8_lossy(&run.stderr));
         assert_eq!(tree(&plate), before, "{fixture}: the input plate is not changed");
         let meta = |p: &str| -> serde_json::Value {
@@ -91,15 +96,7 @@ fn a_plate_openhcs_wrote_runs_and_its_unknown_pixel_size_is_said() {
     let plate = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openhcs/plate_ix_openhcs");
     let before = tree(&plate);
     let out = dir.path().join("out");
-    let run = Command::new(HCS)
-        .arg("run")
-        .arg(dir.path().join("foreign.toml"))
-        .arg("--plate")
-        .arg(&plate)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("run");
+    let run = run_foreign(dir.path(), &plate, &out, &[]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     assert_eq!(tree(&plate), before, "the input plate is not changed");
