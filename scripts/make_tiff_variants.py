@@ -16,6 +16,7 @@ ImageJ and Bio-Formats give the stored values and leave the display to the viewe
 """
 
 import json
+import struct
 import sys
 from pathlib import Path
 
@@ -31,6 +32,24 @@ def base_u16() -> np.ndarray:
     ramp = np.add.outer(np.arange(HEIGHT) * 3.0, np.arange(WIDTH) * 1.7)
     values = cam * 250.0 + ramp
     return np.clip(values, 0, 65535).astype(np.uint16)
+
+
+def hostile_tile_width() -> bytes:
+    """A classic little-endian TIFF: 16 x 16 u16, LZW, TileWidth 2^30, TileLength 16, one tile
+    of three 9-bit codes (clear, 1, 2) and no end code."""
+    codes = "".join(format(c, "09b") for c in (256, 1, 2))
+    codes += "0" * (-len(codes) % 8)
+    data = bytes(int(codes[i : i + 8], 2) for i in range(0, len(codes), 8))
+    # (tag, type: 3 SHORT / 4 LONG, value); the tile offset is filled in below.
+    entries = [(256, 4, 16), (257, 4, 16), (258, 3, 16), (259, 3, 5), (262, 3, 1), (277, 3, 1),
+               (322, 4, 1 << 30), (323, 4, 16), (324, 4, None), (325, 4, len(data))]
+    data_offset = 8 + 2 + 12 * len(entries) + 4
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, value in entries:
+        value = data_offset if value is None else value
+        packed = struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+        ifd += struct.pack("<HHI", tag, kind, 1) + packed
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + data
 
 
 def main() -> None:
@@ -105,6 +124,8 @@ def main() -> None:
     pixels("f32_plain", f32)
     pixels("f32_big_endian", f32, byteorder=">")
     pixels("f32_zlib_float_predictor", f32, compression="zlib", predictor=3)
+    pixels("f32_tiled_lzw_float_predictor", f32, tile=(32, 48), compression="lzw", predictor=3)
+    pixels("f32_tiled_big_endian_lzw_float_predictor", f32, tile=(16, 32), byteorder=">", compression="lzw", predictor=3)
     # What hcs does not read must say so, naming what it found.
     error("i16_signed", (u16 // 2).astype(np.int16), ["i16"])
     error("u32", u16.astype(np.uint32), ["u32"])
@@ -112,6 +133,14 @@ def main() -> None:
     error("u16_lerc", u16, ["ompression"], compression="lerc")
     error("u16_jpeg2000", u16, ["ompression"], compression="jpeg2000")
     error("f32_miniswhite", f32, ["min-is-white"], photometric="miniswhite", compression="zlib")
+
+    error("i16_tiled_lzw", (u16 // 2).astype(np.int16) - 3000, ["i16"], tile=(32, 48), compression="lzw")
+    error("f32_tiled_lzw_miniswhite", f32, ["min-is-white"], tile=(32, 48), compression="lzw", photometric="miniswhite")
+    # A hostile header: a 16 x 16 image in one tile 2^30 pixels wide, whose LZW data has no end
+    # code; refused before anything is allocated for the tile.
+    path = out / "hostile_tile_width.tif"
+    path.write_bytes(hostile_tile_width())
+    manifest.append(dict(file=path.name, expect="error", error_contains=["chunks for a 16 × 16 image"], options={}))
 
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     print(f"{len(manifest)} TIFF files in {out}")

@@ -10,8 +10,9 @@
 //! full, and data that ends before it fills is an error.
 //!
 //! Only what the general reader would otherwise give is read: one grey sample per pixel, 8- or
-//! 16-bit unsigned or 32-bit float, no predictor or the horizontal one (integers), either byte
-//! order, strips or tiles. The samples are the stored values (min-is-white is not inverted, as
+//! 16-bit unsigned or 32-bit float, no predictor, the horizontal one (integers) or the floating
+//! point one (floats), either byte order, strips or tiles; a chunk far larger than the plane is
+//! refused before anything is allocated for it. The samples are the stored values (min-is-white is not inverted, as
 //! [`crate::tiff`] reads every page).
 
 use std::io::Cursor;
@@ -21,49 +22,85 @@ use tiff::tags::Tag;
 
 use crate::plane::PlaneData;
 
+/// Why a page could not be decoded here.
+#[derive(Debug)]
+pub(crate) enum PageError {
+    /// The file is a valid TIFF, but of samples or a predictor hcs does not read.
+    Unsupported(String),
+    /// The file does not add up.
+    Corrupt(String),
+}
+
+/// Largest chunk decoded, in bytes, for a plane of `plane_bytes`: a tile may be larger than a
+/// small image, never vastly larger than a large one (a hostile header's 2^30-wide tile would
+/// otherwise ask for gigabytes before any data is read).
+pub(crate) fn chunk_limit(plane_bytes: usize) -> usize {
+    plane_bytes.saturating_mul(4).max(16 << 20)
+}
+
 /// The page the decoder is on, decoded from the file's `bytes`: a plane of `shape`
-/// `(height, width)` whose samples take `bytes_per_sample` bytes and whose SampleFormat is
-/// `float` or unsigned. `Err`: what does not add up, in words.
+/// `(height, width)` whose samples take `bytes_per_sample` bytes, of SampleFormat
+/// `sample_format` (1 unsigned, 3 float).
 pub(crate) fn decode(
     decoder: &mut Decoder<Cursor<&[u8]>>,
     bytes: &[u8],
     (h, w): (usize, usize),
     bytes_per_sample: usize,
-    float: bool,
-) -> Result<PlaneData, String> {
-    let tag = |decoder: &mut Decoder<Cursor<&[u8]>>, tag: Tag| -> Result<Option<u64>, String> {
-        decoder.find_tag_unsigned::<u64>(tag).map_err(|e| e.to_string())
+    sample_format: u16,
+) -> Result<PlaneData, PageError> {
+    let corrupt = |e: String| PageError::Corrupt(e);
+    let tag = |decoder: &mut Decoder<Cursor<&[u8]>>, tag: Tag| -> Result<Option<u64>, PageError> {
+        decoder.find_tag_unsigned::<u64>(tag).map_err(|e| PageError::Corrupt(e.to_string()))
+    };
+    let float = match (sample_format, bytes_per_sample) {
+        (1, 1 | 2) => false,
+        (3, 4) => true,
+        (format, bytes) => {
+            let kind = match format {
+                1 => "u",
+                2 => "i",
+                3 => "f",
+                _ => "?",
+            };
+            return Err(PageError::Unsupported(format!("sample format {kind}{}", bytes * 8)));
+        }
     };
     let predictor = tag(decoder, Tag::Predictor)?.unwrap_or(1);
-    let undone = match predictor {
-        1 => true,
-        2 => !float,
-        _ => false,
-    };
-    if !undone {
-        return Err(format!("predictor {predictor} with LZW on {}-byte samples", bytes_per_sample));
+    match (predictor, float) {
+        (1, _) | (2, false) | (3, true) => {}
+        _ => {
+            let samples = if float { "float" } else { "integer" };
+            return Err(PageError::Unsupported(format!("predictor {predictor} on {samples} samples")));
+        }
     }
     if tag(decoder, Tag::SamplesPerPixel)?.unwrap_or(1) != 1 {
-        return Err("several samples per pixel".into());
+        return Err(PageError::Unsupported("several samples per pixel".into()));
     }
     let big_endian = bytes.starts_with(b"MM");
     let (offsets_tag, counts_tag) = match decoder.get_chunk_type() {
         ChunkType::Strip => (Tag::StripOffsets, Tag::StripByteCounts),
         ChunkType::Tile => (Tag::TileOffsets, Tag::TileByteCounts),
     };
-    let list = |decoder: &mut Decoder<Cursor<&[u8]>>, tag: Tag| -> Result<Vec<u64>, String> {
-        decoder.find_tag_unsigned_vec::<u64>(tag).map_err(|e| e.to_string())?.ok_or_else(|| format!("no {tag:?}"))
+    let list = |decoder: &mut Decoder<Cursor<&[u8]>>, tag: Tag| -> Result<Vec<u64>, PageError> {
+        decoder
+            .find_tag_unsigned_vec::<u64>(tag)
+            .map_err(|e| PageError::Corrupt(e.to_string()))?
+            .ok_or_else(|| PageError::Corrupt(format!("no {tag:?}")))
     };
     let offsets = list(decoder, offsets_tag)?;
     let counts = list(decoder, counts_tag)?;
     let (cw, ch) = decoder.chunk_dimensions();
     let (cw, ch) = (cw as usize, (ch as usize).min(h));
     if cw == 0 || ch == 0 {
-        return Err("chunks of no pixels".into());
+        return Err(corrupt("chunks of no pixels".into()));
+    }
+    let chunk_bytes = ch.checked_mul(cw).and_then(|n| n.checked_mul(bytes_per_sample));
+    if chunk_bytes.is_none_or(|n| n > chunk_limit(h * w * bytes_per_sample)) {
+        return Err(corrupt(format!("{cw} × {ch} chunks for a {w} × {h} image")));
     }
     let (across, down) = (w.div_ceil(cw), h.div_ceil(ch));
     if offsets.len() != across * down || counts.len() != offsets.len() {
-        return Err(format!("{} chunks listed for a {across} × {down} grid", offsets.len()));
+        return Err(corrupt(format!("{} chunks listed for a {across} × {down} grid", offsets.len())));
     }
     let tiled = decoder.get_chunk_type() == ChunkType::Tile;
     let mut samples = vec![0u8; h * w * bytes_per_sample];
@@ -74,13 +111,17 @@ pub(crate) fn decode(
         let rows = if tiled { ch } else { ch.min(h - ty * ch) };
         chunk.clear();
         chunk.resize(rows * cw * bytes_per_sample, 0);
-        let start = usize::try_from(offset).map_err(|e| e.to_string())?;
-        let end = start.checked_add(usize::try_from(count).map_err(|e| e.to_string())?);
-        let data =
-            end.and_then(|end| bytes.get(start..end)).ok_or_else(|| format!("chunk {i} lies past the file's end"))?;
-        inflate(data, &mut chunk).map_err(|e| format!("chunk {i}: {e}"))?;
+        let past_end = || corrupt(format!("chunk {i} lies past the file's end"));
+        let start = usize::try_from(offset).map_err(|_| past_end())?;
+        let end = start.checked_add(usize::try_from(count).map_err(|_| past_end())?);
+        let data = end.and_then(|end| bytes.get(start..end)).ok_or_else(past_end)?;
+        inflate(data, &mut chunk).map_err(|e| corrupt(format!("chunk {i}: {e}")))?;
         let row_bytes = cw * bytes_per_sample;
         for row in chunk.chunks_exact_mut(row_bytes) {
+            if predictor == 3 {
+                undo_floating_point_prediction(row, bytes_per_sample);
+                continue;
+            }
             native_order(row, bytes_per_sample, big_endian);
             if predictor == 2 {
                 undo_horizontal_differencing(row, bytes_per_sample);
@@ -105,9 +146,9 @@ pub(crate) fn decode(
             let v = samples.chunks_exact(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])).collect();
             ndarray::Array2::from_shape_vec(shape, v).map(PlaneData::F32)
         }
-        _ => return Err(format!("{bytes_per_sample}-byte samples")),
+        _ => return Err(PageError::Unsupported(format!("{bytes_per_sample}-byte samples"))),
     };
-    plane.map_err(|e| e.to_string())
+    plane.map_err(|e| corrupt(e.to_string()))
 }
 
 /// Decode the LZW stream `data` (TIFF's flavour: MSB first, the early code-size switch) until
@@ -135,6 +176,25 @@ fn inflate(data: &[u8], out: &mut [u8]) -> Result<(), String> {
 fn native_order(row: &mut [u8], bytes_per_sample: usize, big_endian: bool) {
     if bytes_per_sample > 1 && big_endian != cfg!(target_endian = "big") {
         row.chunks_exact_mut(bytes_per_sample).for_each(<[u8]>::reverse);
+    }
+}
+
+/// TIFF predictor 3 (floating point) undone on a row: the writer stored each sample's bytes most
+/// significant first, all samples' first bytes, then all their second bytes, …, and differenced
+/// the row's bytes. Sum the bytes, then gather each sample's bytes into this machine's order.
+fn undo_floating_point_prediction(row: &mut [u8], bytes_per_sample: usize) {
+    for i in 1..row.len() {
+        row[i] = row[i].wrapping_add(row[i - 1]);
+    }
+    let n = row.len() / bytes_per_sample;
+    let shuffled = row.to_vec();
+    for (i, sample) in row.chunks_exact_mut(bytes_per_sample).enumerate() {
+        for (k, byte) in sample.iter_mut().enumerate() {
+            *byte = shuffled[k * n + i];
+        }
+        if cfg!(target_endian = "little") {
+            sample.reverse();
+        }
     }
 }
 
@@ -182,6 +242,59 @@ mod tests {
         let mut out = vec![0u8; data.len()];
         inflate(&padded, &mut out).expect("padded");
         assert_eq!(out, data);
+    }
+
+    /// LZW strips (the last one short) with the horizontal predictor, as the `tiff` crate's
+    /// encoder writes them, decode here to the samples written.
+    #[test]
+    fn lzw_strips_with_a_short_last_strip_decode_to_the_samples_written() {
+        use tiff::encoder::{Compression, TiffEncoder, colortype};
+        let (h, w) = (37usize, 53usize);
+        let samples: Vec<u16> = (0..h * w).map(|i| ((i * 7919) % 65536) as u16).collect();
+        let mut bytes = Vec::new();
+        {
+            let mut encoder = TiffEncoder::new(std::io::Cursor::new(&mut bytes))
+                .expect("encoder")
+                .with_compression(Compression::Lzw)
+                .with_predictor(tiff::tags::Predictor::Horizontal);
+            let mut image = encoder.new_image::<colortype::Gray16>(w as u32, h as u32).expect("image");
+            image.rows_per_strip(7).expect("rows per strip");
+            image.write_data(&samples).expect("write");
+        }
+        let mut decoder = Decoder::new(Cursor::new(&bytes[..])).expect("decoder");
+        assert_eq!(decoder.get_chunk_type(), ChunkType::Strip);
+        let plane = decode(&mut decoder, &bytes, (h, w), 2, 1).expect("decoded");
+        match plane {
+            PlaneData::U16(a) => assert_eq!(a.iter().copied().collect::<Vec<_>>(), samples),
+            other => panic!("u16 expected, got {:?}", other.dtype()),
+        }
+        // Signed samples are not read as unsigned ones.
+        let mut decoder = Decoder::new(Cursor::new(&bytes[..])).expect("decoder");
+        match decode(&mut decoder, &bytes, (h, w), 2, 2) {
+            Err(PageError::Unsupported(what)) => assert_eq!(what, "sample format i16"),
+            other => panic!("refused as unsupported, not {other:?}"),
+        }
+    }
+
+    /// The floating point predictor (TIFF Technical Note 3) undone: each row's samples stored as
+    /// big-endian bytes, most significant bytes of all samples first, then byte-differenced.
+    #[test]
+    fn the_floating_point_predictor_is_undone() {
+        let values = [1.5f32, -0.25, 3.0e-8, 65535.0, f32::MIN_POSITIVE, 0.0];
+        let n = values.len();
+        let mut shuffled = vec![0u8; n * 4];
+        for (i, v) in values.iter().enumerate() {
+            for (k, b) in v.to_be_bytes().iter().enumerate() {
+                shuffled[k * n + i] = *b;
+            }
+        }
+        let mut row = shuffled.clone();
+        for i in 1..row.len() {
+            row[i] = shuffled[i].wrapping_sub(shuffled[i - 1]);
+        }
+        undo_floating_point_prediction(&mut row, 4);
+        let back: Vec<f32> = row.chunks_exact(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])).collect();
+        assert_eq!(back, values);
     }
 
     #[test]

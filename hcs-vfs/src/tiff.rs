@@ -300,11 +300,25 @@ fn decoded_plane(
     let decoded = match decoder.read_image() {
         Ok(decoded) => decoded,
         Err(e) if compression == 5 && e.to_string().contains("no lzw end code") => {
-            let float =
-                decoder.find_tag_unsigned_vec::<u16>(Tag::SampleFormat).ok().flatten().and_then(|v| v.first().copied())
-                    == Some(3);
-            return crate::lzw_page::decode(decoder, bytes, shape, bytes_per_sample as usize, float)
-                .map_err(|why| corrupt(path, format!("{e}; decoded chunk by chunk: {why}")));
+            let format = decoder
+                .find_tag_unsigned_vec::<u16>(Tag::SampleFormat)
+                .ok()
+                .flatten()
+                .and_then(|v| v.first().copied())
+                .unwrap_or(1);
+            if min_is_white && format == 3 {
+                return Err(float_min_is_white(path));
+            }
+            return crate::lzw_page::decode(decoder, bytes, shape, bytes_per_sample as usize, format).map_err(|why| {
+                match why {
+                    crate::lzw_page::PageError::Unsupported(what) => {
+                        VfsError::UnsupportedTiff { path: path.to_path_buf(), what }
+                    }
+                    crate::lzw_page::PageError::Corrupt(why) => {
+                        corrupt(path, format!("{e}; decoded chunk by chunk: {why}"))
+                    }
+                }
+            });
         }
         Err(e) => return Err(corrupt(path, e)),
     };
@@ -322,12 +336,7 @@ fn decoded_plane(
             Array2::from_shape_vec(shape, v).map(PlaneData::U16)
         }
         // The decoder gave 1 − v for a float "min is white" page, which does not round-trip.
-        DecodingResult::F32(_) if min_is_white => {
-            return Err(VfsError::UnsupportedTiff {
-                path: path.to_path_buf(),
-                what: "32-bit float samples with photometric min-is-white".into(),
-            });
-        }
+        DecodingResult::F32(_) if min_is_white => return Err(float_min_is_white(path)),
         DecodingResult::F32(v) => Array2::from_shape_vec(shape, v).map(PlaneData::F32),
         other => {
             return Err(VfsError::UnsupportedTiff {
@@ -337,6 +346,15 @@ fn decoded_plane(
         }
     };
     plane.map_err(|e| corrupt(path, e))
+}
+
+/// A float page with photometric "min is white": the decoder gives 1 − v, which does not
+/// round-trip, so it is refused (by the header reader too).
+fn float_min_is_white(path: &Path) -> VfsError {
+    VfsError::UnsupportedTiff {
+        path: path.to_path_buf(),
+        what: "32-bit float samples with photometric min-is-white".into(),
+    }
 }
 
 /// The strips of the decoder's current page, as slices of the file's bytes holding exactly the
@@ -595,16 +613,19 @@ fn header_fields<R: Read + Seek>(reader: R, path: &Path, file_len: u64) -> Resul
     let photometric = decoder.find_tag_unsigned::<u16>(Tag::PhotometricInterpretation).map_err(err)?;
     if photometric == Some(0) && sample_format == 3 {
         // As the pixel reader refuses it (decoded_plane).
-        return Err(VfsError::UnsupportedTiff {
-            path: path.to_path_buf(),
-            what: "32-bit float samples with photometric min-is-white".into(),
-        });
+        return Err(float_min_is_white(path));
+    }
+    let bad = |message: String| VfsError::CorruptTiff { path: path.to_path_buf(), message };
+    let (chunk_w, chunk_h) = decoder.chunk_dimensions();
+    let chunk_bytes = u64::from(chunk_w) * u64::from(chunk_h.min(height)) * u64::from(bits_per_sample).div_ceil(8);
+    let plane_bytes = u64::from(width) * u64::from(height) * u64::from(bits_per_sample).div_ceil(8);
+    if chunk_bytes > crate::lzw_page::chunk_limit(usize::try_from(plane_bytes).unwrap_or(usize::MAX)) as u64 {
+        return Err(bad(format!("{chunk_w} × {chunk_h} chunks for a {width} × {height} image")));
     }
     let (offsets_tag, counts_tag, what) = match decoder.get_chunk_type() {
         ChunkType::Strip => (Tag::StripOffsets, Tag::StripByteCounts, "strip"),
         ChunkType::Tile => (Tag::TileOffsets, Tag::TileByteCounts, "tile"),
     };
-    let bad = |message: String| VfsError::CorruptTiff { path: path.to_path_buf(), message };
     let offsets: Vec<u64> =
         decoder.find_tag_unsigned_vec(offsets_tag).map_err(err)?.ok_or_else(|| bad(format!("no {what} offsets")))?;
     let counts: Vec<u64> =

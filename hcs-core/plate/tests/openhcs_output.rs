@@ -125,6 +125,69 @@ fn a_damaged_openhcs_plate_is_refused_naming_the_problem() {
     refused(&|m| m["subdirectories"] = serde_json::json!({}), "no sub-directories");
     refused(&|m| *m = serde_json::json!({ "wells": [] }), "invalid OpenHCS plate metadata");
 
+    // A mapped address is checked as the listed path is; other backends and stack planes are
+    // refused.
+    let mapped = |m: &mut serde_json::Value, mapping: serde_json::Value| {
+        let first = m["subdirectories"]["images"]["image_files"][0].as_str().expect("a path").to_string();
+        m["subdirectories"]["images"]["workspace_mapping"][first] = mapping;
+    };
+    refused(
+        &|m| mapped(m, serde_json::json!({ "backend": "disk", "backend_address": "/etc/passwd" })),
+        "leaves the plate",
+    );
+    refused(
+        &|m| mapped(m, serde_json::json!({ "backend": "bioformats", "backend_address": "{\"series\": 0}" })),
+        "mapped to bioformats",
+    );
+    refused(
+        &|m| {
+            let first = m["subdirectories"]["images"]["image_files"][0].clone();
+            mapped(m, serde_json::json!({ "backend": "disk", "backend_address": first, "source_axis_indices": [2] }))
+        },
+        "one plane of a stack",
+    );
+
+    // A virtual workspace: the listed name gives the components, the mapped address the file
+    // (OpenHCS lists `A01_s001_w1_z002_t001.tif` for `ZStep_2/A01_s1_w1.tif`). Here A01's
+    // mosaic lies under a name that parses as another well's.
+    let dir = tempfile::tempdir().expect("tmp");
+    let stored = "images/B02_s004_w1_z003_t001.tif";
+    let root = copy_with(dir.path(), |m| {
+        let images = &mut m["subdirectories"]["images"];
+        images["image_files"][0] = "./A01_s001_w1_z001_t001.tif".into();
+        images["workspace_mapping"] =
+            serde_json::json!({ "./A01_s001_w1_z001_t001.tif": { "backend": "disk", "backend_address": stored } });
+    });
+    std::fs::rename(root.join("images/A01_s001_w1_z001_t001.tif"), root.join(stored)).expect("rename");
+    let plate = open_plate(&root, None).expect("opens");
+    let planes: Vec<(String, u32, u32, PathBuf)> = plate
+        .index
+        .iter()
+        .map(|(k, p)| match p {
+            PlaneRef::File { path, .. } => (k.well.to_string(), k.site, k.z, path.clone()),
+            other => panic!("a file plane: {other:?}"),
+        })
+        .collect();
+    assert_eq!(planes[0], ("A01".into(), 1, 1, PathBuf::from(stored)), "{planes:?}");
+
+    // The deep check compares a well's images among themselves: a second A01 image of B02's
+    // size is named, B02's second image (of B02's size) is not.
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = copy_with(dir.path(), |m| {
+        let images = &mut m["subdirectories"]["images"];
+        let files = images["image_files"].as_array_mut().expect("list");
+        files.push("images/A01_s002_w1_z001_t001.tif".into());
+        files.push("images/B02_s002_w1_z001_t001.tif".into());
+    });
+    for site2 in ["A01", "B02"] {
+        let to = root.join(format!("images/{site2}_s002_w1_z001_t001.tif"));
+        std::fs::copy(root.join("images/B02_s001_w1_z001_t001.tif"), to).expect("copy");
+    }
+    let plate = open_plate(&root, None).expect("opens");
+    let problems: Vec<String> = plate.check_image_headers().problems.iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("A01_s002") && problems[0].contains("the well's other images are"), "{problems:?}");
+
     // A file in the folder that the list does not name is reported, not read.
     let dir = tempfile::tempdir().expect("tmp");
     let root = copy_with(dir.path(), |m| {
@@ -135,4 +198,23 @@ fn a_damaged_openhcs_plate_is_refused_naming_the_problem() {
     assert_eq!(plate.index.len(), 1);
     assert_eq!(plate.unmatched.len(), 1, "{:?}", plate.unmatched);
     assert!(plate.unmatched[0].starts_with("images"), "{:?}", plate.unmatched);
+}
+
+/// OpenHCS writes its metadata into the input plates it processes too: an ImageXpress plate
+/// holding `openhcs_metadata.json` is still read as ImageXpress.
+#[test]
+fn an_imagexpress_plate_openhcs_wrote_its_metadata_into_stays_imagexpress() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = hcs_synth::SynthConfig {
+        wells: vec!["A01".parse().expect("well")],
+        grid: (1, 2),
+        tile: 32,
+        channels: 1,
+        z_planes: 1,
+        ..hcs_synth::SynthConfig::default()
+    };
+    hcs_synth::synthesize(&config, dir.path()).expect("synthesize");
+    std::fs::copy(fixture().join("openhcs_metadata.json"), dir.path().join("openhcs_metadata.json")).expect("copy");
+    assert_eq!(detect(dir.path()).expect("detect"), FormatKind::Imagexpress);
+    assert_eq!(open_plate(dir.path(), None).expect("open").index.len(), 2);
 }

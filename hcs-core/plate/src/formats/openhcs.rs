@@ -4,9 +4,11 @@
 //! processed can be processed again by hcs, as OpenHCS itself re-reads it.
 //!
 //! The sub-directory read is the one marked `main`, else the only one, else `images`, else the
-//! first (OpenHCS's own choice). Its files are those `image_files` lists (a virtual-workspace
-//! entry is read at its `workspace_mapping` address); every path must stay inside the plate, and
-//! a listed file that is missing is an error naming it. Files in the folder that the list does
+//! first (OpenHCS's own choice). Its files are those `image_files` lists, their components
+//! parsed from the listed names as OpenHCS parses them (a virtual-workspace entry is read at its
+//! `workspace_mapping` address; one mapped to another backend or to one plane of a stack is
+//! refused); every path must stay inside the plate, and a listed file that is missing is an
+//! error naming it. Files in the folder that the list does
 //! not name are reported in [`Plate::unmatched`]. A sub-directory OpenHCS stored in Zarr (its
 //! 5-D field-packed arrays) is refused, naming it.
 //!
@@ -67,7 +69,12 @@ struct Subdirectory {
 #[derive(Deserialize)]
 struct Mapping {
     #[serde(default)]
+    backend: Option<String>,
+    #[serde(default)]
     backend_address: Option<String>,
+    /// Set where the entry is one plane of a stack in its file.
+    #[serde(default)]
+    source_axis_indices: Vec<serde_json::Value>,
 }
 
 /// Which naming the image files follow.
@@ -151,9 +158,21 @@ pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
     let mut listed = BTreeSet::new();
     let mut missing = Vec::new();
     for listed_path in &sub.image_files {
-        // A virtual workspace's entry names the file at its mapped address.
-        let address =
-            sub.workspace_mapping.get(listed_path).and_then(|m| m.backend_address.as_deref()).unwrap_or(listed_path);
+        // The listed name carries the components, as OpenHCS parses it; a virtual workspace's
+        // entry is read at its mapped address (a `ZStep_2/A01_s1_w1.tif` whose z is the
+        // folder's, named `A01_s001_w1_z002_t001.tif` in the list).
+        let mapping = sub.workspace_mapping.get(listed_path);
+        if let Some(m) = mapping
+            && (m.backend.as_deref().is_some_and(|b| b != "disk") || !m.source_axis_indices.is_empty())
+        {
+            return Err(bad(format!(
+                "{listed_path:?} is mapped to {} {:?}{}, which hcs does not read; only whole image files on disk",
+                m.backend.as_deref().unwrap_or("a backend"),
+                m.backend_address.as_deref().unwrap_or(""),
+                if m.source_axis_indices.is_empty() { "" } else { " (one plane of a stack)" }
+            )));
+        }
+        let address = mapping.and_then(|m| m.backend_address.as_deref()).unwrap_or(listed_path);
         let rel = PathBuf::from(address.trim_start_matches("./"));
         if !is_safe_relative(&rel) {
             return Err(FormatError::Image(hcs_vfs::VfsError::BadPath {
@@ -161,9 +180,12 @@ pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
                 reason: "an image path in openhcs_metadata.json leaves the plate (absolute or with `..`)",
             }));
         }
-        let file_name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let key = naming.parse(&file_name).ok_or_else(|| {
-            bad(format!("{address:?}: not {} image name (the naming sub-directory {name:?} declares)", naming.words()))
+        let listed_name = Path::new(listed_path).file_name().map(|n| n.to_string_lossy().into_owned());
+        let key = listed_name.as_deref().and_then(|n| naming.parse(n)).ok_or_else(|| {
+            bad(format!(
+                "{listed_path:?}: not {} image name (the naming sub-directory {name:?} declares)",
+                naming.words()
+            ))
         })?;
         if !root.join(&rel).is_file() {
             missing.push(rel.display().to_string());
@@ -234,7 +256,8 @@ fn unlisted_files(root: &Path, listed: &BTreeSet<PathBuf>) -> Result<Vec<PathBuf
         for entry in sorted_entries(folder)? {
             let path = entry.path();
             let is_metadata = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(METADATA_FILE));
-            if !listed.contains(&path) && !is_metadata {
+            // Files only: a plate whose images lie in its root has its sub-directories there.
+            if path.is_file() && !listed.contains(&path) && !is_metadata {
                 unlisted.push(path.strip_prefix(root).map_or_else(|_| path.clone(), Path::to_path_buf));
             }
         }
