@@ -131,8 +131,13 @@ impl StitchFallback {
 /// once, in the order `fallbacks` lists them. A well with two placing steps is named once; a
 /// fallback whose step only warns names no well.
 pub fn failing_wells(fallbacks: &[StitchFallback], compiled: &CompiledPlate) -> Vec<String> {
+    distinct_wells(fallbacks.iter().filter(|f| f.fails(compiled)))
+}
+
+/// The wells of `fallbacks`, each once, in order.
+pub fn distinct_wells<'a>(fallbacks: impl IntoIterator<Item = &'a StitchFallback>) -> Vec<String> {
     let mut wells: Vec<String> = Vec::new();
-    for f in fallbacks.iter().filter(|f| f.fails(compiled)) {
+    for f in fallbacks {
         if !wells.contains(&f.well) {
             wells.push(f.well.clone());
         }

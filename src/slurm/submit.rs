@@ -244,14 +244,11 @@ impl Summary {
     /// The error line of a run whose stitching fallbacks fail it (`None` where they do not).
     pub fn fallback_error(&self) -> Option<String> {
         self.failed_on_stitch_fallback.then(|| {
-            let mut wells: Vec<&str> = self.failing_wells.iter().map(String::as_str).collect();
-            if wells.is_empty() {
-                for f in &self.stitch_fallbacks {
-                    if !wells.contains(&f.well.as_str()) {
-                        wells.push(&f.well);
-                    }
-                }
-            }
+            let wells = if self.failing_wells.is_empty() {
+                crate::report::distinct_wells(&self.stitch_fallbacks)
+            } else {
+                self.failing_wells.clone()
+            };
             format!(
                 "stitching fell back to the nominal grid in {} well{} ({}; on_stitch_fallback = \"fail\")",
                 wells.len(),

@@ -188,6 +188,18 @@ fn a_damaged_openhcs_plate_is_refused_naming_the_problem() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].contains("A01_s002") && problems[0].contains("the well's other images are"), "{problems:?}");
 
+    // What the metadata leaves out or gives malformed is said, not silently defaulted.
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = copy_with(dir.path(), |m| {
+        let images = m["subdirectories"]["images"].as_object_mut().expect("object");
+        images.remove("source_filename_parser_name");
+        images.insert("grid_dimensions".into(), serde_json::json!([3]));
+    });
+    let plate = open_plate(&root, None).expect("opens");
+    let said = plate.disagreements.join("\n");
+    assert!(said.contains("read as ImageXpress names") && said.contains("grid_dimensions [3]"), "{said}");
+    assert_eq!(plate.metadata.grid, None);
+
     // A file in the folder that the list does not name is reported, not read.
     let dir = tempfile::tempdir().expect("tmp");
     let root = copy_with(dir.path(), |m| {

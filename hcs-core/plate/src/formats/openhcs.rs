@@ -151,6 +151,12 @@ pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
         )));
     }
     let naming = Naming::of(sub.source_filename_parser_name.as_deref()).map_err(bad)?;
+    let mut disagreements = Vec::new();
+    if sub.source_filename_parser_name.is_none() {
+        disagreements.push(format!(
+            "{METADATA_FILE} names no source_filename_parser_name for sub-directory {name:?}: its file names are read as ImageXpress names"
+        ));
+    }
     if sub.image_files.is_empty() {
         return Err(bad(format!("sub-directory {name:?} lists no image files")));
     }
@@ -201,7 +207,6 @@ pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
         )));
     }
     let index = super::checked_index(root, entries)?;
-    let mut disagreements = Vec::new();
     let pixel_size_um = match sub.pixel_size {
         Some(p) if p == UNKNOWN_PIXEL_SIZE => {
             disagreements.push(format!(
@@ -218,7 +223,14 @@ pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
     };
     let grid = match sub.grid_dimensions.as_deref() {
         Some([rows, cols]) if *rows > 0 && *cols > 0 => Some((*rows, *cols)),
-        _ => None,
+        // OpenHCS writes an empty grid when it does not know it.
+        None | Some([]) => None,
+        Some(other) => {
+            disagreements.push(format!(
+                "{METADATA_FILE} gives grid_dimensions {other:?}: not rows and columns, taken as unknown"
+            ));
+            None
+        }
     };
     let channels = sub.channels.clone().unwrap_or_default();
     let plate_name = root.file_name().map_or_else(|| "plate".to_owned(), |n| n.to_string_lossy().into_owned());
