@@ -230,6 +230,39 @@ fn devices_says_which_version_of_the_hot_loops_this_cpu_runs() {
     assert!(stdout.contains(line), "{stdout}");
 }
 
+/// `hcs devices` lists exactly the memory types the binary was built with (CI runs this test in
+/// a plain build and in one with the `torch` and `cuda` features), and says why no GPU is listed:
+/// the build has no GPU type, or none was found (no libcuda on a machine without a GPU must not
+/// panic the probe).
+#[test]
+fn devices_lists_the_memory_types_of_this_build_and_why_no_gpu_is_listed() {
+    let (ok, stdout, stderr) = hcs(&["devices"]);
+    assert!(ok, "{stderr}");
+    let (json_ok, json, json_err) = hcs(&["devices", "--json"]);
+    assert!(json_ok, "{json_err}");
+    let inventory: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let mut built = vec!["ndarray"];
+    if cfg!(feature = "torch") {
+        built.push("torch");
+    }
+    if cfg!(feature = "cuda") {
+        built.push("cuda");
+    }
+    assert_eq!(inventory["memory_types"], serde_json::json!(built), "{json}");
+    assert!(stdout.contains(&format!("memory types in this build: {}", built.join(", "))), "{stdout}");
+    let gpus = inventory["gpus"].as_array().expect("a list of GPUs");
+    if built.len() == 1 {
+        assert!(gpus.is_empty(), "{json}");
+        assert!(stdout.contains("GPUs: this build has no GPU memory type"), "{stdout}");
+    } else if gpus.is_empty() {
+        assert!(stdout.contains("GPUs: none found"), "{stdout}");
+    } else {
+        for gpu in gpus {
+            assert!(stdout.contains(&format!("cuda:{}  ", gpu["ordinal"])), "{stdout}");
+        }
+    }
+}
+
 /// The note on a shared result names the setting that turns it off; followed to the letter in the
 /// pipeline file, it does (the hint once named a key a step does not take).
 #[test]
