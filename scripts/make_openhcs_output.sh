@@ -5,6 +5,10 @@
 # openhcs_metadata.json and TIFFs, not against our idea of them. CI does not run the peer: the
 # small fixture (2 wells, 2 x 2 sites of 96², 1 channel, 2 z) is committed.
 #
+# And its twin plate_ix_openhcs_zarr: the same input through the same pipeline, OpenHCS storing
+# its outputs in Zarr (scripts/openhcs_zarr_run.py). The script checks, with the zarr-python and
+# tifffile of the peer's venv, that every plane of the Zarr twin equals the TIFF of the first.
+#
 #   PEER_SRC=../shared/peers/openhcs bash scripts/make_openhcs_output.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +24,31 @@ trap 'rm -rf "$work"' EXIT
 "$peer/.venv/bin/python" "$peer/gen_data.py" "$work/plate_ix" --tile 96 --grid 2 2 --wavelengths 1 --z 2 \
   --wells A01,B02 --cells 30 > /dev/null
 "$peer/.venv/bin/python" "$peer/run_pipeline.py" --plate "$work/plate_ix" --run-dir "$work/run" > /dev/null
+"$peer/.venv/bin/python" scripts/openhcs_zarr_run.py "$peer" "$work/plate_ix" "$work/run-zarr" > /dev/null
 out=tests/fixtures/openhcs/plate_ix_openhcs
-rm -rf "$out"; mkdir -p "$(dirname "$out")"
+rm -rf "$out" "${out}_zarr"; mkdir -p "$(dirname "$out")"
 cp -r "$work/run/plate_ix_openhcs" "$out"
-echo "wrote $out ($(du -sh "$out" | cut -f1))"
+cp -r "$work/run-zarr/plate_ix_openhcs" "${out}_zarr"
+"$peer/.venv/bin/python" - "$out" "${out}_zarr" <<'PY'
+import json, sys
+from pathlib import Path
+import numpy as np, tifffile, zarr
+tiffs, store = Path(sys.argv[1]), Path(sys.argv[2])
+meta = json.loads((store / "openhcs_metadata.json").read_text())["subdirectories"]
+planes = 0
+for name, sub in meta.items():
+    if not sub.get("image_files"):
+        continue
+    assert sub["available_backends"] == {"zarr": True}, (name, sub["available_backends"])
+    root = zarr.open(str(store / name), mode="r")
+    for well in root.attrs["plate"]["wells"]:
+        for i, image in enumerate(root[well["path"]].attrs["well"]["images"]):
+            array = root[f'{well["path"]}/{image["path"]}/0']
+            names = array.attrs["polystore_filename_map"]
+            for file, (_, c, z) in names.items():
+                want = tifffile.imread(tiffs / name / file)
+                assert np.array_equal(array[0, c, z], want), (name, well["path"], file)
+                planes += 1
+print(f"every one of the {planes} Zarr planes equals its TIFF twin")
+PY
+echo "wrote $out ($(du -sh "$out" | cut -f1)) and ${out}_zarr ($(du -sh "${out}_zarr" | cut -f1))"
