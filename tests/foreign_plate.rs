@@ -88,18 +88,41 @@ fn ome_zarr_py_plates_of_both_versions_run_and_keep_their_names_and_scale() {
 
 /// The peer's own output plate (its canonical pipeline's final mosaics, `openhcs_metadata.json`)
 /// runs through hcs: both wells, the peer's channel name, and the pixel size the peer did not
-/// know reported as unknown, not written as 1 µm.
+/// know reported as unknown, not written as 1 µm. Its twin that OpenHCS stored in Zarr runs to
+/// the same output images and measurements, byte for byte.
 #[test]
 fn a_plate_openhcs_wrote_runs_and_its_unknown_pixel_size_is_said() {
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::write(dir.path().join("foreign.toml"), PIPELINE).expect("pipeline");
-    let plate = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openhcs/plate_ix_openhcs");
-    let before = tree(&plate);
-    let out = dir.path().join("out");
-    let run = run_foreign(dir.path(), &plate, &out, &[]);
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openhcs");
+    let mut outputs = Vec::new();
+    for (fixture, stored) in [("plate_ix_openhcs", "tiff"), ("plate_ix_openhcs_zarr", "zarr")] {
+        let out = dir.path().join(stored).join("out");
+        openhcs_plate_runs(dir.path(), &fixtures.join(fixture), &out);
+        // Images and measurements: the run's records name the plates' planes, which differ.
+        let measured = |p: &PathBuf| p.extension().is_some_and(|e| e == "tif" || e == "csv");
+        let files: BTreeMap<PathBuf, Vec<u8>> = tree(&out)
+            .into_iter()
+            .filter(|(p, _)| measured(p))
+            .map(|(p, bytes)| (p.strip_prefix(&out).expect("inside").to_path_buf(), bytes))
+            .collect();
+        assert!(files.keys().any(|p| p.extension().is_some_and(|e| e == "tif")), "{stored}: {:?}", files.keys());
+        outputs.push(files);
+    }
+    assert_eq!(outputs[0].keys().collect::<Vec<_>>(), outputs[1].keys().collect::<Vec<_>>());
+    for (path, bytes) in &outputs[0] {
+        assert!(outputs[1][path] == *bytes, "{}: the Zarr twin's run wrote other bytes", path.display());
+    }
+}
+
+/// `hcs run` of the pipeline over the OpenHCS plate `plate` into `out`, and what it must say
+/// and write.
+fn openhcs_plate_runs(dir: &Path, plate: &Path, out: &Path) {
+    let before = tree(plate);
+    let run = run_foreign(dir, plate, out, &[]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
-    assert_eq!(tree(&plate), before, "the input plate is not changed");
+    assert_eq!(tree(plate), before, "the input plate is not changed");
     assert!(stderr.contains("pixel_size 1.0") && stderr.contains("taken as unknown"), "{stderr}");
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("hcs_plate.json")).expect("hcs_plate.json")).expect("JSON");

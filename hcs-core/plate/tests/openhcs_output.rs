@@ -18,8 +18,19 @@ fn metadata(root: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(root.join("openhcs_metadata.json")).expect("metadata")).expect("JSON")
 }
 
+/// Its twin: the same input through the same pipeline, OpenHCS storing its outputs in Zarr
+/// (the script checks with zarr-python and tifffile that every plane equals its TIFF).
+fn zarr_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/openhcs/plate_ix_openhcs_zarr")
+}
+
 /// A writable copy of the fixture, its metadata changed by `edit`.
 fn copy_with(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    copy_of(&fixture(), dir, edit)
+}
+
+/// A writable copy of `fixture` in `dir/plate`, its metadata changed by `edit`.
+fn copy_of(fixture: &Path, dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
     fn copy(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).expect("mkdir");
         for entry in std::fs::read_dir(from).expect("read dir").flatten() {
@@ -32,7 +43,7 @@ fn copy_with(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
         }
     }
     let root = dir.join("plate");
-    copy(&fixture(), &root);
+    copy(fixture, &root);
     let mut meta = metadata(&root);
     edit(&mut meta);
     std::fs::write(root.join("openhcs_metadata.json"), serde_json::to_vec(&meta).expect("JSON")).expect("write");
@@ -115,7 +126,7 @@ fn a_damaged_openhcs_plate_is_refused_naming_the_problem() {
     );
     refused(
         &|m| m["subdirectories"]["images"]["available_backends"] = serde_json::json!({ "zarr": true }),
-        "stored in Zarr by OpenHCS",
+        "stored in Zarr by OpenHCS, but",
     );
     refused(&|m| m["subdirectories"]["images"]["source_filename_parser_name"] = "MyParser".into(), "\"MyParser\"");
     refused(
@@ -210,6 +221,84 @@ fn a_damaged_openhcs_plate_is_refused_naming_the_problem() {
     assert_eq!(plate.index.len(), 1);
     assert_eq!(plate.unmatched.len(), 1, "{:?}", plate.unmatched);
     assert!(plate.unmatched[0].starts_with("images"), "{:?}", plate.unmatched);
+}
+
+/// The plate OpenHCS stored in Zarr opens with the planes of its TIFF twin, each equal to the
+/// twin's, for its main sub-directory (one mosaic per well) and for its checkpoints (four fields,
+/// two z-planes): the store's fields, channels and z-planes named by the listed file names.
+#[test]
+fn the_peers_zarr_output_plate_opens_with_the_planes_of_its_tiff_twin() {
+    assert_eq!(detect(&zarr_fixture()).expect("detect"), FormatKind::Openhcs);
+    for main in ["images", "checkpoints"] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let make_main = |m: &mut serde_json::Value| {
+            for (name, sub) in m["subdirectories"].as_object_mut().expect("subdirectories") {
+                sub["main"] = (name == main).into();
+            }
+        };
+        let tiff = open_plate(&copy_of(&fixture(), &dir.path().join("tiff"), make_main), None).expect("TIFF twin");
+        let root = copy_of(&zarr_fixture(), &dir.path().join("zarr"), make_main);
+        let zarr = open_plate(&root, None).expect("Zarr plate");
+        assert_eq!(zarr.metadata.format, FormatKind::Openhcs);
+        let keys = |p: &hcs_plate::Plate| p.index.iter().map(|(k, _)| *k).collect::<Vec<_>>();
+        assert_eq!(keys(&zarr), keys(&tiff), "{main}");
+        assert_eq!(zarr.index.len(), if main == "images" { 2 } else { 16 }, "{main}");
+        for ((key, plane), (_, twin)) in zarr.index.iter().zip(tiff.index.iter()) {
+            let PlaneRef::Zarr { store, .. } = plane else { panic!("{main}: a Zarr plane: {plane:?}") };
+            assert_eq!(store, Path::new(main));
+            let (got, want) = (plane.load(&root).expect("Zarr plane"), twin.load(&tiff.root).expect("TIFF"));
+            assert!(got == want, "{main} {key:?}: the planes differ");
+        }
+        let names = |p: &hcs_plate::Plate| p.metadata.channels.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&zarr), names(&tiff));
+        assert_eq!(zarr.metadata.tile_shape, tiff.metadata.tile_shape, "{main}");
+        assert_eq!(zarr.metadata.pixel_size_um, None);
+        assert!(zarr.disagreements.iter().any(|d| d.contains("pixel_size 1.0")), "{:?}", zarr.disagreements);
+        let unread = open_plate_unread(&root, None).expect("unread");
+        assert_eq!(unread.index.len(), zarr.index.len());
+        assert!(unread.metadata.tile_shape.is_some() && unread.metadata.dtype.is_some(), "{main}");
+    }
+}
+
+/// A Zarr store and the names OpenHCS listed for it that disagree, or a missing store, are
+/// refused naming the plane or the store.
+#[test]
+fn a_zarr_store_that_disagrees_with_the_listed_names_is_refused() {
+    let refused = |edit: &dyn Fn(&mut serde_json::Value), wanted: &str| {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = copy_of(&zarr_fixture(), dir.path(), edit);
+        let error = open_plate(&root, None).expect_err(wanted).to_string();
+        assert!(error.contains(wanted), "wanted {wanted:?} in: {error}");
+    };
+    let images = |m: &mut serde_json::Value| -> Vec<serde_json::Value> {
+        m["subdirectories"]["images"]["image_files"].as_array().expect("list").clone()
+    };
+    // A well the names leave out.
+    refused(
+        &|m| m["subdirectories"]["images"]["image_files"] = serde_json::json!([images(m)[0]]),
+        "holds a plane that openhcs_metadata.json does not list: well B02, field 1",
+    );
+    // A plane the store lacks: a second z-plane of A01.
+    refused(
+        &|m| {
+            let mut files = images(m);
+            files.push("images/A01_s001_w1_z002_t001.tif".into());
+            m["subdirectories"]["images"]["image_files"] = files.into();
+        },
+        "1 listed image is not in the Zarr store of sub-directory \"images\" (the first: well A01, site 1, channel 1, z 2",
+    );
+    refused(
+        &|m| {
+            let sub = m["subdirectories"]["images"].take();
+            m["subdirectories"] = serde_json::json!({ "../images": sub });
+        },
+        "leaves the plate",
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = copy_of(&zarr_fixture(), dir.path(), |_| {});
+    std::fs::remove_dir_all(root.join("images")).expect("remove the store");
+    let error = open_plate(&root, None).expect_err("no store").to_string();
+    assert!(error.contains("holds no OME-Zarr plate"), "{error}");
 }
 
 /// OpenHCS writes its metadata into the input plates it processes too: an ImageXpress plate

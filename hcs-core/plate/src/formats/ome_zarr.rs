@@ -11,7 +11,7 @@
 //! unsupported data type or axis order, a missing array or a path leaving the plate is refused
 //! then, with a typed [`FormatError`] naming the file, before any pixel is read.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hcs_vfs::VfsError;
 use hcs_vfs::omezarr::{NgffImage, OmeZarrPlate, well_images};
@@ -49,24 +49,35 @@ fn well_id(root: &Path, path: &str, (row, col): &(String, String)) -> Result<Wel
     })
 }
 
-/// Read an OME-Zarr plate. With `read_first_plane`, the first plane is decoded (as for every
-/// format, so a damaged plate fails here); without, the tile shape and dtype are those the first
-/// level-0 array declares.
-pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
-    let plate = OmeZarrPlate::open(root).map_err(typed)?;
+/// The planes of the OME-Zarr plate at `store` (relative to `root`, the plate being read; empty
+/// when the plate is the store), each under its key (site = field + 1, channel = c + 1, …).
+pub(crate) struct StorePlanes {
+    /// Every plane, its reference naming `store`.
+    pub entries: Vec<(ImageKey, PlaneRef)>,
+    /// The first image's metadata (`None` for a plate without images).
+    pub first: Option<NgffImage>,
+    /// The plate's `name`, if it has one.
+    pub name: Option<String>,
+}
+
+/// List the planes of the OME-Zarr plate at `root/store`, reading every image's metadata and
+/// level-0 array header but no pixel.
+pub(crate) fn store_planes(root: &Path, store: &Path) -> Result<StorePlanes, FormatError> {
+    let store_root = root.join(store);
+    let plate = OmeZarrPlate::open(&store_root).map_err(typed)?;
     let mut entries = Vec::new();
     let mut first: Option<NgffImage> = None;
     for (well_path, position) in plate.wells.iter().zip(&plate.well_positions) {
-        let well = well_id(root, well_path, position)?;
-        for (field, image_path) in well_images(root, well_path).map_err(typed)?.iter().enumerate() {
-            let image = NgffImage::open(root, image_path).map_err(typed)?;
+        let well = well_id(&store_root, well_path, position)?;
+        for (field, image_path) in well_images(&store_root, well_path).map_err(typed)?.iter().enumerate() {
+            let image = NgffImage::open(&store_root, image_path).map_err(typed)?;
             let (ts, cs, zs) = (image.extent('t'), image.extent('c'), image.extent('z'));
             let too_many = ts.checked_mul(cs).and_then(|n| n.checked_mul(zs)).is_none_or(|n| n > MAX_PLANES_PER_FIELD);
             let (Ok(field), Ok(ts), Ok(cs), Ok(zs), false) =
                 (u32::try_from(field), u32::try_from(ts), u32::try_from(cs), u32::try_from(zs), too_many)
             else {
                 return Err(FormatError::BadMetadata {
-                    path: root.join(&image.array),
+                    path: store_root.join(&image.array),
                     message: format!(
                         "{ts} × {cs} × {zs} planes (t × c × z) is above the limit of {MAX_PLANES_PER_FIELD}"
                     ),
@@ -76,7 +87,8 @@ pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
                 for c in 0..cs {
                     for z in 0..zs {
                         let key = ImageKey { well, timepoint: t + 1, site: field + 1, channel: c + 1, z: z + 1 };
-                        let plane = PlaneRef::Zarr { store: PathBuf::new(), well: well_path.clone(), field, t, c, z };
+                        let plane =
+                            PlaneRef::Zarr { store: store.to_path_buf(), well: well_path.clone(), field, t, c, z };
                         entries.push((key, plane));
                     }
                 }
@@ -84,8 +96,16 @@ pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
             first.get_or_insert(image);
         }
     }
+    Ok(StorePlanes { entries, first, name: plate.name })
+}
+
+/// Read an OME-Zarr plate. With `read_first_plane`, the first plane is decoded (as for every
+/// format, so a damaged plate fails here); without, the tile shape and dtype are those the first
+/// level-0 array declares.
+pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
+    let StorePlanes { entries, first, name } = store_planes(root, Path::new(""))?;
     let index = super::checked_index(root, entries)?;
-    let name = plate.name.clone().unwrap_or_else(|| plate_name_from_dir(root));
+    let name = name.unwrap_or_else(|| plate_name_from_dir(root));
     let (pixel_size_um, names) = first.as_ref().map(|i| (i.pixel_size_um, i.channel_names.clone())).unwrap_or_default();
     let z_spacing_um = first.as_ref().and_then(|i| i.z_spacing_um);
     let channel_name = |c: u32| {

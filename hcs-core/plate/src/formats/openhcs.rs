@@ -9,8 +9,14 @@
 //! `workspace_mapping` address; one mapped to another backend or to one plane of a stack is
 //! refused); every path must stay inside the plate, and a listed file that is missing is an
 //! error naming it. Files in the folder that the list does
-//! not name are reported in [`Plate::unmatched`]. A sub-directory OpenHCS stored in Zarr (its
-//! 5-D field-packed arrays) is refused, naming it.
+//! not name are reported in [`Plate::unmatched`].
+//!
+//! A sub-directory OpenHCS stored in Zarr (`available_backends` `zarr` only) is an OME-Zarr HCS
+//! plate (NGFF 0.4 on Zarr v2): one image per field, `t, c, z, y, x` arrays, zlib-compressed by
+//! default. It is read as such ([`super::ome_zarr`]), its planes named by the components of
+//! the file names `image_files` lists: the store's field, channel and z indices are the
+//! positions of those values in sorted order, as OpenHCS packs them. A store whose planes and the
+//! listed names disagree is refused, naming the first plane one has and the other lacks.
 //!
 //! OpenHCS writes `pixel_size` 1.0 when it did not know the pixel size, and an empty grid when
 //! it did not know the grid: 1.0 is therefore taken as unknown, and that is said in
@@ -76,6 +82,9 @@ struct Mapping {
     #[serde(default)]
     source_axis_indices: Vec<serde_json::Value>,
 }
+
+/// A sub-directory's planes, each under its key.
+type Planes = Vec<(ImageKey, PlaneRef)>;
 
 /// Which naming the image files follow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,12 +153,8 @@ pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
     let file: MetadataFile =
         serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid OpenHCS plate metadata: {e}")))?;
     let (name, sub) = main_subdirectory(&file).ok_or_else(|| bad("no sub-directories listed".into()))?;
-    if sub.available_backends.get("zarr") == Some(&true) && sub.available_backends.get("disk") != Some(&true) {
-        return Err(bad(format!(
-            "sub-directory {name:?} is stored in Zarr by OpenHCS (5-D arrays packing the fields), which hcs does not read; \
-             have OpenHCS materialize it to disk (TIFF)"
-        )));
-    }
+    let in_zarr =
+        sub.available_backends.get("zarr") == Some(&true) && sub.available_backends.get("disk") != Some(&true);
     let naming = Naming::of(sub.source_filename_parser_name.as_deref()).map_err(bad)?;
     let mut disagreements = Vec::new();
     if sub.source_filename_parser_name.is_none() {
@@ -160,6 +165,68 @@ pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
     if sub.image_files.is_empty() {
         return Err(bad(format!("sub-directory {name:?} lists no image files")));
     }
+    let (entries, unmatched, zarr_image) = if in_zarr {
+        let (entries, first) = zarr_planes(root, name, sub, naming, &bad)?;
+        (entries, Vec::new(), first)
+    } else {
+        let (entries, listed) = file_planes(root, name, sub, naming, &bad)?;
+        (entries, unlisted_files(root, &listed)?, None)
+    };
+    let index = super::checked_index(root, entries)?;
+    let pixel_size_um = match sub.pixel_size {
+        Some(p) if p == UNKNOWN_PIXEL_SIZE => {
+            disagreements.push(format!(
+                "{METADATA_FILE} gives pixel_size 1.0, which OpenHCS writes when it does not know the pixel size: taken as unknown"
+            ));
+            None
+        }
+        Some(p) if p.is_finite() && p > 0.0 => Some(p),
+        Some(p) => {
+            disagreements.push(format!("{METADATA_FILE} gives pixel_size {p}: not a size, taken as unknown"));
+            None
+        }
+        None => None,
+    };
+    let grid = match sub.grid_dimensions.as_deref() {
+        Some([rows, cols]) if *rows > 0 && *cols > 0 => Some((*rows, *cols)),
+        // OpenHCS writes an empty grid when it does not know it.
+        None | Some([]) => None,
+        Some(other) => {
+            disagreements.push(format!(
+                "{METADATA_FILE} gives grid_dimensions {other:?}: not rows and columns, taken as unknown"
+            ));
+            None
+        }
+    };
+    let channels = sub.channels.clone().unwrap_or_default();
+    let plate_name = root.file_name().map_or_else(|| "plate".to_owned(), |n| n.to_string_lossy().into_owned());
+    let mut plate = super::finish_plate(
+        root,
+        read_first_plane,
+        index,
+        FormatKind::Openhcs,
+        plate_name,
+        grid,
+        pixel_size_um,
+        |c| channels.get(&c.to_string()).cloned().flatten().unwrap_or_else(|| format!("w{c}")),
+    )?;
+    if let Some(image) = zarr_image.filter(|_| !read_first_plane) {
+        plate.metadata.tile_shape = Some(image.plane_shape());
+        plate.metadata.dtype = Some(image.dtype);
+    }
+    plate.unmatched = unmatched;
+    plate.disagreements = disagreements;
+    Ok(plate)
+}
+
+/// The planes of a sub-directory on disk: every listed file, and the set of their paths.
+fn file_planes(
+    root: &Path,
+    name: &str,
+    sub: &Subdirectory,
+    naming: Naming,
+    bad: &impl Fn(String) -> FormatError,
+) -> Result<(Planes, BTreeSet<PathBuf>), FormatError> {
     let mut entries = Vec::with_capacity(sub.image_files.len());
     let mut listed = BTreeSet::new();
     let mut missing = Vec::new();
@@ -206,47 +273,88 @@ pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
             if missing.len() == 1 { " is" } else { "s are" }
         )));
     }
-    let index = super::checked_index(root, entries)?;
-    let pixel_size_um = match sub.pixel_size {
-        Some(p) if p == UNKNOWN_PIXEL_SIZE => {
-            disagreements.push(format!(
-                "{METADATA_FILE} gives pixel_size 1.0, which OpenHCS writes when it does not know the pixel size: taken as unknown"
-            ));
-            None
+    Ok((entries, listed))
+}
+
+/// The planes of a sub-directory OpenHCS stored in Zarr: the OME-Zarr plate there, each plane
+/// under the components the listed file names give (the store's indices are positions in the
+/// sorted values of each well's names); and the first image's metadata.
+fn zarr_planes(
+    root: &Path,
+    name: &str,
+    sub: &Subdirectory,
+    naming: Naming,
+    bad: &impl Fn(String) -> FormatError,
+) -> Result<(Planes, Option<hcs_vfs::omezarr::NgffImage>), FormatError> {
+    let store = PathBuf::from(name);
+    if !is_safe_relative(&store) {
+        return Err(FormatError::Image(hcs_vfs::VfsError::BadPath {
+            path: root.join(&store),
+            reason: "a sub-directory name in openhcs_metadata.json leaves the plate (absolute or with `..`)",
+        }));
+    }
+    if !super::ome_zarr::is_plate(&root.join(&store))? {
+        return Err(bad(format!(
+            "sub-directory {name:?} is stored in Zarr by OpenHCS, but {} holds no OME-Zarr plate",
+            root.join(&store).display()
+        )));
+    }
+    let mut listed = BTreeSet::new();
+    for listed_path in &sub.image_files {
+        let file_name = Path::new(listed_path).file_name().map(|n| n.to_string_lossy().into_owned());
+        let key = file_name.as_deref().and_then(|n| naming.parse(n)).ok_or_else(|| {
+            bad(format!(
+                "{listed_path:?}: not {} image name (the naming sub-directory {name:?} declares)",
+                naming.words()
+            ))
+        })?;
+        listed.insert(key);
+    }
+    // Per well, the sorted values of each component the names give: index i of the store is the
+    // i-th of them.
+    let mut values: BTreeMap<WellId, [BTreeSet<u32>; 4]> = BTreeMap::new();
+    for key in &listed {
+        let v = values.entry(key.well).or_default();
+        for (set, value) in v.iter_mut().zip([key.timepoint, key.site, key.channel, key.z]) {
+            set.insert(value);
         }
-        Some(p) if p.is_finite() && p > 0.0 => Some(p),
-        Some(p) => {
-            disagreements.push(format!("{METADATA_FILE} gives pixel_size {p}: not a size, taken as unknown"));
-            None
-        }
-        None => None,
-    };
-    let grid = match sub.grid_dimensions.as_deref() {
-        Some([rows, cols]) if *rows > 0 && *cols > 0 => Some((*rows, *cols)),
-        // OpenHCS writes an empty grid when it does not know it.
-        None | Some([]) => None,
-        Some(other) => {
-            disagreements.push(format!(
-                "{METADATA_FILE} gives grid_dimensions {other:?}: not rows and columns, taken as unknown"
-            ));
-            None
-        }
-    };
-    let channels = sub.channels.clone().unwrap_or_default();
-    let plate_name = root.file_name().map_or_else(|| "plate".to_owned(), |n| n.to_string_lossy().into_owned());
-    let mut plate = super::finish_plate(
-        root,
-        read_first_plane,
-        index,
-        FormatKind::Openhcs,
-        plate_name,
-        grid,
-        pixel_size_um,
-        |c| channels.get(&c.to_string()).cloned().flatten().unwrap_or_else(|| format!("w{c}")),
-    )?;
-    plate.unmatched = unlisted_files(root, &listed)?;
-    plate.disagreements = disagreements;
-    Ok(plate)
+    }
+    let found = super::ome_zarr::store_planes(root, &store)?;
+    let mut entries = Vec::with_capacity(found.entries.len());
+    for (key, plane) in found.entries {
+        let named = values.get(&key.well).and_then(|v| {
+            let nth = |set: &BTreeSet<u32>, index: u32| set.iter().nth(index.checked_sub(1)? as usize).copied();
+            Some(ImageKey {
+                well: key.well,
+                timepoint: nth(&v[0], key.timepoint)?,
+                site: nth(&v[1], key.site)?,
+                channel: nth(&v[2], key.channel)?,
+                z: nth(&v[3], key.z)?,
+            })
+        });
+        let Some(named) = named.filter(|k| listed.contains(k)) else {
+            return Err(bad(format!(
+                "the Zarr store of sub-directory {name:?} holds a plane that {METADATA_FILE} does not list: \
+                 well {}, field {}, time point {}, channel {}, z {} (counted from 1)",
+                key.well, key.site, key.timepoint, key.channel, key.z
+            )));
+        };
+        listed.remove(&named);
+        entries.push((named, plane));
+    }
+    if let Some(key) = listed.first() {
+        return Err(bad(format!(
+            "{} listed image{} not in the Zarr store of sub-directory {name:?} (the first: well {}, site {}, channel {}, z {}, time point {})",
+            listed.len(),
+            if listed.len() == 1 { " is" } else { "s are" },
+            key.well,
+            key.site,
+            key.channel,
+            key.z,
+            key.timepoint
+        )));
+    }
+    Ok((entries, found.first))
 }
 
 /// The sub-directory OpenHCS reads as the plate's input, and its name.
