@@ -219,6 +219,20 @@ pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
     Ok(plate)
 }
 
+/// The components a listed image path's file name gives, as OpenHCS parses it (the naming
+/// sub-directory `name` declares).
+fn listed_key(
+    listed_path: &str,
+    name: &str,
+    naming: Naming,
+    bad: &impl Fn(String) -> FormatError,
+) -> Result<ImageKey, FormatError> {
+    let file_name = Path::new(listed_path).file_name().map(|n| n.to_string_lossy().into_owned());
+    file_name.as_deref().and_then(|n| naming.parse(n)).ok_or_else(|| {
+        bad(format!("{listed_path:?}: not {} image name (the naming sub-directory {name:?} declares)", naming.words()))
+    })
+}
+
 /// The planes of a sub-directory on disk: every listed file, and the set of their paths.
 fn file_planes(
     root: &Path,
@@ -253,13 +267,7 @@ fn file_planes(
                 reason: "an image path in openhcs_metadata.json leaves the plate (absolute or with `..`)",
             }));
         }
-        let listed_name = Path::new(listed_path).file_name().map(|n| n.to_string_lossy().into_owned());
-        let key = listed_name.as_deref().and_then(|n| naming.parse(n)).ok_or_else(|| {
-            bad(format!(
-                "{listed_path:?}: not {} image name (the naming sub-directory {name:?} declares)",
-                naming.words()
-            ))
-        })?;
+        let key = listed_key(listed_path, name, naming, bad)?;
         if !root.join(&rel).is_file() {
             missing.push(rel.display().to_string());
         }
@@ -301,14 +309,7 @@ fn zarr_planes(
     }
     let mut listed = BTreeSet::new();
     for listed_path in &sub.image_files {
-        let file_name = Path::new(listed_path).file_name().map(|n| n.to_string_lossy().into_owned());
-        let key = file_name.as_deref().and_then(|n| naming.parse(n)).ok_or_else(|| {
-            bad(format!(
-                "{listed_path:?}: not {} image name (the naming sub-directory {name:?} declares)",
-                naming.words()
-            ))
-        })?;
-        listed.insert(key);
+        listed.insert(listed_key(listed_path, name, naming, bad)?);
     }
     // Per well, the sorted values of each component the names give: index i of the store is the
     // i-th of them.
