@@ -1,7 +1,8 @@
 //! OME-Zarr HCS plates (OME-NGFF): plate → row → column → field → multiscale image with axes
 //! `[t,] c, z, y, x` (as hcs writes them; [`read_plane`] also reads plates other tools wrote, with
 //! their own dataset paths, any NGFF axis order ending in `y, x`, and chunks uncompressed or
-//! compressed with zstd or blosc).
+//! compressed with zstd, blosc or zlib). A chunk holding several planes (OpenHCS stores a field's
+//! channels and z-planes in one) is decoded once for all its planes (`chunk_cache`).
 //!
 //! Every image is a multiscale pyramid (`pyramid`: at least 3 levels, until the smaller side is
 //! under 512 px) with the pixel size scaled per level. Wells of one plate share a field shape,
@@ -21,6 +22,8 @@
 //! inner chunks in C order (zarrs' default is completion order), and every metadata document is
 //! written with sorted keys.
 
+mod chunk_cache;
+pub use chunk_cache::CACHE_SETTING as CHUNK_CACHE_SETTING;
 mod metadata;
 pub use metadata::standard_format;
 pub mod pyramid;

@@ -363,6 +363,9 @@ pub fn read_plane(root: &Path, well_path: &str, field: u32, t: u32, c: u32, z: u
         return Err(zarr_err(&here, format!("plane t={t} c={c} z={z} is outside the array shape {shape:?}")));
     }
     let subset = ArraySubset::new_with_start_shape(start, extent).map_err(|e| zarr_err(&here, e))?;
+    if let Some(plane) = super::chunk_cache::cached_plane(&array, root, &here, &subset, dtype)? {
+        return Ok(plane);
+    }
     let dims = (shape[n - 2] as usize, shape[n - 1] as usize);
     let to2 = |e: ndarray::ShapeError| zarr_err(&here, e);
     let plane = match dtype {

@@ -317,3 +317,67 @@ fn label_images_are_ngff_labels_with_the_image_pyramid() {
         let _ = std::fs::remove_dir_all(&root);
     }
 }
+
+/// Field 0 of well A/1 of a plate at `root` as OpenHCS stores it: NGFF 0.4 on Zarr v2, one
+/// zlib chunk holding the field's 2 channels and 3 z-planes, sample `value(c, z, y, x)`.
+fn write_packed_field(root: &std::path::Path, value: impl Fn(usize, usize, usize, usize) -> u16) {
+    let json = |rel: &str, v: serde_json::Value| {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, v.to_string()).expect("write");
+    };
+    json("A/1/.zattrs", serde_json::json!({"well": {"images": [{"path": "0"}]}}));
+    let axes = serde_json::json!([{"name": "c", "type": "channel"}, {"name": "z", "type": "space"},
+        {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]);
+    json(
+        "A/1/0/.zattrs",
+        serde_json::json!({"multiscales": [{"version": "0.4", "axes": axes, "datasets": [{"path": "0"}]}]}),
+    );
+    json(
+        "A/1/0/0/.zarray",
+        serde_json::json!({"zarr_format": 2, "shape": [2, 3, 40, 56], "chunks": [2, 3, 40, 56],
+        "dtype": "<u2", "compressor": {"id": "zlib", "level": 3}, "fill_value": 0, "order": "C", "filters": null}),
+    );
+    let store = std::sync::Arc::new(zarrs::filesystem::FilesystemStore::new(root).expect("store"));
+    let array = zarrs::array::Array::open(store, "/A/1/0/0").expect("array");
+    let chunk = ndarray::ArrayD::from_shape_fn(vec![2, 3, 40, 56], |i| value(i[0], i[1], i[2], i[3]));
+    array.store_chunk(&[0, 0, 0, 0], chunk).expect("chunk");
+}
+
+#[test]
+fn a_chunk_holding_every_plane_of_a_field_is_decoded_once_and_again_when_its_file_changes() {
+    let root = tmp("packed");
+    let first = |c: usize, z: usize, y: usize, x: usize| (c * 1000 + z * 100 + y + x) as u16;
+    write_packed_field(&root, first);
+    let before = chunk_cache::decoded_count();
+    for c in 0..2u32 {
+        for z in 0..3u32 {
+            let got = read_plane(&root, "A/1", 0, 0, c, z).expect("read");
+            let want = Array2::from_shape_fn((40, 56), |(y, x)| first(c as usize, z as usize, y, x));
+            assert_eq!(got, PlaneData::U16(want), "c {c} z {z}");
+        }
+    }
+    // No other test of this crate reads a chunk of several planes, so the count is this test's.
+    assert_eq!(chunk_cache::decoded_count() - before, 1, "six planes, one decoding");
+    // Read again (a later step reading the input anew): decoded again, once for its planes.
+    let again = |c: u32, z: u32, decoded: u64| {
+        let got = read_plane(&root, "A/1", 0, 0, c, z).expect("read again");
+        let want = Array2::from_shape_fn((40, 56), |(y, x)| first(c as usize, z as usize, y, x));
+        assert_eq!(got, PlaneData::U16(want), "c {c} z {z} again");
+        assert_eq!(chunk_cache::decoded_count() - before, decoded, "decodings after c {c} z {z} again");
+    };
+    again(1, 0, 2);
+    again(0, 2, 2);
+    again(1, 0, 3);
+
+    // Replaced by a chunk that compresses to another size: read afresh, not from the cache.
+    let second = |c: usize, z: usize, y: usize, x: usize| {
+        ((c * 7919 + z * 104_729 + y * 56 + x) * 2_654_435_761 % 65_521) as u16
+    };
+    write_packed_field(&root, second);
+    let got = read_plane(&root, "A/1", 0, 0, 1, 2).expect("read");
+    assert_eq!(got, PlaneData::U16(Array2::from_shape_fn((40, 56), |(y, x)| second(1, 2, y, x))));
+    assert_eq!(chunk_cache::decoded_count() - before, 4, "the new file was decoded");
+    assert!(read_plane(&root, "A/1", 0, 0, 2, 0).is_err(), "channel 2 of 2");
+    std::fs::remove_dir_all(&root).expect("cleanup");
+}
