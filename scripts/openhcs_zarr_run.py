@@ -3,8 +3,10 @@
 Zarr instead of TIFF (`VFSConfig(materialization_backend=ZARR)`); everything else is the
 peer's own configuration. Used by scripts/make_openhcs_output.sh.
 
-    openhcs_zarr_run.py PEER_DIR PLATE RUN_DIR
+    openhcs_zarr_run.py PEER_DIR PLATE RUN_DIR [COMPRESSOR]
 
+COMPRESSOR is one of OpenHCS's `ZarrCompressor` names (`zlib`, its default, `lz4`, `zstd`,
+`blosc`, `none`), at OpenHCS's default level.
 The plate is copied into RUN_DIR first (OpenHCS writes into its input plate); the output plate
 is RUN_DIR/<plate name>_openhcs.
 """
@@ -14,6 +16,7 @@ import sys
 from pathlib import Path
 
 peer, plate, run = (Path(a).resolve() for a in sys.argv[1:4])
+compressor = sys.argv[4] if len(sys.argv) > 4 else None
 sys.path.insert(0, str(peer))
 import pipeline_def  # noqa: E402  (sets OPENHCS_CPU_ONLY / OPENHCS_HEADLESS before openhcs)
 
@@ -21,11 +24,15 @@ peer_configs = pipeline_def.make_configs
 
 
 def zarr_configs(num_workers, use_threading):
-    from openhcs.core.config import MaterializationBackend, VFSConfig
+    from openhcs.core.config import MaterializationBackend, VFSConfig, ZarrCompressor, ZarrConfig
 
     global_config, pipeline_config = peer_configs(num_workers, use_threading)
     vfs = VFSConfig(materialization_backend=MaterializationBackend.ZARR)
-    return dataclasses.replace(global_config, vfs_config=vfs), pipeline_config
+    global_config = dataclasses.replace(global_config, vfs_config=vfs)
+    if compressor is not None:
+        zarr_config = ZarrConfig(compressor=ZarrCompressor(compressor))
+        global_config = dataclasses.replace(global_config, zarr_config=zarr_config)
+    return global_config, pipeline_config
 
 
 pipeline_def.make_configs = zarr_configs

@@ -88,15 +88,17 @@ fn ome_zarr_py_plates_of_both_versions_run_and_keep_their_names_and_scale() {
 
 /// The peer's own output plate (its canonical pipeline's final mosaics, `openhcs_metadata.json`)
 /// runs through hcs: both wells, the peer's channel name, and the pixel size the peer did not
-/// know reported as unknown, not written as 1 µm. Its twin that OpenHCS stored in Zarr runs to
-/// the same output images and measurements, byte for byte.
+/// know reported as unknown, not written as 1 µm. Its twins that OpenHCS stored in Zarr (zlib,
+/// its default, and LZ4) run to the same output images and measurements, byte for byte.
 #[test]
 fn a_plate_openhcs_wrote_runs_and_its_unknown_pixel_size_is_said() {
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::write(dir.path().join("foreign.toml"), PIPELINE).expect("pipeline");
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openhcs");
     let mut outputs = Vec::new();
-    for (fixture, stored) in [("plate_ix_openhcs", "tiff"), ("plate_ix_openhcs_zarr", "zarr")] {
+    let twins =
+        [("plate_ix_openhcs", "tiff"), ("plate_ix_openhcs_zarr", "zarr"), ("plate_ix_openhcs_zarr_lz4", "zarr-lz4")];
+    for (fixture, stored) in twins {
         let out = dir.path().join(stored).join("out");
         openhcs_plate_runs(dir.path(), &fixtures.join(fixture), &out);
         // Images and measurements: the run's records name the plates' planes, which differ.
@@ -109,9 +111,11 @@ fn a_plate_openhcs_wrote_runs_and_its_unknown_pixel_size_is_said() {
         assert!(files.keys().any(|p| p.extension().is_some_and(|e| e == "tif")), "{stored}: {:?}", files.keys());
         outputs.push(files);
     }
-    assert_eq!(outputs[0].keys().collect::<Vec<_>>(), outputs[1].keys().collect::<Vec<_>>());
-    for (path, bytes) in &outputs[0] {
-        assert!(outputs[1][path] == *bytes, "{}: the Zarr twin's run wrote other bytes", path.display());
+    for (twin, (fixture, _)) in outputs[1..].iter().zip(&twins[1..]) {
+        assert_eq!(outputs[0].keys().collect::<Vec<_>>(), twin.keys().collect::<Vec<_>>(), "{fixture}");
+        for (path, bytes) in &outputs[0] {
+            assert!(twin[path] == *bytes, "{fixture}: {}: the Zarr twin's run wrote other bytes", path.display());
+        }
     }
 }
 

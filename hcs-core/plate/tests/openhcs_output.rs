@@ -24,6 +24,11 @@ fn zarr_fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/openhcs/plate_ix_openhcs_zarr")
 }
 
+/// Its twin OpenHCS compressed with its `lz4` choice (numcodecs LZ4, which zarrs lacks).
+fn zarr_lz4_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/openhcs/plate_ix_openhcs_zarr_lz4")
+}
+
 /// A writable copy of the fixture, its metadata changed by `edit`.
 fn copy_with(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
     copy_of(&fixture(), dir, edit)
@@ -223,13 +228,17 @@ fn a_damaged_openhcs_plate_is_refused_naming_the_problem() {
     assert!(plate.unmatched[0].starts_with("images"), "{:?}", plate.unmatched);
 }
 
-/// The plate OpenHCS stored in Zarr opens with the planes of its TIFF twin, each equal to the
-/// twin's, for its main sub-directory (one mosaic per well) and for its checkpoints (four fields,
-/// two z-planes): the store's fields, channels and z-planes named by the listed file names.
+/// The plate OpenHCS stored in Zarr, compressed with zlib (its default) or LZ4, opens with the
+/// planes of its TIFF twin, each equal to the twin's, for its main sub-directory (one mosaic per
+/// well) and for its checkpoints (four fields, two z-planes): the store's fields, channels and
+/// z-planes named by the listed file names.
 #[test]
 fn the_peers_zarr_output_plate_opens_with_the_planes_of_its_tiff_twin() {
-    assert_eq!(detect(&zarr_fixture()).expect("detect"), FormatKind::Openhcs);
-    for main in ["images", "checkpoints"] {
+    for (zarr_fixture, main) in [zarr_fixture(), zarr_lz4_fixture()]
+        .into_iter()
+        .flat_map(|f| ["images", "checkpoints"].map(|main| (f.clone(), main)))
+    {
+        assert_eq!(detect(&zarr_fixture).expect("detect"), FormatKind::Openhcs);
         let dir = tempfile::tempdir().expect("tmp");
         let make_main = |m: &mut serde_json::Value| {
             for (name, sub) in m["subdirectories"].as_object_mut().expect("subdirectories") {
@@ -237,7 +246,7 @@ fn the_peers_zarr_output_plate_opens_with_the_planes_of_its_tiff_twin() {
             }
         };
         let tiff = open_plate(&copy_of(&fixture(), &dir.path().join("tiff"), make_main), None).expect("TIFF twin");
-        let root = copy_of(&zarr_fixture(), &dir.path().join("zarr"), make_main);
+        let root = copy_of(&zarr_fixture, &dir.path().join("zarr"), make_main);
         let zarr = open_plate(&root, None).expect("Zarr plate");
         assert_eq!(zarr.metadata.format, FormatKind::Openhcs);
         let keys = |p: &hcs_plate::Plate| p.index.iter().map(|(k, _)| *k).collect::<Vec<_>>();

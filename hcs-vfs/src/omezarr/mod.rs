@@ -1,8 +1,9 @@
 //! OME-Zarr HCS plates (OME-NGFF): plate → row → column → field → multiscale image with axes
 //! `[t,] c, z, y, x` (as hcs writes them; [`read_plane`] also reads plates other tools wrote, with
 //! their own dataset paths, any NGFF axis order ending in `y, x`, and chunks uncompressed or
-//! compressed with zstd, blosc or zlib). A chunk holding several planes (OpenHCS stores a field's
-//! channels and z-planes in one) is decoded once for all its planes (`chunk_cache`).
+//! compressed with zstd, blosc, zlib or numcodecs lz4 — `lz4`, registered with zarrs here). A
+//! chunk holding several planes (OpenHCS stores a field's channels and z-planes in one) is
+//! decoded once for all its planes (`chunk_cache`).
 //!
 //! Every image is a multiscale pyramid (`pyramid`: at least 3 levels, until the smaller side is
 //! under 512 px) with the pixel size scaled per level. Wells of one plate share a field shape,
@@ -23,6 +24,7 @@
 //! written with sorted keys.
 
 mod chunk_cache;
+mod lz4;
 pub use chunk_cache::CACHE_SETTING as CHUNK_CACHE_SETTING;
 mod metadata;
 pub use metadata::standard_format;
