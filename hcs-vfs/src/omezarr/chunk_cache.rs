@@ -19,7 +19,7 @@
 //! that is not a whole number fails the read that needs the cache, naming the setting.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use ndarray::{Array2, ArrayD};
@@ -153,13 +153,17 @@ fn chunk_id(file: PathBuf) -> Option<ChunkId> {
     Some(ChunkId { file, len: meta.len(), modified_ns, inode })
 }
 
-/// Chunks decoded through the cache since the process started (the tests count them).
-static DECODED: AtomicU64 = AtomicU64::new(0);
+#[cfg(test)]
+thread_local! {
+    /// Chunks this thread has decoded through the cache (a chunk is decoded on the thread that
+    /// first asks for it).
+    static DECODED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
 
-/// How many chunks have been decoded through the cache in this process.
+/// How many chunks this thread has decoded through the cache.
 #[cfg(test)]
 pub(crate) fn decoded_count() -> u64 {
-    DECODED.load(Ordering::Relaxed)
+    DECODED.with(std::cell::Cell::get)
 }
 
 /// Decode the chunk at `index` (starting at `chunk_start`) of an array of shape `bounds` and cut
@@ -171,7 +175,8 @@ fn decode(
     chunk_start: &[u64],
     bounds: &[u64],
 ) -> Result<Planes, String> {
-    DECODED.fetch_add(1, Ordering::Relaxed);
+    #[cfg(test)]
+    DECODED.with(|d| d.set(d.get() + 1));
     let e = |e: zarrs::array::ArrayError| e.to_string();
     match dtype {
         Dtype::U8 => split(array.retrieve_chunk(index).map_err(e)?, chunk_start, bounds, PlaneData::U8),

@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, Ix2};
 use serde_json::Value;
-use zarrs::array::{Array, ArraySubset};
+use zarrs::array::{Array, ArrayMetadata, ArraySubset};
 use zarrs::filesystem::FilesystemStore;
+use zarrs::metadata::v2::ArrayMetadataV2;
 
 use super::NgffVersion;
 use super::writer::zarr_err;
@@ -284,6 +285,27 @@ fn image_meta(root: &Path, image: &str) -> Result<ImageMeta, VfsError> {
     Ok(ImageMeta { array: format!("{image}/{dataset}"), axes, pixel_size_um, z_spacing_um, channel_names })
 }
 
+/// The Zarr v2 metadata of the array at `dir` when it holds what numcodecs reads but zarrs
+/// refuses, mended as numcodecs reads it; `None` when it needs no mending (or is not v2).
+///
+/// OpenHCS writes its `blosc` compressor's `shuffle` as a JSON boolean (`"shuffle": true`);
+/// numcodecs passes it to Blosc as the integer it stands for (`true` = 1, byte shuffle), zarrs
+/// expects the integer.
+fn v2_metadata_as_numcodecs_reads_it(dir: &Path) -> Result<Option<ArrayMetadataV2>, VfsError> {
+    let file = dir.join(".zarray");
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let mut doc = read_json(&file)?;
+    let compressor = &mut doc["compressor"];
+    if compressor["id"] != "blosc" {
+        return Ok(None);
+    }
+    let Some(shuffle) = compressor["shuffle"].as_bool() else { return Ok(None) };
+    compressor["shuffle"] = u8::from(shuffle).into();
+    serde_json::from_value(doc).map(Some).map_err(|e| zarr_err(&file, format!("invalid Zarr v2 array metadata: {e}")))
+}
+
 /// Open the array at `rel` (relative to `root`): it must exist, have one dimension per axis and a
 /// sample type hcs reads.
 fn open_array(root: &Path, rel: &str, axes: &[char]) -> Result<(Array<FilesystemStore>, Vec<u64>, Dtype), VfsError> {
@@ -292,7 +314,11 @@ fn open_array(root: &Path, rel: &str, axes: &[char]) -> Result<(Array<Filesystem
         return Err(VfsError::NotFound { path: here, backend: "zarr" });
     }
     let store = Arc::new(FilesystemStore::new(root).map_err(|e| zarr_err(root, e))?);
-    let array = Array::open(store, &format!("/{rel}")).map_err(|e| zarr_err(&here, e))?;
+    let array = match v2_metadata_as_numcodecs_reads_it(&here)? {
+        Some(metadata) => Array::new_with_metadata(store, &format!("/{rel}"), ArrayMetadata::V2(metadata)),
+        None => Array::open(store, &format!("/{rel}")),
+    }
+    .map_err(|e| zarr_err(&here, e))?;
     let shape = array.shape().to_vec();
     if shape.len() != axes.len() {
         return Err(VfsError::UnsupportedAxes {

@@ -321,6 +321,15 @@ fn label_images_are_ngff_labels_with_the_image_pyramid() {
 /// Field 0 of well A/1 of a plate at `root` as OpenHCS stores it: NGFF 0.4 on Zarr v2, one
 /// zlib chunk holding the field's 2 channels and 3 z-planes, sample `value(c, z, y, x)`.
 fn write_packed_field(root: &std::path::Path, value: impl Fn(usize, usize, usize, usize) -> u16) {
+    write_packed_field_with(root, serde_json::json!({"id": "zlib", "level": 3}), value);
+}
+
+/// [`write_packed_field`] with another numcodecs `compressor`.
+fn write_packed_field_with(
+    root: &std::path::Path,
+    compressor: serde_json::Value,
+    value: impl Fn(usize, usize, usize, usize) -> u16,
+) {
     let json = |rel: &str, v: serde_json::Value| {
         let path = root.join(rel);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
@@ -336,7 +345,7 @@ fn write_packed_field(root: &std::path::Path, value: impl Fn(usize, usize, usize
     json(
         "A/1/0/0/.zarray",
         serde_json::json!({"zarr_format": 2, "shape": [2, 3, 40, 56], "chunks": [2, 3, 40, 56],
-        "dtype": "<u2", "compressor": {"id": "zlib", "level": 3}, "fill_value": 0, "order": "C", "filters": null}),
+        "dtype": "<u2", "compressor": compressor, "fill_value": 0, "order": "C", "filters": null}),
     );
     let store = std::sync::Arc::new(zarrs::filesystem::FilesystemStore::new(root).expect("store"));
     let array = zarrs::array::Array::open(store, "/A/1/0/0").expect("array");
@@ -357,7 +366,7 @@ fn a_chunk_holding_every_plane_of_a_field_is_decoded_once_and_again_when_its_fil
             assert_eq!(got, PlaneData::U16(want), "c {c} z {z}");
         }
     }
-    // No other test of this crate reads a chunk of several planes, so the count is this test's.
+    // The count is this thread's: other tests decode chunks at the same time.
     assert_eq!(chunk_cache::decoded_count() - before, 1, "six planes, one decoding");
     // Read again (a later step reading the input anew): decoded again, once for its planes.
     let again = |c: u32, z: u32, decoded: u64| {
@@ -380,4 +389,24 @@ fn a_chunk_holding_every_plane_of_a_field_is_decoded_once_and_again_when_its_fil
     assert_eq!(chunk_cache::decoded_count() - before, 4, "the new file was decoded");
     assert!(read_plane(&root, "A/1", 0, 0, 2, 0).is_err(), "channel 2 of 2");
     std::fs::remove_dir_all(&root).expect("cleanup");
+}
+
+/// OpenHCS writes its Blosc compressor's `shuffle` as a JSON boolean, which numcodecs (and so
+/// zarr-python) reads as the integer it stands for and zarrs refused ("invalid type: boolean").
+#[test]
+fn a_blosc_shuffle_written_as_a_boolean_reads_as_numcodecs_reads_it() {
+    let value = |c: usize, z: usize, y: usize, x: usize| (c * 3000 + z * 700 + y * 56 + x) as u16;
+    for (shuffle, written) in [(1, true), (0, false)] {
+        let root = tmp(&format!("blosc-shuffle-{shuffle}"));
+        let blosc = serde_json::json!({"id": "blosc", "cname": "lz4", "clevel": 3, "shuffle": shuffle, "blocksize": 0});
+        write_packed_field_with(&root, blosc, value);
+        let file = root.join("A/1/0/0/.zarray");
+        let text = std::fs::read_to_string(&file).expect(".zarray");
+        let boolean = text.replace(&format!("\"shuffle\":{shuffle}"), &format!("\"shuffle\":{written}"));
+        assert_ne!(boolean, text, "{text}");
+        std::fs::write(&file, boolean).expect("rewrite");
+        let want = PlaneData::U16(Array2::from_shape_fn((40, 56), |(y, x)| value(1, 2, y, x)));
+        assert_eq!(read_plane(&root, "A/1", 0, 0, 1, 2).expect("read"), want, "shuffle {written}");
+        std::fs::remove_dir_all(&root).expect("cleanup");
+    }
 }
