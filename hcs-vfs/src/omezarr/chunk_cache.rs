@@ -4,16 +4,21 @@
 //! with zlib, which cannot be decoded in part: reading the field plane by plane decoded the whole
 //! chunk for every plane (a 2-channel, 3-plane field six times). Such a chunk is decoded once
 //! here, cut into its planes and kept in a process-wide cache bounded in bytes (least recently
-//! used first out). Each plane is handed over, not copied, to its first reader, and the chunk
+//! used first out: moka's LRU policy, not its default, which would refuse a new chunk while the
+//! cache is full of chunks read more often). Each plane is handed over, not copied, to its first reader, and the chunk
 //! leaves the cache when every plane has been taken: the executor reads a well one channel at a
 //! time, so a chunk waits for its other channel's planes. A plane read a second time (a later
 //! step reading the input again) has its chunk decoded afresh. Threads that ask for a chunk being
 //! decoded wait for that decoding instead of doing it again.
 //!
-//! Only chunks spanning more than one plane of an array that is not sharded go through the
-//! cache: hcs writes one chunk or shard per plane, and a shard's inner chunks are decoded in part
-//! anyway. A chunk is known by its file and the file's size, modification time and inode, so a
-//! chunk file replaced since it was cached is decoded afresh.
+//! Only chunks spanning more than one plane, whose codecs cannot decode part of a chunk, and
+//! that take at most half the cache go through it: hcs writes one chunk or shard per plane, a
+//! shard's inner chunks and an uncompressed chunk are read in part anyway, and a chunk the cache
+//! could not keep would be decoded and copied whole for every plane. A chunk is known by its
+//! file, the file's size, modification time and inode, and its array's shape, chunk shape and
+//! sample type, so a chunk file or array replaced since it was cached is decoded afresh (a
+//! same-sized rewrite in place within one tick of the file system's clock would not be seen:
+//! stores are inputs, not rewritten while a run reads them).
 //!
 //! `HCS_ZARR_CHUNK_CACHE_MIB` sets the bound (default 256 MiB, `0` turns the cache off); a value
 //! that is not a whole number fails the read that needs the cache, naming the setting.
@@ -23,6 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use ndarray::{Array2, ArrayD};
+use zarrs::array::codec::api::CodecTraits;
 use zarrs::array::{Array, ArrayShardedExt, ArraySubset};
 use zarrs::filesystem::FilesystemStore;
 
@@ -44,6 +50,9 @@ struct ChunkId {
     len: u64,
     modified_ns: u128,
     inode: u64,
+    array_shape: Vec<u64>,
+    chunk_shape: Vec<u64>,
+    dtype: Dtype,
 }
 
 /// A decoded chunk cut into its planes (C order of the leading axes; `None` past the array's
@@ -57,9 +66,12 @@ struct Planes {
 
 type Cache = moka::sync::Cache<ChunkId, Arc<Planes>>;
 
-/// The cache, or why there is none: `Ok(None)` when the setting turns it off.
-static CACHE: LazyLock<Result<Option<Cache>, String>> =
-    LazyLock::new(|| Ok(cache_mib(std::env::var(CACHE_SETTING).ok().as_deref())?.map(new_cache)));
+/// The cache and its bound in bytes, or why there is none: `Ok(None)` when the setting turns it
+/// off.
+static CACHE: LazyLock<Result<Option<(Cache, u64)>, String>> = LazyLock::new(|| {
+    let bytes = cache_mib(std::env::var(CACHE_SETTING).ok().as_deref())?.map(|mib| mib.saturating_mul(1024 * 1024));
+    Ok(bytes.map(|bytes| (new_cache(bytes), bytes)))
+});
 
 /// The bound a value of [`CACHE_SETTING`] asks for: `None` for `0` (no cache), the default when
 /// unset or blank; an error naming the setting for anything but a whole number.
@@ -72,10 +84,11 @@ fn cache_mib(value: Option<&str>) -> Result<Option<u64>, String> {
     }
 }
 
-fn new_cache(mib: u64) -> Cache {
+fn new_cache(bytes: u64) -> Cache {
     // A chunk weighs what it held when decoded, however many of its planes were taken since.
     moka::sync::Cache::builder()
-        .max_capacity(mib.saturating_mul(1024 * 1024))
+        .max_capacity(bytes)
+        .eviction_policy(moka::policy::EvictionPolicy::lru())
         .weigher(|_: &ChunkId, chunk: &Arc<Planes>| u32::try_from(chunk.bytes).unwrap_or(u32::MAX))
         .build()
 }
@@ -91,7 +104,7 @@ pub(super) fn cached_plane(
     subset: &ArraySubset,
     dtype: Dtype,
 ) -> Result<Option<PlaneData>, VfsError> {
-    if array.is_sharded() {
+    if array.is_sharded() || array.codecs().partial_decoder_capability().partial_decode {
         return Ok(None);
     }
     let Some(chunks) = array.chunks_in_array_subset(subset).map_err(|e| zarr_err(dir, e))? else { return Ok(None) };
@@ -104,13 +117,17 @@ pub(super) fn cached_plane(
     if n < 2 || chunk.shape()[..n - 2].iter().product::<u64>() < 2 {
         return Ok(None);
     }
-    let cache = match &*CACHE {
-        Ok(Some(cache)) => cache,
+    let (cache, bound) = match &*CACHE {
+        Ok(Some((cache, bound))) => (cache, *bound),
         Ok(None) => return Ok(None),
         Err(message) => return Err(zarr_err(dir, message)),
     };
+    let chunk_bytes = chunk.shape().iter().try_fold(dtype.size() as u64, |b, &n| b.checked_mul(n));
+    if chunk_bytes.is_none_or(|b| b > bound / 2) {
+        return Ok(None);
+    }
     let file = store.join(array.chunk_key(&index).as_str());
-    let Some(id) = chunk_id(file) else { return Ok(None) }; // no file: the fill value, read the ordinary way
+    let Some(id) = chunk_id(file, array.shape(), chunk.shape(), dtype) else { return Ok(None) }; // no file: the fill value, read the ordinary way
     let position = plane_position(subset.start(), chunk.start(), chunk.shape());
     // A plane already taken is being read a second time (a later step reads the input again):
     // the chunk is decoded afresh, once.
@@ -125,14 +142,22 @@ pub(super) fn cached_plane(
         match taken {
             Some(plane) => {
                 if planes.left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    cache.invalidate(&id); // every plane taken: the chunk's memory goes now
+                    forget(cache, &id, &planes); // every plane taken: the chunk's memory goes now
                 }
                 return Ok(Some(plane));
             }
-            None => cache.invalidate(&id),
+            None => forget(cache, &id, &planes),
         }
     }
     Ok(None)
+}
+
+/// Remove `planes` from the cache, unless another thread has put a fresh decoding there since.
+fn forget(cache: &Cache, id: &ChunkId, planes: &Arc<Planes>) {
+    cache.entry_by_ref(id).and_compute_with(|entry| match entry {
+        Some(entry) if Arc::ptr_eq(entry.value(), planes) => moka::ops::compute::Op::Remove,
+        _ => moka::ops::compute::Op::Nop,
+    });
 }
 
 /// The index, in C order of the chunk's leading axes, of the plane starting at `start` (array
@@ -142,15 +167,24 @@ fn plane_position(start: &[u64], chunk_start: &[u64], chunk_shape: &[u64]) -> us
     (0..leading).fold(0u64, |at, i| at * chunk_shape[i] + (start[i] - chunk_start[i])) as usize
 }
 
-/// The identity of the chunk file at `file`; `None` when it cannot be read.
-fn chunk_id(file: PathBuf) -> Option<ChunkId> {
+/// The identity of the chunk file at `file` of an array of `array_shape` in chunks of
+/// `chunk_shape`; `None` when the file cannot be read.
+fn chunk_id(file: PathBuf, array_shape: &[u64], chunk_shape: &[u64], dtype: Dtype) -> Option<ChunkId> {
     let meta = std::fs::metadata(&file).ok()?;
     let modified_ns = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     #[cfg(unix)]
     let inode = std::os::unix::fs::MetadataExt::ino(&meta);
     #[cfg(not(unix))]
     let inode = 0;
-    Some(ChunkId { file, len: meta.len(), modified_ns, inode })
+    Some(ChunkId {
+        file,
+        len: meta.len(),
+        modified_ns,
+        inode,
+        array_shape: array_shape.to_vec(),
+        chunk_shape: chunk_shape.to_vec(),
+        dtype,
+    })
 }
 
 #[cfg(test)]
@@ -256,6 +290,35 @@ mod tests {
         assert_eq!(take(1, 1), None, "taken once");
         assert_eq!(take(0, 2), None, "past the edge");
         assert!(split(ArrayD::<u16>::zeros(vec![4]), &[0], &[4], PlaneData::U16).is_err(), "one axis");
+    }
+
+    #[test]
+    fn a_full_cache_keeps_the_new_chunk_and_lets_the_least_recently_used_go() {
+        let planes = |bytes| Arc::new(Planes { planes: Vec::new(), left: AtomicUsize::new(0), bytes });
+        let id = |i: u64| ChunkId {
+            file: PathBuf::from(format!("chunk{i}")),
+            len: 0,
+            modified_ns: 0,
+            inode: i,
+            array_shape: vec![2, 64, 64],
+            chunk_shape: vec![2, 64, 64],
+            dtype: Dtype::U16,
+        };
+        let cache = new_cache(3000);
+        for i in 0..3 {
+            cache.insert(id(i), planes(1000));
+            for _ in 0..5 {
+                assert!(cache.get(&id(i)).is_some());
+            }
+        }
+        cache.run_pending_tasks();
+        // A chunk decoded once while the cache is full of chunks read often: kept (the channel
+        // read next needs it), where moka's default policy would refuse it.
+        cache.insert(id(3), planes(1000));
+        cache.run_pending_tasks();
+        assert!(cache.contains_key(&id(3)), "the new chunk is kept");
+        assert!(!cache.contains_key(&id(0)), "the least recently used chunk went");
+        assert!(cache.contains_key(&id(2)));
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub(crate) struct Lz4Codec {
 }
 
 const V2_ID: &str = "lz4";
+/// The most bytes numcodecs compresses (`LZ4_MAX_INPUT_SIZE`), so the most a chunk it reads holds.
+const MAX_INPUT: usize = 0x7E00_0000;
 const V3_NAME: &str = "numcodecs.lz4";
 
 impl Lz4Codec {
@@ -153,9 +155,9 @@ impl BytesToBytesCodecTraits for Lz4Codec {
         decoded_value: ArrayBytesRaw<'a>,
         _options: &CodecOptions,
     ) -> Result<ArrayBytesRaw<'a>, CodecError> {
-        if u32::try_from(decoded_value.len()).is_err() {
+        if decoded_value.len() > MAX_INPUT {
             return Err(CodecError::Other(format!(
-                "lz4: {} bytes do not fit its 4-byte size header",
+                "lz4: {} bytes are more than numcodecs reads back ({MAX_INPUT})",
                 decoded_value.len()
             )));
         }
@@ -169,12 +171,16 @@ impl BytesToBytesCodecTraits for Lz4Codec {
         _options: &CodecOptions,
     ) -> Result<ArrayBytesRaw<'a>, CodecError> {
         let (size, block) = split_header(&encoded_value)?;
-        let expected = decoded_representation.size();
-        if let Some(expected) = expected
-            && size as u64 != expected
-        {
+        // The size the header gives must be the chunk's, or within the bound a codec before
+        // this one gives: checked before the output is allocated.
+        let fits = match decoded_representation {
+            BytesRepresentation::FixedSize(n) => size as u64 == *n,
+            BytesRepresentation::BoundedSize(n) => size as u64 <= *n,
+            BytesRepresentation::UnboundedSize => size <= MAX_INPUT,
+        };
+        if !fits {
             return Err(CodecError::Other(format!(
-                "lz4: the header says {size} bytes where the chunk holds {expected}"
+                "lz4: the header says {size} bytes where the chunk holds {decoded_representation}"
             )));
         }
         let mut out = vec![0u8; size];
@@ -189,9 +195,10 @@ impl BytesToBytesCodecTraits for Lz4Codec {
     }
 
     fn encoded_representation(&self, decoded_representation: &BytesRepresentation) -> BytesRepresentation {
+        // LZ4's worst case (lz4_flex's `get_maximum_output_size`: 110 % + 20) and the header,
+        // with no overflow.
         decoded_representation.size().map_or(BytesRepresentation::UnboundedSize, |size| {
-            let size = usize::try_from(size).unwrap_or(usize::MAX);
-            BytesRepresentation::BoundedSize(4 + lz4_flex::block::get_maximum_output_size(size) as u64)
+            BytesRepresentation::BoundedSize(size.saturating_add(size / 10).saturating_add(24))
         })
     }
 }
@@ -216,8 +223,18 @@ mod tests {
 
         let mut huge = encoded.clone();
         huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        let e = codec().decode(Cow::Owned(huge), &repr, &options).expect_err("a header of 4 GiB");
+        let e = codec().decode(Cow::Owned(huge.clone()), &repr, &options).expect_err("a header of 4 GiB");
         assert!(e.to_string().contains("header says"), "{e}");
+        let e = codec().decode(Cow::Owned(huge), &BytesRepresentation::UnboundedSize, &options).expect_err("unbounded");
+        assert!(e.to_string().contains("header says"), "{e}");
+        let bound = BytesRepresentation::BoundedSize(data.len() as u64 + 100);
+        assert_eq!(&codec().decode(Cow::Borrowed(&encoded), &bound, &options).expect("within a bound")[..], &data[..]);
+        let tight = BytesRepresentation::BoundedSize(data.len() as u64 - 1);
+        assert!(codec().decode(Cow::Borrowed(&encoded), &tight, &options).is_err(), "past the bound");
+        let most = codec().encoded_representation(&BytesRepresentation::FixedSize(u64::MAX));
+        assert_eq!(most, BytesRepresentation::BoundedSize(u64::MAX), "no overflow");
+        let worst = lz4_flex::block::get_maximum_output_size(data.len()) as u64 + 4;
+        assert!(matches!(codec().encoded_representation(&repr), BytesRepresentation::BoundedSize(n) if n >= worst));
         let e = codec().decode(Cow::Borrowed(&encoded[..encoded.len() / 2]), &repr, &options).expect_err("cut");
         assert!(e.to_string().contains("lz4"), "{e}");
         assert!(codec().decode(Cow::Borrowed(&encoded[..3]), &repr, &options).is_err(), "no header");

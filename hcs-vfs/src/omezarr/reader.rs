@@ -293,16 +293,17 @@ fn image_meta(root: &Path, image: &str) -> Result<ImageMeta, VfsError> {
 /// expects the integer.
 fn v2_metadata_as_numcodecs_reads_it(dir: &Path) -> Result<Option<ArrayMetadataV2>, VfsError> {
     let file = dir.join(".zarray");
-    if !file.is_file() {
+    // zarrs opens `zarr.json` first where both exist.
+    if !file.is_file() || dir.join("zarr.json").is_file() {
         return Ok(None);
     }
     let mut doc = read_json(&file)?;
-    let compressor = &mut doc["compressor"];
-    if compressor["id"] != "blosc" {
+    let Some(compressor) = doc.get_mut("compressor").and_then(Value::as_object_mut) else { return Ok(None) };
+    if compressor.get("id").and_then(Value::as_str) != Some("blosc") {
         return Ok(None);
     }
-    let Some(shuffle) = compressor["shuffle"].as_bool() else { return Ok(None) };
-    compressor["shuffle"] = u8::from(shuffle).into();
+    let Some(shuffle) = compressor.get("shuffle").and_then(Value::as_bool) else { return Ok(None) };
+    compressor.insert("shuffle".into(), u8::from(shuffle).into());
     serde_json::from_value(doc).map(Some).map_err(|e| zarr_err(&file, format!("invalid Zarr v2 array metadata: {e}")))
 }
 

@@ -410,3 +410,26 @@ fn a_blosc_shuffle_written_as_a_boolean_reads_as_numcodecs_reads_it() {
         std::fs::remove_dir_all(&root).expect("cleanup");
     }
 }
+
+/// An uncompressed chunk is read in part by zarrs (only the plane's bytes): it does not go
+/// through the cache. A `.zarray` whose compressor is not an object is an error, not a panic.
+#[test]
+fn uncompressed_chunks_are_read_in_part_and_a_malformed_compressor_is_an_error() {
+    let root = tmp("uncompressed");
+    let value = |c: usize, z: usize, y: usize, x: usize| (c * 5000 + z * 300 + y * 56 + x) as u16;
+    write_packed_field_with(&root, serde_json::Value::Null, value);
+    let before = chunk_cache::decoded_count();
+    for (c, z) in [(0, 0), (1, 2), (0, 1)] {
+        let want = PlaneData::U16(Array2::from_shape_fn((40, 56), |(y, x)| value(c, z, y, x)));
+        assert_eq!(read_plane(&root, "A/1", 0, 0, c as u32, z as u32).expect("read"), want);
+    }
+    assert_eq!(chunk_cache::decoded_count(), before, "no chunk decoded through the cache");
+    let file = root.join("A/1/0/0/.zarray");
+    let mut meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
+    for bad in [serde_json::json!(1), serde_json::json!([]), serde_json::json!("blosc")] {
+        meta["compressor"] = bad.clone();
+        std::fs::write(&file, meta.to_string()).expect("write");
+        assert!(read_plane(&root, "A/1", 0, 0, 0, 0).is_err(), "compressor {bad}");
+    }
+    std::fs::remove_dir_all(&root).expect("cleanup");
+}
