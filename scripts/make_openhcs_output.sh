@@ -5,11 +5,12 @@
 # openhcs_metadata.json and TIFFs, not against our idea of them. CI does not run the peer: the
 # small fixture (2 wells, 2 x 2 sites of 96², 1 channel, 2 z) is committed.
 #
-# And its twins plate_ix_openhcs_zarr and plate_ix_openhcs_zarr_lz4: the same input through the
-# same pipeline, OpenHCS storing its outputs in Zarr (scripts/openhcs_zarr_run.py) compressed with
-# its default (numcodecs Zlib) and with its `lz4` choice (numcodecs LZ4). The script checks, with
-# the zarr-python and tifffile of the peer's venv, that every plane of each Zarr twin equals the
-# TIFF of the first.
+# And its Zarr twins: the same input through the same pipeline, OpenHCS storing its outputs in
+# Zarr (scripts/openhcs_zarr_run.py) with each compressor it offers: plate_ix_openhcs_zarr with
+# its default (numcodecs Zlib), plate_ix_openhcs_zarr_<name> with its `lz4`, `zstd`, `blosc` and
+# `none` choices. The script checks, with the zarr-python and tifffile of the peer's venv, that
+# every plane of each Zarr twin equals the TIFF of the first and that each twin is stored with
+# the compressor it is named for.
 #
 #   PEER_SRC=../shared/peers/openhcs bash scripts/make_openhcs_output.sh
 set -euo pipefail
@@ -27,18 +28,27 @@ trap 'rm -rf "$work"' EXIT
   --wells A01,B02 --cells 30 > /dev/null
 "$peer/.venv/bin/python" "$peer/run_pipeline.py" --plate "$work/plate_ix" --run-dir "$work/run" > /dev/null
 "$peer/.venv/bin/python" scripts/openhcs_zarr_run.py "$peer" "$work/plate_ix" "$work/run-zarr" > /dev/null
-"$peer/.venv/bin/python" scripts/openhcs_zarr_run.py "$peer" "$work/plate_ix" "$work/run-zarr-lz4" lz4 > /dev/null
+compressors="lz4 zstd blosc none"
+for c in $compressors; do
+  "$peer/.venv/bin/python" scripts/openhcs_zarr_run.py "$peer" "$work/plate_ix" "$work/run-zarr-$c" "$c" > /dev/null
+done
 out=tests/fixtures/openhcs/plate_ix_openhcs
-rm -rf "$out" "${out}_zarr" "${out}_zarr_lz4"; mkdir -p "$(dirname "$out")"
+rm -rf "$out" "${out}_zarr"; mkdir -p "$(dirname "$out")"
 cp -r "$work/run/plate_ix_openhcs" "$out"
 cp -r "$work/run-zarr/plate_ix_openhcs" "${out}_zarr"
-cp -r "$work/run-zarr-lz4/plate_ix_openhcs" "${out}_zarr_lz4"
-"$peer/.venv/bin/python" - "$out" "${out}_zarr" "${out}_zarr_lz4" <<'PY'
+twins=("${out}_zarr:zlib")
+for c in $compressors; do
+  rm -rf "${out}_zarr_$c"
+  cp -r "$work/run-zarr-$c/plate_ix_openhcs" "${out}_zarr_$c"
+  twins+=("${out}_zarr_$c:$c")
+done
+"$peer/.venv/bin/python" - "$out" "${twins[@]}" <<'PY'
 import json, sys
 from pathlib import Path
 import numpy as np, tifffile, zarr
 tiffs = Path(sys.argv[1])
-for store, codec in ((Path(sys.argv[2]), "zlib"), (Path(sys.argv[3]), "lz4")):
+for store, codec in (arg.rsplit(":", 1) for arg in sys.argv[2:]):
+  store = Path(store)
   meta = json.loads((store / "openhcs_metadata.json").read_text())["subdirectories"]
   planes = 0
   for name, sub in meta.items():
@@ -50,11 +60,12 @@ for store, codec in ((Path(sys.argv[2]), "zlib"), (Path(sys.argv[3]), "lz4")):
           for i, image in enumerate(root[well["path"]].attrs["well"]["images"]):
               array = root[f'{well["path"]}/{image["path"]}/0']
               names = array.attrs["polystore_filename_map"]
-              assert array.metadata.compressor.codec_id == codec, (store, array.metadata.compressor)
+              stored = array.metadata.compressor
+              assert (stored is None if codec == "none" else stored.codec_id == codec), (store, stored)
               for file, (_, c, z) in names.items():
                   want = tifffile.imread(tiffs / name / file)
                   assert np.array_equal(array[0, c, z], want), (name, well["path"], file)
                   planes += 1
   print(f"{store.name}: every one of the {planes} Zarr planes ({codec}) equals its TIFF twin")
 PY
-echo "wrote $out ($(du -sh "$out" | cut -f1)), ${out}_zarr ($(du -sh "${out}_zarr" | cut -f1)) and ${out}_zarr_lz4 ($(du -sh "${out}_zarr_lz4" | cut -f1))"
+du -sh "$out" "${out}"_zarr*

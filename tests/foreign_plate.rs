@@ -88,16 +88,23 @@ fn ome_zarr_py_plates_of_both_versions_run_and_keep_their_names_and_scale() {
 
 /// The peer's own output plate (its canonical pipeline's final mosaics, `openhcs_metadata.json`)
 /// runs through hcs: both wells, the peer's channel name, and the pixel size the peer did not
-/// know reported as unknown, not written as 1 µm. Its twins that OpenHCS stored in Zarr (zlib,
-/// its default, and LZ4) run to the same output images and measurements, byte for byte.
+/// know reported as unknown, not written as 1 µm. Its twins that OpenHCS stored in Zarr (with
+/// zlib, its default, and with each of its other compressors: LZ4, Zstd, Blosc, none) run to the
+/// same output images and measurements, byte for byte.
 #[test]
 fn a_plate_openhcs_wrote_runs_and_its_unknown_pixel_size_is_said() {
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::write(dir.path().join("foreign.toml"), PIPELINE).expect("pipeline");
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openhcs");
     let mut outputs = Vec::new();
-    let twins =
-        [("plate_ix_openhcs", "tiff"), ("plate_ix_openhcs_zarr", "zarr"), ("plate_ix_openhcs_zarr_lz4", "zarr-lz4")];
+    let twins = [
+        ("plate_ix_openhcs", "tiff"),
+        ("plate_ix_openhcs_zarr", "zarr"),
+        ("plate_ix_openhcs_zarr_lz4", "zarr-lz4"),
+        ("plate_ix_openhcs_zarr_zstd", "zarr-zstd"),
+        ("plate_ix_openhcs_zarr_blosc", "zarr-blosc"),
+        ("plate_ix_openhcs_zarr_none", "zarr-none"),
+    ];
     for (fixture, stored) in twins {
         let out = dir.path().join(stored).join("out");
         openhcs_plate_runs(dir.path(), &fixtures.join(fixture), &out);

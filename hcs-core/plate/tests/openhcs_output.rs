@@ -24,9 +24,16 @@ fn zarr_fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/openhcs/plate_ix_openhcs_zarr")
 }
 
-/// Its twin OpenHCS compressed with its `lz4` choice (numcodecs LZ4, which zarrs lacks).
-fn zarr_lz4_fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/openhcs/plate_ix_openhcs_zarr_lz4")
+/// Its twins OpenHCS compressed with each of its other choices: `lz4` (numcodecs LZ4, which
+/// zarrs lacks), `zstd`, `blosc` (its `"shuffle": true`, which zarrs refuses as written) and
+/// `none` (chunks stored raw, which zarrs decodes in part).
+fn other_zarr_fixtures() -> Vec<PathBuf> {
+    ["lz4", "zstd", "blosc", "none"]
+        .map(|c| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../../tests/fixtures/openhcs/plate_ix_openhcs_zarr_{c}"))
+        })
+        .into()
 }
 
 /// A writable copy of the fixture, its metadata changed by `edit`.
@@ -228,14 +235,15 @@ fn a_damaged_openhcs_plate_is_refused_naming_the_problem() {
     assert!(plate.unmatched[0].starts_with("images"), "{:?}", plate.unmatched);
 }
 
-/// The plate OpenHCS stored in Zarr, compressed with zlib (its default) or LZ4, opens with the
+/// The plate OpenHCS stored in Zarr, compressed with zlib (its default) or any other of its
+/// compressors (`lz4`, `zstd`, `blosc`, `none`), opens with the
 /// planes of its TIFF twin, each equal to the twin's, for its main sub-directory (one mosaic per
 /// well) and for its checkpoints (four fields, two z-planes): the store's fields, channels and
 /// z-planes named by the listed file names.
 #[test]
 fn the_peers_zarr_output_plate_opens_with_the_planes_of_its_tiff_twin() {
-    for (zarr_fixture, main) in [zarr_fixture(), zarr_lz4_fixture()]
-        .into_iter()
+    for (zarr_fixture, main) in std::iter::once(zarr_fixture())
+        .chain(other_zarr_fixtures())
         .flat_map(|f| ["images", "checkpoints"].map(|main| (f.clone(), main)))
     {
         assert_eq!(detect(&zarr_fixture).expect("detect"), FormatKind::Openhcs);
@@ -256,7 +264,7 @@ fn the_peers_zarr_output_plate_opens_with_the_planes_of_its_tiff_twin() {
             let PlaneRef::Zarr { store, .. } = plane else { panic!("{main}: a Zarr plane: {plane:?}") };
             assert_eq!(store, Path::new(main));
             let (got, want) = (plane.load(&root).expect("Zarr plane"), twin.load(&tiff.root).expect("TIFF"));
-            assert!(got == want, "{main} {key:?}: the planes differ");
+            assert!(got == want, "{} {main} {key:?}: the planes differ", zarr_fixture.display());
         }
         let names = |p: &hcs_plate::Plate| p.metadata.channels.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(&zarr), names(&tiff));
