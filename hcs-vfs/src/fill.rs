@@ -131,22 +131,51 @@ impl F32Out for PlaneSlot<'_> {
 /// zeroing pass, no copy). Returns what each `fill` returned, in plane order. On error `data`
 /// is as it was: the error of the first plane (in plane order) that failed, or `wrong(i, n)`
 /// for the first plane `fill` gave `n` samples instead of `plane`.
-pub fn fill_planes<R, E, F, W>(data: &mut Vec<f32>, plane: usize, count: usize, fill: F, wrong: W) -> Result<Vec<R>, E>
-where
-    R: Send,
-    E: Send,
-    F: Fn(usize, &mut PlaneSlot<'_>) -> Result<R, E> + Sync,
-    W: Fn(usize, usize) -> E + Sync,
-{
-    fill_planes_with(data, plane, count, || (), |(), i, slot| fill(i, slot), wrong)
+pub fn fill_planes<R: Send, E: Send>(
+    data: &mut Vec<f32>,
+    plane: usize,
+    count: usize,
+    fill: impl Fn(usize, &mut PlaneSlot<'_>) -> Result<R, E> + Sync,
+    wrong: impl Fn(usize, usize) -> E + Sync,
+) -> Result<Vec<R>, E> {
+    fill_planes_from(data, plane, count, 0, fill, wrong)
+}
+
+/// [`fill_planes`] with the workers starting at plane `first` (taken modulo `count`) and going
+/// round to the planes before it: readers of the same planes at once (the groups of one step)
+/// start apart instead of in step, so planes that share a stored unit (a Zarr chunk holding a
+/// field's channels and z-planes) are not waited for by one reader while another decodes them.
+/// The planes' places and the results' order are as [`fill_planes`] gives them.
+pub fn fill_planes_from<R: Send, E: Send>(
+    data: &mut Vec<f32>,
+    plane: usize,
+    count: usize,
+    first: usize,
+    fill: impl Fn(usize, &mut PlaneSlot<'_>) -> Result<R, E> + Sync,
+    wrong: impl Fn(usize, usize) -> E + Sync,
+) -> Result<Vec<R>, E> {
+    fill_planes_in_order(data, plane, count, first, || (), |(), i, slot| fill(i, slot), wrong)
 }
 
 /// [`fill_planes`] with a state for each worker, made by `init` and handed to every `fill` that
 /// worker runs (scratch buffers a plane is computed in before it is appended to its slot).
-pub fn fill_planes_with<S, R, E, I, F, W>(
+pub fn fill_planes_with<S, R: Send, E: Send>(
     data: &mut Vec<f32>,
     plane: usize,
     count: usize,
+    init: impl Fn() -> S + Sync + Send,
+    fill: impl Fn(&mut S, usize, &mut PlaneSlot<'_>) -> Result<R, E> + Sync + Send,
+    wrong: impl Fn(usize, usize) -> E + Sync,
+) -> Result<Vec<R>, E> {
+    fill_planes_in_order(data, plane, count, 0, init, fill, wrong)
+}
+
+/// [`fill_planes_with`], the workers starting at plane `first` ([`fill_planes_from`]).
+fn fill_planes_in_order<S, R, E, I, F, W>(
+    data: &mut Vec<f32>,
+    plane: usize,
+    count: usize,
+    first: usize,
     init: I,
     fill: F,
     wrong: W,
@@ -168,15 +197,24 @@ where
         let r = fill(state, i, &mut slot)?;
         if slot.len == plane && slot.excess == 0 { Ok(r) } else { Err(wrong(i, slot.written())) }
     };
+    let first = first.checked_rem(count).unwrap_or(0);
     let results: Vec<Result<R, E>> = if plane == 0 {
         let mut state = init();
         (0..count).map(|i| one(&mut state, i, &mut [])).collect()
-    } else {
+    } else if first == 0 {
         data.spare_capacity_mut()[..total]
             .par_chunks_mut(plane)
             .enumerate()
             .map_init(&init, |state, (i, room)| one(state, i, room))
             .collect()
+    } else {
+        let mut rooms: Vec<(usize, &mut [MaybeUninit<f32>])> =
+            data.spare_capacity_mut()[..total].chunks_mut(plane).enumerate().collect();
+        rooms.rotate_left(first);
+        let mut results: Vec<Result<R, E>> =
+            rooms.into_par_iter().map_init(&init, |state, (i, room)| one(state, i, room)).collect();
+        results.rotate_right(first); // back to plane order
+        results
     };
     let results = results.into_iter().collect::<Result<Vec<R>, E>>()?;
     // SAFETY: the `count` parts of `plane` samples after `start` (all of them: `total` is
@@ -260,6 +298,37 @@ mod tests {
         let want: Vec<f32> =
             [-1.0, -2.0].into_iter().chain((0..7).flat_map(|i| (0..5).map(move |k| (i * 10 + k) as f32))).collect();
         assert_eq!(data, want);
+    }
+
+    #[test]
+    fn planes_started_elsewhere_land_in_order_and_the_first_error_in_plane_order_is_given() {
+        let fill = |i: usize, slot: &mut PlaneSlot<'_>| {
+            slot.append(&[i as u16, 100 + i as u16], f32::from);
+            Ok::<usize, String>(i * 2)
+        };
+        for first in [0, 1, 3, 5, 6, 13] {
+            let mut data = vec![-1.0f32];
+            let got = fill_planes_from(&mut data, 2, 6, first, fill, |i, n| format!("plane {i}: {n}")).expect("filled");
+            assert_eq!(got, [0, 2, 4, 6, 8, 10], "first {first}");
+            let want: Vec<f32> = [-1.0].into_iter().chain((0..6).flat_map(|i| [i as f32, 100.0 + i as f32])).collect();
+            assert_eq!(data, want, "first {first}");
+        }
+        // Planes 1 and 4 fail; started at plane 3, the workers meet plane 4 first, yet the
+        // error is plane 1's, as without the start, and the data is as it was.
+        let mut data = vec![7.0f32];
+        let err = fill_planes_from(
+            &mut data,
+            2,
+            6,
+            3,
+            |i, slot| if i == 1 || i == 4 { Err(format!("plane {i} failed")) } else { fill(i, slot) },
+            |i, n| format!("plane {i}: {n}"),
+        );
+        assert_eq!(err, Err("plane 1 failed".to_string()));
+        assert_eq!(data, [7.0]);
+        // No planes: nothing to start at.
+        let none = fill_planes_from(&mut data, 2, 0, 4, fill, |i, n| format!("plane {i}: {n}")).expect("none");
+        assert!(none.is_empty() && data == [7.0]);
     }
 
     #[test]
