@@ -182,15 +182,16 @@ impl Plate {
     }
 }
 
-/// Where a stack's planes start being read by the workers.
+/// Where the workers start on a stack's planes after its first (read alone: it sizes the stack).
 ///
 /// The groups of one step are read at once, each in the same plane order, and planes of a Zarr
 /// store may share a chunk that is decoded whole: OpenHCS packs a field's channels and z-planes
 /// in one zlib chunk, so the groups `z 1` and `z 2` of a step need the same chunks, site after
 /// site. Read in step, one group waited for every chunk the other was decoding (2 workers
-/// made a well 1.17× faster than 1, bench/RESULTS.md); each stack of Zarr planes therefore
-/// starts at its own place, spread over the stack by the golden ratio (0, 0.62, 0.24, 0.85, …
-/// of the way in), so stacks read at once decode different chunks and find the rest decoded.
+/// made a run 1.17× faster than 1, bench/RESULTS.md); the planes of each stack of Zarr planes
+/// after its first are therefore handed out from a place of their own, spread by the golden
+/// ratio (0, 0.62, 0.24, 0.85, … of the way in), so stacks read at once decode different chunks
+/// and find the rest decoded (their first planes may still meet).
 /// Files are read from the first plane: each is its own unit, there is nothing to share.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Stagger {
