@@ -116,9 +116,12 @@ impl Plate {
 
     /// [`Plate::load_stack`], handing each plane to `each` (its index in `keys` and its samples)
     /// as soon as it is read, while it is still in the caches; what `each` returns is kept, in
-    /// plane order. The first plane is read alone (its shape sizes the stack), the others by
-    /// rayon's workers at once, each straight into its part of the stack ([`hcs_vfs::fill`]):
-    /// a step's last group no longer reads its planes on one core while the others wait.
+    /// plane order. One plane is read alone (its shape sizes the stack), the others by rayon's
+    /// workers at once, each straight into its part of the stack ([`hcs_vfs::fill`]): a step's
+    /// last group no longer reads its planes on one core while the others wait. For files that
+    /// plane is the first; for Zarr planes, which may share a chunk with the planes of other
+    /// stacks read at once, it is a staggered one (`stagger_start`), and the workers go on
+    /// from there.
     pub fn load_stack_with<M: Send>(
         &self,
         keys: &[ImageKey],
@@ -127,8 +130,24 @@ impl Plate {
         let Some(first) = keys.first() else {
             return Err(LoadError::Empty);
         };
-        // Planes are converted from their files' bytes straight into the stack's memory (no
-        // zeroing pass, no plane in between), reserved for all when the first one's shape is known.
+        let (data, (h, w), kept) = match self.plane_ref(first)? {
+            PlaneRef::File { .. } => self.fill_from_first(keys, &each)?,
+            PlaneRef::Zarr { .. } => self.fill_from_staggered(keys, &each)?,
+        };
+        // The data holds exactly keys × h × w samples, so the shape always fits.
+        let stack = Array3::from_shape_vec((keys.len(), h, w), data).map_err(|_| LoadError::Empty)?;
+        Ok((stack, kept))
+    }
+
+    /// The stack's samples, plane shape and kept values, its first plane read alone, converted
+    /// from its file's bytes straight into the stack's memory (no zeroing pass, no plane in
+    /// between), room reserved for all once its shape is known.
+    fn fill_from_first<M: Send>(
+        &self,
+        keys: &[ImageKey],
+        each: &(impl Fn(usize, ArrayView2<'_, f32>) -> Option<M> + Sync),
+    ) -> Result<Filled<M>, LoadError> {
+        let first = &keys[0];
         let mut data: Vec<f32> = Vec::new();
         let (h, w) = self
             .plane_ref(first)?
@@ -137,44 +156,72 @@ impl Plate {
         let mut kept: Vec<M> =
             ArrayView2::from_shape((h, w), &data[..]).ok().and_then(|p| each(0, p)).into_iter().collect();
         let rest = &keys[1..];
-        let others = hcs_vfs::fill::fill_planes_from(
+        let others = hcs_vfs::fill::fill_planes(
             &mut data,
             h * w,
             rest.len(),
-            self.stagger(first)?.start(rest.len()),
             |i, slot| {
-                let key = &rest[i];
-                let plane_ref = self.plane_ref(key)?;
-                let found = plane_ref
-                    .load_f32_into(&self.root, slot, 1)
-                    .map_err(|source| LoadError::Storage { key: *key, source })?;
-                if found != (h, w) {
-                    return Err(LoadError::ShapeMismatch {
-                        key: *key,
-                        file: PathBuf::from(plane_ref.describe()),
-                        found_h: found.0,
-                        found_w: found.1,
-                        want_h: h,
-                        want_w: w,
-                    });
-                }
+                self.read_into(&rest[i], slot, (h, w))?;
                 Ok(ArrayView2::from_shape((h, w), slot.filled()).ok().and_then(|p| each(i + 1, p)))
             },
             |i, samples| LoadError::Incomplete { key: rest[i], samples, wanted: h * w },
         )?;
         kept.extend(others.into_iter().flatten());
-        // The data holds exactly keys × h × w samples, so the shape always fits.
-        let stack = Array3::from_shape_vec((keys.len(), h, w), data).map_err(|_| LoadError::Empty)?;
-        Ok((stack, kept))
+        Ok((data, (h, w), kept))
     }
 
-    /// Where the stack's other planes start being read: staggered between stacks read at once
-    /// when they come from Zarr stores ([`Stagger`]), from the first otherwise.
-    fn stagger(&self, first: &ImageKey) -> Result<Stagger, LoadError> {
-        Ok(match self.plane_ref(first)? {
-            PlaneRef::Zarr { .. } => Stagger::next(),
-            PlaneRef::File { .. } => Stagger::None,
-        })
+    /// [`Self::fill_from_first`] for Zarr planes: the plane read alone is a staggered one, kept
+    /// as read until the worker that starts there puts it in its place, and the workers go on
+    /// from it round the stack ([`hcs_vfs::fill::fill_planes_from`]).
+    fn fill_from_staggered<M: Send>(
+        &self,
+        keys: &[ImageKey],
+        each: &(impl Fn(usize, ArrayView2<'_, f32>) -> Option<M> + Sync),
+    ) -> Result<Filled<M>, LoadError> {
+        let start = stagger_start(keys.len());
+        let lead = self.load_plane(&keys[start])?;
+        let (h, w) = lead.dim();
+        let lead = std::sync::Mutex::new(Some(lead));
+        let mut data: Vec<f32> = Vec::new();
+        let kept = hcs_vfs::fill::fill_planes_from(
+            &mut data,
+            h * w,
+            keys.len(),
+            start,
+            |i, slot| {
+                let read = if i == start { lead.lock().ok().and_then(|mut l| l.take()) } else { None };
+                match read {
+                    Some(plane) => plane.extend_f32(slot),
+                    None => self.read_into(&keys[i], slot, (h, w))?,
+                }
+                Ok(ArrayView2::from_shape((h, w), slot.filled()).ok().and_then(|p| each(i, p)))
+            },
+            |i, samples| LoadError::Incomplete { key: keys[i], samples, wanted: h * w },
+        )?;
+        Ok((data, (h, w), kept.into_iter().flatten().collect()))
+    }
+
+    /// Read the plane `key` into `out`, which must be of shape `want`.
+    fn read_into(
+        &self,
+        key: &ImageKey,
+        out: &mut impl hcs_vfs::fill::F32Out,
+        want: (usize, usize),
+    ) -> Result<(), LoadError> {
+        let plane_ref = self.plane_ref(key)?;
+        let found =
+            plane_ref.load_f32_into(&self.root, out, 1).map_err(|source| LoadError::Storage { key: *key, source })?;
+        if found != want {
+            return Err(LoadError::ShapeMismatch {
+                key: *key,
+                file: PathBuf::from(plane_ref.describe()),
+                found_h: found.0,
+                found_w: found.1,
+                want_h: want.0,
+                want_w: want.1,
+            });
+        }
+        Ok(())
     }
 
     fn plane_ref(&self, key: &ImageKey) -> Result<&PlaneRef, LoadError> {
@@ -182,61 +229,45 @@ impl Plate {
     }
 }
 
-/// Where the workers start on a stack's planes after its first (read alone: it sizes the stack).
+/// A stack's samples, its plane shape and what `each` kept, in plane order.
+type Filled<M> = (Vec<f32>, (usize, usize), Vec<M>);
+
+/// The plane of a stack of `count` Zarr planes to read first, the workers going on from there.
 ///
 /// The groups of one step are read at once, each in the same plane order, and planes of a Zarr
 /// store may share a chunk that is decoded whole: OpenHCS packs a field's channels and z-planes
 /// in one zlib chunk, so the groups `z 1` and `z 2` of a step need the same chunks, site after
-/// site. Read in step, one group waited for every chunk the other was decoding (2 workers
-/// made a run 1.17× faster than 1, bench/RESULTS.md); the planes of each stack of Zarr planes
-/// after its first are therefore handed out from a place of their own, spread by the golden
-/// ratio (0, 0.62, 0.24, 0.85, … of the way in), so stacks read at once decode different chunks
-/// and find the rest decoded (their first planes may still meet).
-/// Files are read from the first plane: each is its own unit, there is nothing to share.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Stagger {
-    /// From the first plane.
-    None,
-    /// From the given fraction of the way through the stack.
-    At(f64),
+/// site. Read in step, one group waited for every chunk the other was decoding (2 workers made
+/// a run 1.17× faster than 1, bench/RESULTS.md). Each stack of Zarr planes therefore starts at
+/// a place of its own, spread by the golden ratio over the stacks read one after another (0,
+/// 0.62, 0.24, 0.85, … of the way in: [`stagger_of`]), so stacks read at once decode different
+/// chunks and find the rest decoded. Files are read from the first plane: each is its own
+/// unit, there is nothing to share.
+fn stagger_start(count: usize) -> usize {
+    static STACKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    stagger_of(STACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed), count)
 }
 
-impl Stagger {
-    /// The next stack's start: the next of the golden-ratio sequence, counted per process.
-    fn next() -> Self {
-        static STACKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        Self::of(STACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-    }
-
-    /// The `k`th stack's start.
-    fn of(k: u64) -> Self {
-        Stagger::At((k as f64 * 0.618_033_988_749_894_9).fract())
-    }
-
-    /// The first plane of `count` to read.
-    fn start(self, count: usize) -> usize {
-        match self {
-            Stagger::None => 0,
-            Stagger::At(fraction) => ((fraction * count as f64) as usize).min(count.saturating_sub(1)),
-        }
-    }
+/// The start of the `k`th stack of `count` planes: `count` × the fraction of `k` × the golden
+/// ratio, inside the stack.
+fn stagger_of(k: u64, count: usize) -> usize {
+    let fraction = (k as f64 * 0.618_033_988_749_894_9).fract();
+    ((fraction * count as f64) as usize).min(count.saturating_sub(1))
 }
 
 #[cfg(test)]
 mod stagger_tests {
-    use super::Stagger;
+    use super::{stagger_of, stagger_start};
 
     #[test]
     fn stacks_read_one_after_another_start_far_apart_and_inside_the_stack() {
-        assert_eq!(Stagger::None.start(9), 0);
-        assert_eq!(Stagger::At(0.0).start(9), 0);
-        assert_eq!(Stagger::At(0.618).start(8), 4);
-        assert_eq!(Stagger::At(0.999_999).start(8), 7);
-        assert_eq!(Stagger::At(0.5).start(0), 0);
         // The first five stacks of 8 planes start at five different planes, ones read one
         // after the other far apart.
-        let starts: Vec<usize> = (0..5).map(|k| Stagger::of(k).start(8)).collect();
+        let starts: Vec<usize> = (0..5).map(|k| stagger_of(k, 8)).collect();
         assert_eq!(starts, [0, 4, 1, 6, 3]);
-        assert!(matches!(Stagger::next(), Stagger::At(f) if (0.0..1.0).contains(&f)));
+        assert!((0..10_000).all(|k| stagger_of(k, 9) < 9));
+        assert_eq!(stagger_of(7, 1), 0);
+        assert_eq!(stagger_of(7, 0), 0);
+        assert!(stagger_start(3) < 3);
     }
 }

@@ -336,3 +336,42 @@ fn an_imagexpress_plate_openhcs_wrote_its_metadata_into_stays_imagexpress() {
     assert_eq!(detect(dir.path()).expect("detect"), FormatKind::Imagexpress);
     assert_eq!(open_plate(dir.path(), None).expect("open").index.len(), 2);
 }
+
+/// A stack of the Zarr twin's planes (two share each chunk) is read from a staggered plane, so
+/// that stacks read at once decode different chunks: read once for every start, it equals the
+/// stack of the TIFF twin's planes, and what each plane's reader kept comes in plane order.
+/// Planes of two shapes in one stack are refused naming a plane, wherever the reading starts.
+#[test]
+fn stacks_of_zarr_planes_equal_their_tiff_twins_wherever_their_reading_starts() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let checkpoints = |m: &mut serde_json::Value| {
+        for (name, sub) in m["subdirectories"].as_object_mut().expect("subdirectories") {
+            sub["main"] = (name == "checkpoints").into();
+        }
+    };
+    let tiff = open_plate(&copy_of(&fixture(), &dir.path().join("tiff"), checkpoints), None).expect("TIFF twin");
+    let zarr = open_plate(&copy_of(&zarr_fixture(), &dir.path().join("zarr"), checkpoints), None).expect("Zarr twin");
+    let keys: Vec<_> = zarr.index.iter().map(|(k, _)| *k).collect();
+    assert_eq!(keys.len(), 16);
+    let want = tiff.load_stack(&keys).expect("TIFF stack");
+    for _ in 0..keys.len() {
+        let (got, seen) = zarr.load_stack_with(&keys, |i, plane| Some((i, plane.sum()))).expect("Zarr stack");
+        assert!(got == want, "the Zarr stack differs from the TIFF twin's");
+        assert_eq!(seen.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (0..keys.len()).collect::<Vec<_>>());
+        for (i, sum) in seen {
+            assert_eq!(sum, want.index_axis(ndarray::Axis(0), i).sum(), "plane {i}");
+        }
+    }
+    // The main sub-directory holds one mosaic per well: 184×182 for A01, 183×183 for B02.
+    let mosaics = open_plate(&zarr_fixture(), None).expect("mosaics");
+    let keys: Vec<_> = mosaics.index.iter().map(|(k, _)| *k).collect();
+    assert_eq!(keys.len(), 2);
+    for _ in 0..4 {
+        let error = mosaics.load_stack(&keys).expect_err("two shapes").to_string();
+        assert!(
+            error.contains("is 184×182, but the other planes of this stack are 183×183")
+                || error.contains("is 183×183, but the other planes of this stack are 184×182"),
+            "{error}"
+        );
+    }
+}
