@@ -118,10 +118,12 @@ impl Plate {
     /// as soon as it is read, while it is still in the caches; what `each` returns is kept, in
     /// plane order. One plane is read alone (its shape sizes the stack), the others by rayon's
     /// workers at once, each straight into its part of the stack ([`hcs_vfs::fill`]): a step's
-    /// last group no longer reads its planes on one core while the others wait. For files that
-    /// plane is the first; for Zarr planes, which may share a chunk with the planes of other
-    /// stacks read at once, it is a staggered one (`stagger_start`), and the workers go on
-    /// from there.
+    /// last group no longer reads its planes on one core while the others wait. When the first
+    /// plane is a file's, that plane is the first; when it is a Zarr plane (Zarr planes may share
+    /// a chunk with the planes of other stacks read at once), it is a staggered one
+    /// (`stagger_start`), and the workers go on from there. A plane of another shape than the
+    /// one read alone is refused naming it, so in a stack of mixed shapes the plane named may
+    /// differ from one reading to the next.
     pub fn load_stack_with<M: Send>(
         &self,
         keys: &[ImageKey],
@@ -170,15 +172,25 @@ impl Plate {
         Ok((data, (h, w), kept))
     }
 
-    /// [`Self::fill_from_first`] for Zarr planes: the plane read alone is a staggered one, kept
-    /// as read until the worker that starts there puts it in its place, and the workers go on
-    /// from it round the stack ([`hcs_vfs::fill::fill_planes_from`]).
+    /// [`Self::fill_from_first`] for Zarr planes: the plane read alone is a staggered one
+    /// ([`Self::fill_from_plane`] at `stagger_start`).
     fn fill_from_staggered<M: Send>(
         &self,
         keys: &[ImageKey],
         each: &(impl Fn(usize, ArrayView2<'_, f32>) -> Option<M> + Sync),
     ) -> Result<Filled<M>, LoadError> {
-        let start = stagger_start(keys.len());
+        self.fill_from_plane(keys, stagger_start(keys.len()), each)
+    }
+
+    /// The stack's samples, plane shape and kept values, plane `start` of `keys` read alone
+    /// first and kept as read until the worker that starts there puts it in its place, the
+    /// workers going on from it round the stack ([`hcs_vfs::fill::fill_planes_from`]).
+    fn fill_from_plane<M: Send>(
+        &self,
+        keys: &[ImageKey],
+        start: usize,
+        each: &(impl Fn(usize, ArrayView2<'_, f32>) -> Option<M> + Sync),
+    ) -> Result<Filled<M>, LoadError> {
         let lead = self.load_plane(&keys[start])?;
         let (h, w) = lead.dim();
         let lead = std::sync::Mutex::new(Some(lead));
@@ -258,6 +270,44 @@ fn stagger_of(k: u64, count: usize) -> usize {
 #[cfg(test)]
 mod stagger_tests {
     use super::{stagger_of, stagger_start};
+    use crate::formats::open_plate;
+
+    /// Read from each of its planes in turn, a stack of Zarr planes (a plate ome-zarr-py wrote,
+    /// 2 × 2 × 2 planes of a field, chunks holding 2 × 2 of them) holds every plane in its place,
+    /// and what each plane's reader kept comes in plane order with the plane's index.
+    #[test]
+    fn a_stack_read_from_any_plane_holds_every_plane_in_its_place() {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/foreign/tczyx_v0.5.ome.zarr");
+        let plate = open_plate(&root, None).expect("open");
+        let keys: Vec<_> = plate.index.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys.len(), 8);
+        let planes: Vec<ndarray::Array2<f32>> = keys
+            .iter()
+            .map(|k| {
+                let mut samples = Vec::new();
+                let (h, w) =
+                    plate.index.get(k).expect("indexed").load_f32_into(&plate.root, &mut samples, 1).expect("load");
+                ndarray::Array2::from_shape_vec((h, w), samples).expect("plane")
+            })
+            .collect();
+        assert!(planes.windows(2).any(|p| p[0] != p[1]), "the planes differ, so a misplaced one is seen");
+        for start in 0..keys.len() {
+            let (data, (h, w), kept) =
+                plate.fill_from_plane(&keys, start, &|i, p| Some((i, p.to_owned()))).expect("stack");
+            assert_eq!((h, w), planes[0].dim());
+            for (i, want) in planes.iter().enumerate() {
+                assert!(
+                    data[i * h * w..(i + 1) * h * w] == *want.as_slice().expect("contiguous"),
+                    "start {start}: plane {i}"
+                );
+            }
+            assert_eq!(kept.len(), keys.len(), "start {start}");
+            for (n, (i, plane)) in kept.iter().enumerate() {
+                assert_eq!((*i, plane), (n, &planes[n]), "start {start}: kept value {n}");
+            }
+        }
+    }
 
     #[test]
     fn stacks_read_one_after_another_start_far_apart_and_inside_the_stack() {

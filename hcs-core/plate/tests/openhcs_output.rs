@@ -338,9 +338,11 @@ fn an_imagexpress_plate_openhcs_wrote_its_metadata_into_stays_imagexpress() {
 }
 
 /// A stack of the Zarr twin's planes (two share each chunk) is read from a staggered plane, so
-/// that stacks read at once decode different chunks: read once for every start, it equals the
-/// stack of the TIFF twin's planes, and what each plane's reader kept comes in plane order.
-/// Planes of two shapes in one stack are refused naming a plane, wherever the reading starts.
+/// that stacks read at once decode different chunks: read 16 times, from the starts the
+/// golden-ratio sequence gives (0, 9, 3, 13, … when this test reads alone; every start is
+/// tried in `load.rs`'s own test), it equals the stack of the TIFF twin's planes, and what each
+/// plane's reader kept comes in plane order. Planes of two shapes in one stack are refused
+/// naming a plane, wherever the reading starts.
 #[test]
 fn stacks_of_zarr_planes_equal_their_tiff_twins_wherever_their_reading_starts() {
     let dir = tempfile::tempdir().expect("tmp");
