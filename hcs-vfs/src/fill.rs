@@ -143,9 +143,10 @@ pub fn fill_planes<R: Send, E: Send>(
 
 /// [`fill_planes`] with the planes handed out to the workers as if the stack began at plane
 /// `first` (taken modulo `count`) and went round to the planes before it: readers of the same
-/// planes at once (the groups of one step) start apart instead of in step, so planes that share a stored unit (a Zarr chunk holding a
-/// field's channels and z-planes) are not waited for by one reader while another decodes them.
-/// The planes' places and the results' order are as [`fill_planes`] gives them.
+/// planes at once (the groups of one step) start apart instead of in step, so planes that share
+/// a stored unit (a Zarr chunk holding a field's channels and z-planes) are not waited for by
+/// one reader while another decodes them. The planes' places and the results' order are as
+/// [`fill_planes`] gives them.
 pub fn fill_planes_from<R: Send, E: Send>(
     data: &mut Vec<f32>,
     plane: usize,

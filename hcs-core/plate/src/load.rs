@@ -134,7 +134,7 @@ impl Plate {
         };
         let (data, (h, w), kept) = match self.plane_ref(first)? {
             PlaneRef::File { .. } => self.fill_from_first(keys, &each)?,
-            PlaneRef::Zarr { .. } => self.fill_from_staggered(keys, &each)?,
+            PlaneRef::Zarr { .. } => self.fill_from_plane(keys, stagger_start(keys.len()), &each)?,
         };
         // The data holds exactly keys × h × w samples, so the shape always fits.
         let stack = Array3::from_shape_vec((keys.len(), h, w), data).map_err(|_| LoadError::Empty)?;
@@ -172,19 +172,10 @@ impl Plate {
         Ok((data, (h, w), kept))
     }
 
-    /// [`Self::fill_from_first`] for Zarr planes: the plane read alone is a staggered one
-    /// ([`Self::fill_from_plane`] at `stagger_start`).
-    fn fill_from_staggered<M: Send>(
-        &self,
-        keys: &[ImageKey],
-        each: &(impl Fn(usize, ArrayView2<'_, f32>) -> Option<M> + Sync),
-    ) -> Result<Filled<M>, LoadError> {
-        self.fill_from_plane(keys, stagger_start(keys.len()), each)
-    }
-
-    /// The stack's samples, plane shape and kept values, plane `start` of `keys` read alone
-    /// first and kept as read until the worker that starts there puts it in its place, the
-    /// workers going on from it round the stack ([`hcs_vfs::fill::fill_planes_from`]).
+    /// [`Self::fill_from_first`] for Zarr planes, whose plane read alone is a staggered one: the
+    /// stack's samples, plane shape and kept values, plane `start` of `keys` read alone first
+    /// and kept as read until the worker that starts there puts it in its place, the workers
+    /// going on from it round the stack ([`hcs_vfs::fill::fill_planes_from`]).
     fn fill_from_plane<M: Send>(
         &self,
         keys: &[ImageKey],
