@@ -23,6 +23,14 @@ variable_components = ["z_index"]
 func = { function = "create_projection", params = { method = "max_projection" } }
 "#;
 
+const NORMALIZE: &str = r#"
+name = "normalize"
+
+[[steps]]
+name = "normalize"
+func = { function = "stack_percentile_normalize", params = { low_percentile = 1.0, high_percentile = 99.0 } }
+"#;
+
 fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
         for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
@@ -151,4 +159,78 @@ fn openhcs_plate_runs(dir: &Path, plate: &Path, out: &Path) {
         .filter_map(|p| p[0]["well"].as_str().map(String::from))
         .collect();
     assert_eq!(wells.into_iter().collect::<Vec<_>>(), ["A01", "B02"]);
+}
+
+/// hcs's output is an OpenHCS plate too: beside `hcs_plate.json` it writes the
+/// `openhcs_metadata.json` OpenHCS needs to open a folder it did not write (OpenHCS itself
+/// opening it is `scripts/check_openhcs_reads.py`, run by CI). With only that file, hcs reads
+/// the output back with the same planes; an OME-Zarr output gets none, and `-v` says why.
+#[test]
+fn the_output_plate_carries_openhcs_metadata_that_names_its_images() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("foreign.toml"), PIPELINE).expect("pipeline");
+    let plate = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openhcs/plate_ix_openhcs");
+    let out = dir.path().join("out");
+    let run = run_foreign(dir.path(), &plate, &out, &["--backend", "disk", "-q"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("openhcs_metadata.json")).expect("written")).expect("JSON");
+    let subdirs = written["subdirectories"].as_object().expect("subdirectories");
+    assert_eq!(subdirs.keys().collect::<Vec<_>>(), ["images"], "nested checkpoint folders are not listed");
+    let images = &subdirs["images"];
+    assert_eq!(images["main"], true);
+    assert_eq!(images["available_backends"], serde_json::json!({ "disk": true }));
+    assert_eq!(images["source_filename_parser_name"], "ImageXpressFilenameParser");
+    let mut on_disk: Vec<String> = std::fs::read_dir(out.join("images"))
+        .expect("images")
+        .flatten()
+        .map(|e| format!("images/{}", e.file_name().to_string_lossy()))
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> =
+        images["image_files"].as_array().expect("list").iter().filter_map(|f| f.as_str().map(String::from)).collect();
+    listed.sort();
+    assert_eq!(listed, on_disk);
+    let peer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(plate.join("openhcs_metadata.json")).expect("peer's")).expect("JSON");
+    assert_eq!(images["channels"], peer["subdirectories"]["images"]["channels"], "the channel names go on");
+    assert_eq!(images["z_indexes"], serde_json::json!({ "1": null }), "the z max leaves one plane");
+    assert_eq!(images["pixel_size"], 1.0, "unknown, as OpenHCS writes it");
+
+    // Read through that file alone, the output is the same plate to hcs.
+    let copy = dir.path().join("copy");
+    std::fs::create_dir_all(copy.join("images")).expect("copy");
+    std::fs::copy(out.join("openhcs_metadata.json"), copy.join("openhcs_metadata.json")).expect("copy");
+    for f in &on_disk {
+        std::fs::copy(out.join(f), copy.join(f)).expect("copy");
+    }
+    std::fs::write(dir.path().join("normalize.toml"), NORMALIZE).expect("pipeline");
+    let again = dir.path().join("again");
+    let run = Command::new(HCS)
+        .arg("run")
+        .arg(dir.path().join("normalize.toml"))
+        .arg("--plate")
+        .arg(&copy)
+        .arg("--out")
+        .arg(&again)
+        .args(["--backend", "disk"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let reread: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(again.join("hcs_plate.json")).expect("hcs_plate.json")).expect("JSON");
+    assert_eq!(reread["source_format"], "openhcs");
+    let main = reread["subdirs"].as_array().expect("subdirs").iter().find(|s| s["main"] == true).expect("main");
+    assert_eq!(main["planes"].as_array().map(Vec::len), Some(on_disk.len()), "every plane read");
+    let channel = &reread["metadata"]["channels"][0]["name"];
+    assert_eq!(channel, &peer["subdirectories"]["images"]["channels"]["1"]);
+
+    // An OME-Zarr output gets none (OpenHCS reads only its own Zarr layout), and is told so.
+    let zarr = dir.path().join("zarr");
+    let run = run_foreign(dir.path(), &plate, &zarr, &["--backend", "zarr", "-v"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(!zarr.join("openhcs_metadata.json").exists());
+    assert!(stderr.contains("openhcs_metadata.json not written") && stderr.contains("OME-Zarr"), "{stderr}");
 }

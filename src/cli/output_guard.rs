@@ -91,6 +91,7 @@ pub fn identity(compiled: &CompiledPlate) -> Identity {
     }
     add(&crate::report::results_dir(compiled));
     add(&root.join(crate::plate::formats::native::METADATA_FILE));
+    add(&root.join(crate::plate::formats::openhcs::METADATA_FILE));
     Identity {
         pipeline: compiled.pipeline.clone(),
         fingerprint: format!("{:08x}", crc32fast::hash(text.as_bytes())),

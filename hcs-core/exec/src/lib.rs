@@ -5,7 +5,8 @@
 //! Failure model: a failing well is reported and the others go on (unless `fail_fast`); a well
 //! counts as done only once its completion record is written, after all its outputs, so a killed
 //! run resumed with the same command redoes exactly the unfinished wells. At the end the output
-//! plate gets its `hcs_plate.json` (every finished well), which makes it a valid input plate.
+//! plate gets its `hcs_plate.json` (every finished well), which makes it a valid input plate, and
+//! an `openhcs_metadata.json` where OpenHCS can open it (TIFFs in a folder under the output).
 #![deny(missing_docs)]
 
 pub mod blocks;
@@ -52,6 +53,7 @@ use hcs_core::registry::Registry;
 use hcs_plan::compiler::{CompiledPlate, FrozenWellPlan, Location, WellPlan, ZarrStorePlan};
 use hcs_plan::pipeline::{Workers, ZarrCompression};
 use hcs_plate::formats::native::{FORMAT_VERSION, HcsPlateFile, Subdir};
+use hcs_plate::formats::openhcs_write::Companion;
 use hcs_plate::{Component, Plate, WellId};
 
 use job::{Sinks, WellJob};
@@ -689,7 +691,8 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Write the output plate's `hcs_plate.json` from the records of every finished well.
+/// Write the output plate's `hcs_plate.json` from the records of every finished well, and the
+/// same plate as OpenHCS reads it (`openhcs_metadata.json`) where OpenHCS can open it.
 fn write_plate_metadata(compiled: &CompiledPlate, plate: &Plate) -> Result<(), ExecError> {
     let root = &compiled.output_root;
     let Some(first) = compiled.wells.first() else { return Ok(()) };
@@ -724,5 +727,15 @@ fn write_plate_metadata(compiled: &CompiledPlate, plate: &Plate) -> Result<(), E
     }
     metadata.tile_shape = None;
     let file = HcsPlateFile { hcs_plate: FORMAT_VERSION, source_format: plate.metadata.format, metadata, subdirs };
-    Ok(hcs_plate::formats::native::write(root, &file)?)
+    hcs_plate::formats::native::write(root, &file)?;
+    // The same plate for OpenHCS, so a pipeline can go on there (it opens no folder without it).
+    match hcs_plate::formats::openhcs_write::write(root, &file)? {
+        Companion::Written { subdirs } => {
+            tracing::debug!(subdirs = subdirs.join(", "), "openhcs_metadata.json written: OpenHCS opens the output")
+        }
+        Companion::NotWritten(why) => {
+            tracing::info!("openhcs_metadata.json not written, so OpenHCS does not open this output: {why}")
+        }
+    }
+    Ok(())
 }

@@ -118,3 +118,49 @@ fn hcs_plates_on_disk_and_in_zarr_are_input_plates() {
     assert!(err.to_string().contains("invalid hcs plate metadata"), "{err}");
     std::fs::remove_dir_all(&base).expect("cleanup");
 }
+
+/// The `openhcs_metadata.json` written beside `hcs_plate.json` describes the same plate: read
+/// through the OpenHCS format alone (hcs's reader of OpenHCS plates), it gives every plane at the
+/// same components, the channel names, the grid and the pixel size. (OpenHCS itself opening it
+/// is `scripts/check_openhcs_reads.py`, run by CI.)
+#[test]
+fn the_openhcs_metadata_of_an_hcs_plate_reads_back_as_the_same_plate() {
+    use hcs_plate::formats::openhcs_write::{Companion, write as write_companion};
+    let base = std::env::temp_dir().join(format!("hcs-own-openhcs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let src = source(&base.join("src"));
+    let out = base.join("out");
+    let planes: Vec<_> = src
+        .index
+        .iter()
+        .map(|(key, plane)| {
+            let name =
+                format!("{}_s{:03}_w{}_z{:03}_t{:03}.tif", key.well, key.site, key.channel, key.z, key.timepoint);
+            let rel = Path::new("images").join(name);
+            write_tiff(&out.join(&rel), &[plane.load(&src.root).expect("load")], TiffCompression::None).expect("write");
+            (*key, PlaneRef::file(rel))
+        })
+        .collect();
+    let mut metadata = src.metadata.clone();
+    metadata.pixel_size_um = Some(0.65);
+    let file = HcsPlateFile {
+        hcs_plate: FORMAT_VERSION,
+        source_format: FormatKind::Imagexpress,
+        metadata,
+        subdirs: vec![Subdir { name: "images".into(), backend: Backend::Disk, main: true, planes }],
+    };
+    let written = write_companion(&out, &file).expect("write openhcs_metadata.json");
+    assert_eq!(written, Companion::Written { subdirs: vec!["images".into()] });
+    let plate = hcs_plate::formats::openhcs::read(&out, true).expect("read as an OpenHCS plate");
+    assert_eq!(plate.metadata.format, FormatKind::Openhcs);
+    assert_eq!(plate.metadata.channels, src.metadata.channels);
+    assert_eq!(plate.metadata.grid, src.metadata.grid);
+    assert_eq!(plate.metadata.pixel_size_um, Some(0.65));
+    assert!(plate.unmatched.is_empty(), "{:?}", plate.unmatched);
+    assert_eq!(plate.index.len(), src.index.len());
+    for (key, plane) in src.index.iter() {
+        let copy = plate.index.get(key).expect("same components");
+        assert_eq!(copy.load(&plate.root).expect("load copy"), plane.load(&src.root).expect("load"), "{key}");
+    }
+    std::fs::remove_dir_all(&base).expect("cleanup");
+}

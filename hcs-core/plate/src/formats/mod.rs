@@ -7,6 +7,7 @@ pub mod metamorph;
 pub mod native;
 pub mod ome_zarr;
 pub mod openhcs;
+pub mod openhcs_write;
 pub mod opera_phenix;
 
 use std::path::{Path, PathBuf};
