@@ -3,15 +3,4 @@
 # scripts/requirements-openhcs.txt, for scripts/check_openhcs_reads.py (OpenHCS opening the
 # plates hcs writes). Needs Python 3.11 to 3.14.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-VENV=.venv-openhcs
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-stamp="$VENV/.requirements.sha"
-want=$(sha256sum scripts/requirements-openhcs.txt | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/requirements-openhcs.txt
-  echo "$want" > "$stamp"
-fi
-echo "$VENV ready"
+exec bash "$(dirname "$0")/pinned-venv.sh" .venv-openhcs scripts/requirements-openhcs.txt

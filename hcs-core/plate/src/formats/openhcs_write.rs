@@ -20,7 +20,7 @@
 //! only a folder whose every plane is a whole file named as ImageXpress names files (hcs's own
 //! `A01_s001_w1_z001_t001.tif`), with the components hcs gives it, is listed. A plate whose main
 //! sub-directory is not such a folder (OME-Zarr output: OpenHCS reads only its own Zarr layout)
-//! gets no file, and [`write`] says why.
+//! gets no file, and [`write()`] says why.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component as PathComponent, Path};
@@ -35,7 +35,7 @@ use crate::{ImageKey, PlaneRef};
 /// The pixel size OpenHCS writes, and reads, when the pixel size is not known.
 const UNKNOWN_PIXEL_SIZE: f64 = 1.0;
 
-/// What [`write`] did.
+/// What [`write()`] did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Companion {
     /// Written, listing these sub-directories (the main one first).
