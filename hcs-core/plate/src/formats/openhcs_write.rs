@@ -18,7 +18,8 @@
 //!
 //! OpenHCS finds the planes by listing the folder and parsing the names, not from `image_files`:
 //! only a folder whose every plane is a whole file named as ImageXpress names files (hcs's own
-//! `A01_s001_w1_z001_t001.tif`), with the components hcs gives it, is listed. A plate whose main
+//! `A01_s001_w1_z001_t001.tif`; one row letter, as OpenHCS parses them, so not the rows `AA` to
+//! `AF` of a 1536-well plate), with the components hcs gives it, is listed. A plate whose main
 //! sub-directory is not such a folder (OME-Zarr output: OpenHCS reads only its own Zarr layout)
 //! gets no file, and [`write()`] says why.
 
@@ -107,6 +108,13 @@ fn listable(sub: &Subdir) -> Result<Vec<(ImageKey, String)>, String> {
             }
             if !named_as(&name, key) {
                 return Err(format!("holds {name}, whose ImageXpress name does not give {key:?}"));
+            }
+            if key.well.row >= 26 {
+                // OpenHCS's ImageXpress names take one row letter: `AA01_s001…` is no name to it.
+                return Err(format!(
+                    "holds well {}, whose two row letters OpenHCS's ImageXpress names do not take",
+                    key.well
+                ));
             }
             Ok((*key, name))
         })
@@ -283,6 +291,12 @@ mod tests {
         assert!(metadata(&plate(vec![paged], None)).is_err(), "one page of a stack");
 
         assert!(metadata(&plate(vec![subdir("images", false, 1)], None)).is_err(), "no main");
+
+        // A 1536-well plate's rows AA to AF: OpenHCS parses one row letter only.
+        let mut deep_rows = subdir("images", true, 1);
+        deep_rows.planes.push(file_of("images", key("AF48", 1, 1, 1)));
+        let why = metadata(&plate(vec![deep_rows], None)).expect_err("two row letters");
+        assert!(why.contains("AF48") && why.contains("two row letters"), "{why}");
     }
 
     #[test]
