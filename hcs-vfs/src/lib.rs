@@ -15,6 +15,7 @@ pub mod setting;
 pub mod store;
 pub mod thumbnail;
 pub mod tiff;
+mod tiff_deflate;
 
 pub use error::VfsError;
 pub use plane::{Dtype, PlaneData};

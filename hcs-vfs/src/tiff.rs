@@ -1,7 +1,8 @@
 //! TIFF files through the `tiff` crate: u8 / u16 / f32 grey planes, single and multi-page, either
 //! byte order, strips or tiles; reads the compressions microscopes and tifffile write (LZW,
 //! Deflate, PackBits, zstd; the LZW pages the crate stops early are decoded chunk by chunk with
-//! `weezl`) as their stored values; writes uncompressed or Deflate.
+//! `weezl`) as their stored values; writes uncompressed or Deflate (through libdeflate:
+//! `tiff_deflate`).
 //!
 //! Every failure is a [`VfsError`] naming the file. A header is checked against [`TiffLimits`]
 //! before any pixel buffer is allocated, and a decoder panic (a bug in a dependency) is caught
@@ -711,21 +712,34 @@ fn encode_pages<W: std::io::Write + Seek, K: tiff::encoder::TiffKind>(
 ) -> Result<(), VfsError> {
     let err =
         |e: tiff::TiffError| VfsError::CorruptTiff { path: path.to_path_buf(), message: format!("encoding: {e}") };
-    {
-        if compression == TiffCompression::Deflate {
-            encoder = encoder.with_compression(Compression::Deflate(DeflateLevel::Balanced));
-        }
-        for plane in planes {
-            let (w, h) = width_height(plane.dim(), path)?;
-            match plane {
-                PlaneData::U8(a) => page::<colortype::Gray8, _, _>(&mut encoder, (w, h), &contiguous(a), description),
-                PlaneData::U16(a) => page::<colortype::Gray16, _, _>(&mut encoder, (w, h), &contiguous(a), description),
-                PlaneData::F32(a) => {
-                    page::<colortype::Gray32Float, _, _>(&mut encoder, (w, h), &contiguous(a), description)
-                }
+    // Deflate pages go through libdeflate (`tiff_deflate`), strips compressed in parallel; the
+    // `tiff` crate's own (flate2, one strip after another) only where that cannot be used.
+    let ours = compression == TiffCompression::Deflate && crate::tiff_deflate::AVAILABLE;
+    if compression == TiffCompression::Deflate && !ours {
+        encoder = encoder.with_compression(Compression::Deflate(DeflateLevel::Balanced));
+    }
+    for plane in planes {
+        let (w, h) = width_height(plane.dim(), path)?;
+        match plane {
+            PlaneData::U8(a) if ours => {
+                crate::tiff_deflate::page::<colortype::Gray8, _, _>(&mut encoder, (w, h), &contiguous(a), description)
             }
-            .map_err(err)?;
+            PlaneData::U16(a) if ours => {
+                crate::tiff_deflate::page::<colortype::Gray16, _, _>(&mut encoder, (w, h), &contiguous(a), description)
+            }
+            PlaneData::F32(a) if ours => crate::tiff_deflate::page::<colortype::Gray32Float, _, _>(
+                &mut encoder,
+                (w, h),
+                &contiguous(a),
+                description,
+            ),
+            PlaneData::U8(a) => page::<colortype::Gray8, _, _>(&mut encoder, (w, h), &contiguous(a), description),
+            PlaneData::U16(a) => page::<colortype::Gray16, _, _>(&mut encoder, (w, h), &contiguous(a), description),
+            PlaneData::F32(a) => {
+                page::<colortype::Gray32Float, _, _>(&mut encoder, (w, h), &contiguous(a), description)
+            }
         }
+        .map_err(err)?;
     }
     Ok(())
 }
