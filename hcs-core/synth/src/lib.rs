@@ -176,6 +176,11 @@ fn validate(config: &SynthConfig) -> Result<(), SynthError> {
     if config.wells.is_empty() {
         return bad("no wells");
     }
+    let mut wells = config.wells.clone();
+    wells.sort();
+    if let Some(twice) = wells.windows(2).find(|w| w[0] == w[1]) {
+        return Err(SynthError::Invalid(format!("well {} is listed twice", twice[0])));
+    }
     if config.grid.0 == 0 || config.grid.1 == 0 {
         return bad("the grid needs at least one row and one column");
     }
@@ -191,8 +196,40 @@ fn validate(config: &SynthConfig) -> Result<(), SynthError> {
     if config.channels == 0 || config.z_planes == 0 || config.timepoints == 0 {
         return bad("channels, z-planes and timepoints must be at least 1");
     }
+    if !(0.0..=MAX_CELL_DENSITY).contains(&config.cell_density) {
+        return Err(SynthError::Invalid(format!(
+            "cell density must be between 0 and {MAX_CELL_DENSITY} cells per 10 000 px², got {}",
+            config.cell_density
+        )));
+    }
+    let cells = scene::cell_count(config);
+    if cells > MAX_CELLS_PER_WELL {
+        return Err(SynthError::Invalid(format!(
+            "{cells} cells per well at cell density {} (at most {MAX_CELLS_PER_WELL}): lower the density or the grid",
+            config.cell_density
+        )));
+    }
+    if !(0.0..=65535.0).contains(&config.noise) {
+        return Err(SynthError::Invalid(format!(
+            "noise must be between 0 and 65535 grey levels (a standard deviation), got {}",
+            config.noise
+        )));
+    }
+    if !(0.0..=1.0).contains(&config.falloff) {
+        return Err(SynthError::Invalid(format!(
+            "falloff must be between 0 (flat) and 1 (dark corners), got {}",
+            config.falloff
+        )));
+    }
     Ok(())
 }
+
+/// Densest scene [`synthesize`] renders: one cell per 100 px² (cells overlap far before that).
+pub const MAX_CELL_DENSITY: f64 = 100.0;
+
+/// Most cells in one well's scene: each comes with 12 specks of debris, and every blob is kept
+/// in memory while the well renders.
+pub const MAX_CELLS_PER_WELL: usize = 2_000_000;
 
 /// Write a synthetic plate to `out` and return its ground truth (also written as
 /// [`GROUND_TRUTH_FILE`] in `out`).
@@ -293,4 +330,61 @@ pub fn image_paths(config: &SynthConfig, out: &Path) -> Vec<PathBuf> {
         }
     }
     paths
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message of the refusal of `change` applied to the default plate.
+    fn refusal(change: impl FnOnce(&mut SynthConfig)) -> String {
+        let mut config = SynthConfig::default();
+        change(&mut config);
+        match validate(&config) {
+            Err(SynthError::Invalid(m)) => m,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_default_plate_and_the_edges_of_each_range_are_accepted() {
+        validate(&SynthConfig::default()).expect("default");
+        for change in [
+            |c: &mut SynthConfig| c.cell_density = 0.0,
+            |c: &mut SynthConfig| c.cell_density = MAX_CELL_DENSITY,
+            |c: &mut SynthConfig| c.noise = 0.0,
+            |c: &mut SynthConfig| c.falloff = 1.0,
+        ] {
+            let mut config = SynthConfig::default();
+            change(&mut config);
+            validate(&config).expect("edge of a range");
+        }
+    }
+
+    #[test]
+    fn values_that_cannot_be_rendered_are_refused_before_any_allocation() {
+        for density in [f64::INFINITY, 1e30, 1e9, -1.0, f64::NAN] {
+            let m = refusal(|c| c.cell_density = density);
+            assert!(m.contains("cell density"), "{density}: {m}");
+        }
+        // Dense enough per pixel, but too many cells for one well's scene.
+        let m = refusal(|c| {
+            c.cell_density = MAX_CELL_DENSITY;
+            c.tile = 16384;
+            c.grid = (4, 4);
+        });
+        assert!(m.contains("cells per well"), "{m}");
+        for noise in [f64::NAN, -1.0, f64::INFINITY] {
+            assert!(refusal(|c| c.noise = noise).contains("noise"), "{noise}");
+        }
+        for falloff in [f64::NAN, -0.1, 2.0] {
+            assert!(refusal(|c| c.falloff = falloff).contains("falloff"), "{falloff}");
+        }
+    }
+
+    #[test]
+    fn a_well_listed_twice_is_refused() {
+        let m = refusal(|c| c.wells = ["A01", "B02", "A01"].iter().filter_map(|w| w.parse().ok()).collect());
+        assert!(m.contains("A01") && m.contains("twice"), "{m}");
+    }
 }

@@ -38,6 +38,23 @@ struct Blob {
     is_cell: bool,
 }
 
+/// Width and height (pixels) of a well's scene: the jittered grid and its margins.
+fn extent(config: &SynthConfig) -> (f64, f64) {
+    let (rows, cols) = config.grid;
+    let margin = config.margin();
+    let w = 2.0 * margin + f64::from(cols.saturating_sub(1)) * config.step() + config.tile as f64;
+    let h = 2.0 * margin + f64::from(rows.saturating_sub(1)) * config.step() + config.tile as f64;
+    (w, h)
+}
+
+/// Cells in one well's scene (`cell_density` per 10 000 px² of its extent); saturates at
+/// `usize::MAX` for densities [`crate::synthesize`] refuses.
+pub(crate) fn cell_count(config: &SynthConfig) -> usize {
+    let (w, h) = extent(config);
+    let cells = (w * h / 10_000.0 * config.cell_density).round();
+    if cells.is_nan() { 0 } else { cells as usize }
+}
+
 /// The continuous content of one well.
 #[derive(Clone, Debug)]
 pub struct Scene {
@@ -49,12 +66,8 @@ impl Scene {
     /// Generate the scene of `well`.
     pub fn generate(config: &SynthConfig, well: WellId) -> Scene {
         let mut rng = ChaCha8Rng::seed_from_u64(mix(config.seed, &[u64::from(well.row), u64::from(well.col), 2]));
-        let (rows, cols) = config.grid;
-        let margin = config.margin();
-        let w = 2.0 * margin + f64::from(cols - 1) * config.step() + config.tile as f64;
-        let h = 2.0 * margin + f64::from(rows - 1) * config.step() + config.tile as f64;
-        let area = w * h;
-        let cells = ((area / 10_000.0) * config.cell_density).round() as usize;
+        let (w, h) = extent(config);
+        let cells = cell_count(config);
         let debris = cells * 12;
         let mut blobs = Vec::with_capacity(cells + debris);
         for i in 0..cells + debris {
