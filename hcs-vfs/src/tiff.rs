@@ -59,7 +59,9 @@ pub fn read_tiff_page(path: &Path, page: usize, limits: TiffLimits) -> Result<Pl
 }
 
 /// Read page `page` (0-based) of a TIFF file and append its samples, as f32 in row-major order,
-/// to `out` (a `Vec`, or one plane's part of a stack: [`crate::fill`]); its (height, width). A little-endian uncompressed page is converted from the file's
+/// to `out` (a `Vec`, or one plane's part of a stack: [`crate::fill`]); its (height, width) and
+/// the dtype its samples are stored in (a caller stacking planes of one plate checks that they
+/// agree: 8-bit samples among 16-bit ones would be read as dark 16-bit values). A little-endian uncompressed page is converted from the file's
 /// bytes straight into `out`, with no plane in between; any other page is decoded as by
 /// [`read_tiff`] first. When `out` has no room for the page, it is given room for `planes`
 /// pages of its shape (this one included: a stack read plane by plane grows once, not at
@@ -70,7 +72,7 @@ pub fn read_tiff_page_f32(
     limits: TiffLimits,
     out: &mut impl F32Out,
     planes: usize,
-) -> Result<(usize, usize), VfsError> {
+) -> Result<((usize, usize), Dtype), VfsError> {
     let before = out.written();
     let result = on_page(path, page, limits, |decoder, bytes, info| {
         // Room is made once the page's samples are found in the file (its strips) or decoded:
@@ -83,19 +85,20 @@ pub fn read_tiff_page_f32(
                     2 => strips.iter().for_each(|strip| extend_f32_from_le_u16(strip, out)),
                     _ => strips.iter().for_each(|strip| out.append(strip, f32::from)),
                 }
+                Ok(if bps == 2 { Dtype::U16 } else { Dtype::U8 })
             }
             None => {
                 let decoded = decoded_plane(decoder, bytes, path, info)?;
                 out.make_room(plane, planes);
                 decoded.extend_f32(out);
+                Ok(decoded.dtype())
             }
         }
-        Ok(())
     });
     if result.is_err() {
         out.truncate_to(before);
     }
-    result.map(|((), info)| info.shape)
+    result.map(|(dtype, info)| (info.shape, dtype))
 }
 
 /// `read` on page `page` of a TIFF file (the pages before it checked, none decoded, none after
@@ -965,8 +968,8 @@ mod tests {
             for (page, plane) in planes.iter().enumerate() {
                 // Appended after what `out` already holds.
                 let mut out = vec![-1.0f32];
-                let shape = read_tiff_page_f32(&path, page, TiffLimits::default(), &mut out, 3).expect("page");
-                assert_eq!(shape, (37, 41));
+                let (shape, dtype) = read_tiff_page_f32(&path, page, TiffLimits::default(), &mut out, 3).expect("page");
+                assert_eq!((shape, dtype), ((37, 41), plane.dtype()), "the page's shape and stored dtype");
                 // Room for three planes of its shape, so the next two are read without growing.
                 assert!(out.capacity() > 3 * 37 * 41, "{}", out.capacity());
                 let mut want = vec![-1.0f32];
@@ -984,7 +987,7 @@ mod tests {
                 |page, n| VfsError::CorruptTiff { path: path.to_path_buf(), message: format!("page {page}: {n}") },
             )
             .expect("pages into a stack");
-            assert_eq!(shapes, vec![(37, 41); 3]);
+            assert_eq!(shapes, planes.iter().map(|p| ((37, 41), p.dtype())).collect::<Vec<_>>());
             let mut want = vec![-1.0f32];
             planes.iter().for_each(|p| p.extend_f32(&mut want));
             assert_eq!(stack, want, "{compression:?}");

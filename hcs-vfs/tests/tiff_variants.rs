@@ -155,7 +155,12 @@ fn tiffs_written_by_tifffile_read_as_their_stored_values_or_fail_saying_why() {
             let mut out: Vec<f32> = vec![-7.0];
             match read_tiff_page_f32(&path, page, limits, &mut out, 1) {
                 Err(e) => fail(format!("read_tiff_page_f32 {page}: {e}")),
-                Ok(shape) if shape != (height, width) => fail(format!("read_tiff_page_f32 {page}: shape {shape:?}")),
+                Ok((shape, _)) if shape != (height, width) => {
+                    fail(format!("read_tiff_page_f32 {page}: shape {shape:?}"))
+                }
+                Ok((_, found)) if format!("{found:?}").to_lowercase() != dtype => {
+                    fail(format!("read_tiff_page_f32 {page}: stored dtype {found:?}, the file's is {dtype}"))
+                }
                 Ok(_) if out[0] != -7.0 => fail("read_tiff_page_f32 overwrote what `out` held".into()),
                 Ok(_) => {
                     if let Some(d) = first_difference(&out[1..], want, width) {

@@ -60,7 +60,8 @@ impl PlaneRef {
     /// Read the plane (`root` is the plate root) and append its samples as f32, row-major, to
     /// `out` (a `Vec`, or one plane's part of a stack filled by several threads:
     /// [`hcs_vfs::fill`]); its (height, width). A TIFF page goes from the file's bytes into `out`
-    /// with no plane in between ([`hcs_vfs::tiff::read_tiff_page_f32`]). When `out` is a `Vec`
+    /// with no plane in between ([`hcs_vfs::tiff::read_tiff_page_f32`]); its shape and the dtype
+    /// it is stored in. When `out` is a `Vec`
     /// with no room for the plane, it is given room for `planes` planes of its shape. On error
     /// `out` is as it was.
     pub fn load_f32_into(
@@ -68,7 +69,7 @@ impl PlaneRef {
         root: &std::path::Path,
         out: &mut impl hcs_vfs::fill::F32Out,
         planes: usize,
-    ) -> Result<(usize, usize), hcs_vfs::VfsError> {
+    ) -> Result<((usize, usize), hcs_vfs::Dtype), hcs_vfs::VfsError> {
         match self {
             PlaneRef::File { path, page } => hcs_vfs::tiff::read_tiff_page_f32(
                 &root.join(path),
@@ -82,7 +83,7 @@ impl PlaneRef {
                 let (h, w) = plane.dim();
                 out.make_room(h * w, planes);
                 plane.extend_f32(out);
-                Ok(plane.dim())
+                Ok((plane.dim(), plane.dtype()))
             }
         }
     }

@@ -47,6 +47,26 @@ pub enum LoadError {
         /// Samples of one of the stack's planes.
         wanted: usize,
     },
+    /// A plane stores samples of another type than the plate's images: read on, its values
+    /// would pass for the plate's type (8-bit samples as dark 16-bit ones, floats as counts),
+    /// and the outputs, written in the plate's type, would silently be wrong.
+    #[error(
+        "{key} ({file}) stores {} samples, but the plate's images are {} ({}): its values would be \
+         read as the plate's; convert it, or list every image of another type with `hcs check --plate PLATE --deep`",
+        found.name(), want.name(), if *declared { "as its metadata declares" } else { "as its first image is" }
+    )]
+    DtypeMismatch {
+        /// The odd plane.
+        key: ImageKey,
+        /// Where it is stored.
+        file: PathBuf,
+        /// The type its samples are stored in.
+        found: hcs_vfs::Dtype,
+        /// The plate's type.
+        want: hcs_vfs::Dtype,
+        /// Whether the plate's metadata declares `want` (else it is its first image's).
+        declared: bool,
+    },
     /// An empty list of planes.
     #[error("no planes to stack")]
     Empty,
@@ -151,10 +171,11 @@ impl Plate {
     ) -> Result<Filled<M>, LoadError> {
         let first = &keys[0];
         let mut data: Vec<f32> = Vec::new();
-        let (h, w) = self
+        let ((h, w), dtype) = self
             .plane_ref(first)?
             .load_f32_into(&self.root, &mut data, keys.len())
             .map_err(|source| LoadError::Storage { key: *first, source })?;
+        self.check_dtype(first, dtype)?;
         let mut kept: Vec<M> =
             ArrayView2::from_shape((h, w), &data[..]).ok().and_then(|p| each(0, p)).into_iter().collect();
         let rest = &keys[1..];
@@ -183,6 +204,7 @@ impl Plate {
         each: &(impl Fn(usize, ArrayView2<'_, f32>) -> Option<M> + Sync),
     ) -> Result<Filled<M>, LoadError> {
         let lead = self.load_plane(&keys[start])?;
+        self.check_dtype(&keys[start], lead.dtype())?;
         let (h, w) = lead.dim();
         let lead = std::sync::Mutex::new(Some(lead));
         let mut data: Vec<f32> = Vec::new();
@@ -204,7 +226,7 @@ impl Plate {
         Ok((data, (h, w), kept.into_iter().flatten().collect()))
     }
 
-    /// Read the plane `key` into `out`, which must be of shape `want`.
+    /// Read the plane `key` into `out`, which must be of shape `want` and of the plate's dtype.
     fn read_into(
         &self,
         key: &ImageKey,
@@ -212,8 +234,9 @@ impl Plate {
         want: (usize, usize),
     ) -> Result<(), LoadError> {
         let plane_ref = self.plane_ref(key)?;
-        let found =
+        let (found, dtype) =
             plane_ref.load_f32_into(&self.root, out, 1).map_err(|source| LoadError::Storage { key: *key, source })?;
+        self.check_dtype(key, dtype)?;
         if found != want {
             return Err(LoadError::ShapeMismatch {
                 key: *key,
@@ -225,6 +248,22 @@ impl Plate {
             });
         }
         Ok(())
+    }
+
+    /// Refuse a plane stored as `found` in a plate whose images are of another dtype (declared
+    /// by its metadata, else its first image's; a plate opened without reading an image has
+    /// none, and its planes are not compared).
+    fn check_dtype(&self, key: &ImageKey, found: hcs_vfs::Dtype) -> Result<(), LoadError> {
+        match self.metadata.dtype {
+            Some(want) if want != found => Err(LoadError::DtypeMismatch {
+                key: *key,
+                file: self.plane_ref(key).map(|r| PathBuf::from(r.describe())).unwrap_or_default(),
+                found,
+                want,
+                declared: self.metadata.format == crate::FormatKind::Hcs,
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn plane_ref(&self, key: &ImageKey) -> Result<&PlaneRef, LoadError> {
@@ -277,7 +316,7 @@ mod stagger_tests {
             .iter()
             .map(|k| {
                 let mut samples = Vec::new();
-                let (h, w) =
+                let ((h, w), _) =
                     plate.index.get(k).expect("indexed").load_f32_into(&plate.root, &mut samples, 1).expect("load");
                 ndarray::Array2::from_shape_vec((h, w), samples).expect("plane")
             })

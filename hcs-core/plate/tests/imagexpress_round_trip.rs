@@ -176,6 +176,29 @@ fn stacks_load_in_order_and_bad_planes_fail_with_the_file_named() {
     let err = plate.load_stack(&keys).expect_err("mismatch");
     assert!(matches!(err, LoadError::ShapeMismatch { found_h: 70, found_w: 64, .. }), "{err}");
 
+    // One plane of another sample type (8-bit among 16-bit; float among 16-bit), first in its
+    // stack or not: refused naming it, not read as if it were of the plate's type.
+    let first = dir.join("TimePoint_1/ZStep_1/A01_s2_w1.tif");
+    let kept = std::fs::read(&first).expect("read");
+    for (at, plane) in [
+        (&odd, hcs_vfs::PlaneData::U8(ndarray::Array2::from_elem((64, 64), 200u8))),
+        (&first, hcs_vfs::PlaneData::U8(ndarray::Array2::from_elem((64, 64), 200u8))),
+        (&odd, hcs_vfs::PlaneData::F32(ndarray::Array2::from_elem((64, 64), 0.5f32))),
+    ] {
+        std::fs::copy(dir.join("TimePoint_1/ZStep_2/A01_s2_w1.tif"), &odd).expect("restore");
+        std::fs::write(&first, &kept).expect("restore");
+        let found = plane.dtype();
+        hcs_vfs::tiff::write_tiff(at, &[plane], Default::default()).expect("write");
+        let err = plate.load_stack(&keys).expect_err("mixed types");
+        assert!(
+            matches!(err, LoadError::DtypeMismatch { found: f, want: hcs_vfs::Dtype::U16, declared: false, .. } if f == found),
+            "{err}"
+        );
+        let name = at.strip_prefix(&dir).expect("in the plate").display().to_string();
+        assert!(err.to_string().contains(&name) && err.to_string().contains("as its first image is"), "{err}");
+    }
+    std::fs::write(&first, &kept).expect("restore");
+
     // A corrupt plane names its file.
     std::fs::write(&odd, b"II*\0garbage").expect("write");
     let err = plate.load_stack(&keys).expect_err("corrupt");
