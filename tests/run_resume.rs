@@ -111,3 +111,95 @@ fn the_canonical_pipeline_runs_on_an_opera_phenix_plate_into_ome_zarr_and_the_ou
     assert_eq!(std::fs::read_dir(again.join("images")).expect("images").count(), 2 * 2);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Wells listed by the output plate's metadata: `hcs_plate.json`'s planes (by well) and, for an
+/// OME-Zarr output, its NGFF plate's wells.
+fn listed_wells(out: &Path) -> (Vec<String>, Vec<String>) {
+    let read = |p: PathBuf| -> serde_json::Value {
+        std::fs::read(&p).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    };
+    let plate = read(out.join("hcs_plate.json"));
+    let mut wells: Vec<String> = plate["subdirs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["planes"].as_array().into_iter().flatten())
+        .map(|p| p[0]["well"].as_str().unwrap_or_default().to_string())
+        .collect();
+    wells.sort();
+    wells.dedup();
+    let zarr = read(out.join("images.ome.zarr/zarr.json"));
+    let ngff = zarr["attributes"]["ome"]["plate"]["wells"].as_array().into_iter().flatten();
+    (wells, ngff.map(|w| w["path"].as_str().unwrap_or_default().to_string()).collect())
+}
+
+/// Rerunning some wells (`--wells`) into an output that holds all of them neither forgets the
+/// others in the output plate's metadata nor redoes the complete ones; a well redone that fails
+/// leaves no plane of its earlier run listed (its old record withdrawn), so the output still
+/// opens as a plate of the wells that are complete.
+#[test]
+fn reruns_of_some_wells_keep_the_others_listed_and_a_failed_redo_lists_none_of_its_old_planes() {
+    let dir = tempfile::Builder::new().prefix("hcs-subset-").tempdir().expect("tmp");
+    let plate = dir.path().join("plate");
+    let plate_s = plate.display().to_string();
+    let synth = ["synth", "--out", &plate_s, "--wells", "A01,B02,C03,D04", "--grid", "2", "2", "--tile", "64"];
+    let (ok, _, err) = hcs(&synth);
+    assert!(ok, "{err}");
+    let zmax = dir.path().join("zmax.toml");
+    std::fs::write(
+        &zmax,
+        "[[steps]]\nname = \"z max\"\nvariable_components = [\"z_index\"]\nfunc = { function = \"create_projection\", params = { method = \"max_projection\" } }\n",
+    )
+    .expect("pipeline");
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args =
+            vec!["run", zmax.to_str().expect("utf-8"), "--plate", &plate_s, "--out", out.to_str().expect("utf-8")];
+        args.extend_from_slice(extra);
+        hcs(&args)
+    };
+    let all: Vec<String> = ["A01", "B02", "C03", "D04"].map(String::from).to_vec();
+
+    for backend in ["disk", "zarr"] {
+        let out = dir.path().join(format!("out-{backend}"));
+        let (ok, stdout, err) = run(&out, &["--backend", backend]);
+        assert!(ok && stdout.contains("4 wells done"), "{stdout}{err}");
+        let before = listed_wells(&out);
+        let metadata = std::fs::read(out.join("hcs_plate.json")).expect("hcs_plate.json");
+        let (ok, stdout, err) = run(&out, &["--backend", backend, "--wells", "C03"]);
+        assert!(
+            ok && stdout.contains("0 wells done, 1 skipped"),
+            "{backend}: C03 is complete, not redone: {stdout}{err}"
+        );
+        assert_eq!(listed_wells(&out), before, "{backend}: the other wells are still listed");
+        assert_eq!(before.0, all, "{backend}");
+        if backend == "zarr" {
+            assert_eq!(before.1, ["A/1", "B/2", "C/3", "D/4"], "the NGFF plate lists every complete well");
+        }
+        assert_eq!(std::fs::read(out.join("hcs_plate.json")).expect("hcs_plate.json"), metadata, "{backend}");
+    }
+
+    // C03 redone (one of its outputs lost) on a plate where one of its inputs is now cut short.
+    let out = dir.path().join("out-disk");
+    std::fs::remove_file(out.join("images/C03_s001_w1_z001_t001.tif")).expect("lose an output");
+    let input = plate.join("TimePoint_1/ZStep_2/C03_s3_w1.tif");
+    let bytes = std::fs::read(&input).expect("input");
+    std::fs::write(&input, &bytes[..3000]).expect("truncate");
+    let (ok, stdout, err) = run(&out, &[]);
+    assert!(!ok && stdout.contains("C03 FAILED") && stdout.contains("C03_s3_w1.tif"), "{stdout}{err}");
+    assert!(!out.join(".hcs/wells/C03.json").exists(), "C03's old record is withdrawn");
+    assert_eq!(listed_wells(&out).0, ["A01", "B02", "D04"], "no plane of C03 is listed");
+    let openhcs = std::fs::read_to_string(out.join("openhcs_metadata.json")).expect("openhcs_metadata.json");
+    assert!(openhcs.contains("A01_s") && !openhcs.contains("C03_s"), "{openhcs}");
+    // The output opens as the plate of its three complete wells.
+    let again = dir.path().join("again");
+    let (ok, stdout, err) = hcs(&[
+        "run",
+        zmax.to_str().expect("utf-8"),
+        "--plate",
+        out.to_str().expect("utf-8"),
+        "--out",
+        again.to_str().expect("utf-8"),
+    ]);
+    assert!(ok && stdout.contains("3 wells done"), "{stdout}{err}");
+    std::fs::write(&input, &bytes).expect("restore");
+}

@@ -560,7 +560,10 @@ impl WellDriver<'_> {
             (WellStatus::Resumed, Vec::new(), Vec::new())
         } else {
             let running = self.options.in_flight.map(InFlight::enter);
-            match self.execute(plan, worker) {
+            let run = output::withdraw_record(&plan.output_root, plan.well)
+                .map_err(ExecError::from)
+                .and_then(|()| self.execute(plan, worker));
+            match run {
                 Ok(outcome) => {
                     return Ran::Unrecorded(Box::new(Unrecorded { k, plan, outcome, started: t, _running: running }));
                 }
@@ -699,8 +702,12 @@ fn write_plate_metadata(compiled: &CompiledPlate, plate: &Plate) -> Result<(), E
     let last = first.steps.last();
     let main = last.and_then(|s| output::subdir_name(&s.writes, root));
     let mut subdirs: BTreeMap<String, Vec<_>> = BTreeMap::new();
-    for plan in &compiled.wells {
-        if let Some(record) = output::read_record(root, plan.well) {
+    // Every well of the plate with a record, not only this run's: a run of some wells (`--wells`)
+    // into an output holding the others leaves them listed. (The output guard admits only
+    // runs of the same pipeline and configuration into one output, so every record is one of
+    // its wells'.)
+    for well in plate.index.wells() {
+        if let Some(record) = output::read_record(root, well) {
             for (name, planes) in record.subdirs {
                 subdirs.entry(name).or_default().extend(planes);
             }

@@ -161,6 +161,18 @@ pub fn write_record(output_root: &Path, well: WellId, record: &WellRecord) -> Re
     hcs_vfs::atomic::write_atomic(&record_path(output_root, well), &bytes)
 }
 
+/// Remove a well's record before the well is run again: from then on it is not complete, and
+/// should it fail, the output plate's metadata ([`read_record`]) does not list what its earlier
+/// run wrote (some of which the new run may already have replaced or removed). A record that is
+/// not there is fine.
+pub fn withdraw_record(output_root: &Path, well: WellId) -> Result<(), VfsError> {
+    let path = record_path(output_root, well);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(VfsError::Io { path, source: e }),
+        _ => Ok(()),
+    }
+}
+
 /// One plane written to a file: the file for the record, and the plane's reference.
 type WrittenPlane = (WrittenFile, (ImageKey, PlaneRef));
 

@@ -171,7 +171,11 @@ pub fn compile(
         ));
     }
     // Phase 2.
-    let stores = zarr::declare(&init, &flows, &wells);
+    // An OME-Zarr store is laid out for every well of the plate, whichever this run does: a
+    // run of some wells (`--wells`) into a store holding the others keeps them in its plate
+    // metadata (which lists the complete wells), and the wells' plans, which carry the layout,
+    // do not change with the selection (a changed plan redoes a complete well).
+    let stores = zarr::declare(&init, &flows, &plate.wells);
     let previews = zarr::previews(&init, &flows, &wells);
     let names: Vec<String> = pipeline.steps.iter().map(|s| s.name.clone()).collect();
     notes.extend(zarr::notes(&stores, &flows, &names));

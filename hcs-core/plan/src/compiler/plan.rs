@@ -156,7 +156,8 @@ pub struct SpecialOutputPlan {
 pub struct ZarrStorePlan {
     /// The store folder.
     pub store: PathBuf,
-    /// Every well the store will hold (the compiled wells).
+    /// Every well the store is laid out for: the plate's, whichever a run compiles (its plate
+    /// metadata lists those complete).
     pub wells: Vec<WellId>,
     /// Fields (sites) per well, as the data is at that step (where a `planes = any` step made
     /// the count unknown: the most it can be, see `axis_values`).
