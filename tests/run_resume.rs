@@ -136,7 +136,8 @@ fn listed_wells(out: &Path) -> (Vec<String>, Vec<String>) {
 /// Rerunning some wells (`--wells`) into an output that holds all of them neither forgets the
 /// others in the output plate's metadata nor redoes the complete ones; a well redone that fails
 /// leaves no plane of its earlier run listed (its old record withdrawn), so the output still
-/// opens as a plate of the wells that are complete.
+/// opens as a plate of the wells that are complete; a complete well whose input images changed
+/// since is run again, and the run says why.
 #[test]
 fn reruns_of_some_wells_keep_the_others_listed_and_a_failed_redo_lists_none_of_its_old_planes() {
     let dir = tempfile::Builder::new().prefix("hcs-subset-").tempdir().expect("tmp");
@@ -201,5 +202,22 @@ fn reruns_of_some_wells_keep_the_others_listed_and_a_failed_redo_lists_none_of_i
         again.to_str().expect("utf-8"),
     ]);
     assert!(ok && stdout.contains("3 wells done"), "{stdout}{err}");
+
+    // C03's input restored, and one of B02's replaced in place (a re-acquired image): both are
+    // run again, B02 saying why; A01 and D04 are not.
     std::fs::write(&input, &bytes).expect("restore");
+    let b02 = plate.join("TimePoint_1/ZStep_1/B02_s1_w2.tif");
+    let old = std::fs::metadata(&b02).and_then(|m| m.modified()).expect("mtime");
+    let image = std::fs::read(&b02).expect("input");
+    while std::fs::metadata(&b02).and_then(|m| m.modified()).expect("mtime") == old {
+        std::thread::sleep(Duration::from_millis(10));
+        std::fs::write(&b02, &image).expect("rewrite");
+    }
+    let (ok, stdout, err) = run(&out, &[]);
+    assert!(ok && stdout.contains("2 wells done, 2 skipped"), "{stdout}{err}");
+    assert!(stdout.contains("B02: its input images changed"), "{stdout}");
+    assert!(!stdout.contains("C03: its input"), "C03 was not complete: {stdout}");
+    assert_eq!(listed_wells(&out).0, all);
+    let (ok, stdout, err) = run(&out, &[]);
+    assert!(ok && stdout.contains("0 wells done, 4 skipped"), "{stdout}{err}");
 }

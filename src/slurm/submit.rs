@@ -97,7 +97,7 @@ pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -
     }
     hcs_exec::prepare(compiled, plate)?;
     let pending: Vec<usize> =
-        (0..compiled.wells.len()).filter(|&k| !output::is_done(root, &compiled.wells[k])).collect();
+        (0..compiled.wells.len()).filter(|&k| !output::is_done(root, &compiled.wells[k], plate)).collect();
     // Absolute, so the jobs find their files whatever directory Slurm starts them in.
     let name = submission_name();
     let dir = std::path::absolute(submission_dir(root, &name)).map_err(|e| file_error(root, e))?;
@@ -269,7 +269,7 @@ pub fn finalize_submission(job: &SlurmJob, dir: &Path, plate: &Plate) -> Result<
     let compiled = &job.compiled;
     hcs_exec::finalize(compiled, plate)?;
     let (complete, missing): (Vec<_>, Vec<_>) =
-        compiled.wells.iter().partition(|p| output::is_done(&compiled.output_root, p));
+        compiled.wells.iter().partition(|p| output::is_done(&compiled.output_root, p, plate));
     // The wells and the plate metadata are done: a report that cannot be written is a warning
     // (the stitching fallbacks are still read from the wells' records).
     let stitch_fallbacks: Vec<StitchFallback> = write_report(job, dir, plate);
@@ -322,7 +322,7 @@ fn write_report(job: &SlurmJob, dir: &Path, plate: &Plate) -> Vec<StitchFallback
         if ran_here && let Some(t) = &trace {
             started = started.min(t.start_unix_s);
         }
-        let (status, error) = match (output::is_done(root, plan), ran_here) {
+        let (status, error) = match (output::is_done(root, plan, plate), ran_here) {
             (true, true) => ("done", None),
             (true, false) => ("resumed", None),
             (false, _) => match errors.get(&plan.well) {
@@ -412,7 +412,8 @@ pub fn wait(
         let state = states.iter().find(|s| s.task == task).map(|s| s.state.as_str());
         for &well in wells {
             let Some(plan) = job.compiled.well(well) else { continue };
-            if output::is_done(root, plan) {
+            // The records were just written by the array's tasks, each with the inputs it read.
+            if output::completion(root, plan, None) == output::Completion::Done {
                 continue;
             }
             let error =

@@ -57,7 +57,7 @@ use hcs_plate::formats::openhcs_write::Companion;
 use hcs_plate::{Component, Plate, WellId};
 
 use job::{Sinks, WellJob};
-use output::{Sink, ZarrAxes};
+use output::{Completion, Sink, ZarrAxes};
 use well::{WellOutcome, run_well};
 
 /// How a well ended.
@@ -552,22 +552,31 @@ impl WellDriver<'_> {
     fn run_one<'p>(&'p self, plan: &'p FrozenWellPlan, worker: usize, k: usize) -> Ran<'p> {
         let t = Instant::now();
         let interrupted = self.options.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+        // Fingerprinted before anything is read: should the inputs change while the well runs,
+        // its record vouches for what they were, and the next run redoes it.
+        let inputs = self.plate.inputs_fingerprint(plan.well);
         let (status, step_seconds, notes) = if interrupted {
             (WellStatus::Interrupted, Vec::new(), Vec::new())
         } else if self.stop.load(Ordering::Relaxed) {
             (WellStatus::NotRun, Vec::new(), Vec::new())
-        } else if output::is_done(&plan.output_root, plan) {
-            (WellStatus::Resumed, Vec::new(), Vec::new())
         } else {
-            let running = self.options.in_flight.map(InFlight::enter);
-            let run = output::withdraw_record(&plan.output_root, plan.well)
-                .map_err(ExecError::from)
-                .and_then(|()| self.execute(plan, worker));
-            match run {
-                Ok(outcome) => {
-                    return Ran::Unrecorded(Box::new(Unrecorded { k, plan, outcome, started: t, _running: running }));
+            match output::completion(&plan.output_root, plan, Some(inputs)) {
+                Completion::Done => (WellStatus::Resumed, Vec::new(), Vec::new()),
+                completion => {
+                    let running = self.options.in_flight.map(InFlight::enter);
+                    match self.run_again(plan, worker, inputs, completion) {
+                        Ok(outcome) => {
+                            return Ran::Unrecorded(Box::new(Unrecorded {
+                                k,
+                                plan,
+                                outcome,
+                                started: t,
+                                _running: running,
+                            }));
+                        }
+                        Err(e) => (self.failed(&e), Vec::new(), Vec::new()),
+                    }
                 }
-                Err(e) => (self.failed(&e), Vec::new(), Vec::new()),
             }
         };
         Ran::Reported(self.report(WellReport {
@@ -577,6 +586,27 @@ impl WellDriver<'_> {
             step_seconds,
             notes,
         }))
+    }
+
+    /// Run a well that is not complete (`completion` says why): its old record withdrawn first,
+    /// its new one to vouch for the `inputs` it read. A well whose inputs changed since its
+    /// outputs were written is said to be run again for that reason.
+    fn run_again(
+        &self,
+        plan: &FrozenWellPlan,
+        worker: usize,
+        inputs: u64,
+        completion: Completion,
+    ) -> Result<WellOutcome, ExecError> {
+        output::withdraw_record(&plan.output_root, plan.well)?;
+        let mut outcome = self.execute(plan, worker)?;
+        outcome.record.inputs = Some(inputs);
+        if completion == Completion::InputsChanged {
+            let note = "its input images changed (size or time) since its outputs were written: run again";
+            tracing::warn!(well = %plan.well, "{note}");
+            outcome.notes.push(note.to_string());
+        }
+        Ok(outcome)
     }
 
     /// A well's failure; under `fail_fast`, no further well starts.

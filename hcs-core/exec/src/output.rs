@@ -57,6 +57,21 @@ pub struct WellRecord {
     /// What the well's run measured (absent in records of earlier hcs versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<crate::trace::WellTrace>,
+    /// What the well's input files held when it ran ([`hcs_plate::Plate::inputs_fingerprint`]):
+    /// inputs changed since redo the well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<u64>,
+}
+
+/// Whether a well's output is complete ([`completion`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// Its record matches the plan and its inputs, and every file it vouches for verifies.
+    Done,
+    /// Its record matches the plan, but its input files changed since (their size or time).
+    InputsChanged,
+    /// No record, another plan's, or a file missing or changed.
+    NotDone,
 }
 
 /// The record's path.
@@ -138,12 +153,27 @@ pub fn checksum(bytes: &[u8]) -> u32 {
     whole.finalize()
 }
 
-/// Whether the well's record matches `plan` and all its files verify.
-pub fn is_done(output_root: &Path, plan: &WellPlan) -> bool {
-    let Ok(bytes) = std::fs::read(record_path(output_root, plan.well)) else { return false };
-    let Ok(record) = serde_json::from_slice::<WellRecord>(&bytes) else { return false };
-    record.plan_crc32 == plan_crc(plan)
-        && record.files.iter().all(|f| file_crc(&output_root.join(&f.path)) == Some((f.bytes, f.crc32)))
+/// Whether the well is complete in the output of `plate`: [`completion`] with its inputs'
+/// fingerprint now.
+pub fn is_done(output_root: &Path, plan: &WellPlan, plate: &hcs_plate::Plate) -> bool {
+    completion(output_root, plan, Some(plate.inputs_fingerprint(plan.well))) == Completion::Done
+}
+
+/// Whether the well's record matches `plan` and `inputs` (the well's
+/// [`hcs_plate::Plate::inputs_fingerprint`] now; `None`: the record's are taken as they are,
+/// by a caller that follows the jobs writing the records) and all its files verify.
+pub fn completion(output_root: &Path, plan: &WellPlan, inputs: Option<u64>) -> Completion {
+    let Ok(bytes) = std::fs::read(record_path(output_root, plan.well)) else { return Completion::NotDone };
+    let Ok(record) = serde_json::from_slice::<WellRecord>(&bytes) else { return Completion::NotDone };
+    if record.plan_crc32 != plan_crc(plan) {
+        Completion::NotDone
+    } else if inputs.is_some_and(|now| record.inputs != Some(now)) {
+        Completion::InputsChanged
+    } else if record.files.iter().all(|f| file_crc(&output_root.join(&f.path)) == Some((f.bytes, f.crc32))) {
+        Completion::Done
+    } else {
+        Completion::NotDone
+    }
 }
 
 /// Read a well's record (for the output plate's metadata).

@@ -32,7 +32,7 @@ pub fn read_ahead(plate: &Plate, plans: &[&FrozenWellPlan], ahead: usize, starte
         while next_well < end.min(plans.len()) {
             let plan = plans[next_well];
             next_well += 1;
-            if crate::output::is_done(&plan.output_root, plan) {
+            if crate::output::is_done(&plan.output_root, plan, plate) {
                 continue;
             }
             let done = plate.prefetch_well(plan.well, BUDGET);

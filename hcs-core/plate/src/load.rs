@@ -90,6 +90,53 @@ pub struct Prefetched {
 }
 
 impl Plate {
+    /// A fingerprint of what `well`'s inputs hold on disk now: the path, size and modification
+    /// time of each of its image files, and of every file under each OME-Zarr well folder its
+    /// planes lie in (the chunks). A run records it with a finished well and redoes the well
+    /// when it has changed (images re-acquired or replaced in place), rather than keep outputs
+    /// made from other pixels. A file that cannot be read counts as changed (it is fingerprinted
+    /// as absent). Reads no pixel: one `stat` per file.
+    pub fn inputs_fingerprint(&self, well: WellId) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut files: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
+        let mut zarr_wells: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
+        for (_, plane_ref) in self.index.well(well) {
+            match plane_ref {
+                PlaneRef::File { path, .. } => {
+                    files.insert(self.root.join(path));
+                }
+                PlaneRef::Zarr { store, well, .. } => {
+                    zarr_wells.insert(self.root.join(store).join(well));
+                }
+            }
+        }
+        for dir in zarr_wells {
+            let mut stack = vec![dir];
+            while let Some(d) = stack.pop() {
+                for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                    match entry.file_type() {
+                        Ok(t) if t.is_dir() => stack.push(entry.path()),
+                        _ => {
+                            files.insert(entry.path());
+                        }
+                    }
+                }
+            }
+        }
+        // SipHash with fixed keys: the same files give the same value in every run of one hcs
+        // build (a record is only compared within one version: its plan fingerprint names it).
+        let mut hasher = std::hash::DefaultHasher::new();
+        for file in files {
+            file.hash(&mut hasher);
+            let stamp = std::fs::metadata(&file).ok().map(|m| {
+                let modified = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                (m.len(), modified.map(|d| d.as_nanos()))
+            });
+            stamp.hash(&mut hasher);
+        }
+        hasher.finish()
+    }
+
     /// Ask the kernel to read `well`'s image files ahead, each file once
     /// ([`hcs_vfs::prefetch::will_need`]), in the index's order until `budget` bytes are hinted
     /// (a well larger than the page cache would otherwise evict its own first files), so the
