@@ -102,10 +102,21 @@ fn hcs_plates_on_disk_and_in_zarr_are_input_plates() {
         }
     }
 
-    // Path tricks in the metadata are refused.
+    // A pixel size that is no size is not passed on: taken as unknown, and said.
     let out = base.join("tiff");
     let mut file: HcsPlateFile =
         serde_json::from_slice(&std::fs::read(out.join("hcs_plate.json")).expect("read")).expect("parse");
+    let kept = file.clone();
+    for bad in [-1.0, 0.0] {
+        file.metadata.pixel_size_um = Some(bad);
+        write(&out, &file).expect("write");
+        let plate = open_plate(&out, None).expect("open");
+        assert_eq!(plate.metadata.pixel_size_um, None, "{bad}");
+        assert!(plate.disagreements.iter().any(|d| d.contains("not a size, taken as unknown")), "{bad}");
+    }
+    file = kept;
+
+    // Path tricks in the metadata are refused.
     file.subdirs[0].planes[0].1 = PlaneRef::file("../src/synthetic_plate.HTD");
     write(&out, &file).expect("write");
     let err = open_plate(&out, None).expect_err("path trick");

@@ -104,6 +104,28 @@ fn ragged_and_duplicated_plates_are_reported_precisely() {
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
+/// A second `.HTD` in the plate (another plate's, a backup) is reported with the one read, which
+/// is the one with "plate" in its name, then the first by name.
+#[test]
+fn a_plate_with_two_htd_files_says_which_it_read() {
+    let dir = tmp("two-htd");
+    let config = SynthConfig { wells: vec!["A01".parse().expect("well")], timepoints: 1, z_planes: 1, ..small() };
+    synthesize(&config, &dir).expect("synthesize");
+    let plate = open_plate(&dir, None).expect("open");
+    assert!(!plate.disagreements.iter().any(|d| d.contains(".HTD files")), "{:?}", plate.disagreements);
+    let htd = std::fs::read_to_string(dir.join("synthetic_plate.HTD")).expect("read");
+    std::fs::write(dir.join("a_backup.HTD"), htd.replace("\"XSites\", 3", "\"XSites\", 1")).expect("write");
+    let plate = open_plate(&dir, None).expect("open");
+    let said: Vec<&String> = plate.disagreements.iter().filter(|d| d.contains(".HTD files")).collect();
+    assert!(
+        said.len() == 1
+            && said[0].contains("2 .HTD files (synthetic_plate.HTD, a_backup.HTD): synthetic_plate.HTD was read"),
+        "{said:?}"
+    );
+    assert_eq!(plate.metadata.grid, Some((2, 3)), "the plate's own .HTD, not the backup's");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
 #[test]
 fn unreadable_htd_and_missing_plate_are_typed_errors() {
     let dir = tmp("bad-htd");

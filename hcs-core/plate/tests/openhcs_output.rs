@@ -377,3 +377,24 @@ fn stacks_of_zarr_planes_equal_their_tiff_twins_wherever_their_reading_starts() 
         );
     }
 }
+
+/// Which sub-directory is the plate's is said when the metadata leaves it open: two marked
+/// `main`, or none of several (OpenHCS's own choice is read either way).
+#[test]
+fn an_ambiguous_main_sub_directory_is_reported_with_the_one_read() {
+    let both = tempfile::tempdir().expect("tmp");
+    let root = copy_with(both.path(), |m| m["subdirectories"]["checkpoints"]["main"] = true.into());
+    let plate = open_plate(&root, None).expect("open");
+    let said: Vec<&String> = plate.disagreements.iter().filter(|d| d.contains("main")).collect();
+    assert!(said.len() == 1 && said[0].contains("marks 2 sub-directories main (checkpoints, images)"), "{said:?}");
+    let neither = tempfile::tempdir().expect("tmp");
+    let root = copy_with(neither.path(), |m| {
+        m["subdirectories"]["images"].as_object_mut().expect("entry").remove("main");
+    });
+    let plate = open_plate(&root, None).expect("open");
+    let said: Vec<&String> = plate.disagreements.iter().filter(|d| d.contains("main")).collect();
+    assert!(said.len() == 1 && said[0].contains("none of its 2 sub-directories main: \"images\" was read"), "{said:?}");
+    // The fixture as OpenHCS wrote it (one marked main) says nothing of the kind.
+    let plate = open_plate(&fixture(), None).expect("open");
+    assert!(!plate.disagreements.iter().any(|d| d.contains("main")), "{:?}", plate.disagreements);
+}

@@ -8,13 +8,19 @@ use super::{FormatError, sorted_entries};
 
 /// The first `.HTD` file (any case) in the plate root, preferring one with "plate" in its name.
 pub fn find_htd(root: &Path) -> Result<Option<PathBuf>, FormatError> {
+    Ok(htd_files(root)?.into_iter().next())
+}
+
+/// Every `.HTD` file (any case) in the plate root, the one [`find_htd`] reads first: those with
+/// "plate" in their name, then by name.
+pub fn htd_files(root: &Path) -> Result<Vec<PathBuf>, FormatError> {
     let mut found: Vec<PathBuf> = sorted_entries(root)?
         .into_iter()
         .map(|e| e.path())
         .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("htd")))
         .collect();
     found.sort_by_key(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().to_lowercase().contains("plate")));
-    Ok(found.into_iter().next())
+    Ok(found)
 }
 
 /// Decode HTD bytes tolerantly.

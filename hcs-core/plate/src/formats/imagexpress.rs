@@ -66,7 +66,8 @@ pub fn read(root: &Path) -> Result<Plate, FormatError> {
 /// Read an ImageXpress plate; its tile shape and dtype are read from the first image only when
 /// `read_first_plane` (else they are `None`).
 pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
-    let htd_path = htd::find_htd(root)?.ok_or_else(|| FormatError::MissingMetadata {
+    let htd_files = htd::htd_files(root)?;
+    let htd_path = htd_files.first().cloned().ok_or_else(|| FormatError::MissingMetadata {
         path: root.to_path_buf(),
         format: "ImageXpress",
         what: ".HTD file",
@@ -77,6 +78,16 @@ pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, Fo
     let index = super::checked_index(root, scan.entries)?;
     let mut disagreements = htd_disagreements(&htd, &index);
     disagreements.extend(folder_disagreements(&scan.conflicts));
+    if htd_files.len() > 1 {
+        let names: Vec<String> =
+            htd_files.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+        disagreements.push(format!(
+            "the plate holds {} .HTD files ({}): {} was read (a name with \"plate\" first, then by name); remove the others or check they agree",
+            names.len(),
+            names.join(", "),
+            names[0]
+        ));
+    }
     let name = htd_path.file_stem().map_or_else(|| "plate".to_owned(), |s| s.to_string_lossy().into_owned());
     let pixel_size_um = first_plane_calibration(root, &index);
     let mut plate =

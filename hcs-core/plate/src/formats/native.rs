@@ -96,5 +96,10 @@ pub fn read(root: &Path) -> Result<Plate, FormatError> {
     let index = super::checked_index(root, subdir.planes.iter().cloned())?;
     let mut metadata = file.metadata.clone();
     metadata.format = FormatKind::Hcs;
-    Ok(Plate { root: root.to_path_buf(), metadata, index, unmatched: Vec::new(), disagreements: Vec::new() })
+    let mut disagreements = Vec::new();
+    if let Some(p) = metadata.pixel_size_um.filter(|p| !(p.is_finite() && *p > 0.0)) {
+        disagreements.push(format!("{METADATA_FILE} gives pixel_size_um {p}: not a size, taken as unknown"));
+        metadata.pixel_size_um = None;
+    }
+    Ok(Plate { root: root.to_path_buf(), metadata, index, unmatched: Vec::new(), disagreements })
 }

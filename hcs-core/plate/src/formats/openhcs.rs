@@ -157,6 +157,20 @@ pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
         sub.available_backends.get("zarr") == Some(&true) && sub.available_backends.get("disk") != Some(&true);
     let naming = Naming::of(sub.source_filename_parser_name.as_deref()).map_err(bad)?;
     let mut disagreements = Vec::new();
+    let mains: Vec<&str> =
+        file.subdirectories.iter().filter(|(_, s)| s.main == Some(true)).map(|(n, _)| n.as_str()).collect();
+    if mains.len() > 1 {
+        disagreements.push(format!(
+            "{METADATA_FILE} marks {} sub-directories main ({}): {name:?} was read",
+            mains.len(),
+            mains.join(", ")
+        ));
+    } else if mains.is_empty() && file.subdirectories.len() > 1 {
+        disagreements.push(format!(
+            "{METADATA_FILE} marks none of its {} sub-directories main: {name:?} was read (`images` if listed, else the first)",
+            file.subdirectories.len()
+        ));
+    }
     if sub.source_filename_parser_name.is_none() {
         disagreements.push(format!(
             "{METADATA_FILE} names no source_filename_parser_name for sub-directory {name:?}: its file names are read as ImageXpress names"
