@@ -716,7 +716,8 @@ fn error_outputs_colliding_with_the_input_or_each_other() {
     assert_eq!(
         errors(&pipeline, &options(&r)),
         [
-            "step 1 `a`: the final output (/data/plate1/images) would be written in or around the input plate /data/plate1; choose an output folder outside it (`hcs run --out`, or without it the `output_folder` / `output_suffix` keys)"
+            "step 1 `a`: the final output (/data/plate1/images) would be written in or around the input plate /data/plate1; choose an output folder outside it (`hcs run --out`, or without it the `output_folder` / `output_suffix` keys)",
+            "step 1 `a`: the results folder /data/plate1/results is in or around the input plate"
         ]
     );
     let same = ConfigLayer { sub_dir: Some("images".into()), ..Default::default() };
@@ -739,6 +740,18 @@ fn error_outputs_colliding_with_the_input_or_each_other() {
         errors(&pipeline, &options(&r)),
         [
             "step 1 `p`: the results folder /data/plate1_outputs/images collides with the final output; choose another `results_folder`"
+        ]
+    );
+    // Steps without special outputs too: the run's report goes to the results folder. Said once.
+    let into_results = ConfigLayer { sub_dir: Some("results".into()), ..Default::default() };
+    let pipeline = Pipeline::new("c")
+        .config(into_results)
+        .step(FunctionStep::new("a", "blur"))
+        .step(FunctionStep::new("b", "blur"));
+    assert_eq!(
+        errors(&pipeline, &options(&r)),
+        [
+            "step 1 `a`: the results folder /data/plate1_outputs/results collides with the final output; choose another `results_folder`"
         ]
     );
 }

@@ -308,8 +308,14 @@ fn inner_folder(key: &'static str, value: &str) -> Result<(), ConfigError> {
     if path.components().any(|c| !matches!(c, PathPart::Normal(_))) {
         return bad("must be a relative folder inside the output plate, without `..`, `.` or a leading `/`");
     }
+    if path.components().next().is_some_and(|c| c.as_os_str() == HCS_FOLDER) {
+        return bad("is inside `.hcs`, hcs's own folder of the output (its lock and the wells' completion records)");
+    }
     Ok(())
 }
+
+/// hcs's own folder in an output plate (`hcs_exec`'s lock and completion records).
+const HCS_FOLDER: &str = ".hcs";
 
 impl ConfigLayer {
     /// Check the values this layer sets (path tricks, ranges).
@@ -531,6 +537,17 @@ mod tests {
         let keys: Vec<&str> = layer.validate().iter().map(|e| e.key).collect();
         assert_eq!(keys, ["sub_dir", "results_folder", "output_suffix", "zarr_level"]);
         assert!(layer.validate()[0].to_string().contains("without `..`"));
+        // hcs's own folder of the output is no place for images or results.
+        let layer = ConfigLayer {
+            sub_dir: Some(".hcs".into()),
+            results_folder: Some(".hcs/wells".into()),
+            ..Default::default()
+        };
+        let errors = layer.validate();
+        assert_eq!(errors.iter().map(|e| e.key).collect::<Vec<_>>(), ["sub_dir", "results_folder"]);
+        assert!(errors.iter().all(|e| e.to_string().contains("hcs's own folder")), "{errors:?}");
+        let fine = ConfigLayer { sub_dir: Some("hcs/images".into()), ..Default::default() };
+        assert!(fine.validate().is_empty());
     }
 
     #[test]
