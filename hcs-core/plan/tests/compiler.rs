@@ -605,6 +605,40 @@ fn without_a_gpu_the_cpu_variant_is_chosen_under_prefer() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+fn error_a_step_or_dict_entry_that_calls_no_function() {
+    let r = registry();
+    let empty = Pipeline::new("e").step(FunctionStep::new("nothing", FunctionPattern::Chain(Vec::new())));
+    assert_eq!(
+        errors(&empty, &options(&r)),
+        [
+            "step 1 `nothing`: the step calls no function (an empty `func` list or dict would pass its input through unchanged); give it at least one"
+        ]
+    );
+    let no_entries = Pipeline::new("e")
+        .step(FunctionStep::new("nothing", FunctionPattern::Dict(Default::default())).group_by(Component::Channel));
+    assert_eq!(errors(&no_entries, &options(&r)).len(), 1, "{:?}", errors(&no_entries, &options(&r)));
+    let one_empty = Pipeline::new("e").step(
+        FunctionStep::new(
+            "per channel",
+            FunctionPattern::Dict(
+                [
+                    ("1".to_string(), FunctionPattern::from("blur")),
+                    ("2".to_string(), FunctionPattern::Chain(Vec::new())),
+                ]
+                .into(),
+            ),
+        )
+        .group_by(Component::Channel),
+    );
+    assert_eq!(
+        errors(&one_empty, &options(&r)),
+        [
+            "step 1 `per channel`: dict entry \"2\" calls no function (an empty `func` list or dict would pass its input through unchanged); give it at least one"
+        ]
+    );
+}
+
+#[test]
 fn error_dict_key_absent_at_that_step() {
     let r = registry();
     let pipeline = Pipeline::new("dict")

@@ -11,6 +11,7 @@ use hcs_plate::WellId;
 
 use super::error::{Line, PipelineError, StepRef};
 use super::file::SourceMap;
+use super::pattern::FunctionPattern;
 use super::step::Pipeline;
 use super::wiring::{DICT_WITHOUT_GROUP_BY, Link, StepShape, entry_reaches, link};
 use hcs_core::contract::FunctionContract;
@@ -24,6 +25,25 @@ pub fn check_functions(pipeline: &Pipeline, registry: &Registry, source: Option<
     for (i, step) in pipeline.steps.iter().enumerate() {
         let step_ref = StepRef { index: i + 1, name: step.name.clone() };
         let step_line = Line(source.and_then(|s| s.step_line(i)));
+        // A step or dict entry that calls nothing would copy its input through unchanged.
+        let nothing = "calls no function (an empty `func` list or dict would pass its input through unchanged); give it at least one";
+        match &step.func {
+            FunctionPattern::Dict(entries) if !entries.is_empty() => {
+                for (key, _) in entries.iter().filter(|(_, e)| e.calls().is_empty()) {
+                    errors.push(PipelineError::Config {
+                        at: step_line,
+                        step: Some(step_ref.clone()),
+                        message: format!("dict entry \"{key}\" {nothing}"),
+                    });
+                }
+            }
+            func if func.calls().is_empty() => errors.push(PipelineError::Config {
+                at: step_line,
+                step: Some(step_ref.clone()),
+                message: format!("the step {nothing}"),
+            }),
+            _ => {}
+        }
         if step.func.has_dict() && step.group_by.is_none() {
             errors.push(PipelineError::Grouping {
                 at: step_line,
