@@ -276,9 +276,12 @@ pub fn check_collisions(
     }
     // Every step's, not only those with special outputs: the run's report (report.html,
     // run.json, trace.tsv) is written to the results folder whatever the steps make. Each
-    // folder is judged once, at the first step that has it.
+    // folder is judged once: at the first step writing special outputs there, else the first
+    // step that has it.
     let mut judged = std::collections::BTreeSet::new();
-    for (i, s) in init.steps.iter().enumerate().filter(|(_, s)| judged.insert(s.results_dir.clone())) {
+    let steps = init.steps.iter().enumerate();
+    let (writing, others): (Vec<_>, Vec<_>) = steps.partition(|(_, s)| !s.special_outputs.is_empty());
+    for (i, s) in writing.into_iter().chain(others).filter(|(_, s)| judged.insert(s.results_dir.clone())) {
         if let Some((_, what, _)) = outputs.iter().find(|(_, _, p)| overlaps(p, &s.results_dir)) {
             errors.push(error(
                 i,
