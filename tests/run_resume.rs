@@ -220,4 +220,9 @@ fn reruns_of_some_wells_keep_the_others_listed_and_a_failed_redo_lists_none_of_i
     assert_eq!(listed_wells(&out).0, all);
     let (ok, stdout, err) = run(&out, &[]);
     assert!(ok && stdout.contains("0 wells done, 4 skipped"), "{stdout}{err}");
+    // The same plate spelled another way (through `..`) is the same inputs: nothing is redone.
+    let spelled = plate.join("TimePoint_1").join("..").display().to_string();
+    let (ok, stdout, err) =
+        hcs(&["run", zmax.to_str().expect("utf-8"), "--plate", &spelled, "--out", out.to_str().expect("utf-8")]);
+    assert!(ok && stdout.contains("0 wells done, 4 skipped"), "{stdout}{err}");
 }

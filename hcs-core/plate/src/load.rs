@@ -125,9 +125,11 @@ impl Plate {
         }
         // SipHash with fixed keys: the same files give the same value in every run of one hcs
         // build (a record is only compared within one version: its plan fingerprint names it).
+        // Paths are hashed relative to the plate, so `--plate p` and `--plate $PWD/p` (or the
+        // plate folder moved) are the same inputs, as they are the same plan.
         let mut hasher = std::hash::DefaultHasher::new();
         for file in files {
-            file.hash(&mut hasher);
+            file.strip_prefix(&self.root).unwrap_or(&file).hash(&mut hasher);
             let stamp = std::fs::metadata(&file).ok().map(|m| {
                 let modified = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
                 (m.len(), modified.map(|d| d.as_nanos()))
