@@ -144,7 +144,7 @@ impl Serialize for FunctionContract {
             default: Option<crate::params::ParamValue>,
             doc: &'a str,
             accepts: String,
-            #[serde(skip_serializing_if = "crate::value_rule::ValueRule::is_empty")]
+            #[serde(skip_serializing_if = "crate::value_rule::ValueRule::is_none")]
             rule: crate::value_rule::ValueRule,
         }
         #[derive(Serialize)]

@@ -22,15 +22,27 @@ pub struct ValueRule {
     pub finite: bool,
     /// Whether zero is refused.
     pub nonzero: bool,
+    /// Whether the value is an image sample value (`#[param(sample)]`: the value the upper
+    /// percentile maps to, say). Outputs are stored in the plate's dtype, rounded and clamped,
+    /// so the compiler weighs it against the range that dtype holds: a default above it
+    /// becomes its largest value, and a given value outside it is reported. Not a bound: it
+    /// refuses nothing.
+    pub sample: bool,
 }
 
 impl ValueRule {
     /// No condition beyond the type.
-    pub const NONE: ValueRule = ValueRule { min: None, max: None, max_exclusive: false, finite: false, nonzero: false };
+    pub const NONE: ValueRule =
+        ValueRule { min: None, max: None, max_exclusive: false, finite: false, nonzero: false, sample: false };
 
-    /// Whether the rule says anything.
-    pub fn is_empty(&self) -> bool {
+    /// Whether the rule says nothing at all, `sample` included.
+    pub fn is_none(&self) -> bool {
         *self == ValueRule::NONE
+    }
+
+    /// Whether the rule refuses nothing (`sample` refuses nothing).
+    pub fn is_empty(&self) -> bool {
+        ValueRule { sample: false, ..*self } == ValueRule::NONE
     }
 
     /// Check one number against the rule.
@@ -119,7 +131,7 @@ mod tests {
 
     #[test]
     fn exclusive_maximum_nonzero_and_lists() {
-        let rule = ValueRule { min: Some(0.0), max: Some(1.0), max_exclusive: true, finite: false, nonzero: true };
+        let rule = ValueRule { min: Some(0.0), max: Some(1.0), max_exclusive: true, nonzero: true, ..ValueRule::NONE };
         assert!(check_rule(&rule, &ParamValue::Float(0.5)).is_ok());
         assert!(check_rule(&rule, &ParamValue::Float(1.0)).is_err());
         assert!(check_rule(&rule, &ParamValue::Float(0.0)).is_err());

@@ -1,4 +1,4 @@
-//! Value rules of one parameter: `#[param(min = .., max = .., range = .., finite, nonzero)]` —
+//! Value rules of one parameter: `#[param(min = .., max = .., range = .., finite, nonzero, sample)]` —
 //! parsing, the misuse rustc reports, and the generated `ValueRule`.
 
 use proc_macro2::{Span, TokenStream};
@@ -23,6 +23,8 @@ pub struct RuleDecl {
     pub max_exclusive: bool,
     pub finite: bool,
     pub nonzero: bool,
+    /// `sample`: the value is an image sample value, weighed against the storage range.
+    pub sample: bool,
     /// Where the first rule key was written, for misuse errors.
     pub span: Option<Span>,
 }
@@ -67,11 +69,15 @@ impl RuleDecl {
                 self.min = range.start.map(|e| bound(*e));
                 self.max = range.end.map(|e| bound(*e));
             }
-            "finite" | "nonzero" => {
+            "finite" | "nonzero" | "sample" => {
                 if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
                     return Err(meta.error(format!("`{key}` is a flag: write `{key}`, not `{key} = ..`")));
                 }
-                let flag = if key == "finite" { &mut self.finite } else { &mut self.nonzero };
+                let flag = match key.as_str() {
+                    "finite" => &mut self.finite,
+                    "nonzero" => &mut self.nonzero,
+                    _ => &mut self.sample,
+                };
                 if *flag {
                     return Err(meta.error(format!("`{key}` is given twice")));
                 }
@@ -94,9 +100,11 @@ impl RuleDecl {
             None => quote!(::core::option::Option::None),
         };
         let (min, max) = (opt(&self.min), opt(&self.max));
-        let (max_exclusive, finite, nonzero) = (self.max_exclusive, self.finite, self.nonzero);
+        let (max_exclusive, finite, nonzero, sample) = (self.max_exclusive, self.finite, self.nonzero, self.sample);
         quote! {
-            #rt::ValueRule { min: #min, max: #max, max_exclusive: #max_exclusive, finite: #finite, nonzero: #nonzero }
+            #rt::ValueRule {
+                min: #min, max: #max, max_exclusive: #max_exclusive, finite: #finite, nonzero: #nonzero, sample: #sample
+            }
         }
     }
 }
@@ -147,7 +155,7 @@ pub fn check_rule(rule: &RuleDecl, ty: &Type, default: Option<&Expr>, errors: &m
         errors.at(
             span,
             format!(
-                "value rules (`min`, `max`, `range`, `finite`, `nonzero`) apply to numbers; this parameter is `{name}`"
+                "value rules (`min`, `max`, `range`, `finite`, `nonzero`, `sample`) apply to numbers; this parameter is `{name}`"
             ),
         );
         return;

@@ -293,7 +293,7 @@ fn parse_param_attr(
             Ok(())
         } else {
             Err(meta.error(
-                "unknown #[param] key; expected `default = <value>`, `doc = \"..\"`, `min = ..`, `max = ..`, `range = a..=b`, `finite` or `nonzero`",
+                "unknown #[param] key; expected `default = <value>`, `doc = \"..\"`, `min = ..`, `max = ..`, `range = a..=b`, `finite`, `nonzero` or `sample`",
             ))
         }
     });

@@ -133,11 +133,12 @@ fn check_pipeline(pipeline_path: &Path, args: &Args) -> Result<(), String> {
         }
         let calls: usize = pipeline.steps.iter().map(|s| s.func.calls().len()).sum();
         println!(
-            "{shown}: `{}` compiles for {} of {}: {} steps, {calls} function calls; outputs go to {}",
+            "{shown}: `{}` compiles for {} of {}: {}, {}; outputs go to {}",
             pipeline.name,
             super::wells(compiled.wells.len()),
             plate.display(),
-            pipeline.steps.len(),
+            super::counted(pipeline.steps.len(), "step"),
+            super::counted(calls, "function call"),
             compiled.output_root.display()
         );
         return Ok(());
@@ -150,7 +151,12 @@ fn check_pipeline(pipeline_path: &Path, args: &Args) -> Result<(), String> {
     errors.extend(check_special_io(&pipeline, Registry::global(), Some(&map)));
     if errors.is_empty() {
         let calls: usize = pipeline.steps.iter().map(|s| s.func.calls().len()).sum();
-        println!("{shown}: `{}` is valid: {} steps, {calls} function calls", pipeline.name, pipeline.steps.len());
+        println!(
+            "{shown}: `{}` is valid: {}, {}",
+            pipeline.name,
+            super::counted(pipeline.steps.len(), "step"),
+            super::counted(calls, "function call")
+        );
         return Ok(());
     }
     Err(report(&shown, &errors))

@@ -73,8 +73,9 @@ pub fn percentile_normalize(
     stack: CudaStack,
     #[param(default = 1.0, doc = "lower percentile (0-100)", range = 0.0..=100.0)] low_percentile: f64,
     #[param(default = 99.0, doc = "upper percentile (0-100)", range = 0.0..=100.0)] high_percentile: f64,
-    #[param(default = 0.0, doc = "value the lower percentile maps to", range = -1e30..=1e30)] target_min: f32,
-    #[param(default = 65535.0, doc = "value the upper percentile maps to", range = -1e30..=1e30)] target_max: f32,
+    #[param(default = 0.0, doc = "value the lower percentile maps to", range = -1e30..=1e30, sample)] target_min: f32,
+    #[param(default = 65535.0, doc = "value the upper percentile maps to (on an 8-bit plate, its default is 255)", range = -1e30..=1e30, sample)]
+    target_max: f32,
 ) -> Result<CudaStack, KernelError> {
     normalize(stack, [low_percentile, high_percentile], target_min, target_max, true)
 }
@@ -88,8 +89,9 @@ pub fn stack_percentile_normalize(
     stack: CudaStack,
     #[param(default = 1.0, doc = "lower percentile (0-100)", range = 0.0..=100.0)] low_percentile: f64,
     #[param(default = 99.0, doc = "upper percentile (0-100)", range = 0.0..=100.0)] high_percentile: f64,
-    #[param(default = 0.0, doc = "value the lower percentile maps to", range = -1e30..=1e30)] target_min: f32,
-    #[param(default = 65535.0, doc = "value the upper percentile maps to", range = -1e30..=1e30)] target_max: f32,
+    #[param(default = 0.0, doc = "value the lower percentile maps to", range = -1e30..=1e30, sample)] target_min: f32,
+    #[param(default = 65535.0, doc = "value the upper percentile maps to (on an 8-bit plate, its default is 255)", range = -1e30..=1e30, sample)]
+    target_max: f32,
 ) -> Result<CudaStack, KernelError> {
     normalize(stack, [low_percentile, high_percentile], target_min, target_max, false)
 }

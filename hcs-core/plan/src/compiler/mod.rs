@@ -26,6 +26,7 @@ pub mod partition;
 pub mod plan;
 pub mod plate_info;
 pub mod reuse;
+pub mod sample_range;
 pub mod variants;
 pub mod zarr;
 
@@ -201,7 +202,9 @@ pub fn compile(
         });
         return Err(errors);
     }
-    let resolved: Vec<variants::Resolved> = resolved.into_iter().flatten().collect();
+    let mut resolved: Vec<variants::Resolved> = resolved.into_iter().flatten().collect();
+    // Phase 4a: sample values (a normalization's target) within what the plate stores.
+    notes.extend(sample_range::fit(pipeline, registry, &mut resolved, plate.sample_range));
     // Phase 4b.
     let facts: Vec<partition::StepFacts<'_>> = (0..pipeline.steps.len())
         .map(|i| partition::StepFacts {

@@ -29,6 +29,11 @@ pub struct PlateInfo {
     /// Overlap fraction `(x, y)` of neighbouring sites that the plate's stage positions give
     /// ([`hcs_plate::stage::overlap_from_step`]), when they do.
     pub site_overlap: Option<(f64, f64)>,
+    /// The smallest and largest sample the plate's storage type holds — `(0, 255)` for 8-bit
+    /// images, `(0, 65535)` for 16-bit ones and plates whose images were not read, `None` for
+    /// floating point — which bounds every stored output: outputs are stored in the plate's
+    /// type, rounded and clamped.
+    pub sample_range: Option<(f64, f64)>,
 }
 
 /// The components that vary inside a well.
@@ -50,6 +55,7 @@ impl PlateInfo {
                 plate.metadata.pixel_size_um,
                 plate.metadata.tile_shape,
             ),
+            sample_range: sample_range(plate.metadata.dtype.unwrap_or(hcs_vfs::Dtype::U16)),
         }
     }
 
@@ -80,7 +86,17 @@ impl PlateInfo {
             pixel_size_um: Some(0.65),
             tile_shape: Some(tile_shape),
             site_overlap: None,
+            sample_range: sample_range(hcs_vfs::Dtype::U16),
         }
+    }
+}
+
+/// The samples a plane stored as `dtype` holds (`None`: any number).
+fn sample_range(dtype: hcs_vfs::Dtype) -> Option<(f64, f64)> {
+    match dtype {
+        hcs_vfs::Dtype::U8 => Some((0.0, f64::from(u8::MAX))),
+        hcs_vfs::Dtype::U16 => Some((0.0, f64::from(u16::MAX))),
+        hcs_vfs::Dtype::F32 => None,
     }
 }
 

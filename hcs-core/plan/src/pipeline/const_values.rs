@@ -61,7 +61,7 @@ mod tests {
         ty: ParamType::Float,
         default: None,
         doc: "",
-        rule: ValueRule { min: Some(0.0), max: Some(10.0), max_exclusive: true, finite: false, nonzero: true },
+        rule: ValueRule { min: Some(0.0), max: Some(10.0), max_exclusive: true, nonzero: true, ..ValueRule::NONE },
     };
 
     #[test]

@@ -12,8 +12,9 @@ pub fn stretch(
     #[param(default = 0, max = 1000)] margin: usize,
     #[param(default = 2, range = 1..8, nonzero)] factor: u32,
     #[param(default = None, min = 0.0, finite)] weights: Option<Vec<f32>>,
+    #[param(default = 65535.0, sample)] top: f32,
 ) -> NdarrayStack {
-    let _ = (low, high, margin, factor, weights);
+    let _ = (low, high, margin, factor, weights, top);
     stack
 }
 
@@ -36,6 +37,10 @@ fn main() {
     let c = Registry::global().get("stretch", MemoryType::Ndarray).expect("registered");
     assert_eq!(c.params[0].accepts(), "number, in 0..=100");
     assert_eq!(c.params[3].accepts(), "integer in 0..=4294967295, in 1..8, not 0");
+    // `sample` refuses nothing: it marks a value the compiler weighs against the storage range.
+    assert!(c.params[5].rule.sample && !c.params[0].rule.sample);
+    assert_eq!(c.params[5].accepts(), "number");
+    assert!(c.params[5].check(&ParamValue::Float(1e9)).is_ok());
     assert_eq!(c.checks.len(), 2);
     assert_eq!(c.checks[0].rule, "low < high");
     assert_eq!(c.checks[0].params, ["low", "high"]);
