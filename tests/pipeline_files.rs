@@ -122,6 +122,32 @@ fn malformed_files_are_errors_naming_the_line() {
 }
 
 #[test]
+fn every_shape_problem_of_a_file_is_reported_at_once() {
+    // One typo per run was a fix-and-rerun loop: every unknown key, refused `[config]` value and
+    // bad step is reported together; the first is what `from_toml` gives.
+    let text = "colour = 1\n[config]\nnum_workers = 2\nmemory_budget_mib = -3\n\n[[steps]]\nname = \"a\"\nfucn = \"tophat\"\nfunc = \"tophat\"\nvariable_components = \"site\"\ngroup_by = \"well_row\"\n\n[[steps]]\nname = \"b\"\nfunc = 3\nconfig = { workers = -1, backend = \"tape\" }\n\n[[steps]]\nname = \"c\"\nfunc = \"tophat\"\n";
+    let errs: Vec<String> =
+        Pipeline::from_toml_all(text).map(|_| ()).expect_err("malformed").iter().map(ToString::to_string).collect();
+    let want = [
+        "line 1: unknown key `colour`",
+        "line 2: [config]: `memory_budget_mib`: invalid value: integer `-3`",
+        "line 2: [config]: unknown field `num_workers`",
+        "line 6: step 1: unknown key `fucn`",
+        "line 6: step 1: step `a`: variable_components must be a list",
+        "line 6: step 1: step `a`: group_by: unknown component `well_row`",
+        "line 13: step 2: step `b`: func: a pattern cannot be a integer",
+        "line 13: step 2: step `b`: config: `backend`",
+        "line 13: step 2: step `b`: config: workers is \"auto\" or an integer",
+    ];
+    assert_eq!(errs.len(), want.len(), "{errs:#?}");
+    for (err, want) in errs.iter().zip(want) {
+        assert!(err.starts_with(want), "{err:?} should start with {want:?}");
+    }
+    let first = Pipeline::from_toml(text).map(|_| ()).expect_err("malformed").to_string();
+    assert_eq!(first, errs[0]);
+}
+
+#[test]
 fn special_inputs_need_an_earlier_producer_and_one_producer_per_step() {
     use hcs::plan::pipeline::check_special_io;
     assert_eq!(

@@ -13,9 +13,11 @@ use crate::plate::{Plate, WellId};
 pub fn read_pipeline(path: &Path) -> Result<(Pipeline, SourceMap), String> {
     let shown = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
-    Pipeline::from_toml(&text).map_err(|e| {
-        eprintln!("{}", super::snippet::render(&shown.to_string(), &text, &e));
-        format!("1 problem in {shown}")
+    Pipeline::from_toml_all(&text).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{}", super::snippet::render(&shown.to_string(), &text, e));
+        }
+        format!("{} in {shown}", super::counted(errors.len(), "problem"))
     })
 }
 
@@ -25,7 +27,10 @@ pub fn read_global_config(path: Option<&Path>) -> Result<ConfigLayer, String> {
     let Some(path) = path.map(Path::to_path_buf).or(from_env) else { return Ok(ConfigLayer::default()) };
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let value: toml::Value = toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
-    ConfigLayer::from_toml(value).map_err(|e| format!("{}: {e}", path.display()))
+    ConfigLayer::from_toml_all(value).map_err(|errors| {
+        let all: Vec<String> = errors.iter().map(|e| format!("{}: {e}", path.display())).collect();
+        all.join("\n")
+    })
 }
 
 /// Print every problem (`file: line N: …`, with the source line and the span underlined) and

@@ -386,35 +386,50 @@ impl ConfigLayer {
 
     /// Read a layer from a TOML table (`[config]`, a step's `config`, or a global config file).
     /// Shape errors and a `memory` backend are refused here; [`ConfigLayer::validate`] checks
-    /// the rest.
+    /// the rest. The first problem only: [`ConfigLayer::from_toml_all`] gives every one.
     pub fn from_toml(value: toml::Value) -> Result<ConfigLayer, ConfigReadError> {
-        let layer: ConfigLayer = value
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigReadError::Shape(naming_the_key(&value, e.message())))?;
-        output_backend(layer.backend)?;
-        Ok(layer)
+        Self::from_toml_all(value).map_err(|mut errors| errors.swap_remove(0))
     }
 
+    /// [`ConfigLayer::from_toml`] with every problem (at least one on `Err`), one per key: an
+    /// unknown key, a value of the wrong type, a `memory` backend.
+    pub fn from_toml_all(value: toml::Value) -> Result<ConfigLayer, Vec<ConfigReadError>> {
+        let layer: ConfigLayer = match value.clone().try_into() {
+            Ok(layer) => layer,
+            Err(e) => {
+                let e: toml::de::Error = e;
+                return Err(shape_errors(&value, e.message()));
+            }
+        };
+        output_backend(layer.backend).map_err(|e| vec![ConfigReadError::Value(e)])?;
+        Ok(layer)
+    }
     /// Whether the layer sets nothing.
     pub fn is_empty(&self) -> bool {
         *self == ConfigLayer::default()
     }
 }
 
-/// toml's message without the key path ("invalid value: integer `-1`, expected u64") gets the
-/// key it is about, found by reading each key on its own.
-fn naming_the_key(value: &toml::Value, message: &str) -> String {
-    let Some(table) = value.as_table() else { return message.to_string() };
-    let culprit = table.iter().find(|(k, v)| {
-        let mut one = toml::Table::new();
-        one.insert((*k).clone(), (*v).clone());
-        toml::Value::Table(one).try_into::<ConfigLayer>().is_err()
-    });
-    match culprit {
-        Some((key, _)) if !message.contains(key.as_str()) => format!("`{key}`: {message}"),
-        _ => message.to_string(),
-    }
+/// Every key of `value` that is refused when read on its own, with toml's message naming the
+/// key where it does not already ("invalid value: integer `-1`, expected u64"); toml's
+/// `message` for the whole table when no key alone is refused (or it is not a table).
+fn shape_errors(value: &toml::Value, message: &str) -> Vec<ConfigReadError> {
+    let Some(table) = value.as_table() else { return vec![ConfigReadError::Shape(message.to_string())] };
+    let errors: Vec<ConfigReadError> = table
+        .iter()
+        .filter_map(|(key, v)| {
+            let mut one = toml::Table::new();
+            one.insert(key.clone(), v.clone());
+            let e = toml::Value::Table(one).try_into::<ConfigLayer>().err()?;
+            let message = e.message();
+            Some(ConfigReadError::Shape(if message.contains(key.as_str()) {
+                message.to_string()
+            } else {
+                format!("`{key}`: {message}")
+            }))
+        })
+        .collect();
+    if errors.is_empty() { vec![ConfigReadError::Shape(message.to_string())] } else { errors }
 }
 
 impl Config {

@@ -323,71 +323,133 @@ fn materialize(v: Option<&toml::Value>) -> Result<Option<Materialize>, ShapeErro
     }
 }
 
-fn step(t: &toml::Table) -> Result<FunctionStep, ShapeError> {
-    if let Some(extra) = t.keys().find(|k| !STEP_KEYS.contains(&k.as_str())) {
-        return Err(ShapeError::StepKey { key: extra.clone() });
+/// A step table, with every problem it has (at least one on `Err`).
+fn step(t: &toml::Table) -> Result<FunctionStep, Vec<ShapeError>> {
+    let mut errors: Vec<ShapeError> =
+        t.keys().filter(|k| !STEP_KEYS.contains(&k.as_str())).map(|k| ShapeError::StepKey { key: k.clone() }).collect();
+    let Some(name) = t.get("name").and_then(toml::Value::as_str) else {
+        errors.push(ShapeError::NoName);
+        return Err(errors);
+    };
+    let Some(func) = t.get("func") else {
+        errors.push(ShapeError::NoFunc { step: name.into() });
+        return Err(errors);
+    };
+    match step_fields(t, name, func) {
+        Ok(s) if errors.is_empty() => Ok(s),
+        Ok(_) => Err(errors),
+        Err(inner) => {
+            let in_step = |e| ShapeError::InStep { step: name.into(), source: Box::new(e) };
+            errors.extend(inner.into_iter().map(in_step));
+            Err(errors)
+        }
     }
-    let name = t.get("name").and_then(toml::Value::as_str).ok_or(ShapeError::NoName)?;
-    let func = t.get("func").ok_or_else(|| ShapeError::NoFunc { step: name.into() })?;
-    step_fields(t, name, func).map_err(|e| ShapeError::InStep { step: name.into(), source: Box::new(e) })
 }
 
-/// The step's fields after its name and `func` were found.
-fn step_fields(t: &toml::Table, name: &str, func: &toml::Value) -> Result<FunctionStep, ShapeError> {
-    let mut s = FunctionStep::new(name, pattern(func, "func")?);
+/// The step's fields after its name and `func` were found: every field read, each problem
+/// kept (at least one on `Err`).
+fn step_fields(t: &toml::Table, name: &str, func: &toml::Value) -> Result<FunctionStep, Vec<ShapeError>> {
+    let mut errors = Vec::new();
+    let mut s = FunctionStep::new(name, FunctionPattern::Chain(Vec::new()));
+    match pattern(func, "func") {
+        Ok(p) => s.func = p,
+        Err(e) => errors.push(e),
+    }
     if let Some(v) = t.get("variable_components") {
-        let list = v.as_array().ok_or(ShapeError::ComponentsNotList)?;
-        s.variable_components = list.iter().map(|c| component(c, "variable_components")).collect::<Result<_, _>>()?;
+        let read = v
+            .as_array()
+            .ok_or(ShapeError::ComponentsNotList)
+            .and_then(|list| list.iter().map(|c| component(c, "variable_components")).collect::<Result<Vec<_>, _>>());
+        match read {
+            Ok(list) => s.variable_components = list,
+            Err(e) => errors.push(e),
+        }
     }
     if let Some(v) = t.get("group_by") {
-        s.group_by = Some(component(v, "group_by")?);
+        match component(v, "group_by") {
+            Ok(c) => s.group_by = Some(c),
+            Err(e) => errors.push(e),
+        }
     }
     if let Some(v) = t.get("input_source") {
-        s.input_source = v.as_str().and_then(InputSource::from_name).ok_or(ShapeError::InputSource)?;
+        match v.as_str().and_then(InputSource::from_name) {
+            Some(source) => s.input_source = source,
+            None => errors.push(ShapeError::InputSource),
+        }
     }
-    s.materialize = materialize(t.get("materialize"))?;
+    match materialize(t.get("materialize")) {
+        Ok(m) => s.materialize = m,
+        Err(e) => errors.push(e),
+    }
     if let Some(v) = t.get("merge_outputs") {
         let keys = v.as_array().and_then(|a| a.iter().map(|k| k.as_str().map(str::to_string)).collect());
-        s.merge_outputs = keys.ok_or(ShapeError::MergeOutputs)?;
+        match keys {
+            Some(keys) => s.merge_outputs = keys,
+            None => errors.push(ShapeError::MergeOutputs),
+        }
     }
     if let Some(v) = t.get("config") {
-        s.config = ConfigLayer::from_toml(v.clone())?;
+        match ConfigLayer::from_toml_all(v.clone()) {
+            Ok(layer) => s.config = layer,
+            Err(es) => errors.extend(es.into_iter().map(ShapeError::Config)),
+        }
     }
-    Ok(s)
+    if errors.is_empty() { Ok(s) } else { Err(errors) }
 }
 
 impl Pipeline {
-    /// Read a pipeline file's text. Shape errors name the line where the parser knows it.
+    /// Read a pipeline file's text. Shape errors name the line where the parser knows it. The
+    /// first problem only: [`Pipeline::from_toml_all`] gives every one.
     pub fn from_toml(text: &str) -> Result<(Pipeline, SourceMap), PipelineError> {
+        Self::from_toml_all(text).map_err(|mut errors| errors.swap_remove(0))
+    }
+
+    /// [`Pipeline::from_toml`] with every shape problem of the file (at least one on `Err`),
+    /// in file order: each unknown key, each refused `[config]` key, each step's problems. A
+    /// file that is not TOML has one: where the parser stopped.
+    pub fn from_toml_all(text: &str) -> Result<(Pipeline, SourceMap), Vec<PipelineError>> {
         let table: toml::Table = toml::from_str(text)
-            .map_err(|e| file_error(e.span().map(|r| span_of(text, r)), e.message().to_string()))?;
+            .map_err(|e| vec![file_error(e.span().map(|r| span_of(text, r)), e.message().to_string())])?;
         let map = source_map(text);
-        if let Some(extra) = table.keys().find(|k| !["name", "config", "steps"].contains(&k.as_str())) {
-            return Err(file_error(
-                map.key(extra).map(|(k, _)| k),
-                format!("unknown key `{extra}` (a pipeline has name, config, steps)"),
-            ));
-        }
+        let mut errors: Vec<PipelineError> = table
+            .keys()
+            .filter(|k| !["name", "config", "steps"].contains(&k.as_str()))
+            .map(|extra| {
+                file_error(
+                    map.key(extra).map(|(k, _)| k),
+                    format!("unknown key `{extra}` (a pipeline has name, config, steps)"),
+                )
+            })
+            .collect();
         let mut pipeline = Pipeline::new(table.get("name").and_then(toml::Value::as_str).unwrap_or("pipeline"));
         if let Some(v) = table.get("config") {
-            pipeline.config = ConfigLayer::from_toml(v.clone())
-                .map_err(|e| file_error(map.key("config").map(|(_, v)| v), format!("[config]: {e}")))?;
+            match ConfigLayer::from_toml_all(v.clone()) {
+                Ok(layer) => pipeline.config = layer,
+                Err(es) => errors.extend(
+                    es.into_iter().map(|e| file_error(map.key("config").map(|(_, v)| v), format!("[config]: {e}"))),
+                ),
+            }
         }
         let steps = match table.get("steps") {
             None => &Vec::new(),
             Some(toml::Value::Array(steps)) => steps,
             Some(_) => {
-                return Err(file_error(map.key("steps").map(|(_, v)| v), "`steps` must be an array of tables"));
+                errors.push(file_error(map.key("steps").map(|(_, v)| v), "`steps` must be an array of tables"));
+                return Err(errors);
             }
         };
         for (i, s) in steps.iter().enumerate() {
             let at = map.step_line(i);
             let toml::Value::Table(t) = s else {
-                return Err(file_error(at, format!("step {} must be a table", i + 1)));
+                errors.push(file_error(at, format!("step {} must be a table", i + 1)));
+                continue;
             };
-            pipeline.steps.push(step(t).map_err(|e| file_error(at, format!("step {}: {e}", i + 1)))?);
+            match step(t) {
+                Ok(step) => pipeline.steps.push(step),
+                Err(es) => errors.extend(es.into_iter().map(|e| file_error(at, format!("step {}: {e}", i + 1)))),
+            }
         }
-        Ok((pipeline, map))
+        if errors.is_empty() { Ok((pipeline, map)) } else { Err(errors) }
     }
 
     /// Write the pipeline as a file that [`Pipeline::from_toml`] reads back to the same pipeline.
