@@ -137,7 +137,7 @@ fn every_damaged_image_is_reported_with_its_file_and_the_check_fails() {
     line(empty, "empty file (0 bytes)");
     line(signed, "wrong sample type: 16-bit signed samples");
     line(eight_bit, "wrong bit depth: 8-bit unsigned samples, but the plate's other images are 16-bit unsigned");
-    line(float, "wrong sample type: 32-bit float samples");
+    line(float, "wrong bit depth: 32-bit float samples, but the plate's other images are 16-bit unsigned");
     assert_eq!(stderr.lines().count(), 9, "one line per problem and the summary:\n{stderr}");
     assert!(
         stderr.contains(&format!("error: 8 problems in 16 image files of {plate_s} (headers checked)")),

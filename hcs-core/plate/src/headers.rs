@@ -34,8 +34,7 @@ pub enum ImageProblem {
         /// well's mosaic has a size of its own), not of the plate's.
         within_well: bool,
     },
-    /// Samples hcs does not read: not 8- or 16-bit unsigned grey (or 32-bit float in a plate hcs
-    /// wrote).
+    /// Samples hcs does not read: not 8- or 16-bit unsigned or 32-bit float grey.
     SampleType {
         /// The file.
         path: PathBuf,
@@ -83,7 +82,7 @@ impl fmt::Display for ImageProblem {
             ),
             ImageProblem::SampleType { path, found } => write!(
                 f,
-                "{}: wrong sample type: {found} samples (hcs reads 8- or 16-bit unsigned grey images)",
+                "{}: wrong sample type: {found} samples (hcs reads 8- or 16-bit unsigned or 32-bit float grey images)",
                 path.display()
             ),
             ImageProblem::MixedSampleType { path, found, expected, declared } => write!(
@@ -134,8 +133,9 @@ impl Plate {
     /// images, or with samples hcs does not read or that differ from the plate's.
     ///
     /// The size and dtype expected are those the plate's metadata declares (plates written by
-    /// hcs), else those of most images. 32-bit float samples are accepted only in plates written
-    /// by hcs.
+    /// hcs), else those of most images. 32-bit float samples are read in any plate, as `hcs run`
+    /// reads them (a plate exported as float from Fiji); only a file whose type differs from the
+    /// plate's is a problem.
     pub fn check_image_headers(&self) -> HeaderCheck {
         let mut seen = BTreeSet::new();
         let mut files: Vec<PathBuf> = Vec::new();
@@ -171,9 +171,8 @@ impl Plate {
         } else {
             HashMap::new()
         };
-        let accepted = |d: &Dtype| *d != Dtype::F32 || hcs_plate || openhcs_plate;
         let declared_dtype = self.metadata.dtype.filter(|_| hcs_plate);
-        let dtype = declared_dtype.or_else(|| majority(readable().filter_map(TiffHeader::dtype).filter(accepted)));
+        let dtype = declared_dtype.or_else(|| majority(readable().filter_map(TiffHeader::dtype)));
 
         let mut problems = Vec::new();
         for ((path, well), header) in files.iter().zip(&wells).zip(headers) {
@@ -197,9 +196,6 @@ impl Plate {
                 });
             }
             match (header.dtype(), dtype) {
-                (Some(found), _) if !accepted(&found) => {
-                    problems.push(ImageProblem::SampleType { path: path.clone(), found: header.sample_description() });
-                }
                 (Some(found), Some(expected)) if found != expected => {
                     problems.push(ImageProblem::MixedSampleType {
                         path: path.clone(),
@@ -289,7 +285,23 @@ mod tests {
                 name(3)
             )
         );
-        assert!(lines[4].starts_with(&name(4)) && lines[4].contains("32-bit float samples"), "{}", lines[4]);
+        assert_eq!(
+            lines[4],
+            format!(
+                "{}: wrong bit depth: 32-bit float samples, but the plate's other images are 16-bit unsigned",
+                name(4)
+            )
+        );
+
+        // A plate whose images are all float (exported from Fiji) is read by `hcs run`, so its
+        // headers are clean too.
+        for file in &files {
+            write_tiff(file, &[PlaneData::F32(Array2::zeros((32, 32)))], TiffCompression::None).expect("float");
+        }
+        let plate = crate::formats::open_plate_unread(&dir, None).expect("opens");
+        let report = plate.check_image_headers();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.dtype, Some(Dtype::F32));
         std::fs::remove_dir_all(&dir).ok();
     }
 }
