@@ -11,6 +11,15 @@ pub enum VfsError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A symbolic link whose target does not exist (a plate copied without what its links
+    /// point to).
+    #[error("{path}: a symbolic link to {target}, which does not exist")]
+    DanglingLink {
+        /// The link.
+        path: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
     /// A path that would escape its root or is otherwise not acceptable.
     #[error("{path}: {reason}")]
     BadPath {
@@ -124,7 +133,14 @@ pub enum VfsError {
 }
 
 impl VfsError {
+    /// An I/O error on `path`; a file not found that is a link to nowhere says so.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        VfsError::Io { path: path.into(), source }
+        let path = path.into();
+        if source.kind() == std::io::ErrorKind::NotFound
+            && let Ok(target) = std::fs::read_link(&path)
+        {
+            return VfsError::DanglingLink { path, target };
+        }
+        VfsError::Io { path, source }
     }
 }

@@ -155,6 +155,27 @@ fn symlink_loops_do_not_hang_the_scan() {
 }
 
 #[test]
+fn an_image_that_links_to_nowhere_is_named_not_called_a_ragged_plate() {
+    let dir = tmp("dangling");
+    let config = SynthConfig { wells: vec!["A01".parse().expect("well")], timepoints: 1, z_planes: 1, ..small() };
+    synthesize(&config, &dir).expect("synthesize");
+    let image = dir.join("TimePoint_1/A01_s2_w1.tif");
+    std::fs::remove_file(&image).expect("remove");
+    std::os::unix::fs::symlink(dir.join("gone/elsewhere.tif"), &image).expect("symlink");
+    // Skipped, it made the plate ragged ("well A01 lacks 1 of 12 images"); indexed, reading it
+    // says what is wrong with it.
+    let plate = open_plate(&dir, None).expect("a complete plate");
+    assert_eq!(plate.index.len(), 6 * 2);
+    let key = ImageKey { well: config.wells[0], timepoint: 1, site: 2, channel: 1, z: 1 };
+    let err = plate.load_plane(&key).expect_err("dangling").to_string();
+    assert!(
+        err.contains("A01_s2_w1.tif: a symbolic link to") && err.contains("gone/elsewhere.tif, which does not exist"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
 fn stacks_load_in_order_and_bad_planes_fail_with_the_file_named() {
     use hcs_plate::LoadError;
     let dir = tmp("stack");
