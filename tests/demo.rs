@@ -164,3 +164,24 @@ fn run_report(results: &std::path::Path) {
     assert_eq!(html.matches("data:image/png;base64,").count(), 2, "a thumbnail per well");
     assert!(!html.contains("\"um_per_px\":null"), "thumbnails carry their scale (scale bars)");
 }
+
+#[test]
+fn a_tile_too_small_for_the_demo_pipeline_says_which_file_and_what_to_change() {
+    let out = out_dir("tiny");
+    let run = Command::new(HCS)
+        .args(["demo", "--tile", "16", "--wells", "A01"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    // The line numbers are the built-in file's: the message names it and the option to change.
+    assert!(
+        stderr
+            .contains("the demo's built-in pipeline (examples/pipelines/demo.toml) does not fit a plate of --tile 16"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("selem_radius = 50") && stderr.contains("a larger --tile"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -225,8 +225,16 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         gpus: crate::device::detect(),
         ..CompileOptions::new(registry)
     };
-    let compiled = compile(&pipeline, &PlateInfo::of(&plate), &options)
-        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
+    // The lines named are those of the built-in file, which the user did not write: say so,
+    // and what to change.
+    let compiled = compile(&pipeline, &PlateInfo::of(&plate), &options).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        format!(
+            "the demo's built-in pipeline (examples/pipelines/demo.toml) does not fit a plate of --tile {}:\n{}\nrun the demo with a larger --tile (the default is 1024)",
+            args.tile,
+            lines.join("\n")
+        )
+    })?;
     timings.insert("2 compile", started.elapsed().as_secs_f64());
     super::logging::log_to(&crate::report::results_dir(&compiled).join(super::logging::LOG_FILE));
 
