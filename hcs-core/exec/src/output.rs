@@ -351,14 +351,19 @@ pub fn write_planes(
             let root = writer.root().to_path_buf();
             let layout = writer.layout();
             let shape = first.dim();
-            if (shape.0 > layout.plane_shape.0 || shape.1 > layout.plane_shape.1) && layout.field_shape(shape) == shape
+            // Not silently: the plate's wells no longer share one field shape. Without a canvas
+            // (a plate that records no tile shape or site grid, such as an hcs output) no shape
+            // was promised, and nothing is said.
+            if let Some((canvas_h, canvas_w)) = layout.mosaic_canvas
+                && (shape.0 > layout.plane_shape.0 || shape.1 > layout.plane_shape.1)
+                && layout.field_shape(shape) == shape
             {
-                // Not silently: the plate's wells no longer share one field shape.
                 tracing::warn!(
                     well = %well,
-                    "{}: {shape:?} planes exceed the plate's mosaic canvas {:?}; the well keeps its own field shape, and viewers that tile the plate (napari, ome-zarr-py) will refuse it",
+                    "{}: {}×{} planes (width×height) exceed the plate's mosaic canvas of {canvas_w}×{canvas_h}; the well keeps its own field shape, and viewers that tile the plate (napari, ome-zarr-py) will refuse it",
                     root.display(),
-                    layout.mosaic_canvas
+                    shape.1,
+                    shape.0
                 );
             }
             let mut w = writer.open_well_shaped(&row, col, shape)?;
