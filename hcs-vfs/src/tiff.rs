@@ -482,6 +482,10 @@ pub struct TiffHeader {
     pub data_end: u64,
     /// The file's length in bytes.
     pub file_len: u64,
+    /// Full-size images in the file: the first and every later page of its size not marked
+    /// reduced-resolution (a thumbnail or pyramid level). A z-stack saved as one file has
+    /// several; a plate format that names one image per file reads only the first.
+    pub pages: u32,
 }
 
 impl TiffHeader {
@@ -657,7 +661,46 @@ fn header_fields<R: Read + Seek>(reader: R, path: &Path, file_len: u64) -> Resul
             "the strips hold {data_bytes} bytes, an uncompressed {width}×{height} image of {bits_per_sample}-bit samples needs {needed}"
         )));
     }
-    Ok(TiffHeader { width, height, bits_per_sample, samples_per_pixel, sample_format, compression, data_end, file_len })
+    let pages = full_size_pages(&mut decoder, (width, height));
+    Ok(TiffHeader {
+        width,
+        height,
+        bits_per_sample,
+        samples_per_pixel,
+        sample_format,
+        compression,
+        data_end,
+        file_len,
+        pages,
+    })
+}
+
+/// Most pages [`full_size_pages`] walks: past it, the count stops (a chain of IFDs is only
+/// bounded by the file).
+const MAX_PAGES_COUNTED: u32 = 1 << 16;
+
+/// The full-size pages of the file, the decoder's current (first) one included: pages of
+/// `size` whose NewSubfileType does not mark them reduced-resolution. A page that cannot be
+/// read ends the count (the pixels of the first are what hcs reads; the header check is about
+/// them).
+fn full_size_pages<R: Read + Seek>(decoder: &mut Decoder<R>, size: (u32, u32)) -> u32 {
+    let mut pages = 1;
+    let mut walked = 1;
+    while walked < MAX_PAGES_COUNTED && decoder.more_images() {
+        if decoder.next_image().is_err() {
+            break;
+        }
+        walked += 1;
+        let reduced = decoder
+            .find_tag_unsigned::<u32>(tiff::tags::Tag::NewSubfileType)
+            .ok()
+            .flatten()
+            .is_some_and(|t| t & 1 == 1);
+        if !reduced && decoder.dimensions().ok() == Some(size) {
+            pages += 1;
+        }
+    }
+    pages
 }
 
 /// Encode planes as one (multi-page) TIFF in memory.

@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::hash::Hash;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use hcs_vfs::tiff::{TiffHeader, read_tiff_headers};
 use hcs_vfs::{Dtype, VfsError};
@@ -40,6 +40,16 @@ pub enum ImageProblem {
         path: PathBuf,
         /// The samples in words (`16-bit signed`).
         found: String,
+    },
+    /// More full-size images in the file than the plate reads from it (a z-stack or time
+    /// series saved as one multi-page TIFF where the format names one image per file).
+    ExtraPages {
+        /// The file.
+        path: PathBuf,
+        /// Its full-size pages.
+        pages: u32,
+        /// The pages the plate reads.
+        read: u32,
     },
     /// Samples hcs reads, but of another type than the rest of the plate's.
     MixedSampleType {
@@ -84,6 +94,14 @@ impl fmt::Display for ImageProblem {
                 f,
                 "{}: wrong sample type: {found} samples (hcs reads 8- or 16-bit unsigned or 32-bit float grey images)",
                 path.display()
+            ),
+            ImageProblem::ExtraPages { path, pages, read } => write!(
+                f,
+                "{}: {pages} full-size images in one file, but the plate's format reads {} from it: the other {} {} not read (a z-stack or time series saved as one multi-page TIFF?)",
+                path.display(),
+                read,
+                pages - read,
+                if pages - read == 1 { "is" } else { "are" }
             ),
             ImageProblem::MixedSampleType { path, found, expected, declared } => write!(
                 f,
@@ -141,9 +159,12 @@ impl Plate {
         let mut files: Vec<PathBuf> = Vec::new();
         let mut wells = Vec::new();
         let mut zarr_planes = 0;
+        // The pages the plate reads from each file.
+        let mut pages_read: HashMap<&Path, BTreeSet<u32>> = HashMap::new();
         for (key, plane) in self.index.iter() {
             match plane {
-                PlaneRef::File { path, .. } => {
+                PlaneRef::File { path, page } => {
+                    pages_read.entry(path.as_path()).or_default().insert(*page);
                     if seen.insert(path) {
                         files.push(self.root.join(path));
                         wells.push(key.well);
@@ -194,6 +215,14 @@ impl Plate {
                     declared: declared_shape.is_some(),
                     within_well: openhcs_plate,
                 });
+            }
+            let read = path
+                .strip_prefix(&self.root)
+                .ok()
+                .and_then(|rel| pages_read.get(rel))
+                .map_or(1, |p| u32::try_from(p.len()).unwrap_or(u32::MAX));
+            if header.pages > read {
+                problems.push(ImageProblem::ExtraPages { path: path.clone(), pages: header.pages, read });
             }
             match (header.dtype(), dtype) {
                 (Some(found), Some(expected)) if found != expected => {

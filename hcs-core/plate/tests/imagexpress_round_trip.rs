@@ -659,3 +659,38 @@ fn prefetching_a_well_hints_each_of_its_files_once_and_names_a_missing_one() {
     assert!(refusal.contains(&path.display().to_string()), "{refusal}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+#[test]
+fn a_multi_page_tiff_where_the_format_reads_one_image_is_reported_not_silently_cut() {
+    let dir = tmp("pages");
+    let config = SynthConfig { wells: vec!["A01".parse().expect("well")], timepoints: 1, z_planes: 1, ..small() };
+    synthesize(&config, &dir).expect("synthesize");
+    let plate = open_plate(&dir, None).expect("open");
+    assert!(plate.disagreements.is_empty(), "{:?}", plate.disagreements);
+    assert!(plate.check_image_headers().problems.is_empty());
+    // Every site's file becomes a 3-page z-stack: the format names one image per file.
+    let mut files: Vec<PathBuf> = plate
+        .index
+        .iter()
+        .filter_map(|(_, p)| match p {
+            hcs_plate::PlaneRef::File { path, .. } => Some(dir.join(path)),
+            hcs_plate::PlaneRef::Zarr { .. } => None,
+        })
+        .collect();
+    files.dedup();
+    let page = |v: u16| hcs_vfs::PlaneData::U16(ndarray::Array2::from_elem((64, 64), v));
+    for file in &files {
+        hcs_vfs::tiff::write_tiff(file, &[page(1), page(2), page(3)], Default::default()).expect("write");
+    }
+    let plate = open_plate(&dir, None).expect("opens");
+    assert_eq!(plate.disagreements.len(), 1, "{:?}", plate.disagreements);
+    assert!(
+        plate.disagreements[0].contains("holds 3 full-size images, but the plate's format reads 1 from it"),
+        "{}",
+        plate.disagreements[0]
+    );
+    let problems: Vec<String> = plate.check_image_headers().problems.iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), files.len(), "every file: {problems:#?}");
+    assert!(problems[0].contains("3 full-size images in one file") && problems[0].contains("the other 2 are not read"));
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}

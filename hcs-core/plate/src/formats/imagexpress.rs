@@ -96,7 +96,7 @@ pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, Fo
         })?;
     plate.metadata.site_step_um = first_well_site_step(root, &plate.index, plate.metadata.grid);
     plate.unmatched = scan.unmatched.iter().filter_map(|p| p.strip_prefix(root).ok().map(Path::to_path_buf)).collect();
-    plate.disagreements = disagreements;
+    plate.disagreements.extend(disagreements);
     Ok(plate)
 }
 

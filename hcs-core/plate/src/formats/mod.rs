@@ -216,6 +216,8 @@ pub(crate) fn finish_plate(
         .map(|c| crate::ChannelInfo { index: c, name: channel_name(c) })
         .collect();
     let (tile_shape, dtype) = if read_first_plane { first_plane_shape(root, &index)? } else { (None, None) };
+    let disagreements: Vec<String> =
+        if read_first_plane { unread_pages(root, &index).into_iter().collect() } else { Vec::new() };
     let metadata = crate::PlateMetadata {
         format,
         name,
@@ -227,5 +229,23 @@ pub(crate) fn finish_plate(
         tile_shape,
         dtype,
     };
-    Ok(Plate { root: root.to_path_buf(), metadata, index, unmatched: Vec::new(), disagreements: Vec::new() })
+    Ok(Plate { root: root.to_path_buf(), metadata, index, unmatched: Vec::new(), disagreements })
+}
+
+/// When the plate's first image file holds more full-size images than the plate reads from it
+/// (a z-stack saved as one multi-page TIFF, in a format that names one image per file), what
+/// is not read, in words. Only the first file is read here (its header); `hcs check --deep`
+/// looks at every file.
+fn unread_pages(root: &Path, index: &crate::ComponentIndex) -> Option<String> {
+    let Some((_, crate::PlaneRef::File { path, .. })) = index.iter().next() else { return None };
+    let header = hcs_vfs::tiff::read_tiff_header(&root.join(path)).ok()?;
+    let read = index.iter().filter(|(_, p)| matches!(p, crate::PlaneRef::File { path: q, .. } if q == path)).count();
+    let read = u32::try_from(read).unwrap_or(u32::MAX);
+    (header.pages > read).then(|| {
+        format!(
+            "{} holds {} full-size images, but the plate's format reads {read} from it: the other pages are not read (a z-stack or time series saved as one multi-page TIFF?); `hcs check --plate DIR --deep` lists every such file",
+            path.display(),
+            header.pages
+        )
+    })
 }

@@ -229,7 +229,7 @@ pub fn read(root: &Path, read_first_plane: bool) -> Result<Plate, FormatError> {
         plate.metadata.dtype = Some(image.dtype);
     }
     plate.unmatched = unmatched;
-    plate.disagreements = disagreements;
+    plate.disagreements.extend(disagreements);
     Ok(plate)
 }
 
