@@ -93,8 +93,13 @@ fn check_with_a_plate_compiles_and_plan_prints_the_frozen_plans() {
     assert!(ok, "{stderr}");
     let (_, again, _) = hcs(&["plan", &canonical, "--plate", plate_s, "--well", "B02", "--json"]);
     assert_eq!(json, again, "plans are stable");
-    let plans: serde_json::Value = serde_json::from_str(&json).expect("JSON");
-    let well = &plans[0];
+    let plan: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    // The shape of the whole plate's plan, with `wells` holding the one asked for.
+    for key in ["pipeline", "plate", "output_root", "viewers", "notes"] {
+        assert!(plan.get(key).is_some(), "{key} missing: {json}");
+    }
+    assert_eq!(plan["wells"].as_array().map(Vec::len), Some(1));
+    let well = &plan["wells"][0];
     assert_eq!(well["well"], "B02");
     let steps = well["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 7);
@@ -295,4 +300,37 @@ fn the_shared_result_notes_hint_turns_the_sharing_off_when_followed() {
     assert!(step5["reuses"].is_null(), "step 5 takes no shared result: {step5}");
     assert_eq!(step5["reads"]["backend"], "plate", "step 5 reads the plate: {step5}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_missing_plate_or_config_is_named_once_with_where_it_came_from() {
+    let dir = tempfile::tempdir().expect("scratch");
+    let pipeline = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/canonical.toml");
+    let missing = dir.path().join("no-plate-here");
+    let missing_s = missing.to_str().expect("utf-8");
+    let (ok, _, stderr) = hcs(&["check", pipeline, "--plate", missing_s]);
+    assert!(!ok);
+    assert_eq!(stderr.trim_end(), format!("error: {missing_s}: no such folder"), "the path once, and what is wrong");
+    let only_htd = dir.path().join("only-htd");
+    std::fs::create_dir_all(&only_htd).expect("dir");
+    std::fs::write(only_htd.join("plate.HTD"), "\"HTSInfoFile\", Version 1.0\r\n").expect("htd");
+    let (ok, _, stderr) = hcs(&["check", pipeline, "--plate", only_htd.to_str().expect("utf-8")]);
+    assert!(!ok);
+    assert_eq!(stderr.matches(only_htd.to_str().expect("utf-8")).count(), 1, "{stderr}");
+    assert!(stderr.contains("no images found"), "{stderr}");
+
+    // `HCS_CONFIG=` (empty) is unset; a missing file it names is said to come from it.
+    let env = |value: &str| {
+        Command::new(env!("CARGO_BIN_EXE_hcs"))
+            .args(["check", pipeline])
+            .env("HCS_CONFIG", value)
+            .output()
+            .expect("hcs runs")
+    };
+    let empty = env("");
+    assert!(empty.status.success(), "{}", String::from_utf8_lossy(&empty.stderr));
+    let named = env("nope.toml");
+    let stderr = String::from_utf8_lossy(&named.stderr);
+    assert!(!named.status.success());
+    assert!(stderr.contains("nope.toml (the global config file HCS_CONFIG names)"), "{stderr}");
 }

@@ -23,9 +23,12 @@ pub fn read_pipeline(path: &Path) -> Result<(Pipeline, SourceMap), String> {
 
 /// Read the global configuration layer (`--config FILE`, else `$HCS_CONFIG`, else nothing).
 pub fn read_global_config(path: Option<&Path>) -> Result<ConfigLayer, String> {
-    let from_env = std::env::var_os("HCS_CONFIG").map(PathBuf::from);
+    // An empty `HCS_CONFIG=` is unset, as shells treat it.
+    let from_env = std::env::var_os("HCS_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from);
+    let named_by = if path.is_some() { "--config" } else { "HCS_CONFIG" };
     let Some(path) = path.map(Path::to_path_buf).or(from_env) else { return Ok(ConfigLayer::default()) };
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{} (the global config file {named_by} names): {e}", path.display()))?;
     let value: toml::Value = toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
     ConfigLayer::from_toml_all(value).map_err(|errors| {
         let all: Vec<String> = errors.iter().map(|e| format!("{}: {e}", path.display())).collect();
@@ -84,7 +87,7 @@ pub fn compile_file(
 ) -> Result<(Pipeline, Plate, CompiledPlate), String> {
     let (pipeline, map) = read_pipeline(pipeline_path)?;
     let global = read_global_config(config)?;
-    let plate = open_plate(plate_dir, None).map_err(|e| format!("{}: {e}", plate_dir.display()))?;
+    let plate = open_plate(plate_dir, None).map_err(|e| e.to_string())?;
     plate_warnings(&plate);
     let info = PlateInfo::of(&plate);
     let registry = Registry::global();

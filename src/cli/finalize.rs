@@ -24,7 +24,7 @@ pub struct Args {
 /// fails in the scheduler's accounting, as a local run would.
 pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let job = SlurmJob::read(&args.plan).map_err(|e| e.to_string())?;
-    let plate = open_plate(&job.compiled.plate, None).map_err(|e| format!("{}: {e}", job.compiled.plate.display()))?;
+    let plate = open_plate(&job.compiled.plate, None).map_err(|e| e.to_string())?;
     let dir = args.plan.parent().unwrap_or_else(|| std::path::Path::new("."));
     let summary = finalize_submission(&job, dir, &plate).map_err(|e| e.to_string())?;
     println!(

@@ -171,18 +171,17 @@ pub fn run(args: &Args) -> Result<(), String> {
     let (_, _, compiled) =
         compile_file(&args.pipeline, &args.plate, args.config.as_deref(), ConfigLayer::default(), wells)?;
     if args.json {
-        let text = match args.well {
-            Some(_) => serde_json::to_string_pretty(&compiled.wells[..]),
-            None => serde_json::to_string_pretty(&compiled),
-        };
+        // One shape with or without `--well` (its `wells` then holds that well), so a script
+        // reads `.wells` either way.
+        let text = serde_json::to_string_pretty(&compiled);
         println!("{}", text.map_err(|e| format!("cannot write JSON: {e}"))?);
         return Ok(());
     }
     println!(
-        "`{}` for {} ({} wells); every well has the same steps, shown for {}:",
+        "`{}` for {} ({}); every well has the same steps, shown for {}:",
         compiled.pipeline,
         compiled.plate.display(),
-        compiled.wells.len(),
+        super::wells(compiled.wells.len()),
         compiled.wells.first().map_or("none".into(), |w| w.well.to_string())
     );
     if let Some(first) = compiled.wells.first() {

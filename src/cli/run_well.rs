@@ -33,7 +33,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let job = SlurmJob::read(&args.plan).map_err(|e| e.to_string())?;
     let wells = job.task_wells(args.task).map_err(|e| e.to_string())?;
     let compiled = &job.compiled;
-    let plate = open_plate(&compiled.plate, None).map_err(|e| format!("{}: {e}", compiled.plate.display()))?;
+    let plate = open_plate(&compiled.plate, None).map_err(|e| e.to_string())?;
     let options = RunOptions {
         workers: args.workers.or(job.workers).or_else(slurm_cpus),
         wells_at_once: job.wells_at_once,

@@ -202,3 +202,20 @@ fn links_inside_one_entry_or_into_an_entry_compile() {
     );
     compiled(&before, &r);
 }
+
+#[test]
+fn a_value_the_dict_has_no_entry_for_passes_through_with_a_note() {
+    let r = registry();
+    let one = Pipeline::new("one").step(per_channel("smooth 1", FunctionPattern::dict([("1", "smooth_stack")])));
+    let notes = compiled(&one, &r).notes;
+    let said: Vec<&String> = notes.iter().filter(|n| n.contains("pass through")).collect();
+    assert_eq!(
+        said,
+        ["step 1 `smooth 1`: the dict has no entry for channel 2: its planes pass through the step unchanged"],
+        "{notes:#?}"
+    );
+    let both = Pipeline::new("both")
+        .step(per_channel("smooth", FunctionPattern::dict([("1", "smooth_stack"), ("2", "smooth_stack")])));
+    let notes = compiled(&both, &r).notes;
+    assert!(!notes.iter().any(|n| n.contains("pass through")), "every channel has an entry: {notes:#?}");
+}

@@ -115,7 +115,7 @@ pub enum IndexError {
         second: PathBuf,
     },
     /// No images at all.
-    #[error("no images found in {0}")]
+    #[error("no images found")]
     Empty(PathBuf),
     /// Some wells lack some combinations of site/channel/z/timepoint that others have.
     #[error("ragged plate: {summary}")]

@@ -202,6 +202,49 @@ fn dict_keys(pattern: &FunctionPattern, out: &mut Vec<String>) {
     }
 }
 
+/// The component a step's groups are routed by and the values they have there (wells: the
+/// plate's), or `None` where the step has no `group_by` or the values are unknown before the run.
+fn routed_values(
+    step: &crate::pipeline::FunctionStep,
+    flow: &Flow,
+    plate: &PlateInfo,
+) -> Option<(Component, Vec<String>)> {
+    let by = step.group_by.filter(|g| !step.variable_components.contains(g))?;
+    let present = if by == Component::Well {
+        plate.wells.iter().map(ToString::to_string).collect()
+    } else {
+        flow.values_in.get(&by).cloned().flatten()?.iter().map(u32::to_string).collect()
+    };
+    Some((by, present))
+}
+
+/// Notes for the groups a dict step passes through unchanged because no entry names their
+/// value (documented, but easy to miss: a channel left out of the dict is written as read).
+/// Where the entries reshape the planes, [`check_dict_keys`] refuses it instead.
+pub fn pass_through_notes(pipeline: &Pipeline, flows: &[Flow], plate: &PlateInfo) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (i, (step, flow)) in pipeline.steps.iter().zip(flows).enumerate() {
+        if !step.func.has_dict() {
+            continue;
+        }
+        let Some((by, present)) = routed_values(step, flow, plate) else { continue };
+        let mut keys = Vec::new();
+        dict_keys(&step.func, &mut keys);
+        let uncovered: Vec<&str> =
+            present.iter().filter(|p| !keys.iter().any(|k| dict_key_matches(k, p))).map(String::as_str).collect();
+        if !uncovered.is_empty() {
+            notes.push(format!(
+                "step {} `{}`: the dict has no entry for {by} {}: {} planes pass through the step unchanged",
+                i + 1,
+                step.name,
+                uncovered.join(", "),
+                if uncovered.len() == 1 { "its" } else { "their" }
+            ));
+        }
+    }
+    notes
+}
+
 /// Dict keys that are not values of the routing component at their step.
 pub fn check_dict_keys(
     pipeline: &Pipeline,
@@ -212,17 +255,9 @@ pub fn check_dict_keys(
 ) -> Vec<PipelineError> {
     let mut errors = Vec::new();
     for (i, (step, flow)) in pipeline.steps.iter().zip(flows).enumerate() {
-        let Some(by) = step.group_by.filter(|g| !step.variable_components.contains(g)) else { continue };
+        let Some((by, present)) = routed_values(step, flow, plate) else { continue };
         let mut keys = Vec::new();
         dict_keys(&step.func, &mut keys);
-        let present: Vec<String> = if by == Component::Well {
-            plate.wells.iter().map(ToString::to_string).collect()
-        } else {
-            match flow.values_in.get(&by).cloned().flatten() {
-                Some(v) => v.iter().map(u32::to_string).collect(),
-                None => continue, // unknowable before run time
-            }
-        };
         // Groups without an entry pass through unchanged: fine when every entry keeps the planes
         // and their size, a ragged output otherwise (some groups projected or binned, others not).
         let reshapes = pattern_planes(&step.func, registry) != PlaneCount::Same

@@ -152,9 +152,11 @@ pub fn compile(
     let sources: Vec<_> = init.steps.iter().map(|s| s.input_source).collect();
     let flows = components::flow(pipeline, plate, registry, &sources);
     errors.extend(components::check_dict_keys(pipeline, &flows, plate, registry, source));
+    let pass_through = components::pass_through_notes(pipeline, &flows, plate);
     errors.extend(components::check_producers(pipeline, &flows, registry, source));
     let image_rules::Findings1b { errors: rule_errors, mut notes, scales, origins } =
         image_rules::check(pipeline, registry, plate, &init, &flows, &options.gpus, source);
+    notes.extend(pass_through);
     errors.extend(rule_errors);
     // Said once, at the first step whose pixel size is lost: later steps inherit it.
     if let Some(i) = scales.iter().position(Option::is_none) {

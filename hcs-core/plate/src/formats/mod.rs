@@ -18,7 +18,7 @@ use crate::{FormatKind, IndexError, Plate};
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
     /// The directory does not exist or is not a directory.
-    #[error("{0}: not a directory")]
+    #[error("{}: {}", .0.display(), if .0.exists() { "not a directory" } else { "no such folder" })]
     NotADirectory(PathBuf),
     /// No known format's marker files were found.
     #[error(
