@@ -61,9 +61,15 @@ impl ParamCheck {
     }
 
     /// The message shown when the rule fails: the author's words and the rule.
+    ///
+    /// The rule's source follows the message where it reads as a formula (`low < high`); one
+    /// written with closures (`image.planes.is_none_or(|p| ..)`) is Rust a scientist need not
+    /// read, and the message stands alone.
     pub fn describe(&self) -> String {
         if self.message.is_empty() {
             format!("`{}` must hold", self.rule)
+        } else if self.rule.replace("||", "").contains('|') {
+            self.message.to_string()
         } else {
             format!("{} (`{}`)", self.message, self.rule)
         }
@@ -172,5 +178,26 @@ pub fn rule_arg<T: crate::params::PipelineParam>(
         (Some(v), _) => T::from_value(v),
         (None, Some(d)) => T::from_value(&d()),
         (None, None) => Err(ParamError::Missing { param: name.to_string() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(rule: &'static str, message: &'static str) -> ParamCheck {
+        ParamCheck { rule, message, params: &[], needs_image: false, eval: |_, _| Ok(CheckOutcome::Holds) }
+    }
+
+    #[test]
+    fn a_formula_follows_the_message_and_rust_closures_do_not() {
+        assert_eq!(check("low < high", "low must be below high").describe(), "low must be below high (`low < high`)");
+        assert_eq!(
+            check("a > 0 || b > 0", "one must be positive").describe(),
+            "one must be positive (`a > 0 || b > 0`)"
+        );
+        let closure = check("image.planes.is_none_or(| p | image.sites.is_none_or(| s | p == s))", "one call per well");
+        assert_eq!(closure.describe(), "one call per well");
+        assert_eq!(check("low < high", "").describe(), "`low < high` must hold");
     }
 }

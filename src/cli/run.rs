@@ -241,8 +241,8 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let bar_for_message = bar.clone();
     interrupt::on_first(move || {
         let message = format!(
-            "interrupt: finishing {} wells in flight, starting no more (press Ctrl-C again to exit now)",
-            IN_FLIGHT.load(Ordering::SeqCst)
+            "interrupt: finishing {} in flight, starting no more (press Ctrl-C again to exit now)",
+            super::wells(IN_FLIGHT.load(Ordering::SeqCst))
         );
         match &bar_for_message {
             Some(b) => b.println(message),
@@ -328,10 +328,15 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let fallback_fails = stitch_fallbacks(&report, &compiled);
     drop(lock);
     if let Some(signal) = interrupt::received() {
-        eprintln!(
-            "interrupted: {interrupted} wells not started{}; re-run the same command to finish the plate",
-            if failed.is_empty() { String::new() } else { format!(", {} failed", failed.len()) }
-        );
+        if interrupted == 0 && failed.is_empty() {
+            eprintln!("interrupted after every well had finished: the plate is complete");
+        } else {
+            eprintln!(
+                "interrupted: {} not started{}; re-run the same command to finish the plate",
+                super::wells(interrupted),
+                if failed.is_empty() { String::new() } else { format!(", {} failed", failed.len()) }
+            );
+        }
         return Ok(Some(128u8.saturating_add(signal)));
     }
     if !fallback_fails.is_empty() {

@@ -162,14 +162,14 @@ fn written_by_synth(name: &str) -> bool {
 fn describe(c: &SynthConfig) -> String {
     let wells: Vec<String> = c.wells.iter().map(ToString::to_string).collect();
     format!(
-        "wells {}, {}×{} sites, {} px tiles, {} channels, {} z, {} timepoints, seed {}",
+        "wells {}, {}×{} sites, {} px tiles, {}, {} z, {}, seed {}",
         wells.join(","),
         c.grid.0,
         c.grid.1,
         c.tile,
-        c.channels,
+        super::counted(c.channels as usize, "channel"),
         c.z_planes,
-        c.timepoints,
+        super::counted(c.timepoints as usize, "timepoint"),
         c.seed
     )
 }
@@ -183,8 +183,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     let images = truth.positions.iter().map(|(_, p)| p.len()).sum::<usize>()
         * (config.channels * config.z_planes * config.timepoints) as usize;
     println!(
-        "wrote {}, {images} images of {}² u16 to {} in {:.2} s (ground truth: {})",
+        "wrote {}, {} of {}² u16 to {} in {:.2} s (ground truth: {})",
         super::wells(config.wells.len()),
+        super::counted(images, "image"),
         config.tile,
         args.out.display(),
         started.elapsed().as_secs_f64(),

@@ -438,12 +438,14 @@ impl WellDriver<'_> {
             wells_at_once::Reason::Groups(groups) => tracing::info!(
                 wells_at_once = threads,
                 workers,
-                "wells at once: enough for steps of {groups} groups (the median) to keep every worker busy (`hcs run --wells-at-once` changes it)"
+                "wells at once: enough for steps of {groups} group{} (the median) to keep every worker busy (`hcs run --wells-at-once` changes it)",
+                if groups == 1 { "" } else { "s" }
             ),
             wells_at_once::Reason::CpuGroups(groups) => tracing::info!(
                 wells_at_once = threads,
                 workers,
-                "wells at once: enough for the steps on the CPU, of {groups} groups (the median), to keep every worker busy; the steps on a GPU do not count (`hcs run --wells-at-once` changes it)"
+                "wells at once: enough for the steps on the CPU, of {groups} group{} (the median), to keep every worker busy; the steps on a GPU do not count (`hcs run --wells-at-once` changes it)",
+                if groups == 1 { "" } else { "s" }
             ),
             _ => tracing::info!(wells_at_once = threads, workers, "wells at once"),
         }

@@ -549,8 +549,8 @@ impl StepRunner<'_, '_> {
             tracing::warn!(
                 well = %job.plan.well,
                 step = %step.name,
-                "{} label images are written to the results folder (`results_folder`) only: the step's images are not stored as an OME-Zarr plate (set `materialize = true` on the step, with the zarr backend, for NGFF labels)",
-                labels.len()
+                "{} written to the results folder (`results_folder`) only: the step's images are not stored as an OME-Zarr plate (set `materialize = true` on the step, with the zarr backend, for NGFF labels)",
+                if labels.len() == 1 { "1 label image is".to_string() } else { format!("{} label images are", labels.len()) }
             );
         }
         if let Some(checkpoint) = &step.checkpoint {

@@ -343,14 +343,13 @@ fn check_call(
                         at: site.at,
                         step: site.step.clone(),
                         function: site.function.to_string(),
-                        params: if reads_size {
-                            format!("{} on {}×{} images", broken.params, image.width, image.height)
-                        } else {
-                            format!(
-                                "{} on {} planes per call",
-                                broken.params,
-                                image.planes.map_or("?".into(), |p| p.to_string())
-                            )
+                        params: {
+                            let on = if reads_size {
+                                format!("on {}×{} images", image.width, image.height)
+                            } else {
+                                format!("on {} planes per call", image.planes.map_or("?".into(), |p| p.to_string()))
+                            };
+                            if broken.params.is_empty() { on } else { format!("{} {on}", broken.params) }
                         },
                         rule: broken.rule,
                     });

@@ -105,7 +105,7 @@ pub enum PipelineError {
     },
     /// Parameter values that break one of the function's rules (`#[check(..)]`), checked on the
     /// values alone or, with a plate, on the images the step receives.
-    #[error("{at}{step}: `{function}` parameters {params}: {rule}")]
+    #[error("{at}{step}: `{function}` {}: {rule}", parameters(params))]
     BrokenRule {
         /// Where.
         at: Line,
@@ -369,5 +369,36 @@ fn hint(from: hcs_core::stack::MemoryType, to: hcs_core::stack::MemoryType) -> S
         String::new()
     } else {
         format!(" (build with feature{} {})", if features.len() > 1 { "s" } else { "" }, features.join(", "))
+    }
+}
+
+/// `parameters a = 1, b = 2 on 64×64 images`, or `on 3 planes per call` for a rule that reads
+/// no parameter (its `params` then starts with `on`).
+fn parameters(params: &str) -> String {
+    if params.starts_with("on ") { params.to_string() } else { format!("parameters {params}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broken(params: &str) -> String {
+        PipelineError::BrokenRule {
+            at: Line(None),
+            step: StepRef { index: 4, name: "tile positions".into() },
+            function: "ashlar_compute_tile_positions".into(),
+            params: params.into(),
+            rule: "one call must receive exactly the well's tiles".into(),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn a_broken_rule_names_its_parameters_or_only_what_the_call_receives() {
+        assert_eq!(
+            broken("on 3 planes per call"),
+            "step 4 `tile positions`: `ashlar_compute_tile_positions` on 3 planes per call: one call must receive exactly the well's tiles"
+        );
+        assert!(broken("overlap = 0.1 on 3 planes per call").contains("` parameters overlap = 0.1 on 3 planes"));
     }
 }
