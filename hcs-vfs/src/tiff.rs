@@ -170,6 +170,10 @@ pub fn decode_tiff(bytes: &[u8], path: &Path, limits: TiffLimits) -> Result<Vec<
 /// Run `decode` (given the file's length) on bytes that start as a TIFF, a decoder panic
 /// reported as a corrupt file ([`without_panics`]).
 fn guarded<R>(bytes: &[u8], path: &Path, decode: impl FnOnce(u64) -> Result<R, VfsError>) -> Result<R, VfsError> {
+    if bytes.is_empty() {
+        // As the header check says it: a copy that never finished is no TIFF of another kind.
+        return Err(VfsError::EmptyFile { path: path.to_path_buf() });
+    }
     if !(bytes.starts_with(b"II*\0")
         || bytes.starts_with(b"MM\0*")
         || bytes.starts_with(b"II+\0")
@@ -1204,6 +1208,10 @@ mod tests {
         let err = read_tiff(&path, TiffLimits::default()).expect_err("not a tiff");
         assert!(matches!(err, VfsError::NotTiff { .. }));
         assert!(err.to_string().contains("fake.tif"), "{err}");
+        // An empty file is said to be empty, as the header check says it.
+        std::fs::write(&path, b"").expect("write");
+        let err = read_tiff(&path, TiffLimits::default()).expect_err("empty");
+        assert!(matches!(err, VfsError::EmptyFile { .. }), "{err}");
     }
 
     #[test]
