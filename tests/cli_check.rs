@@ -123,12 +123,17 @@ fn check_with_a_plate_compiles_and_plan_prints_the_frozen_plans() {
     // 9, 9, 1, 3, 3, 1), whatever the cores.
     assert!(text.contains("at a time (the steps run 3 groups at once, median)"), "{text}");
     let (ok, _, stderr) = hcs(&["plan", &canonical, "--plate", plate_s, "--well", "H12"]);
-    assert!(!ok && stderr.contains("well H12 was asked for, but the plate does not have it"), "{stderr}");
+    // About the option, not the pipeline file: the plate's wells are listed.
+    assert!(!ok && stderr.contains(": the plate has no well H12 (its wells: A01, B02)"), "{stderr}");
+    assert!(!stderr.contains("canonical.toml"), "the pipeline file is not to blame: {stderr}");
     // Zero wells at once is refused before anything runs, naming the option.
     let never = dir.join("never");
     let (ok, _, stderr) =
         hcs(&["run", &canonical, "--plate", plate_s, "--out", &never.to_string_lossy(), "--wells-at-once", "0"]);
-    assert!(!ok && stderr.contains("invalid value '0' for '--wells-at-once"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("invalid value '0' for '--wells-at-once <WELLS_AT_ONCE>': must be 1 or more"),
+        "{stderr}"
+    );
     assert!(!never.exists(), "nothing was written");
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -164,7 +169,21 @@ fn files_that_are_not_images_of_the_plate_are_listed_and_strict_refuses_them() {
     // The warning's hint, followed as written, refuses the plate.
     assert!(err.contains("(`hcs check PIPELINE --plate DIR --strict` refuses such a plate)"), "{err}");
     let (ok, _, err) = hcs(&["check", canonical, "--plate", p, "--strict"]);
-    assert!(!ok && err.contains("--strict"), "{err}");
+    assert!(
+        !ok && err.contains("--strict: ")
+            && err.contains("holds 1 entry among its images that the plate does not read"),
+        "{err}"
+    );
+    // A folder named like an image is said to be a folder, not a file of an unknown name.
+    let folder = plate.join("TimePoint_1/A01_s99_w1.tif");
+    std::fs::create_dir(&folder).expect("folder");
+    let (ok, _, err) = hcs(&["check", canonical, "--plate", p]);
+    assert!(
+        ok && err.contains("2 entries among the images are files named like no image")
+            && err.contains("A01_s99_w1.tif (a folder)"),
+        "{err}"
+    );
+    std::fs::remove_dir(&folder).expect("removed");
     // The image check alone lists the stray file too, and refuses it with --strict.
     let (ok, _, err) = hcs(&["check", "--plate", p, "--deep"]);
     assert!(ok && err.contains("A01_notes.docx"), "listed by --deep: {err}");

@@ -115,12 +115,19 @@ fn refuse_unclean(plate_dir: &Path, plate: &crate::plate::Plate) -> Result<(), S
     if plate.unmatched.is_empty() && plate.disagreements.is_empty() {
         return Ok(());
     }
-    Err(format!(
-        "--strict: {} holds {} file(s) among its images that are not images of the plate, and its metadata and images disagree {} time(s) (listed above, unless -q)",
-        plate_dir.display(),
-        plate.unmatched.len(),
-        plate.disagreements.len()
-    ))
+    let mut why = Vec::new();
+    if !plate.unmatched.is_empty() {
+        let n = plate.unmatched.len();
+        let entries = if n == 1 { "1 entry".to_string() } else { format!("{n} entries") };
+        why.push(format!("{entries} among its images that the plate does not read"));
+    }
+    if !plate.disagreements.is_empty() {
+        why.push(format!(
+            "{} between its metadata and its images",
+            super::counted(plate.disagreements.len(), "disagreement")
+        ));
+    }
+    Err(format!("--strict: {} holds {} (listed above, unless -q)", plate_dir.display(), why.join(", and ")))
 }
 
 fn check_pipeline(pipeline_path: &Path, args: &Args) -> Result<(), String> {

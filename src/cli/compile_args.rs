@@ -46,21 +46,33 @@ pub fn report(shown: &str, errors: &[PipelineError]) -> String {
     format!("{} problem{} in {shown}", errors.len(), if errors.len() == 1 { "" } else { "s" })
 }
 
-/// What the plate holds among its images that its format's names do not match (those files
-/// are not read): a count and the first few, or `None`.
+/// What the plate holds among its images that its format's names do not match, or that are
+/// folders (those entries are not read): a count and the first few, or `None`.
 pub fn unmatched_warning(plate: &Plate) -> Option<String> {
     let n = plate.unmatched.len();
     if n == 0 {
         return None;
     }
-    let shown: Vec<String> = plate.unmatched.iter().take(5).map(|p| p.display().to_string()).collect();
+    let is_folder = |p: &std::path::PathBuf| plate.root.join(p).is_dir();
+    let folders = plate.unmatched.iter().filter(|p| is_folder(p)).count();
+    let shown: Vec<String> = plate
+        .unmatched
+        .iter()
+        .take(5)
+        .map(|p| if is_folder(p) { format!("{} (a folder)", p.display()) } else { p.display().to_string() })
+        .collect();
     let more = if n > shown.len() { format!(", and {} more", n - shown.len()) } else { String::new() };
+    let what = match (folders, n) {
+        (0, 1) => "1 file among the images matches no image name of the plate's format and is".to_string(),
+        (0, n) => format!("{n} files among the images match no image name of the plate's format and are"),
+        (1, 1) => "1 folder among the images is an entry the plate's format does not read, and is".to_string(),
+        (_, n) => format!(
+            "{n} entries among the images are files named like no image of the plate's format, or folders, and are"
+        ),
+    };
     Some(format!(
-        "{}: {n} file{} among the images {} no image name of the plate's format and {} not read: {}{more} (`hcs check PIPELINE --plate DIR --strict` refuses such a plate)",
+        "{}: {what} not read: {}{more} (`hcs check PIPELINE --plate DIR --strict` refuses such a plate)",
         plate.root.display(),
-        if n == 1 { "" } else { "s" },
-        if n == 1 { "matches" } else { "match" },
-        if n == 1 { "is" } else { "are" },
         shown.join(", ")
     ))
 }
@@ -74,6 +86,25 @@ pub fn plate_warnings(plate: &Plate) {
     for disagreement in &plate.disagreements {
         super::logging::say("warning", format_args!("{}: {disagreement}", plate.root.display()));
     }
+}
+
+/// Wells asked for on the command line that the plate lacks: an error about the option, not
+/// the pipeline file, listing the plate's wells (the first 12 of a larger plate).
+fn refuse_absent_wells(asked: &[WellId], plate: &PlateInfo) -> Result<(), String> {
+    let absent: Vec<String> = asked.iter().filter(|w| !plate.wells.contains(w)).map(ToString::to_string).collect();
+    if absent.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = plate.wells.iter().take(12).map(ToString::to_string).collect();
+    let more =
+        if plate.wells.len() > shown.len() { format!(", … ({} in all)", plate.wells.len()) } else { String::new() };
+    Err(format!(
+        "{}: the plate has no {} {} (its wells: {}{more})",
+        plate.root.display(),
+        if absent.len() == 1 { "well" } else { "wells" },
+        absent.join(", "),
+        shown.join(", ")
+    ))
 }
 
 /// Compile the pipeline file for the plate (`overrides`: the command line's config layer);
@@ -90,6 +121,9 @@ pub fn compile_file(
     let plate = open_plate(plate_dir, None).map_err(|e| e.to_string())?;
     plate_warnings(&plate);
     let info = PlateInfo::of(&plate);
+    if let Some(asked) = &wells {
+        refuse_absent_wells(asked, &info)?;
+    }
     let registry = Registry::global();
     let options = CompileOptions {
         global,

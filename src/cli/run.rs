@@ -40,7 +40,7 @@ pub struct Args {
     /// Wells processed at the same time (default: as many as the pipeline's steps need for
     /// their groups to keep every worker busy, counting only the steps on the CPU when some are
     /// on a GPU; fewer wells use less memory).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub wells_at_once: Option<std::num::NonZeroUsize>,
     /// Only these wells, comma-separated.
     #[arg(long, value_delimiter = ',')]
@@ -73,7 +73,7 @@ pub struct Args {
     #[arg(long, help_heading = "Slurm")]
     pub partition: Option<String>,
     /// Slurm: wells per array task.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Slurm")]
+    #[arg(long, default_value_t = 1, value_parser = at_least_one_u64, help_heading = "Slurm")]
     pub wells_per_task: u64,
     /// Slurm: at most this many tasks at once (`--array=0-M%N`).
     #[arg(long, help_heading = "Slurm")]
@@ -96,6 +96,18 @@ pub enum ExecutorKind {
     Local,
     /// A Slurm cluster: one array job, then a finalize job.
     Slurm,
+}
+
+/// A count of 1 or more, with a message a user reads (clap's says "number would be zero for
+/// non-zero type").
+fn at_least_one(text: &str) -> Result<std::num::NonZeroUsize, String> {
+    let n: usize = text.trim().parse().map_err(|_| format!("`{text}` is not a whole number"))?;
+    std::num::NonZeroUsize::new(n).ok_or_else(|| "must be 1 or more".to_string())
+}
+
+/// [`at_least_one`] as a `u64`.
+fn at_least_one_u64(text: &str) -> Result<u64, String> {
+    at_least_one(text).map(|n| n.get() as u64)
 }
 
 fn status_text(r: &WellReport) -> String {
