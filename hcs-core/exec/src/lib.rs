@@ -401,6 +401,16 @@ pub fn worker_count(asked: Option<usize>, first: &WellPlan) -> usize {
 /// The pool the wells' groups run on, of [`worker_count`] threads.
 fn worker_pool(options: &RunOptions<'_>, first: &FrozenWellPlan) -> Result<rayon::ThreadPool, ExecError> {
     let workers = worker_count(options.workers, first);
+    // Not silently slow: idle workers wait for work spinning before they sleep, so workers
+    // beyond the cores take turns at them (64 workers on 2 cores ran a small well 7× slower).
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if workers > 2 * cores {
+        tracing::warn!(
+            workers,
+            cores,
+            "{workers} workers on {cores} cores: the workers beyond the cores only take turns at them, and their waiting slows the run; one worker per core (the default) is fastest"
+        );
+    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .build()
