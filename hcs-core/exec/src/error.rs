@@ -121,8 +121,10 @@ pub enum StepError {
     #[error("no planes")]
     NoPlanes,
     /// Planes of one stack differ in shape.
-    #[error("planes of one stack differ in shape: {found:?} vs {expected:?}")]
+    #[error("{}", shape_mismatch(key.as_ref(), *found, *expected))]
     ShapeMismatch {
+        /// The odd plane, where the stack's keys are known.
+        key: Option<ImageKey>,
         /// The odd plane's shape.
         found: (usize, usize),
         /// The first plane's shape.
@@ -240,4 +242,18 @@ pub enum NoRetry {
         "the step frees each group's input as it loads it (their last reader), so the group cannot be loaded again for a retry"
     )]
     InputFreed,
+}
+
+/// The odd plane named (by its key, where known) and both sizes as width×height.
+fn shape_mismatch(key: Option<&ImageKey>, found: (usize, usize), expected: (usize, usize)) -> String {
+    let sizes = format!(
+        "a plane of {}×{} (width×height), where the other planes of this stack are {}×{}",
+        found.1, found.0, expected.1, expected.0
+    );
+    match key {
+        Some(key) => {
+            format!("{key}: {sizes} (an input image of another size? `hcs check --plate DIR --deep` names such files)")
+        }
+        None => format!("planes of one stack differ in size: {sizes}"),
+    }
 }

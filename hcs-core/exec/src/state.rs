@@ -305,6 +305,12 @@ impl WellRun {
             .zip(&paths)
             .map(|(d, p)| d.into_samples(p))
             .collect::<Result<Vec<_>, _>>()?;
+        // The odd plane named by its key (stack_of knows none).
+        if let Some(first) = planes.first()
+            && let Some((key, odd)) = keys.iter().zip(&planes).find(|(_, p)| p.dim() != first.dim())
+        {
+            return Err(StepError::ShapeMismatch { key: Some(*key), found: odd.dim(), expected: first.dim() });
+        }
         stack_of(&planes)
     }
 
@@ -365,7 +371,7 @@ impl WellRun {
             if let Some(first) = planes.first()
                 && first.dim() != plane.dim()
             {
-                return Err(StepError::ShapeMismatch { found: plane.dim(), expected: first.dim() });
+                return Err(StepError::ShapeMismatch { key: Some(*key), found: plane.dim(), expected: first.dim() });
             }
             planes.push(plane);
         }
@@ -486,7 +492,7 @@ fn plane_path(plan: &WellPlan, location: &Location, key: &ImageKey) -> Option<Pa
 /// One stack from planes of equal shape, copied into reserved memory (no zeroing pass before the
 /// copy), a plane to each worker at once.
 pub fn stack_of(planes: &[ArcArray2<f32>]) -> Result<Array3<f32>, StepError> {
-    let (h, w) = shape_of(planes.iter())?;
+    let (h, w) = shape_of(planes.iter().map(|p| (None, p)))?;
     fill_stack(h, w, planes.len(), |i, slot| {
         append_plane(slot, &planes[i]);
         Ok(())
@@ -498,7 +504,7 @@ pub fn stack_of(planes: &[ArcArray2<f32>]) -> Result<Array3<f32>, StepError> {
 /// has let it go) is freed then, and the group never holds its input twice. The registration's
 /// one group copied its nine tiles on one thread while the other core waited (7 ms a part).
 fn stack_taking(planes: Vec<(ImageKey, ArcArray2<f32>)>) -> Result<Array3<f32>, StepError> {
-    let (h, w) = shape_of(planes.iter().map(|(_, p)| p))?;
+    let (h, w) = shape_of(planes.iter().map(|(k, p)| (Some(*k), p)))?;
     let count = planes.len();
     let held: Vec<(ImageKey, Mutex<Option<ArcArray2<f32>>>)> =
         planes.into_iter().map(|(k, p)| (k, Mutex::new(Some(p)))).collect();
@@ -513,10 +519,12 @@ fn stack_taking(planes: Vec<(ImageKey, ArcArray2<f32>)>) -> Result<Array3<f32>, 
 
 /// The shape every one of `planes` has: that of the first, or the first plane of another shape
 /// as the error; [`StepError::NoPlanes`] for none.
-fn shape_of<'a>(mut planes: impl Iterator<Item = &'a ArcArray2<f32>>) -> Result<(usize, usize), StepError> {
-    let expected = planes.next().ok_or(StepError::NoPlanes)?.dim();
-    match planes.find(|p| p.dim() != expected) {
-        Some(p) => Err(StepError::ShapeMismatch { found: p.dim(), expected }),
+fn shape_of<'a>(
+    mut planes: impl Iterator<Item = (Option<ImageKey>, &'a ArcArray2<f32>)>,
+) -> Result<(usize, usize), StepError> {
+    let expected = planes.next().ok_or(StepError::NoPlanes)?.1.dim();
+    match planes.find(|(_, p)| p.dim() != expected) {
+        Some((key, p)) => Err(StepError::ShapeMismatch { key, found: p.dim(), expected }),
         None => Ok(expected),
     }
 }
@@ -531,6 +539,7 @@ fn fill_stack(
 ) -> Result<Array3<f32>, StepError> {
     let mut data = Vec::new();
     hcs_vfs::fill::fill_planes(&mut data, h * w, count, fill, |_, n| StepError::ShapeMismatch {
+        key: None,
         found: (n / w.max(1), w),
         expected: (h, w),
     })?;
@@ -615,7 +624,16 @@ mod tests {
         // Every handle given was dropped: the ones kept here are the last.
         assert!(planes.iter().all(ArcArray2::is_unique) && transposed.is_unique());
         let ragged = vec![(key(1), planes[0].clone()), (key(2), Array2::zeros((h, w + 1)).into_shared())];
-        assert!(matches!(stack_taking(ragged), Err(StepError::ShapeMismatch { .. })));
+        let err = stack_taking(ragged).expect_err("ragged");
+        assert!(matches!(err, StepError::ShapeMismatch { key: Some(k), .. } if k == key(2)), "{err}");
+        assert!(
+            err.to_string().contains(&format!(
+                "{}: a plane of {}×{h} (width×height), where the other planes of this stack are {w}×{h}",
+                key(2),
+                w + 1
+            )),
+            "{err}"
+        );
         assert!(matches!(stack_taking(Vec::new()), Err(StepError::NoPlanes)));
     }
 
@@ -700,7 +718,7 @@ mod tests {
         run.save(&plan, &at, &odd).expect("save");
         assert!(matches!(
             run.plane_handles(&plan, &at, &[key(1), key(4)], false),
-            Err(StepError::ShapeMismatch { found: (3, 3), expected: (2, 3) })
+            Err(StepError::ShapeMismatch { key: Some(k), found: (3, 3), expected: (2, 3) }) if k == key(4)
         ));
     }
 
