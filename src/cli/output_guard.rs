@@ -22,6 +22,10 @@ pub struct Identity {
     pub plate: PathBuf,
     /// The folders and files the run writes, relative to the output folder.
     pub outputs: Vec<PathBuf>,
+    /// What the fingerprint covers, one line per step and one for the configuration, so a
+    /// refusal can say what differs (empty in identities written before it was recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub described: Vec<String>,
 }
 
 /// The identity file.
@@ -56,6 +60,23 @@ pub fn identity(compiled: &CompiledPlate) -> Identity {
         })
         .unwrap_or_default();
     let text = format!("{}\n{config}", serde_json::to_string(&steps).unwrap_or_default());
+    let mut described: Vec<String> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, (name, calls, variable, group_by))| {
+            let calls: Vec<String> = calls
+                .iter()
+                .map(|(function, params)| {
+                    let params: Vec<String> = params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    format!("{function}({})", params.join(", "))
+                })
+                .collect();
+            let names: Vec<&str> = variable.iter().map(|c| c.name()).collect();
+            let by = group_by.map(|c| format!(", group_by {}", c.name())).unwrap_or_default();
+            format!("step {} `{name}`: {}; variable_components [{}]{by}", i + 1, calls.join(" → "), names.join(", "))
+        })
+        .collect();
+    described.push(format!("config {config}"));
     let mut outputs: Vec<PathBuf> = Vec::new();
     let mut add = |path: &Path| {
         if let Ok(rel) = path.strip_prefix(root)
@@ -97,7 +118,32 @@ pub fn identity(compiled: &CompiledPlate) -> Identity {
         fingerprint: format!("{:08x}", crc32fast::hash(text.as_bytes())),
         plate: std::path::absolute(&compiled.plate).unwrap_or_else(|_| compiled.plate.clone()),
         outputs,
+        described,
     }
+}
+
+/// What differs between two pipelines' descriptions, at most three lines of it (`None` when an
+/// older identity recorded none).
+fn differences(theirs: &Identity, mine: &Identity) -> Option<String> {
+    if theirs.described.is_empty() {
+        return None;
+    }
+    let mut lines: Vec<String> = Vec::new();
+    for i in 0..theirs.described.len().max(mine.described.len()) {
+        match (theirs.described.get(i), mine.described.get(i)) {
+            (Some(a), Some(b)) if a == b => {}
+            (Some(a), Some(b)) => lines.push(format!("there: {a}; now: {b}")),
+            (Some(a), None) => lines.push(format!("there, not now: {a}")),
+            (None, Some(b)) => lines.push(format!("now, not there: {b}")),
+            (None, None) => {}
+        }
+    }
+    let more = lines.len().saturating_sub(3);
+    lines.truncate(3);
+    if more > 0 {
+        lines.push(format!("and {more} more"));
+    }
+    (!lines.is_empty()).then(|| lines.join("\n  "))
 }
 
 /// What an output folder holds.
@@ -154,17 +200,18 @@ pub fn claim(output_root: &Path, mine: &Identity, force: bool) -> Result<(), Str
             remove_outputs(output_root, &theirs)?;
         }
         Occupant::Other(theirs) => {
-            let what = if theirs.fingerprint == mine.fingerprint {
-                format!("the same pipeline on another plate ({})", theirs.plate.display())
+            let (what, detail) = if theirs.fingerprint == mine.fingerprint {
+                (format!("the same pipeline on another plate ({})", theirs.plate.display()), String::new())
             } else {
-                format!(
+                let what = format!(
                     "the outputs of pipeline `{}` (another pipeline or configuration) on {}",
                     theirs.pipeline,
                     theirs.plate.display()
-                )
+                );
+                (what, differences(&theirs, mine).map(|d| format!("\nwhat differs:\n  {d}")).unwrap_or_default())
             };
             return Err(format!(
-                "{} holds {what}; writing `{}` there would mix the two. Choose another --out, or pass --force to remove those outputs first",
+                "{} holds {what}; writing `{}` there would mix the two. Choose another --out, or pass --force to remove those outputs first{detail}",
                 output_root.display(),
                 mine.pipeline
             ));
@@ -234,6 +281,7 @@ mod tests {
             fingerprint: fingerprint.into(),
             plate: PathBuf::from(plate),
             outputs: vec![PathBuf::from("images"), PathBuf::from("../outside")],
+            described: vec![format!("step 1 `s`: f(x = {fingerprint})"), "config {}".into()],
         }
     }
 
@@ -257,6 +305,9 @@ mod tests {
         std::fs::write(dir.path().join("outside"), b"keep").expect("write");
         let err = claim(&out, &id("2", "/p"), false).expect_err("refused");
         assert!(err.contains("--force") && err.contains("pipeline `p`"), "{err}");
+        // What differs is said: the step whose parameter changed, as it was and as it is.
+        assert!(err.contains("what differs:\n  there: step 1 `s`: f(x = 1); now: step 1 `s`: f(x = 2)"), "{err}");
+        assert!(!err.contains("config {"), "the configuration is the same: {err}");
         let err = claim(&out, &id("1", "/q"), false).expect_err("another plate");
         assert!(err.contains("another plate"), "{err}");
         claim(&out, &id("2", "/p"), true).expect("forced");
