@@ -52,6 +52,10 @@ fn outputs_that_really_land_in_the_plate_are_refused_and_the_plate_is_unchanged(
     ]);
     assert!(!ok, "refused");
     assert!(text.contains("inside the input plate"), "{text}");
+    // The option is to blame, not the pipeline file.
+    assert!(text.contains("--out ") && !text.contains("canonical.toml"), "{text}");
+    let (ok, text) = hcs(&["run", pipeline, "--plate", s(&plate), "--out", s(&plate)]);
+    assert!(!ok && text.contains("the output folder is the input plate"), "{text}");
 
     // 3. The plate inside the output.
     let (ok, text) = hcs(&["run", pipeline, "--plate", s(&dir.join("alias")), "--out", s(&dir)]);

@@ -204,6 +204,27 @@ impl WellProgress {
     }
 }
 
+/// `--out` that is the input plate or inside it: an error about the option (the compiler's would
+/// name the pipeline file's step, which the user did not get wrong). A folder around the plate is
+/// the compiler's to judge: its outputs may lie beside the plate.
+fn refuse_out_around_plate(out: &std::path::Path, plate: &std::path::Path) -> Result<(), String> {
+    let absolute =
+        |p: &std::path::Path| p.canonicalize().or_else(|_| std::path::absolute(p)).unwrap_or_else(|_| p.to_path_buf());
+    let (o, p) = (absolute(out), absolute(plate));
+    let where_ = if o == p {
+        "is the input plate"
+    } else if o.starts_with(&p) {
+        "is inside the input plate"
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "--out {}: the output folder {where_} ({}); choose a folder outside it, so the plate is never written to",
+        out.display(),
+        p.display()
+    ))
+}
+
 /// Wells executing now (kept by the executor), for the interrupt message.
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
@@ -211,6 +232,9 @@ static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 /// 130 / 143 when a SIGINT / SIGTERM interrupted the run, [`super::EXIT_WELLS_FAILED`] when
 /// wells failed.
 pub fn run(args: &Args) -> Result<Option<u8>, String> {
+    if let Some(out) = &args.out {
+        refuse_out_around_plate(out, &args.plate)?;
+    }
     let overrides = ConfigLayer {
         output_root: args.out.clone(),
         workers: args.workers.map(Workers::Count),
