@@ -112,6 +112,10 @@ fn malformed_files_are_errors_naming_the_line() {
             "line 1: step 1: step `a`: variable_components: unknown component `zz`",
         ),
         ("name = \n", "line 1: "),
+        (
+            "[[steps]]\nname = \" \"\nfunc = \"f\"\n",
+            "line 1: step 1: a step needs `name = \"…\"`, a name that is not empty",
+        ),
     ];
     for (text, want) in cases {
         let err = Pipeline::from_toml(text).map(|_| ()).expect_err(text).to_string();

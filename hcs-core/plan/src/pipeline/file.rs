@@ -186,8 +186,8 @@ enum ShapeError {
     /// A step table with an unknown key.
     #[error("unknown key `{key}` (a step has {})", STEP_KEYS.join(", "))]
     StepKey { key: String },
-    /// A step without a name.
-    #[error("a step needs `name = \"…\"`")]
+    /// A step without a name (or an empty one).
+    #[error("a step needs `name = \"…\"`, a name that is not empty")]
     NoName,
     /// A step without `func`.
     #[error("step `{step}` needs `func`")]
@@ -327,7 +327,7 @@ fn materialize(v: Option<&toml::Value>) -> Result<Option<Materialize>, ShapeErro
 fn step(t: &toml::Table) -> Result<FunctionStep, Vec<ShapeError>> {
     let mut errors: Vec<ShapeError> =
         t.keys().filter(|k| !STEP_KEYS.contains(&k.as_str())).map(|k| ShapeError::StepKey { key: k.clone() }).collect();
-    let Some(name) = t.get("name").and_then(toml::Value::as_str) else {
+    let Some(name) = t.get("name").and_then(toml::Value::as_str).filter(|n| !n.trim().is_empty()) else {
         errors.push(ShapeError::NoName);
         return Err(errors);
     };
