@@ -354,3 +354,19 @@ fn a_call_that_declares_its_plane_count_keeps_the_component_values_known() {
     );
     assert!(ok && !all.contains("note:"), "{all}");
 }
+
+#[test]
+fn a_zero_memory_budget_is_one_problem_not_two() {
+    let scratch_dir = scratch("budget0");
+    let dir = scratch_dir.path();
+    let plate = synth(dir);
+    let file = dir.join("zero.toml");
+    std::fs::write(&file, format!("[config]\nmemory_budget_mib = 0\n{}", step("gaussian_filter", "")))
+        .expect("written");
+    let (ok, _, stderr) = hcs(&["check", file.to_str().expect("utf-8"), "--plate", plate.to_str().expect("utf-8")]);
+    assert!(!ok);
+    assert!(stderr.contains("memory_budget_mib") && stderr.contains("must be ≥ 1"), "{stderr}");
+    // Not also "needs ~0 MiB per call … over memory_budget_mib = 0".
+    assert!(!stderr.contains("over memory_budget_mib"), "{stderr}");
+    assert!(stderr.contains("error: 1 problem in"), "{stderr}");
+}

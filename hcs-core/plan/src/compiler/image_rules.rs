@@ -396,6 +396,10 @@ fn over_budget(
     image: &ImageGeometry,
     (limit, limit_text): (f64, String),
 ) -> Option<String> {
+    if limit <= 0.0 {
+        // `memory_budget_mib = 0` is refused by the configuration check: no second error.
+        return None;
+    }
     let (need, because) = match &contract.peak_memory {
         Some(estimate) => {
             let need = (estimate.eval)(params, Some(image)).ok().flatten()?;
