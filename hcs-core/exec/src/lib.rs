@@ -614,7 +614,7 @@ impl WellDriver<'_> {
         let mut outcome = self.execute(plan, worker)?;
         outcome.record.inputs = Some(inputs);
         if completion == Completion::InputsChanged {
-            let note = "its input images changed (size or time) since its outputs were written: run again";
+            let note = "its input images changed (size or time) since its outputs were written, so it was run again";
             tracing::warn!(well = %plan.well, "{note}");
             outcome.notes.push(note.to_string());
         }
