@@ -3,24 +3,17 @@
 //! image, with exit 0 and not a word. The compiler now runs it with the 8-bit maximum and says
 //! so; a target the pipeline gives outside 0..=255 runs as given, with a note.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use hcs::vfs::PlaneData;
 use hcs::vfs::tiff::{TiffCompression, TiffLimits, read_tiff, write_tiff};
 
-const HCS: &str = env!("CARGO_BIN_EXE_hcs");
-
 /// A synthetic plate (1 well, 2 sites) with every image rewritten as 8-bit (value / 257).
 fn eight_bit_plate(dir: &Path) -> PathBuf {
     let plate = dir.join("plate");
-    let synth = Command::new(HCS)
-        .args(["synth", "-q", "--wells", "A01", "--tile", "64", "--grid", "1", "2", "--z", "1", "--channels", "1"])
-        .arg("--out")
-        .arg(&plate)
-        .output()
-        .expect("synth");
-    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
+    common::small_plate(&plate, "A01", 64);
     for tif in tifs(&plate.join("TimePoint_1")) {
         let planes = read_tiff(&tif, TiffLimits::default()).expect("read");
         let PlaneData::U16(plane) = &planes[0] else { panic!("synth writes 16-bit") };
@@ -44,25 +37,9 @@ fn tifs(dir: &Path) -> Vec<PathBuf> {
 fn normalize(dir: &Path, name: &str, params: &str) -> (String, Vec<u8>) {
     let plate = eight_bit_plate(&dir.join(name));
     let pipeline = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &pipeline,
-        format!(
-            "[[steps]]\nname = \"stretch\"\nvariable_components = [\"site\"]\nfunc = {{ function = \"percentile_normalize\", params = {{ {params} }} }}\n"
-        ),
-    )
-    .expect("pipeline");
+    common::one_step_pipeline(&pipeline, "percentile_normalize", params);
     let out = dir.join(format!("out-{name}"));
-    let run = Command::new(HCS)
-        .arg("run")
-        .arg(&pipeline)
-        .arg("--plate")
-        .arg(&plate)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
-    assert!(run.status.success(), "{stderr}");
+    let stderr = common::run_ok(&pipeline, &plate, &out, &[]);
     let mut samples = Vec::new();
     let images = tifs(&out.join("images"));
     assert_eq!(images.len(), 2, "both sites written");

@@ -2,44 +2,21 @@
 //! planes may be mosaics of any size), which once made every plane "exceed the plate's mosaic
 //! canvas None" in a warning about viewers refusing the plate.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-const HCS: &str = env!("CARGO_BIN_EXE_hcs");
+use std::path::Path;
 
 fn run(pipeline: &Path, plate: &Path, out: &Path, backend: &str) -> String {
-    let o = Command::new(HCS)
-        .arg("run")
-        .arg(pipeline)
-        .arg("--plate")
-        .arg(plate)
-        .arg("--out")
-        .arg(out)
-        .args(["--backend", backend])
-        .output()
-        .expect("run starts");
-    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "{stderr}");
-    stderr
+    common::run_ok(pipeline, plate, out, &["--backend", backend])
 }
 
 #[test]
 fn an_hcs_output_runs_again_into_zarr_without_a_false_canvas_warning() {
     let dir = tempfile::tempdir().expect("scratch");
     let plate = dir.path().join("plate");
-    let synth = Command::new(HCS)
-        .args(["synth", "-q", "--wells", "A01,A02", "--tile", "48", "--grid", "1", "2", "--z", "1", "--channels", "1"])
-        .arg("--out")
-        .arg(&plate)
-        .output()
-        .expect("synth");
-    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
+    common::small_plate(&plate, "A01,A02", 48);
     let pipeline = dir.path().join("stretch.toml");
-    std::fs::write(
-        &pipeline,
-        "[[steps]]\nname = \"stretch\"\nvariable_components = [\"site\"]\nfunc = \"percentile_normalize\"\n",
-    )
-    .expect("pipeline");
+    common::one_step_pipeline(&pipeline, "percentile_normalize", "");
     let first = dir.path().join("first");
     run(&pipeline, &plate, &first, "disk");
     let second = dir.path().join("second");

@@ -40,3 +40,45 @@ pub fn output_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 pub fn wells(n: usize) -> String {
     if n == 1 { "1 well".to_string() } else { format!("{n} wells") }
 }
+
+/// A small synthetic plate written by `hcs synth` at `plate`: `wells` (comma-separated), a 1 × 2
+/// site grid of `tile`² tiles, one z-plane, one channel.
+#[allow(dead_code)]
+pub fn small_plate(plate: &Path, wells: &str, tile: u32) {
+    let synth = std::process::Command::new(env!("CARGO_BIN_EXE_hcs"))
+        .args(["synth", "-q", "--wells", wells, "--tile", &tile.to_string()])
+        .args(["--grid", "1", "2", "--z", "1", "--channels", "1"])
+        .arg("--out")
+        .arg(plate)
+        .output()
+        .expect("synth runs");
+    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
+}
+
+/// A pipeline file at `path` of one step calling `function` over the sites, with `params` (TOML
+/// key-value pairs, may be empty).
+#[allow(dead_code)]
+pub fn one_step_pipeline(path: &Path, function: &str, params: &str) {
+    let text = format!(
+        "[[steps]]\nname = \"stretch\"\nvariable_components = [\"site\"]\nfunc = {{ function = \"{function}\", params = {{ {params} }} }}\n"
+    );
+    std::fs::write(path, text).expect("pipeline written");
+}
+
+/// `hcs run PIPELINE --plate PLATE --out OUT EXTRA…`, which must succeed: its stderr.
+#[allow(dead_code)]
+pub fn run_ok(pipeline: &Path, plate: &Path, out: &Path, extra: &[&str]) -> String {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hcs"))
+        .arg("run")
+        .arg(pipeline)
+        .arg("--plate")
+        .arg(plate)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .expect("hcs run starts");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    stderr
+}
