@@ -13,19 +13,12 @@ use crate::plate::{Plate, WellId};
 pub fn read_pipeline(path: &Path) -> Result<(Pipeline, SourceMap), String> {
     let shown = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
-    let (mut pipeline, map) = Pipeline::from_toml_all(&text).map_err(|errors| {
+    Pipeline::from_toml_all(&text).map_err(|errors| {
         for e in &errors {
             eprintln!("{}", super::snippet::render(&shown.to_string(), &text, e));
         }
         format!("{} in {shown}", super::counted(errors.len(), "problem"))
-    })?;
-    // A file without `name = ".."` is named after itself (`stretch.toml`: `stretch`), not
-    // "pipeline": messages and reports then say which one ran.
-    let named = toml::from_str::<toml::Table>(&text).is_ok_and(|t| t.contains_key("name"));
-    if !named && let Some(stem) = path.file_stem().and_then(|s| s.to_str()).filter(|s| !s.is_empty()) {
-        pipeline.name = stem.to_string();
-    }
-    Ok((pipeline, map))
+    })
 }
 
 /// Read the global configuration layer (`--config FILE`, else `$HCS_CONFIG`, else nothing).
