@@ -75,3 +75,20 @@ fn outputs_that_really_land_in_the_plate_are_refused_and_the_plate_is_unchanged(
     assert!(!Path::new("/etc/x").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn an_output_beside_the_plate_spelled_with_dot_dot_is_not_inside_it() {
+    let dir = tempfile::tempdir().expect("scratch");
+    let plate = dir.path().join("plate");
+    common::small_plate(&plate, "A01", 32);
+    let pipeline = dir.path().join("p.toml");
+    common::one_step_pipeline(&pipeline, "percentile_normalize", "");
+    // From inside the plate: `--plate . --out ../results` is beside it, not in it.
+    let run = Command::new(HCS)
+        .current_dir(&plate)
+        .args(["run", s(&pipeline), "--plate", ".", "--out", "../results", "-q"])
+        .output()
+        .expect("hcs runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(dir.path().join("results/images").is_dir(), "written beside the plate");
+}

@@ -208,9 +208,7 @@ impl WellProgress {
 /// name the pipeline file's step, which the user did not get wrong). A folder around the plate is
 /// the compiler's to judge: its outputs may lie beside the plate.
 fn refuse_out_around_plate(out: &std::path::Path, plate: &std::path::Path) -> Result<(), String> {
-    let absolute =
-        |p: &std::path::Path| p.canonicalize().or_else(|_| std::path::absolute(p)).unwrap_or_else(|_| p.to_path_buf());
-    let (o, p) = (absolute(out), absolute(plate));
+    let (o, p) = (resolved(out), resolved(plate));
     let where_ = if o == p {
         "is the input plate"
     } else if o.starts_with(&p) {
@@ -223,6 +221,37 @@ fn refuse_out_around_plate(out: &std::path::Path, plate: &std::path::Path) -> Re
         out.display(),
         p.display()
     ))
+}
+
+/// Where `path` leads: absolute, `.` and `..` taken lexically, and its longest existing part
+/// with the links followed (an `--out` that does not exist yet may pass through a link).
+fn resolved(path: &std::path::Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut lexical = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            Component::ParentDir => {
+                lexical.pop();
+            }
+            Component::CurDir => {}
+            other => lexical.push(other),
+        }
+    }
+    let mut existing = lexical.as_path();
+    let mut rest: Vec<&std::ffi::OsStr> = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |acc, part| acc.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => return lexical,
+        }
+    }
 }
 
 /// Wells executing now (kept by the executor), for the interrupt message.

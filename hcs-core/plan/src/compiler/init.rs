@@ -222,10 +222,27 @@ pub fn initialize(
     (init, errors)
 }
 
+/// Whether one path lies in the other, both made absolute with `.` and `..` taken lexically
+/// (`plate/../results` is beside the plate, not in it; links are the executor's guard's, which
+/// follows them).
 fn overlaps(a: &Path, b: &Path) -> bool {
-    let a = std::path::absolute(a).unwrap_or_else(|_| a.to_path_buf());
-    let b = std::path::absolute(b).unwrap_or_else(|_| b.to_path_buf());
+    let (a, b) = (lexical(a), lexical(b));
     a.starts_with(&b) || b.starts_with(&a)
+}
+
+fn lexical(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Persistent outputs must not land in (or around) the input plate, nor share a folder.

@@ -78,21 +78,21 @@ fn fit_call(contract: &FunctionContract, given: &ParamMap, params: &mut ParamMap
         }
         let nearest = value.clamp(lo, hi);
         let what = format!("step {} `{}`: `{}`", at.step, at.name, contract.name);
-        let stored = format!("this plate stores samples in {lo}..={hi}");
+        let stored = format!("this plate's images hold samples in {lo}..={hi}, and outputs are stored in its type");
         if !given.contains_key(spec.name) {
             let mut fitted = params.clone();
             fitted.insert(spec.name.to_string(), ParamValue::Float(nearest));
             if broken_rules(contract, &fitted, None).is_empty() {
                 *params = fitted;
                 at.notes.push(format!(
-                    "{what} runs with {} = {nearest}, not its default {value}: {stored}, so {value} would be clamped to {nearest} where the output is stored",
+                    "{what} runs with {} = {nearest}, not its default {value}: {stored}, where {value} would be clamped to {nearest}",
                     spec.name
                 ));
                 continue;
             }
         }
         at.notes.push(format!(
-            "{what} maps to {} = {value}, outside the range the output is stored in: {stored}, so it is clamped to {nearest} where the step's output is stored",
+            "{what} maps to {} = {value}: {stored}, where what maps to {value} is clamped to {nearest}",
             spec.name
         ));
     }
