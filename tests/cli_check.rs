@@ -330,6 +330,9 @@ fn a_missing_plate_or_config_is_named_once_with_where_it_came_from() {
     let (ok, _, stderr) = hcs(&["check", pipeline, "--plate", missing_s]);
     assert!(!ok);
     assert_eq!(stderr.trim_end(), format!("error: {missing_s}: no such folder"), "the path once, and what is wrong");
+    let (ok, _, stderr) = hcs(&["check", "--plate", missing_s, "--deep"]);
+    assert!(!ok);
+    assert_eq!(stderr.trim_end(), format!("error: {missing_s}: no such folder"), "--deep too");
     let only_htd = dir.path().join("only-htd");
     std::fs::create_dir_all(&only_htd).expect("dir");
     std::fs::write(only_htd.join("plate.HTD"), "\"HTSInfoFile\", Version 1.0\r\n").expect("htd");

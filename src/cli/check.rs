@@ -62,8 +62,8 @@ pub fn run(args: &Args) -> Result<(), String> {
 /// about too, and refused when `strict`.
 fn check_images(plate_dir: &Path, alone: bool, strict: bool) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let shown = plate_dir.display();
-    let plate = open_plate_unread(plate_dir, None).map_err(|e| format!("{shown}: {e}"))?;
+    // The error names the plate (every `FormatError` does).
+    let plate = open_plate_unread(plate_dir, None).map_err(|e| e.to_string())?;
     // Refused or not, the headers are read: a damaged image is worth knowing about either way.
     let unclean = if alone {
         super::compile_args::plate_warnings(&plate);

@@ -123,20 +123,38 @@ pub fn identity(compiled: &CompiledPlate) -> Identity {
 }
 
 /// What differs between two pipelines' descriptions, at most three lines of it (`None` when an
-/// older identity recorded none).
+/// older identity recorded none): the step count where it differs, then the steps that differ
+/// at the same place, then the configuration (its line is compared on its own, so an added
+/// step does not read as a changed configuration).
 fn differences(theirs: &Identity, mine: &Identity) -> Option<String> {
+    let split = |d: &[String]| -> (Vec<String>, Option<String>) {
+        let mut steps = d.to_vec();
+        let config = steps.pop_if(|l| l.starts_with("config "));
+        (steps, config)
+    };
     if theirs.described.is_empty() {
         return None;
     }
+    let ((their_steps, their_config), (my_steps, my_config)) = (split(&theirs.described), split(&mine.described));
     let mut lines: Vec<String> = Vec::new();
-    for i in 0..theirs.described.len().max(mine.described.len()) {
-        match (theirs.described.get(i), mine.described.get(i)) {
-            (Some(a), Some(b)) if a == b => {}
-            (Some(a), Some(b)) => lines.push(format!("there: {a}; now: {b}")),
-            (Some(a), None) => lines.push(format!("there, not now: {a}")),
-            (None, Some(b)) => lines.push(format!("now, not there: {b}")),
-            (None, None) => {}
+    if their_steps.len() != my_steps.len() {
+        lines.push(format!(
+            "{} there, {} now",
+            super::counted(their_steps.len(), "step"),
+            super::counted(my_steps.len(), "step")
+        ));
+    }
+    for (a, b) in their_steps.iter().zip(&my_steps) {
+        if a != b {
+            lines.push(format!("there: {a}; now: {b}"));
         }
+    }
+    if their_config != my_config {
+        lines.push(format!(
+            "there: {}; now: {}",
+            their_config.as_deref().unwrap_or("config {}"),
+            my_config.as_deref().unwrap_or("config {}")
+        ));
     }
     let more = lines.len().saturating_sub(3);
     lines.truncate(3);
@@ -308,6 +326,11 @@ mod tests {
         // What differs is said: the step whose parameter changed, as it was and as it is.
         assert!(err.contains("what differs:\n  there: step 1 `s`: f(x = 1); now: step 1 `s`: f(x = 2)"), "{err}");
         assert!(!err.contains("config {"), "the configuration is the same: {err}");
+        // A step added: the count, not a changed configuration.
+        let mut longer = id("1", "/p");
+        longer.described.insert(1, "step 2 `t`: g()".into());
+        let said = differences(&id("1", "/p"), &longer).expect("differs");
+        assert_eq!(said, "1 step there, 2 steps now", "{said}");
         let err = claim(&out, &id("1", "/q"), false).expect_err("another plate");
         assert!(err.contains("another plate"), "{err}");
         claim(&out, &id("2", "/p"), true).expect("forced");

@@ -394,15 +394,17 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     drop(lock);
     if let Some(signal) = interrupt::received() {
         if interrupted == 0 && failed.is_empty() {
-            eprintln!("interrupted after every well had finished: the plate is complete");
+            // Nothing was cut short: the run ends as it would have (a stitching fallback under
+            // `on_stitch_fallback = "fail"` still fails it, below).
+            eprintln!("interrupted after every well of this run had finished: nothing is left to resume");
         } else {
             eprintln!(
                 "interrupted: {} not started{}; re-run the same command to finish the plate",
                 super::wells(interrupted),
                 if failed.is_empty() { String::new() } else { format!(", {} failed", failed.len()) }
             );
+            return Ok(Some(128u8.saturating_add(signal)));
         }
-        return Ok(Some(128u8.saturating_add(signal)));
     }
     if !fallback_fails.is_empty() {
         eprintln!(

@@ -306,11 +306,9 @@ impl WellRun {
             .map(|(d, p)| d.into_samples(p))
             .collect::<Result<Vec<_>, _>>()?;
         // The odd plane named by its key (stack_of knows none).
-        if let Some(first) = planes.first()
-            && let Some((key, odd)) = keys.iter().zip(&planes).find(|(_, p)| p.dim() != first.dim())
-        {
-            return Err(StepError::ShapeMismatch { key: Some(*key), found: odd.dim(), expected: first.dim() });
-        }
+        let shapes: Vec<(Option<ImageKey>, (usize, usize))> =
+            keys.iter().zip(&planes).map(|(k, p)| (Some(*k), p.dim())).collect();
+        odd_plane(&shapes)?;
         stack_of(&planes)
     }
 
@@ -368,12 +366,12 @@ impl WellRun {
             if release {
                 store.delete(&path)?;
             }
-            if let Some(first) = planes.first()
-                && first.dim() != plane.dim()
-            {
-                return Err(StepError::ShapeMismatch { key: Some(*key), found: plane.dim(), expected: first.dim() });
-            }
             planes.push(plane);
+        }
+        if !planes.is_empty() {
+            let shapes: Vec<(Option<ImageKey>, (usize, usize))> =
+                keys.iter().zip(&planes).map(|(k, p)| (Some(*k), p.dim())).collect();
+            odd_plane(&shapes)?;
         }
         Ok(planes)
     }
@@ -520,11 +518,31 @@ fn stack_taking(planes: Vec<(ImageKey, ArcArray2<f32>)>) -> Result<Array3<f32>, 
 /// The shape every one of `planes` has: that of the first, or the first plane of another shape
 /// as the error; [`StepError::NoPlanes`] for none.
 fn shape_of<'a>(
-    mut planes: impl Iterator<Item = (Option<ImageKey>, &'a ArcArray2<f32>)>,
+    planes: impl Iterator<Item = (Option<ImageKey>, &'a ArcArray2<f32>)>,
 ) -> Result<(usize, usize), StepError> {
-    let expected = planes.next().ok_or(StepError::NoPlanes)?.1.dim();
-    match planes.find(|(_, p)| p.dim() != expected) {
-        Some((key, p)) => Err(StepError::ShapeMismatch { key, found: p.dim(), expected }),
+    let planes: Vec<(Option<ImageKey>, (usize, usize))> = planes.map(|(k, p)| (k, p.dim())).collect();
+    odd_plane(&planes)
+}
+
+/// The shape most of `planes` have, or the first plane of another shape as the error (so a
+/// stack whose first plane is the odd one names that plane, not the next); ties go to the
+/// shape seen first. [`StepError::NoPlanes`] for none.
+fn odd_plane(planes: &[(Option<ImageKey>, (usize, usize))]) -> Result<(usize, usize), StepError> {
+    let mut counts: Vec<((usize, usize), usize)> = Vec::new();
+    for (_, shape) in planes {
+        match counts.iter_mut().find(|(s, _)| s == shape) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((*shape, 1)),
+        }
+    }
+    let expected = counts
+        .iter()
+        .enumerate()
+        .max_by_key(|(i, (_, n))| (*n, std::cmp::Reverse(*i)))
+        .map(|(_, (s, _))| *s)
+        .ok_or(StepError::NoPlanes)?;
+    match planes.iter().find(|(_, s)| *s != expected) {
+        Some((key, found)) => Err(StepError::ShapeMismatch { key: *key, found: *found, expected }),
         None => Ok(expected),
     }
 }
@@ -624,6 +642,17 @@ mod tests {
         // Every handle given was dropped: the ones kept here are the last.
         assert!(planes.iter().all(ArcArray2::is_unique) && transposed.is_unique());
         let ragged = vec![(key(1), planes[0].clone()), (key(2), Array2::zeros((h, w + 1)).into_shared())];
+        // The first plane the odd one: it is named, against the shape the others share.
+        let first_odd = vec![
+            (key(1), Array2::zeros((h, w + 1)).into_shared()),
+            (key(2), planes[0].clone()),
+            (key(3), planes[1].clone()),
+        ];
+        let err = stack_taking(first_odd).expect_err("ragged");
+        assert!(
+            matches!(err, StepError::ShapeMismatch { key: Some(k), found, expected } if k == key(1) && found == (h, w + 1) && expected == (h, w)),
+            "{err}"
+        );
         let err = stack_taking(ragged).expect_err("ragged");
         assert!(matches!(err, StepError::ShapeMismatch { key: Some(k), .. } if k == key(2)), "{err}");
         assert!(

@@ -182,11 +182,15 @@ fn broken_image_metadata_is_a_typed_error_naming_the_file() {
 }
 
 #[test]
-fn a_damaged_chunk_fails_open_plate_but_not_open_plate_unread() {
+fn a_damaged_first_chunk_fails_its_planes_not_the_plate() {
     let (_tmp, dir) = copy_fixture("plate_v0.5.ome.zarr");
-    // The first plane of the plate (A/1 field 0, c 0, z 0) lies in this chunk.
+    // The first plane of the plate (A/1 field 0, c 0, z 0) lies in this chunk. The plate is
+    // described from the next readable plane; reading that one fails, naming the array.
     std::fs::write(dir.join("A/1/0/s0/c/0/0/0/0"), b"not zstd").expect("write");
-    let err = open_plate(&dir, None).expect_err("damaged chunk");
+    let plate = open_plate(&dir, None).expect("described from the next readable plane");
+    assert_eq!(plate.metadata.tile_shape, Some((48, 64)));
+    let (first, _) = plate.index.iter().next().expect("a plane");
+    let err = plate.load_plane(first).expect_err("damaged chunk");
     assert!(err.to_string().contains("A/1/0/s0"), "{err}");
     let plate = open_plate_unread(&dir, None).expect("metadata only");
     assert_eq!(plate.metadata.tile_shape, Some((48, 64)));

@@ -172,6 +172,15 @@ fn an_image_that_links_to_nowhere_is_named_not_called_a_ragged_plate() {
         err.contains("A01_s2_w1.tif: a symbolic link to") && err.contains("gone/elsewhere.tif, which does not exist"),
         "{err}"
     );
+    // The plate's first image too: the plate is described from the next readable one, and only
+    // that image's well fails when it is read.
+    let first = dir.join("TimePoint_1/A01_s1_w1.tif");
+    std::fs::remove_file(&first).expect("remove");
+    std::os::unix::fs::symlink(dir.join("gone/first.tif"), &first).expect("symlink");
+    let plate = open_plate(&dir, None).expect("opens from the next readable image");
+    assert_eq!(plate.metadata.tile_shape, Some((64, 64)));
+    let first_key = ImageKey { site: 1, ..key };
+    assert!(plate.load_plane(&first_key).expect_err("dangling").to_string().contains("A01_s1_w1.tif: a symbolic link"));
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 

@@ -167,16 +167,25 @@ pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, Forma
     Ok(entries)
 }
 
-/// Shape and dtype of the first plane of an index (read once, to describe the plate).
+/// Shape and dtype of the first readable plane of an index (read once, to describe the
+/// plate). A first image that cannot be read (a link to nowhere, a truncated file) fails its
+/// well when the run reads it, not the whole plate here; only when none of the first
+/// [`PLANES_TRIED`] can be read is the first one's error the plate's.
 pub(crate) fn first_plane_shape(root: &Path, index: &crate::ComponentIndex) -> Result<FirstPlane, FormatError> {
-    match index.iter().next() {
-        Some((_, plane)) => {
-            let p = plane.load(root)?;
-            Ok((Some(p.dim()), Some(p.dtype())))
+    let mut first_error = None;
+    for (_, plane) in index.iter().take(PLANES_TRIED) {
+        match plane.load(root) {
+            Ok(p) => return Ok((Some(p.dim()), Some(p.dtype()))),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
-        None => Ok((None, None)),
     }
+    first_error.map_or(Ok((None, None)), |e| Err(e.into()))
 }
+
+/// Planes [`first_plane_shape`] tries before it gives up on describing the plate.
+const PLANES_TRIED: usize = 16;
 
 /// `(tile shape, dtype)` of a plate's first plane.
 pub(crate) type FirstPlane = (Option<(usize, usize)>, Option<hcs_vfs::Dtype>);
