@@ -226,18 +226,7 @@ fn refuse_out_around_plate(out: &std::path::Path, plate: &std::path::Path) -> Re
 /// Where `path` leads: absolute, `.` and `..` taken lexically, and its longest existing part
 /// with the links followed (an `--out` that does not exist yet may pass through a link).
 fn resolved(path: &std::path::Path) -> PathBuf {
-    use std::path::Component;
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut lexical = PathBuf::new();
-    for part in absolute.components() {
-        match part {
-            Component::ParentDir => {
-                lexical.pop();
-            }
-            Component::CurDir => {}
-            other => lexical.push(other),
-        }
-    }
+    let lexical = crate::plan::compiler::init::lexical(path);
     let mut existing = lexical.as_path();
     let mut rest: Vec<&std::ffi::OsStr> = Vec::new();
     loop {

@@ -189,6 +189,7 @@ fn a_damaged_first_chunk_fails_its_planes_not_the_plate() {
     std::fs::write(dir.join("A/1/0/s0/c/0/0/0/0"), b"not zstd").expect("write");
     let plate = open_plate(&dir, None).expect("described from the next readable plane");
     assert_eq!(plate.metadata.tile_shape, Some((48, 64)));
+    assert!(plate.disagreements.iter().any(|d| d.contains("first readable image")), "said: {:?}", plate.disagreements);
     let (first, _) = plate.index.iter().next().expect("a plane");
     let err = plate.load_plane(first).expect_err("damaged chunk");
     assert!(err.to_string().contains("A/1/0/s0"), "{err}");

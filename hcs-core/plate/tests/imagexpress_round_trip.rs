@@ -179,6 +179,16 @@ fn an_image_that_links_to_nowhere_is_named_not_called_a_ragged_plate() {
     std::os::unix::fs::symlink(dir.join("gone/first.tif"), &first).expect("symlink");
     let plate = open_plate(&dir, None).expect("opens from the next readable image");
     assert_eq!(plate.metadata.tile_shape, Some((64, 64)));
+    // Not silently: the unreadable first image is among the plate's disagreements (warned on
+    // `run` and `check`, refused by `--strict`).
+    assert!(
+        plate
+            .disagreements
+            .iter()
+            .any(|d| d.contains("A01_s1_w1.tif: a symbolic link") && d.contains("first readable image")),
+        "{:?}",
+        plate.disagreements
+    );
     let first_key = ImageKey { site: 1, ..key };
     assert!(plate.load_plane(&first_key).expect_err("dangling").to_string().contains("A01_s1_w1.tif: a symbolic link"));
     std::fs::remove_dir_all(&dir).expect("cleanup");

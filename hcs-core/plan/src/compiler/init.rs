@@ -230,7 +230,9 @@ fn overlaps(a: &Path, b: &Path) -> bool {
     a.starts_with(&b) || b.starts_with(&a)
 }
 
-fn lexical(path: &Path) -> PathBuf {
+/// `path` made absolute with `.` and `..` taken lexically (no link followed: planning never
+/// touches the file system).
+pub fn lexical(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let mut out = PathBuf::new();
     for part in absolute.components() {

@@ -170,18 +170,27 @@ pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, Forma
 /// Shape and dtype of the first readable plane of an index (read once, to describe the
 /// plate). A first image that cannot be read (a link to nowhere, a truncated file) fails its
 /// well when the run reads it, not the whole plate here; only when none of the first
-/// [`PLANES_TRIED`] can be read is the first one's error the plate's.
-pub(crate) fn first_plane_shape(root: &Path, index: &crate::ComponentIndex) -> Result<FirstPlane, FormatError> {
+/// [`PLANES_TRIED`] can be read is the first one's error the plate's. Not silently: where the
+/// first plane could not be read, its error comes back too, for the plate's disagreements.
+pub(crate) fn first_plane_shape(
+    root: &Path,
+    index: &crate::ComponentIndex,
+) -> Result<(FirstPlane, Option<String>), FormatError> {
     let mut first_error = None;
     for (_, plane) in index.iter().take(PLANES_TRIED) {
         match plane.load(root) {
-            Ok(p) => return Ok((Some(p.dim()), Some(p.dtype()))),
+            Ok(p) => {
+                let skipped = first_error.map(|e: hcs_vfs::VfsError| {
+                    format!("{e}: the plate is described from its first readable image, and this image's well fails when it is read")
+                });
+                return Ok(((Some(p.dim()), Some(p.dtype())), skipped));
+            }
             Err(e) => {
                 first_error.get_or_insert(e);
             }
         }
     }
-    first_error.map_or(Ok((None, None)), |e| Err(e.into()))
+    first_error.map_or(Ok(((None, None), None)), |e| Err(e.into()))
 }
 
 /// Planes [`first_plane_shape`] tries before it gives up on describing the plate.
@@ -224,9 +233,10 @@ pub(crate) fn finish_plate(
         .into_iter()
         .map(|c| crate::ChannelInfo { index: c, name: channel_name(c) })
         .collect();
-    let (tile_shape, dtype) = if read_first_plane { first_plane_shape(root, &index)? } else { (None, None) };
+    let ((tile_shape, dtype), skipped) =
+        if read_first_plane { first_plane_shape(root, &index)? } else { ((None, None), None) };
     let disagreements: Vec<String> =
-        if read_first_plane { unread_pages(root, &index).into_iter().collect() } else { Vec::new() };
+        if read_first_plane { skipped.into_iter().chain(unread_pages(root, &index)).collect() } else { Vec::new() };
     let metadata = crate::PlateMetadata {
         format,
         name,
