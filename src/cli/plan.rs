@@ -113,7 +113,13 @@ pub fn summary(plan: &WellPlan) -> String {
         for (k, src) in st.special_inputs.iter() {
             let from = match src {
                 SpecialInputPlan::Plate { value } => format!("plate metadata = {value}"),
-                SpecialInputPlan::Step { step, function, .. } => format!("step {step} `{function}`"),
+                SpecialInputPlan::Step { step, function, by, .. } if by.is_empty() => {
+                    format!("step {step} `{function}`")
+                }
+                SpecialInputPlan::Step { step, function, by, .. } => format!(
+                    "step {step} `{function}`, the value of this group's {}",
+                    by.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and ")
+                ),
             };
             let _ = writeln!(s, "       <{k} from {from}");
         }

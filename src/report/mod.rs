@@ -189,9 +189,10 @@ pub fn warn_stitch_fallbacks(written: &Written, compiled: &CompiledPlate) {
                 |p| p.display().to_string(),
             ),
         };
+        let tiles = if *tiles == 1 { "1 tile".to_string() } else { format!("{tiles} tiles") };
         tracing::warn!(
             well = %well,
-            "stitching fell back: {tiles} tiles of {well} placed from the nominal grid, not from the images (see {see})"
+            "stitching fell back: {tiles} of {well} placed from the nominal grid, not from the images (see {see})"
         );
     }
 }

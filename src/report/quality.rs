@@ -168,11 +168,6 @@ fn latest_writers(outputs: Vec<ResultFiles>) -> Vec<ResultFiles> {
     (0..outputs.len()).filter(|&i| !overwritten(i)).map(|i| outputs[i].clone()).collect()
 }
 
-/// The first file with `suffix` that the outputs wrote (in step order), with its step.
-fn first_with_suffix(outputs: &[ResultFiles], suffix: &str) -> Option<(usize, PathBuf)> {
-    outputs.iter().find_map(|o| o.with_suffix(suffix).into_iter().next().map(|p| (o.step, p)))
-}
-
 /// Stitching figures from `<positions>.csv` (`site,row,col,x,y`) and `<positions>_edges.csv`
 /// (`site_a,site_b,dx,dy,ncc,accepted,…`).
 pub fn stitching(edges_csv: &Path) -> Option<StitchQc> {
@@ -234,6 +229,33 @@ pub fn stitching(edges_csv: &Path) -> Option<StitchQc> {
     })
 }
 
+impl StitchQc {
+    /// The figures of two groups' mosaics of one well taken together: counts added, the
+    /// residuals' mean weighted by the accepted pairs and their maximum, the first group's
+    /// overlap.
+    fn add(self, other: StitchQc) -> StitchQc {
+        let weighted = |q: &StitchQc| q.residual_mean_px.map(|m| (m * q.accepted as f64, q.accepted as f64));
+        let residual_mean_px = match (weighted(&self), weighted(&other)) {
+            (Some((a, n)), Some((b, m))) if n + m > 0.0 => Some((a + b) / (n + m)),
+            _ => self.residual_mean_px.or(other.residual_mean_px),
+        };
+        StitchQc {
+            edges: self.edges + other.edges,
+            accepted: self.accepted + other.accepted,
+            rejected: self.rejected + other.rejected,
+            residual_mean_px,
+            residual_max_px: match (self.residual_max_px, other.residual_max_px) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            },
+            model_placed: self.model_placed + other.model_placed,
+            overlap: self.overlap.or(other.overlap),
+            overlap_source: self.overlap_source.or(other.overlap_source),
+            step: self.step.or(other.step),
+        }
+    }
+}
+
 /// The nominal overlap `(x, y)` and its source from `<positions>_overlap.csv`
 /// (`axis,overlap,source`); `None`s when the file is absent (older outputs) or unreadable.
 fn nominal_overlap(path: &Path) -> (Option<(f64, f64)>, Option<String>) {
@@ -250,14 +272,20 @@ pub(crate) fn cells(path: &Path) -> Option<u64> {
 }
 
 /// A well's figures from its raw planes' measures and the files its plan's special outputs
-/// wrote (`outputs`, [`ResultFiles::of`]): stitching from the first edge table
-/// (`<stem>_edges.csv`), cells from the first JSON (`<stem>.json`) that counts them. Only files
+/// wrote (`outputs`, [`ResultFiles::of`]): stitching from the first output with edge tables
+/// (`<stem>_edges.csv`, one per group where positions are kept per group), cells from the first JSON (`<stem>.json`) that counts them. Only files
 /// at the paths the plan names and the well's record lists are read, so files of another run or
 /// pipeline in the same results folder are not taken for this one's.
 pub fn well_qc(outputs: &[ResultFiles], planes: &[PlaneQc]) -> WellQc {
     let sites = sites(planes);
-    let stitching = first_with_suffix(outputs, "_edges.csv")
-        .and_then(|(step, path)| Some(StitchQc { step: Some(step), ..stitching(&path)? }));
+    // A step that keeps positions per group (a time-lapse: one mosaic per timepoint) wrote one
+    // edge table per group: the well's figures add them all up, so a fallback in any group shows.
+    let stitching = outputs.iter().find_map(|o| {
+        let tables = o.with_suffix("_edges.csv");
+        let mut groups = tables.iter().filter_map(|p| stitching(p));
+        let first = groups.next()?;
+        Some(StitchQc { step: Some(o.step), ..groups.fold(first, StitchQc::add) })
+    });
     let cells = outputs.iter().flat_map(|o| o.with_suffix(".json")).find_map(|p| cells(&p));
     WellQc {
         focus_min: sites.iter().map(|s| s.focus).reduce(f64::min),
@@ -299,8 +327,8 @@ pub fn flag(wells: &mut [WellJson]) {
             }
             if s.model_placed > 0 {
                 flags.push(format!(
-                    "stitching fell back: {} tiles placed from the nominal grid, not the images",
-                    s.model_placed
+                    "stitching fell back: {} placed from the nominal grid, not the images",
+                    if s.model_placed == 1 { "1 tile".to_string() } else { format!("{} tiles", s.model_placed) }
                 ));
             }
         }
@@ -385,6 +413,38 @@ mod tests {
             per_group.with_suffix("_edges.csv"),
             listed(&["A01_all_positions_edges.csv", "A01_c2_positions_edges.csv"])
         );
+    }
+
+    #[test]
+    fn per_group_positions_add_up_so_a_fallback_in_a_later_group_shows() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+        // Timepoint 1: both edges accepted, every tile placed from the images.
+        write("A01_t1_positions.csv", "site,row,col,x,y\n1,0,0,0,0\n2,0,1,90,0\n3,1,0,0,92\n");
+        write(
+            "A01_t1_positions_edges.csv",
+            "site_a,site_b,dx,dy,ncc,accepted,rejected_because\n1,2,90,0,0.9,true,\n1,3,0,92,0.8,true,\n",
+        );
+        // Timepoint 2: one edge rejected, tile 3 from the nominal grid; residual 2 px.
+        write("A01_t2_positions.csv", "site,row,col,x,y\n1,0,0,0,0\n2,0,1,92,0\n3,1,0,0,92\n");
+        write(
+            "A01_t2_positions_edges.csv",
+            "site_a,site_b,dx,dy,ncc,accepted,rejected_because\n1,2,90,0,0.9,true,\n1,3,0,92,0.1,false,low\n",
+        );
+        let written: Vec<PathBuf> =
+            std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").path()).collect();
+        let per_group = ResultFiles {
+            step: 4,
+            dir: dir.path().to_path_buf(),
+            stem: None,
+            well: "A01".into(),
+            key: "positions".into(),
+            written,
+        };
+        let s = well_qc(&[per_group], &[]).stitching.expect("stitching");
+        assert_eq!((s.edges, s.accepted, s.rejected, s.model_placed, s.step), (4, 3, 1, 1, Some(4)));
+        assert!((s.residual_mean_px.expect("mean") - 2.0 / 3.0).abs() < 1e-9, "{:?}", s.residual_mean_px);
+        assert!((s.residual_max_px.expect("max") - 2.0).abs() < 1e-9);
     }
 
     #[test]

@@ -85,11 +85,20 @@ pub enum StepError {
         /// The producing function.
         function: String,
     },
-    /// A special input kept per group (merged) where one value is needed.
-    #[error("special input `{key}` is kept per group")]
+    /// A special input kept per group (merged) with no single value for this group.
+    #[error(
+        "special input `{key}`: step {step} kept one per group (`merge_outputs`), and {found} for this group{}",
+        if group.is_empty() { String::new() } else { format!(" ({group})") }
+    )]
     SpecialPerGroup {
         /// The key.
         key: String,
+        /// The producing step (1-based).
+        step: usize,
+        /// This group's values of the components the producer's groups differ in.
+        group: String,
+        /// `there is none` or `there are several`.
+        found: &'static str,
     },
     /// A special input that the plan does not link.
     #[error("special input `{key}` is not in the plan")]

@@ -23,8 +23,19 @@ use crate::error::StepError;
 pub enum Special {
     /// One value for the well.
     One(SpecialData),
-    /// One value per group, by group label.
-    PerGroup(Vec<(String, SpecialData)>),
+    /// One value per group.
+    PerGroup(Vec<GroupValue>),
+}
+
+/// One group's value of a special output kept per group.
+pub struct GroupValue {
+    /// The group's label (`t2`, `c1_z3`), for file names.
+    pub label: String,
+    /// The group's first input plane: a later step's group takes the value whose group has its
+    /// values of the components the plan names.
+    pub first: ImageKey,
+    /// The value.
+    pub value: SpecialData,
 }
 
 /// Special outputs made by the calls of one group so far, in call order.
@@ -162,11 +173,28 @@ impl Router<'_> {
         }
         match self.step.special_inputs.get(key) {
             Some(SpecialInputPlan::Plate { value }) => plate_special(key, value),
-            Some(SpecialInputPlan::Step { step, function, memory_key }) => {
+            Some(SpecialInputPlan::Step { step, function, memory_key, by }) => {
                 match kept_special(self.memory, memory_key) {
                     Some(special) => match &*special {
                         Special::One(v) => Ok(v.clone()),
-                        Special::PerGroup(_) => Err(StepError::SpecialPerGroup { key: key.to_string() }),
+                        Special::PerGroup(values) => {
+                            let mine =
+                                |g: &&GroupValue| by.iter().all(|c| g.first.get(*c) == self.group_values.get(*c));
+                            let mut matching = values.iter().filter(mine);
+                            match (matching.next(), matching.next()) {
+                                (Some(g), None) => Ok(g.value.clone()),
+                                (first, _) => Err(StepError::SpecialPerGroup {
+                                    key: key.to_string(),
+                                    step: *step,
+                                    group: by
+                                        .iter()
+                                        .map(|c| format!("{c} {}", self.group_values.get(*c)))
+                                        .collect::<Vec<_>>()
+                                        .join(", "),
+                                    found: if first.is_some() { "there are several" } else { "there is none" },
+                                }),
+                            }
+                        }
                     },
                     None => Err(StepError::SpecialNotProduced {
                         key: key.to_string(),

@@ -12,7 +12,6 @@ use rayon::prelude::*;
 
 use hcs_core::MemoryType;
 use hcs_core::labels::{LabelPlane, LabelStack};
-use hcs_core::special::SpecialData;
 use hcs_core::stack::{Conversion, Stack};
 use hcs_device::{convert, split_planes};
 use hcs_plan::compiler::{Location, ResolvedPattern, StepPlan};
@@ -25,7 +24,7 @@ use crate::output::LabelPlanes;
 use crate::parts::PartOf;
 use crate::qc::{self, PlaneQc};
 use crate::retry::{Mode, after_out_of_memory};
-use crate::routing::{CallError, Produced, Router, Special, ViewsForm, keep_special};
+use crate::routing::{CallError, GroupValue, Produced, Router, Special, ViewsForm, keep_special};
 use crate::state::{DevicePlanes, Planes, WellRun, load_from_device};
 use crate::writes::{materialize, persist, publish_preview};
 
@@ -55,6 +54,9 @@ struct GroupResult {
     planes: GroupPlanes,
     produced: Produced,
     label: String,
+    /// The group's first input plane: its component values pick this group's value of a
+    /// per-group special output for a later step.
+    first: ImageKey,
     /// The planes the first call of the chain returned, kept for a later step that reuses them
     /// (the plan's `shares`), with their keys.
     shared: Option<(Vec<ImageKey>, ArcArray3<f32>)>,
@@ -390,7 +392,13 @@ impl StepRunner<'_, '_> {
             keep_seconds = (start.elapsed() - called).as_secs_f64(),
             "group done"
         );
-        Ok(GroupResult { planes, produced, label: label(group, &self.step.variable_components, varying), shared })
+        Ok(GroupResult {
+            planes,
+            produced,
+            label: label(group, &self.step.variable_components, varying),
+            first: group[0],
+            shared,
+        })
     }
 
     /// Run `pattern` on `stack`. On a step that shares its first call's result with a later
@@ -461,7 +469,7 @@ impl StepRunner<'_, '_> {
     /// Gather the groups' planes, and keep (and materialize) their special outputs: one value
     /// per well, or one per group when the step merges them.
     fn keep_specials(&self, run: &mut WellRun, results: Vec<GroupResult>) -> Result<StepOutput, StepError> {
-        let mut by_key: BTreeMap<&'static str, Vec<(String, SpecialData)>> = BTreeMap::new();
+        let mut by_key: BTreeMap<&'static str, Vec<GroupValue>> = BTreeMap::new();
         let mut planes = Planes::new();
         let mut device_planes = DevicePlanes::new();
         let mut labels = LabelPlanes::new();
@@ -480,14 +488,18 @@ impl StepRunner<'_, '_> {
                 GroupPlanes::Device(outs) => device_planes.extend(outs.into_iter().map(|(k, p)| (k, Mutex::new(p)))),
             }
             for (key, value) in result.produced {
-                by_key.entry(key).or_default().push((result.label.clone(), value));
+                by_key.entry(key).or_default().push(GroupValue {
+                    label: result.label.clone(),
+                    first: result.first,
+                    value,
+                });
             }
         }
         for (key, mut values) in by_key {
             let per_group = self.step.special_outputs.get(key).is_some_and(|o| o.per_group);
             let special = match (per_group, values.len()) {
                 (true, _) => Special::PerGroup(values),
-                (false, 1) => Special::One(values.pop().map(|(_, v)| v).ok_or(StepError::NoPlanes)?),
+                (false, 1) => Special::One(values.pop().map(|g| g.value).ok_or(StepError::NoPlanes)?),
                 (false, groups) => return Err(StepError::ProducedByGroups { key: key.to_string(), groups }),
             };
             materialize(self.job, self.step, key, &special, &mut run.record)?;

@@ -100,7 +100,7 @@ pub fn materialize(
         Special::One(v) => vec![(out.stem.clone(), v)],
         Special::PerGroup(vs) => {
             let well = job.plan.well.to_string();
-            vs.iter().map(|(g, v)| (format!("{well}_{g}_{key}"), v)).collect()
+            vs.iter().map(|g| (format!("{well}_{}_{key}", g.label), &g.value)).collect()
         }
     };
     let sink = Arc::new(StoreSink::default());

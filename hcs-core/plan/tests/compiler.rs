@@ -205,7 +205,12 @@ fn a_stitching_pipeline_compiles_to_one_plan_per_well() {
     assert_eq!(pos.special_inputs["grid_dimensions"], SpecialInputPlan::Plate { value: serde_json::json!([2, 2]) });
     assert_eq!(
         asm.special_inputs["positions"],
-        SpecialInputPlan::Step { step: 3, function: "positions".into(), memory_key: "special/positions".into() }
+        SpecialInputPlan::Step {
+            step: 3,
+            function: "positions".into(),
+            memory_key: "special/positions".into(),
+            by: Vec::new()
+        }
     );
     let out = &pos.special_outputs["positions"];
     assert_eq!(out.stem, "A01_positions");
@@ -681,12 +686,25 @@ fn error_special_output_produced_by_several_groups_without_merge() {
             .variable_components([Component::Site, Component::Z]),
     );
     assert!(compile(&dict, &plate(), &options(&r)).is_ok(), "channel 1 alone, z stacked: one call");
-    // A merged value has no single value to hand to a consumer.
-    let consumed = merged.step(FunctionStep::new("use", "use_counts"));
+    // A consumer whose calls each stand in one producer group takes that group's value.
+    let consumed = merged.clone().step(FunctionStep::new("use", "use_counts"));
+    let plan = compiled(&consumed, &options(&r));
     assert_eq!(
-        errors(&consumed, &options(&r)),
+        plan.wells[0].steps[1].special_inputs["counts"],
+        SpecialInputPlan::Step {
+            step: 1,
+            function: "count".into(),
+            memory_key: "special/counts".into(),
+            by: vec![Component::Channel, Component::Z],
+        }
+    );
+    // One that stacks a component the producer's groups differ in would need several values.
+    let stacked =
+        merged.step(FunctionStep::new("use", "use_counts").variable_components([Component::Site, Component::Z]));
+    assert_eq!(
+        errors(&stacked, &options(&r)),
         [
-            "step 2 `use`: `use_counts` needs special input `counts`, but step 1 keeps it per group (`merge_outputs`), so there is no single value to hand over"
+            "step 2 `use`: `use_counts` needs special input `counts`, but step 1 keeps one per channel and z_index (`merge_outputs`) and this step stacks z_index (`variable_components`), so a call would need several; leave z_index out of `variable_components`"
         ]
     );
     let unknown = Pipeline::new("m").step(FunctionStep::new("b", "blur").merge_outputs(["counts"]));
@@ -943,4 +961,29 @@ fn a_well_plan_names_the_special_outputs_written_to_files_with_their_step() {
     let a01 = counted.well(well("A01")).expect("A01");
     assert!(a01.steps[0].special_outputs.contains_key("counts"));
     assert_eq!(a01.materialized_outputs().count(), 0);
+}
+
+#[test]
+fn a_reduction_whose_calls_each_get_one_plane_is_noted() {
+    let r = registry();
+    let notes =
+        |pipeline: &Pipeline, plate: &PlateInfo| compile(pipeline, plate, &options(&r)).expect("compiles").notes;
+    // Stacking wells: each call gets one plane, whatever the plate.
+    let by_well = Pipeline::new("w").step(FunctionStep::new("max", "zmax").variable_components([Component::Well]));
+    assert_eq!(
+        notes(&by_well, &plate()),
+        [
+            "step 1 `max`: `zmax` makes one plane of each call's planes, but each call gets one (a call never spans wells: each well runs on its own): the step gives its planes back unchanged"
+        ]
+    );
+    // A z projection: noted on a plate with one z-plane, not on one with three.
+    let z = Pipeline::new("z").step(FunctionStep::new("z max", "zmax").variable_components([Component::Z]));
+    assert!(notes(&z, &plate()).is_empty(), "3 z-planes are reduced");
+    let flat = PlateInfo::regular("/data/plate1", 2, 2, (2, 2), 2, 1, 1, (64, 64));
+    assert_eq!(
+        notes(&z, &flat),
+        [
+            "step 1 `z max`: `zmax` makes one plane of each call's planes, but each call gets one (z_index has one value at this step): the step gives its planes back unchanged"
+        ]
+    );
 }

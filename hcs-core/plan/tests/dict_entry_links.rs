@@ -152,7 +152,8 @@ fn a_dict_entry_reading_a_special_output_of_an_earlier_step_compiles_and_links_t
         SpecialInputPlan::Step {
             step: 1,
             function: "compute_positions".into(),
-            memory_key: "special/positions".into()
+            memory_key: "special/positions".into(),
+            by: Vec::new()
         }
     );
 }
@@ -171,7 +172,8 @@ fn a_later_step_reading_a_dict_entrys_special_output_compiles_and_links_to_the_d
         SpecialInputPlan::Step {
             step: 1,
             function: "compute_positions".into(),
-            memory_key: "special/positions".into()
+            memory_key: "special/positions".into(),
+            by: Vec::new()
         }
     );
 }

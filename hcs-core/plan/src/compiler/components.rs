@@ -245,6 +245,39 @@ pub fn pass_through_notes(pipeline: &Pipeline, flows: &[Flow], plate: &PlateInfo
     notes
 }
 
+/// Steps that reduce each call's planes to one (a projection, a composite) but whose calls each
+/// get one plane: every component they stack has one value there (a z projection of a plate
+/// with one z-plane, or `variable_components = ["well"]`: a call never spans wells). The step
+/// gives its planes back unchanged, which is seldom what its author meant.
+pub fn one_plane_notes(pipeline: &Pipeline, flows: &[Flow], registry: &Registry) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (i, (step, flow)) in pipeline.steps.iter().zip(flows).enumerate() {
+        if step.func.has_dict() || pattern_planes(&step.func, registry) != PlaneCount::One {
+            continue;
+        }
+        let reasons: Option<Vec<String>> = step
+            .variable_components
+            .iter()
+            .map(|&c| match c {
+                Component::Well => Some("a call never spans wells: each well runs on its own".to_string()),
+                c => (count(&flow.values_in, c) == Some(1)).then(|| format!("{c} has one value at this step")),
+            })
+            .collect();
+        let Some(reasons) = reasons else { continue };
+        let what = match &step.func {
+            FunctionPattern::Call(c) => format!("`{}`", c.name),
+            _ => "the chain".to_string(),
+        };
+        let why = if reasons.is_empty() { "it stacks no component".to_string() } else { reasons.join("; ") };
+        notes.push(format!(
+            "step {} `{}`: {what} makes one plane of each call's planes, but each call gets one ({why}): the step gives its planes back unchanged",
+            i + 1,
+            step.name
+        ));
+    }
+    notes
+}
+
 /// Dict keys that are not values of the routing component at their step.
 pub fn check_dict_keys(
     pipeline: &Pipeline,
@@ -296,32 +329,109 @@ pub fn check_dict_keys(
     errors
 }
 
+/// A special input of a step linked to a producer that keeps one value per group
+/// (`merge_outputs`): each group of the consumer takes the value of the producer's group with
+/// its values of `by` (see [`check_producers`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerGroupLink {
+    /// The consuming step (0-based).
+    pub step: usize,
+    /// The special key.
+    pub key: String,
+    /// The components the producer's groups differ in.
+    pub by: Vec<Component>,
+}
+
+/// What [`check_producers`] found: the problems, and the special inputs that take one value per
+/// group of a producer that merges its outputs.
+#[derive(Debug, Default)]
+pub struct Producers {
+    /// Special outputs made by several calls without `merge_outputs`, and links that cannot be made.
+    pub errors: Vec<PipelineError>,
+    /// The per-group links, for the plan.
+    pub per_group: Vec<PerGroupLink>,
+}
+
+/// A producer that keeps a special output per group: its step (1-based), the components its
+/// groups differ in, and the values its groups have of each.
+struct Merged {
+    step: usize,
+    by: Vec<(Component, Vec<u32>)>,
+}
+
 /// Special outputs made by more than one call per well without `merge_outputs`; `merge_outputs`
-/// naming keys the step does not produce, or keys a later step consumes.
+/// naming keys the step does not produce. A later step may read a merged output when each of
+/// its calls stands in one group of the producer: it fixes every component the producer's
+/// groups differ in (does not stack it), and has no value of them the producer lacks. A
+/// stitching step then takes the tile positions of its own timepoint.
 pub fn check_producers(
     pipeline: &Pipeline,
     flows: &[Flow],
     registry: &Registry,
     source: Option<&SourceMap>,
-) -> Vec<PipelineError> {
-    let mut errors = Vec::new();
-    let mut merged: BTreeMap<&str, usize> = BTreeMap::new();
+) -> Producers {
+    let mut found = Producers::default();
+    let errors = &mut found.errors;
+    let mut merged: BTreeMap<&str, Merged> = BTreeMap::new();
     for (i, (step, flow)) in pipeline.steps.iter().zip(flows).enumerate() {
         let step_ref = StepRef { index: i + 1, name: step.name.clone() };
         let at = Line(source.and_then(|s| s.step_line(i)));
         let mut produced = Vec::new();
+        let mut produced_by: BTreeMap<&str, Vec<(Component, Vec<u32>)>> = BTreeMap::new();
         for (k, (path, call)) in step.func.calls().into_iter().enumerate() {
             let Some(contract) = registry.variants(&call.name).first() else { continue };
             let call_at = Line(source.and_then(|s| s.call_line(i, k)).or(at.0));
             for input in contract.special_inputs {
-                if let Some(&producer) = merged.get(input.key) {
+                let Some(producer) = merged.get(input.key) else { continue };
+                let stacked: Vec<String> = producer
+                    .by
+                    .iter()
+                    .filter(|(c, _)| step.variable_components.contains(c))
+                    .map(|(c, _)| c.to_string())
+                    .collect();
+                let missing: Vec<String> = producer
+                    .by
+                    .iter()
+                    .filter_map(|(c, made)| {
+                        let here = flow.bound_in.get(c)?;
+                        let absent: Vec<String> =
+                            here.iter().filter(|v| !made.contains(v)).map(u32::to_string).collect();
+                        (!absent.is_empty()).then(|| format!("{c} {}", absent.join(", ")))
+                    })
+                    .collect();
+                let by = || producer.by.iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>().join(" and ");
+                if !stacked.is_empty() {
                     errors.push(PipelineError::Special {
                         at: call_at,
                         step: step_ref.clone(),
                         message: format!(
-                            "`{}` needs special input `{}`, but step {producer} keeps it per group (`merge_outputs`), so there is no single value to hand over",
-                            call.name, input.key
+                            "`{}` needs special input `{}`, but step {} keeps one per {} (`merge_outputs`) and this step stacks {} (`variable_components`), so a call would need several; leave {} out of `variable_components`",
+                            call.name,
+                            input.key,
+                            producer.step,
+                            by(),
+                            stacked.join(" and "),
+                            stacked.join(" and "),
                         ),
+                    });
+                } else if !missing.is_empty() {
+                    errors.push(PipelineError::Special {
+                        at: call_at,
+                        step: step_ref.clone(),
+                        message: format!(
+                            "`{}` needs special input `{}`, kept by step {} one per {} (`merge_outputs`), but that step has no group for {} that this step has",
+                            call.name,
+                            input.key,
+                            producer.step,
+                            by(),
+                            missing.join("; "),
+                        ),
+                    });
+                } else {
+                    found.per_group.push(PerGroupLink {
+                        step: i,
+                        key: input.key.to_string(),
+                        by: producer.by.iter().map(|(c, _)| *c).collect(),
                     });
                 }
             }
@@ -341,8 +451,16 @@ pub fn check_producers(
                 .collect();
             let groups: usize = parts.iter().map(|(_, n, _)| n).product();
             let exact = parts.iter().all(|(_, _, known)| *known);
+            // The components this call's groups differ in, with their values: the non-variable
+            // ones with several values, and the one a dict level routes here.
+            let group_components: Vec<(Component, Vec<u32>)> = WELL_COMPONENTS
+                .iter()
+                .filter(|c| !step.variable_components.contains(c))
+                .filter_map(|&c| flow.bound_in.get(&c).filter(|v| v.len() > 1).map(|v| (c, v.clone())))
+                .collect();
             for output in contract.special_outputs {
                 produced.push(output.key);
+                produced_by.entry(output.key).or_insert_with(|| group_components.clone());
                 if groups > 1 && !step.merge_outputs.iter().any(|m| m == output.key) {
                     let per = parts
                         .iter()
@@ -370,8 +488,8 @@ pub fn check_producers(
             merged.remove(key);
         }
         for key in &step.merge_outputs {
-            if produced.contains(&key.as_str()) {
-                merged.insert(key.as_str(), i + 1);
+            if let Some(by) = produced_by.remove(key.as_str()) {
+                merged.insert(key.as_str(), Merged { step: i + 1, by });
             } else {
                 errors.push(PipelineError::Special {
                     at,
@@ -381,7 +499,7 @@ pub fn check_producers(
             }
         }
     }
-    errors
+    found
 }
 
 #[cfg(test)]

@@ -176,6 +176,7 @@ pub fn initialize(
                             step: p + 1,
                             function: function.to_string(),
                             memory_key: format!("special/{}", input.key),
+                            by: Vec::new(),
                         }
                     }
                     Link::Plate(supplied) => match supplied.plate_value(plate, ty) {

@@ -146,14 +146,23 @@ pub fn compile(
     let wells = select_wells(plate, options.wells.as_deref(), &mut errors);
 
     // Phase 1.
-    let (init, init_errors) =
+    let (mut init, init_errors) =
         init::initialize(pipeline, plate, registry, [&options.global, &options.overrides], source);
     errors.extend(init_errors);
     let sources: Vec<_> = init.steps.iter().map(|s| s.input_source).collect();
     let flows = components::flow(pipeline, plate, registry, &sources);
     errors.extend(components::check_dict_keys(pipeline, &flows, plate, registry, source));
-    let pass_through = components::pass_through_notes(pipeline, &flows, plate);
-    errors.extend(components::check_producers(pipeline, &flows, registry, source));
+    let mut pass_through = components::pass_through_notes(pipeline, &flows, plate);
+    pass_through.extend(components::one_plane_notes(pipeline, &flows, registry));
+    let producers = components::check_producers(pipeline, &flows, registry, source);
+    errors.extend(producers.errors);
+    for link in producers.per_group {
+        if let Some(SpecialInputPlan::Step { by, .. }) =
+            init.steps.get_mut(link.step).and_then(|s| s.special_inputs.get_mut(&link.key))
+        {
+            *by = link.by;
+        }
+    }
     let image_rules::Findings1b { errors: rule_errors, mut notes, scales, origins } =
         image_rules::check(pipeline, registry, plate, &init, &flows, &options.gpus, source);
     notes.extend(pass_through);

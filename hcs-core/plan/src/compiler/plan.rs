@@ -131,6 +131,12 @@ pub enum SpecialInputPlan {
         function: String,
         /// Key of the value in the well's memory store.
         memory_key: String,
+        /// Where the producer keeps one value per group (`merge_outputs`): the components its
+        /// groups differ in. Each group of this step takes the value of the producer's group
+        /// with its own values of these (the compiler checked that it fixes them all). Empty:
+        /// the producer's only value.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        by: Vec<Component>,
     },
 }
 
