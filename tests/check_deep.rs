@@ -154,3 +154,13 @@ fn every_damaged_image_is_reported_with_its_file_and_the_check_fails() {
     assert!(!ok && stderr.contains("PIPELINE"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_missing_plate_with_a_pipeline_and_deep_is_said_once() {
+    let missing = std::env::temp_dir().join(format!("hcs-check-deep-missing-{}", std::process::id()));
+    let missing = missing.to_str().expect("utf-8");
+    let pipeline = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/canonical.toml");
+    let (ok, _, stderr) = hcs(&["check", pipeline, "--plate", missing, "--deep"]);
+    assert!(!ok);
+    assert_eq!(stderr.matches("no such folder").count(), 1, "{stderr}");
+}

@@ -53,6 +53,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     match (deep, pipeline) {
         (Ok(()), Ok(())) => Ok(()),
         (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        // A plate that cannot be opened fails both the same way: say it once.
+        (Err(deep), Err(pipeline)) if deep == pipeline => Err(deep),
         (Err(deep), Err(pipeline)) => Err(format!("{deep}; {pipeline}")),
     }
 }

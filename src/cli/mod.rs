@@ -102,6 +102,17 @@ pub fn counted(n: usize, noun: &str) -> String {
     if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
+/// `--workers N`: a whole number of threads from 1 to [`Workers::MAX`](crate::plan::pipeline::Workers::MAX),
+/// refused as a bad option (not as a problem of the pipeline file).
+pub fn workers_value(text: &str) -> Result<usize, String> {
+    let max = crate::plan::pipeline::Workers::MAX;
+    match text.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        Ok(n) => Err(format!("{n} is outside 1–{max} (leave `--workers` out for one per core)")),
+        Err(_) => Err(format!("expected a whole number of threads from 1 to {max}")),
+    }
+}
+
 /// Parse the process arguments and run the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Worker threads (default: every core).
-    #[arg(long)]
+    #[arg(long, value_parser = super::workers_value)]
     pub workers: Option<usize>,
     /// Wells processed at the same time (default: as many as the pipeline's steps need for
     /// their groups to keep every worker busy, counting only the steps on the CPU when some are

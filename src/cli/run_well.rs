@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long)]
     pub task: usize,
     /// Worker threads (default: the plan's, else `$SLURM_CPUS_PER_TASK`, else every core).
-    #[arg(long)]
+    #[arg(long, value_parser = super::workers_value)]
     pub workers: Option<usize>,
 }
 
