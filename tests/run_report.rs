@@ -349,3 +349,40 @@ fn the_memory_estimate_is_within_a_quarter_of_the_heap_a_well_held() {
         "estimate {estimate:.1} MiB with its queue as used ({waited:.1} of {budget:.1} MiB): {as_used:.1}, held {held:.1} MiB: {ratio:.2}"
     );
 }
+
+#[test]
+fn a_run_of_some_wells_reports_the_whole_output_plate() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (plate, out) = (dir.path().join("plate"), dir.path().join("out"));
+    let p = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let synth = hcs(&["synth", "--out", &p(&plate), "--wells", "A01,A02,B01", "--tile", "128"]);
+    assert!(synth.status.success(), "{}", text(&synth));
+    let pipeline = "examples/pipelines/canonical.toml";
+    let run_wells = |wells: &str| {
+        let o = hcs(&["run", pipeline, "--plate", &p(&plate), "--out", &p(&out), "--wells", wells]);
+        assert!(o.status.success(), "{}", text(&o));
+        run_json(&out)
+    };
+    // A01 alone: the others are not run, and the report says so.
+    let first = run_wells("A01");
+    let statuses = |run: &serde_json::Value| -> Vec<(String, String)> {
+        run["wells"]
+            .as_array()
+            .expect("wells")
+            .iter()
+            .map(|w| (w["well"].as_str().expect("name").to_string(), w["status"].as_str().expect("status").to_string()))
+            .collect()
+    };
+    let owned = |pairs: &[(&str, &str)]| pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+    assert_eq!(statuses(&first), owned(&[("A01", "done"), ("A02", "not_run"), ("B01", "not_run")]));
+    // Then B01: A01 stays in the report, complete from the earlier run, with its figures.
+    let second = run_wells("B01");
+    assert_eq!(statuses(&second), owned(&[("A01", "done_earlier"), ("A02", "not_run"), ("B01", "done")]));
+    let a01 = well(&second, "A01");
+    assert!(a01["qc"]["stitching"]["edges"].as_u64().is_some_and(|e| e > 0), "A01's stitching figures: {a01}");
+    assert!(a01["steps"].as_array().is_some_and(|s| !s.is_empty()), "A01's trace from its record");
+    assert!(well(&second, "A02")["flags"].as_array().is_some_and(|f| !f.is_empty()), "A02 flagged as not complete");
+    assert_eq!(second["counts"]["done_earlier"].as_u64(), Some(1), "{}", second["counts"]);
+    let html = std::fs::read_to_string(out.join("results/report.html")).expect("report.html");
+    assert!(html.contains("\"done_earlier\""));
+}

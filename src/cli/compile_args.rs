@@ -143,3 +143,21 @@ pub fn compile_file(
         Err(errors) => Err(report(&pipeline_path.display().to_string(), &errors)),
     }
 }
+
+/// The pipeline compiled for every well of the plate, quietly (notes are the selection's
+/// compile's to say): for the run report of a `--wells` run, which covers the whole output
+/// plate. `None` when it does not compile, which the selection's compile would have said.
+pub fn compile_whole_plate(
+    pipeline: &Pipeline,
+    plate: &Plate,
+    config: Option<&Path>,
+    overrides: ConfigLayer,
+) -> Option<CompiledPlate> {
+    let options = CompileOptions {
+        global: read_global_config(config).ok()?,
+        overrides,
+        gpus: crate::device::detect(),
+        ..CompileOptions::new(Registry::global())
+    };
+    compile(pipeline, &PlateInfo::of(plate), &options).ok()
+}

@@ -260,8 +260,8 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         visualize: args.visualize.then_some(true),
         ..ConfigLayer::default()
     };
-    let (_, plate, compiled) =
-        compile_file(&args.pipeline, &args.plate, args.config.as_deref(), overrides, args.wells.clone())?;
+    let (pipeline, plate, compiled) =
+        compile_file(&args.pipeline, &args.plate, args.config.as_deref(), overrides.clone(), args.wells.clone())?;
     let registry = Registry::global();
 
     for viewer in &compiled.viewers {
@@ -324,18 +324,29 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    // A run of some wells (`--wells`) reports on the whole output plate: the wells it did not
+    // take up are complete from an earlier run (their record says so) or not run.
+    let whole = args
+        .wells
+        .as_ref()
+        .and_then(|_| super::compile_args::compile_whole_plate(&pipeline, &plate, args.config.as_deref(), overrides));
+    let mut ends: Vec<crate::report::WellEnd> = result.wells.iter().map(crate::report::WellEnd::of).collect();
+    if let Some(whole) = &whole {
+        ends.extend(crate::report::WellEnd::outside_the_run(whole, &compiled, &plate));
+        ends.sort_by_key(|e| e.well);
+    }
     let facts = crate::report::RunFacts {
         kind: "local",
         command: command_line(),
         pipeline_file: Some(args.pipeline.clone()),
         pipeline_text,
-        compiled: &compiled,
+        compiled: whole.as_ref().unwrap_or(&compiled),
         plate: &plate,
         started_unix_s,
         ended_unix_s: crate::exec::trace::unix_now(),
         workers: result.concurrency.workers,
         wells_at_once: result.concurrency.wells_at_once,
-        wells: result.wells.iter().map(crate::report::WellEnd::of).collect(),
+        wells: ends,
         shrunk_as_written: Some(&shrunk),
     };
     let report = crate::report::write_or_warn(&facts);

@@ -31,8 +31,9 @@ pub use run_json::RunJson;
 pub struct WellEnd {
     /// The well.
     pub well: WellId,
-    /// `done`, `resumed`, `failed`, `not_run`, `interrupted` or `missing` (a cluster task ended
-    /// without completing it).
+    /// `done`, `resumed`, `failed`, `not_run`, `interrupted`, `missing` (a cluster task ended
+    /// without completing it) or `done_earlier` (complete from an earlier run, by its record; not
+    /// part of this one, which ran other wells).
     pub status: &'static str,
     /// The error of a failed well.
     pub error: Option<String>,
@@ -44,6 +45,28 @@ pub struct WellEnd {
 }
 
 impl WellEnd {
+    /// The wells of `whole` (the plate's plan) that the run's plan `ran` does not hold: complete
+    /// from an earlier run where their record says so for this plan and their inputs now
+    /// (`done_earlier`; their files are not read back), else `not_run`.
+    pub fn outside_the_run(whole: &CompiledPlate, ran: &CompiledPlate, plate: &Plate) -> Vec<WellEnd> {
+        whole
+            .wells
+            .iter()
+            .filter(|p| ran.well(p.well).is_none())
+            .map(|p| {
+                let earlier =
+                    crate::exec::output::recorded_complete(&p.output_root, p, plate.inputs_fingerprint(p.well));
+                WellEnd {
+                    well: p.well,
+                    status: if earlier { "done_earlier" } else { "not_run" },
+                    error: None,
+                    seconds: 0.0,
+                    lane: None,
+                }
+            })
+            .collect()
+    }
+
     /// From a local run's well report.
     pub fn of(report: &crate::exec::WellReport) -> Self {
         WellEnd {

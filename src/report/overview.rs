@@ -446,7 +446,7 @@ pub fn render(facts: &RunFacts<'_>, run: &RunJson) -> Pictures {
     let finished: Vec<WellId> = run
         .wells
         .iter()
-        .filter(|w| matches!(w.status.as_str(), "done" | "resumed"))
+        .filter(|w| matches!(w.status.as_str(), "done" | "resumed" | "done_earlier"))
         .filter_map(|w| w.well.parse().ok())
         .collect();
     if finished.is_empty() {
@@ -541,8 +541,8 @@ fn overview_png(
         let y0 = GAP + usize::from(well.row - r0) * cell_h;
         let x0 = GAP + usize::from(well.col - c0) * cell_w;
         let label = match (info.status.as_str(), info.qc.cells) {
-            ("done" | "resumed", Some(n)) => format!("{well} {n} cells"),
-            ("done" | "resumed", None) => well.to_string(),
+            ("done" | "resumed" | "done_earlier", Some(n)) => format!("{well} {n} cells"),
+            ("done" | "resumed" | "done_earlier", None) => well.to_string(),
             (status, _) => format!("{well} {}", status.to_uppercase()),
         };
         let scale = if label.len() * 16 <= side { 2 } else { 1 };

@@ -111,7 +111,8 @@ pub struct WellJson {
     pub row: u16,
     /// Column, 1-based.
     pub column: u16,
-    /// `done`, `resumed`, `failed`, `not_run`, `interrupted` or `missing`.
+    /// `done`, `resumed`, `failed`, `not_run`, `interrupted`, `missing` or `done_earlier`
+    /// (complete from an earlier run, not part of this one: `hcs run --wells`).
     pub status: String,
     /// The error of a failed well (it names the step and the file).
     pub error: Option<String>,
@@ -241,7 +242,7 @@ pub fn build(facts: &RunFacts<'_>) -> RunJson {
     let (rows, columns) = plate_format(facts.plate.index.wells().into_iter().chain(facts.wells.iter().map(|w| w.well)));
     let mut wells = Vec::new();
     for end in &facts.wells {
-        let record = read_record(root, end.well).filter(|_| matches!(end.status, "done" | "resumed"));
+        let record = read_record(root, end.well).filter(|_| matches!(end.status, "done" | "resumed" | "done_earlier"));
         let trace = record.as_ref().and_then(|r| r.trace.clone());
         // Only a well that ended with its files has result files: those its record lists.
         let written: Vec<PathBuf> =
@@ -263,7 +264,11 @@ pub fn build(facts: &RunFacts<'_>) -> RunJson {
             column: end.well.col,
             status: end.status.to_string(),
             error: end.error.clone(),
-            seconds: if end.status == "resumed" { trace.as_ref().map_or(0.0, |t| t.seconds) } else { end.seconds },
+            seconds: if matches!(end.status, "resumed" | "done_earlier") {
+                trace.as_ref().map_or(0.0, |t| t.seconds)
+            } else {
+                end.seconds
+            },
             start_s: trace.as_ref().map(|t| t.start_unix_s - facts.started_unix_s),
             worker: end.lane.or(trace.as_ref().map(|t| t.worker)),
             peak_rss_mib: trace.as_ref().and_then(|t| t.peak_rss_mib),

@@ -176,6 +176,13 @@ pub fn completion(output_root: &Path, plan: &WellPlan, inputs: Option<u64>) -> C
     }
 }
 
+/// Whether the well's record says it is complete for `plan` and `inputs` (the well's inputs'
+/// fingerprint now), without reading its files back: what a report says of a well the run did
+/// not take up (`hcs run --wells`), where [`completion`] would read every file of it.
+pub fn recorded_complete(output_root: &Path, plan: &WellPlan, inputs: u64) -> bool {
+    read_record(output_root, plan.well).is_some_and(|r| r.plan_crc32 == plan_crc(plan) && r.inputs == Some(inputs))
+}
+
 /// Read a well's record (for the output plate's metadata).
 pub fn read_record(output_root: &Path, well: WellId) -> Option<WellRecord> {
     let bytes = std::fs::read(record_path(output_root, well)).ok()?;
