@@ -32,7 +32,9 @@ pub fn read_ahead(plate: &Plate, plans: &[&FrozenWellPlan], ahead: usize, starte
         while next_well < end.min(plans.len()) {
             let plan = plans[next_well];
             next_well += 1;
-            if crate::output::is_done(&plan.output_root, plan, plate) {
+            // The record alone decides here: reading a complete well's files back to verify
+            // them is the well thread's, which would otherwise read them a second time.
+            if crate::output::recorded_complete(&plan.output_root, plan, plate.inputs_fingerprint(plan.well)) {
                 continue;
             }
             let done = plate.prefetch_well(plan.well, BUDGET);
