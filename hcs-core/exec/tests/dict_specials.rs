@@ -3,6 +3,9 @@
 //! special output a dict entry produced — runs and hands over the right values; a dict entry
 //! reading another entry's output is refused before anything runs.
 
+mod common;
+use common::read_u16;
+
 use std::path::{Path, PathBuf};
 
 use hcs_core::{NdarrayStack, Registry};
@@ -67,14 +70,6 @@ fn options<'a>(registry: &'a Registry, dir: &Path) -> CompileOptions<'a> {
     CompileOptions {
         overrides: ConfigLayer { output_root: Some(dir.join("out")), ..Default::default() },
         ..CompileOptions::new(registry)
-    }
-}
-
-fn read_u16(path: &Path) -> Vec<u16> {
-    let pages = hcs_vfs::tiff::read_tiff(path, hcs_vfs::tiff::TiffLimits::default()).expect("tiff");
-    match &pages[0] {
-        hcs_vfs::PlaneData::U16(a) => a.iter().copied().collect(),
-        other => panic!("unexpected {:?}", other.dtype()),
     }
 }
 

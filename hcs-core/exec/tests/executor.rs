@@ -1,6 +1,9 @@
 //! The executor on synthetic plates: special outputs in declaration order, special inputs handed
 //! only to the functions that declare them, chains, dicts, failure isolation, resume.
 
+mod common;
+use common::read_u16;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -324,14 +327,6 @@ fn run_whole_wells(pipeline: &Pipeline, dir: &Path, registry: &Registry) -> hcs_
         })
         .collect();
     run(&compiled, &plate, registry, &RunOptions::default()).expect("runs")
-}
-
-fn read_u16(path: &Path) -> Vec<u16> {
-    let pages = hcs_vfs::tiff::read_tiff(path, hcs_vfs::tiff::TiffLimits::default()).expect("tiff");
-    match &pages[0] {
-        hcs_vfs::PlaneData::U16(a) => a.iter().copied().collect(),
-        other => panic!("unexpected {:?}", other.dtype()),
-    }
 }
 
 #[test]

@@ -3,7 +3,10 @@
 //! time-lapse mosaic is the case users meet. Run on a synthetic plate; the values are checked
 //! against the plate's pixels, not against the executor's own bookkeeping.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::read_u16;
+
+use std::path::PathBuf;
 
 use hcs_core::{NdarrayStack, Registry};
 use hcs_exec::{RunOptions, WellStatus, run};
@@ -48,14 +51,6 @@ fn plate_dir(name: &str) -> PathBuf {
     };
     synthesize(&config, &dir.join("plate")).expect("synthetic plate");
     dir
-}
-
-fn read_u16(path: &Path) -> Vec<u16> {
-    let pages = hcs_vfs::tiff::read_tiff(path, hcs_vfs::tiff::TiffLimits::default()).expect("tiff");
-    match &pages[0] {
-        hcs_vfs::PlaneData::U16(a) => a.iter().copied().collect(),
-        other => panic!("unexpected {:?}", other.dtype()),
-    }
 }
 
 #[test]
