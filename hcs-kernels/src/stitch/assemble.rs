@@ -227,6 +227,9 @@ fn mosaic_row(placed: &[Placed<'_>], (h, w): (usize, usize), y: usize, out: &mut
                 accumulate_row(&mut sum[x0..x1], &mut weight[x0..x1], &row[t0..t1], &p.wx[t0..t1], p.wy[ty]);
             }
         }
+        // The sums have a column of room beyond the mosaic (see `tile_layout`): the alone
+        // range stops at the mosaic's edge.
+        let b = b.min(out.len());
         if a < b {
             alone_row(&mut out[a..b], &row[a - p.ix..b - p.ix]);
             alone.push((a, b));
@@ -269,7 +272,10 @@ pub(crate) struct TileLayout {
     pub wy: Vec<f64>,
 }
 
-/// The mosaic's `(width, height)` and every tile's layout, after checking the positions.
+/// The mosaic's `(width, height)` and every tile's layout, after checking the positions. A
+/// shifted tile spans `w + 1` columns and `h + 1` rows from its integer origin, one more than
+/// the mosaic holds where it lies at a whole pixel on the far edge: the sums of a variant have
+/// that column and row of room, and the mosaic leaves them out.
 pub(crate) fn tile_layout(
     (n, h, w): (usize, usize, usize),
     positions: &TilePositions,
@@ -286,9 +292,13 @@ pub(crate) fn tile_layout(
     if pos.iter().any(|p| !(p.0.is_finite() && p.1.is_finite() && p.0 >= 0.0 && p.1 >= 0.0)) {
         return Err(KernelError::BadInput("positions must be finite and non-negative".into()));
     }
-    // Saturating: a huge position gives a huge size, refused below, never an overflow.
-    let width = pos.iter().map(|p| (p.0.floor() as usize).saturating_add(w).saturating_add(1)).max().unwrap_or(w);
-    let height = pos.iter().map(|p| (p.1.floor() as usize).saturating_add(h).saturating_add(1)).max().unwrap_or(h);
+    // The mosaic reaches the far edge of the farthest tile, `ceil(x + w)`: a tile at a whole
+    // pixel adds no column beyond its own (a single site's mosaic is the tile), one moved by a
+    // fraction reaches into one more (the peer's canvas too). The float-to-integer cast
+    // saturates: a huge position gives a huge size, refused below, never an overflow.
+    let far = |p: f64, n: usize| (p + n as f64).ceil() as usize;
+    let width = pos.iter().map(|p| far(p.0, w)).max().unwrap_or(w);
+    let height = pos.iter().map(|p| far(p.1, h)).max().unwrap_or(h);
     if (width as u64).checked_mul(height as u64).is_none_or(|px| px > 1 << 32) {
         return Err(KernelError::BadInput(format!("mosaic of {width}×{height} pixels is too large")));
     }
@@ -349,7 +359,7 @@ pub fn assemble_stack(
         &mut data,
         width,
         height,
-        || (RowScratch::new(width, w), vec![0.0f32; width]),
+        || (RowScratch::new(width + 1, w), vec![0.0f32; width]),
         |(scratch, line), y, slot| {
             mosaic_row(&placed, (h, w), y, line, scratch);
             slot.append(line, |v| v);
@@ -377,7 +387,7 @@ mod tests {
             .map(|(tile, l)| Placed { tile, ix: l.ix, iy: l.iy, fy: l.fy, fx: l.fx, flat: (0, 0), wx: l.wx, wy: l.wy })
             .collect();
         let mut mosaic = Array3::<f32>::zeros((1, height, width));
-        let (mut sum, mut weight, mut row) = (vec![0.0f64; width], vec![0.0f64; width], vec![0.0f64; w + 1]);
+        let (mut sum, mut weight, mut row) = (vec![0.0f64; width + 1], vec![0.0f64; width + 1], vec![0.0f64; w + 1]);
         for (y, mut out) in mosaic.index_axis_mut(Axis(0), 0).axis_iter_mut(Axis(0)).enumerate() {
             for p in placed.iter().filter(|p| y >= p.iy && y <= p.iy + h) {
                 let ty = y - p.iy;
@@ -385,7 +395,8 @@ mod tests {
                 let span = p.ix..p.ix + w + 1;
                 accumulate_row(&mut sum[span.clone()], &mut weight[span], &row, &p.wx, p.wy[ty]);
             }
-            divide_row(out.as_slice_mut().expect("standard"), &mut sum, &mut weight);
+            divide_row(out.as_slice_mut().expect("standard"), &mut sum[..width], &mut weight[..width]);
+            (sum[width], weight[width]) = (0.0, 0.0);
         }
         mosaic
     }

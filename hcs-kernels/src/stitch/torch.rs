@@ -31,8 +31,9 @@ pub fn assemble_stack(
     let device = stack.device();
     let opts = (Kind::Double, device);
     let (hi, wi) = (h as i64, w as i64);
-    let sum = Tensor::f_zeros([height as i64, width as i64], opts).on(device)?;
-    let weight = Tensor::f_zeros([height as i64, width as i64], opts).on(device)?;
+    // A row and a column of room beyond the mosaic (see `tile_layout`), left out at the end.
+    let sum = Tensor::f_zeros([height as i64 + 1, width as i64 + 1], opts).on(device)?;
+    let weight = Tensor::f_zeros([height as i64 + 1, width as i64 + 1], opts).on(device)?;
     let tiles = stack.f_to_kind(Kind::Double).on(device)?;
     for (i, l) in layout.iter().enumerate() {
         // The tile framed by NaN, so samples from outside it are recognizable.
@@ -87,5 +88,11 @@ pub fn assemble_stack(
     let zero = Tensor::f_zeros_like(&sum).on(device)?;
     let mosaic =
         sum.f_div(&weight.f_clamp_min(1e-300).on(device)?).and_then(|m| m.f_where_self(&covered, &zero)).on(device)?;
-    mosaic.f_to_kind(Kind::Float).and_then(|m| m.f_view([1, height as i64, width as i64])).on(device)
+    mosaic
+        .f_narrow(0, 0, height as i64)
+        .and_then(|m| m.f_narrow(1, 0, width as i64))
+        .and_then(|m| m.f_to_kind(Kind::Float))
+        .and_then(|m| m.f_contiguous())
+        .and_then(|m| m.f_view([1, height as i64, width as i64]))
+        .on(device)
 }
