@@ -67,8 +67,12 @@ pub struct WellQc {
     pub background_median: Option<f64>,
     /// Stitching, if a step computed tile positions.
     pub stitching: Option<StitchQc>,
-    /// Cells counted, if a step counted cells.
+    /// Cells counted, if a step counted cells; where it counted per group (`merge_outputs`: per
+    /// timepoint or channel), the first group's (each group's is in `cells_by_group`).
     pub cells: Option<u64>,
+    /// Where cells were counted per group: each group's count by its label (`t2`, `c1`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cells_by_group: BTreeMap<String, u64>,
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -157,6 +161,13 @@ impl ResultFiles {
             .collect();
         found.sort();
         found
+    }
+
+    /// The group label of a per-group output's file (`A01_t2_cell_counts.json` → `t2`).
+    fn group_of(&self, path: &Path, suffix: &str) -> Option<String> {
+        let name = path.file_name()?.to_str()?;
+        let label = name.strip_prefix(&format!("{}_", self.well))?.strip_suffix(&format!("_{}{suffix}", self.key))?;
+        Some(label.to_string())
     }
 }
 
@@ -286,13 +297,25 @@ pub fn well_qc(outputs: &[ResultFiles], planes: &[PlaneQc]) -> WellQc {
         let first = groups.next()?;
         Some(StitchQc { step: Some(o.step), ..groups.fold(first, StitchQc::add) })
     });
-    let cells = outputs.iter().flat_map(|o| o.with_suffix(".json")).find_map(|p| cells(&p));
+    // The first output that counts cells: one file, or one per group (each group's kept).
+    let counted = outputs.iter().find_map(|o| {
+        let counts: Vec<(PathBuf, u64)> =
+            o.with_suffix(".json").into_iter().filter_map(|p| cells(&p).map(|n| (p, n))).collect();
+        (!counts.is_empty()).then_some((o, counts))
+    });
+    let cells_by_group: BTreeMap<String, u64> = counted
+        .iter()
+        .filter(|(o, _)| o.stem.is_none())
+        .flat_map(|(o, counts)| counts.iter().filter_map(|(p, n)| Some((o.group_of(p, ".json")?, *n))))
+        .collect();
+    let cells = counted.and_then(|(_, counts)| counts.first().map(|c| c.1));
     WellQc {
         focus_min: sites.iter().map(|s| s.focus).reduce(f64::min),
         saturated_max: sites.iter().map(|s| s.saturated_fraction).reduce(f64::max),
         background_median: median(sites.iter().map(|s| s.background).collect()),
         stitching,
         cells,
+        cells_by_group,
         sites,
     }
 }
@@ -319,7 +342,8 @@ pub fn flag(wells: &mut [WellJson]) {
             flags.push(format!("not complete: {}", w.status.replace('_', " ")));
         }
         if let Some(s) = &w.qc.stitching {
-            if let Some(source) = s.overlap_source.as_deref().filter(|o| o.starts_with("assumed")) {
+            // A single tile has no neighbour: no overlap to agree on.
+            if let Some(source) = s.overlap_source.as_deref().filter(|o| o.starts_with("assumed") && s.edges > 0) {
                 flags.push(format!("stitching overlap {source}"));
             }
             if s.rejected > 0 {
@@ -353,7 +377,10 @@ pub fn flag(wells: &mut [WellJson]) {
                 ));
             }
         }
-        if w.qc.cells == Some(0) {
+        let empty: Vec<&str> = w.qc.cells_by_group.iter().filter(|(_, n)| **n == 0).map(|(g, _)| g.as_str()).collect();
+        if !empty.is_empty() {
+            flags.push(format!("empty: no cells counted in {}", empty.join(", ")));
+        } else if w.qc.cells == Some(0) {
             flags.push("empty: no cells counted".to_string());
         }
         w.flags = flags;
@@ -363,6 +390,29 @@ pub fn flag(wells: &mut [WellJson]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Well A01, done, with `qc`.
+    fn done_well(qc: WellQc) -> WellJson {
+        WellJson {
+            well: "A01".into(),
+            row: 0,
+            column: 1,
+            status: "done".into(),
+            error: None,
+            seconds: 1.0,
+            start_s: None,
+            worker: None,
+            peak_rss_mib: None,
+            peak_heap_mib: None,
+            estimated_peak_mib: None,
+            write_behind_mib: None,
+            peak_write_behind_mib: None,
+            steps: Vec::new(),
+            qc,
+            flags: Vec::new(),
+            outputs: Vec::new(),
+        }
+    }
 
     #[test]
     fn stitching_figures_come_from_the_positions_and_edges() {
@@ -448,6 +498,32 @@ mod tests {
     }
 
     #[test]
+    fn cells_counted_per_group_are_each_kept_and_an_empty_group_is_flagged() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for (t, n) in [(1, 37), (2, 0), (3, 147)] {
+            let name = format!("A01_t{t}_cell_counts.json");
+            std::fs::write(dir.path().join(name), format!(r#"{{"total_cells": {n}}}"#)).expect("write");
+        }
+        let written: Vec<PathBuf> =
+            std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").path()).collect();
+        let counts = ResultFiles {
+            step: 2,
+            dir: dir.path().to_path_buf(),
+            stem: None,
+            well: "A01".into(),
+            key: "cell_counts".into(),
+            written,
+        };
+        let qc = well_qc(&[counts], &[]);
+        assert_eq!(qc.cells, Some(37), "the first group's");
+        let by_group: Vec<(&str, u64)> = qc.cells_by_group.iter().map(|(g, n)| (g.as_str(), *n)).collect();
+        assert_eq!(by_group, [("t1", 37), ("t2", 0), ("t3", 147)]);
+        let mut wells = vec![done_well(qc)];
+        flag(&mut wells);
+        assert_eq!(wells[0].flags, ["empty: no cells counted in t2"]);
+    }
+
+    #[test]
     fn cells_come_from_the_first_json_of_the_plan_that_counts_them() {
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::write(dir.path().join("A01_stats.json"), r#"{"mean": 3}"#).expect("write");
@@ -498,25 +574,7 @@ mod tests {
         let site_qc = sites(&planes);
         assert_eq!(site_qc.len(), 3);
         assert_eq!(site_qc[0].focus, 100.0, "the sharpest plane of a site");
-        let mut wells = vec![WellJson {
-            well: "A01".into(),
-            row: 0,
-            column: 1,
-            status: "done".into(),
-            error: None,
-            seconds: 1.0,
-            start_s: None,
-            worker: None,
-            peak_rss_mib: None,
-            peak_heap_mib: None,
-            estimated_peak_mib: None,
-            write_behind_mib: None,
-            peak_write_behind_mib: None,
-            steps: Vec::new(),
-            qc: WellQc { sites: site_qc, cells: Some(0), ..WellQc::default() },
-            flags: Vec::new(),
-            outputs: Vec::new(),
-        }];
+        let mut wells = vec![done_well(WellQc { sites: site_qc, cells: Some(0), ..WellQc::default() })];
         flag(&mut wells);
         let flags = &wells[0].flags;
         assert!(flags.iter().any(|f| f.starts_with("saturated: 1.00 % of site 2")), "{flags:?}");
