@@ -89,5 +89,14 @@ fn each_timepoint_is_stitched_from_its_own_tile_positions() {
     let stitching = &run["wells"][0]["qc"]["stitching"];
     assert_eq!(stitching["edges"], 8, "{stitching}");
     assert_eq!(stitching["step"], 1, "{stitching}");
+
+    // Into an OME-Zarr plate: the timepoints' mosaics differ by a pixel or so, and each is
+    // padded to the plate's mosaic canvas (2 × 256 tiles side by side) in one array.
+    let zarr = dir.join("zarr");
+    common::run_ok(&pipeline, &plate, &zarr, &["--backend", "zarr"]);
+    let image: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(zarr.join("images.ome.zarr/A/1/0/0/zarr.json")).expect("level 0"))
+            .expect("json");
+    assert_eq!(image["shape"], serde_json::json!([2, 1, 1, 512, 512]), "t, c, z, y, x");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -357,7 +357,18 @@ pub fn write_planes(
             let (row, col) = (well.row_letters(), u32::from(well.col));
             let root = writer.root().to_path_buf();
             let layout = writer.layout();
-            let shape = first.dim();
+            // The planes' largest extent: a time-lapse's mosaics differ by a pixel or two
+            // between timepoints, and each is padded to the well's field shape.
+            let shape = planes.values().map(|p| p.dim()).fold(first.dim(), |(h, w), (a, b)| (h.max(a), w.max(b)));
+            if planes.values().any(|p| p.dim() != shape) {
+                tracing::info!(
+                    well = %well,
+                    "{}: the well's planes differ in size (up to {}×{}, width×height); each is stored padded with zeros at the bottom and right",
+                    root.display(),
+                    shape.1,
+                    shape.0
+                );
+            }
             // Not silently: the plate's wells no longer share one field shape. Without a canvas
             // (a plate that records no tile shape or site grid, such as an hcs output) no shape
             // was promised, and nothing is said.

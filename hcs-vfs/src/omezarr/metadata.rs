@@ -186,12 +186,21 @@ fn multiscale(layout: &PlateLayout, name: String, levels: usize) -> v4::Multisca
     }
 }
 
-/// Channel names, colours and display windows for viewers (`omero`, transitional in NGFF).
-fn omero(layout: &PlateLayout) -> v4::Omero {
-    let max = match layout.dtype {
-        crate::plane::Dtype::U8 => 255.0,
-        crate::plane::Dtype::U16 => 65535.0,
-        crate::plane::Dtype::F32 => 1.0,
+/// Channel names, colours and display windows for viewers (`omero`, transitional in NGFF). The
+/// window is the sample type's range for integer images; a float image has none, so its window
+/// is the data's own range per channel where `float_ranges` gives it (`0–1` otherwise).
+fn omero(layout: &PlateLayout, float_ranges: &[Option<(f32, f32)>]) -> v4::Omero {
+    let window = |i: usize| {
+        let (min, max) = match layout.dtype {
+            crate::plane::Dtype::U8 => (0.0, 255.0),
+            crate::plane::Dtype::U16 => (0.0, 65535.0),
+            crate::plane::Dtype::F32 => match float_ranges.get(i).copied().flatten() {
+                Some((lo, hi)) if hi > lo => (f64::from(lo), f64::from(hi)),
+                Some((lo, _)) => (f64::from(lo), f64::from(lo) + 1.0),
+                None => (0.0, 1.0),
+            },
+        };
+        v4::Window { min, max, start: min, end: max }
     };
     // Blue, green, red, magenta, cyan, yellow, white.
     let colors = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (255, 0, 255), (0, 255, 255), (255, 255, 0), (255, 255, 255)];
@@ -203,7 +212,7 @@ fn omero(layout: &PlateLayout) -> v4::Omero {
             let (r, g, b) = colors[i % colors.len()];
             v4::Channel {
                 color: v4::Color { r, g, b },
-                window: v4::Window { min: 0.0, max, start: 0.0, end: max },
+                window: window(i),
                 // The crate types only `color` and `window`; a channel's `label` (its name, which
                 // napari and ome-zarr-py show) and `active` go in its untyped `other` map.
                 other: Map::from_iter([("label".to_string(), json!(name)), ("active".to_string(), json!(true))]),
@@ -236,10 +245,18 @@ fn with_valid_shape(mut attributes: Value, layout: &PlateLayout, valid: (usize, 
 /// pixel size doubled and its origin moved to the centre of the pixels it averages), channel
 /// names and colours for viewers, and — when the field is padded — the `valid` extent of the
 /// data under `hcs`.
-pub fn image(layout: &PlateLayout, field: u32, levels: usize, valid: (usize, usize)) -> Value {
+/// `float_ranges`: each channel's data range, for the display window of a float image (see
+/// [`omero`]).
+pub fn image(
+    layout: &PlateLayout,
+    field: u32,
+    levels: usize,
+    valid: (usize, usize),
+    float_ranges: &[Option<(f32, f32)>],
+) -> Value {
     let fields = v4::OmeNgffGroupAttributes {
         multiscales: Some(vec![multiscale(layout, format!("field {field}"), levels)]),
-        omero: Some(omero(layout)),
+        omero: Some(omero(layout, float_ranges)),
         ..Default::default()
     };
     with_valid_shape(attributes(layout.version, fields), layout, valid)
@@ -328,7 +345,7 @@ mod tests {
             let documents = [
                 ("plate", plate(&layout, &layout.wells.clone())),
                 ("well", well(&layout)),
-                ("image", image(&layout, 1, levels, padded)),
+                ("image", image(&layout, 1, levels, padded, &[])),
                 ("labels group", labels_group(version, &["cells".into(), "nuclei".into()])),
                 ("label image", label_image(&layout, 1, "cells", levels, padded)),
             ];
@@ -363,9 +380,9 @@ mod tests {
 
             // The parts typed by hand or through the crate's untyped maps, and the numbers.
             let ngff = |v: Value| if version == NgffVersion::V05 { v["ome"].clone() } else { v };
-            let img = image(&layout, 1, levels, padded);
+            let img = image(&layout, 1, levels, padded, &[]);
             assert_eq!(img["hcs"]["valid_shape"], json!([30, 50]));
-            assert!(image(&layout, 1, levels, layout.plane_shape).get("hcs").is_none(), "unpadded: no `hcs`");
+            assert!(image(&layout, 1, levels, layout.plane_shape, &[]).get("hcs").is_none(), "unpadded: no `hcs`");
             let img = ngff(img);
             assert_eq!(img["omero"]["rdefs"], json!({ "model": "color" }));
             assert_eq!(img["omero"]["channels"][0]["label"], "DAPI");

@@ -92,8 +92,11 @@ fn wrong_planes_and_hostile_metadata_are_errors() {
     let root = tmp("bad");
     let writer = OmeZarrPlateWriter::create(&root, layout(NgffVersion::V05, 1)).expect("create");
     let well = writer.open_well("A", 1).expect("open");
-    let small = PlaneData::U16(Array2::zeros((4, 4)));
-    assert!(well.write_plane(0, 0, 0, 0, &small).expect_err("shape").to_string().contains("(4, 4)"));
+    // Larger than the well's planes: refused (a smaller one is padded, as mosaics are).
+    let large = PlaneData::U16(Array2::zeros((50, 60)));
+    assert!(well.write_plane(0, 0, 0, 0, &large).expect_err("shape").to_string().contains("(50, 60)"));
+    let small = PlaneData::U8(Array2::zeros((4, 4)));
+    assert!(well.write_plane(0, 0, 0, 0, &small).expect_err("dtype").to_string().contains("uint8"));
     assert!(well.write_plane(0, 0, 5, 0, &plane(0)).is_err());
     assert!(writer.open_well("H", 12).is_err(), "well not in the layout");
     drop(well);
@@ -283,7 +286,7 @@ fn label_images_are_ngff_labels_with_the_image_pyramid() {
         }
         assert!(well.write_labels("../x", 0, 0, 0, &labels).is_err(), "path tricks in a label name are refused");
         assert!(well.write_labels("cells", 0, 0, 3, &labels).is_err(), "z outside the layout");
-        assert!(well.write_labels("cells", 0, 0, 0, &labels.slice(ndarray::s![..10, ..]).to_owned()).is_err());
+        assert!(well.write_labels("cells", 0, 0, 0, &Array2::zeros((1101, 600))).is_err(), "larger than the planes");
         well.finish().expect("finish");
         let field = root.join("A/1/1");
         let attrs = |dir: &std::path::Path| -> serde_json::Value {
@@ -432,4 +435,58 @@ fn uncompressed_chunks_are_read_in_part_and_a_malformed_compressor_is_an_error()
         assert!(read_plane(&root, "A/1", 0, 0, 0, 0).is_err(), "compressor {bad}");
     }
     std::fs::remove_dir_all(&root).expect("cleanup");
+}
+
+#[test]
+fn a_wells_planes_of_different_sizes_are_each_padded_to_its_field_shape() {
+    // A time-lapse's mosaics differ by a pixel between timepoints: the well is opened for the
+    // largest, and each plane is kept in place, padded with zeros.
+    let root = tmp("ragged-timepoints");
+    let layout = PlateLayout {
+        fields: 1,
+        channels: vec!["DAPI".into()],
+        z_planes: 1,
+        mosaic_canvas: Some((120, 168)),
+        ..layout(NgffVersion::V05, 2)
+    };
+    let writer = OmeZarrPlateWriter::create(&root, layout).expect("create");
+    let well = writer.open_well_shaped("A", 1, (111, 150)).expect("open");
+    for (t, shape) in [(0u32, (111usize, 149usize)), (1, (110, 150))] {
+        let p = PlaneData::U16(Array2::from_shape_fn(shape, |(y, x)| (1 + t as usize + y + x) as u16));
+        well.write_plane(0, t, 0, 0, &p).expect("write");
+    }
+    let too_large = PlaneData::U16(Array2::zeros((112, 150)));
+    assert!(well.write_plane(0, 0, 0, 0, &too_large).is_err(), "larger than the well was opened for");
+    well.finish().expect("finish");
+    for (t, shape) in [(0u32, (111usize, 149usize)), (1, (110, 150))] {
+        let PlaneData::U16(got) = read_plane(&root, "A/1", 0, t, 0, 0).expect("read") else { panic!("u16") };
+        assert_eq!(got.dim(), (120, 168));
+        assert_eq!(got[[shape.0 - 1, shape.1 - 1]], (t as usize + shape.0 + shape.1 - 1) as u16, "t {t}: in place");
+        assert_eq!(got[[shape.0, 0]], 0, "t {t}: padded below");
+        assert_eq!(got[[0, shape.1]], 0, "t {t}: padded right");
+    }
+}
+
+#[test]
+fn a_float_plates_display_window_is_each_channels_data_range() {
+    let root = tmp("float-window");
+    let layout = PlateLayout { fields: 1, z_planes: 1, dtype: Dtype::F32, ..layout(NgffVersion::V05, 1) };
+    let writer = OmeZarrPlateWriter::create(&root, layout).expect("create");
+    let well = writer.open_well("A", 1).expect("open");
+    for (c, (lo, hi)) in [(0u32, (156.0f32, 19317.0f32)), (1, (-0.5, 0.25))] {
+        let mut a =
+            Array2::from_shape_fn((40, 56), |(y, x)| lo + (hi - lo) * ((y * 56 + x) as f32 / (40.0 * 56.0 - 1.0)));
+        a[[3, 3]] = f32::NAN; // not a sample: no part of the range
+        well.write_plane(0, 0, c, 0, &PlaneData::F32(a)).expect("write");
+    }
+    well.finish().expect("finish");
+    let attrs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("A/1/0/zarr.json")).expect("image group")).expect("json");
+    let channels = attrs["attributes"]["ome"]["omero"]["channels"].as_array().expect("channels").clone();
+    for (channel, (lo, hi)) in channels.iter().zip([(156.0, 19317.0), (-0.5, 0.25)]) {
+        let w = &channel["window"];
+        for (key, want) in [("min", lo), ("start", lo), ("max", hi), ("end", hi)] {
+            assert!((w[key].as_f64().expect(key) - want).abs() < 1e-3, "{key}: {w}");
+        }
+    }
 }

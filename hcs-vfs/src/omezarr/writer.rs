@@ -179,6 +179,7 @@ impl OmeZarrPlateWriter {
             store,
             arrays: Vec::new(),
             labels: BTreeMap::new(),
+            float_ranges: std::sync::Mutex::new(Vec::new()),
             finished: false,
         };
         writer.prepare()?;
@@ -207,6 +208,9 @@ pub struct WellWriter {
     arrays: Vec<Vec<Array<FilesystemStore>>>,
     /// Per (field, label name), one array per pyramid level (created by the first label plane).
     labels: BTreeMap<(u32, String), Vec<Array<FilesystemStore>>>,
+    /// Of a float plate: each channel's smallest and largest finite sample written, for the
+    /// display windows (an integer plate's are its sample type's range).
+    float_ranges: std::sync::Mutex<Vec<Option<(f32, f32)>>>,
     finished: bool,
 }
 
@@ -244,7 +248,7 @@ impl WellWriter {
         let levels = pyramid::levels(layout.plane_shape);
         for field in 0..layout.fields {
             let image_dir = self.tmp_dir.join(field.to_string());
-            let attributes = metadata::image(layout, field, levels, self.valid);
+            let attributes = metadata::image(layout, field, levels, self.valid, &[]);
             write_json(&image_dir, metadata::group_files(layout.version, attributes))?;
             let mut arrays = Vec::with_capacity(levels);
             for level in 0..levels {
@@ -331,8 +335,45 @@ impl WellWriter {
         }
     }
 
+    /// Widen channel `c`'s range by the finite samples of `plane`.
+    fn note_float_range(&self, c: usize, plane: &Array2<f32>) {
+        let range = plane
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(None, |r: Option<(f32, f32)>, &v| Some(r.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v)))));
+        let Some((lo, hi)) = range else { return };
+        if let Ok(mut ranges) = self.float_ranges.lock() {
+            if ranges.len() <= c {
+                ranges.resize(c + 1, None);
+            }
+            ranges[c] = Some(ranges[c].map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
+    }
+
+    /// A float plate's image metadata again, with each channel's display window the range of
+    /// the samples written (see [`metadata::image`]).
+    fn write_float_windows(&self) -> Result<(), VfsError> {
+        let ranges = self.float_ranges.lock().map(|r| r.clone()).unwrap_or_default();
+        if self.layout.dtype != Dtype::F32 || ranges.is_empty() {
+            return Ok(());
+        }
+        let levels = pyramid::levels(self.layout.plane_shape);
+        for field in 0..self.layout.fields {
+            let attributes = metadata::image(&self.layout, field, levels, self.valid, &ranges);
+            write_json(&self.tmp_dir.join(field.to_string()), metadata::group_files(self.layout.version, attributes))?;
+        }
+        Ok(())
+    }
+
+    /// Whether a plane of `shape` fits the well: no larger than the shape it was opened for
+    /// (its planes' largest; a time-lapse's mosaics differ by a pixel or two from one timepoint
+    /// to the next), and each is padded to the field shape.
+    fn fits(&self, shape: (usize, usize)) -> bool {
+        shape.0 <= self.valid.0 && shape.1 <= self.valid.1
+    }
+
     /// Write one plane and its pyramid levels: `field`, `t`, `c`, `z` 0-based. The plane must
-    /// have the well's shape and the layout's dtype; it is padded to the field shape.
+    /// fit the well's shape and have the layout's dtype; it is padded to the field shape.
     pub fn write_plane(&self, field: u32, t: u32, c: u32, z: u32, plane: &PlaneData) -> Result<(), VfsError> {
         let layout = &self.layout;
         let bad = |m: String| zarr_err(&self.final_dir, m);
@@ -340,7 +381,7 @@ impl WellWriter {
         if t >= layout.timepoints || c as usize >= layout.channels.len() || z >= layout.z_planes {
             return Err(bad(format!("plane t={t} c={c} z={z} outside the layout")));
         }
-        if plane.dim() != self.valid || plane.dtype() != layout.dtype {
+        if !self.fits(plane.dim()) || plane.dtype() != layout.dtype {
             return Err(bad(format!(
                 "plane is {:?} {}, the plate holds {:?} {}",
                 plane.dim(),
@@ -349,8 +390,11 @@ impl WellWriter {
                 layout.dtype.name()
             )));
         }
+        if let PlaneData::F32(a) = plane {
+            self.note_float_range(c as usize, a);
+        }
         let padded;
-        let mut level_plane = if self.valid == layout.plane_shape {
+        let mut level_plane = if plane.dim() == layout.plane_shape {
             plane
         } else {
             padded = pyramid::pad(plane, layout.plane_shape);
@@ -385,7 +429,7 @@ impl WellWriter {
         if field >= self.layout.fields || t >= self.layout.timepoints || z >= self.layout.z_planes {
             return Err(bad(format!("label plane field={field} t={t} z={z} outside the layout")));
         }
-        if labels.dim() != self.valid {
+        if !self.fits(labels.dim()) {
             return Err(bad(format!("label plane is {:?}, the well's planes are {:?}", labels.dim(), self.valid)));
         }
         let key = (field, name.to_string());
@@ -397,7 +441,7 @@ impl WellWriter {
             self.labels.insert(key.clone(), arrays);
         }
         let arrays = self.labels.get(&key).ok_or_else(|| bad(format!("label `{name}` has no arrays")))?;
-        let mut level_plane = if self.valid == self.layout.plane_shape {
+        let mut level_plane = if labels.dim() == self.layout.plane_shape {
             labels.clone()
         } else {
             pyramid::pad_labels(labels, self.layout.plane_shape)
@@ -472,6 +516,7 @@ impl WellWriter {
     /// [`OmeZarrPlateWriter::create`] removes should the process die before it is deleted).
     pub fn finish(mut self) -> Result<(), VfsError> {
         self.write_label_groups()?;
+        self.write_float_windows()?;
         let old = if self.final_dir.exists() {
             let mut name = self.tmp_dir.as_os_str().to_os_string();
             name.push("-old");
