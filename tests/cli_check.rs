@@ -122,6 +122,18 @@ fn check_with_a_plate_compiles_and_plan_prints_the_frozen_plans() {
     // …and how many wells a run takes at once: the steps run 3 groups per part (median of 3,
     // 9, 9, 1, 3, 3, 1), whatever the cores.
     assert!(text.contains("at a time (the steps run 3 groups at once, median)"), "{text}");
+    // With the options a run is given, the plan is that run's: its folder, its OME-Zarr store.
+    let elsewhere = dir.join("elsewhere");
+    let elsewhere_s = elsewhere.to_str().expect("utf-8");
+    let (ok, json, stderr) =
+        hcs(&["plan", &canonical, "--plate", plate_s, "--json", "--out", elsewhere_s, "--backend", "zarr"]);
+    assert!(ok, "{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(plan["output_root"], elsewhere_s);
+    let last = &plan["wells"][0]["steps"][6]["writes"];
+    assert_eq!(last["backend"], "zarr", "{last}");
+    assert!(last.to_string().contains("images.ome.zarr"), "{last}");
+    assert!(!elsewhere.exists(), "planning writes nothing");
     let (ok, _, stderr) = hcs(&["plan", &canonical, "--plate", plate_s, "--well", "H12"]);
     // About the option, not the pipeline file: the plate's wells are listed.
     assert!(!ok && stderr.contains(": the plate has no well H12 (its wells: A01, B02)"), "{stderr}");

@@ -24,8 +24,9 @@ pub struct Args {
     #[arg(long)]
     pub plate: Option<PathBuf>,
     /// Read the header of every image of `--plate` (not the pixels) and report empty, non-TIFF,
-    /// truncated or corrupt files, images of another size than the plate's, and samples that are
-    /// not 8/16-bit unsigned grey or differ from the plate's.
+    /// truncated or corrupt files, images of another size than the plate's, files holding more
+    /// pages than the plate reads, and samples that are not grey (8- or 16-bit unsigned, or
+    /// 32-bit float) or differ from the plate's.
     #[arg(long, requires = "plate")]
     pub deep: bool,
     /// Refuse a plate that holds files among its images that match no image name of its format,

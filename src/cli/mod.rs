@@ -113,6 +113,11 @@ pub fn workers_value(text: &str) -> Result<usize, String> {
     }
 }
 
+/// `--backend disk|zarr` (clap has checked the word) as the configuration's backend.
+pub fn backend_option(word: Option<&str>) -> Option<crate::vfs::Backend> {
+    word.map(|b| if b == "zarr" { crate::vfs::Backend::Zarr } else { crate::vfs::Backend::Disk })
+}
+
 /// Parse the process arguments and run the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -28,6 +28,12 @@ pub struct Args {
     /// Global configuration file (the layer under the pipeline's `[config]`; default `$HCS_CONFIG`).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The output plate folder, as `hcs run --out` would be given it.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Storage of the output images, as `hcs run --backend` would be given it.
+    #[arg(long, value_parser = ["disk", "zarr"])]
+    pub backend: Option<String>,
 }
 
 fn location(l: &Location) -> String {
@@ -174,8 +180,14 @@ fn wells_at_once_line(compiled: &crate::plan::compiler::CompiledPlate, first: &W
 /// Compile and print.
 pub fn run(args: &Args) -> Result<(), String> {
     let wells = args.well.map(|w| vec![w]);
-    let (_, _, compiled) =
-        compile_file(&args.pipeline, &args.plate, args.config.as_deref(), ConfigLayer::default(), wells)?;
+    // The command line's layer as `hcs run` makes it from the same options, so the plan shown
+    // is the run's.
+    let overrides = ConfigLayer {
+        output_root: args.out.clone(),
+        backend: super::backend_option(args.backend.as_deref()),
+        ..ConfigLayer::default()
+    };
+    let (_, _, compiled) = compile_file(&args.pipeline, &args.plate, args.config.as_deref(), overrides, wells)?;
     if args.json {
         // One shape with or without `--well` (its `wells` then holds that well), so a script
         // reads `.wells` either way.

@@ -19,7 +19,6 @@ use crate::exec::lock::OutputLock;
 use crate::exec::{RunOptions, WellReport, WellStatus, run as execute};
 use crate::plan::pipeline::{ConfigLayer, Workers};
 use crate::plate::WellId;
-use crate::vfs::Backend;
 
 use super::compile_args::compile_file;
 
@@ -256,7 +255,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let overrides = ConfigLayer {
         output_root: args.out.clone(),
         workers: args.workers.map(Workers::Count),
-        backend: args.backend.as_deref().map(|b| if b == "zarr" { Backend::Zarr } else { Backend::Disk }),
+        backend: super::backend_option(args.backend.as_deref()),
         visualize: args.visualize.then_some(true),
         ..ConfigLayer::default()
     };
