@@ -386,3 +386,60 @@ fn a_run_of_some_wells_reports_the_whole_output_plate() {
     let html = std::fs::read_to_string(out.join("results/report.html")).expect("report.html");
     assert!(html.contains("\"done_earlier\""));
 }
+
+#[test]
+fn a_fallback_of_a_well_done_earlier_does_not_fail_a_run_of_other_wells() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (plate, out) = (dir.path().join("plate"), dir.path().join("out"));
+    let p = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let synth = hcs(&[
+        "synth",
+        "--out",
+        &p(&plate),
+        "--wells",
+        "A01,A02",
+        "--grid",
+        "2",
+        "2",
+        "--tile",
+        "256",
+        "--z",
+        "1",
+        "--channels",
+        "1",
+    ]);
+    assert!(synth.status.success(), "{}", text(&synth));
+    // A01's tiles made featureless: no edge can be measured, so its stitching falls back.
+    let mut blanked = 0;
+    let mut stack = vec![plate.clone()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("list").flatten() {
+            let path = entry.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            if path.is_dir() {
+                stack.push(path);
+            } else if name.starts_with("A01_") && name.ends_with(".tif") {
+                let flat = hcs::vfs::PlaneData::U16(ndarray::Array2::from_elem((256, 256), 1000u16));
+                hcs::vfs::tiff::write_tiff(&path, &[flat], hcs::vfs::tiff::TiffCompression::None).expect("write");
+                blanked += 1;
+            }
+        }
+    }
+    assert!(blanked > 0);
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "on_stitch_fallback = \"fail\"\n").expect("config");
+    let run_wells = |wells: &str| {
+        let pipeline = "examples/pipelines/canonical.toml";
+        hcs(&["run", pipeline, "--plate", &p(&plate), "--out", &p(&out), "--config", &p(&config), "--wells", wells])
+    };
+    let first = run_wells("A01");
+    assert_eq!(first.status.code(), Some(1), "A01 fell back: {}", text(&first));
+    // A02 stitches from its images: its run passes, though the report still shows A01's fallback.
+    let second = run_wells("A02");
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    let run = run_json(&out);
+    let a01 = well(&run, "A01");
+    assert_eq!(a01["status"], "done_earlier");
+    assert!(a01["qc"]["stitching"]["model_placed"].as_u64().is_some_and(|n| n > 0), "{a01}");
+    assert_eq!(well(&run, "A02")["qc"]["stitching"]["model_placed"], 0);
+}

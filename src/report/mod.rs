@@ -220,9 +220,12 @@ pub fn warn_stitch_fallbacks(written: &Written, compiled: &CompiledPlate) {
     }
 }
 
+/// The stitching fallbacks of the wells this run ran or verified (`done`, `resumed`): a well
+/// complete from an earlier run (`done_earlier`) is in the report, but does not fail this run.
 fn fallbacks_of(run: &run_json::RunJson) -> Vec<StitchFallback> {
     run.wells
         .iter()
+        .filter(|w| matches!(w.status.as_str(), "done" | "resumed"))
         .filter_map(|w| {
             let s = w.qc.stitching.as_ref()?;
             Some(StitchFallback { well: w.well.clone(), tiles: s.model_placed, step: s.step })

@@ -54,6 +54,15 @@ pub struct StitchQc {
     pub step: Option<usize>,
 }
 
+/// One group's cell count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupCells {
+    /// The group's label (`t2`, `c1_z3`).
+    pub group: String,
+    /// Cells counted.
+    pub cells: u64,
+}
+
 /// A well's quality figures.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct WellQc {
@@ -70,9 +79,10 @@ pub struct WellQc {
     /// Cells counted, if a step counted cells; where it counted per group (`merge_outputs`: per
     /// timepoint or channel), the first group's (each group's is in `cells_by_group`).
     pub cells: Option<u64>,
-    /// Where cells were counted per group: each group's count by its label (`t2`, `c1`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub cells_by_group: BTreeMap<String, u64>,
+    /// Where cells were counted per group: each group's label (`t2`, `c1`) and count, in
+    /// group order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cells_by_group: Vec<GroupCells>,
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -159,7 +169,8 @@ impl ResultFiles {
             .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(of_a_group))
             .cloned()
             .collect();
-        found.sort();
+        // In group order: `t2` before `t10`.
+        found.sort_by_key(|p| natural_key(&p.to_string_lossy()));
         found
     }
 
@@ -169,6 +180,23 @@ impl ResultFiles {
         let label = name.strip_prefix(&format!("{}_", self.well))?.strip_suffix(&format!("_{}{suffix}", self.key))?;
         Some(label.to_string())
     }
+}
+
+/// `text` cut into runs of digits (compared as numbers) and of other characters, so that
+/// `A01_t2_…` sorts before `A01_t10_…`.
+fn natural_key(text: &str) -> Vec<Result<u64, String>> {
+    let mut key = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        let digits = c.is_ascii_digit();
+        let mut run = String::new();
+        while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit() == digits) {
+            run.push(d);
+            chars.next();
+        }
+        key.push(if digits { run.parse().map_err(|_| run) } else { Err(run) });
+    }
+    key
 }
 
 /// `outputs` (in step order) less those whose files a later step writes again (the same folder,
@@ -303,10 +331,12 @@ pub fn well_qc(outputs: &[ResultFiles], planes: &[PlaneQc]) -> WellQc {
             o.with_suffix(".json").into_iter().filter_map(|p| cells(&p).map(|n| (p, n))).collect();
         (!counts.is_empty()).then_some((o, counts))
     });
-    let cells_by_group: BTreeMap<String, u64> = counted
+    let cells_by_group: Vec<GroupCells> = counted
         .iter()
         .filter(|(o, _)| o.stem.is_none())
-        .flat_map(|(o, counts)| counts.iter().filter_map(|(p, n)| Some((o.group_of(p, ".json")?, *n))))
+        .flat_map(|(o, counts)| {
+            counts.iter().filter_map(|(p, n)| Some(GroupCells { group: o.group_of(p, ".json")?, cells: *n }))
+        })
         .collect();
     let cells = counted.and_then(|(_, counts)| counts.first().map(|c| c.1));
     WellQc {
@@ -377,7 +407,7 @@ pub fn flag(wells: &mut [WellJson]) {
                 ));
             }
         }
-        let empty: Vec<&str> = w.qc.cells_by_group.iter().filter(|(_, n)| **n == 0).map(|(g, _)| g.as_str()).collect();
+        let empty: Vec<&str> = w.qc.cells_by_group.iter().filter(|g| g.cells == 0).map(|g| g.group.as_str()).collect();
         if !empty.is_empty() {
             flags.push(format!("empty: no cells counted in {}", empty.join(", ")));
         } else if w.qc.cells == Some(0) {
@@ -500,7 +530,7 @@ mod tests {
     #[test]
     fn cells_counted_per_group_are_each_kept_and_an_empty_group_is_flagged() {
         let dir = tempfile::tempdir().expect("tmp");
-        for (t, n) in [(1, 37), (2, 0), (3, 147)] {
+        for (t, n) in [(1, 37), (2, 0), (3, 147), (10, 5)] {
             let name = format!("A01_t{t}_cell_counts.json");
             std::fs::write(dir.path().join(name), format!(r#"{{"total_cells": {n}}}"#)).expect("write");
         }
@@ -516,8 +546,8 @@ mod tests {
         };
         let qc = well_qc(&[counts], &[]);
         assert_eq!(qc.cells, Some(37), "the first group's");
-        let by_group: Vec<(&str, u64)> = qc.cells_by_group.iter().map(|(g, n)| (g.as_str(), *n)).collect();
-        assert_eq!(by_group, [("t1", 37), ("t2", 0), ("t3", 147)]);
+        let by_group: Vec<(&str, u64)> = qc.cells_by_group.iter().map(|g| (g.group.as_str(), g.cells)).collect();
+        assert_eq!(by_group, [("t1", 37), ("t2", 0), ("t3", 147), ("t10", 5)], "in timepoint order");
         let mut wells = vec![done_well(qc)];
         flag(&mut wells);
         assert_eq!(wells[0].flags, ["empty: no cells counted in t2"]);

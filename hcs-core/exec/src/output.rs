@@ -177,10 +177,15 @@ pub fn completion(output_root: &Path, plan: &WellPlan, inputs: Option<u64>) -> C
 }
 
 /// Whether the well's record says it is complete for `plan` and `inputs` (the well's inputs'
-/// fingerprint now), without reading its files back: what a report says of a well the run did
-/// not take up (`hcs run --wells`), where [`completion`] would read every file of it.
+/// fingerprint now) and its files are there at their recorded sizes, without reading them back:
+/// what a report says of a well the run did not take up (`hcs run --wells`), and what the
+/// read-ahead skips, where [`completion`] would read every file of it.
 pub fn recorded_complete(output_root: &Path, plan: &WellPlan, inputs: u64) -> bool {
-    read_record(output_root, plan.well).is_some_and(|r| r.plan_crc32 == plan_crc(plan) && r.inputs == Some(inputs))
+    read_record(output_root, plan.well).is_some_and(|r| {
+        r.plan_crc32 == plan_crc(plan)
+            && r.inputs == Some(inputs)
+            && r.files.iter().all(|f| std::fs::metadata(output_root.join(&f.path)).is_ok_and(|m| m.len() == f.bytes))
+    })
 }
 
 /// Read a well's record (for the output plate's metadata).

@@ -987,3 +987,41 @@ fn a_reduction_whose_calls_each_get_one_plane_is_noted() {
         ]
     );
 }
+
+#[test]
+fn a_merged_output_is_linked_by_the_groups_that_made_it() {
+    let r = registry();
+    let by = |pipeline: &Pipeline| match &compiled(pipeline, &options(&r)).wells[0].steps[1].special_inputs["counts"] {
+        SpecialInputPlan::Step { by, .. } => by.clone(),
+        other => panic!("linked to a step: {other:?}"),
+    };
+    let use_counts = || FunctionStep::new("use", "use_counts");
+    // One dict entry counts channel 1 per z: every channel's groups take their z's value.
+    let one_entry = Pipeline::new("m")
+        .step(
+            FunctionStep::new("count", FunctionPattern::dict([("1", "count")]))
+                .group_by(Component::Channel)
+                .merge_outputs(["counts"]),
+        )
+        .step(use_counts());
+    assert_eq!(by(&one_entry), [Component::Z]);
+    // Without the dict both channels count: a group takes its channel's and its z's.
+    let both =
+        Pipeline::new("m").step(FunctionStep::new("count", "count").merge_outputs(["counts"])).step(use_counts());
+    assert_eq!(by(&both), [Component::Channel, Component::Z]);
+    // Stacking a component that has one value by then (after a projection over channels) is no
+    // stacking: each call still stands in one producer group.
+    let collapsed = Pipeline::new("m")
+        .step(
+            FunctionStep::new("count", "count")
+                .variable_components([Component::Site, Component::Z])
+                .merge_outputs(["counts"]),
+        )
+        .step(FunctionStep::new("flatten", "zmax").variable_components([Component::Channel]))
+        .step(use_counts().variable_components([Component::Site, Component::Channel]));
+    let plan = compiled(&collapsed, &options(&r));
+    assert!(matches!(
+        &plan.wells[0].steps[2].special_inputs["counts"],
+        SpecialInputPlan::Step { by, .. } if by == &[Component::Channel]
+    ));
+}

@@ -288,6 +288,9 @@ pub(crate) fn tile_layout(
     if positions.positions.len() != n {
         return Err(KernelError::BadInput(format!("{} positions for {n} tiles", positions.positions.len())));
     }
+    if h == 0 || w == 0 {
+        return Err(KernelError::BadInput(format!("tiles of {w}×{h} pixels hold nothing to assemble")));
+    }
     let pos = &positions.positions;
     if pos.iter().any(|p| !(p.0.is_finite() && p.1.is_finite() && p.0 >= 0.0 && p.1 >= 0.0)) {
         return Err(KernelError::BadInput("positions must be finite and non-negative".into()));
@@ -441,6 +444,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_tile_at_a_whole_pixel_adds_no_row_or_column_and_empty_tiles_are_refused() {
+        let stack = Array3::from_shape_fn((2, 6, 8), |(t, y, x)| (t * 100 + y * 8 + x + 1) as f32);
+        // One tile at the origin: the mosaic is the tile.
+        let one = assemble_stack(
+            stack.slice(ndarray::s![..1, .., ..]).to_owned(),
+            &positions(vec![(0.0, 0.0)], (1, 1)),
+            Blend::Fixed,
+            0.1,
+            1.0,
+        )
+        .expect("assemble");
+        assert_eq!(one.index_axis(Axis(0), 0), stack.index_axis(Axis(0), 0));
+        // Side by side at whole pixels: 16 wide; at 7.5 the far edge, 15.5, rounds up to 16.
+        let whole =
+            assemble_stack(stack.clone(), &positions(vec![(0.0, 0.0), (8.0, 0.0)], (1, 2)), Blend::None, 0.0, 1.0);
+        assert_eq!(whole.expect("assemble").dim(), (1, 6, 16));
+        let shifted =
+            assemble_stack(stack.clone(), &positions(vec![(0.0, 0.0), (7.5, 0.0)], (1, 2)), Blend::None, 0.0, 1.0);
+        assert_eq!(shifted.expect("assemble").dim(), (1, 6, 16));
+        let empty = Array3::<f32>::zeros((1, 0, 8));
+        assert!(assemble_stack(empty, &positions(vec![(0.0, 0.0)], (1, 1)), Blend::Fixed, 0.1, 1.0).is_err());
     }
 
     #[test]

@@ -223,7 +223,8 @@ fn omero(layout: &PlateLayout, float_ranges: &[Option<(f32, f32)>]) -> v4::Omero
     v4::Omero { channels, other: Map::from_iter([("rdefs".to_string(), json!({ "model": "color" }))]) }
 }
 
-/// Adds hcs's own `hcs` key when the field is padded: the `valid` extent of the data. Merged into
+/// Adds hcs's own `hcs` key when the field is padded: the `valid` extent of the data (the
+/// largest of its planes'; a time-lapse's mosaics may each hold a row or column less). Merged into
 /// the serialised attributes by hand, beside `ome` (0.5) or `multiscales` (0.4), as it is no NGFF
 /// field; readers of NGFF ignore keys they do not know.
 fn with_valid_shape(mut attributes: Value, layout: &PlateLayout, valid: (usize, usize)) -> Value {

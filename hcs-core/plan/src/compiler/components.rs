@@ -357,6 +357,47 @@ pub struct Producers {
 struct Merged {
     step: usize,
     by: Vec<(Component, Vec<u32>)>,
+    /// A component whose values at the producer cannot be told before the run (an earlier
+    /// `planes = any` step): which groups made a value is unknown.
+    unknown: Option<Component>,
+}
+
+/// The components a producing call's groups differ in, with their values and whether they are
+/// known: every component the step does not stack; the one a dict level routes, only at the
+/// values its entry's key matches.
+fn call_groups(
+    step: &crate::pipeline::FunctionStep,
+    flow: &Flow,
+    entry: Option<&str>,
+) -> Vec<(Component, Vec<u32>, bool)> {
+    let routed_by = step.group_by.filter(|_| entry.is_some());
+    WELL_COMPONENTS
+        .iter()
+        .filter(|c| !step.variable_components.contains(c))
+        .filter_map(|&c| {
+            let values = flow.bound_in.get(&c)?;
+            let values: Vec<u32> = match entry.filter(|_| routed_by == Some(c)) {
+                Some(key) => values.iter().copied().filter(|v| dict_key_matches(key, &v.to_string())).collect(),
+                None => values.clone(),
+            };
+            Some((c, values, flow.values_in.get(&c).is_some_and(Option::is_some)))
+        })
+        .collect()
+}
+
+/// Calls producing one key in one step (several dict entries may): their groups together.
+fn union_groups(a: &mut Vec<(Component, Vec<u32>, bool)>, b: Vec<(Component, Vec<u32>, bool)>) {
+    for (c, values, known) in b {
+        match a.iter_mut().find(|(ac, _, _)| *ac == c) {
+            Some((_, av, ak)) => {
+                av.extend(values);
+                av.sort_unstable();
+                av.dedup();
+                *ak &= known;
+            }
+            None => a.push((c, values, known)),
+        }
+    }
 }
 
 /// Special outputs made by more than one call per well without `merge_outputs`; `merge_outputs`
@@ -377,16 +418,19 @@ pub fn check_producers(
         let step_ref = StepRef { index: i + 1, name: step.name.clone() };
         let at = Line(source.and_then(|s| s.step_line(i)));
         let mut produced = Vec::new();
-        let mut produced_by: BTreeMap<&str, Vec<(Component, Vec<u32>)>> = BTreeMap::new();
+        let mut produced_by: BTreeMap<&str, Vec<(Component, Vec<u32>, bool)>> = BTreeMap::new();
         for (k, (path, call)) in step.func.calls().into_iter().enumerate() {
             let Some(contract) = registry.variants(&call.name).first() else { continue };
             let call_at = Line(source.and_then(|s| s.call_line(i, k)).or(at.0));
             for input in contract.special_inputs {
                 let Some(producer) = merged.get(input.key) else { continue };
+                // Stacked with several values here: a call would hold several producer groups.
                 let stacked: Vec<String> = producer
                     .by
                     .iter()
-                    .filter(|(c, _)| step.variable_components.contains(c))
+                    .filter(|(c, _)| {
+                        step.variable_components.contains(c) && flow.bound_in.get(c).is_some_and(|v| v.len() > 1)
+                    })
                     .map(|(c, _)| c.to_string())
                     .collect();
                 let missing: Vec<String> = producer
@@ -400,7 +444,19 @@ pub fn check_producers(
                     })
                     .collect();
                 let by = || producer.by.iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>().join(" and ");
-                if !stacked.is_empty() {
+                if let Some(c) = producer.unknown {
+                    errors.push(PipelineError::Special {
+                        at: call_at,
+                        step: step_ref.clone(),
+                        message: format!(
+                            "`{}` needs special input `{}`, kept by step {} one per group (`merge_outputs`), but which {c} values that step has cannot be told before the run (step {} made them unknown), so no group of this step can be matched to one of it",
+                            call.name,
+                            input.key,
+                            producer.step,
+                            flows[producer.step - 1].changed_by.get(&c).map_or_else(|| "?".to_string(), ToString::to_string),
+                        ),
+                    });
+                } else if !stacked.is_empty() {
                     errors.push(PipelineError::Special {
                         at: call_at,
                         step: step_ref.clone(),
@@ -451,16 +507,10 @@ pub fn check_producers(
                 .collect();
             let groups: usize = parts.iter().map(|(_, n, _)| n).product();
             let exact = parts.iter().all(|(_, _, known)| *known);
-            // The components this call's groups differ in, with their values: the non-variable
-            // ones with several values, and the one a dict level routes here.
-            let group_components: Vec<(Component, Vec<u32>)> = WELL_COMPONENTS
-                .iter()
-                .filter(|c| !step.variable_components.contains(c))
-                .filter_map(|&c| flow.bound_in.get(&c).filter(|v| v.len() > 1).map(|v| (c, v.clone())))
-                .collect();
+            let groups_here = call_groups(step, flow, path.first().copied());
             for output in contract.special_outputs {
                 produced.push(output.key);
-                produced_by.entry(output.key).or_insert_with(|| group_components.clone());
+                union_groups(produced_by.entry(output.key).or_default(), groups_here.clone());
                 if groups > 1 && !step.merge_outputs.iter().any(|m| m == output.key) {
                     let per = parts
                         .iter()
@@ -488,8 +538,12 @@ pub fn check_producers(
             merged.remove(key);
         }
         for key in &step.merge_outputs {
-            if let Some(by) = produced_by.remove(key.as_str()) {
-                merged.insert(key.as_str(), Merged { step: i + 1, by });
+            if let Some(groups) = produced_by.remove(key.as_str()) {
+                // Only the components with several values tell the groups apart.
+                let several: Vec<_> = groups.into_iter().filter(|(_, v, _)| v.len() > 1).collect();
+                let unknown = several.iter().find(|(_, _, known)| !known).map(|(c, _, _)| *c);
+                let by = several.into_iter().map(|(c, v, _)| (c, v)).collect();
+                merged.insert(key.as_str(), Merged { step: i + 1, by, unknown });
             } else {
                 errors.push(PipelineError::Special {
                     at,
