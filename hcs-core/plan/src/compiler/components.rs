@@ -362,6 +362,9 @@ struct Merged {
     unknown: Option<Component>,
 }
 
+/// Components with their values, and whether those are known before the run.
+type CallGroups = Vec<(Component, Vec<u32>, bool)>;
+
 /// The components a producing call's groups differ in, with their values and whether they are
 /// known: every component the step does not stack; the one a dict level routes, only at the
 /// values its entry's key matches.
@@ -386,7 +389,7 @@ fn call_groups(
 }
 
 /// Calls producing one key in one step (several dict entries may): their groups together.
-fn union_groups(a: &mut Vec<(Component, Vec<u32>, bool)>, b: Vec<(Component, Vec<u32>, bool)>) {
+fn union_groups(a: &mut CallGroups, b: CallGroups) {
     for (c, values, known) in b {
         match a.iter_mut().find(|(ac, _, _)| *ac == c) {
             Some((_, av, ak)) => {
@@ -418,7 +421,7 @@ pub fn check_producers(
         let step_ref = StepRef { index: i + 1, name: step.name.clone() };
         let at = Line(source.and_then(|s| s.step_line(i)));
         let mut produced = Vec::new();
-        let mut produced_by: BTreeMap<&str, Vec<(Component, Vec<u32>, bool)>> = BTreeMap::new();
+        let mut produced_by: BTreeMap<&str, CallGroups> = BTreeMap::new();
         for (k, (path, call)) in step.func.calls().into_iter().enumerate() {
             let Some(contract) = registry.variants(&call.name).first() else { continue };
             let call_at = Line(source.and_then(|s| s.call_line(i, k)).or(at.0));
