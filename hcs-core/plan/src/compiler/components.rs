@@ -368,11 +368,7 @@ type CallGroups = Vec<(Component, Vec<u32>, bool)>;
 /// The components a producing call's groups differ in, with their values and whether they are
 /// known: every component the step does not stack; the one a dict level routes, only at the
 /// values its entry's key matches.
-fn call_groups(
-    step: &crate::pipeline::FunctionStep,
-    flow: &Flow,
-    entry: Option<&str>,
-) -> Vec<(Component, Vec<u32>, bool)> {
+fn call_groups(step: &crate::pipeline::FunctionStep, flow: &Flow, entry: Option<&str>) -> CallGroups {
     let routed_by = step.group_by.filter(|_| entry.is_some());
     WELL_COMPONENTS
         .iter()
@@ -452,11 +448,14 @@ pub fn check_producers(
                         at: call_at,
                         step: step_ref.clone(),
                         message: format!(
-                            "`{}` needs special input `{}`, kept by step {} one per group (`merge_outputs`), but which {c} values that step has cannot be told before the run (step {} made them unknown), so no group of this step can be matched to one of it",
+                            "`{}` needs special input `{}`, kept by step {} one per group (`merge_outputs`), but which {c} values that step has cannot be told before the run{}, so no group of this step can be matched to one of it",
                             call.name,
                             input.key,
                             producer.step,
-                            flows[producer.step - 1].changed_by.get(&c).map_or_else(|| "?".to_string(), ToString::to_string),
+                            flows[producer.step - 1]
+                                .changed_by
+                                .get(&c)
+                                .map_or_else(String::new, |k| format!(" (step {k} made them unknown)")),
                         ),
                     });
                 } else if !stacked.is_empty() {
