@@ -1025,3 +1025,37 @@ fn a_merged_output_is_linked_by_the_groups_that_made_it() {
         SpecialInputPlan::Step { by, .. } if by == &[Component::Channel]
     ));
 }
+
+#[test]
+fn the_last_steps_storage_keys_place_the_final_output_and_the_command_line_wins() {
+    let r = registry();
+    let last = |layer: ConfigLayer| {
+        Pipeline::new("p").step(FunctionStep::new("blur", "blur")).step(FunctionStep::new("max", "zmax").config(layer))
+    };
+    let storage = ConfigLayer {
+        sub_dir: Some("final".into()),
+        backend: Some(Backend::Zarr),
+        zarr_codec: Some(hcs_plan::pipeline::ZarrCompression::None),
+        ..Default::default()
+    };
+    let plan = compiled(&last(storage.clone()), &options(&r));
+    let well = &plan.wells[0];
+    let Location::Zarr { store } = &well.steps[1].writes else { panic!("zarr: {:?}", well.steps[1].writes) };
+    assert_eq!(store, std::path::Path::new("/data/plate1_outputs/final.ome.zarr"));
+    let zarr = well.steps[1].zarr_store.as_ref().expect("the final store");
+    assert_eq!(zarr.codec, hcs_plan::pipeline::ZarrCompression::None);
+    // `hcs run --backend disk` is above every layer.
+    let cli =
+        CompileOptions { overrides: ConfigLayer { backend: Some(Backend::Disk), ..Default::default() }, ..options(&r) };
+    let plan = compiled(&last(storage), &cli);
+    assert_eq!(plan.wells[0].steps[1].writes, Location::Disk { dir: "/data/plate1_outputs/final".into() });
+
+    // A step cannot move the run's output folder.
+    let moved = last(ConfigLayer { output_suffix: Some("_S".into()), ..Default::default() });
+    assert_eq!(
+        errors(&moved, &options(&r)),
+        [
+            "step 2 `max`: config: `output_suffix` names the run's output folder, one for every step: set it in `[config]`, a global configuration file or `hcs run --out`; a step's checkpoint goes in that folder, under its `sub_dir`"
+        ]
+    );
+}

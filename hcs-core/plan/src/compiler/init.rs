@@ -8,12 +8,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::pipeline::config_errors;
 use crate::pipeline::error::EntryLink;
 use crate::pipeline::wiring::{entry_reaches, link};
 use crate::pipeline::{
     Config, ConfigLayer, InputSource, Line, Link, Pipeline, PipelineError, SourceMap, StepRef, StepShape, step_calls,
 };
+use crate::pipeline::{config_errors, step_config_errors};
 use hcs_core::contract::FunctionContract;
 use hcs_core::registry::Registry;
 use hcs_plate::WellId;
@@ -64,6 +64,9 @@ pub struct StepInit {
 pub struct Init {
     /// The run-level configuration (defaults → global → run).
     pub run_config: Config,
+    /// The final output's storage: the run's, with the last step's own `sub_dir`, `backend`,
+    /// `zarr_codec` and `zarr_level` over it where it sets them (the command line over all).
+    pub final_config: Config,
     /// The output plate folder.
     pub output_root: PathBuf,
     /// Where the last step writes.
@@ -94,6 +97,17 @@ pub fn persistent_location(config: &Config, root: &Path, sub_dir: &str) -> Locat
     }
 }
 
+/// The keys of a step's layer that say how images are stored, alone.
+fn storage_keys(layer: &ConfigLayer) -> ConfigLayer {
+    ConfigLayer {
+        sub_dir: layer.sub_dir.clone(),
+        backend: layer.backend,
+        zarr_codec: layer.zarr_codec,
+        zarr_level: layer.zarr_level,
+        ..ConfigLayer::default()
+    }
+}
+
 /// Run phase 1. Errors are collected, not returned early.
 pub fn initialize(
     pipeline: &Pipeline,
@@ -107,7 +121,13 @@ pub fn initialize(
     errors.extend(config_errors(overrides, Line(None), None, "command line: "));
     let run_config = Config::resolve([global, &pipeline.config, overrides]);
     let output_root = run_config.output_root(&plate.root);
-    let final_location = persistent_location(&run_config, &output_root, &run_config.sub_dir);
+    // The last step's storage keys choose where the final output goes (before this, they were
+    // taken for a checkpoint only and ignored without a word on the last step).
+    let final_config = match pipeline.steps.last() {
+        Some(last) => Config::resolve([global, &pipeline.config, &storage_keys(&last.config), overrides]),
+        None => run_config.clone(),
+    };
+    let final_location = persistent_location(&final_config, &output_root, &final_config.sub_dir);
     let sources = effective_sources(pipeline, registry);
 
     // Every special input is linked by the rule `pipeline!` checks at compile time.
@@ -119,9 +139,9 @@ pub fn initialize(
     for (i, step) in pipeline.steps.iter().enumerate() {
         let step_ref = StepRef { index: i + 1, name: step.name.clone() };
         let at = Line(source.and_then(|s| s.step_line(i)));
-        errors.extend(config_errors(&step.config, at, Some(step_ref.clone()), "config: "));
+        errors.extend(step_config_errors(&step.config, at, &step_ref));
         let config = Config::resolve([global, &pipeline.config, overrides, &step.config]);
-        let root = config.output_root(&plate.root);
+        let root = output_root.clone();
         let checkpoint = step.materialize.as_ref().map(|m| {
             let sub_dir = step.config.sub_dir.clone().unwrap_or_else(|| format!("checkpoints/step{}", i + 1));
             CheckpointTemplate { location: persistent_location(&config, &root, &sub_dir), wells: m.wells.clone() }
@@ -218,7 +238,7 @@ pub fn initialize(
             special_outputs,
         });
     }
-    let init = Init { run_config, output_root, final_location, steps };
+    let init = Init { run_config, final_config, output_root, final_location, steps };
     errors.extend(check_collisions(pipeline, plate, &init, source));
     (init, errors)
 }

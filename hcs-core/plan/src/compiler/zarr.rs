@@ -49,7 +49,7 @@ pub fn declare(init: &Init, flows: &[Flow], wells: &[WellId]) -> Vec<(Option<Zar
         .enumerate()
         .map(|(i, (step, flow))| {
             let main = match &init.final_location {
-                Location::Zarr { store } if i == last => Some(store_plan(store, wells, flow, &init.run_config)),
+                Location::Zarr { store } if i == last => Some(store_plan(store, wells, flow, &init.final_config)),
                 _ => None,
             };
             let checkpoint = match step.checkpoint.as_ref().map(|c| &c.location) {

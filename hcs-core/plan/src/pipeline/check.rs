@@ -197,18 +197,41 @@ pub fn config_errors(
         .collect()
 }
 
+/// A step's configuration layer: its values ([`config_errors`]), and the keys a step cannot
+/// have its own of — `output_folder` and `output_suffix` name the run's output folder, one for
+/// every step (its lock, identity and `--force` cover what every step writes).
+pub fn step_config_errors(layer: &super::config::ConfigLayer, at: Line, step: &StepRef) -> Vec<PipelineError> {
+    let mut errors = config_errors(layer, at, Some(step.clone()), "config: ");
+    let run_wide: Vec<String> = [
+        layer.output_folder.as_ref().map(|_| "`output_folder`"),
+        layer.output_suffix.as_ref().map(|_| "`output_suffix`"),
+    ]
+    .into_iter()
+    .flatten()
+    .map(str::to_string)
+    .collect();
+    if !run_wide.is_empty() {
+        errors.push(PipelineError::Config {
+            at,
+            step: Some(step.clone()),
+            message: format!(
+                "config: {} name{} the run's output folder, one for every step: set {} in `[config]`, a global configuration file or `hcs run --out`; a step's checkpoint goes in that folder, under its `sub_dir`",
+                run_wide.join(" and "),
+                if run_wide.len() == 1 { "s" } else { "" },
+                if run_wide.len() == 1 { "it" } else { "them" }
+            ),
+        });
+    }
+    errors
+}
+
 /// The pipeline's own configuration layers — `[config]` and each step's `config` — checked
 /// without a plate (`hcs check PIPELINE`); compiling checks them with the same messages.
 pub fn check_config(pipeline: &Pipeline, source: Option<&SourceMap>) -> Vec<PipelineError> {
     let mut errors = config_errors(&pipeline.config, Line(None), None, "[config]: ");
     for (i, step) in pipeline.steps.iter().enumerate() {
         let step_ref = StepRef { index: i + 1, name: step.name.clone() };
-        errors.extend(config_errors(
-            &step.config,
-            Line(source.and_then(|s| s.step_line(i))),
-            Some(step_ref),
-            "config: ",
-        ));
+        errors.extend(step_config_errors(&step.config, Line(source.and_then(|s| s.step_line(i))), &step_ref));
     }
     errors
 }
