@@ -443,3 +443,23 @@ fn a_fallback_of_a_well_done_earlier_does_not_fail_a_run_of_other_wells() {
     assert!(a01["qc"]["stitching"]["model_placed"].as_u64().is_some_and(|n| n > 0), "{a01}");
     assert_eq!(well(&run, "A02")["qc"]["stitching"]["model_placed"], 0);
 }
+
+#[test]
+fn fail_fast_counts_the_wells_it_left_unstarted_apart_from_the_failed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (plate, out) = (dir.path().join("plate"), dir.path().join("out"));
+    let p = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let synth = hcs(&["synth", "--out", &p(&plate), "--wells", "A01,B02", "--tile", "64"]);
+    assert!(synth.status.success(), "{}", text(&synth));
+    let broken = image_of(&plate, "A01");
+    let bytes = std::fs::read(&broken).expect("read");
+    std::fs::write(&broken, &bytes[..bytes.len() / 2]).expect("truncate");
+    let args = ["--out", &p(&out), "--workers", "1", "--wells-at-once", "1", "--fail-fast"];
+    let o = hcs(&[&["run", "examples/pipelines/canonical.toml", "--plate", &p(&plate)][..], &args[..]].concat());
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("0 wells done, 0 skipped (already complete), 1 failed, 1 not run"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("error: 1 of 2 wells failed (1 not run after it: --fail-fast)"), "{stderr}");
+    assert_eq!(well(&run_json(&out), "B02")["status"], "not_run");
+}

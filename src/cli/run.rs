@@ -355,11 +355,15 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
     let resumed = result.wells.iter().filter(|w| w.status == WellStatus::Resumed).count();
     let interrupted = result.wells.iter().filter(|w| w.status == WellStatus::Interrupted).count();
     let interrupted_text = if interrupted > 0 { format!(", {interrupted} interrupted") } else { String::new() };
+    // Wells `--fail-fast` left unstarted did not fail: counted apart (the exit status is 1
+    // for both, as the README says).
+    let not_run = failed.iter().filter(|w| w.status == WellStatus::NotRun).count();
+    let failed_count = failed.len() - not_run;
+    let not_run_text = if not_run > 0 { format!(", {not_run} not run") } else { String::new() };
     println!(
-        "`{}`: {} done, {resumed} skipped (already complete){interrupted_text}, {} failed in {:.2} s → {}",
+        "`{}`: {} done, {resumed} skipped (already complete){interrupted_text}, {failed_count} failed{not_run_text} in {:.2} s → {}",
         compiled.pipeline,
         super::wells(done),
-        failed.len(),
         result.seconds,
         result.output_root.display()
     );
@@ -400,7 +404,7 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
             eprintln!(
                 "interrupted: {} not started{}; re-run the same command to finish the plate",
                 super::wells(interrupted),
-                if failed.is_empty() { String::new() } else { format!(", {} failed", failed.len()) }
+                if failed_count == 0 { String::new() } else { format!(", {failed_count} failed") }
             );
             return Ok(Some(128u8.saturating_add(signal)));
         }
@@ -413,7 +417,9 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
         );
     }
     if !failed.is_empty() {
-        eprintln!("error: {} of {} failed", failed.len(), super::wells(result.wells.len()));
+        let not_started =
+            if not_run > 0 { format!(" ({not_run} not run after it: --fail-fast)") } else { String::new() };
+        eprintln!("error: {failed_count} of {} failed{not_started}", super::wells(result.wells.len()));
     }
     Ok((!fallback_fails.is_empty() || !failed.is_empty()).then_some(super::EXIT_WELLS_FAILED))
 }
