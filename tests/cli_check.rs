@@ -368,3 +368,17 @@ fn a_missing_plate_or_config_is_named_once_with_where_it_came_from() {
     assert!(!named.status.success());
     assert!(stderr.contains("nope.toml (the global config file HCS_CONFIG names)"), "{stderr}");
 }
+
+#[test]
+fn check_without_a_plate_checks_the_global_configurations_values() {
+    let dir = tempfile::tempdir().expect("scratch");
+    let global = dir.path().join("g.toml");
+    std::fs::write(&global, "zarr_level = 99\nmemory_budget_mib = 0\n").expect("config");
+    let global = global.to_str().expect("utf-8");
+    let canonical = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/canonical.toml");
+    let (ok, stdout, stderr) = hcs(&["check", canonical, "--config", global]);
+    assert!(!ok, "{stdout}");
+    assert!(stderr.contains("global config: config `zarr_level`: 99 is outside 1–22"), "{stderr}");
+    assert!(stderr.contains("global config: config `memory_budget_mib`"), "{stderr}");
+    assert!(stderr.contains("2 problems"), "{stderr}");
+}
