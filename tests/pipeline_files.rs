@@ -149,6 +149,23 @@ fn every_shape_problem_of_a_file_is_reported_at_once() {
     }
     let first = Pipeline::from_toml(text).map(|_| ()).expect_err("malformed").to_string();
     assert_eq!(first, errs[0]);
+
+    // A key refused as read does not hide a value out of range beside it.
+    let mixed = "[config]
+workers = 0
+zarr_level = 99
+gpu_slots = 0
+
+[[steps]]
+name = \"a\"
+func = \"tophat\"
+";
+    let errs: Vec<String> =
+        Pipeline::from_toml_all(mixed).map(|_| ()).expect_err("refused").iter().map(ToString::to_string).collect();
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(errs[0].contains("[config]: workers is \"auto\" or an integer"), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.contains("[config]: config `zarr_level`: 99 is outside 1–22")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.contains("[config]: config `gpu_slots`")), "{errs:#?}");
 }
 
 #[test]

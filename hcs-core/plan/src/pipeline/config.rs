@@ -429,7 +429,22 @@ fn shape_errors(value: &toml::Value, message: &str) -> Vec<ConfigReadError> {
             }))
         })
         .collect();
-    if errors.is_empty() { vec![ConfigReadError::Shape(message.to_string())] } else { errors }
+    if errors.is_empty() {
+        return vec![ConfigReadError::Shape(message.to_string())];
+    }
+    // The keys that are read alone are checked as a layer would be, so that one refused key does
+    // not hide a value out of range beside it (every problem at once, as `hcs check` promises).
+    let readable: toml::Table = table
+        .iter()
+        .filter(|(key, v)| {
+            let mut one = toml::Table::new();
+            one.insert((*key).clone(), (*v).clone());
+            toml::Value::Table(one).try_into::<ConfigLayer>().is_ok()
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let rest = toml::Value::Table(readable).try_into::<ConfigLayer>().map(|l| l.validate()).unwrap_or_default();
+    errors.into_iter().chain(rest.into_iter().map(ConfigReadError::Value)).collect()
 }
 
 impl Config {
