@@ -1059,3 +1059,18 @@ fn the_last_steps_storage_keys_place_the_final_output_and_the_command_line_wins(
         ]
     );
 }
+
+#[test]
+fn require_on_steps_with_no_gpu_variant_is_noted_not_dropped() {
+    let r = registry();
+    let pipeline = Pipeline::new("p")
+        .config(ConfigLayer { gpu_policy: Some(hcs_plan::pipeline::GpuPolicy::Require), ..Default::default() })
+        .step(FunctionStep::new("max", "zmax"))
+        .step(FunctionStep::new("max again", "zmax").variable_components([Component::Z]));
+    assert_eq!(
+        compiled(&pipeline, &options(&r)).notes,
+        [
+            "gpu_policy is require, but steps 1 `max`, 2 `max again` have no function with a GPU variant in this build (GPU memory types come with the `torch` and `cuda` features): they run on the CPU"
+        ]
+    );
+}

@@ -50,6 +50,32 @@ pub fn check(
     errors
 }
 
+/// Steps under `gpu_policy = "require"` that run on the CPU because none of their functions has
+/// a GPU variant in this build (a build without the `torch` / `cuda` features has none): not an
+/// error — a CPU-only function is no GPU step — but not silent either.
+pub fn require_note(
+    pipeline: &Pipeline,
+    resolved: &[Option<super::variants::Resolved>],
+    policies: &[GpuPolicy],
+) -> Option<String> {
+    let on_cpu: Vec<String> = resolved
+        .iter()
+        .zip(policies)
+        .enumerate()
+        .filter(|(_, (r, p))| **p == GpuPolicy::Require && r.as_ref().is_some_and(|r| !r.uses_gpu))
+        .map(|(i, _)| format!("{} `{}`", i + 1, pipeline.steps[i].name))
+        .collect();
+    match on_cpu.len() {
+        0 => None,
+        n => Some(format!(
+            "gpu_policy is require, but {} {} no function with a GPU variant in this build (GPU memory types come with the `torch` and `cuda` features): {} on the CPU",
+            if n == 1 { "step" } else { "steps" },
+            on_cpu.join(", ") + if n == 1 { " has" } else { " have" },
+            if n == 1 { "it runs" } else { "they run" }
+        )),
+    }
+}
+
 /// The device of well number `well_index` (in plate order) for a GPU step, and how many wells
 /// that device may run at once: the configured `gpu_slots`, capped so that that many wells'
 /// estimated peak memory (`well_bytes`, when known) fits in 90 % of the device's memory — at

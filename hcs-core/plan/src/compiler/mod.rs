@@ -199,6 +199,7 @@ pub fn compile(
     let resolved = phase4_resolve(pipeline, options, (&policies, &prefer), &init, &storage, &previews, &mut errors);
     // Phase 5.
     errors.extend(gpu::check(pipeline, &resolved, &policies, &options.gpus, source));
+    notes.extend(gpu::require_note(pipeline, &resolved, &policies));
 
     if !errors.is_empty() {
         errors.sort_by_key(error_order);
