@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Read every TIFF an hcs run wrote under a folder with tifffile, as a user would, and check that
 each is an OME-TIFF whose OME-XML carries the calibration, the channel name and, where hcs
-knows it, the plane's position (PositionX/Y in µm or pixels).
+knows it, the plane's position (PositionX/Y in µm or pixels), and TIFF resolution tags that
+agree with the pixel size (pixels per centimetre) or say no unit when there is none.
 
 Prints a JSON summary on stdout ({"files": N, "pixel_size_um": [...], "channels": {...},
 "positions": [[y, x, unit], ...]});
@@ -51,6 +52,16 @@ def main() -> None:
                 sizes.add(pixels["PhysicalSizeX"])
             else:
                 sizes.add(None)
+            # The TIFF's own resolution tags say the same as the OME-XML, for readers that
+            # ignore OME-XML (ImageJ's plain TIFF opener, tifffile's `resolution`).
+            page = tif.pages.first
+            unit, (rx, ry) = page.resolutionunit, page.resolution
+            if "PhysicalSizeX" in pixels:
+                um = float(pixels["PhysicalSizeX"])
+                if unit != tifffile.RESUNIT.CENTIMETER or rx != ry or abs(1e4 / rx - um) > um * 1e-6:
+                    fail(f"{path}: resolution {rx} x {ry} per {unit!r}, OME-XML says {um} µm")
+            elif unit != tifffile.RESUNIT.NONE:
+                fail(f"{path}: resolution unit {unit!r} with no pixel size in the OME-XML")
             plane = pixels.get("Plane", {})
             if "PositionX" in plane or "PositionY" in plane:
                 unit = plane.get("PositionXUnit")

@@ -709,25 +709,62 @@ fn full_size_pages<R: Read + Seek>(decoder: &mut Decoder<R>, size: (u32, u32)) -
 
 /// Encode planes as one (multi-page) TIFF in memory.
 pub fn encode_tiff(planes: &[PlaneData], compression: TiffCompression, path: &Path) -> Result<Vec<u8>, VfsError> {
-    encode_tiff_described(planes, compression, None, path)
+    encode_tiff_described(planes, compression, PageTags::default(), path)
 }
 
-/// Encode planes as one (multi-page) TIFF in memory, each page with `description` as its
-/// ImageDescription tag (an instrument's metadata, e.g. MetaMorph's XML), if given.
+/// What each written page carries besides its samples: an ImageDescription (an instrument's
+/// metadata such as MetaMorph's XML, or OME-XML) and the physical pixel size.
+///
+/// The pixel size is written as the page's XResolution / YResolution in pixels per centimetre
+/// (ResolutionUnit 3, the unit TIFF 6.0 offers), so that readers which ignore the description —
+/// ImageJ's plain TIFF opener, tifffile's `resolution`, GIMP — see the calibration too. Without
+/// one, the pages say 1 pixel per unit, unit none, as the `tiff` crate does.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PageTags<'a> {
+    /// The ImageDescription tag, if any.
+    pub description: Option<&'a str>,
+    /// The pixel size in µm, if known.
+    pub pixel_size_um: Option<f64>,
+}
+
+impl<'a> PageTags<'a> {
+    /// Pages with `description` and no pixel size.
+    pub fn described(description: &'a str) -> Self {
+        PageTags { description: Some(description), pixel_size_um: None }
+    }
+
+    /// The pixels per centimetre of [`PageTags::pixel_size_um`] as a TIFF rational, precise to
+    /// 6 digits after the point where it fits in 32 bits; `None` without a pixel size or when
+    /// the size is not a positive number a rational can hold (below about 2.3·10⁻⁶ µm or above
+    /// 10¹⁰ µm).
+    pub fn pixels_per_cm(&self) -> Option<tiff::encoder::Rational> {
+        let um = self.pixel_size_um.filter(|p| p.is_finite() && *p > 0.0)?;
+        let per_cm = 1e4 / um;
+        let d = [1_000_000u32, 100_000, 10_000, 1_000, 100, 10, 1]
+            .into_iter()
+            .find(|d| (per_cm * f64::from(*d)).round() <= f64::from(u32::MAX))?;
+        let n = (per_cm * f64::from(d)).round();
+        // `n` is in 1..=u32::MAX here: the cast is exact.
+        (n >= 1.0).then(|| tiff::encoder::Rational { n: n as u32, d })
+    }
+}
+
+/// Encode planes as one (multi-page) TIFF in memory, each page with `tags` (its description
+/// and resolution).
 pub fn encode_tiff_described(
     planes: &[PlaneData],
     compression: TiffCompression,
-    description: Option<&str>,
+    tags: PageTags<'_>,
     path: &Path,
 ) -> Result<Vec<u8>, VfsError> {
-    encode_tiff_big_above(planes, compression, description, path, BIGTIFF_ABOVE)
+    encode_tiff_big_above(planes, compression, tags, path, BIGTIFF_ABOVE)
 }
 
 /// [`encode_tiff_described`], as BigTIFF when the samples exceed `big_above` bytes.
 fn encode_tiff_big_above(
     planes: &[PlaneData],
     compression: TiffCompression,
-    description: Option<&str>,
+    tags: PageTags<'_>,
     path: &Path,
     big_above: u64,
 ) -> Result<Vec<u8>, VfsError> {
@@ -737,14 +774,14 @@ fn encode_tiff_big_above(
     let bytes: u64 = planes.iter().map(|p| (p.dim().0 * p.dim().1 * p.dtype().size()) as u64).sum();
     // Room for the samples and the tags up front: a buffer grown by doubling copied every
     // plane's bytes again (~1 % of a plate run's CPU in memcpy).
-    let tags = 4096 * planes.len() + description.map_or(0, str::len) * planes.len();
-    let mut out = Cursor::new(Vec::with_capacity(usize::try_from(bytes).unwrap_or(0).saturating_add(tags)));
+    let room = 4096 * planes.len() + tags.description.map_or(0, str::len) * planes.len();
+    let mut out = Cursor::new(Vec::with_capacity(usize::try_from(bytes).unwrap_or(0).saturating_add(room)));
     if bytes > big_above {
         let encoder = TiffEncoder::new_big(&mut out).map_err(err)?;
-        encode_pages(encoder, planes, compression, description, path)?;
+        encode_pages(encoder, planes, compression, tags, path)?;
     } else {
         let encoder = TiffEncoder::new(&mut out).map_err(err)?;
-        encode_pages(encoder, planes, compression, description, path)?;
+        encode_pages(encoder, planes, compression, tags, path)?;
     }
     Ok(out.into_inner())
 }
@@ -757,7 +794,7 @@ fn encode_pages<W: std::io::Write + Seek, K: tiff::encoder::TiffKind>(
     mut encoder: TiffEncoder<W, K>,
     planes: &[PlaneData],
     compression: TiffCompression,
-    description: Option<&str>,
+    tags: PageTags<'_>,
     path: &Path,
 ) -> Result<(), VfsError> {
     let err =
@@ -772,22 +809,17 @@ fn encode_pages<W: std::io::Write + Seek, K: tiff::encoder::TiffKind>(
         let (w, h) = width_height(plane.dim(), path)?;
         match plane {
             PlaneData::U8(a) if ours => {
-                crate::tiff_deflate::page::<colortype::Gray8, _, _>(&mut encoder, (w, h), &contiguous(a), description)
+                crate::tiff_deflate::page::<colortype::Gray8, _, _>(&mut encoder, (w, h), &contiguous(a), tags)
             }
             PlaneData::U16(a) if ours => {
-                crate::tiff_deflate::page::<colortype::Gray16, _, _>(&mut encoder, (w, h), &contiguous(a), description)
+                crate::tiff_deflate::page::<colortype::Gray16, _, _>(&mut encoder, (w, h), &contiguous(a), tags)
             }
-            PlaneData::F32(a) if ours => crate::tiff_deflate::page::<colortype::Gray32Float, _, _>(
-                &mut encoder,
-                (w, h),
-                &contiguous(a),
-                description,
-            ),
-            PlaneData::U8(a) => page::<colortype::Gray8, _, _>(&mut encoder, (w, h), &contiguous(a), description),
-            PlaneData::U16(a) => page::<colortype::Gray16, _, _>(&mut encoder, (w, h), &contiguous(a), description),
-            PlaneData::F32(a) => {
-                page::<colortype::Gray32Float, _, _>(&mut encoder, (w, h), &contiguous(a), description)
+            PlaneData::F32(a) if ours => {
+                crate::tiff_deflate::page::<colortype::Gray32Float, _, _>(&mut encoder, (w, h), &contiguous(a), tags)
             }
+            PlaneData::U8(a) => page::<colortype::Gray8, _, _>(&mut encoder, (w, h), &contiguous(a), tags),
+            PlaneData::U16(a) => page::<colortype::Gray16, _, _>(&mut encoder, (w, h), &contiguous(a), tags),
+            PlaneData::F32(a) => page::<colortype::Gray32Float, _, _>(&mut encoder, (w, h), &contiguous(a), tags),
         }
         .map_err(err)?;
     }
@@ -802,7 +834,7 @@ fn width_height((h, w): (usize, usize), path: &Path) -> Result<(u32, u32), VfsEr
 }
 
 /// One f32 plane as a single-page uncompressed TIFF of `dtype` whose page carries
-/// `description`: the bytes of [`encode_tiff_described`] of [`PlaneData::from_f32`], but a u8 or
+/// `tags`: the bytes of [`encode_tiff_described`] of [`PlaneData::from_f32`], but a u8 or
 /// u16 plane is narrowed one strip at a time into a strip-long buffer that the encoder copies
 /// from, and an f32 plane's strips are written from its own samples. No narrowed copy of the
 /// whole plane is made: for each 1024² plane of a checkpoint that was 2 MiB more to allocate,
@@ -812,59 +844,54 @@ fn width_height((h, w): (usize, usize), path: &Path) -> Result<(u32, u32), VfsEr
 pub fn encode_f32_plane_described(
     values: ndarray::ArrayView2<'_, f32>,
     dtype: Dtype,
-    description: Option<&str>,
+    tags: PageTags<'_>,
     path: &Path,
 ) -> Result<Vec<u8>, VfsError> {
     let samples = match values.as_slice() {
         Some(s) if s.len() <= crate::plane::PARALLEL_SAMPLES => s,
         _ => {
             let plane = PlaneData::from_f32(values, dtype);
-            return encode_tiff_described(&[plane], TiffCompression::None, description, path);
+            return encode_tiff_described(&[plane], TiffCompression::None, tags, path);
         }
     };
     let err =
         |e: tiff::TiffError| VfsError::CorruptTiff { path: path.to_path_buf(), message: format!("encoding: {e}") };
     let (w, h) = width_height(values.dim(), path)?;
-    let tags = 4096 + description.map_or(0, str::len);
-    let mut out = Cursor::new(Vec::with_capacity((samples.len() * dtype.size()).saturating_add(tags)));
+    let room = 4096 + tags.description.map_or(0, str::len);
+    let mut out = Cursor::new(Vec::with_capacity((samples.len() * dtype.size()).saturating_add(room)));
     let mut encoder = TiffEncoder::new(&mut out).map_err(err)?;
     match dtype {
-        Dtype::U8 => narrowed_page::<colortype::Gray8, _, _>(
-            &mut encoder,
-            (w, h),
-            samples,
-            crate::plane::narrow_u8_into,
-            description,
-        ),
-        Dtype::U16 => narrowed_page::<colortype::Gray16, _, _>(
-            &mut encoder,
-            (w, h),
-            samples,
-            crate::plane::narrow_u16_into,
-            description,
-        ),
-        Dtype::F32 => page::<colortype::Gray32Float, _, _>(&mut encoder, (w, h), samples, description),
+        Dtype::U8 => {
+            narrowed_page::<colortype::Gray8, _, _>(&mut encoder, (w, h), samples, crate::plane::narrow_u8_into, tags)
+        }
+        Dtype::U16 => {
+            narrowed_page::<colortype::Gray16, _, _>(&mut encoder, (w, h), samples, crate::plane::narrow_u16_into, tags)
+        }
+        Dtype::F32 => page::<colortype::Gray32Float, _, _>(&mut encoder, (w, h), samples, tags),
     }
     .map_err(err)?;
     Ok(out.into_inner())
 }
 
 /// One page whose samples are `samples` narrowed by `narrow` (into a slice as long), strip by
-/// strip, with its description tag if any.
+/// strip, with its description and resolution tags.
 fn narrowed_page<C: colortype::ColorType, W: std::io::Write + Seek, K: tiff::encoder::TiffKind>(
     encoder: &mut TiffEncoder<W, K>,
     (w, h): (u32, u32),
     samples: &[f32],
     narrow: fn(&mut [std::mem::MaybeUninit<C::Inner>], &[f32]),
-    description: Option<&str>,
+    tags: PageTags<'_>,
 ) -> tiff::TiffResult<()>
 where
     C::Inner: Copy + Default,
     [C::Inner]: tiff::encoder::TiffValue,
 {
     let mut image = encoder.new_image::<C>(w, h)?;
-    if let Some(text) = description {
+    if let Some(text) = tags.description {
         image.encoder().write_tag(Tag::ImageDescription, text)?;
+    }
+    if let Some(per_cm) = tags.pixels_per_cm() {
+        image.resolution(tiff::tags::ResolutionUnit::Centimeter, per_cm);
     }
     let mut strip = Vec::new();
     let mut at = 0;
@@ -885,19 +912,22 @@ where
     image.finish()
 }
 
-/// One page, with its description tag if any.
+/// One page, with its description and resolution tags.
 fn page<C: colortype::ColorType, W: std::io::Write + Seek, K: tiff::encoder::TiffKind>(
     encoder: &mut TiffEncoder<W, K>,
     (w, h): (u32, u32),
     data: &[C::Inner],
-    description: Option<&str>,
+    tags: PageTags<'_>,
 ) -> tiff::TiffResult<()>
 where
     [C::Inner]: tiff::encoder::TiffValue,
 {
     let mut image = encoder.new_image::<C>(w, h)?;
-    if let Some(text) = description {
+    if let Some(text) = tags.description {
         image.encoder().write_tag(Tag::ImageDescription, text)?;
+    }
+    if let Some(per_cm) = tags.pixels_per_cm() {
+        image.resolution(tiff::tags::ResolutionUnit::Centimeter, per_cm);
     }
     image.write_data(data)
 }
@@ -933,7 +963,7 @@ pub fn write_tiff_described(
     compression: TiffCompression,
     description: &str,
 ) -> Result<(), VfsError> {
-    let bytes = encode_tiff_described(planes, compression, Some(description), path)?;
+    let bytes = encode_tiff_described(planes, compression, PageTags::described(description), path)?;
     write_atomic(path, &bytes)
 }
 
@@ -1092,13 +1122,13 @@ mod tests {
             for (name, plane) in
                 [("small", small.view()), ("tile", tile.view()), ("big", big.view()), ("transposed", transposed)]
             {
-                for description in [Some(xml), None] {
+                let calibrated = PageTags { description: Some(xml), pixel_size_um: Some(0.65) };
+                for tags in [PageTags::described(xml), PageTags::default(), calibrated] {
                     let whole = PlaneData::from_f32(plane, dtype);
-                    let want =
-                        encode_tiff_described(std::slice::from_ref(&whole), TiffCompression::None, description, path)
-                            .expect("whole");
-                    let got = encode_f32_plane_described(plane, dtype, description, path).expect("strips");
-                    assert!(got == want, "{name} as {dtype:?}, description {description:?}: the bytes differ");
+                    let want = encode_tiff_described(std::slice::from_ref(&whole), TiffCompression::None, tags, path)
+                        .expect("whole");
+                    let got = encode_f32_plane_described(plane, dtype, tags, path).expect("strips");
+                    assert!(got == want, "{name} as {dtype:?}, {tags:?}: the bytes differ");
                     assert_eq!(general_decoder(&got).len(), 1, "{name} as {dtype:?}");
                     let read = decode_tiff(&got, path, TiffLimits::default()).expect("read back");
                     // Bytes, not values: NaN is not equal to itself.
@@ -1121,6 +1151,54 @@ mod tests {
         write_tiff(&without, &[plane], TiffCompression::None).expect("write");
         assert_eq!(read_tiff_description(&without).expect("read"), None);
     }
+
+    /// The X/YResolution and ResolutionUnit tags of every page of `bytes`.
+    fn resolutions(bytes: &[u8]) -> Vec<(Vec<u32>, Vec<u32>, u16)> {
+        let mut decoder = Decoder::new(Cursor::new(bytes)).expect("decoder");
+        let mut pages = Vec::new();
+        loop {
+            let rational = |d: &mut Decoder<_>, tag| d.get_tag_u32_vec(tag).expect("a resolution tag");
+            let x = rational(&mut decoder, Tag::XResolution);
+            let y = rational(&mut decoder, Tag::YResolution);
+            let unit = decoder.get_tag_unsigned::<u16>(Tag::ResolutionUnit).expect("a unit");
+            pages.push((x, y, unit));
+            if !decoder.more_images() {
+                return pages;
+            }
+            decoder.next_image().expect("next page");
+        }
+    }
+
+    #[test]
+    fn the_pixel_size_is_written_as_pixels_per_centimetre_on_every_page() {
+        let per_cm = |um: f64| PageTags { description: None, pixel_size_um: Some(um) }.pixels_per_cm();
+        // 0.65 µm: 15384.61538… pixels per cm; 10⁶ as denominator would overflow 32 bits.
+        assert_eq!(per_cm(0.65).map(|r| (r.n, r.d)), Some((1_538_461_538, 100_000)));
+        assert_eq!(per_cm(1.0).map(|r| (r.n, r.d)), Some((1_000_000_000, 100_000)));
+        let back = |um: f64| per_cm(um).map(|r| 1e4 / (f64::from(r.n) / f64::from(r.d)));
+        for um in [0.1, 0.325, 0.65, 1.3, 6.5, 100.0, 1e4, 1e-5] {
+            let got = back(um).expect("a rational");
+            assert!((got - um).abs() <= um * 1e-6, "{um} µm read back as {got}");
+        }
+        for nonsense in [0.0, -0.65, f64::NAN, f64::INFINITY, 1e-7, 1e11] {
+            assert!(per_cm(nonsense).is_none(), "{nonsense} µm");
+        }
+        let planes =
+            [PlaneData::U16(Array2::from_elem((600, 300), 9u16)), PlaneData::U8(Array2::from_elem((4, 5), 1u8))];
+        let path = Path::new("calibrated.tif");
+        let tags = PageTags { description: Some("<OME/>"), pixel_size_um: Some(0.65) };
+        let want = per_cm(0.65).map(|r| vec![r.n, r.d]).expect("a rational");
+        for compression in [TiffCompression::None, TiffCompression::Deflate] {
+            let bytes = encode_tiff_described(&planes, compression, tags, path).expect("encode");
+            assert_eq!(resolutions(&bytes), vec![(want.clone(), want.clone(), 3); 2], "{compression:?}");
+            let plain = encode_tiff_described(&planes, compression, PageTags::default(), path).expect("encode");
+            assert_eq!(resolutions(&plain), vec![(vec![1, 1], vec![1, 1], 1); 2], "{compression:?} uncalibrated");
+            assert_eq!(decode_tiff(&bytes, path, TiffLimits::default()).expect("read"), planes.to_vec());
+        }
+        let one = encode_f32_plane_described(Array2::from_elem((3, 2), 4.5f32).view(), Dtype::U16, tags, path)
+            .expect("encode");
+        assert_eq!(resolutions(&one), vec![(want.clone(), want, 3)]);
+    }
     use ndarray::Array2;
 
     #[test]
@@ -1128,13 +1206,19 @@ mod tests {
         let plane = PlaneData::U16(ramp(6, 9));
         let path = tmp("big.tif");
         let xml = "<OME/>";
-        let bytes = encode_tiff_big_above(std::slice::from_ref(&plane), TiffCompression::None, Some(xml), &path, 10)
-            .expect("encode");
+        let bytes = encode_tiff_big_above(
+            std::slice::from_ref(&plane),
+            TiffCompression::None,
+            PageTags::described(xml),
+            &path,
+            10,
+        )
+        .expect("encode");
         assert_eq!(&bytes[..4], b"II+\0", "BigTIFF magic");
         std::fs::write(&path, &bytes).expect("write");
         assert_eq!(read_tiff(&path, TiffLimits::default()).expect("read"), vec![plane.clone()]);
         assert_eq!(read_tiff_description(&path).expect("description").as_deref(), Some(xml));
-        let small = encode_tiff_described(&[plane], TiffCompression::None, None, &path).expect("encode");
+        let small = encode_tiff_described(&[plane], TiffCompression::None, PageTags::default(), &path).expect("encode");
         assert_eq!(&small[..4], b"II*\0", "classic TIFF below the limit");
     }
 

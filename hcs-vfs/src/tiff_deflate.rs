@@ -26,13 +26,13 @@ const LEVEL: i32 = 6;
 /// is the byte order the `tiff` crate writes only on a little-endian machine.
 pub(crate) const AVAILABLE: bool = cfg!(target_endian = "little");
 
-/// Write one Deflate page of `samples` (`h` rows of `w`, row-major), with its description tag
-/// if any.
+/// Write one Deflate page of `samples` (`h` rows of `w`, row-major), with its description and
+/// resolution tags.
 pub(crate) fn page<C: ColorType, W: Write + Seek, K: TiffKind>(
     encoder: &mut TiffEncoder<W, K>,
     (w, h): (u32, u32),
     samples: &[C::Inner],
-    description: Option<&str>,
+    tags: crate::tiff::PageTags<'_>,
 ) -> TiffResult<()>
 where
     C::Inner: bytemuck::Pod,
@@ -62,12 +62,16 @@ where
     dir.write_tag(Tag::PhotometricInterpretation, C::TIFF_VALUE.to_u16())?;
     dir.write_tag(Tag::RowsPerStrip, u32::try_from(rows_per_strip)?)?;
     dir.write_tag(Tag::SamplesPerPixel, u16::try_from(C::BITS_PER_SAMPLE.len())?)?;
-    dir.write_tag(Tag::XResolution, tiff::encoder::Rational { n: 1, d: 1 })?;
-    dir.write_tag(Tag::YResolution, tiff::encoder::Rational { n: 1, d: 1 })?;
-    dir.write_tag(Tag::ResolutionUnit, ResolutionUnit::None.to_u16())?;
+    let (resolution, unit) = match tags.pixels_per_cm() {
+        Some(per_cm) => (per_cm, ResolutionUnit::Centimeter),
+        None => (tiff::encoder::Rational { n: 1, d: 1 }, ResolutionUnit::None),
+    };
+    dir.write_tag(Tag::XResolution, resolution.clone())?;
+    dir.write_tag(Tag::YResolution, resolution)?;
+    dir.write_tag(Tag::ResolutionUnit, unit.to_u16())?;
     let formats: Vec<u16> = C::SAMPLE_FORMAT.iter().map(|f| f.to_u16()).collect();
     dir.write_tag(Tag::SampleFormat, &formats[..])?;
-    if let Some(text) = description {
+    if let Some(text) = tags.description {
         dir.write_tag(Tag::ImageDescription, text)?;
     }
     dir.write_tag(Tag::StripOffsets, K::convert_slice(&offsets))?;
@@ -120,7 +124,8 @@ mod tests {
 
     fn encode<K: TiffKind>(mut encoder: TiffEncoder<&mut Cursor<Vec<u8>>, K>, pages: &[(u32, u32, &[u16])]) {
         for &(w, h, samples) in pages {
-            page::<colortype::Gray16, _, _>(&mut encoder, (w, h), samples, Some("<OME/>")).expect("page");
+            page::<colortype::Gray16, _, _>(&mut encoder, (w, h), samples, crate::tiff::PageTags::described("<OME/>"))
+                .expect("page");
         }
     }
 
@@ -165,7 +170,9 @@ mod tests {
         let mut encoder = TiffEncoder::new(&mut out).expect("encoder");
         let short = Array2::<u16>::zeros((3, 3));
         let short = short.as_slice().expect("contiguous");
-        assert!(page::<colortype::Gray16, _, _>(&mut encoder, (4, 3), short, None).is_err());
-        assert!(page::<colortype::Gray16, _, _>(&mut encoder, (0, 0), &[], None).is_err());
+        assert!(
+            page::<colortype::Gray16, _, _>(&mut encoder, (4, 3), short, crate::tiff::PageTags::default()).is_err()
+        );
+        assert!(page::<colortype::Gray16, _, _>(&mut encoder, (0, 0), &[], crate::tiff::PageTags::default()).is_err());
     }
 }

@@ -21,7 +21,7 @@ use hcs_vfs::atomic::write_atomic_unsynced;
 use crate::write_behind::WriteBehind;
 use hcs_vfs::ome_tiff::{OmePlane, Origin, ome_xml};
 use hcs_vfs::omezarr::OmeZarrPlateWriter;
-use hcs_vfs::tiff::{TiffCompression, encode_f32_plane_described, encode_tiff_described};
+use hcs_vfs::tiff::{PageTags, TiffCompression, encode_f32_plane_described, encode_tiff_described};
 use hcs_vfs::{Dtype, PlaneData, VfsError};
 use rayon::prelude::*;
 
@@ -318,13 +318,14 @@ pub fn write_planes(
                     let name = plane_file_name(key);
                     let path = dir.join(&name);
                     let xml = facts.xml(key, &name, plane.dim(), dtype);
+                    let tags = PageTags { description: Some(&xml), pixel_size_um: facts.pixel_size_um };
                     let bytes = match on_output {
                         // Narrowed strip by strip as it is encoded: no narrowed copy of the plane.
-                        None => encode_f32_plane_described(plane.view(), dtype, Some(&xml), &path)?,
+                        None => encode_f32_plane_described(plane.view(), dtype, tags, &path)?,
                         Some(seen) => {
                             let data = PlaneData::from_f32(plane.view(), dtype);
                             seen(key, &data);
-                            encode_tiff_described(&[data], TiffCompression::None, Some(&xml), &path)?
+                            encode_tiff_described(&[data], TiffCompression::None, tags, &path)?
                         }
                     };
                     let file = WrittenFile { path: rel(&path), bytes: bytes.len() as u64, crc32: checksum(&bytes) };
