@@ -745,7 +745,7 @@ impl<'a> PageTags<'a> {
             .find(|d| (per_cm * f64::from(*d)).round() <= f64::from(u32::MAX))?;
         let n = (per_cm * f64::from(d)).round();
         // `n` is in 1..=u32::MAX here: the cast is exact.
-        (n >= 1.0).then(|| tiff::encoder::Rational { n: n as u32, d })
+        (n >= 1.0).then_some(tiff::encoder::Rational { n: n as u32, d })
     }
 }
 
