@@ -378,7 +378,7 @@ fn check_without_a_plate_checks_the_global_configurations_values() {
     let canonical = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/canonical.toml");
     let (ok, stdout, stderr) = hcs(&["check", canonical, "--config", global]);
     assert!(!ok, "{stdout}");
-    assert!(stderr.contains("global config: config `zarr_level`: 99 is outside 1–22"), "{stderr}");
-    assert!(stderr.contains("global config: config `memory_budget_mib`"), "{stderr}");
+    assert!(stderr.contains("global config: `zarr_level`: 99 is outside 1–22"), "{stderr}");
+    assert!(stderr.contains("global config: `memory_budget_mib`"), "{stderr}");
     assert!(stderr.contains("2 problems"), "{stderr}");
 }

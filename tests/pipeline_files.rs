@@ -134,14 +134,15 @@ fn every_shape_problem_of_a_file_is_reported_at_once() {
         Pipeline::from_toml_all(text).map(|_| ()).expect_err("malformed").iter().map(ToString::to_string).collect();
     let want = [
         "line 1: unknown key `colour`",
-        "line 2: [config]: `memory_budget_mib`: invalid value: integer `-3`",
-        "line 2: [config]: unknown field `num_workers`",
+        // At the refused key's line, not the table's.
+        "line 4: [config]: `memory_budget_mib`: invalid value: integer `-3`",
+        "line 3: [config]: unknown field `num_workers`",
         "line 6: step 1: unknown key `fucn`",
         "line 6: step 1: step `a`: variable_components must be a list",
         "line 6: step 1: step `a`: group_by: unknown component `well_row`",
         "line 13: step 2: step `b`: func: a pattern cannot be a integer",
-        "line 13: step 2: step `b`: config: `backend`",
-        "line 13: step 2: step `b`: config: workers is \"auto\" or an integer",
+        "line 16: step 2: step `b`: config: `backend`",
+        "line 16: step 2: step `b`: config: workers is \"auto\" or an integer",
     ];
     assert_eq!(errs.len(), want.len(), "{errs:#?}");
     for (err, want) in errs.iter().zip(want) {
@@ -163,9 +164,41 @@ func = \"tophat\"
     let errs: Vec<String> =
         Pipeline::from_toml_all(mixed).map(|_| ()).expect_err("refused").iter().map(ToString::to_string).collect();
     assert_eq!(errs.len(), 3, "{errs:#?}");
-    assert!(errs[0].contains("[config]: workers is \"auto\" or an integer"), "{errs:#?}");
-    assert!(errs.iter().any(|e| e.contains("[config]: config `zarr_level`: 99 is outside 1–22")), "{errs:#?}");
-    assert!(errs.iter().any(|e| e.contains("[config]: config `gpu_slots`")), "{errs:#?}");
+    assert!(errs[0].starts_with("line 2: [config]: workers is \"auto\" or an integer"), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.starts_with("line 3: [config]: `zarr_level`: 99 is outside 1–22")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.starts_with("line 4: [config]: `gpu_slots`")), "{errs:#?}");
+
+    // Values refused when checked (not when read) are at their key's line too: the pipeline's
+    // `[config]`, a step's `[steps.config]` table and an inline `config = { … }`.
+    let checked = "[config]
+workers = 2
+sub_dir = \"../up\"
+
+[[steps]]
+name = \"a\"
+func = \"tophat\"
+config = { zarr_level = 99, output_folder = \"x\" }
+
+[[steps]]
+name = \"b\"
+func = \"tophat\"
+[steps.config]
+backend = \"disk\"
+output_suffix = \"_y\"
+";
+    let (pipeline, map) = Pipeline::from_toml(checked).expect("read");
+    let errs: Vec<String> =
+        hcs::plan::pipeline::check_config(&pipeline, Some(&map)).iter().map(ToString::to_string).collect();
+    let want = [
+        "line 3: [config]: `sub_dir`",
+        "line 8: step 1 `a`: config: `zarr_level`",
+        "line 8: step 1 `a`: config: `output_folder` names",
+        "line 15: step 2 `b`: config: `output_suffix` names",
+    ];
+    assert_eq!(errs.len(), want.len(), "{errs:#?}");
+    for (err, want) in errs.iter().zip(want) {
+        assert!(err.starts_with(want), "{err:?} should start with {want:?}");
+    }
 }
 
 #[test]

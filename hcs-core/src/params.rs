@@ -282,9 +282,26 @@ impl ParamSpec {
         check_rule(&self.rule, value)
     }
 
-    /// What values the parameter accepts, in words (`integer ≥ 0, in 1..=64`).
+    /// What values the parameter accepts, in words (`integer in 1..=64`, `number, finite`).
+    /// A lower bound of the rule replaces the type's own `≥ 0` (`integer ≥ 1`, not
+    /// `integer ≥ 0, ≥ 1`).
     pub fn accepts(&self) -> String {
-        if self.rule.is_empty() { self.ty.to_string() } else { format!("{}, {}", self.ty, self.rule) }
+        // The rule's bounds say all the type's do: from 0 up, to the type's largest or below.
+        #[allow(clippy::cast_precision_loss)]
+        let within = match self.ty {
+            ParamType::Int { min: 0, max } => {
+                self.rule.min.is_some_and(|lo| lo >= 0.0)
+                    && (max == i64::MAX || self.rule.max.is_some_and(|hi| hi <= max as f64))
+            }
+            _ => false,
+        };
+        if self.rule.is_empty() {
+            self.ty.to_string()
+        } else if within {
+            format!("integer {}", self.rule)
+        } else {
+            format!("{}, {}", self.ty, self.rule)
+        }
     }
 }
 
@@ -401,6 +418,21 @@ mod tests {
         assert_eq!(f64::from_value(&ParamValue::Int(3)).ok(), Some(3.0));
         let err = f64::from_value(&ParamValue::Str("3".into())).expect_err("string is not a number");
         assert_eq!(err.to_string(), "expected number, found \"3\"");
+    }
+
+    #[test]
+    fn what_a_parameter_accepts_reads_as_one_phrase() {
+        use crate::value_rule::ValueRule;
+        let spec =
+            |ty: ParamType, rule: ValueRule| ParamSpec { name: "p", rust_type: "t", ty, default: None, doc: "", rule };
+        let at_least_one = ValueRule { min: Some(1.0), ..ValueRule::NONE };
+        assert_eq!(spec(usize::TYPE, at_least_one).accepts(), "integer ≥ 1");
+        let bins = ValueRule { min: Some(1.0), max: Some(64.0), ..ValueRule::NONE };
+        assert_eq!(spec(u32::TYPE, bins).accepts(), "integer in 1..=64");
+        assert_eq!(spec(usize::TYPE, ValueRule::NONE).accepts(), "integer ≥ 0");
+        let finite = ValueRule { finite: true, ..ValueRule::NONE };
+        assert_eq!(spec(f64::TYPE, finite).accepts(), "number, finite");
+        assert_eq!(spec(i64::TYPE, at_least_one).accepts(), "integer, ≥ 1");
     }
 
     #[test]

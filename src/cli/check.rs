@@ -157,8 +157,8 @@ fn check_pipeline(pipeline_path: &Path, args: &Args) -> Result<(), String> {
     // its values checked as compiling checks them.
     let global = super::compile_args::read_global_config(args.config.as_deref())?;
     let (pipeline, map) = read_pipeline(pipeline_path)?;
-    let mut errors =
-        crate::plan::pipeline::config_errors(&global, crate::plan::pipeline::Line(None), None, "global config: ");
+    let no_line = |_: &str| crate::plan::pipeline::Line(None);
+    let mut errors = crate::plan::pipeline::config_errors(&global, no_line, None, "global config: ");
     errors.extend(check_config(&pipeline, Some(&map)));
     errors.extend(check_functions(&pipeline, Registry::global(), Some(&map)));
     errors.extend(check_special_io(&pipeline, Registry::global(), Some(&map)));

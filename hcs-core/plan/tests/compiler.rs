@@ -817,8 +817,8 @@ fn error_bad_configuration_values() {
     assert_eq!(
         errors(&pipeline, &options(&r)),
         [
-            "[config]: config `sub_dir`: `../escape` must be a relative folder inside the output plate, without `..`, `.` or a leading `/`",
-            "step 1 `a`: config: config `zarr_level`: 0 is outside 1–22",
+            "[config]: `sub_dir`: `../escape` must be a relative folder inside the output plate, without `..`, `.` or a leading `/`",
+            "step 1 `a`: config: `zarr_level`: 0 is outside 1–22",
         ]
     );
 }

@@ -13,7 +13,7 @@ use crate::pipeline::wiring::{entry_reaches, link};
 use crate::pipeline::{
     Config, ConfigLayer, InputSource, Line, Link, Pipeline, PipelineError, SourceMap, StepRef, StepShape, step_calls,
 };
-use crate::pipeline::{config_errors, step_config_errors};
+use crate::pipeline::{config_errors, pipeline_config_errors, step_config_errors};
 use hcs_core::contract::FunctionContract;
 use hcs_core::registry::Registry;
 use hcs_plate::WellId;
@@ -116,9 +116,9 @@ pub fn initialize(
     [global, overrides]: [&ConfigLayer; 2],
     source: Option<&SourceMap>,
 ) -> (Init, Vec<PipelineError>) {
-    let mut errors = config_errors(global, Line(None), None, "global config: ");
-    errors.extend(config_errors(&pipeline.config, Line(None), None, "[config]: "));
-    errors.extend(config_errors(overrides, Line(None), None, "command line: "));
+    let mut errors = config_errors(global, |_| Line(None), None, "global config: ");
+    errors.extend(pipeline_config_errors(pipeline, source));
+    errors.extend(config_errors(overrides, |_| Line(None), None, "command line: "));
     let run_config = Config::resolve([global, &pipeline.config, overrides]);
     let output_root = run_config.output_root(&plate.root);
     // The last step's storage keys choose where the final output goes (before this, they were
@@ -139,7 +139,7 @@ pub fn initialize(
     for (i, step) in pipeline.steps.iter().enumerate() {
         let step_ref = StepRef { index: i + 1, name: step.name.clone() };
         let at = Line(source.and_then(|s| s.step_line(i)));
-        errors.extend(step_config_errors(&step.config, at, &step_ref));
+        errors.extend(step_config_errors(&step.config, source, &step_ref));
         let config = Config::resolve([global, &pipeline.config, overrides, &step.config]);
         let root = output_root.clone();
         let checkpoint = step.materialize.as_ref().map(|m| {

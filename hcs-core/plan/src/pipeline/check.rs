@@ -119,7 +119,7 @@ pub fn check_functions(pipeline: &Pipeline, registry: &Registry, source: Option<
                     step: step_ref.clone(),
                     function: call.name.clone(),
                     param: spec.name.to_string(),
-                    ty: spec.ty.to_string(),
+                    ty: spec.accepts(),
                 });
             }
         }
@@ -183,40 +183,46 @@ pub fn params_valid(contract: &FunctionContract, params: &hcs_core::ParamMap) ->
 }
 
 /// The values a configuration layer sets (path tricks, ranges), as errors naming the layer and
-/// the step. `what` prefixes the message (`"[config]: "`, `"config: "`, `"global config: "`).
+/// the step, each at the line `at` gives for its key (`Line(None)` for a layer with no file).
+/// `what` prefixes the message (`"[config]: "`, `"config: "`, `"global config: "`).
 pub fn config_errors(
     layer: &super::config::ConfigLayer,
-    at: Line,
+    at: impl Fn(&str) -> Line,
     step: Option<StepRef>,
     what: &str,
 ) -> Vec<PipelineError> {
     layer
         .validate()
         .into_iter()
-        .map(|e| PipelineError::Config { at, step: step.clone(), message: format!("{what}{e}") })
+        .map(|e| PipelineError::Config { at: at(e.key), step: step.clone(), message: format!("{what}{e}") })
         .collect()
 }
 
 /// A step's configuration layer: its values ([`config_errors`]), and the keys a step cannot
 /// have its own of — `output_folder` and `output_suffix` name the run's output folder, one for
-/// every step (its lock, identity and `--force` cover what every step writes).
-pub fn step_config_errors(layer: &super::config::ConfigLayer, at: Line, step: &StepRef) -> Vec<PipelineError> {
+/// every step (its lock, identity and `--force` cover what every step writes). Each error is at
+/// its key's line in `source`, or the step's.
+pub fn step_config_errors(
+    layer: &super::config::ConfigLayer,
+    source: Option<&SourceMap>,
+    step: &StepRef,
+) -> Vec<PipelineError> {
+    let i = step.index.saturating_sub(1);
+    let at = |key: &str| Line(source.and_then(|s| s.config_line(Some(i), Some(key))));
     let mut errors = config_errors(layer, at, Some(step.clone()), "config: ");
-    let run_wide: Vec<String> = [
-        layer.output_folder.as_ref().map(|_| "`output_folder`"),
-        layer.output_suffix.as_ref().map(|_| "`output_suffix`"),
-    ]
-    .into_iter()
-    .flatten()
-    .map(str::to_string)
-    .collect();
-    if !run_wide.is_empty() {
+    let run_wide: Vec<&str> =
+        [layer.output_folder.as_ref().map(|_| "output_folder"), layer.output_suffix.as_ref().map(|_| "output_suffix")]
+            .into_iter()
+            .flatten()
+            .collect();
+    if let Some(first) = run_wide.first() {
+        let named: Vec<String> = run_wide.iter().map(|k| format!("`{k}`")).collect();
         errors.push(PipelineError::Config {
-            at,
+            at: at(first),
             step: Some(step.clone()),
             message: format!(
                 "config: {} name{} the run's output folder, one for every step: set {} in `[config]`, a global configuration file or `hcs run --out`; a step's checkpoint goes in that folder, under its `sub_dir`",
-                run_wide.join(" and "),
+                named.join(" and "),
                 if run_wide.len() == 1 { "s" } else { "" },
                 if run_wide.len() == 1 { "it" } else { "them" }
             ),
@@ -225,13 +231,19 @@ pub fn step_config_errors(layer: &super::config::ConfigLayer, at: Line, step: &S
     errors
 }
 
+/// The errors of the pipeline's `[config]` values, each at its key's line in `source`.
+pub fn pipeline_config_errors(pipeline: &Pipeline, source: Option<&SourceMap>) -> Vec<PipelineError> {
+    let at = |key: &str| Line(source.and_then(|s| s.config_line(None, Some(key))));
+    config_errors(&pipeline.config, at, None, "[config]: ")
+}
+
 /// The pipeline's own configuration layers — `[config]` and each step's `config` — checked
 /// without a plate (`hcs check PIPELINE`); compiling checks them with the same messages.
 pub fn check_config(pipeline: &Pipeline, source: Option<&SourceMap>) -> Vec<PipelineError> {
-    let mut errors = config_errors(&pipeline.config, Line(None), None, "[config]: ");
+    let mut errors = pipeline_config_errors(pipeline, source);
     for (i, step) in pipeline.steps.iter().enumerate() {
         let step_ref = StepRef { index: i + 1, name: step.name.clone() };
-        errors.extend(step_config_errors(&step.config, Line(source.and_then(|s| s.step_line(i))), &step_ref));
+        errors.extend(step_config_errors(&step.config, source, &step_ref));
     }
     errors
 }

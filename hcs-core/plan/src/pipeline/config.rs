@@ -256,7 +256,7 @@ impl Default for Config {
 
 /// A configuration value that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("config `{key}`: {message}")]
+#[error("`{key}`: {message}")]
 pub struct ConfigError {
     /// The key.
     pub key: &'static str,
@@ -268,11 +268,26 @@ pub struct ConfigError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigReadError {
     /// Not shaped like a layer: an unknown key, a value of the wrong type (the parser's message).
-    #[error("{0}")]
-    Shape(String),
+    #[error("{message}")]
+    Shape {
+        /// The key refused, where one key alone is.
+        key: Option<String>,
+        /// The parser's message, naming the key.
+        message: String,
+    },
     /// A value that can never be used here (`backend = "memory"`).
     #[error(transparent)]
     Value(#[from] ConfigError),
+}
+
+impl ConfigReadError {
+    /// The key refused, where one key is to blame.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigReadError::Shape { key, .. } => key.as_deref(),
+            ConfigReadError::Value(e) => Some(e.key),
+        }
+    }
 }
 
 /// A layer's `backend` by name. `memory` is read so that [`ConfigLayer::from_toml`] can say why
@@ -414,7 +429,8 @@ impl ConfigLayer {
 /// key where it does not already ("invalid value: integer `-1`, expected u64"); toml's
 /// `message` for the whole table when no key alone is refused (or it is not a table).
 fn shape_errors(value: &toml::Value, message: &str) -> Vec<ConfigReadError> {
-    let Some(table) = value.as_table() else { return vec![ConfigReadError::Shape(message.to_string())] };
+    let whole = || vec![ConfigReadError::Shape { key: None, message: message.to_string() }];
+    let Some(table) = value.as_table() else { return whole() };
     let errors: Vec<ConfigReadError> = table
         .iter()
         .filter_map(|(key, v)| {
@@ -422,15 +438,13 @@ fn shape_errors(value: &toml::Value, message: &str) -> Vec<ConfigReadError> {
             one.insert(key.clone(), v.clone());
             let e = toml::Value::Table(one).try_into::<ConfigLayer>().err()?;
             let message = e.message();
-            Some(ConfigReadError::Shape(if message.contains(key.as_str()) {
-                message.to_string()
-            } else {
-                format!("`{key}`: {message}")
-            }))
+            let message =
+                if message.contains(key.as_str()) { message.to_string() } else { format!("`{key}`: {message}") };
+            Some(ConfigReadError::Shape { key: Some(key.clone()), message })
         })
         .collect();
     if errors.is_empty() {
-        return vec![ConfigReadError::Shape(message.to_string())];
+        return whole();
     }
     // The keys that are read alone are checked as a layer would be, so that one refused key does
     // not hide a value out of range beside it (every problem at once, as `hcs check` promises).
@@ -542,11 +556,17 @@ mod tests {
         assert!(matches!(&err, ConfigReadError::Value(ConfigError { key: "backend", .. })), "{err:?}");
         assert_eq!(
             err.to_string(),
-            "config `backend`: `memory` keeps nothing after the run; persistent outputs are written to `disk` or `zarr`"
+            "`backend`: `memory` keeps nothing after the run; persistent outputs are written to `disk` or `zarr`"
         );
         let v: toml::Value = toml::from_str("backend = \"tiff\"").expect("toml");
         let err = ConfigLayer::from_toml(v).expect_err("no such backend");
-        assert_eq!(err, ConfigReadError::Shape("`backend`: unknown variant `tiff`, expected `disk` or `zarr`".into()));
+        assert_eq!(
+            err,
+            ConfigReadError::Shape {
+                key: Some("backend".into()),
+                message: "`backend`: unknown variant `tiff`, expected `disk` or `zarr`".into()
+            }
+        );
         let v: toml::Value = toml::from_str("backend = \"disk\"").expect("toml");
         assert_eq!(ConfigLayer::from_toml(v).expect("disk").backend, Some(Backend::Disk));
         // A layer built in Rust (a command-line flag) is refused by `validate`.
@@ -599,10 +619,7 @@ mod tests {
         let huge = ConfigLayer { workers: Some(Workers::Count(100_000_000)), ..Default::default() };
         let errors = huge.validate();
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(
-            errors[0].to_string(),
-            "config `workers`: 100000000 is outside 1–1024: use \"auto\" for one per core"
-        );
+        assert_eq!(errors[0].to_string(), "`workers`: 100000000 is outside 1–1024: use \"auto\" for one per core");
         let zero = ConfigLayer { workers: Some(Workers::Count(0)), ..Default::default() };
         assert_eq!(zero.validate().len(), 1);
         let fine = ConfigLayer { workers: Some(Workers::Count(Workers::MAX)), ..Default::default() };

@@ -41,12 +41,16 @@ pub struct SourceMap {
     steps: Vec<StepSpans>,
     /// Top-level keys (`name`, `config`, `steps`, unknown ones) and their values.
     keys: BTreeMap<String, (Span, Span)>,
+    /// The keys of `[config]` (`key = value`).
+    config: BTreeMap<String, Span>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 struct StepSpans {
     at: Span,
     calls: Vec<(Span, BTreeMap<String, Span>)>,
+    /// The keys of the step's `config` (`key = value`).
+    config: BTreeMap<String, Span>,
 }
 
 impl SourceMap {
@@ -63,6 +67,20 @@ impl SourceMap {
     /// Where parameter `param` of call `k` of step `i` is (`key = value`).
     pub fn param_line(&self, i: usize, k: usize, param: &str) -> Option<Span> {
         self.steps.get(i)?.calls.get(k)?.1.get(param).copied()
+    }
+
+    /// Where `key` of a configuration layer is (`key = value`): of `[config]` (`step` `None`)
+    /// or of step `step`'s (0-based) `config`. The layer itself (`[config]`, the step) where no
+    /// key is given or the file does not have it.
+    pub fn config_line(&self, step: Option<usize>, key: Option<&str>) -> Option<Span> {
+        let (keys, layer) = match step {
+            None => (&self.config, self.key("config").map(|(_, v)| v)),
+            Some(i) => {
+                let s = self.steps.get(i)?;
+                (&s.config, Some(s.at))
+            }
+        };
+        key.and_then(|k| keys.get(k).copied()).or(layer)
     }
 
     /// Where the top-level key `key` is, and its value.
@@ -115,6 +133,16 @@ fn call_spans(text: &str, v: &Spanned<DeValue<'_>>, out: &mut Vec<(Span, BTreeMa
     }
 }
 
+/// The `key = value` spans of a table value (none when it is not a table).
+fn key_spans(text: &str, v: Option<&Spanned<DeValue<'_>>>) -> BTreeMap<String, Span> {
+    match v.map(Spanned::get_ref) {
+        Some(DeValue::Table(t)) => {
+            t.iter().map(|(k, v)| (k.get_ref().to_string(), span_of(text, k.span().start..v.span().end))).collect()
+        }
+        _ => BTreeMap::new(),
+    }
+}
+
 /// Locate the steps, calls and parameters of `text` (empty where it does not parse).
 fn source_map(text: &str) -> SourceMap {
     let Ok(doc) = toml::de::DeTable::parse(text) else { return SourceMap::default() };
@@ -129,15 +157,17 @@ fn source_map(text: &str) -> SourceMap {
     {
         for item in items {
             let mut calls = Vec::new();
-            if let DeValue::Table(t) = item.get_ref()
-                && let Some(func) = t.get("func")
-            {
-                call_spans(text, func, &mut calls);
+            let mut config = BTreeMap::new();
+            if let DeValue::Table(t) = item.get_ref() {
+                if let Some(func) = t.get("func") {
+                    call_spans(text, func, &mut calls);
+                }
+                config = key_spans(text, t.get("config"));
             }
-            steps.push(StepSpans { at: span_of(text, item.span()), calls });
+            steps.push(StepSpans { at: span_of(text, item.span()), calls, config });
         }
     }
-    SourceMap { steps, keys }
+    SourceMap { steps, keys, config: key_spans(text, doc.get("config")) }
 }
 
 fn file_error(at: Option<Span>, message: impl Into<String>) -> PipelineError {
@@ -324,6 +354,17 @@ fn materialize(v: Option<&toml::Value>) -> Result<Option<Materialize>, ShapeErro
 }
 
 /// A step table, with every problem it has (at least one on `Err`).
+impl ShapeError {
+    /// The step `config` problem this is, if it is one.
+    fn config(&self) -> Option<&ConfigReadError> {
+        match self {
+            ShapeError::Config(c) => Some(c),
+            ShapeError::InStep { source, .. } => source.config(),
+            _ => None,
+        }
+    }
+}
+
 fn step(t: &toml::Table) -> Result<FunctionStep, Vec<ShapeError>> {
     let mut errors: Vec<ShapeError> =
         t.keys().filter(|k| !STEP_KEYS.contains(&k.as_str())).map(|k| ShapeError::StepKey { key: k.clone() }).collect();
@@ -426,7 +467,7 @@ impl Pipeline {
             match ConfigLayer::from_toml_all(v.clone()) {
                 Ok(layer) => pipeline.config = layer,
                 Err(es) => errors.extend(
-                    es.into_iter().map(|e| file_error(map.key("config").map(|(_, v)| v), format!("[config]: {e}"))),
+                    es.into_iter().map(|e| file_error(map.config_line(None, e.key()), format!("[config]: {e}"))),
                 ),
             }
         }
@@ -446,7 +487,10 @@ impl Pipeline {
             };
             match step(t) {
                 Ok(step) => pipeline.steps.push(step),
-                Err(es) => errors.extend(es.into_iter().map(|e| file_error(at, format!("step {}: {e}", i + 1)))),
+                Err(es) => errors.extend(es.into_iter().map(|e| {
+                    let at = e.config().map_or(at, |c| map.config_line(Some(i), c.key()));
+                    file_error(at, format!("step {}: {e}", i + 1))
+                })),
             }
         }
         if errors.is_empty() { Ok((pipeline, map)) } else { Err(errors) }

@@ -14,7 +14,7 @@ pub mod wiring;
 
 pub use check::{
     Broken, broken_rule, broken_rules, check_config, check_functions, check_special_io, check_wells, config_errors,
-    describe_values, params_valid, step_calls, step_config_errors,
+    describe_values, params_valid, pipeline_config_errors, step_calls, step_config_errors,
 };
 pub use config::{
     Config, ConfigError, ConfigLayer, ConfigReadError, FallbackPolicy, GpuPolicy, Workers, ZarrCompression,
