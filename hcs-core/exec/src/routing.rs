@@ -188,7 +188,7 @@ impl Router<'_> {
                                     step: *step,
                                     group: by
                                         .iter()
-                                        .map(|c| format!("{c} {}", self.group_values.get(*c)))
+                                        .map(|c| format!("{c} {}", self.group_values.value_text(*c)))
                                         .collect::<Vec<_>>()
                                         .join(", "),
                                     found: if first.is_some() { "there are several" } else { "there is none" },
@@ -247,7 +247,7 @@ impl Router<'_> {
                 members.iter().try_fold(stack, |stack, m| self.run(m, stack, produced))
             }
             ResolvedPattern::Dict { by, .. } => {
-                match pattern.dict_entry(&self.group_values.get(*by).to_string()) {
+                match pattern.dict_entry(&self.group_values.value_text(*by)) {
                     Some(entry) => self.run(entry, stack, produced),
                     None => Ok(stack), // no entry for this value: the planes pass through
                 }

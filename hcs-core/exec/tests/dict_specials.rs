@@ -46,16 +46,40 @@ fn dict_add_count(stack: NdarrayStack, plane_count: &f32) -> NdarrayStack {
     stack + *plane_count
 }
 
+/// Adds 1.
+#[memory(ndarray)]
+fn dict_plus_one(stack: NdarrayStack) -> NdarrayStack {
+    stack + 1.0
+}
+
+/// Adds 2.
+#[memory(ndarray)]
+fn dict_plus_two(stack: NdarrayStack) -> NdarrayStack {
+    stack + 2.0
+}
+
 fn registry() -> Registry {
-    Registry::from_contracts([dict_offset::FUNC, dict_add_offset::FUNC, dict_plane_count::FUNC, dict_add_count::FUNC])
+    Registry::from_contracts([
+        dict_offset::FUNC,
+        dict_add_offset::FUNC,
+        dict_plane_count::FUNC,
+        dict_add_count::FUNC,
+        dict_plus_one::FUNC,
+        dict_plus_two::FUNC,
+    ])
 }
 
 /// One well, 2 × 2 sites, 2 channels, 2 z-planes.
 fn plate_dir(name: &str) -> PathBuf {
+    plate_dir_of(name, &["A01"])
+}
+
+/// [`plate_dir`] with these wells.
+fn plate_dir_of(name: &str, wells: &[&str]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("hcs-exec-dict-{name}-{}", std::process::id()));
     std::fs::remove_dir_all(&dir).ok();
     let config = SynthConfig {
-        wells: vec!["A01".parse().expect("well")],
+        wells: wells.iter().map(|w| w.parse().expect("well")).collect(),
         grid: (2, 2),
         tile: 16,
         channels: 2,
@@ -110,6 +134,32 @@ fn dict_entries_read_specials_of_earlier_steps_and_later_steps_read_an_entrys_sp
             for (o, i) in out.iter().zip(input.iter()) {
                 assert_eq!(f32::from(*o), (i + delta).min(f32::from(u16::MAX)), "channel {channel} site {site} z {z}");
             }
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_dict_keyed_by_well_runs_each_wells_entry() {
+    // The entries are written as the plate names its wells; the router once matched them against
+    // the well's number (row × 1000 + column), so no entry ran and every plane passed through.
+    let r = registry();
+    let dir = plate_dir_of("by-well", &["A01", "B02"]);
+    let pipeline = Pipeline::new("per well").step(
+        FunctionStep::new("per well", FunctionPattern::dict([("A01", "dict_plus_one"), ("B02", "dict_plus_two")]))
+            .group_by(Component::Well),
+    );
+    let plate = open_plate(&dir.join("plate"), None).expect("plate");
+    let compiled = compile(&pipeline, &PlateInfo::of(&plate), &options(&r, &dir)).expect("compiles");
+    let report = run(&compiled, &plate, &r, &RunOptions::default()).expect("runs");
+    assert!(report.wells.iter().all(|w| w.status == WellStatus::Done), "{:?}", report.wells);
+    for (well, delta) in [("A01", 1.0f32), ("B02", 2.0)] {
+        let key = ImageKey { well: well.parse().expect("well"), timepoint: 1, site: 2, channel: 2, z: 1 };
+        let input = plate.load_stack(&[key]).expect("load");
+        let out = read_u16(&dir.join(format!("out/images/{well}_s002_w2_z001_t001.tif")));
+        assert_eq!(out.len(), input.len());
+        for (o, i) in out.iter().zip(input.iter()) {
+            assert_eq!(f32::from(*o), (i + delta).min(f32::from(u16::MAX)), "{well}");
         }
     }
     std::fs::remove_dir_all(&dir).ok();

@@ -162,6 +162,17 @@ impl ImageKey {
     }
 }
 
+impl ImageKey {
+    /// The value of one component as pipeline files write it: the well's name (`A01`), the
+    /// number of any other component (`3`). Dict keys select groups by this text.
+    pub fn value_text(&self, c: Component) -> String {
+        match c {
+            Component::Well => self.well.to_string(),
+            other => self.get(other).to_string(),
+        }
+    }
+}
+
 impl fmt::Display for ImageKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} site {} channel {} z {} t {}", self.well, self.site, self.channel, self.z, self.timepoint)
