@@ -152,3 +152,51 @@ fn crops_translate_every_later_output() {
     let got = position(&first_tif(&out.join("images")));
     assert!(near(got, (14.5 * 0.65, 16.5 * 0.65)), "{got:?}");
 }
+
+/// Tile positions found on full-size tiles and applied to binned ones (or the reverse) would
+/// place every tile at the wrong offset, with nothing failing at run time: the compiler refuses
+/// the link, and accepts the same steps when both see one pixel size.
+#[test]
+fn special_values_are_not_handed_across_a_change_of_pixel_size() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let plate = dir.path().join("plate");
+    let synth = Command::new(HCS)
+        .args(["synth", "-q", "--wells", "A01", "--tile", "64", "--grid", "2", "2", "--z", "1", "--out"])
+        .arg(&plate)
+        .output()
+        .expect("synth");
+    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
+    let check = |name: &str, steps: &[&str]| {
+        let step = |s: &&str| match *s {
+            "bin" => "[[steps]]\nname = \"bin\"\nfunc = { function = \"spatial_bin_2d\", params = { bin_size = 2 } }\n",
+            "composite" => {
+                "[[steps]]\nname = \"composite\"\nvariable_components = [\"channel\"]\nfunc = \"create_composite\"\n"
+            }
+            "positions" => "[[steps]]\nname = \"positions\"\nfunc = \"ashlar_compute_tile_positions\"\n",
+            "raw" => "[[steps]]\nname = \"raw\"\ninput_source = \"pipeline_start\"\nfunc = \"gaussian_filter\"\n",
+            "assemble" => "[[steps]]\nname = \"assemble\"\nfunc = \"assemble_stack\"\n",
+            other => panic!("{other}"),
+        };
+        let text: String = format!("name = \"{name}\"\n\n{}", steps.iter().map(step).collect::<Vec<_>>().join("\n"));
+        let file = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&file, text).expect("pipeline");
+        let out = Command::new(HCS).arg("check").arg(&file).arg("--plate").arg(&plate).output().expect("check");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = check("binned after", &["composite", "positions", "bin", "assemble"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("step 4 `assemble`: special input `positions` was made by `ashlar_compute_tile_positions` of step 2 `positions` on images of the plate's pixel size, but this step's images are 2× the plate's pixel size"),
+        "{stderr}"
+    );
+    let (code, stderr) = check("binned before", &["bin", "composite", "positions", "raw", "assemble"]);
+    assert_eq!(code, Some(2), "the positions are of binned tiles, the raw tiles are not: {stderr}");
+    assert!(
+        stderr.contains("on images of 2× the plate's pixel size, but this step's images are the plate's pixel size"),
+        "{stderr}"
+    );
+    let (code, stderr) = check("binned both", &["bin", "composite", "positions", "assemble"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = check("full size", &["composite", "positions", "raw", "assemble"]);
+    assert_eq!(code, Some(0), "{stderr}");
+}

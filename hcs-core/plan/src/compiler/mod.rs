@@ -27,6 +27,7 @@ pub mod plan;
 pub mod plate_info;
 pub mod reuse;
 pub mod sample_range;
+pub mod special_scale;
 pub mod variants;
 pub mod zarr;
 
@@ -167,6 +168,9 @@ pub fn compile(
         image_rules::check(pipeline, registry, plate, &init, &flows, &options.gpus, source);
     notes.extend(pass_through);
     errors.extend(rule_errors);
+    let (scale_errors, scale_notes) = special_scale::check(pipeline, registry, &init, &scales, source);
+    errors.extend(scale_errors);
+    notes.extend(scale_notes);
     // Said once, at the first step whose pixel size is lost: later steps inherit it.
     if let Some(i) = scales.iter().position(Option::is_none) {
         notes.push(format!(
