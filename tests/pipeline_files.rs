@@ -281,3 +281,33 @@ fn the_demo_file_and_the_rust_demo_pipeline_are_the_same() {
     let (from_file, _) = Pipeline::from_toml(&text).expect("valid file");
     assert_eq!(from_file, demo_example::demo());
 }
+
+/// `variable_components = ["well"]`: a call never spans wells, so each call gets one plane —
+/// a known count, against which the rules on `image.planes` are checked before the run (they
+/// were skipped as unknown, and the well failed at run time).
+#[test]
+fn stacking_wells_gives_each_call_one_plane_and_the_rules_are_checked_on_it() {
+    use hcs::plan::compiler::{CompileOptions, PlateInfo, compile};
+    let plate = PlateInfo::regular("/data/plate", 2, 2, (2, 2), 2, 2, 1, (64, 64));
+    let errors = |func: &str| {
+        let text = format!("[[steps]]\nname = \"s\"\nvariable_components = [\"well\"]\nfunc = {func}\n");
+        let (pipeline, map) = Pipeline::from_toml(&text).expect("read");
+        let options = CompileOptions { source: Some(&map), ..CompileOptions::new(Registry::global()) };
+        match compile(&pipeline, &plate, &options) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    };
+    let bin = errors("\"spatial_bin_3d\"");
+    assert_eq!(bin.len(), 1, "{bin:#?}");
+    assert!(
+        bin[0].starts_with("line 4: step 1 `s`: `spatial_bin_3d` parameters bin_size = 2 on 1 plane per call"),
+        "{bin:#?}"
+    );
+    let weights = errors("{ function = \"create_composite\", params = { weights = [1.0, 2.0] } }");
+    assert!(
+        weights.iter().any(|e| e.contains("on 1 plane per call: weights needs one entry per plane")),
+        "{weights:#?}"
+    );
+    assert_eq!(errors("\"gaussian_filter\""), Vec::<String>::new(), "a rule-free function compiles");
+}

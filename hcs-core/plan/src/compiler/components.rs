@@ -72,6 +72,12 @@ pub(crate) fn count(values: &ComponentValues, c: Component) -> Option<usize> {
     values.get(&c).cloned().flatten().map(|v| v.len())
 }
 
+/// How many values of variable component `c` one call stacks: 1 for the well (a call never
+/// spans wells), else every value of `c` at the step.
+pub(crate) fn per_call(values: &ComponentValues, c: Component) -> Option<usize> {
+    if c == Component::Well { Some(1) } else { count(values, c) }
+}
+
 /// Component values through the pipeline. `sources` are the effective input sources (chain
 /// breakers applied).
 pub fn flow(pipeline: &Pipeline, plate: &PlateInfo, registry: &Registry, sources: &[InputSource]) -> Vec<Flow> {

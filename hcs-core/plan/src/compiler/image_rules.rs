@@ -18,7 +18,7 @@ use hcs_core::registry::Registry;
 use hcs_core::rules::{DEFAULT_PEAK_FACTOR, input_bytes};
 use hcs_core::{FunctionContract, GpuInventory, ImageGeometry, ParamMap, PlaneShape};
 
-use super::components::{Flow, count};
+use super::components::{Flow, per_call};
 use super::init::Init;
 use super::plate_info::PlateInfo;
 use crate::pipeline::{InputSource, Line, Pipeline, PipelineError, SourceMap, StepRef, broken_rule, params_valid};
@@ -67,7 +67,7 @@ pub fn check(
             after_step.clone()
         };
         let planes =
-            step.variable_components.iter().try_fold(1usize, |acc, c| count(&flow.values_in, *c).map(|n| acc * n));
+            step.variable_components.iter().try_fold(1usize, |acc, c| per_call(&flow.values_in, *c).map(|n| acc * n));
         let step_in = Geo { planes, ..input };
         let step_ref = StepRef { index: i + 1, name: step.name.clone() };
         let limit_config = init.steps.get(i).map(|s| &s.config);
@@ -347,7 +347,12 @@ fn check_call(
                             let on = if reads_size {
                                 format!("on {}×{} images", image.width, image.height)
                             } else {
-                                format!("on {} planes per call", image.planes.map_or("?".into(), |p| p.to_string()))
+                                match image.planes {
+                                    Some(1) => "on 1 plane per call".to_string(),
+                                    planes => {
+                                        format!("on {} planes per call", planes.map_or("?".into(), |p| p.to_string()))
+                                    }
+                                }
                             };
                             if broken.params.is_empty() { on } else { format!("{} {on}", broken.params) }
                         },
