@@ -323,14 +323,26 @@ fn inner_folder(key: &'static str, value: &str) -> Result<(), ConfigError> {
     if path.components().any(|c| !matches!(c, PathPart::Normal(_))) {
         return bad("must be a relative folder inside the output plate, without `..`, `.` or a leading `/`");
     }
-    if path.components().next().is_some_and(|c| c.as_os_str() == HCS_FOLDER) {
+    if value.chars().any(char::is_control) {
+        return bad("holds a control character (a NUL, a line break…), which a folder name cannot have");
+    }
+    let first = path.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+    if first.as_deref() == Some(HCS_FOLDER) {
         return bad("is inside `.hcs`, hcs's own folder of the output (its lock and the wells' completion records)");
+    }
+    if let Some(file) = METADATA_FILES.iter().find(|f| first.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(f))) {
+        return bad(&format!("is the name of `{file}`, the plate metadata file hcs writes at the top of the output"));
     }
     Ok(())
 }
 
 /// hcs's own folder in an output plate (`hcs_exec`'s lock and completion records).
 const HCS_FOLDER: &str = ".hcs";
+
+/// The metadata files hcs writes at the top of an output plate: a folder of that name would
+/// make the file unwritable after the wells were computed.
+const METADATA_FILES: [&str; 2] =
+    [hcs_plate::formats::native::METADATA_FILE, hcs_plate::formats::openhcs::METADATA_FILE];
 
 impl ConfigLayer {
     /// Check the values this layer sets (path tricks, ranges).
@@ -598,6 +610,21 @@ mod tests {
         assert!(errors.iter().all(|e| e.to_string().contains("hcs's own folder")), "{errors:?}");
         let fine = ConfigLayer { sub_dir: Some("hcs/images".into()), ..Default::default() };
         assert!(fine.validate().is_empty());
+        // A folder named like the metadata files hcs writes at the top of the output, or with
+        // a control character, would fail only when the run ends.
+        let layer = ConfigLayer {
+            sub_dir: Some("hcs_plate.json".into()),
+            results_folder: Some("OpenHCS_metadata.json/x".into()),
+            ..Default::default()
+        };
+        let errors = layer.validate();
+        assert_eq!(errors.iter().map(|e| e.key).collect::<Vec<_>>(), ["sub_dir", "results_folder"]);
+        assert!(errors[0].to_string().contains("`hcs_plate.json`, the plate metadata file"), "{errors:?}");
+        assert!(errors[1].to_string().contains("`openhcs_metadata.json`"), "{errors:?}");
+        let nul = ConfigLayer { sub_dir: Some("a\0b".into()), ..Default::default() };
+        assert!(nul.validate()[0].to_string().contains("control character"), "{:?}", nul.validate());
+        let nested = ConfigLayer { sub_dir: Some("x/hcs_plate.json".into()), ..Default::default() };
+        assert!(nested.validate().is_empty(), "below the top, the name is free");
     }
 
     #[test]
