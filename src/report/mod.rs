@@ -173,11 +173,14 @@ pub fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
-/// The run's results folder: the output's `results/`, or the `results_folder` the
-/// configuration names.
+/// The run's results folder: the output's `results/`, or the `results_folder` the run's
+/// configuration names (not a step's own, which places that step's special outputs only).
 pub fn results_dir(compiled: &CompiledPlate) -> PathBuf {
-    let folder = compiled.wells.first().and_then(|w| w.steps.first()).map(|s| s.config.results_folder.as_str());
-    compiled.output_root.join(folder.unwrap_or("results"))
+    if compiled.results_dir.as_os_str().is_empty() {
+        compiled.output_root.join("results")
+    } else {
+        compiled.results_dir.clone()
+    }
 }
 
 /// Wells whose stitching fell back to the nominal grid for some tiles, with how many: what

@@ -126,6 +126,7 @@ mod tests {
             pipeline: "p".into(),
             plate: "plate".into(),
             output_root: "out".into(),
+            results_dir: "out/results".into(),
             viewers: Vec::new(),
             wells: Vec::new(),
             notes: Vec::new(),

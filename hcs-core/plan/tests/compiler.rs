@@ -1074,3 +1074,18 @@ fn require_on_steps_with_no_gpu_variant_is_noted_not_dropped() {
         ]
     );
 }
+
+/// The run's results folder (its report, log, trace) is the run's `results_folder`; a step's
+/// own places only that step's special outputs (it moved the whole report once).
+#[test]
+fn a_steps_results_folder_places_its_outputs_not_the_runs_report() {
+    let r = registry();
+    let folder = |name: &str| ConfigLayer { results_folder: Some(name.into()), ..Default::default() };
+    let on_step = Pipeline::new("s").step(FunctionStep::new("max", "zmax").config(folder("step_results")));
+    let plan = compiled(&on_step, &options(&r));
+    assert_eq!(plan.results_dir, plan.output_root.join("results"));
+    assert_eq!(plan.wells[0].steps[0].config.results_folder, "step_results", "the step keeps its own");
+    let on_run = on_step.clone().config(folder("res"));
+    let plan = compiled(&on_run, &options(&r));
+    assert_eq!(plan.results_dir, plan.output_root.join("res"));
+}

@@ -98,6 +98,12 @@ pub struct CompiledPlate {
     pub plate: PathBuf,
     /// The output plate folder.
     pub output_root: PathBuf,
+    /// The run's results folder (its report, log and trace): the output's `results/`, or the
+    /// `results_folder` of `[config]`, a global configuration file or the command line. A
+    /// step's own `results_folder` places only that step's special outputs. Empty in a plan
+    /// written before it was recorded: then `results/`.
+    #[serde(default)]
+    pub results_dir: PathBuf,
     /// Viewers needed for the steps' previews (`visualize = true`), if any.
     pub viewers: Vec<String>,
     /// Per well, in well order.
@@ -280,6 +286,7 @@ pub fn compile(
         pipeline: pipeline.name.clone(),
         plate: plate.root.clone(),
         output_root: init.output_root.clone(),
+        results_dir: init.output_root.join(&init.run_config.results_folder),
         viewers: zarr::viewers(&previews),
         wells: plans,
         notes,
