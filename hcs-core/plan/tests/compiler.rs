@@ -1089,3 +1089,19 @@ fn a_steps_results_folder_places_its_outputs_not_the_runs_report() {
     let plan = compiled(&on_run, &options(&r));
     assert_eq!(plan.results_dir, plan.output_root.join("res"));
 }
+
+/// `group_by` chooses dict entries: on a step whose `func` is not a dict it changes nothing, and
+/// the compiler says so instead of speaking of a dict's missing entries (which it did for a
+/// function that reshapes, refusing the step).
+#[test]
+fn group_by_without_a_dict_is_noted_not_taken_for_a_dict() {
+    let r = registry();
+    let plain = Pipeline::new("g").step(FunctionStep::new("max", "zmax").group_by(Component::Channel));
+    let plan = compiled(&plain, &options(&r));
+    assert_eq!(
+        plan.notes,
+        [
+            "step 1 `max`: `group_by = \"channel\"` chooses a dict entry for each channel, but `func` is not a dict: it changes nothing here"
+        ]
+    );
+}

@@ -215,6 +215,9 @@ fn routed_values(
     flow: &Flow,
     plate: &PlateInfo,
 ) -> Option<(Component, Vec<String>)> {
+    if !step.func.has_dict() {
+        return None; // `group_by` only chooses dict entries
+    }
     let by = step.group_by.filter(|g| !step.variable_components.contains(g))?;
     let present = if by == Component::Well {
         plate.wells.iter().map(ToString::to_string).collect()
@@ -231,6 +234,13 @@ pub fn pass_through_notes(pipeline: &Pipeline, flows: &[Flow], plate: &PlateInfo
     let mut notes = Vec::new();
     for (i, (step, flow)) in pipeline.steps.iter().zip(flows).enumerate() {
         if !step.func.has_dict() {
+            if let Some(by) = step.group_by {
+                notes.push(format!(
+                    "step {} `{}`: `group_by = \"{by}\"` chooses a dict entry for each {by}, but `func` is not a dict: it changes nothing here",
+                    i + 1,
+                    step.name
+                ));
+            }
             continue;
         }
         let Some((by, present)) = routed_values(step, flow, plate) else { continue };
