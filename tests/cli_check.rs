@@ -382,3 +382,18 @@ fn check_without_a_plate_checks_the_global_configurations_values() {
     assert!(stderr.contains("global config: `memory_budget_mib`"), "{stderr}");
     assert!(stderr.contains("2 problems"), "{stderr}");
 }
+
+/// Problems are printed in file order, whichever check found them first (a step's `config`
+/// value was printed before an unknown function two steps above it).
+#[test]
+fn problems_are_printed_in_file_order() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("order.toml");
+    let text = "[[steps]]\nname = \"a\"\nfunc = \"nope_function\"\n\n[[steps]]\nname = \"b\"\nfunc = \"tophat\"\nconfig = { zarr_level = 99 }\n";
+    std::fs::write(&file, text).expect("written");
+    let (ok, _, stderr) = hcs(&["check", file.to_str().expect("utf-8")]);
+    assert!(!ok, "{stderr}");
+    let unknown = stderr.find("line 3: step 1 `a`: unknown function `nope_function`").expect(&stderr);
+    let config = stderr.find("line 8: step 2 `b`: config: `zarr_level`: 99 is outside 1–22").expect(&stderr);
+    assert!(unknown < config, "{stderr}");
+}

@@ -36,11 +36,14 @@ pub fn read_global_config(path: Option<&Path>) -> Result<ConfigLayer, String> {
     })
 }
 
-/// Print every problem (`file: line N: …`, with the source line and the span underlined) and
+/// Print every problem (`file: line N: …`, with the source line and the span underlined) in
+/// file order — those about no line (the global configuration, an empty pipeline) first — and
 /// return the summary error.
 pub fn report(shown: &str, errors: &[PipelineError]) -> String {
     let text = std::fs::read_to_string(shown).unwrap_or_default();
-    for e in errors {
+    let mut errors: Vec<&PipelineError> = errors.iter().collect();
+    errors.sort_by_key(|e| e.at().0.map(|at| (at.line, at.start)));
+    for e in &errors {
         eprintln!("{}", super::snippet::render(shown, &text, e));
     }
     format!("{} problem{} in {shown}", errors.len(), if errors.len() == 1 { "" } else { "s" })
