@@ -713,3 +713,50 @@ fn a_multi_page_tiff_where_the_format_reads_one_image_is_reported_not_silently_c
     assert!(problems[0].contains("3 full-size images in one file") && problems[0].contains("the other 2 are not read"));
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+/// A folder that is not the plate says where the plate is; image folders whose TIFFs are all
+/// named otherwise say how many there are and how they are named (not just "no images found").
+#[test]
+fn a_wrong_folder_and_unreadable_names_say_what_was_found() {
+    let outer = tmp("nested");
+    let dir = outer.join("Plate_0042");
+    let config = SynthConfig {
+        wells: vec!["A01".parse().expect("well")],
+        grid: (1, 2),
+        tile: 16,
+        z_planes: 1,
+        ..SynthConfig::default()
+    };
+    synthesize(&config, &dir).expect("synthesize");
+    let err = open_plate(&outer, None).expect_err("not the plate");
+    assert!(
+        err.to_string().ends_with(&format!("; one level down, {} is a plate: pass that folder", dir.display())),
+        "{err}"
+    );
+    let err = open_plate(&dir.join("TimePoint_1"), None).expect_err("not the plate");
+    assert!(
+        err.to_string().ends_with(&format!("; the folder above, {}, is a plate: pass that folder", dir.display())),
+        "{err}"
+    );
+    let empty = tmp("nothing-here");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let err = open_plate(&empty, None).expect_err("nothing");
+    assert!(err.to_string().ends_with("OpenHCS's openhcs_metadata.json)"), "no hint where there is none: {err}");
+
+    // Every image renamed to lower case: no name reads, and the error says so.
+    let images = hcs_synth::image_paths(&config, &dir);
+    for path in &images {
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name").to_lowercase();
+        std::fs::rename(path, path.with_file_name(name)).expect("rename");
+    }
+    let err = open_plate(&dir, None).expect_err("no image names");
+    assert!(matches!(err, FormatError::NoImageNames { tiffs, .. } if tiffs == images.len()), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("{} TIFF files found, but none is named like an ImageXpress image", images.len())),
+        "{err}"
+    );
+    assert!(err.to_string().contains("e.g. TimePoint_1/a01_s1_w1.tif"), "{err}");
+    let _ = std::fs::remove_dir_all(&outer);
+    let _ = std::fs::remove_dir_all(&empty);
+}

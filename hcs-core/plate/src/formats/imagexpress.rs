@@ -43,15 +43,24 @@ pub struct ParsedName {
     pub timepoint: Option<u32>,
 }
 
-/// Parse `A01_s1_w2_z3_t4.tif` and its shorter forms; `None` for thumbnails and other files.
+/// Parse `A01_s1_w2_z3_t4.tif` and its shorter forms; `None` for thumbnails, macOS
+/// AppleDouble files (`._A01_s1_w1.tif`, the resource forks a Mac leaves on a file share), names
+/// whose numbers do not fit 32 bits and other files — all listed as not read.
 pub fn parse_name(name: &str) -> Option<ParsedName> {
-    if is_thumbnail(name) {
+    if is_thumbnail(name) || name.starts_with("._") {
         return None;
     }
     let caps = NAME.as_ref()?.captures(name)?;
     let well: WellId = caps.get(1)?.as_str().parse().ok()?;
-    let num = |i: usize| caps.get(i).and_then(|m| m.as_str().parse::<u32>().ok());
-    Some(ParsedName { well, site: num(2), channel: num(3), z: num(4), timepoint: num(5) })
+    // A number named but out of range is no image name, not a component left unnamed (which
+    // would make `_s99999999999` site 1).
+    let num = |i: usize| -> Option<Option<u32>> {
+        match caps.get(i) {
+            None => Some(None),
+            Some(m) => m.as_str().parse::<u32>().ok().map(Some),
+        }
+    };
+    Some(ParsedName { well, site: num(2)?, channel: num(3)?, z: num(4)?, timepoint: num(5)? })
 }
 
 fn dir_number(re: &LazyLock<Option<Regex>>, name: &str) -> Option<u32> {
@@ -75,6 +84,9 @@ pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, Fo
     let htd = htd::read(&htd_path)?;
     let grid = htd_grid(&htd);
     let scan = scan(root)?;
+    if scan.entries.is_empty() {
+        no_image_names(root, &scan.unmatched)?;
+    }
     let index = super::checked_index(root, scan.entries)?;
     let mut disagreements = htd_disagreements(&htd, &index);
     disagreements.extend(folder_disagreements(&scan.conflicts));
@@ -98,6 +110,27 @@ pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, Fo
     plate.unmatched = scan.unmatched.iter().filter_map(|p| p.strip_prefix(root).ok().map(Path::to_path_buf)).collect();
     plate.disagreements.extend(disagreements);
     Ok(plate)
+}
+
+/// The error of a plate whose image folders hold TIFF files but no image name: what they are
+/// named instead (`Ok` where there is no TIFF file at all: then "no images found").
+fn no_image_names(root: &Path, unmatched: &[PathBuf]) -> Result<(), FormatError> {
+    let is_tiff = |p: &&PathBuf| {
+        p.extension().is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff")) && p.is_file()
+    };
+    let tiffs: Vec<&PathBuf> = unmatched.iter().filter(is_tiff).collect();
+    if tiffs.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> =
+        tiffs.iter().take(3).map(|p| p.strip_prefix(root).unwrap_or(p).display().to_string()).collect();
+    Err(FormatError::NoImageNames {
+        path: root.to_path_buf(),
+        format: "ImageXpress",
+        pattern: "`A01_s1_w1.tif`: a well, then `_s` site and `_w` wavelength when there are several, optionally a plate-name prefix, a MetaXpress GUID after the wavelength, `_z` and `_t`; thumbnails and `._` files are skipped",
+        tiffs: tiffs.len(),
+        examples: shown.join(", "),
+    })
 }
 
 /// What a scan of a plate's image folders found.
@@ -421,6 +454,13 @@ mod tests {
         assert_eq!((p.site, p.channel), (None, None));
         assert!(parse_name("A01_s1_w1_thumb1234.tif").is_none());
         assert!(parse_name("notes.txt").is_none());
+        // A Mac's AppleDouble companion of an image is not that image a second time.
+        assert!(parse_name("._A01_s1_w1.tif").is_none());
+        assert!(parse_name("x._A01_s1_w1.tif").is_some(), "a prefix that merely contains `._`");
+        // A number past 32 bits is no image name, not an unnamed component (site 1).
+        assert!(parse_name("A01_s4294967297_w1.tif").is_none());
+        assert!(parse_name("A01_s1_w1_t99999999999.tif").is_none());
+        assert_eq!(parse_name("A01_s4294967295_w1.tif").and_then(|p| p.site), Some(u32::MAX));
     }
 
     #[test]

@@ -22,9 +22,34 @@ pub enum FormatError {
     NotADirectory(PathBuf),
     /// No known format's marker files were found.
     #[error(
-        "{0}: no plate format recognised (looked for an ImageXpress .HTD, an Opera Phenix Images/Index.xml, hcs's metadata file, OME-Zarr plate metadata and OpenHCS's openhcs_metadata.json)"
+        "{}: no plate format recognised (looked for an ImageXpress .HTD, an Opera Phenix Images/Index.xml, hcs's metadata file, OME-Zarr plate metadata and OpenHCS's openhcs_metadata.json){hint}",
+        path.display()
     )]
-    Unrecognised(PathBuf),
+    Unrecognised {
+        /// The folder given.
+        path: PathBuf,
+        /// Where a plate is instead (a folder one level down, the parent), as a sentence
+        /// starting with `; `, or empty.
+        hint: String,
+    },
+    /// A plate whose image folders hold TIFF files, none named like the format's images.
+    #[error(
+        "{}: {tiffs} TIFF file{} found, but none is named like an {format} image ({pattern}), e.g. {examples}",
+        path.display(),
+        if *tiffs == 1 { "" } else { "s" }
+    )]
+    NoImageNames {
+        /// The plate root.
+        path: PathBuf,
+        /// The format.
+        format: &'static str,
+        /// The names it reads, in words.
+        pattern: &'static str,
+        /// How many TIFF files there are.
+        tiffs: usize,
+        /// The first few, relative to the plate root.
+        examples: String,
+    },
     /// The format's metadata file is missing.
     #[error("{path}: {format} plate has no {what}")]
     MissingMetadata {
@@ -121,7 +146,41 @@ pub fn detect(root: &Path) -> Result<FormatKind, FormatError> {
         return Ok(FormatKind::Openhcs);
     }
     zarr?;
-    Err(FormatError::Unrecognised(root.to_path_buf()))
+    Err(FormatError::Unrecognised { path: root.to_path_buf(), hint: where_a_plate_is(root) })
+}
+
+/// Whether `dir` holds a format's marker (what [`detect`] looks for), errors taken as no.
+fn has_marker(dir: &Path) -> bool {
+    dir.join(native::METADATA_FILE).is_file()
+        || matches!(ome_zarr::is_plate(dir), Ok(true))
+        || matches!(htd::find_htd(dir), Ok(Some(_)))
+        || opera_phenix::find_index(dir).is_some()
+        || openhcs::is_plate(dir)
+}
+
+/// Where a plate is when `root` is not one: folders one level down that are (the first few of
+/// the first 1000 entries), else the parent folder if it is one — as `; …`, or empty.
+fn where_a_plate_is(root: &Path) -> String {
+    let mut below: Vec<String> = std::fs::read_dir(root)
+        .map(|entries| {
+            entries
+                .flatten()
+                .take(1000)
+                .map(|e| e.path())
+                .filter(|p| p.is_dir() && has_marker(p))
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    below.sort();
+    if let Some(first) = below.first() {
+        let more = if below.len() > 1 { format!(" (and {} more)", below.len() - 1) } else { String::new() };
+        return format!("; one level down, {} is a plate{more}: pass that folder", root.join(first).display());
+    }
+    match root.parent().filter(|p| !p.as_os_str().is_empty() && has_marker(p)) {
+        Some(parent) => format!("; the folder above, {}, is a plate: pass that folder", parent.display()),
+        None => String::new(),
+    }
 }
 
 /// Open a plate, detecting its format unless one is given.
