@@ -65,9 +65,15 @@ pub fn unmatched_warning(plate: &Plate) -> Option<String> {
         .map(|p| if is_folder(p) { format!("{} (a folder)", p.display()) } else { p.display().to_string() })
         .collect();
     let more = if n > shown.len() { format!(", and {} more", n - shown.len()) } else { String::new() };
+    // Opera's images are the files its Index.xml lists, whatever their names.
+    let unnamed = if plate.metadata.format == hcs_plate::FormatKind::OperaPhenix {
+        ("is not listed in the plate's Index.xml", "are not listed in the plate's Index.xml")
+    } else {
+        ("matches no image name of the plate's format", "match no image name of the plate's format")
+    };
     let what = match (folders, n) {
-        (0, 1) => "1 file among the images matches no image name of the plate's format and is".to_string(),
-        (0, n) => format!("{n} files among the images match no image name of the plate's format and are"),
+        (0, 1) => format!("1 file among the images {} and is", unnamed.0),
+        (0, n) => format!("{n} files among the images {} and are", unnamed.1),
         (1, 1) => "1 folder among the images is an entry the plate's format does not read, and is".to_string(),
         (_, n) => format!(
             "{n} entries among the images are files named like no image of the plate's format, or folders, and are"

@@ -26,6 +26,7 @@ fn opera_plate_round_trips_with_raster_sites() {
     synthesize(&config, &dir).expect("synthesize");
     assert_eq!(detect(&dir).expect("detect"), FormatKind::OperaPhenix);
     let plate = open_plate(&dir, None).expect("open");
+    assert!(plate.unmatched.is_empty(), "every file of the images folder is listed: {:?}", plate.unmatched);
     assert_eq!(plate.metadata.grid, Some((3, 3)));
     assert_eq!(plate.metadata.pixel_size_um.map(|p| (p * 1000.0).round()), Some(650.0));
     // z spacing from the planes' AbsPositionZ (2 µm apart, on top of the stage's 0.135 m).
@@ -88,4 +89,23 @@ fn oversized_or_hostile_index_xml_is_refused() {
     let err = open_plate(&dir, None).expect_err("no images");
     assert!(err.to_string().contains("lists no images"), "{err}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+/// Images Index.xml does not list (a well missing from a stale index) and stray files are not
+/// read, and are listed as such, as an ImageXpress plate's misnamed files are (they were
+/// skipped without a word).
+#[test]
+fn files_the_index_does_not_list_are_listed_as_not_read() {
+    let dir = std::env::temp_dir().join(format!("hcs-opera-unlisted-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    synthesize(&config(), &dir).expect("synthesize");
+    let images = dir.join("Images");
+    std::fs::copy(images.join("r01c01f01p01-ch1sk1fk1fl1.tiff"), images.join("r05c05f01p01-ch1sk1fk1fl1.tiff"))
+        .expect("an unlisted image");
+    std::fs::write(images.join("notes.txt"), b"x").expect("stray");
+    let plate = open_plate(&dir, None).expect("open");
+    let listed: Vec<String> = plate.unmatched.iter().map(|p| p.display().to_string()).collect();
+    assert_eq!(listed, ["Images/notes.txt", "Images/r05c05f01p01-ch1sk1fk1fl1.tiff"]);
+    assert_eq!(plate.index.wells().len(), 2, "the unlisted well is not read");
+    let _ = std::fs::remove_dir_all(&dir);
 }

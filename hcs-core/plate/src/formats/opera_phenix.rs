@@ -254,7 +254,26 @@ pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, Fo
     )?;
     plate.metadata.z_spacing_um = z_spacing_um(&images);
     plate.metadata.site_step_um = site_step_um(&images, &sites, grid);
+    plate.unmatched = unlisted(root, &image_dir, &images)?;
     Ok(plate)
+}
+
+/// The entries of the images folder that Index.xml does not list (besides the index files):
+/// images of a well missing from a stale or partial index, stray files. Not read, and listed
+/// like an ImageXpress plate's misnamed files, relative to `root`.
+fn unlisted(root: &Path, image_dir: &Path, images: &[ImageEntry]) -> Result<Vec<PathBuf>, FormatError> {
+    let listed: std::collections::BTreeSet<PathBuf> = images.iter().map(|i| image_dir.join(&i.url)).collect();
+    let is_index = |name: &str| {
+        let lower = name.to_ascii_lowercase();
+        lower.starts_with("index") && lower.ends_with(".xml")
+    };
+    Ok(super::sorted_entries(image_dir)?
+        .into_iter()
+        .map(|e| e.path())
+        .filter(|p| !listed.contains(p))
+        .filter(|p| !p.file_name().and_then(|n| n.to_str()).is_some_and(is_index))
+        .map(|p| p.strip_prefix(root).map(Path::to_path_buf).unwrap_or(p))
+        .collect())
 }
 
 #[cfg(test)]
