@@ -39,12 +39,16 @@ pub struct TiffLimits {
     pub max_pixels: u64,
     /// Most pages read from one file.
     pub max_pages: usize,
+    /// The file is one image (a plate format with one image per file): reading its first page
+    /// refuses a file with more full-size pages (a z-stack saved as one multi-page TIFF), whose
+    /// other images would be left out. Reduced-resolution pages (thumbnails) are allowed.
+    pub sole_image: bool,
 }
 
 impl Default for TiffLimits {
     fn default() -> Self {
         // 2^31 pixels: a 46 000² mosaic; far above any camera tile, far below a hostile header.
-        Self { max_pixels: 1 << 31, max_pages: 100_000 }
+        Self { max_pixels: 1 << 31, max_pages: 100_000, sole_image: false }
     }
 }
 
@@ -118,6 +122,19 @@ fn on_page<R>(
                     return Ok(true);
                 }
                 found = Some((read(decoder, bytes, info)?, info));
+                if limits.sole_image && page == 0 && decoder.more_images() {
+                    let size = (u32::try_from(info.shape.1).unwrap_or(0), u32::try_from(info.shape.0).unwrap_or(0));
+                    let images = full_size_pages(decoder, size);
+                    if images > 1 {
+                        return Err(VfsError::UnsupportedTiff {
+                            path: path.to_path_buf(),
+                            what: format!(
+                                "{images} full-size images in one file, where the plate's format has one image per file: the other {} would be left out (a z-stack or time series saved as one multi-page TIFF? save one image per file)",
+                                images - 1
+                            ),
+                        });
+                    }
+                }
                 Ok(false)
             })?;
             found.ok_or_else(|| VfsError::CorruptTiff {

@@ -63,18 +63,20 @@ impl PlaneRef {
     /// with no plane in between ([`hcs_vfs::tiff::read_tiff_page_f32`]); its shape and the dtype
     /// it is stored in. When `out` is a `Vec`
     /// with no room for the plane, it is given room for `planes` planes of its shape. On error
-    /// `out` is as it was.
+    /// `out` is as it was. `one_per_file`: the plate's format has one image per file, so a
+    /// file with more full-size pages is refused ([`hcs_vfs::tiff::TiffLimits::sole_image`]).
     pub fn load_f32_into(
         &self,
         root: &std::path::Path,
         out: &mut impl hcs_vfs::fill::F32Out,
         planes: usize,
+        one_per_file: bool,
     ) -> Result<((usize, usize), hcs_vfs::Dtype), hcs_vfs::VfsError> {
         match self {
             PlaneRef::File { path, page } => hcs_vfs::tiff::read_tiff_page_f32(
                 &root.join(path),
                 *page as usize,
-                hcs_vfs::tiff::TiffLimits::default(),
+                hcs_vfs::tiff::TiffLimits { sole_image: one_per_file, ..Default::default() },
                 out,
                 planes,
             ),

@@ -222,7 +222,7 @@ impl Plate {
         let mut data: Vec<f32> = Vec::new();
         let ((h, w), dtype) = self
             .plane_ref(first)?
-            .load_f32_into(&self.root, &mut data, keys.len())
+            .load_f32_into(&self.root, &mut data, keys.len(), self.one_image_per_file())
             .map_err(|source| LoadError::Storage { key: *first, source })?;
         self.check_dtype(first, dtype)?;
         let mut kept: Vec<M> =
@@ -283,8 +283,9 @@ impl Plate {
         want: (usize, usize),
     ) -> Result<(), LoadError> {
         let plane_ref = self.plane_ref(key)?;
-        let (found, dtype) =
-            plane_ref.load_f32_into(&self.root, out, 1).map_err(|source| LoadError::Storage { key: *key, source })?;
+        let (found, dtype) = plane_ref
+            .load_f32_into(&self.root, out, 1, self.one_image_per_file())
+            .map_err(|source| LoadError::Storage { key: *key, source })?;
         self.check_dtype(key, dtype)?;
         if found != want {
             return Err(LoadError::ShapeMismatch {
@@ -302,6 +303,13 @@ impl Plate {
     /// Refuse a plane stored as `found` in a plate whose images are of another dtype (declared
     /// by its metadata, else its first image's; a plate opened without reading an image has
     /// none, and its planes are not compared).
+    /// Whether the plate's format has one image per file (ImageXpress, Opera, OpenHCS): then a
+    /// file holding several full-size images is refused as it is read, not read as its first.
+    /// hcs's own plates name each image's page.
+    fn one_image_per_file(&self) -> bool {
+        self.metadata.format != crate::FormatKind::Hcs
+    }
+
     fn check_dtype(&self, key: &ImageKey, found: hcs_vfs::Dtype) -> Result<(), LoadError> {
         match self.metadata.dtype {
             Some(want) if want != found => Err(LoadError::DtypeMismatch {
@@ -365,8 +373,12 @@ mod stagger_tests {
             .iter()
             .map(|k| {
                 let mut samples = Vec::new();
-                let ((h, w), _) =
-                    plate.index.get(k).expect("indexed").load_f32_into(&plate.root, &mut samples, 1).expect("load");
+                let ((h, w), _) = plate
+                    .index
+                    .get(k)
+                    .expect("indexed")
+                    .load_f32_into(&plate.root, &mut samples, 1, true)
+                    .expect("load");
                 ndarray::Array2::from_shape_vec((h, w), samples).expect("plane")
             })
             .collect();

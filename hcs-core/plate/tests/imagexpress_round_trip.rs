@@ -711,6 +711,20 @@ fn a_multi_page_tiff_where_the_format_reads_one_image_is_reported_not_silently_c
     let problems: Vec<String> = plate.check_image_headers().problems.iter().map(ToString::to_string).collect();
     assert_eq!(problems.len(), files.len(), "every file: {problems:#?}");
     assert!(problems[0].contains("3 full-size images in one file") && problems[0].contains("the other 2 are not read"));
+    // Reading the images refuses every multi-page file, not only the first (a run without
+    // `--deep` read page 1 of the others without a word).
+    let keys: Vec<ImageKey> = plate.index.iter().map(|(k, _)| *k).collect();
+    let last = keys.last().copied().expect("images");
+    let err = plate.load_stack(&[last]).expect_err("a 3-page file");
+    assert!(err.to_string().contains("3 full-size images in one file, where the plate's format has one image per file: the other 2 would be left out"), "{err}");
+    // A reduced-resolution page (a thumbnail the camera software adds) is no second image.
+    let thumbnail = hcs_vfs::PlaneData::U16(ndarray::Array2::from_elem((16, 16), 9));
+    for file in &files {
+        hcs_vfs::tiff::write_tiff(file, &[page(1), thumbnail.clone()], Default::default()).expect("write");
+    }
+    let plate = open_plate(&dir, None).expect("opens");
+    let stack = plate.load_stack(&[last]).expect("one full-size image and a smaller page");
+    assert!(stack.iter().all(|v| *v == 1.0));
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
