@@ -950,14 +950,91 @@ where
 }
 
 /// The ImageDescription tag of a TIFF file's first image (`None` when it has none), read from
-/// the header without decoding a pixel.
+/// the header without decoding a pixel. A directory listing several (tifffile adds its own
+/// JSON after a description it is given) gives the first, as tifffile reads it:
+/// [`read_tiff_descriptions`] gives each.
 pub fn read_tiff_description(path: &Path) -> Result<Option<String>, VfsError> {
-    let file = std::fs::File::open(path).map_err(|source| VfsError::Io { path: path.to_path_buf(), source })?;
-    let mut decoder = Decoder::new(std::io::BufReader::new(file)).map_err(|e| corrupt(path, e))?;
-    match decoder.find_tag(Tag::ImageDescription).map_err(|e| corrupt(path, e))? {
-        Some(value) => Ok(value.into_string().ok()),
-        None => Ok(None),
+    Ok(read_tiff_descriptions(path)?.into_iter().next())
+}
+
+/// Every ImageDescription entry of a TIFF file's first image directory, in the directory's
+/// order (the `tiff` crate keeps only the last of repeated tags). Text ends at its first NUL;
+/// bytes that are not UTF-8 are replaced.
+pub fn read_tiff_descriptions(path: &Path) -> Result<Vec<String>, VfsError> {
+    use std::io::SeekFrom;
+    /// Entries read from the directory at most, and bytes of one description.
+    const MAX_ENTRIES: u64 = 4096;
+    const MAX_TEXT: u64 = 16 << 20;
+    let file = std::fs::File::open(path).map_err(|e| VfsError::io(path, e))?;
+    let len = file.metadata().map_err(|e| VfsError::io(path, e))?.len();
+    let mut r = std::io::BufReader::new(file);
+    let bad = |message: &str| VfsError::CorruptTiff { path: path.to_path_buf(), message: message.to_string() };
+    let short = |_| VfsError::TruncatedTiff { path: path.to_path_buf() };
+    let mut head = [0u8; 16];
+    r.read_exact(&mut head[..8]).map_err(short)?;
+    let little = match &head[..2] {
+        b"II" => true,
+        b"MM" => false,
+        _ => return Err(bad("not a TIFF (no II or MM byte order mark)")),
+    };
+    let u16_at = |b: &[u8]| if little { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) };
+    let u32_at = |b: &[u8]| {
+        let a = [b[0], b[1], b[2], b[3]];
+        if little { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) }
+    };
+    let u64_at = |b: &[u8]| {
+        let a = [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
+        if little { u64::from_le_bytes(a) } else { u64::from_be_bytes(a) }
+    };
+    // Classic TIFF: 12-byte entries, 4-byte values; BigTIFF: 20-byte entries, 8-byte values.
+    let big = match u16_at(&head[2..4]) {
+        42 => false,
+        43 => true,
+        _ => return Err(bad("not a TIFF (no 42 or 43 after the byte order mark)")),
+    };
+    let (ifd, entry_len, inline) = if big {
+        r.read_exact(&mut head[8..16]).map_err(short)?;
+        (u64_at(&head[8..16]), 20usize, 8u64)
+    } else {
+        (u64::from(u32_at(&head[4..8])), 12usize, 4u64)
+    };
+    if ifd >= len {
+        return Err(VfsError::TruncatedTiff { path: path.to_path_buf() });
     }
+    r.seek(SeekFrom::Start(ifd)).map_err(|e| VfsError::io(path, e))?;
+    let mut count = [0u8; 8];
+    let count = if big {
+        r.read_exact(&mut count).map_err(short)?;
+        u64_at(&count)
+    } else {
+        r.read_exact(&mut count[..2]).map_err(short)?;
+        u64::from(u16_at(&count[..2]))
+    };
+    let mut entries = vec![0u8; entry_len * usize::try_from(count.min(MAX_ENTRIES)).unwrap_or(0)];
+    r.read_exact(&mut entries).map_err(short)?;
+    let mut texts = Vec::new();
+    for e in entries.chunks_exact(entry_len) {
+        // Tag 270 (ImageDescription) of type 2 (ASCII).
+        if u16_at(&e[0..2]) != 270 || u16_at(&e[2..4]) != 2 {
+            continue;
+        }
+        let (n, value) = if big { (u64_at(&e[4..12]), &e[12..20]) } else { (u64::from(u32_at(&e[4..8])), &e[8..12]) };
+        let bytes = if n <= inline {
+            value[..usize::try_from(n).unwrap_or(0)].to_vec()
+        } else {
+            let at = if big { u64_at(value) } else { u64::from(u32_at(value)) };
+            if n > MAX_TEXT || at.checked_add(n).is_none_or(|end| end > len) {
+                return Err(VfsError::TruncatedTiff { path: path.to_path_buf() });
+            }
+            r.seek(SeekFrom::Start(at)).map_err(|e| VfsError::io(path, e))?;
+            let mut text = vec![0u8; usize::try_from(n).unwrap_or(0)];
+            r.read_exact(&mut text).map_err(short)?;
+            text
+        };
+        let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+        texts.push(String::from_utf8_lossy(&bytes[..end]).into_owned());
+    }
+    Ok(texts)
 }
 
 fn contiguous<T: Copy>(a: &Array2<T>) -> std::borrow::Cow<'_, [T]> {
@@ -1167,6 +1244,44 @@ mod tests {
         let without = tmp("undescribed.tif");
         write_tiff(&without, &[plane], TiffCompression::None).expect("write");
         assert_eq!(read_tiff_description(&without).expect("read"), None);
+    }
+
+    #[test]
+    fn every_description_of_the_first_directory_is_read_in_order() {
+        // tifffile writes the description it is given, then its own JSON: both are tag 270. A
+        // directory of two such entries (one stored apart, one inline), in both byte orders.
+        for little in [true, false] {
+            let u16b = |v: u16| if little { v.to_le_bytes() } else { v.to_be_bytes() };
+            let u32b = |v: u32| if little { v.to_le_bytes() } else { v.to_be_bytes() };
+            let mut bytes: Vec<u8> = if little { b"II".to_vec() } else { b"MM".to_vec() };
+            bytes.extend(u16b(42));
+            bytes.extend(u32b(8));
+            bytes.extend(u16b(2));
+            for (count, value) in [(7u32, 38u32.to_be_bytes()), (3, *b"ab\0\0")] {
+                bytes.extend(u16b(270));
+                bytes.extend(u16b(2));
+                bytes.extend(u32b(count));
+                bytes.extend(if count == 7 { u32b(u32::from_be_bytes(value)) } else { value });
+            }
+            bytes.extend(u32b(0));
+            assert_eq!(bytes.len(), 38);
+            bytes.extend(b"<first>\0");
+            let path = tmp(if little { "two-ii.tif" } else { "two-mm.tif" });
+            std::fs::write(&path, &bytes).expect("write");
+            assert_eq!(read_tiff_descriptions(&path).expect("read"), ["<first>", "ab"]);
+            assert_eq!(
+                read_tiff_description(&path).expect("read").as_deref(),
+                Some("<first>"),
+                "the first, as tifffile"
+            );
+            // The text's offset past the end of the file: truncated, not read.
+            bytes.truncate(40);
+            std::fs::write(&path, &bytes).expect("write");
+            assert!(matches!(read_tiff_descriptions(&path), Err(VfsError::TruncatedTiff { .. })));
+        }
+        let path = tmp("not-a-tiff.tif");
+        std::fs::write(&path, b"GIF89a..").expect("write");
+        assert!(matches!(read_tiff_descriptions(&path), Err(VfsError::CorruptTiff { .. })));
     }
 
     /// The X/YResolution and ResolutionUnit tags of every page of `bytes`.

@@ -362,8 +362,13 @@ fn is_plate_metadata(name: &str) -> bool {
 fn first_plane_calibration(root: &Path, index: &crate::ComponentIndex) -> Option<f64> {
     let (_, plane) = index.iter().next()?;
     let crate::PlaneRef::File { path, .. } = plane else { return None };
-    let text = hcs_vfs::tiff::read_tiff_description(&root.join(path)).ok().flatten()?;
-    super::metamorph::parse(&text)?.pixel_size_um
+    metamorph_of(&root.join(path))?.pixel_size_um
+}
+
+/// The MetaMorph metadata of an image: the first of its ImageDescription tags that is
+/// MetaMorph's XML (tifffile, given the XML, adds its own JSON description after it).
+fn metamorph_of(path: &Path) -> Option<super::metamorph::MetaMorph> {
+    hcs_vfs::tiff::read_tiff_descriptions(path).ok()?.iter().find_map(|text| super::metamorph::parse(text))
 }
 
 /// The stage step between neighbouring sites in µm ([`crate::stage::site_step`]) from the
@@ -380,8 +385,7 @@ fn first_well_site_step(
             continue;
         }
         let crate::PlaneRef::File { path, .. } = plane else { return (None, None) };
-        let text = hcs_vfs::tiff::read_tiff_description(&root.join(path)).ok().flatten();
-        let Some(stage) = text.as_deref().and_then(super::metamorph::parse).and_then(|m| m.stage_um) else {
+        let Some(stage) = metamorph_of(&root.join(path)).and_then(|m| m.stage_um) else {
             return (None, None);
         };
         at.insert(key.site, stage);
