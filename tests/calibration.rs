@@ -200,3 +200,37 @@ fn special_values_are_not_handed_across_a_change_of_pixel_size() {
     let (code, stderr) = check("full size", &["composite", "positions", "raw", "assemble"]);
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// Only values measured in pixels are kept from steps of another pixel size: a count is handed
+/// on across a binning.
+#[test]
+fn values_not_in_pixels_cross_a_change_of_pixel_size() {
+    use hcs::plan::compiler::{CompileOptions, PlateInfo, compile};
+    use hcs::plan::pipeline::{FunctionCall, FunctionStep, Pipeline};
+    use hcs::{FunctionContract, MemoryType, NdarrayStack, Registry};
+    /// Special output `count`, a number of things: not in pixels.
+    #[hcs::memory(ndarray)]
+    #[hcs::special_outputs(count)]
+    fn count_things(stack: NdarrayStack) -> (NdarrayStack, f64) {
+        (stack, 3.0)
+    }
+    /// Reads `count`.
+    #[hcs::memory(ndarray)]
+    #[hcs::special_inputs(count)]
+    fn use_count(stack: NdarrayStack, count: &f64) -> NdarrayStack {
+        stack + *count as f32
+    }
+    let registry = Registry::from_contracts(
+        [count_things::FUNC, use_count::FUNC]
+            .into_iter()
+            .chain(["spatial_bin_2d"].iter().filter_map(|n| Registry::global().get(n, MemoryType::Ndarray)))
+            .collect::<Vec<&'static FunctionContract>>(),
+    );
+    let plate = PlateInfo::regular("/data/plate", 1, 1, (2, 2), 1, 1, 1, (64, 64));
+    let pipeline = Pipeline::new("counts")
+        .step(FunctionStep::new("count", "count_things"))
+        .step(FunctionStep::new("bin", FunctionCall::new("spatial_bin_2d").param("bin_size", 2)))
+        .step(FunctionStep::new("use", "use_count"));
+    let compiled = compile(&pipeline, &plate, &CompileOptions::new(&registry));
+    assert!(compiled.is_ok(), "{:?}", compiled.err());
+}

@@ -97,6 +97,10 @@ fn dict_patterns_need_a_group_by_that_is_not_stacked() {
     let errs = errors(stacked);
     assert_eq!(errs.len(), 1);
     assert!(errs[0].contains("`group_by = \"channel\"` is also a variable component"), "{}", errs[0]);
+    // Without a dict (the peer's composite step: group_by and variable_components both channel)
+    // group_by chooses nothing: no error here (the compiler notes it).
+    let plain = "[[steps]]\nname = \"c\"\ngroup_by = \"channel\"\nvariable_components = [\"channel\"]\nfunc = \"create_composite\"\n";
+    assert_eq!(errors(plain), Vec::<String>::new());
 }
 
 #[test]
@@ -186,6 +190,13 @@ func = \"tophat\"
 backend = \"disk\"
 output_suffix = \"_y\"
 ";
+    // A dotted key inside a step table is at its own line too.
+    let dotted = "[[steps]]\nname = \"a\"\nfunc = \"tophat\"\nconfig.zarr_level = 99\n";
+    let (pipeline, map) = Pipeline::from_toml(dotted).expect("read");
+    let errs: Vec<String> =
+        hcs::plan::pipeline::check_config(&pipeline, Some(&map)).iter().map(ToString::to_string).collect();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].starts_with("line 4: step 1 `a`: config: `zarr_level`"), "{errs:#?}");
     let (pipeline, map) = Pipeline::from_toml(checked).expect("read");
     let errs: Vec<String> =
         hcs::plan::pipeline::check_config(&pipeline, Some(&map)).iter().map(ToString::to_string).collect();

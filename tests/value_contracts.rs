@@ -167,7 +167,12 @@ fn every_listed_value_is_refused_by_check_naming_step_and_parameter() {
         let mut args = vec![command, file.to_str().expect("utf-8"), "--plate", plate.to_str().expect("utf-8")];
         args.extend(case.flags);
         let (ok, _, stderr) = hcs(&args);
-        let message = stderr.lines().find(|l| case.must_name.iter().all(|w| l.contains(w))).map(str::to_string);
+        // A message line, not a line of the source excerpt under one (`3 │ func = …`).
+        let message = stderr
+            .lines()
+            .filter(|l| !l.contains('│'))
+            .find(|l| case.must_name.iter().all(|w| l.contains(w)))
+            .map(str::to_string);
         // A step's or a config layer's value names them; a command-line option names the option.
         let names_step = message
             .as_deref()

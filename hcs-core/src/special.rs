@@ -204,6 +204,32 @@ pub trait SpecialKey {
     type Value;
 }
 
+/// Special value types measured in the pixels of the images they were made from (tile
+/// positions, say): the compiler refuses to hand such a value to a step whose images have
+/// another pixel size (a binning in between), where it would land at the wrong places. Counts,
+/// statistics and other values are handed on whatever the images' size. A crate adds its type
+/// with [`pixel_valued!`](crate::pixel_valued).
+#[linkme::distributed_slice]
+pub static PIXEL_VALUED: [fn() -> TypeId];
+
+/// Whether values of the type `t` are measured in pixels ([`PIXEL_VALUED`]).
+pub fn is_pixel_valued(t: TypeId) -> bool {
+    PIXEL_VALUED.iter().any(|of| of() == t)
+}
+
+/// Register a special value type as measured in pixels ([`PIXEL_VALUED`]):
+/// `hcs_core::pixel_valued!(TilePositions);` beside the type.
+#[macro_export]
+macro_rules! pixel_valued {
+    ($ty:ty) => {
+        const _: () = {
+            #[$crate::__private::linkme::distributed_slice($crate::special::PIXEL_VALUED)]
+            #[linkme(crate = $crate::__private::linkme)]
+            static PIXEL_VALUED_TYPE: fn() -> $crate::__private::TypeId = || $crate::__private::TypeId::of::<$ty>();
+        };
+    };
+}
+
 /// A special input a function declares.
 #[derive(Clone, Copy, Debug)]
 pub struct SpecialInputSpec {

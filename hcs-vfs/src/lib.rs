@@ -16,6 +16,7 @@ pub mod store;
 pub mod thumbnail;
 pub mod tiff;
 mod tiff_deflate;
+mod tiff_tags;
 
 pub use error::VfsError;
 pub use plane::{Dtype, PlaneData};

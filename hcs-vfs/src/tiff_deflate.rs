@@ -32,7 +32,7 @@ pub(crate) fn page<C: ColorType, W: Write + Seek, K: TiffKind>(
     encoder: &mut TiffEncoder<W, K>,
     (w, h): (u32, u32),
     samples: &[C::Inner],
-    tags: crate::tiff::PageTags<'_>,
+    tags: crate::tiff_tags::PageTags<'_>,
 ) -> TiffResult<()>
 where
     C::Inner: bytemuck::Pod,
@@ -124,8 +124,13 @@ mod tests {
 
     fn encode<K: TiffKind>(mut encoder: TiffEncoder<&mut Cursor<Vec<u8>>, K>, pages: &[(u32, u32, &[u16])]) {
         for &(w, h, samples) in pages {
-            page::<colortype::Gray16, _, _>(&mut encoder, (w, h), samples, crate::tiff::PageTags::described("<OME/>"))
-                .expect("page");
+            page::<colortype::Gray16, _, _>(
+                &mut encoder,
+                (w, h),
+                samples,
+                crate::tiff_tags::PageTags::described("<OME/>"),
+            )
+            .expect("page");
         }
     }
 
@@ -171,8 +176,11 @@ mod tests {
         let short = Array2::<u16>::zeros((3, 3));
         let short = short.as_slice().expect("contiguous");
         assert!(
-            page::<colortype::Gray16, _, _>(&mut encoder, (4, 3), short, crate::tiff::PageTags::default()).is_err()
+            page::<colortype::Gray16, _, _>(&mut encoder, (4, 3), short, crate::tiff_tags::PageTags::default())
+                .is_err()
         );
-        assert!(page::<colortype::Gray16, _, _>(&mut encoder, (0, 0), &[], crate::tiff::PageTags::default()).is_err());
+        assert!(
+            page::<colortype::Gray16, _, _>(&mut encoder, (0, 0), &[], crate::tiff_tags::PageTags::default()).is_err()
+        );
     }
 }

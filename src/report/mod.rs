@@ -177,7 +177,9 @@ pub fn command_line() -> String {
 /// configuration names (not a step's own, which places that step's special outputs only).
 pub fn results_dir(compiled: &CompiledPlate) -> PathBuf {
     if compiled.results_dir.as_os_str().is_empty() {
-        compiled.output_root.join("results")
+        // A plan frozen before the folder was recorded: where such a run put its report.
+        let folder = compiled.wells.first().and_then(|w| w.steps.first()).map(|s| s.config.results_folder.as_str());
+        compiled.output_root.join(folder.unwrap_or("results"))
     } else {
         compiled.results_dir.clone()
     }

@@ -300,9 +300,6 @@ impl Plate {
         Ok(())
     }
 
-    /// Refuse a plane stored as `found` in a plate whose images are of another dtype (declared
-    /// by its metadata, else its first image's; a plate opened without reading an image has
-    /// none, and its planes are not compared).
     /// Whether the plate's format has one image per file (ImageXpress, Opera, OpenHCS): then a
     /// file holding several full-size images is refused as it is read, not read as its first.
     /// hcs's own plates name each image's page.
@@ -310,6 +307,9 @@ impl Plate {
         self.metadata.format != crate::FormatKind::Hcs
     }
 
+    /// Refuse a plane stored as `found` in a plate whose images are of another dtype (declared
+    /// by its metadata, else its first image's; a plate opened without reading an image has
+    /// none, and its planes are not compared).
     fn check_dtype(&self, key: &ImageKey, found: hcs_vfs::Dtype) -> Result<(), LoadError> {
         match self.metadata.dtype {
             Some(want) if want != found => Err(LoadError::DtypeMismatch {

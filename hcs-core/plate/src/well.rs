@@ -160,9 +160,7 @@ impl ImageKey {
             Component::Timepoint => self.timepoint,
         }
     }
-}
 
-impl ImageKey {
     /// The value of one component as pipeline files write it: the well's name (`A01`), the
     /// number of any other component (`3`). Dict keys select groups by this text.
     pub fn value_text(&self, c: Component) -> String {

@@ -382,11 +382,13 @@ fn files_that_match_no_image_name_are_listed_and_metaxpress_names_are_read() {
         std::fs::rename(&path, path.with_file_name(format!("Screen_{renamed}"))).expect("rename");
         std::fs::write(path.with_file_name(format!("Screen_{}", name.replace(".tif", "_thumb.tif"))), b"x")
             .expect("thumbnail");
+        // A Mac's AppleDouble companion: neither the image a second time nor a stray file.
+        std::fs::write(path.with_file_name(format!("._Screen_{renamed}")), b"\0\x05\x16\x07").expect("AppleDouble");
     }
     let exported = hcs_plate::formats::open_plate(&dir, None).expect("open");
     let keys = |p: &hcs_plate::Plate| p.index.iter().map(|(k, _)| *k).collect::<Vec<_>>();
     assert_eq!(keys(&exported), keys(&clean));
-    assert!(exported.unmatched.is_empty(), "thumbnails are expected: {:?}", exported.unmatched);
+    assert!(exported.unmatched.is_empty(), "thumbnails and `._` files are expected: {:?}", exported.unmatched);
 
     // A renamed z folder and a stray file: listed.
     let t1 = dir.join("TimePoint_1");

@@ -103,6 +103,9 @@ fn files_the_index_does_not_list_are_listed_as_not_read() {
     std::fs::copy(images.join("r01c01f01p01-ch1sk1fk1fl1.tiff"), images.join("r05c05f01p01-ch1sk1fk1fl1.tiff"))
         .expect("an unlisted image");
     std::fs::write(images.join("notes.txt"), b"x").expect("stray");
+    // Hidden files and folders are not listed.
+    std::fs::write(images.join(".DS_Store"), b"x").expect("hidden");
+    std::fs::create_dir_all(images.join("old")).expect("folder");
     let plate = open_plate(&dir, None).expect("open");
     let listed: Vec<String> = plate.unmatched.iter().map(|p| p.display().to_string()).collect();
     assert_eq!(listed, ["Images/notes.txt", "Images/r05c05f01p01-ch1sk1fk1fl1.tiff"]);

@@ -62,6 +62,9 @@ pub struct TilePositions {
     pub overlap_source: String,
 }
 
+// Offsets in the pixels of the tiles they were found on: not for tiles of another pixel size.
+hcs_core::pixel_valued!(TilePositions);
+
 /// Write positions as CSV (`site,row,col,x,y`), the edge report as `<stem>_edges.csv` and the
 /// nominal overlap as `<stem>_overlap.csv` (`axis,overlap,pixels_hint,source`).
 pub fn write_positions_csv(p: &TilePositions, target: &MaterializeTarget) -> MaterializeResult {

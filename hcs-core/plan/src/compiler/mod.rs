@@ -101,7 +101,7 @@ pub struct CompiledPlate {
     /// The run's results folder (its report, log and trace): the output's `results/`, or the
     /// `results_folder` of `[config]`, a global configuration file or the command line. A
     /// step's own `results_folder` places only that step's special outputs. Empty in a plan
-    /// written before it was recorded: then `results/`.
+    /// written before it was recorded (then the first step's folder, as such runs used).
     #[serde(default)]
     pub results_dir: PathBuf,
     /// Viewers needed for the steps' previews (`visualize = true`), if any.

@@ -1,9 +1,10 @@
-//! Special values handed across a change of pixel size. Tile positions found on full-size tiles
-//! and applied to binned ones (or the reverse) place every tile at the wrong offset — a mosaic
-//! that is mostly empty, or collapsed — and nothing fails at run time. A special input read by a
-//! step whose images have another pixel size than the images its producer saw is refused; where
-//! the compiler cannot tell (a step that changes the pixel size between its own calls, or an
-//! unknown scale) it says so in a note.
+//! Special values in pixels handed across a change of pixel size. Tile positions found on
+//! full-size tiles and applied to binned ones (or the reverse) place every tile at the wrong
+//! offset — a mosaic that is mostly empty, or collapsed — and nothing fails at run time. A special
+//! input of a type measured in pixels ([`hcs_core::special::PIXEL_VALUED`]) read by a step whose
+//! images have another pixel size than the images its producer saw is refused; where the
+//! compiler cannot tell (a step that changes the pixel size between its own calls, or an unknown
+//! scale) it says so in a note. Other values (counts, statistics) are handed on as they are.
 
 use hcs_core::Registry;
 
@@ -30,9 +31,23 @@ pub fn check(
         _ => scales.get(i - 1).copied().flatten(),
     };
     let (mut errors, mut notes) = (Vec::new(), Vec::new());
+    // The keys step `i` reads as a value measured in pixels.
+    let in_pixels = |i: usize, key: &str| {
+        calls.get(i).is_some_and(|c| {
+            c.iter().any(|(_, contract, _)| {
+                contract
+                    .special_inputs
+                    .iter()
+                    .any(|s| s.key == key && hcs_core::special::is_pixel_valued((s.type_id)()))
+            })
+        })
+    };
     for (i, step) in init.steps.iter().enumerate() {
         for (key, input) in &step.special_inputs {
             let SpecialInputPlan::Step { step: from, function, .. } = input else { continue };
+            if !in_pixels(i, key) {
+                continue;
+            }
             let producer = from.saturating_sub(1);
             if producer == i {
                 continue; // an earlier call of the same chain
@@ -47,7 +62,7 @@ pub fn check(
                     at: Line(source.and_then(|s| s.step_line(i))),
                     step: here,
                     message: format!(
-                        "special input `{key}` was made by `{function}` of {there} on images of {}, but this step's images are {}: values in pixels (tile positions, say) would land at the wrong places; give both steps images of one pixel size (bin before {there}, or after this step)",
+                        "special input `{key}` was made by `{function}` of {there} on images of {}, but this step's images are {}: its values are in pixels and would land at the wrong places; give both steps images of one pixel size (bin before {there}, or after this step)",
                         scale_text(a),
                         scale_text(b)
                     ),

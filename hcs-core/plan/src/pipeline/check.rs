@@ -3,8 +3,9 @@
 //! Every problem is reported, not just the first.
 //!
 //! `group_by` names the component whose value picks a dict entry, so it must vary *between*
-//! calls: a `group_by` that is also among `variable_components` is an error here (the peer
-//! silently routes everything to one key).
+//! calls: on a dict step, a `group_by` that is also among `variable_components` is an error here
+//! (the peer silently routes everything to one key). Without a dict it chooses nothing, and the
+//! compiler notes that instead.
 
 use hcs_core::registry::Registry;
 use hcs_plate::WellId;
@@ -51,7 +52,8 @@ pub fn check_functions(pipeline: &Pipeline, registry: &Registry, source: Option<
                 message: DICT_WITHOUT_GROUP_BY.into(),
             });
         }
-        if let Some(g) = step.group_by.filter(|g| step.variable_components.contains(g)) {
+        // Without a dict, `group_by` chooses nothing (the compiler notes it): no conflict.
+        if let Some(g) = step.group_by.filter(|g| step.func.has_dict() && step.variable_components.contains(g)) {
             errors.push(PipelineError::Grouping {
                 at: step_line,
                 step: step_ref.clone(),

@@ -353,7 +353,6 @@ fn materialize(v: Option<&toml::Value>) -> Result<Option<Materialize>, ShapeErro
     }
 }
 
-/// A step table, with every problem it has (at least one on `Err`).
 impl ShapeError {
     /// The step `config` problem this is, if it is one.
     fn config(&self) -> Option<&ConfigReadError> {
@@ -365,6 +364,7 @@ impl ShapeError {
     }
 }
 
+/// A step table, with every problem it has (at least one on `Err`).
 fn step(t: &toml::Table) -> Result<FunctionStep, Vec<ShapeError>> {
     let mut errors: Vec<ShapeError> =
         t.keys().filter(|k| !STEP_KEYS.contains(&k.as_str())).map(|k| ShapeError::StepKey { key: k.clone() }).collect();

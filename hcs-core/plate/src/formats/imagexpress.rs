@@ -43,11 +43,12 @@ pub struct ParsedName {
     pub timepoint: Option<u32>,
 }
 
-/// Parse `A01_s1_w2_z3_t4.tif` and its shorter forms; `None` for thumbnails, macOS
-/// AppleDouble files (`._A01_s1_w1.tif`, the resource forks a Mac leaves on a file share), names
-/// whose numbers do not fit 32 bits and other files — all listed as not read.
+/// Parse `A01_s1_w2_z3_t4.tif` and its shorter forms; `None` for thumbnails and macOS
+/// AppleDouble files (`._A01_s1_w1.tif`, the resource forks a Mac leaves on a file share), which
+/// a scan skips, and for names whose numbers do not fit 32 bits and other files, which it lists
+/// as not read.
 pub fn parse_name(name: &str) -> Option<ParsedName> {
-    if is_thumbnail(name) || name.starts_with("._") {
+    if is_thumbnail(name) || is_apple_double(name) {
         return None;
     }
     let caps = NAME.as_ref()?.captures(name)?;
@@ -400,8 +401,8 @@ fn push_image(root: &Path, path: &Path, folders: Folders, scan: &mut Scan) -> bo
     let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return false;
     };
-    if is_thumbnail(&name) {
-        return true;
+    if is_thumbnail(&name) || is_apple_double(&name) {
+        return true; // expected beside the images, never one of them
     }
     let Some(parsed) = parse_name(&name) else {
         return false;
@@ -435,6 +436,11 @@ fn push_image(root: &Path, path: &Path, folders: Folders, scan: &mut Scan) -> bo
 }
 
 /// MetaXpress's `_thumb` images beside the real ones.
+/// A Mac's AppleDouble companion of a file (`._name`): its resource fork, not an image.
+fn is_apple_double(name: &str) -> bool {
+    name.starts_with("._")
+}
+
 fn is_thumbnail(name: &str) -> bool {
     name.to_ascii_lowercase().contains("_thumb")
 }

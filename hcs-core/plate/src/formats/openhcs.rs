@@ -129,7 +129,12 @@ impl Naming {
                 let caps = OPERA_NAME.as_ref()?.captures(name)?;
                 let num = |i: usize| caps.get(i).and_then(|m| m.as_str().parse::<u32>().ok());
                 let well: WellId = format!("R{}C{}", caps.get(1)?.as_str(), caps.get(2)?.as_str()).parse().ok()?;
-                Some(ImageKey { well, timepoint: num(6).unwrap_or(1), site: num(3)?, channel: num(5)?, z: num(4)? })
+                // `sk` may be left out (timepoint 1); named but past 32 bits, the name is no image's.
+                let timepoint = match caps.get(6) {
+                    None => 1,
+                    Some(_) => num(6)?,
+                };
+                Some(ImageKey { well, timepoint, site: num(3)?, channel: num(5)?, z: num(4)? })
             }
         }
     }

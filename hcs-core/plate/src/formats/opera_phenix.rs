@@ -258,9 +258,11 @@ pub(crate) fn read_with(root: &Path, read_first_plane: bool) -> Result<Plate, Fo
     Ok(plate)
 }
 
-/// The entries of the images folder that Index.xml does not list (besides the index files):
-/// images of a well missing from a stale or partial index, stray files. Not read, and listed
-/// like an ImageXpress plate's misnamed files, relative to `root`.
+/// The files of the images folder that Index.xml does not list (besides the index files and
+/// hidden files such as `.DS_Store` or a Mac's `._` companions): images of a well missing from a
+/// stale or partial index, stray files. Not read, and listed like an ImageXpress plate's
+/// misnamed files, relative to `root`. Folders are not listed: an index beside the plate's
+/// other folders (Index.xml at the root) would list them all.
 fn unlisted(root: &Path, image_dir: &Path, images: &[ImageEntry]) -> Result<Vec<PathBuf>, FormatError> {
     let listed: std::collections::BTreeSet<PathBuf> = images.iter().map(|i| image_dir.join(&i.url)).collect();
     let is_index = |name: &str| {
@@ -270,8 +272,8 @@ fn unlisted(root: &Path, image_dir: &Path, images: &[ImageEntry]) -> Result<Vec<
     Ok(super::sorted_entries(image_dir)?
         .into_iter()
         .map(|e| e.path())
-        .filter(|p| !listed.contains(p))
-        .filter(|p| !p.file_name().and_then(|n| n.to_str()).is_some_and(is_index))
+        .filter(|p| p.is_file() && !listed.contains(p))
+        .filter(|p| !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| is_index(n) || n.starts_with('.')))
         .map(|p| p.strip_prefix(root).map(Path::to_path_buf).unwrap_or(p))
         .collect())
 }
