@@ -130,6 +130,9 @@ pub struct StitchFallback {
     /// the run ([`CompiledPlate::fails_on_stitch_fallback_at`]).
     #[serde(default)]
     pub step: Option<usize>,
+    /// Where positions are kept per group (a time-lapse), the groups that fell back (`t2`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 impl StitchFallback {
@@ -209,7 +212,7 @@ pub fn write_or_warn(facts: &RunFacts<'_>) -> Written {
 pub fn warn_stitch_fallbacks(written: &Written, compiled: &CompiledPlate) {
     let html = written.files.iter().find(|f| f.file_name().is_some_and(|n| n == html::FILE));
     for fallback in &written.stitch_fallbacks {
-        let StitchFallback { well, tiles, .. } = fallback;
+        let StitchFallback { well, tiles, groups, .. } = fallback;
         let see = match html {
             Some(p) => p.display().to_string(),
             None => fallback.edge_table(compiled).map_or_else(
@@ -218,9 +221,10 @@ pub fn warn_stitch_fallbacks(written: &Written, compiled: &CompiledPlate) {
             ),
         };
         let tiles = if *tiles == 1 { "1 tile".to_string() } else { format!("{tiles} tiles") };
+        let of = if groups.is_empty() { well.clone() } else { format!("{well} ({})", groups.join(", ")) };
         tracing::warn!(
             well = %well,
-            "stitching fell back: {tiles} of {well} placed from the nominal grid, not from the images (see {see})"
+            "stitching fell back: {tiles} of {of} placed from the nominal grid, not from the images (see {see})"
         );
     }
 }
@@ -233,7 +237,12 @@ fn fallbacks_of(run: &run_json::RunJson) -> Vec<StitchFallback> {
         .filter(|w| matches!(w.status.as_str(), "done" | "resumed"))
         .filter_map(|w| {
             let s = w.qc.stitching.as_ref()?;
-            Some(StitchFallback { well: w.well.clone(), tiles: s.model_placed, step: s.step })
+            Some(StitchFallback {
+                well: w.well.clone(),
+                tiles: s.model_placed,
+                step: s.step,
+                groups: s.fell_back_in.clone(),
+            })
         })
         .filter(|f| f.tiles > 0)
         .collect()

@@ -52,6 +52,10 @@ pub struct StitchQc {
     /// read them decide `on_stitch_fallback`.
     #[serde(default)]
     pub step: Option<usize>,
+    /// Where positions are kept per group (a time-lapse: one mosaic per timepoint), the groups
+    /// whose tiles fell back to the nominal grid (`t2`), in group order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fell_back_in: Vec<String>,
 }
 
 /// One group's cell count.
@@ -265,10 +269,18 @@ pub fn stitching(edges_csv: &Path) -> Option<StitchQc> {
         overlap,
         overlap_source,
         step: None,
+        fell_back_in: Vec::new(),
     })
 }
 
 impl StitchQc {
+    /// `tiles` (placed from the nominal grid), with the groups they were in where positions
+    /// are kept per group: `3 tiles (in t2, t3)`.
+    pub fn fallback_text(&self) -> String {
+        let tiles = if self.model_placed == 1 { "1 tile".to_string() } else { format!("{} tiles", self.model_placed) };
+        if self.fell_back_in.is_empty() { tiles } else { format!("{tiles} (in {})", self.fell_back_in.join(", ")) }
+    }
+
     /// The figures of two groups' mosaics of one well taken together: counts added, the
     /// residuals' mean weighted by the accepted pairs and their maximum, the first group's
     /// overlap.
@@ -291,6 +303,7 @@ impl StitchQc {
             overlap: self.overlap.or(other.overlap),
             overlap_source: self.overlap_source.or(other.overlap_source),
             step: self.step.or(other.step),
+            fell_back_in: self.fell_back_in.into_iter().chain(other.fell_back_in).collect(),
         }
     }
 }
@@ -321,7 +334,19 @@ pub fn well_qc(outputs: &[ResultFiles], planes: &[PlaneQc]) -> WellQc {
     // edge table per group: the well's figures add them all up, so a fallback in any group shows.
     let stitching = outputs.iter().find_map(|o| {
         let tables = o.with_suffix("_edges.csv");
-        let mut groups = tables.iter().filter_map(|p| stitching(p));
+        // A per-group table is `<well>_<group>_<key>_edges.csv`: its group, where it fell back.
+        let (prefix, end) = (format!("{}_", o.well), format!("_{}_edges.csv", o.key));
+        let group_of = |p: &PathBuf| {
+            let name = p.file_name()?.to_str()?;
+            Some(name.strip_prefix(&prefix)?.strip_suffix(&end)?.to_string())
+        };
+        let mut groups = tables.iter().filter_map(|p| {
+            let mut qc = stitching(p)?;
+            if o.stem.is_none() && qc.model_placed > 0 {
+                qc.fell_back_in = group_of(p).into_iter().collect();
+            }
+            Some(qc)
+        });
         let first = groups.next()?;
         Some(StitchQc { step: Some(o.step), ..groups.fold(first, StitchQc::add) })
     });
@@ -382,7 +407,7 @@ pub fn flag(wells: &mut [WellJson]) {
             if s.model_placed > 0 {
                 flags.push(format!(
                     "stitching fell back: {} placed from the nominal grid, not the images",
-                    if s.model_placed == 1 { "1 tile".to_string() } else { format!("{} tiles", s.model_placed) }
+                    s.fallback_text()
                 ));
             }
         }
@@ -521,10 +546,22 @@ mod tests {
             key: "positions".into(),
             written,
         };
-        let s = well_qc(&[per_group], &[]).stitching.expect("stitching");
+        let qc = well_qc(&[per_group], &[]);
+        let s = qc.stitching.clone().expect("stitching");
         assert_eq!((s.edges, s.accepted, s.rejected, s.model_placed, s.step), (4, 3, 1, 1, Some(4)));
         assert!((s.residual_mean_px.expect("mean") - 2.0 / 3.0).abs() < 1e-9, "{:?}", s.residual_mean_px);
         assert!((s.residual_max_px.expect("max") - 2.0).abs() < 1e-9);
+        // The flag names the timepoint that fell back, not just the well.
+        assert_eq!(s.fell_back_in, ["t2"]);
+        let mut wells = vec![done_well(qc)];
+        flag(&mut wells);
+        assert!(
+            wells[0].flags.contains(
+                &"stitching fell back: 1 tile (in t2) placed from the nominal grid, not the images".to_string()
+            ),
+            "{:?}",
+            wells[0].flags
+        );
     }
 
     #[test]

@@ -456,12 +456,15 @@ mod tests {
         // A fallback listed before its step was recorded reads without one.
         let listed = r#"{ "pipeline": "c", "complete": [], "missing": [], "stitch_fallbacks": [{ "well": "A01", "tiles": 2 }] }"#;
         let summary: Summary = serde_json::from_str(listed).expect("reads");
-        assert_eq!(summary.stitch_fallbacks, [StitchFallback { well: "A01".into(), tiles: 2, step: None }]);
+        assert_eq!(
+            summary.stitch_fallbacks,
+            [StitchFallback { well: "A01".into(), tiles: 2, step: None, groups: Vec::new() }]
+        );
     }
 
     #[test]
     fn a_fallback_that_fails_the_run_names_its_wells() {
-        let fallback = |well: &str| StitchFallback { well: well.into(), tiles: 3, step: Some(4) };
+        let fallback = |well: &str| StitchFallback { well: well.into(), tiles: 3, step: Some(4), groups: Vec::new() };
         let mut summary = Summary {
             pipeline: "canonical".into(),
             complete: Vec::new(),
