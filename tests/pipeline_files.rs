@@ -322,3 +322,21 @@ fn stacking_wells_gives_each_call_one_plane_and_the_rules_are_checked_on_it() {
     );
     assert_eq!(errors("\"gaussian_filter\""), Vec::<String>::new(), "a rule-free function compiles");
 }
+
+/// A rule on the site grid says what the grid holds: a plate whose metadata announces more
+/// sites than its images have made "3 planes per call: one call must receive exactly the well's
+/// tiles" read as if the 3 tiles were wrong.
+#[test]
+fn a_broken_rule_on_the_site_grid_says_what_the_grid_holds() {
+    use hcs::plan::compiler::{CompileOptions, PlateInfo, compile};
+    let plate = PlateInfo::regular("/data/plate", 1, 1, (2, 2), 2, 1, 1, (64, 64));
+    let text = "[[steps]]\nname = \"p\"\nvariable_components = [\"site\", \"channel\"]\nfunc = \"ashlar_compute_tile_positions\"\n";
+    let (pipeline, map) = Pipeline::from_toml(text).expect("read");
+    let options = CompileOptions { source: Some(&map), ..CompileOptions::new(Registry::global()) };
+    let errors: Vec<String> =
+        compile(&pipeline, &plate, &options).err().unwrap_or_default().iter().map(ToString::to_string).collect();
+    assert!(
+        errors.iter().any(|e| e.contains("`ashlar_compute_tile_positions` on 8 planes per call, in a site grid of 4: one call must receive exactly the well's tiles")),
+        "{errors:#?}"
+    );
+}

@@ -354,6 +354,12 @@ fn check_call(
                                     }
                                 }
                             };
+                            // A rule on the site grid says what the grid holds (the plate's
+                            // metadata may announce more sites than the images have).
+                            let on = match image.sites.filter(|_| rule.rule.contains("image.sites")) {
+                                Some(sites) => format!("{on}, in a site grid of {sites}"),
+                                None => on,
+                            };
                             if broken.params.is_empty() { on } else { format!("{} {on}", broken.params) }
                         },
                         rule: broken.rule,
