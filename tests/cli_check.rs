@@ -381,6 +381,17 @@ fn check_without_a_plate_checks_the_global_configurations_values() {
     assert!(stderr.contains("global config: `zarr_level`: 99 is outside 1–22"), "{stderr}");
     assert!(stderr.contains("global config: `memory_budget_mib`"), "{stderr}");
     assert!(stderr.contains("2 problems"), "{stderr}");
+
+    // A key the file cannot hold, or a value of the wrong type, is named with its line.
+    let shaped = dir.path().join("shaped.toml");
+    std::fs::write(&shaped, "workers = 2\n\nzarr_level = \"x\"\nnum_workers = 3\n").expect("config");
+    let (ok, _, stderr) = hcs(&["check", canonical, "--config", shaped.to_str().expect("utf-8")]);
+    assert!(!ok);
+    assert!(stderr.contains("shaped.toml: line 3: `zarr_level`: invalid type"), "{stderr}");
+    assert!(stderr.contains("shaped.toml: line 4: unknown field `num_workers`"), "{stderr}");
+    std::fs::write(&shaped, "workers = 2\nzarr_level = \n").expect("config");
+    let (ok, _, stderr) = hcs(&["check", canonical, "--config", shaped.to_str().expect("utf-8")]);
+    assert!(!ok && stderr.contains("shaped.toml: line 2: "), "{stderr}");
 }
 
 /// Problems are printed in file order, whichever check found them first (a step's `config`

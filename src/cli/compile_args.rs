@@ -29,9 +29,23 @@ pub fn read_global_config(path: Option<&Path>) -> Result<ConfigLayer, String> {
     let Some(path) = path.map(Path::to_path_buf).or(from_env) else { return Ok(ConfigLayer::default()) };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("{} (the global config file {named_by} names): {e}", path.display()))?;
-    let value: toml::Value = toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+    let line = |at: usize| text.get(..at).map_or(1, |t| t.bytes().filter(|&b| b == b'\n').count() + 1);
+    let value: toml::Value = toml::from_str(&text).map_err(|e| {
+        let at = e.span().map(|s| format!("line {}: ", line(s.start))).unwrap_or_default();
+        format!("{}: {at}{}", path.display(), e.message())
+    })?;
+    // Each refused key at its line, as a pipeline's `[config]` keys are.
+    let key_lines: std::collections::BTreeMap<String, usize> = toml::de::DeTable::parse(&text)
+        .map(|doc| doc.get_ref().iter().map(|(k, _)| (k.get_ref().to_string(), line(k.span().start))).collect())
+        .unwrap_or_default();
     ConfigLayer::from_toml_all(value).map_err(|errors| {
-        let all: Vec<String> = errors.iter().map(|e| format!("{}: {e}", path.display())).collect();
+        let all: Vec<String> = errors
+            .iter()
+            .map(|e| {
+                let at = e.key().and_then(|k| key_lines.get(k)).map(|n| format!("line {n}: ")).unwrap_or_default();
+                format!("{}: {at}{e}", path.display())
+            })
+            .collect();
         all.join("\n")
     })
 }
