@@ -245,6 +245,26 @@ fn a_cancelled_task_is_all_that_a_resubmission_reruns() {
     let after = records(&out, &["A01", "A02", "A03", "B01"]);
     assert_eq!(before, after, "wells finished before the cancellation were redone");
     assert_eq!(files(&out), local, "outputs after the resubmission differ from the local run's");
+
+    // A submission of some wells (`--wells`) reports on the whole output plate, as a local run
+    // does: the well it names is complete already, the others from earlier submissions.
+    let mut args = run_args(&plate, &out);
+    args.extend(["--executor", "slurm", "--wells", "A01", "--wait"]);
+    let r = hcs(&args, None);
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results/run.json")).expect("run.json")).expect("json");
+    let statuses: Vec<(String, String)> = run["wells"]
+        .as_array()
+        .expect("wells")
+        .iter()
+        .map(|w| (w["well"].as_str().unwrap_or("?").to_string(), w["status"].as_str().unwrap_or("?").to_string()))
+        .collect();
+    let want: Vec<(String, String)> = WELLS
+        .iter()
+        .map(|w| (w.to_string(), if *w == "A01" { "resumed" } else { "done_earlier" }.to_string()))
+        .collect();
+    assert_eq!(statuses, want);
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -280,8 +280,13 @@ pub fn run(args: &Args) -> Result<Option<u8>, String> {
             }
             super::output_guard::claim(&compiled.output_root, &identity, args.force)?;
         }
+        // A submission of some wells (`--wells`) reports on the whole output plate, as a local
+        // run does: its finalize job needs the plate's plan.
+        let whole = args.wells.as_ref().and_then(|_| {
+            super::compile_args::compile_whole_plate(&pipeline, &plate, args.config.as_deref(), overrides.clone())
+        });
         // The submission takes the output's lock itself while it prepares and submits.
-        return super::slurm_run::run(args, &compiled, &plate);
+        return super::slurm_run::run(args, &compiled, whole, &plate);
     }
     // Before the lock file is created: an output that lands in the input plate is refused first.
     crate::exec::guard::check_outputs_outside_plate(&compiled).map_err(|e| e.to_string())?;

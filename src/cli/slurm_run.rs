@@ -16,7 +16,13 @@ fn task_summary(states: &[TaskState]) -> String {
 }
 
 /// Submit (compilation already succeeded: nothing is queued for a broken pipeline).
-pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<Option<u8>, String> {
+/// `whole`: the plate's plan where `--wells` selected some, for the report of the whole plate.
+pub fn run(
+    args: &Args,
+    compiled: &CompiledPlate,
+    whole: Option<CompiledPlate>,
+    plate: &Plate,
+) -> Result<Option<u8>, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the hcs binary to submit: {e}"))?;
     let options = SlurmOptions {
         partition: args.partition.clone(),
@@ -27,6 +33,7 @@ pub fn run(args: &Args, compiled: &CompiledPlate, plate: &Plate) -> Result<Optio
         wells_at_once: args.wells_at_once.map(std::num::NonZeroUsize::get),
         exe,
         scheduler: Scheduler::default(),
+        whole,
     };
     let submission = submit(compiled, plate, &options).map_err(|e| e.to_string())?;
     let Some((array, finalize)) = submission.jobs else {

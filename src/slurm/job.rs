@@ -25,6 +25,10 @@ pub struct SlurmJob {
     /// `hcs_exec::wells_at_once`).
     #[serde(default)]
     pub wells_at_once: Option<usize>,
+    /// The plate's plan where the submission runs some of its wells (`--wells`), for the
+    /// finalize job's report of the whole output plate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whole: Option<CompiledPlate>,
 }
 
 /// What one task did, written by the task when it ends.
@@ -71,7 +75,7 @@ impl SlurmJob {
     pub fn new(compiled: CompiledPlate, wells: &[usize], per_task: usize, workers: Option<usize>) -> Self {
         let ids: Vec<WellId> = wells.iter().filter_map(|&k| compiled.wells.get(k).map(|p| p.well)).collect();
         let tasks = ids.chunks(per_task.max(1)).map(<[WellId]>::to_vec).collect();
-        Self { compiled, tasks, workers, wells_at_once: None }
+        Self { compiled, tasks, workers, wells_at_once: None, whole: None }
     }
 
     /// Write the plan atomically.

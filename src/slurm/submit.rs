@@ -33,6 +33,9 @@ pub struct SlurmOptions {
     pub exe: PathBuf,
     /// How the scheduler's commands are run.
     pub scheduler: Scheduler,
+    /// The plate's plan where the submission runs some of its wells (`--wells`): the finalize
+    /// job's report covers the whole output plate, the other wells `done_earlier` or `not_run`.
+    pub whole: Option<CompiledPlate>,
 }
 
 /// A submission: its files and jobs.
@@ -107,6 +110,7 @@ pub fn submit(compiled: &CompiledPlate, plate: &Plate, options: &SlurmOptions) -
     }
     let job = SlurmJob {
         wells_at_once: options.wells_at_once,
+        whole: options.whole.clone(),
         ..SlurmJob::new(compiled.clone(), &pending, options.wells_per_task, options.workers)
     };
     let plan = dir.join("plan.json");
@@ -333,6 +337,12 @@ fn write_report(job: &SlurmJob, dir: &Path, plate: &Plate) -> Vec<StitchFallback
         let seconds = trace.as_ref().map_or(0.0, |t| t.seconds);
         wells.push(crate::report::WellEnd { well: plan.well, status, error, seconds, lane });
     }
+    // A submission of some wells reports on the whole plate, as a local `--wells` run does.
+    if let Some(whole) = &job.whole {
+        wells.extend(crate::report::WellEnd::outside_the_run(whole, compiled, plate));
+        wells.sort_by_key(|e| e.well);
+    }
+    let compiled = job.whole.as_ref().unwrap_or(compiled);
     let ended = hcs_exec::trace::unix_now();
     let facts = crate::report::RunFacts {
         kind: "slurm",
