@@ -217,8 +217,17 @@ pub fn is_pixel_valued(t: TypeId) -> bool {
     PIXEL_VALUED.iter().any(|of| of() == t)
 }
 
-/// Register a special value type as measured in pixels ([`PIXEL_VALUED`]):
-/// `hcs_core::pixel_valued!(TilePositions);` beside the type.
+/// Register a special value type as measured in pixels ([`PIXEL_VALUED`]), beside the type:
+///
+/// ```
+/// /// Offsets between tiles, in pixels.
+/// pub struct Offsets(pub Vec<(f64, f64)>);
+/// hcs_core::pixel_valued!(Offsets);
+///
+/// use std::any::TypeId;
+/// assert!(hcs_core::special::is_pixel_valued(TypeId::of::<Offsets>()));
+/// assert!(!hcs_core::special::is_pixel_valued(TypeId::of::<f64>()));
+/// ```
 #[macro_export]
 macro_rules! pixel_valued {
     ($ty:ty) => {
