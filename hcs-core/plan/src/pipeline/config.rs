@@ -331,7 +331,9 @@ fn inner_folder(key: &'static str, value: &str) -> Result<(), ConfigError> {
         return bad("is inside `.hcs`, hcs's own folder of the output (its lock and the wells' completion records)");
     }
     if let Some(file) = METADATA_FILES.iter().find(|f| first.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(f))) {
-        return bad(&format!("is the name of `{file}`, the plate metadata file hcs writes at the top of the output"));
+        return bad(&format!(
+            "puts a folder where hcs writes the plate metadata file `{file}`, at the top of the output"
+        ));
     }
     Ok(())
 }
@@ -619,7 +621,10 @@ mod tests {
         };
         let errors = layer.validate();
         assert_eq!(errors.iter().map(|e| e.key).collect::<Vec<_>>(), ["sub_dir", "results_folder"]);
-        assert!(errors[0].to_string().contains("`hcs_plate.json`, the plate metadata file"), "{errors:?}");
+        assert!(
+            errors[0].to_string().contains("puts a folder where hcs writes the plate metadata file `hcs_plate.json`"),
+            "{errors:?}"
+        );
         assert!(errors[1].to_string().contains("`openhcs_metadata.json`"), "{errors:?}");
         let nul = ConfigLayer { sub_dir: Some("a\0b".into()), ..Default::default() };
         assert!(nul.validate()[0].to_string().contains("control character"), "{:?}", nul.validate());
