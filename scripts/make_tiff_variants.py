@@ -11,6 +11,9 @@ For each file the manifest (OUT_DIR/manifest.json) says what a reader must give:
   (`dtype` u8, u16 or f32; one plane per page), as tifffile reads them;
 - "error": no image, but an error whose text contains every string of `error_contains`.
 
+A "pixels" entry also lists the first page's ImageDescription tags as tifffile reads them
+("descriptions", in file order).
+
 Photometric "miniswhite" files are listed as pixels holding the stored values (tifffile,
 ImageJ and Bio-Formats give the stored values and leave the display to the viewer).
 """
@@ -70,10 +73,15 @@ def main() -> None:
         pages = back if back.ndim == 3 else back[np.newaxis]
         truth = out / f"{name}.raw"
         pages.astype(pages.dtype.newbyteorder("<"), copy=False).tofile(truth)
+        # Every ImageDescription of the first page, in order, as tifffile lists them (given a
+        # description, tifffile writes it and then its own JSON: two tags 270).
+        with tifffile.TiffFile(path) as tif:
+            descriptions = [str(t.value) for t in tif.pages.first.tags.getall(270) or []]
         manifest.append(
             dict(
                 file=path.name,
                 expect="pixels",
+                descriptions=descriptions,
                 dtype={"uint8": "u8", "uint16": "u16", "float32": "f32"}[str(pages.dtype)],
                 pages=int(pages.shape[0]),
                 height=int(pages.shape[1]),
@@ -115,6 +123,12 @@ def main() -> None:
     pixels("u16_stack_3_pages", stack, photometric="minisblack")
     pixels("u16_stack_3_pages_big_endian_zlib", stack, photometric="minisblack", byteorder=">", compression="zlib")
     pixels("u16_imagej_hyperstack", stack, imagej=True, metadata={"axes": "ZYX"})
+    # MetaMorph's XML as a description (what ImageXpress writes), which tifffile follows with its
+    # own JSON description; classic and BigTIFF, both byte orders.
+    metamorph = '<MetaData><prop id="spatial-calibration-x" type="float" value="0.65"/></MetaData>'
+    pixels("u16_described", u16, description=metamorph)
+    pixels("u16_described_bigtiff_big_endian", u16, description=metamorph, bigtiff=True, byteorder=">")
+    pixels("u16_described_short", u16, description="<a/>", bigtiff=True)
     # 8-bit and float.
     pixels("u8_plain", u8)
     pixels("u8_lzw_predictor", u8, compression="lzw", predictor=True)

@@ -45,8 +45,8 @@ impl<'a> PageTags<'a> {
 }
 
 /// Every ImageDescription entry of a TIFF file's first image directory, in the directory's
-/// order (the `tiff` crate keeps only the last of repeated tags). Text ends at its first NUL;
-/// bytes that are not UTF-8 are replaced.
+/// order (the `tiff` crate keeps only the last of repeated tags). Text ends at its first NUL and
+/// loses surrounding whitespace, as tifffile reads it; bytes that are not UTF-8 are replaced.
 pub fn read_tiff_descriptions(path: &Path) -> Result<Vec<String>, VfsError> {
     use std::io::SeekFrom;
     /// Entries read from the directory at most, and bytes of one description.
@@ -119,7 +119,7 @@ pub fn read_tiff_descriptions(path: &Path) -> Result<Vec<String>, VfsError> {
             text
         };
         let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-        texts.push(String::from_utf8_lossy(&bytes[..end]).into_owned());
+        texts.push(String::from_utf8_lossy(&bytes[..end]).trim().to_string());
     }
     Ok(texts)
 }

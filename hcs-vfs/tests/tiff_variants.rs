@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hcs_vfs::PlaneData;
-use hcs_vfs::tiff::{TiffLimits, read_tiff, read_tiff_header, read_tiff_page, read_tiff_page_f32};
+use hcs_vfs::tiff::{
+    TiffLimits, read_tiff, read_tiff_descriptions, read_tiff_header, read_tiff_page, read_tiff_page_f32,
+};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -121,7 +123,25 @@ fn tiffs_written_by_tifffile_read_as_their_stored_values_or_fail_saying_why() {
             }
             continue;
         }
+        // Every ImageDescription, in the order tifffile lists them (the `tiff` crate keeps only
+        // the last of repeated tags, which lost MetaMorph's XML behind tifffile's own JSON).
+        let descriptions: Vec<&str> =
+            file["descriptions"].as_array().expect("descriptions").iter().filter_map(|d| d.as_str()).collect();
+        match read_tiff_descriptions(&path) {
+            Ok(got) if got == descriptions => {}
+            Ok(got) => fail(format!("descriptions {got:?}, tifffile reads {descriptions:?}")),
+            Err(e) => fail(format!("read_tiff_descriptions: {e}")),
+        }
         let truth = truth_pages(dir.path(), file);
+        // Read as the one image of a one-image-per-file plate: a file of several full-size pages
+        // is refused, a file of one is read.
+        let sole = TiffLimits { sole_image: true, ..limits };
+        let mut first: Vec<f32> = Vec::new();
+        match (read_tiff_page_f32(&path, 0, sole, &mut first, 1), truth.len()) {
+            (Ok(_), 1) => {}
+            (Err(e), n) if n > 1 && e.to_string().contains(&format!("{n} full-size images in one file")) => {}
+            (got, n) => fail(format!("read as a sole image ({n} pages): {got:?}")),
+        }
         let (height, width) =
             (file["height"].as_u64().expect("h") as usize, file["width"].as_u64().expect("w") as usize);
         let dtype = file["dtype"].as_str().expect("dtype");

@@ -29,7 +29,7 @@ pub fn read_global_config(path: Option<&Path>) -> Result<ConfigLayer, String> {
     let Some(path) = path.map(Path::to_path_buf).or(from_env) else { return Ok(ConfigLayer::default()) };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("{} (the global config file {named_by} names): {e}", path.display()))?;
-    let line = |at: usize| text.get(..at).map_or(1, |t| t.bytes().filter(|&b| b == b'\n').count() + 1);
+    let line = |at: usize| crate::plan::pipeline::line_of(&text, at);
     let value: toml::Value = toml::from_str(&text).map_err(|e| {
         let at = e.span().map(|s| format!("line {}: ", line(s.start))).unwrap_or_default();
         format!("{}: {at}{}", path.display(), e.message())

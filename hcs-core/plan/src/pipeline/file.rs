@@ -89,8 +89,8 @@ impl SourceMap {
     }
 }
 
-/// 1-based line of byte offset `at`.
-fn line_of(text: &str, at: usize) -> usize {
+/// 1-based line of byte offset `at` of `text` (past the end: the last line).
+pub fn line_of(text: &str, at: usize) -> usize {
     text.get(..at.min(text.len())).map_or(1, |t| t.bytes().filter(|&b| b == b'\n').count() + 1)
 }
 

@@ -20,7 +20,7 @@ pub use config::{
     Config, ConfigError, ConfigLayer, ConfigReadError, FallbackPolicy, GpuPolicy, Workers, ZarrCompression,
 };
 pub use error::{Line, PipelineError, Span, StepRef};
-pub use file::SourceMap;
+pub use file::{SourceMap, line_of};
 pub use pattern::{FunctionCall, FunctionPattern, dict_key_matches};
 pub use step::{FunctionStep, InputSource, Materialize, Pipeline};
 pub use wiring::{Link, PLATE_SUPPLIED_INPUTS, PlateInput, PlateInputError, StepShape};
